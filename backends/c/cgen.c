@@ -1,0 +1,497 @@
+/* cgen.c - the C backend's frame: the file banner, weights as static const
+ * arrays, the <name>_run() function with one commented block per node at
+ * its planned arena offsets, the public header and the manifest that
+ * `moss run` reads. The per-operator code comes from emit_<family>.c. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cgen.h"
+
+static const moss_c_emit_fn emit_table[MOSS_OP_COUNT_] = {
+    NULL,
+#define MOSS_OP(name, family, min_in, max_in, min_out, max_out) moss_c_emit_##family,
+#include "../../compiler/ir/ops.def"
+#undef MOSS_OP
+};
+
+void moss_c_line(moss_cgen *cg, const char *fmt, ...) {
+  va_list ap;
+  char tmp[2048];
+  int i;
+  for (i = 0; i < cg->indent + 2; i++) moss_buf_put(cg->out, "  ", 2);
+  va_start(ap, fmt);
+  vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  moss_buf_printf(cg->out, "%s\n", tmp);
+}
+
+void moss_c_open(moss_cgen *cg, const char *fmt, ...) {
+  va_list ap;
+  char tmp[2048];
+  int i;
+  for (i = 0; i < cg->indent + 2; i++) moss_buf_put(cg->out, "  ", 2);
+  va_start(ap, fmt);
+  vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  moss_buf_printf(cg->out, "%s {\n", tmp);
+  cg->indent++;
+}
+
+void moss_c_close(moss_cgen *cg) {
+  int i;
+  cg->indent--;
+  for (i = 0; i < cg->indent + 2; i++) moss_buf_put(cg->out, "  ", 2);
+  moss_buf_put(cg->out, "}\n", 2);
+}
+
+const char *moss_c_lit_f64(moss_dtype dt, double v, char *buf, size_t cap) {
+  if (dt != MOSS_DT_F32 && dt != MOSS_DT_F64) {
+    if (dt == MOSS_DT_BOOL) return snprintf(buf, cap, "%d", v != 0), buf;
+    return moss_c_lit_i64(dt, isfinite(v) ? (int64_t)v : 0, buf, cap);
+  }
+  if (isnan(v)) snprintf(buf, cap, dt == MOSS_DT_F32 ? "NAN" : "((double)NAN)");
+  else if (isinf(v))
+    snprintf(buf, cap, "%s%s", v < 0 ? "-" : "", dt == MOSS_DT_F32 ? "INFINITY" : "((double)INFINITY)");
+  else {
+    char *p;
+    if (dt == MOSS_DT_F32) snprintf(buf, cap, "%.9g", (double)(float)v);
+    else snprintf(buf, cap, "%.17g", v);
+    for (p = buf; *p && *p != '.' && *p != 'e'; p++) {}
+    if (!*p) strncat(buf, ".0", cap - strlen(buf) - 1);
+    if (dt == MOSS_DT_F32) strncat(buf, "f", cap - strlen(buf) - 1);
+  }
+  return buf;
+}
+
+const char *moss_c_lit_i64(moss_dtype dt, int64_t v, char *buf, size_t cap) {
+  switch (dt) {
+  case MOSS_DT_I64:
+    if (v == INT64_MIN) snprintf(buf, cap, "(-INT64_C(9223372036854775807) - 1)");
+    else snprintf(buf, cap, "INT64_C(%lld)", (long long)v);
+    break;
+  case MOSS_DT_U64: snprintf(buf, cap, "UINT64_C(%llu)", (unsigned long long)v); break;
+  case MOSS_DT_U32: snprintf(buf, cap, "%lluu", (unsigned long long)(uint32_t)v); break;
+  case MOSS_DT_I32:
+    if ((int32_t)v == INT32_MIN) snprintf(buf, cap, "(-2147483647 - 1)");
+    else snprintf(buf, cap, "%ld", (long)(int32_t)v);
+    break;
+  case MOSS_DT_F32: case MOSS_DT_F64: return moss_c_lit_f64(dt, (double)v, buf, cap);
+  case MOSS_DT_BOOL: snprintf(buf, cap, "%d", v != 0); break;
+  default: snprintf(buf, cap, "%lld", (long long)v); break;
+  }
+  return buf;
+}
+
+const char *moss_c_lit_elem(const moss_value *v, int64_t i, char *buf, size_t cap) {
+  if (moss_dtype_is_float(v->dtype)) return moss_c_lit_f64(v->dtype, moss_value_get_f64(v, i), buf, cap);
+  if (v->dtype == MOSS_DT_U64)
+    return snprintf(buf, cap, "UINT64_C(%llu)", (unsigned long long)((const uint64_t *)v->data)[i]), buf;
+  return moss_c_lit_i64(v->dtype, moss_value_get_i64(v, i), buf, cap);
+}
+
+const char *moss_c_act(const moss_node *n, const char *v, char *buf, size_t cap) {
+  char a[64], b[64];
+  switch (n->act.kind) {
+  case MOSS_ACT_RELU: snprintf(buf, cap, "(%s > 0 ? %s : 0.0f)", v, v); break;
+  case MOSS_ACT_CLIP:
+    moss_c_lit_f64(MOSS_DT_F32, n->act.alpha, a, sizeof a);
+    moss_c_lit_f64(MOSS_DT_F32, n->act.beta, b, sizeof b);
+    snprintf(buf, cap, "(%s < %s ? %s : (%s > %s ? %s : %s))", v, a, a, v, b, b, v);
+    break;
+  case MOSS_ACT_LEAKY_RELU:
+    snprintf(buf, cap, "(%s >= 0 ? %s : %s * %s)", v, v, moss_c_lit_f64(MOSS_DT_F32, n->act.alpha, a, sizeof a), v);
+    break;
+  case MOSS_ACT_SIGMOID: snprintf(buf, cap, "(1.0f / (1.0f + expf(-(%s))))", v); break;
+  case MOSS_ACT_TANH: snprintf(buf, cap, "tanhf(%s)", v); break;
+  default: snprintf(buf, cap, "%s", v); break;
+  }
+  return buf;
+}
+
+void moss_c_need_helper(moss_cgen *cg, unsigned helper) { cg->helpers |= helper; }
+
+/* Index expression of input k in a loop nest i0..i{r-1} over |dims|. */
+static void index_expr(char *buf, size_t cap, int rank, const int64_t *dims, int in_rank,
+                       const int64_t *in_dims) {
+  int64_t stride = 1;
+  int k, off = rank - in_rank;
+  size_t n = 0;
+  buf[0] = 0;
+  for (k = rank - 1; k >= 0; k--) {
+    int ik = k - off;
+    if (ik < 0) break;
+    if (in_dims[ik] != 1 && dims[k] != 1) {
+      if (stride == 1) n += (size_t)snprintf(buf + n, cap - n, "%si%d", n ? " + " : "", k);
+      else n += (size_t)snprintf(buf + n, cap - n, "%si%d * %lld", n ? " + " : "", k, (long long)stride);
+    }
+    stride *= in_dims[ik];
+    if (n >= cap) break;
+  }
+  if (!buf[0]) snprintf(buf, cap, "0");
+}
+
+static void subst(moss_buf *b, const char *stmt, const char *oexpr, char idx[][512], int nin) {
+  const char *p;
+  for (p = stmt; *p; p++) {
+    if (p[0] == '%' && p[1] == 'o') {
+      moss_buf_printf(b, "%s", oexpr);
+      p++;
+    } else if (p[0] == '%' && p[1] >= '0' && p[1] <= '9' && p[1] - '0' < nin) {
+      moss_buf_printf(b, "%s", idx[p[1] - '0']);
+      p++;
+    } else {
+      moss_buf_put(b, p, 1);
+    }
+  }
+}
+
+void moss_c_broadcast_loop(moss_cgen *cg, int rank, const int64_t *dims, int nin,
+                           const int *in_rank, const int64_t (*in_dims)[MOSS_MAX_RANK],
+                           const char *stmt) {
+  char idx[10][512], oexpr[512];
+  int64_t numel = 1;
+  int k, j, flat = 1, depth = 0;
+  moss_buf line;
+  for (k = 0; k < rank; k++) numel *= dims[k];
+  for (j = 0; j < nin; j++) {
+    int64_t ne = 1;
+    /* Equal element counts under broadcasting mean equal shapes up to
+     * leading ones: the flat index is the same. */
+    for (k = 0; k < in_rank[j]; k++) ne *= in_dims[j][k];
+    if (!(ne == numel || ne == 1)) flat = 0;
+  }
+  moss_buf_init(&line, cg->ctx);
+  if (flat) {
+    for (j = 0; j < nin; j++) {
+      int64_t ne = 1;
+      for (k = 0; k < in_rank[j]; k++) ne *= in_dims[j][k];
+      snprintf(idx[j], sizeof idx[j], ne == 1 && numel != 1 ? "0" : "i");
+    }
+    subst(&line, stmt, "i", idx, nin);
+    moss_c_open(cg, "for (long i = 0; i < %lld; i++)", (long long)numel);
+    moss_c_line(cg, "%s", line.data ? line.data : "");
+    moss_c_close(cg);
+  } else {
+    int64_t ones[MOSS_MAX_RANK];
+    for (j = 0; j < nin; j++) index_expr(idx[j], sizeof idx[j], rank, dims, in_rank[j], in_dims[j]);
+    for (k = 0; k < rank; k++) ones[k] = dims[k];
+    index_expr(oexpr, sizeof oexpr, rank, dims, rank, ones);
+    subst(&line, stmt, oexpr, idx, nin);
+    for (k = 0; k < rank; k++) {
+      moss_c_open(cg, "for (long i%d = 0; i%d < %lld; i%d++)", k, k, (long long)dims[k], k);
+      depth++;
+    }
+    moss_c_line(cg, "%s", line.data ? line.data : "");
+    while (depth--) moss_c_close(cg);
+  }
+  moss_buf_deinit(&line);
+}
+
+static void sanitize(char *dst, size_t cap, const char *src) {
+  size_t n = 0;
+  if (!isalpha((unsigned char)src[0]) && src[0] != '_' && n + 1 < cap) dst[n++] = 'm';
+  for (; *src && n + 1 < cap; src++) dst[n++] = isalnum((unsigned char)*src) ? *src : '_';
+  dst[n] = 0;
+}
+
+static const moss_value *root_of(const moss_value *v) {
+  while (v->alias) v = v->alias;
+  return v;
+}
+
+static void weight_name(char *buf, size_t cap, const moss_value *v) {
+  char s[40];
+  sanitize(s, sizeof s, v->name);
+  snprintf(buf, cap, "w%d_%s", v->id, s);
+}
+
+/* Defines the weight array of constant |v| at file scope, once. */
+static void emit_weight(moss_cgen *cg, const moss_value *v) {
+  char name[64], lit[64];
+  int64_t i, n = moss_value_numel(v);
+  const char *ct = moss_dtype_ctype(v->dtype);
+  if (cg->emitted[v->id]) return;
+  cg->emitted[v->id] = 1;
+  weight_name(name, sizeof name, v);
+  moss_buf_printf(cg->decls, "/* '%s' %s */\nstatic const %s %s[%lld] MOSS_ALIGNED = {", v->name,
+                  moss_value_type_str(v, lit, sizeof lit), ct, name, (long long)(n > 0 ? n : 1));
+  if (n <= 0) moss_buf_printf(cg->decls, "0");
+  for (i = 0; i < n; i++) {
+    if (i % 8 == 0) moss_buf_printf(cg->decls, "\n ");
+    moss_buf_printf(cg->decls, " %s%s", moss_c_lit_elem(v, i, lit, sizeof lit), i + 1 < n ? "," : "");
+  }
+  moss_buf_printf(cg->decls, "\n};\n\n");
+}
+
+/* The C expression of |v|'s storage, typed as a pointer to its element. */
+static void storage_expr(moss_cgen *cg, const moss_value *v, int writable, char *buf, size_t cap) {
+  const moss_value *r = root_of(v);
+  const char *ct = moss_dtype_ctype(v->dtype);
+  if (r->input_index >= 0)
+    snprintf(buf, cap, "(const %s *)in[%d]", ct, r->input_index);
+  else if (r->output_index >= 0)
+    snprintf(buf, cap, "(%s *)out[%d]", ct, r->output_index);
+  else if (r->data) {
+    char name[64];
+    emit_weight(cg, r);
+    weight_name(name, sizeof name, r);
+    if (r->dtype == v->dtype) snprintf(buf, cap, "%s", name);
+    else snprintf(buf, cap, "(const %s *)(const void *)%s", ct, name);
+  } else
+    snprintf(buf, cap, "(%s *)(a + %lld)", ct, (long long)r->offset);
+  (void)writable;
+}
+
+static int uses_ident(const char *text, const char *id) {
+  size_t n = strlen(id);
+  const char *p = text;
+  while ((p = strstr(p, id)) != NULL) {
+    int before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+    int after = isalnum((unsigned char)p[n]) || p[n] == '_';
+    if (!before && !after) return 1;
+    p += n;
+  }
+  return 0;
+}
+
+static const char *where_str(const moss_value *v, char *buf, size_t cap) {
+  const moss_value *r = root_of(v);
+  if (r->input_index >= 0) snprintf(buf, cap, "in%d", r->input_index);
+  else if (r->output_index >= 0) snprintf(buf, cap, "out%d", r->output_index);
+  else if (r->data) snprintf(buf, cap, "const");
+  else snprintf(buf, cap, "a+%lld", (long long)r->offset);
+  return buf;
+}
+
+static moss_status emit_node(moss_cgen *cg, moss_buf *fn, const moss_node *n) {
+  moss_buf body;
+  moss_buf *saved = cg->out;
+  moss_status st;
+  int i;
+  char t[160], w[64], e[256], id[16];
+  moss_buf_init(&body, cg->ctx);
+  cg->out = &body;
+  cg->indent = 0;
+  st = emit_table[n->op](cg, n);
+  cg->out = saved;
+  if (st != MOSS_OK) {
+    moss_buf_deinit(&body);
+    return st;
+  }
+  moss_buf_printf(fn, "  /* node %d '%s' (%s):", n->id, n->name, n->op_type);
+  for (i = 0; i < n->ninputs; i++)
+    if (n->inputs[i])
+      moss_buf_printf(fn, " %s%s %s", i ? ", " : "", moss_value_type_str(n->inputs[i], t, sizeof t),
+                      where_str(n->inputs[i], w, sizeof w));
+  moss_buf_printf(fn, " ->");
+  for (i = 0; i < n->noutputs; i++)
+    if (n->outputs[i])
+      moss_buf_printf(fn, " %s%s %s", i ? ", " : "", moss_value_type_str(n->outputs[i], t, sizeof t),
+                      where_str(n->outputs[i], w, sizeof w));
+  moss_buf_printf(fn, " */\n  {\n");
+  for (i = 0; i < n->ninputs; i++) {
+    const moss_value *v = n->inputs[i];
+    snprintf(id, sizeof id, "x%d", i);
+    if (!v || !body.data || !uses_ident(body.data, id)) continue;
+    if (!moss_dtype_ctype(v->dtype)) {
+      moss_buf_deinit(&body);
+      return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "input '%s' has type %s", v->name,
+                       moss_dtype_name(v->dtype));
+    }
+    storage_expr(cg, v, 0, e, sizeof e);
+    moss_buf_printf(fn, "    const %s *x%d = %s;\n", moss_dtype_ctype(v->dtype), i, e);
+  }
+  for (i = 0; i < n->noutputs; i++) {
+    const moss_value *v = n->outputs[i];
+    snprintf(id, sizeof id, "y%d", i);
+    if (!v || !body.data || !uses_ident(body.data, id)) continue;
+    if (!moss_dtype_ctype(v->dtype)) {
+      moss_buf_deinit(&body);
+      return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "output '%s' has type %s", v->name,
+                       moss_dtype_name(v->dtype));
+    }
+    storage_expr(cg, v, 1, e, sizeof e);
+    moss_buf_printf(fn, "    %s *y%d = %s;\n", moss_dtype_ctype(v->dtype), i, e);
+  }
+  if (body.data) moss_buf_put(fn, body.data, body.len);
+  moss_buf_printf(fn, "  }\n");
+  moss_buf_deinit(&body);
+  return MOSS_OK;
+}
+
+static void upper(char *dst, size_t cap, const char *src) {
+  size_t n = 0;
+  for (; *src && n + 1 < cap; src++) dst[n++] = (char)toupper((unsigned char)*src);
+  dst[n] = 0;
+}
+
+static int64_t arena_bytes(const moss_graph *g) {
+  int64_t end = 0;
+  int i;
+  for (i = 0; i < g->nvalues; i++) {
+    const moss_value *v = g->values[i];
+    if (!v->alias && v->offset >= 0 && v->offset + (int64_t)moss_value_nbytes(v) > end)
+      end = v->offset + (int64_t)moss_value_nbytes(v);
+  }
+  return (end + 63) / 64 * 64;
+}
+
+static void dims_text(moss_buf *b, const moss_value *v) {
+  int k;
+  for (k = 0; k < v->rank; k++) moss_buf_printf(b, "%s%lld", k ? ", " : "", (long long)v->dims[k]);
+  if (v->rank == 0) moss_buf_printf(b, "1");
+}
+
+moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,
+                        const char *source_hash, const char *target_name) {
+  moss_cgen cg;
+  moss_buf fn, decls, file, hdr, man;
+  char p[128], P[128], path[4096], t[160];
+  moss_status st = MOSS_OK;
+  int i;
+  int64_t arena = arena_bytes(g);
+  const char *src_name = ctx->file ? ctx->file : "?";
+
+  if (strrchr(src_name, '/')) src_name = strrchr(src_name, '/') + 1;
+
+  sanitize(p, sizeof p, prefix);
+  upper(P, sizeof P, p);
+  memset(&cg, 0, sizeof cg);
+  cg.ctx = ctx;
+  cg.g = g;
+  cg.prefix = p;
+  cg.emitted = moss_alloc(ctx, (size_t)g->nvalues + 1);
+  if (!cg.emitted) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "C backend");
+  moss_buf_init(&fn, ctx);
+  moss_buf_init(&decls, ctx);
+  moss_buf_init(&file, ctx);
+  moss_buf_init(&hdr, ctx);
+  moss_buf_init(&man, ctx);
+  cg.decls = &decls;
+
+  for (i = 0; i < g->nnodes && st == MOSS_OK; i++) {
+    const moss_node *n = g->nodes[i];
+    if (n->op == MOSS_OP_UNKNOWN_ || !emit_table[n->op])
+      st = moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the C backend has no code for this operator");
+    else
+      st = emit_node(&cg, &fn, n);
+  }
+  /* Graph outputs that no node writes (a constant or a graph input). */
+  for (i = 0; i < g->noutputs && st == MOSS_OK; i++) {
+    const moss_value *v = g->outputs[i];
+    char e[256];
+    if (v->producer) continue;
+    if (!moss_dtype_ctype(v->dtype)) {
+      st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "output '%s' has type %s", v->name,
+                     moss_dtype_name(v->dtype));
+      break;
+    }
+    if (v->data) {
+      char name[64];
+      emit_weight(&cg, v);
+      weight_name(name, sizeof name, v);
+      snprintf(e, sizeof e, "%s", name);
+    } else {
+      snprintf(e, sizeof e, "in[%d]", v->input_index);
+    }
+    moss_buf_printf(&fn, "  /* graph output %d '%s' is not computed: copy it */\n", i, v->name);
+    moss_buf_printf(&fn, "  memcpy(out[%d], %s, %zu);\n", i, e, moss_value_nbytes(v));
+  }
+  if (st != MOSS_OK) goto done;
+
+  /* <name>.c */
+  moss_buf_printf(&file,
+                  "/* %s.c - generated by moss %s from %s (sha256 %s),\n"
+                  " * target %s. Do not edit. */\n"
+                  "#include <math.h>\n#include <string.h>\n\n#include \"%s.h\"\n\n"
+                  "#if defined(__GNUC__)\n#define MOSS_ALIGNED __attribute__((aligned(64)))\n"
+                  "#else\n#define MOSS_ALIGNED\n#endif\n\n",
+                  p, MOSS_VERSION, src_name, source_hash, target_name, p);
+  if (decls.data) moss_buf_put(&file, decls.data, decls.len);
+  moss_buf_printf(&file,
+                  "int %s_run_v(const void *const *in, void *const *out, void *arena) {\n"
+                  "  unsigned char *a = (unsigned char *)arena;\n"
+                  "  (void)in;\n  (void)out;\n  (void)a;\n",
+                  p);
+  if (fn.data) moss_buf_put(&file, fn.data, fn.len);
+  moss_buf_printf(&file, "  return 0;\n}\n\nint %s_run(", p);
+  for (i = 0; i < g->ninputs; i++)
+    moss_buf_printf(&file, "const %s *in%d, ", moss_dtype_ctype(g->inputs[i]->dtype), i);
+  for (i = 0; i < g->noutputs; i++)
+    moss_buf_printf(&file, "%s *out%d, ", moss_dtype_ctype(g->outputs[i]->dtype), i);
+  moss_buf_printf(&file, "void *arena) {\n  const void *in[%d];\n  void *out[%d];\n",
+                  g->ninputs ? g->ninputs : 1, g->noutputs ? g->noutputs : 1);
+  if (!g->ninputs) moss_buf_printf(&file, "  in[0] = 0;\n");
+  for (i = 0; i < g->ninputs; i++) moss_buf_printf(&file, "  in[%d] = in%d;\n", i, i);
+  for (i = 0; i < g->noutputs; i++) moss_buf_printf(&file, "  out[%d] = out%d;\n", i, i);
+  moss_buf_printf(&file, "  return %s_run_v(in, out, arena);\n}\n", p);
+
+  /* <name>.h */
+  moss_buf_printf(&hdr,
+                  "/* %s.h - generated by moss %s from %s (sha256 %s),\n"
+                  " * target %s. Do not edit. */\n"
+                  "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
+                  "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+                  "/* Scratch memory for %s_run(): caller-owned, 64-byte aligned. */\n"
+                  "#define %s_ARENA_BYTES %lldu\n#define %s_NUM_INPUTS %d\n"
+                  "#define %s_NUM_OUTPUTS %d\n\n",
+                  p, MOSS_VERSION, src_name, source_hash, target_name, P, P, p,
+                  P, (long long)arena, P, g->ninputs, P, g->noutputs);
+  for (i = 0; i < g->ninputs + g->noutputs; i++) {
+    const moss_value *v = i < g->ninputs ? g->inputs[i] : g->outputs[i - g->ninputs];
+    const char *kind = i < g->ninputs ? "IN" : "OUT";
+    int k = i < g->ninputs ? i : i - g->ninputs;
+    moss_buf_printf(&hdr, "/* %s '%s' */\n#define %s_%s%d_RANK %d\n#define %s_%s%d_DIMS ",
+                    moss_value_type_str(v, t, sizeof t), v->name, P, kind, k, v->rank, P, kind, k);
+    dims_text(&hdr, v);
+    moss_buf_printf(&hdr, "\n#define %s_%s%d_NUMEL %lldu\n\n", P, kind, k,
+                    (long long)moss_value_numel(v));
+  }
+  moss_buf_printf(&hdr, "/* Runs one inference. Not reentrant on the same arena; no allocation.\n"
+                        " * Returns 0. */\nint %s_run(", p);
+  for (i = 0; i < g->ninputs; i++)
+    moss_buf_printf(&hdr, "const %s *in%d, ", moss_dtype_ctype(g->inputs[i]->dtype), i);
+  for (i = 0; i < g->noutputs; i++)
+    moss_buf_printf(&hdr, "%s *out%d, ", moss_dtype_ctype(g->outputs[i]->dtype), i);
+  moss_buf_printf(&hdr,
+                  "void *arena);\n\n/* The same, with inputs and outputs in arrays (in graph order). */\n"
+                  "int %s_run_v(const void *const *in, void *const *out, void *arena);\n\n"
+                  "#ifdef __cplusplus\n}\n#endif\n\n#endif\n",
+                  p);
+
+  /* <name>.manifest: what `moss run` needs, one fact per line. */
+  moss_buf_printf(&man, "moss-c 1\nname %s\narena %lld\n", p, (long long)arena);
+  for (i = 0; i < g->ninputs + g->noutputs; i++) {
+    const moss_value *v = i < g->ninputs ? g->inputs[i] : g->outputs[i - g->ninputs];
+    int k;
+    moss_buf_printf(&man, "%s %d %d %d", i < g->ninputs ? "input" : "output",
+                    i < g->ninputs ? i : i - g->ninputs, (int)v->dtype, v->rank);
+    for (k = 0; k < v->rank; k++) moss_buf_printf(&man, " %lld", (long long)v->dims[k]);
+    moss_buf_printf(&man, " %s\n", v->name);
+  }
+
+  if (file.failed || hdr.failed || man.failed || fn.failed || decls.failed) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "generated code");
+    goto done;
+  }
+  snprintf(path, sizeof path, "%s/%s.c", dir, p);
+  st = moss_file_write(ctx, path, file.data, file.len);
+  if (st == MOSS_OK) {
+    snprintf(path, sizeof path, "%s/%s.h", dir, p);
+    st = moss_file_write(ctx, path, hdr.data, hdr.len);
+  }
+  if (st == MOSS_OK) {
+    snprintf(path, sizeof path, "%s/%s.manifest", dir, p);
+    st = moss_file_write(ctx, path, man.data, man.len);
+  }
+done:
+  moss_free(ctx, cg.emitted, (size_t)g->nvalues + 1);
+  moss_buf_deinit(&fn);
+  moss_buf_deinit(&decls);
+  moss_buf_deinit(&file);
+  moss_buf_deinit(&hdr);
+  moss_buf_deinit(&man);
+  return st;
+}

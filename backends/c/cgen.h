@@ -1,0 +1,78 @@
+/* cgen.h - the portable C backend: turns a planned graph into <name>.h and
+ * <name>.c (DESIGN.md "Generated C"). Each operator family writes the body
+ * of a node's block in backends/c/emit_<family>.c. */
+#ifndef MOSS_CGEN_H
+#define MOSS_CGEN_H
+
+#include "../../compiler/ir/ir.h"
+
+typedef struct moss_cgen {
+  moss_ctx *ctx;
+  moss_graph *g;
+  const char *prefix;   /* sanitized model name: symbol prefix */
+  moss_buf *out;        /* the current node's block; families write here */
+  moss_buf *decls;      /* file-scope definitions (weights, shared helpers) */
+  int indent;           /* in levels of two spaces, for moss_c_line */
+  unsigned helpers;     /* shared helper functions already emitted (bit per MOSS_CH_*) */
+  int uid;              /* counter for unique local names */
+  unsigned char *emitted; /* per value id: weight array already defined */
+} moss_cgen;
+
+/* A family's emitter. Inside the node's block, input i is available as
+ * `x<i>` (const T *, absent optional inputs are not declared) and output i
+ * as `y<i>` (T *), T being moss_dtype_ctype(value->dtype); the framework
+ * declares only the names the emitted text uses, and defines the weight
+ * arrays of the constant inputs that are used. Constant inputs can also be
+ * read at compile time through n->inputs[i]->data. */
+typedef moss_status (*moss_c_emit_fn)(moss_cgen *cg, const moss_node *n);
+
+#define MOSS_FAMILY(f) moss_status moss_c_emit_##f(moss_cgen *cg, const moss_node *n);
+#include "../../compiler/ops/families.def"
+#undef MOSS_FAMILY
+
+/* Writes one line of code into the node's block at the current indent. */
+void moss_c_line(moss_cgen *cg, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Opens / closes a brace level: moss_c_open(cg, "for (i = 0; i < %d; i++)", n). */
+void moss_c_open(moss_cgen *cg, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void moss_c_close(moss_cgen *cg);
+
+/* Literal text of a value of type |dt| that round-trips: hex floats with
+ * an f suffix for float32, INFINITY/NAN where needed, INT64_C(...) for
+ * 64-bit integers. Writes into |buf| and returns it. */
+const char *moss_c_lit_f64(moss_dtype dt, double v, char *buf, size_t cap);
+const char *moss_c_lit_i64(moss_dtype dt, int64_t v, char *buf, size_t cap);
+/* Literal of element |i| of the constant value |v|. */
+const char *moss_c_lit_elem(const moss_value *v, int64_t i, char *buf, size_t cap);
+
+/* The C expression applying |n|'s fused activation (n->act, set by the
+ * fusion pass) to the float32 expression |v|; |v| itself when none. */
+const char *moss_c_act(const moss_node *n, const char *v, char *buf, size_t cap);
+
+/* Shared helper functions emitted once per file at file scope, on demand.
+ * Each returns the helper's name. */
+enum { MOSS_CH_ERF = 1u << 0, MOSS_CH_ROUND_EVEN = 1u << 1 };
+void moss_c_need_helper(moss_cgen *cg, unsigned helper);
+
+/* Emits a loop nest over the shape |out| (rank |rank|, dims |dims|) that
+ * computes an index expression for each of |nin| broadcast inputs (shapes
+ * given by in_rank/in_dims) and then writes |stmt| with the index names
+ * substituted: "%o" is the output's flat index, "%0".."%9" the flat index
+ * into input k. Handles the equal-shape case with one flat loop. */
+void moss_c_broadcast_loop(moss_cgen *cg, int rank, const int64_t *dims, int nin,
+                           const int *in_rank, const int64_t (*in_dims)[MOSS_MAX_RANK],
+                           const char *stmt);
+
+/* The C backend entry: writes <dir>/<prefix>.h, <dir>/<prefix>.c and
+ * <dir>/<prefix>.manifest (what `moss run` needs to call the code). */
+moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,
+                        const char *source_hash, const char *target_name);
+
+#endif

@@ -1,0 +1,6 @@
+/* emit_conv.c - placeholder until this family is written. */
+#include "cgen.h"
+
+moss_status moss_c_emit_conv(moss_cgen *cg, const moss_node *n) {
+  return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "the C backend has no code for this operator");
+}

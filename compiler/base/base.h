@@ -1,0 +1,113 @@
+/* base.h - status codes, diagnostics, allocators and arenas shared by every
+ * stage of the moss compiler. Everything else in compiler/ includes this. */
+#ifndef MOSS_BASE_H
+#define MOSS_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum moss_status {
+  MOSS_OK = 0,
+  MOSS_E_INVALID_MODEL, /* input violates ONNX or our documented subset */
+  MOSS_E_UNSUPPORTED,   /* valid input that this build cannot compile */
+  MOSS_E_TARGET,        /* target XML invalid or target lacks a capability */
+  MOSS_E_IO,
+  MOSS_E_NOMEM,
+  MOSS_E_INTERNAL       /* broken invariant: our bug */
+} moss_status;
+
+/* Category word of |st| as it appears in diagnostics ("invalid-model", ...). */
+const char *moss_status_category(moss_status st);
+
+/* old_size == 0: allocate; new_size == 0: free. */
+typedef void *(*moss_realloc_fn)(void *user, void *ptr, size_t old_size, size_t new_size);
+typedef struct moss_allocator {
+  moss_realloc_fn fn;
+  void *user;
+} moss_allocator;
+
+/* The allocator over libc; the only code in the library that calls malloc. */
+moss_allocator moss_allocator_libc(void);
+
+/* Receives every diagnostic, already formatted, without a trailing newline. */
+typedef void (*moss_diag_fn)(void *user, moss_status code, const char *msg);
+
+struct moss_node;
+
+/* A compile session: allocator, diagnostic sink and the name of the file
+ * the diagnostics refer to. Not thread-safe; one per thread. */
+typedef struct moss_ctx {
+  moss_allocator alloc;
+  const char *file;       /* shown first in every message; "moss" if NULL */
+  moss_diag_fn sink;      /* NULL: messages are only kept in |last| */
+  void *sink_user;
+  int nerrors;            /* diagnostics reported so far */
+  int debug;              /* run the IR verifier after every pass */
+  char last[1024];        /* the most recent message */
+} moss_ctx;
+
+void moss_ctx_init(moss_ctx *ctx, moss_allocator alloc);
+
+/* Records a diagnostic against |node| (may be NULL); returns |code|.
+ * Shape: "<file>: node '<name>' (<OpType>): <category>: <reason> [<src>:<line>]". */
+moss_status moss_diag_fail_at(moss_ctx *ctx, const char *src, int line, moss_status code,
+                              const struct moss_node *node, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+moss_status moss_diag_vfail_at(moss_ctx *ctx, const char *src, int line, moss_status code,
+                               const struct moss_node *node, const char *fmt, va_list ap);
+
+#define moss_fail(ctx, code, node, ...) \
+  moss_diag_fail_at((ctx), __FILE__, __LINE__, (code), (node), __VA_ARGS__)
+#define MOSS_TRY(expr)                  \
+  do {                                  \
+    moss_status st_ = (expr);           \
+    if (st_ != MOSS_OK) return st_;     \
+  } while (0)
+
+/* Memory through the context's allocator. moss_alloc zero-fills. */
+void *moss_alloc(moss_ctx *ctx, size_t size);
+void *moss_realloc(moss_ctx *ctx, void *ptr, size_t old_size, size_t new_size);
+void moss_free(moss_ctx *ctx, void *ptr, size_t size);
+
+/* Checked size arithmetic: return 0 on overflow, 1 otherwise. */
+int moss_size_mul(size_t a, size_t b, size_t *out);
+int moss_size_add(size_t a, size_t b, size_t *out);
+
+/* Bump allocator; nodes and values of a graph live in one. */
+typedef struct moss_arena moss_arena;
+moss_status moss_arena_create(moss_allocator a, size_t block, moss_arena **out_arena);
+void *moss_arena_alloc(moss_arena *arena, size_t size, size_t align); /* zeroed; NULL: OOM */
+char *moss_arena_strdup(moss_arena *arena, const char *s);
+void moss_arena_reset(moss_arena *arena); /* keeps the first block for reuse */
+void moss_arena_destroy(moss_arena *arena);
+
+/* A growable byte buffer used by emitters; on allocation failure it keeps
+ * its old content and sets |failed|. */
+typedef struct moss_buf {
+  moss_ctx *ctx;
+  char *data;
+  size_t len, cap;
+  int failed;
+} moss_buf;
+void moss_buf_init(moss_buf *b, moss_ctx *ctx);
+void moss_buf_deinit(moss_buf *b);
+void moss_buf_put(moss_buf *b, const void *data, size_t n);
+void moss_buf_printf(moss_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* 64-bit FNV-1a, and a SHA-256 for banners (hex string of 64 chars + NUL). */
+uint64_t moss_hash64(const void *data, size_t n, uint64_t seed);
+void moss_sha256_hex(const void *data, size_t n, char out_hex[65]);
+
+/* Whole-file read/write through the context's allocator. */
+moss_status moss_file_read(moss_ctx *ctx, const char *path, uint8_t **out_data, size_t *out_size);
+moss_status moss_file_write(moss_ctx *ctx, const char *path, const void *data, size_t size);
+
+#endif

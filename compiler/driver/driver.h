@@ -1,0 +1,36 @@
+/* driver.h - the compile pipeline and the commands of the moss CLI. */
+#ifndef MOSS_DRIVER_H
+#define MOSS_DRIVER_H
+
+#include "../import/onnx.h"
+
+typedef struct moss_compile_opts {
+  const char *model;          /* path of the .onnx file */
+  const char *target;         /* target name or XML path; NULL: host */
+  const char *emit;           /* "c" (default) */
+  const char *out;            /* output folder */
+  const char *name;           /* symbol prefix; NULL: from the model file name */
+  moss_onnx_binding *bindings;
+  int nbindings;
+  int dump_ir;                /* print the final IR to stdout */
+  const char *dump_after;     /* print the IR after this pass ("all" for every pass) */
+  int verbose;                /* print the arena size and a summary */
+} moss_compile_opts;
+
+/* import -> passes -> plan -> emit, one stage per line (pipeline.c). */
+moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts);
+
+/* `moss run`: loads the artifact at |path| (a folder made by --emit c),
+ * binds |ninputs| tensor files (by position, or NAME=FILE), runs it and
+ * writes OUTDIR/output_<i>.npy. */
+typedef struct moss_run_opts {
+  const char *artifact;
+  const char **inputs;
+  int ninputs;
+  const char *outdir;
+  int iterations;             /* > 1: time this many runs (moss bench) */
+  int print_time;
+} moss_run_opts;
+moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts);
+
+#endif

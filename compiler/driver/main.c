@@ -1,0 +1,166 @@
+/* main.c - the moss command line (DESIGN.md "Command line"): parses
+ * arguments and calls the pipeline, the runner or the target tools.
+ * Diagnostics go to standard error; the exit status is 0 on success. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../target/target.h"
+#include "driver.h"
+
+static void print_diag(void *user, moss_status code, const char *msg) {
+  (void)user;
+  (void)code;
+  fprintf(stderr, "%s\n", msg);
+}
+
+static const char usage[] =
+    "usage:\n"
+    "  moss compile MODEL.onnx [--target NAME|FILE.xml] [--emit c] [-o OUTDIR] [--name NAME]\n"
+    "               [--input-shape NAME=1x3x224x224 ...] [--constant NAME=FILE ...]\n"
+    "               [--dump-ir] [--dump-after=PASS|all] [-q]\n"
+    "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
+    "  moss bench ARTIFACT [--iterations N] [IN0 ...]\n"
+    "  moss targets [list | show NAME | validate FILE.xml]\n"
+    "\n"
+    "compile: imports the ONNX model, folds, fuses and plans it, and writes standalone C99\n"
+    "  (OUTDIR/<name>.h, <name>.c, <name>.manifest; OUTDIR defaults to <name>.moss.d).\n"
+    "  Symbolic input dimensions must be bound with --input-shape; graph inputs that decide\n"
+    "  shapes (a Reshape's shape, a Slice's starts...) must be frozen with --constant.\n"
+    "  Tensor files are .npy or ONNX TensorProto .pb.\n"
+    "run: builds the generated C with the system C compiler ($CC, $MOSS_CFLAGS), runs it on\n"
+    "  the inputs and writes OUTDIR/output_<i>.npy (OUTDIR defaults to '.').\n"
+    "bench: runs N times (default 100) and prints the median time.\n";
+
+static int need_arg(int i, int argc, const char *flag) {
+  if (i + 1 >= argc) {
+    fprintf(stderr, "moss: %s needs a value\n%s", flag, usage);
+    return 0;
+  }
+  return 1;
+}
+
+static int add_binding(moss_compile_opts *o, const char *arg, int is_file) {
+  const char *eq = strchr(arg, '=');
+  moss_onnx_binding *b;
+  char *name;
+  if (!eq || eq == arg) {
+    fprintf(stderr, "moss: expected NAME=%s, got '%s'\n", is_file ? "FILE" : "SHAPE", arg);
+    return 0;
+  }
+  b = realloc(o->bindings, sizeof *b * (size_t)(o->nbindings + 1));
+  name = malloc((size_t)(eq - arg) + 1);
+  if (!b || !name) {
+    free(name);
+    if (b) o->bindings = b;
+    fprintf(stderr, "moss: out of memory\n");
+    return 0;
+  }
+  memcpy(name, arg, (size_t)(eq - arg));
+  name[eq - arg] = 0;
+  o->bindings = b;
+  b[o->nbindings].name = name;
+  b[o->nbindings].shape = is_file ? NULL : eq + 1;
+  b[o->nbindings].file = is_file ? eq + 1 : NULL;
+  o->nbindings++;
+  return 1;
+}
+
+static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
+  moss_compile_opts o;
+  char outbuf[4096];
+  int i, ok = 1, rc;
+  memset(&o, 0, sizeof o);
+  o.verbose = 1;
+  for (i = 2; i < argc && ok; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--target") && (ok = need_arg(i, argc, a))) o.target = argv[++i];
+    else if (!strcmp(a, "--emit") && (ok = need_arg(i, argc, a))) o.emit = argv[++i];
+    else if (!strcmp(a, "-o") && (ok = need_arg(i, argc, a))) o.out = argv[++i];
+    else if (!strcmp(a, "--name") && (ok = need_arg(i, argc, a))) o.name = argv[++i];
+    else if (!strcmp(a, "--input-shape") && (ok = need_arg(i, argc, a))) ok = add_binding(&o, argv[++i], 0);
+    else if (!strcmp(a, "--constant") && (ok = need_arg(i, argc, a))) ok = add_binding(&o, argv[++i], 1);
+    else if (!strcmp(a, "--dump-ir")) o.dump_ir = 1;
+    else if (!strncmp(a, "--dump-after=", 13)) o.dump_after = a + 13;
+    else if (!strcmp(a, "-q")) o.verbose = 0;
+    else if (a[0] == '-') {
+      fprintf(stderr, "moss compile: unknown option '%s'\n%s", a, usage);
+      ok = 0;
+    } else if (!o.model) o.model = a;
+    else {
+      fprintf(stderr, "moss compile: more than one model given ('%s', '%s')\n", o.model, a);
+      ok = 0;
+    }
+  }
+  if (ok && !o.model) {
+    fprintf(stderr, "moss compile: no model given\n%s", usage);
+    ok = 0;
+  }
+  if (ok && !o.out) {
+    const char *base = strrchr(o.model, '/');
+    base = base ? base + 1 : o.model;
+    snprintf(outbuf, sizeof outbuf, "%.*s.moss.d", (int)strcspn(base, "."), base);
+    o.out = outbuf;
+  }
+  rc = ok ? (moss_compile(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
+  for (i = 0; i < o.nbindings; i++) free((char *)o.bindings[i].name);
+  free(o.bindings);
+  return rc;
+}
+
+static int cmd_run(moss_ctx *ctx, int argc, char **argv, int bench) {
+  moss_run_opts o;
+  const char **ins = calloc((size_t)argc + 1, sizeof *ins);
+  int i, ok = 1, rc;
+  if (!ins) return 1;
+  memset(&o, 0, sizeof o);
+  o.outdir = bench ? NULL : ".";
+  o.iterations = bench ? 100 : 1;
+  for (i = 2; i < argc && ok; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-o") && (ok = need_arg(i, argc, a))) o.outdir = argv[++i];
+    else if (!strcmp(a, "--input") && (ok = need_arg(i, argc, a))) ins[o.ninputs++] = argv[++i];
+    else if (!strcmp(a, "--iterations") && (ok = need_arg(i, argc, a))) {
+      o.iterations = atoi(argv[++i]);
+      if (o.iterations < 1) {
+        fprintf(stderr, "moss: --iterations must be at least 1\n");
+        ok = 0;
+      }
+    } else if (!strcmp(a, "--threads") && (ok = need_arg(i, argc, a))) i++; /* single-threaded */
+    else if (!strcmp(a, "--time")) o.print_time = 1;
+    else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "moss %s: unknown option '%s'\n%s", argv[1], a, usage);
+      ok = 0;
+    } else if (!o.artifact) o.artifact = a;
+    else ins[o.ninputs++] = a;
+  }
+  if (ok && !o.artifact) {
+    fprintf(stderr, "moss %s: no artifact given\n%s", argv[1], usage);
+    ok = 0;
+  }
+  o.inputs = ins;
+  rc = ok ? (moss_run_artifact(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
+  free(ins);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  moss_ctx ctx;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ctx.sink = print_diag;
+  if (getenv("MOSS_VERIFY")) ctx.debug = 1;
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("moss %s\n", MOSS_VERSION);
+    return 0;
+  }
+  if (!strcmp(argv[1], "compile")) return cmd_compile(&ctx, argc, argv);
+  if (!strcmp(argv[1], "run")) return cmd_run(&ctx, argc, argv, 0);
+  if (!strcmp(argv[1], "bench")) return cmd_run(&ctx, argc, argv, 1);
+  if (!strcmp(argv[1], "targets")) return moss_targets_cli(&ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
+  fprintf(stderr, "moss: unknown command '%s'\n%s", argv[1], usage);
+  return 2;
+}

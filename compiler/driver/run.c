@@ -1,0 +1,284 @@
+/* run.c - `moss run` and `moss bench` for artifacts made with --emit c:
+ * the generated C is built with the system C compiler into a shared
+ * object (once; rebuilt when the source is newer), loaded with dlopen and
+ * called through <name>_run_v with inputs read from .npy / .pb files. */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "driver.h"
+
+typedef struct io_desc {
+  int index;
+  moss_dtype dtype;
+  int rank;
+  int64_t dims[MOSS_MAX_RANK];
+  char name[256];
+} io_desc;
+
+typedef struct manifest {
+  char name[128];
+  int64_t arena;
+  int nin, nout;
+  io_desc in[64], out[64];
+} manifest;
+
+static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  char path[4096] = "", line[1024];
+  FILE *f;
+  memset(m, 0, sizeof *m);
+  if (!d)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s' is not an artifact folder made by moss compile",
+                     dir);
+  while ((e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    if (n > 9 && !strcmp(e->d_name + n - 9, ".manifest")) {
+      if (path[0]) {
+        closedir(d);
+        return moss_fail(ctx, MOSS_E_IO, NULL, "'%s' holds more than one artifact", dir);
+      }
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    }
+  }
+  closedir(d);
+  if (!path[0]) return moss_fail(ctx, MOSS_E_IO, NULL, "'%s' holds no .manifest: not a moss artifact", dir);
+  f = fopen(path, "r");
+  if (!f) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot open '%s'", path);
+  if (!fgets(line, sizeof line, f) || strncmp(line, "moss-c 1", 8) != 0) {
+    fclose(f);
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': unknown manifest version", path);
+  }
+  while (fgets(line, sizeof line, f)) {
+    char kind[16];
+    int pos = 0;
+    io_desc io;
+    long long v;
+    line[strcspn(line, "\n")] = 0;
+    if (sscanf(line, "name %127s", m->name) == 1) continue;
+    if (sscanf(line, "arena %lld", &v) == 1) {
+      m->arena = v;
+      continue;
+    }
+    memset(&io, 0, sizeof io);
+    if (sscanf(line, "%15s %d %d %d%n", kind, &io.index, (int *)&io.dtype, &io.rank, &pos) == 4 &&
+        io.rank >= 0 && io.rank <= MOSS_MAX_RANK && io.index >= 0 && io.index < 64) {
+      char *p = line + pos;
+      int k;
+      for (k = 0; k < io.rank; k++) io.dims[k] = strtoll(p, &p, 10);
+      while (*p == ' ') p++;
+      snprintf(io.name, sizeof io.name, "%s", p);
+      if (!strcmp(kind, "input")) m->in[m->nin++] = io;
+      else if (!strcmp(kind, "output")) m->out[m->nout++] = io;
+    }
+  }
+  fclose(f);
+  if (!m->name[0]) return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': no name", path);
+  return MOSS_OK;
+}
+
+static time_t mtime(const char *path) {
+  struct stat s;
+  return stat(path, &s) == 0 ? s.st_mtime : 0;
+}
+
+/* Builds <dir>/<name>.so from <dir>/<name>.c with $CC (default cc) and
+ * $MOSS_CFLAGS (default -O2). */
+static moss_status build(moss_ctx *ctx, const char *dir, const char *name, char *so, size_t cap) {
+  char src[4096], tmp[4200], flags[1024];
+  const char *cc = getenv("CC"), *cf = getenv("MOSS_CFLAGS");
+  char *argv[64];
+  int argc = 0, status;
+  pid_t pid;
+  char *tok, *save;
+  snprintf(src, sizeof src, "%s/%s.c", dir, name);
+  snprintf(so, cap, "%s/%s.so", dir, name);
+  if (mtime(so) && mtime(so) >= mtime(src)) return MOSS_OK;
+  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", so, (long)getpid());
+  snprintf(flags, sizeof flags, "%s", cf && *cf ? cf : "-O2");
+  argv[argc++] = (char *)(cc && *cc ? cc : "cc");
+  for (tok = strtok_r(flags, " ", &save); tok && argc < 50; tok = strtok_r(NULL, " ", &save))
+    argv[argc++] = tok;
+  argv[argc++] = "-std=c99";
+  argv[argc++] = "-fPIC";
+  argv[argc++] = "-shared";
+  argv[argc++] = "-o";
+  argv[argc++] = tmp;
+  argv[argc++] = src;
+  argv[argc++] = "-lm";
+  argv[argc] = NULL;
+  fflush(NULL);
+  pid = fork();
+  if (pid < 0) return moss_fail(ctx, MOSS_E_IO, NULL, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    unlink(tmp);
+    return moss_fail(ctx, MOSS_E_IO, NULL, "building '%s' with %s failed (exit %d)", src, argv[0],
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
+  if (rename(tmp, so) != 0) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", so);
+  return MOSS_OK;
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static size_t io_bytes(const io_desc *io) {
+  size_t n = moss_dtype_size(io->dtype);
+  int k;
+  for (k = 0; k < io->rank; k++) n *= (size_t)io->dims[k];
+  return n;
+}
+
+moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
+  manifest *m;
+  char so[4096];
+  void *lib = NULL, *arena = NULL;
+  int (*run)(const void *const *, void *const *, void *);
+  const void *ins[64];
+  void *outs[64];
+  moss_graph *scratch = NULL;
+  moss_status st;
+  int i, k, iters = opts->iterations > 0 ? opts->iterations : 1;
+  double *times = NULL;
+
+  ctx->file = opts->artifact;
+  m = moss_alloc(ctx, sizeof *m);
+  if (!m) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "manifest");
+  memset(outs, 0, sizeof outs);
+  st = read_manifest(ctx, opts->artifact, m);
+  if (st != MOSS_OK) goto done;
+  st = moss_graph_create(ctx, &scratch);
+  if (st != MOSS_OK) goto done;
+  if (opts->ninputs > 0 && opts->ninputs != m->nin) {
+    st = moss_fail(ctx, MOSS_E_IO, NULL, "the model takes %d inputs, %d given", m->nin, opts->ninputs);
+    goto done;
+  }
+  for (i = 0; i < m->nin; i++) ins[i] = NULL;
+  for (i = 0; i < opts->ninputs; i++) {
+    const char *arg = opts->inputs[i], *eq = strchr(arg, '=');
+    int slot = i;
+    moss_value *v;
+    io_desc *io;
+    if (eq) {
+      slot = -1;
+      for (k = 0; k < m->nin; k++)
+        if (strlen(m->in[k].name) == (size_t)(eq - arg) && !strncmp(m->in[k].name, arg, (size_t)(eq - arg)))
+          slot = k;
+      if (slot < 0) {
+        st = moss_fail(ctx, MOSS_E_IO, NULL, "the model has no input named '%.*s'", (int)(eq - arg), arg);
+        goto done;
+      }
+      arg = eq + 1;
+    }
+    if (ins[slot]) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "input %d given twice", slot);
+      goto done;
+    }
+    st = moss_tensor_file_read(ctx, scratch, arg, &v);
+    if (st != MOSS_OK) goto done;
+    io = &m->in[slot];
+    if (v->dtype != io->dtype) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "input '%s' from '%s' is %s; the model wants %s", io->name,
+                     arg, moss_dtype_name(v->dtype), moss_dtype_name(io->dtype));
+      goto done;
+    }
+    if (v->rank != io->rank || memcmp(v->dims, io->dims, sizeof(int64_t) * (size_t)io->rank)) {
+      char a[160];
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "input '%s' from '%s' has shape %s; the model was compiled for rank %d",
+                     io->name, arg, moss_value_type_str(v, a, sizeof a), io->rank);
+      goto done;
+    }
+    ins[slot] = v->data;
+  }
+  for (i = 0; i < m->nin; i++) {
+    if (!ins[i]) {
+      if (opts->ninputs > 0 || opts->iterations <= 0) {
+        st = moss_fail(ctx, MOSS_E_IO, NULL, "no file for input %d '%s'", i, m->in[i].name);
+        goto done;
+      }
+      /* moss bench without inputs: zeros. */
+      ins[i] = moss_graph_alloc(scratch, io_bytes(&m->in[i]) + 1);
+      if (!ins[i]) {
+        st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "input");
+        goto done;
+      }
+    }
+  }
+  for (i = 0; i < m->nout; i++) {
+    outs[i] = moss_graph_alloc(scratch, io_bytes(&m->out[i]) + 1);
+    if (!outs[i]) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
+      goto done;
+    }
+  }
+  arena = moss_graph_alloc(scratch, (size_t)m->arena + 64);
+  if (!arena) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "arena of %lld bytes", (long long)m->arena);
+    goto done;
+  }
+  st = build(ctx, opts->artifact, m->name, so, sizeof so);
+  if (st != MOSS_OK) goto done;
+  lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    st = moss_fail(ctx, MOSS_E_IO, NULL, "cannot load '%s': %s", so, dlerror());
+    goto done;
+  }
+  {
+    char sym[160];
+    snprintf(sym, sizeof sym, "%s_run_v", m->name);
+    *(void **)&run = dlsym(lib, sym);
+    if (!run) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "'%s' has no symbol %s", so, sym);
+      goto done;
+    }
+  }
+  times = moss_alloc(ctx, sizeof(double) * (size_t)iters);
+  if (!times) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "timings");
+    goto done;
+  }
+  for (i = 0; i < iters; i++) {
+    double t0 = now_s();
+    run(ins, outs, arena);
+    times[i] = now_s() - t0;
+  }
+  if (opts->print_time || iters > 1) {
+    qsort(times, (size_t)iters, sizeof(double), cmp_double);
+    printf("%s: %d run%s, median %.3f us, min %.3f us\n", opts->artifact, iters, iters > 1 ? "s" : "",
+           times[iters / 2] * 1e6, times[0] * 1e6);
+  }
+  if (opts->outdir) {
+    mkdir(opts->outdir, 0777);
+    for (i = 0; i < m->nout && st == MOSS_OK; i++) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/output_%d.npy", opts->outdir, i);
+      st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank, m->out[i].dims, outs[i]);
+    }
+  }
+done:
+  if (times) moss_free(ctx, times, sizeof(double) * (size_t)iters);
+  if (lib) dlclose(lib);
+  if (scratch) moss_graph_destroy(ctx, scratch);
+  moss_free(ctx, m, sizeof *m);
+  return st;
+}

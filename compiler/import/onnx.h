@@ -1,0 +1,29 @@
+/* onnx.h - ONNX (protobuf) to moss IR, and ONNX TensorProto files. */
+#ifndef MOSS_ONNX_H
+#define MOSS_ONNX_H
+
+#include "../ir/ir.h"
+
+/* Options that bind what the model leaves open. */
+typedef struct moss_onnx_binding {
+  const char *name;      /* graph input name */
+  const char *shape;     /* "1x3x224x224" for --input-shape, or NULL */
+  const char *file;      /* .npy / .pb for --constant, or NULL */
+} moss_onnx_binding;
+
+/* Parses |path| into a new graph. Inputs named in |bindings| get their
+ * shapes fixed or are frozen into constants; an unbound symbolic dimension
+ * is an error that names the input. Every problem found is reported. */
+moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_binding *bindings,
+                             int nbindings, moss_graph **out_graph);
+
+/* Reads a tensor file (.npy, or an ONNX TensorProto .pb) into a constant
+ * value of |g| (not added to the graph's inputs). */
+moss_status moss_tensor_file_read(moss_ctx *ctx, moss_graph *g, const char *path,
+                                  moss_value **out_value);
+
+/* Writes |numel| elements at |data| as a .npy file. */
+moss_status moss_npy_write(moss_ctx *ctx, const char *path, moss_dtype dt, int rank,
+                           const int64_t *dims, const void *data);
+
+#endif

@@ -1,0 +1,621 @@
+/* onnx_import.c - the first stage of the pipeline: an ONNX ModelProto
+ * (parsed by protobuf-c from C generated at build time) becomes a moss
+ * graph. Initializers, Constant nodes' tensors and external data become
+ * constant values; graph inputs get their shapes bound here. Every error
+ * names the file and, where there is one, the node. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx.h"
+#include "onnx.pb-c.h"
+
+typedef struct importer {
+  moss_ctx *ctx;
+  moss_graph *g;
+  const char *path;
+  int errors;
+} importer;
+
+/* Copies the elements of a typed field into |dst|, converting to the
+ * tensor's dtype. */
+static int copy_typed(moss_dtype dt, void *dst, size_t n, const Onnx__TensorProto *t) {
+  size_t i;
+  switch (dt) {
+  case MOSS_DT_F32:
+    if (t->n_float_data != n) return 0;
+    memcpy(dst, t->float_data, n * 4);
+    return 1;
+  case MOSS_DT_F64:
+    if (t->n_double_data != n) return 0;
+    memcpy(dst, t->double_data, n * 8);
+    return 1;
+  case MOSS_DT_I64:
+    if (t->n_int64_data != n) return 0;
+    memcpy(dst, t->int64_data, n * 8);
+    return 1;
+  case MOSS_DT_U32:
+  case MOSS_DT_U64:
+    if (t->n_uint64_data != n) return 0;
+    for (i = 0; i < n; i++) {
+      if (dt == MOSS_DT_U32) ((uint32_t *)dst)[i] = (uint32_t)t->uint64_data[i];
+      else ((uint64_t *)dst)[i] = t->uint64_data[i];
+    }
+    return 1;
+  case MOSS_DT_I32: case MOSS_DT_I16: case MOSS_DT_I8: case MOSS_DT_U16: case MOSS_DT_U8:
+  case MOSS_DT_BOOL: case MOSS_DT_F16: case MOSS_DT_BF16:
+    if (t->n_int32_data != n) return 0;
+    for (i = 0; i < n; i++) {
+      int32_t x = t->int32_data[i];
+      switch (moss_dtype_size(dt)) {
+      case 4: ((int32_t *)dst)[i] = x; break;
+      case 2: ((uint16_t *)dst)[i] = (uint16_t)x; break;
+      default: ((uint8_t *)dst)[i] = (uint8_t)x; break;
+      }
+    }
+    return 1;
+  default: return 0;
+  }
+}
+
+static moss_status read_external(moss_ctx *ctx, const char *model_path, const Onnx__TensorProto *t,
+                                 void *dst, size_t nbytes, const char *what) {
+  const char *loc = NULL;
+  long long off = 0, len = -1;
+  size_t i;
+  char full[4096];
+  const char *slash;
+  FILE *f;
+  for (i = 0; i < t->n_external_data; i++) {
+    const Onnx__StringStringEntryProto *e = t->external_data[i];
+    if (!e->key || !e->value) continue;
+    if (!strcmp(e->key, "location")) loc = e->value;
+    else if (!strcmp(e->key, "offset")) off = atoll(e->value);
+    else if (!strcmp(e->key, "length")) len = atoll(e->value);
+  }
+  if (!loc || !*loc)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "tensor '%s' has external data without a location", what);
+  if (loc[0] == '/' || strstr(loc, ".."))
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "tensor '%s': external data location '%s' must be relative to the model's "
+                     "folder", what, loc);
+  slash = model_path ? strrchr(model_path, '/') : NULL;
+  snprintf(full, sizeof full, "%.*s%s", slash ? (int)(slash - model_path + 1) : 0,
+           model_path ? model_path : "", loc);
+  if (off < 0 || (len >= 0 && (size_t)len != nbytes))
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "tensor '%s': external data length %lld does not match its shape (%zu bytes)",
+                     what, len, nbytes);
+  f = fopen(full, "rb");
+  if (!f)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "tensor '%s': cannot open external data file '%s'",
+                     what, full);
+  if (fseek(f, (long)off, SEEK_SET) != 0 || fread(dst, 1, nbytes, f) != nbytes) {
+    fclose(f);
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "tensor '%s': external data file '%s' is shorter than offset %lld + %zu bytes",
+                     what, full, off, nbytes);
+  }
+  fclose(f);
+  return MOSS_OK;
+}
+
+/* TensorProto -> constant value. */
+static moss_status tensor_to_value(moss_ctx *ctx, moss_graph *g, const char *model_path,
+                                   const Onnx__TensorProto *t, const char *name,
+                                   moss_value **out) {
+  moss_dtype dt = (moss_dtype)t->data_type;
+  int64_t dims[MOSS_MAX_RANK];
+  size_t i, nbytes, numel = 1;
+  moss_value *v;
+  const char *what = name && *name ? name : (t->name ? t->name : "");
+  *out = NULL;
+  if (t->n_dims > MOSS_MAX_RANK)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "tensor '%s' has rank %zu (max %d)", what,
+                     t->n_dims, MOSS_MAX_RANK);
+  if (!t->has_data_type || dt <= 0 || dt >= MOSS_DT_COUNT_ || moss_dtype_size(dt) == 0) {
+    if (t->data_type == MOSS_DT_STRING)
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "tensor '%s' holds strings", what);
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "tensor '%s' has unknown data type %d",
+                     what, (int)t->data_type);
+  }
+  for (i = 0; i < t->n_dims; i++) {
+    if (t->dims[i] < 0 || (t->dims[i] && numel > ((size_t)1 << 40) / (size_t)t->dims[i]))
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "tensor '%s' has bad dimension %lld",
+                       what, (long long)t->dims[i]);
+    dims[i] = t->dims[i];
+    numel *= (size_t)t->dims[i];
+  }
+  if (!moss_size_mul(numel, moss_dtype_size(dt), &nbytes))
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "tensor '%s' is too large", what);
+  v = moss_graph_add_constant(ctx, g, what, dt, (int)t->n_dims, dims, NULL);
+  if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "tensor '%s' (%zu bytes)", what, nbytes);
+  if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+    MOSS_TRY(read_external(ctx, model_path, t, v->data, nbytes, what));
+  } else if (t->has_raw_data) {
+    if (t->raw_data.len != nbytes)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "tensor '%s': raw data has %zu bytes, its shape needs %zu", what,
+                       t->raw_data.len, nbytes);
+    if (nbytes) memcpy(v->data, t->raw_data.data, nbytes);
+  } else if (!copy_typed(dt, v->data, numel, t)) {
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "tensor '%s': its data does not match its %s shape of %zu elements", what,
+                     moss_dtype_name(dt), numel);
+  }
+  *out = v;
+  return MOSS_OK;
+}
+
+static moss_status parse_shape(moss_ctx *ctx, const char *text, int *rank, int64_t *dims) {
+  const char *p = text;
+  *rank = 0;
+  if (!*p) return MOSS_OK; /* scalar */
+  for (;;) {
+    char *end;
+    long long d = strtoll(p, &end, 10);
+    if (end == p || d < 0 || *rank >= MOSS_MAX_RANK)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "bad shape '%s' (expected e.g. 1x3x224x224)", text);
+    dims[(*rank)++] = d;
+    if (*end == 0) return MOSS_OK;
+    if (*end != 'x' && *end != 'X' && *end != ',')
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "bad shape '%s' (expected e.g. 1x3x224x224)", text);
+    p = end + 1;
+  }
+}
+
+static moss_status copy_attr(importer *im, moss_node *n, moss_attr *a,
+                             const Onnx__AttributeProto *p) {
+  moss_graph *g = im->g;
+  size_t i;
+  a->name = moss_arena_strdup(g->arena, p->name ? p->name : "");
+  a->type = (moss_attr_type)p->type;
+  switch (p->type) {
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: a->f = p->f; break;
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: a->i = p->i; break;
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
+    a->s = moss_graph_alloc(g, p->s.len + 1);
+    if (!a->s) return MOSS_E_NOMEM;
+    if (p->s.len) memcpy((char *)a->s, p->s.data, p->s.len);
+    a->slen = p->s.len;
+    break;
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
+    a->n = (int)p->n_ints;
+    a->ints = moss_graph_alloc(g, sizeof(int64_t) * (p->n_ints + 1));
+    if (!a->ints) return MOSS_E_NOMEM;
+    if (p->n_ints) memcpy(a->ints, p->ints, sizeof(int64_t) * p->n_ints);
+    break;
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+    a->n = (int)p->n_floats;
+    a->floats = moss_graph_alloc(g, sizeof(float) * (p->n_floats + 1));
+    if (!a->floats) return MOSS_E_NOMEM;
+    if (p->n_floats) memcpy(a->floats, p->floats, sizeof(float) * p->n_floats);
+    break;
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS:
+    a->n = (int)p->n_strings;
+    a->strings = moss_graph_alloc(g, sizeof(char *) * (p->n_strings + 1));
+    if (!a->strings) return MOSS_E_NOMEM;
+    for (i = 0; i < p->n_strings; i++) {
+      char *s = moss_graph_alloc(g, p->strings[i].len + 1);
+      if (!s) return MOSS_E_NOMEM;
+      if (p->strings[i].len) memcpy(s, p->strings[i].data, p->strings[i].len);
+      a->strings[i] = s;
+    }
+    break;
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
+    if (!p->t)
+      return moss_fail(im->ctx, MOSS_E_INVALID_MODEL, n, "tensor attribute '%s' is empty", a->name);
+    return tensor_to_value(im->ctx, g, im->path, p->t, n->name, &a->t);
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
+  case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
+    /* Kept as a marker; the op's family rejects subgraphs it cannot run. */
+    break;
+  default:
+    if (p->type == 0) {
+      /* Old exporters leave type unset: infer it from the populated field. */
+      if (p->n_ints) a->type = MOSS_ATTR_INTS, a->n = (int)p->n_ints, a->ints = p->ints;
+      else if (p->n_floats) a->type = MOSS_ATTR_FLOATS, a->n = (int)p->n_floats, a->floats = p->floats;
+      else if (p->has_i) a->type = MOSS_ATTR_INT, a->i = p->i;
+      else if (p->has_f) a->type = MOSS_ATTR_FLOAT, a->f = p->f;
+      if (a->ints == p->ints && a->n) {
+        int64_t *c = moss_graph_alloc(g, sizeof(int64_t) * (size_t)a->n);
+        if (!c) return MOSS_E_NOMEM;
+        memcpy(c, p->ints, sizeof(int64_t) * (size_t)a->n);
+        a->ints = c;
+      }
+      if (a->floats == p->floats && a->n) {
+        float *c = moss_graph_alloc(g, sizeof(float) * (size_t)a->n);
+        if (!c) return MOSS_E_NOMEM;
+        memcpy(c, p->floats, sizeof(float) * (size_t)a->n);
+        a->floats = c;
+      }
+    }
+    break;
+  }
+  if (!a->name) return MOSS_E_NOMEM;
+  return MOSS_OK;
+}
+
+/* A value named |name| for use as a node input: existing or a placeholder
+ * that a later node must produce (the graph may be listed out of order). */
+static moss_value *use_value(importer *im, const char *name) {
+  moss_value *v = moss_graph_find_value(im->g, name);
+  if (!v) v = moss_graph_add_value(im->ctx, im->g, name);
+  return v;
+}
+
+static const moss_onnx_binding *find_binding(const moss_onnx_binding *b, int nb, const char *name,
+                                             int want_file) {
+  int i;
+  for (i = 0; i < nb; i++)
+    if (!strcmp(b[i].name, name) && (want_file ? b[i].file != NULL : b[i].shape != NULL))
+      return &b[i];
+  return NULL;
+}
+
+static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
+                                const moss_onnx_binding *bindings, int nbindings) {
+  moss_ctx *ctx = im->ctx;
+  moss_graph *g = im->g;
+  size_t i, j;
+  int k;
+  unsigned char *placeholder;
+  int nbefore;
+
+  if (gp->name && *gp->name) g->name = moss_arena_strdup(g->arena, gp->name);
+  for (i = 0; i < gp->n_initializer; i++) {
+    moss_value *v;
+    const Onnx__TensorProto *t = gp->initializer[i];
+    if (!t->name || !*t->name)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "initializer %zu has no name", i);
+    MOSS_TRY(tensor_to_value(ctx, g, im->path, t, t->name, &v));
+  }
+  for (i = 0; i < gp->n_sparse_initializer; i++)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "sparse initializers are not supported");
+
+  g->inputs = moss_graph_alloc(g, sizeof(moss_value *) * (gp->n_input + 1));
+  if (!g->inputs) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inputs");
+  for (i = 0; i < gp->n_input; i++) {
+    const Onnx__ValueInfoProto *vi = gp->input[i];
+    const Onnx__TypeProto__Tensor *tt;
+    const moss_onnx_binding *b;
+    moss_value *v;
+    const char *nm = vi->name ? vi->name : "";
+    if (moss_graph_find_value(g, nm)) continue; /* has an initializer: a constant */
+    b = find_binding(bindings, nbindings, nm, 1);
+    if (b) {
+      moss_value *c;
+      MOSS_TRY(moss_tensor_file_read(ctx, g, b->file, &c));
+      c->name = moss_arena_strdup(g->arena, nm);
+      tt = vi->type ? vi->type->tensor_type : NULL;
+      if (tt && tt->has_elem_type && tt->elem_type != (int)c->dtype)
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                         "--constant %s=%s: the file holds %s, the input is %s", nm, b->file,
+                         moss_dtype_name(c->dtype), moss_dtype_name((moss_dtype)tt->elem_type));
+      continue;
+    }
+    v = moss_graph_add_value(ctx, g, nm);
+    if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "input");
+    tt = vi->type ? vi->type->tensor_type : NULL;
+    if (!tt)
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                       "graph input '%s' is not a tensor (sequences and maps are not supported)",
+                       nm);
+    v->dtype = tt->has_elem_type ? (moss_dtype)tt->elem_type : MOSS_DT_UNDEF;
+    if (v->dtype <= 0 || v->dtype >= MOSS_DT_COUNT_ || !moss_dtype_size(v->dtype))
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "graph input '%s' has unknown type %d",
+                       nm, (int)v->dtype);
+    if (tt->shape) {
+      if (tt->shape->n_dim > MOSS_MAX_RANK)
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "graph input '%s' has rank %zu", nm,
+                         tt->shape->n_dim);
+      v->rank = (int)tt->shape->n_dim;
+      for (j = 0; j < tt->shape->n_dim; j++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[j];
+        v->dims[j] = -1;
+        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+            d->dim_value >= 0)
+          v->dims[j] = d->dim_value;
+        else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM)
+          v->dim_param[j] = moss_arena_strdup(g->arena, d->dim_param);
+      }
+    }
+    b = find_binding(bindings, nbindings, nm, 0);
+    if (b) {
+      int rank;
+      int64_t dims[MOSS_MAX_RANK];
+      MOSS_TRY(parse_shape(ctx, b->shape, &rank, dims));
+      if (v->rank >= 0 && rank != v->rank)
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                         "--input-shape %s=%s has rank %d, the input has rank %d", nm, b->shape,
+                         rank, v->rank);
+      for (k = 0; k < rank; k++) {
+        if (v->rank >= 0 && v->dims[k] >= 0 && v->dims[k] != dims[k])
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                           "--input-shape %s=%s: dimension %d is fixed to %lld by the model", nm,
+                           b->shape, k, (long long)v->dims[k]);
+        v->dims[k] = dims[k];
+      }
+      v->rank = rank;
+    }
+    if (v->rank < 0)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "graph input '%s' has no shape; give one with --input-shape %s=DxDx...",
+                       nm, nm);
+    for (k = 0; k < v->rank; k++)
+      if (v->dims[k] < 0)
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                         "graph input '%s' has symbolic dimension %d ('%s'); bind it with "
+                         "--input-shape %s=DxDx...",
+                         nm, k, v->dim_param[k] ? v->dim_param[k] : "?", nm);
+    v->input_index = g->ninputs;
+    g->inputs[g->ninputs++] = v;
+  }
+  for (k = 0; k < nbindings; k++) {
+    moss_value *v = moss_graph_find_value(g, bindings[k].name);
+    if (!v || (v->data == NULL && v->input_index < 0) ||
+        (bindings[k].shape && v->input_index < 0))
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "%s names '%s', which is not a graph input",
+                       bindings[k].file ? "--constant" : "--input-shape", bindings[k].name);
+  }
+
+  nbefore = g->nvalues;
+  for (i = 0; i < gp->n_node; i++) {
+    const Onnx__NodeProto *np = gp->node[i];
+    moss_node *n = moss_graph_add_node(ctx, g, np->op_type ? np->op_type : "", np->name,
+                                       (int)np->n_input, (int)np->n_output);
+    if (!n) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "node");
+    if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx"))
+      n->domain = moss_arena_strdup(g->arena, np->domain);
+    for (j = 0; j < np->n_input; j++) {
+      if (!np->input[j] || !*np->input[j]) continue;
+      n->inputs[j] = use_value(im, np->input[j]);
+      if (!n->inputs[j]) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "value");
+    }
+    for (j = 0; j < np->n_output; j++) {
+      moss_value *v;
+      if (!np->output[j] || !*np->output[j]) continue;
+      v = moss_graph_find_value(g, np->output[j]);
+      if (v && (v->producer || v->data || v->input_index >= 0)) {
+        im->errors++;
+        moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "value '%s' is defined twice", np->output[j]);
+        continue;
+      }
+      if (!v) v = moss_graph_add_value(ctx, g, np->output[j]);
+      if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "value");
+      v->producer = n;
+      n->outputs[j] = v;
+    }
+    n->nattrs = (int)np->n_attribute;
+    n->attrs = moss_graph_alloc(g, sizeof(moss_attr) * (np->n_attribute + 1));
+    if (!n->attrs) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "attributes");
+    for (j = 0; j < np->n_attribute; j++) {
+      moss_status st = copy_attr(im, n, &n->attrs[j], np->attribute[j]);
+      if (st == MOSS_E_NOMEM) return moss_fail(ctx, st, n, "attributes");
+      if (st != MOSS_OK) im->errors++;
+    }
+  }
+  /* Every value a node reads must be an input, a constant or produced. */
+  placeholder = NULL;
+  (void)placeholder;
+  (void)nbefore;
+  for (i = 0; i < (size_t)g->nnodes; i++) {
+    moss_node *n = g->nodes[i];
+    for (k = 0; k < n->ninputs; k++) {
+      moss_value *v = n->inputs[k];
+      if (v && !v->producer && !v->data && v->input_index < 0) {
+        im->errors++;
+        moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+                  "input '%s' is neither a graph input, an initializer nor any node's output",
+                  v->name);
+        v->input_index = -2; /* report once */
+      }
+    }
+  }
+  g->outputs = moss_graph_alloc(g, sizeof(moss_value *) * (gp->n_output + 1));
+  if (!g->outputs) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
+  for (i = 0; i < gp->n_output; i++) {
+    const char *nm = gp->output[i]->name ? gp->output[i]->name : "";
+    moss_value *v = moss_graph_find_value(g, nm);
+    if (!v || (!v->producer && !v->data && v->input_index < 0)) {
+      im->errors++;
+      moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "graph output '%s' is never produced", nm);
+      continue;
+    }
+    if (v->output_index >= 0) {
+      /* The same value listed twice: later outputs copy it. */
+      moss_node *n = moss_graph_add_node(ctx, g, "Identity", NULL, 1, 1);
+      moss_value *c = moss_graph_add_value(ctx, g, NULL);
+      if (!n || !c) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
+      n->inputs[0] = v;
+      n->outputs[0] = c;
+      c->producer = n;
+      v = c;
+    }
+    v->output_index = g->noutputs;
+    g->outputs[g->noutputs++] = v;
+  }
+  if (g->noutputs == 0 && !im->errors)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "the graph has no outputs");
+  return im->errors ? MOSS_E_INVALID_MODEL : MOSS_OK;
+}
+
+moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_binding *bindings,
+                             int nbindings, moss_graph **out_graph) {
+  uint8_t *data;
+  size_t size, i;
+  Onnx__ModelProto *m;
+  moss_graph *g;
+  importer im;
+  moss_status st;
+  *out_graph = NULL;
+  MOSS_TRY(moss_file_read(ctx, path, &data, &size));
+  m = onnx__model_proto__unpack(NULL, size, data);
+  moss_free(ctx, data, size + 1);
+  if (!m)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "not an ONNX model: the protobuf is truncated or malformed");
+  if (!m->graph) {
+    onnx__model_proto__free_unpacked(m, NULL);
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "not an ONNX model: it has no graph");
+  }
+  st = moss_graph_create(ctx, &g);
+  if (st != MOSS_OK) {
+    onnx__model_proto__free_unpacked(m, NULL);
+    return st;
+  }
+  g->opset = 1;
+  for (i = 0; i < m->n_opset_import; i++) {
+    const Onnx__OperatorSetIdProto *o = m->opset_import[i];
+    if ((!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) && o->has_version)
+      g->opset = o->version;
+  }
+  im.ctx = ctx;
+  im.g = g;
+  im.path = path;
+  im.errors = 0;
+  st = import_graph(&im, m->graph, bindings, nbindings);
+  onnx__model_proto__free_unpacked(m, NULL);
+  if (st != MOSS_OK) {
+    moss_graph_destroy(ctx, g);
+    return st;
+  }
+  *out_graph = g;
+  return MOSS_OK;
+}
+
+/* .pb: one serialized TensorProto. */
+static moss_status read_pb(moss_ctx *ctx, moss_graph *g, const char *path, const uint8_t *data,
+                           size_t size, moss_value **out) {
+  Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, size, data);
+  moss_status st;
+  const char *saved = ctx->file;
+  if (!t)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s' is not a TensorProto (.pb) file", path);
+  ctx->file = path;
+  st = tensor_to_value(ctx, g, path, t, t->name && *t->name ? t->name : path, out);
+  ctx->file = saved;
+  onnx__tensor_proto__free_unpacked(t, NULL);
+  return st;
+}
+
+/* .npy: NumPy format 1.0/2.0/3.0, little-endian, C order, numeric types. */
+static moss_status read_npy(moss_ctx *ctx, moss_graph *g, const char *path, const uint8_t *data,
+                            size_t size, moss_value **out) {
+  size_t hlen, hoff, i;
+  char hdr[4096], *p, *q;
+  moss_dtype dt = MOSS_DT_UNDEF;
+  int rank = 0;
+  int64_t dims[MOSS_MAX_RANK];
+  size_t nbytes;
+  moss_value *v;
+  if (size < 10 || memcmp(data, "\x93NUMPY", 6) != 0)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s' is not a .npy file", path);
+  if (data[6] == 1) {
+    hlen = data[8] | (size_t)data[9] << 8;
+    hoff = 10;
+  } else {
+    if (size < 12) return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': truncated .npy header", path);
+    hlen = data[8] | (size_t)data[9] << 8 | (size_t)data[10] << 16 | (size_t)data[11] << 24;
+    hoff = 12;
+  }
+  if (hlen >= sizeof hdr || hoff + hlen > size)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': truncated or oversized .npy header", path);
+  memcpy(hdr, data + hoff, hlen);
+  hdr[hlen] = 0;
+  p = strstr(hdr, "'descr':");
+  if (!p) return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': .npy header has no descr", path);
+  p = strchr(p + 8, '\'');
+  if (!p) return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': bad .npy descr", path);
+  p++;
+  {
+    static const struct { const char *d; moss_dtype t; } map[] = {
+        {"<f4", MOSS_DT_F32}, {"<f8", MOSS_DT_F64}, {"<i8", MOSS_DT_I64}, {"<i4", MOSS_DT_I32},
+        {"<i2", MOSS_DT_I16}, {"|i1", MOSS_DT_I8},  {"|u1", MOSS_DT_U8},  {"<u2", MOSS_DT_U16},
+        {"<u4", MOSS_DT_U32}, {"<u8", MOSS_DT_U64}, {"|b1", MOSS_DT_BOOL}, {"<f2", MOSS_DT_F16}};
+    for (i = 0; i < sizeof map / sizeof map[0]; i++)
+      if (!strncmp(p, map[i].d, 3) && p[3] == '\'') dt = map[i].t;
+  }
+  if (dt == MOSS_DT_UNDEF)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': unsupported .npy dtype '%.8s'", path, p);
+  if (strstr(hdr, "'fortran_order': True"))
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': Fortran-order .npy is not supported", path);
+  p = strstr(hdr, "'shape':");
+  if (!p || !(p = strchr(p, '(')) || !(q = strchr(p, ')')))
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': .npy header has no shape", path);
+  p++;
+  while (p < q) {
+    char *end;
+    long long d;
+    while (p < q && (*p == ' ' || *p == ',')) p++;
+    if (p >= q) break;
+    d = strtoll(p, &end, 10);
+    if (end == p || d < 0 || rank >= MOSS_MAX_RANK)
+      return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': bad .npy shape", path);
+    dims[rank++] = d;
+    p = end;
+  }
+  v = moss_graph_add_constant(ctx, g, path, dt, rank, dims, NULL);
+  if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "'%s'", path);
+  nbytes = moss_value_nbytes(v);
+  if (moss_value_numel(v) < 0 || size - hoff - hlen != nbytes)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': .npy holds %zu data bytes, its shape needs %zu",
+                     path, size - hoff - hlen, nbytes);
+  if (nbytes) memcpy(v->data, data + hoff + hlen, nbytes);
+  *out = v;
+  return MOSS_OK;
+}
+
+moss_status moss_tensor_file_read(moss_ctx *ctx, moss_graph *g, const char *path,
+                                  moss_value **out_value) {
+  uint8_t *data;
+  size_t size;
+  moss_status st;
+  *out_value = NULL;
+  MOSS_TRY(moss_file_read(ctx, path, &data, &size));
+  if (size >= 6 && memcmp(data, "\x93NUMPY", 6) == 0)
+    st = read_npy(ctx, g, path, data, size, out_value);
+  else
+    st = read_pb(ctx, g, path, data, size, out_value);
+  moss_free(ctx, data, size + 1);
+  return st;
+}
+
+moss_status moss_npy_write(moss_ctx *ctx, const char *path, moss_dtype dt, int rank,
+                           const int64_t *dims, const void *data) {
+  static const struct { moss_dtype t; const char *d; } map[] = {
+      {MOSS_DT_F32, "<f4"}, {MOSS_DT_F64, "<f8"}, {MOSS_DT_I64, "<i8"}, {MOSS_DT_I32, "<i4"},
+      {MOSS_DT_I16, "<i2"}, {MOSS_DT_I8, "|i1"},  {MOSS_DT_U8, "|u1"},  {MOSS_DT_U16, "<u2"},
+      {MOSS_DT_U32, "<u4"}, {MOSS_DT_U64, "<u8"}, {MOSS_DT_BOOL, "|b1"}, {MOSS_DT_F16, "<f2"}};
+  const char *descr = NULL;
+  char hdr[512];
+  size_t n, i, nbytes = moss_dtype_size(dt);
+  FILE *f;
+  int k;
+  for (i = 0; i < sizeof map / sizeof map[0]; i++)
+    if (map[i].t == dt) descr = map[i].d;
+  if (!descr)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "cannot write %s to .npy", moss_dtype_name(dt));
+  n = (size_t)snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+  for (k = 0; k < rank; k++) {
+    n += (size_t)snprintf(hdr + n, sizeof hdr - n, "%lld,%s", (long long)dims[k],
+                          k + 1 < rank ? " " : "");
+    nbytes *= (size_t)dims[k];
+  }
+  if (rank > 1) n--; /* "(2, 3)" not "(2, 3,)" */
+  n += (size_t)snprintf(hdr + n, sizeof hdr - n, "), }");
+  while ((10 + n + 1) % 64) hdr[n++] = ' ';
+  hdr[n++] = '\n';
+  f = fopen(path, "wb");
+  if (!f) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot create '%s'", path);
+  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+  fputc((int)(n & 0xff), f);
+  fputc((int)(n >> 8), f);
+  fwrite(hdr, 1, n, f);
+  if (nbytes) fwrite(data, 1, nbytes, f);
+  if (fclose(f) != 0) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", path);
+  return MOSS_OK;
+}

@@ -1,0 +1,201 @@
+/* ir.h - the moss graph IR: values (tensors), nodes and attributes, all
+ * living in one arena owned by the graph. Every pass reads and rewrites this;
+ * every backend emits from it. Operators are listed once, in ops.def. */
+#ifndef MOSS_IR_H
+#define MOSS_IR_H
+
+#include "../base/base.h"
+
+#define MOSS_MAX_RANK 8
+
+/* Element types; the numbers are ONNX's TensorProto.DataType codes. */
+typedef enum moss_dtype {
+  MOSS_DT_UNDEF = 0,
+  MOSS_DT_F32 = 1,
+  MOSS_DT_U8 = 2,
+  MOSS_DT_I8 = 3,
+  MOSS_DT_U16 = 4,
+  MOSS_DT_I16 = 5,
+  MOSS_DT_I32 = 6,
+  MOSS_DT_I64 = 7,
+  MOSS_DT_STRING = 8,
+  MOSS_DT_BOOL = 9,
+  MOSS_DT_F16 = 10,
+  MOSS_DT_F64 = 11,
+  MOSS_DT_U32 = 12,
+  MOSS_DT_U64 = 13,
+  MOSS_DT_BF16 = 16,
+  MOSS_DT_COUNT_ = 17
+} moss_dtype;
+
+/* Size in bytes of one element; 0 for types moss cannot hold. */
+size_t moss_dtype_size(moss_dtype dt);
+/* Lower-case name ("float32", "int64", "bool", ...); "?" if unknown. */
+const char *moss_dtype_name(moss_dtype dt);
+/* C type used by generated code ("float", "int64_t", "uint8_t" for bool...);
+ * NULL when moss cannot compute on the type (string, float16, bfloat16). */
+const char *moss_dtype_ctype(moss_dtype dt);
+int moss_dtype_is_float(moss_dtype dt);   /* f32, f64 (and f16/bf16) */
+int moss_dtype_is_signed(moss_dtype dt);  /* signed integers */
+
+/* Operators: one enumerator per line of ops.def. */
+typedef enum moss_op {
+  MOSS_OP_UNKNOWN_ = 0,
+#define MOSS_OP(name, family, min_in, max_in, min_out, max_out) MOSS_OP_##name,
+#include "ops.def"
+#undef MOSS_OP
+  MOSS_OP_COUNT_
+} moss_op;
+
+typedef struct moss_op_info {
+  const char *name;   /* ONNX op_type */
+  const char *family; /* the behaviour family implementing it */
+  int min_in, max_in, min_out, max_out; /* max -1: variadic */
+} moss_op_info;
+
+extern const moss_op_info moss_op_infos[MOSS_OP_COUNT_];
+moss_op moss_op_find(const char *op_type); /* MOSS_OP_UNKNOWN_ if not listed */
+
+typedef struct moss_node moss_node;
+
+/* A tensor-valued edge of the graph. |data| is non-NULL for constants
+ * (initializers, Constant nodes, folded results). Shapes are static once
+ * inference has run: rank >= 0 and every dim >= 0. */
+typedef struct moss_value {
+  const char *name;
+  int id;                       /* index in graph->values */
+  moss_dtype dtype;
+  int rank;                     /* -1: unknown */
+  int64_t dims[MOSS_MAX_RANK];  /* -1: unknown (symbolic) */
+  const char *dim_param[MOSS_MAX_RANK]; /* symbolic names from ONNX, or NULL */
+  void *data;                   /* constant payload (numel * dtype size bytes) */
+  moss_node *producer;          /* NULL for inputs and constants */
+  int input_index;              /* >= 0: position among graph inputs */
+  int output_index;             /* >= 0: position among graph outputs */
+  int nuses;                    /* consumers, counted by moss_graph_compute_uses */
+  /* Set by the memory planner. */
+  struct moss_value *alias;     /* storage is that of another value (in-place) */
+  int64_t offset;               /* arena offset; -1: not in the arena */
+} moss_value;
+
+typedef enum moss_attr_type {
+  MOSS_ATTR_UNDEF = 0,
+  MOSS_ATTR_FLOAT = 1,
+  MOSS_ATTR_INT = 2,
+  MOSS_ATTR_STRING = 3,
+  MOSS_ATTR_TENSOR = 4,
+  MOSS_ATTR_GRAPH = 5,
+  MOSS_ATTR_FLOATS = 6,
+  MOSS_ATTR_INTS = 7,
+  MOSS_ATTR_STRINGS = 8
+} moss_attr_type;
+
+typedef struct moss_attr {
+  const char *name;
+  moss_attr_type type;
+  int64_t i;
+  float f;
+  const char *s;        /* NUL-terminated; |slen| bytes (may contain NUL) */
+  size_t slen;
+  int64_t *ints;
+  float *floats;
+  const char **strings;
+  int n;                /* count of ints / floats / strings */
+  moss_value *t;        /* tensor attribute, a constant value not in the graph */
+} moss_attr;
+
+/* Activation fused into a producing Conv/Gemm/MatMul by the fusion pass. */
+typedef enum moss_act_kind {
+  MOSS_ACT_NONE = 0,
+  MOSS_ACT_RELU,
+  MOSS_ACT_CLIP,       /* alpha = min, beta = max */
+  MOSS_ACT_LEAKY_RELU, /* alpha */
+  MOSS_ACT_SIGMOID,
+  MOSS_ACT_TANH
+} moss_act_kind;
+
+typedef struct moss_act {
+  moss_act_kind kind;
+  float alpha, beta;
+} moss_act;
+
+struct moss_node {
+  const char *name;
+  const char *op_type;
+  const char *domain;
+  moss_op op;
+  int id;                 /* position in graph->nodes after the last sort */
+  int ninputs, noutputs;
+  moss_value **inputs;    /* an absent optional input is NULL */
+  moss_value **outputs;   /* an absent optional output is NULL */
+  int nattrs;
+  moss_attr *attrs;
+  moss_act act;           /* fused activation (Conv, ConvTranspose, Gemm, MatMul) */
+  int dead;               /* removed; swept by moss_graph_compact */
+};
+
+typedef struct moss_graph {
+  moss_arena *arena;      /* owns every node, value, name and payload */
+  const char *name;
+  int64_t opset;          /* default-domain opset version */
+  moss_value **values;
+  int nvalues, cap_values;
+  moss_node **nodes;      /* in topological order after moss_graph_sort */
+  int nnodes, cap_nodes;
+  moss_value **inputs;
+  int ninputs;
+  moss_value **outputs;
+  int noutputs;
+} moss_graph;
+
+moss_status moss_graph_create(moss_ctx *ctx, moss_graph **out_graph);
+void moss_graph_destroy(moss_ctx *ctx, moss_graph *g);
+
+/* New value with a unique name (|name| is copied; NULL makes one up). */
+moss_value *moss_graph_add_value(moss_ctx *ctx, moss_graph *g, const char *name);
+moss_value *moss_graph_find_value(moss_graph *g, const char *name);
+/* New node with room for |nin| inputs and |nout| outputs (filled by caller). */
+moss_node *moss_graph_add_node(moss_ctx *ctx, moss_graph *g, const char *op_type,
+                               const char *name, int nin, int nout);
+/* A constant value holding a copy of |data| (numel * size bytes). */
+moss_value *moss_graph_add_constant(moss_ctx *ctx, moss_graph *g, const char *name,
+                                    moss_dtype dt, int rank, const int64_t *dims,
+                                    const void *data);
+void *moss_graph_alloc(moss_graph *g, size_t size); /* zeroed, 64-byte aligned */
+
+/* Topological sort; fails with invalid-model on a cycle or on a value
+ * used before any producer defines it. */
+moss_status moss_graph_sort(moss_ctx *ctx, moss_graph *g);
+/* Drops dead nodes from the node list. */
+void moss_graph_compact(moss_graph *g);
+void moss_graph_compute_uses(moss_graph *g);
+/* Replaces every use of |from| (node inputs and graph outputs) by |to|. */
+void moss_graph_replace_uses(moss_graph *g, moss_value *from, moss_value *to);
+
+/* Element count of a value with a known shape; -1 if unknown/overflow. */
+int64_t moss_value_numel(const moss_value *v);
+size_t moss_value_nbytes(const moss_value *v);
+int moss_value_shape_known(const moss_value *v);
+/* Reads element |i| of a constant integer or float value as int64/double. */
+int64_t moss_value_get_i64(const moss_value *v, int64_t i);
+double moss_value_get_f64(const moss_value *v, int64_t i);
+
+/* Attribute lookups; |def| when absent. */
+const moss_attr *moss_node_find_attr(const moss_node *n, const char *name);
+int64_t moss_attr_int(const moss_node *n, const char *name, int64_t def);
+float moss_attr_float(const moss_node *n, const char *name, float def);
+const char *moss_attr_string(const moss_node *n, const char *name, const char *def);
+/* Returns the count (0 if absent) and points |*out| at the values. */
+int moss_attr_ints(const moss_node *n, const char *name, const int64_t **out);
+int moss_attr_floats(const moss_node *n, const char *name, const float **out);
+/* Input |i| if present (non-NULL and non-empty name), else NULL. */
+moss_value *moss_node_input(const moss_node *n, int i);
+
+/* Checks structural invariants; reports internal errors. */
+moss_status moss_ir_verify(moss_ctx *ctx, moss_graph *g);
+/* Readable text dump of the whole graph. */
+void moss_ir_print(moss_graph *g, moss_buf *out);
+/* "f32[1,3,8,8]" style type text into |buf|. */
+const char *moss_value_type_str(const moss_value *v, char *buf, size_t cap);
+
+#endif

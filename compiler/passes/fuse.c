@@ -1,0 +1,115 @@
+/* fuse.c - epilogue fusion: a constant bias Add after Conv/Gemm/MatMul
+ * becomes that node's bias (a 2-D MatMul becomes a Gemm), and a following
+ * Relu/Clip/LeakyRelu/Sigmoid/Tanh becomes its fused activation, so the
+ * backend writes each output once. Only float32, and only when the
+ * intermediate value has no other reader and is not a graph output. */
+#include <math.h>
+
+#include "passes.h"
+
+static moss_node *sole_producer(moss_value *v) {
+  moss_node *p = v ? v->producer : NULL;
+  if (!p || p->dead || v->nuses != 1 || v->output_index >= 0 || v->dtype != MOSS_DT_F32) return NULL;
+  if (p->noutputs != 1) return NULL;
+  return p;
+}
+
+/* Moves |n|'s output onto |p| and kills |n|. */
+static void absorb(moss_node *p, moss_node *n) {
+  p->outputs[0] = n->outputs[0];
+  n->outputs[0]->producer = p;
+  n->dead = 1;
+}
+
+static moss_status fuse_bias(moss_ctx *ctx, moss_graph *g, moss_node *add) {
+  int side;
+  for (side = 0; side < 2; side++) {
+    moss_value *x = add->inputs[side], *b = add->inputs[1 - side];
+    moss_node *p = sole_producer(x);
+    int64_t c, ne;
+    if (!p || p->act.kind || !b->data || b->dtype != MOSS_DT_F32) continue;
+    ne = moss_value_numel(b);
+    if (p->op == MOSS_OP_Conv && !moss_node_input(p, 2) && x->rank >= 3) {
+      int k, ok = 1;
+      c = x->dims[1];
+      /* The bias must vary only along the channel axis. */
+      if (ne != c || b->rank > x->rank) continue;
+      for (k = 0; k < b->rank; k++) {
+        int xk = x->rank - b->rank + k;
+        if (b->dims[k] != 1 && xk != 1) ok = 0;
+      }
+      if (!ok) continue;
+    } else if ((p->op == MOSS_OP_Gemm || p->op == MOSS_OP_MatMul) && !moss_node_input(p, 2) &&
+               x->rank == 2 && p->inputs[0]->rank == 2 && p->inputs[1]->rank == 2) {
+      c = x->dims[1];
+      if (!(b->rank == 1 && b->dims[0] == c) && !(b->rank == 2 && b->dims[0] == 1 && b->dims[1] == c))
+        continue;
+      if (p->op == MOSS_OP_Gemm && moss_attr_float(p, "beta", 1.0f) != 1.0f) continue;
+    } else {
+      continue;
+    }
+    {
+      int64_t d[1];
+      moss_value *nb;
+      d[0] = c;
+      nb = moss_graph_add_constant(ctx, g, b->name, MOSS_DT_F32, 1, d, b->data);
+      if (!nb) return moss_fail(ctx, MOSS_E_NOMEM, add, "fusion");
+      if (p->op == MOSS_OP_MatMul) {
+        p->op = MOSS_OP_Gemm;
+        p->op_type = "Gemm";
+      }
+      p->inputs[2] = nb;
+      p->ninputs = 3;
+      absorb(p, add);
+      return MOSS_OK;
+    }
+  }
+  return MOSS_OK;
+}
+
+static moss_status fuse_act(moss_ctx *ctx, moss_node *n) {
+  moss_node *p = sole_producer(n->inputs[0]);
+  moss_act act;
+  (void)ctx;
+  if (!p || p->act.kind) return MOSS_OK;
+  if (p->op != MOSS_OP_Conv && p->op != MOSS_OP_ConvTranspose && p->op != MOSS_OP_Gemm &&
+      p->op != MOSS_OP_MatMul)
+    return MOSS_OK;
+  act.alpha = act.beta = 0;
+  switch (n->op) {
+  case MOSS_OP_Relu: act.kind = MOSS_ACT_RELU; break;
+  case MOSS_OP_Sigmoid: act.kind = MOSS_ACT_SIGMOID; break;
+  case MOSS_OP_Tanh: act.kind = MOSS_ACT_TANH; break;
+  case MOSS_OP_LeakyRelu:
+    act.kind = MOSS_ACT_LEAKY_RELU;
+    act.alpha = moss_attr_float(n, "alpha", 0.01f);
+    break;
+  case MOSS_OP_Clip: {
+    moss_value *lo = moss_node_input(n, 1), *hi = moss_node_input(n, 2);
+    act.kind = MOSS_ACT_CLIP;
+    act.alpha = moss_attr_float(n, "min", -INFINITY);
+    act.beta = moss_attr_float(n, "max", INFINITY);
+    if ((lo && !lo->data) || (hi && !hi->data)) return MOSS_OK;
+    if (lo) act.alpha = ((const float *)lo->data)[0];
+    if (hi) act.beta = ((const float *)hi->data)[0];
+    break;
+  }
+  default: return MOSS_OK;
+  }
+  p->act = act;
+  absorb(p, n);
+  return MOSS_OK;
+}
+
+moss_status moss_pass_fuse(moss_ctx *ctx, moss_graph *g) {
+  int i;
+  moss_graph_compute_uses(g);
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *n = g->nodes[i];
+    if (n->dead) continue;
+    if (n->op == MOSS_OP_Add) MOSS_TRY(fuse_bias(ctx, g, n));
+    else MOSS_TRY(fuse_act(ctx, n));
+  }
+  moss_graph_compact(g);
+  return MOSS_OK;
+}

@@ -1,0 +1,31 @@
+/* passes.h - graph-to-graph passes, one per file, one signature. The
+ * driver runs them in the order of moss_passes[] (driver/pipeline.c). */
+#ifndef MOSS_PASSES_H
+#define MOSS_PASSES_H
+
+#include "../ir/ir.h"
+
+typedef moss_status (*moss_pass_fn)(moss_ctx *ctx, moss_graph *g);
+
+/* Rejects what cannot be compiled before any work: unknown operators,
+ * foreign domains, wrong arity. Reports every such node, then fails. */
+moss_status moss_pass_check(moss_ctx *ctx, moss_graph *g);
+/* Shape and dtype inference in topological order; a node whose inputs are
+ * all constant is evaluated on the spot (constant folding), so shapes that
+ * depend on computed constants resolve. Reports every unsupported node. */
+moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g);
+/* Constant folding of any node whose inputs became constant later. */
+moss_status moss_pass_fold(moss_ctx *ctx, moss_graph *g);
+/* BatchNormalization after a Conv/Gemm with constant weights folds into
+ * that Conv/Gemm's weights and bias. */
+moss_status moss_pass_bn_fold(moss_ctx *ctx, moss_graph *g);
+/* A bias Add and an activation after Conv/Gemm/MatMul move into it. */
+moss_status moss_pass_fuse(moss_ctx *ctx, moss_graph *g);
+/* Removes nodes no graph output depends on. */
+moss_status moss_pass_dce(moss_ctx *ctx, moss_graph *g);
+
+/* Evaluates |n| if all its present inputs are constant; *out_folded says
+ * whether it did (the node is then dead and its outputs constant). */
+moss_status moss_fold_node(moss_ctx *ctx, moss_graph *g, moss_node *n, int *out_folded);
+
+#endif

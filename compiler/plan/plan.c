@@ -1,0 +1,116 @@
+/* plan.c - the memory planner, run after the passes and before emission.
+ * 1. Aliasing: the output of Reshape/Flatten/Squeeze/Unsqueeze/Identity/
+ *    Dropout shares its input's storage unless it is a graph output (which
+ *    lives in the caller's buffer).
+ * 2. Liveness: a value lives from the node that defines it to the last
+ *    node that reads it or any of its aliases.
+ * 3. Offsets: values are placed in definition order at the lowest
+ *    64-byte-aligned offset that overlaps no value live at the same time
+ *    (first fit over the live set sorted by offset). */
+#include "plan.h"
+
+static int is_view(const moss_node *n) {
+  switch (n->op) {
+  case MOSS_OP_Reshape: case MOSS_OP_Flatten: case MOSS_OP_Squeeze: case MOSS_OP_Unsqueeze:
+  case MOSS_OP_Identity: case MOSS_OP_Dropout: return 1;
+  default: return 0;
+  }
+}
+
+static moss_value *root(moss_value *v) {
+  while (v->alias) v = v->alias;
+  return v;
+}
+
+typedef struct interval {
+  moss_value *v;
+  int start, end;
+  int64_t size, offset;
+} interval;
+
+moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_bytes) {
+  int i, j, nv = g->nvalues, nlive = 0;
+  int *start, *end;
+  interval *iv;
+  int *order; /* values placed so far, kept sorted by offset */
+  int64_t arena = 0;
+  size_t bytes = sizeof(int) * (size_t)nv * 3 + sizeof(interval) * (size_t)nv + 1;
+  char *mem = moss_alloc(ctx, bytes);
+  *out_arena_bytes = 0;
+  if (!mem) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "memory plan");
+  start = (int *)mem;
+  end = start + nv;
+  order = end + nv;
+  iv = (interval *)(order + nv);
+
+  for (i = 0; i < nv; i++) {
+    g->values[i]->alias = NULL;
+    g->values[i]->offset = -1;
+    start[i] = -1;
+    end[i] = -1;
+  }
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *n = g->nodes[i];
+    moss_value *x = n->inputs[0], *y = n->outputs[0];
+    if (is_view(n) && x && y && y->output_index < 0 && x->dtype == y->dtype) y->alias = x;
+  }
+  /* Liveness on alias roots. */
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *n = g->nodes[i];
+    for (j = 0; j < n->noutputs; j++) {
+      moss_value *r;
+      if (!n->outputs[j]) continue;
+      r = root(n->outputs[j]);
+      if (start[r->id] < 0) start[r->id] = i;
+      if (end[r->id] < i) end[r->id] = i;
+    }
+    for (j = 0; j < n->ninputs; j++) {
+      moss_value *r;
+      if (!n->inputs[j]) continue;
+      r = root(n->inputs[j]);
+      if (end[r->id] < i) end[r->id] = i;
+    }
+  }
+  /* Intervals of arena-resident roots, in definition order. */
+  {
+    int ni = 0;
+    for (i = 0; i < g->nnodes; i++) {
+      moss_node *n = g->nodes[i];
+      for (j = 0; j < n->noutputs; j++) {
+        moss_value *v = n->outputs[j];
+        int64_t sz;
+        if (!v || v->alias || v->output_index >= 0 || v->data) continue;
+        sz = (int64_t)moss_value_nbytes(v);
+        iv[ni].v = v;
+        iv[ni].start = start[v->id];
+        iv[ni].end = end[v->id];
+        iv[ni].size = (sz + MOSS_PLAN_ALIGN - 1) / MOSS_PLAN_ALIGN * MOSS_PLAN_ALIGN;
+        if (iv[ni].size == 0) iv[ni].size = MOSS_PLAN_ALIGN;
+        ni++;
+      }
+    }
+    for (i = 0; i < ni; i++) {
+      int64_t off = 0;
+      int k, m;
+      /* Drop from the live set what ended before this value starts. */
+      for (k = 0, m = 0; k < nlive; k++)
+        if (iv[order[k]].end >= iv[i].start) order[m++] = order[k];
+      nlive = m;
+      for (k = 0; k < nlive; k++) {
+        interval *o = &iv[order[k]];
+        if (off + iv[i].size <= o->offset) break;
+        if (o->offset + o->size > off) off = o->offset + o->size;
+      }
+      iv[i].offset = off;
+      iv[i].v->offset = off;
+      if (off + iv[i].size > arena) arena = off + iv[i].size;
+      /* Insert keeping the live set sorted by offset. */
+      for (m = nlive; m > 0 && iv[order[m - 1]].offset > off; m--) order[m] = order[m - 1];
+      order[m] = i;
+      nlive++;
+    }
+  }
+  moss_free(ctx, mem, bytes);
+  *out_arena_bytes = arena;
+  return MOSS_OK;
+}

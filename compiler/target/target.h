@@ -1,0 +1,105 @@
+/* target.h - the target model: a target XML file (targets/NAME.xml, checked
+ * against targets/moss-target.xsd) turned into an immutable moss_target that
+ * the partitioner, the planner, the cost and energy model and the backends
+ * read. Only target.c sees libxml2; nothing here exposes it.
+ *
+ * A target has one or more devices (index 0 .. moss_target_device_count()-1,
+ * in file order, a parent's devices first). Every string returned below is
+ * borrowed from the target and lives until moss_target_destroy(). Loading is
+ * not thread-safe (it installs libxml2 error handlers for the calling
+ * thread); a loaded target is read-only and may be shared between threads. */
+#ifndef MOSS_TARGET_H
+#define MOSS_TARGET_H
+
+#include <stdint.h>
+
+#include "../base/base.h"
+
+typedef struct moss_target moss_target; /* immutable once loaded */
+
+/* Loads a target. |name_or_path| is a file path when it contains '/' or ends
+ * in ".xml"; otherwise it is a target name, looked up as <dir>/<name>.xml
+ * where <dir> is $MOSS_TARGETS_DIR if set, else the compiled-in
+ * MOSS_TARGETS_DIR; the file's name attribute must then equal that name.
+ * NULL means "host". The file is validated against <dir>/moss-target.xsd,
+ * then inherit= is resolved (the parent is looked up next to the file, then
+ * in <dir>; devices with the same id are merged field by field, the child's
+ * fields winning; cycles are detected).
+ * On success |*out_target| is a new target the caller destroys. On failure it
+ * is NULL and every problem has been reported through moss_fail() as
+ * "<file>:<line>: <what>" with category target: a missing file, malformed XML
+ * (the first parse error), each schema violation, an unknown or cyclic
+ * inherit=, a device without kind or backend, an unknown fallback device.
+ * Returns MOSS_OK, MOSS_E_TARGET, or MOSS_E_NOMEM. */
+moss_status moss_target_load(moss_ctx *ctx, const char *name_or_path, moss_target **out_target);
+/* Frees |t| and everything borrowed from it; NULL is a no-op. |ctx| must use
+ * the allocator |t| was loaded with. */
+void moss_target_destroy(moss_ctx *ctx, moss_target *t);
+
+const char *moss_target_name(const moss_target *t);
+const char *moss_target_vendor(const moss_target *t);
+const char *moss_target_description(const moss_target *t);
+/* The file |t| was loaded from (the child's, when it inherits). */
+const char *moss_target_path(const moss_target *t);
+/* The parent target's name; NULL when |t| inherits nothing. */
+const char *moss_target_inherit(const moss_target *t);
+/* Index of the device that takes what no other device supports; -1: none. */
+int moss_target_fallback(const moss_target *t);
+
+int moss_target_device_count(const moss_target *t);
+/* |i| must be a valid device index for all moss_target_device_* below. */
+const char *moss_target_device_id(const moss_target *t, int i);
+const char *moss_target_device_kind(const moss_target *t, int i);    /* "cpu", "gpu", "npu" */
+const char *moss_target_device_backend(const moss_target *t, int i); /* "c", "plugin:x"... */
+/* Index of the device called |id|; -1 when there is none. */
+int moss_target_device_find(const moss_target *t, const char *id);
+/* A <codegen> attribute by its XML name ("triple", "cpu", "features",
+ * "opencl-version", "spirv-version"); NULL when not given. */
+const char *moss_target_device_codegen(const moss_target *t, int i, const char *key);
+
+/* Compute: clock in MHz and number of compute units; 0 when not given. */
+double moss_target_device_clock_mhz(const moss_target *t, int i);
+int moss_target_device_units(const moss_target *t, int i);
+/* Peak MACs per cycle per unit for |dtype| ("f32", "i8", ...); 0: not given. */
+double moss_target_device_macs_per_cycle(const moss_target *t, int i, const char *dtype);
+
+/* Energy of one MAC of |dtype| in pJ. Returns 1 and sets |*out_pj| and
+ * |*out_source| (the figure's source label) when the device gives one;
+ * else returns 0 with them set to 0 and NULL. */
+int moss_target_device_mac_pj(const moss_target *t, int i, const char *dtype, double *out_pj,
+                              const char **out_source);
+/* Idle and active power in W. Returns 1 and sets the outputs when given;
+ * else 0 with them set to 0 and NULL. */
+int moss_target_device_power(const moss_target *t, int i, double *out_idle_w,
+                             double *out_active_w, const char **out_source);
+
+/* One memory level, a read-only copy of its figures. */
+typedef struct moss_target_level {
+  const char *name;
+  uint64_t size_bytes;        /* 0: not given */
+  double bandwidth_gbps;      /* 0: not given */
+  double latency_ns;          /* 0: not given */
+  int has_energy;             /* 0: source is "not-modeled" */
+  double pj_per_byte;
+  const char *source;         /* of pj_per_byte; never NULL */
+  const char *perf_source;    /* of size, bandwidth, latency; NULL: not given */
+} moss_target_level;
+
+/* Memory levels of device |i|, innermost first; |k| in [0, count). */
+int moss_target_device_level_count(const moss_target *t, int i);
+void moss_target_device_level(const moss_target *t, int i, int k, moss_target_level *out_level);
+
+/* Whether device |i| lists |op_type| (an ONNX op_type) for |dtype|: 1 yes,
+ * 0 no, -1 the device has no <ops> list (its backend decides). */
+int moss_target_device_supports(const moss_target *t, int i, const char *op_type,
+                                const char *dtype);
+
+/* Implements `moss targets [list | show NAME | validate FILE.xml]`; |argv[0]| is
+ * "targets" and no subcommand means list. Prints results to stdout and
+ * reports errors through |ctx|. list prints one line per target of the
+ * targets folder, sorted by name; show prints every parsed field; validate
+ * prints "FILE: valid". Returns MOSS_OK, or the first failure's status
+ * (MOSS_E_TARGET for bad usage) after trying every target for list. */
+moss_status moss_targets_cli(moss_ctx *ctx, int argc, char **argv);
+
+#endif

@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""Runs the ONNX node tests (libonnx-testdata) through the moss CLI and the C
+backend, and compares the outcome with the committed expected-status file.
+
+For each test folder: `moss compile model.onnx --emit c`, then `moss run` on
+every test_data_set_*, and the outputs are compared with the stored
+output_*.pb (read with onnx's own numpy_helper, independent of moss).
+Graph inputs that decide shapes are frozen with --constant from the test data,
+as DESIGN.md says a user must do. Float outputs pass within
+|a-b| <= 1e-5 + 1e-4*|b| (DESIGN.md "Numerics"); other types must be equal.
+
+  run_node_tests.py --moss build/moss [--update] [--only SUBSTR] [-j N]
+
+Exit status: 1 if a test listed as passing fails (a regression) or a test
+listed as failing passes (the file must be updated), else 0.
+"""
+import argparse
+import concurrent.futures as cf
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+DATA = "/usr/share/libonnx-testdata/data/node"
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXPECTED = os.path.join(HERE, "expected.txt")
+ATOL, RTOL = 1e-5, 1e-4
+
+
+def first_line(text):
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            # Drop the model path and the source location: keep the reason.
+            line = re.sub(r"^\S*model\.onnx: ", "", line)
+            line = re.sub(r" \[[a-z_]+\.c:\d+\]$", "", line)
+            return line[:200]
+    return "no message"
+
+
+def load_pb(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t)
+
+
+def compare(got, want):
+    if got.shape != want.shape:
+        return "shape %s, expected %s" % (got.shape, want.shape)
+    if want.dtype.kind == "f":
+        got = got.astype(np.float64)
+        want = want.astype(np.float64)
+        nan_w, nan_g = np.isnan(want), np.isnan(got)
+        if (nan_w != nan_g).any():
+            return "NaN positions differ"
+        ok = np.isclose(got, want, atol=ATOL, rtol=RTOL, equal_nan=True) | (got == want)
+        if not ok.all():
+            i = np.argmax(~ok.reshape(-1))
+            return "value %r, expected %r at flat index %d" % (
+                got.reshape(-1)[i], want.reshape(-1)[i], i)
+        return None
+    if got.dtype != want.dtype and not (want.dtype == np.bool_ and got.dtype == np.bool_):
+        if got.astype(want.dtype).tolist() != want.tolist():
+            return "dtype %s, expected %s" % (got.dtype, want.dtype)
+    if not np.array_equal(got, want):
+        return "values differ"
+    return None
+
+
+def run_one(moss, test, workdir):
+    tdir = os.path.join(DATA, test)
+    model = os.path.join(tdir, "model.onnx")
+    try:
+        m = onnx.load(model, load_external_data=False)
+    except Exception as e:  # the onnx package cannot read it either
+        return "fail", "onnx cannot load the model: %s" % str(e)[:100]
+    inits = {i.name for i in m.graph.initializer}
+    in_names = [i.name for i in m.graph.input if i.name not in inits]
+    sets = sorted(glob.glob(os.path.join(tdir, "test_data_set_*")))
+    if not sets:
+        return "fail", "no test data"
+    out = os.path.join(workdir, test)
+    frozen = []
+    env = dict(os.environ)
+    for attempt in range(3):
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [moss, "compile", model, "--emit", "c", "-o", out, "-q"]
+        for name in frozen:
+            cmd += ["--constant", "%s=%s" % (name, os.path.join(sets[0], "input_%d.pb" % in_names.index(name)))]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+        except subprocess.TimeoutExpired:
+            return "fail", "compile timed out"
+        if p.returncode < 0 or p.returncode > 2:
+            return "fail", "compile crashed (status %d): %s" % (p.returncode, first_line(p.stderr))
+        if p.returncode == 0:
+            break
+        want = [n for n in re.findall(r"--constant (\S+)=FILE", p.stderr) if n in in_names and n not in frozen]
+        if not want:
+            return "fail", first_line(p.stderr)
+        frozen += want
+    else:
+        return "fail", first_line(p.stderr)
+    for s in sets:
+        nin = len(glob.glob(os.path.join(s, "input_*.pb")))
+        if nin != len(in_names):
+            return "fail", "test data has %d inputs, model %d" % (nin, len(in_names))
+        args = []
+        for i, name in enumerate(in_names):
+            if name in frozen:
+                continue
+            args += ["--input", "%s=%s" % (name, os.path.join(s, "input_%d.pb" % i))]
+        od = os.path.join(out, "out_" + os.path.basename(s))
+        try:
+            p = subprocess.run([moss, "run", out] + args + ["-o", od], capture_output=True,
+                               text=True, timeout=120, env=env)
+        except subprocess.TimeoutExpired:
+            return "fail", "run timed out"
+        if p.returncode != 0:
+            return "fail", "run failed (status %d): %s" % (p.returncode, first_line(p.stderr))
+        outs = sorted(glob.glob(os.path.join(s, "output_*.pb")),
+                      key=lambda x: int(re.findall(r"(\d+)\.pb$", x)[0]))
+        for i, o in enumerate(outs):
+            want = load_pb(o)
+            path = os.path.join(od, "output_%d.npy" % i)
+            if not os.path.exists(path):
+                return "fail", "output %d missing" % i
+            why = compare(np.load(path), want)
+            if why:
+                return "fail", "output %d: %s" % (i, why)
+    shutil.rmtree(out, ignore_errors=True)
+    return "pass", ""
+
+
+def read_expected():
+    exp = {}
+    if os.path.exists(EXPECTED):
+        for line in open(EXPECTED):
+            line = line.rstrip("\n")
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split("\t")
+            exp[parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
+    return exp
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--moss", required=True)
+    ap.add_argument("--update", action="store_true", help="rewrite expected.txt")
+    ap.add_argument("--only", default="", help="run tests whose name contains this")
+    ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    a = ap.parse_args()
+    moss = os.path.abspath(a.moss)
+    tests = sorted(d for d in os.listdir(DATA) if os.path.isdir(os.path.join(DATA, d)))
+    if not tests:
+        print("conformance: no ONNX node tests in %s (apt-get install libonnx-testdata)" % DATA)
+        return 1
+    if a.only:
+        tests = [t for t in tests if a.only in t]
+    work = tempfile.mkdtemp(prefix="moss-conf-")
+    os.environ.setdefault("MOSS_CFLAGS", "-O1")
+    results = {}
+    with cf.ThreadPoolExecutor(max_workers=a.j) as ex:
+        futs = {ex.submit(run_one, moss, t, work): t for t in tests}
+        for f in cf.as_completed(futs):
+            try:
+                results[futs[f]] = f.result()
+            except Exception as e:
+                results[futs[f]] = ("fail", "runner error: %s" % e)
+    if not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    npass = sum(1 for t in tests if results[t][0] == "pass")
+    if a.update:
+        exp = read_expected() if a.only else {}
+        for t in tests:
+            exp[t] = results[t]
+        with open(EXPECTED, "w") as f:
+            f.write("# ONNX node tests (libonnx-testdata) through moss's C backend.\n")
+            f.write("# test<TAB>pass, or test<TAB>fail<TAB>reason. Regenerate with\n")
+            f.write("# tests/conformance/run_node_tests.py --moss build/moss --update\n")
+            for t in sorted(exp):
+                st, why = exp[t]
+                f.write("%s\t%s%s\n" % (t, st, "\t" + why if st != "pass" else ""))
+        print("conformance: %d of %d pass; wrote %s" % (npass, len(tests), EXPECTED))
+        return 0
+    exp = read_expected()
+    regressions, fixed = [], []
+    for t in tests:
+        want = exp.get(t, ("fail", "not listed"))[0]
+        got, why = results[t]
+        if want == "pass" and got != "pass":
+            regressions.append((t, why))
+        elif want != "pass" and got == "pass":
+            fixed.append(t)
+    for t, why in regressions:
+        print("REGRESSION %s: %s" % (t, why))
+    for t in fixed:
+        print("NEWLY PASSING %s (update expected.txt with --update)" % t)
+    print("conformance: %d of %d node tests pass; %d regressions, %d newly passing"
+          % (npass, len(tests), len(regressions), len(fixed)))
+    return 1 if regressions or fixed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

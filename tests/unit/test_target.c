@@ -1,0 +1,385 @@
+/* test_target.c - unit tests of the target model (compiler/target): the
+ * shipped targets load and say what they should, inherit= merges, every
+ * broken fixture under data/targets/ gives one message naming the file, the
+ * line and the field, the loader leaks nothing when an allocation fails, and
+ * `moss targets` prints what it promises. Needs MOSS_TARGETS_DIR (set by
+ * CTest) or is run from the source root. */
+#define _POSIX_C_SOURCE 200809L /* dup, dup2, fileno */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "target/target.h"
+
+#ifndef MOSS_TEST_DATA_DIR
+#define MOSS_TEST_DATA_DIR "tests/unit/data"
+#endif
+#define FIXTURE(name) MOSS_TEST_DATA_DIR "/targets/" name
+
+/* Diagnostics land here, one per line. */
+typedef struct sink_buf {
+  char text[16384];
+  size_t len;
+  int count;
+} sink_buf;
+
+static void sink(void *user, moss_status code, const char *msg) {
+  sink_buf *b = user;
+  int k;
+  (void)code;
+  b->count++;
+  if (b->len >= sizeof b->text) return;
+  k = snprintf(b->text + b->len, sizeof b->text - b->len, "%s\n", msg);
+  if (k > 0) b->len += (size_t)k;
+  if (b->len > sizeof b->text) b->len = sizeof b->text;
+}
+
+static void ctx_with_sink(moss_ctx *ctx, sink_buf *b) {
+  memset(b, 0, sizeof *b);
+  moss_ctx_init(ctx, moss_allocator_libc());
+  ctx->sink = sink;
+  ctx->sink_user = b;
+}
+
+/* Loads |path| expecting failure; leaves the messages in |b|. */
+static moss_status load_fails(const char *path, sink_buf *b) {
+  moss_ctx ctx;
+  moss_target *t = (moss_target *)&t;
+  moss_status st;
+  ctx_with_sink(&ctx, b);
+  st = moss_target_load(&ctx, path, &t);
+  if (t) { /* must not happen; do not leak it either */
+    moss_target_destroy(&ctx, t);
+    return MOSS_OK;
+  }
+  return st;
+}
+
+TEST(load_c99) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t;
+  double pj;
+  const char *src;
+  moss_target_level lv;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(moss_target_load(&ctx, "c99", &t), MOSS_OK);
+  ASSERT_EQ(b.count, 0);
+  ASSERT_TRUE(strcmp(moss_target_name(t), "c99") == 0);
+  ASSERT_TRUE(strcmp(moss_target_vendor(t), "moss") == 0);
+  ASSERT_STR_CONTAINS(moss_target_description(t), "C99");
+  ASSERT_STR_CONTAINS(moss_target_path(t), "c99.xml");
+  ASSERT_TRUE(moss_target_inherit(t) == NULL);
+  ASSERT_EQ(moss_target_device_count(t), 1);
+  ASSERT_EQ(moss_target_fallback(t), 0);
+  ASSERT_TRUE(strcmp(moss_target_device_id(t, 0), "cpu") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_kind(t, 0), "cpu") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_backend(t, 0), "c") == 0);
+  ASSERT_TRUE(moss_target_device_codegen(t, 0, "triple") == NULL);
+  ASSERT_EQ(moss_target_device_mac_pj(t, 0, "f32", &pj, &src), 1);
+  ASSERT_NEAR(pj, 4.6, 1e-12);
+  ASSERT_STR_CONTAINS(src, "op-model (Horowitz 2014, 45 nm");
+  ASSERT_EQ(moss_target_device_mac_pj(t, 0, "i8", &pj, &src), 1);
+  ASSERT_NEAR(pj, 0.3, 1e-12);
+  ASSERT_EQ(moss_target_device_mac_pj(t, 0, "bf16", &pj, &src), 0);
+  ASSERT_TRUE(src == NULL);
+  ASSERT_EQ(moss_target_device_power(t, 0, &pj, &pj, &src), 0);
+  ASSERT_EQ(moss_target_device_level_count(t, 0), 2);
+  moss_target_device_level(t, 0, 1, &lv);
+  ASSERT_TRUE(strcmp(lv.name, "dram") == 0);
+  ASSERT_EQ(lv.has_energy, 1);
+  ASSERT_NEAR(lv.pj_per_byte, 160, 1e-12);
+  ASSERT_STR_CONTAINS(lv.source, "Horowitz 2014, 45 nm");
+  ASSERT_EQ(moss_target_device_supports(t, 0, "Conv", "f32"), -1);
+  moss_target_destroy(&ctx, t);
+}
+
+TEST(load_host) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t;
+  double idle, active;
+  const char *src;
+  moss_target_level lv;
+  int i;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(moss_target_load(&ctx, NULL, &t), MOSS_OK); /* NULL is "host" */
+  ASSERT_TRUE(strcmp(moss_target_name(t), "host") == 0);
+  ASSERT_EQ(moss_target_device_count(t), 1);
+  ASSERT_TRUE(strcmp(moss_target_device_backend(t, 0), "c") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_codegen(t, 0, "triple"), "x86_64-pc-linux-gnu") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_codegen(t, 0, "cpu"), "native") == 0);
+  ASSERT_TRUE(moss_target_device_codegen(t, 0, "no-such-key") == NULL);
+  ASSERT_TRUE(moss_target_device_clock_mhz(t, 0) > 0);
+  ASSERT_TRUE(moss_target_device_macs_per_cycle(t, 0, "f32") > 0);
+  ASSERT_EQ(moss_target_device_power(t, 0, &idle, &active, &src), 1);
+  ASSERT_TRUE(active > idle);
+  ASSERT_STR_CONTAINS(src, "estimate");
+  /* Every figure says where it comes from. */
+  for (i = 0; i < moss_target_device_level_count(t, 0); i++) {
+    moss_target_device_level(t, 0, i, &lv);
+    ASSERT_TRUE(lv.source != NULL && lv.perf_source != NULL);
+    ASSERT_TRUE(lv.size_bytes > 0);
+  }
+  ASSERT_EQ(b.count, 0);
+  moss_target_destroy(&ctx, t);
+}
+
+TEST(inherit_merges) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t;
+  double pj, idle, active;
+  const char *src;
+  moss_target_level lv;
+  int cpu, npu;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(moss_target_load(&ctx, FIXTURE("board.xml"), &t), MOSS_OK);
+  ASSERT_EQ(b.count, 0);
+  ASSERT_TRUE(strcmp(moss_target_inherit(t), "c99") == 0);
+  ASSERT_EQ(moss_target_device_count(t), 2);
+  cpu = moss_target_device_find(t, "cpu");
+  npu = moss_target_device_find(t, "npu0");
+  ASSERT_EQ(cpu, 0); /* the parent's devices come first */
+  ASSERT_EQ(npu, 1);
+  ASSERT_EQ(moss_target_device_find(t, "gpu"), -1);
+  ASSERT_EQ(moss_target_fallback(t), cpu);
+  /* kind and backend come from c99; codegen and clock from the board. */
+  ASSERT_TRUE(strcmp(moss_target_device_kind(t, cpu), "cpu") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_backend(t, cpu), "c") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_codegen(t, cpu, "cpu"), "cortex-a53") == 0);
+  ASSERT_NEAR(moss_target_device_clock_mhz(t, cpu), 1200, 1e-9);
+  ASSERT_EQ(moss_target_device_units(t, cpu), 1);                      /* c99 */
+  ASSERT_NEAR(moss_target_device_macs_per_cycle(t, cpu, "i8"), 1, 0); /* c99 */
+  /* f32 replaced, i8 kept. */
+  ASSERT_EQ(moss_target_device_mac_pj(t, cpu, "f32", &pj, &src), 1);
+  ASSERT_NEAR(pj, 2.5, 1e-12);
+  ASSERT_STR_CONTAINS(src, "estimate (scaled");
+  ASSERT_EQ(moss_target_device_mac_pj(t, cpu, "i8", &pj, &src), 1);
+  ASSERT_NEAR(pj, 0.3, 1e-12);
+  ASSERT_STR_CONTAINS(src, "Horowitz");
+  ASSERT_EQ(moss_target_device_power(t, cpu, &idle, &active, &src), 1);
+  ASSERT_NEAR(active, 2.5, 1e-12);
+  /* Levels merged by name: cache from c99, dram replaced, flash added. */
+  ASSERT_EQ(moss_target_device_level_count(t, cpu), 3);
+  moss_target_device_level(t, cpu, 0, &lv);
+  ASSERT_TRUE(strcmp(lv.name, "cache") == 0);
+  moss_target_device_level(t, cpu, 1, &lv);
+  ASSERT_TRUE(strcmp(lv.name, "dram") == 0);
+  ASSERT_EQ(lv.size_bytes, 536870912);
+  ASSERT_NEAR(lv.pj_per_byte, 120, 1e-12);
+  moss_target_device_level(t, cpu, 2, &lv);
+  ASSERT_TRUE(strcmp(lv.name, "flash") == 0);
+  ASSERT_EQ(lv.has_energy, 0);
+  ASSERT_TRUE(strcmp(lv.source, "not-modeled") == 0);
+  /* The npu and its op list. */
+  ASSERT_TRUE(strcmp(moss_target_device_backend(t, npu), "plugin:npu-systolic") == 0);
+  ASSERT_EQ(moss_target_device_supports(t, npu, "Conv", "i8"), 1);
+  ASSERT_EQ(moss_target_device_supports(t, npu, "Conv", "f32"), 0);
+  ASSERT_EQ(moss_target_device_supports(t, npu, "MatMul", "i32"), 1);
+  ASSERT_EQ(moss_target_device_supports(t, npu, "MatMul", "i3"), 0);
+  ASSERT_EQ(moss_target_device_supports(t, npu, "Relu", "i8"), 0);
+  ASSERT_NEAR(moss_target_device_macs_per_cycle(t, npu, "i8"), 256, 0);
+  moss_target_destroy(&ctx, t);
+}
+
+/* Each broken fixture: one message, with the file, the line and the field. */
+TEST(malformed_xml) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("malformed.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "target: ");
+  ASSERT_STR_CONTAINS(b.text, "malformed.xml:7: malformed XML");
+  ASSERT_STR_CONTAINS(b.text, "compute");
+}
+
+TEST(energy_without_source) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("no-source.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "no-source.xml:8: ");
+  ASSERT_STR_CONTAINS(b.text, "'mac'");
+  ASSERT_STR_CONTAINS(b.text, "'source' is required");
+}
+
+TEST(source_without_label) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("bad-source.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "bad-source.xml:7: ");
+  ASSERT_STR_CONTAINS(b.text, "attribute 'source'");
+  ASSERT_STR_CONTAINS(b.text, "'my guess'");
+  ASSERT_STR_CONTAINS(b.text, "must start with op-model");
+}
+
+TEST(unknown_element) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("unknown-element.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "unknown-element.xml:7: ");
+  ASSERT_STR_CONTAINS(b.text, "'frobnicate'");
+  ASSERT_STR_CONTAINS(b.text, "not expected");
+}
+
+TEST(inherit_cycle) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("cycle-a.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "cycle-b.xml:5: inherit cycle: cycle-a -> cycle-b -> cycle-a");
+}
+
+TEST(unknown_inherit) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("unknown-inherit.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "unknown-inherit.xml:3: inherit: unknown target 'no-such-chip'");
+}
+
+TEST(inherit_name_mismatch) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("inherit-wrong-name.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "wrong-name.xml:3: target name 'something-else' does not match");
+}
+
+TEST(device_without_kind) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("no-kind.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "no-kind.xml:5: device 'cpu' has no kind");
+}
+
+TEST(unknown_fallback) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("bad-fallback.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "bad-fallback.xml:3: fallback device 'npu0'");
+}
+
+TEST(level_without_energy) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("level-no-energy.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1); /* flash says not-modeled: fine */
+  ASSERT_STR_CONTAINS(b.text, "level-no-energy.xml:8: memory level 'sram'");
+  ASSERT_STR_CONTAINS(b.text, "energy-pj-per-byte is missing");
+}
+
+TEST(missing_file) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("no-such-file.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "no-such-file.xml: cannot read target file");
+  ASSERT_EQ(load_fails("no-such-target", &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "no-such-target.xml: unknown target 'no-such-target'");
+}
+
+/* An allocator that fails the |fail_at|-th allocation and counts live bytes. */
+typedef struct fail_alloc {
+  long calls, fail_at;
+  long long live;
+} fail_alloc;
+
+static void *fail_realloc(void *user, void *ptr, size_t old_size, size_t new_size) {
+  fail_alloc *f = user;
+  void *p;
+  if (new_size == 0) {
+    free(ptr);
+    f->live -= (long long)old_size;
+    return NULL;
+  }
+  if (++f->calls == f->fail_at) return NULL;
+  if (!(p = realloc(ptr, new_size))) return NULL;
+  f->live += (long long)new_size - (long long)old_size;
+  return p;
+}
+
+TEST(allocation_failures_do_not_leak) {
+  long n;
+  for (n = 1; n < 10000; n++) {
+    fail_alloc f = {0, n, 0};
+    moss_ctx ctx;
+    sink_buf b;
+    moss_target *t;
+    moss_status st;
+    ctx_with_sink(&ctx, &b);
+    ctx.alloc.fn = fail_realloc;
+    ctx.alloc.user = &f;
+    st = moss_target_load(&ctx, FIXTURE("board.xml"), &t);
+    if (st == MOSS_OK) {
+      ASSERT_TRUE(f.calls < n); /* no failure was injected */
+      moss_target_destroy(&ctx, t);
+      ASSERT_EQ(f.live, 0);
+      break;
+    }
+    ASSERT_TRUE(t == NULL);
+    ASSERT_EQ(st, MOSS_E_NOMEM);
+    ASSERT_STR_CONTAINS(b.text, "out-of-memory");
+    ASSERT_EQ(f.live, 0);
+  }
+  ASSERT_TRUE(n > 1 && n < 10000);
+}
+
+/* Runs `moss targets ARGS...` and returns what it printed in |out|. */
+static moss_status run_cli(moss_ctx *ctx, int argc, char **argv, char *out, size_t cap) {
+  FILE *tmp = tmpfile();
+  int saved;
+  size_t n;
+  moss_status st;
+  out[0] = 0;
+  if (!tmp) return MOSS_E_IO;
+  fflush(stdout);
+  saved = dup(fileno(stdout));
+  dup2(fileno(tmp), fileno(stdout));
+  st = moss_targets_cli(ctx, argc, argv);
+  fflush(stdout);
+  dup2(saved, fileno(stdout));
+  close(saved);
+  rewind(tmp);
+  n = fread(out, 1, cap - 1, tmp);
+  out[n] = 0;
+  fclose(tmp);
+  return st;
+}
+
+TEST(cli_list_show_validate) {
+  moss_ctx ctx;
+  sink_buf b;
+  char out[16384];
+  char *list[] = {"targets", "list"};
+  char *none[] = {"targets"};
+  char *show[] = {"targets", "show", "host"};
+  char *good[] = {"targets", "validate", FIXTURE("board.xml")};
+  char *bad[] = {"targets", "validate", FIXTURE("no-source.xml")};
+  char *usage[] = {"targets", "frob"};
+  const char *c99, *host;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(run_cli(&ctx, 2, list, out, sizeof out), MOSS_OK);
+  c99 = strstr(out, "c99 ");
+  host = strstr(out, "host ");
+  ASSERT_TRUE(c99 && host && c99 < host); /* sorted by name */
+  ASSERT_STR_CONTAINS(out, "moss");
+  ASSERT_STR_CONTAINS(out, "Portable C99");
+  ASSERT_EQ(run_cli(&ctx, 1, none, out, sizeof out), MOSS_OK);
+  ASSERT_STR_CONTAINS(out, "c99 ");
+  ASSERT_EQ(run_cli(&ctx, 3, show, out, sizeof out), MOSS_OK);
+  ASSERT_STR_CONTAINS(out, "target host");
+  ASSERT_STR_CONTAINS(out, "device cpu: kind cpu, backend c");
+  ASSERT_STR_CONTAINS(out, "triple x86_64-pc-linux-gnu");
+  ASSERT_STR_CONTAINS(out, "memory l1:");
+  ASSERT_STR_CONTAINS(out, "energy per f32 MAC: 4.6 pJ");
+  ASSERT_STR_CONTAINS(out, "source: op-model (Horowitz 2014, 45 nm");
+  ASSERT_EQ(b.count, 0);
+  ASSERT_EQ(run_cli(&ctx, 3, good, out, sizeof out), MOSS_OK);
+  ASSERT_STR_CONTAINS(out, "board.xml: valid");
+  ASSERT_EQ(run_cli(&ctx, 3, bad, out, sizeof out), MOSS_E_TARGET);
+  ASSERT_TRUE(strstr(out, "valid") == NULL);
+  ASSERT_STR_CONTAINS(b.text, "no-source.xml:8:");
+  ASSERT_EQ(run_cli(&ctx, 2, usage, out, sizeof out), MOSS_E_TARGET);
+  ASSERT_STR_CONTAINS(b.text, "usage: moss targets");
+}
+
+TEST_MAIN()
