@@ -137,6 +137,7 @@ static void on_xml_error(void *user, xml_error_arg err) {
   loader *L = user;
   char msg[768];
   char *p, *q;
+  xmlNodePtr parent;
   size_t n;
   int line;
   if (!err || err->level == XML_ERR_WARNING || err->level == XML_ERR_NONE) return;
@@ -165,12 +166,16 @@ static void on_xml_error(void *user, xml_error_arg err) {
   /* "[facet 'x'] " is schema jargon. */
   if ((p = strstr(msg, "[facet '")) != NULL && (q = strstr(p, "] ")) != NULL)
     memmove(p, q + 2, strlen(q + 2) + 1);
-  /* libxml2 does not say where an unexpected element was found. */
-  n = strlen(msg);
-  if (strstr(msg, "This element is not expected") && err->node &&
-      ((xmlNodePtr)err->node)->parent && ((xmlNodePtr)err->node)->parent->name &&
-      ((xmlNodePtr)err->node)->parent->type == XML_ELEMENT_NODE)
-    snprintf(msg + n, sizeof msg - n, " inside <%s>", ((xmlNodePtr)err->node)->parent->name);
+  /* libxml2 does not say where an unexpected element was found:
+   * "Element 'x': ..." becomes "Element 'x' inside <device>: ...". */
+  parent = err->node ? ((xmlNodePtr)err->node)->parent : NULL;
+  if (strstr(msg, "This element is not expected") && parent && parent->name &&
+      parent->type == XML_ELEMENT_NODE && strncmp(msg, "Element '", 9) == 0 &&
+      (q = strchr(msg + 9, '\'')) != NULL) {
+    char tail[sizeof msg];
+    snprintf(tail, sizeof tail, "%s", q + 1);
+    snprintf(q + 1, sizeof msg - (size_t)(q + 1 - msg), " inside <%s>%s", parent->name, tail);
+  }
   L->nerr++;
   fail(L, MOSS_E_TARGET, "%s:%d: %s%s", L->file, line, L->what, msg);
 }

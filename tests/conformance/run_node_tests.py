@@ -168,7 +168,7 @@ def main():
     if a.only:
         tests = [t for t in tests if a.only in t]
     work = tempfile.mkdtemp(prefix="moss-conf-")
-    os.environ.setdefault("MOSS_CFLAGS", "-O1")
+    os.environ.setdefault("MOSS_CFLAGS", "-O1 -Wall -Wextra -pedantic -Werror")
     results = {}
     with cf.ThreadPoolExecutor(max_workers=a.j) as ex:
         futs = {ex.submit(run_one, moss, t, work): t for t in tests}

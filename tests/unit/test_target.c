@@ -221,7 +221,7 @@ TEST(unknown_element) {
   ASSERT_EQ(b.count, 1);
   ASSERT_STR_CONTAINS(b.text, "unknown-element.xml:7: ");
   ASSERT_STR_CONTAINS(b.text, "'frobnicate'");
-  ASSERT_STR_CONTAINS(b.text, "not expected");
+  ASSERT_STR_CONTAINS(b.text, "inside <device>: This element is not expected");
 }
 
 TEST(inherit_cycle) {
