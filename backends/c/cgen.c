@@ -201,10 +201,11 @@ static const moss_value *root_of(const moss_value *v) {
   return v;
 }
 
-static void weight_name(char *buf, size_t cap, const moss_value *v) {
+static void weight_name(const moss_cgen *cg, char *buf, size_t cap, const moss_value *v) {
   char s[40];
   sanitize(s, sizeof s, v->name);
-  snprintf(buf, cap, "w%d_%s", v->id, s);
+  if (cg->wfile) snprintf(buf, cap, "%s_w%d_%s", cg->prefix, v->id, s);
+  else snprintf(buf, cap, "w%d_%s", v->id, s);
 }
 
 /* Defines the weight array of constant |v| at file scope, once. */
@@ -214,15 +215,19 @@ static void emit_weight(moss_cgen *cg, const moss_value *v) {
   const char *ct = moss_dtype_ctype(v->dtype);
   if (cg->emitted[v->id]) return;
   cg->emitted[v->id] = 1;
-  weight_name(name, sizeof name, v);
-  moss_buf_printf(cg->decls, "/* '%s' %s */\nstatic const %s %s[%lld] MOSS_ALIGNED = {", v->name,
-                  moss_value_type_str(v, lit, sizeof lit), ct, name, (long long)(n > 0 ? n : 1));
-  if (n <= 0) moss_buf_printf(cg->decls, "0");
+  moss_buf *out = cg->wfile ? cg->wfile : cg->decls;
+  weight_name(cg, name, sizeof name, v);
+  if (cg->wfile)
+    moss_buf_printf(cg->decls, "extern const %s %s[%lld];\n", ct, name, (long long)(n > 0 ? n : 1));
+  moss_buf_printf(out, "/* '%s' %s */\n%sconst %s %s[%lld] MOSS_ALIGNED = {", v->name,
+                  moss_value_type_str(v, lit, sizeof lit), cg->wfile ? "" : "static ", ct, name,
+                  (long long)(n > 0 ? n : 1));
+  if (n <= 0) moss_buf_printf(out, "0");
   for (i = 0; i < n; i++) {
-    if (i % 8 == 0) moss_buf_printf(cg->decls, "\n ");
-    moss_buf_printf(cg->decls, " %s%s", moss_c_lit_elem(v, i, lit, sizeof lit), i + 1 < n ? "," : "");
+    if (i % 8 == 0) moss_buf_printf(out, "\n ");
+    moss_buf_printf(out, " %s%s", moss_c_lit_elem(v, i, lit, sizeof lit), i + 1 < n ? "," : "");
   }
-  moss_buf_printf(cg->decls, "\n};\n\n");
+  moss_buf_printf(out, "\n};\n\n");
 }
 
 /* The C expression of |v|'s storage, typed as a pointer to its element. */
@@ -236,7 +241,7 @@ static void storage_expr(moss_cgen *cg, const moss_value *v, int writable, char 
   else if (r->data) {
     char name[64];
     emit_weight(cg, r);
-    weight_name(name, sizeof name, r);
+    weight_name(cg, name, sizeof name, r);
     if (r->dtype == v->dtype) snprintf(buf, cap, "%s", name);
     else snprintf(buf, cap, "(const %s *)(const void *)%s", ct, name);
   } else
@@ -269,7 +274,7 @@ static moss_status emit_node(moss_cgen *cg, moss_buf *fn, const moss_node *n) {
   moss_buf body;
   moss_buf *saved = cg->out;
   moss_status st;
-  int i;
+  int i, k;
   char t[160], w[64], e[256], id[16];
   moss_buf_init(&body, cg->ctx);
   cg->out = &body;
@@ -281,14 +286,14 @@ static moss_status emit_node(moss_cgen *cg, moss_buf *fn, const moss_node *n) {
     return st;
   }
   moss_buf_printf(fn, "  /* node %d '%s' (%s):", n->id, n->name, n->op_type);
-  for (i = 0; i < n->ninputs; i++)
+  for (i = 0, k = 0; i < n->ninputs; i++)
     if (n->inputs[i])
-      moss_buf_printf(fn, " %s%s %s", i ? ", " : "", moss_value_type_str(n->inputs[i], t, sizeof t),
+      moss_buf_printf(fn, "%s %s %s", k++ ? "," : "", moss_value_type_str(n->inputs[i], t, sizeof t),
                       where_str(n->inputs[i], w, sizeof w));
   moss_buf_printf(fn, " ->");
-  for (i = 0; i < n->noutputs; i++)
+  for (i = 0, k = 0; i < n->noutputs; i++)
     if (n->outputs[i])
-      moss_buf_printf(fn, " %s%s %s", i ? ", " : "", moss_value_type_str(n->outputs[i], t, sizeof t),
+      moss_buf_printf(fn, "%s %s %s", k++ ? "," : "", moss_value_type_str(n->outputs[i], t, sizeof t),
                       where_str(n->outputs[i], w, sizeof w));
   moss_buf_printf(fn, " */\n  {\n");
   for (i = 0; i < n->ninputs; i++) {
@@ -347,7 +352,7 @@ static void dims_text(moss_buf *b, const moss_value *v) {
 moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,
                         const char *source_hash, const char *target_name) {
   moss_cgen cg;
-  moss_buf fn, decls, file, hdr, man;
+  moss_buf fn, decls, file, hdr, man, wfile;
   char p[128], P[128], path[4096], t[160];
   moss_status st = MOSS_OK;
   int i;
@@ -370,6 +375,13 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
   moss_buf_init(&hdr, ctx);
   moss_buf_init(&man, ctx);
   cg.decls = &decls;
+  {
+    size_t wbytes = 0;
+    for (i = 0; i < g->nvalues; i++)
+      if (g->values[i]->data && !g->values[i]->producer) wbytes += moss_value_nbytes(g->values[i]);
+    moss_buf_init(&wfile, ctx);
+    if (wbytes > MOSS_C_WEIGHTS_FILE_BYTES) cg.wfile = &wfile;
+  }
 
   for (i = 0; i < g->nnodes && st == MOSS_OK; i++) {
     const moss_node *n = g->nodes[i];
@@ -391,7 +403,7 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
     if (v->data) {
       char name[64];
       emit_weight(&cg, v);
-      weight_name(name, sizeof name, v);
+      weight_name(&cg, name, sizeof name, v);
       snprintf(e, sizeof e, "%s", name);
     } else {
       snprintf(e, sizeof e, "in[%d]", v->input_index);
@@ -463,6 +475,7 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
 
   /* <name>.manifest: what `moss run` needs, one fact per line. */
   moss_buf_printf(&man, "moss-c 1\nname %s\narena %lld\n", p, (long long)arena);
+  if (cg.wfile) moss_buf_printf(&man, "weights-file %s_weights.c\n", p);
   for (i = 0; i < g->ninputs + g->noutputs; i++) {
     const moss_value *v = i < g->ninputs ? g->inputs[i] : g->outputs[i - g->ninputs];
     int k;
@@ -482,6 +495,23 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
     snprintf(path, sizeof path, "%s/%s.h", dir, p);
     st = moss_file_write(ctx, path, hdr.data, hdr.len);
   }
+  snprintf(path, sizeof path, "%s/%s_weights.c", dir, p);
+  if (st == MOSS_OK && cg.wfile) {
+    moss_buf head;
+    moss_buf_init(&head, ctx);
+    moss_buf_printf(&head,
+                    "/* %s_weights.c - the weights of %s.c, generated by moss %s from %s.\n"
+                    " * Do not edit. */\n#include <stdint.h>\n\n"
+                    "#if defined(__GNUC__)\n#define MOSS_ALIGNED __attribute__((aligned(64)))\n"
+                    "#else\n#define MOSS_ALIGNED\n#endif\n\n",
+                    p, p, MOSS_VERSION, src_name);
+    if (wfile.data) moss_buf_put(&head, wfile.data, wfile.len);
+    st = head.failed ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "weights file")
+                     : moss_file_write(ctx, path, head.data, head.len);
+    moss_buf_deinit(&head);
+  } else if (st == MOSS_OK) {
+    remove(path); /* a stale one from an earlier compile would be linked in */
+  }
   if (st == MOSS_OK) {
     snprintf(path, sizeof path, "%s/%s.manifest", dir, p);
     st = moss_file_write(ctx, path, man.data, man.len);
@@ -493,5 +523,6 @@ done:
   moss_buf_deinit(&file);
   moss_buf_deinit(&hdr);
   moss_buf_deinit(&man);
+  moss_buf_deinit(&wfile);
   return st;
 }

@@ -16,7 +16,12 @@ typedef struct moss_cgen {
   unsigned helpers;     /* shared helper functions already emitted (bit per MOSS_CH_*) */
   int uid;              /* counter for unique local names */
   unsigned char *emitted; /* per value id: weight array already defined */
+  moss_buf *wfile;      /* large models: the weights go to <name>_weights.c */
 } moss_cgen;
+
+/* Above this many bytes of weights, they go to their own <name>_weights.c
+ * (external linkage, prefixed names) so the code file stays small. */
+#define MOSS_C_WEIGHTS_FILE_BYTES ((size_t)1 << 20)
 
 /* A family's emitter. Inside the node's block, input i is available as
  * `x<i>` (const T *, absent optional inputs are not declared) and output i

@@ -93,7 +93,7 @@ static time_t mtime(const char *path) {
 /* Builds <dir>/<name>.so from <dir>/<name>.c with $CC (default cc) and
  * $MOSS_CFLAGS (default -O2). */
 static moss_status build(moss_ctx *ctx, const char *dir, const char *name, char *so, size_t cap) {
-  char src[4096], tmp[4200], flags[1024];
+  char src[4096], wsrc[4200], tmp[4200], flags[1024];
   const char *cc = getenv("CC"), *cf = getenv("MOSS_CFLAGS");
   char *argv[64];
   int argc = 0, status;
@@ -101,7 +101,8 @@ static moss_status build(moss_ctx *ctx, const char *dir, const char *name, char 
   char *tok, *save;
   snprintf(src, sizeof src, "%s/%s.c", dir, name);
   snprintf(so, cap, "%s/%s.so", dir, name);
-  if (mtime(so) && mtime(so) >= mtime(src)) return MOSS_OK;
+  snprintf(wsrc, sizeof wsrc, "%s/%s_weights.c", dir, name);
+  if (mtime(so) && mtime(so) >= mtime(src) && mtime(so) >= mtime(wsrc)) return MOSS_OK;
   snprintf(tmp, sizeof tmp, "%s.%ld.tmp", so, (long)getpid());
   snprintf(flags, sizeof flags, "%s", cf && *cf ? cf : "-O2");
   argv[argc++] = (char *)(cc && *cc ? cc : "cc");
@@ -113,6 +114,7 @@ static moss_status build(moss_ctx *ctx, const char *dir, const char *name, char 
   argv[argc++] = "-o";
   argv[argc++] = tmp;
   argv[argc++] = src;
+  if (mtime(wsrc)) argv[argc++] = wsrc;
   argv[argc++] = "-lm";
   argv[argc] = NULL;
   fflush(NULL);
