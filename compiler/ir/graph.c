@@ -326,8 +326,8 @@ moss_status moss_graph_sort(moss_ctx *ctx, moss_graph *g) {
   size_t sz = sizeof(int) * (size_t)n + (size_t)g->nvalues + sizeof(moss_node *) * (size_t)n + 1;
   char *mem = moss_alloc(ctx, sz);
   if (!mem) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "topological sort");
-  pending = (int *)mem;
-  order = (moss_node **)(mem + sizeof(int) * (size_t)n);
+  order = (moss_node **)mem; /* pointers first, for alignment */
+  pending = (int *)(mem + sizeof(moss_node *) * (size_t)n);
   ready = (unsigned char *)(mem + sizeof(int) * (size_t)n + sizeof(moss_node *) * (size_t)n);
   for (i = 0; i < g->nvalues; i++) {
     moss_value *v = g->values[i];

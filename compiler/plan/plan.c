@@ -38,10 +38,10 @@ moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_b
   char *mem = moss_alloc(ctx, bytes);
   *out_arena_bytes = 0;
   if (!mem) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "memory plan");
-  start = (int *)mem;
+  iv = (interval *)mem; /* first: it needs the strictest alignment */
+  start = (int *)(iv + nv);
   end = start + nv;
   order = end + nv;
-  iv = (interval *)(order + nv);
 
   for (i = 0; i < nv; i++) {
     g->values[i]->alias = NULL;
