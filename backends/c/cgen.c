@@ -495,6 +495,9 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
     snprintf(path, sizeof path, "%s/%s.h", dir, p);
     st = moss_file_write(ctx, path, hdr.data, hdr.len);
   }
+  /* A shared object built from an earlier compile into this folder is stale. */
+  snprintf(path, sizeof path, "%s/%s.so", dir, p);
+  remove(path);
   snprintf(path, sizeof path, "%s/%s_weights.c", dir, p);
   if (st == MOSS_OK && cg.wfile) {
     moss_buf head;

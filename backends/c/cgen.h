@@ -4,7 +4,7 @@
 #ifndef MOSS_CGEN_H
 #define MOSS_CGEN_H
 
-#include "../../compiler/ir/ir.h"
+#include "../../compiler/ops/ops.h"
 
 typedef struct moss_cgen {
   moss_ctx *ctx;

@@ -91,7 +91,7 @@ static time_t mtime(const char *path) {
 }
 
 /* Builds <dir>/<name>.so from <dir>/<name>.c with $CC (default cc) and
- * $MOSS_CFLAGS (default -O2). */
+ * $MOSS_CFLAGS (default -O3). */
 static moss_status build(moss_ctx *ctx, const char *dir, const char *name, char *so, size_t cap) {
   char src[4096], wsrc[4200], tmp[4200], flags[1024];
   const char *cc = getenv("CC"), *cf = getenv("MOSS_CFLAGS");
@@ -104,7 +104,7 @@ static moss_status build(moss_ctx *ctx, const char *dir, const char *name, char 
   snprintf(wsrc, sizeof wsrc, "%s/%s_weights.c", dir, name);
   if (mtime(so) && mtime(so) >= mtime(src) && mtime(so) >= mtime(wsrc)) return MOSS_OK;
   snprintf(tmp, sizeof tmp, "%s.%ld.tmp", so, (long)getpid());
-  snprintf(flags, sizeof flags, "%s", cf && *cf ? cf : "-O2");
+  snprintf(flags, sizeof flags, "%s", cf && *cf ? cf : "-O3");
   argv[argc++] = (char *)(cc && *cc ? cc : "cc");
   for (tok = strtok_r(flags, " ", &save); tok && argc < 50; tok = strtok_r(NULL, " ", &save))
     argv[argc++] = tok;
