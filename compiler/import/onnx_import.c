@@ -24,15 +24,15 @@ static int copy_typed(moss_dtype dt, void *dst, size_t n, const Onnx__TensorProt
   switch (dt) {
   case MOSS_DT_F32:
     if (t->n_float_data != n) return 0;
-    memcpy(dst, t->float_data, n * 4);
+    if (n) memcpy(dst, t->float_data, n * 4);
     return 1;
   case MOSS_DT_F64:
     if (t->n_double_data != n) return 0;
-    memcpy(dst, t->double_data, n * 8);
+    if (n) memcpy(dst, t->double_data, n * 8);
     return 1;
   case MOSS_DT_I64:
     if (t->n_int64_data != n) return 0;
-    memcpy(dst, t->int64_data, n * 8);
+    if (n) memcpy(dst, t->int64_data, n * 8);
     return 1;
   case MOSS_DT_U32:
   case MOSS_DT_U64:
