@@ -290,7 +290,8 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
       moss_value *c;
       MOSS_TRY(moss_tensor_file_read(ctx, g, b->file, &c));
       c->name = moss_arena_strdup(g->arena, nm);
-      tt = vi->type ? vi->type->tensor_type : NULL;
+      tt = vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
+               ? vi->type->tensor_type : NULL;
       if (tt && tt->has_elem_type && tt->elem_type != (int)c->dtype)
         return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                          "--constant %s=%s: the file holds %s, the input is %s", nm, b->file,
@@ -299,12 +300,16 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
     }
     v = moss_graph_add_value(ctx, g, nm);
     if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "input");
-    tt = vi->type ? vi->type->tensor_type : NULL;
+    /* tensor_type shares a union with the sequence/map/optional types. */
+    tt = vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
+             ? vi->type->tensor_type : NULL;
     if (!tt)
       return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
                        "graph input '%s' is not a tensor (sequences and maps are not supported)",
                        nm);
     v->dtype = tt->has_elem_type ? (moss_dtype)tt->elem_type : MOSS_DT_UNDEF;
+    if (v->dtype == MOSS_DT_STRING)
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "graph input '%s' holds strings", nm);
     if (v->dtype <= 0 || v->dtype >= MOSS_DT_COUNT_ || !moss_dtype_size(v->dtype))
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "graph input '%s' has unknown type %d",
                        nm, (int)v->dtype);

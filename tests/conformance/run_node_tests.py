@@ -140,6 +140,24 @@ def run_one(moss, test, workdir):
     return "pass", ""
 
 
+# Failures whose cause was traced to the test data, kept out of the code on
+# purpose; the measured mismatch follows the explanation in expected.txt.
+EXPLAINED = {
+    "window": "test data computed with pi = 3.1415 (onnx 1.12 reference); moss uses M_PI",
+    "test_gridsample_bicubic": "expected values are rounded to 4 decimals in the test "
+                               "(error 2.5e-5 > tolerance 2.4e-5)",
+    "test_maxunpool_export_with_output_shape": "expected output re-lays indices into the "
+                                               "default shape; the spec says flat output indices",
+}
+
+
+def explain(test, why):
+    for key, text in EXPLAINED.items():
+        if key in test and why.startswith("output "):
+            return "%s; measured: %s" % (text, why)
+    return why
+
+
 def read_expected():
     exp = {}
     if os.path.exists(EXPECTED):
@@ -183,7 +201,8 @@ def main():
     if a.update:
         exp = read_expected() if a.only else {}
         for t in tests:
-            exp[t] = results[t]
+            st, why = results[t]
+            exp[t] = (st, explain(t, why))
         with open(EXPECTED, "w") as f:
             f.write("# ONNX node tests (libonnx-testdata) through moss's C backend.\n")
             f.write("# test<TAB>pass, or test<TAB>fail<TAB>reason. Regenerate with\n")
