@@ -17,6 +17,12 @@ typedef struct moss_onnx_binding {
 moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_binding *bindings,
                              int nbindings, moss_graph **out_graph);
 
+/* The same from |size| bytes in memory; |path| names the model in messages
+ * and locates external data (may be NULL: no external data). */
+moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8_t *data,
+                                    size_t size, const moss_onnx_binding *bindings, int nbindings,
+                                    moss_graph **out_graph);
+
 /* Reads a tensor file (.npy, or an ONNX TensorProto .pb) into a constant
  * value of |g| (not added to the graph's inputs). */
 moss_status moss_tensor_file_read(moss_ctx *ctx, moss_graph *g, const char *path,

@@ -80,9 +80,12 @@ static moss_status read_external(moss_ctx *ctx, const char *model_path, const On
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                      "tensor '%s': external data location '%s' must be relative to the model's "
                      "folder", what, loc);
-  slash = model_path ? strrchr(model_path, '/') : NULL;
-  snprintf(full, sizeof full, "%.*s%s", slash ? (int)(slash - model_path + 1) : 0,
-           model_path ? model_path : "", loc);
+  if (!model_path)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "tensor '%s' has external data, but the model was not read from a file", what);
+  slash = strrchr(model_path, '/');
+  snprintf(full, sizeof full, "%.*s%s", slash ? (int)(slash - model_path + 1) : 0, model_path,
+           loc);
   if (off < 0 || (len >= 0 && (size_t)len != nbytes))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                      "tensor '%s': external data length %lld does not match its shape (%zu bytes)",
@@ -216,22 +219,27 @@ static moss_status copy_attr(importer *im, moss_node *n, moss_attr *a,
   default:
     if (p->type == 0) {
       /* Old exporters leave type unset: infer it from the populated field. */
-      if (p->n_ints) a->type = MOSS_ATTR_INTS, a->n = (int)p->n_ints, a->ints = p->ints;
-      else if (p->n_floats) a->type = MOSS_ATTR_FLOATS, a->n = (int)p->n_floats, a->floats = p->floats;
-      else if (p->has_i) a->type = MOSS_ATTR_INT, a->i = p->i;
-      else if (p->has_f) a->type = MOSS_ATTR_FLOAT, a->f = p->f;
-      if (a->ints == p->ints && a->n) {
-        int64_t *c = moss_graph_alloc(g, sizeof(int64_t) * (size_t)a->n);
-        if (!c) return MOSS_E_NOMEM;
-        memcpy(c, p->ints, sizeof(int64_t) * (size_t)a->n);
-        a->ints = c;
+      if (p->n_ints) {
+        a->type = MOSS_ATTR_INTS;
+        a->n = (int)p->n_ints;
+        a->ints = moss_graph_alloc(g, sizeof(int64_t) * p->n_ints);
+        if (!a->ints) return MOSS_E_NOMEM;
+        memcpy(a->ints, p->ints, sizeof(int64_t) * p->n_ints);
+      } else if (p->n_floats) {
+        a->type = MOSS_ATTR_FLOATS;
+        a->n = (int)p->n_floats;
+        a->floats = moss_graph_alloc(g, sizeof(float) * p->n_floats);
+        if (!a->floats) return MOSS_E_NOMEM;
+        memcpy(a->floats, p->floats, sizeof(float) * p->n_floats);
+      } else if (p->has_i) {
+        a->type = MOSS_ATTR_INT;
+        a->i = p->i;
+      } else if (p->has_f) {
+        a->type = MOSS_ATTR_FLOAT;
+        a->f = p->f;
       }
-      if (a->floats == p->floats && a->n) {
-        float *c = moss_graph_alloc(g, sizeof(float) * (size_t)a->n);
-        if (!c) return MOSS_E_NOMEM;
-        memcpy(c, p->floats, sizeof(float) * (size_t)a->n);
-        a->floats = c;
-      }
+    } else {
+      a->type = MOSS_ATTR_UNDEF; /* a kind moss does not read (sparse tensor, type protos) */
     }
     break;
   }
@@ -451,15 +459,25 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
 moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_binding *bindings,
                              int nbindings, moss_graph **out_graph) {
   uint8_t *data;
-  size_t size, i;
+  size_t size;
+  moss_status st;
+  *out_graph = NULL;
+  MOSS_TRY(moss_file_read(ctx, path, &data, &size));
+  st = moss_onnx_import_memory(ctx, path, data, size, bindings, nbindings, out_graph);
+  moss_free(ctx, data, size + 1);
+  return st;
+}
+
+moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8_t *data,
+                                    size_t size, const moss_onnx_binding *bindings, int nbindings,
+                                    moss_graph **out_graph) {
+  size_t i;
   Onnx__ModelProto *m;
   moss_graph *g;
   importer im;
   moss_status st;
   *out_graph = NULL;
-  MOSS_TRY(moss_file_read(ctx, path, &data, &size));
   m = onnx__model_proto__unpack(NULL, size, data);
-  moss_free(ctx, data, size + 1);
   if (!m)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                      "not an ONNX model: the protobuf is truncated or malformed");
