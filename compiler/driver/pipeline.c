@@ -55,6 +55,15 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   const char *emit = opts->emit ? opts->emit : "c";
 
   ctx->file = opts->model;
+  if (opts->dump_after && strcmp(opts->dump_after, "import") && strcmp(opts->dump_after, "all")) {
+    int known = 0;
+    for (i = 0; i < sizeof passes / sizeof passes[0]; i++)
+      known |= !strcmp(opts->dump_after, passes[i].name);
+    if (!known)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "--dump-after=%s: no such pass (import, check, infer, bn-fold, fuse, fold, "
+                       "dce, all)", opts->dump_after);
+  }
   if (strcmp(emit, "c") != 0)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
                      "--emit %s: this build emits only 'c' (bundle and obj come later)", emit);

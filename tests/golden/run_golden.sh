@@ -12,8 +12,12 @@ rm -rf "$work" && mkdir -p "$work"
 for model in "$dir"/*.onnx; do
   name=$(basename "$model" .onnx)
   n=$((n + 1))
+  # NAME.flags, if present, holds extra compile flags (e.g. --input-shape).
+  flags=""
+  [ -f "$dir/$name.flags" ] && flags=$(cat "$dir/$name.flags")
   for run in a b; do
-    if ! "$moss" compile "$model" --target c99 -q -o "$work/$run"; then
+    # shellcheck disable=SC2086
+    if ! "$moss" compile "$model" --target c99 -q -o "$work/$run" $flags; then
       echo "FAIL $name: moss compile failed"; fail=$((fail + 1)); continue 2
     fi
   done
