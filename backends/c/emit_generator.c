@@ -11,19 +11,6 @@
 
 #define PI_LIT "3.14159265358979323846"
 
-static void shape_range(const moss_node *n, int rank, int *out_start, int *out_end) {
-  int64_t s = moss_attr_int(n, "start", 0), e = moss_attr_int(n, "end", rank);
-  if (s < 0) s += rank;
-  if (e < 0) e += rank;
-  if (s < 0) s = 0;
-  if (s > rank) s = rank;
-  if (e < 0) e = 0;
-  if (e > rank) e = rank;
-  if (e < s) e = s;
-  *out_start = (int)s;
-  *out_end = (int)e;
-}
-
 /* Fills y0 with |ne| copies of the literal |lit| (memset when all zero). */
 static void fill(moss_cgen *cg, const moss_value *y, int zero, const char *lit) {
   int64_t ne = moss_value_numel(y);
@@ -86,7 +73,7 @@ moss_status moss_c_emit_generator(moss_cgen *cg, const moss_node *n) {
     return MOSS_OK;
   case MOSS_OP_Shape: {
     int s, e, k;
-    shape_range(n, n->inputs[0]->rank, &s, &e);
+    moss_shape_range(n, n->inputs[0]->rank, &s, &e);
     for (k = s; k < e; k++)
       moss_c_line(cg, "y0[%d] = %s;", k - s,
                   moss_c_lit_i64(MOSS_DT_I64, n->inputs[0]->dims[k], lit, sizeof lit));

@@ -10,23 +10,7 @@
 
 #include "cgen.h"
 
-#define AFF_MAX (2 * MOSS_MAX_RANK)
 #define TILE 16 /* side of the tiles a transposing copy walks */
-
-typedef struct affine {
-  int rank;
-  int64_t dims[AFF_MAX], is[AFF_MAX], os[AFF_MAX];
-  int64_t ib, ob;
-} affine;
-
-static void strides(int rank, const int64_t *dims, int64_t *out) {
-  int64_t s = 1;
-  int k;
-  for (k = rank - 1; k >= 0; k--) {
-    out[k] = s;
-    s *= dims[k];
-  }
-}
 
 static int64_t numel(const moss_value *v) {
   int64_t n = 1;
@@ -59,8 +43,8 @@ static const char *index_text(char *buf, size_t cap, int64_t base, int r, const 
 
 /* yname[ob + ...] = xname[ib + ...] over the index space of |in|. */
 static void emit_affine(moss_cgen *cg, const char *yname, const char *xname, size_t esz,
-                        const affine *in) {
-  affine a;
+                        const moss_affine *in) {
+  moss_affine a;
   int k, r = 0, loops;
   char yi[512], xi[512];
   a.ib = in->ib;
@@ -125,67 +109,6 @@ static void emit_affine(moss_cgen *cg, const char *yname, const char *xname, siz
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* The same selection as compiler/ops/movement.c computes; the node has
- * passed shape inference, so the inputs are constant and consistent. */
-static void slice_params(const moss_node *n, const moss_value *x, int64_t *start, int64_t *step) {
-  int64_t st[MOSS_MAX_RANK], ax[MOSS_MAX_RANK], sp[MOSS_MAX_RANK];
-  int m, i, k;
-  for (k = 0; k < x->rank; k++) {
-    start[k] = 0;
-    step[k] = 1;
-  }
-  if (moss_node_input(n, 1)) {
-    moss_value *vs = moss_node_input(n, 1);
-    moss_value *va = moss_node_input(n, 3), *vp = moss_node_input(n, 4);
-    m = (int)moss_value_numel(vs);
-    for (i = 0; i < m && i < MOSS_MAX_RANK; i++) {
-      st[i] = moss_value_get_i64(vs, i);
-      ax[i] = va ? moss_value_get_i64(va, i) : i;
-      sp[i] = vp ? moss_value_get_i64(vp, i) : 1;
-    }
-  } else {
-    const int64_t *as, *aa;
-    m = moss_attr_ints(n, "starts", &as);
-    moss_attr_ints(n, "axes", &aa);
-    for (i = 0; i < m && i < MOSS_MAX_RANK; i++) {
-      st[i] = as[i];
-      ax[i] = aa ? aa[i] : i;
-      sp[i] = 1;
-    }
-  }
-  for (i = 0; i < m && i < MOSS_MAX_RANK; i++) {
-    int a = (int)(ax[i] < 0 ? ax[i] + x->rank : ax[i]);
-    int64_t d = x->dims[a], s = st[i], p = sp[i];
-    if (s < 0) s += d;
-    s = p > 0 ? clamp64(s, 0, d) : clamp64(s, 0, d - 1);
-    start[a] = s < 0 ? 0 : s;
-    step[a] = p;
-  }
-}
-
-/* Pad's begin pads per axis (the end pads follow from the output shape). */
-static void pad_begin(const moss_node *n, int rank, int64_t *pb) {
-  int64_t pads[2 * MOSS_MAX_RANK];
-  int np, na, i;
-  moss_value *vp = moss_node_input(n, 1), *va = moss_node_input(n, 3);
-  for (i = 0; i < rank; i++) pb[i] = 0;
-  if (vp) {
-    np = (int)moss_value_numel(vp);
-    for (i = 0; i < np && i < 2 * MOSS_MAX_RANK; i++) pads[i] = moss_value_get_i64(vp, i);
-  } else {
-    const int64_t *a;
-    np = moss_attr_ints(n, "pads", &a);
-    if (!a) np = moss_attr_ints(n, "paddings", &a);
-    for (i = 0; i < np && i < 2 * MOSS_MAX_RANK; i++) pads[i] = a[i];
-  }
-  na = va ? (int)moss_value_numel(va) : rank;
-  for (i = 0; i < na && i < rank; i++) {
-    int64_t a = va ? moss_value_get_i64(va, i) : i;
-    if (a < 0) a += rank;
-    pb[a] = pads[i];
-  }
-}
-
 static int64_t pad_map(const char *mode, int64_t i, int64_t d) {
   if (!strcmp(mode, "edge")) return clamp64(i, 0, d - 1);
   if (!strcmp(mode, "wrap")) return ((i % d) + d) % d;
@@ -199,16 +122,17 @@ static int64_t pad_map(const char *mode, int64_t i, int64_t d) {
 static moss_status emit_pad(moss_cgen *cg, const moss_node *n) {
   const moss_value *x = n->inputs[0], *y = n->outputs[0];
   const char *mode = moss_attr_string(n, "mode", "constant");
-  int64_t pb[MOSS_MAX_RANK], xs[MOSS_MAX_RANK], ys[MOSS_MAX_RANK], ny = numel(y);
+  int64_t pb[MOSS_MAX_RANK], pe[MOSS_MAX_RANK], xs[MOSS_MAX_RANK], ys[MOSS_MAX_RANK];
+  int64_t ny = numel(y);
   size_t esz = moss_dtype_size(x->dtype);
   int k, r = x->rank;
   char lit[64], idx[1024];
-  pad_begin(n, r, pb);
-  strides(r, x->dims, xs);
-  strides(r, y->dims, ys);
+  MOSS_TRY(moss_pad_compute(cg->ctx, n, r, pb, pe));
+  moss_strides(r, x->dims, xs);
+  moss_strides(r, y->dims, ys);
   if (ny == 0) return MOSS_OK;
   if (!strcmp(mode, "constant")) {
-    affine a;
+    moss_affine a;
     int grows = 0, zero = 0;
     moss_value *cv = moss_node_input(n, 2);
     const char *val = lit;
@@ -280,108 +204,19 @@ static moss_status emit_pad(moss_cgen *cg, const moss_node *n) {
   return MOSS_OK;
 }
 
-/* Output 0 as an affine copy of input 0, for the ops that are one. */
-static int single_affine(const moss_node *n, affine *a) {
-  const moss_value *x = n->inputs[0], *y = n->outputs[0];
-  int64_t xs[MOSS_MAX_RANK], ys[MOSS_MAX_RANK];
-  int k, r = y->rank;
-  strides(x->rank, x->dims, xs);
-  strides(y->rank, y->dims, ys);
-  a->ib = a->ob = 0;
-  a->rank = r;
-  for (k = 0; k < r; k++) {
-    a->dims[k] = y->dims[k];
-    a->os[k] = ys[k];
-  }
-  switch (n->op) {
-  case MOSS_OP_Transpose: {
-    const int64_t *p;
-    moss_attr_ints(n, "perm", &p);
-    for (k = 0; k < r; k++) a->is[k] = xs[p ? (int)p[k] : r - 1 - k];
-    return 1;
-  }
-  case MOSS_OP_Slice: {
-    int64_t start[MOSS_MAX_RANK], step[MOSS_MAX_RANK];
-    slice_params(n, x, start, step);
-    for (k = 0; k < r; k++) {
-      a->is[k] = xs[k] * step[k];
-      a->ib += start[k] * xs[k];
-    }
-    return 1;
-  }
-  case MOSS_OP_Expand:
-    for (k = 0; k < r; k++) {
-      int xk = k - (r - x->rank);
-      a->is[k] = xk < 0 || x->dims[xk] == 1 ? 0 : xs[xk];
-    }
-    return 1;
-  case MOSS_OP_Tile:
-    a->rank = 2 * r;
-    for (k = 0; k < r; k++) {
-      a->dims[2 * k] = x->dims[k] ? y->dims[k] / x->dims[k] : 0;
-      a->dims[2 * k + 1] = x->dims[k];
-      a->is[2 * k] = 0;
-      a->is[2 * k + 1] = xs[k];
-      a->os[2 * k] = ys[k] * x->dims[k];
-      a->os[2 * k + 1] = ys[k];
-    }
-    return 1;
-  case MOSS_OP_DepthToSpace:
-  case MOSS_OP_SpaceToDepth: {
-    int64_t b = moss_attr_int(n, "blocksize", 1), N = x->dims[0], C = x->dims[1], H = x->dims[2],
-            W = x->dims[3], HW = H * W;
-    int64_t d6[6], is6[6], os6[6];
-    if (n->op == MOSS_OP_DepthToSpace) {
-      /* Output viewed as [N, C', H, b1, W, b2]. */
-      int64_t Co = C / (b * b);
-      int crd = !strcmp(moss_attr_string(n, "mode", "DCR"), "CRD");
-      int64_t d[6] = {N, Co, H, b, W, b};
-      int64_t s[6] = {C * HW, crd ? b * b * HW : HW, W, crd ? b * HW : b * Co * HW,
-                      1,      crd ? HW : Co * HW};
-      memcpy(d6, d, sizeof d6);
-      memcpy(is6, s, sizeof is6);
-    } else {
-      /* Output viewed as [N, b1, b2, C, H', W']. */
-      int64_t d[6] = {N, b, b, C, H / b, W / b};
-      int64_t s[6] = {C * HW, W, 1, HW, b * W, b};
-      memcpy(d6, d, sizeof d6);
-      memcpy(is6, s, sizeof is6);
-    }
-    strides(6, d6, os6);
-    a->rank = 6;
-    for (k = 0; k < 6; k++) {
-      a->dims[k] = d6[k];
-      a->is[k] = is6[k];
-      a->os[k] = os6[k];
-    }
-    return 1;
-  }
-  default: return 0;
-  }
-}
-
 static void emit_concat_split(moss_cgen *cg, const moss_node *n) {
-  int split = n->op == MOSS_OP_Split, nparts = split ? n->noutputs : n->ninputs, i, k;
+  int split = n->op == MOSS_OP_Split, nparts = split ? n->noutputs : n->ninputs, i;
   const moss_value *whole = split ? n->inputs[0] : n->outputs[0];
-  int64_t ws[MOSS_MAX_RANK], ps[MOSS_MAX_RANK], off = 0;
+  int64_t off = 0;
   int64_t axis = moss_attr_int(n, "axis", split ? 0 : 1);
   size_t esz = moss_dtype_size(whole->dtype);
   if (axis < 0) axis += whole->rank;
-  strides(whole->rank, whole->dims, ws);
   for (i = 0; i < nparts; i++) {
     const moss_value *part = split ? n->outputs[i] : n->inputs[i];
-    affine a;
+    moss_affine a;
     char pn[16];
     if (!part) continue;
-    strides(part->rank, part->dims, ps);
-    a.rank = part->rank;
-    a.ib = split ? off * ws[axis] : 0;
-    a.ob = split ? 0 : off * ws[axis];
-    for (k = 0; k < part->rank; k++) {
-      a.dims[k] = part->dims[k];
-      a.is[k] = split ? ws[k] : ps[k];
-      a.os[k] = split ? ps[k] : ws[k];
-    }
+    moss_affine_compute_part(whole, part, (int)axis, off, !split, &a);
     snprintf(pn, sizeof pn, "%s%d", split ? "y" : "x", i);
     if (split)
       emit_affine(cg, pn, "x0", esz, &a);
@@ -428,7 +263,7 @@ static void emit_reverse_sequence(moss_cgen *cg, const moss_node *n) {
   int ba = (int)moss_attr_int(n, "batch_axis", 0), ta = (int)moss_attr_int(n, "time_axis", 1);
   int64_t xs[MOSS_MAX_RANK], inner, B = x->dims[ba], T = x->dims[ta];
   size_t esz = moss_dtype_size(x->dtype);
-  strides(x->rank, x->dims, xs);
+  moss_strides(x->rank, x->dims, xs);
   inner = xs[1];
   if (numel(x) == 0) return;
   moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)B);
@@ -480,7 +315,7 @@ static void emit_compress(moss_cgen *cg, const moss_node *n) {
 }
 
 moss_status moss_c_emit_movement(moss_cgen *cg, const moss_node *n) {
-  affine a;
+  moss_affine a;
   switch (n->op) {
   case MOSS_OP_Concat:
   case MOSS_OP_Split: emit_concat_split(cg, n); return MOSS_OK;
@@ -489,7 +324,7 @@ moss_status moss_c_emit_movement(moss_cgen *cg, const moss_node *n) {
   case MOSS_OP_ReverseSequence: emit_reverse_sequence(cg, n); return MOSS_OK;
   case MOSS_OP_Compress: emit_compress(cg, n); return MOSS_OK;
   default:
-    if (!single_affine(n, &a))
+    if (moss_affine_compute(cg->ctx, n, &a) != MOSS_OK)
       return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n,
                        "the C backend has no code for this operator");
     emit_affine(cg, "y0", "x0", moss_dtype_size(n->inputs[0]->dtype), &a);

@@ -29,6 +29,16 @@ static void emit_stats(moss_cgen *cg, int64_t cnt) {
   moss_c_line(cg, "const double var = sq / %lld;", (long long)cnt);
 }
 
+/* Inside a loop over channel c: y = x * a + sh over the |N| planes of |S|
+ * elements that channel c of the [N, C, S] input holds. */
+static void emit_scale_shift(moss_cgen *cg, const char *T, int64_t N, int64_t C, int64_t S) {
+  moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)N);
+  moss_c_line(cg, "const %s *xp = x0 + (b * %lld + c) * %lld;", T, (long long)C, (long long)S);
+  moss_c_line(cg, "%s *yp = y0 + (b * %lld + c) * %lld;", T, (long long)C, (long long)S);
+  moss_c_line(cg, "for (long j = 0; j < %lld; j++) yp[j] = xp[j] * a + sh;", (long long)S);
+  moss_c_close(cg);
+}
+
 static moss_status emit_batchnorm(moss_cgen *cg, const moss_node *n, const char *T,
                                   const char *lit_eps) {
   const moss_value *x = n->inputs[0];
@@ -39,11 +49,7 @@ static moss_status emit_batchnorm(moss_cgen *cg, const moss_node *n, const char 
     moss_c_open(cg, "for (long c = 0; c < %lld; c++)", (long long)C);
     moss_c_line(cg, "const %s a = (%s)(x1[c] / sqrt((double)x4[c] + %s));", T, T, lit_eps);
     moss_c_line(cg, "const %s sh = (%s)(x2[c] - x3[c] * a);", T, T);
-    moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)N);
-    moss_c_line(cg, "const %s *xp = x0 + (b * %lld + c) * %lld;", T, (long long)C, (long long)S);
-    moss_c_line(cg, "%s *yp = y0 + (b * %lld + c) * %lld;", T, (long long)C, (long long)S);
-    moss_c_line(cg, "for (long j = 0; j < %lld; j++) yp[j] = xp[j] * a + sh;", (long long)S);
-    moss_c_close(cg);
+    emit_scale_shift(cg, T, N, C, S);
     moss_c_close(cg);
     return MOSS_OK;
   }
@@ -65,11 +71,7 @@ static moss_status emit_batchnorm(moss_cgen *cg, const moss_node *n, const char 
   moss_c_line(cg, "const double var = sq / %lld;", (long long)(N * S));
   moss_c_line(cg, "const %s a = (%s)(x1[c] / sqrt(var + %s));", T, T, lit_eps);
   moss_c_line(cg, "const %s sh = (%s)(x2[c] - mu * a);", T, T);
-  moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)N);
-  moss_c_line(cg, "const %s *xp = x0 + (b * %lld + c) * %lld;", T, (long long)C, (long long)S);
-  moss_c_line(cg, "%s *yp = y0 + (b * %lld + c) * %lld;", T, (long long)C, (long long)S);
-  moss_c_line(cg, "for (long j = 0; j < %lld; j++) yp[j] = xp[j] * a + sh;", (long long)S);
-  moss_c_close(cg);
+  emit_scale_shift(cg, T, N, C, S);
   if (n->noutputs > 1 && n->outputs[1])
     moss_c_line(cg, "y1[c] = (%s)(x3[c] * %s + mu * %s);", moss_dtype_ctype(n->outputs[1]->dtype),
                 mom, omom);

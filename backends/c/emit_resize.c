@@ -11,130 +11,6 @@
 #include "../../compiler/ops/ops.h"
 #include "cgen.h"
 
-/* The per-axis output sizes and scales of a Resize/Upsample node.
- * (compiler/ops/resize.c and backends/c/emit_resize.c hold the same copy.) */
-typedef struct rs_plan {
-  int rank;
-  int64_t in[MOSS_MAX_RANK], out[MOSS_MAX_RANK];
-  double scale[MOSS_MAX_RANK];
-  double roi_s[MOSS_MAX_RANK], roi_e[MOSS_MAX_RANK]; /* tf_crop_and_resize */
-} rs_plan;
-
-/* Input |i| as a constant with data, or NULL when absent or empty. */
-static const moss_value *const_input(const moss_node *n, int i) {
-  const moss_value *v = moss_node_input(n, i);
-  return v && moss_value_numel(v) > 0 ? v : NULL;
-}
-
-static moss_status rs_compute(moss_ctx *ctx, const moss_node *n, int64_t opset, rs_plan *p) {
-  const moss_value *x = n->inputs[0], *sc = NULL, *sz = NULL, *roi = NULL;
-  const int64_t *axp = NULL;
-  int axes[MOSS_MAX_RANK], naxes, k;
-  const char *ctm = moss_attr_string(n, "coordinate_transformation_mode", "half_pixel");
-  p->rank = x->rank;
-  for (k = 0; k < x->rank; k++) {
-    p->in[k] = p->out[k] = x->dims[k];
-    p->scale[k] = 1.0;
-    p->roi_s[k] = 0.0;
-    p->roi_e[k] = 1.0;
-  }
-  naxes = n->op == MOSS_OP_Resize ? moss_attr_ints(n, "axes", &axp) : 0;
-  if (naxes > x->rank) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "too many axes");
-  if (!axp) naxes = x->rank;
-  for (k = 0; k < naxes; k++) {
-    int a = k;
-    if (axp) MOSS_TRY(moss_norm_axis(ctx, n, axp[k], x->rank, &a));
-    axes[k] = a;
-  }
-  if (n->op == MOSS_OP_Upsample) {
-    if (moss_node_input(n, 1)) {
-      MOSS_TRY(moss_need_constant(ctx, n, 1, "scales"));
-      sc = n->inputs[1];
-    } else {
-      const float *f;
-      int cnt = moss_attr_floats(n, "scales", &f);
-      if (cnt != x->rank)
-        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "Upsample needs %d scales", x->rank);
-      for (k = 0; k < cnt; k++) {
-        if (!(f[k] > 0)) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scale must be positive");
-        p->scale[k] = f[k];
-        p->out[k] = (int64_t)floor((double)f[k] * (double)p->in[k]);
-      }
-      return MOSS_OK;
-    }
-  } else if (opset < 11) {
-    MOSS_TRY(moss_need_constant(ctx, n, 1, "scales"));
-    sc = const_input(n, 1);
-  } else {
-    if (moss_node_input(n, 2) && !moss_node_input(n, 2)->data && moss_value_numel(moss_node_input(n, 2)))
-      MOSS_TRY(moss_need_constant(ctx, n, 2, "scales"));
-    sc = const_input(n, 2);
-    if (!sc && moss_node_input(n, 3)) {
-      MOSS_TRY(moss_need_constant(ctx, n, 3, "sizes"));
-      sz = const_input(n, 3);
-    }
-    if (!strcmp(ctm, "tf_crop_and_resize") && moss_node_input(n, 1)) {
-      const moss_value *r = moss_node_input(n, 1);
-      if (!r->data) {
-        if (r->input_index >= 0)
-          return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
-                           "input '%s' (roi) decides the sampling positions; fix it at compile "
-                           "time with --constant %s=FILE", r->name, r->name);
-        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "roi is computed at run time");
-      }
-      roi = r;
-    }
-  }
-  if (sc) {
-    if (moss_value_numel(sc) != naxes || !moss_dtype_is_float(sc->dtype))
-      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scales must hold %d floats", naxes);
-    for (k = 0; k < naxes; k++) {
-      double s = moss_value_get_f64(sc, k);
-      if (!(s > 0) || !isfinite(s)) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scale must be positive");
-      p->scale[axes[k]] = s;
-      p->out[axes[k]] = (int64_t)floor(s * (double)p->in[axes[k]]);
-    }
-  } else if (sz) {
-    const char *pol = moss_attr_string(n, "keep_aspect_ratio_policy", "stretch");
-    double common = 0;
-    if (moss_value_numel(sz) != naxes || sz->dtype != MOSS_DT_I64)
-      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "sizes must hold %d int64", naxes);
-    for (k = 0; k < naxes; k++) {
-      int64_t o = moss_value_get_i64(sz, k);
-      double s;
-      if (o < 0 || p->in[axes[k]] <= 0) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "bad size");
-      s = (double)o / (double)p->in[axes[k]];
-      if (k == 0 || (!strcmp(pol, "not_larger") && s < common) || (!strcmp(pol, "not_smaller") && s > common))
-        common = s;
-      p->out[axes[k]] = o;
-      p->scale[axes[k]] = s;
-    }
-    if (strcmp(pol, "stretch")) {
-      if (strcmp(pol, "not_larger") && strcmp(pol, "not_smaller"))
-        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "keep_aspect_ratio_policy '%s'", pol);
-      for (k = 0; k < naxes; k++) {
-        p->scale[axes[k]] = common;
-        p->out[axes[k]] = (int64_t)nearbyint(common * (double)p->in[axes[k]]);
-      }
-    }
-  } else {
-    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "Resize needs scales or sizes");
-  }
-  for (k = 0; k < x->rank; k++)
-    if (!(p->scale[k] > 0)) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scale must be positive");
-  if (roi) {
-    int full = moss_value_numel(roi) == 2 * x->rank;
-    if (!moss_dtype_is_float(roi->dtype) || (moss_value_numel(roi) != 2 * naxes && !full))
-      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "roi must hold %d floats", 2 * naxes);
-    for (k = 0; k < (full ? x->rank : naxes); k++) {
-      int a = full ? k : axes[k], cnt = full ? x->rank : naxes;
-      p->roi_s[a] = moss_value_get_f64(roi, k);
-      p->roi_e[a] = moss_value_get_f64(roi, k + cnt);
-    }
-  }
-  return MOSS_OK;
-}
-
 /* One axis's sampling table: |taps| source offsets and weights per output. */
 typedef struct rs_axis {
   int taps;
@@ -171,8 +47,9 @@ static void cubic(double r, double A, double *c) {
 static int64_t clampi(int64_t i, int64_t L) { return i < 0 ? 0 : i >= L ? L - 1 : i; }
 
 /* Fills |a| for axis |k| of |p|; |kind| 0 nearest, 1 linear, 2 cubic. */
-static moss_status build_axis(moss_ctx *ctx, const moss_node *n, const rs_plan *p, int k, int kind,
-                              const char *ctm, const char *nm, long stride, rs_axis *a) {
+static moss_status build_axis(moss_ctx *ctx, const moss_node *n, const moss_resize *p, int k,
+                              int kind, const char *ctm, const char *nm, long stride,
+                              rs_axis *a) {
   int64_t L = p->in[k], O = p->out[k], o;
   int T = kind == 0 ? 1 : kind == 1 ? 2 : 4, t;
   double A = moss_attr_float(n, "cubic_coeff_a", -0.75f);
@@ -378,7 +255,7 @@ moss_status moss_c_emit_resize(moss_cgen *cg, const moss_node *n) {
   const char *ctm = old ? "asymmetric" : moss_attr_string(n, "coordinate_transformation_mode", "half_pixel");
   const char *nm = old ? "floor" : moss_attr_string(n, "nearest_mode", "round_prefer_floor");
   int kind = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "cubic") ? 2 : 1;
-  rs_plan p;
+  moss_resize p;
   rs_axis ax[MOSS_MAX_RANK];
   long stride[MOSS_MAX_RANK];
   int64_t planes = 1, inblock = 1, outblock = 1;
@@ -387,7 +264,7 @@ moss_status moss_c_emit_resize(moss_cgen *cg, const moss_node *n) {
   moss_status st = MOSS_OK;
   if (n->op == MOSS_OP_GridSample) return emit_gridsample(cg, n);
   if (!ct) return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "type %s", moss_dtype_name(dt));
-  MOSS_TRY(rs_compute(cg->ctx, n, cg->g->opset, &p));
+  MOSS_TRY(moss_resize_compute(cg->ctx, n, cg->g->opset, &p));
   if (moss_value_numel(y) <= 0) return MOSS_OK;
   for (k = 0; k < p.rank; k++)
     if (p.in[k] <= 0)

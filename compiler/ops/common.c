@@ -74,31 +74,20 @@ moss_status moss_need_input(moss_ctx *ctx, const moss_node *n, int i) {
   return MOSS_OK;
 }
 
+/* The element reads are ir/graph.c's, on a value that views |p| as |dt|
+ * (moss_value_get_* read only |dtype| and |data|). */
 double moss_load_f64(moss_dtype dt, const void *p, int64_t i) {
-  switch (dt) {
-  case MOSS_DT_F32: return ((const float *)p)[i];
-  case MOSS_DT_F64: return ((const double *)p)[i];
-  case MOSS_DT_U64: return (double)((const uint64_t *)p)[i];
-  default: return (double)moss_load_i64(dt, p, i);
-  }
+  moss_value v;
+  v.dtype = dt;
+  v.data = (void *)p;
+  return moss_value_get_f64(&v, i);
 }
 
 int64_t moss_load_i64(moss_dtype dt, const void *p, int64_t i) {
-  switch (dt) {
-  case MOSS_DT_I64: return ((const int64_t *)p)[i];
-  case MOSS_DT_I32: return ((const int32_t *)p)[i];
-  case MOSS_DT_I16: return ((const int16_t *)p)[i];
-  case MOSS_DT_I8: return ((const int8_t *)p)[i];
-  case MOSS_DT_U8: case MOSS_DT_BOOL: return ((const uint8_t *)p)[i];
-  case MOSS_DT_U16: return ((const uint16_t *)p)[i];
-  case MOSS_DT_U32: return ((const uint32_t *)p)[i];
-  case MOSS_DT_U64: return (int64_t)((const uint64_t *)p)[i];
-  case MOSS_DT_F32: case MOSS_DT_F64: {
-    double d = moss_load_f64(dt, p, i);
-    return isfinite(d) && fabs(d) < 9.2e18 ? (int64_t)d : 0;
-  }
-  default: return 0;
-  }
+  moss_value v;
+  v.dtype = dt;
+  v.data = (void *)p;
+  return moss_value_get_i64(&v, i);
 }
 
 void moss_store_f64(moss_dtype dt, void *p, int64_t i, double v) {
@@ -149,4 +138,35 @@ int64_t moss_broadcast_index(int rank, const int64_t *dims, int in_rank, const i
     stride *= in_dims[ik];
   }
   return idx;
+}
+
+moss_status moss_spatial_ints(moss_ctx *ctx, const moss_node *n, const char *name, int want,
+                              int64_t def, int64_t *out_vals) {
+  const int64_t *a;
+  int cnt = moss_attr_ints(n, name, &a), k;
+  if (!a) {
+    for (k = 0; k < want; k++) out_vals[k] = def;
+    return MOSS_OK;
+  }
+  if (cnt != want)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "'%s' has %d values, expected %d", name, cnt,
+                     want);
+  for (k = 0; k < want; k++) out_vals[k] = a[k];
+  return MOSS_OK;
+}
+
+int moss_arith_type(moss_dtype dt) {
+  switch (dt) {
+  case MOSS_DT_F32:
+  case MOSS_DT_F64:
+  case MOSS_DT_I8:
+  case MOSS_DT_I16:
+  case MOSS_DT_I32:
+  case MOSS_DT_I64:
+  case MOSS_DT_U8:
+  case MOSS_DT_U16:
+  case MOSS_DT_U32:
+  case MOSS_DT_U64: return 1;
+  default: return 0;
+  }
 }

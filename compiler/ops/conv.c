@@ -6,19 +6,19 @@
 
 #include "ops.h"
 
-/* Reads an ints attribute of |want| values into |out|, |def| when absent. */
-static moss_status spatial_ints(moss_ctx *ctx, const moss_node *n, const char *name, int want,
-                                int64_t def, int64_t *out) {
-  const int64_t *a;
-  int cnt = moss_attr_ints(n, name, &a), k;
-  if (!a) {
-    for (k = 0; k < want; k++) out[k] = def;
-    return MOSS_OK;
+/* The kernel's |nsp| spatial sizes, from the weights |w|; a kernel_shape
+ * attribute, when present, must agree. */
+static moss_status kernel_shape(moss_ctx *ctx, const moss_node *n, const moss_value *w, int nsp,
+                                int64_t *ks) {
+  int k;
+  for (k = 0; k < nsp; k++) ks[k] = w->dims[k + 2];
+  if (moss_node_find_attr(n, "kernel_shape")) {
+    int64_t ka[MOSS_MAX_RANK];
+    MOSS_TRY(moss_spatial_ints(ctx, n, "kernel_shape", nsp, 1, ka));
+    for (k = 0; k < nsp; k++)
+      if (ka[k] != ks[k])
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "kernel_shape disagrees with the weights");
   }
-  if (cnt != want)
-    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "'%s' has %d values, expected %d", name, cnt,
-                     want);
-  for (k = 0; k < want; k++) out[k] = a[k];
   return MOSS_OK;
 }
 
@@ -29,17 +29,10 @@ static moss_status infer_conv(moss_ctx *ctx, moss_node *n, moss_value *x, moss_v
   int64_t group = moss_attr_int(n, "group", 1);
   const char *ap = moss_attr_string(n, "auto_pad", "NOTSET");
   moss_value *b = moss_node_input(n, 2);
-  MOSS_TRY(spatial_ints(ctx, n, "strides", nsp, 1, st));
-  MOSS_TRY(spatial_ints(ctx, n, "dilations", nsp, 1, dl));
-  MOSS_TRY(spatial_ints(ctx, n, "pads", 2 * nsp, 0, pads));
-  for (k = 0; k < nsp; k++) ks[k] = w->dims[k + 2];
-  if (moss_node_find_attr(n, "kernel_shape")) {
-    int64_t ka[MOSS_MAX_RANK];
-    MOSS_TRY(spatial_ints(ctx, n, "kernel_shape", nsp, 1, ka));
-    for (k = 0; k < nsp; k++)
-      if (ka[k] != ks[k])
-        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "kernel_shape disagrees with the weights");
-  }
+  MOSS_TRY(moss_spatial_ints(ctx, n, "strides", nsp, 1, st));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "dilations", nsp, 1, dl));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "pads", 2 * nsp, 0, pads));
+  MOSS_TRY(kernel_shape(ctx, n, w, nsp, ks));
   if (group < 1 || x->dims[1] % group || w->dims[0] % group || w->dims[1] * group != x->dims[1])
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
                      "channels do not match: input %lld, weights [%lld, %lld], group %lld",
@@ -81,18 +74,11 @@ static moss_status infer_convtranspose(moss_ctx *ctx, moss_node *n, moss_value *
   const int64_t *os;
   int nos = moss_attr_ints(n, "output_shape", &os);
   moss_value *b = moss_node_input(n, 2);
-  MOSS_TRY(spatial_ints(ctx, n, "strides", nsp, 1, st));
-  MOSS_TRY(spatial_ints(ctx, n, "dilations", nsp, 1, dl));
-  MOSS_TRY(spatial_ints(ctx, n, "pads", 2 * nsp, 0, pads));
-  MOSS_TRY(spatial_ints(ctx, n, "output_padding", nsp, 0, op));
-  for (k = 0; k < nsp; k++) ks[k] = w->dims[k + 2];
-  if (moss_node_find_attr(n, "kernel_shape")) {
-    int64_t ka[MOSS_MAX_RANK];
-    MOSS_TRY(spatial_ints(ctx, n, "kernel_shape", nsp, 1, ka));
-    for (k = 0; k < nsp; k++)
-      if (ka[k] != ks[k])
-        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "kernel_shape disagrees with the weights");
-  }
+  MOSS_TRY(moss_spatial_ints(ctx, n, "strides", nsp, 1, st));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "dilations", nsp, 1, dl));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "pads", 2 * nsp, 0, pads));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "output_padding", nsp, 0, op));
+  MOSS_TRY(kernel_shape(ctx, n, w, nsp, ks));
   if (group < 1 || w->dims[0] != x->dims[1] || x->dims[1] % group)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
                      "channels do not match: input %lld, weights [%lld, %lld], group %lld",

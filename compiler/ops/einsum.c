@@ -1,28 +1,12 @@
 /* einsum.c - Einsum: parses the equation (explicit "->" output or the
  * implicit one: ellipsis dims, then the labels used once, in alphabetical
  * order; "..." broadcast dims; repeated labels in a term take a diagonal)
- * and infers the output shape. The parser is repeated in
+ * and infers the output shape. The parser is shared with
  * backends/c/emit_einsum.c, which needs the labels again. */
 #include <stdio.h>
 #include <string.h>
 
 #include "ops.h"
-
-/* The parsed equation. Labels: 'A'..'Z' are 0..25, 'a'..'z' 26..51 (so
- * ascending ids are the implicit output's alphabetical order), and the
- * dimensions under "..." are 52..59, aligned to the right. */
-#define EIN_MAX_IN 8
-#define EIN_LABELS 60
-
-typedef struct ein {
-  int nin;
-  int rank[EIN_MAX_IN];
-  int lab[EIN_MAX_IN][MOSS_MAX_RANK];
-  int orank;
-  int olab[MOSS_MAX_RANK];
-  int64_t size[EIN_LABELS]; /* -1: unused */
-  int in_out[EIN_LABELS];   /* the label is an output label */
-} ein;
 
 static int ein_label(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -30,12 +14,13 @@ static int ein_label(char c) {
   return -1;
 }
 
-/* Parses |eq| for the inputs |ins|; 0 on success, else -1 with a reason in |err|. */
-static int ein_parse(const char *eq, int nin, moss_value *const *ins, ein *e, char *err,
-                     size_t cap) {
+int moss_einsum_compute(const char *eq, int nin, moss_value *const *ins, char *err, size_t cap,
+                        moss_einsum *out_e) {
+  moss_einsum *e = out_e;
   char s[256];
   const char *arrow, *t;
-  int i, k, p, ell[EIN_MAX_IN], nlet[EIN_MAX_IN], big = 0, count[EIN_LABELS];
+  int i, k, p, ell[MOSS_EINSUM_MAX_IN], nlet[MOSS_EINSUM_MAX_IN], big = 0;
+  int count[MOSS_EINSUM_LABELS];
   size_t l = 0;
   memset(e, 0, sizeof *e);
   memset(count, 0, sizeof count);
@@ -45,9 +30,10 @@ static int ein_parse(const char *eq, int nin, moss_value *const *ins, ein *e, ch
       s[l++] = *t;
     }
   s[l] = 0;
-  if (nin > EIN_MAX_IN) return snprintf(err, cap, "more than %d inputs", EIN_MAX_IN), -1;
+  if (nin > MOSS_EINSUM_MAX_IN)
+    return snprintf(err, cap, "more than %d inputs", MOSS_EINSUM_MAX_IN), -1;
   e->nin = nin;
-  for (k = 0; k < EIN_LABELS; k++) e->size[k] = -1;
+  for (k = 0; k < MOSS_EINSUM_LABELS; k++) e->size[k] = -1;
   arrow = strstr(s, "->");
   /* First pass: letters and ellipsis per term. */
   t = s;
@@ -82,7 +68,7 @@ static int ein_parse(const char *eq, int nin, moss_value *const *ins, ein *e, ch
     if (ell[i] >= 0 && ins[i]->rank - nlet[i] > big) big = ins[i]->rank - nlet[i];
     e->rank[i] = ins[i]->rank;
   }
-  if (big > EIN_LABELS - 52)
+  if (big > MOSS_EINSUM_LABELS - 52)
     return snprintf(err, cap, "too many dimensions under the ellipsis"), -1;
   /* Second pass: labels per dimension and their sizes. */
   t = s;
@@ -153,7 +139,7 @@ static int ein_parse(const char *eq, int nin, moss_value *const *ins, ein *e, ch
 }
 
 moss_status moss_infer_einsum(moss_ctx *ctx, moss_graph *g, moss_node *n) {
-  ein e;
+  moss_einsum e;
   char err[160];
   int64_t dims[MOSS_MAX_RANK];
   int i;
@@ -165,22 +151,12 @@ moss_status moss_infer_einsum(moss_ctx *ctx, moss_graph *g, moss_node *n) {
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "input types differ: %s and %s",
                        moss_dtype_name(dt), moss_dtype_name(n->inputs[i]->dtype));
   }
-  switch (dt) {
-  case MOSS_DT_F32:
-  case MOSS_DT_F64:
-  case MOSS_DT_I8:
-  case MOSS_DT_I16:
-  case MOSS_DT_I32:
-  case MOSS_DT_I64:
-  case MOSS_DT_U8:
-  case MOSS_DT_U16:
-  case MOSS_DT_U32:
-  case MOSS_DT_U64: break;
-  default: return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "element type %s", moss_dtype_name(dt));
-  }
+  if (!moss_arith_type(dt))
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "element type %s", moss_dtype_name(dt));
   if (!moss_node_find_attr(n, "equation"))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the equation attribute is missing");
-  if (ein_parse(moss_attr_string(n, "equation", ""), n->ninputs, n->inputs, &e, err, sizeof err))
+  if (moss_einsum_compute(moss_attr_string(n, "equation", ""), n->ninputs, n->inputs, err,
+                          sizeof err, &e))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "equation '%s': %s",
                      moss_attr_string(n, "equation", ""), err);
   for (i = 0; i < e.orank; i++) dims[i] = e.size[e.olab[i]];

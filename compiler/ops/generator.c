@@ -11,8 +11,7 @@
 
 #define PI_ 3.14159265358979323846
 
-/* The Shape slice [start, end) of rank |rank| (opset 15 attributes). */
-static void shape_range(const moss_node *n, int rank, int *out_start, int *out_end) {
+void moss_shape_range(const moss_node *n, int rank, int *out_start, int *out_end) {
   int64_t s = moss_attr_int(n, "start", 0), e = moss_attr_int(n, "end", rank);
   if (s < 0) s += rank;
   if (e < 0) e += rank;
@@ -136,7 +135,7 @@ moss_status moss_infer_generator(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   case MOSS_OP_Shape: {
     int s, e;
     MOSS_TRY(moss_need_input(ctx, n, 0));
-    shape_range(n, n->inputs[0]->rank, &s, &e);
+    moss_shape_range(n, n->inputs[0]->rank, &s, &e);
     dims[0] = e - s;
     moss_set_output(n, 0, MOSS_DT_I64, 1, dims);
     return fold_static(ctx, g, n);
@@ -251,7 +250,7 @@ moss_status moss_eval_generator(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     return MOSS_OK;
   case MOSS_OP_Shape: {
     int s, e, k;
-    shape_range(n, n->inputs[0]->rank, &s, &e);
+    moss_shape_range(n, n->inputs[0]->rank, &s, &e);
     for (k = s; k < e; k++) ((int64_t *)y->data)[k - s] = n->inputs[0]->dims[k];
     return MOSS_OK;
   }

@@ -7,41 +7,33 @@
 
 #include "ops.h"
 
-static int mm_type_ok(moss_dtype dt) {
-  switch (dt) {
-  case MOSS_DT_F32:
-  case MOSS_DT_F64:
-  case MOSS_DT_I8:
-  case MOSS_DT_I16:
-  case MOSS_DT_I32:
-  case MOSS_DT_I64:
-  case MOSS_DT_U8:
-  case MOSS_DT_U16:
-  case MOSS_DT_U32:
-  case MOSS_DT_U64: return 1;
-  default: return 0;
-  }
-}
-
 static moss_status check_type(moss_ctx *ctx, const moss_node *n, moss_dtype dt) {
   if (dt == MOSS_DT_F16 || dt == MOSS_DT_BF16 || dt == MOSS_DT_STRING)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "element type %s", moss_dtype_name(dt));
-  if (!mm_type_ok(dt))
+  if (!moss_arith_type(dt))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "element type %s is not a numeric type",
                      moss_dtype_name(dt));
   return MOSS_OK;
+}
+
+/* Inputs A and B: present with known shapes, of one accepted type. */
+static moss_status check_inputs(moss_ctx *ctx, const moss_node *n) {
+  const moss_value *a, *b;
+  MOSS_TRY(moss_need_input(ctx, n, 0));
+  MOSS_TRY(moss_need_input(ctx, n, 1));
+  a = n->inputs[0];
+  b = n->inputs[1];
+  if (a->dtype != b->dtype)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "input types differ: %s and %s",
+                     moss_dtype_name(a->dtype), moss_dtype_name(b->dtype));
+  return check_type(ctx, n, a->dtype);
 }
 
 static moss_status infer_gemm(moss_ctx *ctx, moss_node *n) {
   moss_value *a = n->inputs[0], *b = n->inputs[1], *c = moss_node_input(n, 2);
   int64_t m, k, k2, nn, dims[2];
   int ta = moss_attr_int(n, "transA", 0) != 0, tb = moss_attr_int(n, "transB", 0) != 0;
-  MOSS_TRY(moss_need_input(ctx, n, 0));
-  MOSS_TRY(moss_need_input(ctx, n, 1));
-  if (a->dtype != b->dtype)
-    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "input types differ: %s and %s",
-                     moss_dtype_name(a->dtype), moss_dtype_name(b->dtype));
-  MOSS_TRY(check_type(ctx, n, a->dtype));
+  MOSS_TRY(check_inputs(ctx, n));
   if (a->rank != 2 || b->rank != 2)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "A and B must be 2-D (ranks %d and %d)", a->rank,
                      b->rank);
@@ -82,12 +74,7 @@ static moss_status infer_matmul(moss_ctx *ctx, moss_node *n) {
   moss_value *a = n->inputs[0], *b = n->inputs[1];
   int ra, rb, rank, r = 0, i;
   int64_t da[MOSS_MAX_RANK], db[MOSS_MAX_RANK], bd[MOSS_MAX_RANK], dims[MOSS_MAX_RANK];
-  MOSS_TRY(moss_need_input(ctx, n, 0));
-  MOSS_TRY(moss_need_input(ctx, n, 1));
-  if (a->dtype != b->dtype)
-    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "input types differ: %s and %s",
-                     moss_dtype_name(a->dtype), moss_dtype_name(b->dtype));
-  MOSS_TRY(check_type(ctx, n, a->dtype));
+  MOSS_TRY(check_inputs(ctx, n));
   if (a->rank < 1 || b->rank < 1)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "MatMul inputs must have rank >= 1");
   ra = a->rank > 2 ? a->rank - 2 : 0;

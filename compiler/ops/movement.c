@@ -5,22 +5,14 @@
  * which must be constant; Concat, Slice, Transpose, Split, Expand and Tile
  * also fold at compile time, since exported models compute Reshape shapes
  * with Shape -> Slice/Gather -> Concat chains. Most of them are one affine
- * copy: an index space with one stride per dimension on each side. */
+ * copy: an index space with one stride per dimension on each side
+ * (moss_affine, which backends/c/emit_movement.c writes out as loops). */
 #include <string.h>
 
 #include "ops.h"
 
-#define AFF_MAX (2 * MOSS_MAX_RANK)
-
-/* y[ob + sum i_k*os_k] = x[ib + sum i_k*is_k] over the index space |dims|. */
-typedef struct affine {
-  int rank;
-  int64_t dims[AFF_MAX], is[AFF_MAX], os[AFF_MAX];
-  int64_t ib, ob;
-} affine;
-
-static void copy_affine(void *y, const void *x, size_t esz, const affine *a) {
-  int64_t idx[AFF_MAX], total = 1, t;
+static void copy_affine(void *y, const void *x, size_t esz, const moss_affine *a) {
+  int64_t idx[MOSS_AFFINE_MAX], total = 1, t;
   int k;
   for (k = 0; k < a->rank; k++) {
     total *= a->dims[k];
@@ -44,8 +36,8 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo :
 
 /* Per axis of |x|: first element, step and count of Slice's selection.
  * Starts/ends/axes/steps are inputs from opset 10, attributes before. */
-static moss_status slice_params(moss_ctx *ctx, moss_node *n, const moss_value *x, int64_t *start,
-                                int64_t *step, int64_t *count) {
+static moss_status slice_params(moss_ctx *ctx, const moss_node *n, const moss_value *x,
+                                int64_t *start, int64_t *step, int64_t *count) {
   int64_t st[MOSS_MAX_RANK], en[MOSS_MAX_RANK], ax[MOSS_MAX_RANK], sp[MOSS_MAX_RANK];
   unsigned seen = 0;
   int m, i, k;
@@ -172,7 +164,9 @@ static moss_status split_sizes(moss_ctx *ctx, moss_graph *g, moss_node *n, int64
 
 /* Pad's begin/end pads per axis: the 'pads' (or opset 1 'paddings')
  * attribute before opset 11, the pads input after, with axes from 18. */
-static moss_status pad_params(moss_ctx *ctx, moss_node *n, int rank, int64_t *pb, int64_t *pe) {
+moss_status moss_pad_compute(moss_ctx *ctx, const moss_node *n, int rank, int64_t *out_begin,
+                             int64_t *out_end) {
+  int64_t *pb = out_begin, *pe = out_end;
   int64_t pads[2 * MOSS_MAX_RANK], axes[MOSS_MAX_RANK];
   int np, na, i;
   moss_value *vp = moss_node_input(n, 1), *va = moss_node_input(n, 3);
@@ -222,7 +216,7 @@ static moss_status infer_pad(moss_ctx *ctx, moss_node *n, const moss_value *x) {
   const char *mode = moss_attr_string(n, "mode", "constant");
   moss_value *cv = moss_node_input(n, 2);
   int k;
-  MOSS_TRY(pad_params(ctx, n, x->rank, pb, pe));
+  MOSS_TRY(moss_pad_compute(ctx, n, x->rank, pb, pe));
   if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge") &&
       strcmp(mode, "wrap"))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "unknown Pad mode '%s'", mode);
@@ -263,7 +257,7 @@ static moss_status infer_compress(moss_ctx *ctx, moss_node *n, const moss_value 
   return MOSS_OK;
 }
 
-static moss_status get_perm(moss_ctx *ctx, moss_node *n, int rank, int *perm) {
+static moss_status get_perm(moss_ctx *ctx, const moss_node *n, int rank, int *perm) {
   const int64_t *p;
   int cnt = moss_attr_ints(n, "perm", &p), k;
   unsigned seen = 0;
@@ -423,10 +417,9 @@ moss_status moss_infer_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   return MOSS_OK;
 }
 
-/* Concat (|out| < 0: input |j| into the output) and Split (output |j|
- * from the input) as affine copies. */
-static void concat_affine(const moss_value *whole, const moss_value *part, int axis, int64_t off,
-                          int into_whole, affine *a) {
+void moss_affine_compute_part(const moss_value *whole, const moss_value *part, int axis,
+                              int64_t off, int into_whole, moss_affine *out_a) {
+  moss_affine *a = out_a;
   int64_t ws[MOSS_MAX_RANK], ps[MOSS_MAX_RANK];
   int k;
   moss_strides(whole->rank, whole->dims, ws);
@@ -444,8 +437,8 @@ static void concat_affine(const moss_value *whole, const moss_value *part, int a
     a->ib = off * ws[axis];
 }
 
-/* Output 0 of Transpose, Slice, Expand, Tile, DepthToSpace, SpaceToDepth. */
-static moss_status single_affine(moss_ctx *ctx, moss_node *n, affine *a) {
+moss_status moss_affine_compute(moss_ctx *ctx, const moss_node *n, moss_affine *out_a) {
+  moss_affine *a = out_a;
   const moss_value *x = n->inputs[0], *y = n->outputs[0];
   int64_t xs[MOSS_MAX_RANK], ys[MOSS_MAX_RANK];
   int k, r = y->rank;
@@ -529,7 +522,7 @@ static moss_status single_affine(moss_ctx *ctx, moss_node *n, affine *a) {
 moss_status moss_eval_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   const moss_value *x = n->inputs[0];
   size_t esz = moss_dtype_size(x->dtype);
-  affine a;
+  moss_affine a;
   int i, ax;
   int64_t off = 0;
   (void)g;
@@ -539,7 +532,7 @@ moss_status moss_eval_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     ax = (int)moss_attr_int(n, "axis", 1);
     if (ax < 0) ax += n->outputs[0]->rank;
     for (i = 0; i < n->ninputs; i++) {
-      concat_affine(n->outputs[0], n->inputs[i], ax, off, 1, &a);
+      moss_affine_compute_part(n->outputs[0], n->inputs[i], ax, off, 1, &a);
       copy_affine(n->outputs[0]->data, n->inputs[i]->data, esz, &a);
       off += n->inputs[i]->dims[ax];
     }
@@ -549,7 +542,7 @@ moss_status moss_eval_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     if (ax < 0) ax += x->rank;
     for (i = 0; i < n->noutputs; i++) {
       if (!n->outputs[i]) return MOSS_E_UNSUPPORTED;
-      concat_affine(x, n->outputs[i], ax, off, 0, &a);
+      moss_affine_compute_part(x, n->outputs[i], ax, off, 0, &a);
       copy_affine(n->outputs[i]->data, x->data, esz, &a);
       off += n->outputs[i]->dims[ax];
     }
@@ -560,7 +553,7 @@ moss_status moss_eval_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   case MOSS_OP_Tile:
   case MOSS_OP_DepthToSpace:
   case MOSS_OP_SpaceToDepth:
-    if (single_affine(ctx, n, &a) != MOSS_OK) return MOSS_E_UNSUPPORTED;
+    if (moss_affine_compute(ctx, n, &a) != MOSS_OK) return MOSS_E_UNSUPPORTED;
     copy_affine(n->outputs[0]->data, x->data, esz, &a);
     return MOSS_OK;
   default: return MOSS_E_UNSUPPORTED;

@@ -53,5 +53,70 @@ int64_t moss_broadcast_index(int rank, const int64_t *dims, int in_rank, const i
                              int64_t o);
 /* Row-major strides of a shape (in elements). */
 void moss_strides(int rank, const int64_t *dims, int64_t *out_strides);
+/* Reads the ints attribute |name| of |want| values into |out_vals|, all
+ * |def| when absent; fails when it holds another count. */
+moss_status moss_spatial_ints(moss_ctx *ctx, const moss_node *n, const char *name, int want,
+                              int64_t def, int64_t *out_vals);
+/* 1 for the ten integer and float types the arithmetic families accept
+ * (f32, f64, i8..i64, u8..u64); 0 for bool, f16, bf16 and the rest. */
+int moss_arith_type(moss_dtype dt);
+
+/* Shared with the backends: analyses a family computes for inference that
+ * a backend needs again when it emits the node. */
+
+/* Einsum (ops/einsum.c). Labels: 'A'..'Z' are 0..25, 'a'..'z' 26..51 (so
+ * ascending ids are the implicit output's alphabetical order), and the
+ * dimensions under "..." are 52..59, aligned to the right. */
+#define MOSS_EINSUM_MAX_IN 8
+#define MOSS_EINSUM_LABELS 60
+typedef struct moss_einsum {
+  int nin;
+  int rank[MOSS_EINSUM_MAX_IN];
+  int lab[MOSS_EINSUM_MAX_IN][MOSS_MAX_RANK];
+  int orank;
+  int olab[MOSS_MAX_RANK];
+  int64_t size[MOSS_EINSUM_LABELS]; /* -1: unused */
+  int in_out[MOSS_EINSUM_LABELS];   /* the label is an output label */
+} moss_einsum;
+/* Parses the equation |eq| for the |nin| inputs |ins| into |out_e|; 0 on
+ * success, else -1 with a reason in |err| (|cap| bytes). */
+int moss_einsum_compute(const char *eq, int nin, moss_value *const *ins, char *err, size_t cap,
+                        moss_einsum *out_e);
+
+/* Resize/Upsample (ops/resize.c): the per-axis output sizes and scales. */
+typedef struct moss_resize {
+  int rank;
+  int64_t in[MOSS_MAX_RANK], out[MOSS_MAX_RANK];
+  double scale[MOSS_MAX_RANK];
+  double roi_s[MOSS_MAX_RANK], roi_e[MOSS_MAX_RANK]; /* tf_crop_and_resize */
+} moss_resize;
+/* Computes the sizes and scales of Resize/Upsample node |n| (model opset
+ * |opset|) from its constant scales, sizes and roi. */
+moss_status moss_resize_compute(moss_ctx *ctx, const moss_node *n, int64_t opset,
+                                moss_resize *out_p);
+
+/* Data movement (ops/movement.c): an affine copy,
+ * y[ob + sum i_k*os_k] = x[ib + sum i_k*is_k] over the index space |dims|. */
+#define MOSS_AFFINE_MAX (2 * MOSS_MAX_RANK)
+typedef struct moss_affine {
+  int rank;
+  int64_t dims[MOSS_AFFINE_MAX], is[MOSS_AFFINE_MAX], os[MOSS_AFFINE_MAX];
+  int64_t ib, ob;
+} moss_affine;
+/* Output 0 of Transpose, Slice, Expand, Tile, DepthToSpace or SpaceToDepth
+ * |n| as an affine copy of input 0; MOSS_E_UNSUPPORTED (no diagnostic) for
+ * other ops. */
+moss_status moss_affine_compute(moss_ctx *ctx, const moss_node *n, moss_affine *out_a);
+/* Concat (|into_whole|: |part| into |whole|) or Split (|part| from |whole|)
+ * along |axis|, |part| starting at |off| there, as an affine copy. */
+void moss_affine_compute_part(const moss_value *whole, const moss_value *part, int axis,
+                              int64_t off, int into_whole, moss_affine *out_a);
+/* Pad's begin and end pads per axis of a rank-|rank| input of node |n|. */
+moss_status moss_pad_compute(moss_ctx *ctx, const moss_node *n, int rank, int64_t *out_begin,
+                             int64_t *out_end);
+
+/* Shape (ops/generator.c): the slice [start, end) of a rank-|rank| shape
+ * that the opset 15 attributes select. */
+void moss_shape_range(const moss_node *n, int rank, int *out_start, int *out_end);
 
 #endif

@@ -6,21 +6,6 @@
 
 #include "ops.h"
 
-static moss_status spatial_ints(moss_ctx *ctx, const moss_node *n, const char *name, int want,
-                                int64_t def, int64_t *out) {
-  const int64_t *a;
-  int cnt = moss_attr_ints(n, name, &a), k;
-  if (!a) {
-    for (k = 0; k < want; k++) out[k] = def;
-    return MOSS_OK;
-  }
-  if (cnt != want)
-    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "'%s' has %d values, expected %d", name, cnt,
-                     want);
-  for (k = 0; k < want; k++) out[k] = a[k];
-  return MOSS_OK;
-}
-
 static moss_status check_type(moss_ctx *ctx, const moss_node *n, moss_dtype dt) {
   int ok = dt == MOSS_DT_F32 || dt == MOSS_DT_F64;
   if ((n->op == MOSS_OP_MaxPool || n->op == MOSS_OP_GlobalMaxPool || n->op == MOSS_OP_MaxUnpool) &&
@@ -40,10 +25,10 @@ static moss_status infer_window(moss_ctx *ctx, moss_node *n, const moss_value *x
   const int64_t *ka;
   if (moss_attr_ints(n, "kernel_shape", &ka) != nsp || !ka)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "kernel_shape must have %d values", nsp);
-  MOSS_TRY(spatial_ints(ctx, n, "kernel_shape", nsp, 1, ks));
-  MOSS_TRY(spatial_ints(ctx, n, "strides", nsp, 1, st));
-  MOSS_TRY(spatial_ints(ctx, n, "dilations", nsp, 1, dl));
-  MOSS_TRY(spatial_ints(ctx, n, "pads", 2 * nsp, 0, pads));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "kernel_shape", nsp, 1, ks));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "strides", nsp, 1, st));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "dilations", nsp, 1, dl));
+  MOSS_TRY(moss_spatial_ints(ctx, n, "pads", 2 * nsp, 0, pads));
   dims[0] = x->dims[0];
   dims[1] = x->dims[1];
   for (k = 0; k < nsp; k++) {

@@ -51,20 +51,8 @@ static moss_status reduce_mask(moss_ctx *ctx, const moss_node *n, int rank, int 
 }
 
 static int type_ok(moss_op op, moss_dtype dt) {
-  switch (dt) {
-  case MOSS_DT_F32:
-  case MOSS_DT_F64:
-  case MOSS_DT_I8:
-  case MOSS_DT_I16:
-  case MOSS_DT_I32:
-  case MOSS_DT_I64:
-  case MOSS_DT_U8:
-  case MOSS_DT_U16:
-  case MOSS_DT_U32:
-  case MOSS_DT_U64: return 1;
-  case MOSS_DT_BOOL: return op == MOSS_OP_ReduceMax || op == MOSS_OP_ReduceMin;
-  default: return 0;
-  }
+  if (dt == MOSS_DT_BOOL) return op == MOSS_OP_ReduceMax || op == MOSS_OP_ReduceMin;
+  return moss_arith_type(dt);
 }
 
 moss_status moss_infer_reduce(moss_ctx *ctx, moss_graph *g, moss_node *n) {

@@ -2,7 +2,8 @@
  * N-d linear and cubic interpolation with every coordinate transformation
  * mode. The output shape comes from constant scales or sizes; tf_crop_and_
  * resize also needs a constant roi. The C backend bakes the per-axis source
- * indices and weights into tables (emit_resize.c). Not evaluated at compile
+ * indices and weights into tables (emit_resize.c), from the sizes and
+ * scales moss_resize_compute() gives both. Not evaluated at compile
  * time: resizing never feeds shape computations. GridSample (4-D) lives
  * here too: it samples at positions read from its grid input at run time. */
 #include <math.h>
@@ -10,22 +11,15 @@
 
 #include "ops.h"
 
-/* The per-axis output sizes and scales of a Resize/Upsample node.
- * (compiler/ops/resize.c and backends/c/emit_resize.c hold the same copy.) */
-typedef struct rs_plan {
-  int rank;
-  int64_t in[MOSS_MAX_RANK], out[MOSS_MAX_RANK];
-  double scale[MOSS_MAX_RANK];
-  double roi_s[MOSS_MAX_RANK], roi_e[MOSS_MAX_RANK]; /* tf_crop_and_resize */
-} rs_plan;
-
 /* Input |i| as a constant with data, or NULL when absent or empty. */
 static const moss_value *const_input(const moss_node *n, int i) {
   const moss_value *v = moss_node_input(n, i);
   return v && moss_value_numel(v) > 0 ? v : NULL;
 }
 
-static moss_status rs_compute(moss_ctx *ctx, const moss_node *n, int64_t opset, rs_plan *p) {
+moss_status moss_resize_compute(moss_ctx *ctx, const moss_node *n, int64_t opset,
+                                moss_resize *out_p) {
+  moss_resize *p = out_p;
   const moss_value *x = n->inputs[0], *sc = NULL, *sz = NULL, *roi = NULL;
   const int64_t *axp = NULL;
   int axes[MOSS_MAX_RANK], naxes, k;
@@ -167,7 +161,7 @@ moss_status moss_infer_resize(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   const char *mode = moss_attr_string(n, "mode", "nearest");
   const char *ctm = moss_attr_string(n, "coordinate_transformation_mode", "half_pixel");
   const char *nm = moss_attr_string(n, "nearest_mode", "round_prefer_floor");
-  rs_plan p;
+  moss_resize p;
   int lin;
   MOSS_TRY(moss_need_input(ctx, n, 0));
   if (n->op == MOSS_OP_GridSample) return infer_gridsample(ctx, n);
@@ -194,7 +188,7 @@ moss_status moss_infer_resize(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     if (moss_attr_int(n, "antialias", 0) && strcmp(mode, "nearest"))
       return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "antialiased resizing is not supported");
   }
-  MOSS_TRY(rs_compute(ctx, n, g->opset, &p));
+  MOSS_TRY(moss_resize_compute(ctx, n, g->opset, &p));
   moss_set_output(n, 0, x->dtype, p.rank, p.out);
   if (moss_value_numel(n->outputs[0]) < 0)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "output too large");

@@ -26,23 +26,11 @@ moss_status moss_infer_topk(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   int axis, i;
   (void)g;
   MOSS_TRY(moss_need_input(ctx, n, 0));
-  switch (x->dtype) {
-  case MOSS_DT_F32:
-  case MOSS_DT_F64:
-  case MOSS_DT_I8:
-  case MOSS_DT_I16:
-  case MOSS_DT_I32:
-  case MOSS_DT_I64:
-  case MOSS_DT_U8:
-  case MOSS_DT_U16:
-  case MOSS_DT_U32:
-  case MOSS_DT_U64: break;
-  case MOSS_DT_F16:
-  case MOSS_DT_BF16:
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "element type %s", moss_dtype_name(x->dtype));
-  default:
-    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "element type %s", moss_dtype_name(x->dtype));
-  }
+  if (!moss_arith_type(x->dtype))
+    return moss_fail(ctx,
+                     x->dtype == MOSS_DT_F16 || x->dtype == MOSS_DT_BF16 ? MOSS_E_UNSUPPORTED
+                                                                         : MOSS_E_INVALID_MODEL,
+                     n, "element type %s", moss_dtype_name(x->dtype));
   if (x->rank == 0) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "input is a scalar");
   MOSS_TRY(moss_norm_axis(ctx, n, moss_attr_int(n, "axis", -1), x->rank, &axis));
   MOSS_TRY(topk_k(ctx, n, &k));
