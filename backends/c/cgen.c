@@ -174,10 +174,8 @@ void moss_c_broadcast_loop(moss_cgen *cg, int rank, const int64_t *dims, int nin
     moss_c_line(cg, "%s", line.data ? line.data : "");
     moss_c_close(cg);
   } else {
-    int64_t ones[MOSS_MAX_RANK];
     for (j = 0; j < nin; j++) index_expr(idx[j], sizeof idx[j], rank, dims, in_rank[j], in_dims[j]);
-    for (k = 0; k < rank; k++) ones[k] = dims[k];
-    index_expr(oexpr, sizeof oexpr, rank, dims, rank, ones);
+    index_expr(oexpr, sizeof oexpr, rank, dims, rank, dims);
     subst(&line, stmt, oexpr, idx, nin);
     for (k = 0; k < rank; k++) {
       moss_c_open(cg, "for (long i%d = 0; i%d < %lld; i%d++)", k, k, (long long)dims[k], k);
