@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -380,6 +381,48 @@ TEST(cli_list_show_validate) {
   ASSERT_STR_CONTAINS(b.text, "no-source.xml:8:");
   ASSERT_EQ(run_cli(&ctx, 2, usage, out, sizeof out), MOSS_E_TARGET);
   ASSERT_STR_CONTAINS(b.text, "usage: moss targets");
+}
+
+/* Every shipped target (each XML file in targets/) loads by name with no message and has
+ * at least one device; the list below names them all, and the folder holds no
+ * target missing from it. */
+TEST(shipped_targets_load) {
+  static const char *const names[] = {
+      "c99",          "host",       "x86_64-avx2",      "x86_64-avx512",
+      "rpi4",         "rpi5",       "jetson-orin-nano", "jetson-agx-orin",
+      "opencl-gpu",   "vulkan-gpu", "npu-systolic",     "cortex-m7"};
+  const int count = (int)(sizeof names / sizeof names[0]);
+  const char *dir = getenv("MOSS_TARGETS_DIR");
+  DIR *d;
+  struct dirent *e;
+  int i, files = 0;
+  for (i = 0; i < count; i++) {
+    moss_ctx ctx;
+    sink_buf b;
+    moss_target *t = NULL;
+    ctx_with_sink(&ctx, &b);
+    if (moss_target_load(&ctx, names[i], &t) != MOSS_OK || !t) FAIL_("%s: %s", names[i], b.text);
+    ASSERT_EQ(b.count, 0);
+    ASSERT_TRUE(strcmp(moss_target_name(t), names[i]) == 0);
+    ASSERT_TRUE(moss_target_device_count(t) >= 1);
+    moss_target_destroy(&ctx, t);
+  }
+  d = opendir(dir && *dir ? dir : "targets");
+  ASSERT_TRUE(d != NULL);
+  while ((e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    int listed = 0;
+    if (n <= 4 || strcmp(e->d_name + n - 4, ".xml") != 0) continue;
+    files++;
+    for (i = 0; i < count; i++)
+      if (strlen(names[i]) == n - 4 && strncmp(names[i], e->d_name, n - 4) == 0) listed = 1;
+    if (!listed) {
+      closedir(d);
+      FAIL_("targets/%s is not in the list of shipped targets", e->d_name);
+    }
+  }
+  closedir(d);
+  ASSERT_EQ(files, count);
 }
 
 TEST_MAIN()
