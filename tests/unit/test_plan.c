@@ -22,6 +22,16 @@ static moss_node *node(moss_ctx *ctx, moss_graph *g, const char *op, moss_value 
   return n;
 }
 
+/* Marks |x| as the graph's only input and |y| as its only output. */
+static void set_io(moss_graph *g, moss_value *x, moss_value *y) {
+  g->inputs = moss_graph_alloc(g, sizeof(moss_value *));
+  g->outputs = moss_graph_alloc(g, sizeof(moss_value *));
+  x->input_index = 0;
+  g->inputs[g->ninputs++] = x;
+  y->output_index = 0;
+  g->outputs[g->noutputs++] = y;
+}
+
 /* x -> Relu a(100 floats = 400 B -> 448 B slot) -> Relu b -> Relu c -> y.
  * a lives [0,1], b [1,2], c [2,3]: a and c can share offset 0, b sits
  * at 448; the arena is 896 bytes. */
@@ -37,12 +47,7 @@ TEST(chain_reuses_memory) {
   b = val(&ctx, g, "b", 100);
   c = val(&ctx, g, "c", 100);
   y = val(&ctx, g, "y", 100);
-  g->inputs = moss_graph_alloc(g, sizeof(moss_value *));
-  g->outputs = moss_graph_alloc(g, sizeof(moss_value *));
-  x->input_index = 0;
-  g->inputs[g->ninputs++] = x;
-  y->output_index = 0;
-  g->outputs[g->noutputs++] = y;
+  set_io(g, x, y);
   node(&ctx, g, "Relu", x, a);
   node(&ctx, g, "Relu", a, b);
   node(&ctx, g, "Relu", b, c);
@@ -71,12 +76,7 @@ TEST(view_aliases_and_extends_life) {
   b = val(&ctx, g, "b", 16);
   c = val(&ctx, g, "c", 16);
   y = val(&ctx, g, "y", 16);
-  g->inputs = moss_graph_alloc(g, sizeof(moss_value *));
-  g->outputs = moss_graph_alloc(g, sizeof(moss_value *));
-  x->input_index = 0;
-  g->inputs[g->ninputs++] = x;
-  y->output_index = 0;
-  g->outputs[g->noutputs++] = y;
+  set_io(g, x, y);
   node(&ctx, g, "Relu", x, a);
   node(&ctx, g, "Identity", a, r);
   node(&ctx, g, "Relu", r, b);
@@ -103,12 +103,7 @@ TEST(view_to_graph_output_is_copied) {
   x = val(&ctx, g, "x", 4);
   a = val(&ctx, g, "a", 4);
   y = val(&ctx, g, "y", 4);
-  g->inputs = moss_graph_alloc(g, sizeof(moss_value *));
-  g->outputs = moss_graph_alloc(g, sizeof(moss_value *));
-  x->input_index = 0;
-  g->inputs[g->ninputs++] = x;
-  y->output_index = 0;
-  g->outputs[g->noutputs++] = y;
+  set_io(g, x, y);
   node(&ctx, g, "Relu", x, a);
   node(&ctx, g, "Reshape", a, y);
   ASSERT_EQ(moss_plan_compute(&ctx, g, &arena), MOSS_OK);
