@@ -112,22 +112,22 @@ const char *moss_c_act(const moss_node *n, const char *v, char *buf, size_t cap)
 
 void moss_c_need_helper(moss_cgen *cg, unsigned helper) { cg->helpers |= helper; }
 
-/* Index expression of input k in a loop nest i0..i{r-1} over |dims|. */
-static void index_expr(char *buf, size_t cap, int rank, const int64_t *dims, int in_rank,
-                       const int64_t *in_dims) {
+void moss_c_index_expr(char *buf, size_t cap, char var, int rank, const int64_t *dims,
+                       int in_rank, const int64_t *in_dims) {
   int64_t stride = 1;
   int k, off = rank - in_rank;
   size_t n = 0;
   buf[0] = 0;
-  for (k = rank - 1; k >= 0; k--) {
+  for (k = rank - 1; k >= 0 && n < cap; k--) {
     int ik = k - off;
     if (ik < 0) break;
     if (in_dims[ik] != 1 && dims[k] != 1) {
-      if (stride == 1) n += (size_t)snprintf(buf + n, cap - n, "%si%d", n ? " + " : "", k);
-      else n += (size_t)snprintf(buf + n, cap - n, "%si%d * %lld", n ? " + " : "", k, (long long)stride);
+      if (stride == 1) n += (size_t)snprintf(buf + n, cap - n, "%s%c%d", n ? " + " : "", var, k);
+      else
+        n += (size_t)snprintf(buf + n, cap - n, "%s%c%d * %lld", n ? " + " : "", var, k,
+                              (long long)stride);
     }
     stride *= in_dims[ik];
-    if (n >= cap) break;
   }
   if (!buf[0]) snprintf(buf, cap, "0");
 }
@@ -174,8 +174,9 @@ void moss_c_broadcast_loop(moss_cgen *cg, int rank, const int64_t *dims, int nin
     moss_c_line(cg, "%s", line.data ? line.data : "");
     moss_c_close(cg);
   } else {
-    for (j = 0; j < nin; j++) index_expr(idx[j], sizeof idx[j], rank, dims, in_rank[j], in_dims[j]);
-    index_expr(oexpr, sizeof oexpr, rank, dims, rank, dims);
+    for (j = 0; j < nin; j++)
+      moss_c_index_expr(idx[j], sizeof idx[j], 'i', rank, dims, in_rank[j], in_dims[j]);
+    moss_c_index_expr(oexpr, sizeof oexpr, 'i', rank, dims, rank, dims);
     subst(&line, stmt, oexpr, idx, nin);
     for (k = 0; k < rank; k++) {
       moss_c_open(cg, "for (long i%d = 0; i%d < %lld; i%d++)", k, k, (long long)dims[k], k);

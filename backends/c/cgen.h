@@ -66,6 +66,12 @@ const char *moss_c_act(const moss_node *n, const char *v, char *buf, size_t cap)
 enum { MOSS_CH_ERF = 1u << 0, MOSS_CH_ROUND_EVEN = 1u << 1 };
 void moss_c_need_helper(moss_cgen *cg, unsigned helper);
 
+/* Flat index, into an input of shape |in_rank|/|in_dims| broadcast to
+ * |rank|/|dims|, as a C expression of loop variables <var>0..<var>{rank-1}
+ * ("i2 + i1 * 4"); "0" when the input is a single element. */
+void moss_c_index_expr(char *buf, size_t cap, char var, int rank, const int64_t *dims,
+                       int in_rank, const int64_t *in_dims);
+
 /* Emits a loop nest over the shape |out| (rank |rank|, dims |dims|) that
  * computes an index expression for each of |nin| broadcast inputs (shapes
  * given by in_rank/in_dims) and then writes |stmt| with the index names

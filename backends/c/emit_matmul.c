@@ -33,24 +33,6 @@ static const char *acc_type(moss_dtype dt) {
   }
 }
 
-/* Index expression of a broadcast input in a loop nest b0..b{r-1} over
- * |dims| (the input's dims aligned to the right). */
-static void bindex(char *buf, size_t cap, int rank, const int64_t *dims, int in_rank,
-                   const int64_t *in_dims) {
-  int64_t stride = 1;
-  int k, off = rank - in_rank;
-  size_t n = 0;
-  buf[0] = 0;
-  for (k = rank - 1; k >= 0 && n < cap; k--) {
-    int ik = k - off;
-    if (ik < 0) break;
-    if (in_dims[ik] != 1 && dims[k] != 1)
-      n += (size_t)snprintf(buf + n, cap - n, "%sb%d * %lld", n ? " + " : "", k, (long long)stride);
-    stride *= in_dims[ik];
-  }
-  if (!buf[0]) snprintf(buf, cap, "0");
-}
-
 /* The value stored to the output for accumulated value |v| in row |row|. */
 static void epilogue(const moss_node *n, const mm *p, const char *v, const char *row, char *out,
                      size_t cap) {
@@ -280,9 +262,9 @@ static moss_status emit_matmul(moss_cgen *cg, const moss_node *n) {
   } else {
     for (k = 0; k < r; k++)
       moss_c_open(cg, "for (long b%d = 0; b%d < %lld; b%d++)", k, k, (long long)bd[k], k);
-    bindex(ea, sizeof ea, r, bd, ra, a->dims);
-    bindex(eb, sizeof eb, r, bd, rb, b->dims);
-    bindex(ey, sizeof ey, r, bd, r, bd);
+    moss_c_index_expr(ea, sizeof ea, 'b', r, bd, ra, a->dims);
+    moss_c_index_expr(eb, sizeof eb, 'b', r, bd, rb, b->dims);
+    moss_c_index_expr(ey, sizeof ey, 'b', r, bd, r, bd);
   }
   moss_c_line(cg, "const %s *A = x0 + (%s) * %lld;", p.T, ea, (long long)(p.M * p.K));
   moss_c_line(cg, "const %s *B = x1 + (%s) * %lld;", p.T, eb, (long long)(p.K * p.N));
