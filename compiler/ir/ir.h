@@ -132,6 +132,10 @@ struct moss_node {
   moss_attr *attrs;
   moss_act act;           /* fused activation (Conv, ConvTranspose, Gemm, MatMul) */
   int dead;               /* removed; swept by moss_graph_compact */
+  /* Set by the partitioner (compiler/target/partition.c). */
+  int device;             /* index of the target device that runs the node */
+  int segment;            /* index of the run of consecutive nodes on one device */
+  const char *placement;  /* why it went there, one line (graph arena) */
 };
 
 typedef struct moss_graph {

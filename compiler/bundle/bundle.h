@@ -1,0 +1,83 @@
+/* bundle.h - writing a .moss bundle (DESIGN.md "Bundle"). The pipeline
+ * fills a moss_bundle_desc with what it decided (tensors, devices, steps,
+ * code, report) and moss_bundle_write() lays it out in the format of
+ * runtime/include/moss_bundle.h, which libmossrt reads. Nothing here knows
+ * about the IR: the description is plain data. */
+#ifndef MOSS_BUNDLE_WRITE_H
+#define MOSS_BUNDLE_WRITE_H
+
+#include <stdint.h>
+
+#include "../base/base.h"
+
+/* Where a tensor lives at run time. */
+typedef enum moss_bundle_place {
+  MOSS_BUNDLE_INPUT = 1,   /* the caller's input buffer number |index| */
+  MOSS_BUNDLE_OUTPUT = 2,  /* the caller's output buffer number |index| */
+  MOSS_BUNDLE_ARENA = 3    /* arena + |offset| */
+} moss_bundle_place;
+
+typedef struct moss_bundle_tensor {
+  const char *name;
+  int32_t dtype;           /* ONNX TensorProto code */
+  int32_t rank;            /* 0 .. 8 */
+  int64_t dims[8];
+  uint64_t nbytes;
+  moss_bundle_place place;
+  uint32_t index;          /* INPUT / OUTPUT: position among the graph's inputs / outputs */
+  uint64_t offset;         /* ARENA: byte offset, 64-aligned */
+} moss_bundle_tensor;
+
+typedef struct moss_bundle_device {
+  const char *id;          /* the target's device id, e.g. "cpu", "npu" */
+  const char *kind;        /* "cpu", "gpu", "npu" */
+  const char *backend;     /* "c", "plugin:NAME" ... */
+  const char *plugin_path; /* plugins: the library path the compiler used; else NULL */
+} moss_bundle_device;
+
+typedef enum moss_bundle_step_kind {
+  MOSS_BUNDLE_STEP_EXEC = 1,     /* run code on |device| */
+  MOSS_BUNDLE_STEP_TRANSFER = 2  /* tensor in[0] moves from device |from| to |device| */
+} moss_bundle_step_kind;
+
+typedef struct moss_bundle_step {
+  moss_bundle_step_kind kind;
+  uint32_t device;         /* index into devices */
+  uint32_t from;           /* TRANSFER: source device */
+  /* EXEC on a cpu device with backend "c": the symbol in the CPU code,
+   * called as int fn(const void *const *in, void *const *out, void *arena)
+   * with the graph's input and output buffers and the arena.
+   * EXEC on a plugin device: |blob| indexes the blobs; the plugin's run()
+   * gets the tensors in[] and out[] (their buffers) in this order. */
+  const char *entry;
+  uint32_t blob;
+  uint32_t nin, nout;
+  const uint32_t *in;      /* tensor indices */
+  const uint32_t *out;
+} moss_bundle_step;
+
+typedef struct moss_bundle_desc {
+  const char *target;      /* target name */
+  const char *triple;      /* the CPU code's triple, e.g. "x86_64-pc-linux-gnu"; NULL: none */
+  const char *features;    /* required CPU features, comma-separated ("avx2,fma"); "" none */
+  uint64_t arena_bytes;
+  uint32_t ntensors, ninputs, noutputs, ndevices, nsteps, nblobs;
+  const moss_bundle_tensor *tensors;
+  const uint32_t *inputs;  /* tensor index of graph input i */
+  const uint32_t *outputs; /* tensor index of graph output i */
+  const moss_bundle_device *devices;
+  const moss_bundle_step *steps;
+  const void *cpu_code;    /* a shared object (ELF) holding the cpu entries; NULL: none */
+  uint64_t cpu_code_bytes;
+  const void *const *blobs;
+  const uint64_t *blob_bytes;
+  const uint32_t *blob_device; /* device index each blob is for */
+  const char *report_json; /* the cost and energy report; NULL: none */
+} moss_bundle_desc;
+
+/* Writes |d| to |path| (atomically: a temporary file renamed into place).
+ * Checks the description (indices in range, offsets aligned and inside the
+ * arena) and fails with MOSS_E_INTERNAL naming the bad field. */
+moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const char *path);
+
+#endif
