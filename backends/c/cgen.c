@@ -188,7 +188,7 @@ void moss_c_broadcast_loop(moss_cgen *cg, int rank, const int64_t *dims, int nin
   moss_buf_deinit(&line);
 }
 
-static void sanitize(char *dst, size_t cap, const char *src) {
+void moss_c_identifier(char *dst, size_t cap, const char *src) {
   size_t n = 0;
   if (!isalpha((unsigned char)src[0]) && src[0] != '_' && n + 1 < cap) dst[n++] = 'm';
   for (; *src && n + 1 < cap; src++) dst[n++] = isalnum((unsigned char)*src) ? *src : '_';
@@ -202,7 +202,7 @@ static const moss_value *root_of(const moss_value *v) {
 
 static void weight_name(const moss_cgen *cg, char *buf, size_t cap, const moss_value *v) {
   char s[40];
-  sanitize(s, sizeof s, v->name);
+  moss_c_identifier(s, sizeof s, v->name);
   if (cg->wfile) snprintf(buf, cap, "%s_w%d_%s", cg->prefix, v->id, s);
   else snprintf(buf, cap, "w%d_%s", v->id, s);
 }
@@ -348,10 +348,59 @@ static void dims_text(moss_buf *b, const moss_value *v) {
   if (v->rank == 0) moss_buf_printf(b, "1");
 }
 
+int moss_c_can_emit(const moss_node *n) {
+  return n->op != MOSS_OP_UNKNOWN_ && emit_table[n->op] != NULL;
+}
+
 moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,
                         const char *source_hash, const char *target_name) {
+  return moss_c_emit_segments(ctx, g, prefix, dir, source_hash, target_name, NULL, 0);
+}
+
+/* Appends one function of the segmented form to |file|. */
+static void segment_fn(moss_buf *file, const char *p, int k, const moss_buf *body) {
+  moss_buf_printf(file,
+                  "\nint %s_seg%d(const void *const *in, void *const *out, void *arena) {\n"
+                  "  unsigned char *a = (unsigned char *)arena;\n"
+                  "  (void)in;\n  (void)out;\n  (void)a;\n",
+                  p, k);
+  if (body->data) moss_buf_put(file, body->data, body->len);
+  moss_buf_printf(file, "  return 0;\n}\n");
+}
+
+/* Graph outputs that no node writes (a constant or a graph input) are
+ * copied into place. */
+static moss_status output_copies(moss_cgen *cg, moss_buf *fn) {
+  moss_graph *g = cg->g;
+  int i;
+  for (i = 0; i < g->noutputs; i++) {
+    const moss_value *v = g->outputs[i];
+    char e[256];
+    if (v->producer) continue;
+    if (!moss_dtype_ctype(v->dtype))
+      return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, NULL, "output '%s' has type %s", v->name,
+                       moss_dtype_name(v->dtype));
+    if (v->data) {
+      char name[64];
+      emit_weight(cg, v);
+      weight_name(cg, name, sizeof name, v);
+      snprintf(e, sizeof e, "%s", name);
+    } else {
+      snprintf(e, sizeof e, "in[%d]", v->input_index);
+    }
+    moss_buf_printf(fn, "  /* graph output %d '%s' is not computed: copy it */\n", i, v->name);
+    moss_buf_printf(fn, "  memcpy(out[%d], %s, %zu);\n", i, e, moss_value_nbytes(v));
+  }
+  return MOSS_OK;
+}
+
+moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefix,
+                                 const char *dir, const char *source_hash,
+                                 const char *target_name, const unsigned char *seg_is_c,
+                                 int nseg) {
   moss_cgen cg;
-  moss_buf fn, decls, file, hdr, man, wfile;
+  moss_buf fn, decls, file, hdr, man, wfile, segs;
+  int cur_seg = -1, first_c = -1;
   char p[128], P[128], path[4096], t[160];
   moss_status st = MOSS_OK;
   int i;
@@ -360,7 +409,7 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
 
   if (strrchr(src_name, '/')) src_name = strrchr(src_name, '/') + 1;
 
-  sanitize(p, sizeof p, prefix);
+  moss_c_identifier(p, sizeof p, prefix);
   upper(P, sizeof P, p);
   memset(&cg, 0, sizeof cg);
   cg.ctx = ctx;
@@ -373,6 +422,7 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
   moss_buf_init(&file, ctx);
   moss_buf_init(&hdr, ctx);
   moss_buf_init(&man, ctx);
+  moss_buf_init(&segs, ctx);
   cg.decls = &decls;
   {
     size_t wbytes = 0;
@@ -382,34 +432,41 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
     if (wbytes > MOSS_C_WEIGHTS_FILE_BYTES) cg.wfile = &wfile;
   }
 
+  if (seg_is_c) {
+    /* One function per C segment; copies of constants and inputs into
+     * outputs depend on nothing, so the first C segment does them. */
+    for (i = 0; i < nseg; i++)
+      if (seg_is_c[i] && first_c < 0) first_c = i;
+    for (i = 0; i < g->noutputs; i++)
+      if (!g->outputs[i]->producer && first_c < 0)
+        st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                       "output '%s' is a copy of a constant or an input, and no device of the "
+                       "target runs C code to copy it", g->outputs[i]->name);
+    if (st == MOSS_OK) st = output_copies(&cg, &fn);
+  }
   for (i = 0; i < g->nnodes && st == MOSS_OK; i++) {
     const moss_node *n = g->nodes[i];
-    if (n->op == MOSS_OP_UNKNOWN_ || !emit_table[n->op])
+    if (seg_is_c && (n->segment < 0 || n->segment >= nseg || !seg_is_c[n->segment])) continue;
+    if (seg_is_c && n->segment != cur_seg) {
+      if (cur_seg >= 0) {
+        segment_fn(&segs, p, cur_seg, &fn);
+        moss_buf_deinit(&fn);
+        moss_buf_init(&fn, ctx);
+      }
+      cur_seg = n->segment;
+    }
+    if (!moss_c_can_emit(n))
       st = moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the C backend has no code for this operator");
     else
       st = emit_node(&cg, &fn, n);
   }
-  /* Graph outputs that no node writes (a constant or a graph input). */
-  for (i = 0; i < g->noutputs && st == MOSS_OK; i++) {
-    const moss_value *v = g->outputs[i];
-    char e[256];
-    if (v->producer) continue;
-    if (!moss_dtype_ctype(v->dtype)) {
-      st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "output '%s' has type %s", v->name,
-                     moss_dtype_name(v->dtype));
-      break;
-    }
-    if (v->data) {
-      char name[64];
-      emit_weight(&cg, v);
-      weight_name(&cg, name, sizeof name, v);
-      snprintf(e, sizeof e, "%s", name);
-    } else {
-      snprintf(e, sizeof e, "in[%d]", v->input_index);
-    }
-    moss_buf_printf(&fn, "  /* graph output %d '%s' is not computed: copy it */\n", i, v->name);
-    moss_buf_printf(&fn, "  memcpy(out[%d], %s, %zu);\n", i, e, moss_value_nbytes(v));
+  if (seg_is_c && st == MOSS_OK && cur_seg < 0 && first_c >= 0) cur_seg = first_c;
+  if (seg_is_c && st == MOSS_OK && cur_seg >= 0) {
+    segment_fn(&segs, p, cur_seg, &fn);
+    moss_buf_deinit(&fn);
+    moss_buf_init(&fn, ctx);
   }
+  if (st == MOSS_OK && !seg_is_c) st = output_copies(&cg, &fn);
   if (st != MOSS_OK) goto done;
 
   /* <name>.c */
@@ -421,6 +478,9 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
                   "#else\n#define MOSS_ALIGNED\n#endif\n\n",
                   p, MOSS_VERSION, src_name, source_hash, target_name, p);
   if (decls.data) moss_buf_put(&file, decls.data, decls.len);
+  if (seg_is_c) {
+    if (segs.data) moss_buf_put(&file, segs.data, segs.len);
+  } else {
   moss_buf_printf(&file,
                   "int %s_run_v(const void *const *in, void *const *out, void *arena) {\n"
                   "  unsigned char *a = (unsigned char *)arena;\n"
@@ -438,6 +498,7 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
   for (i = 0; i < g->ninputs; i++) moss_buf_printf(&file, "  in[%d] = in%d;\n", i, i);
   for (i = 0; i < g->noutputs; i++) moss_buf_printf(&file, "  out[%d] = out%d;\n", i, i);
   moss_buf_printf(&file, "  return %s_run_v(in, out, arena);\n}\n", p);
+  }
 
   /* <name>.h */
   moss_buf_printf(&hdr,
@@ -460,6 +521,15 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
     moss_buf_printf(&hdr, "\n#define %s_%s%d_NUMEL %lldu\n\n", P, kind, k,
                     (long long)moss_value_numel(v));
   }
+  if (seg_is_c) {
+    moss_buf_printf(&hdr, "/* The parts of one inference that run on the CPU, in the order the plan\n"
+                          " * of the bundle calls them with the other devices' steps between. */\n");
+    for (i = 0; i < nseg; i++)
+      if (seg_is_c[i])
+        moss_buf_printf(&hdr, "int %s_seg%d(const void *const *in, void *const *out, void *arena);\n",
+                        p, i);
+    moss_buf_printf(&hdr, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
+  } else {
   moss_buf_printf(&hdr, "/* Runs one inference. Not reentrant on the same arena; no allocation.\n"
                         " * Returns 0. */\nint %s_run(", p);
   for (i = 0; i < g->ninputs; i++)
@@ -471,6 +541,7 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
                   "int %s_run_v(const void *const *in, void *const *out, void *arena);\n\n"
                   "#ifdef __cplusplus\n}\n#endif\n\n#endif\n",
                   p);
+  }
 
   /* <name>.manifest: what `moss run` needs, one fact per line. */
   moss_buf_printf(&man, "moss-c 1\nname %s\narena %lld\n", p, (long long)arena);
@@ -526,5 +597,6 @@ done:
   moss_buf_deinit(&hdr);
   moss_buf_deinit(&man);
   moss_buf_deinit(&wfile);
+  moss_buf_deinit(&segs);
   return st;
 }

@@ -86,4 +86,21 @@ void moss_c_broadcast_loop(moss_cgen *cg, int rank, const int64_t *dims, int nin
 moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,
                         const char *source_hash, const char *target_name);
 
+/* |src| as a C identifier: other characters become '_', and an 'm' goes
+ * first when it does not start with a letter or '_'. */
+void moss_c_identifier(char *dst, size_t cap, const char *src);
+
+/* Whether the C backend has code for |n|'s operator. */
+int moss_c_can_emit(const moss_node *n);
+
+/* The segmented form, for bundles whose target has other devices: only the
+ * nodes whose segment |k| has seg_is_c[k] set are emitted, one function
+ * per segment, int <prefix>_seg<k>(const void *const *in, void *const *out,
+ * void *arena), in place of <prefix>_run_v and <prefix>_run. |seg_is_c|
+ * NULL: the standalone form (moss_c_emit). */
+moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefix,
+                                 const char *dir, const char *source_hash,
+                                 const char *target_name, const unsigned char *seg_is_c,
+                                 int nseg);
+
 #endif

@@ -38,4 +38,13 @@ typedef struct moss_run_opts {
 } moss_run_opts;
 moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts);
 
+/* Builds the shared object |out_so| from |srcs| with |cc| (NULL: $CC, else
+ * cc), the flags in $MOSS_CFLAGS (default -O3), then |extra|, then
+ * -std=c99 -fPIC -shared ... -lm. Writes through a temporary file. */
+moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *extra, int nextra,
+                           const char *const *srcs, int nsrcs, const char *out_so);
+
+/* `moss compare MODEL --targets a,b,c ...` (compare.c). */
+moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv);
+
 #endif

@@ -16,21 +16,33 @@ static void print_diag(void *user, moss_status code, const char *msg) {
 
 static const char usage[] =
     "usage:\n"
-    "  moss compile MODEL.onnx [--target NAME|FILE.xml] [--emit c] [-o OUTDIR] [--name NAME]\n"
+    "  moss compile MODEL.onnx [--target NAME|FILE.xml] [--emit bundle|c] [-o OUT] [--name NAME]\n"
     "               [--input-shape NAME=1x3x224x224 ...] [--constant NAME=FILE ...]\n"
+    "               [--explain] [--report FILE.json|.csv|.html] [--grid-intensity G]\n"
     "               [--dump-ir] [--dump-after=PASS|all] [-q]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
     "  moss bench ARTIFACT [--iterations N] [IN0 ...]\n"
+    "  moss compare MODEL.onnx --targets A,B,C [--input-shape ...] [--constant ...]\n"
+    "               [--grid-intensity G]\n"
     "  moss targets [list | show NAME | validate FILE.xml]\n"
     "\n"
-    "compile: imports the ONNX model, folds, fuses and plans it, and writes standalone C99\n"
-    "  (OUTDIR/<name>.h, <name>.c, <name>.manifest; OUTDIR defaults to <name>.moss.d).\n"
+    "compile: imports the ONNX model, folds and fuses it, places every node on a device of the\n"
+    "  target (default: host, this machine), plans one arena, estimates time, memory and energy\n"
+    "  (one line on the terminal; --report writes the whole report), and writes OUT:\n"
+    "    --emit bundle (default): a .moss bundle for libmossrt (OUT defaults to <name>.moss);\n"
+    "      the CPU code is the C backend's, built with $CC for the target's CPU;\n"
+    "    --emit c: standalone C99 (OUT/<name>.h, <name>.c, <name>.manifest; OUT defaults to\n"
+    "      <name>.moss.d), the default for bare-metal targets such as cortex-m7.\n"
+    "  --explain prints each node's device and why, and every transfer between devices.\n"
+    "  --grid-intensity G: grid carbon intensity in gCO2e/kWh for the report; without it the\n"
+    "  world average 475 is used and flagged as a fallback.\n"
     "  Symbolic input dimensions must be bound with --input-shape; graph inputs that decide\n"
     "  shapes (a Reshape's shape, a Slice's starts...) must be frozen with --constant.\n"
     "  Tensor files are .npy or ONNX TensorProto .pb.\n"
-    "run: builds the generated C with the system C compiler ($CC, $MOSS_CFLAGS), runs it on\n"
-    "  the inputs and writes OUTDIR/output_<i>.npy (OUTDIR defaults to '.').\n"
-    "bench: runs N times (default 100) and prints the median time.\n";
+    "run: runs a bundle through libmossrt, or builds a C artifact with the system C compiler\n"
+    "  ($CC, $MOSS_CFLAGS), on the inputs, and writes OUTDIR/output_<i>.npy (default '.').\n"
+    "bench: runs N times (default 100) and prints the median time.\n"
+    "compare: costs the model on each target and ranks them by energy, time and memory.\n";
 
 static int need_arg(int i, int argc, const char *flag) {
   if (i + 1 >= argc) {
@@ -68,7 +80,6 @@ static int add_binding(moss_compile_opts *o, const char *arg, int is_file) {
 
 static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
   moss_compile_opts o;
-  char outbuf[4096];
   int i, ok = 1, rc;
   memset(&o, 0, sizeof o);
   o.verbose = 1;
@@ -81,6 +92,17 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     else if (!strcmp(a, "--input-shape") && (ok = need_arg(i, argc, a))) ok = add_binding(&o, argv[++i], 0);
     else if (!strcmp(a, "--constant") && (ok = need_arg(i, argc, a))) ok = add_binding(&o, argv[++i], 1);
     else if (!strcmp(a, "--dump-ir")) o.dump_ir = 1;
+    else if (!strcmp(a, "--explain")) o.explain = 1;
+    else if (!strcmp(a, "--report") && (ok = need_arg(i, argc, a))) o.report = argv[++i];
+    else if (!strcmp(a, "--grid-intensity") && (ok = need_arg(i, argc, a))) {
+      char *end;
+      o.grid_intensity = strtod(argv[++i], &end);
+      if (*end || !(o.grid_intensity > 0) || o.grid_intensity > 1e5) {
+        fprintf(stderr, "moss compile: --grid-intensity wants gCO2e/kWh, a number above 0, got '%s'\n",
+                argv[i]);
+        ok = 0;
+      }
+    }
     else if (!strncmp(a, "--dump-after=", 13)) o.dump_after = a + 13;
     else if (!strcmp(a, "-q")) o.verbose = 0;
     else if (a[0] == '-') {
@@ -95,12 +117,6 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
   if (ok && !o.model) {
     fprintf(stderr, "moss compile: no model given\n%s", usage);
     ok = 0;
-  }
-  if (ok && !o.out) {
-    const char *base = strrchr(o.model, '/');
-    base = base ? base + 1 : o.model;
-    snprintf(outbuf, sizeof outbuf, "%.*s.moss.d", (int)strcspn(base, "."), base);
-    o.out = outbuf;
   }
   rc = ok ? (moss_compile(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
   for (i = 0; i < o.nbindings; i++) free((char *)o.bindings[i].name);
@@ -160,6 +176,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "compile")) return cmd_compile(&ctx, argc, argv);
   if (!strcmp(argv[1], "run")) return cmd_run(&ctx, argc, argv, 0);
   if (!strcmp(argv[1], "bench")) return cmd_run(&ctx, argc, argv, 1);
+  if (!strcmp(argv[1], "compare")) return moss_compare_cli(&ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
   if (!strcmp(argv[1], "targets")) return moss_targets_cli(&ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
   fprintf(stderr, "moss: unknown command '%s'\n%s", argv[1], usage);
   return 2;

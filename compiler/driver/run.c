@@ -1,7 +1,8 @@
-/* run.c - `moss run` and `moss bench` for artifacts made with --emit c:
- * the generated C is built with the system C compiler into a shared
- * object (once; rebuilt when the source is newer), loaded with dlopen and
- * called through <name>_run_v with inputs read from .npy / .pb files. */
+/* run.c - `moss run` and `moss bench`. A bundle (a file) runs through
+ * libmossrt. A folder made with --emit c is built with the system C
+ * compiler into a shared object (once; rebuilt when the source is newer),
+ * loaded with dlopen and called through <name>_run_v. Inputs are read from
+ * .npy / .pb files and checked against the artifact's inputs. */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "mossrt.h"
 
 typedef struct io_desc {
   int index;
@@ -85,52 +87,53 @@ static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
   return MOSS_OK;
 }
 
+/* Fills |m| from an opened bundle. */
+static moss_status bundle_manifest(moss_ctx *ctx, const mossrt_bundle *b, manifest *m) {
+  uint32_t i, n[2];
+  memset(m, 0, sizeof *m);
+  n[0] = mossrt_input_count(b);
+  n[1] = mossrt_output_count(b);
+  if (n[0] > 64 || n[1] > 64)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "moss run handles at most 64 inputs and outputs");
+  snprintf(m->name, sizeof m->name, "%s", mossrt_target(b));
+  m->arena = (int64_t)mossrt_arena_bytes(b);
+  m->nin = (int)n[0];
+  m->nout = (int)n[1];
+  for (i = 0; i < n[0] + n[1]; i++) {
+    mossrt_tensor_info info;
+    io_desc *io = i < n[0] ? &m->in[i] : &m->out[i - n[0]];
+    int k;
+    if ((i < n[0] ? mossrt_input_info(b, i, &info) : mossrt_output_info(b, i - n[0], &info)) !=
+            MOSSRT_OK ||
+        info.rank < 0 || info.rank > MOSS_MAX_RANK)
+      return moss_fail(ctx, MOSS_E_IO, NULL, "bundle tensor %u has no valid description", i);
+    io->index = (int)(i < n[0] ? i : i - n[0]);
+    io->dtype = (moss_dtype)info.dtype;
+    io->rank = info.rank;
+    for (k = 0; k < info.rank; k++) io->dims[k] = info.dims[k];
+    snprintf(io->name, sizeof io->name, "%s", info.name ? info.name : "");
+  }
+  return MOSS_OK;
+}
+
 static time_t mtime(const char *path) {
   struct stat s;
   return stat(path, &s) == 0 ? s.st_mtime : 0;
 }
 
-/* Builds <dir>/<name>.so from <dir>/<name>.c with $CC (default cc) and
- * $MOSS_CFLAGS (default -O3). */
+/* Builds <dir>/<name>.so from <dir>/<name>.c (and <name>_weights.c) unless
+ * it is newer than its sources. */
 static moss_status build(moss_ctx *ctx, const char *dir, const char *name, char *so, size_t cap) {
-  char src[4096], wsrc[4200], tmp[4200], flags[1024];
-  const char *cc = getenv("CC"), *cf = getenv("MOSS_CFLAGS");
-  char *argv[64];
-  int argc = 0, status;
-  pid_t pid;
-  char *tok, *save;
+  char src[4096], wsrc[4200];
+  const char *srcs[2];
+  int nsrc = 0;
   snprintf(src, sizeof src, "%s/%s.c", dir, name);
   snprintf(so, cap, "%s/%s.so", dir, name);
   snprintf(wsrc, sizeof wsrc, "%s/%s_weights.c", dir, name);
   if (mtime(so) && mtime(so) >= mtime(src) && mtime(so) >= mtime(wsrc)) return MOSS_OK;
-  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", so, (long)getpid());
-  snprintf(flags, sizeof flags, "%s", cf && *cf ? cf : "-O3");
-  argv[argc++] = (char *)(cc && *cc ? cc : "cc");
-  for (tok = strtok_r(flags, " ", &save); tok && argc < 50; tok = strtok_r(NULL, " ", &save))
-    argv[argc++] = tok;
-  argv[argc++] = "-std=c99";
-  argv[argc++] = "-fPIC";
-  argv[argc++] = "-shared";
-  argv[argc++] = "-o";
-  argv[argc++] = tmp;
-  argv[argc++] = src;
-  if (mtime(wsrc)) argv[argc++] = wsrc;
-  argv[argc++] = "-lm";
-  argv[argc] = NULL;
-  fflush(NULL);
-  pid = fork();
-  if (pid < 0) return moss_fail(ctx, MOSS_E_IO, NULL, "fork: %s", strerror(errno));
-  if (pid == 0) {
-    execvp(argv[0], argv);
-    _exit(127);
-  }
-  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    unlink(tmp);
-    return moss_fail(ctx, MOSS_E_IO, NULL, "building '%s' with %s failed (exit %d)", src, argv[0],
-                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-  }
-  if (rename(tmp, so) != 0) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", so);
-  return MOSS_OK;
+  srcs[nsrc++] = src;
+  if (mtime(wsrc)) srcs[nsrc++] = wsrc;
+  return moss_cc_shared(ctx, NULL, NULL, 0, srcs, nsrc, so);
 }
 
 static double now_s(void) {
@@ -155,11 +158,15 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   manifest *m;
   char so[4096];
   void *lib = NULL, *arena = NULL;
-  int (*run)(const void *const *, void *const *, void *);
+  int (*run)(const void *const *, void *const *, void *) = NULL;
   const void *ins[64];
   void *outs[64];
   moss_graph *scratch = NULL;
+  mossrt_bundle *bundle = NULL;
+  mossrt_session *session = NULL;
+  mossrt_error rerr;
   moss_status st;
+  struct stat sb;
   int i, k, iters = opts->iterations > 0 ? opts->iterations : 1;
   double *times = NULL;
 
@@ -167,7 +174,15 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   m = moss_alloc(ctx, sizeof *m);
   if (!m) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "manifest");
   memset(outs, 0, sizeof outs);
-  st = read_manifest(ctx, opts->artifact, m);
+  if (stat(opts->artifact, &sb) == 0 && S_ISREG(sb.st_mode)) {
+    if (mossrt_open_file(opts->artifact, &bundle, &rerr) != MOSSRT_OK) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "%s", rerr.text);
+      goto done;
+    }
+    st = bundle_manifest(ctx, bundle, m);
+  } else {
+    st = read_manifest(ctx, opts->artifact, m);
+  }
   if (st != MOSS_OK) goto done;
   st = moss_graph_create(ctx, &scratch);
   if (st != MOSS_OK) goto done;
@@ -233,6 +248,13 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
       goto done;
     }
   }
+  if (bundle) {
+    if (mossrt_session_create(bundle, NULL, 0, &session, &rerr) != MOSSRT_OK) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "%s", rerr.text);
+      goto done;
+    }
+    goto execute;
+  }
   arena = moss_graph_alloc(scratch, (size_t)m->arena + 64);
   if (!arena) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "arena of %lld bytes", (long long)m->arena);
@@ -254,6 +276,7 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
       goto done;
     }
   }
+execute:
   times = moss_alloc(ctx, sizeof(double) * (size_t)iters);
   if (!times) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "timings");
@@ -261,7 +284,15 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   }
   for (i = 0; i < iters; i++) {
     double t0 = now_s();
-    run(ins, outs, arena);
+    if (session) {
+      if (mossrt_run(session, ins, outs, &rerr) != MOSSRT_OK) {
+        st = moss_fail(ctx, MOSS_E_IO, NULL, "%s", rerr.text);
+        goto done;
+      }
+    } else if (run(ins, outs, arena) != 0) {
+      st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "the generated code returned an error");
+      goto done;
+    }
     times[i] = now_s() - t0;
   }
   if (opts->print_time || iters > 1) {
@@ -280,6 +311,8 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
 done:
   if (times) moss_free(ctx, times, sizeof(double) * (size_t)iters);
   if (lib) dlclose(lib);
+  if (session) mossrt_session_destroy(session);
+  if (bundle) mossrt_close(bundle);
   if (scratch) moss_graph_destroy(ctx, scratch);
   moss_free(ctx, m, sizeof *m);
   return st;

@@ -136,6 +136,8 @@ struct moss_node {
   int device;             /* index of the target device that runs the node */
   int segment;            /* index of the run of consecutive nodes on one device */
   const char *placement;  /* why it went there, one line (graph arena) */
+  int opaque;             /* its segment runs as one unit (a plugin's subgraph): the
+                           * planner keeps what the segment touches live across all of it */
 };
 
 typedef struct moss_graph {

@@ -3,7 +3,10 @@
  *    Dropout shares its input's storage unless it is a graph output (which
  *    lives in the caller's buffer).
  * 2. Liveness: a value lives from the node that defines it to the last
- *    node that reads it or any of its aliases.
+ *    node that reads it or any of its aliases. An opaque segment (a
+ *    plugin's subgraph, run as one call) counts as one step: what it reads
+ *    or writes lives from its first node to its last, so no two of its
+ *    buffers overlap.
  * 3. Offsets: values are placed in definition order at the lowest
  *    64-byte-aligned offset that overlaps no value live at the same time
  *    (first fit over the live set sorted by offset). */
@@ -57,18 +60,25 @@ moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_b
   /* Liveness on alias roots. */
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
+    int lo = i, hi = i;
+    while (n->opaque && lo > 0 && g->nodes[lo - 1]->opaque &&
+           g->nodes[lo - 1]->segment == n->segment)
+      lo--;
+    while (n->opaque && hi + 1 < g->nnodes && g->nodes[hi + 1]->opaque &&
+           g->nodes[hi + 1]->segment == n->segment)
+      hi++;
     for (j = 0; j < n->noutputs; j++) {
       moss_value *r;
       if (!n->outputs[j]) continue;
       r = root(n->outputs[j]);
-      if (start[r->id] < 0) start[r->id] = i;
-      if (end[r->id] < i) end[r->id] = i;
+      if (start[r->id] < 0 || start[r->id] > lo) start[r->id] = lo;
+      if (end[r->id] < hi) end[r->id] = hi;
     }
     for (j = 0; j < n->ninputs; j++) {
       moss_value *r;
       if (!n->inputs[j]) continue;
       r = root(n->inputs[j]);
-      if (end[r->id] < i) end[r->id] = i;
+      if (end[r->id] < hi) end[r->id] = hi;
     }
   }
   /* Intervals of arena-resident roots, in definition order. */

@@ -7,15 +7,17 @@
  * libxml2; libxml2's own messages are caught by a structured error handler
  * and reported through moss_fail() as "<file>:<line>: <what>", so libxml2
  * never prints anything. Everything the target holds lives in one arena. */
-#define _POSIX_C_SOURCE 200809L /* opendir, readdir, stat */
+#define _POSIX_C_SOURCE 200809L /* opendir, readdir, stat, sysconf */
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -33,10 +35,33 @@
 #define PATH_CAP 4096
 
 /* <codegen> attributes, in the order `targets show` prints them. A new
- * codegen fact is one more key here and one more attribute in the XSD. */
-enum { CG_TRIPLE, CG_CPU, CG_FEATURES, CG_OPENCL, CG_SPIRV, CG_COUNT };
-static const char *const cg_keys[CG_COUNT] = {"triple", "cpu", "features", "opencl-version",
-                                              "spirv-version"};
+ * codegen fact is one more key here and one more attribute in the XSD. The
+ * keys from CG_FIRST_LIST on are space-separated lists or numbers, kept with
+ * their white space folded. */
+enum {
+  CG_TRIPLE,
+  CG_CPU,
+  CG_FEATURES,
+  CG_OPENCL,
+  CG_SPIRV,
+  CG_OPENCL_EXT,
+  CG_SPIRV_CAPS,
+  CG_MAX_WG,
+  CG_SUBGROUP,
+  CG_LOCAL_MEM,
+  CG_COUNT,
+  CG_FIRST_LIST = CG_OPENCL_EXT
+};
+static const char *const cg_keys[CG_COUNT] = {"triple",
+                                              "cpu",
+                                              "features",
+                                              "opencl-version",
+                                              "spirv-version",
+                                              "opencl-extensions",
+                                              "spirv-capabilities",
+                                              "max-workgroup-size",
+                                              "subgroup-size",
+                                              "local-memory-bytes"};
 
 /* The lists below are merged by their first member (a name or a dtype) when a
  * target inherits; merge_list() relies on that layout. */
@@ -49,6 +74,12 @@ typedef struct figure { /* a per-dtype number: MACs per cycle, or pJ per MAC */
 typedef struct op {
   const char *name;
   const char *dtypes; /* space-separated, one space between names */
+  const char *file;   /* where the op was written */
+  int line;
+  int max_kernel, max_rank;  /* 0: no limit */
+  int64_t max_channels;      /* 0: no limit */
+  const char *kernels;       /* allowed kernel sides, "1 3"; NULL: any */
+  const char *strides;       /* allowed strides; NULL: any */
 } op;
 
 typedef struct device {
@@ -56,6 +87,10 @@ typedef struct device {
   const char *file;                /* where the device was last declared */
   int line;
   const char *codegen[CG_COUNT];
+  const char *codegen_source; /* set only by host detection */
+  const char *plugin;         /* resolved path of plugin=, or NULL */
+  const char *plugin_file;    /* where plugin= was given */
+  int plugin_line;
   double clock_mhz;
   int units;
   const char *compute_source;
@@ -69,6 +104,8 @@ typedef struct device {
   double idle_w, active_w;
   const char *power_source;
   int has_ops;
+  const char *ops_file; /* where <ops> was last given */
+  int ops_line;
   op *ops;
   int nops;
 } device;
@@ -410,20 +447,48 @@ static void parse_levels(loader *L, xmlNodePtr mem, device *d) {
   }
 }
 
-static void parse_ops(loader *L, xmlNodePtr ops, device *d) {
+static void parse_ops(loader *L, xmlNodePtr ops, const char *file, device *d) {
   xmlNodePtr c;
+  xmlChar *v;
+  double x;
   int k = 0, n = count_children(ops, "op");
   op *o = arena_array(L, n, sizeof *o);
   d->has_ops = 1;
+  d->ops_file = file;
+  d->ops_line = (int)xmlGetLineNo(ops);
   d->ops = o;
   d->nops = o ? n : 0;
   if (!o) return;
   for (c = ops->children; c; c = c->next) {
     if (!is_element(c, "op")) continue;
+    memset(&o[k], 0, sizeof o[k]);
     o[k].name = attr(L, c, "name");
     o[k].dtypes = attr_text(L, c, "dtypes", 1);
+    o[k].file = file;
+    o[k].line = (int)xmlGetLineNo(c);
+    if (num_attr(c, "max-kernel", &x)) o[k].max_kernel = (int)x; /* xs:int */
+    if (num_attr(c, "max-rank", &x)) o[k].max_rank = (int)x;
+    if ((v = xmlGetProp(c, (const xmlChar *)"max-channels")) != NULL) {
+      o[k].max_channels = (int64_t)strtoll((const char *)v, NULL, 10); /* xs:long */
+      xmlFree(v);
+    }
+    o[k].kernels = attr_text(L, c, "kernels", 1);
+    o[k].strides = attr_text(L, c, "strides", 1);
     k++;
   }
+}
+
+/* |rel| taken relative to the folder of |file| unless it is absolute. */
+static const char *resolve_path(loader *L, const char *file, int line, const char *rel) {
+  char path[PATH_CAP];
+  const char *slash = strrchr(file, '/');
+  int dl = slash ? (int)(slash - file) : 1;
+  if (rel[0] == '/') return dup_str(L, rel);
+  if ((size_t)snprintf(path, sizeof path, "%.*s/%s", dl, slash ? file : ".", rel) >= sizeof path) {
+    fail(L, MOSS_E_TARGET, "%s:%d: plugin: path too long", file, line);
+    return NULL;
+  }
+  return dup_str(L, path);
 }
 
 static void parse_device(loader *L, xmlNodePtr n, const char *file, device *d) {
@@ -435,9 +500,15 @@ static void parse_device(loader *L, xmlNodePtr n, const char *file, device *d) {
   d->backend = attr(L, n, "backend");
   d->file = file;
   d->line = (int)xmlGetLineNo(n);
+  if ((d->plugin = attr(L, n, "plugin")) != NULL && !L->oom) {
+    d->plugin_file = file;
+    d->plugin_line = d->line;
+    d->plugin = resolve_path(L, file, d->line, d->plugin);
+  }
   for (c = n->children; c; c = c->next) {
     if (is_element(c, "codegen")) {
-      for (i = 0; i < CG_COUNT; i++) d->codegen[i] = attr(L, c, cg_keys[i]);
+      for (i = 0; i < CG_COUNT; i++)
+        d->codegen[i] = attr_text(L, c, cg_keys[i], i >= CG_FIRST_LIST);
     } else if (is_element(c, "compute")) {
       num_attr(c, "clock-mhz", &d->clock_mhz);
       if (num_attr(c, "units", &v)) d->units = (int)v; /* xs:int, so it fits */
@@ -456,7 +527,7 @@ static void parse_device(loader *L, xmlNodePtr n, const char *file, device *d) {
         d->power_source = attr(L, p, "source");
       }
     } else if (is_element(c, "ops")) {
-      parse_ops(L, c, d);
+      parse_ops(L, c, file, d);
     }
   }
 }
@@ -516,6 +587,11 @@ static void merge_device(loader *L, device *d, const device *c) {
   if (c->backend) d->backend = c->backend;
   d->file = c->file;
   d->line = c->line;
+  if (c->plugin) {
+    d->plugin = c->plugin;
+    d->plugin_file = c->plugin_file;
+    d->plugin_line = c->plugin_line;
+  }
   for (i = 0; i < CG_COUNT; i++)
     if (c->codegen[i]) d->codegen[i] = c->codegen[i];
   if (c->clock_mhz > 0) d->clock_mhz = c->clock_mhz;
@@ -534,6 +610,8 @@ static void merge_device(loader *L, device *d, const device *c) {
   }
   if (c->has_ops) {
     d->has_ops = 1;
+    d->ops_file = c->ops_file;
+    d->ops_line = c->ops_line;
     d->ops = merge_list(L, d->ops, d->nops, c->ops, c->nops, sizeof *d->ops, &d->nops);
   }
 }
@@ -712,11 +790,227 @@ static moss_status check_target(loader *L, const moss_target *t) {
     if (!d->backend)
       fail(L, MOSS_E_TARGET, "%s:%d: device '%s' has no backend (c, llvm, opencl, vulkan or "
            "plugin:NAME)", d->file, d->line, d->id);
+    else if (d->plugin && strncmp(d->backend, "plugin:", 7) != 0)
+      fail(L, MOSS_E_TARGET, "%s:%d: device '%s': plugin= is given but its backend is '%s' "
+           "(plugin= is for backend=\"plugin:NAME\")", d->plugin_file, d->plugin_line, d->id,
+           d->backend);
   }
   if (t->fallback && moss_target_device_find(t, t->fallback) < 0)
     fail(L, MOSS_E_TARGET, "%s:%d: fallback device '%s' is not a device of target '%s'",
          t->fallback_file, t->fallback_line, t->fallback, t->name);
   return L->st;
+}
+
+/* ---------------------------------------------------------------------------
+ * Host detection: targets/host.xml holds estimates for a typical machine; when
+ * the target is "host", what the running machine can tell about itself
+ * replaces them, each figure relabelled measured:<how>. Nothing here may fail
+ * for want of a file (containers often lack /sys or parts of /proc): what is
+ * not found keeps host.xml's estimate. */
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define HAVE_CPU_SUPPORTS 1
+#endif
+
+/* printf into the arena; NULL (and L->oom) when out of memory. */
+static const char *arena_printf(loader *L, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static const char *arena_printf(loader *L, const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return dup_str(L, buf);
+}
+
+/* The value of the first "|key| : value" line of /proc/cpuinfo, trimmed. */
+static int cpuinfo_field(const char *key, char *out, size_t cap) {
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  char line[512];
+  size_t n = strlen(key);
+  int found = 0;
+  out[0] = 0;
+  if (!f) return 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    char *p = line, *e;
+    if (strncmp(line, key, n) != 0 || (line[n] != ' ' && line[n] != '\t' && line[n] != ':'))
+      continue;
+    if (!(p = strchr(line, ':'))) continue;
+    for (p++; *p == ' ' || *p == '\t'; p++) {
+    }
+    e = p + strlen(p);
+    while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+    snprintf(out, cap, "%s", p);
+    found = *out != 0;
+  }
+  fclose(f);
+  return found;
+}
+
+/* Reads a small text file into |out|, trailing white space removed. */
+static int read_line(const char *path, char *out, size_t cap) {
+  FILE *f = fopen(path, "r");
+  size_t n;
+  out[0] = 0;
+  if (!f) return 0;
+  if (!fgets(out, (int)cap, f)) out[0] = 0;
+  fclose(f);
+  n = strlen(out);
+  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = 0;
+  return n > 0;
+}
+
+/* Size in bytes of the level-|level| data (or unified) cache of cpu0, and
+ * how it was found (|how|); 0 when unknown. sysconf first, then sysfs. */
+static uint64_t cache_size(int level, char *how, size_t cap) {
+  static const int names[3] = {_SC_LEVEL1_DCACHE_SIZE, _SC_LEVEL2_CACHE_SIZE,
+                               _SC_LEVEL3_CACHE_SIZE};
+  static const char *const labels[3] = {"_SC_LEVEL1_DCACHE_SIZE", "_SC_LEVEL2_CACHE_SIZE",
+                                        "_SC_LEVEL3_CACHE_SIZE"};
+  char path[128], text[64];
+  long v = sysconf(names[level - 1]);
+  int k;
+  if (v > 0) {
+    snprintf(how, cap, "measured:sysconf (%s = %ld bytes)", labels[level - 1], v);
+    return (uint64_t)v;
+  }
+  for (k = 0; k < 16; k++) {
+    char *end;
+    unsigned long long size;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", k);
+    if (!read_line(path, text, sizeof text)) break;
+    if (atoi(text) != level) continue;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", k);
+    if (!read_line(path, text, sizeof text) || strcmp(text, "Instruction") == 0) continue;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", k);
+    if (!read_line(path, text, sizeof text)) continue;
+    size = strtoull(text, &end, 10);
+    if (*end == 'K') size *= 1024;
+    else if (*end == 'M') size *= 1024 * 1024;
+    if (!size) continue;
+    snprintf(how, cap, "measured:sysfs (%s = %s)", path, text);
+    return (uint64_t)size;
+  }
+  return 0;
+}
+
+/* The figure |lv| now has a measured size; its bandwidth and latency keep
+ * host.xml's source. */
+static void set_level_size(loader *L, moss_target_level *lv, uint64_t size, const char *how) {
+  lv->size_bytes = size;
+  if (lv->perf_source)
+    lv->perf_source =
+        arena_printf(L, "%s; bandwidth and latency from host.xml: %s", how, lv->perf_source);
+  else
+    lv->perf_source = dup_str(L, how);
+}
+
+static void detect_levels(loader *L, device *d) {
+  static const char *const names[3] = {"l1", "l2", "l3"};
+  moss_target_level *lv = arena_array(L, d->nlevels + 1, sizeof *lv);
+  char how[512];
+  long pages, page;
+  int n = d->nlevels, level, k;
+  if (!lv) return;
+  if (n) memcpy(lv, d->levels, (size_t)n * sizeof *lv);
+  for (level = 1; level <= 3; level++) {
+    uint64_t size = cache_size(level, how, sizeof how);
+    if (!size) continue;
+    for (k = 0; k < n; k++)
+      if (strcmp(lv[k].name, names[level - 1]) == 0) break;
+    if (k == n && level == 3) { /* host.xml has no l3: add one before dram */
+      int at = n, l2 = -1, j;
+      for (j = 0; j < n; j++) {
+        if (strcmp(lv[j].name, "dram") == 0 && at == n) at = j;
+        if (strcmp(lv[j].name, "l2") == 0) l2 = j;
+      }
+      memmove(&lv[at + 1], &lv[at], (size_t)(n - at) * sizeof *lv);
+      memset(&lv[at], 0, sizeof lv[at]);
+      lv[at].name = "l3";
+      if (l2 >= 0 && lv[l2 < at ? l2 : l2 + 1].has_energy) {
+        const moss_target_level *src = &lv[l2 < at ? l2 : l2 + 1];
+        lv[at].has_energy = 1;
+        lv[at].pj_per_byte = src->pj_per_byte;
+        lv[at].source = src->source;
+      } else {
+        lv[at].source = "not-modeled";
+      }
+      n++;
+      k = at;
+    }
+    if (k < n) set_level_size(L, &lv[k], size, how);
+  }
+  pages = sysconf(_SC_PHYS_PAGES);
+  page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) {
+    for (k = 0; k < n; k++)
+      if (strcmp(lv[k].name, "dram") == 0) break;
+    snprintf(how, sizeof how, "measured:sysconf (_SC_PHYS_PAGES %ld x _SC_PAGESIZE %ld)", pages,
+             page);
+    if (k < n) set_level_size(L, &lv[k], (uint64_t)pages * (uint64_t)page, how);
+  }
+  d->levels = lv;
+  d->nlevels = n;
+}
+
+static void detect_features(loader *L, device *d) {
+#ifdef HAVE_CPU_SUPPORTS
+  char list[256];
+  size_t n = 0;
+#define PROBE(name)                                                                      \
+  if (__builtin_cpu_supports(name))                                                       \
+    n += (size_t)snprintf(list + n, sizeof list - n, "%s+%s", n ? "," : "", name);
+  __builtin_cpu_init();
+  list[0] = 0;
+  PROBE("sse4.2")
+  PROBE("avx")
+  PROBE("avx2")
+  PROBE("fma")
+  PROBE("avx512f")
+  PROBE("avx512bw")
+  PROBE("avx512vl")
+  PROBE("avx512vnni")
+#undef PROBE
+  d->codegen[CG_FEATURES] = dup_str(L, list);
+  d->codegen_source = "features measured:cpuid (__builtin_cpu_supports: sse4.2 avx avx2 fma "
+                      "avx512f avx512bw avx512vl avx512vnni probed)";
+#else
+  (void)L;
+  (void)d;
+#endif
+}
+
+/* Overrides host.xml's cpu device with what this machine says. */
+static void detect_host(loader *L, moss_target *t) {
+  char model[256], mhz[64], units[96] = "", clock[160] = "";
+  device *d;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  int i;
+  for (i = 0; i < t->ndevices; i++)
+    if (strcmp(t->devices[i].kind, "cpu") == 0) break;
+  if (i == t->ndevices) return;
+  d = &t->devices[i];
+  if (n > 0 && n <= INT_MAX) {
+    d->units = (int)n;
+    snprintf(units, sizeof units, "units measured:sysconf (_SC_NPROCESSORS_ONLN = %ld); ", n);
+  }
+  if (cpuinfo_field("cpu MHz", mhz, sizeof mhz) && strtod(mhz, NULL) > 0) {
+    d->clock_mhz = strtod(mhz, NULL);
+    snprintf(clock, sizeof clock, "clock measured:/proc/cpuinfo (cpu MHz %s, the current "
+             "frequency); ", mhz);
+  }
+  if (*units || *clock)
+    d->compute_source = arena_printf(L, "%s%sthe rest from host.xml: %s", units, clock,
+                                     d->compute_source ? d->compute_source : "not given");
+  if (cpuinfo_field("model name", model, sizeof model))
+    t->description = arena_printf(L, "%s; CPU '%s' (measured:/proc/cpuinfo model name)",
+                                  t->description, model);
+  detect_levels(L, d);
+  detect_features(L, d);
 }
 
 static moss_status load(moss_ctx *ctx, const char *name_or_path, int as_path,
@@ -749,8 +1043,11 @@ static moss_status load(moss_ctx *ctx, const char *name_or_path, int as_path,
   xmlInitParser();
   xmlSetStructuredErrorFunc(&L, on_xml_error);
   xmlSetGenericErrorFunc(NULL, on_generic_error);
-  if (load_schema(&L) == MOSS_OK && load_file(&L, path, want, &t) == MOSS_OK)
-    check_target(&L, t);
+  if (load_schema(&L) == MOSS_OK && load_file(&L, path, want, &t) == MOSS_OK &&
+      check_target(&L, t) == MOSS_OK && want && strcmp(want, "host") == 0) {
+    detect_host(&L, t);
+    if (L.oom) fail(&L, MOSS_E_NOMEM, "%s: no memory for the detected host figures", path);
+  }
   if (L.vctxt) xmlSchemaFreeValidCtxt(L.vctxt);
   if (L.schema) xmlSchemaFree(L.schema);
   if (L.schema_doc) xmlFreeDoc(L.schema_doc);
@@ -810,6 +1107,27 @@ const char *moss_target_device_codegen(const moss_target *t, int i, const char *
   return NULL;
 }
 
+const char *moss_target_device_plugin(const moss_target *t, int i) {
+  return t->devices[i].plugin;
+}
+
+/* A numeric <codegen> attribute; the schema has checked it is a positive
+ * integer that fits its type. */
+static uint64_t codegen_number(const moss_target *t, int i, int key) {
+  const char *v = t->devices[i].codegen[key];
+  return v ? (uint64_t)strtoull(v, NULL, 10) : 0;
+}
+
+int moss_target_device_max_workgroup_size(const moss_target *t, int i) {
+  return (int)codegen_number(t, i, CG_MAX_WG);
+}
+int moss_target_device_subgroup_size(const moss_target *t, int i) {
+  return (int)codegen_number(t, i, CG_SUBGROUP);
+}
+uint64_t moss_target_device_local_memory_bytes(const moss_target *t, int i) {
+  return codegen_number(t, i, CG_LOCAL_MEM);
+}
+
 double moss_target_device_clock_mhz(const moss_target *t, int i) {
   return t->devices[i].clock_mhz;
 }
@@ -858,6 +1176,85 @@ int moss_target_device_supports(const moss_target *t, int i, const char *op_type
   for (k = 0; k < d->nops; k++)
     if (strcmp(d->ops[k].name, op_type) == 0) return list_has(d->ops[k].dtypes, dtype);
   return 0;
+}
+
+static const char *base_name(const char *path) {
+  const char *s = strrchr(path, '/');
+  return s ? s + 1 : path;
+}
+
+/* Writes the reason into |why| (when there is room) and returns 0. */
+static int refuse(char *why, size_t whycap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static int refuse(char *why, size_t whycap, const char *fmt, ...) {
+  va_list ap;
+  if (!why || !whycap) return 0;
+  va_start(ap, fmt);
+  vsnprintf(why, whycap, fmt, ap);
+  va_end(ap);
+  return 0;
+}
+
+/* Whether the space-separated integer |list| holds |v|. */
+static int int_list_has(const char *list, long v) {
+  const char *p = list;
+  char *end;
+  while (*p) {
+    long x = strtol(p, &end, 10);
+    if (end == p) break;
+    if (x == v) return 1;
+    for (p = end; *p == ' '; p++) {
+    }
+  }
+  return 0;
+}
+
+int moss_target_device_accepts(const moss_target *t, int i, const moss_target_node_facts *f,
+                               char *why, size_t whycap) {
+  const device *d = &t->devices[i];
+  const op *o = NULL;
+  const char *file;
+  int k;
+  if (why && whycap) why[0] = 0;
+  if (!d->has_ops) return -1;
+  if (!f || !f->op_type) return refuse(why, whycap, "the node has no op_type");
+  for (k = 0; k < d->nops && !o; k++)
+    if (strcmp(d->ops[k].name, f->op_type) == 0) o = &d->ops[k];
+  if (!o)
+    return refuse(why, whycap, "no %s%s%s in its <ops> (%s:%d)", f->op_type,
+                  f->dtype ? " for " : "", f->dtype ? f->dtype : "", base_name(d->ops_file),
+                  d->ops_line);
+  file = base_name(o->file);
+  if (f->dtype && !list_has(o->dtypes, f->dtype))
+    return refuse(why, whycap, "no %s for %s in its <ops>, only %s (%s:%d)", f->op_type, f->dtype,
+                  o->dtypes, file, o->line);
+  for (k = 0; k < 2; k++) {
+    int side = f->kernel[k];
+    if (side <= 0) continue;
+    if (o->max_kernel && side > o->max_kernel)
+      return refuse(why, whycap, "%s kernel %d > max-kernel %d (%s:%d)", f->op_type, side,
+                    o->max_kernel, file, o->line);
+    if (o->kernels && !int_list_has(o->kernels, side))
+      return refuse(why, whycap, "%s kernel %d not in kernels %s (%s:%d)", f->op_type, side,
+                    o->kernels, file, o->line);
+  }
+  for (k = 0; k < 2; k++)
+    if (f->stride[k] > 0 && o->strides && !int_list_has(o->strides, f->stride[k]))
+      return refuse(why, whycap, "%s stride %d not in strides %s (%s:%d)", f->op_type,
+                    f->stride[k], o->strides, file, o->line);
+  if (o->max_channels && f->in_channels > o->max_channels)
+    return refuse(why, whycap, "%s in_channels %lld > max-channels %lld (%s:%d)", f->op_type,
+                  (long long)f->in_channels, (long long)o->max_channels, file, o->line);
+  if (o->max_channels && f->out_channels > o->max_channels)
+    return refuse(why, whycap, "%s out_channels %lld > max-channels %lld (%s:%d)", f->op_type,
+                  (long long)f->out_channels, (long long)o->max_channels, file, o->line);
+  if (o->max_rank && f->rank > o->max_rank)
+    return refuse(why, whycap, "%s rank %d > max-rank %d (%s:%d)", f->op_type, f->rank,
+                  o->max_rank, file, o->line);
+  return 1;
 }
 
 /* ---------------------------------------------------------------------------
@@ -938,6 +1335,7 @@ static void print_device(const moss_target *t, int i) {
   int k, any = 0;
   printf("device %s: kind %s, backend %s%s  [%s:%d]\n", d->id, d->kind, d->backend,
          i == moss_target_fallback(t) ? ", fallback" : "", d->file, d->line);
+  if (d->plugin) printf("  plugin: %s  [%s:%d]\n", d->plugin, d->plugin_file, d->plugin_line);
   for (k = 0; k < CG_COUNT; k++) {
     if (!d->codegen[k]) continue;
     printf("%s%s %s", any ? ", " : "  codegen: ", cg_keys[k],
@@ -945,6 +1343,7 @@ static void print_device(const moss_target *t, int i) {
     any = 1;
   }
   if (any) printf("\n");
+  if (d->codegen_source) printf("    source: %s\n", d->codegen_source);
   if (d->clock_mhz > 0 || d->units > 0 || d->nmacs) {
     printf("  compute:");
     if (d->units > 0) printf(" %d unit%s", d->units, d->units == 1 ? "" : "s");
@@ -976,7 +1375,16 @@ static void print_device(const moss_target *t, int i) {
     printf("  ops: not listed (the backend decides)\n");
   } else {
     printf("  ops:%s\n", d->nops ? "" : " none");
-    for (k = 0; k < d->nops; k++) printf("    %s: %s\n", d->ops[k].name, d->ops[k].dtypes);
+    for (k = 0; k < d->nops; k++) {
+      const op *o = &d->ops[k];
+      printf("    %s: %s", o->name, o->dtypes);
+      if (o->max_kernel) printf("; max-kernel %d", o->max_kernel);
+      if (o->kernels) printf("; kernels %s", o->kernels);
+      if (o->strides) printf("; strides %s", o->strides);
+      if (o->max_channels) printf("; max-channels %lld", (long long)o->max_channels);
+      if (o->max_rank) printf("; max-rank %d", o->max_rank);
+      printf("\n");
+    }
   }
 }
 

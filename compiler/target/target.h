@@ -11,6 +11,7 @@
 #ifndef MOSS_TARGET_H
 #define MOSS_TARGET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../base/base.h"
@@ -21,7 +22,14 @@ typedef struct moss_target moss_target; /* immutable once loaded */
  * in ".xml"; otherwise it is a target name, looked up as <dir>/<name>.xml
  * where <dir> is $MOSS_TARGETS_DIR if set, else the compiled-in
  * MOSS_TARGETS_DIR; the file's name attribute must then equal that name.
- * NULL means "host". The file is validated against <dir>/moss-target.xsd,
+ * NULL means "host"; for "host" (by name, not by path) the figures the running
+ * machine can report replace host.xml's estimates, each relabelled
+ * measured:<how>: the online CPUs (sysconf), the clock (/proc/cpuinfo "cpu
+ * MHz"), the cache sizes (sysconf, else /sys/devices/system/cpu/cpu0/cache;
+ * an l3 level is added when the machine has one), the DRAM size (sysconf),
+ * the x86 codegen features (cpuid, through __builtin_cpu_supports) and the
+ * CPU's model name in the description; what cannot be read keeps host.xml's
+ * figure. The file is validated against <dir>/moss-target.xsd,
  * then inherit= is resolved (the parent is looked up next to the file, then
  * in <dir>; devices with the same id are merged field by field, the child's
  * fields winning; cycles are detected).
@@ -54,8 +62,19 @@ const char *moss_target_device_backend(const moss_target *t, int i); /* "c", "pl
 /* Index of the device called |id|; -1 when there is none. */
 int moss_target_device_find(const moss_target *t, const char *id);
 /* A <codegen> attribute by its XML name ("triple", "cpu", "features",
- * "opencl-version", "spirv-version"); NULL when not given. */
+ * "opencl-version", "spirv-version", "opencl-extensions", "spirv-capabilities",
+ * "max-workgroup-size", "subgroup-size", "local-memory-bytes"); NULL when not
+ * given. Space-separated lists come back with one space between items. */
 const char *moss_target_device_codegen(const moss_target *t, int i, const char *key);
+/* The same numeric codegen facts, typed; 0 when not given. */
+int moss_target_device_max_workgroup_size(const moss_target *t, int i);
+int moss_target_device_subgroup_size(const moss_target *t, int i);
+uint64_t moss_target_device_local_memory_bytes(const moss_target *t, int i);
+/* The shared library of a backend="plugin:NAME" device: plugin= resolved
+ * against the folder of the file that wrote it (through inherit=, the file
+ * that set it, not the child's), or as given when absolute; NULL when no file
+ * gives plugin=. The file need not exist: the plugin loader says so. */
+const char *moss_target_device_plugin(const moss_target *t, int i);
 
 /* Compute: clock in MHz and number of compute units; 0 when not given. */
 double moss_target_device_clock_mhz(const moss_target *t, int i);
@@ -93,6 +112,25 @@ void moss_target_device_level(const moss_target *t, int i, int k, moss_target_le
  * 0 no, -1 the device has no <ops> list (its backend decides). */
 int moss_target_device_supports(const moss_target *t, int i, const char *op_type,
                                 const char *dtype);
+
+/* What moss_target_device_accepts() needs to know of one node. */
+typedef struct moss_target_node_facts {
+  const char *op_type;        /* ONNX op_type */
+  const char *dtype;          /* the node's compute type: "f32", "i8", ... */
+  int rank;                   /* rank of the first output; 0: unknown */
+  int kernel[2];              /* kernel h, w of Conv/ConvTranspose/pool ops; 0: none */
+  int stride[2];              /* 0: none */
+  int64_t in_channels, out_channels; /* 0: not applicable */
+} moss_target_node_facts;
+/* Whether device |i| takes a node with these facts: 1 yes; 0 no, with |why|
+ * naming the failing constraint and where it is written, e.g.
+ * "Conv kernel 11 > max-kernel 7 (npu-systolic.xml:41)" or "no Softmax
+ * for i8 in its <ops> (npu-systolic.xml:33)"; -1 the device has no <ops>
+ * list (its backend decides). A NULL |dtype| or a zero field is not checked.
+ * |why| (|whycap| bytes, may be NULL or 0) is set to "" unless the answer is
+ * 0; the message is truncated to fit. Never allocates. */
+int moss_target_device_accepts(const moss_target *t, int i, const moss_target_node_facts *f,
+                               char *why, size_t whycap);
 
 /* Implements `moss targets [list | show NAME | validate FILE.xml]`; |argv[0]| is
  * "targets" and no subcommand means list. Prints results to stdout and

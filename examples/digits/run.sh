@@ -11,7 +11,7 @@ work=${TMPDIR:-/tmp}/moss-digits-example
 rm -rf "$work" && mkdir -p "$work"
 for m in mlp cnn; do
   case $m in mlp) shape=1x64 ;; cnn) shape=1x1x8x8 ;; esac
-  "$moss" compile "$data/$m.onnx" --input-shape input=$shape --name model -o "$work/$m"
+  "$moss" compile "$data/$m.onnx" --emit c --input-shape input=$shape --name model -o "$work/$m"
   cc -O3 -std=c99 -Wall -Wextra -pedantic -I"$work/$m" "$root/examples/digits/main.c" \
      "$work/$m/model.c" -lm -o "$work/$m/digits"
   printf '%s: torch accuracy %s; moss: ' "$m" "$(grep "^$m " "$data/accuracy.txt" | cut -d' ' -f2)"

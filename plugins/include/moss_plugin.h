@@ -26,6 +26,10 @@
  * - A plugin must not call exit() or abort(), must not write to stdout,
  *   and must not keep pointers to views after the call returns.
  * - run() must not allocate: allocate in load().
+ * - Threads: moss calls the compile side from one thread at a time. The
+ *   runtime calls open/load/unload/close from one thread at a time, and may
+ *   call run() on different devices or programs concurrently, never on the
+ *   same program twice at once.
  *
  * Compatibility: a plugin built against ABI version N works with every moss
  * whose MOSS_PLUGIN_ABI_VERSION is N. Any change to a struct layout or a
@@ -42,6 +46,14 @@ extern "C" {
 
 #define MOSS_PLUGIN_ABI_VERSION 1u
 
+/* Put this before the three exported functions so that they stay visible
+ * when the plugin is built with -fvisibility=hidden (recommended). */
+#if defined(__GNUC__)
+#define MOSS_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define MOSS_PLUGIN_EXPORT
+#endif
+
 /* Element types: the ONNX TensorProto.DataType codes. */
 enum {
   MOSS_PLUGIN_FLOAT = 1,
@@ -56,7 +68,11 @@ enum {
 #define MOSS_PLUGIN_MAX_RANK 8
 
 /* A tensor: its static shape, and its contents when it is a constant
- * (a weight); |data| is NULL for tensors computed at run time. */
+ * (a weight); |data| is NULL for tensors computed at run time. Within one
+ * call, each tensor has exactly one view: the same tensor read by two nodes,
+ * or listed in a subgraph's inputs or outputs, is the same pointer, so a
+ * plugin may compare pointers to follow the edges of a subgraph. |data|
+ * holds the elements in row-major order, in the host's byte order. */
 typedef struct moss_plugin_tensor {
   const char *name;
   int32_t dtype;                 /* MOSS_PLUGIN_FLOAT ... */
@@ -70,11 +86,16 @@ enum {
   MOSS_PLUGIN_ATTR_FLOAT = 1,
   MOSS_PLUGIN_ATTR_INT = 2,
   MOSS_PLUGIN_ATTR_STRING = 3,
+  MOSS_PLUGIN_ATTR_TENSOR = 4,    /* present, contents not exposed in ABI 1 */
+  MOSS_PLUGIN_ATTR_GRAPH = 5,     /* present, contents not exposed in ABI 1 */
   MOSS_PLUGIN_ATTR_FLOATS = 6,
-  MOSS_PLUGIN_ATTR_INTS = 7
+  MOSS_PLUGIN_ATTR_INTS = 7,
+  MOSS_PLUGIN_ATTR_STRINGS = 8    /* present, contents not exposed in ABI 1 */
 };
 
-/* A node attribute; only the fields of its |kind| are meaningful. */
+/* A node attribute; only the fields of its |kind| are meaningful (the ONNX
+ * AttributeProto type codes). A plugin declines a node whose attribute it
+ * cannot read rather than guessing. */
 typedef struct moss_plugin_attr {
   const char *name;
   int32_t kind;                  /* MOSS_PLUGIN_ATTR_* */
@@ -145,15 +166,18 @@ typedef struct moss_plugin_compiler {
 } moss_plugin_compiler;
 
 /* The runtime side: a device driver. Buffers are host pointers in the
- * caller's memory, 64-byte aligned; a device with memory of its own copies
- * (DMA) inside run(). */
+ * caller's memory, 64-byte aligned, each as large as its tensor's nbytes;
+ * the buffers of one run() never overlap. A device with memory of its own
+ * copies (DMA) inside run(). A blob has no particular alignment: read its
+ * multi-byte fields with memcpy(). */
 typedef struct moss_plugin_device {
   uint32_t abi_version;          /* MOSS_PLUGIN_ABI_VERSION */
   uint32_t struct_size;          /* sizeof(moss_plugin_device) */
   const char *name;
   int (*open)(void **dev, char *err, size_t errcap);
   /* Checks and loads a blob made by lower(); |blob| stays valid until
-   * unload(). */
+   * unload(). A blob is input like any file: load() checks every field and
+   * fails with a message on a truncated or corrupt one, never crashes. */
   int (*load)(void *dev, const void *blob, uint64_t nbytes, void **prog, char *err,
               size_t errcap);
   /* Runs one loaded blob: |inputs| and |outputs| in the subgraph's order. */

@@ -27,7 +27,7 @@ def main():
         onnx.save(m, os.path.join(d, "big.onnx"))
         np.save(os.path.join(d, "x.npy"), x)
         art = os.path.join(d, "art")
-        subprocess.run([moss, "compile", os.path.join(d, "big.onnx"), "-o", art, "-q"], check=True)
+        subprocess.run([moss, "compile", os.path.join(d, "big.onnx"), "--emit", "c", "-o", art, "-q"], check=True)
         files = sorted(os.listdir(art))
         if "big_weights.c" not in files:
             print("FAIL: no weights file among %s" % files)

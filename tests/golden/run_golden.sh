@@ -17,7 +17,7 @@ for model in "$dir"/*.onnx; do
   [ -f "$dir/$name.flags" ] && flags=$(cat "$dir/$name.flags")
   for run in a b; do
     # shellcheck disable=SC2086
-    if ! "$moss" compile "$model" --target c99 -q -o "$work/$run" $flags; then
+    if ! "$moss" compile "$model" --target c99 --emit c -q -o "$work/$run" $flags; then
       echo "FAIL $name: moss compile failed"; fail=$((fail + 1)); continue 2
     fi
   done

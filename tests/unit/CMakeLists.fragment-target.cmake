@@ -4,7 +4,8 @@
 add_executable(test_target ${CMAKE_CURRENT_LIST_DIR}/test_target.c)
 target_include_directories(test_target PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_compile_definitions(test_target PRIVATE
-  MOSS_TEST_DATA_DIR="${CMAKE_CURRENT_LIST_DIR}/data")
+  MOSS_TEST_DATA_DIR="${CMAKE_CURRENT_LIST_DIR}/data"
+  MOSS_TARGETS_DIR_FOR_TEST="${CMAKE_CURRENT_LIST_DIR}/../../targets")
 target_link_libraries(test_target PRIVATE moss_compiler)
 add_test(NAME test_target COMMAND test_target)
 set_tests_properties(test_target PROPERTIES

@@ -32,6 +32,7 @@ static moss_status compile(const char *name, moss_onnx_binding *b, int nb) {
   o.model = path;
   o.out = MOSS_TEST_OUT_DIR;
   o.target = "c99";
+  o.emit = "c";
   o.bindings = b;
   o.nbindings = nb;
   return moss_compile(&ctx, &o);

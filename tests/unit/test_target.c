@@ -4,12 +4,13 @@
  * line and the field, the loader leaks nothing when an allocation fails, and
  * `moss targets` prints what it promises. Needs MOSS_TARGETS_DIR (set by
  * CTest) or is run from the source root. */
-#define _POSIX_C_SOURCE 200809L /* dup, dup2, fileno */
+#define _POSIX_C_SOURCE 200809L /* dup, dup2, fileno, mkdtemp, setenv, sysconf */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -19,6 +20,9 @@
 #define MOSS_TEST_DATA_DIR "tests/unit/data"
 #endif
 #define FIXTURE(name) MOSS_TEST_DATA_DIR "/targets/" name
+#ifndef MOSS_TARGETS_DIR_FOR_TEST
+#define MOSS_TARGETS_DIR_FOR_TEST "targets"
+#endif
 
 /* Diagnostics land here, one per line. */
 typedef struct sink_buf {
@@ -298,7 +302,9 @@ static void *fail_realloc(void *user, void *ptr, size_t old_size, size_t new_siz
   return p;
 }
 
-TEST(allocation_failures_do_not_leak) {
+/* Loads |path| (NULL: host) with allocation N failing, N = 1, 2, ... until it
+ * loads; every failure must say out-of-memory and leak nothing. */
+static void load_under_failures(int *failed_, const char *path) {
   long n;
   for (n = 1; n < 10000; n++) {
     fail_alloc f = {0, n, 0};
@@ -309,7 +315,7 @@ TEST(allocation_failures_do_not_leak) {
     ctx_with_sink(&ctx, &b);
     ctx.alloc.fn = fail_realloc;
     ctx.alloc.user = &f;
-    st = moss_target_load(&ctx, FIXTURE("board.xml"), &t);
+    st = moss_target_load(&ctx, path, &t);
     if (st == MOSS_OK) {
       ASSERT_TRUE(f.calls < n); /* no failure was injected */
       moss_target_destroy(&ctx, t);
@@ -322,6 +328,14 @@ TEST(allocation_failures_do_not_leak) {
     ASSERT_EQ(f.live, 0);
   }
   ASSERT_TRUE(n > 1 && n < 10000);
+}
+
+TEST(allocation_failures_do_not_leak) {
+  load_under_failures(failed_, FIXTURE("board.xml"));
+  if (*failed_) return;
+  load_under_failures(failed_, FIXTURE("ops-limits.xml"));
+  if (*failed_) return;
+  load_under_failures(failed_, NULL); /* host, with detection */
 }
 
 /* Runs `moss targets ARGS...` and returns what it printed in |out|. */
@@ -381,6 +395,371 @@ TEST(cli_list_show_validate) {
   ASSERT_STR_CONTAINS(b.text, "no-source.xml:8:");
   ASSERT_EQ(run_cli(&ctx, 2, usage, out, sizeof out), MOSS_E_TARGET);
   ASSERT_STR_CONTAINS(b.text, "usage: moss targets");
+}
+
+/* ---- codegen facts, op limits, plugin paths, host detection ---- */
+
+TEST(codegen_facts) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t;
+  int gpu, cl, cpu;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(moss_target_load(&ctx, FIXTURE("ops-limits.xml"), &t), MOSS_OK);
+  ASSERT_EQ(b.count, 0);
+  gpu = moss_target_device_find(t, "gpu");
+  cl = moss_target_device_find(t, "cl");
+  cpu = moss_target_device_find(t, "cpu");
+  /* Lists come back with their white space folded. */
+  ASSERT_TRUE(strcmp(moss_target_device_codegen(t, gpu, "spirv-capabilities"),
+                     "Shader Int8 Float16") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_codegen(t, cl, "opencl-extensions"),
+                     "cl_khr_fp16 cl_khr_int64_base_atomics") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_codegen(t, gpu, "subgroup-size"), "32") == 0);
+  ASSERT_EQ(moss_target_device_max_workgroup_size(t, gpu), 1024);
+  ASSERT_EQ(moss_target_device_subgroup_size(t, gpu), 32);
+  ASSERT_EQ(moss_target_device_local_memory_bytes(t, gpu), 49152);
+  ASSERT_EQ(moss_target_device_max_workgroup_size(t, cl), 0);
+  ASSERT_EQ(moss_target_device_local_memory_bytes(t, cpu), 0);
+  ASSERT_TRUE(moss_target_device_codegen(t, cpu, "spirv-capabilities") == NULL);
+  moss_target_destroy(&ctx, t);
+}
+
+/* Asks device |dev| of |t| about |f|; expects |want| and, for 0, a reason
+ * containing |needle|. */
+static void expect_accepts(int *failed_, const moss_target *t, const char *dev,
+                           moss_target_node_facts f, int want, const char *needle) {
+  char why[256];
+  int i = moss_target_device_find(t, dev);
+  ASSERT_TRUE(i >= 0);
+  strcpy(why, "stale");
+  ASSERT_EQ(moss_target_device_accepts(t, i, &f, why, sizeof why), want);
+  if (want == 0)
+    ASSERT_STR_CONTAINS(why, needle);
+  else
+    ASSERT_TRUE(why[0] == 0);
+}
+
+TEST(device_accepts) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t;
+  char tiny[8];
+  moss_target_node_facts conv = {"Conv", "i8", 4, {3, 3}, {1, 1}, 64, 128};
+  moss_target_node_facts f;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(moss_target_load(&ctx, FIXTURE("ops-limits.xml"), &t), MOSS_OK);
+  expect_accepts(failed_, t, "npu", conv, 1, "");
+  if (*failed_) goto out;
+  /* Kernel too big: 11 > 7 (ops-limits.xml line 7). */
+  f = conv;
+  f.kernel[0] = 11;
+  expect_accepts(failed_, t, "npu", f, 0, "Conv kernel 11 > max-kernel 7 (ops-limits.xml:7)");
+  if (*failed_) goto out;
+  f = conv; /* a non-square kernel: the wide side fails */
+  f.kernel[1] = 9;
+  expect_accepts(failed_, t, "npu", f, 0, "Conv kernel 9 > max-kernel 7 (ops-limits.xml:7)");
+  if (*failed_) goto out;
+  f = conv; /* exactly the limit is fine */
+  f.kernel[0] = f.kernel[1] = 7;
+  expect_accepts(failed_, t, "npu", f, 1, "");
+  if (*failed_) goto out;
+  /* Stride not allowed: 3 is not in "1 2". */
+  f = conv;
+  f.stride[1] = 3;
+  expect_accepts(failed_, t, "npu", f, 0, "Conv stride 3 not in strides 1 2 (ops-limits.xml:7)");
+  if (*failed_) goto out;
+  /* Too many channels: 257 > 256, in or out. */
+  f = conv;
+  f.in_channels = 257;
+  expect_accepts(failed_, t, "npu", f, 0,
+                 "Conv in_channels 257 > max-channels 256 (ops-limits.xml:7)");
+  if (*failed_) goto out;
+  f = conv;
+  f.out_channels = 512;
+  expect_accepts(failed_, t, "npu", f, 0,
+                 "Conv out_channels 512 > max-channels 256 (ops-limits.xml:7)");
+  if (*failed_) goto out;
+  f = conv;
+  f.in_channels = f.out_channels = 256;
+  expect_accepts(failed_, t, "npu", f, 1, "");
+  if (*failed_) goto out;
+  /* Dtype not listed for the op. */
+  f = conv;
+  f.dtype = "f32";
+  expect_accepts(failed_, t, "npu", f, 0,
+                 "no Conv for f32 in its <ops>, only i8 (ops-limits.xml:7)");
+  if (*failed_) goto out;
+  /* Op not listed: the <ops> element is on line 6. */
+  f = conv;
+  f.op_type = "Softmax";
+  expect_accepts(failed_, t, "npu", f, 0, "no Softmax for i8 in its <ops> (ops-limits.xml:6)");
+  if (*failed_) goto out;
+  /* The kernels list: 2 and 3 only (written "2  3", line 8). */
+  f = conv;
+  f.op_type = "MaxPool";
+  f.kernel[0] = f.kernel[1] = 3;
+  f.stride[0] = f.stride[1] = 2;
+  expect_accepts(failed_, t, "npu", f, 1, "");
+  if (*failed_) goto out;
+  f.kernel[0] = 5;
+  expect_accepts(failed_, t, "npu", f, 0, "MaxPool kernel 5 not in kernels 2 3 (ops-limits.xml:8)");
+  if (*failed_) goto out;
+  f.kernel[0] = 3;
+  f.stride[0] = 1;
+  expect_accepts(failed_, t, "npu", f, 0, "MaxPool stride 1 not in strides 2 (ops-limits.xml:8)");
+  if (*failed_) goto out;
+  /* max-rank: 4 passes, 5 fails; rank 0 (unknown) is not checked. */
+  memset(&f, 0, sizeof f);
+  f.op_type = "Add";
+  f.dtype = "i32";
+  f.rank = 4;
+  expect_accepts(failed_, t, "npu", f, 1, "");
+  if (*failed_) goto out;
+  f.rank = 5;
+  expect_accepts(failed_, t, "npu", f, 0, "Add rank 5 > max-rank 4 (ops-limits.xml:9)");
+  if (*failed_) goto out;
+  f.rank = 0;
+  expect_accepts(failed_, t, "npu", f, 1, "");
+  if (*failed_) goto out;
+  /* No <ops> list: the backend decides. */
+  expect_accepts(failed_, t, "cpu", conv, -1, "");
+  if (*failed_) goto out;
+  /* A short buffer is truncated, not overrun; a NULL one is fine. */
+  f = conv;
+  f.kernel[0] = 11;
+  ASSERT_EQ(moss_target_device_accepts(t, 0, &f, tiny, sizeof tiny), 0);
+  ASSERT_TRUE(strlen(tiny) == sizeof tiny - 1);
+  ASSERT_EQ(moss_target_device_accepts(t, 0, &f, NULL, 0), 0);
+out:
+  moss_target_destroy(&ctx, t);
+}
+
+TEST(bad_max_kernel) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("bad-max-kernel.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "bad-max-kernel.xml:7: ");
+  ASSERT_STR_CONTAINS(b.text, "attribute 'max-kernel'");
+  ASSERT_STR_CONTAINS(b.text, "'0'");
+}
+
+/* In these three fixtures the bad attribute is on the last line of a start
+ * tag that spans two lines; libxml2 numbers an element by the line its start
+ * tag ends on, so the message names the line that holds the field. */
+TEST(non_numeric_subgroup_size) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("bad-subgroup.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "bad-subgroup.xml:6: ");
+  ASSERT_STR_CONTAINS(b.text, "attribute 'subgroup-size'");
+  ASSERT_STR_CONTAINS(b.text, "'thirty-two'");
+}
+
+TEST(unknown_attribute) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("unknown-attribute.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "unknown-attribute.xml:7: ");
+  ASSERT_STR_CONTAINS(b.text, "'max-kernal'");
+  ASSERT_STR_CONTAINS(b.text, "not allowed");
+}
+
+TEST(plugin_on_builtin_backend) {
+  sink_buf b;
+  ASSERT_EQ(load_fails(FIXTURE("plugin-wrong-backend.xml"), &b), MOSS_E_TARGET);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "plugin-wrong-backend.xml:5: device 'cpu': plugin= is given but "
+                              "its backend is 'c'");
+}
+
+TEST(plugin_path) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(moss_target_load(&ctx, FIXTURE("ops-limits.xml"), &t), MOSS_OK);
+  ASSERT_TRUE(strcmp(moss_target_device_plugin(t, moss_target_device_find(t, "npu")),
+                     MOSS_TEST_DATA_DIR "/targets/plugins/libtest-npu.so") == 0);
+  ASSERT_TRUE(moss_target_device_plugin(t, moss_target_device_find(t, "cpu")) == NULL);
+  moss_target_destroy(&ctx, t);
+}
+
+/* Writes |text| to |path|; 0 on success. */
+static int write_file(const char *path, const char *text, size_t n) {
+  FILE *f = fopen(path, "wb");
+  int ok;
+  if (!f) return -1;
+  ok = fwrite(text, 1, n, f) == n;
+  return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* The parent lives in a temporary targets folder (with a copy of the
+ * schema), the child in data/targets: each plugin= is resolved against the
+ * folder of the file that wrote it. */
+TEST(plugin_path_through_inherit) {
+  static const char parent[] =
+      "<?xml version=\"1.0\"?>\n"
+      "<target name=\"plugin-parent\" vendor=\"test\">\n"
+      "  <description>parent with plugins</description>\n"
+      "  <device id=\"npu\" kind=\"npu\" backend=\"plugin:p\" plugin=\"lib/libp.so\"/>\n"
+      "  <device id=\"npu2\" kind=\"npu\" backend=\"plugin:q\" plugin=\"lib/libq.so\"/>\n"
+      "  <device id=\"npu3\" kind=\"npu\" backend=\"plugin:r\" plugin=\"/opt/r/libr.so\"/>\n"
+      "</target>\n";
+  const char *dir = getenv("MOSS_TARGETS_DIR");
+  char tmp[] = "/tmp/moss-targets-XXXXXX", xsd[512], copy[512], par[512], want[600];
+  char *saved = dir ? strdup(dir) : NULL, *schema = NULL;
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t = NULL;
+  moss_status st;
+  long n = 0;
+  FILE *f;
+  snprintf(xsd, sizeof xsd, "%s/moss-target.xsd", dir && *dir ? dir : "targets");
+  ASSERT_TRUE((f = fopen(xsd, "rb")) != NULL);
+  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+      (schema = malloc((size_t)n)) != NULL && fread(schema, 1, (size_t)n, f) != (size_t)n) {
+    free(schema);
+    schema = NULL;
+  }
+  fclose(f);
+  ASSERT_TRUE(schema != NULL);
+  ASSERT_TRUE(mkdtemp(tmp) != NULL);
+  snprintf(copy, sizeof copy, "%s/moss-target.xsd", tmp);
+  snprintf(par, sizeof par, "%s/plugin-parent.xml", tmp);
+  ASSERT_EQ(write_file(copy, schema, (size_t)n), 0);
+  ASSERT_EQ(write_file(par, parent, sizeof parent - 1), 0);
+  free(schema);
+  setenv("MOSS_TARGETS_DIR", tmp, 1);
+  ctx_with_sink(&ctx, &b);
+  st = moss_target_load(&ctx, FIXTURE("plugin-child.xml"), &t);
+  if (saved) setenv("MOSS_TARGETS_DIR", saved, 1);
+  else unsetenv("MOSS_TARGETS_DIR");
+  free(saved);
+  unlink(copy);
+  unlink(par);
+  rmdir(tmp);
+  if (st != MOSS_OK) FAIL_("%s", b.text);
+  snprintf(want, sizeof want, "%s/lib/libp.so", tmp);
+  ASSERT_TRUE(strcmp(moss_target_device_plugin(t, moss_target_device_find(t, "npu")), want) == 0);
+  ASSERT_NEAR(moss_target_device_clock_mhz(t, moss_target_device_find(t, "npu")), 500, 0);
+  ASSERT_TRUE(strcmp(moss_target_device_plugin(t, moss_target_device_find(t, "npu2")),
+                     MOSS_TEST_DATA_DIR "/targets/child-lib/libq.so") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_plugin(t, moss_target_device_find(t, "npu3")),
+                     "/opt/r/libr.so") == 0);
+  moss_target_destroy(&ctx, t);
+}
+
+TEST(host_detection) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t;
+  moss_target_level lv;
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  char out[16384];
+  char *show[] = {"targets", "show", "host"};
+  const char *feats;
+  int cpu, k, dram = -1;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(moss_target_load(&ctx, "host", &t), MOSS_OK);
+  ASSERT_EQ(b.count, 0);
+  cpu = moss_target_device_find(t, "cpu");
+  ASSERT_TRUE(cpu >= 0);
+  if (online > 0) ASSERT_EQ(moss_target_device_units(t, cpu), online);
+  feats = moss_target_device_codegen(t, cpu, "features");
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  ASSERT_TRUE(feats != NULL);
+  ASSERT_EQ(strstr(feats, "avx2") != NULL, __builtin_cpu_supports("avx2") != 0);
+  ASSERT_EQ(strstr(feats, "+fma") != NULL, __builtin_cpu_supports("fma") != 0);
+#else
+  (void)feats;
+#endif
+  for (k = 0; k < moss_target_device_level_count(t, cpu); k++) {
+    moss_target_device_level(t, cpu, k, &lv);
+    if (strcmp(lv.name, "dram") == 0) dram = k;
+  }
+  ASSERT_TRUE(dram >= 0);
+  moss_target_device_level(t, cpu, dram, &lv);
+  if (pages > 0 && page > 0) {
+    ASSERT_EQ(lv.size_bytes, (unsigned long long)pages * (unsigned long long)page);
+    ASSERT_STR_CONTAINS(lv.perf_source, "measured:sysconf (_SC_PHYS_PAGES");
+  }
+  moss_target_destroy(&ctx, t);
+  /* Loaded by path, host.xml is only a file: its estimates stay. */
+  ASSERT_EQ(moss_target_load(&ctx, MOSS_TARGETS_DIR_FOR_TEST "/host.xml", &t), MOSS_OK);
+  ASSERT_EQ(moss_target_device_units(t, 0), 2);
+  moss_target_destroy(&ctx, t);
+  /* `moss targets show host` prints what was detected and how. */
+  ASSERT_EQ(run_cli(&ctx, 3, show, out, sizeof out), MOSS_OK);
+  if (online > 0) {
+    char want[96];
+    snprintf(want, sizeof want, "measured:sysconf (_SC_NPROCESSORS_ONLN = %ld)", online);
+    ASSERT_STR_CONTAINS(out, want);
+  }
+  ASSERT_EQ(b.count, 0);
+}
+
+TEST(cli_show_new_fields) {
+  moss_ctx ctx;
+  sink_buf b;
+  char out[16384];
+  char *show[] = {"targets", "show", FIXTURE("ops-limits.xml")};
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(run_cli(&ctx, 3, show, out, sizeof out), MOSS_OK);
+  ASSERT_STR_CONTAINS(out, "plugin: " MOSS_TEST_DATA_DIR "/targets/plugins/libtest-npu.so");
+  ASSERT_STR_CONTAINS(out, "Conv: i8; max-kernel 7; strides 1 2; max-channels 256");
+  ASSERT_STR_CONTAINS(out, "MaxPool: i8; kernels 2 3; strides 2");
+  ASSERT_STR_CONTAINS(out, "Add: i8 i32; max-rank 4");
+  ASSERT_STR_CONTAINS(out, "spirv-capabilities Shader Int8 Float16, max-workgroup-size 1024, "
+                           "subgroup-size 32, local-memory-bytes 49152");
+  ASSERT_STR_CONTAINS(out, "opencl-extensions cl_khr_fp16 cl_khr_int64_base_atomics");
+  ASSERT_EQ(b.count, 0);
+}
+
+/* The facts the shipped GPU and NPU targets now carry (values from the files,
+ * which cite where each comes from). */
+TEST(shipped_codegen_facts) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t;
+  char why[128];
+  moss_target_node_facts conv = {"Conv", "i8", 4, {11, 11}, {1, 1}, 16, 16};
+  moss_target_node_facts soft = {"Softmax", "i8", 2, {0, 0}, {0, 0}, 0, 0};
+  int i;
+  ctx_with_sink(&ctx, &b);
+  ASSERT_EQ(moss_target_load(&ctx, "opencl-gpu", &t), MOSS_OK);
+  i = moss_target_device_find(t, "gpu");
+  ASSERT_EQ(moss_target_device_local_memory_bytes(t, i), 32768);
+  ASSERT_STR_CONTAINS(moss_target_device_codegen(t, i, "opencl-extensions"),
+                      "cl_khr_byte_addressable_store cl_khr_global_int32_base_atomics");
+  moss_target_destroy(&ctx, t);
+  ASSERT_EQ(moss_target_load(&ctx, "vulkan-gpu", &t), MOSS_OK);
+  i = moss_target_device_find(t, "gpu");
+  ASSERT_EQ(moss_target_device_max_workgroup_size(t, i), 128);
+  ASSERT_EQ(moss_target_device_local_memory_bytes(t, i), 16384);
+  ASSERT_TRUE(strcmp(moss_target_device_codegen(t, i, "spirv-capabilities"), "Shader") == 0);
+  moss_target_destroy(&ctx, t);
+  /* The AGX Orin inherits the Nano's GPU codegen limits. */
+  ASSERT_EQ(moss_target_load(&ctx, "jetson-agx-orin", &t), MOSS_OK);
+  i = moss_target_device_find(t, "gpu");
+  ASSERT_EQ(moss_target_device_subgroup_size(t, i), 32);
+  ASSERT_EQ(moss_target_device_max_workgroup_size(t, i), 1024);
+  ASSERT_STR_CONTAINS(moss_target_device_codegen(t, i, "spirv-capabilities"), "Shader Int8");
+  moss_target_destroy(&ctx, t);
+  /* No plugin library exists for the systolic NPU, so none is named; its
+   * op limits answer for themselves. */
+  ASSERT_EQ(moss_target_load(&ctx, "npu-systolic", &t), MOSS_OK);
+  i = moss_target_device_find(t, "npu");
+  ASSERT_TRUE(moss_target_device_plugin(t, i) == NULL);
+  ASSERT_EQ(moss_target_device_accepts(t, i, &conv, why, sizeof why), 0);
+  ASSERT_STR_CONTAINS(why, "Conv kernel 11 > max-kernel 7 (npu-systolic.xml:41)");
+  ASSERT_EQ(moss_target_device_accepts(t, i, &soft, why, sizeof why), 0);
+  ASSERT_STR_CONTAINS(why, "no Softmax for i8 in its <ops> (npu-systolic.xml:40)");
+  ASSERT_EQ(moss_target_device_accepts(t, moss_target_device_find(t, "cpu"), &soft, why,
+                                       sizeof why), -1);
+  moss_target_destroy(&ctx, t);
+  ASSERT_EQ(b.count, 0);
 }
 
 /* Every shipped target (each XML file in targets/) loads by name with no message and has

@@ -1,0 +1,318 @@
+/* bundle_write.c - the last stage of a bundle compile: lays the pipeline's
+ * decisions (a moss_bundle_desc: tensors, devices, steps, the compiled CPU
+ * code, plugin blobs, the report) out in the .moss format of
+ * runtime/include/moss_bundle.h, which libmossrt reads back. The
+ * description is checked first with the runtime's own rules, so a bad plan
+ * fails here, at compile time, with the field named, instead of as a
+ * corrupt-bundle error at run time. The file is written next to its final
+ * name and renamed into place, so a reader never sees half a bundle. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "moss_bundle.h"
+
+#define BAD(...) moss_fail(ctx, MOSS_E_INTERNAL, NULL, "bundle: " __VA_ARGS__)
+
+static uint64_t dtype_size(int32_t dt) {
+  static const uint8_t sizes[17] = {0, 4, 1, 1, 2, 2, 4, 8, 0, 1, 2, 8, 4, 8, 0, 0, 2};
+  return dt >= 0 && dt < 17 ? sizes[dt] : 0;
+}
+
+static int is_plugin(const moss_bundle_device *d) {
+  return d->backend && strncmp(d->backend, "plugin:", 7) == 0 && d->backend[7];
+}
+
+static moss_status check_tensor(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t i) {
+  const moss_bundle_tensor *t = &d->tensors[i];
+  const char *name = t->name ? t->name : "";
+  uint64_t n = dtype_size(t->dtype);
+  int32_t k;
+  if (!n) return BAD("tensors[%u] ('%s'): dtype %d has no size", i, name, t->dtype);
+  if (t->rank < 0 || t->rank > MOSS_BUNDLE_MAX_RANK)
+    return BAD("tensors[%u] ('%s'): rank %d", i, name, t->rank);
+  for (k = 0; k < t->rank; k++) {
+    if (t->dims[k] < 0) return BAD("tensors[%u] ('%s'): dims[%d] = %lld", i, name, k,
+                                   (long long)t->dims[k]);
+    if (t->dims[k] && n > UINT64_MAX / (uint64_t)t->dims[k])
+      return BAD("tensors[%u] ('%s'): size overflows", i, name);
+    n *= (uint64_t)t->dims[k];
+  }
+  if (n != t->nbytes)
+    return BAD("tensors[%u] ('%s'): nbytes %llu, dtype and dims give %llu", i, name,
+               (unsigned long long)t->nbytes, (unsigned long long)n);
+  switch (t->place) {
+  case MOSS_BUNDLE_INPUT:
+    if (t->index >= d->ninputs || d->inputs[t->index] != i)
+      return BAD("tensors[%u] ('%s'): input index %u is not inputs[%u]", i, name, t->index,
+                 t->index);
+    break;
+  case MOSS_BUNDLE_OUTPUT:
+    if (t->index >= d->noutputs || d->outputs[t->index] != i)
+      return BAD("tensors[%u] ('%s'): output index %u is not outputs[%u]", i, name, t->index,
+                 t->index);
+    break;
+  case MOSS_BUNDLE_ARENA:
+    if (t->offset % MOSS_BUNDLE_ALIGN || t->offset > d->arena_bytes ||
+        t->nbytes > d->arena_bytes - t->offset)
+      return BAD("tensors[%u] ('%s'): arena offset %llu + %llu bytes is unaligned or past "
+                 "arena_bytes %llu", i, name, (unsigned long long)t->offset,
+                 (unsigned long long)t->nbytes, (unsigned long long)d->arena_bytes);
+    break;
+  default: return BAD("tensors[%u] ('%s'): place %d", i, name, (int)t->place);
+  }
+  return MOSS_OK;
+}
+
+static moss_status check_step(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t i) {
+  const moss_bundle_step *s = &d->steps[i];
+  uint32_t k;
+  if (s->device >= d->ndevices) return BAD("steps[%u].device = %u", i, s->device);
+  if ((s->nin && !s->in) || (s->nout && !s->out)) return BAD("steps[%u]: in/out is NULL", i);
+  for (k = 0; k < s->nin; k++)
+    if (s->in[k] >= d->ntensors) return BAD("steps[%u].in[%u] = %u", i, k, s->in[k]);
+  for (k = 0; k < s->nout; k++)
+    if (s->out[k] >= d->ntensors) return BAD("steps[%u].out[%u] = %u", i, k, s->out[k]);
+  if (s->kind == MOSS_BUNDLE_STEP_TRANSFER) {
+    if (s->from >= d->ndevices) return BAD("steps[%u].from = %u", i, s->from);
+    if (s->nin != 1 || s->nout != 0) return BAD("steps[%u]: a transfer has nin 1, nout 0", i);
+    return MOSS_OK;
+  }
+  if (s->kind != MOSS_BUNDLE_STEP_EXEC) return BAD("steps[%u].kind = %d", i, (int)s->kind);
+  if (is_plugin(&d->devices[s->device])) {
+    if (s->blob >= d->nblobs || d->blob_device[s->blob] != s->device)
+      return BAD("steps[%u].blob = %u is not a blob of device %u", i, s->blob, s->device);
+  } else if (d->devices[s->device].backend && strcmp(d->devices[s->device].backend, "c") == 0) {
+    if (!s->entry || !s->entry[0]) return BAD("steps[%u]: a CPU step without entry", i);
+    if (!d->cpu_code) return BAD("steps[%u]: entry '%s' but no cpu_code", i, s->entry);
+  }
+  return MOSS_OK;
+}
+
+static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
+  uint32_t i;
+  if (!d->target || strlen(d->target) >= 64) return BAD("target is NULL or 64 bytes or longer");
+  if (d->triple && strlen(d->triple) >= 64) return BAD("triple is 64 bytes or longer");
+  if (d->features && strlen(d->features) >= 128) return BAD("features is 128 bytes or longer");
+  if ((d->ntensors && !d->tensors) || (d->ninputs && !d->inputs) ||
+      (d->noutputs && !d->outputs) || (d->ndevices && !d->devices) || (d->nsteps && !d->steps) ||
+      (d->nblobs && (!d->blobs || !d->blob_bytes || !d->blob_device)) ||
+      (d->cpu_code_bytes && !d->cpu_code))
+    return BAD("a count is non-zero but its array is NULL");
+  if (d->nblobs > MOSS_BUNDLE_MAX_SECTIONS - 7) return BAD("nblobs = %u", d->nblobs);
+  for (i = 0; i < d->ninputs; i++)
+    if (d->inputs[i] >= d->ntensors) return BAD("inputs[%u] = %u", i, d->inputs[i]);
+  for (i = 0; i < d->noutputs; i++)
+    if (d->outputs[i] >= d->ntensors) return BAD("outputs[%u] = %u", i, d->outputs[i]);
+  for (i = 0; i < d->ntensors; i++) MOSS_TRY(check_tensor(ctx, d, i));
+  for (i = 0; i < d->ninputs; i++)
+    if (d->tensors[d->inputs[i]].place != MOSS_BUNDLE_INPUT || d->tensors[d->inputs[i]].index != i)
+      return BAD("inputs[%u]: tensor %u is not placed as input %u", i, d->inputs[i], i);
+  for (i = 0; i < d->noutputs; i++)
+    if (d->tensors[d->outputs[i]].place != MOSS_BUNDLE_OUTPUT ||
+        d->tensors[d->outputs[i]].index != i)
+      return BAD("outputs[%u]: tensor %u is not placed as output %u", i, d->outputs[i], i);
+  for (i = 0; i < d->ndevices; i++) {
+    const moss_bundle_device *v = &d->devices[i];
+    if (!v->id || !v->kind || !v->backend) return BAD("devices[%u]: id, kind or backend is NULL", i);
+    if (is_plugin(v) && (!v->plugin_path || !v->plugin_path[0]))
+      return BAD("devices[%u] ('%s'): backend '%s' without plugin_path", i, v->id, v->backend);
+  }
+  for (i = 0; i < d->nblobs; i++)
+    if (d->blob_device[i] >= d->ndevices || !is_plugin(&d->devices[d->blob_device[i]]))
+      return BAD("blob_device[%u] = %u is not a plugin device", i, d->blob_device[i]);
+  for (i = 0; i < d->nsteps; i++) MOSS_TRY(check_step(ctx, d, i));
+  if (d->cpu_code && d->cpu_code_bytes < 4) return BAD("cpu_code is %llu bytes",
+                                                       (unsigned long long)d->cpu_code_bytes);
+  return MOSS_OK;
+}
+
+/* The string table: offset 0 is the empty string. */
+static moss_bundle_str add_str(moss_buf *strs, const char *s) {
+  moss_bundle_str r;
+  size_t n = s ? strlen(s) : 0;
+  r.offset = 0;
+  r.len = 0;
+  if (!n) return r;
+  r.offset = (uint32_t)strs->len;
+  r.len = (uint32_t)n;
+  moss_buf_put(strs, s, n + 1);
+  return r;
+}
+
+/* A section waiting to be laid out. */
+typedef struct pending {
+  uint32_t kind, param;
+  const void *data;
+  uint64_t size;
+} pending;
+
+static void put(moss_buf *b, const void *data, size_t n) {
+  if (n) moss_buf_put(b, data, n); /* |data| may be NULL when |n| is 0 */
+}
+
+static void pad64(moss_buf *b) {
+  static const char zeros[MOSS_BUNDLE_ALIGN];
+  if (b->len % MOSS_BUNDLE_ALIGN) moss_buf_put(b, zeros, MOSS_BUNDLE_ALIGN - b->len % MOSS_BUNDLE_ALIGN);
+}
+
+static moss_status write_atomic(moss_ctx *ctx, const char *path, const void *data, size_t n) {
+  char tmp[4096];
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= sizeof tmp)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "path too long: '%s'", path);
+  MOSS_TRY(moss_file_write(ctx, tmp, data, n));
+  if (rename(tmp, path) != 0) {
+    remove(tmp);
+    return moss_fail(ctx, MOSS_E_IO, NULL, "cannot rename '%s' to '%s'", tmp, path);
+  }
+  return MOSS_OK;
+}
+
+moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const char *path) {
+  moss_buf strs, meta, devs, plan, out;
+  pending *sec;
+  moss_bundle_header h;
+  uint32_t nsec = 0, i, k, nrefs = 0;
+  moss_status st = MOSS_OK;
+  if (!d || !path) return BAD("NULL description or path");
+  MOSS_TRY(check_desc(ctx, d));
+  sec = moss_alloc(ctx, (size_t)(d->nblobs + 7) * sizeof *sec);
+  if (!sec) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle: out of memory");
+  moss_buf_init(&strs, ctx);
+  moss_buf_init(&meta, ctx);
+  moss_buf_init(&devs, ctx);
+  moss_buf_init(&plan, ctx);
+  moss_buf_init(&out, ctx);
+  moss_buf_put(&strs, "", 1);
+
+  { /* META */
+    moss_bundle_meta m;
+    memset(&m, 0, sizeof m);
+    m.arena_bytes = d->arena_bytes;
+    m.ntensors = d->ntensors;
+    m.ninputs = d->ninputs;
+    m.noutputs = d->noutputs;
+    moss_buf_put(&meta, &m, sizeof m);
+    for (i = 0; i < d->ntensors; i++) {
+      const moss_bundle_tensor *t = &d->tensors[i];
+      moss_bundle_tensor_rec r;
+      memset(&r, 0, sizeof r);
+      r.name = add_str(&strs, t->name);
+      r.dtype = t->dtype;
+      r.rank = t->rank;
+      memcpy(r.dims, t->dims, (size_t)t->rank * sizeof r.dims[0]);
+      r.nbytes = t->nbytes;
+      r.place = (uint32_t)t->place;
+      r.index = t->place == MOSS_BUNDLE_ARENA ? 0 : t->index;
+      r.offset = t->place == MOSS_BUNDLE_ARENA ? t->offset : 0;
+      moss_buf_put(&meta, &r, sizeof r);
+    }
+    put(&meta, d->inputs, (size_t)d->ninputs * 4);
+    put(&meta, d->outputs, (size_t)d->noutputs * 4);
+  }
+  { /* DEVICES */
+    moss_bundle_devices hd = {d->ndevices, 0};
+    moss_buf_put(&devs, &hd, sizeof hd);
+    for (i = 0; i < d->ndevices; i++) {
+      moss_bundle_device_rec r;
+      r.id = add_str(&strs, d->devices[i].id);
+      r.kind = add_str(&strs, d->devices[i].kind);
+      r.backend = add_str(&strs, d->devices[i].backend);
+      r.plugin_path = add_str(&strs, is_plugin(&d->devices[i]) ? d->devices[i].plugin_path : NULL);
+      moss_buf_put(&devs, &r, sizeof r);
+    }
+  }
+  { /* PLAN */
+    moss_bundle_plan hd;
+    for (i = 0; i < d->nsteps; i++) nrefs += d->steps[i].nin + d->steps[i].nout;
+    hd.count = d->nsteps;
+    hd.nrefs = nrefs;
+    moss_buf_put(&plan, &hd, sizeof hd);
+    for (i = 0, k = 0; i < d->nsteps; i++) {
+      const moss_bundle_step *s = &d->steps[i];
+      moss_bundle_step_rec r;
+      int cpu = s->kind == MOSS_BUNDLE_STEP_EXEC && !is_plugin(&d->devices[s->device]);
+      memset(&r, 0, sizeof r);
+      r.kind = (uint32_t)s->kind;
+      r.device = s->device;
+      r.from = s->kind == MOSS_BUNDLE_STEP_TRANSFER ? s->from : 0;
+      r.blob = s->kind == MOSS_BUNDLE_STEP_EXEC && !cpu ? s->blob : 0;
+      r.entry = add_str(&strs, cpu ? s->entry : NULL);
+      r.nin = s->nin;
+      r.nout = s->nout;
+      r.first = k;
+      k += s->nin + s->nout;
+      moss_buf_put(&plan, &r, sizeof r);
+    }
+    for (i = 0; i < d->nsteps; i++) {
+      put(&plan, d->steps[i].in, (size_t)d->steps[i].nin * 4);
+      put(&plan, d->steps[i].out, (size_t)d->steps[i].nout * 4);
+    }
+  }
+  if (strs.failed || meta.failed || devs.failed || plan.failed || strs.len > UINT32_MAX) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle: out of memory laying out '%s'", path);
+    goto done;
+  }
+
+  /* The order the sections take in the file; "section 3 (plan)" in the
+   * runtime's messages counts in this order. */
+  sec[nsec++] = (pending){MOSS_BUNDLE_SEC_STRINGS, 0, strs.data, strs.len};
+  sec[nsec++] = (pending){MOSS_BUNDLE_SEC_META, 0, meta.data, meta.len};
+  sec[nsec++] = (pending){MOSS_BUNDLE_SEC_DEVICES, 0, devs.data, devs.len};
+  sec[nsec++] = (pending){MOSS_BUNDLE_SEC_PLAN, 0, plan.data, plan.len};
+  if (d->cpu_code)
+    sec[nsec++] = (pending){MOSS_BUNDLE_SEC_CPU_CODE, 0, d->cpu_code, d->cpu_code_bytes};
+  for (i = 0; i < d->nblobs; i++)
+    sec[nsec++] = (pending){MOSS_BUNDLE_SEC_BLOB, d->blob_device[i], d->blobs[i], d->blob_bytes[i]};
+  if (d->report_json)
+    sec[nsec++] = (pending){MOSS_BUNDLE_SEC_REPORT, 0, d->report_json, strlen(d->report_json) + 1};
+
+  memset(&h, 0, sizeof h);
+  moss_buf_put(&out, &h, sizeof h);
+  for (i = 0; i < nsec; i++) {
+    moss_bundle_section e;
+    memset(&e, 0, sizeof e);
+    moss_buf_put(&out, &e, sizeof e);
+  }
+  pad64(&out);
+  for (i = 0; i < nsec; i++) {
+    moss_bundle_section e;
+    e.kind = sec[i].kind;
+    e.param = sec[i].param;
+    e.offset = out.len;
+    e.size = sec[i].size;
+    e.align = MOSS_BUNDLE_ALIGN;
+    e.crc = moss_bundle_crc32(0, sec[i].data, (size_t)sec[i].size);
+    put(&out, sec[i].data, (size_t)sec[i].size);
+    pad64(&out);
+    if (!out.failed) memcpy(out.data + sizeof h + (size_t)i * sizeof e, &e, sizeof e);
+  }
+  if (out.failed) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle: out of memory laying out '%s'", path);
+    goto done;
+  }
+  memcpy(h.magic, MOSS_BUNDLE_MAGIC, 8);
+  h.version = MOSS_BUNDLE_VERSION;
+  h.header_size = sizeof h;
+  h.file_size = out.len;
+  h.section_table_offset = sizeof h;
+  h.section_count = nsec;
+  h.section_entry_size = sizeof(moss_bundle_section);
+  strcpy(h.target, d->target);
+  strcpy(h.triple, d->triple ? d->triple : "");
+  strcpy(h.features, d->features ? d->features : "");
+  h.header_crc = moss_bundle_crc32(0, &h, sizeof h);
+  h.header_crc = moss_bundle_crc32(h.header_crc, out.data + sizeof h,
+                                   (size_t)nsec * sizeof(moss_bundle_section));
+  memcpy(out.data, &h, sizeof h);
+  st = write_atomic(ctx, path, out.data, out.len);
+done:
+  moss_buf_deinit(&strs);
+  moss_buf_deinit(&meta);
+  moss_buf_deinit(&devs);
+  moss_buf_deinit(&plan);
+  moss_buf_deinit(&out);
+  moss_free(ctx, sec, (size_t)(d->nblobs + 7) * sizeof *sec);
+  return st;
+}

@@ -1,0 +1,164 @@
+/* cost.h - the cost and energy model (DESIGN.md "Energy"): what one inference
+ * of a planned graph costs on a target, per node and in total: MACs (dense and
+ * effective), bytes moved per memory level, a roofline estimate of cycles and
+ * time, energy by the formula
+ *
+ *   E = sum effective MACs x pJ/MAC(dtype) + sum bytes x pJ/byte(level) + static power x time
+ *
+ * next to the platform-model figure (active power x time), carbon per
+ * inference and per million inferences, the arena and weight sizes, and the
+ * same graph costed as fp32 and dense (the baseline that shows what pruning
+ * and int8 save). Every figure carries the label of where it came from; a
+ * missing figure is "not-modeled", never a silent 0. The rules (which op
+ * counts MACs, which level a tensor is read from, ...) are in docs/report.md.
+ *
+ * report.c writes a report as JSON, CSV (CodeCarbon's column names where the
+ * meaning matches) or one self-contained HTML file. Nothing here is
+ * thread-safe; a finished report is read-only and may be shared. */
+#ifndef MOSS_COST_H
+#define MOSS_COST_H
+
+#include "../ir/ir.h"
+#include "../target/target.h"
+
+/* Memory levels costed per device; a device with more is refused (target). */
+#define MOSS_COST_MAX_LEVELS 8
+/* The grid intensity used when the user gives none: IEA 2019 world average,
+ * CodeCarbon's fallback, in gCO2e/kWh. */
+#define MOSS_COST_GRID_FALLBACK 475.0
+
+typedef struct moss_cost_opts {
+  double grid_g_per_kwh;  /* <= 0: 475, flagged as the world-average fallback */
+} moss_cost_opts;
+
+/* A number and where it came from. |label| is one of "op-model",
+ * "platform-model", "datasheet", "estimate", "measured:<how>" (the first word
+ * of the XML source attribute) or "not-modeled"; |source| is the full text
+ * behind it (the XML source attribute, or how moss derived the number). A
+ * not-modeled figure has |value| 0 and must not be read as a zero. Figures
+ * summed from parts of different labels carry the label of the parts when
+ * they agree, else "op-model" with |partial| set when a part is missing. */
+typedef struct moss_cost_figure {
+  double value;
+  const char *label;
+  const char *source;
+  int partial;            /* a sum with at least one not-modeled part */
+} moss_cost_figure;
+
+/* One node, in execution order. Energies in joules, times in seconds. */
+typedef struct moss_cost_node {
+  const char *name, *op_type;
+  int device;                   /* index in the target */
+  const char *dtype;            /* compute dtype: "f32", "i8", ... */
+  int mac_op;                   /* 1: counts MACs; 0: counts ops (elementwise, pooling...) */
+  double macs_dense;
+  double macs_effective;        /* dense x fraction of non-zero weights */
+  double weight_density;        /* that fraction; 1 with no constant weights */
+  double ops;                   /* non-MAC element operations; their energy is not-modeled */
+  double act_bytes;             /* activations read + written */
+  double weight_bytes;          /* constant inputs read */
+  int act_level, weight_level;  /* level index of the node's device */
+  double bytes[MOSS_COST_MAX_LEVELS];   /* per level of the node's device */
+  double compute_cycles;
+  double mem_cycles[MOSS_COST_MAX_LEVELS];
+  double cycles;                /* max(compute, each level) */
+  moss_cost_figure time_s;
+  moss_cost_figure mac_pj;      /* pJ per MAC of |dtype| used */
+  moss_cost_figure compute_j;   /* macs_effective x mac_pj */
+  moss_cost_figure mem_j[MOSS_COST_MAX_LEVELS];
+  moss_cost_figure static_j;    /* idle power x time */
+  moss_cost_figure energy_j;    /* op-model sum of the above */
+} moss_cost_node;
+
+/* A value produced on one device and read on another. */
+typedef struct moss_cost_transfer {
+  const char *value;
+  int from, to;                 /* device indices */
+  double bytes;
+  moss_cost_figure time_s;      /* bytes / the slower side's bandwidth */
+  moss_cost_figure energy_j;    /* bytes x (pJ/B at the source level + at the destination level) */
+} moss_cost_transfer;
+
+/* One device of the target and what it spends. */
+typedef struct moss_cost_device {
+  const char *id, *kind, *model; /* |model|: codegen cpu, else the target description */
+  int nlevels;
+  const char *level_name[MOSS_COST_MAX_LEVELS];
+  double bytes[MOSS_COST_MAX_LEVELS];
+  moss_cost_figure mem_j[MOSS_COST_MAX_LEVELS];
+  moss_cost_figure compute_j, static_j;
+  moss_cost_figure energy_j;     /* op-model: its nodes' energy */
+  double busy_s;                 /* sum of its nodes' modeled time */
+  moss_cost_figure platform_j;   /* active W x busy + idle W x (total time - busy) */
+} moss_cost_device;
+
+/* Totals of one costing (the graph as planned, or its fp32-dense baseline). */
+typedef struct moss_cost_totals {
+  double macs_dense, macs_effective, ops;
+  double act_bytes, weight_read_bytes; /* moved by the nodes, summed */
+  double cycles;                 /* sum over nodes */
+  moss_cost_figure time_s;       /* nodes and transfers, one after the other */
+  moss_cost_figure compute_j, mem_j, static_j, transfer_j;
+  moss_cost_figure energy_j;     /* op-model: the DESIGN formula, nodes + transfers */
+  moss_cost_figure platform_j;   /* platform-model: sum over devices */
+  double kwh;                    /* energy_j in kWh */
+  moss_cost_figure carbon_g;     /* gCO2e per inference, from energy_j */
+  moss_cost_figure carbon_g_per_million; /* gCO2e per 10^6 inferences */
+  moss_cost_figure platform_carbon_g;    /* from platform_j */
+  int64_t arena_bytes, weight_bytes;
+} moss_cost_totals;
+
+typedef struct moss_cost_report {
+  moss_arena *arena;             /* owns every string and array below */
+  const char *model, *target, *target_description;
+  const char *run_id;            /* 16 hex digits: a hash of model, target and totals */
+  char run_id_buf[17];
+  double grid_g_per_kwh;
+  int grid_fallback;             /* 1: the 475 world-average fallback was used */
+  int nnodes;
+  moss_cost_node *nodes;
+  int ndevices;
+  moss_cost_device *devices;
+  int ntransfers;
+  moss_cost_transfer *transfers;
+  moss_cost_totals total;        /* the graph as planned */
+  moss_cost_totals baseline;     /* every MAC at the f32 figure, weights dense, 4-byte elements */
+} moss_cost_report;
+
+/* Costs |g| (sorted, shapes inferred, planned, n->device set) on |t|. On
+ * success |*out| is a new report the caller frees with moss_cost_destroy. On
+ * failure it is NULL; errors: MOSS_E_NOMEM; MOSS_E_INTERNAL for a node whose
+ * device index is not one of |t|'s; MOSS_E_TARGET for a device with more than
+ * MOSS_COST_MAX_LEVELS memory levels; MOSS_E_INVALID_MODEL for a value whose
+ * shape is unknown. Figures missing in |t| are not errors: they are labelled
+ * not-modeled. */
+moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_target *t,
+                              const moss_cost_opts *opts, moss_cost_report **out);
+/* Names the model in the reports (project_name; by default the graph's
+ * name): the pipeline passes the model file's stem. Copies |name| and
+ * recomputes run_id. MOSS_E_NOMEM leaves the report as it was. */
+moss_status moss_cost_set_model(moss_ctx *ctx, moss_cost_report *r, const char *name);
+/* Frees |r|; NULL is a no-op. */
+void moss_cost_destroy(moss_ctx *ctx, moss_cost_report *r);
+
+/* One line for the terminal, without a newline:
+ * "moss: cost on <target>: 1.23 µs, 4.5 µJ (op-model), 9 µJ (platform-model),
+ *  0.0006 mgCO2e (grid 475, fallback), arena N B, weights M B". Truncated to |cap|. */
+void moss_cost_summary(const moss_cost_report *r, char *buf, size_t cap);
+
+/* Writes the report to |path| in the format its extension names (.json .csv
+ * .html); any other extension, or a write failure, is MOSS_E_IO. */
+moss_status moss_report_write(moss_ctx *ctx, const moss_cost_report *r, const char *path);
+/* The JSON text (the bundle carries it), appended to |out| (NUL-terminated).
+ * MOSS_E_NOMEM when |out| failed to grow. */
+moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf *out);
+moss_status moss_report_csv(moss_ctx *ctx, const moss_cost_report *r, moss_buf *out);
+moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf *out);
+
+/* The table printed by `moss compare` (compiler/driver/compare.c, whose
+ * moss_compare_cli is declared in driver.h), for |n| targets into |out|; |reports[i]| NULL
+ * means target |i| failed for the reason |errors[i]|. */
+void moss_compare_table(const char *const *targets, moss_cost_report *const *reports,
+                        const char *const *errors, int n, moss_buf *out);
+
+#endif

@@ -1,0 +1,52 @@
+/* cc.c - runs the system C compiler on generated C (for `moss run` on a C
+ * artifact, and for the CPU code a bundle carries). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "driver.h"
+
+moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *extra, int nextra,
+                           const char *const *srcs, int nsrcs, const char *out_so) {
+  char tmp[4200], flags[1024];
+  const char *cf = getenv("MOSS_CFLAGS");
+  char *argv[96];
+  int argc = 0, status = 0, i;
+  pid_t pid;
+  char *tok, *save;
+  if (!cc || !*cc) cc = getenv("CC");
+  if (!cc || !*cc) cc = "cc";
+  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", out_so, (long)getpid());
+  snprintf(flags, sizeof flags, "%s", cf && *cf ? cf : "-O3");
+  argv[argc++] = (char *)cc;
+  for (tok = strtok_r(flags, " ", &save); tok && argc < 48; tok = strtok_r(NULL, " ", &save))
+    argv[argc++] = tok;
+  for (i = 0; i < nextra && argc < 64; i++) argv[argc++] = (char *)extra[i];
+  argv[argc++] = "-std=c99";
+  argv[argc++] = "-fPIC";
+  argv[argc++] = "-shared";
+  argv[argc++] = "-o";
+  argv[argc++] = tmp;
+  for (i = 0; i < nsrcs && argc < 90; i++) argv[argc++] = (char *)srcs[i];
+  argv[argc++] = "-lm";
+  argv[argc] = NULL;
+  fflush(NULL);
+  pid = fork();
+  if (pid < 0) return moss_fail(ctx, MOSS_E_IO, NULL, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    unlink(tmp);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+      return moss_fail(ctx, MOSS_E_IO, NULL, "cannot run the C compiler '%s' (set $CC)", cc);
+    return moss_fail(ctx, MOSS_E_IO, NULL, "building '%s' with %s failed (exit %d)", srcs[0], cc,
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
+  if (rename(tmp, out_so) != 0) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", out_so);
+  return MOSS_OK;
+}

@@ -1,0 +1,174 @@
+/* partition.c - places every node on a device of the target (DESIGN.md
+ * "Targets and plugins"). A node goes to the first device, in the order of
+ * the target file, that takes it: the device's <ops> list must accept the
+ * op, its compute dtype and the list's constraints, and the device's
+ * emitter must have code for it (the C backend's table, or the plugin's
+ * supports()). A node no device takes goes to the fallback device. Devices
+ * whose backend this build does not have are still placed on by their
+ * <ops> list, so the target can be costed; the pipeline then refuses to
+ * emit for them, naming the device. Consecutive nodes on one device form a
+ * segment; a value made on one device and read on another is a transfer. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../../backends/c/cgen.h"
+#include "partition.h"
+
+const char *moss_dtype_short(moss_dtype dt) {
+  switch (dt) {
+  case MOSS_DT_F32: return "f32";
+  case MOSS_DT_F64: return "f64";
+  case MOSS_DT_F16: return "f16";
+  case MOSS_DT_BF16: return "bf16";
+  case MOSS_DT_I8: return "i8";
+  case MOSS_DT_U8: return "u8";
+  case MOSS_DT_I16: return "i16";
+  case MOSS_DT_U16: return "u16";
+  case MOSS_DT_I32: return "i32";
+  case MOSS_DT_U32: return "u32";
+  case MOSS_DT_I64: return "i64";
+  case MOSS_DT_U64: return "u64";
+  case MOSS_DT_BOOL: return "bool";
+  default: return "?";
+  }
+}
+
+/* The type a node computes in: its first non-constant input's, else its
+ * first output's (Shape-like and generator ops). */
+static moss_dtype compute_dtype(const moss_node *n) {
+  int i;
+  for (i = 0; i < n->ninputs; i++)
+    if (n->inputs[i] && !n->inputs[i]->data) return n->inputs[i]->dtype;
+  return n->noutputs && n->outputs[0] ? n->outputs[0]->dtype : MOSS_DT_F32;
+}
+
+static void node_facts(const moss_node *n, moss_target_node_facts *f) {
+  const moss_value *x = moss_node_input(n, 0), *w = moss_node_input(n, 1);
+  const int64_t *v;
+  int k;
+  memset(f, 0, sizeof *f);
+  f->op_type = n->op_type;
+  f->dtype = moss_dtype_short(compute_dtype(n));
+  f->rank = n->noutputs && n->outputs[0] && n->outputs[0]->rank > 0 ? n->outputs[0]->rank : 0;
+  if (!strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "ConvTranspose") ||
+      !strcmp(n->op_type, "ConvInteger") || !strcmp(n->op_type, "QLinearConv")) {
+    int wi = !strcmp(n->op_type, "QLinearConv") ? 3 : 1;
+    w = moss_node_input(n, wi);
+    if (w && w->rank >= 3) {
+      f->kernel[0] = (int)w->dims[2];
+      f->kernel[1] = w->rank >= 4 ? (int)w->dims[3] : 1;
+      f->out_channels = !strcmp(n->op_type, "ConvTranspose")
+                            ? w->dims[1] * moss_attr_int(n, "group", 1)
+                            : w->dims[0];
+    }
+    if (x && x->rank >= 2) f->in_channels = x->dims[1];
+  } else if (strstr(n->op_type, "Pool") && !strstr(n->op_type, "Global")) {
+    k = moss_attr_ints(n, "kernel_shape", &v);
+    if (k >= 1) f->kernel[0] = (int)v[0];
+    if (k >= 2) f->kernel[1] = (int)v[1];
+    if (x && x->rank >= 2) f->in_channels = f->out_channels = x->dims[1];
+  } else if (!strcmp(n->op_type, "Gemm") || !strcmp(n->op_type, "MatMul")) {
+    if (x && x->rank >= 1) f->in_channels = x->dims[x->rank - 1];
+    if (n->noutputs && n->outputs[0] && n->outputs[0]->rank >= 1)
+      f->out_channels = n->outputs[0]->dims[n->outputs[0]->rank - 1];
+  }
+  if (f->kernel[0]) {
+    k = moss_attr_ints(n, "strides", &v);
+    f->stride[0] = k >= 1 ? (int)v[0] : 1;
+    f->stride[1] = k >= 2 ? (int)v[1] : 1;
+  }
+}
+
+/* Whether device |d| takes |n|: 1 yes, 0 no with |why|. */
+static int device_takes(moss_ctx *ctx, const moss_partition_opts *o, int d, const moss_node *n,
+                        char *why, size_t cap) {
+  moss_target_node_facts f;
+  const char *be = moss_target_device_backend(o->target, d);
+  int xml;
+  node_facts(n, &f);
+  why[0] = 0;
+  xml = moss_target_device_accepts(o->target, d, &f, why, cap);
+  if (xml == 0) return 0;
+  if (!strcmp(be, "c")) {
+    if (!moss_c_can_emit(n)) {
+      snprintf(why, cap, "the C backend has no code for %s", n->op_type);
+      return 0;
+    }
+    return 1;
+  }
+  if (o->plugins && o->plugins[d]) return moss_plugin_supports(ctx, o->plugins[d], n, why, cap);
+  /* No emitter in this build: the <ops> list decides, for costing. */
+  return 1;
+}
+
+static const char *keep(moss_graph *g, const char *text) {
+  const char *s = moss_arena_strdup(g->arena, text);
+  return s ? s : "";
+}
+
+moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_opts *o,
+                           int *out_nsegments) {
+  int ndev = moss_target_device_count(o->target);
+  int fb = moss_target_fallback(o->target);
+  int i, d, seg = -1, prev = -1;
+  moss_status st = MOSS_OK;
+  char why[256], text[1024];
+
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *n = g->nodes[i];
+    size_t len = 0;
+    int placed = -1;
+    text[0] = 0;
+    for (d = 0; d < ndev && placed < 0; d++) {
+      if (device_takes(ctx, o, d, n, why, sizeof why)) {
+        placed = d;
+      } else if (len < sizeof text) {
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s%s declined: %s",
+                                len ? "; " : "", moss_target_device_id(o->target, d),
+                                why[0] ? why : "not supported");
+      }
+    }
+    if (placed >= 0) {
+      char head[256];
+      snprintf(head, sizeof head, "first device that takes %s %s",
+               n->op_type, moss_dtype_short(compute_dtype(n)));
+      if (len) {
+        char full[1400];
+        snprintf(full, sizeof full, "%s (%s)", head, text);
+        n->placement = keep(g, full);
+      } else {
+        n->placement = keep(g, head);
+      }
+    } else if (fb >= 0) {
+      char full[1400];
+      placed = fb;
+      snprintf(full, sizeof full, "fallback: %s", text);
+      n->placement = keep(g, full);
+    } else {
+      st = moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                     "no device of target '%s' takes it and the target names no fallback: %s",
+                     moss_target_name(o->target), text);
+      continue;
+    }
+    n->device = placed;
+    if (placed != prev) seg++;
+    prev = placed;
+    n->segment = seg;
+  }
+  *out_nsegments = seg + 1;
+  return st;
+}
+
+int moss_host_device(const moss_target *t) {
+  int fb = moss_target_fallback(t), i;
+  if (fb >= 0) return fb;
+  for (i = 0; i < moss_target_device_count(t); i++)
+    if (!strcmp(moss_target_device_kind(t, i), "cpu")) return i;
+  return 0;
+}
+
+/* The device that holds |v| before any transfer: its producer's, or the
+ * host's for graph inputs and constants. */
+int moss_value_device(const moss_value *v, int host) {
+  return v->producer ? v->producer->device : host;
+}

@@ -1,0 +1,220 @@
+/* moss_bundle.h - the .moss bundle file format, version 1 (DESIGN.md "Bundle").
+ *
+ * Shared by the compiler (compiler/bundle/bundle_write.c writes it) and the
+ * runtime (runtime/src/core/bundle.c reads and checks it). Standalone: it
+ * includes only <stddef.h> and <stdint.h>. Change it like a file-format
+ * schema: any change to a layout or a meaning bumps MOSS_BUNDLE_VERSION.
+ *
+ * Encoding: every integer is little-endian; every struct below is laid out
+ * with explicit widths and no implicit padding (the static asserts at the
+ * end pin the sizes), so a struct is its bytes on disk. No pointers.
+ *
+ * File layout:
+ *
+ *   offset 0     moss_bundle_header (320 bytes)
+ *   offset 320   section table: |section_count| moss_bundle_section entries
+ *                (32 bytes each), zero-padded to a multiple of 64
+ *   then         the sections' payloads, each at a 64-byte aligned offset,
+ *                zero-padded to the next multiple of 64; they do not overlap
+ *                each other, the header or the table, and end inside the file.
+ *
+ * Sections (one of each, except BLOB: one per plugin blob; CPU_CODE and
+ * REPORT are optional):
+ *
+ *   STRINGS   the string table: every string in the other sections is a
+ *             moss_bundle_str (offset, length) into it, and the byte at
+ *             offset + length must be NUL.
+ *   META      moss_bundle_meta, then |ntensors| moss_bundle_tensor_rec, then
+ *             |ninputs| uint32 tensor indices (graph input i), then
+ *             |noutputs| uint32 tensor indices (graph output i).
+ *   DEVICES   moss_bundle_devices, then |count| moss_bundle_device_rec.
+ *   PLAN      moss_bundle_plan, then |count| moss_bundle_step_rec, then |nrefs|
+ *             uint32 tensor indices that the steps' in/out lists point into.
+ *   CPU_CODE  an ELF shared object holding the entry points of the CPU EXEC
+ *             steps (the C backend's code, compiled).
+ *   BLOB      a plugin blob; the entry's |param| is the index of the device
+ *             that loads it. Blob i is the i-th BLOB section in table order.
+ *   REPORT    the cost and energy report, JSON text followed by one NUL
+ *             (the size counts the NUL).
+ *
+ * Checksums: CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, initial
+ * value and final xor 0xFFFFFFFF; the check value of "123456789" is
+ * 0xCBF43926), computed by moss_bundle_crc32() below. The header's
+ * |header_crc| covers the header with |header_crc| set to 0, followed by
+ * the |section_count| table entries; each entry's |crc| covers its payload
+ * (|size| bytes, without padding). */
+#ifndef MOSS_BUNDLE_H
+#define MOSS_BUNDLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MOSS_BUNDLE_MAGIC "MOSSBNDL" /* 8 bytes, no NUL */
+#define MOSS_BUNDLE_VERSION 1u
+#define MOSS_BUNDLE_ALIGN 64u        /* every section's offset and alignment */
+#define MOSS_BUNDLE_MAX_RANK 8
+#define MOSS_BUNDLE_MAX_SECTIONS 4096u /* readers reject larger tables */
+
+/* The file header, at offset 0. The char arrays hold NUL-terminated text,
+ * NUL-padded to their full length. */
+typedef struct moss_bundle_header {
+  char magic[8];                 /*   0: MOSS_BUNDLE_MAGIC */
+  uint32_t version;              /*   8: MOSS_BUNDLE_VERSION */
+  uint32_t header_size;          /*  12: sizeof(moss_bundle_header) = 320 */
+  uint64_t file_size;            /*  16: the whole file, in bytes */
+  uint64_t section_table_offset; /*  24: 64-aligned, >= header_size */
+  uint32_t section_count;        /*  32: entries in the section table */
+  uint32_t section_entry_size;   /*  36: sizeof(moss_bundle_section) = 32 */
+  uint32_t header_crc;           /*  40: see "Checksums" above */
+  uint32_t flags;                /*  44: 0 in version 1 */
+  char target[64];               /*  48: target name, e.g. "x86_64-avx2" */
+  char triple[64];               /* 112: the CPU code's triple, e.g. "x86_64-pc-linux-gnu";
+                                  *      "" when there is no CPU code */
+  char features[128];            /* 176: required CPU features, comma-separated, without
+                                  *      or with a leading '+' ("avx2,fma"); "" none */
+  uint8_t reserved[16];          /* 304: zero */
+} moss_bundle_header;            /* 320 */
+
+typedef enum moss_bundle_section_kind {
+  MOSS_BUNDLE_SEC_STRINGS = 1,
+  MOSS_BUNDLE_SEC_META = 2,
+  MOSS_BUNDLE_SEC_DEVICES = 3,
+  MOSS_BUNDLE_SEC_PLAN = 4,
+  MOSS_BUNDLE_SEC_CPU_CODE = 5,
+  MOSS_BUNDLE_SEC_BLOB = 6,
+  MOSS_BUNDLE_SEC_REPORT = 7
+} moss_bundle_section_kind;
+
+/* One section table entry. */
+typedef struct moss_bundle_section {
+  uint32_t kind;                 /*  0: moss_bundle_section_kind */
+  uint32_t param;                /*  4: BLOB: device index; otherwise 0 */
+  uint64_t offset;               /*  8: from the start of the file, multiple of |align| */
+  uint64_t size;                 /* 16: payload bytes, without padding */
+  uint32_t align;                /* 24: MOSS_BUNDLE_ALIGN */
+  uint32_t crc;                  /* 28: CRC-32 of the payload */
+} moss_bundle_section;           /* 32 */
+
+/* A string: |len| bytes at |offset| in the STRINGS section, then a NUL. */
+typedef struct moss_bundle_str {
+  uint32_t offset;
+  uint32_t len;
+} moss_bundle_str;
+
+/* Where a tensor lives at run time. */
+typedef enum moss_bundle_place_kind {
+  MOSS_BUNDLE_PLACE_INPUT = 1,   /* the caller's input buffer number |index| */
+  MOSS_BUNDLE_PLACE_OUTPUT = 2,  /* the caller's output buffer number |index| */
+  MOSS_BUNDLE_PLACE_ARENA = 3    /* arena + |offset| */
+} moss_bundle_place_kind;
+
+/* META section header. */
+typedef struct moss_bundle_meta {
+  uint64_t arena_bytes;          /*  0: the arena a session needs */
+  uint32_t ntensors;             /*  8 */
+  uint32_t ninputs;              /* 12: graph inputs */
+  uint32_t noutputs;             /* 16: graph outputs */
+  uint32_t reserved;             /* 20: zero */
+} moss_bundle_meta;              /* 24 */
+
+/* A tensor. |nbytes| is the product of |dims| times the element size of
+ * |dtype|. An INPUT tensor with |index| i is the tensor that graph input i
+ * names (and likewise for OUTPUT); an ARENA tensor's [offset, offset+nbytes)
+ * lies inside the arena and |offset| is 64-aligned. */
+typedef struct moss_bundle_tensor_rec {
+  moss_bundle_str name;          /*   0 */
+  int32_t dtype;                 /*   8: ONNX TensorProto.DataType code */
+  int32_t rank;                  /*  12: 0 .. MOSS_BUNDLE_MAX_RANK */
+  int64_t dims[MOSS_BUNDLE_MAX_RANK]; /* 16: dims[rank..] are 0 */
+  uint64_t nbytes;               /*  80 */
+  uint32_t place;                /*  88: moss_bundle_place_kind */
+  uint32_t index;                /*  92: INPUT / OUTPUT: position; ARENA: 0 */
+  uint64_t offset;               /*  96: ARENA: byte offset in the arena; otherwise 0 */
+} moss_bundle_tensor_rec;            /* 104 */
+
+/* DEVICES section header. */
+typedef struct moss_bundle_devices {
+  uint32_t count;
+  uint32_t reserved;
+} moss_bundle_devices;           /* 8 */
+
+/* A device of the target. |backend| is "c" for code in the CPU_CODE
+ * section or "plugin:NAME" for a plugin device, whose library the compiler
+ * used is |plugin_path| (length 0 for non-plugin devices). */
+typedef struct moss_bundle_device_rec {
+  moss_bundle_str id;            /*  0: e.g. "cpu", "npu" */
+  moss_bundle_str kind;          /*  8: "cpu", "gpu", "npu" */
+  moss_bundle_str backend;       /* 16 */
+  moss_bundle_str plugin_path;   /* 24 */
+} moss_bundle_device_rec;            /* 32 */
+
+/* PLAN section header. */
+typedef struct moss_bundle_plan {
+  uint32_t count;                /* steps */
+  uint32_t nrefs;                /* uint32 tensor indices after the steps */
+} moss_bundle_plan;              /* 8 */
+
+typedef enum moss_bundle_step_rec_kind {
+  MOSS_BUNDLE_STEP_KIND_EXEC = 1,     /* run code on |device| */
+  MOSS_BUNDLE_STEP_KIND_TRANSFER = 2  /* tensor refs[first] moves from |from| to |device| */
+} moss_bundle_step_rec_kind;
+
+/* A step, run in order. EXEC on a "c" device calls |entry| in the CPU code
+ * as int fn(const void *const *in, void *const *out, void *arena) with the
+ * graph's input and output buffers and the arena; non-zero means failure.
+ * EXEC on a plugin device runs blob |blob| (which must belong to |device|)
+ * with the buffers of tensors refs[first .. first+nin) as inputs and
+ * refs[first+nin .. first+nin+nout) as outputs. TRANSFER has nin = 1,
+ * nout = 0. */
+typedef struct moss_bundle_step_rec {
+  uint32_t kind;                 /*  0: moss_bundle_step_rec_kind */
+  uint32_t device;               /*  4: device index */
+  uint32_t from;                 /*  8: TRANSFER: source device index; otherwise 0 */
+  uint32_t blob;                 /* 12: plugin EXEC: blob index; otherwise 0 */
+  moss_bundle_str entry;         /* 16: CPU EXEC: symbol name; otherwise length 0 */
+  uint32_t nin;                  /* 24 */
+  uint32_t nout;                 /* 28 */
+  uint32_t first;                /* 32: index of the step's first tensor in refs */
+  uint32_t reserved;             /* 36: zero */
+} moss_bundle_step_rec;              /* 40 */
+
+/* CRC-32 of |n| bytes at |data|, continuing from |crc| (start with 0). */
+static inline uint32_t moss_bundle_crc32(uint32_t crc, const void *data, size_t n) {
+  static const uint32_t nib[16] = {
+      0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
+      0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
+      0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu};
+  const unsigned char *p = (const unsigned char *)data;
+  crc = ~crc;
+  while (n--) {
+    crc ^= *p++;
+    crc = (crc >> 4) ^ nib[crc & 15u];
+    crc = (crc >> 4) ^ nib[crc & 15u];
+  }
+  return ~crc;
+}
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(moss_bundle_header) == 320, "moss_bundle_header layout");
+_Static_assert(sizeof(moss_bundle_section) == 32, "moss_bundle_section layout");
+_Static_assert(sizeof(moss_bundle_str) == 8, "moss_bundle_str layout");
+_Static_assert(sizeof(moss_bundle_meta) == 24, "moss_bundle_meta layout");
+_Static_assert(sizeof(moss_bundle_tensor_rec) == 104, "moss_bundle_tensor_rec layout");
+_Static_assert(sizeof(moss_bundle_devices) == 8, "moss_bundle_devices layout");
+_Static_assert(sizeof(moss_bundle_device_rec) == 32, "moss_bundle_device_rec layout");
+_Static_assert(sizeof(moss_bundle_plan) == 8, "moss_bundle_plan layout");
+_Static_assert(sizeof(moss_bundle_step_rec) == 40, "moss_bundle_step_rec layout");
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "moss_bundle.h: the structs are the file's bytes only on little-endian hosts"
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

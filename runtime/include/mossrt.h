@@ -1,0 +1,150 @@
+/* mossrt.h - libmossrt, the moss runtime (DESIGN.md "Runtime"): loads a
+ * .moss bundle (runtime/include/moss_bundle.h), checks every field and
+ * offset of it before use, and runs it.
+ *
+ * Life cycle: open a bundle (from a file or from memory), create one or
+ * more sessions on it, run a session any number of times, destroy the
+ * sessions, close the bundle.
+ *
+ * Memory: the runtime allocates only in mossrt_open_*() and
+ * mossrt_session_create(), through the allocator given in mossrt_options
+ * (libc's by default); mossrt_run() never allocates. (dlopen() of the CPU
+ * code and of plugins allocates through libc, at open time.)
+ *
+ * Errors: every function that can fail returns a mossrt_status and, when
+ * |err| is not NULL, fills it with one line of the shape
+ *   "<bundle path or <memory>>: <category>: <reason>"
+ * with the categories of DESIGN.md: invalid-model (a corrupt or malformed
+ * bundle: MOSSRT_E_FORMAT), unsupported (MOSSRT_E_VERSION), target (wrong
+ * architecture, missing CPU feature: MOSSRT_E_TARGET; a plugin device that
+ * cannot be loaded or fails: MOSSRT_E_DEVICE), io (MOSSRT_E_IO),
+ * out-of-memory (MOSSRT_E_NOMEM) and internal (the calling program broke
+ * this API's contract, MOSSRT_E_ARG, or the CPU code reported a failure).
+ * On success |err| is left untouched.
+ *
+ * Threads: a bundle is read-only once open and may be shared by sessions
+ * on different threads; a session is used by one thread at a time. */
+#ifndef MOSSRT_H
+#define MOSSRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MOSSRT_API __attribute__((visibility("default")))
+#else
+#define MOSSRT_API
+#endif
+
+typedef enum mossrt_status {
+  MOSSRT_OK = 0,
+  MOSSRT_E_ARG,     /* a bad argument (NULL, misaligned or small arena, index out of range) */
+  MOSSRT_E_IO,      /* the file cannot be read */
+  MOSSRT_E_FORMAT,  /* not a bundle, truncated, corrupt or inconsistent */
+  MOSSRT_E_VERSION, /* a bundle format version this runtime does not read */
+  MOSSRT_E_TARGET,  /* built for another architecture or needs a CPU feature this CPU lacks */
+  MOSSRT_E_NOMEM,   /* the allocator failed */
+  MOSSRT_E_DEVICE   /* a device (CPU code or plugin) cannot be loaded, or failed to run */
+} mossrt_status;
+
+typedef struct mossrt_error {
+  mossrt_status status;
+  char text[512];   /* NUL-terminated, truncated if longer */
+} mossrt_error;
+
+typedef struct mossrt_bundle mossrt_bundle;
+typedef struct mossrt_session mossrt_session;
+
+/* A graph input or output. The pointers borrow from the bundle. */
+typedef struct mossrt_tensor_info {
+  const char *name;
+  int32_t dtype;          /* ONNX TensorProto.DataType code (1 float, 3 int8, ...) */
+  int32_t rank;
+  const int64_t *dims;    /* |rank| entries */
+  uint64_t nbytes;        /* size of the caller's buffer */
+} mossrt_tensor_info;
+
+/* old_size == 0: allocate (|new_size| bytes, aligned for any type);
+ * new_size == 0: free |ptr| and return NULL; otherwise resize. */
+typedef void *(*mossrt_realloc_fn)(void *user, void *ptr, size_t old_size, size_t new_size);
+typedef struct mossrt_allocator {
+  mossrt_realloc_fn fn;   /* NULL: libc */
+  void *user;
+} mossrt_allocator;
+
+/* Check the bundle completely but load neither the CPU code nor plugins
+ * (no dlopen). Such a bundle can be inspected but mossrt_session_create()
+ * refuses it with MOSSRT_E_ARG. For verifiers and fuzzers. */
+#define MOSSRT_OPEN_VERIFY_ONLY 1u
+
+typedef struct mossrt_options {
+  mossrt_allocator alloc; /* every allocation of the bundle and its sessions */
+  /* Plugin libraries are looked up by the file name of their recorded path
+   * in |plugin_dir| (if not NULL), then in each folder of the environment
+   * variable MOSS_PLUGIN_PATH (colon-separated), then at the recorded path. */
+  const char *plugin_dir;
+  uint32_t flags;         /* MOSSRT_OPEN_* */
+} mossrt_options;
+
+/* Opens the bundle at |path|: reads it whole, checks it, loads its CPU
+ * code and the plugin libraries it names. |*out| is set to NULL on entry
+ * and to the bundle on success; the caller owns it (mossrt_close()).
+ * Errors: MOSSRT_E_ARG, _IO, _FORMAT, _VERSION, _TARGET, _NOMEM, _DEVICE. */
+MOSSRT_API mossrt_status mossrt_open_file(const char *path, mossrt_bundle **out,
+                                          mossrt_error *err);
+/* As mossrt_open_file(), from |nbytes| bytes at |data|, which the runtime
+ * copies: |data| may be freed once this returns. Messages say "<memory>". */
+MOSSRT_API mossrt_status mossrt_open_memory(const void *data, size_t nbytes,
+                                            mossrt_bundle **out, mossrt_error *err);
+/* The same with options; |opt| NULL means defaults. */
+MOSSRT_API mossrt_status mossrt_open_file_ex(const char *path, const mossrt_options *opt,
+                                             mossrt_bundle **out, mossrt_error *err);
+MOSSRT_API mossrt_status mossrt_open_memory_ex(const void *data, size_t nbytes,
+                                               const mossrt_options *opt,
+                                               mossrt_bundle **out, mossrt_error *err);
+/* Frees |b| (NULL is a no-op). Its sessions must have been destroyed. */
+MOSSRT_API void mossrt_close(mossrt_bundle *b);
+
+/* The target name recorded in |b|. */
+MOSSRT_API const char *mossrt_target(const mossrt_bundle *b);
+MOSSRT_API uint32_t mossrt_input_count(const mossrt_bundle *b);
+MOSSRT_API uint32_t mossrt_output_count(const mossrt_bundle *b);
+/* Graph input / output |i|; MOSSRT_E_ARG when |i| is out of range (|*out|
+ * is then zeroed). |err| is not taken: these only fail on a bad |i|. */
+MOSSRT_API mossrt_status mossrt_input_info(const mossrt_bundle *b, uint32_t i,
+                                           mossrt_tensor_info *out);
+MOSSRT_API mossrt_status mossrt_output_info(const mossrt_bundle *b, uint32_t i,
+                                            mossrt_tensor_info *out);
+/* Bytes of arena a session needs. */
+MOSSRT_API uint64_t mossrt_arena_bytes(const mossrt_bundle *b);
+/* The report JSON (NUL-terminated, borrowed from |b|) and its length in
+ * |*len| (may be NULL); NULL when the bundle has none. */
+MOSSRT_API const char *mossrt_report_json(const mossrt_bundle *b, size_t *len);
+
+/* Creates a session on |b|. |arena| NULL: the session allocates one of
+ * mossrt_arena_bytes(b); otherwise it must be 64-byte aligned and
+ * |arena_bytes| >= mossrt_arena_bytes(b) (else MOSSRT_E_ARG), and it stays
+ * the caller's. Opens the plugin devices and loads their blobs.
+ * |*out| is set to NULL on entry. Errors: MOSSRT_E_ARG, _NOMEM, _DEVICE. */
+MOSSRT_API mossrt_status mossrt_session_create(mossrt_bundle *b, void *arena,
+                                               size_t arena_bytes, mossrt_session **out,
+                                               mossrt_error *err);
+/* Unloads the blobs, closes the devices, frees the session (NULL: no-op). */
+MOSSRT_API void mossrt_session_destroy(mossrt_session *s);
+/* Runs the plan once: |inputs[i]| holds graph input i (mossrt_input_info's
+ * nbytes), |outputs[i]| receives graph output i. Never allocates. Buffers
+ * handed to plugin devices should be 64-byte aligned (moss_plugin.h).
+ * Errors: MOSSRT_E_ARG (NULL buffers), MOSSRT_E_DEVICE (a step failed; the
+ * outputs are then unspecified). */
+MOSSRT_API mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs,
+                                    void *const *outputs, mossrt_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

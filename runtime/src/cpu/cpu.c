@@ -1,0 +1,201 @@
+/* cpu.c - the CPU executor of libmossrt. Two jobs, both at open time:
+ * checking that the bundle was built for this machine (the architecture of
+ * its triple, and each required CPU feature), and loading the CPU code the
+ * bundle carries (an ELF shared object compiled from the C backend's
+ * output) so that every CPU EXEC step has its entry point resolved before
+ * any run. The shared object's bytes go to an anonymous memfd and are
+ * dlopen()ed through /proc/self/fd; where that fails, through a private
+ * temporary file. The fd (or file) stays until the bundle is closed, so
+ * the name dlopen() knows the library by is never reused while it is
+ * loaded (glibc would otherwise hand back the old library). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/mossrt_internal.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define MOSSRT_ARCH "x86_64"
+#elif defined(__aarch64__)
+#define MOSSRT_ARCH "aarch64"
+#elif defined(__riscv) && __riscv_xlen == 64
+#define MOSSRT_ARCH "riscv64"
+#elif defined(__arm__)
+#define MOSSRT_ARCH "arm"
+#elif defined(__i386__)
+#define MOSSRT_ARCH "i386"
+#else
+#define MOSSRT_ARCH "unknown"
+#endif
+
+/* The architecture word of a triple, with the usual aliases folded. */
+static int arch_matches(const char *triple) {
+  static const char *const same[][2] = {
+      {"amd64", "x86_64"}, {"arm64", "aarch64"}, {"i686", "i386"}, {"i586", "i386"},
+      {"armv7", "arm"},    {"armv7a", "arm"},    {"thumbv7", "arm"}};
+  size_t n = strcspn(triple, "-"), i;
+  if (strlen(MOSSRT_ARCH) == n && strncmp(triple, MOSSRT_ARCH, n) == 0) return 1;
+  for (i = 0; i < sizeof same / sizeof same[0]; i++)
+    if (strlen(same[i][0]) == n && strncmp(triple, same[i][0], n) == 0)
+      return strcmp(same[i][1], MOSSRT_ARCH) == 0;
+  return 0;
+}
+
+/* 1: this CPU has |f|; 0: it lacks it; -1: this runtime cannot tell. */
+static int has_feature(const char *f) {
+#if defined(__x86_64__) && defined(__GNUC__)
+#define F(name) \
+  if (strcmp(f, name) == 0) return __builtin_cpu_supports(name) ? 1 : 0;
+  __builtin_cpu_init();
+  F("sse") F("sse2") F("sse3") F("ssse3") F("sse4.1") F("sse4.2") F("sse4a") F("popcnt")
+  F("avx") F("avx2") F("fma") F("fma4") F("xop") F("bmi") F("bmi2") F("aes") F("pclmul")
+  F("avx512f") F("avx512bw") F("avx512vl") F("avx512dq") F("avx512cd") F("avx512vnni")
+  F("avx512bf16") F("avx512vbmi") F("avx512vbmi2") F("avx512ifma") F("avx512bitalg")
+  F("avx512vpopcntdq") F("avx512vp2intersect")
+#undef F
+#elif defined(__aarch64__)
+  /* Advanced SIMD and floating point are part of every AArch64 Linux system. */
+  if (strcmp(f, "neon") == 0 || strcmp(f, "fp-armv8") == 0 || strcmp(f, "asimd") == 0) return 1;
+#endif
+  (void)f;
+  return -1;
+}
+
+mossrt_status mossrt_cpu_check_target(const mossrt_bundle *b, mossrt_error *err) {
+  const char *p = b->features;
+  if (b->triple[0] && !arch_matches(b->triple))
+    return mossrt_fail(err, b->name, MOSSRT_E_TARGET,
+                       "bundle is for %s, this runtime runs on %s", b->triple, MOSSRT_ARCH);
+  while (*p) {
+    char f[64];
+    size_t n = strcspn(p, ",");
+    int neg = *p == '-';
+    if (*p == '+' || *p == '-') p++, n--;
+    if (n >= sizeof f)
+      return mossrt_fail(err, b->name, MOSSRT_E_TARGET, "CPU feature name too long in '%s'",
+                         b->features);
+    memcpy(f, p, n);
+    f[n] = 0;
+    p += n;
+    if (*p == ',') p++;
+    if (neg || !f[0]) continue; /* a feature the code must not use is no requirement */
+    switch (has_feature(f)) {
+    case 0:
+      return mossrt_fail(err, b->name, MOSSRT_E_TARGET,
+                         "needs CPU feature %s, which this CPU lacks", f);
+    case -1:
+      return mossrt_fail(err, b->name, MOSSRT_E_TARGET,
+                         "needs CPU feature %s, which this runtime cannot check on %s", f,
+                         MOSSRT_ARCH);
+    default: break;
+    }
+  }
+  return MOSSRT_OK;
+}
+
+static int write_all(int fd, const uint8_t *p, uint64_t n) {
+  while (n) {
+    ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : (size_t)n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return 0;
+    p += k;
+    n -= (uint64_t)k;
+  }
+  return 1;
+}
+
+/* Writes the code to a memfd and dlopen()s it; 0 when that is not possible. */
+static int load_memfd(mossrt_bundle *b) {
+#ifdef MFD_CLOEXEC
+  char path[64];
+  int fd = memfd_create("mossrt-cpu-code", MFD_CLOEXEC);
+  if (fd < 0) return 0;
+  if (!write_all(fd, b->cpu_code, b->cpu_code_size)) {
+    close(fd);
+    return 0;
+  }
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  b->cpu_lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!b->cpu_lib) {
+    close(fd);
+    return 0;
+  }
+  b->cpu_fd = fd;
+  return 1;
+#else
+  (void)b;
+  return 0;
+#endif
+}
+
+static mossrt_status load_tmpfile(mossrt_bundle *b, mossrt_error *err) {
+  const char *dir = getenv("TMPDIR");
+  char path[4096];
+  int fd;
+  if (!dir || !dir[0]) dir = "/tmp";
+  if ((size_t)snprintf(path, sizeof path, "%s/mossrt-XXXXXX", dir) >= sizeof path)
+    return mossrt_fail(err, b->name, MOSSRT_E_IO, "TMPDIR is too long");
+  fd = mkstemp(path);
+  if (fd < 0)
+    return mossrt_fail(err, b->name, MOSSRT_E_IO, "cannot create a file in %s for the CPU code: %s",
+                       dir, strerror(errno));
+  if (fchmod(fd, 0700) != 0 || !write_all(fd, b->cpu_code, b->cpu_code_size)) {
+    close(fd);
+    unlink(path);
+    return mossrt_fail(err, b->name, MOSSRT_E_IO, "cannot write the CPU code to %s", path);
+  }
+  close(fd);
+  b->cpu_tmp = mossrt_mem_alloc(&b->alloc, strlen(path) + 1);
+  if (!b->cpu_tmp) {
+    unlink(path);
+    return mossrt_fail(err, b->name, MOSSRT_E_NOMEM, "cannot allocate a path");
+  }
+  memcpy(b->cpu_tmp, path, strlen(path) + 1);
+  b->cpu_lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!b->cpu_lib) {
+    const char *why = dlerror();
+    return mossrt_fail(err, b->name, MOSSRT_E_DEVICE, "cannot load the CPU code: %s",
+                       why ? why : "dlopen failed");
+  }
+  return MOSSRT_OK;
+}
+
+mossrt_status mossrt_cpu_load(mossrt_bundle *b, mossrt_error *err) {
+  uint32_t i;
+  if (!b->cpu_code) return MOSSRT_OK;
+  if (!load_memfd(b)) {
+    mossrt_status st = load_tmpfile(b, err);
+    if (st != MOSSRT_OK) return st;
+  }
+  for (i = 0; i < b->nsteps; i++) {
+    mossrt_step *s = &b->steps[i];
+    void *sym;
+    if (s->kind != MOSS_BUNDLE_STEP_KIND_EXEC ||
+        b->devices[s->device].backend_kind != MOSSRT_BACKEND_CPU)
+      continue;
+    sym = dlsym(b->cpu_lib, s->entry);
+    if (!sym)
+      return mossrt_fail(err, b->name, MOSSRT_E_DEVICE,
+                         "step %u: entry '%s' not found in the CPU code", i, s->entry);
+    s->fn = (mossrt_cpu_fn)sym;
+  }
+  return MOSSRT_OK;
+}
+
+void mossrt_cpu_unload(mossrt_bundle *b) {
+  if (b->cpu_lib) dlclose(b->cpu_lib);
+  b->cpu_lib = NULL;
+  if (b->cpu_fd >= 0) close(b->cpu_fd);
+  b->cpu_fd = -1;
+  if (b->cpu_tmp) {
+    unlink(b->cpu_tmp);
+    mossrt_mem_free(&b->alloc, b->cpu_tmp, strlen(b->cpu_tmp) + 1);
+    b->cpu_tmp = NULL;
+  }
+}

@@ -1,0 +1,144 @@
+/* plugin.c - plugin devices in libmossrt (plugins/include/moss_plugin.h).
+ * At open: dlopen() the library the compiler recorded for each plugin
+ * device that runs a step (looked up by file name in the caller's plugin
+ * folder and in MOSS_PLUGIN_PATH first), refuse any ABI version but ours,
+ * and take its runtime side. At session creation: open() the device and
+ * load() each of its blobs. In a run: run() a blob with its tensors'
+ * buffers. At the end: unload(), close(), dlclose(). Every failure names
+ * the plugin, the library and what went wrong. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/mossrt_internal.h"
+
+/* Tries |dir|/|base|; the handle, or NULL. */
+static void *try_dir(const char *dir, size_t dirlen, const char *base) {
+  char path[4096];
+  if (dirlen == 0 || dirlen + strlen(base) + 2 > sizeof path) return NULL;
+  memcpy(path, dir, dirlen);
+  path[dirlen] = '/';
+  strcpy(path + dirlen + 1, base);
+  if (access(path, F_OK) != 0) return NULL;
+  return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+
+static void *open_library(const mossrt_bundle *b, const char *recorded) {
+  const char *base = strrchr(recorded, '/');
+  const char *env = getenv("MOSS_PLUGIN_PATH");
+  void *h = NULL;
+  base = base ? base + 1 : recorded;
+  if (b->plugin_dir) h = try_dir(b->plugin_dir, strlen(b->plugin_dir), base);
+  while (!h && env && *env) {
+    size_t n = strcspn(env, ":");
+    h = try_dir(env, n, base);
+    env += n;
+    if (*env == ':') env++;
+  }
+  return h ? h : dlopen(recorded, RTLD_NOW | RTLD_LOCAL);
+}
+
+#define DEVFAIL(d, fmt, ...)                                                                       \
+  mossrt_fail(err, b->name, MOSSRT_E_DEVICE, "plugin '%s' (%s): " fmt, (d)->backend + 7,          \
+              (d)->plugin_path, ##__VA_ARGS__)
+
+mossrt_status mossrt_plugin_load(mossrt_bundle *b, mossrt_error *err) {
+  uint32_t i;
+  for (i = 0; i < b->ndevices; i++) {
+    mossrt_device *d = &b->devices[i];
+    moss_plugin_abi_version_fn version;
+    moss_plugin_device_get_fn get;
+    const moss_plugin_device *api;
+    uint32_t v;
+    if (d->backend_kind != MOSSRT_BACKEND_PLUGIN || !d->used) continue;
+    d->lib = open_library(b, d->plugin_path);
+    if (!d->lib) {
+      const char *why = dlerror();
+      return DEVFAIL(d, "%s", why ? why : "cannot load");
+    }
+    version = (moss_plugin_abi_version_fn)dlsym(d->lib, "moss_plugin_abi_version");
+    get = (moss_plugin_device_get_fn)dlsym(d->lib, "moss_plugin_device_get");
+    if (!version || !get)
+      return DEVFAIL(d, "missing symbol %s",
+                     !version ? "moss_plugin_abi_version" : "moss_plugin_device_get");
+    v = version();
+    if (v != MOSS_PLUGIN_ABI_VERSION)
+      return DEVFAIL(d, "plugin ABI version %u, this runtime speaks %u", v,
+                     MOSS_PLUGIN_ABI_VERSION);
+    api = get();
+    if (!api)
+      return DEVFAIL(d, "moss_plugin_device_get() returned NULL (no runtime side)");
+    if (api->abi_version != MOSS_PLUGIN_ABI_VERSION || api->struct_size < sizeof *api ||
+        !api->open || !api->load || !api->run || !api->unload || !api->close)
+      return DEVFAIL(d, "moss_plugin_device has a wrong version or size or a NULL function");
+    d->api = api;
+  }
+  return MOSSRT_OK;
+}
+
+void mossrt_plugin_unload(mossrt_bundle *b) {
+  uint32_t i;
+  for (i = 0; b->devices && i < b->ndevices; i++) {
+    if (b->devices[i].lib) dlclose(b->devices[i].lib);
+    b->devices[i].lib = NULL;
+    b->devices[i].api = NULL;
+  }
+}
+
+mossrt_status mossrt_plugin_session_open(mossrt_session *s, mossrt_error *err) {
+  const mossrt_bundle *b = s->b;
+  char msg[256];
+  uint32_t i;
+  for (i = 0; i < b->ndevices; i++) {
+    const mossrt_device *d = &b->devices[i];
+    if (!d->api) continue;
+    msg[0] = 0;
+    if (d->api->open(&s->devs[i].handle, msg, sizeof msg) != 0) {
+      msg[sizeof msg - 1] = 0;
+      return DEVFAIL(d, "open() failed: %s", msg);
+    }
+    s->devs[i].opened = 1;
+  }
+  for (i = 0; i < b->nblobs; i++) {
+    const mossrt_blob *bl = &b->blobs[i];
+    const mossrt_device *d = &b->devices[bl->device];
+    if (!d->api) continue;
+    msg[0] = 0;
+    if (d->api->load(s->devs[bl->device].handle, bl->data, bl->size, &s->progs[i], msg,
+                     sizeof msg) != 0) {
+      s->progs[i] = NULL;
+      msg[sizeof msg - 1] = 0;
+      return DEVFAIL(d, "load() of blob %u failed: %s", i, msg);
+    }
+    s->loaded[i] = 1;
+  }
+  return MOSSRT_OK;
+}
+
+void mossrt_plugin_session_close(mossrt_session *s) {
+  const mossrt_bundle *b = s->b;
+  uint32_t i;
+  for (i = 0; s->progs && s->loaded && i < b->nblobs; i++) {
+    uint32_t dev = b->blobs[i].device;
+    if (s->loaded[i]) b->devices[dev].api->unload(s->devs[dev].handle, s->progs[i]);
+  }
+  for (i = 0; s->devs && i < b->ndevices; i++)
+    if (s->devs[i].opened) b->devices[i].api->close(s->devs[i].handle);
+}
+
+mossrt_status mossrt_plugin_run_step(mossrt_session *s, uint32_t i, mossrt_error *err) {
+  const mossrt_bundle *b = s->b;
+  const mossrt_step *st = &b->steps[i];
+  const mossrt_device *d = &b->devices[st->device];
+  char msg[256];
+  msg[0] = 0;
+  if (d->api->run(s->devs[st->device].handle, s->progs[st->blob],
+                  (const void *const *)(s->bufs + st->first), s->bufs + st->first + st->nin, msg,
+                  sizeof msg) != 0) {
+    msg[sizeof msg - 1] = 0;
+    return DEVFAIL(d, "step %u: run() failed: %s", i, msg);
+  }
+  return MOSSRT_OK;
+}

@@ -1,0 +1,10 @@
+/* wrong_name.c - a library whose table calls itself "elementwize": a target
+ * asking for plugin:elementwise must not get it. */
+#include "broken.h"
+
+MOSS_PLUGIN_EXPORT uint32_t moss_plugin_abi_version(void) { return MOSS_PLUGIN_ABI_VERSION; }
+
+static const moss_plugin_compiler compiler = {MOSS_PLUGIN_ABI_VERSION,
+                                              sizeof(moss_plugin_compiler), "elementwize",
+                                              take_all, lower_nothing};
+MOSS_PLUGIN_EXPORT const moss_plugin_compiler *moss_plugin_compiler_get(void) { return &compiler; }

@@ -1,0 +1,1193 @@
+/* test_bundle.c - the .moss format end to end: bundles written by
+ * moss_bundle_write() (compiler/bundle) and run by libmossrt (runtime/).
+ * The CPU code and a small plugin are compiled here at run time with the
+ * system C compiler from the sources below, so every expected output is
+ * derived by hand from them. Then every way a bundle can be damaged, each
+ * with the message it must give: every truncation, bad magic, version,
+ * checksums, section layout, tensors, steps, entries, target; thousands of
+ * random mutations that must never crash (this suite also runs under
+ * ASan/UBSan); allocation counting (mossrt_run allocates nothing) and
+ * failure injection (every allocation of open and session creation). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bundle/bundle.h"
+#include "harness.h"
+#include "moss_bundle.h"
+#include "mossrt.h"
+
+#define OUT MOSS_TEST_OUT_DIR
+
+/* The CPU code. With a = {1,2,3,4} and b = {10,20,30,40}:
+ * moss_add writes t = a + b = {11,22,33,44} at arena+64, moss_twice writes
+ * y = 2t = {22,44,66,88}. moss_inc writes x + 1 at arena+0 (plugin bundle). */
+static const char cpu_src[] =
+    "int moss_add(const void *const *in, void *const *out, void *arena) {\n"
+    "  const float *a = in[0], *b = in[1];\n"
+    "  float *t = (float *)((char *)arena + 64);\n"
+    "  (void)out;\n"
+    "  for (int i = 0; i < 4; i++) t[i] = a[i] + b[i];\n"
+    "  return 0;\n"
+    "}\n"
+    "int moss_twice(const void *const *in, void *const *out, void *arena) {\n"
+    "  const float *t = (const float *)((char *)arena + 64);\n"
+    "  float *y = out[0];\n"
+    "  (void)in;\n"
+    "  for (int i = 0; i < 4; i++) y[i] = 2 * t[i];\n"
+    "  return 0;\n"
+    "}\n"
+    "int moss_fail(const void *const *in, void *const *out, void *arena) {\n"
+    "  (void)in; (void)out; (void)arena;\n"
+    "  return 7;\n"
+    "}\n"
+    "int moss_inc(const void *const *in, void *const *out, void *arena) {\n"
+    "  const float *x = in[0];\n"
+    "  float *t = arena;\n"
+    "  (void)out;\n"
+    "  for (int i = 0; i < 4; i++) t[i] = x[i] + 1;\n"
+    "  return 0;\n"
+    "}\n";
+
+/* A plugin device "neg": y = -x over 4 floats. Its blob must be "NEG1";
+ * open() fails when NEG_FAIL_OPEN is set, run() when x[0] > 500.
+ * neg_live counts opened devices plus loaded blobs. -DABI=n and
+ * -DNO_DEVICE_GET build the broken variants. */
+static const char plugin_src[] =
+    "#include <stdio.h>\n"
+    "#include <stdlib.h>\n"
+    "#include <string.h>\n"
+    "#include \"moss_plugin.h\"\n"
+    "#ifndef ABI\n"
+    "#define ABI MOSS_PLUGIN_ABI_VERSION\n"
+    "#endif\n"
+    "int neg_live;\n"
+    "static int state;\n"
+    "static int d_open(void **dev, char *err, size_t cap) {\n"
+    "  if (getenv(\"NEG_FAIL_OPEN\")) { snprintf(err, cap, \"no such device\"); return 1; }\n"
+    "  *dev = &state; neg_live++; return 0;\n"
+    "}\n"
+    "static int d_load(void *dev, const void *blob, uint64_t n, void **prog, char *err,\n"
+    "                  size_t cap) {\n"
+    "  if (dev != &state || n != 4 || memcmp(blob, \"NEG1\", 4) != 0) {\n"
+    "    snprintf(err, cap, \"bad blob\"); return 1;\n"
+    "  }\n"
+    "  *prog = (void *)blob; neg_live++; return 0;\n"
+    "}\n"
+    "static int d_run(void *dev, void *prog, const void *const *in, void *const *out,\n"
+    "                 char *err, size_t cap) {\n"
+    "  const float *x = in[0]; float *y = out[0];\n"
+    "  (void)dev; (void)prog;\n"
+    "  if (x[0] > 500) { snprintf(err, cap, \"overheated\"); return 1; }\n"
+    "  for (int i = 0; i < 4; i++) y[i] = -x[i];\n"
+    "  return 0;\n"
+    "}\n"
+    "static void d_unload(void *dev, void *prog) { (void)dev; (void)prog; neg_live--; }\n"
+    "static void d_close(void *dev) { (void)dev; neg_live--; }\n"
+    "static const moss_plugin_device device = {ABI, sizeof(moss_plugin_device), \"neg\",\n"
+    "  d_open, d_load, d_run, d_unload, d_close};\n"
+    "uint32_t moss_plugin_abi_version(void) { return ABI; }\n"
+    "#ifndef NO_DEVICE_GET\n"
+    "const moss_plugin_device *moss_plugin_device_get(void) { return &device; }\n"
+    "#endif\n";
+
+static uint8_t *g_cpu_so;
+static size_t g_cpu_so_size;
+
+static int write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f) return 0;
+  fputs(text, f);
+  return fclose(f) == 0;
+}
+
+static uint8_t *read_all(const char *path, size_t *out_n) {
+  FILE *f = fopen(path, "rb");
+  uint8_t *p;
+  long n;
+  *out_n = 0;
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  p = malloc(n > 0 ? (size_t)n : 1);
+  if (p && fread(p, 1, (size_t)n, f) == (size_t)n) *out_n = (size_t)n;
+  fclose(f);
+  return p;
+}
+
+/* Compiles |src| into OUT/|name| with |flags|; 1 on success. */
+static int compile_so(const char *src, const char *name, const char *flags) {
+  char cmd[2048], c_path[1024];
+  const char *cc = getenv("CC");
+  snprintf(c_path, sizeof c_path, "%s/%s.c", OUT, name);
+  if (!write_text(c_path, src)) return 0;
+  snprintf(cmd, sizeof cmd, "%s -std=c99 -shared -fPIC -O1 %s -I%s -o %s/%s %s",
+           cc && *cc ? cc : "cc", flags, MOSS_PLUGIN_INCLUDE, OUT, name, c_path);
+  return system(cmd) == 0;
+}
+
+/* Built once: the CPU code and the plugin variants. */
+static int setup(void) {
+  static int done, ok;
+  char path[1024];
+  if (done) return ok;
+  done = 1;
+  mkdir(OUT, 0755);
+  mkdir(OUT "/plug_good", 0755);
+  mkdir(OUT "/plug_abi2", 0755);
+  mkdir(OUT "/plug_nosym", 0755);
+  mkdir(OUT "/corpus", 0755);
+  if (!compile_so(cpu_src, "cpu_code.so", "") ||
+      !compile_so(plugin_src, "plug_good/libneg.so", "") ||
+      !compile_so(plugin_src, "plug_abi2/libneg.so", "-DABI=2") ||
+      !compile_so(plugin_src, "plug_nosym/libneg.so", "-DNO_DEVICE_GET"))
+    return 0;
+  snprintf(path, sizeof path, "%s/cpu_code.so", OUT);
+  g_cpu_so = read_all(path, &g_cpu_so_size);
+  ok = g_cpu_so && g_cpu_so_size > 0;
+  return ok;
+}
+
+/* ---- bundle descriptions ---- */
+
+static const uint32_t step0_in[] = {0, 1}, step0_out[] = {2}, step1_in[] = {2},
+                      step1_out[] = {3};
+
+/* The add bundle: y = 2 (a + b) through t at arena+64. Sections: 0 strings,
+ * 1 meta, 2 devices, 3 plan, 4 cpu-code, 5 report. */
+typedef struct add_desc {
+  moss_bundle_tensor tensors[4];
+  uint32_t inputs[2], outputs[1];
+  moss_bundle_device devices[1];
+  moss_bundle_step steps[2];
+  moss_bundle_desc d;
+} add_desc;
+
+static void add_init(add_desc *a) {
+  int i;
+  memset(a, 0, sizeof *a);
+  for (i = 0; i < 4; i++) {
+    a->tensors[i].dtype = 1;
+    a->tensors[i].rank = 1;
+    a->tensors[i].dims[0] = 4;
+    a->tensors[i].nbytes = 16;
+  }
+  a->tensors[0].name = "a";
+  a->tensors[0].place = MOSS_BUNDLE_INPUT;
+  a->tensors[0].index = 0;
+  a->tensors[1].name = "b";
+  a->tensors[1].place = MOSS_BUNDLE_INPUT;
+  a->tensors[1].index = 1;
+  a->tensors[2].name = "t";
+  a->tensors[2].place = MOSS_BUNDLE_ARENA;
+  a->tensors[2].offset = 64;
+  a->tensors[3].name = "y";
+  a->tensors[3].place = MOSS_BUNDLE_OUTPUT;
+  a->tensors[3].index = 0;
+  a->inputs[0] = 0;
+  a->inputs[1] = 1;
+  a->outputs[0] = 3;
+  a->devices[0] = (moss_bundle_device){"cpu", "cpu", "c", NULL};
+  a->steps[0] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_add", 0, 2, 1, step0_in,
+                                   step0_out};
+  a->steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_twice", 0, 1, 1, step1_in,
+                                   step1_out};
+  a->d.target = "test-host";
+  a->d.triple = "x86_64-pc-linux-gnu";
+  a->d.features = "";
+  a->d.arena_bytes = 128;
+  a->d.ntensors = 4;
+  a->d.ninputs = 2;
+  a->d.noutputs = 1;
+  a->d.ndevices = 1;
+  a->d.nsteps = 2;
+  a->d.tensors = a->tensors;
+  a->d.inputs = a->inputs;
+  a->d.outputs = a->outputs;
+  a->d.devices = a->devices;
+  a->d.steps = a->steps;
+  a->d.cpu_code = g_cpu_so;
+  a->d.cpu_code_bytes = g_cpu_so_size;
+  a->d.report_json = "{\"energy_uj\": 1.5}";
+}
+
+static const uint32_t p_step0_in[] = {0}, p_step0_out[] = {1}, p_xfer_in[] = {1},
+                      p_step2_in[] = {1}, p_step2_out[] = {2};
+
+/* The plugin bundle: t = x + 1 on the CPU at arena+0, moved to the npu,
+ * y = -t there. x = {1,2,3,4} gives y = {-2,-3,-4,-5}. */
+typedef struct plug_desc {
+  moss_bundle_tensor tensors[3];
+  uint32_t inputs[1], outputs[1];
+  moss_bundle_device devices[2];
+  moss_bundle_step steps[3];
+  const void *blobs[1];
+  uint64_t blob_bytes[1];
+  uint32_t blob_device[1];
+  moss_bundle_desc d;
+} plug_desc;
+
+static void plug_init(plug_desc *p, const char *blob) {
+  int i;
+  memset(p, 0, sizeof *p);
+  for (i = 0; i < 3; i++) {
+    p->tensors[i].dtype = 1;
+    p->tensors[i].rank = 2;
+    p->tensors[i].dims[0] = 1;
+    p->tensors[i].dims[1] = 4;
+    p->tensors[i].nbytes = 16;
+  }
+  p->tensors[0].name = "x";
+  p->tensors[0].place = MOSS_BUNDLE_INPUT;
+  p->tensors[1].name = "t";
+  p->tensors[1].place = MOSS_BUNDLE_ARENA;
+  p->tensors[2].name = "y";
+  p->tensors[2].place = MOSS_BUNDLE_OUTPUT;
+  p->inputs[0] = 0;
+  p->outputs[0] = 2;
+  p->devices[0] = (moss_bundle_device){"cpu", "cpu", "c", NULL};
+  p->devices[1] = (moss_bundle_device){"npu", "npu", "plugin:neg", "/nonexistent/libneg.so"};
+  p->steps[0] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_inc", 0, 1, 1, p_step0_in,
+                                   p_step0_out};
+  p->steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_TRANSFER, 1, 0, NULL, 0, 1, 0, p_xfer_in, NULL};
+  p->steps[2] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 1, 0, NULL, 0, 1, 1, p_step2_in,
+                                   p_step2_out};
+  p->blobs[0] = blob;
+  p->blob_bytes[0] = strlen(blob);
+  p->blob_device[0] = 1;
+  p->d.target = "test-npu";
+  p->d.triple = "x86_64-pc-linux-gnu";
+  p->d.features = "";
+  p->d.arena_bytes = 64;
+  p->d.ntensors = 3;
+  p->d.ninputs = 1;
+  p->d.noutputs = 1;
+  p->d.ndevices = 2;
+  p->d.nsteps = 3;
+  p->d.nblobs = 1;
+  p->d.tensors = p->tensors;
+  p->d.inputs = p->inputs;
+  p->d.outputs = p->outputs;
+  p->d.devices = p->devices;
+  p->d.steps = p->steps;
+  p->d.blobs = p->blobs;
+  p->d.blob_bytes = p->blob_bytes;
+  p->d.blob_device = p->blob_device;
+  p->d.cpu_code = g_cpu_so;
+  p->d.cpu_code_bytes = g_cpu_so_size;
+}
+
+/* Writes |d| to OUT/|name| and reads it back into |*out| (malloc'd). */
+static moss_status write_bundle(const moss_bundle_desc *d, const char *name, uint8_t **out,
+                                size_t *out_n, char *path, size_t cap) {
+  moss_ctx ctx;
+  moss_status st;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  snprintf(path, cap, "%s/%s", OUT, name);
+  st = moss_bundle_write(&ctx, d, path);
+  if (st != MOSS_OK) {
+    fprintf(stderr, "  %s\n", ctx.last);
+    return st;
+  }
+  if (out) {
+    *out = read_all(path, out_n);
+    if (!*out) return MOSS_E_IO;
+  }
+  return MOSS_OK;
+}
+
+/* ---- byte surgery on a bundle in memory ---- */
+
+static moss_bundle_header *hdr(uint8_t *b) { return (moss_bundle_header *)(void *)b; }
+
+static moss_bundle_section *sect(uint8_t *b, uint32_t i) {
+  return (moss_bundle_section *)(void *)(b + hdr(b)->section_table_offset) + i;
+}
+
+/* Recomputes every checksum that can be computed, in the right order:
+ * the sections' payloads, then the header over the table. */
+static void fix_crcs(uint8_t *b, size_t n) {
+  moss_bundle_header h;
+  uint32_t i, crc;
+  uint64_t tab, count;
+  if (n < sizeof h) return;
+  memcpy(&h, b, sizeof h);
+  tab = h.section_table_offset;
+  count = h.section_count;
+  if (tab > n || count > (n - tab) / sizeof(moss_bundle_section)) return;
+  for (i = 0; i < count; i++) {
+    moss_bundle_section s;
+    memcpy(&s, b + tab + i * sizeof s, sizeof s);
+    if (s.offset <= n && s.size <= n - s.offset) {
+      s.crc = moss_bundle_crc32(0, b + s.offset, (size_t)s.size);
+      memcpy(b + tab + i * sizeof s, &s, sizeof s);
+    }
+  }
+  h.header_crc = 0;
+  crc = moss_bundle_crc32(0, &h, sizeof h);
+  h.header_crc = moss_bundle_crc32(crc, b + tab, (size_t)count * sizeof(moss_bundle_section));
+  memcpy(b, &h, sizeof h);
+}
+
+static uint8_t *payload_of(uint8_t *b, uint32_t i) { return b + sect(b, i)->offset; }
+
+/* Opens |n| bytes at |b| from memory; closes on success; the status. */
+static mossrt_status try_open(const uint8_t *b, size_t n, uint32_t flags, mossrt_error *err) {
+  mossrt_options o;
+  mossrt_bundle *bd = NULL;
+  mossrt_status st;
+  memset(&o, 0, sizeof o);
+  o.flags = flags;
+  memset(err, 0, sizeof *err);
+  st = mossrt_open_memory_ex(b, n, &o, &bd, err);
+  if (st == MOSSRT_OK && !bd) return (mossrt_status)99;
+  if (st != MOSSRT_OK && (bd || !err->text[0] || err->status != st)) return (mossrt_status)98;
+  mossrt_close(bd);
+  return st;
+}
+
+/* A copy of the add bundle to damage. */
+static uint8_t *g_add;
+static size_t g_add_n;
+
+static int load_add(void) {
+  add_desc a;
+  char path[1024];
+  if (g_add) return 1;
+  if (!setup()) return 0;
+  add_init(&a);
+  return write_bundle(&a.d, "add.moss", &g_add, &g_add_n, path, sizeof path) == MOSS_OK;
+}
+
+static uint8_t *copy_add(void) {
+  uint8_t *c = malloc(g_add_n);
+  memcpy(c, g_add, g_add_n);
+  return c;
+}
+
+#define EXPECT_OPEN(buf, n, want_st, want_text)                                                    \
+  do {                                                                                             \
+    mossrt_error e_;                                                                               \
+    mossrt_status s_ = try_open((buf), (n), 0, &e_);                                               \
+    if (s_ != (want_st)) FAIL_("status %d, expected %d (%s)", (int)s_, (int)(want_st), e_.text);  \
+    ASSERT_STR_CONTAINS(e_.text, (want_text));                                                     \
+  } while (0)
+
+/* ---- tests ---- */
+
+TEST(crc32_check_value) {
+  /* The published check value of CRC-32/ISO-HDLC. */
+  ASSERT_EQ(moss_bundle_crc32(0, "123456789", 9), 0xCBF43926u);
+  ASSERT_EQ(moss_bundle_crc32(moss_bundle_crc32(0, "1234", 4), "56789", 5), 0xCBF43926u);
+  ASSERT_EQ(moss_bundle_crc32(0, "", 0), 0);
+}
+
+TEST(layout_written) {
+  moss_bundle_header h;
+  uint32_t i;
+  ASSERT_TRUE(load_add());
+  memcpy(&h, g_add, sizeof h);
+  ASSERT_TRUE(memcmp(g_add, "MOSSBNDL", 8) == 0);
+  ASSERT_EQ(g_add[8], 1);             /* version 1, little-endian */
+  ASSERT_EQ(g_add[12] | g_add[13] << 8, 320);
+  ASSERT_EQ(h.file_size, g_add_n);
+  ASSERT_EQ(h.section_count, 6);
+  ASSERT_EQ(g_add_n % 64, 0);
+  ASSERT_TRUE(strcmp(h.target, "test-host") == 0);
+  for (i = 0; i < h.section_count; i++) {
+    moss_bundle_section s;
+    memcpy(&s, g_add + h.section_table_offset + i * sizeof s, sizeof s);
+    ASSERT_EQ(s.offset % 64, 0);
+    ASSERT_EQ(s.align, 64);
+  }
+  /* The report is its JSON and a NUL. */
+  ASSERT_EQ(sect(g_add, 5)->kind, MOSS_BUNDLE_SEC_REPORT);
+  ASSERT_EQ(sect(g_add, 5)->size, strlen("{\"energy_uj\": 1.5}") + 1);
+  ASSERT_EQ(sect(g_add, 4)->size, g_cpu_so_size);
+}
+
+/* Round trip from a file: info, report, outputs. */
+TEST(run_from_file) {
+  char path[1024];
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  mossrt_tensor_info ti;
+  const char *rep;
+  size_t rlen;
+  float a[4] = {1, 2, 3, 4}, bb[4] = {10, 20, 30, 40}, y[4] = {0};
+  const void *in[2] = {a, bb};
+  void *out[1] = {y};
+  ASSERT_TRUE(load_add());
+  snprintf(path, sizeof path, "%s/add.moss", OUT);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_TRUE(strcmp(mossrt_target(b), "test-host") == 0);
+  ASSERT_EQ(mossrt_input_count(b), 2);
+  ASSERT_EQ(mossrt_output_count(b), 1);
+  ASSERT_EQ(mossrt_arena_bytes(b), 128);
+  ASSERT_EQ(mossrt_input_info(b, 1, &ti), MOSSRT_OK);
+  ASSERT_TRUE(strcmp(ti.name, "b") == 0);
+  ASSERT_EQ(ti.dtype, 1);
+  ASSERT_EQ(ti.rank, 1);
+  ASSERT_EQ(ti.dims[0], 4);
+  ASSERT_EQ(ti.nbytes, 16);
+  ASSERT_EQ(mossrt_output_info(b, 0, &ti), MOSSRT_OK);
+  ASSERT_TRUE(strcmp(ti.name, "y") == 0);
+  ASSERT_EQ(mossrt_input_info(b, 2, &ti), MOSSRT_E_ARG);
+  ASSERT_TRUE(ti.name == NULL);
+  rep = mossrt_report_json(b, &rlen);
+  ASSERT_TRUE(rep && strcmp(rep, "{\"energy_uj\": 1.5}") == 0);
+  ASSERT_EQ(rlen, 18);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[0], 22, 0);
+  ASSERT_NEAR(y[1], 44, 0);
+  ASSERT_NEAR(y[2], 66, 0);
+  ASSERT_NEAR(y[3], 88, 0);
+  /* Again, with other inputs: a = {-1,0,0.5,1}, b = {1,1,1,1}: y = {0,2,3,4}. */
+  a[0] = -1, a[1] = 0, a[2] = 0.5f, a[3] = 1;
+  bb[0] = bb[1] = bb[2] = bb[3] = 1;
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[0], 0, 0);
+  ASSERT_NEAR(y[1], 2, 0);
+  ASSERT_NEAR(y[2], 3, 0);
+  ASSERT_NEAR(y[3], 4, 0);
+  /* Missing buffers are the caller's mistake. */
+  in[1] = NULL;
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "input 1 ('b') is NULL");
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+}
+
+/* From memory (the caller's copy freed at once), with the caller's arena;
+ * two bundles open at once do not share their CPU code. */
+TEST(run_from_memory_caller_arena) {
+  mossrt_bundle *b, *b2;
+  mossrt_session *s, *s2;
+  mossrt_error err;
+  _Alignas(64) uint8_t arena[192];
+  float a[4] = {1, 2, 3, 4}, bb[4] = {10, 20, 30, 40}, y[4] = {0}, t[4];
+  const void *in[2] = {a, bb};
+  void *out[1] = {y};
+  uint8_t *copy;
+  ASSERT_TRUE(load_add());
+  copy = copy_add();
+  ASSERT_EQ(mossrt_open_memory(copy, g_add_n, &b, &err), MOSSRT_OK);
+  memset(copy, 0, g_add_n);
+  free(copy);
+  ASSERT_EQ(mossrt_open_memory(g_add, g_add_n, &b2, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, arena + 1, 180, &s, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "<memory>: internal: arena of 180 bytes");
+  ASSERT_EQ(mossrt_session_create(b, arena, 127, &s, &err), MOSSRT_E_ARG);
+  ASSERT_EQ(mossrt_session_create(b, arena, sizeof arena, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b2, NULL, 0, &s2, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[3], 88, 0);
+  /* The scratch tensor t = a + b lies in the caller's arena at offset 64. */
+  memcpy(t, arena + 64, sizeof t);
+  ASSERT_NEAR(t[0], 11, 0);
+  ASSERT_NEAR(t[3], 44, 0);
+  memset(y, 0, sizeof y);
+  ASSERT_EQ(mossrt_run(s2, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[0], 22, 0);
+  mossrt_session_destroy(s);
+  mossrt_session_destroy(s2);
+  mossrt_close(b);
+  mossrt_close(b2);
+}
+
+/* A counting allocator that can fail its |fail_at|-th allocation. */
+typedef struct counter {
+  long allocs, frees, live_bytes, fail_at;
+} counter;
+
+static void *count_realloc(void *user, void *ptr, size_t old_size, size_t new_size) {
+  counter *c = user;
+  if (new_size == 0) {
+    c->frees++;
+    c->live_bytes -= (long)old_size;
+    free(ptr);
+    return NULL;
+  }
+  c->allocs++;
+  if (c->fail_at && c->allocs == c->fail_at) return NULL;
+  ptr = realloc(ptr, new_size);
+  if (ptr) c->live_bytes += (long)new_size - (long)old_size;
+  return ptr;
+}
+
+TEST(run_allocates_nothing) {
+  counter c = {0, 0, 0, 0};
+  mossrt_options o;
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  float a[4] = {1, 2, 3, 4}, bb[4] = {10, 20, 30, 40}, y[4];
+  const void *in[2] = {a, bb};
+  void *out[1] = {y};
+  long before;
+  int i;
+  ASSERT_TRUE(load_add());
+  memset(&o, 0, sizeof o);
+  o.alloc.fn = count_realloc;
+  o.alloc.user = &c;
+  ASSERT_EQ(mossrt_open_memory_ex(g_add, g_add_n, &o, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_TRUE(c.allocs > 0); /* open and session did go through the allocator */
+  before = c.allocs + c.frees;
+  for (i = 0; i < 100; i++) ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_EQ(c.allocs + c.frees, before);
+  ASSERT_NEAR(y[1], 44, 0);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  ASSERT_EQ(c.live_bytes, 0);
+  ASSERT_EQ(c.allocs, c.frees);
+}
+
+/* Every allocation of open and session creation fails in turn: each gives
+ * out-of-memory with a message and leaks nothing. */
+static void alloc_failures(int *failed_, const uint8_t *bytes, size_t n, const char *plugin_dir) {
+  long k;
+  for (k = 1; k < 1000; k++) {
+    counter c = {0, 0, 0, k};
+    mossrt_options o;
+    mossrt_bundle *b = NULL;
+    mossrt_session *s = NULL;
+    mossrt_error err;
+    mossrt_status st;
+    memset(&o, 0, sizeof o);
+    o.alloc.fn = count_realloc;
+    o.alloc.user = &c;
+    o.plugin_dir = plugin_dir;
+    st = mossrt_open_memory_ex(bytes, n, &o, &b, &err);
+    if (st == MOSSRT_OK) st = mossrt_session_create(b, NULL, 0, &s, &err);
+    mossrt_session_destroy(s);
+    mossrt_close(b);
+    if (c.live_bytes != 0) FAIL_("allocation %ld failing: %ld bytes leaked", k, c.live_bytes);
+    if (st == MOSSRT_OK) {
+      if (c.allocs >= k) FAIL_("allocation %ld failed but open and session succeeded", k);
+      return; /* every allocation has been failed once */
+    }
+    if (st != MOSSRT_E_NOMEM) FAIL_("allocation %ld failing: status %d (%s)", k, st, err.text);
+    ASSERT_STR_CONTAINS(err.text, "<memory>: out-of-memory: ");
+  }
+  FAIL_("still failing after 1000 allocations");
+}
+
+TEST(allocation_failures) {
+  plug_desc p;
+  uint8_t *bytes;
+  size_t n;
+  char path[1024];
+  ASSERT_TRUE(load_add());
+  alloc_failures(failed_, g_add, g_add_n, NULL);
+  if (*failed_) return;
+  plug_init(&p, "NEG1");
+  ASSERT_EQ(write_bundle(&p.d, "plug_alloc.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  alloc_failures(failed_, bytes, n, OUT "/plug_good");
+  free(bytes);
+}
+
+TEST(io_errors) {
+  mossrt_bundle *b = (mossrt_bundle *)1;
+  mossrt_error err;
+  ASSERT_EQ(mossrt_open_file(OUT "/no-such.moss", &b, &err), MOSSRT_E_IO);
+  ASSERT_TRUE(b == NULL);
+  ASSERT_STR_CONTAINS(err.text, OUT "/no-such.moss: io: cannot open: ");
+  ASSERT_EQ(mossrt_open_file(OUT, &b, &err), MOSSRT_E_IO);
+  ASSERT_EQ(mossrt_open_memory(NULL, 5, &b, &err), MOSSRT_E_ARG);
+}
+
+/* Every prefix of a good bundle fails cleanly and says "truncated". */
+TEST(every_truncation) {
+  size_t n;
+  mossrt_error err;
+  char want[1400];
+  ASSERT_TRUE(load_add());
+  for (n = 0; n < g_add_n; n++) {
+    uint8_t *p = malloc(n ? n : 1);
+    mossrt_status st;
+    memcpy(p, g_add, n);
+    st = try_open(p, n, 0, &err);
+    free(p);
+    if (st != MOSSRT_E_FORMAT || !strstr(err.text, "invalid-model: truncated: file is "))
+      FAIL_("truncated to %zu bytes: status %d, '%s'", n, st, err.text);
+  }
+  /* The exact message, past the header and from a file. */
+  snprintf(want, sizeof want, "<memory>: invalid-model: truncated: file is 900 bytes, header says %zu",
+           g_add_n);
+  EXPECT_OPEN(g_add, 900, MOSSRT_E_FORMAT, want);
+  EXPECT_OPEN(g_add, 100, MOSSRT_E_FORMAT, "truncated: file is 100 bytes, a bundle header is 320");
+  {
+    FILE *f = fopen(OUT "/truncated.moss", "wb");
+    mossrt_bundle *b;
+    ASSERT_TRUE(f != NULL);
+    fwrite(g_add, 1, 900, f);
+    fclose(f);
+    ASSERT_EQ(mossrt_open_file(OUT "/truncated.moss", &b, &err), MOSSRT_E_FORMAT);
+    snprintf(want, sizeof want, "%s/truncated.moss: invalid-model: truncated: file is 900 bytes, "
+             "header says %zu", OUT, g_add_n);
+    ASSERT_TRUE(strcmp(err.text, want) == 0);
+  }
+  /* A longer file than the header says is refused too. */
+  {
+    uint8_t *p = malloc(g_add_n + 64);
+    memcpy(p, g_add, g_add_n);
+    memset(p + g_add_n, 0, 64);
+    snprintf(want, sizeof want, "file is %zu bytes, header says %zu", g_add_n + 64, g_add_n);
+    EXPECT_OPEN(p, g_add_n + 64, MOSSRT_E_FORMAT, want);
+    free(p);
+  }
+}
+
+TEST(header_errors) {
+  uint8_t *c;
+  ASSERT_TRUE(load_add());
+  c = copy_add();
+  c[3] = 'X';
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "<memory>: invalid-model: not a moss bundle (bad magic)");
+  free(c);
+  c = copy_add();
+  hdr(c)->version = 7;
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_VERSION,
+              "<memory>: unsupported: format version 7, this runtime reads 1");
+  free(c);
+  c = copy_add();
+  hdr(c)->target[0] ^= 1;
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "invalid-model: header checksum mismatch");
+  free(c);
+  c = copy_add(); /* a table entry is covered by the header checksum */
+  sect(c, 2)->param = 1;
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "header checksum mismatch");
+  free(c);
+  c = copy_add();
+  hdr(c)->section_count = 5000;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section count 5000, expected 1 to 4096");
+  free(c);
+  c = copy_add();
+  hdr(c)->section_table_offset = g_add_n - 64;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section table at offset");
+  free(c);
+  c = copy_add();
+  memset(hdr(c)->target, 'x', sizeof hdr(c)->target);
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "not NUL-terminated");
+  free(c);
+}
+
+TEST(section_checksums) {
+  static const char *const names[] = {"strings", "meta", "devices", "plan", "cpu-code", "report"};
+  char want[1400];
+  uint32_t i;
+  ASSERT_TRUE(load_add());
+  for (i = 0; i < 6; i++) {
+    uint8_t *c = copy_add();
+    payload_of(c, i)[sect(c, i)->size / 2] ^= 0x40;
+    snprintf(want, sizeof want, "<memory>: invalid-model: section %u (%s): checksum mismatch", i,
+             names[i]);
+    EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, want);
+    free(c);
+  }
+}
+
+TEST(section_layout_errors) {
+  uint8_t *c;
+  char want[160];
+  ASSERT_TRUE(load_add());
+  /* Offset past the end. */
+  c = copy_add();
+  sect(c, 3)->offset = g_add_n + 64;
+  fix_crcs(c, g_add_n);
+  snprintf(want, sizeof want, "section 3 (plan): offset %zu + size %llu is past the end of the "
+           "file (%zu bytes)", g_add_n + 64, (unsigned long long)sect(c, 3)->size, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, want);
+  free(c);
+  /* Size past the end. */
+  c = copy_add();
+  sect(c, 4)->size = g_add_n;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 4 (cpu-code): offset");
+  free(c);
+  /* Overlapping: devices moved onto meta (checksums fixed up). */
+  c = copy_add();
+  sect(c, 2)->offset = sect(c, 1)->offset;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 2 (devices) overlaps section 1 (meta)");
+  free(c);
+  /* Over the section table. */
+  c = copy_add();
+  sect(c, 0)->offset = 0;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT,
+              "section 0 (strings): offset 0 overlaps the header or section table");
+  free(c);
+  /* Misaligned. */
+  c = copy_add();
+  sect(c, 3)->offset += 8;
+  fix_crcs(c, g_add_n);
+  snprintf(want, sizeof want, "section 3 (plan): offset %llu is not 64-byte aligned",
+           (unsigned long long)sect(c, 3)->offset);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, want);
+  free(c);
+  c = copy_add();
+  sect(c, 3)->align = 16;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 3 (plan): alignment 16, expected 64");
+  free(c);
+  /* Unknown kind, duplicate kind, missing kind. */
+  c = copy_add();
+  sect(c, 5)->kind = 42;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 5: unknown kind 42");
+  free(c);
+  c = copy_add();
+  sect(c, 5)->kind = MOSS_BUNDLE_SEC_META;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 5 (meta): a second meta section");
+  free(c);
+  c = copy_add();
+  sect(c, 3)->kind = MOSS_BUNDLE_SEC_REPORT;
+  sect(c, 5)->kind = MOSS_BUNDLE_SEC_BLOB;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "no plan section");
+  free(c);
+}
+
+/* Record surgery inside META and PLAN, checksums fixed up each time. */
+static moss_bundle_tensor_rec *tensor_rec(uint8_t *c, uint32_t i) {
+  return (moss_bundle_tensor_rec *)(void *)(payload_of(c, 1) + sizeof(moss_bundle_meta)) + i;
+}
+static moss_bundle_step_rec *step_rec(uint8_t *c, uint32_t i) {
+  return (moss_bundle_step_rec *)(void *)(payload_of(c, 3) + sizeof(moss_bundle_plan)) + i;
+}
+static uint32_t *plan_refs(uint8_t *c) {
+  moss_bundle_plan *p = (moss_bundle_plan *)(void *)payload_of(c, 3);
+  return (uint32_t *)(void *)((uint8_t *)(p + 1) + p->count * sizeof(moss_bundle_step_rec));
+}
+
+TEST(content_errors) {
+  uint8_t *c;
+  ASSERT_TRUE(load_add());
+  /* t (tensor 2, 16 bytes) moved to the end of the 128-byte arena. */
+  c = copy_add();
+  tensor_rec(c, 2)->offset = 128;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT,
+              "tensor 2 ('t'): arena offset 128 + 16 bytes is outside the arena (128 bytes)");
+  free(c);
+  c = copy_add();
+  tensor_rec(c, 2)->offset = 32; /* inside, but not 64-aligned */
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "tensor 2 ('t'): arena offset 32");
+  free(c);
+  c = copy_add();
+  tensor_rec(c, 2)->offset = UINT64_MAX - 7; /* would wrap around */
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "tensor 2 ('t'): arena offset");
+  free(c);
+  c = copy_add();
+  tensor_rec(c, 0)->dims[0] = 5; /* 5 floats are 20 bytes, not 16 */
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "tensor 0 ('a'): nbytes 16, its dtype and dims give 20");
+  free(c);
+  c = copy_add();
+  tensor_rec(c, 1)->name.len = 4000; /* past the string table */
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "tensor 1: name: bad string reference");
+  free(c);
+  c = copy_add();
+  tensor_rec(c, 1)->name.len = 0; /* "b" is followed by a NUL only after 1 byte */
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "tensor 1: name: bad string reference");
+  free(c);
+  c = copy_add();
+  tensor_rec(c, 1)->index = 0; /* claims to be input 0, which is tensor 0 */
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "tensor 1 ('b'): input index 0 is not graph input 0's");
+  free(c);
+  c = copy_add();
+  ((moss_bundle_meta *)(void *)payload_of(c, 1))->arena_bytes = (uint64_t)1 << 50;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "arena of 1125899906842624 bytes is beyond the limit");
+  free(c);
+  c = copy_add();
+  ((moss_bundle_meta *)(void *)payload_of(c, 1))->ntensors = 5;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 1 (meta): ");
+  free(c);
+  /* Steps: a bad tensor index, a bad device index, a bad ref range, kind. */
+  c = copy_add();
+  plan_refs(c)[0] = 99;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "step 0: input 0: tensor index 99, there are 4 tensors");
+  free(c);
+  c = copy_add();
+  step_rec(c, 1)->device = 5;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "step 1: device index 5, there are 1 devices");
+  free(c);
+  c = copy_add();
+  step_rec(c, 1)->first = UINT32_MAX;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "step 1: tensors 4294967295..");
+  free(c);
+  c = copy_add();
+  step_rec(c, 0)->kind = 9;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "step 0: unknown kind 9");
+  free(c);
+  /* The CPU code is not an ELF file. */
+  c = copy_add();
+  payload_of(c, 4)[1] = 'X';
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 4 (cpu-code): not an ELF shared object");
+  free(c);
+  c = copy_add();
+  payload_of(c, 5)[sect(c, 5)->size - 1] = '}';
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 5 (report): not NUL-terminated");
+  free(c);
+}
+
+TEST(entries_and_target) {
+  add_desc a;
+  uint8_t *bytes;
+  size_t n;
+  char path[1024], want[1400];
+  static const char *const candidates[] = {"fma4", "xop", "sse4a", "avx512vp2intersect",
+                                           "avx512vnni"};
+  const char *missing = NULL;
+  size_t i;
+  ASSERT_TRUE(load_add());
+  add_init(&a);
+  a.steps[1].entry = "no_such_fn";
+  ASSERT_EQ(write_bundle(&a.d, "noentry.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  EXPECT_OPEN(bytes, n, MOSSRT_E_DEVICE,
+              "<memory>: target: step 1: entry 'no_such_fn' not found in the CPU code");
+  free(bytes);
+  /* A failing entry fails the run. */
+  add_init(&a);
+  a.steps[1].entry = "moss_fail";
+  ASSERT_EQ(write_bundle(&a.d, "fail.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  {
+    mossrt_bundle *b;
+    mossrt_session *s;
+    mossrt_error err;
+    float x[4] = {0}, y[4];
+    const void *in[2] = {x, x};
+    void *out[1] = {y};
+    ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_E_DEVICE);
+    snprintf(want, sizeof want, "%s: target: step 1: 'moss_fail' on device 'cpu' failed (7)", path);
+    ASSERT_TRUE(strcmp(err.text, want) == 0);
+    mossrt_session_destroy(s);
+    mossrt_close(b);
+  }
+#if defined(__x86_64__)
+  add_init(&a);
+  a.d.triple = "aarch64-linux-gnu";
+  ASSERT_EQ(write_bundle(&a.d, "arm.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  EXPECT_OPEN(bytes, n, MOSSRT_E_TARGET,
+              "<memory>: target: bundle is for aarch64-linux-gnu, this runtime runs on x86_64");
+  free(bytes);
+  add_init(&a);
+  a.d.triple = "amd64-unknown-freebsd"; /* an alias of x86_64 */
+  a.d.features = "+sse2,sse,-avx512f";  /* present, present, excluded */
+  ASSERT_EQ(write_bundle(&a.d, "feat_ok.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  EXPECT_OPEN(bytes, n, MOSSRT_OK, "");
+  free(bytes);
+  /* A feature this CPU lacks: asked of the compiler's builtin directly. */
+  __builtin_cpu_init();
+  for (i = 0; i < sizeof candidates / sizeof candidates[0] && !missing; i++) {
+    int has = i == 0   ? __builtin_cpu_supports("fma4")
+              : i == 1 ? __builtin_cpu_supports("xop")
+              : i == 2 ? __builtin_cpu_supports("sse4a")
+              : i == 3 ? __builtin_cpu_supports("avx512vp2intersect")
+                       : __builtin_cpu_supports("avx512vnni");
+    if (!has) missing = candidates[i];
+  }
+  if (missing) {
+    char feats[64];
+    add_init(&a);
+    snprintf(feats, sizeof feats, "+sse2,+%s", missing);
+    a.d.features = feats;
+    ASSERT_EQ(write_bundle(&a.d, "feat_missing.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+    snprintf(want, sizeof want, "<memory>: target: needs CPU feature %s, which this CPU lacks",
+             missing);
+    EXPECT_OPEN(bytes, n, MOSSRT_E_TARGET, want);
+    free(bytes);
+  } else {
+    printf("  (this CPU has every candidate feature: the missing-feature case is not run)\n");
+  }
+  add_init(&a);
+  a.d.features = "avx2,warp-drive";
+  ASSERT_EQ(write_bundle(&a.d, "feat_unknown.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  EXPECT_OPEN(bytes, n, MOSSRT_E_TARGET, "needs CPU feature warp-drive, which this runtime cannot");
+  free(bytes);
+#endif
+}
+
+TEST(writer_rejects_bad_descriptions) {
+  add_desc a;
+  char path[1024];
+  moss_ctx ctx;
+  ASSERT_TRUE(setup());
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  snprintf(path, sizeof path, "%s/never.moss", OUT);
+  add_init(&a);
+  a.tensors[2].offset = 120;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "internal: bundle: tensors[2] ('t'): arena offset 120");
+  add_init(&a);
+  a.steps[0].device = 3;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "steps[0].device = 3");
+  add_init(&a);
+  a.inputs[1] = 0;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  add_init(&a);
+  a.tensors[3].nbytes = 8;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "tensors[3] ('y'): nbytes 8, dtype and dims give 16");
+  add_init(&a);
+  a.d.cpu_code = NULL;
+  a.d.cpu_code_bytes = 0;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "steps[0]: entry 'moss_add' but no cpu_code");
+  {
+    FILE *f = fopen(path, "rb");
+    ASSERT_TRUE(f == NULL); /* nothing was written */
+  }
+}
+
+TEST(plugin_device) {
+  plug_desc p;
+  char path[1024];
+  mossrt_options o;
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  _Alignas(64) float x[4] = {1, 2, 3, 4}, y[4] = {0};
+  const void *in[1] = {x};
+  void *out[1] = {y};
+  void *h;
+  int *live;
+  ASSERT_TRUE(setup());
+  plug_init(&p, "NEG1");
+  ASSERT_EQ(write_bundle(&p.d, "plug.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  /* The recorded path does not exist: a clear error naming it. */
+  unsetenv("MOSS_PLUGIN_PATH");
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, ": target: plugin 'neg' (/nonexistent/libneg.so): ");
+  /* Found through the caller's folder. */
+  memset(&o, 0, sizeof o);
+  o.plugin_dir = OUT "/plug_good";
+  ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  h = dlopen(OUT "/plug_good/libneg.so", RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_TRUE(h != NULL);
+  live = dlsym(h, "neg_live");
+  ASSERT_TRUE(live && *live == 2); /* one device open, one blob loaded */
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[0], -2, 0);
+  ASSERT_NEAR(y[1], -3, 0);
+  ASSERT_NEAR(y[2], -4, 0);
+  ASSERT_NEAR(y[3], -5, 0);
+  /* run() failing: x[0] + 1 > 500. */
+  x[0] = 600;
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "target: plugin 'neg' (/nonexistent/libneg.so): step 2: run() "
+                                "failed: overheated");
+  mossrt_session_destroy(s);
+  ASSERT_EQ(*live, 0); /* unloaded and closed */
+  dlclose(h);
+  /* open() failing. */
+  setenv("NEG_FAIL_OPEN", "1", 1);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "plugin 'neg' (/nonexistent/libneg.so): open() failed: no such "
+                                "device");
+  unsetenv("NEG_FAIL_OPEN");
+  mossrt_close(b);
+  /* Found through MOSS_PLUGIN_PATH. */
+  setenv("MOSS_PLUGIN_PATH", "/nonexistent-dir:" OUT "/plug_good", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  mossrt_close(b);
+  unsetenv("MOSS_PLUGIN_PATH");
+  /* Wrong ABI version, missing symbol. */
+  o.plugin_dir = OUT "/plug_abi2";
+  ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "plugin 'neg' (/nonexistent/libneg.so): plugin ABI version 2, "
+                                "this runtime speaks 1");
+  o.plugin_dir = OUT "/plug_nosym";
+  ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "plugin 'neg' (/nonexistent/libneg.so): missing symbol "
+                                "moss_plugin_device_get");
+  /* load() failing on a blob the device does not accept. */
+  plug_init(&p, "NEG2");
+  ASSERT_EQ(write_bundle(&p.d, "plug_badblob.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  o.plugin_dir = OUT "/plug_good";
+  ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "plugin 'neg' (/nonexistent/libneg.so): load() of blob 0 failed: "
+                                "bad blob");
+  mossrt_close(b);
+  /* An EXEC on a backend this runtime has no executor for. */
+  plug_init(&p, "NEG1");
+  p.devices[1].backend = "opencl";
+  p.d.nblobs = 0;
+  p.d.nsteps = 2;
+  p.steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 1, 0, NULL, 0, 1, 1, p_step2_in,
+                                  p_step2_out};
+  ASSERT_EQ(write_bundle(&p.d, "opencl.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "step 1: device 1 ('npu') has backend 'opencl', which this "
+                                "runtime cannot run");
+}
+
+TEST(verify_only) {
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  mossrt_options o;
+  ASSERT_TRUE(load_add());
+  memset(&o, 0, sizeof o);
+  o.flags = MOSSRT_OPEN_VERIFY_ONLY;
+  ASSERT_EQ(mossrt_open_memory_ex(g_add, g_add_n, &o, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_input_count(b), 2);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "MOSSRT_OPEN_VERIFY_ONLY");
+  mossrt_close(b);
+}
+
+/* Seeded random damage: plain (the checksums catch it), and with the
+ * checksums fixed up afterwards (the deeper checks must catch it; the CPU
+ * code is then not loaded, since a corrupt ELF can crash the dynamic
+ * loader itself). Never a crash, always a status with a message. */
+TEST(random_mutations) {
+  static const uint32_t magic_vals[] = {0, 1, 2, 3, 7, 63, 64, 65, 0x7fffffffu, 0xffffffffu};
+  uint32_t seed = 2024;
+  int round, nok = 0, nfixed_fail = 0;
+  uint8_t *c;
+  ASSERT_TRUE(load_add());
+  c = malloc(g_add_n);
+  for (round = 0; round < 6000; round++) {
+    int k, fix = round % 2;
+    mossrt_error err;
+    mossrt_status st;
+    /* The interesting part is the header, table and small sections: the
+     * first 1 KiB (past it lies mostly CPU code) gets most mutations. */
+    size_t span = round % 3 == 0 ? g_add_n : 1024;
+    memcpy(c, g_add, g_add_n);
+    for (k = 0; k < 1 + round % 4; k++) {
+      size_t at;
+      seed = seed * 1103515245u + 12345u;
+      at = (seed >> 4) % span;
+      if ((seed >> 28) & 1) {
+        uint32_t v = magic_vals[(seed >> 20) % 10];
+        at &= ~(size_t)3;
+        if (at + 4 <= g_add_n) memcpy(c + at, &v, 4);
+      } else {
+        c[at] ^= (uint8_t)(1u << ((seed >> 24) & 7));
+      }
+    }
+    if (fix) fix_crcs(c, g_add_n);
+    st = try_open(c, g_add_n, fix ? MOSSRT_OPEN_VERIFY_ONLY : 0, &err);
+    if ((int)st >= 98) FAIL_("round %d: open broke its contract (%d)", round, (int)st);
+    nok += st == MOSSRT_OK;
+    nfixed_fail += fix && st != MOSSRT_OK;
+  }
+  free(c);
+  printf("  %d of 6000 mutated bundles opened, the rest were refused with a message (%d of "
+         "them past the checksums)\n", nok, nfixed_fail);
+  ASSERT_TRUE(nfixed_fail > 1000);
+}
+
+/* The plugin bundle without CPU code: one transfer, one plugin step. */
+static void plug_only_init(plug_desc *p) {
+  plug_init(p, "NEG1");
+  p->d.cpu_code = NULL;
+  p->d.cpu_code_bytes = 0;
+  p->d.nsteps = 2;
+  p->steps[0] = p->steps[1];
+  p->steps[1] = p->steps[2];
+  p->d.report_json = "{}";
+}
+
+/* data/bundle/v1_plugin.moss was written by this version of the writer from
+ * plug_only_init(). It must keep opening, and the writer must keep writing
+ * it byte for byte: a change here is a format change (bump the version).
+ * The offsets and sizes below are worked out by hand from moss_bundle.h:
+ * header 320, table 6 x 32 = 192 (ends at 512); strings "" x t y cpu cpu c
+ * npu npu plugin:neg /nonexistent/libneg.so with their NULs = 59 bytes;
+ * meta 24 + 3 x 104 + 4 + 4 = 344; devices 8 + 2 x 32 = 72; plan 8 +
+ * 2 x 40 + 3 refs x 4 = 100; the blob "NEG1" = 4; the report "{}" = 3;
+ * each section starts at the next multiple of 64. */
+TEST(format_v1_golden) {
+  static const uint64_t offsets[6] = {512, 576, 960, 1088, 1216, 1280};
+  static const uint64_t sizes[6] = {59, 344, 72, 100, 4, 3};
+  static const uint32_t kinds[6] = {1, 2, 3, 4, 6, 7};
+  const char *golden = MOSS_TEST_DATA_DIR "/bundle/v1_plugin.moss";
+  mossrt_options o;
+  mossrt_bundle *b;
+  mossrt_error err;
+  mossrt_tensor_info ti;
+  plug_desc p;
+  uint8_t *want, *got;
+  size_t nwant, ngot, len;
+  char path[1024];
+  uint32_t i;
+  want = read_all(golden, &nwant);
+  ASSERT_TRUE(want != NULL);
+  ASSERT_EQ(nwant, 1344);
+  ASSERT_EQ(hdr(want)->section_count, 6);
+  for (i = 0; i < 6; i++) {
+    ASSERT_EQ(sect(want, i)->kind, kinds[i]);
+    ASSERT_EQ(sect(want, i)->offset, offsets[i]);
+    ASSERT_EQ(sect(want, i)->size, sizes[i]);
+  }
+  ASSERT_EQ(sect(want, 4)->param, 1); /* the blob is the npu's */
+  memset(&o, 0, sizeof o);
+  o.flags = MOSSRT_OPEN_VERIFY_ONLY;
+  ASSERT_EQ(mossrt_open_file_ex(golden, &o, &b, &err), MOSSRT_OK);
+  ASSERT_TRUE(strcmp(mossrt_target(b), "test-npu") == 0);
+  ASSERT_EQ(mossrt_input_info(b, 0, &ti), MOSSRT_OK);
+  ASSERT_TRUE(strcmp(ti.name, "x") == 0);
+  ASSERT_EQ(ti.rank, 2);
+  ASSERT_EQ(ti.dims[0], 1);
+  ASSERT_EQ(ti.dims[1], 4);
+  ASSERT_EQ(mossrt_arena_bytes(b), 64);
+  ASSERT_TRUE(strcmp(mossrt_report_json(b, &len), "{}") == 0);
+  mossrt_close(b);
+  plug_only_init(&p);
+  ASSERT_EQ(write_bundle(&p.d, "v1_plugin.moss", &got, &ngot, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(ngot, nwant);
+  ASSERT_TRUE(memcmp(got, want, nwant) == 0);
+  free(got);
+  free(want);
+}
+
+/* Leaves a few bundles for the fuzzer's seed corpus. */
+TEST(seed_corpus) {
+  char path[1024];
+  FILE *f;
+  plug_desc p;
+  ASSERT_TRUE(load_add());
+  snprintf(path, sizeof path, "%s/corpus/add.moss", OUT);
+  f = fopen(path, "wb");
+  ASSERT_TRUE(f != NULL);
+  fwrite(g_add, 1, g_add_n, f);
+  fclose(f);
+  plug_only_init(&p);
+  ASSERT_EQ(write_bundle(&p.d, "corpus/plug.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+}
+
+TEST_MAIN()
