@@ -186,7 +186,7 @@ static moss_status cpu_toolchain(moss_ctx *ctx, const moss_target *t, int d, cha
 static void remove_tree(const char *dir) {
   DIR *d = opendir(dir);
   struct dirent *e;
-  char path[4200];
+  char path[4400];
   if (d) {
     while ((e = readdir(d)) != NULL) {
       if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;

@@ -2,7 +2,8 @@
 """Runs the ONNX node tests (libonnx-testdata) through the moss CLI and the C
 backend, and compares the outcome with the committed expected-status file.
 
-For each test folder: `moss compile model.onnx --emit c`, then `moss run` on
+For each test folder: `moss compile model.onnx` (a bundle, run through
+libmossrt; `--emit c` tests the standalone C instead), then `moss run` on
 every test_data_set_*, and the outputs are compared with the stored
 output_*.pb (read with onnx's own numpy_helper, independent of moss).
 Graph inputs that decide shapes are frozen with --constant from the test data,
@@ -88,11 +89,13 @@ def run_one(moss, test, workdir):
     if not sets:
         return "fail", "no test data"
     out = os.path.join(workdir, test)
+    art = os.path.join(out, "model.moss") if EMIT == "bundle" else out
     frozen = []
     env = dict(os.environ)
     for attempt in range(3):
         shutil.rmtree(out, ignore_errors=True)
-        cmd = [moss, "compile", model, "--emit", "c", "-o", out, "-q"]
+        os.makedirs(out)
+        cmd = [moss, "compile", model, "--emit", EMIT, "-o", art, "-q"]
         for name in frozen:
             cmd += ["--constant", "%s=%s" % (name, os.path.join(sets[0], "input_%d.pb" % in_names.index(name)))]
         try:
@@ -120,7 +123,7 @@ def run_one(moss, test, workdir):
             args += ["--input", "%s=%s" % (name, os.path.join(s, "input_%d.pb" % i))]
         od = os.path.join(out, "out_" + os.path.basename(s))
         try:
-            p = subprocess.run([moss, "run", out] + args + ["-o", od], capture_output=True,
+            p = subprocess.run([moss, "run", art] + args + ["-o", od], capture_output=True,
                                text=True, timeout=120, env=env)
         except subprocess.TimeoutExpired:
             return "fail", "run timed out"
@@ -170,6 +173,9 @@ def read_expected():
     return exp
 
 
+EMIT = "bundle"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moss", required=True)
@@ -177,7 +183,11 @@ def main():
     ap.add_argument("--only", default="", help="run tests whose name contains this")
     ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--emit", default="bundle", choices=["bundle", "c"],
+                    help="artifact kind: a bundle run through libmossrt (default) or standalone C")
     a = ap.parse_args()
+    global EMIT
+    EMIT = a.emit
     moss = os.path.abspath(a.moss)
     tests = sorted(d for d in os.listdir(DATA) if os.path.isdir(os.path.join(DATA, d)))
     if not tests:
