@@ -81,6 +81,9 @@ static moss_status check_step(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t
   }
   if (s->kind != MOSS_BUNDLE_STEP_EXEC) return BAD("steps[%u].kind = %d", i, (int)s->kind);
   if (is_plugin(&d->devices[s->device])) {
+    if (!d->devices[s->device].plugin_path || !d->devices[s->device].plugin_path[0])
+      return BAD("steps[%u]: device %u ('%s') has no plugin_path", i, s->device,
+                 d->devices[s->device].id);
     if (s->blob >= d->nblobs || d->blob_device[s->blob] != s->device)
       return BAD("steps[%u].blob = %u is not a blob of device %u", i, s->blob, s->device);
   } else if (d->devices[s->device].backend && strcmp(d->devices[s->device].backend, "c") == 0) {
@@ -116,8 +119,6 @@ static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
   for (i = 0; i < d->ndevices; i++) {
     const moss_bundle_device *v = &d->devices[i];
     if (!v->id || !v->kind || !v->backend) return BAD("devices[%u]: id, kind or backend is NULL", i);
-    if (is_plugin(v) && (!v->plugin_path || !v->plugin_path[0]))
-      return BAD("devices[%u] ('%s'): backend '%s' without plugin_path", i, v->id, v->backend);
   }
   for (i = 0; i < d->nblobs; i++)
     if (d->blob_device[i] >= d->ndevices || !is_plugin(&d->devices[d->blob_device[i]]))

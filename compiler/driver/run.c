@@ -116,6 +116,23 @@ static moss_status bundle_manifest(moss_ctx *ctx, const mossrt_bundle *b, manife
   return MOSS_OK;
 }
 
+/* A libmossrt error as a moss diagnostic: its text already reads
+ * "<bundle>: <category>: <reason>"; keep the reason and map the category. */
+static moss_status runtime_fail(moss_ctx *ctx, const mossrt_error *e) {
+  const char *reason = e->text, *p = strstr(e->text, ": ");
+  moss_status code = MOSS_E_IO;
+  if (p && (p = strstr(p + 2, ": ")) != NULL) reason = p + 2;
+  switch (e->status) {
+  case MOSSRT_E_FORMAT: code = MOSS_E_INVALID_MODEL; break;
+  case MOSSRT_E_VERSION: code = MOSS_E_UNSUPPORTED; break;
+  case MOSSRT_E_TARGET: case MOSSRT_E_DEVICE: code = MOSS_E_TARGET; break;
+  case MOSSRT_E_NOMEM: code = MOSS_E_NOMEM; break;
+  case MOSSRT_E_ARG: code = MOSS_E_INTERNAL; break;
+  default: code = MOSS_E_IO; break;
+  }
+  return moss_fail(ctx, code, NULL, "%s", reason);
+}
+
 static time_t mtime(const char *path) {
   struct stat s;
   return stat(path, &s) == 0 ? s.st_mtime : 0;
@@ -176,7 +193,7 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   memset(outs, 0, sizeof outs);
   if (stat(opts->artifact, &sb) == 0 && S_ISREG(sb.st_mode)) {
     if (mossrt_open_file(opts->artifact, &bundle, &rerr) != MOSSRT_OK) {
-      st = moss_fail(ctx, MOSS_E_IO, NULL, "%s", rerr.text);
+      st = runtime_fail(ctx, &rerr);
       goto done;
     }
     st = bundle_manifest(ctx, bundle, m);
@@ -250,7 +267,7 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   }
   if (bundle) {
     if (mossrt_session_create(bundle, NULL, 0, &session, &rerr) != MOSSRT_OK) {
-      st = moss_fail(ctx, MOSS_E_IO, NULL, "%s", rerr.text);
+      st = runtime_fail(ctx, &rerr);
       goto done;
     }
     goto execute;
@@ -286,7 +303,7 @@ execute:
     double t0 = now_s();
     if (session) {
       if (mossrt_run(session, ins, outs, &rerr) != MOSSRT_OK) {
-        st = moss_fail(ctx, MOSS_E_IO, NULL, "%s", rerr.text);
+        st = runtime_fail(ctx, &rerr);
         goto done;
       }
     } else if (run(ins, outs, arena) != 0) {

@@ -79,6 +79,26 @@ static void node_facts(const moss_node *n, moss_target_node_facts *f) {
   }
 }
 
+static int is_mac_op(const moss_node *n) {
+  static const char *const ops[] = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum",
+                                    "ConvInteger", "MatMulInteger", "QLinearConv",
+                                    "QLinearMatMul"};
+  size_t i;
+  for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    if (!strcmp(n->op_type, ops[i])) return 1;
+  return 0;
+}
+
+/* Whether device |d| gives MAC rates at all (then a dtype without one is
+ * a MAC unit it does not have). */
+static int has_mac_rates(const moss_target *t, int d) {
+  static const char *const dts[] = {"f64", "f32", "f16", "bf16", "i32", "i16", "i8", "u8", "i4"};
+  size_t i;
+  for (i = 0; i < sizeof dts / sizeof dts[0]; i++)
+    if (moss_target_device_macs_per_cycle(t, d, dts[i]) > 0) return 1;
+  return 0;
+}
+
 /* Whether device |d| takes |n|: 1 yes, 0 no with |why|. */
 static int device_takes(moss_ctx *ctx, const moss_partition_opts *o, int d, const moss_node *n,
                         char *why, size_t cap) {
@@ -89,6 +109,12 @@ static int device_takes(moss_ctx *ctx, const moss_partition_opts *o, int d, cons
   why[0] = 0;
   xml = moss_target_device_accepts(o->target, d, &f, why, cap);
   if (xml == 0) return 0;
+  if (is_mac_op(n) && has_mac_rates(o->target, d) &&
+      moss_target_device_macs_per_cycle(o->target, d, f.dtype) <= 0) {
+    /* The cost model has no rate for it: the device has no such MAC unit. */
+    snprintf(why, cap, "no %s MAC rate in its <compute>", f.dtype);
+    return 0;
+  }
   if (!strcmp(be, "c")) {
     if (!moss_c_can_emit(n)) {
       snprintf(why, cap, "the C backend has no code for %s", n->op_type);

@@ -167,4 +167,37 @@ TEST(fallback_when_no_device_takes_it) {
   moss_target_destroy(&ctx, t);
 }
 
+/* rates.xml: the npu has no <ops> list but gives MAC rates for i8 only:
+ * a float MatMul is declined there (no f32 rate) and runs on the cpu, while
+ * a float Relu (not a MAC op) stays on the npu. */
+TEST(mac_op_needs_a_rate_for_its_dtype) {
+  moss_ctx ctx;
+  moss_graph *g;
+  moss_target *t;
+  moss_partition_opts o;
+  int nseg;
+  int64_t d[2] = {2, 2};
+  moss_value *x, *w, *a, *y;
+  moss_node *mm, *relu;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_target_load(&ctx, MOSS_TEST_DATA_DIR "/partition/rates.xml", &t), MOSS_OK);
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  x = val(&ctx, g, "x", 2, d);
+  w = val(&ctx, g, "w", 2, d);
+  w->data = moss_graph_alloc(g, 16);
+  a = val(&ctx, g, "a", 2, d);
+  y = val(&ctx, g, "y", 2, d);
+  mm = node2(&ctx, g, "MatMul", "mm", x, w, a);
+  relu = node2(&ctx, g, "Relu", "relu", a, NULL, y);
+  o.target = t;
+  o.plugins = NULL;
+  ASSERT_EQ(moss_partition(&ctx, g, &o, &nseg), MOSS_OK);
+  ASSERT_EQ(mm->device, 1);
+  ASSERT_STR_CONTAINS(mm->placement, "npu declined: no f32 MAC rate");
+  ASSERT_EQ(relu->device, 0);
+  ASSERT_EQ(nseg, 2);
+  moss_graph_destroy(&ctx, g);
+  moss_target_destroy(&ctx, t);
+}
+
 TEST_MAIN()

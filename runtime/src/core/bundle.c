@@ -395,10 +395,7 @@ static mossrt_status check_devices(mossrt_bundle *b, const layout *L, mossrt_err
     if (strcmp(d->backend, "c") == 0) {
       d->backend_kind = MOSSRT_BACKEND_CPU;
     } else if (strncmp(d->backend, "plugin:", 7) == 0 && d->backend[7]) {
-      d->backend_kind = MOSSRT_BACKEND_PLUGIN;
-      if (!d->plugin_path[0])
-        FAIL(MOSSRT_E_FORMAT, "device %u ('%s'): backend '%s' without a plugin path", i, d->id,
-             d->backend);
+      d->backend_kind = MOSSRT_BACKEND_PLUGIN; /* its path is checked where a step uses it */
     }
   }
   for (i = 0; i < b->nblobs; i++) {
@@ -454,6 +451,9 @@ static mossrt_status check_step(mossrt_bundle *b, const layout *L, uint32_t i,
       FAIL(MOSSRT_E_FORMAT, "step %u: runs '%s' on device '%s' but the bundle has no CPU code", i,
            s->entry, d->id);
   } else if (d->backend_kind == MOSSRT_BACKEND_PLUGIN) {
+    if (!d->plugin_path[0])
+      FAIL(MOSSRT_E_FORMAT, "step %u: device %u ('%s', backend '%s') has no plugin path", i,
+           r->device, d->id, d->backend);
     if (r->blob >= b->nblobs || b->blobs[r->blob].device != r->device)
       FAIL(MOSSRT_E_FORMAT, "step %u: blob index %u is not a blob of device %u ('%s')", i, r->blob,
            r->device, d->id);
