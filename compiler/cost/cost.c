@@ -106,25 +106,6 @@ static void empty_sum_is_zero(moss_cost_figure *acc) {
   }
 }
 
-static const char *dtype_key(moss_dtype dt) {
-  switch (dt) {
-  case MOSS_DT_F32: return "f32";
-  case MOSS_DT_F64: return "f64";
-  case MOSS_DT_F16: return "f16";
-  case MOSS_DT_BF16: return "bf16";
-  case MOSS_DT_I8: return "i8";
-  case MOSS_DT_U8: return "u8";
-  case MOSS_DT_I16: return "i16";
-  case MOSS_DT_U16: return "u16";
-  case MOSS_DT_I32: return "i32";
-  case MOSS_DT_U32: return "u32";
-  case MOSS_DT_I64: return "i64";
-  case MOSS_DT_U64: return "u64";
-  case MOSS_DT_BOOL: return "bool";
-  default: return "?";
-  }
-}
-
 static int is8(const moss_value *v) {
   return v && (v->dtype == MOSS_DT_I8 || v->dtype == MOSS_DT_U8);
 }
@@ -278,7 +259,7 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
     cn->macs_effective = cn->macs_dense * cn->weight_density;
     if (n->act.kind != MOSS_ACT_NONE) cn->ops = numel(n->outputs[0]);
     if (is8(x) && (!w || is8(w))) cn->dtype = "i8"; /* 8-bit MACs, 32-bit accumulate */
-    else cn->dtype = dtype_key(x ? x->dtype : MOSS_DT_F32);
+    else cn->dtype = moss_dtype_short(x ? x->dtype : MOSS_DT_F32);
   } else if (!all_outputs_alias(n)) {
     double most = 0;
     for (k = 0; k < n->noutputs; k++)
@@ -289,9 +270,9 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
     }
     cn->ops = most;
     dt = n->noutputs && n->outputs[0] ? n->outputs[0]->dtype : MOSS_DT_F32;
-    cn->dtype = dtype_key(dt);
+    cn->dtype = moss_dtype_short(dt);
   } else {
-    cn->dtype = dtype_key(n->outputs[0] ? n->outputs[0]->dtype : MOSS_DT_F32);
+    cn->dtype = moss_dtype_short(n->outputs[0] ? n->outputs[0]->dtype : MOSS_DT_F32);
   }
   if (c->baseline) cn->dtype = "f32";
 

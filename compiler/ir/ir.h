@@ -32,6 +32,8 @@ typedef enum moss_dtype {
 size_t moss_dtype_size(moss_dtype dt);
 /* Lower-case name ("float32", "int64", "bool", ...); "?" if unknown. */
 const char *moss_dtype_name(moss_dtype dt);
+/* Short name as in the target schema ("f32", "i8", "bool", ...); "?" if unknown. */
+const char *moss_dtype_short(moss_dtype dt);
 /* C type used by generated code ("float", "int64_t", "uint8_t" for bool...);
  * NULL when moss cannot compute on the type (string, float16, bfloat16). */
 const char *moss_dtype_ctype(moss_dtype dt);

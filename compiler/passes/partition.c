@@ -14,25 +14,6 @@
 #include "../../backends/c/cgen.h"
 #include "partition.h"
 
-const char *moss_dtype_short(moss_dtype dt) {
-  switch (dt) {
-  case MOSS_DT_F32: return "f32";
-  case MOSS_DT_F64: return "f64";
-  case MOSS_DT_F16: return "f16";
-  case MOSS_DT_BF16: return "bf16";
-  case MOSS_DT_I8: return "i8";
-  case MOSS_DT_U8: return "u8";
-  case MOSS_DT_I16: return "i16";
-  case MOSS_DT_U16: return "u16";
-  case MOSS_DT_I32: return "i32";
-  case MOSS_DT_U32: return "u32";
-  case MOSS_DT_I64: return "i64";
-  case MOSS_DT_U64: return "u64";
-  case MOSS_DT_BOOL: return "bool";
-  default: return "?";
-  }
-}
-
 /* The type a node computes in: its first non-constant input's, else its
  * first output's (Shape-like and generator ops). */
 static moss_dtype compute_dtype(const moss_node *n) {

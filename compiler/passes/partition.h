@@ -26,7 +26,5 @@ int moss_host_device(const moss_target *t);
 /* The device that holds |v| when it is made (its producer's; |host| for
  * graph inputs and constants). */
 int moss_value_device(const moss_value *v, int host);
-/* "f32", "i8", ... as in the target schema. */
-const char *moss_dtype_short(moss_dtype dt);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diag_sink.h"
 #include "harness.h"
 #include "ir/ir.h"
 #include "moss_plugin.h"
@@ -15,29 +16,9 @@
 
 #define BROKEN(name) MOSS_PLUGIN_BROKEN_DIR "/" name ".so"
 
-typedef struct sink_buf {
-  char text[8192];
-  size_t len;
-  int count;
-} sink_buf;
-
-static void sink(void *user, moss_status code, const char *msg) {
-  sink_buf *b = user;
-  int k;
-  (void)code;
-  b->count++;
-  if (b->len >= sizeof b->text) return;
-  k = snprintf(b->text + b->len, sizeof b->text - b->len, "%s\n", msg);
-  if (k > 0) b->len += (size_t)k;
-  if (b->len > sizeof b->text) b->len = sizeof b->text;
-}
-
-static void ctx_with_sink(moss_ctx *ctx, sink_buf *b) {
-  memset(b, 0, sizeof *b);
-  moss_ctx_init(ctx, moss_allocator_libc());
+static void ctx_with_sink_file(moss_ctx *ctx, sink_buf *b) {
+  ctx_with_sink(ctx, b);
   ctx->file = "model.onnx";
-  ctx->sink = sink;
-  ctx->sink_user = b;
 }
 
 /* ---- graph building --------------------------------------------------------- */
@@ -138,7 +119,7 @@ TEST(open_good_plugin) {
   moss_ctx ctx;
   sink_buf b;
   moss_plugin *p;
-  ctx_with_sink(&ctx, &b);
+  ctx_with_sink_file(&ctx, &b);
   ASSERT_EQ(moss_plugin_open(&ctx, MOSS_PLUGIN_GOOD, "elementwise", &p), MOSS_OK);
   ASSERT_TRUE(strcmp(moss_plugin_name(p), "elementwise") == 0);
   ASSERT_TRUE(strcmp(moss_plugin_path(p), MOSS_PLUGIN_GOOD) == 0);
@@ -152,7 +133,7 @@ static moss_status open_fails(const char *path, const char *name, sink_buf *b) {
   moss_ctx ctx;
   moss_plugin *p = (moss_plugin *)&p;
   moss_status st;
-  ctx_with_sink(&ctx, b);
+  ctx_with_sink_file(&ctx, b);
   st = moss_plugin_open(&ctx, path, name, &p);
   if (p) {
     if (st == MOSS_OK) moss_plugin_close(&ctx, p);
@@ -220,7 +201,7 @@ TEST(supports_decisions) {
   float two = 2;
   int64_t one = 1;
   int k;
-  ctx_with_sink(&ctx, &b);
+  ctx_with_sink_file(&ctx, &b);
   ASSERT_EQ(moss_plugin_open(&ctx, MOSS_PLUGIN_GOOD, "elementwise", &p), MOSS_OK);
   ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
   x = f32(&ctx, g, "x", 2, 3);
@@ -348,7 +329,7 @@ TEST(lower_and_run_a_chain) {
   const void *in[2] = {x, y};
   void *out[2] = {ob, oe};
   char err[256];
-  ctx_with_sink(&ctx, &sb);
+  ctx_with_sink_file(&ctx, &sb);
   ASSERT_EQ(moss_plugin_open(&ctx, MOSS_PLUGIN_GOOD, "elementwise", &p), MOSS_OK);
   ASSERT_TRUE(make_chain(&ctx, &c));
   moss_buf_init(&blob, &ctx);
@@ -425,7 +406,7 @@ TEST(every_operator) {
   const void *in[3] = {vx, vt, vz};
   void *out[N];
   char err[256];
-  ctx_with_sink(&ctx, &sb);
+  ctx_with_sink_file(&ctx, &sb);
   ASSERT_EQ(moss_plugin_open(&ctx, MOSS_PLUGIN_GOOD, "elementwise", &p), MOSS_OK);
   ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
   x = f32(&ctx, g, "x", 4, 0);
@@ -488,7 +469,7 @@ TEST(corrupt_blobs_are_refused) {
   size_t len, n;
   unsigned char *copy;
   char err[256];
-  ctx_with_sink(&ctx, &sb);
+  ctx_with_sink_file(&ctx, &sb);
   ASSERT_EQ(moss_plugin_open(&ctx, MOSS_PLUGIN_GOOD, "elementwise", &p), MOSS_OK);
   ASSERT_TRUE(make_chain(&ctx, &c));
   moss_buf_init(&blob, &ctx);
@@ -557,7 +538,7 @@ TEST(failing_lower_reports_the_plugins_message) {
   chain c;
   moss_buf blob;
   int *in_ids = (int *)&in_ids, *out_ids = (int *)&out_ids, nin = 7, nout = 7;
-  ctx_with_sink(&ctx, &sb);
+  ctx_with_sink_file(&ctx, &sb);
   ASSERT_EQ(moss_plugin_open(&ctx, BROKEN("failing_lower"), "failing", &p), MOSS_OK);
   ASSERT_TRUE(make_chain(&ctx, &c));
   moss_buf_init(&blob, &ctx);
@@ -581,7 +562,7 @@ TEST(lower_refuses_an_empty_list) {
   chain c;
   moss_buf blob;
   int *in_ids, *out_ids, nin, nout;
-  ctx_with_sink(&ctx, &sb);
+  ctx_with_sink_file(&ctx, &sb);
   ASSERT_EQ(moss_plugin_open(&ctx, MOSS_PLUGIN_GOOD, "elementwise", &p), MOSS_OK);
   ASSERT_TRUE(make_chain(&ctx, &c));
   moss_buf_init(&blob, &ctx);
@@ -629,7 +610,7 @@ TEST(allocation_failures_do_not_leak) {
   sink_buf gb;
   chain c;
   long n;
-  ctx_with_sink(&gctx, &gb);
+  ctx_with_sink_file(&gctx, &gb);
   ASSERT_TRUE(make_chain(&gctx, &c));
   for (n = 1; n < 10000; n++) {
     fail_alloc f = {0, n, 0};
@@ -640,7 +621,7 @@ TEST(allocation_failures_do_not_leak) {
     int *in_ids = NULL, *out_ids = NULL, nin = 0, nout = 0, ok = 0;
     char why[64];
     moss_status st;
-    ctx_with_sink(&ctx, &b);
+    ctx_with_sink_file(&ctx, &b);
     ctx.alloc.fn = fail_realloc;
     ctx.alloc.user = &f;
     moss_buf_init(&blob, &ctx);

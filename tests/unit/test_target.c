@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "diag_sink.h"
 #include "harness.h"
 #include "target/target.h"
 
@@ -24,30 +25,6 @@
 #define MOSS_TARGETS_DIR_FOR_TEST "targets"
 #endif
 
-/* Diagnostics land here, one per line. */
-typedef struct sink_buf {
-  char text[16384];
-  size_t len;
-  int count;
-} sink_buf;
-
-static void sink(void *user, moss_status code, const char *msg) {
-  sink_buf *b = user;
-  int k;
-  (void)code;
-  b->count++;
-  if (b->len >= sizeof b->text) return;
-  k = snprintf(b->text + b->len, sizeof b->text - b->len, "%s\n", msg);
-  if (k > 0) b->len += (size_t)k;
-  if (b->len > sizeof b->text) b->len = sizeof b->text;
-}
-
-static void ctx_with_sink(moss_ctx *ctx, sink_buf *b) {
-  memset(b, 0, sizeof *b);
-  moss_ctx_init(ctx, moss_allocator_libc());
-  ctx->sink = sink;
-  ctx->sink_user = b;
-}
 
 /* Loads |path| expecting failure; leaves the messages in |b|. */
 static moss_status load_fails(const char *path, sink_buf *b) {
