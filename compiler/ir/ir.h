@@ -138,6 +138,7 @@ struct moss_node {
   int device;             /* index of the target device that runs the node */
   int segment;            /* index of the run of consecutive nodes on one device */
   const char *placement;  /* why it went there, one line (graph arena) */
+  int sparse;             /* weight format chosen by the sparse pass (MOSS_SPARSE_*); 0: dense */
   int opaque;             /* its segment runs as one unit (a plugin's subgraph): the
                            * planner keeps what the segment touches live across all of it */
 };
