@@ -119,4 +119,50 @@ moss_status moss_pad_compute(moss_ctx *ctx, const moss_node *n, int rank, int64_
  * that the opset 15 attributes select. */
 void moss_shape_range(const moss_node *n, int rank, int *out_start, int *out_end);
 
+/* Quantized operators (ops/quant.c; docs/numerics-int8.md). */
+
+/* The one requantization scheme: a real multiplier M > 0 as a Q31
+ * mantissa |mult| in [2^30, 2^31) and a right |shift| (negative: a left
+ * shift), M ~= mult * 2^-31 * 2^-shift. mult 0: M is 0 (or not usable). */
+typedef struct moss_requant {
+  int32_t mult;
+  int shift;
+} moss_requant;
+/* Decomposes |m| at compile time. */
+void moss_requant_compute(double m, moss_requant *out_q);
+/* The run-time formula, in integers only: round(acc * M) with a saturating
+ * rounding doubling high multiply by |mult| and a rounding (ties away from
+ * zero) divide by 2^shift. Backends emit the same arithmetic. */
+int32_t moss_requant_apply(int32_t acc, moss_requant q);
+/* round(x / scale) (ties to even, in float32 like ONNX) + zp, saturated to
+ * [lo, hi]; NaN gives zp. The float<->int boundary of QuantizeLinear. */
+float moss_quant_round(float v);
+int32_t moss_quantize_one(float x, float scale, int32_t zp, int32_t lo, int32_t hi);
+/* QuantizeLinear/DequantizeLinear: the axis of per-axis parameters of
+ * input |x|, or -1 for a single scale (and zero point |zp|, may be NULL). */
+moss_status moss_quant_axis(moss_ctx *ctx, const moss_node *n, const moss_value *x,
+                            const moss_value *scale, const moss_value *zp, int *out_axis);
+/* MatMulInteger/QLinearMatMul: numpy matmul geometry; batch shapes of A
+ * and B (adims/bdims, without the matrix dimensions) broadcast to dims. */
+typedef struct moss_quant_matmul {
+  int64_t M, K, N;
+  int arank, brank, rank, yrank;
+  int64_t adims[MOSS_MAX_RANK], bdims[MOSS_MAX_RANK], dims[MOSS_MAX_RANK];
+  int64_t ydims[MOSS_MAX_RANK];
+  int64_t nbatch;
+} moss_quant_matmul;
+moss_status moss_quant_matmul_compute(moss_ctx *ctx, const moss_node *n, const moss_value *a,
+                                      const moss_value *b, moss_quant_matmul *out_p);
+/* ConvInteger/QLinearConv: spatial geometry (p: begin pad, auto_pad
+ * resolved) and the output shape. */
+typedef struct moss_quant_conv {
+  int nsp;
+  int64_t group;
+  int64_t in[MOSS_MAX_RANK], out[MOSS_MAX_RANK], k[MOSS_MAX_RANK];
+  int64_t s[MOSS_MAX_RANK], d[MOSS_MAX_RANK], p[MOSS_MAX_RANK];
+  int64_t ydims[MOSS_MAX_RANK];
+} moss_quant_conv;
+moss_status moss_quant_conv_compute(moss_ctx *ctx, const moss_node *n, const moss_value *x,
+                                    const moss_value *w, moss_quant_conv *out_c);
+
 #endif
