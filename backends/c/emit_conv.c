@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../compiler/passes/sparse.h"
 #include "cgen.h"
 
 /* The geometry of one node, spatial dimensions only. */
@@ -320,6 +321,7 @@ static moss_status emit_convtranspose(moss_cgen *cg, const moss_node *n, const g
 moss_status moss_c_emit_conv(moss_cgen *cg, const moss_node *n) {
   geom g;
   const char *T = moss_dtype_ctype(n->outputs[0]->dtype);
+  if (n->sparse) return moss_c_emit_sparse(cg, n); /* backends/c/emit_sparse.c */
   if (n->outputs[0]->dtype != MOSS_DT_F32 && n->outputs[0]->dtype != MOSS_DT_F64)
     return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "type %s (float32 and float64 only)",
                      moss_dtype_name(n->outputs[0]->dtype));

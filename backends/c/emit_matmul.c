@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../compiler/passes/sparse.h"
 #include "cgen.h"
 
 typedef struct mm {
@@ -324,6 +325,7 @@ static moss_status emit_det(moss_cgen *cg, const moss_node *n) {
 }
 
 moss_status moss_c_emit_matmul(moss_cgen *cg, const moss_node *n) {
+  if (n->sparse) return moss_c_emit_sparse(cg, n); /* backends/c/emit_sparse.c */
   switch (n->op) {
   case MOSS_OP_Gemm: return emit_gemm(cg, n);
   case MOSS_OP_MatMul: return emit_matmul(cg, n);

@@ -15,6 +15,7 @@ typedef struct moss_compile_opts {
   int dump_ir;                /* print the final IR to stdout */
   const char *dump_after;     /* print the IR after this pass ("all" for every pass) */
   int verbose;                /* print the arena size and a summary */
+  const char *prune;          /* --prune SPEC (passes/prune.h); NULL: none */
   int explain;                /* print every node's device and why (--explain) */
   const char *report;         /* --report FILE.json|.csv|.html; NULL: none */
   double grid_intensity;      /* --grid-intensity gCO2e/kWh; <= 0: the 475 fallback, flagged */

@@ -10,6 +10,8 @@
 #include "../cost/cost.h"
 #include "../passes/partition.h"
 #include "../passes/passes.h"
+#include "../passes/prune.h"
+#include "../passes/sparse.h"
 #include "../plan/plan.h"
 #include "../target/target.h"
 #include "driver.h"
@@ -27,6 +29,7 @@ static const pass_entry passes[] = {
     {"fuse", moss_pass_fuse},       /* bias Add and activation into Conv/Gemm/MatMul */
     {"fold", moss_pass_fold},       /* constants exposed by the rewrites */
     {"dce", moss_pass_dce},         /* nodes no output needs */
+    {"sparse", moss_pass_sparse},   /* dense or sparse weight format per layer */
 };
 
 static void dump(moss_ctx *ctx, moss_graph *g, const char *title) {
@@ -158,12 +161,16 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     if (!known)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                        "--dump-after=%s: no such pass (import, check, infer, bn-fold, fuse, fold, "
-                       "dce, all)", opts->dump_after);
+                       "dce, sparse, all)", opts->dump_after);
   }
   if (emit && strcmp(emit, "c") && strcmp(emit, "bundle"))
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
                      "--emit %s: this build emits 'bundle' or 'c' (obj comes with the LLVM backend)",
                      emit);
+  if (opts->prune) {
+    moss_prune_spec ps;
+    MOSS_TRY(moss_prune_parse(ctx, opts->prune, &ps)); /* a bad spec fails before any work */
+  }
   MOSS_TRY(moss_target_load(ctx, opts->target, &target));
   ctx->file = opts->model;
   ndev = moss_target_device_count(target);
@@ -195,6 +202,21 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     if (opts->dump_after && (!strcmp(opts->dump_after, passes[i].name) ||
                              !strcmp(opts->dump_after, "all")))
       dump(ctx, g, passes[i].name);
+  }
+  if (opts->prune) { /* zero weights at compile time, before formats and costs */
+    moss_prune_result pr;
+    st = moss_prune(ctx, g, opts->prune, &pr);
+    if (st == MOSS_OK && ctx->debug) st = moss_ir_verify(ctx, g);
+    if (st != MOSS_OK) goto done;
+    st = moss_pass_sparse(ctx, g); /* the zeros may change the formats */
+    if (st != MOSS_OK) goto done;
+    if (opts->verbose) {
+      moss_buf pb;
+      moss_buf_init(&pb, ctx);
+      moss_prune_emit_text(&pr, &pb);
+      if (pb.data) fprintf(stderr, "%s", pb.data);
+      moss_buf_deinit(&pb);
+    }
   }
   {
     moss_partition_opts po;

@@ -1,0 +1,353 @@
+/* emit_sparse.c - C for a Gemm, MatMul or Conv whose weight the sparse
+ * pass (compiler/passes/sparse.c) put in a sparse format. The weight, seen
+ * as Wt [rows = outputs, cols = reduction terms] (moss_sparse_view), is
+ * encoded at compile time into file-scope static const arrays: CSR
+ * (row_ptr, col_idx, values) or CSR of 4x1 blocks (one column index per
+ * block of 4 consecutive rows, 4 values). The dense weight is then never
+ * referenced, so it is not emitted.
+ *
+ * Gemm and MatMul gather: each output element is a dot product of the
+ * row's nonzeros with the input row at their columns; alpha, beta, C and
+ * the fused activation follow as in the dense kernel. Conv scatters: for
+ * each output channel, each nonzero (input channel, tap) adds its weight
+ * times the strided input rows it reaches into the output plane, the valid
+ * output range of each tap coming from small tables computed here, so the
+ * inner loop has no bounds test and vectorizes like the dense one. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../../compiler/passes/sparse.h"
+#include "cgen.h"
+
+/* The encoded weight: array names in the decls. */
+typedef struct enc {
+  char base[24], rp[48], ci[48], v[48];
+  int64_t nnz; /* stored values (blocks * 4 for block formats) */
+} enc;
+
+/* Writes the arrays of |v| in format |fmt| under the names |e|. */
+static void encode(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v, int fmt, enc *e) {
+  int64_t r, c, k, cnt, nrow = fmt == MOSS_SPARSE_BLOCK_4x1 ? v->rows / 4 : v->rows;
+  int bh = fmt == MOSS_SPARSE_BLOCK_4x1 ? 4 : 1;
+  char lit[64];
+  int id = cg->uid++;
+  moss_buf *d = cg->decls;
+  snprintf(e->base, sizeof e->base, "sw%d", id);
+  snprintf(e->rp, sizeof e->rp, "sw%d_row_ptr", id);
+  snprintf(e->ci, sizeof e->ci, "sw%d_col_idx", id);
+  snprintf(e->v, sizeof e->v, "sw%d_values", id);
+  /* Row pointers (and the count of stored entries). */
+  moss_buf_printf(d, "/* node '%s' (%s): weight '%s' as %s, %lld x %lld */\n", n->name,
+                  n->op_type, n->inputs[1]->name, moss_sparse_format_name(fmt),
+                  (long long)v->rows, (long long)v->cols);
+  moss_buf_printf(d, "static const int32_t %s[%lld] = {", e->rp, (long long)(nrow + 1));
+  cnt = 0;
+  for (r = 0; r <= nrow; r++) {
+    if (r % 16 == 0) moss_buf_printf(d, "\n ");
+    moss_buf_printf(d, " %lld%s", (long long)cnt, r < nrow ? "," : "");
+    if (r == nrow) break;
+    for (c = 0; c < v->cols; c++)
+      for (k = 0; k < bh; k++)
+        if (moss_sparse_at(v, r * bh + k, c) != 0.0f) {
+          cnt++;
+          break;
+        }
+  }
+  moss_buf_printf(d, "\n};\n");
+  /* Column indices: one per stored entry (a nonzero or a nonzero block). */
+  /* 16-bit column indices where they fit: half the index traffic. */
+  moss_buf_printf(d, "static const %s %s[%lld] = {", v->cols <= 65536 ? "uint16_t" : "int32_t", e->ci,
+                  (long long)(cnt > 0 ? cnt : 1));
+  if (cnt == 0) moss_buf_printf(d, "0");
+  e->nnz = 0;
+  for (r = 0; r < nrow; r++)
+    for (c = 0; c < v->cols; c++)
+      for (k = 0; k < bh; k++)
+        if (moss_sparse_at(v, r * bh + k, c) != 0.0f) {
+          if (e->nnz % 16 == 0) moss_buf_printf(d, "\n ");
+          e->nnz++;
+          moss_buf_printf(d, " %lld%s", (long long)c, e->nnz < cnt ? "," : "");
+          break;
+        }
+  moss_buf_printf(d, "\n};\n");
+  /* Values, |bh| per entry. */
+  moss_buf_printf(d, "static const float %s[%lld] MOSS_ALIGNED = {", e->v,
+                  (long long)(cnt > 0 ? cnt * bh : 1));
+  if (cnt == 0) moss_buf_printf(d, "0");
+  e->nnz = 0;
+  for (r = 0; r < nrow; r++)
+    for (c = 0; c < v->cols; c++) {
+      int any = 0;
+      for (k = 0; k < bh; k++)
+        if (moss_sparse_at(v, r * bh + k, c) != 0.0f) any = 1;
+      if (!any) continue;
+      for (k = 0; k < bh; k++) {
+        if (e->nnz % 8 == 0) moss_buf_printf(d, "\n ");
+        e->nnz++;
+        moss_buf_printf(d, " %s%s",
+                        moss_c_lit_f64(MOSS_DT_F32, (double)moss_sparse_at(v, r * bh + k, c), lit,
+                                       sizeof lit),
+                        e->nnz < cnt * bh ? "," : "");
+      }
+    }
+  moss_buf_printf(d, "\n};\n\n");
+}
+
+static void comment(moss_cgen *cg, const moss_sparse_view *v, int fmt, const enc *e) {
+  int64_t nz = 0, r, c;
+  for (r = 0; r < v->rows; r++)
+    for (c = 0; c < v->cols; c++)
+      if (moss_sparse_at(v, r, c) != 0.0f) nz++;
+  moss_c_line(cg, "/* sparse %s: %lld of %lld weights nonzero, %lld values stored */",
+              moss_sparse_format_name(fmt), (long long)nz, (long long)(v->rows * v->cols),
+              (long long)e->nnz);
+}
+
+/* ---- Gemm and MatMul ------------------------------------------------- */
+
+typedef struct lin {
+  int64_t M, K, N;
+  double alpha, beta;
+  const moss_value *c; /* Gemm's C or NULL */
+  int64_t cm, cn;      /* C's dims padded to rank 2 */
+} lin;
+
+/* The stored value for accumulated |s| at output row "i", column |col|. */
+static void epilogue(const moss_node *n, const lin *p, const char *s, const char *col, char *out,
+                     size_t cap) {
+  char e[512], a[64], b[64], cidx[128];
+  if (p->alpha != 1.0)
+    snprintf(e, sizeof e, "%s * %s", moss_c_lit_f64(MOSS_DT_F32, p->alpha, a, sizeof a), s);
+  else
+    snprintf(e, sizeof e, "%s", s);
+  if (p->c && p->beta != 0.0) {
+    size_t l = strlen(e);
+    if (p->cm != 1 && p->cn != 1)
+      snprintf(cidx, sizeof cidx, "i * %lld + %s", (long long)p->cn, col);
+    else if (p->cm != 1)
+      snprintf(cidx, sizeof cidx, "i");
+    else if (p->cn != 1)
+      snprintf(cidx, sizeof cidx, "%s", col);
+    else
+      snprintf(cidx, sizeof cidx, "0");
+    if (p->beta != 1.0)
+      snprintf(e + l, sizeof e - l, " + %s * x2[%s]",
+               moss_c_lit_f64(MOSS_DT_F32, p->beta, b, sizeof b), cidx);
+    else
+      snprintf(e + l, sizeof e - l, " + x2[%s]", cidx);
+  }
+  if (n->act.kind != MOSS_ACT_NONE) {
+    char w[600];
+    snprintf(w, sizeof w, "(%s)", e);
+    moss_c_act(n, w, out, cap);
+  } else {
+    snprintf(out, cap, "%s", e);
+  }
+}
+
+static moss_status emit_linear(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v) {
+  const moss_value *y = n->outputs[0];
+  lin p;
+  enc e;
+  char ex[1024], s[16], col[32];
+  int k;
+  memset(&p, 0, sizeof p);
+  p.K = v->cols;
+  p.N = v->rows;
+  p.M = moss_value_numel(y) / p.N;
+  p.alpha = 1.0;
+  if (n->op == MOSS_OP_Gemm) {
+    p.alpha = moss_attr_float(n, "alpha", 1.0f);
+    p.beta = moss_attr_float(n, "beta", 1.0f);
+    p.c = moss_node_input(n, 2);
+    if (p.c) {
+      p.cm = p.c->rank == 2 ? p.c->dims[0] : 1;
+      p.cn = p.c->rank >= 1 ? p.c->dims[p.c->rank - 1] : 1;
+    }
+  }
+  encode(cg, n, v, n->sparse, &e);
+  comment(cg, v, n->sparse, &e);
+  if (p.M == 0) {
+    moss_c_line(cg, "/* empty output */");
+    return MOSS_OK;
+  }
+  moss_c_open(cg, "for (long i = 0; i < %lld; i++)", (long long)p.M);
+  moss_c_line(cg, "const float *ar = x0 + i * %lld;", (long long)p.K);
+  moss_c_line(cg, "float *yr = y0 + i * %lld;", (long long)p.N);
+  if (n->sparse == MOSS_SPARSE_CSR) {
+    moss_c_open(cg, "for (long r = 0; r < %lld; r++)", (long long)p.N);
+    /* Four partial sums hide the add latency (reassociation stays within
+     * the float tolerance of the dense twin). */
+    moss_c_line(cg, "long q = %s[r], qe = %s[r + 1];", e.rp, e.rp);
+    moss_c_line(cg, "float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s;");
+    moss_c_open(cg, "for (; q + 4 <= qe; q += 4)");
+    moss_c_line(cg, "s0 += %s[q] * ar[%s[q]];", e.v, e.ci);
+    moss_c_line(cg, "s1 += %s[q + 1] * ar[%s[q + 1]];", e.v, e.ci);
+    moss_c_line(cg, "s2 += %s[q + 2] * ar[%s[q + 2]];", e.v, e.ci);
+    moss_c_line(cg, "s3 += %s[q + 3] * ar[%s[q + 3]];", e.v, e.ci);
+    moss_c_close(cg);
+    moss_c_line(cg, "for (; q < qe; q++) s0 += %s[q] * ar[%s[q]];", e.v, e.ci);
+    moss_c_line(cg, "s = (s0 + s1) + (s2 + s3);");
+    epilogue(n, &p, "s", "r", ex, sizeof ex);
+    moss_c_line(cg, "yr[r] = %s;", ex);
+    moss_c_close(cg);
+  } else {
+    moss_c_open(cg, "for (long r = 0; r < %lld; r += 4)", (long long)p.N);
+    moss_c_line(cg, "float s0 = 0, s1 = 0, s2 = 0, s3 = 0;");
+    moss_c_open(cg, "for (long q = %s[r / 4]; q < %s[r / 4 + 1]; q++)", e.rp, e.rp);
+    moss_c_line(cg, "const float a = ar[%s[q]];", e.ci);
+    moss_c_line(cg, "const float *w = %s + q * 4;", e.v);
+    moss_c_line(cg, "s0 += w[0] * a;");
+    moss_c_line(cg, "s1 += w[1] * a;");
+    moss_c_line(cg, "s2 += w[2] * a;");
+    moss_c_line(cg, "s3 += w[3] * a;");
+    moss_c_close(cg);
+    for (k = 0; k < 4; k++) {
+      snprintf(s, sizeof s, "s%d", k);
+      snprintf(col, sizeof col, "(r + %d)", k);
+      epilogue(n, &p, s, col, ex, sizeof ex);
+      moss_c_line(cg, "yr[r + %d] = %s;", k, ex);
+    }
+    moss_c_close(cg);
+  }
+  moss_c_close(cg);
+  return MOSS_OK;
+}
+
+/* ---- Conv -------------------------------------------------------------- */
+
+static int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t ceildiv(int64_t a, int64_t b) { return -floordiv(-a, b); }
+
+/* Range [lo, hi) of output positions o in [0, no) with 0 <= o*s + off < lim. */
+static void range(int64_t no, int64_t s, int64_t off, int64_t lim, int64_t *lo, int64_t *hi) {
+  *lo = ceildiv(-off, s);
+  *hi = floordiv(lim - 1 - off, s) + 1;
+  if (*lo < 0) *lo = 0;
+  if (*hi > no) *hi = no;
+  if (*hi < *lo) *hi = *lo;
+}
+
+static void pair(const moss_node *n, const char *name, int cnt, int64_t def, int64_t *out) {
+  const int64_t *a;
+  int c = moss_attr_ints(n, name, &a), k;
+  for (k = 0; k < cnt; k++) out[k] = a && c == cnt ? a[k] : def;
+}
+
+/* One table "static const long <name>[cnt] = {...};" into the decls. */
+static void table(moss_cgen *cg, const char *name, const int64_t *t, int64_t cnt) {
+  int64_t k;
+  moss_buf_printf(cg->decls, "static const long %s[%lld] = {", name, (long long)cnt);
+  for (k = 0; k < cnt; k++) moss_buf_printf(cg->decls, "%s%lld", k ? ", " : "", (long long)t[k]);
+  moss_buf_printf(cg->decls, "};\n");
+}
+
+static moss_status emit_conv(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+  const char *ap = moss_attr_string(n, "auto_pad", "NOTSET");
+  int64_t B = x->dims[0], C = x->dims[1], M = w->dims[0];
+  int64_t H = x->dims[2], W = x->dims[3], OH = y->dims[2], OW = y->dims[3];
+  int64_t KH = w->dims[2], KW = w->dims[3], KK = KH * KW;
+  int64_t s[2], d[2], pads[4], p[2], kk, lo[64], hi[64];
+  int k, block = n->sparse == MOSS_SPARSE_BLOCK_4x1;
+  enc e;
+  char nm[4][64], sj[32];
+  static const char *const suffix[4] = {"oh_lo", "oh_hi", "ow_lo", "ow_hi"};
+  pair(n, "strides", 2, 1, s);
+  pair(n, "dilations", 2, 1, d);
+  pair(n, "pads", 4, 0, pads);
+  for (k = 0; k < 2; k++) {
+    int64_t ek = (w->dims[k + 2] - 1) * d[k] + 1, in = x->dims[k + 2], out = y->dims[k + 2];
+    int64_t total = (out - 1) * s[k] + ek - in;
+    if (total < 0) total = 0;
+    if (!strcmp(ap, "NOTSET")) p[k] = pads[k];
+    else if (!strcmp(ap, "SAME_UPPER")) p[k] = total / 2;
+    else if (!strcmp(ap, "SAME_LOWER")) p[k] = total - total / 2;
+    else p[k] = 0;
+  }
+  /* A pointwise convolution over the whole plane is one long row. */
+  if (KK == 1 && s[0] == 1 && s[1] == 1 && p[0] == 0 && p[1] == 0 && H == OH && W == OW) {
+    W = OW = H * W;
+    H = OH = 1;
+  }
+  if (KH > 64 || KW > 64)
+    return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "sparse kernel wider than 64 taps");
+  encode(cg, n, v, n->sparse, &e);
+  for (k = 0; k < 4; k++) snprintf(nm[k], sizeof nm[k], "%s_%s", e.base, suffix[k]);
+  if (s[1] == 1) snprintf(sj, sizeof sj, "j");
+  else snprintf(sj, sizeof sj, "j * %lld", (long long)s[1]);
+  /* Output rows each kernel row reaches, output columns each kernel column reaches. */
+  for (kk = 0; kk < KH; kk++) range(OH, s[0], kk * d[0] - p[0], H, &lo[kk], &hi[kk]);
+  table(cg, nm[0], lo, KH);
+  table(cg, nm[1], hi, KH);
+  for (kk = 0; kk < KW; kk++) range(OW, s[1], kk * d[1] - p[1], W, &lo[kk], &hi[kk]);
+  table(cg, nm[2], lo, KW);
+  table(cg, nm[3], hi, KW);
+  moss_buf_printf(cg->decls, "\n");
+  comment(cg, v, n->sparse, &e);
+  moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)B);
+  moss_c_line(cg, "const float *xb = x0 + b * %lld;", (long long)(C * H * W));
+  moss_c_open(cg, "for (long m = 0; m < %lld; m%s)", (long long)M, block ? " += 4" : "++");
+  moss_c_line(cg, "float *ym = y0 + (b * %lld + m) * %lld;", (long long)M, (long long)(OH * OW));
+  if (moss_node_input(n, 2))
+    moss_c_line(cg, "for (long t = 0; t < %d; t++) for (long j = 0; j < %lld; j++) "
+                "ym[t * %lld + j] = x2[m + t];", block ? 4 : 1, (long long)(OH * OW),
+                (long long)(OH * OW));
+  else
+    moss_c_line(cg, "for (long j = 0; j < %lld; j++) ym[j] = 0;",
+                (long long)((block ? 4 : 1) * OH * OW));
+  moss_c_open(cg, "for (long q = %s[m%s]; q < %s[m%s + 1]; q++)", e.rp, block ? " / 4" : "", e.rp,
+              block ? " / 4" : "");
+  moss_c_line(cg, "const long c = %s[q], ch = c / %lld, kh = c %% %lld / %lld, kw = c %% %lld;",
+              e.ci, (long long)KK, (long long)KK, (long long)KW, (long long)KW);
+  moss_c_line(cg, "const long xo = ch * %lld + (kh * %lld - %lld) * %lld + kw * %lld - %lld;",
+              (long long)(H * W), (long long)d[0], (long long)p[0], (long long)W, (long long)d[1],
+              (long long)p[1]);
+  if (block) {
+    moss_c_line(cg, "const float *wq = %s + q * 4;", e.v);
+    moss_c_line(cg, "const float wa = wq[0], wb = wq[1], wc = wq[2], wd = wq[3];");
+  } else {
+    moss_c_line(cg, "const float wv = %s[q];", e.v);
+  }
+  moss_c_open(cg, "for (long oh = %s[kh]; oh < %s[kh]; oh++)", nm[0], nm[1]);
+  moss_c_line(cg, "const long rb = oh * %lld + xo;", (long long)(s[0] * W));
+  if (block) {
+    moss_c_line(cg, "float *restrict ya = ym + oh * %lld;", (long long)OW);
+    moss_c_line(cg, "float *restrict yb = ya + %lld;", (long long)(OH * OW));
+    moss_c_line(cg, "float *restrict yc = yb + %lld;", (long long)(OH * OW));
+    moss_c_line(cg, "float *restrict yd = yc + %lld;", (long long)(OH * OW));
+    moss_c_open(cg, "for (long j = %s[kw]; j < %s[kw]; j++)", nm[2], nm[3]);
+    moss_c_line(cg, "const float xv = xb[rb + %s];", sj);
+    moss_c_line(cg, "ya[j] += wa * xv;");
+    moss_c_line(cg, "yb[j] += wb * xv;");
+    moss_c_line(cg, "yc[j] += wc * xv;");
+    moss_c_line(cg, "yd[j] += wd * xv;");
+    moss_c_close(cg);
+  } else {
+    moss_c_line(cg, "float *restrict yr = ym + oh * %lld;", (long long)OW);
+    moss_c_line(cg, "for (long j = %s[kw]; j < %s[kw]; j++) yr[j] += wv * xb[rb + %s];", nm[2],
+                nm[3], sj);
+  }
+  moss_c_close(cg); /* oh */
+  moss_c_close(cg); /* q */
+  if (n->act.kind != MOSS_ACT_NONE) {
+    char ex[512];
+    moss_c_line(cg, "for (long j = 0; j < %lld; j++) ym[j] = %s;",
+                (long long)((block ? 4 : 1) * OH * OW), moss_c_act(n, "ym[j]", ex, sizeof ex));
+  }
+  moss_c_close(cg); /* m */
+  moss_c_close(cg); /* b */
+  return MOSS_OK;
+}
+
+moss_status moss_c_emit_sparse(moss_cgen *cg, const moss_node *n) {
+  moss_sparse_view v;
+  if (n->sparse != MOSS_SPARSE_CSR && n->sparse != MOSS_SPARSE_BLOCK_4x1)
+    return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "unknown sparse format %d", n->sparse);
+  if (!moss_sparse_view_get(n, &v) ||
+      (n->sparse == MOSS_SPARSE_BLOCK_4x1 && v.rows % 4 != 0))
+    return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "sparse format %s on a weight that cannot take it",
+                     moss_sparse_format_name(n->sparse));
+  if (n->op == MOSS_OP_Conv) return emit_conv(cg, n, &v);
+  return emit_linear(cg, n, &v);
+}

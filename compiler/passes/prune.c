@@ -1,0 +1,415 @@
+/* prune.c - compile-time weight pruning (`--prune SPEC`), run by the
+ * driver right after the standard passes, before placement and planning,
+ * so the cost model and the emitters see the zeros. It finds the prunable
+ * weights (float32 constants in the weight slot of Conv, Gemm and MatMul),
+ * ranks elements by |w| or H x W blocks by their mean square, and zeroes
+ * the lowest-ranked share. Every tie is broken by position, so the result
+ * depends only on the model and the spec. The rules are in prune.h and
+ * docs/pruning.md; nothing here retrains, so accuracy drops. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prune.h"
+
+#define SPEC_FORMS "expected magnitude:R, magnitude-layer:R or block:HxW:R with 0 <= R < 1"
+#define MAX_BLOCK 4096
+#define MAX_DECIMALS 9
+
+static moss_status bad_spec(moss_ctx *ctx, const char *spec, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static moss_status bad_spec(moss_ctx *ctx, const char *spec, const char *fmt, ...) {
+  char reason[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "--prune '%s': %s; " SPEC_FORMS, spec, reason);
+}
+
+/* A plain decimal "D", "D.", "D.D" or ".D": 0 ok, 1 not a decimal, 2 too
+ * many decimals, 3 outside [0, 1). */
+static int parse_ratio(const char *s, size_t len, moss_prune_spec *o) {
+  size_t i = 0, digits = 0, decimals = 0;
+  int64_t num = 0, den = 1;
+  int whole = 0;
+  for (; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++) whole |= s[i] != '0';
+  if (i < len && s[i] == '.') {
+    for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++, decimals++) {
+      if (decimals >= MAX_DECIMALS) return 2;
+      num = num * 10 + (s[i] - '0');
+      den *= 10;
+    }
+  }
+  if (i != len || digits == 0) return 1;
+  if (decimals > MAX_DECIMALS) return 2;
+  if (whole) return 3;
+  o->ratio_num = num;
+  o->ratio_den = den;
+  o->ratio = (double)num / (double)den;
+  return 0;
+}
+
+/* A block side: digits only, 1..MAX_BLOCK. */
+static int parse_side(const char *s, size_t len, int *out) {
+  size_t i;
+  long v = 0;
+  if (len == 0) return 0;
+  for (i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return 0;
+    v = v * 10 + (s[i] - '0');
+    if (v > MAX_BLOCK) return 0;
+  }
+  if (v < 1) return 0;
+  *out = (int)v;
+  return 1;
+}
+
+moss_status moss_prune_parse(moss_ctx *ctx, const char *spec, moss_prune_spec *out_spec) {
+  const char *kind, *colon, *rest, *end;
+  size_t klen;
+  int rc;
+  memset(out_spec, 0, sizeof *out_spec);
+  if (!spec || !*spec) return bad_spec(ctx, spec ? spec : "", "empty spec");
+  kind = spec;
+  colon = strchr(spec, ':');
+  klen = colon ? (size_t)(colon - spec) : strlen(spec);
+  if (klen == 9 && !strncmp(kind, "magnitude", 9)) {
+    out_spec->kind = MOSS_PRUNE_MAGNITUDE;
+  } else if (klen == 15 && !strncmp(kind, "magnitude-layer", 15)) {
+    out_spec->kind = MOSS_PRUNE_MAGNITUDE_LAYER;
+  } else if (klen == 5 && !strncmp(kind, "block", 5)) {
+    out_spec->kind = MOSS_PRUNE_BLOCK;
+  } else {
+    return bad_spec(ctx, spec, "unknown kind '%.*s'", (int)klen, kind);
+  }
+  if (!colon) {
+    return bad_spec(ctx, spec, "missing %s", out_spec->kind == MOSS_PRUNE_BLOCK ? ":HxW:R" : ":R");
+  }
+  rest = colon + 1;
+  if (out_spec->kind == MOSS_PRUNE_BLOCK) {
+    const char *x, *shape_end = strchr(rest, ':');
+    size_t slen = shape_end ? (size_t)(shape_end - rest) : strlen(rest);
+    x = memchr(rest, 'x', slen);
+    if (!shape_end) return bad_spec(ctx, spec, "missing ':R' after the block shape");
+    if (!x || !parse_side(rest, (size_t)(x - rest), &out_spec->block_h) ||
+        !parse_side(x + 1, (size_t)(rest + slen - x - 1), &out_spec->block_w))
+      return bad_spec(ctx, spec, "block shape '%.*s' is not HxW with whole numbers 1 <= H, W <= %d",
+                      (int)slen, rest, MAX_BLOCK);
+    rest = shape_end + 1;
+  }
+  end = strchr(rest, ':');
+  if (end) return bad_spec(ctx, spec, "trailing '%s' after the ratio", end);
+  rc = parse_ratio(rest, strlen(rest), out_spec);
+  if (rc == 1) return bad_spec(ctx, spec, "ratio '%s' is not a plain decimal number", rest);
+  if (rc == 2)
+    return bad_spec(ctx, spec, "ratio '%s' has more than %d decimals", rest, MAX_DECIMALS);
+  if (rc == 3) return bad_spec(ctx, spec, "ratio '%s' is outside [0, 1)", rest);
+  return MOSS_OK;
+}
+
+/* ---- which weights ---- */
+
+/* A weight as a matrix [out, in]: element (o, i) is data[o * in + i], or
+ * data[i * out + o] when |out_last| (Gemm with transB=0, MatMul: the
+ * output features are B's last axis). */
+typedef struct layer {
+  moss_value *v;
+  moss_node *n;
+  int64_t out, in, numel;
+  int out_last;
+} layer;
+
+/* Is input |j| of |n| a prunable weight? Fills the matrix view. */
+static int weight_slot(const moss_node *n, int j, layer *view) {
+  const moss_value *v = j < n->ninputs ? n->inputs[j] : NULL;
+  int64_t numel;
+  if (n->dead || j != 1 || !v || !v->data || v->dtype != MOSS_DT_F32) return 0;
+  if (n->op != MOSS_OP_Conv && n->op != MOSS_OP_Gemm && n->op != MOSS_OP_MatMul) return 0;
+  numel = moss_value_numel(v);
+  if (numel <= 0) return 0;
+  view->numel = numel;
+  if (n->op == MOSS_OP_Conv) {
+    if (v->rank < 3) return 0;
+    view->out = v->dims[0];
+    view->out_last = 0;
+  } else if (n->op == MOSS_OP_Gemm) {
+    if (v->rank != 2) return 0;
+    view->out_last = moss_attr_int(n, "transB", 0) == 0;
+    view->out = v->dims[view->out_last ? 1 : 0];
+  } else {
+    if (v->rank < 2) return 0;
+    view->out = v->dims[v->rank - 1];
+    view->out_last = 1;
+  }
+  view->in = numel / view->out;
+  return 1;
+}
+
+/* Lists the distinct prunable weights in node order into |*out_layers|
+ * (ctx memory, |*out_n| entries); a weight also read as something else, or
+ * that is a graph output, is replaced in its weight slots by a copy. */
+static moss_status collect(moss_ctx *ctx, moss_graph *g, layer **out_layers, int *out_n,
+                           size_t *out_bytes) {
+  int nv = g->nvalues, i, j, nl = 0, copied = 0;
+  unsigned char *other = NULL, *seen = NULL;
+  layer *ls = NULL;
+  moss_status st = MOSS_OK;
+  size_t count = 0, cap = 0;
+  *out_layers = NULL;
+  *out_n = 0;
+  *out_bytes = 0;
+  other = moss_alloc(ctx, (size_t)nv + 1);
+  seen = moss_alloc(ctx, (size_t)nv + 1);
+  for (i = 0; i < g->nnodes; i++) count += (size_t)(g->nodes[i]->op == MOSS_OP_Conv ||
+                                                    g->nodes[i]->op == MOSS_OP_Gemm ||
+                                                    g->nodes[i]->op == MOSS_OP_MatMul);
+  /* one slot per candidate node; at least one so the list is never NULL */
+  if (moss_size_mul(count + 1, sizeof *ls, &cap)) ls = moss_alloc(ctx, cap);
+  if (!other || !seen || !ls) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "pruning: weight list");
+    goto done;
+  }
+  for (i = 0; i < g->nnodes; i++) {
+    const moss_node *n = g->nodes[i];
+    layer view;
+    if (n->dead) continue;
+    for (j = 0; j < n->ninputs; j++) {
+      const moss_value *v = n->inputs[j];
+      if (v && v->id >= 0 && v->id < nv && !weight_slot(n, j, &view)) other[v->id] = 1;
+    }
+  }
+  for (i = 0; i < g->noutputs; i++)
+    if (g->outputs[i] && g->outputs[i]->id >= 0 && g->outputs[i]->id < nv)
+      other[g->outputs[i]->id] = 1;
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *n = g->nodes[i];
+    layer view;
+    if (!weight_slot(n, 1, &view) || n->inputs[1]->id < 0 || n->inputs[1]->id >= nv ||
+        seen[n->inputs[1]->id])
+      continue;
+    seen[n->inputs[1]->id] = 1;
+    view.v = n->inputs[1];
+    view.n = n;
+    ls[nl++] = view;
+  }
+  for (i = 0; i < nl; i++) {
+    moss_value *v = ls[i].v, *copy;
+    size_t len = strlen(v->name);
+    char *name;
+    int k;
+    if (!other[v->id]) continue;
+    name = moss_graph_alloc(g, len + sizeof ".pruned");
+    if (!name) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, ls[i].n, "pruning: copy of '%s'", v->name);
+      goto done;
+    }
+    memcpy(name, v->name, len);
+    memcpy(name + len, ".pruned", sizeof ".pruned");
+    copy = moss_graph_add_constant(ctx, g, name, v->dtype, v->rank, v->dims, v->data);
+    if (!copy) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, ls[i].n, "pruning: copy of '%s'", v->name);
+      goto done;
+    }
+    for (k = 0; k < g->nnodes; k++) {
+      layer view;
+      if (weight_slot(g->nodes[k], 1, &view) && g->nodes[k]->inputs[1] == v)
+        g->nodes[k]->inputs[1] = copy;
+    }
+    ls[i].v = copy;
+    copied = 1;
+  }
+  if (copied) moss_graph_compute_uses(g);
+done:
+  moss_free(ctx, other, (size_t)nv + 1);
+  moss_free(ctx, seen, (size_t)nv + 1);
+  if (st != MOSS_OK) {
+    moss_free(ctx, ls, cap);
+    return st;
+  }
+  *out_layers = ls;
+  *out_n = nl;
+  *out_bytes = cap;
+  return MOSS_OK;
+}
+
+/* ---- ranking ---- */
+
+/* One element (magnitude) or block (mean square) to rank; ties go to the
+ * lower (layer, index), so the earlier one is pruned first. */
+typedef struct item {
+  double key;
+  int32_t layer;
+  int64_t idx;
+} item;
+
+static int item_cmp(const void *pa, const void *pb) {
+  const item *a = pa, *b = pb;
+  if (a->key != b->key) return a->key < b->key ? -1 : 1;
+  if (a->layer != b->layer) return a->layer < b->layer ? -1 : 1;
+  if (a->idx != b->idx) return a->idx < b->idx ? -1 : 1;
+  return 0;
+}
+
+/* |w| with NaN ranked as +infinity (never before a number). */
+static double mag(float w) { return isnan(w) ? INFINITY : fabs((double)w); }
+
+/* floor(R * n), exactly: n = q * den + r. */
+static int64_t share(const moss_prune_spec *s, int64_t n) {
+  int64_t q = n / s->ratio_den, r = n % s->ratio_den;
+  return q * s->ratio_num + r * s->ratio_num / s->ratio_den;
+}
+
+static int64_t count_zeros(const moss_value *v, int64_t numel) {
+  const float *w = v->data;
+  int64_t i, z = 0;
+  for (i = 0; i < numel; i++) z += w[i] == 0.0f;
+  return z;
+}
+
+static void zero_block(const layer *l, int64_t br, int64_t bc, int h, int w) {
+  float *d = l->v->data;
+  int64_t o, i, o1 = br * h + h, i1 = bc * w + w;
+  if (o1 > l->out) o1 = l->out;
+  if (i1 > l->in) i1 = l->in;
+  for (o = br * h; o < o1; o++)
+    for (i = bc * w; i < i1; i++) d[l->out_last ? i * l->out + o : o * l->in + i] = 0.0f;
+}
+
+static double block_score(const layer *l, int64_t br, int64_t bc, int h, int w) {
+  const float *d = l->v->data;
+  int64_t o, i, o1 = br * h + h, i1 = bc * w + w, cnt = 0;
+  double sum = 0.0;
+  if (o1 > l->out) o1 = l->out;
+  if (i1 > l->in) i1 = l->in;
+  for (o = br * h; o < o1; o++)
+    for (i = bc * w; i < i1; i++) {
+      double x = d[l->out_last ? i * l->out + o : o * l->in + i];
+      sum += isnan(x) ? INFINITY : x * x;
+      cnt++;
+    }
+  return sum / (double)cnt;
+}
+
+static moss_status prune_layers(moss_ctx *ctx, const moss_prune_spec *s, const layer *ls, int nl) {
+  size_t nitems = 0, bytes;
+  item *it;
+  int i;
+  int64_t k, j;
+  if (s->kind == MOSS_PRUNE_MAGNITUDE) {
+    for (i = 0; i < nl; i++) nitems += (size_t)ls[i].numel;
+  } else {
+    for (i = 0; i < nl; i++) {
+      size_t n = (size_t)ls[i].numel;
+      if (s->kind == MOSS_PRUNE_BLOCK)
+        n = (size_t)((ls[i].out + s->block_h - 1) / s->block_h) *
+            (size_t)((ls[i].in + s->block_w - 1) / s->block_w);
+      if (n > nitems) nitems = n;
+    }
+  }
+  if (nitems == 0) return MOSS_OK;
+  if (!moss_size_mul(nitems, sizeof *it, &bytes) || !(it = moss_alloc(ctx, bytes)))
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "pruning: ranking %zu weights", nitems);
+  if (s->kind == MOSS_PRUNE_MAGNITUDE) {
+    size_t m = 0;
+    for (i = 0; i < nl; i++) {
+      const float *w = ls[i].v->data;
+      for (j = 0; j < ls[i].numel; j++, m++) {
+        it[m].key = mag(w[j]);
+        it[m].layer = i;
+        it[m].idx = j;
+      }
+    }
+    qsort(it, nitems, sizeof *it, item_cmp);
+    k = share(s, (int64_t)nitems);
+    for (j = 0; j < k; j++) ((float *)ls[it[j].layer].v->data)[it[j].idx] = 0.0f;
+  } else if (s->kind == MOSS_PRUNE_MAGNITUDE_LAYER) {
+    for (i = 0; i < nl; i++) {
+      const float *w = ls[i].v->data;
+      for (j = 0; j < ls[i].numel; j++) {
+        it[j].key = mag(w[j]);
+        it[j].layer = i;
+        it[j].idx = j;
+      }
+      qsort(it, (size_t)ls[i].numel, sizeof *it, item_cmp);
+      k = share(s, ls[i].numel);
+      for (j = 0; j < k; j++) ((float *)ls[i].v->data)[it[j].idx] = 0.0f;
+    }
+  } else {
+    for (i = 0; i < nl; i++) {
+      int64_t bcols = (ls[i].in + s->block_w - 1) / s->block_w;
+      int64_t nb = (ls[i].out + s->block_h - 1) / s->block_h * bcols;
+      for (j = 0; j < nb; j++) {
+        it[j].key = block_score(&ls[i], j / bcols, j % bcols, s->block_h, s->block_w);
+        it[j].layer = i;
+        it[j].idx = j;
+      }
+      qsort(it, (size_t)nb, sizeof *it, item_cmp);
+      k = share(s, nb);
+      for (j = 0; j < k; j++)
+        zero_block(&ls[i], it[j].idx / bcols, it[j].idx % bcols, s->block_h, s->block_w);
+    }
+  }
+  moss_free(ctx, it, bytes);
+  return MOSS_OK;
+}
+
+moss_status moss_prune(moss_ctx *ctx, moss_graph *g, const char *spec, moss_prune_result *out) {
+  layer *ls = NULL;
+  int nl = 0, i;
+  moss_status st;
+  size_t bytes, lbytes = 0;
+  memset(out, 0, sizeof *out);
+  MOSS_TRY(moss_prune_parse(ctx, spec, &out->spec));
+  MOSS_TRY(collect(ctx, g, &ls, &nl, &lbytes));
+  if (nl == 0) {
+    moss_free(ctx, ls, lbytes);
+    return MOSS_OK;
+  }
+  if (!moss_size_mul((size_t)nl, sizeof *out->layers, &bytes) ||
+      !(out->layers = moss_graph_alloc(g, bytes))) {
+    moss_free(ctx, ls, lbytes);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "pruning: result");
+  }
+  for (i = 0; i < nl; i++) {
+    moss_prune_layer *r = &out->layers[i];
+    r->node = ls[i].n->name;
+    r->op_type = ls[i].n->op_type;
+    r->weight = ls[i].v->name;
+    r->elements = ls[i].numel;
+    r->zeros_before = count_zeros(ls[i].v, ls[i].numel);
+  }
+  out->nlayers = nl;
+  st = prune_layers(ctx, &out->spec, ls, nl);
+  for (i = 0; i < nl; i++) {
+    moss_prune_layer *r = &out->layers[i];
+    r->zeros_after = count_zeros(ls[i].v, ls[i].numel);
+    out->elements += r->elements;
+    out->zeros_before += r->zeros_before;
+    out->zeros_after += r->zeros_after;
+  }
+  moss_free(ctx, ls, lbytes);
+  return st;
+}
+
+void moss_prune_emit_text(const moss_prune_result *r, moss_buf *b) {
+  int i;
+  for (i = 0; i < r->nlayers; i++) {
+    const moss_prune_layer *l = &r->layers[i];
+    moss_buf_printf(b,
+                    "prune %s (%s) %s: %lld weights, %lld zero before, %lld after "
+                    "(%.1f%% sparse)\n", l->node, l->op_type, l->weight, (long long)l->elements,
+                    (long long)l->zeros_before, (long long)l->zeros_after,
+                    100.0 * (double)l->zeros_after / (double)l->elements);
+  }
+  moss_buf_printf(b, "prune total: %lld weights in %d layer%s, %lld zero before, %lld after "
+                  "(%.1f%% sparse)\n", (long long)r->elements, r->nlayers,
+                  r->nlayers == 1 ? "" : "s",
+                  (long long)r->zeros_before, (long long)r->zeros_after,
+                  r->elements ? 100.0 * (double)r->zeros_after / (double)r->elements : 0.0);
+}

@@ -1,0 +1,76 @@
+/* prune.h - moss's own weight pruning (`moss compile --prune SPEC`), run on
+ * the graph right after the standard passes. It zeroes weights at compile
+ * time, without retraining, so it costs accuracy: docs/pruning.md gives the
+ * rules and the loss measured on the digits models.
+ *
+ * Specs (R is a plain decimal, 0 <= R < 1; the count zeroed is floor(R * n),
+ * computed exactly from R's decimal digits):
+ *   magnitude:R        unstructured, global: over all prunable weights
+ *                      together, the R share of elements with the smallest |w|
+ *   magnitude-layer:R  the same, per layer
+ *   block:HxW:R        structured, per layer: the weight seen as a matrix
+ *                      [out, in] is cut into H x W blocks (H along out); the
+ *                      R share of blocks with the lowest mean square is zeroed
+ *
+ * Prunable weights: float32 constants in the weight slot of Conv (input 1,
+ * W), Gemm (input 1, B) and MatMul (input 1, a constant B of rank >= 2).
+ * Biases and every other input are never touched. */
+#ifndef MOSS_PRUNE_H
+#define MOSS_PRUNE_H
+
+#include "../ir/ir.h"
+
+typedef enum moss_prune_kind {
+  MOSS_PRUNE_MAGNITUDE = 1,   /* magnitude:R, global */
+  MOSS_PRUNE_MAGNITUDE_LAYER, /* magnitude-layer:R */
+  MOSS_PRUNE_BLOCK            /* block:HxW:R */
+} moss_prune_kind;
+
+/* A parsed spec. |ratio| == ratio_num / ratio_den exactly (ratio_den is a
+ * power of ten, at most 10^9). */
+typedef struct moss_prune_spec {
+  moss_prune_kind kind;
+  double ratio;
+  int64_t ratio_num, ratio_den;
+  int block_h, block_w; /* block only; 1..4096 each */
+} moss_prune_spec;
+
+/* One pruned weight, named after the first (topological order) node that
+ * reads it as a weight; a weight shared by several nodes is pruned once and
+ * listed once. Strings live in the graph arena. */
+typedef struct moss_prune_layer {
+  const char *node;    /* node name */
+  const char *op_type; /* "Conv", "Gemm" or "MatMul" */
+  const char *weight;  /* name of the weight value after pruning */
+  int64_t elements;
+  int64_t zeros_before, zeros_after; /* elements equal to 0 (either sign) */
+} moss_prune_layer;
+
+typedef struct moss_prune_result {
+  moss_prune_spec spec;
+  moss_prune_layer *layers; /* graph arena; NULL when no weight was prunable */
+  int nlayers;
+  int64_t elements, zeros_before, zeros_after; /* sums over |layers| */
+} moss_prune_result;
+
+/* Parses |spec| into |*out_spec| (zeroed on entry). A malformed spec
+ * (unknown kind, missing or non-decimal ratio, ratio outside [0, 1), bad
+ * block shape, anything trailing) fails with MOSS_E_INVALID_MODEL and one
+ * diagnostic that quotes the spec and lists the accepted forms. No
+ * allocation. */
+moss_status moss_prune_parse(moss_ctx *ctx, const char *spec, moss_prune_spec *out_spec);
+
+/* Parses |spec| and prunes the prunable weights of |g| in place. A weight
+ * constant that is also read elsewhere (as a non-weight input, or as a graph
+ * output) is copied first, and only the weight slots are pointed at the
+ * pruned copy (named "<name>.pruned"). |*out| is zeroed on entry, then
+ * filled; it stays valid as long as |g|. Errors: those of moss_prune_parse,
+ * MOSS_E_NOMEM. Scratch memory goes through |ctx|'s allocator and is freed
+ * before returning. Not thread-safe (one ctx and graph per thread). */
+moss_status moss_prune(moss_ctx *ctx, moss_graph *g, const char *spec, moss_prune_result *out);
+
+/* One line per pruned layer, then a total, as plain text into |b|:
+ * "prune <node> (<op>) <weight>: <n> weights, <z0> zero before, <z1> after (<pct>% sparse)". */
+void moss_prune_emit_text(const moss_prune_result *r, moss_buf *b);
+
+#endif

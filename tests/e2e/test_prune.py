@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Compile-time pruning on the digits models, checked against numpy.
+
+prune_tool (tests/e2e/prune_tool.c) imports each model, runs moss's passes and
+moss_prune, and prints every pruned weight's zero mask and values. This test
+computes the same rules independently in numpy from the ONNX initializers
+(docs/pruning.md: |w| ranking with ties by position, floor(R * n), H x W blocks
+of the [out, in] view scored by mean square) and requires:
+  - the same zero masks for every weight (numpy folds the CNN's BatchNorm
+    into its first Conv the way moss does before pruning);
+  - the surviving weights untouched, the counts floor(R * n);
+  - magnitude:0 changes nothing and keeps the dense accuracy;
+  - a pruned model compiles and runs, and its accuracy is printed next to the
+    dense one (pruning without retraining loses accuracy; the table in
+    docs/pruning.md comes from scripts/measure_prune.py).
+  test_prune.py --moss build/moss --prune-tool build/tests/prune_tool
+"""
+import argparse
+import os
+import sys
+import tempfile
+from fractions import Fraction
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
+import measure_prune as mp  # noqa: E402
+
+FAILED = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILED.append(what)
+        print("FAIL " + what)
+
+
+def onnx_weights(model):
+    """[(node name, op, W as float32, [out, in] view, view is W's transpose)]
+    for Conv/Gemm/MatMul: the out axis is W's first for Conv and Gemm with
+    transB=1, its last for Gemm with transB=0 and MatMul. A Conv followed
+    by BatchNormalization gets its weight folded as moss's bn-fold pass does
+    (W * scale / sqrt(var + eps) per output channel, in double, rounded to
+    float32), since moss prunes after that pass."""
+    m = onnx.load(os.path.join(mp.DATA, model + ".onnx"))
+    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    out = []
+    for n in m.graph.node:
+        if n.op_type not in ("Conv", "Gemm", "MatMul") or n.input[1] not in inits:
+            continue
+        w = inits[n.input[1]].astype(np.float32)
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        bn = [c for c in m.graph.node
+              if c.op_type == "BatchNormalization" and c.input[0] == n.output[0]]
+        if n.op_type == "Conv" and bn:
+            eps = [a.f for a in bn[0].attribute if a.name == "epsilon"]
+            eps = float(np.float32(eps[0] if eps else 1e-5))
+            scale, var = (inits[bn[0].input[i]].astype(np.float64) for i in (1, 4))
+            sc = scale / np.sqrt(var + eps)
+            w = (w.astype(np.float64) * sc.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+        transposed = not (n.op_type == "Conv" or (n.op_type == "Gemm" and attrs.get("transB", 0)))
+        view = w.reshape(-1, w.shape[-1]).T if transposed else w.reshape(w.shape[0], -1)
+        out.append((n.name, n.op_type, w, view, transposed))
+    return out
+
+
+def share(spec, n):
+    r = Fraction(spec.rsplit(":", 1)[1])
+    return int(r * n)  # floor for r >= 0
+
+
+def mask_magnitude(flats, k):
+    """Zero mask over the concatenation of |flats|: the k smallest |w|, ties
+    to the earlier position (a stable sort)."""
+    a = np.abs(np.concatenate(flats).astype(np.float64))
+    order = np.argsort(a, kind="stable")
+    m = np.zeros(a.size, bool)
+    m[order[:k]] = True
+    m |= a == 0
+    return m
+
+
+def mask_block(view, h, w, spec):
+    """Zero mask in the [out, in] view: blocks by mean square, ties to the
+    lower row-major block index."""
+    rows, cols = view.shape
+    br, bc = -(-rows // h), -(-cols // w)
+    v = view.astype(np.float64)
+    scores = np.array([np.mean(v[i * h:(i + 1) * h, j * w:(j + 1) * w] ** 2)
+                       for i in range(br) for j in range(bc)])
+    order = np.argsort(scores, kind="stable")
+    m = view == 0
+    for b in order[:share(spec, br * bc)]:
+        i, j = divmod(int(b), bc)
+        m[i * h:(i + 1) * h, j * w:(j + 1) * w] = True
+    return m
+
+
+def view_to_flat(view_mask, transposed):
+    """A mask in the [out, in] view back to the weight's own flat order."""
+    if transposed:
+        return view_mask.T.reshape(-1)
+    return view_mask.reshape(-1)
+
+
+def expected_masks(model, spec):
+    """{node: flat mask} for the layers numpy can see as moss does."""
+    ws = onnx_weights(model)
+    kind = spec.split(":")[0]
+    exp = {}
+    if kind == "magnitude":
+        flats = [w.reshape(-1) for _, _, w, _, _ in ws]
+        m = mask_magnitude(flats, share(spec, sum(f.size for f in flats)))
+        pos = 0
+        for (name, _, w, _, _), f in zip(ws, flats):
+            exp[name] = m[pos:pos + f.size]
+            pos += f.size
+    for name, op, w, view, transposed in ws:
+        if kind == "magnitude-layer":
+            exp[name] = mask_magnitude([w.reshape(-1)], share(spec, w.size))
+        elif kind == "block":
+            h, bw = (int(s) for s in spec.split(":")[1].split("x"))
+            exp[name] = view_to_flat(mask_block(view, h, bw, spec), transposed)
+    return exp
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--moss", required=True)
+    ap.add_argument("--prune-tool", required=True)
+    a = ap.parse_args()
+    specs = ["magnitude:0.8", "magnitude-layer:0.8", "magnitude:0.57", "block:4x1:0.8",
+             "block:4x4:0.5", "block:3x5:0.3", "magnitude:0"]
+    for model in ("mlp", "cnn"):
+        orig = {name: w for name, _, w, _, _ in onnx_weights(model)}
+        for spec in specs:
+            layers = mp.run_tool(a.prune_tool, model, spec)
+            exp = expected_masks(model, spec)
+            check(len(layers) == len(orig), "%s %s: %d layers pruned, expected %d"
+                  % (model, spec, len(layers), len(orig)))
+            total = sum(l["elements"] for l in layers)
+            if spec.startswith("magnitude:"):
+                got = sum(l["zeros_after"] for l in layers)
+                want = max(share(spec, total), sum(l["zeros_before"] for l in layers))
+                check(got == want, "%s %s: %d zeros, expected %d" % (model, spec, got, want))
+            for l in layers:
+                check(l["mask"].sum() == l["zeros_after"],
+                      "%s %s %s: mask count" % (model, spec, l["node"]))
+                if spec.startswith("magnitude-layer:"):
+                    want = max(share(spec, l["elements"]), l["zeros_before"])
+                    check(l["zeros_after"] == want, "%s %s %s: %d zeros, expected %d"
+                          % (model, spec, l["node"], l["zeros_after"], want))
+                if l["node"] in exp:
+                    same = np.array_equal(l["mask"], exp[l["node"]])
+                    check(same, "%s %s %s: zero mask differs from numpy's in %d places"
+                          % (model, spec, l["node"], int((l["mask"] != exp[l["node"]]).sum())))
+                    w0 = orig[l["node"]].reshape(-1)
+                    kept = np.where(l["mask"], np.float32(0), w0)
+                    check(np.array_equal(l["weights"], kept),
+                          "%s %s %s: surviving weights changed" % (model, spec, l["node"]))
+            print("%s %s: %d of %d weights zero; masks of %d layers match numpy"
+                  % (model, spec, sum(l["zeros_after"] for l in layers), total, len(exp)))
+    with tempfile.TemporaryDirectory() as work:
+        for model, spec in (("mlp", "magnitude:0"), ("mlp", "magnitude-layer:0.5"),
+                            ("cnn", "magnitude:0"), ("cnn", "block:4x1:0.5")):
+            dense = mp.accuracy(a.moss, os.path.join(mp.DATA, model + ".onnx"), model, work)
+            acc, z, n = mp.measure(a.moss, a.prune_tool, model, spec, work)
+            print("%s %s: accuracy %.4f (dense %.4f), %d/%d weights zero"
+                  % (model, spec, acc, dense, z, n))
+            if spec.endswith(":0"):
+                check(acc == dense, "%s %s: accuracy changed with nothing pruned" % (model, spec))
+    print("%d failure(s)" % len(FAILED))
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

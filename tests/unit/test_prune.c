@@ -1,0 +1,629 @@
+/* test_prune.c - compile-time pruning (compiler/passes/prune.c) on hand-made
+ * weights. Every expected zero mask is worked out by hand in the comment
+ * above its test from the rules in docs/pruning.md; every malformed spec
+ * has its whole message checked. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag_sink.h"
+#include "harness.h"
+#include "passes/prune.h"
+
+/* ---- building graphs ---- */
+
+static moss_value *act(moss_ctx *ctx, moss_graph *g, const char *name) {
+  moss_value *v = moss_graph_add_value(ctx, g, name);
+  v->dtype = MOSS_DT_F32;
+  return v;
+}
+
+static moss_value *weight(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
+                          const int64_t *dims, const float *data) {
+  return moss_graph_add_constant(ctx, g, name, MOSS_DT_F32, rank, dims, data);
+}
+
+/* |op| node y = op(x, w[, b]) with an optional integer attribute. */
+static moss_node *layer_node(moss_ctx *ctx, moss_graph *g, const char *op, const char *name,
+                             moss_value *x, moss_value *w, moss_value *b, const char *attr,
+                             int64_t attr_value) {
+  moss_node *n = moss_graph_add_node(ctx, g, op, name, b ? 3 : 2, 1);
+  moss_value *y = act(ctx, g, NULL);
+  n->inputs[0] = x;
+  n->inputs[1] = w;
+  if (b) n->inputs[2] = b;
+  n->outputs[0] = y;
+  y->producer = n;
+  if (attr) {
+    n->attrs = moss_graph_alloc(g, sizeof *n->attrs);
+    n->attrs[0].name = attr;
+    n->attrs[0].type = MOSS_ATTR_INT;
+    n->attrs[0].i = attr_value;
+    n->nattrs = 1;
+  }
+  return n;
+}
+
+static moss_node *gemm_t(moss_ctx *ctx, moss_graph *g, const char *name, moss_value *w) {
+  return layer_node(ctx, g, "Gemm", name, act(ctx, g, NULL), w, NULL, "transB", 1);
+}
+
+/* Compares the weight |v| with |want| element by element. */
+static int same(const moss_value *v, const float *want, int n) {
+  const float *d = v->data;
+  int i;
+  for (i = 0; i < n; i++)
+    if (d[i] != want[i]) {
+      fprintf(stderr, "  element %d of '%s': %g, expected %g\n", i, v->name, d[i], want[i]);
+      return 0;
+    }
+  return 1;
+}
+
+/* Two Gemm layers (transB=1):
+ *   wa [2,3] = 0.1 -0.5 0.2 / 0.9 -0.05 0.3      (6)
+ *   wb [2,2] = 2 -1 / 0.15 3                    (4)
+ * Ten weights by |w|: 0.05 a4, 0.1 a0, 0.15 b2, 0.2 a2, 0.3 a5, 0.5 a1,
+ * 0.9 a3, 1 b1, 2 b0, 3 b3. */
+static const float WA[6] = {0.1f, -0.5f, 0.2f, 0.9f, -0.05f, 0.3f};
+static const float WB[4] = {2.0f, -1.0f, 0.15f, 3.0f};
+
+static void two_layers(moss_ctx *ctx, moss_graph **g, moss_value **wa, moss_value **wb) {
+  static const int64_t da[2] = {2, 3}, db[2] = {2, 2};
+  moss_graph_create(ctx, g);
+  *wa = weight(ctx, *g, "wa", 2, da, WA);
+  *wb = weight(ctx, *g, "wb", 2, db, WB);
+  gemm_t(ctx, *g, "fc1", *wa);
+  gemm_t(ctx, *g, "fc2", *wb);
+}
+
+/* magnitude:0.5, global: floor(0.5 * 10) = 5 smallest over both layers:
+ * a4 a0 b2 a2 a5. wa keeps -0.5 and 0.9; wb loses only 0.15. */
+TEST(magnitude_global) {
+  static const float ea[6] = {0, -0.5f, 0, 0.9f, 0, 0}, eb[4] = {2, -1, 0, 3};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *wa, *wb;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  two_layers(&ctx, &g, &wa, &wb);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(wa, ea, 6));
+  ASSERT_TRUE(same(wb, eb, 4));
+  ASSERT_EQ(r.nlayers, 2);
+  ASSERT_TRUE(!strcmp(r.layers[0].node, "fc1") && !strcmp(r.layers[0].weight, "wa"));
+  ASSERT_TRUE(!strcmp(r.layers[1].node, "fc2") && !strcmp(r.layers[1].op_type, "Gemm"));
+  ASSERT_EQ(r.layers[0].elements, 6);
+  ASSERT_EQ(r.layers[0].zeros_before, 0);
+  ASSERT_EQ(r.layers[0].zeros_after, 4);
+  ASSERT_EQ(r.layers[1].zeros_after, 1);
+  ASSERT_EQ(r.elements, 10);
+  ASSERT_EQ(r.zeros_after, 5);
+  ASSERT_EQ(r.spec.kind, MOSS_PRUNE_MAGNITUDE);
+  ASSERT_EQ(sb.count, 0);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* magnitude-layer:0.5: floor(0.5 * 6) = 3 of wa (a4 a0 a2), floor(0.5 * 4)
+ * = 2 of wb (b2, b1): unlike the global rule, wb loses -1 and wa keeps 0.3. */
+TEST(magnitude_per_layer) {
+  static const float ea[6] = {0, -0.5f, 0, 0.9f, 0, 0.3f}, eb[4] = {2, 0, 0, 3};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *wa, *wb;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  two_layers(&ctx, &g, &wa, &wb);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude-layer:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(wa, ea, 6));
+  ASSERT_TRUE(same(wb, eb, 4));
+  ASSERT_EQ(r.layers[0].zeros_after, 3);
+  ASSERT_EQ(r.layers[1].zeros_after, 2);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Ties go by position. w [1,6] = 0.5 -0.5 0.5 0.25 -0.25 1, magnitude:0.5
+ * -> floor(3) smallest: 0.25 at 3, -0.25 at 4 (a tie: 3 first), then the
+ * three 0.5s tie and position 0 wins. */
+TEST(magnitude_ties_by_position) {
+  static const float w[6] = {0.5f, -0.5f, 0.5f, 0.25f, -0.25f, 1.0f};
+  static const float e[6] = {0, -0.5f, 0.5f, 0, 0, 1.0f};
+  static const int64_t d[2] = {1, 6};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "w", 2, d, w);
+  gemm_t(&ctx, g, "fc", v);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, e, 6));
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Across layers a tie goes to the earlier layer: two [1,2] layers of ones,
+ * magnitude:0.5 zeroes 2 of 4, both in the first. */
+TEST(magnitude_ties_across_layers) {
+  static const float ones[2] = {1, 1}, zero[2] = {0, 0};
+  static const int64_t d[2] = {1, 2};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *a, *b;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  a = weight(&ctx, g, "a", 2, d, ones);
+  b = weight(&ctx, g, "b", 2, d, ones);
+  gemm_t(&ctx, g, "first", a);
+  gemm_t(&ctx, g, "second", b);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(a, zero, 2));
+  ASSERT_TRUE(same(b, ones, 2));
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Existing zeros (either sign) are counted before, rank first, and count
+ * towards the share: w = -0 0 3 -2, magnitude:0.5 -> 2 smallest are the two
+ * zeros; nothing else changes. magnitude:0.75 -> 3: -2 goes too. */
+TEST(existing_zeros_count) {
+  static const float w[4] = {-0.0f, 0.0f, 3.0f, -2.0f}, e[4] = {0, 0, 3, 0};
+  static const int64_t d[2] = {1, 4};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "w", 2, d, w);
+  gemm_t(&ctx, g, "fc", v);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.5", &r), MOSS_OK);
+  ASSERT_EQ(r.layers[0].zeros_before, 2);
+  ASSERT_EQ(r.layers[0].zeros_after, 2);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.75", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, e, 4));
+  ASSERT_EQ(r.layers[0].zeros_before, 2);
+  ASSERT_EQ(r.layers[0].zeros_after, 3);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* The count is floor(R * n) from R's decimal digits: 0.57 of 100 is 57
+ * (0.57 * 100 in binary floating point is 56.99999999999999), 0.34 of 10
+ * is 3, 0 prunes nothing, 0.999 of 100 is 99. Weights 1..100. */
+TEST(share_is_exact_floor) {
+  static const int64_t d[2] = {1, 100};
+  static const char *specs[4] = {"magnitude:0.57", "magnitude:.34", "magnitude:0",
+                                 "magnitude:0.999"};
+  static const int64_t n[4] = {100, 10, 100, 100}, want[4] = {57, 3, 0, 99};
+  float w[100];
+  int s, i;
+  for (s = 0; s < 4; s++) {
+    moss_ctx ctx;
+    sink_buf sb;
+    moss_graph *g;
+    moss_value *v;
+    moss_prune_result r;
+    int64_t dd[2];
+    ctx_with_sink(&ctx, &sb);
+    moss_graph_create(&ctx, &g);
+    for (i = 0; i < 100; i++) w[i] = (float)(i + 1);
+    dd[0] = d[0];
+    dd[1] = n[s];
+    v = weight(&ctx, g, "w", 2, dd, w);
+    gemm_t(&ctx, g, "fc", v);
+    ASSERT_EQ(moss_prune(&ctx, g, specs[s], &r), MOSS_OK);
+    ASSERT_EQ(r.zeros_after, want[s]);
+    /* the smallest are the first ones */
+    ASSERT_EQ(want[s] == 0 || ((float *)v->data)[want[s] - 1] == 0.0f, 1);
+    ASSERT_EQ(want[s] == n[s] || ((float *)v->data)[want[s]] != 0.0f, 1);
+    moss_graph_destroy(&ctx, g);
+  }
+}
+
+/* block:2x2:0.5 on a Conv W [4,1,1,3], seen as [out 4, in 3]:
+ *   o0: 1   1   0.1      blocks (rows {0,1},{2,3} x cols {0,1},{2}):
+ *   o1: 1   1   0.1      B00 mean square 1,    B01 (edge, 2 elements) 0.01
+ *   o2: 0.5 0.5 3        B10 0.25,             B11 (edge) 9
+ *   o3: 0.5 0.5 3
+ * floor(0.5 * 4) = 2 blocks: B01 and B10. */
+TEST(block_conv_with_edge_blocks) {
+  static const float w[12] = {1, 1, 0.1f, 1, 1, 0.1f, 0.5f, 0.5f, 3, 0.5f, 0.5f, 3};
+  static const float e[12] = {1, 1, 0, 1, 1, 0, 0, 0, 3, 0, 0, 3};
+  static const int64_t d[4] = {4, 1, 1, 3};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "w", 4, d, w);
+  layer_node(&ctx, g, "Conv", "conv", act(&ctx, g, NULL), v, NULL, NULL, 0);
+  ASSERT_EQ(moss_prune(&ctx, g, "block:2x2:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, e, 12));
+  ASSERT_EQ(r.spec.block_h, 2);
+  ASSERT_EQ(r.spec.block_w, 2);
+  ASSERT_EQ(r.layers[0].zeros_after, 6);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* An edge block is scored by its mean square, not its plain L2 norm:
+ * [2 out, 3 in] = 0.5 0.5 0.6 / 0.5 0.5 0.6, block:2x2:0.5 -> 1 of 2.
+ * B00 mean square 0.25 (L2^2 1.0), B01 (edge) 0.36 (L2^2 0.72): B00 goes. */
+TEST(block_edge_scored_by_mean_square) {
+  static const float w[6] = {0.5f, 0.5f, 0.6f, 0.5f, 0.5f, 0.6f};
+  static const float e[6] = {0, 0, 0.6f, 0, 0, 0.6f};
+  static const int64_t d[4] = {2, 1, 1, 3};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "w", 4, d, w);
+  layer_node(&ctx, g, "Conv", "conv", act(&ctx, g, NULL), v, NULL, NULL, 0);
+  ASSERT_EQ(moss_prune(&ctx, g, "block:2x2:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, e, 6));
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Edge along the out axis, and a block larger than the weight: Conv W
+ * [3,1,1,1] = 0.1 0.1 0.2, block:2x1:0.5: blocks {o0,o1} (0.01) and {o2}
+ * (0.04), 1 goes: the first. block:8x8:0.5: one block, floor(0.5) = 0. */
+TEST(block_edge_on_out_axis) {
+  static const float w[3] = {0.1f, 0.1f, 0.2f}, e[3] = {0, 0, 0.2f};
+  static const int64_t d[4] = {3, 1, 1, 1};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "w", 4, d, w);
+  layer_node(&ctx, g, "Conv", "conv", act(&ctx, g, NULL), v, NULL, NULL, 0);
+  ASSERT_EQ(moss_prune(&ctx, g, "block:8x8:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, w, 3));
+  ASSERT_EQ(moss_prune(&ctx, g, "block:2x1:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, e, 3));
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Gemm transB=0: B [K 3, N 2], the out axis is B's columns. block:2x1:0.5
+ * makes one block per row of B (both outputs, one input): scores
+ * row0 (1,1) 1, row1 (0.1,0.2) 0.025, row2 (3,0) 4.5; floor(1.5) = 1: row1.
+ * With transB=1 the same bytes are [N 3, K 2]: blocks are two rows by one
+ * column, {r0,r1} x c0 = 1 0.1 (0.505), {r0,r1} x c1 = 1 0.2 (0.52), and the
+ * edge {r2} x c0 = 3 (9), {r2} x c1 = 0 (0); floor(0.5 * 4) = 2: the zero
+ * block and {r0,r1} x c0. */
+TEST(block_gemm_axis) {
+  static const float w[6] = {1, 1, 0.1f, 0.2f, 3, 0};
+  static const float e0[6] = {1, 1, 0, 0, 3, 0}, e1[6] = {0, 1, 0, 0.2f, 3, 0};
+  static const int64_t d[2] = {3, 2};
+  int tb;
+  for (tb = 0; tb < 2; tb++) {
+    moss_ctx ctx;
+    sink_buf sb;
+    moss_graph *g;
+    moss_value *v;
+    moss_prune_result r;
+    ctx_with_sink(&ctx, &sb);
+    moss_graph_create(&ctx, &g);
+    v = weight(&ctx, g, "b", 2, d, w);
+    layer_node(&ctx, g, "Gemm", "fc", act(&ctx, g, NULL), v, NULL, "transB", tb);
+    ASSERT_EQ(moss_prune(&ctx, g, "block:2x1:0.5", &r), MOSS_OK);
+    ASSERT_TRUE(same(v, tb ? e1 : e0, 6));
+    moss_graph_destroy(&ctx, g);
+  }
+}
+
+/* MatMul B [K 2, N 3] = 1 2 3 / 4 5 6, block:1x2:0.34: one block per output
+ * column: 8.5, 14.5, 22.5; floor(1.02) = 1: column 0. */
+TEST(block_matmul_columns) {
+  static const float w[6] = {1, 2, 3, 4, 5, 6}, e[6] = {0, 2, 3, 0, 5, 6};
+  static const int64_t d[2] = {2, 3};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "b", 2, d, w);
+  layer_node(&ctx, g, "MatMul", "mm", act(&ctx, g, NULL), v, NULL, NULL, 0);
+  ASSERT_EQ(moss_prune(&ctx, g, "block:1x2:0.34", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, e, 6));
+  ASSERT_TRUE(!strcmp(r.layers[0].op_type, "MatMul"));
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Biases, int8 weights, non-constant B and other ops are never touched;
+ * a graph with nothing prunable gives an empty result. */
+TEST(only_weights_are_pruned) {
+  static const float w[2] = {1, 2}, bias[2] = {0.001f, 0.002f};
+  static const int64_t d[2] = {2, 1}, db[1] = {2};
+  static const int8_t q[2] = {1, 2};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v, *b, *qv;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "w", 2, d, w);
+  b = weight(&ctx, g, "bias", 1, db, bias);
+  qv = moss_graph_add_constant(&ctx, g, "q", MOSS_DT_I8, 2, d, q);
+  layer_node(&ctx, g, "Gemm", "fc", act(&ctx, g, NULL), v, b, "transB", 1);
+  layer_node(&ctx, g, "MatMul", "mm", act(&ctx, g, NULL), act(&ctx, g, NULL), NULL, NULL, 0);
+  layer_node(&ctx, g, "MatMul", "qmm", act(&ctx, g, NULL), qv, NULL, NULL, 0);
+  layer_node(&ctx, g, "Add", "add", act(&ctx, g, NULL), b, NULL, NULL, 0);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.5", &r), MOSS_OK);
+  ASSERT_EQ(r.nlayers, 1);
+  ASSERT_TRUE(!strcmp(r.layers[0].weight, "w"));
+  ASSERT_TRUE(same(b, bias, 2));
+  ASSERT_EQ(((int8_t *)qv->data)[0], 1);
+  moss_graph_destroy(&ctx, g);
+
+  moss_graph_create(&ctx, &g);
+  layer_node(&ctx, g, "Relu", "relu", act(&ctx, g, NULL), NULL, NULL, NULL, 0);
+  ASSERT_EQ(moss_prune(&ctx, g, "block:4x1:0.5", &r), MOSS_OK);
+  ASSERT_EQ(r.nlayers, 0);
+  ASSERT_TRUE(r.layers == NULL);
+  ASSERT_EQ(sb.count, 0);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* A weight shared by two nodes is pruned once and listed once, under the
+ * first node: [1,4] = 4 3 2 1, magnitude:0.5 -> 2 and 1 go (not 4 and 3,
+ * as pruning twice would do). */
+TEST(shared_weight_pruned_once) {
+  static const float w[4] = {4, 3, 2, 1}, e[4] = {4, 3, 0, 0};
+  static const int64_t d[2] = {1, 4};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "w", 2, d, w);
+  gemm_t(&ctx, g, "fc1", v);
+  gemm_t(&ctx, g, "fc2", v);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.5", &r), MOSS_OK);
+  ASSERT_EQ(r.nlayers, 1);
+  ASSERT_TRUE(!strcmp(r.layers[0].node, "fc1"));
+  ASSERT_TRUE(same(v, e, 4));
+  ASSERT_TRUE(g->nodes[0]->inputs[1] == v && g->nodes[1]->inputs[1] == v);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* A weight that is also read as data (here by an Add) or is a graph output
+ * keeps its values there; the weight slots get a pruned copy. */
+TEST(weight_also_used_as_data_is_copied) {
+  static const float w[4] = {4, 3, 2, 1}, e[4] = {4, 3, 0, 0};
+  static const int64_t d[2] = {1, 4};
+  int variant;
+  for (variant = 0; variant < 2; variant++) {
+    moss_ctx ctx;
+    sink_buf sb;
+    moss_graph *g;
+    moss_value *v;
+    moss_node *fc, *add = NULL;
+    moss_prune_result r;
+    ctx_with_sink(&ctx, &sb);
+    moss_graph_create(&ctx, &g);
+    v = weight(&ctx, g, "w", 2, d, w);
+    fc = gemm_t(&ctx, g, "fc", v);
+    if (variant == 0) {
+      add = layer_node(&ctx, g, "Add", "add", act(&ctx, g, NULL), v, NULL, NULL, 0);
+    } else {
+      g->outputs = moss_graph_alloc(g, sizeof(moss_value *));
+      g->outputs[g->noutputs++] = v;
+      v->output_index = 0;
+    }
+    ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.5", &r), MOSS_OK);
+    ASSERT_TRUE(same(v, w, 4));
+    ASSERT_TRUE(fc->inputs[1] != v);
+    ASSERT_TRUE(!strcmp(fc->inputs[1]->name, "w.pruned"));
+    ASSERT_TRUE(same(fc->inputs[1], e, 4));
+    ASSERT_TRUE(!strcmp(r.layers[0].weight, "w.pruned"));
+    if (add) ASSERT_TRUE(add->inputs[1] == v);
+    moss_graph_destroy(&ctx, g);
+  }
+}
+
+/* Every malformed spec: one diagnostic, the whole text checked, and the
+ * graph left alone. */
+TEST(bad_specs) {
+  static const struct {
+    const char *spec, *reason;
+  } cases[] = {
+      {"", "--prune '': empty spec"},
+      {"foo:0.5", "--prune 'foo:0.5': unknown kind 'foo'"},
+      {"Magnitude:0.5", "--prune 'Magnitude:0.5': unknown kind 'Magnitude'"},
+      {"magnitude", "--prune 'magnitude': missing :R"},
+      {"block", "--prune 'block': missing :HxW:R"},
+      {"block:4x1", "--prune 'block:4x1': missing ':R' after the block shape"},
+      {"magnitude:", "--prune 'magnitude:': ratio '' is not a plain decimal number"},
+      {"magnitude:.", "--prune 'magnitude:.': ratio '.' is not a plain decimal number"},
+      {"magnitude:abc", "--prune 'magnitude:abc': ratio 'abc' is not a plain decimal number"},
+      {"magnitude:0.5x", "--prune 'magnitude:0.5x': ratio '0.5x' is not a plain decimal number"},
+      {"magnitude: 0.5", "--prune 'magnitude: 0.5': ratio ' 0.5' is not a plain decimal number"},
+      {"magnitude:-0.1", "--prune 'magnitude:-0.1': ratio '-0.1' is not a plain decimal number"},
+      {"magnitude:1e-1", "--prune 'magnitude:1e-1': ratio '1e-1' is not a plain decimal number"},
+      {"magnitude:1", "--prune 'magnitude:1': ratio '1' is outside [0, 1)"},
+      {"magnitude-layer:1.0", "--prune 'magnitude-layer:1.0': ratio '1.0' is outside [0, 1)"},
+      {"magnitude:2.5", "--prune 'magnitude:2.5': ratio '2.5' is outside [0, 1)"},
+      {"magnitude:0.1234567891",
+       "--prune 'magnitude:0.1234567891': ratio '0.1234567891' has more than 9 decimals"},
+      {"magnitude:0.5:1", "--prune 'magnitude:0.5:1': trailing ':1' after the ratio"},
+      {"block:4x1:0.5:7", "--prune 'block:4x1:0.5:7': trailing ':7' after the ratio"},
+      {"block:0x4:0.5",
+       "--prune 'block:0x4:0.5': block shape '0x4' is not HxW with whole numbers "
+       "1 <= H, W <= 4096"},
+      {"block:4:0.5",
+       "--prune 'block:4:0.5': block shape '4' is not HxW with whole numbers 1 <= H, W <= 4096"},
+      {"block:4x:0.5",
+       "--prune 'block:4x:0.5': block shape '4x' is not HxW with whole numbers 1 <= H, W <= 4096"},
+      {"block:4x1x2:0.5", "--prune 'block:4x1x2:0.5': block shape '4x1x2' is not HxW with whole "
+                          "numbers 1 <= H, W <= 4096"},
+      {"block:5000x1:0.5", "--prune 'block:5000x1:0.5': block shape '5000x1' is not HxW with "
+                           "whole numbers 1 <= H, W <= 4096"},
+      {"block:4X1:0.5",
+       "--prune 'block:4X1:0.5': block shape '4X1' is not HxW with whole numbers "
+       "1 <= H, W <= 4096"},
+      {"block:4x1:1", "--prune 'block:4x1:1': ratio '1' is outside [0, 1)"},
+  };
+  static const float w[4] = {4, 3, 2, 1};
+  static const int64_t d[2] = {1, 4};
+  size_t i;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    moss_ctx ctx;
+    sink_buf sb;
+    moss_graph *g;
+    moss_value *v;
+    moss_prune_result r;
+    moss_prune_spec ps;
+    char want[512];
+    ctx_with_sink(&ctx, &sb);
+    ctx.file = "net.onnx";
+    moss_graph_create(&ctx, &g);
+    v = weight(&ctx, g, "w", 2, d, w);
+    gemm_t(&ctx, g, "fc", v);
+    snprintf(want, sizeof want,
+             "net.onnx: invalid-model: %s; expected magnitude:R, magnitude-layer:R or "
+             "block:HxW:R with 0 <= R < 1 [prune.c:", cases[i].reason);
+    ASSERT_EQ(moss_prune(&ctx, g, cases[i].spec, &r), MOSS_E_INVALID_MODEL);
+    ASSERT_EQ(sb.count, 1);
+    if (strncmp(sb.text, want, strlen(want)) != 0)
+      FAIL_("spec '%s':\n    got  %s    want %s...", cases[i].spec, sb.text, want);
+    ASSERT_TRUE(same(v, w, 4));
+    ASSERT_EQ(r.nlayers, 0);
+    ASSERT_EQ(moss_prune_parse(&ctx, cases[i].spec, &ps), MOSS_E_INVALID_MODEL);
+    ASSERT_EQ(sb.count, 2);
+    moss_graph_destroy(&ctx, g);
+  }
+}
+
+/* Good specs parse to what they say. */
+TEST(good_specs) {
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_prune_spec s;
+  ctx_with_sink(&ctx, &sb);
+  ASSERT_EQ(moss_prune_parse(&ctx, "magnitude:0.8", &s), MOSS_OK);
+  ASSERT_EQ(s.kind, MOSS_PRUNE_MAGNITUDE);
+  ASSERT_EQ(s.ratio_num, 8);
+  ASSERT_EQ(s.ratio_den, 10);
+  ASSERT_NEAR(s.ratio, 0.8, 1e-12);
+  ASSERT_EQ(moss_prune_parse(&ctx, "magnitude-layer:0", &s), MOSS_OK);
+  ASSERT_EQ(s.kind, MOSS_PRUNE_MAGNITUDE_LAYER);
+  ASSERT_EQ(s.ratio_num, 0);
+  ASSERT_EQ(moss_prune_parse(&ctx, "block:4x1:0.875", &s), MOSS_OK);
+  ASSERT_EQ(s.kind, MOSS_PRUNE_BLOCK);
+  ASSERT_EQ(s.block_h, 4);
+  ASSERT_EQ(s.block_w, 1);
+  ASSERT_EQ(s.ratio_num, 875);
+  ASSERT_EQ(s.ratio_den, 1000);
+  ASSERT_EQ(moss_prune_parse(&ctx, "block:4096x16:0.999999999", &s), MOSS_OK);
+  ASSERT_EQ(s.ratio_num, 999999999);
+  ASSERT_EQ(moss_prune_parse(&ctx, "magnitude:00.5", &s), MOSS_OK);
+  ASSERT_EQ(s.ratio_num, 5);
+  ASSERT_EQ(sb.count, 0);
+}
+
+/* The text lines the driver prints. */
+TEST(emit_text) {
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *wa, *wb;
+  moss_prune_result r;
+  moss_buf b;
+  ctx_with_sink(&ctx, &sb);
+  two_layers(&ctx, &g, &wa, &wb);
+  ASSERT_EQ(moss_prune(&ctx, g, "magnitude:0.5", &r), MOSS_OK);
+  moss_buf_init(&b, &ctx);
+  moss_prune_emit_text(&r, &b);
+  ASSERT_TRUE(b.data != NULL);
+  ASSERT_STR_CONTAINS(b.data,
+                      "prune fc1 (Gemm) wa: 6 weights, 0 zero before, 4 after (66.7% sparse)\n"
+                      "prune fc2 (Gemm) wb: 4 weights, 0 zero before, 1 after (25.0% sparse)\n"
+                      "prune total: 10 weights in 2 layers, 0 zero before, 5 after "
+                      "(50.0% sparse)\n");
+  moss_buf_deinit(&b);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* ---- allocation failures ---- */
+
+typedef struct counting {
+  long calls, fail_at; /* fail the fail_at-th allocation once armed (0: never) */
+  long long live;      /* bytes outstanding */
+  int armed;
+} counting;
+
+static void *count_fn(void *user, void *ptr, size_t old_size, size_t new_size) {
+  counting *c = user;
+  void *p;
+  if (new_size == 0) {
+    c->live -= (long long)old_size;
+    free(ptr);
+    return NULL;
+  }
+  if (c->armed && ++c->calls == c->fail_at) return NULL;
+  p = realloc(ptr, new_size);
+  if (p) c->live += (long long)new_size - (long long)old_size;
+  return p;
+}
+
+/* Every spec, with allocation N failing for N = 1, 2, ... until it
+ * completes: out-of-memory and nothing leaked, or success with the
+ * hand-derived counts. wb is also read by an Add, so the copy path runs.
+ * block:1x2:0.5 on wa [2 out, 3 in]: blocks {0,1},{2} per row, mean squares
+ * 0.13, 0.04 / 0.406, 0.09 -> the two single-element edge blocks go (2
+ * zeros); on wb [2,2]: rows 2.5 / 4.51 -> row 0 goes (2 zeros). */
+TEST(allocation_failures) {
+  static const char *specs[3] = {"magnitude:0.5", "magnitude-layer:0.5", "block:1x2:0.5"};
+  int s;
+  for (s = 0; s < 3; s++) {
+    long n;
+    int done = 0;
+    for (n = 1; n < 200 && !done; n++) {
+      counting c;
+      moss_ctx ctx;
+      moss_graph *g;
+      moss_value *wa, *wb;
+      moss_prune_result r;
+      moss_status st;
+      memset(&c, 0, sizeof c);
+      moss_ctx_init(&ctx, moss_allocator_libc());
+      ctx.alloc.fn = count_fn;
+      ctx.alloc.user = &c;
+      two_layers(&ctx, &g, &wa, &wb);
+      layer_node(&ctx, g, "Add", "add", act(&ctx, g, NULL), wb, NULL, NULL, 0);
+      c.fail_at = n;
+      c.calls = 0;
+      c.armed = 1;
+      st = moss_prune(&ctx, g, specs[s], &r);
+      c.armed = 0;
+      if (st == MOSS_OK) {
+        done = 1;
+        ASSERT_EQ(r.nlayers, 2);
+        ASSERT_EQ(r.zeros_after, s == 2 ? 4 : 5); /* block: 2 + 2 (see below) */
+      } else {
+        ASSERT_EQ(st, MOSS_E_NOMEM);
+      }
+      moss_graph_destroy(&ctx, g);
+      ASSERT_EQ(c.live, 0);
+    }
+    ASSERT_TRUE(done);
+  }
+}
+
+TEST_MAIN()

@@ -1,0 +1,226 @@
+/* test_sparse.c - the sparse-format pass (compiler/passes/sparse.c) on
+ * hand-made weights: what it measures (density, nonzero 4x1 blocks), the
+ * format the cost rule of docs/sparse.md picks, and the MOSS_SPARSE
+ * override. Each expected cost below is worked out by hand from the rule:
+ * dense = rows*cols, csr = 2.5*nnz + rows, block4x1 = 5*blocks + rows/4. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "passes/sparse.h"
+
+static moss_value *val(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
+                       const int64_t *dims) {
+  moss_value *v = moss_graph_add_value(ctx, g, name);
+  int k;
+  v->dtype = MOSS_DT_F32;
+  v->rank = rank;
+  for (k = 0; k < rank; k++) v->dims[k] = dims[k];
+  return v;
+}
+
+/* A constant of shape |dims| whose element i is |nz[j]|+1 for i == idx[j],
+ * zero elsewhere. */
+static moss_value *cst(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
+                       const int64_t *dims, int n, const int *idx) {
+  moss_value *v = val(ctx, g, name, rank, dims);
+  int64_t numel = 1;
+  int k;
+  float *d;
+  for (k = 0; k < rank; k++) numel *= dims[k];
+  d = moss_graph_alloc(g, (size_t)numel * sizeof(float));
+  for (k = 0; k < n; k++) d[idx[k]] = (float)(k + 1);
+  v->data = d;
+  return v;
+}
+
+static moss_node *node2(moss_ctx *ctx, moss_graph *g, const char *op, const char *name,
+                        moss_value *a, moss_value *b, moss_value *y) {
+  moss_node *n = moss_graph_add_node(ctx, g, op, name, 2, 1);
+  n->inputs[0] = a;
+  n->inputs[1] = b;
+  n->outputs[0] = y;
+  y->producer = n;
+  return n;
+}
+
+static void set_int(moss_graph *g, moss_node *n, const char *name, int64_t v) {
+  moss_attr *a = moss_graph_alloc(g, (size_t)(n->nattrs + 1) * sizeof *a);
+  if (n->nattrs) memcpy(a, n->attrs, (size_t)n->nattrs * sizeof *a);
+  a[n->nattrs].name = name;
+  a[n->nattrs].type = MOSS_ATTR_INT;
+  a[n->nattrs].i = v;
+  n->attrs = a;
+  n->nattrs++;
+}
+
+/* Gemm A[2,8] x B[8,8], B nonzero at (0,0) and (0,1): Wt = B^T holds them
+ * at rows 0 and 1 of column 0, one 4x1 block. dense 64, csr 2*2.5+8 = 13,
+ * block 5+2 = 7: block4x1. */
+TEST(gemm_two_nonzeros_in_one_block) {
+  moss_ctx ctx;
+  moss_graph *g;
+  moss_sparse_stats s;
+  int64_t da[2] = {2, 8}, db[2] = {8, 8};
+  static const int nz[2] = {0, 1};
+  moss_node *n;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  n = node2(&ctx, g, "Gemm", "gemm", val(&ctx, g, "a", 2, da), cst(&ctx, g, "b", 2, db, 2, nz),
+            val(&ctx, g, "y", 2, da));
+  ASSERT_EQ(moss_sparse_stats_compute(n, &s), 1);
+  ASSERT_EQ(s.rows, 8);
+  ASSERT_EQ(s.cols, 8);
+  ASSERT_EQ(s.nnz, 2);
+  ASSERT_EQ(s.nblocks4x1, 1);
+  ASSERT_NEAR(s.cost_dense, 64.0, 0.0);
+  ASSERT_NEAR(s.cost_csr, 13.0, 0.0);
+  ASSERT_NEAR(s.cost_block4x1, 7.0, 0.0);
+  ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_BLOCK_4x1);
+  ASSERT_NEAR(moss_sparse_density(n), 2.0 / 64.0, 1e-12);
+  unsetenv("MOSS_SPARSE");
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(n->sparse, MOSS_SPARSE_BLOCK_4x1);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Gemm transB=1 with B[6,8] (Wt = B, 6 rows: no 4x1 blocks), nonzeros at
+ * (0,0), (0,1): csr 5+6 = 11 < 48: csr. The same B without transB has
+ * Wt = B^T [8, 6], nonzeros in rows 0 and 1 of column 0: one block,
+ * 5+2 = 7 < csr 5+8 = 13: block. */
+TEST(gemm_transb_rows_not_multiple_of_4) {
+  moss_ctx ctx;
+  moss_graph *g;
+  moss_sparse_stats s;
+  int64_t da[2] = {2, 8}, db[2] = {6, 8}, dy[2] = {2, 6}, da2[2] = {2, 6}, dy2[2] = {2, 8};
+  static const int nz[2] = {0, 1};
+  moss_node *t, *u;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  t = node2(&ctx, g, "Gemm", "gemm_t", val(&ctx, g, "a", 2, da), cst(&ctx, g, "b", 2, db, 2, nz),
+            val(&ctx, g, "y", 2, dy));
+  set_int(g, t, "transB", 1);
+  u = node2(&ctx, g, "Gemm", "gemm_n", val(&ctx, g, "a2", 2, da2),
+            cst(&ctx, g, "b2", 2, db, 2, nz), val(&ctx, g, "y2", 2, dy2));
+  ASSERT_EQ(moss_sparse_stats_compute(t, &s), 1);
+  ASSERT_EQ(s.rows, 6);
+  ASSERT_EQ(s.nnz, 2);
+  ASSERT_EQ(s.nblocks4x1, 0);
+  ASSERT_TRUE(s.cost_block4x1 < 0);
+  ASSERT_NEAR(s.cost_csr, 11.0, 0.0);
+  ASSERT_EQ(moss_sparse_stats_compute(u, &s), 1);
+  ASSERT_EQ(s.rows, 8);
+  ASSERT_EQ(s.cols, 6);
+  ASSERT_EQ(s.nblocks4x1, 1);
+  setenv("MOSS_SPARSE", "auto", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(t->sparse, MOSS_SPARSE_CSR);
+  ASSERT_EQ(u->sparse, MOSS_SPARSE_BLOCK_4x1);
+  /* block mode: 4x1 where the rows allow, else csr. */
+  setenv("MOSS_SPARSE", "block", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(t->sparse, MOSS_SPARSE_CSR);
+  ASSERT_EQ(u->sparse, MOSS_SPARSE_BLOCK_4x1);
+  unsetenv("MOSS_SPARSE");
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Half the weights zero (every other element of an 8x8 B): csr costs
+ * 32*2.5+8 = 88 > 64, and every 4x1 block holds a nonzero (5*16+2 = 82):
+ * dense. A full B is dense too; forced csr takes both. */
+TEST(half_zeros_stay_dense_unless_forced) {
+  moss_ctx ctx;
+  moss_graph *g;
+  moss_sparse_stats s;
+  int64_t da[2] = {2, 8}, db[2] = {8, 8};
+  int half[32], full[64], k;
+  moss_node *h, *f;
+  for (k = 0; k < 32; k++) half[k] = 2 * k;
+  for (k = 0; k < 64; k++) full[k] = k;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  h = node2(&ctx, g, "MatMul", "half", val(&ctx, g, "a", 2, da),
+            cst(&ctx, g, "b", 2, db, 32, half), val(&ctx, g, "y", 2, da));
+  f = node2(&ctx, g, "MatMul", "full", val(&ctx, g, "a2", 2, da),
+            cst(&ctx, g, "b2", 2, db, 64, full), val(&ctx, g, "y2", 2, da));
+  ASSERT_EQ(moss_sparse_stats_compute(h, &s), 1);
+  ASSERT_EQ(s.nnz, 32);
+  ASSERT_EQ(s.nblocks4x1, 16);
+  ASSERT_NEAR(s.cost_csr, 88.0, 0.0);
+  ASSERT_NEAR(s.cost_block4x1, 82.0, 0.0);
+  ASSERT_NEAR(moss_sparse_density(h), 0.5, 1e-12);
+  ASSERT_NEAR(moss_sparse_density(f), 1.0, 1e-12);
+  unsetenv("MOSS_SPARSE");
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(h->sparse, MOSS_SPARSE_DENSE);
+  ASSERT_EQ(f->sparse, MOSS_SPARSE_DENSE);
+  setenv("MOSS_SPARSE", "csr", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(h->sparse, MOSS_SPARSE_CSR);
+  ASSERT_EQ(f->sparse, MOSS_SPARSE_CSR);
+  setenv("MOSS_SPARSE", "off", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(h->sparse, MOSS_SPARSE_DENSE);
+  ASSERT_EQ(f->sparse, MOSS_SPARSE_DENSE);
+  unsetenv("MOSS_SPARSE");
+  moss_graph_destroy(&ctx, g);
+}
+
+/* Conv W[4,2,3,3] = Wt [4, 18], nonzeros at (m0, col 0), (m1, col 0),
+ * (m2, col 5): 2 blocks. dense 72, csr 3*2.5+4 = 11.5, block 10+1 = 11:
+ * block. A grouped Conv and a MatMul with a run-time B are not looked at. */
+TEST(conv_blocks_and_what_is_skipped) {
+  moss_ctx ctx;
+  moss_graph *g;
+  moss_sparse_stats s;
+  int64_t dx[4] = {1, 2, 6, 6}, dw[4] = {4, 2, 3, 3}, dy[4] = {1, 4, 4, 4};
+  int64_t dxg[4] = {1, 4, 6, 6}, dwg[4] = {4, 2, 3, 3}, d2[2] = {4, 4};
+  static const int nz[3] = {0, 18, 2 * 18 + 5};
+  moss_node *c, *grp, *mm;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  c = node2(&ctx, g, "Conv", "conv", val(&ctx, g, "x", 4, dx), cst(&ctx, g, "w", 4, dw, 3, nz),
+            val(&ctx, g, "y", 4, dy));
+  grp = node2(&ctx, g, "Conv", "grouped", val(&ctx, g, "xg", 4, dxg),
+              cst(&ctx, g, "wg", 4, dwg, 3, nz), val(&ctx, g, "yg", 4, dy));
+  set_int(g, grp, "group", 2);
+  mm = node2(&ctx, g, "MatMul", "runtime_b", val(&ctx, g, "a", 2, d2), val(&ctx, g, "b", 2, d2),
+             val(&ctx, g, "ym", 2, d2));
+  ASSERT_EQ(moss_sparse_stats_compute(c, &s), 1);
+  ASSERT_EQ(s.rows, 4);
+  ASSERT_EQ(s.cols, 18);
+  ASSERT_EQ(s.nnz, 3);
+  ASSERT_EQ(s.nblocks4x1, 2);
+  ASSERT_NEAR(s.cost_csr, 11.5, 0.0);
+  ASSERT_NEAR(s.cost_block4x1, 11.0, 0.0);
+  ASSERT_EQ(moss_sparse_stats_compute(grp, &s), 0);
+  ASSERT_EQ(moss_sparse_stats_compute(mm, &s), 0);
+  ASSERT_NEAR(moss_sparse_density(grp), -1.0, 0.0);
+  setenv("MOSS_SPARSE", "csr", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(c->sparse, MOSS_SPARSE_CSR);
+  ASSERT_EQ(grp->sparse, MOSS_SPARSE_DENSE);
+  ASSERT_EQ(mm->sparse, MOSS_SPARSE_DENSE);
+  unsetenv("MOSS_SPARSE");
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(c->sparse, MOSS_SPARSE_BLOCK_4x1);
+  moss_graph_destroy(&ctx, g);
+}
+
+TEST(bad_mode_and_names) {
+  moss_ctx ctx;
+  moss_graph *g;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  setenv("MOSS_SPARSE", "sometimes", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_E_UNSUPPORTED);
+  unsetenv("MOSS_SPARSE");
+  ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_DENSE), "dense");
+  ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_CSR), "csr");
+  ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_BLOCK_4x1), "block4x1");
+  ASSERT_STR_CONTAINS(moss_sparse_format_name(42), "?");
+  moss_graph_destroy(&ctx, g);
+}
+
+TEST_MAIN()
