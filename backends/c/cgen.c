@@ -110,6 +110,29 @@ const char *moss_c_act(const moss_node *n, const char *v, char *buf, size_t cap)
   return buf;
 }
 
+void moss_c_gemm_epilogue(const moss_node *n, moss_dtype dt, double alpha, double beta,
+                          const char *cidx, const char *v, char *out, size_t cap) {
+  char e[512], a[64], b[64];
+  if (alpha != 1.0)
+    snprintf(e, sizeof e, "%s * %s", moss_c_lit_f64(dt, alpha, a, sizeof a), v);
+  else
+    snprintf(e, sizeof e, "%s", v);
+  if (cidx && beta != 0.0) {
+    size_t l = strlen(e);
+    if (beta != 1.0)
+      snprintf(e + l, sizeof e - l, " + %s * x2[%s]", moss_c_lit_f64(dt, beta, b, sizeof b), cidx);
+    else
+      snprintf(e + l, sizeof e - l, " + x2[%s]", cidx);
+  }
+  if (n->act.kind != MOSS_ACT_NONE) {
+    char w[600];
+    snprintf(w, sizeof w, "(%s)", e);
+    moss_c_act(n, w, out, cap);
+  } else {
+    snprintf(out, cap, "%s", e);
+  }
+}
+
 void moss_c_need_helper(moss_cgen *cg, unsigned helper) { cg->helpers |= helper; }
 
 void moss_c_index_expr(char *buf, size_t cap, char var, int rank, const int64_t *dims,

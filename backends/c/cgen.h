@@ -61,6 +61,12 @@ const char *moss_c_lit_elem(const moss_value *v, int64_t i, char *buf, size_t ca
  * fusion pass) to the float32 expression |v|; |v| itself when none. */
 const char *moss_c_act(const moss_node *n, const char *v, char *buf, size_t cap);
 
+/* The float value a Gemm-like node stores for accumulated |v|: alpha * v,
+ * plus beta * x2[cidx] when |cidx| (the bias C's index expression) is
+ * non-NULL, then the fused activation. */
+void moss_c_gemm_epilogue(const moss_node *n, moss_dtype dt, double alpha, double beta,
+                          const char *cidx, const char *v, char *out, size_t cap);
+
 /* Shared helper functions emitted once per file at file scope, on demand.
  * Each returns the helper's name. */
 enum { MOSS_CH_ERF = 1u << 0, MOSS_CH_ROUND_EVEN = 1u << 1 };

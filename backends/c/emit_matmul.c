@@ -37,7 +37,7 @@ static const char *acc_type(moss_dtype dt) {
 /* The value stored to the output for accumulated value |v| in row |row|. */
 static void epilogue(const moss_node *n, const mm *p, const char *v, const char *row, char *out,
                      size_t cap) {
-  char e[512], a[64], b[64], cidx[256];
+  char cidx[256];
   cidx[0] = 0;
   if (p->c) {
     if (p->cm != 1 && p->cn != 1)
@@ -56,25 +56,7 @@ static void epilogue(const moss_node *n, const mm *p, const char *v, const char 
       snprintf(out, cap, "(%s)%s", p->T, v);
     return;
   }
-  if (p->alpha != 1.0)
-    snprintf(e, sizeof e, "%s * %s", moss_c_lit_f64(p->dt, p->alpha, a, sizeof a), v);
-  else
-    snprintf(e, sizeof e, "%s", v);
-  if (p->c && p->beta != 0.0) {
-    size_t l = strlen(e);
-    if (p->beta != 1.0)
-      snprintf(e + l, sizeof e - l, " + %s * x2[%s]", moss_c_lit_f64(p->dt, p->beta, b, sizeof b),
-               cidx);
-    else
-      snprintf(e + l, sizeof e - l, " + x2[%s]", cidx);
-  }
-  if (n->act.kind != MOSS_ACT_NONE) {
-    char w[600];
-    snprintf(w, sizeof w, "(%s)", e);
-    moss_c_act(n, w, out, cap);
-  } else {
-    snprintf(out, cap, "%s", e);
-  }
+  moss_c_gemm_epilogue(n, p->dt, p->alpha, p->beta, p->c ? cidx : NULL, v, out, cap);
 }
 
 static int needs_epilogue(const moss_node *n, const mm *p) {

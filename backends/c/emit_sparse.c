@@ -115,34 +115,16 @@ typedef struct lin {
 /* The stored value for accumulated |s| at output row "i", column |col|. */
 static void epilogue(const moss_node *n, const lin *p, const char *s, const char *col, char *out,
                      size_t cap) {
-  char e[512], a[64], b[64], cidx[128];
-  if (p->alpha != 1.0)
-    snprintf(e, sizeof e, "%s * %s", moss_c_lit_f64(MOSS_DT_F32, p->alpha, a, sizeof a), s);
+  char cidx[128];
+  if (p->cm != 1 && p->cn != 1)
+    snprintf(cidx, sizeof cidx, "i * %lld + %s", (long long)p->cn, col);
+  else if (p->cm != 1)
+    snprintf(cidx, sizeof cidx, "i");
+  else if (p->cn != 1)
+    snprintf(cidx, sizeof cidx, "%s", col);
   else
-    snprintf(e, sizeof e, "%s", s);
-  if (p->c && p->beta != 0.0) {
-    size_t l = strlen(e);
-    if (p->cm != 1 && p->cn != 1)
-      snprintf(cidx, sizeof cidx, "i * %lld + %s", (long long)p->cn, col);
-    else if (p->cm != 1)
-      snprintf(cidx, sizeof cidx, "i");
-    else if (p->cn != 1)
-      snprintf(cidx, sizeof cidx, "%s", col);
-    else
-      snprintf(cidx, sizeof cidx, "0");
-    if (p->beta != 1.0)
-      snprintf(e + l, sizeof e - l, " + %s * x2[%s]",
-               moss_c_lit_f64(MOSS_DT_F32, p->beta, b, sizeof b), cidx);
-    else
-      snprintf(e + l, sizeof e - l, " + x2[%s]", cidx);
-  }
-  if (n->act.kind != MOSS_ACT_NONE) {
-    char w[600];
-    snprintf(w, sizeof w, "(%s)", e);
-    moss_c_act(n, w, out, cap);
-  } else {
-    snprintf(out, cap, "%s", e);
-  }
+    snprintf(cidx, sizeof cidx, "0");
+  moss_c_gemm_epilogue(n, MOSS_DT_F32, p->alpha, p->beta, p->c ? cidx : NULL, s, out, cap);
 }
 
 static moss_status emit_linear(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v) {
