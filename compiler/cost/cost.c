@@ -190,6 +190,29 @@ static int mac_count(const moss_node *n, double *out_macs, const moss_value **ou
     *out_macs = numel(y) * (double)x->dims[x->rank - 1];
     *out_w = const_of(n, 1, 0);
     return 1;
+  case MOSS_OP_ConvInteger:
+  case MOSS_OP_QLinearConv: { /* as Conv; the weight is input 1 or 3 */
+    int iw = n->op == MOSS_OP_QLinearConv ? 3 : 1;
+    w = moss_node_input(n, iw);
+    if (!w || !y || w->rank < 1) return 1;
+    for (k = 1; k < w->rank; k++) prod *= (double)w->dims[k];
+    *out_macs = numel(y) * prod;
+    *out_w = const_of(n, iw, iw);
+    return 1;
+  }
+  case MOSS_OP_MatMulInteger:
+  case MOSS_OP_QLinearMatMul: { /* as MatMul; B is input 1 or 3 */
+    int ib = n->op == MOSS_OP_QLinearMatMul ? 3 : 1;
+    if (!x || !y || x->rank < 1) return 1;
+    *out_macs = numel(y) * (double)x->dims[x->rank - 1];
+    *out_w = const_of(n, ib, 0);
+    return 1;
+  }
+  case MOSS_OP_MossQGemm: /* Y[..., N] = X[..., K] W[N, K]^T: K MACs per output */
+    if (!x || !y || x->rank < 1) return 1;
+    *out_macs = numel(y) * (double)x->dims[x->rank - 1];
+    *out_w = const_of(n, 3, 3);
+    return 1;
   case MOSS_OP_Einsum: { /* (inputs - 1) multiplies per point of the label space */
     moss_einsum e;
     char err[128];

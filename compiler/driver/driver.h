@@ -21,6 +21,13 @@ typedef struct moss_compile_opts {
   double grid_intensity;      /* --grid-intensity gCO2e/kWh; <= 0: the 475 fallback, flagged */
   int no_emit;                /* stop after costing (moss compare) */
   struct moss_cost_report **cost_out; /* non-NULL: receives the cost report (caller destroys) */
+  /* Post-training quantization (compiler/driver/ptq.c, docs/quantization.md). */
+  const char *quantize;       /* --quantize int8; NULL: none */
+  const char *calibration;    /* --calibration DATA (.npy batch or folder of .npy) */
+  const char *calib_method;   /* --calibration-method minmax|percentile[:P]; NULL: minmax */
+  const char *keep_float;     /* --keep-float NODE,NODE...; NULL: none */
+  int observe;                /* internal: every float activation becomes a graph output
+                               * after 'fuse' (the calibration run); no quantization */
 } moss_compile_opts;
 
 /* import -> passes -> plan -> emit, one stage per line (pipeline.c). */

@@ -16,10 +16,11 @@
 #include "../target/target.h"
 #include "driver.h"
 #include "emit.h"
+#include "ptq.h"
 
 typedef struct pass_entry {
   const char *name;
-  moss_pass_fn run;
+  moss_pass_fn run; /* NULL: the post-training quantization step (needs the options) */
 } pass_entry;
 
 static const pass_entry passes[] = {
@@ -27,6 +28,8 @@ static const pass_entry passes[] = {
     {"infer", moss_pass_infer},     /* shapes and dtypes, folding constants on the way */
     {"bn-fold", moss_pass_bn_fold}, /* BatchNormalization into Conv/Gemm weights */
     {"fuse", moss_pass_fuse},       /* bias Add and activation into Conv/Gemm/MatMul */
+    {"quantize", NULL},             /* --quantize: calibrate, insert Quantize/Dequantize pairs */
+    {"qdq", moss_pass_qdq},         /* Dequantize -> op -> Quantize into integer-only ops */
     {"fold", moss_pass_fold},       /* constants exposed by the rewrites */
     {"dce", moss_pass_dce},         /* nodes no output needs */
     {"sparse", moss_pass_sparse},   /* dense or sparse weight format per layer */
@@ -160,8 +163,8 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
       known |= !strcmp(opts->dump_after, passes[i].name);
     if (!known)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
-                       "--dump-after=%s: no such pass (import, check, infer, bn-fold, fuse, fold, "
-                       "dce, sparse, all)", opts->dump_after);
+                       "--dump-after=%s: no such pass (import, check, infer, bn-fold, fuse, quantize, "
+                       "qdq, fold, dce, sparse, all)", opts->dump_after);
   }
   if (emit && strcmp(emit, "c") && strcmp(emit, "bundle"))
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
@@ -196,7 +199,10 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   if (st != MOSS_OK) goto done;
   if (opts->dump_after && !strcmp(opts->dump_after, "import")) dump(ctx, g, "import");
   for (i = 0; i < sizeof passes / sizeof passes[0]; i++) {
-    st = passes[i].run(ctx, g);
+    if (passes[i].run) st = passes[i].run(ctx, g);
+    else if (opts->observe) st = moss_ptq_observe(ctx, g);
+    else if (opts->quantize) st = moss_ptq_apply(ctx, g, opts);
+    else continue;
     if (st == MOSS_OK && ctx->debug) st = moss_ir_verify(ctx, g);
     if (st != MOSS_OK) goto done;
     if (opts->dump_after && (!strcmp(opts->dump_after, passes[i].name) ||

@@ -139,6 +139,8 @@ struct moss_node {
   int segment;            /* index of the run of consecutive nodes on one device */
   const char *placement;  /* why it went there, one line (graph arena) */
   int sparse;             /* weight format chosen by the sparse pass (MOSS_SPARSE_*); 0: dense */
+  const char *qnote;      /* set by the qdq pass: why the node stays float in a quantized
+                           * region, or which pattern it was folded from (graph arena) */
   int opaque;             /* its segment runs as one unit (a plugin's subgraph): the
                            * planner keeps what the segment touches live across all of it */
 };

@@ -1,6 +1,8 @@
 /* check.c - the first pass: every node names an operator moss knows, in
  * the default ONNX domain, with a legal number of inputs and outputs. All
  * offending nodes are reported, so a user sees the whole list at once. */
+#include <string.h>
+
 #include "passes.h"
 
 moss_status moss_pass_check(moss_ctx *ctx, moss_graph *g) {
@@ -15,7 +17,7 @@ moss_status moss_pass_check(moss_ctx *ctx, moss_graph *g) {
       moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "operator domain '%s' is not supported", n->domain);
       continue;
     }
-    if (n->op == MOSS_OP_UNKNOWN_) {
+    if (n->op == MOSS_OP_UNKNOWN_ || !strcmp(info->family, "qfold")) { /* qfold: internal */
       if (!first) first = MOSS_E_UNSUPPORTED;
       moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "operator '%s' is not supported", n->op_type);
       continue;

@@ -21,6 +21,12 @@ moss_status moss_pass_fold(moss_ctx *ctx, moss_graph *g);
 moss_status moss_pass_bn_fold(moss_ctx *ctx, moss_graph *g);
 /* A bias Add and an activation after Conv/Gemm/MatMul move into it. */
 moss_status moss_pass_fuse(moss_ctx *ctx, moss_graph *g);
+/* Quantized regions: DequantizeLinear -> float op -> QuantizeLinear (the
+ * QDQ form exporters write) becomes one integer-only op (QLinearConv,
+ * MossQGemm, MossQAdd, MossQMul, MossQAvgPool, MossQLookup, or the op itself
+ * on int8 data); no-op Casts go first. A node that stays float keeps the
+ * reason in moss_node.qnote (--explain prints it). docs/qdq.md. */
+moss_status moss_pass_qdq(moss_ctx *ctx, moss_graph *g);
 /* Removes nodes no graph output depends on. */
 moss_status moss_pass_dce(moss_ctx *ctx, moss_graph *g);
 
