@@ -87,6 +87,18 @@ void moss_c_broadcast_loop(moss_cgen *cg, int rank, const int64_t *dims, int nin
                            const int *in_rank, const int64_t (*in_dims)[MOSS_MAX_RANK],
                            const char *stmt);
 
+/* Quantized outputs (emit_quant.c): the file-scope helper moss_requant of
+ * docs/numerics-int8.md, emitted once per file; the clamp range of an
+ * 8-bit output (the type's range narrowed by the int attributes qmin/qmax
+ * that the qdq pass sets from a fused Relu/Clip); and the store
+ * "y0[at] = clamp(v)". */
+void moss_c_need_requant(moss_cgen *cg);
+void moss_c_qbounds(const moss_node *n, moss_dtype dt, int *out_lo, int *out_hi);
+void moss_c_store_clamped(moss_cgen *cg, const moss_node *n, moss_dtype dt, const char *at,
+                          const char *v);
+/* MossQAvgPool (emit_pool.c). */
+moss_status moss_c_emit_qavgpool(moss_cgen *cg, const moss_node *n);
+
 /* The C backend entry: writes <dir>/<prefix>.h, <dir>/<prefix>.c and
  * <dir>/<prefix>.manifest (what `moss run` needs to call the code). */
 moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,

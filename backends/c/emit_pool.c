@@ -83,11 +83,31 @@ static void flat(char *buf, size_t cap, const char *v, const int64_t *d, int nsp
   }
 }
 
+/* MossQAvgPool: the requantization multipliers x_scale / (y_scale * c)
+ * for window counts c = 0..|kv| (c = 0 gives 0), as static tables qm/qs. */
+static void qavg_tables(moss_cgen *cg, const moss_node *n, int64_t kv) {
+  double sx = ((const float *)n->inputs[1]->data)[0], sy = ((const float *)n->inputs[3]->data)[0];
+  int64_t c;
+  int pass;
+  moss_c_need_requant(cg);
+  for (pass = 0; pass < 2; pass++) {
+    moss_c_line(cg, "static const %s %s[%lld] = {", pass ? "int" : "int32_t", pass ? "qs" : "qm",
+                (long long)(kv + 1));
+    for (c = 0; c <= kv; c++) {
+      moss_requant q;
+      moss_requant_compute(c ? sx / (sy * (double)c) : 0.0, &q);
+      moss_buf_printf(cg->out, "%*s%ld,\n", 2 * cg->indent + 6, "", pass ? (long)q.shift : (long)q.mult);
+    }
+    moss_c_line(cg, "};");
+  }
+}
+
 static moss_status emit_window(moss_cgen *cg, const moss_node *n) {
   const moss_value *x = n->inputs[0];
   moss_dtype dt = x->dtype;
   const char *T = moss_dtype_ctype(dt), *F = dt == MOSS_DT_F32 ? "f" : "";
   const char *A = dt == MOSS_DT_F64 ? "double" : "float"; /* accumulator of Average/Lp */
+  int qavg = n->op == MOSS_OP_MossQAvgPool;
   geom g;
   int k, nsp, isinc = (int)moss_attr_int(n, "count_include_pad", 0);
   int withidx = n->op == MOSS_OP_MaxPool && n->noutputs > 1 && n->outputs[1];
@@ -100,9 +120,14 @@ static moss_status emit_window(moss_cgen *cg, const moss_node *n) {
   YS = prod(g.out, 0, nsp);
   if (n->op == MOSS_OP_LpPool && p < 1)
     return moss_fail(cg->ctx, MOSS_E_INVALID_MODEL, n, "p must be at least 1");
+  if (qavg) {
+    int64_t kv = prod(g.k, 0, nsp);
+    A = "int32_t";
+    qavg_tables(cg, n, kv);
+  }
   moss_c_open(cg, "for (long bc = 0; bc < %lld; bc++)", (long long)NC);
   moss_c_line(cg, "const %s *xp = x0 + bc * %lld;", T, (long long)XS);
-  moss_c_line(cg, "%s *yp = y0 + bc * %lld;", T, (long long)YS);
+  moss_c_line(cg, "%s *yp = y0 + bc * %lld;", moss_dtype_ctype(n->outputs[0]->dtype), (long long)YS);
   if (withidx) moss_c_line(cg, "int64_t *ip = y1 + bc * %lld;", (long long)YS);
   for (k = 0; k < nsp; k++) {
     int64_t ek = (g.k[k] - 1) * g.d[k] + 1;
@@ -151,6 +176,7 @@ static moss_status emit_window(moss_cgen *cg, const moss_node *n) {
     }
     break;
   case MOSS_OP_AveragePool: moss_c_line(cg, "acc += v;"); break;
+  case MOSS_OP_MossQAvgPool: moss_c_line(cg, "acc += (int32_t)v - (int32_t)x2[0];"); break;
   default:
     if (p == 1) moss_c_line(cg, "acc += fabs%s(v);", F);
     else if (p == 2) moss_c_line(cg, "acc += v * v;");
@@ -164,7 +190,8 @@ static moss_status emit_window(moss_cgen *cg, const moss_node *n) {
     moss_c_line(cg, "yp[%s] = m;", buf);
     if (withidx) moss_c_line(cg, "ip[%s] = bc * %lld + mi;", buf, (long long)XS);
     break;
-  case MOSS_OP_AveragePool: {
+  case MOSS_OP_AveragePool:
+  case MOSS_OP_MossQAvgPool: {
     char cnt[512];
     size_t len = 0;
     for (k = 0; k < nsp && len < sizeof cnt; k++) {
@@ -182,7 +209,15 @@ static moss_status emit_window(moss_cgen *cg, const moss_node *n) {
       }
     }
     moss_c_line(cg, "const long cnt = %s;", cnt);
-    moss_c_line(cg, "yp[%s] = (%s)(cnt > 0 ? acc / (%s)cnt : 0);", buf, T, A);
+    if (qavg) {
+      int lo, hi;
+      moss_c_qbounds(n, n->outputs[0]->dtype, &lo, &hi);
+      moss_c_line(cg, "const int32_t r = (int32_t)x4[0] + moss_requant(acc, qm[cnt], qs[cnt]);");
+      moss_c_line(cg, "yp[%s] = (%s)(r < %d ? %d : (r > %d ? %d : r));", buf,
+                  moss_dtype_ctype(n->outputs[0]->dtype), lo, lo, hi, hi);
+    } else {
+      moss_c_line(cg, "yp[%s] = (%s)(cnt > 0 ? acc / (%s)cnt : 0);", buf, T, A);
+    }
     break;
   }
   default:
@@ -232,6 +267,31 @@ static moss_status emit_global(moss_cgen *cg, const moss_node *n) {
     else moss_c_line(cg, "y0[bc] = (%s)pow%s(acc, (%s)1 / %lld);", T, F, A, (long long)p);
     break;
   }
+  moss_c_close(cg);
+  return MOSS_OK;
+}
+
+moss_status moss_c_emit_qavgpool(moss_cgen *cg, const moss_node *n) {
+  const moss_value *x = n->inputs[0];
+  int64_t NC = x->dims[0] * x->dims[1], XS = moss_value_numel(x) / (NC ? NC : 1);
+  moss_requant q;
+  int lo, hi;
+  if (!n->inputs[1]->data || !n->inputs[3]->data)
+    return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "scales are not constants");
+  if (!moss_attr_int(n, "global", 0)) return emit_window(cg, n);
+  moss_requant_compute((double)((const float *)n->inputs[1]->data)[0] /
+                           ((double)((const float *)n->inputs[3]->data)[0] * (double)XS),
+                       &q);
+  moss_c_need_requant(cg);
+  moss_c_qbounds(n, n->outputs[0]->dtype, &lo, &hi);
+  moss_c_open(cg, "for (long bc = 0; bc < %lld; bc++)", (long long)NC);
+  moss_c_line(cg, "const %s *xp = x0 + bc * %lld;", moss_dtype_ctype(x->dtype), (long long)XS);
+  moss_c_line(cg, "int32_t acc = 0, r;");
+  moss_c_line(cg, "for (long i = 0; i < %lld; i++) acc += (int32_t)xp[i] - (int32_t)x2[0];",
+              (long long)XS);
+  moss_c_line(cg, "r = (int32_t)x4[0] + moss_requant(acc, %ld, %d);", (long)q.mult, q.shift);
+  moss_c_line(cg, "y0[bc] = (%s)(r < %d ? %d : (r > %d ? %d : r));",
+              moss_dtype_ctype(n->outputs[0]->dtype), lo, lo, hi, hi);
   moss_c_close(cg);
   return MOSS_OK;
 }

@@ -26,26 +26,21 @@ static void need(moss_cgen *cg, unsigned bit) {
     moss_buf_printf(
         cg->decls,
         "/* round(acc * M), M = mult * 2^-31 * 2^-shift (docs/numerics-int8.md):\n"
-        " * saturating rounding doubling high multiply, then a rounding (ties away\n"
-        " * from zero) divide by 2^shift; shift < 0 is a saturating left shift. */\n"
+        " * the exact int64 product rounded once, ties to even, saturated. */\n"
         "static int32_t moss_requant(int32_t acc, int32_t mult, int shift) {\n"
-        "  int64_t x = acc, h, p, q, r, half;\n"
-        "  if (shift < 0) {\n"
-        "    x *= (int64_t)1 << -shift;\n"
-        "    if (x > INT32_MAX) x = INT32_MAX;\n"
-        "    if (x < INT32_MIN) x = INT32_MIN;\n"
-        "  }\n"
-        "  if (x == INT32_MIN && mult == INT32_MIN) {\n"
-        "    h = INT32_MAX;\n"
+        "  const int64_t p = (int64_t)acc * mult;\n"
+        "  const int s = 31 + shift;\n"
+        "  int64_t fl, rem, half;\n"
+        "  if (s >= 63) return 0;\n"
+        "  if (s <= 0) {\n"
+        "    fl = p;\n"
         "  } else {\n"
-        "    p = x * mult;\n"
-        "    h = (p >= 0 ? p + ((int64_t)1 << 30) : p + 1 - ((int64_t)1 << 30)) / ((int64_t)1 << 31);\n"
+        "    fl = p >= 0 ? p >> s : -((-p - 1) >> s) - 1;\n"
+        "    rem = p - fl * ((int64_t)1 << s);\n"
+        "    half = (int64_t)1 << (s - 1);\n"
+        "    if (rem > half || (rem == half && (fl & 1))) fl++;\n"
         "  }\n"
-        "  if (shift <= 0) return (int32_t)h;\n"
-        "  half = (((int64_t)1 << shift) - 1) >> 1;\n"
-        "  q = h >= 0 ? h >> shift : -((-h - 1) >> shift) - 1;\n"
-        "  r = h - q * ((int64_t)1 << shift);\n"
-        "  return (int32_t)(q + (r > half + (h < 0)));\n"
+        "  return fl > INT32_MAX ? INT32_MAX : (fl < INT32_MIN ? INT32_MIN : (int32_t)fl);\n"
         "}\n\n");
   else
     moss_buf_printf(
@@ -188,9 +183,23 @@ static void store(moss_cgen *cg, const moss_node *n, const char *at, const char 
   zp_expr(n, 7, "0", z, sizeof z);
   need(cg, CH_REQUANT);
   moss_c_line(cg, "const int32_t v = %s + moss_requant(acc, %s, %s);", z, m, s);
-  moss_c_line(cg, "y0[%s] = (%s)(v < %d ? %d : (v > %d ? %d : v));", at,
-              moss_dtype_ctype(y->dtype), lo_of(y->dtype), lo_of(y->dtype), hi_of(y->dtype),
-              hi_of(y->dtype));
+  moss_c_store_clamped(cg, n, y->dtype, at, "v");
+}
+
+void moss_c_need_requant(moss_cgen *cg) { need(cg, CH_REQUANT); }
+
+void moss_c_qbounds(const moss_node *n, moss_dtype dt, int *out_lo, int *out_hi) {
+  int64_t lo = moss_attr_int(n, "qmin", lo_of(dt)), hi = moss_attr_int(n, "qmax", hi_of(dt));
+  *out_lo = lo < lo_of(dt) ? lo_of(dt) : (int)lo;
+  *out_hi = hi > hi_of(dt) ? hi_of(dt) : (int)hi;
+}
+
+void moss_c_store_clamped(moss_cgen *cg, const moss_node *n, moss_dtype dt, const char *at,
+                          const char *v) {
+  int lo, hi;
+  moss_c_qbounds(n, dt, &lo, &hi);
+  moss_c_line(cg, "y0[%s] = (%s)(%s < %d ? %d : (%s > %d ? %d : %s));", at, moss_dtype_ctype(dt), v,
+              lo, lo, v, hi, hi, v);
 }
 
 static moss_status emit_matmul(moss_cgen *cg, const moss_node *n) {

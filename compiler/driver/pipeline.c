@@ -94,6 +94,37 @@ static void explain(const moss_graph *g, const moss_target *t, int host) {
   }
 }
 
+/* Counts the nodes the qdq pass folded to integer ops and the float nodes
+ * it left inside quantized regions (n->qnote). */
+static void qdq_counts(const moss_graph *g, int *out_int, int *out_float) {
+  int i;
+  *out_int = *out_float = 0;
+  for (i = 0; i < g->nnodes; i++) {
+    const char *q = g->nodes[i]->qnote;
+    if (!q) continue;
+    if (!strncmp(q, "integer", 7)) ++*out_int;
+    else ++*out_float;
+  }
+}
+
+/* --explain, quantized models: which nodes run in integer arithmetic and
+ * which stay float, and why. */
+static void explain_qdq(const moss_graph *g) {
+  int i, ni, nf;
+  qdq_counts(g, &ni, &nf);
+  if (!ni && !nf) return;
+  printf("# quantized: %d nodes in integer arithmetic, %d float nodes in quantized regions\n", ni,
+         nf);
+  for (i = 0; i < g->nnodes; i++) {
+    const moss_node *n = g->nodes[i];
+    if (!n->qnote) continue;
+    if (!strncmp(n->qnote, "integer", 7))
+      printf("integer: node '%s' (%s): %s\n", n->name, n->op_type, n->qnote + 9);
+    else
+      printf("stays float: node '%s' (%s): %s\n", n->name, n->op_type, n->qnote + 7);
+  }
+}
+
 /* Opens the plugin of every backend="plugin:NAME" device that names its
  * library; a device without one stays NULL (placed for costing only). */
 static moss_status open_plugins(moss_ctx *ctx, const moss_target *t, moss_plugin **plugins) {
@@ -236,7 +267,17 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   st = moss_plan_compute(ctx, g, &arena); /* arena offsets by liveness */
   if (st != MOSS_OK) goto done;
   if (opts->dump_ir) dump(ctx, g, "plan");
-  if (opts->explain) explain(g, target, host);
+  if (opts->explain) {
+    explain(g, target, host);
+    explain_qdq(g);
+  }
+  if (opts->verbose) {
+    int ni, nf;
+    qdq_counts(g, &ni, &nf);
+    if (nf) /* never silent: a float node in an int8 model is worth a line */
+      fprintf(stderr, "moss: %s: %d nodes run in int8, %d stay float in quantized regions "
+              "(--explain says why)\n", opts->model, ni, nf);
+  }
 
   memset(&copts, 0, sizeof copts);
   copts.grid_g_per_kwh = opts->grid_intensity;

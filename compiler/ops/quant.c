@@ -39,26 +39,23 @@ void moss_requant_compute(double m, moss_requant *out_q) {
 }
 
 int32_t moss_requant_apply(int32_t acc, moss_requant q) {
-  int64_t x = acc, h, p, qt, rem, mask;
-  if (q.shift < 0) {
-    x *= (int64_t)1 << -q.shift;
-    if (x > INT32_MAX) x = INT32_MAX;
-    if (x < INT32_MIN) x = INT32_MIN;
-  }
-  /* Saturating rounding doubling high multiply: round(x * mult / 2^31). */
-  if (x == INT32_MIN && q.mult == INT32_MIN) {
-    h = INT32_MAX;
+  /* One rounding of the exact product: round(acc * mult / 2^(31 + shift)),
+   * ties to even; |acc * mult| < 2^62, so the product is exact in int64. */
+  int64_t p = (int64_t)acc * q.mult, fl, rem, half;
+  int s = 31 + q.shift;
+  if (s <= 0) { /* cannot happen for mult/shift from moss_requant_compute (shift >= -31) */
+    fl = p;
+  } else if (s >= 63) {
+    return 0;
   } else {
-    p = x * q.mult;
-    h = (p >= 0 ? p + ((int64_t)1 << 30) : p + 1 - ((int64_t)1 << 30)) / ((int64_t)1 << 31);
+    fl = p >= 0 ? p >> s : -((-p - 1) >> s) - 1; /* floor, no shift of a negative number */
+    rem = p - fl * ((int64_t)1 << s);             /* in [0, 2^s) */
+    half = (int64_t)1 << (s - 1);
+    if (rem > half || (rem == half && (fl & 1))) fl++;
   }
-  if (q.shift <= 0) return (int32_t)h;
-  /* Rounding divide by 2^shift, ties away from zero (floor division with an
-   * explicit remainder: no shift of a negative number). */
-  mask = ((int64_t)1 << q.shift) - 1;
-  qt = h >= 0 ? h >> q.shift : -((-h - 1) >> q.shift) - 1;
-  rem = h - qt * ((int64_t)1 << q.shift);
-  return (int32_t)(qt + (rem > (mask >> 1) + (h < 0)));
+  if (fl > INT32_MAX) return INT32_MAX;
+  if (fl < INT32_MIN) return INT32_MIN;
+  return (int32_t)fl;
 }
 
 static int q8(moss_dtype dt) { return dt == MOSS_DT_I8 || dt == MOSS_DT_U8; }

@@ -25,7 +25,9 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
             st = moss_fail(ctx, MOSS_E_INTERNAL, n, "inference left output '%s' untyped", v->name);
         }
       }
-      if (st == MOSS_OK) st = moss_fold_node(ctx, g, n, &folded);
+      /* DequantizeLinear of a constant stays: the qdq pass needs the 8-bit
+       * weight; the fold pass after it folds what stays float. */
+      if (st == MOSS_OK && n->op != MOSS_OP_DequantizeLinear) st = moss_fold_node(ctx, g, n, &folded);
       if (st == MOSS_OK) continue;
       if (st == MOSS_E_NOMEM || st == MOSS_E_INTERNAL) {
         moss_free(ctx, poisoned, (size_t)g->nvalues + 1);
