@@ -44,6 +44,39 @@ moss_status moss_infer_unary(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   return MOSS_OK;
 }
 
+/* The float32 activations, in the float32 arithmetic of the C backend's
+ * expressions (backends/c/emit_unary.c), so that a folded constant or a
+ * quantized lookup table (passes/qdq.c) equals what the code computes.
+ * Returns 0 for the ops it does not cover. */
+static int eval_f32(const moss_node *n, float v, float *out) {
+  float a, b;
+  switch (n->op) {
+  case MOSS_OP_Sigmoid: *out = 1.0f / (1.0f + expf(-v)); return 1;
+  case MOSS_OP_Tanh: *out = tanhf(v); return 1;
+  case MOSS_OP_Erf: *out = erff(v); return 1;
+  case MOSS_OP_LeakyRelu: a = moss_attr_float(n, "alpha", 0.01f); *out = v >= 0 ? v : a * v; return 1;
+  case MOSS_OP_Elu: a = moss_attr_float(n, "alpha", 1.0f); *out = v >= 0 ? v : a * (expf(v) - 1); return 1;
+  case MOSS_OP_Selu:
+    a = moss_attr_float(n, "alpha", 1.67326319217681884765625f);
+    b = moss_attr_float(n, "gamma", 1.05070102214813232421875f);
+    *out = b * (v > 0 ? v : a * expf(v) - a);
+    return 1;
+  case MOSS_OP_Celu:
+    a = moss_attr_float(n, "alpha", 1.0f);
+    *out = (v > 0 ? v : 0) + (v < 0 ? a * (expf(v / a) - 1) : 0);
+    return 1;
+  case MOSS_OP_ThresholdedRelu: *out = v > moss_attr_float(n, "alpha", 1.0f) ? v : 0; return 1;
+  case MOSS_OP_HardSigmoid:
+    *out = fmaxf(0, fminf(1, moss_attr_float(n, "alpha", 0.2f) * v + moss_attr_float(n, "beta", 0.5f)));
+    return 1;
+  case MOSS_OP_HardSwish: *out = v * fmaxf(0, fminf(1, v * (float)(1.0 / 6.0) + 0.5f)); return 1;
+  case MOSS_OP_Softplus: *out = logf(expf(v) + 1); return 1;
+  case MOSS_OP_Softsign: *out = v / (1 + fabsf(v)); return 1;
+  case MOSS_OP_Mish: *out = v * tanhf(log1pf(expf(v))); return 1;
+  default: return 0;
+  }
+}
+
 moss_status moss_eval_unary(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   moss_value *x = n->inputs[0], *y = n->outputs[0];
   int64_t i, ne = moss_value_numel(x);
@@ -51,6 +84,23 @@ moss_status moss_eval_unary(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   (void)ctx;
   (void)g;
   if (!moss_dtype_ctype(x->dtype)) return MOSS_E_UNSUPPORTED;
+  if (x->dtype == MOSS_DT_F32 && y->dtype == MOSS_DT_F32) {
+    float t;
+    if (n->op == MOSS_OP_Clip) { /* bounds: constant inputs (opset 11+) or attributes */
+      const moss_value *lo = moss_node_input(n, 1), *hi = moss_node_input(n, 2);
+      float a = lo ? ((const float *)lo->data)[0] : moss_attr_float(n, "min", -INFINITY);
+      float b = hi ? ((const float *)hi->data)[0] : moss_attr_float(n, "max", INFINITY);
+      for (i = 0; i < ne; i++) {
+        float v = ((const float *)x->data)[i];
+        ((float *)y->data)[i] = v < a ? a : (v > b ? b : v);
+      }
+      return MOSS_OK;
+    }
+    if (ne > 0 && eval_f32(n, 0.0f, &t)) {
+      for (i = 0; i < ne; i++) eval_f32(n, ((const float *)x->data)[i], (float *)y->data + i);
+      return MOSS_OK;
+    }
+  }
   for (i = 0; i < ne; i++) {
     double v = moss_load_f64(x->dtype, x->data, i);
     int64_t iv = moss_load_i64(x->dtype, x->data, i);

@@ -780,9 +780,11 @@ static moss_status try_fold(qdq_state *st, moss_node *q) {
     n->outputs[0] = p.y;
     p.y->producer = n;
   }
-  note(st->g, n, "integer", "DequantizeLinear -> %s%s%s -> QuantizeLinear", p.core->op_type,
-       p.add ? " -> Add" : "", p.act_node ? (p.act_node->op == MOSS_OP_Relu ? " -> Relu" : " -> Clip")
-                                           : "");
+  note(st->g, n, "integer", "DequantizeLinear -> %s%s%s%s -> QuantizeLinear", p.core->op_type,
+       p.core->act.kind == MOSS_ACT_RELU ? " (fused Relu)"
+                                         : p.core->act.kind == MOSS_ACT_CLIP ? " (fused Clip)" : "",
+       p.add ? " -> Add" : "",
+       p.act_node ? (p.act_node->op == MOSS_OP_Relu ? " -> Relu" : " -> Clip") : "");
   st->folded++;
   q->dead = 1;
   if (n != p.core) p.core->dead = 1;
