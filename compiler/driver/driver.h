@@ -52,6 +52,16 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts);
 moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *extra, int nextra,
                            const char *const *srcs, int nsrcs, const char *out_so);
 
+/* `moss eval ARTIFACT X.npy Y.npy` (eval.c): runs the bundle on X in
+ * batches of its input, the argmax over the last axis of output 0 against
+ * the labels Y (int64 or int32). */
+typedef struct moss_eval_result {
+  int64_t right, n;
+  double accuracy;
+} moss_eval_result;
+moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *x, const char *y,
+                               moss_eval_result *out);
+
 /* `moss compare MODEL --targets a,b,c ...` (compare.c). */
 moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv);
 

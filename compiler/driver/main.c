@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../target/target.h"
 #include "driver.h"
+#include "ptq.h"
 
 static void print_diag(void *user, moss_status code, const char *msg) {
   (void)user;
@@ -20,9 +22,12 @@ static const char usage[] =
     "               [--input-shape NAME=1x3x224x224 ...] [--constant NAME=FILE ...]\n"
     "               [--explain] [--report FILE.json|.csv|.html] [--grid-intensity G]\n"
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R]\n"
+    "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
+    "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
     "               [--dump-ir] [--dump-after=PASS|all] [-q]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
     "  moss bench ARTIFACT [--iterations N] [IN0 ...]\n"
+    "  moss eval ARTIFACT.moss X.npy Y.npy\n"
     "  moss compare MODEL.onnx --targets A,B,C [--input-shape ...] [--constant ...]\n"
     "               [--grid-intensity G]\n"
     "  moss targets [list | show NAME | validate FILE.xml]\n"
@@ -43,12 +48,23 @@ static const char usage[] =
     "    There is no retraining, so accuracy drops (digits MLP: -1.6 points at magnitude:0.5,\n"
     "    -19 at magnitude:0.8); measure it on your data. See docs/pruning.md.\n"
     "  Layers whose weights are mostly zeros get sparse kernels (docs/sparse.md).\n"
+    "  --quantize int8 --calibration DATA: post-training quantization. The float model runs on\n"
+    "    DATA (a .npy batch [N, ...] of typical inputs, or a folder of them) to record the range\n"
+    "    of every activation (--calibration-method minmax, the default, or percentile[:P],\n"
+    "    P default 99.99); then Conv/Gemm/MatMul get per-channel int8 weights, int32 biases and\n"
+    "    uint8 activations (ONNX Quantize/DequantizeLinear, folded into integer-only kernels).\n"
+    "    --keep-float NODE,... leaves those layers float. There is no retraining, so accuracy\n"
+    "    changes: measure it (--eval). See docs/quantization.md.\n"
+    "  --eval X.npy Y.npy: after writing the bundle, runs it on X and prints the accuracy of\n"
+    "    the argmax of output 0 against the labels Y; with --quantize also the float model's.\n"
     "  Symbolic input dimensions must be bound with --input-shape; graph inputs that decide\n"
     "  shapes (a Reshape's shape, a Slice's starts...) must be frozen with --constant.\n"
     "  Tensor files are .npy or ONNX TensorProto .pb.\n"
     "run: runs a bundle through libmossrt, or builds a C artifact with the system C compiler\n"
     "  ($CC, $MOSS_CFLAGS), on the inputs, and writes OUTDIR/output_<i>.npy (default '.').\n"
     "bench: runs N times (default 100) and prints the median time.\n"
+    "eval: runs a bundle on X.npy (in batches of its input), compares the argmax over the last\n"
+    "  axis of output 0 with the labels Y.npy (int64 or int32) and prints the accuracy.\n"
     "compare: costs the model on each target and ranks them by energy, time and memory.\n";
 
 static int need_arg(int i, int argc, const char *flag) {
@@ -85,8 +101,52 @@ static int add_binding(moss_compile_opts *o, const char *arg, int is_file) {
   return 1;
 }
 
+/* --eval after the compile: the artifact's accuracy, and with --quantize
+ * the float model's too (compiled into a temporary folder). */
+static int eval_after(moss_ctx *ctx, const moss_compile_opts *o, const char *x, const char *y) {
+  moss_eval_result q, f;
+  moss_compile_opts fo = *o;
+  char out[4200], dir[4096];
+  const char *tmp = getenv("TMPDIR");
+  int rc = 0;
+  if (o->out) snprintf(out, sizeof out, "%s", o->out);
+  else {
+    const char *base = strrchr(o->model, '/');
+    base = base ? base + 1 : o->model;
+    if (o->name) snprintf(out, sizeof out, "%s.moss", o->name);
+    else snprintf(out, sizeof out, "%.*s.moss", (int)(strcspn(base, ".") ? strcspn(base, ".") : strlen(base)), base);
+  }
+  if (moss_eval_artifact(ctx, out, x, y, &q) != MOSS_OK) return 1;
+  if (!o->quantize) {
+    printf("accuracy %.6f (%lld/%lld)\n", q.accuracy, (long long)q.right, (long long)q.n);
+    return 0;
+  }
+  snprintf(dir, sizeof dir, "%s/moss-eval-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(dir)) {
+    fprintf(stderr, "moss compile: --eval: cannot make a temporary folder\n");
+    return 1;
+  }
+  snprintf(out, sizeof out, "%s/float.moss", dir);
+  fo.quantize = NULL;
+  fo.out = out;
+  fo.verbose = 0;
+  fo.report = NULL;
+  fo.explain = 0;
+  fo.dump_ir = 0;
+  fo.dump_after = NULL;
+  if (moss_compile(ctx, &fo) != MOSS_OK || moss_eval_artifact(ctx, out, x, y, &f) != MOSS_OK) rc = 1;
+  remove(out);
+  rmdir(dir);
+  if (rc) return rc;
+  printf("accuracy float %.6f (%lld/%lld), int8 %.6f (%lld/%lld), change %+.6f\n", f.accuracy,
+         (long long)f.right, (long long)f.n, q.accuracy, (long long)q.right, (long long)q.n,
+         q.accuracy - f.accuracy);
+  return 0;
+}
+
 static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
   moss_compile_opts o;
+  const char *eval_x = NULL, *eval_y = NULL;
   int i, ok = 1, rc;
   memset(&o, 0, sizeof o);
   o.verbose = 1;
@@ -111,6 +171,27 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
         ok = 0;
       }
     }
+    else if (!strcmp(a, "--quantize") && (ok = need_arg(i, argc, a))) {
+      o.quantize = argv[++i];
+      if (strcmp(o.quantize, "int8")) {
+        fprintf(stderr, "moss compile: --quantize %s: only int8 is supported\n", o.quantize);
+        ok = 0;
+      }
+    } else if (!strcmp(a, "--calibration") && (ok = need_arg(i, argc, a))) o.calibration = argv[++i];
+    else if (!strcmp(a, "--calibration-method") && (ok = need_arg(i, argc, a))) {
+      double p;
+      o.calib_method = argv[++i];
+      ok = moss_ptq_parse_method(ctx, o.calib_method, &p) == MOSS_OK;
+    } else if (!strcmp(a, "--keep-float") && (ok = need_arg(i, argc, a))) o.keep_float = argv[++i];
+    else if (!strcmp(a, "--eval") && (ok = need_arg(i, argc, a))) {
+      if (i + 2 >= argc) {
+        fprintf(stderr, "moss compile: --eval needs two files, X.npy and Y.npy\n");
+        ok = 0;
+      } else {
+        eval_x = argv[++i];
+        eval_y = argv[++i];
+      }
+    }
     else if (!strncmp(a, "--dump-after=", 13)) o.dump_after = a + 13;
     else if (!strcmp(a, "-q")) o.verbose = 0;
     else if (a[0] == '-') {
@@ -126,7 +207,22 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     fprintf(stderr, "moss compile: no model given\n%s", usage);
     ok = 0;
   }
+  if (ok && !!o.quantize != !!o.calibration) {
+    fprintf(stderr, "moss compile: %s\n", o.quantize ? "--quantize int8 needs --calibration DATA "
+            "(a .npy batch of typical inputs, or a folder of them)" : "--calibration needs "
+            "--quantize int8");
+    ok = 0;
+  }
+  if (ok && (o.calib_method || o.keep_float) && !o.quantize) {
+    fprintf(stderr, "moss compile: --calibration-method and --keep-float need --quantize int8\n");
+    ok = 0;
+  }
+  if (ok && eval_x && o.emit && strcmp(o.emit, "bundle")) {
+    fprintf(stderr, "moss compile: --eval runs a bundle; drop --emit %s\n", o.emit);
+    ok = 0;
+  }
   rc = ok ? (moss_compile(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
+  if (rc == 0 && eval_x) rc = eval_after(ctx, &o, eval_x, eval_y);
   for (i = 0; i < o.nbindings; i++) free((char *)o.bindings[i].name);
   free(o.bindings);
   return rc;
@@ -184,6 +280,16 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "compile")) return cmd_compile(&ctx, argc, argv);
   if (!strcmp(argv[1], "run")) return cmd_run(&ctx, argc, argv, 0);
   if (!strcmp(argv[1], "bench")) return cmd_run(&ctx, argc, argv, 1);
+  if (!strcmp(argv[1], "eval")) {
+    moss_eval_result r;
+    if (argc != 5) {
+      fprintf(stderr, "moss eval: expected ARTIFACT X.npy Y.npy\n%s", usage);
+      return 2;
+    }
+    if (moss_eval_artifact(&ctx, argv[2], argv[3], argv[4], &r) != MOSS_OK) return 1;
+    printf("accuracy %.6f (%lld/%lld)\n", r.accuracy, (long long)r.right, (long long)r.n);
+    return 0;
+  }
   if (!strcmp(argv[1], "compare")) return moss_compare_cli(&ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
   if (!strcmp(argv[1], "targets")) return moss_targets_cli(&ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
   fprintf(stderr, "moss: unknown command '%s'\n%s", argv[1], usage);

@@ -170,6 +170,26 @@ static const char *default_emit(const moss_target *t) {
   return tr && strstr(tr, "-none") ? "c" : "bundle";
 }
 
+/* The "quantize" step: --prune zeroes float weights first (so calibration
+ * and quantization see the pruned model, and the sparse pass at the end
+ * measures the zeros), then the calibration run's observers or --quantize. */
+static moss_status prune_and_quantize(moss_ctx *ctx, moss_graph *g, const moss_compile_opts *opts) {
+  if (opts->prune) {
+    moss_prune_result pr;
+    MOSS_TRY(moss_prune(ctx, g, opts->prune, &pr));
+    if (opts->verbose) {
+      moss_buf pb;
+      moss_buf_init(&pb, ctx);
+      moss_prune_emit_text(&pr, &pb);
+      if (pb.data) fprintf(stderr, "%s", pb.data);
+      moss_buf_deinit(&pb);
+    }
+  }
+  if (opts->observe) return moss_ptq_observe(ctx, g);
+  if (opts->quantize) return moss_ptq_apply(ctx, g, opts);
+  return MOSS_OK;
+}
+
 moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   moss_graph *g = NULL;
   moss_target *target = NULL;
@@ -231,29 +251,13 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   if (opts->dump_after && !strcmp(opts->dump_after, "import")) dump(ctx, g, "import");
   for (i = 0; i < sizeof passes / sizeof passes[0]; i++) {
     if (passes[i].run) st = passes[i].run(ctx, g);
-    else if (opts->observe) st = moss_ptq_observe(ctx, g);
-    else if (opts->quantize) st = moss_ptq_apply(ctx, g, opts);
-    else continue;
+    else if (!opts->prune && !opts->observe && !opts->quantize) continue;
+    else st = prune_and_quantize(ctx, g, opts);
     if (st == MOSS_OK && ctx->debug) st = moss_ir_verify(ctx, g);
     if (st != MOSS_OK) goto done;
     if (opts->dump_after && (!strcmp(opts->dump_after, passes[i].name) ||
                              !strcmp(opts->dump_after, "all")))
       dump(ctx, g, passes[i].name);
-  }
-  if (opts->prune) { /* zero weights at compile time, before formats and costs */
-    moss_prune_result pr;
-    st = moss_prune(ctx, g, opts->prune, &pr);
-    if (st == MOSS_OK && ctx->debug) st = moss_ir_verify(ctx, g);
-    if (st != MOSS_OK) goto done;
-    st = moss_pass_sparse(ctx, g); /* the zeros may change the formats */
-    if (st != MOSS_OK) goto done;
-    if (opts->verbose) {
-      moss_buf pb;
-      moss_buf_init(&pb, ctx);
-      moss_prune_emit_text(&pr, &pb);
-      if (pb.data) fprintf(stderr, "%s", pb.data);
-      moss_buf_deinit(&pb);
-    }
   }
   {
     moss_partition_opts po;
