@@ -22,36 +22,113 @@
 /* The encoded weight: array names in the decls. */
 typedef struct enc {
   char base[24], rp[48], ci[48], v[48];
-  int64_t nnz; /* stored values (blocks * 4 for block formats) */
+  int64_t nnz;    /* stored values (blocks * 4 for block formats) */
+  int64_t groups; /* 2:4: groups of 4 columns per row */
 } enc;
 
-/* Writes the arrays of |v| in format |fmt| under the names |e|. */
-static void encode(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v, int fmt, enc *e) {
-  int64_t r, c, k, cnt, nrow = fmt == MOSS_SPARSE_BLOCK_4x1 ? v->rows / 4 : v->rows;
-  int bh = fmt == MOSS_SPARSE_BLOCK_4x1 ? 4 : 1;
+/* Writes "lit," for Wt[r, c] (0 when |c| is past the last column). */
+static void put_value(moss_buf *d, const moss_sparse_view *v, int64_t r, int64_t c, int64_t *cnt,
+                      int64_t total) {
   char lit[64];
+  float x = c < v->cols ? moss_sparse_at(v, r, c) : 0.0f;
+  if (*cnt % 8 == 0) moss_buf_printf(d, "\n ");
+  (*cnt)++;
+  if (v->dtype == MOSS_DT_F32)
+    moss_buf_printf(d, " %s%s", moss_c_lit_f64(MOSS_DT_F32, (double)x, lit, sizeof lit),
+                    *cnt < total ? "," : "");
+  else
+    moss_buf_printf(d, " %d%s", (int)x, *cnt < total ? "," : "");
+}
+
+/* The C type of the stored values. */
+static const char *value_type(const moss_sparse_view *v) {
+  return v->dtype == MOSS_DT_I8 ? "int8_t" : v->dtype == MOSS_DT_U8 ? "uint8_t" : "float";
+}
+
+/* 2:4: the offsets (within the group) of the 2 entries of group |g| of row
+ * |r|: its nonzeros in order, then offset 0 with a stored zero. */
+static void nm_offsets(const moss_sparse_view *v, int64_t r, int64_t g, int off[2]) {
+  int64_t c;
+  int k = 0;
+  off[0] = off[1] = 0;
+  for (c = 4 * g; c < 4 * g + 4 && c < v->cols; c++)
+    if (moss_sparse_at(v, r, c) != 0.0f && k < 2) off[k++] = (int)(c - 4 * g);
+}
+
+/* 2:4 arrays: "<base>_col_idx" uint8 offsets and "<base>_values", 2 per
+ * group of 4 columns, row after row; no row pointers. */
+static void encode_nm(moss_cgen *cg, const moss_sparse_view *v, enc *e) {
+  moss_buf *d = cg->decls;
+  int64_t r, g, cnt = 0, total;
+  int off[2];
+  e->groups = (v->cols + 3) / 4;
+  total = v->rows * e->groups * 2;
+  moss_buf_printf(d, "static const uint8_t %s[%lld] = {", e->ci, (long long)total);
+  for (r = 0; r < v->rows; r++)
+    for (g = 0; g < e->groups; g++) {
+      nm_offsets(v, r, g, off);
+      if (cnt % 16 == 0) moss_buf_printf(d, "\n ");
+      cnt += 2;
+      moss_buf_printf(d, " %d, %d%s", off[0], off[1], cnt < total ? "," : "");
+    }
+  moss_buf_printf(d, "\n};\n");
+  moss_buf_printf(d, "static const %s %s[%lld] MOSS_ALIGNED = {", value_type(v), e->v,
+                  (long long)total);
+  cnt = 0;
+  for (r = 0; r < v->rows; r++)
+    for (g = 0; g < e->groups; g++) {
+      int64_t c0 = 4 * g, k;
+      int nz = 0;
+      nm_offsets(v, r, g, off);
+      for (k = c0; k < c0 + 4 && k < v->cols; k++) nz += moss_sparse_at(v, r, k) != 0.0f;
+      put_value(d, v, r, nz > 0 ? c0 + off[0] : v->cols, &cnt, total);
+      put_value(d, v, r, nz > 1 ? c0 + off[1] : v->cols, &cnt, total);
+    }
+  moss_buf_printf(d, "\n};\n\n");
+  e->nnz = total;
+}
+
+/* Is the block of format |fmt| at block row |r|, block column |c| nonzero? */
+static int block_nz(const moss_sparse_view *v, int fmt, int64_t r, int64_t c) {
+  int64_t k;
+  for (k = 0; k < 4; k++) {
+    if (fmt == MOSS_SPARSE_CSR) return moss_sparse_at(v, r, c) != 0.0f;
+    if (fmt == MOSS_SPARSE_BLOCK_4x1 && moss_sparse_at(v, r * 4 + k, c) != 0.0f) return 1;
+    if (fmt == MOSS_SPARSE_BLOCK_1x4 && moss_sparse_at(v, r, c * 4 + k) != 0.0f) return 1;
+  }
+  return 0;
+}
+
+/* Writes the arrays of |v| in format |fmt| under the names |e|: CSR of
+ * single elements, of 4x1 blocks or of 1x4 blocks (column index of the
+ * block's first column), or the 2:4 arrays. */
+static void encode(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v, int fmt, enc *e) {
+  int64_t nrow = fmt == MOSS_SPARSE_BLOCK_4x1 ? v->rows / 4 : v->rows;
+  int64_t ncol = fmt == MOSS_SPARSE_BLOCK_1x4 ? v->cols / 4 : v->cols;
+  int64_t r, c, k, cnt, put;
+  int bs = fmt == MOSS_SPARSE_CSR ? 1 : 4;
   int id = cg->uid++;
   moss_buf *d = cg->decls;
+  memset(e, 0, sizeof *e);
   snprintf(e->base, sizeof e->base, "sw%d", id);
   snprintf(e->rp, sizeof e->rp, "sw%d_row_ptr", id);
   snprintf(e->ci, sizeof e->ci, "sw%d_col_idx", id);
   snprintf(e->v, sizeof e->v, "sw%d_values", id);
-  /* Row pointers (and the count of stored entries). */
   moss_buf_printf(d, "/* node '%s' (%s): weight '%s' as %s, %lld x %lld */\n", n->name,
-                  n->op_type, n->inputs[1]->name, moss_sparse_format_name(fmt),
+                  n->op_type, n->inputs[v->winput]->name, moss_sparse_format_name(fmt),
                   (long long)v->rows, (long long)v->cols);
+  if (fmt == MOSS_SPARSE_NM_2_4) {
+    encode_nm(cg, v, e);
+    return;
+  }
+  /* Row pointers (and the count of stored entries). */
   moss_buf_printf(d, "static const int32_t %s[%lld] = {", e->rp, (long long)(nrow + 1));
   cnt = 0;
   for (r = 0; r <= nrow; r++) {
     if (r % 16 == 0) moss_buf_printf(d, "\n ");
     moss_buf_printf(d, " %lld%s", (long long)cnt, r < nrow ? "," : "");
     if (r == nrow) break;
-    for (c = 0; c < v->cols; c++)
-      for (k = 0; k < bh; k++)
-        if (moss_sparse_at(v, r * bh + k, c) != 0.0f) {
-          cnt++;
-          break;
-        }
+    for (c = 0; c < ncol; c++) cnt += block_nz(v, fmt, r, c);
   }
   moss_buf_printf(d, "\n};\n");
   /* Column indices: one per stored entry (a nonzero or a nonzero block). */
@@ -59,38 +136,32 @@ static void encode(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v,
   moss_buf_printf(d, "static const %s %s[%lld] = {", v->cols <= 65536 ? "uint16_t" : "int32_t", e->ci,
                   (long long)(cnt > 0 ? cnt : 1));
   if (cnt == 0) moss_buf_printf(d, "0");
-  e->nnz = 0;
+  put = 0;
   for (r = 0; r < nrow; r++)
-    for (c = 0; c < v->cols; c++)
-      for (k = 0; k < bh; k++)
-        if (moss_sparse_at(v, r * bh + k, c) != 0.0f) {
-          if (e->nnz % 16 == 0) moss_buf_printf(d, "\n ");
-          e->nnz++;
-          moss_buf_printf(d, " %lld%s", (long long)c, e->nnz < cnt ? "," : "");
-          break;
-        }
+    for (c = 0; c < ncol; c++)
+      if (block_nz(v, fmt, r, c)) {
+        if (put % 16 == 0) moss_buf_printf(d, "\n ");
+        put++;
+        moss_buf_printf(d, " %lld%s", (long long)(fmt == MOSS_SPARSE_BLOCK_1x4 ? c * 4 : c),
+                        put < cnt ? "," : "");
+      }
   moss_buf_printf(d, "\n};\n");
-  /* Values, |bh| per entry. */
-  moss_buf_printf(d, "static const float %s[%lld] MOSS_ALIGNED = {", e->v,
-                  (long long)(cnt > 0 ? cnt * bh : 1));
+  /* Values, |bs| per entry. */
+  moss_buf_printf(d, "static const %s %s[%lld] MOSS_ALIGNED = {", value_type(v), e->v,
+                  (long long)(cnt > 0 ? cnt * bs : 1));
   if (cnt == 0) moss_buf_printf(d, "0");
-  e->nnz = 0;
+  put = 0;
   for (r = 0; r < nrow; r++)
-    for (c = 0; c < v->cols; c++) {
-      int any = 0;
-      for (k = 0; k < bh; k++)
-        if (moss_sparse_at(v, r * bh + k, c) != 0.0f) any = 1;
-      if (!any) continue;
-      for (k = 0; k < bh; k++) {
-        if (e->nnz % 8 == 0) moss_buf_printf(d, "\n ");
-        e->nnz++;
-        moss_buf_printf(d, " %s%s",
-                        moss_c_lit_f64(MOSS_DT_F32, (double)moss_sparse_at(v, r * bh + k, c), lit,
-                                       sizeof lit),
-                        e->nnz < cnt * bh ? "," : "");
+    for (c = 0; c < ncol; c++) {
+      if (!block_nz(v, fmt, r, c)) continue;
+      for (k = 0; k < bs; k++) {
+        if (fmt == MOSS_SPARSE_BLOCK_4x1) put_value(d, v, r * 4 + k, c, &put, cnt * bs);
+        else if (fmt == MOSS_SPARSE_BLOCK_1x4) put_value(d, v, r, c * 4 + k, &put, cnt * bs);
+        else put_value(d, v, r, c, &put, cnt * bs);
       }
     }
   moss_buf_printf(d, "\n};\n\n");
+  e->nnz = put;
 }
 
 static void comment(moss_cgen *cg, const moss_sparse_view *v, int fmt, const enc *e) {
@@ -170,6 +241,36 @@ static moss_status emit_linear(moss_cgen *cg, const moss_node *n, const moss_spa
     moss_c_close(cg);
     moss_c_line(cg, "for (; q < qe; q++) s0 += %s[q] * ar[%s[q]];", e.v, e.ci);
     moss_c_line(cg, "s = (s0 + s1) + (s2 + s3);");
+    epilogue(n, &p, "s", "r", ex, sizeof ex);
+    moss_c_line(cg, "yr[r] = %s;", ex);
+    moss_c_close(cg);
+  } else if (n->sparse == MOSS_SPARSE_BLOCK_1x4) {
+    /* One 4-wide block: 4 contiguous weights times 4 contiguous inputs. */
+    moss_c_open(cg, "for (long r = 0; r < %lld; r++)", (long long)p.N);
+    moss_c_line(cg, "float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s;");
+    moss_c_open(cg, "for (long q = %s[r]; q < %s[r + 1]; q++)", e.rp, e.rp);
+    moss_c_line(cg, "const float *a = ar + %s[q];", e.ci);
+    moss_c_line(cg, "const float *w = %s + q * 4;", e.v);
+    moss_c_line(cg, "s0 += w[0] * a[0];");
+    moss_c_line(cg, "s1 += w[1] * a[1];");
+    moss_c_line(cg, "s2 += w[2] * a[2];");
+    moss_c_line(cg, "s3 += w[3] * a[3];");
+    moss_c_close(cg);
+    moss_c_line(cg, "s = (s0 + s1) + (s2 + s3);");
+    epilogue(n, &p, "s", "r", ex, sizeof ex);
+    moss_c_line(cg, "yr[r] = %s;", ex);
+    moss_c_close(cg);
+  } else if (n->sparse == MOSS_SPARSE_NM_2_4) {
+    /* 2 multiply-adds per group of 4 inputs, at the stored offsets. */
+    moss_c_open(cg, "for (long r = 0; r < %lld; r++)", (long long)p.N);
+    moss_c_line(cg, "const float *w = %s + r * %lld;", e.v, (long long)(2 * e.groups));
+    moss_c_line(cg, "const uint8_t *o = %s + r * %lld;", e.ci, (long long)(2 * e.groups));
+    moss_c_line(cg, "float s0 = 0, s1 = 0, s;");
+    moss_c_open(cg, "for (long g = 0; g < %lld; g++)", (long long)e.groups);
+    moss_c_line(cg, "s0 += w[2 * g] * ar[4 * g + o[2 * g]];");
+    moss_c_line(cg, "s1 += w[2 * g + 1] * ar[4 * g + o[2 * g + 1]];");
+    moss_c_close(cg);
+    moss_c_line(cg, "s = s0 + s1;");
     epilogue(n, &p, "s", "r", ex, sizeof ex);
     moss_c_line(cg, "yr[r] = %s;", ex);
     moss_c_close(cg);
@@ -278,17 +379,32 @@ static moss_status emit_conv(moss_cgen *cg, const moss_node *n, const moss_spars
   else
     moss_c_line(cg, "for (long j = 0; j < %lld; j++) ym[j] = 0;",
                 (long long)((block ? 4 : 1) * OH * OW));
-  moss_c_open(cg, "for (long q = %s[m%s]; q < %s[m%s + 1]; q++)", e.rp, block ? " / 4" : "", e.rp,
-              block ? " / 4" : "");
-  moss_c_line(cg, "const long c = %s[q], ch = c / %lld, kh = c %% %lld / %lld, kw = c %% %lld;",
-              e.ci, (long long)KK, (long long)KK, (long long)KW, (long long)KW);
+  /* One stored entry (c, wv) at a time; block4x1 takes 4 weights per entry. */
+  if (n->sparse == MOSS_SPARSE_NM_2_4) {
+    moss_c_open(cg, "for (long q = m * %lld; q < (m + 1) * %lld; q++)", (long long)(2 * e.groups),
+                (long long)(2 * e.groups));
+    moss_c_line(cg, "const float wv = %s[q];", e.v);
+    moss_c_line(cg, "if (wv == 0) continue; /* padding of a group with < 2 nonzeros */");
+    moss_c_line(cg, "const long c0 = (q %% %lld) / 2 * 4 + %s[q];", (long long)(2 * e.groups), e.ci);
+  } else if (n->sparse == MOSS_SPARSE_BLOCK_1x4) {
+    moss_c_open(cg, "for (long q4 = %s[m] * 4; q4 < %s[m + 1] * 4; q4++)", e.rp, e.rp);
+    moss_c_line(cg, "const float wv = %s[q4];", e.v);
+    moss_c_line(cg, "if (wv == 0) continue; /* a zero inside the block */");
+    moss_c_line(cg, "const long c0 = %s[q4 / 4] + q4 %% 4;", e.ci);
+  } else {
+    moss_c_open(cg, "for (long q = %s[m%s]; q < %s[m%s + 1]; q++)", e.rp, block ? " / 4" : "",
+                e.rp, block ? " / 4" : "");
+    moss_c_line(cg, "const long c0 = %s[q];", e.ci);
+  }
+  moss_c_line(cg, "const long c = c0, ch = c / %lld, kh = c %% %lld / %lld, kw = c %% %lld;",
+              (long long)KK, (long long)KK, (long long)KW, (long long)KW);
   moss_c_line(cg, "const long xo = ch * %lld + (kh * %lld - %lld) * %lld + kw * %lld - %lld;",
               (long long)(H * W), (long long)d[0], (long long)p[0], (long long)W, (long long)d[1],
               (long long)p[1]);
   if (block) {
     moss_c_line(cg, "const float *wq = %s + q * 4;", e.v);
     moss_c_line(cg, "const float wa = wq[0], wb = wq[1], wc = wq[2], wd = wq[3];");
-  } else {
+  } else if (n->sparse == MOSS_SPARSE_CSR) {
     moss_c_line(cg, "const float wv = %s[q];", e.v);
   }
   moss_c_open(cg, "for (long oh = %s[kh]; oh < %s[kh]; oh++)", nm[0], nm[1]);
@@ -324,12 +440,17 @@ static moss_status emit_conv(moss_cgen *cg, const moss_node *n, const moss_spars
 
 moss_status moss_c_emit_sparse(moss_cgen *cg, const moss_node *n) {
   moss_sparse_view v;
-  if (n->sparse != MOSS_SPARSE_CSR && n->sparse != MOSS_SPARSE_BLOCK_4x1)
+  moss_sparse_stats s;
+  if (n->sparse <= MOSS_SPARSE_DENSE || n->sparse >= MOSS_SPARSE_NFORMATS)
     return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "unknown sparse format %d", n->sparse);
-  if (!moss_sparse_view_get(n, &v) ||
-      (n->sparse == MOSS_SPARSE_BLOCK_4x1 && v.rows % 4 != 0))
+  if (!moss_sparse_view_get(n, &v) || !moss_sparse_stats_compute(n, &s) ||
+      moss_sparse_cost(&s, n->sparse) < 0.0)
     return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "sparse format %s on a weight that cannot take it",
                      moss_sparse_format_name(n->sparse));
+  if (v.dtype != MOSS_DT_F32)
+    return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n,
+                     "sparse %s weights: no int8 sparse kernel yet (docs/sparse.md)",
+                     moss_dtype_name(v.dtype));
   if (n->op == MOSS_OP_Conv) return emit_conv(cg, n, &v);
   return emit_linear(cg, n, &v);
 }

@@ -12,6 +12,7 @@
 
 #include "../ops/ops.h"
 #include "../passes/partition.h"
+#include "../passes/sparse.h"
 #include "../plan/plan.h"
 #include "cost.h"
 
@@ -150,6 +151,21 @@ static double density(const moss_value *w) {
   return (double)nz / (double)n;
 }
 
+/* cost.h's count of formats is sparse.h's. */
+typedef char moss_cost_sparse_formats_match[MOSS_COST_SPARSE_FORMATS == MOSS_SPARSE_NFORMATS ? 1
+                                                                                              : -1];
+
+/* The sparse pass's view of |n|'s weight: the format it chose and the
+ * cost rule's estimate of every format (docs/sparse.md). */
+static void sparse_formats(const moss_node *n, moss_cost_node *cn) {
+  moss_sparse_stats s;
+  int f;
+  if (!moss_sparse_stats_compute(n, &s)) return;
+  cn->sparse_layer = 1;
+  cn->sparse_format = moss_sparse_format_name(n->sparse);
+  for (f = 0; f < MOSS_COST_SPARSE_FORMATS; f++) cn->sparse_cost[f] = moss_sparse_cost(&s, f);
+}
+
 /* The first constant among inputs |a|, |b| (the weights of a MAC op). */
 static const moss_value *const_of(const moss_node *n, int a, int b) {
   moss_value *x = moss_node_input(n, a), *y = moss_node_input(n, b);
@@ -279,6 +295,7 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
   if (cn->mac_op) {
     moss_value *x = moss_node_input(n, 0);
     if (!c->baseline) cn->weight_density = density(w);
+    if (!c->baseline) sparse_formats(n, cn);
     cn->macs_effective = cn->macs_dense * cn->weight_density;
     if (n->act.kind != MOSS_ACT_NONE) cn->ops = numel(n->outputs[0]);
     if (is8(x) && (!w || is8(w))) cn->dtype = "i8"; /* 8-bit MACs, 32-bit accumulate */

@@ -45,6 +45,11 @@ typedef struct moss_cost_figure {
   int partial;            /* a sum with at least one not-modeled part */
 } moss_cost_figure;
 
+/* Sparse weight formats the report lists, in the order of their codes
+ * (MOSS_SPARSE_* of compiler/passes/sparse.h): dense, csr, block4x1,
+ * block1x4, 2:4. */
+#define MOSS_COST_SPARSE_FORMATS 5
+
 /* One node, in execution order. Energies in joules, times in seconds. */
 typedef struct moss_cost_node {
   const char *name, *op_type;
@@ -54,6 +59,14 @@ typedef struct moss_cost_node {
   double macs_dense;
   double macs_effective;        /* dense x fraction of non-zero weights */
   double weight_density;        /* that fraction; 1 with no constant weights */
+  /* The weight format (docs/sparse.md) of a node the sparse pass looks at
+   * (|sparse_layer| 1; 0 for every other node and in the baseline): the
+   * format the pass chose (n->sparse) and the cost rule's estimate of each
+   * format, in dense multiply-adds per output row or position, indexed by
+   * format code; negative where the weight cannot take the format. */
+  int sparse_layer;
+  const char *sparse_format;    /* "dense", "csr", "block4x1", "block1x4", "2:4" */
+  double sparse_cost[MOSS_COST_SPARSE_FORMATS];
   double ops;                   /* non-MAC element operations; their energy is not-modeled */
   double act_bytes;             /* activations read + written */
   double weight_bytes;          /* constant inputs read */

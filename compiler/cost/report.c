@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../passes/sparse.h"
 #include "cost.h"
 
 #define NM "not-modeled"
@@ -60,6 +61,28 @@ static void jkv_num(moss_buf *b, const char *k, double v, int *first) {
 static void jkv_str(moss_buf *b, const char *k, const char *v, int *first) {
   jkey(b, k, first);
   jstr(b, v);
+}
+
+/* "sparse_format": "csr", "sparse_costs": {"dense": 64, "csr": 13, ...,
+ * "2:4": "-"} ("-": the weight cannot take the format); both null for a
+ * node without a weight the sparse pass looks at (docs/sparse.md). */
+static void jsparse(moss_buf *b, const moss_cost_node *n, int *first) {
+  int f, h = 1;
+  if (!n->sparse_layer) {
+    jkey(b, "sparse_format", first);
+    moss_buf_put(b, "null", 4);
+    jkey(b, "sparse_costs", first);
+    moss_buf_put(b, "null", 4);
+    return;
+  }
+  jkv_str(b, "sparse_format", n->sparse_format, first);
+  jkey(b, "sparse_costs", first);
+  moss_buf_put(b, "{", 1);
+  for (f = 0; f < MOSS_COST_SPARSE_FORMATS; f++) {
+    if (n->sparse_cost[f] < 0) jkv_str(b, moss_sparse_format_name(f), "-", &h);
+    else jkv_num(b, moss_sparse_format_name(f), n->sparse_cost[f], &h);
+  }
+  moss_buf_put(b, "}", 1);
 }
 
 /* {"value": 1.5e-06, "label": "op-model", "partial": false, "source": "..."};
@@ -173,6 +196,7 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     jkv_num(b, "macs_dense", n->macs_dense, &g);
     jkv_num(b, "macs_effective", n->macs_effective, &g);
     jkv_num(b, "weight_density", n->weight_density, &g);
+    jsparse(b, n, &g);
     jkv_num(b, "ops", n->ops, &g);
     jkv_num(b, "activation_bytes", n->act_bytes, &g);
     jkv_num(b, "weight_bytes", n->weight_bytes, &g);
@@ -237,7 +261,8 @@ static const char *const csv_columns[] = {
     "compute_energy_j", "memory_energy_j", "static_energy_j", "energy_j", "compute_label",
     "memory_label", "static_label", "energy_label", "energy_consumed", "emissions",
     "emissions_rate", "cpu_energy", "gpu_energy", "npu_energy", "platform_energy_j", "cpu_model",
-    "gpu_model", "grid_intensity", "grid_fallback"};
+    "gpu_model", "grid_intensity", "grid_fallback", "sparse_format", "sparse_cost_dense",
+    "sparse_cost_csr", "sparse_cost_block4x1", "sparse_cost_block1x4", "sparse_cost_2_4"};
 #define NCOLS (sizeof csv_columns / sizeof csv_columns[0])
 
 static void cstr(moss_buf *b, const char *s) {
@@ -277,6 +302,7 @@ typedef struct csv_row {
   const moss_cost_figure *time, *compute, *memory, *stat, *energy, *platform;
   moss_cost_figure memory_sum;
   double cpu_j, gpu_j, npu_j; /* energy by device kind; -1: not known */
+  const moss_cost_node *node; /* node rows: the sparse format columns */
 } csv_row;
 
 static void csv_put(moss_buf *b, const moss_cost_report *r, const csv_row *w) {
@@ -349,7 +375,21 @@ static void csv_put(moss_buf *b, const moss_cost_report *r, const csv_row *w) {
   cstr(b, cpu_model), moss_buf_put(b, ",", 1);
   cstr(b, gpu_model), moss_buf_put(b, ",", 1);
   cnum(b, r->grid_g_per_kwh), moss_buf_put(b, ",", 1);
-  moss_buf_printf(b, "%d\n", r->grid_fallback);
+  moss_buf_printf(b, "%d", r->grid_fallback);
+  /* The weight format and the cost rule's estimates: empty off the
+   * layers the sparse pass looks at, "-" where a format is impossible. */
+  if (w->node && w->node->sparse_layer) {
+    moss_buf_put(b, ",", 1);
+    cstr(b, w->node->sparse_format);
+    for (i = 0; i < MOSS_COST_SPARSE_FORMATS; i++) {
+      moss_buf_put(b, ",", 1);
+      if (w->node->sparse_cost[i] < 0) moss_buf_put(b, "-", 1);
+      else cnum(b, w->node->sparse_cost[i]);
+    }
+  } else {
+    for (i = 0; i <= MOSS_COST_SPARSE_FORMATS; i++) moss_buf_put(b, ",", 1);
+  }
+  moss_buf_put(b, "\n", 1);
 }
 
 /* The op-model sum of a node's memory levels. */
@@ -440,6 +480,7 @@ moss_status moss_report_csv(moss_ctx *ctx, const moss_cost_report *r, moss_buf *
     w.memory = &w.memory_sum;
     w.stat = &n->static_j;
     w.energy = &n->energy_j;
+    w.node = n;
     by_kind(d->kind, is_nm(&n->energy_j) ? 0 : n->energy_j.value, &w);
     csv_put(b, r, &w);
   }
@@ -642,7 +683,9 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
                   "<th class=\"l\">device</th><th class=\"l\">dtype</th><th>MACs dense</th>"
                   "<th>MACs effective</th><th>ops</th><th>activation bytes</th>"
                   "<th>weight bytes</th><th>cycles</th><th>time</th><th>compute</th>"
-                  "<th>memory</th><th>static</th><th>energy</th></tr>\n");
+                  "<th>memory</th><th>static</th><th>energy</th>"
+                  "<th class=\"l\">weight format (cost rule: dense MACs per output)</th>"
+                  "</tr>\n");
   for (i = 0; i < r->nnodes; i++) {
     const moss_cost_node *n = &r->nodes[i];
     const moss_cost_device *d = &r->devices[n->device];
@@ -668,7 +711,22 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     }
     hfig(b, &n->static_j, "J");
     hfig(b, &n->energy_j, "J");
-    moss_buf_put(b, "</tr>\n", 6);
+    moss_buf_printf(b, "<td class=\"l\">");
+    if (n->sparse_layer) {
+      int f;
+      hstr(b, n->sparse_format);
+      moss_buf_put(b, " (", 2);
+      for (f = 0; f < MOSS_COST_SPARSE_FORMATS; f++) {
+        int chosen = !strcmp(n->sparse_format, moss_sparse_format_name(f));
+        moss_buf_printf(b, "%s%s", f ? ", " : "", chosen ? "<b>" : "");
+        hstr(b, moss_sparse_format_name(f));
+        if (n->sparse_cost[f] < 0) moss_buf_printf(b, " -");
+        else moss_buf_printf(b, " %.4g", n->sparse_cost[f]);
+        if (chosen) moss_buf_put(b, "</b>", 4);
+      }
+      moss_buf_put(b, ")", 1);
+    }
+    moss_buf_printf(b, "</td></tr>\n");
   }
   moss_buf_put(b, "</table>\n", 9);
 

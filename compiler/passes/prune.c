@@ -3,7 +3,8 @@
  * so the cost model and the emitters see the zeros. It finds the prunable
  * weights (float32 constants in the weight slot of Conv, Gemm and MatMul),
  * ranks elements by |w| or H x W blocks by their mean square, and zeroes
- * the lowest-ranked share. Every tie is broken by position, so the result
+ * the lowest-ranked share, or keeps the N largest of every M consecutive
+ * elements of a row (nm:N:M). Every tie is broken by position, so the result
  * depends only on the model and the spec. The rules are in prune.h and
  * docs/pruning.md; nothing here retrains, so accuracy drops. */
 #include <math.h>
@@ -13,7 +14,10 @@
 
 #include "prune.h"
 
-#define SPEC_FORMS "expected magnitude:R, magnitude-layer:R or block:HxW:R with 0 <= R < 1"
+#define SPEC_FORMS                                                                          \
+  "expected magnitude:R, magnitude-layer:R or block:HxW:R with 0 <= R < 1, or nm:N:M with " \
+  "1 <= N < M <= 64"
+#define MAX_NM 64
 #define MAX_BLOCK 4096
 #define MAX_DECIMALS 9
 
@@ -85,13 +89,32 @@ moss_status moss_prune_parse(moss_ctx *ctx, const char *spec, moss_prune_spec *o
     out_spec->kind = MOSS_PRUNE_MAGNITUDE_LAYER;
   } else if (klen == 5 && !strncmp(kind, "block", 5)) {
     out_spec->kind = MOSS_PRUNE_BLOCK;
+  } else if (klen == 2 && !strncmp(kind, "nm", 2)) {
+    out_spec->kind = MOSS_PRUNE_NM;
   } else {
     return bad_spec(ctx, spec, "unknown kind '%.*s'", (int)klen, kind);
   }
   if (!colon) {
-    return bad_spec(ctx, spec, "missing %s", out_spec->kind == MOSS_PRUNE_BLOCK ? ":HxW:R" : ":R");
+    return bad_spec(ctx, spec, "missing %s",
+                    out_spec->kind == MOSS_PRUNE_BLOCK ? ":HxW:R"
+                    : out_spec->kind == MOSS_PRUNE_NM  ? ":N:M"
+                                                       : ":R");
   }
   rest = colon + 1;
+  if (out_spec->kind == MOSS_PRUNE_NM) {
+    const char *c2 = strchr(rest, ':');
+    int nn = 0, mm = 0;
+    if (!c2 || strchr(c2 + 1, ':') || !parse_side(rest, (size_t)(c2 - rest), &nn) ||
+        !parse_side(c2 + 1, strlen(c2 + 1), &mm) || nn >= mm || mm > MAX_NM)
+      return bad_spec(ctx, spec, "'%s' is not N:M with whole numbers 1 <= N < M <= %d", rest,
+                      MAX_NM);
+    out_spec->nm_n = nn;
+    out_spec->nm_m = mm;
+    out_spec->ratio_num = mm - nn;
+    out_spec->ratio_den = mm;
+    out_spec->ratio = (double)(mm - nn) / (double)mm;
+    return MOSS_OK;
+  }
   if (out_spec->kind == MOSS_PRUNE_BLOCK) {
     const char *x, *shape_end = strchr(rest, ':');
     size_t slen = shape_end ? (size_t)(shape_end - rest) : strlen(rest);
@@ -296,11 +319,40 @@ static double block_score(const layer *l, int64_t br, int64_t bc, int h, int w) 
   return sum / (double)cnt;
 }
 
+/* N:M: in each group of M consecutive |in| elements of each |out| row
+ * (the last group of a row may be shorter), zeroes all but the N largest
+ * |w|; of equal |w| the earlier element goes first. */
+static void prune_nm(const layer *l, int keep, int m) {
+  float *d = l->v->data;
+  int64_t o, g, a, b;
+  for (o = 0; o < l->out; o++)
+    for (g = 0; g < l->in; g += m) {
+      int64_t w = l->in - g < m ? l->in - g : m;
+      float *p[MAX_NM];
+      int drop[MAX_NM];
+      if (w <= keep) continue;
+      for (a = 0; a < w; a++)
+        p[a] = &d[l->out_last ? (g + a) * l->out + o : o * l->in + g + a];
+      for (a = 0; a < w; a++) {
+        int64_t below = 0; /* elements ranked before element a */
+        for (b = 0; b < w; b++)
+          if (mag(*p[b]) < mag(*p[a]) || (mag(*p[b]) == mag(*p[a]) && b < a)) below++;
+        drop[a] = below < w - keep;
+      }
+      for (a = 0; a < w; a++)
+        if (drop[a]) *p[a] = 0.0f;
+    }
+}
+
 static moss_status prune_layers(moss_ctx *ctx, const moss_prune_spec *s, const layer *ls, int nl) {
   size_t nitems = 0, bytes;
   item *it;
   int i;
   int64_t k, j;
+  if (s->kind == MOSS_PRUNE_NM) {
+    for (i = 0; i < nl; i++) prune_nm(&ls[i], s->nm_n, s->nm_m);
+    return MOSS_OK;
+  }
   if (s->kind == MOSS_PRUNE_MAGNITUDE) {
     for (i = 0; i < nl; i++) nitems += (size_t)ls[i].numel;
   } else {

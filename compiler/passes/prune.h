@@ -11,6 +11,10 @@
  *   block:HxW:R        structured, per layer: the weight seen as a matrix
  *                      [out, in] is cut into H x W blocks (H along out); the
  *                      R share of blocks with the lowest mean square is zeroed
+ *   nm:N:M             N:M structured, per layer: in every group of M
+ *                      consecutive `in` elements of each `out` row, all but
+ *                      the N largest |w| are zeroed (nm:2:4: exactly half
+ *                      when in % 4 == 0; a shorter last group keeps N too)
  *
  * Prunable weights: float32 constants in the weight slot of Conv (input 1,
  * W), Gemm (input 1, B) and MatMul (input 1, a constant B of rank >= 2).
@@ -23,16 +27,19 @@
 typedef enum moss_prune_kind {
   MOSS_PRUNE_MAGNITUDE = 1,   /* magnitude:R, global */
   MOSS_PRUNE_MAGNITUDE_LAYER, /* magnitude-layer:R */
-  MOSS_PRUNE_BLOCK            /* block:HxW:R */
+  MOSS_PRUNE_BLOCK,           /* block:HxW:R */
+  MOSS_PRUNE_NM               /* nm:N:M */
 } moss_prune_kind;
 
 /* A parsed spec. |ratio| == ratio_num / ratio_den exactly (ratio_den is a
- * power of ten, at most 10^9). */
+ * power of ten, at most 10^9; for nm:N:M the nominal share (M-N)/M, with
+ * ratio_num M-N and ratio_den M). */
 typedef struct moss_prune_spec {
   moss_prune_kind kind;
   double ratio;
   int64_t ratio_num, ratio_den;
   int block_h, block_w; /* block only; 1..4096 each */
+  int nm_n, nm_m;       /* nm only; 1 <= N < M <= 64 */
 } moss_prune_spec;
 
 /* One pruned weight, named after the first (topological order) node that

@@ -1,6 +1,7 @@
 /* sparse.c - the sparse-format pass, after dce: for each Gemm, MatMul and
- * Conv whose weight is a float32 constant, counts the weight's nonzeros
- * and its nonzero 4x1 blocks, estimates the inner-loop work of the dense
+ * Conv whose weight is a float32 constant (and each MossQGemm whose int8
+ * weight has zero points 0), counts the weight's nonzeros, its nonzero 4x1
+ * and 1x4 blocks and whether it fits the 2:4 pattern, estimates the inner-loop work of the dense
  * kernel and of each sparse format, and records the cheapest in
  * n->sparse. The C backend then encodes the weight in that format
  * (backends/c/emit_sparse.c). Nothing in the graph changes but that field,
@@ -17,9 +18,54 @@ static int known(const moss_value *v) {
          moss_value_numel(v) < ((int64_t)1 << 31);
 }
 
+/* 1 when every element of constant |z| is 0 (an absent zero point is 0). */
+static int all_zero(const moss_value *z) {
+  int64_t i, n;
+  size_t esz, k;
+  if (!z) return 1;
+  if (!z->data) return 0;
+  n = moss_value_numel(z);
+  esz = moss_dtype_size(z->dtype);
+  if (n < 0 || esz == 0) return 0;
+  for (i = 0; i < n; i++)
+    for (k = 0; k < esz; k++)
+      if (((const unsigned char *)z->data)[(size_t)i * esz + k]) return 0;
+  return 1;
+}
+
+static int is8(moss_dtype t) { return t == MOSS_DT_I8 || t == MOSS_DT_U8; }
+
+/* MossQGemm (docs: the lead's contract): w [N, K] at input 3 is Wt as it is. */
+static int view_qgemm(const moss_node *n, moss_sparse_view *v) {
+  const moss_value *x = moss_node_input(n, 0), *w = moss_node_input(n, 3), *y = n->outputs[0];
+  if (!x || !w || !y || !w->data || !known(x) || !known(w) || !known(y)) return 0;
+  if (!is8(x->dtype) || !is8(w->dtype) || !is8(y->dtype) || w->rank != 2 || x->rank < 1 ||
+      x->dims[x->rank - 1] != w->dims[1] || !all_zero(moss_node_input(n, 5)))
+    return 0;
+  v->w = w->data;
+  v->dtype = w->dtype;
+  v->winput = 3;
+  v->rows = w->dims[0];
+  v->cols = w->dims[1];
+  v->rs = w->dims[1];
+  v->cs = 1;
+  return 1;
+}
+
 int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view) {
   const moss_value *a, *w, *y;
   memset(out_view, 0, sizeof *out_view);
+  if (n->op == MOSS_OP_MossQGemm) {
+    if (n->noutputs < 1 || !view_qgemm(n, out_view)) {
+      memset(out_view, 0, sizeof *out_view);
+      return 0;
+    }
+    if (out_view->rows <= 0 || out_view->cols <= 0) {
+      memset(out_view, 0, sizeof *out_view);
+      return 0;
+    }
+    return 1;
+  }
   if (n->op != MOSS_OP_Gemm && n->op != MOSS_OP_MatMul && n->op != MOSS_OP_Conv) return 0;
   if (n->ninputs < 2 || n->noutputs < 1) return 0;
   a = moss_node_input(n, 0);
@@ -27,7 +73,9 @@ int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view) {
   y = n->outputs[0];
   if (!a || !w || !y || !w->data || !known(a) || !known(w) || !known(y)) return 0;
   if (a->dtype != MOSS_DT_F32 || w->dtype != MOSS_DT_F32 || y->dtype != MOSS_DT_F32) return 0;
-  out_view->w = (const float *)w->data;
+  out_view->w = w->data;
+  out_view->dtype = MOSS_DT_F32;
+  out_view->winput = 1;
   switch (n->op) {
   case MOSS_OP_Gemm:
     if (moss_attr_int(n, "transA", 0) != 0 || a->rank != 2 || w->rank != 2) return 0;
@@ -69,14 +117,21 @@ int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view) {
 
 int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) {
   moss_sparse_view v;
-  int64_t r, c, k;
+  int64_t r, c, k, groups;
   memset(out_stats, 0, sizeof *out_stats);
   if (!moss_sparse_view_get(n, &v)) return 0;
+  out_stats->dtype = v.dtype;
   out_stats->rows = v.rows;
   out_stats->cols = v.cols;
+  out_stats->nm24 = 1;
   for (r = 0; r < v.rows; r++)
-    for (c = 0; c < v.cols; c++)
-      if (moss_sparse_at(&v, r, c) != 0.0f) out_stats->nnz++;
+    for (c = 0; c < v.cols; c += 4) {
+      int64_t in_group = 0;
+      for (k = c; k < c + 4 && k < v.cols; k++) in_group += moss_sparse_at(&v, r, k) != 0.0f;
+      out_stats->nnz += in_group;
+      if (in_group > 2) out_stats->nm24 = 0;
+      if (in_group > 0 && v.cols % 4 == 0) out_stats->nblocks1x4++;
+    }
   if (v.rows % 4 == 0) {
     for (r = 0; r < v.rows; r += 4)
       for (c = 0; c < v.cols; c++)
@@ -86,6 +141,7 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
             break;
           }
   }
+  groups = (v.cols + 3) / 4;
   out_stats->cost_dense = (double)v.rows * (double)v.cols;
   out_stats->cost_csr =
       MOSS_SPARSE_COST_CSR_NZ * (double)out_stats->nnz + MOSS_SPARSE_COST_CSR_ROW * (double)v.rows;
@@ -94,38 +150,74 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
                                MOSS_SPARSE_COST_BLOCK_ROW * (double)(v.rows / 4);
   else
     out_stats->cost_block4x1 = -1.0;
+  if (v.cols % 4 == 0)
+    out_stats->cost_block1x4 = MOSS_SPARSE_COST_B1x4 * (double)out_stats->nblocks1x4 +
+                               MOSS_SPARSE_COST_B1x4_ROW * (double)v.rows;
+  else
+    out_stats->cost_block1x4 = -1.0;
+  if (out_stats->nm24)
+    out_stats->cost_nm24 = MOSS_SPARSE_COST_NM24 * (double)v.rows * (double)groups;
+  else
+    out_stats->cost_nm24 = -1.0;
   return 1;
 }
 
-int moss_sparse_choose(const moss_sparse_stats *s) {
-  int best = MOSS_SPARSE_DENSE;
-  double cost = s->cost_dense;
-  if (s->cost_csr < cost) {
-    best = MOSS_SPARSE_CSR;
-    cost = s->cost_csr;
+double moss_sparse_cost(const moss_sparse_stats *s, int fmt) {
+  switch (fmt) {
+  case MOSS_SPARSE_DENSE: return s->cost_dense;
+  case MOSS_SPARSE_CSR: return s->cost_csr;
+  case MOSS_SPARSE_BLOCK_4x1: return s->cost_block4x1;
+  case MOSS_SPARSE_BLOCK_1x4: return s->cost_block1x4;
+  case MOSS_SPARSE_NM_2_4: return s->cost_nm24;
+  default: return -1.0;
   }
-  if (s->cost_block4x1 >= 0.0 && s->cost_block4x1 < cost) best = MOSS_SPARSE_BLOCK_4x1;
+}
+
+int moss_sparse_choose(const moss_sparse_stats *s) {
+  int best = MOSS_SPARSE_DENSE, f;
+  double cost = s->cost_dense;
+  for (f = MOSS_SPARSE_CSR; f < MOSS_SPARSE_NFORMATS; f++) {
+    double c = moss_sparse_cost(s, f);
+    if (c >= 0.0 && c < cost) {
+      best = f;
+      cost = c;
+    }
+  }
   return best;
 }
 
+/* The MOSS_SPARSE modes: the format each forces (-1: off, -2: auto). */
+static const struct {
+  const char *name;
+  int fmt;
+} modes[] = {{"auto", -2},
+             {"off", -1},
+             {"csr", MOSS_SPARSE_CSR},
+             {"block", MOSS_SPARSE_BLOCK_4x1},
+             {"block4x1", MOSS_SPARSE_BLOCK_4x1},
+             {"block1x4", MOSS_SPARSE_BLOCK_1x4},
+             {"2:4", MOSS_SPARSE_NM_2_4}};
+
 moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g) {
   const char *mode = getenv("MOSS_SPARSE");
-  int i;
+  int i, fmt = -3;
   if (!mode || !*mode) mode = "auto";
-  if (strcmp(mode, "auto") && strcmp(mode, "off") && strcmp(mode, "csr") && strcmp(mode, "block"))
+  for (i = 0; i < (int)(sizeof modes / sizeof modes[0]); i++)
+    if (!strcmp(mode, modes[i].name)) fmt = modes[i].fmt;
+  if (fmt == -3)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
-                     "MOSS_SPARSE=%s: expected auto, off, csr or block", mode);
+                     "MOSS_SPARSE=%s: expected auto, off, csr, block (= block4x1), block1x4 or 2:4",
+                     mode);
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
     moss_sparse_stats s;
     n->sparse = MOSS_SPARSE_DENSE;
-    if (!strcmp(mode, "off") || !moss_sparse_stats_compute(n, &s)) continue;
-    if (!strcmp(mode, "csr"))
-      n->sparse = MOSS_SPARSE_CSR;
-    else if (!strcmp(mode, "block"))
-      n->sparse = s.cost_block4x1 >= 0.0 ? MOSS_SPARSE_BLOCK_4x1 : MOSS_SPARSE_CSR;
-    else
+    if (fmt == -1 || !moss_sparse_stats_compute(n, &s)) continue;
+    if (s.dtype != MOSS_DT_F32) continue; /* no int8 sparse kernel yet (docs/sparse.md) */
+    if (fmt == -2)
       n->sparse = moss_sparse_choose(&s);
+    else
+      n->sparse = moss_sparse_cost(&s, fmt) >= 0.0 ? fmt : MOSS_SPARSE_CSR;
   }
   return MOSS_OK;
 }
@@ -135,6 +227,8 @@ const char *moss_sparse_format_name(int code) {
   case MOSS_SPARSE_DENSE: return "dense";
   case MOSS_SPARSE_CSR: return "csr";
   case MOSS_SPARSE_BLOCK_4x1: return "block4x1";
+  case MOSS_SPARSE_BLOCK_1x4: return "block1x4";
+  case MOSS_SPARSE_NM_2_4: return "2:4";
   default: return "?";
   }
 }

@@ -11,8 +11,11 @@
 enum {
   MOSS_SPARSE_DENSE = 0,
   MOSS_SPARSE_CSR = 1,       /* compressed sparse rows, one value per nonzero */
-  MOSS_SPARSE_BLOCK_4x1 = 2  /* CSR of 4x1 blocks: 4 consecutive output rows, one column */
+  MOSS_SPARSE_BLOCK_4x1 = 2, /* CSR of 4x1 blocks: 4 consecutive output rows, one column */
+  MOSS_SPARSE_BLOCK_1x4 = 3, /* CSR of 1x4 blocks: one output row, 4 consecutive columns */
+  MOSS_SPARSE_NM_2_4 = 4     /* 2:4: 2 values and 2 uint8 offsets per group of 4 columns */
 };
+#define MOSS_SPARSE_NFORMATS 5
 
 /* The cost rule's weights, in units of one dense multiply-add; a format's
  * estimated work is the sum over what it stores (docs/sparse.md). */
@@ -20,52 +23,75 @@ enum {
 #define MOSS_SPARSE_COST_CSR_ROW 1.0   /* per row: row bounds */
 #define MOSS_SPARSE_COST_BLOCK 5.0     /* per 4x1 block: 4 multiply-adds, one index, one gather */
 #define MOSS_SPARSE_COST_BLOCK_ROW 1.0 /* per block row */
+#define MOSS_SPARSE_COST_B1x4 5.0      /* per 1x4 block: 4 multiply-adds, one index, one 4-wide load */
+#define MOSS_SPARSE_COST_B1x4_ROW 1.0  /* per row: row bounds */
+#define MOSS_SPARSE_COST_NM24 3.5      /* per group of 4 columns: 2 multiply-adds, 2 byte offsets,
+                                        * loads from one 4-element window; no row pointers */
 
 /* Every node that can take a sparse weight sees it as a matrix Wt of
  * |rows| outputs by |cols| reduction terms: Gemm and MatMul, B transposed
  * ([N, K]); Conv, W as [Cout, Cin*kh*kw]. The output element r of one row
  * (or one output position) is the sum over c of Wt[r, c] * input term c. */
 typedef struct moss_sparse_view {
-  const float *w;  /* the constant weight's payload */
+  const void *w;      /* the constant weight's payload */
+  moss_dtype dtype;   /* f32; i8 or u8 for the integer ops (then every w_zp is 0) */
+  int winput;         /* index of the weight among the node's inputs */
   int64_t rows, cols;
-  int64_t rs, cs;  /* strides of Wt's row and column index in |w| */
+  int64_t rs, cs;     /* strides of Wt's row and column index in |w| */
 } moss_sparse_view;
 
 /* Fills |out_view| and returns 1 when |n| can take a sparse weight: a Gemm
  * (transA 0, constant 2-D B), a MatMul (constant 2-D B, A of rank >= 2) or
- * a Conv (2-D, group 1, constant W), float32, shapes known and element
+ * a Conv (2-D, group 1, constant W), float32; or a MossQGemm (constant
+ * [N, K] w, input 3, every w_zp 0), int8 or uint8; shapes known and element
  * counts below 2^31. Returns 0 otherwise (|out_view| zeroed). */
 int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view);
 
 /* Wt[r, c] of a view. */
 static inline float moss_sparse_at(const moss_sparse_view *v, int64_t r, int64_t c) {
-  return v->w[r * v->rs + c * v->cs];
+  int64_t i = r * v->rs + c * v->cs;
+  if (v->dtype == MOSS_DT_I8) return (float)((const int8_t *)v->w)[i];
+  if (v->dtype == MOSS_DT_U8) return (float)((const uint8_t *)v->w)[i];
+  return ((const float *)v->w)[i];
 }
 
 /* What the pass measured on one weight. */
 typedef struct moss_sparse_stats {
+  moss_dtype dtype;    /* the weight's: f32, or i8/u8 (MossQGemm) */
   int64_t rows, cols;
   int64_t nnz;         /* nonzero elements (0.0 and -0.0 are zeros) */
   int64_t nblocks4x1;  /* 4x1 blocks holding a nonzero; 0 when rows % 4 != 0 */
+  int64_t nblocks1x4;  /* 1x4 blocks holding a nonzero; 0 when cols % 4 != 0 */
+  int nm24;            /* 1: no group of 4 columns of a row (the tail group
+                        * included) holds more than 2 nonzeros */
   double cost_dense, cost_csr, cost_block4x1; /* block: negative when not possible */
+  double cost_block1x4, cost_nm24;            /* negative when not possible */
 } moss_sparse_stats;
+
+/* The estimate of format |fmt| (MOSS_SPARSE_*) in |s|; negative when the
+ * weight cannot take it or |fmt| is unknown. */
+double moss_sparse_cost(const moss_sparse_stats *s, int fmt);
 
 /* Measures |n|'s weight; returns 0 (|out_stats| zeroed) when it has no
  * view. */
 int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats);
 
-/* The format the cost rule picks for |s|: the cheapest estimate, dense on
- * ties. */
+/* The format the cost rule picks for |s|: the cheapest estimate; on ties
+ * the lower code (dense first). */
 int moss_sparse_choose(const moss_sparse_stats *s);
 
-/* Sets n->sparse on every node that can take a sparse weight. The
+/* Sets n->sparse on every node that can take a sparse weight (float32
+ * only for now: the int8 kernels are not written, so a MossQGemm is
+ * measured, and reported, but stays dense). The
  * environment variable MOSS_SPARSE selects the mode: "auto" (default, the
- * cost rule), "off" (all dense), "csr" (CSR wherever possible) or "block"
- * (4x1 blocks wherever the rows allow, else CSR); any other value fails
- * with category 'unsupported'. Nodes whose weight has no view keep 0. */
+ * cost rule), "off" (all dense), "csr" (CSR wherever possible), "block" or
+ * "block4x1" (4x1 blocks wherever the rows allow, else CSR), "block1x4"
+ * (1x4 blocks wherever the columns allow, else CSR) or "2:4" (2:4 wherever
+ * the weight fits the pattern, else CSR); any other value fails with
+ * category 'unsupported'. Nodes whose weight has no view get 0. */
 moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g);
 
-/* "dense", "csr", "block4x1"; "?" for an unknown code. */
+/* "dense", "csr", "block4x1", "block1x4", "2:4"; "?" for an unknown code. */
 const char *moss_sparse_format_name(int code);
 
 /* Fraction of nonzero weight elements of |n|, in [0, 1]; -1 when |n| has

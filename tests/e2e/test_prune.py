@@ -5,7 +5,8 @@ prune_tool (tests/e2e/prune_tool.c) imports each model, runs moss's passes and
 moss_prune, and prints every pruned weight's zero mask and values. This test
 computes the same rules independently in numpy from the ONNX initializers
 (docs/pruning.md: |w| ranking with ties by position, floor(R * n), H x W blocks
-of the [out, in] view scored by mean square) and requires:
+of the [out, in] view scored by mean square, nm:N:M keeping the N largest
+|w| of every M consecutive elements of a row) and requires:
   - the same zero masks for every weight (numpy folds the CNN's BatchNorm
     into its first Conv the way moss does before pruning);
   - the surviving weights untouched, the counts floor(R * n);
@@ -17,6 +18,8 @@ of the [out, in] view scored by mean square) and requires:
 """
 import argparse
 import os
+import re
+import subprocess
 import sys
 import tempfile
 from fractions import Fraction
@@ -99,6 +102,24 @@ def mask_block(view, h, w, spec):
     return m
 
 
+def mask_nm(view, keep, m):
+    """Zero mask in the [out, in] view for nm:N:M: in each group of m
+    consecutive columns of a row (the last may be shorter) all but the
+    |keep| largest |w|, ties to the earlier column (a stable sort)."""
+    rows, cols = view.shape
+    a = np.abs(view.astype(np.float64))
+    mask = view == 0
+    for i in range(rows):
+        for g in range(0, cols, m):
+            grp = a[i, g:g + m]
+            if grp.size <= keep:
+                continue
+            order = np.argsort(grp, kind="stable")
+            for j in order[:grp.size - keep]:
+                mask[i, g + j] = True
+    return mask
+
+
 def view_to_flat(view_mask, transposed):
     """A mask in the [out, in] view back to the weight's own flat order."""
     if transposed:
@@ -124,6 +145,9 @@ def expected_masks(model, spec):
         elif kind == "block":
             h, bw = (int(s) for s in spec.split(":")[1].split("x"))
             exp[name] = view_to_flat(mask_block(view, h, bw, spec), transposed)
+        elif kind == "nm":
+            keep, m = (int(s) for s in spec.split(":")[1:])
+            exp[name] = view_to_flat(mask_nm(view, keep, m), transposed)
     return exp
 
 
@@ -133,7 +157,8 @@ def main():
     ap.add_argument("--prune-tool", required=True)
     a = ap.parse_args()
     specs = ["magnitude:0.8", "magnitude-layer:0.8", "magnitude:0.57", "block:4x1:0.8",
-             "block:4x4:0.5", "block:3x5:0.3", "magnitude:0"]
+             "block:4x4:0.5", "block:3x5:0.3", "magnitude:0", "block:1x4:0.75", "nm:2:4",
+             "nm:1:3"]
     for model in ("mlp", "cnn"):
         orig = {name: w for name, _, w, _, _ in onnx_weights(model)}
         for spec in specs:
@@ -165,13 +190,29 @@ def main():
                   % (model, spec, sum(l["zeros_after"] for l in layers), total, len(exp)))
     with tempfile.TemporaryDirectory() as work:
         for model, spec in (("mlp", "magnitude:0"), ("mlp", "magnitude-layer:0.5"),
-                            ("cnn", "magnitude:0"), ("cnn", "block:4x1:0.5")):
+                            ("cnn", "magnitude:0"), ("cnn", "block:4x1:0.5"),
+                            ("mlp", "nm:2:4")):
             dense = mp.accuracy(a.moss, os.path.join(mp.DATA, model + ".onnx"), model, work)
             acc, z, n = mp.measure(a.moss, a.prune_tool, model, spec, work)
             print("%s %s: accuracy %.4f (dense %.4f), %d/%d weights zero"
                   % (model, spec, acc, dense, z, n))
             if spec.endswith(":0"):
                 check(acc == dense, "%s %s: accuracy changed with nothing pruned" % (model, spec))
+        # The structured specs give weights the matching sparse formats take
+        # (docs/sparse.md): every layer of the MLP under auto.
+        for spec, fmt in (("nm:2:4", "2:4"), ("block:1x4:0.9", "block1x4")):
+            art = os.path.join(work, "fmt")
+            subprocess.run([a.moss, "compile", os.path.join(mp.DATA, "mlp.onnx"),
+                            "--input-shape", mp.input_shape("mlp"), "--prune", spec,
+                            "--emit", "c", "-o", art, "-q"], check=True,
+                           env=dict(os.environ, MOSS_SPARSE="auto"))
+            code = "".join(open(os.path.join(art, f)).read()
+                           for f in sorted(os.listdir(art)) if f.endswith(".c"))
+            got = re.findall(r"/\* sparse (\S+): \d+ of", code)
+            n = len(onnx_weights("mlp"))
+            check(got == [fmt] * n, "mlp --prune %s: formats %s, expected %d x %s"
+                  % (spec, got, n, fmt))
+            print("mlp --prune %s: %s" % (spec, " ".join(got)))
     print("%d failure(s)" % len(FAILED))
     return 1 if FAILED else 0
 

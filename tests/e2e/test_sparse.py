@@ -1,20 +1,27 @@
 #!/usr/bin/python3
 """Sparse weight kernels against their dense twins and numpy.
 
-One ONNX model per weight pattern (random zeros at 50/80/90/95%, and zeros
-in 4x1 blocks at 90/95%), each holding five independent layers: Gemm
-(bias, relu), Gemm (transB, alpha, beta), MatMul (3-D input), Conv 1x1
-(bias, relu) and Conv 3x3 (pads 1, stride 2, bias, relu), plus Conv 3x3
-with dilation 2 and uneven pads. Every model is compiled with --emit c
-under MOSS_SPARSE=off, csr, block and auto and run with `moss run` on the
-same inputs. Checks, with DESIGN.md's float tolerance
+One ONNX model per weight pattern (random zeros at 50/80/90/95%, zeros in
+4x1 blocks at 90/95%, in 1x4 blocks at 80/95%, and 2:4 structured: 2 zeros
+in every group of 4 reduction terms, alone or with 50% more random zeros),
+each holding independent layers: Gemm (bias, relu), Gemm (transB, alpha,
+beta), MatMul (3-D input), Conv 1x1 (bias, relu) and Conv 3x3 (pads 1,
+stride 2, bias, relu), Conv 3x3 with dilation 2 and uneven pads, and two
+whose reduction length is not a multiple of 4 (Gemm K=30, Conv with 3
+input channels: 27 terms), so 1x4 blocks are impossible and the last 2:4
+group is short. Every model is compiled with --emit c under
+MOSS_SPARSE=off, csr, block, block1x4, 2:4 and auto and run with
+`moss run` on the same inputs. Checks, with DESIGN.md's float tolerance
 |a-b| <= 1e-5 + 1e-4*|b|:
   - each sparse build's outputs equal the dense build's (the twin),
   - every build's outputs equal numpy's,
   - the generated C took the path the mode asks for (the "sparse <fmt>"
     comment of each layer), and under auto the format that docs/sparse.md's
-    cost rule, recomputed here from the weights, picks.
+    cost rule, recomputed here from the weights, picks;
+  - the --report JSON gives each layer the format its C took and the rule's
+    estimate for every format (docs/report.md).
 Exits 77 (skip) when the sparse pass is not in the pipeline yet."""
+import json
 import os
 import re
 import subprocess
@@ -35,12 +42,14 @@ LAYERS = [
     ("conv1", (1, 16, 8, 8), (32, 16, 1, 1), "conv1"),
     ("conv3", (2, 8, 9, 9), (16, 8, 3, 3), "conv3"),
     ("convd", (1, 4, 10, 11), (8, 4, 3, 3), "convd"),
+    ("gemmk", (4, 30), (30, 12), "gemmk"),
+    ("conv3c", (1, 3, 7, 7), (8, 3, 3, 3), "conv3c"),
 ]
 
 
 def wt_shape(kind, wshape):
     """Shape of Wt [outputs, reduction] for a weight of |wshape|."""
-    if kind in ("gemm", "matmul"):
+    if kind in ("gemm", "matmul", "gemmk"):
         return (wshape[1], wshape[0])
     if kind == "gemmt":
         return (wshape[0], wshape[1])
@@ -48,13 +57,16 @@ def wt_shape(kind, wshape):
 
 
 def from_wt(kind, wt, wshape):
-    if kind in ("gemm", "matmul"):
+    if kind in ("gemm", "matmul", "gemmk"):
         return np.ascontiguousarray(wt.T)
     return wt.reshape(wshape)
 
 
 def make_weight(rng, kind, wshape, pattern):
-    """A weight whose zeros follow |pattern|: ("random", s) or ("block", s)."""
+    """A weight whose zeros follow |pattern|: ("random", s), ("block", s)
+    (4x1 blocks), ("block1x4", s) or ("nm", s) (2 zeros in every group of 4
+    reduction terms of a row, the short last group keeping at most 2
+    nonzeros, then a share s of the rest zeroed at random)."""
     style, sparsity = pattern
     r, c = wt_shape(kind, wshape)
     wt = rng.uniform(0.1, 1.0, (r, c)).astype(np.float32) * rng.choice([-1, 1], (r, c))
@@ -63,6 +75,24 @@ def make_weight(rng, kind, wshape, pattern):
         zero = rng.permutation(n)[: int(round(sparsity * n))]
         flat = wt.reshape(-1)
         flat[zero] = 0
+    elif style == "block1x4":
+        if c % 4:  # no 1x4 blocks: random zeros instead
+            flat = wt.reshape(-1)
+            flat[rng.permutation(r * c)[: int(round(sparsity * r * c))]] = 0
+        else:
+            nb = r * (c // 4)
+            for b in rng.permutation(nb)[: int(round(sparsity * nb))]:
+                wt[b // (c // 4), (b % (c // 4)) * 4:(b % (c // 4)) * 4 + 4] = 0
+    elif style == "nm":
+        for i in range(r):
+            for g in range(0, c, 4):
+                width = min(4, c - g)
+                keep = rng.permutation(width)[:2]
+                for k in range(width):
+                    if k not in keep:
+                        wt[i, g + k] = 0
+        flat = wt.reshape(-1)
+        flat[rng.permutation(r * c)[: int(round(sparsity * r * c))]] = 0
     else:
         nb = (r // 4) * c
         zero = rng.permutation(nb)[: int(round(sparsity * nb))]
@@ -72,9 +102,10 @@ def make_weight(rng, kind, wshape, pattern):
 
 
 def cost_rule(kind, w, wshape):
-    """docs/sparse.md's rule, on Wt: the cheapest of dense, csr, block4x1."""
+    """docs/sparse.md's rule, on Wt: the cheapest of dense, csr, block4x1,
+    block1x4 and 2:4, the earlier on ties; also the formats possible."""
     r, c = wt_shape(kind, wshape)
-    if kind in ("gemm", "matmul"):
+    if kind in ("gemm", "matmul", "gemmk"):
         wt = w.T
     else:
         wt = w.reshape(r, c)
@@ -83,11 +114,19 @@ def cost_rule(kind, w, wshape):
     if r % 4 == 0:
         nblocks = int(np.count_nonzero(np.any(wt.reshape(r // 4, 4, c) != 0, axis=1)))
         costs.append(("block4x1", 5.0 * nblocks + r // 4))
+    if c % 4 == 0:
+        nblocks = int(np.count_nonzero(np.any(wt.reshape(r, c // 4, 4) != 0, axis=2)))
+        costs.append(("block1x4", 5.0 * nblocks + r))
+    groups = (c + 3) // 4
+    padded = np.zeros((r, groups * 4), np.float32)
+    padded[:, :c] = wt
+    if np.all(np.count_nonzero(padded.reshape(r, groups, 4), axis=2) <= 2):
+        costs.append(("2:4", 3.5 * r * groups))
     best = costs[0]
     for name, cost in costs[1:]:
         if cost < best[1]:
             best = (name, cost)
-    return best[0]
+    return best[0], [name for name, _ in costs], dict(costs)
 
 
 def conv_ref(x, w, b, stride, pads, dil):
@@ -134,6 +173,9 @@ def build(rng, pattern):
             nodes.append(helper.make_node("Gemm", [xn, wn, name + "_c"], [yn], name=name,
                                           transB=1, alpha=0.5, beta=2.0))
             ref = 0.5 * (xd @ wd.T) + 2.0 * c
+        elif kind == "gemmk":
+            nodes.append(helper.make_node("Gemm", [xn, wn], [yn], name=name))
+            ref = xd @ wd
         elif kind == "matmul":
             nodes.append(helper.make_node("MatMul", [xn, wn], [yn], name=name))
             ref = xd @ wd
@@ -150,6 +192,12 @@ def build(rng, pattern):
                                           pads=[1, 1, 1, 1], strides=[2, 2]))
             nodes.append(helper.make_node("Relu", [name + "_c"], [yn], name=name + "_relu"))
             ref = relu(conv_ref(xd, wd, b, 2, (1, 1, 1, 1), 1))
+        elif kind == "conv3c":
+            b = rng.randn(ws[0]).astype(np.float32)
+            inits.append(numpy_helper.from_array(b, name + "_b"))
+            nodes.append(helper.make_node("Conv", [xn, wn, name + "_b"], [yn], name=name,
+                                          pads=[1, 1, 1, 1]))
+            ref = conv_ref(xd, wd, b, 1, (1, 1, 1, 1), 1)
         else:  # convd: dilation 2, uneven pads, no bias
             nodes.append(helper.make_node("Conv", [xn, wn], [yn], name=name,
                                           pads=[1, 0, 2, 1], dilations=[2, 2]))
@@ -165,9 +213,12 @@ def build(rng, pattern):
 def compile_run(moss, d, tag, mode, feeds):
     art = os.path.join(d, "art_" + tag)
     out = os.path.join(d, "out_" + tag)
+    rep = os.path.join(d, "report_%s.json" % tag)
     env = dict(os.environ, MOSS_SPARSE=mode)
-    subprocess.run([moss, "compile", os.path.join(d, "m.onnx"), "--emit", "c", "-o", art, "-q"],
-                   check=True, env=env)
+    subprocess.run([moss, "compile", os.path.join(d, "m.onnx"), "--emit", "c", "-o", art, "-q",
+                    "--report", rep], check=True, env=env)
+    with open(rep) as f:
+        report = json.load(f)
     code = ""
     for f in sorted(os.listdir(art)):
         if f.endswith(".c"):
@@ -178,12 +229,34 @@ def compile_run(moss, d, tag, mode, feeds):
         args.append(os.path.join(d, "x%d.npy" % i))
     subprocess.run(args + ["-o", out], check=True, env=env)
     ys = [np.load(os.path.join(out, "output_%d.npy" % i)) for i in range(len(feeds))]
-    return code, ys
+    return code, ys, report
 
 
 def formats(code):
     """The sparse format of each layer, from the comments the C backend writes."""
-    return re.findall(r"/\* sparse (\w+):", code)
+    return re.findall(r"/\* sparse (\S+): \d+ of", code)
+
+
+def check_report(report, autos, got, tag, mode):
+    """The --report JSON: each layer's sparse_format is the format its C
+    took (dense where the C has no sparse comment), and sparse_costs are
+    the rule's estimates recomputed here ("-" for an impossible format)."""
+    fails = 0
+    nodes = {n["name"]: n for n in report["nodes"]}
+    formats = [nodes[name]["sparse_format"] for name, _, _, _ in LAYERS]
+    if sorted(f for f in formats if f != "dense") != sorted(got):
+        print("FAIL %s MOSS_SPARSE=%s: report formats %s, C %s" % (tag, mode, formats, got))
+        fails += 1
+    for (name, _, _, _), (_, _, costs) in zip(LAYERS, autos):
+        want = {f: costs.get(f, "-") for f in ("dense", "csr", "block4x1", "block1x4", "2:4")}
+        have = nodes[name]["sparse_costs"]
+        if have is None or set(have) != set(want) or any(
+                (want[f] == "-") != (have[f] == "-") or
+                (want[f] != "-" and abs(have[f] - want[f]) > 1e-9 * want[f]) for f in want):
+            print("FAIL %s MOSS_SPARSE=%s %s: report costs %s, expected %s" %
+                  (tag, mode, name, have, want))
+            fails += 1
+    return fails
 
 
 def close(a, b):
@@ -194,7 +267,10 @@ def main():
     moss = sys.argv[sys.argv.index("--moss") + 1]
     rng = np.random.RandomState(7)
     patterns = [("random", 0.5), ("random", 0.8), ("random", 0.9), ("random", 0.95),
-                ("block", 0.9), ("block", 0.95)]
+                ("block", 0.9), ("block", 0.95), ("block1x4", 0.8), ("block1x4", 0.95),
+                ("nm", 0.0), ("nm", 0.5)]
+    modes = ("off", "csr", "block", "block1x4", "2:4", "auto")
+    seen = set()
     fails = 0
     with tempfile.TemporaryDirectory() as d:
         for pi, pattern in enumerate(patterns):
@@ -202,18 +278,28 @@ def main():
             onnx.save(m, os.path.join(d, "m.onnx"))
             for i, x in enumerate(feeds):
                 np.save(os.path.join(d, "x%d.npy" % i), x)
-            tag = "%s%d" % (pattern[0][0], int(round(pattern[1] * 100)))
+            tag = "%s%d" % ({"random": "r", "block": "b", "block1x4": "x", "nm": "n"}[pattern[0]],
+                            int(round(pattern[1] * 100)))
             results = {}
-            for mode in ("off", "csr", "block", "auto"):
-                code, ys = compile_run(moss, d, "%d_%s" % (pi, mode), mode, feeds)
+            for mode in modes:
+                code, ys, report = compile_run(moss, d, "%d_%s" % (pi, mode.replace(":", "")),
+                                               mode, feeds)
                 got = formats(code)
+                fails += check_report(report, autos, got, tag, mode)
                 if mode == "csr" and pi == 0 and not got:
                     print("SKIP: MOSS_SPARSE=csr left every layer dense: the sparse pass is "
                           "not in the pipeline")
                     return 77
-                want = {"off": [], "csr": ["csr"] * len(LAYERS),
-                        "block": ["block4x1"] * len(LAYERS),
-                        "auto": [a for a in autos if a != "dense"]}[mode]
+                forced = {"block": "block4x1", "block1x4": "block1x4", "2:4": "2:4"}
+                if mode == "off":
+                    want = []
+                elif mode == "auto":
+                    want = [a for a, _, _ in autos if a != "dense"]
+                elif mode == "csr":
+                    want = ["csr"] * len(LAYERS)
+                else:
+                    want = [forced[mode] if forced[mode] in ok else "csr" for _, ok, _ in autos]
+                seen.update(got)
                 if sorted(got) != sorted(want):
                     print("FAIL %s MOSS_SPARSE=%s: formats %s, expected %s" % (tag, mode, got, want))
                     fails += 1
@@ -224,18 +310,23 @@ def main():
                               (tag, mode, name, err))
                         fails += 1
                 results[mode] = ys
-            for mode in ("csr", "block", "auto"):
+            for mode in modes[1:]:
                 for k, (name, _, _, _) in enumerate(LAYERS):
                     if not close(results[mode][k], results["off"][k]):
                         print("FAIL %s MOSS_SPARSE=%s %s: differs from the dense twin" %
                               (tag, mode, name))
                         fails += 1
-            print("%-5s auto: %s" % (tag, " ".join("%s=%s" % (l[0], a)
+            print("%-5s auto: %s" % (tag, " ".join("%s=%s" % (l[0], a[0])
                                                    for l, a in zip(LAYERS, autos))))
+    for fmt in ("csr", "block4x1", "block1x4", "2:4"):
+        if fmt not in seen:
+            print("FAIL: no layer took format %s" % fmt)
+            fails += 1
     if fails:
         print("%d failures" % fails)
         return 1
-    print("sparse kernels equal their dense twins and numpy on %d models x 4 modes" % len(patterns))
+    print("sparse kernels equal their dense twins and numpy on %d models x %d modes; the "
+          "report names each layer's format and the rule's estimates" % (len(patterns), len(modes)))
     return 0
 
 

@@ -151,6 +151,19 @@ TEST(two_nodes_one_device) {
   ASSERT_REL(mm->macs_dense, 32);
   ASSERT_REL(mm->macs_effective, 24);
   ASSERT_REL(mm->weight_density, 0.75);
+  /* The sparse formats (docs/sparse.md) of Wt = W^T [4 outputs, 8]: row 0
+   * zero, rows 1..3 full, 24 nonzeros. dense 4*8 = 32; csr 2.5*24+4 = 64;
+   * block4x1: 8 columns of one 4-row band, all nonzero: 5*8+1 = 41;
+   * block1x4: rows 1..3 x 2 blocks: 5*6+4 = 34; 2:4: a group of 4
+   * nonzeros rules it out. The pass did not run: dense. */
+  ASSERT_EQ(mm->sparse_layer, 1);
+  ASSERT_TRUE(!strcmp(mm->sparse_format, "dense"));
+  ASSERT_REL(mm->sparse_cost[0], 32);
+  ASSERT_REL(mm->sparse_cost[1], 64);
+  ASSERT_REL(mm->sparse_cost[2], 41);
+  ASSERT_REL(mm->sparse_cost[3], 34);
+  ASSERT_TRUE(mm->sparse_cost[4] < 0);
+  ASSERT_EQ(relu->sparse_layer, 0);
   ASSERT_REL(mm->ops, 0);
   ASSERT_REL(mm->act_bytes, 48);
   ASSERT_REL(mm->weight_bytes, 128);
@@ -397,7 +410,8 @@ static const char csv_header[] =
     "weight_total_bytes,cycles,duration,compute_energy_j,memory_energy_j,static_energy_j,"
     "energy_j,compute_label,memory_label,static_label,energy_label,energy_consumed,emissions,"
     "emissions_rate,cpu_energy,gpu_energy,npu_energy,platform_energy_j,cpu_model,gpu_model,"
-    "grid_intensity,grid_fallback\n";
+    "grid_intensity,grid_fallback,sparse_format,sparse_cost_dense,sparse_cost_csr,"
+    "sparse_cost_block4x1,sparse_cost_block1x4,sparse_cost_2_4\n";
 
 /* Writes the three reports for the python checker (check_reports.py, run by
  * ctest after this test) and checks what C can check. */
@@ -431,6 +445,17 @@ TEST(reports) {
   ASSERT_EQ(moss_report_json(&ctx, r, &b), MOSS_OK);
   ASSERT_STR_CONTAINS(b.data, "{\"format\": \"moss-cost-report\", \"version\": 1, ");
   ASSERT_STR_CONTAINS(b.data, "\"grid\": {\"g_per_kwh\": 475, \"fallback\": true");
+  ASSERT_STR_CONTAINS(b.data, "\"sparse_format\": \"dense\", \"sparse_costs\": {\"dense\": 32, "
+                              "\"csr\": 64, \"block4x1\": 41, \"block1x4\": 34, \"2:4\": \"-\"}");
+  ASSERT_STR_CONTAINS(b.data, "\"sparse_format\": null, \"sparse_costs\": null");
+  moss_buf_deinit(&b);
+  moss_buf_init(&b, &ctx);
+  ASSERT_EQ(moss_report_csv(&ctx, r, &b), MOSS_OK);
+  ASSERT_STR_CONTAINS(b.data, ",dense,32,64,41,34,-\n");
+  moss_buf_deinit(&b);
+  moss_buf_init(&b, &ctx);
+  ASSERT_EQ(moss_report_html(&ctx, r, &b), MOSS_OK);
+  ASSERT_STR_CONTAINS(b.data, "dense (<b>dense 32</b>, csr 64, block4x1 41, block1x4 34, 2:4 -)");
   moss_buf_deinit(&b);
   moss_cost_destroy(&ctx, r);
 

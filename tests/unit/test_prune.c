@@ -342,6 +342,49 @@ TEST(block_matmul_columns) {
   moss_graph_destroy(&ctx, g);
 }
 
+/* nm:2:4 on MatMul B [K 6, N 2] (the out axis is B's last): output 0 reads
+ * 1 -4 3 2 | 5 0.5, output 1 reads 2 2 -2 1 | 7 8. Group 0 of output 0
+ * keeps -4 and 3; of output 1, 1 goes and of the three |2| the earliest
+ * goes too. The last groups hold 2 elements: kept whole. */
+TEST(nm_2_4_matmul_ties_and_short_group) {
+  static const float w[12] = {1, 2, -4, 2, 3, -2, 2, 1, 5, 7, 0.5f, 8};
+  static const float e[12] = {0, 0, -4, 2, 3, -2, 0, 0, 5, 7, 0.5f, 8};
+  static const int64_t d[2] = {6, 2};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "b", 2, d, w);
+  layer_node(&ctx, g, "MatMul", "mm", act(&ctx, g, NULL), v, NULL, NULL, 0);
+  ASSERT_EQ(moss_prune(&ctx, g, "nm:2:4", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, e, 12));
+  ASSERT_EQ(r.nlayers, 1);
+  ASSERT_EQ(r.zeros_after, 4);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* nm:1:3 on the Gemm (transB=1) wa [2,3] = 0.1 -0.5 0.2 / 0.9 -0.05 0.3:
+ * each row keeps its largest |w|: -0.5 and 0.9. */
+TEST(nm_1_3_gemm_rows) {
+  static const float e[6] = {0, -0.5f, 0, 0.9f, 0, 0};
+  static const int64_t da[2] = {2, 3};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *v;
+  moss_prune_result r;
+  ctx_with_sink(&ctx, &sb);
+  moss_graph_create(&ctx, &g);
+  v = weight(&ctx, g, "wa", 2, da, WA);
+  gemm_t(&ctx, g, "fc1", v);
+  ASSERT_EQ(moss_prune(&ctx, g, "nm:1:3", &r), MOSS_OK);
+  ASSERT_TRUE(same(v, e, 6));
+  moss_graph_destroy(&ctx, g);
+}
+
 /* Biases, int8 weights, non-constant B and other ops are never touched;
  * a graph with nothing prunable gives an empty result. */
 TEST(only_weights_are_pruned) {
@@ -478,6 +521,14 @@ TEST(bad_specs) {
        "--prune 'block:4X1:0.5': block shape '4X1' is not HxW with whole numbers "
        "1 <= H, W <= 4096"},
       {"block:4x1:1", "--prune 'block:4x1:1': ratio '1' is outside [0, 1)"},
+      {"nm", "--prune 'nm': missing :N:M"},
+      {"nm:2", "--prune 'nm:2': '2' is not N:M with whole numbers 1 <= N < M <= 64"},
+      {"nm:4:4", "--prune 'nm:4:4': '4:4' is not N:M with whole numbers 1 <= N < M <= 64"},
+      {"nm:0:4", "--prune 'nm:0:4': '0:4' is not N:M with whole numbers 1 <= N < M <= 64"},
+      {"nm:2:65", "--prune 'nm:2:65': '2:65' is not N:M with whole numbers 1 <= N < M <= 64"},
+      {"nm:2:4:0.5",
+       "--prune 'nm:2:4:0.5': '2:4:0.5' is not N:M with whole numbers 1 <= N < M <= 64"},
+      {"nm:2x4", "--prune 'nm:2x4': '2x4' is not N:M with whole numbers 1 <= N < M <= 64"},
   };
   static const float w[4] = {4, 3, 2, 1};
   static const int64_t d[2] = {1, 4};
@@ -497,7 +548,8 @@ TEST(bad_specs) {
     gemm_t(&ctx, g, "fc", v);
     snprintf(want, sizeof want,
              "net.onnx: invalid-model: %s; expected magnitude:R, magnitude-layer:R or "
-             "block:HxW:R with 0 <= R < 1 [prune.c:", cases[i].reason);
+             "block:HxW:R with 0 <= R < 1, or nm:N:M with 1 <= N < M <= 64 [prune.c:",
+             cases[i].reason);
     ASSERT_EQ(moss_prune(&ctx, g, cases[i].spec, &r), MOSS_E_INVALID_MODEL);
     ASSERT_EQ(sb.count, 1);
     if (strncmp(sb.text, want, strlen(want)) != 0)
@@ -534,6 +586,13 @@ TEST(good_specs) {
   ASSERT_EQ(s.ratio_num, 999999999);
   ASSERT_EQ(moss_prune_parse(&ctx, "magnitude:00.5", &s), MOSS_OK);
   ASSERT_EQ(s.ratio_num, 5);
+  ASSERT_EQ(moss_prune_parse(&ctx, "nm:2:4", &s), MOSS_OK);
+  ASSERT_EQ(s.kind, MOSS_PRUNE_NM);
+  ASSERT_EQ(s.nm_n, 2);
+  ASSERT_EQ(s.nm_m, 4);
+  ASSERT_NEAR(s.ratio, 0.5, 0.0);
+  ASSERT_EQ(moss_prune_parse(&ctx, "nm:1:64", &s), MOSS_OK);
+  ASSERT_EQ(s.nm_m, 64);
   ASSERT_EQ(sb.count, 0);
 }
 

@@ -2,7 +2,9 @@
  * hand-made weights: what it measures (density, nonzero 4x1 blocks), the
  * format the cost rule of docs/sparse.md picks, and the MOSS_SPARSE
  * override. Each expected cost below is worked out by hand from the rule:
- * dense = rows*cols, csr = 2.5*nnz + rows, block4x1 = 5*blocks + rows/4. */
+ * dense = rows*cols, csr = 2.5*nnz + rows, block4x1 = 5*blocks + rows/4,
+ * block1x4 = 5*blocks + rows (cols % 4 == 0), 2:4 = 3.5*rows*ceil(cols/4)
+ * (no group of 4 columns of a row with more than 2 nonzeros). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,12 @@ TEST(gemm_two_nonzeros_in_one_block) {
   ASSERT_NEAR(s.cost_dense, 64.0, 0.0);
   ASSERT_NEAR(s.cost_csr, 13.0, 0.0);
   ASSERT_NEAR(s.cost_block4x1, 7.0, 0.0);
+  /* Two 1x4 blocks (rows 0 and 1, columns 0..3): 10+8 = 18; 2:4 fits:
+   * 3.5*8*2 = 56. */
+  ASSERT_EQ(s.nblocks1x4, 2);
+  ASSERT_NEAR(s.cost_block1x4, 18.0, 0.0);
+  ASSERT_EQ(s.nm24, 1);
+  ASSERT_NEAR(s.cost_nm24, 56.0, 0.0);
   ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_BLOCK_4x1);
   ASSERT_NEAR(moss_sparse_density(n), 2.0 / 64.0, 1e-12);
   unsetenv("MOSS_SPARSE");
@@ -109,6 +117,9 @@ TEST(gemm_transb_rows_not_multiple_of_4) {
   ASSERT_EQ(s.nblocks4x1, 0);
   ASSERT_TRUE(s.cost_block4x1 < 0);
   ASSERT_NEAR(s.cost_csr, 11.0, 0.0);
+  /* One 1x4 block: 5+6 = 11, a tie with csr: the lower code, csr. */
+  ASSERT_NEAR(s.cost_block1x4, 11.0, 0.0);
+  ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_CSR);
   ASSERT_EQ(moss_sparse_stats_compute(u, &s), 1);
   ASSERT_EQ(s.rows, 8);
   ASSERT_EQ(s.cols, 6);
@@ -126,10 +137,12 @@ TEST(gemm_transb_rows_not_multiple_of_4) {
   moss_graph_destroy(&ctx, g);
 }
 
-/* Half the weights zero (every other element of an 8x8 B): csr costs
- * 32*2.5+8 = 88 > 64, and every 4x1 block holds a nonzero (5*16+2 = 82):
- * dense. A full B is dense too; forced csr takes both. */
-TEST(half_zeros_stay_dense_unless_forced) {
+/* Half the weights zero (every other element of an 8x8 B, so Wt = B^T has
+ * its even rows full, its odd rows zero): csr costs 32*2.5+8 = 88 > 64,
+ * every 4x1 block holds a nonzero (5*16+2 = 82), a full group of 4 rules
+ * out 2:4, but the zero rows leave 8 1x4 blocks: 5*8+8 = 48: block1x4. A
+ * full B stays dense; forced csr takes both. */
+TEST(half_zeros_whole_rows_take_block1x4) {
   moss_ctx ctx;
   moss_graph *g;
   moss_sparse_stats s;
@@ -149,12 +162,28 @@ TEST(half_zeros_stay_dense_unless_forced) {
   ASSERT_EQ(s.nblocks4x1, 16);
   ASSERT_NEAR(s.cost_csr, 88.0, 0.0);
   ASSERT_NEAR(s.cost_block4x1, 82.0, 0.0);
+  ASSERT_EQ(s.nblocks1x4, 8);
+  ASSERT_NEAR(s.cost_block1x4, 48.0, 0.0);
+  ASSERT_EQ(s.nm24, 0);
+  ASSERT_TRUE(s.cost_nm24 < 0);
+  ASSERT_TRUE(moss_sparse_cost(&s, MOSS_SPARSE_NM_2_4) < 0);
+  ASSERT_NEAR(moss_sparse_cost(&s, MOSS_SPARSE_BLOCK_1x4), 48.0, 0.0);
   ASSERT_NEAR(moss_sparse_density(h), 0.5, 1e-12);
   ASSERT_NEAR(moss_sparse_density(f), 1.0, 1e-12);
   unsetenv("MOSS_SPARSE");
   ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
-  ASSERT_EQ(h->sparse, MOSS_SPARSE_DENSE);
+  ASSERT_EQ(h->sparse, MOSS_SPARSE_BLOCK_1x4);
   ASSERT_EQ(f->sparse, MOSS_SPARSE_DENSE);
+  /* 2:4 forced: neither fits, both fall back to csr; block1x4 forced: 8
+   * columns allow it for both. */
+  setenv("MOSS_SPARSE", "2:4", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(h->sparse, MOSS_SPARSE_CSR);
+  ASSERT_EQ(f->sparse, MOSS_SPARSE_CSR);
+  setenv("MOSS_SPARSE", "block1x4", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(h->sparse, MOSS_SPARSE_BLOCK_1x4);
+  ASSERT_EQ(f->sparse, MOSS_SPARSE_BLOCK_1x4);
   setenv("MOSS_SPARSE", "csr", 1);
   ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
   ASSERT_EQ(h->sparse, MOSS_SPARSE_CSR);
@@ -194,6 +223,12 @@ TEST(conv_blocks_and_what_is_skipped) {
   ASSERT_EQ(s.nblocks4x1, 2);
   ASSERT_NEAR(s.cost_csr, 11.5, 0.0);
   ASSERT_NEAR(s.cost_block4x1, 11.0, 0.0);
+  /* 18 columns: no 1x4 blocks; 2:4 fits with a short last group (columns
+   * 16, 17): 3.5*4*5 = 70. */
+  ASSERT_EQ(s.nblocks1x4, 0);
+  ASSERT_TRUE(s.cost_block1x4 < 0);
+  ASSERT_EQ(s.nm24, 1);
+  ASSERT_NEAR(s.cost_nm24, 70.0, 0.0);
   ASSERT_EQ(moss_sparse_stats_compute(grp, &s), 0);
   ASSERT_EQ(moss_sparse_stats_compute(mm, &s), 0);
   ASSERT_NEAR(moss_sparse_density(grp), -1.0, 0.0);
@@ -202,6 +237,15 @@ TEST(conv_blocks_and_what_is_skipped) {
   ASSERT_EQ(c->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(grp->sparse, MOSS_SPARSE_DENSE);
   ASSERT_EQ(mm->sparse, MOSS_SPARSE_DENSE);
+  setenv("MOSS_SPARSE", "block1x4", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(c->sparse, MOSS_SPARSE_CSR);
+  setenv("MOSS_SPARSE", "2:4", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(c->sparse, MOSS_SPARSE_NM_2_4);
+  setenv("MOSS_SPARSE", "block4x1", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(c->sparse, MOSS_SPARSE_BLOCK_4x1);
   unsetenv("MOSS_SPARSE");
   ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
   ASSERT_EQ(c->sparse, MOSS_SPARSE_BLOCK_4x1);
@@ -219,7 +263,108 @@ TEST(bad_mode_and_names) {
   ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_DENSE), "dense");
   ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_CSR), "csr");
   ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_BLOCK_4x1), "block4x1");
+  ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_BLOCK_1x4), "block1x4");
+  ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_NM_2_4), "2:4");
   ASSERT_STR_CONTAINS(moss_sparse_format_name(42), "?");
+  moss_graph_destroy(&ctx, g);
+}
+
+/* A checkerboard 8x8 B (element (i, j) nonzero when i + j is even): 32
+ * nonzeros, 2 in every group of 4: 2:4 fits, 3.5*8*2 = 56 < dense 64;
+ * csr 88, 4x1 blocks 16 (82), 1x4 blocks 16 (88): 2:4. One more nonzero,
+ * B (0, 1) = Wt (1, 0), puts 3 in row 1's first group: no 2:4, and csr
+ * 90.5, 4x1 82, 1x4 88 all lose to dense 64. */
+TEST(checkerboard_takes_2_4) {
+  moss_ctx ctx;
+  moss_graph *g;
+  moss_sparse_stats s;
+  int64_t da[2] = {2, 8}, db[2] = {8, 8};
+  int cb[33], k, i, j;
+  moss_node *n, *m;
+  for (k = 0, i = 0; i < 8; i++)
+    for (j = 0; j < 8; j++)
+      if ((i + j) % 2 == 0) cb[k++] = i * 8 + j;
+  cb[32] = 1; /* B (0, 1) */
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  n = node2(&ctx, g, "MatMul", "cb", val(&ctx, g, "a", 2, da), cst(&ctx, g, "b", 2, db, 32, cb),
+            val(&ctx, g, "y", 2, da));
+  m = node2(&ctx, g, "MatMul", "cb1", val(&ctx, g, "a2", 2, da),
+            cst(&ctx, g, "b2", 2, db, 33, cb), val(&ctx, g, "y2", 2, da));
+  ASSERT_EQ(moss_sparse_stats_compute(n, &s), 1);
+  ASSERT_EQ(s.nnz, 32);
+  ASSERT_EQ(s.nm24, 1);
+  ASSERT_NEAR(s.cost_nm24, 56.0, 0.0);
+  ASSERT_EQ(s.nblocks4x1, 16);
+  ASSERT_EQ(s.nblocks1x4, 16);
+  ASSERT_NEAR(s.cost_block1x4, 88.0, 0.0);
+  ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_NM_2_4);
+  ASSERT_EQ(moss_sparse_stats_compute(m, &s), 1);
+  ASSERT_EQ(s.nnz, 33);
+  ASSERT_EQ(s.nm24, 0);
+  ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_DENSE);
+  unsetenv("MOSS_SPARSE");
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(n->sparse, MOSS_SPARSE_NM_2_4);
+  ASSERT_EQ(m->sparse, MOSS_SPARSE_DENSE);
+  moss_graph_destroy(&ctx, g);
+}
+
+/* MossQGemm: the int8 weight w [N 4, K 8] (input 3) is Wt as it is. With
+ * every w_zp 0 the pass measures it (2 nonzeros in row 0, columns 0 and
+ * 1: csr 5+4 = 9, 1x4: one block, 5+4 = 9, 4x1: two blocks, 10+1 = 11,
+ * 2:4 fits: 3.5*4*2 = 28; the rule would pick csr, the lower code of the
+ * tie) but keeps it dense: no int8 kernel yet. A nonzero w_zp makes a zero
+ * weight a nonzero product: no view at all. */
+TEST(qgemm_int8_measured_not_converted) {
+  moss_ctx ctx;
+  moss_graph *g;
+  moss_sparse_stats s;
+  int64_t dx[2] = {2, 8}, dw[2] = {4, 8}, dy[2] = {2, 4}, one[1] = {1};
+  moss_node *q, *z;
+  int8_t *w, *zp0, *zp1;
+  int k;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  w = moss_graph_alloc(g, 32);
+  zp0 = moss_graph_alloc(g, 1);
+  zp1 = moss_graph_alloc(g, 1);
+  memset(w, 0, 32);
+  w[0] = 3;
+  w[1] = -7;
+  *zp0 = 0;
+  *zp1 = 1;
+  for (k = 0; k < 2; k++) {
+    moss_node *n = moss_graph_add_node(&ctx, g, "MossQGemm", k ? "qz" : "q", 8, 1);
+    moss_value *x = val(&ctx, g, k ? "xz" : "x", 2, dx), *wv = val(&ctx, g, k ? "wz" : "w", 2, dw);
+    moss_value *zp = val(&ctx, g, k ? "zpz" : "zp", 1, one), *y = val(&ctx, g, k ? "yz" : "y", 2, dy);
+    x->dtype = wv->dtype = zp->dtype = y->dtype = MOSS_DT_I8;
+    wv->data = w;
+    zp->data = k ? zp1 : zp0;
+    n->inputs[0] = x;
+    n->inputs[3] = wv;
+    n->inputs[5] = zp;
+    n->outputs[0] = y;
+    y->producer = n;
+    if (k) z = n;
+    else q = n;
+  }
+  ASSERT_EQ(moss_sparse_stats_compute(q, &s), 1);
+  ASSERT_EQ(s.dtype, MOSS_DT_I8);
+  ASSERT_EQ(s.rows, 4);
+  ASSERT_EQ(s.cols, 8);
+  ASSERT_EQ(s.nnz, 2);
+  ASSERT_NEAR(s.cost_csr, 9.0, 0.0);
+  ASSERT_NEAR(s.cost_block4x1, 11.0, 0.0);
+  ASSERT_NEAR(s.cost_block1x4, 9.0, 0.0);
+  ASSERT_NEAR(s.cost_nm24, 28.0, 0.0);
+  ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_CSR);
+  ASSERT_EQ(moss_sparse_stats_compute(z, &s), 0);
+  setenv("MOSS_SPARSE", "csr", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(q->sparse, MOSS_SPARSE_DENSE);
+  ASSERT_EQ(z->sparse, MOSS_SPARSE_DENSE);
+  unsetenv("MOSS_SPARSE");
   moss_graph_destroy(&ctx, g);
 }
 

@@ -16,7 +16,8 @@ CSV = ("project_name,run_id,row,name,op_type,device,device_kind,dtype,macs_dense
        "weight_total_bytes,cycles,duration,compute_energy_j,memory_energy_j,static_energy_j,"
        "energy_j,compute_label,memory_label,static_label,energy_label,energy_consumed,emissions,"
        "emissions_rate,cpu_energy,gpu_energy,npu_energy,platform_energy_j,cpu_model,gpu_model,"
-       "grid_intensity,grid_fallback").split(",")
+       "grid_intensity,grid_fallback,sparse_format,sparse_cost_dense,sparse_cost_csr,"
+       "sparse_cost_block4x1,sparse_cost_block1x4,sparse_cost_2_4").split(",")
 VOID = {"meta", "br", "hr", "img", "link", "input"}
 
 
