@@ -213,7 +213,14 @@ moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g) {
     moss_sparse_stats s;
     n->sparse = MOSS_SPARSE_DENSE;
     if (fmt == -1 || !moss_sparse_stats_compute(n, &s)) continue;
-    if (s.dtype != MOSS_DT_F32) continue; /* no int8 sparse kernel yet (docs/sparse.md) */
+    if (s.dtype != MOSS_DT_F32) { /* int8 (MossQGemm): CSR only, in backends/c/emit_qfold.c */
+      if (fmt == -2)
+        n->sparse = moss_sparse_cost(&s, MOSS_SPARSE_CSR) * MOSS_SPARSE_INT8_CSR_FACTOR < s.cost_dense
+                        ? MOSS_SPARSE_CSR : MOSS_SPARSE_DENSE;
+      else
+        n->sparse = MOSS_SPARSE_CSR;
+      continue;
+    }
     if (fmt == -2)
       n->sparse = moss_sparse_choose(&s);
     else

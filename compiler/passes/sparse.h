@@ -28,6 +28,14 @@ enum {
 #define MOSS_SPARSE_COST_NM24 3.5      /* per group of 4 columns: 2 multiply-adds, 2 byte offsets,
                                         * loads from one 4-element window; no row pointers */
 
+/* int8 weights (MossQGemm) take CSR only. The dense int8 dot product
+ * handles 4 times more elements per vector than the float one and its
+ * weights are 4 times smaller, so CSR must be this many times cheaper by
+ * the float rule to be chosen: measured (bench/bench_mlp.py's models, this
+ * 2-core x86-64), int8 CSR was still 1.35x slower than dense int8 at 95 %
+ * zeros on the 256-4096-256 MLP and 1.4x slower at 90 % on digits. */
+#define MOSS_SPARSE_INT8_CSR_FACTOR 8.0
+
 /* Every node that can take a sparse weight sees it as a matrix Wt of
  * |rows| outputs by |cols| reduction terms: Gemm and MatMul, B transposed
  * ([N, K]); Conv, W as [Cout, Cin*kh*kw]. The output element r of one row
