@@ -316,7 +316,7 @@ TEST(checkerboard_takes_2_4) {
  * 2:4 fits: 3.5*4*2 = 28; the rule would pick csr, the lower code of the
  * tie) but keeps it dense: no int8 kernel yet. A nonzero w_zp makes a zero
  * weight a nonzero product: no view at all. */
-TEST(qgemm_int8_measured_not_converted) {
+TEST(qgemm_int8_csr_forced_dense_auto) {
   moss_ctx ctx;
   moss_graph *g;
   moss_sparse_stats s;
@@ -360,10 +360,16 @@ TEST(qgemm_int8_measured_not_converted) {
   ASSERT_NEAR(s.cost_nm24, 28.0, 0.0);
   ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_CSR);
   ASSERT_EQ(moss_sparse_stats_compute(z, &s), 0);
+  /* int8 takes CSR when forced (the kernel is in emit_qfold.c); a nonzero
+   * weight zero point has no sparse view, so z stays dense. */
   setenv("MOSS_SPARSE", "csr", 1);
   ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
-  ASSERT_EQ(q->sparse, MOSS_SPARSE_DENSE);
+  ASSERT_EQ(q->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(z->sparse, MOSS_SPARSE_DENSE);
+  /* auto: CSR 9 * MOSS_SPARSE_INT8_CSR_FACTOR (8) = 72 is not below dense 32. */
+  setenv("MOSS_SPARSE", "auto", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(q->sparse, MOSS_SPARSE_DENSE);
   unsetenv("MOSS_SPARSE");
   moss_graph_destroy(&ctx, g);
 }
