@@ -393,6 +393,20 @@ static moss_value *y_zp(qdq_state *st, const pattern *p) {
   return zp_value(st, moss_node_input(p->q, 2), p->y->dtype);
 }
 
+/* An 8-bit tensor, its scale and zero point as inputs |i| to |i| + 2 of
+ * |n| (a zero point the model left out becomes a constant 0). */
+static void put_q(qdq_state *st, moss_node *n, int i, moss_value *q, moss_value *s, moss_value *z) {
+  n->inputs[i] = q;
+  n->inputs[i + 1] = s;
+  n->inputs[i + 2] = zp_value(st, z, q->dtype);
+}
+
+/* The QuantizeLinear's scale and zero point as inputs |i|, |i| + 1. */
+static void put_y(qdq_state *st, moss_node *n, int i, const pattern *p) {
+  n->inputs[i] = p->q->inputs[1];
+  n->inputs[i + 1] = y_zp(st, p);
+}
+
 /* Qmin/qmax attributes of |n| from the pattern's activation. */
 static int set_bounds(qdq_state *st, moss_node *n, const pattern *p, char *why, size_t cap) {
   int32_t qmin, qmax;
@@ -439,14 +453,9 @@ static moss_node *fold_conv(qdq_state *st, const pattern *p, char *why, size_t c
   }
   n = moss_graph_add_node(st->ctx, st->g, "QLinearConv", c->name, b ? 9 : 8, 1);
   if (!n) return NULL;
-  n->inputs[0] = x.q;
-  n->inputs[1] = x.s;
-  n->inputs[2] = zp_value(st, x.z, x.q->dtype);
-  n->inputs[3] = w.q;
-  n->inputs[4] = w.s;
-  n->inputs[5] = zp_value(st, w.z, w.q->dtype);
-  n->inputs[6] = p->q->inputs[1];
-  n->inputs[7] = y_zp(st, p);
+  put_q(st, n, 0, x.q, x.s, x.z);
+  put_q(st, n, 3, w.q, w.s, w.z);
+  put_y(st, n, 6, p);
   if (b) n->inputs[8] = bq;
   n->attrs = c->attrs;
   n->nattrs = c->nattrs;
@@ -527,14 +536,9 @@ static moss_node *fold_gemm(qdq_state *st, const pattern *p, char *why, size_t c
   }
   n = moss_graph_add_node(st->ctx, st->g, "MossQGemm", c->name, b ? 9 : 8, 1);
   if (!n) return NULL;
-  n->inputs[0] = x.q;
-  n->inputs[1] = x.s;
-  n->inputs[2] = zp_value(st, x.z, x.q->dtype);
-  n->inputs[3] = wt;
-  n->inputs[4] = ws;
-  n->inputs[5] = zp_value(st, w.z, w.q->dtype);
-  n->inputs[6] = p->q->inputs[1];
-  n->inputs[7] = y_zp(st, p);
+  put_q(st, n, 0, x.q, x.s, x.z);
+  put_q(st, n, 3, wt, ws, w.z);
+  put_y(st, n, 6, p);
   if (b) n->inputs[8] = bq;
   if (!set_bounds(st, n, p, why, cap)) {
     n->dead = 1;
@@ -554,14 +558,9 @@ static moss_node *fold_qmatmul(qdq_state *st, const pattern *p, char *why, size_
   }
   n = moss_graph_add_node(st->ctx, st->g, "QLinearMatMul", c->name, 8, 1);
   if (!n) return NULL;
-  n->inputs[0] = a.q;
-  n->inputs[1] = a.s;
-  n->inputs[2] = zp_value(st, a.z, a.q->dtype);
-  n->inputs[3] = b.q;
-  n->inputs[4] = b.s;
-  n->inputs[5] = zp_value(st, b.z, b.q->dtype);
-  n->inputs[6] = p->q->inputs[1];
-  n->inputs[7] = y_zp(st, p);
+  put_q(st, n, 0, a.q, a.s, a.z);
+  put_q(st, n, 3, b.q, b.s, b.z);
+  put_y(st, n, 6, p);
   return n;
 }
 
@@ -573,14 +572,9 @@ static moss_node *fold_binary(qdq_state *st, const pattern *p, char *why, size_t
   n = moss_graph_add_node(st->ctx, st->g, c->op == MOSS_OP_Add ? "MossQAdd" : "MossQMul", c->name,
                           8, 1);
   if (!n) return NULL;
-  n->inputs[0] = a.q;
-  n->inputs[1] = a.s;
-  n->inputs[2] = zp_value(st, a.z, a.q->dtype);
-  n->inputs[3] = b.q;
-  n->inputs[4] = b.s;
-  n->inputs[5] = zp_value(st, b.z, b.q->dtype);
-  n->inputs[6] = p->q->inputs[1];
-  n->inputs[7] = y_zp(st, p);
+  put_q(st, n, 0, a.q, a.s, a.z);
+  put_q(st, n, 3, b.q, b.s, b.z);
+  put_y(st, n, 6, p);
   if (!set_bounds(st, n, p, why, cap)) {
     n->dead = 1;
     return NULL;
@@ -599,11 +593,8 @@ static moss_node *fold_avgpool(qdq_state *st, const pattern *p, char *why, size_
   }
   n = moss_graph_add_node(st->ctx, st->g, "MossQAvgPool", c->name, 5, 1);
   if (!n) return NULL;
-  n->inputs[0] = x.q;
-  n->inputs[1] = x.s;
-  n->inputs[2] = zp_value(st, x.z, x.q->dtype);
-  n->inputs[3] = p->q->inputs[1];
-  n->inputs[4] = y_zp(st, p);
+  put_q(st, n, 0, x.q, x.s, x.z);
+  put_y(st, n, 3, p);
   n->attrs = c->attrs;
   n->nattrs = c->nattrs;
   if (!add_int_attr(st->g, n, "global", c->op == MOSS_OP_GlobalAveragePool)) return NULL;
