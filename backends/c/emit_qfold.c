@@ -19,10 +19,8 @@ static int64_t int_at(const moss_value *v, int64_t i) {
 
 /* MossQGemm: y[m, n] = requant(bias'[n] + sum_k x[m, k] * w'[n, k]) with
  * w' = w - w_zp[n] and bias' = bias - x_zp * sum_k w'[n, k] folded at
- * compile time, so the inner loop is a plain 8-bit dot product. With the
- * sparse pass's CSR format (w_zp all 0) the sum runs over the nonzero
- * weights only; integer sums are exact, so the output equals the dense
- * kernel's bit for bit. */
+ * compile time, so the inner loop is a plain 8-bit dot product. A weight
+ * the sparse pass put in CSR goes to backends/c/emit_sparse.c. */
 static moss_status emit_gemm(moss_cgen *cg, const moss_node *n) {
   const moss_value *x = n->inputs[0], *w = n->inputs[3], *ws = n->inputs[4], *wz = n->inputs[5];
   const moss_value *bias = moss_node_input(n, 8), *y = n->outputs[0];
@@ -32,36 +30,9 @@ static moss_status emit_gemm(moss_cgen *cg, const moss_node *n) {
   int zw = 0, per = moss_value_numel(ws) > 1, lo, hi;
   const char *W = "x3";
   moss_buf *o = cg->out;
-  int csr = n->sparse == MOSS_SPARSE_CSR;
-  if (n->sparse && !csr) return moss_c_emit_sparse(cg, n); /* backends/c/emit_sparse.c */
+  if (n->sparse) return moss_c_emit_sparse(cg, n); /* backends/c/emit_sparse.c */
   if (M <= 0 || N <= 0) return MOSS_OK;
   for (j = 0; j < moss_value_numel(wz); j++) zw |= int_at(wz, j) != 0;
-  if (csr && zw)
-    return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "sparse int8 weights with a nonzero zero point");
-  if (csr) { /* CSR of the nonzero weights: row pointers, column indices, values */
-    int64_t nnz = 0, p = 0;
-    const char *ct = K <= 65536 ? "uint16_t" : "int32_t";
-    for (j = 0; j < N * K; j++) nnz += moss_load_i64(w->dtype, w->data, j) != 0;
-    moss_c_line(cg, "/* sparse csr: %lld of %lld int8 weights nonzero */", (long long)nnz,
-                (long long)(N * K));
-    moss_c_line(cg, "static const int32_t rp[%lld] = {", (long long)(N + 1));
-    moss_buf_printf(o, "%*s0,\n", 2 * cg->indent + 6, "");
-    for (j = 0; j < N; j++) {
-      for (k = 0; k < K; k++) p += moss_load_i64(w->dtype, w->data, j * K + k) != 0;
-      moss_buf_printf(o, "%*s%lld,\n", 2 * cg->indent + 6, "", (long long)p);
-    }
-    moss_c_line(cg, "};");
-    for (int pass = 0; pass < 2; pass++) {
-      moss_c_line(cg, "static const %s %s[%lld] = {", pass ? moss_dtype_ctype(w->dtype) : ct,
-                  pass ? "wv" : "ci", (long long)(nnz ? nnz : 1));
-      if (!nnz) moss_buf_printf(o, "%*s0,\n", 2 * cg->indent + 6, "");
-      for (j = 0; j < N * K; j++) {
-        int64_t v = moss_load_i64(w->dtype, w->data, j);
-        if (v) moss_buf_printf(o, "%*s%lld,\n", 2 * cg->indent + 6, "", pass ? (long long)v : (long long)(j % K));
-      }
-      moss_c_line(cg, "};");
-    }
-  }
   moss_c_need_requant(cg);
   moss_c_qbounds(n, y->dtype, &lo, &hi);
   if (zw) { /* w - w_zp fits int16 */
@@ -102,16 +73,11 @@ static moss_status emit_gemm(moss_cgen *cg, const moss_node *n) {
   moss_c_open(cg, "for (long m = 0; m < %lld; m++)", (long long)M);
   moss_c_line(cg, "const %s *xr = x0 + m * %lld;", moss_dtype_ctype(x->dtype), (long long)K);
   moss_c_open(cg, "for (long j = 0; j < %lld; j++)", (long long)N);
-  if (csr) {
-    moss_c_line(cg, "int32_t acc = 0, r;");
-    moss_c_line(cg, "for (long p = rp[j]; p < rp[j + 1]; p++) acc += (int32_t)xr[ci[p]] * (int32_t)wv[p];");
-  } else {
-    moss_c_line(cg, "const %s *wr = %s + j * %lld;", zw ? "int16_t" : moss_dtype_ctype(w->dtype), W,
-                (long long)K);
-    moss_c_line(cg, "int32_t acc = 0, r;");
-    moss_c_line(cg, "for (long k = 0; k < %lld; k++) acc += (int32_t)xr[k] * (int32_t)wr[k];",
-                (long long)K);
-  }
+  moss_c_line(cg, "const %s *wr = %s + j * %lld;", zw ? "int16_t" : moss_dtype_ctype(w->dtype), W,
+              (long long)K);
+  moss_c_line(cg, "int32_t acc = 0, r;");
+  moss_c_line(cg, "for (long k = 0; k < %lld; k++) acc += (int32_t)xr[k] * (int32_t)wr[k];",
+              (long long)K);
   if (per) {
     moss_c_line(cg, "r = %lld + moss_requant(acc + qb[j], qm[j], qs[j]);", (long long)yz);
   } else {

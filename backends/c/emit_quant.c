@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../compiler/passes/sparse.h"
 #include "cgen.h"
 
 /* Helper bits in cg->helpers, next to cgen.h's MOSS_CH_* (which stop at
@@ -209,6 +210,7 @@ static moss_status emit_matmul(moss_cgen *cg, const moss_node *n) {
   moss_quant_matmul p;
   char ai[256], bi[256], yi[256], za[64], zb[64], m[128] = "0", s[128] = "0";
   MOSS_TRY(moss_quant_matmul_compute(cg->ctx, n, a, b, &p));
+  if (n->sparse) return moss_c_emit_sparse(cg, n); /* backends/c/emit_sparse.c */
   if (moss_value_numel(n->outputs[0]) <= 0) return MOSS_OK;
   if (ql) {
     int64_t na, nb;
@@ -249,6 +251,7 @@ static moss_status emit_conv(moss_cgen *cg, const moss_node *n) {
   char xi[512], wi[512], yi[512], zx[64], zw[64], m[128] = "0", s[128] = "0";
   int bad = 0;
   MOSS_TRY(moss_quant_conv_compute(cg->ctx, n, x, w, &c));
+  if (n->sparse) return moss_c_emit_sparse(cg, n); /* backends/c/emit_sparse.c */
   if (moss_value_numel(n->outputs[0]) <= 0) return MOSS_OK;
   cpg = ic / c.group;
   opg = oc / c.group;

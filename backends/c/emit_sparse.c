@@ -325,116 +325,335 @@ static void table(moss_cgen *cg, const char *name, const int64_t *t, int64_t cnt
   moss_buf_printf(cg->decls, "};\n");
 }
 
-static moss_status emit_conv(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v) {
-  const moss_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+/* The geometry of a 2-D convolution as the sparse kernels see it: pads
+ * resolved from auto_pad, a pointwise convolution over the whole plane
+ * flattened to one long row, and per kernel row (column) the range of
+ * output rows (columns) whose tap lands inside the input, as the tables
+ * "<base>_oh_lo", "_oh_hi", "_ow_lo", "_ow_hi" in the decls. */
+typedef struct conv_geom {
+  int64_t B, C, M, H, W, OH, OW, KH, KW, KK;
+  int64_t s[2], d[2], p[2];
+  char lo[2][64], hi[2][64]; /* table names: [0] rows, [1] columns */
+  char sj[32];               /* the input column of output column j, from the row's start */
+} conv_geom;
+
+static moss_status conv_geometry(moss_cgen *cg, const moss_node *n, const moss_value *x,
+                                 const moss_value *w, const moss_value *y, const char *base,
+                                 conv_geom *gm) {
   const char *ap = moss_attr_string(n, "auto_pad", "NOTSET");
-  int64_t B = x->dims[0], C = x->dims[1], M = w->dims[0];
-  int64_t H = x->dims[2], W = x->dims[3], OH = y->dims[2], OW = y->dims[3];
-  int64_t KH = w->dims[2], KW = w->dims[3], KK = KH * KW;
-  int64_t s[2], d[2], pads[4], p[2], kk, lo[64], hi[64];
-  int k, block = n->sparse == MOSS_SPARSE_BLOCK_4x1;
-  enc e;
-  char nm[4][64], sj[32];
-  static const char *const suffix[4] = {"oh_lo", "oh_hi", "ow_lo", "ow_hi"};
-  pair(n, "strides", 2, 1, s);
-  pair(n, "dilations", 2, 1, d);
+  int64_t pads[4], kk, lo[64], hi[64];
+  int k;
+  memset(gm, 0, sizeof *gm);
+  gm->B = x->dims[0];
+  gm->C = x->dims[1];
+  gm->M = w->dims[0];
+  gm->H = x->dims[2];
+  gm->W = x->dims[3];
+  gm->OH = y->dims[2];
+  gm->OW = y->dims[3];
+  gm->KH = w->dims[2];
+  gm->KW = w->dims[3];
+  gm->KK = gm->KH * gm->KW;
+  pair(n, "strides", 2, 1, gm->s);
+  pair(n, "dilations", 2, 1, gm->d);
   pair(n, "pads", 4, 0, pads);
   for (k = 0; k < 2; k++) {
-    int64_t ek = (w->dims[k + 2] - 1) * d[k] + 1, in = x->dims[k + 2], out = y->dims[k + 2];
-    int64_t total = (out - 1) * s[k] + ek - in;
+    int64_t ek = (w->dims[k + 2] - 1) * gm->d[k] + 1, in = x->dims[k + 2], out = y->dims[k + 2];
+    int64_t total = (out - 1) * gm->s[k] + ek - in;
     if (total < 0) total = 0;
-    if (!strcmp(ap, "NOTSET")) p[k] = pads[k];
-    else if (!strcmp(ap, "SAME_UPPER")) p[k] = total / 2;
-    else if (!strcmp(ap, "SAME_LOWER")) p[k] = total - total / 2;
-    else p[k] = 0;
+    if (!strcmp(ap, "NOTSET")) gm->p[k] = pads[k];
+    else if (!strcmp(ap, "SAME_UPPER")) gm->p[k] = total / 2;
+    else if (!strcmp(ap, "SAME_LOWER")) gm->p[k] = total - total / 2;
+    else gm->p[k] = 0;
   }
-  /* A pointwise convolution over the whole plane is one long row. */
-  if (KK == 1 && s[0] == 1 && s[1] == 1 && p[0] == 0 && p[1] == 0 && H == OH && W == OW) {
-    W = OW = H * W;
-    H = OH = 1;
+  if (gm->KK == 1 && gm->s[0] == 1 && gm->s[1] == 1 && gm->p[0] == 0 && gm->p[1] == 0 &&
+      gm->H == gm->OH && gm->W == gm->OW) {
+    gm->W = gm->OW = gm->H * gm->W;
+    gm->H = gm->OH = 1;
   }
-  if (KH > 64 || KW > 64)
+  if (gm->KH > 64 || gm->KW > 64)
     return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "sparse kernel wider than 64 taps");
-  encode(cg, n, v, n->sparse, &e);
-  for (k = 0; k < 4; k++) snprintf(nm[k], sizeof nm[k], "%s_%s", e.base, suffix[k]);
-  if (s[1] == 1) snprintf(sj, sizeof sj, "j");
-  else snprintf(sj, sizeof sj, "j * %lld", (long long)s[1]);
-  /* Output rows each kernel row reaches, output columns each kernel column reaches. */
-  for (kk = 0; kk < KH; kk++) range(OH, s[0], kk * d[0] - p[0], H, &lo[kk], &hi[kk]);
-  table(cg, nm[0], lo, KH);
-  table(cg, nm[1], hi, KH);
-  for (kk = 0; kk < KW; kk++) range(OW, s[1], kk * d[1] - p[1], W, &lo[kk], &hi[kk]);
-  table(cg, nm[2], lo, KW);
-  table(cg, nm[3], hi, KW);
+  if (gm->s[1] == 1) snprintf(gm->sj, sizeof gm->sj, "j");
+  else snprintf(gm->sj, sizeof gm->sj, "j * %lld", (long long)gm->s[1]);
+  for (k = 0; k < 2; k++) {
+    snprintf(gm->lo[k], sizeof gm->lo[k], "%s_%s_lo", base, k ? "ow" : "oh");
+    snprintf(gm->hi[k], sizeof gm->hi[k], "%s_%s_hi", base, k ? "ow" : "oh");
+  }
+  for (kk = 0; kk < gm->KH; kk++)
+    range(gm->OH, gm->s[0], kk * gm->d[0] - gm->p[0], gm->H, &lo[kk], &hi[kk]);
+  table(cg, gm->lo[0], lo, gm->KH);
+  table(cg, gm->hi[0], hi, gm->KH);
+  for (kk = 0; kk < gm->KW; kk++)
+    range(gm->OW, gm->s[1], kk * gm->d[1] - gm->p[1], gm->W, &lo[kk], &hi[kk]);
+  table(cg, gm->lo[1], lo, gm->KW);
+  table(cg, gm->hi[1], hi, gm->KW);
   moss_buf_printf(cg->decls, "\n");
+  return MOSS_OK;
+}
+
+/* Opens the loop over output channel m's stored entries and declares the
+ * entry's reduction term c (and kh, kw, and xo: the offset of the tap's
+ * input row start, for output row 0) and, except for block4x1 (4 weights
+ * at wq = values + q * 4), its weight wv of type |wt|. */
+static void conv_entries(moss_cgen *cg, const conv_geom *gm, int fmt, const enc *e,
+                         const char *wt) {
+  if (fmt == MOSS_SPARSE_NM_2_4) {
+    moss_c_open(cg, "for (long q = m * %lld; q < (m + 1) * %lld; q++)", (long long)(2 * e->groups),
+                (long long)(2 * e->groups));
+    moss_c_line(cg, "const %s wv = %s[q];", wt, e->v);
+    moss_c_line(cg, "if (wv == 0) continue; /* padding of a group with < 2 nonzeros */");
+    moss_c_line(cg, "const long c = (q %% %lld) / 2 * 4 + %s[q];", (long long)(2 * e->groups), e->ci);
+  } else if (fmt == MOSS_SPARSE_BLOCK_1x4) {
+    moss_c_open(cg, "for (long q4 = %s[m] * 4; q4 < %s[m + 1] * 4; q4++)", e->rp, e->rp);
+    moss_c_line(cg, "const %s wv = %s[q4];", wt, e->v);
+    moss_c_line(cg, "if (wv == 0) continue; /* a zero inside the block */");
+    moss_c_line(cg, "const long c = %s[q4 / 4] + q4 %% 4;", e->ci);
+  } else {
+    int block = fmt == MOSS_SPARSE_BLOCK_4x1;
+    moss_c_open(cg, "for (long q = %s[m%s]; q < %s[m%s + 1]; q++)", e->rp, block ? " / 4" : "",
+                e->rp, block ? " / 4" : "");
+    moss_c_line(cg, "const long c = %s[q];", e->ci);
+    if (block) moss_c_line(cg, "const %s *wq = %s + q * 4;", wt, e->v);
+    else moss_c_line(cg, "const %s wv = %s[q];", wt, e->v);
+  }
+  moss_c_line(cg, "const long ch = c / %lld, kh = c %% %lld / %lld, kw = c %% %lld;",
+              (long long)gm->KK, (long long)gm->KK, (long long)gm->KW, (long long)gm->KW);
+  moss_c_line(cg, "const long xo = ch * %lld + (kh * %lld - %lld) * %lld + kw * %lld - %lld;",
+              (long long)(gm->H * gm->W), (long long)gm->d[0], (long long)gm->p[0],
+              (long long)gm->W, (long long)gm->d[1], (long long)gm->p[1]);
+}
+
+static moss_status emit_conv(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+  int block = n->sparse == MOSS_SPARSE_BLOCK_4x1;
+  int64_t P;
+  enc e;
+  conv_geom gm;
+  encode(cg, n, v, n->sparse, &e);
+  MOSS_TRY(conv_geometry(cg, n, x, w, y, e.base, &gm));
+  P = gm.OH * gm.OW;
   comment(cg, v, n->sparse, &e);
-  moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)B);
-  moss_c_line(cg, "const float *xb = x0 + b * %lld;", (long long)(C * H * W));
-  moss_c_open(cg, "for (long m = 0; m < %lld; m%s)", (long long)M, block ? " += 4" : "++");
-  moss_c_line(cg, "float *ym = y0 + (b * %lld + m) * %lld;", (long long)M, (long long)(OH * OW));
+  moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)gm.B);
+  moss_c_line(cg, "const float *xb = x0 + b * %lld;", (long long)(gm.C * gm.H * gm.W));
+  moss_c_open(cg, "for (long m = 0; m < %lld; m%s)", (long long)gm.M, block ? " += 4" : "++");
+  moss_c_line(cg, "float *ym = y0 + (b * %lld + m) * %lld;", (long long)gm.M, (long long)P);
   if (moss_node_input(n, 2))
     moss_c_line(cg, "for (long t = 0; t < %d; t++) for (long j = 0; j < %lld; j++) "
-                "ym[t * %lld + j] = x2[m + t];", block ? 4 : 1, (long long)(OH * OW),
-                (long long)(OH * OW));
+                "ym[t * %lld + j] = x2[m + t];", block ? 4 : 1, (long long)P, (long long)P);
   else
-    moss_c_line(cg, "for (long j = 0; j < %lld; j++) ym[j] = 0;",
-                (long long)((block ? 4 : 1) * OH * OW));
+    moss_c_line(cg, "for (long j = 0; j < %lld; j++) ym[j] = 0;", (long long)((block ? 4 : 1) * P));
   /* One stored entry (c, wv) at a time; block4x1 takes 4 weights per entry. */
-  if (n->sparse == MOSS_SPARSE_NM_2_4) {
-    moss_c_open(cg, "for (long q = m * %lld; q < (m + 1) * %lld; q++)", (long long)(2 * e.groups),
-                (long long)(2 * e.groups));
-    moss_c_line(cg, "const float wv = %s[q];", e.v);
-    moss_c_line(cg, "if (wv == 0) continue; /* padding of a group with < 2 nonzeros */");
-    moss_c_line(cg, "const long c0 = (q %% %lld) / 2 * 4 + %s[q];", (long long)(2 * e.groups), e.ci);
-  } else if (n->sparse == MOSS_SPARSE_BLOCK_1x4) {
-    moss_c_open(cg, "for (long q4 = %s[m] * 4; q4 < %s[m + 1] * 4; q4++)", e.rp, e.rp);
-    moss_c_line(cg, "const float wv = %s[q4];", e.v);
-    moss_c_line(cg, "if (wv == 0) continue; /* a zero inside the block */");
-    moss_c_line(cg, "const long c0 = %s[q4 / 4] + q4 %% 4;", e.ci);
-  } else {
-    moss_c_open(cg, "for (long q = %s[m%s]; q < %s[m%s + 1]; q++)", e.rp, block ? " / 4" : "",
-                e.rp, block ? " / 4" : "");
-    moss_c_line(cg, "const long c0 = %s[q];", e.ci);
-  }
-  moss_c_line(cg, "const long c = c0, ch = c / %lld, kh = c %% %lld / %lld, kw = c %% %lld;",
-              (long long)KK, (long long)KK, (long long)KW, (long long)KW);
-  moss_c_line(cg, "const long xo = ch * %lld + (kh * %lld - %lld) * %lld + kw * %lld - %lld;",
-              (long long)(H * W), (long long)d[0], (long long)p[0], (long long)W, (long long)d[1],
-              (long long)p[1]);
+  conv_entries(cg, &gm, n->sparse, &e, "float");
+  if (block) moss_c_line(cg, "const float wa = wq[0], wb = wq[1], wc = wq[2], wd = wq[3];");
+  moss_c_open(cg, "for (long oh = %s[kh]; oh < %s[kh]; oh++)", gm.lo[0], gm.hi[0]);
+  moss_c_line(cg, "const long rb = oh * %lld + xo;", (long long)(gm.s[0] * gm.W));
   if (block) {
-    moss_c_line(cg, "const float *wq = %s + q * 4;", e.v);
-    moss_c_line(cg, "const float wa = wq[0], wb = wq[1], wc = wq[2], wd = wq[3];");
-  } else if (n->sparse == MOSS_SPARSE_CSR) {
-    moss_c_line(cg, "const float wv = %s[q];", e.v);
-  }
-  moss_c_open(cg, "for (long oh = %s[kh]; oh < %s[kh]; oh++)", nm[0], nm[1]);
-  moss_c_line(cg, "const long rb = oh * %lld + xo;", (long long)(s[0] * W));
-  if (block) {
-    moss_c_line(cg, "float *restrict ya = ym + oh * %lld;", (long long)OW);
-    moss_c_line(cg, "float *restrict yb = ya + %lld;", (long long)(OH * OW));
-    moss_c_line(cg, "float *restrict yc = yb + %lld;", (long long)(OH * OW));
-    moss_c_line(cg, "float *restrict yd = yc + %lld;", (long long)(OH * OW));
-    moss_c_open(cg, "for (long j = %s[kw]; j < %s[kw]; j++)", nm[2], nm[3]);
-    moss_c_line(cg, "const float xv = xb[rb + %s];", sj);
+    moss_c_line(cg, "float *restrict ya = ym + oh * %lld;", (long long)gm.OW);
+    moss_c_line(cg, "float *restrict yb = ya + %lld;", (long long)P);
+    moss_c_line(cg, "float *restrict yc = yb + %lld;", (long long)P);
+    moss_c_line(cg, "float *restrict yd = yc + %lld;", (long long)P);
+    moss_c_open(cg, "for (long j = %s[kw]; j < %s[kw]; j++)", gm.lo[1], gm.hi[1]);
+    moss_c_line(cg, "const float xv = xb[rb + %s];", gm.sj);
     moss_c_line(cg, "ya[j] += wa * xv;");
     moss_c_line(cg, "yb[j] += wb * xv;");
     moss_c_line(cg, "yc[j] += wc * xv;");
     moss_c_line(cg, "yd[j] += wd * xv;");
     moss_c_close(cg);
   } else {
-    moss_c_line(cg, "float *restrict yr = ym + oh * %lld;", (long long)OW);
-    moss_c_line(cg, "for (long j = %s[kw]; j < %s[kw]; j++) yr[j] += wv * xb[rb + %s];", nm[2],
-                nm[3], sj);
+    moss_c_line(cg, "float *restrict yr = ym + oh * %lld;", (long long)gm.OW);
+    moss_c_line(cg, "for (long j = %s[kw]; j < %s[kw]; j++) yr[j] += wv * xb[rb + %s];", gm.lo[1],
+                gm.hi[1], gm.sj);
   }
   moss_c_close(cg); /* oh */
   moss_c_close(cg); /* q */
   if (n->act.kind != MOSS_ACT_NONE) {
     char ex[512];
-    moss_c_line(cg, "for (long j = 0; j < %lld; j++) ym[j] = %s;",
-                (long long)((block ? 4 : 1) * OH * OW), moss_c_act(n, "ym[j]", ex, sizeof ex));
+    moss_c_line(cg, "for (long j = 0; j < %lld; j++) ym[j] = %s;", (long long)((block ? 4 : 1) * P),
+                moss_c_act(n, "ym[j]", ex, sizeof ex));
   }
   moss_c_close(cg); /* m */
   moss_c_close(cg); /* b */
+  return MOSS_OK;
+}
+
+/* ---- int8: QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger, MossQGemm */
+
+/* These share one input layout: QLinear* and MossQGemm x 0, x_scale 1,
+ * x_zp 2, w 3, w_scale 4, w_zp 5, y_scale 6, y_zp 7, bias 8 (QLinearConv,
+ * MossQGemm); ConvInteger and MatMulInteger x 0, w 1, x_zp 2, w_zp 3 and an
+ * int32 output. The weight's zero points are 0 (the sparse pass checks), so
+ * sum (x - x_zp) * w runs over the stored weights only and every sum is an
+ * exact integer: the output equals the dense kernel's bit for bit. */
+typedef struct qio {
+  int requant;     /* 1: QLinear* and MossQGemm (8-bit output); 0: int32 output */
+  char xz[64];     /* the input's zero point: "0", "(int32_t)x2[0]" */
+  char yz[64];     /* the output's zero point */
+  char bias[64];   /* "x8[<row>]" prefix, or "" */
+  char qm[64], qs[64]; /* the multiplier of output row "r": constant or table[r] */
+} qio;
+
+/* Fills |q|; the per-output multipliers x_scale * w_scale[r] / y_scale go
+ * to tables "<base>_qm"/"<base>_qs" when w_scale has more than one. */
+static void qio_init(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v,
+                     const char *base, const char *row, qio *q) {
+  memset(q, 0, sizeof *q);
+  q->requant = v->winput == 3;
+  snprintf(q->xz, sizeof q->xz, moss_node_input(n, 2) ? "(int32_t)x2[0]" : "0");
+  snprintf(q->yz, sizeof q->yz, q->requant && moss_node_input(n, 7) ? "(int32_t)x7[0]" : "0");
+  if (q->requant && moss_node_input(n, 8)) snprintf(q->bias, sizeof q->bias, " + x8[%s]", row);
+  if (q->requant) {
+    const moss_value *ws = n->inputs[4];
+    double sx = ((const float *)n->inputs[1]->data)[0], sy = ((const float *)n->inputs[6]->data)[0];
+    int64_t r, nw = moss_value_numel(ws);
+    moss_requant rq;
+    moss_c_need_requant(cg);
+    if (nw == 1) {
+      moss_requant_compute(sx * ((const float *)ws->data)[0] / sy, &rq);
+      snprintf(q->qm, sizeof q->qm, "%ld", (long)rq.mult);
+      snprintf(q->qs, sizeof q->qs, "%d", rq.shift);
+      return;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+      moss_buf_printf(cg->decls, "static const %s %s_%s[%lld] = {", pass ? "int" : "int32_t", base,
+                      pass ? "qs" : "qm", (long long)nw);
+      for (r = 0; r < nw; r++) {
+        moss_requant_compute(sx * ((const float *)ws->data)[r] / sy, &rq);
+        if (r % 8 == 0) moss_buf_printf(cg->decls, "\n ");
+        moss_buf_printf(cg->decls, " %ld%s", pass ? (long)rq.shift : (long)rq.mult,
+                        r + 1 < nw ? "," : "");
+      }
+      moss_buf_printf(cg->decls, "\n};\n");
+    }
+    snprintf(q->qm, sizeof q->qm, "%s_qm[%s]", base, row);
+    snprintf(q->qs, sizeof q->qs, "%s_qs[%s]", base, row);
+  }
+}
+
+/* Stores the finished sum |acc| (int32, bias included) of output row "r"
+ * at y0[|at|]. */
+static void qstore(moss_cgen *cg, const moss_node *n, const qio *q, const char *at,
+                   const char *acc) {
+  char v[256];
+  if (!q->requant) {
+    moss_c_line(cg, "y0[%s] = %s;", at, acc);
+    return;
+  }
+  moss_c_line(cg, "const int32_t v = %s + moss_requant(%s, %s, %s);", q->yz, acc, q->qm, q->qs);
+  snprintf(v, sizeof v, "v");
+  moss_c_store_clamped(cg, n, n->outputs[0]->dtype, at, v);
+}
+
+/* Conv, int8: one output row (a tile of at most QTILE columns) at a time
+ * in int32 accumulators on the stack: every stored entry whose kernel row
+ * lands inside the input adds w * (x - x_zp) over the columns its kernel
+ * column reaches; taps in the padding add nothing, as in the dense kernel
+ * (which pads with x_zp). Then the row is requantized and stored. */
+#define QTILE 512
+
+static moss_status emit_qconv(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[v->winput], *y = n->outputs[0];
+  const char *wt = value_type(v), *xt = moss_dtype_ctype(x->dtype);
+  int block = n->sparse == MOSS_SPARSE_BLOCK_4x1, nt = block ? 4 : 1;
+  int64_t T;
+  enc e;
+  conv_geom gm;
+  qio q;
+  char at[128], acc[64];
+  if (moss_value_numel(y) <= 0) return MOSS_OK;
+  encode(cg, n, v, n->sparse, &e);
+  MOSS_TRY(conv_geometry(cg, n, x, w, y, e.base, &gm));
+  T = gm.OW < QTILE ? gm.OW : QTILE;
+  comment(cg, v, n->sparse, &e);
+  qio_init(cg, n, v, e.base, "m + t", &q);
+  moss_c_line(cg, "const int32_t xz = %s;", q.xz);
+  moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)gm.B);
+  moss_c_line(cg, "const %s *xb = x0 + b * %lld;", xt, (long long)(gm.C * gm.H * gm.W));
+  moss_c_open(cg, "for (long m = 0; m < %lld; m%s)", (long long)gm.M, block ? " += 4" : "++");
+  moss_c_open(cg, "for (long oh = 0; oh < %lld; oh++)", (long long)gm.OH);
+  moss_c_open(cg, "for (long j0 = 0; j0 < %lld; j0 += %lld)", (long long)gm.OW, (long long)T);
+  moss_c_line(cg, "const long je = j0 + %lld < %lld ? j0 + %lld : %lld;", (long long)T,
+              (long long)gm.OW, (long long)T, (long long)gm.OW);
+  moss_c_line(cg, "int32_t a[%d][%lld];", nt, (long long)T);
+  moss_c_line(cg, "for (long t = 0; t < %d; t++) for (long j = 0; j < je - j0; j++) a[t][j] = 0%s;",
+              nt, q.bias);
+  conv_entries(cg, &gm, n->sparse, &e, wt);
+  moss_c_line(cg, "if (oh < %s[kh] || oh >= %s[kh]) continue;", gm.lo[0], gm.hi[0]);
+  moss_c_line(cg, "const long lo = %s[kw] > j0 ? %s[kw] : j0, hi = %s[kw] < je ? %s[kw] : je;",
+              gm.lo[1], gm.lo[1], gm.hi[1], gm.hi[1]);
+  moss_c_line(cg, "const long rb = oh * %lld + xo;", (long long)(gm.s[0] * gm.W));
+  if (block) {
+    moss_c_line(cg, "const int32_t wa = wq[0], wb = wq[1], wc = wq[2], wd = wq[3];");
+    moss_c_open(cg, "for (long j = lo; j < hi; j++)");
+    moss_c_line(cg, "const int32_t xv = (int32_t)xb[rb + %s] - xz;", gm.sj);
+    moss_c_line(cg, "a[0][j - j0] += wa * xv;");
+    moss_c_line(cg, "a[1][j - j0] += wb * xv;");
+    moss_c_line(cg, "a[2][j - j0] += wc * xv;");
+    moss_c_line(cg, "a[3][j - j0] += wd * xv;");
+    moss_c_close(cg);
+  } else {
+    moss_c_line(cg, "for (long j = lo; j < hi; j++) a[0][j - j0] += (int32_t)wv * ((int32_t)xb[rb + %s] - xz);",
+                gm.sj);
+  }
+  moss_c_close(cg); /* q */
+  moss_c_open(cg, "for (long t = 0; t < %d; t++)", nt);
+  moss_c_open(cg, "for (long j = j0; j < je; j++)");
+  snprintf(at, sizeof at, "((b * %lld + m + t) * %lld + oh) * %lld + j", (long long)gm.M,
+           (long long)gm.OH, (long long)gm.OW);
+  snprintf(acc, sizeof acc, "a[t][j - j0]");
+  qstore(cg, n, &q, at, acc);
+  moss_c_close(cg);
+  moss_c_close(cg);
+  moss_c_close(cg); /* j0 */
+  moss_c_close(cg); /* oh */
+  moss_c_close(cg); /* m */
+  moss_c_close(cg); /* b */
+  return MOSS_OK;
+}
+
+/* Gemm and MatMul, int8 (CSR): each output is the dot product of the row's
+ * stored weights with the input row at their columns, less x_zp times the
+ * row's weight sum (a table), plus the bias. */
+static moss_status emit_qlinear(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v) {
+  const moss_value *x = n->inputs[0], *y = n->outputs[0], *xzv = moss_node_input(n, 2);
+  int64_t K = v->cols, N = v->rows, M = moss_value_numel(y) / N, r, c, cnt = 0;
+  int64_t rowsM = x->rank >= 2 ? x->dims[x->rank - 2] : 1;
+  enc e;
+  qio q;
+  char rs[64], at[64];
+  if (n->sparse != MOSS_SPARSE_CSR)
+    return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "int8 %s weights take CSR only, not %s",
+                     n->op_type, moss_sparse_format_name(n->sparse));
+  encode(cg, n, v, n->sparse, &e);
+  snprintf(rs, sizeof rs, "%s_sum", e.base);
+  moss_buf_printf(cg->decls, "static const int32_t %s[%lld] = {", rs, (long long)N);
+  for (r = 0; r < N; r++) {
+    int64_t sum = 0;
+    for (c = 0; c < K; c++) sum += (int64_t)moss_sparse_at(v, r, c);
+    if (cnt++ % 8 == 0) moss_buf_printf(cg->decls, "\n ");
+    moss_buf_printf(cg->decls, " %lld%s", (long long)sum, r + 1 < N ? "," : "");
+  }
+  moss_buf_printf(cg->decls, "\n};\n\n");
+  comment(cg, v, n->sparse, &e);
+  qio_init(cg, n, v, e.base, "r", &q);
+  if (M <= 0) {
+    moss_c_line(cg, "/* empty output */");
+    return MOSS_OK;
+  }
+  moss_c_open(cg, "for (long i = 0; i < %lld; i++)", (long long)M);
+  moss_c_line(cg, "const %s *xr = x0 + i * %lld;", moss_dtype_ctype(x->dtype), (long long)K);
+  if (xzv && moss_value_numel(xzv) > 1) /* MatMulInteger: a zero point per row of A */
+    moss_c_line(cg, "const int64_t xz = (int64_t)x2[i %% %lld];", (long long)rowsM);
+  else
+    moss_c_line(cg, "const int64_t xz = %s;", q.xz);
+  moss_c_open(cg, "for (long r = 0; r < %lld; r++)", (long long)N);
+  moss_c_line(cg, "int32_t s = 0;");
+  moss_c_line(cg, "for (long p = %s[r]; p < %s[r + 1]; p++) s += (int32_t)xr[%s[p]] * (int32_t)%s[p];",
+              e.rp, e.rp, e.ci, e.v);
+  moss_c_line(cg, "const int32_t acc = (int32_t)((int64_t)s - xz * %s[r]%s);", rs, q.bias);
+  snprintf(at, sizeof at, "i * %lld + r", (long long)N);
+  qstore(cg, n, &q, at, "acc");
+  moss_c_close(cg);
+  moss_c_close(cg);
   return MOSS_OK;
 }
 
@@ -447,10 +666,8 @@ moss_status moss_c_emit_sparse(moss_cgen *cg, const moss_node *n) {
       moss_sparse_cost(&s, n->sparse) < 0.0)
     return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "sparse format %s on a weight that cannot take it",
                      moss_sparse_format_name(n->sparse));
-  if (v.dtype != MOSS_DT_F32)
-    return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n,
-                     "sparse %s weights: no int8 sparse kernel yet (docs/sparse.md)",
-                     moss_dtype_name(v.dtype));
+  if (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger) return emit_qconv(cg, n, &v);
+  if (v.dtype != MOSS_DT_F32) return emit_qlinear(cg, n, &v);
   if (n->op == MOSS_OP_Conv) return emit_conv(cg, n, &v);
   return emit_linear(cg, n, &v);
 }

@@ -130,9 +130,9 @@ typedef struct moss_requant {
 } moss_requant;
 /* Decomposes |m| at compile time. */
 void moss_requant_compute(double m, moss_requant *out_q);
-/* The run-time formula, in integers only: round(acc * M) with a saturating
- * rounding doubling high multiply by |mult| and a rounding (ties away from
- * zero) divide by 2^shift. Backends emit the same arithmetic. */
+/* The run-time formula, in integers only: round(acc * M), the exact int64
+ * product acc * mult rounded once by 2^(31 + shift), ties to even, then
+ * saturated to int32. Backends emit the same arithmetic. */
 int32_t moss_requant_apply(int32_t acc, moss_requant q);
 /* round(x / scale) (ties to even, in float32 like ONNX) + zp, saturated to
  * [lo, hi]; NaN gives zp. The float<->int boundary of QuantizeLinear. */

@@ -52,11 +52,62 @@ static int view_qgemm(const moss_node *n, moss_sparse_view *v) {
   return 1;
 }
 
+/* The integer ops of ONNX with a constant weight: QLinearConv (w input 3,
+ * w_zp 5), ConvInteger (1, 3), QLinearMatMul (3, 5), MatMulInteger (1, 3).
+ * Conv: 2-D, group 1, Wt = W as [M, C*kh*kw]; MatMul: B 2-D, Wt = B^T.
+ * The weight's zero points must be 0, the scales of QLinear* constants. */
+static int view_qonnx(const moss_node *n, moss_sparse_view *v) {
+  static const int scale_input[3] = {1, 4, 6}; /* x_scale, w_scale, y_scale */
+  int ql = n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_QLinearMatMul;
+  int conv = n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger;
+  int iw = ql ? 3 : 1, k;
+  const moss_value *x = moss_node_input(n, 0), *w = moss_node_input(n, iw), *y = n->outputs[0];
+  const moss_value *xz = moss_node_input(n, 2), *yz = ql ? moss_node_input(n, 7) : NULL;
+  if (!x || !w || !y || !w->data || !known(x) || !known(w) || !known(y)) return 0;
+  if (!is8(x->dtype) || !is8(w->dtype) || !(ql ? is8(y->dtype) : y->dtype == MOSS_DT_I32) ||
+      !all_zero(moss_node_input(n, ql ? 5 : 3)))
+    return 0;
+  if (conv) {
+    if (x->rank != 4 || w->rank != 4 || y->rank != 4 || moss_attr_int(n, "group", 1) != 1 ||
+        x->dims[1] != w->dims[1])
+      return 0;
+    v->rows = w->dims[0];
+    v->cols = w->dims[1] * w->dims[2] * w->dims[3];
+    v->rs = v->cols;
+    v->cs = 1;
+  } else {
+    if (x->rank < 2 || w->rank != 2 || y->rank != x->rank || x->dims[x->rank - 1] != w->dims[0])
+      return 0;
+    v->rows = w->dims[1];
+    v->cols = w->dims[0];
+    v->rs = 1;
+    v->cs = w->dims[1];
+  }
+  /* Per-tensor x and y; w per tensor or per output. */
+  for (k = 0; ql && k < 3; k++) {
+    const moss_value *sc = moss_node_input(n, scale_input[k]);
+    if (!sc || !sc->data || sc->dtype != MOSS_DT_F32) return 0;
+    if (moss_value_numel(sc) != 1 && (k != 1 || moss_value_numel(sc) != v->rows)) return 0;
+  }
+  if (yz && moss_value_numel(yz) != 1) return 0;
+  /* x_zp per tensor, or MatMulInteger's per row of A. */
+  if (xz && moss_value_numel(xz) != 1 &&
+      (ql || conv || moss_value_numel(xz) != x->dims[x->rank - 2]))
+    return 0;
+  v->w = w->data;
+  v->dtype = w->dtype;
+  v->winput = iw;
+  return 1;
+}
+
 int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view) {
   const moss_value *a, *w, *y;
   memset(out_view, 0, sizeof *out_view);
-  if (n->op == MOSS_OP_MossQGemm) {
-    if (n->noutputs < 1 || !view_qgemm(n, out_view)) {
+  if (n->op == MOSS_OP_MossQGemm || n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger ||
+      n->op == MOSS_OP_QLinearMatMul || n->op == MOSS_OP_MatMulInteger) {
+    int ok = n->noutputs >= 1 &&
+             (n->op == MOSS_OP_MossQGemm ? view_qgemm(n, out_view) : view_qonnx(n, out_view));
+    if (!ok) {
       memset(out_view, 0, sizeof *out_view);
       return 0;
     }
@@ -186,6 +237,17 @@ int moss_sparse_choose(const moss_sparse_stats *s) {
   return best;
 }
 
+int moss_sparse_choose_int8(const moss_node *n, const moss_sparse_stats *s) {
+  if (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger) {
+    int f = moss_sparse_choose(s);
+    return f != MOSS_SPARSE_DENSE &&
+                   moss_sparse_cost(s, f) * MOSS_SPARSE_INT8_CONV_FACTOR < s->cost_dense
+               ? f : MOSS_SPARSE_DENSE;
+  }
+  return moss_sparse_cost(s, MOSS_SPARSE_CSR) * MOSS_SPARSE_INT8_CSR_FACTOR < s->cost_dense
+             ? MOSS_SPARSE_CSR : MOSS_SPARSE_DENSE;
+}
+
 /* The MOSS_SPARSE modes: the format each forces (-1: off, -2: auto). */
 static const struct {
   const char *name;
@@ -213,12 +275,12 @@ moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g) {
     moss_sparse_stats s;
     n->sparse = MOSS_SPARSE_DENSE;
     if (fmt == -1 || !moss_sparse_stats_compute(n, &s)) continue;
-    if (s.dtype != MOSS_DT_F32) { /* int8 (MossQGemm): CSR only, in backends/c/emit_qfold.c */
+    if (s.dtype != MOSS_DT_F32) { /* int8: backends/c/emit_sparse.c */
+      int conv = n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger;
       if (fmt == -2)
-        n->sparse = moss_sparse_cost(&s, MOSS_SPARSE_CSR) * MOSS_SPARSE_INT8_CSR_FACTOR < s.cost_dense
-                        ? MOSS_SPARSE_CSR : MOSS_SPARSE_DENSE;
-      else
-        n->sparse = MOSS_SPARSE_CSR;
+        n->sparse = moss_sparse_choose_int8(n, &s);
+      else /* every format for Conv, CSR for Gemm and MatMul */
+        n->sparse = conv && moss_sparse_cost(&s, fmt) >= 0.0 ? fmt : MOSS_SPARSE_CSR;
       continue;
     }
     if (fmt == -2)

@@ -35,6 +35,9 @@ enum {
  * 2-core x86-64), int8 CSR was still 1.35x slower than dense int8 at 95 %
  * zeros on the 256-4096-256 MLP and 1.4x slower at 90 % on digits. */
 #define MOSS_SPARSE_INT8_CSR_FACTOR 8.0
+/* int8 Conv (QLinearConv, ConvInteger): the sparse format the float rule
+ * picks must be this many times cheaper than dense to be chosen. */
+#define MOSS_SPARSE_INT8_CONV_FACTOR 1.0
 
 /* Every node that can take a sparse weight sees it as a matrix Wt of
  * |rows| outputs by |cols| reduction terms: Gemm and MatMul, B transposed
@@ -87,6 +90,13 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats);
 /* The format the cost rule picks for |s|: the cheapest estimate; on ties
  * the lower code (dense first). */
 int moss_sparse_choose(const moss_sparse_stats *s);
+
+/* The auto rule for an int8 weight: Conv (QLinearConv, ConvInteger) takes
+ * the format moss_sparse_choose picks when it is
+ * MOSS_SPARSE_INT8_CONV_FACTOR times cheaper than dense; Gemm and MatMul
+ * (MossQGemm, QLinearMatMul, MatMulInteger) take CSR when it is
+ * MOSS_SPARSE_INT8_CSR_FACTOR times cheaper; else dense. */
+int moss_sparse_choose_int8(const moss_node *n, const moss_sparse_stats *s);
 
 /* Sets n->sparse on every node that can take a sparse weight (float32
  * only for now: the int8 kernels are not written, so a MossQGemm is

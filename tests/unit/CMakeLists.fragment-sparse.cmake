@@ -10,3 +10,10 @@ add_test(NAME e2e_sparse
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/../e2e/test_sparse.py --moss $<TARGET_FILE:moss>)
 set_tests_properties(e2e_sparse PROPERTIES SKIP_RETURN_CODE 77
   ENVIRONMENT "MOSS_TARGETS_DIR=${CMAKE_SOURCE_DIR}/targets")
+
+# e2e_sparse_int8: the int8 sparse kernels (QLinearConv, ConvInteger,
+# QLinearMatMul, MatMulInteger) against their dense twins, bit for bit, and numpy.
+add_test(NAME e2e_sparse_int8
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/../e2e/test_sparse_int8.py --moss $<TARGET_FILE:moss>)
+set_tests_properties(e2e_sparse_int8 PROPERTIES
+  ENVIRONMENT "MOSS_TARGETS_DIR=${CMAKE_SOURCE_DIR}/targets")
