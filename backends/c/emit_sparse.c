@@ -543,68 +543,87 @@ static void qstore(moss_cgen *cg, const moss_node *n, const qio *q, const char *
   moss_c_store_clamped(cg, n, n->outputs[0]->dtype, at, v);
 }
 
-/* Conv, int8: one output row (a tile of at most QTILE columns) at a time
- * in int32 accumulators on the stack: every stored entry whose kernel row
- * lands inside the input adds w * (x - x_zp) over the columns its kernel
- * column reaches; taps in the padding add nothing, as in the dense kernel
- * (which pads with x_zp). Then the row is requantized and stored. */
-#define QTILE 512
+/* Conv, int8: the output plane of one channel (of 4 for block4x1) in
+ * tiles of whole output rows (a row longer than QCAP / 4 is cut in column
+ * tiles), each held in int32 accumulators on the stack, at most QCAP of
+ * them (16 KiB). Every stored entry adds w * (x - x_zp) over the rows its
+ * kernel row and the columns its kernel column reach inside the input;
+ * taps in the padding add nothing, as in the dense kernel (which pads with
+ * x_zp). Then the tile is requantized and stored. */
+#define QCAP 4096
 
 static moss_status emit_qconv(moss_cgen *cg, const moss_node *n, const moss_sparse_view *v) {
   const moss_value *x = n->inputs[0], *w = n->inputs[v->winput], *y = n->outputs[0];
   const char *wt = value_type(v), *xt = moss_dtype_ctype(x->dtype);
   int block = n->sparse == MOSS_SPARSE_BLOCK_4x1, nt = block ? 4 : 1;
-  int64_t T;
+  int64_t T, R;
   enc e;
   conv_geom gm;
   qio q;
-  char at[128], acc[64];
+  char at[160];
   if (moss_value_numel(y) <= 0) return MOSS_OK;
   encode(cg, n, v, n->sparse, &e);
   MOSS_TRY(conv_geometry(cg, n, x, w, y, e.base, &gm));
-  T = gm.OW < QTILE ? gm.OW : QTILE;
+  T = gm.OW < QCAP / 4 ? gm.OW : QCAP / 4; /* columns per tile */
+  R = T < gm.OW ? 1 : QCAP / (nt * T);      /* rows per tile */
+  if (R > gm.OH) R = gm.OH;
   comment(cg, v, n->sparse, &e);
   qio_init(cg, n, v, e.base, "m + t", &q);
-  moss_c_line(cg, "const int32_t xz = %s;", q.xz);
+  moss_c_line(cg, "const int16_t xz = (int16_t)%s;", q.xz);
   moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)gm.B);
   moss_c_line(cg, "const %s *xb = x0 + b * %lld;", xt, (long long)(gm.C * gm.H * gm.W));
   moss_c_open(cg, "for (long m = 0; m < %lld; m%s)", (long long)gm.M, block ? " += 4" : "++");
-  moss_c_open(cg, "for (long oh = 0; oh < %lld; oh++)", (long long)gm.OH);
+  moss_c_open(cg, "for (long r0 = 0; r0 < %lld; r0 += %lld)", (long long)gm.OH, (long long)R);
   moss_c_open(cg, "for (long j0 = 0; j0 < %lld; j0 += %lld)", (long long)gm.OW, (long long)T);
+  moss_c_line(cg, "const long re = r0 + %lld < %lld ? r0 + %lld : %lld;", (long long)R,
+              (long long)gm.OH, (long long)R, (long long)gm.OH);
   moss_c_line(cg, "const long je = j0 + %lld < %lld ? j0 + %lld : %lld;", (long long)T,
               (long long)gm.OW, (long long)T, (long long)gm.OW);
-  moss_c_line(cg, "int32_t a[%d][%lld];", nt, (long long)T);
-  moss_c_line(cg, "for (long t = 0; t < %d; t++) for (long j = 0; j < je - j0; j++) a[t][j] = 0%s;",
-              nt, q.bias);
+  moss_c_line(cg, "int32_t a[%d][%lld];", nt, (long long)(R * T));
+  moss_c_line(cg, "for (long t = 0; t < %d; t++) for (long i = 0; i < %lld; i++) a[t][i] = 0%s;",
+              nt, (long long)(R * T), q.bias);
   conv_entries(cg, &gm, n->sparse, &e, wt);
-  moss_c_line(cg, "if (oh < %s[kh] || oh >= %s[kh]) continue;", gm.lo[0], gm.hi[0]);
+  moss_c_line(cg, "const long ra = %s[kh] > r0 ? %s[kh] : r0, rz = %s[kh] < re ? %s[kh] : re;",
+              gm.lo[0], gm.lo[0], gm.hi[0], gm.hi[0]);
   moss_c_line(cg, "const long lo = %s[kw] > j0 ? %s[kw] : j0, hi = %s[kw] < je ? %s[kw] : je;",
               gm.lo[1], gm.lo[1], gm.hi[1], gm.hi[1]);
-  moss_c_line(cg, "const long rb = oh * %lld + xo;", (long long)(gm.s[0] * gm.W));
+  moss_c_line(cg, "if (lo >= hi || ra >= rz) continue;");
+  /* (x - x_zp) and w fit int16, so does their product: 16-bit multiplies,
+   * widened to int32 on the add (x86 has no fast 32-bit multiply). */
+  if (block) moss_c_line(cg, "const int16_t wa = wq[0], wb = wq[1], wc = wq[2], wd = wq[3];");
+  else moss_c_line(cg, "const int16_t wi = wv;");
+  moss_c_open(cg, "for (long oh = ra; oh < rz; oh++)");
+  moss_c_line(cg, "const %s *restrict xr = xb + (oh * %lld + xo + lo * %lld);", xt,
+              (long long)(gm.s[0] * gm.W), (long long)gm.s[1]);
+  moss_c_line(cg, "const long o = (oh - r0) * %lld + lo - j0;", (long long)T);
   if (block) {
-    moss_c_line(cg, "const int32_t wa = wq[0], wb = wq[1], wc = wq[2], wd = wq[3];");
-    moss_c_open(cg, "for (long j = lo; j < hi; j++)");
-    moss_c_line(cg, "const int32_t xv = (int32_t)xb[rb + %s] - xz;", gm.sj);
-    moss_c_line(cg, "a[0][j - j0] += wa * xv;");
-    moss_c_line(cg, "a[1][j - j0] += wb * xv;");
-    moss_c_line(cg, "a[2][j - j0] += wc * xv;");
-    moss_c_line(cg, "a[3][j - j0] += wd * xv;");
+    moss_c_line(cg, "int32_t *restrict ya = a[0] + o, *restrict yb = a[1] + o;");
+    moss_c_line(cg, "int32_t *restrict yc = a[2] + o, *restrict yd = a[3] + o;");
+    moss_c_open(cg, "for (long j = 0; j < hi - lo; j++)");
+    moss_c_line(cg, "const int16_t xv = (int16_t)(xr[%s] - xz);", gm.sj);
+    moss_c_line(cg, "ya[j] += wa * xv;");
+    moss_c_line(cg, "yb[j] += wb * xv;");
+    moss_c_line(cg, "yc[j] += wc * xv;");
+    moss_c_line(cg, "yd[j] += wd * xv;");
     moss_c_close(cg);
   } else {
-    moss_c_line(cg, "for (long j = lo; j < hi; j++) a[0][j - j0] += (int32_t)wv * ((int32_t)xb[rb + %s] - xz);",
-                gm.sj);
+    moss_c_line(cg, "int32_t *restrict ar = a[0] + o;");
+    moss_c_line(cg, "for (long j = 0; j < hi - lo; j++) ar[j] += wi * (int16_t)(xr[%s] - xz);", gm.sj);
   }
+  moss_c_close(cg); /* oh */
   moss_c_close(cg); /* q */
   moss_c_open(cg, "for (long t = 0; t < %d; t++)", nt);
+  moss_c_open(cg, "for (long oh = r0; oh < re; oh++)");
   moss_c_open(cg, "for (long j = j0; j < je; j++)");
+  moss_c_line(cg, "const int32_t s = a[t][(oh - r0) * %lld + j - j0];", (long long)T);
   snprintf(at, sizeof at, "((b * %lld + m + t) * %lld + oh) * %lld + j", (long long)gm.M,
            (long long)gm.OH, (long long)gm.OW);
-  snprintf(acc, sizeof acc, "a[t][j - j0]");
-  qstore(cg, n, &q, at, acc);
+  qstore(cg, n, &q, at, "s");
   moss_c_close(cg);
   moss_c_close(cg);
+  moss_c_close(cg); /* t */
   moss_c_close(cg); /* j0 */
-  moss_c_close(cg); /* oh */
+  moss_c_close(cg); /* r0 */
   moss_c_close(cg); /* m */
   moss_c_close(cg); /* b */
   return MOSS_OK;

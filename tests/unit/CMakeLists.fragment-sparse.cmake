@@ -15,5 +15,10 @@ set_tests_properties(e2e_sparse PROPERTIES SKIP_RETURN_CODE 77
 # QLinearMatMul, MatMulInteger) against their dense twins, bit for bit, and numpy.
 add_test(NAME e2e_sparse_int8
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/../e2e/test_sparse_int8.py --moss $<TARGET_FILE:moss>)
-set_tests_properties(e2e_sparse_int8 PROPERTIES
-  ENVIRONMENT "MOSS_TARGETS_DIR=${CMAKE_SOURCE_DIR}/targets")
+if(MOSS_SANITIZE) # the generated kernels too, not only moss
+  set_tests_properties(e2e_sparse_int8 PROPERTIES ENVIRONMENT
+    "MOSS_TARGETS_DIR=${CMAKE_SOURCE_DIR}/targets;MOSS_CFLAGS=-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined")
+else()
+  set_tests_properties(e2e_sparse_int8 PROPERTIES
+    ENVIRONMENT "MOSS_TARGETS_DIR=${CMAKE_SOURCE_DIR}/targets")
+endif()
