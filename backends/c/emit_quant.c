@@ -250,8 +250,10 @@ static moss_status emit_conv(moss_cgen *cg, const moss_node *n) {
   int64_t oc = w->dims[0], ic = x->dims[1], cpg, opg;
   char xi[512], wi[512], yi[512], zx[64], zw[64], m[128] = "0", s[128] = "0";
   int bad = 0;
+  moss_sparse_view sv;
   MOSS_TRY(moss_quant_conv_compute(cg->ctx, n, x, w, &c));
-  if (n->sparse) return moss_c_emit_sparse(cg, n); /* backends/c/emit_sparse.c */
+  if (n->sparse || moss_sparse_view_get(n, &sv))
+    return moss_c_emit_qconv(cg, n); /* backends/c/emit_sparse.c: group 1, w_zp 0 */
   if (moss_value_numel(n->outputs[0]) <= 0) return MOSS_OK;
   cpg = ic / c.group;
   opg = oc / c.group;

@@ -405,7 +405,10 @@ static moss_status conv_geometry(moss_cgen *cg, const moss_node *n, const moss_v
  * loop (measured 3x slower on a 128-channel 1x1 convolution). */
 static void conv_entries(moss_cgen *cg, const conv_geom *gm, int fmt, const enc *e,
                          const char *wt, int taps) {
-  if (fmt == MOSS_SPARSE_NM_2_4) {
+  if (fmt == MOSS_SPARSE_DENSE) { /* every term, from the dense weight |e->v| */
+    moss_c_open(cg, "for (long c = 0; c < %lld; c++)", (long long)(gm->C * gm->KK));
+    moss_c_line(cg, "const %s wv = %s[m * %lld + c];", wt, e->v, (long long)(gm->C * gm->KK));
+  } else if (fmt == MOSS_SPARSE_NM_2_4) {
     moss_c_open(cg, "for (long q = m * %lld; q < (m + 1) * %lld; q++)", (long long)(2 * e->groups),
                 (long long)(2 * e->groups));
     moss_c_line(cg, "const %s wv = %s[q];", wt, e->v);
@@ -584,12 +587,19 @@ static moss_status emit_qconv(moss_cgen *cg, const moss_node *n, const moss_spar
   qio q;
   char at[160];
   if (moss_value_numel(y) <= 0) return MOSS_OK;
-  encode(cg, n, v, n->sparse, &e);
+  if (n->sparse) {
+    encode(cg, n, v, n->sparse, &e);
+  } else { /* the dense twin: the same loops over every term of the weight */
+    memset(&e, 0, sizeof e);
+    snprintf(e.base, sizeof e.base, "qc%d", cg->uid++);
+    snprintf(e.v, sizeof e.v, "x%d", v->winput);
+  }
   MOSS_TRY(conv_geometry(cg, n, x, w, y, e.base, &gm));
   T = gm.OW < QCAP / 4 ? gm.OW : QCAP / 4; /* columns per tile */
   R = T < gm.OW ? 1 : QCAP / (nt * T);      /* rows per tile */
   if (R > gm.OH) R = gm.OH;
-  comment(cg, v, n->sparse, &e);
+  if (n->sparse) comment(cg, v, n->sparse, &e);
+  else moss_c_line(cg, "/* dense int8 weights, every term */");
   qio_init(cg, n, v, e.base, "m + t", &q);
   moss_c_line(cg, "const int16_t xz = (int16_t)%s;", q.xz);
   moss_c_open(cg, "for (long b = 0; b < %lld; b++)", (long long)gm.B);
@@ -696,6 +706,14 @@ static moss_status emit_qlinear(moss_cgen *cg, const moss_node *n, const moss_sp
   moss_c_close(cg);
   moss_c_close(cg);
   return MOSS_OK;
+}
+
+moss_status moss_c_emit_qconv(moss_cgen *cg, const moss_node *n) {
+  moss_sparse_view v;
+  if (n->sparse) return moss_c_emit_sparse(cg, n);
+  if (!moss_sparse_view_get(n, &v) || v.dtype == MOSS_DT_F32)
+    return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "not an int8 convolution with zero-point-0 weights");
+  return emit_qconv(cg, n, &v);
 }
 
 moss_status moss_c_emit_sparse(moss_cgen *cg, const moss_node *n) {

@@ -121,5 +121,10 @@ double moss_sparse_density(const moss_node *n);
  * MatMul and Conv emitters can hand over without a header of their own. */
 struct moss_cgen;
 moss_status moss_c_emit_sparse(struct moss_cgen *cg, const moss_node *n);
+/* QLinearConv and ConvInteger with a view (group 1, weight zero points 0):
+ * the sparse kernel of n->sparse, or for dense the same loops over every
+ * term of the dense weight (faster than the direct kernel in emit_quant.c,
+ * which keeps the cases without a view). */
+moss_status moss_c_emit_qconv(struct moss_cgen *cg, const moss_node *n);
 
 #endif
