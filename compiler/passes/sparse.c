@@ -1,6 +1,6 @@
 /* sparse.c - the sparse-format pass, after dce: for each Gemm, MatMul and
- * Conv whose weight is a float32 constant (and each MossQGemm whose int8
- * weight has zero points 0), counts the weight's nonzeros, its nonzero 4x1
+ * Conv whose weight is a float32 constant (and each integer Gemm, MatMul
+ * and Conv whose int8 weight has zero points 0), counts the weight's nonzeros, its nonzero 4x1
  * and 1x4 blocks and whether it fits the 2:4 pattern, estimates the inner-loop work of the dense
  * kernel and of each sparse format, and records the cheapest in
  * n->sparse. The C backend then encodes the weight in that format
@@ -210,6 +210,23 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
     out_stats->cost_nm24 = MOSS_SPARSE_COST_NM24 * (double)v.rows * (double)groups;
   else
     out_stats->cost_nm24 = -1.0;
+  if (v.dtype != MOSS_DT_F32 && (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger)) {
+    /* int8 Conv: its own measured weights (sparse.h) */
+    double nz = (double)out_stats->nnz;
+    out_stats->cost_csr = MOSS_SPARSE_Q8CONV_NZ * nz;
+    if (out_stats->cost_block4x1 >= 0.0)
+      out_stats->cost_block4x1 = MOSS_SPARSE_Q8CONV_BLOCK * (double)out_stats->nblocks4x1;
+    if (out_stats->cost_block1x4 >= 0.0)
+      out_stats->cost_block1x4 = MOSS_SPARSE_Q8CONV_NZ * nz +
+                                 MOSS_SPARSE_Q8CONV_SLOT * (4.0 * (double)out_stats->nblocks1x4 - nz);
+    if (out_stats->cost_nm24 >= 0.0)
+      out_stats->cost_nm24 = MOSS_SPARSE_Q8CONV_NZ * nz +
+                             MOSS_SPARSE_Q8CONV_SLOT * (2.0 * (double)v.rows * (double)groups - nz);
+  } else if (v.dtype != MOSS_DT_F32) {
+    /* int8 Gemm and MatMul: CSR only, at the measured handicap */
+    out_stats->cost_csr *= MOSS_SPARSE_INT8_CSR_FACTOR;
+    out_stats->cost_block4x1 = out_stats->cost_block1x4 = out_stats->cost_nm24 = -1.0;
+  }
   return 1;
 }
 
@@ -235,17 +252,6 @@ int moss_sparse_choose(const moss_sparse_stats *s) {
     }
   }
   return best;
-}
-
-int moss_sparse_choose_int8(const moss_node *n, const moss_sparse_stats *s) {
-  if (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger) {
-    int f = moss_sparse_choose(s);
-    return f != MOSS_SPARSE_DENSE &&
-                   moss_sparse_cost(s, f) * MOSS_SPARSE_INT8_CONV_FACTOR < s->cost_dense
-               ? f : MOSS_SPARSE_DENSE;
-  }
-  return moss_sparse_cost(s, MOSS_SPARSE_CSR) * MOSS_SPARSE_INT8_CSR_FACTOR < s->cost_dense
-             ? MOSS_SPARSE_CSR : MOSS_SPARSE_DENSE;
 }
 
 /* The MOSS_SPARSE modes: the format each forces (-1: off, -2: auto). */
@@ -275,14 +281,6 @@ moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g) {
     moss_sparse_stats s;
     n->sparse = MOSS_SPARSE_DENSE;
     if (fmt == -1 || !moss_sparse_stats_compute(n, &s)) continue;
-    if (s.dtype != MOSS_DT_F32) { /* int8: backends/c/emit_sparse.c */
-      int conv = n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger;
-      if (fmt == -2)
-        n->sparse = moss_sparse_choose_int8(n, &s);
-      else /* every format for Conv, CSR for Gemm and MatMul */
-        n->sparse = conv && moss_sparse_cost(&s, fmt) >= 0.0 ? fmt : MOSS_SPARSE_CSR;
-      continue;
-    }
     if (fmt == -2)
       n->sparse = moss_sparse_choose(&s);
     else

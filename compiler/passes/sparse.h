@@ -28,16 +28,24 @@ enum {
 #define MOSS_SPARSE_COST_NM24 3.5      /* per group of 4 columns: 2 multiply-adds, 2 byte offsets,
                                         * loads from one 4-element window; no row pointers */
 
-/* int8 weights (MossQGemm) take CSR only. The dense int8 dot product
- * handles 4 times more elements per vector than the float one and its
- * weights are 4 times smaller, so CSR must be this many times cheaper by
- * the float rule to be chosen: measured (bench/bench_mlp.py's models, this
- * 2-core x86-64), int8 CSR was still 1.35x slower than dense int8 at 95 %
- * zeros on the 256-4096-256 MLP and 1.4x slower at 90 % on digits. */
+/* int8 Gemm and MatMul (MossQGemm, QLinearMatMul, MatMulInteger) take CSR
+ * only, its estimate being the float rule's times this factor (the other
+ * formats' estimates are -1). The dense int8 dot product handles 4 times
+ * more elements per vector than the float one and its weights are 4 times
+ * smaller: measured (bench/bench_mlp.py's models, this 2-core x86-64),
+ * int8 CSR was still 1.35x slower than dense int8 at 95 % zeros on the
+ * 256-4096-256 MLP and 1.4x slower at 90 % on digits. */
 #define MOSS_SPARSE_INT8_CSR_FACTOR 8.0
-/* int8 Conv (QLinearConv, ConvInteger): the sparse format the float rule
- * picks must be this many times cheaper than dense to be chosen. */
-#define MOSS_SPARSE_INT8_CONV_FACTOR 1.0
+
+/* int8 Conv (QLinearConv, ConvInteger) has estimates of its own. Its
+ * kernels, dense and sparse alike, run a whole output row per weight term,
+ * so an index costs next to nothing; measured (bench/bench_conv.py's 3x3
+ * and 1x1 layers, this 2-core x86-64), relative to one dense term: CSR
+ * 0.96-1.0 per nonzero, 4x1 3.1-3.8 per block (one input row, 4 outputs),
+ * 1x4 and 2:4 about 1 per nonzero, their stored zero slots skipped. */
+#define MOSS_SPARSE_Q8CONV_NZ 1.0    /* per nonzero: CSR, and 1x4 and 2:4 */
+#define MOSS_SPARSE_Q8CONV_BLOCK 3.5 /* per 4x1 block */
+#define MOSS_SPARSE_Q8CONV_SLOT 0.1  /* per stored zero of a 1x4 block or a 2:4 group */
 
 /* Every node that can take a sparse weight sees it as a matrix Wt of
  * |rows| outputs by |cols| reduction terms: Gemm and MatMul, B transposed
@@ -53,9 +61,12 @@ typedef struct moss_sparse_view {
 
 /* Fills |out_view| and returns 1 when |n| can take a sparse weight: a Gemm
  * (transA 0, constant 2-D B), a MatMul (constant 2-D B, A of rank >= 2) or
- * a Conv (2-D, group 1, constant W), float32; or a MossQGemm (constant
- * [N, K] w, input 3, every w_zp 0), int8 or uint8; shapes known and element
- * counts below 2^31. Returns 0 otherwise (|out_view| zeroed). */
+ * a Conv (2-D, group 1, constant W), float32; or, int8 or uint8 with every
+ * weight zero point 0, a MossQGemm (constant [N, K] w, input 3), a
+ * QLinearConv or ConvInteger (2-D, group 1) or a QLinearMatMul or
+ * MatMulInteger (constant 2-D B), with per-tensor input and output
+ * quantization (MatMulInteger: or a zero point per row of A); shapes known
+ * and element counts below 2^31. Returns 0 otherwise (|out_view| zeroed). */
 int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view);
 
 /* Wt[r, c] of a view. */
@@ -68,7 +79,7 @@ static inline float moss_sparse_at(const moss_sparse_view *v, int64_t r, int64_t
 
 /* What the pass measured on one weight. */
 typedef struct moss_sparse_stats {
-  moss_dtype dtype;    /* the weight's: f32, or i8/u8 (MossQGemm) */
+  moss_dtype dtype;    /* the weight's: f32, or i8/u8 (the integer ops) */
   int64_t rows, cols;
   int64_t nnz;         /* nonzero elements (0.0 and -0.0 are zeros) */
   int64_t nblocks4x1;  /* 4x1 blocks holding a nonzero; 0 when rows % 4 != 0 */
@@ -91,16 +102,7 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats);
  * the lower code (dense first). */
 int moss_sparse_choose(const moss_sparse_stats *s);
 
-/* The auto rule for an int8 weight: Conv (QLinearConv, ConvInteger) takes
- * the format moss_sparse_choose picks when it is
- * MOSS_SPARSE_INT8_CONV_FACTOR times cheaper than dense; Gemm and MatMul
- * (MossQGemm, QLinearMatMul, MatMulInteger) take CSR when it is
- * MOSS_SPARSE_INT8_CSR_FACTOR times cheaper; else dense. */
-int moss_sparse_choose_int8(const moss_node *n, const moss_sparse_stats *s);
-
-/* Sets n->sparse on every node that can take a sparse weight (float32
- * only for now: the int8 kernels are not written, so a MossQGemm is
- * measured, and reported, but stays dense). The
+/* Sets n->sparse on every node that can take a sparse weight. The
  * environment variable MOSS_SPARSE selects the mode: "auto" (default, the
  * cost rule), "off" (all dense), "csr" (CSR wherever possible), "block" or
  * "block4x1" (4x1 blocks wherever the rows allow, else CSR), "block1x4"

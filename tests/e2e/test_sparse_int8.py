@@ -22,8 +22,11 @@ block1x4, 2:4 and auto and run with `moss run` on the same inputs. Checks:
   - the int32 outputs equal numpy's exactly and the 8-bit ones are within
     1 LSB of numpy's float requantization of the exact integer sums;
   - the C took the format the mode asks for (the "sparse <fmt>" comment):
-    forced formats where the weight allows them for Conv, CSR for MatMul;
-  - the --report JSON names the same format for each layer."""
+    forced formats where the weight allows them for Conv, CSR for MatMul,
+    and under auto the cheapest by docs/sparse.md's int8 estimates,
+    recomputed here from the weights;
+  - the --report JSON names the same format for each layer, and the same
+    estimates."""
 import json
 import os
 import re
@@ -109,6 +112,29 @@ def possible(wt):
     if all(nz[:, g:g + 4].sum(axis=1).max() <= 2 for g in range(0, c, 4)):
         ok.add("2:4")
     return ok
+
+
+def q8_costs(op, wt):
+    """docs/sparse.md's int8 estimates of each format for Wt: Conv per
+    nonzero 1, per 4x1 block 3.5, per stored zero slot (1x4, 2:4) 0.1;
+    Gemm/MatMul CSR only, the float rule's (2.5 per nonzero, 1 per row)
+    times 8. "-" where the weight cannot take the format."""
+    r, c = wt.shape
+    nz = wt != 0
+    nnz = float(nz.sum())
+    costs = {"dense": float(r * c)}
+    if not is_conv(op):
+        costs["csr"] = (2.5 * nnz + r) * 8.0
+        return costs
+    costs["csr"] = nnz
+    ok = possible(wt)
+    if "block4x1" in ok:
+        costs["block4x1"] = 3.5 * float(nz.reshape(r // 4, 4, c).any(axis=1).sum())
+    if "block1x4" in ok:
+        costs["block1x4"] = nnz + 0.1 * (4.0 * nz.reshape(r, c // 4, 4).any(axis=2).sum() - nnz)
+    if "2:4" in ok:
+        costs["2:4"] = nnz + 0.1 * (2.0 * r * ((c + 3) // 4) - nnz)
+    return costs
 
 
 def conv_acc(x, xz, w, attrs):
@@ -252,11 +278,28 @@ def main():
                     for (name, op, *_), (_, wt) in zip(LAYERS, refs):
                         f = forced[mode]
                         want[name] = f if f == "csr" or (is_conv(op) and f in possible(wt)) else "csr"
-                if want is not None and got != want:
+                if mode == "auto":  # the cheapest estimate; dense first on ties
+                    want = {}
+                    for (name, op, *_), (_, wt) in zip(LAYERS, refs):
+                        costs = q8_costs(op, wt)
+                        order = ["dense", "csr", "block4x1", "block1x4", "2:4"]
+                        best = min((costs[f], order.index(f), f) for f in costs)[2]
+                        if best != "dense":
+                            want[name] = best
+                if got != want:
                     print("FAIL %s MOSS_SPARSE=%s: formats %s, expected %s" % (tag, mode, got, want))
                     fails += 1
                 nodes = {n["name"]: n for n in report["nodes"]}
-                for name, *_ in LAYERS:
+                for (name, op, *_), (_, wt) in zip(LAYERS, refs):
+                    costs = q8_costs(op, wt)
+                    have = nodes[name].get("sparse_costs") or {}
+                    for f in ("dense", "csr", "block4x1", "block1x4", "2:4"):
+                        w_ = costs.get(f, "-")
+                        h_ = have.get(f)
+                        if (w_ == "-") != (h_ == "-") or (w_ != "-" and abs(h_ - w_) > 1e-9 * w_):
+                            print("FAIL %s MOSS_SPARSE=%s %s: report's %s estimate %s, expected %s"
+                                  % (tag, mode, name, f, h_, w_))
+                            fails += 1
                     rf = nodes[name].get("sparse_format")
                     if rf != got.get(name, "dense"):
                         print("FAIL %s MOSS_SPARSE=%s %s: report says %s, the C %s" %

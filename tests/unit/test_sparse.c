@@ -311,11 +311,10 @@ TEST(checkerboard_takes_2_4) {
 }
 
 /* MossQGemm: the int8 weight w [N 4, K 8] (input 3) is Wt as it is. With
- * every w_zp 0 the pass measures it (2 nonzeros in row 0, columns 0 and
- * 1: csr 5+4 = 9, 1x4: one block, 5+4 = 9, 4x1: two blocks, 10+1 = 11,
- * 2:4 fits: 3.5*4*2 = 28; the rule would pick csr, the lower code of the
- * tie) but keeps it dense: no int8 kernel yet. A nonzero w_zp makes a zero
- * weight a nonzero product: no view at all. */
+ * every w_zp 0 the pass measures it: 2 nonzeros in row 0, columns 0 and 1,
+ * so CSR is (2.5 * 2 + 4) * MOSS_SPARSE_INT8_CSR_FACTOR 8 = 72, above
+ * dense 32, and the block formats are -1 (int8 Gemm takes CSR only). A
+ * nonzero w_zp makes a zero weight a nonzero product: no view at all. */
 TEST(qgemm_int8_csr_forced_dense_auto) {
   moss_ctx ctx;
   moss_graph *g;
@@ -354,19 +353,23 @@ TEST(qgemm_int8_csr_forced_dense_auto) {
   ASSERT_EQ(s.rows, 4);
   ASSERT_EQ(s.cols, 8);
   ASSERT_EQ(s.nnz, 2);
-  ASSERT_NEAR(s.cost_csr, 9.0, 0.0);
-  ASSERT_NEAR(s.cost_block4x1, 11.0, 0.0);
-  ASSERT_NEAR(s.cost_block1x4, 9.0, 0.0);
-  ASSERT_NEAR(s.cost_nm24, 28.0, 0.0);
-  ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_CSR);
+  ASSERT_NEAR(s.cost_csr, 72.0, 0.0);
+  ASSERT_NEAR(s.cost_block4x1, -1.0, 0.0);
+  ASSERT_NEAR(s.cost_block1x4, -1.0, 0.0);
+  ASSERT_NEAR(s.cost_nm24, -1.0, 0.0);
+  ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_DENSE);
   ASSERT_EQ(moss_sparse_stats_compute(z, &s), 0);
-  /* int8 takes CSR when forced (the kernel is in emit_qfold.c); a nonzero
-   * weight zero point has no sparse view, so z stays dense. */
+  /* int8 takes CSR when forced; a nonzero weight zero point has no sparse
+   * view, so z stays dense. */
   setenv("MOSS_SPARSE", "csr", 1);
   ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
   ASSERT_EQ(q->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(z->sparse, MOSS_SPARSE_DENSE);
-  /* auto: CSR 9 * MOSS_SPARSE_INT8_CSR_FACTOR (8) = 72 is not below dense 32. */
+  /* Forced 4x1 blocks: not for int8 Gemm, so CSR. */
+  setenv("MOSS_SPARSE", "block", 1);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(q->sparse, MOSS_SPARSE_CSR);
+  /* auto: CSR 72 is not below dense 32. */
   setenv("MOSS_SPARSE", "auto", 1);
   ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
   ASSERT_EQ(q->sparse, MOSS_SPARSE_DENSE);
