@@ -27,16 +27,17 @@ block1x4, 2:4 and auto and run with `moss run` on the same inputs. Checks:
     recomputed here from the weights;
   - the --report JSON names the same format for each layer, and the same
     estimates."""
-import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_sparse import compile_run  # noqa: E402  (compile with --emit c and --report, run)
 
 TP = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8,
       np.dtype(np.int32): TensorProto.INT32}
@@ -227,26 +228,6 @@ def build(rng, pattern):
     return m, feeds, refs
 
 
-def compile_run(moss, d, tag, mode, nfeeds):
-    art = os.path.join(d, "art_" + tag)
-    out = os.path.join(d, "out_" + tag)
-    rep = os.path.join(d, "report_%s.json" % tag)
-    env = dict(os.environ, MOSS_SPARSE=mode)
-    subprocess.run([moss, "compile", os.path.join(d, "m.onnx"), "--emit", "c", "-o", art, "-q",
-                    "--report", rep], check=True, env=env)
-    with open(rep) as f:
-        report = json.load(f)
-    code = ""
-    for f in sorted(os.listdir(art)):
-        if f.endswith(".c"):
-            with open(os.path.join(art, f)) as fh:
-                code += fh.read()
-    args = [moss, "run", art] + [os.path.join(d, "x%d.npy" % i) for i in range(nfeeds)]
-    subprocess.run(args + ["-o", out], check=True, env=env)
-    ys = [np.load(os.path.join(out, "output_%d.npy" % i)) for i in range(nfeeds)]
-    return code, ys, report
-
-
 def main():
     moss = sys.argv[sys.argv.index("--moss") + 1]
     rng = np.random.RandomState(11)
@@ -265,7 +246,7 @@ def main():
             results = {}
             for mode in modes:
                 code, ys, report = compile_run(moss, d, "%d_%s" % (pi, mode.replace(":", "")),
-                                               mode, len(feeds))
+                                               mode, feeds)
                 got = re.findall(r"/\* node '([^']+)' \([^)]*\): weight '[^']*' as (\S+),", code)
                 got = dict(got)
                 seen.update(got.values())
