@@ -513,7 +513,7 @@ typedef struct qio {
   int requant;     /* 1: QLinear* and MossQGemm (8-bit output); 0: int32 output */
   char xz[64];     /* the input's zero point: "0", "(int32_t)x2[0]" */
   char yz[64];     /* the output's zero point */
-  char bias[64];   /* "x8[<row>]" prefix, or "" */
+  char bias[64];   /* " + x8[<row>]", or "" */
   char qm[64], qs[64]; /* the multiplier of output row "r": constant or table[r] */
 } qio;
 
@@ -558,14 +558,12 @@ static void qio_init(moss_cgen *cg, const moss_node *n, const moss_sparse_view *
  * at y0[|at|]. */
 static void qstore(moss_cgen *cg, const moss_node *n, const qio *q, const char *at,
                    const char *acc) {
-  char v[256];
   if (!q->requant) {
     moss_c_line(cg, "y0[%s] = %s;", at, acc);
     return;
   }
   moss_c_line(cg, "const int32_t v = %s + moss_requant(%s, %s, %s);", q->yz, acc, q->qm, q->qs);
-  snprintf(v, sizeof v, "v");
-  moss_c_store_clamped(cg, n, n->outputs[0]->dtype, at, v);
+  moss_c_store_clamped(cg, n, n->outputs[0]->dtype, at, "v");
 }
 
 /* Conv, int8: the output plane of one channel (of 4 for block4x1) in
