@@ -1,9 +1,14 @@
 #!/bin/sh
 # Installs, as root on Debian 12, the packages moss needs to build and test
 # that are not installed yet. Everything comes from Debian's archive.
+# Recommends are off, so every package the build or the tests use is named,
+# even where another package only recommends it: the cross compilers'
+# C libraries (libc6-dev-arm64-cross, libc6-dev-riscv64-cross) are such.
 set -eu
 pkgs="build-essential cmake pkg-config clang-14 libprotobuf-c-dev protobuf-c-compiler
-      libxml2-dev python3-onnx python3-numpy libonnx-testdata gcc-aarch64-linux-gnu"
+      libxml2-dev python3-onnx python3-numpy libonnx-testdata llvm-19-dev
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
+      qemu-user"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
