@@ -7,14 +7,26 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../compiler/kernel/kernel.h"
 #include "cgen.h"
 
-static const moss_c_emit_fn emit_table[MOSS_OP_COUNT_] = {
-    NULL,
-#define MOSS_OP(name, family, min_in, max_in, min_out, max_out) moss_c_emit_##family,
-#include "../../compiler/ir/ops.def"
-#undef MOSS_OP
-};
+#define MOSS_C_EMIT_ENTRY(f) {#f, moss_c_emit_##f},
+static const struct {
+  const char *family;
+  moss_c_emit_fn fn;
+} direct[] = {MOSS_C_DIRECT_FAMILIES(MOSS_C_EMIT_ENTRY){NULL, NULL}};
+#undef MOSS_C_EMIT_ENTRY
+
+/* The emitter of |n|: its kernel description where its family has one,
+ * else the family's direct C emitter; NULL when neither exists. */
+static moss_c_emit_fn emitter(const moss_node *n) {
+  size_t i;
+  if (n->op <= MOSS_OP_UNKNOWN_ || n->op >= MOSS_OP_COUNT_) return NULL;
+  if (moss_kernel_can_lower(n)) return moss_c_emit_kernel;
+  for (i = 0; direct[i].family; i++)
+    if (!strcmp(direct[i].family, moss_op_infos[n->op].family)) return direct[i].fn;
+  return NULL;
+}
 
 void moss_c_line(moss_cgen *cg, const char *fmt, ...) {
   va_list ap;
@@ -301,7 +313,7 @@ static moss_status emit_node(moss_cgen *cg, moss_buf *fn, const moss_node *n) {
   moss_buf_init(&body, cg->ctx);
   cg->out = &body;
   cg->indent = 0;
-  st = emit_table[n->op](cg, n);
+  st = emitter(n)(cg, n);
   cg->out = saved;
   if (st != MOSS_OK) {
     moss_buf_deinit(&body);
@@ -372,7 +384,7 @@ static void dims_text(moss_buf *b, const moss_value *v) {
 }
 
 int moss_c_can_emit(const moss_node *n) {
-  return n->op != MOSS_OP_UNKNOWN_ && emit_table[n->op] != NULL;
+  return emitter(n) != NULL;
 }
 
 moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,
@@ -440,6 +452,10 @@ moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefi
   cg.prefix = p;
   cg.emitted = moss_alloc(ctx, (size_t)g->nvalues + 1);
   if (!cg.emitted) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "C backend");
+  if (moss_arena_create(ctx->alloc, 1 << 16, &cg.karena) != MOSS_OK) {
+    moss_free(ctx, cg.emitted, (size_t)g->nvalues + 1);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "C backend");
+  }
   moss_buf_init(&fn, ctx);
   moss_buf_init(&decls, ctx);
   moss_buf_init(&file, ctx);
@@ -614,6 +630,7 @@ moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefi
   }
 done:
   moss_free(ctx, cg.emitted, (size_t)g->nvalues + 1);
+  moss_arena_destroy(cg.karena);
   moss_buf_deinit(&fn);
   moss_buf_deinit(&decls);
   moss_buf_deinit(&file);

@@ -17,6 +17,7 @@ typedef struct moss_cgen {
   int uid;              /* counter for unique local names */
   unsigned char *emitted; /* per value id: weight array already defined */
   moss_buf *wfile;      /* large models: the weights go to <name>_weights.c */
+  moss_arena *karena;   /* the current node's kernel description (reset per node) */
 } moss_cgen;
 
 /* Above this many bytes of weights, they go to their own <name>_weights.c
@@ -31,9 +32,36 @@ typedef struct moss_cgen {
  * read at compile time through n->inputs[i]->data. */
 typedef moss_status (*moss_c_emit_fn)(moss_cgen *cg, const moss_node *n);
 
-#define MOSS_FAMILY(f) moss_status moss_c_emit_##f(moss_cgen *cg, const moss_node *n);
-#include "../../compiler/ops/families.def"
-#undef MOSS_FAMILY
+/* The families (one line each) whose nodes, or some of them, are still
+ * printed as C directly, until they move to a lowering
+ * (compiler/kernel/lower.h): their emitters, emit_<family>.c. A node its
+ * family's lowering takes is printed from its kernel description. */
+#define MOSS_C_DIRECT_FAMILIES(X) \
+  X(variadic)                     \
+  X(cast)                         \
+  X(conv)                         \
+  X(matmul)                       \
+  X(einsum)                       \
+  X(pool)                         \
+  X(norm)                         \
+  X(reduce)                       \
+  X(softmax)                      \
+  X(topk)                         \
+  X(view)                         \
+  X(movement)                     \
+  X(gather)                       \
+  X(generator)                    \
+  X(resize)                       \
+  X(loss)                         \
+  X(quant)                        \
+  X(qfold)                        \
+  /* end */
+#define MOSS_C_EMIT_DECL(f) moss_status moss_c_emit_##f(moss_cgen *cg, const moss_node *n);
+MOSS_C_DIRECT_FAMILIES(MOSS_C_EMIT_DECL)
+#undef MOSS_C_EMIT_DECL
+
+/* Prints |n|'s kernel description (kprint.c) as the body of its block. */
+moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n);
 
 /* Writes one line of code into the node's block at the current indent. */
 void moss_c_line(moss_cgen *cg, const char *fmt, ...)

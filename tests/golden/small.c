@@ -28,7 +28,7 @@ int small_run_v(const void *const *in, void *const *out, void *arena) {
     float *y0 = (float *)(a + 0);
     for (long i0 = 0; i0 < 2; i0++) {
       for (long i1 = 0; i1 < 3; i1++) {
-        const float a = x0[i1 + i0 * 3], b = x1[i1]; y0[i1 + i0 * 3] = (float)(a * b);
+        y0[i1 + (i0 * 3)] = x0[i1 + (i0 * 3)] * x1[i1];
       }
     }
   }
@@ -37,8 +37,7 @@ int small_run_v(const void *const *in, void *const *out, void *arena) {
     const float *x0 = (float *)(a + 0);
     float *y0 = (float *)(a + 64);
     for (long i = 0; i < 6; i++) {
-      const float v = x0[i];
-      y0[i] = (float)(1.0f / (1.0f + expf(-v)));
+      y0[i] = 1.0f / (1.0f + expf((-x0[i])));
     }
   }
   /* node 2 'flat' (Reshape): float32[2,3] a+64, int64[1] const -> float32[6] a+64 */
@@ -51,7 +50,7 @@ int small_run_v(const void *const *in, void *const *out, void *arena) {
     const float *x1 = (float *)(a + 64);
     float *y0 = (float *)out[0];
     for (long i = 0; i < 6; i++) {
-      const float a = x0[i], b = x1[i]; y0[i] = (float)(a + b);
+      y0[i] = x0[i] + x1[i];
     }
   }
   return 0;

@@ -745,7 +745,7 @@ TEST(shipped_codegen_facts) {
 TEST(shipped_targets_load) {
   static const char *const names[] = {
       "c99",          "host",       "x86_64-avx2",      "x86_64-avx512",
-      "rpi4",         "rpi5",       "jetson-orin-nano", "jetson-agx-orin",
+      "rpi4",         "rpi5",       "riscv64-rvv", "jetson-orin-nano", "jetson-agx-orin",
       "opencl-gpu",   "vulkan-gpu", "npu-systolic",     "cortex-m7"};
   const int count = (int)(sizeof names / sizeof names[0]);
   const char *dir = getenv("MOSS_TARGETS_DIR");

@@ -1,0 +1,410 @@
+/* kprint.c - the C backend's printer of kernel descriptions
+ * (compiler/kernel/kernel.h): a node's kernel becomes the body of its block
+ * in <name>_run(). Inputs and outputs keep the framework's names x<i> and
+ * y<i>; constant tables become file-scope static const arrays; private
+ * arrays and variables are block locals. Expressions are printed with the
+ * casts that make C's arithmetic the description's: narrow integer results
+ * are wrapped back to their type, integer division by zero gives 0.
+ * Vector values are printed lane by lane (C99 has no vector types): a
+ * vector variable is an array, and each vector statement a loop over its
+ * lanes, which gcc and clang vectorize again. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../../compiler/kernel/kernel.h"
+#include "cgen.h"
+
+typedef struct printer {
+  moss_cgen *cg;
+  const moss_kernel *k;
+  char (*vname)[40]; /* per variable: its C name */
+  char (*bname)[48]; /* per buffer: its C name */
+  moss_buf *e;       /* the expression being printed */
+  int lane;          /* printing a vector statement: lane index in `l_` */
+  moss_status st;
+} printer;
+
+static const char *ctype(moss_dtype dt) { return moss_dtype_ctype(dt); }
+
+static int narrow(moss_dtype dt) {
+  return dt == MOSS_DT_I8 || dt == MOSS_DT_U8 || dt == MOSS_DT_I16 || dt == MOSS_DT_U16 ||
+         dt == MOSS_DT_BOOL;
+}
+
+static void expr(printer *p, const moss_kx *x);
+
+/* |x| as an operand: in parentheses unless it is a primary expression
+ * (or already printed in parentheses). */
+static void sub(printer *p, const moss_kx *x) {
+  int bare = x->op == MOSS_KX_VAR || x->op == MOSS_KX_LOAD || x->op == MOSS_KX_LOAD_OR ||
+             x->op == MOSS_KX_HSUM || x->op == MOSS_KX_MIN || x->op == MOSS_KX_MAX ||
+             x->op == MOSS_KX_SELECT || (x->op == MOSS_KX_CALL && x->fn != MOSS_KFN_SAT) ||
+             (x->op == MOSS_KX_CONST && (moss_dtype_is_float(x->dt) ? x->f >= 0 : x->i >= 0));
+  if (x->op == MOSS_KX_SPLAT) {
+    sub(p, x->a[0]);
+    return;
+  }
+  if (!bare) moss_buf_printf(p->e, "(");
+  expr(p, x);
+  if (!bare) moss_buf_printf(p->e, ")");
+}
+
+static void int_const(printer *p, moss_dtype dt, int64_t v) {
+  char t[64];
+  if (dt == MOSS_DT_I64 && v > -2147483647 && v < 2147483647) /* index arithmetic: plain */
+    moss_buf_printf(p->e, "%lld", (long long)v);
+  else if (narrow(dt))
+    moss_buf_printf(p->e, "%lld", (long long)v);
+  else
+    moss_buf_printf(p->e, "%s", moss_c_lit_i64(dt, v, t, sizeof t));
+}
+
+static const char *infix(moss_kx_op op) {
+  switch (op) {
+  case MOSS_KX_ADD: return "+";
+  case MOSS_KX_SUB: return "-";
+  case MOSS_KX_MUL: return "*";
+  case MOSS_KX_BAND: return "&";
+  case MOSS_KX_BOR: return "|";
+  case MOSS_KX_BXOR: return "^";
+  case MOSS_KX_SHL: return "<<";
+  case MOSS_KX_SHR: return ">>";
+  case MOSS_KX_LAND: return "&&";
+  case MOSS_KX_LOR: return "||";
+  case MOSS_KX_EQ: return "==";
+  case MOSS_KX_NE: return "!=";
+  case MOSS_KX_LT: return "<";
+  case MOSS_KX_LE: return "<=";
+  case MOSS_KX_GT: return ">";
+  case MOSS_KX_GE: return ">=";
+  default: return NULL;
+  }
+}
+
+static void call(printer *p, const moss_kx *x) {
+  const char *suffix = x->dt == MOSS_DT_F32 ? "f" : "";
+  int i;
+  switch (x->fn) {
+  case MOSS_KFN_ISNAN: case MOSS_KFN_ISINF:
+    moss_buf_printf(p->e, "%s(", moss_kfn_name(x->fn));
+    expr(p, x->a[0]);
+    moss_buf_printf(p->e, ")");
+    return;
+  case MOSS_KFN_ABS:
+    if (moss_dtype_is_float(x->dt)) break;
+    moss_buf_printf(p->e, "(%s)(", ctype(x->dt));
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " < 0 ? -");
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " : ");
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, ")");
+    return;
+  case MOSS_KFN_SAT: {
+    int64_t lo = 0, hi = 0;
+    switch (x->dt) {
+    case MOSS_DT_I8: lo = -128, hi = 127; break;
+    case MOSS_DT_U8: hi = 255; break;
+    case MOSS_DT_I16: lo = -32768, hi = 32767; break;
+    case MOSS_DT_U16: hi = 65535; break;
+    case MOSS_DT_I32: lo = -2147483647 - 1, hi = 2147483647; break;
+    case MOSS_DT_U32: hi = 4294967295; break;
+    default: /* 64-bit targets: a conversion */
+      moss_buf_printf(p->e, "(%s)", ctype(x->dt));
+      sub(p, x->a[0]);
+      return;
+    }
+    moss_buf_printf(p->e, "(%s)(", ctype(x->dt));
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " < %lld ? %lld : ", (long long)lo, (long long)lo);
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " > %lld ? %lld : ", (long long)hi, (long long)hi);
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, ")");
+    return;
+  }
+  case MOSS_KFN_REQUANT:
+    moss_c_need_requant(p->cg);
+    moss_buf_printf(p->e, "moss_requant(");
+    expr(p, x->a[0]);
+    moss_buf_printf(p->e, ", ");
+    expr(p, x->a[1]);
+    moss_buf_printf(p->e, ", ");
+    expr(p, x->a[2]);
+    moss_buf_printf(p->e, ")");
+    return;
+  default: break;
+  }
+  moss_buf_printf(p->e, "%s%s(", moss_kfn_name(x->fn), suffix);
+  for (i = 0; i < x->nargs; i++) {
+    if (i) moss_buf_printf(p->e, ", ");
+    expr(p, x->a[i]);
+  }
+  moss_buf_printf(p->e, ")");
+}
+
+static void expr(printer *p, const moss_kx *x) {
+  const char *op = infix(x->op);
+  char t[64];
+  switch (x->op) {
+  case MOSS_KX_CONST:
+    if (moss_dtype_is_float(x->dt)) moss_buf_printf(p->e, "%s", moss_c_lit_f64(x->dt, x->f, t, sizeof t));
+    else int_const(p, x->dt, x->i);
+    return;
+  case MOSS_KX_VAR:
+    moss_buf_printf(p->e, "%s", p->vname[x->var]);
+    if (x->lanes > 1) moss_buf_printf(p->e, "[l_]");
+    return;
+  case MOSS_KX_LOAD:
+    moss_buf_printf(p->e, "%s[", p->bname[x->buf]);
+    expr(p, x->a[0]);
+    moss_buf_printf(p->e, x->lanes > 1 ? " + l_]" : "]");
+    return;
+  case MOSS_KX_LOAD_OR:
+    moss_buf_printf(p->e, "(");
+    expr(p, x->a[1]);
+    moss_buf_printf(p->e, " ? %s[", p->bname[x->buf]);
+    expr(p, x->a[0]);
+    moss_buf_printf(p->e, "] : ");
+    expr(p, x->a[2]);
+    moss_buf_printf(p->e, ")");
+    return;
+  case MOSS_KX_CAST:
+    if (x->dt == MOSS_DT_BOOL) {
+      moss_buf_printf(p->e, "(uint8_t)(");
+      sub(p, x->a[0]);
+      moss_buf_printf(p->e, " != 0)");
+    } else {
+      moss_buf_printf(p->e, "(%s)", x->dt == MOSS_DT_I64 ? "int64_t" : ctype(x->dt));
+      sub(p, x->a[0]);
+    }
+    return;
+  case MOSS_KX_SPLAT: expr(p, x->a[0]); return;
+  case MOSS_KX_HSUM: {
+    int l;
+    if (x->a[0]->op != MOSS_KX_VAR) {
+      if (p->st == MOSS_OK)
+        p->st = moss_fail(p->cg->ctx, MOSS_E_INTERNAL, p->k->node,
+                          "C backend: hsum of an expression that is not a vector variable");
+      return;
+    }
+    moss_buf_printf(p->e, "(");
+    for (l = 0; l < x->a[0]->lanes; l++)
+      moss_buf_printf(p->e, "%s%s[%d]", l ? " + " : "", p->vname[x->a[0]->var], l);
+    moss_buf_printf(p->e, ")");
+    return;
+  }
+  case MOSS_KX_NEG: case MOSS_KX_BNOT:
+    if (narrow(x->dt)) moss_buf_printf(p->e, "(%s)", ctype(x->dt));
+    moss_buf_printf(p->e, "(%s", x->op == MOSS_KX_NEG ? "-" : "~");
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, ")");
+    return;
+  case MOSS_KX_NOT:
+    moss_buf_printf(p->e, "!");
+    sub(p, x->a[0]);
+    return;
+  case MOSS_KX_DIV: case MOSS_KX_REM:
+    if (moss_dtype_is_float(x->dt)) {
+      sub(p, x->a[0]);
+      moss_buf_printf(p->e, " / ");
+      sub(p, x->a[1]);
+      return;
+    }
+    moss_buf_printf(p->e, "(%s)(", ctype(x->dt));
+    sub(p, x->a[1]);
+    moss_buf_printf(p->e, " ? ");
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " %s ", x->op == MOSS_KX_DIV ? "/" : "%");
+    sub(p, x->a[1]);
+    moss_buf_printf(p->e, " : 0)");
+    return;
+  case MOSS_KX_MIN: case MOSS_KX_MAX:
+    moss_buf_printf(p->e, "(");
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " %s ", x->op == MOSS_KX_MIN ? "<" : ">");
+    sub(p, x->a[1]);
+    moss_buf_printf(p->e, " ? ");
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " : ");
+    sub(p, x->a[1]);
+    moss_buf_printf(p->e, ")");
+    return;
+  case MOSS_KX_SELECT:
+    moss_buf_printf(p->e, "(");
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " ? ");
+    sub(p, x->a[1]);
+    moss_buf_printf(p->e, " : ");
+    sub(p, x->a[2]);
+    moss_buf_printf(p->e, ")");
+    return;
+  case MOSS_KX_CALL: call(p, x); return;
+  default: break;
+  }
+  if (!op) {
+    if (p->st == MOSS_OK)
+      p->st = moss_fail(p->cg->ctx, MOSS_E_INTERNAL, p->k->node, "C backend: kernel operator %s",
+                        moss_kx_op_name(x->op));
+    return;
+  }
+  /* Narrow integer arithmetic happens in int after C's promotions: wrap
+   * the result back into the type, as the description defines it. */
+  if (narrow(x->dt) && (x->op == MOSS_KX_ADD || x->op == MOSS_KX_SUB || x->op == MOSS_KX_MUL ||
+                        x->op == MOSS_KX_SHL)) {
+    moss_buf_printf(p->e, "(%s)(", ctype(x->dt));
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " %s ", op);
+    sub(p, x->a[1]);
+    moss_buf_printf(p->e, ")");
+    return;
+  }
+  sub(p, x->a[0]);
+  moss_buf_printf(p->e, " %s ", op);
+  sub(p, x->a[1]);
+}
+
+/* The text of |x| (a scratch buffer owned by the printer). */
+static const char *text(printer *p, const moss_kx *x) {
+  p->e->len = 0;
+  if (p->e->data) p->e->data[0] = 0;
+  expr(p, x);
+  if (p->e->failed && p->st == MOSS_OK) p->st = moss_fail(p->cg->ctx, MOSS_E_NOMEM, NULL, "C backend");
+  return p->e->data ? p->e->data : "";
+}
+
+static void stmts(printer *p, const moss_kstmt *s) {
+  const moss_kernel *k = p->k;
+  for (; s && p->st == MOSS_OK; s = s->next) {
+    switch (s->kind) {
+    case MOSS_KS_LOOP: {
+      const char *v = p->vname[s->var];
+      char lo[256], hi[256];
+      snprintf(lo, sizeof lo, "%s", text(p, s->lo));
+      snprintf(hi, sizeof hi, "%s", text(p, s->hi));
+      if (s->step == 1)
+        moss_c_open(p->cg, "for (long %s = %s; %s < %s; %s++)", v, lo, v, hi, v);
+      else
+        moss_c_open(p->cg, "for (long %s = %s; %s < %s; %s += %lld)", v, lo, v, hi, v, (long long)s->step);
+      stmts(p, s->body);
+      moss_c_close(p->cg);
+      break;
+    }
+    case MOSS_KS_STORE: {
+      char idx[512];
+      snprintf(idx, sizeof idx, "%s", text(p, s->index));
+      if (s->value->lanes > 1) {
+        moss_c_open(p->cg, "for (int l_ = 0; l_ < %d; l_++)", s->value->lanes);
+        moss_c_line(p->cg, "%s[%s + l_] = %s;", p->bname[s->buf], idx, text(p, s->value));
+        moss_c_close(p->cg);
+      } else {
+        moss_c_line(p->cg, "%s[%s] = %s;", p->bname[s->buf], idx, text(p, s->value));
+      }
+      break;
+    }
+    case MOSS_KS_LET: case MOSS_KS_SET: {
+      const moss_kvar *v = &k->vars[s->var];
+      const char *ct = v->dt == MOSS_DT_I64 ? "int64_t" : ctype(v->dt);
+      if (v->lanes > 1) {
+        if (s->kind == MOSS_KS_LET) moss_c_line(p->cg, "%s %s[%d];", ct, p->vname[s->var], v->lanes);
+        moss_c_open(p->cg, "for (int l_ = 0; l_ < %d; l_++)", v->lanes);
+        moss_c_line(p->cg, "%s[l_] = %s;", p->vname[s->var], text(p, s->value));
+        moss_c_close(p->cg);
+      } else if (s->kind == MOSS_KS_LET) {
+        moss_c_line(p->cg, "%s %s = %s;", ct, p->vname[s->var], text(p, s->value));
+      } else {
+        moss_c_line(p->cg, "%s = %s;", p->vname[s->var], text(p, s->value));
+      }
+      break;
+    }
+    case MOSS_KS_IF:
+      moss_c_open(p->cg, "if (%s)", text(p, s->cond));
+      stmts(p, s->body);
+      if (s->orelse) {
+        p->cg->indent--;
+        moss_c_line(p->cg, "} else {");
+        p->cg->indent++;
+        stmts(p, s->orelse);
+      }
+      moss_c_close(p->cg);
+      break;
+    case MOSS_KS_COMMENT: moss_c_line(p->cg, "/* %s */", s->text); break;
+    }
+  }
+}
+
+/* Unique C names: the description's, with a suffix where one repeats. */
+static void names(printer *p) {
+  const moss_kernel *k = p->k;
+  int i, j;
+  for (i = 0; i < k->nvars; i++) {
+    int dup = 0;
+    for (j = 0; j < i; j++) dup += !strcmp(k->vars[j].name, k->vars[i].name);
+    if (dup) snprintf(p->vname[i], sizeof p->vname[i], "%s_%d", k->vars[i].name, dup);
+    else snprintf(p->vname[i], sizeof p->vname[i], "%s", k->vars[i].name);
+  }
+  for (i = 0; i < k->nbufs; i++) {
+    const moss_kbuf *bf = &k->bufs[i];
+    if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT)
+      snprintf(p->bname[i], sizeof p->bname[i], "%c%d", bf->kind == MOSS_KB_INPUT ? 'x' : 'y', bf->index);
+    else if (bf->kind == MOSS_KB_TABLE)
+      snprintf(p->bname[i], sizeof p->bname[i], "t%d_%d", k->node->id, i);
+    else
+      snprintf(p->bname[i], sizeof p->bname[i], "%s_%d", bf->name, i);
+  }
+}
+
+/* The file-scope arrays of the kernel's tables. */
+static void tables(printer *p) {
+  const moss_kernel *k = p->k;
+  int i;
+  int64_t j;
+  char lit[64];
+  for (i = 0; i < k->nbufs; i++) {
+    const moss_kbuf *bf = &k->bufs[i];
+    moss_value v;
+    if (bf->kind != MOSS_KB_TABLE) continue;
+    memset(&v, 0, sizeof v);
+    v.dtype = bf->dt;
+    v.data = (void *)bf->data;
+    moss_buf_printf(p->cg->decls, "/* node %d '%s': %s */\nstatic const %s %s[%lld] MOSS_ALIGNED = {",
+                    k->node->id, k->node->name, bf->name, ctype(bf->dt), p->bname[i],
+                    (long long)(bf->numel > 0 ? bf->numel : 1));
+    if (bf->numel <= 0) moss_buf_printf(p->cg->decls, "0");
+    for (j = 0; j < bf->numel; j++) {
+      if (j % 8 == 0) moss_buf_printf(p->cg->decls, "\n ");
+      moss_buf_printf(p->cg->decls, " %s%s", moss_c_lit_elem(&v, j, lit, sizeof lit),
+                      j + 1 < bf->numel ? "," : "");
+    }
+    moss_buf_printf(p->cg->decls, "\n};\n\n");
+  }
+}
+
+moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
+  moss_kernel *k;
+  printer p;
+  moss_buf e;
+  int i;
+  size_t vbytes, bbytes;
+  moss_arena_reset(cg->karena);
+  MOSS_TRY(moss_kernel_lower(cg->ctx, cg->karena, n, &k));
+  memset(&p, 0, sizeof p);
+  p.cg = cg;
+  p.k = k;
+  vbytes = sizeof *p.vname * (size_t)(k->nvars + 1);
+  bbytes = sizeof *p.bname * (size_t)(k->nbufs + 1);
+  p.vname = moss_arena_alloc(cg->karena, vbytes, 16);
+  p.bname = moss_arena_alloc(cg->karena, bbytes, 16);
+  if (!p.vname || !p.bname) return moss_fail(cg->ctx, MOSS_E_NOMEM, n, "C backend");
+  names(&p);
+  tables(&p);
+  for (i = 0; i < k->nbufs; i++)
+    if (k->bufs[i].kind == MOSS_KB_LOCAL)
+      moss_c_line(cg, "%s %s[%lld];", ctype(k->bufs[i].dt), p.bname[i],
+                  (long long)(k->bufs[i].numel > 0 ? k->bufs[i].numel : 1));
+  moss_buf_init(&e, cg->ctx);
+  p.e = &e;
+  stmts(&p, k->body);
+  moss_buf_deinit(&e);
+  return p.st;
+}

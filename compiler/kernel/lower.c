@@ -1,0 +1,40 @@
+/* lower.c - from a node to its kernel description: the family table built
+ * from ops.def and the families listed in lower.h. */
+#include <string.h>
+
+#include "lower.h"
+
+#define MOSS_LOWER_FAMILY_ENTRY(f, takes) {#f, moss_lower_##f, takes},
+static const struct {
+  const char *family;
+  moss_lower_fn fn;
+  int (*takes)(const moss_node *n);
+} families[] = {MOSS_LOWERED_FAMILIES(MOSS_LOWER_FAMILY_ENTRY){NULL, NULL, NULL}};
+#undef MOSS_LOWER_FAMILY_ENTRY
+
+static moss_lower_fn find(const moss_node *n) {
+  size_t i;
+  if (n->op <= MOSS_OP_UNKNOWN_ || n->op >= MOSS_OP_COUNT_) return NULL;
+  for (i = 0; families[i].family; i++)
+    if (!strcmp(families[i].family, moss_op_infos[n->op].family))
+      return !families[i].takes || families[i].takes(n) ? families[i].fn : NULL;
+  return NULL;
+}
+
+int moss_kernel_can_lower(const moss_node *n) { return find(n) != NULL; }
+
+moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node *n,
+                              moss_kernel **out_kernel) {
+  moss_lower_fn fn = find(n);
+  moss_kb b;
+  moss_status st;
+  *out_kernel = NULL;
+  if (!fn)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "no kernel description for the %s family yet",
+                     n->op > MOSS_OP_UNKNOWN_ && n->op < MOSS_OP_COUNT_ ? moss_op_infos[n->op].family
+                                                                      : "unknown");
+  MOSS_TRY(moss_kb_init(&b, ctx, arena, n));
+  st = fn(&b, n);
+  if (st != MOSS_OK && b.st == MOSS_OK) return st;
+  return moss_kb_finish(&b, out_kernel);
+}
