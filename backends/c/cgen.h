@@ -132,6 +132,13 @@ moss_status moss_c_emit_qavgpool(moss_cgen *cg, const moss_node *n);
 moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,
                         const char *source_hash, const char *target_name);
 
+/* The generated header <prefix>.h of the standalone form and the
+ * manifest `moss run` reads (|extra|: one more line, may be NULL), for
+ * backends that write the same interface (the LLVM backend's --emit obj). */
+void moss_c_header_emit(const moss_graph *g, const char *prefix, const char *src_name,
+                        const char *source_hash, const char *target_name, moss_buf *out);
+void moss_c_manifest_emit(const moss_graph *g, const char *prefix, const char *extra, moss_buf *out);
+
 /* |src| as a C identifier: other characters become '_', and an 'm' goes
  * first when it does not start with a letter or '_'. */
 void moss_c_identifier(char *dst, size_t cap, const char *src);

@@ -23,4 +23,9 @@ typedef struct moss_emit_args {
 /* Writes the .moss bundle (emit_bundle.c). */
 moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a);
 
+/* Writes <dir>/<name>.o (the LLVM backend's native code for device |host|),
+ * <name>.h and <name>.manifest (emit_obj.c). */
+moss_status moss_emit_object(moss_ctx *ctx, moss_graph *g, const moss_target *t, int host,
+                             const char *name, const char *dir, const char *source_hash, int verbose);
+
 #endif

@@ -18,7 +18,7 @@ static void print_diag(void *user, moss_status code, const char *msg) {
 
 static const char usage[] =
     "usage:\n"
-    "  moss compile MODEL.onnx [--target NAME|FILE.xml] [--emit bundle|c] [-o OUT] [--name NAME]\n"
+    "  moss compile MODEL.onnx [--target NAME|FILE.xml] [--emit bundle|c|obj] [-o OUT] [--name NAME]\n"
     "               [--input-shape NAME=1x3x224x224 ...] [--constant NAME=FILE ...]\n"
     "               [--explain] [--report FILE.json|.csv|.html] [--grid-intensity G]\n"
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R|nm:N:M]\n"
@@ -38,7 +38,9 @@ static const char usage[] =
     "    --emit bundle (default): a .moss bundle for libmossrt (OUT defaults to <name>.moss);\n"
     "      the CPU code is the C backend's, built with $CC for the target's CPU;\n"
     "    --emit c: standalone C99 (OUT/<name>.h, <name>.c, <name>.manifest; OUT defaults to\n"
-    "      <name>.moss.d), the default for bare-metal targets such as cortex-m7.\n"
+    "      <name>.moss.d), the default for bare-metal targets such as cortex-m7;\n"
+    "    --emit obj: native code from the LLVM backend for the target's CPU, no C compiler\n"
+    "      (OUT/<name>.o, the same <name>.h, <name>.manifest; link the .o into your program).\n"
     "  --explain prints each node's device and why, and every transfer between devices.\n"
     "  --grid-intensity G: grid carbon intensity in gCO2e/kWh for the report; without it the\n"
     "  world average 475 is used and flagged as a fallback.\n"

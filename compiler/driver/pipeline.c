@@ -217,10 +217,8 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
                        "--dump-after=%s: no such pass (import, check, infer, bn-fold, fuse, quantize, "
                        "qdq, fold, dce, sparse, all)", opts->dump_after);
   }
-  if (emit && strcmp(emit, "c") && strcmp(emit, "bundle"))
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
-                     "--emit %s: this build emits 'bundle' or 'c' (obj comes with the LLVM backend)",
-                     emit);
+  if (emit && strcmp(emit, "c") && strcmp(emit, "bundle") && strcmp(emit, "obj"))
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--emit %s: moss emits 'bundle', 'c' or 'obj'", emit);
   if (opts->prune) {
     moss_prune_spec ps;
     MOSS_TRY(moss_prune_parse(ctx, opts->prune, &ps)); /* a bad spec fails before any work */
@@ -305,20 +303,24 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   if (st != MOSS_OK) goto done;
   moss_c_identifier(ident, sizeof ident, name);
   if (!out) {
-    snprintf(outbuf, sizeof outbuf, "%s%s", name, strcmp(emit, "c") ? ".moss" : ".moss.d");
+    snprintf(outbuf, sizeof outbuf, "%s%s", name, !strcmp(emit, "bundle") ? ".moss" : ".moss.d");
     out = outbuf;
   }
-  if (!strcmp(emit, "c")) {
+  if (strcmp(emit, "bundle")) {
     for (i = 0; i < (size_t)g->nnodes; i++)
       if (g->nodes[i]->device != host) {
         st = moss_fail(ctx, MOSS_E_TARGET, g->nodes[i],
-                       "--emit c writes CPU code only, and target '%s' puts this node on device "
-                       "'%s'; emit a bundle instead (see --explain)",
+                       "--emit %s writes CPU code only, and target '%s' puts this node on device "
+                       "'%s'; emit a bundle instead (see --explain)", emit,
                        moss_target_name(target), moss_target_device_id(target, g->nodes[i]->device));
         goto done;
       }
-    mkdir(out, 0777);
-    st = moss_c_emit(ctx, g, name, out, hash, moss_target_name(target));
+    if (!strcmp(emit, "obj")) {
+      st = moss_emit_object(ctx, g, target, host, name, out, hash, opts->verbose);
+    } else {
+      mkdir(out, 0777);
+      st = moss_c_emit(ctx, g, name, out, hash, moss_target_name(target));
+    }
   } else {
     moss_emit_args a;
     st = moss_report_json(ctx, cost, &json);
@@ -338,7 +340,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   }
   if (st == MOSS_OK && opts->verbose)
     fprintf(stderr, "moss: %s: %d nodes, arena %lld bytes, target %s -> %s%s\n", opts->model,
-            g->nnodes, (long long)arena, moss_target_name(target), out, strcmp(emit, "c") ? "" : "/");
+            g->nnodes, (long long)arena, moss_target_name(target), out, strcmp(emit, "bundle") ? "/" : "");
 done:
   if (cost) {
     if (opts->cost_out && st == MOSS_OK) *opts->cost_out = cost;

@@ -16,6 +16,7 @@
 
 #include "driver.h"
 #include "mossrt.h"
+#include "../../runtime/src/cpu/imports.h"
 
 typedef struct io_desc {
   int index;
@@ -27,6 +28,7 @@ typedef struct io_desc {
 
 typedef struct manifest {
   char name[128];
+  char object[128]; /* --emit obj: the object file; "" for C sources */
   int64_t arena;
   int nin, nout;
   io_desc in[64], out[64];
@@ -66,6 +68,7 @@ static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
     long long v;
     line[strcspn(line, "\n")] = 0;
     if (sscanf(line, "name %127s", m->name) == 1) continue;
+    if (sscanf(line, "object %127s", m->object) == 1) continue;
     if (sscanf(line, "arena %lld", &v) == 1) {
       m->arena = v;
       continue;
@@ -175,6 +178,7 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   manifest *m;
   char so[4096];
   void *lib = NULL, *arena = NULL;
+  mossrt_elf_image *image = NULL;
   int (*run)(const void *const *, void *const *, void *) = NULL;
   const void *ins[64];
   void *outs[64];
@@ -277,6 +281,31 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "arena of %lld bytes", (long long)m->arena);
     goto done;
   }
+  if (m->object[0]) { /* native code: through libmossrt's loader, no compiler */
+    char path[4096], sym[160], err[256];
+    size_t nimp;
+    const mossrt_elf_import *imp = mossrt_cpu_imports(&nimp);
+    uint8_t *bytes;
+    size_t nbytes;
+    mossrt_status rs;
+    snprintf(path, sizeof path, "%s/%s", opts->artifact, m->object);
+    st = moss_file_read(ctx, path, &bytes, &nbytes);
+    if (st != MOSS_OK) goto done;
+    rs = mossrt_elf_load(bytes, nbytes, imp, nimp, &image, err, sizeof err);
+    moss_free(ctx, bytes, nbytes + 1);
+    if (rs != MOSSRT_OK) {
+      st = moss_fail(ctx, rs == MOSSRT_E_NOMEM ? MOSS_E_NOMEM : MOSS_E_IO, NULL, "cannot load '%s': %s",
+                     path, err);
+      goto done;
+    }
+    snprintf(sym, sizeof sym, "%s_run_v", m->name);
+    *(void **)&run = mossrt_elf_find(image, sym);
+    if (!run) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "'%s' has no symbol %s", path, sym);
+      goto done;
+    }
+    goto execute;
+  }
   st = build(ctx, opts->artifact, m->name, so, sizeof so);
   if (st != MOSS_OK) goto done;
   lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
@@ -328,6 +357,7 @@ execute:
 done:
   if (times) moss_free(ctx, times, sizeof(double) * (size_t)iters);
   if (lib) dlclose(lib);
+  mossrt_elf_unload(image);
   if (session) mossrt_session_destroy(session);
   if (bundle) mossrt_close(bundle);
   if (scratch) moss_graph_destroy(ctx, scratch);

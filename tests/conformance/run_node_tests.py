@@ -32,6 +32,7 @@ from onnx import numpy_helper
 DATA = "/usr/share/libonnx-testdata/data/node"
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXPECTED = os.path.join(HERE, "expected.txt")
+EXPECTED_LLVM = os.path.join(HERE, "expected-llvm.txt")
 ATOL, RTOL = 1e-5, 1e-4
 
 
@@ -183,11 +184,14 @@ def main():
     ap.add_argument("--only", default="", help="run tests whose name contains this")
     ap.add_argument("-j", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
-    ap.add_argument("--emit", default="bundle", choices=["bundle", "c"],
-                    help="artifact kind: a bundle run through libmossrt (default) or standalone C")
+    ap.add_argument("--emit", default="bundle", choices=["bundle", "c", "obj"],
+                    help="artifact kind: a bundle run through libmossrt (default), standalone C, "
+                         "or native code from the LLVM backend (its own expected-llvm.txt)")
     a = ap.parse_args()
-    global EMIT
+    global EMIT, EXPECTED
     EMIT = a.emit
+    if EMIT == "obj":
+        EXPECTED = EXPECTED_LLVM
     moss = os.path.abspath(a.moss)
     tests = sorted(d for d in os.listdir(DATA) if os.path.isdir(os.path.join(DATA, d)))
     if not tests:
@@ -214,9 +218,12 @@ def main():
             st, why = results[t]
             exp[t] = (st, explain(t, why))
         with open(EXPECTED, "w") as f:
-            f.write("# ONNX node tests (libonnx-testdata) through moss's C backend.\n")
+            llvm = EMIT == "obj"
+            f.write("# ONNX node tests (libonnx-testdata) through moss's %s backend.\n"
+                    % ("LLVM" if llvm else "C"))
             f.write("# test<TAB>pass, or test<TAB>fail<TAB>reason. Regenerate with\n")
-            f.write("# tests/conformance/run_node_tests.py --moss build/moss --update\n")
+            f.write("# tests/conformance/run_node_tests.py --moss build/moss%s --update\n"
+                    % (" --emit obj" if llvm else ""))
             for t in sorted(exp):
                 st, why = exp[t]
                 f.write("%s\t%s%s\n" % (t, st, "\t" + why if st != "pass" else ""))

@@ -1,0 +1,735 @@
+/* llvm.c - the LLVM backend: each node's kernel description becomes an
+ * internal function k<id>(in, out, arena) of one module, called in plan
+ * order from <prefix>_run_v; weights are constant globals; the module is
+ * verified, optimized ("default<O3>" through LLVMRunPasses, with the real
+ * target machine so the vectorizers know the ISA) and emitted as an object
+ * in memory. Variables live in allocas that mem2reg promotes; loops are
+ * plain condition/body/latch blocks the loop passes recognize. The
+ * semantics of each description operator are those of kernel.h, written to
+ * match what the C backend's output computes, so the two agree: int8 bit
+ * for bit, float within the DESIGN.md tolerance (only libm calls and
+ * contraction choices differ; no fast-math flags are set). */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "../../compiler/kernel/kernel.h"
+#include "llvm.h"
+
+typedef struct gen {
+  moss_ctx *ctx;
+  moss_graph *g;
+  LLVMContextRef c;
+  LLVMModuleRef m;
+  LLVMBuilderRef b;
+  LLVMTypeRef ptr, i1, i8, i16, i32, i64, f32, f64, voidt;
+  LLVMTypeRef kfn_type; /* void (ptr in, ptr out, ptr arena) */
+  LLVMValueRef fn;      /* the kernel function being built */
+  LLVMValueRef *globals; /* per value id: its weight global, or NULL */
+  LLVMValueRef requant;  /* the requantization helper, made on first use */
+  const moss_kernel *k;
+  LLVMValueRef *bufs;   /* per kernel buffer: its base pointer */
+  LLVMValueRef *vars;   /* per kernel variable: its alloca */
+  moss_status st;
+} gen;
+
+int moss_llvm_can_emit(const moss_node *n) { return moss_kernel_can_lower(n); }
+
+static moss_status fail(gen *G, moss_status st, const char *what) {
+  if (G->st == MOSS_OK)
+    G->st = moss_fail(G->ctx, st, G->k ? G->k->node : NULL, "LLVM backend: %s", what);
+  return G->st;
+}
+
+static LLVMTypeRef scalar_type(gen *G, moss_dtype dt) {
+  switch (dt) {
+  case MOSS_DT_F32: return G->f32;
+  case MOSS_DT_F64: return G->f64;
+  case MOSS_DT_BOOL: return G->i1;
+  case MOSS_DT_I8: case MOSS_DT_U8: return G->i8;
+  case MOSS_DT_I16: case MOSS_DT_U16: return G->i16;
+  case MOSS_DT_I32: case MOSS_DT_U32: return G->i32;
+  default: return G->i64;
+  }
+}
+
+/* In memory BOOL is a byte. */
+static LLVMTypeRef mem_type(gen *G, moss_dtype dt) { return dt == MOSS_DT_BOOL ? G->i8 : scalar_type(G, dt); }
+
+static LLVMTypeRef vtype(LLVMTypeRef t, int lanes) { return lanes > 1 ? LLVMVectorType(t, (unsigned)lanes) : t; }
+
+static int is_float(moss_dtype dt) { return moss_dtype_is_float(dt); }
+static int is_signed(moss_dtype dt) { return moss_dtype_is_signed(dt); }
+
+/* ---- intrinsics and library calls ------------------------------------------------------ */
+
+static LLVMValueRef intrinsic(gen *G, const char *name, LLVMTypeRef overload, LLVMValueRef *args,
+                              unsigned nargs) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(G->m, id, &overload, 1);
+  LLVMTypeRef ft = LLVMIntrinsicGetType(G->c, id, &overload, 1);
+  return LLVMBuildCall2(G->b, ft, f, args, nargs, "");
+}
+
+/* A call of the C library's |name| (float: name"f") on each lane. */
+static LLVMValueRef libm(gen *G, const char *base, moss_dtype dt, LLVMValueRef *args, unsigned nargs,
+                         int lanes) {
+  char name[32];
+  LLVMTypeRef st = scalar_type(G, dt), params[3] = {st, st, st}, ft;
+  LLVMValueRef f, out;
+  int l;
+  unsigned i;
+  snprintf(name, sizeof name, "%s%s", base, dt == MOSS_DT_F32 ? "f" : "");
+  ft = LLVMFunctionType(st, params, nargs, 0);
+  f = LLVMGetNamedFunction(G->m, name);
+  if (!f) {
+    f = LLVMAddFunction(G->m, name, ft);
+    LLVMSetLinkage(f, LLVMExternalLinkage);
+  }
+  if (lanes == 1) return LLVMBuildCall2(G->b, ft, f, args, nargs, "");
+  out = LLVMGetPoison(vtype(st, lanes));
+  for (l = 0; l < lanes; l++) {
+    LLVMValueRef a[3], li = LLVMConstInt(G->i32, (unsigned)l, 0);
+    for (i = 0; i < nargs; i++) a[i] = LLVMBuildExtractElement(G->b, args[i], li, "");
+    out = LLVMBuildInsertElement(G->b, out, LLVMBuildCall2(G->b, ft, f, a, nargs, ""), li, "");
+  }
+  return out;
+}
+
+/* round(acc * M) as docs/numerics-int8.md defines it, one internal
+ * function of the module (inlined where used). */
+static LLVMValueRef requant_fn(gen *G) {
+  LLVMTypeRef params[3] = {G->i32, G->i32, G->i32}, ft = LLVMFunctionType(G->i32, params, 3, 0);
+  LLVMBasicBlockRef saved = LLVMGetInsertBlock(G->b), entry;
+  LLVMValueRef f, acc, mult, shift, p, s, sh, fl, rem, half, up, odd, r, lo, hi;
+  if (G->requant) return G->requant;
+  f = LLVMAddFunction(G->m, "moss_requant", ft);
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  entry = LLVMAppendBasicBlockInContext(G->c, f, "entry");
+  LLVMPositionBuilderAtEnd(G->b, entry);
+  acc = LLVMGetParam(f, 0);
+  mult = LLVMGetParam(f, 1);
+  shift = LLVMGetParam(f, 2);
+  p = LLVMBuildMul(G->b, LLVMBuildSExt(G->b, acc, G->i64, ""), LLVMBuildSExt(G->b, mult, G->i64, ""), "p");
+  s = LLVMBuildAdd(G->b, LLVMBuildSExt(G->b, shift, G->i64, ""), LLVMConstInt(G->i64, 31, 0), "s");
+  /* The shift amount kept in [1, 62]; the other cases are selected below. */
+  sh = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, s, LLVMConstInt(G->i64, 1, 0), ""),
+                       LLVMConstInt(G->i64, 1, 0), s, "");
+  sh = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, sh, LLVMConstInt(G->i64, 62, 0), ""),
+                       LLVMConstInt(G->i64, 62, 0), sh, "sh");
+  fl = LLVMBuildAShr(G->b, p, sh, "floor"); /* floor(p / 2^s) */
+  rem = LLVMBuildSub(G->b, p, LLVMBuildShl(G->b, fl, sh, ""), "rem");
+  half = LLVMBuildShl(G->b, LLVMConstInt(G->i64, 1, 0), LLVMBuildSub(G->b, sh, LLVMConstInt(G->i64, 1, 0), ""), "half");
+  odd = LLVMBuildICmp(G->b, LLVMIntNE, LLVMBuildAnd(G->b, fl, LLVMConstInt(G->i64, 1, 0), ""),
+                      LLVMConstInt(G->i64, 0, 0), "");
+  up = LLVMBuildOr(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, rem, half, ""),
+                   LLVMBuildAnd(G->b, LLVMBuildICmp(G->b, LLVMIntEQ, rem, half, ""), odd, ""), "up");
+  r = LLVMBuildAdd(G->b, fl, LLVMBuildZExt(G->b, up, G->i64, ""), "");
+  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLE, s, LLVMConstInt(G->i64, 0, 0), ""), p, r, "");
+  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGE, s, LLVMConstInt(G->i64, 63, 0), ""),
+                      LLVMConstInt(G->i64, 0, 0), r, "");
+  lo = LLVMConstInt(G->i64, (unsigned long long)(int64_t)INT32_MIN, 1);
+  hi = LLVMConstInt(G->i64, INT32_MAX, 0);
+  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, r, lo, ""), lo, r, "");
+  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, r, hi, ""), hi, r, "");
+  LLVMBuildRet(G->b, LLVMBuildTrunc(G->b, r, G->i32, ""));
+  LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                             LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("alwaysinline", 12), 0));
+  LLVMPositionBuilderAtEnd(G->b, saved);
+  G->requant = f;
+  return f;
+}
+
+/* ---- expressions ---------------------------------------------------------------------- */
+
+static LLVMValueRef expr(gen *G, const moss_kx *x);
+
+static LLVMValueRef const_int(gen *G, moss_dtype dt, int64_t v, int lanes) {
+  LLVMValueRef c = LLVMConstInt(scalar_type(G, dt), (unsigned long long)v, is_signed(dt) || dt == MOSS_DT_I64);
+  if (lanes > 1) {
+    LLVMValueRef el[64];
+    int l;
+    for (l = 0; l < lanes && l < 64; l++) el[l] = c;
+    return LLVMConstVector(el, (unsigned)lanes);
+  }
+  return c;
+}
+
+static LLVMValueRef zero_of(gen *G, moss_dtype dt, int lanes) {
+  return LLVMConstNull(vtype(scalar_type(G, dt), lanes));
+}
+
+static LLVMValueRef splat(gen *G, LLVMValueRef v, int lanes) {
+  LLVMTypeRef t = LLVMTypeOf(v);
+  LLVMValueRef ins, mask[64];
+  int l;
+  if (lanes <= 1) return v;
+  ins = LLVMBuildInsertElement(G->b, LLVMGetPoison(LLVMVectorType(t, (unsigned)lanes)), v,
+                               LLVMConstInt(G->i32, 0, 0), "");
+  for (l = 0; l < lanes && l < 64; l++) mask[l] = LLVMConstInt(G->i32, 0, 0);
+  return LLVMBuildShuffleVector(G->b, ins, LLVMGetPoison(LLVMTypeOf(ins)), LLVMConstVector(mask, (unsigned)lanes), "");
+}
+
+static LLVMValueRef elem_ptr(gen *G, int buf, LLVMValueRef index) {
+  LLVMTypeRef et = mem_type(G, G->k->bufs[buf].dt);
+  return LLVMBuildGEP2(G->b, et, G->bufs[buf], &index, 1, "");
+}
+
+static LLVMValueRef load(gen *G, int buf, LLVMValueRef index, int lanes) {
+  moss_dtype dt = G->k->bufs[buf].dt;
+  LLVMTypeRef t = vtype(mem_type(G, dt), lanes);
+  LLVMValueRef v = LLVMBuildLoad2(G->b, t, elem_ptr(G, buf, index), "");
+  LLVMSetAlignment(v, (unsigned)moss_dtype_size(dt));
+  if (dt == MOSS_DT_BOOL) v = LLVMBuildICmp(G->b, LLVMIntNE, v, LLVMConstNull(t), "");
+  return v;
+}
+
+static LLVMValueRef cast(gen *G, LLVMValueRef v, moss_dtype from, moss_dtype to, int lanes) {
+  LLVMTypeRef t = vtype(scalar_type(G, to), lanes);
+  if (from == to) return v;
+  if (to == MOSS_DT_BOOL)
+    return is_float(from) ? LLVMBuildFCmp(G->b, LLVMRealUNE, v, zero_of(G, from, lanes), "")
+                          : LLVMBuildICmp(G->b, LLVMIntNE, v, zero_of(G, from, lanes), "");
+  if (is_float(from) && is_float(to)) return LLVMBuildFPCast(G->b, v, t, "");
+  if (is_float(from)) return is_signed(to) || to == MOSS_DT_I64 ? LLVMBuildFPToSI(G->b, v, t, "") : LLVMBuildFPToUI(G->b, v, t, "");
+  if (is_float(to)) return is_signed(from) ? LLVMBuildSIToFP(G->b, v, t, "") : LLVMBuildUIToFP(G->b, v, t, "");
+  return LLVMBuildIntCast2(G->b, v, t, is_signed(from), "");
+}
+
+static LLVMRealPredicate fpred(moss_kx_op op) {
+  switch (op) {
+  case MOSS_KX_EQ: return LLVMRealOEQ;
+  case MOSS_KX_NE: return LLVMRealUNE;
+  case MOSS_KX_LT: return LLVMRealOLT;
+  case MOSS_KX_LE: return LLVMRealOLE;
+  case MOSS_KX_GT: return LLVMRealOGT;
+  default: return LLVMRealOGE;
+  }
+}
+
+static LLVMIntPredicate ipred(moss_kx_op op, int sgn) {
+  switch (op) {
+  case MOSS_KX_EQ: return LLVMIntEQ;
+  case MOSS_KX_NE: return LLVMIntNE;
+  case MOSS_KX_LT: return sgn ? LLVMIntSLT : LLVMIntULT;
+  case MOSS_KX_LE: return sgn ? LLVMIntSLE : LLVMIntULE;
+  case MOSS_KX_GT: return sgn ? LLVMIntSGT : LLVMIntUGT;
+  default: return sgn ? LLVMIntSGE : LLVMIntUGE;
+  }
+}
+
+static LLVMValueRef cmp(gen *G, moss_kx_op op, moss_dtype dt, LLVMValueRef a, LLVMValueRef b) {
+  if (is_float(dt)) return LLVMBuildFCmp(G->b, fpred(op), a, b, "");
+  return LLVMBuildICmp(G->b, ipred(op, is_signed(dt) || dt == MOSS_DT_I64), a, b, "");
+}
+
+static LLVMValueRef binary(gen *G, const moss_kx *x) {
+  moss_dtype dt = x->a[0]->dt;
+  LLVMValueRef a = expr(G, x->a[0]), b = expr(G, x->a[1]);
+  int f = is_float(dt), sgn = is_signed(dt) || dt == MOSS_DT_I64;
+  switch (x->op) {
+  case MOSS_KX_ADD: return f ? LLVMBuildFAdd(G->b, a, b, "") : LLVMBuildAdd(G->b, a, b, "");
+  case MOSS_KX_SUB: return f ? LLVMBuildFSub(G->b, a, b, "") : LLVMBuildSub(G->b, a, b, "");
+  case MOSS_KX_MUL: return f ? LLVMBuildFMul(G->b, a, b, "") : LLVMBuildMul(G->b, a, b, "");
+  case MOSS_KX_DIV: case MOSS_KX_REM: {
+    LLVMValueRef z, safe, q;
+    if (f) return x->op == MOSS_KX_DIV ? LLVMBuildFDiv(G->b, a, b, "") : LLVMBuildFRem(G->b, a, b, "");
+    z = LLVMBuildICmp(G->b, LLVMIntEQ, b, zero_of(G, dt, x->lanes), "");
+    safe = LLVMBuildSelect(G->b, z, const_int(G, dt, 1, x->lanes), b, "");
+    if (x->op == MOSS_KX_DIV) q = sgn ? LLVMBuildSDiv(G->b, a, safe, "") : LLVMBuildUDiv(G->b, a, safe, "");
+    else q = sgn ? LLVMBuildSRem(G->b, a, safe, "") : LLVMBuildURem(G->b, a, safe, "");
+    return LLVMBuildSelect(G->b, z, zero_of(G, dt, x->lanes), q, "");
+  }
+  case MOSS_KX_MIN: return LLVMBuildSelect(G->b, cmp(G, MOSS_KX_LT, dt, a, b), a, b, "");
+  case MOSS_KX_MAX: return LLVMBuildSelect(G->b, cmp(G, MOSS_KX_GT, dt, a, b), a, b, "");
+  case MOSS_KX_BAND: case MOSS_KX_LAND: return LLVMBuildAnd(G->b, a, b, "");
+  case MOSS_KX_BOR: case MOSS_KX_LOR: return LLVMBuildOr(G->b, a, b, "");
+  case MOSS_KX_BXOR: return LLVMBuildXor(G->b, a, b, "");
+  case MOSS_KX_SHL: return LLVMBuildShl(G->b, a, b, "");
+  case MOSS_KX_SHR: return sgn ? LLVMBuildAShr(G->b, a, b, "") : LLVMBuildLShr(G->b, a, b, "");
+  default: return cmp(G, x->op, dt, a, b);
+  }
+}
+
+static LLVMValueRef call(gen *G, const moss_kx *x) {
+  LLVMValueRef a[3];
+  LLVMTypeRef t = vtype(scalar_type(G, x->a[0]->dt), x->lanes);
+  int i;
+  const char *llvm_name = NULL;
+  for (i = 0; i < x->nargs; i++) a[i] = expr(G, x->a[i]);
+  switch (x->fn) {
+  case MOSS_KFN_SQRT: llvm_name = "llvm.sqrt"; break;
+  case MOSS_KFN_EXP: llvm_name = "llvm.exp"; break;
+  case MOSS_KFN_LOG: llvm_name = "llvm.log"; break;
+  case MOSS_KFN_SIN: llvm_name = "llvm.sin"; break;
+  case MOSS_KFN_COS: llvm_name = "llvm.cos"; break;
+  case MOSS_KFN_FLOOR: llvm_name = "llvm.floor"; break;
+  case MOSS_KFN_CEIL: llvm_name = "llvm.ceil"; break;
+  case MOSS_KFN_RINT: llvm_name = "llvm.rint"; break;
+  case MOSS_KFN_TRUNC: llvm_name = "llvm.trunc"; break;
+  case MOSS_KFN_FABS: llvm_name = "llvm.fabs"; break;
+  case MOSS_KFN_POW: llvm_name = "llvm.pow"; break;
+  case MOSS_KFN_FMIN: llvm_name = "llvm.minnum"; break;
+  case MOSS_KFN_FMAX: llvm_name = "llvm.maxnum"; break;
+  case MOSS_KFN_FMA: llvm_name = "llvm.fma"; break;
+  case MOSS_KFN_FMOD: return LLVMBuildFRem(G->b, a[0], a[1], "");
+  case MOSS_KFN_ISNAN: return LLVMBuildFCmp(G->b, LLVMRealUNO, a[0], a[0], "");
+  case MOSS_KFN_ISINF: {
+    LLVMValueRef inf = LLVMConstReal(scalar_type(G, x->a[0]->dt), 1.0 / 0.0);
+    LLVMValueRef av = intrinsic(G, "llvm.fabs", t, a, 1);
+    return LLVMBuildFCmp(G->b, LLVMRealOEQ, av, x->lanes > 1 ? splat(G, inf, x->lanes) : inf, "");
+  }
+  case MOSS_KFN_ABS:
+    if (is_float(x->dt)) {
+      llvm_name = "llvm.fabs";
+      break;
+    }
+    return LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, a[0], zero_of(G, x->dt, x->lanes), ""),
+                           LLVMBuildNeg(G->b, a[0], ""), a[0], "");
+  case MOSS_KFN_SAT: {
+    moss_dtype from = x->a[0]->dt;
+    int64_t lo, hi;
+    LLVMValueRef w = cast(G, a[0], from, MOSS_DT_I64, x->lanes);
+    switch (x->dt) {
+    case MOSS_DT_I8: lo = -128, hi = 127; break;
+    case MOSS_DT_U8: lo = 0, hi = 255; break;
+    case MOSS_DT_I16: lo = -32768, hi = 32767; break;
+    case MOSS_DT_U16: lo = 0, hi = 65535; break;
+    case MOSS_DT_I32: lo = INT32_MIN, hi = INT32_MAX; break;
+    case MOSS_DT_U32: lo = 0, hi = 4294967295; break;
+    default: return cast(G, a[0], from, x->dt, x->lanes);
+    }
+    w = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, w, const_int(G, MOSS_DT_I64, lo, x->lanes), ""),
+                        const_int(G, MOSS_DT_I64, lo, x->lanes), w, "");
+    w = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, w, const_int(G, MOSS_DT_I64, hi, x->lanes), ""),
+                        const_int(G, MOSS_DT_I64, hi, x->lanes), w, "");
+    return LLVMBuildTrunc(G->b, w, vtype(scalar_type(G, x->dt), x->lanes), "");
+  }
+  case MOSS_KFN_REQUANT: {
+    LLVMValueRef f = requant_fn(G);
+    LLVMTypeRef params[3] = {G->i32, G->i32, G->i32};
+    if (x->lanes > 1) return fail(G, MOSS_E_UNSUPPORTED, "vector requant"), a[0];
+    return LLVMBuildCall2(G->b, LLVMFunctionType(G->i32, params, 3, 0), f, a, 3, "");
+  }
+  default: break;
+  }
+  if (llvm_name) return intrinsic(G, llvm_name, t, a, (unsigned)x->nargs);
+  return libm(G, moss_kfn_name(x->fn), x->a[0]->dt, a, (unsigned)x->nargs, x->lanes);
+}
+
+static LLVMValueRef expr(gen *G, const moss_kx *x) {
+  LLVMValueRef a;
+  if (G->st != MOSS_OK) return LLVMGetPoison(vtype(scalar_type(G, x->dt), x->lanes));
+  switch (x->op) {
+  case MOSS_KX_CONST:
+    if (is_float(x->dt)) return LLVMConstReal(scalar_type(G, x->dt), x->f);
+    return const_int(G, x->dt, x->i, 1);
+  case MOSS_KX_VAR:
+    return LLVMBuildLoad2(G->b, vtype(scalar_type(G, x->dt), x->lanes), G->vars[x->var], "");
+  case MOSS_KX_LOAD: return load(G, x->buf, expr(G, x->a[0]), x->lanes);
+  case MOSS_KX_LOAD_OR: {
+    /* Never reads when the condition is false: the index becomes 0 there
+     * (a valid element), and the default is selected. */
+    LLVMValueRef c = expr(G, x->a[1]), d = expr(G, x->a[2]), idx = expr(G, x->a[0]);
+    if (G->k->bufs[x->buf].numel <= 0) return d;
+    idx = LLVMBuildSelect(G->b, c, idx, LLVMConstInt(G->i64, 0, 0), "");
+    return LLVMBuildSelect(G->b, c, load(G, x->buf, idx, 1), d, "");
+  }
+  case MOSS_KX_CAST: return cast(G, expr(G, x->a[0]), x->a[0]->dt, x->dt, x->lanes);
+  case MOSS_KX_SPLAT: return splat(G, expr(G, x->a[0]), x->lanes);
+  case MOSS_KX_HSUM: {
+    LLVMValueRef args[2];
+    a = expr(G, x->a[0]);
+    if (!is_float(x->dt)) return intrinsic(G, "llvm.vector.reduce.add", LLVMTypeOf(a), &a, 1);
+    args[0] = LLVMConstReal(scalar_type(G, x->dt), -0.0); /* ordered: lane order, as the C */
+    args[1] = a;
+    return intrinsic(G, "llvm.vector.reduce.fadd", LLVMTypeOf(a), args, 2);
+  }
+  case MOSS_KX_NEG:
+    a = expr(G, x->a[0]);
+    return is_float(x->dt) ? LLVMBuildFNeg(G->b, a, "") : LLVMBuildNeg(G->b, a, "");
+  case MOSS_KX_NOT: case MOSS_KX_BNOT: return LLVMBuildNot(G->b, expr(G, x->a[0]), "");
+  case MOSS_KX_SELECT: {
+    LLVMValueRef c = expr(G, x->a[0]), t = expr(G, x->a[1]), e = expr(G, x->a[2]);
+    return LLVMBuildSelect(G->b, c, t, e, "");
+  }
+  case MOSS_KX_CALL: return call(G, x);
+  default: return binary(G, x);
+  }
+}
+
+/* ---- statements ----------------------------------------------------------------------- */
+
+static void store(gen *G, int buf, LLVMValueRef index, LLVMValueRef v, int lanes) {
+  moss_dtype dt = G->k->bufs[buf].dt;
+  LLVMValueRef s;
+  if (dt == MOSS_DT_BOOL) v = LLVMBuildZExt(G->b, v, vtype(G->i8, lanes), "");
+  s = LLVMBuildStore(G->b, v, elem_ptr(G, buf, index));
+  LLVMSetAlignment(s, (unsigned)moss_dtype_size(dt));
+}
+
+static void stmts(gen *G, const moss_kstmt *s) {
+  for (; s && G->st == MOSS_OK; s = s->next) {
+    switch (s->kind) {
+    case MOSS_KS_LOOP: {
+      LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(G->c, G->fn, "loop");
+      LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(G->c, G->fn, "body");
+      LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(G->c, G->fn, "done");
+      LLVMValueRef iv, var = G->vars[s->var];
+      LLVMBuildStore(G->b, expr(G, s->lo), var);
+      LLVMBuildBr(G->b, head);
+      LLVMPositionBuilderAtEnd(G->b, head);
+      iv = LLVMBuildLoad2(G->b, G->i64, var, "");
+      LLVMBuildCondBr(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, iv, expr(G, s->hi), ""), body, done);
+      LLVMPositionBuilderAtEnd(G->b, body);
+      stmts(G, s->body);
+      iv = LLVMBuildLoad2(G->b, G->i64, var, "");
+      LLVMBuildStore(G->b, LLVMBuildNSWAdd(G->b, iv, LLVMConstInt(G->i64, (unsigned long long)s->step, 0), ""), var);
+      LLVMBuildBr(G->b, head);
+      LLVMPositionBuilderAtEnd(G->b, done);
+      break;
+    }
+    case MOSS_KS_STORE: store(G, s->buf, expr(G, s->index), expr(G, s->value), s->value->lanes); break;
+    case MOSS_KS_LET: case MOSS_KS_SET: LLVMBuildStore(G->b, expr(G, s->value), G->vars[s->var]); break;
+    case MOSS_KS_IF: {
+      LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(G->c, G->fn, "then");
+      LLVMBasicBlockRef els = LLVMAppendBasicBlockInContext(G->c, G->fn, "else");
+      LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(G->c, G->fn, "join");
+      LLVMBuildCondBr(G->b, expr(G, s->cond), then, els);
+      LLVMPositionBuilderAtEnd(G->b, then);
+      stmts(G, s->body);
+      LLVMBuildBr(G->b, join);
+      LLVMPositionBuilderAtEnd(G->b, els);
+      stmts(G, s->orelse);
+      LLVMBuildBr(G->b, join);
+      LLVMPositionBuilderAtEnd(G->b, join);
+      break;
+    }
+    case MOSS_KS_COMMENT: break;
+    }
+  }
+}
+
+/* ---- the module ----------------------------------------------------------------------- */
+
+static const moss_value *root_of(const moss_value *v) {
+  while (v->alias) v = v->alias;
+  return v;
+}
+
+/* The global holding constant |r|'s bytes, made once. */
+static LLVMValueRef weight(gen *G, const moss_value *r) {
+  size_t n = moss_value_nbytes(r);
+  LLVMValueRef init, gv;
+  char name[48];
+  if (G->globals[r->id]) return G->globals[r->id];
+  init = LLVMConstStringInContext(G->c, (const char *)r->data, (unsigned)n, 1);
+  snprintf(name, sizeof name, "w%d", r->id);
+  gv = LLVMAddGlobal(G->m, LLVMTypeOf(init), name);
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMInternalLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  LLVMSetAlignment(gv, 64);
+  G->globals[r->id] = gv;
+  return gv;
+}
+
+/* Where value |v| lives, from the function's (in, out, arena). */
+static LLVMValueRef storage(gen *G, const moss_value *v, LLVMValueRef in, LLVMValueRef out, LLVMValueRef arena) {
+  const moss_value *r = root_of(v);
+  LLVMValueRef idx;
+  if (r->input_index >= 0 || r->output_index >= 0) {
+    idx = LLVMConstInt(G->i64, (unsigned long long)(r->input_index >= 0 ? r->input_index : r->output_index), 0);
+    return LLVMBuildLoad2(G->b, G->ptr, LLVMBuildGEP2(G->b, G->ptr, r->input_index >= 0 ? in : out, &idx, 1, ""), "");
+  }
+  if (r->data) return weight(G, r);
+  idx = LLVMConstInt(G->i64, (unsigned long long)(r->offset > 0 ? r->offset : 0), 0);
+  return LLVMBuildGEP2(G->b, G->i8, arena, &idx, 1, "");
+}
+
+static moss_status kernel_fn(gen *G, const moss_kernel *k, LLVMValueRef *out_fn) {
+  const moss_node *n = k->node;
+  LLVMValueRef f, in, out, arena;
+  LLVMBasicBlockRef entry;
+  char name[32];
+  int i;
+  size_t nb = sizeof *G->bufs * (size_t)(k->nbufs + 1), nv = sizeof *G->vars * (size_t)(k->nvars + 1);
+  snprintf(name, sizeof name, "k%d", n->id);
+  f = LLVMAddFunction(G->m, name, G->kfn_type);
+  LLVMSetLinkage(f, LLVMInternalLinkage);
+  G->fn = f;
+  G->k = k;
+  G->bufs = moss_alloc(G->ctx, nb);
+  G->vars = moss_alloc(G->ctx, nv);
+  if (!G->bufs || !G->vars) {
+    moss_free(G->ctx, G->bufs, nb);
+    moss_free(G->ctx, G->vars, nv);
+    return fail(G, MOSS_E_NOMEM, "kernel");
+  }
+  entry = LLVMAppendBasicBlockInContext(G->c, f, "entry");
+  LLVMPositionBuilderAtEnd(G->b, entry);
+  in = LLVMGetParam(f, 0);
+  out = LLVMGetParam(f, 1);
+  arena = LLVMGetParam(f, 2);
+  for (i = 0; i < k->nbufs; i++) {
+    const moss_kbuf *bf = &k->bufs[i];
+    if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT) {
+      G->bufs[i] = storage(G, bf->value, in, out, arena);
+    } else if (bf->kind == MOSS_KB_TABLE) {
+      size_t bytes = (size_t)bf->numel * moss_dtype_size(bf->dt);
+      LLVMValueRef init = LLVMConstStringInContext(G->c, (const char *)bf->data, (unsigned)bytes, 1), gv;
+      char tname[48];
+      snprintf(tname, sizeof tname, "t%d_%d", n->id, i);
+      gv = LLVMAddGlobal(G->m, LLVMTypeOf(init), tname);
+      LLVMSetInitializer(gv, init);
+      LLVMSetGlobalConstant(gv, 1);
+      LLVMSetLinkage(gv, LLVMInternalLinkage);
+      LLVMSetAlignment(gv, 64);
+      G->bufs[i] = gv;
+    } else {
+      LLVMTypeRef at = LLVMArrayType2(mem_type(G, bf->dt), (uint64_t)(bf->numel > 0 ? bf->numel : 1));
+      LLVMValueRef a = LLVMBuildAlloca(G->b, at, bf->name);
+      LLVMSetAlignment(a, 64);
+      G->bufs[i] = a;
+    }
+  }
+  for (i = 0; i < k->nvars; i++)
+    G->vars[i] = LLVMBuildAlloca(G->b, vtype(scalar_type(G, k->vars[i].dt), k->vars[i].lanes), k->vars[i].name);
+  stmts(G, k->body);
+  LLVMBuildRetVoid(G->b);
+  moss_free(G->ctx, G->bufs, nb);
+  moss_free(G->ctx, G->vars, nv);
+  G->bufs = G->vars = NULL;
+  G->k = NULL;
+  *out_fn = f;
+  return G->st;
+}
+
+/* <prefix>_run_v and <prefix>_run. */
+static moss_status entry_points(gen *G, LLVMValueRef *kfns, const char *prefix) {
+  moss_graph *g = G->g;
+  LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr}, *rparams;
+  LLVMTypeRef vt = LLVMFunctionType(G->i32, params, 3, 0), rt;
+  LLVMValueRef run_v, run, args[3], inarr, outarr;
+  char name[300];
+  int i, nr = g->ninputs + g->noutputs + 1;
+  snprintf(name, sizeof name, "%s_run_v", prefix);
+  run_v = LLVMAddFunction(G->m, name, vt);
+  LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, run_v, "entry"));
+  for (i = 0; i < 3; i++) args[i] = LLVMGetParam(run_v, (unsigned)i);
+  for (i = 0; i < g->noutputs; i++) { /* graph outputs no node writes */
+    const moss_value *v = g->outputs[i];
+    LLVMValueRef dst, src, idx;
+    if (v->producer) continue;
+    idx = LLVMConstInt(G->i64, (unsigned long long)i, 0);
+    dst = LLVMBuildLoad2(G->b, G->ptr, LLVMBuildGEP2(G->b, G->ptr, args[1], &idx, 1, ""), "");
+    if (v->data) {
+      src = weight(G, v);
+    } else {
+      idx = LLVMConstInt(G->i64, (unsigned long long)v->input_index, 0);
+      src = LLVMBuildLoad2(G->b, G->ptr, LLVMBuildGEP2(G->b, G->ptr, args[0], &idx, 1, ""), "");
+    }
+    LLVMBuildMemCpy(G->b, dst, 1, src, 1, LLVMConstInt(G->i64, moss_value_nbytes(v), 0));
+  }
+  for (i = 0; i < g->nnodes; i++) LLVMBuildCall2(G->b, G->kfn_type, kfns[i], args, 3, "");
+  LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
+
+  rparams = moss_alloc(G->ctx, sizeof *rparams * (size_t)nr);
+  if (!rparams) return fail(G, MOSS_E_NOMEM, "entry points");
+  for (i = 0; i < nr; i++) rparams[i] = G->ptr;
+  rt = LLVMFunctionType(G->i32, rparams, (unsigned)nr, 0);
+  snprintf(name, sizeof name, "%s_run", prefix);
+  run = LLVMAddFunction(G->m, name, rt);
+  LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, run, "entry"));
+  inarr = LLVMBuildAlloca(G->b, LLVMArrayType2(G->ptr, (uint64_t)(g->ninputs ? g->ninputs : 1)), "in");
+  outarr = LLVMBuildAlloca(G->b, LLVMArrayType2(G->ptr, (uint64_t)(g->noutputs ? g->noutputs : 1)), "out");
+  for (i = 0; i < g->ninputs + g->noutputs; i++) {
+    int isin = i < g->ninputs;
+    LLVMValueRef idx = LLVMConstInt(G->i64, (unsigned long long)(isin ? i : i - g->ninputs), 0);
+    LLVMBuildStore(G->b, LLVMGetParam(run, (unsigned)i),
+                   LLVMBuildGEP2(G->b, G->ptr, isin ? inarr : outarr, &idx, 1, ""));
+  }
+  args[0] = inarr;
+  args[1] = outarr;
+  args[2] = LLVMGetParam(run, (unsigned)(nr - 1));
+  LLVMBuildRet(G->b, LLVMBuildCall2(G->b, vt, run_v, args, 3, ""));
+  moss_free(G->ctx, rparams, sizeof *rparams * (size_t)nr);
+  return G->st;
+}
+
+static void init_targets(void) {
+  static int done;
+  if (done) return;
+  done = 1;
+  LLVMInitializeX86TargetInfo();
+  LLVMInitializeX86Target();
+  LLVMInitializeX86TargetMC();
+  LLVMInitializeX86AsmPrinter();
+  LLVMInitializeAArch64TargetInfo();
+  LLVMInitializeAArch64Target();
+  LLVMInitializeAArch64TargetMC();
+  LLVMInitializeAArch64AsmPrinter();
+  LLVMInitializeRISCVTargetInfo();
+  LLVMInitializeRISCVTarget();
+  LLVMInitializeRISCVTargetMC();
+  LLVMInitializeRISCVAsmPrinter();
+  LLVMInitializeARMTargetInfo();
+  LLVMInitializeARMTarget();
+  LLVMInitializeARMTargetMC();
+  LLVMInitializeARMAsmPrinter();
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {
+  LLVMTargetRef target;
+  LLVMTargetMachineRef tm;
+  char *err = NULL, *host_cpu = NULL, *host_features = NULL;
+  const char *cpu = t->cpu ? t->cpu : "generic", *features = t->features ? t->features : "";
+  init_targets();
+  if (LLVMGetTargetFromTriple(t->triple, &target, &err)) {
+    moss_fail(G->ctx, MOSS_E_UNSUPPORTED, NULL, "LLVM backend: triple '%s': %s", t->triple, err ? err : "?");
+    LLVMDisposeMessage(err);
+    return NULL;
+  }
+  if (!strcmp(cpu, "native")) {
+    host_cpu = LLVMGetHostCPUName();
+    host_features = LLVMGetHostCPUFeatures();
+    cpu = host_cpu;
+    features = host_features;
+  }
+  tm = LLVMCreateTargetMachine(target, t->triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
+                               LLVMCodeModelDefault);
+  if (host_cpu) LLVMDisposeMessage(host_cpu);
+  if (host_features) LLVMDisposeMessage(host_features);
+  if (!tm) moss_fail(G->ctx, MOSS_E_TARGET, NULL, "LLVM backend: no target machine for '%s' (cpu %s)", t->triple, cpu);
+  return tm;
+}
+
+moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_target *t,
+                                  const char *prefix, uint8_t **out_obj, size_t *out_size,
+                                  moss_llvm_stats *out_stats) {
+  gen G;
+  moss_arena *karena = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  LLVMValueRef *kfns = NULL;
+  LLVMMemoryBufferRef mb = NULL;
+  LLVMTargetDataRef td;
+  LLVMTypeRef params[3];
+  char *err = NULL;
+  double t0 = now(), t1, t2;
+  int i;
+  size_t gbytes = sizeof *G.globals * (size_t)(g->nvalues + 1), kbytes = sizeof *kfns * (size_t)(g->nnodes + 1);
+  *out_obj = NULL;
+  *out_size = 0;
+  if (out_stats) memset(out_stats, 0, sizeof *out_stats);
+  memset(&G, 0, sizeof G);
+  G.ctx = ctx;
+  G.g = g;
+  for (i = 0; i < g->nnodes; i++)
+    if (!moss_kernel_can_lower(g->nodes[i]))
+      G.st = moss_fail(ctx, MOSS_E_UNSUPPORTED, g->nodes[i],
+                       "the LLVM backend has no code for this operator yet (no kernel description of "
+                       "the %s family); use --emit c", moss_op_infos[g->nodes[i]->op].family);
+  if (G.st != MOSS_OK) return G.st;
+  tm = machine(&G, t);
+  if (!tm) return ctx->nerrors ? MOSS_E_TARGET : MOSS_E_INTERNAL;
+  G.c = LLVMContextCreate();
+  G.m = LLVMModuleCreateWithNameInContext(prefix, G.c);
+  G.b = LLVMCreateBuilderInContext(G.c);
+  LLVMSetTarget(G.m, t->triple);
+  td = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(G.m, td);
+  LLVMDisposeTargetData(td);
+  G.ptr = LLVMPointerTypeInContext(G.c, 0);
+  G.i1 = LLVMInt1TypeInContext(G.c);
+  G.i8 = LLVMInt8TypeInContext(G.c);
+  G.i16 = LLVMInt16TypeInContext(G.c);
+  G.i32 = LLVMInt32TypeInContext(G.c);
+  G.i64 = LLVMInt64TypeInContext(G.c);
+  G.f32 = LLVMFloatTypeInContext(G.c);
+  G.f64 = LLVMDoubleTypeInContext(G.c);
+  G.voidt = LLVMVoidTypeInContext(G.c);
+  params[0] = params[1] = params[2] = G.ptr;
+  G.kfn_type = LLVMFunctionType(G.voidt, params, 3, 0);
+  G.globals = moss_alloc(ctx, gbytes);
+  kfns = moss_alloc(ctx, kbytes);
+  if (!G.globals || !kfns || moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK) {
+    G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "LLVM backend");
+    goto done;
+  }
+  memset(G.globals, 0, gbytes);
+  for (i = 0; i < g->nnodes && G.st == MOSS_OK; i++) {
+    moss_kernel *k;
+    moss_arena_reset(karena);
+    G.st = moss_kernel_lower(ctx, karena, g->nodes[i], &k);
+    if (G.st == MOSS_OK) kernel_fn(&G, k, &kfns[i]);
+  }
+  if (G.st == MOSS_OK) entry_points(&G, kfns, prefix);
+  if (G.st != MOSS_OK) goto done;
+  if (LLVMVerifyModule(G.m, LLVMReturnStatusAction, &err)) {
+    G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "LLVM backend: the module does not verify: %.600s", err ? err : "?");
+    goto done;
+  }
+  LLVMDisposeMessage(err);
+  err = NULL;
+  t1 = now();
+  {
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e;
+    LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+    LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
+    e = LLVMRunPasses(G.m, "default<O3>", tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    if (e) {
+      char *msg = LLVMGetErrorMessage(e);
+      G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "LLVM backend: optimization failed: %s", msg);
+      LLVMDisposeErrorMessage(msg);
+      goto done;
+    }
+  }
+  t2 = now();
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, G.m, LLVMObjectFile, &err, &mb)) {
+    G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "LLVM backend: emitting the object failed: %s", err ? err : "?");
+    goto done;
+  }
+  {
+    size_t n = LLVMGetBufferSize(mb);
+    uint8_t *obj = moss_alloc(ctx, n ? n : 1);
+    if (!obj) {
+      G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "LLVM backend: object");
+      goto done;
+    }
+    memcpy(obj, LLVMGetBufferStart(mb), n);
+    *out_obj = obj;
+    *out_size = n ? n : 1;
+  }
+  if (out_stats) {
+    out_stats->build_s = t1 - t0;
+    out_stats->optimize_s = t2 - t1;
+    out_stats->emit_s = now() - t2;
+  }
+done:
+  if (err) LLVMDisposeMessage(err);
+  if (mb) LLVMDisposeMemoryBuffer(mb);
+  if (karena) moss_arena_destroy(karena);
+  moss_free(ctx, G.globals, gbytes);
+  moss_free(ctx, kfns, kbytes);
+  if (G.b) LLVMDisposeBuilder(G.b);
+  if (G.m) LLVMDisposeModule(G.m);
+  if (G.c) LLVMContextDispose(G.c);
+  if (tm) LLVMDisposeTargetMachine(tm);
+  return G.st;
+}

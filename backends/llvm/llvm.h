@@ -1,0 +1,36 @@
+/* llvm.h - the native backend: kernel descriptions (compiler/kernel) built
+ * into one LLVM module per CPU code section through the LLVM C API,
+ * verified, optimized with the new pass manager for the target's triple,
+ * CPU and features, and emitted as an ELF relocatable object in memory. No
+ * C compiler runs. The object defines the same entry points as the C
+ * backend's code: <prefix>_run_v(in, out, arena) and <prefix>_run(in0...,
+ * out0..., arena), so one generated header serves both. */
+#ifndef MOSS_LLVM_H
+#define MOSS_LLVM_H
+
+#include "../../compiler/ir/ir.h"
+
+typedef struct moss_llvm_target {
+  const char *triple;   /* "x86_64-pc-linux-gnu" */
+  const char *cpu;      /* "x86-64-v4", "native" (the machine moss runs on), NULL: generic */
+  const char *features; /* "+avx2,+fma", NULL: none beyond the CPU's */
+} moss_llvm_target;
+
+typedef struct moss_llvm_stats {
+  double build_s, optimize_s, emit_s; /* seconds per stage */
+} moss_llvm_stats;
+
+/* Whether the LLVM backend has code for |n| (its family has a lowering). */
+int moss_llvm_can_emit(const moss_node *n);
+
+/* Builds the object for every node of |g| (planned), entry points named
+ * after |prefix|. |*out_obj| (|*out_size| bytes) is the caller's, freed with
+ * moss_free(ctx, obj, size). |out_stats| may be NULL. Errors: unsupported
+ * (a node without a kernel description, a triple this LLVM lacks), target
+ * (a CPU or feature LLVM does not know), internal (the module failed
+ * verification: our bug), out-of-memory. */
+moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_target *t,
+                                  const char *prefix, uint8_t **out_obj, size_t *out_size,
+                                  moss_llvm_stats *out_stats);
+
+#endif
