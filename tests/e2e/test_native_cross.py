@@ -1,0 +1,229 @@
+#!/usr/bin/python3
+"""Native code from the LLVM backend, for three architectures, run where it
+belongs: `moss compile --emit obj` for x86_64-avx2 (run here), rpi5
+(AArch64, run under qemu-aarch64) and riscv64-rvv (RISC-V 64 with the
+vector extension, run under qemu-riscv64 at VLEN 256). Each object is linked
+with tests/e2e/native/harness.c by the architecture's cross compiler (no
+moss, no libmossrt, no loader of ours at run time) and run on ONNX node
+tests: an evenly spread subset of those the LLVM backend passes
+(expected-llvm.txt), at least 100, and the outputs are compared with the
+stored references as the conformance runner does (float: |a-b| <= 1e-5 +
+1e-4|b|; others exact). Also the digits models, against torch's logits.
+
+  test_native_cross.py --moss build/moss [--count N] [--arch aarch64,riscv64,x86_64]
+
+Exit 77 only when a cross compiler or qemu-user is missing (CI installs
+them: gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu
+libc6-dev-riscv64-cross qemu-user).
+"""
+import argparse
+import concurrent.futures as cf
+import glob
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+spec = importlib.util.spec_from_file_location("conf", os.path.join(ROOT, "tests", "conformance", "run_node_tests.py"))
+conf = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(conf)
+
+ARCHES = {
+    "x86_64": ("x86_64-avx2", "cc", []),
+    "aarch64": ("rpi5", "aarch64-linux-gnu-gcc", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]),
+    "riscv64": (os.path.join(HERE, "native", "riscv64-rvv-qemu.xml"), "riscv64-linux-gnu-gcc",
+                ["qemu-riscv64", "-cpu", "rv64,v=true,vlen=256,vext_spec=v1.0", "-L", "/usr/riscv64-linux-gnu"]),
+}
+
+
+def sh(cmd, timeout=300):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def compile_obj(moss, model, target, out, constants=()):
+    cmd = [moss, "compile", model, "--target", target, "--emit", "obj", "--name", "model", "-o", out, "-q"]
+    for name, path in constants:
+        cmd += ["--constant", "%s=%s" % (name, path)]
+    return sh(cmd)
+
+
+def arena_of(out):
+    for line in open(os.path.join(out, "model.manifest")):
+        if line.startswith("arena "):
+            return int(line.split()[1])
+    raise SystemExit("FAIL: no arena in %s" % out)
+
+
+def run_native(arch, harness, out, inputs, outputs):
+    """Links harness + model.o for |arch| and runs it; returns the outputs as arrays
+    (|outputs|: list of (dtype, shape))."""
+    _, cc, qemu = ARCHES[arch]
+    prog = os.path.join(out, "prog")
+    p = sh([cc, harness, os.path.join(out, "model.o"), "-lm", "-o", prog])
+    if p.returncode != 0:
+        return None, "link failed: " + conf.first_line(p.stderr)
+    args = [str(arena_of(out))]
+    for i, a in enumerate(inputs):
+        path = os.path.join(out, "in%d.bin" % i)
+        np.ascontiguousarray(a).tofile(path)
+        args.append(path)
+    args.append("--")
+    for i, (dt, shape) in enumerate(outputs):
+        args.append("%s:%d" % (os.path.join(out, "out%d.bin" % i), int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize))
+    p = sh(qemu + [prog] + args)
+    if p.returncode != 0:
+        return None, "run failed (status %d): %s" % (p.returncode, conf.first_line(p.stderr))
+    res = []
+    for i, (dt, shape) in enumerate(outputs):
+        res.append(np.fromfile(os.path.join(out, "out%d.bin" % i), dtype=dt).reshape(shape))
+    return res, ""
+
+
+def node_test(moss, arch, harness, test, work):
+    import onnx
+    d = os.path.join(conf.DATA, test)
+    model = os.path.join(d, "model.onnx")
+    sets = sorted(glob.glob(os.path.join(d, "test_data_set_*")))
+    m = onnx.load(model)
+    inits = {i.name for i in m.graph.initializer}
+    in_names = [i.name for i in m.graph.input if i.name not in inits]
+    out = os.path.join(work, arch + "_" + test)
+    frozen = []
+    for _ in range(len(in_names) + 1):
+        consts = [(n, os.path.join(sets[0], "input_%d.pb" % in_names.index(n))) for n in frozen]
+        p = compile_obj(moss, model, ARCHES[arch][0], out, consts)
+        if p.returncode == 0:
+            break
+        want = [n for n in re.findall(r"--constant (\S+)=FILE", p.stderr) if n in in_names and n not in frozen]
+        if not want:
+            return "compile failed: " + conf.first_line(p.stderr)
+        frozen += want
+    s = sets[0]
+    inputs = [conf.load_pb(os.path.join(s, "input_%d.pb" % i)) for i, n in enumerate(in_names) if n not in frozen]
+    refs = [conf.load_pb(o) for o in sorted(glob.glob(os.path.join(s, "output_*.pb")),
+                                           key=lambda x: int(re.findall(r"(\d+)\.pb$", x)[0]))]
+    got, why = run_native(arch, harness, out, inputs, [(r.dtype, r.shape) for r in refs])
+    if got is None:
+        return why
+    for i, (g, r) in enumerate(zip(got, refs)):
+        w = conf.compare(g, r)
+        if w:
+            return "output %d: %s" % (i, w)
+    shutil.rmtree(out, ignore_errors=True)
+    return ""
+
+
+def c_reference(moss, model, shape, x, work):
+    """moss's C backend on the host, image by image: the int8 reference the native
+    code must equal bit for bit (DESIGN.md "Numerics": int8 identical across backends)."""
+    out = os.path.join(work, "cref_" + os.path.basename(model))
+    p = sh([moss, "compile", model, "--input-shape", shape, "--emit", "c", "--name", "model", "-o", out, "-q"])
+    if p.returncode != 0:
+        raise SystemExit("FAIL: %s does not compile to C: %s" % (model, p.stderr))
+    refs = []
+    for i in range(len(x)):
+        np.save(os.path.join(out, "x.npy"), x[i:i + 1])
+        p = sh([moss, "run", out, os.path.join(out, "x.npy"), "-o", os.path.join(out, "r")])
+        if p.returncode != 0:
+            raise SystemExit("FAIL: moss run %s: %s" % (out, p.stderr))
+        refs.append(np.load(os.path.join(out, "r", "output_0.npy")))
+    return np.concatenate(refs)
+
+
+def digits(moss, arch, harness, work, cref):
+    """The digits models, 20 test images each: the float ones against torch's
+    logits, the QDQ (int8) ones bit for bit against the C backend."""
+    dd = os.path.join(HERE, "digits")
+    cases = [("mlp.onnx", "x_test_mlp.npy", "input=1x64"), ("cnn.onnx", "x_test_cnn.npy", "input=1x1x8x8"),
+             ("mlp_qdq.onnx", "x_test_mlp.npy", "input=1x64"), ("cnn_qdq.onnx", "x_test_cnn.npy", "input=1x1x8x8"),
+             ("cnn_qdq_pc.onnx", "x_test_cnn.npy", "input=1x1x8x8")]
+    fails = []
+    for model, xs, shape in cases:
+        x = np.load(os.path.join(dd, xs)).astype(np.float32)[:20]
+        if "qdq" in model:
+            ref = cref[model]
+        else:
+            ref = np.load(os.path.join(dd, model.replace(".onnx", "_ref.npy")))[:20].astype(np.float32)
+        out = os.path.join(work, arch + "_" + model)
+        p = sh([moss, "compile", os.path.join(dd, model), "--input-shape", shape, "--target", ARCHES[arch][0],
+                "--emit", "obj", "--name", "model", "-o", out, "-q"])
+        if p.returncode != 0:
+            fails.append("%s: %s" % (model, conf.first_line(p.stderr)))
+            continue
+        for i in range(len(x)):
+            got, why = run_native(arch, harness, out, [x[i:i + 1]], [(ref.dtype, (1,) + ref.shape[1:])])
+            if got is None:
+                fails.append("%s image %d: %s" % (model, i, why))
+                break
+            w = conf.compare(got[0], ref[i:i + 1]) if "qdq" not in model else \
+                ("" if np.array_equal(got[0], ref[i:i + 1]) else "differs from the C backend: %s vs %s" % (got[0], ref[i:i + 1]))
+            if w:
+                fails.append("%s image %d: %s" % (model, i, w))
+                break
+    return fails
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--moss", required=True)
+    ap.add_argument("--count", type=int, default=120)
+    ap.add_argument("--arch", default="x86_64,aarch64,riscv64")
+    ap.add_argument("--no-digits", action="store_true")
+    a = ap.parse_args()
+    moss = os.path.abspath(a.moss)
+    arches = a.arch.split(",")
+    for arch in arches:
+        _, cc, qemu = ARCHES[arch]
+        for tool in [cc] + qemu[:1]:
+            if not shutil.which(tool):
+                print("SKIP: %s not installed" % tool)
+                return 77
+    conf.EXPECTED = conf.EXPECTED_LLVM
+    passing = sorted(t for t, (st, _) in conf.read_expected().items() if st == "pass")
+    if len(passing) < a.count:
+        print("FAIL: only %d node tests pass on the LLVM backend; want %d" % (len(passing), a.count))
+        return 1
+    step = len(passing) / a.count
+    chosen = [passing[int(i * step)] for i in range(a.count)]
+    work = tempfile.mkdtemp(prefix="moss-native-")
+    failures = []
+    cref = {}
+    if not a.no_digits:
+        dd = os.path.join(HERE, "digits")
+        for model, xs, shape in (("mlp_qdq.onnx", "x_test_mlp.npy", "input=1x64"),
+                                 ("cnn_qdq.onnx", "x_test_cnn.npy", "input=1x1x8x8"),
+                                 ("cnn_qdq_pc.onnx", "x_test_cnn.npy", "input=1x1x8x8")):
+            x = np.load(os.path.join(dd, xs)).astype(np.float32)[:20]
+            cref[model] = c_reference(moss, os.path.join(dd, model), shape, x, work)
+    for arch in arches:
+        _, cc, _ = ARCHES[arch]
+        hobj = os.path.join(work, "harness_%s.o" % arch)
+        p = sh([cc, "-O1", "-std=c11", "-c", os.path.join(HERE, "native", "harness.c"), "-o", hobj])
+        if p.returncode != 0:
+            raise SystemExit("FAIL: harness does not build for %s: %s" % (arch, p.stderr))
+        with cf.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+            futs = {ex.submit(node_test, moss, arch, hobj, t, work): t for t in chosen}
+            for f in cf.as_completed(futs):
+                why = f.result()
+                if why:
+                    failures.append("%s %s: %s" % (arch, futs[f], why))
+        if not a.no_digits:
+            failures += ["%s digits %s" % (arch, w) for w in digits(moss, arch, hobj, work, cref)]
+        print("%s: %d node tests%s run as native code" % (arch, len(chosen), "" if a.no_digits else " and the digits models"))
+    shutil.rmtree(work, ignore_errors=True)
+    for f in sorted(failures):
+        print("FAIL", f)
+    n = len(chosen) * len(arches)
+    print("%d passed, %d failed" % (n - len([f for f in failures if "digits" not in f]), len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
