@@ -339,6 +339,7 @@ moss_status moss_ptq_calibrate(moss_ctx *ctx, const moss_graph *g, const moss_co
   co.cost_out = NULL;
   co.no_emit = 0;
   co.dump_ir = 0;
+  co.dump_kernels = 0;
   co.dump_after = NULL;
   st = moss_compile(ctx, &co);
   ctx->file = opts->model;

@@ -13,6 +13,7 @@ typedef struct moss_compile_opts {
   moss_onnx_binding *bindings;
   int nbindings;
   int dump_ir;                /* print the final IR to stdout */
+  int dump_kernels;           /* print every node's kernel description to stdout */
   const char *dump_after;     /* print the IR after this pass ("all" for every pass) */
   int verbose;                /* print the arena size and a summary */
   const char *prune;          /* --prune SPEC (passes/prune.h); NULL: none */

@@ -24,7 +24,7 @@ static const char usage[] =
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R|nm:N:M]\n"
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
-    "               [--dump-ir] [--dump-after=PASS|all] [-q]\n"
+    "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
     "  moss bench ARTIFACT [--iterations N] [IN0 ...]\n"
     "  moss eval ARTIFACT.moss X.npy Y.npy\n"
@@ -136,6 +136,7 @@ static int eval_after(moss_ctx *ctx, const moss_compile_opts *o, const char *x, 
   fo.report = NULL;
   fo.explain = 0;
   fo.dump_ir = 0;
+  fo.dump_kernels = 0;
   fo.dump_after = NULL;
   if (moss_compile(ctx, &fo) != MOSS_OK || moss_eval_artifact(ctx, out, x, y, &f) != MOSS_OK) rc = 1;
   remove(out);
@@ -162,6 +163,7 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     else if (!strcmp(a, "--input-shape") && (ok = need_arg(i, argc, a))) ok = add_binding(&o, argv[++i], 0);
     else if (!strcmp(a, "--constant") && (ok = need_arg(i, argc, a))) ok = add_binding(&o, argv[++i], 1);
     else if (!strcmp(a, "--dump-ir")) o.dump_ir = 1;
+    else if (!strcmp(a, "--dump-kernels")) o.dump_kernels = 1;
     else if (!strcmp(a, "--explain")) o.explain = 1;
     else if (!strcmp(a, "--prune") && (ok = need_arg(i, argc, a))) o.prune = argv[++i];
     else if (!strcmp(a, "--report") && (ok = need_arg(i, argc, a))) o.report = argv[++i];

@@ -8,6 +8,7 @@
 
 #include "../../backends/c/cgen.h"
 #include "../cost/cost.h"
+#include "../kernel/kernel.h"
 #include "../passes/partition.h"
 #include "../passes/passes.h"
 #include "../passes/prune.h"
@@ -41,6 +42,35 @@ static void dump(moss_ctx *ctx, moss_graph *g, const char *title) {
   moss_ir_print(g, &b);
   printf("# IR after %s\n%s", title, b.data ? b.data : "");
   moss_buf_deinit(&b);
+}
+
+/* --dump-kernels: each node's kernel description, or why it has none. */
+static moss_status dump_kernels(moss_ctx *ctx, const moss_graph *g) {
+  moss_arena *arena;
+  moss_buf b;
+  moss_status st = MOSS_OK;
+  int i;
+  MOSS_TRY(moss_arena_create(ctx->alloc, 1 << 16, &arena));
+  moss_buf_init(&b, ctx);
+  for (i = 0; i < g->nnodes && st == MOSS_OK; i++) {
+    const moss_node *n = g->nodes[i];
+    moss_kernel *k;
+    if (!moss_kernel_can_lower(n)) {
+      printf("kernel node %d '%s' (%s): no description yet (printed as C directly)\n", n->id, n->name,
+             n->op_type);
+      continue;
+    }
+    moss_arena_reset(arena);
+    st = moss_kernel_lower(ctx, arena, n, &k);
+    if (st != MOSS_OK) break;
+    b.len = 0;
+    moss_kernel_print(k, &b);
+    if (b.failed) st = moss_fail(ctx, MOSS_E_NOMEM, n, "--dump-kernels");
+    else fwrite(b.data, 1, b.len, stdout);
+  }
+  moss_buf_deinit(&b);
+  moss_arena_destroy(arena);
+  return st;
 }
 
 static void model_name(const char *path, char *out, size_t cap) {
@@ -269,6 +299,10 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   st = moss_plan_compute(ctx, g, &arena); /* arena offsets by liveness */
   if (st != MOSS_OK) goto done;
   if (opts->dump_ir) dump(ctx, g, "plan");
+  if (opts->dump_kernels) {
+    st = dump_kernels(ctx, g);
+    if (st != MOSS_OK) goto done;
+  }
   if (opts->explain) {
     explain(g, target, host);
     explain_qdq(g);
