@@ -512,6 +512,51 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, LLVMValueRef *out_fn)
   return G->st;
 }
 
+/* Copies graph outputs that no node writes (constants, graph inputs). */
+static void output_copies(gen *G, LLVMValueRef in, LLVMValueRef out) {
+  moss_graph *g = G->g;
+  int i;
+  for (i = 0; i < g->noutputs; i++) {
+    const moss_value *v = g->outputs[i];
+    LLVMValueRef dst, src, idx;
+    if (v->producer) continue;
+    idx = LLVMConstInt(G->i64, (unsigned long long)i, 0);
+    dst = LLVMBuildLoad2(G->b, G->ptr, LLVMBuildGEP2(G->b, G->ptr, out, &idx, 1, ""), "");
+    if (v->data) {
+      src = weight(G, v);
+    } else {
+      idx = LLVMConstInt(G->i64, (unsigned long long)v->input_index, 0);
+      src = LLVMBuildLoad2(G->b, G->ptr, LLVMBuildGEP2(G->b, G->ptr, in, &idx, 1, ""), "");
+    }
+    LLVMBuildMemCpy(G->b, dst, 1, src, 1, LLVMConstInt(G->i64, moss_value_nbytes(v), 0));
+  }
+}
+
+/* The segmented form: int <prefix>_seg<k>(in, out, arena) per flagged
+ * segment; the first one also makes the output copies. */
+static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix, const unsigned char *segs,
+                                  int nseg) {
+  moss_graph *g = G->g;
+  LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr};
+  LLVMTypeRef vt = LLVMFunctionType(G->i32, params, 3, 0);
+  int k, i, first = 1;
+  for (k = 0; k < nseg; k++) {
+    LLVMValueRef f, args[3];
+    char name[300];
+    if (!segs[k]) continue;
+    snprintf(name, sizeof name, "%s_seg%d", prefix, k);
+    f = LLVMAddFunction(G->m, name, vt);
+    LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, f, "entry"));
+    for (i = 0; i < 3; i++) args[i] = LLVMGetParam(f, (unsigned)i);
+    if (first) output_copies(G, args[0], args[1]);
+    first = 0;
+    for (i = 0; i < g->nnodes; i++)
+      if (g->nodes[i]->segment == k) LLVMBuildCall2(G->b, G->kfn_type, kfns[i], args, 3, "");
+    LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
+  }
+  return G->st;
+}
+
 /* <prefix>_run_v and <prefix>_run. */
 static moss_status entry_points(gen *G, LLVMValueRef *kfns, const char *prefix) {
   moss_graph *g = G->g;
@@ -524,20 +569,7 @@ static moss_status entry_points(gen *G, LLVMValueRef *kfns, const char *prefix) 
   run_v = LLVMAddFunction(G->m, name, vt);
   LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, run_v, "entry"));
   for (i = 0; i < 3; i++) args[i] = LLVMGetParam(run_v, (unsigned)i);
-  for (i = 0; i < g->noutputs; i++) { /* graph outputs no node writes */
-    const moss_value *v = g->outputs[i];
-    LLVMValueRef dst, src, idx;
-    if (v->producer) continue;
-    idx = LLVMConstInt(G->i64, (unsigned long long)i, 0);
-    dst = LLVMBuildLoad2(G->b, G->ptr, LLVMBuildGEP2(G->b, G->ptr, args[1], &idx, 1, ""), "");
-    if (v->data) {
-      src = weight(G, v);
-    } else {
-      idx = LLVMConstInt(G->i64, (unsigned long long)v->input_index, 0);
-      src = LLVMBuildLoad2(G->b, G->ptr, LLVMBuildGEP2(G->b, G->ptr, args[0], &idx, 1, ""), "");
-    }
-    LLVMBuildMemCpy(G->b, dst, 1, src, 1, LLVMConstInt(G->i64, moss_value_nbytes(v), 0));
-  }
+  output_copies(G, args[0], args[1]);
   for (i = 0; i < g->nnodes; i++) LLVMBuildCall2(G->b, G->kfn_type, kfns[i], args, 3, "");
   LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
 
@@ -617,9 +649,14 @@ static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {
   return tm;
 }
 
+/* Whether node |n| belongs in this object. */
+static int wanted(const moss_node *n, const unsigned char *segs, int nseg) {
+  return !segs || (n->segment >= 0 && n->segment < nseg && segs[n->segment]);
+}
+
 moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_target *t,
-                                  const char *prefix, uint8_t **out_obj, size_t *out_size,
-                                  moss_llvm_stats *out_stats) {
+                                  const char *prefix, const unsigned char *segs, int nseg,
+                                  uint8_t **out_obj, size_t *out_size, moss_llvm_stats *out_stats) {
   gen G;
   moss_arena *karena = NULL;
   LLVMTargetMachineRef tm = NULL;
@@ -638,7 +675,7 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
   G.ctx = ctx;
   G.g = g;
   for (i = 0; i < g->nnodes; i++)
-    if (!moss_kernel_can_lower(g->nodes[i]))
+    if (wanted(g->nodes[i], segs, nseg) && !moss_kernel_can_lower(g->nodes[i]))
       G.st = moss_fail(ctx, MOSS_E_UNSUPPORTED, g->nodes[i],
                        "the LLVM backend has no code for this operator yet (no kernel description of "
                        "the %s family); use --emit c", moss_op_infos[g->nodes[i]->op].family);
@@ -670,13 +707,18 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
     goto done;
   }
   memset(G.globals, 0, gbytes);
+  memset(kfns, 0, kbytes);
   for (i = 0; i < g->nnodes && G.st == MOSS_OK; i++) {
     moss_kernel *k;
+    if (!wanted(g->nodes[i], segs, nseg)) continue;
     moss_arena_reset(karena);
     G.st = moss_kernel_lower(ctx, karena, g->nodes[i], &k);
     if (G.st == MOSS_OK) kernel_fn(&G, k, &kfns[i]);
   }
-  if (G.st == MOSS_OK) entry_points(&G, kfns, prefix);
+  if (G.st == MOSS_OK) {
+    if (segs) segment_points(&G, kfns, prefix, segs, nseg);
+    else entry_points(&G, kfns, prefix);
+  }
   if (G.st != MOSS_OK) goto done;
   if (LLVMVerifyModule(G.m, LLVMReturnStatusAction, &err)) {
     G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "LLVM backend: the module does not verify: %.600s", err ? err : "?");

@@ -24,13 +24,17 @@ typedef struct moss_llvm_stats {
 int moss_llvm_can_emit(const moss_node *n);
 
 /* Builds the object for every node of |g| (planned), entry points named
- * after |prefix|. |*out_obj| (|*out_size| bytes) is the caller's, freed with
+ * after |prefix|. With |segs| (|nseg| flags, one per segment of the
+ * partition) the object holds instead one function per flagged segment,
+ * int <prefix>_seg<k>(const void *const *in, void *const *out, void *arena),
+ * running that segment's nodes (the segmented form a bundle's plan calls,
+ * the same as the C backend's). |*out_obj| (|*out_size| bytes) is the caller's, freed with
  * moss_free(ctx, obj, size). |out_stats| may be NULL. Errors: unsupported
  * (a node without a kernel description, a triple this LLVM lacks), target
  * (a CPU or feature LLVM does not know), internal (the module failed
  * verification: our bug), out-of-memory. */
 moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_target *t,
-                                  const char *prefix, uint8_t **out_obj, size_t *out_size,
-                                  moss_llvm_stats *out_stats);
+                                  const char *prefix, const unsigned char *segs, int nseg,
+                                  uint8_t **out_obj, size_t *out_size, moss_llvm_stats *out_stats);
 
 #endif

@@ -28,7 +28,7 @@ moss_status moss_emit_object(moss_ctx *ctx, moss_graph *g, const moss_target *t,
                      "there is no native code to emit", moss_target_name(t), moss_target_device_id(t, host));
   if (strrchr(src, '/')) src = strrchr(src, '/') + 1;
   moss_c_identifier(p, sizeof p, name);
-  MOSS_TRY(moss_llvm_emit_object(ctx, g, &lt, p, &obj, &nobj, &stats));
+  MOSS_TRY(moss_llvm_emit_object(ctx, g, &lt, p, NULL, 0, &obj, &nobj, &stats));
   if (verbose)
     fprintf(stderr, "moss: llvm: build %.3f s, optimize %.3f s, emit %.3f s (%s, cpu %s)\n", stats.build_s,
             stats.optimize_s, stats.emit_s, lt.triple, lt.cpu ? lt.cpu : "generic");
