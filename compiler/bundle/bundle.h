@@ -44,11 +44,11 @@ typedef struct moss_bundle_step {
   moss_bundle_step_kind kind;
   uint32_t device;         /* index into devices */
   uint32_t from;           /* TRANSFER: source device */
-  /* EXEC on a cpu device with backend "c": the symbol in the CPU code,
-   * called as int fn(const void *const *in, void *const *out, void *arena)
-   * with the graph's input and output buffers and the arena.
-   * EXEC on a plugin device: |blob| indexes the blobs; the plugin's run()
-   * gets the tensors in[] and out[] (their buffers) in this order. */
+  /* EXEC runs a unit of the device's code on the buffers of tensors in[]
+   * and out[], in this order, and the arena. On the CPU device (the one
+   * with cpu_code) the unit is the symbol |entry| of the CPU code, called as
+   * int fn(const void *const *in, void *const *out, void *arena); on a
+   * plugin device |blob| indexes the blobs. */
   const char *entry;
   uint32_t blob;
   uint32_t nin, nout;
@@ -67,8 +67,10 @@ typedef struct moss_bundle_desc {
   const uint32_t *outputs; /* tensor index of graph output i */
   const moss_bundle_device *devices;
   const moss_bundle_step *steps;
-  const void *cpu_code;    /* a shared object (ELF) holding the cpu entries; NULL: none */
+  const void *cpu_code;    /* the code of device |cpu_device|, holding the cpu entries; NULL: none */
   uint64_t cpu_code_bytes;
+  uint32_t cpu_device;     /* the device the CPU code runs on */
+  uint32_t cpu_code_format; /* MOSS_BUNDLE_CODE_ELF_SHARED (0 means that too) or _ELF_OBJECT */
   const void *const *blobs;
   const uint64_t *blob_bytes;
   const uint32_t *blob_device; /* device index each blob is for */

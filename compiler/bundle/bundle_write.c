@@ -24,6 +24,11 @@ static int is_plugin(const moss_bundle_device *d) {
   return d->backend && strncmp(d->backend, "plugin:", 7) == 0 && d->backend[7];
 }
 
+/* The backends whose code runs on the CPU, in the runtime's process. */
+static int is_cpu_backend(const moss_bundle_device *d) {
+  return d->backend && (!strcmp(d->backend, "c") || !strcmp(d->backend, "llvm"));
+}
+
 static moss_status check_tensor(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t i) {
   const moss_bundle_tensor *t = &d->tensors[i];
   const char *name = t->name ? t->name : "";
@@ -86,10 +91,13 @@ static moss_status check_step(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t
                  d->devices[s->device].id);
     if (s->blob >= d->nblobs || d->blob_device[s->blob] != s->device)
       return BAD("steps[%u].blob = %u is not a blob of device %u", i, s->blob, s->device);
-  } else if (d->devices[s->device].backend && strcmp(d->devices[s->device].backend, "c") == 0) {
+  } else if (is_cpu_backend(&d->devices[s->device])) {
     if (!s->entry || !s->entry[0]) return BAD("steps[%u]: a CPU step without entry", i);
     if (!d->cpu_code) return BAD("steps[%u]: entry '%s' but no cpu_code", i, s->entry);
-  }
+    if (s->device != d->cpu_device)
+      return BAD("steps[%u]: entry '%s' on device %u, the CPU code is device %u's", i, s->entry,
+                 s->device, d->cpu_device);
+  } /* other backends' code sections come with their executors */
   return MOSS_OK;
 }
 
@@ -126,6 +134,10 @@ static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
   for (i = 0; i < d->nsteps; i++) MOSS_TRY(check_step(ctx, d, i));
   if (d->cpu_code && d->cpu_code_bytes < 4) return BAD("cpu_code is %llu bytes",
                                                        (unsigned long long)d->cpu_code_bytes);
+  if (d->cpu_code && (d->cpu_device >= d->ndevices || is_plugin(&d->devices[d->cpu_device])))
+    return BAD("cpu_device = %u is not a CPU device", d->cpu_device);
+  if (d->cpu_code_format > MOSS_BUNDLE_CODE_ELF_OBJECT)
+    return BAD("cpu_code_format = %u", d->cpu_code_format);
   return MOSS_OK;
 }
 
@@ -217,10 +229,16 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
     moss_buf_put(&devs, &hd, sizeof hd);
     for (i = 0; i < d->ndevices; i++) {
       moss_bundle_device_rec r;
+      int code = d->cpu_code && d->cpu_device == i;
+      memset(&r, 0, sizeof r);
       r.id = add_str(&strs, d->devices[i].id);
       r.kind = add_str(&strs, d->devices[i].kind);
       r.backend = add_str(&strs, d->devices[i].backend);
       r.plugin_path = add_str(&strs, is_plugin(&d->devices[i]) ? d->devices[i].plugin_path : NULL);
+      r.triple = add_str(&strs, code ? d->triple : NULL);
+      r.features = add_str(&strs, code ? d->features : NULL);
+      r.code_format = !code ? MOSS_BUNDLE_CODE_NONE
+                      : d->cpu_code_format ? d->cpu_code_format : MOSS_BUNDLE_CODE_ELF_SHARED;
       moss_buf_put(&devs, &r, sizeof r);
     }
   }
@@ -263,7 +281,7 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
   sec[nsec++] = (pending){MOSS_BUNDLE_SEC_DEVICES, 0, devs.data, devs.len};
   sec[nsec++] = (pending){MOSS_BUNDLE_SEC_PLAN, 0, plan.data, plan.len};
   if (d->cpu_code)
-    sec[nsec++] = (pending){MOSS_BUNDLE_SEC_CPU_CODE, 0, d->cpu_code, d->cpu_code_bytes};
+    sec[nsec++] = (pending){MOSS_BUNDLE_SEC_CODE, d->cpu_device, d->cpu_code, d->cpu_code_bytes};
   for (i = 0; i < d->nblobs; i++)
     sec[nsec++] = (pending){MOSS_BUNDLE_SEC_BLOB, d->blob_device[i], d->blobs[i], d->blob_bytes[i]};
   if (d->report_json)
@@ -301,8 +319,8 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
   h.section_count = nsec;
   h.section_entry_size = sizeof(moss_bundle_section);
   strcpy(h.target, d->target);
-  strcpy(h.triple, d->triple ? d->triple : "");
-  strcpy(h.features, d->features ? d->features : "");
+  strcpy(h.triple, d->cpu_code && d->triple ? d->triple : "");
+  strcpy(h.features, d->cpu_code && d->features ? d->features : "");
   h.header_crc = moss_bundle_crc32(0, &h, sizeof h);
   h.header_crc = moss_bundle_crc32(h.header_crc, out.data + sizeof h,
                                    (size_t)nsec * sizeof(moss_bundle_section));

@@ -18,6 +18,7 @@ typedef struct moss_emit_args {
   const char *out;            /* the bundle's path */
   const char *source_hash;
   const char *report_json;    /* NULL: none */
+  int verbose;                /* print the native backend's stage times */
 } moss_emit_args;
 
 /* Writes the .moss bundle (emit_bundle.c). */

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "../../backends/c/cgen.h"
+#include "../../backends/llvm/llvm.h"
+#include "moss_bundle.h"
 #include "../bundle/bundle.h"
 #include "../passes/partition.h"
 #include "emit.h"
@@ -113,8 +115,50 @@ static moss_status transfer(builder *b, const moss_value *v, int from, int to) {
   return MOSS_OK;
 }
 
+/* Devices whose code runs in the runtime's process: the C backend's (a
+ * shared object built with $CC) or the LLVM backend's (an object). */
 static int is_c_device(const moss_target *t, int d) {
-  return !strcmp(moss_target_device_backend(t, d), "c");
+  return !strcmp(moss_target_device_backend(t, d), "c") || !strcmp(moss_target_device_backend(t, d), "llvm");
+}
+
+static int is_llvm_device(const moss_target *t, int d) {
+  return !strcmp(moss_target_device_backend(t, d), "llvm");
+}
+
+/* The LLVM backend's object for the CPU segments: no C compiler runs. */
+static moss_status build_native_code(moss_ctx *ctx, const moss_emit_args *a, const unsigned char *seg_is_c,
+                                     int nseg, char *triple, size_t tcap, char *features, size_t fcap,
+                                     uint8_t **code, size_t *ncode) {
+  moss_llvm_target lt;
+  moss_llvm_stats stats;
+  const char *feat;
+  size_t n = 0;
+  lt.triple = moss_target_device_codegen(a->target, a->host, "triple");
+  lt.cpu = moss_target_device_codegen(a->target, a->host, "cpu");
+  lt.features = feat = moss_target_device_codegen(a->target, a->host, "features");
+  if (!lt.triple)
+    return moss_fail(ctx, MOSS_E_TARGET, NULL, "target '%s': device '%s' (backend llvm) names no triple",
+                     moss_target_name(a->target), moss_target_device_id(a->target, a->host));
+  snprintf(triple, tcap, "%s", lt.triple);
+  features[0] = 0;
+  if (lt.cpu && !strcmp(lt.cpu, "native")) {
+    /* Code for this machine: the runtime checks the architecture; the
+     * features are the host's own. */
+    feat = NULL;
+  }
+  while (feat && *feat) { /* "+avx2,+fma" -> "avx2,fma"; "-x" stays (no requirement) */
+    size_t l;
+    while (*feat == ',' || *feat == ' ') feat++;
+    l = strcspn(feat, ", ");
+    if (l && *feat == '+') feat++, l--;
+    if (l && n + l + 2 < fcap) n += (size_t)snprintf(features + n, fcap - n, "%s%.*s", n ? "," : "", (int)l, feat);
+    feat += l;
+  }
+  MOSS_TRY(moss_llvm_emit_object(ctx, a->g, &lt, a->name, seg_is_c, nseg, code, ncode, &stats));
+  if (a->verbose)
+    fprintf(stderr, "moss: llvm: build %.3f s, optimize %.3f s, emit %.3f s (%s, cpu %s)\n", stats.build_s,
+            stats.optimize_s, stats.emit_s, lt.triple, lt.cpu ? lt.cpu : "generic");
+  return MOSS_OK;
 }
 
 /* The C compiler and flags for the target's CPU code; fails for targets a
@@ -335,6 +379,17 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
       s->device = (uint32_t)dev;
       snprintf(entry_pool[k], sizeof entry_pool[k], "%s_seg%d", a->name, k);
       s->entry = entry_pool[k];
+      /* The CPU code's in[] and out[] are the graph's inputs and outputs. */
+      for (i = 0; i < g->ninputs && st == MOSS_OK; i++)
+        if (!add_id(&b, ins[i])) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle plan");
+      for (i = 0; i < g->noutputs && st == MOSS_OK; i++)
+        if (!add_id(&b, outs[i])) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle plan");
+      if (st != MOSS_OK) break;
+      s = &b.steps[b.nsteps - 1]; /* the pool may have moved the steps; the step is the last */
+      s->nin = (uint32_t)g->ninputs;
+      s->nout = (uint32_t)g->noutputs;
+      s->in = (const uint32_t *)(uintptr_t)start;
+      s->out = (const uint32_t *)(uintptr_t)(start + (size_t)g->ninputs);
     } else {
       int *in_ids = NULL, *out_ids = NULL, nin = 0, nout = 0, j;
       moss_plugin *pl = a->plugins ? a->plugins[dev] : NULL;
@@ -398,8 +453,12 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   }
 
   if (any_c) {
-    st = build_cpu_code(ctx, a, seg_is_c, nseg, triple, sizeof triple, features, sizeof features,
-                        &code, &ncode);
+    if (is_llvm_device(t, a->host))
+      st = build_native_code(ctx, a, seg_is_c, nseg, triple, sizeof triple, features, sizeof features,
+                             &code, &ncode);
+    else
+      st = build_cpu_code(ctx, a, seg_is_c, nseg, triple, sizeof triple, features, sizeof features,
+                          &code, &ncode);
     if (st != MOSS_OK) goto done;
   }
   for (i = 0; i < ndev; i++) {
@@ -424,6 +483,8 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   d.steps = b.steps;
   d.cpu_code = code;
   d.cpu_code_bytes = ncode;
+  d.cpu_device = (uint32_t)a->host;
+  d.cpu_code_format = is_llvm_device(t, a->host) ? MOSS_BUNDLE_CODE_ELF_OBJECT : MOSS_BUNDLE_CODE_ELF_SHARED;
   d.nblobs = nblobs;
   d.blobs = blob_ptr;
   d.blob_bytes = blob_len;
@@ -431,7 +492,7 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   d.report_json = a->report_json;
   st = moss_bundle_write(ctx, &d, a->out);
 done:
-  if (code) moss_free(ctx, code, ncode + 1);
+  if (code) moss_free(ctx, code, is_llvm_device(t, a->host) ? ncode : ncode + 1);
   if (blobs)
     for (i = 0; i < a->nsegments + 1; i++) moss_buf_deinit(&blobs[i]);
   moss_free(ctx, blobs, sizeof *blobs * ((size_t)a->nsegments + 1));

@@ -174,7 +174,7 @@ static moss_status check_emitters(moss_ctx *ctx, const moss_graph *g, const moss
   for (d = 0; d < moss_target_device_count(t); d++) {
     const char *be = moss_target_device_backend(t, d);
     int count = 0;
-    if (!strcmp(be, "c") || plugins[d]) continue;
+    if (!strcmp(be, "c") || !strcmp(be, "llvm") || plugins[d]) continue;
     for (i = 0; i < g->nnodes; i++) count += g->nodes[i]->device == d;
     if (!count) continue;
     bad = 1;
@@ -294,7 +294,8 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     st = moss_partition(ctx, g, &po, &nseg); /* every node onto a device */
     if (st != MOSS_OK) goto done;
     for (i = 0; i < (size_t)g->nnodes; i++) /* non-C segments run as one call */
-      g->nodes[i]->opaque = strcmp(moss_target_device_backend(target, g->nodes[i]->device), "c") != 0;
+      g->nodes[i]->opaque = strcmp(moss_target_device_backend(target, g->nodes[i]->device), "c") != 0 &&
+                            strcmp(moss_target_device_backend(target, g->nodes[i]->device), "llvm") != 0;
   }
   st = moss_plan_compute(ctx, g, &arena); /* arena offsets by liveness */
   if (st != MOSS_OK) goto done;
@@ -370,6 +371,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     a.out = out;
     a.source_hash = hash;
     a.report_json = json.data;
+    a.verbose = opts->verbose;
     st = moss_emit_bundle(ctx, &a);
   }
   if (st == MOSS_OK && opts->verbose)

@@ -1,4 +1,4 @@
-/* moss_bundle.h - the .moss bundle file format, version 1 (DESIGN.md "Bundle").
+/* moss_bundle.h - the .moss bundle file format, version 2 (DESIGN.md "Bundle").
  *
  * Shared by the compiler (compiler/bundle/bundle_write.c writes it) and the
  * runtime (runtime/src/core/bundle.c reads and checks it). Standalone: it
@@ -18,8 +18,16 @@
  *                zero-padded to the next multiple of 64; they do not overlap
  *                each other, the header or the table, and end inside the file.
  *
- * Sections (one of each, except BLOB: one per plugin blob; CPU_CODE and
- * REPORT are optional):
+ * Version 2 (after version 1): one CODE section per device that has code,
+ * in place of the single CPU_CODE section; the device record carries that
+ * code's format, triple and features; an EXEC step on a CPU device lists the
+ * tensors its entry receives (the graph inputs, then the graph outputs), so
+ * an EXEC step means the same on every device: run this unit of the
+ * device's code on these tensors. Version 1 bundles are refused (a clear
+ * "format version 1" error): recompile them.
+ *
+ * Sections (one of each, except CODE: one per device with code, and BLOB:
+ * one per plugin blob; CODE, BLOB and REPORT are optional):
  *
  *   STRINGS   the string table: every string in the other sections is a
  *             moss_bundle_str (offset, length) into it, and the byte at
@@ -30,8 +38,11 @@
  *   DEVICES   moss_bundle_devices, then |count| moss_bundle_device_rec.
  *   PLAN      moss_bundle_plan, then |count| moss_bundle_step_rec, then |nrefs|
  *             uint32 tensor indices that the steps' in/out lists point into.
- *   CPU_CODE  an ELF shared object holding the entry points of the CPU EXEC
- *             steps (the C backend's code, compiled).
+ *   CODE      the code of device |param| in its device record's format
+ *             (moss_bundle_code_format): for a CPU, an ELF relocatable object
+ *             from the LLVM backend (loaded by libmossrt's own loader) or an
+ *             ELF shared object built from the C backend's code; later
+ *             OpenCL C, SPIR-V, PTX.
  *   BLOB      a plugin blob; the entry's |param| is the index of the device
  *             that loads it. Blob i is the i-th BLOB section in table order.
  *   REPORT    the cost and energy report, JSON text followed by one NUL
@@ -54,7 +65,7 @@ extern "C" {
 #endif
 
 #define MOSS_BUNDLE_MAGIC "MOSSBNDL" /* 8 bytes, no NUL */
-#define MOSS_BUNDLE_VERSION 1u
+#define MOSS_BUNDLE_VERSION 2u
 #define MOSS_BUNDLE_ALIGN 64u        /* every section's offset and alignment */
 #define MOSS_BUNDLE_MAX_RANK 8
 #define MOSS_BUNDLE_MAX_SECTIONS 4096u /* readers reject larger tables */
@@ -72,10 +83,12 @@ typedef struct moss_bundle_header {
   uint32_t header_crc;           /*  40: see "Checksums" above */
   uint32_t flags;                /*  44: 0 in version 1 */
   char target[64];               /*  48: target name, e.g. "x86_64-avx2" */
-  char triple[64];               /* 112: the CPU code's triple, e.g. "x86_64-pc-linux-gnu";
-                                  *      "" when there is no CPU code */
-  char features[128];            /* 176: required CPU features, comma-separated, without
-                                  *      or with a leading '+' ("avx2,fma"); "" none */
+  char triple[64];               /* 112: the triple of the code that runs on the host CPU
+                                  *      device, e.g. "x86_64-pc-linux-gnu" ("" when there is
+                                  *      none): a copy of that device record's, so a runtime
+                                  *      can refuse another machine's bundle early */
+  char features[128];            /* 176: that code's required CPU features, comma-separated,
+                                  *      without or with a leading '+' ("avx2,fma"); "" none */
   uint8_t reserved[16];          /* 304: zero */
 } moss_bundle_header;            /* 320 */
 
@@ -84,7 +97,7 @@ typedef enum moss_bundle_section_kind {
   MOSS_BUNDLE_SEC_META = 2,
   MOSS_BUNDLE_SEC_DEVICES = 3,
   MOSS_BUNDLE_SEC_PLAN = 4,
-  MOSS_BUNDLE_SEC_CPU_CODE = 5,
+  MOSS_BUNDLE_SEC_CODE = 5,
   MOSS_BUNDLE_SEC_BLOB = 6,
   MOSS_BUNDLE_SEC_REPORT = 7
 } moss_bundle_section_kind;
@@ -92,7 +105,7 @@ typedef enum moss_bundle_section_kind {
 /* One section table entry. */
 typedef struct moss_bundle_section {
   uint32_t kind;                 /*  0: moss_bundle_section_kind */
-  uint32_t param;                /*  4: BLOB: device index; otherwise 0 */
+  uint32_t param;                /*  4: CODE and BLOB: device index; otherwise 0 */
   uint64_t offset;               /*  8: from the start of the file, multiple of |align| */
   uint64_t size;                 /* 16: payload bytes, without padding */
   uint32_t align;                /* 24: MOSS_BUNDLE_ALIGN */
@@ -142,15 +155,32 @@ typedef struct moss_bundle_devices {
   uint32_t reserved;
 } moss_bundle_devices;           /* 8 */
 
-/* A device of the target. |backend| is "c" for code in the CPU_CODE
- * section or "plugin:NAME" for a plugin device, whose library the compiler
- * used is |plugin_path| (length 0 for non-plugin devices). */
+/* The form of a device's code. */
+typedef enum moss_bundle_code_format {
+  MOSS_BUNDLE_CODE_NONE = 0,        /* no code (an unused device, or a plugin's blobs) */
+  MOSS_BUNDLE_CODE_ELF_SHARED = 1,  /* ELF shared object (the C backend's code, compiled) */
+  MOSS_BUNDLE_CODE_ELF_OBJECT = 2,  /* ELF relocatable object (the LLVM backend) */
+  MOSS_BUNDLE_CODE_OPENCL_C = 3,    /* OpenCL C source */
+  MOSS_BUNDLE_CODE_SPIRV = 4,       /* SPIR-V module */
+  MOSS_BUNDLE_CODE_PTX = 5          /* PTX text */
+} moss_bundle_code_format;
+
+/* A device of the target. |backend| names the backend that emitted its
+ * code ("c", "llvm", ...) or "plugin:NAME" for a plugin device, whose
+ * library the compiler used is |plugin_path| (length 0 for non-plugin
+ * devices). A device with |code_format| != NONE has exactly one CODE
+ * section (param = its index), for |triple| with |features| (lengths 0
+ * where they do not apply). */
 typedef struct moss_bundle_device_rec {
   moss_bundle_str id;            /*  0: e.g. "cpu", "npu" */
   moss_bundle_str kind;          /*  8: "cpu", "gpu", "npu" */
   moss_bundle_str backend;       /* 16 */
   moss_bundle_str plugin_path;   /* 24 */
-} moss_bundle_device_rec;            /* 32 */
+  moss_bundle_str triple;        /* 32: e.g. "x86_64-pc-linux-gnu" */
+  moss_bundle_str features;      /* 40: comma-separated, e.g. "avx2,fma" */
+  uint32_t code_format;          /* 48: moss_bundle_code_format */
+  uint32_t reserved;             /* 52: zero */
+} moss_bundle_device_rec;            /* 56 */
 
 /* PLAN section header. */
 typedef struct moss_bundle_plan {
@@ -163,13 +193,14 @@ typedef enum moss_bundle_step_rec_kind {
   MOSS_BUNDLE_STEP_KIND_TRANSFER = 2  /* tensor refs[first] moves from |from| to |device| */
 } moss_bundle_step_rec_kind;
 
-/* A step, run in order. EXEC on a "c" device calls |entry| in the CPU code
- * as int fn(const void *const *in, void *const *out, void *arena) with the
- * graph's input and output buffers and the arena; non-zero means failure.
- * EXEC on a plugin device runs blob |blob| (which must belong to |device|)
- * with the buffers of tensors refs[first .. first+nin) as inputs and
- * refs[first+nin .. first+nin+nout) as outputs. TRANSFER has nin = 1,
- * nout = 0. */
+/* A step, run in order. EXEC runs one unit of |device|'s code with the
+ * buffers of tensors refs[first .. first+nin) as inputs and
+ * refs[first+nin .. first+nin+nout) as outputs, and the arena: on a CPU
+ * device the unit is the function |entry| of its code, called as
+ * int fn(const void *const *in, void *const *out, void *arena) (non-zero
+ * means failure), and its tensors are the graph's inputs then the graph's
+ * outputs, in order; on a plugin device it is blob |blob| (which must
+ * belong to |device|). TRANSFER has nin = 1, nout = 0. */
 typedef struct moss_bundle_step_rec {
   uint32_t kind;                 /*  0: moss_bundle_step_rec_kind */
   uint32_t device;               /*  4: device index */
@@ -205,7 +236,7 @@ _Static_assert(sizeof(moss_bundle_str) == 8, "moss_bundle_str layout");
 _Static_assert(sizeof(moss_bundle_meta) == 24, "moss_bundle_meta layout");
 _Static_assert(sizeof(moss_bundle_tensor_rec) == 104, "moss_bundle_tensor_rec layout");
 _Static_assert(sizeof(moss_bundle_devices) == 8, "moss_bundle_devices layout");
-_Static_assert(sizeof(moss_bundle_device_rec) == 32, "moss_bundle_device_rec layout");
+_Static_assert(sizeof(moss_bundle_device_rec) == 56, "moss_bundle_device_rec layout");
 _Static_assert(sizeof(moss_bundle_plan) == 8, "moss_bundle_plan layout");
 _Static_assert(sizeof(moss_bundle_step_rec) == 40, "moss_bundle_step_rec layout");
 #endif

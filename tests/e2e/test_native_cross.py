@@ -4,7 +4,11 @@ belongs: `moss compile --emit obj` for x86_64-avx2 (run here), rpi5
 (AArch64, run under qemu-aarch64) and riscv64-rvv (RISC-V 64 with the
 vector extension, run under qemu-riscv64 at VLEN 256). Each object is linked
 with tests/e2e/native/harness.c by the architecture's cross compiler (no
-moss, no libmossrt, no loader of ours at run time) and run on ONNX node
+moss, no libmossrt, no loader of ours at run time); and each model is also
+compiled to a bundle for the same CPU on the LLVM backend (with no C
+compiler reachable) and run through libmossrt built for that architecture
+from its sources (tests/e2e/native/bundle_runner.c), so libmossrt's own ELF
+loader links the AArch64 and RISC-V objects under qemu. Both run on ONNX node
 tests: an evenly spread subset of those the LLVM backend passes
 (expected-llvm.txt), at least 100, and the outputs are compared with the
 stored references as the conformance runner does (float: |a-b| <= 1e-5 +
@@ -35,16 +39,23 @@ spec = importlib.util.spec_from_file_location("conf", os.path.join(ROOT, "tests"
 conf = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(conf)
 
+NATIVE = os.path.join(HERE, "native")
+# arch: (target for --emit obj, cross compiler, how to run, target whose CPU is on the LLVM backend
+# for bundles)
 ARCHES = {
-    "x86_64": ("x86_64-avx2", "cc", []),
-    "aarch64": ("rpi5", "aarch64-linux-gnu-gcc", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]),
-    "riscv64": (os.path.join(HERE, "native", "riscv64-rvv-qemu.xml"), "riscv64-linux-gnu-gcc",
-                ["qemu-riscv64", "-cpu", "rv64,v=true,vlen=256,vext_spec=v1.0", "-L", "/usr/riscv64-linux-gnu"]),
+    "x86_64": ("x86_64-avx2", "cc", [], os.path.join(NATIVE, "x86_64-avx2-llvm.xml")),
+    "aarch64": ("rpi5", "aarch64-linux-gnu-gcc", ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"],
+                os.path.join(NATIVE, "rpi5-llvm.xml")),
+    "riscv64": (os.path.join(NATIVE, "riscv64-rvv-qemu.xml"), "riscv64-linux-gnu-gcc",
+                ["qemu-riscv64", "-cpu", "rv64,v=true,vlen=256,vext_spec=v1.0", "-L", "/usr/riscv64-linux-gnu"],
+                os.path.join(NATIVE, "riscv64-rvv-qemu.xml")),
 }
+# Bundles are compiled with no C compiler reachable: the LLVM backend must not need one.
+NO_CC = dict(os.environ, CC="/nonexistent/cc", PATH="/usr/bin/nonexistent-only")
 
 
-def sh(cmd, timeout=300):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def sh(cmd, timeout=300, env=None):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def compile_obj(moss, model, target, out, constants=()):
@@ -61,10 +72,27 @@ def arena_of(out):
     raise SystemExit("FAIL: no arena in %s" % out)
 
 
+def run_bundle(arch, runner, bundle, out, inputs, outputs):
+    """Runs |bundle| through libmossrt built for |arch| (|runner|); returns the outputs."""
+    qemu = ARCHES[arch][2]
+    args = []
+    for i, a in enumerate(inputs):
+        path = os.path.join(out, "bin%d.bin" % i)
+        np.ascontiguousarray(a).tofile(path)
+        args.append(path)
+    args.append("--")
+    args += [os.path.join(out, "bout%d.bin" % i) for i in range(len(outputs))]
+    p = sh(qemu + [runner, bundle] + args)
+    if p.returncode != 0:
+        return None, "bundle run failed (status %d): %s" % (p.returncode, conf.first_line(p.stderr))
+    return [np.fromfile(os.path.join(out, "bout%d.bin" % i), dtype=dt).reshape(shape)
+            for i, (dt, shape) in enumerate(outputs)], ""
+
+
 def run_native(arch, harness, out, inputs, outputs):
     """Links harness + model.o for |arch| and runs it; returns the outputs as arrays
     (|outputs|: list of (dtype, shape))."""
-    _, cc, qemu = ARCHES[arch]
+    _, cc, qemu, _ = ARCHES[arch]
     prog = os.path.join(out, "prog")
     p = sh([cc, harness, os.path.join(out, "model.o"), "-lm", "-o", prog])
     if p.returncode != 0:
@@ -86,7 +114,7 @@ def run_native(arch, harness, out, inputs, outputs):
     return res, ""
 
 
-def node_test(moss, arch, harness, test, work):
+def node_test(moss, arch, harness, runner, test, work):
     import onnx
     d = os.path.join(conf.DATA, test)
     model = os.path.join(d, "model.onnx")
@@ -116,6 +144,21 @@ def node_test(moss, arch, harness, test, work):
         w = conf.compare(g, r)
         if w:
             return "output %d: %s" % (i, w)
+    # The same as a bundle, through libmossrt and its ELF loader on |arch|.
+    bundle = os.path.join(out, "model.moss")
+    cmd = [moss, "compile", model, "--target", ARCHES[arch][3], "-o", bundle, "-q"]
+    for n in frozen:
+        cmd += ["--constant", "%s=%s" % (n, os.path.join(sets[0], "input_%d.pb" % in_names.index(n)))]
+    p = sh(cmd, env=NO_CC)
+    if p.returncode != 0:
+        return "bundle compile failed: " + conf.first_line(p.stderr)
+    got, why = run_bundle(arch, runner, bundle, out, inputs, [(r.dtype, r.shape) for r in refs])
+    if got is None:
+        return why
+    for i, (g, r) in enumerate(zip(got, refs)):
+        w = conf.compare(g, r)
+        if w:
+            return "bundle output %d: %s" % (i, w)
     shutil.rmtree(out, ignore_errors=True)
     return ""
 
@@ -180,7 +223,7 @@ def main():
     moss = os.path.abspath(a.moss)
     arches = a.arch.split(",")
     for arch in arches:
-        _, cc, qemu = ARCHES[arch]
+        _, cc, qemu, _ = ARCHES[arch]
         for tool in [cc] + qemu[:1]:
             if not shutil.which(tool):
                 print("SKIP: %s not installed" % tool)
@@ -203,20 +246,29 @@ def main():
             x = np.load(os.path.join(dd, xs)).astype(np.float32)[:20]
             cref[model] = c_reference(moss, os.path.join(dd, model), shape, x, work)
     for arch in arches:
-        _, cc, _ = ARCHES[arch]
+        _, cc, _, _ = ARCHES[arch]
         hobj = os.path.join(work, "harness_%s.o" % arch)
-        p = sh([cc, "-O1", "-std=c11", "-c", os.path.join(HERE, "native", "harness.c"), "-o", hobj])
+        p = sh([cc, "-O1", "-std=c11", "-c", os.path.join(NATIVE, "harness.c"), "-o", hobj])
         if p.returncode != 0:
             raise SystemExit("FAIL: harness does not build for %s: %s" % (arch, p.stderr))
+        # libmossrt for |arch|, from its sources, with a small runner.
+        runner = os.path.join(work, "runner_%s" % arch)
+        rt = sorted(glob.glob(os.path.join(ROOT, "runtime", "src", "*", "*.c")))
+        p = sh([cc, "-O1", "-std=gnu11", "-I" + os.path.join(ROOT, "runtime", "include"),
+                "-I" + os.path.join(ROOT, "plugins", "include")] + rt +
+               [os.path.join(NATIVE, "bundle_runner.c"), "-ldl", "-lm", "-o", runner])
+        if p.returncode != 0:
+            raise SystemExit("FAIL: libmossrt does not build for %s: %s" % (arch, p.stderr))
         with cf.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
-            futs = {ex.submit(node_test, moss, arch, hobj, t, work): t for t in chosen}
+            futs = {ex.submit(node_test, moss, arch, hobj, runner, t, work): t for t in chosen}
             for f in cf.as_completed(futs):
                 why = f.result()
                 if why:
                     failures.append("%s %s: %s" % (arch, futs[f], why))
         if not a.no_digits:
             failures += ["%s digits %s" % (arch, w) for w in digits(moss, arch, hobj, work, cref)]
-        print("%s: %d node tests%s run as native code" % (arch, len(chosen), "" if a.no_digits else " and the digits models"))
+        print("%s: %d node tests%s run as native code (objects and bundles)"
+              % (arch, len(chosen), "" if a.no_digits else " and the digits models"))
     shutil.rmtree(work, ignore_errors=True)
     for f in sorted(failures):
         print("FAIL", f)

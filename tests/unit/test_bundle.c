@@ -159,7 +159,7 @@ static const uint32_t step0_in[] = {0, 1}, step0_out[] = {2}, step1_in[] = {2},
                       step1_out[] = {3};
 
 /* The add bundle: y = 2 (a + b) through t at arena+64. Sections: 0 strings,
- * 1 meta, 2 devices, 3 plan, 4 cpu-code, 5 report. */
+ * 1 meta, 2 devices, 3 plan, 4 code, 5 report. */
 typedef struct add_desc {
   moss_bundle_tensor tensors[4];
   uint32_t inputs[2], outputs[1];
@@ -393,7 +393,7 @@ TEST(layout_written) {
   ASSERT_TRUE(load_add());
   memcpy(&h, g_add, sizeof h);
   ASSERT_TRUE(memcmp(g_add, "MOSSBNDL", 8) == 0);
-  ASSERT_EQ(g_add[8], 1);             /* version 1, little-endian */
+  ASSERT_EQ(g_add[8], 2);             /* version 2, little-endian */
   ASSERT_EQ(g_add[12] | g_add[13] << 8, 320);
   ASSERT_EQ(h.file_size, g_add_n);
   ASSERT_EQ(h.section_count, 6);
@@ -656,7 +656,7 @@ TEST(header_errors) {
   c = copy_add();
   hdr(c)->version = 7;
   EXPECT_OPEN(c, g_add_n, MOSSRT_E_VERSION,
-              "<memory>: unsupported: format version 7, this runtime reads 1");
+              "<memory>: unsupported: format version 7, this runtime reads 2");
   free(c);
   c = copy_add();
   hdr(c)->target[0] ^= 1;
@@ -684,7 +684,7 @@ TEST(header_errors) {
 }
 
 TEST(section_checksums) {
-  static const char *const names[] = {"strings", "meta", "devices", "plan", "cpu-code", "report"};
+  static const char *const names[] = {"strings", "meta", "devices", "plan", "code", "report"};
   char want[1400];
   uint32_t i;
   ASSERT_TRUE(load_add());
@@ -714,7 +714,7 @@ TEST(section_layout_errors) {
   c = copy_add();
   sect(c, 4)->size = g_add_n;
   fix_crcs(c, g_add_n);
-  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 4 (cpu-code): offset");
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 4 (code): offset");
   free(c);
   /* Overlapping: devices moved onto meta (checksums fixed up). */
   c = copy_add();
@@ -848,7 +848,7 @@ TEST(content_errors) {
   c = copy_add();
   payload_of(c, 4)[1] = 'X';
   fix_crcs(c, g_add_n);
-  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 4 (cpu-code): not an ELF shared object");
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "section 4 (code): device 0 ('cpu') has no ELF shared object");
   free(c);
   c = copy_add();
   payload_of(c, 5)[sect(c, 5)->size - 1] = '}';
@@ -1122,20 +1122,31 @@ static void plug_only_init(plug_desc *p) {
   p->d.report_json = "{}";
 }
 
-/* data/bundle/v1_plugin.moss was written by this version of the writer from
+/* data/bundle/v1_plugin.moss was written by the version 1 writer from
+ * plug_only_init(); version 2 moved the CPU code into per-device CODE
+ * sections and grew the device record, so this runtime must refuse it as
+ * an old version, with a message that says so. */
+TEST(format_v1_refused) {
+  mossrt_bundle *b;
+  mossrt_error err;
+  ASSERT_EQ(mossrt_open_file(MOSS_TEST_DATA_DIR "/bundle/v1_plugin.moss", &b, &err), MOSSRT_E_VERSION);
+  ASSERT_STR_CONTAINS(err.text, "unsupported: format version 1, this runtime reads 2");
+}
+
+/* data/bundle/v2_plugin.moss was written by this version of the writer from
  * plug_only_init(). It must keep opening, and the writer must keep writing
  * it byte for byte: a change here is a format change (bump the version).
  * The offsets and sizes below are worked out by hand from moss_bundle.h:
  * header 320, table 6 x 32 = 192 (ends at 512); strings "" x t y cpu cpu c
  * npu npu plugin:neg /nonexistent/libneg.so with their NULs = 59 bytes;
- * meta 24 + 3 x 104 + 4 + 4 = 344; devices 8 + 2 x 32 = 72; plan 8 +
+ * meta 24 + 3 x 104 + 4 + 4 = 344; devices 8 + 2 x 56 = 120; plan 8 +
  * 2 x 40 + 3 refs x 4 = 100; the blob "NEG1" = 4; the report "{}" = 3;
  * each section starts at the next multiple of 64. */
-TEST(format_v1_golden) {
+TEST(format_v2_golden) {
   static const uint64_t offsets[6] = {512, 576, 960, 1088, 1216, 1280};
-  static const uint64_t sizes[6] = {59, 344, 72, 100, 4, 3};
+  static const uint64_t sizes[6] = {59, 344, 120, 100, 4, 3};
   static const uint32_t kinds[6] = {1, 2, 3, 4, 6, 7};
-  const char *golden = MOSS_TEST_DATA_DIR "/bundle/v1_plugin.moss";
+  const char *golden = MOSS_TEST_DATA_DIR "/bundle/v2_plugin.moss";
   mossrt_options o;
   mossrt_bundle *b;
   mossrt_error err;
@@ -1168,7 +1179,7 @@ TEST(format_v1_golden) {
   ASSERT_TRUE(strcmp(mossrt_report_json(b, &len), "{}") == 0);
   mossrt_close(b);
   plug_only_init(&p);
-  ASSERT_EQ(write_bundle(&p.d, "v1_plugin.moss", &got, &ngot, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(write_bundle(&p.d, "v2_plugin.moss", &got, &ngot, path, sizeof path), MOSS_OK);
   ASSERT_EQ(ngot, nwant);
   ASSERT_TRUE(memcmp(got, want, nwant) == 0);
   free(got);

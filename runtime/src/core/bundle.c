@@ -69,7 +69,7 @@ mossrt_status mossrt_fail(mossrt_error *err, const char *who, mossrt_status st,
 }
 
 static const char *const kind_names[] = {"?",        "strings", "meta",  "devices",
-                                         "plan",     "cpu-code", "blob", "report"};
+                                         "plan",     "code", "blob", "report"};
 
 static const char *kind_name(uint32_t kind) {
   return kind < sizeof kind_names / sizeof kind_names[0] ? kind_names[kind] : "?";
@@ -93,7 +93,9 @@ static const char *str_at(const uint8_t *strings, uint64_t nstrings, moss_bundle
 
 /* The parts of the file the sections' parsers need. */
 typedef struct layout {
-  const moss_bundle_section *sec[8]; /* the one section of each kind (BLOB: unused) */
+  const moss_bundle_section *table;  /* the section table */
+  uint32_t nsections;
+  const moss_bundle_section *sec[8]; /* the one section of each kind (BLOB, CODE: unused) */
   uint32_t sec_index[8];
   const uint8_t *strings;
   uint64_t nstrings;
@@ -145,10 +147,10 @@ static mossrt_status check_header(mossrt_bundle *b, moss_bundle_header *h, mossr
     FAIL(MOSSRT_E_FORMAT, "file is %zu bytes, header says %llu", b->size,
          (unsigned long long)h->file_size);
   if (h->header_size != sizeof *h)
-    FAIL(MOSSRT_E_FORMAT, "header size %u, format version 1 has %u", h->header_size,
+    FAIL(MOSSRT_E_FORMAT, "header size %u, format version 2 has %u", h->header_size,
          (unsigned)sizeof *h);
   if (h->section_entry_size != sizeof(moss_bundle_section))
-    FAIL(MOSSRT_E_FORMAT, "section entry size %u, format version 1 has %u",
+    FAIL(MOSSRT_E_FORMAT, "section entry size %u, format version 2 has %u",
          h->section_entry_size, (unsigned)sizeof(moss_bundle_section));
   if (h->section_count == 0 || h->section_count > MOSS_BUNDLE_MAX_SECTIONS)
     FAIL(MOSSRT_E_FORMAT, "section count %u, expected 1 to %u", h->section_count,
@@ -167,7 +169,7 @@ static mossrt_status check_header(mossrt_bundle *b, moss_bundle_header *h, mossr
   if (crc != h->header_crc)
     FAIL(MOSSRT_E_FORMAT, "header checksum mismatch (stored 0x%08x, computed 0x%08x)",
          h->header_crc, crc);
-  if (h->flags != 0) FAIL(MOSSRT_E_FORMAT, "header flags 0x%x, version 1 defines none", h->flags);
+  if (h->flags != 0) FAIL(MOSSRT_E_FORMAT, "header flags 0x%x, version 2 defines none", h->flags);
   if (!text_field_ok(h->target, sizeof h->target) || !text_field_ok(h->triple, sizeof h->triple) ||
       !text_field_ok(h->features, sizeof h->features))
     FAIL(MOSSRT_E_FORMAT, "header: target, triple or features is not NUL-terminated");
@@ -178,7 +180,8 @@ static mossrt_status check_header(mossrt_bundle *b, moss_bundle_header *h, mossr
 }
 
 /* Each section: known kind, aligned, inside the file, after the table, not
- * overlapping another, checksum right; at most one of each kind but BLOB. */
+ * overlapping another, checksum right; at most one of each kind but BLOB
+ * and CODE. */
 static mossrt_status check_sections(mossrt_bundle *b, const moss_bundle_header *h, layout *L,
                                     mossrt_error *err) {
   const moss_bundle_section *tab =
@@ -187,6 +190,8 @@ static mossrt_status check_sections(mossrt_bundle *b, const moss_bundle_header *
   uint32_t i, j, nblobs = 0;
   static const uint32_t required[] = {MOSS_BUNDLE_SEC_STRINGS, MOSS_BUNDLE_SEC_META,
                                       MOSS_BUNDLE_SEC_DEVICES, MOSS_BUNDLE_SEC_PLAN};
+  L->table = tab;
+  L->nsections = h->section_count;
   for (i = 0; i < h->section_count; i++) {
     moss_bundle_section s;
     memcpy(&s, &tab[i], sizeof s);
@@ -216,6 +221,8 @@ static mossrt_status check_sections(mossrt_bundle *b, const moss_bundle_header *
       FAIL(MOSSRT_E_FORMAT, "section %u (%s): checksum mismatch", i, kind_name(s.kind));
     if (s.kind == MOSS_BUNDLE_SEC_BLOB) {
       nblobs++;
+    } else if (s.kind == MOSS_BUNDLE_SEC_CODE) {
+      /* One per device: matched to the device records later. */
     } else {
       if (L->sec[s.kind])
         FAIL(MOSSRT_E_FORMAT, "section %u (%s): a second %s section (the first is section %u)",
@@ -370,6 +377,39 @@ static mossrt_status check_meta(mossrt_bundle *b, const layout *L, mossrt_error 
   return MOSSRT_OK;
 }
 
+/* The CODE sections: each belongs to a device with a code format, one per
+ * device, and every such device has one. */
+static mossrt_status check_code(mossrt_bundle *b, const layout *L, mossrt_error *err) {
+  const moss_bundle_section *tab = L->table;
+  uint32_t i;
+  for (i = 0; i < L->nsections; i++) {
+    moss_bundle_section s;
+    mossrt_device *d;
+    memcpy(&s, &tab[i], sizeof s);
+    if (s.kind != MOSS_BUNDLE_SEC_CODE) continue;
+    if (s.param >= b->ndevices || b->devices[s.param].code_format == MOSS_BUNDLE_CODE_NONE)
+      FAIL(MOSSRT_E_FORMAT, "section %u (code): device %u has no code format", i, s.param);
+    d = &b->devices[s.param];
+    if (d->code) FAIL(MOSSRT_E_FORMAT, "section %u (code): a second code section of device %u ('%s')",
+                      i, s.param, d->id);
+    d->code = b->data + s.offset;
+    d->code_size = s.size;
+    if ((d->code_format == MOSS_BUNDLE_CODE_ELF_SHARED || d->code_format == MOSS_BUNDLE_CODE_ELF_OBJECT) &&
+        (s.size < 64 || memcmp(d->code, "\177ELF", 4) != 0))
+      FAIL(MOSSRT_E_FORMAT, "section %u (code): device %u ('%s') has no ELF %s", i, s.param, d->id,
+           d->code_format == MOSS_BUNDLE_CODE_ELF_SHARED ? "shared object" : "object");
+    if (d->backend_kind == MOSSRT_BACKEND_CPU) {
+      b->cpu_code = d->code;
+      b->cpu_code_size = d->code_size;
+    }
+  }
+  for (i = 0; i < b->ndevices; i++)
+    if (b->devices[i].code_format != MOSS_BUNDLE_CODE_NONE && !b->devices[i].code)
+      FAIL(MOSSRT_E_FORMAT, "device %u ('%s'): code format %u but no code section", i,
+           b->devices[i].id, b->devices[i].code_format);
+  return MOSSRT_OK;
+}
+
 static mossrt_status check_devices(mossrt_bundle *b, const layout *L, mossrt_error *err) {
   uint64_t size;
   const uint8_t *p = payload(b, L, MOSS_BUNDLE_SEC_DEVICES, &size);
@@ -389,15 +429,28 @@ static mossrt_status check_devices(mossrt_bundle *b, const layout *L, mossrt_err
     d->kind = str_at(L->strings, L->nstrings, r.kind);
     d->backend = str_at(L->strings, L->nstrings, r.backend);
     d->plugin_path = str_at(L->strings, L->nstrings, r.plugin_path);
-    if (!d->id || !d->kind || !d->backend || !d->plugin_path)
-      FAIL(MOSSRT_E_FORMAT, "device %u: bad string reference in id, kind, backend or plugin path",
-           i);
-    if (strcmp(d->backend, "c") == 0) {
+    d->triple = str_at(L->strings, L->nstrings, r.triple);
+    d->features = str_at(L->strings, L->nstrings, r.features);
+    if (!d->id || !d->kind || !d->backend || !d->plugin_path || !d->triple || !d->features)
+      FAIL(MOSSRT_E_FORMAT, "device %u: bad string reference in id, kind, backend, plugin path, "
+           "triple or features", i);
+    if (r.code_format > MOSS_BUNDLE_CODE_PTX || r.reserved != 0)
+      FAIL(MOSSRT_E_FORMAT, "device %u ('%s'): code format %u (reserved %u)", i, d->id,
+           r.code_format, r.reserved);
+    d->code_format = r.code_format;
+    if (r.code_format == MOSS_BUNDLE_CODE_ELF_SHARED || r.code_format == MOSS_BUNDLE_CODE_ELF_OBJECT) {
+      if (b->cpu_format)
+        FAIL(MOSSRT_E_FORMAT, "device %u ('%s'): a second device with CPU code", i, d->id);
+      if (strcmp(d->triple, b->triple) != 0 || strcmp(d->features, b->features) != 0)
+        FAIL(MOSSRT_E_FORMAT, "device %u ('%s'): triple '%s' and features '%s' differ from the "
+             "header's '%s' and '%s'", i, d->id, d->triple, d->features, b->triple, b->features);
       d->backend_kind = MOSSRT_BACKEND_CPU;
+      b->cpu_format = r.code_format;
     } else if (strncmp(d->backend, "plugin:", 7) == 0 && d->backend[7]) {
       d->backend_kind = MOSSRT_BACKEND_PLUGIN; /* its path is checked where a step uses it */
     }
   }
+  TRY(check_code(b, L, err));
   for (i = 0; i < b->nblobs; i++) {
     uint32_t dev = b->blobs[i].device;
     if (dev >= b->ndevices || b->devices[dev].backend_kind != MOSSRT_BACKEND_PLUGIN)
@@ -447,7 +500,7 @@ static mossrt_status check_step(mossrt_bundle *b, const layout *L, uint32_t i,
     s->entry = str_at(L->strings, L->nstrings, r->entry);
     if (!s->entry || !s->entry[0])
       FAIL(MOSSRT_E_FORMAT, "step %u: entry: bad or empty string reference", i);
-    if (!b->cpu_code)
+    if (!d->code)
       FAIL(MOSSRT_E_FORMAT, "step %u: runs '%s' on device '%s' but the bundle has no CPU code", i,
            s->entry, d->id);
   } else if (d->backend_kind == MOSSRT_BACKEND_PLUGIN) {
@@ -499,14 +552,6 @@ static mossrt_status verify(mossrt_bundle *b, mossrt_error *err) {
   TRY(check_sections(b, &h, &L, err));
   TRY(mossrt_cpu_check_target(b, err));
   L.strings = payload(b, &L, MOSS_BUNDLE_SEC_STRINGS, &L.nstrings);
-  p = payload(b, &L, MOSS_BUNDLE_SEC_CPU_CODE, &n);
-  if (p) {
-    if (n < 64 || memcmp(p, "\177ELF", 4) != 0)
-      FAIL(MOSSRT_E_FORMAT, "section %u (cpu-code): not an ELF shared object",
-           L.sec_index[MOSS_BUNDLE_SEC_CPU_CODE]);
-    b->cpu_code = p;
-    b->cpu_code_size = n;
-  }
   p = payload(b, &L, MOSS_BUNDLE_SEC_REPORT, &n);
   if (p) {
     if (n == 0 || p[n - 1] != 0)

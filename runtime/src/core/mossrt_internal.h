@@ -26,8 +26,11 @@ typedef struct mossrt_tensor {
 enum { MOSSRT_BACKEND_OTHER = 0, MOSSRT_BACKEND_CPU = 1, MOSSRT_BACKEND_PLUGIN = 2 };
 
 typedef struct mossrt_device {
-  const char *id, *kind, *backend, *plugin_path;
+  const char *id, *kind, *backend, *plugin_path, *triple, *features;
   int backend_kind;                 /* MOSSRT_BACKEND_* */
+  uint32_t code_format;             /* moss_bundle_code_format */
+  const uint8_t *code;              /* its CODE section; NULL: none */
+  uint64_t code_size;
   int used;                         /* an EXEC step runs on it */
   void *lib;                        /* plugin: dlopen handle */
   const moss_plugin_device *api;    /* plugin: its runtime side */
@@ -61,9 +64,11 @@ struct mossrt_bundle {
   mossrt_blob *blobs;
   const char *report;               /* NULL: none */
   size_t report_len;
-  const uint8_t *cpu_code;          /* NULL: none */
+  const uint8_t *cpu_code;          /* the CPU device's code; NULL: none */
   uint64_t cpu_code_size;
-  void *cpu_lib;                    /* dlopen handle of the CPU code */
+  uint32_t cpu_format;              /* MOSS_BUNDLE_CODE_ELF_SHARED or _ELF_OBJECT */
+  void *cpu_lib;                    /* dlopen handle of the CPU code (ELF_SHARED) */
+  void *cpu_image;                  /* the loaded object (ELF_OBJECT, cpu/elf.c) */
   int cpu_fd;                       /* memfd kept open while loaded; -1 none */
   char *cpu_tmp;                    /* fallback temporary file, removed at close */
   char *plugin_dir;                 /* mossrt_options.plugin_dir, copied */

@@ -91,17 +91,18 @@ mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs, void *con
     mossrt_status rs;
     int rc;
     if (st->kind != MOSS_BUNDLE_STEP_KIND_EXEC) continue; /* TRANSFER: shared memory */
-    if (d->backend_kind == MOSSRT_BACKEND_CPU) {
-      rc = st->fn(inputs, outputs, s->arena);
-      if (rc != 0)
-        return mossrt_fail(err, b->name, MOSSRT_E_DEVICE, "step %u: '%s' on device '%s' failed (%d)",
-                           i, st->entry, d->id, rc);
-      continue;
-    }
+    /* An EXEC step runs on its tensors' buffers, on every device alike. */
     for (k = st->first; k < st->first + st->nin + st->nout; k++) {
       const mossrt_tensor *t = &b->tensors[b->refs[k]];
       if (t->place == MOSS_BUNDLE_PLACE_INPUT) s->bufs[k] = (void *)(uintptr_t)inputs[t->index];
       else if (t->place == MOSS_BUNDLE_PLACE_OUTPUT) s->bufs[k] = outputs[t->index];
+    }
+    if (d->backend_kind == MOSSRT_BACKEND_CPU) {
+      rc = st->fn((const void *const *)(s->bufs + st->first), s->bufs + st->first + st->nin, s->arena);
+      if (rc != 0)
+        return mossrt_fail(err, b->name, MOSSRT_E_DEVICE, "step %u: '%s' on device '%s' failed (%d)",
+                           i, st->entry, d->id, rc);
+      continue;
     }
     rs = mossrt_plugin_run_step(s, i, err);
     if (rs != MOSSRT_OK) return rs;

@@ -1,9 +1,10 @@
 /* cpu.c - the CPU executor of libmossrt. Two jobs, both at open time:
  * checking that the bundle was built for this machine (the architecture of
  * its triple, and each required CPU feature), and loading the CPU code the
- * bundle carries (an ELF shared object compiled from the C backend's
- * output) so that every CPU EXEC step has its entry point resolved before
- * any run. The shared object's bytes go to an anonymous memfd and are
+ * bundle carries so that every CPU EXEC step has its entry point resolved
+ * before any run: an ELF relocatable object from the LLVM backend goes
+ * through libmossrt's own loader (elf.c); an ELF shared object compiled
+ * from the C backend's output is dlopen()ed. The shared object's bytes go to an anonymous memfd and are
  * dlopen()ed through /proc/self/fd; where that fails, through a private
  * temporary file. The fd (or file) stays until the bundle is closed, so
  * the name dlopen() knows the library by is never reused while it is
@@ -14,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/mossrt_internal.h"
+#include "imports.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define MOSSRT_ARCH "x86_64"
@@ -60,8 +63,41 @@ static int has_feature(const char *f) {
   F("avx512vpopcntdq") F("avx512vp2intersect")
 #undef F
 #elif defined(__aarch64__)
-  /* Advanced SIMD and floating point are part of every AArch64 Linux system. */
+  /* Advanced SIMD and floating point are part of every AArch64 Linux system;
+   * the rest are bits of AT_HWCAP / AT_HWCAP2 (Linux's arm64 hwcaps). */
   if (strcmp(f, "neon") == 0 || strcmp(f, "fp-armv8") == 0 || strcmp(f, "asimd") == 0) return 1;
+#if defined(__linux__)
+  {
+    static const struct {
+      const char *name;
+      int word;
+      unsigned bit;
+    } caps[] = {{"aes", 1, 3},      {"sha2", 1, 6},  {"crc", 1, 7},   {"lse", 1, 8},
+                {"fullfp16", 1, 10}, {"rdm", 1, 12}, {"dotprod", 1, 20}, {"sve", 1, 22},
+                {"i8mm", 2, 13},    {"bf16", 2, 14}, {"sve2", 2, 1}};
+    size_t i;
+    for (i = 0; i < sizeof caps / sizeof caps[0]; i++)
+      if (strcmp(f, caps[i].name) == 0)
+        return (int)((getauxval(caps[i].word == 1 ? AT_HWCAP : AT_HWCAP2) >> caps[i].bit) & 1u);
+  }
+#endif
+#elif defined(__riscv) && __riscv_xlen == 64 && defined(__linux__)
+  {
+    /* The single-letter extensions are bits of AT_HWCAP; the vector length
+     * (zvl<N>b) is the vlenb CSR (0xc22), readable once V is there. Other
+     * multi-letter extensions need the riscv_hwprobe syscall: not asked. */
+    unsigned long hw = getauxval(AT_HWCAP);
+    unsigned long vlenb, want;
+    char *end;
+    if (f[0] && !f[1] && f[0] >= 'a' && f[0] <= 'z') return (int)((hw >> (f[0] - 'a')) & 1u);
+    if (strncmp(f, "zvl", 3) == 0) {
+      want = strtoul(f + 3, &end, 10);
+      if (end == f + 3 || strcmp(end, "b") != 0) return -1;
+      if (!((hw >> ('v' - 'a')) & 1u)) return 0;
+      __asm__ volatile("csrr %0, 0xc22" : "=r"(vlenb));
+      return vlenb * 8 >= want;
+    }
+  }
 #endif
   (void)f;
   return -1;
@@ -166,10 +202,25 @@ static mossrt_status load_tmpfile(mossrt_bundle *b, mossrt_error *err) {
   return MOSSRT_OK;
 }
 
+/* An ELF relocatable object (the LLVM backend's): through elf.c, with the
+ * math and memory functions of imports.c; no dlopen, no file. */
+static mossrt_status load_object(mossrt_bundle *b, mossrt_error *err) {
+  char why[256];
+  size_t n;
+  const mossrt_elf_import *imp = mossrt_cpu_imports(&n);
+  mossrt_status st = mossrt_elf_load(b->cpu_code, (size_t)b->cpu_code_size, imp, n,
+                                     (mossrt_elf_image **)&b->cpu_image, why, sizeof why);
+  if (st != MOSSRT_OK) return mossrt_fail(err, b->name, st, "cannot load the CPU code: %s", why);
+  return MOSSRT_OK;
+}
+
 mossrt_status mossrt_cpu_load(mossrt_bundle *b, mossrt_error *err) {
   uint32_t i;
   if (!b->cpu_code) return MOSSRT_OK;
-  if (!load_memfd(b)) {
+  if (b->cpu_format == MOSS_BUNDLE_CODE_ELF_OBJECT) {
+    mossrt_status st = load_object(b, err);
+    if (st != MOSSRT_OK) return st;
+  } else if (!load_memfd(b)) {
     mossrt_status st = load_tmpfile(b, err);
     if (st != MOSSRT_OK) return st;
   }
@@ -179,7 +230,7 @@ mossrt_status mossrt_cpu_load(mossrt_bundle *b, mossrt_error *err) {
     if (s->kind != MOSS_BUNDLE_STEP_KIND_EXEC ||
         b->devices[s->device].backend_kind != MOSSRT_BACKEND_CPU)
       continue;
-    sym = dlsym(b->cpu_lib, s->entry);
+    sym = b->cpu_image ? mossrt_elf_find(b->cpu_image, s->entry) : dlsym(b->cpu_lib, s->entry);
     if (!sym)
       return mossrt_fail(err, b->name, MOSSRT_E_DEVICE,
                          "step %u: entry '%s' not found in the CPU code", i, s->entry);
@@ -189,6 +240,8 @@ mossrt_status mossrt_cpu_load(mossrt_bundle *b, mossrt_error *err) {
 }
 
 void mossrt_cpu_unload(mossrt_bundle *b) {
+  mossrt_elf_unload(b->cpu_image);
+  b->cpu_image = NULL;
   if (b->cpu_lib) dlclose(b->cpu_lib);
   b->cpu_lib = NULL;
   if (b->cpu_fd >= 0) close(b->cpu_fd);

@@ -509,11 +509,13 @@ static mossrt_status load(ld *l, int flags, uint64_t *out_total) {
   TRY(walk(l));
   l->img->nexp = l->nexp;
   TRY(relocate(l));
-  for (g = 0; g < NGROUPS; g++)
-    if (mprotect((void *)(uintptr_t)l->base[g],
-                 (size_t)((g + 1 < NGROUPS ? l->base[g + 1] : l->base[RX] + total) - l->base[g]),
-                 prot[g]))
+  for (g = 0; g < NGROUPS; g++) {
+    size_t len = (size_t)((g + 1 < NGROUPS ? l->base[g + 1] : l->base[RX] + total) - l->base[g]);
+    /* An empty group may sit at the end of the mapping; qemu-user refuses
+     * mprotect() there even for 0 bytes, so leave it alone. */
+    if (len && mprotect((void *)(uintptr_t)l->base[g], len, prot[g]))
       FAIL(MOSSRT_E_DEVICE, "cannot set the protection of the image");
+  }
   __builtin___clear_cache((char *)(uintptr_t)l->base[RX], (char *)(uintptr_t)l->base[RO]);
   return MOSSRT_OK;
 }
