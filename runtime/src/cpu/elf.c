@@ -5,11 +5,14 @@
  * linker for one object: a sizing pass over the sections and symbols, one
  * anonymous mapping laid out in four page-aligned groups (text and call
  * stubs; read-only data and the GOT; writable data, bss and common symbols;
- * the image record and its symbol names), a second pass that copies and
+ * the image record with section addresses and copies of the symbol table
+ * and its strings, for mossrt_elf_find()), a second pass that copies and
  * resolves, the relocations, then W^X protections. Every symbol gets a GOT
  * slot and a call stub through it, so GOT-relative code works and a call
  * whose target is out of its instruction's reach (an import in a far
- * library) goes through the stub instead. Only the host architecture's
+ * library) goes through the stub instead. Code built without -fPIC needs
+ * its addresses in 32-bit fields: when a relocation overflows, the whole
+ * load is tried once more in the low 2 GiB. Only the host architecture's
  * relocation code is compiled in. Nothing in the object is trusted: every
  * read of it is bounds-checked and every write lands inside the image. */
 #define _GNU_SOURCE
@@ -36,7 +39,16 @@
 #define MACHINE 0 /* no loader here: every object is for another machine */
 #define STUB 8
 #endif
+#define MACHINE_STR2(m) #m
+#define MACHINE_STR(m) MACHINE_STR2(m)
+#define MACHINE_NAME MACHINE_STR(MACHINE)
 
+#if defined(MAP_32BIT) && MACHINE == 62
+#define LOWMAP MAP_32BIT
+#else
+#define LOWMAP 0
+#endif
+#define LOWHINT 0x40000000u          /* where code that needs the low 2 GiB is mapped */
 #define LIMIT ((uint64_t)1 << 40)    /* bytes an image may take: more is corruption */
 #define MAXALIGN ((uint64_t)1 << 20) /* the largest section alignment honoured */
 
@@ -69,15 +81,13 @@ enum { SHT_RELA = 4, SHT_NOBITS = 8, SHT_REL = 9 };
 enum { SHF_WRITE = 1, SHF_ALLOC = 2, SHF_EXEC = 4, SHF_TLS = 0x400 };
 enum { RX, RO, RW, META, NGROUPS }; /* the groups of the mapping, in order */
 
-typedef struct export {
-  const char *name;
-  void *addr;
-} export;
-
 struct mossrt_elf_image { /* at the start of the META group */
   uint8_t *map;
-  size_t size, nexp;
-  export exp[];
+  size_t size;
+  uint32_t nsyms;
+  const esym *syms;              /* copies of the symbol table and its strings */
+  const char *str;
+  const uint64_t *got;           /* each symbol's address */
 };
 
 typedef struct ld {
@@ -89,16 +99,15 @@ typedef struct ld {
   size_t errcap;
   ehdr eh;
   uint32_t symtab, nsyms;        /* the SHT_SYMTAB section (0: none) and its entries */
+  shdr ss, st;                   /* its header and that of its strings */
   uint64_t base[NGROUPS];        /* each group's start: 0 while sizing, then addresses */
   uint64_t end[NGROUPS], align;  /* bytes used in each group; largest alignment */
   int big;                       /* some size went past LIMIT */
-  int low;                       /* a 32-bit absolute relocation overflowed */
-  uint8_t *map;                  /* NULL in the sizing pass */
+  int low;                       /* a relocated value overflowed */
+  uint8_t *map;                  /* the mapping; NULL in the sizing pass */
   uint64_t *secaddr, *got;       /* per section (0: not loaded); per symbol */
   uint8_t *stubs;                /* per symbol, STUB bytes */
   mossrt_elf_image *img;
-  char *names;
-  uint64_t nexp, namebytes;
 } ld;
 
 static mossrt_status fail(ld *l, mossrt_status st, const char *fmt, ...) {
@@ -312,22 +321,21 @@ static void stub(uint64_t p, uint64_t got) {
  * which repeats the placement exactly). */
 static mossrt_status walk(ld *l) {
   uint32_t i, n = l->eh.shnum;
-  shdr ss = sec(l, l->symtab);
   uint64_t got, stubs;
+  const char *name, *why = "section %u: bad name, alignment or flags";
   memset(l->end, 0, sizeof l->end);
-  l->nexp = l->namebytes = 0;
   for (i = 1; i < n; i++) {
     shdr s = sec(l, i);
-    const char *name = str(l, l->eh.shstrndx, s.name);
     uint64_t al = s.addralign ? s.addralign : 1, a;
     if (!(s.flags & SHF_ALLOC)) continue;
-    if (!name) FAIL(MOSSRT_E_FORMAT, "section %u: bad name", i);
-    if (s.flags & SHF_TLS) FAIL(MOSSRT_E_FORMAT, "thread-local storage is not supported");
-    if ((s.type >= 14 && s.type <= 16) || !strncmp(name, ".ctors", 6) ||
-        !strncmp(name, ".dtors", 6))
-      FAIL(MOSSRT_E_FORMAT, "constructors are not supported (section %s)", name);
-    if ((al & (al - 1)) || al > MAXALIGN || (s.flags & (SHF_WRITE | SHF_EXEC)) == 5)
-      FAIL(MOSSRT_E_FORMAT, "section %s: bad alignment or flags", name);
+    name = str(l, l->eh.shstrndx, s.name);
+    if (!name || (al & (al - 1)) || al > MAXALIGN || (s.flags & (SHF_WRITE | SHF_EXEC)) == 5)
+      goto bad;
+    why = "section %u (%s): thread-local storage is not supported";
+    if (s.flags & SHF_TLS) goto bad;
+    why = "section %u (%s): constructors are not supported";
+    if ((s.type >= 14 && s.type <= 16) || (name[0] && name[1] && !strncmp(name + 2, "tors", 4)))
+      goto bad; /* SHT_(PRE)INIT_ARRAY, SHT_FINI_ARRAY, .ctors, .dtors */
     a = place(l, s.flags & SHF_EXEC ? RX : s.flags & SHF_WRITE ? RW : RO, al, s.size);
     if (!l->map) continue;
     l->secaddr[i] = a;
@@ -339,54 +347,40 @@ static mossrt_status walk(ld *l) {
   l->stubs = (uint8_t *)(uintptr_t)stubs;
   for (i = 1; i < l->nsyms; i++) {
     esym s;
-    const char *name;
     uint64_t a = 0, al;
-    int bind, loaded = 1;
-    memcpy(&s, l->obj + ss.offset + (uint64_t)i * sizeof s, sizeof s);
-    name = str(l, ss.link, s.name);
-    bind = s.info >> 4;
-    if (!name) FAIL(MOSSRT_E_FORMAT, "symbol %u: bad name", i);
-    if ((s.info & 15) == 6)
-      FAIL(MOSSRT_E_FORMAT, "thread-local storage is not supported (symbol '%s')", name);
+    memcpy(&s, l->obj + l->ss.offset + (uint64_t)i * sizeof s, sizeof s);
+    name = str(l, l->ss.link, s.name);
+    al = s.value ? s.value : 1;
+    why = "symbol %u: bad name, value or section index";
+    if (!name) goto bad;
     if (s.shndx == 0) { /* undefined: an import, or the linker's name for the GOT */
       size_t k;
       for (k = 0; k < l->nimports && strcmp(l->imports[k].name, name); k++) {}
       if (k < l->nimports) a = (uint64_t)(uintptr_t)l->imports[k].addr;
       else if (!strcmp(name, "_GLOBAL_OFFSET_TABLE_")) a = got;
-      else if (bind != 2) FAIL(MOSSRT_E_FORMAT, "unresolved symbol '%s'", name);
+      else if (s.info >> 4 != 2) goto unresolved; /* not weak */
     } else if (s.shndx == 0xfff1) { /* SHN_ABS */
       a = s.value;
     } else if (s.shndx == 0xfff2) { /* SHN_COMMON: st_value is the alignment */
-      al = s.value ? s.value : 1;
-      if ((al & (al - 1)) || al > MAXALIGN)
-        FAIL(MOSSRT_E_FORMAT, "common symbol '%s': bad alignment", name);
+      if ((al & (al - 1)) || al > MAXALIGN) goto bad;
       a = place(l, RW, al, s.size);
-    } else if (s.shndx < n && s.shndx < 0xff00) {
-      shdr t = sec(l, s.shndx);
-      if (s.value > t.size) FAIL(MOSSRT_E_FORMAT, "symbol '%s' lies outside its section", name);
-      loaded = (t.flags & SHF_ALLOC) != 0;
-      if (l->map && loaded) a = l->secaddr[s.shndx] + s.value;
+    } else if (s.shndx < n && s.shndx < 0xff00 && s.value <= sec(l, s.shndx).size) {
+      if (l->map && l->secaddr[s.shndx]) a = l->secaddr[s.shndx] + s.value;
     } else {
-      FAIL(MOSSRT_E_FORMAT, "symbol '%s': section index %u is not supported", name, s.shndx);
+      goto bad;
     }
+    why = "symbol %u (%s): thread-local storage is not supported";
+    if ((s.info & 15) == 6) goto bad;
     if (l->map) {
       l->got[i] = a;
       stub(stubs + (uint64_t)i * STUB, got + (uint64_t)i * 8);
     }
-    /* Exported: global or weak, defined and loaded, not a section or file symbol. */
-    if (bind && s.shndx && loaded && (s.info & 15) != 3 && (s.info & 15) != 4 && name[0]) {
-      size_t len = strlen(name) + 1;
-      if (l->map) {
-        export *e = &l->img->exp[l->nexp];
-        e->name = memcpy(l->names + l->namebytes, name, len);
-        e->addr = (void *)(uintptr_t)a;
-      }
-      l->nexp++;
-      l->namebytes += len;
-      if (l->namebytes > LIMIT) l->big = 1;
-    }
   }
   return MOSSRT_OK;
+unresolved:
+  why = "symbol %u '%s' is unresolved";
+bad:
+  return fail(l, MOSSRT_E_FORMAT, why, i, name);
 }
 
 #if MACHINE == 243
@@ -412,144 +406,156 @@ static int hi20(const ld *l, const shdr *r, uint64_t n, uint64_t j, uint64_t bas
 
 /* Applies every relocation section whose target section is loaded. */
 static mossrt_status relocate(ld *l) {
-  uint32_t i, n = l->eh.shnum;
+  static const char *const why[] = {"", "overflows its field", "has a type this loader lacks",
+                                    "runs past its section", "names a bad symbol or offset",
+                                    "has no R_RISCV_PCREL_HI20"};
+  uint32_t i, n = l->eh.shnum, type = 0;
+  uint64_t j = 0;
+  int rc = 0;
   for (i = 1; i < n; i++) {
     shdr r = sec(l, i), t;
-    uint64_t j, nrel = r.size / sizeof(rela), base;
+    uint64_t nrel = r.size / sizeof(rela), base;
     if (r.type != SHT_RELA && r.type != SHT_REL) continue;
-    if (r.info >= n) FAIL(MOSSRT_E_FORMAT, "section %u: bad target section %u", i, r.info);
+    if (r.info >= n) break;
     base = l->secaddr[r.info];
     if (!base) continue; /* debug information and other sections that are not loaded */
-    if (r.type == SHT_REL) FAIL(MOSSRT_E_TARGET, "SHT_REL relocations are not supported");
-    if (!l->symtab || r.link != l->symtab)
-      FAIL(MOSSRT_E_FORMAT, "section %u: relocations without the symbol table", i);
+    if (r.type == SHT_REL || !l->symtab || r.link != l->symtab) break;
     t = sec(l, r.info);
     for (j = 0; j < nrel; j++) {
       rela e;
       uint64_t sym, s, a;
-      uint32_t type;
-      int rc;
       memcpy(&e, l->obj + r.offset + j * sizeof e, sizeof e);
-      sym = e.info >> 32, type = (uint32_t)e.info;
-      if (sym >= l->nsyms || e.offset > t.size)
-        FAIL(MOSSRT_E_FORMAT, "section %u: relocation %llu: bad symbol or offset", i,
-             (unsigned long long)j);
+      sym = e.info >> 32, type = (uint32_t)e.info, rc = 4;
+      if (sym >= l->nsyms || e.offset > t.size) goto bad;
       s = l->got[sym], a = e.addend;
 #if MACHINE == 243
       if (type == 24 || type == 25) { /* PCREL_LO12_I/S: the low part of their HI20's value */
-        if (!hi20(l, &r, nrel, j, base, s + a, &s))
-          FAIL(MOSSRT_E_FORMAT, "section %u: relocation %llu: no R_RISCV_PCREL_HI20 for it", i,
-               (unsigned long long)j);
+        rc = 5;
+        if (!hi20(l, &r, nrel, j, base, s + a, &s)) goto bad;
         a = 0, type += 3;
       }
 #endif
       rc = reloc(base + e.offset, t.size - e.offset, type, s, a,
                  (uint64_t)(uintptr_t)&l->got[sym], (uint64_t)(uintptr_t)l->stubs + sym * STUB);
-      l->low |= rc == 1 && (type == 10 || type == 11);
-      if (rc == 2) FAIL(MOSSRT_E_TARGET, "relocation type %u is not supported", type);
-      if (rc)
-        FAIL(rc == 1 ? MOSSRT_E_TARGET : MOSSRT_E_FORMAT,
-             "section %u: relocation %llu (type %u) %s", i, (unsigned long long)j, type,
-             rc == 1 ? "overflows its field" : "runs past its section");
+      l->low |= rc == 1;
+      if (rc) goto bad;
     }
   }
+  if (i < n)
+    FAIL(MOSSRT_E_FORMAT, "section %u: a relocation section that is SHT_REL, or has a bad link "
+                          "or target", i);
   return MOSSRT_OK;
+bad:
+  return fail(l, rc < 3 ? MOSSRT_E_TARGET : MOSSRT_E_FORMAT,
+              "section %u: relocation %llu (type %u) %s", i, (unsigned long long)j, type, why[rc]);
 }
 
 /* Checks the header and the section table, sizes, maps, fills, relocates. */
-static mossrt_status load(ld *l, int flags, uint64_t *out_total) {
+static mossrt_status load(ld *l, int low, uint64_t *out_size) {
   static const int prot[NGROUPS] = {PROT_READ | PROT_EXEC, PROT_READ, PROT_READ | PROT_WRITE,
                                     PROT_READ};
-  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), al, total = 0, extra, nexp;
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), al, total = 0, x = 0;
   uint32_t i, g;
   uint8_t *m;
-  if (l->size < sizeof l->eh) FAIL(MOSSRT_E_FORMAT, "not an ELF object: %zu bytes", l->size);
-  memcpy(&l->eh, l->obj, sizeof l->eh);
-  if (memcmp(l->eh.ident, "\177ELF\2\1\1", 7) || l->eh.type != 1)
-    FAIL(MOSSRT_E_FORMAT, "not an ELF64 little-endian relocatable object");
-  if (l->eh.machine != MACHINE)
-    FAIL(MOSSRT_E_TARGET, "the object is for ELF machine %u, this runtime loads machine %u",
-         l->eh.machine, MACHINE);
-  if (l->eh.shentsize != sizeof(shdr) || !l->eh.shnum || l->eh.shoff > l->size ||
-      l->eh.shnum > (l->size - l->eh.shoff) / sizeof(shdr) || l->eh.shstrndx >= l->eh.shnum)
-    FAIL(MOSSRT_E_FORMAT, "bad section header table");
-  for (i = 0; i < l->eh.shnum; i++) {
+  ehdr *e = &l->eh;
+  const char *why = "not an ELF64 little-endian relocatable object";
+  mossrt_status code = MOSSRT_E_FORMAT;
+  if (l->size >= sizeof *e) memcpy(e, l->obj, sizeof *e);
+  if (l->size < sizeof *e || memcmp(e->ident, "\177ELF\2\1\1", 7) || e->type != 1 ||
+      e->shentsize != sizeof(shdr) || !e->shnum || e->shoff > l->size ||
+      e->shnum > (l->size - e->shoff) / sizeof(shdr) || e->shstrndx >= e->shnum)
+    goto bad;
+  why = "the object is for ELF machine %llu, this runtime loads machine " MACHINE_NAME;
+  code = MOSSRT_E_TARGET, x = e->machine;
+  if (e->machine != MACHINE) goto bad;
+  why = "section %llu: bad offset, size or link";
+  code = MOSSRT_E_FORMAT;
+  for (i = 0; i < e->shnum; i++) {
     shdr s = sec(l, i);
-    if (s.type != SHT_NOBITS && (s.offset > l->size || s.size > l->size - s.offset))
-      FAIL(MOSSRT_E_FORMAT, "section %u lies outside the object", i);
-    if (s.type != 2) continue; /* SHT_SYMTAB */
-    if (l->symtab || s.entsize != sizeof(esym) || s.link >= l->eh.shnum)
-      FAIL(MOSSRT_E_FORMAT, "bad symbol table (section %u)", i);
-    l->symtab = i, l->nsyms = (uint32_t)(s.size / sizeof(esym));
+    int sym = s.type == 2; /* SHT_SYMTAB */
+    x = i;
+    if ((s.type != SHT_NOBITS && (s.offset > l->size || s.size > l->size - s.offset)) ||
+        (sym && (l->symtab || s.entsize != sizeof(esym) || s.link >= e->shnum ||
+                 sec(l, s.link).type == SHT_NOBITS)))
+      goto bad;
+    if (sym) l->symtab = i, l->nsyms = (uint32_t)(s.size / sizeof(esym)), l->ss = s;
   }
+  if (l->symtab) l->st = sec(l, l->ss.link); /* else both stay zero */
   TRY(walk(l));
-  if (l->big) FAIL(MOSSRT_E_FORMAT, "the image would take more than 1 TiB");
-  nexp = l->nexp;
-  l->end[META] = sizeof(mossrt_elf_image) + nexp * sizeof(export) + l->eh.shnum * 8u +
-                 l->namebytes;
+  why = "the image would take more than 1 TiB";
+  if (l->big) goto bad;
+  l->end[META] = sizeof(mossrt_elf_image) + e->shnum * 8u + l->ss.size + l->st.size;
   al = l->align > page ? l->align : page;
   for (g = 0; g < NGROUPS; g++) {
     l->base[g] = total;
     total += (l->end[g] + al - 1) & ~(al - 1);
   }
-  extra = al - page;
-  m = mmap(NULL, total + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
-  if (m == MAP_FAILED)
-    FAIL(MOSSRT_E_NOMEM, "cannot map %llu bytes for the image", (unsigned long long)total);
-  l->map = (uint8_t *)(((uintptr_t)m + al - 1) & ~(uintptr_t)(al - 1));
-  if (l->map > m) munmap(m, (size_t)(l->map - m));
-  if (m + extra > l->map) munmap(l->map + total, (size_t)(m + extra - l->map));
-  *out_total = total;
-  for (g = 0; g < NGROUPS; g++) l->base[g] += (uintptr_t)l->map;
+  x = total + al - page; /* room to align the image when a section wants more than a page */
+  m = mmap(low ? (void *)(uintptr_t)LOWHINT : NULL, x, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | (low ? LOWMAP : 0), -1, 0);
+  why = "cannot map %llu bytes";
+  code = MOSSRT_E_NOMEM;
+  if (m == MAP_FAILED) goto bad;
+  l->map = m;
+  *out_size = x;
+  m = (uint8_t *)(((uintptr_t)m + al - 1) & ~(uintptr_t)(al - 1));
+  for (g = 0; g < NGROUPS; g++) l->base[g] += (uintptr_t)m;
   l->img = (mossrt_elf_image *)(uintptr_t)l->base[META];
   l->img->map = l->map;
-  l->img->size = (size_t)total;
-  l->secaddr = (uint64_t *)(l->img->exp + nexp);
-  l->names = (char *)(l->secaddr + l->eh.shnum);
+  l->img->size = (size_t)x;
+  l->secaddr = (uint64_t *)(l->img + 1);
+  l->img->syms = memcpy(l->secaddr + e->shnum, l->obj + l->ss.offset, l->ss.size);
+  l->img->str = memcpy((uint8_t *)(l->secaddr + e->shnum) + l->ss.size, l->obj + l->st.offset,
+                       l->st.size);
+  l->img->nsyms = l->nsyms;
   TRY(walk(l));
-  l->img->nexp = l->nexp;
+  l->img->got = l->got;
   TRY(relocate(l));
+  why = "cannot set the protection of the image";
+  code = MOSSRT_E_DEVICE;
   for (g = 0; g < NGROUPS; g++) {
     size_t len = (size_t)((g + 1 < NGROUPS ? l->base[g + 1] : l->base[RX] + total) - l->base[g]);
     /* An empty group may sit at the end of the mapping; qemu-user refuses
      * mprotect() there even for 0 bytes, so leave it alone. */
-    if (len && mprotect((void *)(uintptr_t)l->base[g], len, prot[g]))
-      FAIL(MOSSRT_E_DEVICE, "cannot set the protection of the image");
+    if (len && mprotect((void *)(uintptr_t)l->base[g], len, prot[g])) goto bad;
   }
   __builtin___clear_cache((char *)(uintptr_t)l->base[RX], (char *)(uintptr_t)l->base[RO]);
   return MOSSRT_OK;
+bad:
+  return fail(l, code, why, (unsigned long long)x);
 }
 
 mossrt_status mossrt_elf_load(const void *obj, size_t size, const mossrt_elf_import *imports,
                               size_t nimports, mossrt_elf_image **out_img, char *err,
                               size_t errcap) {
-  ld l, init;
-  uint64_t total = 0;
+  ld l = {0};
+  uint64_t mapped = 0;
   mossrt_status st;
-  memset(&init, 0, sizeof init);
+  int low = 0;
   *out_img = NULL;
-  init.obj = obj, init.size = size, init.imports = imports, init.nimports = nimports;
-  init.err = err, init.errcap = errcap;
-  l = init;
-  st = load(&l, 0, &total);
-#if MACHINE == 62
-  /* Code compiled without -fPIC holds addresses in 32-bit absolute fields
-   * (R_X86_64_32/32S): it runs only from the low 2 GiB. */
-  if (st == MOSSRT_E_TARGET && l.low) {
-    munmap(l.map, (size_t)total);
-    l = init;
-    st = load(&l, MAP_32BIT, &total);
+  l.obj = obj, l.size = size, l.imports = imports, l.nimports = nimports;
+  l.err = err, l.errcap = errcap;
+  /* Code built without -fPIC (x86-64's small, RISC-V's medlow code model)
+   * holds addresses in 32-bit absolute fields: it runs only from the low
+   * 2 GiB. An overflow gets a second try there. */
+  while ((st = load(&l, low, &mapped)) != MOSSRT_OK) {
+    if (l.map) munmap(l.map, (size_t)mapped);
+    if (st != MOSSRT_E_TARGET || !l.low || low++) return st;
+    l.map = NULL, l.symtab = l.nsyms = 0;
   }
-#endif
-  if (st == MOSSRT_OK) *out_img = l.img;
-  else if (l.map) munmap(l.map, (size_t)total);
+  *out_img = l.img;
   return st;
 }
 
 void *mossrt_elf_find(const mossrt_elf_image *img, const char *name) {
-  size_t i;
-  for (i = 0; img && i < img->nexp; i++)
-    if (!strcmp(img->exp[i].name, name)) return img->exp[i].addr;
+  uint32_t i;
+  for (i = 1; img && i < img->nsyms; i++) {
+    const esym *s = &img->syms[i];
+    /* Global or weak, defined, loaded, no section or file symbol. */
+    if (s->info >> 4 && s->shndx && (s->info & 15) < 3 && img->got[i] &&
+        !strcmp(img->str + s->name, name))
+      return (void *)(uintptr_t)img->got[i];
+  }
   return NULL;
 }
 
