@@ -1,7 +1,8 @@
 /* cgen.c - the C backend's frame: the file banner, weights as static const
  * arrays, the <name>_run() function with one commented block per node at
  * its planned arena offsets, the public header and the manifest that
- * `moss run` reads. The per-operator code comes from emit_<family>.c. */
+ * `moss run` reads. The per-operator code is each node's kernel
+ * description, printed by kprint.c. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,22 +11,10 @@
 #include "../../compiler/kernel/kernel.h"
 #include "cgen.h"
 
-#define MOSS_C_EMIT_ENTRY(f) {#f, moss_c_emit_##f},
-static const struct {
-  const char *family;
-  moss_c_emit_fn fn;
-} direct[] = {MOSS_C_DIRECT_FAMILIES(MOSS_C_EMIT_ENTRY){NULL, NULL}};
-#undef MOSS_C_EMIT_ENTRY
-
-/* The emitter of |n|: its kernel description where its family has one,
- * else the family's direct C emitter; NULL when neither exists. */
-static moss_c_emit_fn emitter(const moss_node *n) {
-  size_t i;
+/* Every node the C backend prints comes from its kernel description. */
+static moss_status (*emitter(const moss_node *n))(moss_cgen *, const moss_node *) {
   if (n->op <= MOSS_OP_UNKNOWN_ || n->op >= MOSS_OP_COUNT_) return NULL;
-  if (moss_kernel_can_lower(n)) return moss_c_emit_kernel;
-  for (i = 0; direct[i].family; i++)
-    if (!strcmp(direct[i].family, moss_op_infos[n->op].family)) return direct[i].fn;
-  return NULL;
+  return moss_kernel_can_lower(n) ? moss_c_emit_kernel : NULL;
 }
 
 void moss_c_line(moss_cgen *cg, const char *fmt, ...) {
@@ -103,131 +92,13 @@ const char *moss_c_lit_elem(const moss_value *v, int64_t i, char *buf, size_t ca
   return moss_c_lit_i64(v->dtype, moss_value_get_i64(v, i), buf, cap);
 }
 
-const char *moss_c_act(const moss_node *n, const char *v, char *buf, size_t cap) {
-  char a[64], b[64];
-  switch (n->act.kind) {
-  case MOSS_ACT_RELU: snprintf(buf, cap, "(%s > 0 ? %s : 0.0f)", v, v); break;
-  case MOSS_ACT_CLIP:
-    moss_c_lit_f64(MOSS_DT_F32, n->act.alpha, a, sizeof a);
-    moss_c_lit_f64(MOSS_DT_F32, n->act.beta, b, sizeof b);
-    snprintf(buf, cap, "(%s < %s ? %s : (%s > %s ? %s : %s))", v, a, a, v, b, b, v);
-    break;
-  case MOSS_ACT_LEAKY_RELU:
-    snprintf(buf, cap, "(%s >= 0 ? %s : %s * %s)", v, v, moss_c_lit_f64(MOSS_DT_F32, n->act.alpha, a, sizeof a), v);
-    break;
-  case MOSS_ACT_SIGMOID: snprintf(buf, cap, "(1.0f / (1.0f + expf(-(%s))))", v); break;
-  case MOSS_ACT_TANH: snprintf(buf, cap, "tanhf(%s)", v); break;
-  default: snprintf(buf, cap, "%s", v); break;
-  }
-  return buf;
-}
 
-void moss_c_gemm_epilogue(const moss_node *n, moss_dtype dt, double alpha, double beta,
-                          const char *cidx, const char *v, char *out, size_t cap) {
-  char e[512], a[64], b[64];
-  if (alpha != 1.0)
-    snprintf(e, sizeof e, "%s * %s", moss_c_lit_f64(dt, alpha, a, sizeof a), v);
-  else
-    snprintf(e, sizeof e, "%s", v);
-  if (cidx && beta != 0.0) {
-    size_t l = strlen(e);
-    if (beta != 1.0)
-      snprintf(e + l, sizeof e - l, " + %s * x2[%s]", moss_c_lit_f64(dt, beta, b, sizeof b), cidx);
-    else
-      snprintf(e + l, sizeof e - l, " + x2[%s]", cidx);
-  }
-  if (n->act.kind != MOSS_ACT_NONE) {
-    char w[600];
-    snprintf(w, sizeof w, "(%s)", e);
-    moss_c_act(n, w, out, cap);
-  } else {
-    snprintf(out, cap, "%s", e);
-  }
-}
 
-void moss_c_need_helper(moss_cgen *cg, unsigned helper) { cg->helpers |= helper; }
 
-void moss_c_index_expr(char *buf, size_t cap, char var, int rank, const int64_t *dims,
-                       int in_rank, const int64_t *in_dims) {
-  int64_t stride = 1;
-  int k, off = rank - in_rank;
-  size_t n = 0;
-  buf[0] = 0;
-  for (k = rank - 1; k >= 0 && n < cap; k--) {
-    int ik = k - off;
-    if (ik < 0) break;
-    if (in_dims[ik] != 1 && dims[k] != 1) {
-      if (stride == 1) n += (size_t)snprintf(buf + n, cap - n, "%s%c%d", n ? " + " : "", var, k);
-      else
-        n += (size_t)snprintf(buf + n, cap - n, "%s%c%d * %lld", n ? " + " : "", var, k,
-                              (long long)stride);
-    }
-    stride *= in_dims[ik];
-  }
-  if (!buf[0]) snprintf(buf, cap, "0");
-}
 
-static void subst(moss_buf *b, const char *stmt, const char *oexpr, char idx[][512], int nin) {
-  const char *p;
-  for (p = stmt; *p; p++) {
-    if (p[0] == '%' && p[1] == 'o') {
-      moss_buf_printf(b, "%s", oexpr);
-      p++;
-    } else if (p[0] == '%' && p[1] >= '0' && p[1] <= '9' && p[1] - '0' < nin) {
-      moss_buf_printf(b, "%s", idx[p[1] - '0']);
-      p++;
-    } else {
-      moss_buf_put(b, p, 1);
-    }
-  }
-}
-
-void moss_c_broadcast_loop(moss_cgen *cg, int rank, const int64_t *dims, int nin,
-                           const int *in_rank, const int64_t (*in_dims)[MOSS_MAX_RANK],
-                           const char *stmt) {
-  char idx[10][512], oexpr[512];
-  int64_t numel = 1;
-  int k, j, flat = 1, depth = 0;
-  moss_buf line;
-  for (k = 0; k < rank; k++) numel *= dims[k];
-  for (j = 0; j < nin; j++) {
-    int64_t ne = 1;
-    /* Equal element counts under broadcasting mean equal shapes up to
-     * leading ones: the flat index is the same. */
-    for (k = 0; k < in_rank[j]; k++) ne *= in_dims[j][k];
-    if (!(ne == numel || ne == 1)) flat = 0;
-  }
-  moss_buf_init(&line, cg->ctx);
-  if (flat) {
-    for (j = 0; j < nin; j++) {
-      int64_t ne = 1;
-      for (k = 0; k < in_rank[j]; k++) ne *= in_dims[j][k];
-      snprintf(idx[j], sizeof idx[j], ne == 1 && numel != 1 ? "0" : "i");
-    }
-    subst(&line, stmt, "i", idx, nin);
-    moss_c_open(cg, "for (long i = 0; i < %lld; i++)", (long long)numel);
-    moss_c_line(cg, "%s", line.data ? line.data : "");
-    moss_c_close(cg);
-  } else {
-    for (j = 0; j < nin; j++)
-      moss_c_index_expr(idx[j], sizeof idx[j], 'i', rank, dims, in_rank[j], in_dims[j]);
-    moss_c_index_expr(oexpr, sizeof oexpr, 'i', rank, dims, rank, dims);
-    subst(&line, stmt, oexpr, idx, nin);
-    for (k = 0; k < rank; k++) {
-      moss_c_open(cg, "for (long i%d = 0; i%d < %lld; i%d++)", k, k, (long long)dims[k], k);
-      depth++;
-    }
-    moss_c_line(cg, "%s", line.data ? line.data : "");
-    while (depth--) moss_c_close(cg);
-  }
-  moss_buf_deinit(&line);
-}
 
 void moss_c_identifier(char *dst, size_t cap, const char *src) {
-  size_t n = 0;
-  if (!isalpha((unsigned char)src[0]) && src[0] != '_' && n + 1 < cap) dst[n++] = 'm';
-  for (; *src && n + 1 < cap; src++) dst[n++] = isalnum((unsigned char)*src) ? *src : '_';
-  dst[n] = 0;
+  moss_identifier_emit(dst, cap, src);
 }
 
 static const moss_value *root_of(const moss_value *v) {
@@ -304,6 +175,26 @@ static const char *where_str(const moss_value *v, char *buf, size_t cap) {
   return buf;
 }
 
+/* Whether output |y| of |n| may share memory with one of its inputs (an
+ * in-place view, or overlapping arena ranges): then it is no restrict
+ * pointer. Otherwise the compiler may assume the output aliases nothing
+ * the node reads, as the planner guarantees. */
+static int shares_storage(const moss_node *n, const moss_value *y) {
+  const moss_value *ry = root_of(y);
+  int i;
+  for (i = 0; i < n->ninputs; i++) {
+    const moss_value *x = n->inputs[i], *rx;
+    if (!x) continue;
+    rx = root_of(x);
+    if (rx == ry) return 1;
+    if (rx->offset >= 0 && ry->offset >= 0 && rx->input_index < 0 && rx->output_index < 0 && !rx->data &&
+        ry->input_index < 0 && ry->output_index < 0 && rx->offset < ry->offset + (int64_t)moss_value_nbytes(ry) &&
+        ry->offset < rx->offset + (int64_t)moss_value_nbytes(rx))
+      return 1;
+  }
+  return 0;
+}
+
 static moss_status emit_node(moss_cgen *cg, moss_buf *fn, const moss_node *n) {
   moss_buf body;
   moss_buf *saved = cg->out;
@@ -352,7 +243,8 @@ static moss_status emit_node(moss_cgen *cg, moss_buf *fn, const moss_node *n) {
                        moss_dtype_name(v->dtype));
     }
     storage_expr(cg, v, 1, e, sizeof e);
-    moss_buf_printf(fn, "    %s *y%d = %s;\n", moss_dtype_ctype(v->dtype), i, e);
+    moss_buf_printf(fn, "    %s *%sy%d = %s;\n", moss_dtype_ctype(v->dtype),
+                    shares_storage(n, v) ? "" : "restrict ", i, e);
   }
   if (body.data) moss_buf_put(fn, body.data, body.len);
   moss_buf_printf(fn, "  }\n");

@@ -26,12 +26,54 @@ typedef struct printer {
 
 static const char *ctype(moss_dtype dt) { return moss_dtype_ctype(dt); }
 
+/* The requantization of docs/numerics-int8.md, the function REQUANT prints
+ * as: the same integer formula as moss_requant_apply (compiler/ops/quant.c),
+ * so the generated C and the compiler always agree. */
+/* Its bit in cg->helpers: printed once per file. */
+#define CH_REQUANT (1u << 20)
+
+static void need_requant(moss_cgen *cg) {
+  if (cg->helpers & CH_REQUANT) return;
+  cg->helpers |= CH_REQUANT;
+  moss_buf_printf(
+      cg->decls,
+      "/* round(acc * M), M = mult * 2^-31 * 2^-shift (docs/numerics-int8.md):\n"
+      " * the exact int64 product rounded once, ties to even, saturated. */\n"
+      "static int32_t moss_requant(int32_t acc, int32_t mult, int shift) {\n"
+      "  const int64_t p = (int64_t)acc * mult;\n"
+      "  const int s = 31 + shift;\n"
+      "  int64_t fl, rem, half;\n"
+      "  if (s >= 63) return 0;\n"
+      "  if (s <= 0) {\n"
+      "    fl = p;\n"
+      "  } else {\n"
+      "    fl = p >= 0 ? p >> s : -((-p - 1) >> s) - 1;\n"
+      "    rem = p - fl * ((int64_t)1 << s);\n"
+      "    half = (int64_t)1 << (s - 1);\n"
+      "    if (rem > half || (rem == half && (fl & 1))) fl++;\n"
+      "  }\n"
+      "  return fl > INT32_MAX ? INT32_MAX : (fl < INT32_MIN ? INT32_MIN : (int32_t)fl);\n"
+      "}\n\n");
+}
+
+
 static int narrow(moss_dtype dt) {
   return dt == MOSS_DT_I8 || dt == MOSS_DT_U8 || dt == MOSS_DT_I16 || dt == MOSS_DT_U16 ||
          dt == MOSS_DT_BOOL;
 }
 
 static void expr(printer *p, const moss_kx *x);
+
+/* Whether |x| computes only on constants and variables (index arithmetic),
+ * reading no memory and calling nothing. */
+static int data_free(const moss_kx *x) {
+  int i;
+  if (x->op == MOSS_KX_LOAD || x->op == MOSS_KX_LOAD_OR || x->op == MOSS_KX_CALL || x->op == MOSS_KX_CAST)
+    return 0;
+  for (i = 0; i < x->nargs; i++)
+    if (!data_free(x->a[i])) return 0;
+  return 1;
+}
 
 /* |x| as an operand: in parentheses unless it is a primary expression
  * (or already printed in parentheses). */
@@ -124,7 +166,7 @@ static void call(printer *p, const moss_kx *x) {
     return;
   }
   case MOSS_KFN_REQUANT:
-    moss_c_need_requant(p->cg);
+    need_requant(p->cg);
     moss_buf_printf(p->e, "moss_requant(");
     expr(p, x->a[0]);
     moss_buf_printf(p->e, ", ");
@@ -211,6 +253,15 @@ static void expr(printer *p, const moss_kx *x) {
       sub(p, x->a[1]);
       return;
     }
+    if (x->a[1]->op == MOSS_KX_CONST && x->a[1]->i != 0 && x->a[1]->i != -1) {
+      /* A constant divisor needs no zero test (nor, not being -1, an overflow one). */
+      if (narrow(x->dt)) moss_buf_printf(p->e, "(%s)(", ctype(x->dt));
+      sub(p, x->a[0]);
+      moss_buf_printf(p->e, " %s ", x->op == MOSS_KX_DIV ? "/" : "%");
+      sub(p, x->a[1]);
+      if (narrow(x->dt)) moss_buf_printf(p->e, ")");
+      return;
+    }
     moss_buf_printf(p->e, "(%s)(", ctype(x->dt));
     sub(p, x->a[1]);
     moss_buf_printf(p->e, " ? ");
@@ -248,6 +299,20 @@ static void expr(printer *p, const moss_kx *x) {
                         moss_kx_op_name(x->op));
     return;
   }
+  /* Signed 32- and 64-bit arithmetic on data wraps in the description;
+   * in C it would be undefined on overflow, so it goes through unsigned.
+   * Pure index arithmetic (loop variables and constants) cannot overflow
+   * and stays plain, to stay readable. */
+  if ((x->dt == MOSS_DT_I32 || x->dt == MOSS_DT_I64) && !data_free(x) &&
+      (x->op == MOSS_KX_ADD || x->op == MOSS_KX_SUB || x->op == MOSS_KX_MUL)) {
+    const char *u = x->dt == MOSS_DT_I32 ? "uint32_t" : "uint64_t";
+    moss_buf_printf(p->e, "(%s)((%s)", ctype(x->dt), u);
+    sub(p, x->a[0]);
+    moss_buf_printf(p->e, " %s (%s)", op, u);
+    sub(p, x->a[1]);
+    moss_buf_printf(p->e, ")");
+    return;
+  }
   /* Narrow integer arithmetic happens in int after C's promotions: wrap
    * the result back into the type, as the description defines it. */
   if (narrow(x->dt) && (x->op == MOSS_KX_ADD || x->op == MOSS_KX_SUB || x->op == MOSS_KX_MUL ||
@@ -259,9 +324,24 @@ static void expr(printer *p, const moss_kx *x) {
     moss_buf_printf(p->e, ")");
     return;
   }
-  sub(p, x->a[0]);
+  /* A left-leaning chain of one associative operator reads without the
+   * parentheses C does not need: i2 + i1 * 4 + i0 * 20. */
+  if ((x->op == MOSS_KX_ADD || x->op == MOSS_KX_MUL) && x->a[0]->op == x->op && x->a[0]->dt == x->dt &&
+      x->a[0]->lanes == x->lanes)
+    expr(p, x->a[0]);
+  else
+    sub(p, x->a[0]);
+  if (x->op == MOSS_KX_ADD && x->a[1]->op == MOSS_KX_CONST && x->dt == MOSS_DT_I64 &&
+      x->a[1]->i < 0 && x->a[1]->i > INT64_MIN) { /* i + -1 reads as i - 1 */
+    moss_buf_printf(p->e, " - ");
+    int_const(p, x->dt, -x->a[1]->i);
+    return;
+  }
   moss_buf_printf(p->e, " %s ", op);
-  sub(p, x->a[1]);
+  if (x->op == MOSS_KX_ADD && x->a[1]->op == MOSS_KX_MUL && !narrow(x->a[1]->dt)) /* binds tighter */
+    expr(p, x->a[1]);
+  else
+    sub(p, x->a[1]);
 }
 
 /* The text of |x| (a scratch buffer owned by the printer). */

@@ -33,8 +33,6 @@ moss_allocator moss_allocator_libc(void);
 /* Receives every diagnostic, already formatted, without a trailing newline. */
 typedef void (*moss_diag_fn)(void *user, moss_status code, const char *msg);
 
-struct moss_node;
-
 /* A compile session: allocator, diagnostic sink and the name of the file
  * the diagnostics refer to. Not thread-safe; one per thread. */
 typedef struct moss_ctx {
@@ -49,19 +47,26 @@ typedef struct moss_ctx {
 
 void moss_ctx_init(moss_ctx *ctx, moss_allocator alloc);
 
-/* Records a diagnostic against |node| (may be NULL); returns |code|.
- * Shape: "<file>: node '<name>' (<OpType>): <category>: <reason> [<src>:<line>]". */
-moss_status moss_diag_fail_at(moss_ctx *ctx, const char *src, int line, moss_status code,
-                              const struct moss_node *node, const char *fmt, ...)
+/* Records a diagnostic about the node called |node_name| with operator
+ * |op_type| (both NULL: about no node); returns |code|. Shape:
+ * "<file>: node '<name>' (<OpType>): <category>: <reason> [<src>:<line>]".
+ * This layer knows no IR: compiler/ir/ir.h adds moss_diag_fail_at(), which
+ * takes a moss_node and passes its name and op type here. */
+moss_status moss_diag_fail_about(moss_ctx *ctx, const char *src, int line, moss_status code,
+                                 const char *node_name, const char *op_type, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 6, 7)))
+    __attribute__((format(printf, 7, 8)))
 #endif
     ;
-moss_status moss_diag_vfail_at(moss_ctx *ctx, const char *src, int line, moss_status code,
-                               const struct moss_node *node, const char *fmt, va_list ap);
+moss_status moss_diag_vfail_about(moss_ctx *ctx, const char *src, int line, moss_status code,
+                                  const char *node_name, const char *op_type, const char *fmt,
+                                  va_list ap);
 
+/* Below the IR there are no nodes, so |node| is NULL here (it is not
+ * evaluated). compiler/ir/ir.h redefines moss_fail to take a moss_node, so
+ * code that sees the IR names the node in its messages. */
 #define moss_fail(ctx, code, node, ...) \
-  moss_diag_fail_at((ctx), __FILE__, __LINE__, (code), (node), __VA_ARGS__)
+  moss_diag_fail_about((ctx), __FILE__, __LINE__, (code), NULL, NULL, __VA_ARGS__)
 #define MOSS_TRY(expr)                  \
   do {                                  \
     moss_status st_ = (expr);           \
@@ -105,6 +110,11 @@ void moss_buf_printf(moss_buf *b, const char *fmt, ...)
 /* 64-bit FNV-1a, and a SHA-256 for banners (hex string of 64 chars + NUL). */
 uint64_t moss_hash64(const void *data, size_t n, uint64_t seed);
 void moss_sha256_hex(const void *data, size_t n, char out_hex[65]);
+
+/* |src| as a C identifier into |dst| (at most |cap| bytes with the NUL):
+ * other characters become '_', and an 'm' goes first when it does not
+ * start with a letter or '_'. Symbol prefixes of generated code. */
+void moss_identifier_emit(char *dst, size_t cap, const char *src);
 
 /* Whole-file read/write through the context's allocator. */
 moss_status moss_file_read(moss_ctx *ctx, const char *path, uint8_t **out_data, size_t *out_size);

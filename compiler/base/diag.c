@@ -1,10 +1,11 @@
 /* diag.c - the single formatter for every message moss prints:
- * "<file>: node '<name>' (<OpType>): <category>: <reason> [<src>:<line>]". */
+ * "<file>: node '<name>' (<OpType>): <category>: <reason> [<src>:<line>]".
+ * The node part comes as two strings: this layer sees no IR (the wrapper
+ * that takes a moss_node is compiler/ir/diag.c). */
 #include <stdio.h>
 #include <string.h>
 
 #include "base.h"
-#include "../ir/ir.h"
 
 const char *moss_status_category(moss_status st) {
   switch (st) {
@@ -27,8 +28,9 @@ void moss_ctx_init(moss_ctx *ctx, moss_allocator alloc) {
 #endif
 }
 
-moss_status moss_diag_vfail_at(moss_ctx *ctx, const char *src, int line, moss_status code,
-                               const struct moss_node *node, const char *fmt, va_list ap) {
+moss_status moss_diag_vfail_about(moss_ctx *ctx, const char *src, int line, moss_status code,
+                                  const char *node_name, const char *op_type, const char *fmt,
+                                  va_list ap) {
   char *p = ctx->last;
   size_t cap = sizeof ctx->last, n = 0;
   const char *base = strrchr(src, '/');
@@ -36,9 +38,9 @@ moss_status moss_diag_vfail_at(moss_ctx *ctx, const char *src, int line, moss_st
   base = base ? base + 1 : src;
   k = snprintf(p, cap, "%s: ", ctx->file ? ctx->file : "moss");
   if (k > 0) n += (size_t)k;
-  if (node && n < cap) {
-    k = snprintf(p + n, cap - n, "node '%s' (%s): ", node->name ? node->name : "",
-                 node->op_type ? node->op_type : "?");
+  if ((node_name || op_type) && n < cap) {
+    k = snprintf(p + n, cap - n, "node '%s' (%s): ", node_name ? node_name : "",
+                 op_type ? op_type : "?");
     if (k > 0) n += (size_t)k;
   }
   if (n < cap) {
@@ -55,11 +57,11 @@ moss_status moss_diag_vfail_at(moss_ctx *ctx, const char *src, int line, moss_st
   return code;
 }
 
-moss_status moss_diag_fail_at(moss_ctx *ctx, const char *src, int line, moss_status code,
-                              const struct moss_node *node, const char *fmt, ...) {
+moss_status moss_diag_fail_about(moss_ctx *ctx, const char *src, int line, moss_status code,
+                                 const char *node_name, const char *op_type, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  moss_diag_vfail_at(ctx, src, line, code, node, fmt, ap);
+  moss_diag_vfail_about(ctx, src, line, code, node_name, op_type, fmt, ap);
   va_end(ap);
   return code;
 }

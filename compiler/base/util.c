@@ -1,5 +1,6 @@
 /* util.c - hashing (FNV-1a for tables, SHA-256 for the banner of generated
  * code) and whole-file input/output through the context's allocator. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,4 +102,12 @@ moss_status moss_file_write(moss_ctx *ctx, const char *path, const void *data, s
   if ((size && fwrite(data, 1, size, f) != size) | (fclose(f) != 0))
     return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", path);
   return MOSS_OK;
+}
+
+void moss_identifier_emit(char *dst, size_t cap, const char *src) {
+  size_t n = 0;
+  if (cap == 0) return;
+  if (!isalpha((unsigned char)src[0]) && src[0] != '_' && n + 1 < cap) dst[n++] = 'm';
+  for (; *src && n + 1 < cap; src++) dst[n++] = isalnum((unsigned char)*src) ? *src : '_';
+  dst[n] = 0;
 }

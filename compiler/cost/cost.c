@@ -11,8 +11,7 @@
 #include <string.h>
 
 #include "../ops/ops.h"
-#include "../passes/partition.h"
-#include "../passes/sparse.h"
+#include "../ops/sparse.h"
 #include "../plan/plan.h"
 #include "cost.h"
 
@@ -496,7 +495,7 @@ static moss_status cost_all(costing *c, moss_cost_node *nodes, moss_cost_transfe
   moss_cost_report *r = c->r;
   moss_cost_totals *tot = c->tot;
   int i, k, nn = 0, ntr = 0, cap = 0, nd = moss_target_device_count(t);
-  int host = moss_host_device(t);
+  int host = moss_target_host_device(t);
   moss_cost_transfer *trs = NULL;
   double *busy = moss_arena_alloc(r->arena, sizeof *busy * (size_t)(nd + 1), 8);
   moss_cost_figure *dev_e = moss_arena_alloc(r->arena, sizeof *dev_e * (size_t)(nd + 1), 8);

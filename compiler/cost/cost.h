@@ -46,7 +46,7 @@ typedef struct moss_cost_figure {
 } moss_cost_figure;
 
 /* Sparse weight formats the report lists, in the order of their codes
- * (MOSS_SPARSE_* of compiler/passes/sparse.h): dense, csr, block4x1,
+ * (MOSS_SPARSE_* of compiler/ops/sparse.h): dense, csr, block4x1,
  * block1x4, 2:4. */
 #define MOSS_COST_SPARSE_FORMATS 5
 

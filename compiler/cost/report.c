@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../passes/sparse.h"
+#include "../ops/sparse.h"
 #include "cost.h"
 
 #define NM "not-modeled"

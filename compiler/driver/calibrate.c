@@ -1,12 +1,12 @@
 /* calibrate.c - the calibration runs of post-training quantization
  * (ptq.h): the float model, compiled with every activation as an output
- * (opts->observe) as C into a temporary folder, built with the system C
- * compiler and loaded with dlopen (the compiler library does not link
- * libmossrt), runs on the calibration batches; the observers record each
- * activation's range: minmax, or percentile (a second pass fills a
- * histogram per value and clips each tail). */
+ * (opts->observe) for the machine moss runs on, as a bundle in a temporary
+ * folder (its CPU code comes from whatever backend the host target's CPU
+ * names in the backend table), is loaded by libmossrt and runs on the
+ * calibration batches; the observers record each activation's range:
+ * minmax, or percentile (a second pass fills a histogram per value and
+ * clips each tail). */
 #include <dirent.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mossrt.h"
 #include "ptq.h"
 
 #define NBINS 2048
@@ -33,9 +34,8 @@ typedef struct calib {
   moss_graph *scratch;  /* owns the buffers and the loaded data */
   char dir[4096];
   char name[128];
-  int64_t arena_bytes;
-  void *arena, *lib;
-  int (*run)(const void *const *, void *const *, void *);
+  mossrt_bundle *bundle;
+  mossrt_session *session;
   calib_io in;
   calib_io *out;
   int nout;
@@ -49,87 +49,58 @@ typedef struct calib {
   uint64_t *hist;       /* percentile: NBINS per value, by value id */
 } calib;
 
-static moss_status read_manifest(calib *c) {
-  char path[4400], line[1024];
-  FILE *f;
-  snprintf(path, sizeof path, "%s/%s.manifest", c->dir, c->name);
-  f = fopen(path, "r");
-  if (!f) return moss_fail(c->ctx, MOSS_E_IO, NULL, "calibration build: cannot open '%s'", path);
-  c->out = moss_graph_alloc(c->scratch, sizeof *c->out * 4096);
-  if (!c->out) {
-    fclose(f);
-    return moss_fail(c->ctx, MOSS_E_NOMEM, NULL, "calibration outputs");
-  }
-  c->in.rank = -1;
-  while (fgets(line, sizeof line, f)) {
-    char kind[16];
-    int pos = 0, index, dt, rank, k;
-    long long v;
-    line[strcspn(line, "\n")] = 0;
-    if (sscanf(line, "arena %lld", &v) == 1) c->arena_bytes = v;
-    else if (sscanf(line, "%15s %d %d %d%n", kind, &index, &dt, &rank, &pos) == 4 && rank >= 0 &&
-             rank <= MOSS_MAX_RANK) {
-      calib_io io;
-      char *p = line + pos;
-      memset(&io, 0, sizeof io);
-      io.dtype = (moss_dtype)dt;
-      io.rank = rank;
-      for (k = 0; k < rank; k++) io.dims[k] = strtoll(p, &p, 10);
-      while (*p == ' ') p++;
-      snprintf(io.name, sizeof io.name, "%s", p);
-      io.value = -1;
-      if (!strcmp(kind, "input")) {
-        if (index != 0) {
-          fclose(f);
-          return moss_fail(c->ctx, MOSS_E_UNSUPPORTED, NULL,
-                           "--calibration: the model has more than one input; calibration "
-                           "handles single-input models only");
-        }
-        c->in = io;
-      } else if (!strcmp(kind, "output") && c->nout < 4096) {
-        c->out[c->nout++] = io;
-      }
-    }
-  }
-  fclose(f);
-  if (c->in.rank < 1)
-    return moss_fail(c->ctx, MOSS_E_UNSUPPORTED, NULL,
-                     "--calibration: the model needs one input with a batch dimension");
-  return MOSS_OK;
+/* A libmossrt error: its text reads "<bundle>: <category>: <reason>"; the
+ * bundle is ours, so the reason is what matters. */
+static moss_status rt_fail(calib *c, const mossrt_error *e) {
+  const char *reason = e->text, *p = strstr(e->text, ": ");
+  if (p && (p = strstr(p + 2, ": ")) != NULL) reason = p + 2;
+  return moss_fail(c->ctx, e->status == MOSSRT_E_NOMEM ? MOSS_E_NOMEM : MOSS_E_INTERNAL, NULL,
+                   "the calibration bundle: %s", reason);
 }
 
-/* Builds and loads the calibration code. */
-static moss_status load(calib *c, const moss_graph *g) {
-  char src[4400], wsrc[4400], so[4400], sym[200];
-  const char *srcs[2];
-  int nsrc = 0, i;
-  struct stat sb;
-  MOSS_TRY(read_manifest(c));
-  snprintf(src, sizeof src, "%s/%s.c", c->dir, c->name);
-  snprintf(wsrc, sizeof wsrc, "%s/%s_weights.c", c->dir, c->name);
-  snprintf(so, sizeof so, "%s/%s.so", c->dir, c->name);
-  srcs[nsrc++] = src;
-  if (stat(wsrc, &sb) == 0) srcs[nsrc++] = wsrc;
-  MOSS_TRY(moss_cc_shared(c->ctx, NULL, NULL, 0, srcs, nsrc, so));
-  c->lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-  if (!c->lib) return moss_fail(c->ctx, MOSS_E_IO, NULL, "cannot load '%s': %s", so, dlerror());
-  snprintf(sym, sizeof sym, "%s_run_v", c->name);
-  *(void **)&c->run = dlsym(c->lib, sym);
-  if (!c->run) return moss_fail(c->ctx, MOSS_E_IO, NULL, "'%s' has no symbol %s", so, sym);
-  c->arena = moss_graph_alloc(c->scratch, (size_t)c->arena_bytes + 64);
+static void io_of(const mossrt_tensor_info *t, calib_io *io) {
+  int k;
+  memset(io, 0, sizeof *io);
+  io->dtype = (moss_dtype)t->dtype;
+  io->rank = t->rank;
+  for (k = 0; k < t->rank && k < MOSS_MAX_RANK; k++) io->dims[k] = t->dims[k];
+  snprintf(io->name, sizeof io->name, "%s", t->name ? t->name : "");
+  io->value = -1;
+}
+
+/* Loads the calibration bundle |path| into a session, with a buffer per
+ * output tied to the value of |g| it observes. */
+static moss_status load(calib *c, const moss_graph *g, const char *path) {
+  mossrt_error err;
+  mossrt_tensor_info t;
+  uint32_t i;
+  if (mossrt_open_file(path, &c->bundle, &err) != MOSSRT_OK) return rt_fail(c, &err);
+  if (mossrt_input_count(c->bundle) != 1)
+    return moss_fail(c->ctx, MOSS_E_UNSUPPORTED, NULL,
+                     "--calibration: the model has more than one input; calibration handles "
+                     "single-input models only");
+  if (mossrt_input_info(c->bundle, 0, &t) != MOSSRT_OK || t.rank < 1 || t.rank > MOSS_MAX_RANK)
+    return moss_fail(c->ctx, MOSS_E_UNSUPPORTED, NULL,
+                     "--calibration: the model needs one input with a batch dimension");
+  io_of(&t, &c->in);
+  c->nout = (int)mossrt_output_count(c->bundle);
+  c->out = moss_graph_alloc(c->scratch, sizeof *c->out * (size_t)(c->nout + 1));
   c->ins = moss_graph_alloc(c->scratch, sizeof *c->ins);
   c->outs = moss_graph_alloc(c->scratch, sizeof *c->outs * (size_t)(c->nout + 1));
-  if (!c->arena || !c->ins || !c->outs) return moss_fail(c->ctx, MOSS_E_NOMEM, NULL, "calibration");
-  for (i = 0; i < c->nout; i++) {
+  if (!c->out || !c->ins || !c->outs) return moss_fail(c->ctx, MOSS_E_NOMEM, NULL, "calibration");
+  for (i = 0; i < (uint32_t)c->nout; i++) {
     calib_io *o = &c->out[i];
-    size_t nb = moss_dtype_size(o->dtype);
-    int k;
-    const moss_value *v = moss_graph_find_value((moss_graph *)g, o->name);
-    for (k = 0; k < o->rank; k++) nb *= (size_t)o->dims[k];
-    o->buf = c->outs[i] = moss_graph_alloc(c->scratch, nb + 1);
+    const moss_value *v;
+    if (mossrt_output_info(c->bundle, i, &t) != MOSSRT_OK || t.rank > MOSS_MAX_RANK)
+      return moss_fail(c->ctx, MOSS_E_INTERNAL, NULL, "calibration output %u", i);
+    io_of(&t, o);
+    o->buf = c->outs[i] = moss_graph_alloc(c->scratch, (size_t)t.nbytes + 1);
     if (!o->buf) return moss_fail(c->ctx, MOSS_E_NOMEM, NULL, "calibration outputs");
+    v = moss_graph_find_value((moss_graph *)g, o->name);
     if (v && o->dtype == MOSS_DT_F32) o->value = v->id;
   }
+  if (mossrt_session_create(c->bundle, NULL, 0, &c->session, &err) != MOSSRT_OK)
+    return rt_fail(c, &err);
   c->batch = c->in.dims[0];
   return MOSS_OK;
 }
@@ -254,9 +225,9 @@ static moss_status sweep(calib *c, moss_ptq_range *ranges, int pass, int64_t *ou
               "runs batches of %lld)\n", c->paths[f], (long long)(n % c->batch), (long long)n,
               (long long)c->batch);
     for (b = 0; b + c->batch <= n; b += c->batch) {
+      mossrt_error err;
       c->ins[0] = (const char *)d->data + (size_t)b * row;
-      if (c->run(c->ins, c->outs, c->arena) != 0)
-        return moss_fail(c->ctx, MOSS_E_INTERNAL, NULL, "the calibration code returned an error");
+      if (mossrt_run(c->session, c->ins, c->outs, &err) != MOSSRT_OK) return rt_fail(c, &err);
       *out_n += c->batch;
       for (i = -1; i < c->nout; i++) {
         const calib_io *o = i < 0 ? NULL : &c->out[i];
@@ -297,6 +268,7 @@ moss_status moss_ptq_calibrate(moss_ctx *ctx, const moss_graph *g, const moss_co
   const char *tmp = getenv("TMPDIR");
   moss_status st;
   int i, made = 0;
+  char path[4400];
   *out_nsamples = 0;
   memset(ranges, 0, sizeof *ranges * (size_t)nranges);
   for (i = 0; i < g->ninputs; i++) {
@@ -329,9 +301,10 @@ moss_status moss_ptq_calibrate(moss_ctx *ctx, const moss_graph *g, const moss_co
   co = *opts;
   co.observe = 1;
   co.quantize = NULL;
-  co.target = NULL;
-  co.emit = "c";
-  co.out = c->dir;
+  co.target = NULL; /* the machine moss runs on */
+  co.emit = "bundle"; /* what libmossrt loads; the host CPU's backend writes its code */
+  snprintf(path, sizeof path, "%s/%s.moss", c->dir, c->name);
+  co.out = path;
   co.name = c->name;
   co.verbose = 0;
   co.report = NULL;
@@ -343,7 +316,7 @@ moss_status moss_ptq_calibrate(moss_ctx *ctx, const moss_graph *g, const moss_co
   co.dump_after = NULL;
   st = moss_compile(ctx, &co);
   ctx->file = opts->model;
-  if (st == MOSS_OK) st = load(c, g);
+  if (st == MOSS_OK) st = load(c, g, path);
   if (st == MOSS_OK && c->in.dtype != MOSS_DT_F32)
     st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--calibration: the model input is not float32");
   for (i = 1; st == MOSS_OK && i < c->in.rank; i++)
@@ -365,7 +338,8 @@ moss_status moss_ptq_calibrate(moss_ctx *ctx, const moss_graph *g, const moss_co
       if (ranges[i].seen) hist_clip(c->hist + (size_t)i * NBINS, &ranges[i], p);
   }
 done:
-  if (c->lib) dlclose(c->lib);
+  if (c->session) mossrt_session_destroy(c->session);
+  mossrt_close(c->bundle);
   if (made) remove_dir(c->dir);
   if (c->scratch) moss_graph_destroy(ctx, c->scratch);
   moss_free(ctx, c, sizeof *c);

@@ -7,13 +7,14 @@
 typedef struct moss_compile_opts {
   const char *model;          /* path of the .onnx file */
   const char *target;         /* target name or XML path; NULL: host */
-  const char *emit;           /* "c" (default) */
+  const char *emit;           /* "bundle", "c" or "obj"; NULL: the target's default */
   const char *out;            /* output folder */
   const char *name;           /* symbol prefix; NULL: from the model file name */
   moss_onnx_binding *bindings;
   int nbindings;
   int dump_ir;                /* print the final IR to stdout */
   int dump_kernels;           /* print every node's kernel description to stdout */
+  int timings;                /* -v: print the time each stage took to stderr */
   const char *dump_after;     /* print the IR after this pass ("all" for every pass) */
   int verbose;                /* print the arena size and a summary */
   const char *prune;          /* --prune SPEC (passes/prune.h); NULL: none */

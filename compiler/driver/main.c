@@ -24,7 +24,7 @@ static const char usage[] =
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R|nm:N:M]\n"
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
-    "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q]\n"
+    "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
     "  moss bench ARTIFACT [--iterations N] [IN0 ...]\n"
     "  moss eval ARTIFACT.moss X.npy Y.npy\n"
@@ -199,6 +199,7 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     }
     else if (!strncmp(a, "--dump-after=", 13)) o.dump_after = a + 13;
     else if (!strcmp(a, "-q")) o.verbose = 0;
+    else if (!strcmp(a, "-v")) o.timings = 1;
     else if (a[0] == '-') {
       fprintf(stderr, "moss compile: unknown option '%s'\n%s", a, usage);
       ok = 0;

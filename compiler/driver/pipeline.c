@@ -1,12 +1,15 @@
 /* pipeline.c - the whole compiler on one screen: the ONNX model is
  * imported, rewritten by the passes in order (the IR verifier runs after
- * each in debug builds), placed on the target's devices, planned into one
- * arena, costed, and emitted as a bundle or as standalone C. */
+ * each in debug builds), placed on the target's devices, given sparse
+ * weight formats its devices' backends can encode, planned into one arena,
+ * costed, and emitted as a bundle or as one backend's standalone form. Each
+ * device's backend comes from the backend table (backends/backend.h); this
+ * file names none. */
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "../../backends/c/cgen.h"
+#include "../../backends/backend.h"
 #include "../cost/cost.h"
 #include "../kernel/kernel.h"
 #include "../passes/partition.h"
@@ -19,22 +22,52 @@
 #include "emit.h"
 #include "ptq.h"
 
+/* What the steps that need more than the graph see. */
+typedef struct stage {
+  moss_ctx *ctx;
+  moss_graph *g;
+  const moss_compile_opts *opts;
+  const moss_target *target;
+  const moss_backend_device *devices; /* per device of |target|: its backend binding */
+  int nsegments;                      /* set by "partition" */
+} stage;
+
 typedef struct pass_entry {
   const char *name;
-  moss_pass_fn run; /* NULL: the post-training quantization step (needs the options) */
+  moss_pass_fn run;              /* a pass over the graph alone; NULL: |step| */
+  moss_status (*step)(stage *s); /* needs the options, the target or its backends */
 } pass_entry;
 
+static moss_status prune_and_quantize(stage *s);
+static moss_status partition(stage *s);
+static moss_status sparse(stage *s);
+
 static const pass_entry passes[] = {
-    {"check", moss_pass_check},     /* unknown ops, domains, arity: all reported */
-    {"infer", moss_pass_infer},     /* shapes and dtypes, folding constants on the way */
-    {"bn-fold", moss_pass_bn_fold}, /* BatchNormalization into Conv/Gemm weights */
-    {"fuse", moss_pass_fuse},       /* bias Add and activation into Conv/Gemm/MatMul */
-    {"quantize", NULL},             /* --quantize: calibrate, insert Quantize/Dequantize pairs */
-    {"qdq", moss_pass_qdq},         /* Dequantize -> op -> Quantize into integer-only ops */
-    {"fold", moss_pass_fold},       /* constants exposed by the rewrites */
-    {"dce", moss_pass_dce},         /* nodes no output needs */
-    {"sparse", moss_pass_sparse},   /* dense or sparse weight format per layer */
+    {"check", moss_pass_check, NULL},       /* unknown ops, domains, arity: all reported */
+    {"infer", moss_pass_infer, NULL},       /* shapes and dtypes, folding constants on the way */
+    {"bn-fold", moss_pass_bn_fold, NULL},   /* BatchNormalization into Conv/Gemm weights */
+    {"fuse", moss_pass_fuse, NULL},         /* bias Add and activation into Conv/Gemm/MatMul */
+    {"quantize", NULL, prune_and_quantize}, /* --prune; --quantize: calibrate, insert Q/DQ */
+    {"qdq", moss_pass_qdq, NULL},           /* Dequantize -> op -> Quantize into integer ops */
+    {"fold", moss_pass_fold, NULL},         /* constants exposed by the rewrites */
+    {"dce", moss_pass_dce, NULL},           /* nodes no output needs */
+    {"partition", NULL, partition},         /* every node onto a device whose backend takes it */
+    {"sparse", NULL, sparse},               /* dense or a format the device's backend encodes */
 };
+#define NPASSES (sizeof passes / sizeof passes[0])
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* -v: the time since |*t0| for stage |name|; restarts the clock. */
+static void stage_done(const moss_compile_opts *opts, const char *name, double *t0) {
+  double t = now_s();
+  if (opts->timings) fprintf(stderr, "moss: time %-10s %8.3f s\n", name, t - *t0);
+  *t0 = t;
+}
 
 static void dump(moss_ctx *ctx, moss_graph *g, const char *title) {
   moss_buf b;
@@ -83,12 +116,13 @@ static void model_name(const char *path, char *out, size_t cap) {
 }
 
 /* --explain: every node's device and why, then the transfers. */
-static void explain(const moss_graph *g, const moss_target *t, int host) {
+static void explain(const moss_graph *g, const moss_target *t, const moss_backend_device *devs,
+                    int host) {
   int i, j, d, ndev = moss_target_device_count(t);
   printf("# placement on target '%s':", moss_target_name(t));
   for (d = 0; d < ndev; d++)
     printf("%s %s (%s, %s)", d ? "," : "", moss_target_device_id(t, d), moss_target_device_kind(t, d),
-           moss_target_device_backend(t, d));
+           devs[d].name);
   printf("; fallback %s\n", moss_target_fallback(t) >= 0
                                 ? moss_target_device_id(t, moss_target_fallback(t)) : "none");
   for (i = 0; i < g->nnodes; i++) {
@@ -155,55 +189,39 @@ static void explain_qdq(const moss_graph *g) {
   }
 }
 
-/* Opens the plugin of every backend="plugin:NAME" device that names its
- * library; a device without one stays NULL (placed for costing only). */
-static moss_status open_plugins(moss_ctx *ctx, const moss_target *t, moss_plugin **plugins) {
-  int d;
-  for (d = 0; d < moss_target_device_count(t); d++) {
-    const char *be = moss_target_device_backend(t, d), *path = moss_target_device_plugin(t, d);
-    if (strncmp(be, "plugin:", 7) != 0 || !path) continue;
-    MOSS_TRY(moss_plugin_open(ctx, path, be + 7, &plugins[d]));
-  }
-  return MOSS_OK;
-}
-
-/* Every device that got nodes must have an emitter in this build. */
+/* Every device that got nodes must be able to emit them in this build. */
 static moss_status check_emitters(moss_ctx *ctx, const moss_graph *g, const moss_target *t,
-                                  moss_plugin *const *plugins) {
+                                  const moss_backend_device *devs) {
   int d, i, bad = 0;
+  char why[512];
   for (d = 0; d < moss_target_device_count(t); d++) {
-    const char *be = moss_target_device_backend(t, d);
     int count = 0;
-    if (!strcmp(be, "c") || !strcmp(be, "llvm") || plugins[d]) continue;
+    if (moss_backend_device_ready(&devs[d], why, sizeof why)) continue;
     for (i = 0; i < g->nnodes; i++) count += g->nodes[i]->device == d;
     if (!count) continue;
     bad = 1;
-    if (!strncmp(be, "plugin:", 7))
-      moss_fail(ctx, MOSS_E_TARGET, NULL,
-                "target '%s': device '%s' (backend %s) has no plugin library (no plugin= in %s), "
-                "and %d node%s were placed on it; the cost report covers it, but there is no code "
-                "to emit", moss_target_name(t), moss_target_device_id(t, d), be,
-                moss_target_path(t), count, count == 1 ? "" : "s");
-    else
-      moss_fail(ctx, MOSS_E_TARGET, NULL,
-                "target '%s': device '%s' wants backend '%s', which this build does not have yet; "
-                "%d node%s were placed on it (the cost report covers it, but there is no code to "
-                "emit)", moss_target_name(t), moss_target_device_id(t, d), be, count,
-                count == 1 ? "" : "s");
+    moss_fail(ctx, MOSS_E_TARGET, NULL,
+              "target '%s': device '%s' wants backend '%s', %s; %d node%s were placed on it (the "
+              "cost report covers it, but there is no code to emit)", moss_target_name(t),
+              moss_target_device_id(t, d), moss_target_device_backend(t, d), why, count,
+              count == 1 ? "" : "s");
   }
   return bad ? MOSS_E_TARGET : MOSS_OK;
 }
 
 /* --emit's default: a bundle, except for bare-metal targets (no libmossrt). */
 static const char *default_emit(const moss_target *t) {
-  const char *tr = moss_target_device_codegen(t, moss_host_device(t), "triple");
+  const char *tr = moss_target_device_codegen(t, moss_target_host_device(t), "triple");
   return tr && strstr(tr, "-none") ? "c" : "bundle";
 }
 
 /* The "quantize" step: --prune zeroes float weights first (so calibration
  * and quantization see the pruned model, and the sparse pass at the end
  * measures the zeros), then the calibration run's observers or --quantize. */
-static moss_status prune_and_quantize(moss_ctx *ctx, moss_graph *g, const moss_compile_opts *opts) {
+static moss_status prune_and_quantize(stage *s) {
+  moss_ctx *ctx = s->ctx;
+  moss_graph *g = s->g;
+  const moss_compile_opts *opts = s->opts;
   if (opts->prune) {
     moss_prune_result pr;
     MOSS_TRY(moss_prune(ctx, g, opts->prune, &pr));
@@ -220,11 +238,37 @@ static moss_status prune_and_quantize(moss_ctx *ctx, moss_graph *g, const moss_c
   return MOSS_OK;
 }
 
+/* "partition": each node onto the first device whose <ops> list and
+ * backend take it (passes/partition.c); n->opaque from the backend. */
+static moss_status partition(stage *s) {
+  moss_partition_opts po;
+  po.target = s->target;
+  po.devices = s->devices;
+  return moss_partition(s->ctx, s->g, &po, &s->nsegments);
+}
+
+/* "sparse": per weight, dense or the cheapest format the node's device's
+ * backend can encode (passes/sparse.c). */
+static moss_status sparse(stage *s) {
+  moss_sparse_opts so;
+  so.devices = s->devices;
+  return moss_pass_sparse(s->ctx, s->g, &so);
+}
+
+/* The quantize step does nothing without --prune or --quantize (and the
+ * calibration build's --observe): then it is not run, verified or dumped. */
+static int skipped(const pass_entry *p, const moss_compile_opts *o) {
+  return p->step == prune_and_quantize && !o->prune && !o->observe && !o->quantize;
+}
+
 moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   moss_graph *g = NULL;
   moss_target *target = NULL;
+  moss_backend_device *devs = NULL;
   moss_plugin **plugins = NULL;
   moss_cost_report *cost = NULL;
+  double t0 = 0;
+  stage sg;
   moss_cost_opts copts;
   moss_buf json;
   moss_status st;
@@ -240,14 +284,18 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   ctx->file = opts->model;
   if (opts->dump_after && strcmp(opts->dump_after, "import") && strcmp(opts->dump_after, "all")) {
     int known = 0;
-    for (i = 0; i < sizeof passes / sizeof passes[0]; i++)
+    size_t len = 0;
+    char names[256];
+    for (i = 0; i < NPASSES; i++) {
       known |= !strcmp(opts->dump_after, passes[i].name);
+      if (len < sizeof names)
+        len += (size_t)snprintf(names + len, sizeof names - len, "%s, ", passes[i].name);
+    }
     if (!known)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
-                       "--dump-after=%s: no such pass (import, check, infer, bn-fold, fuse, quantize, "
-                       "qdq, fold, dce, sparse, all)", opts->dump_after);
+                       "--dump-after=%s: no such pass (import, %sall)", opts->dump_after, names);
   }
-  if (emit && strcmp(emit, "c") && strcmp(emit, "bundle") && strcmp(emit, "obj"))
+  if (emit && strcmp(emit, "bundle") && !moss_backend_find_for_emit(emit))
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--emit %s: moss emits 'bundle', 'c' or 'obj'", emit);
   if (opts->prune) {
     moss_prune_spec ps;
@@ -256,14 +304,11 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   MOSS_TRY(moss_target_load(ctx, opts->target, &target));
   ctx->file = opts->model;
   ndev = moss_target_device_count(target);
-  host = moss_host_device(target);
+  host = moss_target_host_device(target);
   if (!emit) emit = default_emit(target);
-  plugins = moss_alloc(ctx, sizeof *plugins * (size_t)ndev);
-  if (!plugins) {
-    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugins");
-    goto done;
-  }
-  st = open_plugins(ctx, target, plugins);
+  st = moss_backend_devices_create(ctx, target, &devs); /* each device's backend, plugins opened */
+  if (st == MOSS_OK && strcmp(emit, "bundle")) /* --emit c|obj: the host's code is that backend's */
+    st = moss_backend_device_bind(&devs[host], moss_backend_find_for_emit(emit));
   ctx->file = opts->model;
   if (st != MOSS_OK) goto done;
 
@@ -272,40 +317,40 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   moss_sha256_hex(bytes, nbytes, hash);
   moss_free(ctx, bytes, nbytes + 1);
 
+  t0 = now_s();
   st = moss_onnx_import(ctx, opts->model, opts->bindings, opts->nbindings, &g);
   if (st != MOSS_OK) goto done;
   st = moss_graph_sort(ctx, g);
   if (st != MOSS_OK) goto done;
+  stage_done(opts, "import", &t0);
   if (opts->dump_after && !strcmp(opts->dump_after, "import")) dump(ctx, g, "import");
-  for (i = 0; i < sizeof passes / sizeof passes[0]; i++) {
-    if (passes[i].run) st = passes[i].run(ctx, g);
-    else if (!opts->prune && !opts->observe && !opts->quantize) continue;
-    else st = prune_and_quantize(ctx, g, opts);
+  sg.ctx = ctx;
+  sg.g = g;
+  sg.opts = opts;
+  sg.target = target;
+  sg.devices = devs;
+  sg.nsegments = 0;
+  for (i = 0; i < NPASSES; i++) {
+    if (skipped(&passes[i], opts)) continue;
+    st = passes[i].run ? passes[i].run(ctx, g) : passes[i].step(&sg);
     if (st == MOSS_OK && ctx->debug) st = moss_ir_verify(ctx, g);
     if (st != MOSS_OK) goto done;
     if (opts->dump_after && (!strcmp(opts->dump_after, passes[i].name) ||
                              !strcmp(opts->dump_after, "all")))
       dump(ctx, g, passes[i].name);
+    stage_done(opts, passes[i].name, &t0);
   }
-  {
-    moss_partition_opts po;
-    po.target = target;
-    po.plugins = plugins;
-    st = moss_partition(ctx, g, &po, &nseg); /* every node onto a device */
-    if (st != MOSS_OK) goto done;
-    for (i = 0; i < (size_t)g->nnodes; i++) /* non-C segments run as one call */
-      g->nodes[i]->opaque = strcmp(moss_target_device_backend(target, g->nodes[i]->device), "c") != 0 &&
-                            strcmp(moss_target_device_backend(target, g->nodes[i]->device), "llvm") != 0;
-  }
+  nseg = sg.nsegments;
   st = moss_plan_compute(ctx, g, &arena); /* arena offsets by liveness */
   if (st != MOSS_OK) goto done;
+  stage_done(opts, "plan", &t0);
   if (opts->dump_ir) dump(ctx, g, "plan");
   if (opts->dump_kernels) {
     st = dump_kernels(ctx, g);
     if (st != MOSS_OK) goto done;
   }
   if (opts->explain) {
-    explain(g, target, host);
+    explain(g, target, devs, host);
     explain_qdq(g);
   }
   if (opts->verbose) {
@@ -319,6 +364,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   memset(&copts, 0, sizeof copts);
   copts.grid_g_per_kwh = opts->grid_intensity;
   st = moss_cost_compute(ctx, g, target, &copts, &cost); /* time, memory, energy */
+  stage_done(opts, "cost", &t0);
   if (st != MOSS_OK) goto done;
   if (opts->name) snprintf(name, sizeof name, "%s", opts->name);
   else model_name(opts->model, name, sizeof name);
@@ -334,9 +380,9 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   }
   if (opts->no_emit) goto done;
 
-  st = check_emitters(ctx, g, target, plugins);
+  st = check_emitters(ctx, g, target, devs);
   if (st != MOSS_OK) goto done;
-  moss_c_identifier(ident, sizeof ident, name);
+  moss_identifier_emit(ident, sizeof ident, name);
   if (!out) {
     snprintf(outbuf, sizeof outbuf, "%s%s", name, !strcmp(emit, "bundle") ? ".moss" : ".moss.d");
     out = outbuf;
@@ -350,16 +396,20 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
                        moss_target_name(target), moss_target_device_id(target, g->nodes[i]->device));
         goto done;
       }
-    if (!strcmp(emit, "obj")) {
-      st = moss_emit_object(ctx, g, target, host, name, out, hash, opts->verbose);
-    } else {
-      mkdir(out, 0777);
-      st = moss_c_emit(ctx, g, name, out, hash, moss_target_name(target));
-    }
+    if (devs[host].backend->emit_standalone) /* the backend --emit named (bound above) */
+      st = devs[host].backend->emit_standalone(&devs[host], g, name, out, hash);
+    else /* --emit obj: compiler/driver/emit_obj.c until it writes through the table */
+      st = moss_emit_object(ctx, g, target, host, name, out, hash, opts->timings);
   } else {
     moss_emit_args a;
     st = moss_report_json(ctx, cost, &json);
     if (st != MOSS_OK) goto done;
+    plugins = moss_alloc(ctx, sizeof *plugins * (size_t)ndev); /* borrowed from |devs| */
+    if (!plugins) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugins");
+      goto done;
+    }
+    for (i = 0; i < (size_t)ndev; i++) plugins[i] = moss_backend_device_plugin(&devs[i]);
     memset(&a, 0, sizeof a);
     a.g = g;
     a.target = target;
@@ -371,9 +421,10 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     a.out = out;
     a.source_hash = hash;
     a.report_json = json.data;
-    a.verbose = opts->verbose;
+    a.verbose = opts->timings;
     st = moss_emit_bundle(ctx, &a);
   }
+  if (st == MOSS_OK) stage_done(opts, "emit", &t0);
   if (st == MOSS_OK && opts->verbose)
     fprintf(stderr, "moss: %s: %d nodes, arena %lld bytes, target %s -> %s%s\n", opts->model,
             g->nnodes, (long long)arena, moss_target_name(target), out, strcmp(emit, "bundle") ? "/" : "");
@@ -384,11 +435,8 @@ done:
   }
   moss_buf_deinit(&json);
   if (g) moss_graph_destroy(ctx, g);
-  if (plugins) {
-    for (i = 0; i < (size_t)ndev; i++)
-      if (plugins[i]) moss_plugin_close(ctx, plugins[i]);
-    moss_free(ctx, plugins, sizeof *plugins * (size_t)ndev);
-  }
+  moss_free(ctx, plugins, sizeof *plugins * (size_t)ndev);
+  if (target) moss_backend_devices_destroy(ctx, target, devs);
   moss_target_destroy(ctx, target);
   return st;
 }

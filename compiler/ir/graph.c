@@ -177,6 +177,7 @@ moss_node *moss_graph_add_node(moss_ctx *ctx, moss_graph *g, const char *op_type
   n->op_type = moss_arena_strdup(g->arena, op_type);
   n->domain = "";
   n->op = moss_op_find(op_type);
+  n->opset = g->opset;
   n->ninputs = nin;
   n->noutputs = nout;
   n->inputs = moss_arena_alloc(g->arena, sizeof(moss_value *) * (size_t)(nin + 1), 16);
@@ -299,6 +300,10 @@ int moss_attr_floats(const moss_node *n, const char *name, const float **out) {
 moss_value *moss_node_input(const moss_node *n, int i) {
   if (i < 0 || i >= n->ninputs) return NULL;
   return n->inputs[i];
+}
+
+int moss_value_device(const moss_value *v, int host) {
+  return v->producer ? v->producer->device : host;
 }
 
 void moss_graph_compute_uses(moss_graph *g) {

@@ -141,6 +141,8 @@ struct moss_node {
   int sparse;             /* weight format chosen by the sparse pass (MOSS_SPARSE_*); 0: dense */
   const char *qnote;      /* set by the qdq pass: why the node stays float in a quantized
                            * region, or which pattern it was folded from (graph arena) */
+  int64_t opset;          /* the default domain's opset of the model it came from (some
+                           * operators, e.g. Softmax before 13, mean another thing) */
   int opaque;             /* its segment runs as one unit (a plugin's subgraph): the
                            * planner keeps what the segment touches live across all of it */
 };
@@ -208,5 +210,26 @@ moss_status moss_ir_verify(moss_ctx *ctx, moss_graph *g);
 void moss_ir_print(moss_graph *g, moss_buf *out);
 /* "f32[1,3,8,8]" style type text into |buf|. */
 const char *moss_value_type_str(const moss_value *v, char *buf, size_t cap);
+
+/* The device that holds |v| when it is made: its producer's (n->device, set
+ * by the partitioner), |host| for graph inputs and constants. */
+int moss_value_device(const moss_value *v, int host);
+
+/* Records a diagnostic against |node| (may be NULL): its name and operator
+ * go into the message (compiler/base/base.h's moss_diag_fail_about, which
+ * sees no IR); returns |code| (diag.c). */
+moss_status moss_diag_fail_at(moss_ctx *ctx, const char *src, int line, moss_status code,
+                              const moss_node *node, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+moss_status moss_diag_vfail_at(moss_ctx *ctx, const char *src, int line, moss_status code,
+                               const moss_node *node, const char *fmt, va_list ap);
+
+/* From here up, moss_fail names its node. */
+#undef moss_fail
+#define moss_fail(ctx, code, node, ...) \
+  moss_diag_fail_at((ctx), __FILE__, __LINE__, (code), (node), __VA_ARGS__)
 
 #endif

@@ -672,7 +672,7 @@ int moss_k_bcast_open(moss_kb *b, int rank, const int64_t *dims, int nin, const 
     return 1;
   }
   for (k = 0; k < rank; k++) {
-    char name[8];
+    char name[16];
     snprintf(name, sizeof name, "i%d", k);
     idx[k] = moss_k_range(b, name, dims[k], MOSS_KL_PARALLEL);
   }

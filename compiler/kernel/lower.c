@@ -15,6 +15,7 @@ static const struct {
 static moss_lower_fn find(const moss_node *n) {
   size_t i;
   if (n->op <= MOSS_OP_UNKNOWN_ || n->op >= MOSS_OP_COUNT_) return NULL;
+  if (moss_lower_takes_sparse(n)) return moss_lower_sparse; /* lower_sparse.c */
   for (i = 0; families[i].family; i++)
     if (!strcmp(families[i].family, moss_op_infos[n->op].family))
       return !families[i].takes || families[i].takes(n) ? families[i].fn : NULL;

@@ -2,8 +2,8 @@
  * only on small constant inputs: Constant, Shape, Size, ConstantOfShape,
  * Range, EyeLike and the Hann/Hamming/Blackman windows. All of them are
  * computable at compile time, so constant folding normally removes them;
- * the C backend (emit_generator.c) writes them out when their result is a
- * graph output or too big to fold. */
+ * their lowering (kernel/lower_generator.c) writes them out when their
+ * result is a graph output or too big to fold. */
 #include <math.h>
 #include <string.h>
 
@@ -110,7 +110,7 @@ static moss_status need_scalar(moss_ctx *ctx, const moss_node *n, int i, const c
  * they become constants right here even when the input is computed at run
  * time (the fold pass folds only nodes whose inputs are all constant); that
  * is what lets Shape -> Gather -> Concat -> Reshape chains fold. A graph
- * output stays computed (emit_generator.c writes the literals). */
+ * output stays computed (lower_generator.c stores the literals). */
 static moss_status fold_static(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   moss_value *y = n->outputs[0];
   moss_status st;

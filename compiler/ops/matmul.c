@@ -1,7 +1,7 @@
 /* matmul.c - matrix products: Gemm (alpha, beta, transA, transB, a C that
  * broadcasts one way to [M, N]), MatMul (numpy batching with broadcast
  * batch dimensions and 1-D promotion) and Det (determinant of the last two
- * dimensions). Shapes only; the kernels are in backends/c/emit_matmul.c.
+ * dimensions). Shapes only; the kernels are in compiler/kernel/lower_matmul.c.
  * Constant MatMul/Gemm are left to the backend: they rarely decide shapes. */
 #include <math.h>
 

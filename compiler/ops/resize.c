@@ -1,9 +1,9 @@
 /* resize.c - Resize (opsets 10 to 19) and the deprecated Upsample: nearest,
  * N-d linear and cubic interpolation with every coordinate transformation
  * mode. The output shape comes from constant scales or sizes; tf_crop_and_
- * resize also needs a constant roi. The C backend bakes the per-axis source
- * indices and weights into tables (emit_resize.c), from the sizes and
- * scales moss_resize_compute() gives both. Not evaluated at compile
+ * resize also needs a constant roi. The lowering bakes the per-axis source
+ * indices and weights into tables (kernel/lower_resize.c), from the sizes
+ * and scales moss_resize_compute() gives both. Not evaluated at compile
  * time: resizing never feeds shape computations. GridSample (4-D) lives
  * here too: it samples at positions read from its grid input at run time. */
 #include <math.h>

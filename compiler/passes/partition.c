@@ -2,16 +2,16 @@
  * "Targets and plugins"). A node goes to the first device, in the order of
  * the target file, that takes it: the device's <ops> list must accept the
  * op, its compute dtype and the list's constraints, and the device's
- * emitter must have code for it (the C backend's table, or the plugin's
- * supports()). A node no device takes goes to the fallback device. Devices
- * whose backend this build does not have are still placed on by their
- * <ops> list, so the target can be costed; the pipeline then refuses to
- * emit for them, naming the device. Consecutive nodes on one device form a
- * segment; a value made on one device and read on another is a transfer. */
+ * backend must have code for it (its takes() in the backend table,
+ * backends/backend.h; a plugin's supports() behind the plugin adapter). A
+ * node no device takes goes to the fallback device. Devices whose backend
+ * this build does not have are still placed on by their <ops> list, so
+ * the target can be costed; the pipeline then refuses to emit for them,
+ * naming the device. Consecutive nodes on one device form a segment; a
+ * value made on one device and read on another is a transfer. */
 #include <stdio.h>
 #include <string.h>
 
-#include "../../backends/c/cgen.h"
 #include "partition.h"
 
 /* The type a node computes in: its first non-constant input's, else its
@@ -81,10 +81,10 @@ static int has_mac_rates(const moss_target *t, int d) {
 }
 
 /* Whether device |d| takes |n|: 1 yes, 0 no with |why|. */
-static int device_takes(moss_ctx *ctx, const moss_partition_opts *o, int d, const moss_node *n,
-                        char *why, size_t cap) {
+static int device_takes(const moss_partition_opts *o, int d, const moss_node *n, char *why,
+                        size_t cap) {
   moss_target_node_facts f;
-  const char *be = moss_target_device_backend(o->target, d);
+  const moss_backend_device *bd = o->devices ? &o->devices[d] : NULL;
   int xml;
   node_facts(n, &f);
   why[0] = 0;
@@ -96,16 +96,9 @@ static int device_takes(moss_ctx *ctx, const moss_partition_opts *o, int d, cons
     snprintf(why, cap, "no %s MAC rate in its <compute>", f.dtype);
     return 0;
   }
-  if (!strcmp(be, "c")) {
-    if (!moss_c_can_emit(n)) {
-      snprintf(why, cap, "the C backend has no code for %s", n->op_type);
-      return 0;
-    }
-    return 1;
-  }
-  if (o->plugins && o->plugins[d]) return moss_plugin_supports(ctx, o->plugins[d], n, why, cap);
-  /* No emitter in this build: the <ops> list decides, for costing. */
-  return 1;
+  /* No backend in this build: the <ops> list decides, for costing. */
+  if (!bd || !bd->backend) return 1;
+  return bd->backend->takes(bd, n, why, cap);
 }
 
 static const char *keep(moss_graph *g, const char *text) {
@@ -127,7 +120,7 @@ moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_op
     int placed = -1;
     text[0] = 0;
     for (d = 0; d < ndev && placed < 0; d++) {
-      if (device_takes(ctx, o, d, n, why, sizeof why)) {
+      if (device_takes(o, d, n, why, sizeof why)) {
         placed = d;
       } else if (len < sizeof text) {
         len += (size_t)snprintf(text + len, sizeof text - len, "%s%s declined: %s",
@@ -158,24 +151,11 @@ moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_op
       continue;
     }
     n->device = placed;
+    n->opaque = o->devices && o->devices[placed].backend ? o->devices[placed].backend->opaque : 1;
     if (placed != prev) seg++;
     prev = placed;
     n->segment = seg;
   }
   *out_nsegments = seg + 1;
   return st;
-}
-
-int moss_host_device(const moss_target *t) {
-  int fb = moss_target_fallback(t), i;
-  if (fb >= 0) return fb;
-  for (i = 0; i < moss_target_device_count(t); i++)
-    if (!strcmp(moss_target_device_kind(t, i), "cpu")) return i;
-  return 0;
-}
-
-/* The device that holds |v| before any transfer: its producer's, or the
- * host's for graph inputs and constants. */
-int moss_value_device(const moss_value *v, int host) {
-  return v->producer ? v->producer->device : host;
 }

@@ -2,29 +2,25 @@
 #ifndef MOSS_PARTITION_H
 #define MOSS_PARTITION_H
 
+#include "../../backends/backend.h"
 #include "../ir/ir.h"
-#include "../plugin/plugin.h"
 #include "../target/target.h"
 
 typedef struct moss_partition_opts {
   const moss_target *target;
-  /* Per device: the loaded plugin of a backend="plugin:NAME" device, or
-   * NULL (not a plugin, or its library is not available). */
-  moss_plugin *const *plugins;
+  /* Per device of |target|: its backend binding (backends/backend.h), whose
+   * takes() has the last word on a node the device's <ops> list accepts.
+   * NULL, or a binding without a backend: the <ops> list alone decides
+   * (the device is placed on for costing; the pipeline refuses to emit). */
+  const moss_backend_device *devices;
 } moss_partition_opts;
 
-/* Sets n->device, n->segment and n->placement for every node; segments
- * number the runs of consecutive nodes on one device, 0 .. *out_nsegments-1.
- * Fails (unsupported, every such node reported) only when a node has no
- * device and the target has no fallback. */
+/* Sets n->device, n->segment, n->placement and n->opaque (the backend's
+ * opaque flag; 1 on a device without a backend) for every node; segments
+ * number the runs of consecutive nodes on one device, 0 ..
+ * *out_nsegments-1. Fails (unsupported, every such node reported) only when
+ * a node has no device and the target has no fallback. */
 moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_opts *o,
                            int *out_nsegments);
-
-/* The device graph inputs and outputs live on: the fallback device, else
- * the first cpu, else device 0. */
-int moss_host_device(const moss_target *t);
-/* The device that holds |v| when it is made (its producer's; |host| for
- * graph inputs and constants). */
-int moss_value_device(const moss_value *v, int host);
 
 #endif

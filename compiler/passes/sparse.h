@@ -1,132 +1,32 @@
-/* sparse.h - sparse weight formats: the pass that measures each constant
- * weight of a Gemm, MatMul or Conv and picks dense or a sparse format for
- * it (moss_node.sparse), and the weight view the C backend encodes from.
- * docs/sparse.md describes the formats and the choice rule. */
+/* sparse.h - the sparse-format pass: after partitioning, it picks for each
+ * constant weight of a Gemm, MatMul or Conv (float32, or int8 with zero
+ * points 0) dense or a sparse format (moss_node.sparse), by the cost rule
+ * of docs/sparse.md, among the formats its device's backend can encode.
+ * The formats, the weight view and the rule are compiler/ops/sparse.h,
+ * included here for the code that still reaches them through this file. */
 #ifndef MOSS_SPARSE_H
 #define MOSS_SPARSE_H
 
-#include "../ir/ir.h"
+#include "../../backends/backend.h"
+#include "../ops/sparse.h"
 
-/* Values of moss_node.sparse. */
-enum {
-  MOSS_SPARSE_DENSE = 0,
-  MOSS_SPARSE_CSR = 1,       /* compressed sparse rows, one value per nonzero */
-  MOSS_SPARSE_BLOCK_4x1 = 2, /* CSR of 4x1 blocks: 4 consecutive output rows, one column */
-  MOSS_SPARSE_BLOCK_1x4 = 3, /* CSR of 1x4 blocks: one output row, 4 consecutive columns */
-  MOSS_SPARSE_NM_2_4 = 4     /* 2:4: 2 values and 2 uint8 offsets per group of 4 columns */
-};
-#define MOSS_SPARSE_NFORMATS 5
+typedef struct moss_sparse_opts {
+  /* Per device of the partition's target (moss_node.device): its backend,
+   * whose sparse_formats are the formats a node there may take; a device
+   * without a backend keeps its nodes dense. NULL: every format is open
+   * to every node (the rule alone, as in tests). */
+  const moss_backend_device *devices;
+} moss_sparse_opts;
 
-/* The cost rule's weights, in units of one dense multiply-add; a format's
- * estimated work is the sum over what it stores (docs/sparse.md). */
-#define MOSS_SPARSE_COST_CSR_NZ 2.5    /* per nonzero: index load, gather, multiply-add */
-#define MOSS_SPARSE_COST_CSR_ROW 1.0   /* per row: row bounds */
-#define MOSS_SPARSE_COST_BLOCK 5.0     /* per 4x1 block: 4 multiply-adds, one index, one gather */
-#define MOSS_SPARSE_COST_BLOCK_ROW 1.0 /* per block row */
-#define MOSS_SPARSE_COST_B1x4 5.0      /* per 1x4 block: 4 multiply-adds, one index, one 4-wide load */
-#define MOSS_SPARSE_COST_B1x4_ROW 1.0  /* per row: row bounds */
-#define MOSS_SPARSE_COST_NM24 3.5      /* per group of 4 columns: 2 multiply-adds, 2 byte offsets,
-                                        * loads from one 4-element window; no row pointers */
-
-/* int8 Gemm and MatMul (MossQGemm, QLinearMatMul, MatMulInteger) take CSR
- * only, its estimate being the float rule's times this factor (the other
- * formats' estimates are -1). The dense int8 dot product handles 4 times
- * more elements per vector than the float one and its weights are 4 times
- * smaller: measured (bench/bench_mlp.py's models, this 2-core x86-64),
- * int8 CSR was still 1.35x slower than dense int8 at 95 % zeros on the
- * 256-4096-256 MLP and 1.4x slower at 90 % on digits. */
-#define MOSS_SPARSE_INT8_CSR_FACTOR 8.0
-
-/* int8 Conv (QLinearConv, ConvInteger) has estimates of its own. Its
- * kernels, dense and sparse alike, run a whole output row per weight term,
- * so an index costs next to nothing; measured (bench/bench_conv.py's 3x3
- * and 1x1 layers, this 2-core x86-64), relative to one dense term: CSR
- * 0.96-1.0 per nonzero, 4x1 3.1-3.8 per block (one input row, 4 outputs),
- * 1x4 and 2:4 about 1 per nonzero, their stored zero slots skipped. */
-#define MOSS_SPARSE_Q8CONV_NZ 1.0    /* per nonzero: CSR, and 1x4 and 2:4 */
-#define MOSS_SPARSE_Q8CONV_BLOCK 3.5 /* per 4x1 block */
-#define MOSS_SPARSE_Q8CONV_SLOT 0.1  /* per stored zero of a 1x4 block or a 2:4 group */
-
-/* Every node that can take a sparse weight sees it as a matrix Wt of
- * |rows| outputs by |cols| reduction terms: Gemm and MatMul, B transposed
- * ([N, K]); Conv, W as [Cout, Cin*kh*kw]. The output element r of one row
- * (or one output position) is the sum over c of Wt[r, c] * input term c. */
-typedef struct moss_sparse_view {
-  const void *w;      /* the constant weight's payload */
-  moss_dtype dtype;   /* f32; i8 or u8 for the integer ops (then every w_zp is 0) */
-  int winput;         /* index of the weight among the node's inputs */
-  int64_t rows, cols;
-  int64_t rs, cs;     /* strides of Wt's row and column index in |w| */
-} moss_sparse_view;
-
-/* Fills |out_view| and returns 1 when |n| can take a sparse weight: a Gemm
- * (transA 0, constant 2-D B), a MatMul (constant 2-D B, A of rank >= 2) or
- * a Conv (2-D, group 1, constant W), float32; or, int8 or uint8 with every
- * weight zero point 0, a MossQGemm (constant [N, K] w, input 3), a
- * QLinearConv or ConvInteger (2-D, group 1) or a QLinearMatMul or
- * MatMulInteger (constant 2-D B), with per-tensor input and output
- * quantization (MatMulInteger: or a zero point per row of A); shapes known
- * and element counts below 2^31. Returns 0 otherwise (|out_view| zeroed). */
-int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view);
-
-/* Wt[r, c] of a view. */
-static inline float moss_sparse_at(const moss_sparse_view *v, int64_t r, int64_t c) {
-  int64_t i = r * v->rs + c * v->cs;
-  if (v->dtype == MOSS_DT_I8) return (float)((const int8_t *)v->w)[i];
-  if (v->dtype == MOSS_DT_U8) return (float)((const uint8_t *)v->w)[i];
-  return ((const float *)v->w)[i];
-}
-
-/* What the pass measured on one weight. */
-typedef struct moss_sparse_stats {
-  moss_dtype dtype;    /* the weight's: f32, or i8/u8 (the integer ops) */
-  int64_t rows, cols;
-  int64_t nnz;         /* nonzero elements (0.0 and -0.0 are zeros) */
-  int64_t nblocks4x1;  /* 4x1 blocks holding a nonzero; 0 when rows % 4 != 0 */
-  int64_t nblocks1x4;  /* 1x4 blocks holding a nonzero; 0 when cols % 4 != 0 */
-  int nm24;            /* 1: no group of 4 columns of a row (the tail group
-                        * included) holds more than 2 nonzeros */
-  double cost_dense, cost_csr, cost_block4x1; /* block: negative when not possible */
-  double cost_block1x4, cost_nm24;            /* negative when not possible */
-} moss_sparse_stats;
-
-/* The estimate of format |fmt| (MOSS_SPARSE_*) in |s|; negative when the
- * weight cannot take it or |fmt| is unknown. */
-double moss_sparse_cost(const moss_sparse_stats *s, int fmt);
-
-/* Measures |n|'s weight; returns 0 (|out_stats| zeroed) when it has no
- * view. */
-int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats);
-
-/* The format the cost rule picks for |s|: the cheapest estimate; on ties
- * the lower code (dense first). */
-int moss_sparse_choose(const moss_sparse_stats *s);
-
-/* Sets n->sparse on every node that can take a sparse weight. The
- * environment variable MOSS_SPARSE selects the mode: "auto" (default, the
- * cost rule), "off" (all dense), "csr" (CSR wherever possible), "block" or
- * "block4x1" (4x1 blocks wherever the rows allow, else CSR), "block1x4"
- * (1x4 blocks wherever the columns allow, else CSR) or "2:4" (2:4 wherever
- * the weight fits the pattern, else CSR); any other value fails with
+/* Sets n->sparse on every node that can take a sparse weight, among the
+ * formats of its device's backend (|o|, may be NULL). The environment
+ * variable MOSS_SPARSE selects the mode: "auto" (default, the cost rule),
+ * "off" (all dense), "csr" (CSR wherever possible), "block" or "block4x1"
+ * (4x1 blocks wherever the rows allow, else CSR), "block1x4" (1x4 blocks
+ * wherever the columns allow, else CSR) or "2:4" (2:4 wherever the weight
+ * fits the pattern, else CSR); a forced format the backend cannot encode
+ * falls back the same way, then to dense. Any other value fails with
  * category 'unsupported'. Nodes whose weight has no view get 0. */
-moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g);
-
-/* "dense", "csr", "block4x1", "block1x4", "2:4"; "?" for an unknown code. */
-const char *moss_sparse_format_name(int code);
-
-/* Fraction of nonzero weight elements of |n|, in [0, 1]; -1 when |n| has
- * no weight the pass looks at. */
-double moss_sparse_density(const moss_node *n);
-
-/* The C backend's sparse kernels (backends/c/emit_sparse.c): the node's
- * block for a node with n->sparse set. Declared here so that the Gemm,
- * MatMul and Conv emitters can hand over without a header of their own. */
-struct moss_cgen;
-moss_status moss_c_emit_sparse(struct moss_cgen *cg, const moss_node *n);
-/* QLinearConv and ConvInteger with a view (group 1, weight zero points 0):
- * the sparse kernel of n->sparse, or for dense the same loops over every
- * term of the dense weight (faster than the direct kernel in emit_quant.c,
- * which keeps the cases without a view). */
-moss_status moss_c_emit_qconv(struct moss_cgen *cg, const moss_node *n);
+moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g, const moss_sparse_opts *o);
 
 #endif

@@ -155,7 +155,7 @@ static moss_status fail_at(loader *L, int line, moss_status st, const char *fmt,
 static moss_status fail_at(loader *L, int line, moss_status st, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  moss_diag_vfail_at(L->ctx, __FILE__, line, st, NULL, fmt, ap);
+  moss_diag_vfail_about(L->ctx, __FILE__, line, st, NULL, NULL, fmt, ap);
   va_end(ap);
   if (L->st == MOSS_OK) L->st = st;
   return st;
@@ -1084,6 +1084,14 @@ const char *moss_target_path(const moss_target *t) { return t->path; }
 const char *moss_target_inherit(const moss_target *t) { return t->inherit; }
 int moss_target_fallback(const moss_target *t) {
   return t->fallback ? moss_target_device_find(t, t->fallback) : -1;
+}
+
+int moss_target_host_device(const moss_target *t) {
+  int fb = moss_target_fallback(t), i;
+  if (fb >= 0) return fb;
+  for (i = 0; i < t->ndevices; i++)
+    if (!strcmp(t->devices[i].kind, "cpu")) return i;
+  return 0;
 }
 
 int moss_target_device_count(const moss_target *t) { return t->ndevices; }

@@ -53,6 +53,9 @@ const char *moss_target_path(const moss_target *t);
 const char *moss_target_inherit(const moss_target *t);
 /* Index of the device that takes what no other device supports; -1: none. */
 int moss_target_fallback(const moss_target *t);
+/* The device graph inputs and outputs live on (the host of the other
+ * devices): the fallback device, else the first cpu, else device 0. */
+int moss_target_host_device(const moss_target *t);
 
 int moss_target_device_count(const moss_target *t);
 /* |i| must be a valid device index for all moss_target_device_* below. */

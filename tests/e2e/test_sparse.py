@@ -11,7 +11,8 @@ whose reduction length is not a multiple of 4 (Gemm K=30, Conv with 3
 input channels: 27 terms), so 1x4 blocks are impossible and the last 2:4
 group is short. Every model is compiled with --emit c under
 MOSS_SPARSE=off, csr, block, block1x4, 2:4 and auto and run with
-`moss run` on the same inputs. Checks, with DESIGN.md's float tolerance
+`moss run` on the same inputs, and again with --emit obj (the LLVM
+backend, which builds the same kernel descriptions). Checks, with DESIGN.md's float tolerance
 |a-b| <= 1e-5 + 1e-4*|b|:
   - each sparse build's outputs equal the dense build's (the twin),
   - every build's outputs equal numpy's,
@@ -19,7 +20,8 @@ MOSS_SPARSE=off, csr, block, block1x4, 2:4 and auto and run with
     comment of each layer), and under auto the format that docs/sparse.md's
     cost rule, recomputed here from the weights, picks;
   - the --report JSON gives each layer the format its C took and the rule's
-    estimate for every format (docs/report.md).
+    estimate for every format (docs/report.md), under --emit obj too,
+    whose outputs equal numpy's and the dense twin's the same way.
 Exits 77 (skip) when the sparse pass is not in the pipeline yet."""
 import json
 import os
@@ -210,12 +212,12 @@ def build(rng, pattern):
     return m, feeds, refs, autos
 
 
-def compile_run(moss, d, tag, mode, feeds):
-    art = os.path.join(d, "art_" + tag)
-    out = os.path.join(d, "out_" + tag)
-    rep = os.path.join(d, "report_%s.json" % tag)
+def compile_run(moss, d, tag, mode, feeds, emit="c"):
+    art = os.path.join(d, "art_%s_%s" % (emit, tag))
+    out = os.path.join(d, "out_%s_%s" % (emit, tag))
+    rep = os.path.join(d, "report_%s_%s.json" % (emit, tag))
     env = dict(os.environ, MOSS_SPARSE=mode)
-    subprocess.run([moss, "compile", os.path.join(d, "m.onnx"), "--emit", "c", "-o", art, "-q",
+    subprocess.run([moss, "compile", os.path.join(d, "m.onnx"), "--emit", emit, "-o", art, "-q",
                     "--report", rep], check=True, env=env)
     with open(rep) as f:
         report = json.load(f)
@@ -310,7 +312,19 @@ def main():
                               (tag, mode, name, err))
                         fails += 1
                 results[mode] = ys
-            for mode in modes[1:]:
+                # The LLVM backend builds the same kernel descriptions
+                # (compiler/kernel/lower_sparse.c): the same formats, the
+                # same checks against numpy and the dense twin.
+                _, ys, report = compile_run(moss, d, "%d_%s" % (pi, mode.replace(":", "")),
+                                            mode, feeds, "obj")
+                fails += check_report(report, autos, got, tag, mode + " --emit obj")
+                for k, (name, _, _, _) in enumerate(LAYERS):
+                    if not close(ys[k], refs[k].astype(np.float32)):
+                        print("FAIL %s MOSS_SPARSE=%s --emit obj %s: differs from numpy (max %g)"
+                              % (tag, mode, name, np.max(np.abs(ys[k] - refs[k]))))
+                        fails += 1
+                results[mode + " obj"] = ys
+            for mode in [m for m in modes[1:]] + [m + " obj" for m in modes]:
                 for k, (name, _, _, _) in enumerate(LAYERS):
                     if not close(results[mode][k], results["off"][k]):
                         print("FAIL %s MOSS_SPARSE=%s %s: differs from the dense twin" %

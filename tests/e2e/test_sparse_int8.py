@@ -16,7 +16,10 @@ constant with zero points 0:
   - QLinearMatMul of a 3-D uint8 A by a constant B with per-column scales;
   - MatMulInteger with a zero point per row of A (int32 output).
 Every model is compiled with --emit c under MOSS_SPARSE=off, csr, block,
-block1x4, 2:4 and auto and run with `moss run` on the same inputs. Checks:
+block1x4, 2:4 and auto and run with `moss run` on the same inputs, and
+again with --emit obj (the LLVM backend, which builds the same kernel
+descriptions: the same formats, outputs equal to the dense C build's bit
+for bit). Checks:
   - every sparse build's outputs equal the dense build's bit for bit (the
     twin: integer sums are exact, so nothing may differ);
   - the int32 outputs equal numpy's exactly and the 8-bit ones are within
@@ -298,7 +301,20 @@ def main():
                                y.dtype != ref.dtype else "max %d" % diff.max()))
                         fails += 1
                 results[mode] = ys
-            for mode in modes[1:]:
+                # The LLVM backend builds the same kernel descriptions
+                # (compiler/kernel/lower_sparse.c): the same formats, and
+                # outputs equal to the dense twin's bit for bit.
+                _, ys, report = compile_run(moss, d, "%d_%s" % (pi, mode.replace(":", "")),
+                                            mode, feeds, "obj")
+                for n in report["nodes"]:
+                    if n["name"] in dict((l[0], 1) for l in LAYERS) and \
+                            n.get("sparse_format") != got.get(n["name"], "dense"):
+                        print("FAIL %s MOSS_SPARSE=%s --emit obj %s: report says %s, the C %s" %
+                              (tag, mode, n["name"], n.get("sparse_format"),
+                               got.get(n["name"], "dense")))
+                        fails += 1
+                results[mode + " obj"] = ys
+            for mode in [m for m in modes[1:]] + [m + " obj" for m in modes]:
                 for k, (name, *_) in enumerate(LAYERS):
                     if not np.array_equal(results[mode][k], results["off"][k]):
                         print("FAIL %s MOSS_SPARSE=%s %s: differs from the dense twin" %

@@ -109,7 +109,7 @@ def check_description(moss):
     expect(out, "target " + TARGET, "show")
     expect(out, "RVV 1.0", "show: the vector extension in the description")
     expect(out, "VLEN 256", "show: the vector length in the description")
-    expect(out, "device cpu: kind cpu, backend c", "show: one C-backend CPU")
+    expect(out, "device cpu: kind cpu, backend llvm", "show: one CPU on the LLVM backend")
     expect(out, "codegen: triple riscv64-linux-gnu, cpu spacemit-x60, features ", "show: codegen")
     m = re.search(r"codegen: triple \S+, cpu (\S+), features (\S+)", out)
     cpu, features = m.group(1), m.group(2)

@@ -183,8 +183,8 @@ static const float w7_features_4_bias[16] MOSS_ALIGNED = {
   -0.0485803746f, 0.127665743f, 0.0682764053f, -0.108813785f, 0.0557781495f, -0.0911036357f, 0.00896709319f, 6.39262216e-05f
 };
 
-/* 'fc.weight' transposed to [256, 10] */
-static const float wt0_gemm[2560] MOSS_ALIGNED = {
+/* node 4 '/fc/Gemm': 'fc.weight' transposed to [256, 10] */
+static const float t4_3[2560] MOSS_ALIGNED = {
   -0.0214696322f, -0.186766833f, 0.0778358057f, 0.181844771f, -0.304892838f, -0.0197193343f, -0.113610081f, 0.0952950045f,
   -0.10094355f, -0.200022414f, -0.0320531242f, -0.198722392f, 0.139404118f, 0.167282224f, -0.170152202f, -0.0640100688f,
   0.0587880276f, 0.0480889678f, -0.0681841895f, -0.17503494f, 0.0574906729f, -0.258040726f, -0.0924306288f, -0.0202466976f,
@@ -523,36 +523,50 @@ int digits_cnn_run_v(const void *const *in, void *const *out, void *arena) {
     const float *x0 = (const float *)in[0];
     const float *x1 = w19__v19;
     const float *x2 = w20__v20;
-    float *y0 = (float *)(a + 0);
+    float *restrict y0 = (float *)(a + 0);
     for (long b = 0; b < 1; b++) {
       for (long m = 0; m < 8; m++) {
-        const float *xb = x0 + b * 64;
-        const float *wm = x1 + m * 9;
-        float *ym = y0 + (b * 8 + m) * 64;
+        int64_t xb = b * 64;
+        int64_t wm = m * 9;
+        int64_t ym = ((b * 8) + m) * 64;
         for (long o0 = 0; o0 < 8; o0++) {
-          float *restrict yr = ym + o0 * 8;
-          for (long j = 0; j < 8; j++) yr[j] = x2[m];
+          int64_t yr = ym + o0 * 8;
+          for (long j = 0; j < 8; j++) {
+            y0[yr + j] = x2[m];
+          }
           for (long c = 0; c < 1; c++) {
-            const float *xc = xb + c * 64;
-            const float *wc = wm + c * 9;
+            int64_t xc = xb + c * 64;
+            int64_t wc = wm + c * 9;
             for (long k0 = 0; k0 < 3; k0++) {
-              const long i0 = o0 - 1 + k0;
-              if (i0 < 0 || i0 >= 8) continue;
-              const float *restrict xr = xc + i0 * 8;
-              const float *wr = wc + k0 * 3;
-              {
-                const float w0 = wr[0];
-                const float w1 = wr[1];
-                const float w2 = wr[2];
-                for (long j = 7; j < 8; j++) yr[j] += w0 * xr[j - 1];
-                for (long j = 0; j < 1; j++) yr[j] += w1 * xr[j];
-                for (long j = 7; j < 8; j++) yr[j] += w1 * xr[j];
-                for (long j = 0; j < 1; j++) yr[j] += w2 * xr[j + 1];
-                for (long j = 1; j < 7; j++) yr[j] += w0 * xr[j - 1] + w1 * xr[j] + w2 * xr[j + 1];
+              int64_t i0 = (o0 + k0) - 1;
+              if ((i0 >= 0) && (i0 < 8)) {
+                int64_t xr = xc + i0 * 8;
+                int64_t wr = wc + k0 * 3;
+                float w0 = x1[wr];
+                float w1 = x1[wr + 1];
+                float w2 = x1[wr + 2];
+                for (long j_1 = 7; j_1 < 8; j_1++) {
+                  y0[yr + j_1] = y0[yr + j_1] + w0 * x0[xr + (j_1 - 1)];
+                }
+                for (long j_2 = 0; j_2 < 1; j_2++) {
+                  y0[yr + j_2] = y0[yr + j_2] + w1 * x0[xr + j_2];
+                }
+                for (long j_3 = 7; j_3 < 8; j_3++) {
+                  y0[yr + j_3] = y0[yr + j_3] + w1 * x0[xr + j_3];
+                }
+                for (long j_4 = 0; j_4 < 1; j_4++) {
+                  y0[yr + j_4] = y0[yr + j_4] + w2 * x0[xr + (j_4 + 1)];
+                }
+                for (long j_5 = 1; j_5 < 7; j_5++) {
+                  y0[yr + j_5] = y0[yr + j_5] + ((w0 * x0[xr + (j_5 - 1)]) + w1 * x0[xr + j_5] + w2 * x0[xr + (j_5 + 1)]);
+                }
               }
             }
           }
-          for (long j = 0; j < 8; j++) yr[j] = (yr[j] > 0 ? yr[j] : 0.0f);
+          for (long j_6 = 0; j_6 < 8; j_6++) {
+            float v = y0[yr + j_6];
+            y0[yr + j_6] = (v > 0.0f ? v : 0.0f);
+          }
         }
       }
     }
@@ -560,26 +574,24 @@ int digits_cnn_run_v(const void *const *in, void *const *out, void *arena) {
   /* node 1 '/features/features.3/MaxPool' (MaxPool): float32[1,8,8,8] a+0 -> float32[1,8,4,4] a+2048 */
   {
     const float *x0 = (float *)(a + 0);
-    float *y0 = (float *)(a + 2048);
+    float *restrict y0 = (float *)(a + 2048);
     for (long bc = 0; bc < 8; bc++) {
-      const float *xp = x0 + bc * 64;
-      float *yp = y0 + bc * 16;
+      int64_t xp = bc * 64;
+      int64_t yp = bc * 16;
       for (long o0 = 0; o0 < 4; o0++) {
-        const long s0 = o0 * 2 - 0;
-        const long a0 = 0, e0 = 2;
+        int64_t s0 = o0 * 2;
         for (long o1 = 0; o1 < 4; o1++) {
-          const long s1 = o1 * 2 - 0;
-          const long a1 = 0, e1 = 2;
+          int64_t s1 = o1 * 2;
           float m = -INFINITY;
-          for (long k0 = a0; k0 < e0; k0++) {
-            const long i0 = s0 + k0;
-            for (long k1 = a1; k1 < e1; k1++) {
-              const long i1 = s1 + k1;
-              const float v = xp[i0 * 8 + i1];
-              if (v > m) m = v;
+          for (long k0 = 0; k0 < 2; k0++) {
+            int64_t i0 = s0 + k0;
+            for (long k1 = 0; k1 < 2; k1++) {
+              int64_t i1 = s1 + k1;
+              float v = x0[xp + ((i0 * 8) + i1)];
+              m = (v > m ? v : m);
             }
           }
-          yp[o0 * 4 + o1] = m;
+          y0[yp + ((o0 * 4) + o1)] = m;
         }
       }
     }
@@ -589,36 +601,50 @@ int digits_cnn_run_v(const void *const *in, void *const *out, void *arena) {
     const float *x0 = (float *)(a + 2048);
     const float *x1 = w6_features_4_weight;
     const float *x2 = w7_features_4_bias;
-    float *y0 = (float *)(a + 0);
+    float *restrict y0 = (float *)(a + 0);
     for (long b = 0; b < 1; b++) {
       for (long m = 0; m < 16; m++) {
-        const float *xb = x0 + b * 128;
-        const float *wm = x1 + m * 72;
-        float *ym = y0 + (b * 16 + m) * 16;
+        int64_t xb = b * 128;
+        int64_t wm = m * 72;
+        int64_t ym = ((b * 16) + m) * 16;
         for (long o0 = 0; o0 < 4; o0++) {
-          float *restrict yr = ym + o0 * 4;
-          for (long j = 0; j < 4; j++) yr[j] = x2[m];
+          int64_t yr = ym + o0 * 4;
+          for (long j = 0; j < 4; j++) {
+            y0[yr + j] = x2[m];
+          }
           for (long c = 0; c < 8; c++) {
-            const float *xc = xb + c * 16;
-            const float *wc = wm + c * 9;
+            int64_t xc = xb + c * 16;
+            int64_t wc = wm + c * 9;
             for (long k0 = 0; k0 < 3; k0++) {
-              const long i0 = o0 - 1 + k0;
-              if (i0 < 0 || i0 >= 4) continue;
-              const float *restrict xr = xc + i0 * 4;
-              const float *wr = wc + k0 * 3;
-              {
-                const float w0 = wr[0];
-                const float w1 = wr[1];
-                const float w2 = wr[2];
-                for (long j = 3; j < 4; j++) yr[j] += w0 * xr[j - 1];
-                for (long j = 0; j < 1; j++) yr[j] += w1 * xr[j];
-                for (long j = 3; j < 4; j++) yr[j] += w1 * xr[j];
-                for (long j = 0; j < 1; j++) yr[j] += w2 * xr[j + 1];
-                for (long j = 1; j < 3; j++) yr[j] += w0 * xr[j - 1] + w1 * xr[j] + w2 * xr[j + 1];
+              int64_t i0 = (o0 + k0) - 1;
+              if ((i0 >= 0) && (i0 < 4)) {
+                int64_t xr = xc + i0 * 4;
+                int64_t wr = wc + k0 * 3;
+                float w0 = x1[wr];
+                float w1 = x1[wr + 1];
+                float w2 = x1[wr + 2];
+                for (long j_1 = 3; j_1 < 4; j_1++) {
+                  y0[yr + j_1] = y0[yr + j_1] + w0 * x0[xr + (j_1 - 1)];
+                }
+                for (long j_2 = 0; j_2 < 1; j_2++) {
+                  y0[yr + j_2] = y0[yr + j_2] + w1 * x0[xr + j_2];
+                }
+                for (long j_3 = 3; j_3 < 4; j_3++) {
+                  y0[yr + j_3] = y0[yr + j_3] + w1 * x0[xr + j_3];
+                }
+                for (long j_4 = 0; j_4 < 1; j_4++) {
+                  y0[yr + j_4] = y0[yr + j_4] + w2 * x0[xr + (j_4 + 1)];
+                }
+                for (long j_5 = 1; j_5 < 3; j_5++) {
+                  y0[yr + j_5] = y0[yr + j_5] + ((w0 * x0[xr + (j_5 - 1)]) + w1 * x0[xr + j_5] + w2 * x0[xr + (j_5 + 1)]);
+                }
               }
             }
           }
-          for (long j = 0; j < 4; j++) yr[j] = (yr[j] > 0 ? yr[j] : 0.0f);
+          for (long j_6 = 0; j_6 < 4; j_6++) {
+            float v = y0[yr + j_6];
+            y0[yr + j_6] = (v > 0.0f ? v : 0.0f);
+          }
         }
       }
     }
@@ -631,25 +657,23 @@ int digits_cnn_run_v(const void *const *in, void *const *out, void *arena) {
   {
     const float *x0 = (float *)(a + 0);
     const float *x2 = w9_fc_bias;
-    float *y0 = (float *)out[0];
-    const float *A = x0;
-    const float *B = wt0_gemm;
-    float *Y = y0;
+    float *restrict y0 = (float *)out[0];
     for (long i = 0; i < 1; i++) {
-      float *restrict r0 = Y + (i + 0) * 10;
+      int64_t yr0 = i * 10;
       for (long j = 0; j < 10; j++) {
-        r0[j] = 0;
+        y0[yr0 + j] = 0.0f;
       }
+      int64_t ai = i * 256;
       for (long k = 0; k < 256; k++) {
-        const float a0 = A[(i + 0) * 256 + k];
-        const float *restrict br = B + k * 10;
-        for (long j = 0; j < 10; j++) {
-          const float bv = br[j];
-          r0[j] += a0 * bv;
+        float a0 = x0[ai + k];
+        int64_t bk = k * 10;
+        for (long j_1 = 0; j_1 < 10; j_1++) {
+          float bv = t4_3[bk + j_1];
+          y0[yr0 + j_1] = y0[yr0 + j_1] + a0 * bv;
         }
       }
-      for (long j = 0; j < 10; j++) {
-        r0[j] = r0[j] + x2[j];
+      for (long j_2 = 0; j_2 < 10; j_2++) {
+        y0[yr0 + j_2] = y0[yr0 + j_2] + x2[j_2];
       }
     }
   }

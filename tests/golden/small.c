@@ -25,17 +25,17 @@ int small_run_v(const void *const *in, void *const *out, void *arena) {
   {
     const float *x0 = (const float *)in[0];
     const float *x1 = w0_c;
-    float *y0 = (float *)(a + 0);
+    float *restrict y0 = (float *)(a + 0);
     for (long i0 = 0; i0 < 2; i0++) {
       for (long i1 = 0; i1 < 3; i1++) {
-        y0[i1 + (i0 * 3)] = x0[i1 + (i0 * 3)] * x1[i1];
+        y0[i1 + i0 * 3] = x0[i1 + i0 * 3] * x1[i1];
       }
     }
   }
   /* node 1 'gate' (Sigmoid): float32[2,3] a+0 -> float32[2,3] a+64 */
   {
     const float *x0 = (float *)(a + 0);
-    float *y0 = (float *)(a + 64);
+    float *restrict y0 = (float *)(a + 64);
     for (long i = 0; i < 6; i++) {
       y0[i] = 1.0f / (1.0f + expf((-x0[i])));
     }
@@ -48,7 +48,7 @@ int small_run_v(const void *const *in, void *const *out, void *arena) {
   {
     const float *x0 = (float *)(a + 64);
     const float *x1 = (float *)(a + 64);
-    float *y0 = (float *)out[0];
+    float *restrict y0 = (float *)out[0];
     for (long i = 0; i < 6; i++) {
       y0[i] = x0[i] + x1[i];
     }

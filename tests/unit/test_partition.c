@@ -87,7 +87,7 @@ TEST(first_device_that_takes_it_else_fallback) {
   n[5] = node2(&ctx, g, "Softmax", "softmax", f, NULL, h);
   n[6] = node2(&ctx, g, "Add", "add", h, h, y);
   o.target = t;
-  o.plugins = NULL;
+  o.devices = NULL;
   ASSERT_EQ(moss_partition(&ctx, g, &o, &nseg), MOSS_OK);
   ASSERT_EQ(nseg, 3);
   for (i = 0; i < 7; i++) {
@@ -102,7 +102,7 @@ TEST(first_device_that_takes_it_else_fallback) {
   ASSERT_STR_CONTAINS(n[3]->placement, "stride");
   ASSERT_STR_CONTAINS(n[4]->placement, "128");
   ASSERT_STR_CONTAINS(n[5]->placement, "Softmax");
-  ASSERT_EQ(moss_host_device(t), 1);
+  ASSERT_EQ(moss_target_host_device(t), 1);
   ASSERT_EQ(moss_value_device(x, 1), 1);
   ASSERT_EQ(moss_value_device(b, 1), 0);
   moss_graph_destroy(&ctx, g);
@@ -127,7 +127,7 @@ TEST(no_device_and_no_fallback_fails) {
   y = val(&ctx, g, "y", 1, d);
   node2(&ctx, g, "Softmax", "sm", x, NULL, y);
   o.target = t;
-  o.plugins = NULL;
+  o.devices = NULL;
   ASSERT_EQ(moss_partition(&ctx, g, &o, &nseg), MOSS_E_UNSUPPORTED);
   snprintf(last, sizeof last, "%s", ctx.last);
   ASSERT_STR_CONTAINS(last, "node 'sm' (Softmax)");
@@ -156,7 +156,7 @@ TEST(fallback_when_no_device_takes_it) {
   relu = node2(&ctx, g, "Relu", "relu", x, NULL, a);
   sm = node2(&ctx, g, "Softmax", "sm", a, NULL, y);
   o.target = t;
-  o.plugins = NULL;
+  o.devices = NULL;
   ASSERT_EQ(moss_partition(&ctx, g, &o, &nseg), MOSS_OK);
   ASSERT_EQ(nseg, 2);
   ASSERT_EQ(relu->device, 0);
@@ -190,7 +190,7 @@ TEST(mac_op_needs_a_rate_for_its_dtype) {
   mm = node2(&ctx, g, "MatMul", "mm", x, w, a);
   relu = node2(&ctx, g, "Relu", "relu", a, NULL, y);
   o.target = t;
-  o.plugins = NULL;
+  o.devices = NULL;
   ASSERT_EQ(moss_partition(&ctx, g, &o, &nseg), MOSS_OK);
   ASSERT_EQ(mm->device, 1);
   ASSERT_STR_CONTAINS(mm->placement, "npu declined: no f32 MAC rate");

@@ -88,7 +88,7 @@ TEST(gemm_two_nonzeros_in_one_block) {
   ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_BLOCK_4x1);
   ASSERT_NEAR(moss_sparse_density(n), 2.0 / 64.0, 1e-12);
   unsetenv("MOSS_SPARSE");
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(n->sparse, MOSS_SPARSE_BLOCK_4x1);
   moss_graph_destroy(&ctx, g);
 }
@@ -125,12 +125,12 @@ TEST(gemm_transb_rows_not_multiple_of_4) {
   ASSERT_EQ(s.cols, 6);
   ASSERT_EQ(s.nblocks4x1, 1);
   setenv("MOSS_SPARSE", "auto", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(t->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(u->sparse, MOSS_SPARSE_BLOCK_4x1);
   /* block mode: 4x1 where the rows allow, else csr. */
   setenv("MOSS_SPARSE", "block", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(t->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(u->sparse, MOSS_SPARSE_BLOCK_4x1);
   unsetenv("MOSS_SPARSE");
@@ -171,25 +171,25 @@ TEST(half_zeros_whole_rows_take_block1x4) {
   ASSERT_NEAR(moss_sparse_density(h), 0.5, 1e-12);
   ASSERT_NEAR(moss_sparse_density(f), 1.0, 1e-12);
   unsetenv("MOSS_SPARSE");
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(h->sparse, MOSS_SPARSE_BLOCK_1x4);
   ASSERT_EQ(f->sparse, MOSS_SPARSE_DENSE);
   /* 2:4 forced: neither fits, both fall back to csr; block1x4 forced: 8
    * columns allow it for both. */
   setenv("MOSS_SPARSE", "2:4", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(h->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(f->sparse, MOSS_SPARSE_CSR);
   setenv("MOSS_SPARSE", "block1x4", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(h->sparse, MOSS_SPARSE_BLOCK_1x4);
   ASSERT_EQ(f->sparse, MOSS_SPARSE_BLOCK_1x4);
   setenv("MOSS_SPARSE", "csr", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(h->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(f->sparse, MOSS_SPARSE_CSR);
   setenv("MOSS_SPARSE", "off", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(h->sparse, MOSS_SPARSE_DENSE);
   ASSERT_EQ(f->sparse, MOSS_SPARSE_DENSE);
   unsetenv("MOSS_SPARSE");
@@ -233,21 +233,21 @@ TEST(conv_blocks_and_what_is_skipped) {
   ASSERT_EQ(moss_sparse_stats_compute(mm, &s), 0);
   ASSERT_NEAR(moss_sparse_density(grp), -1.0, 0.0);
   setenv("MOSS_SPARSE", "csr", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(c->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(grp->sparse, MOSS_SPARSE_DENSE);
   ASSERT_EQ(mm->sparse, MOSS_SPARSE_DENSE);
   setenv("MOSS_SPARSE", "block1x4", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(c->sparse, MOSS_SPARSE_CSR);
   setenv("MOSS_SPARSE", "2:4", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(c->sparse, MOSS_SPARSE_NM_2_4);
   setenv("MOSS_SPARSE", "block4x1", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(c->sparse, MOSS_SPARSE_BLOCK_4x1);
   unsetenv("MOSS_SPARSE");
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(c->sparse, MOSS_SPARSE_BLOCK_4x1);
   moss_graph_destroy(&ctx, g);
 }
@@ -258,7 +258,7 @@ TEST(bad_mode_and_names) {
   moss_ctx_init(&ctx, moss_allocator_libc());
   ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
   setenv("MOSS_SPARSE", "sometimes", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_E_UNSUPPORTED);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_E_UNSUPPORTED);
   unsetenv("MOSS_SPARSE");
   ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_DENSE), "dense");
   ASSERT_STR_CONTAINS(moss_sparse_format_name(MOSS_SPARSE_CSR), "csr");
@@ -304,7 +304,7 @@ TEST(checkerboard_takes_2_4) {
   ASSERT_EQ(s.nm24, 0);
   ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_DENSE);
   unsetenv("MOSS_SPARSE");
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(n->sparse, MOSS_SPARSE_NM_2_4);
   ASSERT_EQ(m->sparse, MOSS_SPARSE_DENSE);
   moss_graph_destroy(&ctx, g);
@@ -362,16 +362,16 @@ TEST(qgemm_int8_csr_forced_dense_auto) {
   /* int8 takes CSR when forced; a nonzero weight zero point has no sparse
    * view, so z stays dense. */
   setenv("MOSS_SPARSE", "csr", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(q->sparse, MOSS_SPARSE_CSR);
   ASSERT_EQ(z->sparse, MOSS_SPARSE_DENSE);
   /* Forced 4x1 blocks: not for int8 Gemm, so CSR. */
   setenv("MOSS_SPARSE", "block", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(q->sparse, MOSS_SPARSE_CSR);
   /* auto: CSR 72 is not below dense 32. */
   setenv("MOSS_SPARSE", "auto", 1);
-  ASSERT_EQ(moss_pass_sparse(&ctx, g), MOSS_OK);
+  ASSERT_EQ(moss_pass_sparse(&ctx, g, NULL), MOSS_OK);
   ASSERT_EQ(q->sparse, MOSS_SPARSE_DENSE);
   unsetenv("MOSS_SPARSE");
   moss_graph_destroy(&ctx, g);

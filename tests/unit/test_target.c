@@ -91,7 +91,7 @@ TEST(load_host) {
   ASSERT_EQ(moss_target_load(&ctx, NULL, &t), MOSS_OK); /* NULL is "host" */
   ASSERT_TRUE(strcmp(moss_target_name(t), "host") == 0);
   ASSERT_EQ(moss_target_device_count(t), 1);
-  ASSERT_TRUE(strcmp(moss_target_device_backend(t, 0), "c") == 0);
+  ASSERT_TRUE(strcmp(moss_target_device_backend(t, 0), "llvm") == 0);
   ASSERT_TRUE(strcmp(moss_target_device_codegen(t, 0, "triple"), "x86_64-pc-linux-gnu") == 0);
   ASSERT_TRUE(strcmp(moss_target_device_codegen(t, 0, "cpu"), "native") == 0);
   ASSERT_TRUE(moss_target_device_codegen(t, 0, "no-such-key") == NULL);
@@ -359,7 +359,7 @@ TEST(cli_list_show_validate) {
   ASSERT_STR_CONTAINS(out, "c99 ");
   ASSERT_EQ(run_cli(&ctx, 3, show, out, sizeof out), MOSS_OK);
   ASSERT_STR_CONTAINS(out, "target host");
-  ASSERT_STR_CONTAINS(out, "device cpu: kind cpu, backend c");
+  ASSERT_STR_CONTAINS(out, "device cpu: kind cpu, backend llvm");
   ASSERT_STR_CONTAINS(out, "triple x86_64-pc-linux-gnu");
   ASSERT_STR_CONTAINS(out, "memory l1:");
   ASSERT_STR_CONTAINS(out, "energy per f32 MAC: 4.6 pJ");

@@ -1,0 +1,161 @@
+/* backend.c - the backend table (backend.h): the only place that lists
+ * moss's backends. Each entry adapts its backend's own functions to the
+ * table's shape; the code itself stays in backends/c, backends/llvm and the
+ * plugin adapter (compiler/plugin/plugin.c). A backend this build lacks
+ * (opencl, vulkan, ptx) has no entry: moss_backend_find says NULL, and the
+ * pipeline says so for a device that got nodes. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../compiler/ops/sparse.h"
+#include "../compiler/plugin/plugin.h"
+#include "backend.h"
+#include "c/cgen.h"
+#include "llvm/llvm.h"
+
+/* --- c: C99 for the host C compiler (backends/c) --- */
+
+static int c_takes(const moss_backend_device *d, const moss_node *n, char *why, size_t cap) {
+  (void)d;
+  if (moss_c_can_emit(n)) return 1;
+  snprintf(why, cap, "the C backend has no code for %s", n->op_type);
+  return 0;
+}
+
+static moss_status c_emit_standalone(const moss_backend_device *d, moss_graph *g, const char *name,
+                                     const char *dir, const char *source_hash) {
+  mkdir(dir, 0777); /* an existing folder is fine; moss_c_emit reports what it cannot write */
+  return moss_c_emit(d->ctx, g, name, dir, source_hash, moss_target_name(d->target));
+}
+
+/* --- llvm: native objects through the LLVM C API (backends/llvm) --- */
+
+static int llvm_takes(const moss_backend_device *d, const moss_node *n, char *why, size_t cap) {
+  (void)d;
+  if (moss_llvm_can_emit(n)) return 1;
+  snprintf(why, cap, "the LLVM backend has no code for %s (no kernel description%s)", n->op_type,
+           n->sparse ? " of a sparse weight" : "");
+  return 0;
+}
+
+/* --- plugin:NAME: a vendor plugin library (compiler/plugin) --- */
+
+static moss_status plugin_open(moss_backend_device *d) {
+  const char *be = moss_target_device_backend(d->target, d->device);
+  const char *path = moss_target_device_plugin(d->target, d->device);
+  moss_plugin *p = NULL;
+  if (!path) return MOSS_OK; /* placed on for costing only; moss_backend_device_ready says no */
+  MOSS_TRY(moss_plugin_open(d->ctx, path, be + strlen("plugin:"), &p));
+  d->state = p;
+  return MOSS_OK;
+}
+
+static void plugin_close(moss_backend_device *d) { moss_plugin_close(d->ctx, d->state); }
+
+static int plugin_takes(const moss_backend_device *d, const moss_node *n, char *why, size_t cap) {
+  if (!d->state) return 1; /* no library: the <ops> list decides, for costing */
+  return moss_plugin_supports(d->ctx, d->state, n, why, cap);
+}
+
+static const moss_backend backends[] = {
+    {.name = "c",
+     .emit_flag = "c",
+     .code = MOSS_CODE_C_SHARED_OBJECT,
+     .sparse_formats = MOSS_SPARSE_ALL, /* compiler/kernel/lower_sparse.c describes every format */
+     .takes = c_takes,
+     .emit_standalone = c_emit_standalone},
+    {.name = "llvm",
+     .emit_flag = "obj",
+     .code = MOSS_CODE_ELF_OBJECT,
+     .sparse_formats = MOSS_SPARSE_ALL, /* compiler/kernel/lower_sparse.c describes every format */
+     .takes = llvm_takes},
+    /* The plugin adapter stays last (plugin_adapter()). */
+    {.name = "plugin:",
+     .code = MOSS_CODE_PLUGIN_BLOB,
+     .opaque = 1,
+     .takes = plugin_takes,
+     .open = plugin_open,
+     .close = plugin_close},
+};
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
+static const moss_backend *plugin_adapter(void) { return &backends[NBACKENDS - 1]; }
+
+const moss_backend *moss_backend_find(const char *name) {
+  size_t i;
+  if (!name) return NULL;
+  if (!strncmp(name, "plugin:", 7)) return name[7] ? plugin_adapter() : NULL;
+  for (i = 0; i < NBACKENDS; i++)
+    if (!strcmp(backends[i].name, name)) return &backends[i];
+  return NULL;
+}
+
+const moss_backend *moss_backend_find_for_emit(const char *flag) {
+  size_t i;
+  for (i = 0; flag && i < NBACKENDS; i++)
+    if (backends[i].emit_flag && !strcmp(backends[i].emit_flag, flag)) return &backends[i];
+  return NULL;
+}
+
+moss_status moss_backend_device_bind(moss_backend_device *d, const moss_backend *b) {
+  if (d->backend && d->backend->close && d->state) d->backend->close(d);
+  d->state = NULL;
+  d->backend = b;
+  d->name = b ? b->name : NULL;
+  return b && b->open ? b->open(d) : MOSS_OK;
+}
+
+moss_status moss_backend_devices_create(moss_ctx *ctx, const moss_target *t,
+                                        moss_backend_device **out_devices) {
+  int n = moss_target_device_count(t), i;
+  moss_backend_device *devs;
+  moss_status st = MOSS_OK;
+  *out_devices = NULL;
+  devs = moss_alloc(ctx, sizeof *devs * (size_t)n);
+  if (!devs) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "backend bindings");
+  for (i = 0; i < n; i++) {
+    devs[i].ctx = ctx;
+    devs[i].target = t;
+    devs[i].device = i;
+  }
+  for (i = 0; i < n && st == MOSS_OK; i++) {
+    const char *be = moss_target_device_backend(t, i);
+    st = moss_backend_device_bind(&devs[i], moss_backend_find(be));
+    devs[i].name = be;
+  }
+  if (st != MOSS_OK) {
+    moss_backend_devices_destroy(ctx, t, devs);
+    return st;
+  }
+  *out_devices = devs;
+  return MOSS_OK;
+}
+
+void moss_backend_devices_destroy(moss_ctx *ctx, const moss_target *t,
+                                  moss_backend_device *devices) {
+  int n = moss_target_device_count(t), i;
+  if (!devices) return;
+  for (i = 0; i < n; i++)
+    if (devices[i].backend && devices[i].backend->close && devices[i].state)
+      devices[i].backend->close(&devices[i]);
+  moss_free(ctx, devices, sizeof *devices * (size_t)n);
+}
+
+int moss_backend_device_ready(const moss_backend_device *d, char *why, size_t cap) {
+  if (!d->backend) {
+    snprintf(why, cap, "which this build does not have yet");
+    return 0;
+  }
+  if (d->backend == plugin_adapter() && !d->state) {
+    snprintf(why, cap, "whose library the target does not name (no plugin= in %s)",
+             moss_target_path(d->target));
+    return 0;
+  }
+  if (cap) why[0] = 0;
+  return 1;
+}
+
+struct moss_plugin *moss_backend_device_plugin(const moss_backend_device *d) {
+  return d->backend == plugin_adapter() ? d->state : NULL;
+}

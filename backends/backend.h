@@ -1,0 +1,127 @@
+/* backend.h - the backend table: one moss_backend value per kind of code
+ * moss can produce, looked up by the name a target XML gives a device
+ * (backend="c", backend="llvm", backend="plugin:NAME"). This header is the
+ * only way the rest of the compiler reaches a backend: the partitioner asks
+ * it which nodes a device takes, the sparse pass which weight formats it can
+ * encode, the pipeline whether a device has code at all and whether its
+ * segments run as one unit. Nothing outside backends/ names a backend or
+ * includes a backend's own header (the build checks it: tests/layers).
+ *
+ * The table (backend.c) is the only list of backends. Each entry's code
+ * stays in its folder: backends/c, backends/llvm, and the plugin adapter
+ * (compiler/plugin/plugin.c), which turns one vendor plugin library into
+ * the entry "plugin:NAME".
+ *
+ * Entries are immutable and live for the whole process; a per-compile,
+ * per-device binding (moss_backend_device) carries what one compile opened
+ * for a device (the plugin adapter: the loaded library). Not thread-safe
+ * beyond that: one binding array belongs to one compile session. */
+#ifndef MOSS_BACKEND_H
+#define MOSS_BACKEND_H
+
+#include <stddef.h>
+
+#include "../compiler/ir/ir.h"
+#include "../compiler/target/target.h"
+
+/* The code section a backend produces (DESIGN.md "Bundle"). */
+typedef enum moss_code_format {
+  MOSS_CODE_C_SHARED_OBJECT = 1, /* C99 source, built by the system C compiler into an ELF
+                                  * shared object for the device's CPU */
+  MOSS_CODE_ELF_OBJECT,          /* an ELF relocatable object, loaded by libmossrt's own loader */
+  MOSS_CODE_OPENCL_C,            /* OpenCL C source */
+  MOSS_CODE_SPIRV,               /* SPIR-V (OpenCL Kernel or Vulkan Shader flavour) */
+  MOSS_CODE_PTX,                 /* NVIDIA PTX */
+  MOSS_CODE_PLUGIN_BLOB          /* a vendor plugin's blob, run by its runtime driver */
+} moss_code_format;
+
+typedef struct moss_backend moss_backend;
+struct moss_plugin;
+
+/* One device of one target bound to its backend for one compile. */
+typedef struct moss_backend_device {
+  const moss_backend *backend; /* NULL: this build has no backend by the device's backend= */
+  const char *name;            /* the backend it is bound by: backend= ("plugin:npu"), or the
+                                * name of the one --emit chose (moss_backend_device_bind) */
+  moss_ctx *ctx;               /* the compile session (allocations, diagnostics) */
+  const moss_target *target;
+  int device;                  /* index in |target| */
+  void *state;                 /* the backend's own, from its open(); NULL when it has none
+                                * (the plugin adapter: the loaded plugin; NULL when the target
+                                * names no library, the device then placed for costing only) */
+} moss_backend_device;
+
+struct moss_backend {
+  /* As a device's backend= names it; "plugin:" is the plugin adapter, which
+   * serves every "plugin:NAME". */
+  const char *name;
+  /* The --emit value whose CPU code this backend writes ("c": C sources,
+   * "obj": a native object); NULL: only inside bundles. */
+  const char *emit_flag;
+  moss_code_format code;
+  /* The sparse weight formats it can encode, one MOSS_SPARSE_BIT per code
+   * of compiler/ops/sparse.h (dense needs no bit; 0: dense only). */
+  unsigned sparse_formats;
+  /* 1: a segment on its device runs as one opaque unit (the planner keeps
+   * what the segment touches live across all of it, moss_node.opaque);
+   * 0: node by node, in the plan's steps. */
+  int opaque;
+  /* 1 when it has code for |n| on device d->device; 0 when not, with the
+   * reason in |why| (NUL-terminated, at most |cap| bytes). A binding whose
+   * state its backend needs but lacks (a plugin device without a library)
+   * takes every node: the device's <ops> list decides, for costing. */
+  int (*takes)(const moss_backend_device *d, const moss_node *n, char *why, size_t cap);
+  /* Opens d->state for one compile; NULL when the backend keeps none.
+   * Reports through d->ctx on failure (d->state stays NULL). */
+  moss_status (*open)(moss_backend_device *d);
+  /* Releases d->state (never called with NULL state). */
+  void (*close)(moss_backend_device *d);
+  /* Writes the standalone form of |g| (every node on d->device, planned)
+   * into the folder |dir|, made if missing: <name>.h, the code and
+   * <name>.manifest, what `moss run` loads. NULL: none here (the --emit obj
+   * writer is still compiler/driver/emit_obj.c). */
+  moss_status (*emit_standalone)(const moss_backend_device *d, moss_graph *g, const char *name,
+                                 const char *dir, const char *source_hash);
+};
+
+/* The backend a device's backend= names: "c", "llvm", or "plugin:NAME"
+ * (NAME not empty) for the plugin adapter; NULL when this build has none
+ * ("opencl", "vulkan", "ptx" today). The result lives for the process. */
+const moss_backend *moss_backend_find(const char *name);
+
+/* The backend whose standalone form `--emit |flag|` asks for ("c", "obj");
+ * NULL when none ("bundle" is not a backend's). */
+const moss_backend *moss_backend_find_for_emit(const char *flag);
+
+/* Binds every device of |t| to moss_backend_find() of its backend= and
+ * opens each binding (the plugin adapter loads the library plugin= names).
+ * |*out_devices| gets moss_target_device_count(t) bindings that the caller
+ * releases with moss_backend_devices_destroy(). On failure |*out_devices|
+ * is NULL, whatever was opened is closed, and the backend has reported why
+ * (MOSS_E_TARGET for a plugin library that cannot be loaded, MOSS_E_NOMEM). */
+moss_status moss_backend_devices_create(moss_ctx *ctx, const moss_target *t,
+                                        moss_backend_device **out_devices);
+/* Closes every binding of |devices| (|t|'s) and frees the array; NULL is a
+ * no-op. */
+void moss_backend_devices_destroy(moss_ctx *ctx, const moss_target *t,
+                                  moss_backend_device *devices);
+
+/* Rebinds |d| to |b| (NULL: none, name NULL), closing what the old backend
+ * opened and opening the new one's state; d->name becomes b->name. Used
+ * when --emit names the code the host device gets ("--emit obj": the LLVM
+ * backend's, whatever backend= says). */
+moss_status moss_backend_device_bind(moss_backend_device *d, const moss_backend *b);
+
+/* 1 when |d| can emit code: it has a backend, and the state its backend
+ * opens (the plugin adapter: a library). 0 otherwise, with the reason in
+ * |why|, a clause to follow "device 'gpu' wants backend 'opencl', ": "which
+ * this build does not have yet", "whose library the target does not name
+ * (no plugin= in FILE)". */
+int moss_backend_device_ready(const moss_backend_device *d, char *why, size_t cap);
+
+/* The loaded plugin of a plugin device, else NULL. For the bundle writer
+ * (compiler/driver/emit_bundle.c), which lowers plugin segments itself
+ * until it emits through this table. */
+struct moss_plugin *moss_backend_device_plugin(const moss_backend_device *d);
+
+#endif
