@@ -29,7 +29,12 @@ typedef struct gen {
   LLVMModuleRef m;
   LLVMBuilderRef b;
   LLVMTypeRef ptr, i1, i8, i16, i32, i64, f32, f64, voidt;
-  LLVMTypeRef kfn_type; /* void (ptr in, ptr out, ptr arena) */
+  LLVMTypeRef kfn_type; /* unused */
+  /* Per node: its kernel's function, type, and the values whose storage
+   * the call passes (the kernel's inputs and outputs, in buffer order). */
+  LLVMTypeRef *ktypes;
+  const moss_value ***kio;
+  int *nkio;
   LLVMValueRef fn;      /* the kernel function being built */
   LLVMValueRef *globals; /* per value id: its weight global, or NULL */
   LLVMValueRef requant;  /* the requantization helper, made on first use */
@@ -454,16 +459,59 @@ static LLVMValueRef storage(gen *G, const moss_value *v, LLVMValueRef in, LLVMVa
   return LLVMBuildGEP2(G->b, G->i8, arena, &idx, 1, "");
 }
 
-static moss_status kernel_fn(gen *G, const moss_kernel *k, LLVMValueRef *out_fn) {
+/* Whether an output of |n| may share memory with one of its inputs (an
+ * in-place view, or overlapping arena ranges). */
+static int shares_storage(const moss_node *n) {
+  int i, j;
+  for (j = 0; j < n->noutputs; j++) {
+    const moss_value *ry = n->outputs[j] ? root_of(n->outputs[j]) : NULL;
+    if (!ry) continue;
+    for (i = 0; i < n->ninputs; i++) {
+      const moss_value *rx = n->inputs[i] ? root_of(n->inputs[i]) : NULL;
+      if (!rx) continue;
+      if (rx == ry) return 1;
+      if (!rx->data && rx->input_index < 0 && rx->output_index < 0 && ry->input_index < 0 &&
+          ry->output_index < 0 && rx->offset < ry->offset + (int64_t)moss_value_nbytes(ry) &&
+          ry->offset < rx->offset + (int64_t)moss_value_nbytes(rx))
+        return 1;
+    }
+  }
+  return 0;
+}
+
+/* The kernel of node number |idx| as an internal function
+ * void k<id>(ptr arena, ptr buf...) taking its inputs' and outputs'
+ * storage; the pointers are noalias when the planner keeps the outputs
+ * apart from the inputs (as the C backend's restrict), which lets the
+ * vectorizer run without run-time overlap checks once it is inlined. */
+static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef *out_fn) {
   const moss_node *n = k->node;
-  LLVMValueRef f, in, out, arena;
+  LLVMValueRef f, arena;
   LLVMBasicBlockRef entry;
+  LLVMTypeRef params[64];
   char name[32];
-  int i;
+  int i, nio = 0, noalias = !shares_storage(n);
   size_t nb = sizeof *G->bufs * (size_t)(k->nbufs + 1), nv = sizeof *G->vars * (size_t)(k->nvars + 1);
+  params[0] = G->ptr;
+  for (i = 0; i < k->nbufs; i++)
+    if (k->bufs[i].kind == MOSS_KB_INPUT || k->bufs[i].kind == MOSS_KB_OUTPUT) nio++;
+  if (nio + 1 > (int)(sizeof params / sizeof params[0])) return fail(G, MOSS_E_UNSUPPORTED, "more than 63 inputs and outputs");
+  G->kio[idx] = moss_alloc(G->ctx, sizeof *G->kio[idx] * (size_t)(nio + 1));
+  if (!G->kio[idx]) return fail(G, MOSS_E_NOMEM, "kernel");
+  G->nkio[idx] = nio;
+  for (i = 0, nio = 0; i < k->nbufs; i++)
+    if (k->bufs[i].kind == MOSS_KB_INPUT || k->bufs[i].kind == MOSS_KB_OUTPUT) {
+      G->kio[idx][nio++] = k->bufs[i].value;
+      params[nio] = G->ptr;
+    }
+  G->ktypes[idx] = LLVMFunctionType(G->voidt, params, (unsigned)(nio + 1), 0);
   snprintf(name, sizeof name, "k%d", n->id);
-  f = LLVMAddFunction(G->m, name, G->kfn_type);
+  f = LLVMAddFunction(G->m, name, G->ktypes[idx]);
   LLVMSetLinkage(f, LLVMInternalLinkage);
+  if (noalias)
+    for (i = 1; i <= nio; i++)
+      LLVMAddAttributeAtIndex(f, (LLVMAttributeIndex)(i + 1),
+                              LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
   G->fn = f;
   G->k = k;
   G->bufs = moss_alloc(G->ctx, nb);
@@ -475,13 +523,12 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, LLVMValueRef *out_fn)
   }
   entry = LLVMAppendBasicBlockInContext(G->c, f, "entry");
   LLVMPositionBuilderAtEnd(G->b, entry);
-  in = LLVMGetParam(f, 0);
-  out = LLVMGetParam(f, 1);
-  arena = LLVMGetParam(f, 2);
-  for (i = 0; i < k->nbufs; i++) {
+  arena = LLVMGetParam(f, 0);
+  (void)arena;
+  for (i = 0, nio = 0; i < k->nbufs; i++) {
     const moss_kbuf *bf = &k->bufs[i];
     if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT) {
-      G->bufs[i] = storage(G, bf->value, in, out, arena);
+      G->bufs[i] = LLVMGetParam(f, (unsigned)(++nio));
     } else if (bf->kind == MOSS_KB_TABLE) {
       size_t bytes = (size_t)bf->numel * moss_dtype_size(bf->dt);
       LLVMValueRef init = LLVMConstStringInContext(G->c, (const char *)bf->data, (unsigned)bytes, 1), gv;
@@ -510,6 +557,16 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, LLVMValueRef *out_fn)
   G->k = NULL;
   *out_fn = f;
   return G->st;
+}
+
+/* Calls node |i|'s kernel with the storage of its buffers, from the
+ * entry point's (in, out, arena) in |args|. */
+static void call_kernel(gen *G, LLVMValueRef *kfns, int i, LLVMValueRef *args) {
+  LLVMValueRef a[64];
+  int j;
+  a[0] = args[2];
+  for (j = 0; j < G->nkio[i]; j++) a[j + 1] = storage(G, G->kio[i][j], args[0], args[1], args[2]);
+  LLVMBuildCall2(G->b, G->ktypes[i], kfns[i], a, (unsigned)(G->nkio[i] + 1), "");
 }
 
 /* Copies graph outputs that no node writes (constants, graph inputs). */
@@ -551,7 +608,7 @@ static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix
     if (first) output_copies(G, args[0], args[1]);
     first = 0;
     for (i = 0; i < g->nnodes; i++)
-      if (g->nodes[i]->segment == k) LLVMBuildCall2(G->b, G->kfn_type, kfns[i], args, 3, "");
+      if (g->nodes[i]->segment == k) call_kernel(G, kfns, i, args);
     LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
   }
   return G->st;
@@ -570,7 +627,7 @@ static moss_status entry_points(gen *G, LLVMValueRef *kfns, const char *prefix) 
   LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, run_v, "entry"));
   for (i = 0; i < 3; i++) args[i] = LLVMGetParam(run_v, (unsigned)i);
   output_copies(G, args[0], args[1]);
-  for (i = 0; i < g->nnodes; i++) LLVMBuildCall2(G->b, G->kfn_type, kfns[i], args, 3, "");
+  for (i = 0; i < g->nnodes; i++) call_kernel(G, kfns, i, args);
   LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
 
   rparams = moss_alloc(G->ctx, sizeof *rparams * (size_t)nr);
@@ -708,12 +765,21 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
   }
   memset(G.globals, 0, gbytes);
   memset(kfns, 0, kbytes);
+  G.ktypes = moss_alloc(ctx, sizeof *G.ktypes * (size_t)(g->nnodes + 1));
+  G.kio = moss_alloc(ctx, sizeof *G.kio * (size_t)(g->nnodes + 1));
+  G.nkio = moss_alloc(ctx, sizeof *G.nkio * (size_t)(g->nnodes + 1));
+  if (!G.ktypes || !G.kio || !G.nkio) {
+    G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "LLVM backend");
+    goto done;
+  }
+  memset(G.kio, 0, sizeof *G.kio * (size_t)(g->nnodes + 1));
+  memset(G.nkio, 0, sizeof *G.nkio * (size_t)(g->nnodes + 1));
   for (i = 0; i < g->nnodes && G.st == MOSS_OK; i++) {
     moss_kernel *k;
     if (!wanted(g->nodes[i], segs, nseg)) continue;
     moss_arena_reset(karena);
     G.st = moss_kernel_lower(ctx, karena, g->nodes[i], &k);
-    if (G.st == MOSS_OK) kernel_fn(&G, k, &kfns[i]);
+    if (G.st == MOSS_OK) kernel_fn(&G, k, i, &kfns[i]);
   }
   if (G.st == MOSS_OK) {
     if (segs) segment_points(&G, kfns, prefix, segs, nseg);
@@ -769,6 +835,12 @@ done:
   if (karena) moss_arena_destroy(karena);
   moss_free(ctx, G.globals, gbytes);
   moss_free(ctx, kfns, kbytes);
+  if (G.kio)
+    for (i = 0; i < g->nnodes; i++)
+      if (G.kio[i]) moss_free(ctx, G.kio[i], sizeof *G.kio[i] * (size_t)(G.nkio[i] + 1));
+  moss_free(ctx, G.ktypes, sizeof *G.ktypes * (size_t)(g->nnodes + 1));
+  moss_free(ctx, G.kio, sizeof *G.kio * (size_t)(g->nnodes + 1));
+  moss_free(ctx, G.nkio, sizeof *G.nkio * (size_t)(g->nnodes + 1));
   if (G.b) LLVMDisposeBuilder(G.b);
   if (G.m) LLVMDisposeModule(G.m);
   if (G.c) LLVMContextDispose(G.c);
