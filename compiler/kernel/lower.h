@@ -35,6 +35,16 @@ typedef moss_status (*moss_lower_fn)(moss_kb *b, const moss_node *n);
   X(norm, NULL)                  \
   /* end */
 
+/* The window of a pooling node over its spatial dimensions: kernel_shape,
+ * strides, dilations and pads (or auto_pad) with ONNX's defaults
+ * (lower_pool.c; MossQAvgPool's lowering uses it too). */
+typedef struct moss_pool_geom {
+  int nsp;
+  int64_t in[MOSS_MAX_RANK], out[MOSS_MAX_RANK], k[MOSS_MAX_RANK];
+  int64_t s[MOSS_MAX_RANK], d[MOSS_MAX_RANK], p[MOSS_MAX_RANK], pe[MOSS_MAX_RANK];
+} moss_pool_geom;
+void moss_lower_pool_geom(const moss_node *n, moss_pool_geom *out_g);
+
 #define MOSS_LOWER_DECL(f, takes) moss_status moss_lower_##f(moss_kb *b, const moss_node *n);
 MOSS_LOWERED_FAMILIES(MOSS_LOWER_DECL)
 #undef MOSS_LOWER_DECL

@@ -12,11 +12,7 @@
 
 #include "lower.h"
 
-typedef struct geom {
-  int nsp;
-  int64_t in[MOSS_MAX_RANK], out[MOSS_MAX_RANK], k[MOSS_MAX_RANK];
-  int64_t s[MOSS_MAX_RANK], d[MOSS_MAX_RANK], p[MOSS_MAX_RANK], pe[MOSS_MAX_RANK];
-} geom;
+typedef moss_pool_geom geom;
 
 static void ints(const moss_node *n, const char *name, int cnt, int64_t def, int64_t *out) {
   const int64_t *a;
@@ -24,7 +20,7 @@ static void ints(const moss_node *n, const char *name, int cnt, int64_t def, int
   for (k = 0; k < cnt; k++) out[k] = a && c == cnt ? a[k] : def;
 }
 
-static void get_geom(const moss_node *n, geom *g) {
+void moss_lower_pool_geom(const moss_node *n, moss_pool_geom *g) {
   const moss_value *x = n->inputs[0], *y = n->outputs[0];
   const char *ap = moss_attr_string(n, "auto_pad", "NOTSET");
   int64_t pads[2 * MOSS_MAX_RANK];
@@ -98,7 +94,7 @@ static moss_status lower_window(moss_kb *b, const moss_node *n) {
   moss_kx *o[MOSS_MAX_RANK], *i[MOSS_MAX_RANK], *acc, *mi = NULL, *v, *at;
   char name[16];
   geom g;
-  get_geom(n, &g);
+  moss_lower_pool_geom(n, &g);
   nsp = g.nsp;
   XS = prod(g.in, 0, nsp);
   YS = prod(g.out, 0, nsp);

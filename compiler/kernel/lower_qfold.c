@@ -146,46 +146,8 @@ static moss_status lower_binary(moss_kb *b, const moss_node *n) {
   return b->st;
 }
 
-/* The window of an average pool (AveragePool's attributes). */
-typedef struct geom {
-  int nsp;
-  int64_t in[MOSS_MAX_RANK], out[MOSS_MAX_RANK], k[MOSS_MAX_RANK];
-  int64_t s[MOSS_MAX_RANK], d[MOSS_MAX_RANK], p[MOSS_MAX_RANK], pe[MOSS_MAX_RANK];
-} geom;
-
-static void ints(const moss_node *n, const char *name, int cnt, int64_t def, int64_t *out) {
-  const int64_t *a;
-  int c = moss_attr_ints(n, name, &a), k;
-  for (k = 0; k < cnt; k++) out[k] = a && c == cnt ? a[k] : def;
-}
-
-static void get_geom(const moss_node *n, geom *g) {
-  const moss_value *x = n->inputs[0], *y = n->outputs[0];
-  const char *ap = moss_attr_string(n, "auto_pad", "NOTSET");
-  int64_t pads[2 * MOSS_MAX_RANK];
-  int k;
-  g->nsp = x->rank - 2;
-  ints(n, "kernel_shape", g->nsp, 1, g->k);
-  ints(n, "strides", g->nsp, 1, g->s);
-  ints(n, "dilations", g->nsp, 1, g->d);
-  ints(n, "pads", 2 * g->nsp, 0, pads);
-  for (k = 0; k < g->nsp; k++) {
-    int64_t ek = (g->k[k] - 1) * g->d[k] + 1, total;
-    g->in[k] = x->dims[k + 2];
-    g->out[k] = y->dims[k + 2];
-    if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
-      total = (g->out[k] - 1) * g->s[k] + ek - g->in[k];
-      if (total < 0) total = 0;
-      g->p[k] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
-      g->pe[k] = total - g->p[k];
-    } else if (!strcmp(ap, "VALID")) {
-      g->p[k] = g->pe[k] = 0;
-    } else {
-      g->p[k] = pads[k];
-      g->pe[k] = pads[k + g->nsp];
-    }
-  }
-}
+/* The window of an average pool (lower_pool.c). */
+typedef moss_pool_geom geom;
 
 static moss_kx *named(moss_kb *b, const char *name, moss_kx *e) {
   if (e->op == MOSS_KX_CONST || e->op == MOSS_KX_VAR) return e;
@@ -245,7 +207,7 @@ static moss_status lower_avgpool(moss_kb *b, const moss_node *n) {
     moss_k_end(b);
     return b->st;
   }
-  get_geom(n, &g);
+  moss_lower_pool_geom(n, &g);
   nsp = g.nsp;
   XS = YS = kv = 1;
   for (k = 0; k < nsp; k++) XS *= g.in[k], YS *= g.out[k], kv *= g.k[k];
