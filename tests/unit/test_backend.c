@@ -8,30 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_build.h"
 #include "harness.h"
 #include "backends/backend.h"
 #include "passes/partition.h"
 #include "passes/sparse.h"
-
-static moss_value *val(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
-                       const int64_t *dims) {
-  moss_value *v = moss_graph_add_value(ctx, g, name);
-  int k;
-  v->dtype = MOSS_DT_F32;
-  v->rank = rank;
-  for (k = 0; k < rank; k++) v->dims[k] = dims[k];
-  return v;
-}
-
-static moss_node *node2(moss_ctx *ctx, moss_graph *g, const char *op, const char *name,
-                        moss_value *a, moss_value *b, moss_value *y) {
-  moss_node *n = moss_graph_add_node(ctx, g, op, name, b ? 2 : 1, 1);
-  n->inputs[0] = a;
-  if (b) n->inputs[1] = b;
-  n->outputs[0] = y;
-  y->producer = n;
-  return n;
-}
 
 /* A [8, 8] float weight with two nonzeros in one column: the cost rule
  * prefers a 4x1 block (test_sparse.c works the numbers out). */

@@ -5,18 +5,9 @@
  * of every node follows from those lines of the XML by hand. */
 #include <string.h>
 
+#include "graph_build.h"
 #include "harness.h"
 #include "passes/partition.h"
-
-static moss_value *val(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
-                       const int64_t *dims) {
-  moss_value *v = moss_graph_add_value(ctx, g, name);
-  int k;
-  v->dtype = MOSS_DT_F32;
-  v->rank = rank;
-  for (k = 0; k < rank; k++) v->dims[k] = dims[k];
-  return v;
-}
 
 /* A constant Conv weight [cout, cin, k, k] (zeros: only the shape matters). */
 static moss_value *weight(moss_ctx *ctx, moss_graph *g, const char *name, int64_t cout,
@@ -29,16 +20,6 @@ static moss_value *weight(moss_ctx *ctx, moss_graph *g, const char *name, int64_
   moss_value *w = val(ctx, g, name, 4, dims);
   w->data = moss_graph_alloc(g, (size_t)(cout * cin * k * k) * 4);
   return w;
-}
-
-static moss_node *node2(moss_ctx *ctx, moss_graph *g, const char *op, const char *name,
-                        moss_value *a, moss_value *b, moss_value *y) {
-  moss_node *n = moss_graph_add_node(ctx, g, op, name, b ? 2 : 1, 1);
-  n->inputs[0] = a;
-  if (b) n->inputs[1] = b;
-  n->outputs[0] = y;
-  y->producer = n;
-  return n;
 }
 
 static void set_stride(moss_graph *g, moss_node *n, int64_t s) {

@@ -15,17 +15,8 @@
 #include <string.h>
 
 #include "driver/ptq.h"
+#include "graph_build.h"
 #include "harness.h"
-
-static moss_value *val(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
-                       const int64_t *dims) {
-  moss_value *v = moss_graph_add_value(ctx, g, name);
-  int k;
-  v->dtype = MOSS_DT_F32;
-  v->rank = rank;
-  for (k = 0; k < rank; k++) v->dims[k] = dims[k];
-  return v;
-}
 
 static moss_value *cst(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
                        const int64_t *dims, const float *data) {

@@ -9,18 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_build.h"
 #include "harness.h"
 #include "passes/sparse.h"
-
-static moss_value *val(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
-                       const int64_t *dims) {
-  moss_value *v = moss_graph_add_value(ctx, g, name);
-  int k;
-  v->dtype = MOSS_DT_F32;
-  v->rank = rank;
-  for (k = 0; k < rank; k++) v->dims[k] = dims[k];
-  return v;
-}
 
 /* A constant of shape |dims| whose element i is |nz[j]|+1 for i == idx[j],
  * zero elsewhere. */
@@ -35,16 +26,6 @@ static moss_value *cst(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
   for (k = 0; k < n; k++) d[idx[k]] = (float)(k + 1);
   v->data = d;
   return v;
-}
-
-static moss_node *node2(moss_ctx *ctx, moss_graph *g, const char *op, const char *name,
-                        moss_value *a, moss_value *b, moss_value *y) {
-  moss_node *n = moss_graph_add_node(ctx, g, op, name, 2, 1);
-  n->inputs[0] = a;
-  n->inputs[1] = b;
-  n->outputs[0] = y;
-  y->producer = n;
-  return n;
 }
 
 static void set_int(moss_graph *g, moss_node *n, const char *name, int64_t v) {
