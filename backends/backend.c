@@ -69,6 +69,7 @@ static const moss_backend backends[] = {
      .emit_flag = "obj",
      .code = MOSS_CODE_ELF_OBJECT,
      .sparse_formats = MOSS_SPARSE_ALL, /* compiler/kernel/lower_sparse.c describes every format */
+     .machine_facts = 1,
      .takes = llvm_takes},
     /* The plugin adapter stays last (plugin_adapter()). */
     {.name = "plugin:",
@@ -158,4 +159,12 @@ int moss_backend_device_ready(const moss_backend_device *d, char *why, size_t ca
 
 struct moss_plugin *moss_backend_device_plugin(const moss_backend_device *d) {
   return d->backend == plugin_adapter() ? d->state : NULL;
+}
+
+void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cpu *out) {
+  memset(out, 0, sizeof *out);
+  if (!d || !d->backend || !d->backend->machine_facts) return;
+  moss_kernel_cpu_from_codegen(moss_target_device_codegen(d->target, d->device, "triple"),
+                               moss_target_device_codegen(d->target, d->device, "cpu"),
+                               moss_target_device_codegen(d->target, d->device, "features"), out);
 }

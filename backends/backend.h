@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "../compiler/ir/ir.h"
+#include "../compiler/kernel/kernel.h"
 #include "../compiler/target/target.h"
 
 /* The code section a backend produces (DESIGN.md "Bundle"). */
@@ -62,6 +63,11 @@ struct moss_backend {
   /* The sparse weight formats it can encode, one MOSS_SPARSE_BIT per code
    * of compiler/ops/sparse.h (dense needs no bit; 0: dense only). */
   unsigned sparse_formats;
+  /* 1: it lowers kernels for the device's CPU as the target's <codegen>
+   * describes it (vector width, FMA: moss_backend_device_kernel_cpu), so
+   * its code uses the register-tiled fast paths; 0: it lowers portable
+   * loops (the C backend, whose code any C compiler builds). */
+  int machine_facts;
   /* 1: a segment on its device runs as one opaque unit (the planner keeps
    * what the segment touches live across all of it, moss_node.opaque);
    * 0: node by node, in the plan's steps. */
@@ -119,6 +125,10 @@ moss_status moss_backend_device_bind(moss_backend_device *d, const moss_backend 
  * (no plugin= in FILE)". */
 int moss_backend_device_ready(const moss_backend_device *d, char *why, size_t cap);
 
+/* The machine facts kernels lowered for |d| see (compiler/kernel/kernel.h):
+ * from the device's <codegen> triple, cpu and features when its backend
+ * takes machine_facts, else all zero. */
+void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cpu *out);
 /* The loaded plugin of a plugin device, else NULL. For the bundle writer
  * (compiler/driver/emit_bundle.c), which lowers plugin segments itself
  * until it emits through this table. */

@@ -467,7 +467,8 @@ moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
   int i;
   size_t vbytes, bbytes;
   moss_arena_reset(cg->karena);
-  MOSS_TRY(moss_kernel_lower(cg->ctx, cg->karena, n, &k));
+  /* Portable C: no machine facts, so the scalar loops any C compiler takes. */
+  MOSS_TRY(moss_kernel_lower(cg->ctx, cg->karena, n, NULL, &k));
   memset(&p, 0, sizeof p);
   p.cg = cg;
   p.k = k;

@@ -30,6 +30,7 @@ typedef struct gen {
   LLVMBuilderRef b;
   LLVMTypeRef ptr, i1, i8, i16, i32, i64, f32, f64, voidt;
   LLVMTypeRef kfn_type; /* unused */
+  moss_kernel_cpu cpu;  /* the machine facts kernels are lowered for (from the target machine) */
   /* Per node: its kernel's function, type, and the values whose storage
    * the call passes (the kernel's inputs and outputs, in buffer order). */
   LLVMTypeRef *ktypes;
@@ -700,6 +701,7 @@ static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {
   }
   tm = LLVMCreateTargetMachine(target, t->triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
                                LLVMCodeModelDefault);
+  moss_kernel_cpu_from_codegen(t->triple, cpu, features, &G->cpu);
   if (host_cpu) LLVMDisposeMessage(host_cpu);
   if (host_features) LLVMDisposeMessage(host_features);
   if (!tm) moss_fail(G->ctx, MOSS_E_TARGET, NULL, "LLVM backend: no target machine for '%s' (cpu %s)", t->triple, cpu);
@@ -778,7 +780,7 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
     moss_kernel *k;
     if (!wanted(g->nodes[i], segs, nseg)) continue;
     moss_arena_reset(karena);
-    G.st = moss_kernel_lower(ctx, karena, g->nodes[i], &k);
+    G.st = moss_kernel_lower(ctx, karena, g->nodes[i], &G.cpu, &k);
     if (G.st == MOSS_OK) kernel_fn(&G, k, i, &kfns[i]);
   }
   if (G.st == MOSS_OK) {

@@ -78,7 +78,7 @@ static void dump(moss_ctx *ctx, moss_graph *g, const char *title) {
 }
 
 /* --dump-kernels: each node's kernel description, or why it has none. */
-static moss_status dump_kernels(moss_ctx *ctx, const moss_graph *g) {
+static moss_status dump_kernels(moss_ctx *ctx, const moss_graph *g, const moss_backend_device *devs) {
   moss_arena *arena;
   moss_buf b;
   moss_status st = MOSS_OK;
@@ -88,13 +88,15 @@ static moss_status dump_kernels(moss_ctx *ctx, const moss_graph *g) {
   for (i = 0; i < g->nnodes && st == MOSS_OK; i++) {
     const moss_node *n = g->nodes[i];
     moss_kernel *k;
+    moss_kernel_cpu kc;
     if (!moss_kernel_can_lower(n)) {
       printf("kernel node %d '%s' (%s): no description yet (printed as C directly)\n", n->id, n->name,
              n->op_type);
       continue;
     }
     moss_arena_reset(arena);
-    st = moss_kernel_lower(ctx, arena, n, &k);
+    moss_backend_device_kernel_cpu(&devs[n->device], &kc);
+    st = moss_kernel_lower(ctx, arena, n, &kc, &k);
     if (st != MOSS_OK) break;
     b.len = 0;
     moss_kernel_print(k, &b);
@@ -346,7 +348,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   stage_done(opts, "plan", &t0);
   if (opts->dump_ir) dump(ctx, g, "plan");
   if (opts->dump_kernels) {
-    st = dump_kernels(ctx, g);
+    st = dump_kernels(ctx, g, devs);
     if (st != MOSS_OK) goto done;
   }
   if (opts->explain) {

@@ -63,9 +63,11 @@ static void *alloc(moss_kb *b, size_t size) {
   return p;
 }
 
-moss_status moss_kb_init(moss_kb *b, moss_ctx *ctx, moss_arena *arena, const moss_node *n) {
+moss_status moss_kb_init(moss_kb *b, moss_ctx *ctx, moss_arena *arena, const moss_node *n,
+                         const moss_kernel_cpu *cpu) {
   memset(b, 0, sizeof *b);
   b->ctx = ctx;
+  if (cpu) b->cpu = *cpu;
   b->arena = arena;
   b->k = moss_arena_alloc(arena, sizeof *b->k, 16);
   if (!b->k) return b->st = moss_fail(ctx, MOSS_E_NOMEM, n, "kernel description");
@@ -83,6 +85,45 @@ moss_status moss_kb_finish(moss_kb *b, moss_kernel **out_kernel) {
   if (b->st != MOSS_OK) return b->st;
   *out_kernel = b->k;
   return MOSS_OK;
+}
+
+/* ---- machine facts ------------------------------------------------------------------- */
+
+/* Whether the comma-separated |list| holds |item| exactly ("+avx2"). */
+static int has_item(const char *list, const char *item) {
+  size_t n = strlen(item);
+  const char *p = list;
+  if (!list) return 0;
+  while ((p = strstr(p, item)) != NULL) {
+    if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
+    p += n;
+  }
+  return 0;
+}
+
+static int starts(const char *s, const char *prefix) {
+  return s && !strncmp(s, prefix, strlen(prefix));
+}
+
+void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const char *features,
+                                  moss_kernel_cpu *out) {
+  memset(out, 0, sizeof *out);
+  if (starts(triple, "x86_64")) {
+    int v3 = cpu && !strcmp(cpu, "x86-64-v3"), v4 = cpu && !strcmp(cpu, "x86-64-v4");
+    int avx512 = has_item(features, "+avx512f") || (v4 && !has_item(features, "-avx512f"));
+    int avx = avx512 || has_item(features, "+avx") || has_item(features, "+avx2") || v3 || v4;
+    out->vector_bytes = avx512 ? 64 : avx ? 32 : 16;
+    out->vector_regs = avx512 ? 32 : 16;
+    out->fma = !has_item(features, "-fma") && (has_item(features, "+fma") || avx512 || v3 || v4);
+  } else if (starts(triple, "aarch64") || starts(triple, "arm64")) {
+    out->vector_bytes = 16;
+    out->vector_regs = 32;
+    out->fma = 1;
+  } else if (starts(triple, "riscv64")) {
+    out->vector_bytes = has_item(features, "+v") ? 16 : 0;
+    out->vector_regs = 32;
+    out->fma = 1;
+  }
 }
 
 /* ---- buffers and variables ---------------------------------------------------------- */

@@ -171,6 +171,25 @@ typedef struct moss_kernel {
   moss_kstmt *body;
 } moss_kernel;
 
+/* What a lowering may know of the machine the code is for, filled by the
+ * backend (moss_kernel_cpu_from_codegen); all zero: nothing is known and
+ * the lowering writes portable scalar loops. The fast CPU paths (the
+ * register-tiled matrix product, lower_tile.c) read it. */
+typedef struct moss_kernel_cpu {
+  int vector_bytes; /* width of one SIMD register; 0: no SIMD */
+  int vector_regs;  /* SIMD (or FP) registers the code may use */
+  int fma;          /* a fused multiply-add instruction (no libm call) */
+} moss_kernel_cpu;
+
+/* The facts of a CPU named as LLVM names it: the target triple's
+ * architecture, the CPU and the feature list ("+avx2,+fma,-avx512f").
+ * x86-64: 16-byte SSE, 32 with AVX, 64 and 32 registers with AVX-512F;
+ * FMA with +fma, +avx512f or an x86-64-v3/v4 CPU. AArch64: 16 bytes, 32
+ * registers, FMA. RISC-V 64: 16 bytes with +v (VLEN >= 128), 32
+ * registers, FMA. Anything else (and NULL): nothing known. */
+void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const char *features,
+                                  moss_kernel_cpu *out);
+
 /* The builder a lowering writes through. Statements are appended at the
  * innermost open loop or branch. Any failure (no memory, an ill-typed
  * expression: our bug) is recorded once in |st|; later calls do nothing
@@ -184,12 +203,13 @@ typedef struct moss_kb {
   int depth;
   moss_kstmt **tail[32];   /* where the next statement goes, per open level */
   moss_kstmt *open[32];    /* the open LOOP or IF per level (open[0] unused) */
-  const void *target;      /* the target facts a lowering may consult (NULL: none) */
+  moss_kernel_cpu cpu;     /* the machine facts a lowering may consult (zero: none) */
 } moss_kb;
 
 /* Starts a kernel for |n| in |arena| (which owns everything the kernel
- * holds, tables included). */
-moss_status moss_kb_init(moss_kb *b, moss_ctx *ctx, moss_arena *arena, const moss_node *n);
+ * holds, tables included), for the machine |cpu| (NULL: nothing known). */
+moss_status moss_kb_init(moss_kb *b, moss_ctx *ctx, moss_arena *arena, const moss_node *n,
+                         const moss_kernel_cpu *cpu);
 /* Ends it: every loop and branch must be closed. */
 moss_status moss_kb_finish(moss_kb *b, moss_kernel **out_kernel);
 /* Records a failure (the first one wins) and returns |st|. */
@@ -275,10 +295,11 @@ int moss_kfn_nargs(moss_kfn fn);
 /* A readable text of |k| (`moss compile --dump-kernels`). */
 void moss_kernel_print(const moss_kernel *k, moss_buf *out);
 
-/* The lowering of |n|, its family's description of the node. The family
- * table (lower.c) says which families have one: moss_kernel_can_lower. */
+/* The lowering of |n|, its family's description of the node, for the
+ * machine |cpu| (NULL: nothing known, portable loops). The family table
+ * (lower.c) says which families have one: moss_kernel_can_lower. */
 int moss_kernel_can_lower(const moss_node *n);
 moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node *n,
-                              moss_kernel **out_kernel);
+                              const moss_kernel_cpu *cpu, moss_kernel **out_kernel);
 
 #endif

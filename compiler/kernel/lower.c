@@ -25,7 +25,7 @@ static moss_lower_fn find(const moss_node *n) {
 int moss_kernel_can_lower(const moss_node *n) { return find(n) != NULL; }
 
 moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node *n,
-                              moss_kernel **out_kernel) {
+                              const moss_kernel_cpu *cpu, moss_kernel **out_kernel) {
   moss_lower_fn fn = find(n);
   moss_kb b;
   moss_status st;
@@ -34,7 +34,7 @@ moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node 
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "no kernel description for the %s family yet",
                      n->op > MOSS_OP_UNKNOWN_ && n->op < MOSS_OP_COUNT_ ? moss_op_infos[n->op].family
                                                                       : "unknown");
-  MOSS_TRY(moss_kb_init(&b, ctx, arena, n));
+  MOSS_TRY(moss_kb_init(&b, ctx, arena, n, cpu));
   st = fn(&b, n);
   if (st != MOSS_OK && b.st == MOSS_OK) return st;
   return moss_kb_finish(&b, out_kernel);

@@ -45,6 +45,52 @@ typedef struct moss_pool_geom {
 } moss_pool_geom;
 void moss_lower_pool_geom(const moss_node *n, moss_pool_geom *out_g);
 
+/* A register-tiled matrix product Y = S V + epilogue (lower_tile.c), the
+ * fast path of Gemm, MatMul and the pointwise Conv on a machine with SIMD
+ * registers (b->cpu). Y is M x N, S is M x K, V is K x N. The product
+ * runs in tiles of mr rows by nr columns (moss_tile_shape) whose sums stay
+ * in registers for the whole k loop: per k, nr/lanes vectors of V's row
+ * and mr broadcast elements of S's column feed mr * nr/lanes vector
+ * multiply-adds (fused where the machine has FMA). Each output element
+ * sums its products in k order. */
+typedef struct moss_tile {
+  moss_dtype dt;
+  int64_t M, N, K;
+  /* S(i, k): buffer |s| at s_at + i*s_row + k*s_k, or, with |s_packed|,
+   * a table from moss_tile_pack(.., blk = mr) over x = i. */
+  int s, s_packed;
+  moss_kx *s_at;
+  int64_t s_row, s_k;
+  /* V(k, j): buffer |v| at v_at + k*v_k + j, or, with |v_packed|, a table
+   * from moss_tile_pack(.., blk = nr) over x = j. */
+  int v, v_packed;
+  moss_kx *v_at;
+  int64_t v_k;
+  /* Y(i, j): buffer |y| at y_at + i*y_row + j. */
+  int y;
+  moss_kx *y_at;
+  int64_t y_row;
+  /* The value stored for the sums |v| (a vector of Y(i, j .. j+lanes) or a
+   * scalar) of output row |i|, from column |j|; |r| tells the tile row
+   * apart for local names. NULL: the sums themselves. */
+  moss_kx *(*epilogue)(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r);
+  const void *arg;
+} moss_tile;
+
+/* The tile for element type |dt| on b->cpu: mr rows, nr columns in
+ * vectors of |lanes|. Returns 0 when there is none (no SIMD, or not a
+ * float type): the caller writes its scalar loops. */
+int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, int *out_lanes);
+/* A constant table holding the matrix P(k, x), k < K, x < X, element
+ * (k, x) at |data| + (k*ks + x*xs) elements of |dt|, packed in blocks of
+ * |blk| x's: the block starting at x0 holds P(k, x0 + t) at x0*K + k*w + t,
+ * w = min(blk, X - x0), so a tile walks it contiguously. Returns the
+ * table's buffer. */
+int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data, int64_t K,
+                   int64_t X, int64_t ks, int64_t xs, int64_t blk);
+/* Appends the product |t| (whose shape came from moss_tile_shape). */
+void moss_tile_product(moss_kb *b, const moss_tile *t);
+
 #define MOSS_LOWER_DECL(f, takes) moss_status moss_lower_##f(moss_kb *b, const moss_node *n);
 MOSS_LOWERED_FAMILIES(MOSS_LOWER_DECL)
 #undef MOSS_LOWER_DECL

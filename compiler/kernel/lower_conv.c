@@ -6,7 +6,9 @@
  * per-element check and vectorizes. Where every tap of a short kernel row
  * lies inside the input, one loop adds all the taps at once. ConvTranspose
  * scatters each input row into the output the same way. The fused
- * activation (n->act) is applied to each finished row. A Conv whose weight
+ * activation (n->act) is applied to each finished row. A pointwise Conv
+ * with a constant weight is a matrix product per image and takes the
+ * register tile (lower_tile.c) where the machine has one. A Conv whose weight
  * the sparse pass encoded (n->sparse) is not described here:
  * moss_lower_takes_conv leaves it to lower_sparse.c. */
 #include <stdio.h>
@@ -272,6 +274,58 @@ static int open_channels(moss_kb *b, int64_t group, int64_t Mg, moss_kx **out_m,
   return 2;
 }
 
+/* The pointwise Conv's epilogue on the register tile: bias and activation. */
+static moss_kx *pw_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
+  const moss_node *n = arg;
+  char name[16];
+  (void)j;
+  if (moss_node_input(n, 2)) v = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_load(b, moss_k_input(b, 2), i));
+  if (!n->act.kind) return v;
+  snprintf(name, sizeof name, "v%d", r); /* the activation reads its operand more than once */
+  return moss_k_act(b, n, moss_k_let(b, name, v));
+}
+
+/* A pointwise Conv (1 x 1 kernel, stride 1, no padding: get_geom made it
+ * one row) with one group and a constant weight is, per image, the
+ * product Y[M, P] = W[M, C] X[C, P]: the register tile (lower_tile.c),
+ * with W packed in blocks of the tile's rows. Returns 0 when the node is
+ * not such a Conv or the machine has no tile. */
+static int pointwise_tiled(moss_kb *b, const moss_node *n, const geom *g) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1];
+  int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], P = g->out[0];
+  int mr, nr, lanes;
+  moss_tile t;
+  moss_kx *bb;
+  char name[160];
+  if (g->nsp != 1 || g->k[0] != 1 || g->s[0] != 1 || g->p[0] != 0 || g->in[0] != P ||
+      w->dims[1] != C || !w->data || w->dtype != x->dtype || C < 1 ||
+      !moss_tile_shape(b, x->dtype, &mr, &nr, &lanes) || P < lanes)
+    return 0;
+  memset(&t, 0, sizeof t);
+  t.dt = x->dtype;
+  t.M = M;
+  t.N = P;
+  t.K = C;
+  snprintf(name, sizeof name, "'%s' packed in blocks of %d rows", w->name, mr);
+  t.s = moss_tile_pack(b, name, w->dtype, w->data, C, M, 1, C, mr);
+  t.s_packed = 1;
+  t.s_at = moss_k_idx(b, 0);
+  t.v = moss_k_input(b, 0);
+  t.v_k = P;
+  t.y = moss_k_output(b, 0);
+  t.y_row = P;
+  if (moss_node_input(n, 2) || n->act.kind) {
+    t.epilogue = pw_epilogue;
+    t.arg = n;
+  }
+  bb = moss_k_range(b, "b", N, MOSS_KL_PARALLEL);
+  t.v_at = moss_k_let(b, "xb", moss_k_mulc(b, bb, C * P));
+  t.y_at = moss_k_let(b, "yb", moss_k_mulc(b, bb, M * P));
+  moss_tile_product(b, &t);
+  moss_k_end(b);
+  return 1;
+}
+
 static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
   const moss_value *x = n->inputs[0], *w = n->inputs[1];
   int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], Cg = w->dims[1];
@@ -283,6 +337,7 @@ static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
   char name[16];
   if (group < 1 || Mg * group != M)
     return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "group count does not divide the channels");
+  if (group == 1 && pointwise_tiled(b, n, g)) return b->st;
   bb = moss_k_range(b, "b", N, MOSS_KL_PARALLEL);
   loops = open_channels(b, group, Mg, &m, &gr, &mm);
   xb = moss_k_mulc(b, bb, C * XS);

@@ -29,6 +29,7 @@ typedef struct mm {
   int c;             /* Gemm's C is input 2 */
   int64_t cm, cn;    /* C's dims padded to rank 2 */
   int xa, xb, xc, y; /* buffers */
+  int b_packed;      /* xb is B packed for the register tile (moss_tile_pack) */
 } mm;
 
 static moss_kx *zero(moss_kb *b, moss_dtype dt) {
@@ -42,7 +43,8 @@ static int needs_epilogue(const moss_node *n, const mm *p) {
 
 /* The value stored for the accumulated |v| of output (|row|, |j|): alpha * v
  * + beta * C(row, j), then the activation; integers only add C. Where
- * there is an activation, its operand is a local named v<r>. */
+ * there is an activation, its operand is a local named v<r>. A vector |v|
+ * holds the outputs (row, j .. j + lanes). */
 static moss_kx *epilogue(moss_kb *b, const moss_node *n, const mm *p, moss_kx *v, moss_kx *row,
                          moss_kx *j, int r) {
   moss_kx *cv = NULL;
@@ -51,7 +53,9 @@ static moss_kx *epilogue(moss_kb *b, const moss_node *n, const mm *p, moss_kx *v
     moss_kx *at = moss_k_idx(b, 0);
     if (p->cm != 1) at = moss_k_mulc(b, row, p->cn);
     if (p->cn != 1) at = moss_k_add(b, at, j);
-    cv = moss_k_cast(b, p->dt, moss_k_load(b, p->xc, at));
+    /* A vector of sums takes C's row as a vector, or one C value for all. */
+    cv = moss_k_cast(b, p->dt, v->lanes > 1 && p->cn != 1 ? moss_k_vload(b, p->xc, at, v->lanes)
+                                                          : moss_k_load(b, p->xc, at));
   }
   if (!moss_dtype_is_float(p->dt)) return cv ? moss_k_bin(b, MOSS_KX_ADD, v, cv) : v;
   if (p->alpha != 1.0) v = moss_k_bin(b, MOSS_KX_MUL, moss_k_flt(b, p->dt, p->alpha), v);
@@ -112,11 +116,80 @@ static void rows_kernel(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao
   moss_k_end(b);
 }
 
+/* The register tile's epilogue (lower_tile.c): the node and its product. */
+typedef struct tile_arg {
+  const moss_node *n;
+  const mm *p;
+} tile_arg;
+
+static moss_kx *tile_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
+  const tile_arg *t = arg;
+  return epilogue(b, t->n, t->p, v, i, j, r);
+}
+
+/* Whether |p| goes through the register tile: a float product on a machine
+ * with SIMD registers, at least one vector wide, B read by rows (packed
+ * when constant). */
+static int tile_fits(moss_kb *b, const mm *p) {
+  int mr, nr, lanes;
+  return moss_tile_shape(b, p->dt, &mr, &nr, &lanes) && p->N >= lanes && p->K > 0;
+}
+
+static int use_tile(moss_kb *b, const mm *p) { return !p->dot && tile_fits(b, p); }
+
+/* B packed into the tile's column blocks, from the constant |w| (stored
+ * [K, N], or [N, K] when p->dot). */
+static void pack_b(moss_kb *b, mm *p, const moss_value *w) {
+  char name[160];
+  int mr, nr, lanes;
+  moss_tile_shape(b, p->dt, &mr, &nr, &lanes);
+  snprintf(name, sizeof name, "'%s' packed in blocks of %d columns", w->name, nr);
+  p->xb = moss_tile_pack(b, name, w->dtype, w->data, p->K, p->N, p->dot ? 1 : p->N,
+                         p->dot ? p->K : 1, nr);
+  p->dot = 0;
+  p->b_packed = 1;
+}
+
+/* The product through the register tile; |bo| is B's offset unless B was
+ * packed (p->b_packed), whose tile layout starts at 0. */
+static void tiled(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, moss_kx *bo,
+                  moss_kx *yo) {
+  moss_tile t;
+  tile_arg arg;
+  memset(&t, 0, sizeof t);
+  arg.n = n;
+  arg.p = p;
+  t.dt = p->dt;
+  t.M = p->M;
+  t.N = p->N;
+  t.K = p->K;
+  t.s = p->xa;
+  t.s_at = ao;
+  t.s_row = p->ta ? 1 : p->K;
+  t.s_k = p->ta ? p->M : 1;
+  t.v = p->xb;
+  t.v_packed = p->b_packed;
+  t.v_at = bo;
+  t.v_k = p->N;
+  t.y = p->y;
+  t.y_at = yo;
+  t.y_row = p->N;
+  if (needs_epilogue(n, p)) {
+    t.epilogue = tile_epilogue;
+    t.arg = &arg;
+  }
+  moss_tile_product(b, &t);
+}
+
 /* One matrix product at the offsets |ao|, |bo|, |yo|. */
 static void product(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, moss_kx *bo,
                     moss_kx *yo) {
   moss_kx *i, *j, *k, *bj, *s, *at;
   int64_t m4 = p->M / 4 * 4;
+  if (use_tile(b, p)) {
+    tiled(b, n, p, ao, bo, yo);
+    return;
+  }
   if (!p->dot) {
     rows_kernel(b, n, p, ao, bo, yo, 0, m4, 4);
     rows_kernel(b, n, p, ao, bo, yo, m4, p->M, 1);
@@ -173,7 +246,9 @@ static moss_status lower_gemm(moss_kb *b, const moss_node *n) {
   }
   p.xa = moss_k_input(b, 0);
   p.y = moss_k_output(b, 0);
-  if (p.dot && w->data) {
+  if (w->data && w->dtype == p.dt && tile_fits(b, &p)) {
+    pack_b(b, &p, w);
+  } else if (p.dot && w->data) {
     /* A constant B^T becomes B, [K, N], so the rows kernel reads it row by row. */
     size_t es = moss_dtype_size(w->dtype), bytes;
     int64_t k, j;
@@ -223,8 +298,9 @@ static moss_status lower_matmul(moss_kb *b, const moss_node *n) {
     return b->st;
   }
   p.xa = moss_k_input(b, 0);
-  p.xb = moss_k_input(b, 1);
   p.y = moss_k_output(b, 0);
+  if (w->data && nbb == 1 && w->dtype == p.dt && tile_fits(b, &p)) pack_b(b, &p, w);
+  else p.xb = moss_k_input(b, 1);
   if (nb == 1) {
     ao = bo = yo = moss_k_idx(b, 0);
   } else if ((na == nb || na == 1) && (nbb == nb || nbb == 1)) {

@@ -1,0 +1,189 @@
+/* lower_tile.c - the register-tiled matrix product (lower.h, moss_tile):
+ * the one fast path Gemm, MatMul and the pointwise Conv share on a machine
+ * with SIMD registers.
+ *
+ * Y (M x N) is cut into column blocks of nr = nv * lanes and, inside each,
+ * row blocks of mr. A tile keeps its mr * nv vector sums in locals for the
+ * whole k loop (backends keep them in registers: LLVM promotes the locals,
+ * and the counts are chosen to fit the register file with room for the nv
+ * row vectors of V and one broadcast element of S). Per k, the tile reads
+ * nv vectors of V's row and mr elements of S's column: mr * nv vector
+ * multiply-adds for nv + mr loads. Column blocks run outermost, so a block
+ * of V (K x nr) stays in cache while every row block of S streams past.
+ * The last, narrower column block takes the whole vectors that fit, then
+ * single columns with scalar sums; the last row block has fewer rows.
+ *
+ * Constant operands are packed at compile time (moss_tile_pack) so that a
+ * tile reads them contiguously: V in blocks of nr columns ([K][nr] each),
+ * S in blocks of mr rows ([K][mr] each). */
+#include <stdio.h>
+#include <string.h>
+
+#include "lower.h"
+
+#define TILE_MAX_ROWS 8
+#define TILE_MAX_VECS 4
+
+int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, int *out_lanes) {
+  int es = dt == MOSS_DT_F32 ? 4 : dt == MOSS_DT_F64 ? 8 : 0, lanes, mr, nv;
+  *out_mr = *out_nr = *out_lanes = 0;
+  if (!es || b->cpu.vector_bytes < 2 * es) return 0;
+  lanes = b->cpu.vector_bytes / es;
+  /* The sums, nv row vectors and one broadcast must fit the register file:
+   * 6 x 4 + 4 + 1 = 29 of 32 registers, 6 x 2 + 2 + 1 = 15 of 16. */
+  if (b->cpu.vector_regs >= 32) mr = 6, nv = 4;
+  else mr = 6, nv = 2;
+  *out_mr = mr;
+  *out_nr = nv * lanes;
+  *out_lanes = lanes;
+  return 1;
+}
+
+int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data, int64_t K,
+                   int64_t X, int64_t ks, int64_t xs, int64_t blk) {
+  size_t es = moss_dtype_size(dt), bytes;
+  const unsigned char *src = data;
+  unsigned char *t;
+  int64_t x0, k, x;
+  if (b->st != MOSS_OK) return 0;
+  if (K < 0 || X < 0 || blk < 1 || !moss_size_mul((size_t)K * (size_t)X, es, &bytes)) {
+    moss_kb_fail(b, MOSS_E_INVALID_MODEL, "weight '%s' too large to pack", name);
+    return 0;
+  }
+  t = moss_arena_alloc(b->arena, bytes ? bytes : 1, 64);
+  if (!t) {
+    moss_kb_fail(b, MOSS_E_NOMEM, "kernel description");
+    return 0;
+  }
+  for (x0 = 0; x0 < X; x0 += blk) {
+    int64_t w = X - x0 < blk ? X - x0 : blk;
+    for (k = 0; k < K; k++)
+      for (x = 0; x < w; x++)
+        memcpy(t + (size_t)(x0 * K + k * w + x) * es, src + (size_t)(k * ks + (x0 + x) * xs) * es, es);
+  }
+  return moss_k_table(b, name, dt, K * X, t);
+}
+
+/* Where one tile sits: rows [i0, i0 + mr) of Y; columns jb + c0 .. of the
+ * column block starting at |jb|, |bw| columns wide (V's packed block width),
+ * as |nv| vectors of |lanes| (1: single columns). */
+typedef struct at {
+  moss_kx *i0, *jb, *c0;
+  int mr, nv, lanes;
+  int64_t bw;
+} at;
+
+static moss_kx *s_elem(moss_kb *b, const moss_tile *t, const at *p, int r, moss_kx *k) {
+  moss_kx *e;
+  if (t->s_packed)
+    e = moss_k_addc(b, moss_k_add(b, moss_k_mulc(b, p->i0, t->K), moss_k_mulc(b, k, p->mr)), r);
+  else
+    e = moss_k_add(b, moss_k_mulc(b, moss_k_addc(b, p->i0, r), t->s_row), moss_k_mulc(b, k, t->s_k));
+  return moss_k_load(b, t->s, moss_k_add(b, t->s_at, e));
+}
+
+static moss_kx *v_row(moss_kb *b, const moss_tile *t, const at *p, int v, moss_kx *k) {
+  moss_kx *c = moss_k_addc(b, p->c0, (int64_t)v * p->lanes), *e;
+  if (t->v_packed)
+    e = moss_k_add(b, moss_k_add(b, moss_k_mulc(b, p->jb, t->K), moss_k_mulc(b, k, p->bw)), c);
+  else
+    e = moss_k_add(b, moss_k_mulc(b, k, t->v_k), moss_k_add(b, p->jb, c));
+  e = moss_k_add(b, t->v_at, e);
+  return p->lanes > 1 ? moss_k_vload(b, t->v, e, p->lanes) : moss_k_load(b, t->v, e);
+}
+
+/* One tile: the sums in locals over the whole k loop, then the stores. */
+static void tile(moss_kb *b, const moss_tile *t, const at *p) {
+  moss_kx *acc[TILE_MAX_ROWS][TILE_MAX_VECS], *bv[TILE_MAX_VECS], *k, *a, *zero;
+  char name[24];
+  int r, v;
+  zero = moss_k_splat(b, moss_k_flt(b, t->dt, 0.0), p->lanes);
+  for (r = 0; r < p->mr; r++)
+    for (v = 0; v < p->nv; v++) {
+      snprintf(name, sizeof name, "c%d_%d", r, v);
+      acc[r][v] = moss_k_let(b, name, zero);
+    }
+  k = moss_k_range(b, "k", t->K, MOSS_KL_REDUCE);
+  for (v = 0; v < p->nv; v++) {
+    snprintf(name, sizeof name, "v%d", v);
+    bv[v] = moss_k_let(b, name, v_row(b, t, p, v, k));
+  }
+  for (r = 0; r < p->mr; r++) {
+    snprintf(name, sizeof name, "s%d", r);
+    a = moss_k_splat(b, moss_k_let(b, name, s_elem(b, t, p, r, k)), p->lanes);
+    for (v = 0; v < p->nv; v++)
+      moss_k_set(b, acc[r][v],
+                 b->cpu.fma ? moss_k_call(b, MOSS_KFN_FMA, a, bv[v], acc[r][v])
+                            : moss_k_bin(b, MOSS_KX_ADD, acc[r][v], moss_k_bin(b, MOSS_KX_MUL, a, bv[v])));
+  }
+  moss_k_end(b);
+  for (r = 0; r < p->mr; r++) {
+    moss_kx *row = moss_k_addc(b, p->i0, r);
+    moss_kx *yr = moss_k_add(b, t->y_at, moss_k_add(b, moss_k_mulc(b, row, t->y_row), p->jb));
+    for (v = 0; v < p->nv; v++) {
+      moss_kx *c = moss_k_addc(b, p->c0, (int64_t)v * p->lanes), *val = acc[r][v];
+      if (t->epilogue) val = t->epilogue(b, t->arg, val, row, moss_k_add(b, p->jb, c), r);
+      moss_k_store(b, t->y, moss_k_add(b, yr, c), val);
+    }
+  }
+}
+
+/* Every row block of one column block: full blocks of mr rows in a loop,
+ * then the remaining rows. */
+static void rows(moss_kb *b, const moss_tile *t, at p, int mr) {
+  int64_t mfull = t->M / mr * mr;
+  if (mfull > 0) {
+    p.i0 = moss_k_for(b, "i", moss_k_idx(b, 0), moss_k_idx(b, mfull), mr, MOSS_KL_PARALLEL, 0);
+    p.mr = mr;
+    tile(b, t, &p);
+    moss_k_end(b);
+  }
+  if (t->M > mfull) {
+    p.i0 = moss_k_idx(b, mfull);
+    p.mr = (int)(t->M - mfull);
+    tile(b, t, &p);
+  }
+}
+
+void moss_tile_product(moss_kb *b, const moss_tile *t) {
+  int mr, nr, lanes;
+  int64_t nfull, nrem;
+  at p;
+  if (b->st != MOSS_OK) return;
+  if (!moss_tile_shape(b, t->dt, &mr, &nr, &lanes) || mr > TILE_MAX_ROWS || nr / lanes > TILE_MAX_VECS) {
+    moss_kb_fail(b, MOSS_E_INTERNAL, "no register tile for this machine");
+    return;
+  }
+  nfull = t->N / nr * nr;
+  nrem = t->N - nfull;
+  memset(&p, 0, sizeof p);
+  p.c0 = moss_k_idx(b, 0);
+  moss_k_comment(b, "register tiles of %d x %d (%d-lane vectors)%s", mr, nr, lanes,
+                 b->cpu.fma ? ", fused multiply-add" : "");
+  if (nfull > 0) {
+    p.jb = moss_k_for(b, "jb", moss_k_idx(b, 0), moss_k_idx(b, nfull), nr, MOSS_KL_PARALLEL, 0);
+    p.nv = nr / lanes;
+    p.lanes = lanes;
+    p.bw = nrem;
+    rows(b, t, p, mr);
+    moss_k_end(b);
+  }
+  if (nrem > 0) {
+    int64_t vecs = nrem / lanes;
+    p.jb = moss_k_idx(b, nfull);
+    p.bw = nrem;
+    if (vecs > 0) {
+      p.nv = (int)vecs;
+      p.lanes = lanes;
+      rows(b, t, p, mr);
+    }
+    if (nrem > vecs * lanes) {
+      p.c0 = moss_k_for(b, "jc", moss_k_idx(b, vecs * lanes), moss_k_idx(b, nrem), 1,
+                        MOSS_KL_PARALLEL, 0);
+      p.nv = 1;
+      p.lanes = 1;
+      rows(b, t, p, mr);
+      moss_k_end(b);
+    }
+  }
+}
