@@ -31,6 +31,13 @@ typedef struct gen {
   LLVMTypeRef ptr, i1, i8, i16, i32, i64, f32, f64, voidt;
   LLVMTypeRef kfn_type; /* unused */
   moss_kernel_cpu cpu;  /* the machine facts kernels are lowered for (from the target machine) */
+  /* Distinct kernels (shared_kernel): open addressing on their keys' hashes. */
+  struct kslot {
+    char sha[64];
+    int node;
+  } *slots;
+  size_t nslots;
+  moss_buf keybuf;
   /* Per node: its kernel's function, type, and the values whose storage
    * the call passes (the kernel's inputs and outputs, in buffer order). */
   LLVMTypeRef *ktypes;
@@ -480,13 +487,88 @@ static int shares_storage(const moss_node *n) {
   return 0;
 }
 
+/* ---- one function per distinct kernel ------------------------------------------------ */
+
+/* A kernel's identity: everything that decides its function's code (the
+ * statements, expressions, buffer types and table bytes, variable types,
+ * whether its pointers are noalias), not the node's name or where its
+ * buffers live, which the caller passes. Nodes whose kernels serialize
+ * alike share one function: a long chain of equal layers compiles once. */
+static void key_expr(moss_buf *o, const moss_kx *x) {
+  int i;
+  if (!x) {
+    moss_buf_put(o, "-", 1);
+    return;
+  }
+  int32_t w[7] = {(int32_t)x->op, (int32_t)x->dt, x->lanes, x->nargs, x->var, x->buf, (int32_t)x->fn};
+  moss_buf_put(o, "(", 1);
+  moss_buf_put(o, w, sizeof w);
+  moss_buf_put(o, &x->i, sizeof x->i);
+  moss_buf_put(o, &x->f, sizeof x->f);
+  for (i = 0; i < x->nargs; i++) key_expr(o, x->a[i]);
+  moss_buf_put(o, ")", 1);
+}
+
+static void key_stmts(moss_buf *o, const moss_kstmt *st) {
+  for (; st; st = st->next) {
+    if (st->kind == MOSS_KS_COMMENT) continue;
+    int32_t w[5] = {(int32_t)st->kind, st->var, st->buf, (int32_t)st->role, st->width};
+    moss_buf_put(o, "[", 1);
+    moss_buf_put(o, w, sizeof w);
+    moss_buf_put(o, &st->step, sizeof st->step);
+    key_expr(o, st->lo);
+    key_expr(o, st->hi);
+    key_expr(o, st->index);
+    key_expr(o, st->value);
+    key_expr(o, st->cond);
+    key_stmts(o, st->body);
+    moss_buf_put(o, "|", 1);
+    key_stmts(o, st->orelse);
+    moss_buf_put(o, "]", 1);
+  }
+}
+
+static void kernel_key(moss_buf *o, const moss_kernel *k, int noalias, char out_hex[65]) {
+  int i;
+  o->len = 0;
+  moss_buf_printf(o, "noalias %d bufs %d vars %d\n", noalias, k->nbufs, k->nvars);
+  for (i = 0; i < k->nbufs; i++) {
+    const moss_kbuf *bf = &k->bufs[i];
+    moss_buf_printf(o, "b %d %d %lld\n", (int)bf->kind, (int)bf->dt, (long long)bf->numel);
+    if (bf->kind == MOSS_KB_TABLE) moss_buf_put(o, bf->data, (size_t)bf->numel * moss_dtype_size(bf->dt));
+  }
+  for (i = 0; i < k->nvars; i++)
+    moss_buf_printf(o, "v %d %d %d\n", (int)k->vars[i].dt, k->vars[i].lanes, k->vars[i].is_loop);
+  key_stmts(o, k->body);
+  moss_sha256_hex(o->data ? o->data : "", o->len, out_hex);
+}
+
+/* The node whose function node |idx|'s kernel can call (-1: none yet;
+ * then |idx| is recorded as the first of its kind). */
+static int shared_kernel(gen *G, const moss_kernel *k, int noalias, int idx) {
+  char hex[65];
+  size_t h, mask = G->nslots - 1;
+  kernel_key(&G->keybuf, k, noalias, hex);
+  if (G->keybuf.failed) {
+    fail(G, MOSS_E_NOMEM, "kernel");
+    return -1;
+  }
+  for (h = (size_t)moss_hash64(hex, 64, 0) & mask; G->slots[h].node >= 0; h = (h + 1) & mask)
+    if (!memcmp(G->slots[h].sha, hex, 64)) return G->slots[h].node;
+  memcpy(G->slots[h].sha, hex, 64);
+  G->slots[h].node = idx;
+  return -1;
+}
+
 /* The kernel of node number |idx| as an internal function
  * void k<id>(ptr arena, ptr buf...) taking its inputs' and outputs'
  * storage; the pointers are noalias when the planner keeps the outputs
  * apart from the inputs (as the C backend's restrict), which lets the
- * vectorizer run without run-time overlap checks once it is inlined. */
-static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef *out_fn) {
+ * vectorizer run without run-time overlap checks. */
+static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef *kfns) {
   const moss_node *n = k->node;
+  LLVMValueRef *out_fn = &kfns[idx];
+  int same;
   LLVMValueRef f, arena;
   LLVMBasicBlockRef entry;
   LLVMTypeRef params[64];
@@ -506,9 +588,21 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
       params[nio] = G->ptr;
     }
   G->ktypes[idx] = LLVMFunctionType(G->voidt, params, (unsigned)(nio + 1), 0);
+  same = shared_kernel(G, k, noalias, idx);
+  if (G->st != MOSS_OK) return G->st;
+  if (same >= 0) {
+    *out_fn = kfns[same];
+    return MOSS_OK;
+  }
   snprintf(name, sizeof name, "k%d", n->id);
   f = LLVMAddFunction(G->m, name, G->ktypes[idx]);
   LLVMSetLinkage(f, LLVMInternalLinkage);
+  /* Each kernel stays a function of its own: inlined into one entry, a
+   * long graph makes one huge function, and the optimizer's time grows
+   * faster than linearly with it (2,000 nodes took a minute). The call
+   * costs nothing beside a kernel; noalias keeps the loops vectorized. */
+  LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
   if (noalias)
     for (i = 1; i <= nio; i++)
       LLVMAddAttributeAtIndex(f, (LLVMAttributeIndex)(i + 1),
@@ -570,6 +664,51 @@ static void call_kernel(gen *G, LLVMValueRef *kfns, int i, LLVMValueRef *args) {
   LLVMBuildCall2(G->b, G->ktypes[i], kfns[i], a, (unsigned)(G->nkio[i] + 1), "");
 }
 
+/* The calls of the nodes of segment |seg| (-1: every node) with the
+ * entry's |args| (in, out, arena), in order, from the block the builder is
+ * in. Long graphs get their calls in internal functions of at most
+ * CALLS_PER_CHUNK calls each, called in turn: the code generator's time
+ * grows faster than linearly with the size of one function, and a
+ * 100,000-node chain would otherwise spend most of its compile there. */
+#define CALLS_PER_CHUNK 256
+static void call_kernels(gen *G, LLVMValueRef *kfns, const char *prefix, int seg, LLVMValueRef *args) {
+  moss_graph *g = G->g;
+  LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr};
+  LLVMTypeRef vt = LLVMFunctionType(G->voidt, params, 3, 0);
+  LLVMBasicBlockRef entry = LLVMGetInsertBlock(G->b);
+  int i, total = 0, in_chunk = 0, j;
+  char name[300];
+  for (i = 0; i < g->nnodes; i++) total += kfns[i] && (seg < 0 || g->nodes[i]->segment == seg);
+  if (total <= CALLS_PER_CHUNK) {
+    for (i = 0; i < g->nnodes; i++)
+      if (kfns[i] && (seg < 0 || g->nodes[i]->segment == seg)) call_kernel(G, kfns, i, args);
+    return;
+  }
+  for (i = 0; i < g->nnodes; i++) {
+    LLVMValueRef inner[3];
+    if (!kfns[i] || (seg >= 0 && g->nodes[i]->segment != seg)) continue;
+    if (in_chunk == 0) {
+      LLVMValueRef f;
+      snprintf(name, sizeof name, "%s_calls%d", prefix, i);
+      f = LLVMAddFunction(G->m, name, vt);
+      LLVMSetLinkage(f, LLVMInternalLinkage);
+      LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                              LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
+      LLVMPositionBuilderAtEnd(G->b, entry);
+      LLVMBuildCall2(G->b, vt, f, args, 3, "");
+      LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, f, "entry"));
+    }
+    for (j = 0; j < 3; j++) inner[j] = LLVMGetParam(LLVMGetBasicBlockParent(LLVMGetInsertBlock(G->b)), (unsigned)j);
+    call_kernel(G, kfns, i, inner);
+    if (++in_chunk == CALLS_PER_CHUNK) {
+      LLVMBuildRetVoid(G->b);
+      in_chunk = 0;
+    }
+  }
+  if (in_chunk) LLVMBuildRetVoid(G->b);
+  LLVMPositionBuilderAtEnd(G->b, entry);
+}
+
 /* Copies graph outputs that no node writes (constants, graph inputs). */
 static void output_copies(gen *G, LLVMValueRef in, LLVMValueRef out) {
   moss_graph *g = G->g;
@@ -594,7 +733,6 @@ static void output_copies(gen *G, LLVMValueRef in, LLVMValueRef out) {
  * segment; the first one also makes the output copies. */
 static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix, const unsigned char *segs,
                                   int nseg) {
-  moss_graph *g = G->g;
   LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr};
   LLVMTypeRef vt = LLVMFunctionType(G->i32, params, 3, 0);
   int k, i, first = 1;
@@ -608,8 +746,7 @@ static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix
     for (i = 0; i < 3; i++) args[i] = LLVMGetParam(f, (unsigned)i);
     if (first) output_copies(G, args[0], args[1]);
     first = 0;
-    for (i = 0; i < g->nnodes; i++)
-      if (g->nodes[i]->segment == k) call_kernel(G, kfns, i, args);
+    call_kernels(G, kfns, prefix, k, args);
     LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
   }
   return G->st;
@@ -628,7 +765,7 @@ static moss_status entry_points(gen *G, LLVMValueRef *kfns, const char *prefix) 
   LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, run_v, "entry"));
   for (i = 0; i < 3; i++) args[i] = LLVMGetParam(run_v, (unsigned)i);
   output_copies(G, args[0], args[1]);
-  for (i = 0; i < g->nnodes; i++) call_kernel(G, kfns, i, args);
+  call_kernels(G, kfns, prefix, -1, args);
   LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
 
   rparams = moss_alloc(G->ctx, sizeof *rparams * (size_t)nr);
@@ -733,6 +870,7 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
   memset(&G, 0, sizeof G);
   G.ctx = ctx;
   G.g = g;
+  moss_buf_init(&G.keybuf, ctx);
   for (i = 0; i < g->nnodes; i++)
     if (wanted(g->nodes[i], segs, nseg) && !moss_kernel_can_lower(g->nodes[i]))
       G.st = moss_fail(ctx, MOSS_E_UNSUPPORTED, g->nodes[i],
@@ -776,12 +914,20 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
   }
   memset(G.kio, 0, sizeof *G.kio * (size_t)(g->nnodes + 1));
   memset(G.nkio, 0, sizeof *G.nkio * (size_t)(g->nnodes + 1));
+  G.nslots = 16;
+  while (G.nslots < 2 * (size_t)g->nnodes) G.nslots *= 2;
+  G.slots = moss_alloc(ctx, sizeof *G.slots * G.nslots);
+  if (!G.slots) {
+    G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "LLVM backend");
+    goto done;
+  }
+  for (i = 0; i < (int)G.nslots; i++) G.slots[i].node = -1;
   for (i = 0; i < g->nnodes && G.st == MOSS_OK; i++) {
     moss_kernel *k;
     if (!wanted(g->nodes[i], segs, nseg)) continue;
     moss_arena_reset(karena);
     G.st = moss_kernel_lower(ctx, karena, g->nodes[i], &G.cpu, &k);
-    if (G.st == MOSS_OK) kernel_fn(&G, k, i, &kfns[i]);
+    if (G.st == MOSS_OK) kernel_fn(&G, k, i, kfns);
   }
   if (G.st == MOSS_OK) {
     if (segs) segment_points(&G, kfns, prefix, segs, nseg);
@@ -832,6 +978,8 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
     out_stats->emit_s = now() - t2;
   }
 done:
+  moss_free(ctx, G.slots, sizeof *G.slots * G.nslots);
+  moss_buf_deinit(&G.keybuf);
   if (err) LLVMDisposeMessage(err);
   if (mb) LLVMDisposeMemoryBuffer(mb);
   if (karena) moss_arena_destroy(karena);

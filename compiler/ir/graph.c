@@ -134,10 +134,62 @@ static int grow(moss_ctx *ctx, void **arr, int *cap, int n, size_t elem) {
   return 1;
 }
 
-moss_value *moss_graph_find_value(moss_graph *g, const char *name) {
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* Records |v| as the latest value of its name. */
+static void index_put(moss_graph *g, const moss_value *v) {
+  uint32_t h = name_hash(v->name), mask = (uint32_t)g->name_slots - 1, i;
+  for (i = h & mask; g->name_index[i].id >= 0; i = (i + 1) & mask)
+    if (g->name_index[i].hash == h && !strcmp(g->values[g->name_index[i].id]->name, v->name)) {
+      g->name_index[i].id = v->id;
+      return;
+    }
+  g->name_index[i].hash = h;
+  g->name_index[i].id = v->id;
+  g->name_count++;
+}
+
+/* Refills the index from the values, in id order (the latest name wins). */
+static void index_rebuild(moss_graph *g) {
   int i;
-  for (i = g->nvalues - 1; i >= 0; i--)
-    if (strcmp(g->values[i]->name, name) == 0) return g->values[i];
+  for (i = 0; i < g->name_slots; i++) g->name_index[i].id = -1;
+  g->name_count = 0;
+  for (i = 0; i < g->nvalues; i++) index_put(g, g->values[i]);
+}
+
+/* Room for one more name: the table doubles at half full (arena memory). */
+static int index_reserve(moss_graph *g) {
+  struct moss_name_slot *t;
+  int n = g->name_slots ? g->name_slots * 2 : 256;
+  if (g->name_slots && (g->name_count + 1) * 2 <= g->name_slots) return 1;
+  t = moss_arena_alloc(g->arena, sizeof *t * (size_t)n, 16);
+  if (!t) return 0;
+  g->name_index = t;
+  g->name_slots = n;
+  index_rebuild(g);
+  return 1;
+}
+
+moss_value *moss_graph_find_value(moss_graph *g, const char *name) {
+  uint32_t h = name_hash(name), mask, i;
+  int pass;
+  if (!g->name_slots) return NULL;
+  mask = (uint32_t)g->name_slots - 1;
+  for (pass = 0; pass < 2; pass++) {
+    int stale = 0;
+    for (i = h & mask; g->name_index[i].id >= 0; i = (i + 1) & mask) {
+      moss_value *v = g->values[g->name_index[i].id];
+      if (g->name_index[i].hash != h) continue;
+      if (!strcmp(v->name, name)) return v;
+      if (name_hash(v->name) != h) stale = 1; /* renamed since it was indexed */
+    }
+    if (!stale) return NULL;
+    index_rebuild(g);
+  }
   return NULL;
 }
 
@@ -152,13 +204,14 @@ moss_value *moss_graph_add_value(moss_ctx *ctx, moss_graph *g, const char *name)
     name = tmp;
   }
   v->name = moss_arena_strdup(g->arena, name);
-  if (!v->name) return NULL;
+  if (!v->name || !index_reserve(g)) return NULL;
   v->id = g->nvalues;
   v->rank = -1;
   v->input_index = -1;
   v->output_index = -1;
   v->offset = -1;
   g->values[g->nvalues++] = v;
+  index_put(g, v);
   return v;
 }
 

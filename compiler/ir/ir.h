@@ -159,6 +159,14 @@ typedef struct moss_graph {
   int ninputs;
   moss_value **outputs;
   int noutputs;
+  /* The name index of moss_graph_find_value (graph.c): open addressing,
+   * |name_slots| entries (a power of two, or 0) of a name's hash and the
+   * value id, the latest value of each name. */
+  struct moss_name_slot {
+    uint32_t hash;
+    int id; /* -1: empty */
+  } *name_index;
+  int name_slots, name_count;
 } moss_graph;
 
 moss_status moss_graph_create(moss_ctx *ctx, moss_graph **out_graph);
@@ -166,6 +174,9 @@ void moss_graph_destroy(moss_ctx *ctx, moss_graph *g);
 
 /* New value with a unique name (|name| is copied; NULL makes one up). */
 moss_value *moss_graph_add_value(moss_ctx *ctx, moss_graph *g, const char *name);
+/* The latest value called |name|, or NULL; a hash lookup. A value's name
+ * may be changed in place only to another value's name (a swap): the
+ * lookup notices the stale entry and rebuilds its index. */
 moss_value *moss_graph_find_value(moss_graph *g, const char *name);
 /* New node with room for |nin| inputs and |nout| outputs (filled by caller). */
 moss_node *moss_graph_add_node(moss_ctx *ctx, moss_graph *g, const char *op_type,

@@ -164,7 +164,7 @@ void moss_tile_product(moss_kb *b, const moss_tile *t) {
     p.jb = moss_k_for(b, "jb", moss_k_idx(b, 0), moss_k_idx(b, nfull), nr, MOSS_KL_PARALLEL, 0);
     p.nv = nr / lanes;
     p.lanes = lanes;
-    p.bw = nrem;
+    p.bw = nr;
     rows(b, t, p, mr);
     moss_k_end(b);
   }
