@@ -4,9 +4,11 @@
  * every section before anything is used: offsets, sizes, counts and indices
  * in range and free of overflow, sections aligned, inside the file and not
  * overlapping, checksums, strings terminated, tensors inside the arena,
- * steps naming valid tensors, devices and blobs. Only then are the CPU code
- * (cpu/cpu.c) and plugin libraries (plugin/plugin.c) loaded. Every failure
- * is one message naming the field; nothing here trusts the input. */
+ * steps naming valid tensors, devices and blobs. Each device gets its
+ * executor from the table (core/executor.c), which checks the steps that
+ * run on it; only then does each executor load what it needs (the CPU code
+ * in cpu/cpu.c, plugin libraries in plugin/plugin.c). Every failure is one
+ * message naming the field; nothing here trusts the input. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -398,7 +400,7 @@ static mossrt_status check_code(mossrt_bundle *b, const layout *L, mossrt_error 
         (s.size < 64 || memcmp(d->code, "\177ELF", 4) != 0))
       FAIL(MOSSRT_E_FORMAT, "section %u (code): device %u ('%s') has no ELF %s", i, s.param, d->id,
            d->code_format == MOSS_BUNDLE_CODE_ELF_SHARED ? "shared object" : "object");
-    if (d->backend_kind == MOSSRT_BACKEND_CPU) {
+    if (d->code_format == b->cpu_format) { /* the one device with ELF code */
       b->cpu_code = d->code;
       b->cpu_code_size = d->code_size;
     }
@@ -444,16 +446,14 @@ static mossrt_status check_devices(mossrt_bundle *b, const layout *L, mossrt_err
       if (strcmp(d->triple, b->triple) != 0 || strcmp(d->features, b->features) != 0)
         FAIL(MOSSRT_E_FORMAT, "device %u ('%s'): triple '%s' and features '%s' differ from the "
              "header's '%s' and '%s'", i, d->id, d->triple, d->features, b->triple, b->features);
-      d->backend_kind = MOSSRT_BACKEND_CPU;
       b->cpu_format = r.code_format;
-    } else if (strncmp(d->backend, "plugin:", 7) == 0 && d->backend[7]) {
-      d->backend_kind = MOSSRT_BACKEND_PLUGIN; /* its path is checked where a step uses it */
     }
+    d->exec = mossrt_executor_find(d); /* what else it needs is checked where a step uses it */
   }
   TRY(check_code(b, L, err));
   for (i = 0; i < b->nblobs; i++) {
     uint32_t dev = b->blobs[i].device;
-    if (dev >= b->ndevices || b->devices[dev].backend_kind != MOSSRT_BACKEND_PLUGIN)
+    if (dev >= b->ndevices || !b->devices[dev].exec || !b->devices[dev].exec->blobs)
       FAIL(MOSSRT_E_FORMAT, "blob %u: device %u is not a plugin device of the %u devices", i, dev,
            b->ndevices);
   }
@@ -496,25 +496,11 @@ static mossrt_status check_step(mossrt_bundle *b, const layout *L, uint32_t i,
   if (r->kind != MOSS_BUNDLE_STEP_KIND_EXEC)
     FAIL(MOSSRT_E_FORMAT, "step %u: unknown kind %u", i, r->kind);
   d->used = 1;
-  if (d->backend_kind == MOSSRT_BACKEND_CPU) {
-    s->entry = str_at(L->strings, L->nstrings, r->entry);
-    if (!s->entry || !s->entry[0])
-      FAIL(MOSSRT_E_FORMAT, "step %u: entry: bad or empty string reference", i);
-    if (!d->code)
-      FAIL(MOSSRT_E_FORMAT, "step %u: runs '%s' on device '%s' but the bundle has no CPU code", i,
-           s->entry, d->id);
-  } else if (d->backend_kind == MOSSRT_BACKEND_PLUGIN) {
-    if (!d->plugin_path[0])
-      FAIL(MOSSRT_E_FORMAT, "step %u: device %u ('%s', backend '%s') has no plugin path", i,
-           r->device, d->id, d->backend);
-    if (r->blob >= b->nblobs || b->blobs[r->blob].device != r->device)
-      FAIL(MOSSRT_E_FORMAT, "step %u: blob index %u is not a blob of device %u ('%s')", i, r->blob,
-           r->device, d->id);
-  } else {
+  s->entry = str_at(L->strings, L->nstrings, r->entry); /* NULL: invalid; the executor decides */
+  if (!d->exec)
     FAIL(MOSSRT_E_DEVICE, "step %u: device %u ('%s') has backend '%s', which this runtime cannot run",
          i, r->device, d->id, d->backend);
-  }
-  return MOSSRT_OK;
+  return d->exec->check_step(b, i, err);
 }
 
 static mossrt_status check_plan(mossrt_bundle *b, const layout *L, mossrt_error *err) {
@@ -547,10 +533,12 @@ static mossrt_status verify(mossrt_bundle *b, mossrt_error *err) {
   layout L;
   uint64_t n;
   const uint8_t *p;
+  const mossrt_executor *const *e;
   memset(&L, 0, sizeof L);
   TRY(check_header(b, &h, err));
   TRY(check_sections(b, &h, &L, err));
-  TRY(mossrt_cpu_check_target(b, err));
+  for (e = mossrt_executors; *e; e++)
+    if ((*e)->check_target) TRY((*e)->check_target(b, err));
   L.strings = payload(b, &L, MOSS_BUNDLE_SEC_STRINGS, &L.nstrings);
   p = payload(b, &L, MOSS_BUNDLE_SEC_REPORT, &n);
   if (p) {
@@ -568,10 +556,10 @@ static mossrt_status verify(mossrt_bundle *b, mossrt_error *err) {
 
 void mossrt_close(mossrt_bundle *b) {
   mossrt_allocator a;
+  const mossrt_executor *const *e;
   if (!b) return;
   a = b->alloc;
-  mossrt_plugin_unload(b);
-  mossrt_cpu_unload(b);
+  for (e = mossrt_executors; *e; e++) (*e)->close(b);
   mossrt_mem_free(&a, b->tensors, (size_t)b->ntensors * sizeof *b->tensors);
   mossrt_mem_free(&a, b->inputs, (size_t)b->ninputs * 4);
   mossrt_mem_free(&a, b->outputs, (size_t)b->noutputs * 4);
@@ -616,10 +604,9 @@ static mossrt_status begin(const char *name, const mossrt_options *opt, mossrt_b
 /* Checks and loads |b| (its bytes already in place); closes it on failure. */
 static mossrt_status finish(mossrt_bundle *b, mossrt_bundle **out, mossrt_error *err) {
   mossrt_status st = verify(b, err);
-  if (st == MOSSRT_OK && !(b->flags & MOSSRT_OPEN_VERIFY_ONLY)) {
-    st = mossrt_cpu_load(b, err);
-    if (st == MOSSRT_OK) st = mossrt_plugin_load(b, err);
-  }
+  const mossrt_executor *const *e;
+  for (e = mossrt_executors; *e && st == MOSSRT_OK && !(b->flags & MOSSRT_OPEN_VERIFY_ONLY); e++)
+    st = (*e)->open(b, err);
   if (st != MOSSRT_OK) {
     mossrt_close(b);
     return st;

@@ -1,8 +1,9 @@
 /* mossrt_internal.h - what the runtime's parts share: the checked, decoded
  * form of a bundle (core/bundle.c fills it), the session (core/session.c),
- * and the entry points of the CPU executor (cpu/cpu.c) and the plugin
- * executor (plugin/plugin.c). Every pointer here points into memory the
- * bundle owns; every index has been checked against its table. */
+ * and the executor table (core/executor.c) through which the core reaches
+ * the CPU executor (cpu/cpu.c) and the plugin executor (plugin/plugin.c).
+ * Every pointer here points into memory the bundle owns; every index has
+ * been checked against its table. */
 #ifndef MOSSRT_INTERNAL_H
 #define MOSSRT_INTERNAL_H
 
@@ -23,11 +24,11 @@ typedef struct mossrt_tensor {
   uint64_t offset;
 } mossrt_tensor;
 
-enum { MOSSRT_BACKEND_OTHER = 0, MOSSRT_BACKEND_CPU = 1, MOSSRT_BACKEND_PLUGIN = 2 };
+typedef struct mossrt_executor mossrt_executor;
 
 typedef struct mossrt_device {
   const char *id, *kind, *backend, *plugin_path, *triple, *features;
-  int backend_kind;                 /* MOSSRT_BACKEND_* */
+  const mossrt_executor *exec;      /* the executor that runs it; NULL: none here */
   uint32_t code_format;             /* moss_bundle_code_format */
   const uint8_t *code;              /* its CODE section; NULL: none */
   uint64_t code_size;
@@ -38,7 +39,7 @@ typedef struct mossrt_device {
 
 typedef struct mossrt_step {
   uint32_t kind, device, from, blob, nin, nout, first;
-  const char *entry;                /* CPU EXEC */
+  const char *entry;                /* EXEC: the entry string, NULL when invalid (CPU) */
   mossrt_cpu_fn fn;                 /* CPU EXEC: resolved at open */
 } mossrt_step;
 
@@ -64,7 +65,7 @@ struct mossrt_bundle {
   mossrt_blob *blobs;
   const char *report;               /* NULL: none */
   size_t report_len;
-  const uint8_t *cpu_code;          /* the CPU device's code; NULL: none */
+  const uint8_t *cpu_code;          /* the code of the device with ELF code; NULL: none */
   uint64_t cpu_code_size;
   uint32_t cpu_format;              /* MOSS_BUNDLE_CODE_ELF_SHARED or _ELF_OBJECT */
   void *cpu_lib;                    /* dlopen handle of the CPU code (ELF_SHARED) */
@@ -79,13 +80,14 @@ struct mossrt_session {
   uint8_t *arena;
   void *arena_mem;                  /* what the session allocated, or NULL */
   size_t arena_mem_size;
+  /* The plugin executor's: made by its session_open(), freed by its session_close(). */
   struct mossrt_dev_state {
     void *handle;                   /* the plugin's open() handle (may be NULL) */
     int opened;
   } *devs;                          /* per device */
   void **progs;                     /* per blob: the plugin's load() handle */
   uint8_t *loaded;                  /* per blob: load() succeeded */
-  void **bufs;                      /* per ref: the buffer of refs[k] (plugin steps) */
+  void **bufs;                      /* per ref: the buffer of refs[k] (EXEC steps) */
 };
 
 /* core/bundle.c: allocation through the bundle's allocator; never given 0. */
@@ -100,21 +102,47 @@ mossrt_status mossrt_fail(mossrt_error *err, const char *who, mossrt_status st,
 #endif
     ;
 
-/* cpu/cpu.c */
-/* The header's triple and features against this runtime's CPU. */
-mossrt_status mossrt_cpu_check_target(const mossrt_bundle *b, mossrt_error *err);
-/* Loads the CPU code and resolves every CPU EXEC step's entry. */
-mossrt_status mossrt_cpu_load(mossrt_bundle *b, mossrt_error *err);
-void mossrt_cpu_unload(mossrt_bundle *b);
+/* An executor runs the EXEC steps of the devices it serves. Each is one
+ * const value in its own folder (cpu/, plugin/; the GPU executors next),
+ * listed once in mossrt_executors[]; the core knows none by name. Hooks
+ * marked "may be NULL" are skipped when NULL. Every hook sees only the
+ * devices whose |exec| is this executor. */
+struct mossrt_executor {
+  /* "cpu", "plugin": the executor's name (not in any message). */
+  const char *name;
+  /* 1 when it runs device |d|, from d->backend and d->code_format (the
+   * first executor in the table that says so gets the device). */
+  int (*serves)(const mossrt_device *d);
+  /* 1: BLOB sections may belong to its devices (plugin blobs). */
+  int blobs;
+  /* At open, before the devices are read: the header's triple and features
+   * against this machine. May be NULL. */
+  mossrt_status (*check_target)(const mossrt_bundle *b, mossrt_error *err);
+  /* At open, as the plan is read: EXEC step |i| (decoded into b->steps[i])
+   * has what this executor needs (an entry, a plugin path, a blob). */
+  mossrt_status (*check_step)(mossrt_bundle *b, uint32_t i, mossrt_error *err);
+  /* After the checks, unless MOSSRT_OPEN_VERIFY_ONLY: loads what the steps
+   * need (code, entry points, plugin libraries). */
+  mossrt_status (*open)(mossrt_bundle *b, mossrt_error *err);
+  /* Undoes open(), also a partial one or one never made. */
+  void (*close)(mossrt_bundle *b);
+  /* In mossrt_session_create(): opens the devices for |s| and loads their
+   * blobs. May be NULL. */
+  mossrt_status (*session_open)(mossrt_session *s, mossrt_error *err);
+  /* Undoes session_open(), also a partial one or one never made. May be NULL. */
+  void (*session_close)(mossrt_session *s);
+  /* Runs EXEC step |i| with s->bufs already filled; allocates nothing. */
+  mossrt_status (*run)(mossrt_session *s, uint32_t i, mossrt_error *err);
+};
 
-/* plugin/plugin.c */
-/* Opens the library of every used plugin device and checks its ABI. */
-mossrt_status mossrt_plugin_load(mossrt_bundle *b, mossrt_error *err);
-void mossrt_plugin_unload(mossrt_bundle *b);
-/* open() each used plugin device and load() each blob into |s|. */
-mossrt_status mossrt_plugin_session_open(mossrt_session *s, mossrt_error *err);
-void mossrt_plugin_session_close(mossrt_session *s);
-/* Runs plugin EXEC step |i| with s->bufs already filled. */
-mossrt_status mossrt_plugin_run_step(mossrt_session *s, uint32_t i, mossrt_error *err);
+/* core/executor.c: every executor, in the order they are asked, NULL-ended;
+ * opened, checked and closed in this order. */
+extern const mossrt_executor *const mossrt_executors[];
+/* The executor that serves |d|, or NULL when none does. */
+const mossrt_executor *mossrt_executor_find(const mossrt_device *d);
+
+/* The executors (cpu/cpu.c, plugin/plugin.c). */
+extern const mossrt_executor mossrt_cpu_executor;
+extern const mossrt_executor mossrt_plugin_executor;
 
 #endif

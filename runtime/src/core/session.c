@@ -1,22 +1,23 @@
 /* session.c - running a checked bundle. A session owns (or borrows) the
- * arena and the per-session state of the plugin devices; everything a run
- * needs is prepared in mossrt_session_create(), so mossrt_run() walks the
- * plan's steps without allocating: CPU steps call their entry point with
- * the caller's buffers and the arena, plugin steps hand their tensors'
- * buffers to the device, transfers cost nothing (the devices we run on
- * share host memory; their bounds were checked at open). */
+ * arena and the per-session state of the devices (each executor's
+ * session_open(), e.g. the plugin devices'); everything a run needs is
+ * prepared in mossrt_session_create(), so mossrt_run() walks the plan's
+ * steps without allocating: each EXEC step's tensors' buffers are gathered
+ * and the step goes to its device's executor (the CPU calls its entry
+ * point, a plugin hands the buffers to the device); transfers cost nothing
+ * (the devices we run on share host memory; their bounds were checked at
+ * open). */
 #include <string.h>
 
 #include "mossrt_internal.h"
 
 void mossrt_session_destroy(mossrt_session *s) {
   mossrt_allocator a;
+  const mossrt_executor *const *e;
   if (!s) return;
   a = s->b->alloc;
-  mossrt_plugin_session_close(s);
-  mossrt_mem_free(&a, s->devs, (size_t)s->b->ndevices * sizeof *s->devs);
-  mossrt_mem_free(&a, s->progs, (size_t)s->b->nblobs * sizeof *s->progs);
-  mossrt_mem_free(&a, s->loaded, s->b->nblobs);
+  for (e = mossrt_executors; *e; e++)
+    if ((*e)->session_close) (*e)->session_close(s);
   mossrt_mem_free(&a, s->bufs, (size_t)s->b->nrefs * sizeof *s->bufs);
   mossrt_mem_free(&a, s->arena_mem, s->arena_mem_size);
   mossrt_mem_free(&a, s, sizeof *s);
@@ -26,6 +27,7 @@ mossrt_status mossrt_session_create(mossrt_bundle *b, void *arena, size_t arena_
                                     mossrt_session **out, mossrt_error *err) {
   mossrt_session *s;
   mossrt_status st;
+  const mossrt_executor *const *e;
   uint32_t k;
   if (out) *out = NULL;
   if (!b || !out) return mossrt_fail(err, b ? b->name : NULL, MOSSRT_E_ARG, "NULL argument");
@@ -38,9 +40,6 @@ mossrt_status mossrt_session_create(mossrt_bundle *b, void *arena, size_t arena_
   s = mossrt_mem_alloc(&b->alloc, sizeof *s);
   if (!s) return mossrt_fail(err, b->name, MOSSRT_E_NOMEM, "cannot allocate a session");
   s->b = b;
-  s->devs = mossrt_mem_alloc(&b->alloc, (size_t)b->ndevices * sizeof *s->devs);
-  s->progs = mossrt_mem_alloc(&b->alloc, (size_t)b->nblobs * sizeof *s->progs);
-  s->loaded = mossrt_mem_alloc(&b->alloc, b->nblobs);
   s->bufs = mossrt_mem_alloc(&b->alloc, (size_t)b->nrefs * sizeof *s->bufs);
   if (!arena && b->arena_bytes) {
     /* The allocator promises malloc alignment only: over-allocate to align. */
@@ -51,7 +50,7 @@ mossrt_status mossrt_session_create(mossrt_bundle *b, void *arena, size_t arena_
                          : NULL;
     if (!s->arena_mem) s->arena_mem_size = 0;
   }
-  if (!s->devs || !s->progs || !s->loaded || !s->bufs || (!arena && b->arena_bytes)) {
+  if (!s->bufs || (!arena && b->arena_bytes)) {
     mossrt_session_destroy(s);
     return mossrt_fail(err, b->name, MOSSRT_E_NOMEM, "cannot allocate a session (arena %llu bytes)",
                        (unsigned long long)b->arena_bytes);
@@ -62,11 +61,11 @@ mossrt_status mossrt_session_create(mossrt_bundle *b, void *arena, size_t arena_
     const mossrt_tensor *t = &b->tensors[b->refs[k]];
     if (t->place == MOSS_BUNDLE_PLACE_ARENA) s->bufs[k] = s->arena + t->offset;
   }
-  st = mossrt_plugin_session_open(s, err);
-  if (st != MOSSRT_OK) {
-    mossrt_session_destroy(s);
-    return st;
-  }
+  for (e = mossrt_executors; *e; e++)
+    if ((*e)->session_open && (st = (*e)->session_open(s, err)) != MOSSRT_OK) {
+      mossrt_session_destroy(s);
+      return st;
+    }
   *out = s;
   return MOSSRT_OK;
 }
@@ -87,9 +86,7 @@ mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs, void *con
                          b->tensors[b->outputs[i]].name);
   for (i = 0; i < b->nsteps; i++) {
     const mossrt_step *st = &b->steps[i];
-    const mossrt_device *d = &b->devices[st->device];
     mossrt_status rs;
-    int rc;
     if (st->kind != MOSS_BUNDLE_STEP_KIND_EXEC) continue; /* TRANSFER: shared memory */
     /* An EXEC step runs on its tensors' buffers, on every device alike. */
     for (k = st->first; k < st->first + st->nin + st->nout; k++) {
@@ -97,14 +94,7 @@ mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs, void *con
       if (t->place == MOSS_BUNDLE_PLACE_INPUT) s->bufs[k] = (void *)(uintptr_t)inputs[t->index];
       else if (t->place == MOSS_BUNDLE_PLACE_OUTPUT) s->bufs[k] = outputs[t->index];
     }
-    if (d->backend_kind == MOSSRT_BACKEND_CPU) {
-      rc = st->fn((const void *const *)(s->bufs + st->first), s->bufs + st->first + st->nin, s->arena);
-      if (rc != 0)
-        return mossrt_fail(err, b->name, MOSSRT_E_DEVICE, "step %u: '%s' on device '%s' failed (%d)",
-                           i, st->entry, d->id, rc);
-      continue;
-    }
-    rs = mossrt_plugin_run_step(s, i, err);
+    rs = b->devices[st->device].exec->run(s, i, err);
     if (rs != MOSSRT_OK) return rs;
   }
   return MOSSRT_OK;

@@ -1,14 +1,17 @@
-/* cpu.c - the CPU executor of libmossrt. Two jobs, both at open time:
- * checking that the bundle was built for this machine (the architecture of
- * its triple, and each required CPU feature), and loading the CPU code the
- * bundle carries so that every CPU EXEC step has its entry point resolved
- * before any run: an ELF relocatable object from the LLVM backend goes
- * through libmossrt's own loader (elf.c); an ELF shared object compiled
- * from the C backend's output is dlopen()ed. The shared object's bytes go to an anonymous memfd and are
- * dlopen()ed through /proc/self/fd; where that fails, through a private
- * temporary file. The fd (or file) stays until the bundle is closed, so
- * the name dlopen() knows the library by is never reused while it is
- * loaded (glibc would otherwise hand back the old library). */
+/* cpu.c - the CPU executor of libmossrt (mossrt_cpu_executor, an entry of
+ * core/executor.c's table): it serves the device whose code is ELF. At open
+ * time it checks that the bundle was built for this machine (the
+ * architecture of its triple, and each required CPU feature) and that each
+ * CPU EXEC step names an entry, then loads the CPU code the bundle carries
+ * so that every CPU EXEC step has its entry point resolved before any run;
+ * a run calls that entry point. An ELF relocatable object from the LLVM
+ * backend goes through libmossrt's own loader (elf.c); an ELF shared object
+ * compiled from the C backend's output is dlopen()ed. The shared object's
+ * bytes go to an anonymous memfd and are dlopen()ed through /proc/self/fd;
+ * where that fails, through a private temporary file. The fd (or file)
+ * stays until the bundle is closed, so the name dlopen() knows the library
+ * by is never reused while it is loaded (glibc would otherwise hand back
+ * the old library). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -103,7 +106,12 @@ static int has_feature(const char *f) {
   return -1;
 }
 
-mossrt_status mossrt_cpu_check_target(const mossrt_bundle *b, mossrt_error *err) {
+static int cpu_serves(const mossrt_device *d) {
+  return d->code_format == MOSS_BUNDLE_CODE_ELF_SHARED ||
+         d->code_format == MOSS_BUNDLE_CODE_ELF_OBJECT;
+}
+
+static mossrt_status cpu_check_target(const mossrt_bundle *b, mossrt_error *err) {
   const char *p = b->features;
   if (b->triple[0] && !arch_matches(b->triple))
     return mossrt_fail(err, b->name, MOSSRT_E_TARGET,
@@ -214,7 +222,20 @@ static mossrt_status load_object(mossrt_bundle *b, mossrt_error *err) {
   return MOSSRT_OK;
 }
 
-mossrt_status mossrt_cpu_load(mossrt_bundle *b, mossrt_error *err) {
+static mossrt_status cpu_check_step(mossrt_bundle *b, uint32_t i, mossrt_error *err) {
+  const mossrt_step *s = &b->steps[i];
+  const mossrt_device *d = &b->devices[s->device];
+  if (!s->entry || !s->entry[0])
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
+                       "step %u: entry: bad or empty string reference", i);
+  if (!d->code)
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
+                       "step %u: runs '%s' on device '%s' but the bundle has no CPU code", i,
+                       s->entry, d->id);
+  return MOSSRT_OK;
+}
+
+static mossrt_status cpu_open(mossrt_bundle *b, mossrt_error *err) {
   uint32_t i;
   if (!b->cpu_code) return MOSSRT_OK;
   if (b->cpu_format == MOSS_BUNDLE_CODE_ELF_OBJECT) {
@@ -227,8 +248,7 @@ mossrt_status mossrt_cpu_load(mossrt_bundle *b, mossrt_error *err) {
   for (i = 0; i < b->nsteps; i++) {
     mossrt_step *s = &b->steps[i];
     void *sym;
-    if (s->kind != MOSS_BUNDLE_STEP_KIND_EXEC ||
-        b->devices[s->device].backend_kind != MOSSRT_BACKEND_CPU)
+    if (s->kind != MOSS_BUNDLE_STEP_KIND_EXEC || b->devices[s->device].exec != &mossrt_cpu_executor)
       continue;
     sym = b->cpu_image ? mossrt_elf_find(b->cpu_image, s->entry) : dlsym(b->cpu_lib, s->entry);
     if (!sym)
@@ -239,7 +259,7 @@ mossrt_status mossrt_cpu_load(mossrt_bundle *b, mossrt_error *err) {
   return MOSSRT_OK;
 }
 
-void mossrt_cpu_unload(mossrt_bundle *b) {
+static void cpu_close(mossrt_bundle *b) {
   mossrt_elf_unload(b->cpu_image);
   b->cpu_image = NULL;
   if (b->cpu_lib) dlclose(b->cpu_lib);
@@ -252,3 +272,23 @@ void mossrt_cpu_unload(mossrt_bundle *b) {
     b->cpu_tmp = NULL;
   }
 }
+
+static mossrt_status cpu_run(mossrt_session *s, uint32_t i, mossrt_error *err) {
+  const mossrt_step *st = &s->b->steps[i];
+  int rc = st->fn((const void *const *)(s->bufs + st->first), s->bufs + st->first + st->nin,
+                  s->arena);
+  if (rc != 0)
+    return mossrt_fail(err, s->b->name, MOSSRT_E_DEVICE, "step %u: '%s' on device '%s' failed (%d)",
+                       i, st->entry, s->b->devices[st->device].id, rc);
+  return MOSSRT_OK;
+}
+
+const mossrt_executor mossrt_cpu_executor = {
+    .name = "cpu",
+    .serves = cpu_serves,
+    .check_target = cpu_check_target,
+    .check_step = cpu_check_step,
+    .open = cpu_open,
+    .close = cpu_close,
+    .run = cpu_run,
+};

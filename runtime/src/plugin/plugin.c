@@ -1,4 +1,8 @@
-/* plugin.c - plugin devices in libmossrt (plugins/include/moss_plugin.h).
+/* plugin.c - plugin devices in libmossrt (plugins/include/moss_plugin.h):
+ * the plugin executor (mossrt_plugin_executor, an entry of core/executor.c's
+ * table), serving devices whose backend is "plugin:NAME" and owning the
+ * BLOB sections. While the plan is checked: each step's device has a
+ * library path and the step's blob is one of that device's.
  * At open: dlopen() the library the compiler recorded for each plugin
  * device that runs a step (looked up by file name in the caller's plugin
  * folder and in MOSS_PLUGIN_PATH first), refuse any ABI version but ours,
@@ -44,7 +48,25 @@ static void *open_library(const mossrt_bundle *b, const char *recorded) {
   mossrt_fail(err, b->name, MOSSRT_E_DEVICE, "plugin '%s' (%s): " fmt, (d)->backend + 7,          \
               (d)->plugin_path, ##__VA_ARGS__)
 
-mossrt_status mossrt_plugin_load(mossrt_bundle *b, mossrt_error *err) {
+static int plugin_serves(const mossrt_device *d) {
+  return strncmp(d->backend, "plugin:", 7) == 0 && d->backend[7];
+}
+
+static mossrt_status plugin_check_step(mossrt_bundle *b, uint32_t i, mossrt_error *err) {
+  const mossrt_step *s = &b->steps[i];
+  const mossrt_device *d = &b->devices[s->device];
+  if (!d->plugin_path[0])
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
+                       "step %u: device %u ('%s', backend '%s') has no plugin path", i, s->device,
+                       d->id, d->backend);
+  if (s->blob >= b->nblobs || b->blobs[s->blob].device != s->device)
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
+                       "step %u: blob index %u is not a blob of device %u ('%s')", i, s->blob,
+                       s->device, d->id);
+  return MOSSRT_OK;
+}
+
+static mossrt_status plugin_open(mossrt_bundle *b, mossrt_error *err) {
   uint32_t i;
   for (i = 0; i < b->ndevices; i++) {
     mossrt_device *d = &b->devices[i];
@@ -52,7 +74,7 @@ mossrt_status mossrt_plugin_load(mossrt_bundle *b, mossrt_error *err) {
     moss_plugin_device_get_fn get;
     const moss_plugin_device *api;
     uint32_t v;
-    if (d->backend_kind != MOSSRT_BACKEND_PLUGIN || !d->used) continue;
+    if (d->exec != &mossrt_plugin_executor || !d->used) continue;
     d->lib = open_library(b, d->plugin_path);
     if (!d->lib) {
       const char *why = dlerror();
@@ -78,7 +100,7 @@ mossrt_status mossrt_plugin_load(mossrt_bundle *b, mossrt_error *err) {
   return MOSSRT_OK;
 }
 
-void mossrt_plugin_unload(mossrt_bundle *b) {
+static void plugin_close(mossrt_bundle *b) {
   uint32_t i;
   for (i = 0; b->devices && i < b->ndevices; i++) {
     if (b->devices[i].lib) dlclose(b->devices[i].lib);
@@ -87,10 +109,16 @@ void mossrt_plugin_unload(mossrt_bundle *b) {
   }
 }
 
-mossrt_status mossrt_plugin_session_open(mossrt_session *s, mossrt_error *err) {
+static mossrt_status plugin_session_open(mossrt_session *s, mossrt_error *err) {
   const mossrt_bundle *b = s->b;
   char msg[256];
   uint32_t i;
+  s->devs = mossrt_mem_alloc(&b->alloc, (size_t)b->ndevices * sizeof *s->devs);
+  s->progs = mossrt_mem_alloc(&b->alloc, (size_t)b->nblobs * sizeof *s->progs);
+  s->loaded = mossrt_mem_alloc(&b->alloc, b->nblobs);
+  if (!s->devs || !s->progs || !s->loaded)
+    return mossrt_fail(err, b->name, MOSSRT_E_NOMEM, "cannot allocate a session (arena %llu bytes)",
+                       (unsigned long long)b->arena_bytes);
   for (i = 0; i < b->ndevices; i++) {
     const mossrt_device *d = &b->devices[i];
     if (!d->api) continue;
@@ -117,7 +145,7 @@ mossrt_status mossrt_plugin_session_open(mossrt_session *s, mossrt_error *err) {
   return MOSSRT_OK;
 }
 
-void mossrt_plugin_session_close(mossrt_session *s) {
+static void plugin_session_close(mossrt_session *s) {
   const mossrt_bundle *b = s->b;
   uint32_t i;
   for (i = 0; s->progs && s->loaded && i < b->nblobs; i++) {
@@ -126,9 +154,15 @@ void mossrt_plugin_session_close(mossrt_session *s) {
   }
   for (i = 0; s->devs && i < b->ndevices; i++)
     if (s->devs[i].opened) b->devices[i].api->close(s->devs[i].handle);
+  mossrt_mem_free(&b->alloc, s->devs, (size_t)b->ndevices * sizeof *s->devs);
+  mossrt_mem_free(&b->alloc, s->progs, (size_t)b->nblobs * sizeof *s->progs);
+  mossrt_mem_free(&b->alloc, s->loaded, b->nblobs);
+  s->devs = NULL;
+  s->progs = NULL;
+  s->loaded = NULL;
 }
 
-mossrt_status mossrt_plugin_run_step(mossrt_session *s, uint32_t i, mossrt_error *err) {
+static mossrt_status plugin_run(mossrt_session *s, uint32_t i, mossrt_error *err) {
   const mossrt_bundle *b = s->b;
   const mossrt_step *st = &b->steps[i];
   const mossrt_device *d = &b->devices[st->device];
@@ -142,3 +176,15 @@ mossrt_status mossrt_plugin_run_step(mossrt_session *s, uint32_t i, mossrt_error
   }
   return MOSSRT_OK;
 }
+
+const mossrt_executor mossrt_plugin_executor = {
+    .name = "plugin",
+    .serves = plugin_serves,
+    .blobs = 1,
+    .check_step = plugin_check_step,
+    .open = plugin_open,
+    .close = plugin_close,
+    .session_open = plugin_session_open,
+    .session_close = plugin_session_close,
+    .run = plugin_run,
+};
