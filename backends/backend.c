@@ -11,6 +11,7 @@
 #include "../compiler/ops/sparse.h"
 #include "../compiler/plugin/plugin.h"
 #include "backend.h"
+#include "c/cbuild.h"
 #include "c/cgen.h"
 #include "llvm/llvm.h"
 
@@ -24,7 +25,8 @@ static int c_takes(const moss_backend_device *d, const moss_node *n, char *why, 
 }
 
 static moss_status c_emit_standalone(const moss_backend_device *d, moss_graph *g, const char *name,
-                                     const char *dir, const char *source_hash) {
+                                     const char *dir, const char *source_hash, int timings) {
+  (void)timings; /* the C compiler runs later, outside moss */
   mkdir(dir, 0777); /* an existing folder is fine; moss_c_emit reports what it cannot write */
   return moss_c_emit(d->ctx, g, name, dir, source_hash, moss_target_name(d->target));
 }
@@ -58,26 +60,50 @@ static int plugin_takes(const moss_backend_device *d, const moss_node *n, char *
   return moss_plugin_supports(d->ctx, d->state, n, why, cap);
 }
 
+static moss_status plugin_emit_segment(const moss_backend_device *d, const moss_graph *g,
+                                       moss_node *const *nodes, int nnodes, moss_buf *blob,
+                                       int **out_in_ids, int *out_nin, int **out_out_ids,
+                                       int *out_nout) {
+  *out_in_ids = *out_out_ids = NULL;
+  *out_nin = *out_nout = 0;
+  if (!d->state) /* the pipeline stops before: moss_backend_device_ready says no */
+    return moss_fail(d->ctx, MOSS_E_INTERNAL, nnodes ? nodes[0] : NULL, "no plugin for device %d",
+                     d->device);
+  return moss_plugin_lower(d->ctx, d->state, g, nodes, nnodes, blob, out_in_ids, out_nin,
+                           out_out_ids, out_nout);
+}
+
+static const char *plugin_library(const moss_backend_device *d) {
+  return d->state ? moss_plugin_path(d->state) : NULL;
+}
+
 static const moss_backend backends[] = {
     {.name = "c",
      .emit_flag = "c",
      .code = MOSS_CODE_C_SHARED_OBJECT,
      .sparse_formats = MOSS_SPARSE_ALL, /* compiler/kernel/lower_sparse.c describes every format */
+     .in_process = 1,
      .takes = c_takes,
-     .emit_standalone = c_emit_standalone},
+     .emit_standalone = c_emit_standalone,
+     .emit_code = moss_c_emit_code}, /* backends/c/cbuild.c */
     {.name = "llvm",
      .emit_flag = "obj",
      .code = MOSS_CODE_ELF_OBJECT,
      .sparse_formats = MOSS_SPARSE_ALL, /* compiler/kernel/lower_sparse.c describes every format */
      .machine_facts = 1,
-     .takes = llvm_takes},
+     .in_process = 1,
+     .takes = llvm_takes,
+     .emit_standalone = moss_llvm_emit_standalone, /* backends/llvm/native.c */
+     .emit_code = moss_llvm_emit_code},
     /* The plugin adapter stays last (plugin_adapter()). */
     {.name = "plugin:",
      .code = MOSS_CODE_PLUGIN_BLOB,
      .opaque = 1,
      .takes = plugin_takes,
      .open = plugin_open,
-     .close = plugin_close},
+     .close = plugin_close,
+     .emit_segment = plugin_emit_segment,
+     .library = plugin_library},
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 
@@ -155,6 +181,11 @@ int moss_backend_device_ready(const moss_backend_device *d, char *why, size_t ca
   }
   if (cap) why[0] = 0;
   return 1;
+}
+
+void moss_backend_code_deinit(moss_ctx *ctx, moss_backend_code *c) {
+  if (c->bytes) moss_free(ctx, c->bytes, c->alloc);
+  memset(c, 0, sizeof *c);
 }
 
 struct moss_plugin *moss_backend_device_plugin(const moss_backend_device *d) {

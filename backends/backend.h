@@ -4,8 +4,10 @@
  * only way the rest of the compiler reaches a backend: the partitioner asks
  * it which nodes a device takes, the sparse pass which weight formats it can
  * encode, the pipeline whether a device has code at all and whether its
- * segments run as one unit. Nothing outside backends/ names a backend or
- * includes a backend's own header (the build checks it: tests/layers).
+ * segments run as one unit, and the artifact writers (compiler/driver:
+ * the bundle, --emit c|obj) get each device's code from it. Nothing outside
+ * backends/ names a backend or includes a backend's own header (the build
+ * checks it: tests/layers).
  *
  * The table (backend.c) is the only list of backends. Each entry's code
  * stays in its folder: backends/c, backends/llvm, and the plugin adapter
@@ -20,6 +22,7 @@
 #define MOSS_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../compiler/ir/ir.h"
 #include "../compiler/kernel/kernel.h"
@@ -35,6 +38,17 @@ typedef enum moss_code_format {
   MOSS_CODE_PTX,                 /* NVIDIA PTX */
   MOSS_CODE_PLUGIN_BLOB          /* a vendor plugin's blob, run by its runtime driver */
 } moss_code_format;
+
+/* The CPU code section a backend built for a bundle (moss_backend.emit_code). */
+typedef struct moss_backend_code {
+  uint8_t *bytes;     /* |size| bytes, owned: release with moss_backend_code_deinit() */
+  size_t size;
+  size_t alloc;       /* the size |bytes| was allocated with (what deinit frees) */
+  char triple[128];   /* the CPU it runs on: the device's <codegen triple>, or where it names
+                       * none (the C backend) "<this machine's arch>-unknown-linux-gnu" */
+  char features[512]; /* the ISA features the runtime must find, comma-separated without
+                       * '+' ("avx2,fma"); "": none beyond the triple's */
+} moss_backend_code;
 
 typedef struct moss_backend moss_backend;
 struct moss_plugin;
@@ -72,6 +86,12 @@ struct moss_backend {
    * what the segment touches live across all of it, moss_node.opaque);
    * 0: node by node, in the plan's steps. */
   int opaque;
+  /* 1: its code runs inside the runtime's own process, on the CPU: in a
+   * bundle, the segments of every such device become one CPU code section,
+   * built by the host device's emit_code, and each is an EXEC step calling
+   * <name>_seg<k>. 0: it runs on a device of its own, one blob per segment
+   * (emit_segment). */
+  int in_process;
   /* 1 when it has code for |n| on device d->device; 0 when not, with the
    * reason in |why| (NUL-terminated, at most |cap| bytes). A binding whose
    * state its backend needs but lacks (a plugin device without a library)
@@ -83,12 +103,46 @@ struct moss_backend {
   /* Releases d->state (never called with NULL state). */
   void (*close)(moss_backend_device *d);
   /* Writes the standalone form of |g| (every node on d->device, planned)
-   * into the folder |dir|, made if missing: <name>.h, the code and
-   * <name>.manifest, what `moss run` loads. NULL: none here (the --emit obj
-   * writer is still compiler/driver/emit_obj.c). */
+   * into the folder |dir|, made if missing: <name>.h, the code (C sources;
+   * a native object) and <name>.manifest, what `moss run` loads, removing
+   * what another backend's form left there. |timings|: print the backend's
+   * own stage times to stderr (-v). Present exactly when emit_flag is. Errors:
+   * io, target (the LLVM backend: a device without <codegen triple>), and
+   * those of code generation. */
   moss_status (*emit_standalone)(const moss_backend_device *d, moss_graph *g, const char *name,
-                                 const char *dir, const char *source_hash);
+                                 const char *dir, const char *source_hash, int timings);
+  /* Builds a bundle's CPU code section for |g| (partitioned, planned) on
+   * the host device |d|: one function per segment k < |nseg| whose
+   * |segs|[k] is set, int <name>_seg<k>(const void *const *in, void *const
+   * *out, void *arena), running that segment's nodes; in[] and out[] are
+   * the graph's inputs and outputs. Its format is |code|; |source_hash|
+   * goes into its banner; |timings| as for emit_standalone. |*out_code| is
+   * zeroed on entry and the caller's on success. Errors: target (a
+   * bare-metal triple or a missing cross compiler for the C backend, no
+   * triple for the LLVM backend), io (the C compiler failed), and those of
+   * code generation. NULL: none (backends that are not in_process). */
+  moss_status (*emit_code)(const moss_backend_device *d, moss_graph *g, const char *name,
+                           const char *source_hash, const unsigned char *segs, int nseg,
+                           int timings, moss_backend_code *out_code);
+  /* Lowers one segment of a device that is not in_process: |nodes|
+   * (|nnodes| >= 1, consecutive in |g|, in execution order, all on
+   * d->device) to a blob appended to |blob|. The value ids the blob reads
+   * and writes, in the order its runtime driver gets the buffers, go to
+   * |*out_in_ids| (|*out_nin|) and |*out_out_ids| (|*out_nout|), arrays the
+   * caller frees with moss_free(ctx, ids, count * sizeof(int)), NULL when
+   * the count is 0 (compiler/plugin/plugin.h, moss_plugin_lower, has the
+   * whole contract). NULL: none (in_process backends). */
+  moss_status (*emit_segment)(const moss_backend_device *d, const moss_graph *g,
+                              moss_node *const *nodes, int nnodes, moss_buf *blob,
+                              int **out_in_ids, int *out_nin, int **out_out_ids, int *out_nout);
+  /* The shared library the runtime loads to run d's code, recorded in the
+   * bundle (the plugin adapter: plugin=, as opened); NULL: none. NULL hook:
+   * never one. */
+  const char *(*library)(const moss_backend_device *d);
 };
+
+/* Frees what emit_code put in |c| and zeroes it; a zeroed |c| is a no-op. */
+void moss_backend_code_deinit(moss_ctx *ctx, moss_backend_code *c);
 
 /* The backend a device's backend= names: "c", "llvm", or "plugin:NAME"
  * (NAME not empty) for the plugin adapter; NULL when this build has none
@@ -129,9 +183,8 @@ int moss_backend_device_ready(const moss_backend_device *d, char *why, size_t ca
  * from the device's <codegen> triple, cpu and features when its backend
  * takes machine_facts, else all zero. */
 void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cpu *out);
-/* The loaded plugin of a plugin device, else NULL. For the bundle writer
- * (compiler/driver/emit_bundle.c), which lowers plugin segments itself
- * until it emits through this table. */
+/* The loaded plugin of a plugin device, else NULL (the plugin adapter's
+ * state: the hooks above are how the writers use it). */
 struct moss_plugin *moss_backend_device_plugin(const moss_backend_device *d);
 
 #endif

@@ -9,6 +9,7 @@
 #define MOSS_LLVM_H
 
 #include "../../compiler/ir/ir.h"
+#include "../backend.h"
 
 typedef struct moss_llvm_target {
   const char *triple;   /* "x86_64-pc-linux-gnu" */
@@ -36,5 +37,20 @@ int moss_llvm_can_emit(const moss_node *n);
 moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_target *t,
                                   const char *prefix, const unsigned char *segs, int nseg,
                                   uint8_t **out_obj, size_t *out_size, moss_llvm_stats *out_stats);
+
+/* The LLVM backend's entries in the backend table (native.c), over
+ * moss_llvm_emit_object with the device's <codegen> triple, cpu and
+ * features; |timings| prints the stage times (moss_llvm_stats) to stderr.
+ * moss_backend.emit_standalone: <dir>/<name>.o, the C backend's <name>.h
+ * and a manifest naming the object (`moss run`); what --emit c left in
+ * |dir| is removed. moss_backend.emit_code: the object of a bundle's CPU
+ * segments, its features without '+' (none for cpu="native": the runtime
+ * checks the architecture only). Both fail with MOSS_E_TARGET when the
+ * device names no triple (backend.h has the rest of the contracts). */
+moss_status moss_llvm_emit_standalone(const moss_backend_device *d, moss_graph *g, const char *name,
+                                      const char *dir, const char *source_hash, int timings);
+moss_status moss_llvm_emit_code(const moss_backend_device *d, moss_graph *g, const char *name,
+                                const char *source_hash, const unsigned char *segs, int nseg,
+                                int timings, moss_backend_code *out_code);
 
 #endif

@@ -120,4 +120,12 @@ void moss_identifier_emit(char *dst, size_t cap, const char *src);
 moss_status moss_file_read(moss_ctx *ctx, const char *path, uint8_t **out_data, size_t *out_size);
 moss_status moss_file_write(moss_ctx *ctx, const char *path, const void *data, size_t size);
 
+/* Builds the shared object |out_so| from |srcs| with |cc| (NULL: $CC, else
+ * cc), the flags in $MOSS_CFLAGS (default -O3), then |extra|, then
+ * -std=c99 -fPIC -shared ... -lm. Writes through a temporary file (proc.c). */
+moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *extra, int nextra,
+                           const char *const *srcs, int nsrcs, const char *out_so);
+/* Removes the files of the folder |dir| (not recursive), then the folder. */
+void moss_remove_dir(const char *dir);
+
 #endif

@@ -1,11 +1,12 @@
-/* calibrate.c - the calibration runs of post-training quantization
- * (ptq.h): the float model, compiled with every activation as an output
+/* calibrate.c - the "calibrate" stage of post-training quantization
+ * (ptq.h), a driver step between --prune and the "quantize" pass: the
+ * float model, compiled with every activation as an output
  * (opts->observe) for the machine moss runs on, as a bundle in a temporary
  * folder (its CPU code comes from whatever backend the host target's CPU
  * names in the backend table), is loaded by libmossrt and runs on the
  * calibration batches; the observers record each activation's range:
  * minmax, or percentile (a second pass fills a histogram per value and
- * clips each tail). */
+ * clips each tail). The ranges go to the "quantize" pass (passes/ptq.c). */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -245,23 +246,12 @@ static moss_status sweep(calib *c, moss_ptq_range *ranges, int pass, int64_t *ou
   return MOSS_OK;
 }
 
-static void remove_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  char path[4400];
-  if (!d) return;
-  while ((e = readdir(d)) != NULL) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    unlink(path);
-  }
-  closedir(d);
-  rmdir(dir);
-}
-
-moss_status moss_ptq_calibrate(moss_ctx *ctx, const moss_graph *g, const moss_compile_opts *opts,
-                               double p, moss_ptq_range *ranges, int nranges,
-                               int64_t *out_nsamples) {
+/* Compiles |opts|'s model with observe set into a temporary folder, runs it
+ * on opts->calibration and fills |ranges| (|nranges| entries, by value id
+ * of |g|) with minmax or percentile-|p| ranges. |out_nsamples|: the
+ * samples seen. */
+static moss_status measure(moss_ctx *ctx, const moss_graph *g, const moss_compile_opts *opts,
+                           double p, moss_ptq_range *ranges, int nranges, int64_t *out_nsamples) {
   calib *c;
   moss_compile_opts co;
   const moss_value *in = NULL;
@@ -340,8 +330,51 @@ moss_status moss_ptq_calibrate(moss_ctx *ctx, const moss_graph *g, const moss_co
 done:
   if (c->session) mossrt_session_destroy(c->session);
   mossrt_close(c->bundle);
-  if (made) remove_dir(c->dir);
+  if (made) moss_remove_dir(c->dir);
   if (c->scratch) moss_graph_destroy(ctx, c->scratch);
   moss_free(ctx, c, sizeof *c);
+  return st;
+}
+
+moss_status moss_ptq_parse_method(moss_ctx *ctx, const char *method, double *out_p) {
+  *out_p = 0;
+  if (!method || !strcmp(method, "minmax")) return MOSS_OK;
+  if (!strcmp(method, "percentile")) {
+    *out_p = 99.99;
+    return MOSS_OK;
+  }
+  if (!strncmp(method, "percentile:", 11)) {
+    char *end;
+    double p = strtod(method + 11, &end);
+    if (!*end && end != method + 11 && p > 0 && p <= 100) {
+      *out_p = p;
+      return MOSS_OK;
+    }
+  }
+  return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                   "--calibration-method %s: expected minmax, percentile or percentile:P with "
+                   "0 < P <= 100", method);
+}
+
+moss_status moss_ptq_calibrate(moss_ctx *ctx, moss_graph *g, const moss_compile_opts *opts,
+                               moss_ptq_calibration *out_calib) {
+  moss_ptq_calibration c;
+  moss_status st;
+  memset(out_calib, 0, sizeof *out_calib);
+  memset(&c, 0, sizeof c);
+  if (!opts->quantize || strcmp(opts->quantize, "int8"))
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--quantize %s: only int8 is supported",
+                     opts->quantize ? opts->quantize : "(none)");
+  if (!opts->calibration)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "--quantize int8 needs --calibration DATA (a .npy batch of typical inputs)");
+  MOSS_TRY(moss_ptq_parse_method(ctx, opts->calib_method, &c.percentile));
+  MOSS_TRY(moss_ptq_check_keep_float(ctx, g, opts->keep_float)); /* before the long part */
+  c.nranges = g->nvalues;
+  c.ranges = moss_graph_alloc(g, sizeof *c.ranges * (size_t)(c.nranges + 1));
+  if (!c.ranges) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "calibration ranges");
+  st = measure(ctx, g, opts, c.percentile, c.ranges, c.nranges, &c.nsamples);
+  ctx->file = opts->model;
+  if (st == MOSS_OK) *out_calib = c;
   return st;
 }

@@ -23,7 +23,8 @@ typedef struct moss_compile_opts {
   double grid_intensity;      /* --grid-intensity gCO2e/kWh; <= 0: the 475 fallback, flagged */
   int no_emit;                /* stop after costing (moss compare) */
   struct moss_cost_report **cost_out; /* non-NULL: receives the cost report (caller destroys) */
-  /* Post-training quantization (compiler/driver/ptq.c, docs/quantization.md). */
+  /* Post-training quantization (calibration: compiler/driver/calibrate.c; the rewrite:
+   * compiler/passes/ptq.c; docs/quantization.md). */
   const char *quantize;       /* --quantize int8; NULL: none */
   const char *calibration;    /* --calibration DATA (.npy batch or folder of .npy) */
   const char *calib_method;   /* --calibration-method minmax|percentile[:P]; NULL: minmax */
@@ -47,12 +48,6 @@ typedef struct moss_run_opts {
   int print_time;
 } moss_run_opts;
 moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts);
-
-/* Builds the shared object |out_so| from |srcs| with |cc| (NULL: $CC, else
- * cc), the flags in $MOSS_CFLAGS (default -O3), then |extra|, then
- * -std=c99 -fPIC -shared ... -lm. Writes through a temporary file. */
-moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *extra, int nextra,
-                           const char *const *srcs, int nsrcs, const char *out_so);
 
 /* `moss eval ARTIFACT X.npy Y.npy` (eval.c): runs the bundle on X in
  * batches of its input, the argmax over the last axis of output 0 against

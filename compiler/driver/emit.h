@@ -1,16 +1,18 @@
-/* emit.h - what the pipeline hands to the artifact writers. */
+/* emit.h - what the pipeline hands to the bundle writer. The standalone
+ * forms (--emit c|obj) are the host backend's emit_standalone
+ * (backends/backend.h). */
 #ifndef MOSS_EMIT_H
 #define MOSS_EMIT_H
 
+#include "../../backends/backend.h"
 #include "../ir/ir.h"
-#include "../plugin/plugin.h"
 #include "../target/target.h"
 #include "driver.h"
 
 typedef struct moss_emit_args {
   moss_graph *g;              /* partitioned and planned */
   const moss_target *target;
-  moss_plugin *const *plugins; /* per device, NULL where none */
+  const moss_backend_device *devices; /* per device of |target|: its backend binding */
   int nsegments;
   int host;                   /* the device holding graph inputs and outputs */
   int64_t arena_bytes;
@@ -18,15 +20,12 @@ typedef struct moss_emit_args {
   const char *out;            /* the bundle's path */
   const char *source_hash;
   const char *report_json;    /* NULL: none */
-  int verbose;                /* print the native backend's stage times */
+  int verbose;                /* print the backends' stage times (-v) */
 } moss_emit_args;
 
-/* Writes the .moss bundle (emit_bundle.c). */
+/* Writes the .moss bundle (emit_bundle.c): the host backend's emit_code
+ * builds the CPU code section of the segments on in_process devices, each
+ * other device's emit_segment lowers its segments to blobs. */
 moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a);
-
-/* Writes <dir>/<name>.o (the LLVM backend's native code for device |host|),
- * <name>.h and <name>.manifest (emit_obj.c). */
-moss_status moss_emit_object(moss_ctx *ctx, moss_graph *g, const moss_target *t, int host,
-                             const char *name, const char *dir, const char *source_hash, int verbose);
 
 #endif

@@ -1,19 +1,16 @@
 /* emit_bundle.c - turns a partitioned, planned graph into a .moss bundle:
- * the C backend writes one function per CPU segment, the system C compiler
- * builds them into one shared object for the target's CPU, each plugin
- * segment is lowered to a blob by its plugin, and the plan becomes a list
- * of steps (EXEC per segment, TRANSFER for every value that crosses
+ * the segments of devices whose code runs in the runtime's process become
+ * one CPU code section, one function per segment, built by the host
+ * device's backend (emit_code: the C backend's shared object, the LLVM
+ * backend's object); each segment of another device is lowered to a blob
+ * by its backend (emit_segment: a plugin's blob); and the plan becomes a
+ * list of steps (EXEC per segment, TRANSFER for every value that crosses
  * devices) over a table of tensors (graph inputs, graph outputs, arena
- * offsets). */
-#include <dirent.h>
+ * offsets). Every backend is reached through the table (backends/backend.h)
+ * by the device bindings the pipeline passes. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
-#include <unistd.h>
 
-#include "../../backends/c/cgen.h"
-#include "../../backends/llvm/llvm.h"
 #include "moss_bundle.h"
 #include "../bundle/bundle.h"
 #include "../passes/partition.h"
@@ -115,163 +112,11 @@ static moss_status transfer(builder *b, const moss_value *v, int from, int to) {
   return MOSS_OK;
 }
 
-/* Devices whose code runs in the runtime's process: the C backend's (a
- * shared object built with $CC) or the LLVM backend's (an object). */
-static int is_c_device(const moss_target *t, int d) {
-  return !strcmp(moss_target_device_backend(t, d), "c") || !strcmp(moss_target_device_backend(t, d), "llvm");
-}
-
-static int is_llvm_device(const moss_target *t, int d) {
-  return !strcmp(moss_target_device_backend(t, d), "llvm");
-}
-
-/* The LLVM backend's object for the CPU segments: no C compiler runs. */
-static moss_status build_native_code(moss_ctx *ctx, const moss_emit_args *a, const unsigned char *seg_is_c,
-                                     int nseg, char *triple, size_t tcap, char *features, size_t fcap,
-                                     uint8_t **code, size_t *ncode) {
-  moss_llvm_target lt;
-  moss_llvm_stats stats;
-  const char *feat;
-  size_t n = 0;
-  lt.triple = moss_target_device_codegen(a->target, a->host, "triple");
-  lt.cpu = moss_target_device_codegen(a->target, a->host, "cpu");
-  lt.features = feat = moss_target_device_codegen(a->target, a->host, "features");
-  if (!lt.triple)
-    return moss_fail(ctx, MOSS_E_TARGET, NULL, "target '%s': device '%s' (backend llvm) names no triple",
-                     moss_target_name(a->target), moss_target_device_id(a->target, a->host));
-  snprintf(triple, tcap, "%s", lt.triple);
-  features[0] = 0;
-  if (lt.cpu && !strcmp(lt.cpu, "native")) {
-    /* Code for this machine: the runtime checks the architecture; the
-     * features are the host's own. */
-    feat = NULL;
-  }
-  while (feat && *feat) { /* "+avx2,+fma" -> "avx2,fma"; "-x" stays (no requirement) */
-    size_t l;
-    while (*feat == ',' || *feat == ' ') feat++;
-    l = strcspn(feat, ", ");
-    if (l && *feat == '+') feat++, l--;
-    if (l && n + l + 2 < fcap) n += (size_t)snprintf(features + n, fcap - n, "%s%.*s", n ? "," : "", (int)l, feat);
-    feat += l;
-  }
-  MOSS_TRY(moss_llvm_emit_object(ctx, a->g, &lt, a->name, seg_is_c, nseg, code, ncode, &stats));
-  if (a->verbose)
-    fprintf(stderr, "moss: llvm: build %.3f s, optimize %.3f s, emit %.3f s (%s, cpu %s)\n", stats.build_s,
-            stats.optimize_s, stats.emit_s, lt.triple, lt.cpu ? lt.cpu : "generic");
-  return MOSS_OK;
-}
-
-/* The C compiler and flags for the target's CPU code; fails for targets a
- * bundle cannot serve here. */
-static moss_status cpu_toolchain(moss_ctx *ctx, const moss_target *t, int d, char *cc, size_t cccap,
-                                 char flags[2][128], int *nflags, char *triple, size_t tcap,
-                                 char *features, size_t fcap) {
-  const char *tr = moss_target_device_codegen(t, d, "triple");
-  const char *cpu = moss_target_device_codegen(t, d, "cpu");
-  const char *feat = moss_target_device_codegen(t, d, "features");
-  struct utsname u;
-  size_t n = 0, alen;
-  const char *p;
-  char arch[72] = "";
-  *nflags = 0;
-  cc[0] = 0;
-  if (uname(&u) == 0) snprintf(arch, sizeof arch, "%s", u.machine);
-  if (!tr) {
-    snprintf(triple, tcap, "%s-unknown-linux-gnu", arch);
-    tr = triple;
-  } else {
-    snprintf(triple, tcap, "%s", tr);
-  }
-  if (strstr(tr, "-none"))
-    return moss_fail(ctx, MOSS_E_TARGET, NULL,
-                     "target '%s' is bare metal (%s): libmossrt does not run there, so it gets no "
-                     "bundle; use --emit c and link the generated C into the firmware",
-                     moss_target_name(t), tr);
-  alen = strcspn(tr, "-");
-  if (strlen(arch) != alen || strncmp(tr, arch, alen) != 0) {
-    /* Cross: <arch>-linux-gnu-gcc, as Debian's cross compilers are named. */
-    char cross[128], path[4200];
-    const char *envp = getenv("PATH");
-    int found = 0;
-    snprintf(cross, sizeof cross, "%.*s-linux-gnu-gcc", (int)alen, tr);
-    while (envp && *envp && !found) {
-      size_t l = strcspn(envp, ":");
-      snprintf(path, sizeof path, "%.*s/%s", (int)l, envp, cross);
-      found = access(path, X_OK) == 0;
-      envp += l + (envp[l] == ':');
-    }
-    if (!found)
-      return moss_fail(ctx, MOSS_E_TARGET, NULL,
-                       "target '%s': the CPU code is for %s and needs the cross compiler %s "
-                       "(Debian: apt-get install gcc-%.*s-linux-gnu); or use --emit c",
-                       moss_target_name(t), tr, cross, (int)alen, tr);
-    snprintf(cc, cccap, "%s", cross);
-  }
-  if (cpu && !strcmp(cpu, "native")) {
-    snprintf(flags[(*nflags)++], 128, "-march=native");
-  } else if (cpu && (!strncmp(tr, "x86_64", 6) || !strncmp(tr, "i686", 4))) {
-    snprintf(flags[(*nflags)++], 128, "-march=%s", cpu);
-  } else if (cpu) {
-    snprintf(flags[(*nflags)++], 128, "-mcpu=%s", cpu);
-  }
-  features[0] = 0;
-  for (p = feat; p && *p;) {
-    size_t l;
-    while (*p == ',' || *p == ' ' || *p == '+') p++;
-    l = strcspn(p, ", ");
-    if (l && n + l + 2 < fcap) {
-      n += (size_t)snprintf(features + n, fcap - n, "%s%.*s", n ? "," : "", (int)l, p);
-    }
-    p += l;
-  }
-  return MOSS_OK;
-}
-
-static void remove_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  char path[4400];
-  if (d) {
-    while ((e = readdir(d)) != NULL) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-      unlink(path);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
-
-/* Emits the C of the CPU segments into a temporary folder and builds it. */
-static moss_status build_cpu_code(moss_ctx *ctx, const moss_emit_args *a, const unsigned char *seg_is_c,
-                                  int nseg, char *triple, size_t tcap, char *features, size_t fcap,
-                                  uint8_t **code, size_t *ncode) {
-  char dir[4096], src[4200], wsrc[4200], so[4200], cc[160], flags[2][128];
-  const char *extra[2], *srcs[2];
-  const char *tmp = getenv("TMPDIR");
-  int nflags = 0, nsrc = 0;
-  moss_status st;
-  st = cpu_toolchain(ctx, a->target, a->host, cc, sizeof cc, flags, &nflags, triple, tcap,
-                     features, fcap);
-  if (st != MOSS_OK) return st;
-  snprintf(dir, sizeof dir, "%s/moss-bundle-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(dir)) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot make a temporary folder in %s", dir);
-  st = moss_c_emit_segments(ctx, a->g, a->name, dir, a->source_hash, moss_target_name(a->target),
-                            seg_is_c, nseg);
-  if (st == MOSS_OK) {
-    snprintf(src, sizeof src, "%s/%s.c", dir, a->name);
-    snprintf(wsrc, sizeof wsrc, "%s/%s_weights.c", dir, a->name);
-    snprintf(so, sizeof so, "%s/%s.so", dir, a->name);
-    srcs[nsrc++] = src;
-    if (access(wsrc, R_OK) == 0) srcs[nsrc++] = wsrc;
-    extra[0] = flags[0];
-    extra[1] = flags[1];
-    st = moss_cc_shared(ctx, cc[0] ? cc : NULL, extra, nflags, srcs, nsrc, so);
-  }
-  if (st == MOSS_OK) st = moss_file_read(ctx, so, code, ncode);
-  if (!getenv("MOSS_KEEP_TEMPS")) remove_tree(dir);
-  else fprintf(stderr, "moss: kept the bundle's C in %s\n", dir);
-  return st;
+/* Whether device |d|'s code runs in the runtime's process (the C
+ * backend's shared object, the LLVM backend's object): its segments go
+ * into the CPU code section. */
+static int in_process(const moss_emit_args *a, int d) {
+  return a->devices[d].backend && a->devices[d].backend->in_process;
 }
 
 moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
@@ -281,18 +126,19 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   moss_bundle_desc d;
   moss_bundle_device *devs = NULL;
   unsigned char *seg_is_c = NULL;
-  uint8_t *code = NULL;
-  size_t ncode = 0;
+  moss_backend_code code;
+  const moss_backend *host_be = a->devices[a->host].backend;
   moss_buf *blobs = NULL;
   const void **blob_ptr = NULL;
   uint64_t *blob_len = NULL;
   uint32_t *blob_dev = NULL, *ins = NULL, *outs = NULL, nblobs = 0;
-  char triple[128] = "", features[512] = "", entry_pool[64][96];
+  char entry_pool[64][96];
   int nseg = a->nsegments, ndev = moss_target_device_count(t), i, k, any_c = 0;
   moss_status st = MOSS_OK;
 
   memset(&b, 0, sizeof b);
   memset(&d, 0, sizeof d);
+  memset(&code, 0, sizeof code);
   b.ctx = ctx;
   b.g = g;
   b.ndev = ndev;
@@ -337,10 +183,10 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   for (k = 0; k < nseg; k++) {
     for (i = 0; i < g->nnodes; i++)
       if (g->nodes[i]->segment == k) break;
-    seg_is_c[k] = i < g->nnodes && is_c_device(t, g->nodes[i]->device);
+    seg_is_c[k] = i < g->nnodes && in_process(a, g->nodes[i]->device);
     any_c |= seg_is_c[k];
   }
-  if (nseg == 0 && g->noutputs > 0 && is_c_device(t, a->host)) {
+  if (nseg == 0 && g->noutputs > 0 && in_process(a, a->host)) {
     /* No node at all: one C segment copies constants and inputs to the outputs. */
     seg_is_c[0] = 1;
     any_c = 1;
@@ -392,13 +238,15 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
       s->out = (const uint32_t *)(uintptr_t)(start + (size_t)g->ninputs);
     } else {
       int *in_ids = NULL, *out_ids = NULL, nin = 0, nout = 0, j;
-      moss_plugin *pl = a->plugins ? a->plugins[dev] : NULL;
-      if (!pl) {
-        st = moss_fail(ctx, MOSS_E_INTERNAL, g->nodes[first], "no plugin for device %d", dev);
+      const moss_backend_device *bd = &a->devices[dev];
+      if (!bd->backend || !bd->backend->emit_segment) {
+        st = moss_fail(ctx, MOSS_E_INTERNAL, g->nodes[first],
+                       "device %d's backend lowers no segments", dev);
         break;
       }
       nodes = g->nodes + first;
-      st = moss_plugin_lower(ctx, pl, g, nodes, nn, &blobs[nblobs], &in_ids, &nin, &out_ids, &nout);
+      st = bd->backend->emit_segment(bd, g, nodes, nn, &blobs[nblobs], &in_ids, &nin, &out_ids,
+                                     &nout);
       if (st != MOSS_OK) break;
       for (j = 0; j < nin && st == MOSS_OK; j++) {
         int ti = tensor(&b, g->values[in_ids[j]]);
@@ -453,23 +301,28 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   }
 
   if (any_c) {
-    if (is_llvm_device(t, a->host))
-      st = build_native_code(ctx, a, seg_is_c, nseg, triple, sizeof triple, features, sizeof features,
-                             &code, &ncode);
-    else
-      st = build_cpu_code(ctx, a, seg_is_c, nseg, triple, sizeof triple, features, sizeof features,
-                          &code, &ncode);
+    if (!host_be || !host_be->emit_code) {
+      st = moss_fail(ctx, MOSS_E_TARGET, NULL,
+                     "target '%s': device '%s' holds the graph's inputs and outputs, and its "
+                     "backend '%s' builds no CPU code for the segments that run on the CPU",
+                     moss_target_name(t), moss_target_device_id(t, a->host),
+                     moss_target_device_backend(t, a->host));
+      goto done;
+    }
+    st = host_be->emit_code(&a->devices[a->host], g, a->name, a->source_hash, seg_is_c, nseg,
+                            a->verbose, &code);
     if (st != MOSS_OK) goto done;
   }
   for (i = 0; i < ndev; i++) {
+    const moss_backend *be = a->devices[i].backend;
     devs[i].id = moss_target_device_id(t, i);
     devs[i].kind = moss_target_device_kind(t, i);
     devs[i].backend = moss_target_device_backend(t, i);
-    devs[i].plugin_path = a->plugins && a->plugins[i] ? moss_plugin_path(a->plugins[i]) : NULL;
+    devs[i].plugin_path = be && be->library ? be->library(&a->devices[i]) : NULL;
   }
   d.target = moss_target_name(t);
-  d.triple = any_c ? triple : NULL;
-  d.features = features;
+  d.triple = any_c ? code.triple : NULL;
+  d.features = code.features;
   d.arena_bytes = (uint64_t)a->arena_bytes;
   d.ntensors = b.ntensors;
   d.tensors = b.tensors;
@@ -481,10 +334,12 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   d.devices = devs;
   d.nsteps = b.nsteps;
   d.steps = b.steps;
-  d.cpu_code = code;
-  d.cpu_code_bytes = ncode;
+  d.cpu_code = code.bytes;
+  d.cpu_code_bytes = code.size;
   d.cpu_device = (uint32_t)a->host;
-  d.cpu_code_format = is_llvm_device(t, a->host) ? MOSS_BUNDLE_CODE_ELF_OBJECT : MOSS_BUNDLE_CODE_ELF_SHARED;
+  d.cpu_code_format = host_be && host_be->code == MOSS_CODE_ELF_OBJECT
+                          ? MOSS_BUNDLE_CODE_ELF_OBJECT
+                          : MOSS_BUNDLE_CODE_ELF_SHARED;
   d.nblobs = nblobs;
   d.blobs = blob_ptr;
   d.blob_bytes = blob_len;
@@ -492,7 +347,7 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   d.report_json = a->report_json;
   st = moss_bundle_write(ctx, &d, a->out);
 done:
-  if (code) moss_free(ctx, code, is_llvm_device(t, a->host) ? ncode : ncode + 1);
+  moss_backend_code_deinit(ctx, &code);
   if (blobs)
     for (i = 0; i < a->nsegments + 1; i++) moss_buf_deinit(&blobs[i]);
   moss_free(ctx, blobs, sizeof *blobs * ((size_t)a->nsegments + 1));

@@ -30,6 +30,7 @@ typedef struct stage {
   const moss_target *target;
   const moss_backend_device *devices; /* per device of |target|: its backend binding */
   int nsegments;                      /* set by "partition" */
+  moss_ptq_calibration calib;         /* set by "calibrate" (--quantize) */
 } stage;
 
 typedef struct pass_entry {
@@ -38,7 +39,9 @@ typedef struct pass_entry {
   moss_status (*step)(stage *s); /* needs the options, the target or its backends */
 } pass_entry;
 
-static moss_status prune_and_quantize(stage *s);
+static moss_status prune(stage *s);
+static moss_status calibrate(stage *s);
+static moss_status quantize(stage *s);
 static moss_status partition(stage *s);
 static moss_status sparse(stage *s);
 
@@ -47,7 +50,9 @@ static const pass_entry passes[] = {
     {"infer", moss_pass_infer, NULL},       /* shapes and dtypes, folding constants on the way */
     {"bn-fold", moss_pass_bn_fold, NULL},   /* BatchNormalization into Conv/Gemm weights */
     {"fuse", moss_pass_fuse, NULL},         /* bias Add and activation into Conv/Gemm/MatMul */
-    {"quantize", NULL, prune_and_quantize}, /* --prune; --quantize: calibrate, insert Q/DQ */
+    {"prune", NULL, prune},                 /* --prune: weights zeroed (docs/pruning.md) */
+    {"calibrate", NULL, calibrate},         /* --quantize: run the float model, measure ranges */
+    {"quantize", NULL, quantize},           /* --quantize: Q/DQ pairs from those ranges */
     {"qdq", moss_pass_qdq, NULL},           /* Dequantize -> op -> Quantize into integer ops */
     {"fold", moss_pass_fold, NULL},         /* constants exposed by the rewrites */
     {"dce", moss_pass_dce, NULL},           /* nodes no output needs */
@@ -217,26 +222,44 @@ static const char *default_emit(const moss_target *t) {
   return tr && strstr(tr, "-none") ? "c" : "bundle";
 }
 
-/* The "quantize" step: --prune zeroes float weights first (so calibration
- * and quantization see the pruned model, and the sparse pass at the end
- * measures the zeros), then the calibration run's observers or --quantize. */
-static moss_status prune_and_quantize(stage *s) {
-  moss_ctx *ctx = s->ctx;
-  moss_graph *g = s->g;
-  const moss_compile_opts *opts = s->opts;
-  if (opts->prune) {
-    moss_prune_result pr;
-    MOSS_TRY(moss_prune(ctx, g, opts->prune, &pr));
-    if (opts->verbose) {
-      moss_buf pb;
-      moss_buf_init(&pb, ctx);
-      moss_prune_emit_text(&pr, &pb);
-      if (pb.data) fprintf(stderr, "%s", pb.data);
-      moss_buf_deinit(&pb);
-    }
+/* "prune": --prune zeroes float weights, so that calibration and
+ * quantization see the pruned model (the calibration build prunes the same
+ * way) and the sparse pass at the end measures the zeros. */
+static moss_status prune(stage *s) {
+  moss_prune_result pr;
+  MOSS_TRY(moss_prune(s->ctx, s->g, s->opts->prune, &pr));
+  if (s->opts->verbose) {
+    moss_buf pb;
+    moss_buf_init(&pb, s->ctx);
+    moss_prune_emit_text(&pr, &pb);
+    if (pb.data) fprintf(stderr, "%s", pb.data);
+    moss_buf_deinit(&pb);
   }
-  if (opts->observe) return moss_ptq_observe(ctx, g);
-  if (opts->quantize) return moss_ptq_apply(ctx, g, opts);
+  return MOSS_OK;
+}
+
+/* "calibrate": --quantize's float runs on the calibration data, through
+ * libmossrt, of the model compiled again with observers (calibrate.c);
+ * the range of each value of the graph goes to "quantize". */
+static moss_status calibrate(stage *s) {
+  return moss_ptq_calibrate(s->ctx, s->g, s->opts, &s->calib);
+}
+
+/* "quantize": Quantize/Dequantize pairs around the layers, from the ranges
+ * "calibrate" measured (passes/ptq.c); in the calibration build
+ * (opts->observe), every activation becomes a graph output instead. */
+static moss_status quantize(stage *s) {
+  const moss_ptq_calibration *c = &s->calib;
+  char method[64];
+  int nq, nk;
+  if (s->opts->observe) return moss_ptq_observe(s->ctx, s->g);
+  if (!c->ranges) return moss_fail(s->ctx, MOSS_E_INTERNAL, NULL, "quantize before calibrate");
+  MOSS_TRY(moss_ptq_insert(s->ctx, s->g, c->ranges, c->nranges, s->opts->keep_float, &nq, &nk));
+  if (c->percentile > 0) snprintf(method, sizeof method, "percentile %g", c->percentile);
+  else snprintf(method, sizeof method, "minmax");
+  if (s->opts->verbose)
+    fprintf(stderr, "moss: quantize: %d layers int8 (per-channel weights), %d kept float, "
+            "calibration %lld samples (%s)\n", nq, nk, (long long)c->nsamples, method);
   return MOSS_OK;
 }
 
@@ -257,17 +280,20 @@ static moss_status sparse(stage *s) {
   return moss_pass_sparse(s->ctx, s->g, &so);
 }
 
-/* The quantize step does nothing without --prune or --quantize (and the
- * calibration build's --observe): then it is not run, verified or dumped. */
+/* A step for an option not given is not run, verified, timed or dumped:
+ * "prune" without --prune, "calibrate" and "quantize" without --quantize;
+ * the calibration build (opts->observe) runs "quantize" but no "calibrate". */
 static int skipped(const pass_entry *p, const moss_compile_opts *o) {
-  return p->step == prune_and_quantize && !o->prune && !o->observe && !o->quantize;
+  if (p->step == prune) return !o->prune;
+  if (p->step == calibrate) return !o->quantize || o->observe;
+  if (p->step == quantize) return !o->quantize && !o->observe;
+  return 0;
 }
 
 moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   moss_graph *g = NULL;
   moss_target *target = NULL;
   moss_backend_device *devs = NULL;
-  moss_plugin **plugins = NULL;
   moss_cost_report *cost = NULL;
   double t0 = 0;
   stage sg;
@@ -275,7 +301,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   moss_buf json;
   moss_status st;
   size_t i;
-  int ndev = 0, nseg = 0, host;
+  int nseg = 0, host;
   int64_t arena = 0;
   char name[256], ident[256], hash[65], outbuf[4096], line[512];
   uint8_t *bytes;
@@ -305,7 +331,6 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   }
   MOSS_TRY(moss_target_load(ctx, opts->target, &target));
   ctx->file = opts->model;
-  ndev = moss_target_device_count(target);
   host = moss_target_host_device(target);
   if (!emit) emit = default_emit(target);
   st = moss_backend_devices_create(ctx, target, &devs); /* each device's backend, plugins opened */
@@ -332,6 +357,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   sg.target = target;
   sg.devices = devs;
   sg.nsegments = 0;
+  memset(&sg.calib, 0, sizeof sg.calib);
   for (i = 0; i < NPASSES; i++) {
     if (skipped(&passes[i], opts)) continue;
     st = passes[i].run ? passes[i].run(ctx, g) : passes[i].step(&sg);
@@ -398,24 +424,16 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
                        moss_target_name(target), moss_target_device_id(target, g->nodes[i]->device));
         goto done;
       }
-    if (devs[host].backend->emit_standalone) /* the backend --emit named (bound above) */
-      st = devs[host].backend->emit_standalone(&devs[host], g, name, out, hash);
-    else /* --emit obj: compiler/driver/emit_obj.c until it writes through the table */
-      st = moss_emit_object(ctx, g, target, host, name, out, hash, opts->timings);
+    /* The backend --emit named (bound above): it has a standalone form. */
+    st = devs[host].backend->emit_standalone(&devs[host], g, name, out, hash, opts->timings);
   } else {
     moss_emit_args a;
     st = moss_report_json(ctx, cost, &json);
     if (st != MOSS_OK) goto done;
-    plugins = moss_alloc(ctx, sizeof *plugins * (size_t)ndev); /* borrowed from |devs| */
-    if (!plugins) {
-      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugins");
-      goto done;
-    }
-    for (i = 0; i < (size_t)ndev; i++) plugins[i] = moss_backend_device_plugin(&devs[i]);
     memset(&a, 0, sizeof a);
     a.g = g;
     a.target = target;
-    a.plugins = plugins;
+    a.devices = devs;
     a.nsegments = nseg;
     a.host = host;
     a.arena_bytes = arena;
@@ -437,7 +455,6 @@ done:
   }
   moss_buf_deinit(&json);
   if (g) moss_graph_destroy(ctx, g);
-  moss_free(ctx, plugins, sizeof *plugins * (size_t)ndev);
   if (target) moss_backend_devices_destroy(ctx, target, devs);
   moss_target_destroy(ctx, target);
   return st;

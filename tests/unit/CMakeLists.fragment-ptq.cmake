@@ -1,6 +1,6 @@
 # test_ptq: post-training quantization's rewrite on hand-built graphs with
 # hand-derived scales, zero points, int8 weights and int32 biases
-# (compiler/driver/ptq.c).
+# (compiler/passes/ptq.c), and the --calibration-method parser.
 add_executable(test_ptq ${CMAKE_CURRENT_LIST_DIR}/test_ptq.c)
 target_include_directories(test_ptq PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(test_ptq PRIVATE moss_compiler)

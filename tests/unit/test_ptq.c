@@ -1,7 +1,8 @@
-/* test_ptq.c - post-training quantization (compiler/driver/ptq.c) on
- * hand-built graphs with given activation ranges. Every expected scale,
- * zero point, int8 weight and int32 bias is worked out by hand in the
- * comments from the scheme of docs/quantization.md:
+/* test_ptq.c - post-training quantization's rewrites (compiler/passes/
+ * ptq.c) on hand-built graphs with given activation ranges, and the
+ * --calibration-method parser (compiler/driver/calibrate.c). Every
+ * expected scale, zero point, int8 weight and int32 bias is worked out by
+ * hand in the comments from the scheme of docs/quantization.md:
  *   activations: [lo, hi] widened to hold 0, scale = (hi - lo) / 255,
  *                zp = round(-lo / scale) in [0, 255];
  *   weights:     per output channel, scale = max|w| / 127, q = round half
@@ -14,9 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driver/ptq.h"
+#include "driver/ptq.h" /* moss_ptq_parse_method */
 #include "graph_build.h"
 #include "harness.h"
+#include "passes/ptq.h"
 
 static moss_value *cst(moss_ctx *ctx, moss_graph *g, const char *name, int rank,
                        const int64_t *dims, const float *data) {

@@ -1,12 +1,13 @@
-/* ptq.c - post-training quantization (ptq.h): the calibration graph (every
- * activation an output) and the rewrite that puts standard ONNX
- * QuantizeLinear/DequantizeLinear nodes around Conv/Gemm/MatMul layers
- * (per-channel symmetric int8 weights, int32 biases, per-tensor uint8
- * activations) and the data-movement ops between them. The qdq pass folds
- * the result into integer-only ops. docs/quantization.md. */
+/* ptq.c - the rewrites of post-training quantization (ptq.h), after 'fuse'
+ * and before 'qdq': the calibration build's graph (every activation an
+ * output), and, given the ranges the driver's "calibrate" stage measured,
+ * standard ONNX QuantizeLinear/DequantizeLinear nodes around Conv/Gemm/
+ * MatMul layers (per-channel symmetric int8 weights, int32 biases,
+ * per-tensor uint8 activations) and the data-movement ops between them.
+ * The qdq pass folds the result into integer-only ops.
+ * docs/quantization.md. */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ptq.h"
@@ -42,26 +43,6 @@ void moss_ptq_act_params(float lo, float hi, float *out_scale, uint8_t *out_zp) 
   z = nearbyintf(-lo / s);
   *out_scale = s;
   *out_zp = (uint8_t)(z < 0.0f ? 0 : z > 255.0f ? 255 : (int)z);
-}
-
-moss_status moss_ptq_parse_method(moss_ctx *ctx, const char *method, double *out_p) {
-  *out_p = 0;
-  if (!method || !strcmp(method, "minmax")) return MOSS_OK;
-  if (!strcmp(method, "percentile")) {
-    *out_p = 99.99;
-    return MOSS_OK;
-  }
-  if (!strncmp(method, "percentile:", 11)) {
-    char *end;
-    double p = strtod(method + 11, &end);
-    if (!*end && end != method + 11 && p > 0 && p <= 100) {
-      *out_p = p;
-      return MOSS_OK;
-    }
-  }
-  return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
-                   "--calibration-method %s: expected minmax, percentile or percentile:P with "
-                   "0 < P <= 100", method);
 }
 
 /* Whether |name| is one of the comma-separated |list|. */
@@ -390,35 +371,4 @@ moss_status moss_ptq_insert(moss_ctx *ctx, moss_graph *g, const moss_ptq_range *
     }
   }
   return moss_graph_sort(ctx, g);
-}
-
-moss_status moss_ptq_apply(moss_ctx *ctx, moss_graph *g, const moss_compile_opts *opts) {
-  moss_ptq_range *ranges;
-  int nranges = g->nvalues, nq = 0, nk = 0;
-  int64_t nsamples = 0;
-  double p;
-  moss_status st;
-  if (strcmp(opts->quantize, "int8"))
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--quantize %s: only int8 is supported",
-                     opts->quantize);
-  if (!opts->calibration)
-    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
-                     "--quantize int8 needs --calibration DATA (a .npy batch of typical inputs)");
-  MOSS_TRY(moss_ptq_parse_method(ctx, opts->calib_method, &p));
-  MOSS_TRY(moss_ptq_check_keep_float(ctx, g, opts->keep_float));
-  ranges = moss_alloc(ctx, sizeof *ranges * (size_t)(nranges + 1));
-  if (!ranges) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "calibration ranges");
-  st = moss_ptq_calibrate(ctx, g, opts, p, ranges, nranges, &nsamples);
-  ctx->file = opts->model;
-  if (st == MOSS_OK) st = moss_ptq_insert(ctx, g, ranges, nranges, opts->keep_float, &nq, &nk);
-  moss_free(ctx, ranges, sizeof *ranges * (size_t)(nranges + 1));
-  if (st == MOSS_OK && opts->verbose) {
-    char method[64];
-    if (p > 0) snprintf(method, sizeof method, "percentile %g", p);
-    else snprintf(method, sizeof method, "minmax");
-    fprintf(stderr,
-            "moss: quantize: %d layers int8 (per-channel weights), %d kept float, calibration "
-            "%lld samples (%s)\n", nq, nk, (long long)nsamples, method);
-  }
-  return st;
 }

@@ -1,5 +1,7 @@
-/* cc.c - runs the system C compiler on generated C (for `moss run` on a C
- * artifact, and for the CPU code a bundle carries). */
+/* proc.c - what moss runs or removes outside itself: the system C compiler
+ * on generated C (`moss run` on an --emit c folder, the C backend's bundle
+ * code) and the temporary folders of those builds and of calibration. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,11 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "driver.h"
+#include "base.h"
 
 moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *extra, int nextra,
                            const char *const *srcs, int nsrcs, const char *out_so) {
-  char tmp[4200], flags[1024];
+  char tmp[4300], flags[1024]; /* |out_so| (< 4200) + ".<pid>.tmp" */
   const char *cf = getenv("MOSS_CFLAGS");
   char *argv[96];
   int argc = 0, status = 0, i;
@@ -49,4 +51,18 @@ moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *ext
   }
   if (rename(tmp, out_so) != 0) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", out_so);
   return MOSS_OK;
+}
+
+void moss_remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  char path[4400];
+  if (!d) return;
+  while ((e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  closedir(d);
+  rmdir(dir);
 }
