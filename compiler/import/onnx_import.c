@@ -297,7 +297,7 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
     if (b) {
       moss_value *c;
       MOSS_TRY(moss_tensor_file_read(ctx, g, b->file, &c));
-      c->name = moss_arena_strdup(g->arena, nm);
+      if (!moss_graph_rename_value(g, c, nm)) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "input");
       tt = vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
                ? vi->type->tensor_type : NULL;
       if (tt && tt->has_elem_type && tt->elem_type != (int)c->dtype)

@@ -193,6 +193,14 @@ moss_value *moss_graph_find_value(moss_graph *g, const char *name) {
   return NULL;
 }
 
+const char *moss_graph_rename_value(moss_graph *g, moss_value *v, const char *name) {
+  const char *copy = moss_arena_strdup(g->arena, name);
+  if (!copy) return NULL;
+  v->name = copy;
+  if (g->name_slots) index_rebuild(g); /* the old name may still point at |v| */
+  return copy;
+}
+
 moss_value *moss_graph_add_value(moss_ctx *ctx, moss_graph *g, const char *name) {
   moss_value *v;
   char tmp[64];

@@ -174,10 +174,11 @@ void moss_graph_destroy(moss_ctx *ctx, moss_graph *g);
 
 /* New value with a unique name (|name| is copied; NULL makes one up). */
 moss_value *moss_graph_add_value(moss_ctx *ctx, moss_graph *g, const char *name);
-/* The latest value called |name|, or NULL; a hash lookup. A value's name
- * may be changed in place only to another value's name (a swap): the
- * lookup notices the stale entry and rebuilds its index. */
+/* The latest value called |name|, or NULL; a hash lookup. Values are
+ * renamed only through moss_graph_rename_value, which keeps the index. */
 moss_value *moss_graph_find_value(moss_graph *g, const char *name);
+/* Gives |v| the name |name| (copied; NULL: out of memory). */
+const char *moss_graph_rename_value(moss_graph *g, moss_value *v, const char *name);
 /* New node with room for |nin| inputs and |nout| outputs (filled by caller). */
 moss_node *moss_graph_add_node(moss_ctx *ctx, moss_graph *g, const char *op_type,
                                const char *name, int nin, int nout);

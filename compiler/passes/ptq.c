@@ -148,8 +148,8 @@ static moss_status pair(qstate *q, moss_value *v, float s, uint8_t zp) {
   vd->producer = dn;
   if (v->output_index >= 0) {
     const char *t = v->name;
-    v->name = vd->name;
-    vd->name = t;
+    if (!moss_graph_rename_value(q->g, v, vd->name) || !moss_graph_rename_value(q->g, vd, t))
+      return moss_fail(q->ctx, MOSS_E_NOMEM, NULL, "quantization");
     vd->output_index = v->output_index;
     v->output_index = -1;
   }
