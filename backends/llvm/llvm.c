@@ -926,6 +926,7 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
     moss_kernel *k;
     if (!wanted(g->nodes[i], segs, nseg)) continue;
     moss_arena_reset(karena);
+    moss_progress(ctx, "kernels", i, g->nnodes);
     G.st = moss_kernel_lower(ctx, karena, g->nodes[i], &G.cpu, &k);
     if (G.st == MOSS_OK) kernel_fn(&G, k, i, kfns);
   }
@@ -947,6 +948,7 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
     LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
     LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
     LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
+    moss_progress(ctx, "LLVM optimization", 0, 0);
     e = LLVMRunPasses(G.m, "default<O3>", tm, po);
     LLVMDisposePassBuilderOptions(po);
     if (e) {
@@ -957,6 +959,7 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
     }
   }
   t2 = now();
+  moss_progress(ctx, "LLVM code generation", 0, 0);
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, G.m, LLVMObjectFile, &err, &mb)) {
     G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "LLVM backend: emitting the object failed: %s", err ? err : "?");
     goto done;

@@ -43,7 +43,15 @@ typedef struct moss_ctx {
   int nerrors;            /* diagnostics reported so far */
   int debug;              /* run the IR verifier after every pass */
   char last[1024];        /* the most recent message */
+  /* Progress of a long compile (NULL: none; the driver sets it when
+   * standard error is a terminal): |done| of |total| items of the step
+   * |what| ("kernels"), or a step starting when |total| is 0. */
+  void (*progress)(void *user, const char *what, int64_t done, int64_t total);
+  void *progress_user;
 } moss_ctx;
+
+/* Reports progress through ctx->progress, if set. */
+void moss_progress(moss_ctx *ctx, const char *what, int64_t done, int64_t total);
 
 void moss_ctx_init(moss_ctx *ctx, moss_allocator alloc);
 

@@ -28,6 +28,10 @@ void moss_ctx_init(moss_ctx *ctx, moss_allocator alloc) {
 #endif
 }
 
+void moss_progress(moss_ctx *ctx, const char *what, int64_t done, int64_t total) {
+  if (ctx->progress) ctx->progress(ctx->progress_user, what, done, total);
+}
+
 moss_status moss_diag_vfail_about(moss_ctx *ctx, const char *src, int line, moss_status code,
                                   const char *node_name, const char *op_type, const char *fmt,
                                   va_list ap) {

@@ -6,8 +6,9 @@
  * device's backend comes from the backend table (backends/backend.h); this
  * file names none. */
 #include <stdio.h>
-#include <time.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../../backends/backend.h"
 #include "../cost/cost.h"
@@ -65,6 +66,41 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Progress on a terminal (moss_ctx.progress): after the first second, one
+ * line rewritten in place at most five times a second, cleared at the end. */
+typedef struct progress {
+  double t0, last;
+  int shown;
+  moss_diag_fn sink; /* the caller's, which diagnostics still reach */
+  void *sink_user;
+} progress;
+
+static void show_progress(void *user, const char *what, int64_t done, int64_t total) {
+  progress *p = user;
+  double t = now_s();
+  if (t - p->t0 < 1.0 || t - p->last < 0.2) return;
+  p->last = t;
+  p->shown = 1;
+  if (total > 0)
+    fprintf(stderr, "\rmoss: %s %lld/%lld\033[K", what, (long long)done, (long long)total);
+  else
+    fprintf(stderr, "\rmoss: %s ...\033[K", what);
+  fflush(stderr);
+}
+
+/* Clears the progress line before a line of its own goes to stderr. */
+static void progress_clear(progress *p) {
+  if (p->shown) fprintf(stderr, "\r\033[K");
+  p->shown = 0;
+}
+
+/* Diagnostics while the progress line shows: cleared first. */
+static void progress_sink(void *user, moss_status code, const char *msg) {
+  progress *p = user;
+  progress_clear(p);
+  if (p->sink) p->sink(p->sink_user, code, msg);
 }
 
 /* -v: the time since |*t0| for stage |name|; restarts the clock. */
@@ -307,7 +343,11 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   uint8_t *bytes;
   size_t nbytes;
   const char *emit = opts->emit, *out = opts->out;
+  void (*saved_progress)(void *, const char *, int64_t, int64_t) = NULL;
+  void *saved_progress_user = NULL;
+  progress prog;
 
+  memset(&prog, 0, sizeof prog);
   moss_buf_init(&json, ctx);
   ctx->file = opts->model;
   if (opts->dump_after && strcmp(opts->dump_after, "import") && strcmp(opts->dump_after, "all")) {
@@ -330,6 +370,19 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     MOSS_TRY(moss_prune_parse(ctx, opts->prune, &ps)); /* a bad spec fails before any work */
   }
   MOSS_TRY(moss_target_load(ctx, opts->target, &target));
+  /* From here on every exit goes through |done|, which restores these. */
+  saved_progress = ctx->progress;
+  saved_progress_user = ctx->progress_user;
+  memset(&prog, 0, sizeof prog);
+  prog.t0 = now_s();
+  prog.sink = ctx->sink;
+  prog.sink_user = ctx->sink_user;
+  if (opts->verbose && !opts->timings && isatty(2)) {
+    ctx->progress = show_progress;
+    ctx->progress_user = &prog;
+    ctx->sink = progress_sink;
+    ctx->sink_user = &prog;
+  }
   ctx->file = opts->model;
   host = moss_target_host_device(target);
   if (!emit) emit = default_emit(target);
@@ -360,6 +413,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   memset(&sg.calib, 0, sizeof sg.calib);
   for (i = 0; i < NPASSES; i++) {
     if (skipped(&passes[i], opts)) continue;
+    moss_progress(ctx, passes[i].name, 0, 0);
     st = passes[i].run ? passes[i].run(ctx, g) : passes[i].step(&sg);
     if (st == MOSS_OK && ctx->debug) st = moss_ir_verify(ctx, g);
     if (st != MOSS_OK) goto done;
@@ -369,6 +423,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     stage_done(opts, passes[i].name, &t0);
   }
   nseg = sg.nsegments;
+  moss_progress(ctx, "plan", 0, 0);
   st = moss_plan_compute(ctx, g, &arena); /* arena offsets by liveness */
   if (st != MOSS_OK) goto done;
   stage_done(opts, "plan", &t0);
@@ -381,6 +436,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     explain(g, target, devs, host);
     explain_qdq(g);
   }
+  progress_clear(&prog);
   if (opts->verbose) {
     int ni, nf;
     qdq_counts(g, &ni, &nf);
@@ -391,6 +447,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
 
   memset(&copts, 0, sizeof copts);
   copts.grid_g_per_kwh = opts->grid_intensity;
+  moss_progress(ctx, "cost", 0, 0);
   st = moss_cost_compute(ctx, g, target, &copts, &cost); /* time, memory, energy */
   stage_done(opts, "cost", &t0);
   if (st != MOSS_OK) goto done;
@@ -399,6 +456,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   st = moss_cost_set_model(ctx, cost, name);
   if (st != MOSS_OK) goto done;
   if (opts->verbose) {
+    progress_clear(&prog);
     moss_cost_summary(cost, line, sizeof line);
     fprintf(stderr, "%s\n", line);
   }
@@ -445,10 +503,18 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     st = moss_emit_bundle(ctx, &a);
   }
   if (st == MOSS_OK) stage_done(opts, "emit", &t0);
+  progress_clear(&prog);
   if (st == MOSS_OK && opts->verbose)
     fprintf(stderr, "moss: %s: %d nodes, arena %lld bytes, target %s -> %s%s\n", opts->model,
             g->nnodes, (long long)arena, moss_target_name(target), out, strcmp(emit, "bundle") ? "/" : "");
 done:
+  progress_clear(&prog); /* the progress line goes away */
+  ctx->progress = saved_progress;
+  ctx->progress_user = saved_progress_user;
+  if (ctx->sink == progress_sink) {
+    ctx->sink = prog.sink;
+    ctx->sink_user = prog.sink_user;
+  }
   if (cost) {
     if (opts->cost_out && st == MOSS_OK) *opts->cost_out = cost;
     else moss_cost_destroy(ctx, cost);
