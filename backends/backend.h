@@ -115,15 +115,22 @@ struct moss_backend {
    * the host device |d|: one function per segment k < |nseg| whose
    * |segs|[k] is set, int <name>_seg<k>(const void *const *in, void *const
    * *out, void *arena), running that segment's nodes; in[] and out[] are
-   * the graph's inputs and outputs. Its format is |code|; |source_hash|
-   * goes into its banner; |timings| as for emit_standalone. |*out_code| is
-   * zeroed on entry and the caller's on success. Errors: target (a
-   * bare-metal triple or a missing cross compiler for the C backend, no
-   * triple for the LLVM backend), io (the C compiler failed), and those of
-   * code generation. NULL: none (backends that are not in_process). */
+   * the graph's inputs and outputs. The code also defines the constant
+   * MOSS_BUNDLE_FIGURES_SYMBOL (runtime/include/moss_bundle.h,
+   * moss_bundle_figures), 8-byte aligned: the |nfigures| bytes at
+   * |figures| (the bundle's arena, tensors, steps and references, from
+   * compiler/bundle; a multiple of 8), then pointers to the segment
+   * functions in segment order; libmossrt holds the bundle to them before
+   * it runs anything. Its format is |code|; |source_hash| goes into its banner; |timings| as
+   * for emit_standalone. |*out_code| is zeroed on entry and the caller's
+   * on success. Errors: target (a bare-metal triple or a missing cross
+   * compiler for the C backend, no triple for the LLVM backend), io (the C
+   * compiler failed), and those of code generation. NULL: none (backends
+   * that are not in_process). */
   moss_status (*emit_code)(const moss_backend_device *d, moss_graph *g, const char *name,
                            const char *source_hash, const unsigned char *segs, int nseg,
-                           int timings, moss_backend_code *out_code);
+                           const uint8_t *figures, size_t nfigures, int timings,
+                           moss_backend_code *out_code);
   /* Lowers one segment of a device that is not in_process: |nodes|
    * (|nnodes| >= 1, consecutive in |g|, in execution order, all on
    * d->device) to a blob appended to |blob|. The value ids the blob reads

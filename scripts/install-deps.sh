@@ -3,12 +3,18 @@
 # that are not installed yet. Everything comes from Debian's archive.
 # Recommends are off, so every package the build or the tests use is named,
 # even where another package only recommends it: the cross compilers'
-# C libraries (libc6-dev-arm64-cross, libc6-dev-riscv64-cross) are such.
+# C libraries (libc6-dev-arm64-cross, libc6-dev-riscv64-cross) are such, and
+# so is libclang-rt-14-dev, whose libclang_rt.fuzzer and sanitizer runtimes
+# the fuzzers (tests/fuzz) link with clang-14. chromium (about 290 MB with
+# its libraries) is for tests only: it renders the HTML reports at 1200
+# pixels (tests/e2e/test_report_browser.py). libsodium-dev signs and checks
+# bundles (libmossrt_sign, runtime/sign); python3-cryptography checks
+# those signatures in the tests with another Ed25519 implementation.
 set -eu
-pkgs="build-essential cmake pkg-config clang-14 libprotobuf-c-dev protobuf-c-compiler
+pkgs="build-essential cmake pkg-config clang-14 libclang-rt-14-dev libprotobuf-c-dev protobuf-c-compiler
       libxml2-dev python3-onnx python3-numpy libonnx-testdata llvm-19-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
-      qemu-user"
+      qemu-user chromium libsodium-dev python3-cryptography"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -78,6 +78,12 @@ def main():
                [vi("x", [2])], [vi("y", [2])]),
          os.path.join(BAD, "two_unsupported.onnx"))
 
+    # An operator of a domain of its own, imported at version 1.
+    m = model([helper.make_node("Frob", ["x"], ["y"], name="frob0", domain="com.example")],
+              [vi("x", [2, 4])], [vi("y", [2, 4])])
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    save(m, os.path.join(BAD, "custom_domain.onnx"))
+
     # A shape-deciding graph input (Reshape's shape) and a symbolic batch.
     save(model([helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape0")],
                [vi("x", ["batch", 6]), vi("shape", [2], TensorProto.INT64)], [vi("y", None)]),

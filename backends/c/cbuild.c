@@ -81,7 +81,8 @@ static moss_status cpu_toolchain(moss_ctx *ctx, const moss_target *t, int d, cha
 
 moss_status moss_c_emit_code(const moss_backend_device *d, moss_graph *g, const char *name,
                              const char *source_hash, const unsigned char *segs, int nseg,
-                             int timings, moss_backend_code *out_code) {
+                             const uint8_t *figures, size_t nfigures, int timings,
+                             moss_backend_code *out_code) {
   moss_ctx *ctx = d->ctx;
   char dir[4096], src[4200], wsrc[4200], so[4200], cc[160], flags[2][128];
   const char *extra[2], *srcs[2];
@@ -97,7 +98,7 @@ moss_status moss_c_emit_code(const moss_backend_device *d, moss_graph *g, const 
   if (!mkdtemp(dir))
     return moss_fail(ctx, MOSS_E_IO, NULL, "cannot make a temporary folder in %s", dir);
   st = moss_c_emit_segments(ctx, g, name, dir, source_hash, moss_target_name(d->target), segs,
-                            nseg);
+                            nseg, figures, nfigures);
   if (st == MOSS_OK) {
     snprintf(src, sizeof src, "%s/%s.c", dir, name);
     snprintf(wsrc, sizeof wsrc, "%s/%s_weights.c", dir, name);

@@ -18,6 +18,7 @@
  * moss_c_emit_segments. |timings| is unused. */
 moss_status moss_c_emit_code(const moss_backend_device *d, moss_graph *g, const char *name,
                              const char *source_hash, const unsigned char *segs, int nseg,
-                             int timings, moss_backend_code *out_code);
+                             const uint8_t *figures, size_t nfigures, int timings,
+                             moss_backend_code *out_code);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "../../compiler/kernel/kernel.h"
 #include "cgen.h"
+#include "moss_bundle.h"
 
 /* Every node the C backend prints comes from its kernel description. */
 static moss_status (*emitter(const moss_node *n))(moss_cgen *, const moss_node *) {
@@ -206,6 +207,7 @@ static moss_status emit_node(moss_cgen *cg, moss_buf *fn, const moss_node *n) {
   cg->indent = 0;
   st = emitter(n)(cg, n);
   cg->out = saved;
+  if (st == MOSS_OK && body.failed) st = moss_fail(cg->ctx, MOSS_E_NOMEM, n, "generated code");
   if (st != MOSS_OK) {
     moss_buf_deinit(&body);
     return st;
@@ -281,7 +283,7 @@ int moss_c_can_emit(const moss_node *n) {
 
 moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const char *dir,
                         const char *source_hash, const char *target_name) {
-  return moss_c_emit_segments(ctx, g, prefix, dir, source_hash, target_name, NULL, 0);
+  return moss_c_emit_segments(ctx, g, prefix, dir, source_hash, target_name, NULL, 0, NULL, 0);
 }
 
 /* Appends one function of the segmented form to |file|. */
@@ -293,6 +295,36 @@ static void segment_fn(moss_buf *file, const char *p, int k, const moss_buf *bod
                   p, k);
   if (body->data) moss_buf_put(file, body->data, body->len);
   moss_buf_printf(file, "  return 0;\n}\n");
+}
+
+/* The segmented form's moss_figures (runtime/include/moss_bundle.h,
+ * moss_bundle_figures): the |n| bytes at |fig| the bundle writer made, as
+ * 64-bit little-endian words, then the segment functions in order. */
+static void figures_text(moss_buf *file, const char *p, const unsigned char *seg_is_c, int nseg,
+                         const uint8_t *fig, size_t n) {
+  size_t i, nw = n / 8;
+  int k, nent = 0;
+  for (k = 0; k < nseg; k++) nent += seg_is_c[k] != 0;
+  moss_buf_printf(file,
+                  "\n/* What this code was compiled for: the bundle's arena, tensors, steps and\n"
+                  " * tensor references, then the entry points in the order the plan calls\n"
+                  " * them. libmossrt refuses a bundle whose metadata or plan says otherwise\n"
+                  " * (moss_bundle.h, moss_bundle_figures). */\n"
+                  "const struct {\n  uint64_t figures[%zu];\n"
+                  "  int (*entries[%d])(const void *const *, void *const *, void *);\n"
+                  "} " MOSS_BUNDLE_FIGURES_SYMBOL " = {\n  {",
+                  nw ? nw : 1, nent ? nent : 1);
+  for (i = 0; i < nw; i++) {
+    uint64_t w = 0;
+    int b;
+    for (b = 7; b >= 0; b--) w = w << 8 | fig[i * 8 + (size_t)b];
+    moss_buf_printf(file, "%sUINT64_C(0x%016llx)", i == 0 ? "" : i % 3 ? ", " : ",\n   ",
+                    (unsigned long long)w);
+  }
+  moss_buf_printf(file, "%s},\n  {", nw ? "" : "0");
+  for (k = 0, i = 0; k < nseg; k++)
+    if (seg_is_c[k]) moss_buf_printf(file, "%s%s_seg%d", i++ ? ", " : "", p, k);
+  moss_buf_printf(file, "%s}\n};\n", nent ? "" : "0");
 }
 
 /* Graph outputs that no node writes (a constant or a graph input) are
@@ -410,7 +442,7 @@ void moss_c_manifest_emit(const moss_graph *g, const char *prefix, const char *e
 moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefix,
                                  const char *dir, const char *source_hash,
                                  const char *target_name, const unsigned char *seg_is_c,
-                                 int nseg) {
+                                 int nseg, const uint8_t *figures, size_t nfigures) {
   moss_cgen cg;
   moss_buf fn, decls, file, hdr, man, wfile, segs;
   int cur_seg = -1, first_c = -1;
@@ -495,6 +527,7 @@ moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefi
   if (decls.data) moss_buf_put(&file, decls.data, decls.len);
   if (seg_is_c) {
     if (segs.data) moss_buf_put(&file, segs.data, segs.len);
+    figures_text(&file, p, seg_is_c, nseg, figures, nfigures);
   } else {
   moss_buf_printf(&file,
                   "int %s_run_v(const void *const *in, void *const *out, void *arena) {\n"
@@ -522,7 +555,8 @@ moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefi
     manifest_text(g, p, cg.wfile ? extra : NULL, &man);
   }
 
-  if (file.failed || hdr.failed || man.failed || fn.failed || decls.failed) {
+  if (file.failed || hdr.failed || man.failed || fn.failed || decls.failed || segs.failed ||
+      wfile.failed) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "generated code");
     goto done;
   }
@@ -534,7 +568,7 @@ moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefi
   }
   /* A shared object built from an earlier compile into this folder is stale. */
   snprintf(path, sizeof path, "%s/%s.so", dir, p);
-  remove(path);
+  moss_file_remove_stale(ctx, path, NULL);
   snprintf(path, sizeof path, "%s/%s_weights.c", dir, p);
   if (st == MOSS_OK && cg.wfile) {
     moss_buf head;
@@ -550,7 +584,7 @@ moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefi
                      : moss_file_write(ctx, path, head.data, head.len);
     moss_buf_deinit(&head);
   } else if (st == MOSS_OK) {
-    remove(path); /* a stale one from an earlier compile would be linked in */
+    moss_file_remove_stale(ctx, path, "generated by moss"); /* it would be linked in */
   }
   if (st == MOSS_OK) {
     snprintf(path, sizeof path, "%s/%s.manifest", dir, p);

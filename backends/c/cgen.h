@@ -74,11 +74,14 @@ int moss_c_can_emit(const moss_node *n);
 /* The segmented form, for bundles whose target has other devices: only the
  * nodes whose segment |k| has seg_is_c[k] set are emitted, one function
  * per segment, int <prefix>_seg<k>(const void *const *in, void *const *out,
- * void *arena), in place of <prefix>_run_v and <prefix>_run. |seg_is_c|
- * NULL: the standalone form (moss_c_emit). */
+ * void *arena), in place of <prefix>_run_v and <prefix>_run, and the
+ * constant moss_figures (runtime/include/moss_bundle.h): the |nfigures|
+ * bytes at |figures| (a multiple of 8), then the segment functions in
+ * order. |seg_is_c| NULL: the standalone form (moss_c_emit; |figures|
+ * unused). */
 moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefix,
                                  const char *dir, const char *source_hash,
                                  const char *target_name, const unsigned char *seg_is_c,
-                                 int nseg);
+                                 int nseg, const uint8_t *figures, size_t nfigures);
 
 #endif

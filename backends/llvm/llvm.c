@@ -21,6 +21,7 @@
 
 #include "../../compiler/kernel/kernel.h"
 #include "llvm.h"
+#include "moss_bundle.h"
 
 typedef struct gen {
   moss_ctx *ctx;
@@ -729,19 +730,50 @@ static void output_copies(gen *G, LLVMValueRef in, LLVMValueRef out) {
   }
 }
 
+/* The constant moss_figures (moss_bundle.h, moss_bundle_figures): the
+ * |n| bytes at |fig| the bundle writer made, as 64-bit little-endian words,
+ * then the entries |fns| (|nfns|) in plan order. libmossrt compares it with
+ * the bundle's metadata and plan. */
+static void figures_global(gen *G, const uint8_t *fig, size_t n, LLVMValueRef *fns, int nfns) {
+  size_t i, nw = n / 8;
+  LLVMValueRef *words = moss_alloc(G->ctx, sizeof *words * (nw + 1)), h[2], init, gv;
+  if (!words) {
+    fail(G, MOSS_E_NOMEM, "figures");
+    return;
+  }
+  for (i = 0; i < nw; i++) {
+    unsigned long long w = 0;
+    int b;
+    for (b = 7; b >= 0; b--) w = w << 8 | fig[i * 8 + (size_t)b];
+    words[i] = LLVMConstInt(G->i64, w, 0);
+  }
+  h[0] = LLVMConstArray2(G->i64, words, (uint64_t)nw);
+  h[1] = LLVMConstArray2(G->ptr, fns, (uint64_t)nfns);
+  init = LLVMConstStructInContext(G->c, h, 2, 0);
+  gv = LLVMAddGlobal(G->m, LLVMTypeOf(init), MOSS_BUNDLE_FIGURES_SYMBOL);
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMExternalLinkage);
+  LLVMSetAlignment(gv, 8);
+  moss_free(G->ctx, words, sizeof *words * (nw + 1));
+}
+
 /* The segmented form: int <prefix>_seg<k>(in, out, arena) per flagged
- * segment; the first one also makes the output copies. */
+ * segment; the first one also makes the output copies. Then the figures. */
 static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix, const unsigned char *segs,
-                                  int nseg) {
+                                  int nseg, const uint8_t *fig, size_t nfig) {
   LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr};
   LLVMTypeRef vt = LLVMFunctionType(G->i32, params, 3, 0);
-  int k, i, first = 1;
+  LLVMValueRef *fns = moss_alloc(G->ctx, sizeof *fns * (size_t)(nseg + 1));
+  int k, i, first = 1, nfns = 0;
+  if (!fns) return fail(G, MOSS_E_NOMEM, "entry points");
   for (k = 0; k < nseg; k++) {
     LLVMValueRef f, args[3];
     char name[300];
     if (!segs[k]) continue;
     snprintf(name, sizeof name, "%s_seg%d", prefix, k);
     f = LLVMAddFunction(G->m, name, vt);
+    fns[nfns++] = f;
     LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, f, "entry"));
     for (i = 0; i < 3; i++) args[i] = LLVMGetParam(f, (unsigned)i);
     if (first) output_copies(G, args[0], args[1]);
@@ -749,6 +781,8 @@ static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix
     call_kernels(G, kfns, prefix, k, args);
     LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
   }
+  figures_global(G, fig, nfig, fns, nfns);
+  moss_free(G->ctx, fns, sizeof *fns * (size_t)(nseg + 1));
   return G->st;
 }
 
@@ -852,7 +886,8 @@ static int wanted(const moss_node *n, const unsigned char *segs, int nseg) {
 
 moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_target *t,
                                   const char *prefix, const unsigned char *segs, int nseg,
-                                  uint8_t **out_obj, size_t *out_size, moss_llvm_stats *out_stats) {
+                                  const uint8_t *figures, size_t nfigures, uint8_t **out_obj,
+                                  size_t *out_size, moss_llvm_stats *out_stats) {
   gen G;
   moss_arena *karena = NULL;
   LLVMTargetMachineRef tm = NULL;
@@ -931,7 +966,7 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
     if (G.st == MOSS_OK) kernel_fn(&G, k, i, kfns);
   }
   if (G.st == MOSS_OK) {
-    if (segs) segment_points(&G, kfns, prefix, segs, nseg);
+    if (segs) segment_points(&G, kfns, prefix, segs, nseg, figures, nfigures);
     else entry_points(&G, kfns, prefix);
   }
   if (G.st != MOSS_OK) goto done;

@@ -29,14 +29,17 @@ int moss_llvm_can_emit(const moss_node *n);
  * partition) the object holds instead one function per flagged segment,
  * int <prefix>_seg<k>(const void *const *in, void *const *out, void *arena),
  * running that segment's nodes (the segmented form a bundle's plan calls,
- * the same as the C backend's). |*out_obj| (|*out_size| bytes) is the caller's, freed with
+ * the same as the C backend's), and the constant moss_figures
+ * (moss_bundle.h): the |nfigures| bytes at |figures| (a multiple of 8),
+ * then those functions in order. |*out_obj| (|*out_size| bytes) is the caller's, freed with
  * moss_free(ctx, obj, size). |out_stats| may be NULL. Errors: unsupported
  * (a node without a kernel description, a triple this LLVM lacks), target
  * (a CPU or feature LLVM does not know), internal (the module failed
  * verification: our bug), out-of-memory. */
 moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_target *t,
                                   const char *prefix, const unsigned char *segs, int nseg,
-                                  uint8_t **out_obj, size_t *out_size, moss_llvm_stats *out_stats);
+                                  const uint8_t *figures, size_t nfigures, uint8_t **out_obj,
+                                  size_t *out_size, moss_llvm_stats *out_stats);
 
 /* The LLVM backend's entries in the backend table (native.c), over
  * moss_llvm_emit_object with the device's <codegen> triple, cpu and
@@ -51,6 +54,7 @@ moss_status moss_llvm_emit_standalone(const moss_backend_device *d, moss_graph *
                                       const char *dir, const char *source_hash, int timings);
 moss_status moss_llvm_emit_code(const moss_backend_device *d, moss_graph *g, const char *name,
                                 const char *source_hash, const unsigned char *segs, int nseg,
-                                int timings, moss_backend_code *out_code);
+                                const uint8_t *figures, size_t nfigures, int timings,
+                                moss_backend_code *out_code);
 
 #endif

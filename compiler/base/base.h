@@ -48,6 +48,10 @@ typedef struct moss_ctx {
    * |what| ("kernels"), or a step starting when |total| is 0. */
   void (*progress)(void *user, const char *what, int64_t done, int64_t total);
   void *progress_user;
+  /* The files this command read and wrote (NULL: none kept; the moss
+   * command keeps them, library users need not), so that no output
+   * replaces an input (moss_file_write). Freed by moss_file_set_deinit. */
+  struct moss_file_set *files;
 } moss_ctx;
 
 /* Reports progress through ctx->progress, if set. */
@@ -89,8 +93,16 @@ void moss_free(moss_ctx *ctx, void *ptr, size_t size);
 /* Checked size arithmetic: return 0 on overflow, 1 otherwise. */
 int moss_size_mul(size_t a, size_t b, size_t *out);
 int moss_size_add(size_t a, size_t b, size_t *out);
+/* The same for sizes held in int64_t (arena offsets, weight totals, tensor
+ * bytes): 0 when an operand is negative or the result exceeds INT64_MAX. */
+int moss_i64_add(int64_t a, int64_t b, int64_t *out);
+int moss_i64_mul(int64_t a, int64_t b, int64_t *out);
 
-/* Bump allocator; nodes and values of a graph live in one. */
+/* Bump allocator; nodes and values of a graph live in one. It takes
+ * blocks of |block| bytes (at least 1024) from |a|, or of the size in the
+ * environment variable MOSS_ARENA_BLOCK when that is set; 1 there gives
+ * each allocation a block of its own (the unit tests set it, so that each
+ * arena allocation can be made to fail). */
 typedef struct moss_arena moss_arena;
 moss_status moss_arena_create(moss_allocator a, size_t block, moss_arena **out_arena);
 void *moss_arena_alloc(moss_arena *arena, size_t size, size_t align); /* zeroed; NULL: OOM */
@@ -124,9 +136,44 @@ void moss_sha256_hex(const void *data, size_t n, char out_hex[65]);
  * start with a letter or '_'. Symbol prefixes of generated code. */
 void moss_identifier_emit(char *dst, size_t cap, const char *src);
 
-/* Whole-file read/write through the context's allocator. */
+/* Whole-file read through the context's allocator (a NUL follows the
+ * data: free |*out_size| + 1 bytes); the file is noted as an input. */
 moss_status moss_file_read(moss_ctx *ctx, const char *path, uint8_t **out_data, size_t *out_size);
+
+/* The files one command reads and writes, by device and inode (with the
+ * path, to tell a file still there from a deleted one whose inode came
+ * back). Owned by the caller that sets ctx->files. */
+typedef struct moss_file_set {
+  struct moss_file_id *ids;
+  size_t n, cap;
+} moss_file_set;
+void moss_file_set_deinit(moss_ctx *ctx, moss_file_set *set);
+
+/* Notes |path| as read by this command, when ctx->files is set. No
+ * diagnostic: MOSS_E_NOMEM when out of memory, for the caller to report;
+ * MOSS_OK too when the file cannot be found. */
+moss_status moss_file_note_input(moss_ctx *ctx, const char *path);
+
+/* MOSS_OK when an output may be written at |path|: nothing is there, or a
+ * regular file that is not a file this command reads or has written (a
+ * symbolic link is judged by the file it leads to). Otherwise an io
+ * diagnostic that names |path| and says why. */
+moss_status moss_file_check_output(moss_ctx *ctx, const char *path);
+
+/* Writes the |n| parts (|parts[i]|, |sizes[i]| bytes) one after the other
+ * to |path|: into a temporary file beside it, renamed over |path| at the
+ * end, after moss_file_check_output; a symbolic link keeps leading to the
+ * new file. On any failure |path| is unchanged and no temporary file is
+ * left. The file is then noted as written. moss_file_write: one part. */
+moss_status moss_file_writev(moss_ctx *ctx, const char *path, const void *const *parts,
+                             const size_t *sizes, int n);
 moss_status moss_file_write(moss_ctx *ctx, const char *path, const void *data, size_t size);
+
+/* Removes |path| when it is a regular file that this command neither reads
+ * nor wrote (a stale output of an earlier run); with |banner| non-NULL,
+ * only when its first 512 bytes contain |banner| (a file moss generated).
+ * Anything else is left alone. */
+void moss_file_remove_stale(moss_ctx *ctx, const char *path, const char *banner);
 
 /* Builds the shared object |out_so| from |srcs| with |cc| (NULL: $CC, else
  * cc), the flags in $MOSS_CFLAGS (default -O3), then |extra|, then

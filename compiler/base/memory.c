@@ -1,6 +1,7 @@
 /* memory.c - context allocation helpers, checked size arithmetic, the bump
  * arena that holds IR, and the growable buffer the emitters write into. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base.h"
@@ -34,6 +35,18 @@ int moss_size_add(size_t a, size_t b, size_t *out) {
   return 1;
 }
 
+int moss_i64_add(int64_t a, int64_t b, int64_t *out) {
+  if (a < 0 || b < 0 || b > INT64_MAX - a) return 0;
+  *out = a + b;
+  return 1;
+}
+
+int moss_i64_mul(int64_t a, int64_t b, int64_t *out) {
+  if (a < 0 || b < 0 || (a != 0 && b > INT64_MAX / a)) return 0;
+  *out = a * b;
+  return 1;
+}
+
 typedef struct block {
   struct block *next;
   size_t size, used;
@@ -47,11 +60,15 @@ struct moss_arena {
 
 moss_status moss_arena_create(moss_allocator a, size_t block_size, moss_arena **out_arena) {
   moss_arena *ar;
+  const char *env;
   *out_arena = NULL;
   ar = a.fn(a.user, NULL, 0, sizeof *ar);
   if (!ar) return MOSS_E_NOMEM;
   ar->a = a;
   ar->block_size = block_size < 1024 ? 1024 : block_size;
+  /* The unit tests' allocation-failure runs set MOSS_ARENA_BLOCK=1, so that
+   * every arena allocation is a call of the allocator that can fail. */
+  if ((env = getenv("MOSS_ARENA_BLOCK")) != NULL) ar->block_size = strtoul(env, NULL, 10);
   ar->head = NULL;
   *out_arena = ar;
   return MOSS_OK;
@@ -62,7 +79,7 @@ void *moss_arena_alloc(moss_arena *ar, size_t size, size_t align) {
   uintptr_t base, p;
   size_t need;
   if (align < 16) align = 16;
-  if (b) {
+  if (b && ar->block_size > 1) { /* 1 (MOSS_ARENA_BLOCK=1): a block per allocation */
     base = (uintptr_t)(b + 1);
     p = (base + b->used + align - 1) & ~(uintptr_t)(align - 1);
     if (p - base <= b->size && size <= b->size - (p - base)) {

@@ -49,7 +49,14 @@ moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *ext
     return moss_fail(ctx, MOSS_E_IO, NULL, "building '%s' with %s failed (exit %d)", srcs[0], cc,
                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   }
-  if (rename(tmp, out_so) != 0) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", out_so);
+  if (moss_file_check_output(ctx, out_so) != MOSS_OK) { /* never over an input or a device */
+    unlink(tmp);
+    return MOSS_E_IO;
+  }
+  if (rename(tmp, out_so) != 0) {
+    unlink(tmp);
+    return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", out_so);
+  }
   return MOSS_OK;
 }
 

@@ -1,9 +1,17 @@
 /* util.c - hashing (FNV-1a for tables, SHA-256 for the banner of generated
- * code) and whole-file input/output through the context's allocator. */
+ * code) and whole-file input/output through the context's allocator.
+ * Outputs never destroy data: each goes to a temporary file beside its
+ * target, renamed over it only when the target is missing or a regular
+ * file that the command neither reads nor wrote (device and inode). */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base.h"
 
@@ -68,6 +76,179 @@ void moss_sha256_hex(const void *data, size_t n, char out_hex[65]) {
   for (i = 0; i < 8; i++) snprintf(out_hex + 8 * i, 9, "%08x", (unsigned)h[i]);
 }
 
+struct moss_file_id {
+  uint64_t dev, ino;
+  char *path;  /* as it was named; strlen + 1 bytes */
+  int written; /* an output of this command, not an input */
+};
+
+void moss_file_set_deinit(moss_ctx *ctx, moss_file_set *set) {
+  size_t i;
+  if (!set) return;
+  for (i = 0; i < set->n; i++) moss_free(ctx, set->ids[i].path, strlen(set->ids[i].path) + 1);
+  moss_free(ctx, set->ids, set->cap * sizeof *set->ids);
+  memset(set, 0, sizeof *set);
+}
+
+static moss_status note(moss_ctx *ctx, const char *path, int written) {
+  moss_file_set *s = ctx->files;
+  struct stat sb;
+  struct moss_file_id *id;
+  size_t i, len;
+  if (!s || stat(path, &sb) != 0) return MOSS_OK;
+  for (i = 0; i < s->n; i++)
+    if (s->ids[i].dev == (uint64_t)sb.st_dev && s->ids[i].ino == (uint64_t)sb.st_ino &&
+        !strcmp(s->ids[i].path, path))
+      return MOSS_OK;
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 16;
+    void *p = moss_realloc(ctx, s->ids, s->cap * sizeof *s->ids, cap * sizeof *s->ids);
+    if (!p) return MOSS_E_NOMEM;
+    s->ids = p;
+    s->cap = cap;
+  }
+  len = strlen(path) + 1;
+  id = &s->ids[s->n];
+  if (!(id->path = moss_alloc(ctx, len))) return MOSS_E_NOMEM;
+  memcpy(id->path, path, len);
+  id->dev = (uint64_t)sb.st_dev;
+  id->ino = (uint64_t)sb.st_ino;
+  id->written = written;
+  s->n++;
+  return MOSS_OK;
+}
+
+moss_status moss_file_note_input(moss_ctx *ctx, const char *path) { return note(ctx, path, 0); }
+
+/* The entry of ctx->files that is the file |sb|, NULL when none. An entry
+ * whose path no longer leads to that file is stale (the file was removed
+ * and its inode number given to another), so it does not count. */
+static const struct moss_file_id *noted(const moss_ctx *ctx, const struct stat *sb) {
+  const moss_file_set *s = ctx->files;
+  size_t i;
+  for (i = 0; s && i < s->n; i++) {
+    struct stat now;
+    if (s->ids[i].dev != (uint64_t)sb->st_dev || s->ids[i].ino != (uint64_t)sb->st_ino) continue;
+    if (stat(s->ids[i].path, &now) == 0 && now.st_dev == sb->st_dev && now.st_ino == sb->st_ino)
+      return &s->ids[i];
+  }
+  return NULL;
+}
+
+static const char *file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a folder";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISFIFO(m)) return "a pipe";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+moss_status moss_file_check_output(moss_ctx *ctx, const char *path) {
+  struct stat sb;
+  const struct moss_file_id *id;
+  if (lstat(path, &sb) != 0) return MOSS_OK; /* nothing there (or the write will say why) */
+  if (S_ISLNK(sb.st_mode) && stat(path, &sb) != 0)
+    return moss_fail(ctx, MOSS_E_IO, NULL,
+                     "will not write '%s': it is a symbolic link that leads nowhere", path);
+  if (!S_ISREG(sb.st_mode))
+    return moss_fail(ctx, MOSS_E_IO, NULL,
+                     "will not replace '%s': it is %s, not a regular file; name a file", path,
+                     file_kind(sb.st_mode));
+  if ((id = noted(ctx, &sb)) != NULL)
+    return moss_fail(ctx, MOSS_E_IO, NULL,
+                     "will not replace '%s': it is %s this command; name another output file",
+                     path, id->written ? "already written by" : "an input of");
+  return MOSS_OK;
+}
+
+static int write_all(int fd, const void *data, size_t n) {
+  const char *p = data;
+  while (n) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      if (k == 0) errno = EIO;
+      return 0;
+    }
+    p += k;
+    n -= (size_t)k;
+  }
+  return 1;
+}
+
+moss_status moss_file_writev(moss_ctx *ctx, const char *path, const void *const *parts,
+                             const size_t *sizes, int n) {
+  char real[PATH_MAX], tmp[PATH_MAX + 300];
+  const char *dst = path, *base;
+  struct stat sb;
+  int fd = -1, k, e = 0;
+  size_t dirlen;
+  MOSS_TRY(moss_file_check_output(ctx, path));
+  /* A symbolic link keeps leading to the file: the temporary file goes
+   * beside the file it leads to, and replaces that. */
+  if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+    if (!realpath(path, real))
+      return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s': %s", path, strerror(errno));
+    dst = real;
+  }
+  base = strrchr(dst, '/');
+  dirlen = base ? (size_t)(base - dst + 1) : 0;
+  base = base ? base + 1 : dst;
+  if (dirlen >= PATH_MAX || !*base)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s': not a file name", path);
+  for (k = 0; k < 100 && fd < 0; k++) {
+    snprintf(tmp, sizeof tmp, "%.*s.%.200s.%ld-%d.tmp", (int)dirlen, dst, base, (long)getpid(), k);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0)
+    return moss_fail(ctx, MOSS_E_IO, NULL, "cannot create '%s': %s", path, strerror(errno));
+  if (stat(dst, &sb) == 0 && S_ISREG(sb.st_mode)) /* a file replaced keeps its permissions */
+    (void)fchmod(fd, sb.st_mode & 07777);
+  for (k = 0; k < n && !e; k++)
+    if (sizes[k] && !write_all(fd, parts[k], sizes[k])) e = errno;
+  if (close(fd) != 0 && !e) e = errno;
+  if (e) {
+    unlink(tmp);
+    return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s': %s; the file is unchanged", path,
+                     strerror(e));
+  }
+  if (moss_file_check_output(ctx, path) != MOSS_OK) { /* it changed while we wrote */
+    unlink(tmp);
+    return MOSS_E_IO;
+  }
+  if (rename(tmp, dst) != 0) {
+    e = errno;
+    unlink(tmp);
+    return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s': %s", path, strerror(e));
+  }
+  if (note(ctx, path, 1) != MOSS_OK)
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "the list of files written");
+  return MOSS_OK;
+}
+
+moss_status moss_file_write(moss_ctx *ctx, const char *path, const void *data, size_t size) {
+  return moss_file_writev(ctx, path, &data, &size, 1);
+}
+
+void moss_file_remove_stale(moss_ctx *ctx, const char *path, const char *banner) {
+  struct stat sb;
+  if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || noted(ctx, &sb)) return;
+  if (banner) {
+    char head[513];
+    size_t n = 0, i, bl = strlen(banner);
+    FILE *f = fopen(path, "rb");
+    int found = 0;
+    if (!f) return;
+    n = fread(head, 1, sizeof head - 1, f);
+    fclose(f);
+    for (i = 0; i + bl <= n && !found; i++) found = !memcmp(head + i, banner, bl);
+    if (!found) return;
+  }
+  unlink(path);
+}
+
 moss_status moss_file_read(moss_ctx *ctx, const char *path, uint8_t **out_data, size_t *out_size) {
   FILE *f;
   long len;
@@ -91,16 +272,12 @@ moss_status moss_file_read(moss_ctx *ctx, const char *path, uint8_t **out_data, 
     return moss_fail(ctx, MOSS_E_IO, NULL, "short read on '%s'", path);
   }
   fclose(f);
+  if (note(ctx, path, 0) != MOSS_OK) {
+    moss_free(ctx, p, (size_t)len + 1);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "the list of files read");
+  }
   *out_data = p;
   *out_size = (size_t)len;
-  return MOSS_OK;
-}
-
-moss_status moss_file_write(moss_ctx *ctx, const char *path, const void *data, size_t size) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot create '%s': %s", path, strerror(errno));
-  if ((size && fwrite(data, 1, size, f) != size) | (fclose(f) != 0))
-    return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", path);
   return MOSS_OK;
 }
 

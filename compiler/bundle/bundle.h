@@ -75,11 +75,27 @@ typedef struct moss_bundle_desc {
   const uint64_t *blob_bytes;
   const uint32_t *blob_device; /* device index each blob is for */
   const char *report_json; /* the cost and energy report; NULL: none */
+  /* An Ed25519 secret key (64 bytes, libsodium's layout: seed, then public
+   * key; runtime/include/mossrt_sign.h): the bundle is signed with it
+   * (header flag MOSS_BUNDLE_FLAG_SIGNED and the signature trailer). NULL:
+   * unsigned. */
+  const uint8_t *sign_key;
 } moss_bundle_desc;
 
 /* Writes |d| to |path| (atomically: a temporary file renamed into place).
  * Checks the description (indices in range, offsets aligned and inside the
- * arena) and fails with MOSS_E_INTERNAL naming the bad field. */
+ * arena, a CPU step's tensors the graph's inputs then outputs) and fails
+ * with MOSS_E_INTERNAL naming the bad field; MOSS_E_IO when |sign_key| is
+ * damaged (its public half is not its seed's). */
 moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const char *path);
+
+/* Appends to |out| the figures |d|'s CPU code must state (moss_bundle.h,
+ * moss_bundle_figures): the header, every tensor and step as the writer
+ * will lay META and PLAN out, the tensor references, zero padding to 8
+ * bytes; what follows, the pointers to the code's entries (one per EXEC
+ * step on |cpu_device|, in step order), is the code's to add. |d|
+ * need not have its code yet. Errors: internal (a step's device or tensor
+ * list is bad), out-of-memory. */
+moss_status moss_bundle_figures_emit(moss_ctx *ctx, const moss_bundle_desc *d, moss_buf *out);
 
 #endif

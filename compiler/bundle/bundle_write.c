@@ -12,6 +12,7 @@
 
 #include "bundle.h"
 #include "moss_bundle.h"
+#include "mossrt_sign.h"
 
 #define BAD(...) moss_fail(ctx, MOSS_E_INTERNAL, NULL, "bundle: " __VA_ARGS__)
 
@@ -113,6 +114,15 @@ static moss_status check_step(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t
       return BAD("steps[%u].blob = %u is not a blob of device %u", i, s->blob, s->device);
   } else if (is_cpu_backend(&d->devices[s->device])) {
     if (!s->entry || !s->entry[0]) return BAD("steps[%u]: a CPU step without entry", i);
+    /* The CPU code takes in[] = the graph's inputs, out[] = its outputs, as
+     * its figures state them (moss_bundle.h; the runtime checks it). */
+    if (s->nin != d->ninputs || s->nout != d->noutputs)
+      return BAD("steps[%u]: a CPU step takes the graph's %u inputs and %u outputs, not %u and %u",
+                 i, d->ninputs, d->noutputs, s->nin, s->nout);
+    for (k = 0; k < s->nin + s->nout; k++)
+      if ((k < s->nin ? s->in[k] : s->out[k - s->nin]) !=
+          (k < s->nin ? d->inputs[k] : d->outputs[k - s->nin]))
+        return BAD("steps[%u]: a CPU step takes the graph's inputs, then its outputs", i);
     if (!d->cpu_code) return BAD("steps[%u]: entry '%s' but no cpu_code", i, s->entry);
     if (s->device != d->cpu_device)
       return BAD("steps[%u]: entry '%s' on device %u, the CPU code is device %u's", i, s->entry,
@@ -161,6 +171,39 @@ static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
   return MOSS_OK;
 }
 
+/* EXEC on a device that is not a plugin's: its entry is a symbol of the CPU code. */
+static int is_cpu_step(const moss_bundle_desc *d, const moss_bundle_step *s) {
+  return s->kind == MOSS_BUNDLE_STEP_EXEC && !is_plugin(&d->devices[s->device]);
+}
+
+/* Tensor |i|'s record as the file holds it, name aside (zero). */
+static void tensor_rec(const moss_bundle_desc *d, uint32_t i, moss_bundle_tensor_rec *r) {
+  const moss_bundle_tensor *t = &d->tensors[i];
+  memset(r, 0, sizeof *r);
+  r->dtype = t->dtype;
+  r->rank = t->rank;
+  if (t->rank > 0 && t->rank <= MOSS_BUNDLE_MAX_RANK) /* else check_desc refuses it */
+    memcpy(r->dims, t->dims, (size_t)t->rank * sizeof r->dims[0]);
+  r->nbytes = t->nbytes;
+  r->place = (uint32_t)t->place;
+  r->index = t->place == MOSS_BUNDLE_ARENA ? 0 : t->index;
+  r->offset = t->place == MOSS_BUNDLE_ARENA ? t->offset : 0;
+}
+
+/* Step |i|'s record, its tensors at refs[|first|..], entry aside (zero). */
+static void step_rec(const moss_bundle_desc *d, uint32_t i, uint32_t first,
+                     moss_bundle_step_rec *r) {
+  const moss_bundle_step *s = &d->steps[i];
+  memset(r, 0, sizeof *r);
+  r->kind = (uint32_t)s->kind;
+  r->device = s->device;
+  r->from = s->kind == MOSS_BUNDLE_STEP_TRANSFER ? s->from : 0;
+  r->blob = s->kind == MOSS_BUNDLE_STEP_EXEC && !is_cpu_step(d, s) ? s->blob : 0;
+  r->nin = s->nin;
+  r->nout = s->nout;
+  r->first = first;
+}
+
 /* The string table: offset 0 is the empty string. */
 static moss_bundle_str add_str(moss_buf *strs, const char *s) {
   moss_bundle_str r;
@@ -190,16 +233,64 @@ static void pad64(moss_buf *b) {
   if (b->len % MOSS_BUNDLE_ALIGN) moss_buf_put(b, zeros, MOSS_BUNDLE_ALIGN - b->len % MOSS_BUNDLE_ALIGN);
 }
 
-static moss_status write_atomic(moss_ctx *ctx, const char *path, const void *data, size_t n) {
-  char tmp[4096];
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= sizeof tmp)
-    return moss_fail(ctx, MOSS_E_IO, NULL, "path too long: '%s'", path);
-  MOSS_TRY(moss_file_write(ctx, tmp, data, n));
-  if (rename(tmp, path) != 0) {
-    remove(tmp);
-    return moss_fail(ctx, MOSS_E_IO, NULL, "cannot rename '%s' to '%s'", tmp, path);
+/* The figures, in the order the file has them (bundle.h). */
+moss_status moss_bundle_figures_emit(moss_ctx *ctx, const moss_bundle_desc *d, moss_buf *out) {
+  static const char zeros[8];
+  moss_bundle_figures f;
+  uint32_t i, k;
+  for (i = 0; i < d->nsteps; i++) /* check_desc runs when the bundle, code and all, is written */
+    if (d->steps[i].device >= d->ndevices || (d->steps[i].nin && !d->steps[i].in) ||
+        (d->steps[i].nout && !d->steps[i].out))
+      return BAD("steps[%u]: bad device or tensor list", i);
+  memset(&f, 0, sizeof f);
+  f.magic = MOSS_BUNDLE_FIGURES_MAGIC;
+  f.arena_bytes = d->arena_bytes;
+  f.ntensors = d->ntensors;
+  f.nsteps = d->nsteps;
+  for (i = 0; i < d->nsteps; i++) {
+    f.nrefs += d->steps[i].nin + d->steps[i].nout;
+    f.nentries += d->steps[i].kind == MOSS_BUNDLE_STEP_EXEC && d->steps[i].device == d->cpu_device;
   }
-  return MOSS_OK;
+  moss_buf_put(out, &f, sizeof f);
+  for (i = 0; i < d->ntensors; i++) {
+    moss_bundle_tensor_rec r;
+    moss_bundle_figure_tensor ft;
+    tensor_rec(d, i, &r);
+    ft.dtype = r.dtype;
+    ft.rank = r.rank;
+    memcpy(ft.dims, r.dims, sizeof ft.dims);
+    ft.nbytes = r.nbytes;
+    ft.place = r.place;
+    ft.index = r.index;
+    ft.offset = r.offset;
+    moss_buf_put(out, &ft, sizeof ft);
+  }
+  for (i = 0, k = 0; i < d->nsteps; i++) {
+    moss_bundle_step_rec r;
+    moss_bundle_figure_step fs;
+    step_rec(d, i, k, &r);
+    k += d->steps[i].nin + d->steps[i].nout;
+    fs.kind = r.kind;
+    fs.device = r.device;
+    fs.from = r.from;
+    fs.blob = r.blob;
+    fs.nin = r.nin;
+    fs.nout = r.nout;
+    fs.first = r.first;
+    moss_buf_put(out, &fs, sizeof fs);
+  }
+  for (i = 0; i < d->nsteps; i++) {
+    put(out, d->steps[i].in, (size_t)d->steps[i].nin * 4);
+    put(out, d->steps[i].out, (size_t)d->steps[i].nout * 4);
+  }
+  if (out->len % 8) moss_buf_put(out, zeros, 8 - out->len % 8);
+  return out->failed ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle: figures") : MOSS_OK;
+}
+
+/* Through a temporary file renamed over |path|, never over an input or a
+ * device (moss_file_write). */
+static moss_status write_atomic(moss_ctx *ctx, const char *path, const void *data, size_t n) {
+  return moss_file_write(ctx, path, data, n);
 }
 
 moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const char *path) {
@@ -228,17 +319,9 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
     m.noutputs = d->noutputs;
     moss_buf_put(&meta, &m, sizeof m);
     for (i = 0; i < d->ntensors; i++) {
-      const moss_bundle_tensor *t = &d->tensors[i];
       moss_bundle_tensor_rec r;
-      memset(&r, 0, sizeof r);
-      r.name = add_str(&strs, t->name);
-      r.dtype = t->dtype;
-      r.rank = t->rank;
-      memcpy(r.dims, t->dims, (size_t)t->rank * sizeof r.dims[0]);
-      r.nbytes = t->nbytes;
-      r.place = (uint32_t)t->place;
-      r.index = t->place == MOSS_BUNDLE_ARENA ? 0 : t->index;
-      r.offset = t->place == MOSS_BUNDLE_ARENA ? t->offset : 0;
+      tensor_rec(d, i, &r);
+      r.name = add_str(&strs, d->tensors[i].name);
       moss_buf_put(&meta, &r, sizeof r);
     }
     put(&meta, d->inputs, (size_t)d->ninputs * 4);
@@ -271,16 +354,8 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
     for (i = 0, k = 0; i < d->nsteps; i++) {
       const moss_bundle_step *s = &d->steps[i];
       moss_bundle_step_rec r;
-      int cpu = s->kind == MOSS_BUNDLE_STEP_EXEC && !is_plugin(&d->devices[s->device]);
-      memset(&r, 0, sizeof r);
-      r.kind = (uint32_t)s->kind;
-      r.device = s->device;
-      r.from = s->kind == MOSS_BUNDLE_STEP_TRANSFER ? s->from : 0;
-      r.blob = s->kind == MOSS_BUNDLE_STEP_EXEC && !cpu ? s->blob : 0;
-      r.entry = add_str(&strs, cpu ? s->entry : NULL);
-      r.nin = s->nin;
-      r.nout = s->nout;
-      r.first = k;
+      step_rec(d, i, k, &r);
+      r.entry = add_str(&strs, is_cpu_step(d, s) ? s->entry : NULL);
       k += s->nin + s->nout;
       moss_buf_put(&plan, &r, sizeof r);
     }
@@ -327,6 +402,15 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
     pad64(&out);
     if (!out.failed) memcpy(out.data + sizeof h + (size_t)i * sizeof e, &e, sizeof e);
   }
+  if (d->sign_key) { /* the signature trailer, filled below once the header is done */
+    moss_bundle_signature t;
+    memset(&t, 0, sizeof t);
+    memcpy(t.magic, MOSS_BUNDLE_SIGNATURE_MAGIC, 8);
+    t.algorithm = MOSS_BUNDLE_SIGNATURE_ED25519;
+    t.size = sizeof t;
+    moss_buf_put(&out, &t, sizeof t);
+    h.flags = MOSS_BUNDLE_FLAG_SIGNED;
+  }
   if (out.failed) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle: out of memory laying out '%s'", path);
     goto done;
@@ -345,6 +429,15 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
   h.header_crc = moss_bundle_crc32(h.header_crc, out.data + sizeof h,
                                    (size_t)nsec * sizeof(moss_bundle_section));
   memcpy(out.data, &h, sizeof h);
+  if (d->sign_key) {
+    char why[256];
+    mossrt_status ss = mossrt_sign_bundle(d->sign_key, out.data, out.len, why, sizeof why);
+    if (ss != MOSSRT_OK) {
+      st = moss_fail(ctx, ss == MOSSRT_E_ARG ? MOSS_E_IO : MOSS_E_INTERNAL, NULL,
+                     "bundle: cannot sign '%s': %s", path, why);
+      goto done;
+    }
+  }
   st = write_atomic(ctx, path, out.data, out.len);
 done:
   moss_buf_deinit(&strs);

@@ -1,11 +1,14 @@
 /* cost.c - the cost and energy model, run after the memory plan: it walks
  * the planned graph in execution order and, for each node on its device,
- * counts MACs (dense, and effective from the share of non-zero weights),
- * element ops, and bytes read and written per memory level; turns them into a
- * roofline cycle count and a time, then into energy by DESIGN.md's formula
- * with the target's figures, each labelled by its source. Values that cross
- * devices are costed as transfers. The same walk with every tensor in f32 and
- * every weight dense gives the baseline. docs/report.md states every rule. */
+ * counts MACs (dense, and those the emitted kernel performs: a sparse
+ * format's stored values), element ops, and the bytes read and written per
+ * memory level as the code stores them (sparse arrays, int8 tables); turns
+ * them into a roofline cycle count on the threads the code runs with and a
+ * time, then into energy by DESIGN.md's formula with the target's figures,
+ * each labelled by its source. Values that cross devices are costed as
+ * transfers. The same walk over the model's fp32 dense twin (every tensor in
+ * f32, every weight dense, no Quantize/Dequantize) gives the baseline.
+ * docs/report.md states every rule. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,8 +32,15 @@ typedef struct costing {
 
 /* ------------------------------------------------------------ helpers */
 
+/* |p|, an arena string just made; when it could not be, the report fails
+ * at the end of moss_cost_compute and "" stands in until then. */
+static const char *kept(moss_cost_report *r, const char *p) {
+  if (!p) r->nomem = 1;
+  return p ? p : "";
+}
+
 static const char *dup(moss_cost_report *r, const char *s) {
-  return s ? moss_arena_strdup(r->arena, s) : NULL;
+  return s ? kept(r, moss_arena_strdup(r->arena, s)) : NULL;
 }
 
 static const char *fmt(moss_cost_report *r, const char *f, ...)
@@ -44,7 +54,7 @@ static const char *fmt(moss_cost_report *r, const char *f, ...) {
   va_start(ap, f);
   vsnprintf(buf, sizeof buf, f, ap);
   va_end(ap);
-  return moss_arena_strdup(r->arena, buf);
+  return kept(r, moss_arena_strdup(r->arena, buf));
 }
 
 /* The label of a source attribute: its first word ("op-model (Horowitz...)"
@@ -57,7 +67,7 @@ static const char *label_of(moss_cost_report *r, const char *source) {
   if (n >= sizeof buf) n = sizeof buf - 1;
   memcpy(buf, source, n);
   buf[n] = 0;
-  return moss_arena_strdup(r->arena, buf);
+  return kept(r, moss_arena_strdup(r->arena, buf));
 }
 
 static moss_cost_figure fig(double v, const char *label, const char *source) {
@@ -110,9 +120,174 @@ static int is8(const moss_value *v) {
   return v && (v->dtype == MOSS_DT_I8 || v->dtype == MOSS_DT_U8);
 }
 
+static double numel(const moss_value *v);
+
+/* Threads device |d|'s code runs on, what compute time divides by
+ * (docs/report.md): the generated CPU code and libmossrt's cpu executor run
+ * one thread (`moss run --threads` is accepted and ignored), so a cpu device
+ * computes on one core whatever its `units`; a gpu's kernels spread their
+ * workgroups over every compute unit and an npu's plugin drives all its
+ * arrays, so those use `units` (1 when the file gives none). */
+static int device_threads(const moss_target *t, int d) {
+  const char *kind = moss_target_device_kind(t, d);
+  int units = moss_target_device_units(t, d);
+  if (!kind || !strcmp(kind, "cpu")) return 1;
+  return units > 0 ? units : 1;
+}
+
+/* MACs per cycle per unit for |dtype| on |d|; an unsigned type without a
+ * figure of its own takes its signed twin's (same width, same lanes), named
+ * in |*out_as|. 0: no rate. */
+static double mac_rate(const moss_target *t, int d, const char *dtype, const char **out_as) {
+  static const char *const twin[][2] = {{"u8", "i8"}, {"u16", "i16"}, {"u32", "i32"},
+                                        {"u64", "i64"}};
+  double r = moss_target_device_macs_per_cycle(t, d, dtype);
+  size_t k;
+  *out_as = dtype;
+  if (r > 0) return r;
+  for (k = 0; k < sizeof twin / sizeof twin[0]; k++)
+    if (!strcmp(dtype, twin[k][0])) {
+      *out_as = twin[k][1];
+      return moss_target_device_macs_per_cycle(t, d, twin[k][1]);
+    }
+  return 0;
+}
+
+/* Input |k| of |n| is a scale or zero point of a quantized op. */
+static int qparam(const moss_node *n, int k) {
+  switch (n->op) {
+  case MOSS_OP_QuantizeLinear:
+  case MOSS_OP_DequantizeLinear: return k == 1 || k == 2;
+  case MOSS_OP_QLinearConv:
+  case MOSS_OP_QLinearMatMul:
+  case MOSS_OP_MossQGemm:
+  case MOSS_OP_MossQAdd:
+  case MOSS_OP_MossQMul: return k == 1 || k == 2 || (k >= 4 && k <= 7);
+  case MOSS_OP_MossQAvgPool: return k >= 1 && k <= 4;
+  case MOSS_OP_ConvInteger:
+  case MOSS_OP_MatMulInteger: return k == 2 || k == 3;
+  default: return 0;
+  }
+}
+
+static int fused_in_twin(const moss_node *n);
+
+/* Whether |n| exists in the model's fp32 dense twin (the baseline). The
+ * Quantize/Dequantize nodes of a QDQ model do not, nor does a MossQLookup
+ * that only moves a value from one 8-bit quantization to another (the qdq
+ * pass notes it so, compiler/passes/qdq.c: a bare DequantizeLinear ->
+ * QuantizeLinear, or a requantization after MaxPool or Concat), nor one
+ * whose float op the twin fuses into the layer before it (its ops are
+ * counted there); every other integer op stands for the float op it
+ * replaced. */
+static int has_fp32_twin(const moss_node *n) {
+  switch (n->op) {
+  case MOSS_OP_QuantizeLinear:
+  case MOSS_OP_DequantizeLinear:
+  case MOSS_OP_DynamicQuantizeLinear: return 0;
+  case MOSS_OP_MossQLookup:
+    return !(n->qnote && (strstr(n->qnote, "from one 8-bit quantization to another") ||
+                          strstr(n->qnote, "DequantizeLinear -> DequantizeLinear"))) &&
+           !fused_in_twin(n);
+  default: return 1;
+  }
+}
+
+/* Whether, in the fp32 twin, the float op a MossQLookup stands for would be
+ * fused into the Conv, Gemm or MatMul before it (compiler/passes/fuse.c:
+ * Relu, Clip, LeakyRelu, Sigmoid or Tanh whose input has no other reader
+ * and is not a graph output): then it costs its element ops and moves no
+ * bytes. The float op is the one the qdq pass's note names. */
+static int fused_in_twin(const moss_node *n) {
+  static const char *const acts[] = {"-> Relu ->", "-> Clip ->", "-> LeakyRelu ->",
+                                     "-> Sigmoid ->", "-> Tanh ->"};
+  const moss_value *x = n->op == MOSS_OP_MossQLookup ? moss_node_input(n, 0) : NULL;
+  const moss_node *p = x ? x->producer : NULL;
+  size_t k;
+  if (!p || p->dead || x->nuses != 1 || x->output_index >= 0 || !n->qnote) return 0;
+  if (p->op != MOSS_OP_MossQGemm && p->op != MOSS_OP_QLinearConv &&
+      p->op != MOSS_OP_QLinearMatMul)
+    return 0;
+  for (k = 0; k < sizeof acts / sizeof acts[0]; k++)
+    if (strstr(n->qnote, acts[k])) return 1;
+  return 0;
+}
+
+/* The weight format |n| was compiled with, when it is a sparse one. */
+typedef struct wformat {
+  int sparse;             /* 1: a sparse format below; 0: the weight is stored dense */
+  int fmt;                /* MOSS_SPARSE_* */
+  int winput;             /* the weight's input index */
+  moss_sparse_stats s;
+} wformat;
+
+static void weight_format(const moss_node *n, wformat *out) {
+  moss_sparse_view v;
+  memset(out, 0, sizeof *out);
+  if (n->sparse == MOSS_SPARSE_DENSE || !moss_sparse_view_get(n, &v) ||
+      !moss_sparse_stats_compute(n, &out->s) || moss_sparse_bytes(&out->s, n->sparse) < 0)
+    return;
+  out->sparse = 1;
+  out->fmt = n->sparse;
+  out->winput = v.winput;
+}
+
+static int is_int_op(const moss_node *n) {
+  return n->op == MOSS_OP_MossQGemm || n->op == MOSS_OP_QLinearConv ||
+         n->op == MOSS_OP_QLinearMatMul || n->op == MOSS_OP_ConvInteger ||
+         n->op == MOSS_OP_MatMulInteger;
+}
+
+static int any_nonzero(const moss_value *v) {
+  int64_t i, n = v && v->data ? moss_value_numel(v) : 0;
+  for (i = 0; i < n; i++)
+    if (moss_load_i64(v->dtype, v->data, i) != 0) return 1;
+  return 0;
+}
+
+/* Bytes read of constant input |k| (= |v|) of |n|, as the code stores it
+ * (docs/report.md): a sparse weight as its format's arrays (and, int8
+ * Gemm/MatMul CSR, the int32 row sums), a MossQGemm weight with nonzero
+ * zero points widened to int16; a scalar scale or zero point is an
+ * immediate in the code (0 bytes), a per-channel weight scale the int32
+ * multiplier and shift tables (8 bytes each), MossQGemm's weight zero
+ * points folded away. Baseline: 4 bytes per element, and no quantization
+ * parameter or lookup table (the fp32 model has none). */
+static double const_bytes(const costing *c, const moss_node *n, int k, const moss_value *v,
+                          const wformat *wf) {
+  if (c->baseline) {
+    if (qparam(n, k) || (n->op == MOSS_OP_MossQLookup && k == 1)) return 0;
+    return numel(v) * 4;
+  }
+  if (qparam(n, k)) {
+    if (numel(v) <= 1) return 0;
+    if (k == 4 && (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_QLinearMatMul ||
+                   n->op == MOSS_OP_MossQGemm))
+      return numel(v) * 8;
+    if (n->op == MOSS_OP_MossQGemm && k == 5) return 0;
+    return (double)moss_value_nbytes(v);
+  }
+  if (wf && wf->sparse && k == wf->winput) {
+    double b = moss_sparse_bytes(&wf->s, wf->fmt);
+    if (is_int_op(n) && n->op != MOSS_OP_QLinearConv && n->op != MOSS_OP_ConvInteger)
+      b += (double)wf->s.rows * 4; /* row_sum (lower_sparse.c) */
+    return b;
+  }
+  if (n->op == MOSS_OP_MossQGemm && k == 3 && any_nonzero(moss_node_input(n, 5)))
+    return numel(v) * 2; /* qw: w - w_zp as int16 (lower_qfold.c) */
+  return (double)moss_value_nbytes(v);
+}
+
 static double numel(const moss_value *v) {
   int64_t n = v ? moss_value_numel(v) : 0;
   return n > 0 ? (double)n : 0;
+}
+
+/* A byte total summed in doubles, as the report's int64_t: the planner has
+ * checked the real sizes, but the fp32 baseline (4 bytes per element) may
+ * still pass INT64_MAX, where a plain cast is undefined. */
+static int64_t total_bytes(double b) {
+  return b < 9.2e18 ? (int64_t)b : INT64_MAX;
 }
 
 /* Bytes of |v| in this costing: its own size, or 4 per element (baseline). */
@@ -247,16 +422,27 @@ static int mac_count(const moss_node *n, double *out_macs, const moss_value **ou
   }
 }
 
-/* Innermost level whose size holds |bytes|; levels without a size are
- * skipped; the outermost level takes what fits nowhere. -1: no levels. */
-static int pick_level(const moss_target *t, int dev, double bytes) {
-  int k, nl = moss_target_device_level_count(t, dev);
+/* The level |bytes| are read from on |dev| (docs/report.md): the innermost
+ * whose size holds them, levels without a size skipped, the outermost taking
+ * what fits nowhere, among the writable levels for activations and, for
+ * constants (|constants| 1) on a device with a read-only level (flash: where
+ * `static const` data lives on a microcontroller), among the read-only
+ * levels. -1: no levels. */
+static int pick_level(const moss_target *t, int dev, double bytes, int constants) {
+  int k, nl = moss_target_device_level_count(t, dev), ro = 0, last = -1;
   moss_target_level lv;
   for (k = 0; k < nl; k++) {
     moss_target_device_level(t, dev, k, &lv);
+    ro |= lv.read_only;
+  }
+  ro = constants && ro;
+  for (k = 0; k < nl; k++) {
+    moss_target_device_level(t, dev, k, &lv);
+    if (!lv.read_only != !ro) continue;
+    last = k;
     if (lv.size_bytes > 0 && (double)lv.size_bytes >= bytes) return k;
   }
-  return nl - 1;
+  return last >= 0 ? last : nl - 1;
 }
 
 static int all_outputs_alias(const moss_node *n) {
@@ -271,23 +457,50 @@ static int all_outputs_alias(const moss_node *n) {
 
 /* -------------------------------------------------------------- nodes */
 
+/* The MACs of |n|'s weight format: |*timed| the work its kernel is costed
+ * on (the cost rule's estimate, docs/sparse.md, per output row or position
+ * times their number), |*eff| the multiply-adds it performs (the stored
+ * values: CSR its nonzeros, 4x1 and 1x4 blocks 4 per block, 2:4 2 per group
+ * of 4 columns; a Conv skips the stored zeros of 1x4 blocks and 2:4
+ * groups). */
+static void sparse_macs(const moss_node *n, const wformat *wf, double dense, double *timed,
+                        double *eff) {
+  const moss_sparse_stats *s = &wf->s;
+  double cells = (double)s->rows * (double)s->cols, pos = cells > 0 ? dense / cells : 0;
+  double stored = (double)s->nnz;
+  int conv = n->op == MOSS_OP_Conv || n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger;
+  switch (wf->fmt) {
+  case MOSS_SPARSE_BLOCK_4x1: stored = 4.0 * (double)s->nblocks4x1; break;
+  case MOSS_SPARSE_BLOCK_1x4: stored = conv ? stored : 4.0 * (double)s->nblocks1x4; break;
+  case MOSS_SPARSE_NM_2_4:
+    stored = conv ? stored : 2.0 * (double)s->rows * (double)((s->cols + 3) / 4);
+    break;
+  default: break;
+  }
+  *timed = pos * moss_sparse_cost(s, wf->fmt);
+  *eff = pos * stored;
+}
+
 static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn) {
   const moss_target *t = c->t;
   moss_cost_report *r = c->r;
-  int d = n->device, k, nl, have_rate, have_clock;
+  int d = n->device, k, nl, have_clock, threads;
   const moss_value *w = NULL;
-  double clock = moss_target_device_clock_mhz(t, d), rate, units;
+  double clock = moss_target_device_clock_mhz(t, d), rate, work;
   moss_dtype dt;
-  const char *src;
+  const char *src, *rate_as, *basis = "dense MACs";
   double pj, idle, active;
   moss_target_level lv;
+  wformat wf;
 
   memset(cn, 0, sizeof *cn);
+  memset(&wf, 0, sizeof wf);
   cn->name = dup(r, n->name ? n->name : "");
   cn->op_type = dup(r, n->op_type ? n->op_type : "?");
   cn->device = d;
   cn->act_level = cn->weight_level = -1;
   cn->weight_density = 1;
+  if (!c->baseline) weight_format(n, &wf);
 
   /* MACs or ops, and the compute dtype. */
   cn->mac_op = mac_count(n, &cn->macs_dense, &w);
@@ -295,8 +508,27 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
     moss_value *x = moss_node_input(n, 0);
     if (!c->baseline) cn->weight_density = density(w);
     if (!c->baseline) sparse_formats(n, cn);
-    cn->macs_effective = cn->macs_dense * cn->weight_density;
+    cn->macs_effective = cn->macs_timed = cn->macs_dense;
+    if (wf.sparse) {
+      sparse_macs(n, &wf, cn->macs_dense, &cn->macs_timed, &cn->macs_effective);
+      basis = fmt(r, "the %s kernel's work (docs/sparse.md)", moss_sparse_format_name(wf.fmt));
+    }
     if (n->act.kind != MOSS_ACT_NONE) cn->ops = numel(n->outputs[0]);
+    /* A Relu or Clip folded into an integer op's clamp (the qdq pass's
+     * note names it, docs/qdq.md), or a MossQLookup after it that the fp32
+     * twin fuses, is the fused activation again in the fp32 twin. */
+    if (c->baseline && n->qnote && (strstr(n->qnote, "Relu") || strstr(n->qnote, "Clip")))
+      cn->ops = numel(n->outputs[0]);
+    if (c->baseline && n->outputs[0] && n->outputs[0]->nuses == 1) {
+      const moss_value *y = n->outputs[0];
+      int i, j;
+      for (i = 0; i < c->g->nnodes; i++) {
+        const moss_node *u = c->g->nodes[i];
+        if (u->dead || u->op != MOSS_OP_MossQLookup) continue;
+        for (j = 0; j < u->ninputs; j++)
+          if (u->inputs[j] == y && fused_in_twin(u)) cn->ops = numel(u->outputs[0]);
+      }
+    }
     if (is8(x) && (!w || is8(w))) cn->dtype = "i8"; /* 8-bit MACs, 32-bit accumulate */
     else cn->dtype = moss_dtype_short(x ? x->dtype : MOSS_DT_F32);
   } else if (!all_outputs_alias(n)) {
@@ -315,12 +547,13 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
   }
   if (c->baseline) cn->dtype = "f32";
 
-  /* Bytes: activations read and written, weights read; a view moves nothing. */
+  /* Bytes: activations read and written, weights read as stored; a view
+   * moves nothing. */
   if (!all_outputs_alias(n)) {
     for (k = 0; k < n->ninputs; k++) {
       moss_value *v = moss_node_input(n, k);
       if (!v) continue;
-      if (v->data) cn->weight_bytes += vbytes(c, v);
+      if (v->data) cn->weight_bytes += const_bytes(c, n, k, v, &wf);
       else cn->act_bytes += vbytes(c, v);
     }
     for (k = 0; k < n->noutputs; k++) cn->act_bytes += vbytes(c, n->outputs[k]);
@@ -330,30 +563,55 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
     return moss_fail(c->ctx, MOSS_E_TARGET, n, "target '%s': device '%s' has %d memory levels; "
                      "the cost model takes at most %d", moss_target_name(t),
                      moss_target_device_id(t, d), nl, MOSS_COST_MAX_LEVELS);
-  cn->act_level = pick_level(t, d, c->arena_bytes);
-  cn->weight_level = pick_level(t, d, c->weight_bytes);
+  cn->act_level = pick_level(t, d, c->arena_bytes, 0);
+  cn->weight_level = pick_level(t, d, c->weight_bytes, 1);
   if (cn->act_level >= 0) cn->bytes[cn->act_level] += cn->act_bytes;
   if (cn->weight_level >= 0) cn->bytes[cn->weight_level] += cn->weight_bytes;
 
-  /* Roofline: compute cycles (dense MACs + ops at the dtype's peak rate)
-   * against each level's transfer cycles. */
-  units = moss_target_device_units(t, d) > 0 ? moss_target_device_units(t, d) : 1;
-  rate = moss_target_device_macs_per_cycle(t, d, cn->dtype) * units;
-  have_rate = rate > 0;
+  /* Roofline: compute cycles (the timed MACs + ops at the dtype's peak rate
+   * on the threads the code runs with) against each level's transfer cycles. */
+  threads = device_threads(t, d);
+  rate = mac_rate(t, d, cn->dtype, &rate_as) * threads;
   have_clock = clock > 0;
-  if (have_rate) cn->compute_cycles = (cn->macs_dense + cn->ops) / rate;
-  cn->cycles = cn->compute_cycles;
+  work = cn->macs_timed + cn->ops;
+  if (work <= 0)
+    cn->compute_cycles = fig(0, "op-model", "no MACs or ops");
+  else if (rate > 0)
+    cn->compute_cycles =
+        fig(work / rate, "estimate",
+            fmt(r, "(%s %.15g + ops %.15g) / (%g %s MACs per cycle x %d thread%s%s)", basis,
+                cn->macs_timed, cn->ops, rate / threads, rate_as, threads,
+                threads == 1 ? "" : "s",
+                strcmp(moss_target_device_kind(t, d) ? moss_target_device_kind(t, d) : "cpu",
+                       "cpu") == 0 && moss_target_device_units(t, d) > 1
+                    ? fmt(r, "; the generated code runs one thread of the device's %d cores",
+                          moss_target_device_units(t, d))
+                    : ""));
+  else
+    cn->compute_cycles = not_modeled(fmt(r, "no MAC rate for %s on device '%s'", cn->dtype,
+                                         moss_target_device_id(t, d)));
+  cn->cycles = cn->compute_cycles.value;
   {
-    int partial = !have_rate && cn->macs_dense + cn->ops > 0;
-    const char *missing = partial ? fmt(r, "no MAC rate for %s", cn->dtype) : NULL;
+    int partial = is_nm(&cn->compute_cycles);
+    const char *missing = partial ? cn->compute_cycles.source : NULL;
     for (k = 0; k < nl; k++) {
       moss_target_device_level(t, d, k, &lv);
-      if (cn->bytes[k] <= 0) continue;
+      if (cn->bytes[k] <= 0) {
+        cn->mem_cycles[k] = fig(0, "op-model", "no bytes");
+        continue;
+      }
       if (lv.bandwidth_gbps > 0 && have_clock)
-        cn->mem_cycles[k] = cn->bytes[k] * clock / (lv.bandwidth_gbps * 1000.0);
-      else if (!missing) partial = 1, missing = fmt(r, "no bandwidth for level %s", lv.name);
-      else partial = 1;
-      if (cn->mem_cycles[k] > cn->cycles) cn->cycles = cn->mem_cycles[k];
+        cn->mem_cycles[k] = fig(cn->bytes[k] * clock / (lv.bandwidth_gbps * 1000.0), "estimate",
+                                fmt(r, "%.15g B / %g GB/s (level %s) x %g MHz", cn->bytes[k],
+                                    lv.bandwidth_gbps, lv.name, clock));
+      else {
+        cn->mem_cycles[k] = not_modeled(
+            have_clock ? fmt(r, "no bandwidth for level %s", lv.name)
+                       : fmt(r, "device '%s' has no clock", moss_target_device_id(t, d)));
+        partial = 1;
+        if (!missing) missing = cn->mem_cycles[k].source;
+      }
+      if (cn->mem_cycles[k].value > cn->cycles) cn->cycles = cn->mem_cycles[k].value;
     }
     if (nl == 0 && cn->act_bytes + cn->weight_bytes > 0 && !missing)
       partial = 1, missing = "the device has no memory levels";
@@ -417,7 +675,7 @@ static void cost_transfer(costing *c, const moss_value *v, int from, int to,
                           moss_cost_transfer *tr) {
   moss_cost_report *r = c->r;
   const moss_target *t = c->t;
-  int ls = pick_level(t, from, c->arena_bytes), ld = pick_level(t, to, c->arena_bytes);
+  int ls = pick_level(t, from, c->arena_bytes, 0), ld = pick_level(t, to, c->arena_bytes, 0);
   moss_target_level a, b;
   memset(tr, 0, sizeof *tr);
   tr->value = dup(r, v->name ? v->name : "");
@@ -497,7 +755,7 @@ static moss_status cost_all(costing *c, moss_cost_node *nodes, moss_cost_transfe
   int i, k, nn = 0, ntr = 0, cap = 0, nd = moss_target_device_count(t);
   int host = moss_target_host_device(t);
   moss_cost_transfer *trs = NULL;
-  double *busy = moss_arena_alloc(r->arena, sizeof *busy * (size_t)(nd + 1), 8);
+  moss_cost_figure *busy = moss_arena_alloc(r->arena, sizeof *busy * (size_t)(nd + 1), 8);
   moss_cost_figure *dev_e = moss_arena_alloc(r->arena, sizeof *dev_e * (size_t)(nd + 1), 8);
 
   if (!busy || !dev_e) return moss_fail(c->ctx, MOSS_E_NOMEM, NULL, "cost report");
@@ -509,11 +767,14 @@ static moss_status cost_all(costing *c, moss_cost_node *nodes, moss_cost_transfe
   tot->transfer_j = sum_start("bytes x pJ/byte at both ends");
   tot->energy_j = sum_start("op-model: MACs x pJ/MAC + bytes x pJ/byte + idle W x time "
                             "+ transfers");
-  for (i = 0; i < nd; i++) dev_e[i] = sum_start("op-model: the energy of its nodes");
+  for (i = 0; i < nd; i++) {
+    dev_e[i] = sum_start("op-model: the energy of its nodes");
+    busy[i] = sum_start("the time of its nodes");
+  }
   for (i = 0; i < g->nnodes; i++) {
     const moss_node *n = g->nodes[i];
     moss_cost_node *cn;
-    if (n->dead) continue;
+    if (n->dead || (c->baseline && !has_fp32_twin(n))) continue;
     if (n->device < 0 || n->device >= nd)
       return moss_fail(c->ctx, MOSS_E_INTERNAL, n, "node placed on device %d; target '%s' has %d",
                        n->device, moss_target_name(t), nd);
@@ -526,7 +787,7 @@ static moss_status cost_all(costing *c, moss_cost_node *nodes, moss_cost_transfe
     tot->weight_read_bytes += cn->weight_bytes;
     tot->cycles += cn->cycles;
     add(&tot->time_s, &cn->time_s);
-    if (!is_nm(&cn->time_s)) busy[cn->device] += cn->time_s.value;
+    add(&busy[cn->device], &cn->time_s);
     add(&tot->compute_j, &cn->compute_j);
     for (k = 0; k < moss_target_device_level_count(t, n->device); k++)
       add(&tot->mem_j, &cn->mem_j[k]);
@@ -563,20 +824,50 @@ static moss_status cost_all(costing *c, moss_cost_node *nodes, moss_cost_transfe
   sum_end(&tot->energy_j);
   tot->kwh = tot->energy_j.value / 3.6e6;
 
-  /* Platform model, per device: active W while busy, idle W the rest. */
+  /* Platform model, per device: active W while busy, idle W the rest. A
+   * supply several devices share (<power shared=...>) is counted once, with
+   * their summed busy time, on the first of them. */
+  for (i = 0; i < nd; i++) {
+    int none = busy[i].partial == -1;
+    empty_sum_is_zero(&busy[i]);
+    sum_end(&busy[i]);
+    if (none) busy[i].source = "no node runs on it";
+    else if (!is_nm(&busy[i])) busy[i].label = "estimate";
+    else busy[i].source = fmt(r, "device '%s' has no clock: its nodes' times are not-modeled",
+                              moss_target_device_id(t, i));
+  }
   tot->platform_j = sum_start("platform-model: active W x busy time + idle W x the rest");
   for (i = 0; i < nd; i++) {
-    double idle, active;
-    const char *src;
+    double idle, active, bv = 0;
+    const char *src, *shared = moss_target_device_power_shared(t, i);
     moss_cost_figure p;
+    int first = -1, j, missing = 0, partial = 0;
+    char with[256] = "";
+    for (j = 0; j < nd; j++) { /* the devices drawing this supply: i alone when not shared */
+      const char *o = moss_target_device_power_shared(t, j);
+      if (j != i && (!shared || !o || strcmp(o, shared) != 0)) continue;
+      if (first < 0) first = j;
+      if (is_nm(&busy[j])) missing = 1;
+      else bv += busy[j].value, partial |= busy[j].partial;
+      if (j != i)
+        snprintf(with + strlen(with), sizeof with - strlen(with), "%s'%s'", *with ? ", " : "",
+                 moss_target_device_id(t, j));
+    }
     if (!moss_target_device_power(t, i, &idle, &active, &src))
       p = not_modeled(fmt(r, "device '%s' has no power figures", moss_target_device_id(t, i)));
+    else if (first != i)
+      p = fig(0, "platform-model",
+              fmt(r, "shared supply '%s': counted once, with device '%s'", shared,
+                  moss_target_device_id(t, first)));
     else if (is_nm(&tot->time_s))
       p = not_modeled(tot->time_s.source);
     else {
-      double b = busy[i];
-      p = fig(active * b + idle * (tot->time_s.value - b), "platform-model", dup(r, src));
-      p.partial = tot->time_s.partial;
+      p = fig(active * bv + idle * (tot->time_s.value - bv), "platform-model",
+              *with ? fmt(r, "%s; shared supply '%s', also drawn by device%s %s: counted once, "
+                             "busy = their summed time", src, shared,
+                          strchr(with, ',') ? "s" : "", with)
+                    : dup(r, src));
+      p.partial = tot->time_s.partial || partial || missing;
     }
     add(&tot->platform_j, &p);
     if (!c->baseline) {
@@ -698,6 +989,8 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
     dv->id = dup(r, moss_target_device_id(t, i));
     dv->kind = dup(r, moss_target_device_kind(t, i) ? moss_target_device_kind(t, i) : "cpu");
     dv->model = dup(r, cpu ? cpu : r->target_description);
+    dv->threads = device_threads(t, i);
+    dv->power_shared = dup(r, moss_target_device_power_shared(t, i));
     dv->nlevels = moss_target_device_level_count(t, i);
     if (dv->nlevels > MOSS_COST_MAX_LEVELS) dv->nlevels = MOSS_COST_MAX_LEVELS;
     for (k = 0; k < dv->nlevels; k++) {
@@ -720,9 +1013,18 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
       if (ratio > scale) scale = ratio;
     }
   }
+  /* The weights as the code stores them, each constant once (a sparse
+   * encoding belongs to its node); those of the fp32 dense twin. */
+  memset(&c, 0, sizeof c);
+  c.ctx = ctx;
+  c.g = g;
+  c.t = t;
+  c.r = r;
   for (i = 0; i < g->nnodes; i++) {
     const moss_node *n = g->nodes[i];
+    wformat wf;
     if (n->dead) continue;
+    weight_format(n, &wf);
     for (k = 0; k < n->ninputs; k++) {
       moss_value *v = moss_node_input(n, k);
       if (!v) continue;
@@ -731,35 +1033,44 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
         return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "input '%s' has an unknown shape; the "
                          "cost model needs static shapes", v->name ? v->name : "");
       }
-      if (!v->data || v->id < 0 || v->id >= g->nvalues || seen[v->id]) continue;
-      seen[v->id] = 1;
-      weights += (double)moss_value_nbytes(v);
-      base_weights += numel(v) * 4;
+      if (!v->data || v->id < 0 || v->id >= g->nvalues) continue;
+      if (wf.sparse && k == wf.winput) {
+        weights += const_bytes(&c, n, k, v, &wf);
+        continue;
+      }
+      if (seen[v->id] & 1) continue;
+      seen[v->id] |= 1;
+      weights += const_bytes(&c, n, k, v, &wf);
     }
+    if (!has_fp32_twin(n)) continue;
+    c.baseline = 1;
+    for (k = 0; k < n->ninputs; k++) {
+      moss_value *v = moss_node_input(n, k);
+      if (!v || !v->data || v->id < 0 || v->id >= g->nvalues || (seen[v->id] & 2)) continue;
+      seen[v->id] |= 2;
+      base_weights += const_bytes(&c, n, k, v, NULL);
+    }
+    c.baseline = 0;
   }
 
-  memset(&c, 0, sizeof c);
-  c.ctx = ctx;
-  c.g = g;
-  c.t = t;
-  c.r = r;
   c.arena_bytes = arena;
   c.weight_bytes = weights;
   c.tot = &r->total;
   st = cost_all(&c, r->nodes, &r->transfers, &r->ntransfers);
   if (st == MOSS_OK) {
     r->nnodes = nlive;
-    r->total.arena_bytes = (int64_t)arena;
-    r->total.weight_bytes = (int64_t)weights;
+    r->total.arena_bytes = total_bytes(arena);
+    r->total.weight_bytes = total_bytes(weights);
     device_sums(r, t);
     c.baseline = 1;
     c.arena_bytes = arena * scale;
     c.weight_bytes = base_weights;
     c.tot = &r->baseline;
     st = cost_all(&c, scratch, NULL, NULL);
-    r->baseline.arena_bytes = (int64_t)(arena * scale);
-    r->baseline.weight_bytes = (int64_t)base_weights;
+    r->baseline.arena_bytes = total_bytes(arena * scale);
+    r->baseline.weight_bytes = total_bytes(base_weights);
   }
+  if (st == MOSS_OK && r->nomem) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "cost report");
   if (st != MOSS_OK) {
     moss_arena_destroy(ar);
     return st;
@@ -767,6 +1078,23 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
   set_run_id(r);
   *out = r;
   return MOSS_OK;
+}
+
+moss_cost_figure moss_cost_ratio(const moss_cost_figure *num, const moss_cost_figure *den) {
+  moss_cost_figure f;
+  if (is_nm(num)) return not_modeled(num->source);
+  if (is_nm(den)) return not_modeled(den->source);
+  if (den->value == 0) return not_modeled("division by an exact 0");
+  f = fig(num->value / den->value, "op-model", "the ratio of the two figures");
+  f.partial = num->partial || den->partial;
+  if (num->partial && den->partial)
+    f.source = "both figures are partial (lower bounds): the ratio is neither exact nor a bound";
+  else if (den->partial)
+    f.source = "divides by a partial figure (a lower bound): the ratio is neither exact nor a "
+               "bound";
+  else if (num->partial)
+    f.source = "a partial figure (a lower bound) divided: the ratio is a lower bound";
+  return f;
 }
 
 void moss_cost_destroy(moss_ctx *ctx, moss_cost_report *r) {

@@ -35,14 +35,15 @@ typedef struct moss_cost_opts {
  * "platform-model", "datasheet", "estimate", "measured:<how>" (the first word
  * of the XML source attribute) or "not-modeled"; |source| is the full text
  * behind it (the XML source attribute, or how moss derived the number). A
- * not-modeled figure has |value| 0 and must not be read as a zero. Figures
+ * not-modeled figure has |value| 0 and must not be read as a zero: writers
+ * print it as JSON null, an empty CSV cell, "not-modeled" in HTML. Figures
  * summed from parts of different labels carry the label of the parts when
  * they agree, else "op-model" with |partial| set when a part is missing. */
 typedef struct moss_cost_figure {
   double value;
   const char *label;
   const char *source;
-  int partial;            /* a sum with at least one not-modeled part */
+  int partial;            /* a sum with at least one not-modeled part: a lower bound */
 } moss_cost_figure;
 
 /* Sparse weight formats the report lists, in the order of their codes
@@ -57,8 +58,15 @@ typedef struct moss_cost_node {
   const char *dtype;            /* compute dtype: "f32", "i8", ... */
   int mac_op;                   /* 1: counts MACs; 0: counts ops (elementwise, pooling...) */
   double macs_dense;
-  double macs_effective;        /* dense x fraction of non-zero weights */
-  double weight_density;        /* that fraction; 1 with no constant weights */
+  /* The multiply-adds the emitted kernel performs, priced at mac_pj: the
+   * dense MACs for a dense kernel; for a sparse format, those of the values
+   * it stores (docs/report.md). Equals macs_dense in the baseline. */
+  double macs_effective;
+  /* The work the compute time is costed on, in dense multiply-adds: the
+   * dense MACs, or the sparse format's estimate (docs/sparse.md) times the
+   * output rows or positions. */
+  double macs_timed;
+  double weight_density;        /* share of non-zero weight elements; 1 with no constant weight */
   /* The weight format (docs/sparse.md) of a node the sparse pass looks at
    * (|sparse_layer| 1; 0 for every other node and in the baseline): the
    * format the pass chose (n->sparse) and the cost rule's estimate of each
@@ -69,12 +77,18 @@ typedef struct moss_cost_node {
   double sparse_cost[MOSS_COST_SPARSE_FORMATS];
   double ops;                   /* non-MAC element operations; their energy is not-modeled */
   double act_bytes;             /* activations read + written */
-  double weight_bytes;          /* constant inputs read */
+  double weight_bytes;          /* constant inputs read, as emitted (sparse arrays, int8
+                                 * tables; scalar scales and zero points are immediates) */
   int act_level, weight_level;  /* level index of the node's device */
   double bytes[MOSS_COST_MAX_LEVELS];   /* per level of the node's device */
-  double compute_cycles;
-  double mem_cycles[MOSS_COST_MAX_LEVELS];
-  double cycles;                /* max(compute, each level) */
+  /* (macs_timed + ops) / (MACs per cycle for the dtype x the device's
+   * threads); not-modeled when the device has no rate for the dtype and there
+   * is work; exactly 0 with no work. */
+  moss_cost_figure compute_cycles;
+  /* bytes / bandwidth x clock per level; not-modeled for a level with bytes
+   * and no bandwidth (or a device without a clock); exactly 0 with no bytes. */
+  moss_cost_figure mem_cycles[MOSS_COST_MAX_LEVELS];
+  double cycles;                /* max(compute, each level), over the modeled ones */
   moss_cost_figure time_s;
   moss_cost_figure mac_pj;      /* pJ per MAC of |dtype| used */
   moss_cost_figure compute_j;   /* macs_effective x mac_pj */
@@ -95,14 +109,24 @@ typedef struct moss_cost_transfer {
 /* One device of the target and what it spends. */
 typedef struct moss_cost_device {
   const char *id, *kind, *model; /* |model|: codegen cpu, else the target description */
+  /* What compute time divides by: 1 for a cpu (the generated code runs one
+   * thread), the device's units for a gpu or npu (1 when not given). */
+  int threads;
+  const char *power_shared;      /* <power shared="NAME">: the supply, counted once; or NULL */
   int nlevels;
   const char *level_name[MOSS_COST_MAX_LEVELS];
   double bytes[MOSS_COST_MAX_LEVELS];
   moss_cost_figure mem_j[MOSS_COST_MAX_LEVELS];
   moss_cost_figure compute_j, static_j;
   moss_cost_figure energy_j;     /* op-model: its nodes' energy */
-  double busy_s;                 /* sum of its nodes' modeled time */
-  moss_cost_figure platform_j;   /* active W x busy + idle W x (total time - busy) */
+  /* Sum of its nodes' time (estimate); partial when some node's time is,
+   * not-modeled when none is modeled (no clock); exactly 0 with no node. */
+  moss_cost_figure busy_s;
+  /* Active W x busy + idle W x (total time - busy). Devices drawing one
+   * shared supply count it once: the first of them carries the supply's
+   * figure (busy = their summed busy time), the others exactly 0, their
+   * source naming the device that carries it. */
+  moss_cost_figure platform_j;
 } moss_cost_device;
 
 /* Totals of one costing (the graph as planned, or its fp32-dense baseline). */
@@ -128,6 +152,7 @@ typedef struct moss_cost_report {
   char run_id_buf[17];
   double grid_g_per_kwh;
   int grid_fallback;             /* 1: the 475 world-average fallback was used */
+  int nomem;                     /* a string could not be kept: the costing fails */
   int nnodes;
   moss_cost_node *nodes;
   int ndevices;
@@ -135,7 +160,10 @@ typedef struct moss_cost_report {
   int ntransfers;
   moss_cost_transfer *transfers;
   moss_cost_totals total;        /* the graph as planned */
-  moss_cost_totals baseline;     /* every MAC at the f32 figure, weights dense, 4-byte elements */
+  /* The model's fp32 dense twin: every MAC at the f32 figures, weights
+   * dense, 4-byte elements, without the Quantize/Dequantize nodes and the
+   * integer ops' quantization parameters (docs/report.md). */
+  moss_cost_totals baseline;
 } moss_cost_report;
 
 /* Costs |g| (sorted, shapes inferred, planned, n->device set) on |t|. On
@@ -153,6 +181,13 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
 moss_status moss_cost_set_model(moss_ctx *ctx, moss_cost_report *r, const char *name);
 /* Frees |r|; NULL is a no-op. */
 void moss_cost_destroy(moss_ctx *ctx, moss_cost_report *r);
+
+/* |num| / |den| as a figure: not-modeled when either is, or |den| is 0;
+ * otherwise labelled "op-model" and |partial| when either side is partial
+ * (a lower bound), so the ratio is neither exact nor a bound and must be
+ * shown as such; its source says which side is partial. The source text is
+ * static or |num|'s / |den|'s own. */
+moss_cost_figure moss_cost_ratio(const moss_cost_figure *num, const moss_cost_figure *den);
 
 /* One line for the terminal, without a newline:
  * "moss: cost on <target>: 1.23 µs, 4.5 µJ (op-model), 9 µJ (platform-model),

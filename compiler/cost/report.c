@@ -160,6 +160,10 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     jkv_str(b, "id", d->id, &g);
     jkv_str(b, "kind", d->kind, &g);
     jkv_str(b, "model", d->model, &g);
+    jkv_num(b, "threads", d->threads, &g);
+    jkey(b, "power_shared", &g);
+    if (d->power_shared) jstr(b, d->power_shared);
+    else moss_buf_put(b, "null", 4);
     jkey(b, "levels", &g);
     moss_buf_put(b, "[", 1);
     for (k = 0; k < d->nlevels; k++) {
@@ -174,7 +178,7 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     jfig(b, "compute_j", &d->compute_j, &g);
     jfig(b, "static_j", &d->static_j, &g);
     jfig(b, "energy_j", &d->energy_j, &g);
-    jkv_num(b, "busy_s", d->busy_s, &g);
+    jfig(b, "busy_s", &d->busy_s, &g);
     jfig(b, "platform_j", &d->platform_j, &g);
     moss_buf_put(b, "}", 1);
   }
@@ -195,6 +199,7 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     moss_buf_printf(b, "%s", n->mac_op ? "true" : "false");
     jkv_num(b, "macs_dense", n->macs_dense, &g);
     jkv_num(b, "macs_effective", n->macs_effective, &g);
+    jkv_num(b, "macs_timed", n->macs_timed, &g);
     jkv_num(b, "weight_density", n->weight_density, &g);
     jsparse(b, n, &g);
     jkv_num(b, "ops", n->ops, &g);
@@ -209,12 +214,12 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
       moss_buf_put(b, k ? ", {" : "{", k ? 3 : 1);
       jkv_str(b, "name", d->level_name[k], &h);
       jkv_num(b, "bytes", n->bytes[k], &h);
-      jkv_num(b, "cycles", n->mem_cycles[k], &h);
+      jfig(b, "cycles", &n->mem_cycles[k], &h);
       jfig(b, "energy_j", &n->mem_j[k], &h);
       moss_buf_put(b, "}", 1);
     }
     moss_buf_put(b, "]", 1);
-    jkv_num(b, "compute_cycles", n->compute_cycles, &g);
+    jfig(b, "compute_cycles", &n->compute_cycles, &g);
     jkv_num(b, "cycles", n->cycles, &g);
     jfig(b, "time_s", &n->time_s, &g);
     jfig(b, "mac_pj", &n->mac_pj, &g);
@@ -258,11 +263,13 @@ static const char *const csv_columns[] = {
     "project_name", "run_id", "row", "name", "op_type", "device", "device_kind", "dtype",
     "macs_dense", "macs_effective", "weight_density", "ops", "activation_bytes", "weight_bytes",
     "activation_level", "weight_level", "arena_bytes", "weight_total_bytes", "cycles", "duration",
-    "compute_energy_j", "memory_energy_j", "static_energy_j", "energy_j", "compute_label",
-    "memory_label", "static_label", "energy_label", "energy_consumed", "emissions",
-    "emissions_rate", "cpu_energy", "gpu_energy", "npu_energy", "platform_energy_j", "cpu_model",
-    "gpu_model", "grid_intensity", "grid_fallback", "sparse_format", "sparse_cost_dense",
-    "sparse_cost_csr", "sparse_cost_block4x1", "sparse_cost_block1x4", "sparse_cost_2_4"};
+    "duration_lower_bound", "time_label", "compute_energy_j", "memory_energy_j",
+    "static_energy_j", "energy_j", "compute_label", "memory_label", "static_label",
+    "energy_label", "energy_consumed", "energy_consumed_lower_bound", "emissions",
+    "emissions_lower_bound", "emissions_rate", "cpu_energy", "gpu_energy", "npu_energy",
+    "platform_energy_j", "platform_label", "cpu_model", "gpu_model", "grid_intensity",
+    "grid_fallback", "sparse_format", "sparse_cost_dense", "sparse_cost_csr",
+    "sparse_cost_block4x1", "sparse_cost_block1x4", "sparse_cost_2_4"};
 #define NCOLS (sizeof csv_columns / sizeof csv_columns[0])
 
 static void cstr(moss_buf *b, const char *s) {
@@ -289,9 +296,16 @@ static void cfig(moss_buf *b, const moss_cost_figure *f) {
 }
 
 static const char *flabel(const moss_cost_figure *f, char *buf, size_t cap) {
-  snprintf(buf, cap, "%s%s", f->label, f->partial ? " (partial)" : "");
+  snprintf(buf, cap, "%s%s", f->label ? f->label : NM, f->partial ? " (partial)" : "");
   return buf;
 }
+
+/* A figure with every part modeled: the only kind CodeCarbon's columns
+ * (duration, energy_consumed, emissions, emissions_rate, cpu/gpu_energy)
+ * carry, since a tool that reads them takes them as the whole. */
+static int complete(const moss_cost_figure *f) { return f && !is_nm(f) && !f->partial; }
+/* A lower bound: some parts modeled, some not. */
+static int lower_bound(const moss_cost_figure *f) { return f && !is_nm(f) && f->partial; }
 
 /* One CSV row; fields not known for the row are empty. */
 typedef struct csv_row {
@@ -301,14 +315,14 @@ typedef struct csv_row {
   int have_counts;
   const moss_cost_figure *time, *compute, *memory, *stat, *energy, *platform;
   moss_cost_figure memory_sum;
-  double cpu_j, gpu_j, npu_j; /* energy by device kind; -1: not known */
+  double cpu_j, gpu_j, npu_j; /* complete energy by device kind; < 0: empty (not known) */
   const moss_cost_node *node; /* node rows: the sparse format columns */
 } csv_row;
 
 static void csv_put(moss_buf *b, const moss_cost_report *r, const csv_row *w) {
   char l[96];
-  int ok = w->energy && !is_nm(w->energy);
-  double kwh = ok ? w->energy->value / 3.6e6 : 0, kg = kwh * r->grid_g_per_kwh / 1000;
+  int modeled = w->energy && !is_nm(w->energy), whole = complete(w->energy);
+  double kwh = modeled ? w->energy->value / 3.6e6 : 0, kg = kwh * r->grid_g_per_kwh / 1000;
   const char *cpu_model = "", *gpu_model = "";
   int i;
   for (i = r->ndevices - 1; i >= 0; i--) {
@@ -331,16 +345,26 @@ static void csv_put(moss_buf *b, const moss_cost_report *r, const csv_row *w) {
     cnum(b, w->ops), moss_buf_put(b, ",", 1);
     cnum(b, w->act_bytes), moss_buf_put(b, ",", 1);
     cnum(b, w->weight_bytes), moss_buf_put(b, ",", 1);
-  } else moss_buf_put(b, ",,,,,,", 6);
+  } else {
+    moss_buf_put(b, ",,,,", 4);
+    if (w->act_bytes >= 0) cnum(b, w->act_bytes); /* a transfer's bytes */
+    moss_buf_put(b, ",,", 2);
+  }
   cstr(b, w->act_level), moss_buf_put(b, ",", 1);
   cstr(b, w->weight_level), moss_buf_put(b, ",", 1);
   if (w->arena >= 0) cnum(b, w->arena);
   moss_buf_put(b, ",", 1);
   if (w->weights >= 0) cnum(b, w->weights);
   moss_buf_put(b, ",", 1);
-  if (w->have_counts) cnum(b, w->cycles);
+  /* Cycles come with the time: none without a clock (not-modeled), a lower
+   * bound where the time is one (time_label says partial). */
+  if (w->have_counts && w->time && !is_nm(w->time)) cnum(b, w->cycles);
   moss_buf_put(b, ",", 1);
-  if (w->time) cfig(b, w->time);
+  if (complete(w->time)) cfig(b, w->time);
+  moss_buf_put(b, ",", 1);
+  if (lower_bound(w->time)) cfig(b, w->time);
+  moss_buf_put(b, ",", 1);
+  if (w->time) cstr(b, flabel(w->time, l, sizeof l));
   moss_buf_put(b, ",", 1);
   if (w->compute) cfig(b, w->compute);
   moss_buf_put(b, ",", 1);
@@ -358,11 +382,17 @@ static void csv_put(moss_buf *b, const moss_cost_report *r, const csv_row *w) {
   moss_buf_put(b, ",", 1);
   if (w->energy) cstr(b, flabel(w->energy, l, sizeof l));
   moss_buf_put(b, ",", 1);
-  if (ok) cnum(b, kwh);
+  /* energy_consumed / emissions: complete figures only; a partial one goes
+   * to the _lower_bound column beside it, so no column mixes the two. */
+  if (whole) cnum(b, kwh);
   moss_buf_put(b, ",", 1);
-  if (ok) cnum(b, kg);
+  if (modeled && !whole) cnum(b, kwh);
   moss_buf_put(b, ",", 1);
-  if (ok && w->time && !is_nm(w->time) && w->time->value > 0) cnum(b, kg / w->time->value);
+  if (whole) cnum(b, kg);
+  moss_buf_put(b, ",", 1);
+  if (modeled && !whole) cnum(b, kg);
+  moss_buf_put(b, ",", 1);
+  if (whole && complete(w->time) && w->time->value > 0) cnum(b, kg / w->time->value);
   moss_buf_put(b, ",", 1);
   if (w->cpu_j >= 0) cnum(b, w->cpu_j / 3.6e6);
   moss_buf_put(b, ",", 1);
@@ -371,6 +401,8 @@ static void csv_put(moss_buf *b, const moss_cost_report *r, const csv_row *w) {
   if (w->npu_j >= 0) cnum(b, w->npu_j / 3.6e6);
   moss_buf_put(b, ",", 1);
   if (w->platform) cfig(b, w->platform);
+  moss_buf_put(b, ",", 1);
+  if (w->platform) cstr(b, flabel(w->platform, l, sizeof l));
   moss_buf_put(b, ",", 1);
   cstr(b, cpu_model), moss_buf_put(b, ",", 1);
   cstr(b, gpu_model), moss_buf_put(b, ",", 1);
@@ -409,10 +441,20 @@ static moss_cost_figure mem_sum(const moss_cost_figure *lv, int n) {
   return s;
 }
 
-static void by_kind(const char *kind, double j, csv_row *w) {
+/* A node's energy in its kind's column (-1, an empty cell, unless it is
+ * complete); the other kinds spent exactly 0 on it. */
+static void by_kind(const char *kind, const moss_cost_figure *e, csv_row *w) {
+  double j = complete(e) ? e->value : -1;
   w->cpu_j = !strcmp(kind, "cpu") ? j : 0;
   w->gpu_j = !strcmp(kind, "gpu") ? j : 0;
   w->npu_j = !strcmp(kind, "npu") ? j : 0;
+}
+
+/* Adds device energy |e| into a kind's column; one device whose energy is
+ * not complete leaves the column empty. */
+static void add_kind(double *col, const moss_cost_figure *e) {
+  if (*col < 0) return;
+  *col = complete(e) ? *col + e->value : -1;
 }
 
 static void total_row(const moss_cost_report *r, const moss_cost_totals *t, const char *row,
@@ -440,10 +482,9 @@ static void total_row(const moss_cost_report *r, const moss_cost_totals *t, cons
   w->cpu_j = w->gpu_j = w->npu_j = baseline ? -1 : 0;
   for (i = 0; i < r->ndevices && !baseline; i++) {
     const moss_cost_device *d = &r->devices[i];
-    double j = is_nm(&d->energy_j) ? 0 : d->energy_j.value;
-    if (!strcmp(d->kind, "cpu")) w->cpu_j += j;
-    if (!strcmp(d->kind, "gpu")) w->gpu_j += j;
-    if (!strcmp(d->kind, "npu")) w->npu_j += j;
+    if (!strcmp(d->kind, "cpu")) add_kind(&w->cpu_j, &d->energy_j);
+    if (!strcmp(d->kind, "gpu")) add_kind(&w->gpu_j, &d->energy_j);
+    if (!strcmp(d->kind, "npu")) add_kind(&w->npu_j, &d->energy_j);
   }
 }
 
@@ -481,7 +522,7 @@ moss_status moss_report_csv(moss_ctx *ctx, const moss_cost_report *r, moss_buf *
     w.stat = &n->static_j;
     w.energy = &n->energy_j;
     w.node = n;
-    by_kind(d->kind, is_nm(&n->energy_j) ? 0 : n->energy_j.value, &w);
+    by_kind(d->kind, &n->energy_j, &w);
     csv_put(b, r, &w);
   }
   for (i = 0; i < r->ntransfers; i++) {
@@ -493,6 +534,7 @@ moss_status moss_report_csv(moss_ctx *ctx, const moss_cost_report *r, moss_buf *
     w.row = "transfer";
     w.name = t->value;
     w.device = dev;
+    w.act_bytes = t->bytes;
     w.time = &t->time_s;
     w.memory = &t->energy_j;
     w.energy = &t->energy_j;
@@ -509,6 +551,19 @@ moss_status moss_report_csv(moss_ctx *ctx, const moss_cost_report *r, moss_buf *
 
 /* ---------------------------------------------------------------- HTML */
 
+/* The page fits a 1200-pixel window (tests/e2e/test_report_browser.py
+ * renders it in Chromium and checks): numbers in three digits with the exact
+ * value in the cell's title, long node names wrap at their separators,
+ * headers are abbreviations with a title, and each figure's label and source
+ * sit in its title rather than in the cell. A partial figure (a lower bound)
+ * reads "≥" on an amber cell, a not-modeled one "n/m" on a red cell; the
+ * legend above the tables says so. Below 1000 pixels the node table scrolls
+ * inside its own box instead of widening the page. */
+
+#define GE "\xe2\x89\xa5"   /* ≥ */
+#define MUL "\xc3\x97"      /* × */
+#define MICRO "\xc2\xb5"    /* µ */
+
 static void hstr(moss_buf *b, const char *s) {
   for (; s && *s; s++) {
     switch (*s) {
@@ -522,149 +577,342 @@ static void hstr(moss_buf *b, const char *s) {
   }
 }
 
-/* "1.23 µJ" with an SI prefix; "not-modeled" for a missing figure. */
-static void hsi(moss_buf *b, const moss_cost_figure *f, const char *unit) {
-  static const char *pre[] = {"p", "n", "\xc2\xb5", "m", "", "k", "M", "G"};
-  double v, a;
-  int e = 4;
-  if (is_nm(f)) {
-    moss_buf_printf(b, "<span class=\"nm\">not-modeled</span>");
-    return;
+/* A node name with a break opportunity after each separator, so a long
+ * name wraps inside its cell instead of widening the table. */
+static void hname(moss_buf *b, const char *s) {
+  for (; s && *s; s++) {
+    char c[2] = {*s, 0};
+    hstr(b, c);
+    if (strchr("/._:-", *s) && s[1]) put(b, "<wbr/>");
   }
-  v = f->value;
-  a = fabs(v);
-  if (v != 0) {
-    while (a < 1 && e > 0) a *= 1000, v *= 1000, e--;
-    while (a >= 1000 && e < 7) a /= 1000, v /= 1000, e++;
-  }
-  moss_buf_printf(b, "%.4g %s%s", v, v == 0 ? "" : pre[e], unit);
 }
 
-static void hfig(moss_buf *b, const moss_cost_figure *f, const char *unit) {
-  moss_buf_put(b, "<td title=\"", 11);
-  hstr(b, f->source);
-  moss_buf_put(b, "\">", 2);
-  hsi(b, f, unit);
-  if (!is_nm(f)) {
-    moss_buf_put(b, " <span class=\"lb\">", 18);
+/* |v| in three significant digits with an SI prefix: "1.08 µs", "134 nJ";
+ * |up_only| (counts, bytes) never goes below the unit: "512", "4.61 k". */
+static void si3(char *buf, size_t cap, double v, const char *unit, int up_only) {
+  static const char *pre[] = {"p", "n", MICRO, "m", "", "k", "M", "G", "T"};
+  int e = 4;
+  double a = fabs(v);
+  char num3[40];
+  if (!isfinite(v)) {
+    snprintf(buf, cap, "?");
+    return;
+  }
+  if (v != 0 && !up_only)
+    while (a < 1 && e > 0) a *= 1000, v *= 1000, e--;
+  while (a >= 1000 && e < 8) a /= 1000, v /= 1000, e++;
+  snprintf(num3, sizeof num3, "%.3g", v);
+  if (fabs(atof(num3)) >= 1000 && e < 8) v /= 1000, e++; /* 999.7 rounds up to 1.00 k */
+  snprintf(num3, sizeof num3, fabs(v) >= 1000 ? "%.0f" : "%.3g", v);
+  snprintf(buf, cap, "%s%s%s%s", num3, *unit || e != 4 ? " " : "", e != 4 ? pre[e] : "", unit);
+}
+
+/* A count cell: three digits, the exact number in the title. */
+static void hcount(moss_buf *b, double v, const char *unit) {
+  char t[48];
+  si3(t, sizeof t, v, unit, 1);
+  moss_buf_printf(b, "<td title=\"%.15g%s%s\">%s</td>", v, *unit ? " " : "", unit, t);
+}
+
+/* A bytes cell: "2.3 kB dtcm", the level it was costed at in small type
+ * (none for 0 bytes), the exact count in the title. */
+static void hbytes(moss_buf *b, double v, const char *level) {
+  char t[48];
+  si3(t, sizeof t, v, "B", 1);
+  moss_buf_printf(b, "<td title=\"%.15g B\">%s", v, t);
+  if (v > 0 && level && *level) {
+    put(b, " <span class=\"lv\">");
+    hstr(b, level);
+    put(b, "</span>");
+  }
+  put(b, "</td>");
+}
+
+/* The title of a figure: its label, whether it is partial, its source. */
+static void htitle(moss_buf *b, const moss_cost_figure *f) {
+  moss_buf_put(b, " title=\"", 8);
+  if (is_nm(f)) put(b, "not-modeled");
+  else {
+    char t[48];
     hstr(b, f->label);
-    if (f->partial) moss_buf_put(b, ", partial", 9);
-    moss_buf_put(b, "</span>", 7);
+    if (f->partial) put(b, ", partial (a lower bound: some parts are not-modeled)");
+    num(t, sizeof t, f->value);
+    moss_buf_printf(b, "; %s", t);
+  }
+  if (f->source && *f->source) {
+    put(b, ": ");
+    hstr(b, f->source);
+  }
+  moss_buf_put(b, "\"", 1);
+}
+
+/* A figure's cell: "134 nJ"; "≥134 nJ" (class p) when partial; "n/m"
+ * (class nm) when not-modeled. |label| 1 adds the label in small type. */
+static void hfig(moss_buf *b, const moss_cost_figure *f, const char *unit, int label) {
+  char t[48];
+  moss_buf_put(b, "<td", 3);
+  if (is_nm(f)) put(b, " class=\"nm\"");
+  else if (f->partial) put(b, " class=\"p\"");
+  htitle(b, f);
+  moss_buf_put(b, ">", 1);
+  if (is_nm(f)) put(b, label ? "not-modeled" : "n/m");
+  else {
+    si3(t, sizeof t, f->value, unit, 0);
+    moss_buf_printf(b, "%s%s", f->partial ? GE : "", t);
+    if (label) {
+      put(b, " <span class=\"lb\">");
+      hstr(b, f->label);
+      if (f->partial) put(b, ", partial");
+      put(b, "</span>");
+    }
   }
   moss_buf_put(b, "</td>", 5);
 }
 
 static double fval(const moss_cost_figure *f) { return is_nm(f) ? 0 : f->value; }
 
+/* The comparison cell of a totals row, |x| = fp32 dense / this build
+ * (moss_cost_ratio): how many times less (or more) this build spends,
+ * "3.2× less"; "~" on an amber cell when either side is a lower bound, so
+ * the ratio is neither exact nor (always) a bound, its source saying which. */
+static void hratio(moss_buf *b, const moss_cost_figure *x) {
+  if (is_nm(x)) {
+    put(b, "<td class=\"nm\"");
+    htitle(b, x);
+    put(b, ">n/m</td>");
+    return;
+  }
+  moss_buf_printf(b, "<td%s title=\"fp32 dense / this build = %.4g",
+                  x->partial ? " class=\"p\"" : "", x->value);
+  if (x->partial) {
+    put(b, "; ");
+    hstr(b, x->source);
+  }
+  put(b, x->partial ? "\">~" : "\">");
+  if (x->value >= 1.005) moss_buf_printf(b, "%.3g" MUL " less", x->value);
+  else if (x->value > 0 && x->value <= 1 / 1.005)
+    moss_buf_printf(b, "%.3g" MUL " more", 1 / x->value);
+  else put(b, x->value == 1 ? "same" : "about the same");
+  put(b, "</td>");
+}
+
 static void html_totals_row(moss_buf *b, const char *what, const moss_cost_figure *a,
                             const moss_cost_figure *base, const char *unit) {
-  moss_buf_printf(b, "<tr><th>%s</th>", what);
-  hfig(b, a, unit);
-  hfig(b, base, unit);
-  if (!is_nm(a) && !is_nm(base) && a->value > 0)
-    moss_buf_printf(b, "<td>%.3g\xc3\x97</td></tr>\n", base->value / a->value);
-  else moss_buf_put(b, "<td></td></tr>\n", 15);
+  moss_buf_printf(b, "<tr><th class=\"l\">%s</th>", what);
+  hfig(b, a, unit, 1);
+  hfig(b, base, unit, 1);
+  if (!is_nm(a) && !is_nm(base) && a->value == 0 && base->value == 0 && !a->partial &&
+      !base->partial)
+    put(b, "<td>same</td>"); /* 0 J against 0 J */
+  else {
+    moss_cost_figure x = moss_cost_ratio(base, a);
+    hratio(b, &x);
+  }
+  put(b, "</tr>\n");
+}
+
+static void html_count_row(moss_buf *b, const char *what, double a, double base,
+                           const char *unit) {
+  moss_buf_printf(b, "<tr><th class=\"l\">%s</th>", what);
+  hcount(b, a, unit);
+  hcount(b, base, unit);
+  if (a == 0 && base == 0) put(b, "<td>same</td>");
+  else if (a == 0) put(b, "<td title=\"this build: 0\">none left</td>");
+  else {
+    moss_cost_figure fa = {a, "op-model", "", 0}, fb = {base, "op-model", "", 0};
+    moss_cost_figure x = moss_cost_ratio(&fb, &fa);
+    hratio(b, &x);
+  }
+  put(b, "</tr>\n");
+}
+
+/* Chart geometry: labels left of the bars, wrapped at CHART_CHARS
+ * characters (at 12 px a character is at most about CHART_PX wide), so a
+ * long name takes more lines instead of running off the left edge. */
+#define CHART_CHARS 40
+#define CHART_PX 7.5
+#define CHART_BARS 440
+#define CHART_VALUE 190
+
+/* Splits |s| into lines of at most CHART_CHARS bytes, breaking after a
+ * separator where one is near the end; returns the number of lines and
+ * their starts and lengths (at most |cap|; the last line takes the rest,
+ * shortened with "..." in the caller if need be). */
+static int wrap(const char *s, int *start, int *len, int cap) {
+  int n = 0, at = 0, total = (int)strlen(s);
+  while (at < total && n < cap) {
+    int l = total - at, k;
+    if (l > CHART_CHARS) {
+      l = CHART_CHARS;
+      for (k = CHART_CHARS; k > CHART_CHARS / 2; k--)
+        if (strchr("/._:- (", s[at + k - 1])) {
+          l = k;
+          break;
+        }
+      while (l > 1 && ((unsigned char)s[at + l] & 0xc0) == 0x80) l--; /* whole UTF-8 chars */
+    }
+    start[n] = at;
+    len[n] = l;
+    n++;
+    at += l;
+  }
+  if (at < total && n) len[n - 1] = total - start[n - 1];
+  return n ? n : 1;
 }
 
 static void html_chart(moss_buf *b, const moss_cost_report *r) {
-  const int left = 260, width = 420, row = 22, top = 30;
-  int i, k, h = top + row * (r->nnodes ? r->nnodes : 1) + 40;
+  enum { LINES = 4 };
+  int i, k, widest = 8, h = 30, y, left;
   double most = 0;
   static const char *colour[3] = {"#4e79a7", "#f28e2b", "#76b7b2"};
   static const char *part[3] = {"compute", "memory", "static"};
+  char lab[1024];
   for (i = 0; i < r->nnodes; i++) {
     const moss_cost_node *n = &r->nodes[i];
+    int st[LINES], ln[LINES], nl;
     double s = fval(&n->compute_j) + fval(&n->static_j);
     for (k = 0; k < r->devices[n->device].nlevels; k++) s += fval(&n->mem_j[k]);
     if (s > most) most = s;
+    snprintf(lab, sizeof lab, "%s (%s)", n->name, n->op_type);
+    nl = wrap(lab, st, ln, LINES);
+    for (k = 0; k < nl; k++)
+      if (ln[k] > widest) widest = ln[k] > CHART_CHARS ? CHART_CHARS : ln[k];
+    h += 16 * nl + 8;
   }
+  left = (int)(widest * CHART_PX) + 16;
+  h += 10;
   moss_buf_printf(b,
                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                  "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"energy per layer\">\n"
+                  "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"energy per layer\" "
+                  "font-family=\"sans-serif\" font-size=\"12\">\n"
                   "<title>Energy per layer (op-model)</title>\n",
-                  left + width + 200, h, left + width + 200, h);
+                  left + CHART_BARS + CHART_VALUE, h, left + CHART_BARS + CHART_VALUE, h);
   for (k = 0; k < 3; k++)
     moss_buf_printf(b,
                     "<rect x=\"%d\" y=\"6\" width=\"12\" height=\"12\" fill=\"%s\"/>"
-                    "<text x=\"%d\" y=\"16\" font-size=\"12\">%s</text>\n",
-                    left + k * 110, colour[k], left + k * 110 + 16, part[k]);
+                    "<text x=\"%d\" y=\"16\">%s</text>\n",
+                    left + k * 100, colour[k], left + k * 100 + 16, part[k]);
+  y = 30;
   for (i = 0; i < r->nnodes; i++) {
     const moss_cost_node *n = &r->nodes[i];
+    int st[LINES], ln[LINES], nl, rowh;
     double seg[3], x = left;
-    int y = top + i * row;
+    char t[48];
+    snprintf(lab, sizeof lab, "%s (%s)", n->name, n->op_type);
+    nl = wrap(lab, st, ln, LINES);
+    rowh = 16 * nl + 8;
     seg[0] = fval(&n->compute_j);
     seg[1] = 0;
     for (k = 0; k < r->devices[n->device].nlevels; k++) seg[1] += fval(&n->mem_j[k]);
     seg[2] = fval(&n->static_j);
-    moss_buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">",
-                    left - 6, y + 14);
-    hstr(b, n->name);
-    moss_buf_put(b, " (", 2);
-    hstr(b, n->op_type);
-    moss_buf_put(b, ")</text>\n", 9);
+    moss_buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\"><title>", left - 8,
+                    y + 14);
+    hstr(b, lab);
+    put(b, "</title>");
+    for (k = 0; k < nl; k++) {
+      char line[CHART_CHARS * 4 + 8];
+      int l = ln[k];
+      if (l > CHART_CHARS) { /* the last of LINES lines: the rest, shortened */
+        l = CHART_CHARS - 3;
+        while (l > 1 && ((unsigned char)lab[st[k] + l] & 0xc0) == 0x80) l--;
+        snprintf(line, sizeof line, "%.*s...", l, lab + st[k]);
+      } else snprintf(line, sizeof line, "%.*s", l, lab + st[k]);
+      moss_buf_printf(b, "<tspan x=\"%d\" dy=\"%d\">", left - 8, k ? 16 : 0);
+      hstr(b, line);
+      put(b, "</tspan>");
+    }
+    put(b, "</text>\n");
     for (k = 0; k < 3; k++) {
-      double wd = most > 0 ? seg[k] / most * width : 0;
+      double wd = most > 0 ? seg[k] / most * CHART_BARS : 0;
       if (wd <= 0) continue;
-      moss_buf_printf(b, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\">"
-                      "<title>%s: ", x, y + 2, wd, row - 6, colour[k], part[k]);
-      {
-        moss_cost_figure f = {seg[k], "op-model", "", 0};
-        hsi(b, &f, "J");
-      }
-      moss_buf_put(b, "</title></rect>\n", 16);
+      si3(t, sizeof t, seg[k], "J", 0);
+      moss_buf_printf(b, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"14\" fill=\"%s\">"
+                      "<title>%s: %s</title></rect>\n", x, y + 3, wd, colour[k], part[k], t);
       x += wd;
     }
-    moss_buf_printf(b, "<text x=\"%.2f\" y=\"%d\" font-size=\"12\">", x + 6, y + 14);
-    hsi(b, &n->energy_j, "J");
-    if (n->energy_j.partial) moss_buf_put(b, " (partial)", 10);
-    moss_buf_put(b, "</text>\n", 8);
+    if (is_nm(&n->energy_j))
+      moss_buf_printf(b, "<text x=\"%.2f\" y=\"%d\" fill=\"#b00\">n/m (not-modeled)</text>\n",
+                      x + 6, y + 14);
+    else {
+      si3(t, sizeof t, n->energy_j.value, "J", 0);
+      moss_buf_printf(b, "<text x=\"%.2f\" y=\"%d\"%s>%s%s%s</text>\n", x + 6, y + 14,
+                      n->energy_j.partial ? " fill=\"#8a5a00\"" : "",
+                      n->energy_j.partial ? GE : "", t,
+                      n->energy_j.partial ? " (partial)" : "");
+    }
+    y += rowh;
   }
-  moss_buf_put(b, "</svg>\n", 7);
+  put(b, "</svg>\n");
+}
+
+static const char html_style[] =
+    "body{font-family:sans-serif;margin:16px;color:#222}\n"
+    "h1{font-size:1.6em;margin:0.3em 0}\n"
+    "h2{font-size:1.25em;margin:1.2em 0 0.4em}\n"
+    "code.sum{white-space:normal;overflow-wrap:anywhere;font-size:12px}\n"
+    "table{border-collapse:collapse;margin:0.4em 0 1em}\n"
+    "th,td{border:1px solid #ccc;padding:2px 5px;text-align:right;font-size:12px;"
+    "white-space:nowrap;vertical-align:top}\n"
+    "th{background:#f3f3f3;font-weight:600}\n"
+    "td.l,th.l{text-align:left}\n"
+    "td.name{text-align:left;white-space:normal;overflow-wrap:anywhere;min-width:7em;"
+    "max-width:17em}\n"
+    "td.fmt{text-align:left;white-space:normal;max-width:17em}\n"
+    "td.fmt span{white-space:nowrap}\n"
+    ".lb,.lv{color:#666;font-size:11px}\n"
+    ".p{background:#fff0c2}\n"
+    ".nm{color:#b00;background:#fde4e4;font-style:italic}\n"
+    "abbr{text-decoration:none;border-bottom:1px dotted #888;cursor:help}\n"
+    ".legend{font-size:13px}\n"
+    ".legend span{padding:0 4px;border:1px solid #ccc}\n"
+    ".wide{max-width:100%;overflow-x:auto}\n"
+    "svg{max-width:100%;height:auto}\n";
+
+static void html_legend(moss_buf *b) {
+  put(b, "<p class=\"legend\"><span class=\"p\">" GE "1.2 " MICRO "J</span> partial: a lower "
+         "bound, some of its parts are not-modeled &#160; <span class=\"nm\">n/m</span> "
+         "not-modeled: the target gives no figure (not a zero) &#160; hover a cell for its "
+         "exact value, label and source</p>\n");
 }
 
 moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf *b) {
   int i;
   char line[512];
-  put(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>");
-  moss_buf_put(b, "moss cost report: ", 18);
+  put(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n<title>");
+  put(b, "moss cost report: ");
   hstr(b, r->model);
-  moss_buf_put(b, " on ", 4);
+  put(b, " on ");
   hstr(b, r->target);
-  moss_buf_printf(b, "</title>\n<style>\n"
-                     "body{font-family:sans-serif;margin:1.5em;color:#222}\n"
-                     "table{border-collapse:collapse;margin:0.5em 0 1.5em}\n"
-                     "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;"
-                     "font-size:13px}\n"
-                     "th{background:#f3f3f3}\n"
-                     "td.l,th.l{text-align:left}\n"
-                     ".lb{color:#777;font-size:11px}\n"
-                     ".nm{color:#b00}\n"
-                     "</style>\n</head>\n<body>\n<h1>");
+  put(b, "</title>\n<style>\n");
+  put(b, html_style);
+  put(b, "</style>\n</head>\n<body>\n<h1>");
   hstr(b, r->model);
-  moss_buf_put(b, " on ", 4);
+  put(b, " on ");
   hstr(b, r->target);
-  moss_buf_put(b, "</h1>\n<p>", 9);
+  put(b, "</h1>\n<p>");
   hstr(b, r->target_description);
-  moss_buf_put(b, "</p>\n<p><code>", 14);
+  put(b, "</p>\n<p><code class=\"sum\">");
   moss_cost_summary(r, line, sizeof line);
   hstr(b, line);
-  moss_buf_put(b, "</code></p>\n", 12);
+  put(b, "</code></p>\n");
+  html_legend(b);
 
   put(b, "<h2>Per inference</h2>\n<table>\n<tr><th class=\"l\"></th><th>this build</th>"
-                  "<th>fp32 dense</th><th>ratio</th></tr>\n");
-  moss_buf_printf(b, "<tr><th>MACs (dense / effective)</th><td>%.0f / %.0f</td><td>%.0f</td>"
-                     "<td></td></tr>\n",
-                  r->total.macs_dense, r->total.macs_effective, r->baseline.macs_dense);
-  moss_buf_printf(b, "<tr><th>arena, weights</th><td>%lld B, %lld B</td><td>%lld B, %lld B</td>"
-                     "<td></td></tr>\n",
-                  (long long)r->total.arena_bytes, (long long)r->total.weight_bytes,
-                  (long long)r->baseline.arena_bytes, (long long)r->baseline.weight_bytes);
+         "<th>fp32 dense</th><th title=\"fp32 dense / this build: how many times less this "
+         "build spends than the same model in fp32, dense\">this build vs fp32 dense</th>"
+         "</tr>\n");
+  html_count_row(b, "MACs (effective)", r->total.macs_effective, r->baseline.macs_effective, "");
+  html_count_row(b, "MACs (dense)", r->total.macs_dense, r->baseline.macs_dense, "");
+  html_count_row(b, "arena", (double)r->total.arena_bytes, (double)r->baseline.arena_bytes, "B");
+  html_count_row(b, "weights", (double)r->total.weight_bytes, (double)r->baseline.weight_bytes,
+                 "B");
   html_totals_row(b, "time", &r->total.time_s, &r->baseline.time_s, "s");
   html_totals_row(b, "energy (op-model)", &r->total.energy_j, &r->baseline.energy_j, "J");
-  html_totals_row(b, "compute", &r->total.compute_j, &r->baseline.compute_j, "J");
-  html_totals_row(b, "memory", &r->total.mem_j, &r->baseline.mem_j, "J");
-  html_totals_row(b, "static", &r->total.static_j, &r->baseline.static_j, "J");
-  html_totals_row(b, "transfers", &r->total.transfer_j, &r->baseline.transfer_j, "J");
+  html_totals_row(b, "&#160; compute", &r->total.compute_j, &r->baseline.compute_j, "J");
+  html_totals_row(b, "&#160; memory", &r->total.mem_j, &r->baseline.mem_j, "J");
+  html_totals_row(b, "&#160; static", &r->total.static_j, &r->baseline.static_j, "J");
+  html_totals_row(b, "&#160; transfers", &r->total.transfer_j, &r->baseline.transfer_j, "J");
   html_totals_row(b, "energy (platform-model)", &r->total.platform_j, &r->baseline.platform_j,
                   "J");
   html_totals_row(b, "carbon per inference", &r->total.carbon_g, &r->baseline.carbon_g,
@@ -676,84 +924,120 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
                                      "--grid-intensity)"
                                    : " (--grid-intensity)");
 
-  moss_buf_put(b, "<h2>Energy per layer</h2>\n", 26);
+  put(b, "<h2>Energy per layer</h2>\n");
   html_chart(b, r);
 
-  put(b, "<h2>Nodes</h2>\n<table>\n<tr><th class=\"l\">node</th><th class=\"l\">op</th>"
-                  "<th class=\"l\">device</th><th class=\"l\">dtype</th><th>MACs dense</th>"
-                  "<th>MACs effective</th><th>ops</th><th>activation bytes</th>"
-                  "<th>weight bytes</th><th>cycles</th><th>time</th><th>compute</th>"
-                  "<th>memory</th><th>static</th><th>energy</th>"
-                  "<th class=\"l\">weight format (cost rule: dense MACs per output)</th>"
-                  "</tr>\n");
+  put(b, "<h2>Nodes</h2>\n");
+  html_legend(b);
+  put(b, "<div class=\"wide\">\n<table class=\"nodes\">\n<tr><th class=\"l\">node</th>"
+         "<th class=\"l\">op</th><th class=\"l\"><abbr title=\"device\">dev</abbr></th>"
+         "<th class=\"l\">dtype</th>"
+         "<th><abbr title=\"multiply-adds, dense\">MACs</abbr></th>"
+         "<th><abbr title=\"effective MACs: dense x the share of non-zero weights\">eff."
+         "</abbr></th>"
+         "<th><abbr title=\"element operations (not MACs); their compute energy is not "
+         "priced\">ops</abbr></th>"
+         "<th><abbr title=\"activation bytes read and written, and the memory level they "
+         "are costed at\">act. B</abbr></th>"
+         "<th><abbr title=\"weight bytes read, and the memory level they are costed at\">"
+         "wt. B</abbr></th>"
+         "<th><abbr title=\"roofline cycles: max(compute, each memory level)\">cycles</abbr>"
+         "</th><th><abbr title=\"estimated time\">time</abbr></th>"
+         "<th><abbr title=\"compute energy: effective MACs x pJ/MAC\">comp.</abbr></th>"
+         "<th><abbr title=\"memory energy: bytes x pJ/byte, summed over the levels\">mem."
+         "</abbr></th>"
+         "<th><abbr title=\"static energy: idle power x time\">static</abbr></th>"
+         "<th><abbr title=\"op-model energy: compute + memory + static\">energy</abbr></th>"
+         "<th class=\"l\"><abbr title=\"weight format the sparse pass chose (bold) and the "
+         "cost rule's estimate of each format in dense multiply-adds per output "
+         "(-: impossible); 4x1 = block4x1, 1x4 = block1x4\">format</abbr></th></tr>\n");
   for (i = 0; i < r->nnodes; i++) {
     const moss_cost_node *n = &r->nodes[i];
     const moss_cost_device *d = &r->devices[n->device];
-    moss_buf_put(b, "<tr><td class=\"l\">", 18);
-    hstr(b, n->name);
-    moss_buf_put(b, "</td><td class=\"l\">", 19);
+    char t[48];
+    put(b, "<tr><td class=\"name\">");
+    hname(b, n->name);
+    put(b, "</td><td class=\"l\">");
     hstr(b, n->op_type);
-    moss_buf_put(b, "</td><td class=\"l\">", 19);
+    put(b, "</td><td class=\"l\">");
     hstr(b, d->id);
-    moss_buf_put(b, "</td><td class=\"l\">", 19);
+    put(b, "</td><td class=\"l\">");
     hstr(b, n->dtype);
-    moss_buf_printf(b, "</td><td>%.0f</td><td>%.0f</td><td>%.0f</td><td>%.0f (",
-                    n->macs_dense, n->macs_effective, n->ops, n->act_bytes);
-    hstr(b, level_name(r, n->device, n->act_level));
-    moss_buf_printf(b, ")</td><td>%.0f (", n->weight_bytes);
-    hstr(b, level_name(r, n->device, n->weight_level));
-    moss_buf_printf(b, ")</td><td>%.4g</td>", n->cycles);
-    hfig(b, &n->time_s, "s");
-    hfig(b, &n->compute_j, "J");
+    put(b, "</td>");
+    hcount(b, n->macs_dense, "");
+    hcount(b, n->macs_effective, "");
+    hcount(b, n->ops, "");
+    hbytes(b, n->act_bytes, level_name(r, n->device, n->act_level));
+    hbytes(b, n->weight_bytes, level_name(r, n->device, n->weight_level));
+    /* Cycles share the time's fate: none without a clock, a lower bound
+     * where the time is one. */
+    {
+      moss_cost_figure cy = n->time_s;
+      cy.value = n->cycles;
+      if (!is_nm(&cy)) cy.source = "roofline cycles of the device clock";
+      hfig(b, &cy, "", 0);
+    }
+    hfig(b, &n->time_s, "s", 0);
+    hfig(b, &n->compute_j, "J", 0);
     {
       moss_cost_figure m = mem_sum(n->mem_j, d->nlevels);
-      hfig(b, &m, "J");
+      hfig(b, &m, "J", 0);
     }
-    hfig(b, &n->static_j, "J");
-    hfig(b, &n->energy_j, "J");
-    moss_buf_printf(b, "<td class=\"l\">");
+    hfig(b, &n->static_j, "J", 0);
+    hfig(b, &n->energy_j, "J", 0);
+    put(b, "<td class=\"fmt\">");
     if (n->sparse_layer) {
       int f;
-      hstr(b, n->sparse_format);
-      moss_buf_put(b, " (", 2);
       for (f = 0; f < MOSS_COST_SPARSE_FORMATS; f++) {
-        int chosen = !strcmp(n->sparse_format, moss_sparse_format_name(f));
-        moss_buf_printf(b, "%s%s", f ? ", " : "", chosen ? "<b>" : "");
-        hstr(b, moss_sparse_format_name(f));
-        if (n->sparse_cost[f] < 0) moss_buf_printf(b, " -");
-        else moss_buf_printf(b, " %.4g", n->sparse_cost[f]);
-        if (chosen) moss_buf_put(b, "</b>", 4);
+        const char *name = moss_sparse_format_name(f);
+        int chosen = !strcmp(n->sparse_format, name);
+        put(b, f ? ", <span>" : "<span>");
+        if (chosen) put(b, "<b>");
+        if (!strncmp(name, "block", 5)) {
+          put(b, "<abbr title=\"");
+          hstr(b, name);
+          put(b, "\">");
+          hstr(b, name + 5);
+          put(b, "</abbr>");
+        } else hstr(b, name);
+        if (n->sparse_cost[f] < 0) put(b, " -");
+        else {
+          si3(t, sizeof t, n->sparse_cost[f], "", 1);
+          moss_buf_printf(b, " %s", t);
+        }
+        if (chosen) put(b, "</b>");
+        put(b, "</span>");
       }
-      moss_buf_put(b, ")", 1);
     }
-    moss_buf_printf(b, "</td></tr>\n");
+    put(b, "</td></tr>\n");
   }
-  moss_buf_put(b, "</table>\n", 9);
+  put(b, "</table>\n</div>\n");
 
   if (r->ntransfers) {
     put(b, "<h2>Transfers between devices</h2>\n<table>\n<tr><th class=\"l\">value</th>"
-                    "<th class=\"l\">from</th><th class=\"l\">to</th><th>bytes</th><th>time</th>"
-                    "<th>energy</th></tr>\n");
+           "<th class=\"l\">from</th><th class=\"l\">to</th><th>bytes</th><th>time</th>"
+           "<th>energy</th></tr>\n");
     for (i = 0; i < r->ntransfers; i++) {
       const moss_cost_transfer *t = &r->transfers[i];
-      moss_buf_put(b, "<tr><td class=\"l\">", 18);
-      hstr(b, t->value);
-      moss_buf_put(b, "</td><td class=\"l\">", 19);
+      put(b, "<tr><td class=\"name\">");
+      hname(b, t->value);
+      put(b, "</td><td class=\"l\">");
       hstr(b, r->devices[t->from].id);
-      moss_buf_put(b, "</td><td class=\"l\">", 19);
+      put(b, "</td><td class=\"l\">");
       hstr(b, r->devices[t->to].id);
-      moss_buf_printf(b, "</td><td>%.0f</td>", t->bytes);
-      hfig(b, &t->time_s, "s");
-      hfig(b, &t->energy_j, "J");
-      moss_buf_put(b, "</tr>\n", 6);
+      put(b, "</td>");
+      hcount(b, t->bytes, "B");
+      hfig(b, &t->time_s, "s", 0);
+      hfig(b, &t->energy_j, "J", 0);
+      put(b, "</tr>\n");
     }
-    moss_buf_put(b, "</table>\n", 9);
+    put(b, "</table>\n");
   }
-  put(b, "<p>Labels: <b>op-model</b> = MACs \xc3\x97 pJ/MAC + bytes \xc3\x97 pJ/byte + "
-                  "idle power \xc3\x97 time; <b>platform-model</b> = active power \xc3\x97 busy "
-                  "time + idle power for the rest; datasheet / estimate / measured: as the "
-                  "target XML states; <b>not-modeled</b> = no figure, not a zero. Hover a cell "
-                  "for its source. Generated by moss.</p>\n</body>\n</html>\n");
+  put(b, "<p>Labels: <b>op-model</b> = MACs " MUL " pJ/MAC + bytes " MUL " pJ/byte + idle "
+         "power " MUL " time; <b>platform-model</b> = active power " MUL " busy time + idle "
+         "power for the rest; datasheet / estimate / measured: as the target XML states; "
+         "<b>not-modeled</b> = no figure, not a zero; <b>partial</b> = a sum with some parts "
+         "not-modeled, a lower bound. Generated by moss.</p>\n</body>\n</html>\n");
   if (b->failed) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "HTML report");
   return MOSS_OK;
 }

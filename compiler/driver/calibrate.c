@@ -151,6 +151,18 @@ static moss_status load_data(calib *c, const char *data, const moss_value *in) {
                        moss_value_type_str(v, a, sizeof a), in->name,
                        moss_value_type_str(in, b, sizeof b));
     }
+    { /* a NaN or an infinity would make every range it touches meaningless */
+      const float *x = v->data;
+      int64_t e, ne = moss_value_numel(v);
+      for (e = 0; e < ne; e++)
+        if (!isfinite(x[e])) {
+          c->ctx->file = c->paths[i];
+          return moss_fail(c->ctx, MOSS_E_INVALID_MODEL, NULL,
+                           "calibration data: element %lld (sample %lld) is %s; calibration "
+                           "data must be finite", (long long)e, (long long)(e / (ne / v->dims[0])),
+                           isnan(x[e]) ? "NaN" : x[e] > 0 ? "+Inf" : "-Inf");
+        }
+    }
     c->data[i] = v;
   }
   return MOSS_OK;
@@ -292,6 +304,7 @@ static moss_status measure(moss_ctx *ctx, const moss_graph *g, const moss_compil
   co.observe = 1;
   co.quantize = NULL;
   co.target = NULL; /* the machine moss runs on */
+  co.loaded_target = NULL;
   co.emit = "bundle"; /* what libmossrt loads; the host CPU's backend writes its code */
   snprintf(path, sizeof path, "%s/%s.moss", c->dir, c->name);
   co.out = path;

@@ -22,6 +22,8 @@ typedef struct moss_compile_opts {
   const char *report;         /* --report FILE.json|.csv|.html; NULL: none */
   double grid_intensity;      /* --grid-intensity gCO2e/kWh; <= 0: the 475 fallback, flagged */
   int no_emit;                /* stop after costing (moss compare) */
+  const struct moss_target *loaded_target; /* non-NULL: use this target (borrowed) instead of
+                               * loading |target| (the fuzzers, tests/fuzz/fuzz_onnx.c) */
   struct moss_cost_report **cost_out; /* non-NULL: receives the cost report (caller destroys) */
   /* Post-training quantization (calibration: compiler/driver/calibrate.c; the rewrite:
    * compiler/passes/ptq.c; docs/quantization.md). */
@@ -31,14 +33,17 @@ typedef struct moss_compile_opts {
   const char *keep_float;     /* --keep-float NODE,NODE...; NULL: none */
   int observe;                /* internal: every float activation becomes a graph output
                                * after 'fuse' (the calibration run); no quantization */
+  const char *sign_key;       /* --sign KEY: the secret key file the bundle is signed with
+                               * (keys.c); NULL: unsigned */
 } moss_compile_opts;
 
 /* import -> passes -> plan -> emit, one stage per line (pipeline.c). */
 moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts);
 
-/* `moss run`: loads the artifact at |path| (a folder made by --emit c),
- * binds |ninputs| tensor files (by position, or NAME=FILE), runs it and
- * writes OUTDIR/output_<i>.npy. */
+/* `moss run`: loads the artifact at |path| (a bundle, or a folder made by
+ * --emit c or obj), binds |ninputs| tensor files (by position, or
+ * NAME=FILE), one for every graph input, runs it and writes
+ * OUTDIR/output_<i>.npy. */
 typedef struct moss_run_opts {
   const char *artifact;
   const char **inputs;
@@ -46,6 +51,10 @@ typedef struct moss_run_opts {
   const char *outdir;
   int iterations;             /* > 1: time this many runs (moss bench) */
   int print_time;
+  const char *public_key;     /* --public-key FILE: only a bundle signed with its secret key
+                               * runs (keys.c, libmossrt_sign); NULL: no check */
+  int zeros;                  /* moss bench: with no input file at all, inputs are zeros (only
+                               * timed); otherwise every graph input needs its file */
 } moss_run_opts;
 moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts);
 
@@ -58,6 +67,15 @@ typedef struct moss_eval_result {
 } moss_eval_result;
 moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *x, const char *y,
                                moss_eval_result *out);
+
+/* Key files of signed bundles (keys.c): the raw bytes of an Ed25519 key,
+ * 64 for a secret key (|secret| 1), 32 for a public key. moss_key_read
+ * copies them into |out| (may be NULL: only checked); io when the file
+ * cannot be read or has another size. moss_keygen writes a new pair to
+ * |out| (secret, mode 0600) and |out|.pub (public), never over an existing
+ * file, and says so on stderr. */
+moss_status moss_key_read(moss_ctx *ctx, const char *path, int secret, uint8_t *out);
+moss_status moss_keygen(moss_ctx *ctx, const char *out);
 
 /* `moss compare MODEL --targets a,b,c ...` (compare.c). */
 moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv);

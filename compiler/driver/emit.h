@@ -21,6 +21,7 @@ typedef struct moss_emit_args {
   const char *source_hash;
   const char *report_json;    /* NULL: none */
   int verbose;                /* print the backends' stage times (-v) */
+  const char *sign_key;       /* --sign: the secret key file to sign with; NULL: unsigned */
 } moss_emit_args;
 
 /* Writes the .moss bundle (emit_bundle.c): the host backend's emit_code

@@ -7,7 +7,11 @@
  * list of steps (EXEC per segment, TRANSFER for every value that crosses
  * devices) over a table of tensors (graph inputs, graph outputs, arena
  * offsets). Every backend is reached through the table (backends/backend.h)
- * by the device bindings the pipeline passes. */
+ * by the device bindings the pipeline passes. The CPU code states what it
+ * was compiled for (moss_figures: the arena, every tensor, step and tensor
+ * reference of the bundle, its entries in step order), which libmossrt
+ * holds the metadata and plan to; with --sign the bundle is signed
+ * (keys.c, compiler/bundle). */
 #include <stdio.h>
 #include <string.h>
 
@@ -133,12 +137,15 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   uint64_t *blob_len = NULL;
   uint32_t *blob_dev = NULL, *ins = NULL, *outs = NULL, nblobs = 0;
   char entry_pool[64][96];
+  uint8_t sign_key[64];
+  moss_buf figures;
   int nseg = a->nsegments, ndev = moss_target_device_count(t), i, k, any_c = 0;
   moss_status st = MOSS_OK;
 
   memset(&b, 0, sizeof b);
   memset(&d, 0, sizeof d);
   memset(&code, 0, sizeof code);
+  moss_buf_init(&figures, ctx);
   b.ctx = ctx;
   b.g = g;
   b.ndev = ndev;
@@ -300,19 +307,6 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
     else s->out = NULL;
   }
 
-  if (any_c) {
-    if (!host_be || !host_be->emit_code) {
-      st = moss_fail(ctx, MOSS_E_TARGET, NULL,
-                     "target '%s': device '%s' holds the graph's inputs and outputs, and its "
-                     "backend '%s' builds no CPU code for the segments that run on the CPU",
-                     moss_target_name(t), moss_target_device_id(t, a->host),
-                     moss_target_device_backend(t, a->host));
-      goto done;
-    }
-    st = host_be->emit_code(&a->devices[a->host], g, a->name, a->source_hash, seg_is_c, nseg,
-                            a->verbose, &code);
-    if (st != MOSS_OK) goto done;
-  }
   for (i = 0; i < ndev; i++) {
     const moss_backend *be = a->devices[i].backend;
     devs[i].id = moss_target_device_id(t, i);
@@ -321,8 +315,6 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
     devs[i].plugin_path = be && be->library ? be->library(&a->devices[i]) : NULL;
   }
   d.target = moss_target_name(t);
-  d.triple = any_c ? code.triple : NULL;
-  d.features = code.features;
   d.arena_bytes = (uint64_t)a->arena_bytes;
   d.ntensors = b.ntensors;
   d.tensors = b.tensors;
@@ -334,8 +326,6 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   d.devices = devs;
   d.nsteps = b.nsteps;
   d.steps = b.steps;
-  d.cpu_code = code.bytes;
-  d.cpu_code_bytes = code.size;
   d.cpu_device = (uint32_t)a->host;
   d.cpu_code_format = host_be && host_be->code == MOSS_CODE_ELF_OBJECT
                           ? MOSS_BUNDLE_CODE_ELF_OBJECT
@@ -345,8 +335,35 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   d.blob_bytes = blob_len;
   d.blob_device = blob_dev;
   d.report_json = a->report_json;
+  if (any_c) {
+    if (!host_be || !host_be->emit_code) {
+      st = moss_fail(ctx, MOSS_E_TARGET, NULL,
+                     "target '%s': device '%s' holds the graph's inputs and outputs, and its "
+                     "backend '%s' builds no CPU code for the segments that run on the CPU",
+                     moss_target_name(t), moss_target_device_id(t, a->host),
+                     moss_target_device_backend(t, a->host));
+      goto done;
+    }
+    /* What the code is compiled for, stated in it (moss_figures). */
+    st = moss_bundle_figures_emit(ctx, &d, &figures);
+    if (st != MOSS_OK) goto done;
+    st = host_be->emit_code(&a->devices[a->host], g, a->name, a->source_hash, seg_is_c, nseg,
+                            (const uint8_t *)figures.data, figures.len, a->verbose, &code);
+    if (st != MOSS_OK) goto done;
+  }
+  d.triple = any_c ? code.triple : NULL;
+  d.features = code.features;
+  d.cpu_code = code.bytes;
+  d.cpu_code_bytes = code.size;
+  if (a->sign_key) {
+    st = moss_key_read(ctx, a->sign_key, 1, sign_key);
+    if (st != MOSS_OK) goto done;
+    d.sign_key = sign_key;
+  }
   st = moss_bundle_write(ctx, &d, a->out);
 done:
+  memset(sign_key, 0, sizeof sign_key);
+  moss_buf_deinit(&figures);
   moss_backend_code_deinit(ctx, &code);
   if (blobs)
     for (i = 0; i < a->nsegments + 1; i++) moss_buf_deinit(&blobs[i]);

@@ -36,6 +36,10 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
   memset(out, 0, sizeof *out);
   ctx->file = artifact;
   if (mossrt_open_file(artifact, &b, &err) != MOSSRT_OK) return rt_fail(ctx, &err);
+  if (moss_file_note_input(ctx, artifact) != MOSS_OK) { /* no output may replace it */
+    mossrt_close(b);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "the list of files read");
+  }
   st = moss_graph_create(ctx, &scratch);
   if (st != MOSS_OK) goto done;
   if (mossrt_input_count(b) != 1 || mossrt_output_count(b) < 1 || mossrt_output_count(b) > 64) {
@@ -54,8 +58,11 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
   batch = in.dims[0];
   classes = o.dims[o.rank - 1];
   for (k = 1; k < (uint32_t)in.rank; k++) row *= in.dims[k];
+  ctx->file = xpath; /* a bad file is reported under its own name */
   st = moss_tensor_file_read(ctx, scratch, xpath, &x);
+  ctx->file = ypath;
   if (st == MOSS_OK) st = moss_tensor_file_read(ctx, scratch, ypath, &y);
+  ctx->file = artifact;
   if (st != MOSS_OK) goto done;
   {
     int ok = x->dtype == (moss_dtype)in.dtype && x->rank == in.rank;

@@ -1,6 +1,8 @@
 /* main.c - the moss command line (DESIGN.md "Command line"): parses
  * arguments and calls the pipeline, the runner or the target tools.
  * Diagnostics go to standard error; the exit status is 0 on success. */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +26,15 @@ static const char usage[] =
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R|nm:N:M]\n"
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
-    "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v]\n"
+    "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v] [--sign KEY]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
-    "  moss bench ARTIFACT [--iterations N] [IN0 ...]\n"
+    "               [--public-key KEY.pub]\n"
+    "  moss bench ARTIFACT [--iterations N] [IN0 ...] [--public-key KEY.pub]\n"
     "  moss eval ARTIFACT.moss X.npy Y.npy\n"
     "  moss compare MODEL.onnx --targets A,B,C [--input-shape ...] [--constant ...]\n"
-    "               [--grid-intensity G]\n"
+    "               [--grid-intensity G] [--report FILE.html]\n"
     "  moss targets [list | show NAME | validate FILE.xml]\n"
+    "  moss keygen KEY\n"
     "\n"
     "compile: imports the ONNX model, folds and fuses it, places every node on a device of the\n"
     "  target (default: host, this machine), plans one arena, estimates time, memory and energy\n"
@@ -62,19 +66,75 @@ static const char usage[] =
     "    the argmax of output 0 against the labels Y; with --quantize also the float model's.\n"
     "  Symbolic input dimensions must be bound with --input-shape; graph inputs that decide\n"
     "  shapes (a Reshape's shape, a Slice's starts...) must be frozen with --constant.\n"
-    "  Tensor files are .npy or ONNX TensorProto .pb.\n"
+    "  Tensor files are .npy or ONNX TensorProto .pb. Every output goes to a temporary file\n"
+    "  renamed over OUT only when OUT is new or a regular file that is not an input.\n"
     "run: runs a bundle through libmossrt, or builds a C artifact with the system C compiler\n"
-    "  ($CC, $MOSS_CFLAGS), on the inputs, and writes OUTDIR/output_<i>.npy (default '.').\n"
-    "bench: runs N times (default 100) and prints the median time.\n"
+    "  ($CC, $MOSS_CFLAGS), on the inputs (one tensor file for every graph input), and writes\n"
+    "  OUTDIR/output_<i>.npy (default '.'). No output replaces an input, a device or a folder.\n"
+    "bench: runs N times (default 100, at most 10000000) and prints the median time; without\n"
+    "  input files it times zeros.\n"
+    "--sign KEY: signs the bundle with the Ed25519 secret key in KEY (moss keygen); then\n"
+    "  run --public-key KEY.pub, or an application giving libmossrt the public key, refuses\n"
+    "  it if one byte changes, and refuses unsigned bundles (runtime/README.md).\n"
+    "keygen: writes a new Ed25519 key pair, the secret key to KEY (64 raw bytes, mode 0600)\n"
+    "  and the public key to KEY.pub (32 raw bytes); it replaces no existing file.\n"
     "eval: runs a bundle on X.npy (in batches of its input), compares the argmax over the last\n"
     "  axis of output 0 with the labels Y.npy (int64 or int32) and prints the accuracy.\n"
-    "compare: costs the model on each target and ranks them by energy, time and memory.\n";
+    "compare: costs the model on each target and ranks them by platform-model energy (complete\n"
+    "  figures first; partial ones marked *, not-modeled ?), with time and memory; --report\n"
+    "  FILE.html draws the ranking.\n";
+
+/* The context and the name of the command being run, for the messages
+ * about its command line. */
+static moss_ctx *cli;
+static const char *cli_command;
+
+/* A mistake on the command line: one diagnostic, "moss: invalid-model:
+ * <reason>" (the command line is input as the model is), then the synopsis.
+ * Returns 0; the command exits with status 2. */
+#define USAGE(...) usage_fail(__LINE__, __VA_ARGS__)
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int usage_fail(int line, const char *fmt, ...) {
+  const char *file = cli->file;
+  va_list ap;
+  cli->file = NULL; /* no file: "moss: ..." */
+  va_start(ap, fmt);
+  moss_diag_vfail_about(cli, __FILE__, line, MOSS_E_INVALID_MODEL, NULL, NULL, fmt, ap);
+  va_end(ap);
+  cli->file = file;
+  { /* the command's own lines of the synopsis, else all of it */
+    char head[64];
+    const char *p = NULL, *end;
+    if (cli_command) {
+      snprintf(head, sizeof head, "\n  moss %s ", cli_command);
+      p = strstr(usage, head);
+    }
+    end = p ? strstr(p + 1, "\n  moss ") : NULL;
+    p = p ? p + 1 : strchr(usage, '\n') + 1;
+    if (!end || end > strstr(usage, "\n\n")) end = strstr(usage, "\n\n");
+    fprintf(stderr, "usage:\n%.*s\n(moss --help explains every option)\n", (int)(end - p), p);
+  }
+  return 0;
+}
 
 static int need_arg(int i, int argc, const char *flag) {
-  if (i + 1 >= argc) {
-    fprintf(stderr, "moss: %s needs a value\n%s", flag, usage);
-    return 0;
-  }
+  if (i + 1 >= argc) return USAGE("%s needs a value", flag);
+  return 1;
+}
+
+/* |s| as a count from 1 to |max|, else 0 and a message saying what is wrong. */
+static int parse_count(const char *flag, const char *s, long max, int *out) {
+  char *end;
+  long v;
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (end == s || *end || s[0] == '-' || s[0] == '+' || s[0] == ' ')
+    return USAGE("%s '%s': not a whole number", flag, s);
+  if (errno == ERANGE || v > max) return USAGE("%s %s: too large (at most %ld)", flag, s, max);
+  if (v < 1) return USAGE("%s %s: must be at least 1", flag, s);
+  *out = (int)v;
   return 1;
 }
 
@@ -82,16 +142,23 @@ static int add_binding(moss_compile_opts *o, const char *arg, int is_file) {
   const char *eq = strchr(arg, '=');
   moss_onnx_binding *b;
   char *name;
-  if (!eq || eq == arg) {
-    fprintf(stderr, "moss: expected NAME=%s, got '%s'\n", is_file ? "FILE" : "SHAPE", arg);
-    return 0;
-  }
+  int i;
+  if (!eq || eq == arg)
+    return USAGE("%s: expected NAME=%s, got '%s'", is_file ? "--constant" : "--input-shape",
+                 is_file ? "FILE" : "SHAPE", arg);
+  for (i = 0; i < o->nbindings; i++) /* one binding per input: a second would be ignored */
+    if (strlen(o->bindings[i].name) == (size_t)(eq - arg) &&
+        !strncmp(o->bindings[i].name, arg, (size_t)(eq - arg)))
+      return USAGE("%s %s: input '%s' is already bound by %s %s=%s",
+                   is_file ? "--constant" : "--input-shape", arg, o->bindings[i].name,
+                   o->bindings[i].file ? "--constant" : "--input-shape", o->bindings[i].name,
+                   o->bindings[i].file ? o->bindings[i].file : o->bindings[i].shape);
   b = realloc(o->bindings, sizeof *b * (size_t)(o->nbindings + 1));
   name = malloc((size_t)(eq - arg) + 1);
   if (!b || !name) {
     free(name);
     if (b) o->bindings = b;
-    fprintf(stderr, "moss: out of memory\n");
+    moss_fail(cli, MOSS_E_NOMEM, NULL, "the command line");
     return 0;
   }
   memcpy(name, arg, (size_t)(eq - arg));
@@ -170,16 +237,15 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     else if (!strcmp(a, "--grid-intensity") && (ok = need_arg(i, argc, a))) {
       char *end;
       o.grid_intensity = strtod(argv[++i], &end);
-      if (*end || !(o.grid_intensity > 0) || o.grid_intensity > 1e5) {
-        fprintf(stderr, "moss compile: --grid-intensity wants gCO2e/kWh, a number above 0, got '%s'\n",
-                argv[i]);
-        ok = 0;
-      }
+      if (*end || end == argv[i] || !(o.grid_intensity > 0) || o.grid_intensity > 1e5)
+        ok = USAGE("--grid-intensity wants gCO2e/kWh, a number above 0 and at most 1e5, got "
+                   "'%s'", argv[i]);
     }
     else if (!strcmp(a, "--quantize") && (ok = need_arg(i, argc, a))) {
       o.quantize = argv[++i];
       if (strcmp(o.quantize, "int8")) {
-        fprintf(stderr, "moss compile: --quantize %s: only int8 is supported\n", o.quantize);
+        moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--quantize %s: only int8 is supported",
+                  o.quantize);
         ok = 0;
       }
     } else if (!strcmp(a, "--calibration") && (ok = need_arg(i, argc, a))) o.calibration = argv[++i];
@@ -190,8 +256,7 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     } else if (!strcmp(a, "--keep-float") && (ok = need_arg(i, argc, a))) o.keep_float = argv[++i];
     else if (!strcmp(a, "--eval") && (ok = need_arg(i, argc, a))) {
       if (i + 2 >= argc) {
-        fprintf(stderr, "moss compile: --eval needs two files, X.npy and Y.npy\n");
-        ok = 0;
+        ok = USAGE("--eval needs two files, X.npy and Y.npy");
       } else {
         eval_x = argv[++i];
         eval_y = argv[++i];
@@ -200,33 +265,20 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     else if (!strncmp(a, "--dump-after=", 13)) o.dump_after = a + 13;
     else if (!strcmp(a, "-q")) o.verbose = 0;
     else if (!strcmp(a, "-v")) o.timings = 1;
-    else if (a[0] == '-') {
-      fprintf(stderr, "moss compile: unknown option '%s'\n%s", a, usage);
-      ok = 0;
-    } else if (!o.model) o.model = a;
-    else {
-      fprintf(stderr, "moss compile: more than one model given ('%s', '%s')\n", o.model, a);
-      ok = 0;
-    }
+    else if (!strcmp(a, "--sign") && (ok = need_arg(i, argc, a))) o.sign_key = argv[++i];
+    else if (!ok) break; /* said by need_arg */
+    else if (a[0] == '-') ok = USAGE("compile: unknown option '%s'", a);
+    else if (!o.model) o.model = a;
+    else ok = USAGE("compile: more than one model given ('%s', '%s')", o.model, a);
   }
-  if (ok && !o.model) {
-    fprintf(stderr, "moss compile: no model given\n%s", usage);
-    ok = 0;
-  }
-  if (ok && !!o.quantize != !!o.calibration) {
-    fprintf(stderr, "moss compile: %s\n", o.quantize ? "--quantize int8 needs --calibration DATA "
-            "(a .npy batch of typical inputs, or a folder of them)" : "--calibration needs "
-            "--quantize int8");
-    ok = 0;
-  }
-  if (ok && (o.calib_method || o.keep_float) && !o.quantize) {
-    fprintf(stderr, "moss compile: --calibration-method and --keep-float need --quantize int8\n");
-    ok = 0;
-  }
-  if (ok && eval_x && o.emit && strcmp(o.emit, "bundle")) {
-    fprintf(stderr, "moss compile: --eval runs a bundle; drop --emit %s\n", o.emit);
-    ok = 0;
-  }
+  if (ok && !o.model) ok = USAGE("compile: no model given");
+  if (ok && !!o.quantize != !!o.calibration)
+    ok = USAGE("%s", o.quantize ? "--quantize int8 needs --calibration DATA (a .npy batch of "
+               "typical inputs, or a folder of them)" : "--calibration needs --quantize int8");
+  if (ok && (o.calib_method || o.keep_float) && !o.quantize)
+    ok = USAGE("--calibration-method and --keep-float need --quantize int8");
+  if (ok && eval_x && o.emit && strcmp(o.emit, "bundle"))
+    ok = USAGE("--eval runs a bundle; drop --emit %s", o.emit);
   rc = ok ? (moss_compile(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
   if (rc == 0 && eval_x) rc = eval_after(ctx, &o, eval_x, eval_y);
   for (i = 0; i < o.nbindings; i++) free((char *)o.bindings[i].name);
@@ -242,62 +294,85 @@ static int cmd_run(moss_ctx *ctx, int argc, char **argv, int bench) {
   memset(&o, 0, sizeof o);
   o.outdir = bench ? NULL : ".";
   o.iterations = bench ? 100 : 1;
+  o.zeros = bench; /* moss bench with no input file times zeros; moss run never */
   for (i = 2; i < argc && ok; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-o") && (ok = need_arg(i, argc, a))) o.outdir = argv[++i];
     else if (!strcmp(a, "--input") && (ok = need_arg(i, argc, a))) ins[o.ninputs++] = argv[++i];
-    else if (!strcmp(a, "--iterations") && (ok = need_arg(i, argc, a))) {
-      o.iterations = atoi(argv[++i]);
-      if (o.iterations < 1) {
-        fprintf(stderr, "moss: --iterations must be at least 1\n");
-        ok = 0;
-      }
-    } else if (!strcmp(a, "--threads") && (ok = need_arg(i, argc, a))) i++; /* single-threaded */
-    else if (!strcmp(a, "--time")) o.print_time = 1;
-    else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "moss %s: unknown option '%s'\n%s", argv[1], a, usage);
-      ok = 0;
-    } else if (!o.artifact) o.artifact = a;
+    else if (!strcmp(a, "--iterations") && (ok = need_arg(i, argc, a)))
+      ok = parse_count(a, argv[++i], 10000000, &o.iterations); /* 80 MB of timings at most */
+    else if (!strcmp(a, "--threads") && (ok = need_arg(i, argc, a))) {
+      int n; /* accepted and checked; runs are single-threaded */
+      ok = parse_count(a, argv[++i], 4096, &n);
+    } else if (!strcmp(a, "--time")) o.print_time = 1;
+    else if (!strcmp(a, "--public-key") && (ok = need_arg(i, argc, a))) o.public_key = argv[++i];
+    else if (!ok) break; /* said by need_arg */
+    else if (a[0] == '-' && a[1]) ok = USAGE("%s: unknown option '%s'", argv[1], a);
+    else if (!o.artifact) o.artifact = a;
     else ins[o.ninputs++] = a;
   }
-  if (ok && !o.artifact) {
-    fprintf(stderr, "moss %s: no artifact given\n%s", argv[1], usage);
-    ok = 0;
-  }
+  if (ok && !o.artifact) ok = USAGE("%s: no artifact given", argv[1]);
   o.inputs = ins;
   rc = ok ? (moss_run_artifact(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
   free(ins);
   return rc;
 }
 
-int main(int argc, char **argv) {
-  moss_ctx ctx;
-  moss_ctx_init(&ctx, moss_allocator_libc());
-  ctx.sink = print_diag;
-  if (getenv("MOSS_VERIFY")) ctx.debug = 1;
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-    fputs(usage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+static int dispatch(moss_ctx *ctx, int argc, char **argv) {
+  static const char *const commands[] = {"compile", "run",     "bench", "eval",
+                                          "compare", "targets", "keygen"};
+  size_t k;
+  for (k = 0; argc > 1 && k < sizeof commands / sizeof commands[0]; k++)
+    if (!strcmp(argv[1], commands[k])) cli_command = commands[k];
+  if (argc < 2) {
+    USAGE("no command given");
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    fputs(usage, stdout);
+    return 0;
   }
   if (!strcmp(argv[1], "--version")) {
     printf("moss %s\n", MOSS_VERSION);
     return 0;
   }
-  if (!strcmp(argv[1], "compile")) return cmd_compile(&ctx, argc, argv);
-  if (!strcmp(argv[1], "run")) return cmd_run(&ctx, argc, argv, 0);
-  if (!strcmp(argv[1], "bench")) return cmd_run(&ctx, argc, argv, 1);
+  if (!strcmp(argv[1], "compile")) return cmd_compile(ctx, argc, argv);
+  if (!strcmp(argv[1], "run")) return cmd_run(ctx, argc, argv, 0);
+  if (!strcmp(argv[1], "bench")) return cmd_run(ctx, argc, argv, 1);
   if (!strcmp(argv[1], "eval")) {
     moss_eval_result r;
     if (argc != 5) {
-      fprintf(stderr, "moss eval: expected ARTIFACT X.npy Y.npy\n%s", usage);
+      USAGE("eval: expected ARTIFACT X.npy Y.npy");
       return 2;
     }
-    if (moss_eval_artifact(&ctx, argv[2], argv[3], argv[4], &r) != MOSS_OK) return 1;
+    if (moss_eval_artifact(ctx, argv[2], argv[3], argv[4], &r) != MOSS_OK) return 1;
     printf("accuracy %.6f (%lld/%lld)\n", r.accuracy, (long long)r.right, (long long)r.n);
     return 0;
   }
-  if (!strcmp(argv[1], "compare")) return moss_compare_cli(&ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
-  if (!strcmp(argv[1], "targets")) return moss_targets_cli(&ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
-  fprintf(stderr, "moss: unknown command '%s'\n%s", argv[1], usage);
+  if (!strcmp(argv[1], "compare")) return moss_compare_cli(ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
+  if (!strcmp(argv[1], "targets")) return moss_targets_cli(ctx, argc - 1, argv + 1) == MOSS_OK ? 0 : 1;
+  if (!strcmp(argv[1], "keygen")) { /* keys of signed bundles (keys.c) */
+    if (argc != 3 || argv[2][0] == '-') {
+      USAGE("keygen: expected KEY, the file for the secret key (KEY.pub gets the public key)");
+      return 2;
+    }
+    return moss_keygen(ctx, argv[2]) == MOSS_OK ? 0 : 1;
+  }
+  USAGE("unknown command '%s'", argv[1]);
   return 2;
+}
+
+int main(int argc, char **argv) {
+  moss_ctx ctx;
+  moss_file_set files;
+  int rc;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ctx.sink = print_diag;
+  if (getenv("MOSS_VERIFY")) ctx.debug = 1;
+  memset(&files, 0, sizeof files);
+  ctx.files = &files; /* what the command reads and writes: no output replaces an input */
+  cli = &ctx;
+  rc = dispatch(&ctx, argc, argv);
+  moss_file_set_deinit(&ctx, &files);
+  return rc;
 }

@@ -369,7 +369,9 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     moss_prune_spec ps;
     MOSS_TRY(moss_prune_parse(ctx, opts->prune, &ps)); /* a bad spec fails before any work */
   }
-  MOSS_TRY(moss_target_load(ctx, opts->target, &target));
+  if (opts->sign_key) MOSS_TRY(moss_key_read(ctx, opts->sign_key, 1, NULL)); /* --sign: early */
+  if (opts->loaded_target) target = (moss_target *)opts->loaded_target;
+  else MOSS_TRY(moss_target_load(ctx, opts->target, &target));
   /* From here on every exit goes through |done|, which restores these. */
   saved_progress = ctx->progress;
   saved_progress_user = ctx->progress_user;
@@ -386,6 +388,11 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   ctx->file = opts->model;
   host = moss_target_host_device(target);
   if (!emit) emit = default_emit(target);
+  if (opts->sign_key && strcmp(emit, "bundle")) {
+    st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--sign signs bundles, and this compile writes "
+                   "--emit %s: standalone code carries no signature", emit);
+    goto done;
+  }
   st = moss_backend_devices_create(ctx, target, &devs); /* each device's backend, plugins opened */
   if (st == MOSS_OK && strcmp(emit, "bundle")) /* --emit c|obj: the host's code is that backend's */
     st = moss_backend_device_bind(&devs[host], moss_backend_find_for_emit(emit));
@@ -425,6 +432,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   nseg = sg.nsegments;
   moss_progress(ctx, "plan", 0, 0);
   st = moss_plan_compute(ctx, g, &arena); /* arena offsets by liveness */
+  if (st == MOSS_OK) st = moss_plan_check_memory(ctx, g, target, arena); /* fits each device */
   if (st != MOSS_OK) goto done;
   stage_done(opts, "plan", &t0);
   if (opts->dump_ir) dump(ctx, g, "plan");
@@ -500,6 +508,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     a.source_hash = hash;
     a.report_json = json.data;
     a.verbose = opts->timings;
+    a.sign_key = opts->sign_key;
     st = moss_emit_bundle(ctx, &a);
   }
   if (st == MOSS_OK) stage_done(opts, "emit", &t0);
@@ -522,6 +531,6 @@ done:
   moss_buf_deinit(&json);
   if (g) moss_graph_destroy(ctx, g);
   if (target) moss_backend_devices_destroy(ctx, target, devs);
-  moss_target_destroy(ctx, target);
+  if (target != opts->loaded_target) moss_target_destroy(ctx, target);
   return st;
 }

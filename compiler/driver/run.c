@@ -16,6 +16,7 @@
 
 #include "driver.h"
 #include "mossrt.h"
+#include "mossrt_sign.h"
 #include "../../runtime/src/cpu/imports.h"
 
 typedef struct io_desc {
@@ -57,6 +58,10 @@ static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
   if (!path[0]) return moss_fail(ctx, MOSS_E_IO, NULL, "'%s' holds no .manifest: not a moss artifact", dir);
   f = fopen(path, "r");
   if (!f) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot open '%s'", path);
+  if (moss_file_note_input(ctx, path) != MOSS_OK) { /* no output may replace it */
+    fclose(f);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "the list of files read");
+  }
   if (!fgets(line, sizeof line, f) || strncmp(line, "moss-c 1", 8) != 0) {
     fclose(f);
     return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': unknown manifest version", path);
@@ -126,7 +131,7 @@ static moss_status runtime_fail(moss_ctx *ctx, const mossrt_error *e) {
   moss_status code = MOSS_E_IO;
   if (p && (p = strstr(p + 2, ": ")) != NULL) reason = p + 2;
   switch (e->status) {
-  case MOSSRT_E_FORMAT: code = MOSS_E_INVALID_MODEL; break;
+  case MOSSRT_E_FORMAT: case MOSSRT_E_SIGNATURE: code = MOSS_E_INVALID_MODEL; break;
   case MOSSRT_E_VERSION: code = MOSS_E_UNSUPPORTED; break;
   case MOSSRT_E_TARGET: case MOSSRT_E_DEVICE: code = MOSS_E_TARGET; break;
   case MOSSRT_E_NOMEM: code = MOSS_E_NOMEM; break;
@@ -167,6 +172,36 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* "float32[1,3]" (as moss_value_type_str): what the model wants for |io|. */
+static const char *io_type_str(const io_desc *io, char *buf, size_t cap) {
+  size_t n = (size_t)snprintf(buf, cap, "%s[", moss_dtype_name(io->dtype));
+  int k;
+  for (k = 0; k < io->rank && n < cap; k++)
+    n += (size_t)snprintf(buf + n, cap - n, "%s%lld", k ? "," : "", (long long)io->dims[k]);
+  if (n < cap) snprintf(buf + n, cap - n, "]");
+  return buf;
+}
+
+/* Reads the tensor file |path| for the input |io|; its problems are
+ * reported under its own name. */
+static moss_status read_input(moss_ctx *ctx, moss_graph *scratch, const char *path,
+                              const io_desc *io, const void **out) {
+  const char *artifact = ctx->file;
+  char a[160], b[160];
+  moss_value *v;
+  moss_status st;
+  ctx->file = path;
+  st = moss_tensor_file_read(ctx, scratch, path, &v);
+  if (st == MOSS_OK && (v->dtype != io->dtype || v->rank != io->rank ||
+                        memcmp(v->dims, io->dims, sizeof(int64_t) * (size_t)io->rank)))
+    st = moss_fail(ctx, MOSS_E_IO, NULL, "holds %s; the input '%s' of '%s' is %s",
+                   moss_value_type_str(v, a, sizeof a), io->name, artifact,
+                   io_type_str(io, b, sizeof b));
+  ctx->file = artifact;
+  if (st == MOSS_OK) *out = v->data;
+  return st;
+}
+
 static size_t io_bytes(const io_desc *io) {
   size_t n = moss_dtype_size(io->dtype);
   int k;
@@ -196,27 +231,43 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   if (!m) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "manifest");
   memset(outs, 0, sizeof outs);
   if (stat(opts->artifact, &sb) == 0 && S_ISREG(sb.st_mode)) {
-    if (mossrt_open_file(opts->artifact, &bundle, &rerr) != MOSSRT_OK) {
+    mossrt_options ro;
+    uint8_t key[32];
+    memset(&ro, 0, sizeof ro);
+    if (opts->public_key) { /* --public-key: only a bundle signed with its secret key runs */
+      st = moss_key_read(ctx, opts->public_key, 0, key);
+      if (st != MOSS_OK) goto done;
+      ro.public_key = key;
+      ro.verify = mossrt_sign_verify;
+    }
+    if (mossrt_open_file_ex(opts->artifact, &ro, &bundle, &rerr) != MOSSRT_OK) {
       st = runtime_fail(ctx, &rerr);
       goto done;
     }
+    st = moss_file_note_input(ctx, opts->artifact); /* no output may replace it */
+    if (st != MOSS_OK) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "the list of files read");
+      goto done;
+    }
     st = bundle_manifest(ctx, bundle, m);
+  } else if (opts->public_key) {
+    st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--public-key checks the signature of a bundle, "
+                   "and this is a folder of --emit c or obj code, which carries none");
   } else {
     st = read_manifest(ctx, opts->artifact, m);
   }
   if (st != MOSS_OK) goto done;
   st = moss_graph_create(ctx, &scratch);
   if (st != MOSS_OK) goto done;
-  if (opts->ninputs > 0 && opts->ninputs != m->nin) {
-    st = moss_fail(ctx, MOSS_E_IO, NULL, "the model takes %d inputs, %d given", m->nin, opts->ninputs);
+  if (opts->ninputs > m->nin) {
+    st = moss_fail(ctx, MOSS_E_IO, NULL, "the model takes %d input%s, %d files given", m->nin,
+                   m->nin == 1 ? "" : "s", opts->ninputs);
     goto done;
   }
   for (i = 0; i < m->nin; i++) ins[i] = NULL;
   for (i = 0; i < opts->ninputs; i++) {
     const char *arg = opts->inputs[i], *eq = strchr(arg, '=');
     int slot = i;
-    moss_value *v;
-    io_desc *io;
     if (eq) {
       slot = -1;
       for (k = 0; k < m->nin; k++)
@@ -229,32 +280,31 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
       arg = eq + 1;
     }
     if (ins[slot]) {
-      st = moss_fail(ctx, MOSS_E_IO, NULL, "input %d given twice", slot);
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "input %d '%s' given twice", slot, m->in[slot].name);
       goto done;
     }
-    st = moss_tensor_file_read(ctx, scratch, arg, &v);
+    st = read_input(ctx, scratch, arg, &m->in[slot], &ins[slot]);
     if (st != MOSS_OK) goto done;
-    io = &m->in[slot];
-    if (v->dtype != io->dtype) {
-      st = moss_fail(ctx, MOSS_E_IO, NULL, "input '%s' from '%s' is %s; the model wants %s", io->name,
-                     arg, moss_dtype_name(v->dtype), moss_dtype_name(io->dtype));
+  }
+  if (opts->ninputs > 0 || !opts->zeros) { /* every input has its file: never made-up data */
+    char missing[600];
+    size_t n = 0;
+    int nmissing = 0;
+    for (i = 0; i < m->nin; i++)
+      if (!ins[i] && n < sizeof missing) {
+        n += (size_t)snprintf(missing + n, sizeof missing - n, "%s%d '%s'", nmissing ? ", " : "",
+                              i, m->in[i].name);
+        nmissing++;
+      }
+    if (nmissing) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL,
+                     "no file for input%s %s: give one tensor file per graph input (%d), in "
+                     "order or as --input NAME=FILE", nmissing > 1 ? "s" : "", missing, m->nin);
       goto done;
     }
-    if (v->rank != io->rank || memcmp(v->dims, io->dims, sizeof(int64_t) * (size_t)io->rank)) {
-      char a[160];
-      st = moss_fail(ctx, MOSS_E_IO, NULL, "input '%s' from '%s' has shape %s; the model was compiled for rank %d",
-                     io->name, arg, moss_value_type_str(v, a, sizeof a), io->rank);
-      goto done;
-    }
-    ins[slot] = v->data;
   }
   for (i = 0; i < m->nin; i++) {
-    if (!ins[i]) {
-      if (opts->ninputs > 0 || opts->iterations <= 0) {
-        st = moss_fail(ctx, MOSS_E_IO, NULL, "no file for input %d '%s'", i, m->in[i].name);
-        goto done;
-      }
-      /* moss bench without inputs: zeros. */
+    if (!ins[i]) { /* moss bench without input files: zeros, only timed */
       ins[i] = moss_graph_alloc(scratch, io_bytes(&m->in[i]) + 1);
       if (!ins[i]) {
         st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "input");

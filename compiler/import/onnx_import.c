@@ -1,8 +1,12 @@
 /* onnx_import.c - the first stage of the pipeline: an ONNX ModelProto
  * (parsed by protobuf-c from C generated at build time) becomes a moss
  * graph. Initializers, Constant nodes' tensors and external data become
- * constant values; graph inputs get their shapes bound here. Every error
- * names the file and, where there is one, the node. */
+ * constant values; graph inputs get their shapes bound here; graph
+ * outputs keep the types the model declares, for the infer pass to check.
+ * The IR version and the default domain's opset are checked first
+ * (model_opset), and no room is made for tensor data a model does not
+ * hold. Every error names the file and, where there is one, the node. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +14,57 @@
 #include "onnx.h"
 #include "onnx.pb-c.h"
 
+/* protobuf-c allocates the parsed message through the context's allocator
+ * too, so a failure there is out-of-memory, not a malformed model. It frees
+ * without a size: each block keeps its size in front. */
+typedef struct pb_alloc {
+  ProtobufCAllocator a;
+  moss_ctx *ctx;
+  int failed;
+} pb_alloc;
+
+#define PB_HDR 16 /* keeps the alignment malloc would give */
+
+static void *pb_alloc_fn(void *user, size_t size) {
+  pb_alloc *pa = user;
+  size_t total;
+  unsigned char *b = NULL;
+  if (moss_size_add(size, PB_HDR, &total)) b = moss_realloc(pa->ctx, NULL, 0, total);
+  if (!b) {
+    pa->failed = 1;
+    return NULL;
+  }
+  memcpy(b, &total, sizeof total);
+  return b + PB_HDR;
+}
+
+static void pb_free_fn(void *user, void *ptr) {
+  pb_alloc *pa = user;
+  size_t total;
+  if (!ptr) return;
+  memcpy(&total, (unsigned char *)ptr - PB_HDR, sizeof total);
+  moss_free(pa->ctx, (unsigned char *)ptr - PB_HDR, total);
+}
+
+static void pb_alloc_init(pb_alloc *pa, moss_ctx *ctx) {
+  pa->a.alloc = pb_alloc_fn;
+  pa->a.free = pb_free_fn;
+  pa->a.allocator_data = pa;
+  pa->ctx = ctx;
+  pa->failed = 0;
+}
+
 typedef struct importer {
   moss_ctx *ctx;
   moss_graph *g;
   const char *path;
+  const Onnx__ModelProto *m; /* for its opset imports */
   int errors;
 } importer;
+
+/* The ONNX IR versions moss reads: up to ONNX 1.16's (IR 10), the release
+ * of opset 21 (MOSS_OPSET_MAX). */
+#define IR_VERSION_MAX 10
 
 /* Copies the elements of a typed field into |dst|, converting to the
  * tensor's dtype. */
@@ -58,14 +107,18 @@ static int copy_typed(moss_dtype dt, void *dst, size_t n, const Onnx__TensorProt
   }
 }
 
-static moss_status read_external(moss_ctx *ctx, const char *model_path, const Onnx__TensorProto *t,
-                                 void *dst, size_t nbytes, const char *what) {
+/* Opens the external data of |t| at its offset, once its |nbytes| are
+ * known to be there: nothing is allocated for data a file does not hold. */
+static moss_status open_external(moss_ctx *ctx, const char *model_path, const Onnx__TensorProto *t,
+                                 size_t nbytes, const char *what, FILE **out_f) {
   const char *loc = NULL;
   long long off = 0, len = -1;
   size_t i;
   char full[4096];
   const char *slash;
   FILE *f;
+  long size;
+  *out_f = NULL;
   for (i = 0; i < t->n_external_data; i++) {
     const Onnx__StringStringEntryProto *e = t->external_data[i];
     if (!e->key || !e->value) continue;
@@ -94,14 +147,30 @@ static moss_status read_external(moss_ctx *ctx, const char *model_path, const On
   if (!f)
     return moss_fail(ctx, MOSS_E_IO, NULL, "tensor '%s': cannot open external data file '%s'",
                      what, full);
-  if (fseek(f, (long)off, SEEK_SET) != 0 || fread(dst, 1, nbytes, f) != nbytes) {
+  if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || off > size ||
+      nbytes > (size_t)(size - off) || fseek(f, (long)off, SEEK_SET) != 0) {
     fclose(f);
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                      "tensor '%s': external data file '%s' is shorter than offset %lld + %zu bytes",
                      what, full, off, nbytes);
   }
-  fclose(f);
+  if (moss_file_note_input(ctx, full) != MOSS_OK) { /* no output may replace it */
+    fclose(f);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "the list of files read");
+  }
+  *out_f = f;
   return MOSS_OK;
+}
+
+/* How many elements of type |dt| the typed field of |t| holds. */
+static size_t typed_count(moss_dtype dt, const Onnx__TensorProto *t) {
+  switch (dt) {
+  case MOSS_DT_F32: return t->n_float_data;
+  case MOSS_DT_F64: return t->n_double_data;
+  case MOSS_DT_I64: return t->n_int64_data;
+  case MOSS_DT_U32: case MOSS_DT_U64: return t->n_uint64_data;
+  default: return t->n_int32_data;
+  }
 }
 
 /* TensorProto -> constant value. */
@@ -112,6 +181,7 @@ static moss_status tensor_to_value(moss_ctx *ctx, moss_graph *g, const char *mod
   int64_t dims[MOSS_MAX_RANK];
   size_t i, nbytes, numel = 1;
   moss_value *v;
+  FILE *ext = NULL;
   const char *what = name && *name ? name : (t->name ? t->name : "");
   *out = NULL;
   if (t->n_dims > MOSS_MAX_RANK)
@@ -132,15 +202,35 @@ static moss_status tensor_to_value(moss_ctx *ctx, moss_graph *g, const char *mod
   }
   if (!moss_size_mul(numel, moss_dtype_size(dt), &nbytes))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "tensor '%s' is too large", what);
-  v = moss_graph_add_constant(ctx, g, what, dt, (int)t->n_dims, dims, NULL);
-  if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "tensor '%s' (%zu bytes)", what, nbytes);
+  /* The data must be there before room is made for it. */
   if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-    MOSS_TRY(read_external(ctx, model_path, t, v->data, nbytes, what));
+    MOSS_TRY(open_external(ctx, model_path, t, nbytes, what, &ext));
   } else if (t->has_raw_data) {
     if (t->raw_data.len != nbytes)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                        "tensor '%s': raw data has %zu bytes, its shape needs %zu", what,
                        t->raw_data.len, nbytes);
+  } else if (typed_count(dt, t) != numel) {
+    size_t have = typed_count(dt, t);
+    if (have == 0)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "tensor '%s' declares %zu elements of %s but holds no data", what, numel,
+                       moss_dtype_name(dt));
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "tensor '%s' declares %zu elements of %s but its data holds %zu", what, numel,
+                     moss_dtype_name(dt), have);
+  }
+  v = moss_graph_add_constant(ctx, g, what, dt, (int)t->n_dims, dims, NULL);
+  if (!v) {
+    if (ext) fclose(ext);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "tensor '%s' (%zu bytes)", what, nbytes);
+  }
+  if (ext) {
+    size_t got = nbytes ? fread(v->data, 1, nbytes, ext) : 0;
+    fclose(ext);
+    if (got != nbytes)
+      return moss_fail(ctx, MOSS_E_IO, NULL, "tensor '%s': cannot read its external data", what);
+  } else if (t->has_raw_data) {
     if (nbytes) memcpy(v->data, t->raw_data.data, nbytes);
   } else if (!copy_typed(dt, v->data, numel, t)) {
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
@@ -157,7 +247,13 @@ static moss_status parse_shape(moss_ctx *ctx, const char *text, int *rank, int64
   if (!*p) return MOSS_OK; /* scalar */
   for (;;) {
     char *end;
-    long long d = strtoll(p, &end, 10);
+    long long d;
+    errno = 0;
+    d = strtoll(p, &end, 10);
+    if (errno == ERANGE)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "bad shape '%s': dimension %d (%.*s) does not fit in 64 bits", text, *rank,
+                       (int)(end - p), p);
     if (end == p || d < 0 || *rank >= MOSS_MAX_RANK)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                        "bad shape '%s' (expected e.g. 1x3x224x224)", text);
@@ -175,6 +271,7 @@ static moss_status copy_attr(importer *im, moss_node *n, moss_attr *a,
   moss_graph *g = im->g;
   size_t i;
   a->name = moss_arena_strdup(g->arena, p->name ? p->name : "");
+  if (!a->name) return MOSS_E_NOMEM;
   a->type = (moss_attr_type)p->type;
   switch (p->type) {
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: a->f = p->f; break;
@@ -238,12 +335,16 @@ static moss_status copy_attr(importer *im, moss_node *n, moss_attr *a,
         a->type = MOSS_ATTR_FLOAT;
         a->f = p->f;
       }
+    } else if (p->type >= ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSORS &&
+               p->type <= ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTOS) {
+      /* A kind moss does not read (tensors, sparse tensors, types): its
+       * ONNX code stays, so that the check pass can name it. */
+      a->type = (moss_attr_type)p->type;
     } else {
-      a->type = MOSS_ATTR_UNDEF; /* a kind moss does not read (sparse tensor, type protos) */
+      a->type = MOSS_ATTR_UNDEF;
     }
     break;
   }
-  if (!a->name) return MOSS_E_NOMEM;
   return MOSS_OK;
 }
 
@@ -253,6 +354,50 @@ static moss_value *use_value(importer *im, const char *name) {
   moss_value *v = moss_graph_find_value(im->g, name);
   if (!v) v = moss_graph_add_value(im->ctx, im->g, name);
   return v;
+}
+
+static int is_default_domain(const char *d) { return !d || !*d || !strcmp(d, "ai.onnx"); }
+
+static int domain_imported(const Onnx__ModelProto *m, const char *domain) {
+  size_t i;
+  for (i = 0; i < m->n_opset_import; i++) {
+    const char *d = m->opset_import[i]->domain;
+    if (is_default_domain(d) ? is_default_domain(domain) : !strcmp(d, domain)) return 1;
+  }
+  return 0;
+}
+
+/* The type graph output |vi| declares, for the infer pass to check
+ * (g->output_decl): rank -1 when it declares no shape, dtype UNDEF when no
+ * element type; a dimension it leaves open has a dim_param ("?" when
+ * unnamed), one it fixes has none, whatever its value. */
+static moss_value *declared_type(moss_graph *g, const Onnx__ValueInfoProto *vi) {
+  moss_value *d = moss_graph_alloc(g, sizeof *d);
+  const Onnx__TypeProto__Tensor *tt;
+  size_t j;
+  if (!d || !(d->name = moss_arena_strdup(g->arena, vi->name ? vi->name : ""))) return NULL;
+  d->rank = -1;
+  d->input_index = d->output_index = -1;
+  d->offset = -1;
+  tt = vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
+           ? vi->type->tensor_type : NULL;
+  if (!tt) return d;
+  if (tt->has_elem_type) d->dtype = (moss_dtype)tt->elem_type;
+  if (!tt->shape || tt->shape->n_dim > MOSS_MAX_RANK) return d; /* too deep: never inferred */
+  d->rank = (int)tt->shape->n_dim;
+  for (j = 0; j < tt->shape->n_dim; j++) {
+    const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[j];
+    d->dims[j] = -1;
+    if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
+      d->dims[j] = dim->dim_value;
+    } else {
+      int named = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+                  dim->dim_param && *dim->dim_param;
+      d->dim_param[j] = moss_arena_strdup(g->arena, named ? dim->dim_param : "?");
+      if (!d->dim_param[j]) return NULL;
+    }
+  }
+  return d;
 }
 
 static const moss_onnx_binding *find_binding(const moss_onnx_binding *b, int nb, const char *name,
@@ -273,7 +418,8 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
   unsigned char *placeholder;
   int nbefore;
 
-  if (gp->name && *gp->name) g->name = moss_arena_strdup(g->arena, gp->name);
+  if (gp->name && *gp->name && !(g->name = moss_arena_strdup(g->arena, gp->name)))
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "graph name");
   for (i = 0; i < gp->n_initializer; i++) {
     moss_value *v;
     const Onnx__TensorProto *t = gp->initializer[i];
@@ -330,10 +476,15 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
         const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[j];
         v->dims[j] = -1;
         if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
-            d->dim_value >= 0)
+            d->dim_value < 0)
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                           "graph input '%s' has dimension %zu of %lld (dimensions are at least 0)",
+                           nm, j, (long long)d->dim_value);
+        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
           v->dims[j] = d->dim_value;
-        else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM)
-          v->dim_param[j] = moss_arena_strdup(g->arena, d->dim_param);
+        else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+                 !(v->dim_param[j] = moss_arena_strdup(g->arena, d->dim_param)))
+          return moss_fail(ctx, MOSS_E_NOMEM, NULL, "input");
       }
     }
     b = find_binding(bindings, nbindings, nm, 0);
@@ -381,8 +532,16 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
     moss_node *n = moss_graph_add_node(ctx, g, np->op_type ? np->op_type : "", np->name,
                                        (int)np->n_input, (int)np->n_output);
     if (!n) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "node");
-    if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx"))
-      n->domain = moss_arena_strdup(g->arena, np->domain);
+    if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx")) {
+      if (!(n->domain = moss_arena_strdup(g->arena, np->domain)))
+        return moss_fail(ctx, MOSS_E_NOMEM, n, "domain");
+      if (!domain_imported(im->m, np->domain)) {
+        im->errors++;
+        moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+                  "operator domain '%s' is not among the model's opset imports (opset_import)",
+                  np->domain);
+      }
+    }
     for (j = 0; j < np->n_input; j++) {
       if (!np->input[j] || !*np->input[j]) continue;
       n->inputs[j] = use_value(im, np->input[j]);
@@ -429,7 +588,8 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
     }
   }
   g->outputs = moss_graph_alloc(g, sizeof(moss_value *) * (gp->n_output + 1));
-  if (!g->outputs) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
+  g->output_decl = moss_graph_alloc(g, sizeof(moss_value *) * (gp->n_output + 1));
+  if (!g->outputs || !g->output_decl) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
   for (i = 0; i < gp->n_output; i++) {
     const char *nm = gp->output[i]->name ? gp->output[i]->name : "";
     moss_value *v = moss_graph_find_value(g, nm);
@@ -439,21 +599,77 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
       continue;
     }
     if (v->output_index >= 0) {
-      /* The same value listed twice: later outputs copy it. */
-      moss_node *n = moss_graph_add_node(ctx, g, "Identity", NULL, 1, 1);
-      moss_value *c = moss_graph_add_value(ctx, g, NULL);
-      if (!n || !c) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
-      n->inputs[0] = v;
-      n->outputs[0] = c;
-      c->producer = n;
-      v = c;
+      /* Outputs are told apart by name (moss run, the generated header). */
+      im->errors++;
+      moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                "graph output '%s' is listed twice (outputs %d and %zu)", nm, v->output_index, i);
+      continue;
     }
+    g->output_decl[g->noutputs] = declared_type(g, gp->output[i]);
+    if (!g->output_decl[g->noutputs]) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
     v->output_index = g->noutputs;
     g->outputs[g->noutputs++] = v;
   }
   if (g->noutputs == 0 && !im->errors)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "the graph has no outputs");
   return im->errors ? MOSS_E_INVALID_MODEL : MOSS_OK;
+}
+
+/* The IR version, and the default domain's opset into |*out_opset|: an
+ * opset or IR version from after what moss knows is unsupported (it may be
+ * a valid model of a later ONNX), one that cannot exist is invalid. */
+static moss_status model_opset(moss_ctx *ctx, const Onnx__ModelProto *m, int64_t *out_opset) {
+  int64_t ir = m->has_ir_version ? m->ir_version : 0, opset = 0;
+  size_t i;
+  int found = 0, used = 0;
+  *out_opset = 0;
+  if (ir <= 0)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "the model's ir_version is %lld: an ONNX model states the IR version it is "
+                     "written in (moss reads IR versions 1 to %d)",
+                     (long long)ir, IR_VERSION_MAX);
+  if (ir > IR_VERSION_MAX)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                     "the model is written in IR version %lld; moss reads IR versions 1 to %d "
+                     "(ONNX 1.16)",
+                     (long long)ir, IR_VERSION_MAX);
+  for (i = 0; i < m->n_opset_import; i++) {
+    const Onnx__OperatorSetIdProto *o = m->opset_import[i];
+    if (!is_default_domain(o->domain)) continue;
+    if (!o->has_version)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "the model imports the default ONNX domain without an opset version "
+                       "(moss supports opsets %d to %d)",
+                       MOSS_OPSET_MIN, MOSS_OPSET_MAX);
+    if (found && o->version != opset)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                       "the model imports the default ONNX domain twice (opsets %lld and %lld)",
+                       (long long)opset, (long long)o->version);
+    opset = o->version;
+    found = 1;
+  }
+  for (i = 0; i < m->graph->n_node; i++) used |= is_default_domain(m->graph->node[i]->domain);
+  if (!found && ir < 3) {
+    opset = 1; /* before IR version 3 there were no opset imports: opset 1 */
+  } else if (!found) {
+    if (!used) return MOSS_OK; /* no operator of the default domain */
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "the model imports no opset of the default ONNX domain, which its nodes "
+                     "use (opset_import; moss supports opsets %d to %d)",
+                     MOSS_OPSET_MIN, MOSS_OPSET_MAX);
+  }
+  if (opset < MOSS_OPSET_MIN)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "the model imports opset %lld of the default ONNX domain, which does not "
+                     "exist (moss supports opsets %d to %d)",
+                     (long long)opset, MOSS_OPSET_MIN, MOSS_OPSET_MAX);
+  if (opset > MOSS_OPSET_MAX)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                     "the model imports opset %lld of the default ONNX domain; moss supports "
+                     "opsets %d to %d",
+                     (long long)opset, MOSS_OPSET_MIN, MOSS_OPSET_MAX);
+  *out_opset = opset;
+  return MOSS_OK;
 }
 
 moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_binding *bindings,
@@ -471,37 +687,38 @@ moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_bi
 moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8_t *data,
                                     size_t size, const moss_onnx_binding *bindings, int nbindings,
                                     moss_graph **out_graph) {
-  size_t i;
   Onnx__ModelProto *m;
   moss_graph *g;
   importer im;
   moss_status st;
+  pb_alloc pa;
+  int64_t opset;
   *out_graph = NULL;
-  m = onnx__model_proto__unpack(NULL, size, data);
+  pb_alloc_init(&pa, ctx);
+  m = onnx__model_proto__unpack(&pa.a, size, data);
+  if (!m && pa.failed)
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "parsing the model (%zu bytes)", size);
   if (!m)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                      "not an ONNX model: the protobuf is truncated or malformed");
   if (!m->graph) {
-    onnx__model_proto__free_unpacked(m, NULL);
+    onnx__model_proto__free_unpacked(m, &pa.a);
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "not an ONNX model: it has no graph");
   }
-  st = moss_graph_create(ctx, &g);
+  st = model_opset(ctx, m, &opset);
+  if (st == MOSS_OK) st = moss_graph_create(ctx, &g);
   if (st != MOSS_OK) {
-    onnx__model_proto__free_unpacked(m, NULL);
+    onnx__model_proto__free_unpacked(m, &pa.a);
     return st;
   }
-  g->opset = 1;
-  for (i = 0; i < m->n_opset_import; i++) {
-    const Onnx__OperatorSetIdProto *o = m->opset_import[i];
-    if ((!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) && o->has_version)
-      g->opset = o->version;
-  }
+  g->opset = opset;
   im.ctx = ctx;
   im.g = g;
   im.path = path;
+  im.m = m;
   im.errors = 0;
   st = import_graph(&im, m->graph, bindings, nbindings);
-  onnx__model_proto__free_unpacked(m, NULL);
+  onnx__model_proto__free_unpacked(m, &pa.a);
   if (st != MOSS_OK) {
     moss_graph_destroy(ctx, g);
     return st;
@@ -513,15 +730,20 @@ moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8
 /* .pb: one serialized TensorProto. */
 static moss_status read_pb(moss_ctx *ctx, moss_graph *g, const char *path, const uint8_t *data,
                            size_t size, moss_value **out) {
-  Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, size, data);
+  pb_alloc pa;
+  Onnx__TensorProto *t;
   moss_status st;
   const char *saved = ctx->file;
+  pb_alloc_init(&pa, ctx);
+  t = onnx__tensor_proto__unpack(&pa.a, size, data);
+  if (!t && pa.failed)
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "parsing '%s' (%zu bytes)", path, size);
   if (!t)
     return moss_fail(ctx, MOSS_E_IO, NULL, "'%s' is not a TensorProto (.pb) file", path);
   ctx->file = path;
   st = tensor_to_value(ctx, g, path, t, t->name && *t->name ? t->name : path, out);
   ctx->file = saved;
-  onnx__tensor_proto__free_unpacked(t, NULL);
+  onnx__tensor_proto__free_unpacked(t, &pa.a);
   return st;
 }
 
@@ -616,7 +838,6 @@ moss_status moss_npy_write(moss_ctx *ctx, const char *path, moss_dtype dt, int r
   const char *descr = NULL;
   char hdr[512];
   size_t n, i, nbytes = moss_dtype_size(dt);
-  FILE *f;
   int k;
   for (i = 0; i < sizeof map / sizeof map[0]; i++)
     if (map[i].t == dt) descr = map[i].d;
@@ -632,13 +853,15 @@ moss_status moss_npy_write(moss_ctx *ctx, const char *path, moss_dtype dt, int r
   n += (size_t)snprintf(hdr + n, sizeof hdr - n, "), }");
   while ((10 + n + 1) % 64) hdr[n++] = ' ';
   hdr[n++] = '\n';
-  f = fopen(path, "wb");
-  if (!f) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot create '%s'", path);
-  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-  fputc((int)(n & 0xff), f);
-  fputc((int)(n >> 8), f);
-  fwrite(hdr, 1, n, f);
-  if (nbytes) fwrite(data, 1, nbytes, f);
-  if (fclose(f) != 0) return moss_fail(ctx, MOSS_E_IO, NULL, "cannot write '%s'", path);
-  return MOSS_OK;
+  {
+    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+    const void *parts[3];
+    size_t sizes[3];
+    magic[8] = (unsigned char)(n & 0xff);
+    magic[9] = (unsigned char)(n >> 8);
+    parts[0] = magic, sizes[0] = sizeof magic;
+    parts[1] = hdr, sizes[1] = n;
+    parts[2] = data, sizes[2] = nbytes;
+    return moss_file_writev(ctx, path, parts, sizes, 3); /* never over an input or a device */
+  }
 }

@@ -284,6 +284,18 @@ size_t moss_value_nbytes(const moss_value *v) {
   return out;
 }
 
+int64_t moss_value_nbytes_checked(const moss_value *v) {
+  int64_t bound, es = (int64_t)moss_dtype_size(v->dtype);
+  int i;
+  if (v->rank < 0) return -1;
+  bound = es > 0 ? es : 1;
+  for (i = 0; i < v->rank; i++) {
+    if (v->dims[i] < 0) return -1;
+    if (!moss_i64_mul(bound, v->dims[i] ? v->dims[i] : 1, &bound)) return -1;
+  }
+  return moss_value_numel(v) * es;
+}
+
 int moss_value_shape_known(const moss_value *v) { return moss_value_numel(v) >= 0; }
 
 int64_t moss_value_get_i64(const moss_value *v, int64_t i) {

@@ -58,6 +58,12 @@ typedef struct moss_op_info {
 extern const moss_op_info moss_op_infos[MOSS_OP_COUNT_];
 moss_op moss_op_find(const char *op_type); /* MOSS_OP_UNKNOWN_ if not listed */
 
+/* The opsets of the default ONNX domain moss reads (21: ONNX 1.16). An
+ * operator means what its latest definition at or before the model's
+ * opset says; the check pass refuses one that the opset does not have. */
+#define MOSS_OPSET_MIN 1
+#define MOSS_OPSET_MAX 21
+
 typedef struct moss_node moss_node;
 
 /* A tensor-valued edge of the graph. |data| is non-NULL for constants
@@ -150,7 +156,8 @@ struct moss_node {
 typedef struct moss_graph {
   moss_arena *arena;      /* owns every node, value, name and payload */
   const char *name;
-  int64_t opset;          /* default-domain opset version */
+  int64_t opset;          /* default-domain opset version (0: not from a model, or the
+                           * model has no node of the default domain) */
   moss_value **values;
   int nvalues, cap_values;
   moss_node **nodes;      /* in topological order after moss_graph_sort */
@@ -159,6 +166,11 @@ typedef struct moss_graph {
   int ninputs;
   moss_value **outputs;
   int noutputs;
+  /* The type the model declares for each graph output (the importer's;
+   * NULL for a graph built otherwise): not values of the graph. dtype
+   * UNDEF: none declared; rank -1: no shape; a dimension left open has a
+   * dim_param. The infer pass holds the inferred types to them. */
+  moss_value **output_decl;
   /* The name index of moss_graph_find_value (graph.c): open addressing,
    * |name_slots| entries (a power of two, or 0) of a name's hash and the
    * value id, the latest value of each name. */
@@ -200,6 +212,13 @@ void moss_graph_replace_uses(moss_graph *g, moss_value *from, moss_value *to);
 /* Element count of a value with a known shape; -1 if unknown/overflow. */
 int64_t moss_value_numel(const moss_value *v);
 size_t moss_value_nbytes(const moss_value *v);
+/* Bytes of a value with a known shape, checked: -1 when the shape is
+ * unknown or when the product of its dimensions (a 0 counted as 1, so that
+ * every partial product, i.e. every stride, is bounded too) times its
+ * element size exceeds INT64_MAX. Whatever passes this can be sized,
+ * offset and indexed in int64_t without overflow; moss_value_nbytes()
+ * gives 0 on overflow, which reads as an empty tensor. */
+int64_t moss_value_nbytes_checked(const moss_value *v);
 int moss_value_shape_known(const moss_value *v);
 /* Reads element |i| of a constant integer or float value as int64/double. */
 int64_t moss_value_get_i64(const moss_value *v, int64_t i);

@@ -154,7 +154,8 @@ static moss_status split_sizes(moss_ctx *ctx, moss_graph *g, moss_node *n, int64
   }
   for (i = 0; i < nout; i++) {
     if (sizes[i] < 0) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "negative split size");
-    sum += sizes[i];
+    if (!moss_i64_add(sum, sizes[i], &sum))
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "split sizes overflow 64 bits");
   }
   if (sum != dim)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "split sizes add up to %lld, not %lld",
@@ -226,7 +227,11 @@ static moss_status infer_pad(moss_ctx *ctx, moss_node *n, const moss_value *x) {
   if (cv && moss_value_numel(cv) > 1)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "constant_value must hold one element");
   for (k = 0; k < x->rank; k++) {
-    if (pb[k] < -x->dims[k] || pe[k] < -x->dims[k] || (dims[k] = x->dims[k] + pb[k] + pe[k]) < 0)
+    if (pb[k] < -x->dims[k] || pe[k] < -x->dims[k])
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "pads crop more than axis %d holds", k);
+    if (pb[k] > INT64_MAX - x->dims[k] || pe[k] > INT64_MAX - (x->dims[k] + pb[k]))
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "pads make axis %d overflow 64 bits", k);
+    if ((dims[k] = x->dims[k] + pb[k] + pe[k]) < 0)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "pads crop more than axis %d holds", k);
     if (strcmp(mode, "constant") && x->dims[k] == 0 && dims[k] > 0)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "cannot %s-pad the empty axis %d", mode, k);
@@ -307,7 +312,8 @@ moss_status moss_infer_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
       for (k = 0; k < rank; k++)
         if (k != a && v->dims[k] != x->dims[k])
           return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "input %d differs in dimension %d", i, k);
-      dims[a] += v->dims[a];
+      if (!moss_i64_add(dims[a], v->dims[a], &dims[a]))
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "axis %d overflows 64 bits", a);
     }
     break;
   }
@@ -358,7 +364,10 @@ moss_status moss_infer_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     for (k = 0; k < rank; k++) {
       int64_t rep = moss_value_get_i64(r, k);
       if (rep < 0) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "negative repeat");
-      dims[k] = x->dims[k] * rep;
+      if (!moss_i64_mul(x->dims[k], rep, &dims[k]))
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+                         "axis %d: %lld repeats of %lld overflow 64 bits", k, (long long)rep,
+                         (long long)x->dims[k]);
     }
     break;
   }
@@ -376,13 +385,14 @@ moss_status moss_infer_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
       if (x->dims[1] % (b * b))
         return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "channels not divisible by blocksize^2");
       dims[1] = x->dims[1] / (b * b);
-      dims[2] = x->dims[2] * b;
-      dims[3] = x->dims[3] * b;
+      if (!moss_i64_mul(x->dims[2], b, &dims[2]) || !moss_i64_mul(x->dims[3], b, &dims[3]))
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "output size overflows 64 bits");
     } else {
       if (x->dims[2] % b || x->dims[3] % b)
         return moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
                          "height or width not divisible by blocksize");
-      dims[1] = x->dims[1] * b * b;
+      if (!moss_i64_mul(x->dims[1], b * b, &dims[1]))
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "output size overflows 64 bits");
       dims[2] = x->dims[2] / b;
       dims[3] = x->dims[3] / b;
     }

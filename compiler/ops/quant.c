@@ -237,12 +237,20 @@ static moss_status infer_q(moss_ctx *ctx, moss_node *n) {
   if (s->dtype != MOSS_DT_F32)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "scale of type %s (float32 only)",
                      moss_dtype_name(s->dtype));
+  if (moss_attr_int(n, "block_size", 0) != 0) /* opset 21 */
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "blocked quantization (block_size %lld)",
+                     (long long)moss_attr_int(n, "block_size", 0));
   MOSS_TRY(moss_quant_axis(ctx, n, x, s, z, &axis));
   if (n->op == MOSS_OP_QuantizeLinear) {
+    int64_t od = moss_attr_int(n, "output_dtype", 0); /* opset 21; 0: the zero point's */
     if (x->dtype != MOSS_DT_F32 && x->dtype != MOSS_DT_I32)
       return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "input of type %s (float32 or int32)",
                        moss_dtype_name(x->dtype));
-    yt = z ? z->dtype : MOSS_DT_U8;
+    if (z && od && od != (int64_t)z->dtype)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+                       "output_dtype %lld differs from the zero point's type %s", (long long)od,
+                       moss_dtype_name(z->dtype));
+    yt = z ? z->dtype : od ? (moss_dtype)od : MOSS_DT_U8;
     if (!q8(yt))
       return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "quantization to %s (int8 and uint8 only)",
                        moss_dtype_name(yt));

@@ -11,6 +11,15 @@
 
 #include "ops.h"
 
+/* An output size computed in floating point, as an int64_t: 0 when it is
+ * not a number or too large (2^62 or more; converting it would be
+ * undefined behaviour). */
+static int size_from_double(double d, int64_t *out) {
+  if (!(d >= 0 && d < 4611686018427387904.0)) return 0;
+  *out = (int64_t)d;
+  return 1;
+}
+
 /* Input |i| as a constant with data, or NULL when absent or empty. */
 static const moss_value *const_input(const moss_node *n, int i) {
   const moss_value *v = moss_node_input(n, i);
@@ -51,7 +60,9 @@ moss_status moss_resize_compute(moss_ctx *ctx, const moss_node *n, int64_t opset
       for (k = 0; k < cnt; k++) {
         if (!(f[k] > 0)) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scale must be positive");
         p->scale[k] = f[k];
-        p->out[k] = (int64_t)floor((double)f[k] * (double)p->in[k]);
+        if (!size_from_double(floor((double)f[k] * (double)p->in[k]), &p->out[k]))
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scale %g makes axis %d too large",
+                           (double)f[k], k);
       }
       return MOSS_OK;
     }
@@ -85,7 +96,9 @@ moss_status moss_resize_compute(moss_ctx *ctx, const moss_node *n, int64_t opset
       double s = moss_value_get_f64(sc, k);
       if (!(s > 0) || !isfinite(s)) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scale must be positive");
       p->scale[axes[k]] = s;
-      p->out[axes[k]] = (int64_t)floor(s * (double)p->in[axes[k]]);
+      if (!size_from_double(floor(s * (double)p->in[axes[k]]), &p->out[axes[k]]))
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scale %g makes axis %d too large", s,
+                         axes[k]);
     }
   } else if (sz) {
     const char *pol = moss_attr_string(n, "keep_aspect_ratio_policy", "stretch");
@@ -107,7 +120,9 @@ moss_status moss_resize_compute(moss_ctx *ctx, const moss_node *n, int64_t opset
         return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "keep_aspect_ratio_policy '%s'", pol);
       for (k = 0; k < naxes; k++) {
         p->scale[axes[k]] = common;
-        p->out[axes[k]] = (int64_t)nearbyint(common * (double)p->in[axes[k]]);
+        if (!size_from_double(nearbyint(common * (double)p->in[axes[k]]), &p->out[axes[k]]))
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "sizes make axis %d too large",
+                           axes[k]);
       }
     }
   } else {

@@ -236,6 +236,28 @@ double moss_sparse_cost(const moss_sparse_stats *s, int fmt) {
   }
 }
 
+double moss_sparse_bytes(const moss_sparse_stats *s, int fmt) {
+  double esz = (double)moss_dtype_size(s->dtype), idx = s->cols > 65536 ? 4.0 : 2.0;
+  double rows = (double)s->rows, n;
+  if (moss_sparse_cost(s, fmt) < 0) return -1.0;
+  switch (fmt) {
+  case MOSS_SPARSE_DENSE: return rows * (double)s->cols * esz;
+  case MOSS_SPARSE_CSR: /* row_ptr[rows + 1], col_idx[nnz], values[nnz] */
+    n = s->nnz > 0 ? (double)s->nnz : 1.0;
+    return (rows + 1) * 4 + n * idx + n * esz;
+  case MOSS_SPARSE_BLOCK_4x1: /* row_ptr[rows/4 + 1], col_idx[blocks], values[4 blocks] */
+    n = (double)s->nblocks4x1;
+    return (rows / 4 + 1) * 4 + (n > 0 ? n : 1) * idx + (n > 0 ? 4 * n : 1) * esz;
+  case MOSS_SPARSE_BLOCK_1x4: /* row_ptr[rows + 1], col_idx[blocks], values[4 blocks] */
+    n = (double)s->nblocks1x4;
+    return (rows + 1) * 4 + (n > 0 ? n : 1) * idx + (n > 0 ? 4 * n : 1) * esz;
+  case MOSS_SPARSE_NM_2_4: /* col_idx and values: 2 per group of 4 columns, row by row */
+    n = rows * (double)((s->cols + 3) / 4) * 2;
+    return n * (1 + esz);
+  default: return -1.0;
+  }
+}
+
 int moss_sparse_choose(const moss_sparse_stats *s) {
   return moss_sparse_choose_among(s, MOSS_SPARSE_ALL);
 }

@@ -103,6 +103,16 @@ typedef struct moss_sparse_stats {
  * weight cannot take it or |fmt| is unknown. */
 double moss_sparse_cost(const moss_sparse_stats *s, int fmt);
 
+/* Bytes of the weight of |s| stored in format |fmt| the way the kernels
+ * store it (compiler/kernel/lower_sparse.c): dense, the weight itself; CSR
+ * and the block formats, int32 row pointers, uint16 column indices (int32
+ * past 65536 columns) and the values in the weight's type (at least one
+ * index and one value, so an all-zero weight still has arrays); 2:4, one
+ * uint8 offset and one value per stored entry. The cost model prices a
+ * sparse layer's weight reads with it. Negative when the weight cannot take
+ * |fmt| or |fmt| is unknown. */
+double moss_sparse_bytes(const moss_sparse_stats *s, int fmt);
+
 /* Measures |n|'s weight; returns 0 (|out_stats| zeroed) when it has no
  * view. */
 int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats);

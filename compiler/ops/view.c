@@ -62,7 +62,8 @@ static moss_status infer_reshape(moss_ctx *ctx, moss_node *n, moss_value *x) {
       continue;
     }
     if (dims[k] < 0) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "negative dimension in shape");
-    known *= dims[k];
+    if (!moss_i64_mul(known, dims[k], &known))
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "shape's element count overflows 64 bits");
   }
   if (infer_at >= 0) {
     if (known == 0 || numel % known)

@@ -18,7 +18,9 @@ moss_status moss_fold_node(moss_ctx *ctx, moss_graph *g, moss_node *n, int *out_
     size_t nb;
     if (!v) continue;
     if (v->output_index >= 0 && n->op != MOSS_OP_Constant) return MOSS_OK;
-    if (!moss_dtype_ctype(v->dtype) || (nb = moss_value_nbytes(v)) > FOLD_MAX_BYTES) return MOSS_OK;
+    if (!moss_dtype_ctype(v->dtype) || moss_value_nbytes_checked(v) < 0 ||
+        (nb = moss_value_nbytes(v)) > FOLD_MAX_BYTES)
+      return MOSS_OK; /* an unsized one is refused by inference and the planner */
     v->data = moss_graph_alloc(g, nb ? nb : 1);
     if (!v->data) return moss_fail(ctx, MOSS_E_NOMEM, n, "folding");
   }

@@ -2,13 +2,79 @@
  * folding constants as it goes (a Reshape's shape often comes out of
  * Shape -> Gather -> Concat). A node that cannot be compiled is reported
  * and inference continues past it, so every unsupported node is listed. */
+#include <stdio.h>
+#include <string.h>
+
 #include "../ops/ops.h"
 #include "passes.h"
+
+/* A value whose shape is fixed (no negative dimension) but whose size in
+ * bytes, or one of its strides, does not fit in int64_t: an invalid model
+ * (a huge --input-shape, pads or a Reshape target), refused before anything
+ * is sized or allocated from it. */
+static int too_large(const moss_value *v) {
+  int i;
+  if (!v || v->rank < 0) return 0;
+  for (i = 0; i < v->rank; i++)
+    if (v->dims[i] < 0) return 0;
+  return moss_value_nbytes_checked(v) < 0;
+}
+
+static moss_status fail_too_large(moss_ctx *ctx, const moss_node *n, const char *what,
+                                  const moss_value *v) {
+  char ty[256];
+  return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "%s '%s' is %s: its size in bytes overflows "
+                   "64 bits", what, v->name ? v->name : "", moss_value_type_str(v, ty, sizeof ty));
+}
+
+/* "float32[1,n,4]": a declared type, its fixed dimensions as written (even
+ * negative), its open ones by name. */
+static const char *decl_str(const moss_value *d, char *buf, size_t cap) {
+  size_t n;
+  int i;
+  snprintf(buf, cap, "%s[", d->dtype ? moss_dtype_name(d->dtype) : "");
+  for (i = 0; i < d->rank; i++) {
+    n = strlen(buf);
+    if (d->dim_param[i]) snprintf(buf + n, cap - n, "%s%s", i ? "," : "", d->dim_param[i]);
+    else snprintf(buf + n, cap - n, "%s%lld", i ? "," : "", (long long)d->dims[i]);
+  }
+  n = strlen(buf);
+  snprintf(buf + n, cap - n, d->rank < 0 ? "?]" : "]");
+  return buf;
+}
+
+/* Each graph output against the type the model declares for it: an element
+ * type or a fixed dimension that inference contradicts is an invalid model
+ * (open dimensions and missing shapes are not checked). All are reported. */
+static moss_status check_declared(moss_ctx *ctx, const moss_graph *g) {
+  moss_status st = MOSS_OK;
+  int i, k;
+  for (i = 0; g->output_decl && i < g->noutputs; i++) {
+    const moss_value *d = g->output_decl[i], *v = g->outputs[i];
+    int bad;
+    char want[512], got[512];
+    if (!d) continue;
+    bad = d->dtype != MOSS_DT_UNDEF && d->dtype != v->dtype;
+    if (d->rank >= 0) {
+      bad |= d->rank != v->rank;
+      for (k = 0; k < d->rank && k < v->rank; k++) bad |= !d->dim_param[k] && d->dims[k] != v->dims[k];
+    }
+    if (bad)
+      st = moss_fail(ctx, MOSS_E_INVALID_MODEL, v->producer,
+                     "graph output '%s' is declared %s, but inference gives %s", d->name,
+                     decl_str(d, want, sizeof want), moss_value_type_str(v, got, sizeof got));
+  }
+  return st;
+}
 
 moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
   int i, j, failed = 0;
   moss_status first = MOSS_OK;
-  unsigned char *poisoned = moss_alloc(ctx, (size_t)g->nvalues + 1);
+  unsigned char *poisoned;
+  for (i = 0; i < g->ninputs; i++)
+    if (too_large(g->inputs[i])) first = fail_too_large(ctx, NULL, "graph input", g->inputs[i]);
+  if (first != MOSS_OK) return first;
+  poisoned = moss_alloc(ctx, (size_t)g->nvalues + 1);
   if (!poisoned) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inference");
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
@@ -21,7 +87,8 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       if (st == MOSS_OK) {
         for (j = 0; j < n->noutputs && st == MOSS_OK; j++) {
           moss_value *v = n->outputs[j];
-          if (v && (!moss_value_shape_known(v) || v->dtype == MOSS_DT_UNDEF))
+          if (too_large(v)) st = fail_too_large(ctx, n, "output", v);
+          else if (v && (!moss_value_shape_known(v) || v->dtype == MOSS_DT_UNDEF))
             st = moss_fail(ctx, MOSS_E_INTERNAL, n, "inference left output '%s' untyped", v->name);
         }
       }
@@ -41,6 +108,7 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
   }
   moss_free(ctx, poisoned, (size_t)g->nvalues + 1);
   if (failed) return first;
+  MOSS_TRY(check_declared(ctx, g));
   moss_graph_compact(g);
   return MOSS_OK;
 }

@@ -101,9 +101,10 @@ static int device_takes(const moss_partition_opts *o, int d, const moss_node *n,
   return bd->backend->takes(bd, n, why, cap);
 }
 
-static const char *keep(moss_graph *g, const char *text) {
-  const char *s = moss_arena_strdup(g->arena, text);
-  return s ? s : "";
+/* Keeps |text| as |n|'s placement note (for --explain). */
+static moss_status keep(moss_ctx *ctx, moss_graph *g, moss_node *n, const char *text) {
+  n->placement = moss_arena_strdup(g->arena, text);
+  return n->placement ? MOSS_OK : moss_fail(ctx, MOSS_E_NOMEM, n, "placement note");
 }
 
 moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_opts *o,
@@ -135,15 +136,15 @@ moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_op
       if (len) {
         char full[1400];
         snprintf(full, sizeof full, "%s (%s)", head, text);
-        n->placement = keep(g, full);
+        MOSS_TRY(keep(ctx, g, n, full));
       } else {
-        n->placement = keep(g, head);
+        MOSS_TRY(keep(ctx, g, n, head));
       }
     } else if (fb >= 0) {
       char full[1400];
       placed = fb;
       snprintf(full, sizeof full, "fallback: %s", text);
-      n->placement = keep(g, full);
+      MOSS_TRY(keep(ctx, g, n, full));
     } else {
       st = moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
                      "no device of target '%s' takes it and the target names no fallback: %s",

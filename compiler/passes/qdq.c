@@ -54,10 +54,23 @@ typedef struct qdq_state {
   moss_ctx *ctx;
   moss_graph *g;
   int folded;          /* integer nodes made */
+  int nomem;           /* an allocation failed: the pass fails, not the fold */
 } qdq_state;
 
+/* |p|, just allocated; NULL records out-of-memory (a fold that returns
+ * NULL otherwise declined, and says why). */
+static void *got(qdq_state *st, void *p) {
+  if (!p) st->nomem = 1;
+  return p;
+}
+
 /* n->qnote = "<prefix>: <formatted>" in the graph arena. */
-static void note(moss_graph *g, moss_node *n, const char *prefix, const char *fmt, ...) {
+static void note(qdq_state *st, moss_node *n, const char *prefix, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void note(qdq_state *st, moss_node *n, const char *prefix, const char *fmt, ...) {
   char buf[512];
   int len;
   va_list ap;
@@ -65,7 +78,7 @@ static void note(moss_graph *g, moss_node *n, const char *prefix, const char *fm
   va_start(ap, fmt);
   if (len > 0 && (size_t)len < sizeof buf) vsnprintf(buf + len, sizeof buf - (size_t)len, fmt, ap);
   va_end(ap);
-  n->qnote = moss_arena_strdup(g->arena, buf);
+  n->qnote = got(st, moss_arena_strdup(st->g->arena, buf));
 }
 
 static int live_op(const moss_value *v, moss_op op) {
@@ -191,7 +204,7 @@ static moss_value *scalar(qdq_state *st, const char *name, moss_dtype dt, int64_
   unsigned char buf[16];
   memset(buf, 0, sizeof buf);
   moss_store_i64(dt, buf, 0, v);
-  return moss_graph_add_constant(st->ctx, st->g, name, dt, 0, NULL, buf);
+  return got(st, moss_graph_add_constant(st->ctx, st->g, name, dt, 0, NULL, buf));
 }
 
 /* The zero point value of |a|, made when the DequantizeLinear had none. */
@@ -199,11 +212,11 @@ static moss_value *zp_value(qdq_state *st, moss_value *z, moss_dtype dt) {
   return z ? z : scalar(st, "zero_point", dt, 0);
 }
 
-static int add_int_attr(moss_graph *g, moss_node *n, const char *name, int64_t v) {
-  moss_attr *a = moss_arena_alloc(g->arena, sizeof *a * (size_t)(n->nattrs + 1), 16);
+static int add_int_attr(qdq_state *st, moss_node *n, const char *name, int64_t v) {
+  moss_attr *a = got(st, moss_arena_alloc(st->g->arena, sizeof *a * (size_t)(n->nattrs + 1), 16));
   if (!a) return 0;
   if (n->nattrs) memcpy(a, n->attrs, sizeof *a * (size_t)n->nattrs);
-  a[n->nattrs].name = moss_arena_strdup(g->arena, name);
+  a[n->nattrs].name = got(st, moss_arena_strdup(st->g->arena, name));
   a[n->nattrs].type = MOSS_ATTR_INT;
   a[n->nattrs].i = v;
   n->attrs = a;
@@ -275,7 +288,7 @@ static int bias_axis_ok(const moss_value *b, int rank, int axis) {
 /* int32 bias round(b / (x_scale * w_scale[o])) for |n| outputs. */
 static moss_value *int_bias(qdq_state *st, const char *name, const double *b, int64_t n,
                             double x_scale, const float *ws, int64_t nws, double gain) {
-  int32_t *q = moss_graph_alloc(st->g, sizeof *q * (size_t)n);
+  int32_t *q = got(st, moss_graph_alloc(st->g, sizeof *q * (size_t)n));
   int64_t o, d[1];
   if (!q) return NULL;
   for (o = 0; o < n; o++) {
@@ -283,7 +296,7 @@ static moss_value *int_bias(qdq_state *st, const char *name, const double *b, in
     q[o] = v > 2147483647.0 ? INT32_MAX : v < -2147483648.0 ? INT32_MIN : (int32_t)v;
   }
   d[0] = n;
-  return moss_graph_add_constant(st->ctx, st->g, name, MOSS_DT_I32, 1, d, q);
+  return got(st, moss_graph_add_constant(st->ctx, st->g, name, MOSS_DT_I32, 1, d, q));
 }
 
 /* Table of MossQLookup: entry i (the 8-bit value i, or i - 128 for int8)
@@ -324,7 +337,8 @@ static moss_value *lut(qdq_state *st, const qact *x, moss_node *f, float sy, int
     tmp.inputs = ins;
     tmp.outputs = outs;
     tmp.noutputs = 1;
-    if (moss_eval_table[f->op](st->ctx, st->g, &tmp) != MOSS_OK) {
+    if ((j = moss_eval_table[f->op](st->ctx, st->g, &tmp)) != MOSS_OK) {
+      if (j == MOSS_E_NOMEM) st->nomem = 1;
       snprintf(why, cap, "moss cannot evaluate %s at compile time to build its table", f->op_type);
       return NULL;
     }
@@ -334,19 +348,19 @@ static moss_value *lut(qdq_state *st, const qact *x, moss_node *f, float sy, int
     if (ydt == MOSS_DT_I8) ((int8_t *)tab)[i] = (int8_t)v;
     else tab[i] = (unsigned char)v;
   }
-  return moss_graph_add_constant(st->ctx, st->g, "table", ydt, 1, d, tab);
+  return got(st, moss_graph_add_constant(st->ctx, st->g, "table", ydt, 1, d, tab));
 }
 
 /* MossQLookup |x| -> |y| through |table|. */
 static moss_node *lookup_node(qdq_state *st, const char *name, moss_value *xq, moss_value *table,
                               moss_value *y) {
-  moss_node *n = moss_graph_add_node(st->ctx, st->g, "MossQLookup", name, 2, 1);
+  moss_node *n = got(st, moss_graph_add_node(st->ctx, st->g, "MossQLookup", name, 2, 1));
   if (!n) return NULL;
   n->inputs[0] = xq;
   n->inputs[1] = table;
   n->outputs[0] = y;
   y->producer = n;
-  note(st->g, n, "integer", "a 256-entry table from one 8-bit quantization to another");
+  note(st, n, "integer", "a 256-entry table from one 8-bit quantization to another");
   st->folded++;
   return n;
 }
@@ -356,7 +370,7 @@ static moss_value *int_value(qdq_state *st, const moss_value *like, moss_dtype d
   char name[256];
   moss_value *v;
   snprintf(name, sizeof name, "%s_q", like->name);
-  v = moss_graph_add_value(st->ctx, st->g, name);
+  v = got(st, moss_graph_add_value(st->ctx, st->g, name));
   if (!v) return NULL;
   v->dtype = dt;
   v->rank = like->rank;
@@ -415,7 +429,7 @@ static int set_bounds(qdq_state *st, moss_node *n, const pattern *p, char *why, 
              act_name(p->act.kind));
     return 0;
   }
-  return add_int_attr(st->g, n, "qmin", qmin) && add_int_attr(st->g, n, "qmax", qmax);
+  return add_int_attr(st, n, "qmin", qmin) && add_int_attr(st, n, "qmax", qmax);
 }
 
 /* Conv -> QLinearConv. */
@@ -443,15 +457,16 @@ static moss_node *fold_conv(qdq_state *st, const pattern *p, char *why, size_t c
     return NULL;
   }
   if (b) {
-    bf = moss_graph_alloc(st->g, sizeof *bf * (size_t)co);
-    if (!bf || !bias_values(b, co, bf)) {
+    bf = got(st, moss_graph_alloc(st->g, sizeof *bf * (size_t)co));
+    if (!bf) return NULL;
+    if (!bias_values(b, co, bf)) {
       snprintf(why, cap, "its bias '%s' is not a constant of %lld values", b->name, (long long)co);
       return NULL;
     }
     bq = int_bias(st, "bias", bf, co, x.scale, (const float *)w.s->data, moss_value_numel(w.s), 1.0);
     if (!bq) return NULL;
   }
-  n = moss_graph_add_node(st->ctx, st->g, "QLinearConv", c->name, b ? 9 : 8, 1);
+  n = got(st, moss_graph_add_node(st->ctx, st->g, "QLinearConv", c->name, b ? 9 : 8, 1));
   if (!n) return NULL;
   put_q(st, n, 0, x.q, x.s, x.z);
   put_q(st, n, 3, w.q, w.s, w.z);
@@ -510,9 +525,9 @@ static moss_node *fold_gemm(qdq_state *st, const pattern *p, char *why, size_t c
     return NULL;
   }
   esz = moss_dtype_size(w.q->dtype);
-  t = moss_graph_alloc(st->g, (size_t)(K * N) * esz);
+  t = got(st, moss_graph_alloc(st->g, (size_t)(K * N) * esz));
   ns = moss_value_numel(w.s);
-  sv = moss_graph_alloc(st->g, sizeof *sv * (size_t)ns);
+  sv = got(st, moss_graph_alloc(st->g, sizeof *sv * (size_t)ns));
   if (!t || !sv) return NULL;
   for (j = 0; j < N; j++) /* Wt[j, k] */
     for (k = 0; k < K; k++)
@@ -521,12 +536,14 @@ static moss_node *fold_gemm(qdq_state *st, const pattern *p, char *why, size_t c
   for (j = 0; j < ns; j++) sv[j] = ((const float *)w.s->data)[j] * alpha;
   d[0] = N;
   d[1] = K;
-  wt = moss_graph_add_constant(st->ctx, st->g, w.q->name, w.q->dtype, 2, d, t);
-  ws = moss_graph_add_constant(st->ctx, st->g, w.s->name, MOSS_DT_F32, w.s->rank, w.s->dims, sv);
+  wt = got(st, moss_graph_add_constant(st->ctx, st->g, w.q->name, w.q->dtype, 2, d, t));
+  ws = got(st, moss_graph_add_constant(st->ctx, st->g, w.s->name, MOSS_DT_F32, w.s->rank,
+                                       w.s->dims, sv));
   if (!wt || !ws) return NULL;
   if (b) {
-    double *bf = moss_graph_alloc(st->g, sizeof *bf * (size_t)N);
-    if (!bf || !bias_values(b, N, bf)) {
+    double *bf = got(st, moss_graph_alloc(st->g, sizeof *bf * (size_t)N));
+    if (!bf) return NULL;
+    if (!bias_values(b, N, bf)) {
       snprintf(why, cap, "its bias '%s' is not a constant of %lld values", b->name, (long long)N);
       return NULL;
     }
@@ -534,7 +551,7 @@ static moss_node *fold_gemm(qdq_state *st, const pattern *p, char *why, size_t c
     bq = int_bias(st, "bias", bf, N, x.scale, sv, ns, 1.0);
     if (!bq) return NULL;
   }
-  n = moss_graph_add_node(st->ctx, st->g, "MossQGemm", c->name, b ? 9 : 8, 1);
+  n = got(st, moss_graph_add_node(st->ctx, st->g, "MossQGemm", c->name, b ? 9 : 8, 1));
   if (!n) return NULL;
   put_q(st, n, 0, x.q, x.s, x.z);
   put_q(st, n, 3, wt, ws, w.z);
@@ -556,7 +573,7 @@ static moss_node *fold_qmatmul(qdq_state *st, const pattern *p, char *why, size_
     snprintf(why, cap, "a MatMul of two activations with a bias or an activation after it");
     return NULL;
   }
-  n = moss_graph_add_node(st->ctx, st->g, "QLinearMatMul", c->name, 8, 1);
+  n = got(st, moss_graph_add_node(st->ctx, st->g, "QLinearMatMul", c->name, 8, 1));
   if (!n) return NULL;
   put_q(st, n, 0, a.q, a.s, a.z);
   put_q(st, n, 3, b.q, b.s, b.z);
@@ -569,8 +586,8 @@ static moss_node *fold_binary(qdq_state *st, const pattern *p, char *why, size_t
   moss_node *c = p->core, *n;
   qact a, b;
   if (!act_of(c->inputs[0], &a, why, cap) || !act_of(c->inputs[1], &b, why, cap)) return NULL;
-  n = moss_graph_add_node(st->ctx, st->g, c->op == MOSS_OP_Add ? "MossQAdd" : "MossQMul", c->name,
-                          8, 1);
+  n = got(st, moss_graph_add_node(st->ctx, st->g, c->op == MOSS_OP_Add ? "MossQAdd" : "MossQMul",
+                                   c->name, 8, 1));
   if (!n) return NULL;
   put_q(st, n, 0, a.q, a.s, a.z);
   put_q(st, n, 3, b.q, b.s, b.z);
@@ -591,13 +608,13 @@ static moss_node *fold_avgpool(qdq_state *st, const pattern *p, char *why, size_
     snprintf(why, cap, "input of rank %d", c->inputs[0]->rank);
     return NULL;
   }
-  n = moss_graph_add_node(st->ctx, st->g, "MossQAvgPool", c->name, 5, 1);
+  n = got(st, moss_graph_add_node(st->ctx, st->g, "MossQAvgPool", c->name, 5, 1));
   if (!n) return NULL;
   put_q(st, n, 0, x.q, x.s, x.z);
   put_y(st, n, 3, p);
   n->attrs = c->attrs;
   n->nattrs = c->nattrs;
-  if (!add_int_attr(st->g, n, "global", c->op == MOSS_OP_GlobalAveragePool)) return NULL;
+  if (!add_int_attr(st, n, "global", c->op == MOSS_OP_GlobalAveragePool)) return NULL;
   return n;
 }
 
@@ -610,7 +627,7 @@ static moss_node *fold_table(qdq_state *st, const pattern *p, char *why, size_t 
   if (!(t = lut(st, &x, c->op == MOSS_OP_DequantizeLinear ? NULL : c, p->sy, p->zy, p->y->dtype,
                 why, cap)))
     return NULL;
-  n = moss_graph_add_node(st->ctx, st->g, "MossQLookup", c->name, 2, 1);
+  n = got(st, moss_graph_add_node(st->ctx, st->g, "MossQLookup", c->name, 2, 1));
   if (!n) return NULL;
   n->inputs[0] = x.q;
   n->inputs[1] = t;
@@ -630,7 +647,7 @@ static moss_node *fold_retype(qdq_state *st, const pattern *p, char *why, size_t
     return NULL;
   }
   if (c->op == MOSS_OP_Concat) {
-    moss_value **ins = moss_graph_alloc(st->g, sizeof *ins * (size_t)c->ninputs);
+    moss_value **ins = got(st, moss_graph_alloc(st->g, sizeof *ins * (size_t)c->ninputs));
     if (!ins) return NULL;
     for (j = 0; j < c->ninputs; j++) {
       if (!act_of(c->inputs[j], &x, why, cap)) return NULL;
@@ -699,11 +716,11 @@ static moss_status try_fold(qdq_state *st, moss_node *q) {
   p.core = v ? v->producer : NULL;
   if (!p.core || p.core->dead || !p.y) return MOSS_OK; /* a graph input: the float boundary */
   if (!params(q, &p.sy, &p.zy, &w)) {
-    note(st->g, p.core, "float", "the QuantizeLinear '%s' after it: %s", q->name, w);
+    note(st, p.core, "float", "the QuantizeLinear '%s' after it: %s", q->name, w);
     return MOSS_OK;
   }
   if (!sole(v)) {
-    note(st->g, p.core, "float", "its float output '%s' has other readers or is a graph output",
+    note(st, p.core, "float", "its float output '%s' has other readers or is a graph output",
          v->name);
     return MOSS_OK;
   }
@@ -731,7 +748,7 @@ static moss_status try_fold(qdq_state *st, moss_node *q) {
     }
   if (p.core->act.kind) {
     if (p.act_node) {
-      note(st->g, p.core, "float", "two activations in a row");
+      note(st, p.core, "float", "two activations in a row");
       return MOSS_OK;
     }
     p.act = p.core->act;
@@ -760,18 +777,19 @@ static moss_status try_fold(qdq_state *st, moss_node *q) {
       n = fold_retype(st, &p, why, sizeof why);
     break;
   }
+  if (st->nomem) return moss_fail(st->ctx, MOSS_E_NOMEM, p.core, "folding its quantized pattern");
   if (!n) {
-    note(st->g, p.core, "float", "%s", why);
-    if (p.add) note(st->g, p.add, "float", "bias of '%s', which stays float", p.core->name);
+    note(st, p.core, "float", "%s", why);
+    if (p.add) note(st, p.add, "float", "bias of '%s', which stays float", p.core->name);
     if (p.act_node)
-      note(st->g, p.act_node, "float", "activation of '%s', which stays float", p.core->name);
+      note(st, p.act_node, "float", "activation of '%s', which stays float", p.core->name);
     return MOSS_OK;
   }
   if (!n->outputs[0]) {
     n->outputs[0] = p.y;
     p.y->producer = n;
   }
-  note(st->g, n, "integer", "DequantizeLinear -> %s%s%s%s -> QuantizeLinear", p.core->op_type,
+  note(st, n, "integer", "DequantizeLinear -> %s%s%s%s -> QuantizeLinear", p.core->op_type,
        p.core->act.kind == MOSS_ACT_RELU ? " (fused Relu)"
                                          : p.core->act.kind == MOSS_ACT_CLIP ? " (fused Clip)" : "",
        p.add ? " -> Add" : "",
@@ -801,7 +819,9 @@ static void drop_noop_casts(moss_graph *g) {
 
 /* Notes every float node of a quantized region (reading a live
  * DequantizeLinear or read by a live QuantizeLinear) that has no note. */
-static moss_status note_float(moss_ctx *ctx, moss_graph *g) {
+static moss_status note_float(qdq_state *st) {
+  moss_ctx *ctx = st->ctx;
+  moss_graph *g = st->g;
   unsigned char *readq = moss_alloc(ctx, (size_t)g->nvalues + 1);
   int i, j;
   if (!readq) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "qdq folding");
@@ -825,11 +845,11 @@ static moss_status note_float(moss_ctx *ctx, moss_graph *g) {
       continue;
     }
     if (!n->qnote)
-      note(g, n, "float", "%s", q_out ? "its inputs are not dequantized 8-bit tensors"
-                                      : "no QuantizeLinear follows it, so it computes in float");
+      note(st, n, "float", "%s", q_out ? "its inputs are not dequantized 8-bit tensors"
+                                       : "no QuantizeLinear follows it, so it computes in float");
   }
   moss_free(ctx, readq, (size_t)g->nvalues + 1);
-  return MOSS_OK;
+  return st->nomem ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "qdq folding: notes") : MOSS_OK;
 }
 
 moss_status moss_pass_qdq(moss_ctx *ctx, moss_graph *g) {
@@ -845,8 +865,9 @@ moss_status moss_pass_qdq(moss_ctx *ctx, moss_graph *g) {
     moss_node *q = g->nodes[i];
     if (q->dead || q->op != MOSS_OP_QuantizeLinear) continue;
     MOSS_TRY(try_fold(&st, q));
+    if (st.nomem) return moss_fail(ctx, MOSS_E_NOMEM, q, "qdq folding: notes");
   }
-  MOSS_TRY(note_float(ctx, g));
+  MOSS_TRY(note_float(&st));
   moss_graph_compact(g);
   return st.folded ? moss_graph_sort(ctx, g) : MOSS_OK;
 }

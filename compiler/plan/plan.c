@@ -90,30 +90,44 @@ moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_b
         moss_value *v = n->outputs[j];
         int64_t sz;
         if (!v || v->alias || v->output_index >= 0 || v->data) continue;
-        sz = (int64_t)moss_value_nbytes(v);
+        sz = moss_value_nbytes_checked(v);
+        if (sz < 0 || !moss_i64_add(sz, MOSS_PLAN_ALIGN - 1, &sz)) {
+          moss_free(ctx, mem, bytes);
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "output '%s' has no size in bytes that "
+                           "fits in 64 bits", v->name ? v->name : "");
+        }
         iv[ni].v = v;
         iv[ni].start = start[v->id];
         iv[ni].end = end[v->id];
-        iv[ni].size = (sz + MOSS_PLAN_ALIGN - 1) / MOSS_PLAN_ALIGN * MOSS_PLAN_ALIGN;
+        iv[ni].size = sz / MOSS_PLAN_ALIGN * MOSS_PLAN_ALIGN;
         if (iv[ni].size == 0) iv[ni].size = MOSS_PLAN_ALIGN;
         ni++;
       }
     }
     for (i = 0; i < ni; i++) {
-      int64_t off = 0;
+      int64_t off = 0, top;
       int k, m;
       /* Drop from the live set what ended before this value starts. */
       for (k = 0, m = 0; k < nlive; k++)
         if (iv[order[k]].end >= iv[i].start) order[m++] = order[k];
       nlive = m;
+      /* Every offset + size placed so far fits in int64_t: it was |top|. */
       for (k = 0; k < nlive; k++) {
         interval *o = &iv[order[k]];
-        if (off + iv[i].size <= o->offset) break;
+        if (iv[i].size <= o->offset - off) break;
         if (o->offset + o->size > off) off = o->offset + o->size;
+      }
+      if (!moss_i64_add(off, iv[i].size, &top)) {
+        moss_status st = moss_fail(ctx, MOSS_E_INVALID_MODEL, iv[i].v->producer,
+                                   "the arena overflows 64 bits when '%s' (%lld bytes) is placed "
+                                   "at offset %lld", iv[i].v->name ? iv[i].v->name : "",
+                                   (long long)iv[i].size, (long long)off);
+        moss_free(ctx, mem, bytes); /* |iv| lives in it: after the message */
+        return st;
       }
       iv[i].offset = off;
       iv[i].v->offset = off;
-      if (off + iv[i].size > arena) arena = off + iv[i].size;
+      if (top > arena) arena = top;
       /* Insert keeping the live set sorted by offset. */
       for (m = nlive; m > 0 && iv[order[m - 1]].offset > off; m--) order[m] = order[m - 1];
       order[m] = i;

@@ -103,6 +103,9 @@ typedef struct device {
   int has_power;
   double idle_w, active_w;
   const char *power_source;
+  const char *power_shared; /* shared="NAME": one supply for every device naming it */
+  const char *power_file;   /* where <power> was last given */
+  int power_line;
   int has_ops;
   const char *ops_file; /* where <ops> was last given */
   int ops_line;
@@ -179,6 +182,11 @@ static void on_xml_error(void *user, xml_error_arg err) {
   int line;
   if (!err || err->level == XML_ERR_WARNING || err->level == XML_ERR_NONE) return;
   if (L->first_only && L->nerr > 0) return;
+  if (err->code == XML_ERR_NO_MEMORY) { /* libxml2's own allocator failed: not bad XML */
+    L->nerr++;
+    fail(L, MOSS_E_NOMEM, "%s: no memory (libxml2)", L->file);
+    return;
+  }
   line = err->line;
   if (line <= 0 && err->node) line = (int)xmlGetLineNo((xmlNodePtr)err->node);
   snprintf(msg, sizeof msg, "%s", err->message ? err->message : "unknown error");
@@ -370,6 +378,17 @@ static int size_attr(xmlNodePtr n, const char *name, uint64_t *out) {
   return 1;
 }
 
+/* An xs:boolean attribute: 1 for "true" or "1"; absent is 0. */
+static int bool_attr(xmlNodePtr n, const char *name) {
+  xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+  int r;
+  if (!v) return 0;
+  fold_space((char *)v);
+  r = !strcmp((const char *)v, "true") || !strcmp((const char *)v, "1");
+  xmlFree(v);
+  return r;
+}
+
 /* Text content, white space folded. */
 static const char *text(loader *L, xmlNodePtr n) {
   xmlChar *v = xmlNodeGetContent(n);
@@ -424,6 +443,7 @@ static void parse_levels(loader *L, xmlNodePtr mem, device *d) {
     if (!is_element(c, "level")) continue;
     lv[k].name = attr(L, c, "name");
     size_attr(c, "size-bytes", &lv[k].size_bytes);
+    lv[k].read_only = bool_attr(c, "read-only");
     num_attr(c, "bandwidth-gbps", &lv[k].bandwidth_gbps);
     num_attr(c, "latency-ns", &lv[k].latency_ns);
     lv[k].has_energy = num_attr(c, "energy-pj-per-byte", &lv[k].pj_per_byte);
@@ -525,6 +545,9 @@ static void parse_device(loader *L, xmlNodePtr n, const char *file, device *d) {
         num_attr(p, "idle-w", &d->idle_w);
         num_attr(p, "active-w", &d->active_w);
         d->power_source = attr(L, p, "source");
+        d->power_shared = attr(L, p, "shared");
+        d->power_file = file;
+        d->power_line = (int)xmlGetLineNo(p);
       }
     } else if (is_element(c, "ops")) {
       parse_ops(L, c, file, d);
@@ -607,6 +630,9 @@ static void merge_device(loader *L, device *d, const device *c) {
     d->idle_w = c->idle_w;
     d->active_w = c->active_w;
     d->power_source = c->power_source;
+    d->power_shared = c->power_shared;
+    d->power_file = c->power_file;
+    d->power_line = c->power_line;
   }
   if (c->has_ops) {
     d->has_ops = 1;
@@ -735,6 +761,10 @@ static moss_status load_file(loader *L, const char *path, const char *want_name,
                   path, want_name);
     return fail(L, MOSS_E_TARGET, "%s: cannot read target file: %s", path, strerror(e));
   }
+  if (moss_file_note_input(L->ctx, path) != MOSS_OK) { /* no output may replace it */
+    moss_free(L->ctx, data, size + 1);
+    return fail(L, MOSS_E_NOMEM, "%s: no memory", path);
+  }
   if (size == 0) {
     moss_free(L->ctx, data, 1);
     return fail(L, MOSS_E_TARGET, "%s:1: malformed XML: the file is empty", path);
@@ -798,6 +828,24 @@ static moss_status check_target(loader *L, const moss_target *t) {
   if (t->fallback && moss_target_device_find(t, t->fallback) < 0)
     fail(L, MOSS_E_TARGET, "%s:%d: fallback device '%s' is not a device of target '%s'",
          t->fallback_file, t->fallback_line, t->fallback, t->name);
+  /* A shared supply is one figure: every device that names it gives the same. */
+  for (i = 0; i < t->ndevices; i++) {
+    const device *d = &t->devices[i];
+    int k;
+    if (!d->has_power || !d->power_shared) continue;
+    for (k = 0; k < i; k++) {
+      const device *e = &t->devices[k];
+      if (!e->has_power || !e->power_shared || strcmp(e->power_shared, d->power_shared) != 0)
+        continue;
+      if (e->idle_w != d->idle_w || e->active_w != d->active_w)
+        fail(L, MOSS_E_TARGET, "%s:%d: device '%s': power shared=\"%s\" is idle %g W, active "
+             "%g W, but device '%s' gives %g W, %g W for the same supply (%s:%d); a shared "
+             "supply is one figure", d->power_file, d->power_line, d->id, d->power_shared,
+             d->idle_w, d->active_w, e->id, e->idle_w, e->active_w, e->power_file,
+             e->power_line);
+      break;
+    }
+  }
   return L->st;
 }
 
@@ -1170,6 +1218,10 @@ int moss_target_device_power(const moss_target *t, int i, double *out_idle_w,
   return d->has_power;
 }
 
+const char *moss_target_device_power_shared(const moss_target *t, int i) {
+  return t->devices[i].has_power ? t->devices[i].power_shared : NULL;
+}
+
 int moss_target_device_level_count(const moss_target *t, int i) { return t->devices[i].nlevels; }
 
 void moss_target_device_level(const moss_target *t, int i, int k, moss_target_level *out_level) {
@@ -1370,6 +1422,7 @@ static void print_device(const moss_target *t, int i) {
     if (lv->bandwidth_gbps > 0) printf("%s %g GB/s", nf++ ? "," : "", lv->bandwidth_gbps);
     if (lv->latency_ns > 0) printf("%s %g ns", nf++ ? "," : "", lv->latency_ns);
     if (lv->has_energy) printf("%s %g pJ/byte", nf++ ? "," : "", lv->pj_per_byte);
+    if (lv->read_only) printf("%s read-only", nf++ ? "," : "");
     printf("%s\n    energy source: %s\n", nf ? "" : " no figures", lv->source);
     if (lv->perf_source) printf("    size/speed source: %s\n", lv->perf_source);
   }
@@ -1377,8 +1430,9 @@ static void print_device(const moss_target *t, int i) {
     printf("  energy per %s MAC: %g pJ\n    source: %s\n", d->mac_pj[k].dtype, d->mac_pj[k].value,
            d->mac_pj[k].source);
   if (d->has_power)
-    printf("  power: idle %g W, active %g W\n    source: %s\n", d->idle_w, d->active_w,
-           d->power_source);
+    printf("  power: idle %g W, active %g W%s%s%s\n    source: %s\n", d->idle_w, d->active_w,
+           d->power_shared ? ", shared supply '" : "", d->power_shared ? d->power_shared : "",
+           d->power_shared ? "' (counted once)" : "", d->power_source);
   if (!d->has_ops) {
     printf("  ops: not listed (the backend decides)\n");
   } else {

@@ -94,11 +94,18 @@ int moss_target_device_mac_pj(const moss_target *t, int i, const char *dtype, do
  * else 0 with them set to 0 and NULL. */
 int moss_target_device_power(const moss_target *t, int i, double *out_idle_w,
                              double *out_active_w, const char **out_source);
+/* The supply device |i|'s power figures belong to when several devices draw
+ * one supply (<power shared="NAME">, e.g. a module's power shared by its CPU
+ * and GPU): NAME, the same for every device of that supply, whose figures
+ * the loader has checked are equal, so they are counted once; NULL when the
+ * device's power is its own or not given. */
+const char *moss_target_device_power_shared(const moss_target *t, int i);
 
 /* One memory level, a read-only copy of its figures. */
 typedef struct moss_target_level {
   const char *name;
   uint64_t size_bytes;        /* 0: not given */
+  int read_only;              /* 1: read-only="true" (flash, ROM): weights only */
   double bandwidth_gbps;      /* 0: not given */
   double latency_ns;          /* 0: not given */
   int has_energy;             /* 0: source is "not-modeled" */

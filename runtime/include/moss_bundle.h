@@ -1,4 +1,4 @@
-/* moss_bundle.h - the .moss bundle file format, version 2 (DESIGN.md "Bundle").
+/* moss_bundle.h - the .moss bundle file format, version 3 (DESIGN.md "Bundle").
  *
  * Shared by the compiler (compiler/bundle/bundle_write.c writes it) and the
  * runtime (runtime/src/core/bundle.c reads and checks it). Standalone: it
@@ -17,6 +17,9 @@
  *   then         the sections' payloads, each at a 64-byte aligned offset,
  *                zero-padded to the next multiple of 64; they do not overlap
  *                each other, the header or the table, and end inside the file.
+ *   last         signed bundles only (header flag MOSS_BUNDLE_FLAG_SIGNED):
+ *                the moss_bundle_signature trailer (128 bytes), after the
+ *                last section's padding; the header's file_size counts it.
  *
  * Version 2 (after version 1): one CODE section per device that has code,
  * in place of the single CPU_CODE section; the device record carries that
@@ -25,6 +28,17 @@
  * an EXEC step means the same on every device: run this unit of the
  * device's code on these tensors. Version 1 bundles are refused (a clear
  * "format version 1" error): recompile them.
+ *
+ * Version 3 (after version 2): the CPU code states the figures it was
+ * compiled for (moss_bundle_figures, the symbol MOSS_BUNDLE_FIGURES_SYMBOL:
+ * the arena, every tensor and step as META and PLAN decode, its entry
+ * points in the order the plan calls them), and the runtime refuses a
+ * bundle whose META or PLAN says otherwise; a CPU EXEC step lists exactly
+ * the graph's inputs, then its outputs. A bundle may be signed (header flag
+ * MOSS_BUNDLE_FLAG_SIGNED and the moss_bundle_signature trailer: Ed25519
+ * over the whole file but the signature). The layout of version 2 is
+ * otherwise unchanged; version 2 bundles are refused ("format version 2"):
+ * their code states no figures. Recompile them.
  *
  * Sections (one of each, except CODE: one per device with code, and BLOB:
  * one per plugin blob; CODE, BLOB and REPORT are optional):
@@ -53,7 +67,8 @@
  * 0xCBF43926), computed by moss_bundle_crc32() below. The header's
  * |header_crc| covers the header with |header_crc| set to 0, followed by
  * the |section_count| table entries; each entry's |crc| covers its payload
- * (|size| bytes, without padding). */
+ * (|size| bytes, without padding). Checksums catch accidents, not forgeries:
+ * a bundle whose origin matters is signed (moss_bundle_signature). */
 #ifndef MOSS_BUNDLE_H
 #define MOSS_BUNDLE_H
 
@@ -65,7 +80,7 @@ extern "C" {
 #endif
 
 #define MOSS_BUNDLE_MAGIC "MOSSBNDL" /* 8 bytes, no NUL */
-#define MOSS_BUNDLE_VERSION 2u
+#define MOSS_BUNDLE_VERSION 3u
 #define MOSS_BUNDLE_ALIGN 64u        /* every section's offset and alignment */
 #define MOSS_BUNDLE_MAX_RANK 8
 #define MOSS_BUNDLE_MAX_SECTIONS 4096u /* readers reject larger tables */
@@ -81,7 +96,7 @@ typedef struct moss_bundle_header {
   uint32_t section_count;        /*  32: entries in the section table */
   uint32_t section_entry_size;   /*  36: sizeof(moss_bundle_section) = 32 */
   uint32_t header_crc;           /*  40: see "Checksums" above */
-  uint32_t flags;                /*  44: 0 in version 1 */
+  uint32_t flags;                /*  44: MOSS_BUNDLE_FLAG_*; readers refuse other bits */
   char target[64];               /*  48: target name, e.g. "x86_64-avx2" */
   char triple[64];               /* 112: the triple of the code that runs on the host CPU
                                   *      device, e.g. "x86_64-pc-linux-gnu" ("" when there is
@@ -91,6 +106,9 @@ typedef struct moss_bundle_header {
                                   *      without or with a leading '+' ("avx2,fma"); "" none */
   uint8_t reserved[16];          /* 304: zero */
 } moss_bundle_header;            /* 320 */
+
+/* Header flags. SIGNED: the file ends with a moss_bundle_signature. */
+#define MOSS_BUNDLE_FLAG_SIGNED 1u
 
 typedef enum moss_bundle_section_kind {
   MOSS_BUNDLE_SEC_STRINGS = 1,
@@ -213,6 +231,68 @@ typedef struct moss_bundle_step_rec {
   uint32_t reserved;             /* 36: zero */
 } moss_bundle_step_rec;              /* 40 */
 
+/* What the CPU code states it was compiled for (version 3). A device's CPU
+ * code (an ELF object or shared object) defines the global constant
+ * MOSS_BUNDLE_FIGURES_SYMBOL, 8-byte aligned: this struct; then the
+ * bundle's tensors as META decodes them, |ntensors| moss_bundle_figure_tensor;
+ * its steps as PLAN decodes them, |nsteps| moss_bundle_figure_step; PLAN's
+ * |nrefs| uint32 tensor references; zero padding to a multiple of 8 bytes;
+ * then |nentries| pointers to the code's entry functions, in the order the
+ * plan's CPU EXEC steps call them. It lives in the code's memory, with the
+ * code's pointer size, not in the file. At open, the runtime refuses the
+ * bundle unless META's arena, every tensor, every step, every reference
+ * and the entry each CPU step resolves to are the ones stated. So META and
+ * PLAN forged with repaired checksums cannot send the code, or a plugin
+ * fed by it, to memory the compiler did not plan (strings, the devices
+ * and the code itself are vouched for only by a signature). */
+#define MOSS_BUNDLE_FIGURES_SYMBOL "moss_figures"
+#define MOSS_BUNDLE_FIGURES_MAGIC 0x3347494653534f4dull /* "MOSSFIG3", little-endian */
+
+typedef struct moss_bundle_figures {
+  uint64_t magic;                /*  0: MOSS_BUNDLE_FIGURES_MAGIC */
+  uint64_t arena_bytes;          /*  8: META's arena_bytes, the plan's arena */
+  uint32_t ntensors;             /* 16: META's tensors */
+  uint32_t nsteps;               /* 20: PLAN's steps */
+  uint32_t nrefs;                /* 24: PLAN's tensor references */
+  uint32_t nentries;             /* 28: the entry points, one per CPU EXEC step */
+} moss_bundle_figures;           /* 32 */
+
+/* A tensor record without its name: the fields as the file has them (an
+ * INPUT or OUTPUT tensor's offset is 0, an ARENA tensor's index is 0,
+ * dims[rank..] are 0). */
+typedef struct moss_bundle_figure_tensor {
+  int32_t dtype;                 /*  0 */
+  int32_t rank;                  /*  4 */
+  int64_t dims[MOSS_BUNDLE_MAX_RANK]; /* 8 */
+  uint64_t nbytes;               /* 72 */
+  uint32_t place;                /* 80 */
+  uint32_t index;                /* 84 */
+  uint64_t offset;               /* 88 */
+} moss_bundle_figure_tensor;     /* 96 */
+
+/* A step record without its entry string, in the file's values (from and
+ * blob 0 where they do not apply). */
+typedef struct moss_bundle_figure_step {
+  uint32_t kind, device, from, blob, nin, nout, first;
+} moss_bundle_figure_step;       /* 28 */
+
+/* The trailer of a signed bundle: the file's last 128 bytes. The signature
+ * is Ed25519 (RFC 8032, the pure form) over the file's first file_size - 64
+ * bytes: everything but |signature| itself, this trailer's other fields
+ * included. |public_key| says which key signed; only the key the
+ * application trusts decides (runtime/include/mossrt_sign.h). */
+#define MOSS_BUNDLE_SIGNATURE_MAGIC "MOSSSIG1" /* 8 bytes, no NUL */
+#define MOSS_BUNDLE_SIGNATURE_ED25519 1u
+
+typedef struct moss_bundle_signature {
+  char magic[8];                 /*   0: MOSS_BUNDLE_SIGNATURE_MAGIC */
+  uint32_t algorithm;            /*   8: MOSS_BUNDLE_SIGNATURE_ED25519 */
+  uint32_t size;                 /*  12: sizeof(moss_bundle_signature) = 128 */
+  uint8_t public_key[32];        /*  16: the signer's Ed25519 public key */
+  uint8_t reserved[16];          /*  48: zero */
+  uint8_t signature[64];         /*  64: the Ed25519 signature */
+} moss_bundle_signature;         /* 128 */
+
 /* CRC-32 of |n| bytes at |data|, continuing from |crc| (start with 0). */
 static inline uint32_t moss_bundle_crc32(uint32_t crc, const void *data, size_t n) {
   static const uint32_t nib[16] = {
@@ -239,6 +319,10 @@ _Static_assert(sizeof(moss_bundle_devices) == 8, "moss_bundle_devices layout");
 _Static_assert(sizeof(moss_bundle_device_rec) == 56, "moss_bundle_device_rec layout");
 _Static_assert(sizeof(moss_bundle_plan) == 8, "moss_bundle_plan layout");
 _Static_assert(sizeof(moss_bundle_step_rec) == 40, "moss_bundle_step_rec layout");
+_Static_assert(sizeof(moss_bundle_figures) == 32, "moss_bundle_figures layout");
+_Static_assert(sizeof(moss_bundle_figure_tensor) == 96, "moss_bundle_figure_tensor layout");
+_Static_assert(sizeof(moss_bundle_figure_step) == 28, "moss_bundle_figure_step layout");
+_Static_assert(sizeof(moss_bundle_signature) == 128, "moss_bundle_signature layout");
 #endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "moss_bundle.h: the structs are the file's bytes only on little-endian hosts"

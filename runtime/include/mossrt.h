@@ -17,7 +17,8 @@
  * with the categories of DESIGN.md: invalid-model (a corrupt or malformed
  * bundle: MOSSRT_E_FORMAT), unsupported (MOSSRT_E_VERSION), target (wrong
  * architecture, missing CPU feature: MOSSRT_E_TARGET; a plugin device that
- * cannot be loaded or fails: MOSSRT_E_DEVICE), io (MOSSRT_E_IO),
+ * cannot be loaded or fails: MOSSRT_E_DEVICE), invalid-model again for a
+ * bundle refused by its signature (MOSSRT_E_SIGNATURE), io (MOSSRT_E_IO),
  * out-of-memory (MOSSRT_E_NOMEM) and internal (the calling program broke
  * this API's contract, MOSSRT_E_ARG, or the CPU code reported a failure).
  * On success |err| is left untouched.
@@ -48,7 +49,9 @@ typedef enum mossrt_status {
   MOSSRT_E_VERSION, /* a bundle format version this runtime does not read */
   MOSSRT_E_TARGET,  /* built for another architecture or needs a CPU feature this CPU lacks */
   MOSSRT_E_NOMEM,   /* the allocator failed */
-  MOSSRT_E_DEVICE   /* a device (CPU code or plugin) cannot be loaded, or failed to run */
+  MOSSRT_E_DEVICE,  /* a device (CPU code or plugin) cannot be loaded, or failed to run */
+  MOSSRT_E_SIGNATURE /* a public key was given and the bundle is not signed with its secret key,
+                      * or was changed after it was signed */
 } mossrt_status;
 
 typedef struct mossrt_error {
@@ -81,6 +84,16 @@ typedef struct mossrt_allocator {
  * refuses it with MOSSRT_E_ARG. For verifiers and fuzzers. */
 #define MOSSRT_OPEN_VERIFY_ONLY 1u
 
+/* A check of a bundle's signature (mossrt_options.verify): MOSSRT_OK when
+ * the |nbytes| bytes at |data|, a whole bundle whose header has been
+ * checked, are signed with the secret key of |public_key|; otherwise a
+ * status (MOSSRT_E_SIGNATURE) with |err| (may be NULL) filled as every
+ * mossrt error is, |who| (the bundle's path or "<memory>") first.
+ * libmossrt_sign's mossrt_sign_verify (mossrt_sign.h) is one; the core
+ * links no cryptography. */
+typedef mossrt_status (*mossrt_verify_fn)(const uint8_t *public_key, const void *data,
+                                          size_t nbytes, const char *who, mossrt_error *err);
+
 typedef struct mossrt_options {
   mossrt_allocator alloc; /* every allocation of the bundle and its sessions */
   /* Plugin libraries are looked up by the file name of their recorded path
@@ -88,12 +101,22 @@ typedef struct mossrt_options {
    * variable MOSS_PLUGIN_PATH (colon-separated), then at the recorded path. */
   const char *plugin_dir;
   uint32_t flags;         /* MOSSRT_OPEN_* */
+  /* Signed bundles (runtime/README.md "Signed bundles"). When |public_key|
+   * is not NULL (an Ed25519 public key, 32 bytes, read only during the
+   * open call), the bundle opens only if |verify| accepts it: unsigned,
+   * otherwise signed and altered bundles are refused with
+   * MOSSRT_E_SIGNATURE, before any section is read. |verify| NULL with a
+   * key is MOSSRT_E_ARG. NULL |public_key|: no check (a signed bundle then
+   * opens like any other). */
+  const uint8_t *public_key;
+  mossrt_verify_fn verify; /* mossrt_sign_verify from libmossrt_sign */
 } mossrt_options;
 
 /* Opens the bundle at |path|: reads it whole, checks it, loads its CPU
  * code and the plugin libraries it names. |*out| is set to NULL on entry
  * and to the bundle on success; the caller owns it (mossrt_close()).
- * Errors: MOSSRT_E_ARG, _IO, _FORMAT, _VERSION, _TARGET, _NOMEM, _DEVICE. */
+ * Errors: MOSSRT_E_ARG, _IO, _FORMAT, _VERSION, _TARGET, _NOMEM, _DEVICE,
+ * and _SIGNATURE with a public key in the options. */
 MOSSRT_API mossrt_status mossrt_open_file(const char *path, mossrt_bundle **out,
                                           mossrt_error *err);
 /* As mossrt_open_file(), from |nbytes| bytes at |data|, which the runtime

@@ -17,3 +17,12 @@ add_test(NAME test_cost_reports
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/data/cost/check_reports.py
           ${CMAKE_CURRENT_BINARY_DIR}/test_cost.out)
 set_tests_properties(test_cost_reports PROPERTIES FIXTURES_REQUIRED cost_reports)
+
+# e2e_cost_digits: the cost model on the digits models (issue 12): the fp32
+# baseline of each QDQ model equals its float model's cost, and the pruned MLP
+# is costed in its CSR format (bytes and MACs counted with numpy).
+add_test(NAME e2e_cost_digits
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/../e2e/test_cost_digits.py
+          --moss $<TARGET_FILE:moss>)
+set_tests_properties(e2e_cost_digits PROPERTIES
+  ENVIRONMENT "MOSS_TARGETS_DIR=${CMAKE_SOURCE_DIR}/targets")

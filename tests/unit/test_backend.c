@@ -3,13 +3,15 @@
  * passes that ask it: the partitioner (takes, opaque) and the sparse pass
  * (sparse_formats). The fixture data/backend/jit_cpu.xml puts an LLVM cpu
  * first, a C cpu second (the fallback), a vulkan npu third and a plugin
- * npu without a library fourth. */
+ * npu without a library fourth. The partitioner runs with allocation N
+ * failing, N = 1, 2, ... (oom.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph_build.h"
 #include "harness.h"
+#include "oom.h"
 #include "backends/backend.h"
 #include "passes/partition.h"
 #include "passes/sparse.h"
@@ -97,47 +99,50 @@ TEST(plugin_device_without_a_library) {
  * and a dense MatMul, declines the MatMul with a sparse weight (no kernel
  * description), which goes to the C cpu; opaque comes from the backend. */
 TEST(partition_asks_the_backend) {
-  moss_ctx ctx;
-  moss_graph *g;
-  moss_target *t;
-  moss_backend_device *devs;
-  moss_partition_opts o;
-  int nseg = -1;
-  int64_t d[2] = {2, 8};
-  moss_value *x, *a, *b, *y;
-  moss_node *relu, *mm, *mms;
-  moss_ctx_init(&ctx, moss_allocator_libc());
-  ASSERT_EQ(moss_target_load(&ctx, MOSS_TEST_DATA_DIR "/backend/jit_cpu.xml", &t), MOSS_OK);
-  ASSERT_EQ(moss_backend_devices_create(&ctx, t, &devs), MOSS_OK);
-  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
-  x = val(&ctx, g, "x", 2, d);
-  a = val(&ctx, g, "a", 2, d);
-  b = val(&ctx, g, "b", 2, d);
-  y = val(&ctx, g, "y", 2, d);
-  relu = node2(&ctx, g, "Relu", "relu", x, NULL, a);
-  mm = node2(&ctx, g, "MatMul", "mm", a, sparse_weight(&ctx, g), b);
-  mms = node2(&ctx, g, "MatMul", "mms", b, sparse_weight(&ctx, g), y);
-  mms->sparse = MOSS_SPARSE_CSR;
-  o.target = t;
-  o.devices = devs;
-  ASSERT_EQ(moss_partition(&ctx, g, &o, &nseg), MOSS_OK);
-  /* Every node has a kernel description now, sparse weights included, so
-   * the LLVM device takes all three. */
-  ASSERT_EQ(relu->device, 0);
-  ASSERT_EQ(mm->device, 0);
-  ASSERT_EQ(mms->device, 0);
-  ASSERT_EQ(nseg, 1);
-  ASSERT_EQ(relu->opaque, 0);
-  ASSERT_EQ(mms->opaque, 0);
-  /* Without bindings the <ops> lists alone decide, as for a backend this
-   * build lacks: everything lands on the first device, opaque. */
-  o.devices = NULL;
-  ASSERT_EQ(moss_partition(&ctx, g, &o, &nseg), MOSS_OK);
-  ASSERT_EQ(mms->device, 0);
-  ASSERT_EQ(mms->opaque, 1);
-  moss_graph_destroy(&ctx, g);
-  moss_backend_devices_destroy(&ctx, t, devs);
-  moss_target_destroy(&ctx, t);
+  OOM_LOOP {
+    moss_ctx ctx;
+    moss_graph *g;
+    moss_target *t;
+    moss_backend_device *devs;
+    moss_partition_opts o;
+    int nseg = -1;
+    int64_t d[2] = {2, 8};
+    moss_value *x, *a, *b, *y;
+    moss_node *relu, *mm, *mms;
+    oom_ctx_init(&ctx);
+    ASSERT_EQ(moss_target_load(&ctx, MOSS_TEST_DATA_DIR "/backend/jit_cpu.xml", &t), MOSS_OK);
+    ASSERT_EQ(moss_backend_devices_create(&ctx, t, &devs), MOSS_OK);
+    ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+    x = val(&ctx, g, "x", 2, d);
+    a = val(&ctx, g, "a", 2, d);
+    b = val(&ctx, g, "b", 2, d);
+    y = val(&ctx, g, "y", 2, d);
+    relu = node2(&ctx, g, "Relu", "relu", x, NULL, a);
+    mm = node2(&ctx, g, "MatMul", "mm", a, sparse_weight(&ctx, g), b);
+    mms = node2(&ctx, g, "MatMul", "mms", b, sparse_weight(&ctx, g), y);
+    mms->sparse = MOSS_SPARSE_CSR;
+    o.target = t;
+    o.devices = devs;
+    OOM_CHECK(&ctx, moss_partition(&ctx, g, &o, &nseg), MOSS_OK, done);
+    /* Every node has a kernel description now, sparse weights included, so
+     * the LLVM device takes all three. */
+    ASSERT_EQ(relu->device, 0);
+    ASSERT_EQ(mm->device, 0);
+    ASSERT_EQ(mms->device, 0);
+    ASSERT_EQ(nseg, 1);
+    ASSERT_EQ(relu->opaque, 0);
+    ASSERT_EQ(mms->opaque, 0);
+    /* Without bindings the <ops> lists alone decide, as for a backend this
+     * build lacks: everything lands on the first device, opaque. */
+    o.devices = NULL;
+    OOM_CHECK(&ctx, moss_partition(&ctx, g, &o, &nseg), MOSS_OK, done);
+    ASSERT_EQ(mms->device, 0);
+    ASSERT_EQ(mms->opaque, 1);
+  done:
+    moss_graph_destroy(&ctx, g);
+    moss_backend_devices_destroy(&ctx, t, devs);
+    moss_target_destroy(&ctx, t);
+  }
 }
 
 /* The sparse pass offers a node only the formats its device's backend

@@ -1,10 +1,12 @@
 /* test_base.c - compiler/base: arena alignment and reuse, checked sizes,
  * the text buffer, SHA-256 against the FIPS 180-2 test vectors, and .npy
- * files read back after writing. */
+ * files read back after writing; and the allocation-failure harness of
+ * tests/unit/oom.h, on small functions with each kind of bug it must catch. */
 #include <string.h>
 
 #include "harness.h"
 #include "import/onnx.h"
+#include "oom.h"
 
 TEST(arena_alignment) {
   moss_arena *ar;
@@ -99,6 +101,106 @@ TEST(bad_tensor_file) {
   ASSERT_TRUE(moss_tensor_file_read(&ctx, g, path, &v) != MOSS_OK);
   ASSERT_STR_CONTAINS(ctx.last, "io:");
   moss_graph_destroy(&ctx, g);
+}
+
+/* ---- the allocation-failure harness itself (oom.h) ---- */
+
+static void *g_kept;
+
+/* Two allocations, each failure reported as out-of-memory: correct. */
+static moss_status good(moss_ctx *ctx) {
+  void *a = moss_alloc(ctx, 8), *b;
+  if (!a) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "a");
+  b = moss_alloc(ctx, 16);
+  if (!b) {
+    moss_free(ctx, a, 8);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "b");
+  }
+  moss_free(ctx, b, 16);
+  moss_free(ctx, a, 8);
+  return MOSS_OK;
+}
+
+/* Keeps its block on success: a leak. */
+static moss_status leaks(moss_ctx *ctx) {
+  g_kept = moss_alloc(ctx, 8);
+  return g_kept ? MOSS_OK : moss_fail(ctx, MOSS_E_NOMEM, NULL, "x");
+}
+
+/* Leaks the first block when the second fails. */
+static moss_status leaks_on_error(moss_ctx *ctx) {
+  void *a = moss_alloc(ctx, 8), *b;
+  if (!a) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "a");
+  b = moss_alloc(ctx, 16);
+  if (!b) {
+    g_kept = a;
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "b");
+  }
+  moss_free(ctx, b, 16);
+  moss_free(ctx, a, 8);
+  return MOSS_OK;
+}
+
+/* Goes on without the block it did not get. */
+static moss_status ignores(moss_ctx *ctx) {
+  void *a = moss_alloc(ctx, 8);
+  moss_free(ctx, a, 8);
+  return MOSS_OK;
+}
+
+static moss_status wrong_category(moss_ctx *ctx) {
+  void *a = moss_alloc(ctx, 8);
+  if (!a) return moss_fail(ctx, MOSS_E_INTERNAL, NULL, "no block");
+  moss_free(ctx, a, 8);
+  return MOSS_OK;
+}
+
+static moss_status no_message(moss_ctx *ctx) {
+  void *a = moss_alloc(ctx, 8);
+  if (!a) return MOSS_E_NOMEM;
+  moss_free(ctx, a, 8);
+  return MOSS_OK;
+}
+
+static moss_status wrong_size(moss_ctx *ctx) {
+  void *a = moss_alloc(ctx, 8);
+  if (!a) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "a");
+  moss_free(ctx, a, 4);
+  return MOSS_OK;
+}
+
+/* Runs |fn| under OOM_LOOP; returns 1 when the harness failed it. */
+static int harness_fails(moss_status (*fn)(moss_ctx *), long *out_runs) {
+  int failed = 0, *failed_ = &failed;
+  long runs = g_oom.total_runs;
+  fprintf(stderr, "  (expected from the harness:)\n");
+  OOM_LOOP {
+    moss_ctx ctx;
+    moss_status st;
+    oom_ctx_init(&ctx);
+    st = OOM_CALL(&ctx, fn(&ctx));
+    if (OOM_STOPPED()) continue;
+    if (st != MOSS_OK) failed = 1;
+  }
+  if (g_kept) oom_realloc(&g_oom, g_kept, 8, 0); /* what the leaky ones kept */
+  g_kept = NULL;
+  *out_runs = g_oom.total_runs - runs;
+  return failed;
+}
+
+TEST(oom_harness_catches_each_bug) {
+  long runs;
+  ASSERT_EQ(harness_fails(good, &runs), 0);
+  ASSERT_EQ(runs, 3); /* allocation 1 failing, 2 failing, then the clean run */
+  ASSERT_EQ(harness_fails(leaks, &runs), 1);
+  ASSERT_EQ(runs, 2);
+  ASSERT_EQ(harness_fails(leaks_on_error, &runs), 1);
+  ASSERT_EQ(runs, 2);
+  ASSERT_EQ(harness_fails(ignores, &runs), 1);
+  ASSERT_EQ(harness_fails(wrong_category, &runs), 1);
+  ASSERT_EQ(harness_fails(no_message, &runs), 1);
+  ASSERT_EQ(harness_fails(wrong_size, &runs), 1);
+  ASSERT_EQ(runs, 2);
 }
 
 TEST_MAIN()

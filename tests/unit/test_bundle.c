@@ -16,17 +16,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
 #include "bundle/bundle.h"
 #include "harness.h"
 #include "moss_bundle.h"
 #include "mossrt.h"
+#include "mossrt_sign.h"
 
 #define OUT MOSS_TEST_OUT_DIR
 
 /* The CPU code. With a = {1,2,3,4} and b = {10,20,30,40}:
  * moss_add writes t = a + b = {11,22,33,44} at arena+64, moss_twice writes
- * y = 2t = {22,44,66,88}. moss_inc writes x + 1 at arena+0 (plugin bundle). */
+ * y = 2t = {22,44,66,88}. moss_inc writes x + 1 at arena+0 (plugin bundle).
+ * Each takes in[] = the graph's inputs, out[] = its outputs. Each bundle's
+ * code is these functions and the figures of that bundle (code_for()). */
 static const char cpu_src[] =
+    "#include <stdint.h>\n"
     "int moss_add(const void *const *in, void *const *out, void *arena) {\n"
     "  const float *a = in[0], *b = in[1];\n"
     "  float *t = (float *)((char *)arena + 64);\n"
@@ -95,8 +101,6 @@ static const char plugin_src[] =
     "const moss_plugin_device *moss_plugin_device_get(void) { return &device; }\n"
     "#endif\n";
 
-static uint8_t *g_cpu_so;
-static size_t g_cpu_so_size;
 
 static int write_text(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
@@ -131,10 +135,9 @@ static int compile_so(const char *src, const char *name, const char *flags) {
   return system(cmd) == 0;
 }
 
-/* Built once: the CPU code and the plugin variants. */
+/* Built once: the plugin variants. */
 static int setup(void) {
   static int done, ok;
-  char path[1024];
   if (done) return ok;
   done = 1;
   mkdir(OUT, 0755);
@@ -142,24 +145,69 @@ static int setup(void) {
   mkdir(OUT "/plug_abi2", 0755);
   mkdir(OUT "/plug_nosym", 0755);
   mkdir(OUT "/corpus", 0755);
-  if (!compile_so(cpu_src, "cpu_code.so", "") ||
-      !compile_so(plugin_src, "plug_good/libneg.so", "") ||
-      !compile_so(plugin_src, "plug_abi2/libneg.so", "-DABI=2") ||
-      !compile_so(plugin_src, "plug_nosym/libneg.so", "-DNO_DEVICE_GET"))
-    return 0;
-  snprintf(path, sizeof path, "%s/cpu_code.so", OUT);
-  g_cpu_so = read_all(path, &g_cpu_so_size);
-  ok = g_cpu_so && g_cpu_so_size > 0;
+  ok = compile_so(plugin_src, "plug_good/libneg.so", "") &&
+       compile_so(plugin_src, "plug_abi2/libneg.so", "-DABI=2") &&
+       compile_so(plugin_src, "plug_nosym/libneg.so", "-DNO_DEVICE_GET");
   return ok;
+}
+
+/* The CPU code of |d| (cpu_src and d's figures, moss_bundle_figures, as the
+ * compiler's backends state them: the words moss_bundle_figures_emit()
+ * makes of |d|, then the functions its CPU steps name), built as
+ * OUT/|name| once per name and kept; d->cpu_code points to its bytes. */
+static int code_for(moss_bundle_desc *d, const char *name) {
+  static struct {
+    char name[32];
+    uint8_t *bytes;
+    size_t n;
+  } cache[8];
+  moss_ctx ctx;
+  moss_buf fig, src;
+  char path[1024];
+  uint32_t i;
+  int k, nent = 0, ok;
+  for (k = 0; k < 8 && cache[k].bytes; k++)
+    if (!strcmp(cache[k].name, name)) break;
+  if (k == 8) return 0;
+  if (!cache[k].bytes) {
+    moss_ctx_init(&ctx, moss_allocator_libc());
+    moss_buf_init(&fig, &ctx);
+    moss_buf_init(&src, &ctx);
+    d->cpu_code = NULL;
+    ok = moss_bundle_figures_emit(&ctx, d, &fig) == MOSS_OK && fig.len % 8 == 0;
+    moss_buf_put(&src, cpu_src, strlen(cpu_src));
+    moss_buf_printf(&src, "const struct { uint64_t f[%zu]; int (*e[4])(const void *const *, "
+                    "void *const *, void *); } moss_figures = {{", fig.len / 8);
+    for (i = 0; ok && i < fig.len / 8; i++) {
+      uint64_t w;
+      memcpy(&w, fig.data + i * 8, 8);
+      moss_buf_printf(&src, "%sUINT64_C(0x%llx)", i ? ", " : "", (unsigned long long)w);
+    }
+    moss_buf_printf(&src, "}, {");
+    for (i = 0; i < d->nsteps; i++)
+      if (d->steps[i].kind == MOSS_BUNDLE_STEP_EXEC && d->steps[i].device == d->cpu_device)
+        moss_buf_printf(&src, "%s%s", nent++ ? ", " : "", d->steps[i].entry);
+    moss_buf_printf(&src, "}};\n");
+    moss_buf_put(&src, "", 1);
+    ok = ok && !src.failed && compile_so(src.data, name, "");
+    moss_buf_deinit(&fig);
+    moss_buf_deinit(&src);
+    snprintf(path, sizeof path, "%s/%s", OUT, name);
+    if (!ok || !(cache[k].bytes = read_all(path, &cache[k].n))) return 0;
+    snprintf(cache[k].name, sizeof cache[k].name, "%s", name);
+  }
+  d->cpu_code = cache[k].bytes;
+  d->cpu_code_bytes = cache[k].n;
+  return 1;
 }
 
 /* ---- bundle descriptions ---- */
 
-static const uint32_t step0_in[] = {0, 1}, step0_out[] = {2}, step1_in[] = {2},
-                      step1_out[] = {3};
+static const uint32_t add_in[] = {0, 1}, add_out[] = {3};
 
-/* The add bundle: y = 2 (a + b) through t at arena+64. Sections: 0 strings,
- * 1 meta, 2 devices, 3 plan, 4 code, 5 report. */
+/* The add bundle: y = 2 (a + b) through t at arena+64; both CPU steps take
+ * the graph's inputs a, b and its output y. Sections: 0 strings, 1 meta, 2
+ * devices, 3 plan, 4 code, 5 report. */
 typedef struct add_desc {
   moss_bundle_tensor tensors[4];
   uint32_t inputs[2], outputs[1];
@@ -193,10 +241,10 @@ static void add_init(add_desc *a) {
   a->inputs[1] = 1;
   a->outputs[0] = 3;
   a->devices[0] = (moss_bundle_device){"cpu", "cpu", "c", NULL};
-  a->steps[0] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_add", 0, 2, 1, step0_in,
-                                   step0_out};
-  a->steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_twice", 0, 1, 1, step1_in,
-                                   step1_out};
+  a->steps[0] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_add", 0, 2, 1, add_in,
+                                   add_out};
+  a->steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_twice", 0, 2, 1, add_in,
+                                   add_out};
   a->d.target = "test-host";
   a->d.triple = "x86_64-pc-linux-gnu";
   a->d.features = "";
@@ -211,16 +259,16 @@ static void add_init(add_desc *a) {
   a->d.outputs = a->outputs;
   a->d.devices = a->devices;
   a->d.steps = a->steps;
-  a->d.cpu_code = g_cpu_so;
-  a->d.cpu_code_bytes = g_cpu_so_size;
   a->d.report_json = "{\"energy_uj\": 1.5}";
+  code_for(&a->d, "cpu_add.so");
 }
 
-static const uint32_t p_step0_in[] = {0}, p_step0_out[] = {1}, p_xfer_in[] = {1},
+static const uint32_t p_step0_in[] = {0}, p_step0_out[] = {2}, p_xfer_in[] = {1},
                       p_step2_in[] = {1}, p_step2_out[] = {2};
 
-/* The plugin bundle: t = x + 1 on the CPU at arena+0, moved to the npu,
- * y = -t there. x = {1,2,3,4} gives y = {-2,-3,-4,-5}. */
+/* The plugin bundle: t = x + 1 on the CPU at arena+0 (the CPU step takes
+ * the graph's input x and output y), moved to the npu, y = -t there.
+ * x = {1,2,3,4} gives y = {-2,-3,-4,-5}. */
 typedef struct plug_desc {
   moss_bundle_tensor tensors[3];
   uint32_t inputs[1], outputs[1];
@@ -278,8 +326,7 @@ static void plug_init(plug_desc *p, const char *blob) {
   p->d.blobs = p->blobs;
   p->d.blob_bytes = p->blob_bytes;
   p->d.blob_device = p->blob_device;
-  p->d.cpu_code = g_cpu_so;
-  p->d.cpu_code_bytes = g_cpu_so_size;
+  code_for(&p->d, "cpu_inc.so");
 }
 
 /* Writes |d| to OUT/|name| and reads it back into |*out| (malloc'd). */
@@ -393,7 +440,7 @@ TEST(layout_written) {
   ASSERT_TRUE(load_add());
   memcpy(&h, g_add, sizeof h);
   ASSERT_TRUE(memcmp(g_add, "MOSSBNDL", 8) == 0);
-  ASSERT_EQ(g_add[8], 2);             /* version 2, little-endian */
+  ASSERT_EQ(g_add[8], 3);             /* version 3, little-endian */
   ASSERT_EQ(g_add[12] | g_add[13] << 8, 320);
   ASSERT_EQ(h.file_size, g_add_n);
   ASSERT_EQ(h.section_count, 6);
@@ -408,7 +455,7 @@ TEST(layout_written) {
   /* The report is its JSON and a NUL. */
   ASSERT_EQ(sect(g_add, 5)->kind, MOSS_BUNDLE_SEC_REPORT);
   ASSERT_EQ(sect(g_add, 5)->size, strlen("{\"energy_uj\": 1.5}") + 1);
-  ASSERT_EQ(sect(g_add, 4)->size, g_cpu_so_size);
+  ASSERT_TRUE(sect(g_add, 4)->size > 64);
 }
 
 /* Round trip from a file: info, report, outputs. */
@@ -656,7 +703,7 @@ TEST(header_errors) {
   c = copy_add();
   hdr(c)->version = 7;
   EXPECT_OPEN(c, g_add_n, MOSSRT_E_VERSION,
-              "<memory>: unsupported: format version 7, this runtime reads 2");
+              "<memory>: unsupported: format version 7, this runtime reads 3");
   free(c);
   c = copy_add();
   hdr(c)->target[0] ^= 1;
@@ -876,6 +923,7 @@ TEST(entries_and_target) {
   /* A failing entry fails the run. */
   add_init(&a);
   a.steps[1].entry = "moss_fail";
+  ASSERT_TRUE(code_for(&a.d, "cpu_fail.so"));
   ASSERT_EQ(write_bundle(&a.d, "fail.moss", NULL, NULL, path, sizeof path), MOSS_OK);
   {
     mossrt_bundle *b;
@@ -1122,31 +1170,37 @@ static void plug_only_init(plug_desc *p) {
   p->d.report_json = "{}";
 }
 
-/* data/bundle/v1_plugin.moss was written by the version 1 writer from
- * plug_only_init(); version 2 moved the CPU code into per-device CODE
- * sections and grew the device record, so this runtime must refuse it as
- * an old version, with a message that says so. */
-TEST(format_v1_refused) {
+/* data/bundle/v1_plugin.moss and v2_plugin.moss were written by the
+ * version 1 and 2 writers from plug_only_init(); version 2 moved the CPU
+ * code into per-device CODE sections and grew the device record, version 3
+ * made the CPU code state its figures and added signatures, so this
+ * runtime must refuse both as old versions, with a message that says so. */
+TEST(format_v1_v2_refused) {
   mossrt_bundle *b;
   mossrt_error err;
   ASSERT_EQ(mossrt_open_file(MOSS_TEST_DATA_DIR "/bundle/v1_plugin.moss", &b, &err), MOSSRT_E_VERSION);
-  ASSERT_STR_CONTAINS(err.text, "unsupported: format version 1, this runtime reads 2");
+  ASSERT_STR_CONTAINS(err.text, "unsupported: format version 1, this runtime reads 3");
+  ASSERT_EQ(mossrt_open_file(MOSS_TEST_DATA_DIR "/bundle/v2_plugin.moss", &b, &err),
+            MOSSRT_E_VERSION);
+  ASSERT_STR_CONTAINS(err.text, "unsupported: format version 2, this runtime reads 3");
 }
 
-/* data/bundle/v2_plugin.moss was written by this version of the writer from
+/* data/bundle/v3_plugin.moss was written by this version of the writer from
  * plug_only_init(). It must keep opening, and the writer must keep writing
  * it byte for byte: a change here is a format change (bump the version).
+ * Its layout is version 2's: only the version field, and so the header
+ * checksum, differ from v2_plugin.moss.
  * The offsets and sizes below are worked out by hand from moss_bundle.h:
  * header 320, table 6 x 32 = 192 (ends at 512); strings "" x t y cpu cpu c
  * npu npu plugin:neg /nonexistent/libneg.so with their NULs = 59 bytes;
  * meta 24 + 3 x 104 + 4 + 4 = 344; devices 8 + 2 x 56 = 120; plan 8 +
  * 2 x 40 + 3 refs x 4 = 100; the blob "NEG1" = 4; the report "{}" = 3;
  * each section starts at the next multiple of 64. */
-TEST(format_v2_golden) {
+TEST(format_v3_golden) {
   static const uint64_t offsets[6] = {512, 576, 960, 1088, 1216, 1280};
   static const uint64_t sizes[6] = {59, 344, 120, 100, 4, 3};
   static const uint32_t kinds[6] = {1, 2, 3, 4, 6, 7};
-  const char *golden = MOSS_TEST_DATA_DIR "/bundle/v2_plugin.moss";
+  const char *golden = MOSS_TEST_DATA_DIR "/bundle/v3_plugin.moss";
   mossrt_options o;
   mossrt_bundle *b;
   mossrt_error err;
@@ -1179,9 +1233,411 @@ TEST(format_v2_golden) {
   ASSERT_TRUE(strcmp(mossrt_report_json(b, &len), "{}") == 0);
   mossrt_close(b);
   plug_only_init(&p);
-  ASSERT_EQ(write_bundle(&p.d, "v2_plugin.moss", &got, &ngot, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(write_bundle(&p.d, "v3_plugin.moss", &got, &ngot, path, sizeof path), MOSS_OK);
   ASSERT_EQ(ngot, nwant);
   ASSERT_TRUE(memcmp(got, want, nwant) == 0);
+  free(got);
+  { /* against version 2's file: the version and the header checksum */
+    uint8_t *v2 = read_all(MOSS_TEST_DATA_DIR "/bundle/v2_plugin.moss", &ngot);
+    size_t i, ndiff = 0;
+    ASSERT_TRUE(v2 != NULL && ngot == nwant);
+    for (i = 0; i < nwant; i++)
+      if (v2[i] != want[i]) {
+        ndiff++;
+        if (i != 8 && (i < 40 || i >= 44)) FAIL_("byte %zu differs from version 2's", i);
+      }
+    ASSERT_TRUE(ndiff >= 2 && v2[8] == 2 && want[8] == 3);
+    free(v2);
+  }
+  free(want);
+}
+
+/* ---- the figures the CPU code states (version 3) ---- */
+
+/* Opens |n| bytes at |c| completely (code loaded, plugins from plug_good). */
+static mossrt_status open_full(const uint8_t *c, size_t n, mossrt_error *err) {
+  mossrt_options o;
+  mossrt_bundle *b = NULL;
+  mossrt_status st;
+  memset(&o, 0, sizeof o);
+  o.plugin_dir = OUT "/plug_good";
+  memset(err, 0, sizeof *err);
+  st = mossrt_open_memory_ex(c, n, &o, &b, err);
+  if (st == MOSSRT_OK && !b) return (mossrt_status)99;
+  if (st != MOSSRT_OK && (b || !err->text[0] || err->status != st)) return (mossrt_status)98;
+  mossrt_close(b);
+  return st;
+}
+
+/* Whether the 4-byte word at |off| of section |sec| holds only a string
+ * reference or a reserved field, which the figures do not cover (names are
+ * vouched for by a signature only; reserved fields are not read). A CPU
+ * step's entry is covered: the function it names must be the code's entry
+ * for that step (checked below by swapping two entries). */
+static int unvouched(uint32_t sec, size_t off, uint32_t ntensors, uint32_t nsteps) {
+  if (sec == 1) { /* META: reserved; each tensor's name */
+    if (off == 20) return 1;
+    return off >= 24 && off < 24 + (size_t)ntensors * 104 && (off - 24) % 104 < 8;
+  }
+  if (sec == 3) /* PLAN: each step's entry string (a CPU step's: TEST below) and reserved word */
+    return off >= 8 && off < 8 + (size_t)nsteps * 40 &&
+           ((off - 8) % 40 == 16 || (off - 8) % 40 == 20 || (off - 8) % 40 == 36);
+  if (sec == 2) /* DEVICES: reserved; each device's six strings */
+    return off == 4 || (off >= 8 && (off - 8) % 56 < 48);
+  return 0;
+}
+
+/* Every 4-byte word of META, DEVICES and PLAN of the bundle |g| (|n|
+ * bytes; section 1 meta, 2 devices, 3 plan) forged to five other values,
+ * checksums repaired: each open is refused with a message (never a crash),
+ * but for the words unvouched() names. Adds the forgeries to |*count|. */
+static void forge_all(int *failed_, const uint8_t *g, size_t n, uint32_t ntensors,
+                      uint32_t nsteps, int *count) {
+  static const uint32_t secs[] = {1, 2, 3};
+  uint8_t *c = malloc(n);
+  size_t si;
+  memcpy(c, g, n);
+  for (si = 0; si < 3; si++) {
+    uint32_t sec = secs[si];
+    size_t size = sect(c, sec)->size, off;
+    for (off = 0; off + 4 <= size; off += 4) {
+      uint32_t orig, vals[5], v;
+      int k;
+      memcpy(&orig, payload_of(c, sec) + off, 4);
+      vals[0] = orig + 1, vals[1] = orig - 1, vals[2] = orig ^ 0x80000000u, vals[3] = 0;
+      vals[4] = 64;
+      for (k = 0; k < 5; k++) {
+        mossrt_error err;
+        mossrt_status st;
+        if ((v = vals[k]) == orig) continue;
+        memcpy(payload_of(c, sec) + off, &v, 4);
+        fix_crcs(c, n);
+        st = open_full(c, n, &err);
+        memcpy(payload_of(c, sec) + off, &orig, 4);
+        fix_crcs(c, n);
+        ++*count;
+        if ((int)st >= 98 || (st == MOSSRT_OK && !unvouched(sec, off, ntensors, nsteps))) {
+          free(c);
+          FAIL_("section %u, byte %zu: 0x%x forged to 0x%x: status %d", sec, off, orig, v, st);
+        }
+      }
+    }
+  }
+  free(c);
+}
+
+/* The forgery of the issue: META's arena_bytes set to 64, checksums
+ * repaired, made libmossrt allocate 64 bytes and the CPU code write past
+ * them. Now the code's figures refuse it, and every other field of META
+ * and PLAN, in a CPU bundle and in a CPU + plugin bundle. */
+TEST(figures_refuse_forged_fields) {
+  plug_desc p;
+  uint8_t *c, *pb;
+  size_t pn;
+  char path[1024];
+  mossrt_error err;
+  int n = 0;
+  ASSERT_TRUE(load_add());
+  c = copy_add();
+  ((moss_bundle_meta *)(void *)payload_of(c, 1))->arena_bytes = 192; /* t still fits */
+  fix_crcs(c, g_add_n);
+  ASSERT_EQ(open_full(c, g_add_n, &err), MOSSRT_E_FORMAT);
+  ASSERT_STR_CONTAINS(err.text, "<memory>: invalid-model: the bundle's arena of 192 bytes or its "
+                                "count of tensors, steps or tensor references is not what its CPU "
+                                "code was compiled for (an arena of 128 bytes)");
+  free(c);
+  c = copy_add(); /* same size, another dtype: float32 -> int32 */
+  tensor_rec(c, 0)->dtype = 6;
+  fix_crcs(c, g_add_n);
+  ASSERT_EQ(open_full(c, g_add_n, &err), MOSSRT_E_FORMAT);
+  ASSERT_STR_CONTAINS(err.text, "tensor 0: not what the CPU code was compiled for");
+  free(c);
+  c = copy_add(); /* same bytes, another shape: [4] -> [2, 2] */
+  tensor_rec(c, 3)->rank = 2;
+  tensor_rec(c, 3)->dims[0] = 2;
+  tensor_rec(c, 3)->dims[1] = 2;
+  fix_crcs(c, g_add_n);
+  ASSERT_EQ(open_full(c, g_add_n, &err), MOSSRT_E_FORMAT);
+  ASSERT_STR_CONTAINS(err.text, "tensor 3: not what the CPU code was compiled for");
+  free(c);
+  c = copy_add(); /* the steps' entries swapped */
+  {
+    moss_bundle_str e = step_rec(c, 0)->entry;
+    step_rec(c, 0)->entry = step_rec(c, 1)->entry;
+    step_rec(c, 1)->entry = e;
+  }
+  fix_crcs(c, g_add_n);
+  ASSERT_EQ(open_full(c, g_add_n, &err), MOSSRT_E_FORMAT);
+  ASSERT_STR_CONTAINS(err.text,
+                      "the entry point of step 0: not what the CPU code was compiled for");
+  free(c);
+  c = copy_add(); /* step 1 reads y, which is a graph output, as its input b */
+  plan_refs(c)[4] = 3;
+  fix_crcs(c, g_add_n);
+  ASSERT_EQ(open_full(c, g_add_n, &err), MOSSRT_E_FORMAT);
+  ASSERT_STR_CONTAINS(err.text, "tensor reference 4: not what the CPU code was compiled for");
+  free(c);
+  /* Code without figures (a version 2 compiler's) is refused. */
+  {
+    add_desc a;
+    uint8_t *bytes;
+    size_t nb;
+    add_init(&a);
+    ASSERT_TRUE(compile_so(cpu_src, "cpu_nofig.so", ""));
+    a.d.cpu_code = read_all(OUT "/cpu_nofig.so", &nb);
+    a.d.cpu_code_bytes = nb;
+    ASSERT_EQ(write_bundle(&a.d, "nofig.moss", &bytes, &pn, path, sizeof path), MOSS_OK);
+    free((void *)a.d.cpu_code);
+    ASSERT_EQ(open_full(bytes, pn, &err), MOSSRT_E_FORMAT);
+    ASSERT_STR_CONTAINS(err.text, "the CPU code states no figures (symbol moss_figures)");
+    free(bytes);
+  }
+  /* Every word. */
+  forge_all(failed_, g_add, g_add_n, 4, 2, &n);
+  if (*failed_) return;
+  plug_init(&p, "NEG1");
+  ASSERT_EQ(write_bundle(&p.d, "plug_forge.moss", &pb, &pn, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(open_full(pb, pn, &err), MOSSRT_OK);
+  forge_all(failed_, pb, pn, 3, 3, &n);
+  free(pb);
+  printf("  %d forged words, each refused (but names and reserved words)\n", n);
+}
+
+/* The writer refuses a CPU step whose tensors are not the graph's inputs
+ * then outputs (the code would be handed other buffers). */
+TEST(writer_cpu_steps_take_graph_io) {
+  add_desc a;
+  moss_ctx ctx;
+  static const uint32_t other_out[] = {2};
+  ASSERT_TRUE(setup());
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  add_init(&a);
+  a.steps[0].out = other_out;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, OUT "/never.moss"), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "steps[0]: a CPU step takes the graph's inputs, then its outputs");
+  add_init(&a);
+  a.steps[1].nin = 1;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, OUT "/never.moss"), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "steps[1]: a CPU step takes the graph's 2 inputs and 1 outputs");
+}
+
+#if defined(__x86_64__)
+/* libmossrt reads CPUID from tables: each feature name gives the answer of
+ * the compiler's __builtin_cpu_supports on this machine. */
+TEST(cpu_features_match_builtin) {
+  static const char *const names[] = {
+      "sse", "sse2", "sse3", "ssse3", "sse4.1", "sse4.2", "sse4a", "popcnt", "avx", "avx2",
+      "fma", "fma4", "xop", "bmi", "bmi2", "aes", "pclmul", "avx512f", "avx512bw", "avx512vl",
+      "avx512dq", "avx512cd", "avx512vnni", "avx512bf16", "avx512vbmi", "avx512vbmi2",
+      "avx512ifma", "avx512bitalg", "avx512vpopcntdq", "avx512vp2intersect"};
+  int have[30], i, nhave = 0;
+  __builtin_cpu_init();
+#define H(k, n) have[k] = __builtin_cpu_supports(n) != 0
+  H(0, "sse"); H(1, "sse2"); H(2, "sse3"); H(3, "ssse3"); H(4, "sse4.1"); H(5, "sse4.2");
+  H(6, "sse4a"); H(7, "popcnt"); H(8, "avx"); H(9, "avx2"); H(10, "fma"); H(11, "fma4");
+  H(12, "xop"); H(13, "bmi"); H(14, "bmi2"); H(15, "aes"); H(16, "pclmul"); H(17, "avx512f");
+  H(18, "avx512bw"); H(19, "avx512vl"); H(20, "avx512dq"); H(21, "avx512cd");
+  H(22, "avx512vnni"); H(23, "avx512bf16"); H(24, "avx512vbmi"); H(25, "avx512vbmi2");
+  H(26, "avx512ifma"); H(27, "avx512bitalg"); H(28, "avx512vpopcntdq");
+  H(29, "avx512vp2intersect");
+#undef H
+  ASSERT_TRUE(setup());
+  for (i = 0; i < 30; i++) {
+    add_desc a;
+    uint8_t *bytes;
+    size_t n;
+    char path[1024];
+    mossrt_error err;
+    mossrt_status st;
+    add_init(&a);
+    a.d.features = names[i];
+    ASSERT_EQ(write_bundle(&a.d, "feat.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+    st = try_open(bytes, n, MOSSRT_OPEN_VERIFY_ONLY, &err);
+    free(bytes);
+    if (st != (have[i] ? MOSSRT_OK : MOSSRT_E_TARGET))
+      FAIL_("feature %s: the builtin says %d, libmossrt %d (%s)", names[i], have[i], (int)st,
+            err.text);
+    nhave += have[i];
+  }
+  printf("  30 CPU features, %d present here, as the builtin says\n", nhave);
+}
+#endif
+
+/* ---- signed bundles (libmossrt_sign) ---- */
+
+static const uint8_t test_seed[32] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                      16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+                                      30, 31};
+
+static mossrt_status open_key(const uint8_t *c, size_t n, const uint8_t *key, mossrt_error *err) {
+  mossrt_options o;
+  mossrt_bundle *b = NULL;
+  mossrt_status st;
+  memset(&o, 0, sizeof o);
+  o.public_key = key;
+  o.verify = mossrt_sign_verify;
+  memset(err, 0, sizeof *err);
+  st = mossrt_open_memory_ex(c, n, &o, &b, err);
+  if (st == MOSSRT_OK && !b) return (mossrt_status)99;
+  if (st != MOSSRT_OK && (b || !err->text[0] || err->status != st)) return (mossrt_status)98;
+  mossrt_close(b);
+  return st;
+}
+
+TEST(signed_bundles) {
+  uint8_t pk[32], sk[64], pk2[32], sk2[64], *sb, *ub, *c;
+  size_t sn, un, i;
+  add_desc a;
+  char path[1024];
+  mossrt_error err;
+  moss_bundle_header h;
+  moss_bundle_signature t;
+  int nformat = 0, nsig = 0;
+  ASSERT_TRUE(setup());
+  ASSERT_EQ(mossrt_sign_keygen(pk, sk), MOSSRT_OK);
+  ASSERT_EQ(mossrt_sign_keygen(pk2, sk2), MOSSRT_OK);
+  ASSERT_TRUE(memcmp(pk, pk2, 32) != 0);
+  ASSERT_TRUE(memcmp(sk + 32, pk, 32) == 0); /* libsodium's layout: seed, public key */
+  add_init(&a);
+  ASSERT_EQ(write_bundle(&a.d, "unsigned.moss", &ub, &un, path, sizeof path), MOSS_OK);
+  a.d.sign_key = sk;
+  ASSERT_EQ(write_bundle(&a.d, "signed.moss", &sb, &sn, path, sizeof path), MOSS_OK);
+  /* The layout: the unsigned bundle, flag 1, then the 128-byte trailer. */
+  ASSERT_EQ(sn, un + 128);
+  memcpy(&h, sb, sizeof h);
+  ASSERT_EQ(h.flags, MOSS_BUNDLE_FLAG_SIGNED);
+  ASSERT_EQ(h.file_size, sn);
+  ASSERT_TRUE(memcmp(sb + sizeof h, ub + sizeof h, un - sizeof h) == 0);
+  memcpy(&t, sb + sn - 128, sizeof t);
+  ASSERT_TRUE(memcmp(t.magic, "MOSSSIG1", 8) == 0);
+  ASSERT_EQ(t.algorithm, 1);
+  ASSERT_EQ(t.size, 128);
+  ASSERT_TRUE(memcmp(t.public_key, pk, 32) == 0);
+  /* The signature is Ed25519 over all but its own 64 bytes (libsodium). */
+  ASSERT_EQ(crypto_sign_verify_detached(t.signature, sb, sn - 64, pk), 0);
+  /* Opens and runs with the right key, and with no key at all. */
+  ASSERT_EQ(open_key(sb, sn, pk, &err), MOSSRT_OK);
+  ASSERT_EQ(try_open(sb, sn, 0, &err), MOSSRT_OK);
+  {
+    mossrt_options o;
+    mossrt_bundle *b;
+    mossrt_session *s;
+    float x[4] = {1, 2, 3, 4}, y2[4] = {10, 20, 30, 40}, y[4] = {0};
+    const void *in[2] = {x, y2};
+    void *out[1] = {y};
+    memset(&o, 0, sizeof o);
+    o.public_key = pk;
+    o.verify = mossrt_sign_verify;
+    ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+    ASSERT_NEAR(y[3], 88, 0);
+    mossrt_session_destroy(s);
+    mossrt_close(b);
+  }
+  /* The wrong key, no signature, no verifier. */
+  ASSERT_EQ(open_key(sb, sn, pk2, &err), MOSSRT_E_SIGNATURE);
+  ASSERT_STR_CONTAINS(err.text, "<memory>: invalid-model: signature: the bundle is signed with "
+                                "another key (public key ");
+  ASSERT_EQ(open_key(ub, un, pk, &err), MOSSRT_E_SIGNATURE);
+  ASSERT_STR_CONTAINS(err.text, "<memory>: invalid-model: signature: the bundle is not signed");
+  {
+    mossrt_options o;
+    mossrt_bundle *b;
+    memset(&o, 0, sizeof o);
+    o.public_key = pk;
+    ASSERT_EQ(mossrt_open_memory_ex(sb, sn, &o, &b, &err), MOSSRT_E_ARG);
+    ASSERT_STR_CONTAINS(err.text, "public_key without verify");
+  }
+  /* The flag cleared (checksum repaired): an unsigned bundle then. */
+  c = malloc(sn);
+  memcpy(c, sb, sn);
+  hdr(c)->flags = 0;
+  fix_crcs(c, sn);
+  ASSERT_EQ(open_key(c, sn, pk, &err), MOSSRT_E_SIGNATURE);
+  ASSERT_STR_CONTAINS(err.text, "the bundle is not signed");
+  /* One flipped bit anywhere: refused. In the header or the table the
+   * header checksum says so first; past them, the signature. */
+  for (i = 0; i < sn; i++) {
+    mossrt_status st;
+    memcpy(c, sb, sn);
+    c[i] ^= (uint8_t)(1u << (i % 8));
+    st = open_key(c, sn, pk, &err);
+    if (i >= h.section_table_offset + h.section_count * sizeof(moss_bundle_section)) {
+      if (st != MOSSRT_E_SIGNATURE) FAIL_("byte %zu flipped: status %d (%s)", i, st, err.text);
+      nsig++;
+    } else {
+      if (st != MOSSRT_E_FORMAT && st != MOSSRT_E_VERSION && st != MOSSRT_E_SIGNATURE)
+        FAIL_("byte %zu flipped: status %d (%s)", i, st, err.text);
+      nformat++;
+    }
+    if (i % 5 == 0 && !(i >= 40 && i < 44) &&
+        !(i >= h.section_table_offset && i < h.section_table_offset + h.section_count * 32u &&
+          (i - h.section_table_offset) % 32 >= 28)) { /* the checksums repaired (not flipped) */
+      memcpy(c, sb, sn);
+      c[i] ^= (uint8_t)(1u << (i % 8));
+      fix_crcs(c, sn);
+      st = open_key(c, sn, pk, &err);
+      if (st == MOSSRT_OK || (int)st >= 98)
+        FAIL_("byte %zu flipped, checksums repaired: status %d", i, st);
+    }
+  }
+  printf("  %zu bytes flipped one at a time: %d refused by the header checksum, %d by the "
+         "signature\n", sn, nformat, nsig);
+  /* Truncated by the signature, or extended. */
+  ASSERT_TRUE(open_key(sb, sn - 64, pk, &err) != MOSSRT_OK);
+  free(c);
+  c = malloc(sn + 64);
+  memcpy(c, sb, sn);
+  memset(c + sn, 0, 64);
+  ASSERT_TRUE(open_key(c, sn + 64, pk, &err) != MOSSRT_OK);
+  free(c);
+  /* A damaged secret key is refused by the writer. */
+  {
+    moss_ctx ctx;
+    uint8_t bad[64];
+    memcpy(bad, sk, 64);
+    bad[40] ^= 1;
+    a.d.sign_key = bad;
+    moss_ctx_init(&ctx, moss_allocator_libc());
+    ASSERT_EQ(moss_bundle_write(&ctx, &a.d, OUT "/never.moss"), MOSS_E_IO);
+    ASSERT_STR_CONTAINS(ctx.last, "the secret key is damaged");
+  }
+  free(sb);
+  free(ub);
+}
+
+/* data/bundle/v3_plugin_signed.moss: plug_only_init() signed with the key
+ * whose seed is the bytes 0..31 (Ed25519 signatures are deterministic).
+ * The writer must reproduce it byte for byte; tests/e2e/test_bundle_sign.py
+ * checks its signature with another implementation (python3-cryptography). */
+TEST(format_v3_signed_golden) {
+  const char *golden = MOSS_TEST_DATA_DIR "/bundle/v3_plugin_signed.moss";
+  uint8_t pk[32], sk[64], *want, *got;
+  size_t nwant, ngot;
+  plug_desc p;
+  char path[1024];
+  mossrt_error err;
+  ASSERT_TRUE(sodium_init() >= 0);
+  ASSERT_EQ(crypto_sign_seed_keypair(pk, sk, test_seed), 0);
+  plug_only_init(&p);
+  p.d.sign_key = sk;
+  ASSERT_EQ(write_bundle(&p.d, "v3_plugin_signed.moss", &got, &ngot, path, sizeof path), MOSS_OK);
+  want = read_all(golden, &nwant);
+  ASSERT_TRUE(want != NULL);
+  ASSERT_EQ(ngot, nwant);
+  ASSERT_TRUE(memcmp(got, want, nwant) == 0);
+  ASSERT_EQ(nwant, 1344 + 128);
+  {
+    mossrt_options o;
+    mossrt_bundle *b;
+    memset(&o, 0, sizeof o);
+    o.public_key = pk;
+    o.verify = mossrt_sign_verify;
+    o.flags = MOSSRT_OPEN_VERIFY_ONLY;
+    ASSERT_EQ(mossrt_open_memory_ex(want, nwant, &o, &b, &err), MOSSRT_OK);
+    mossrt_close(b);
+  }
   free(got);
   free(want);
 }

@@ -16,11 +16,14 @@
  * first column is zero (8 of 32 zero: density 3/4), H f32[1,4] (16 B, the
  * only arena value: one 64-byte slot at offset 0, so the arena is 64 B),
  * Y f32[1,4] (graph output, 16 B).
- *   mm:   MatMul, dense MACs = 4 outputs x K 8 = 32; effective = 32 x 3/4 = 24.
+ *   mm:   MatMul, dense MACs = 4 outputs x K 8 = 32. Its kernel is dense (the
+ *         sparse pass did not run), so it multiplies every weight, zeros too:
+ *         effective MACs 32 (docs/report.md: MACs as emitted).
  *   relu: Relu, no MACs, 4 ops (its largest activation has 4 elements).
  * Level rule: activations go to the innermost level holding the arena (64 B:
  * sram), weights to the innermost holding all weights (128 B: dram on the
  * cpu, buf on the npu). */
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +60,8 @@ static moss_value *tensor(moss_ctx *ctx, moss_graph *g, const char *name, moss_d
   return v;
 }
 
+static int mm_sparse; /* the weight format model() gives the MatMul (n->sparse) */
+
 /* Y = Relu(X x W) in f32 with the MatMul on device |mm_dev|, the Relu on
  * |relu_dev|; planned. int8 (|relu| 0): Y i32 = X i8 x W i8, one node. */
 static moss_graph *model(moss_ctx *ctx, int int8, int mm_dev, int relu_dev, int64_t *arena) {
@@ -79,6 +84,7 @@ static moss_graph *model(moss_ctx *ctx, int int8, int mm_dev, int relu_dev, int6
   n->inputs[1] = w;
   n->outputs[0] = h;
   n->device = mm_dev;
+  n->sparse = mm_sparse;
   h->producer = n;
   if (int8) {
     y = h;
@@ -121,17 +127,17 @@ static moss_cost_report *cost(moss_ctx *ctx, const char *target, int int8, int m
 
 /* Both nodes on the cpu. pJ below; 1 pJ = 1e-12 J.
  *   mm:   sram 32 (X) + 16 (H) = 48 B, dram 128 B (W).
- *         compute 32 dense MACs / 2 per cycle = 16 cycles; sram 48 B at 1 GB/s = 48 ns =
- *         4.8 cycles at 100 MHz; dram 128 B at 0.5 GB/s = 256 ns = 25.6 cycles.
- *         cycles = 25.6, time = 256 ns.
- *         energy: 24 x 4 = 96; sram 48 x 2 = 96; dram 128 x 100 = 12800;
- *         static 0.1 W x 256 ns = 25600. Sum 38592.
+ *         compute 32 dense MACs / (2 per cycle x 1 thread) = 16 cycles; sram 48 B at
+ *         1 GB/s = 48 ns = 4.8 cycles at 100 MHz; dram 128 B at 0.5 GB/s = 256 ns =
+ *         25.6 cycles. cycles = 25.6, time = 256 ns.
+ *         energy: 32 x 4 = 128; sram 48 x 2 = 96; dram 128 x 100 = 12800;
+ *         static 0.1 W x 256 ns = 25600. Sum 38624.
  *   relu: sram 16 + 16 = 32 B. compute 4 ops / 2 = 2 cycles; sram 32 ns = 3.2 cycles.
  *         time 32 ns. energy: 0 MACs; sram 64; static 0.1 x 32 ns = 3200. Sum 3264.
- *   total: time 288 ns; energy 41856 pJ (compute 96, memory 12960, static 28800);
+ *   total: time 288 ns; energy 41888 pJ (compute 128, memory 12960, static 28800);
  *          platform: cpu 1 W x 288 ns + npu0 idle 0.05 W x 288 ns = 302.4 nJ.
- *   carbon: 41856e-12 J / 3.6e6 J/kWh x 475 g/kWh (fallback); x 100 with --grid 100.
- *   baseline (f32 dense): 32 MACs x 4 = 128 instead of 96: 41888 pJ, same time. */
+ *   carbon: 41888e-12 J / 3.6e6 J/kWh x 475 g/kWh (fallback); x 100 with --grid 100.
+ *   baseline (f32 dense): the same graph, already fp32 and dense: 41888 pJ, same time. */
 TEST(two_nodes_one_device) {
   moss_ctx ctx;
   moss_cost_report *r;
@@ -149,7 +155,8 @@ TEST(two_nodes_one_device) {
   ASSERT_TRUE(!strcmp(mm->dtype, "f32"));
   ASSERT_EQ(mm->mac_op, 1);
   ASSERT_REL(mm->macs_dense, 32);
-  ASSERT_REL(mm->macs_effective, 24);
+  ASSERT_REL(mm->macs_effective, 32);
+  ASSERT_REL(mm->macs_timed, 32);
   ASSERT_REL(mm->weight_density, 0.75);
   /* The sparse formats (docs/sparse.md) of Wt = W^T [4 outputs, 8]: row 0
    * zero, rows 1..3 full, 24 nonzeros. dense 4*8 = 32; csr 2.5*24+4 = 64;
@@ -171,14 +178,15 @@ TEST(two_nodes_one_device) {
   ASSERT_EQ(mm->weight_level, 1);
   ASSERT_REL(mm->bytes[0], 48);
   ASSERT_REL(mm->bytes[1], 128);
-  ASSERT_REL(mm->compute_cycles, 16);
-  ASSERT_REL(mm->mem_cycles[0], 4.8);
-  ASSERT_REL(mm->mem_cycles[1], 25.6);
+  ASSERT_REL(mm->compute_cycles.value, 16);
+  ASSERT_LABEL(mm->compute_cycles, "estimate");
+  ASSERT_REL(mm->mem_cycles[0].value, 4.8);
+  ASSERT_REL(mm->mem_cycles[1].value, 25.6);
   ASSERT_REL(mm->cycles, 25.6);
   ASSERT_REL(mm->time_s.value, 256e-9);
   ASSERT_LABEL(mm->time_s, "estimate");
   ASSERT_REL(mm->mac_pj.value, 4);
-  ASSERT_REL(mm->compute_j.value, 96e-12);
+  ASSERT_REL(mm->compute_j.value, 128e-12);
   ASSERT_LABEL(mm->compute_j, "op-model");
   ASSERT_REL(mm->mem_j[0].value, 96e-12);
   ASSERT_LABEL(mm->mem_j[0], "datasheet");
@@ -187,7 +195,7 @@ TEST(two_nodes_one_device) {
   ASSERT_REL(mm->static_j.value, 25600e-12);
   ASSERT_LABEL(mm->static_j, "estimate");
   ASSERT_STR_CONTAINS(mm->static_j.source, "made up for the test");
-  ASSERT_REL(mm->energy_j.value, 38592e-12);
+  ASSERT_REL(mm->energy_j.value, 38624e-12);
   ASSERT_LABEL(mm->energy_j, "op-model");
   ASSERT_EQ(mm->energy_j.partial, 0);
 
@@ -196,7 +204,7 @@ TEST(two_nodes_one_device) {
   ASSERT_REL(relu->ops, 4);
   ASSERT_REL(relu->act_bytes, 32);
   ASSERT_REL(relu->weight_bytes, 0);
-  ASSERT_REL(relu->compute_cycles, 2);
+  ASSERT_REL(relu->compute_cycles.value, 2);
   ASSERT_REL(relu->cycles, 3.2);
   ASSERT_REL(relu->time_s.value, 32e-9);
   ASSERT_REL(relu->compute_j.value, 0);
@@ -210,25 +218,29 @@ TEST(two_nodes_one_device) {
   ASSERT_REL(r->total.act_bytes, 80);
   ASSERT_REL(r->total.weight_read_bytes, 128);
   ASSERT_REL(r->total.macs_dense, 32);
-  ASSERT_REL(r->total.macs_effective, 24);
+  ASSERT_REL(r->total.macs_effective, 32);
   ASSERT_REL(r->total.time_s.value, 288e-9);
-  ASSERT_REL(r->total.compute_j.value, 96e-12);
+  ASSERT_REL(r->total.compute_j.value, 128e-12);
   ASSERT_REL(r->total.mem_j.value, 12960e-12);
   ASSERT_REL(r->total.static_j.value, 28800e-12);
   ASSERT_REL(r->total.transfer_j.value, 0);
-  ASSERT_REL(r->total.energy_j.value, 41856e-12);
+  ASSERT_REL(r->total.energy_j.value, 41888e-12);
   ASSERT_LABEL(r->total.energy_j, "op-model");
   ASSERT_EQ(r->total.energy_j.partial, 0);
   ASSERT_REL(r->total.platform_j.value, 302.4e-9);
   ASSERT_LABEL(r->total.platform_j, "platform-model");
-  ASSERT_REL(r->total.kwh, 41856e-12 / 3.6e6);
+  ASSERT_REL(r->total.kwh, 41888e-12 / 3.6e6);
   ASSERT_EQ(r->grid_fallback, 1);
   ASSERT_REL(r->grid_g_per_kwh, 475);
-  ASSERT_REL(r->total.carbon_g.value, 41856e-12 / 3.6e6 * 475);
-  ASSERT_REL(r->total.carbon_g_per_million.value, 41856e-12 / 3.6e6 * 475 * 1e6);
+  ASSERT_REL(r->total.carbon_g.value, 41888e-12 / 3.6e6 * 475);
+  ASSERT_REL(r->total.carbon_g_per_million.value, 41888e-12 / 3.6e6 * 475 * 1e6);
   ASSERT_STR_CONTAINS(r->total.carbon_g.source, "fallback");
   ASSERT_REL(r->total.platform_carbon_g.value, 302.4e-9 / 3.6e6 * 475);
-  ASSERT_REL(r->devices[0].busy_s, 288e-9);
+  ASSERT_REL(r->devices[0].busy_s.value, 288e-9);
+  ASSERT_LABEL(r->devices[0].busy_s, "estimate");
+  ASSERT_REL(r->devices[1].busy_s.value, 0); /* no node on npu0: exactly 0 */
+  ASSERT_LABEL(r->devices[1].busy_s, "op-model");
+  ASSERT_EQ(r->devices[0].threads, 1);
   ASSERT_REL(r->devices[0].platform_j.value, 288e-9);
   ASSERT_REL(r->devices[1].platform_j.value, 0.05 * 288e-9);
   ASSERT_REL(r->devices[0].bytes[0], 80);
@@ -246,21 +258,21 @@ TEST(two_nodes_one_device) {
   r = cost(&ctx, DATA "cost-two.xml", 0, 0, 0, 100);
   if (!r) FAIL_("cost failed: %s", ctx.last);
   ASSERT_EQ(r->grid_fallback, 0);
-  ASSERT_REL(r->total.carbon_g.value, 41856e-12 / 3.6e6 * 100);
-  ASSERT_REL(r->total.carbon_g_per_million.value, 41856e-12 / 3.6e6 * 100 * 1e6);
+  ASSERT_REL(r->total.carbon_g.value, 41888e-12 / 3.6e6 * 100);
+  ASSERT_REL(r->total.carbon_g_per_million.value, 41888e-12 / 3.6e6 * 100 * 1e6);
   ASSERT_TRUE(strstr(r->total.carbon_g.source, "fallback") == NULL);
   moss_cost_destroy(&ctx, r);
 }
 
 /* MatMul on npu0, Relu on the cpu.
  *   mm on npu0: buf 48 + 128 = 176 B. compute 32 / 8 = 4 cycles; buf 176 B at 4 GB/s =
- *     44 ns = 8.8 cycles at 200 MHz; time 44 ns. energy: 24 x 2 = 48 (datasheet);
- *     buf 176 x 1 = 176; static 0.05 W x 44 ns = 2200. Sum 2424.
+ *     44 ns = 8.8 cycles at 200 MHz; time 44 ns. energy: 32 x 2 = 64 (datasheet);
+ *     buf 176 x 1 = 176; static 0.05 W x 44 ns = 2200. Sum 2440.
  *   relu on the cpu: as above, 32 ns, 3264.
  *   transfers: X (input, on the host cpu) -> npu0: 32 B; from sram (1 GB/s, 2 pJ/B) to buf
  *     (4 GB/s, 1 pJ/B): 32 ns at the slower 1 GB/s, 32 x (2 + 1) = 96 pJ.
  *     H npu0 -> cpu: 16 B, 16 ns, 48 pJ. Y is made on the host: no transfer.
- *   total: time 44 + 32 + 32 + 16 = 124 ns; energy 2424 + 3264 + 96 + 48 = 5832 pJ.
+ *   total: time 44 + 32 + 32 + 16 = 124 ns; energy 2440 + 3264 + 96 + 48 = 5848 pJ.
  *   platform: cpu 1 W x 32 ns + 0.1 W x 92 ns = 41.2 nJ; npu0 0.5 W x 44 ns + 0.05 W x
  *     80 ns = 26 nJ; 67.2 nJ in all. */
 TEST(two_devices_and_transfers) {
@@ -275,14 +287,14 @@ TEST(two_devices_and_transfers) {
   ASSERT_EQ(mm->act_level, 0);
   ASSERT_EQ(mm->weight_level, 0);
   ASSERT_REL(mm->bytes[0], 176);
-  ASSERT_REL(mm->compute_cycles, 4);
+  ASSERT_REL(mm->compute_cycles.value, 4);
   ASSERT_REL(mm->cycles, 8.8);
   ASSERT_REL(mm->time_s.value, 44e-9);
-  ASSERT_REL(mm->compute_j.value, 48e-12);
+  ASSERT_REL(mm->compute_j.value, 64e-12);
   ASSERT_LABEL(mm->compute_j, "datasheet");
   ASSERT_REL(mm->mem_j[0].value, 176e-12);
   ASSERT_REL(mm->static_j.value, 2200e-12);
-  ASSERT_REL(mm->energy_j.value, 2424e-12);
+  ASSERT_REL(mm->energy_j.value, 2440e-12);
   ASSERT_REL(r->nodes[1].energy_j.value, 3264e-12);
 
   ASSERT_EQ(r->ntransfers, 2);
@@ -300,19 +312,19 @@ TEST(two_devices_and_transfers) {
 
   ASSERT_REL(r->total.time_s.value, 124e-9);
   ASSERT_REL(r->total.transfer_j.value, 144e-12);
-  ASSERT_REL(r->total.energy_j.value, 5832e-12);
+  ASSERT_REL(r->total.energy_j.value, 5848e-12);
   ASSERT_REL(r->devices[0].platform_j.value, 41.2e-9);
   ASSERT_REL(r->devices[1].platform_j.value, 26e-9);
   ASSERT_REL(r->total.platform_j.value, 67.2e-9);
-  ASSERT_REL(r->devices[1].energy_j.value, 2424e-12);
+  ASSERT_REL(r->devices[1].energy_j.value, 2440e-12);
   moss_cost_destroy(&ctx, r);
 }
 
 /* int8: Y i32[1,4] = X i8[1,8] x W i8[8,4] (8 zero weights), one node on the cpu.
  *   dtype i8; X 8 B + Y 16 B = 24 B of activations, W 32 B; no arena value, so the
  *   arena is 0 and both go to sram: 56 B. compute 32 / 8 = 4 cycles; sram 56 B at
- *   1 GB/s = 56 ns = 5.6 cycles; time 56 ns. energy: 24 x 0.5 = 12; sram 112;
- *   static 0.1 x 56 ns = 5600. Sum 5724 pJ.
+ *   1 GB/s = 56 ns = 5.6 cycles; time 56 ns. energy: 32 x 0.5 = 16 (a dense kernel:
+ *   every weight multiplied); sram 112; static 0.1 x 56 ns = 5600. Sum 5728 pJ.
  *   baseline (f32, dense): X 32 + Y 16 = 48 B in sram; W 128 B in dram (> 100 B).
  *   16 compute cycles, 4.8 sram, 25.6 dram: 256 ns. 32 x 4 = 128; 96; 12800;
  *   0.1 x 256 ns = 25600. Sum 38624 pJ. */
@@ -326,11 +338,11 @@ TEST(int8_and_its_baseline) {
   mm = &r->nodes[0];
   ASSERT_EQ(r->nnodes, 1);
   ASSERT_TRUE(!strcmp(mm->dtype, "i8"));
-  ASSERT_REL(mm->macs_effective, 24);
+  ASSERT_REL(mm->macs_effective, 32);
   ASSERT_REL(mm->bytes[0], 56);
   ASSERT_REL(mm->time_s.value, 56e-9);
   ASSERT_REL(mm->mac_pj.value, 0.5);
-  ASSERT_REL(mm->energy_j.value, 5724e-12);
+  ASSERT_REL(mm->energy_j.value, 5728e-12);
   ASSERT_EQ(r->total.weight_bytes, 32);
   ASSERT_REL(r->baseline.time_s.value, 256e-9);
   ASSERT_REL(r->baseline.energy_j.value, 38624e-12);
@@ -385,9 +397,9 @@ TEST(summary_line) {
   r = cost(&ctx, DATA "cost-two.xml", 0, 0, 0, 0);
   if (!r) FAIL_("cost failed: %s", ctx.last);
   moss_cost_summary(r, line, sizeof line);
-  /* 288 ns; 41856 pJ = 41.9 nJ; 302.4 nJ; 41856e-12 / 3.6e6 x 475 = 5.52e-12 g. */
+  /* 288 ns; 41888 pJ = 41.9 nJ; 302.4 nJ; 41888e-12 / 3.6e6 x 475 = 5.53e-12 g. */
   ASSERT_STR_CONTAINS(line, "moss: cost on cost-two: 288 ns, 41.9 nJ (op-model), "
-                            "302 nJ (platform-model), 5.52 pgCO2e (grid 475, fallback), "
+                            "302 nJ (platform-model), 5.53 pgCO2e (grid 475, fallback), "
                             "arena 64 B, weights 128 B");
   moss_cost_summary(r, line, 20); /* truncates, never overflows */
   ASSERT_EQ(strlen(line), 19);
@@ -407,10 +419,11 @@ TEST(summary_line) {
 static const char csv_header[] =
     "project_name,run_id,row,name,op_type,device,device_kind,dtype,macs_dense,macs_effective,"
     "weight_density,ops,activation_bytes,weight_bytes,activation_level,weight_level,arena_bytes,"
-    "weight_total_bytes,cycles,duration,compute_energy_j,memory_energy_j,static_energy_j,"
-    "energy_j,compute_label,memory_label,static_label,energy_label,energy_consumed,emissions,"
-    "emissions_rate,cpu_energy,gpu_energy,npu_energy,platform_energy_j,cpu_model,gpu_model,"
-    "grid_intensity,grid_fallback,sparse_format,sparse_cost_dense,sparse_cost_csr,"
+    "weight_total_bytes,cycles,duration,duration_lower_bound,time_label,compute_energy_j,"
+    "memory_energy_j,static_energy_j,energy_j,compute_label,memory_label,static_label,"
+    "energy_label,energy_consumed,energy_consumed_lower_bound,emissions,emissions_lower_bound,"
+    "emissions_rate,cpu_energy,gpu_energy,npu_energy,platform_energy_j,platform_label,cpu_model,"
+    "gpu_model,grid_intensity,grid_fallback,sparse_format,sparse_cost_dense,sparse_cost_csr,"
     "sparse_cost_block4x1,sparse_cost_block1x4,sparse_cost_2_4\n";
 
 /* Writes the three reports for the python checker (check_reports.py, run by
@@ -455,7 +468,9 @@ TEST(reports) {
   moss_buf_deinit(&b);
   moss_buf_init(&b, &ctx);
   ASSERT_EQ(moss_report_html(&ctx, r, &b), MOSS_OK);
-  ASSERT_STR_CONTAINS(b.data, "dense (<b>dense 32</b>, csr 64, block4x1 41, block1x4 34, 2:4 -)");
+  ASSERT_STR_CONTAINS(b.data, "<td class=\"fmt\"><span><b>dense 32</b></span>, <span>csr 64</span>, "
+                              "<span><abbr title=\"block4x1\">4x1</abbr> 41</span>, <span><abbr "
+                              "title=\"block1x4\">1x4</abbr> 34</span>, <span>2:4 -</span></td>");
   moss_buf_deinit(&b);
   moss_cost_destroy(&ctx, r);
 
@@ -531,9 +546,9 @@ TEST(compare_table) {
   moss_buf b;
   const char *a, *c, *d;
   moss_ctx_init(&ctx, moss_allocator_libc());
-  reps[0] = cost(&ctx, DATA "cost-two.xml", 0, 0, 0, 0); /* 41856 pJ, 288 ns, 192 B */
+  reps[0] = cost(&ctx, DATA "cost-two.xml", 0, 0, 0, 0); /* 41888 pJ, 288 ns, 192 B */
   reps[1] = NULL;
-  reps[2] = cost(&ctx, DATA "cost-two.xml", 0, 1, 0, 0); /* 5832 pJ, 124 ns, 192 B */
+  reps[2] = cost(&ctx, DATA "cost-two.xml", 0, 1, 0, 0); /* 5848 pJ, 124 ns, 192 B */
   ASSERT_TRUE(reps[0] && reps[2]);
   moss_buf_init(&b, &ctx);
   moss_compare_table(names, reps, errs, 3, &b);
@@ -541,7 +556,7 @@ TEST(compare_table) {
   c = strstr(b.data, "\n2    cost-two ");
   d = strstr(b.data, "\n-    broken       failed: no such target");
   ASSERT_TRUE(a && c && d && a < c && c < d);
-  ASSERT_STR_CONTAINS(b.data, "5.83 nJ");
+  ASSERT_STR_CONTAINS(b.data, "5.85 nJ");
   ASSERT_STR_CONTAINS(b.data, "192 B (64+128)");
   ASSERT_STR_CONTAINS(b.data, "fallback");
   moss_buf_deinit(&b);
@@ -562,6 +577,356 @@ TEST(compare_cli) {
   ASSERT_TRUE(moss_compare_cli(&ctx, 4, bad) != MOSS_OK);
   ASSERT_EQ(moss_compare_cli(&ctx, 2, usage), MOSS_E_TARGET);
   ASSERT_STR_CONTAINS(ctx.last, "no --targets");
+}
+
+/* ------------------------------------------------------------------ issue 12 */
+
+/* Costs |g| (planned, devices set) on |target|; |g| is destroyed. */
+static moss_cost_report *cost_graph(moss_ctx *ctx, const char *target, moss_graph *g) {
+  moss_target *t;
+  moss_cost_report *r = NULL;
+  if (!g) return NULL;
+  if (moss_target_load(ctx, target, &t) != MOSS_OK) {
+    moss_graph_destroy(ctx, g);
+    return NULL;
+  }
+  if (moss_cost_compute(ctx, g, t, NULL, &r) != MOSS_OK) r = NULL;
+  moss_graph_destroy(ctx, g);
+  moss_target_destroy(ctx, t);
+  return r;
+}
+
+static float big_w[256 * 64];
+
+/* Y f32[M,N] = X[M,K] x W[K,N], W constant (ones), one MatMul on |dev|. X is
+ * a graph input and Y a graph output, so the arena is empty. */
+static moss_graph *matmul(moss_ctx *ctx, int64_t M, int64_t K, int64_t N, int dev) {
+  moss_graph *g;
+  moss_value *x, *w, *y;
+  moss_node *n;
+  int64_t wd[2], arena, i;
+  wd[0] = K;
+  wd[1] = N;
+  for (i = 0; i < K * N && i < (int64_t)(sizeof big_w / sizeof big_w[0]); i++) big_w[i] = 1;
+  if (moss_graph_create(ctx, &g) != MOSS_OK) return NULL;
+  g->name = "matmul";
+  x = tensor(ctx, g, "X", MOSS_DT_F32, M, K);
+  w = moss_graph_add_constant(ctx, g, "W", MOSS_DT_F32, 2, wd, big_w);
+  y = tensor(ctx, g, "Y", MOSS_DT_F32, M, N);
+  g->inputs = moss_graph_alloc(g, sizeof(moss_value *));
+  g->outputs = moss_graph_alloc(g, sizeof(moss_value *));
+  x->input_index = 0;
+  g->inputs[g->ninputs++] = x;
+  y->output_index = 0;
+  g->outputs[g->noutputs++] = y;
+  n = moss_graph_add_node(ctx, g, "MatMul", "mm", 2, 1);
+  n->inputs[0] = x;
+  n->inputs[1] = w;
+  n->outputs[0] = y;
+  n->device = dev;
+  y->producer = n;
+  if (moss_plan_compute(ctx, g, &arena) != MOSS_OK) {
+    moss_graph_destroy(ctx, g);
+    return NULL;
+  }
+  return g;
+}
+
+/* Y = Relu(X), X [1,4] of |dt|, on the cpu. */
+static moss_graph *relu_of(moss_ctx *ctx, moss_dtype dt) {
+  moss_graph *g;
+  moss_value *x, *y;
+  moss_node *n;
+  int64_t arena;
+  if (moss_graph_create(ctx, &g) != MOSS_OK) return NULL;
+  g->name = "relu";
+  x = tensor(ctx, g, "X", dt, 1, 4);
+  y = tensor(ctx, g, "Y", dt, 1, 4);
+  g->inputs = moss_graph_alloc(g, sizeof(moss_value *));
+  g->outputs = moss_graph_alloc(g, sizeof(moss_value *));
+  x->input_index = 0;
+  g->inputs[g->ninputs++] = x;
+  y->output_index = 0;
+  g->outputs[g->noutputs++] = y;
+  n = moss_graph_add_node(ctx, g, "Relu", "relu", 1, 1);
+  n->inputs[0] = x;
+  n->outputs[0] = y;
+  y->producer = n;
+  if (moss_plan_compute(ctx, g, &arena) != MOSS_OK) {
+    moss_graph_destroy(ctx, g);
+    return NULL;
+  }
+  return g;
+}
+
+/* Compute time divides by the threads the code runs with: one on a cpu
+ * (moss's CPU code is single-threaded), every unit on a gpu or npu.
+ *   cost-threads.xml (cost-two with a 4-core cpu and a 2-array npu0):
+ *     mm on the cpu: 32 MACs / (2 per cycle x 1 thread) = 16 cycles (not 32 / 8 = 4);
+ *     relu: 4 ops / 2 = 2 cycles. mm on npu0: 32 / (8 x 2 arrays) = 2 cycles.
+ *   rpi4.xml, Y[64,64] = X[64,256] x W[256,64] on the cpu: 64 x 64 x 256 = 1048576
+ *     MACs / (4 f32 MACs per cycle (one A72 core) x 1 thread) = 262144 cycles. Memory:
+ *     the arena is empty, so X and Y (65536 + 16384 B) are in l1 (24 GB/s): 81920 x
+ *     1500 / 24000 = 5120 cycles; W (65536 B > the 32 KiB l1) in l2 (12 GB/s): 65536 x
+ *     1500 / 12000 = 8192 cycles. Time = 262144 / 1.5 GHz = 174.76 us (the old rule,
+ *     8 MACs x 4 cores, said 21.8 us).
+ *   jetson-orin-nano.xml, the same MatMul on the gpu (8 SMs, 128 f32 MACs per SM per
+ *     cycle): 1048576 / (128 x 8) = 1024 cycles. */
+TEST(compute_time_uses_the_threads_the_code_runs_on) {
+  moss_ctx ctx;
+  moss_cost_report *r;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = cost(&ctx, DATA "cost-threads.xml", 0, 0, 0, 0);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_EQ(r->devices[0].threads, 1);
+  ASSERT_EQ(r->devices[1].threads, 2);
+  ASSERT_REL(r->nodes[0].compute_cycles.value, 16);
+  ASSERT_STR_CONTAINS(r->nodes[0].compute_cycles.source, "1 thread");
+  ASSERT_STR_CONTAINS(r->nodes[0].compute_cycles.source, "one thread of the device's 4 cores");
+  ASSERT_REL(r->nodes[1].compute_cycles.value, 2);
+  moss_cost_destroy(&ctx, r);
+  r = cost(&ctx, DATA "cost-threads.xml", 0, 1, 0, 0);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_REL(r->nodes[0].compute_cycles.value, 2);
+  moss_cost_destroy(&ctx, r);
+
+  r = cost_graph(&ctx, "rpi4", matmul(&ctx, 64, 256, 64, 0));
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_REL(r->nodes[0].macs_dense, 1048576);
+  ASSERT_REL(r->nodes[0].compute_cycles.value, 262144);
+  ASSERT_EQ(r->nodes[0].act_level, 0);
+  ASSERT_EQ(r->nodes[0].weight_level, 1);
+  ASSERT_REL(r->nodes[0].mem_cycles[0].value, 5120);
+  ASSERT_REL(r->nodes[0].mem_cycles[1].value, 8192);
+  ASSERT_REL(r->nodes[0].time_s.value, 262144 / 1.5e9);
+  moss_cost_destroy(&ctx, r);
+
+  r = cost_graph(&ctx, "jetson-orin-nano", matmul(&ctx, 64, 256, 64, 1));
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_EQ(r->devices[1].threads, 8);
+  ASSERT_REL(r->nodes[0].compute_cycles.value, 1024);
+  moss_cost_destroy(&ctx, r);
+}
+
+/* The shipped targets' figures against sources moss does not control:
+ *   rpi4: one Cortex-A72 core at 2.0 GHz ran 15.875 single-precision GFLOPS in
+ *     vfpbench (wlog.flatlib.jp, 2015-10-30): 15.875e9 / (2 flops x 2.0e9) = 3.97
+ *     MACs per cycle; the file's f32 rate must be that within 1 %, and i8 (widening
+ *     multiplies, on one of the two pipes) at most twice it.
+ *   every file in targets/: a memory level is at least as fast as every level
+ *     outside it (where both give a bandwidth): data comes in through the inner
+ *     levels, so an outer one cannot feed a core faster. */
+TEST(target_figures_hold_against_sources) {
+  moss_ctx ctx;
+  moss_target *t;
+  const char *dir = getenv("MOSS_TARGETS_DIR");
+  DIR *d;
+  struct dirent *e;
+  int files = 0;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  ASSERT_EQ(moss_target_load(&ctx, "rpi4", &t), MOSS_OK);
+  ASSERT_TRUE(fabs(moss_target_device_macs_per_cycle(t, 0, "f32") - 15.875e9 / 4e9) <=
+              0.01 * 15.875e9 / 4e9);
+  ASSERT_TRUE(moss_target_device_macs_per_cycle(t, 0, "i8") <=
+              2 * moss_target_device_macs_per_cycle(t, 0, "f32"));
+  moss_target_destroy(&ctx, t);
+
+  d = opendir(dir && *dir ? dir : "targets");
+  ASSERT_TRUE(d != NULL);
+  while ((e = readdir(d)) != NULL) {
+    char path[1024];
+    size_t n = strlen(e->d_name);
+    int i, k, j;
+    if (n <= 4 || strcmp(e->d_name + n - 4, ".xml") != 0) continue;
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "targets", e->d_name);
+    if (moss_target_load(&ctx, path, &t) != MOSS_OK) {
+      closedir(d);
+      FAIL_("%s: %s", path, ctx.last);
+    }
+    files++;
+    for (i = 0; i < moss_target_device_count(t); i++)
+      for (k = 0; k < moss_target_device_level_count(t, i); k++)
+        for (j = k + 1; j < moss_target_device_level_count(t, i); j++) {
+          moss_target_level in, out;
+          moss_target_device_level(t, i, k, &in);
+          moss_target_device_level(t, i, j, &out);
+          if (in.bandwidth_gbps > 0 && out.bandwidth_gbps > 0 &&
+              in.bandwidth_gbps < out.bandwidth_gbps) {
+            closedir(d);
+            FAIL_("%s: device '%s': level %s (%g GB/s) is slower than %s (%g GB/s) outside it",
+                  e->d_name, moss_target_device_id(t, i), in.name, in.bandwidth_gbps, out.name,
+                  out.bandwidth_gbps);
+          }
+        }
+    moss_target_destroy(&ctx, t);
+  }
+  closedir(d);
+  ASSERT_TRUE(files >= 13);
+}
+
+/* A supply several devices share is counted once.
+ *   cost-shared.xml: cost-two with both devices on one board supply, idle 0.1 W,
+ *     active 1 W. MatMul on npu0 (44 ns), Relu on the cpu (32 ns), transfers 32 + 16 ns
+ *     (two_devices_and_transfers above): time 124 ns, busy 44 + 32 = 76 ns.
+ *     Platform: 1 W x 76 ns + 0.1 W x (124 - 76) ns = 80.8 nJ, carried by the cpu
+ *     (the first device of the supply); npu0 exactly 0. Counted per device, it was
+ *     41.2 + (1 x 44 + 0.1 x 80) = 93.2 nJ.
+ *   jetson-orin-nano.xml, everything on the cpu: the module's 15 W while busy, which is
+ *     all the time, so platform / time = 15 W exactly (per device the idle gpu added
+ *     its 3 W: 18 W).
+ *   cost-shared-bad.xml: one supply, two figures: refused, naming both places. */
+TEST(shared_supply_counted_once) {
+  moss_ctx ctx;
+  moss_cost_report *r;
+  moss_target *t = NULL;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = cost(&ctx, DATA "cost-shared.xml", 0, 1, 0, 0);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_REL(r->total.time_s.value, 124e-9);
+  ASSERT_REL(r->devices[0].platform_j.value, 80.8e-9);
+  ASSERT_STR_CONTAINS(r->devices[0].platform_j.source, "shared supply 'board'");
+  ASSERT_REL(r->devices[1].platform_j.value, 0);
+  ASSERT_LABEL(r->devices[1].platform_j, "platform-model");
+  ASSERT_STR_CONTAINS(r->devices[1].platform_j.source, "counted once, with device 'cpu'");
+  ASSERT_REL(r->total.platform_j.value, 80.8e-9);
+  ASSERT_TRUE(!strcmp(r->devices[1].power_shared, "board"));
+  moss_cost_destroy(&ctx, r);
+
+  r = cost(&ctx, "jetson-orin-nano", 0, 0, 0, 0);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_REL(r->total.platform_j.value / r->total.time_s.value, 15);
+  ASSERT_REL(r->devices[1].platform_j.value, 0);
+  moss_cost_destroy(&ctx, r);
+
+  ASSERT_EQ(moss_target_load(&ctx, DATA "cost-shared-bad.xml", &t), MOSS_E_TARGET);
+  ASSERT_TRUE(t == NULL);
+  ASSERT_STR_CONTAINS(ctx.last, "cost-shared-bad.xml:15: device 'npu0': power shared=\"board\" "
+                                "is idle 0.05 W, active 0.5 W, but device 'cpu' gives 0.1 W, "
+                                "1 W for the same supply (");
+}
+
+/* A sparse weight is costed as the code stores and runs it: the MatMul of
+ * model() with its weight in CSR (n->sparse, as the sparse pass would set it).
+ *   Wt = W^T, 4 rows x 8 columns, row 0 zero: 24 nonzeros.
+ *   bytes (docs/sparse.md's arrays): row_ptr 5 x 4 + col_idx 24 x 2 (uint16) + values
+ *     24 x 4 = 20 + 48 + 96 = 164 B (the dense weight: 128 B). 164 > 100 B of sram: dram.
+ *   time: the CSR rule's work 2.5 x 24 + 1 x 4 rows = 64 dense MACs for the one output
+ *     row, / 2 per cycle = 32 cycles; dram 164 B at 0.5 GB/s = 328 ns = 32.8 cycles;
+ *     sram 48 B = 4.8 cycles. Time 328 ns.
+ *   energy: 24 stored values x 4 pJ = 96; sram 48 x 2 = 96; dram 164 x 100 = 16400;
+ *     static 0.1 W x 328 ns = 32800. Sum 49392 pJ. */
+TEST(sparse_weight_costed_as_emitted) {
+  moss_ctx ctx;
+  moss_cost_report *r;
+  const moss_cost_node *mm;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  mm_sparse = 1; /* MOSS_SPARSE_CSR */
+  r = cost(&ctx, DATA "cost-two.xml", 0, 0, 0, 0);
+  mm_sparse = 0;
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  mm = &r->nodes[0];
+  ASSERT_TRUE(!strcmp(mm->sparse_format, "csr"));
+  ASSERT_REL(mm->weight_bytes, 164);
+  ASSERT_EQ(r->total.weight_bytes, 164);
+  ASSERT_EQ(mm->weight_level, 1);
+  ASSERT_REL(mm->macs_dense, 32);
+  ASSERT_REL(mm->macs_timed, 64);
+  ASSERT_REL(mm->macs_effective, 24);
+  ASSERT_REL(mm->compute_cycles.value, 32);
+  ASSERT_STR_CONTAINS(mm->compute_cycles.source, "csr");
+  ASSERT_REL(mm->mem_cycles[1].value, 32.8);
+  ASSERT_REL(mm->time_s.value, 328e-9);
+  ASSERT_REL(mm->compute_j.value, 96e-12);
+  ASSERT_REL(mm->mem_j[1].value, 16400e-12);
+  ASSERT_REL(mm->energy_j.value, 49392e-12);
+  ASSERT_REL(r->baseline.weight_bytes, 128);
+  moss_cost_destroy(&ctx, r);
+}
+
+/* cortex-m7.xml: the weights of the generated C are `static const`, in flash,
+ * the read-only level; activations in dtcm (the arena, 64 B, fits).
+ *   mm: compute 32 MACs / 1 per cycle = 32 cycles; dtcm 48 B at 3.84 GB/s = 48 x 480 /
+ *     3840 = 6 cycles; flash 128 B at 1.536 GB/s = 128 x 480 / 1536 = 40 cycles.
+ *     Time 40 / 480 MHz = 83.33 ns. Energy: 32 x 4.6 = 147.2; dtcm 48 x 2.5 = 120;
+ *     flash 128 x 15 = 1920; static 0.01 W x 83.33 ns = 833.33. Sum 3020.53 pJ,
+ *     complete (it was priced as dtcm reads, partial for want of a bandwidth). */
+TEST(mcu_weights_read_from_flash) {
+  moss_ctx ctx;
+  moss_cost_report *r;
+  const moss_cost_node *mm;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = cost(&ctx, "cortex-m7", 0, 0, 0, 0);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  mm = &r->nodes[0];
+  ASSERT_TRUE(!strcmp(r->devices[0].level_name[2], "flash"));
+  ASSERT_EQ(mm->weight_level, 2);
+  ASSERT_EQ(mm->act_level, 0);
+  ASSERT_REL(mm->mem_cycles[0].value, 6);
+  ASSERT_REL(mm->mem_cycles[2].value, 40);
+  ASSERT_REL(mm->time_s.value, 40 / 480e6);
+  ASSERT_EQ(mm->time_s.partial, 0);
+  ASSERT_REL(mm->mem_j[2].value, 1920e-12);
+  ASSERT_LABEL(mm->mem_j[2], "estimate");
+  ASSERT_REL(mm->energy_j.value, (147.2 + 120 + 1920) * 1e-12 + 0.01 * 40 / 480e6);
+  ASSERT_EQ(mm->energy_j.partial, 0);
+  moss_cost_destroy(&ctx, r);
+}
+
+/* What is not modeled is never a silent 0.
+ *   c99.xml has no clock: every time, and the device's busy time, is not-modeled
+ *     (JSON null with the label), not 0.
+ *   cost-two.xml has no f16 rate: a Relu on f16 has work (4 ops) and no rate, so its
+ *     compute cycles are not-modeled and its time partial.
+ *   u8 takes the i8 rate (same width): 4 ops / 8 per cycle = 0.5 cycles. */
+TEST(not_modeled_is_never_zero) {
+  moss_ctx ctx;
+  moss_cost_report *r;
+  moss_buf b;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = cost(&ctx, "c99", 0, 0, 0, 0);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_LABEL(r->devices[0].busy_s, "not-modeled");
+  ASSERT_LABEL(r->nodes[0].mem_cycles[r->nodes[0].act_level], "not-modeled");
+  moss_buf_init(&b, &ctx);
+  ASSERT_EQ(moss_report_json(&ctx, r, &b), MOSS_OK);
+  ASSERT_STR_CONTAINS(b.data, "\"busy_s\": {\"value\": null, \"label\": \"not-modeled\"");
+  moss_buf_deinit(&b);
+  moss_cost_destroy(&ctx, r);
+
+  r = cost_graph(&ctx, DATA "cost-two.xml", relu_of(&ctx, MOSS_DT_F16));
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_LABEL(r->nodes[0].compute_cycles, "not-modeled");
+  ASSERT_STR_CONTAINS(r->nodes[0].compute_cycles.source, "no MAC rate for f16");
+  ASSERT_EQ(r->nodes[0].time_s.partial, 1);
+  moss_buf_init(&b, &ctx);
+  ASSERT_EQ(moss_report_json(&ctx, r, &b), MOSS_OK);
+  ASSERT_STR_CONTAINS(b.data,
+                      "\"compute_cycles\": {\"value\": null, \"label\": \"not-modeled\"");
+  moss_buf_deinit(&b);
+  moss_cost_destroy(&ctx, r);
+
+  r = cost_graph(&ctx, DATA "cost-two.xml", relu_of(&ctx, MOSS_DT_U8));
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_REL(r->nodes[0].compute_cycles.value, 0.5);
+  ASSERT_STR_CONTAINS(r->nodes[0].compute_cycles.source, "i8");
+  moss_cost_destroy(&ctx, r);
+}
+
+/* A ratio says when it divides by (or divides) a partial figure. */
+TEST(ratio_of_partial_figures_says_so) {
+  moss_cost_figure a = {2e-9, "op-model", "", 0}, p = {1e-9, "op-model", "", 1};
+  moss_cost_figure nm = {0, "not-modeled", "no power", 0}, x;
+  x = moss_cost_ratio(&a, &a);
+  ASSERT_REL(x.value, 1);
+  ASSERT_EQ(x.partial, 0);
+  x = moss_cost_ratio(&a, &p);
+  ASSERT_REL(x.value, 2);
+  ASSERT_EQ(x.partial, 1);
+  ASSERT_STR_CONTAINS(x.source, "divides by a partial figure");
+  x = moss_cost_ratio(&p, &a);
+  ASSERT_EQ(x.partial, 1);
+  x = moss_cost_ratio(&a, &nm);
+  ASSERT_LABEL(x, "not-modeled");
 }
 
 TEST_MAIN()

@@ -1,11 +1,16 @@
 /* test_import.c - the importer and the front of the pipeline on bad input:
  * each malformed model from scripts/make_test_models.py gets one clear
- * message in the DESIGN.md shape and a failing status, never a crash. */
+ * message in the DESIGN.md shape and a failing status, never a crash.
+ * Each test runs the whole compile with allocation N failing, N = 1, 2, ...
+ * (oom.h): out-of-memory and nothing leaked, until the run that completes;
+ * two digits models take the same runs through every stage. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "oom.h"
 #include "driver/driver.h"
+#include "target/target.h"
 
 static char g_msgs[8192];
 static int g_nmsgs;
@@ -18,16 +23,18 @@ static void sink(void *user, moss_status code, const char *msg) {
   g_nmsgs++;
 }
 
-/* Compiles tests/unit/data/models/<name> into a temporary folder. */
-static moss_status compile(const char *name, moss_onnx_binding *b, int nb) {
+/* Compiles the model at |path| to C in a temporary folder, on the counting
+ * allocator with failures armed (then OOM_STOPPED() tells whether the
+ * allocation to fail was reached); |prune|: --prune, or NULL; |t|: the c99
+ * target already loaded, or NULL to load it. */
+static moss_status compile_path(const char *path, moss_onnx_binding *b, int nb,
+                                const char *prune, const moss_target *t) {
   moss_ctx ctx;
   moss_compile_opts o;
-  char path[1024];
-  moss_ctx_init(&ctx, moss_allocator_libc());
+  oom_ctx_init(&ctx);
   ctx.sink = sink;
   g_msgs[0] = 0;
   g_nmsgs = 0;
-  snprintf(path, sizeof path, "%s/models/%s", MOSS_TEST_DATA_DIR, name);
   memset(&o, 0, sizeof o);
   o.model = path;
   o.out = MOSS_TEST_OUT_DIR;
@@ -35,90 +42,196 @@ static moss_status compile(const char *name, moss_onnx_binding *b, int nb) {
   o.emit = "c";
   o.bindings = b;
   o.nbindings = nb;
-  return moss_compile(&ctx, &o);
+  o.prune = prune;
+  o.loaded_target = t;
+  return OOM_CALL(&ctx, moss_compile(&ctx, &o));
+}
+
+/* The same for tests/unit/data/models/<name>. */
+static moss_status compile(const char *name, moss_onnx_binding *b, int nb) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/models/%s", MOSS_TEST_DATA_DIR, name);
+  return compile_path(path, b, nb, NULL, NULL);
 }
 
 TEST(good_model_compiles) {
-  ASSERT_EQ(compile("good.onnx", NULL, 0), MOSS_OK);
-  ASSERT_EQ(g_nmsgs, 0);
+  OOM_LOOP {
+    moss_status st = compile("good.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_OK);
+    ASSERT_EQ(g_nmsgs, 0);
+  }
 }
 
 TEST(truncated) {
-  ASSERT_EQ(compile("truncated.onnx", NULL, 0), MOSS_E_INVALID_MODEL);
-  ASSERT_EQ(g_nmsgs, 1);
-  ASSERT_STR_CONTAINS(g_msgs, "truncated.onnx: invalid-model: not an ONNX model");
+  OOM_LOOP {
+    moss_status st = compile("truncated.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_EQ(g_nmsgs, 1);
+    ASSERT_STR_CONTAINS(g_msgs, "truncated.onnx: invalid-model: not an ONNX model");
+  }
 }
 
 TEST(not_protobuf) {
-  ASSERT_EQ(compile("not_protobuf.onnx", NULL, 0), MOSS_E_INVALID_MODEL);
-  ASSERT_STR_CONTAINS(g_msgs, "not_protobuf.onnx: invalid-model: not an ONNX model");
+  OOM_LOOP {
+    moss_status st = compile("not_protobuf.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "not_protobuf.onnx: invalid-model: not an ONNX model");
+  }
 }
 
 TEST(missing_file) {
-  ASSERT_EQ(compile("no_such_model.onnx", NULL, 0), MOSS_E_IO);
-  ASSERT_STR_CONTAINS(g_msgs, "io: cannot open");
+  OOM_LOOP {
+    moss_status st = compile("no_such_model.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_IO);
+    ASSERT_STR_CONTAINS(g_msgs, "io: cannot open");
+  }
 }
 
 TEST(missing_initializer) {
-  ASSERT_EQ(compile("missing_initializer.onnx", NULL, 0), MOSS_E_INVALID_MODEL);
-  ASSERT_STR_CONTAINS(g_msgs, "node 'add0' (Add): invalid-model: input 'missing_w' is neither");
+  OOM_LOOP {
+    moss_status st = compile("missing_initializer.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "node 'add0' (Add): invalid-model: input 'missing_w' is neither");
+  }
 }
 
 TEST(inconsistent_shapes) {
-  ASSERT_EQ(compile("inconsistent_shapes.onnx", NULL, 0), MOSS_E_INVALID_MODEL);
-  ASSERT_STR_CONTAINS(g_msgs, "node 'add_bad' (Add): invalid-model: shapes do not broadcast");
+  OOM_LOOP {
+    moss_status st = compile("inconsistent_shapes.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "node 'add_bad' (Add): invalid-model: shapes do not broadcast");
+  }
 }
 
 TEST(unknown_dtype) {
-  ASSERT_EQ(compile("unknown_dtype.onnx", NULL, 0), MOSS_E_INVALID_MODEL);
-  ASSERT_STR_CONTAINS(g_msgs, "invalid-model: graph input 'x' has unknown type 99");
+  OOM_LOOP {
+    moss_status st = compile("unknown_dtype.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "invalid-model: graph input 'x' has unknown type 99");
+  }
 }
 
 TEST(cycle) {
-  ASSERT_EQ(compile("cycle.onnx", NULL, 0), MOSS_E_INVALID_MODEL);
-  ASSERT_STR_CONTAINS(g_msgs, "invalid-model: the graph has a cycle");
+  OOM_LOOP {
+    moss_status st = compile("cycle.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "invalid-model: the graph has a cycle");
+  }
 }
 
 TEST(every_unsupported_node_is_listed) {
-  ASSERT_EQ(compile("two_unsupported.onnx", NULL, 0), MOSS_E_UNSUPPORTED);
-  ASSERT_EQ(g_nmsgs, 2);
-  ASSERT_STR_CONTAINS(g_msgs, "node 'frob_a' (FrobnicateA): unsupported: operator 'FrobnicateA'");
-  ASSERT_STR_CONTAINS(g_msgs, "node 'frob_b' (FrobnicateB): unsupported: operator 'FrobnicateB'");
+  OOM_LOOP {
+    moss_status st = compile("two_unsupported.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_UNSUPPORTED);
+    ASSERT_EQ(g_nmsgs, 2);
+    ASSERT_STR_CONTAINS(g_msgs, "node 'frob_a' (FrobnicateA): unsupported: operator 'FrobnicateA'");
+    ASSERT_STR_CONTAINS(g_msgs, "node 'frob_b' (FrobnicateB): unsupported: operator 'FrobnicateB'");
+  }
+}
+
+TEST(custom_domain_is_unsupported) {
+  OOM_LOOP {
+    moss_status st = compile("custom_domain.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_UNSUPPORTED);
+    ASSERT_STR_CONTAINS(g_msgs, "node 'frob0' (Frob): unsupported: operator domain 'com.example'");
+  }
 }
 
 TEST(symbolic_dimension_needs_binding) {
-  ASSERT_EQ(compile("shape_input.onnx", NULL, 0), MOSS_E_INVALID_MODEL);
-  ASSERT_STR_CONTAINS(g_msgs, "symbolic dimension 0 ('batch'); bind it with --input-shape x=");
+  OOM_LOOP {
+    moss_status st = compile("shape_input.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "symbolic dimension 0 ('batch'); bind it with --input-shape x=");
+  }
 }
 
 TEST(shape_input_needs_constant) {
-  moss_onnx_binding b[1] = {{"x", "2x6", NULL}};
-  ASSERT_EQ(compile("shape_input.onnx", b, 1), MOSS_E_UNSUPPORTED);
-  ASSERT_STR_CONTAINS(g_msgs, "node 'reshape0' (Reshape): unsupported: input 'shape'");
-  ASSERT_STR_CONTAINS(g_msgs, "--constant shape=FILE");
+  OOM_LOOP {
+    moss_onnx_binding b[1] = {{"x", "2x6", NULL}};
+    moss_status st = compile("shape_input.onnx", b, 1);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_UNSUPPORTED);
+    ASSERT_STR_CONTAINS(g_msgs, "node 'reshape0' (Reshape): unsupported: input 'shape'");
+    ASSERT_STR_CONTAINS(g_msgs, "--constant shape=FILE");
+  }
 }
 
 TEST(shape_input_frozen) {
-  char file[1024];
-  moss_onnx_binding b[2] = {{"x", "2x6", NULL}, {"shape", NULL, file}};
-  snprintf(file, sizeof file, "%s/models/shape_3x4.npy", MOSS_TEST_DATA_DIR);
-  ASSERT_EQ(compile("shape_input.onnx", b, 2), MOSS_OK);
+  OOM_LOOP {
+    char file[1024];
+    moss_onnx_binding b[2] = {{"x", "2x6", NULL}, {"shape", NULL, file}};
+    moss_status st;
+    snprintf(file, sizeof file, "%s/models/shape_3x4.npy", MOSS_TEST_DATA_DIR);
+    st = compile("shape_input.onnx", b, 2);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_OK);
+  }
 }
 
 TEST(bad_input_shape_text) {
-  moss_onnx_binding b[1] = {{"x", "2xq", NULL}};
-  ASSERT_EQ(compile("shape_input.onnx", b, 1), MOSS_E_INVALID_MODEL);
-  ASSERT_STR_CONTAINS(g_msgs, "bad shape '2xq'");
+  OOM_LOOP {
+    moss_onnx_binding b[1] = {{"x", "2xq", NULL}};
+    moss_status st = compile("shape_input.onnx", b, 1);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "bad shape '2xq'");
+  }
 }
 
 TEST(binding_unknown_input) {
-  moss_onnx_binding b[2] = {{"x", "2x6", NULL}, {"nope", "1", NULL}};
-  ASSERT_EQ(compile("shape_input.onnx", b, 2), MOSS_E_INVALID_MODEL);
-  ASSERT_STR_CONTAINS(g_msgs, "'nope', which is not a graph input");
+  OOM_LOOP {
+    moss_onnx_binding b[2] = {{"x", "2x6", NULL}, {"nope", "1", NULL}};
+    moss_status st = compile("shape_input.onnx", b, 2);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "'nope', which is not a graph input");
+  }
 }
 
 TEST(external_data) {
-  ASSERT_EQ(compile("external.onnx", NULL, 0), MOSS_OK);
+  OOM_LOOP {
+    moss_status st = compile("external.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_OK);
+  }
+}
+
+/* Two digits models of tests/e2e/digits through every stage but the C
+ * compiler: the QDQ CNN through the qdq pass (Conv, MaxPool, Flatten and
+ * Gemm folded), the float MLP through --prune and the sparse pass; both
+ * through partition, plan, cost and the C backend. The target is loaded
+ * once (the tests above fail its allocations too). */
+TEST(digits_models_through_every_stage) {
+  static const struct {
+    const char *file, *shape, *prune;
+  } models[] = {{"cnn_qdq_pc.onnx", "2x1x8x8", NULL}, {"mlp.onnx", "2x64", "magnitude:0.9"}};
+  size_t m;
+  moss_ctx tctx;
+  moss_target *t;
+  moss_ctx_init(&tctx, moss_allocator_libc());
+  ASSERT_EQ(moss_target_load(&tctx, "c99", &t), MOSS_OK);
+  for (m = 0; m < sizeof models / sizeof models[0]; m++) OOM_LOOP {
+    char path[1024];
+    moss_onnx_binding b[1] = {{"input", NULL, NULL}};
+    moss_status st;
+    b[0].shape = models[m].shape;
+    snprintf(path, sizeof path, "%s/%s", MOSS_E2E_DIR, models[m].file);
+    st = compile_path(path, b, 1, models[m].prune, t);
+    if (OOM_STOPPED()) continue;
+    if (st != MOSS_OK) FAIL_("%s: %s", models[m].file, g_msgs);
+  }
+  moss_target_destroy(&tctx, t);
 }
 
 TEST_MAIN()

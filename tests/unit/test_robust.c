@@ -2,12 +2,14 @@
  * prefix of a real model (truncation at each byte) and thousands of
  * deterministic random byte mutations of it must give MOSS_OK or a
  * diagnostic, never a crash, a hang or a leak (the suite also runs under
- * ASan/UBSan, which turn any bad access here into a failure). */
+ * ASan/UBSan, which turn any bad access here into a failure). The intact
+ * models also compile with each allocation failing in turn. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 #include "import/onnx.h"
+#include "oom.h"
 #include "passes/passes.h"
 #include "plan/plan.h"
 
@@ -30,9 +32,8 @@ static void load(const char *name) {
   fclose(f);
 }
 
-/* Import, then every pass and the planner, as the driver does. */
-static moss_status compile_bytes(const uint8_t *data, size_t size, const char *shape) {
-  moss_ctx ctx;
+/* Import, then every pass and the planner, as the driver does, in |ctx|. */
+static moss_status compile_in(moss_ctx *ctx, const uint8_t *data, size_t size, const char *shape) {
   moss_graph *g;
   moss_onnx_binding b[1] = {{"input", NULL, NULL}};
   moss_pass_fn passes[] = {moss_pass_check, moss_pass_infer, moss_pass_bn_fold,
@@ -41,20 +42,25 @@ static moss_status compile_bytes(const uint8_t *data, size_t size, const char *s
   size_t i;
   int64_t arena;
   b[0].shape = shape;
-  moss_ctx_init(&ctx, moss_allocator_libc());
-  ctx.debug = 1;
-  st = moss_onnx_import_memory(&ctx, NULL, data, size, b, 1, &g);
-  if (st != MOSS_OK) return ctx.nerrors ? st : MOSS_E_INTERNAL;
-  st = moss_graph_sort(&ctx, g);
+  ctx->debug = 1;
+  st = moss_onnx_import_memory(ctx, NULL, data, size, b, 1, &g);
+  if (st != MOSS_OK) return ctx->nerrors ? st : MOSS_E_INTERNAL;
+  st = moss_graph_sort(ctx, g);
   for (i = 0; st == MOSS_OK && i < sizeof passes / sizeof passes[0]; i++) {
-    st = passes[i](&ctx, g);
-    if (st == MOSS_OK) st = moss_ir_verify(&ctx, g);
+    st = passes[i](ctx, g);
+    if (st == MOSS_OK) st = moss_ir_verify(ctx, g);
   }
-  if (st == MOSS_OK) st = moss_plan_compute(&ctx, g, &arena);
-  moss_graph_destroy(&ctx, g);
+  if (st == MOSS_OK) st = moss_plan_compute(ctx, g, &arena);
+  moss_graph_destroy(ctx, g);
   /* A failure must come with a message. */
-  if (st != MOSS_OK && ctx.nerrors == 0) return MOSS_E_INTERNAL;
+  if (st != MOSS_OK && ctx->nerrors == 0) return MOSS_E_INTERNAL;
   return st;
+}
+
+static moss_status compile_bytes(const uint8_t *data, size_t size, const char *shape) {
+  moss_ctx ctx;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  return compile_in(&ctx, data, size, shape);
 }
 
 TEST(intact_models_compile) {
@@ -64,6 +70,25 @@ TEST(intact_models_compile) {
   load("cnn.onnx");
   ASSERT_TRUE(g_size > 0);
   ASSERT_EQ(compile_bytes(g_model, g_size, "2x1x8x8"), MOSS_OK);
+}
+
+/* The same with allocation N failing, N = 1, 2, ...: out-of-memory and
+ * nothing leaked (oom.h), until the run that completes. */
+TEST(intact_models_under_allocation_failure) {
+  static const char *models[2][2] = {{"mlp.onnx", "2x64"}, {"cnn.onnx", "2x1x8x8"}};
+  int m;
+  for (m = 0; m < 2; m++) {
+    load(models[m][0]);
+    ASSERT_TRUE(g_size > 0);
+    OOM_LOOP {
+      moss_ctx ctx;
+      moss_status st;
+      oom_ctx_init(&ctx);
+      st = OOM_CALL(&ctx, compile_in(&ctx, g_model, g_size, models[m][1]));
+      if (OOM_STOPPED()) continue;
+      ASSERT_EQ(st, MOSS_OK);
+    }
+  }
 }
 
 TEST(every_truncation) {

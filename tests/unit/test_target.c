@@ -1,7 +1,8 @@
 /* test_target.c - unit tests of the target model (compiler/target): the
  * shipped targets load and say what they should, inherit= merges, every
  * broken fixture under data/targets/ gives one message naming the file, the
- * line and the field, the loader leaks nothing when an allocation fails, and
+ * line and the field, the loader leaks nothing when an allocation fails (its
+ * own, through the context, with oom.h; libxml2's, as out-of-memory), and
  * `moss targets` prints what it promises. Needs MOSS_TARGETS_DIR (set by
  * CTest) or is run from the source root. */
 #define _POSIX_C_SOURCE 200809L /* dup, dup2, fileno, mkdtemp, setenv, sysconf */
@@ -13,8 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libxml/parser.h> /* the libxml2 allocation-failure test only */
+#include <libxml/xmlmemory.h>
+
 #include "diag_sink.h"
 #include "harness.h"
+#include "oom.h"
 #include "target/target.h"
 
 #ifndef MOSS_TEST_DATA_DIR
@@ -259,52 +264,59 @@ TEST(missing_file) {
   ASSERT_STR_CONTAINS(b.text, "no-such-target.xml: unknown target 'no-such-target'");
 }
 
-/* An allocator that fails the |fail_at|-th allocation and counts live bytes. */
-typedef struct fail_alloc {
-  long calls, fail_at;
-  long long live;
-} fail_alloc;
-
-static void *fail_realloc(void *user, void *ptr, size_t old_size, size_t new_size) {
-  fail_alloc *f = user;
-  void *p;
-  if (new_size == 0) {
-    free(ptr);
-    f->live -= (long long)old_size;
-    return NULL;
-  }
-  if (++f->calls == f->fail_at) return NULL;
-  if (!(p = realloc(ptr, new_size))) return NULL;
-  f->live += (long long)new_size - (long long)old_size;
-  return p;
-}
-
 /* Loads |path| (NULL: host) with allocation N failing, N = 1, 2, ... until it
- * loads; every failure must say out-of-memory and leak nothing. */
+ * loads (oom.h); every failure must say out-of-memory and leak nothing. */
 static void load_under_failures(int *failed_, const char *path) {
-  long n;
-  for (n = 1; n < 10000; n++) {
-    fail_alloc f = {0, n, 0};
+  long runs = g_oom.total_runs;
+  OOM_LOOP {
     moss_ctx ctx;
     sink_buf b;
-    moss_target *t;
+    moss_target *t = NULL;
     moss_status st;
     ctx_with_sink(&ctx, &b);
-    ctx.alloc.fn = fail_realloc;
-    ctx.alloc.user = &f;
-    st = moss_target_load(&ctx, path, &t);
-    if (st == MOSS_OK) {
-      ASSERT_TRUE(f.calls < n); /* no failure was injected */
-      moss_target_destroy(&ctx, t);
-      ASSERT_EQ(f.live, 0);
-      break;
+    ctx.alloc = oom_allocator();
+    st = OOM_CALL(&ctx, moss_target_load(&ctx, path, &t));
+    if (OOM_STOPPED()) {
+      ASSERT_TRUE(t == NULL);
+      continue;
     }
-    ASSERT_TRUE(t == NULL);
-    ASSERT_EQ(st, MOSS_E_NOMEM);
-    ASSERT_STR_CONTAINS(b.text, "out-of-memory");
-    ASSERT_EQ(f.live, 0);
+    ASSERT_EQ(st, MOSS_OK);
+    moss_target_destroy(&ctx, t);
   }
-  ASSERT_TRUE(n > 1 && n < 10000);
+  ASSERT_TRUE(g_oom.total_runs - runs > 1);
+}
+
+/* libxml2 allocates through its own allocator, process-wide (xmlMemSetup),
+ * not the context's. When it fails, the loader says out-of-memory, not that
+ * the XML is malformed: here every libxml2 allocation after the parser's
+ * start-up fails, so the first, for the schema, does. */
+static int g_xml_fail;
+static void *xml_malloc(size_t n) { return g_xml_fail ? NULL : malloc(n); }
+static void *xml_realloc(void *p, size_t n) { return g_xml_fail ? NULL : realloc(p, n); }
+static char *xml_strdup(const char *s) { return g_xml_fail ? NULL : strdup(s); }
+
+TEST(libxml2_allocation_failure_is_out_of_memory) {
+  xmlFreeFunc f;
+  xmlMallocFunc m;
+  xmlReallocFunc r;
+  xmlStrdupFunc d;
+  moss_ctx ctx;
+  sink_buf b;
+  moss_target *t = NULL;
+  moss_status st;
+  xmlInitParser();
+  xmlMemGet(&f, &m, &r, &d);
+  xmlMemSetup(free, xml_malloc, xml_realloc, xml_strdup);
+  ctx_with_sink(&ctx, &b);
+  g_xml_fail = 1;
+  st = moss_target_load(&ctx, FIXTURE("board.xml"), &t);
+  g_xml_fail = 0;
+  xmlMemSetup(f, m, r, d);
+  ASSERT_EQ(st, MOSS_E_NOMEM);
+  ASSERT_TRUE(t == NULL);
+  ASSERT_EQ(b.count, 1);
+  ASSERT_STR_CONTAINS(b.text, "moss-target.xsd: no memory (libxml2) [target.c:");
+  ASSERT_STR_CONTAINS(b.text, ": out-of-memory: ");
 }
 
 TEST(allocation_failures_do_not_leak) {

@@ -45,7 +45,8 @@ void mossrt_mem_free(const mossrt_allocator *a, void *p, size_t n) {
 static const char *category(mossrt_status st) {
   switch (st) {
   case MOSSRT_E_IO: return "io";
-  case MOSSRT_E_FORMAT: return "invalid-model";
+  case MOSSRT_E_FORMAT:
+  case MOSSRT_E_SIGNATURE: return "invalid-model";
   case MOSSRT_E_VERSION: return "unsupported";
   case MOSSRT_E_TARGET:
   case MOSSRT_E_DEVICE: return "target";
@@ -129,15 +130,14 @@ static mossrt_status check_header(mossrt_bundle *b, moss_bundle_header *h, mossr
   uint32_t version, crc;
   uint64_t table_end;
   moss_bundle_header tmp;
-  if (b->size < 16)
-    FAIL(MOSSRT_E_FORMAT, "truncated: file is %zu bytes, a bundle header is %u", b->size,
-         (unsigned)sizeof *h);
-  if (memcmp(b->data, MOSS_BUNDLE_MAGIC, 8) != 0)
-    FAIL(MOSSRT_E_FORMAT, "not a moss bundle (bad magic)");
-  memcpy(&version, b->data + 8, 4);
-  if (version != MOSS_BUNDLE_VERSION)
-    FAIL(MOSSRT_E_VERSION, "format version %u, this runtime reads %u", version,
-         MOSS_BUNDLE_VERSION);
+  if (b->size >= 16) { /* magic and version first, whatever the rest */
+    if (memcmp(b->data, MOSS_BUNDLE_MAGIC, 8) != 0)
+      FAIL(MOSSRT_E_FORMAT, "not a moss bundle (bad magic)");
+    memcpy(&version, b->data + 8, 4);
+    if (version != MOSS_BUNDLE_VERSION)
+      FAIL(MOSSRT_E_VERSION, "format version %u, this runtime reads %u", version,
+           MOSS_BUNDLE_VERSION);
+  }
   if (b->size < sizeof *h)
     FAIL(MOSSRT_E_FORMAT, "truncated: file is %zu bytes, a bundle header is %u", b->size,
          (unsigned)sizeof *h);
@@ -149,10 +149,10 @@ static mossrt_status check_header(mossrt_bundle *b, moss_bundle_header *h, mossr
     FAIL(MOSSRT_E_FORMAT, "file is %zu bytes, header says %llu", b->size,
          (unsigned long long)h->file_size);
   if (h->header_size != sizeof *h)
-    FAIL(MOSSRT_E_FORMAT, "header size %u, format version 2 has %u", h->header_size,
+    FAIL(MOSSRT_E_FORMAT, "header size %u, format version 3 has %u", h->header_size,
          (unsigned)sizeof *h);
   if (h->section_entry_size != sizeof(moss_bundle_section))
-    FAIL(MOSSRT_E_FORMAT, "section entry size %u, format version 2 has %u",
+    FAIL(MOSSRT_E_FORMAT, "section entry size %u, format version 3 has %u",
          h->section_entry_size, (unsigned)sizeof(moss_bundle_section));
   if (h->section_count == 0 || h->section_count > MOSS_BUNDLE_MAX_SECTIONS)
     FAIL(MOSSRT_E_FORMAT, "section count %u, expected 1 to %u", h->section_count,
@@ -171,7 +171,8 @@ static mossrt_status check_header(mossrt_bundle *b, moss_bundle_header *h, mossr
   if (crc != h->header_crc)
     FAIL(MOSSRT_E_FORMAT, "header checksum mismatch (stored 0x%08x, computed 0x%08x)",
          h->header_crc, crc);
-  if (h->flags != 0) FAIL(MOSSRT_E_FORMAT, "header flags 0x%x, version 2 defines none", h->flags);
+  if (h->flags & ~MOSS_BUNDLE_FLAG_SIGNED)
+    FAIL(MOSSRT_E_FORMAT, "header flags 0x%x, version 3 defines 0x1", h->flags);
   if (!text_field_ok(h->target, sizeof h->target) || !text_field_ok(h->triple, sizeof h->triple) ||
       !text_field_ok(h->features, sizeof h->features))
     FAIL(MOSSRT_E_FORMAT, "header: target, triple or features is not NUL-terminated");
@@ -536,6 +537,9 @@ static mossrt_status verify(mossrt_bundle *b, mossrt_error *err) {
   const mossrt_executor *const *e;
   memset(&L, 0, sizeof L);
   TRY(check_header(b, &h, err));
+  if (b->public_key) /* the signature, before any section is read */
+    TRY(b->verify ? b->verify(b->public_key, b->data, b->size, b->name, err)
+                  : mossrt_fail(err, b->name, MOSSRT_E_ARG, "public_key without verify"));
   TRY(check_sections(b, &h, &L, err));
   for (e = mossrt_executors; *e; e++)
     if ((*e)->check_target) TRY((*e)->check_target(b, err));
@@ -591,6 +595,7 @@ static mossrt_status begin(const char *name, const mossrt_options *opt, mossrt_b
   b->alloc = a;
   b->cpu_fd = -1;
   b->flags = opt ? opt->flags : 0;
+  if (opt) b->public_key = opt->public_key, b->verify = opt->verify;
   b->name = dup_str(&a, name);
   if (opt && opt->plugin_dir) b->plugin_dir = dup_str(&a, opt->plugin_dir);
   if (!b->name || (opt && opt->plugin_dir && !b->plugin_dir)) {

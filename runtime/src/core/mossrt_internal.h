@@ -15,6 +15,9 @@
 
 typedef int (*mossrt_cpu_fn)(const void *const *in, void *const *out, void *arena);
 
+/* From |dtype| on, a tensor is a moss_bundle_figure_tensor, and a step up
+ * to |first| a moss_bundle_figure_step: cpu/cpu.c compares them with the
+ * figures the CPU code states (moss_bundle.h), so keep these fields so. */
 typedef struct mossrt_tensor {
   const char *name;
   int32_t dtype, rank;
@@ -73,6 +76,8 @@ struct mossrt_bundle {
   int cpu_fd;                       /* memfd kept open while loaded; -1 none */
   char *cpu_tmp;                    /* fallback temporary file, removed at close */
   char *plugin_dir;                 /* mossrt_options.plugin_dir, copied */
+  const uint8_t *public_key;        /* mossrt_options': borrowed during the open call only */
+  mossrt_verify_fn verify;
 };
 
 struct mossrt_session {

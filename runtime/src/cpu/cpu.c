@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 
 #include "../core/mossrt_internal.h"
 #include "imports.h"
@@ -56,15 +60,42 @@ static int arch_matches(const char *triple) {
 /* 1: this CPU has |f|; 0: it lacks it; -1: this runtime cannot tell. */
 static int has_feature(const char *f) {
 #if defined(__x86_64__) && defined(__GNUC__)
-#define F(name) \
-  if (strcmp(f, name) == 0) return __builtin_cpu_supports(name) ? 1 : 0;
-  __builtin_cpu_init();
-  F("sse") F("sse2") F("sse3") F("ssse3") F("sse4.1") F("sse4.2") F("sse4a") F("popcnt")
-  F("avx") F("avx2") F("fma") F("fma4") F("xop") F("bmi") F("bmi2") F("aes") F("pclmul")
-  F("avx512f") F("avx512bw") F("avx512vl") F("avx512dq") F("avx512cd") F("avx512vnni")
-  F("avx512bf16") F("avx512vbmi") F("avx512vbmi2") F("avx512ifma") F("avx512bitalg")
-  F("avx512vpopcntdq") F("avx512vp2intersect")
-#undef F
+  /* CPUID, as libgcc's __builtin_cpu_supports reads it (test_bundle checks
+   * every name against the builtin), from tables rather than code, which
+   * keeps the core small. The k-th name's bit is bit (bit[k] & 31) of word
+   * bit[k] >> 5: 0 cpuid(1).ecx, 1 cpuid(1).edx, 2 cpuid(7,0).ebx,
+   * 3 cpuid(7,0).ecx, 4 cpuid(7,0).edx, 5 cpuid(7,1).eax, 6
+   * cpuid(0x80000001).ecx; os[k] 1: the OS must also save the AVX
+   * registers, 2: and the AVX-512 ones (XCR0 bits 1-2, 5-7). */
+  static const char names[] =
+      "sse\0sse2\0sse3\0ssse3\0sse4.1\0sse4.2\0sse4a\0popcnt\0avx\0avx2\0fma\0fma4\0xop\0bmi\0"
+      "bmi2\0aes\0pclmul\0avx512f\0avx512bw\0avx512vl\0avx512dq\0avx512cd\0avx512vnni\0"
+      "avx512bf16\0avx512vbmi\0avx512vbmi2\0avx512ifma\0avx512bitalg\0avx512vpopcntdq\0"
+      "avx512vp2intersect\0";
+  static const uint8_t bit[] = {
+      1 << 5 | 25, 1 << 5 | 26, 0 << 5 | 0,  0 << 5 | 9,  0 << 5 | 19, 0 << 5 | 20, 6 << 5 | 6,
+      0 << 5 | 23, 0 << 5 | 28, 2 << 5 | 5,  0 << 5 | 12, 6 << 5 | 16, 6 << 5 | 11, 2 << 5 | 3,
+      2 << 5 | 8,  0 << 5 | 25, 0 << 5 | 1,  2 << 5 | 16, 2 << 5 | 30, 2 << 5 | 31, 2 << 5 | 17,
+      2 << 5 | 28, 3 << 5 | 11, 5 << 5 | 5,  3 << 5 | 1,  3 << 5 | 6,  2 << 5 | 21, 3 << 5 | 12,
+      3 << 5 | 14, 4 << 5 | 8};
+  static const uint8_t os[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0,
+                               0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+  unsigned w[7] = {0}, a, b, c, d, lo = 0, hi, k;
+  const char *p;
+  for (p = names, k = 0; *p; p += strlen(p) + 1, k++) {
+    if (strcmp(p, f) != 0) continue;
+    __cpuid(1, a, b, w[0], w[1]);
+    if ((unsigned)__get_cpuid_max(0, 0) >= 7) {
+      __cpuid_count(7, 0, a, w[2], w[3], w[4]);
+      __cpuid_count(7, 1, w[5], b, c, d); /* zeros where sub-leaf 1 is not (Intel SDM) */
+    }
+    if ((unsigned)__get_cpuid_max(0x80000000u, 0) >= 0x80000001u)
+      __cpuid(0x80000001u, a, b, w[6], d);
+    if (w[0] >> 27 & 1) __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0)); /* OSXSAVE */
+    (void)hi;
+    if ((os[k] && (lo & 6) != 6) || (os[k] == 2 && (lo & 0xe0) != 0xe0)) return 0;
+    return (int)(w[bit[k] >> 5] >> (bit[k] & 31) & 1);
+  }
 #elif defined(__aarch64__)
   /* Advanced SIMD and floating point are part of every AArch64 Linux system;
    * the rest are bits of AT_HWCAP / AT_HWCAP2 (Linux's arm64 hwcaps). */
@@ -235,27 +266,101 @@ static mossrt_status cpu_check_step(mossrt_bundle *b, uint32_t i, mossrt_error *
   return MOSSRT_OK;
 }
 
+_Static_assert(sizeof(moss_bundle_figure_tensor) ==
+                   sizeof(mossrt_tensor) - offsetof(mossrt_tensor, dtype),
+               "mossrt_tensor ends with a moss_bundle_figure_tensor");
+_Static_assert(sizeof(moss_bundle_figure_step) == offsetof(mossrt_step, first) + 4,
+               "mossrt_step starts with a moss_bundle_figure_step");
+
+/* The address of the symbol |name| of the loaded CPU code, or NULL. (One
+ * copy for its two callers: the core's code size is counted.) */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void *find(const mossrt_bundle *b, const char *name) {
+  return b->cpu_image ? mossrt_elf_find(b->cpu_image, name) : dlsym(b->cpu_lib, name);
+}
+
+/* 1 when the program headers of the ELF64 shared object |p| (|n| >= 64
+ * bytes, checked at open) and the file bytes of each lie inside it. They
+ * are 56 bytes each (the dynamic loader refuses another e_phentsize). */
+static int so_fits(const uint8_t *p, uint64_t n) {
+  uint64_t ph, off, sz;
+  uint16_t num;
+  memcpy(&ph, p + 32, 8);
+  memcpy(&num, p + 56, 2);
+  if (ph > n || (uint64_t)num * 56 > n - ph) return 0;
+  for (p += ph; num--; p += 56) {
+    memcpy(&off, p + 8, 8);
+    memcpy(&sz, p + 32, 8);
+    if (off > n || sz > n - off) return 0;
+  }
+  return 1;
+}
+
+/* Loads the code, resolves each CPU step's entry, and holds the bundle to
+ * the figures the code states (moss_bundle.h, moss_bundle_figures): META's
+ * arena and tensors, PLAN's steps and references, the entries in order. */
 static mossrt_status cpu_open(mossrt_bundle *b, mossrt_error *err) {
-  uint32_t i;
+  const moss_bundle_figures *f;
+  const moss_bundle_figure_tensor *t;
+  const moss_bundle_figure_step *fs;
+  const uint32_t *refs;
+  const mossrt_cpu_fn *entries;
+  const char *bad = NULL;
+  uint32_t i, k = 0, at = 0;
   if (!b->cpu_code) return MOSSRT_OK;
   if (b->cpu_format == MOSS_BUNDLE_CODE_ELF_OBJECT) {
     mossrt_status st = load_object(b, err);
     if (st != MOSSRT_OK) return st;
+  } else if (!so_fits(b->cpu_code, b->cpu_code_size)) {
+    /* The dynamic loader maps the segments the program headers name: past
+     * the end of the code they would be pages past the end of the file. */
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
+                       "the CPU code's program headers reach past its %llu bytes",
+                       (unsigned long long)b->cpu_code_size);
   } else if (!load_memfd(b)) {
     mossrt_status st = load_tmpfile(b, err);
     if (st != MOSSRT_OK) return st;
   }
-  for (i = 0; i < b->nsteps; i++) {
+  f = find(b, MOSS_BUNDLE_FIGURES_SYMBOL);
+  if (!f || f->magic != MOSS_BUNDLE_FIGURES_MAGIC)
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT, "the CPU code states no figures (symbol "
+                       MOSS_BUNDLE_FIGURES_SYMBOL ")");
+  t = (const void *)(f + 1);
+  fs = (const void *)(t + f->ntensors);
+  refs = (const void *)(fs + f->nsteps);
+  entries = (const void *)(((uintptr_t)(refs + f->nrefs) + 7) & ~(uintptr_t)7);
+  if (f->arena_bytes != b->arena_bytes || f->ntensors != b->ntensors || f->nsteps != b->nsteps ||
+      f->nrefs != b->nrefs)
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
+                       "the bundle's arena of %llu bytes or its count of tensors, steps or "
+                       "tensor references is not what its CPU code was compiled for (an arena "
+                       "of %llu bytes)", (unsigned long long)b->arena_bytes,
+                       (unsigned long long)f->arena_bytes);
+  for (i = 0; !bad && i < b->ntensors; i++)
+    if (memcmp(&t[i], &b->tensors[i].dtype, sizeof *t)) bad = "tensor", at = i;
+  for (i = 0; !bad && i < b->nsteps; i++)
+    if (memcmp(&fs[i], &b->steps[i], sizeof *fs)) bad = "step", at = i;
+  for (i = 0; !bad && i < b->nrefs; i++)
+    if (refs[i] != b->refs[i]) bad = "tensor reference", at = i;
+  for (i = 0; i < b->nsteps && !bad; i++) {
     mossrt_step *s = &b->steps[i];
     void *sym;
     if (s->kind != MOSS_BUNDLE_STEP_KIND_EXEC || b->devices[s->device].exec != &mossrt_cpu_executor)
       continue;
-    sym = b->cpu_image ? mossrt_elf_find(b->cpu_image, s->entry) : dlsym(b->cpu_lib, s->entry);
+    sym = find(b, s->entry);
     if (!sym)
       return mossrt_fail(err, b->name, MOSSRT_E_DEVICE,
                          "step %u: entry '%s' not found in the CPU code", i, s->entry);
     s->fn = (mossrt_cpu_fn)sym;
+    if (k >= f->nentries || s->fn != entries[k++]) bad = "the entry point of step", at = i;
   }
+  if (!bad && k != f->nentries) bad = "the number of CPU steps,", at = k;
+  if (bad)
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
+                       "%s %u: not what the CPU code was compiled for (its figures, "
+                       MOSS_BUNDLE_FIGURES_SYMBOL ", state it otherwise)", bad, at);
   return MOSSRT_OK;
 }
 

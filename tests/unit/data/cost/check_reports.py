@@ -13,10 +13,11 @@ TOP = ["format", "version", "model", "target", "target_description", "run_id", "
        "devices", "nodes", "transfers", "total", "baseline_fp32_dense"]
 CSV = ("project_name,run_id,row,name,op_type,device,device_kind,dtype,macs_dense,macs_effective,"
        "weight_density,ops,activation_bytes,weight_bytes,activation_level,weight_level,arena_bytes,"
-       "weight_total_bytes,cycles,duration,compute_energy_j,memory_energy_j,static_energy_j,"
-       "energy_j,compute_label,memory_label,static_label,energy_label,energy_consumed,emissions,"
-       "emissions_rate,cpu_energy,gpu_energy,npu_energy,platform_energy_j,cpu_model,gpu_model,"
-       "grid_intensity,grid_fallback,sparse_format,sparse_cost_dense,sparse_cost_csr,"
+       "weight_total_bytes,cycles,duration,duration_lower_bound,time_label,compute_energy_j,"
+       "memory_energy_j,static_energy_j,energy_j,compute_label,memory_label,static_label,"
+       "energy_label,energy_consumed,energy_consumed_lower_bound,emissions,emissions_lower_bound,"
+       "emissions_rate,cpu_energy,gpu_energy,npu_energy,platform_energy_j,platform_label,cpu_model,"
+       "gpu_model,grid_intensity,grid_fallback,sparse_format,sparse_cost_dense,sparse_cost_csr,"
        "sparse_cost_block4x1,sparse_cost_block1x4,sparse_cost_2_4").split(",")
 VOID = {"meta", "br", "hr", "img", "link", "input"}
 
@@ -68,10 +69,31 @@ def check(d, stem, nrows):
     assert kinds[-2:] == ["total", "baseline_fp32_dense"], kinds
     total = dict(zip(CSV, rows[-2]))
     if total["energy_j"]:
+        # energy_consumed and emissions hold complete figures only; a partial
+        # one goes to the _lower_bound column (docs/report.md "CSV").
+        part = j["total"]["energy_j"]["partial"]
         kwh = float(total["energy_j"]) / 3.6e6
-        assert abs(float(total["energy_consumed"]) - kwh) <= 1e-12 * kwh
+        col = "energy_consumed_lower_bound" if part else "energy_consumed"
+        assert abs(float(total[col]) - kwh) <= 1e-12 * kwh, total
+        assert total["energy_consumed" if part else "energy_consumed_lower_bound"] == "", total
         kg = kwh * float(total["grid_intensity"]) / 1000
-        assert abs(float(total["emissions"]) - kg) <= 1e-9 * kg
+        col = "emissions_lower_bound" if part else "emissions"
+        assert abs(float(total[col]) - kg) <= 1e-9 * kg, total
+    # Every figure of the total row: JSON null <=> an empty CSV cell (never
+    # 0); a partial one is labelled so in the CSV too.
+    for key, cols, label in (("time_s", ("duration", "duration_lower_bound"), "time_label"),
+                             ("compute_j", ("compute_energy_j",), "compute_label"),
+                             ("memory_j", ("memory_energy_j",), "memory_label"),
+                             ("static_j", ("static_energy_j",), "static_label"),
+                             ("energy_j", ("energy_j",), "energy_label"),
+                             ("platform_j", ("platform_energy_j",), "platform_label")):
+        v = j["total"][key]
+        cells = [total[c] for c in cols]
+        if v["value"] is None:
+            assert cells == [""] * len(cells) and total[label] == "not-modeled", (key, total)
+        else:
+            assert sum(c != "" for c in cells) == 1, (key, cells)
+            assert total[label].endswith("(partial)") == v["partial"], (key, total[label])
 
     with open("%s/%s.html" % (d, stem), encoding="utf-8") as f:
         text = f.read()

@@ -1,0 +1,69 @@
+/* fuzz_tensor.c - libFuzzer target for the tensor file readers
+ * (moss_tensor_file_read in compiler/import/onnx_import.c: .npy, and ONNX
+ * TensorProto .pb for anything else), which read `moss run` inputs,
+ * --constant files and calibration data. Each input is one file. It must
+ * read, or fail with a diagnostic (never 'internal'); what it reads must
+ * have a sane shape and as many data bytes as that shape needs, and, where
+ * moss_npy_write can write its type, read back from .npy as the same tensor
+ * (a round trip through the writer). Build and run: tests/fuzz/README.md. */
+#include "fuzz.h"
+#include "import/onnx.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static volatile unsigned sink;
+
+static void same_or_trap(const moss_value *a, const moss_value *b) {
+  int k;
+  if (a->dtype != b->dtype || a->rank != b->rank) __builtin_trap();
+  for (k = 0; k < a->rank; k++)
+    if (a->dims[k] != b->dims[k]) __builtin_trap();
+  if (moss_value_nbytes(a) != moss_value_nbytes(b)) __builtin_trap();
+  if (moss_value_nbytes(a) && memcmp(a->data, b->data, moss_value_nbytes(a))) __builtin_trap();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static const moss_status allowed[] = {MOSS_E_IO, MOSS_E_INVALID_MODEL, MOSS_E_UNSUPPORTED,
+                                        MOSS_E_NOMEM, MOSS_OK};
+  const char *in = fuzz_path("tensor.bin");
+  moss_ctx ctx;
+  fuzz_heap heap;
+  moss_graph *g;
+  moss_value *v = NULL;
+  moss_status st;
+  fuzz_write(in, data, size);
+  fuzz_ctx_init(&ctx, &heap);
+  if (moss_graph_create(&ctx, &g) != MOSS_OK) return 0;
+  st = moss_tensor_file_read(&ctx, g, in, &v);
+  fuzz_check_failure(&ctx, st, allowed);
+  if (st == MOSS_OK) {
+    size_t i, n;
+    int k;
+    char out[700];
+    moss_value *back = NULL;
+    if (!v || v->rank < 0 || v->rank > MOSS_MAX_RANK) __builtin_trap();
+    for (k = 0; k < v->rank; k++)
+      if (v->dims[k] < 0) __builtin_trap();
+    n = moss_value_nbytes(v);
+    if (n && !v->data) __builtin_trap();
+    for (i = 0; i < n; i++) sink += ((const unsigned char *)v->data)[i];
+    snprintf(out, sizeof out, "%s", fuzz_path("tensor.npy"));
+    st = moss_npy_write(&ctx, out, v->dtype, v->rank, v->dims, v->data);
+    if (st == MOSS_OK) {
+      st = moss_tensor_file_read(&ctx, g, out, &back);
+      if (st != MOSS_OK) {
+        fprintf(stderr, "fuzz_tensor: the .npy written does not read back: %s\n", ctx.last);
+        __builtin_trap();
+      }
+      same_or_trap(v, back);
+    } else if (st != MOSS_E_UNSUPPORTED && st != MOSS_E_NOMEM) {
+      fprintf(stderr, "fuzz_tensor: %s\n", ctx.last);
+      __builtin_trap();
+    }
+  } else if (v) {
+    __builtin_trap();
+  }
+  moss_graph_destroy(&ctx, g);
+  fuzz_heap_check_empty(&heap);
+  return 0;
+}
