@@ -179,7 +179,7 @@ static moss_status tensor_to_value(moss_ctx *ctx, moss_graph *g, const char *mod
                                    moss_value **out) {
   moss_dtype dt = (moss_dtype)t->data_type;
   int64_t dims[MOSS_MAX_RANK];
-  size_t i, nbytes, numel = 1;
+  size_t i, nbytes, numel = 1, bound = 1; /* bound: the product of the dimensions but zeros */
   moss_value *v;
   FILE *ext = NULL;
   const char *what = name && *name ? name : (t->name ? t->name : "");
@@ -194,11 +194,12 @@ static moss_status tensor_to_value(moss_ctx *ctx, moss_graph *g, const char *mod
                      what, (int)t->data_type);
   }
   for (i = 0; i < t->n_dims; i++) {
-    if (t->dims[i] < 0 || (t->dims[i] && numel > ((size_t)1 << 40) / (size_t)t->dims[i]))
+    if (t->dims[i] < 0 || (t->dims[i] && bound > ((size_t)1 << 40) / (size_t)t->dims[i]))
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "tensor '%s' has bad dimension %lld",
                        what, (long long)t->dims[i]);
     dims[i] = t->dims[i];
     numel *= (size_t)t->dims[i];
+    if (t->dims[i]) bound *= (size_t)t->dims[i];
   }
   if (!moss_size_mul(numel, moss_dtype_size(dt), &nbytes))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "tensor '%s' is too large", what);
@@ -805,6 +806,9 @@ static moss_status read_npy(moss_ctx *ctx, moss_graph *g, const char *path, cons
   }
   v = moss_graph_add_constant(ctx, g, path, dt, rank, dims, NULL);
   if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "'%s'", path);
+  if (moss_value_nbytes_checked(v) < 0) /* else the size below wraps, and matches short data */
+    return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': .npy shape too large: its size in bytes "
+                     "overflows 64 bits", path);
   nbytes = moss_value_nbytes(v);
   if (moss_value_numel(v) < 0 || size - hoff - hlen != nbytes)
     return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': .npy holds %zu data bytes, its shape needs %zu",
