@@ -481,6 +481,31 @@ static void sparse_macs(const moss_node *n, const wformat *wf, double dense, dou
   *eff = pos * stored;
 }
 
+/* The kernel class of |n| for <achieved kernel=...> (target.h): "gemm"
+ * for the products the register tile runs (Gemm, MatMul, a pointwise
+ * Conv: 1 x 1 kernel, output plane = input plane, one group),
+ * "conv-strided" for convolutions with a stride above 1, "conv" for the
+ * other convolutions, "other" for the rest. */
+static const char *kernel_class(const moss_node *n) {
+  const moss_value *x, *w, *y;
+  const int64_t *s;
+  int k, ns;
+  if (n->op == MOSS_OP_Gemm || n->op == MOSS_OP_MatMul) return "gemm";
+  if (n->op != MOSS_OP_Conv && n->op != MOSS_OP_ConvTranspose) return "other";
+  ns = moss_attr_ints(n, "strides", &s);
+  for (k = 0; k < ns; k++)
+    if (s[k] > 1) return "conv-strided";
+  x = n->ninputs > 0 ? n->inputs[0] : NULL;
+  w = n->ninputs > 1 ? n->inputs[1] : NULL;
+  y = n->noutputs > 0 ? n->outputs[0] : NULL;
+  if (n->op != MOSS_OP_Conv || !x || !w || !y || !w->data || w->rank < 3 ||
+      x->rank != w->rank || y->rank != w->rank || moss_attr_int(n, "group", 1) != 1)
+    return "conv";
+  for (k = 2; k < w->rank; k++)
+    if (w->dims[k] != 1 || x->dims[k] != y->dims[k]) return "conv";
+  return "gemm";
+}
+
 static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn) {
   const moss_target *t = c->t;
   moss_cost_report *r = c->r;
@@ -590,6 +615,15 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
   else
     cn->compute_cycles = not_modeled(fmt(r, "no MAC rate for %s on device '%s'", cn->dtype,
                                          moss_target_device_id(t, d)));
+  if (work > 0 && rate > 0) { /* the share of the peak the code reaches (a calibration) */
+    const char *cls = kernel_class(n), *asrc;
+    double share = moss_target_device_achieved(t, d, cls, &asrc);
+    if (asrc) {
+      cn->compute_cycles.value /= share;
+      cn->compute_cycles.source = fmt(r, "%s; / %g, the share of peak reached on %s kernels (%s)",
+                                      cn->compute_cycles.source, share, cls, asrc);
+    }
+  }
   cn->cycles = cn->compute_cycles.value;
   {
     int partial = is_nm(&cn->compute_cycles);
@@ -618,10 +652,14 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
     if (!have_clock)
       cn->time_s = not_modeled(fmt(r, "device '%s' has no clock", moss_target_device_id(t, d)));
     else {
-      cn->time_s = fig(cn->cycles / (clock * 1e6), "estimate",
+      double step = moss_target_device_step_ns(t, d);
+      cn->time_s = fig(cn->cycles / (clock * 1e6) + step * 1e-9, "estimate",
                        missing ? fmt(r, "roofline: max(compute, memory) cycles / clock; %s",
                                      missing)
                                : "roofline: max(compute, memory) cycles / clock");
+      if (step > 0)
+        cn->time_s.source = fmt(r, "%s, + %g ns for its step (<compute step-ns>)",
+                                cn->time_s.source, step);
       cn->time_s.partial = partial;
     }
   }
@@ -940,6 +978,90 @@ static void set_run_id(moss_cost_report *r) {
   r->run_id = r->run_id_buf;
 }
 
+moss_status moss_cost_set_measured(moss_ctx *ctx, moss_cost_report *r, const int *node_step,
+                                   const double *step_s, int nsteps, double total_s, int runs,
+                                   const char *how, const moss_cost_figure *counter) {
+  const char *src, *shared_src;
+  int i, j;
+  r->measured = 0;
+  src = fmt(r, "median of %d runs on this machine, CLOCK_MONOTONIC read around its step", runs);
+  shared_src = fmt(r, "median of %d runs on this machine, CLOCK_MONOTONIC read around the step "
+                   "it shares with other nodes, split by their estimated times", runs);
+  r->measured_how = dup(r, how);
+  if (r->nomem) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "report");
+  for (i = 0; i < r->nnodes; i++) {
+    moss_cost_node *n = &r->nodes[i];
+    int k = node_step[i], share = 0;
+    double est = 0, mine = is_nm(&n->time_s) ? 0 : n->time_s.value;
+    if (k < 0 || k >= nsteps) {
+      n->measured_s = not_modeled("no step of the plan runs it alone");
+      continue;
+    }
+    for (j = 0; j < r->nnodes; j++) /* the nodes of its step */
+      if (node_step[j] == k) {
+        share++;
+        est += is_nm(&r->nodes[j].time_s) ? 0 : r->nodes[j].time_s.value;
+      }
+    if (share == 1) n->measured_s = fig(step_s[k], "measured:clock", src);
+    else if (est > 0) n->measured_s = fig(step_s[k] * mine / est, "measured:clock", shared_src);
+    else n->measured_s = not_modeled("its step runs other nodes too, and no estimate splits it");
+  }
+  for (i = 0; i < r->ndevices; i++) {
+    moss_cost_device *dv = &r->devices[i];
+    dv->measured_busy_s = sum_start("the measured times of its nodes");
+    for (j = 0; j < r->nnodes; j++)
+      if (r->nodes[j].device == i) add(&dv->measured_busy_s, &r->nodes[j].measured_s);
+    empty_sum_is_zero(&dv->measured_busy_s);
+    if (!is_nm(&dv->measured_busy_s)) dv->measured_busy_s.label = "measured:clock";
+    sum_end(&dv->measured_busy_s);
+  }
+  r->measured_platform_j = sum_start("active W x measured busy time + idle W x the rest of the "
+                                     "measured run");
+  for (i = 0; i < r->ndevices; i++) {
+    moss_cost_device *dv = &r->devices[i];
+    moss_cost_figure p;
+    double busy = 0;
+    int missing = 0, partial = 0;
+    for (j = 0; j < r->ndevices; j++) /* the devices its supply feeds: i alone when not shared */
+      if (r->devices[j].supply == i) {
+        if (is_nm(&r->devices[j].measured_busy_s)) missing = 1;
+        else busy += r->devices[j].measured_busy_s.value;
+        partial |= r->devices[j].measured_busy_s.partial;
+      }
+    if (!dv->has_power)
+      p = not_modeled(fmt(r, "device '%s' has no power figures", dv->id));
+    else if (dv->supply != i)
+      p = fig(0, "measured:clock", fmt(r, "shared supply '%s': counted once, with device '%s'",
+                                       dv->power_shared, r->devices[dv->supply].id));
+    else {
+      p = fig(dv->active_w * busy + dv->idle_w * (total_s > busy ? total_s - busy : 0),
+              "measured:clock", fmt(r, "%s, with measured time", dv->power_source));
+      p.partial = missing || partial;
+    }
+    dv->measured_platform_j = p;
+    add(&r->measured_platform_j, &p);
+  }
+  if (!is_nm(&r->measured_platform_j)) r->measured_platform_j.label = "measured:clock";
+  sum_end(&r->measured_platform_j);
+  {
+    moss_cost_figure unused;
+    grid_carbon(r, &r->measured_platform_j, &r->measured_platform_carbon_g, &unused);
+  }
+  r->measured_time_s = fig(total_s, "measured:clock",
+                           fmt(r, "median of %d whole runs on this machine, CLOCK_MONOTONIC", runs));
+  if (counter) {
+    r->measured_energy_j = *counter;
+    r->measured_energy_j.label = dup(r, counter->label);
+    r->measured_energy_j.source = dup(r, counter->source);
+  } else {
+    r->measured_energy_j = not_modeled("no energy counter was read");
+  }
+  r->measured_runs = runs;
+  if (r->nomem) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "report");
+  r->measured = 1;
+  return MOSS_OK;
+}
+
 moss_status moss_cost_set_model(moss_ctx *ctx, moss_cost_report *r, const char *name) {
   const char *copy = moss_arena_strdup(r->arena, name ? name : "");
   if (!copy) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "cost report");
@@ -991,6 +1113,18 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
     dv->model = dup(r, cpu ? cpu : r->target_description);
     dv->threads = device_threads(t, i);
     dv->power_shared = dup(r, moss_target_device_power_shared(t, i));
+    {
+      const char *src = NULL;
+      int j;
+      dv->has_power = moss_target_device_power(t, i, &dv->idle_w, &dv->active_w, &src);
+      dv->power_source = dv->has_power ? dup(r, src) : NULL;
+      dv->supply = i; /* the first device drawing the same shared supply carries it */
+      for (j = 0; dv->power_shared && j < i; j++)
+        if (r->devices[j].power_shared && !strcmp(r->devices[j].power_shared, dv->power_shared)) {
+          dv->supply = j;
+          break;
+        }
+    }
     dv->nlevels = moss_target_device_level_count(t, i);
     if (dv->nlevels > MOSS_COST_MAX_LEVELS) dv->nlevels = MOSS_COST_MAX_LEVELS;
     for (k = 0; k < dv->nlevels; k++) {

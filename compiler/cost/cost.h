@@ -95,6 +95,13 @@ typedef struct moss_cost_node {
   moss_cost_figure mem_j[MOSS_COST_MAX_LEVELS];
   moss_cost_figure static_j;    /* idle power x time */
   moss_cost_figure energy_j;    /* op-model sum of the above */
+  /* With a measurement (moss_cost_report.measured): the node's time on this
+   * machine, labelled "measured:clock" (the median over the profiled runs of
+   * the clock read around its step), or, for a node that shares its step
+   * with others (a plugin's blob), "measured:clock" with |partial| 0 and a
+   * source saying it is the step's time split by the estimates. Not-modeled
+   * when its step took no measurable time apart (never a silent 0). */
+  moss_cost_figure measured_s;
 } moss_cost_node;
 
 /* A value produced on one device and read on another. */
@@ -127,6 +134,15 @@ typedef struct moss_cost_device {
    * figure (busy = their summed busy time), the others exactly 0, their
    * source naming the device that carries it. */
   moss_cost_figure platform_j;
+  /* The power figures the platform model used (has_power 0: none), and the
+   * device that carries its supply (itself unless <power shared=...>). */
+  int has_power;
+  double idle_w, active_w;
+  const char *power_source;
+  int supply;
+  /* With a measurement: busy_s and platform_j again from the measured
+   * times of its nodes ("measured:clock"). */
+  moss_cost_figure measured_busy_s, measured_platform_j;
 } moss_cost_device;
 
 /* Totals of one costing (the graph as planned, or its fp32-dense baseline). */
@@ -164,6 +180,22 @@ typedef struct moss_cost_report {
    * dense, 4-byte elements, without the Quantize/Dequantize nodes and the
    * integer ops' quantization parameters (docs/report.md). */
   moss_cost_totals baseline;
+  /* A measurement of the compiled artifact on this machine (moss compile
+   * --profile; moss_cost_set_measured), 0: none, and the figures below are
+   * unset. */
+  int measured;
+  int measured_runs;             /* runs the medians are taken over */
+  const char *measured_how;      /* one line: the runs, the clock, the machine */
+  moss_cost_figure measured_time_s;      /* median time of a whole run, "measured:clock" */
+  /* active W x measured busy + idle W x the rest, per device and summed:
+   * the platform model fed with measured time, labelled "measured:clock". */
+  moss_cost_figure measured_platform_j;
+  moss_cost_figure measured_platform_carbon_g;
+  /* An energy counter read over a window of at least 1 s of runs, per run:
+   * "measured:rapl" or "measured:nvml" (what it covers in the source: a
+   * whole CPU package or GPU, not only this model); not-modeled with the
+   * reason when the machine has none. */
+  moss_cost_figure measured_energy_j;
 } moss_cost_report;
 
 /* Costs |g| (sorted, shapes inferred, planned, n->device set) on |t|. On
@@ -179,6 +211,18 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
  * name): the pipeline passes the model file's stem. Copies |name| and
  * recomputes run_id. MOSS_E_NOMEM leaves the report as it was. */
 moss_status moss_cost_set_model(moss_ctx *ctx, moss_cost_report *r, const char *name);
+/* What a profile of the artifact measured (compiler/driver/profile.c):
+ * node i (r->nodes order) ran in step |node_step[i]| of the plan (< 0: in
+ * none), whose median time over |runs| runs was |step_s[step]| seconds
+ * (|nsteps| entries); nodes that share a step (a plugin's blob) split its
+ * time in proportion to their estimates. |total_s|: the median of whole
+ * runs. |how|: one line saying how it was measured (copied). |counter|
+ * (may be NULL): an energy counter's joules per run, measured:rapl|nvml,
+ * or not-modeled with the reason. Fills the measured_* figures and sets
+ * r->measured. MOSS_E_NOMEM leaves r->measured 0. */
+moss_status moss_cost_set_measured(moss_ctx *ctx, moss_cost_report *r, const int *node_step,
+                                   const double *step_s, int nsteps, double total_s, int runs,
+                                   const char *how, const moss_cost_figure *counter);
 /* Frees |r|; NULL is a no-op. */
 void moss_cost_destroy(moss_ctx *ctx, moss_cost_report *r);
 

@@ -4,7 +4,10 @@
  * The CSV has one row per node, per transfer, a total row and a baseline row,
  * with CodeCarbon's column names where the meaning is the same. The HTML
  * needs no network and no JavaScript: tables and an inline SVG bar chart of
- * the energy per layer; it is also well-formed XML, so tests can parse it. */
+ * the energy per layer; it is also well-formed XML, so tests can parse it.
+ * A report with a measurement (moss_cost_set_measured) shows it beside the
+ * estimate in all three; without one, the JSON's "measured" is null and
+ * the CSV's measured cells are empty. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +130,26 @@ static void jtotals(moss_buf *b, const char *k, const moss_cost_totals *t, int *
   moss_buf_put(b, "}", 1);
 }
 
+/* "measured": what a profile of the artifact on this machine measured
+ * (moss compile --profile), beside the estimates; null without one, so a
+ * reader never takes an unset figure for a measurement. */
+static void jmeasured(moss_buf *b, const moss_cost_report *r, int *outer) {
+  int f = 1;
+  jkey(b, "measured", outer);
+  if (!r->measured) {
+    moss_buf_put(b, "null", 4);
+    return;
+  }
+  moss_buf_put(b, "{", 1);
+  jkv_num(b, "runs", r->measured_runs, &f);
+  jkv_str(b, "how", r->measured_how, &f);
+  jfig(b, "time_s", &r->measured_time_s, &f);
+  jfig(b, "platform_j", &r->measured_platform_j, &f);
+  jfig(b, "platform_carbon_g", &r->measured_platform_carbon_g, &f);
+  jfig(b, "energy_j", &r->measured_energy_j, &f);
+  moss_buf_put(b, "}", 1);
+}
+
 static const char *level_name(const moss_cost_report *r, int dev, int k) {
   if (k < 0 || k >= r->devices[dev].nlevels) return "";
   return r->devices[dev].level_name[k];
@@ -180,6 +203,10 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     jfig(b, "energy_j", &d->energy_j, &g);
     jfig(b, "busy_s", &d->busy_s, &g);
     jfig(b, "platform_j", &d->platform_j, &g);
+    if (r->measured) {
+      jfig(b, "measured_busy_s", &d->measured_busy_s, &g);
+      jfig(b, "measured_platform_j", &d->measured_platform_j, &g);
+    }
     moss_buf_put(b, "}", 1);
   }
   moss_buf_put(b, "]", 1);
@@ -226,6 +253,7 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     jfig(b, "compute_j", &n->compute_j, &g);
     jfig(b, "static_j", &n->static_j, &g);
     jfig(b, "energy_j", &n->energy_j, &g);
+    if (r->measured) jfig(b, "measured_time_s", &n->measured_s, &g);
     moss_buf_put(b, "}", 1);
   }
   moss_buf_put(b, "]", 1);
@@ -250,6 +278,9 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
   moss_buf_put(b, ",\n", 2);
   f = 1;
   jtotals(b, "baseline_fp32_dense", &r->baseline, &f);
+  moss_buf_put(b, ",\n", 2);
+  f = 1;
+  jmeasured(b, r, &f);
   moss_buf_put(b, "}\n", 2);
   if (b->failed) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "JSON report");
   return MOSS_OK;
@@ -269,7 +300,8 @@ static const char *const csv_columns[] = {
     "emissions_lower_bound", "emissions_rate", "cpu_energy", "gpu_energy", "npu_energy",
     "platform_energy_j", "platform_label", "cpu_model", "gpu_model", "grid_intensity",
     "grid_fallback", "sparse_format", "sparse_cost_dense", "sparse_cost_csr",
-    "sparse_cost_block4x1", "sparse_cost_block1x4", "sparse_cost_2_4"};
+    "sparse_cost_block4x1", "sparse_cost_block1x4", "sparse_cost_2_4", "measured_duration",
+    "measured_energy_consumed", "measured_label"};
 #define NCOLS (sizeof csv_columns / sizeof csv_columns[0])
 
 static void cstr(moss_buf *b, const char *s) {
@@ -317,6 +349,9 @@ typedef struct csv_row {
   moss_cost_figure memory_sum;
   double cpu_j, gpu_j, npu_j; /* complete energy by device kind; < 0: empty (not known) */
   const moss_cost_node *node; /* node rows: the sparse format columns */
+  /* With a measurement: the measured time (node and total rows) and the
+   * platform energy from measured time (total row); NULL: empty cells. */
+  const moss_cost_figure *measured_time, *measured_energy;
 } csv_row;
 
 static void csv_put(moss_buf *b, const moss_cost_report *r, const csv_row *w) {
@@ -421,6 +456,15 @@ static void csv_put(moss_buf *b, const moss_cost_report *r, const csv_row *w) {
   } else {
     for (i = 0; i <= MOSS_COST_SPARSE_FORMATS; i++) moss_buf_put(b, ",", 1);
   }
+  /* The measurement beside the estimate: seconds, and kWh like
+   * energy_consumed, complete figures only (a partial measured platform
+   * energy, some device without power figures, stays in the JSON). */
+  moss_buf_put(b, ",", 1);
+  if (w->measured_time) cfig(b, w->measured_time);
+  moss_buf_put(b, ",", 1);
+  if (complete(w->measured_energy)) cnum(b, w->measured_energy->value / 3.6e6);
+  moss_buf_put(b, ",", 1);
+  if (w->measured_time) cstr(b, flabel(w->measured_time, l, sizeof l));
   moss_buf_put(b, "\n", 1);
 }
 
@@ -522,6 +566,7 @@ moss_status moss_report_csv(moss_ctx *ctx, const moss_cost_report *r, moss_buf *
     w.stat = &n->static_j;
     w.energy = &n->energy_j;
     w.node = n;
+    if (r->measured) w.measured_time = &n->measured_s;
     by_kind(d->kind, &n->energy_j, &w);
     csv_put(b, r, &w);
   }
@@ -542,6 +587,10 @@ moss_status moss_report_csv(moss_ctx *ctx, const moss_cost_report *r, moss_buf *
     csv_put(b, r, &w);
   }
   total_row(r, &r->total, "total", &w, 0);
+  if (r->measured) {
+    w.measured_time = &r->measured_time_s;
+    w.measured_energy = &r->measured_platform_j;
+  }
   csv_put(b, r, &w);
   total_row(r, &r->baseline, "baseline_fp32_dense", &w, 1);
   csv_put(b, r, &w);
@@ -726,6 +775,50 @@ static void html_count_row(moss_buf *b, const char *what, double a, double base,
   put(b, "</tr>\n");
 }
 
+/* The measured cell beside an estimate in the totals table, spanning the
+ * baseline and ratio columns (the fp32 dense twin is not run): measured /
+ * estimated, "~" on an amber cell when the estimate is a lower bound. */
+static void html_vs_estimate(moss_buf *b, const moss_cost_figure *meas,
+                             const moss_cost_figure *est) {
+  moss_cost_figure x = moss_cost_ratio(meas, est);
+  if (is_nm(&x)) {
+    put(b, "<td class=\"note\" colspan=\"2\">no estimate to compare with</td>");
+    return;
+  }
+  moss_buf_printf(b, "<td class=\"note%s\" colspan=\"2\" title=\"measured / estimated = %.4g",
+                  x.partial ? " p" : "", x.value);
+  if (x.partial) {
+    put(b, "; ");
+    hstr(b, x.source);
+  }
+  moss_buf_printf(b, "\">%s%.3g" MUL " the estimate</td>", x.partial ? "~" : "", x.value);
+}
+
+/* The measurement's rows of the totals table (moss compile --profile): the
+ * measured time, the platform model fed with it, and the energy counter
+ * (its source says what it covers; without one, the reason). */
+static void html_measured_rows(moss_buf *b, const moss_cost_report *r) {
+  const moss_cost_figure *e = &r->measured_energy_j;
+  put(b, "<tr><th class=\"l\">measured time</th>");
+  hfig(b, &r->measured_time_s, "s", 1);
+  html_vs_estimate(b, &r->measured_time_s, &r->total.time_s);
+  put(b, "</tr>\n<tr><th class=\"l\">platform energy (measured time)</th>");
+  hfig(b, &r->measured_platform_j, "J", 1);
+  html_vs_estimate(b, &r->measured_platform_j, &r->total.platform_j);
+  put(b, "</tr>\n<tr><th class=\"l\">energy counter</th>");
+  if (is_nm(e)) {
+    put(b, "<td class=\"note nm\" colspan=\"3\">not-modeled: ");
+    hstr(b, e->source && *e->source ? e->source : "no energy counter was read");
+    put(b, "</td>");
+  } else {
+    hfig(b, e, "J", 1);
+    put(b, "<td class=\"note\" colspan=\"2\">");
+    hstr(b, e->source);
+    put(b, "</td>");
+  }
+  put(b, "</tr>\n");
+}
+
 /* Chart geometry: labels left of the bars, wrapped at CHART_CHARS
  * characters (at 12 px a character is at most about CHART_PX wide), so a
  * long name takes more lines instead of running off the left edge. */
@@ -859,6 +952,8 @@ static const char html_style[] =
     "max-width:17em}\n"
     "td.fmt{text-align:left;white-space:normal;max-width:17em}\n"
     "td.fmt span{white-space:nowrap}\n"
+    "td.note{text-align:left;white-space:normal;overflow-wrap:anywhere;max-width:30em}\n"
+    "p.how{overflow-wrap:anywhere}\n"
     ".lb,.lv{color:#666;font-size:11px}\n"
     ".p{background:#fff0c2}\n"
     ".nm{color:#b00;background:#fde4e4;font-style:italic}\n"
@@ -919,10 +1014,16 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
                   "gCO2e");
   html_totals_row(b, "carbon per million", &r->total.carbon_g_per_million,
                   &r->baseline.carbon_g_per_million, "gCO2e");
+  if (r->measured) html_measured_rows(b, r);
   moss_buf_printf(b, "</table>\n<p>Grid intensity %g gCO2e/kWh%s.</p>\n", r->grid_g_per_kwh,
                   r->grid_fallback ? " (fallback: IEA 2019 world average; give "
                                      "--grid-intensity)"
                                    : " (--grid-intensity)");
+  if (r->measured) {
+    put(b, "<p class=\"how\">Measured: ");
+    hstr(b, r->measured_how);
+    put(b, "</p>\n");
+  }
 
   put(b, "<h2>Energy per layer</h2>\n");
   html_chart(b, r);
@@ -942,8 +1043,14 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
          "<th><abbr title=\"weight bytes read, and the memory level they are costed at\">"
          "wt. B</abbr></th>"
          "<th><abbr title=\"roofline cycles: max(compute, each memory level)\">cycles</abbr>"
-         "</th><th><abbr title=\"estimated time\">time</abbr></th>"
-         "<th><abbr title=\"compute energy: effective MACs x pJ/MAC\">comp.</abbr></th>"
+         "</th>");
+  if (r->measured)
+    put(b, "<th><abbr title=\"estimated time\">time est.</abbr></th>"
+           "<th><abbr title=\"measured time on this machine (median of the profiled runs; a "
+           "node sharing its step with others: the step's time split by the estimates)\">"
+           "time meas.</abbr></th>");
+  else put(b, "<th><abbr title=\"estimated time\">time</abbr></th>");
+  put(b, "<th><abbr title=\"compute energy: effective MACs x pJ/MAC\">comp.</abbr></th>"
          "<th><abbr title=\"memory energy: bytes x pJ/byte, summed over the levels\">mem."
          "</abbr></th>"
          "<th><abbr title=\"static energy: idle power x time\">static</abbr></th>"
@@ -978,6 +1085,7 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
       hfig(b, &cy, "", 0);
     }
     hfig(b, &n->time_s, "s", 0);
+    if (r->measured) hfig(b, &n->measured_s, "s", 0);
     hfig(b, &n->compute_j, "J", 0);
     {
       moss_cost_figure m = mem_sum(n->mem_j, d->nlevels);
@@ -1037,7 +1145,12 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
          "power " MUL " time; <b>platform-model</b> = active power " MUL " busy time + idle "
          "power for the rest; datasheet / estimate / measured: as the target XML states; "
          "<b>not-modeled</b> = no figure, not a zero; <b>partial</b> = a sum with some parts "
-         "not-modeled, a lower bound. Generated by moss.</p>\n</body>\n</html>\n");
+         "not-modeled, a lower bound.");
+  if (r->measured)
+    put(b, " <b>measured:clock</b> = timed on this machine by moss compile --profile; "
+           "<b>measured:rapl</b> / <b>measured:nvml</b> = read from the CPU package's or the "
+           "GPU's energy counter (the whole chip, not only this model).");
+  put(b, " Generated by moss.</p>\n</body>\n</html>\n");
   if (b->failed) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "HTML report");
   return MOSS_OK;
 }

@@ -33,6 +33,8 @@ typedef struct moss_compile_opts {
   const char *keep_float;     /* --keep-float NODE,NODE...; NULL: none */
   int observe;                /* internal: every float activation becomes a graph output
                                * after 'fuse' (the calibration run); no quantization */
+  int profile;                /* --profile: run the bundle here, each layer timed, and put the
+                               * measurement beside the estimate (profile.h) */
   const char *sign_key;       /* --sign KEY: the secret key file the bundle is signed with
                                * (keys.c); NULL: unsigned */
 } moss_compile_opts;
@@ -53,6 +55,8 @@ typedef struct moss_run_opts {
   int print_time;
   const char *public_key;     /* --public-key FILE: only a bundle signed with its secret key
                                * runs (keys.c, libmossrt_sign); NULL: no check */
+  int profile;                /* --profile: time every step of the plan (a bundle only) and
+                               * print the per-layer table (profile.h) */
   int zeros;                  /* moss bench: with no input file at all, inputs are zeros (only
                                * timed); otherwise every graph input needs its file */
 } moss_run_opts;

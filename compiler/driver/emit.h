@@ -10,10 +10,9 @@
 #include "driver.h"
 
 typedef struct moss_emit_args {
-  moss_graph *g;              /* partitioned and planned */
+  moss_graph *g;              /* partitioned (n->segment) and planned */
   const moss_target *target;
   const moss_backend_device *devices; /* per device of |target|: its backend binding */
-  int nsegments;
   int host;                   /* the device holding graph inputs and outputs */
   int64_t arena_bytes;
   const char *name;           /* sanitized symbol prefix */

@@ -123,6 +123,25 @@ static int in_process(const moss_emit_args *a, int d) {
   return a->devices[d].backend && a->devices[d].backend->in_process;
 }
 
+/* The plan's EXEC steps: each node on an in_process device is a step of
+ * its own (one entry function of the CPU code), so that a profile times
+ * every layer (mossrt_run_profile); the nodes of another device's segment
+ * stay one step (one blob). Renumbers n->segment in step order, the old
+ * numbers kept in |saved| (per node), and returns the number of steps. */
+static int layer_steps(const moss_emit_args *a, int *saved) {
+  moss_graph *g = a->g;
+  int i, n = 0, prev = -1;
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *nd = g->nodes[i];
+    saved[i] = nd->segment;
+    if (nd->segment < 0) continue;
+    if (n == 0 || nd->segment != prev || in_process(a, nd->device)) n++;
+    prev = nd->segment;
+    nd->segment = n - 1;
+  }
+  return n;
+}
+
 moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   moss_graph *g = a->g;
   const moss_target *t = a->target;
@@ -136,10 +155,12 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   const void **blob_ptr = NULL;
   uint64_t *blob_len = NULL;
   uint32_t *blob_dev = NULL, *ins = NULL, *outs = NULL, nblobs = 0;
-  char entry_pool[64][96];
+  char *entries = NULL;         /* per step: its entry's name, |entry_cap| bytes each */
+  size_t entry_cap = strlen(a->name) + 24;
+  int *saved_seg = NULL;
   uint8_t sign_key[64];
   moss_buf figures;
-  int nseg = a->nsegments, ndev = moss_target_device_count(t), i, k, any_c = 0;
+  int nseg, nsteps0, ndev = moss_target_device_count(t), i, k, any_c = 0;
   moss_status st = MOSS_OK;
 
   memset(&b, 0, sizeof b);
@@ -149,10 +170,10 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   b.ctx = ctx;
   b.g = g;
   b.ndev = ndev;
-  if (nseg > 64)
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
-                     "the partition has %d segments; bundles hold at most 64 (the devices take "
-                     "turns too often: check --explain)", nseg);
+  saved_seg = moss_alloc(ctx, sizeof(int) * ((size_t)g->nnodes + 1));
+  if (!saved_seg) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle");
+  nseg = nsteps0 = layer_steps(a, saved_seg);
+  entries = moss_alloc(ctx, entry_cap * ((size_t)nseg + 1));
   b.tensor_of = moss_alloc(ctx, sizeof(int) * ((size_t)g->nvalues + 1));
   b.present = moss_alloc(ctx, (size_t)g->nvalues * (size_t)ndev + 1);
   seg_is_c = moss_alloc(ctx, (size_t)nseg + 2);
@@ -163,8 +184,8 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   devs = moss_alloc(ctx, sizeof *devs * (size_t)ndev);
   ins = moss_alloc(ctx, sizeof *ins * ((size_t)g->ninputs + 1));
   outs = moss_alloc(ctx, sizeof *outs * ((size_t)g->noutputs + 1));
-  if (!b.tensor_of || !b.present || !seg_is_c || !blobs || !blob_ptr || !blob_len || !blob_dev ||
-      !devs || !ins || !outs) {
+  if (!entries || !b.tensor_of || !b.present || !seg_is_c || !blobs || !blob_ptr || !blob_len ||
+      !blob_dev || !devs || !ins || !outs) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle");
     goto done;
   }
@@ -230,8 +251,8 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
       }
       s->kind = MOSS_BUNDLE_STEP_EXEC;
       s->device = (uint32_t)dev;
-      snprintf(entry_pool[k], sizeof entry_pool[k], "%s_seg%d", a->name, k);
-      s->entry = entry_pool[k];
+      s->entry = entries + entry_cap * (size_t)k;
+      snprintf(entries + entry_cap * (size_t)k, entry_cap, "%s_seg%d", a->name, k);
       /* The CPU code's in[] and out[] are the graph's inputs and outputs. */
       for (i = 0; i < g->ninputs && st == MOSS_OK; i++)
         if (!add_id(&b, ins[i])) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle plan");
@@ -366,12 +387,15 @@ done:
   moss_buf_deinit(&figures);
   moss_backend_code_deinit(ctx, &code);
   if (blobs)
-    for (i = 0; i < a->nsegments + 1; i++) moss_buf_deinit(&blobs[i]);
-  moss_free(ctx, blobs, sizeof *blobs * ((size_t)a->nsegments + 1));
-  moss_free(ctx, blob_ptr, sizeof *blob_ptr * ((size_t)a->nsegments + 1));
-  moss_free(ctx, blob_len, sizeof *blob_len * ((size_t)a->nsegments + 1));
-  moss_free(ctx, blob_dev, sizeof *blob_dev * ((size_t)a->nsegments + 1));
-  moss_free(ctx, seg_is_c, (size_t)a->nsegments + 2);
+    for (i = 0; i < nsteps0 + 1; i++) moss_buf_deinit(&blobs[i]);
+  moss_free(ctx, blobs, sizeof *blobs * ((size_t)nsteps0 + 1));
+  moss_free(ctx, blob_ptr, sizeof *blob_ptr * ((size_t)nsteps0 + 1));
+  moss_free(ctx, blob_len, sizeof *blob_len * ((size_t)nsteps0 + 1));
+  moss_free(ctx, blob_dev, sizeof *blob_dev * ((size_t)nsteps0 + 1));
+  moss_free(ctx, seg_is_c, (size_t)nsteps0 + 2);
+  moss_free(ctx, entries, entry_cap * ((size_t)nsteps0 + 1));
+  for (i = 0; i < g->nnodes; i++) g->nodes[i]->segment = saved_seg[i]; /* as partitioned */
+  moss_free(ctx, saved_seg, sizeof(int) * ((size_t)g->nnodes + 1));
   moss_free(ctx, devs, sizeof *devs * (size_t)ndev);
   moss_free(ctx, ins, sizeof *ins * ((size_t)g->ninputs + 1));
   moss_free(ctx, outs, sizeof *outs * ((size_t)g->noutputs + 1));

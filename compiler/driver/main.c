@@ -27,9 +27,10 @@ static const char usage[] =
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
     "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v] [--sign KEY]\n"
-    "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
+    "               [--profile]\n"
+    "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time] [--profile]\n"
     "               [--public-key KEY.pub]\n"
-    "  moss bench ARTIFACT [--iterations N] [IN0 ...] [--public-key KEY.pub]\n"
+    "  moss bench ARTIFACT [--iterations N] [IN0 ...] [--profile] [--public-key KEY.pub]\n"
     "  moss eval ARTIFACT.moss X.npy Y.npy\n"
     "  moss compare MODEL.onnx --targets A,B,C [--input-shape ...] [--constant ...]\n"
     "               [--grid-intensity G] [--report FILE.html]\n"
@@ -73,6 +74,11 @@ static const char usage[] =
     "  OUTDIR/output_<i>.npy (default '.'). No output replaces an input, a device or a folder.\n"
     "bench: runs N times (default 100, at most 10000000) and prints the median time; without\n"
     "  input files it times zeros.\n"
+    "--profile (run, bench): times every step of the bundle's plan through libmossrt (one step\n"
+    "  per layer on the CPU) and prints each layer's median beside the compiler's estimate;\n"
+    "  where an energy counter is readable (RAPL, NVML) it is read over >= 1 s of runs.\n"
+    "  compile --profile runs the new bundle here (100 runs, on zeros) and puts the measured\n"
+    "  time per layer, and the platform energy from it (measured:clock), in the --report.\n"
     "--sign KEY: signs the bundle with the Ed25519 secret key in KEY (moss keygen); then\n"
     "  run --public-key KEY.pub, or an application giving libmossrt the public key, refuses\n"
     "  it if one byte changes, and refuses unsigned bundles (runtime/README.md).\n"
@@ -232,6 +238,7 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     else if (!strcmp(a, "--dump-ir")) o.dump_ir = 1;
     else if (!strcmp(a, "--dump-kernels")) o.dump_kernels = 1;
     else if (!strcmp(a, "--explain")) o.explain = 1;
+    else if (!strcmp(a, "--profile")) o.profile = 1;
     else if (!strcmp(a, "--prune") && (ok = need_arg(i, argc, a))) o.prune = argv[++i];
     else if (!strcmp(a, "--report") && (ok = need_arg(i, argc, a))) o.report = argv[++i];
     else if (!strcmp(a, "--grid-intensity") && (ok = need_arg(i, argc, a))) {
@@ -305,6 +312,7 @@ static int cmd_run(moss_ctx *ctx, int argc, char **argv, int bench) {
       int n; /* accepted and checked; runs are single-threaded */
       ok = parse_count(a, argv[++i], 4096, &n);
     } else if (!strcmp(a, "--time")) o.print_time = 1;
+    else if (!strcmp(a, "--profile")) o.profile = 1;
     else if (!strcmp(a, "--public-key") && (ok = need_arg(i, argc, a))) o.public_key = argv[++i];
     else if (!ok) break; /* said by need_arg */
     else if (a[0] == '-' && a[1]) ok = USAGE("%s: unknown option '%s'", argv[1], a);

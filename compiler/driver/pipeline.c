@@ -21,6 +21,7 @@
 #include "../target/target.h"
 #include "driver.h"
 #include "emit.h"
+#include "profile.h"
 #include "ptq.h"
 
 /* What the steps that need more than the graph see. */
@@ -337,7 +338,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   moss_buf json;
   moss_status st;
   size_t i;
-  int nseg = 0, host;
+  int host;
   int64_t arena = 0;
   char name[256], ident[256], hash[65], outbuf[4096], line[512];
   uint8_t *bytes;
@@ -388,6 +389,12 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   ctx->file = opts->model;
   host = moss_target_host_device(target);
   if (!emit) emit = default_emit(target);
+  if (opts->profile && strcmp(emit, "bundle") != 0) {
+    st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                   "--profile times the steps of a bundle through libmossrt; --emit %s makes "
+                   "none (drop --emit, or run moss bench on the bundle)", emit);
+    goto done;
+  }
   if (opts->sign_key && strcmp(emit, "bundle")) {
     st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--sign signs bundles, and this compile writes "
                    "--emit %s: standalone code carries no signature", emit);
@@ -429,7 +436,6 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
       dump(ctx, g, passes[i].name);
     stage_done(opts, passes[i].name, &t0);
   }
-  nseg = sg.nsegments;
   moss_progress(ctx, "plan", 0, 0);
   st = moss_plan_compute(ctx, g, &arena); /* arena offsets by liveness */
   if (st == MOSS_OK) st = moss_plan_check_memory(ctx, g, target, arena); /* fits each device */
@@ -468,7 +474,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     moss_cost_summary(cost, line, sizeof line);
     fprintf(stderr, "%s\n", line);
   }
-  if (opts->report) {
+  if (opts->report && !(opts->profile && !opts->no_emit)) { /* with --profile: after the run */
     st = moss_report_write(ctx, cost, opts->report);
     if (st != MOSS_OK) goto done;
   }
@@ -500,7 +506,6 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     a.g = g;
     a.target = target;
     a.devices = devs;
-    a.nsegments = nseg;
     a.host = host;
     a.arena_bytes = arena;
     a.name = ident;
@@ -512,6 +517,19 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     st = moss_emit_bundle(ctx, &a);
   }
   if (st == MOSS_OK) stage_done(opts, "emit", &t0);
+  if (st == MOSS_OK && opts->profile) { /* the bundle runs here: measured beside estimated */
+    moss_progress(ctx, "profile", 0, 0);
+    st = moss_profile_bundle_file(ctx, out, 100, cost);
+    if (st == MOSS_OK) stage_done(opts, "profile", &t0);
+    if (st == MOSS_OK && opts->verbose) {
+      progress_clear(&prog);
+      fprintf(stderr, "moss: measured here: %.3f us per run (estimate %.3f us), platform "
+              "energy from measured time %.4g J (measured:clock%s)\n",
+              cost->measured_time_s.value * 1e6, cost->total.time_s.value * 1e6,
+              cost->measured_platform_j.value, cost->measured_platform_j.partial ? ", partial" : "");
+    }
+    if (st == MOSS_OK && opts->report) st = moss_report_write(ctx, cost, opts->report);
+  }
   progress_clear(&prog);
   if (st == MOSS_OK && opts->verbose)
     fprintf(stderr, "moss: %s: %d nodes, arena %lld bytes, target %s -> %s%s\n", opts->model,

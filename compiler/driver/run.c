@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "profile.h"
 #include "mossrt.h"
 #include "mossrt_sign.h"
 #include "../../runtime/src/cpu/imports.h"
@@ -250,6 +251,10 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
       goto done;
     }
     st = bundle_manifest(ctx, bundle, m);
+  } else if (opts->profile) {
+    st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--profile times the steps of a bundle's plan, "
+                   "and this is a folder of --emit c or obj code, which runs as one function: "
+                   "compile a bundle (the default --emit)");
   } else if (opts->public_key) {
     st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--public-key checks the signature of a bundle, "
                    "and this is a folder of --emit c or obj code, which carries none");
@@ -373,6 +378,17 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     }
   }
 execute:
+  if (opts->profile) { /* each step timed through libmossrt, beside the estimate */
+    moss_profile p;
+    size_t len;
+    const char *json = mossrt_report_json(bundle, &len);
+    st = moss_profile_run(ctx, bundle, session, ins, outs, iters, &p);
+    if (st != MOSS_OK) goto done;
+    st = moss_profile_print(ctx, &p, opts->artifact, json, len, stdout);
+    moss_profile_deinit(ctx, &p);
+    if (st != MOSS_OK) goto done;
+    goto write;
+  }
   times = moss_alloc(ctx, sizeof(double) * (size_t)iters);
   if (!times) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "timings");
@@ -396,6 +412,7 @@ execute:
     printf("%s: %d run%s, median %.3f us, min %.3f us\n", opts->artifact, iters, iters > 1 ? "s" : "",
            times[iters / 2] * 1e6, times[0] * 1e6);
   }
+write:
   if (opts->outdir) {
     mkdir(opts->outdir, 0777);
     for (i = 0; i < m->nout && st == MOSS_OK; i++) {

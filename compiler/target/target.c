@@ -96,6 +96,9 @@ typedef struct device {
   const char *compute_source;
   figure *macs;
   int nmacs;
+  double step_ns;             /* <compute step-ns>: time each step of the plan adds; 0 none */
+  figure *achieved;           /* <achieved kernel= share=>: keyed by kernel class */
+  int nachieved;
   moss_target_level *levels;
   int nlevels;
   figure *mac_pj;
@@ -415,8 +418,10 @@ static int list_has(const char *list, const char *word) {
 /* ---------------------------------------------------------------------------
  * XML -> structs, one file at a time */
 
-static void parse_figures(loader *L, xmlNodePtr parent, const char *elem, const char *value_attr,
-                          int with_source, figure **out, int *out_n) {
+/* The |elem| children of |parent|: each keyed by its attribute |key| (the
+ * figure's dtype field), valued by |value_attr|. */
+static void parse_figures(loader *L, xmlNodePtr parent, const char *elem, const char *key,
+                          const char *value_attr, int with_source, figure **out, int *out_n) {
   xmlNodePtr c;
   int k = 0, n = count_children(parent, elem);
   figure *f = arena_array(L, n, sizeof *f);
@@ -425,7 +430,7 @@ static void parse_figures(loader *L, xmlNodePtr parent, const char *elem, const 
   if (!f) return;
   for (c = parent->children; c; c = c->next) {
     if (!is_element(c, elem)) continue;
-    f[k].dtype = attr(L, c, "dtype");
+    f[k].dtype = attr(L, c, key);
     num_attr(c, value_attr, &f[k].value);
     f[k].source = with_source ? attr(L, c, "source") : NULL;
     k++;
@@ -533,12 +538,14 @@ static void parse_device(loader *L, xmlNodePtr n, const char *file, device *d) {
       num_attr(c, "clock-mhz", &d->clock_mhz);
       if (num_attr(c, "units", &v)) d->units = (int)v; /* xs:int, so it fits */
       d->compute_source = attr(L, c, "source");
-      parse_figures(L, c, "macs", "per-cycle", 0, &d->macs, &d->nmacs);
+      num_attr(c, "step-ns", &d->step_ns);
+      parse_figures(L, c, "macs", "dtype", "per-cycle", 0, &d->macs, &d->nmacs);
+      parse_figures(L, c, "achieved", "kernel", "share", 1, &d->achieved, &d->nachieved);
     } else if (is_element(c, "memory")) {
       parse_levels(L, c, d);
     } else if (is_element(c, "energy")) {
       xmlNodePtr p;
-      parse_figures(L, c, "mac", "pj", 1, &d->mac_pj, &d->nmac_pj);
+      parse_figures(L, c, "mac", "dtype", "pj", 1, &d->mac_pj, &d->nmac_pj);
       for (p = c->children; p; p = p->next) {
         if (!is_element(p, "power")) continue;
         d->has_power = 1;
@@ -621,6 +628,9 @@ static void merge_device(loader *L, device *d, const device *c) {
   if (c->units > 0) d->units = c->units;
   if (c->compute_source) d->compute_source = c->compute_source;
   d->macs = merge_list(L, d->macs, d->nmacs, c->macs, c->nmacs, sizeof *d->macs, &d->nmacs);
+  if (c->step_ns > 0) d->step_ns = c->step_ns;
+  d->achieved = merge_list(L, d->achieved, d->nachieved, c->achieved, c->nachieved,
+                           sizeof *d->achieved, &d->nachieved);
   d->levels =
       merge_list(L, d->levels, d->nlevels, c->levels, c->nlevels, sizeof *d->levels, &d->nlevels);
   d->mac_pj =
@@ -1200,6 +1210,15 @@ double moss_target_device_macs_per_cycle(const moss_target *t, int i, const char
   const figure *f = find_figure(t->devices[i].macs, t->devices[i].nmacs, dtype);
   return f ? f->value : 0;
 }
+
+double moss_target_device_achieved(const moss_target *t, int i, const char *kernel,
+                                   const char **out_source) {
+  const figure *f = find_figure(t->devices[i].achieved, t->devices[i].nachieved, kernel);
+  *out_source = f ? f->source : NULL;
+  return f ? f->value : 1;
+}
+
+double moss_target_device_step_ns(const moss_target *t, int i) { return t->devices[i].step_ns; }
 
 int moss_target_device_mac_pj(const moss_target *t, int i, const char *dtype, double *out_pj,
                               const char **out_source) {

@@ -84,6 +84,17 @@ double moss_target_device_clock_mhz(const moss_target *t, int i);
 int moss_target_device_units(const moss_target *t, int i);
 /* Peak MACs per cycle per unit for |dtype| ("f32", "i8", ...); 0: not given. */
 double moss_target_device_macs_per_cycle(const moss_target *t, int i, const char *dtype);
+/* The share of that peak the generated code achieves on a kernel class
+ * (<achieved kernel="gemm|conv|conv-strided|other" share=...>: "gemm" the
+ * register-tiled products of Gemm, MatMul and pointwise Conv, "conv" other
+ * convolutions of stride 1, "conv-strided" those with a stride above 1,
+ * "other" every op counted in element operations), with its source in
+ * |*out_source|; 1 and NULL when the target does not say. */
+double moss_target_device_achieved(const moss_target *t, int i, const char *kernel,
+                                   const char **out_source);
+/* The time each step of the plan adds (<compute step-ns=...>: the call and
+ * the loop set-up), in nanoseconds; 0 when not given. */
+double moss_target_device_step_ns(const moss_target *t, int i);
 
 /* Energy of one MAC of |dtype| in pJ. Returns 1 and sets |*out_pj| and
  * |*out_source| (the figure's source label) when the device gives one;

@@ -166,6 +166,36 @@ MOSSRT_API void mossrt_session_destroy(mossrt_session *s);
 MOSSRT_API mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs,
                                     void *const *outputs, mossrt_error *err);
 
+/* Profiling (runtime/src/profile): the plan is a list of steps, run in
+ * order. An EXEC step on a CPU device runs one layer of the model (one node
+ * of the compiled graph) through the CPU code's entry function; an EXEC
+ * step on a plugin device runs one blob (one or more layers); a TRANSFER
+ * step moves a tensor between devices (nothing to do where they share host
+ * memory). The compiler's report (mossrt_report_json) lists the layers in
+ * the order the steps run them. */
+typedef struct mossrt_step_desc {
+  const char *kind;       /* "exec" or "transfer" */
+  const char *device;     /* the id of the device it runs on (TRANSFER: the destination) */
+  const char *from;       /* TRANSFER: the source device's id; NULL otherwise */
+  const char *entry;      /* EXEC on a CPU device: the code's function; NULL otherwise */
+  int32_t blob;           /* EXEC on a plugin device: the blob it runs; -1 otherwise */
+} mossrt_step_desc;
+
+/* The number of steps of |b|'s plan (0 for NULL). */
+MOSSRT_API uint32_t mossrt_step_count(const mossrt_bundle *b);
+/* Step |i| of |b|'s plan; the strings borrow from |b|. MOSSRT_E_ARG when
+ * |i| is out of range or |out| is NULL (|*out| is then cleared). */
+MOSSRT_API mossrt_status mossrt_step_info(const mossrt_bundle *b, uint32_t i,
+                                          mossrt_step_desc *out);
+/* As mossrt_run(), and step_ns[i] (mossrt_step_count() entries) receives the
+ * nanoseconds step i took, read from CLOCK_MONOTONIC just before and just
+ * after it. Never allocates. On an error the entries of the steps not run
+ * are unspecified. Errors: those of mossrt_run(); MOSSRT_E_ARG for a NULL
+ * |step_ns|. */
+MOSSRT_API mossrt_status mossrt_run_profile(mossrt_session *s, const void *const *inputs,
+                                            void *const *outputs, uint64_t *step_ns,
+                                            mossrt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,7 +22,10 @@ the pages are kept in --out as the test's artifacts.
 Pages: the digits CNN for rpi4 (complete), cortex-m7 (partial figures),
 npu-systolic (not-modeled time and platform energy), the 90 %-pruned MLP
 (sparse formats in the format column), a model with 90-character node
-names, and `moss compare` over five targets and one that fails.
+names, the CNN, the pruned MLP and the long-names model measured on this
+machine (`moss compile --profile`: the node table gains a measured time
+column, the totals the measured rows), and `moss compare` over five targets
+and one that fails.
 
   test_report_browser.py --moss build/moss --out DIR
 
@@ -290,6 +293,25 @@ def main():
             if "<title>%s (" % n not in text:
                 problems.append("long_names: the chart has no tooltip with the full name %s" % n)
         pages.append(("long_names-host", page))
+        # Measured beside estimated: the bundle compiled for this machine
+        # runs here (moss compile --profile), one more column in the node
+        # table and the measured rows in the totals.
+        for model, stem, extra in ((cnn, "cnn-host-measured", ["--input-shape", "input=1x1x8x8"]),
+                                   (mlp, "mlp_pruned90-host-measured",
+                                    ["--input-shape", "input=1x64"]),
+                                   (ln, "long_names-host-measured", [])):
+            page = os.path.join(w, stem + ".html")
+            run([moss, "compile", model, "-q", "-o", os.path.join(w, stem), "--report", page,
+                 "--profile"] + extra)
+            with open(page, encoding="utf-8") as f:
+                text = f.read()
+            for want in (">time est.</abbr></th>", ">time meas.</abbr></th>",
+                         "<th class=\"l\">measured time</th>",
+                         "<th class=\"l\">platform energy (measured time)</th>",
+                         "<th class=\"l\">energy counter</th>", "<p class=\"how\">Measured: "):
+                if want not in text:
+                    problems.append("%s: the page has no %s" % (stem, want))
+            pages.append((stem, page))
         page = os.path.join(w, "compare.html")
         run([moss, "compare", cnn, "--input-shape", "input=1x1x8x8", "--targets",
              "host,rpi4,jetson-orin-nano,cortex-m7,npu-systolic,no-such-target",
@@ -303,7 +325,7 @@ def main():
                 problems.append("%s: %s" % (stem, e))
             if stem != "compare" and res["cells"] == 0:
                 problems.append("%s: no node table found" % stem)
-            print("%-22s %d x-pixels, %d node cells, %d chart labels, %d problems" %
+            print("%-26s %d x-pixels, %d node cells, %d chart labels, %d problems" %
                   (stem, res["scrollWidth"], res.get("cells", 0), res["labels"],
                    len(res["errors"])))
     if problems:

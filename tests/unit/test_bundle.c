@@ -1101,6 +1101,73 @@ TEST(plugin_device) {
                                 "runtime cannot run");
 }
 
+/* Profiling (runtime/src/profile): the steps as the plan has them, and a
+ * profiled run that computes what mossrt_run computes, times every step
+ * and allocates nothing. */
+TEST(profile_steps) {
+  plug_desc p;
+  char path[1024];
+  counter c = {0, 0, 0, 0};
+  mossrt_options o;
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  mossrt_step_desc d;
+  _Alignas(64) float x[4] = {1, 2, 3, 4}, y[4] = {0};
+  const void *in[1] = {x};
+  void *out[1] = {y};
+  uint64_t ns[4] = {0, 0, 0, 0};
+  long before;
+  int i;
+  ASSERT_TRUE(setup());
+  plug_init(&p, "NEG1");
+  ASSERT_EQ(write_bundle(&p.d, "plug_prof.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  memset(&o, 0, sizeof o);
+  o.plugin_dir = OUT "/plug_good";
+  o.alloc.fn = count_realloc;
+  o.alloc.user = &c;
+  ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_step_count(b), 3);
+  ASSERT_EQ(mossrt_step_count(NULL), 0);
+  ASSERT_EQ(mossrt_step_info(b, 0, &d), MOSSRT_OK);
+  ASSERT_TRUE(!strcmp(d.kind, "exec") && !strcmp(d.device, "cpu") && d.entry &&
+              !strcmp(d.entry, "moss_inc") && d.blob == -1 && d.from == NULL);
+  ASSERT_EQ(mossrt_step_info(b, 1, &d), MOSSRT_OK);
+  ASSERT_TRUE(!strcmp(d.kind, "transfer") && !strcmp(d.device, "npu") && d.from &&
+              !strcmp(d.from, "cpu") && d.entry == NULL && d.blob == -1);
+  ASSERT_EQ(mossrt_step_info(b, 2, &d), MOSSRT_OK);
+  ASSERT_TRUE(!strcmp(d.kind, "exec") && !strcmp(d.device, "npu") && d.entry == NULL &&
+              d.blob == 0);
+  ASSERT_EQ(mossrt_step_info(b, 3, &d), MOSSRT_E_ARG);
+  ASSERT_TRUE(d.kind == NULL && d.device == NULL);
+  ASSERT_EQ(mossrt_step_info(b, 0, NULL), MOSSRT_E_ARG);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  before = c.allocs + c.frees;
+  for (i = 0; i < 10; i++) {
+    ns[0] = ns[1] = ns[2] = 0;
+    ns[3] = 12345; /* past the steps: left alone */
+    ASSERT_EQ(mossrt_run_profile(s, in, out, ns, &err), MOSSRT_OK);
+    ASSERT_TRUE(ns[0] > 0 && ns[2] > 0 && ns[3] == 12345);
+  }
+  ASSERT_EQ(c.allocs + c.frees, before);
+  /* x + 1 on the CPU, then negated by the plugin: y = -(x + 1). */
+  ASSERT_NEAR(y[0], -2, 0);
+  ASSERT_NEAR(y[3], -5, 0);
+  ASSERT_EQ(mossrt_run_profile(s, in, out, NULL, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "NULL step_ns");
+  in[0] = NULL;
+  ASSERT_EQ(mossrt_run_profile(s, in, out, ns, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "input 0 ('x') is NULL");
+  in[0] = x;
+  x[0] = 600; /* the plugin fails: the error of mossrt_run */
+  ASSERT_EQ(mossrt_run_profile(s, in, out, ns, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "overheated");
+  ASSERT_EQ(mossrt_run_profile(NULL, in, out, ns, &err), MOSSRT_E_ARG);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  ASSERT_EQ(c.live_bytes, 0);
+}
+
 TEST(verify_only) {
   mossrt_bundle *b;
   mossrt_session *s;

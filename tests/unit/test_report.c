@@ -5,7 +5,10 @@
  * come from the report's own figures and the documented rules
  * (docs/report.md): which CSV column carries a partial figure, what marks a
  * partial or not-modeled HTML cell, which way the ratio goes, how a long
- * name fits the chart, and the order of the compare table.
+ * name fits the chart, and the order of the compare table. The measurement
+ * beside the estimate (moss_cost_set_measured, hand-chosen times) is shown
+ * on a two-node graph built here and costed on cost-two.xml, whose power
+ * figures give the measured platform energy by hand.
  *
  * The fixtures: cost-cpu.xml (every figure given: complete totals) and
  * cost-no-mac.xml (no f32 MAC energy, no power, a level without energy: the
@@ -17,6 +20,7 @@
 #include "cost/cost.h"
 #include "driver/driver.h"
 #include "harness.h"
+#include "plan/plan.h"
 
 #define DATA MOSS_TEST_DATA_DIR "/cost/"
 #define OUT MOSS_TEST_OUT_DIR "/"
@@ -455,9 +459,383 @@ TEST(compare_report_page) {
   ASSERT_STR_CONTAINS(ctx.last, "compare.csv: the file name must end in .html");
 }
 
+/* ------------------------------------------------ measured beside estimated */
+
+/* Y = Relu(X[1,8] x W[8,4]), two nodes on the cpu of cost-two.xml, built
+ * by hand (the pipeline would fuse the Relu into the MatMul): mm's estimate
+ * is 256 ns, relu's 32 ns (test_cost.c works them out). cost-two's power:
+ * cpu idle 0.1 W, active 1 W; npu0 idle 0.05 W, active 0.5 W, no node. */
+static const float two_w[32] = {1};
+
+static moss_cost_report *two_nodes(moss_ctx *ctx) {
+  moss_graph *g;
+  moss_target *t;
+  moss_value *x, *w, *h, *y;
+  moss_node *n;
+  moss_cost_report *r = NULL;
+  int64_t wd[2] = {8, 4}, arena;
+  if (moss_target_load(ctx, DATA "cost-two.xml", &t) != MOSS_OK) return NULL;
+  if (moss_graph_create(ctx, &g) != MOSS_OK) {
+    moss_target_destroy(ctx, t);
+    return NULL;
+  }
+  g->name = "matmul_relu";
+  x = moss_graph_add_value(ctx, g, "X");
+  x->dtype = MOSS_DT_F32, x->rank = 2, x->dims[0] = 1, x->dims[1] = 8;
+  w = moss_graph_add_constant(ctx, g, "W", MOSS_DT_F32, 2, wd, two_w);
+  h = moss_graph_add_value(ctx, g, "H");
+  h->dtype = MOSS_DT_F32, h->rank = 2, h->dims[0] = 1, h->dims[1] = 4;
+  y = moss_graph_add_value(ctx, g, "Y");
+  y->dtype = MOSS_DT_F32, y->rank = 2, y->dims[0] = 1, y->dims[1] = 4;
+  g->inputs = moss_graph_alloc(g, sizeof(moss_value *));
+  g->outputs = moss_graph_alloc(g, sizeof(moss_value *));
+  x->input_index = 0;
+  g->inputs[g->ninputs++] = x;
+  n = moss_graph_add_node(ctx, g, "MatMul", "mm", 2, 1);
+  n->inputs[0] = x, n->inputs[1] = w, n->outputs[0] = h, n->device = 0;
+  h->producer = n;
+  n = moss_graph_add_node(ctx, g, "Relu", "relu", 1, 1);
+  n->inputs[0] = h, n->outputs[0] = y, n->device = 0;
+  y->producer = n;
+  y->output_index = 0;
+  g->outputs[g->noutputs++] = y;
+  if (moss_plan_compute(ctx, g, &arena) == MOSS_OK &&
+      moss_cost_compute(ctx, g, t, NULL, &r) != MOSS_OK)
+    r = NULL;
+  moss_graph_destroy(ctx, g);
+  moss_target_destroy(ctx, t);
+  return r;
+}
+
+static char *render_json(moss_ctx *ctx, const moss_cost_report *r) {
+  moss_buf b;
+  char *s;
+  moss_buf_init(&b, ctx);
+  if (moss_report_json(ctx, r, &b) != MOSS_OK) {
+    moss_buf_deinit(&b);
+    return NULL;
+  }
+  s = malloc(b.len + 1);
+  if (s) memcpy(s, b.data, b.len + 1);
+  moss_buf_deinit(&b);
+  return s;
+}
+
+/* The number after "|key|": {"value": ' at or after |from| in |json|;
+ * NAN when absent or null. */
+static double jvalue(const char *from, const char *key) {
+  char k[96];
+  const char *p;
+  snprintf(k, sizeof k, "\"%s\": {\"value\": ", key);
+  p = from ? strstr(from, k) : NULL;
+  if (!p || !strncmp(p + strlen(k), "null", 4)) return NAN;
+  return strtod(p + strlen(k), NULL);
+}
+
+/* Within a relative 1e-12. */
+static int near(double a, double b) { return fabs(a - b) <= 1e-12 * fabs(b) + 1e-300; }
+
+static const char how[] = "100 runs on zeros, CLOCK_MONOTONIC, test machine";
+
+/* mm and relu in steps of their own, 3 µs and 1 µs; a run 5 µs; no
+ * counter. The measured platform energy is the platform model fed with
+ * those times, from each device's own power figures. */
+TEST(json_measured_beside_estimated) {
+  moss_ctx ctx;
+  moss_cost_report *r;
+  const int steps[2] = {0, 1};
+  const double step_s[2] = {3e-6, 1e-6};
+  const moss_cost_device *cpu, *npu;
+  char *json;
+  const char *m, *mm, *relu, *dev;
+  double want_cpu, want_npu;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = two_nodes(&ctx);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_EQ(r->nnodes, 2);
+  ASSERT_EQ(r->ndevices, 2);
+  ASSERT_TRUE(!strcmp(r->nodes[0].name, "mm") && !strcmp(r->nodes[1].name, "relu"));
+  cpu = &r->devices[0], npu = &r->devices[1];
+  ASSERT_TRUE(cpu->has_power && npu->has_power && cpu->supply == 0 && npu->supply == 1);
+
+  /* Without a measurement: "measured": null, no measured key anywhere. */
+  json = render_json(&ctx, r);
+  ASSERT_TRUE(json != NULL);
+  ASSERT_STR_CONTAINS(json, "\"measured\": null}\n");
+  ASSERT_TRUE(strstr(json, "measured_time_s") == NULL);
+  ASSERT_TRUE(strstr(json, "measured_busy_s") == NULL);
+  ASSERT_TRUE(strstr(json, "measured_platform_j") == NULL);
+  free(json);
+
+  ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, NULL), MOSS_OK);
+  ASSERT_EQ(r->measured, 1);
+  json = render_json(&ctx, r);
+  ASSERT_TRUE(json != NULL);
+  ASSERT_TRUE(strstr(json, "\"measured\": null") == NULL);
+  m = strstr(json, "\"measured\": {\"runs\": 100, \"how\": \"100 runs on zeros, CLOCK_MONOTONIC, "
+                   "test machine\", \"time_s\": {\"value\": 5e-06, \"label\": \"measured:clock\", "
+                   "\"partial\": false, ");
+  ASSERT_TRUE(m != NULL);
+  ASSERT_STR_CONTAINS(m, "\"energy_j\": {\"value\": null, \"label\": \"not-modeled\", "
+                         "\"partial\": false, \"source\": \"no energy counter was read\"}}}\n");
+  /* The nodes: their own step's time, measured:clock. */
+  mm = strstr(json, "{\"name\": \"mm\", ");
+  relu = strstr(json, "{\"name\": \"relu\", ");
+  ASSERT_TRUE(mm && relu && mm < relu && relu < m);
+  ASSERT_STR_CONTAINS(mm, "\"measured_time_s\": {\"value\": 3e-06, \"label\": "
+                          "\"measured:clock\", \"partial\": false, ");
+  ASSERT_STR_CONTAINS(relu, "\"measured_time_s\": {\"value\": 1e-06, \"label\": "
+                            "\"measured:clock\", \"partial\": false, ");
+  ASSERT_TRUE(strstr(mm, "measured_time_s") < relu);
+  /* The devices: busy = the cpu's nodes, 4 µs; the npu ran nothing, 0.
+   * Platform: active W x busy + idle W x (5 µs - busy). */
+  want_cpu = cpu->active_w * 4e-6 + cpu->idle_w * (5e-6 - 4e-6);
+  want_npu = npu->active_w * 0 + npu->idle_w * 5e-6;
+  ASSERT_TRUE(near(want_cpu, 1 * 4e-6 + 0.1 * 1e-6)); /* cost-two.xml's figures */
+  ASSERT_TRUE(near(want_npu, 0.05 * 5e-6));
+  dev = strstr(json, "{\"index\": 0, \"id\": \"cpu\"");
+  ASSERT_TRUE(dev != NULL);
+  ASSERT_TRUE(near(jvalue(dev, "measured_busy_s"), 4e-6));
+  ASSERT_TRUE(near(jvalue(dev, "measured_platform_j"), want_cpu));
+  dev = strstr(json, "{\"index\": 1, \"id\": \"npu0\"");
+  ASSERT_TRUE(dev != NULL);
+  ASSERT_TRUE(jvalue(dev, "measured_busy_s") == 0);
+  ASSERT_TRUE(near(jvalue(dev, "measured_platform_j"), want_npu));
+  ASSERT_STR_CONTAINS(dev, "\"measured_platform_j\": {\"value\": 2.5e-07, \"label\": "
+                           "\"measured:clock\"");
+  ASSERT_TRUE(near(jvalue(m, "platform_j"), want_cpu + want_npu));
+  ASSERT_TRUE(near(r->measured_platform_j.value, want_cpu + want_npu));
+  ASSERT_STR_CONTAINS(m, "\"platform_j\": {\"value\": ");
+  ASSERT_STR_CONTAINS(m, ", \"label\": \"measured:clock\", \"partial\": false, ");
+  /* Carbon from it at the 475 fallback. */
+  ASSERT_TRUE(near(jvalue(m, "platform_carbon_g"), (want_cpu + want_npu) / 3.6e6 * 475));
+  /* The estimates are still there, untouched. */
+  ASSERT_TRUE(near(jvalue(mm, "time_s"), 256e-9));
+  free(json);
+
+  /* An energy counter: its figure and label as given. */
+  {
+    moss_cost_figure c = {2e-3, "measured:rapl", "RAPL package-0, the whole package", 0};
+    ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, &c), MOSS_OK);
+  }
+  json = render_json(&ctx, r);
+  ASSERT_TRUE(json != NULL);
+  ASSERT_STR_CONTAINS(json, "\"energy_j\": {\"value\": 0.002, \"label\": \"measured:rapl\", "
+                            "\"partial\": false, \"source\": \"RAPL package-0, the whole "
+                            "package\"}}}\n");
+  free(json);
+  moss_cost_destroy(&ctx, r);
+}
+
+/* Nodes that share a step (a plugin's blob) split its time by their
+ * estimates: 4 µs over mm 256 ns and relu 32 ns; a node in no step is
+ * not-modeled, never 0. */
+TEST(measured_shared_step_splits_by_estimate) {
+  moss_ctx ctx;
+  moss_cost_report *r;
+  const int shared[2] = {0, 0}, alone[2] = {0, -1};
+  const double step_s[1] = {4e-6};
+  double mm_est, relu_est;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = two_nodes(&ctx);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  mm_est = r->nodes[0].time_s.value, relu_est = r->nodes[1].time_s.value;
+  ASSERT_TRUE(near(mm_est, 256e-9) && near(relu_est, 32e-9));
+  ASSERT_EQ(moss_cost_set_measured(&ctx, r, shared, step_s, 1, 5e-6, 100, how, NULL), MOSS_OK);
+  ASSERT_TRUE(near(r->nodes[0].measured_s.value, 4e-6 * 256 / 288));
+  ASSERT_TRUE(near(r->nodes[1].measured_s.value, 4e-6 * 32 / 288));
+  ASSERT_TRUE(!strcmp(r->nodes[0].measured_s.label, "measured:clock"));
+  ASSERT_TRUE(!r->nodes[0].measured_s.partial);
+  ASSERT_STR_CONTAINS(r->nodes[0].measured_s.source, "split by their estimated times");
+  ASSERT_TRUE(near(r->devices[0].measured_busy_s.value, 4e-6));
+  {
+    char *json = render_json(&ctx, r);
+    const char *mm = json ? strstr(json, "{\"name\": \"mm\", ") : NULL;
+    ASSERT_TRUE(mm != NULL);
+    ASSERT_TRUE(near(jvalue(mm, "measured_time_s"), 4e-6 * 256 / 288));
+    ASSERT_STR_CONTAINS(mm, "split by their estimated times");
+    free(json);
+  }
+
+  ASSERT_EQ(moss_cost_set_measured(&ctx, r, alone, step_s, 1, 5e-6, 100, how, NULL), MOSS_OK);
+  ASSERT_TRUE(near(r->nodes[0].measured_s.value, 4e-6));
+  ASSERT_TRUE(!strcmp(r->nodes[1].measured_s.label, "not-modeled"));
+  {
+    char *json = render_json(&ctx, r), *text;
+    const char *relu = json ? strstr(json, "{\"name\": \"relu\", ") : NULL;
+    csv c;
+    int row;
+    ASSERT_TRUE(relu != NULL);
+    ASSERT_STR_CONTAINS(relu, "\"measured_time_s\": {\"value\": null, \"label\": "
+                              "\"not-modeled\"");
+    free(json);
+    text = render_csv(&ctx, r);
+    ASSERT_TRUE(text && csv_parse(&c, text));
+    row = find_row(&c, "node", "relu");
+    ASSERT_TRUE(row > 0);
+    ASSERT_TRUE(!*at(&c, row, "measured_duration")); /* empty, never 0 */
+    ASSERT_TRUE(!strcmp(at(&c, row, "measured_label"), "not-modeled"));
+    free(text);
+  }
+  moss_cost_destroy(&ctx, r);
+}
+
+/* The CSV's measured columns come last, after every estimate column: the
+ * node's and the run's measured seconds, the run's measured platform
+ * energy in kWh, the label; empty without a measurement. */
+TEST(csv_measured_columns) {
+  static const char tail[] =
+      ",sparse_cost_2_4,measured_duration,measured_energy_consumed,measured_label\n";
+  moss_ctx ctx;
+  moss_cost_report *r;
+  const int steps[2] = {0, 1};
+  const double step_s[2] = {3e-6, 1e-6};
+  char *text, *nl;
+  csv c;
+  int i, mm, relu, t, base;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = two_nodes(&ctx);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+
+  text = render_csv(&ctx, r);
+  ASSERT_TRUE(text != NULL);
+  nl = strchr(text, '\n');
+  ASSERT_TRUE(nl && nl + 1 - text > (long)strlen(tail));
+  ASSERT_TRUE(!strncmp(nl + 1 - strlen(tail), tail, strlen(tail)));
+  ASSERT_TRUE(!strncmp(text, "project_name,run_id,row,name,", 29));
+  ASSERT_TRUE(csv_parse(&c, text));
+  for (i = 1; i < c.nrows; i++) {
+    ASSERT_TRUE(!*at(&c, i, "measured_duration"));
+    ASSERT_TRUE(!*at(&c, i, "measured_energy_consumed"));
+    ASSERT_TRUE(!*at(&c, i, "measured_label"));
+  }
+  free(text);
+
+  ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, NULL), MOSS_OK);
+  text = render_csv(&ctx, r);
+  ASSERT_TRUE(text && csv_parse(&c, text));
+  mm = find_row(&c, "node", "mm");
+  relu = find_row(&c, "node", "relu");
+  t = find_row(&c, "total", NULL);
+  base = find_row(&c, "baseline_fp32_dense", NULL);
+  ASSERT_TRUE(mm > 0 && relu > 0 && t > 0 && base > 0);
+  ASSERT_TRUE(!strcmp(at(&c, mm, "measured_duration"), "3e-06"));
+  ASSERT_TRUE(!strcmp(at(&c, relu, "measured_duration"), "1e-06"));
+  ASSERT_TRUE(!strcmp(at(&c, mm, "measured_label"), "measured:clock"));
+  ASSERT_TRUE(!*at(&c, mm, "measured_energy_consumed")); /* per node: none */
+  ASSERT_TRUE(!strcmp(at(&c, t, "measured_duration"), "5e-06"));
+  ASSERT_TRUE(is_num(at(&c, t, "measured_energy_consumed"),
+                     r->measured_platform_j.value / 3.6e6));
+  ASSERT_TRUE(is_num(at(&c, t, "measured_energy_consumed"),
+                     (1 * 4e-6 + 0.1 * 1e-6 + 0.05 * 5e-6) / 3.6e6));
+  ASSERT_TRUE(!strcmp(at(&c, t, "measured_label"), "measured:clock"));
+  /* The estimate columns are as before. */
+  ASSERT_TRUE(is_num(at(&c, mm, "duration"), r->nodes[0].time_s.value));
+  /* The baseline is not run: nothing measured. */
+  ASSERT_TRUE(!*at(&c, base, "measured_duration") && !*at(&c, base, "measured_label") &&
+              !*at(&c, base, "measured_energy_consumed"));
+  free(text);
+  moss_cost_destroy(&ctx, r);
+}
+
+/* The HTML: a measured time column right after the estimated one, the
+ * measured rows in the totals table and how it was measured; none of it
+ * without a measurement. Node table columns with a measurement: ...,
+ * cycles 9, time est. 10, time meas. 11, comp. 12. */
+TEST(html_measured_column_and_rows) {
+  moss_ctx ctx;
+  moss_cost_report *r;
+  const int steps[2] = {0, 1};
+  const double step_s[2] = {3e-6, 1e-6};
+  char *html, cellbuf[1024];
+  const char *cell, *est, *meas;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = two_nodes(&ctx);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  html = render_html(&ctx, r);
+  ASSERT_TRUE(html != NULL);
+  ASSERT_TRUE(strstr(html, "time meas.") == NULL && strstr(html, "time est.") == NULL);
+  ASSERT_TRUE(strstr(html, "measured time") == NULL);
+  ASSERT_TRUE(strstr(html, "measured:clock") == NULL);
+  ASSERT_STR_CONTAINS(html, "<th><abbr title=\"estimated time\">time</abbr></th>");
+  free(html);
+
+  ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, NULL), MOSS_OK);
+  html = render_html(&ctx, r);
+  ASSERT_TRUE(html != NULL);
+  est = strstr(html, "<th><abbr title=\"estimated time\">time est.</abbr></th>");
+  meas = strstr(html, ">time meas.</abbr></th>");
+  ASSERT_TRUE(est && meas && est < meas);
+  ASSERT_TRUE(strstr(est, "</th>") + 5 == strstr(est, "<th><abbr title=\"measured time"));
+  cell = node_cell(html, "mm", 10, cellbuf, sizeof cellbuf);
+  ASSERT_TRUE(cell != NULL);
+  ASSERT_STR_CONTAINS(cell, "title=\"estimate; ");
+  ASSERT_STR_CONTAINS(cell, ">256 ns");
+  cell = node_cell(html, "mm", 11, cellbuf, sizeof cellbuf);
+  ASSERT_TRUE(cell != NULL);
+  ASSERT_STR_CONTAINS(cell, "<td title=\"measured:clock; 3e-06: median of 100 runs");
+  ASSERT_STR_CONTAINS(cell, ">3 \xc2\xb5s</td>");
+  /* The totals: measured time, the platform energy from it, the counter. */
+  ASSERT_STR_CONTAINS(html, "<tr><th class=\"l\">measured time</th><td title=\"measured:clock; "
+                            "5e-06");
+  ASSERT_STR_CONTAINS(html, ">5 \xc2\xb5s <span class=\"lb\">measured:clock</span></td>");
+  ASSERT_STR_CONTAINS(html, "<tr><th class=\"l\">platform energy (measured time)</th>"
+                            "<td title=\"measured:clock; ");
+  ASSERT_STR_CONTAINS(html, "<tr><th class=\"l\">energy counter</th><td class=\"note nm\" "
+                            "colspan=\"3\">not-modeled: no energy counter was read</td>");
+  ASSERT_STR_CONTAINS(html, "<p class=\"how\">Measured: 100 runs on zeros, CLOCK_MONOTONIC, "
+                            "test machine</p>");
+  free(html);
+
+  /* With a counter: its value and label, what it covers beside it. */
+  {
+    moss_cost_figure c = {2e-3, "measured:rapl", "RAPL package-0, the whole package", 0};
+    ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, &c), MOSS_OK);
+  }
+  html = render_html(&ctx, r);
+  ASSERT_TRUE(html != NULL);
+  ASSERT_STR_CONTAINS(html, "<tr><th class=\"l\">energy counter</th><td title=\"measured:rapl; "
+                            "0.002: RAPL package-0, the whole package\">2 mJ <span "
+                            "class=\"lb\">measured:rapl</span></td><td class=\"note\" "
+                            "colspan=\"2\">RAPL package-0, the whole package</td></tr>");
+  free(html);
+  moss_cost_destroy(&ctx, r);
+}
+
+/* The renderers of a measured report, each allocation failing in turn. */
+static int fail_at, calls;
+static void *failing(void *user, void *p, size_t old, size_t sz);
+
+TEST(measured_renderers_under_allocation_failures) {
+  moss_ctx ctx, fctx;
+  moss_cost_report *r;
+  moss_allocator fa = {failing, NULL};
+  const int steps[2] = {0, 1};
+  const double step_s[2] = {3e-6, 1e-6};
+  int which;
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  r = two_nodes(&ctx);
+  if (!r) FAIL_("cost failed: %s", ctx.last);
+  ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, NULL), MOSS_OK);
+  for (which = 0; which < 3; which++) {
+    moss_status st = MOSS_E_NOMEM;
+    for (fail_at = 1; fail_at < 1000 && st != MOSS_OK; fail_at++) {
+      moss_buf b;
+      calls = 0;
+      moss_ctx_init(&fctx, fa);
+      moss_buf_init(&b, &fctx);
+      st = which == 0 ? moss_report_csv(&fctx, r, &b)
+           : which == 1 ? moss_report_html(&fctx, r, &b) : moss_report_json(&fctx, r, &b);
+      moss_buf_deinit(&b);
+      if (st != MOSS_OK) ASSERT_EQ(st, MOSS_E_NOMEM);
+    }
+    ASSERT_EQ(st, MOSS_OK);
+  }
+  moss_cost_destroy(&ctx, r);
+}
+
 /* Each allocation of the renderers failing in turn: MOSS_E_NOMEM or a
  * finished text, never a crash or a leak (the ASan build checks). */
-static int fail_at, calls;
 static void *failing(void *user, void *p, size_t old, size_t sz) {
   (void)user;
   if (sz && ++calls == fail_at) return NULL;

@@ -95,6 +95,15 @@ struct mossrt_session {
   void **bufs;                      /* per ref: the buffer of refs[k] (EXEC steps) */
 };
 
+/* core/session.c: the two halves of mossrt_run(), which
+ * mossrt_run_profile() (profile/profile.c) also calls, a clock read around
+ * each step: the checks of the arguments, and step |i| (nothing to do for
+ * a TRANSFER on shared memory). Neither allocates. */
+mossrt_status mossrt_run_check(const mossrt_session *s, const void *const *inputs,
+                               void *const *outputs, mossrt_error *err);
+mossrt_status mossrt_step_run(mossrt_session *s, uint32_t i, const void *const *inputs,
+                              void *const *outputs, mossrt_error *err);
+
 /* core/bundle.c: allocation through the bundle's allocator; never given 0. */
 void *mossrt_mem_alloc(const mossrt_allocator *a, size_t n);
 void mossrt_mem_free(const mossrt_allocator *a, void *p, size_t n);

@@ -70,10 +70,10 @@ mossrt_status mossrt_session_create(mossrt_bundle *b, void *arena, size_t arena_
   return MOSSRT_OK;
 }
 
-mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs, void *const *outputs,
-                         mossrt_error *err) {
+mossrt_status mossrt_run_check(const mossrt_session *s, const void *const *inputs,
+                               void *const *outputs, mossrt_error *err) {
   const mossrt_bundle *b;
-  uint32_t i, k;
+  uint32_t i;
   if (!s) return mossrt_fail(err, NULL, MOSSRT_E_ARG, "mossrt_run: NULL session");
   b = s->b;
   for (i = 0; i < b->ninputs; i++)
@@ -84,18 +84,29 @@ mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs, void *con
     if (!outputs || !outputs[i])
       return mossrt_fail(err, b->name, MOSSRT_E_ARG, "output %u ('%s') is NULL", i,
                          b->tensors[b->outputs[i]].name);
-  for (i = 0; i < b->nsteps; i++) {
-    const mossrt_step *st = &b->steps[i];
-    mossrt_status rs;
-    if (st->kind != MOSS_BUNDLE_STEP_KIND_EXEC) continue; /* TRANSFER: shared memory */
-    /* An EXEC step runs on its tensors' buffers, on every device alike. */
-    for (k = st->first; k < st->first + st->nin + st->nout; k++) {
-      const mossrt_tensor *t = &b->tensors[b->refs[k]];
-      if (t->place == MOSS_BUNDLE_PLACE_INPUT) s->bufs[k] = (void *)(uintptr_t)inputs[t->index];
-      else if (t->place == MOSS_BUNDLE_PLACE_OUTPUT) s->bufs[k] = outputs[t->index];
-    }
-    rs = b->devices[st->device].exec->run(s, i, err);
-    if (rs != MOSSRT_OK) return rs;
-  }
   return MOSSRT_OK;
+}
+
+mossrt_status mossrt_step_run(mossrt_session *s, uint32_t i, const void *const *inputs,
+                              void *const *outputs, mossrt_error *err) {
+  const mossrt_bundle *b = s->b;
+  const mossrt_step *st = &b->steps[i];
+  uint32_t k;
+  if (st->kind != MOSS_BUNDLE_STEP_KIND_EXEC) return MOSSRT_OK; /* TRANSFER: shared memory */
+  /* An EXEC step runs on its tensors' buffers, on every device alike. */
+  for (k = st->first; k < st->first + st->nin + st->nout; k++) {
+    const mossrt_tensor *t = &b->tensors[b->refs[k]];
+    if (t->place == MOSS_BUNDLE_PLACE_INPUT) s->bufs[k] = (void *)(uintptr_t)inputs[t->index];
+    else if (t->place == MOSS_BUNDLE_PLACE_OUTPUT) s->bufs[k] = outputs[t->index];
+  }
+  return b->devices[st->device].exec->run(s, i, err);
+}
+
+mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs, void *const *outputs,
+                         mossrt_error *err) {
+  uint32_t i;
+  mossrt_status st = mossrt_run_check(s, inputs, outputs, err);
+  for (i = 0; st == MOSSRT_OK && i < s->b->nsteps; i++)
+    st = mossrt_step_run(s, i, inputs, outputs, err);
+  return st;
 }

@@ -1,0 +1,342 @@
+/* profile.c - timing a bundle layer by layer (profile.h). The times come
+ * from libmossrt (mossrt_run_profile: CLOCK_MONOTONIC around each step), so
+ * what is measured is the plan as an application runs it; the medians are
+ * the figures (a shared machine is noisy: a median ignores the outliers). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/json.h"
+#include "meter.h"
+#include "profile.h"
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static moss_status rt_fail(moss_ctx *ctx, const mossrt_error *e) {
+  return moss_fail(ctx, e->status == MOSSRT_E_NOMEM ? MOSS_E_NOMEM : MOSS_E_IO, NULL, "%s",
+                   e->text);
+}
+
+/* Energy per run over a window of at least a second of runs, where a
+ * counter exists; otherwise not-modeled with the reason. */
+static moss_status metered(moss_ctx *ctx, mossrt_session *s, const void *const *inputs,
+                           void *const *outputs, moss_profile *p) {
+  moss_meter m;
+  mossrt_error e;
+  double j0, j1, t0;
+  long n = 0;
+  char why[256];
+  if (!moss_meter_init(&m, why, sizeof why)) {
+    snprintf(p->text[0], sizeof p->text[0], "no energy counter on this machine: %s", why);
+    p->counter.value = 0;
+    p->counter.label = "not-modeled";
+    p->counter.source = p->text[0];
+    return MOSS_OK;
+  }
+  t0 = now_s();
+  if (!moss_meter_read(&m, &j0)) j0 = -1;
+  while (j0 >= 0 && now_s() - t0 < 1.0) {
+    if (mossrt_run(s, inputs, outputs, &e) != MOSSRT_OK) {
+      moss_meter_deinit(&m);
+      return rt_fail(ctx, &e);
+    }
+    n++;
+  }
+  if (j0 < 0 || !moss_meter_read(&m, &j1) || n == 0) {
+    snprintf(p->text[0], sizeof p->text[0], "%s could not be read", moss_meter_source(&m));
+    p->counter.label = "not-modeled";
+  } else {
+    snprintf(p->text[0], sizeof p->text[0],
+             "%s over %.2f s of %ld runs, divided by the runs (the whole %s, not only this model)",
+             moss_meter_source(&m), now_s() - t0, n,
+             !strcmp(moss_meter_label(&m), "measured:nvml") ? "GPU" : "CPU package");
+    snprintf(p->text[1], sizeof p->text[1], "%s", moss_meter_label(&m));
+    p->counter.value = (j1 - j0) / (double)n;
+    p->counter.label = p->text[1];
+  }
+  p->counter.source = p->text[0];
+  moss_meter_deinit(&m);
+  return MOSS_OK;
+}
+
+moss_status moss_profile_run(moss_ctx *ctx, mossrt_bundle *b, mossrt_session *s,
+                             const void *const *inputs, void *const *outputs, int runs,
+                             moss_profile *p) {
+  uint32_t n = mossrt_step_count(b), i;
+  uint64_t *ns = NULL, *whole = NULL, *row = NULL;
+  mossrt_error e;
+  moss_status st = MOSS_OK;
+  size_t cells;
+  int r;
+  memset(p, 0, sizeof *p);
+  if (runs < 1) runs = 1;
+  if (!moss_size_mul((size_t)n, (size_t)runs, &cells) || cells > ((size_t)1 << 24))
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                     "--profile keeps every step's time of every run: %u steps x %d runs is too "
+                     "many; give fewer --iterations", n, runs);
+  p->nsteps = n;
+  p->runs = runs;
+  p->steps = moss_alloc(ctx, sizeof *p->steps * ((size_t)n + 1));
+  p->step_s = moss_alloc(ctx, sizeof *p->step_s * ((size_t)n + 1));
+  ns = moss_alloc(ctx, sizeof *ns * (cells + 1));
+  whole = moss_alloc(ctx, sizeof *whole * (size_t)runs);
+  row = moss_alloc(ctx, sizeof *row * ((size_t)n + 1));
+  if (!p->steps || !p->step_s || !ns || !whole || !row) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile of %u steps x %d runs", n, runs);
+    goto done;
+  }
+  for (i = 0; i < n; i++) mossrt_step_info(b, i, &p->steps[i]);
+  /* One untimed run: the first touches the code and the arena. */
+  if (mossrt_run(s, inputs, outputs, &e) != MOSSRT_OK) {
+    st = rt_fail(ctx, &e);
+    goto done;
+  }
+  for (r = 0; r < runs; r++) { /* whole runs first, with no clock read inside */
+    double t0 = now_s();
+    if (mossrt_run(s, inputs, outputs, &e) != MOSSRT_OK) {
+      st = rt_fail(ctx, &e);
+      goto done;
+    }
+    whole[r] = (uint64_t)((now_s() - t0) * 1e9);
+  }
+  for (r = 0; r < runs; r++) { /* ns[i * runs + r]: step i of run r */
+    if (mossrt_run_profile(s, inputs, outputs, row, &e) != MOSSRT_OK) {
+      st = rt_fail(ctx, &e);
+      goto done;
+    }
+    for (i = 0; i < n; i++) ns[(size_t)i * (size_t)runs + (size_t)r] = row[i];
+  }
+  for (i = 0; i < n; i++) {
+    uint64_t *col = ns + (size_t)i * (size_t)runs;
+    qsort(col, (size_t)runs, sizeof *col, cmp_u64);
+    p->step_s[i] = (double)col[runs / 2] * 1e-9;
+  }
+  qsort(whole, (size_t)runs, sizeof *whole, cmp_u64);
+  p->total_s = (double)whole[runs / 2] * 1e-9;
+  st = metered(ctx, s, inputs, outputs, p);
+done:
+  moss_free(ctx, ns, ns ? sizeof *ns * (cells + 1) : 0);
+  moss_free(ctx, whole, whole ? sizeof *whole * (size_t)runs : 0);
+  moss_free(ctx, row, row ? sizeof *row * ((size_t)n + 1) : 0);
+  if (st != MOSS_OK) moss_profile_deinit(ctx, p);
+  return st;
+}
+
+void moss_profile_deinit(moss_ctx *ctx, moss_profile *p) {
+  moss_free(ctx, p->steps, p->steps ? sizeof *p->steps * ((size_t)p->nsteps + 1) : 0);
+  moss_free(ctx, p->step_s, p->step_s ? sizeof *p->step_s * ((size_t)p->nsteps + 1) : 0);
+  p->steps = NULL;
+  p->step_s = NULL;
+}
+
+int moss_profile_map(const moss_profile *p, int nnodes, const char *const *node_device,
+                     int *node_step) {
+  int i, k = 0, copy_only = 0;
+  uint32_t s;
+  for (i = 0; i < nnodes; i++) node_step[i] = -1;
+  for (s = 0; s < p->nsteps; s++) {
+    const mossrt_step_desc *d = &p->steps[s];
+    if (strcmp(d->kind, "exec") != 0) continue;
+    if (k < nnodes && (!node_device[k] || strcmp(node_device[k], d->device) != 0)) return 0;
+    if (d->entry) { /* a CPU step: one layer (or none: the copy-only code of a graph with none) */
+      if (k < nnodes) node_step[k++] = (int)s;
+      else if (nnodes > 0 || copy_only++) return 0;
+      continue;
+    }
+    if (k >= nnodes) return 0;
+    while (k < nnodes && node_device[k] && !strcmp(node_device[k], d->device))
+      node_step[k++] = (int)s;
+  }
+  return k == nnodes;
+}
+
+moss_status moss_profile_bundle_file(moss_ctx *ctx, const char *path, int runs,
+                                     moss_cost_report *r) {
+  mossrt_bundle *b = NULL;
+  mossrt_session *s = NULL;
+  mossrt_error e;
+  moss_profile p;
+  const void **ins = NULL;
+  void **outs = NULL;
+  const char **dev = NULL;
+  int *node_step = NULL;
+  uint32_t ni = 0, no = 0, i;
+  moss_status st = MOSS_OK;
+  char how[256];
+  memset(&p, 0, sizeof p);
+  if (mossrt_open_file(path, &b, &e) != MOSSRT_OK || mossrt_session_create(b, NULL, 0, &s, &e)) {
+    st = moss_fail(ctx, e.status == MOSSRT_E_NOMEM ? MOSS_E_NOMEM : MOSS_E_TARGET, NULL,
+                   "--profile runs the bundle on this machine, and libmossrt cannot: %s", e.text);
+    goto done;
+  }
+  ni = mossrt_input_count(b);
+  no = mossrt_output_count(b);
+  ins = moss_alloc(ctx, sizeof *ins * ((size_t)ni + 1));
+  outs = moss_alloc(ctx, sizeof *outs * ((size_t)no + 1));
+  dev = moss_alloc(ctx, sizeof *dev * ((size_t)r->nnodes + 1));
+  node_step = moss_alloc(ctx, sizeof *node_step * ((size_t)r->nnodes + 1));
+  if (!ins || !outs || !dev || !node_step) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
+    goto done;
+  }
+  for (i = 0; i < ni + no; i++) { /* zeros in: the kernels take the same time on any data */
+    mossrt_tensor_info t;
+    void *buf;
+    if (i < ni) mossrt_input_info(b, i, &t);
+    else mossrt_output_info(b, i - ni, &t);
+    buf = moss_alloc(ctx, (size_t)t.nbytes + 64);
+    if (!buf) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile inputs");
+      goto done;
+    }
+    if (i < ni) ins[i] = buf;
+    else outs[i - ni] = buf;
+  }
+  st = moss_profile_run(ctx, b, s, ins, outs, runs, &p);
+  if (st != MOSS_OK) goto done;
+  for (i = 0; i < (uint32_t)r->nnodes; i++) dev[i] = r->devices[r->nodes[i].device].id;
+  if (!moss_profile_map(&p, r->nnodes, dev, node_step)) {
+    st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "the plan of '%s' does not run the report's layers",
+                   path);
+    goto done;
+  }
+  snprintf(how, sizeof how, "%d runs of '%s' on this machine through libmossrt, on zeros; "
+           "each step timed with CLOCK_MONOTONIC (moss compile --profile)", p.runs, path);
+  st = moss_cost_set_measured(ctx, r, node_step, p.step_s, (int)p.nsteps, p.total_s, p.runs, how,
+                              &p.counter);
+done:
+  if (ins)
+    for (i = 0; i < ni; i++)
+      if (ins[i]) {
+        mossrt_tensor_info t;
+        mossrt_input_info(b, i, &t);
+        moss_free(ctx, (void *)(uintptr_t)ins[i], (size_t)t.nbytes + 64);
+      }
+  if (outs)
+    for (i = 0; i < no; i++)
+      if (outs[i]) {
+        mossrt_tensor_info t;
+        mossrt_output_info(b, i, &t);
+        moss_free(ctx, outs[i], (size_t)t.nbytes + 64);
+      }
+  moss_free(ctx, ins, ins ? sizeof *ins * ((size_t)ni + 1) : 0);
+  moss_free(ctx, outs, outs ? sizeof *outs * ((size_t)no + 1) : 0);
+  moss_free(ctx, dev, dev ? sizeof *dev * ((size_t)r->nnodes + 1) : 0);
+  moss_free(ctx, node_step, node_step ? sizeof *node_step * ((size_t)r->nnodes + 1) : 0);
+  moss_profile_deinit(ctx, &p);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  return st;
+}
+
+/* |s| seconds as "12.345 us" in a field of 11. */
+static void us(FILE *out, double s) { fprintf(out, "%11.3f us", s * 1e6); }
+
+moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char *artifact,
+                               const char *report_json, size_t report_len, FILE *out) {
+  moss_arena *arena = NULL;
+  const moss_json *root = NULL, *nodes = NULL;
+  const char **dev = NULL;
+  int *node_step = NULL, nn = 0, i, matched = 0;
+  double sum = 0, est_total = 0;
+  uint32_t k;
+  moss_status st;
+  char why[200] = "";
+  if (!report_json) snprintf(why, sizeof why, "the bundle carries no report");
+  else if (moss_arena_create(ctx->alloc, 1 << 16, &arena) != MOSS_OK)
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
+  if (arena) {
+    moss_diag_fn sink = ctx->sink; /* an unreadable report is said once, below */
+    ctx->sink = NULL;
+    st = moss_json_parse(ctx, arena, report_json, report_len, &root);
+    ctx->sink = sink;
+    if (st == MOSS_E_NOMEM) {
+      moss_arena_destroy(arena);
+      return moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
+    }
+    nodes = st == MOSS_OK ? moss_json_find(root, "nodes") : NULL;
+    if (moss_json_type(nodes) != MOSS_JSON_ARRAY) {
+      nodes = NULL;
+      snprintf(why, sizeof why, "its report has no list of layers");
+    }
+  }
+  if (nodes) {
+    nn = (int)moss_json_len(nodes);
+    dev = moss_alloc(ctx, sizeof *dev * ((size_t)nn + 1));
+    node_step = moss_alloc(ctx, sizeof *node_step * ((size_t)nn + 1));
+    if (!dev || !node_step) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
+      goto done;
+    }
+    for (i = 0; i < nn; i++) dev[i] = moss_json_str(moss_json_find(moss_json_at(nodes, (size_t)i), "device"));
+    matched = moss_profile_map(p, nn, dev, node_step);
+    if (!matched) snprintf(why, sizeof why, "its report's layers do not match its plan");
+  }
+  fprintf(out, "%s: profile of %d runs through libmossrt, median per step (CLOCK_MONOTONIC)\n",
+          artifact, p->runs);
+  if (!matched) fprintf(out, "  (steps only: %s)\n", why);
+  fprintf(out, "  step  %-8s %14s %14s  %8s  %s\n", "device", "measured", "estimated", "meas/est",
+          "layer (op)");
+  for (k = 0; k < p->nsteps; k++) {
+    const mossrt_step_desc *d = &p->steps[k];
+    int first = 1, j;
+    double est = 0;
+    int est_ok = matched;
+    sum += p->step_s[k];
+    for (j = 0; matched && j < nn; j++) {
+      double v;
+      if (node_step[j] != (int)k) continue;
+      if (moss_json_num(moss_json_find(moss_json_find(moss_json_at(nodes, (size_t)j), "time_s"),
+                                      "value"), &v)) est += v;
+      else est_ok = 0; /* not-modeled: null */
+    }
+    fprintf(out, "  %4u  %-8.8s", k, d->device ? d->device : "?");
+    us(out, p->step_s[k]);
+    if (est_ok && est > 0) {
+      us(out, est);
+      fprintf(out, "  %7.2fx", p->step_s[k] / est);
+      est_total += est;
+    } else if (est_ok && nn > 0 && !strcmp(d->kind, "exec")) {
+      us(out, est);
+      fprintf(out, "  %8s", "");
+    } else {
+      fprintf(out, " %14s  %8s", strcmp(d->kind, "exec") ? "" : "-", "");
+    }
+    if (strcmp(d->kind, "exec") != 0) fprintf(out, "  transfer from %s\n", d->from ? d->from : "?");
+    for (j = 0; matched && j < nn; j++) {
+      const moss_json *n = moss_json_at(nodes, (size_t)j);
+      const char *name = moss_json_str(moss_json_find(n, "name"));
+      const char *op = moss_json_str(moss_json_find(n, "op_type"));
+      if (node_step[j] != (int)k) continue;
+      fprintf(out, "%s%s (%s)\n", first ? "  " : "  \u2026 also ", name ? name : "?", op ? op : "?");
+      first = 0;
+    }
+    if (first && !strcmp(d->kind, "exec"))
+      fprintf(out, "  %s\n", d->entry ? d->entry : "plugin blob");
+  }
+  fprintf(out, "  whole run: median %.3f us (the steps' medians sum to %.3f us)", p->total_s * 1e6,
+          sum * 1e6);
+  if (est_total > 0) fprintf(out, "; estimated %.3f us", est_total * 1e6);
+  fprintf(out, "\n  energy counter: ");
+  if (p->counter.label && strcmp(p->counter.label, "not-modeled") != 0)
+    fprintf(out, "%.6g J per run (%s: %s)\n", p->counter.value, p->counter.label,
+            p->counter.source);
+  else
+    fprintf(out, "not-modeled (%s)\n", p->counter.source ? p->counter.source : "not read");
+  st = MOSS_OK;
+done:
+  moss_free(ctx, dev, dev ? sizeof *dev * ((size_t)nn + 1) : 0);
+  moss_free(ctx, node_step, node_step ? sizeof *node_step * ((size_t)nn + 1) : 0);
+  if (arena) moss_arena_destroy(arena);
+  return st;
+}
