@@ -665,29 +665,29 @@ static void call_kernel(gen *G, LLVMValueRef *kfns, int i, LLVMValueRef *args) {
   LLVMBuildCall2(G->b, G->ktypes[i], kfns[i], a, (unsigned)(G->nkio[i] + 1), "");
 }
 
-/* The calls of the nodes of segment |seg| (-1: every node) with the
- * entry's |args| (in, out, arena), in order, from the block the builder is
- * in. Long graphs get their calls in internal functions of at most
+/* The calls of nodes |from| .. |to| - 1 (a segment's, which are
+ * consecutive; or every node) with the entry's |args| (in, out, arena), in
+ * order, from the block the builder is in. Long graphs get their calls in internal functions of at most
  * CALLS_PER_CHUNK calls each, called in turn: the code generator's time
  * grows faster than linearly with the size of one function, and a
  * 100,000-node chain would otherwise spend most of its compile there. */
 #define CALLS_PER_CHUNK 256
-static void call_kernels(gen *G, LLVMValueRef *kfns, const char *prefix, int seg, LLVMValueRef *args) {
-  moss_graph *g = G->g;
+static void call_kernels(gen *G, LLVMValueRef *kfns, const char *prefix, int from, int to,
+                         LLVMValueRef *args) {
   LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr};
   LLVMTypeRef vt = LLVMFunctionType(G->voidt, params, 3, 0);
   LLVMBasicBlockRef entry = LLVMGetInsertBlock(G->b);
   int i, total = 0, in_chunk = 0, j;
   char name[300];
-  for (i = 0; i < g->nnodes; i++) total += kfns[i] && (seg < 0 || g->nodes[i]->segment == seg);
+  for (i = from; i < to; i++) total += kfns[i] != NULL;
   if (total <= CALLS_PER_CHUNK) {
-    for (i = 0; i < g->nnodes; i++)
-      if (kfns[i] && (seg < 0 || g->nodes[i]->segment == seg)) call_kernel(G, kfns, i, args);
+    for (i = from; i < to; i++)
+      if (kfns[i]) call_kernel(G, kfns, i, args);
     return;
   }
-  for (i = 0; i < g->nnodes; i++) {
+  for (i = from; i < to; i++) {
     LLVMValueRef inner[3];
-    if (!kfns[i] || (seg >= 0 && g->nodes[i]->segment != seg)) continue;
+    if (!kfns[i]) continue;
     if (in_chunk == 0) {
       LLVMValueRef f;
       snprintf(name, sizeof name, "%s_calls%d", prefix, i);
@@ -765,11 +765,15 @@ static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix
   LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr};
   LLVMTypeRef vt = LLVMFunctionType(G->i32, params, 3, 0);
   LLVMValueRef *fns = moss_alloc(G->ctx, sizeof *fns * (size_t)(nseg + 1));
-  int k, i, first = 1, nfns = 0;
+  int k, i, first = 1, nfns = 0, at = 0, end;
   if (!fns) return fail(G, MOSS_E_NOMEM, "entry points");
   for (k = 0; k < nseg; k++) {
     LLVMValueRef f, args[3];
     char name[300];
+    /* Segment k's nodes are the next ones numbered k (the partition keeps
+     * them consecutive and in order). */
+    while (at < G->g->nnodes && G->g->nodes[at]->segment < k) at++;
+    for (end = at; end < G->g->nnodes && G->g->nodes[end]->segment == k; end++) continue;
     if (!segs[k]) continue;
     snprintf(name, sizeof name, "%s_seg%d", prefix, k);
     f = LLVMAddFunction(G->m, name, vt);
@@ -778,7 +782,7 @@ static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix
     for (i = 0; i < 3; i++) args[i] = LLVMGetParam(f, (unsigned)i);
     if (first) output_copies(G, args[0], args[1]);
     first = 0;
-    call_kernels(G, kfns, prefix, k, args);
+    call_kernels(G, kfns, prefix, at, end, args);
     LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
   }
   figures_global(G, fig, nfig, fns, nfns);
@@ -799,7 +803,7 @@ static moss_status entry_points(gen *G, LLVMValueRef *kfns, const char *prefix) 
   LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, run_v, "entry"));
   for (i = 0; i < 3; i++) args[i] = LLVMGetParam(run_v, (unsigned)i);
   output_copies(G, args[0], args[1]);
-  call_kernels(G, kfns, prefix, -1, args);
+  call_kernels(G, kfns, prefix, 0, g->nnodes, args);
   LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
 
   rparams = moss_alloc(G->ctx, sizeof *rparams * (size_t)nr);

@@ -26,6 +26,8 @@ typedef struct costing {
   const moss_target *t;
   moss_cost_report *r;
   int baseline;            /* every tensor f32, every weight dense */
+  int steps;               /* n->segment numbers the bundle's EXEC steps (moss_cost_opts) */
+  int new_step;            /* the node being costed starts a step (each does without steps) */
   double arena_bytes, weight_bytes; /* of this costing, for the level rule */
   moss_cost_totals *tot;
 } costing;
@@ -519,6 +521,7 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
   wformat wf;
 
   memset(cn, 0, sizeof *cn);
+  cn->step = c->steps ? n->segment : -1;
   memset(&wf, 0, sizeof wf);
   cn->name = dup(r, n->name ? n->name : "");
   cn->op_type = dup(r, n->op_type ? n->op_type : "?");
@@ -652,7 +655,7 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
     if (!have_clock)
       cn->time_s = not_modeled(fmt(r, "device '%s' has no clock", moss_target_device_id(t, d)));
     else {
-      double step = moss_target_device_step_ns(t, d);
+      double step = c->new_step ? moss_target_device_step_ns(t, d) : 0;
       cn->time_s = fig(cn->cycles / (clock * 1e6) + step * 1e-9, "estimate",
                        missing ? fmt(r, "roofline: max(compute, memory) cycles / clock; %s",
                                      missing)
@@ -817,6 +820,7 @@ static moss_status cost_all(costing *c, moss_cost_node *nodes, moss_cost_transfe
       return moss_fail(c->ctx, MOSS_E_INTERNAL, n, "node placed on device %d; target '%s' has %d",
                        n->device, moss_target_name(t), nd);
     cn = &nodes[nn++];
+    c->new_step = !c->steps || nn == 1 || n->segment != nodes[nn - 2].step;
     MOSS_TRY(cost_node(c, n, cn));
     tot->macs_dense += cn->macs_dense;
     tot->macs_effective += cn->macs_effective;
@@ -1154,6 +1158,7 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
   c.g = g;
   c.t = t;
   c.r = r;
+  c.steps = opts && opts->steps;
   for (i = 0; i < g->nnodes; i++) {
     const moss_node *n = g->nodes[i];
     wformat wf;

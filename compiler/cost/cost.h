@@ -29,6 +29,8 @@
 
 typedef struct moss_cost_opts {
   double grid_g_per_kwh;  /* <= 0: 475, flagged as the world-average fallback */
+  int steps;              /* 1: n->segment numbers the EXEC steps of the bundle to be written
+                           * (moss_bundle_steps), which moss_cost_node.step records */
 } moss_cost_opts;
 
 /* A number and where it came from. |label| is one of "op-model",
@@ -55,6 +57,10 @@ typedef struct moss_cost_figure {
 typedef struct moss_cost_node {
   const char *name, *op_type;
   int device;                   /* index in the target */
+  /* The EXEC step of the bundle's plan that runs it, counting EXEC steps
+   * only (0, 1, ...: compiler/driver/emit.h moss_bundle_steps); -1 when
+   * there is none (no bundle is written: moss_cost_opts.steps 0). */
+  int step;
   const char *dtype;            /* compute dtype: "f32", "i8", ... */
   int mac_op;                   /* 1: counts MACs; 0: counts ops (elementwise, pooling...) */
   double macs_dense;

@@ -221,6 +221,9 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     jkv_str(b, "name", n->name, &g);
     jkv_str(b, "op_type", n->op_type, &g);
     jkv_str(b, "device", d->id, &g);
+    jkey(b, "step", &g); /* a bundle's EXEC step (0, 1, ...) that runs it; null: none */
+    if (n->step >= 0) moss_buf_printf(b, "%d", n->step);
+    else put(b, "null");
     jkv_str(b, "dtype", n->dtype, &g);
     jkey(b, "mac_op", &g);
     moss_buf_printf(b, "%s", n->mac_op ? "true" : "false");

@@ -123,20 +123,20 @@ static int in_process(const moss_emit_args *a, int d) {
   return a->devices[d].backend && a->devices[d].backend->in_process;
 }
 
-/* The plan's EXEC steps: each node on an in_process device is a step of
- * its own (one entry function of the CPU code), so that a profile times
- * every layer (mossrt_run_profile); the nodes of another device's segment
- * stay one step (one blob). Renumbers n->segment in step order, the old
- * numbers kept in |saved| (per node), and returns the number of steps. */
-static int layer_steps(const moss_emit_args *a, int *saved) {
-  moss_graph *g = a->g;
-  int i, n = 0, prev = -1;
+int moss_bundle_steps(moss_graph *g, const moss_backend_device *devs) {
+  int i, k, n = 0, prev = -1, ncpu = 0, per = 1, in_step = 0;
+  for (i = 0; i < g->nnodes; i++)
+    ncpu += g->nodes[i]->segment >= 0 && devs[g->nodes[i]->device].backend &&
+            devs[g->nodes[i]->device].backend->in_process;
+  if (ncpu > MOSS_BUNDLE_MAX_LAYER_STEPS) /* ceil: at most that many CPU steps */
+    per = (ncpu + MOSS_BUNDLE_MAX_LAYER_STEPS - 1) / MOSS_BUNDLE_MAX_LAYER_STEPS;
   for (i = 0; i < g->nnodes; i++) {
     moss_node *nd = g->nodes[i];
-    saved[i] = nd->segment;
-    if (nd->segment < 0) continue;
-    if (n == 0 || nd->segment != prev || in_process(a, nd->device)) n++;
-    prev = nd->segment;
+    const moss_backend *be = devs[nd->device].backend;
+    if ((k = nd->segment) < 0) continue;
+    if (n == 0 || k != prev || (be && be->in_process && in_step == per)) n++, in_step = 0;
+    in_step++;
+    prev = k;
     nd->segment = n - 1;
   }
   return n;
@@ -157,10 +157,9 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   uint32_t *blob_dev = NULL, *ins = NULL, *outs = NULL, nblobs = 0;
   char *entries = NULL;         /* per step: its entry's name, |entry_cap| bytes each */
   size_t entry_cap = strlen(a->name) + 24;
-  int *saved_seg = NULL;
   uint8_t sign_key[64];
   moss_buf figures;
-  int nseg, nsteps0, ndev = moss_target_device_count(t), i, k, any_c = 0;
+  int nseg = a->nsegments, ndev = moss_target_device_count(t), i, k, at, any_c = 0;
   moss_status st = MOSS_OK;
 
   memset(&b, 0, sizeof b);
@@ -170,9 +169,6 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   b.ctx = ctx;
   b.g = g;
   b.ndev = ndev;
-  saved_seg = moss_alloc(ctx, sizeof(int) * ((size_t)g->nnodes + 1));
-  if (!saved_seg) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle");
-  nseg = nsteps0 = layer_steps(a, saved_seg);
   entries = moss_alloc(ctx, entry_cap * ((size_t)nseg + 1));
   b.tensor_of = moss_alloc(ctx, sizeof(int) * ((size_t)g->nvalues + 1));
   b.present = moss_alloc(ctx, (size_t)g->nvalues * (size_t)ndev + 1);
@@ -208,10 +204,10 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   }
   if (st != MOSS_OK) goto done;
 
-  for (k = 0; k < nseg; k++) {
-    for (i = 0; i < g->nnodes; i++)
-      if (g->nodes[i]->segment == k) break;
-    seg_is_c[k] = i < g->nnodes && in_process(a, g->nodes[i]->device);
+  for (i = 0; i < g->nnodes; i++) { /* a segment's nodes share its device */
+    k = g->nodes[i]->segment;
+    if (k < 0 || k >= nseg) continue;
+    seg_is_c[k] = (unsigned char)in_process(a, g->nodes[i]->device);
     any_c |= seg_is_c[k];
   }
   if (nseg == 0 && g->noutputs > 0 && in_process(a, a->host)) {
@@ -221,16 +217,15 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
     nseg = 1;
   }
 
-  for (k = 0; k < nseg && st == MOSS_OK; k++) {
+  for (k = 0, at = 0; k < nseg && st == MOSS_OK; k++) {
     moss_node **nodes = NULL;
     int nn = 0, first = -1, dev;
     moss_bundle_step *s;
     size_t start;
-    for (i = 0; i < g->nnodes; i++)
-      if (g->nodes[i]->segment == k) {
-        if (first < 0) first = i;
-        nn++;
-      }
+    /* Segment k's nodes are the next ones numbered k: consecutive, in order. */
+    while (at < g->nnodes && g->nodes[at]->segment < k) at++;
+    if (at < g->nnodes && g->nodes[at]->segment == k) first = at;
+    while (at < g->nnodes && g->nodes[at]->segment == k) at++, nn++;
     dev = first >= 0 ? g->nodes[first]->device : a->host;
     /* Values this segment reads from other devices move here first. */
     for (i = first; i >= 0 && i < first + nn && st == MOSS_OK; i++) {
@@ -387,15 +382,13 @@ done:
   moss_buf_deinit(&figures);
   moss_backend_code_deinit(ctx, &code);
   if (blobs)
-    for (i = 0; i < nsteps0 + 1; i++) moss_buf_deinit(&blobs[i]);
-  moss_free(ctx, blobs, sizeof *blobs * ((size_t)nsteps0 + 1));
-  moss_free(ctx, blob_ptr, sizeof *blob_ptr * ((size_t)nsteps0 + 1));
-  moss_free(ctx, blob_len, sizeof *blob_len * ((size_t)nsteps0 + 1));
-  moss_free(ctx, blob_dev, sizeof *blob_dev * ((size_t)nsteps0 + 1));
-  moss_free(ctx, seg_is_c, (size_t)nsteps0 + 2);
-  moss_free(ctx, entries, entry_cap * ((size_t)nsteps0 + 1));
-  for (i = 0; i < g->nnodes; i++) g->nodes[i]->segment = saved_seg[i]; /* as partitioned */
-  moss_free(ctx, saved_seg, sizeof(int) * ((size_t)g->nnodes + 1));
+    for (i = 0; i < a->nsegments + 1; i++) moss_buf_deinit(&blobs[i]);
+  moss_free(ctx, blobs, sizeof *blobs * ((size_t)a->nsegments + 1));
+  moss_free(ctx, blob_ptr, sizeof *blob_ptr * ((size_t)a->nsegments + 1));
+  moss_free(ctx, blob_len, sizeof *blob_len * ((size_t)a->nsegments + 1));
+  moss_free(ctx, blob_dev, sizeof *blob_dev * ((size_t)a->nsegments + 1));
+  moss_free(ctx, seg_is_c, (size_t)a->nsegments + 2);
+  moss_free(ctx, entries, entry_cap * ((size_t)a->nsegments + 1));
   moss_free(ctx, devs, sizeof *devs * (size_t)ndev);
   moss_free(ctx, ins, sizeof *ins * ((size_t)g->ninputs + 1));
   moss_free(ctx, outs, sizeof *outs * ((size_t)g->noutputs + 1));

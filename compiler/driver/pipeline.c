@@ -338,7 +338,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   moss_buf json;
   moss_status st;
   size_t i;
-  int host;
+  int host, nsteps = 0;
   int64_t arena = 0;
   char name[256], ident[256], hash[65], outbuf[4096], line[512];
   uint8_t *bytes;
@@ -459,8 +459,11 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
               "(--explain says why)\n", opts->model, ni, nf);
   }
 
+  if (!opts->no_emit && !strcmp(emit, "bundle")) /* a step per layer, before the report */
+    nsteps = moss_bundle_steps(g, devs);
   memset(&copts, 0, sizeof copts);
   copts.grid_g_per_kwh = opts->grid_intensity;
+  copts.steps = nsteps > 0;
   moss_progress(ctx, "cost", 0, 0);
   st = moss_cost_compute(ctx, g, target, &copts, &cost); /* time, memory, energy */
   stage_done(opts, "cost", &t0);
@@ -506,6 +509,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     a.g = g;
     a.target = target;
     a.devices = devs;
+    a.nsegments = nsteps;
     a.host = host;
     a.arena_bytes = arena;
     a.name = ident;

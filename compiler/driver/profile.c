@@ -139,25 +139,23 @@ void moss_profile_deinit(moss_ctx *ctx, moss_profile *p) {
   p->step_s = NULL;
 }
 
-int moss_profile_map(const moss_profile *p, int nnodes, const char *const *node_device,
-                     int *node_step) {
-  int i, k = 0, copy_only = 0;
-  uint32_t s;
+int moss_profile_map(const moss_profile *p, int nnodes, const int *node_exec,
+                     const char *const *node_device, int *node_step) {
+  int i, k = -1;    /* the EXEC step reached so far, counting EXEC steps only */
+  uint32_t s = 0, at = 0; /* the next step to look at; the plan index of EXEC step k */
   for (i = 0; i < nnodes; i++) node_step[i] = -1;
-  for (s = 0; s < p->nsteps; s++) {
-    const mossrt_step_desc *d = &p->steps[s];
-    if (strcmp(d->kind, "exec") != 0) continue;
-    if (k < nnodes && (!node_device[k] || strcmp(node_device[k], d->device) != 0)) return 0;
-    if (d->entry) { /* a CPU step: one layer (or none: the copy-only code of a graph with none) */
-      if (k < nnodes) node_step[k++] = (int)s;
-      else if (nnodes > 0 || copy_only++) return 0;
-      continue;
+  for (i = 0; i < nnodes; i++) {
+    if (node_exec[i] < k || node_exec[i] < 0) return 0; /* layers run in the steps' order */
+    while (k < node_exec[i]) { /* on to the next EXEC step */
+      while (s < p->nsteps && strcmp(p->steps[s].kind, "exec") != 0) s++;
+      if (s >= p->nsteps) return 0;
+      at = s++;
+      k++;
     }
-    if (k >= nnodes) return 0;
-    while (k < nnodes && node_device[k] && !strcmp(node_device[k], d->device))
-      node_step[k++] = (int)s;
+    if (!node_device[i] || strcmp(node_device[i], p->steps[at].device) != 0) return 0;
+    node_step[i] = (int)at;
   }
-  return k == nnodes;
+  return 1;
 }
 
 moss_status moss_profile_bundle_file(moss_ctx *ctx, const char *path, int runs,
@@ -169,7 +167,7 @@ moss_status moss_profile_bundle_file(moss_ctx *ctx, const char *path, int runs,
   const void **ins = NULL;
   void **outs = NULL;
   const char **dev = NULL;
-  int *node_step = NULL;
+  int *node_step = NULL, *exec = NULL;
   uint32_t ni = 0, no = 0, i;
   moss_status st = MOSS_OK;
   char how[256];
@@ -185,7 +183,8 @@ moss_status moss_profile_bundle_file(moss_ctx *ctx, const char *path, int runs,
   outs = moss_alloc(ctx, sizeof *outs * ((size_t)no + 1));
   dev = moss_alloc(ctx, sizeof *dev * ((size_t)r->nnodes + 1));
   node_step = moss_alloc(ctx, sizeof *node_step * ((size_t)r->nnodes + 1));
-  if (!ins || !outs || !dev || !node_step) {
+  exec = moss_alloc(ctx, sizeof *exec * ((size_t)r->nnodes + 1));
+  if (!ins || !outs || !dev || !node_step || !exec) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
     goto done;
   }
@@ -204,8 +203,11 @@ moss_status moss_profile_bundle_file(moss_ctx *ctx, const char *path, int runs,
   }
   st = moss_profile_run(ctx, b, s, ins, outs, runs, &p);
   if (st != MOSS_OK) goto done;
-  for (i = 0; i < (uint32_t)r->nnodes; i++) dev[i] = r->devices[r->nodes[i].device].id;
-  if (!moss_profile_map(&p, r->nnodes, dev, node_step)) {
+  for (i = 0; i < (uint32_t)r->nnodes; i++) {
+    dev[i] = r->devices[r->nodes[i].device].id;
+    exec[i] = r->nodes[i].step;
+  }
+  if (!moss_profile_map(&p, r->nnodes, exec, dev, node_step)) {
     st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "the plan of '%s' does not run the report's layers",
                    path);
     goto done;
@@ -233,6 +235,7 @@ done:
   moss_free(ctx, outs, outs ? sizeof *outs * ((size_t)no + 1) : 0);
   moss_free(ctx, dev, dev ? sizeof *dev * ((size_t)r->nnodes + 1) : 0);
   moss_free(ctx, node_step, node_step ? sizeof *node_step * ((size_t)r->nnodes + 1) : 0);
+  moss_free(ctx, exec, exec ? sizeof *exec * ((size_t)r->nnodes + 1) : 0);
   moss_profile_deinit(ctx, &p);
   mossrt_session_destroy(s);
   mossrt_close(b);
@@ -247,7 +250,7 @@ moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char 
   moss_arena *arena = NULL;
   const moss_json *root = NULL, *nodes = NULL;
   const char **dev = NULL;
-  int *node_step = NULL, nn = 0, i, matched = 0;
+  int *node_step = NULL, *exec = NULL, nn = 0, i, matched = 0;
   double sum = 0, est_total = 0;
   uint32_t k;
   moss_status st;
@@ -274,12 +277,21 @@ moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char 
     nn = (int)moss_json_len(nodes);
     dev = moss_alloc(ctx, sizeof *dev * ((size_t)nn + 1));
     node_step = moss_alloc(ctx, sizeof *node_step * ((size_t)nn + 1));
-    if (!dev || !node_step) {
+    exec = moss_alloc(ctx, sizeof *exec * ((size_t)nn + 1));
+    if (!dev || !node_step || !exec) {
       st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
       goto done;
     }
-    for (i = 0; i < nn; i++) dev[i] = moss_json_str(moss_json_find(moss_json_at(nodes, (size_t)i), "device"));
-    matched = moss_profile_map(p, nn, dev, node_step);
+    for (i = 0, matched = 1; i < nn; i++) {
+      const moss_json *n = moss_json_at(nodes, (size_t)i);
+      double v;
+      dev[i] = moss_json_str(moss_json_find(n, "device"));
+      if (!moss_json_num(moss_json_find(n, "step"), &v) || v < 0 || v > 1e9 || v != (int)v)
+        matched = 0; /* no step: the report is not a bundle's */
+      else
+        exec[i] = (int)v;
+    }
+    matched = matched && moss_profile_map(p, nn, exec, dev, node_step);
     if (!matched) snprintf(why, sizeof why, "its report's layers do not match its plan");
   }
   fprintf(out, "%s: profile of %d runs through libmossrt, median per step (CLOCK_MONOTONIC)\n",
@@ -337,6 +349,7 @@ moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char 
 done:
   moss_free(ctx, dev, dev ? sizeof *dev * ((size_t)nn + 1) : 0);
   moss_free(ctx, node_step, node_step ? sizeof *node_step * ((size_t)nn + 1) : 0);
+  moss_free(ctx, exec, exec ? sizeof *exec * ((size_t)nn + 1) : 0);
   if (arena) moss_arena_destroy(arena);
   return st;
 }

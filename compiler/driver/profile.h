@@ -34,14 +34,14 @@ moss_status moss_profile_run(moss_ctx *ctx, mossrt_bundle *b, mossrt_session *s,
                              moss_profile *p);
 void moss_profile_deinit(moss_ctx *ctx, moss_profile *p);
 
-/* Which step runs each of |nnodes| layers, listed in execution order with
- * the id of the device each runs on (the report's order): a CPU EXEC step
- * runs the next layer; a plugin EXEC step runs the next layers on its
- * device. |node_step[i]| receives the step index, -1 for none. Returns 0
- * when the plan and the layers do not match (a bundle whose report is not
- * its own), 1 otherwise. */
-int moss_profile_map(const moss_profile *p, int nnodes, const char *const *node_device,
-                     int *node_step);
+/* Which step of the plan runs each of |nnodes| layers: layer i runs in
+ * the |node_exec[i]|-th EXEC step (the report's "step", counting EXEC
+ * steps only), on the device with id |node_device[i]|. |node_step[i]|
+ * receives the index of that step in the plan. Returns 0 when the layers
+ * and the plan do not match (a step missing, out of order, or on another
+ * device: a report that is not the bundle's own), 1 otherwise. */
+int moss_profile_map(const moss_profile *p, int nnodes, const int *node_exec,
+                     const char *const *node_device, int *node_step);
 
 /* moss compile --profile: opens the bundle at |path|, runs it on zeros
  * and puts the measurement into |r| (moss_cost_set_measured). A bundle for

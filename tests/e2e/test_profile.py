@@ -164,6 +164,27 @@ def main():
         check(f["label"] == "measured:clock" and (n["device"] == "cpu" or "split" in f["source"]),
               "plugin node %s: %r" % (n["name"], f))
 
+    # Past 2,048 CPU layers, runs of consecutive layers share a step: every
+    # layer is still listed once, in order, under the step that runs it.
+    n = 3000
+    ops = ["Relu", "Neg", "Abs"]
+    nodes = [onnx.helper.make_node(ops[i % 3], ["x" if i == 0 else "t%d" % (i - 1)],
+                                   ["t%d" % i if i < n - 1 else "y"], name="n%d" % i)
+             for i in range(n)]
+    vi = onnx.helper.make_tensor_value_info
+    g = onnx.helper.make_graph(nodes, "chain", [vi("x", onnx.TensorProto.FLOAT, [1, 16])],
+                               [vi("y", onnx.TensorProto.FLOAT, [1, 16])])
+    chain = os.path.join(w, "chain.onnx")
+    onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)]), chain)
+    run([a.moss, "compile", chain, "-q", "-o", os.path.join(w, "chain.moss")])
+    out = run([a.moss, "bench", os.path.join(w, "chain.moss"), "--profile", "--iterations",
+               "3"]).stdout
+    rows = table(out)
+    listed = [l.rsplit(" (", 1)[0] for r in rows for l in r[3]]
+    check(len(rows) <= 2048 and listed == ["n%d" % i for i in range(n)],
+          "a %d-node chain: %d steps, %d layers listed (%s ...)" % (n, len(rows), len(listed),
+                                                                 listed[:3]))
+
     # Clear errors.
     p = run([a.moss, "compile", CNN, "--input-shape", "input=1x1x8x8", "--emit", "c", "-o",
              os.path.join(w, "c.d"), "--profile"], ok=False)

@@ -108,11 +108,14 @@ static int is_num(const char *s, double v) {
   return !*end && fabs(x - v) <= 1e-12 * fabs(v) + 1e-300;
 }
 
-static char *render_csv(moss_ctx *ctx, const moss_cost_report *r) {
+/* The report as one of the writers (moss_report_json, _csv, _html) prints
+ * it, in a malloc'd string; NULL when the writer fails. */
+static char *render(moss_ctx *ctx, const moss_cost_report *r,
+                    moss_status (*writer)(moss_ctx *, const moss_cost_report *, moss_buf *)) {
   moss_buf b;
   char *s;
   moss_buf_init(&b, ctx);
-  if (moss_report_csv(ctx, r, &b) != MOSS_OK) {
+  if (writer(ctx, r, &b) != MOSS_OK) {
     moss_buf_deinit(&b);
     return NULL;
   }
@@ -122,19 +125,6 @@ static char *render_csv(moss_ctx *ctx, const moss_cost_report *r) {
   return s;
 }
 
-static char *render_html(moss_ctx *ctx, const moss_cost_report *r) {
-  moss_buf b;
-  char *s;
-  moss_buf_init(&b, ctx);
-  if (moss_report_html(ctx, r, &b) != MOSS_OK) {
-    moss_buf_deinit(&b);
-    return NULL;
-  }
-  s = malloc(b.len + 1);
-  if (s) memcpy(s, b.data, b.len + 1);
-  moss_buf_deinit(&b);
-  return s;
-}
 
 /* The CodeCarbon columns (energy_consumed, emissions, emissions_rate,
  * duration, cpu/gpu/npu_energy) carry complete figures only: a partial one
@@ -155,7 +145,7 @@ TEST(csv_partial_figures_are_not_totals) {
   ASSERT_TRUE(!strcmp(r->total.platform_j.label, "not-modeled"));
   ASSERT_TRUE(!strcmp(r->total.static_j.label, "not-modeled"));
   ASSERT_TRUE(!strcmp(r->nodes[0].compute_j.label, "not-modeled"));
-  text = render_csv(&ctx, r);
+  text = render(&ctx, r, moss_report_csv);
   ASSERT_TRUE(text && csv_parse(&c, text));
   t = find_row(&c, "total", NULL);
   mm = find_row(&c, "node", "mm");
@@ -184,7 +174,7 @@ TEST(csv_partial_figures_are_not_totals) {
 
   /* A partial time: duration empty, its lower bound beside it, no rate. */
   r->total.time_s.partial = 1;
-  text = render_csv(&ctx, r);
+  text = render(&ctx, r, moss_report_csv);
   ASSERT_TRUE(text && csv_parse(&c, text));
   t = find_row(&c, "total", NULL);
   ASSERT_TRUE(!*at(&c, t, "duration"));
@@ -194,7 +184,7 @@ TEST(csv_partial_figures_are_not_totals) {
 
   /* No time at all (a device without a clock): no cycles either. */
   r->nodes[0].time_s.label = "not-modeled";
-  text = render_csv(&ctx, r);
+  text = render(&ctx, r, moss_report_csv);
   ASSERT_TRUE(text && csv_parse(&c, text));
   mm = find_row(&c, "node", "mm");
   ASSERT_TRUE(!*at(&c, mm, "cycles") && !*at(&c, mm, "duration") &&
@@ -207,7 +197,7 @@ TEST(csv_partial_figures_are_not_totals) {
   r = report(&ctx, DATA "cost-cpu.xml", 0);
   if (!r) FAIL_("cost failed: %s", ctx.last);
   ASSERT_TRUE(!r->total.energy_j.partial && !r->total.time_s.partial);
-  text = render_csv(&ctx, r);
+  text = render(&ctx, r, moss_report_csv);
   ASSERT_TRUE(text && csv_parse(&c, text));
   t = find_row(&c, "total", NULL);
   kwh = r->total.energy_j.value / 3.6e6;
@@ -254,7 +244,7 @@ TEST(html_marks_partial_and_not_modeled_cells) {
   moss_ctx_init(&ctx, moss_allocator_libc());
   r = report(&ctx, DATA "cost-no-mac.xml", 0);
   if (!r) FAIL_("cost failed: %s", ctx.last);
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   ASSERT_STR_CONTAINS(html, "partial: a lower bound");
   ASSERT_STR_CONTAINS(html, "not-modeled: the target gives no figure (not a zero)");
@@ -296,7 +286,7 @@ TEST(html_ratio_says_which_way) {
   r->total.compute_j.value = 96e-12;
   r->baseline.compute_j.value = 128e-12;
   x = 128.0 / 96;
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   ASSERT_STR_CONTAINS(html, ">this build vs fp32 dense</th>");
   snprintf(want, sizeof want, "title=\"fp32 dense / this build = %.4g\">%.3g\xc3\x97 less</td>",
@@ -305,7 +295,7 @@ TEST(html_ratio_says_which_way) {
   free(html);
   /* The same with this build's figure partial: indicative only. */
   r->total.compute_j.partial = 1;
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   snprintf(want, sizeof want, "~%.3g\xc3\x97 less</td>", x);
   ASSERT_STR_CONTAINS(html, want);
@@ -314,7 +304,7 @@ TEST(html_ratio_says_which_way) {
   /* More energy than the baseline reads "more". */
   r->total.compute_j.partial = 0;
   r->total.compute_j.value = 2 * r->baseline.compute_j.value;
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   ASSERT_STR_CONTAINS(html, ">2\xc3\x97 more</td>");
   free(html);
@@ -360,7 +350,7 @@ TEST(html_chart_wraps_long_names) {
   if (!r) FAIL_("cost failed: %s", ctx.last);
   ASSERT_EQ(r->nnodes, 1);
   r->nodes[0].name = longname;
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   chart_labels(failed_, html, 3); /* 81 characters and " (MatMul)": 3 lines */
   if (*failed_) return;
@@ -371,7 +361,7 @@ TEST(html_chart_wraps_long_names) {
   memset(unbroken, 'x', 120); /* no separator at all: cut every 40 characters */
   unbroken[120] = 0;
   r->nodes[0].name = unbroken;
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   chart_labels(failed_, html, 4);
   free(html);
@@ -507,19 +497,6 @@ static moss_cost_report *two_nodes(moss_ctx *ctx) {
   return r;
 }
 
-static char *render_json(moss_ctx *ctx, const moss_cost_report *r) {
-  moss_buf b;
-  char *s;
-  moss_buf_init(&b, ctx);
-  if (moss_report_json(ctx, r, &b) != MOSS_OK) {
-    moss_buf_deinit(&b);
-    return NULL;
-  }
-  s = malloc(b.len + 1);
-  if (s) memcpy(s, b.data, b.len + 1);
-  moss_buf_deinit(&b);
-  return s;
-}
 
 /* The number after "|key|": {"value": ' at or after |from| in |json|;
  * NAN when absent or null. */
@@ -559,7 +536,7 @@ TEST(json_measured_beside_estimated) {
   ASSERT_TRUE(cpu->has_power && npu->has_power && cpu->supply == 0 && npu->supply == 1);
 
   /* Without a measurement: "measured": null, no measured key anywhere. */
-  json = render_json(&ctx, r);
+  json = render(&ctx, r, moss_report_json);
   ASSERT_TRUE(json != NULL);
   ASSERT_STR_CONTAINS(json, "\"measured\": null}\n");
   ASSERT_TRUE(strstr(json, "measured_time_s") == NULL);
@@ -569,7 +546,7 @@ TEST(json_measured_beside_estimated) {
 
   ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, NULL), MOSS_OK);
   ASSERT_EQ(r->measured, 1);
-  json = render_json(&ctx, r);
+  json = render(&ctx, r, moss_report_json);
   ASSERT_TRUE(json != NULL);
   ASSERT_TRUE(strstr(json, "\"measured\": null") == NULL);
   m = strstr(json, "\"measured\": {\"runs\": 100, \"how\": \"100 runs on zeros, CLOCK_MONOTONIC, "
@@ -618,7 +595,7 @@ TEST(json_measured_beside_estimated) {
     moss_cost_figure c = {2e-3, "measured:rapl", "RAPL package-0, the whole package", 0};
     ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, &c), MOSS_OK);
   }
-  json = render_json(&ctx, r);
+  json = render(&ctx, r, moss_report_json);
   ASSERT_TRUE(json != NULL);
   ASSERT_STR_CONTAINS(json, "\"energy_j\": {\"value\": 0.002, \"label\": \"measured:rapl\", "
                             "\"partial\": false, \"source\": \"RAPL package-0, the whole "
@@ -649,7 +626,7 @@ TEST(measured_shared_step_splits_by_estimate) {
   ASSERT_STR_CONTAINS(r->nodes[0].measured_s.source, "split by their estimated times");
   ASSERT_TRUE(near(r->devices[0].measured_busy_s.value, 4e-6));
   {
-    char *json = render_json(&ctx, r);
+    char *json = render(&ctx, r, moss_report_json);
     const char *mm = json ? strstr(json, "{\"name\": \"mm\", ") : NULL;
     ASSERT_TRUE(mm != NULL);
     ASSERT_TRUE(near(jvalue(mm, "measured_time_s"), 4e-6 * 256 / 288));
@@ -661,7 +638,7 @@ TEST(measured_shared_step_splits_by_estimate) {
   ASSERT_TRUE(near(r->nodes[0].measured_s.value, 4e-6));
   ASSERT_TRUE(!strcmp(r->nodes[1].measured_s.label, "not-modeled"));
   {
-    char *json = render_json(&ctx, r), *text;
+    char *json = render(&ctx, r, moss_report_json), *text;
     const char *relu = json ? strstr(json, "{\"name\": \"relu\", ") : NULL;
     csv c;
     int row;
@@ -669,7 +646,7 @@ TEST(measured_shared_step_splits_by_estimate) {
     ASSERT_STR_CONTAINS(relu, "\"measured_time_s\": {\"value\": null, \"label\": "
                               "\"not-modeled\"");
     free(json);
-    text = render_csv(&ctx, r);
+    text = render(&ctx, r, moss_report_csv);
     ASSERT_TRUE(text && csv_parse(&c, text));
     row = find_row(&c, "node", "relu");
     ASSERT_TRUE(row > 0);
@@ -697,7 +674,7 @@ TEST(csv_measured_columns) {
   r = two_nodes(&ctx);
   if (!r) FAIL_("cost failed: %s", ctx.last);
 
-  text = render_csv(&ctx, r);
+  text = render(&ctx, r, moss_report_csv);
   ASSERT_TRUE(text != NULL);
   nl = strchr(text, '\n');
   ASSERT_TRUE(nl && nl + 1 - text > (long)strlen(tail));
@@ -712,7 +689,7 @@ TEST(csv_measured_columns) {
   free(text);
 
   ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, NULL), MOSS_OK);
-  text = render_csv(&ctx, r);
+  text = render(&ctx, r, moss_report_csv);
   ASSERT_TRUE(text && csv_parse(&c, text));
   mm = find_row(&c, "node", "mm");
   relu = find_row(&c, "node", "relu");
@@ -752,7 +729,7 @@ TEST(html_measured_column_and_rows) {
   moss_ctx_init(&ctx, moss_allocator_libc());
   r = two_nodes(&ctx);
   if (!r) FAIL_("cost failed: %s", ctx.last);
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   ASSERT_TRUE(strstr(html, "time meas.") == NULL && strstr(html, "time est.") == NULL);
   ASSERT_TRUE(strstr(html, "measured time") == NULL);
@@ -761,7 +738,7 @@ TEST(html_measured_column_and_rows) {
   free(html);
 
   ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, NULL), MOSS_OK);
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   est = strstr(html, "<th><abbr title=\"estimated time\">time est.</abbr></th>");
   meas = strstr(html, ">time meas.</abbr></th>");
@@ -792,7 +769,7 @@ TEST(html_measured_column_and_rows) {
     moss_cost_figure c = {2e-3, "measured:rapl", "RAPL package-0, the whole package", 0};
     ASSERT_EQ(moss_cost_set_measured(&ctx, r, steps, step_s, 2, 5e-6, 100, how, &c), MOSS_OK);
   }
-  html = render_html(&ctx, r);
+  html = render(&ctx, r, moss_report_html);
   ASSERT_TRUE(html != NULL);
   ASSERT_STR_CONTAINS(html, "<tr><th class=\"l\">energy counter</th><td title=\"measured:rapl; "
                             "0.002: RAPL package-0, the whole package\">2 mJ <span "
