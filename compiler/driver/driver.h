@@ -57,6 +57,7 @@ typedef struct moss_run_opts {
                                * runs (keys.c, libmossrt_sign); NULL: no check */
   int profile;                /* --profile: time every step of the plan (a bundle only) and
                                * print the per-layer table (profile.h) */
+  const char *profile_csv;    /* --profile-csv FILE: the table as CSV too (implies --profile) */
   int zeros;                  /* moss bench: with no input file at all, inputs are zeros (only
                                * timed); otherwise every graph input needs its file */
 } moss_run_opts;

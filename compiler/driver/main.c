@@ -28,9 +28,10 @@ static const char usage[] =
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
     "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v] [--sign KEY]\n"
     "               [--profile]\n"
-    "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time] [--profile]\n"
+    "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
+    "               [--profile] [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
+    "  moss bench ARTIFACT [--iterations N] [IN0 ...] [--profile] [--profile-csv FILE.csv]\n"
     "               [--public-key KEY.pub]\n"
-    "  moss bench ARTIFACT [--iterations N] [IN0 ...] [--profile] [--public-key KEY.pub]\n"
     "  moss eval ARTIFACT.moss X.npy Y.npy\n"
     "  moss compare MODEL.onnx --targets A,B,C [--input-shape ...] [--constant ...]\n"
     "               [--grid-intensity G] [--report FILE.html]\n"
@@ -77,6 +78,7 @@ static const char usage[] =
     "--profile (run, bench): times every step of the bundle's plan through libmossrt (one step\n"
     "  per layer on the CPU) and prints each layer's median beside the compiler's estimate;\n"
     "  where an energy counter is readable (RAPL, NVML) it is read over >= 1 s of runs.\n"
+    "  --profile-csv FILE.csv writes the table as CSV too, one row per layer.\n"
     "  compile --profile runs the new bundle here (100 runs, on zeros) and puts the measured\n"
     "  time per layer, and the platform energy from it (measured:clock), in the --report.\n"
     "--sign KEY: signs the bundle with the Ed25519 secret key in KEY (moss keygen); then\n"
@@ -313,6 +315,8 @@ static int cmd_run(moss_ctx *ctx, int argc, char **argv, int bench) {
       ok = parse_count(a, argv[++i], 4096, &n);
     } else if (!strcmp(a, "--time")) o.print_time = 1;
     else if (!strcmp(a, "--profile")) o.profile = 1;
+    else if (!strcmp(a, "--profile-csv") && (ok = need_arg(i, argc, a)))
+      o.profile_csv = argv[++i], o.profile = 1;
     else if (!strcmp(a, "--public-key") && (ok = need_arg(i, argc, a))) o.public_key = argv[++i];
     else if (!ok) break; /* said by need_arg */
     else if (a[0] == '-' && a[1]) ok = USAGE("%s: unknown option '%s'", argv[1], a);

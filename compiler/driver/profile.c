@@ -245,27 +245,54 @@ done:
 /* |s| seconds as "12.345 us" in a field of 11. */
 static void us(FILE *out, double s) { fprintf(out, "%11.3f us", s * 1e6); }
 
+/* The estimated time of layer |j| of the report's |nodes|: 1 and |*out|,
+ * or 0 when it is not-modeled (null) or missing. */
+static int node_est(const moss_json *nodes, int j, double *out) {
+  const moss_json *n = moss_json_at(nodes, (size_t)j);
+  return moss_json_num(moss_json_find(moss_json_find(n, "time_s"), "value"), out);
+}
+
+/* A CSV cell: |s| quoted, its quotes doubled; "" for NULL. */
+static void csv_str(moss_buf *b, const char *s) {
+  moss_buf_put(b, "\"", 1);
+  for (; s && *s; s++) {
+    if (*s == '"') moss_buf_put(b, "\"", 1);
+    moss_buf_put(b, s, 1);
+  }
+  moss_buf_put(b, "\"", 1);
+}
+
+#define CSV_HEADER "step,device,layer,op_type,layers_in_step,step_measured_s,layer_estimated_s\n"
+
 moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char *artifact,
-                               const char *report_json, size_t report_len, FILE *out) {
+                               const char *report_json, size_t report_len, FILE *out,
+                               const char *csv_path) {
   moss_arena *arena = NULL;
+  moss_buf csvbuf, *csv = NULL;
   const moss_json *root = NULL, *nodes = NULL;
   const char **dev = NULL;
-  int *node_step = NULL, *exec = NULL, nn = 0, i, matched = 0;
+  int *node_step = NULL, *exec = NULL, nn = 0, i, j0, matched = 0;
   double sum = 0, est_total = 0;
   uint32_t k;
   moss_status st;
   char why[200] = "";
+  if (csv_path) {
+    moss_buf_init(&csvbuf, ctx);
+    csv = &csvbuf;
+  }
   if (!report_json) snprintf(why, sizeof why, "the bundle carries no report");
-  else if (moss_arena_create(ctx->alloc, 1 << 16, &arena) != MOSS_OK)
-    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
+  else if (moss_arena_create(ctx->alloc, 1 << 16, &arena) != MOSS_OK) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
+    goto done;
+  }
   if (arena) {
     moss_diag_fn sink = ctx->sink; /* an unreadable report is said once, below */
     ctx->sink = NULL;
     st = moss_json_parse(ctx, arena, report_json, report_len, &root);
     ctx->sink = sink;
     if (st == MOSS_E_NOMEM) {
-      moss_arena_destroy(arena);
-      return moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile");
+      goto done;
     }
     nodes = st == MOSS_OK ? moss_json_find(root, "nodes") : NULL;
     if (moss_json_type(nodes) != MOSS_JSON_ARRAY) {
@@ -299,17 +326,18 @@ moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char 
   if (!matched) fprintf(out, "  (steps only: %s)\n", why);
   fprintf(out, "  step  %-8s %14s %14s  %8s  %s\n", "device", "measured", "estimated", "meas/est",
           "layer (op)");
-  for (k = 0; k < p->nsteps; k++) {
+  if (csv) moss_buf_put(csv, CSV_HEADER, sizeof CSV_HEADER - 1);
+  for (k = 0, j0 = 0; k < p->nsteps; k++) {
     const mossrt_step_desc *d = &p->steps[k];
-    int first = 1, j;
+    int first = 1, j, j1;
     double est = 0;
     int est_ok = matched;
     sum += p->step_s[k];
-    for (j = 0; matched && j < nn; j++) {
+    /* The layers of step k: node_step is in step order (moss_profile_map). */
+    while (matched && j0 < nn && node_step[j0] < (int)k) j0++;
+    for (j1 = j0; matched && j1 < nn && node_step[j1] == (int)k; j1++) {
       double v;
-      if (node_step[j] != (int)k) continue;
-      if (moss_json_num(moss_json_find(moss_json_find(moss_json_at(nodes, (size_t)j), "time_s"),
-                                      "value"), &v)) est += v;
+      if (node_est(nodes, j1, &v)) est += v;
       else est_ok = 0; /* not-modeled: null */
     }
     fprintf(out, "  %4u  %-8.8s", k, d->device ? d->device : "?");
@@ -325,16 +353,35 @@ moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char 
       fprintf(out, " %14s  %8s", strcmp(d->kind, "exec") ? "" : "-", "");
     }
     if (strcmp(d->kind, "exec") != 0) fprintf(out, "  transfer from %s\n", d->from ? d->from : "?");
-    for (j = 0; matched && j < nn; j++) {
+    for (j = j0; j < j1; j++) {
       const moss_json *n = moss_json_at(nodes, (size_t)j);
       const char *name = moss_json_str(moss_json_find(n, "name"));
       const char *op = moss_json_str(moss_json_find(n, "op_type"));
-      if (node_step[j] != (int)k) continue;
+      double v;
       fprintf(out, "%s%s (%s)\n", first ? "  " : "  \u2026 also ", name ? name : "?", op ? op : "?");
       first = 0;
+      if (csv) {
+        moss_buf_printf(csv, "%u,", k);
+        csv_str(csv, d->device);
+        moss_buf_put(csv, ",", 1);
+        csv_str(csv, name);
+        moss_buf_put(csv, ",", 1);
+        csv_str(csv, op);
+        moss_buf_printf(csv, ",%d,%.9g,", j1 - j0, p->step_s[k]);
+        if (node_est(nodes, j, &v)) moss_buf_printf(csv, "%.9g", v);
+        moss_buf_put(csv, "\n", 1);
+      }
     }
-    if (first && !strcmp(d->kind, "exec"))
+    if (first && !strcmp(d->kind, "exec")) {
       fprintf(out, "  %s\n", d->entry ? d->entry : "plugin blob");
+      if (csv) {
+        moss_buf_printf(csv, "%u,", k);
+        csv_str(csv, d->device);
+        moss_buf_put(csv, ",", 1);
+        csv_str(csv, d->entry ? d->entry : "plugin blob");
+        moss_buf_printf(csv, ",,0,%.9g,\n", p->step_s[k]);
+      }
+    }
   }
   fprintf(out, "  whole run: median %.3f us (the steps' medians sum to %.3f us)", p->total_s * 1e6,
           sum * 1e6);
@@ -346,7 +393,10 @@ moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char 
   else
     fprintf(out, "not-modeled (%s)\n", p->counter.source ? p->counter.source : "not read");
   st = MOSS_OK;
+  if (csv && csv->failed) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "profile table");
+  else if (csv) st = moss_file_write(ctx, csv_path, csv->data, csv->len);
 done:
+  if (csv) moss_buf_deinit(csv);
   moss_free(ctx, dev, dev ? sizeof *dev * ((size_t)nn + 1) : 0);
   moss_free(ctx, node_step, node_step ? sizeof *node_step * ((size_t)nn + 1) : 0);
   moss_free(ctx, exec, exec ? sizeof *exec * ((size_t)nn + 1) : 0);

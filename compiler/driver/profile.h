@@ -52,8 +52,12 @@ moss_status moss_profile_bundle_file(moss_ctx *ctx, const char *path, int runs,
 /* The per-layer table of `moss run/bench --profile` on |out|: each step's
  * median beside the layers it ran and their estimates from |report_json|
  * (the bundle's report; NULL or unreadable: steps only, and a line says
- * why). */
+ * why). With |csv_path|, the same as CSV, one row per layer (a step
+ * without layers: one row naming its entry): step, device, layer,
+ * op_type, layers_in_step, step_measured_s, layer_estimated_s (empty when
+ * not modeled). */
 moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char *artifact,
-                               const char *report_json, size_t report_len, FILE *out);
+                               const char *report_json, size_t report_len, FILE *out,
+                               const char *csv_path);
 
 #endif

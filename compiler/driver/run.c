@@ -384,7 +384,7 @@ execute:
     const char *json = mossrt_report_json(bundle, &len);
     st = moss_profile_run(ctx, bundle, session, ins, outs, iters, &p);
     if (st != MOSS_OK) goto done;
-    st = moss_profile_print(ctx, &p, opts->artifact, json, len, stdout);
+    st = moss_profile_print(ctx, &p, opts->artifact, json, len, stdout, opts->profile_csv);
     moss_profile_deinit(ctx, &p);
     if (st != MOSS_OK) goto done;
     goto write;

@@ -105,6 +105,19 @@ def main():
     check(re.search(r"whole run: median [0-9.]+ us", out) is not None, "no whole-run line")
     check(re.search(r"energy counter: ", out) is not None, "no energy-counter line")
 
+    # --profile-csv: the same table, one row per layer.
+    pcsv = os.path.join(w, "profile.csv")
+    out = run([a.moss, "bench", cnn, "--profile-csv", pcsv, "--iterations", "50"]).stdout
+    with open(pcsv) as f:
+        prow = list(csv.DictReader(f))
+    check([r["layer"] for r in prow] == [r[3][0].rsplit(" (", 1)[0] for r in table(out)] and
+          all(float(r["step_measured_s"]) > 0 and r["layers_in_step"] == "1" and
+              r["device"] == "cpu" for r in prow), "profile CSV %r" % prow)
+    before = open(cnn, "rb").read()
+    p = run([a.moss, "bench", cnn, "--profile-csv", cnn, "--iterations", "5"], ok=False)
+    check(p.returncode == 1 and DIAG.search(p.stderr) and open(cnn, "rb").read() == before,
+          "--profile-csv onto the bundle: exit %d, %r" % (p.returncode, p.stderr))
+
     # compile --profile: measured beside estimated, platform energy recomputed from host.xml.
     r = json.load(open(rep))
     meas = r["measured"]

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Issue 13's benchmark: moss against ONNX Runtime on whole models, at 1
+and 2 threads, with latency, peak memory and artifact size.
+
+Models (made on demand, not committed, except the digits ones):
+  digits MLP, digits CNN, the 90 %-pruned digits MLP (tests/e2e/digits),
+  ResNet-18 and MobileNetV2 at 224x224 (bench/make_resnet18.py,
+  make_mobilenetv2.py), a 2-layer transformer encoder (d 128, sequence 128;
+  make_transformer.py), a UNet-style encoder-decoder at 128x128
+  (make_unet.py), and int8 QDQ versions of the CNN, MobileNetV2 and
+  ResNet-18 made by ONNX Runtime's quantizer (quantize_static: QDQ format,
+  per-channel int8 weights, uint8 activations, calibrated on 8 random
+  inputs).
+Each is compiled for `host` (the LLVM backend, this machine's CPU) and
+timed with `moss bench` (median of N runs; moss's code runs one thread, so
+its 2-thread column is its 1-thread time until threads land); ONNX Runtime
+runs the same file with all graph optimizations at intra_op 1 and 2, each
+in its own process (median of N runs after a warm-up). Peak RSS is the
+process's maximum resident set (moss: /usr/bin/time around `moss bench`,
+the compiler's command line, which maps libLLVM as well: an application
+linking libmossrt alone is smaller; ONNX Runtime: getrusage at the end of
+its Python process); size is the .moss bundle against the .onnx file ONNX
+Runtime loads.
+
+Prints one Markdown table (moss / ONNX Runtime below 1: moss faster) and
+the geometric means of the ratios. Nothing here is a test.
+
+  python3 -m pip install onnxruntime numpy onnx    # the python3 first on PATH
+  python3 bench/bench_models.py --moss build/moss [--iterations 50] [--only resnet18,...]
+"""
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DIGITS = os.path.join(ROOT, "tests", "e2e", "digits")
+
+ORT_SCRIPT = r"""
+import resource, sys, time
+import numpy as np
+import onnxruntime as ort
+path, shape, threads, iters = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+so = ort.SessionOptions()
+so.intra_op_num_threads = threads
+so.inter_op_num_threads = 1
+so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+x = np.random.default_rng(1).standard_normal([int(d) for d in shape.split("x")]).astype(np.float32)
+name = s.get_inputs()[0].name
+for _ in range(min(20, iters)):
+    s.run(None, {name: x})
+t = []
+for _ in range(iters):
+    t0 = time.perf_counter()
+    s.run(None, {name: x})
+    t.append(time.perf_counter() - t0)
+print("%.3f %d" % (float(np.median(t)) * 1e6, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+"""
+
+
+def moss_run(moss, model, shape, iters, work, tag):
+    art = os.path.join(work, tag + ".moss")
+    rep = os.path.join(work, tag + ".json")
+    cmd = [moss, "compile", model, "-q", "-o", art, "--report", rep]
+    inp = onnx.load(model, load_external_data=False).graph.input[0]
+    if any(d.dim_param for d in inp.type.tensor_type.shape.dim):
+        cmd += ["--input-shape", "%s=%s" % (inp.name, shape)]
+    subprocess.run(cmd, check=True)
+    p = subprocess.run(["/usr/bin/time", "-f", "RSS %M", moss, "bench", art, "--iterations",
+                        str(iters)], check=True, capture_output=True, text=True)
+    med = float(re.search(r"median ([0-9.]+) us", p.stdout).group(1))
+    rss = int(re.search(r"RSS (\d+)", p.stderr).group(1))
+    macs = json.load(open(rep))["total"]["macs_dense"]
+    return med, rss, os.path.getsize(art), macs
+
+
+def ort_run(model, shape, threads, iters):
+    p = subprocess.run([sys.executable, "-c", ORT_SCRIPT, model, shape, str(threads), str(iters)],
+                       check=True, capture_output=True, text=True)
+    med, rss = p.stdout.split()
+    return float(med), int(rss)
+
+
+def quantize(model, shape, out):
+    """ONNX Runtime's static quantizer, QDQ format, calibrated on random inputs."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            name = onnx.load(model, load_external_data=False).graph.input[0].name
+            rng = np.random.default_rng(2)
+            dims = [int(d) for d in shape.split("x")]
+            self.items = iter([{name: rng.standard_normal(dims).astype(np.float32)}
+                               for _ in range(8)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(model, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def make(script, out):
+    if not os.path.exists(out):
+        subprocess.run(["/usr/bin/python3", os.path.join(HERE, script), out], check=True,
+                       capture_output=True)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--moss", default=os.path.join(ROOT, "build", "moss"))
+    ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--only", default="", help="comma-separated tags to run")
+    ap.add_argument("--work", default=None, help="folder for the models (kept between runs)")
+    a = ap.parse_args()
+    work = a.work or tempfile.mkdtemp(prefix="moss-models-")
+    os.makedirs(work, exist_ok=True)
+    models = [("mlp", "digits MLP", os.path.join(DIGITS, "mlp.onnx"), "1x64", 20),
+              ("cnn", "digits CNN", os.path.join(DIGITS, "cnn.onnx"), "1x1x8x8", 20),
+              ("mlp90", "digits MLP, 90 % pruned", os.path.join(DIGITS, "mlp_pruned90.onnx"),
+               "1x64", 20)]
+    gen = [("resnet18", "ResNet-18 224", "make_resnet18.py", "1x3x224x224", 1),
+           ("mobilenetv2", "MobileNetV2 224", "make_mobilenetv2.py", "1x3x224x224", 1),
+           ("transformer", "transformer encoder", "make_transformer.py", "1x128x128", 1),
+           ("unet", "UNet 128", "make_unet.py", "1x3x128x128", 1)]
+    for tag, name, script, shape, scale in gen:
+        if os.path.exists(os.path.join(HERE, script)):
+            models.append((tag, name, make(script, os.path.join(work, tag + ".onnx")), shape, scale))
+    for tag in ("cnn", "mobilenetv2", "resnet18"):
+        src = [m for m in models if m[0] == tag]
+        if src:
+            out = os.path.join(work, tag + "_int8.onnx")
+            if not os.path.exists(out):
+                quantize(src[0][2], src[0][3], out)
+            models.append((tag + "_int8", src[0][1] + " int8", out, src[0][3], src[0][4]))
+    only = set(t for t in a.only.split(",") if t)
+    print("| model | MACs | moss | ORT 1 thread | moss/ORT | ORT 2 threads | moss/ORT | "
+          "moss peak RSS | ORT peak RSS | .moss | .onnx |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    r1, r2 = [], []
+    for tag, name, path, shape, scale in models:
+        if only and tag not in only:
+            continue
+        iters = max(5, a.iterations * scale)
+        try:
+            tm, rm, size, macs = moss_run(a.moss, path, shape, iters, work, tag)
+        except subprocess.CalledProcessError as e:
+            print("| %s | moss failed: %s |" % (name, (e.stderr or "").strip()[-200:]))
+            continue
+        t1, rss1 = ort_run(path, shape, 1, iters)
+        t2, _ = ort_run(path, shape, 2, iters)
+        r1.append(tm / t1)
+        r2.append(tm / t2)
+        print("| %s | %.3g | %.1f us | %.1f us | %.2f | %.1f us | %.2f | %.0f MB | %.0f MB | "
+              "%.2f MB | %.2f MB |" % (name, macs, tm, t1, tm / t1, t2, tm / t2, rm / 1024,
+                                       rss1 / 1024, size / 1e6, os.path.getsize(path) / 1e6))
+    if r1:
+        print("\ngeometric mean of moss/ORT: %.2f at 1 thread, %.2f at 2 threads (goal <= 0.7)" %
+              (math.exp(sum(map(math.log, r1)) / len(r1)), math.exp(sum(map(math.log, r2)) / len(r2))))
+    print("fp32 GEMM microkernel against the FMA peak: python3 bench/bench_gemm.py --moss build/moss")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
