@@ -153,10 +153,10 @@ def moss_median(moss, path, shape, sparse, iters, work):
     return float(re.search(r"median ([0-9.]+) us", out).group(1))
 
 
-def ort_median(path, x, iters):
+def ort_median(path, x, iters, threads=1):
     import onnxruntime as ort
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])

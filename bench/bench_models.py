@@ -45,25 +45,14 @@ ROOT = os.path.dirname(HERE)
 DIGITS = os.path.join(ROOT, "tests", "e2e", "digits")
 
 ORT_SCRIPT = r"""
-import resource, sys, time
+import resource, sys
 import numpy as np
-import onnxruntime as ort
+sys.path.insert(0, sys.argv[5])
+from bench_mlp import ort_median
 path, shape, threads, iters = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-so = ort.SessionOptions()
-so.intra_op_num_threads = threads
-so.inter_op_num_threads = 1
-so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 x = np.random.default_rng(1).standard_normal([int(d) for d in shape.split("x")]).astype(np.float32)
-name = s.get_inputs()[0].name
-for _ in range(min(20, iters)):
-    s.run(None, {name: x})
-t = []
-for _ in range(iters):
-    t0 = time.perf_counter()
-    s.run(None, {name: x})
-    t.append(time.perf_counter() - t0)
-print("%.3f %d" % (float(np.median(t)) * 1e6, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+med = ort_median(path, x, iters, threads)
+print("%.3f %d" % (med, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 """
 
 
@@ -84,7 +73,8 @@ def moss_run(moss, model, shape, iters, work, tag):
 
 
 def ort_run(model, shape, threads, iters):
-    p = subprocess.run([sys.executable, "-c", ORT_SCRIPT, model, shape, str(threads), str(iters)],
+    p = subprocess.run([sys.executable, "-c", ORT_SCRIPT, model, shape, str(threads), str(iters),
+                        HERE],
                        check=True, capture_output=True, text=True)
     med, rss = p.stdout.split()
     return float(med), int(rss)
