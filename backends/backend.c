@@ -90,7 +90,7 @@ static const moss_backend backends[] = {
      .emit_flag = "obj",
      .code = MOSS_CODE_ELF_OBJECT,
      .sparse_formats = MOSS_SPARSE_ALL, /* compiler/kernel/lower_sparse.c describes every format */
-     .machine_facts = 1,
+     .machine_facts = moss_llvm_kernel_cpu, /* backends/llvm/llvm.c */
      .in_process = 1,
      .takes = llvm_takes,
      .emit_standalone = moss_llvm_emit_standalone, /* backends/llvm/native.c */
@@ -195,7 +195,7 @@ struct moss_plugin *moss_backend_device_plugin(const moss_backend_device *d) {
 void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cpu *out) {
   memset(out, 0, sizeof *out);
   if (!d || !d->backend || !d->backend->machine_facts) return;
-  moss_kernel_cpu_from_codegen(moss_target_device_codegen(d->target, d->device, "triple"),
-                               moss_target_device_codegen(d->target, d->device, "cpu"),
-                               moss_target_device_codegen(d->target, d->device, "features"), out);
+  d->backend->machine_facts(moss_target_device_codegen(d->target, d->device, "triple"),
+                            moss_target_device_codegen(d->target, d->device, "cpu"),
+                            moss_target_device_codegen(d->target, d->device, "features"), out);
 }

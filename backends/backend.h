@@ -77,11 +77,15 @@ struct moss_backend {
   /* The sparse weight formats it can encode, one MOSS_SPARSE_BIT per code
    * of compiler/ops/sparse.h (dense needs no bit; 0: dense only). */
   unsigned sparse_formats;
-  /* 1: it lowers kernels for the device's CPU as the target's <codegen>
+  /* Set: it lowers kernels for the device's CPU as the target's <codegen>
    * describes it (vector width, FMA: moss_backend_device_kernel_cpu), so
-   * its code uses the register-tiled fast paths; 0: it lowers portable
-   * loops (the C backend, whose code any C compiler builds). */
-  int machine_facts;
+   * its code uses the register-tiled fast paths, and this gives those
+   * facts from the <codegen> triple, cpu and features exactly as the
+   * backend reads them (cpu="native": the machine moss runs on); NULL: it
+   * lowers portable loops (the C backend, whose code any C compiler
+   * builds). */
+  void (*machine_facts)(const char *triple, const char *cpu, const char *features,
+                        moss_kernel_cpu *out);
   /* 1: a segment on its device runs as one opaque unit (the planner keeps
    * what the segment touches live across all of it, moss_node.opaque);
    * 0: node by node, in the plan's steps. */

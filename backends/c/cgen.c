@@ -268,6 +268,11 @@ static int64_t arena_bytes(const moss_graph *g) {
     if (!v->alias && v->offset >= 0 && v->offset + (int64_t)moss_value_nbytes(v) > end)
       end = v->offset + (int64_t)moss_value_nbytes(v);
   }
+  for (i = 0; i < g->nnodes; i++) { /* the kernels' scratch */
+    const moss_node *n = g->nodes[i];
+    if (n->scratch_bytes > 0 && n->scratch_offset + n->scratch_bytes > end)
+      end = n->scratch_offset + n->scratch_bytes;
+  }
   return (end + 63) / 64 * 64;
 }
 

@@ -483,6 +483,9 @@ moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
     if (k->bufs[i].kind == MOSS_KB_LOCAL)
       moss_c_line(cg, "%s %s[%lld];", ctype(k->bufs[i].dt), p.bname[i],
                   (long long)(k->bufs[i].numel > 0 ? k->bufs[i].numel : 1));
+    else if (k->bufs[i].kind == MOSS_KB_SCRATCH) /* |a|: the segment function's arena */
+      moss_c_line(cg, "%s *%s = (%s *)(a + %lld);", ctype(k->bufs[i].dt), p.bname[i],
+                  ctype(k->bufs[i].dt), (long long)(n->scratch_offset + k->bufs[i].offset));
   moss_buf_init(&e, cg->ctx);
   p.e = &e;
   stmts(&p, k->body);

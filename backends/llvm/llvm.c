@@ -537,6 +537,8 @@ static void kernel_key(moss_buf *o, const moss_kernel *k, int noalias, char out_
     const moss_kbuf *bf = &k->bufs[i];
     moss_buf_printf(o, "b %d %d %lld\n", (int)bf->kind, (int)bf->dt, (long long)bf->numel);
     if (bf->kind == MOSS_KB_TABLE) moss_buf_put(o, bf->data, (size_t)bf->numel * moss_dtype_size(bf->dt));
+    if (bf->kind == MOSS_KB_SCRATCH) /* where it is in the arena */
+      moss_buf_printf(o, "at %lld\n", (long long)(k->node->scratch_offset + bf->offset));
   }
   for (i = 0; i < k->nvars; i++)
     moss_buf_printf(o, "v %d %d %d\n", (int)k->vars[i].dt, k->vars[i].lanes, k->vars[i].is_loop);
@@ -620,7 +622,6 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
   entry = LLVMAppendBasicBlockInContext(G->c, f, "entry");
   LLVMPositionBuilderAtEnd(G->b, entry);
   arena = LLVMGetParam(f, 0);
-  (void)arena;
   for (i = 0, nio = 0; i < k->nbufs; i++) {
     const moss_kbuf *bf = &k->bufs[i];
     if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT) {
@@ -636,6 +637,9 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
       LLVMSetLinkage(gv, LLVMInternalLinkage);
       LLVMSetAlignment(gv, 64);
       G->bufs[i] = gv;
+    } else if (bf->kind == MOSS_KB_SCRATCH) {
+      LLVMValueRef at = LLVMConstInt(G->i64, (unsigned long long)(n->scratch_offset + bf->offset), 0);
+      G->bufs[i] = LLVMBuildGEP2(G->b, G->i8, arena, &at, 1, bf->name);
     } else {
       LLVMTypeRef at = LLVMArrayType2(mem_type(G, bf->dt), (uint64_t)(bf->numel > 0 ? bf->numel : 1));
       LLVMValueRef a = LLVMBuildAlloca(G->b, at, bf->name);
@@ -855,6 +859,20 @@ static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void moss_llvm_kernel_cpu(const char *triple, const char *cpu, const char *features,
+                          moss_kernel_cpu *out) {
+  char *host_cpu = NULL, *host_features = NULL;
+  if (cpu && !strcmp(cpu, "native")) {
+    host_cpu = LLVMGetHostCPUName();
+    host_features = LLVMGetHostCPUFeatures();
+    cpu = host_cpu;
+    features = host_features;
+  }
+  moss_kernel_cpu_from_codegen(triple, cpu, features, out);
+  if (host_cpu) LLVMDisposeMessage(host_cpu);
+  if (host_features) LLVMDisposeMessage(host_features);
 }
 
 static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {

@@ -21,6 +21,13 @@ typedef struct moss_llvm_stats {
   double build_s, optimize_s, emit_s; /* seconds per stage */
 } moss_llvm_stats;
 
+/* The machine facts kernels are lowered for on |triple|, |cpu| and
+ * |features| as this backend builds them: cpu "native" (or NULL features
+ * with it) is the CPU moss runs on, with its features
+ * (moss_backend.machine_facts). */
+void moss_llvm_kernel_cpu(const char *triple, const char *cpu, const char *features,
+                          moss_kernel_cpu *out);
+
 /* Whether the LLVM backend has code for |n| (its family has a lowering). */
 int moss_llvm_can_emit(const moss_node *n);
 

@@ -494,6 +494,10 @@ static const char *kernel_class(const moss_node *n) {
   int k, ns;
   if (n->op == MOSS_OP_Gemm || n->op == MOSS_OP_MatMul) return "gemm";
   if (n->op != MOSS_OP_Conv && n->op != MOSS_OP_ConvTranspose) return "other";
+  /* Arena scratch: the lowering made it a product on the register tile
+   * (the implicit product, ConvTranspose's W^T X) or, with groups, the
+   * depthwise kernel on a padded copy. */
+  if (n->scratch_bytes > 0) return moss_attr_int(n, "group", 1) == 1 ? "gemm" : "conv";
   ns = moss_attr_ints(n, "strides", &s);
   for (k = 0; k < ns; k++)
     if (s[k] > 1) return "conv-strided";

@@ -437,6 +437,12 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     stage_done(opts, passes[i].name, &t0);
   }
   moss_progress(ctx, "plan", 0, 0);
+  for (i = 0; i < (size_t)g->nnodes; i++) { /* the kernels' arena scratch, for the planner */
+    moss_node *n = g->nodes[i];
+    moss_kernel_cpu kc;
+    moss_backend_device_kernel_cpu(&devs[n->device], &kc);
+    n->scratch_bytes = moss_kernel_can_lower(n) ? moss_kernel_scratch(n, &kc) : 0;
+  }
   st = moss_plan_compute(ctx, g, &arena); /* arena offsets by liveness */
   if (st == MOSS_OK) st = moss_plan_check_memory(ctx, g, target, arena); /* fits each device */
   if (st != MOSS_OK) goto done;

@@ -151,6 +151,12 @@ struct moss_node {
                            * operators, e.g. Softmax before 13, mean another thing) */
   int opaque;             /* its segment runs as one unit (a plugin's subgraph): the
                            * planner keeps what the segment touches live across all of it */
+  /* Arena scratch its kernel uses while it runs (a padded copy of the
+   * input, a product's grid): the bytes its lowering asks for on its
+   * device (moss_kernel_scratch, set before planning) and the offset the
+   * planner gave them (valid when scratch_bytes > 0). */
+  int64_t scratch_bytes;
+  int64_t scratch_offset;
 };
 
 typedef struct moss_graph {

@@ -203,6 +203,25 @@ int moss_k_local(moss_kb *b, const char *name, moss_dtype dt, int64_t numel) {
   return add_buf(b, MOSS_KB_LOCAL, name, dt, numel);
 }
 
+int moss_k_arena_scratch(moss_kb *b, const char *name, moss_dtype dt, int64_t numel, int64_t offset) {
+  const moss_node *n = b->k->node;
+  int64_t bytes, end;
+  int id;
+  if (b->st != MOSS_OK) return 0;
+  if (numel < 0 || offset < 0 || offset % 64 ||
+      !moss_i64_mul(numel, (int64_t)moss_dtype_size(dt), &bytes) ||
+      !moss_i64_add(offset, bytes, &end) || end > n->scratch_bytes) {
+    moss_kb_fail(b, MOSS_E_INTERNAL, "kernel scratch '%s' (%lld elements at byte %lld) is not within "
+                 "the %lld bytes planned for it", name, (long long)numel, (long long)offset,
+                 (long long)n->scratch_bytes);
+    return 0;
+  }
+  id = add_buf(b, MOSS_KB_SCRATCH, name, dt, numel);
+  if (b->st != MOSS_OK) return 0;
+  b->k->bufs[id].offset = offset;
+  return id;
+}
+
 static int add_var(moss_kb *b, const char *name, moss_dtype dt, int lanes, int is_loop) {
   moss_kernel *k = b->k;
   moss_kvar *v;
@@ -847,7 +866,7 @@ static void stmts_text(const moss_kernel *k, const moss_kstmt *s, int depth, mos
 }
 
 void moss_kernel_print(const moss_kernel *k, moss_buf *out) {
-  static const char *const kinds[] = {"?", "input", "output", "table", "local"};
+  static const char *const kinds[] = {"?", "input", "output", "table", "local", "scratch"};
   int i;
   moss_buf_printf(out, "kernel node %d '%s' (%s)\n", k->node->id, k->node->name, k->node->op_type);
   for (i = 0; i < k->nbufs; i++) {
@@ -855,6 +874,8 @@ void moss_kernel_print(const moss_kernel *k, moss_buf *out) {
     moss_buf_printf(out, "  buffer %s: %s %s[%lld]", bf->name, kinds[bf->kind],
                     moss_dtype_short(bf->dt), (long long)bf->numel);
     if (bf->value) moss_buf_printf(out, " '%s'", bf->value->name);
+    if (bf->kind == MOSS_KB_SCRATCH)
+      moss_buf_printf(out, " at arena byte %lld", (long long)(k->node->scratch_offset + bf->offset));
     moss_buf_printf(out, "\n");
   }
   stmts_text(k, k->body, 0, out);

@@ -141,7 +141,10 @@ typedef enum moss_kbuf_kind {
   MOSS_KB_INPUT = 1, /* the node's input |index| (read only) */
   MOSS_KB_OUTPUT,    /* the node's output |index| */
   MOSS_KB_TABLE,     /* constant data the lowering made: |data|, |numel| elements */
-  MOSS_KB_LOCAL      /* private scratch of |numel| elements, uninitialized */
+  MOSS_KB_LOCAL,     /* private scratch of |numel| elements, uninitialized */
+  MOSS_KB_SCRATCH    /* |numel| elements of the node's arena scratch from byte |offset|
+                      * on (node->scratch_offset + offset in the arena), uninitialized:
+                      * for scratch too large for a stack */
 } moss_kbuf_kind;
 
 typedef struct moss_kbuf {
@@ -151,6 +154,7 @@ typedef struct moss_kbuf {
   moss_dtype dt;
   int64_t numel;
   const void *data;        /* TABLE (kernel arena) */
+  int64_t offset;          /* SCRATCH: bytes from the node's scratch */
   const char *name;        /* for readers: "x0", "y0", "table", "acc" */
 } moss_kbuf;
 
@@ -224,6 +228,10 @@ int moss_k_input(moss_kb *b, int i);
 int moss_k_output(moss_kb *b, int i);
 int moss_k_table(moss_kb *b, const char *name, moss_dtype dt, int64_t numel, const void *data);
 int moss_k_local(moss_kb *b, const char *name, moss_dtype dt, int64_t numel);
+/* |numel| elements of the node's arena scratch from byte |offset| (a
+ * multiple of 64) on; they must lie within the n->scratch_bytes that
+ * moss_kernel_scratch asked the planner for. */
+int moss_k_arena_scratch(moss_kb *b, const char *name, moss_dtype dt, int64_t numel, int64_t offset);
 
 /* Expressions. */
 moss_kx *moss_k_int(moss_kb *b, moss_dtype dt, int64_t v);
@@ -299,6 +307,10 @@ void moss_kernel_print(const moss_kernel *k, moss_buf *out);
  * machine |cpu| (NULL: nothing known, portable loops). The family table
  * (lower.c) says which families have one: moss_kernel_can_lower. */
 int moss_kernel_can_lower(const moss_node *n);
+/* The arena scratch in bytes that |n|'s lowering for |cpu| uses (0: none):
+ * the pipeline stores it in n->scratch_bytes before planning, so that the
+ * planner places it; the lowering then reads n->scratch_offset. */
+int64_t moss_kernel_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
 moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node *n,
                               const moss_kernel_cpu *cpu, moss_kernel **out_kernel);
 

@@ -24,6 +24,12 @@ static moss_lower_fn find(const moss_node *n) {
 
 int moss_kernel_can_lower(const moss_node *n) { return find(n) != NULL; }
 
+int64_t moss_kernel_scratch(const moss_node *n, const moss_kernel_cpu *cpu) {
+  moss_lower_fn fn = find(n);
+  if (fn == moss_lower_conv) return moss_lower_conv_scratch(n, cpu);
+  return 0;
+}
+
 moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node *n,
                               const moss_kernel_cpu *cpu, moss_kernel **out_kernel) {
   moss_lower_fn fn = find(n);

@@ -62,8 +62,10 @@ typedef struct moss_tile {
   moss_kx *s_at;
   int64_t s_row, s_k;
   /* V(k, j): buffer |v| at v_at + k*v_k + j, or, with |v_packed|, a table
-   * from moss_tile_pack(.., blk = nr) over x = j. */
-  int v, v_packed;
+   * from moss_tile_pack(.., blk = nr) over x = j, or, with |v_rows|, at
+   * v_at + rows[k] + j, |v_koff| being the I64 table |rows| (a convolution
+   * read in place: each k a shifted window of one padded input). */
+  int v, v_packed, v_rows, v_koff;
   moss_kx *v_at;
   int64_t v_k;
   /* Y(i, j): buffer |y| at y_at + i*y_row + j. */
@@ -106,5 +108,7 @@ int moss_lower_takes_qfold(const moss_node *n);
 int moss_lower_takes_matmul(const moss_node *n);
 /* Conv and ConvTranspose with a sparse weight go to lower_sparse.c. */
 int moss_lower_takes_conv(const moss_node *n);
+/* The arena scratch of the Conv lowering for |cpu| (moss_kernel_scratch). */
+int64_t moss_lower_conv_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
 
 #endif

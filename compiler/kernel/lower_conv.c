@@ -326,6 +326,457 @@ static int pointwise_tiled(moss_kb *b, const moss_node *n, const geom *g) {
   return 1;
 }
 
+/* ---- The implicit matrix product (1-D and 2-D Conv, one group) ----------------------
+ *
+ * Y[m, o] = sum over k = (c, kh, kw) of W[m, k] X[c, oh*s + kh*d - p, ...]
+ * is the product of the weight as stored (M x C*KH*KW) with a matrix whose
+ * column o reads the input around output position o. That matrix is never
+ * built: the input is copied once into a zero-padded scratch, split by the
+ * stride into phases (phase (rh, rw) holds padded rows rh, rh+s, .. and
+ * columns rw, rw+s, ..), so that along an output row the taps read
+ * consecutive elements. On a grid of OH rows of Q = OW + (KW-1)*d/s
+ * columns, column o = oh*Q + ow of tap k then sits at rows[k] + o in the
+ * scratch: the register tile (lower_tile.c) reads it in place through the
+ * table |rows|. The grid's last Q - OW columns of each row are computed and
+ * dropped, and so are the columns that round the grid up to a multiple of
+ * 16 (whole vectors for every tile width: a ragged end would take scalar
+ * columns): the sums land in a second scratch grid, then the valid columns
+ * are copied out (bias and activation are applied on the tile). When Q ==
+ * OW (a 1 x 1 kernel, or taps that all fall in one phase column) and the
+ * outputs are a multiple of 16, the tile writes the output directly. */
+#define IG_MAX_PHASES 16
+#define IG_MAX_SCRATCH ((int64_t)1 << 30)
+
+typedef struct igemm {
+  int depthwise;                 /* one group per channel, one output each */
+  int64_t C, M, K, OH, OW, H, W;
+  int64_t k[2], s[2], d[2], p[2];
+  int nph[2];                    /* phases used per dimension (rows, columns) */
+  int64_t res[2][IG_MAX_PHASES]; /* the stride residue of each phase */
+  int64_t q[2];                  /* rows and columns of one phase plane */
+  int64_t grid;                  /* the grid's columns: OH * q[1] rounded up to 16 */
+  int64_t xelems, xbytes;        /* the phased input (bytes rounded to 64) */
+  int64_t yelems;                /* the grid of sums; 0: the tile writes Y */
+} igemm;
+
+/* The phase of tap |kk| in dimension |t| and its offset in the plane. */
+static int ig_phase(const igemm *ig, int t, int64_t kk, int64_t *off) {
+  int64_t pos = kk * ig->d[t];
+  int ph;
+  *off = pos / ig->s[t];
+  for (ph = 0; ph < ig->nph[t]; ph++)
+    if (ig->res[t][ph] == pos % ig->s[t]) break;
+  return ph;
+}
+
+/* A 1-D geometry as 2-D: one more dimension of extent 1 in front. */
+static void to_2d(geom *g) {
+  if (g->nsp != 1) return;
+  g->nsp = 2;
+  g->in[1] = g->in[0], g->out[1] = g->out[0], g->k[1] = g->k[0];
+  g->s[1] = g->s[0], g->d[1] = g->d[0], g->p[1] = g->p[0];
+  g->in[0] = g->out[0] = g->k[0] = g->s[0] = g->d[0] = 1;
+  g->p[0] = 0;
+}
+
+/* Fills |ig| for |n| when it takes the implicit product on a machine with
+ * the register tile: returns its scratch in bytes, or 0 when it does not. */
+static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+  int64_t es = (int64_t)moss_dtype_size(x->dtype), grid, xs, ys, tot, maxoff[2];
+  geom g = *g0;
+  int t, kk;
+  memset(ig, 0, sizeof *ig);
+  if (n->op != MOSS_OP_Conv || n->sparse || !w->data || w->dtype != x->dtype ||
+      y->dtype != x->dtype || (x->dtype != MOSS_DT_F32 && x->dtype != MOSS_DT_F64) ||
+      x->rank < 3 || x->rank > 4 || x->dims[0] < 1)
+    return 0;
+  ig->depthwise = moss_attr_int(n, "group", 1) != 1;
+  if (ig->depthwise ? w->dims[1] != 1 || w->dims[0] != x->dims[1] ||
+                          moss_attr_int(n, "group", 1) != x->dims[1]
+                    : w->dims[1] != x->dims[1])
+    return 0;
+  to_2d(&g);
+  ig->C = x->dims[1];
+  ig->M = w->dims[0];
+  ig->H = g.in[0], ig->W = g.in[1], ig->OH = g.out[0], ig->OW = g.out[1];
+  if (ig->C < 1 || ig->M < 1 || ig->OH < 1 || ig->OW < 1) return 0;
+  for (t = 0; t < 2; t++) {
+    ig->k[t] = g.k[t], ig->s[t] = g.s[t], ig->d[t] = g.d[t], ig->p[t] = g.p[t];
+    if (ig->k[t] < 1 || ig->s[t] < 1 || ig->d[t] < 1 || ig->p[t] < 0 || ig->k[t] > 64) return 0;
+    maxoff[t] = 0;
+    for (kk = 0; kk < ig->k[t]; kk++) {
+      int64_t pos = kk * ig->d[t], r = pos % ig->s[t], ph;
+      for (ph = 0; ph < ig->nph[t] && ig->res[t][ph] != r; ph++) {}
+      if (ph == ig->nph[t]) {
+        if (ig->nph[t] == IG_MAX_PHASES) return 0;
+        ig->res[t][ig->nph[t]++] = r;
+      }
+      if (pos / ig->s[t] > maxoff[t]) maxoff[t] = pos / ig->s[t];
+    }
+  }
+  ig->K = (ig->depthwise ? 1 : ig->C) * ig->k[0] * ig->k[1];
+  ig->q[0] = ig->OH + maxoff[0];
+  ig->q[1] = ig->OW + maxoff[1];
+  grid = ig->OH * ig->q[1];
+  if (grid < 8 || grid > IG_MAX_SCRATCH) return 0; /* too small a product for the tile to pay */
+  ig->grid = (grid + 15) / 16 * 16;
+  /* The last grid column of the last plane reads maxoff[1] past it, and
+   * the rounding columns beyond. */
+  xs = ig->C * ig->nph[0] * ig->nph[1];
+  if (xs > IG_MAX_SCRATCH || ig->q[0] * ig->q[1] > IG_MAX_SCRATCH) return 0;
+  ig->xelems = xs * ig->q[0] * ig->q[1] + maxoff[1] + (ig->grid - grid);
+  ig->yelems = ig->q[1] == ig->OW && ig->grid == grid ? 0 : ig->M * ig->grid;
+  if (ig->depthwise) { /* one channel at a time, and its grid when rows are short */
+    ig->xelems = ig->nph[0] * ig->nph[1] * ig->q[0] * ig->q[1] + maxoff[1] + (ig->grid - grid);
+    ig->yelems = ig->grid;
+  }
+  if (ig->xelems > IG_MAX_SCRATCH / es || ig->yelems > IG_MAX_SCRATCH / es) return 0;
+  ig->xbytes = (ig->xelems * es + 63) / 64 * 64;
+  ys = ig->yelems * es;
+  tot = ig->xbytes + ys;
+  return tot <= IG_MAX_SCRATCH ? tot : 0;
+}
+
+/* Whether |n| takes the implicit product on |cpu|, its geometry in |ig|
+ * and scratch in bytes as the result (0: it does not). */
+static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm *ig) {
+  moss_kb probe;
+  int mr, nr, lanes;
+  int64_t need;
+  geom g;
+  memset(&probe, 0, sizeof probe);
+  if (cpu) probe.cpu = *cpu;
+  if (n->op != MOSS_OP_Conv || n->sparse || n->inputs[0]->rank < 3 ||
+      n->inputs[1]->rank != n->inputs[0]->rank ||
+      !moss_tile_shape(&probe, n->inputs[0]->dtype, &mr, &nr, &lanes))
+    return 0;
+  get_geom(n, &g);
+  /* A pointwise Conv takes the plain product (pointwise_tiled). */
+  if (g.nsp == 1 && g.k[0] == 1 && g.s[0] == 1 && g.p[0] == 0 && g.in[0] == g.out[0] &&
+      g.out[0] >= lanes)
+    return 0;
+  need = ig_plan(n, &g, ig);
+  /* A strided depthwise Conv over rows of whole vectors keeps the direct
+   * loops: its copy into phases costs as much as its few taps save. */
+  if (ig->depthwise && ig->s[1] > 1 && ig->OW >= lanes) return 0;
+  return need;
+}
+
+static int64_t ct_scratch(const moss_node *n, const moss_kernel_cpu *cpu, geom *g);
+
+int64_t moss_lower_conv_scratch(const moss_node *n, const moss_kernel_cpu *cpu) {
+  igemm ig;
+  geom g;
+  if (n->op == MOSS_OP_ConvTranspose) return ct_scratch(n, cpu, &g);
+  return ig_scratch(n, cpu, &ig);
+}
+
+/* xs[row + j] = value(j) over j in [lo, hi): the input at src + j*s + r - p,
+ * or zero when |src| is NULL. */
+static void ig_fill(moss_kb *b, const igemm *ig, int xs, moss_kx *row, moss_kx *src, int64_t r,
+                    int64_t lo, int64_t hi) {
+  moss_kx *j, *v;
+  if (hi <= lo) return;
+  j = moss_k_for(b, "j", moss_k_idx(b, lo), moss_k_idx(b, hi), 1, MOSS_KL_PARALLEL, 0);
+  if (src)
+    v = moss_k_load(b, moss_k_input(b, 0),
+                    moss_k_add(b, src, offset(b, moss_k_mulc(b, j, ig->s[1]), r - ig->p[1])));
+  else
+    v = moss_k_flt(b, b->k->bufs[xs].dt, 0);
+  moss_k_store(b, xs, moss_k_add(b, row, j), v);
+  moss_k_end(b);
+}
+
+/* Copies the input channel at |xc| into its phases in |xs| from |at| on.
+ * Per input row, one loop writes every column phase where all of them
+ * come from the input, so the strided loads form one interleaved group
+ * (wide loads and shuffles) rather than a gather per phase. */
+static void ig_copy_channel(moss_kb *b, const igemm *ig, int xs, moss_kx *xc, moss_kx *at) {
+  int a, c2, np = ig->nph[1];
+  int64_t plane = ig->q[0] * ig->q[1], Q = ig->q[1], jlo[IG_MAX_PHASES], jhi[IG_MAX_PHASES], clo = 0,
+          chi = Q;
+  moss_kx *row[IG_MAX_PHASES];
+  char name[16];
+  for (c2 = 0; c2 < np; c2++) {
+    range(Q, ig->s[1], ig->res[1][c2] - ig->p[1], ig->W, &jlo[c2], &jhi[c2]);
+    if (jlo[c2] > clo) clo = jlo[c2];
+    if (jhi[c2] < chi) chi = jhi[c2];
+  }
+  for (a = 0; a < ig->nph[0]; a++) {
+    int64_t rh = ig->res[0][a], ilo, ihi;
+    moss_kx *i, *src, *j;
+    /* Plane row i is input row i*s + rh - p; column j input column j*s + rw - p. */
+    range(ig->q[0], ig->s[0], rh - ig->p[0], ig->H, &ilo, &ihi);
+    moss_k_comment(b, "row phase %lld: plane rows [%lld, %lld) come from the input, columns "
+                   "[%lld, %lld) in every column phase", (long long)rh, (long long)ilo, (long long)ihi,
+                   (long long)clo, (long long)chi);
+    i = moss_k_range(b, "i", ig->q[0], MOSS_KL_PARALLEL);
+    for (c2 = 0; c2 < np; c2++) {
+      snprintf(name, sizeof name, "pr%d", c2);
+      row[c2] = moss_k_let(b, name, moss_k_add(b, moss_k_addc(b, at, (a * np + c2) * plane), moss_k_mulc(b, i, Q)));
+    }
+    moss_k_if(b, moss_k_bin(b, MOSS_KX_LAND, moss_k_bin(b, MOSS_KX_GE, i, moss_k_idx(b, ilo)),
+                            moss_k_bin(b, MOSS_KX_LT, i, moss_k_idx(b, ihi))));
+    src = moss_k_let(b, "xr", moss_k_add(b, xc, moss_k_mulc(b, offset(b, moss_k_mulc(b, i, ig->s[0]),
+                                                                      rh - ig->p[0]), ig->W)));
+    for (c2 = 0; c2 < np; c2++) {
+      ig_fill(b, ig, xs, row[c2], NULL, 0, 0, jlo[c2]);
+      if (chi > clo) { /* [clo, chi) in the loop of every phase below */
+        ig_fill(b, ig, xs, row[c2], src, ig->res[1][c2], jlo[c2], clo);
+        ig_fill(b, ig, xs, row[c2], src, ig->res[1][c2], chi, jhi[c2]);
+      } else {
+        ig_fill(b, ig, xs, row[c2], src, ig->res[1][c2], jlo[c2], jhi[c2]);
+      }
+      ig_fill(b, ig, xs, row[c2], NULL, 0, jhi[c2], Q);
+    }
+    if (chi > clo) {
+      j = moss_k_for(b, "j", moss_k_idx(b, clo), moss_k_idx(b, chi), 1, MOSS_KL_PARALLEL, 0);
+      for (c2 = 0; c2 < np; c2++)
+        moss_k_store(b, xs, moss_k_add(b, row[c2], j),
+                     moss_k_load(b, moss_k_input(b, 0),
+                                 moss_k_add(b, src, offset(b, moss_k_mulc(b, j, ig->s[1]),
+                                                           ig->res[1][c2] - ig->p[1]))));
+      moss_k_end(b);
+    }
+    moss_k_else(b);
+    for (c2 = 0; c2 < np; c2++) ig_fill(b, ig, xs, row[c2], NULL, 0, 0, Q);
+    moss_k_end(b); /* if */
+    moss_k_end(b); /* i */
+  }
+}
+
+/* Copies image |xb| of the input into the phased, zero-padded scratch |xs|. */
+static void ig_copy_in(moss_kb *b, const igemm *ig, int xs, moss_kx *xb) {
+  int64_t plane = ig->q[0] * ig->q[1];
+  moss_dtype dt = b->k->bufs[xs].dt;
+  moss_kx *c = moss_k_range(b, "c", ig->C, MOSS_KL_PARALLEL);
+  ig_copy_channel(b, ig, xs, moss_k_let(b, "xc", moss_k_add(b, xb, moss_k_mulc(b, c, ig->H * ig->W))),
+                  moss_k_mulc(b, c, ig->nph[0] * ig->nph[1] * plane));
+  moss_k_end(b); /* c */
+  if (ig->xelems > ig->C * ig->nph[0] * ig->nph[1] * plane) {
+    /* What the last grid columns read past the planes: zeros, not garbage. */
+    int64_t from = ig->C * ig->nph[0] * ig->nph[1] * plane;
+    moss_kx *j = moss_k_for(b, "j", moss_k_idx(b, from), moss_k_idx(b, ig->xelems), 1,
+                            MOSS_KL_PARALLEL, 0);
+    moss_k_store(b, xs, j, moss_k_flt(b, dt, 0));
+    moss_k_end(b);
+  }
+}
+
+static moss_kx *pw_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r);
+
+/* Copies the valid columns of the grid of sums |ys| into image |bb| of the output. */
+static void ig_copy_out(moss_kb *b, const igemm *ig, int ys, moss_kx *bb) {
+  moss_kx *m, *oh, *ow, *yr, *gr;
+  moss_k_comment(b, "the valid columns of the grid");
+  m = moss_k_range(b, "m", ig->M, MOSS_KL_PARALLEL);
+  oh = moss_k_range(b, "oh", ig->OH, MOSS_KL_PARALLEL);
+  yr = moss_k_let(b, "yr", moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->M), m),
+                                                     ig->OH * ig->OW),
+                                      moss_k_mulc(b, oh, ig->OW)));
+  gr = moss_k_let(b, "gr", moss_k_add(b, moss_k_mulc(b, m, ig->grid), moss_k_mulc(b, oh, ig->q[1])));
+  ow = moss_k_range(b, "ow", ig->OW, MOSS_KL_PARALLEL);
+  moss_k_store(b, moss_k_output(b, 0), moss_k_add(b, yr, ow), moss_k_load(b, ys, moss_k_add(b, gr, ow)));
+  moss_k_end(b);
+  moss_k_end(b);
+  moss_k_end(b);
+}
+
+/* The implicit product of |n| (ig_scratch said it takes it). */
+static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1];
+  int64_t N = x->dims[0], grid = ig->grid, *rows, c, kh, kw, offh, offw;
+  int mr, nr, lanes, xs, ys = -1, ph, pw;
+  moss_tile t;
+  moss_kx *bb;
+  char name[160];
+  moss_tile_shape(b, x->dtype, &mr, &nr, &lanes);
+  rows = moss_arena_alloc(b->arena, sizeof *rows * (size_t)ig->K, 8);
+  if (!rows) {
+    moss_kb_fail(b, MOSS_E_NOMEM, "kernel description");
+    return;
+  }
+  for (c = 0; c < ig->C; c++)
+    for (kh = 0; kh < ig->k[0]; kh++)
+      for (kw = 0; kw < ig->k[1]; kw++) {
+        ph = ig_phase(ig, 0, kh, &offh);
+        pw = ig_phase(ig, 1, kw, &offw);
+        rows[(c * ig->k[0] + kh) * ig->k[1] + kw] =
+            ((c * ig->nph[0] + ph) * ig->nph[1] + pw) * ig->q[0] * ig->q[1] + offh * ig->q[1] + offw;
+      }
+  xs = moss_k_arena_scratch(b, "xpad", x->dtype, ig->xelems, 0);
+  if (ig->yelems) ys = moss_k_arena_scratch(b, "grid", x->dtype, ig->yelems, ig->xbytes);
+  memset(&t, 0, sizeof t);
+  t.dt = x->dtype;
+  t.M = ig->M;
+  t.N = grid;
+  t.K = ig->K;
+  snprintf(name, sizeof name, "'%s' packed in blocks of %d rows", w->name, mr);
+  t.s = moss_tile_pack(b, name, w->dtype, w->data, ig->K, ig->M, 1, ig->K, mr);
+  t.s_packed = 1;
+  t.s_at = moss_k_idx(b, 0);
+  t.v = xs;
+  t.v_rows = 1;
+  t.v_koff = moss_k_table(b, "rows", MOSS_DT_I64, ig->K, rows);
+  t.v_at = moss_k_idx(b, 0);
+  if (moss_node_input(n, 2) || n->act.kind) {
+    t.epilogue = pw_epilogue;
+    t.arg = n;
+  }
+  moss_k_comment(b, "implicit product: %lld x %lld x %lld on a grid of %lld x %lld (%d x %d phases "
+                 "of %lld x %lld)", (long long)ig->M, (long long)grid, (long long)ig->K,
+                 (long long)ig->OH, (long long)ig->q[1], ig->nph[0], ig->nph[1], (long long)ig->q[0],
+                 (long long)ig->q[1]);
+  bb = moss_k_range(b, "b", N, MOSS_KL_SERIAL);
+  ig_copy_in(b, ig, xs, moss_k_let(b, "xb", moss_k_mulc(b, bb, ig->C * ig->H * ig->W)));
+  if (ys < 0) {
+    t.y = moss_k_output(b, 0);
+    t.y_at = moss_k_let(b, "yb", moss_k_mulc(b, bb, ig->M * grid));
+    t.y_row = grid;
+    moss_tile_product(b, &t);
+  } else {
+    t.y = ys;
+    t.y_at = moss_k_idx(b, 0);
+    t.y_row = grid;
+    moss_tile_product(b, &t);
+    ig_copy_out(b, ig, ys, bb);
+  }
+  moss_k_end(b); /* b */
+}
+
+/* One output vector (or scalar, |lanes| 1) of the depthwise Conv at
+ * y[yr + ow], from the phased channel in |xs| at |row| + ow. */
+static moss_kx *dw_sum(moss_kb *b, const moss_node *n, int xs, moss_kx *const *wk, const int64_t *off,
+                       int64_t taps, moss_kx *init, moss_kx *row, moss_kx *ow, int lanes) {
+  moss_kx *acc = init;
+  int64_t k;
+  for (k = 0; k < taps; k++) {
+    moss_kx *at = moss_k_add(b, row, moss_k_addc(b, ow, off[k]));
+    moss_kx *xv = lanes > 1 ? moss_k_vload(b, xs, at, lanes) : moss_k_load(b, xs, at);
+    moss_kx *w = lanes > 1 ? moss_k_splat(b, wk[k], lanes) : wk[k];
+    acc = b->cpu.fma ? moss_k_call(b, MOSS_KFN_FMA, w, xv, acc)
+                     : moss_k_bin(b, MOSS_KX_ADD, acc, moss_k_bin(b, MOSS_KX_MUL, w, xv));
+  }
+  if (!n->act.kind) return acc;
+  return moss_k_act(b, n, moss_k_let(b, "s", acc));
+}
+
+/* The depthwise Conv (ig_scratch said it takes it): each channel is copied
+ * into its phases (a plane that stays in cache), then each output row is
+ * computed in vectors that sum every tap in registers, four vectors at a
+ * time (independent chains of multiply-adds), then one, then a last
+ * vector ending at the row's end (it recomputes a few outputs of the one
+ * before, to the same values): the output is written once, in place. */
+static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
+  const moss_value *x = n->inputs[0];
+  int64_t N = x->dims[0], plane = ig->q[0] * ig->q[1], taps = ig->K, k, off[64], kh, kw, offh, offw;
+  int64_t OW = ig->OW, v4, v1;
+  int mr, nr, lanes, xs, ys = -1, u, flat, wb = moss_k_input(b, 1), yb = moss_k_output(b, 0);
+  moss_kx *bb, *c, *wk[64], *init, *vinit, *oh, *row, *yr, *ow;
+  moss_dtype dt = x->dtype;
+  char name[16];
+  moss_tile_shape(b, dt, &mr, &nr, &lanes);
+  if (taps > 64) {
+    moss_kb_fail(b, MOSS_E_INTERNAL, "depthwise kernel of %lld taps", (long long)taps);
+    return;
+  }
+  for (kh = 0; kh < ig->k[0]; kh++)
+    for (kw = 0; kw < ig->k[1]; kw++) {
+      int ph = ig_phase(ig, 0, kh, &offh), pw = ig_phase(ig, 1, kw, &offw);
+      off[kh * ig->k[1] + kw] = ((int64_t)ph * ig->nph[1] + pw) * plane + offh * ig->q[1] + offw;
+    }
+  xs = moss_k_arena_scratch(b, "xpad", dt, ig->xelems, 0);
+  flat = lanes > 1 && OW < lanes;
+  if (flat) ys = moss_k_arena_scratch(b, "grid", dt, ig->yelems, ig->xbytes);
+  moss_k_comment(b, "depthwise: %lld channels of %lld taps, each copied into %d x %d phases of "
+                 "%lld x %lld%s", (long long)ig->C, (long long)taps, ig->nph[0], ig->nph[1],
+                 (long long)ig->q[0], (long long)ig->q[1],
+                 flat ? ", summed over its whole grid (rows shorter than a vector)" : "");
+  bb = moss_k_range(b, "b", N, MOSS_KL_SERIAL);
+  if (flat) { /* what the grid's last vectors read past the planes */
+    int64_t from = ig->nph[0] * ig->nph[1] * plane;
+    ig_fill(b, ig, xs, moss_k_idx(b, from), NULL, 0, 0, ig->xelems - from);
+  }
+  c = moss_k_range(b, "c", ig->C, MOSS_KL_SERIAL); /* one scratch plane */
+  ig_copy_channel(b, ig, xs,
+                  moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), c), ig->H * ig->W)),
+                  moss_k_idx(b, 0));
+  for (k = 0; k < taps; k++) {
+    snprintf(name, sizeof name, "w%d", (int)k);
+    wk[k] = moss_k_let(b, name, moss_k_load(b, wb, moss_k_addc(b, moss_k_mulc(b, c, taps), k)));
+  }
+  init = moss_k_let(b, "b0", moss_node_input(n, 2) ? moss_k_load(b, moss_k_input(b, 2), c) : moss_k_flt(b, dt, 0));
+  vinit = lanes > 1 ? moss_k_let(b, "bv", moss_k_splat(b, init, lanes)) : NULL;
+  if (flat) {
+    /* The grid in vectors (it is a multiple of 16 elements), four at a
+     * time, then its valid columns out. */
+    int64_t g4 = ig->grid / (4 * lanes) * 4 * lanes;
+    for (u = 4; u >= 1; u -= 3) {
+      int64_t lo = u == 4 ? 0 : g4, hi = u == 4 ? g4 : ig->grid, q;
+      moss_kx *sum[4], *pp;
+      if (hi <= lo) continue;
+      pp = moss_k_for(b, "p", moss_k_idx(b, lo), moss_k_idx(b, hi), (int64_t)u * lanes, MOSS_KL_PARALLEL, 0);
+      for (q = 0; q < u; q++) {
+        snprintf(name, sizeof name, "o%d", (int)q);
+        sum[q] = moss_k_let(b, name, dw_sum(b, n, xs, wk, off, taps, vinit, moss_k_idx(b, 0),
+                                            moss_k_addc(b, pp, q * lanes), lanes));
+      }
+      for (q = 0; q < u; q++) moss_k_store(b, ys, moss_k_addc(b, pp, q * lanes), sum[q]);
+      moss_k_end(b);
+    }
+    oh = moss_k_range(b, "oh", ig->OH, MOSS_KL_PARALLEL);
+    yr = moss_k_let(b, "yr", moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), c),
+                                                       ig->OH * OW),
+                                        moss_k_mulc(b, oh, OW)));
+    row = moss_k_let(b, "gr", moss_k_mulc(b, oh, ig->q[1]));
+    ow = moss_k_range(b, "ow", OW, MOSS_KL_PARALLEL);
+    moss_k_store(b, yb, moss_k_add(b, yr, ow), moss_k_load(b, ys, moss_k_add(b, row, ow)));
+    moss_k_end(b);
+    moss_k_end(b);
+    moss_k_end(b); /* c */
+    moss_k_end(b); /* b */
+    return;
+  }
+  oh = moss_k_range(b, "oh", ig->OH, MOSS_KL_PARALLEL);
+  row = moss_k_let(b, "pr", moss_k_mulc(b, oh, ig->q[1]));
+  yr = moss_k_let(b, "yr", moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), c),
+                                                     ig->OH * OW),
+                                      moss_k_mulc(b, oh, OW)));
+  if (!vinit || OW < lanes) {
+    ow = moss_k_range(b, "ow", OW, MOSS_KL_PARALLEL);
+    moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, init, row, ow, 1));
+    moss_k_end(b);
+  } else {
+    v4 = OW / (4 * lanes) * 4 * lanes;
+    v1 = OW / lanes * lanes;
+    if (v4 > 0) {
+      moss_kx *sum[4];
+      ow = moss_k_for(b, "ow", moss_k_idx(b, 0), moss_k_idx(b, v4), 4 * lanes, MOSS_KL_PARALLEL, 0);
+      for (u = 0; u < 4; u++) {
+        snprintf(name, sizeof name, "o%d", u);
+        sum[u] = moss_k_let(b, name, dw_sum(b, n, xs, wk, off, taps, vinit, row,
+                                            moss_k_addc(b, ow, (int64_t)u * lanes), lanes));
+      }
+      for (u = 0; u < 4; u++)
+        moss_k_store(b, yb, moss_k_add(b, yr, moss_k_addc(b, ow, (int64_t)u * lanes)), sum[u]);
+      moss_k_end(b);
+    }
+    if (v1 > v4) {
+      ow = moss_k_for(b, "ow", moss_k_idx(b, v4), moss_k_idx(b, v1), lanes, MOSS_KL_PARALLEL, 0);
+      moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes));
+      moss_k_end(b);
+    }
+    if (OW > v1) {
+      ow = moss_k_idx(b, OW - lanes);
+      moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes));
+    }
+  }
+  moss_k_end(b); /* oh */
+  moss_k_end(b); /* c */
+  moss_k_end(b); /* b */
+}
+
 static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
   const moss_value *x = n->inputs[0], *w = n->inputs[1];
   int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], Cg = w->dims[1];
@@ -338,6 +789,17 @@ static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
   if (group < 1 || Mg * group != M)
     return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "group count does not divide the channels");
   if (group == 1 && pointwise_tiled(b, n, g)) return b->st;
+  if (n->scratch_bytes > 0) {
+    igemm ig;
+    int64_t need = ig_scratch(n, &b->cpu, &ig);
+    /* The planner reserved the scratch for the same machine facts; where
+     * it did not (a node lowered for other facts), the direct loops. */
+    if (need > 0 && need <= n->scratch_bytes) {
+      if (ig.depthwise) lower_depthwise(b, n, &ig);
+      else lower_igemm(b, n, &ig);
+      return b->st;
+    }
+  }
   bb = moss_k_range(b, "b", N, MOSS_KL_PARALLEL);
   loops = open_channels(b, group, Mg, &m, &gr, &mm);
   xb = moss_k_mulc(b, bb, C * XS);
@@ -372,6 +834,102 @@ static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
   while (loops--) moss_k_end(b);
   moss_k_end(b); /* b */
   return b->st;
+}
+
+/* ---- ConvTranspose as a product, then a scatter ---------------------------------------
+ *
+ * With one group and a constant weight W[C, M, KH, KW], every input
+ * position j contributes Z[(m, kh, kw), j] = sum over c of W[c, m, kh, kw]
+ * X[c, j] to output (m, i*s + kh*d - p, ...): Z = W^T X is one product on
+ * the register tile (M*KH*KW rows, K = C, the image's positions as
+ * columns), into arena scratch; then each output plane starts from the
+ * bias and adds the taps' rows of Z at their strided places (bounds from
+ * the geometry, no checks inside), then the activation. The scatter's adds
+ * are M*KH*KW per position, against C times as many in the product. */
+#define CT_MAX_TAPS 64
+
+/* The scratch of |n|'s product (0: it keeps the direct loops), its
+ * geometry in |g| (2-D). */
+static int64_t ct_scratch(const moss_node *n, const moss_kernel_cpu *cpu, geom *g) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+  moss_kb probe;
+  int mr, nr, lanes, t;
+  int64_t es, HW, KM, z;
+  memset(&probe, 0, sizeof probe);
+  if (cpu) probe.cpu = *cpu;
+  if (n->op != MOSS_OP_ConvTranspose || n->sparse || !w->data || w->dtype != x->dtype ||
+      y->dtype != x->dtype || x->rank < 3 || x->rank > 4 || w->rank != x->rank ||
+      moss_attr_int(n, "group", 1) != 1 || w->dims[0] != x->dims[1] || x->dims[0] < 1 ||
+      !moss_tile_shape(&probe, x->dtype, &mr, &nr, &lanes))
+    return 0;
+  get_geom(n, g);
+  to_2d(g);
+  for (t = 0; t < 2; t++)
+    if (g->s[t] < 1 || g->d[t] < 1 || g->k[t] < 1 || g->p[t] < 0) return 0;
+  es = (int64_t)moss_dtype_size(x->dtype);
+  HW = g->in[0] * g->in[1];
+  KM = w->dims[1] * g->k[0] * g->k[1];
+  if (g->k[0] * g->k[1] > CT_MAX_TAPS || HW < 8 || KM < 1 || x->dims[1] < 1) return 0;
+  if (!moss_i64_mul(KM, HW, &z) || !moss_i64_mul(z, es, &z) || z > IG_MAX_SCRATCH) return 0;
+  return z;
+}
+
+static void lower_ct_gemm(moss_kb *b, const moss_node *n, const geom *g) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1];
+  int64_t N = x->dims[0], C = x->dims[1], M = w->dims[1], HW = g->in[0] * g->in[1];
+  int64_t KK = g->k[0] * g->k[1], KM = M * KK, OHW = g->out[0] * g->out[1], kh, kw;
+  int mr, nr, lanes, zs, yb = moss_k_output(b, 0);
+  moss_tile t;
+  moss_kx *bb, *m, *ym, *j;
+  char name[160];
+  moss_tile_shape(b, x->dtype, &mr, &nr, &lanes);
+  zs = moss_k_arena_scratch(b, "z", x->dtype, KM * HW, 0);
+  memset(&t, 0, sizeof t);
+  t.dt = x->dtype;
+  t.M = KM;
+  t.N = HW;
+  t.K = C;
+  snprintf(name, sizeof name, "'%s' transposed, packed in blocks of %d rows", w->name, mr);
+  t.s = moss_tile_pack(b, name, w->dtype, w->data, C, KM, KM, 1, mr);
+  t.s_packed = 1;
+  t.s_at = moss_k_idx(b, 0);
+  t.v = moss_k_input(b, 0);
+  t.v_k = HW;
+  t.y = zs;
+  t.y_at = moss_k_idx(b, 0);
+  t.y_row = HW;
+  moss_k_comment(b, "ConvTranspose as Z = W^T X (%lld x %lld x %lld), then each tap's row of Z "
+                 "added at its strided place", (long long)KM, (long long)HW, (long long)C);
+  bb = moss_k_range(b, "b", N, MOSS_KL_SERIAL);
+  t.v_at = moss_k_let(b, "xb", moss_k_mulc(b, bb, C * HW));
+  moss_tile_product(b, &t);
+  m = moss_k_range(b, "m", M, MOSS_KL_PARALLEL);
+  ym = moss_k_let(b, "ym", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, M), m), OHW));
+  j = moss_k_range(b, "j", OHW, MOSS_KL_PARALLEL);
+  moss_k_store(b, yb, moss_k_add(b, ym, j),
+               moss_node_input(n, 2) ? moss_k_load(b, moss_k_input(b, 2), m) : moss_k_flt(b, x->dtype, 0));
+  moss_k_end(b);
+  for (kh = 0; kh < g->k[0]; kh++)
+    for (kw = 0; kw < g->k[1]; kw++) {
+      int64_t ilo, ihi, jlo, jhi, oh0 = kh * g->d[0] - g->p[0], ow0 = kw * g->d[1] - g->p[1];
+      moss_kx *i, *zr, *yr, *jj;
+      range(g->in[0], g->s[0], oh0, g->out[0], &ilo, &ihi);
+      range(g->in[1], g->s[1], ow0, g->out[1], &jlo, &jhi);
+      if (ihi <= ilo || jhi <= jlo) continue;
+      i = moss_k_for(b, "i", moss_k_idx(b, ilo), moss_k_idx(b, ihi), 1, MOSS_KL_SERIAL, 0);
+      zr = moss_k_let(b, "zr", moss_k_add(b, moss_k_mulc(b, m, KK * HW),
+                                          moss_k_addc(b, moss_k_mulc(b, i, g->in[1]), (kh * g->k[1] + kw) * HW)));
+      yr = moss_k_let(b, "yr", moss_k_add(b, ym, moss_k_mulc(b, offset(b, moss_k_mulc(b, i, g->s[0]), oh0),
+                                                            g->out[1])));
+      jj = moss_k_for(b, "j", moss_k_idx(b, jlo), moss_k_idx(b, jhi), 1, MOSS_KL_PARALLEL, 0);
+      accumulate(b, yb, moss_k_add(b, yr, offset(b, moss_k_mulc(b, jj, g->s[1]), ow0)),
+                 moss_k_load(b, zs, moss_k_add(b, zr, jj)));
+      moss_k_end(b);
+      moss_k_end(b);
+    }
+  act_loop(b, n, ym, OHW);
+  moss_k_end(b); /* m */
+  moss_k_end(b); /* b */
 }
 
 static moss_status lower_convtranspose(moss_kb *b, const moss_node *n, const geom *g) {
@@ -436,6 +994,13 @@ moss_status moss_lower_conv(moss_kb *b, const moss_node *n) {
   if (n->inputs[0]->rank < 3 || n->inputs[1]->rank != n->inputs[0]->rank)
     return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "input and weight ranks %d and %d",
                         n->inputs[0]->rank, n->inputs[1]->rank);
+  if (n->op == MOSS_OP_ConvTranspose && n->scratch_bytes > 0) {
+    int64_t need = ct_scratch(n, &b->cpu, &g);
+    if (need > 0 && need <= n->scratch_bytes) { /* else: lowered for other facts than planned */
+      lower_ct_gemm(b, n, &g);
+      return b->st;
+    }
+  }
   get_geom(n, &g);
   if (n->op == MOSS_OP_ConvTranspose) return lower_convtranspose(b, n, &g);
   return lower_conv(b, n, &g);

@@ -69,6 +69,7 @@ int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data
  * as |nv| vectors of |lanes| (1: single columns). */
 typedef struct at {
   moss_kx *i0, *jb, *c0;
+  moss_kx *row; /* with t->v_rows: rows[k], loaded once per k */
   int mr, nv, lanes;
   int64_t bw;
 } at;
@@ -86,6 +87,8 @@ static moss_kx *v_row(moss_kb *b, const moss_tile *t, const at *p, int v, moss_k
   moss_kx *c = moss_k_addc(b, p->c0, (int64_t)v * p->lanes), *e;
   if (t->v_packed)
     e = moss_k_add(b, moss_k_add(b, moss_k_mulc(b, p->jb, t->K), moss_k_mulc(b, k, p->bw)), c);
+  else if (t->v_rows)
+    e = moss_k_add(b, p->row, moss_k_add(b, p->jb, c));
   else
     e = moss_k_add(b, moss_k_mulc(b, k, t->v_k), moss_k_add(b, p->jb, c));
   e = moss_k_add(b, t->v_at, e);
@@ -95,6 +98,7 @@ static moss_kx *v_row(moss_kb *b, const moss_tile *t, const at *p, int v, moss_k
 /* One tile: the sums in locals over the whole k loop, then the stores. */
 static void tile(moss_kb *b, const moss_tile *t, const at *p) {
   moss_kx *acc[TILE_MAX_ROWS][TILE_MAX_VECS], *bv[TILE_MAX_VECS], *k, *a, *zero;
+  at q;
   char name[24];
   int r, v;
   zero = moss_k_splat(b, moss_k_flt(b, t->dt, 0.0), p->lanes);
@@ -104,6 +108,11 @@ static void tile(moss_kb *b, const moss_tile *t, const at *p) {
       acc[r][v] = moss_k_let(b, name, zero);
     }
   k = moss_k_range(b, "k", t->K, MOSS_KL_REDUCE);
+  if (t->v_rows) {
+    q = *p;
+    q.row = moss_k_let(b, "row", moss_k_load(b, t->v_koff, k));
+    p = &q;
+  }
   for (v = 0; v < p->nv; v++) {
     snprintf(name, sizeof name, "v%d", v);
     bv[v] = moss_k_let(b, name, v_row(b, t, p, v, k));

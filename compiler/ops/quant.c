@@ -96,7 +96,10 @@ moss_status moss_quant_axis(moss_ctx *ctx, const moss_node *n, const moss_value 
   if (scale->rank > 1)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
                      "scale of rank %d (blocked quantization is not supported)", scale->rank);
-  if (zp && (zp->rank != scale->rank || moss_value_numel(zp) != ns))
+  /* One value each is per tensor whatever the ranks: ONNX Runtime's own
+   * quantizer writes a [1] scale with a scalar zero point. */
+  if (zp && !(ns == 1 && moss_value_numel(zp) == 1) &&
+      (zp->rank != scale->rank || moss_value_numel(zp) != ns))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "zero point and scale shapes differ");
   if (ns == 1) return MOSS_OK; /* one value: per tensor, whatever the axis */
   MOSS_TRY(moss_norm_axis(ctx, n, moss_attr_int(n, "axis", 1), x->rank, out_axis));

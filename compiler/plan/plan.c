@@ -9,7 +9,9 @@
  *    buffers overlap.
  * 3. Offsets: values are placed in definition order at the lowest
  *    64-byte-aligned offset that overlaps no value live at the same time
- *    (first fit over the live set sorted by offset). */
+ *    (first fit over the live set sorted by offset). A node's kernel
+ *    scratch (n->scratch_bytes) is placed the same way, live while the
+ *    node runs, before the node's outputs. */
 #include "plan.h"
 
 static int is_view(const moss_node *n) {
@@ -26,7 +28,8 @@ static moss_value *root(moss_value *v) {
 }
 
 typedef struct interval {
-  moss_value *v;
+  moss_value *v;     /* NULL: the scratch of node |n| */
+  moss_node *n;
   int start, end;
   int64_t size, offset;
 } interval;
@@ -37,12 +40,13 @@ moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_b
   interval *iv;
   int *order; /* values placed so far, kept sorted by offset */
   int64_t arena = 0;
-  size_t bytes = sizeof(int) * (size_t)nv * 3 + sizeof(interval) * (size_t)nv + 1;
+  size_t niv = (size_t)nv + (size_t)g->nnodes;
+  size_t bytes = sizeof(int) * (size_t)nv * 2 + sizeof(int) * niv + sizeof(interval) * niv + 1;
   char *mem = moss_alloc(ctx, bytes);
   *out_arena_bytes = 0;
   if (!mem) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "memory plan");
   iv = (interval *)mem; /* first: it needs the strictest alignment */
-  start = (int *)(iv + nv);
+  start = (int *)(iv + niv);
   end = start + nv;
   order = end + nv;
 
@@ -86,6 +90,20 @@ moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_b
     int ni = 0;
     for (i = 0; i < g->nnodes; i++) {
       moss_node *n = g->nodes[i];
+      n->scratch_offset = -1;
+      if (n->scratch_bytes > 0) {
+        int64_t sz;
+        if (!moss_i64_add(n->scratch_bytes, MOSS_PLAN_ALIGN - 1, &sz)) {
+          moss_free(ctx, mem, bytes);
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the kernel's scratch has no size in "
+                           "bytes that fits in 64 bits");
+        }
+        iv[ni].v = NULL;
+        iv[ni].n = n;
+        iv[ni].start = iv[ni].end = i;
+        iv[ni].size = sz / MOSS_PLAN_ALIGN * MOSS_PLAN_ALIGN;
+        ni++;
+      }
       for (j = 0; j < n->noutputs; j++) {
         moss_value *v = n->outputs[j];
         int64_t sz;
@@ -97,6 +115,7 @@ moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_b
                            "fits in 64 bits", v->name ? v->name : "");
         }
         iv[ni].v = v;
+        iv[ni].n = n;
         iv[ni].start = start[v->id];
         iv[ni].end = end[v->id];
         iv[ni].size = sz / MOSS_PLAN_ALIGN * MOSS_PLAN_ALIGN;
@@ -118,15 +137,17 @@ moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_b
         if (o->offset + o->size > off) off = o->offset + o->size;
       }
       if (!moss_i64_add(off, iv[i].size, &top)) {
-        moss_status st = moss_fail(ctx, MOSS_E_INVALID_MODEL, iv[i].v->producer,
-                                   "the arena overflows 64 bits when '%s' (%lld bytes) is placed "
-                                   "at offset %lld", iv[i].v->name ? iv[i].v->name : "",
-                                   (long long)iv[i].size, (long long)off);
+        moss_status st = moss_fail(ctx, MOSS_E_INVALID_MODEL, iv[i].n,
+                                   "the arena overflows 64 bits when %s%s%s (%lld bytes) is placed "
+                                   "at offset %lld", iv[i].v ? "'" : "",
+                                   iv[i].v ? (iv[i].v->name ? iv[i].v->name : "") : "the kernel's scratch",
+                                   iv[i].v ? "'" : "", (long long)iv[i].size, (long long)off);
         moss_free(ctx, mem, bytes); /* |iv| lives in it: after the message */
         return st;
       }
       iv[i].offset = off;
-      iv[i].v->offset = off;
+      if (iv[i].v) iv[i].v->offset = off;
+      else iv[i].n->scratch_offset = off;
       if (top > arena) arena = top;
       /* Insert keeping the live set sorted by offset. */
       for (m = nlive; m > 0 && iv[order[m - 1]].offset > off; m--) order[m] = order[m - 1];

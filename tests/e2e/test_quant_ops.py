@@ -115,6 +115,12 @@ xq2 = np.array([-3.0, -1.5, 0.5, 1.5, 2.5, 300.0], np.float32)
 got = run("quantize_nozp", H.make_node("QuantizeLinear", ["x", "s"], ["y"]),
           {"x": xq2}, {"s": np.array(np.float32(1.0))}, np.uint8, xq2.shape, opset=10)
 check("QuantizeLinear no zp (uint8)", got, np.clip(np.rint(xq2), 0, 255).astype(np.uint8), 0)
+# ONNX Runtime's quantizer writes an int32 bias with a [1] scale and a
+# scalar zero point: one value each, per tensor.
+xb = rng.integers(-100000, 100000, (7,), dtype=np.int32)
+got = run("dequantize_i32_scale1_zpscalar", H.make_node("DequantizeLinear", ["x", "s", "z"], ["y"]),
+          {"x": xb}, {"s": np.array([0.0625], np.float32), "z": np.array(0, np.int32)}, np.float32, xb.shape)
+check("DequantizeLinear int32 [1] scale, scalar zero point", got, xb.astype(np.float32) * np.float32(0.0625), 0)
 import shutil
 shutil.rmtree(W, ignore_errors=True)
 sys.exit(1 if fails else 0)

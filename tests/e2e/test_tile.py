@@ -181,6 +181,137 @@ x, w = r(1, 6, 9, 9), r(10, 6, 1, 1)
 y, bd = conv1x1(x[:, :, ::2, ::2], w)
 case("conv1x1_stride2", [H.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2])], {"x": x}, {"w": w}, y, (bd, 6))
 
+
+
+def conv_ref(x, w, bias=None, strides=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0), group=1):
+    """Conv computed here tap by tap on a zero-padded float64 copy (the ONNX
+    definition, 2-D): the sum and the sum of |products| for the bound."""
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    xp = np.zeros((n, c, h + pads[0] + pads[2], wd + pads[1] + pads[3]))
+    xp[:, :, pads[0]:pads[0] + h, pads[1]:pads[1] + wd] = x
+    oh = (xp.shape[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
+    ow = (xp.shape[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
+    y = np.zeros((n, m, oh, ow))
+    bd = np.zeros((n, m, oh, ow))
+    mg = m // group
+    for g in range(group):
+        for i in range(kh):
+            for j in range(kw):
+                win = xp[:, g * cg:(g + 1) * cg, i * dil[0]:i * dil[0] + (oh - 1) * strides[0] + 1:strides[0],
+                         j * dil[1]:j * dil[1] + (ow - 1) * strides[1] + 1:strides[1]]
+                wt = w[g * mg:(g + 1) * mg, :, i, j].astype(np.float64)
+                y[:, g * mg:(g + 1) * mg] += np.einsum("mc,nchw->nmhw", wt, win)
+                bd[:, g * mg:(g + 1) * mg] += np.einsum("mc,nchw->nmhw", np.abs(wt), np.abs(win))
+    if bias is not None:
+        y = y + bias.reshape(1, -1, 1, 1)
+        bd = bd + np.abs(bias.reshape(1, -1, 1, 1)) / (2 * cg * kh * kw)
+    return y, bd
+
+
+# Convolutions as an implicit product (lower_conv.c): the input copied into
+# stride phases, the tile reading shifted windows of it. Every geometry the
+# phases and the grid's dropped columns must get right.
+for (name, xs, ws, attrs, pads, with_bias, relu) in [
+        ("conv3x3_s1_p1_bias_relu", (2, 16, 14, 14), (37, 16, 3, 3), dict(strides=[1, 1]), (1, 1, 1, 1), 1, 1),
+        ("conv3x3_s2_p1", (1, 8, 15, 15), (12, 8, 3, 3), dict(strides=[2, 2]), (1, 1, 1, 1), 0, 0),
+        ("conv7x7_s2_p3", (1, 3, 32, 32), (16, 3, 7, 7), dict(strides=[2, 2]), (3, 3, 3, 3), 1, 0),
+        ("conv1x1_s2_direct_y", (1, 20, 14, 14), (13, 20, 1, 1), dict(strides=[2, 2]), (0, 0, 0, 0), 1, 0),
+        ("conv1x1_p1", (1, 6, 5, 9), (7, 6, 1, 1), dict(), (1, 1, 1, 1), 0, 0),
+        ("conv3x3_dil2", (1, 5, 12, 12), (7, 5, 3, 3), dict(dilations=[2, 2]), (2, 2, 2, 2), 0, 1),
+        ("conv2x3_asym", (1, 4, 10, 11), (9, 4, 2, 3), dict(strides=[1, 2]), (0, 1, 2, 0), 1, 0),
+        ("conv3x1", (1, 8, 9, 20), (8, 8, 3, 1), dict(), (1, 0, 1, 0), 0, 0),
+        ("conv3x3_c1", (1, 1, 11, 17), (6, 1, 3, 3), dict(), (0, 0, 0, 0), 1, 0),
+        ("conv3x3_small_grid", (1, 4, 4, 4), (5, 4, 3, 3), dict(), (0, 0, 0, 0), 0, 0),
+        ("conv3x3_tiny", (1, 4, 3, 3), (5, 4, 3, 3), dict(), (0, 0, 0, 0), 0, 0),
+        ("conv3x3_s3_dil2", (1, 3, 20, 20), (4, 3, 3, 3), dict(strides=[3, 3], dilations=[2, 2]), (2, 1, 0, 2), 0, 0),
+        ("conv3x3_group2", (1, 8, 9, 9), (6, 4, 3, 3), dict(group=2), (1, 1, 1, 1), 1, 0),
+        ("depthwise3x3_bias_relu", (2, 12, 14, 14), (12, 1, 3, 3), dict(group=12), (1, 1, 1, 1), 1, 1),
+        ("depthwise3x3_s2", (1, 7, 15, 16), (7, 1, 3, 3), dict(group=7, strides=[2, 2]), (1, 1, 1, 1), 0, 0),
+        ("depthwise5x5_asym", (1, 5, 11, 9), (5, 1, 5, 5), dict(group=5), (2, 1, 2, 3), 1, 0),
+        ("depthwise3x3_dil2_s2", (1, 3, 17, 17), (3, 1, 3, 3), dict(group=3, strides=[2, 2], dilations=[2, 2]),
+         (2, 2, 2, 2), 0, 0),
+        ("depthwise_multiplier2", (1, 4, 8, 8), (8, 1, 3, 3), dict(group=4), (1, 1, 1, 1), 0, 0)]:
+    x, w = r(*xs), r(*ws)
+    bias = r(ws[0]) if with_bias else None
+    y, bd = conv_ref(x, w, bias, attrs.get("strides", (1, 1)), attrs.get("dilations", (1, 1)), pads,
+                     attrs.get("group", 1))
+    nodes = [H.make_node("Conv", ["x", "w"] + (["bias"] if with_bias else []), ["t" if relu else "y"],
+                         kernel_shape=list(ws[2:]), pads=list(pads), **attrs)]
+    if relu:
+        nodes.append(H.make_node("Relu", ["t"], ["y"]))
+        y = np.maximum(y, 0)
+    inits = {"w": w}
+    if with_bias:
+        inits["bias"] = bias
+    case(name, nodes, {"x": x}, inits, y, (bd, ws[1] * ws[2] * ws[3]))
+
+# SAME_UPPER padding (4x4 kernel, stride 3) and a 1-D Conv.
+x, w = r(1, 5, 13, 13), r(6, 5, 4, 4)
+y, bd = conv_ref(x, w, None, (3, 3), (1, 1), (1, 1, 2, 2))  # total pad 3 per axis: 1 before, 2 after
+case("conv4x4_same_upper", [H.make_node("Conv", ["x", "w"], ["y"], strides=[3, 3], auto_pad="SAME_UPPER")],
+     {"x": x}, {"w": w}, y, (bd, 80))
+x, w = r(2, 6, 50), r(10, 6, 5)
+y, bd = conv_ref(x[:, :, None, :], w[:, :, None, :], None, (1, 1), (1, 1), (0, 2, 0, 2))
+case("conv1d_k5_p2", [H.make_node("Conv", ["x", "w"], ["y"], pads=[2, 2])], {"x": x}, {"w": w}, y[:, :, 0, :],
+     (bd[:, :, 0, :], 30))
+x, w = r(1, 7, 10, 10, dt=np.float64), r(9, 7, 3, 3, dt=np.float64)
+y, bd = conv_ref(x, w, None, (1, 1), (1, 1), (1, 1, 1, 1))
+case("conv3x3_f64", [H.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], {"x": x}, {"w": w}, y,
+     (bd, 63), dt=np.float64)
+
+
+
+def convt_ref(x, w, bias, s, d, pads, opad):
+    """ConvTranspose by its definition (2-D, one group): every input element
+    times every tap added at i*s + k*d into the full output, then cropped by
+    the pads (begin, begin, end, end); output_padding extends the end."""
+    n, c, h, wd = x.shape
+    _, m, kh, kw = w.shape
+    fh = (h - 1) * s[0] + (kh - 1) * d[0] + 1 + opad[0]
+    fw = (wd - 1) * s[1] + (kw - 1) * d[1] + 1 + opad[1]
+    y = np.zeros((n, m, fh, fw))
+    bd = np.zeros((n, m, fh, fw))
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            t = np.einsum("cm,nchw->nmhw", w64[:, :, i, j], x64)
+            a = np.einsum("cm,nchw->nmhw", np.abs(w64[:, :, i, j]), np.abs(x64))
+            y[:, :, i * d[0]:i * d[0] + (h - 1) * s[0] + 1:s[0], j * d[1]:j * d[1] + (wd - 1) * s[1] + 1:s[1]] += t
+            bd[:, :, i * d[0]:i * d[0] + (h - 1) * s[0] + 1:s[0], j * d[1]:j * d[1] + (wd - 1) * s[1] + 1:s[1]] += a
+    y = y[:, :, pads[0]:fh - pads[2], pads[1]:fw - pads[3]]
+    bd = bd[:, :, pads[0]:fh - pads[2], pads[1]:fw - pads[3]]
+    if bias is not None:
+        y = y + bias.reshape(1, -1, 1, 1)
+        bd = bd + np.abs(bias.reshape(1, -1, 1, 1)) / (2 * c)
+    return y, bd
+
+
+# ConvTranspose as a product on the tile, then a scatter of the taps.
+for (name, xs, ws, s_, d_, pads, opad, with_bias, relu) in [
+        ("convt2x2_s2_bias_relu", (2, 16, 9, 10), (16, 24, 2, 2), (2, 2), (1, 1), (0, 0, 0, 0), (0, 0), 1, 1),
+        ("convt3x3_s2_p1_op1", (1, 8, 7, 7), (8, 5, 3, 3), (2, 2), (1, 1), (1, 1, 1, 1), (1, 1), 0, 0),
+        ("convt4x4_s2_p1", (1, 6, 6, 5), (6, 7, 4, 4), (2, 2), (1, 1), (1, 1, 1, 1), (0, 0), 1, 0),
+        ("convt3x3_s1_dil2_asym", (1, 5, 8, 9), (5, 6, 3, 3), (1, 1), (2, 2), (1, 0, 2, 3), (0, 0), 0, 0),
+        ("convt3x2_s3x1", (1, 4, 5, 12), (4, 9, 3, 2), (3, 1), (1, 1), (0, 0, 0, 0), (2, 0), 1, 0)]:
+    x, w = r(*xs), r(*ws)
+    bias = r(ws[1]) if with_bias else None
+    y, bd = convt_ref(x, w, bias, s_, d_, pads, opad)
+    nodes = [H.make_node("ConvTranspose", ["x", "w"] + (["bias"] if with_bias else []), ["t" if relu else "y"],
+                         kernel_shape=list(ws[2:]), strides=list(s_), dilations=list(d_), pads=list(pads),
+                         output_padding=list(opad))]
+    if relu:
+        nodes.append(H.make_node("Relu", ["t"], ["y"]))
+        y = np.maximum(y, 0)
+    inits = {"w": w}
+    if with_bias:
+        inits["bias"] = bias
+    case(name, nodes, {"x": x}, inits, y, (bd, ws[0]))
+x, w = r(1, 6, 20), r(6, 4, 3)
+y, bd = convt_ref(x[:, :, None, :], w[:, :, None, :], None, (1, 2), (1, 1), (0, 1, 0, 1), (0, 0))
+case("convt1d_k3_s2_p1", [H.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2], pads=[1, 1])],
+     {"x": x}, {"w": w}, y[:, :, 0, :], (bd[:, :, 0, :], 6))
+
 # float64: 8 lanes on AVX-512, 4 on AVX2.
 a, b = r(10, 33, dt=np.float64), r(33, 29, dt=np.float64)
 case("matmul_f64", [H.make_node("MatMul", ["a", "b"], ["y"])], {"a": a}, {"b": b}, a @ b, (mm_bound(a, b), 33),
