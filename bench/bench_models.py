@@ -22,11 +22,17 @@ linking libmossrt alone is smaller; ONNX Runtime: getrusage at the end of
 its Python process); size is the .moss bundle against the .onnx file ONNX
 Runtime loads.
 
-Prints one Markdown table (moss / ONNX Runtime below 1: moss faster) and
-the geometric means of the ratios. Nothing here is a test.
+Prints one Markdown table (moss / ONNX Runtime below 1: moss faster), the
+geometric means of the ratios, each int8 model's speed-up over its fp32
+twin on moss, ResNet-18's and the 512x512x512 fp32 GEMM's share of the
+FMA peak of one core measured in the same run (bench/bench_gemm.py,
+bench/peak_fma.c), and the issue's goals met or missed. With --readme FILE
+it also writes all of that into FILE between the lines
+`<!-- bench_models: begin -->` and `<!-- bench_models: end -->`. Nothing
+here is a test.
 
   python3 -m pip install onnxruntime numpy onnx    # the python3 first on PATH
-  python3 bench/bench_models.py --moss build/moss [--iterations 50] [--only resnet18,...]
+  python3 bench/bench_models.py --moss build/moss [--iterations 50] [--only resnet18,...] [--readme README.md]
 """
 import argparse
 import json
@@ -39,6 +45,9 @@ import tempfile
 
 import numpy as np
 import onnx
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_gemm  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -113,6 +122,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--only", default="", help="comma-separated tags to run")
     ap.add_argument("--work", default=None, help="folder for the models (kept between runs)")
+    ap.add_argument("--readme", default=None, help="write the results into this file between the markers")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="moss-models-")
     os.makedirs(work, exist_ok=True)
@@ -135,10 +145,16 @@ def main():
                 quantize(src[0][2], src[0][3], out)
             models.append((tag + "_int8", src[0][1] + " int8", out, src[0][3], src[0][4]))
     only = set(t for t in a.only.split(",") if t)
-    print("| model | MACs | moss | ORT 1 thread | moss/ORT | ORT 2 threads | moss/ORT | "
-          "moss peak RSS | ORT peak RSS | .moss | .onnx |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    r1, r2 = [], []
+    lines = []
+
+    def out(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    out("| model | MACs | moss | ORT 1 thread | moss/ORT | ORT 2 threads | moss/ORT | "
+        "moss peak RSS | ORT peak RSS | .moss | .onnx |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|")
+    r1, r2, times, macs_of, failed = [], [], {}, {}, []
     for tag, name, path, shape, scale in models:
         if only and tag not in only:
             continue
@@ -146,20 +162,68 @@ def main():
         try:
             tm, rm, size, macs = moss_run(a.moss, path, shape, iters, work, tag)
         except subprocess.CalledProcessError as e:
-            print("| %s | moss failed: %s |" % (name, (e.stderr or "").strip()[-200:]))
+            out("| %s | moss failed: %s |" % (name, (e.stderr or "").strip()[-200:].replace("\n", " ")))
+            failed.append(name)
             continue
         t1, rss1 = ort_run(path, shape, 1, iters)
         t2, _ = ort_run(path, shape, 2, iters)
-        r1.append(tm / t1)
-        r2.append(tm / t2)
-        print("| %s | %.3g | %.1f us | %.1f us | %.2f | %.1f us | %.2f | %.0f MB | %.0f MB | "
-              "%.2f MB | %.2f MB |" % (name, macs, tm, t1, tm / t1, t2, tm / t2, rm / 1024,
-                                       rss1 / 1024, size / 1e6, os.path.getsize(path) / 1e6))
+        r1.append((name, tm / t1))
+        r2.append((name, tm / t2))
+        times[tag] = tm
+        macs_of[tag] = macs
+        out("| %s | %.3g | %.1f us | %.1f us | %.2f | %.1f us | %.2f | %.0f MB | %.0f MB | "
+            "%.2f MB | %.2f MB |" % (name, macs, tm, t1, tm / t1, t2, tm / t2, rm / 1024,
+                                     rss1 / 1024, size / 1e6, os.path.getsize(path) / 1e6))
+    out()
+    geo = lambda rs: math.exp(sum(math.log(r) for _, r in rs) / len(rs))  # noqa: E731
+    goals = []
     if r1:
-        print("\ngeometric mean of moss/ORT: %.2f at 1 thread, %.2f at 2 threads (goal <= 0.7)" %
-              (math.exp(sum(map(math.log, r1)) / len(r1)), math.exp(sum(map(math.log, r2)) / len(r2))))
-    print("fp32 GEMM microkernel against the FMA peak: python3 bench/bench_gemm.py --moss build/moss")
+        g1, g2 = geo(r1), geo(r2)
+        out("Geometric mean of moss / ONNX Runtime: %.2f at 1 thread, %.2f at 2 threads (goal <= 0.7)." % (g1, g2))
+        goals.append(("geometric mean <= 0.7 at 1 and 2 threads", g1 <= 0.7 and g2 <= 0.7))
+        slow = ["%s (%.2f at 1 thread, %.2f at 2)" % (n1, x1, x2) for (n1, x1), (_, x2) in zip(r1, r2)
+                if x1 > 1 or x2 > 1]
+        goals.append(("moss at least as fast as ONNX Runtime on every model" +
+                      (": slower on " + ", ".join(slow) if slow else ""), not slow))
+    for tag in ("cnn", "mobilenetv2", "resnet18"):
+        if tag in times and tag + "_int8" in times:
+            sp = times[tag] / times[tag + "_int8"]
+            out("int8 against fp32 on moss, %s: %.2fx faster (goal >= 2)." % (tag, sp))
+            goals.append(("int8 %s at least 2x faster than fp32" % tag, sp >= 2))
+    gw = os.path.join(work, "gemm")
+    os.makedirs(gw, exist_ok=True)
+    pk, line, t_g, g_g, err, _, _ = bench_gemm.measure(a.moss, "host", 512, max(10, a.iterations), gw)
+    out("FMA peak of one core, measured in this run: %s." % line)
+    out("512x512x512 fp32 GEMM: %.1f GMAC/s, %.0f %% of that peak (goal >= 85 %%; max relative error %.1e)."
+        % (g_g, 100 * g_g / pk, err))
+    goals.append(("fp32 GEMM >= 85 % of the FMA peak", g_g >= 0.85 * pk))
+    if "resnet18" in times:
+        gr = macs_of["resnet18"] / (times["resnet18"] * 1e-6) * 1e-9
+        out("ResNet-18 fp32: %.1f GMAC/s, %.0f %% of that peak (goal >= 75 %%)." % (gr, 100 * gr / pk))
+        goals.append(("ResNet-18 fp32 >= 75 % of the FMA peak", gr >= 0.75 * pk))
+    out()
+    for text, ok in goals:
+        out("- %s: %s" % ("met" if ok else "missed", text))
+    if failed:
+        out("- moss failed on: " + ", ".join(failed))
+    if a.readme:
+        write_readme(a.readme, lines)
     return 0
+
+
+def write_readme(path, lines):
+    """Replaces what lies between the markers in |path| (written atomically)."""
+    begin, end = "<!-- bench_models: begin -->", "<!-- bench_models: end -->"
+    with open(path) as f:
+        text = f.read()
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        sys.exit("bench_models: %s has no %s ... %s block" % (path, begin, end))
+    text = text[:i + len(begin)] + "\n" + "\n".join(lines) + "\n" + text[j:]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

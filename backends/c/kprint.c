@@ -165,6 +165,25 @@ static void call(printer *p, const moss_kx *x) {
     moss_buf_printf(p->e, ")");
     return;
   }
+  case MOSS_KFN_BITS: /* a C99 compound literal of a union reads the other member */
+    moss_buf_printf(p->e, "((union { %s f; %s t; }){.f = ", ctype(x->a[0]->dt), ctype(x->dt));
+    expr(p, x->a[0]);
+    moss_buf_printf(p->e, "}).t");
+    return;
+  case MOSS_KFN_DOT4: { /* scalar lanes: the four byte products, in unsigned (wrapping) sums */
+    int j;
+    moss_buf_printf(p->e, "(int32_t)((uint32_t)");
+    sub(p, x->a[0]);
+    for (j = 0; j < 4; j++) {
+      moss_buf_printf(p->e, " + (uint32_t)((int32_t)(uint8_t)((uint32_t)");
+      sub(p, x->a[1]);
+      moss_buf_printf(p->e, " >> %d) * (int32_t)(int8_t)(uint8_t)((uint32_t)", 8 * j);
+      sub(p, x->a[2]);
+      moss_buf_printf(p->e, " >> %d))", 8 * j);
+    }
+    moss_buf_printf(p->e, ")");
+    return;
+  }
   case MOSS_KFN_REQUANT:
     need_requant(p->cg);
     moss_buf_printf(p->e, "moss_requant(");

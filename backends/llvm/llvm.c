@@ -116,43 +116,48 @@ static LLVMValueRef libm(gen *G, const char *base, moss_dtype dt, LLVMValueRef *
   return out;
 }
 
-/* round(acc * M) as docs/numerics-int8.md defines it, one internal
- * function of the module (inlined where used). */
+static LLVMValueRef const_int(gen *G, moss_dtype dt, int64_t v, int lanes);
+
+/* round(acc * M) as docs/numerics-int8.md defines it, on int32 values of
+ * |lanes| lanes, built where the builder stands. */
+static LLVMValueRef requant_build(gen *G, LLVMValueRef acc, LLVMValueRef mult, LLVMValueRef shift, int lanes) {
+  LLVMTypeRef i64v = vtype(G->i64, lanes);
+  LLVMValueRef p, s, sh, fl, rem, half, up, odd, r, lo, hi;
+#define K64(v) const_int(G, MOSS_DT_I64, (v), lanes)
+  p = LLVMBuildMul(G->b, LLVMBuildSExt(G->b, acc, i64v, ""), LLVMBuildSExt(G->b, mult, i64v, ""), "p");
+  s = LLVMBuildAdd(G->b, LLVMBuildSExt(G->b, shift, i64v, ""), K64(31), "s");
+  /* The shift amount kept in [1, 62]; the other cases are selected below. */
+  sh = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, s, K64(1), ""), K64(1), s, "");
+  sh = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, sh, K64(62), ""), K64(62), sh, "sh");
+  fl = LLVMBuildAShr(G->b, p, sh, "floor"); /* floor(p / 2^s) */
+  rem = LLVMBuildSub(G->b, p, LLVMBuildShl(G->b, fl, sh, ""), "rem");
+  half = LLVMBuildShl(G->b, K64(1), LLVMBuildSub(G->b, sh, K64(1), ""), "half");
+  odd = LLVMBuildICmp(G->b, LLVMIntNE, LLVMBuildAnd(G->b, fl, K64(1), ""), K64(0), "");
+  up = LLVMBuildOr(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, rem, half, ""),
+                   LLVMBuildAnd(G->b, LLVMBuildICmp(G->b, LLVMIntEQ, rem, half, ""), odd, ""), "up");
+  r = LLVMBuildAdd(G->b, fl, LLVMBuildZExt(G->b, up, i64v, ""), "");
+  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLE, s, K64(0), ""), p, r, "");
+  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGE, s, K64(63), ""), K64(0), r, "");
+  lo = K64(INT32_MIN);
+  hi = K64(INT32_MAX);
+#undef K64
+  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, r, lo, ""), lo, r, "");
+  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, r, hi, ""), hi, r, "");
+  return LLVMBuildTrunc(G->b, r, vtype(G->i32, lanes), "");
+}
+
+/* requant_build on scalars, one internal function of the module (inlined
+ * where used). */
 static LLVMValueRef requant_fn(gen *G) {
   LLVMTypeRef params[3] = {G->i32, G->i32, G->i32}, ft = LLVMFunctionType(G->i32, params, 3, 0);
   LLVMBasicBlockRef saved = LLVMGetInsertBlock(G->b), entry;
-  LLVMValueRef f, acc, mult, shift, p, s, sh, fl, rem, half, up, odd, r, lo, hi;
+  LLVMValueRef f;
   if (G->requant) return G->requant;
   f = LLVMAddFunction(G->m, "moss_requant", ft);
   LLVMSetLinkage(f, LLVMInternalLinkage);
   entry = LLVMAppendBasicBlockInContext(G->c, f, "entry");
   LLVMPositionBuilderAtEnd(G->b, entry);
-  acc = LLVMGetParam(f, 0);
-  mult = LLVMGetParam(f, 1);
-  shift = LLVMGetParam(f, 2);
-  p = LLVMBuildMul(G->b, LLVMBuildSExt(G->b, acc, G->i64, ""), LLVMBuildSExt(G->b, mult, G->i64, ""), "p");
-  s = LLVMBuildAdd(G->b, LLVMBuildSExt(G->b, shift, G->i64, ""), LLVMConstInt(G->i64, 31, 0), "s");
-  /* The shift amount kept in [1, 62]; the other cases are selected below. */
-  sh = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, s, LLVMConstInt(G->i64, 1, 0), ""),
-                       LLVMConstInt(G->i64, 1, 0), s, "");
-  sh = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, sh, LLVMConstInt(G->i64, 62, 0), ""),
-                       LLVMConstInt(G->i64, 62, 0), sh, "sh");
-  fl = LLVMBuildAShr(G->b, p, sh, "floor"); /* floor(p / 2^s) */
-  rem = LLVMBuildSub(G->b, p, LLVMBuildShl(G->b, fl, sh, ""), "rem");
-  half = LLVMBuildShl(G->b, LLVMConstInt(G->i64, 1, 0), LLVMBuildSub(G->b, sh, LLVMConstInt(G->i64, 1, 0), ""), "half");
-  odd = LLVMBuildICmp(G->b, LLVMIntNE, LLVMBuildAnd(G->b, fl, LLVMConstInt(G->i64, 1, 0), ""),
-                      LLVMConstInt(G->i64, 0, 0), "");
-  up = LLVMBuildOr(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, rem, half, ""),
-                   LLVMBuildAnd(G->b, LLVMBuildICmp(G->b, LLVMIntEQ, rem, half, ""), odd, ""), "up");
-  r = LLVMBuildAdd(G->b, fl, LLVMBuildZExt(G->b, up, G->i64, ""), "");
-  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLE, s, LLVMConstInt(G->i64, 0, 0), ""), p, r, "");
-  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGE, s, LLVMConstInt(G->i64, 63, 0), ""),
-                      LLVMConstInt(G->i64, 0, 0), r, "");
-  lo = LLVMConstInt(G->i64, (unsigned long long)(int64_t)INT32_MIN, 1);
-  hi = LLVMConstInt(G->i64, INT32_MAX, 0);
-  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, r, lo, ""), lo, r, "");
-  r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, r, hi, ""), hi, r, "");
-  LLVMBuildRet(G->b, LLVMBuildTrunc(G->b, r, G->i32, ""));
+  LLVMBuildRet(G->b, requant_build(G, LLVMGetParam(f, 0), LLVMGetParam(f, 1), LLVMGetParam(f, 2), 1));
   LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
                              LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("alwaysinline", 12), 0));
   LLVMPositionBuilderAtEnd(G->b, saved);
@@ -271,6 +276,31 @@ static LLVMValueRef binary(gen *G, const moss_kx *x) {
   }
 }
 
+/* DOT4 on |lanes| int32 lanes: vpdpbusd where the machine has it at this
+ * width, else the byte products widened and summed by lane. */
+static LLVMValueRef dot4(gen *G, LLVMValueRef *a, int lanes) {
+  LLVMTypeRef b4 = LLVMVectorType(G->i8, (unsigned)(4 * lanes)), w4 = LLVMVectorType(G->i32, (unsigned)(4 * lanes));
+  LLVMValueRef u, v, m, sum = NULL, mask[64];
+  int j, l;
+  if (lanes == G->cpu.dot4 && (lanes == 16 || lanes == 8)) {
+    const char *name = lanes == 16 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256";
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(G->m, id, NULL, 0);
+    return LLVMBuildCall2(G->b, LLVMIntrinsicGetType(G->c, id, NULL, 0), f, a, 3, "");
+  }
+  u = LLVMBuildZExt(G->b, LLVMBuildBitCast(G->b, a[1], b4, ""), w4, "");
+  v = LLVMBuildSExt(G->b, LLVMBuildBitCast(G->b, a[2], b4, ""), w4, "");
+  m = LLVMBuildMul(G->b, u, v, "");
+  for (j = 0; j < 4; j++) {
+    LLVMValueRef part;
+    for (l = 0; l < lanes && l < 16; l++) mask[l] = LLVMConstInt(G->i32, (unsigned)(4 * l + j), 0);
+    part = LLVMBuildShuffleVector(G->b, m, LLVMGetPoison(w4), LLVMConstVector(mask, (unsigned)lanes), "");
+    sum = sum ? LLVMBuildAdd(G->b, sum, part, "") : part;
+  }
+  if (lanes == 1) sum = LLVMBuildExtractElement(G->b, sum, LLVMConstInt(G->i32, 0, 0), "");
+  return LLVMBuildAdd(G->b, a[0], sum, "");
+}
+
 static LLVMValueRef call(gen *G, const moss_kx *x) {
   LLVMValueRef a[3];
   LLVMTypeRef t = vtype(scalar_type(G, x->a[0]->dt), x->lanes);
@@ -328,9 +358,11 @@ static LLVMValueRef call(gen *G, const moss_kx *x) {
   case MOSS_KFN_REQUANT: {
     LLVMValueRef f = requant_fn(G);
     LLVMTypeRef params[3] = {G->i32, G->i32, G->i32};
-    if (x->lanes > 1) return fail(G, MOSS_E_UNSUPPORTED, "vector requant"), a[0];
+    if (x->lanes > 1) return requant_build(G, a[0], a[1], a[2], x->lanes);
     return LLVMBuildCall2(G->b, LLVMFunctionType(G->i32, params, 3, 0), f, a, 3, "");
   }
+  case MOSS_KFN_DOT4: return dot4(G, a, x->lanes);
+  case MOSS_KFN_BITS: return LLVMBuildBitCast(G->b, a[0], vtype(scalar_type(G, x->dt), x->lanes), "");
   default: break;
   }
   if (llvm_name) return intrinsic(G, llvm_name, t, a, (unsigned)x->nargs);

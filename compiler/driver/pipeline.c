@@ -313,8 +313,28 @@ static moss_status partition(stage *s) {
  * backend can encode (passes/sparse.c). */
 static moss_status sparse(stage *s) {
   moss_sparse_opts so;
+  moss_graph *g = s->g;
+  size_t bytes = (size_t)g->nnodes + 1;
+  unsigned char *dot4 = moss_alloc(s->ctx, bytes);
+  moss_status st;
+  int i;
+  if (!dot4) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "sparse pass");
+  for (i = 0; i < g->nnodes; i++) { /* a dense QLinearConv the device runs on DOT4 */
+    moss_node *n = g->nodes[i];
+    moss_kernel_cpu kc;
+    int keep = n->sparse;
+    dot4[i] = 0;
+    if (n->op != MOSS_OP_QLinearConv) continue;
+    n->sparse = MOSS_SPARSE_DENSE;
+    moss_backend_device_kernel_cpu(&s->devices[n->device], &kc);
+    dot4[i] = moss_kernel_can_lower(n) && moss_kernel_scratch(n, &kc) > 0;
+    n->sparse = keep;
+  }
   so.devices = s->devices;
-  return moss_pass_sparse(s->ctx, s->g, &so);
+  so.dense_dot4 = dot4;
+  st = moss_pass_sparse(s->ctx, g, &so);
+  moss_free(s->ctx, dot4, bytes);
+  return st;
 }
 
 /* A step for an option not given is not run, verified, timed or dumped:

@@ -115,6 +115,7 @@ void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const cha
     out->vector_bytes = avx512 ? 64 : avx ? 32 : 16;
     out->vector_regs = avx512 ? 32 : 16;
     out->fma = !has_item(features, "-fma") && (has_item(features, "+fma") || avx512 || v3 || v4);
+    out->dot4 = avx512 && has_item(features, "+avx512vnni") ? 16 : has_item(features, "+avxvnni") ? 8 : 0;
   } else if (starts(triple, "aarch64") || starts(triple, "arm64")) {
     out->vector_bytes = 16;
     out->vector_regs = 32;
@@ -456,13 +457,14 @@ moss_kx *moss_k_call(moss_kb *b, moss_kfn fn, moss_kx *x, moss_kx *y, moss_kx *z
   moss_kx *args[3] = {x, y, z}, *r;
   int n = moss_kfn_nargs(fn), i;
   moss_dtype dt;
-  if ((unsigned)fn >= MOSS_KFN_COUNT_ || fn == MOSS_KFN_SAT) return ill(b, "call", x, y);
+  if ((unsigned)fn >= MOSS_KFN_COUNT_ || fn == MOSS_KFN_SAT || fn == MOSS_KFN_BITS) return ill(b, "call", x, y);
   for (i = 0; i < n; i++)
     if (bad(b, args[i])) return &poison;
   dt = x->dt;
-  if (fn == MOSS_KFN_REQUANT) {
+  if (fn == MOSS_KFN_REQUANT || fn == MOSS_KFN_DOT4) {
     for (i = 0; i < 3; i++)
-      if (args[i]->dt != MOSS_DT_I32 || args[i]->lanes != x->lanes) return ill(b, "requant", x, args[i]);
+      if (args[i]->dt != MOSS_DT_I32 || args[i]->lanes != x->lanes)
+        return ill(b, moss_kfn_name(fn), x, args[i]);
   } else if (fn == MOSS_KFN_ABS) {
     if (!is_int(dt) && !moss_dtype_is_float(dt)) return ill(b, "abs", x, NULL);
   } else {
@@ -489,6 +491,20 @@ moss_kx *moss_k_sat(moss_kb *b, moss_dtype dt, moss_kx *a) {
   r = node(b, MOSS_KX_CALL, dt, a->lanes);
   if (bad(b, r)) return &poison;
   r->fn = MOSS_KFN_SAT;
+  r->nargs = 1;
+  r->a[0] = a;
+  return r;
+}
+
+moss_kx *moss_k_bits(moss_kb *b, moss_dtype dt, moss_kx *a) {
+  moss_kx *r;
+  if (bad(b, a)) return &poison;
+  if (!moss_kernel_dtype_ok(dt) || moss_dtype_size(dt) != moss_dtype_size(a->dt) || dt == MOSS_DT_BOOL ||
+      a->dt == MOSS_DT_BOOL)
+    return ill(b, "bits", a, NULL);
+  r = node(b, MOSS_KX_CALL, dt, a->lanes);
+  if (bad(b, r)) return &poison;
+  r->fn = MOSS_KFN_BITS;
   r->nargs = 1;
   r->a[0] = a;
   return r;

@@ -78,7 +78,8 @@ typedef enum moss_kx_op {
   X(FLOOR, "floor", 1) X(CEIL, "ceil", 1) X(RINT, "rint", 1) X(TRUNC, "trunc", 1)      \
   X(FABS, "fabs", 1) X(LOG1P, "log1p", 1) X(POW, "pow", 2) X(FMOD, "fmod", 2)          \
   X(FMIN, "fmin", 2) X(FMAX, "fmax", 2) X(FMA, "fma", 3) X(ISNAN, "isnan", 1)          \
-  X(ISINF, "isinf", 1) X(ABS, "abs", 1) X(SAT, "sat", 1) X(REQUANT, "requant", 3)
+  X(ISINF, "isinf", 1) X(ABS, "abs", 1) X(SAT, "sat", 1) X(REQUANT, "requant", 3)         \
+  X(DOT4, "dot4", 3) X(BITS, "bits", 1)
 
 typedef enum moss_kfn {
 #define MOSS_KFN_ENUM(name, text, nargs) MOSS_KFN_##name,
@@ -89,7 +90,10 @@ typedef enum moss_kfn {
 
 /* An expression: a tree node in the kernel's arena, never shared between
  * kernels. ISNAN/ISINF give BOOL; REQUANT takes (int32 acc, int32 mult,
- * int32 shift) and gives int32. */
+ * int32 shift) and gives int32. DOT4(acc, a, w) takes three int32
+ * operands whose lanes hold four bytes each, a's unsigned and w's signed,
+ * and gives acc + the sum of the four byte products per lane (wrapping):
+ * x86's vpdpbusd. */
 typedef struct moss_kx {
   moss_kx_op op;
   moss_dtype dt;        /* element type of the result */
@@ -183,12 +187,15 @@ typedef struct moss_kernel_cpu {
   int vector_bytes; /* width of one SIMD register; 0: no SIMD */
   int vector_regs;  /* SIMD (or FP) registers the code may use */
   int fma;          /* a fused multiply-add instruction (no libm call) */
+  int dot4;         /* int32 lanes of one DOT4 instruction (AVX-512 VNNI: 16,
+                     * AVX-VNNI: 8); 0: none (DOT4 is still computed, slower) */
 } moss_kernel_cpu;
 
 /* The facts of a CPU named as LLVM names it: the target triple's
  * architecture, the CPU and the feature list ("+avx2,+fma,-avx512f").
  * x86-64: 16-byte SSE, 32 with AVX, 64 and 32 registers with AVX-512F;
- * FMA with +fma, +avx512f or an x86-64-v3/v4 CPU. AArch64: 16 bytes, 32
+ * FMA with +fma, +avx512f or an x86-64-v3/v4 CPU; DOT4 with +avx512vnni
+ * (and AVX-512F) or +avxvnni. AArch64: 16 bytes, 32
  * registers, FMA. RISC-V 64: 16 bytes with +v (VLEN >= 128), 32
  * registers, FMA. Anything else (and NULL): nothing known. */
 void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const char *features,
@@ -251,6 +258,9 @@ moss_kx *moss_k_select(moss_kb *b, moss_kx *c, moss_kx *x, moss_kx *y);
 moss_kx *moss_k_call(moss_kb *b, moss_kfn fn, moss_kx *x, moss_kx *y, moss_kx *z);
 /* A saturating conversion to the integer type |dt|. */
 moss_kx *moss_k_sat(moss_kb *b, moss_dtype dt, moss_kx *a);
+/* The bits of |a| as the type |dt| of the same size (BITS: float32 and
+ * int32, float64 and int64). */
+moss_kx *moss_k_bits(moss_kb *b, moss_dtype dt, moss_kx *a);
 /* Index arithmetic on I64 with constants folded: x + c, x * c. */
 moss_kx *moss_k_add(moss_kb *b, moss_kx *x, moss_kx *y);
 moss_kx *moss_k_mul(moss_kb *b, moss_kx *x, moss_kx *y);

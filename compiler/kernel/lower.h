@@ -57,8 +57,11 @@ typedef struct moss_tile {
   moss_dtype dt;
   int64_t M, N, K;
   /* S(i, k): buffer |s| at s_at + i*s_row + k*s_k, or, with |s_packed|,
-   * a table from moss_tile_pack(.., blk = mr) over x = i. */
-  int s, s_packed;
+   * a table from moss_tile_pack(.., blk = mr) over x = i, or, with
+   * |s_rows|, at s_at + pos[i] + rows[k], |s_pos| and |s_koff| being the
+   * I64 tables |pos| and |rows| (a convolution's output positions read in
+   * place, the product transposed). */
+  int s, s_packed, s_rows, s_pos, s_koff;
   moss_kx *s_at;
   int64_t s_row, s_k;
   /* V(k, j): buffer |v| at v_at + k*v_k + j, or, with |v_packed|, a table
@@ -108,7 +111,13 @@ int moss_lower_takes_qfold(const moss_node *n);
 int moss_lower_takes_matmul(const moss_node *n);
 /* Conv and ConvTranspose with a sparse weight go to lower_sparse.c. */
 int moss_lower_takes_conv(const moss_node *n);
-/* The arena scratch of the Conv lowering for |cpu| (moss_kernel_scratch). */
+/* The arena scratch of the Conv lowering for |cpu| (moss_kernel_scratch):
+ * Conv, ConvTranspose, and the dense QLinearConv that lower_sparse.c hands
+ * to moss_lower_qconv_igemm. */
 int64_t moss_lower_conv_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
+/* QLinearConv as an implicit product of DOT4s (lower_conv.c), where the
+ * planner gave it the scratch: returns 1 when it appended the kernel, 0
+ * when the node keeps lower_sparse.c's loops. */
+int moss_lower_qconv_igemm(moss_kb *b, const moss_node *n);
 
 #endif

@@ -5,6 +5,15 @@
 
 #include "lower.h"
 
+/* Whether |v| is a constant whose every element is |x|. */
+static int all_const(const moss_value *v, double x) {
+  int64_t i, cnt = moss_value_numel(v);
+  if (!v->data || cnt < 1) return 0;
+  for (i = 0; i < cnt; i++)
+    if (moss_value_get_f64(v, i) != x) return 0;
+  return 1;
+}
+
 static moss_status expr(moss_kb *b, const moss_node *n, moss_kx *x, moss_kx *y, moss_kx **out) {
   moss_dtype dt = n->inputs[0]->dtype;
   int isf = moss_dtype_is_float(dt);
@@ -32,7 +41,11 @@ static moss_status expr(moss_kb *b, const moss_node *n, moss_kx *x, moss_kx *y, 
     op = !strcmp(moss_attr_string(n, "direction", ""), "LEFT") ? MOSS_KX_SHL : MOSS_KX_SHR;
     break;
   case MOSS_OP_Pow:
-    if (isf) {
+    if (isf && all_const(n->inputs[1], 2.0)) {
+      /* x * x: one correctly rounded product, as pow's correctly rounded
+       * square, without a library call per element (LayerNorm's square). */
+      *out = moss_k_bin(b, MOSS_KX_MUL, x, x);
+    } else if (isf) {
       *out = moss_k_call(b, MOSS_KFN_POW, x, moss_k_cast(b, dt, y), NULL);
     } else { /* in double, like C's pow((double)a, (double)b) */
       *out = moss_k_call(b, MOSS_KFN_POW, moss_k_cast(b, MOSS_DT_F64, x), moss_k_cast(b, MOSS_DT_F64, y),

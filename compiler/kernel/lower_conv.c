@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lower.h"
+#include "lower_quant.h"
 
 /* The geometry of one node, spatial dimensions only. */
 typedef struct geom {
@@ -36,7 +37,8 @@ static void ints(const moss_node *n, const char *name, int cnt, int64_t def, int
 
 /* Fills |g| from the node's attributes and its already inferred shapes. */
 static void get_geom(const moss_node *n, geom *g) {
-  const moss_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+  const moss_value *x = n->inputs[0], *y = n->outputs[0];
+  const moss_value *w = n->inputs[n->op == MOSS_OP_QLinearConv ? 3 : 1];
   const char *ap = moss_attr_string(n, "auto_pad", "NOTSET");
   int64_t pads[2 * MOSS_MAX_RANK], op[MOSS_MAX_RANK];
   int k, same = !strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER");
@@ -346,15 +348,21 @@ static int pointwise_tiled(moss_kb *b, const moss_node *n, const geom *g) {
  * outputs are a multiple of 16, the tile writes the output directly. */
 #define IG_MAX_PHASES 16
 #define IG_MAX_SCRATCH ((int64_t)1 << 30)
+#define IG_CHUNK_BYTES ((int64_t)256 << 10)
 
 typedef struct igemm {
   int depthwise;                 /* one group per channel, one output each */
+  int int8;                      /* QLinearConv: the copy holds bytes, four channels per
+                                  * int32 element, and the tile sums DOT4s */
   int64_t C, M, K, OH, OW, H, W;
   int64_t k[2], s[2], d[2], p[2];
   int nph[2];                    /* phases used per dimension (rows, columns) */
   int64_t res[2][IG_MAX_PHASES]; /* the stride residue of each phase */
   int64_t q[2];                  /* rows and columns of one phase plane */
   int64_t grid;                  /* the grid's columns: OH * q[1] rounded up to 16 */
+  int64_t chunk_rows;            /* output rows per chunk of the grid of sums (all: OH) */
+  int transposed;                /* the product as Y^T = V^T W^T over the exact output
+                                  * positions (a grid that would waste over 10 %) */
   int64_t xelems, xbytes;        /* the phased input (bytes rounded to 64) */
   int64_t yelems;                /* the grid of sums; 0: the tile writes Y */
 } igemm;
@@ -382,15 +390,22 @@ static void to_2d(geom *g) {
 /* Fills |ig| for |n| when it takes the implicit product on a machine with
  * the register tile: returns its scratch in bytes, or 0 when it does not. */
 static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
-  const moss_value *x = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
-  int64_t es = (int64_t)moss_dtype_size(x->dtype), grid, xs, ys, tot, maxoff[2];
+  int q8 = n->op == MOSS_OP_QLinearConv;
+  const moss_value *x = n->inputs[0], *w = n->inputs[q8 ? 3 : 1], *y = n->outputs[0];
+  /* es: bytes of an element of the copy (int8: of four channels), ey: of the grid of sums */
+  int64_t es = q8 ? 4 : (int64_t)moss_dtype_size(x->dtype), ey = q8 ? 1 : es;
+  int64_t grid, xs, ys, tot, maxoff[2];
   geom g = *g0;
   int t, kk;
   memset(ig, 0, sizeof *ig);
-  if (n->op != MOSS_OP_Conv || n->sparse || !w->data || w->dtype != x->dtype ||
-      y->dtype != x->dtype || (x->dtype != MOSS_DT_F32 && x->dtype != MOSS_DT_F64) ||
-      x->rank < 3 || x->rank > 4 || x->dims[0] < 1)
+  if (q8 ? n->sparse || !w->data || w->dtype != MOSS_DT_I8 || moss_attr_int(n, "group", 1) != 1 ||
+               (x->dtype != MOSS_DT_U8 && x->dtype != MOSS_DT_I8) ||
+               (y->dtype != MOSS_DT_U8 && y->dtype != MOSS_DT_I8)
+         : n->op != MOSS_OP_Conv || n->sparse || !w->data || w->dtype != x->dtype || y->dtype != x->dtype ||
+               (x->dtype != MOSS_DT_F32 && x->dtype != MOSS_DT_F64))
     return 0;
+  if (x->rank < 3 || x->rank > 4 || x->dims[0] < 1) return 0;
+  ig->int8 = q8;
   ig->depthwise = moss_attr_int(n, "group", 1) != 1;
   if (ig->depthwise ? w->dims[1] != 1 || w->dims[0] != x->dims[1] ||
                           moss_attr_int(n, "group", 1) != x->dims[1]
@@ -415,7 +430,7 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
       if (pos / ig->s[t] > maxoff[t]) maxoff[t] = pos / ig->s[t];
     }
   }
-  ig->K = (ig->depthwise ? 1 : ig->C) * ig->k[0] * ig->k[1];
+  ig->K = (ig->depthwise ? 1 : q8 ? (ig->C + 3) / 4 : ig->C) * ig->k[0] * ig->k[1];
   ig->q[0] = ig->OH + maxoff[0];
   ig->q[1] = ig->OW + maxoff[1];
   grid = ig->OH * ig->q[1];
@@ -423,19 +438,77 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
   ig->grid = (grid + 15) / 16 * 16;
   /* The last grid column of the last plane reads maxoff[1] past it, and
    * the rounding columns beyond. */
-  xs = ig->C * ig->nph[0] * ig->nph[1];
+  xs = (q8 ? (ig->C + 3) / 4 : ig->C) * ig->nph[0] * ig->nph[1];
   if (xs > IG_MAX_SCRATCH || ig->q[0] * ig->q[1] > IG_MAX_SCRATCH) return 0;
   ig->xelems = xs * ig->q[0] * ig->q[1] + maxoff[1] + (ig->grid - grid);
   ig->yelems = ig->q[1] == ig->OW && ig->grid == grid ? 0 : ig->M * ig->grid;
+  /* The grid of sums goes through the cache in chunks of output rows of
+   * about IG_CHUNK_BYTES, each copied out while it is still there; the
+   * last chunk's rounding reads at most 16 more columns. */
+  ig->chunk_rows = ig->OH;
+  if (ig->M > IG_MAX_SCRATCH / ig->grid) return 0;
+  if (ig->yelems && ig->yelems * ey > IG_CHUNK_BYTES) {
+    int64_t r = IG_CHUNK_BYTES / ey / (ig->M * ig->q[1]);
+    ig->chunk_rows = r < 1 ? 1 : r;
+    ig->yelems = ig->M * ((ig->chunk_rows * ig->q[1] + 15) / 16 * 16 + 16);
+    ig->xelems += 16;
+  }
+  /* Short rows (a wide kernel on a small map: 7x7 and 14x14 layers) waste
+   * a grid's extra columns; there the positions become the tile's rows,
+   * read in place through a table of their offsets, and the output
+   * channels its vectors: only the last row block is partly empty. */
+  if (!ig->depthwise && !q8 && ig->grid * 10 > ig->OH * ig->OW * 11 && ig->M >= 16 && ig->OH * ig->OW >= 6 &&
+      ig->OH * ig->OW <= IG_CHUNK_BYTES * 16 / es / ig->M) {
+    ig->transposed = 1;
+    ig->xelems = xs * ig->q[0] * ig->q[1];
+    ig->yelems = ig->OH * ig->OW * ig->M;
+  }
   if (ig->depthwise) { /* one channel at a time, and its grid when rows are short */
     ig->xelems = ig->nph[0] * ig->nph[1] * ig->q[0] * ig->q[1] + maxoff[1] + (ig->grid - grid);
     ig->yelems = ig->grid;
   }
   if (ig->xelems > IG_MAX_SCRATCH / es || ig->yelems > IG_MAX_SCRATCH / es) return 0;
   ig->xbytes = (ig->xelems * es + 63) / 64 * 64;
-  ys = ig->yelems * es;
+  ys = ig->yelems * ey;
   tot = ig->xbytes + ys;
   return tot <= IG_MAX_SCRATCH ? tot : 0;
+}
+
+/* The constants of a QLinearConv on the int8 implicit product: a per
+ * tensor or per channel weight scale, zero weight zero points, constant
+ * activation zero points, an int32 bias; the correction bias - x_zp *
+ * sum(w) of every output channel must fit int32. Fills |corr| (M values)
+ * when not NULL. Returns 0 when the node does not qualify. */
+static int q8_constants(const moss_node *n, int32_t *corr) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[3], *xz = moss_node_input(n, 2);
+  const moss_value *wz = moss_node_input(n, 5), *bias = moss_node_input(n, 8);
+  const moss_value *sc[3] = {n->inputs[1], n->inputs[4], n->inputs[6]}, *yz = moss_node_input(n, 7);
+  int64_t M, per, m, k, zxu, i;
+  int j;
+  if (n->ninputs < 8 || !w || !w->data || w->dtype != MOSS_DT_I8 || w->rank < 3) return 0;
+  for (j = 0; j < 3; j++)
+    if (!sc[j] || !sc[j]->data || sc[j]->dtype != MOSS_DT_F32) return 0;
+  if ((xz && (!xz->data || moss_value_numel(xz) != 1)) || (yz && (!yz->data || moss_value_numel(yz) != 1)))
+    return 0;
+  if (wz) {
+    if (!wz->data) return 0;
+    for (i = 0; i < moss_value_numel(wz); i++)
+      if (moss_value_get_i64(wz, i) != 0) return 0;
+  }
+  M = w->dims[0];
+  per = moss_value_numel(w) / (M > 0 ? M : 1);
+  if (M < 1 || (moss_value_numel(sc[1]) != 1 && moss_value_numel(sc[1]) != M)) return 0;
+  if (bias && (!bias->data || bias->dtype != MOSS_DT_I32 || moss_value_numel(bias) != M)) return 0;
+  /* The stored activation is x, or x + 128 for int8: x - x_zp is unchanged. */
+  zxu = (xz ? moss_value_get_i64(xz, 0) : 0) + (x->dtype == MOSS_DT_I8 ? 128 : 0);
+  for (m = 0; m < M; m++) {
+    int64_t sw = 0, c;
+    for (k = 0; k < per; k++) sw += ((const int8_t *)w->data)[m * per + k];
+    c = (bias ? ((const int32_t *)bias->data)[m] : 0) - zxu * sw;
+    if (c < INT32_MIN || c > INT32_MAX) return 0;
+    if (corr) corr[m] = (int32_t)c;
+  }
+  return 1;
 }
 
 /* Whether |n| takes the implicit product on |cpu|, its geometry in |ig|
@@ -447,6 +520,13 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
   geom g;
   memset(&probe, 0, sizeof probe);
   if (cpu) probe.cpu = *cpu;
+  if (n->op == MOSS_OP_QLinearConv) {
+    if (!q8_constants(n, NULL) || !moss_tile_shape(&probe, MOSS_DT_I32, &mr, &nr, &lanes) ||
+        n->inputs[0]->rank < 3 || n->inputs[3]->rank != n->inputs[0]->rank)
+      return 0;
+    get_geom(n, &g);
+    return ig_plan(n, &g, ig);
+  }
   if (n->op != MOSS_OP_Conv || n->sparse || n->inputs[0]->rank < 3 ||
       n->inputs[1]->rank != n->inputs[0]->rank ||
       !moss_tile_shape(&probe, n->inputs[0]->dtype, &mr, &nr, &lanes))
@@ -566,21 +646,275 @@ static void ig_copy_in(moss_kb *b, const igemm *ig, int xs, moss_kx *xb) {
 
 static moss_kx *pw_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r);
 
-/* Copies the valid columns of the grid of sums |ys| into image |bb| of the output. */
-static void ig_copy_out(moss_kb *b, const igemm *ig, int ys, moss_kx *bb) {
-  moss_kx *m, *oh, *ow, *yr, *gr;
+/* Copies the valid columns of |nrows| grid rows of sums in |ys| (|width|
+ * columns per output channel) into output rows |oh0| on of image |bb|. */
+static void ig_copy_out(moss_kb *b, const igemm *ig, int ys, moss_kx *bb, moss_kx *oh0, int64_t nrows,
+                        int64_t width) {
+  moss_kx *m, *r, *ow, *yr, *gr;
   moss_k_comment(b, "the valid columns of the grid");
   m = moss_k_range(b, "m", ig->M, MOSS_KL_PARALLEL);
-  oh = moss_k_range(b, "oh", ig->OH, MOSS_KL_PARALLEL);
+  r = moss_k_range(b, "r", nrows, MOSS_KL_PARALLEL);
   yr = moss_k_let(b, "yr", moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->M), m),
                                                      ig->OH * ig->OW),
-                                      moss_k_mulc(b, oh, ig->OW)));
-  gr = moss_k_let(b, "gr", moss_k_add(b, moss_k_mulc(b, m, ig->grid), moss_k_mulc(b, oh, ig->q[1])));
+                                      moss_k_mulc(b, moss_k_add(b, oh0, r), ig->OW)));
+  gr = moss_k_let(b, "gr", moss_k_add(b, moss_k_mulc(b, m, width), moss_k_mulc(b, r, ig->q[1])));
   ow = moss_k_range(b, "ow", ig->OW, MOSS_KL_PARALLEL);
   moss_k_store(b, moss_k_output(b, 0), moss_k_add(b, yr, ow), moss_k_load(b, ys, moss_k_add(b, gr, ow)));
   moss_k_end(b);
   moss_k_end(b);
   moss_k_end(b);
+}
+
+/* The transposed product's epilogue: bias (per column: output channel) and activation. */
+static moss_kx *t_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
+  const moss_node *n = arg;
+  char name[16];
+  (void)i;
+  if (moss_node_input(n, 2)) {
+    int bias = moss_k_input(b, 2);
+    v = moss_k_bin(b, MOSS_KX_ADD, v, v->lanes > 1 ? moss_k_vload(b, bias, j, v->lanes) : moss_k_load(b, bias, j));
+  }
+  if (!n->act.kind) return v;
+  snprintf(name, sizeof name, "v%d", r);
+  return moss_k_act(b, n, moss_k_let(b, name, v));
+}
+
+/* The implicit product transposed (ig->transposed): Y^T[P, M] = V^T W^T,
+ * each position p's taps at pos[p] + rows[k] in the phased copy |xs|, the
+ * weight packed in blocks of the tile's columns, the sums into |ys| by
+ * position, then out by channel. */
+static void lower_igemm_t(moss_kb *b, const moss_node *n, const igemm *ig, int xs, int ys,
+                          const int64_t *rows) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1];
+  int64_t P = ig->OH * ig->OW, *pos, oh, ow;
+  int mr, nr, lanes;
+  moss_tile t;
+  moss_kx *bb, *m, *p, *ym;
+  char name[160];
+  moss_tile_shape(b, x->dtype, &mr, &nr, &lanes);
+  pos = moss_arena_alloc(b->arena, sizeof *pos * (size_t)P, 8);
+  if (!pos) {
+    moss_kb_fail(b, MOSS_E_NOMEM, "kernel description");
+    return;
+  }
+  for (oh = 0; oh < ig->OH; oh++)
+    for (ow = 0; ow < ig->OW; ow++) pos[oh * ig->OW + ow] = oh * ig->q[1] + ow;
+  memset(&t, 0, sizeof t);
+  t.dt = x->dtype;
+  t.M = P;
+  t.N = ig->M;
+  t.K = ig->K;
+  t.s = xs;
+  t.s_rows = 1;
+  t.s_pos = moss_k_table(b, "pos", MOSS_DT_I64, P, pos);
+  t.s_koff = moss_k_table(b, "rows", MOSS_DT_I64, ig->K, rows);
+  t.s_at = moss_k_idx(b, 0);
+  snprintf(name, sizeof name, "'%s' transposed, packed in blocks of %d columns", w->name, nr);
+  t.v = moss_tile_pack(b, name, w->dtype, w->data, ig->K, ig->M, 1, ig->K, nr);
+  t.v_packed = 1;
+  t.v_at = moss_k_idx(b, 0);
+  t.y = ys;
+  t.y_at = moss_k_idx(b, 0);
+  t.y_row = ig->M;
+  if (moss_node_input(n, 2) || n->act.kind) {
+    t.epilogue = t_epilogue;
+    t.arg = n;
+  }
+  moss_k_comment(b, "implicit product, transposed: %lld positions x %lld channels x %lld (%d x %d "
+                 "phases of %lld x %lld)", (long long)P, (long long)ig->M, (long long)ig->K, ig->nph[0],
+                 ig->nph[1], (long long)ig->q[0], (long long)ig->q[1]);
+  bb = moss_k_range(b, "b", x->dims[0], MOSS_KL_SERIAL);
+  ig_copy_in(b, ig, xs, moss_k_let(b, "xb", moss_k_mulc(b, bb, ig->C * ig->H * ig->W)));
+  moss_tile_product(b, &t);
+  moss_k_comment(b, "the sums out, by channel");
+  m = moss_k_range(b, "m", ig->M, MOSS_KL_PARALLEL);
+  ym = moss_k_let(b, "ym", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->M), m), P));
+  p = moss_k_range(b, "p", P, MOSS_KL_PARALLEL);
+  moss_k_store(b, moss_k_output(b, 0), moss_k_add(b, ym, p),
+               moss_k_load(b, ys, moss_k_add(b, moss_k_mulc(b, p, ig->M), m)));
+  moss_k_end(b);
+  moss_k_end(b);
+  moss_k_end(b); /* b */
+}
+
+/* The chunked product |t| (its N, y_row and v_at set here) into the grid
+ * of sums |ys|, each chunk's valid columns copied out to image |bb|. */
+static void ig_chunks(moss_kb *b, const igemm *ig, moss_tile *t, int ys, moss_kx *bb) {
+  int64_t R = ig->chunk_rows, nfull = ig->OH / R, rest = ig->OH - nfull * R;
+  moss_kx *ch;
+  t->y = ys;
+  t->y_at = moss_k_idx(b, 0);
+  if (nfull > 0) {
+    t->N = t->y_row = (R * ig->q[1] + 15) / 16 * 16;
+    ch = moss_k_range(b, "chunk", nfull, MOSS_KL_SERIAL);
+    t->v_at = moss_k_let(b, "g0", moss_k_mulc(b, ch, R * ig->q[1]));
+    moss_tile_product(b, t);
+    ig_copy_out(b, ig, ys, bb, moss_k_mulc(b, ch, R), R, t->N);
+    moss_k_end(b);
+  }
+  if (rest > 0) {
+    t->N = t->y_row = (rest * ig->q[1] + 15) / 16 * 16;
+    t->v_at = moss_k_idx(b, nfull * R * ig->q[1]);
+    moss_tile_product(b, t);
+    ig_copy_out(b, ig, ys, bb, moss_k_idx(b, nfull * R), rest, t->N);
+  }
+}
+
+/* The int8 epilogue: the int32 sums plus the channel's correction,
+ * requantized (docs/numerics-int8.md), plus y_zp, clamped to the 8-bit output. */
+typedef struct q8ep {
+  const moss_node *n;
+  int corr, yzp;
+  moss_kreq rq;
+} q8ep;
+
+static moss_kx *q8_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
+  const q8ep *q = arg;
+  int L = v->lanes;
+  moss_kx *mult, *shift, *acc;
+  (void)j;
+  (void)r;
+  acc = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_splat(b, moss_k_load(b, q->corr, i), L));
+  if (q->rq.cnt > 1) {
+    mult = moss_k_load(b, q->rq.qm, i);
+    shift = moss_k_load(b, q->rq.qs, i);
+  } else {
+    mult = moss_k_int(b, MOSS_DT_I32, q->rq.mult);
+    shift = moss_k_int(b, MOSS_DT_I32, q->rq.shift);
+  }
+  acc = moss_k_call(b, MOSS_KFN_REQUANT, acc, moss_k_splat(b, mult, L), moss_k_splat(b, shift, L));
+  if (q->yzp >= 0)
+    acc = moss_k_bin(b, MOSS_KX_ADD, acc,
+                     moss_k_splat(b, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, q->yzp, moss_k_idx(b, 0))), L));
+  return moss_k_qclamp(b, q->n, q->n->outputs[0]->dtype, acc);
+}
+
+/* QLinearConv as the implicit product of byte dot products (DOT4): the
+ * image is copied into the phased scratch as bytes, four channels per
+ * int32 element (x + 128 for int8 input, so that the copy is unsigned;
+ * padding and missing channels hold the zero point), the weight packed as
+ * four channels per int32, and each output's sum is the exact integer
+ * sum of w * x, corrected at compile time by bias - x_zp * sum(w): the
+ * same integers the scalar kernel sums, requantized the same way. */
+static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[3], *xzv = moss_node_input(n, 2);
+  int64_t N = x->dims[0], Cg = (ig->C + 3) / 4, KK = ig->k[0] * ig->k[1], *rows, m, c, kh, kw;
+  int64_t zxu = (xzv ? moss_value_get_i64(xzv, 0) : 0) + (x->dtype == MOSS_DT_I8 ? 128 : 0);
+  int32_t *w4, *corr;
+  double *ms;
+  int mr, nr, lanes, x8, x32, ys = -1, a, c2, xin = moss_k_input(b, 0);
+  int64_t plane = ig->q[0] * ig->q[1], nw = moss_value_numel(n->inputs[4]);
+  moss_tile t;
+  q8ep ep;
+  moss_kx *bb, *cc, *cg, *cm, *xc, *j;
+  char name[160];
+  moss_tile_shape(b, MOSS_DT_I32, &mr, &nr, &lanes);
+  rows = moss_arena_alloc(b->arena, sizeof *rows * (size_t)ig->K, 8);
+  w4 = moss_arena_alloc(b->arena, sizeof *w4 * (size_t)(ig->K * ig->M), 8);
+  corr = moss_arena_alloc(b->arena, sizeof *corr * (size_t)ig->M, 8);
+  ms = moss_arena_alloc(b->arena, sizeof *ms * (size_t)nw, 8);
+  if (!rows || !w4 || !corr || !ms || !q8_constants(n, corr)) {
+    moss_kb_fail(b, rows && w4 && corr && ms ? MOSS_E_INTERNAL : MOSS_E_NOMEM, "int8 implicit product");
+    return;
+  }
+  /* k = (channel group, kh, kw); the weight row m as int32s of four channels. */
+  for (c = 0; c < Cg; c++)
+    for (kh = 0; kh < ig->k[0]; kh++)
+      for (kw = 0; kw < ig->k[1]; kw++) {
+        int64_t offh, offw, kg = (c * ig->k[0] + kh) * ig->k[1] + kw;
+        int ph = ig_phase(ig, 0, kh, &offh), pw = ig_phase(ig, 1, kw, &offw), q;
+        rows[kg] = ((c * ig->nph[0] + ph) * ig->nph[1] + pw) * plane + offh * ig->q[1] + offw;
+        for (m = 0; m < ig->M; m++) {
+          uint32_t word = 0;
+          for (q = 0; q < 4; q++) {
+            int64_t ch = 4 * c + q;
+            int8_t wv = ch < ig->C ? ((const int8_t *)w->data)[(m * ig->C + ch) * KK + kh * ig->k[1] + kw] : 0;
+            word |= (uint32_t)(uint8_t)wv << (8 * q);
+          }
+          w4[m * ig->K + kg] = (int32_t)word;
+        }
+      }
+  for (m = 0; m < nw; m++)
+    ms[m] = (double)((const float *)n->inputs[1]->data)[0] * ((const float *)n->inputs[4]->data)[m] /
+            (double)((const float *)n->inputs[6]->data)[0];
+  memset(&ep, 0, sizeof ep);
+  ep.n = n;
+  moss_k_requant_init(b, &ep.rq, ms, nw);
+  ep.corr = moss_k_table(b, "correction", MOSS_DT_I32, ig->M, corr);
+  ep.yzp = moss_node_input(n, 7) ? moss_k_input(b, 7) : -1;
+  x8 = moss_k_arena_scratch(b, "xq", MOSS_DT_U8, ig->xelems * 4, 0);
+  x32 = moss_k_arena_scratch(b, "xq4", MOSS_DT_I32, ig->xelems, 0);
+  if (ig->yelems) ys = moss_k_arena_scratch(b, "grid", n->outputs[0]->dtype, ig->yelems, ig->xbytes);
+  memset(&t, 0, sizeof t);
+  t.dt = MOSS_DT_I32;
+  t.M = ig->M;
+  t.N = ig->grid;
+  t.K = ig->K;
+  snprintf(name, sizeof name, "'%s' as int32s of four channels, packed in blocks of %d rows", w->name, mr);
+  t.s = moss_tile_pack(b, name, MOSS_DT_I32, w4, ig->K, ig->M, 1, ig->K, mr);
+  t.s_packed = 1;
+  t.s_at = moss_k_idx(b, 0);
+  t.v = x32;
+  t.v_rows = 1;
+  t.v_koff = moss_k_table(b, "rows", MOSS_DT_I64, ig->K, rows);
+  t.v_at = moss_k_idx(b, 0);
+  t.epilogue = q8_epilogue;
+  t.arg = &ep;
+  moss_k_comment(b, "int8 implicit product: %lld x %lld x %lld int32s of four bytes (DOT4) on a grid "
+                 "of %lld x %lld (%d x %d phases of %lld x %lld)", (long long)ig->M, (long long)ig->grid,
+                 (long long)ig->K, (long long)ig->OH, (long long)ig->q[1], ig->nph[0], ig->nph[1],
+                 (long long)ig->q[0], (long long)ig->q[1]);
+  bb = moss_k_range(b, "b", N, MOSS_KL_SERIAL);
+  /* The copy: the zero point everywhere, then the image's bytes. */
+  j = moss_k_range(b, "j", ig->xelems * 4, MOSS_KL_PARALLEL);
+  moss_k_store(b, x8, j, moss_k_int(b, MOSS_DT_U8, zxu));
+  moss_k_end(b);
+  cc = moss_k_range(b, "c", ig->C, MOSS_KL_PARALLEL);
+  cg = moss_k_let(b, "cg", moss_k_bin(b, MOSS_KX_DIV, cc, moss_k_idx(b, 4)));
+  cm = moss_k_let(b, "cm", moss_k_bin(b, MOSS_KX_REM, cc, moss_k_idx(b, 4)));
+  xc = moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), cc), ig->H * ig->W));
+  for (a = 0; a < ig->nph[0]; a++)
+    for (c2 = 0; c2 < ig->nph[1]; c2++) {
+      int64_t rh = ig->res[0][a], rw = ig->res[1][c2], ilo, ihi, jlo, jhi;
+      moss_kx *i, *prow, *src, *jj, *v;
+      range(ig->q[0], ig->s[0], rh - ig->p[0], ig->H, &ilo, &ihi);
+      range(ig->q[1], ig->s[1], rw - ig->p[1], ig->W, &jlo, &jhi);
+      if (ihi <= ilo || jhi <= jlo) continue;
+      i = moss_k_for(b, "i", moss_k_idx(b, ilo), moss_k_idx(b, ihi), 1, MOSS_KL_PARALLEL, 0);
+      prow = moss_k_let(b, "pr", moss_k_add(b, moss_k_mulc(b, moss_k_addc(b, moss_k_mulc(b, cg, ig->nph[0] * ig->nph[1]),
+                                                                          a * ig->nph[1] + c2), plane),
+                                            moss_k_mulc(b, i, ig->q[1])));
+      src = moss_k_let(b, "xr", moss_k_add(b, xc, moss_k_mulc(b, offset(b, moss_k_mulc(b, i, ig->s[0]), rh - ig->p[0]),
+                                                              ig->W)));
+      jj = moss_k_for(b, "j", moss_k_idx(b, jlo), moss_k_idx(b, jhi), 1, MOSS_KL_PARALLEL, 0);
+      v = moss_k_load(b, xin, moss_k_add(b, src, offset(b, moss_k_mulc(b, jj, ig->s[1]), rw - ig->p[1])));
+      if (x->dtype == MOSS_DT_I8)
+        v = moss_k_cast(b, MOSS_DT_U8, moss_k_bin(b, MOSS_KX_ADD, moss_k_cast(b, MOSS_DT_I32, v),
+                                                   moss_k_int(b, MOSS_DT_I32, 128)));
+      moss_k_store(b, x8, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, prow, jj), 4), cm), v);
+      moss_k_end(b);
+      moss_k_end(b);
+    }
+  moss_k_end(b); /* c */
+  if (ys < 0) {
+    t.y = moss_k_output(b, 0);
+    t.y_at = moss_k_let(b, "yb", moss_k_mulc(b, bb, ig->M * ig->grid));
+    t.y_row = ig->grid;
+    moss_tile_product(b, &t);
+  } else {
+    ig_chunks(b, ig, &t, ys, bb);
+  }
+  moss_k_end(b); /* b */
+}
+
+int moss_lower_qconv_igemm(moss_kb *b, const moss_node *n) {
+  igemm ig;
+  int64_t need;
+  if (n->op != MOSS_OP_QLinearConv || n->scratch_bytes <= 0) return 0;
+  need = ig_scratch(n, &b->cpu, &ig);
+  if (need <= 0 || need > n->scratch_bytes || !ig.int8) return 0;
+  lower_qigemm(b, n, &ig);
+  return 1;
 }
 
 /* The implicit product of |n| (ig_scratch said it takes it). */
@@ -607,6 +941,10 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig) {
       }
   xs = moss_k_arena_scratch(b, "xpad", x->dtype, ig->xelems, 0);
   if (ig->yelems) ys = moss_k_arena_scratch(b, "grid", x->dtype, ig->yelems, ig->xbytes);
+  if (ig->transposed) {
+    lower_igemm_t(b, n, ig, xs, ys, rows);
+    return;
+  }
   memset(&t, 0, sizeof t);
   t.dt = x->dtype;
   t.M = ig->M;
@@ -636,11 +974,7 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig) {
     t.y_row = grid;
     moss_tile_product(b, &t);
   } else {
-    t.y = ys;
-    t.y_at = moss_k_idx(b, 0);
-    t.y_row = grid;
-    moss_tile_product(b, &t);
-    ig_copy_out(b, ig, ys, bb);
+    ig_chunks(b, ig, &t, ys, bb); /* chunks of output rows: full ones in a loop, then the rest */
   }
   moss_k_end(b); /* b */
 }

@@ -757,7 +757,10 @@ int moss_lower_takes_sparse(const moss_node *n) {
 moss_status moss_lower_sparse(moss_kb *b, const moss_node *n) {
   moss_sparse_view v;
   moss_sparse_stats s;
-  if (dense_twin(n, &v)) return lower_qconv(b, n, &v);
+  if (dense_twin(n, &v)) {
+    if (moss_lower_qconv_igemm(b, n)) return b->st; /* lower_conv.c, with DOT4 */
+    return lower_qconv(b, n, &v);
+  }
   if (n->sparse <= MOSS_SPARSE_DENSE || n->sparse >= MOSS_SPARSE_NFORMATS)
     return moss_kb_fail(b, MOSS_E_INTERNAL, "unknown sparse format %d", n->sparse);
   if (!moss_sparse_view_get(n, &v) || !moss_sparse_stats_compute(n, &s) ||

@@ -1,6 +1,8 @@
 /* lower_tile.c - the register-tiled matrix product (lower.h, moss_tile):
  * the one fast path Gemm, MatMul and the pointwise Conv share on a machine
- * with SIMD registers.
+ * with SIMD registers. With int32 sums (dt I32, a machine with DOT4) each
+ * element of V and S holds four bytes, V's unsigned and S's signed, and
+ * the multiply-add is DOT4: four byte products per lane (int8 Conv).
  *
  * Y (M x N) is cut into column blocks of nr = nv * lanes and, inside each,
  * row blocks of mr. A tile keeps its mr * nv vector sums in locals for the
@@ -25,10 +27,12 @@
 #define TILE_MAX_VECS 4
 
 int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, int *out_lanes) {
-  int es = dt == MOSS_DT_F32 ? 4 : dt == MOSS_DT_F64 ? 8 : 0, lanes, mr, nv;
+  int es = dt == MOSS_DT_F32 || dt == MOSS_DT_I32 ? 4 : dt == MOSS_DT_F64 ? 8 : 0, lanes, mr, nv;
   *out_mr = *out_nr = *out_lanes = 0;
   if (!es || b->cpu.vector_bytes < 2 * es) return 0;
   lanes = b->cpu.vector_bytes / es;
+  /* int32 sums of byte products: only where one DOT4 fills a register. */
+  if (dt == MOSS_DT_I32 && b->cpu.dot4 != lanes) return 0;
   /* The sums, nv row vectors and one broadcast must fit the register file:
    * 6 x 4 + 4 + 1 = 29 of 32 registers, 6 x 2 + 2 + 1 = 15 of 16. */
   if (b->cpu.vector_regs >= 32) mr = 6, nv = 4;
@@ -70,13 +74,16 @@ int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data
 typedef struct at {
   moss_kx *i0, *jb, *c0;
   moss_kx *row; /* with t->v_rows: rows[k], loaded once per k */
+  moss_kx *sp[TILE_MAX_ROWS], *srow; /* with t->s_rows: pos[i0 + r] per tile, rows[k] per k */
   int mr, nv, lanes;
   int64_t bw;
 } at;
 
 static moss_kx *s_elem(moss_kb *b, const moss_tile *t, const at *p, int r, moss_kx *k) {
   moss_kx *e;
-  if (t->s_packed)
+  if (t->s_rows)
+    e = moss_k_add(b, p->sp[r], p->srow);
+  else if (t->s_packed)
     e = moss_k_addc(b, moss_k_add(b, moss_k_mulc(b, p->i0, t->K), moss_k_mulc(b, k, p->mr)), r);
   else
     e = moss_k_add(b, moss_k_mulc(b, moss_k_addc(b, p->i0, r), t->s_row), moss_k_mulc(b, k, t->s_k));
@@ -101,18 +108,22 @@ static void tile(moss_kb *b, const moss_tile *t, const at *p) {
   at q;
   char name[24];
   int r, v;
-  zero = moss_k_splat(b, moss_k_flt(b, t->dt, 0.0), p->lanes);
+  zero = moss_k_splat(b, t->dt == MOSS_DT_I32 ? moss_k_int(b, t->dt, 0) : moss_k_flt(b, t->dt, 0.0), p->lanes);
   for (r = 0; r < p->mr; r++)
     for (v = 0; v < p->nv; v++) {
       snprintf(name, sizeof name, "c%d_%d", r, v);
       acc[r][v] = moss_k_let(b, name, zero);
     }
+  q = *p;
+  if (t->s_rows)
+    for (r = 0; r < p->mr; r++) {
+      snprintf(name, sizeof name, "sp%d", r);
+      q.sp[r] = moss_k_let(b, name, moss_k_load(b, t->s_pos, moss_k_addc(b, p->i0, r)));
+    }
+  p = &q;
   k = moss_k_range(b, "k", t->K, MOSS_KL_REDUCE);
-  if (t->v_rows) {
-    q = *p;
-    q.row = moss_k_let(b, "row", moss_k_load(b, t->v_koff, k));
-    p = &q;
-  }
+  if (t->v_rows) q.row = moss_k_let(b, "row", moss_k_load(b, t->v_koff, k));
+  if (t->s_rows) q.srow = moss_k_let(b, "srow", moss_k_load(b, t->s_koff, k));
   for (v = 0; v < p->nv; v++) {
     snprintf(name, sizeof name, "v%d", v);
     bv[v] = moss_k_let(b, name, v_row(b, t, p, v, k));
@@ -122,8 +133,9 @@ static void tile(moss_kb *b, const moss_tile *t, const at *p) {
     a = moss_k_splat(b, moss_k_let(b, name, s_elem(b, t, p, r, k)), p->lanes);
     for (v = 0; v < p->nv; v++)
       moss_k_set(b, acc[r][v],
-                 b->cpu.fma ? moss_k_call(b, MOSS_KFN_FMA, a, bv[v], acc[r][v])
-                            : moss_k_bin(b, MOSS_KX_ADD, acc[r][v], moss_k_bin(b, MOSS_KX_MUL, a, bv[v])));
+                 t->dt == MOSS_DT_I32 ? moss_k_call(b, MOSS_KFN_DOT4, acc[r][v], bv[v], a)
+                 : b->cpu.fma ? moss_k_call(b, MOSS_KFN_FMA, a, bv[v], acc[r][v])
+                              : moss_k_bin(b, MOSS_KX_ADD, acc[r][v], moss_k_bin(b, MOSS_KX_MUL, a, bv[v])));
   }
   moss_k_end(b);
   for (r = 0; r < p->mr; r++) {

@@ -16,6 +16,10 @@ typedef struct moss_sparse_opts {
    * without a backend keeps its nodes dense. NULL: every format is open
    * to every node (the rule alone, as in tests). */
   const moss_backend_device *devices;
+  /* Per node (g->nodes order): 1 where its dense QLinearConv runs on byte
+   * dot products (DOT4) on its device, so its dense cost is scaled by
+   * MOSS_SPARSE_Q8CONV_DOT4; NULL: nowhere. */
+  const unsigned char *dense_dot4;
 } moss_sparse_opts;
 
 /* Sets n->sparse on every node that can take a sparse weight, among the

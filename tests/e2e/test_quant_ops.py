@@ -15,7 +15,8 @@ rng = np.random.default_rng(7)
 W = tempfile.mkdtemp(prefix="moss-quant-")
 NP2TP = {np.uint8: TP.UINT8, np.int8: TP.INT8, np.float32: TP.FLOAT, np.int32: TP.INT32}
 
-def run(name, node, inputs, inits, out_dtype, out_shape, opset=13):
+def run(name, node, inputs, inits, out_dtype, out_shape, opset=13, emit=None):
+    emit = emit or EMIT
     g = H.make_graph([node], name,
         [H.make_tensor_value_info(k, NP2TP[v.dtype.type], v.shape) for k, v in inputs.items()],
         [H.make_tensor_value_info("y", NP2TP[out_dtype], out_shape)],
@@ -27,10 +28,10 @@ def run(name, node, inputs, inits, out_dtype, out_shape, opset=13):
     for k, v in inputs.items():
         onnx.save_tensor(NH.from_array(v, k), "%s/%s.pb" % (d, k))
         args += ["--input", "%s=%s/%s.pb" % (k, d, k)]
-    art = d + "/model.moss" if EMIT == "bundle" else d + "/c"
-    subprocess.run([MOSS, "compile", d + "/model.onnx", "--emit", EMIT, "-o", art, "-q"], check=True)
-    subprocess.run([MOSS, "run", art] + args + ["-o", d + "/out"], check=True)
-    return np.load(d + "/out/output_0.npy")
+    art = d + "/model-%s.moss" % emit if emit == "bundle" else d + "/c"
+    subprocess.run([MOSS, "compile", d + "/model.onnx", "--emit", emit, "-o", art, "-q"], check=True)
+    subprocess.run([MOSS, "run", art] + args + ["-o", d + "/out-" + emit], check=True)
+    return np.load(d + "/out-%s/output_0.npy" % emit)
 
 def conv_ref(x, w, zx, zw, group, s, p, dl):
     N, C, H_, W_ = x.shape; O, CG, KH, KW = w.shape
@@ -80,6 +81,73 @@ got = run("qlinearconv", H.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws",
           {"x": x}, {"xs": np.array(xs), "xz": np.array(zx), "w": w, "ws": ws, "wz": zw, "ys": np.array(ys),
                      "yz": np.array(yz), "b": b}, np.int8, want.shape, opset=10)
 check("QLinearConv per-channel", got, want, 1)
+
+# QLinearConv with one group and zero weight zero points: on a machine with
+# DOT4 (AVX-512 VNNI here) the bundle runs it as an implicit product of byte
+# dot products (compiler/kernel/lower_conv.c); its output must equal the C
+# backend's (the scalar loops) exactly, and numpy's within 1 LSB. uint8 and
+# int8 inputs, channels not a multiple of 4, strides, padding, dilation,
+# per-tensor and per-channel scales, a grid chunked through the cache.
+with open("/proc/cpuinfo") as f:
+    VNNI = " avx512_vnni" in f.read()
+
+
+def conv_ref_taps(x, w, zx, s, p, dl):
+    N, C, H_, W_ = x.shape; O, _, KH, KW = w.shape
+    xp = np.full((N, C, H_ + p[0] + p[2], W_ + p[1] + p[3]), zx, np.int64)
+    xp[:, :, p[0]:p[0] + H_, p[1]:p[1] + W_] = x
+    xp -= zx
+    OH = (xp.shape[2] - ((KH - 1) * dl[0] + 1)) // s[0] + 1
+    OW = (xp.shape[3] - ((KW - 1) * dl[1] + 1)) // s[1] + 1
+    y = np.zeros((N, O, OH, OW), np.int64)
+    for i in range(KH):
+        for j in range(KW):
+            win = xp[:, :, i * dl[0]:i * dl[0] + (OH - 1) * s[0] + 1:s[0], j * dl[1]:j * dl[1] + (OW - 1) * s[1] + 1:s[1]]
+            y += np.einsum("oc,nchw->nohw", w[:, :, i, j].astype(np.int64), win)
+    return y
+
+for (name, xdt, xshape, wshape, s_, p_, dl, per_ch, ydt, with_b) in [
+        ("q8_3x3_u8", np.uint8, (2, 16, 10, 12), (24, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.uint8, 1),
+        ("q8_3x3_s2_i8_c5", np.int8, (1, 5, 15, 13), (7, 5, 3, 3), (2, 2), (1, 0, 1, 2), (1, 1), 0, np.int8, 1),
+        ("q8_7x7_s2_stem", np.uint8, (1, 3, 40, 40), (16, 3, 7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1, np.uint8, 1),
+        ("q8_1x1", np.int8, (1, 32, 8, 8), (20, 32, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.uint8, 0),
+        ("q8_3x3_dil2", np.uint8, (1, 8, 11, 11), (9, 8, 3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 1, np.int8, 1),
+        ("q8_3x3_chunked", np.uint8, (1, 8, 64, 64), (72, 8, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.uint8, 1)]:
+    info = np.iinfo(xdt)
+    xq = rng.integers(info.min, info.max + 1, xshape, dtype=xdt)
+    wq = rng.integers(-127, 128, wshape, dtype=np.int8)
+    zxq = xdt(info.min + 37)
+    xsc = np.float32(0.03)
+    wsc = (rng.uniform(0.002, 0.01, wshape[0]) if per_ch else rng.uniform(0.002, 0.01, 1)).astype(np.float32)
+    K = wshape[1] * wshape[2] * wshape[3]
+    ysc = np.float32(0.03 * 0.006 * np.sqrt(K) * 600)
+    yzq = np.iinfo(ydt).min + 100 if ydt == np.uint8 else ydt(5)
+    bq = rng.integers(-3000, 3000, wshape[0], dtype=np.int32)
+    acc = conv_ref_taps(xq, wq, int(zxq), s_, p_, dl)
+    if with_b:
+        acc = acc + bq.reshape(1, -1, 1, 1)
+    mult = (xsc.astype(np.float64) * wsc.astype(np.float64) / ysc).reshape(1, -1, 1, 1)
+    want = requant(acc.astype(np.float64), mult, int(yzq), ydt)
+    ins = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"] + (["b"] if with_b else [])
+    inits = {"xs": np.array(xsc), "xz": np.array(zxq), "w": wq,
+             "ws": wsc if per_ch else np.array(wsc[0]),
+             "wz": np.zeros(wshape[0] if per_ch else (), np.int8), "ys": np.array(ysc), "yz": np.array(ydt(yzq))}
+    if with_b:
+        inits["b"] = bq
+    node = H.make_node("QLinearConv", ins, ["y"], strides=list(s_), pads=list(p_), dilations=list(dl),
+                       kernel_shape=list(wshape[2:]))
+    got = run(name, node, {"x": xq}, inits, ydt, want.shape, opset=10)
+    check("QLinearConv " + name, got, want, 1)
+    if EMIT == "bundle":
+        other = run(name, node, {"x": xq}, inits, ydt, want.shape, opset=10, emit="c")
+        check("QLinearConv " + name + " bundle == C", got, other, 0)
+        if VNNI:  # the kernel compared is the DOT4 one
+            dump = subprocess.run([MOSS, "compile", os.path.join(W, name, "model.onnx"), "-o",
+                                   os.path.join(W, name, "dump.moss"), "-q", "--dump-kernels"],
+                                  capture_output=True, text=True, check=True).stdout
+            if "int8 implicit product" not in dump:
+                print("QLinearConv %s: BAD, the bundle did not take the DOT4 kernel" % name)
+                fails += 1
 
 # MatMulInteger / QLinearMatMul: batch broadcast, per-row a zp, per-column b zp and scale.
 a = rng.integers(-128, 128, (2, 1, 3, 5), dtype=np.int8)

@@ -226,6 +226,10 @@ for (name, xs, ws, attrs, pads, with_bias, relu) in [
         ("conv3x3_tiny", (1, 4, 3, 3), (5, 4, 3, 3), dict(), (0, 0, 0, 0), 0, 0),
         ("conv3x3_s3_dil2", (1, 3, 20, 20), (4, 3, 3, 3), dict(strides=[3, 3], dilations=[2, 2]), (2, 1, 0, 2), 0, 0),
         ("conv3x3_group2", (1, 8, 9, 9), (6, 4, 3, 3), dict(group=2), (1, 1, 1, 1), 1, 0),
+        # grids of sums over 256 KiB go through the cache in chunks of rows: one full chunk and
+        # the rest; two full chunks and the rest (a 7x7 stride-2 stem)
+        ("conv3x3_chunked", (1, 3, 64, 64), (16, 3, 3, 3), dict(), (1, 1, 1, 1), 1, 1),
+        ("conv7x7_s2_chunked", (1, 3, 96, 96), (64, 3, 7, 7), dict(strides=[2, 2]), (3, 3, 3, 3), 1, 0),
         ("depthwise3x3_bias_relu", (2, 12, 14, 14), (12, 1, 3, 3), dict(group=12), (1, 1, 1, 1), 1, 1),
         ("depthwise3x3_s2", (1, 7, 15, 16), (7, 1, 3, 3), dict(group=7, strides=[2, 2]), (1, 1, 1, 1), 0, 0),
         ("depthwise5x5_asym", (1, 5, 11, 9), (5, 1, 5, 5), dict(group=5), (2, 1, 2, 3), 1, 0),
