@@ -26,7 +26,8 @@ int moss_kernel_can_lower(const moss_node *n) { return find(n) != NULL; }
 
 int64_t moss_kernel_scratch(const moss_node *n, const moss_kernel_cpu *cpu) {
   moss_lower_fn fn = find(n);
-  if (fn == moss_lower_conv || (fn == moss_lower_sparse && n->op == MOSS_OP_QLinearConv))
+  if (fn == moss_lower_conv ||
+      ((fn == moss_lower_sparse || fn == moss_lower_quant) && n->op == MOSS_OP_QLinearConv))
     return moss_lower_conv_scratch(n, cpu);
   return 0;
 }

@@ -353,7 +353,9 @@ static int pointwise_tiled(moss_kb *b, const moss_node *n, const geom *g) {
 typedef struct igemm {
   int depthwise;                 /* one group per channel, one output each */
   int int8;                      /* QLinearConv: the copy holds bytes, four channels per
-                                  * int32 element, and the tile sums DOT4s */
+                                  * int32 element, and the tile sums DOT4s; depthwise:
+                                  * int32 planes of x - x_zp */
+  int64_t xzero;                 /* int8 depthwise: x_zp */
   int64_t C, M, K, OH, OW, H, W;
   int64_t k[2], s[2], d[2], p[2];
   int nph[2];                    /* phases used per dimension (rows, columns) */
@@ -398,7 +400,7 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
   geom g = *g0;
   int t, kk;
   memset(ig, 0, sizeof *ig);
-  if (q8 ? n->sparse || !w->data || w->dtype != MOSS_DT_I8 || moss_attr_int(n, "group", 1) != 1 ||
+  if (q8 ? n->sparse || !w->data || w->dtype != MOSS_DT_I8 ||
                (x->dtype != MOSS_DT_U8 && x->dtype != MOSS_DT_I8) ||
                (y->dtype != MOSS_DT_U8 && y->dtype != MOSS_DT_I8)
          : n->op != MOSS_OP_Conv || n->sparse || !w->data || w->dtype != x->dtype || y->dtype != x->dtype ||
@@ -521,11 +523,18 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
   memset(&probe, 0, sizeof probe);
   if (cpu) probe.cpu = *cpu;
   if (n->op == MOSS_OP_QLinearConv) {
-    if (!q8_constants(n, NULL) || !moss_tile_shape(&probe, MOSS_DT_I32, &mr, &nr, &lanes) ||
-        n->inputs[0]->rank < 3 || n->inputs[3]->rank != n->inputs[0]->rank)
+    int dw = moss_attr_int(n, "group", 1) != 1;
+    /* One group: byte dot products (DOT4); depthwise: int32 vectors. */
+    if (!q8_constants(n, NULL) || n->inputs[0]->rank < 3 || n->inputs[3]->rank != n->inputs[0]->rank ||
+        !moss_tile_shape(&probe, dw ? MOSS_DT_F32 : MOSS_DT_I32, &mr, &nr, &lanes))
       return 0;
     get_geom(n, &g);
-    return ig_plan(n, &g, ig);
+    need = ig_plan(n, &g, ig);
+    if (need > 0 && ig->depthwise) {
+      const moss_value *xz = moss_node_input(n, 2);
+      ig->xzero = xz ? moss_value_get_i64(xz, 0) : 0;
+    }
+    return need;
   }
   if (n->op != MOSS_OP_Conv || n->sparse || n->inputs[0]->rank < 3 ||
       n->inputs[1]->rank != n->inputs[0]->rank ||
@@ -559,11 +568,15 @@ static void ig_fill(moss_kb *b, const igemm *ig, int xs, moss_kx *row, moss_kx *
   moss_kx *j, *v;
   if (hi <= lo) return;
   j = moss_k_for(b, "j", moss_k_idx(b, lo), moss_k_idx(b, hi), 1, MOSS_KL_PARALLEL, 0);
-  if (src)
+  if (src) {
     v = moss_k_load(b, moss_k_input(b, 0),
                     moss_k_add(b, src, offset(b, moss_k_mulc(b, j, ig->s[1]), r - ig->p[1])));
-  else
-    v = moss_k_flt(b, b->k->bufs[xs].dt, 0);
+    if (ig->int8) /* int32 planes of x - x_zp: the padding's zeros are the zero point */
+      v = moss_k_bin(b, MOSS_KX_SUB, moss_k_cast(b, MOSS_DT_I32, v), moss_k_int(b, MOSS_DT_I32, ig->xzero));
+  } else {
+    moss_dtype dt = b->k->bufs[xs].dt;
+    v = moss_dtype_is_float(dt) ? moss_k_flt(b, dt, 0) : moss_k_int(b, dt, 0);
+  }
   moss_k_store(b, xs, moss_k_add(b, row, j), v);
   moss_k_end(b);
 }
@@ -612,11 +625,14 @@ static void ig_copy_channel(moss_kb *b, const igemm *ig, int xs, moss_kx *xc, mo
     }
     if (chi > clo) {
       j = moss_k_for(b, "j", moss_k_idx(b, clo), moss_k_idx(b, chi), 1, MOSS_KL_PARALLEL, 0);
-      for (c2 = 0; c2 < np; c2++)
-        moss_k_store(b, xs, moss_k_add(b, row[c2], j),
-                     moss_k_load(b, moss_k_input(b, 0),
+      for (c2 = 0; c2 < np; c2++) {
+        moss_kx *v = moss_k_load(b, moss_k_input(b, 0),
                                  moss_k_add(b, src, offset(b, moss_k_mulc(b, j, ig->s[1]),
-                                                           ig->res[1][c2] - ig->p[1]))));
+                                                           ig->res[1][c2] - ig->p[1])));
+        if (ig->int8)
+          v = moss_k_bin(b, MOSS_KX_SUB, moss_k_cast(b, MOSS_DT_I32, v), moss_k_int(b, MOSS_DT_I32, ig->xzero));
+        moss_k_store(b, xs, moss_k_add(b, row[c2], j), v);
+      }
       moss_k_end(b);
     }
     moss_k_else(b);
@@ -907,13 +923,16 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   moss_k_end(b); /* b */
 }
 
+static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig);
+
 int moss_lower_qconv_igemm(moss_kb *b, const moss_node *n) {
   igemm ig;
   int64_t need;
   if (n->op != MOSS_OP_QLinearConv || n->scratch_bytes <= 0) return 0;
   need = ig_scratch(n, &b->cpu, &ig);
   if (need <= 0 || need > n->scratch_bytes || !ig.int8) return 0;
-  lower_qigemm(b, n, &ig);
+  if (ig.depthwise) lower_depthwise(b, n, &ig);
+  else lower_qigemm(b, n, &ig);
   return 1;
 }
 
@@ -982,16 +1001,18 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig) {
 /* One output vector (or scalar, |lanes| 1) of the depthwise Conv at
  * y[yr + ow], from the phased channel in |xs| at |row| + ow. */
 static moss_kx *dw_sum(moss_kb *b, const moss_node *n, int xs, moss_kx *const *wk, const int64_t *off,
-                       int64_t taps, moss_kx *init, moss_kx *row, moss_kx *ow, int lanes) {
+                       int64_t taps, moss_kx *init, moss_kx *row, moss_kx *ow, int lanes, const q8ep *q8,
+                       moss_kx *ch) {
   moss_kx *acc = init;
   int64_t k;
   for (k = 0; k < taps; k++) {
     moss_kx *at = moss_k_add(b, row, moss_k_addc(b, ow, off[k]));
     moss_kx *xv = lanes > 1 ? moss_k_vload(b, xs, at, lanes) : moss_k_load(b, xs, at);
     moss_kx *w = lanes > 1 ? moss_k_splat(b, wk[k], lanes) : wk[k];
-    acc = b->cpu.fma ? moss_k_call(b, MOSS_KFN_FMA, w, xv, acc)
-                     : moss_k_bin(b, MOSS_KX_ADD, acc, moss_k_bin(b, MOSS_KX_MUL, w, xv));
+    acc = b->cpu.fma && !q8 ? moss_k_call(b, MOSS_KFN_FMA, w, xv, acc)
+                            : moss_k_bin(b, MOSS_KX_ADD, acc, moss_k_bin(b, MOSS_KX_MUL, w, xv));
   }
+  if (q8) return q8_epilogue(b, q8, moss_k_let(b, "s", acc), ch, NULL, 0);
   if (!n->act.kind) return acc;
   return moss_k_act(b, n, moss_k_let(b, "s", acc));
 }
@@ -1006,11 +1027,33 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
   const moss_value *x = n->inputs[0];
   int64_t N = x->dims[0], plane = ig->q[0] * ig->q[1], taps = ig->K, k, off[64], kh, kw, offh, offw;
   int64_t OW = ig->OW, v4, v1;
-  int mr, nr, lanes, xs, ys = -1, u, flat, wb = moss_k_input(b, 1), yb = moss_k_output(b, 0);
+  int mr, nr, lanes, xs, ys = -1, u, flat, wb = moss_k_input(b, ig->int8 ? 3 : 1), yb = moss_k_output(b, 0);
   moss_kx *bb, *c, *wk[64], *init, *vinit, *oh, *row, *yr, *ow;
-  moss_dtype dt = x->dtype;
+  /* int8: int32 planes of x - x_zp, int32 sums, the int8 epilogue per channel */
+  moss_dtype dt = ig->int8 ? MOSS_DT_I32 : x->dtype, ydt = n->outputs[0]->dtype;
+  q8ep qe, *q8 = NULL;
   char name[16];
-  moss_tile_shape(b, dt, &mr, &nr, &lanes);
+  moss_tile_shape(b, ig->int8 ? MOSS_DT_F32 : dt, &mr, &nr, &lanes);
+  if (ig->int8) {
+    const moss_value *bias = moss_node_input(n, 8);
+    int64_t nw = moss_value_numel(n->inputs[4]), m;
+    double *ms = moss_arena_alloc(b->arena, sizeof *ms * (size_t)(nw + 1), 8);
+    int32_t *bz = moss_arena_alloc(b->arena, sizeof *bz * (size_t)(ig->M + 1), 8);
+    if (!ms || !bz) {
+      moss_kb_fail(b, MOSS_E_NOMEM, "kernel description");
+      return;
+    }
+    for (m = 0; m < nw; m++)
+      ms[m] = (double)((const float *)n->inputs[1]->data)[0] * ((const float *)n->inputs[4]->data)[m] /
+              (double)((const float *)n->inputs[6]->data)[0];
+    for (m = 0; m < ig->M; m++) bz[m] = bias ? ((const int32_t *)bias->data)[m] : 0;
+    memset(&qe, 0, sizeof qe);
+    qe.n = n;
+    moss_k_requant_init(b, &qe.rq, ms, nw);
+    qe.corr = moss_k_table(b, "bias", MOSS_DT_I32, ig->M, bz); /* x_zp is out of the planes already */
+    qe.yzp = moss_node_input(n, 7) ? moss_k_input(b, 7) : -1;
+    q8 = &qe;
+  }
   if (taps > 64) {
     moss_kb_fail(b, MOSS_E_INTERNAL, "depthwise kernel of %lld taps", (long long)taps);
     return;
@@ -1022,7 +1065,7 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
     }
   xs = moss_k_arena_scratch(b, "xpad", dt, ig->xelems, 0);
   flat = lanes > 1 && OW < lanes;
-  if (flat) ys = moss_k_arena_scratch(b, "grid", dt, ig->yelems, ig->xbytes);
+  if (flat) ys = moss_k_arena_scratch(b, "grid", ig->int8 ? ydt : dt, ig->yelems, ig->xbytes);
   moss_k_comment(b, "depthwise: %lld channels of %lld taps, each copied into %d x %d phases of "
                  "%lld x %lld%s", (long long)ig->C, (long long)taps, ig->nph[0], ig->nph[1],
                  (long long)ig->q[0], (long long)ig->q[1],
@@ -1038,9 +1081,12 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
                   moss_k_idx(b, 0));
   for (k = 0; k < taps; k++) {
     snprintf(name, sizeof name, "w%d", (int)k);
-    wk[k] = moss_k_let(b, name, moss_k_load(b, wb, moss_k_addc(b, moss_k_mulc(b, c, taps), k)));
+    wk[k] = moss_k_let(b, name, moss_k_cast(b, dt, moss_k_load(b, wb, moss_k_addc(b, moss_k_mulc(b, c, taps), k))));
   }
-  init = moss_k_let(b, "b0", moss_node_input(n, 2) ? moss_k_load(b, moss_k_input(b, 2), c) : moss_k_flt(b, dt, 0));
+  if (ig->int8)
+    init = moss_k_int(b, dt, 0); /* the bias comes in the epilogue */
+  else
+    init = moss_k_let(b, "b0", moss_node_input(n, 2) ? moss_k_load(b, moss_k_input(b, 2), c) : moss_k_flt(b, dt, 0));
   vinit = lanes > 1 ? moss_k_let(b, "bv", moss_k_splat(b, init, lanes)) : NULL;
   if (flat) {
     /* The grid in vectors (it is a multiple of 16 elements), four at a
@@ -1054,7 +1100,7 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
       for (q = 0; q < u; q++) {
         snprintf(name, sizeof name, "o%d", (int)q);
         sum[q] = moss_k_let(b, name, dw_sum(b, n, xs, wk, off, taps, vinit, moss_k_idx(b, 0),
-                                            moss_k_addc(b, pp, q * lanes), lanes));
+                                            moss_k_addc(b, pp, q * lanes), lanes, q8, c));
       }
       for (q = 0; q < u; q++) moss_k_store(b, ys, moss_k_addc(b, pp, q * lanes), sum[q]);
       moss_k_end(b);
@@ -1079,7 +1125,7 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
                                       moss_k_mulc(b, oh, OW)));
   if (!vinit || OW < lanes) {
     ow = moss_k_range(b, "ow", OW, MOSS_KL_PARALLEL);
-    moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, init, row, ow, 1));
+    moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, init, row, ow, 1, q8, c));
     moss_k_end(b);
   } else {
     v4 = OW / (4 * lanes) * 4 * lanes;
@@ -1090,7 +1136,7 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
       for (u = 0; u < 4; u++) {
         snprintf(name, sizeof name, "o%d", u);
         sum[u] = moss_k_let(b, name, dw_sum(b, n, xs, wk, off, taps, vinit, row,
-                                            moss_k_addc(b, ow, (int64_t)u * lanes), lanes));
+                                            moss_k_addc(b, ow, (int64_t)u * lanes), lanes, q8, c));
       }
       for (u = 0; u < 4; u++)
         moss_k_store(b, yb, moss_k_add(b, yr, moss_k_addc(b, ow, (int64_t)u * lanes)), sum[u]);
@@ -1098,12 +1144,12 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
     }
     if (v1 > v4) {
       ow = moss_k_for(b, "ow", moss_k_idx(b, v4), moss_k_idx(b, v1), lanes, MOSS_KL_PARALLEL, 0);
-      moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes));
+      moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes, q8, c));
       moss_k_end(b);
     }
     if (OW > v1) {
       ow = moss_k_idx(b, OW - lanes);
-      moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes));
+      moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes, q8, c));
     }
   }
   moss_k_end(b); /* oh */

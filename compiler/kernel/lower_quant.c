@@ -391,8 +391,10 @@ moss_status moss_lower_quant(moss_kb *b, const moss_node *n) {
   case MOSS_OP_DynamicQuantizeLinear: return lower_dynamic(b, n);
   case MOSS_OP_MatMulInteger:
   case MOSS_OP_QLinearMatMul: return lower_matmul(b, n);
-  case MOSS_OP_ConvInteger:
-  case MOSS_OP_QLinearConv: return lower_conv(b, n);
+  case MOSS_OP_ConvInteger: return lower_conv(b, n);
+  case MOSS_OP_QLinearConv:
+    if (moss_lower_qconv_igemm(b, n)) return b->st; /* depthwise on int32 planes, lower_conv.c */
+    return lower_conv(b, n);
   default: return moss_kb_fail(b, MOSS_E_INTERNAL, "not a quantized operator");
   }
 }

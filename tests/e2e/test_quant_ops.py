@@ -87,7 +87,8 @@ check("QLinearConv per-channel", got, want, 1)
 # dot products (compiler/kernel/lower_conv.c); its output must equal the C
 # backend's (the scalar loops) exactly, and numpy's within 1 LSB. uint8 and
 # int8 inputs, channels not a multiple of 4, strides, padding, dilation,
-# per-tensor and per-channel scales, a grid chunked through the cache.
+# per-tensor and per-channel scales, a grid chunked through the cache; and
+# depthwise ones, on int32 planes of x - x_zp (any machine with vectors).
 with open("/proc/cpuinfo") as f:
     VNNI = " avx512_vnni" in f.read()
 
@@ -103,7 +104,10 @@ def conv_ref_taps(x, w, zx, s, p, dl):
     for i in range(KH):
         for j in range(KW):
             win = xp[:, :, i * dl[0]:i * dl[0] + (OH - 1) * s[0] + 1:s[0], j * dl[1]:j * dl[1] + (OW - 1) * s[1] + 1:s[1]]
-            y += np.einsum("oc,nchw->nohw", w[:, :, i, j].astype(np.int64), win)
+            if w.shape[1] == 1 and O == C and C > 1:  # depthwise: one channel per group
+                y += w[:, 0, i, j].astype(np.int64).reshape(1, -1, 1, 1) * win
+            else:
+                y += np.einsum("oc,nchw->nohw", w[:, :, i, j].astype(np.int64), win)
     return y
 
 for (name, xdt, xshape, wshape, s_, p_, dl, per_ch, ydt, with_b) in [
@@ -112,7 +116,11 @@ for (name, xdt, xshape, wshape, s_, p_, dl, per_ch, ydt, with_b) in [
         ("q8_7x7_s2_stem", np.uint8, (1, 3, 40, 40), (16, 3, 7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1, np.uint8, 1),
         ("q8_1x1", np.int8, (1, 32, 8, 8), (20, 32, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, np.uint8, 0),
         ("q8_3x3_dil2", np.uint8, (1, 8, 11, 11), (9, 8, 3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 1, np.int8, 1),
-        ("q8_3x3_chunked", np.uint8, (1, 8, 64, 64), (72, 8, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.uint8, 1)]:
+        ("q8_3x3_chunked", np.uint8, (1, 8, 64, 64), (72, 8, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.uint8, 1),
+        # depthwise (group = channels): int32 planes of x - x_zp, rows of vectors or the whole grid
+        ("q8_dw3x3_u8", np.uint8, (2, 6, 20, 37), (6, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, np.uint8, 1),
+        ("q8_dw3x3_s2_i8", np.int8, (1, 5, 33, 35), (5, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 0, np.int8, 1),
+        ("q8_dw5x5_small", np.uint8, (1, 7, 9, 9), (7, 1, 5, 5), (1, 1), (2, 1, 2, 3), (1, 1), 1, np.uint8, 0)]:
     info = np.iinfo(xdt)
     xq = rng.integers(info.min, info.max + 1, xshape, dtype=xdt)
     wq = rng.integers(-127, 128, wshape, dtype=np.int8)
@@ -135,7 +143,7 @@ for (name, xdt, xshape, wshape, s_, p_, dl, per_ch, ydt, with_b) in [
     if with_b:
         inits["b"] = bq
     node = H.make_node("QLinearConv", ins, ["y"], strides=list(s_), pads=list(p_), dilations=list(dl),
-                       kernel_shape=list(wshape[2:]))
+                       kernel_shape=list(wshape[2:]), group=xshape[1] if wshape[1] == 1 and xshape[1] > 1 else 1)
     got = run(name, node, {"x": xq}, inits, ydt, want.shape, opset=10)
     check("QLinearConv " + name, got, want, 1)
     if EMIT == "bundle":
@@ -145,7 +153,7 @@ for (name, xdt, xshape, wshape, s_, p_, dl, per_ch, ydt, with_b) in [
             dump = subprocess.run([MOSS, "compile", os.path.join(W, name, "model.onnx"), "-o",
                                    os.path.join(W, name, "dump.moss"), "-q", "--dump-kernels"],
                                   capture_output=True, text=True, check=True).stdout
-            if "int8 implicit product" not in dump:
+            if "int8 implicit product" not in dump and "depthwise:" not in dump:
                 print("QLinearConv %s: BAD, the bundle did not take the DOT4 kernel" % name)
                 fails += 1
 
