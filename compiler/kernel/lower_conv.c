@@ -753,6 +753,28 @@ static void lower_igemm_t(moss_kb *b, const moss_node *n, const igemm *ig, int x
   moss_k_end(b); /* b */
 }
 
+/* The implicit product's tile of element type |dt|: S the weight |data|
+ * (M x K, row-major) packed in blocks of the tile's rows under |name|, V
+ * the phased copy |xs| read through the table |rows|; Y and the epilogue
+ * are the caller's. */
+static void ig_tile(moss_kb *b, const igemm *ig, moss_tile *t, moss_dtype dt, const char *name,
+                    const void *data, int xs, const int64_t *rows) {
+  int mr, nr, lanes;
+  moss_tile_shape(b, dt, &mr, &nr, &lanes);
+  memset(t, 0, sizeof *t);
+  t->dt = dt;
+  t->M = ig->M;
+  t->N = ig->grid;
+  t->K = ig->K;
+  t->s = moss_tile_pack(b, name, dt, data, ig->K, ig->M, 1, ig->K, mr);
+  t->s_packed = 1;
+  t->s_at = moss_k_idx(b, 0);
+  t->v = xs;
+  t->v_rows = 1;
+  t->v_koff = moss_k_table(b, "rows", MOSS_DT_I64, ig->K, rows);
+  t->v_at = moss_k_idx(b, 0);
+}
+
 /* The chunked product |t| (its N, y_row and v_at set here) into the grid
  * of sums |ys|, each chunk's valid columns copied out to image |bb|. */
 static void ig_chunks(moss_kb *b, const igemm *ig, moss_tile *t, int ys, moss_kx *bb) {
@@ -861,19 +883,8 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   x8 = moss_k_arena_scratch(b, "xq", MOSS_DT_U8, ig->xelems * 4, 0);
   x32 = moss_k_arena_scratch(b, "xq4", MOSS_DT_I32, ig->xelems, 0);
   if (ig->yelems) ys = moss_k_arena_scratch(b, "grid", n->outputs[0]->dtype, ig->yelems, ig->xbytes);
-  memset(&t, 0, sizeof t);
-  t.dt = MOSS_DT_I32;
-  t.M = ig->M;
-  t.N = ig->grid;
-  t.K = ig->K;
   snprintf(name, sizeof name, "'%s' as int32s of four channels, packed in blocks of %d rows", w->name, mr);
-  t.s = moss_tile_pack(b, name, MOSS_DT_I32, w4, ig->K, ig->M, 1, ig->K, mr);
-  t.s_packed = 1;
-  t.s_at = moss_k_idx(b, 0);
-  t.v = x32;
-  t.v_rows = 1;
-  t.v_koff = moss_k_table(b, "rows", MOSS_DT_I64, ig->K, rows);
-  t.v_at = moss_k_idx(b, 0);
+  ig_tile(b, ig, &t, MOSS_DT_I32, name, w4, x32, rows);
   t.epilogue = q8_epilogue;
   t.arg = &ep;
   moss_k_comment(b, "int8 implicit product: %lld x %lld x %lld int32s of four bytes (DOT4) on a grid "
@@ -964,19 +975,8 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig) {
     lower_igemm_t(b, n, ig, xs, ys, rows);
     return;
   }
-  memset(&t, 0, sizeof t);
-  t.dt = x->dtype;
-  t.M = ig->M;
-  t.N = grid;
-  t.K = ig->K;
   snprintf(name, sizeof name, "'%s' packed in blocks of %d rows", w->name, mr);
-  t.s = moss_tile_pack(b, name, w->dtype, w->data, ig->K, ig->M, 1, ig->K, mr);
-  t.s_packed = 1;
-  t.s_at = moss_k_idx(b, 0);
-  t.v = xs;
-  t.v_rows = 1;
-  t.v_koff = moss_k_table(b, "rows", MOSS_DT_I64, ig->K, rows);
-  t.v_at = moss_k_idx(b, 0);
+  ig_tile(b, ig, &t, x->dtype, name, w->data, xs, rows);
   if (moss_node_input(n, 2) || n->act.kind) {
     t.epilogue = pw_epilogue;
     t.arg = n;

@@ -170,34 +170,29 @@ moss_status moss_lower_softmax(moss_kb *b, const moss_node *n) {
     moss_k_set(b, m, moss_k_bin(b, MOSS_KX_MAX, moss_k_load(b, xi, AT(j)), m));
     moss_k_end(b);
     s = moss_k_let(b, "s", moss_k_flt(b, D, 0.0));
-    if (n->op == MOSS_OP_Softmax && dt == MOSS_DT_F32 && b->cpu.vector_bytes && b->cpu.fma) {
-      /* The exponentials in one loop that vectorizes, then their sum in
-       * double, in order, as below. */
+    if (n->op == MOSS_OP_Softmax) {
       moss_kx *r;
-      j = moss_k_range(b, "j", len, MOSS_KL_PARALLEL);
-      at = AT(j);
-      moss_k_store(b, yi, at, exp_f32(b, moss_k_bin(b, MOSS_KX_SUB, moss_k_load(b, xi, at), m)));
-      moss_k_end(b);
-      j = moss_k_range(b, "j", len, MOSS_KL_REDUCE);
-      moss_k_set(b, s, moss_k_bin(b, MOSS_KX_ADD, s, moss_k_cast(b, D, moss_k_load(b, yi, AT(j)))));
-      moss_k_end(b);
-      r = moss_k_let(b, "r",
-                     moss_k_cast(b, dt, moss_k_bin(b, MOSS_KX_DIV, moss_k_flt(b, D, 1.0), s)));
-      j = moss_k_range(b, "j", len, MOSS_KL_PARALLEL);
-      at = AT(j);
-      moss_k_store(b, yi, at, moss_k_bin(b, MOSS_KX_MUL, moss_k_load(b, yi, at), r));
-      moss_k_end(b);
-    } else if (n->op == MOSS_OP_Softmax) {
-      moss_kx *r;
-      j = moss_k_range(b, "j", len, MOSS_KL_REDUCE);
-      at = AT(j);
-      e = moss_k_let(
-          b, "e",
-          moss_k_call(b, MOSS_KFN_EXP, moss_k_bin(b, MOSS_KX_SUB, moss_k_load(b, xi, at), m), NULL,
-                      NULL));
-      moss_k_store(b, yi, at, e);
-      moss_k_set(b, s, moss_k_bin(b, MOSS_KX_ADD, s, moss_k_cast(b, D, e)));
-      moss_k_end(b);
+      if (dt == MOSS_DT_F32 && b->cpu.vector_bytes && b->cpu.fma) {
+        /* The exponentials in one loop that vectorizes, then their sum in
+         * double, in order, as below. */
+        j = moss_k_range(b, "j", len, MOSS_KL_PARALLEL);
+        at = AT(j);
+        moss_k_store(b, yi, at, exp_f32(b, moss_k_bin(b, MOSS_KX_SUB, moss_k_load(b, xi, at), m)));
+        moss_k_end(b);
+        j = moss_k_range(b, "j", len, MOSS_KL_REDUCE);
+        moss_k_set(b, s, moss_k_bin(b, MOSS_KX_ADD, s, moss_k_cast(b, D, moss_k_load(b, yi, AT(j)))));
+        moss_k_end(b);
+      } else {
+        j = moss_k_range(b, "j", len, MOSS_KL_REDUCE);
+        at = AT(j);
+        e = moss_k_let(
+            b, "e",
+            moss_k_call(b, MOSS_KFN_EXP, moss_k_bin(b, MOSS_KX_SUB, moss_k_load(b, xi, at), m), NULL,
+                        NULL));
+        moss_k_store(b, yi, at, e);
+        moss_k_set(b, s, moss_k_bin(b, MOSS_KX_ADD, s, moss_k_cast(b, D, e)));
+        moss_k_end(b);
+      }
       r = moss_k_let(b, "r",
                      moss_k_cast(b, dt, moss_k_bin(b, MOSS_KX_DIV, moss_k_flt(b, D, 1.0), s)));
       j = moss_k_range(b, "j", len, MOSS_KL_PARALLEL);

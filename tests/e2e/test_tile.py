@@ -209,6 +209,18 @@ def conv_ref(x, w, bias=None, strides=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0), gro
     return y, bd
 
 
+def conv_case(name, node, x, w, bias, relu, y, bd, k):
+    """One Conv or ConvTranspose |node| (writing "t" when a Relu follows)."""
+    nodes = [node]
+    if relu:
+        nodes.append(H.make_node("Relu", ["t"], ["y"]))
+        y = np.maximum(y, 0)
+    inits = {"w": w}
+    if bias is not None:
+        inits["bias"] = bias
+    case(name, nodes, {"x": x}, inits, y, (bd, k))
+
+
 # Convolutions as an implicit product (lower_conv.c): the input copied into
 # stride phases, the tile reading shifted windows of it. Every geometry the
 # phases and the grid's dropped columns must get right.
@@ -240,15 +252,9 @@ for (name, xs, ws, attrs, pads, with_bias, relu) in [
     bias = r(ws[0]) if with_bias else None
     y, bd = conv_ref(x, w, bias, attrs.get("strides", (1, 1)), attrs.get("dilations", (1, 1)), pads,
                      attrs.get("group", 1))
-    nodes = [H.make_node("Conv", ["x", "w"] + (["bias"] if with_bias else []), ["t" if relu else "y"],
-                         kernel_shape=list(ws[2:]), pads=list(pads), **attrs)]
-    if relu:
-        nodes.append(H.make_node("Relu", ["t"], ["y"]))
-        y = np.maximum(y, 0)
-    inits = {"w": w}
-    if with_bias:
-        inits["bias"] = bias
-    case(name, nodes, {"x": x}, inits, y, (bd, ws[1] * ws[2] * ws[3]))
+    conv_case(name, H.make_node("Conv", ["x", "w"] + (["bias"] if with_bias else []), ["t" if relu else "y"],
+                                kernel_shape=list(ws[2:]), pads=list(pads), **attrs),
+              x, w, bias, relu, y, bd, ws[1] * ws[2] * ws[3])
 
 # SAME_UPPER padding (4x4 kernel, stride 3) and a 1-D Conv.
 x, w = r(1, 5, 13, 13), r(6, 5, 4, 4)
@@ -301,16 +307,10 @@ for (name, xs, ws, s_, d_, pads, opad, with_bias, relu) in [
     x, w = r(*xs), r(*ws)
     bias = r(ws[1]) if with_bias else None
     y, bd = convt_ref(x, w, bias, s_, d_, pads, opad)
-    nodes = [H.make_node("ConvTranspose", ["x", "w"] + (["bias"] if with_bias else []), ["t" if relu else "y"],
-                         kernel_shape=list(ws[2:]), strides=list(s_), dilations=list(d_), pads=list(pads),
-                         output_padding=list(opad))]
-    if relu:
-        nodes.append(H.make_node("Relu", ["t"], ["y"]))
-        y = np.maximum(y, 0)
-    inits = {"w": w}
-    if with_bias:
-        inits["bias"] = bias
-    case(name, nodes, {"x": x}, inits, y, (bd, ws[0]))
+    conv_case(name, H.make_node("ConvTranspose", ["x", "w"] + (["bias"] if with_bias else []),
+                                ["t" if relu else "y"], kernel_shape=list(ws[2:]), strides=list(s_),
+                                dilations=list(d_), pads=list(pads), output_padding=list(opad)),
+              x, w, bias, relu, y, bd, ws[0])
 x, w = r(1, 6, 20), r(6, 4, 3)
 y, bd = convt_ref(x[:, :, None, :], w[:, :, None, :], None, (1, 2), (1, 1), (0, 1, 0, 1), (0, 0))
 case("convt1d_k3_s2_p1", [H.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2], pads=[1, 1])],
