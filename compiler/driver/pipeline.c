@@ -319,16 +319,15 @@ static moss_status sparse(stage *s) {
   moss_status st;
   int i;
   if (!dot4) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "sparse pass");
-  for (i = 0; i < g->nnodes; i++) { /* a dense QLinearConv the device runs on DOT4 */
+  /* A dense QLinearConv the device runs on DOT4 (the nodes are still dense:
+   * this pass chooses their formats). */
+  for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
     moss_kernel_cpu kc;
-    int keep = n->sparse;
     dot4[i] = 0;
-    if (n->op != MOSS_OP_QLinearConv) continue;
-    n->sparse = MOSS_SPARSE_DENSE;
+    if (n->op != MOSS_OP_QLinearConv || n->sparse) continue;
     moss_backend_device_kernel_cpu(&s->devices[n->device], &kc);
     dot4[i] = moss_kernel_can_lower(n) && moss_kernel_scratch(n, &kc) > 0;
-    n->sparse = keep;
   }
   so.devices = s->devices;
   so.dense_dot4 = dot4;

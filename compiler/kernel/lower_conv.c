@@ -287,6 +287,26 @@ static moss_kx *pw_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i,
   return moss_k_act(b, n, moss_k_let(b, name, v));
 }
 
+/* Starts |t|, the product Y[M, N] = S V of |K| terms in |dt|, S being the
+ * constant |data| (S(i, k) at k*ks + i*xs) packed in blocks of the tile's
+ * rows under the name "|what|, packed ..."; the caller sets V, Y and the
+ * epilogue. */
+static void packed_s_tile(moss_kb *b, moss_tile *t, moss_dtype dt, int64_t M, int64_t N, int64_t K,
+                          const char *what, const void *data, int64_t ks, int64_t xs) {
+  int mr, nr, lanes;
+  char name[200];
+  moss_tile_shape(b, dt, &mr, &nr, &lanes);
+  memset(t, 0, sizeof *t);
+  t->dt = dt;
+  t->M = M;
+  t->N = N;
+  t->K = K;
+  snprintf(name, sizeof name, "%s, packed in blocks of %d rows", what, mr);
+  t->s = moss_tile_pack(b, name, dt, data, K, M, ks, xs, mr);
+  t->s_packed = 1;
+  t->s_at = moss_k_idx(b, 0);
+}
+
 /* A pointwise Conv (1 x 1 kernel, stride 1, no padding: get_geom made it
  * one row) with one group and a constant weight is, per image, the
  * product Y[M, P] = W[M, C] X[C, P]: the register tile (lower_tile.c),
@@ -303,15 +323,8 @@ static int pointwise_tiled(moss_kb *b, const moss_node *n, const geom *g) {
       w->dims[1] != C || !w->data || w->dtype != x->dtype || C < 1 ||
       !moss_tile_shape(b, x->dtype, &mr, &nr, &lanes) || P < lanes)
     return 0;
-  memset(&t, 0, sizeof t);
-  t.dt = x->dtype;
-  t.M = M;
-  t.N = P;
-  t.K = C;
-  snprintf(name, sizeof name, "'%s' packed in blocks of %d rows", w->name, mr);
-  t.s = moss_tile_pack(b, name, w->dtype, w->data, C, M, 1, C, mr);
-  t.s_packed = 1;
-  t.s_at = moss_k_idx(b, 0);
+  snprintf(name, sizeof name, "'%s'", w->name);
+  packed_s_tile(b, &t, x->dtype, M, P, C, name, w->data, 1, C);
   t.v = moss_k_input(b, 0);
   t.v_k = P;
   t.y = moss_k_output(b, 0);
@@ -759,16 +772,7 @@ static void lower_igemm_t(moss_kb *b, const moss_node *n, const igemm *ig, int x
  * are the caller's. */
 static void ig_tile(moss_kb *b, const igemm *ig, moss_tile *t, moss_dtype dt, const char *name,
                     const void *data, int xs, const int64_t *rows) {
-  int mr, nr, lanes;
-  moss_tile_shape(b, dt, &mr, &nr, &lanes);
-  memset(t, 0, sizeof *t);
-  t->dt = dt;
-  t->M = ig->M;
-  t->N = ig->grid;
-  t->K = ig->K;
-  t->s = moss_tile_pack(b, name, dt, data, ig->K, ig->M, 1, ig->K, mr);
-  t->s_packed = 1;
-  t->s_at = moss_k_idx(b, 0);
+  packed_s_tile(b, t, dt, ig->M, ig->grid, ig->K, name, data, 1, ig->K);
   t->v = xs;
   t->v_rows = 1;
   t->v_koff = moss_k_table(b, "rows", MOSS_DT_I64, ig->K, rows);
@@ -883,7 +887,7 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   x8 = moss_k_arena_scratch(b, "xq", MOSS_DT_U8, ig->xelems * 4, 0);
   x32 = moss_k_arena_scratch(b, "xq4", MOSS_DT_I32, ig->xelems, 0);
   if (ig->yelems) ys = moss_k_arena_scratch(b, "grid", n->outputs[0]->dtype, ig->yelems, ig->xbytes);
-  snprintf(name, sizeof name, "'%s' as int32s of four channels, packed in blocks of %d rows", w->name, mr);
+  snprintf(name, sizeof name, "'%s' as int32s of four channels", w->name);
   ig_tile(b, ig, &t, MOSS_DT_I32, name, w4, x32, rows);
   t.epilogue = q8_epilogue;
   t.arg = &ep;
@@ -975,7 +979,7 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig) {
     lower_igemm_t(b, n, ig, xs, ys, rows);
     return;
   }
-  snprintf(name, sizeof name, "'%s' packed in blocks of %d rows", w->name, mr);
+  snprintf(name, sizeof name, "'%s'", w->name);
   ig_tile(b, ig, &t, x->dtype, name, w->data, xs, rows);
   if (moss_node_input(n, 2) || n->act.kind) {
     t.epilogue = pw_epilogue;
@@ -1264,15 +1268,8 @@ static void lower_ct_gemm(moss_kb *b, const moss_node *n, const geom *g) {
   char name[160];
   moss_tile_shape(b, x->dtype, &mr, &nr, &lanes);
   zs = moss_k_arena_scratch(b, "z", x->dtype, KM * HW, 0);
-  memset(&t, 0, sizeof t);
-  t.dt = x->dtype;
-  t.M = KM;
-  t.N = HW;
-  t.K = C;
-  snprintf(name, sizeof name, "'%s' transposed, packed in blocks of %d rows", w->name, mr);
-  t.s = moss_tile_pack(b, name, w->dtype, w->data, C, KM, KM, 1, mr);
-  t.s_packed = 1;
-  t.s_at = moss_k_idx(b, 0);
+  snprintf(name, sizeof name, "'%s' transposed", w->name);
+  packed_s_tile(b, &t, x->dtype, KM, HW, C, name, w->data, KM, 1);
   t.v = moss_k_input(b, 0);
   t.v_k = HW;
   t.y = zs;

@@ -39,6 +39,14 @@ fails = 0
 count = 0
 
 
+def host_simd():
+    """Whether the host target has vectors (x86-64 or AArch64 here)."""
+    return os.uname().machine in ("x86_64", "aarch64")
+
+
+HOST_SIMD = host_simd()
+
+
 def have_avx2():
     with open("/proc/cpuinfo") as f:
         flags = f.read()
@@ -65,8 +73,9 @@ def compile_run(name, nodes, inputs, inits, out_shape, dt, target, emit):
     return np.load(d + "/out/output_0.npy")
 
 
-def case(name, nodes, inputs, inits, ref, bound, dt=np.float32):
-    """|bound| is sum_k |a||b| per element (same shape as |ref|)."""
+def case(name, nodes, inputs, inits, ref, bound, dt=np.float32, kernel=None):
+    """|bound| is sum_k |a||b| per element (same shape as |ref|). |kernel|:
+    text the host's --dump-kernels must show (the path the case tests)."""
     global fails, count
     eps = np.finfo(dt).eps
     for target, emit in EMITS:
@@ -74,6 +83,14 @@ def case(name, nodes, inputs, inits, ref, bound, dt=np.float32):
             continue
         count += 1
         y = compile_run(name, nodes, inputs, inits, list(ref.shape), dt, target, emit)
+        if kernel and target == "host":
+            d = os.path.join(W, name + "-" + target)
+            dump = subprocess.run([A.moss, "compile", d + "/model.onnx", "--target", target, "-o",
+                                   d + "/dump.moss", "-q", "--dump-kernels"],
+                                  check=True, capture_output=True, text=True).stdout
+            if kernel not in dump:
+                print("FAIL %s on %s: no '%s' in its kernels" % (name, target, kernel))
+                fails += 1
         if y.shape != ref.shape or y.dtype != dt:
             print("FAIL %s on %s: shape %s %s, want %s %s" % (name, target, y.shape, y.dtype, ref.shape, dt))
             fails += 1
@@ -209,6 +226,13 @@ def conv_ref(x, w, bias=None, strides=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0), gro
     return y, bd
 
 
+# The kernel each case must get on this machine's host target (--dump-kernels);
+# the rest keep the direct loops (groups, grids too small for a tile).
+KERNEL = {"conv3x3_s1_p1_bias_relu": "implicit product, transposed", "conv7x7_s2_p3": "transposed",
+          "conv3x3_chunked": "for chunk in", "conv7x7_s2_chunked": "for chunk in",
+          "conv3x3_tiny": None, "conv3x3_group2": None, "depthwise_multiplier2": None}
+
+
 def conv_case(name, node, x, w, bias, relu, y, bd, k):
     """One Conv or ConvTranspose |node| (writing "t" when a Relu follows)."""
     nodes = [node]
@@ -218,7 +242,9 @@ def conv_case(name, node, x, w, bias, relu, y, bd, k):
     inits = {"w": w}
     if bias is not None:
         inits["bias"] = bias
-    case(name, nodes, {"x": x}, inits, y, (bd, k))
+    default = ("ConvTranspose as" if node.op_type == "ConvTranspose" else "depthwise:"
+               if name.startswith("depthwise") else "implicit product")
+    case(name, nodes, {"x": x}, inits, y, (bd, k), kernel=KERNEL.get(name, default) if HOST_SIMD else None)
 
 
 # Convolutions as an implicit product (lower_conv.c): the input copied into
