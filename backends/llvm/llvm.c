@@ -282,6 +282,7 @@ static LLVMValueRef dot4(gen *G, LLVMValueRef *a, int lanes) {
   LLVMTypeRef b4 = LLVMVectorType(G->i8, (unsigned)(4 * lanes)), w4 = LLVMVectorType(G->i32, (unsigned)(4 * lanes));
   LLVMValueRef u, v, m, sum = NULL, mask[64];
   int j, l;
+  if (lanes < 1 || lanes > 64) return fail(G, MOSS_E_INTERNAL, "dot4 wider than 64 lanes"), a[0];
   if (lanes == G->cpu.dot4 && (lanes == 16 || lanes == 8)) {
     const char *name = lanes == 16 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256";
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
@@ -293,7 +294,7 @@ static LLVMValueRef dot4(gen *G, LLVMValueRef *a, int lanes) {
   m = LLVMBuildMul(G->b, u, v, "");
   for (j = 0; j < 4; j++) {
     LLVMValueRef part;
-    for (l = 0; l < lanes && l < 16; l++) mask[l] = LLVMConstInt(G->i32, (unsigned)(4 * l + j), 0);
+    for (l = 0; l < lanes; l++) mask[l] = LLVMConstInt(G->i32, (unsigned)(4 * l + j), 0);
     part = LLVMBuildShuffleVector(G->b, m, LLVMGetPoison(w4), LLVMConstVector(mask, (unsigned)lanes), "");
     sum = sum ? LLVMBuildAdd(G->b, sum, part, "") : part;
   }
@@ -893,15 +894,21 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* cpu "native" as this machine's CPU and features; |*own_cpu| and
+ * |*own_features| are then LLVM's strings, disposed by the caller. */
+static void resolve_native(const char **cpu, const char **features, char **own_cpu, char **own_features) {
+  *own_cpu = *own_features = NULL;
+  if (!*cpu || strcmp(*cpu, "native")) return;
+  *own_cpu = LLVMGetHostCPUName();
+  *own_features = LLVMGetHostCPUFeatures();
+  *cpu = *own_cpu;
+  *features = *own_features;
+}
+
 void moss_llvm_kernel_cpu(const char *triple, const char *cpu, const char *features,
                           moss_kernel_cpu *out) {
-  char *host_cpu = NULL, *host_features = NULL;
-  if (cpu && !strcmp(cpu, "native")) {
-    host_cpu = LLVMGetHostCPUName();
-    host_features = LLVMGetHostCPUFeatures();
-    cpu = host_cpu;
-    features = host_features;
-  }
+  char *host_cpu, *host_features;
+  resolve_native(&cpu, &features, &host_cpu, &host_features);
   moss_kernel_cpu_from_codegen(triple, cpu, features, out);
   if (host_cpu) LLVMDisposeMessage(host_cpu);
   if (host_features) LLVMDisposeMessage(host_features);
@@ -910,7 +917,7 @@ void moss_llvm_kernel_cpu(const char *triple, const char *cpu, const char *featu
 static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {
   LLVMTargetRef target;
   LLVMTargetMachineRef tm;
-  char *err = NULL, *host_cpu = NULL, *host_features = NULL;
+  char *err = NULL, *host_cpu, *host_features;
   const char *cpu = t->cpu ? t->cpu : "generic", *features = t->features ? t->features : "";
   init_targets();
   if (LLVMGetTargetFromTriple(t->triple, &target, &err)) {
@@ -918,12 +925,7 @@ static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {
     LLVMDisposeMessage(err);
     return NULL;
   }
-  if (!strcmp(cpu, "native")) {
-    host_cpu = LLVMGetHostCPUName();
-    host_features = LLVMGetHostCPUFeatures();
-    cpu = host_cpu;
-    features = host_features;
-  }
+  resolve_native(&cpu, &features, &host_cpu, &host_features);
   tm = LLVMCreateTargetMachine(target, t->triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
                                LLVMCodeModelDefault);
   moss_kernel_cpu_from_codegen(t->triple, cpu, features, &G->cpu);
