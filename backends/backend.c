@@ -198,4 +198,5 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
   d->backend->machine_facts(moss_target_device_codegen(d->target, d->device, "triple"),
                             moss_target_device_codegen(d->target, d->device, "cpu"),
                             moss_target_device_codegen(d->target, d->device, "features"), out);
+  out->threads = moss_target_device_units(d->target, d->device);
 }

@@ -11,9 +11,9 @@ Models (made on demand, not committed, except the digits ones):
   ResNet-18 made by ONNX Runtime's quantizer (quantize_static: QDQ format,
   per-channel int8 weights, uint8 activations, calibrated on 8 random
   inputs).
-Each is compiled for `host` (the LLVM backend, this machine's CPU) and
-timed with `moss bench` (median of N runs; moss's code runs one thread, so
-its 2-thread column is its 1-thread time until threads land); ONNX Runtime
+Each is compiled once for `host` (the LLVM backend, this machine's CPU and
+cores: its parallel loops cut into parts for them) and timed with `moss
+bench --threads 1` and `--threads 2` (median of N runs each); ONNX Runtime
 runs the same file with all graph optimizations at intra_op 1 and 2, each
 in its own process (median of N runs after a warm-up). Peak RSS is the
 process's maximum resident set (moss: /usr/bin/time around `moss bench`,
@@ -66,6 +66,8 @@ print("%.3f %d" % (med, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
 def moss_run(moss, model, shape, iters, work, tag):
+    """Compiles once; returns the medians at 1 and 2 threads, the peak RSS
+    of the 1-thread run, the bundle's size and the model's MACs."""
     art = os.path.join(work, tag + ".moss")
     rep = os.path.join(work, tag + ".json")
     cmd = [moss, "compile", model, "-q", "-o", art, "--report", rep]
@@ -73,12 +75,15 @@ def moss_run(moss, model, shape, iters, work, tag):
     if any(d.dim_param for d in inp.type.tensor_type.shape.dim):
         cmd += ["--input-shape", "%s=%s" % (inp.name, shape)]
     subprocess.run(cmd, check=True)
-    p = subprocess.run(["/usr/bin/time", "-f", "RSS %M", moss, "bench", art, "--iterations",
-                        str(iters)], check=True, capture_output=True, text=True)
-    med = float(re.search(r"median ([0-9.]+) us", p.stdout).group(1))
-    rss = int(re.search(r"RSS (\d+)", p.stderr).group(1))
+    med, rss = [], 0
+    for threads in (1, 2):
+        p = subprocess.run(["/usr/bin/time", "-f", "RSS %M", moss, "bench", art, "--iterations",
+                            str(iters), "--threads", str(threads)], check=True, capture_output=True, text=True)
+        med.append(float(re.search(r"median ([0-9.]+) us", p.stdout).group(1)))
+        if threads == 1:
+            rss = int(re.search(r"RSS (\d+)", p.stderr).group(1))
     macs = json.load(open(rep))["total"]["macs_dense"]
-    return med, rss, os.path.getsize(art), macs
+    return med[0], med[1], rss, os.path.getsize(art), macs
 
 
 def ort_run(model, shape, threads, iters):
@@ -151,16 +156,16 @@ def main():
         print(text, flush=True)
         lines.append(text)
 
-    out("| model | MACs | moss | ORT 1 thread | moss/ORT | ORT 2 threads | moss/ORT | "
+    out("| model | MACs | moss 1 thread | ORT 1 thread | moss/ORT | moss 2 threads | ORT 2 threads | moss/ORT | "
         "moss peak RSS | ORT peak RSS | .moss | .onnx |")
-    out("|---|---|---|---|---|---|---|---|---|---|---|")
+    out("|---|---|---|---|---|---|---|---|---|---|---|---|")
     r1, r2, times, macs_of, macs_by_name, failed = [], [], {}, {}, {}, []
     for tag, name, path, shape, scale in models:
         if only and tag not in only:
             continue
         iters = max(5, a.iterations * scale)
         try:
-            tm, rm, size, macs = moss_run(a.moss, path, shape, iters, work, tag)
+            tm, tm2, rm, size, macs = moss_run(a.moss, path, shape, iters, work, tag)
         except subprocess.CalledProcessError as e:
             out("| %s | moss failed: %s |" % (name, (e.stderr or "").strip()[-200:].replace("\n", " ")))
             failed.append(name)
@@ -168,12 +173,12 @@ def main():
         t1, rss1 = ort_run(path, shape, 1, iters)
         t2, _ = ort_run(path, shape, 2, iters)
         r1.append((name, tm / t1))
-        r2.append((name, tm / t2))
+        r2.append((name, tm2 / t2))
         times[tag] = tm
         macs_of[tag] = macs
         macs_by_name[name] = macs
-        out("| %s | %.3g | %.1f us | %.1f us | %.2f | %.1f us | %.2f | %.0f MB | %.0f MB | "
-            "%.2f MB | %.2f MB |" % (name, macs, tm, t1, tm / t1, t2, tm / t2, rm / 1024,
+        out("| %s | %.3g | %.1f us | %.1f us | %.2f | %.1f us | %.1f us | %.2f | %.0f MB | %.0f MB | "
+            "%.2f MB | %.2f MB |" % (name, macs, tm, t1, tm / t1, tm2, t2, tm2 / t2, rm / 1024,
                                      rss1 / 1024, size / 1e6, os.path.getsize(path) / 1e6))
     out()
     geo = lambda rs: math.exp(sum(math.log(r) for _, r in rs) / len(rs))  # noqa: E731

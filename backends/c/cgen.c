@@ -294,9 +294,10 @@ moss_status moss_c_emit(moss_ctx *ctx, moss_graph *g, const char *prefix, const 
 /* Appends one function of the segmented form to |file|. */
 static void segment_fn(moss_buf *file, const char *p, int k, const moss_buf *body) {
   moss_buf_printf(file,
-                  "\nint %s_seg%d(const void *const *in, void *const *out, void *arena) {\n"
+                  "\nint %s_seg%d(const void *const *in, void *const *out, void *arena, "
+                  "const void *par) {\n"
                   "  unsigned char *a = (unsigned char *)arena;\n"
-                  "  (void)in;\n  (void)out;\n  (void)a;\n",
+                  "  (void)in;\n  (void)out;\n  (void)a;\n  (void)par; /* C runs its loops on one thread */\n",
                   p, k);
   if (body->data) moss_buf_put(file, body->data, body->len);
   moss_buf_printf(file, "  return 0;\n}\n");
@@ -316,7 +317,7 @@ static void figures_text(moss_buf *file, const char *p, const unsigned char *seg
                   " * them. libmossrt refuses a bundle whose metadata or plan says otherwise\n"
                   " * (moss_bundle.h, moss_bundle_figures). */\n"
                   "const struct {\n  uint64_t figures[%zu];\n"
-                  "  int (*entries[%d])(const void *const *, void *const *, void *);\n"
+                  "  int (*entries[%d])(const void *const *, void *const *, void *, const void *);\n"
                   "} " MOSS_BUNDLE_FIGURES_SYMBOL " = {\n  {",
                   nw ? nw : 1, nent ? nent : 1);
   for (i = 0; i < nw; i++) {
@@ -390,11 +391,12 @@ static void header_text(const moss_graph *g, const char *p, const char *src_name
   }
   if (seg_is_c) {
     moss_buf_printf(hdr_, "/* The parts of one inference that run on the CPU, in the order the plan\n"
-                          " * of the bundle calls them with the other devices' steps between. */\n");
+                          " * of the bundle calls them with the other devices' steps between\n"
+                          " * (|par|: the runtime's thread pool, which C code does not use). */\n");
     for (i = 0; i < nseg; i++)
       if (seg_is_c[i])
-        moss_buf_printf(hdr_, "int %s_seg%d(const void *const *in, void *const *out, void *arena);\n",
-                        p, i);
+        moss_buf_printf(hdr_, "int %s_seg%d(const void *const *in, void *const *out, void *arena, "
+                        "const void *par);\n", p, i);
     moss_buf_printf(hdr_, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
   } else {
   moss_buf_printf(hdr_, "/* Runs one inference. Not reentrant on the same arena; no allocation.\n"

@@ -44,7 +44,10 @@ typedef struct gen {
   LLVMTypeRef *ktypes;
   const moss_value ***kio;
   int *nkio;
-  LLVMValueRef fn;      /* the kernel function being built */
+  LLVMValueRef fn;      /* the kernel function being built (or a part's body) */
+  LLVMValueRef par;     /* the kernel's moss_bundle_par pointer (NULL in the standalone object) */
+  LLVMBasicBlockRef top; /* the kernel function's entry block (where allocas go) */
+  int ncut;             /* the kernel's cut loops so far (their functions' names) */
   LLVMValueRef *globals; /* per value id: its weight global, or NULL */
   LLVMValueRef requant;  /* the requantization helper, made on first use */
   const moss_kernel *k;
@@ -421,27 +424,37 @@ static void store(gen *G, int buf, LLVMValueRef index, LLVMValueRef v, int lanes
   LLVMSetAlignment(s, (unsigned)moss_dtype_size(dt));
 }
 
+static void stmts(gen *G, const moss_kstmt *s);
+
+/* Loop |s| from |lo| to |hi| (its own bounds, or a part's). */
+static void loop(gen *G, const moss_kstmt *s, LLVMValueRef lo, LLVMValueRef hi) {
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(G->c, G->fn, "loop");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(G->c, G->fn, "body");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(G->c, G->fn, "done");
+  LLVMValueRef iv, var = G->vars[s->var];
+  LLVMBuildStore(G->b, lo, var);
+  LLVMBuildBr(G->b, head);
+  LLVMPositionBuilderAtEnd(G->b, head);
+  iv = LLVMBuildLoad2(G->b, G->i64, var, "");
+  LLVMBuildCondBr(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, iv, hi, ""), body, done);
+  LLVMPositionBuilderAtEnd(G->b, body);
+  stmts(G, s->body);
+  iv = LLVMBuildLoad2(G->b, G->i64, var, "");
+  LLVMBuildStore(G->b, LLVMBuildNSWAdd(G->b, iv, LLVMConstInt(G->i64, (unsigned long long)s->step, 0), ""), var);
+  LLVMBuildBr(G->b, head);
+  LLVMPositionBuilderAtEnd(G->b, done);
+}
+
+static void cut_loop(gen *G, const moss_kstmt *s);
+static int shares_storage(const moss_node *n);
+
 static void stmts(gen *G, const moss_kstmt *s) {
   for (; s && G->st == MOSS_OK; s = s->next) {
     switch (s->kind) {
-    case MOSS_KS_LOOP: {
-      LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(G->c, G->fn, "loop");
-      LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(G->c, G->fn, "body");
-      LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(G->c, G->fn, "done");
-      LLVMValueRef iv, var = G->vars[s->var];
-      LLVMBuildStore(G->b, expr(G, s->lo), var);
-      LLVMBuildBr(G->b, head);
-      LLVMPositionBuilderAtEnd(G->b, head);
-      iv = LLVMBuildLoad2(G->b, G->i64, var, "");
-      LLVMBuildCondBr(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, iv, expr(G, s->hi), ""), body, done);
-      LLVMPositionBuilderAtEnd(G->b, body);
-      stmts(G, s->body);
-      iv = LLVMBuildLoad2(G->b, G->i64, var, "");
-      LLVMBuildStore(G->b, LLVMBuildNSWAdd(G->b, iv, LLVMConstInt(G->i64, (unsigned long long)s->step, 0), ""), var);
-      LLVMBuildBr(G->b, head);
-      LLVMPositionBuilderAtEnd(G->b, done);
+    case MOSS_KS_LOOP:
+      if (s->parts > 1 && G->par) cut_loop(G, s);
+      else loop(G, s, expr(G, s->lo), expr(G, s->hi));
       break;
-    }
     case MOSS_KS_STORE: store(G, s->buf, expr(G, s->index), expr(G, s->value), s->value->lanes); break;
     case MOSS_KS_LET: case MOSS_KS_SET: LLVMBuildStore(G->b, expr(G, s->value), G->vars[s->var]); break;
     case MOSS_KS_IF: {
@@ -461,6 +474,195 @@ static void stmts(gen *G, const moss_kstmt *s) {
     case MOSS_KS_COMMENT: break;
     }
   }
+}
+
+/* ---- parts of a cut loop (moss_kernel_plan_parts) -------------------------------------- */
+
+static void expr_vars(const moss_kx *x, unsigned char *ref) {
+  int i;
+  if (!x) return;
+  if (x->op == MOSS_KX_VAR) ref[x->var] = 1;
+  for (i = 0; i < x->nargs; i++) expr_vars(x->a[i], ref);
+}
+
+/* Marks the variables |s| (|all|: and the statements after it) reads in
+ * |ref| and those it declares in |decl|. */
+static void stmt_vars(const moss_kstmt *s, int all, unsigned char *ref, unsigned char *decl) {
+  for (; s; s = all ? s->next : NULL) {
+    if (s->kind == MOSS_KS_LOOP || s->kind == MOSS_KS_LET) decl[s->var] = 1;
+    expr_vars(s->lo, ref);
+    expr_vars(s->hi, ref);
+    expr_vars(s->index, ref);
+    expr_vars(s->value, ref);
+    expr_vars(s->cond, ref);
+    stmt_vars(s->body, 1, ref, decl);
+    stmt_vars(s->orelse, 1, ref, decl);
+  }
+}
+
+/* Loop |s|, cut into s->parts parts: a body function
+ *   void k<id>_b<j>(i32 part, ptr buf..., outer variables...)
+ * runs the part's iterations, [lo + trip * p / P, lo + trip * (p + 1) / P)
+ * clipped to hi, with its own locals and loop variables, and the values of
+ * the variables declared outside the loop that it reads (the kernel
+ * planner made sure it sets none); the buffers it takes are noalias as the
+ * kernel's are. A part function void k<id>_p<j>(ptr ctx, i32 part) reads
+ * them from a struct the kernel fills, and is what the runtime's pool
+ * calls (moss_bundle_par); without a pool the kernel calls it for each
+ * part in order. */
+static void cut_loop(gen *G, const moss_kstmt *s) {
+  const moss_kernel *k = G->k;
+  LLVMValueRef parent = G->fn, *pbufs = G->bufs, *pvars = G->vars, par = G->par;
+  LLVMBasicBlockRef at = LLVMGetInsertBlock(G->b);
+  size_t nb = sizeof *G->bufs * (size_t)(k->nbufs + 1), nv = sizeof *G->vars * (size_t)(k->nvars + 1);
+  size_t nslot = (size_t)(k->nbufs + k->nvars + 2);
+  unsigned char *ref = moss_alloc(G->ctx, (size_t)k->nvars + 1), *decl = moss_alloc(G->ctx, (size_t)k->nvars + 1);
+  LLVMTypeRef *types = moss_alloc(G->ctx, sizeof *types * nslot), bty, pty, cty;
+  LLVMValueRef *args = moss_alloc(G->ctx, sizeof *args * nslot), bf, pf, ctx, v, P;
+  int *slot = moss_alloc(G->ctx, sizeof *slot * nslot), n = 1, i, j = G->ncut++;
+  int noalias = !shares_storage(k->node);
+  char name[48];
+  G->bufs = moss_alloc(G->ctx, nb);
+  G->vars = moss_alloc(G->ctx, nv);
+  if (!ref || !decl || !types || !args || !slot || !G->bufs || !G->vars) {
+    fail(G, MOSS_E_NOMEM, "kernel parts");
+    goto out;
+  }
+  memset(ref, 0, (size_t)k->nvars + 1);
+  memset(decl, 0, (size_t)k->nvars + 1);
+  stmt_vars(s, 0, ref, decl);
+  /* The body's parameters: the part, the buffers that live outside the
+   * kernel's frame, the outer variables it reads; |slot| says which. */
+  types[0] = G->i32;
+  for (i = 0; i < k->nbufs; i++)
+    if (k->bufs[i].kind != MOSS_KB_TABLE && k->bufs[i].kind != MOSS_KB_LOCAL) {
+      slot[n] = i;
+      types[n++] = G->ptr;
+    }
+  for (i = 0; i < k->nvars; i++)
+    if (ref[i] && !decl[i]) {
+      slot[n] = k->nbufs + i;
+      types[n++] = vtype(scalar_type(G, k->vars[i].dt), k->vars[i].lanes);
+    }
+  bty = LLVMFunctionType(G->voidt, types, (unsigned)n, 0);
+  snprintf(name, sizeof name, "k%d_b%d", k->node->id, j);
+  bf = LLVMAddFunction(G->m, name, bty);
+  LLVMSetLinkage(bf, LLVMInternalLinkage);
+  G->fn = bf;
+  G->par = NULL;
+  LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, bf, "entry"));
+  for (i = 0; i < k->nbufs; i++) {
+    G->bufs[i] = pbufs[i]; /* tables: the same globals */
+    if (k->bufs[i].kind == MOSS_KB_LOCAL) {
+      LLVMValueRef a = LLVMBuildAlloca(G->b, LLVMArrayType2(mem_type(G, k->bufs[i].dt),
+                                                           (uint64_t)(k->bufs[i].numel > 0 ? k->bufs[i].numel : 1)),
+                                       k->bufs[i].name);
+      LLVMSetAlignment(a, 64);
+      G->bufs[i] = a;
+    }
+  }
+  for (i = 0; i < k->nvars; i++)
+    G->vars[i] = LLVMBuildAlloca(G->b, vtype(scalar_type(G, k->vars[i].dt), k->vars[i].lanes), k->vars[i].name);
+  for (i = 1; i < n; i++) {
+    LLVMValueRef p = LLVMGetParam(bf, (unsigned)i);
+    if (slot[i] < k->nbufs) {
+      G->bufs[slot[i]] = p;
+      if (noalias && (k->bufs[slot[i]].kind == MOSS_KB_INPUT || k->bufs[slot[i]].kind == MOSS_KB_OUTPUT))
+        LLVMAddAttributeAtIndex(bf, (LLVMAttributeIndex)(i + 1),
+                                LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
+    } else {
+      LLVMBuildStore(G->b, p, G->vars[slot[i] - k->nbufs]);
+    }
+  }
+  {
+    LLVMValueRef lo = expr(G, s->lo), hi = expr(G, s->hi), step = LLVMConstInt(G->i64, (unsigned long long)s->step, 0);
+    LLVMValueRef parts = LLVMConstInt(G->i64, (unsigned long long)s->parts, 0), zero = LLVMConstInt(G->i64, 0, 0);
+    LLVMValueRef p = LLVMBuildZExt(G->b, LLVMGetParam(bf, 0), G->i64, ""), trip, b0, b1, hi1;
+    trip = LLVMBuildSDiv(G->b, LLVMBuildAdd(G->b, LLVMBuildSub(G->b, hi, lo, ""),
+                                            LLVMConstInt(G->i64, (unsigned long long)(s->step - 1), 0), ""), step, "");
+    trip = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, trip, zero, ""), trip, zero, "");
+    b0 = LLVMBuildSDiv(G->b, LLVMBuildMul(G->b, trip, p, ""), parts, "");
+    b1 = LLVMBuildSDiv(G->b, LLVMBuildMul(G->b, trip, LLVMBuildAdd(G->b, p, LLVMConstInt(G->i64, 1, 0), ""), ""), parts, "");
+    hi1 = LLVMBuildAdd(G->b, lo, LLVMBuildMul(G->b, b1, step, ""), "");
+    hi1 = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, hi1, hi, ""), hi1, hi, "");
+    loop(G, s, LLVMBuildAdd(G->b, lo, LLVMBuildMul(G->b, b0, step, ""), ""), hi1);
+  }
+  LLVMBuildRetVoid(G->b);
+  /* The part function: the context struct's fields, then the body. */
+  cty = LLVMStructTypeInContext(G->c, types + 1, (unsigned)(n - 1), 0);
+  {
+    LLVMTypeRef pt[2] = {G->ptr, G->i32};
+    pty = LLVMFunctionType(G->voidt, pt, 2, 0);
+  }
+  snprintf(name, sizeof name, "k%d_p%d", k->node->id, j);
+  pf = LLVMAddFunction(G->m, name, pty);
+  LLVMSetLinkage(pf, LLVMInternalLinkage);
+  LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, pf, "entry"));
+  args[0] = LLVMGetParam(pf, 1);
+  for (i = 1; i < n; i++)
+    args[i] = LLVMBuildLoad2(G->b, types[i], LLVMBuildStructGEP2(G->b, cty, LLVMGetParam(pf, 0), (unsigned)(i - 1), ""), "");
+  LLVMBuildCall2(G->b, bty, bf, args, (unsigned)n, "");
+  LLVMBuildRetVoid(G->b);
+  /* In the kernel: fill the context (its alloca in the entry block), run the parts. */
+  G->fn = parent;
+  G->par = par;
+  {
+    LLVMValueRef first = LLVMGetFirstInstruction(G->top);
+    if (first) LLVMPositionBuilderBefore(G->b, first);
+    else LLVMPositionBuilderAtEnd(G->b, G->top);
+    ctx = LLVMBuildAlloca(G->b, cty, "parts");
+  }
+  LLVMPositionBuilderAtEnd(G->b, at);
+  for (i = 1; i < n; i++) {
+    v = slot[i] < k->nbufs ? pbufs[slot[i]] : LLVMBuildLoad2(G->b, types[i], pvars[slot[i] - k->nbufs], "");
+    LLVMBuildStore(G->b, v, LLVMBuildStructGEP2(G->b, cty, ctx, (unsigned)(i - 1), ""));
+  }
+  P = LLVMConstInt(G->i32, (unsigned long long)s->parts, 0);
+  {
+    LLVMBasicBlockRef pool = LLVMAppendBasicBlockInContext(G->c, parent, "pool");
+    LLVMBasicBlockRef self = LLVMAppendBasicBlockInContext(G->c, parent, "serial");
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(G->c, parent, "part");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(G->c, parent, "joined");
+    LLVMTypeRef rt, rp[4] = {G->ptr, G->ptr, G->ptr, G->i32};
+    LLVMValueRef ra[4], phi, next, inc[2];
+    LLVMBasicBlockRef from[2];
+    LLVMBuildCondBr(G->b, LLVMBuildIsNull(G->b, par, ""), self, pool);
+    LLVMPositionBuilderAtEnd(G->b, pool);
+    rt = LLVMFunctionType(G->voidt, rp, 4, 0);
+    ra[0] = par;
+    ra[1] = pf;
+    ra[2] = ctx;
+    ra[3] = P;
+    LLVMBuildCall2(G->b, rt, LLVMBuildLoad2(G->b, G->ptr, par, "run"), ra, 4, "");
+    LLVMBuildBr(G->b, done);
+    LLVMPositionBuilderAtEnd(G->b, self);
+    LLVMBuildBr(G->b, head);
+    LLVMPositionBuilderAtEnd(G->b, head);
+    phi = LLVMBuildPhi(G->b, G->i32, "p");
+    ra[0] = ctx;
+    ra[1] = phi;
+    LLVMBuildCall2(G->b, pty, pf, ra, 2, "");
+    next = LLVMBuildAdd(G->b, phi, LLVMConstInt(G->i32, 1, 0), "");
+    inc[0] = LLVMConstInt(G->i32, 0, 0);
+    inc[1] = next;
+    from[0] = self;
+    from[1] = head;
+    LLVMAddIncoming(phi, inc, from, 2);
+    LLVMBuildCondBr(G->b, LLVMBuildICmp(G->b, LLVMIntULT, next, P, ""), head, done);
+    LLVMPositionBuilderAtEnd(G->b, done);
+  }
+out:
+  moss_free(G->ctx, G->bufs, nb);
+  moss_free(G->ctx, G->vars, nv);
+  G->bufs = pbufs;
+  G->vars = pvars;
+  G->fn = parent;
+  G->par = par;
+  moss_free(G->ctx, ref, (size_t)k->nvars + 1);
+  moss_free(G->ctx, decl, (size_t)k->nvars + 1);
+  moss_free(G->ctx, types, sizeof *types * nslot);
+  moss_free(G->ctx, args, sizeof *args * nslot);
+  moss_free(G->ctx, slot, sizeof *slot * nslot);
 }
 
 /* ---- the module ----------------------------------------------------------------------- */
@@ -546,7 +748,7 @@ static void key_expr(moss_buf *o, const moss_kx *x) {
 static void key_stmts(moss_buf *o, const moss_kstmt *st) {
   for (; st; st = st->next) {
     if (st->kind == MOSS_KS_COMMENT) continue;
-    int32_t w[5] = {(int32_t)st->kind, st->var, st->buf, (int32_t)st->role, st->width};
+    int32_t w[6] = {(int32_t)st->kind, st->var, st->buf, (int32_t)st->role, st->width, st->parts};
     moss_buf_put(o, "[", 1);
     moss_buf_put(o, w, sizeof w);
     moss_buf_put(o, &st->step, sizeof st->step);
@@ -597,7 +799,8 @@ static int shared_kernel(gen *G, const moss_kernel *k, int noalias, int idx) {
 }
 
 /* The kernel of node number |idx| as an internal function
- * void k<id>(ptr arena, ptr buf...) taking its inputs' and outputs'
+ * void k<id>(ptr arena, ptr par, ptr buf...) taking the pool
+ * (moss_bundle_par, NULL: none) and its inputs' and outputs'
  * storage; the pointers are noalias when the planner keeps the outputs
  * apart from the inputs (as the C backend's restrict), which lets the
  * vectorizer run without run-time overlap checks. */
@@ -607,11 +810,11 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
   int same;
   LLVMValueRef f, arena;
   LLVMBasicBlockRef entry;
-  LLVMTypeRef params[64];
+  LLVMTypeRef params[65];
   char name[32];
   int i, nio = 0, noalias = !shares_storage(n);
   size_t nb = sizeof *G->bufs * (size_t)(k->nbufs + 1), nv = sizeof *G->vars * (size_t)(k->nvars + 1);
-  params[0] = G->ptr;
+  params[0] = params[1] = G->ptr;
   for (i = 0; i < k->nbufs; i++)
     if (k->bufs[i].kind == MOSS_KB_INPUT || k->bufs[i].kind == MOSS_KB_OUTPUT) nio++;
   if (nio + 1 > (int)(sizeof params / sizeof params[0])) return fail(G, MOSS_E_UNSUPPORTED, "more than 63 inputs and outputs");
@@ -621,9 +824,9 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
   for (i = 0, nio = 0; i < k->nbufs; i++)
     if (k->bufs[i].kind == MOSS_KB_INPUT || k->bufs[i].kind == MOSS_KB_OUTPUT) {
       G->kio[idx][nio++] = k->bufs[i].value;
-      params[nio] = G->ptr;
+      params[nio + 1] = G->ptr;
     }
-  G->ktypes[idx] = LLVMFunctionType(G->voidt, params, (unsigned)(nio + 1), 0);
+  G->ktypes[idx] = LLVMFunctionType(G->voidt, params, (unsigned)(nio + 2), 0);
   same = shared_kernel(G, k, noalias, idx);
   if (G->st != MOSS_OK) return G->st;
   if (same >= 0) {
@@ -640,7 +843,7 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
   LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
                           LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
   if (noalias)
-    for (i = 1; i <= nio; i++)
+    for (i = 2; i <= nio + 1; i++)
       LLVMAddAttributeAtIndex(f, (LLVMAttributeIndex)(i + 1),
                               LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
   G->fn = f;
@@ -655,10 +858,13 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
   entry = LLVMAppendBasicBlockInContext(G->c, f, "entry");
   LLVMPositionBuilderAtEnd(G->b, entry);
   arena = LLVMGetParam(f, 0);
+  G->par = LLVMGetParam(f, 1);
+  G->top = entry;
+  G->ncut = 0;
   for (i = 0, nio = 0; i < k->nbufs; i++) {
     const moss_kbuf *bf = &k->bufs[i];
     if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT) {
-      G->bufs[i] = LLVMGetParam(f, (unsigned)(++nio));
+      G->bufs[i] = LLVMGetParam(f, (unsigned)(++nio + 1));
     } else if (bf->kind == MOSS_KB_TABLE) {
       size_t bytes = (size_t)bf->numel * moss_dtype_size(bf->dt);
       LLVMValueRef init = LLVMConstStringInContext(G->c, (const char *)bf->data, (unsigned)bytes, 1), gv;
@@ -693,17 +899,18 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
 }
 
 /* Calls node |i|'s kernel with the storage of its buffers, from the
- * entry point's (in, out, arena) in |args|. */
+ * entry point's (in, out, arena, par) in |args|. */
 static void call_kernel(gen *G, LLVMValueRef *kfns, int i, LLVMValueRef *args) {
-  LLVMValueRef a[64];
+  LLVMValueRef a[65];
   int j;
   a[0] = args[2];
-  for (j = 0; j < G->nkio[i]; j++) a[j + 1] = storage(G, G->kio[i][j], args[0], args[1], args[2]);
-  LLVMBuildCall2(G->b, G->ktypes[i], kfns[i], a, (unsigned)(G->nkio[i] + 1), "");
+  a[1] = args[3];
+  for (j = 0; j < G->nkio[i]; j++) a[j + 2] = storage(G, G->kio[i][j], args[0], args[1], args[2]);
+  LLVMBuildCall2(G->b, G->ktypes[i], kfns[i], a, (unsigned)(G->nkio[i] + 2), "");
 }
 
 /* The calls of nodes |from| .. |to| - 1 (a segment's, which are
- * consecutive; or every node) with the entry's |args| (in, out, arena), in
+ * consecutive; or every node) with the entry's |args| (in, out, arena, par), in
  * order, from the block the builder is in. Long graphs get their calls in internal functions of at most
  * CALLS_PER_CHUNK calls each, called in turn: the code generator's time
  * grows faster than linearly with the size of one function, and a
@@ -711,8 +918,8 @@ static void call_kernel(gen *G, LLVMValueRef *kfns, int i, LLVMValueRef *args) {
 #define CALLS_PER_CHUNK 256
 static void call_kernels(gen *G, LLVMValueRef *kfns, const char *prefix, int from, int to,
                          LLVMValueRef *args) {
-  LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr};
-  LLVMTypeRef vt = LLVMFunctionType(G->voidt, params, 3, 0);
+  LLVMTypeRef params[4] = {G->ptr, G->ptr, G->ptr, G->ptr};
+  LLVMTypeRef vt = LLVMFunctionType(G->voidt, params, 4, 0);
   LLVMBasicBlockRef entry = LLVMGetInsertBlock(G->b);
   int i, total = 0, in_chunk = 0, j;
   char name[300];
@@ -723,7 +930,7 @@ static void call_kernels(gen *G, LLVMValueRef *kfns, const char *prefix, int fro
     return;
   }
   for (i = from; i < to; i++) {
-    LLVMValueRef inner[3];
+    LLVMValueRef inner[4];
     if (!kfns[i]) continue;
     if (in_chunk == 0) {
       LLVMValueRef f;
@@ -733,10 +940,10 @@ static void call_kernels(gen *G, LLVMValueRef *kfns, const char *prefix, int fro
       LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
                               LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
       LLVMPositionBuilderAtEnd(G->b, entry);
-      LLVMBuildCall2(G->b, vt, f, args, 3, "");
+      LLVMBuildCall2(G->b, vt, f, args, 4, "");
       LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, f, "entry"));
     }
-    for (j = 0; j < 3; j++) inner[j] = LLVMGetParam(LLVMGetBasicBlockParent(LLVMGetInsertBlock(G->b)), (unsigned)j);
+    for (j = 0; j < 4; j++) inner[j] = LLVMGetParam(LLVMGetBasicBlockParent(LLVMGetInsertBlock(G->b)), (unsigned)j);
     call_kernel(G, kfns, i, inner);
     if (++in_chunk == CALLS_PER_CHUNK) {
       LLVMBuildRetVoid(G->b);
@@ -795,17 +1002,18 @@ static void figures_global(gen *G, const uint8_t *fig, size_t n, LLVMValueRef *f
   moss_free(G->ctx, words, sizeof *words * (nw + 1));
 }
 
-/* The segmented form: int <prefix>_seg<k>(in, out, arena) per flagged
- * segment; the first one also makes the output copies. Then the figures. */
+/* The segmented form: int <prefix>_seg<k>(in, out, arena, par) per flagged
+ * segment (moss_bundle.h: the runtime's calling convention); the first one
+ * also makes the output copies. Then the figures. */
 static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix, const unsigned char *segs,
                                   int nseg, const uint8_t *fig, size_t nfig) {
-  LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr};
-  LLVMTypeRef vt = LLVMFunctionType(G->i32, params, 3, 0);
+  LLVMTypeRef params[4] = {G->ptr, G->ptr, G->ptr, G->ptr};
+  LLVMTypeRef vt = LLVMFunctionType(G->i32, params, 4, 0);
   LLVMValueRef *fns = moss_alloc(G->ctx, sizeof *fns * (size_t)(nseg + 1));
   int k, i, first = 1, nfns = 0, at = 0, end;
   if (!fns) return fail(G, MOSS_E_NOMEM, "entry points");
   for (k = 0; k < nseg; k++) {
-    LLVMValueRef f, args[3];
+    LLVMValueRef f, args[4];
     char name[300];
     /* Segment k's nodes are the next ones numbered k (the partition keeps
      * them consecutive and in order). */
@@ -816,7 +1024,7 @@ static moss_status segment_points(gen *G, LLVMValueRef *kfns, const char *prefix
     f = LLVMAddFunction(G->m, name, vt);
     fns[nfns++] = f;
     LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, f, "entry"));
-    for (i = 0; i < 3; i++) args[i] = LLVMGetParam(f, (unsigned)i);
+    for (i = 0; i < 4; i++) args[i] = LLVMGetParam(f, (unsigned)i);
     if (first) output_copies(G, args[0], args[1]);
     first = 0;
     call_kernels(G, kfns, prefix, at, end, args);
@@ -832,13 +1040,14 @@ static moss_status entry_points(gen *G, LLVMValueRef *kfns, const char *prefix) 
   moss_graph *g = G->g;
   LLVMTypeRef params[3] = {G->ptr, G->ptr, G->ptr}, *rparams;
   LLVMTypeRef vt = LLVMFunctionType(G->i32, params, 3, 0), rt;
-  LLVMValueRef run_v, run, args[3], inarr, outarr;
+  LLVMValueRef run_v, run, args[4], inarr, outarr;
   char name[300];
   int i, nr = g->ninputs + g->noutputs + 1;
   snprintf(name, sizeof name, "%s_run_v", prefix);
   run_v = LLVMAddFunction(G->m, name, vt);
   LLVMPositionBuilderAtEnd(G->b, LLVMAppendBasicBlockInContext(G->c, run_v, "entry"));
   for (i = 0; i < 3; i++) args[i] = LLVMGetParam(run_v, (unsigned)i);
+  args[3] = LLVMConstPointerNull(G->ptr); /* no pool: parts run in order */
   output_copies(G, args[0], args[1]);
   call_kernels(G, kfns, prefix, 0, g->nnodes, args);
   LLVMBuildRet(G->b, LLVMConstInt(G->i32, 0, 0));
@@ -929,6 +1138,7 @@ static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {
   tm = LLVMCreateTargetMachine(target, t->triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
                                LLVMCodeModelDefault);
   moss_kernel_cpu_from_codegen(t->triple, cpu, features, &G->cpu);
+  G->cpu.threads = t->threads;
   if (host_cpu) LLVMDisposeMessage(host_cpu);
   if (host_features) LLVMDisposeMessage(host_features);
   if (!tm) moss_fail(G->ctx, MOSS_E_TARGET, NULL, "LLVM backend: no target machine for '%s' (cpu %s)", t->triple, cpu);

@@ -15,6 +15,9 @@ typedef struct moss_llvm_target {
   const char *triple;   /* "x86_64-pc-linux-gnu" */
   const char *cpu;      /* "x86-64-v4", "native" (the machine moss runs on), NULL: generic */
   const char *features; /* "+avx2,+fma", NULL: none beyond the CPU's */
+  int threads;          /* the most threads the code may run on: parallel loops are cut into
+                         * parts (moss_kernel_plan_parts) that the runtime's pool runs; 0 or
+                         * 1: none (the standalone object, whose entries have no pool) */
 } moss_llvm_target;
 
 typedef struct moss_llvm_stats {

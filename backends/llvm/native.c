@@ -15,6 +15,7 @@ static void codegen(const moss_backend_device *d, moss_llvm_target *lt) {
   lt->triple = moss_target_device_codegen(d->target, d->device, "triple");
   lt->cpu = moss_target_device_codegen(d->target, d->device, "cpu");
   lt->features = moss_target_device_codegen(d->target, d->device, "features");
+  lt->threads = 0;
 }
 
 static void print_stats(const moss_llvm_target *lt, const moss_llvm_stats *stats) {
@@ -87,6 +88,7 @@ moss_status moss_llvm_emit_code(const moss_backend_device *d, moss_graph *g, con
   (void)source_hash; /* an object has no banner */
   memset(out_code, 0, sizeof *out_code);
   codegen(d, &lt);
+  lt.threads = moss_target_device_units(d->target, d->device); /* the runtime's pool runs the parts */
   feat = lt.features;
   if (!lt.triple)
     return moss_fail(ctx, MOSS_E_TARGET, NULL,

@@ -125,9 +125,9 @@ static int is8(const moss_value *v) {
 static double numel(const moss_value *v);
 
 /* Threads device |d|'s code runs on, what compute time divides by
- * (docs/report.md): the generated CPU code and libmossrt's cpu executor run
- * one thread (`moss run --threads` is accepted and ignored), so a cpu device
- * computes on one core whatever its `units`; a gpu's kernels spread their
+ * (docs/report.md): the estimate is of one thread on a cpu device whatever
+ * its `units` (the parts the code runs on the session's threads are not
+ * modeled yet); a gpu's kernels spread their
  * workgroups over every compute unit and an npu's plugin drives all its
  * arrays, so those use `units` (1 when the file gives none). */
 static int device_threads(const moss_target *t, int d) {
@@ -616,7 +616,7 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
                 threads == 1 ? "" : "s",
                 strcmp(moss_target_device_kind(t, d) ? moss_target_device_kind(t, d) : "cpu",
                        "cpu") == 0 && moss_target_device_units(t, d) > 1
-                    ? fmt(r, "; the generated code runs one thread of the device's %d cores",
+                    ? fmt(r, "; the estimate is of one thread of the device's %d cores",
                           moss_target_device_units(t, d))
                     : ""));
   else

@@ -60,6 +60,8 @@ typedef struct moss_run_opts {
   const char *profile_csv;    /* --profile-csv FILE: the table as CSV too (implies --profile) */
   int zeros;                  /* moss bench: with no input file at all, inputs are zeros (only
                                * timed); otherwise every graph input needs its file */
+  int threads;                /* --threads N: a bundle's session runs on N threads
+                               * (mossrt_session_set_threads); 0: the cores moss may use */
 } moss_run_opts;
 moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts);
 

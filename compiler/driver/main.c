@@ -29,9 +29,9 @@ static const char usage[] =
     "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v] [--sign KEY]\n"
     "               [--profile]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
-    "               [--profile] [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
-    "  moss bench ARTIFACT [--iterations N] [IN0 ...] [--profile] [--profile-csv FILE.csv]\n"
-    "               [--public-key KEY.pub]\n"
+    "               [--threads N] [--profile] [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
+    "  moss bench ARTIFACT [--iterations N] [--threads N] [IN0 ...] [--profile]\n"
+    "               [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
     "  moss eval ARTIFACT.moss X.npy Y.npy\n"
     "  moss compare MODEL.onnx --targets A,B,C [--input-shape ...] [--constant ...]\n"
     "               [--grid-intensity G] [--report FILE.html]\n"
@@ -75,6 +75,9 @@ static const char usage[] =
     "  OUTDIR/output_<i>.npy (default '.'). No output replaces an input, a device or a folder.\n"
     "bench: runs N times (default 100, at most 10000000) and prints the median time; without\n"
     "  input files it times zeros.\n"
+    "--threads N (run, bench): runs a bundle on N threads (default: the cores moss may use;\n"
+    "  at most 1024): the parts its parallel loops were cut into at compile time, for the\n"
+    "  target's cores. The outputs are the same bits for any N. C and --emit obj run one thread.\n"
     "--profile (run, bench): times every step of the bundle's plan through libmossrt (one step\n"
     "  per layer on the CPU) and prints each layer's median beside the compiler's estimate;\n"
     "  where an energy counter is readable (RAPL, NVML) it is read over >= 1 s of runs.\n"
@@ -310,10 +313,9 @@ static int cmd_run(moss_ctx *ctx, int argc, char **argv, int bench) {
     else if (!strcmp(a, "--input") && (ok = need_arg(i, argc, a))) ins[o.ninputs++] = argv[++i];
     else if (!strcmp(a, "--iterations") && (ok = need_arg(i, argc, a)))
       ok = parse_count(a, argv[++i], 10000000, &o.iterations); /* 80 MB of timings at most */
-    else if (!strcmp(a, "--threads") && (ok = need_arg(i, argc, a))) {
-      int n; /* accepted and checked; runs are single-threaded */
-      ok = parse_count(a, argv[++i], 4096, &n);
-    } else if (!strcmp(a, "--time")) o.print_time = 1;
+    else if (!strcmp(a, "--threads") && (ok = need_arg(i, argc, a)))
+      ok = parse_count(a, argv[++i], 1024, &o.threads); /* mossrt_session_set_threads' limit */
+    else if (!strcmp(a, "--time")) o.print_time = 1;
     else if (!strcmp(a, "--profile")) o.profile = 1;
     else if (!strcmp(a, "--profile-csv") && (ok = need_arg(i, argc, a)))
       o.profile_csv = argv[++i], o.profile = 1;

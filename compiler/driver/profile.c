@@ -172,7 +172,9 @@ moss_status moss_profile_bundle_file(moss_ctx *ctx, const char *path, int runs,
   moss_status st = MOSS_OK;
   char how[256];
   memset(&p, 0, sizeof p);
-  if (mossrt_open_file(path, &b, &e) != MOSSRT_OK || mossrt_session_create(b, NULL, 0, &s, &e)) {
+  /* One thread: the estimates it is set beside assume one (docs/report.md). */
+  if (mossrt_open_file(path, &b, &e) != MOSSRT_OK || mossrt_session_create(b, NULL, 0, &s, &e) ||
+      mossrt_session_set_threads(s, 1, &e)) {
     st = moss_fail(ctx, e.status == MOSSRT_E_NOMEM ? MOSS_E_NOMEM : MOSS_E_TARGET, NULL,
                    "--profile runs the bundle on this machine, and libmossrt cannot: %s", e.text);
     goto done;

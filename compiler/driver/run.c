@@ -325,7 +325,8 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     }
   }
   if (bundle) {
-    if (mossrt_session_create(bundle, NULL, 0, &session, &rerr) != MOSSRT_OK) {
+    if (mossrt_session_create(bundle, NULL, 0, &session, &rerr) != MOSSRT_OK ||
+        (opts->threads && mossrt_session_set_threads(session, (uint32_t)opts->threads, &rerr) != MOSSRT_OK)) {
       st = runtime_fail(ctx, &rerr);
       goto done;
     }

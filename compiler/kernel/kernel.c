@@ -845,6 +845,7 @@ static void stmts_text(const moss_kernel *k, const moss_kstmt *s, int depth, mos
       if (s->step != 1) moss_buf_printf(o, " step %lld", (long long)s->step);
       moss_buf_printf(o, " %s", role_names[s->role]);
       if (s->width) moss_buf_printf(o, "(%d)", s->width);
+      if (s->parts) moss_buf_printf(o, " in %d parts", s->parts);
       moss_buf_printf(o, ":\n");
       stmts_text(k, s->body, depth + 1, o);
       break;

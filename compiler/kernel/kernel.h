@@ -134,6 +134,9 @@ typedef struct moss_kstmt {
   int64_t step;                /* LOOP, >= 1 */
   moss_kloop_role role;        /* LOOP */
   int width;                   /* LOOP: vector lanes or unroll factor, 0: unspecified */
+  int parts;                   /* LOOP (parallel): its iterations are cut into |parts| contiguous
+                                * ranges that threads may run at once (moss_kernel_plan_parts;
+                                * 0: not cut, the loop runs where it stands) */
   moss_kx *index, *value;      /* STORE; LET and SET use |value| */
   moss_kx *cond;               /* IF */
   struct moss_kstmt *body;     /* LOOP, IF */
@@ -189,6 +192,9 @@ typedef struct moss_kernel_cpu {
   int fma;          /* a fused multiply-add instruction (no libm call) */
   int dot4;         /* int32 lanes of one DOT4 instruction (AVX-512 VNNI: 16,
                      * AVX-VNNI: 8); 0: none (DOT4 is still computed, slower) */
+  int threads;      /* the most threads the code may run on (the device's cores, from
+                     * the target's units), for the split of parallel loops into
+                     * parts; 0 or 1: one thread, no parts */
 } moss_kernel_cpu;
 
 /* The facts of a CPU named as LLVM names it: the target triple's
@@ -309,6 +315,18 @@ int moss_kernel_dtype_ok(moss_dtype dt);
 const char *moss_kx_op_name(moss_kx_op op);
 const char *moss_kfn_name(moss_kfn fn);
 int moss_kfn_nargs(moss_kfn fn);
+
+/* The compile-time split for threads (parts.c): cuts each outermost
+ * parallel loop of |k| (one reached through serial loops and branches
+ * only) that does enough work into parts, at most 4 x |threads|, each
+ * worth at least MOSS_PART_WORK operations; sets their |parts|. A loop is
+ * cut only when its parts can run on their own: its body sets no variable
+ * declared outside it and uses no local buffer that code outside it uses
+ * (each part gets its own locals and a copy of the outer variables).
+ * Which thread runs which part never changes what any part computes, so
+ * the results are the same for any number of threads. */
+#define MOSS_PART_WORK 16384
+void moss_kernel_plan_parts(moss_kernel *k, int threads);
 
 /* A readable text of |k| (`moss compile --dump-kernels`). */
 void moss_kernel_print(const moss_kernel *k, moss_buf *out);

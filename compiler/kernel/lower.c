@@ -45,5 +45,7 @@ moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node 
   MOSS_TRY(moss_kb_init(&b, ctx, arena, n, cpu));
   st = fn(&b, n);
   if (st != MOSS_OK && b.st == MOSS_OK) return st;
-  return moss_kb_finish(&b, out_kernel);
+  MOSS_TRY(moss_kb_finish(&b, out_kernel));
+  moss_kernel_plan_parts(*out_kernel, b.cpu.threads);
+  return MOSS_OK;
 }

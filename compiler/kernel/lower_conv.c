@@ -380,6 +380,9 @@ typedef struct igemm {
                                   * positions (a grid that would waste over 10 %) */
   int64_t xelems, xbytes;        /* the phased input (bytes rounded to 64) */
   int64_t yelems;                /* the grid of sums; 0: the tile writes Y */
+  /* Depthwise: the channels in |groups| groups of |cpg|, each with planes
+   * (and a grid) of its own, |gstride| bytes apart (dw_groups). */
+  int64_t groups, cpg, gstride;
 } igemm;
 
 /* The phase of tap |kk| in dimension |t| and its offset in the plane. */
@@ -526,6 +529,21 @@ static int q8_constants(const moss_node *n, int32_t *corr) {
   return 1;
 }
 
+/* The depthwise Conv's channels go in groups, 2 per thread the code may
+ * run on, each with its own planes: the groups are the parallel loop that
+ * the parts of a threaded run take (moss_kernel_plan_parts), and no two
+ * parts share a plane. One thread: one group, one plane. Returns the
+ * scratch of all groups, from |need|, one group's. */
+static int64_t dw_groups(igemm *ig, const moss_kernel_cpu *cpu, int64_t need) {
+  int64_t G = cpu && cpu->threads > 1 ? 2 * (int64_t)cpu->threads : 1;
+  if (need <= 0) return need;
+  if (G > ig->C) G = ig->C;
+  ig->cpg = (ig->C + G - 1) / G;
+  ig->groups = (ig->C + ig->cpg - 1) / ig->cpg;
+  ig->gstride = (need + 63) / 64 * 64;
+  return ig->groups * ig->gstride;
+}
+
 /* Whether |n| takes the implicit product on |cpu|, its geometry in |ig|
  * and scratch in bytes as the result (0: it does not). */
 static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm *ig) {
@@ -546,6 +564,7 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
     if (need > 0 && ig->depthwise) {
       const moss_value *xz = moss_node_input(n, 2);
       ig->xzero = xz ? moss_value_get_i64(xz, 0) : 0;
+      need = dw_groups(ig, cpu, need);
     }
     return need;
   }
@@ -562,7 +581,7 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
   /* A strided depthwise Conv over rows of whole vectors keeps the direct
    * loops: its copy into phases costs as much as its few taps save. */
   if (ig->depthwise && ig->s[1] > 1 && ig->OW >= lanes) return 0;
-  return need;
+  return ig->depthwise ? dw_groups(ig, cpu, need) : need;
 }
 
 static int64_t ct_scratch(const moss_node *n, const moss_kernel_cpu *cpu, geom *g);
@@ -1032,7 +1051,7 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
   int64_t N = x->dims[0], plane = ig->q[0] * ig->q[1], taps = ig->K, k, off[64], kh, kw, offh, offw;
   int64_t OW = ig->OW, v4, v1;
   int mr, nr, lanes, xs, ys = -1, u, flat, wb = moss_k_input(b, ig->int8 ? 3 : 1), yb = moss_k_output(b, 0);
-  moss_kx *bb, *c, *wk[64], *init, *vinit, *oh, *row, *yr, *ow;
+  moss_kx *bb, *c, *wk[64], *init, *vinit, *oh, *row, *yr, *ow, *gx, *gy, *gg = NULL;
   /* int8: int32 planes of x - x_zp, int32 sums, the int8 epilogue per channel */
   moss_dtype dt = ig->int8 ? MOSS_DT_I32 : x->dtype, ydt = n->outputs[0]->dtype;
   q8ep qe, *q8 = NULL;
@@ -1067,22 +1086,38 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
       int ph = ig_phase(ig, 0, kh, &offh), pw = ig_phase(ig, 1, kw, &offw);
       off[kh * ig->k[1] + kw] = ((int64_t)ph * ig->nph[1] + pw) * plane + offh * ig->q[1] + offw;
     }
-  xs = moss_k_arena_scratch(b, "xpad", dt, ig->xelems, 0);
+  /* Group g's planes from element g * xg of xs on, its grid from g * yg of ys. */
+  int64_t xg = ig->gstride / (int64_t)moss_dtype_size(dt), yg = ig->gstride / (int64_t)moss_dtype_size(ig->int8 ? ydt : dt);
+  xs = moss_k_arena_scratch(b, "xpad", dt, (ig->groups - 1) * xg + ig->xelems, 0);
   flat = lanes > 1 && OW < lanes;
-  if (flat) ys = moss_k_arena_scratch(b, "grid", ig->int8 ? ydt : dt, ig->yelems, ig->xbytes);
+  if (flat) ys = moss_k_arena_scratch(b, "grid", ig->int8 ? ydt : dt, (ig->groups - 1) * yg + ig->yelems, ig->xbytes);
   moss_k_comment(b, "depthwise: %lld channels of %lld taps, each copied into %d x %d phases of "
                  "%lld x %lld%s", (long long)ig->C, (long long)taps, ig->nph[0], ig->nph[1],
                  (long long)ig->q[0], (long long)ig->q[1],
                  flat ? ", summed over its whole grid (rows shorter than a vector)" : "");
   bb = moss_k_range(b, "b", N, MOSS_KL_SERIAL);
+  if (ig->groups > 1) {
+    moss_k_comment(b, "%lld groups of %lld channels, each with planes of its own (the parts of a "
+                   "threaded run)", (long long)ig->groups, (long long)ig->cpg);
+    gg = moss_k_range(b, "g", ig->groups, MOSS_KL_PARALLEL);
+    gx = moss_k_let(b, "gx", moss_k_mulc(b, gg, xg));
+    gy = moss_k_let(b, "gy", moss_k_mulc(b, gg, yg));
+  } else {
+    gx = gy = moss_k_idx(b, 0);
+  }
   if (flat) { /* what the grid's last vectors read past the planes */
     int64_t from = ig->nph[0] * ig->nph[1] * plane;
-    ig_fill(b, ig, xs, moss_k_idx(b, from), NULL, 0, 0, ig->xelems - from);
+    ig_fill(b, ig, xs, moss_k_addc(b, gx, from), NULL, 0, 0, ig->xelems - from);
   }
-  c = moss_k_range(b, "c", ig->C, MOSS_KL_SERIAL); /* one scratch plane */
+  if (gg)
+    c = moss_k_for(b, "c", moss_k_mulc(b, gg, ig->cpg),
+                   moss_k_bin(b, MOSS_KX_MIN, moss_k_mulc(b, moss_k_addc(b, gg, 1), ig->cpg), moss_k_idx(b, ig->C)),
+                   1, MOSS_KL_SERIAL, 0); /* the group's plane, channel after channel */
+  else
+    c = moss_k_range(b, "c", ig->C, MOSS_KL_SERIAL); /* one scratch plane */
   ig_copy_channel(b, ig, xs,
                   moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), c), ig->H * ig->W)),
-                  moss_k_idx(b, 0));
+                  gx);
   for (k = 0; k < taps; k++) {
     snprintf(name, sizeof name, "w%d", (int)k);
     wk[k] = moss_k_let(b, name, moss_k_cast(b, dt, moss_k_load(b, wb, moss_k_addc(b, moss_k_mulc(b, c, taps), k))));
@@ -1103,27 +1138,28 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
       pp = moss_k_for(b, "p", moss_k_idx(b, lo), moss_k_idx(b, hi), (int64_t)u * lanes, MOSS_KL_PARALLEL, 0);
       for (q = 0; q < u; q++) {
         snprintf(name, sizeof name, "o%d", (int)q);
-        sum[q] = moss_k_let(b, name, dw_sum(b, n, xs, wk, off, taps, vinit, moss_k_idx(b, 0),
+        sum[q] = moss_k_let(b, name, dw_sum(b, n, xs, wk, off, taps, vinit, gx,
                                             moss_k_addc(b, pp, q * lanes), lanes, q8, c));
       }
-      for (q = 0; q < u; q++) moss_k_store(b, ys, moss_k_addc(b, pp, q * lanes), sum[q]);
+      for (q = 0; q < u; q++) moss_k_store(b, ys, moss_k_add(b, gy, moss_k_addc(b, pp, q * lanes)), sum[q]);
       moss_k_end(b);
     }
     oh = moss_k_range(b, "oh", ig->OH, MOSS_KL_PARALLEL);
     yr = moss_k_let(b, "yr", moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), c),
                                                        ig->OH * OW),
                                         moss_k_mulc(b, oh, OW)));
-    row = moss_k_let(b, "gr", moss_k_mulc(b, oh, ig->q[1]));
+    row = moss_k_let(b, "gr", moss_k_add(b, gy, moss_k_mulc(b, oh, ig->q[1])));
     ow = moss_k_range(b, "ow", OW, MOSS_KL_PARALLEL);
     moss_k_store(b, yb, moss_k_add(b, yr, ow), moss_k_load(b, ys, moss_k_add(b, row, ow)));
     moss_k_end(b);
     moss_k_end(b);
     moss_k_end(b); /* c */
+    if (gg) moss_k_end(b);
     moss_k_end(b); /* b */
     return;
   }
   oh = moss_k_range(b, "oh", ig->OH, MOSS_KL_PARALLEL);
-  row = moss_k_let(b, "pr", moss_k_mulc(b, oh, ig->q[1]));
+  row = moss_k_let(b, "pr", moss_k_add(b, gx, moss_k_mulc(b, oh, ig->q[1])));
   yr = moss_k_let(b, "yr", moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), c),
                                                      ig->OH * OW),
                                       moss_k_mulc(b, oh, OW)));
@@ -1158,6 +1194,7 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
   }
   moss_k_end(b); /* oh */
   moss_k_end(b); /* c */
+  if (gg) moss_k_end(b);
   moss_k_end(b); /* b */
 }
 

@@ -246,7 +246,24 @@ typedef struct moss_bundle_step_rec {
  * fed by it, to memory the compiler did not plan (strings, the devices
  * and the code itself are vouched for only by a signature). */
 #define MOSS_BUNDLE_FIGURES_SYMBOL "moss_figures"
-#define MOSS_BUNDLE_FIGURES_MAGIC 0x3347494653534f4dull /* "MOSSFIG3", little-endian */
+#define MOSS_BUNDLE_FIGURES_MAGIC 0x3447494653534f4dull /* "MOSSFIG4", little-endian */
+
+/* How the runtime calls a CPU step's entry (the figures' magic says which
+ * convention the code was built for: MOSSFIG3 code took no |par|, and
+ * this runtime refuses it):
+ *   int entry(const void *const *in, void *const *out, void *arena,
+ *             const moss_bundle_par *par);
+ * |in| and |out| are the step's tensors' buffers in the plan's order, 0 is
+ * success. |par| runs the parts of the code's parallel loops on threads:
+ * par->run(par, part, ctx, nparts) calls part(ctx, p) once for each p in
+ * [0, nparts), on any threads, and returns when all have returned; the
+ * code's parts write disjoint memory, so any order gives the same result.
+ * NULL |par|: the code runs the parts itself, in order. */
+typedef void (*moss_bundle_part_fn)(void *ctx, uint32_t part);
+typedef struct moss_bundle_par moss_bundle_par;
+struct moss_bundle_par {
+  void (*run)(const moss_bundle_par *par, moss_bundle_part_fn part, void *ctx, uint32_t nparts);
+};
 
 typedef struct moss_bundle_figures {
   uint64_t magic;                /*  0: MOSS_BUNDLE_FIGURES_MAGIC */

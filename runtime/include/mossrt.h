@@ -6,8 +6,9 @@
  * more sessions on it, run a session any number of times, destroy the
  * sessions, close the bundle.
  *
- * Memory: the runtime allocates only in mossrt_open_*() and
- * mossrt_session_create(), through the allocator given in mossrt_options
+ * Memory: the runtime allocates only in mossrt_open_*(),
+ * mossrt_session_create() and mossrt_session_set_threads(), through the
+ * allocator given in mossrt_options (the workers' stacks: pthreads')
  * (libc's by default); mossrt_run() never allocates. (dlopen() of the CPU
  * code and of plugins allocates through libc, at open time.)
  *
@@ -156,8 +157,23 @@ MOSSRT_API const char *mossrt_report_json(const mossrt_bundle *b, size_t *len);
 MOSSRT_API mossrt_status mossrt_session_create(mossrt_bundle *b, void *arena,
                                                size_t arena_bytes, mossrt_session **out,
                                                mossrt_error *err);
-/* Unloads the blobs, closes the devices, frees the session (NULL: no-op). */
+/* Unloads the blobs, closes the devices, stops the session's threads,
+ * frees the session (NULL: no-op). */
 MOSSRT_API void mossrt_session_destroy(mossrt_session *s);
+/* Threads (runtime/README.md "Threads"). The compiler cut the CPU code's
+ * parallel loops into parts (their number fixed at compile time from the
+ * target's cores); a session runs those parts on |threads| threads: the
+ * one calling mossrt_run() and |threads| - 1 workers the session starts
+ * here and keeps until it is destroyed (idle workers sleep). 0: as many as
+ * the cores this process may run on, which is what mossrt_session_create()
+ * sets for a bundle with CPU code. 1: no workers. The outputs are the same
+ * bits for any number. Allocates (the workers) and may fail with
+ * MOSSRT_E_NOMEM, or MOSSRT_E_ARG for more than 1024 threads; on failure the
+ * session keeps the threads it had. Do not call it while the session runs. */
+MOSSRT_API mossrt_status mossrt_session_set_threads(mossrt_session *s, uint32_t threads,
+                                                    mossrt_error *err);
+/* The session's number of threads (1 without CPU code). */
+MOSSRT_API uint32_t mossrt_session_threads(const mossrt_session *s);
 /* Runs the plan once: |inputs[i]| holds graph input i (mossrt_input_info's
  * nbytes), |outputs[i]| receives graph output i. Never allocates. Buffers
  * handed to plugin devices should be 64-byte aligned (moss_plugin.h).

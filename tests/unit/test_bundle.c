@@ -10,6 +10,7 @@
  * failure injection (every allocation of open and session creation). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,28 +34,28 @@
  * code is these functions and the figures of that bundle (code_for()). */
 static const char cpu_src[] =
     "#include <stdint.h>\n"
-    "int moss_add(const void *const *in, void *const *out, void *arena) {\n"
+    "int moss_add(const void *const *in, void *const *out, void *arena, const void *par) {\n"
     "  const float *a = in[0], *b = in[1];\n"
     "  float *t = (float *)((char *)arena + 64);\n"
-    "  (void)out;\n"
+    "  (void)out; (void)par;\n"
     "  for (int i = 0; i < 4; i++) t[i] = a[i] + b[i];\n"
     "  return 0;\n"
     "}\n"
-    "int moss_twice(const void *const *in, void *const *out, void *arena) {\n"
+    "int moss_twice(const void *const *in, void *const *out, void *arena, const void *par) {\n"
     "  const float *t = (const float *)((char *)arena + 64);\n"
     "  float *y = out[0];\n"
-    "  (void)in;\n"
+    "  (void)in; (void)par;\n"
     "  for (int i = 0; i < 4; i++) y[i] = 2 * t[i];\n"
     "  return 0;\n"
     "}\n"
-    "int moss_fail(const void *const *in, void *const *out, void *arena) {\n"
-    "  (void)in; (void)out; (void)arena;\n"
+    "int moss_fail(const void *const *in, void *const *out, void *arena, const void *par) {\n"
+    "  (void)in; (void)out; (void)arena; (void)par;\n"
     "  return 7;\n"
     "}\n"
-    "int moss_inc(const void *const *in, void *const *out, void *arena) {\n"
+    "int moss_inc(const void *const *in, void *const *out, void *arena, const void *par) {\n"
     "  const float *x = in[0];\n"
     "  float *t = arena;\n"
-    "  (void)out;\n"
+    "  (void)out; (void)par;\n"
     "  for (int i = 0; i < 4; i++) t[i] = x[i] + 1;\n"
     "  return 0;\n"
     "}\n";
@@ -177,7 +178,7 @@ static int code_for(moss_bundle_desc *d, const char *name) {
     ok = moss_bundle_figures_emit(&ctx, d, &fig) == MOSS_OK && fig.len % 8 == 0;
     moss_buf_put(&src, cpu_src, strlen(cpu_src));
     moss_buf_printf(&src, "const struct { uint64_t f[%zu]; int (*e[4])(const void *const *, "
-                    "void *const *, void *); } moss_figures = {{", fig.len / 8);
+                    "void *const *, void *, const void *); } moss_figures = {{", fig.len / 8);
     for (i = 0; ok && i < fig.len / 8; i++) {
       uint64_t w;
       memcpy(&w, fig.data + i * 8, 8);
@@ -510,6 +511,67 @@ TEST(run_from_file) {
   ASSERT_STR_CONTAINS(err.text, "input 1 ('b') is NULL");
   mossrt_session_destroy(s);
   mossrt_close(b);
+}
+
+/* The session's threads (runtime/src/pool): by default the cores this
+ * process may run on, as sched_getaffinity says; any count runs alike;
+ * 1 stops the workers; too many is the caller's mistake and keeps the
+ * pool it had. (The pool running real parts: tests/e2e/test_threads.py.) */
+TEST(session_threads) {
+  char path[1024];
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  cpu_set_t set;
+  uint32_t cores, t;
+  float a[4] = {1, 2, 3, 4}, bb[4] = {10, 20, 30, 40}, y[4] = {0};
+  const void *in[2] = {a, bb};
+  void *out[1] = {y};
+  ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  cores = (uint32_t)CPU_COUNT(&set);
+  ASSERT_TRUE(load_add());
+  snprintf(path, sizeof path, "%s/add.moss", OUT);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_threads(s), cores);
+  for (t = 1; t <= 5; t++) {
+    ASSERT_EQ(mossrt_session_set_threads(s, t, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_session_threads(s), t);
+    y[2] = 0;
+    ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+    ASSERT_NEAR(y[2], 66, 0);
+  }
+  ASSERT_EQ(mossrt_session_set_threads(s, 1025, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "1025 threads: at most 1024");
+  ASSERT_EQ(mossrt_session_threads(s), 5);
+  ASSERT_EQ(mossrt_session_set_threads(s, 0, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_threads(s), cores);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  ASSERT_EQ(mossrt_session_set_threads(NULL, 2, &err), MOSSRT_E_ARG);
+  ASSERT_EQ(mossrt_session_threads(NULL), 1);
+  { /* no CPU code: nothing to run on threads */
+    plug_desc p;
+    uint8_t *bytes;
+    size_t n;
+    mossrt_options o;
+    plug_init(&p, "NEG1");
+    p.d.cpu_code = NULL;
+    p.d.cpu_code_bytes = 0;
+    p.d.nsteps = 2;
+    p.steps[0] = p.steps[1];
+    p.steps[1] = p.steps[2];
+    ASSERT_EQ(write_bundle(&p.d, "plug_threads.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+    memset(&o, 0, sizeof o);
+    o.plugin_dir = OUT "/plug_good";
+    ASSERT_EQ(mossrt_open_memory_ex(bytes, n, &o, &b, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_session_set_threads(s, 4, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_session_threads(s), 1);
+    mossrt_session_destroy(s);
+    mossrt_close(b);
+    free(bytes);
+  }
 }
 
 /* From memory (the caller's copy freed at once), with the caller's arena;

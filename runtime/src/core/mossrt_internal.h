@@ -13,7 +13,9 @@
 #include "moss_plugin.h"
 #include "mossrt.h"
 
-typedef int (*mossrt_cpu_fn)(const void *const *in, void *const *out, void *arena);
+/* A CPU step's entry (moss_bundle.h: MOSSFIG4's calling convention). */
+typedef int (*mossrt_cpu_fn)(const void *const *in, void *const *out, void *arena,
+                             const moss_bundle_par *par);
 
 /* From |dtype| on, a tensor is a moss_bundle_figure_tensor, and a step up
  * to |first| a moss_bundle_figure_step: cpu/cpu.c compares them with the
@@ -93,6 +95,10 @@ struct mossrt_session {
   void **progs;                     /* per blob: the plugin's load() handle */
   uint8_t *loaded;                  /* per blob: load() succeeded */
   void **bufs;                      /* per ref: the buffer of refs[k] (EXEC steps) */
+  /* The CPU executor's thread pool (pool/pool.c), made by its session_open():
+   * |par| is what the CPU code gets, NULL to run its parts in order. */
+  const moss_bundle_par *par;
+  struct mossrt_pool *pool;
 };
 
 /* core/session.c: the two halves of mossrt_run(), which
@@ -154,6 +160,12 @@ struct mossrt_executor {
 extern const mossrt_executor *const mossrt_executors[];
 /* The executor that serves |d|, or NULL when none does. */
 const mossrt_executor *mossrt_executor_find(const mossrt_device *d);
+
+/* pool/pool.c: the CPU executor's session_open() and session_close(): the
+ * session's threads (mossrt_session_set_threads), as many as the process
+ * may use cores at first. */
+mossrt_status mossrt_pool_session_open(mossrt_session *s, mossrt_error *err);
+void mossrt_pool_session_close(mossrt_session *s);
 
 /* The executors (cpu/cpu.c, plugin/plugin.c). */
 extern const mossrt_executor mossrt_cpu_executor;

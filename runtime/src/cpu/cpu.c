@@ -381,7 +381,7 @@ static void cpu_close(mossrt_bundle *b) {
 static mossrt_status cpu_run(mossrt_session *s, uint32_t i, mossrt_error *err) {
   const mossrt_step *st = &s->b->steps[i];
   int rc = st->fn((const void *const *)(s->bufs + st->first), s->bufs + st->first + st->nin,
-                  s->arena);
+                  s->arena, s->par);
   if (rc != 0)
     return mossrt_fail(err, s->b->name, MOSSRT_E_DEVICE, "step %u: '%s' on device '%s' failed (%d)",
                        i, st->entry, s->b->devices[st->device].id, rc);
@@ -395,5 +395,7 @@ const mossrt_executor mossrt_cpu_executor = {
     .check_step = cpu_check_step,
     .open = cpu_open,
     .close = cpu_close,
+    .session_open = mossrt_pool_session_open,
+    .session_close = mossrt_pool_session_close,
     .run = cpu_run,
 };
