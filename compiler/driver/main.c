@@ -27,7 +27,7 @@ static const char usage[] =
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
     "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v] [--sign KEY]\n"
-    "               [--profile]\n"
+    "               [--profile] [--winograd]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
     "               [--threads N] [--profile] [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
     "  moss bench ARTIFACT [--iterations N] [--threads N] [IN0 ...] [--profile]\n"
@@ -75,6 +75,10 @@ static const char usage[] =
     "  OUTDIR/output_<i>.npy (default '.'). No output replaces an input, a device or a folder.\n"
     "bench: runs N times (default 100, at most 10000000) and prints the median time; without\n"
     "  input files it times zeros.\n"
+    "--winograd (compile): the stride-1 3x3 Conv layers of whole 4x4 output blocks as Winograd\n"
+    "  F(4x4, 3x3): a quarter of the multiplies, about 6x the rounding error of the direct sum,\n"
+    "  which exceeds the float tolerance on some outputs (docs/kernel.md \"Winograd\"). Also\n"
+    "  MOSS_WINOGRAD=on.\n"
     "--threads N (run, bench): runs a bundle on N threads (default: the cores moss may use;\n"
     "  at most 1024): the parts its parallel loops were cut into at compile time, for the\n"
     "  target's cores. The outputs are the same bits for any N. C and --emit obj run one thread.\n"
@@ -242,6 +246,7 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     else if (!strcmp(a, "--constant") && (ok = need_arg(i, argc, a))) ok = add_binding(&o, argv[++i], 1);
     else if (!strcmp(a, "--dump-ir")) o.dump_ir = 1;
     else if (!strcmp(a, "--dump-kernels")) o.dump_kernels = 1;
+    else if (!strcmp(a, "--winograd")) setenv("MOSS_WINOGRAD", "on", 1); /* lower_winograd.c reads it */
     else if (!strcmp(a, "--explain")) o.explain = 1;
     else if (!strcmp(a, "--profile")) o.profile = 1;
     else if (!strcmp(a, "--prune") && (ok = need_arg(i, argc, a))) o.prune = argv[++i];

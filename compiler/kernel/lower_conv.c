@@ -586,10 +586,23 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
 
 static int64_t ct_scratch(const moss_node *n, const moss_kernel_cpu *cpu, geom *g);
 
+/* Winograd's plan for |n| (0: it does not take it): one group, a 3x3
+ * kernel of stride and dilation 1. */
+static int64_t wino_scratch(const moss_node *n, const moss_kernel_cpu *cpu, moss_wino *p) {
+  geom g;
+  if (n->op != MOSS_OP_Conv || moss_attr_int(n, "group", 1) != 1 || n->inputs[0]->rank != 4) return 0;
+  get_geom(n, &g);
+  if (g.k[0] != 3 || g.k[1] != 3 || g.s[0] != 1 || g.s[1] != 1 || g.d[0] != 1 || g.d[1] != 1) return 0;
+  return moss_winograd_plan(n, cpu, g.p[0], g.p[1], p);
+}
+
 int64_t moss_lower_conv_scratch(const moss_node *n, const moss_kernel_cpu *cpu) {
   igemm ig;
   geom g;
+  moss_wino w;
+  int64_t need;
   if (n->op == MOSS_OP_ConvTranspose) return ct_scratch(n, cpu, &g);
+  if ((need = wino_scratch(n, cpu, &w)) > 0) return need;
   return ig_scratch(n, cpu, &ig);
 }
 
@@ -1212,7 +1225,13 @@ static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
   if (group == 1 && pointwise_tiled(b, n, g)) return b->st;
   if (n->scratch_bytes > 0) {
     igemm ig;
-    int64_t need = ig_scratch(n, &b->cpu, &ig);
+    moss_wino wp;
+    int64_t need = wino_scratch(n, &b->cpu, &wp);
+    if (need > 0 && need <= n->scratch_bytes) {
+      moss_lower_winograd(b, n, &wp);
+      return b->st;
+    }
+    need = ig_scratch(n, &b->cpu, &ig);
     /* The planner reserved the scratch for the same machine facts; where
      * it did not (a node lowered for other facts), the direct loops. */
     if (need > 0 && need <= n->scratch_bytes) {
