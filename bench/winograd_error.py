@@ -4,8 +4,9 @@ on the benchmark models' own layers, beside the direct product's.
 
 Every Conv of the models that Winograd takes (3x3, stride and dilation 1,
 one group, an output of whole 4x4 blocks) is cut out with its weights and
-bias into a one-node model, compiled for `host` with MOSS_WINOGRAD=on and
-=off, and run on a standard normal input and on that input through a Relu
+bias into a one-node model, compiled for `host` with F(2x2, 3x3) (the
+default), F(4x4, 3x3) (MOSS_WINOGRAD=on, moss compile --winograd) and the
+direct product (MOSS_WINOGRAD=off), and run on a standard normal input and on that input through a Relu
 (what a layer after an activation sees). Each output is compared with a
 float64 numpy convolution: the worst |moss - ref| / (1e-5 + 1e-4 |ref|)
 (DESIGN.md's float tolerance: at most 1 is within it) and the worst error
@@ -75,7 +76,7 @@ def run(moss, w, b, pads, x, d, mode):
                      [H.make_tensor_value_info("y", TP.FLOAT, [x.shape[0], w.shape[0], oh, ow])], inits)
     onnx.save(H.make_model(g, opset_imports=[H.make_opsetid("", 13)], ir_version=8), d + "/l.onnx")
     np.save(d + "/x.npy", x)
-    env = dict(os.environ, MOSS_WINOGRAD=mode)
+    env = dict(os.environ, MOSS_WINOGRAD=mode)  # "": the default
     p = subprocess.run([moss, "compile", d + "/l.onnx", "-o", d + "/l.moss", "-q", "--dump-kernels"],
                        env=env, check=True, capture_output=True, text=True)
     took = "Winograd" in p.stdout
@@ -92,9 +93,11 @@ def main():
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="moss-wino-")
     rng = np.random.default_rng(3)
-    worst = {"on": 0.0, "off": 0.0}
-    print("| model | layer | input | on: err/tol | off: err/tol | on: err/max|y| | off: err/max|y| |")
-    print("|---|---|---|---|---|---|---|")
+    modes = [("", "F(2x2)"), ("on", "F(4x4)"), ("off", "direct")]
+    worst = {m: 0.0 for m, _ in modes}
+    print("| model | layer | input | " + " | ".join("%s err/tol" % t for _, t in modes) + " | " +
+          " | ".join("%s err/max|y|" % t for _, t in modes) + " |")
+    print("|---|---|---|" + "---|" * (2 * len(modes)))
     for tag in a.models.split(","):
         path = os.path.join(work, tag + ".onnx")
         if not os.path.exists(path):
@@ -107,22 +110,23 @@ def main():
                              b.astype(np.float64) if b is not None else None, pads)
                 tol = 1e-5 + 1e-4 * np.abs(ref)
                 row = []
-                for mode in ("on", "off"):
-                    d = os.path.join(work, "%s-%s-%s-%s" % (tag, name, kind, mode))
+                for mode, _ in modes:
+                    d = os.path.join(work, "%s-%s-%s-%s" % (tag, name, kind, mode or "default"))
                     os.makedirs(d, exist_ok=True)
                     y, took = run(a.moss, w, b, pads, x, d, mode)
-                    if took != (mode == "on"):
+                    if took != (mode != "off"):
                         sys.exit("winograd_error: %s: MOSS_WINOGRAD=%s %s Winograd" %
-                                 (name, mode, "did not take" if mode == "on" else "took"))
+                                 (name, mode, "took" if mode == "off" else "did not take"))
                     e = np.abs(y - ref)
                     r = float((e / tol).max())
                     worst[mode] = max(worst[mode], r)
                     row.append((r, float(e.max() / np.abs(ref).max())))
-                print("| %s | %s | %s %s | %.3f | %.3f | %.1e | %.1e |" % (
-                    tag, name, kind, "x".join(map(str, xs)), row[0][0], row[1][0], row[0][1], row[1][1]))
+                print("| %s | %s | %s %s | %s | %s |" % (
+                    tag, name, kind, "x".join(map(str, xs)), " | ".join("%.3f" % r[0] for r in row),
+                    " | ".join("%.1e" % r[1] for r in row)))
     print()
-    print("worst err/tol: Winograd %.3f, direct %.3f (<= 1: within DESIGN.md's float tolerance)" %
-          (worst["on"], worst["off"]))
+    print("worst err/tol: " + ", ".join("%s %.3f" % (t, worst[m]) for m, t in modes) +
+          " (<= 1: within DESIGN.md's float tolerance)")
     return 0
 
 

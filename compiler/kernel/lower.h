@@ -96,20 +96,23 @@ int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data
 /* Appends the product |t| (whose shape came from moss_tile_shape). */
 void moss_tile_product(moss_kb *b, const moss_tile *t);
 
-/* Winograd F(4x4, 3x3) (lower_winograd.c) for a Conv of one group with a
- * constant fp32 3x3 weight, stride and dilation 1, an output of whole 4x4
- * blocks; the Conv lowering checks those and passes the top and left
- * padding. Its geometry and arena scratch (byte offsets of the phased
- * input, V and M). */
+/* Winograd F(m x m, 3x3) (lower_winograd.c) for a Conv of one group with
+ * a constant fp32 3x3 weight, stride and dilation 1, an output of whole
+ * m x m blocks; the Conv lowering checks those and passes the top and
+ * left padding. Its geometry and arena scratch (byte offsets of the
+ * phased input, V and M). */
+#define WINO_MAX_N 6
 typedef struct moss_wino {
+  int m, n;              /* output block m x m (2 or 4), input tile n = m + 2 */
   int64_t N, C, M, H, W, OH, OW, pt, pl;
   int64_t TH, TW, T, Tp; /* tiles down, across, in all, rounded up to 16 */
   int64_t Hp, Up;        /* rows of a phase plane, columns of one phase */
   int64_t xoff, voff, moff, bytes;
 } moss_wino;
-/* Whether MOSS_WINOGRAD unset takes Winograd where it applies (1) or only
- * with MOSS_WINOGRAD=on (0): docs/kernel.md "Winograd", its measured error. */
-#define MOSS_WINOGRAD_DEFAULT 0
+/* The block with MOSS_WINOGRAD unset: 2, F(2x2, 3x3), whose error stays
+ * within the float tolerance (docs/kernel.md "Winograd"); "on" takes
+ * F(4x4, 3x3) (moss compile --winograd), "off" none. */
+#define MOSS_WINOGRAD_DEFAULT 2
 /* |n|'s plan on |cpu| in |p|: its scratch in bytes, 0 when it does not take it. */
 int64_t moss_winograd_plan(const moss_node *n, const moss_kernel_cpu *cpu, int64_t pt, int64_t pl,
                            moss_wino *p);

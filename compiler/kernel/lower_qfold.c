@@ -298,20 +298,31 @@ static moss_status lower_avgpool(moss_kb *b, const moss_node *n) {
   return b->st;
 }
 
-/* MossQLookup: y = table[x], x + 128 for int8. */
+/* MossQLookup: y = table[x], x + 128 for int8; with a table per channel
+ * (C * 256 entries), table c's for the elements of channel c. */
 static moss_status lower_lookup(moss_kb *b, const moss_node *n) {
-  int64_t ne = moss_value_numel(n->inputs[0]);
-  int xi, ti, yi;
-  moss_kx *i, *at;
+  const moss_value *x = n->inputs[0];
+  int64_t ne = moss_value_numel(x), nt = moss_value_numel(n->inputs[1]), C = 1, inner = ne;
+  int xi, ti, yi, d;
+  moss_kx *i, *at, *oc = NULL, *base = NULL;
   if (ne <= 0) return MOSS_OK;
   xi = moss_k_input(b, 0);
   ti = moss_k_input(b, 1);
   yi = moss_k_output(b, 0);
-  i = moss_k_range(b, "i", ne, MOSS_KL_PARALLEL);
+  if (nt > 256) { /* per channel: (image, channel) rows of |inner| elements */
+    C = x->dims[1];
+    for (inner = 1, d = 2; d < x->rank; d++) inner *= x->dims[d];
+    oc = moss_k_range(b, "oc", ne / inner, MOSS_KL_PARALLEL);
+    base = moss_k_let(b, "tab", moss_k_mulc(b, moss_k_bin(b, MOSS_KX_REM, oc, moss_k_idx(b, C)), 256));
+  }
+  i = moss_k_range(b, "i", inner, MOSS_KL_PARALLEL);
+  if (oc) i = moss_k_add(b, moss_k_mulc(b, oc, inner), i);
   at = moss_k_cast(b, MOSS_DT_I64, moss_k_load(b, xi, i));
-  if (n->inputs[0]->dtype == MOSS_DT_I8) at = moss_k_addc(b, at, 128);
+  if (x->dtype == MOSS_DT_I8) at = moss_k_addc(b, at, 128);
+  if (base) at = moss_k_add(b, base, at);
   moss_k_store(b, yi, i, moss_k_load(b, ti, at));
   moss_k_end(b);
+  if (oc) moss_k_end(b);
   return b->st;
 }
 

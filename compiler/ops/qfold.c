@@ -11,6 +11,8 @@
  *   MossQAvgPool(x, x_scale, x_zp, y_scale, y_zp)   (AveragePool attributes; global = 1
  *       for GlobalAveragePool)
  *   MossQLookup(x, table[256])   y = table[x] (x + 128 for int8)
+ *   MossQLookup(x, table[C * 256])   per channel (axis 1, C = x.dims[1]):
+ *       y = table[c * 256 + x] for an element of channel c
  *
  * All scales and zero points are constants; qmin/qmax (int attributes)
  * narrow the output range for a fused Relu/Clip. */
@@ -58,8 +60,9 @@ moss_status moss_infer_qfold(moss_ctx *ctx, moss_graph *g, moss_node *n) {
       return moss_fail(ctx, MOSS_E_INTERNAL, n, "malformed MossQAvgPool");
     return MOSS_OK;
   case MOSS_OP_MossQLookup:
-    if (!n->inputs[1] || !n->inputs[1]->data || moss_value_numel(n->inputs[1]) != 256 ||
-        n->inputs[1]->dtype != y->dtype)
+    if (!n->inputs[1] || !n->inputs[1]->data || n->inputs[1]->dtype != y->dtype ||
+        (moss_value_numel(n->inputs[1]) != 256 &&
+         (x->rank < 2 || moss_value_numel(n->inputs[1]) != 256 * x->dims[1])))
       return moss_fail(ctx, MOSS_E_INTERNAL, n, "malformed MossQLookup");
     return MOSS_OK;
   default: return moss_fail(ctx, MOSS_E_INTERNAL, n, "not one of moss's integer ops");

@@ -634,6 +634,95 @@ static moss_node *fold_table(qdq_state *st, const pattern *p, char *why, size_t 
   return n;
 }
 
+/* The |C| float values of |v| (a float constant of C elements or of one,
+ * broadcast, or DequantizeLinear of such a constant, per tensor or per
+ * element) into |out|, in DequantizeLinear's float arithmetic. */
+static int floats_of(const moss_value *v, int64_t C, float *out) {
+  int64_t i, n;
+  if (!v) return 0;
+  n = moss_value_numel(v);
+  if (n != C && n != 1) return 0;
+  if (v->data) {
+    if (v->dtype != MOSS_DT_F32) return 0;
+    for (i = 0; i < C; i++) out[i] = ((const float *)v->data)[n == 1 ? 0 : i];
+    return 1;
+  }
+  if (live_op(v, MOSS_OP_DequantizeLinear) && v->producer->inputs[0]->data) {
+    const moss_node *d = v->producer;
+    const moss_value *q = d->inputs[0], *sc = d->inputs[1], *zp = moss_node_input(d, 2);
+    int64_t ns = sc && sc->data ? moss_value_numel(sc) : 0, nz = zp ? moss_value_numel(zp) : 0;
+    if (!ns || sc->dtype != MOSS_DT_F32 || (ns != 1 && ns != n) || (zp && (!zp->data || (nz != 1 && nz != n))) ||
+        moss_value_numel(q) != n || moss_attr_int(d, "axis", 1) < -1 || (ns != 1 && q->rank != 1))
+      return 0;
+    for (i = 0; i < C; i++) {
+      int64_t k = n == 1 ? 0 : i;
+      float z = zp ? (float)moss_value_get_i64(zp, nz == 1 ? 0 : k) : 0.0f;
+      out[i] = ((float)moss_value_get_i64(q, k) - z) * ((const float *)sc->data)[ns == 1 ? 0 : k];
+    }
+    return 1;
+  }
+  return 0;
+}
+
+/* BatchNormalization (inference) -> MossQLookup with a table per channel:
+ * channel c's 256 8-bit values dequantized, scaled and shifted as the BN
+ * kernel does (lower_norm.c: a = scale / sqrt(var + eps) in double, then
+ * float; shift = B - mean * a and x * a + shift in float) and quantized.
+ * ONNX Runtime's quantizer leaves BN between a Quantize and a Dequantize
+ * when the model was not pre-processed (its BN not folded into the Conv). */
+static moss_node *fold_bn(qdq_state *st, const pattern *p, char *why, size_t cap) {
+  moss_node *c = p->core, *n;
+  moss_value *t;
+  qact x;
+  int64_t C, ch, d[1];
+  float *par, *in;
+  unsigned char *tab;
+  double eps = moss_attr_float(c, "epsilon", 1e-5f);
+  int i, j, off;
+  if (!act_of(c->inputs[0], &x, why, cap)) return NULL;
+  if (moss_attr_int(c, "training_mode", 0) || c->ninputs < 5 || c->inputs[0]->rank < 2 ||
+      (c->noutputs > 1 && (c->outputs[1] || (c->noutputs > 2 && c->outputs[2])))) {
+    snprintf(why, cap, "a BatchNormalization in training mode or of rank < 2");
+    return NULL;
+  }
+  if (p->act.kind && p->act.kind != MOSS_ACT_RELU && p->act.kind != MOSS_ACT_CLIP) {
+    snprintf(why, cap, "its fused %s", act_name(p->act.kind));
+    return NULL;
+  }
+  C = c->inputs[0]->dims[1];
+  par = got(st, moss_graph_alloc(st->g, sizeof *par * (size_t)(4 * C + 256)));
+  tab = got(st, moss_graph_alloc(st->g, (size_t)(C * 256)));
+  if (!par || !tab) return NULL;
+  for (j = 0; j < 4; j++)
+    if (!floats_of(c->inputs[j + 1], C, par + j * C)) {
+      snprintf(why, cap, "its input '%s' is not a constant", c->inputs[j + 1] ? c->inputs[j + 1]->name : "?");
+      return NULL;
+    }
+  in = par + 4 * C;
+  off = x.q->dtype == MOSS_DT_I8 ? -128 : 0;
+  for (i = 0; i < 256; i++) in[i] = ((float)(i + off) - (float)x.zp) * x.scale;
+  for (ch = 0; ch < C; ch++) {
+    float a = (float)((double)par[ch] / sqrt((double)par[3 * C + ch] + eps));
+    float sh = par[C + ch] - par[2 * C + ch] * a;
+    for (i = 0; i < 256; i++) {
+      float yv = in[i] * a + sh;
+      int32_t v;
+      if (p->act.kind == MOSS_ACT_RELU) yv = yv > 0 ? yv : 0;
+      if (p->act.kind == MOSS_ACT_CLIP) yv = yv < p->act.alpha ? p->act.alpha : yv > p->act.beta ? p->act.beta : yv;
+      v = moss_quantize_one(yv, p->sy, p->zy, lo_of(p->y->dtype), hi_of(p->y->dtype));
+      if (p->y->dtype == MOSS_DT_I8) ((int8_t *)tab)[ch * 256 + i] = (int8_t)v;
+      else tab[ch * 256 + i] = (unsigned char)v;
+    }
+  }
+  d[0] = C * 256;
+  t = got(st, moss_graph_add_constant(st->ctx, st->g, "table", p->y->dtype, 1, d, tab));
+  n = t ? got(st, moss_graph_add_node(st->ctx, st->g, "MossQLookup", c->name, 2, 1)) : NULL;
+  if (!n) return NULL;
+  n->inputs[0] = x.q;
+  n->inputs[1] = t;
+  return n;
+}
+
 /* MaxPool and data movement: the same op on the 8-bit data, requantized
  * after it by a table when the Quantize's parameters differ. Concat:
  * each input requantized to the output's parameters first. */
@@ -724,12 +813,13 @@ static moss_status try_fold(qdq_state *st, moss_node *q) {
          v->name);
     return MOSS_OK;
   }
-  /* Relu/Clip after a MAC op or an Add/Mul: a clamp of the integer op. */
+  /* Relu/Clip after a MAC op or an Add/Mul: a clamp of the integer op;
+   * after a BatchNormalization: part of its tables. */
   if ((p.core->op == MOSS_OP_Relu || p.core->op == MOSS_OP_Clip) && sole(p.core->inputs[0])) {
     moss_node *c = p.core->inputs[0]->producer;
     moss_act a;
     if (c && !c->dead && !c->act.kind && act_of_node(p.core, &a) &&
-        (is_mac_op(c) || c->op == MOSS_OP_Add || c->op == MOSS_OP_Mul)) {
+        (is_mac_op(c) || c->op == MOSS_OP_Add || c->op == MOSS_OP_Mul || c->op == MOSS_OP_BatchNormalization)) {
       p.act_node = p.core;
       p.act = a;
       p.core = c;
@@ -769,6 +859,7 @@ static moss_status try_fold(qdq_state *st, moss_node *q) {
   case MOSS_OP_Mul: n = fold_binary(st, &p, why, sizeof why); break;
   case MOSS_OP_AveragePool:
   case MOSS_OP_GlobalAveragePool: n = fold_avgpool(st, &p, why, sizeof why); break;
+  case MOSS_OP_BatchNormalization: n = fold_bn(st, &p, why, sizeof why); break;
   default:
     if (p.act.kind) break;
     if (is_table_op(p.core->op) && p.core->ninputs >= 1 && p.core->noutputs == 1)

@@ -242,6 +242,31 @@ def models():
     m.out(m.node("Sigmoid", [x]), (1 / (1 + np.exp(-xr))).astype(F32), 1 / 256, 0, U8)
     ms.append(m)
 
+    # BatchNormalization left between Quantize and Dequantize (ONNX
+    # Runtime's quantizer on a model whose BN was not folded): one table
+    # per channel. The reference is ONNX's formula in float32.
+    m = Model("batchnorm_per_channel_tables")
+    x, xr = m.quant_input((2, 5, 3, 4), 0.02, 128, U8, -2, 2)
+    sc, bb = rng.uniform(0.5, 2, 5).astype(F32), rng.normal(0, 0.5, 5).astype(F32)
+    mu, var = rng.normal(0, 0.3, 5).astype(F32), rng.uniform(0.2, 2, 5).astype(F32)
+    y = m.node("BatchNormalization", [x, m.const(sc), m.const(bb), m.const(mu), m.const(var)], epsilon=1e-3)
+    r = lambda v: v.reshape(1, 5, 1, 1)  # noqa: E731
+    ref = ((xr - r(mu)) / np.sqrt(r(var) + F32(1e-3)) * r(sc) + r(bb)).astype(F32)
+    m.out(y, ref, 0.03, 110, U8)
+    ms.append(m)
+
+    m = Model("batchnorm_quantized_beta_relu")
+    x, xr = m.quant_input((1, 6, 4, 4), 0.015, 0, I8, -1.5, 1.5)
+    sc, mu = rng.uniform(0.5, 2, 6).astype(F32), rng.normal(0, 0.3, 6).astype(F32)
+    var = rng.uniform(0.2, 2, 6).astype(F32)
+    bq, bs = rng.integers(-100, 100, 6).astype(np.int32), F32(0.004)
+    beta = m.node("DequantizeLinear", [m.const(bq), m.const(bs), m.const(np.int32(0))])
+    y = m.node("Relu", [m.node("BatchNormalization", [x, m.const(sc), beta, m.const(mu), m.const(var)])])
+    r = lambda v: v.reshape(1, 6, 1, 1)  # noqa: E731
+    ref = np.maximum((xr - r(mu)) / np.sqrt(r(var) + F32(1e-5)) * r(sc) + r(dq(bq, bs, 0)), 0).astype(F32)
+    m.out(y, ref, 0.02, -128, I8)
+    ms.append(m)
+
     m = Model("hardswish_table")
     x, xr = m.quant_input((4, 9), 0.04, 128, U8, -4, 4)
     ref = (xr * np.clip(xr / F32(6) + F32(0.5), 0, 1)).astype(F32)
