@@ -166,6 +166,37 @@ static void rows(moss_kb *b, const moss_tile *t, at p, int mr) {
   }
 }
 
+/* Every column block of one row block (p.i0, p.mr set): full blocks of
+ * nr columns in a loop, then the whole vectors and single columns left. */
+static void cols(moss_kb *b, const moss_tile *t, at p, int nr, int lanes) {
+  int64_t nfull = t->N / nr * nr, nrem = t->N - nfull, vecs = nrem / lanes;
+  p.c0 = moss_k_idx(b, 0);
+  if (nfull > 0) {
+    p.jb = moss_k_for(b, "jb", moss_k_idx(b, 0), moss_k_idx(b, nfull), nr, MOSS_KL_SERIAL, 0);
+    p.nv = nr / lanes;
+    p.lanes = lanes;
+    p.bw = nr;
+    tile(b, t, &p);
+    moss_k_end(b);
+  }
+  if (nrem > 0) {
+    p.jb = moss_k_idx(b, nfull);
+    p.bw = nrem;
+    if (vecs > 0) {
+      p.nv = (int)vecs;
+      p.lanes = lanes;
+      tile(b, t, &p);
+    }
+    if (nrem > vecs * lanes) {
+      p.c0 = moss_k_for(b, "jc", moss_k_idx(b, vecs * lanes), moss_k_idx(b, nrem), 1, MOSS_KL_SERIAL, 0);
+      p.nv = 1;
+      p.lanes = 1;
+      tile(b, t, &p);
+      moss_k_end(b);
+    }
+  }
+}
+
 void moss_tile_product(moss_kb *b, const moss_tile *t) {
   int mr, nr, lanes;
   int64_t nfull, nrem;
@@ -181,6 +212,25 @@ void moss_tile_product(moss_kb *b, const moss_tile *t) {
   p.c0 = moss_k_idx(b, 0);
   moss_k_comment(b, "register tiles of %d x %d (%d-lane vectors)%s", mr, nr, lanes,
                  b->cpu.fma ? ", fused multiply-add" : "");
+  /* Threads take the outermost parallel loop's parts (parts.c): where
+   * there are too few column blocks to share out evenly (under 2 per
+   * thread) and more row blocks, the row blocks go outermost. The sums
+   * are the same either way; only the order of the tiles changes. */
+  if (b->cpu.threads > 1 && t->N / nr < 2 * b->cpu.threads && t->M / mr > t->N / nr) {
+    int64_t mfull = t->M / mr * mr;
+    moss_k_comment(b, "row blocks outermost: %lld of them against %lld whole column blocks, for %d threads",
+                   (long long)(t->M / mr), (long long)(t->N / nr), b->cpu.threads);
+    p.i0 = moss_k_for(b, "i", moss_k_idx(b, 0), moss_k_idx(b, mfull), mr, MOSS_KL_PARALLEL, 0);
+    p.mr = mr;
+    cols(b, t, p, nr, lanes);
+    moss_k_end(b);
+    if (t->M > mfull) {
+      p.i0 = moss_k_idx(b, mfull);
+      p.mr = (int)(t->M - mfull);
+      cols(b, t, p, nr, lanes);
+    }
+    return;
+  }
   if (nfull > 0) {
     p.jb = moss_k_for(b, "jb", moss_k_idx(b, 0), moss_k_idx(b, nfull), nr, MOSS_KL_PARALLEL, 0);
     p.nv = nr / lanes;
