@@ -170,7 +170,7 @@ static int pack_u(moss_kb *b, const moss_wino *p, const xforms *X, const float *
 static void input_tiles(moss_kb *b, const moss_wino *p, const xforms *X, int xs, int vs, moss_kx *c, moss_kx *th,
                         moss_kx *tw, int vl) {
   moss_kx *d[WINO_MAX_N][WINO_MAX_N], *t[WINO_MAX_N][WINO_MAX_N], *col[WINO_MAX_N], *tt;
-  char name[16];
+  char name[32];
   int i, j, k, m = X->m, n = X->n;
   for (i = 0; i < n; i++)
     for (k = 0; k < n; k++) {
@@ -203,7 +203,7 @@ void moss_lower_winograd(moss_kb *b, const moss_node *n, const moss_wino *p) {
   int vl, pass, bm, bn, np;
   xforms X;
   moss_tile tile;
-  char name[16];
+  char name[32];
   transforms(p->m, &X);
   bm = X.m, bn = X.n, np = bn * bn;
   moss_tile_shape(b, MOSS_DT_F32, &mr, &nr, &lanes);
