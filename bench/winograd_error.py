@@ -32,15 +32,8 @@ from onnx import numpy_helper as NH
 from onnx import shape_inference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def conv64(x, w, b, pads):
-    n, c, h, wd = x.shape
-    m = w.shape[0]
-    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
-    out = np.einsum("ncijkl,mckl->nmij", win, w)
-    return out + (b[None, :, None, None] if b is not None else 0)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "e2e"))
+from npref import conv_ref  # noqa: E402  (the tests' float64 convolution)
 
 
 def layers(path):
@@ -106,8 +99,7 @@ def main():
         for name, xs, w, b, pads in layers(path):
             x0 = rng.standard_normal(xs).astype(np.float32)
             for kind, x in (("normal", x0), ("relu", np.maximum(x0, 0))):
-                ref = conv64(x.astype(np.float64), w.astype(np.float64),
-                             b.astype(np.float64) if b is not None else None, pads)
+                ref = conv_ref(x, w, b, pads=pads)[0]
                 tol = 1e-5 + 1e-4 * np.abs(ref)
                 row = []
                 for mode, _ in modes:

@@ -47,6 +47,7 @@ typedef struct gen {
   LLVMValueRef fn;      /* the kernel function being built (or a part's body) */
   LLVMValueRef par;     /* the kernel's moss_bundle_par pointer (NULL in the standalone object) */
   LLVMBasicBlockRef top; /* the kernel function's entry block (where allocas go) */
+  int noalias;          /* the kernel's inputs and outputs are noalias (shares_storage) */
   int ncut;             /* the kernel's cut loops so far (their functions' names) */
   LLVMValueRef *globals; /* per value id: its weight global, or NULL */
   LLVMValueRef requant;  /* the requantization helper, made on first use */
@@ -446,7 +447,6 @@ static void loop(gen *G, const moss_kstmt *s, LLVMValueRef lo, LLVMValueRef hi) 
 }
 
 static void cut_loop(gen *G, const moss_kstmt *s);
-static int shares_storage(const moss_node *n);
 
 static void stmts(gen *G, const moss_kstmt *s) {
   for (; s && G->st == MOSS_OK; s = s->next) {
@@ -520,7 +520,6 @@ static void cut_loop(gen *G, const moss_kstmt *s) {
   LLVMTypeRef *types = moss_alloc(G->ctx, sizeof *types * nslot), bty, pty, cty;
   LLVMValueRef *args = moss_alloc(G->ctx, sizeof *args * nslot), bf, pf, ctx, v, P;
   int *slot = moss_alloc(G->ctx, sizeof *slot * nslot), n = 1, i, j = G->ncut++;
-  int noalias = !shares_storage(k->node);
   char name[48];
   G->bufs = moss_alloc(G->ctx, nb);
   G->vars = moss_alloc(G->ctx, nv);
@@ -567,7 +566,7 @@ static void cut_loop(gen *G, const moss_kstmt *s) {
     LLVMValueRef p = LLVMGetParam(bf, (unsigned)i);
     if (slot[i] < k->nbufs) {
       G->bufs[slot[i]] = p;
-      if (noalias && (k->bufs[slot[i]].kind == MOSS_KB_INPUT || k->bufs[slot[i]].kind == MOSS_KB_OUTPUT))
+      if (G->noalias && (k->bufs[slot[i]].kind == MOSS_KB_INPUT || k->bufs[slot[i]].kind == MOSS_KB_OUTPUT))
         LLVMAddAttributeAtIndex(bf, (LLVMAttributeIndex)(i + 1),
                                 LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
     } else {
@@ -860,6 +859,7 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
   arena = LLVMGetParam(f, 0);
   G->par = LLVMGetParam(f, 1);
   G->top = entry;
+  G->noalias = noalias;
   G->ncut = 0;
   for (i = 0, nio = 0; i < k->nbufs; i++) {
     const moss_kbuf *bf = &k->bufs[i];

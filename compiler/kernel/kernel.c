@@ -484,30 +484,28 @@ moss_kx *moss_k_call(moss_kb *b, moss_kfn fn, moss_kx *x, moss_kx *y, moss_kx *z
   return r;
 }
 
-moss_kx *moss_k_sat(moss_kb *b, moss_dtype dt, moss_kx *a) {
-  moss_kx *r;
-  if (bad(b, a)) return &poison;
-  if (!is_int(dt) || !is_int(a->dt)) return ill(b, "sat", a, NULL);
-  r = node(b, MOSS_KX_CALL, dt, a->lanes);
+/* A one-operand intrinsic |fn| of |a| giving |dt| (its checks done). */
+static moss_kx *unary_call(moss_kb *b, moss_kfn fn, moss_dtype dt, moss_kx *a) {
+  moss_kx *r = node(b, MOSS_KX_CALL, dt, a->lanes);
   if (bad(b, r)) return &poison;
-  r->fn = MOSS_KFN_SAT;
+  r->fn = fn;
   r->nargs = 1;
   r->a[0] = a;
   return r;
 }
 
+moss_kx *moss_k_sat(moss_kb *b, moss_dtype dt, moss_kx *a) {
+  if (bad(b, a)) return &poison;
+  if (!is_int(dt) || !is_int(a->dt)) return ill(b, "sat", a, NULL);
+  return unary_call(b, MOSS_KFN_SAT, dt, a);
+}
+
 moss_kx *moss_k_bits(moss_kb *b, moss_dtype dt, moss_kx *a) {
-  moss_kx *r;
   if (bad(b, a)) return &poison;
   if (!moss_kernel_dtype_ok(dt) || moss_dtype_size(dt) != moss_dtype_size(a->dt) || dt == MOSS_DT_BOOL ||
       a->dt == MOSS_DT_BOOL)
     return ill(b, "bits", a, NULL);
-  r = node(b, MOSS_KX_CALL, dt, a->lanes);
-  if (bad(b, r)) return &poison;
-  r->fn = MOSS_KFN_BITS;
-  r->nargs = 1;
-  r->a[0] = a;
-  return r;
+  return unary_call(b, MOSS_KFN_BITS, dt, a);
 }
 
 static int is_c(const moss_kx *x, int64_t v) {

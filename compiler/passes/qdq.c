@@ -299,6 +299,22 @@ static moss_value *int_bias(qdq_state *st, const char *name, const double *b, in
   return got(st, moss_graph_add_constant(st->ctx, st->g, name, MOSS_DT_I32, 1, d, q));
 }
 
+/* The 256 8-bit values of |x|'s type (i - 128 for int8) dequantized. */
+static void lut_inputs(const qact *x, float in[256]) {
+  int i, off = x->q->dtype == MOSS_DT_I8 ? -128 : 0;
+  for (i = 0; i < 256; i++) in[i] = ((float)(i + off) - (float)x->zp) * x->scale;
+}
+
+/* |out|'s 256 values quantized to |sy|/|zy|/|ydt| into |tab|. */
+static void lut_store(const float out[256], float sy, int32_t zy, moss_dtype ydt, unsigned char *tab) {
+  int i;
+  for (i = 0; i < 256; i++) {
+    int32_t v = moss_quantize_one(out[i], sy, zy, lo_of(ydt), hi_of(ydt));
+    if (ydt == MOSS_DT_I8) ((int8_t *)tab)[i] = (int8_t)v;
+    else tab[i] = (unsigned char)v;
+  }
+}
+
 /* Table of MossQLookup: entry i (the 8-bit value i, or i - 128 for int8)
  * dequantized with |x|, passed through |f| when given (evaluated at
  * compile time like constant folding) and quantized to |sy|/|zy|/|ydt|. */
@@ -307,8 +323,7 @@ static moss_value *lut(qdq_state *st, const qact *x, moss_node *f, float sy, int
   float in[256], out[256];
   unsigned char tab[256];
   int64_t d[1] = {256};
-  int i, off = x->q->dtype == MOSS_DT_I8 ? -128 : 0;
-  for (i = 0; i < 256; i++) in[i] = ((float)(i + off) - (float)x->zp) * x->scale;
+  lut_inputs(x, in);
   memcpy(out, in, sizeof out);
   if (f) {
     moss_value vin, vout, *ins[8], *outs[1];
@@ -343,11 +358,7 @@ static moss_value *lut(qdq_state *st, const qact *x, moss_node *f, float sy, int
       return NULL;
     }
   }
-  for (i = 0; i < 256; i++) {
-    int32_t v = moss_quantize_one(out[i], sy, zy, lo_of(ydt), hi_of(ydt));
-    if (ydt == MOSS_DT_I8) ((int8_t *)tab)[i] = (int8_t)v;
-    else tab[i] = (unsigned char)v;
-  }
+  lut_store(out, sy, zy, ydt, tab);
   return got(st, moss_graph_add_constant(st->ctx, st->g, "table", ydt, 1, d, tab));
 }
 
@@ -634,36 +645,6 @@ static moss_node *fold_table(qdq_state *st, const pattern *p, char *why, size_t 
   return n;
 }
 
-/* The |C| float values of |v| (a float constant of C elements or of one,
- * broadcast, or DequantizeLinear of such a constant, per tensor or per
- * element) into |out|, in DequantizeLinear's float arithmetic. */
-static int floats_of(const moss_value *v, int64_t C, float *out) {
-  int64_t i, n;
-  if (!v) return 0;
-  n = moss_value_numel(v);
-  if (n != C && n != 1) return 0;
-  if (v->data) {
-    if (v->dtype != MOSS_DT_F32) return 0;
-    for (i = 0; i < C; i++) out[i] = ((const float *)v->data)[n == 1 ? 0 : i];
-    return 1;
-  }
-  if (live_op(v, MOSS_OP_DequantizeLinear) && v->producer->inputs[0]->data) {
-    const moss_node *d = v->producer;
-    const moss_value *q = d->inputs[0], *sc = d->inputs[1], *zp = moss_node_input(d, 2);
-    int64_t ns = sc && sc->data ? moss_value_numel(sc) : 0, nz = zp ? moss_value_numel(zp) : 0;
-    if (!ns || sc->dtype != MOSS_DT_F32 || (ns != 1 && ns != n) || (zp && (!zp->data || (nz != 1 && nz != n))) ||
-        moss_value_numel(q) != n || moss_attr_int(d, "axis", 1) < -1 || (ns != 1 && q->rank != 1))
-      return 0;
-    for (i = 0; i < C; i++) {
-      int64_t k = n == 1 ? 0 : i;
-      float z = zp ? (float)moss_value_get_i64(zp, nz == 1 ? 0 : k) : 0.0f;
-      out[i] = ((float)moss_value_get_i64(q, k) - z) * ((const float *)sc->data)[ns == 1 ? 0 : k];
-    }
-    return 1;
-  }
-  return 0;
-}
-
 /* BatchNormalization (inference) -> a MossQLookup with a table per
  * channel: channel c's 256 8-bit values dequantized, scaled and shifted as
  * the BN kernel does (lower_norm.c: a = scale / sqrt(var + eps) in double,
@@ -678,10 +659,11 @@ static moss_node *fold_bn(qdq_state *st, const pattern *p, char *why, size_t cap
   moss_value *t;
   qact x;
   int64_t C, ch, d[1];
-  float *par, *in, *a, *sh;
+  double *par;
+  float in[256], out[256];
   unsigned char *tab;
   double eps = moss_attr_float(c, "epsilon", 1e-5f);
-  int i, j, off;
+  int i, j;
   if (!act_of(c->inputs[0], &x, why, cap)) return NULL;
   if (moss_attr_int(c, "training_mode", 0) || c->ninputs < 5 || c->inputs[0]->rank < 2 ||
       (c->noutputs > 1 && (c->outputs[1] || (c->noutputs > 2 && c->outputs[2])))) {
@@ -693,33 +675,26 @@ static moss_node *fold_bn(qdq_state *st, const pattern *p, char *why, size_t cap
     return NULL;
   }
   C = c->inputs[0]->dims[1];
-  par = got(st, moss_graph_alloc(st->g, sizeof *par * (size_t)(6 * C + 256)));
+  par = got(st, moss_graph_alloc(st->g, sizeof *par * (size_t)(4 * C)));
   tab = got(st, moss_graph_alloc(st->g, (size_t)(C * 256)));
   if (!par || !tab) return NULL;
-  for (j = 0; j < 4; j++)
-    if (!floats_of(c->inputs[j + 1], C, par + j * C)) {
+  for (j = 0; j < 4; j++) /* scale, B, mean, var: float32 values, exact in double */
+    if (!c->inputs[j + 1] || !bias_values(c->inputs[j + 1], C, par + j * C)) {
       snprintf(why, cap, "its input '%s' is not a constant", c->inputs[j + 1] ? c->inputs[j + 1]->name : "?");
       return NULL;
     }
-  a = par + 4 * C;
-  sh = par + 5 * C;
-  in = par + 6 * C;
+  lut_inputs(&x, in);
   for (ch = 0; ch < C; ch++) {
-    a[ch] = (float)((double)par[ch] / sqrt((double)par[3 * C + ch] + eps));
-    sh[ch] = par[C + ch] - par[2 * C + ch] * a[ch];
-  }
-  off = x.q->dtype == MOSS_DT_I8 ? -128 : 0;
-  for (i = 0; i < 256; i++) in[i] = ((float)(i + off) - (float)x.zp) * x.scale;
-  for (ch = 0; ch < C; ch++)
+    float a = (float)(par[ch] / sqrt(par[3 * C + ch] + eps));
+    float sh = (float)par[C + ch] - (float)par[2 * C + ch] * a;
     for (i = 0; i < 256; i++) {
-      float yv = in[i] * a[ch] + sh[ch];
-      int32_t v;
+      float yv = in[i] * a + sh;
       if (p->act.kind == MOSS_ACT_RELU) yv = yv > 0 ? yv : 0;
       if (p->act.kind == MOSS_ACT_CLIP) yv = yv < p->act.alpha ? p->act.alpha : yv > p->act.beta ? p->act.beta : yv;
-      v = moss_quantize_one(yv, p->sy, p->zy, lo_of(p->y->dtype), hi_of(p->y->dtype));
-      if (p->y->dtype == MOSS_DT_I8) ((int8_t *)tab)[ch * 256 + i] = (int8_t)v;
-      else tab[ch * 256 + i] = (unsigned char)v;
+      out[i] = yv;
     }
+    lut_store(out, p->sy, p->zy, p->y->dtype, tab + ch * 256);
+  }
   d[0] = C * 256;
   t = got(st, moss_graph_add_constant(st->ctx, st->g, "table", p->y->dtype, 1, d, tab));
   n = t ? got(st, moss_graph_add_node(st->ctx, st->g, "MossQLookup", c->name, 2, 1)) : NULL;

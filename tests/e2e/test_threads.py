@@ -27,6 +27,9 @@ from onnx import TensorProto as TP
 from onnx import helper as H
 from onnx import numpy_helper as NH
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from npref import conv_ref  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
 A = ap.parse_args()
@@ -54,19 +57,8 @@ with open(TARGET, "w") as f:
 
 
 def conv(x, w, b=None, stride=1, pad=0, group=1):
-    """NCHW convolution in float64 (or exact int64 sums)."""
-    n, c, h, wd = x.shape
-    m, cg, kh, kw = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
-    mg = m // group
-    out = np.zeros((n, m) + win.shape[2:4], dtype=np.result_type(x, w))
-    for g in range(group):
-        out[:, g * mg:(g + 1) * mg] = np.einsum("ncijkl,mckl->nmij", win[:, g * cg:(g + 1) * cg],
-                                                w[g * mg:(g + 1) * mg])
-    if b is not None:
-        out = out + b[None, :, None, None]
-    return out
+    """NCHW convolution in float64 (exact sums for int8 data)."""
+    return conv_ref(x, w, b, (stride, stride), (1, 1), (pad,) * 4, group)[0]
 
 
 def run_model(name, nodes, inputs, inits, outputs, kernels, opset=13):

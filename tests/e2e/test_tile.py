@@ -28,6 +28,9 @@ from onnx import TensorProto as TP
 from onnx import helper as H
 from onnx import numpy_helper as NH
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from npref import conv_ref  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
 A = ap.parse_args()
@@ -198,32 +201,6 @@ x, w = r(1, 6, 9, 9), r(10, 6, 1, 1)
 y, bd = conv1x1(x[:, :, ::2, ::2], w)
 case("conv1x1_stride2", [H.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2])], {"x": x}, {"w": w}, y, (bd, 6))
 
-
-
-def conv_ref(x, w, bias=None, strides=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0), group=1):
-    """Conv computed here tap by tap on a zero-padded float64 copy (the ONNX
-    definition, 2-D): the sum and the sum of |products| for the bound."""
-    n, c, h, wd = x.shape
-    m, cg, kh, kw = w.shape
-    xp = np.zeros((n, c, h + pads[0] + pads[2], wd + pads[1] + pads[3]))
-    xp[:, :, pads[0]:pads[0] + h, pads[1]:pads[1] + wd] = x
-    oh = (xp.shape[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
-    ow = (xp.shape[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
-    y = np.zeros((n, m, oh, ow))
-    bd = np.zeros((n, m, oh, ow))
-    mg = m // group
-    for g in range(group):
-        for i in range(kh):
-            for j in range(kw):
-                win = xp[:, g * cg:(g + 1) * cg, i * dil[0]:i * dil[0] + (oh - 1) * strides[0] + 1:strides[0],
-                         j * dil[1]:j * dil[1] + (ow - 1) * strides[1] + 1:strides[1]]
-                wt = w[g * mg:(g + 1) * mg, :, i, j].astype(np.float64)
-                y[:, g * mg:(g + 1) * mg] += np.einsum("mc,nchw->nmhw", wt, win)
-                bd[:, g * mg:(g + 1) * mg] += np.einsum("mc,nchw->nmhw", np.abs(wt), np.abs(win))
-    if bias is not None:
-        y = y + bias.reshape(1, -1, 1, 1)
-        bd = bd + np.abs(bias.reshape(1, -1, 1, 1)) / (2 * cg * kh * kw)
-    return y, bd
 
 
 # The kernel each case must get on this machine's host target (--dump-kernels);

@@ -34,6 +34,9 @@ from onnx import TensorProto as TP
 from onnx import helper as H
 from onnx import numpy_helper as NH
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from npref import conv_ref  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
 A = ap.parse_args()
@@ -46,13 +49,6 @@ def fail(msg):
     global fails
     fails += 1
     print("FAIL:", msg)
-
-
-def conv64(x, w, b, pads):
-    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
-    y = np.einsum("ncijkl,mckl->nmij", win, w)
-    return y + (b[None, :, None, None] if b is not None else 0)
 
 
 def case(name, n, c, m, h, w_, pads, bias=True, relu=False, want=("2x2", "4x4")):
@@ -71,7 +67,7 @@ def case(name, n, c, m, h, w_, pads, bias=True, relu=False, want=("2x2", "4x4"))
     os.makedirs(d, exist_ok=True)
     onnx.save(H.make_model(g, opset_imports=[H.make_opsetid("", 13)]), d + "/model.onnx")
     np.save(d + "/x.npy", x)
-    ref = conv64(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64) if bias else None, pads)
+    ref = conv_ref(x, w, b, pads=pads)[0]
     if relu:
         ref = np.maximum(ref, 0)
     for mode, flag, blk in (("default", [], want[0]), ("--winograd", ["--winograd"], want[1]),
