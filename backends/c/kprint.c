@@ -170,12 +170,14 @@ static void call(printer *p, const moss_kx *x) {
     expr(p, x->a[0]);
     moss_buf_printf(p->e, "}).t");
     return;
-  case MOSS_KFN_DOT4: { /* scalar lanes: the four byte products, in unsigned (wrapping) sums */
+  case MOSS_KFN_DOT4:
+  case MOSS_KFN_DOT4S: { /* scalar lanes: the four byte products, in unsigned (wrapping) sums */
     int j;
+    const char *a = x->fn == MOSS_KFN_DOT4S ? "(int8_t)" : "";
     moss_buf_printf(p->e, "(int32_t)((uint32_t)");
     sub(p, x->a[0]);
     for (j = 0; j < 4; j++) {
-      moss_buf_printf(p->e, " + (uint32_t)((int32_t)(uint8_t)((uint32_t)");
+      moss_buf_printf(p->e, " + (uint32_t)((int32_t)%s(uint8_t)((uint32_t)", a);
       sub(p, x->a[1]);
       moss_buf_printf(p->e, " >> %d) * (int32_t)(int8_t)(uint8_t)((uint32_t)", 8 * j);
       sub(p, x->a[2]);

@@ -280,20 +280,30 @@ static LLVMValueRef binary(gen *G, const moss_kx *x) {
   }
 }
 
-/* DOT4 on |lanes| int32 lanes: vpdpbusd where the machine has it at this
- * width, else the byte products widened and summed by lane. */
-static LLVMValueRef dot4(gen *G, LLVMValueRef *a, int lanes) {
+/* DOT4 (|sa| 0) or DOT4S (|sa| 1) on |lanes| int32 lanes: vpdpbusd or
+ * sdot where the machine has it at this width, else the byte products
+ * widened and summed by lane. */
+static LLVMValueRef dot4(gen *G, LLVMValueRef *a, int lanes, int sa) {
   LLVMTypeRef b4 = LLVMVectorType(G->i8, (unsigned)(4 * lanes)), w4 = LLVMVectorType(G->i32, (unsigned)(4 * lanes));
   LLVMValueRef u, v, m, sum = NULL, mask[64];
   int j, l;
   if (lanes < 1 || lanes > 64) return fail(G, MOSS_E_INTERNAL, "dot4 wider than 64 lanes"), a[0];
-  if (lanes == G->cpu.dot4 && (lanes == 16 || lanes == 8)) {
+  if (lanes == G->cpu.dot4 && !sa && !G->cpu.dot4_signed && (lanes == 16 || lanes == 8)) {
     const char *name = lanes == 16 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256";
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
     LLVMValueRef f = LLVMGetIntrinsicDeclaration(G->m, id, NULL, 0);
     return LLVMBuildCall2(G->b, LLVMIntrinsicGetType(G->c, id, NULL, 0), f, a, 3, "");
   }
-  u = LLVMBuildZExt(G->b, LLVMBuildBitCast(G->b, a[1], b4, ""), w4, "");
+  if (lanes == G->cpu.dot4 && sa && G->cpu.dot4_signed && lanes == 4) {
+    const char *name = "llvm.aarch64.neon.sdot";
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMTypeRef ty[2] = {LLVMTypeOf(a[0]), b4};
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(G->m, id, ty, 2);
+    LLVMValueRef args[3] = {a[0], LLVMBuildBitCast(G->b, a[1], b4, ""), LLVMBuildBitCast(G->b, a[2], b4, "")};
+    return LLVMBuildCall2(G->b, LLVMIntrinsicGetType(G->c, id, ty, 2), f, args, 3, "");
+  }
+  u = sa ? LLVMBuildSExt(G->b, LLVMBuildBitCast(G->b, a[1], b4, ""), w4, "")
+         : LLVMBuildZExt(G->b, LLVMBuildBitCast(G->b, a[1], b4, ""), w4, "");
   v = LLVMBuildSExt(G->b, LLVMBuildBitCast(G->b, a[2], b4, ""), w4, "");
   m = LLVMBuildMul(G->b, u, v, "");
   for (j = 0; j < 4; j++) {
@@ -366,7 +376,8 @@ static LLVMValueRef call(gen *G, const moss_kx *x) {
     if (x->lanes > 1) return requant_build(G, a[0], a[1], a[2], x->lanes);
     return LLVMBuildCall2(G->b, LLVMFunctionType(G->i32, params, 3, 0), f, a, 3, "");
   }
-  case MOSS_KFN_DOT4: return dot4(G, a, x->lanes);
+  case MOSS_KFN_DOT4: return dot4(G, a, x->lanes, 0);
+  case MOSS_KFN_DOT4S: return dot4(G, a, x->lanes, 1);
   case MOSS_KFN_BITS: return LLVMBuildBitCast(G->b, a[0], vtype(scalar_type(G, x->dt), x->lanes), "");
   default: break;
   }

@@ -120,6 +120,7 @@ void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const cha
     out->vector_bytes = 16;
     out->vector_regs = 32;
     out->fma = 1;
+    if (has_item(features, "+dotprod") && !has_item(features, "-neon")) out->dot4 = 4, out->dot4_signed = 1;
   } else if (starts(triple, "riscv64")) {
     out->vector_bytes = has_item(features, "+v") ? 16 : 0;
     out->vector_regs = 32;
@@ -461,7 +462,7 @@ moss_kx *moss_k_call(moss_kb *b, moss_kfn fn, moss_kx *x, moss_kx *y, moss_kx *z
   for (i = 0; i < n; i++)
     if (bad(b, args[i])) return &poison;
   dt = x->dt;
-  if (fn == MOSS_KFN_REQUANT || fn == MOSS_KFN_DOT4) {
+  if (fn == MOSS_KFN_REQUANT || fn == MOSS_KFN_DOT4 || fn == MOSS_KFN_DOT4S) {
     for (i = 0; i < 3; i++)
       if (args[i]->dt != MOSS_DT_I32 || args[i]->lanes != x->lanes)
         return ill(b, moss_kfn_name(fn), x, args[i]);

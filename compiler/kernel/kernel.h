@@ -79,7 +79,7 @@ typedef enum moss_kx_op {
   X(FABS, "fabs", 1) X(LOG1P, "log1p", 1) X(POW, "pow", 2) X(FMOD, "fmod", 2)          \
   X(FMIN, "fmin", 2) X(FMAX, "fmax", 2) X(FMA, "fma", 3) X(ISNAN, "isnan", 1)          \
   X(ISINF, "isinf", 1) X(ABS, "abs", 1) X(SAT, "sat", 1) X(REQUANT, "requant", 3)         \
-  X(DOT4, "dot4", 3) X(BITS, "bits", 1)
+  X(DOT4, "dot4", 3) X(DOT4S, "dot4s", 3) X(BITS, "bits", 1)
 
 typedef enum moss_kfn {
 #define MOSS_KFN_ENUM(name, text, nargs) MOSS_KFN_##name,
@@ -93,7 +93,8 @@ typedef enum moss_kfn {
  * int32 shift) and gives int32. DOT4(acc, a, w) takes three int32
  * operands whose lanes hold four bytes each, a's unsigned and w's signed,
  * and gives acc + the sum of the four byte products per lane (wrapping):
- * x86's vpdpbusd. */
+ * x86's vpdpbusd. DOT4S is the same with a's bytes signed too: AArch64's
+ * sdot. */
 typedef struct moss_kx {
   moss_kx_op op;
   moss_dtype dt;        /* element type of the result */
@@ -190,8 +191,11 @@ typedef struct moss_kernel_cpu {
   int vector_bytes; /* width of one SIMD register; 0: no SIMD */
   int vector_regs;  /* SIMD (or FP) registers the code may use */
   int fma;          /* a fused multiply-add instruction (no libm call) */
-  int dot4;         /* int32 lanes of one DOT4 instruction (AVX-512 VNNI: 16,
-                     * AVX-VNNI: 8); 0: none (DOT4 is still computed, slower) */
+  int dot4;         /* int32 lanes of one byte dot-product instruction (AVX-512 VNNI:
+                     * 16, AVX-VNNI: 8, AArch64 dotprod: 4); 0: none (DOT4 is still
+                     * computed, slower) */
+  int dot4_signed;  /* the instruction multiplies signed bytes by signed bytes
+                     * (AArch64 sdot: DOT4S), not unsigned by signed (DOT4) */
   int threads;      /* the most threads the code may run on (the device's cores, from
                      * the target's units), for the split of parallel loops into
                      * parts; 0 or 1: one thread, no parts */
@@ -202,7 +206,7 @@ typedef struct moss_kernel_cpu {
  * x86-64: 16-byte SSE, 32 with AVX, 64 and 32 registers with AVX-512F;
  * FMA with +fma, +avx512f or an x86-64-v3/v4 CPU; DOT4 with +avx512vnni
  * (and AVX-512F) or +avxvnni. AArch64: 16 bytes, 32
- * registers, FMA. RISC-V 64: 16 bytes with +v (VLEN >= 128), 32
+ * registers, FMA; DOT4S with +dotprod. RISC-V 64: 16 bytes with +v (VLEN >= 128), 32
  * registers, FMA. Anything else (and NULL): nothing known. */
 void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const char *features,
                                   moss_kernel_cpu *out);

@@ -492,13 +492,22 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
   return tot <= IG_MAX_SCRATCH ? tot : 0;
 }
 
+/* What the int8 copy adds to x so that its bytes are the byte dot
+ * product's activation operand: unsigned for DOT4 (int8 x + 128), signed
+ * for DOT4S (uint8 x - 128). x - x_zp is unchanged. */
+static int q8_shift(const moss_value *x, const moss_kernel_cpu *cpu) {
+  if (cpu && cpu->dot4_signed) return x->dtype == MOSS_DT_U8 ? -128 : 0;
+  return x->dtype == MOSS_DT_I8 ? 128 : 0;
+}
+
 /* The constants of a QLinearConv on the int8 implicit product: a per
  * tensor or per channel weight scale, zero weight zero points, constant
- * activation zero points, an int32 bias; the correction bias - x_zp *
- * sum(w) of every output channel must fit int32. Fills |corr| (M values)
- * when not NULL. Returns 0 when the node does not qualify. */
-static int q8_constants(const moss_node *n, int32_t *corr) {
-  const moss_value *x = n->inputs[0], *w = n->inputs[3], *xz = moss_node_input(n, 2);
+ * activation zero points, an int32 bias; the correction bias - (x_zp +
+ * |shift|) * sum(w) of every output channel must fit int32 (the copy
+ * holds x + |shift|, q8_shift). Fills |corr| (M values) when not NULL.
+ * Returns 0 when the node does not qualify. */
+static int q8_constants(const moss_node *n, int shift, int32_t *corr) {
+  const moss_value *w = n->inputs[3], *xz = moss_node_input(n, 2);
   const moss_value *wz = moss_node_input(n, 5), *bias = moss_node_input(n, 8);
   const moss_value *sc[3] = {n->inputs[1], n->inputs[4], n->inputs[6]}, *yz = moss_node_input(n, 7);
   int64_t M, per, m, k, zxu, i;
@@ -517,8 +526,7 @@ static int q8_constants(const moss_node *n, int32_t *corr) {
   per = moss_value_numel(w) / (M > 0 ? M : 1);
   if (M < 1 || (moss_value_numel(sc[1]) != 1 && moss_value_numel(sc[1]) != M)) return 0;
   if (bias && (!bias->data || bias->dtype != MOSS_DT_I32 || moss_value_numel(bias) != M)) return 0;
-  /* The stored activation is x, or x + 128 for int8: x - x_zp is unchanged. */
-  zxu = (xz ? moss_value_get_i64(xz, 0) : 0) + (x->dtype == MOSS_DT_I8 ? 128 : 0);
+  zxu = (xz ? moss_value_get_i64(xz, 0) : 0) + shift;
   for (m = 0; m < M; m++) {
     int64_t sw = 0, c;
     for (k = 0; k < per; k++) sw += ((const int8_t *)w->data)[m * per + k];
@@ -556,7 +564,7 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
   if (n->op == MOSS_OP_QLinearConv) {
     int dw = moss_attr_int(n, "group", 1) != 1;
     /* One group: byte dot products (DOT4); depthwise: int32 vectors. */
-    if (!q8_constants(n, NULL) || n->inputs[0]->rank < 3 || n->inputs[3]->rank != n->inputs[0]->rank ||
+    if (!q8_constants(n, q8_shift(n->inputs[0], cpu), NULL) || n->inputs[0]->rank < 3 || n->inputs[3]->rank != n->inputs[0]->rank ||
         !moss_tile_shape(&probe, dw ? MOSS_DT_F32 : MOSS_DT_I32, &mr, &nr, &lanes))
       return 0;
     get_geom(n, &g);
@@ -863,17 +871,19 @@ static moss_kx *q8_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i,
   return moss_k_qclamp(b, q->n, q->n->outputs[0]->dtype, acc);
 }
 
-/* QLinearConv as the implicit product of byte dot products (DOT4): the
- * image is copied into the phased scratch as bytes, four channels per
- * int32 element (x + 128 for int8 input, so that the copy is unsigned;
- * padding and missing channels hold the zero point), the weight packed as
- * four channels per int32, and each output's sum is the exact integer
- * sum of w * x, corrected at compile time by bias - x_zp * sum(w): the
- * same integers the scalar kernel sums, requantized the same way. */
+/* QLinearConv as the implicit product of byte dot products (DOT4 or
+ * DOT4S): the image is copied into the phased scratch as bytes, four
+ * channels per int32 element (x + q8_shift, so that the bytes are the
+ * instruction's: unsigned or signed; padding and missing channels hold the
+ * zero point), the weight packed as four channels per int32, and each
+ * output's sum is the exact integer sum of w * x, corrected at compile time
+ * by bias - x_zp * sum(w): the same integers the scalar kernel sums,
+ * requantized the same way. */
 static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   const moss_value *x = n->inputs[0], *w = n->inputs[3], *xzv = moss_node_input(n, 2);
   int64_t N = x->dims[0], Cg = (ig->C + 3) / 4, KK = ig->k[0] * ig->k[1], *rows, m, c, kh, kw;
-  int64_t zxu = (xzv ? moss_value_get_i64(xzv, 0) : 0) + (x->dtype == MOSS_DT_I8 ? 128 : 0);
+  int shift = q8_shift(x, &b->cpu);
+  int64_t zxu = (xzv ? moss_value_get_i64(xzv, 0) : 0) + shift;
   int32_t *w4, *corr;
   double *ms;
   int mr, nr, lanes, x8, x32, ys = -1, a, c2, xin = moss_k_input(b, 0);
@@ -887,7 +897,7 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   w4 = moss_arena_alloc(b->arena, sizeof *w4 * (size_t)(ig->K * ig->M), 8);
   corr = moss_arena_alloc(b->arena, sizeof *corr * (size_t)ig->M, 8);
   ms = moss_arena_alloc(b->arena, sizeof *ms * (size_t)nw, 8);
-  if (!rows || !w4 || !corr || !ms || !q8_constants(n, corr)) {
+  if (!rows || !w4 || !corr || !ms || !q8_constants(n, shift, corr)) {
     moss_kb_fail(b, rows && w4 && corr && ms ? MOSS_E_INTERNAL : MOSS_E_NOMEM, "int8 implicit product");
     return;
   }
@@ -923,14 +933,14 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   ig_tile(b, ig, &t, MOSS_DT_I32, name, w4, x32, rows);
   t.epilogue = q8_epilogue;
   t.arg = &ep;
-  moss_k_comment(b, "int8 implicit product: %lld x %lld x %lld int32s of four bytes (DOT4) on a grid "
+  moss_k_comment(b, "int8 implicit product: %lld x %lld x %lld int32s of four bytes (%s) on a grid "
                  "of %lld x %lld (%d x %d phases of %lld x %lld)", (long long)ig->M, (long long)ig->grid,
-                 (long long)ig->K, (long long)ig->OH, (long long)ig->q[1], ig->nph[0], ig->nph[1],
+                 (long long)ig->K, b->cpu.dot4_signed ? "DOT4S" : "DOT4", (long long)ig->OH, (long long)ig->q[1], ig->nph[0], ig->nph[1],
                  (long long)ig->q[0], (long long)ig->q[1]);
   bb = moss_k_range(b, "b", N, MOSS_KL_SERIAL);
   /* The copy: the zero point everywhere, then the image's bytes. */
   j = moss_k_range(b, "j", ig->xelems * 4, MOSS_KL_PARALLEL);
-  moss_k_store(b, x8, j, moss_k_int(b, MOSS_DT_U8, zxu));
+  moss_k_store(b, x8, j, moss_k_int(b, MOSS_DT_U8, zxu & 255));
   moss_k_end(b);
   cc = moss_k_range(b, "c", ig->C, MOSS_KL_PARALLEL);
   cg = moss_k_let(b, "cg", moss_k_bin(b, MOSS_KX_DIV, cc, moss_k_idx(b, 4)));
@@ -951,9 +961,11 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
                                                               ig->W)));
       jj = moss_k_for(b, "j", moss_k_idx(b, jlo), moss_k_idx(b, jhi), 1, MOSS_KL_PARALLEL, 0);
       v = moss_k_load(b, xin, moss_k_add(b, src, offset(b, moss_k_mulc(b, jj, ig->s[1]), rw - ig->p[1])));
-      if (x->dtype == MOSS_DT_I8)
+      if (shift)
         v = moss_k_cast(b, MOSS_DT_U8, moss_k_bin(b, MOSS_KX_ADD, moss_k_cast(b, MOSS_DT_I32, v),
-                                                   moss_k_int(b, MOSS_DT_I32, 128)));
+                                                   moss_k_int(b, MOSS_DT_I32, shift)));
+      else if (x->dtype == MOSS_DT_I8)
+        v = moss_k_cast(b, MOSS_DT_U8, v);
       moss_k_store(b, x8, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, prow, jj), 4), cm), v);
       moss_k_end(b);
       moss_k_end(b);

@@ -1,8 +1,9 @@
 /* lower_tile.c - the register-tiled matrix product (lower.h, moss_tile):
  * the one fast path Gemm, MatMul and the pointwise Conv share on a machine
  * with SIMD registers. With int32 sums (dt I32, a machine with DOT4) each
- * element of V and S holds four bytes, V's unsigned and S's signed, and
- * the multiply-add is DOT4: four byte products per lane (int8 Conv).
+ * element of V and S holds four bytes, S's signed and V's unsigned (DOT4)
+ * or signed (DOT4S, where cpu.dot4_signed), and the multiply-add is four
+ * byte products per lane (int8 Conv).
  *
  * Y (M x N) is cut into column blocks of nr = nv * lanes and, inside each,
  * row blocks of mr. A tile keeps its mr * nv vector sums in locals for the
@@ -105,6 +106,7 @@ static moss_kx *v_row(moss_kb *b, const moss_tile *t, const at *p, int v, moss_k
 /* One tile: the sums in locals over the whole k loop, then the stores. */
 static void tile(moss_kb *b, const moss_tile *t, const at *p) {
   moss_kx *acc[TILE_MAX_ROWS][TILE_MAX_VECS], *bv[TILE_MAX_VECS], *k, *a, *zero;
+  moss_kfn dot = b->cpu.dot4_signed ? MOSS_KFN_DOT4S : MOSS_KFN_DOT4;
   at q;
   char name[24];
   int r, v;
@@ -133,7 +135,7 @@ static void tile(moss_kb *b, const moss_tile *t, const at *p) {
     a = moss_k_splat(b, moss_k_let(b, name, s_elem(b, t, p, r, k)), p->lanes);
     for (v = 0; v < p->nv; v++)
       moss_k_set(b, acc[r][v],
-                 t->dt == MOSS_DT_I32 ? moss_k_call(b, MOSS_KFN_DOT4, acc[r][v], bv[v], a)
+                 t->dt == MOSS_DT_I32 ? moss_k_call(b, dot, acc[r][v], bv[v], a)
                  : b->cpu.fma ? moss_k_call(b, MOSS_KFN_FMA, a, bv[v], acc[r][v])
                               : moss_k_bin(b, MOSS_KX_ADD, acc[r][v], moss_k_bin(b, MOSS_KX_MUL, a, bv[v])));
   }

@@ -12,7 +12,8 @@ loader links the AArch64 and RISC-V objects under qemu. Both run on ONNX node
 tests: an evenly spread subset of those the LLVM backend passes
 (expected-llvm.txt), at least 100, and the outputs are compared with the
 stored references as the conformance runner does (float: |a-b| <= 1e-5 +
-1e-4|b|; others exact). Also the digits models, against torch's logits.
+1e-4|b|; others exact). Also the digits models, against torch's logits, and
+int8 convolutions (AArch64: on sdot) bit for bit against the C backend.
 
   test_native_cross.py --moss build/moss [--count N] [--arch aarch64,riscv64,x86_64]
 
@@ -213,6 +214,87 @@ def digits(moss, arch, harness, work, cref):
     return fails
 
 
+# int8 convolutions on the implicit product of byte dot products: AArch64's
+# sdot (DOT4S, rpi5 lists +dotprod), and elsewhere whatever the CPU has.
+# uint8 and int8 inputs (the copy shifts uint8 by -128 for sdot, int8 by
+# +128 for vpdpbusd), channels not a multiple of 4, stride, padding,
+# dilation, a grid chunked through the cache; bit for bit against the C
+# backend on this machine (tests/e2e/test_quant_ops.py checks that one
+# against numpy).
+Q8_CASES = [("u8_3x3", np.uint8, (1, 13, 20, 18), (24, 13, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), np.uint8),
+            ("i8_3x3_s2", np.int8, (1, 5, 15, 13), (7, 5, 3, 3), (2, 2), (1, 0, 1, 2), (1, 1), np.int8),
+            ("u8_1x1", np.uint8, (1, 32, 8, 8), (20, 32, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), np.int8),
+            ("i8_dil2", np.int8, (1, 8, 11, 11), (9, 8, 3, 3), (1, 1), (2, 2, 2, 2), (2, 2), np.uint8),
+            ("u8_chunked", np.uint8, (1, 8, 64, 64), (72, 8, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), np.uint8)]
+
+
+def q8_model(work, case):
+    import onnx
+    from onnx import helper as H, numpy_helper as NH, TensorProto as TP
+    name, xdt, xshape, wshape, s, p, dl, ydt = case
+    rng = np.random.default_rng(len(name))
+    info = np.iinfo(xdt)
+    tp = {np.uint8: TP.UINT8, np.int8: TP.INT8}
+    m = wshape[0]
+    inits = [NH.from_array(np.array(np.float32(0.03)), "xs"), NH.from_array(np.array(xdt(info.min + 37)), "xz"),
+             NH.from_array(rng.integers(-127, 128, wshape, dtype=np.int8), "w"),
+             NH.from_array(rng.uniform(0.002, 0.01, m).astype(np.float32), "ws"),
+             NH.from_array(np.zeros(m, np.int8), "wz"),
+             NH.from_array(np.array(np.float32(0.03 * 0.006 * 600 * np.sqrt(np.prod(wshape[1:])))), "ys"),
+             NH.from_array(np.array(ydt(5)), "yz"), NH.from_array(rng.integers(-3000, 3000, m, dtype=np.int32), "b")]
+    node = H.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"], strides=list(s),
+                       pads=list(p), dilations=list(dl), kernel_shape=list(wshape[2:]))
+    oh = (xshape[2] + p[0] + p[2] - (wshape[2] - 1) * dl[0] - 1) // s[0] + 1
+    ow = (xshape[3] + p[1] + p[3] - (wshape[3] - 1) * dl[1] - 1) // s[1] + 1
+    yshape = (xshape[0], m, oh, ow)
+    g = H.make_graph([node], name, [H.make_tensor_value_info("x", tp[xdt], xshape)],
+                     [H.make_tensor_value_info("y", tp[ydt], yshape)], inits)
+    model = H.make_model(g, opset_imports=[H.make_opsetid("", 10)])
+    model.ir_version = 8
+    d = os.path.join(work, "q8_" + name)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    x = rng.integers(info.min, info.max + 1, xshape, dtype=xdt)
+    np.save(os.path.join(d, "x.npy"), x)
+    return d, x, yshape, ydt
+
+
+def int8_convs(moss, arch, harness, runner, work, cases):
+    """Each case of |cases| (q8_model) on |arch| as an object and as a bundle,
+    against the C backend's output on this machine."""
+    fails = []
+    for d, x, yshape, ydt in cases:
+        model, name = os.path.join(d, "model.onnx"), os.path.basename(d)
+        ref = os.path.join(d, "c")
+        if not os.path.exists(os.path.join(d, "r", "output_0.npy")):
+            p = sh([moss, "compile", model, "--emit", "c", "-o", ref, "-q"])
+            p = p if p.returncode else sh([moss, "run", ref, os.path.join(d, "x.npy"), "-o", os.path.join(d, "r")])
+            if p.returncode != 0:
+                raise SystemExit("FAIL: %s on the C backend: %s" % (name, p.stderr))
+        want = np.load(os.path.join(d, "r", "output_0.npy"))
+        out = os.path.join(work, arch + "_" + name)
+        p = compile_obj(moss, model, ARCHES[arch][0], out)
+        if p.returncode != 0:
+            fails.append("%s: %s" % (name, conf.first_line(p.stderr)))
+            continue
+        got, why = run_native(arch, harness, out, [x], [(ydt, yshape)])
+        if got is not None and not np.array_equal(got[0], want):
+            why = "object differs from the C backend in %d of %d" % (np.sum(got[0] != want), want.size)
+        bundle = os.path.join(out, "model.moss")
+        p = sh([moss, "compile", model, "--target", ARCHES[arch][3], "-o", bundle, "-q", "--dump-kernels"], env=NO_CC)
+        if not why and p.returncode != 0:
+            why = "bundle compile failed: " + conf.first_line(p.stderr)
+        if not why and arch == "aarch64" and "dot4s(" not in p.stdout:
+            why = "the bundle's kernel does not use sdot (dot4s)"
+        if not why:
+            got, why = run_bundle(arch, runner, bundle, out, [x], [(ydt, yshape)])
+            if got is not None and not np.array_equal(got[0], want):
+                why = "bundle differs from the C backend in %d of %d" % (np.sum(got[0] != want), want.size)
+        if why:
+            fails.append("%s: %s" % (name, why))
+    return fails
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moss", required=True)
@@ -245,6 +327,7 @@ def main():
                                  ("cnn_qdq_pc.onnx", "x_test_cnn.npy", "input=1x1x8x8")):
             x = np.load(os.path.join(dd, xs)).astype(np.float32)[:20]
             cref[model] = c_reference(moss, os.path.join(dd, model), shape, x, work)
+    q8 = [q8_model(work, c) for c in Q8_CASES]
     for arch in arches:
         _, cc, _, _ = ARCHES[arch]
         hobj = os.path.join(work, "harness_%s.o" % arch)
@@ -267,13 +350,15 @@ def main():
                     failures.append("%s %s: %s" % (arch, futs[f], why))
         if not a.no_digits:
             failures += ["%s digits %s" % (arch, w) for w in digits(moss, arch, hobj, work, cref)]
-        print("%s: %d node tests%s run as native code (objects and bundles)"
-              % (arch, len(chosen), "" if a.no_digits else " and the digits models"))
+        failures += ["%s int8 conv %s" % (arch, w) for w in int8_convs(moss, arch, hobj, runner, work, q8)]
+        print("%s: %d node tests%s and %d int8 convolutions run as native code (objects and bundles)"
+              % (arch, len(chosen), "" if a.no_digits else ", the digits models", len(q8)))
     shutil.rmtree(work, ignore_errors=True)
     for f in sorted(failures):
         print("FAIL", f)
     n = len(chosen) * len(arches)
-    print("%d passed, %d failed" % (n - len([f for f in failures if "digits" not in f]), len(failures)))
+    print("%d passed, %d failed" % (n - len([f for f in failures if "digits" not in f and "int8 conv" not in f]),
+                                    len(failures)))
     return 1 if failures else 0
 
 
