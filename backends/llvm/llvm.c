@@ -285,8 +285,8 @@ static LLVMValueRef binary(gen *G, const moss_kx *x) {
  * widened and summed by lane. */
 static LLVMValueRef dot4(gen *G, LLVMValueRef *a, int lanes, int sa) {
   LLVMTypeRef b4 = LLVMVectorType(G->i8, (unsigned)(4 * lanes)), w4 = LLVMVectorType(G->i32, (unsigned)(4 * lanes));
-  LLVMValueRef u, v, m, sum = NULL, mask[64];
-  int j, l;
+  LLVMValueRef u, v, m, sum, mask[128];
+  int j, l, w;
   if (lanes < 1 || lanes > 64) return fail(G, MOSS_E_INTERNAL, "dot4 wider than 64 lanes"), a[0];
   if (lanes == G->cpu.dot4 && !sa && !G->cpu.dot4_signed && (lanes == 16 || lanes == 8)) {
     const char *name = lanes == 16 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256";
@@ -306,12 +306,16 @@ static LLVMValueRef dot4(gen *G, LLVMValueRef *a, int lanes, int sa) {
          : LLVMBuildZExt(G->b, LLVMBuildBitCast(G->b, a[1], b4, ""), w4, "");
   v = LLVMBuildSExt(G->b, LLVMBuildBitCast(G->b, a[2], b4, ""), w4, "");
   m = LLVMBuildMul(G->b, u, v, "");
-  for (j = 0; j < 4; j++) {
-    LLVMValueRef part;
-    for (l = 0; l < lanes; l++) mask[l] = LLVMConstInt(G->i32, (unsigned)(4 * l + j), 0);
-    part = LLVMBuildShuffleVector(G->b, m, LLVMGetPoison(w4), LLVMConstVector(mask, (unsigned)lanes), "");
-    sum = sum ? LLVMBuildAdd(G->b, sum, part, "") : part;
+  /* Pairs, then pairs of pairs: the first step is x86's pmaddwd. */
+  for (w = 2 * lanes; w >= lanes; w /= 2) {
+    LLVMValueRef half[2];
+    for (j = 0; j < 2; j++) {
+      for (l = 0; l < w; l++) mask[l] = LLVMConstInt(G->i32, (unsigned)(2 * l + j), 0);
+      half[j] = LLVMBuildShuffleVector(G->b, m, LLVMGetPoison(LLVMTypeOf(m)), LLVMConstVector(mask, (unsigned)w), "");
+    }
+    m = LLVMBuildAdd(G->b, half[0], half[1], "");
   }
+  sum = m;
   if (lanes == 1) sum = LLVMBuildExtractElement(G->b, sum, LLVMConstInt(G->i32, 0, 0), "");
   return LLVMBuildAdd(G->b, a[0], sum, "");
 }

@@ -319,15 +319,16 @@ static moss_status sparse(stage *s) {
   moss_status st;
   int i;
   if (!dot4) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "sparse pass");
-  /* A dense QLinearConv the device runs on DOT4 (the nodes are still dense:
-   * this pass chooses their formats). */
+  /* A dense QLinearConv the device runs on byte dot products, one
+   * instruction each (1) or widened (2) (the nodes are still dense: this
+   * pass chooses their formats). */
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
     moss_kernel_cpu kc;
     dot4[i] = 0;
     if (n->op != MOSS_OP_QLinearConv || n->sparse) continue;
     moss_backend_device_kernel_cpu(&s->devices[n->device], &kc);
-    dot4[i] = moss_kernel_can_lower(n) && moss_kernel_scratch(n, &kc) > 0;
+    if (moss_kernel_can_lower(n) && moss_kernel_scratch(n, &kc) > 0) dot4[i] = kc.dot4 ? 1 : 2;
   }
   so.devices = s->devices;
   so.dense_dot4 = dot4;

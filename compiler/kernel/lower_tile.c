@@ -32,8 +32,9 @@ int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, i
   *out_mr = *out_nr = *out_lanes = 0;
   if (!es || b->cpu.vector_bytes < 2 * es) return 0;
   lanes = b->cpu.vector_bytes / es;
-  /* int32 sums of byte products: only where one DOT4 fills a register. */
-  if (dt == MOSS_DT_I32 && b->cpu.dot4 != lanes) return 0;
+  /* int32 sums of byte products: where the machine has a byte dot product,
+   * only at its width; elsewhere the backend widens the bytes. */
+  if (dt == MOSS_DT_I32 && b->cpu.dot4 && b->cpu.dot4 != lanes) return 0;
   /* The sums, nv row vectors and one broadcast must fit the register file:
    * 6 x 4 + 4 + 1 = 29 of 32 registers, 6 x 2 + 2 + 1 = 15 of 16. */
   if (b->cpu.vector_regs >= 32) mr = 6, nv = 4;

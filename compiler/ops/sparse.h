@@ -62,6 +62,10 @@ enum {
  * this 2-core x86-64; the sparse pass scales the dense cost by it where
  * the node's device lowers it that way (moss_kernel_scratch). */
 #define MOSS_SPARSE_Q8CONV_DOT4 0.02
+/* The same implicit product where the machine has no byte dot product and
+ * the backend widens the bytes (pmaddwd on x86_64-avx2): 4.1 ms on that
+ * layer against the same 38.4 ms (and 11.1 ms in 4x1 blocks), 2026-12-04. */
+#define MOSS_SPARSE_Q8CONV_WIDE 0.11
 
 /* Every node that can take a sparse weight sees it as a matrix Wt of
  * |rows| outputs by |cols| reduction terms: Gemm and MatMul, B transposed

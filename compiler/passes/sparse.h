@@ -18,7 +18,9 @@ typedef struct moss_sparse_opts {
   const moss_backend_device *devices;
   /* Per node (g->nodes order): 1 where its dense QLinearConv runs on byte
    * dot products (DOT4) on its device, so its dense cost is scaled by
-   * MOSS_SPARSE_Q8CONV_DOT4; NULL: nowhere. */
+   * MOSS_SPARSE_Q8CONV_DOT4; 2 where it runs the same product on widened
+   * bytes (no dot-product instruction), scaled by MOSS_SPARSE_Q8CONV_WIDE;
+   * NULL: nowhere. */
   const unsigned char *dense_dot4;
 } moss_sparse_opts;
 

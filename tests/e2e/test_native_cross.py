@@ -215,7 +215,8 @@ def digits(moss, arch, harness, work, cref):
 
 
 # int8 convolutions on the implicit product of byte dot products: AArch64's
-# sdot (DOT4S, rpi5 lists +dotprod), and elsewhere whatever the CPU has.
+# sdot (DOT4S, rpi5 lists +dotprod); x86_64-avx2 has no VNNI, so there the
+# byte products are widening multiplies (pmaddwd).
 # uint8 and int8 inputs (the copy shifts uint8 by -128 for sdot, int8 by
 # +128 for vpdpbusd), channels not a multiple of 4, stride, padding,
 # dilation, a grid chunked through the cache; bit for bit against the C
@@ -284,6 +285,8 @@ def int8_convs(moss, arch, harness, runner, work, cases):
         p = sh([moss, "compile", model, "--target", ARCHES[arch][3], "-o", bundle, "-q", "--dump-kernels"], env=NO_CC)
         if not why and p.returncode != 0:
             why = "bundle compile failed: " + conf.first_line(p.stderr)
+        if not why and "int8 implicit product" not in p.stdout:
+            why = "the bundle's kernel is not the implicit product of byte dot products"
         if not why and arch == "aarch64" and "dot4s(" not in p.stdout:
             why = "the bundle's kernel does not use sdot (dot4s)"
         if not why:

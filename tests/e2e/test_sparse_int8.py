@@ -307,17 +307,18 @@ def main():
                 # The LLVM backend builds the same kernel descriptions
                 # (compiler/kernel/lower_sparse.c): the same formats, and
                 # outputs equal to the dense twin's bit for bit.
-                # Under auto, on a machine with AVX-512 VNNI the LLVM backend
-                # runs a dense QLinearConv on byte dot products, its dense
-                # estimate scaled by 0.02 (MOSS_SPARSE_Q8CONV_DOT4,
-                # docs/sparse.md): the cheapest format can then differ.
+                # Under auto, the LLVM backend runs a dense QLinearConv on
+                # byte dot products, its dense estimate scaled by 0.02 on a
+                # machine with AVX-512 VNNI (MOSS_SPARSE_Q8CONV_DOT4,
+                # docs/sparse.md), else by 0.11 (widened bytes,
+                # MOSS_SPARSE_Q8CONV_WIDE): the cheapest format can differ.
                 want_obj = dict(got)
-                if mode == "auto" and VNNI:
+                if mode == "auto":
                     want_obj = {}
                     for (name, op, *_), (_, wt) in zip(LAYERS, refs):
                         costs = q8_costs(op, wt)
                         if op == "QLinearConv":
-                            costs["dense"] *= 0.02
+                            costs["dense"] *= 0.02 if VNNI else 0.11
                         order = ["dense", "csr", "block4x1", "block1x4", "2:4"]
                         best = min((costs[f], order.index(f), f) for f in costs)[2]
                         if best != "dense":
