@@ -148,7 +148,7 @@ def moss_median(moss, path, shape, sparse, iters, work):
     art = os.path.join(work, "m_%s.moss" % sparse)
     subprocess.run([moss, "compile", path, "-q", "-o", art, "--input-shape", "input=" + shape],
                    check=True, env=env)
-    out = subprocess.run([moss, "bench", art, "--iterations", str(iters)], check=True,
+    out = subprocess.run([moss, "bench", art, "--iterations", str(iters), "--threads", "1"], check=True,
                          capture_output=True, text=True, env=env).stdout
     return float(re.search(r"median ([0-9.]+) us", out).group(1))
 

@@ -339,6 +339,7 @@ static void sparse_formats(const moss_node *n, moss_cost_node *cn) {
   if (!moss_sparse_stats_compute(n, &s)) return;
   cn->sparse_layer = 1;
   cn->sparse_format = moss_sparse_format_name(n->sparse);
+  cn->sparse_rule = moss_sparse_rule_name(n->sparse_rule);
   for (f = 0; f < MOSS_COST_SPARSE_FORMATS; f++) cn->sparse_cost[f] = moss_sparse_cost(&s, f);
 }
 

@@ -80,6 +80,7 @@ typedef struct moss_cost_node {
    * format code; negative where the weight cannot take the format. */
   int sparse_layer;
   const char *sparse_format;    /* "dense", "csr", "block4x1", "block1x4", "2:4" */
+  const char *sparse_rule;      /* the kernels the estimates are for (moss_sparse_rule_name) */
   double sparse_cost[MOSS_COST_SPARSE_FORMATS];
   double ops;                   /* non-MAC element operations; their energy is not-modeled */
   double act_bytes;             /* activations read + written */

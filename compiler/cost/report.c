@@ -67,14 +67,17 @@ static void jkv_str(moss_buf *b, const char *k, const char *v, int *first) {
 }
 
 /* "sparse_format": "csr", "sparse_costs": {"dense": 64, "csr": 13, ...,
- * "2:4": "-"} ("-": the weight cannot take the format); both null for a
- * node without a weight the sparse pass looks at (docs/sparse.md). */
+ * "2:4": "-"} ("-": the weight cannot take the format), "sparse_rule":
+ * "tile" (whose figures priced them); all null for a node without a
+ * weight the sparse pass looks at (docs/sparse.md). */
 static void jsparse(moss_buf *b, const moss_cost_node *n, int *first) {
   int f, h = 1;
   if (!n->sparse_layer) {
     jkey(b, "sparse_format", first);
     moss_buf_put(b, "null", 4);
     jkey(b, "sparse_costs", first);
+    moss_buf_put(b, "null", 4);
+    jkey(b, "sparse_rule", first);
     moss_buf_put(b, "null", 4);
     return;
   }
@@ -86,6 +89,7 @@ static void jsparse(moss_buf *b, const moss_cost_node *n, int *first) {
     else jkv_num(b, moss_sparse_format_name(f), n->sparse_cost[f], &h);
   }
   moss_buf_put(b, "}", 1);
+  jkv_str(b, "sparse_rule", n->sparse_rule ? n->sparse_rule : "scalar", first);
 }
 
 /* {"value": 1.5e-06, "label": "op-model", "partial": false, "source": "..."};

@@ -314,26 +314,21 @@ static moss_status partition(stage *s) {
 static moss_status sparse(stage *s) {
   moss_sparse_opts so;
   moss_graph *g = s->g;
-  size_t bytes = (size_t)g->nnodes + 1;
-  unsigned char *dot4 = moss_alloc(s->ctx, bytes);
+  size_t bytes = ((size_t)g->nnodes + 1) * sizeof(int);
+  int *rules = moss_alloc(s->ctx, bytes);
   moss_status st;
   int i;
-  if (!dot4) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "sparse pass");
-  /* A dense QLinearConv the device runs on byte dot products, one
-   * instruction each (1) or widened (2) (the nodes are still dense: this
-   * pass chooses their formats). */
+  if (!rules) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "sparse pass");
+  /* The kernels each layer's formats would run on, on its device. */
   for (i = 0; i < g->nnodes; i++) {
-    moss_node *n = g->nodes[i];
     moss_kernel_cpu kc;
-    dot4[i] = 0;
-    if (n->op != MOSS_OP_QLinearConv || n->sparse) continue;
-    moss_backend_device_kernel_cpu(&s->devices[n->device], &kc);
-    if (moss_kernel_can_lower(n) && moss_kernel_scratch(n, &kc) > 0) dot4[i] = kc.dot4 ? 1 : 2;
+    moss_backend_device_kernel_cpu(&s->devices[g->nodes[i]->device], &kc);
+    rules[i] = moss_kernel_sparse_rule(g->nodes[i], &kc);
   }
   so.devices = s->devices;
-  so.dense_dot4 = dot4;
+  so.rules = rules;
   st = moss_pass_sparse(s->ctx, g, &so);
-  moss_free(s->ctx, dot4, bytes);
+  moss_free(s->ctx, rules, bytes);
   return st;
 }
 

@@ -145,6 +145,7 @@ struct moss_node {
   int segment;            /* index of the run of consecutive nodes on one device */
   const char *placement;  /* why it went there, one line (graph arena) */
   int sparse;             /* weight format chosen by the sparse pass (MOSS_SPARSE_*); 0: dense */
+  int sparse_rule;        /* the kernels the pass priced the formats for (MOSS_SPARSE_RULE_MAKE) */
   const char *qnote;      /* set by the qdq pass: why the node stays float in a quantized
                            * region, or which pattern it was folded from (graph arena) */
   int64_t opset;          /* the default domain's opset of the model it came from (some

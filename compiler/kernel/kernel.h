@@ -343,6 +343,13 @@ int moss_kernel_can_lower(const moss_node *n);
  * the pipeline stores it in n->scratch_bytes before planning, so that the
  * planner places it; the lowering then reads n->scratch_offset. */
 int64_t moss_kernel_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
+/* The kernels |n|'s weight formats would run on for |cpu|
+ * (MOSS_SPARSE_RULE_MAKE of compiler/ops/sparse.h, whose figures the sparse
+ * pass prices them with): a float Conv the implicit product takes pruned,
+ * the register tile; a float Gemm or MatMul on a machine with the tile,
+ * dense on it and sparse in scalar loops; a dense int8 Conv on the byte
+ * dot product, with or without the instruction; else the scalar loops. */
+int moss_kernel_sparse_rule(const moss_node *n, const moss_kernel_cpu *cpu);
 moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node *n,
                               const moss_kernel_cpu *cpu, moss_kernel **out_kernel);
 

@@ -2,6 +2,7 @@
  * from ops.def and the families listed in lower.h. */
 #include <string.h>
 
+#include "../ops/sparse.h"
 #include "lower.h"
 
 #define MOSS_LOWER_FAMILY_ENTRY(f, takes) {#f, moss_lower_##f, takes},
@@ -27,9 +28,35 @@ int moss_kernel_can_lower(const moss_node *n) { return find(n) != NULL; }
 int64_t moss_kernel_scratch(const moss_node *n, const moss_kernel_cpu *cpu) {
   moss_lower_fn fn = find(n);
   if (fn == moss_lower_conv ||
-      ((fn == moss_lower_sparse || fn == moss_lower_quant) && n->op == MOSS_OP_QLinearConv))
+      ((fn == moss_lower_sparse || fn == moss_lower_quant) && n->op == MOSS_OP_QLinearConv) ||
+      (fn == moss_lower_sparse && n->op == MOSS_OP_Conv))
     return moss_lower_conv_scratch(n, cpu);
   return 0;
+}
+
+int moss_kernel_sparse_rule(const moss_node *n, const moss_kernel_cpu *cpu) {
+  moss_sparse_view v;
+  moss_node t;
+  moss_kb probe;
+  int mr, nr, lanes;
+  if (!cpu || !moss_sparse_view_get(n, &v)) return MOSS_SPARSE_RULE_SCALAR;
+  t = *n;
+  if (n->op == MOSS_OP_QLinearConv) {
+    t.sparse = MOSS_SPARSE_DENSE;
+    if (moss_kernel_can_lower(&t) && moss_kernel_scratch(&t, cpu) > 0)
+      return cpu->dot4 ? MOSS_SPARSE_RULE_Q8_DOT4 : MOSS_SPARSE_RULE_Q8_WIDE;
+    return MOSS_SPARSE_RULE_SCALAR;
+  }
+  if (v.dtype != MOSS_DT_F32) return MOSS_SPARSE_RULE_SCALAR;
+  if (n->op == MOSS_OP_Conv) {
+    t.sparse = MOSS_SPARSE_CSR;
+    return moss_lower_conv_sparse_takes(&t, cpu) ? MOSS_SPARSE_RULE_TILE_CONV : MOSS_SPARSE_RULE_SCALAR;
+  }
+  memset(&probe, 0, sizeof probe);
+  probe.cpu = *cpu;
+  return moss_tile_shape(&probe, MOSS_DT_F32, &mr, &nr, &lanes)
+             ? MOSS_SPARSE_RULE_MAKE(MOSS_SPARSE_RULE_TILE_DENSE, lanes)
+             : MOSS_SPARSE_RULE_SCALAR;
 }
 
 moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node *n,

@@ -64,6 +64,12 @@ typedef struct moss_tile {
   int s, s_packed, s_rows, s_pos, s_koff;
   moss_kx *s_at;
   int64_t s_row, s_k;
+  /* Or, with |s_sparse|, S is a pruned weight kept by its nonzero terms in
+   * rows of |s_blk| (1, or 4 for 4x1 blocks; the tile's rows): the terms
+   * of rows [i*s_blk, (i+1)*s_blk) are t in [rp[i], rp[i+1]) of the I32
+   * table |s_rp|, term t reading V's row at the I32 offset s_voff[t] (as
+   * with v_rows; K is not used) and S's values at s[t*s_blk + r]. */
+  int s_sparse, s_blk, s_rp, s_voff;
   /* V(k, j): buffer |v| at v_at + k*v_k + j, or, with |v_packed|, a table
    * from moss_tile_pack(.., blk = nr) over x = j, or, with |v_rows|, at
    * v_at + rows[k] + j, |v_koff| being the I64 table |rows| (a convolution
@@ -137,6 +143,14 @@ int moss_lower_takes_conv(const moss_node *n);
  * Conv, ConvTranspose, and the dense QLinearConv that lower_sparse.c hands
  * to moss_lower_qconv_igemm. */
 int64_t moss_lower_conv_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
+/* A pruned float Conv (n->sparse, one group) as the implicit product with
+ * its nonzero terms as the tile's S, in rows of |blk| output channels (4:
+ * 4x1 blocks, else 1) (lower_conv.c), where the machine has the tile and
+ * the node's scratch was planned for it; returns 0 (nothing appended)
+ * when it does not take |n|. */
+int moss_lower_conv_sparse(moss_kb *b, const moss_node *n, int blk);
+/* Whether moss_lower_conv_sparse takes |n| (pruned) on |cpu|. */
+int moss_lower_conv_sparse_takes(const moss_node *n, const moss_kernel_cpu *cpu);
 /* QLinearConv as an implicit product of DOT4s (lower_conv.c), where the
  * planner gave it the scratch: returns 1 when it appended the kernel, 0
  * when the node keeps lower_sparse.c's loops. */

@@ -419,7 +419,7 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
   if (q8 ? n->sparse || !w->data || w->dtype != MOSS_DT_I8 ||
                (x->dtype != MOSS_DT_U8 && x->dtype != MOSS_DT_I8) ||
                (y->dtype != MOSS_DT_U8 && y->dtype != MOSS_DT_I8)
-         : n->op != MOSS_OP_Conv || n->sparse || !w->data || w->dtype != x->dtype || y->dtype != x->dtype ||
+         : n->op != MOSS_OP_Conv || !w->data || w->dtype != x->dtype || y->dtype != x->dtype ||
                (x->dtype != MOSS_DT_F32 && x->dtype != MOSS_DT_F64))
     return 0;
   if (x->rank < 3 || x->rank > 4 || x->dims[0] < 1) return 0;
@@ -475,7 +475,8 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
    * a grid's extra columns; there the positions become the tile's rows,
    * read in place through a table of their offsets, and the output
    * channels its vectors: only the last row block is partly empty. */
-  if (!ig->depthwise && !q8 && ig->grid * 10 > ig->OH * ig->OW * 11 && ig->M >= 16 && ig->OH * ig->OW >= 6 &&
+  if (!ig->depthwise && !q8 && !n->sparse && ig->grid * 10 > ig->OH * ig->OW * 11 && ig->M >= 16 &&
+      ig->OH * ig->OW >= 6 &&
       ig->OH * ig->OW <= IG_CHUNK_BYTES * 16 / es / ig->M) {
     ig->transposed = 1;
     ig->xelems = xs * ig->q[0] * ig->q[1];
@@ -576,13 +577,15 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
     }
     return need;
   }
-  if (n->op != MOSS_OP_Conv || n->sparse || n->inputs[0]->rank < 3 ||
-      n->inputs[1]->rank != n->inputs[0]->rank ||
+  /* A pruned Conv (n->sparse, lower_sparse.c) takes the product with its
+   * nonzeros as S (moss_lower_conv_sparse): float, one group. */
+  if (n->op != MOSS_OP_Conv || n->inputs[0]->rank < 3 || n->inputs[1]->rank != n->inputs[0]->rank ||
+      (n->sparse && (n->inputs[0]->dtype != MOSS_DT_F32 || moss_attr_int(n, "group", 1) != 1)) ||
       !moss_tile_shape(&probe, n->inputs[0]->dtype, &mr, &nr, &lanes))
     return 0;
   get_geom(n, &g);
-  /* A pointwise Conv takes the plain product (pointwise_tiled). */
-  if (g.nsp == 1 && g.k[0] == 1 && g.s[0] == 1 && g.p[0] == 0 && g.in[0] == g.out[0] &&
+  /* A dense pointwise Conv takes the plain product (pointwise_tiled). */
+  if (!n->sparse && g.nsp == 1 && g.k[0] == 1 && g.s[0] == 1 && g.p[0] == 0 && g.in[0] == g.out[0] &&
       g.out[0] >= lanes)
     return 0;
   need = ig_plan(n, &g, ig);
@@ -984,6 +987,23 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
 
 static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig);
 
+static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig, int blk);
+
+int moss_lower_conv_sparse_takes(const moss_node *n, const moss_kernel_cpu *cpu) {
+  igemm ig;
+  return n->op == MOSS_OP_Conv && n->sparse && ig_scratch(n, cpu, &ig) > 0 && !ig.depthwise && !ig.transposed;
+}
+
+int moss_lower_conv_sparse(moss_kb *b, const moss_node *n, int blk) {
+  igemm ig;
+  int64_t need;
+  if (n->op != MOSS_OP_Conv || !n->sparse || n->scratch_bytes <= 0 || blk < 1) return 0;
+  need = ig_scratch(n, &b->cpu, &ig);
+  if (need <= 0 || need > n->scratch_bytes || ig.depthwise || ig.transposed || ig.M % blk) return 0;
+  lower_igemm(b, n, &ig, blk);
+  return b->st == MOSS_OK;
+}
+
 int moss_lower_qconv_igemm(moss_kb *b, const moss_node *n) {
   igemm ig;
   int64_t need;
@@ -995,8 +1015,53 @@ int moss_lower_qconv_igemm(moss_kb *b, const moss_node *n) {
   return 1;
 }
 
-/* The implicit product of |n| (ig_scratch said it takes it). */
-static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig) {
+/* Starts |t|, the implicit product of a pruned weight |w| ([M, K]
+ * float32): S is its nonzero terms in rows of |blk| output channels (a
+ * term is kept where any of the |blk| weights is nonzero), each term's V
+ * row the phased copy's row of its (channel, tap), from |rows|. */
+static void sparse_s_tile(moss_kb *b, const igemm *ig, moss_tile *t, const float *w, int blk, const int64_t *rows) {
+  int64_t nb = ig->M / blk, r, k, q, cnt = 0, put = 0;
+  int32_t *rp = moss_k_scratch(b, nb + 1, sizeof *rp), *voff;
+  float *val;
+  if (!rp) return;
+  for (r = 0; r < nb; r++) {
+    rp[r] = (int32_t)cnt;
+    for (k = 0; k < ig->K; k++) {
+      for (q = 0; q < blk && w[(r * blk + q) * ig->K + k] == 0.0f; q++) {}
+      cnt += q < blk;
+    }
+  }
+  rp[nb] = (int32_t)cnt;
+  voff = moss_k_scratch(b, cnt ? cnt : 1, sizeof *voff);
+  val = moss_k_scratch(b, cnt ? cnt * blk : 1, sizeof *val);
+  if (!voff || !val) return;
+  voff[0] = 0, val[0] = 0.0f;
+  for (r = 0; r < nb; r++)
+    for (k = 0; k < ig->K; k++) {
+      for (q = 0; q < blk && w[(r * blk + q) * ig->K + k] == 0.0f; q++) {}
+      if (q == blk) continue;
+      voff[put] = (int32_t)rows[k]; /* under IG_MAX_SCRATCH elements */
+      for (q = 0; q < blk; q++) val[put * blk + q] = w[(r * blk + q) * ig->K + k];
+      put++;
+    }
+  memset(t, 0, sizeof *t);
+  t->dt = MOSS_DT_F32;
+  t->M = ig->M;
+  t->N = ig->grid;
+  t->K = ig->K;
+  t->s_sparse = 1;
+  t->s_blk = blk;
+  t->s_rp = moss_k_table(b, "row_ptr", MOSS_DT_I32, nb + 1, rp);
+  t->s_voff = moss_k_table(b, "term_rows", MOSS_DT_I32, cnt ? cnt : 1, voff);
+  t->s = moss_k_table(b, "values", MOSS_DT_F32, cnt ? cnt * blk : 1, val);
+  t->s_at = moss_k_idx(b, 0);
+  moss_k_comment(b, "sparse weight on the tile: %lld terms in rows of %d (of %lld x %lld)", (long long)cnt, blk,
+                 (long long)ig->M, (long long)ig->K);
+}
+
+/* The implicit product of |n| (ig_scratch said it takes it); with |blk|
+ * > 0, of its pruned weight (sparse_s_tile). */
+static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig, int blk) {
   const moss_value *x = n->inputs[0], *w = n->inputs[1];
   int64_t N = x->dims[0], grid = ig->grid, *rows, c, kh, kw, offh, offw;
   int mr, nr, lanes, xs, ys = -1, ph, pw;
@@ -1024,7 +1089,13 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig) {
     return;
   }
   snprintf(name, sizeof name, "'%s'", w->name);
-  ig_tile(b, ig, &t, x->dtype, name, w->data, xs, rows);
+  if (blk > 0) {
+    sparse_s_tile(b, ig, &t, w->data, blk, rows);
+    t.v = xs;
+    t.v_at = moss_k_idx(b, 0);
+  } else {
+    ig_tile(b, ig, &t, x->dtype, name, w->data, xs, rows);
+  }
   if (moss_node_input(n, 2) || n->act.kind) {
     t.epilogue = pw_epilogue;
     t.arg = n;
@@ -1248,7 +1319,7 @@ static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
      * it did not (a node lowered for other facts), the direct loops. */
     if (need > 0 && need <= n->scratch_bytes) {
       if (ig.depthwise) lower_depthwise(b, n, &ig);
-      else lower_igemm(b, n, &ig);
+      else lower_igemm(b, n, &ig, 0);
       return b->st;
     }
   }

@@ -769,6 +769,10 @@ moss_status moss_lower_sparse(moss_kb *b, const moss_node *n) {
                         moss_sparse_format_name(n->sparse));
   if (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger) return lower_qconv(b, n, &v);
   if (v.dtype != MOSS_DT_F32) return lower_qlinear(b, n, &v);
-  if (n->op == MOSS_OP_Conv) return lower_conv(b, n, &v);
+  if (n->op == MOSS_OP_Conv) {
+    /* On a machine with the register tile: the implicit product (lower_conv.c). */
+    if (moss_lower_conv_sparse(b, n, n->sparse == MOSS_SPARSE_BLOCK_4x1 ? 4 : 1)) return b->st;
+    return lower_conv(b, n, &v);
+  }
   return lower_linear(b, n, &v);
 }

@@ -18,7 +18,9 @@
  *
  * Constant operands are packed at compile time (moss_tile_pack) so that a
  * tile reads them contiguously: V in blocks of nr columns ([K][nr] each),
- * S in blocks of mr rows ([K][mr] each). */
+ * S in blocks of mr rows ([K][mr] each). A pruned S (s_sparse) keeps only
+ * its nonzero terms: a row block of s_blk rows (its tile rows) loops over
+ * its own terms, each naming the row of V it multiplies. */
 #include <stdio.h>
 #include <string.h>
 
@@ -83,6 +85,8 @@ typedef struct at {
 
 static moss_kx *s_elem(moss_kb *b, const moss_tile *t, const at *p, int r, moss_kx *k) {
   moss_kx *e;
+  if (t->s_sparse)
+    return moss_k_load(b, t->s, moss_k_addc(b, moss_k_mulc(b, k, t->s_blk), r));
   if (t->s_rows)
     e = moss_k_add(b, p->sp[r], p->srow);
   else if (t->s_packed)
@@ -96,7 +100,7 @@ static moss_kx *v_row(moss_kb *b, const moss_tile *t, const at *p, int v, moss_k
   moss_kx *c = moss_k_addc(b, p->c0, (int64_t)v * p->lanes), *e;
   if (t->v_packed)
     e = moss_k_add(b, moss_k_add(b, moss_k_mulc(b, p->jb, t->K), moss_k_mulc(b, k, p->bw)), c);
-  else if (t->v_rows)
+  else if (t->v_rows || t->s_sparse)
     e = moss_k_add(b, p->row, moss_k_add(b, p->jb, c));
   else
     e = moss_k_add(b, moss_k_mulc(b, k, t->v_k), moss_k_add(b, p->jb, c));
@@ -124,7 +128,15 @@ static void tile(moss_kb *b, const moss_tile *t, const at *p) {
       q.sp[r] = moss_k_let(b, name, moss_k_load(b, t->s_pos, moss_k_addc(b, p->i0, r)));
     }
   p = &q;
-  k = moss_k_range(b, "k", t->K, MOSS_KL_REDUCE);
+  if (t->s_sparse) { /* the row block's nonzero terms */
+    moss_kx *ib = t->s_blk > 1 ? moss_k_bin(b, MOSS_KX_DIV, p->i0, moss_k_idx(b, t->s_blk)) : p->i0;
+    k = moss_k_for(b, "k", moss_k_cast(b, MOSS_DT_I64, moss_k_load(b, t->s_rp, ib)),
+                   moss_k_cast(b, MOSS_DT_I64, moss_k_load(b, t->s_rp, moss_k_addc(b, ib, 1))), 1,
+                   MOSS_KL_REDUCE, 0);
+    q.row = moss_k_let(b, "row", moss_k_cast(b, MOSS_DT_I64, moss_k_load(b, t->s_voff, k)));
+  } else {
+    k = moss_k_range(b, "k", t->K, MOSS_KL_REDUCE);
+  }
   if (t->v_rows) q.row = moss_k_let(b, "row", moss_k_load(b, t->v_koff, k));
   if (t->s_rows) q.srow = moss_k_let(b, "srow", moss_k_load(b, t->s_koff, k));
   for (v = 0; v < p->nv; v++) {
@@ -208,6 +220,13 @@ void moss_tile_product(moss_kb *b, const moss_tile *t) {
   if (!moss_tile_shape(b, t->dt, &mr, &nr, &lanes) || mr > TILE_MAX_ROWS || nr / lanes > TILE_MAX_VECS) {
     moss_kb_fail(b, MOSS_E_INTERNAL, "no register tile for this machine");
     return;
+  }
+  if (t->s_sparse) { /* one row block per row of S's blocks */
+    if (t->s_blk < 1 || t->s_blk > TILE_MAX_ROWS || t->M % t->s_blk || t->v_rows) {
+      moss_kb_fail(b, MOSS_E_INTERNAL, "sparse tile rows");
+      return;
+    }
+    mr = t->s_blk;
   }
   nfull = t->N / nr * nr;
   nrem = t->N - nfull;

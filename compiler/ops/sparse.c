@@ -164,6 +164,7 @@ int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view) {
 int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) {
   moss_sparse_view v;
   int64_t r, c, k, groups;
+  int rule = MOSS_SPARSE_RULE_KIND(n->sparse_rule);
   memset(out_stats, 0, sizeof *out_stats);
   if (!moss_sparse_view_get(n, &v)) return 0;
   out_stats->dtype = v.dtype;
@@ -217,12 +218,41 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
     if (out_stats->cost_nm24 >= 0.0)
       out_stats->cost_nm24 = MOSS_SPARSE_Q8CONV_NZ * nz +
                              MOSS_SPARSE_Q8CONV_SLOT * (2.0 * (double)v.rows * (double)groups - nz);
+    if (rule == MOSS_SPARSE_RULE_Q8_DOT4) out_stats->cost_dense *= MOSS_SPARSE_Q8CONV_DOT4;
+    if (rule == MOSS_SPARSE_RULE_Q8_WIDE) out_stats->cost_dense *= MOSS_SPARSE_Q8CONV_WIDE;
   } else if (v.dtype != MOSS_DT_F32) {
     /* int8 Gemm and MatMul: CSR only, at the measured handicap */
     out_stats->cost_csr *= MOSS_SPARSE_INT8_CSR_FACTOR;
     out_stats->cost_block4x1 = out_stats->cost_block1x4 = out_stats->cost_nm24 = -1.0;
+  } else if (rule == MOSS_SPARSE_RULE_TILE_CONV) {
+    /* every format is the tile's terms: CSR's price, so CSR wins the ties */
+    out_stats->cost_csr = MOSS_SPARSE_TILE_CONV_NZ * (double)out_stats->nnz;
+    if (out_stats->cost_block4x1 >= 0.0)
+      out_stats->cost_block4x1 = MOSS_SPARSE_TILE_CONV_BLOCK * (double)out_stats->nblocks4x1;
+    if (out_stats->cost_block1x4 >= 0.0) out_stats->cost_block1x4 = out_stats->cost_csr;
+    if (out_stats->cost_nm24 >= 0.0) out_stats->cost_nm24 = out_stats->cost_csr;
+  } else if (rule == MOSS_SPARSE_RULE_TILE_DENSE) {
+    double f = (double)MOSS_SPARSE_RULE_LANES(n->sparse_rule) / 16.0;
+    out_stats->cost_csr = f * MOSS_SPARSE_TILE_LIN_NZ * (double)out_stats->nnz;
+    if (out_stats->cost_block4x1 >= 0.0)
+      out_stats->cost_block4x1 = f * MOSS_SPARSE_TILE_LIN_BLOCK * (double)out_stats->nblocks4x1;
+    if (out_stats->cost_block1x4 >= 0.0)
+      out_stats->cost_block1x4 = f * MOSS_SPARSE_TILE_LIN_B1x4 * (double)out_stats->nblocks1x4;
+    if (out_stats->cost_nm24 >= 0.0)
+      out_stats->cost_nm24 = f * MOSS_SPARSE_TILE_LIN_NM24 * (double)v.rows * (double)groups;
   }
   return 1;
+}
+
+const char *moss_sparse_rule_name(int rule) {
+  switch (MOSS_SPARSE_RULE_KIND(rule)) {
+  case MOSS_SPARSE_RULE_SCALAR: return "scalar";
+  case MOSS_SPARSE_RULE_Q8_DOT4: return "int8-dot";
+  case MOSS_SPARSE_RULE_Q8_WIDE: return "int8-widened";
+  case MOSS_SPARSE_RULE_TILE_CONV: return "tile";
+  case MOSS_SPARSE_RULE_TILE_DENSE: return "tile-dense";
+  default: return "?";
+  }
 }
 
 double moss_sparse_cost(const moss_sparse_stats *s, int fmt) {

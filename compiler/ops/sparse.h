@@ -67,6 +67,44 @@ enum {
  * layer against the same 38.4 ms (and 11.1 ms in 4x1 blocks), 2026-12-04. */
 #define MOSS_SPARSE_Q8CONV_WIDE 0.11
 
+/* The float kernels of the LLVM backend where the machine has the register
+ * tile (lower_tile.c), in its dense multiply-adds, which are 10-20 times
+ * cheaper than the scalar loops' (bench/bench_sparse_rule.py, medians over
+ * 12 layers of 4 shapes and 6 patterns, this 2-core x86-64, 2026-12-04).
+ * A Conv takes the implicit product with its nonzero terms as the tile's
+ * S (moss_lower_conv_sparse): per term 2.3 (1.95-2.55) whatever the format
+ * (1x4 and 2:4 drop their stored zeros there), per 4x1 block 4.4 (4.0-6.8).
+ * Gemm and MatMul keep the scalar sparse loops against the dense tile: per
+ * stored unit CSR 13.8 (7.3-26.6; 7-11 on one row, 16-27 on 64), 4x1 24.3,
+ * 1x4 22.8, 2:4 31.1 per group of 4 terms, with 16-lane vectors (AVX-512);
+ * the dense tile's speed follows the lanes, the scalar loops' does not, so
+ * these scale by lanes / 16 on narrower vectors (an assumption: only
+ * AVX-512 was measured). */
+#define MOSS_SPARSE_TILE_CONV_NZ 2.3
+#define MOSS_SPARSE_TILE_CONV_BLOCK 4.4
+#define MOSS_SPARSE_TILE_LIN_NZ 13.8
+#define MOSS_SPARSE_TILE_LIN_BLOCK 24.3
+#define MOSS_SPARSE_TILE_LIN_B1x4 22.8
+#define MOSS_SPARSE_TILE_LIN_NM24 31.1
+
+/* The kernels a layer's formats run on, whose figures price them
+ * (moss_node.sparse_rule, set by the sparse pass from the device). */
+enum {
+  MOSS_SPARSE_RULE_SCALAR = 0, /* the scalar loops, dense and sparse (C backend; no tile) */
+  MOSS_SPARSE_RULE_Q8_DOT4,    /* int8 Conv, dense on a byte dot-product instruction */
+  MOSS_SPARSE_RULE_Q8_WIDE,    /* int8 Conv, dense on widened bytes */
+  MOSS_SPARSE_RULE_TILE_CONV,  /* float Conv, dense and sparse on the register tile */
+  MOSS_SPARSE_RULE_TILE_DENSE  /* float Gemm/MatMul, dense on the tile, sparse scalar */
+};
+/* moss_node.sparse_rule: the rule, and the float32 lanes of the tile's
+ * vectors (for MOSS_SPARSE_RULE_TILE_DENSE). */
+#define MOSS_SPARSE_RULE_MAKE(rule, lanes) ((rule) + 8 * (lanes))
+#define MOSS_SPARSE_RULE_KIND(r) ((r) % 8)
+#define MOSS_SPARSE_RULE_LANES(r) ((r) / 8)
+/* "scalar", "int8-dot", "int8-widened", "tile", "tile-dense" for a
+ * rule (MOSS_SPARSE_RULE_KIND of moss_node.sparse_rule); "?" for others. */
+const char *moss_sparse_rule_name(int rule);
+
 /* Every node that can take a sparse weight sees it as a matrix Wt of
  * |rows| outputs by |cols| reduction terms: Gemm and MatMul, B transposed
  * ([N, K]); Conv, W as [Cout, Cin*kh*kw]. The output element r of one row
@@ -124,8 +162,8 @@ double moss_sparse_cost(const moss_sparse_stats *s, int fmt);
  * |fmt| or |fmt| is unknown. */
 double moss_sparse_bytes(const moss_sparse_stats *s, int fmt);
 
-/* Measures |n|'s weight; returns 0 (|out_stats| zeroed) when it has no
- * view. */
+/* Measures |n|'s weight and prices the formats with the figures of
+ * n->sparse_rule; returns 0 (|out_stats| zeroed) when it has no view. */
 int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats);
 
 /* The format the cost rule picks for |s|: the cheapest estimate; on ties

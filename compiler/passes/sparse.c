@@ -46,9 +46,8 @@ moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g, const moss_sparse_opt
       formats = b ? b->sparse_formats : 0;
     }
     n->sparse = MOSS_SPARSE_DENSE;
+    n->sparse_rule = o && o->rules ? o->rules[i] : MOSS_SPARSE_RULE_SCALAR;
     if (fmt == -1 || !formats || !moss_sparse_stats_compute(n, &s)) continue;
-    if (o && o->dense_dot4 && o->dense_dot4[i]) /* dense on byte dot products: far cheaper */
-      s.cost_dense *= o->dense_dot4[i] == 1 ? MOSS_SPARSE_Q8CONV_DOT4 : MOSS_SPARSE_Q8CONV_WIDE;
     if (fmt == -2)
       n->sparse = moss_sparse_choose_among(&s, formats);
     else if ((formats & MOSS_SPARSE_BIT(fmt)) && moss_sparse_cost(&s, fmt) >= 0.0)

@@ -16,12 +16,11 @@ typedef struct moss_sparse_opts {
    * without a backend keeps its nodes dense. NULL: every format is open
    * to every node (the rule alone, as in tests). */
   const moss_backend_device *devices;
-  /* Per node (g->nodes order): 1 where its dense QLinearConv runs on byte
-   * dot products (DOT4) on its device, so its dense cost is scaled by
-   * MOSS_SPARSE_Q8CONV_DOT4; 2 where it runs the same product on widened
-   * bytes (no dot-product instruction), scaled by MOSS_SPARSE_Q8CONV_WIDE;
-   * NULL: nowhere. */
-  const unsigned char *dense_dot4;
+  /* Per node (g->nodes order): the kernels its formats would run on, on
+   * its device (MOSS_SPARSE_RULE_MAKE, moss_kernel_sparse_rule), whose
+   * figures price them; the pass stores it in n->sparse_rule. NULL: the
+   * scalar kernels' everywhere. */
+  const int *rules;
 } moss_sparse_opts;
 
 /* Sets n->sparse on every node that can take a sparse weight, among the

@@ -14,8 +14,9 @@ scripts/make_digits_models.py), against what numpy and the other models say
     plus its bias, counted here with numpy from the ONNX weights (row_ptr
     (N + 1) x int32, col_idx nnz x uint16, values nnz x float32, bias N x
     float32; 4,736 bytes in all, against 26,280 dense); its multiply-adds are
-    its nonzeros; its compute cycles on rpi4 are the CSR rule's work
-    (2.5 x nnz + N, docs/sparse.md) plus its ops over 4 f32 MACs per cycle on
+    its nonzeros; its compute cycles on rpi4 are the CSR rule's work on the
+    LLVM backend's register tile (13.8 x 4 / 16 x nnz dense multiply-adds
+    on NEON's 4 lanes, docs/sparse.md, "sparse_rule" "tile-dense") plus its ops over 4 f32 MACs per cycle on
     one core; so the op-model energy saving against fp32 dense is large
     (the report said 0.8 % when it costed the dense bytes and MACs);
   - on cortex-m7 the weights are read from flash, the read-only level.
@@ -40,8 +41,9 @@ PAIRS = (("mlp", "mlp_qdq"), ("cnn", "cnn_qdq"), ("cnn", "cnn_qdq_pc"))
 REL = 1e-9
 
 
-def report(moss, work, model, target, dense=False):
-    """The JSON report of `moss compile MODEL --target TARGET`."""
+def report(moss, work, model, target, dense=False, sparse=None):
+    """The JSON report of `moss compile MODEL --target TARGET` (MOSS_SPARSE=off
+    with |dense|, else MOSS_SPARSE=|sparse| when given)."""
     stem = os.path.splitext(os.path.basename(model))[0]
     shape = SHAPES["cnn" if stem.startswith("cnn") else "mlp"]
     out = os.path.join(work, "%s-%s" % (stem, target))
@@ -49,6 +51,8 @@ def report(moss, work, model, target, dense=False):
     env = dict(os.environ)
     if dense:
         env["MOSS_SPARSE"] = "off"
+    elif sparse:
+        env["MOSS_SPARSE"] = sparse
     subprocess.run([moss, "compile", model, "--input-shape", shape, "--target", target,
                     "-o", out, "--report", rep, "-q"], check=True, env=env)
     with open(rep) as f:
@@ -121,7 +125,10 @@ def main():
                 want = wb + b.size * 4
                 total += want
                 got_cycles = value(n["compute_cycles"])
-                want_cycles = (2.5 * nnz + w.shape[0] + n["ops"]) / 4
+                want_cycles = (13.8 * 4 / 16 * nnz + n["ops"]) / 4
+                if target == "rpi4" and n["sparse_rule"] != "tile-dense":
+                    print("FAIL rpi4 %s: sparse_rule %s, not tile-dense" % (n["name"], n["sparse_rule"]))
+                    fails += 1
                 print("%s %s: %s, weight bytes %d (numpy: CSR %d + bias %d = %d), MACs %d "
                       "(nonzeros %d)%s" % (target, n["name"], n["sparse_format"],
                                            n["weight_bytes"], wb, b.size * 4, want,
@@ -149,8 +156,12 @@ def main():
             saving = 1 - e / be
             print("%s: op-model energy %.4g J against %.4g J fp32 dense: %.1f %% saved" % (
                 target, e, be, 100 * saving))
-            if saving < 0.7:
-                print("FAIL %s: the pruned MLP saves %.1f %%, expected at least 70 %%" % (
+            # A floor against the old bug (0.8 %: dense bytes and MACs costed);
+            # the exact figures are checked above. With the LLVM backend's
+            # figures (CSR at 3.45 dense MACs per nonzero on rpi4's NEON) rpi4
+            # saves 66 %, cortex-m7's scalar C kernels more.
+            if saving < 0.6:
+                print("FAIL %s: the pruned MLP saves %.1f %%, expected at least 60 %%" % (
                     target, 100 * saving))
                 fails += 1
     print("FAIL" if fails else "ok")

@@ -12,7 +12,9 @@ input channels: 27 terms), so 1x4 blocks are impossible and the last 2:4
 group is short. Every model is compiled with --emit c under
 MOSS_SPARSE=off, csr, block, block1x4, 2:4 and auto and run with
 `moss run` on the same inputs, and again with --emit obj (the LLVM
-backend, which builds the same kernel descriptions). Checks, with DESIGN.md's float tolerance
+backend, which builds the same kernel descriptions; on this machine it
+prices them with the register tile's figures, "tile" for Conv and
+"tile-dense" for Gemm and MatMul). Checks, with DESIGN.md's float tolerance
 |a-b| <= 1e-5 + 1e-4*|b|:
   - each sparse build's outputs equal the dense build's (the twin),
   - every build's outputs equal numpy's,
@@ -103,27 +105,42 @@ def make_weight(rng, kind, wshape, pattern):
     return from_wt(kind, wt.astype(np.float32), wshape)
 
 
-def cost_rule(kind, w, wshape):
+# The float32 lanes of this machine's widest vectors: the LLVM backend's
+# register tile, whose figures (rule "tile-dense") scale with them.
+with open("/proc/cpuinfo") as _f:
+    _flags = _f.read()
+LANES = 16 if " avx512f" in _flags else 8 if " avx" in _flags else 4
+
+
+def cost_rule(kind, w, wshape, rule="scalar"):
     """docs/sparse.md's rule, on Wt: the cheapest of dense, csr, block4x1,
-    block1x4 and 2:4, the earlier on ties; also the formats possible."""
+    block1x4 and 2:4, the earlier on ties; also the formats possible. The
+    figures are those of |rule|: "scalar" (the C backend's loops), "tile"
+    (the LLVM backend's Conv on the register tile) or "tile-dense" (its
+    Gemm and MatMul: dense on the tile, the formats scalar)."""
     r, c = wt_shape(kind, wshape)
     if kind in ("gemm", "matmul", "gemmk"):
         wt = w.T
     else:
         wt = w.reshape(r, c)
     nnz = int(np.count_nonzero(wt))
-    costs = [("dense", float(r * c)), ("csr", 2.5 * nnz + r)]
+    f = LANES / 16.0
+    csr = {"scalar": 2.5 * nnz + r, "tile": 2.3 * nnz, "tile-dense": f * 13.8 * nnz}[rule]
+    costs = [("dense", float(r * c)), ("csr", csr)]
     if r % 4 == 0:
         nblocks = int(np.count_nonzero(np.any(wt.reshape(r // 4, 4, c) != 0, axis=1)))
-        costs.append(("block4x1", 5.0 * nblocks + r // 4))
+        costs.append(("block4x1", {"scalar": 5.0 * nblocks + r // 4, "tile": 4.4 * nblocks,
+                                   "tile-dense": f * 24.3 * nblocks}[rule]))
     if c % 4 == 0:
         nblocks = int(np.count_nonzero(np.any(wt.reshape(r, c // 4, 4) != 0, axis=2)))
-        costs.append(("block1x4", 5.0 * nblocks + r))
+        costs.append(("block1x4", {"scalar": 5.0 * nblocks + r, "tile": csr,
+                                   "tile-dense": f * 22.8 * nblocks}[rule]))
     groups = (c + 3) // 4
     padded = np.zeros((r, groups * 4), np.float32)
     padded[:, :c] = wt
     if np.all(np.count_nonzero(padded.reshape(r, groups, 4), axis=2) <= 2):
-        costs.append(("2:4", 3.5 * r * groups))
+        costs.append(("2:4", {"scalar": 3.5 * r * groups, "tile": csr,
+                              "tile-dense": f * 31.1 * r * groups}[rule]))
     best = costs[0]
     for name, cost in costs[1:]:
         if cost < best[1]:
@@ -150,14 +167,21 @@ def conv_ref(x, w, b, stride, pads, dil):
     return y
 
 
+def obj_rule(kind):
+    """The figures the LLVM backend prices a layer with on this machine."""
+    return "tile" if kind.startswith("conv") else "tile-dense"
+
+
 def build(rng, pattern):
-    """The model, its inputs, numpy's outputs and the auto format of each layer."""
-    nodes, inits, ins, outs, feeds, refs, autos = [], [], [], [], [], [], []
+    """The model, its inputs, numpy's outputs and the auto format of each
+    layer under the C backend's figures and under the LLVM backend's."""
+    nodes, inits, ins, outs, feeds, refs, autos, autos_obj = [], [], [], [], [], [], [], []
     relu = lambda v: np.maximum(v, 0)
     for name, xs, ws, kind in LAYERS:
         x = rng.randn(*xs).astype(np.float32)
         w = make_weight(rng, kind, ws, pattern)
         autos.append(cost_rule(kind, w, ws))
+        autos_obj.append(cost_rule(kind, w, ws, obj_rule(kind)))
         xn, wn, yn = name + "_x", name + "_w", name + "_y"
         ins.append(helper.make_tensor_value_info(xn, TensorProto.FLOAT, list(xs)))
         inits.append(numpy_helper.from_array(w, wn))
@@ -209,7 +233,7 @@ def build(rng, pattern):
     g = helper.make_graph(nodes, "sparse", ins, outs, inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     m.ir_version = 7
-    return m, feeds, refs, autos
+    return m, feeds, refs, autos, autos_obj
 
 
 def compile_run(moss, d, tag, mode, feeds, emit="c"):
@@ -239,12 +263,20 @@ def formats(code):
     return re.findall(r"/\* sparse (\S+): \d+ of", code)
 
 
-def check_report(report, autos, got, tag, mode):
+def check_report(report, autos, got, tag, mode, rules=None):
     """The --report JSON: each layer's sparse_format is the format its C
     took (dense where the C has no sparse comment), and sparse_costs are
-    the rule's estimates recomputed here ("-" for an impossible format)."""
+    the rule's estimates recomputed here ("-" for an impossible format),
+    with the figures each layer's sparse_rule names (|rules|, by layer;
+    None: "scalar" for all)."""
     fails = 0
     nodes = {n["name"]: n for n in report["nodes"]}
+    for name, _, _, kind in LAYERS:
+        want_rule = rules(kind) if rules else "scalar"
+        if nodes[name]["sparse_rule"] != want_rule:
+            print("FAIL %s MOSS_SPARSE=%s %s: sparse_rule %s, expected %s" %
+                  (tag, mode, name, nodes[name]["sparse_rule"], want_rule))
+            fails += 1
     formats = [nodes[name]["sparse_format"] for name, _, _, _ in LAYERS]
     if sorted(f for f in formats if f != "dense") != sorted(got):
         print("FAIL %s MOSS_SPARSE=%s: report formats %s, C %s" % (tag, mode, formats, got))
@@ -276,7 +308,7 @@ def main():
     fails = 0
     with tempfile.TemporaryDirectory() as d:
         for pi, pattern in enumerate(patterns):
-            m, feeds, refs, autos = build(rng, pattern)
+            m, feeds, refs, autos, autos_obj = build(rng, pattern)
             onnx.save(m, os.path.join(d, "m.onnx"))
             for i, x in enumerate(feeds):
                 np.save(os.path.join(d, "x%d.npy" % i), x)
@@ -317,7 +349,18 @@ def main():
                 # same checks against numpy and the dense twin.
                 _, ys, report = compile_run(moss, d, "%d_%s" % (pi, mode.replace(":", "")),
                                             mode, feeds, "obj")
-                fails += check_report(report, autos, got, tag, mode + " --emit obj")
+                got_obj = [a for a, _, _ in autos_obj if a != "dense"] if mode == "auto" else got
+                if mode == "csr":  # every Conv as the implicit product of its nonzeros
+                    dump = subprocess.run([moss, "compile", os.path.join(d, "m.onnx"), "--emit", "obj",
+                                           "-o", os.path.join(d, "dump_%d" % pi), "-q", "--dump-kernels"],
+                                          env=dict(os.environ, MOSS_SPARSE="csr"), capture_output=True,
+                                          text=True, check=True).stdout
+                    nconv = sum(1 for l in LAYERS if l[3].startswith("conv"))
+                    if dump.count("sparse weight on the tile") != nconv:
+                        print("FAIL %s --emit obj: %d Convs on the tile, expected %d" %
+                              (tag, dump.count("sparse weight on the tile"), nconv))
+                        fails += 1
+                fails += check_report(report, autos_obj, got_obj, tag, mode + " --emit obj", obj_rule)
                 for k, (name, _, _, _) in enumerate(LAYERS):
                     if not close(ys[k], refs[k].astype(np.float32)):
                         print("FAIL %s MOSS_SPARSE=%s --emit obj %s: differs from numpy (max %g)"

@@ -4,9 +4,13 @@
 One MatMul whose constant weight is almost all zeros, so the cost rule
 (docs/sparse.md) picks a sparse format. The C and LLVM backends both take
 every format (backends/backend.c: both build compiler/kernel/lower_sparse.c's
-kernel descriptions). So:
-  - --emit c (the C backend's code): the layer gets the rule's format,
-  - --emit obj (the LLVM backend's code): the same format,
+kernel descriptions), but price them with the figures of their kernels
+("sparse_rule" in the report). So:
+  - --emit c (the C backend's code): the scalar loops' figures pick
+    block4x1 (5 blocks x 5 + 16 rows = 41 against CSR's 8 x 2.5 + 64 = 84),
+  - --emit obj (the LLVM backend's code, on this machine's register tile,
+    rule "tile-dense"): CSR (8 x 13.8 = 110.4 against 1x4's 5 x 22.8 = 114,
+    4x1's 5 x 24.3 = 121.5 and dense 4096),
   - both give numpy's result within DESIGN.md's float tolerance,
   - and the --report JSON says which format each build took.
 
@@ -49,8 +53,9 @@ def compile_run(moss, d, emit):
                     "--report", rep + ".json"], check=True)
     subprocess.run([moss, "run", art, os.path.join(d, "x.npy"), "-o", out], check=True)
     with open(rep + ".json") as f:
-        fmt = [n["sparse_format"] for n in json.load(f)["nodes"] if n.get("sparse_format")]
-    return fmt, np.load(os.path.join(out, "output_0.npy"))
+        nodes = [n for n in json.load(f)["nodes"] if n.get("sparse_format")]
+    return ([n["sparse_format"] for n in nodes], np.load(os.path.join(out, "output_0.npy")),
+            [n["sparse_rule"] for n in nodes])
 
 
 def main():
@@ -60,8 +65,11 @@ def main():
     bad = 0
     with tempfile.TemporaryDirectory() as d:
         want = build(d)
-        for emit, expect in (("c", "block4x1"), ("obj", "block4x1")):
-            fmt, y = compile_run(a.moss, d, emit)
+        for emit, expect, rule in (("c", "block4x1", "scalar"), ("obj", "csr", "tile-dense")):
+            fmt, y, rules = compile_run(a.moss, d, emit)
+            if rules != [rule]:
+                print("FAIL --emit %s: sparse_rule %s, expected [%r]" % (emit, rules, rule))
+                bad += 1
             err = np.abs(y - want) - (ATOL + RTOL * np.abs(want))
             if fmt != [expect]:
                 print("FAIL --emit %s: sparse_format %s, expected [%r]" % (emit, fmt, expect))

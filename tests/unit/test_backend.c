@@ -166,7 +166,7 @@ TEST(sparse_formats_of_the_device_backend) {
   n = node2(&ctx, g, "Gemm", "gemm", val(&ctx, g, "a", 2, d), sparse_weight(&ctx, g),
             val(&ctx, g, "y", 2, d));
   so.devices = devs;
-  so.dense_dot4 = NULL;
+  so.rules = NULL;
   n->device = 1;
   ASSERT_EQ(moss_pass_sparse(&ctx, g, &so), MOSS_OK);
   ASSERT_EQ(n->sparse, MOSS_SPARSE_BLOCK_4x1);
