@@ -186,6 +186,15 @@ static void call(printer *p, const moss_kx *x) {
     moss_buf_printf(p->e, ")");
     return;
   }
+  case MOSS_KFN_TBL128: /* lane by lane: t0 and t1 are the arrays of two vector variables */
+    moss_buf_printf(p->e, "((");
+    sub(p, x->a[2]);
+    moss_buf_printf(p->e, " & 127) < 64 ? %s[", p->vname[x->a[0]->var]);
+    sub(p, x->a[2]);
+    moss_buf_printf(p->e, " & 63] : %s[", p->vname[x->a[1]->var]);
+    sub(p, x->a[2]);
+    moss_buf_printf(p->e, " & 63])");
+    return;
   case MOSS_KFN_REQUANT:
     need_requant(p->cg);
     moss_buf_printf(p->e, "moss_requant(");

@@ -320,6 +320,17 @@ static LLVMValueRef dot4(gen *G, LLVMValueRef *a, int lanes, int sa) {
   return LLVMBuildAdd(G->b, a[0], sum, "");
 }
 
+/* TBL128 on 64 bytes: vpermi2b. The lowerings take it only where the
+ * machine has it (cpu.tbl128). */
+static LLVMValueRef tbl128(gen *G, LLVMValueRef *a) {
+  const char *name = "llvm.x86.avx512.vpermi2var.qi.512";
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef args[3] = {a[0], a[2], a[1]};
+  if (G->cpu.tbl128 != 64) return fail(G, MOSS_E_INTERNAL, "tbl128 on a machine without vpermi2b"), a[0];
+  return LLVMBuildCall2(G->b, LLVMIntrinsicGetType(G->c, id, NULL, 0), LLVMGetIntrinsicDeclaration(G->m, id, NULL, 0),
+                        args, 3, "");
+}
+
 static LLVMValueRef call(gen *G, const moss_kx *x) {
   LLVMValueRef a[3];
   LLVMTypeRef t = vtype(scalar_type(G, x->a[0]->dt), x->lanes);
@@ -380,6 +391,7 @@ static LLVMValueRef call(gen *G, const moss_kx *x) {
     if (x->lanes > 1) return requant_build(G, a[0], a[1], a[2], x->lanes);
     return LLVMBuildCall2(G->b, LLVMFunctionType(G->i32, params, 3, 0), f, a, 3, "");
   }
+  case MOSS_KFN_TBL128: return tbl128(G, a);
   case MOSS_KFN_DOT4: return dot4(G, a, x->lanes, 0);
   case MOSS_KFN_DOT4S: return dot4(G, a, x->lanes, 1);
   case MOSS_KFN_BITS: return LLVMBuildBitCast(G->b, a[0], vtype(scalar_type(G, x->dt), x->lanes), "");

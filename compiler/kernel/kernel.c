@@ -116,6 +116,7 @@ void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const cha
     out->vector_regs = avx512 ? 32 : 16;
     out->fma = !has_item(features, "-fma") && (has_item(features, "+fma") || avx512 || v3 || v4);
     out->dot4 = avx512 && has_item(features, "+avx512vnni") ? 16 : has_item(features, "+avxvnni") ? 8 : 0;
+    out->tbl128 = avx512 && has_item(features, "+avx512vbmi") ? 64 : 0;
   } else if (starts(triple, "aarch64") || starts(triple, "arm64")) {
     out->vector_bytes = 16;
     out->vector_regs = 32;
@@ -462,7 +463,11 @@ moss_kx *moss_k_call(moss_kb *b, moss_kfn fn, moss_kx *x, moss_kx *y, moss_kx *z
   for (i = 0; i < n; i++)
     if (bad(b, args[i])) return &poison;
   dt = x->dt;
-  if (fn == MOSS_KFN_REQUANT || fn == MOSS_KFN_DOT4 || fn == MOSS_KFN_DOT4S) {
+  if (fn == MOSS_KFN_TBL128) {
+    if (x->op != MOSS_KX_VAR || y->op != MOSS_KX_VAR || moss_dtype_size(x->dt) != 1 || y->dt != x->dt ||
+        z->dt != MOSS_DT_U8 || x->lanes != 64 || y->lanes != 64 || z->lanes != 64)
+      return ill(b, "tbl128", x, z);
+  } else if (fn == MOSS_KFN_REQUANT || fn == MOSS_KFN_DOT4 || fn == MOSS_KFN_DOT4S) {
     for (i = 0; i < 3; i++)
       if (args[i]->dt != MOSS_DT_I32 || args[i]->lanes != x->lanes)
         return ill(b, moss_kfn_name(fn), x, args[i]);

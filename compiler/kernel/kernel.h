@@ -79,7 +79,7 @@ typedef enum moss_kx_op {
   X(FABS, "fabs", 1) X(LOG1P, "log1p", 1) X(POW, "pow", 2) X(FMOD, "fmod", 2)          \
   X(FMIN, "fmin", 2) X(FMAX, "fmax", 2) X(FMA, "fma", 3) X(ISNAN, "isnan", 1)          \
   X(ISINF, "isinf", 1) X(ABS, "abs", 1) X(SAT, "sat", 1) X(REQUANT, "requant", 3)         \
-  X(DOT4, "dot4", 3) X(DOT4S, "dot4s", 3) X(BITS, "bits", 1)
+  X(DOT4, "dot4", 3) X(DOT4S, "dot4s", 3) X(BITS, "bits", 1) X(TBL128, "tbl128", 3)
 
 typedef enum moss_kfn {
 #define MOSS_KFN_ENUM(name, text, nargs) MOSS_KFN_##name,
@@ -94,7 +94,9 @@ typedef enum moss_kfn {
  * operands whose lanes hold four bytes each, a's unsigned and w's signed,
  * and gives acc + the sum of the four byte products per lane (wrapping):
  * x86's vpdpbusd. DOT4S is the same with a's bytes signed too: AArch64's
- * sdot. */
+ * sdot. TBL128(t0, t1, idx) takes three vectors of 64 bytes (idx U8) and
+ * gives, per lane, byte (idx & 127) of the 128-byte table t0:t1 (t0's
+ * when under 64): x86's vpermi2b; t0 and t1 are variables. */
 typedef struct moss_kx {
   moss_kx_op op;
   moss_dtype dt;        /* element type of the result */
@@ -196,6 +198,8 @@ typedef struct moss_kernel_cpu {
                      * computed, slower) */
   int dot4_signed;  /* the instruction multiplies signed bytes by signed bytes
                      * (AArch64 sdot: DOT4S), not unsigned by signed (DOT4) */
+  int tbl128;       /* byte lanes of one TBL128 instruction (AVX-512 VBMI's vpermi2b:
+                     * 64); 0: none (the lowerings do not use TBL128) */
   int threads;      /* the most threads the code may run on (the device's cores, from
                      * the target's units), for the split of parallel loops into
                      * parts; 0 or 1: one thread, no parts */
@@ -205,7 +209,7 @@ typedef struct moss_kernel_cpu {
  * architecture, the CPU and the feature list ("+avx2,+fma,-avx512f").
  * x86-64: 16-byte SSE, 32 with AVX, 64 and 32 registers with AVX-512F;
  * FMA with +fma, +avx512f or an x86-64-v3/v4 CPU; DOT4 with +avx512vnni
- * (and AVX-512F) or +avxvnni. AArch64: 16 bytes, 32
+ * (and AVX-512F) or +avxvnni; TBL128 with +avx512vbmi. AArch64: 16 bytes, 32
  * registers, FMA; DOT4S with +dotprod. RISC-V 64: 16 bytes with +v (VLEN >= 128), 32
  * registers, FMA. Anything else (and NULL): nothing known. */
 void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const char *features,

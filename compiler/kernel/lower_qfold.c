@@ -298,11 +298,38 @@ static moss_status lower_avgpool(moss_kb *b, const moss_node *n) {
   return b->st;
 }
 
+/* Whole vectors of 64 bytes of x [at, at + vfull) through the 256-byte
+ * table at |base| of |ti|: held in four registers, each byte looked up in
+ * the half its top bit picks (TBL128 twice, then a select). */
+static void lookup_tbl(moss_kb *b, int xi, int ti, int yi, moss_dtype xdt, moss_kx *at, moss_kx *base,
+                       int64_t vfull) {
+  moss_kx *t[4], *iv, *ix, *lo, *hi;
+  char name[8];
+  int k;
+  for (k = 0; k < 4; k++) {
+    snprintf(name, sizeof name, "t%d", k);
+    t[k] = moss_k_let(b, name, moss_k_vload(b, ti, moss_k_addc(b, base, 64 * k), 64));
+  }
+  iv = moss_k_for(b, "i", moss_k_idx(b, 0), moss_k_idx(b, vfull), 64, MOSS_KL_PARALLEL, 0);
+  iv = moss_k_let(b, "e", moss_k_add(b, at, iv));
+  ix = moss_k_cast(b, MOSS_DT_U8, moss_k_vload(b, xi, iv, 64));
+  if (xdt == MOSS_DT_I8) /* x + 128, in bytes */
+    ix = moss_k_bin(b, MOSS_KX_BXOR, ix, moss_k_splat(b, moss_k_int(b, MOSS_DT_U8, 128), 64));
+  ix = moss_k_let(b, "ix", ix);
+  lo = moss_k_call(b, MOSS_KFN_TBL128, t[0], t[1], ix);
+  hi = moss_k_call(b, MOSS_KFN_TBL128, t[2], t[3], ix);
+  moss_k_store(b, yi, iv, moss_k_select(b, moss_k_bin(b, MOSS_KX_GE, ix, moss_k_splat(b, moss_k_int(b, MOSS_DT_U8, 128), 64)),
+                                        hi, lo));
+  moss_k_end(b);
+}
+
 /* MossQLookup: y = table[x], x + 128 for int8; with a table per channel
- * (C * 256 entries), table c's for the elements of channel c. */
+ * (C * 256 entries), table c's for the elements of channel c. Where the
+ * machine has a 64-byte table instruction (cpu.tbl128), whole vectors of
+ * 64 elements go through it, the table in registers (lookup_tbl). */
 static moss_status lower_lookup(moss_kb *b, const moss_node *n) {
   const moss_value *x = n->inputs[0];
-  int64_t ne = moss_value_numel(x), nt = moss_value_numel(n->inputs[1]), C = 1, inner = ne;
+  int64_t ne = moss_value_numel(x), nt = moss_value_numel(n->inputs[1]), C = 1, inner = ne, vfull = 0;
   int xi, ti, yi, d;
   moss_kx *i, *at, *oc = NULL, *base = NULL;
   if (ne <= 0) return MOSS_OK;
@@ -315,7 +342,13 @@ static moss_status lower_lookup(moss_kb *b, const moss_node *n) {
     oc = moss_k_range(b, "oc", ne / inner, MOSS_KL_PARALLEL);
     base = moss_k_let(b, "tab", moss_k_mulc(b, moss_k_bin(b, MOSS_KX_REM, oc, moss_k_idx(b, C)), 256));
   }
-  i = moss_k_range(b, "i", inner, MOSS_KL_PARALLEL);
+  if (b->cpu.tbl128 == 64) {
+    vfull = inner / 64 * 64;
+    if (vfull > 0)
+      lookup_tbl(b, xi, ti, yi, x->dtype, oc ? moss_k_mulc(b, oc, inner) : moss_k_idx(b, 0),
+                 base ? base : moss_k_idx(b, 0), vfull);
+  }
+  i = moss_k_for(b, "i", moss_k_idx(b, vfull), moss_k_idx(b, inner), 1, MOSS_KL_PARALLEL, 0);
   if (oc) i = moss_k_add(b, moss_k_mulc(b, oc, inner), i);
   at = moss_k_cast(b, MOSS_DT_I64, moss_k_load(b, xi, i));
   if (x->dtype == MOSS_DT_I8) at = moss_k_addc(b, at, 128);

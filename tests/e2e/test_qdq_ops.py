@@ -267,6 +267,35 @@ def models():
     m.out(y, ref, 0.02, -128, I8)
     ms.append(m)
 
+    # The same tables on planes of more than 64 elements: whole vectors of
+    # 64 go through the table held in registers where the machine has a
+    # 64-byte table instruction (AVX-512 VBMI: vpermi2b), the rest of each
+    # plane one by one; int8 and uint8 inputs, per channel and one table.
+    m = Model("batchnorm_tables_wide")
+    x, xr = m.quant_input((1, 3, 13, 11), 0.02, 128, U8, -2, 2)
+    sc, bb = rng.uniform(-2, 2, 3).astype(F32), rng.normal(0, 0.5, 3).astype(F32)
+    mu, var = rng.normal(0, 0.3, 3).astype(F32), rng.uniform(0.2, 2, 3).astype(F32)
+    y = m.node("BatchNormalization", [x, m.const(sc), m.const(bb), m.const(mu), m.const(var)], epsilon=1e-3)
+    r = lambda v: v.reshape(1, 3, 1, 1)  # noqa: E731
+    ref = ((xr - r(mu)) / np.sqrt(r(var) + F32(1e-3)) * r(sc) + r(bb)).astype(F32)
+    m.out(y, ref, 0.03, 120, U8)
+    ms.append(m)
+
+    m = Model("batchnorm_relu_wide_int8")
+    x, xr = m.quant_input((2, 4, 9, 16), 0.015, -3, I8, -1.5, 1.5)
+    sc, mu = rng.uniform(0.5, 2, 4).astype(F32), rng.normal(0, 0.3, 4).astype(F32)
+    bb, var = rng.normal(0, 0.5, 4).astype(F32), rng.uniform(0.2, 2, 4).astype(F32)
+    y = m.node("Relu", [m.node("BatchNormalization", [x, m.const(sc), m.const(bb), m.const(mu), m.const(var)])])
+    r = lambda v: v.reshape(1, 4, 1, 1)  # noqa: E731
+    ref = np.maximum((xr - r(mu)) / np.sqrt(r(var) + F32(1e-5)) * r(sc) + r(bb), 0).astype(F32)
+    m.out(y, ref, 0.02, -128, I8)
+    ms.append(m)
+
+    m = Model("sigmoid_table_wide")
+    x, xr = m.quant_input((3, 100), 0.05, 0, I8, -4, 4)
+    m.out(m.node("Sigmoid", [x]), (1 / (1 + np.exp(-xr))).astype(F32), 1 / 256, 0, U8)
+    ms.append(m)
+
     m = Model("hardswish_table")
     x, xr = m.quant_input((4, 9), 0.04, 128, U8, -4, 4)
     ref = (xr * np.clip(xr / F32(6) + F32(0.5), 0, 1)).astype(F32)
@@ -318,6 +347,17 @@ def main():
             if not ok:
                 bad += 1
                 print(text)
+
+        # Where the machine has vpermi2b, the wide tables take it.
+        with open("/proc/cpuinfo") as f:
+            vbmi = " avx512_vbmi" in f.read()
+        if vbmi:
+            dump = run(moss, "compile", os.path.join(work, "batchnorm_relu_wide_int8.onnx"), "-o",
+                       os.path.join(work, "bnw.moss"), "-q", "--dump-kernels")
+            ok = dump.count("tbl128(") == 2
+            print("%-28s %s  %d tbl128 in the lookup kernel (vpermi2b)" % ("tables on vpermi2b", "ok " if ok else "BAD",
+                                                                           dump.count("tbl128(")))
+            bad += not ok
 
         # A Softmax in a quantized region stays float, and --explain says so.
         m = Model("softmax_stays_float")
