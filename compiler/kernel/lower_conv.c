@@ -874,6 +874,81 @@ static moss_kx *q8_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i,
   return moss_k_qclamp(b, q->n, q->n->outputs[0]->dtype, acc);
 }
 
+/* The copy of one phase (a, c2) of channel group |cg| (channel base
+ * |xc| in the input): opens the loop over its rows |i| and gives the
+ * row's start in the copy (|prow|, in int32 words), in the input (|src|)
+ * and its columns [jlo, jhi); returns 0 (nothing opened) when the phase
+ * takes no input. */
+static int q8_row(moss_kb *b, const igemm *ig, int a, int c2, moss_kx *cg, moss_kx *xc, moss_kx **i,
+                  moss_kx **prow, moss_kx **src, int64_t *jlo, int64_t *jhi) {
+  int64_t rh = ig->res[0][a], rw = ig->res[1][c2], ilo, ihi, plane = ig->q[0] * ig->q[1];
+  range(ig->q[0], ig->s[0], rh - ig->p[0], ig->H, &ilo, &ihi);
+  range(ig->q[1], ig->s[1], rw - ig->p[1], ig->W, jlo, jhi);
+  if (ihi <= ilo || *jhi <= *jlo) return 0;
+  *i = moss_k_for(b, "i", moss_k_idx(b, ilo), moss_k_idx(b, ihi), 1, MOSS_KL_PARALLEL, 0);
+  *prow = moss_k_let(b, "pr", moss_k_add(b, moss_k_mulc(b, moss_k_addc(b, moss_k_mulc(b, cg, ig->nph[0] * ig->nph[1]),
+                                                                       a * ig->nph[1] + c2), plane),
+                                         moss_k_mulc(b, *i, ig->q[1])));
+  *src = moss_k_let(b, "xr", moss_k_add(b, xc, moss_k_mulc(b, offset(b, moss_k_mulc(b, *i, ig->s[0]), rh - ig->p[0]),
+                                                           ig->W)));
+  return 1;
+}
+
+/* The byte the copy holds for input column |jj| of the row at |src|
+ * (phase residue |rw|): x + |shift| (q8_shift), as U8. */
+static moss_kx *q8_byte(moss_kb *b, const igemm *ig, int xin, moss_dtype xdt, int shift, moss_kx *src, moss_kx *jj,
+                        int64_t rw) {
+  moss_kx *v = moss_k_load(b, xin, moss_k_add(b, src, offset(b, moss_k_mulc(b, jj, ig->s[1]), rw - ig->p[1])));
+  if (shift)
+    return moss_k_cast(b, MOSS_DT_U8, moss_k_bin(b, MOSS_KX_ADD, moss_k_cast(b, MOSS_DT_I32, v),
+                                                  moss_k_int(b, MOSS_DT_I32, shift)));
+  return xdt == MOSS_DT_I8 ? moss_k_cast(b, MOSS_DT_U8, v) : v;
+}
+
+/* The copy of every whole group of 4 channels, for unit column stride:
+ * per row, vectors of |L| columns of the 4 channels become |L| int32
+ * words (byte q from channel q: x zero-extended, shifted left 8q, or'ed;
+ * a shift of +-128 is an exclusive or of each byte's top bit), then the
+ * row's last columns byte by byte. */
+static void q8_copy_groups(moss_kb *b, const igemm *ig, int xin, int x8, int x32, moss_kx *bb, int shift) {
+  int L = b->cpu.vector_bytes / 4, a, c2, q;
+  moss_dtype xdt = b->k->bufs[xin].dt;
+  moss_kx *g = moss_k_range(b, "g", ig->C / 4, MOSS_KL_PARALLEL);
+  moss_kx *xc = moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), moss_k_mulc(b, g, 4)),
+                                                ig->H * ig->W));
+  for (a = 0; a < ig->nph[0]; a++)
+    for (c2 = 0; c2 < ig->nph[1]; c2++) {
+      moss_kx *i, *prow, *src, *jj, *w = NULL;
+      int64_t jlo, jhi, jv;
+      if (!q8_row(b, ig, a, c2, g, xc, &i, &prow, &src, &jlo, &jhi)) continue;
+      jv = jlo + (jhi - jlo) / L * L;
+      if (jv > jlo) {
+        moss_kx *at;
+        jj = moss_k_for(b, "j", moss_k_idx(b, jlo), moss_k_idx(b, jv), L, MOSS_KL_PARALLEL, 0);
+        at = moss_k_let(b, "xj", moss_k_add(b, src, offset(b, jj, ig->res[1][c2] - ig->p[1])));
+        for (q = 0; q < 4; q++) {
+          moss_kx *v = moss_k_vload(b, xin, moss_k_addc(b, at, q * ig->H * ig->W), L);
+          if (xdt == MOSS_DT_I8) v = moss_k_cast(b, MOSS_DT_U8, v);
+          v = moss_k_cast(b, MOSS_DT_I32, v);
+          if (q) v = moss_k_bin(b, MOSS_KX_SHL, v, moss_k_splat(b, moss_k_int(b, MOSS_DT_I32, 8 * q), L));
+          w = w ? moss_k_bin(b, MOSS_KX_BOR, w, v) : v;
+        }
+        if (shift) w = moss_k_bin(b, MOSS_KX_BXOR, w, moss_k_splat(b, moss_k_int(b, MOSS_DT_I32, (int32_t)0x80808080u), L));
+        moss_k_store(b, x32, moss_k_add(b, prow, jj), w);
+        moss_k_end(b);
+      }
+      if (jhi > jv) {
+        jj = moss_k_for(b, "j", moss_k_idx(b, jv), moss_k_idx(b, jhi), 1, MOSS_KL_PARALLEL, 0);
+        for (q = 0; q < 4; q++)
+          moss_k_store(b, x8, moss_k_addc(b, moss_k_mulc(b, moss_k_add(b, prow, jj), 4), q),
+                       q8_byte(b, ig, xin, xdt, shift, moss_k_addc(b, src, q * ig->H * ig->W), jj, ig->res[1][c2]));
+        moss_k_end(b);
+      }
+      moss_k_end(b); /* i */
+    }
+  moss_k_end(b); /* g */
+}
+
 /* QLinearConv as the implicit product of byte dot products (DOT4 or
  * DOT4S): the image is copied into the phased scratch as bytes, four
  * channels per int32 element (x + q8_shift, so that the bytes are the
@@ -890,6 +965,7 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   int32_t *w4, *corr;
   double *ms;
   int mr, nr, lanes, x8, x32, ys = -1, a, c2, xin = moss_k_input(b, 0);
+  int64_t c0;
   int64_t plane = ig->q[0] * ig->q[1], nw = moss_value_numel(n->inputs[4]);
   moss_tile t;
   q8ep ep;
@@ -945,35 +1021,32 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   j = moss_k_range(b, "j", ig->xelems * 4, MOSS_KL_PARALLEL);
   moss_k_store(b, x8, j, moss_k_int(b, MOSS_DT_U8, zxu & 255));
   moss_k_end(b);
-  cc = moss_k_range(b, "c", ig->C, MOSS_KL_PARALLEL);
-  cg = moss_k_let(b, "cg", moss_k_bin(b, MOSS_KX_DIV, cc, moss_k_idx(b, 4)));
-  cm = moss_k_let(b, "cm", moss_k_bin(b, MOSS_KX_REM, cc, moss_k_idx(b, 4)));
-  xc = moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), cc), ig->H * ig->W));
-  for (a = 0; a < ig->nph[0]; a++)
-    for (c2 = 0; c2 < ig->nph[1]; c2++) {
-      int64_t rh = ig->res[0][a], rw = ig->res[1][c2], ilo, ihi, jlo, jhi;
-      moss_kx *i, *prow, *src, *jj, *v;
-      range(ig->q[0], ig->s[0], rh - ig->p[0], ig->H, &ilo, &ihi);
-      range(ig->q[1], ig->s[1], rw - ig->p[1], ig->W, &jlo, &jhi);
-      if (ihi <= ilo || jhi <= jlo) continue;
-      i = moss_k_for(b, "i", moss_k_idx(b, ilo), moss_k_idx(b, ihi), 1, MOSS_KL_PARALLEL, 0);
-      prow = moss_k_let(b, "pr", moss_k_add(b, moss_k_mulc(b, moss_k_addc(b, moss_k_mulc(b, cg, ig->nph[0] * ig->nph[1]),
-                                                                          a * ig->nph[1] + c2), plane),
-                                            moss_k_mulc(b, i, ig->q[1])));
-      src = moss_k_let(b, "xr", moss_k_add(b, xc, moss_k_mulc(b, offset(b, moss_k_mulc(b, i, ig->s[0]), rh - ig->p[0]),
-                                                              ig->W)));
-      jj = moss_k_for(b, "j", moss_k_idx(b, jlo), moss_k_idx(b, jhi), 1, MOSS_KL_PARALLEL, 0);
-      v = moss_k_load(b, xin, moss_k_add(b, src, offset(b, moss_k_mulc(b, jj, ig->s[1]), rw - ig->p[1])));
-      if (shift)
-        v = moss_k_cast(b, MOSS_DT_U8, moss_k_bin(b, MOSS_KX_ADD, moss_k_cast(b, MOSS_DT_I32, v),
-                                                   moss_k_int(b, MOSS_DT_I32, shift)));
-      else if (x->dtype == MOSS_DT_I8)
-        v = moss_k_cast(b, MOSS_DT_U8, v);
-      moss_k_store(b, x8, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, prow, jj), 4), cm), v);
-      moss_k_end(b);
-      moss_k_end(b);
-    }
-  moss_k_end(b); /* c */
+  /* Whole groups of 4 channels with unit column stride: 4 rows of bytes
+   * at once into int32 words, in vectors (q8_copy_groups); the rest one
+   * byte at a time. */
+  c0 = 0;
+  if (ig->s[1] == 1 && b->cpu.vector_bytes >= 16 && ig->C >= 4) {
+    q8_copy_groups(b, ig, xin, x8, x32, bb, shift);
+    c0 = ig->C / 4 * 4;
+  }
+  if (c0 < ig->C) {
+    cc = moss_k_for(b, "c", moss_k_idx(b, c0), moss_k_idx(b, ig->C), 1, MOSS_KL_PARALLEL, 0);
+    cg = moss_k_let(b, "cg", moss_k_bin(b, MOSS_KX_DIV, cc, moss_k_idx(b, 4)));
+    cm = moss_k_let(b, "cm", moss_k_bin(b, MOSS_KX_REM, cc, moss_k_idx(b, 4)));
+    xc = moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->C), cc), ig->H * ig->W));
+    for (a = 0; a < ig->nph[0]; a++)
+      for (c2 = 0; c2 < ig->nph[1]; c2++) {
+        moss_kx *i, *prow, *src, *jj;
+        int64_t jlo, jhi;
+        if (!q8_row(b, ig, a, c2, cg, xc, &i, &prow, &src, &jlo, &jhi)) continue;
+        jj = moss_k_for(b, "j", moss_k_idx(b, jlo), moss_k_idx(b, jhi), 1, MOSS_KL_PARALLEL, 0);
+        moss_k_store(b, x8, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, prow, jj), 4), cm),
+                     q8_byte(b, ig, xin, x->dtype, shift, src, jj, ig->res[1][c2]));
+        moss_k_end(b);
+        moss_k_end(b);
+      }
+    moss_k_end(b); /* c */
+  }
   if (ys < 0) {
     t.y = moss_k_output(b, 0);
     t.y_at = moss_k_let(b, "yb", moss_k_mulc(b, bb, ig->M * ig->grid));
