@@ -126,20 +126,22 @@ static LLVMValueRef const_int(gen *G, moss_dtype dt, int64_t v, int lanes);
  * |lanes| lanes, built where the builder stands. */
 static LLVMValueRef requant_build(gen *G, LLVMValueRef acc, LLVMValueRef mult, LLVMValueRef shift, int lanes) {
   LLVMTypeRef i64v = vtype(G->i64, lanes);
-  LLVMValueRef p, s, sh, fl, rem, half, up, odd, r, lo, hi;
+  LLVMValueRef p, s, sh, fl, half, odd, r, lo, hi;
 #define K64(v) const_int(G, MOSS_DT_I64, (v), lanes)
   p = LLVMBuildMul(G->b, LLVMBuildSExt(G->b, acc, i64v, ""), LLVMBuildSExt(G->b, mult, i64v, ""), "p");
   s = LLVMBuildAdd(G->b, LLVMBuildSExt(G->b, shift, i64v, ""), K64(31), "s");
   /* The shift amount kept in [1, 62]; the other cases are selected below. */
   sh = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, s, K64(1), ""), K64(1), s, "");
   sh = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, sh, K64(62), ""), K64(62), sh, "sh");
-  fl = LLVMBuildAShr(G->b, p, sh, "floor"); /* floor(p / 2^s) */
-  rem = LLVMBuildSub(G->b, p, LLVMBuildShl(G->b, fl, sh, ""), "rem");
+  /* Ties to even in one shift: floor((p + 2^(s-1) - 1 + odd) / 2^s), odd
+   * the lowest bit of floor(p / 2^s). With p = f 2^s + rem: rem below the
+   * half stays at f, above it reaches f + 1, and at the half reaches f + 1
+   * only when f is odd. |p| < 2^62, so the sum cannot overflow. */
+  fl = LLVMBuildAShr(G->b, p, sh, "floor");
+  odd = LLVMBuildAnd(G->b, fl, K64(1), "odd");
   half = LLVMBuildShl(G->b, K64(1), LLVMBuildSub(G->b, sh, K64(1), ""), "half");
-  odd = LLVMBuildICmp(G->b, LLVMIntNE, LLVMBuildAnd(G->b, fl, K64(1), ""), K64(0), "");
-  up = LLVMBuildOr(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, rem, half, ""),
-                   LLVMBuildAnd(G->b, LLVMBuildICmp(G->b, LLVMIntEQ, rem, half, ""), odd, ""), "up");
-  r = LLVMBuildAdd(G->b, fl, LLVMBuildZExt(G->b, up, i64v, ""), "");
+  r = LLVMBuildAShr(G->b, LLVMBuildAdd(G->b, LLVMBuildAdd(G->b, p, LLVMBuildSub(G->b, half, K64(1), ""), ""), odd, ""),
+                    sh, "");
   r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLE, s, K64(0), ""), p, r, "");
   r = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGE, s, K64(63), ""), K64(0), r, "");
   lo = K64(INT32_MIN);

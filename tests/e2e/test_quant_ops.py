@@ -157,6 +157,25 @@ for (name, xdt, xshape, wshape, s_, p_, dl, per_ch, ydt, with_b) in [
                 print("QLinearConv %s: BAD, the bundle did not take the DOT4 kernel" % name)
                 fails += 1
 
+# Exact ties: multipliers that are powers of two (x_scale * w_scale / y_scale
+# = 2, 1, 0.5, 0.25, 0.125 and 2^-10 by channel) put many sums exactly half
+# way between two outputs, which docs/numerics-int8.md rounds to even, as
+# numpy's rint does: exact on every backend (the vector epilogue of the
+# implicit product too), bit for bit the C backend's.
+xq = rng.integers(0, 256, (1, 8, 9, 16), dtype=np.uint8)
+wq = rng.integers(-20, 21, (12, 8, 1, 1), dtype=np.int8)
+pw2 = np.array([2, 1, 0.5, 0.25, 0.125, 2.0 ** -10] * 2, np.float32)
+acc = conv_ref_taps(xq, wq, 128, (1, 1), (0, 0, 0, 0), (1, 1))
+want = requant(acc.astype(np.float64), pw2.astype(np.float64).reshape(1, -1, 1, 1), 0, np.int8)
+node = H.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"], kernel_shape=[1, 1])
+inits = {"xs": np.array(np.float32(1.0)), "xz": np.array(np.uint8(128)), "w": wq, "ws": pw2,
+         "wz": np.zeros(12, np.int8), "ys": np.array(np.float32(1.0)), "yz": np.array(np.int8(0))}
+got = run("q8_ties", node, {"x": xq}, inits, np.int8, want.shape, opset=10)
+check("QLinearConv ties to even", got, want, 0)
+if EMIT == "bundle":
+    check("QLinearConv ties bundle == C", got, run("q8_ties", node, {"x": xq}, inits, np.int8, want.shape,
+                                                   opset=10, emit="c"), 0)
+
 # MatMulInteger / QLinearMatMul: batch broadcast, per-row a zp, per-column b zp and scale.
 a = rng.integers(-128, 128, (2, 1, 3, 5), dtype=np.int8)
 bm = rng.integers(0, 256, (4, 5, 6), dtype=np.uint8)
