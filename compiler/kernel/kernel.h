@@ -350,7 +350,7 @@ int64_t moss_kernel_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
 /* The kernels |n|'s weight formats would run on for |cpu|
  * (MOSS_SPARSE_RULE_MAKE of compiler/ops/sparse.h, whose figures the sparse
  * pass prices them with): a float Conv the implicit product takes pruned,
- * the register tile; a float Gemm or MatMul on a machine with the tile,
+ * the register tile (its dense twin on Winograd where that takes it); a float Gemm or MatMul on a machine with the tile,
  * dense on it and sparse in scalar loops; a dense int8 Conv on the byte
  * dot product, with or without the instruction; else the scalar loops. */
 int moss_kernel_sparse_rule(const moss_node *n, const moss_kernel_cpu *cpu);

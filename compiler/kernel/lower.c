@@ -49,8 +49,13 @@ int moss_kernel_sparse_rule(const moss_node *n, const moss_kernel_cpu *cpu) {
   }
   if (v.dtype != MOSS_DT_F32) return MOSS_SPARSE_RULE_SCALAR;
   if (n->op == MOSS_OP_Conv) {
+    moss_node dense = *n;
     t.sparse = MOSS_SPARSE_CSR;
-    return moss_lower_conv_sparse_takes(&t, cpu) ? MOSS_SPARSE_RULE_TILE_CONV : MOSS_SPARSE_RULE_SCALAR;
+    dense.sparse = MOSS_SPARSE_DENSE;
+    if (!moss_lower_conv_sparse_takes(&t, cpu)) return MOSS_SPARSE_RULE_SCALAR;
+    return moss_lower_conv_scratch(&dense, cpu) > 0 && moss_lower_conv_takes_winograd(&dense, cpu)
+               ? MOSS_SPARSE_RULE_TILE_WINO
+               : MOSS_SPARSE_RULE_TILE_CONV;
   }
   memset(&probe, 0, sizeof probe);
   probe.cpu = *cpu;

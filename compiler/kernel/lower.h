@@ -149,6 +149,8 @@ int64_t moss_lower_conv_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
  * the node's scratch was planned for it; returns 0 (nothing appended)
  * when it does not take |n|. */
 int moss_lower_conv_sparse(moss_kb *b, const moss_node *n, int blk);
+/* Whether the dense Conv |n| takes Winograd on |cpu|. */
+int moss_lower_conv_takes_winograd(const moss_node *n, const moss_kernel_cpu *cpu);
 /* Whether moss_lower_conv_sparse takes |n| (pruned) on |cpu|. */
 int moss_lower_conv_sparse_takes(const moss_node *n, const moss_kernel_cpu *cpu);
 /* QLinearConv as an implicit product of DOT4s (lower_conv.c), where the

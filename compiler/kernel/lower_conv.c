@@ -1110,6 +1110,11 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig);
 
 static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig, int blk);
 
+int moss_lower_conv_takes_winograd(const moss_node *n, const moss_kernel_cpu *cpu) {
+  moss_wino p;
+  return wino_scratch(n, cpu, &p) > 0;
+}
+
 int moss_lower_conv_sparse_takes(const moss_node *n, const moss_kernel_cpu *cpu) {
   igemm ig;
   return n->op == MOSS_OP_Conv && n->sparse && ig_scratch(n, cpu, &ig) > 0 && !ig.depthwise && !ig.transposed;

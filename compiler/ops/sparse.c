@@ -224,7 +224,8 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
     /* int8 Gemm and MatMul: CSR only, at the measured handicap */
     out_stats->cost_csr *= MOSS_SPARSE_INT8_CSR_FACTOR;
     out_stats->cost_block4x1 = out_stats->cost_block1x4 = out_stats->cost_nm24 = -1.0;
-  } else if (rule == MOSS_SPARSE_RULE_TILE_CONV) {
+  } else if (rule == MOSS_SPARSE_RULE_TILE_CONV || rule == MOSS_SPARSE_RULE_TILE_WINO) {
+    if (rule == MOSS_SPARSE_RULE_TILE_WINO) out_stats->cost_dense *= MOSS_SPARSE_TILE_WINO;
     /* every format is the tile's terms: CSR's price, so CSR wins the ties */
     out_stats->cost_csr = MOSS_SPARSE_TILE_CONV_NZ * (double)out_stats->nnz;
     if (out_stats->cost_block4x1 >= 0.0)
@@ -251,6 +252,7 @@ const char *moss_sparse_rule_name(int rule) {
   case MOSS_SPARSE_RULE_Q8_WIDE: return "int8-widened";
   case MOSS_SPARSE_RULE_TILE_CONV: return "tile";
   case MOSS_SPARSE_RULE_TILE_DENSE: return "tile-dense";
+  case MOSS_SPARSE_RULE_TILE_WINO: return "tile-winograd";
   default: return "?";
   }
 }

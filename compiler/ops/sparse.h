@@ -86,6 +86,11 @@ enum {
 #define MOSS_SPARSE_TILE_LIN_BLOCK 24.3
 #define MOSS_SPARSE_TILE_LIN_B1x4 22.8
 #define MOSS_SPARSE_TILE_LIN_NM24 31.1
+/* A dense Conv that takes Winograd F(2x2, 3x3) (the default where it pays,
+ * docs/kernel.md) against the implicit product the figures above count
+ * in: 0.61-0.79 of its time on 3x3 layers of 32 to 128 channels, 14x14 to
+ * 56x56 (moss bench, MOSS_WINOGRAD=off against the default, 2026-12-04). */
+#define MOSS_SPARSE_TILE_WINO 0.65
 
 /* The kernels a layer's formats run on, whose figures price them
  * (moss_node.sparse_rule, set by the sparse pass from the device). */
@@ -94,14 +99,15 @@ enum {
   MOSS_SPARSE_RULE_Q8_DOT4,    /* int8 Conv, dense on a byte dot-product instruction */
   MOSS_SPARSE_RULE_Q8_WIDE,    /* int8 Conv, dense on widened bytes */
   MOSS_SPARSE_RULE_TILE_CONV,  /* float Conv, dense and sparse on the register tile */
-  MOSS_SPARSE_RULE_TILE_DENSE  /* float Gemm/MatMul, dense on the tile, sparse scalar */
+  MOSS_SPARSE_RULE_TILE_DENSE, /* float Gemm/MatMul, dense on the tile, sparse scalar */
+  MOSS_SPARSE_RULE_TILE_WINO   /* TILE_CONV, the dense layer on Winograd */
 };
 /* moss_node.sparse_rule: the rule, and the float32 lanes of the tile's
  * vectors (for MOSS_SPARSE_RULE_TILE_DENSE). */
 #define MOSS_SPARSE_RULE_MAKE(rule, lanes) ((rule) + 8 * (lanes))
 #define MOSS_SPARSE_RULE_KIND(r) ((r) % 8)
 #define MOSS_SPARSE_RULE_LANES(r) ((r) / 8)
-/* "scalar", "int8-dot", "int8-widened", "tile", "tile-dense" for a
+/* "scalar", "int8-dot", "int8-widened", "tile", "tile-dense", "tile-winograd" for a
  * rule (MOSS_SPARSE_RULE_KIND of moss_node.sparse_rule); "?" for others. */
 const char *moss_sparse_rule_name(int rule);
 

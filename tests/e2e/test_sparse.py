@@ -48,6 +48,7 @@ LAYERS = [
     ("convd", (1, 4, 10, 11), (8, 4, 3, 3), "convd"),
     ("gemmk", (4, 30), (30, 12), "gemmk"),
     ("conv3c", (1, 3, 7, 7), (8, 3, 3, 3), "conv3c"),
+    ("convw", (1, 32, 16, 16), (32, 32, 3, 3), "convw"),
 ]
 
 
@@ -116,7 +117,8 @@ def cost_rule(kind, w, wshape, rule="scalar"):
     """docs/sparse.md's rule, on Wt: the cheapest of dense, csr, block4x1,
     block1x4 and 2:4, the earlier on ties; also the formats possible. The
     figures are those of |rule|: "scalar" (the C backend's loops), "tile"
-    (the LLVM backend's Conv on the register tile) or "tile-dense" (its
+    (the LLVM backend's Conv on the register tile; "tile-winograd" where its
+    dense twin takes Winograd, 0.65 of the dense cost) or "tile-dense" (its
     Gemm and MatMul: dense on the tile, the formats scalar)."""
     r, c = wt_shape(kind, wshape)
     if kind in ("gemm", "matmul", "gemmk"):
@@ -125,8 +127,11 @@ def cost_rule(kind, w, wshape, rule="scalar"):
         wt = w.reshape(r, c)
     nnz = int(np.count_nonzero(wt))
     f = LANES / 16.0
+    wino = rule == "tile-winograd"
+    if wino:
+        rule = "tile"
     csr = {"scalar": 2.5 * nnz + r, "tile": 2.3 * nnz, "tile-dense": f * 13.8 * nnz}[rule]
-    costs = [("dense", float(r * c)), ("csr", csr)]
+    costs = [("dense", float(r * c) * (0.65 if wino else 1.0)), ("csr", csr)]
     if r % 4 == 0:
         nblocks = int(np.count_nonzero(np.any(wt.reshape(r // 4, 4, c) != 0, axis=1)))
         costs.append(("block4x1", {"scalar": 5.0 * nblocks + r // 4, "tile": 4.4 * nblocks,
@@ -169,6 +174,8 @@ def conv_ref(x, w, b, stride, pads, dil):
 
 def obj_rule(kind):
     """The figures the LLVM backend prices a layer with on this machine."""
+    if kind == "convw":
+        return "tile-winograd"
     return "tile" if kind.startswith("conv") else "tile-dense"
 
 
@@ -218,6 +225,12 @@ def build(rng, pattern):
                                           pads=[1, 1, 1, 1], strides=[2, 2]))
             nodes.append(helper.make_node("Relu", [name + "_c"], [yn], name=name + "_relu"))
             ref = relu(conv_ref(xd, wd, b, 2, (1, 1, 1, 1), 1))
+        elif kind == "convw":  # its dense twin takes Winograd on the LLVM backend
+            b = rng.randn(ws[0]).astype(np.float32)
+            inits.append(numpy_helper.from_array(b, name + "_b"))
+            nodes.append(helper.make_node("Conv", [xn, wn, name + "_b"], [yn], name=name,
+                                          pads=[1, 1, 1, 1]))
+            ref = conv_ref(xd, wd, b, 1, (1, 1, 1, 1), 1)
         elif kind == "conv3c":
             b = rng.randn(ws[0]).astype(np.float32)
             inits.append(numpy_helper.from_array(b, name + "_b"))
