@@ -1,6 +1,8 @@
 /* lower_softmax.c - Softmax, LogSoftmax, Hardmax and CumSum. The tensor is
  * seen as [outer, len, inner] around the axis, one (outer, inner) row at a
- * time. Softmax subtracts the row's maximum before exp and sums in double;
+ * time. Softmax subtracts the row's maximum before exp and sums in double
+ * (on machines with vectors, rows of whole vectors take both in lanes of
+ * partial results);
  * Hardmax marks the first maximum. CumSum walks the axis with the
  * innermost loop over contiguous elements, each step adding to the
  * previous output row; integers wrap.
@@ -166,20 +168,51 @@ moss_status moss_lower_softmax(moss_kb *b, const moss_node *n) {
     moss_k_end(b);
   } else {
     moss_kx *s, *e;
-    j = moss_k_for(b, "j", moss_k_idx(b, 1), moss_k_idx(b, len), 1, MOSS_KL_REDUCE, 0);
-    moss_k_set(b, m, moss_k_bin(b, MOSS_KX_MAX, moss_k_load(b, xi, AT(j)), m));
-    moss_k_end(b);
+    /* Rows of whole vectors (contiguous, at least two): the maximum and the
+     * sum in |L| lanes of partial results, so that neither is a chain of
+     * dependent scalar steps. */
+    int L = b->cpu.vector_bytes / 4;
+    int64_t lv = n->op == MOSS_OP_Softmax && dt == MOSS_DT_F32 && b->cpu.fma && L >= 4 && inner == 1
+                     ? len / L * L : 0;
+    if (lv < 2 * L) lv = 0;
+    if (lv) {
+      moss_kx *vm = moss_k_let(b, "vm", moss_k_vload(b, xi, base, L)), *k;
+      j = moss_k_for(b, "j", moss_k_idx(b, L), moss_k_idx(b, lv), L, MOSS_KL_REDUCE, 0);
+      moss_k_set(b, vm, moss_k_bin(b, MOSS_KX_MAX, moss_k_vload(b, xi, moss_k_add(b, base, j), L), vm));
+      moss_k_end(b);
+      /* The lanes' maximum, through the output row (written again below). */
+      moss_k_store(b, yi, base, vm);
+      j = moss_k_for(b, "j", moss_k_idx(b, 1), moss_k_idx(b, L), 1, MOSS_KL_REDUCE, 0);
+      moss_k_set(b, m, moss_k_bin(b, MOSS_KX_MAX, moss_k_load(b, yi, moss_k_add(b, base, j)), m));
+      moss_k_end(b);
+      moss_k_set(b, m, moss_k_bin(b, MOSS_KX_MAX, moss_k_load(b, yi, base), m));
+      k = moss_k_for(b, "j", moss_k_idx(b, lv), moss_k_idx(b, len), 1, MOSS_KL_REDUCE, 0);
+      moss_k_set(b, m, moss_k_bin(b, MOSS_KX_MAX, moss_k_load(b, xi, moss_k_add(b, base, k)), m));
+      moss_k_end(b);
+    } else {
+      j = moss_k_for(b, "j", moss_k_idx(b, 1), moss_k_idx(b, len), 1, MOSS_KL_REDUCE, 0);
+      moss_k_set(b, m, moss_k_bin(b, MOSS_KX_MAX, moss_k_load(b, xi, AT(j)), m));
+      moss_k_end(b);
+    }
     s = moss_k_let(b, "s", moss_k_flt(b, D, 0.0));
     if (n->op == MOSS_OP_Softmax) {
       moss_kx *r;
       if (dt == MOSS_DT_F32 && b->cpu.vector_bytes && b->cpu.fma) {
         /* The exponentials in one loop that vectorizes, then their sum in
-         * double, in order, as below. */
+         * double: in |L| partial sums on rows of whole vectors, else in
+         * order, as below. */
         j = moss_k_range(b, "j", len, MOSS_KL_PARALLEL);
         at = AT(j);
         moss_k_store(b, yi, at, exp_f32(b, moss_k_bin(b, MOSS_KX_SUB, moss_k_load(b, xi, at), m)));
         moss_k_end(b);
-        j = moss_k_range(b, "j", len, MOSS_KL_REDUCE);
+        if (lv) {
+          moss_kx *vs = moss_k_let(b, "vs", moss_k_splat(b, moss_k_flt(b, D, 0.0), L));
+          j = moss_k_for(b, "j", moss_k_idx(b, 0), moss_k_idx(b, lv), L, MOSS_KL_REDUCE, 0);
+          moss_k_set(b, vs, moss_k_bin(b, MOSS_KX_ADD, vs, moss_k_cast(b, D, moss_k_vload(b, yi, moss_k_add(b, base, j), L))));
+          moss_k_end(b);
+          moss_k_set(b, s, moss_k_hsum(b, vs));
+        }
+        j = moss_k_for(b, "j", moss_k_idx(b, lv), moss_k_idx(b, len), 1, MOSS_KL_REDUCE, 0);
         moss_k_set(b, s, moss_k_bin(b, MOSS_KX_ADD, s, moss_k_cast(b, D, moss_k_load(b, yi, AT(j)))));
         moss_k_end(b);
       } else {
