@@ -190,6 +190,15 @@ static void logsumexp(moss_kb *b, moss_dtype dt, int xi, int yi, moss_kx *base, 
   moss_k_end(b);
 }
 
+/* What one float element |vu| (in the accumulator's type) adds to the sum
+ * of ReduceSum/Mean/LogSum (itself), L1 (its magnitude) or L2/SumSquare
+ * (its square). */
+static moss_kx *sum_term(moss_kb *b, moss_op op, moss_kx *vu) {
+  if (op == MOSS_OP_ReduceL1) return moss_k_call(b, MOSS_KFN_FABS, vu, NULL, NULL);
+  if (op == MOSS_OP_ReduceL2 || op == MOSS_OP_ReduceSumSquare) return moss_k_bin(b, MOSS_KX_MUL, vu, vu);
+  return vu;
+}
+
 moss_status moss_lower_reduce(moss_kb *b, const moss_node *n) {
   const moss_value *x = n->inputs[0], *y = n->outputs[0];
   moss_dtype dt = x->dtype, A;
@@ -271,6 +280,27 @@ moss_status moss_lower_reduce(moss_kb *b, const moss_node *n) {
     break;
   default: return moss_kb_fail(b, MOSS_E_INTERNAL, "not a reduction");
   }
+  if (isf && dt == MOSS_DT_F32 && nr == 1 && rg[0].stride == 1 && b->cpu.vector_bytes >= 16 &&
+      rg[0].size >= 2 * (b->cpu.vector_bytes / 4) &&
+      (n->op == MOSS_OP_ReduceSum || n->op == MOSS_OP_ReduceMean || n->op == MOSS_OP_ReduceLogSum ||
+       n->op == MOSS_OP_ReduceL1 || n->op == MOSS_OP_ReduceL2 || n->op == MOSS_OP_ReduceSumSquare)) {
+    /* One contiguous reduced run of at least two whole vectors: the sum in
+     * |L| lanes of double partial sums, then its lanes in order, then the
+     * run's last elements one by one. */
+    int L = b->cpu.vector_bytes / 4;
+    int64_t lv = rg[0].size / L * L;
+    moss_kx *vs = moss_k_let(b, "vs", moss_k_splat(b, moss_k_flt(b, A, 0.0), L)), *j;
+    j = moss_k_for(b, "r0", moss_k_idx(b, 0), moss_k_idx(b, lv), L, MOSS_KL_REDUCE, 0);
+    moss_k_set(b, vs, moss_k_bin(b, MOSS_KX_ADD, vs,
+                                  sum_term(b, n->op, moss_k_cast(b, A, moss_k_vload(b, xi, moss_k_add(b, base, j), L)))));
+    moss_k_end(b);
+    moss_k_set(b, acc, moss_k_hsum(b, vs));
+    j = moss_k_for(b, "r0", moss_k_idx(b, lv), moss_k_idx(b, rg[0].size), 1, MOSS_KL_REDUCE, 0);
+    moss_k_set(b, acc, moss_k_bin(b, MOSS_KX_ADD, acc,
+                                   sum_term(b, n->op, moss_k_cast(b, A, moss_k_load(b, xi, moss_k_add(b, base, j))))));
+    moss_k_end(b);
+    goto stored;
+  }
   v = reduced_nest(b, xi, base, rg, nr, MOSS_KL_REDUCE);
   vu = moss_k_cast(b, A, v);
   switch (n->op) {
@@ -303,6 +333,7 @@ moss_status moss_lower_reduce(moss_kb *b, const moss_node *n) {
   default: moss_k_set(b, acc, moss_k_bin(b, MOSS_KX_ADD, acc, vu)); break;
   }
   close_nest(b, nr);
+stored:
   /* The stored value. */
   switch (n->op) {
   case MOSS_OP_ReduceMean:
