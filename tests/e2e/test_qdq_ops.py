@@ -144,6 +144,26 @@ class Model:
         onnx.save(m, path)
 
 
+def bn_model(name, shape, xq, sc_lo, eps, relu, yq):
+    """A BatchNormalization (then a Relu with |relu|) between Quantize and
+    Dequantize: the input of |shape| quantized as |xq| (scale, zero point,
+    type, low, high), per-channel scale in [sc_lo, 2) and the other
+    parameters drawn here, the reference ONNX's formula in float32, the
+    output quantized as |yq| (scale, zero point, type)."""
+    m = Model(name)
+    x, xr = m.quant_input(shape, *xq)
+    c = shape[1]
+    sc, bb = rng.uniform(sc_lo, 2, c).astype(F32), rng.normal(0, 0.5, c).astype(F32)
+    mu, var = rng.normal(0, 0.3, c).astype(F32), rng.uniform(0.2, 2, c).astype(F32)
+    y = m.node("BatchNormalization", [x, m.const(sc), m.const(bb), m.const(mu), m.const(var)], epsilon=eps)
+    r = lambda v: v.reshape(1, c, 1, 1)  # noqa: E731
+    ref = ((xr - r(mu)) / np.sqrt(r(var) + F32(eps)) * r(sc) + r(bb)).astype(F32)
+    if relu:
+        y, ref = m.node("Relu", [y]), np.maximum(ref, 0)
+    m.out(y, ref, *yq)
+    return m
+
+
 def models():
     U8, I8 = np.uint8, np.int8
     ms = []
@@ -245,15 +265,8 @@ def models():
     # BatchNormalization left between Quantize and Dequantize (ONNX
     # Runtime's quantizer on a model whose BN was not folded): one table
     # per channel. The reference is ONNX's formula in float32.
-    m = Model("batchnorm_per_channel_tables")
-    x, xr = m.quant_input((2, 5, 3, 4), 0.02, 128, U8, -2, 2)
-    sc, bb = rng.uniform(0.5, 2, 5).astype(F32), rng.normal(0, 0.5, 5).astype(F32)
-    mu, var = rng.normal(0, 0.3, 5).astype(F32), rng.uniform(0.2, 2, 5).astype(F32)
-    y = m.node("BatchNormalization", [x, m.const(sc), m.const(bb), m.const(mu), m.const(var)], epsilon=1e-3)
-    r = lambda v: v.reshape(1, 5, 1, 1)  # noqa: E731
-    ref = ((xr - r(mu)) / np.sqrt(r(var) + F32(1e-3)) * r(sc) + r(bb)).astype(F32)
-    m.out(y, ref, 0.03, 110, U8)
-    ms.append(m)
+    ms.append(bn_model("batchnorm_per_channel_tables", (2, 5, 3, 4), (0.02, 128, U8, -2, 2), 0.5, 1e-3, False,
+                       (0.03, 110, U8)))
 
     m = Model("batchnorm_quantized_beta_relu")
     x, xr = m.quant_input((1, 6, 4, 4), 0.015, 0, I8, -1.5, 1.5)
@@ -271,25 +284,10 @@ def models():
     # 64 go through the table held in registers where the machine has a
     # 64-byte table instruction (AVX-512 VBMI: vpermi2b), the rest of each
     # plane one by one; int8 and uint8 inputs, per channel and one table.
-    m = Model("batchnorm_tables_wide")
-    x, xr = m.quant_input((1, 3, 13, 11), 0.02, 128, U8, -2, 2)
-    sc, bb = rng.uniform(-2, 2, 3).astype(F32), rng.normal(0, 0.5, 3).astype(F32)
-    mu, var = rng.normal(0, 0.3, 3).astype(F32), rng.uniform(0.2, 2, 3).astype(F32)
-    y = m.node("BatchNormalization", [x, m.const(sc), m.const(bb), m.const(mu), m.const(var)], epsilon=1e-3)
-    r = lambda v: v.reshape(1, 3, 1, 1)  # noqa: E731
-    ref = ((xr - r(mu)) / np.sqrt(r(var) + F32(1e-3)) * r(sc) + r(bb)).astype(F32)
-    m.out(y, ref, 0.03, 120, U8)
-    ms.append(m)
-
-    m = Model("batchnorm_relu_wide_int8")
-    x, xr = m.quant_input((2, 4, 9, 16), 0.015, -3, I8, -1.5, 1.5)
-    sc, mu = rng.uniform(0.5, 2, 4).astype(F32), rng.normal(0, 0.3, 4).astype(F32)
-    bb, var = rng.normal(0, 0.5, 4).astype(F32), rng.uniform(0.2, 2, 4).astype(F32)
-    y = m.node("Relu", [m.node("BatchNormalization", [x, m.const(sc), m.const(bb), m.const(mu), m.const(var)])])
-    r = lambda v: v.reshape(1, 4, 1, 1)  # noqa: E731
-    ref = np.maximum((xr - r(mu)) / np.sqrt(r(var) + F32(1e-5)) * r(sc) + r(bb), 0).astype(F32)
-    m.out(y, ref, 0.02, -128, I8)
-    ms.append(m)
+    ms.append(bn_model("batchnorm_tables_wide", (1, 3, 13, 11), (0.02, 128, U8, -2, 2), -2, 1e-3, False,
+                       (0.03, 120, U8)))
+    ms.append(bn_model("batchnorm_relu_wide_int8", (2, 4, 9, 16), (0.015, -3, I8, -1.5, 1.5), 0.5, 1e-5, True,
+                       (0.02, -128, I8)))
 
     m = Model("sigmoid_table_wide")
     x, xr = m.quant_input((3, 100), 0.05, 0, I8, -4, 4)

@@ -46,6 +46,36 @@ def same(got, want):
         bool(np.all(np.abs(got[~nan] - want[~nan]) <= 1e-5 + 1e-4 * np.abs(want[~nan])))
 
 
+def check(moss, work, name, node, x, oshape, want, marker, want_vector, inits=()):
+    """Builds the one-node model, runs it as a bundle and as C on |x|, and
+    compares with |want|; the bundle's --dump-kernels must show |marker|
+    exactly when |want_vector|. Returns the number of bad builds."""
+    g = H.make_graph([node], name, [H.make_tensor_value_info("x", TP.FLOAT, list(x.shape))],
+                     [H.make_tensor_value_info("y", TP.FLOAT, list(oshape))], list(inits))
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = os.path.join(work, name + ".onnx")
+    onnx.save(m, path)
+    xin = os.path.join(work, name + "_x.npy")
+    np.save(xin, x)
+    bad = 0
+    for emit in ("bundle", "c"):
+        art = os.path.join(work, name + "." + emit)
+        cmd = [moss, "compile", path, "--emit", emit, "-o", art, "-q"] + (["--dump-kernels"] if emit == "bundle" else [])
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode:
+            sys.exit("FAIL: %s: %s" % (" ".join(cmd), p.stderr))
+        vector = marker in p.stdout
+        out = os.path.join(work, name + "_out_" + emit)
+        subprocess.run([moss, "run", art, xin, "-o", out], check=True, capture_output=True)
+        ok = same(np.load(os.path.join(out, "output_0.npy")), want)
+        if emit == "bundle" and vector != want_vector:
+            ok = False
+        print("%-30s %-6s %s%s" % (name, emit, "ok " if ok else "BAD", " (vector path)" if vector else ""))
+        bad += not ok
+    return bad
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moss", required=True)
@@ -62,36 +92,9 @@ def main():
                 flat[2, 0] = np.nan
                 flat[3, flat.shape[1] // 2] = np.inf
                 flat[0, flat.shape[1] * 2 // 3] = 300.0  # exp overflows unless it is the maximum
-            name = "softmax_" + "x".join(map(str, shape))
-            g = H.make_graph([H.make_node("Softmax", ["x"], ["y"], axis=axis)], name,
-                             [H.make_tensor_value_info("x", TP.FLOAT, list(shape))],
-                             [H.make_tensor_value_info("y", TP.FLOAT, list(shape))])
-            m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
-            m.ir_version = 8
-            path = os.path.join(work, name + ".onnx")
-            onnx.save(m, path)
-            xin = os.path.join(work, name + "_x.npy")
-            np.save(xin, x)
-            want = ref(x, axis)
-            for emit in ("bundle", "c"):
-                art = os.path.join(work, name + "." + emit)
-                cmd = [moss, "compile", path, "--emit", emit, "-o", art, "-q"]
-                if emit == "bundle":
-                    cmd.append("--dump-kernels")
-                p = subprocess.run(cmd, capture_output=True, text=True)
-                if p.returncode:
-                    sys.exit("FAIL: %s: %s" % (" ".join(cmd), p.stderr))
-                vector = "vm = max(" in p.stdout
-                out = os.path.join(work, name + "_out_" + emit)
-                subprocess.run([moss, "run", art, xin, "-o", out], check=True, capture_output=True)
-                got = np.load(os.path.join(out, "output_0.npy"))
-                ok = same(got, want)
-                want_vector = emit == "bundle" and axis == -1 and shape[-1] >= 32
-                if emit == "bundle" and vector != want_vector:
-                    ok = False
-                print("%-22s %-6s %s%s" % (name, emit, "ok " if ok else "BAD",
-                                          " (vector path)" if vector else ""))
-                bad += not ok
+            bad += check(moss, work, "softmax_" + "x".join(map(str, shape)),
+                         H.make_node("Softmax", ["x"], ["y"], axis=axis), x, shape, ref(x, axis), "vm = max(",
+                         axis == -1 and shape[-1] >= 32)
         refs = {"ReduceSum": lambda x, ax: x.sum(axis=ax, keepdims=True),
                 "ReduceMean": lambda x, ax: x.mean(axis=ax, keepdims=True),
                 "ReduceSumSquare": lambda x, ax: (x * x).sum(axis=ax, keepdims=True),
@@ -104,49 +107,14 @@ def main():
                 x = rng.standard_normal(shape).astype(np.float32)
                 if op == "ReduceLogSum":
                     x = np.abs(x)
-                name = "%s_%s_%s" % (op, "x".join(map(str, shape)), "".join(map(str, axes)))
-                # opset 13: axes as an attribute for all but ReduceSum (an input from 13)
-                ins = ["x"]
-                inits = []
-                attrs = {}
-                if op == "ReduceSum":
-                    ins.append("axes")
-                    inits.append(onnx.numpy_helper.from_array(np.array(axes, np.int64), "axes"))
-                else:
-                    attrs["axes"] = axes
-                oshape = [1 if k in axes else d for k, d in enumerate(shape)]
-                g = H.make_graph([H.make_node(op, ins, ["y"], **attrs)], name,
-                                 [H.make_tensor_value_info("x", TP.FLOAT, list(shape))],
-                                 [H.make_tensor_value_info("y", TP.FLOAT, oshape)], inits)
-                m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
-                m.ir_version = 8
-                path = os.path.join(work, name + ".onnx")
-                onnx.save(m, path)
-                xin = os.path.join(work, name + "_x.npy")
-                np.save(xin, x)
-                want = f(x.astype(np.float64), tuple(axes))
-                run = 1
-                for k in axes:
-                    run *= shape[k]
-                contiguous = axes[-1] == len(shape) - 1 and axes == list(range(axes[0], len(shape)))
-                for emit in ("bundle", "c"):
-                    art = os.path.join(work, name + "." + emit)
-                    cmd = [moss, "compile", path, "--emit", emit, "-o", art, "-q"]
-                    if emit == "bundle":
-                        cmd.append("--dump-kernels")
-                    p = subprocess.run(cmd, capture_output=True, text=True)
-                    if p.returncode:
-                        sys.exit("FAIL: %s: %s" % (" ".join(cmd), p.stderr))
-                    vector = "acc = hsum(vs)" in p.stdout
-                    out = os.path.join(work, name + "_out_" + emit)
-                    subprocess.run([moss, "run", art, xin, "-o", out], check=True, capture_output=True)
-                    got = np.load(os.path.join(out, "output_0.npy"))
-                    ok = same(got, want)
-                    if emit == "bundle" and vector != (contiguous and run >= 32):
-                        ok = False
-                    print("%-30s %-6s %s%s" % (name, emit, "ok " if ok else "BAD",
-                                              " (vector path)" if vector else ""))
-                    bad += not ok
+                # opset 13: axes an input of ReduceSum, an attribute of the others
+                inits = [onnx.numpy_helper.from_array(np.array(axes, np.int64), "axes")] if op == "ReduceSum" else []
+                node = H.make_node(op, ["x", "axes"] if inits else ["x"], ["y"], **({} if inits else {"axes": axes}))
+                run = int(np.prod([shape[k] for k in axes]))
+                contiguous = axes == list(range(axes[0], len(shape)))
+                bad += check(moss, work, "%s_%s_%s" % (op, "x".join(map(str, shape)), "".join(map(str, axes))),
+                             node, x, [1 if k in axes else d for k, d in enumerate(shape)],
+                             f(x.astype(np.float64), tuple(axes)), "acc = hsum(vs)", contiguous and run >= 32, inits)
     if bad:
         sys.exit("FAIL: %d builds" % bad)
     print("rows: every build matches numpy")
