@@ -90,7 +90,9 @@ typedef struct moss_tile {
 
 /* The tile for element type |dt| on b->cpu: mr rows, nr columns in
  * vectors of |lanes|. Returns 0 when there is none (no SIMD, or not a
- * float type): the caller writes its scalar loops. */
+ * float type): the caller writes its scalar loops. MOSS_DT_I32 asks for
+ * the byte dot-product tile (four bytes per int32 lane, lower_tile.c),
+ * never for an int32 product. */
 int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, int *out_lanes);
 /* A constant table holding the matrix P(k, x), k < K, x < X, element
  * (k, x) at |data| + (k*ks + x*xs) elements of |dt|, packed in blocks of

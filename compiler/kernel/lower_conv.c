@@ -322,7 +322,7 @@ static int pointwise_tiled(moss_kb *b, const moss_node *n, const geom *g) {
   moss_kx *bb;
   char name[160];
   if (g->nsp != 1 || g->k[0] != 1 || g->s[0] != 1 || g->p[0] != 0 || g->in[0] != P ||
-      w->dims[1] != C || !w->data || w->dtype != x->dtype || C < 1 ||
+      w->dims[1] != C || !w->data || w->dtype != x->dtype || C < 1 || !moss_dtype_is_float(x->dtype) ||
       !moss_tile_shape(b, x->dtype, &mr, &nr, &lanes) || P < lanes)
     return 0;
   snprintf(name, sizeof name, "'%s'", w->name);
@@ -582,6 +582,7 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
   /* A pruned Conv (n->sparse, lower_sparse.c) takes the product with its
    * nonzeros as S (moss_lower_conv_sparse): float, one group. */
   if (n->op != MOSS_OP_Conv || n->inputs[0]->rank < 3 || n->inputs[1]->rank != n->inputs[0]->rank ||
+      !moss_dtype_is_float(n->inputs[0]->dtype) ||
       (n->sparse && (n->inputs[0]->dtype != MOSS_DT_F32 || moss_attr_int(n, "group", 1) != 1)) ||
       !moss_tile_shape(&probe, n->inputs[0]->dtype, &mr, &nr, &lanes))
     return 0;
@@ -1513,7 +1514,7 @@ static int64_t ct_scratch(const moss_node *n, const moss_kernel_cpu *cpu, geom *
   if (n->op != MOSS_OP_ConvTranspose || n->sparse || !w->data || w->dtype != x->dtype ||
       y->dtype != x->dtype || x->rank < 3 || x->rank > 4 || w->rank != x->rank ||
       moss_attr_int(n, "group", 1) != 1 || w->dims[0] != x->dims[1] || x->dims[0] < 1 ||
-      !moss_tile_shape(&probe, x->dtype, &mr, &nr, &lanes))
+      !moss_dtype_is_float(x->dtype) || !moss_tile_shape(&probe, x->dtype, &mr, &nr, &lanes))
     return 0;
   get_geom(n, g);
   to_2d(g);

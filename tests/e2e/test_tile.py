@@ -36,7 +36,7 @@ ap.add_argument("--moss", required=True)
 A = ap.parse_args()
 W = tempfile.mkdtemp(prefix="moss-tile-")
 rng = np.random.default_rng(11)
-NP2TP = {np.float32: TP.FLOAT, np.float64: TP.DOUBLE}
+NP2TP = {np.float32: TP.FLOAT, np.float64: TP.DOUBLE, np.int32: TP.INT32, np.int64: TP.INT64}
 EMITS = [("host", "bundle"), ("x86_64-avx2", "bundle"), ("c99", "c")]
 fails = 0
 count = 0
@@ -323,6 +323,22 @@ case("convt1d_k3_s2_p1", [H.make_node("ConvTranspose", ["x", "w"], ["y"], stride
 a, b = r(10, 33, dt=np.float64), r(33, 29, dt=np.float64)
 case("matmul_f64", [H.make_node("MatMul", ["a", "b"], ["y"])], {"a": a}, {"b": b}, a @ b, (mm_bound(a, b), 33),
      dt=np.float64)
+
+# Integer MatMul never takes the tile (its int32 lanes are byte dot
+# products): exact, against numpy, on every target and emit.
+for dt in (np.int32, np.int64):
+    a = rng.integers(-50, 50, (40, 36)).astype(dt)
+    b = rng.integers(-50, 50, (36, 48)).astype(dt)
+    for name, inputs, inits in (("const", {"a": a}, {"b": b}), ("runtime", {"a": a, "b": b}, {})):
+        for target, emit in EMITS:
+            if target == "x86_64-avx2" and not have_avx2():
+                continue
+            count += 1
+            y = compile_run("matmul_%s_%s" % (np.dtype(dt).name, name), [H.make_node("MatMul", ["a", "b"], ["y"])],
+                            inputs, inits, [40, 48], dt, target, emit)
+            if y.dtype != dt or not np.array_equal(y, a @ b):
+                print("FAIL matmul_%s_%s on %s (%s): differs from numpy" % (np.dtype(dt).name, name, target, emit))
+                fails += 1
 
 print("test_tile: %d runs, %d failures" % (count, fails))
 sys.exit(1 if fails else 0)
