@@ -89,11 +89,12 @@ typedef struct moss_tile {
 } moss_tile;
 
 /* The tile for element type |dt| on b->cpu: mr rows, nr columns in
- * vectors of |lanes|. Returns 0 when there is none (no SIMD, or not a
- * float type): the caller writes its scalar loops. MOSS_DT_I32 asks for
- * the byte dot-product tile (four bytes per int32 lane, lower_tile.c),
- * never for an int32 product. */
+ * vectors of |lanes|. Returns 0 when there is none (no SIMD, or not
+ * float32/float64): the caller writes its scalar loops. */
 int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, int *out_lanes);
+/* The same for the byte dot-product tile (moss_tile.dt MOSS_DT_I32: four
+ * bytes per int32 lane, int32 sums; lower_tile.c). */
+int moss_tile_shape_bytes(const moss_kb *b, int *out_mr, int *out_nr, int *out_lanes);
 /* A constant table holding the matrix P(k, x), k < K, x < X, element
  * (k, x) at |data| + (k*ks + x*xs) elements of |dt|, packed in blocks of
  * |blk| x's: the block starting at x0 holds P(k, x0 + t) at x0*K + k*w + t,

@@ -297,7 +297,8 @@ static void packed_s_tile(moss_kb *b, moss_tile *t, moss_dtype dt, int64_t M, in
                           const char *what, const void *data, int64_t ks, int64_t xs) {
   int mr, nr, lanes;
   char name[200];
-  moss_tile_shape(b, dt, &mr, &nr, &lanes);
+  if (dt == MOSS_DT_I32) moss_tile_shape_bytes(b, &mr, &nr, &lanes);
+  else moss_tile_shape(b, dt, &mr, &nr, &lanes);
   memset(t, 0, sizeof *t);
   t->dt = dt;
   t->M = M;
@@ -322,7 +323,7 @@ static int pointwise_tiled(moss_kb *b, const moss_node *n, const geom *g) {
   moss_kx *bb;
   char name[160];
   if (g->nsp != 1 || g->k[0] != 1 || g->s[0] != 1 || g->p[0] != 0 || g->in[0] != P ||
-      w->dims[1] != C || !w->data || w->dtype != x->dtype || C < 1 || !moss_dtype_is_float(x->dtype) ||
+      w->dims[1] != C || !w->data || w->dtype != x->dtype || C < 1 ||
       !moss_tile_shape(b, x->dtype, &mr, &nr, &lanes) || P < lanes)
     return 0;
   snprintf(name, sizeof name, "'%s'", w->name);
@@ -568,7 +569,7 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
     int dw = moss_attr_int(n, "group", 1) != 1;
     /* One group: byte dot products (DOT4); depthwise: float vectors, exact. */
     if (!q8_constants(n, q8_shift(n->inputs[0], cpu), NULL) || n->inputs[0]->rank < 3 || n->inputs[3]->rank != n->inputs[0]->rank ||
-        !moss_tile_shape(&probe, dw ? MOSS_DT_F32 : MOSS_DT_I32, &mr, &nr, &lanes))
+        !(dw ? moss_tile_shape(&probe, MOSS_DT_F32, &mr, &nr, &lanes) : moss_tile_shape_bytes(&probe, &mr, &nr, &lanes)))
       return 0;
     get_geom(n, &g);
     need = ig_plan(n, &g, ig);
@@ -582,7 +583,6 @@ static int64_t ig_scratch(const moss_node *n, const moss_kernel_cpu *cpu, igemm 
   /* A pruned Conv (n->sparse, lower_sparse.c) takes the product with its
    * nonzeros as S (moss_lower_conv_sparse): float, one group. */
   if (n->op != MOSS_OP_Conv || n->inputs[0]->rank < 3 || n->inputs[1]->rank != n->inputs[0]->rank ||
-      !moss_dtype_is_float(n->inputs[0]->dtype) ||
       (n->sparse && (n->inputs[0]->dtype != MOSS_DT_F32 || moss_attr_int(n, "group", 1) != 1)) ||
       !moss_tile_shape(&probe, n->inputs[0]->dtype, &mr, &nr, &lanes))
     return 0;
@@ -897,7 +897,7 @@ static void q8_f64_plan(moss_kb *b, q8ep *q, const int8_t *w, int64_t M, int64_t
 static moss_kx *q8_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
   const q8ep *q = arg;
   int L = v->lanes;
-  moss_kx *mult = NULL, *shift = NULL, *acc;
+  moss_kx *mult, *shift, *acc;
   (void)j;
   (void)r;
   acc = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_splat(b, moss_k_load(b, q->corr, i), L));
@@ -908,14 +908,11 @@ static moss_kx *q8_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i,
     d = moss_k_call(b, MOSS_KFN_FMIN, moss_k_call(b, MOSS_KFN_FMAX, d, moss_k_splat(b, moss_k_flt(b, MOSS_DT_F64, -2147483648.0), L), NULL),
                     moss_k_splat(b, moss_k_flt(b, MOSS_DT_F64, 2147483647.0), L), NULL);
     acc = moss_k_cast(b, MOSS_DT_I32, d);
-  } else if (q->rq.cnt > 1) {
-    mult = moss_k_load(b, q->rq.qm, i);
-    shift = moss_k_load(b, q->rq.qs, i);
   } else {
-    mult = moss_k_int(b, MOSS_DT_I32, q->rq.mult);
-    shift = moss_k_int(b, MOSS_DT_I32, q->rq.shift);
+    mult = q->rq.cnt > 1 ? moss_k_load(b, q->rq.qm, i) : moss_k_int(b, MOSS_DT_I32, q->rq.mult);
+    shift = q->rq.cnt > 1 ? moss_k_load(b, q->rq.qs, i) : moss_k_int(b, MOSS_DT_I32, q->rq.shift);
+    acc = moss_k_call(b, MOSS_KFN_REQUANT, acc, moss_k_splat(b, mult, L), moss_k_splat(b, shift, L));
   }
-  if (!q->f64) acc = moss_k_call(b, MOSS_KFN_REQUANT, acc, moss_k_splat(b, mult, L), moss_k_splat(b, shift, L));
   if (q->yzp >= 0)
     acc = moss_k_bin(b, MOSS_KX_ADD, acc,
                      moss_k_splat(b, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, q->yzp, moss_k_idx(b, 0))), L));
@@ -943,14 +940,13 @@ static int q8_row(moss_kb *b, const igemm *ig, int a, int c2, moss_kx *cg, moss_
 }
 
 /* The byte the copy holds for input column |jj| of the row at |src|
- * (phase residue |rw|): x + |shift| (q8_shift), as U8. */
+ * (phase residue |rw|): x + |shift| (q8_shift, 0 or +-128: an exclusive
+ * or of the top bit), as U8. */
 static moss_kx *q8_byte(moss_kb *b, const igemm *ig, int xin, moss_dtype xdt, int shift, moss_kx *src, moss_kx *jj,
                         int64_t rw) {
   moss_kx *v = moss_k_load(b, xin, moss_k_add(b, src, offset(b, moss_k_mulc(b, jj, ig->s[1]), rw - ig->p[1])));
-  if (shift)
-    return moss_k_cast(b, MOSS_DT_U8, moss_k_bin(b, MOSS_KX_ADD, moss_k_cast(b, MOSS_DT_I32, v),
-                                                  moss_k_int(b, MOSS_DT_I32, shift)));
-  return xdt == MOSS_DT_I8 ? moss_k_cast(b, MOSS_DT_U8, v) : v;
+  if (xdt == MOSS_DT_I8) v = moss_k_cast(b, MOSS_DT_U8, v);
+  return shift ? moss_k_bin(b, MOSS_KX_BXOR, v, moss_k_int(b, MOSS_DT_U8, 128)) : v;
 }
 
 /* The copy of every whole group of 4 channels, for unit column stride:
@@ -1019,7 +1015,7 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   q8ep ep;
   moss_kx *bb, *cc, *cg, *cm, *xc, *j;
   char name[160];
-  moss_tile_shape(b, MOSS_DT_I32, &mr, &nr, &lanes);
+  moss_tile_shape_bytes(b, &mr, &nr, &lanes);
   rows = moss_arena_alloc(b->arena, sizeof *rows * (size_t)ig->K, 8);
   w4 = moss_arena_alloc(b->arena, sizeof *w4 * (size_t)(ig->K * ig->M), 8);
   corr = moss_arena_alloc(b->arena, sizeof *corr * (size_t)ig->M, 8);
@@ -1514,7 +1510,7 @@ static int64_t ct_scratch(const moss_node *n, const moss_kernel_cpu *cpu, geom *
   if (n->op != MOSS_OP_ConvTranspose || n->sparse || !w->data || w->dtype != x->dtype ||
       y->dtype != x->dtype || x->rank < 3 || x->rank > 4 || w->rank != x->rank ||
       moss_attr_int(n, "group", 1) != 1 || w->dims[0] != x->dims[1] || x->dims[0] < 1 ||
-      !moss_dtype_is_float(x->dtype) || !moss_tile_shape(&probe, x->dtype, &mr, &nr, &lanes))
+      !moss_tile_shape(&probe, x->dtype, &mr, &nr, &lanes))
     return 0;
   get_geom(n, g);
   to_2d(g);

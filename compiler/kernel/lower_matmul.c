@@ -132,8 +132,7 @@ static moss_kx *tile_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *
  * when constant). */
 static int tile_fits(moss_kb *b, const mm *p) {
   int mr, nr, lanes;
-  /* (the tile's int32 products are byte dot products: never an int32 MatMul) */
-  return moss_dtype_is_float(p->dt) && moss_tile_shape(b, p->dt, &mr, &nr, &lanes) && p->N >= lanes && p->K > 0;
+  return moss_tile_shape(b, p->dt, &mr, &nr, &lanes) && p->N >= lanes && p->K > 0;
 }
 
 static int use_tile(moss_kb *b, const mm *p) { return !p->dot && tile_fits(b, p); }

@@ -29,14 +29,15 @@
 #define TILE_MAX_ROWS 8
 #define TILE_MAX_VECS 4
 
-int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, int *out_lanes) {
-  int es = dt == MOSS_DT_F32 || dt == MOSS_DT_I32 ? 4 : dt == MOSS_DT_F64 ? 8 : 0, lanes, mr, nv;
+/* The shape for elements of |es| bytes; |bytes|: int32 sums of byte products. */
+static int shape(const moss_kb *b, int es, int bytes, int *out_mr, int *out_nr, int *out_lanes) {
+  int lanes, mr, nv;
   *out_mr = *out_nr = *out_lanes = 0;
   if (!es || b->cpu.vector_bytes < 2 * es) return 0;
   lanes = b->cpu.vector_bytes / es;
   /* int32 sums of byte products: where the machine has a byte dot product,
    * only at its width; elsewhere the backend widens the bytes. */
-  if (dt == MOSS_DT_I32 && b->cpu.dot4 && b->cpu.dot4 != lanes) return 0;
+  if (bytes && b->cpu.dot4 && b->cpu.dot4 != lanes) return 0;
   /* The sums, nv row vectors and one broadcast must fit the register file:
    * 6 x 4 + 4 + 1 = 29 of 32 registers, 6 x 2 + 2 + 1 = 15 of 16. */
   if (b->cpu.vector_regs >= 32) mr = 6, nv = 4;
@@ -45,6 +46,14 @@ int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, i
   *out_nr = nv * lanes;
   *out_lanes = lanes;
   return 1;
+}
+
+int moss_tile_shape(const moss_kb *b, moss_dtype dt, int *out_mr, int *out_nr, int *out_lanes) {
+  return shape(b, dt == MOSS_DT_F32 ? 4 : dt == MOSS_DT_F64 ? 8 : 0, 0, out_mr, out_nr, out_lanes);
+}
+
+int moss_tile_shape_bytes(const moss_kb *b, int *out_mr, int *out_nr, int *out_lanes) {
+  return shape(b, 4, 1, out_mr, out_nr, out_lanes);
 }
 
 int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data, int64_t K,
@@ -217,7 +226,8 @@ void moss_tile_product(moss_kb *b, const moss_tile *t) {
   int64_t nfull, nrem;
   at p;
   if (b->st != MOSS_OK) return;
-  if (!moss_tile_shape(b, t->dt, &mr, &nr, &lanes) || mr > TILE_MAX_ROWS || nr / lanes > TILE_MAX_VECS) {
+  if (!(t->dt == MOSS_DT_I32 ? moss_tile_shape_bytes(b, &mr, &nr, &lanes) : moss_tile_shape(b, t->dt, &mr, &nr, &lanes)) ||
+      mr > TILE_MAX_ROWS || nr / lanes > TILE_MAX_VECS) {
     moss_kb_fail(b, MOSS_E_INTERNAL, "no register tile for this machine");
     return;
   }
