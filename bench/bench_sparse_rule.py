@@ -8,6 +8,7 @@ Layers (float32, batch 1, random weights):
   conv1x1  128 -> 128 channels, 1x1, on 28x28
   gemv     Gemm 1024 -> 1024 on one row (a pruned MLP's layer)
   matmul   MatMul of 64 rows by a 512 x 512 weight
+  matmul2  MatMul of 128 rows by a 256 x 1024 weight (a transformer's feed-forward)
 each pruned five ways: random zeros at 75, 90 and 95 %, zeros in 4x1
 blocks at 90 %, in 1x4 blocks at 90 %, and 2:4 (two zeros in every group
 of four reduction terms). Every model is compiled for --target (default:
@@ -24,6 +25,7 @@ Prints the figures per layer and pattern, then their medians per layer
 kind beside the rule's constants. Nothing here is a test.
 
   python3 bench/bench_sparse_rule.py --moss build/moss [--target bench/host-c.xml] [--iterations 200]
+      [--layers gemv,matmul]
 """
 import argparse
 import os
@@ -37,7 +39,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAYERS = [("conv3x3", "conv", (64, 64, 3, 28)), ("conv1x1", "conv", (128, 128, 1, 28)),
-          ("gemv", "linear", (1, 1024, 1024)), ("matmul", "linear", (64, 512, 512))]
+          ("gemv", "linear", (1, 1024, 1024)), ("matmul", "matmul", (64, 512, 512)),
+          ("matmul2", "matmul", (128, 256, 1024))]
 PATTERNS = ["random75", "random90", "random95", "block4x1_90", "block1x4_90", "2:4"]
 # The rule's figures (compiler/ops/sparse.h), per stored unit: the scalar
 # kernels' (the C backend's, and any machine without the register tile),
@@ -119,6 +122,7 @@ def main():
     ap.add_argument("--moss", default=os.path.join(HERE, "..", "build", "moss"))
     ap.add_argument("--target", default="")
     ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--layers", default="", help="comma-separated layer names (default: all)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="moss-sparse-rule-")
     rng = np.random.default_rng(3)
@@ -126,6 +130,8 @@ def main():
     print("%-8s %-12s %10s %-9s %9s %12s %10s" % ("layer", "pattern", "dense us", "format", "us",
                                                  "dense MACs", "per unit"))
     for name, kind, shape in LAYERS:
+        if a.layers and name not in a.layers.split(","):
+            continue
         rows = shape[1] if kind == "conv" else shape[2]
         cols = shape[0] * shape[2] * shape[2] if kind == "conv" else shape[1]
         w0 = (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)

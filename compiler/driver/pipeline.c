@@ -45,6 +45,7 @@ static moss_status prune(stage *s);
 static moss_status calibrate(stage *s);
 static moss_status quantize(stage *s);
 static moss_status partition(stage *s);
+static moss_status residual(stage *s);
 static moss_status sparse(stage *s);
 
 static const pass_entry passes[] = {
@@ -59,6 +60,7 @@ static const pass_entry passes[] = {
     {"fold", moss_pass_fold, NULL},         /* constants exposed by the rewrites */
     {"dce", moss_pass_dce, NULL},           /* nodes no output needs */
     {"partition", NULL, partition},         /* every node onto a device whose backend takes it */
+    {"residual", NULL, residual},           /* residual Add and its activation into the Conv */
     {"sparse", NULL, sparse},               /* dense or a format the device's backend encodes */
 };
 #define NPASSES (sizeof passes / sizeof passes[0])
@@ -307,6 +309,21 @@ static moss_status partition(stage *s) {
   po.target = s->target;
   po.devices = s->devices;
   return moss_partition(s->ctx, s->g, &po, &s->nsegments);
+}
+
+/* "residual": a residual Add into the Conv before it (passes/fuse.c), on
+ * the devices whose code runs in moss's process: their backends lower
+ * kernel descriptions, whose Conv takes the residual as input 3. A
+ * plugin's device sees the nodes the model has. */
+static moss_status residual(stage *s) {
+  int nd = moss_target_device_count(s->target), d;
+  unsigned char *kd = moss_alloc(s->ctx, (size_t)nd + 1);
+  moss_status st;
+  if (!kd) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "residual fusion");
+  for (d = 0; d < nd; d++) kd[d] = s->devices[d].backend && s->devices[d].backend->in_process;
+  st = moss_pass_fuse_residual(s->ctx, s->g, kd);
+  moss_free(s->ctx, kd, (size_t)nd + 1);
+  return st;
 }
 
 /* "sparse": per weight, dense or the cheapest format the node's device's

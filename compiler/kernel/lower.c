@@ -31,6 +31,8 @@ int64_t moss_kernel_scratch(const moss_node *n, const moss_kernel_cpu *cpu) {
       ((fn == moss_lower_sparse || fn == moss_lower_quant) && n->op == MOSS_OP_QLinearConv) ||
       (fn == moss_lower_sparse && n->op == MOSS_OP_Conv))
     return moss_lower_conv_scratch(n, cpu);
+  if (fn == moss_lower_sparse && (n->op == MOSS_OP_Gemm || n->op == MOSS_OP_MatMul))
+    return moss_lower_linear_sparse_scratch(n, cpu);
   return 0;
 }
 
@@ -59,9 +61,10 @@ int moss_kernel_sparse_rule(const moss_node *n, const moss_kernel_cpu *cpu) {
   }
   memset(&probe, 0, sizeof probe);
   probe.cpu = *cpu;
-  return moss_tile_shape(&probe, MOSS_DT_F32, &mr, &nr, &lanes)
-             ? MOSS_SPARSE_RULE_MAKE(MOSS_SPARSE_RULE_TILE_DENSE, lanes)
-             : MOSS_SPARSE_RULE_SCALAR;
+  if (!moss_tile_shape(&probe, MOSS_DT_F32, &mr, &nr, &lanes)) return MOSS_SPARSE_RULE_SCALAR;
+  return MOSS_SPARSE_RULE_MAKE(moss_lower_linear_sparse_scratch(n, cpu) > 0 ? MOSS_SPARSE_RULE_TILE_LIN
+                                                                             : MOSS_SPARSE_RULE_TILE_DENSE,
+                               lanes);
 }
 
 moss_status moss_kernel_lower(moss_ctx *ctx, moss_arena *arena, const moss_node *n,

@@ -82,9 +82,9 @@ typedef struct moss_tile {
   moss_kx *y_at;
   int64_t y_row;
   /* The value stored for the sums |v| (a vector of Y(i, j .. j+lanes) or a
-   * scalar) of output row |i|, from column |j|; |r| tells the tile row
-   * apart for local names. NULL: the sums themselves. */
-  moss_kx *(*epilogue)(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r);
+   * scalar) of output row |i|, from column |j|, at |at| in |y|; |r| tells
+   * the tile row apart for local names. NULL: the sums themselves. */
+  moss_kx *(*epilogue)(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, moss_kx *at, int r);
   const void *arg;
 } moss_tile;
 
@@ -102,6 +102,13 @@ int moss_tile_shape_bytes(const moss_kb *b, int *out_mr, int *out_nr, int *out_l
  * table's buffer. */
 int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data, int64_t K,
                    int64_t X, int64_t ks, int64_t xs, int64_t blk);
+/* Starts |t| (zeroed first) with S a pruned float32 weight kept by its
+ * nonzero terms (s_sparse): S(i, k) = |w|[i*is + k*ks], i < M, k < K, in
+ * rows of |blk| (M a multiple of it; a term is kept where any of the blk
+ * weights is nonzero, 4x1 blocks for blk 4), the term of column k reading
+ * V's row at rows[k]. The caller sets N, V, Y and the epilogue. */
+void moss_tile_sparse_s(moss_kb *b, moss_tile *t, const float *w, int64_t is, int64_t ks, int64_t M, int64_t K,
+                        int blk, const int64_t *rows);
 /* Appends the product |t| (whose shape came from moss_tile_shape). */
 void moss_tile_product(moss_kb *b, const moss_tile *t);
 
@@ -146,6 +153,11 @@ int moss_lower_takes_conv(const moss_node *n);
  * Conv, ConvTranspose, and the dense QLinearConv that lower_sparse.c hands
  * to moss_lower_qconv_igemm. */
 int64_t moss_lower_conv_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
+/* What a float Conv's kernel stores for its value |v| (a vector or a
+ * scalar, the bias added) of the output element at |at|: plus the fused
+ * residual (input 3, passes/fuse.c) where it has one, then its fused
+ * activation, which reads the local |name|. */
+moss_kx *moss_lower_conv_out(moss_kb *b, const moss_node *n, moss_kx *v, moss_kx *at, const char *name);
 /* A pruned float Conv (n->sparse, one group) as the implicit product with
  * its nonzero terms as the tile's S, in rows of |blk| output channels (4:
  * 4x1 blocks, else 1) (lower_conv.c), where the machine has the tile and
@@ -156,6 +168,11 @@ int moss_lower_conv_sparse(moss_kb *b, const moss_node *n, int blk);
 int moss_lower_conv_takes_winograd(const moss_node *n, const moss_kernel_cpu *cpu);
 /* Whether moss_lower_conv_sparse takes |n| (pruned) on |cpu|. */
 int moss_lower_conv_sparse_takes(const moss_node *n, const moss_kernel_cpu *cpu);
+/* The arena scratch of a pruned float Gemm or MatMul (n->sparse, or any
+ * format asked of it) on the register tile for |cpu| (lower_sparse.c):
+ * its input transposed and the transposed sums; 0 where it keeps the
+ * gather loops (no tile; fewer input rows than a vector). */
+int64_t moss_lower_linear_sparse_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
 /* QLinearConv as an implicit product of DOT4s (lower_conv.c), where the
  * planner gave it the scratch: returns 1 when it appended the kernel, 0
  * when the node keeps lower_sparse.c's loops. */

@@ -239,15 +239,30 @@ static void row_taps(moss_kb *b, const geom *g, int conv, moss_kx *yr, moss_kx *
   }
 }
 
-/* y[base + j] = act(y[base + j]) for j in [0, cnt), when |n| has a fused
- * activation. */
+/* The fused residual of a float Conv (passes/fuse.c: input 3, the
+ * output's shape), or NULL. */
+static const moss_value *residual(const moss_node *n) {
+  return n->op == MOSS_OP_Conv ? moss_node_input(n, 3) : NULL;
+}
+
+moss_kx *moss_lower_conv_out(moss_kb *b, const moss_node *n, moss_kx *v, moss_kx *at, const char *name) {
+  if (residual(n)) {
+    int rb = moss_k_input(b, 3);
+    v = moss_k_bin(b, MOSS_KX_ADD, v, v->lanes > 1 ? moss_k_vload(b, rb, at, v->lanes) : moss_k_load(b, rb, at));
+  }
+  if (!n->act.kind) return v;
+  return moss_k_act(b, n, moss_k_let(b, name, v));
+}
+
+/* y[base + j] = act(y[base + j] + residual) for j in [0, cnt), when |n|
+ * has a fused residual or activation. */
 static void act_loop(moss_kb *b, const moss_node *n, moss_kx *base, int64_t cnt) {
   int yb = moss_k_output(b, 0);
   moss_kx *j, *at;
-  if (!n->act.kind) return;
+  if (!n->act.kind && !residual(n)) return;
   j = moss_k_range(b, "j", cnt, MOSS_KL_PARALLEL);
   at = moss_k_add(b, base, j);
-  moss_k_store(b, yb, at, moss_k_act(b, n, moss_k_let(b, "v", moss_k_load(b, yb, at))));
+  moss_k_store(b, yb, at, moss_lower_conv_out(b, n, moss_k_load(b, yb, at), at, "v"));
   moss_k_end(b);
 }
 
@@ -278,15 +293,27 @@ static int open_channels(moss_kb *b, int64_t group, int64_t Mg, moss_kx **out_m,
   return 2;
 }
 
-/* The pointwise Conv's epilogue on the register tile: bias and activation. */
-static moss_kx *pw_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
+/* The Conv's epilogue on the register tile writing its output: bias,
+ * residual and activation. */
+static moss_kx *pw_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, moss_kx *at,
+                            int r) {
   const moss_node *n = arg;
   char name[16];
   (void)j;
   if (moss_node_input(n, 2)) v = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_load(b, moss_k_input(b, 2), i));
-  if (!n->act.kind) return v;
   snprintf(name, sizeof name, "v%d", r); /* the activation reads its operand more than once */
-  return moss_k_act(b, n, moss_k_let(b, name, v));
+  return moss_lower_conv_out(b, n, v, at, name);
+}
+
+/* The same into a grid of sums that a copy finishes (ig_copy_out): the
+ * bias, and the activation unless a residual must come first (the copy
+ * adds both). */
+static moss_kx *grid_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, moss_kx *at,
+                              int r) {
+  const moss_node *n = arg;
+  if (!residual(n)) return pw_epilogue(b, arg, v, i, j, at, r);
+  if (moss_node_input(n, 2)) v = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_load(b, moss_k_input(b, 2), i));
+  return v;
 }
 
 /* Starts |t|, the product Y[M, N] = S V of |K| terms in |dt|, S being the
@@ -332,7 +359,7 @@ static int pointwise_tiled(moss_kb *b, const moss_node *n, const geom *g) {
   t.v_k = P;
   t.y = moss_k_output(b, 0);
   t.y_row = P;
-  if (moss_node_input(n, 2) || n->act.kind) {
+  if (moss_node_input(n, 2) || n->act.kind || residual(n)) {
     t.epilogue = pw_epilogue;
     t.arg = n;
   }
@@ -724,13 +751,12 @@ static void ig_copy_in(moss_kb *b, const igemm *ig, int xs, moss_kx *xb) {
   }
 }
 
-static moss_kx *pw_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r);
-
 /* Copies the valid columns of |nrows| grid rows of sums in |ys| (|width|
- * columns per output channel) into output rows |oh0| on of image |bb|. */
-static void ig_copy_out(moss_kb *b, const igemm *ig, int ys, moss_kx *bb, moss_kx *oh0, int64_t nrows,
-                        int64_t width) {
-  moss_kx *m, *r, *ow, *yr, *gr;
+ * columns per output channel) into output rows |oh0| on of image |bb|,
+ * adding the residual of |n| (then its activation) where it has one. */
+static void ig_copy_out(moss_kb *b, const moss_node *n, const igemm *ig, int ys, moss_kx *bb, moss_kx *oh0,
+                        int64_t nrows, int64_t width) {
+  moss_kx *m, *r, *ow, *yr, *gr, *at, *v;
   moss_k_comment(b, "the valid columns of the grid");
   m = moss_k_range(b, "m", ig->M, MOSS_KL_PARALLEL);
   r = moss_k_range(b, "r", nrows, MOSS_KL_PARALLEL);
@@ -739,22 +765,29 @@ static void ig_copy_out(moss_kb *b, const igemm *ig, int ys, moss_kx *bb, moss_k
                                       moss_k_mulc(b, moss_k_add(b, oh0, r), ig->OW)));
   gr = moss_k_let(b, "gr", moss_k_add(b, moss_k_mulc(b, m, width), moss_k_mulc(b, r, ig->q[1])));
   ow = moss_k_range(b, "ow", ig->OW, MOSS_KL_PARALLEL);
-  moss_k_store(b, moss_k_output(b, 0), moss_k_add(b, yr, ow), moss_k_load(b, ys, moss_k_add(b, gr, ow)));
+  at = moss_k_add(b, yr, ow);
+  v = moss_k_load(b, ys, moss_k_add(b, gr, ow));
+  if (residual(n)) v = moss_lower_conv_out(b, n, v, at, "v");
+  moss_k_store(b, moss_k_output(b, 0), at, v);
   moss_k_end(b);
   moss_k_end(b);
   moss_k_end(b);
 }
 
-/* The transposed product's epilogue: bias (per column: output channel) and activation. */
-static moss_kx *t_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
+/* The transposed product's epilogue: bias (per column: output channel)
+ * and activation, unless a residual must come first (the copy out by
+ * channel adds both). */
+static moss_kx *t_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, moss_kx *at,
+                           int r) {
   const moss_node *n = arg;
   char name[16];
   (void)i;
+  (void)at;
   if (moss_node_input(n, 2)) {
     int bias = moss_k_input(b, 2);
     v = moss_k_bin(b, MOSS_KX_ADD, v, v->lanes > 1 ? moss_k_vload(b, bias, j, v->lanes) : moss_k_load(b, bias, j));
   }
-  if (!n->act.kind) return v;
+  if (!n->act.kind || residual(n)) return v;
   snprintf(name, sizeof name, "v%d", r);
   return moss_k_act(b, n, moss_k_let(b, name, v));
 }
@@ -769,7 +802,7 @@ static void lower_igemm_t(moss_kb *b, const moss_node *n, const igemm *ig, int x
   int64_t P = ig->OH * ig->OW, *pos, oh, ow;
   int mr, nr, lanes;
   moss_tile t;
-  moss_kx *bb, *m, *p, *ym;
+  moss_kx *bb, *m, *p, *ym, *at, *v;
   char name[160];
   moss_tile_shape(b, x->dtype, &mr, &nr, &lanes);
   pos = moss_arena_alloc(b->arena, sizeof *pos * (size_t)P, 8);
@@ -796,7 +829,7 @@ static void lower_igemm_t(moss_kb *b, const moss_node *n, const igemm *ig, int x
   t.y = ys;
   t.y_at = moss_k_idx(b, 0);
   t.y_row = ig->M;
-  if (moss_node_input(n, 2) || n->act.kind) {
+  if (moss_node_input(n, 2) || n->act.kind || residual(n)) {
     t.epilogue = t_epilogue;
     t.arg = n;
   }
@@ -810,8 +843,10 @@ static void lower_igemm_t(moss_kb *b, const moss_node *n, const igemm *ig, int x
   m = moss_k_range(b, "m", ig->M, MOSS_KL_PARALLEL);
   ym = moss_k_let(b, "ym", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, ig->M), m), P));
   p = moss_k_range(b, "p", P, MOSS_KL_PARALLEL);
-  moss_k_store(b, moss_k_output(b, 0), moss_k_add(b, ym, p),
-               moss_k_load(b, ys, moss_k_add(b, moss_k_mulc(b, p, ig->M), m)));
+  at = moss_k_add(b, ym, p);
+  v = moss_k_load(b, ys, moss_k_add(b, moss_k_mulc(b, p, ig->M), m));
+  if (residual(n)) v = moss_lower_conv_out(b, n, v, at, "v");
+  moss_k_store(b, moss_k_output(b, 0), at, v);
   moss_k_end(b);
   moss_k_end(b);
   moss_k_end(b); /* b */
@@ -830,9 +865,10 @@ static void ig_tile(moss_kb *b, const igemm *ig, moss_tile *t, moss_dtype dt, co
   t->v_at = moss_k_idx(b, 0);
 }
 
-/* The chunked product |t| (its N, y_row and v_at set here) into the grid
- * of sums |ys|, each chunk's valid columns copied out to image |bb|. */
-static void ig_chunks(moss_kb *b, const igemm *ig, moss_tile *t, int ys, moss_kx *bb) {
+/* The chunked product |t| of |n| (its N, y_row and v_at set here) into
+ * the grid of sums |ys|, each chunk's valid columns copied out to image
+ * |bb|. */
+static void ig_chunks(moss_kb *b, const moss_node *n, const igemm *ig, moss_tile *t, int ys, moss_kx *bb) {
   int64_t R = ig->chunk_rows, nfull = ig->OH / R, rest = ig->OH - nfull * R;
   moss_kx *ch;
   t->y = ys;
@@ -842,14 +878,14 @@ static void ig_chunks(moss_kb *b, const igemm *ig, moss_tile *t, int ys, moss_kx
     ch = moss_k_range(b, "chunk", nfull, MOSS_KL_SERIAL);
     t->v_at = moss_k_let(b, "g0", moss_k_mulc(b, ch, R * ig->q[1]));
     moss_tile_product(b, t);
-    ig_copy_out(b, ig, ys, bb, moss_k_mulc(b, ch, R), R, t->N);
+    ig_copy_out(b, n, ig, ys, bb, moss_k_mulc(b, ch, R), R, t->N);
     moss_k_end(b);
   }
   if (rest > 0) {
     t->N = t->y_row = (rest * ig->q[1] + 15) / 16 * 16;
     t->v_at = moss_k_idx(b, nfull * R * ig->q[1]);
     moss_tile_product(b, t);
-    ig_copy_out(b, ig, ys, bb, moss_k_idx(b, nfull * R), rest, t->N);
+    ig_copy_out(b, n, ig, ys, bb, moss_k_idx(b, nfull * R), rest, t->N);
   }
 }
 
@@ -894,11 +930,13 @@ static void q8_f64_plan(moss_kb *b, q8ep *q, const int8_t *w, int64_t M, int64_t
   else q->md1 = md[0];
 }
 
-static moss_kx *q8_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
+static moss_kx *q8_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, moss_kx *at,
+                            int r) {
   const q8ep *q = arg;
   int L = v->lanes;
   moss_kx *mult, *shift, *acc;
   (void)j;
+  (void)at;
   (void)r;
   acc = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_splat(b, moss_k_load(b, q->corr, i), L));
   if (q->f64) {
@@ -1098,7 +1136,7 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
     t.y_row = ig->grid;
     moss_tile_product(b, &t);
   } else {
-    ig_chunks(b, ig, &t, ys, bb);
+    ig_chunks(b, n, ig, &t, ys, bb);
   }
   moss_k_end(b); /* b */
 }
@@ -1138,52 +1176,8 @@ int moss_lower_qconv_igemm(moss_kb *b, const moss_node *n) {
   return 1;
 }
 
-/* Starts |t|, the implicit product of a pruned weight |w| ([M, K]
- * float32): S is its nonzero terms in rows of |blk| output channels (a
- * term is kept where any of the |blk| weights is nonzero), each term's V
- * row the phased copy's row of its (channel, tap), from |rows|. */
-static void sparse_s_tile(moss_kb *b, const igemm *ig, moss_tile *t, const float *w, int blk, const int64_t *rows) {
-  int64_t nb = ig->M / blk, r, k, q, cnt = 0, put = 0;
-  int32_t *rp = moss_k_scratch(b, nb + 1, sizeof *rp), *voff;
-  float *val;
-  if (!rp) return;
-  for (r = 0; r < nb; r++) {
-    rp[r] = (int32_t)cnt;
-    for (k = 0; k < ig->K; k++) {
-      for (q = 0; q < blk && w[(r * blk + q) * ig->K + k] == 0.0f; q++) {}
-      cnt += q < blk;
-    }
-  }
-  rp[nb] = (int32_t)cnt;
-  voff = moss_k_scratch(b, cnt ? cnt : 1, sizeof *voff);
-  val = moss_k_scratch(b, cnt ? cnt * blk : 1, sizeof *val);
-  if (!voff || !val) return;
-  voff[0] = 0, val[0] = 0.0f;
-  for (r = 0; r < nb; r++)
-    for (k = 0; k < ig->K; k++) {
-      for (q = 0; q < blk && w[(r * blk + q) * ig->K + k] == 0.0f; q++) {}
-      if (q == blk) continue;
-      voff[put] = (int32_t)rows[k]; /* under IG_MAX_SCRATCH elements */
-      for (q = 0; q < blk; q++) val[put * blk + q] = w[(r * blk + q) * ig->K + k];
-      put++;
-    }
-  memset(t, 0, sizeof *t);
-  t->dt = MOSS_DT_F32;
-  t->M = ig->M;
-  t->N = ig->grid;
-  t->K = ig->K;
-  t->s_sparse = 1;
-  t->s_blk = blk;
-  t->s_rp = moss_k_table(b, "row_ptr", MOSS_DT_I32, nb + 1, rp);
-  t->s_voff = moss_k_table(b, "term_rows", MOSS_DT_I32, cnt ? cnt : 1, voff);
-  t->s = moss_k_table(b, "values", MOSS_DT_F32, cnt ? cnt * blk : 1, val);
-  t->s_at = moss_k_idx(b, 0);
-  moss_k_comment(b, "sparse weight on the tile: %lld terms in rows of %d (of %lld x %lld)", (long long)cnt, blk,
-                 (long long)ig->M, (long long)ig->K);
-}
-
 /* The implicit product of |n| (ig_scratch said it takes it); with |blk|
- * > 0, of its pruned weight (sparse_s_tile). */
+ * > 0, of its pruned weight (moss_tile_sparse_s). */
 static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig, int blk) {
   const moss_value *x = n->inputs[0], *w = n->inputs[1];
   int64_t N = x->dims[0], grid = ig->grid, *rows, c, kh, kw, offh, offw;
@@ -1213,14 +1207,15 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig, int blk
   }
   snprintf(name, sizeof name, "'%s'", w->name);
   if (blk > 0) {
-    sparse_s_tile(b, ig, &t, w->data, blk, rows);
+    moss_tile_sparse_s(b, &t, w->data, ig->K, 1, ig->M, ig->K, blk, rows);
+    t.N = grid;
     t.v = xs;
     t.v_at = moss_k_idx(b, 0);
   } else {
     ig_tile(b, ig, &t, x->dtype, name, w->data, xs, rows);
   }
-  if (moss_node_input(n, 2) || n->act.kind) {
-    t.epilogue = pw_epilogue;
+  if (moss_node_input(n, 2) || n->act.kind || residual(n)) {
+    t.epilogue = ys < 0 ? pw_epilogue : grid_epilogue;
     t.arg = n;
   }
   moss_k_comment(b, "implicit product: %lld x %lld x %lld on a grid of %lld x %lld (%d x %d phases "
@@ -1235,16 +1230,18 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig, int blk
     t.y_row = grid;
     moss_tile_product(b, &t);
   } else {
-    ig_chunks(b, ig, &t, ys, bb); /* chunks of output rows: full ones in a loop, then the rest */
+    ig_chunks(b, n, ig, &t, ys, bb); /* chunks of output rows: full ones in a loop, then the rest */
   }
   moss_k_end(b); /* b */
 }
 
-/* One output vector (or scalar, |lanes| 1) of the depthwise Conv at
- * y[yr + ow], from the phased channel in |xs| at |row| + ow. */
+/* One output vector (or scalar, |lanes| 1) of the depthwise Conv, from
+ * the phased channel in |xs| at |row| + ow, for the output at |yat|;
+ * |yat| NULL: for a grid of sums that a copy finishes (which adds a
+ * residual, then the activation, where the Conv has one). */
 static moss_kx *dw_sum(moss_kb *b, const moss_node *n, int xs, moss_kx *const *wk, const int64_t *off,
                        int64_t taps, moss_kx *init, moss_kx *row, moss_kx *ow, int lanes, const q8ep *q8,
-                       moss_kx *ch) {
+                       moss_kx *ch, moss_kx *yat) {
   moss_kx *acc = init;
   int64_t k;
   for (k = 0; k < taps; k++) {
@@ -1254,9 +1251,9 @@ static moss_kx *dw_sum(moss_kb *b, const moss_node *n, int xs, moss_kx *const *w
     acc = b->cpu.fma ? moss_k_call(b, MOSS_KFN_FMA, w, xv, acc)
                      : moss_k_bin(b, MOSS_KX_ADD, acc, moss_k_bin(b, MOSS_KX_MUL, w, xv));
   }
-  if (q8) return q8_epilogue(b, q8, moss_k_let(b, "s", moss_k_cast(b, MOSS_DT_I32, acc)), ch, NULL, 0);
-  if (!n->act.kind) return acc;
-  return moss_k_act(b, n, moss_k_let(b, "s", acc));
+  if (q8) return q8_epilogue(b, q8, moss_k_let(b, "s", moss_k_cast(b, MOSS_DT_I32, acc)), ch, NULL, NULL, 0);
+  if (!yat && residual(n)) return acc;
+  return moss_lower_conv_out(b, n, acc, yat, "s");
 }
 
 /* The depthwise Conv (ig_scratch said it takes it): each channel is copied
@@ -1362,7 +1359,7 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
       for (q = 0; q < u; q++) {
         snprintf(name, sizeof name, "o%d", (int)q);
         sum[q] = moss_k_let(b, name, dw_sum(b, n, xs, wk, off, taps, vinit, gx,
-                                            moss_k_addc(b, pp, q * lanes), lanes, q8, c));
+                                            moss_k_addc(b, pp, q * lanes), lanes, q8, c, NULL));
       }
       for (q = 0; q < u; q++) moss_k_store(b, ys, moss_k_add(b, gy, moss_k_addc(b, pp, q * lanes)), sum[q]);
       moss_k_end(b);
@@ -1373,7 +1370,10 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
                                         moss_k_mulc(b, oh, OW)));
     row = moss_k_let(b, "gr", moss_k_add(b, gy, moss_k_mulc(b, oh, ig->q[1])));
     ow = moss_k_range(b, "ow", OW, MOSS_KL_PARALLEL);
-    moss_k_store(b, yb, moss_k_add(b, yr, ow), moss_k_load(b, ys, moss_k_add(b, row, ow)));
+    {
+      moss_kx *at = moss_k_add(b, yr, ow), *v = moss_k_load(b, ys, moss_k_add(b, row, ow));
+      moss_k_store(b, yb, at, residual(n) ? moss_lower_conv_out(b, n, v, at, "v") : v);
+    }
     moss_k_end(b);
     moss_k_end(b);
     moss_k_end(b); /* c */
@@ -1388,7 +1388,8 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
                                       moss_k_mulc(b, oh, OW)));
   if (!vinit || OW < lanes) {
     ow = moss_k_range(b, "ow", OW, MOSS_KL_PARALLEL);
-    moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, init, row, ow, 1, q8, c));
+    moss_k_store(b, yb, moss_k_add(b, yr, ow),
+                 dw_sum(b, n, xs, wk, off, taps, init, row, ow, 1, q8, c, moss_k_add(b, yr, ow)));
     moss_k_end(b);
   } else {
     v4 = OW / (4 * lanes) * 4 * lanes;
@@ -1399,7 +1400,8 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
       for (u = 0; u < 4; u++) {
         snprintf(name, sizeof name, "o%d", u);
         sum[u] = moss_k_let(b, name, dw_sum(b, n, xs, wk, off, taps, vinit, row,
-                                            moss_k_addc(b, ow, (int64_t)u * lanes), lanes, q8, c));
+                                            moss_k_addc(b, ow, (int64_t)u * lanes), lanes, q8, c,
+                                            moss_k_add(b, yr, moss_k_addc(b, ow, (int64_t)u * lanes))));
       }
       for (u = 0; u < 4; u++)
         moss_k_store(b, yb, moss_k_add(b, yr, moss_k_addc(b, ow, (int64_t)u * lanes)), sum[u]);
@@ -1407,12 +1409,14 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
     }
     if (v1 > v4) {
       ow = moss_k_for(b, "ow", moss_k_idx(b, v4), moss_k_idx(b, v1), lanes, MOSS_KL_PARALLEL, 0);
-      moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes, q8, c));
+      moss_k_store(b, yb, moss_k_add(b, yr, ow),
+                   dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes, q8, c, moss_k_add(b, yr, ow)));
       moss_k_end(b);
     }
     if (OW > v1) {
       ow = moss_k_idx(b, OW - lanes);
-      moss_k_store(b, yb, moss_k_add(b, yr, ow), dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes, q8, c));
+      moss_k_store(b, yb, moss_k_add(b, yr, ow),
+                   dw_sum(b, n, xs, wk, off, taps, vinit, row, ow, lanes, q8, c, moss_k_add(b, yr, ow)));
     }
   }
   moss_k_end(b); /* oh */

@@ -122,8 +122,10 @@ typedef struct tile_arg {
   const mm *p;
 } tile_arg;
 
-static moss_kx *tile_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, int r) {
+static moss_kx *tile_epilogue(moss_kb *b, const void *arg, moss_kx *v, moss_kx *i, moss_kx *j, moss_kx *at,
+                              int r) {
   const tile_arg *t = arg;
+  (void)at;
   return epilogue(b, t->n, t->p, v, i, j, r);
 }
 

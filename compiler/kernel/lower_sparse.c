@@ -193,6 +193,79 @@ static moss_kx *epilogue(moss_kb *b, const moss_node *n, const lin *p, moss_kx *
   return moss_k_act(b, n, moss_k_let(b, "v", v));
 }
 
+/* ---- Gemm and MatMul on the register tile -------------------------------- */
+
+/* The product Y^T[N, Mb] = Wt X^T of a pruned float32 Gemm or MatMul whose
+ * input has Mb rows: 0 (the gather loops) when the machine has no tile or
+ * Mb is under one vector (a single row: the tile would have no vector to
+ * fill), else the arena scratch for X^T and Y^T, in bytes. */
+#define LIN_TILE_MAX_SCRATCH ((int64_t)64 << 20)
+/* X^T's bytes, whole 64-byte lines (Y^T follows it). */
+static int64_t lin_xt_bytes(int64_t k, int64_t mb) { return (k * mb * 4 + 63) / 64 * 64; }
+static int64_t lin_tile_scratch(const moss_node *n, const moss_kernel_cpu *cpu, const moss_sparse_view *v,
+                                int64_t *out_mb) {
+  moss_kb probe;
+  int mr, nr, lanes;
+  int64_t mb;
+  if ((n->op != MOSS_OP_Gemm && n->op != MOSS_OP_MatMul) || v->dtype != MOSS_DT_F32 || !cpu) return 0;
+  memset(&probe, 0, sizeof probe);
+  probe.cpu = *cpu;
+  if (!moss_tile_shape(&probe, MOSS_DT_F32, &mr, &nr, &lanes)) return 0;
+  mb = moss_value_numel(n->outputs[0]) / v->rows;
+  if (mb < lanes || (v->cols + v->rows) > LIN_TILE_MAX_SCRATCH / 4 / mb) return 0;
+  if (out_mb) *out_mb = mb;
+  return lin_xt_bytes(v->cols, mb) + v->rows * mb * 4;
+}
+
+int64_t moss_lower_linear_sparse_scratch(const moss_node *n, const moss_kernel_cpu *cpu) {
+  moss_sparse_view v;
+  if (!moss_sparse_view_get(n, &v)) return 0;
+  return lin_tile_scratch(n, cpu, &v, NULL);
+}
+
+/* On the tile, S is the weight's nonzero terms (rows of 4 outputs for 4x1
+ * blocks, else of one: 1x4 and 2:4 drop their stored zeros), V the input
+ * transposed into the scratch (X^T, K x Mb), its sums Y^T (N x Mb) in the
+ * scratch too, then out by input row with alpha, beta C and the activation.
+ * Each output sums its terms in k order. */
+static int lower_linear_tile(moss_kb *b, const moss_node *n, const moss_sparse_view *v, const lin *p) {
+  int64_t mb = 0, need = lin_tile_scratch(n, &b->cpu, v, &mb), k, *rows;
+  int xt, yt, blk = n->sparse == MOSS_SPARSE_BLOCK_4x1 ? 4 : 1;
+  moss_tile t;
+  moss_kx *j, *r, *at;
+  if (need <= 0 || need > n->scratch_bytes || mb != p->M || p->N % blk) return 0;
+  rows = moss_arena_alloc(b->arena, sizeof *rows * (size_t)p->K, 8);
+  if (!rows) {
+    moss_kb_fail(b, MOSS_E_NOMEM, "kernel description");
+    return 1;
+  }
+  for (k = 0; k < p->K; k++) rows[k] = k * mb;
+  xt = moss_k_arena_scratch(b, "xt", MOSS_DT_F32, p->K * mb, 0);
+  yt = moss_k_arena_scratch(b, "yt", MOSS_DT_F32, p->N * mb, lin_xt_bytes(p->K, mb));
+  moss_tile_sparse_s(b, &t, v->w, v->rs, v->cs, p->N, p->K, blk, rows);
+  t.N = mb;
+  t.v = xt;
+  t.v_at = moss_k_idx(b, 0);
+  t.y = yt;
+  t.y_at = moss_k_idx(b, 0);
+  t.y_row = mb;
+  moss_k_comment(b, "the input transposed: X^T, %lld x %lld", (long long)p->K, (long long)mb);
+  j = moss_k_range(b, "j", mb, MOSS_KL_PARALLEL);
+  r = moss_k_range(b, "k", p->K, MOSS_KL_PARALLEL);
+  moss_k_store(b, xt, sum(b, moss_k_mulc(b, r, mb), j), moss_k_load(b, p->x, sum(b, moss_k_mulc(b, j, p->K), r)));
+  moss_k_end(b);
+  moss_k_end(b);
+  moss_tile_product(b, &t);
+  moss_k_comment(b, "the sums out, by input row");
+  j = moss_k_range(b, "j", mb, MOSS_KL_PARALLEL);
+  r = moss_k_range(b, "r", p->N, MOSS_KL_PARALLEL);
+  at = moss_k_let(b, "s", moss_k_load(b, yt, sum(b, moss_k_mulc(b, r, mb), j)));
+  moss_k_store(b, p->y, sum(b, moss_k_mulc(b, j, p->N), r), epilogue(b, n, p, at, j, r));
+  moss_k_end(b);
+  moss_k_end(b);
+  return 1;
+}
+
 static moss_status lower_linear(moss_kb *b, const moss_node *n, const moss_sparse_view *v) {
   lin p;
   enc e;
@@ -213,13 +286,16 @@ static moss_status lower_linear(moss_kb *b, const moss_node *n, const moss_spars
       p.xc = moss_k_input(b, 2);
     }
   }
+  if (p.M > 0) {
+    p.x = moss_k_input(b, 0);
+    p.y = moss_k_output(b, 0);
+    if (lower_linear_tile(b, n, v, &p)) return b->st;
+  }
   encode(b, n, v, fmt, &e);
   if (p.M == 0) {
     moss_k_comment(b, "empty output");
     return MOSS_OK;
   }
-  p.x = moss_k_input(b, 0);
-  p.y = moss_k_output(b, 0);
   i = moss_k_range(b, "i", p.M, MOSS_KL_PARALLEL);
   ar = moss_k_let(b, "ar", moss_k_mulc(b, i, p.K)); /* the input row */
   if (fmt == MOSS_SPARSE_BLOCK_4x1) {
@@ -520,11 +596,11 @@ static moss_status lower_conv(moss_kb *b, const moss_node *n, const moss_sparse_
   moss_k_end(b); /* j */
   moss_k_end(b); /* oh */
   for (k = 0; k < en.levels; k++) moss_k_end(b); /* entries */
-  if (n->act.kind != MOSS_ACT_NONE) {
+  if (n->act.kind != MOSS_ACT_NONE || moss_node_input(n, 3)) { /* the fused residual, the activation */
     moss_kx *at;
     j = moss_k_range(b, "j", nt * P, MOSS_KL_PARALLEL);
     at = sum(b, ym, j);
-    moss_k_store(b, y, at, moss_k_act(b, n, moss_k_let(b, "v", moss_k_load(b, y, at))));
+    moss_k_store(b, y, at, moss_lower_conv_out(b, n, moss_k_load(b, y, at), at, "v"));
     moss_k_end(b);
   }
   moss_k_end(b); /* mb */

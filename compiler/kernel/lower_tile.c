@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "lower.h"
+#include "lower_quant.h"
 
 #define TILE_MAX_ROWS 8
 #define TILE_MAX_VECS 4
@@ -166,9 +167,9 @@ static void tile(moss_kb *b, const moss_tile *t, const at *p) {
     moss_kx *row = moss_k_addc(b, p->i0, r);
     moss_kx *yr = moss_k_add(b, t->y_at, moss_k_add(b, moss_k_mulc(b, row, t->y_row), p->jb));
     for (v = 0; v < p->nv; v++) {
-      moss_kx *c = moss_k_addc(b, p->c0, (int64_t)v * p->lanes), *val = acc[r][v];
-      if (t->epilogue) val = t->epilogue(b, t->arg, val, row, moss_k_add(b, p->jb, c), r);
-      moss_k_store(b, t->y, moss_k_add(b, yr, c), val);
+      moss_kx *c = moss_k_addc(b, p->c0, (int64_t)v * p->lanes), *val = acc[r][v], *at = moss_k_add(b, yr, c);
+      if (t->epilogue) val = t->epilogue(b, t->arg, val, row, moss_k_add(b, p->jb, c), at, r);
+      moss_k_store(b, t->y, at, val);
     }
   }
 }
@@ -219,6 +220,46 @@ static void cols(moss_kb *b, const moss_tile *t, at p, int nr, int lanes) {
       moss_k_end(b);
     }
   }
+}
+
+void moss_tile_sparse_s(moss_kb *b, moss_tile *t, const float *w, int64_t is, int64_t ks, int64_t M, int64_t K,
+                        int blk, const int64_t *rows) {
+  int64_t nb = M / blk, r, k, q, cnt = 0, put = 0;
+  int32_t *rp = moss_k_scratch(b, nb + 1, sizeof *rp), *voff;
+  float *val;
+  if (!rp) return;
+  for (r = 0; r < nb; r++) {
+    rp[r] = (int32_t)cnt;
+    for (k = 0; k < K; k++) {
+      for (q = 0; q < blk && w[(r * blk + q) * is + k * ks] == 0.0f; q++) {}
+      cnt += q < blk;
+    }
+  }
+  rp[nb] = (int32_t)cnt;
+  voff = moss_k_scratch(b, cnt ? cnt : 1, sizeof *voff);
+  val = moss_k_scratch(b, cnt ? cnt * blk : 1, sizeof *val);
+  if (!voff || !val) return;
+  voff[0] = 0, val[0] = 0.0f;
+  for (r = 0; r < nb; r++)
+    for (k = 0; k < K; k++) {
+      for (q = 0; q < blk && w[(r * blk + q) * is + k * ks] == 0.0f; q++) {}
+      if (q == blk) continue;
+      voff[put] = (int32_t)rows[k]; /* the callers keep V under 2^31 elements */
+      for (q = 0; q < blk; q++) val[put * blk + q] = w[(r * blk + q) * is + k * ks];
+      put++;
+    }
+  memset(t, 0, sizeof *t);
+  t->dt = MOSS_DT_F32;
+  t->M = M;
+  t->K = K;
+  t->s_sparse = 1;
+  t->s_blk = blk;
+  t->s_rp = moss_k_table(b, "row_ptr", MOSS_DT_I32, nb + 1, rp);
+  t->s_voff = moss_k_table(b, "term_rows", MOSS_DT_I32, cnt ? cnt : 1, voff);
+  t->s = moss_k_table(b, "values", MOSS_DT_F32, cnt ? cnt * blk : 1, val);
+  t->s_at = moss_k_idx(b, 0);
+  moss_k_comment(b, "sparse weight on the tile: %lld terms in rows of %d (of %lld x %lld)", (long long)cnt, blk,
+                 (long long)M, (long long)K);
 }
 
 void moss_tile_product(moss_kb *b, const moss_tile *t) {

@@ -303,14 +303,11 @@ void moss_lower_winograd(moss_kb *b, const moss_node *n, const moss_wino *p) {
     moss_kx *row = moss_k_let(b, "yr", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bb, p->M), m), p->OH),
                                                                 moss_k_addc(b, moss_k_mulc(b, th, bm), i)),
                                                   p->OW));
-    for (j = 0; j < bm; j++) { /* (A^T M) A */
-      moss_kx *v = lin(b, X.AT[j], t[i], bn);
+    for (j = 0; j < bm; j++) { /* (A^T M) A, the bias, the residual, the activation */
+      moss_kx *v = lin(b, X.AT[j], t[i], bn), *at = moss_k_add(b, row, moss_k_addc(b, moss_k_mulc(b, tw, bm), j));
       if (bv) v = moss_k_bin(b, MOSS_KX_ADD, v, bv);
-      if (n->act.kind) {
-        snprintf(name, sizeof name, "o%d%d", i, j);
-        v = moss_k_act(b, n, moss_k_let(b, name, v));
-      }
-      moss_k_store(b, yb, moss_k_add(b, row, moss_k_addc(b, moss_k_mulc(b, tw, bm), j)), v);
+      snprintf(name, sizeof name, "o%d%d", i, j);
+      moss_k_store(b, yb, at, moss_lower_conv_out(b, n, v, at, name));
     }
   }
   moss_k_end(b); /* tw */

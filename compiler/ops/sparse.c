@@ -232,6 +232,12 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
       out_stats->cost_block4x1 = MOSS_SPARSE_TILE_CONV_BLOCK * (double)out_stats->nblocks4x1;
     if (out_stats->cost_block1x4 >= 0.0) out_stats->cost_block1x4 = out_stats->cost_csr;
     if (out_stats->cost_nm24 >= 0.0) out_stats->cost_nm24 = out_stats->cost_csr;
+  } else if (rule == MOSS_SPARSE_RULE_TILE_LIN) {
+    out_stats->cost_csr = MOSS_SPARSE_TILE_MM_NZ * (double)out_stats->nnz;
+    if (out_stats->cost_block4x1 >= 0.0)
+      out_stats->cost_block4x1 = MOSS_SPARSE_TILE_MM_BLOCK * (double)out_stats->nblocks4x1;
+    if (out_stats->cost_block1x4 >= 0.0) out_stats->cost_block1x4 = out_stats->cost_csr;
+    if (out_stats->cost_nm24 >= 0.0) out_stats->cost_nm24 = out_stats->cost_csr;
   } else if (rule == MOSS_SPARSE_RULE_TILE_DENSE) {
     double f = (double)MOSS_SPARSE_RULE_LANES(n->sparse_rule) / 16.0;
     out_stats->cost_csr = f * MOSS_SPARSE_TILE_LIN_NZ * (double)out_stats->nnz;
@@ -253,6 +259,7 @@ const char *moss_sparse_rule_name(int rule) {
   case MOSS_SPARSE_RULE_TILE_CONV: return "tile";
   case MOSS_SPARSE_RULE_TILE_DENSE: return "tile-dense";
   case MOSS_SPARSE_RULE_TILE_WINO: return "tile-winograd";
+  case MOSS_SPARSE_RULE_TILE_LIN: return "tile-linear";
   default: return "?";
   }
 }

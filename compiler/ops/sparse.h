@@ -86,6 +86,15 @@ enum {
 #define MOSS_SPARSE_TILE_LIN_BLOCK 24.3
 #define MOSS_SPARSE_TILE_LIN_B1x4 22.8
 #define MOSS_SPARSE_TILE_LIN_NM24 31.1
+/* A Gemm or MatMul whose input has at least a vector of rows takes the
+ * tile with the nonzero terms as S (lower_sparse.c: the input and the sums
+ * transposed through the arena): per term 3.3 (2.5-5.9, the most at 95 %
+ * zeros, where the transposes weigh most), per 4x1 block 6.1 (4.7-14.2);
+ * 1x4 and 2:4 run as their nonzero terms (bench/bench_sparse_rule.py,
+ * layers matmul and matmul2: 64 x 512 x 512 and 128 x 256 x 1024, this
+ * 2-core x86-64 with AVX-512, 2026-12-04). */
+#define MOSS_SPARSE_TILE_MM_NZ 3.3
+#define MOSS_SPARSE_TILE_MM_BLOCK 6.1
 /* A dense Conv that takes Winograd F(2x2, 3x3) (the default where it pays,
  * docs/kernel.md) against the implicit product the figures above count
  * in: 0.61-0.79 of its time on 3x3 layers of 32 to 128 channels, 14x14 to
@@ -100,14 +109,16 @@ enum {
   MOSS_SPARSE_RULE_Q8_WIDE,    /* int8 Conv, dense on widened bytes */
   MOSS_SPARSE_RULE_TILE_CONV,  /* float Conv, dense and sparse on the register tile */
   MOSS_SPARSE_RULE_TILE_DENSE, /* float Gemm/MatMul, dense on the tile, sparse scalar */
-  MOSS_SPARSE_RULE_TILE_WINO   /* TILE_CONV, the dense layer on Winograd */
+  MOSS_SPARSE_RULE_TILE_WINO,  /* TILE_CONV, the dense layer on Winograd */
+  MOSS_SPARSE_RULE_TILE_LIN    /* float Gemm/MatMul of a vector of rows or more, dense and sparse
+                                * on the tile */
 };
 /* moss_node.sparse_rule: the rule, and the float32 lanes of the tile's
  * vectors (for MOSS_SPARSE_RULE_TILE_DENSE). */
 #define MOSS_SPARSE_RULE_MAKE(rule, lanes) ((rule) + 8 * (lanes))
 #define MOSS_SPARSE_RULE_KIND(r) ((r) % 8)
 #define MOSS_SPARSE_RULE_LANES(r) ((r) / 8)
-/* "scalar", "int8-dot", "int8-widened", "tile", "tile-dense", "tile-winograd" for a
+/* "scalar", "int8-dot", "int8-widened", "tile", "tile-dense", "tile-winograd", "tile-linear" for a
  * rule (MOSS_SPARSE_RULE_KIND of moss_node.sparse_rule); "?" for others. */
 const char *moss_sparse_rule_name(int rule);
 

@@ -2,7 +2,11 @@
  * becomes that node's bias (a 2-D MatMul becomes a Gemm), and a following
  * Relu/Clip/LeakyRelu/Sigmoid/Tanh becomes its fused activation, so the
  * backend writes each output once. Only float32, and only when the
- * intermediate value has no other reader and is not a graph output. */
+ * intermediate value has no other reader and is not a graph output.
+ *
+ * After partitioning, moss_pass_fuse_residual moves a residual Add (a
+ * Conv's output plus another tensor of its shape, a ResNet block's end)
+ * and the activation after it into the Conv: its input 3. */
 #include <math.h>
 
 #include "passes.h"
@@ -98,6 +102,64 @@ static moss_status fuse_act(moss_ctx *ctx, moss_node *n) {
   }
   p->act = act;
   absorb(p, n);
+  return MOSS_OK;
+}
+
+/* Whether |a| and |b| have the same shape. */
+static int same_shape(const moss_value *a, const moss_value *b) {
+  int k;
+  if (a->rank != b->rank) return 0;
+  for (k = 0; k < a->rank; k++)
+    if (a->dims[k] != b->dims[k]) return 0;
+  return 1;
+}
+
+/* z = Add(y, r) with y a float Conv's only use: the Conv takes r as input 3
+ * and writes z. r must be ready before the Conv runs (a graph input, a
+ * constant, or the output of an earlier node) and everything must run on
+ * one device of kernel lowerings, in one segment. In a ResNet block whose
+ * shortcut is a Conv that runs after the block's last Conv, the shortcut's
+ * Conv is the one that takes the Add. */
+static moss_status fuse_residual(moss_ctx *ctx, moss_graph *g, moss_node *add, const unsigned char *devices) {
+  int side;
+  if (add->outputs[0]->dtype != MOSS_DT_F32 || !devices[add->device]) return MOSS_OK;
+  for (side = 0; side < 2; side++) {
+    moss_value *y = add->inputs[side], *r = add->inputs[1 - side], **in;
+    moss_node *p = sole_producer(y);
+    int k;
+    if (!p || p->op != MOSS_OP_Conv || p->act.kind || p->ninputs > 3 || p->device != add->device ||
+        p->segment != add->segment || r == y || r->dtype != MOSS_DT_F32 || !same_shape(r, y) ||
+        (r->producer && r->producer->id >= p->id))
+      continue;
+    in = moss_arena_alloc(g->arena, sizeof *in * 4, 16);
+    if (!in) return moss_fail(ctx, MOSS_E_NOMEM, add, "fusion");
+    for (k = 0; k < 3; k++) in[k] = moss_node_input(p, k);
+    in[3] = r;
+    p->inputs = in;
+    p->ninputs = 4;
+    absorb(p, add);
+    return MOSS_OK;
+  }
+  return MOSS_OK;
+}
+
+moss_status moss_pass_fuse_residual(moss_ctx *ctx, moss_graph *g, const unsigned char *devices) {
+  int i;
+  moss_graph_compute_uses(g);
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *n = g->nodes[i], *p;
+    if (n->dead) continue;
+    if (n->op == MOSS_OP_Add) {
+      MOSS_TRY(fuse_residual(ctx, g, n, devices));
+      continue;
+    }
+    /* The activation after a residual Add just fused, on the same terms. */
+    p = sole_producer(n->inputs[0]);
+    if (p && p->op == MOSS_OP_Conv && p->ninputs == 4 && devices[n->device] && p->device == n->device &&
+        p->segment == n->segment)
+      MOSS_TRY(fuse_act(ctx, n));
+  }
+  moss_graph_compact(g);
   return MOSS_OK;
 }
 

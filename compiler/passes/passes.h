@@ -21,6 +21,13 @@ moss_status moss_pass_fold(moss_ctx *ctx, moss_graph *g);
 moss_status moss_pass_bn_fold(moss_ctx *ctx, moss_graph *g);
 /* A bias Add and an activation after Conv/Gemm/MatMul move into it. */
 moss_status moss_pass_fuse(moss_ctx *ctx, moss_graph *g);
+/* After partitioning: a residual Add after a float Conv (the Conv's output
+ * plus a tensor of the same shape, ready before the Conv runs) and the
+ * activation after it move into the Conv, as its input 3 and its fused
+ * activation: out = act(conv + bias + residual). Only where the Conv, the
+ * Add and the activation share one segment of a device whose backend lowers
+ * kernel descriptions (|devices|[d] set: the kernels take input 3). */
+moss_status moss_pass_fuse_residual(moss_ctx *ctx, moss_graph *g, const unsigned char *devices);
 /* Quantized regions: DequantizeLinear -> float op -> QuantizeLinear (the
  * QDQ form exporters write) becomes one integer-only op (QLinearConv,
  * MossQGemm, MossQAdd, MossQMul, MossQAvgPool, MossQLookup, or the op itself

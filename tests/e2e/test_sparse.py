@@ -5,7 +5,8 @@ One ONNX model per weight pattern (random zeros at 50/80/90/95%, zeros in
 4x1 blocks at 90/95%, in 1x4 blocks at 80/95%, and 2:4 structured: 2 zeros
 in every group of 4 reduction terms, alone or with 50% more random zeros),
 each holding independent layers: Gemm (bias, relu), Gemm (transB, alpha,
-beta), MatMul (3-D input), Conv 1x1 (bias, relu) and Conv 3x3 (pads 1,
+beta), MatMul (3-D input; once with 48 rows, which the LLVM backend runs
+on the register tile), Conv 1x1 (bias, relu) and Conv 3x3 (pads 1,
 stride 2, bias, relu), Conv 3x3 with dilation 2 and uneven pads, and two
 whose reduction length is not a multiple of 4 (Gemm K=30, Conv with 3
 input channels: 27 terms), so 1x4 blocks are impossible and the last 2:4
@@ -13,8 +14,9 @@ group is short. Every model is compiled with --emit c under
 MOSS_SPARSE=off, csr, block, block1x4, 2:4 and auto and run with
 `moss run` on the same inputs, and again with --emit obj (the LLVM
 backend, which builds the same kernel descriptions; on this machine it
-prices them with the register tile's figures, "tile" for Conv and
-"tile-dense" for Gemm and MatMul). Checks, with DESIGN.md's float tolerance
+prices them with the register tile's figures, "tile" for Conv,
+"tile-linear" for Gemm and MatMul of a vector of rows or more and
+"tile-dense" for the others). Checks, with DESIGN.md's float tolerance
 |a-b| <= 1e-5 + 1e-4*|b|:
   - each sparse build's outputs equal the dense build's (the twin),
   - every build's outputs equal numpy's,
@@ -40,9 +42,10 @@ ATOL, RTOL = 1e-5, 1e-4
 
 # The layers: name, input shape, weight shape, kind.
 LAYERS = [
-    ("gemm", (8, 64), (64, 48), "gemm"),
-    ("gemmt", (6, 40), (40, 40), "gemmt"),
+    ("gemm", (20, 64), (64, 48), "gemm"),
+    ("gemmt", (17, 40), (40, 40), "gemmt"),
     ("matmul", (2, 5, 64), (64, 32), "matmul"),
+    ("mmrows", (3, 16, 64), (64, 32), "matmul"),  # 48 rows (and gemm, gemmt): the LLVM backend's tile
     ("conv1", (1, 16, 8, 8), (32, 16, 1, 1), "conv1"),
     ("conv3", (2, 8, 9, 9), (16, 8, 3, 3), "conv3"),
     ("convd", (1, 4, 10, 11), (8, 4, 3, 3), "convd"),
@@ -118,8 +121,10 @@ def cost_rule(kind, w, wshape, rule="scalar"):
     block1x4 and 2:4, the earlier on ties; also the formats possible. The
     figures are those of |rule|: "scalar" (the C backend's loops), "tile"
     (the LLVM backend's Conv on the register tile; "tile-winograd" where its
-    dense twin takes Winograd, 0.65 of the dense cost) or "tile-dense" (its
-    Gemm and MatMul: dense on the tile, the formats scalar)."""
+    dense twin takes Winograd, 0.65 of the dense cost), "tile-dense" (its
+    Gemm and MatMul of fewer rows than a vector: dense on the tile, the
+    formats scalar) or "tile-linear" (Gemm and MatMul of more rows: the
+    nonzero terms on the tile)."""
     r, c = wt_shape(kind, wshape)
     if kind in ("gemm", "matmul", "gemmk"):
         wt = w.T
@@ -130,21 +135,22 @@ def cost_rule(kind, w, wshape, rule="scalar"):
     wino = rule == "tile-winograd"
     if wino:
         rule = "tile"
-    csr = {"scalar": 2.5 * nnz + r, "tile": 2.3 * nnz, "tile-dense": f * 13.8 * nnz}[rule]
+    csr = {"scalar": 2.5 * nnz + r, "tile": 2.3 * nnz, "tile-linear": 3.3 * nnz,
+           "tile-dense": f * 13.8 * nnz}[rule]
     costs = [("dense", float(r * c) * (0.65 if wino else 1.0)), ("csr", csr)]
     if r % 4 == 0:
         nblocks = int(np.count_nonzero(np.any(wt.reshape(r // 4, 4, c) != 0, axis=1)))
         costs.append(("block4x1", {"scalar": 5.0 * nblocks + r // 4, "tile": 4.4 * nblocks,
-                                   "tile-dense": f * 24.3 * nblocks}[rule]))
+                                   "tile-linear": 6.1 * nblocks, "tile-dense": f * 24.3 * nblocks}[rule]))
     if c % 4 == 0:
         nblocks = int(np.count_nonzero(np.any(wt.reshape(r, c // 4, 4) != 0, axis=2)))
-        costs.append(("block1x4", {"scalar": 5.0 * nblocks + r, "tile": csr,
+        costs.append(("block1x4", {"scalar": 5.0 * nblocks + r, "tile": csr, "tile-linear": csr,
                                    "tile-dense": f * 22.8 * nblocks}[rule]))
     groups = (c + 3) // 4
     padded = np.zeros((r, groups * 4), np.float32)
     padded[:, :c] = wt
     if np.all(np.count_nonzero(padded.reshape(r, groups, 4), axis=2) <= 2):
-        costs.append(("2:4", {"scalar": 3.5 * r * groups, "tile": csr,
+        costs.append(("2:4", {"scalar": 3.5 * r * groups, "tile": csr, "tile-linear": csr,
                               "tile-dense": f * 31.1 * r * groups}[rule]))
     best = costs[0]
     for name, cost in costs[1:]:
@@ -172,11 +178,22 @@ def conv_ref(x, w, b, stride, pads, dil):
     return y
 
 
-def obj_rule(kind):
+def tile_rows(name):
+    """Whether the LLVM backend runs the sparse Gemm or MatMul |name| on the
+    tile: an input of at least a vector of rows."""
+    for n, xs, _, kind in LAYERS:
+        if n == name:
+            return not kind.startswith("conv") and int(np.prod(xs[:-1])) >= LANES
+    raise KeyError(name)
+
+
+def obj_rule(name, kind):
     """The figures the LLVM backend prices a layer with on this machine."""
     if kind == "convw":
         return "tile-winograd"
-    return "tile" if kind.startswith("conv") else "tile-dense"
+    if kind.startswith("conv"):
+        return "tile"
+    return "tile-linear" if tile_rows(name) else "tile-dense"
 
 
 def build(rng, pattern):
@@ -188,7 +205,7 @@ def build(rng, pattern):
         x = rng.randn(*xs).astype(np.float32)
         w = make_weight(rng, kind, ws, pattern)
         autos.append(cost_rule(kind, w, ws))
-        autos_obj.append(cost_rule(kind, w, ws, obj_rule(kind)))
+        autos_obj.append(cost_rule(kind, w, ws, obj_rule(name, kind)))
         xn, wn, yn = name + "_x", name + "_w", name + "_y"
         ins.append(helper.make_tensor_value_info(xn, TensorProto.FLOAT, list(xs)))
         inits.append(numpy_helper.from_array(w, wn))
@@ -285,7 +302,7 @@ def check_report(report, autos, got, tag, mode, rules=None):
     fails = 0
     nodes = {n["name"]: n for n in report["nodes"]}
     for name, _, _, kind in LAYERS:
-        want_rule = rules(kind) if rules else "scalar"
+        want_rule = rules(name, kind) if rules else "scalar"
         if nodes[name]["sparse_rule"] != want_rule:
             print("FAIL %s MOSS_SPARSE=%s %s: sparse_rule %s, expected %s" %
                   (tag, mode, name, nodes[name]["sparse_rule"], want_rule))
@@ -363,12 +380,13 @@ def main():
                 _, ys, report = compile_run(moss, d, "%d_%s" % (pi, mode.replace(":", "")),
                                             mode, feeds, "obj")
                 got_obj = [a for a, _, _ in autos_obj if a != "dense"] if mode == "auto" else got
-                if mode == "csr":  # every Conv as the implicit product of its nonzeros
+                if mode == "csr":  # every Conv as the implicit product of its nonzeros, and
+                    # every Gemm and MatMul of enough rows as the product of its nonzeros
                     dump = subprocess.run([moss, "compile", os.path.join(d, "m.onnx"), "--emit", "obj",
                                            "-o", os.path.join(d, "dump_%d" % pi), "-q", "--dump-kernels"],
                                           env=dict(os.environ, MOSS_SPARSE="csr"), capture_output=True,
                                           text=True, check=True).stdout
-                    nconv = sum(1 for l in LAYERS if l[3].startswith("conv"))
+                    nconv = sum(1 for l in LAYERS if l[3].startswith("conv") or tile_rows(l[0]))
                     if dump.count("sparse weight on the tile") != nconv:
                         print("FAIL %s --emit obj: %d Convs on the tile, expected %d" %
                               (tag, dump.count("sparse weight on the tile"), nconv))
