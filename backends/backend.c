@@ -1,9 +1,9 @@
 /* backend.c - the backend table (backend.h): the only place that lists
  * moss's backends. Each entry adapts its backend's own functions to the
- * table's shape; the code itself stays in backends/c, backends/llvm and the
- * plugin adapter (compiler/plugin/plugin.c). A backend this build lacks
- * (opencl, vulkan, ptx) has no entry: moss_backend_find says NULL, and the
- * pipeline says so for a device that got nodes. */
+ * table's shape; the code itself stays in backends/c, backends/llvm,
+ * backends/opencl and the plugin adapter (compiler/plugin/plugin.c). A
+ * backend this build lacks (vulkan, ptx) has no entry: moss_backend_find
+ * says NULL, and the pipeline says so for a device that got nodes. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +14,7 @@
 #include "c/cbuild.h"
 #include "c/cgen.h"
 #include "llvm/llvm.h"
+#include "opencl/opencl.h"
 
 /* --- c: C99 for the host C compiler (backends/c) --- */
 
@@ -95,6 +96,11 @@ static const moss_backend backends[] = {
      .takes = llvm_takes,
      .emit_standalone = moss_llvm_emit_standalone, /* backends/llvm/native.c */
      .emit_code = moss_llvm_emit_code},
+    {.name = "opencl",
+     .code = MOSS_CODE_OPENCL_C,
+     .opaque = 1, /* its segment's values live on the device until the segment ends */
+     .takes = moss_opencl_takes,
+     .emit_segment = moss_opencl_emit_segment}, /* backends/opencl/opencl.c */
     /* The plugin adapter stays last (plugin_adapter()). */
     {.name = "plugin:",
      .code = MOSS_CODE_PLUGIN_BLOB,

@@ -10,11 +10,16 @@
 # pixels (tests/e2e/test_report_browser.py). libsodium-dev signs and checks
 # bundles (libmossrt_sign, runtime/sign); python3-cryptography checks
 # those signatures in the tests with another Ed25519 implementation.
+# pocl-opencl-icd (PoCL: OpenCL on the CPU, which compiles kernels with its
+# own clang-15) and ocl-icd-libopencl1 (the ICD loader, libOpenCL.so.1, which
+# libmossrt's OpenCL executor dlopen()s) run the OpenCL backend's tests;
+# valgrind checks that path's memory accesses (tests/e2e/test_opencl.py).
 set -eu
 pkgs="build-essential cmake pkg-config clang-14 libclang-rt-14-dev libprotobuf-c-dev protobuf-c-compiler
       libxml2-dev python3-onnx python3-numpy libonnx-testdata llvm-19-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
-      qemu-user chromium libsodium-dev python3-cryptography"
+      qemu-user chromium libsodium-dev python3-cryptography pocl-opencl-icd ocl-icd-libopencl1
+      valgrind"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

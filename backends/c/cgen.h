@@ -18,6 +18,12 @@ typedef struct moss_cgen {
   unsigned char *emitted; /* per value id: weight array already defined */
   moss_buf *wfile;      /* large models: the weights go to <name>_weights.c */
   moss_arena *karena;   /* the current node's kernel description (reset per node) */
+  /* OpenCL C (backends/opencl): tables are __constant arrays, and the
+   * kernel's outermost perfectly nested parallel loops of constant bounds
+   * (up to 3) become work-items; moss_c_emit_kernel sets |work_items| to
+   * their count (1: one work-item runs the whole body). */
+  int opencl;
+  int64_t work_items;
 } moss_cgen;
 
 /* Above this many bytes of weights, they go to their own <name>_weights.c

@@ -477,8 +477,9 @@ static void tables(printer *p) {
     memset(&v, 0, sizeof v);
     v.dtype = bf->dt;
     v.data = (void *)bf->data;
-    moss_buf_printf(p->cg->decls, "/* node %d '%s': %s */\nstatic const %s %s[%lld] MOSS_ALIGNED = {",
-                    k->node->id, k->node->name, bf->name, ctype(bf->dt), p->bname[i],
+    moss_buf_printf(p->cg->decls, "/* node %d '%s': %s */\n%s %s %s[%lld] MOSS_ALIGNED = {",
+                    k->node->id, k->node->name, bf->name, p->cg->opencl ? "__constant" : "static const",
+                    ctype(bf->dt), p->bname[i],
                     (long long)(bf->numel > 0 ? bf->numel : 1));
     if (bf->numel <= 0) moss_buf_printf(p->cg->decls, "0");
     for (j = 0; j < bf->numel; j++) {
@@ -488,6 +489,50 @@ static void tables(printer *p) {
     }
     moss_buf_printf(p->cg->decls, "\n};\n\n");
   }
+}
+
+/* The first statement of |s| on that is not a comment, or NULL. */
+static const moss_kstmt *skip_comments(const moss_kstmt *s) {
+  while (s && s->kind == MOSS_KS_COMMENT) s = s->next;
+  return s;
+}
+
+/* OpenCL (cg->opencl): the body as work-items. The loop nest that is the
+ * body's only statement, parallel with constant bounds, and up to two such
+ * loops that are each the only statement of the one before, become one
+ * flat work-item index; the rest of the body runs as is. */
+#define GPU_MAX_LOOPS 3
+static void gpu_body(printer *p, const moss_kstmt *body) {
+  const moss_kstmt *loops[GPU_MAX_LOOPS], *s = body;
+  int64_t ext[GPU_MAX_LOOPS], total = 1, inner;
+  int n = 0, i;
+  while (n < GPU_MAX_LOOPS) {
+    const moss_kstmt *t = skip_comments(s);
+    int64_t e;
+    if (!t || skip_comments(t->next) || t->kind != MOSS_KS_LOOP || t->role != MOSS_KL_PARALLEL ||
+        t->lo->op != MOSS_KX_CONST || t->hi->op != MOSS_KX_CONST || t->step < 1)
+      break;
+    e = t->hi->i > t->lo->i ? (t->hi->i - t->lo->i + t->step - 1) / t->step : 0;
+    if (e > 0 && total > ((int64_t)1 << 31) / e) break; /* one 32-bit NDRange */
+    loops[n] = t;
+    ext[n++] = e;
+    total *= e;
+    s = t->body;
+  }
+  p->cg->work_items = n ? total : 1;
+  if (!n) {
+    stmts(p, body);
+    return;
+  }
+  moss_c_line(p->cg, "const long gid_ = (long)get_global_id(0);");
+  moss_c_line(p->cg, "if (gid_ >= %lldL) return;", (long long)total);
+  for (i = 0, inner = total; i < n; i++) {
+    inner /= ext[i] ? ext[i] : 1;
+    moss_c_line(p->cg, "const long %s = %lldL + (gid_ / %lldL %% %lldL) * %lldL;", p->vname[loops[i]->var],
+                (long long)loops[i]->lo->i, (long long)inner, (long long)(ext[i] ? ext[i] : 1),
+                (long long)loops[i]->step);
+  }
+  stmts(p, loops[n - 1]->body);
 }
 
 moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
@@ -518,7 +563,8 @@ moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
                   ctype(k->bufs[i].dt), (long long)(n->scratch_offset + k->bufs[i].offset));
   moss_buf_init(&e, cg->ctx);
   p.e = &e;
-  stmts(&p, k->body);
+  if (cg->opencl) gpu_body(&p, k->body);
+  else stmts(&p, k->body);
   moss_buf_deinit(&e);
   return p.st;
 }

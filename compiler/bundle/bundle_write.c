@@ -50,6 +50,12 @@ static int is_cpu_backend(const moss_bundle_device *d) {
   return d->backend && (!strcmp(d->backend, "c") || !strcmp(d->backend, "llvm"));
 }
 
+/* The backends whose steps each run a blob: a plugin's, and the OpenCL
+ * backend's programs (moss_bundle.h, "OpenCL segment blob"). */
+static int runs_blobs(const moss_bundle_device *d) {
+  return is_plugin(d) || (d->backend && !strcmp(d->backend, "opencl"));
+}
+
 static moss_status check_tensor(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t i) {
   const moss_bundle_tensor *t = &d->tensors[i];
   const char *name = t->name ? t->name : "";
@@ -106,8 +112,9 @@ static moss_status check_step(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t
     return MOSS_OK;
   }
   if (s->kind != MOSS_BUNDLE_STEP_EXEC) return BAD("steps[%u].kind = %d", i, (int)s->kind);
-  if (is_plugin(&d->devices[s->device])) {
-    if (!d->devices[s->device].plugin_path || !d->devices[s->device].plugin_path[0])
+  if (runs_blobs(&d->devices[s->device])) {
+    if (is_plugin(&d->devices[s->device]) &&
+        (!d->devices[s->device].plugin_path || !d->devices[s->device].plugin_path[0]))
       return BAD("steps[%u]: device %u ('%s') has no plugin_path", i, s->device,
                  d->devices[s->device].id);
     if (s->blob >= d->nblobs || d->blob_device[s->blob] != s->device)
@@ -159,21 +166,21 @@ static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
     if (!v->id || !v->kind || !v->backend) return BAD("devices[%u]: id, kind or backend is NULL", i);
   }
   for (i = 0; i < d->nblobs; i++)
-    if (d->blob_device[i] >= d->ndevices || !is_plugin(&d->devices[d->blob_device[i]]))
-      return BAD("blob_device[%u] = %u is not a plugin device", i, d->blob_device[i]);
+    if (d->blob_device[i] >= d->ndevices || !runs_blobs(&d->devices[d->blob_device[i]]))
+      return BAD("blob_device[%u] = %u is not a device that runs blobs", i, d->blob_device[i]);
   for (i = 0; i < d->nsteps; i++) MOSS_TRY(check_step(ctx, d, i));
   if (d->cpu_code && d->cpu_code_bytes < 4) return BAD("cpu_code is %llu bytes",
                                                        (unsigned long long)d->cpu_code_bytes);
-  if (d->cpu_code && (d->cpu_device >= d->ndevices || is_plugin(&d->devices[d->cpu_device])))
+  if (d->cpu_code && (d->cpu_device >= d->ndevices || runs_blobs(&d->devices[d->cpu_device])))
     return BAD("cpu_device = %u is not a CPU device", d->cpu_device);
   if (d->cpu_code_format > MOSS_BUNDLE_CODE_ELF_OBJECT)
     return BAD("cpu_code_format = %u", d->cpu_code_format);
   return MOSS_OK;
 }
 
-/* EXEC on a device that is not a plugin's: its entry is a symbol of the CPU code. */
+/* EXEC on a device that runs no blobs: its entry is a symbol of the CPU code. */
 static int is_cpu_step(const moss_bundle_desc *d, const moss_bundle_step *s) {
-  return s->kind == MOSS_BUNDLE_STEP_EXEC && !is_plugin(&d->devices[s->device]);
+  return s->kind == MOSS_BUNDLE_STEP_EXEC && !runs_blobs(&d->devices[s->device]);
 }
 
 /* Tensor |i|'s record as the file holds it, name aside (zero). */

@@ -216,6 +216,14 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
     any_c = 1;
     nseg = 1;
   }
+  /* Outputs no node writes (a constant, a graph input) are copied by the
+   * CPU code; without any, nothing would write them. */
+  for (i = 0; i < g->noutputs && !any_c && st == MOSS_OK; i++)
+    if (!g->outputs[i]->producer)
+      st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                     "output '%s' is a copy of a constant or an input, and no segment of target '%s' "
+                     "runs CPU code to copy it", g->outputs[i]->name, moss_target_name(a->target));
+  if (st != MOSS_OK) goto done;
 
   for (k = 0, at = 0; k < nseg && st == MOSS_OK; k++) {
     moss_node **nodes = NULL;

@@ -57,8 +57,10 @@
  *             from the LLVM backend (loaded by libmossrt's own loader) or an
  *             ELF shared object built from the C backend's code; later
  *             OpenCL C, SPIR-V, PTX.
- *   BLOB      a plugin blob; the entry's |param| is the index of the device
- *             that loads it. Blob i is the i-th BLOB section in table order.
+ *   BLOB      a plugin blob, or an OpenCL segment blob (below) on a device
+ *             whose backend is "opencl"; the entry's |param| is the index of
+ *             the device that loads it. Blob i is the i-th BLOB section in
+ *             table order; an EXEC step on such a device names its blob.
  *   REPORT    the cost and energy report, JSON text followed by one NUL
  *             (the size counts the NUL).
  *
@@ -326,8 +328,36 @@ static inline uint32_t moss_bundle_crc32(uint32_t crc, const void *data, size_t 
   return ~crc;
 }
 
+
+/* OpenCL segment blob: the BLOB of one EXEC step on a device whose backend
+ * is "opencl" (backends/opencl), run by libmossrt's OpenCL executor
+ * (runtime/src/opencl). Little-endian; after the header, in order:
+ *   u64 bytes[ntensors]     each tensor of the step (its inputs, then its
+ *                           outputs), its own device buffer moss_t<k>
+ *   u64 items[nkernels]     the work-items of kernel moss_k<k> (>= 1)
+ *   char source[source_len] the OpenCL C 1.2 program: kernels moss_k0 ..
+ *                           moss_k<nkernels-1>, each taking (__global uchar
+ *                           *moss_a, __global const uchar *moss_w, __global
+ *                           uchar *moss_t0, .. moss_t<ntensors-1>), run in
+ *                           order, one work-item dimension each
+ *   u8 weights[weights_bytes] the constants the kernels read (buffer moss_w)
+ * and moss_a: |arena_bytes| of device memory for the values that live inside
+ * the segment, at their planned offsets. */
+#define MOSS_OPENCL_BLOB_MAGIC "MOCL"
+#define MOSS_OPENCL_BLOB_VERSION 1u
+typedef struct moss_opencl_blob_header {
+  char magic[4];                 /*  0: MOSS_OPENCL_BLOB_MAGIC */
+  uint32_t version;              /*  4: MOSS_OPENCL_BLOB_VERSION */
+  uint32_t ntensors;             /*  8 */
+  uint32_t nkernels;             /* 12 */
+  uint64_t arena_bytes;          /* 16 */
+  uint64_t weights_bytes;        /* 24 */
+  uint64_t source_len;           /* 32 */
+} moss_opencl_blob_header;       /* 40 */
+
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(moss_bundle_header) == 320, "moss_bundle_header layout");
+_Static_assert(sizeof(moss_opencl_blob_header) == 40, "moss_opencl_blob_header layout");
 _Static_assert(sizeof(moss_bundle_section) == 32, "moss_bundle_section layout");
 _Static_assert(sizeof(moss_bundle_str) == 8, "moss_bundle_str layout");
 _Static_assert(sizeof(moss_bundle_meta) == 24, "moss_bundle_meta layout");

@@ -10,7 +10,12 @@ Graph inputs that decide shapes are frozen with --constant from the test data,
 as DESIGN.md says a user must do. Float outputs pass within
 |a-b| <= 1e-5 + 1e-4*|b| (DESIGN.md "Numerics"); other types must be equal.
 
-  run_node_tests.py --moss build/moss [--update] [--only SUBSTR] [-j N]
+  run_node_tests.py --moss build/moss [--update] [--only SUBSTR] [-j N] [--emit c|obj | --opencl]
+
+--opencl compiles for tests/conformance/opencl-only.xml, an OpenCL device
+with no CPU to fall back on, and runs the bundles through libmossrt's
+OpenCL executor on the machine's OpenCL driver (PoCL here), against
+expected-opencl.txt.
 
 Exit status: 1 if a test listed as passing fails (a regression) or a test
 listed as failing passes (the file must be updated), else 0.
@@ -33,6 +38,8 @@ DATA = "/usr/share/libonnx-testdata/data/node"
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXPECTED = os.path.join(HERE, "expected.txt")
 EXPECTED_LLVM = os.path.join(HERE, "expected-llvm.txt")
+EXPECTED_OPENCL = os.path.join(HERE, "expected-opencl.txt")
+TARGET = None  # --opencl: opencl-only.xml, every node on the OpenCL backend
 ATOL, RTOL = 1e-5, 1e-4
 
 
@@ -96,7 +103,7 @@ def run_one(moss, test, workdir):
     for attempt in range(3):
         shutil.rmtree(out, ignore_errors=True)
         os.makedirs(out)
-        cmd = [moss, "compile", model, "--emit", EMIT, "-o", art, "-q"]
+        cmd = [moss, "compile", model, "--emit", EMIT, "-o", art, "-q"] + (["--target", TARGET] if TARGET else [])
         for name in frozen:
             cmd += ["--constant", "%s=%s" % (name, os.path.join(sets[0], "input_%d.pb" % in_names.index(name)))]
         try:
@@ -187,11 +194,17 @@ def main():
     ap.add_argument("--emit", default="bundle", choices=["bundle", "c", "obj"],
                     help="artifact kind: a bundle run through libmossrt (default), standalone C, "
                          "or native code from the LLVM backend (its own expected-llvm.txt)")
+    ap.add_argument("--opencl", action="store_true",
+                    help="every node on the OpenCL backend (opencl-only.xml), run through the OpenCL "
+                         "executor (its own expected-opencl.txt)")
     a = ap.parse_args()
-    global EMIT, EXPECTED
+    global EMIT, EXPECTED, TARGET
     EMIT = a.emit
     if EMIT == "obj":
         EXPECTED = EXPECTED_LLVM
+    if a.opencl:
+        EXPECTED = EXPECTED_OPENCL
+        TARGET = os.path.join(HERE, "opencl-only.xml")
     moss = os.path.abspath(a.moss)
     tests = sorted(d for d in os.listdir(DATA) if os.path.isdir(os.path.join(DATA, d)))
     if not tests:
@@ -201,6 +214,7 @@ def main():
         tests = [t for t in tests if a.only in t]
     work = tempfile.mkdtemp(prefix="moss-conf-")
     os.environ.setdefault("MOSS_CFLAGS", "-O1 -Wall -Wextra -pedantic -Werror")
+    os.environ.setdefault("POCL_CACHE_DIR", os.path.join(work, "pocl"))
     results = {}
     with cf.ThreadPoolExecutor(max_workers=a.j) as ex:
         futs = {ex.submit(run_one, moss, t, work): t for t in tests}
@@ -220,10 +234,10 @@ def main():
         with open(EXPECTED, "w") as f:
             llvm = EMIT == "obj"
             f.write("# ONNX node tests (libonnx-testdata) through moss's %s backend.\n"
-                    % ("LLVM" if llvm else "C"))
+                    % ("OpenCL" if a.opencl else "LLVM" if llvm else "C"))
             f.write("# test<TAB>pass, or test<TAB>fail<TAB>reason. Regenerate with\n")
             f.write("# tests/conformance/run_node_tests.py --moss build/moss%s --update\n"
-                    % (" --emit obj" if llvm else ""))
+                    % (" --opencl" if a.opencl else " --emit obj" if llvm else ""))
             for t in sorted(exp):
                 st, why = exp[t]
                 f.write("%s\t%s%s\n" % (t, st, "\t" + why if st != "pass" else ""))

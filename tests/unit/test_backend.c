@@ -43,7 +43,15 @@ TEST(find_by_the_names_a_target_gives) {
   ASSERT_EQ(pl->opaque, 1);
   ASSERT_TRUE(moss_backend_find("plugin:other") == pl); /* one adapter for every plugin */
   ASSERT_TRUE(moss_backend_find("plugin:") == NULL);
-  ASSERT_TRUE(moss_backend_find("opencl") == NULL);
+  ASSERT_TRUE(moss_backend_find("vulkan") == NULL);
+  {
+    const moss_backend *cl = moss_backend_find("opencl");
+    ASSERT_TRUE(cl != NULL);
+    ASSERT_EQ(cl->code, MOSS_CODE_OPENCL_C);
+    ASSERT_EQ(cl->in_process, 0);
+    ASSERT_EQ(cl->opaque, 1);
+    ASSERT_TRUE(cl->emit_segment != NULL && cl->emit_standalone == NULL && cl->emit_code == NULL);
+  }
   ASSERT_TRUE(moss_backend_find("C") == NULL);
   ASSERT_TRUE(moss_backend_find(NULL) == NULL);
   ASSERT_TRUE(moss_backend_find_for_emit("c") == c);

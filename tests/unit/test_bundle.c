@@ -1152,15 +1152,89 @@ TEST(plugin_device) {
   mossrt_close(b);
   /* An EXEC on a backend this runtime has no executor for. */
   plug_init(&p, "NEG1");
-  p.devices[1].backend = "opencl";
+  p.devices[1].backend = "vulkan";
   p.d.nblobs = 0;
   p.d.nsteps = 2;
   p.steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 1, 0, NULL, 0, 1, 1, p_step2_in,
                                   p_step2_out};
   ASSERT_EQ(write_bundle(&p.d, "opencl.moss", NULL, NULL, path, sizeof path), MOSS_OK);
   ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
-  ASSERT_STR_CONTAINS(err.text, "step 1: device 1 ('npu') has backend 'opencl', which this "
+  ASSERT_STR_CONTAINS(err.text, "step 1: device 1 ('npu') has backend 'vulkan', which this "
                                 "runtime cannot run");
+}
+
+/* An OpenCL segment blob (moss_bundle.h) for the plugin bundle's step 2
+ * (one input, one output, 16 bytes each) in |buf|: |nk| kernels of
+ * |items| work-items, |src| as source; its length. */
+static size_t ocl_blob(uint8_t *buf, uint32_t nk, uint64_t items, uint64_t tbytes, const char *src) {
+  moss_opencl_blob_header h;
+  size_t n = 0;
+  uint64_t v;
+  uint32_t k;
+  memcpy(h.magic, MOSS_OPENCL_BLOB_MAGIC, 4);
+  h.version = MOSS_OPENCL_BLOB_VERSION;
+  h.ntensors = 2;
+  h.nkernels = nk;
+  h.arena_bytes = 64;
+  h.weights_bytes = 0;
+  h.source_len = strlen(src);
+  memcpy(buf, &h, sizeof h);
+  n = sizeof h;
+  for (k = 0; k < 2; k++, n += 8) memcpy(buf + n, &tbytes, 8);
+  for (k = 0, v = items; k < nk; k++, n += 8) memcpy(buf + n, &v, 8);
+  memcpy(buf + n, src, strlen(src));
+  return n + strlen(src);
+}
+
+/* The OpenCL executor (runtime/src/opencl) reads every field of its blobs
+ * before it loads anything, and names what is wrong; without an ICD loader
+ * it says so. */
+TEST(opencl_blob_checks) {
+  static const char src[] = "__kernel void moss_k0(__global uchar *a) {}";
+  static const struct {
+    const char *what;
+    uint32_t nk;
+    uint64_t items, tbytes;
+    int cut, magic;
+  } cases[] = {
+      {"shorter than its header", 1, 1, 16, 30, 0},
+      {"not an OpenCL segment blob", 1, 1, 16, 0, 1},
+      {"are not the rest of it", 1, 1, 16, 3, 0},
+      {"kernel 0 has 0 work-items", 1, 0, 16, 0, 0},
+      {"tensor 0 is 16 bytes, its blob says 8", 1, 1, 8, 0, 0},
+      {"2 tensors and 0 kernels do not fit", 0, 1, 16, 0, 0},
+  };
+  plug_desc p;
+  char path[1024];
+  uint8_t buf[512];
+  mossrt_bundle *b = NULL;
+  mossrt_error err;
+  size_t i, n;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    plug_init(&p, "");
+    p.devices[1].backend = "opencl";
+    p.devices[1].plugin_path = NULL;
+    n = ocl_blob(buf, cases[i].nk, cases[i].items, cases[i].tbytes, src);
+    if (cases[i].cut) n = cases[i].cut >= 10 ? (size_t)cases[i].cut : n - (size_t)cases[i].cut;
+    if (cases[i].magic) buf[0] = 'X';
+    p.blobs[0] = buf;
+    p.blob_bytes[0] = n;
+    ASSERT_EQ(write_bundle(&p.d, "opencl_bad.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+    ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_FORMAT);
+    ASSERT_STR_CONTAINS(err.text, "opencl: ");
+    ASSERT_STR_CONTAINS(err.text, cases[i].what);
+  }
+  /* A well-formed blob, and no ICD loader where MOSS_OPENCL_LIBRARY points. */
+  plug_init(&p, "");
+  p.devices[1].backend = "opencl";
+  p.devices[1].plugin_path = NULL;
+  p.blobs[0] = buf;
+  p.blob_bytes[0] = ocl_blob(buf, 1, 4, 16, src);
+  ASSERT_EQ(write_bundle(&p.d, "opencl_good.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  setenv("MOSS_OPENCL_LIBRARY", "/nonexistent/libOpenCL.so.1", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "device 'npu': cannot load the OpenCL ICD loader /nonexistent/libOpenCL.so.1");
+  unsetenv("MOSS_OPENCL_LIBRARY");
 }
 
 /* Profiling (runtime/src/profile): the steps as the plan has them, and a

@@ -40,6 +40,7 @@ typedef struct mossrt_device {
   int used;                         /* an EXEC step runs on it */
   void *lib;                        /* plugin: dlopen handle */
   const moss_plugin_device *api;    /* plugin: its runtime side */
+  void *xstate;                     /* opencl: the OpenCL functions (opencl/opencl.c) */
 } mossrt_device;
 
 typedef struct mossrt_step {
@@ -99,6 +100,8 @@ struct mossrt_session {
    * |par| is what the CPU code gets, NULL to run its parts in order. */
   const moss_bundle_par *par;
   struct mossrt_pool *pool;
+  /* The OpenCL executor's (opencl/opencl.c): context, queue, programs. */
+  void *ocl;
 };
 
 /* core/session.c: the two halves of mossrt_run(), which
@@ -167,8 +170,9 @@ const mossrt_executor *mossrt_executor_find(const mossrt_device *d);
 mossrt_status mossrt_pool_session_open(mossrt_session *s, mossrt_error *err);
 void mossrt_pool_session_close(mossrt_session *s);
 
-/* The executors (cpu/cpu.c, plugin/plugin.c). */
+/* The executors (cpu/cpu.c, plugin/plugin.c, opencl/opencl.c). */
 extern const mossrt_executor mossrt_cpu_executor;
 extern const mossrt_executor mossrt_plugin_executor;
+extern const mossrt_executor mossrt_opencl_executor;
 
 #endif

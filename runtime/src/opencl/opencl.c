@@ -1,0 +1,416 @@
+/* opencl.c - OpenCL devices in libmossrt: the OpenCL executor
+ * (mossrt_opencl_executor, an entry of core/executor.c's table), serving
+ * devices whose backend is "opencl" and owning their BLOB sections
+ * (moss_bundle.h, "OpenCL segment blob"; backends/opencl writes them).
+ *
+ * At open: the OpenCL library through the ICD loader, dlopen() of
+ * libOpenCL.so.1 (or the file MOSS_OPENCL_LIBRARY names), its functions
+ * looked up by name; nothing links against OpenCL. Each blob is checked
+ * field by field against its size and its step. At session creation: the
+ * device (the first whose name contains MOSS_DEVICE when that is set, else
+ * the first GPU, else the first device of the first platform that has
+ * one), a context and an in-order queue, and per blob its program built
+ * from source, its kernels, its buffers (the step's tensors, the segment's
+ * arena, the weights uploaded once) and every kernel argument set. A run
+ * writes the step's inputs, enqueues the kernels in order, reads its
+ * outputs and waits: no allocation, no host round trip between kernels.
+ * Every failure names the OpenCL call and its error code. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/mossrt_internal.h"
+
+/* The OpenCL 1.2 API as far as this file uses it (the types and values of
+ * the Khronos headers, declared here so libmossrt builds without them). */
+typedef int32_t cl_int;
+typedef uint32_t cl_uint;
+typedef uint64_t cl_ulong;
+typedef cl_ulong cl_bitfield;
+typedef struct _cl_platform_id *cl_platform_id;
+typedef struct _cl_device_id *cl_device_id;
+typedef struct _cl_context *cl_context;
+typedef struct _cl_command_queue *cl_command_queue;
+typedef struct _cl_mem *cl_mem;
+typedef struct _cl_program *cl_program;
+typedef struct _cl_kernel *cl_kernel;
+typedef struct _cl_event *cl_event;
+#define CL_SUCCESS 0
+#define CL_DEVICE_TYPE_GPU ((cl_bitfield)1 << 2)
+#define CL_DEVICE_TYPE_ALL ((cl_bitfield)0xFFFFFFFF)
+#define CL_DEVICE_NAME 0x102B
+#define CL_MEM_READ_WRITE ((cl_bitfield)1 << 0)
+#define CL_MEM_READ_ONLY ((cl_bitfield)1 << 2)
+#define CL_MEM_COPY_HOST_PTR ((cl_bitfield)1 << 5)
+#define CL_PROGRAM_BUILD_LOG 0x1183
+#define CL_TRUE 1
+#define CL_FALSE 0
+
+#define OCL_FUNCTIONS(X)                                                                              \
+  X(clGetPlatformIDs, cl_int, (cl_uint, cl_platform_id *, cl_uint *))                                \
+  X(clGetDeviceIDs, cl_int, (cl_platform_id, cl_bitfield, cl_uint, cl_device_id *, cl_uint *))       \
+  X(clGetDeviceInfo, cl_int, (cl_device_id, cl_uint, size_t, void *, size_t *))                      \
+  X(clCreateContext, cl_context,                                                                     \
+    (const intptr_t *, cl_uint, const cl_device_id *, void *, void *, cl_int *))                     \
+  X(clCreateCommandQueue, cl_command_queue, (cl_context, cl_device_id, cl_bitfield, cl_int *))       \
+  X(clCreateProgramWithSource, cl_program, (cl_context, cl_uint, const char **, const size_t *,     \
+                                            cl_int *))                                               \
+  X(clBuildProgram, cl_int, (cl_program, cl_uint, const cl_device_id *, const char *, void *, void *)) \
+  X(clGetProgramBuildInfo, cl_int, (cl_program, cl_device_id, cl_uint, size_t, void *, size_t *))   \
+  X(clCreateKernel, cl_kernel, (cl_program, const char *, cl_int *))                                 \
+  X(clSetKernelArg, cl_int, (cl_kernel, cl_uint, size_t, const void *))                             \
+  X(clCreateBuffer, cl_mem, (cl_context, cl_bitfield, size_t, void *, cl_int *))                     \
+  X(clEnqueueWriteBuffer, cl_int, (cl_command_queue, cl_mem, cl_uint, size_t, size_t, const void *, \
+                                   cl_uint, const cl_event *, cl_event *))                           \
+  X(clEnqueueReadBuffer, cl_int, (cl_command_queue, cl_mem, cl_uint, size_t, size_t, void *, cl_uint, \
+                                  const cl_event *, cl_event *))                                     \
+  X(clEnqueueNDRangeKernel, cl_int, (cl_command_queue, cl_kernel, cl_uint, const size_t *,           \
+                                     const size_t *, const size_t *, cl_uint, const cl_event *,      \
+                                     cl_event *))                                                    \
+  X(clFinish, cl_int, (cl_command_queue))                                                            \
+  X(clReleaseKernel, cl_int, (cl_kernel))                                                            \
+  X(clReleaseProgram, cl_int, (cl_program))                                                          \
+  X(clReleaseMemObject, cl_int, (cl_mem))                                                            \
+  X(clReleaseCommandQueue, cl_int, (cl_command_queue))                                               \
+  X(clReleaseContext, cl_int, (cl_context))
+
+typedef struct ocl_api {
+  void *lib;
+#define OCL_FIELD(name, ret, args) ret(*name) args;
+  OCL_FUNCTIONS(OCL_FIELD)
+#undef OCL_FIELD
+} ocl_api;
+
+/* One blob as read at open: pointers into the bundle's bytes. */
+typedef struct ocl_blob {
+  moss_opencl_blob_header h;
+  const uint8_t *bytes;          /* u64[ntensors] */
+  const uint8_t *items;          /* u64[nkernels] */
+  const char *source;
+  const uint8_t *weights;
+} ocl_blob;
+
+/* A session's objects for one blob. */
+typedef struct ocl_prog {
+  cl_program prog;
+  cl_kernel *kernels;            /* nkernels */
+  size_t *items;                 /* nkernels */
+  cl_mem arena, weights;
+  cl_mem *tensors;               /* ntensors */
+  size_t *tbytes;                /* ntensors */
+  uint32_t nkernels, ntensors;
+} ocl_prog;
+
+typedef struct ocl_session {
+  cl_context ctx;
+  cl_command_queue q;
+  cl_device_id dev;
+  ocl_prog *progs;               /* per blob; unused entries zero */
+  uint32_t nprogs;
+} ocl_session;
+
+#define FAIL(st, fmt, ...) mossrt_fail(err, b->name, st, "opencl: " fmt, ##__VA_ARGS__)
+
+static uint64_t rd64(const uint8_t *p) {
+  uint64_t v = 0;
+  int i;
+  for (i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+/* Reads and checks blob |i| into |out|. */
+static mossrt_status read_blob(const mossrt_bundle *b, uint32_t i, ocl_blob *out, mossrt_error *err) {
+  const mossrt_blob *bl = &b->blobs[i];
+  uint64_t need, left, k;
+  memset(out, 0, sizeof *out);
+  if (bl->size < sizeof out->h) return FAIL(MOSSRT_E_FORMAT, "blob %u: %llu bytes, shorter than its header", i,
+                                           (unsigned long long)bl->size);
+  memcpy(&out->h, bl->data, sizeof out->h);
+  if (memcmp(out->h.magic, MOSS_OPENCL_BLOB_MAGIC, 4) || out->h.version != MOSS_OPENCL_BLOB_VERSION)
+    return FAIL(MOSSRT_E_FORMAT, "blob %u: not an OpenCL segment blob of version %u", i,
+                MOSS_OPENCL_BLOB_VERSION);
+  left = bl->size - sizeof out->h;
+  if (out->h.ntensors > left / 8 || out->h.nkernels > left / 8 ||
+      (uint64_t)out->h.ntensors + out->h.nkernels > left / 8 || out->h.nkernels == 0)
+    return FAIL(MOSSRT_E_FORMAT, "blob %u: %u tensors and %u kernels do not fit its %llu bytes", i,
+                out->h.ntensors, out->h.nkernels, (unsigned long long)bl->size);
+  need = 8 * ((uint64_t)out->h.ntensors + out->h.nkernels);
+  left -= need;
+  if (out->h.source_len > left || out->h.weights_bytes > left - out->h.source_len ||
+      out->h.source_len + out->h.weights_bytes != left || out->h.source_len == 0)
+    return FAIL(MOSSRT_E_FORMAT, "blob %u: its source (%llu bytes) and weights (%llu) are not the rest of it",
+                i, (unsigned long long)out->h.source_len, (unsigned long long)out->h.weights_bytes);
+  out->bytes = bl->data + sizeof out->h;
+  out->items = out->bytes + 8 * (uint64_t)out->h.ntensors;
+  out->source = (const char *)(out->items + 8 * (uint64_t)out->h.nkernels);
+  out->weights = (const uint8_t *)out->source + out->h.source_len;
+  for (k = 0; k < out->h.nkernels; k++) {
+    uint64_t n = rd64(out->items + 8 * k);
+    if (n == 0 || n > ((uint64_t)1 << 31))
+      return FAIL(MOSSRT_E_FORMAT, "blob %u: kernel %llu has %llu work-items", i, (unsigned long long)k,
+                  (unsigned long long)n);
+  }
+  if (out->h.arena_bytes > ((uint64_t)1 << 40))
+    return FAIL(MOSSRT_E_FORMAT, "blob %u: an arena of %llu bytes", i, (unsigned long long)out->h.arena_bytes);
+  return MOSSRT_OK;
+}
+
+static int opencl_serves(const mossrt_device *d) { return strcmp(d->backend, "opencl") == 0; }
+
+/* The step's tensors are the blob's, of the same sizes. */
+static mossrt_status opencl_check_step(mossrt_bundle *b, uint32_t i, mossrt_error *err) {
+  const mossrt_step *s = &b->steps[i];
+  ocl_blob ob;
+  uint32_t k;
+  if (s->blob >= b->nblobs || b->blobs[s->blob].device != s->device)
+    return FAIL(MOSSRT_E_FORMAT, "step %u: blob index %u is not a blob of device %u", i, s->blob, s->device);
+  if (read_blob(b, s->blob, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
+  if (ob.h.ntensors != s->nin + s->nout)
+    return FAIL(MOSSRT_E_FORMAT, "step %u: %u tensors, its blob %u has %u", i, s->nin + s->nout, s->blob,
+                ob.h.ntensors);
+  for (k = 0; k < ob.h.ntensors; k++)
+    if (rd64(ob.bytes + 8 * k) != b->tensors[b->refs[s->first + k]].nbytes)
+      return FAIL(MOSSRT_E_FORMAT, "step %u: tensor %u is %llu bytes, its blob says %llu", i, k,
+                  (unsigned long long)b->tensors[b->refs[s->first + k]].nbytes,
+                  (unsigned long long)rd64(ob.bytes + 8 * k));
+  return MOSSRT_OK;
+}
+
+static void opencl_close(mossrt_bundle *b) {
+  uint32_t i;
+  for (i = 0; b->devices && i < b->ndevices; i++) {
+    mossrt_device *d = &b->devices[i];
+    ocl_api *api = d->xstate;
+    if (d->exec != &mossrt_opencl_executor || !api) continue;
+    /* The ICD loader stays loaded: it and the drivers it loads keep state
+     * (and exit handlers) for the life of the process, and are not made to
+     * be unloaded. */
+    mossrt_mem_free(&b->alloc, api, sizeof *api);
+    d->xstate = NULL;
+  }
+}
+
+static mossrt_status opencl_open(mossrt_bundle *b, mossrt_error *err) {
+  uint32_t i;
+  for (i = 0; i < b->ndevices; i++) {
+    mossrt_device *d = &b->devices[i];
+    const char *path = getenv("MOSS_OPENCL_LIBRARY");
+    ocl_api *api;
+    if (d->exec != &mossrt_opencl_executor || !d->used) continue;
+    if (!(api = mossrt_mem_alloc(&b->alloc, sizeof *api)))
+      return FAIL(MOSSRT_E_NOMEM, "cannot allocate the OpenCL functions");
+    memset(api, 0, sizeof *api);
+    d->xstate = api;
+    if (!path || !*path) path = "libOpenCL.so.1";
+    if (!(api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
+      const char *why = dlerror();
+      return FAIL(MOSSRT_E_DEVICE, "device '%s': cannot load the OpenCL ICD loader %s (%s)", d->id, path,
+                  why ? why : "not found");
+    }
+#define OCL_LOAD(name, ret, args)                                                                     \
+  if (!(*(void **)&api->name = dlsym(api->lib, #name)))                                               \
+    return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no %s", d->id, path, #name);
+    OCL_FUNCTIONS(OCL_LOAD)
+#undef OCL_LOAD
+  }
+  return MOSSRT_OK;
+}
+
+/* The device MOSS_DEVICE names (a part of its name), else the first GPU,
+ * else the first device there is. */
+static mossrt_status pick_device(const mossrt_bundle *b, const ocl_api *api, cl_device_id *out,
+                                 mossrt_error *err) {
+  cl_platform_id plats[16];
+  cl_device_id devs[64];
+  cl_uint np = 0, nd, p, k;
+  const char *want = getenv("MOSS_DEVICE");
+  cl_int rc = api->clGetPlatformIDs(16, plats, &np);
+  int pass;
+  if (rc != CL_SUCCESS || np == 0)
+    return FAIL(MOSSRT_E_DEVICE, "no OpenCL platform (clGetPlatformIDs: %d, %u platforms)", (int)rc, np);
+  if (np > 16) np = 16;
+  for (pass = 0; pass < 2; pass++)
+    for (p = 0; p < np; p++) {
+      nd = 0;
+      if (api->clGetDeviceIDs(plats[p], pass == 0 && !want ? CL_DEVICE_TYPE_GPU : CL_DEVICE_TYPE_ALL, 64, devs,
+                              &nd) != CL_SUCCESS)
+        continue;
+      if (nd > 64) nd = 64;
+      for (k = 0; k < nd; k++) {
+        char name[256];
+        if (want && *want) {
+          name[0] = 0;
+          if (api->clGetDeviceInfo(devs[k], CL_DEVICE_NAME, sizeof name, name, NULL) != CL_SUCCESS) continue;
+          name[sizeof name - 1] = 0;
+          if (!strstr(name, want)) continue;
+        }
+        *out = devs[k];
+        return MOSSRT_OK;
+      }
+    }
+  if (want && *want) return FAIL(MOSSRT_E_DEVICE, "no OpenCL device whose name contains MOSS_DEVICE='%s'", want);
+  return FAIL(MOSSRT_E_DEVICE, "no OpenCL device on %u platforms", np);
+}
+
+static void release_prog(const ocl_api *api, const mossrt_allocator *a, ocl_prog *p) {
+  uint32_t k;
+  for (k = 0; p->kernels && k < p->nkernels; k++)
+    if (p->kernels[k]) api->clReleaseKernel(p->kernels[k]);
+  for (k = 0; p->tensors && k < p->ntensors; k++)
+    if (p->tensors[k]) api->clReleaseMemObject(p->tensors[k]);
+  if (p->arena) api->clReleaseMemObject(p->arena);
+  if (p->weights) api->clReleaseMemObject(p->weights);
+  if (p->prog) api->clReleaseProgram(p->prog);
+  if (p->kernels) mossrt_mem_free(a, p->kernels, p->nkernels * sizeof *p->kernels);
+  if (p->items) mossrt_mem_free(a, p->items, p->nkernels * sizeof *p->items);
+  if (p->tensors) mossrt_mem_free(a, p->tensors, p->ntensors * sizeof *p->tensors);
+  if (p->tbytes) mossrt_mem_free(a, p->tbytes, p->ntensors * sizeof *p->tbytes);
+  memset(p, 0, sizeof *p);
+}
+
+/* Builds blob |i|'s program, kernels and buffers for the session. */
+static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api *api, uint32_t i,
+                               mossrt_error *err) {
+  const mossrt_bundle *b = s->b;
+  ocl_prog *p = &os->progs[i];
+  ocl_blob ob;
+  const char *src;
+  size_t len;
+  cl_int rc = CL_SUCCESS;
+  uint32_t k, t;
+  if (read_blob(b, i, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
+  p->nkernels = ob.h.nkernels;
+  p->ntensors = ob.h.ntensors;
+  p->kernels = mossrt_mem_alloc(&b->alloc, p->nkernels * sizeof *p->kernels);
+  p->items = mossrt_mem_alloc(&b->alloc, p->nkernels * sizeof *p->items);
+  p->tensors = mossrt_mem_alloc(&b->alloc, (p->ntensors + 1) * sizeof *p->tensors);
+  p->tbytes = mossrt_mem_alloc(&b->alloc, (p->ntensors + 1) * sizeof *p->tbytes);
+  if (!p->kernels || !p->items || !p->tensors || !p->tbytes)
+    return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's objects", i);
+  memset(p->kernels, 0, p->nkernels * sizeof *p->kernels);
+  memset(p->tensors, 0, (p->ntensors + 1) * sizeof *p->tensors);
+  src = ob.source;
+  len = (size_t)ob.h.source_len;
+  p->prog = api->clCreateProgramWithSource(os->ctx, 1, &src, &len, &rc);
+  if (!p->prog || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateProgramWithSource: %d", (int)rc);
+  rc = api->clBuildProgram(p->prog, 1, &os->dev, "-cl-std=CL1.2", NULL, NULL);
+  if (rc != CL_SUCCESS) {
+    char log[1024];
+    log[0] = 0;
+    api->clGetProgramBuildInfo(p->prog, os->dev, CL_PROGRAM_BUILD_LOG, sizeof log, log, NULL);
+    log[sizeof log - 1] = 0;
+    return FAIL(MOSSRT_E_DEVICE, "clBuildProgram of blob %u: %d: %s", i, (int)rc, log);
+  }
+  p->arena = api->clCreateBuffer(os->ctx, CL_MEM_READ_WRITE, ob.h.arena_bytes ? (size_t)ob.h.arena_bytes : 1,
+                                 NULL, &rc);
+  if (!p->arena || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateBuffer (arena): %d", (int)rc);
+  if (ob.h.weights_bytes)
+    p->weights = api->clCreateBuffer(os->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)ob.h.weights_bytes,
+                                     (void *)(uintptr_t)ob.weights, &rc);
+  else
+    p->weights = api->clCreateBuffer(os->ctx, CL_MEM_READ_ONLY, 1, NULL, &rc);
+  if (!p->weights || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateBuffer (weights): %d", (int)rc);
+  for (t = 0; t < p->ntensors; t++) {
+    p->tbytes[t] = (size_t)rd64(ob.bytes + 8 * t);
+    p->tensors[t] = api->clCreateBuffer(os->ctx, CL_MEM_READ_WRITE, p->tbytes[t] ? p->tbytes[t] : 1, NULL, &rc);
+    if (!p->tensors[t] || rc != CL_SUCCESS)
+      return FAIL(MOSSRT_E_DEVICE, "clCreateBuffer (tensor %u, %zu bytes): %d", t, p->tbytes[t], (int)rc);
+  }
+  for (k = 0; k < p->nkernels; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "moss_k%u", k);
+    p->items[k] = (size_t)rd64(ob.items + 8 * k);
+    p->kernels[k] = api->clCreateKernel(p->prog, name, &rc);
+    if (!p->kernels[k] || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateKernel %s: %d", name, (int)rc);
+    rc = api->clSetKernelArg(p->kernels[k], 0, sizeof(cl_mem), &p->arena);
+    if (rc == CL_SUCCESS) rc = api->clSetKernelArg(p->kernels[k], 1, sizeof(cl_mem), &p->weights);
+    for (t = 0; t < p->ntensors && rc == CL_SUCCESS; t++)
+      rc = api->clSetKernelArg(p->kernels[k], 2 + t, sizeof(cl_mem), &p->tensors[t]);
+    if (rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clSetKernelArg of %s: %d", name, (int)rc);
+  }
+  return MOSSRT_OK;
+}
+
+static const ocl_api *session_api(const mossrt_bundle *b) {
+  uint32_t i;
+  for (i = 0; i < b->ndevices; i++)
+    if (b->devices[i].exec == &mossrt_opencl_executor && b->devices[i].xstate) return b->devices[i].xstate;
+  return NULL;
+}
+
+static void opencl_session_close(mossrt_session *s) {
+  const mossrt_bundle *b = s->b;
+  ocl_session *os = s->ocl;
+  const ocl_api *api = session_api(b);
+  uint32_t i;
+  if (!os) return;
+  for (i = 0; api && os->progs && i < os->nprogs; i++) release_prog(api, &b->alloc, &os->progs[i]);
+  if (os->progs) mossrt_mem_free(&b->alloc, os->progs, os->nprogs * sizeof *os->progs);
+  if (api && os->q) api->clReleaseCommandQueue(os->q);
+  if (api && os->ctx) api->clReleaseContext(os->ctx);
+  mossrt_mem_free(&b->alloc, os, sizeof *os);
+  s->ocl = NULL;
+}
+
+static mossrt_status opencl_session_open(mossrt_session *s, mossrt_error *err) {
+  const mossrt_bundle *b = s->b;
+  const ocl_api *api = session_api(b);
+  ocl_session *os;
+  cl_int rc = CL_SUCCESS;
+  uint32_t i;
+  mossrt_status st;
+  if (!api) return MOSSRT_OK; /* no OpenCL device runs a step */
+  if (!(os = mossrt_mem_alloc(&b->alloc, sizeof *os))) return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
+  memset(os, 0, sizeof *os);
+  s->ocl = os;
+  os->nprogs = b->nblobs;
+  if (!(os->progs = mossrt_mem_alloc(&b->alloc, (os->nprogs + 1) * sizeof *os->progs)))
+    return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
+  memset(os->progs, 0, (os->nprogs + 1) * sizeof *os->progs);
+  if ((st = pick_device(b, api, &os->dev, err)) != MOSSRT_OK) return st;
+  os->ctx = api->clCreateContext(NULL, 1, &os->dev, NULL, NULL, &rc);
+  if (!os->ctx || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateContext: %d", (int)rc);
+  os->q = api->clCreateCommandQueue(os->ctx, os->dev, 0, &rc);
+  if (!os->q || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateCommandQueue: %d", (int)rc);
+  for (i = 0; i < b->nblobs; i++)
+    if (b->devices[b->blobs[i].device].exec == &mossrt_opencl_executor &&
+        (st = load_prog(s, os, api, i, err)) != MOSSRT_OK)
+      return st;
+  return MOSSRT_OK;
+}
+
+static mossrt_status opencl_run(mossrt_session *s, uint32_t i, mossrt_error *err) {
+  const mossrt_bundle *b = s->b;
+  const mossrt_step *st = &b->steps[i];
+  const ocl_api *api = session_api(b);
+  ocl_session *os = s->ocl;
+  ocl_prog *p = &os->progs[st->blob];
+  cl_int rc = CL_SUCCESS;
+  uint32_t k;
+  for (k = 0; k < st->nin && rc == CL_SUCCESS; k++)
+    rc = api->clEnqueueWriteBuffer(os->q, p->tensors[k], CL_FALSE, 0, p->tbytes[k], s->bufs[st->first + k], 0,
+                                   NULL, NULL);
+  if (rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "step %u: clEnqueueWriteBuffer: %d", i, (int)rc);
+  for (k = 0; k < p->nkernels && rc == CL_SUCCESS; k++)
+    rc = api->clEnqueueNDRangeKernel(os->q, p->kernels[k], 1, NULL, &p->items[k], NULL, 0, NULL, NULL);
+  if (rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "step %u: clEnqueueNDRangeKernel moss_k%u: %d", i, k - 1, (int)rc);
+  for (k = st->nin; k < st->nin + st->nout && rc == CL_SUCCESS; k++)
+    rc = api->clEnqueueReadBuffer(os->q, p->tensors[k], CL_FALSE, 0, p->tbytes[k], s->bufs[st->first + k], 0,
+                                  NULL, NULL);
+  if (rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "step %u: clEnqueueReadBuffer: %d", i, (int)rc);
+  if ((rc = api->clFinish(os->q)) != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "step %u: clFinish: %d", i, (int)rc);
+  return MOSSRT_OK;
+}
+
+const mossrt_executor mossrt_opencl_executor = {
+    .name = "opencl",
+    .serves = opencl_serves,
+    .blobs = 1,
+    .check_step = opencl_check_step,
+    .open = opencl_open,
+    .close = opencl_close,
+    .session_open = opencl_session_open,
+    .session_close = opencl_session_close,
+    .run = opencl_run,
+};

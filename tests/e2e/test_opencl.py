@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""The OpenCL backend (backends/opencl) and libmossrt's OpenCL executor
+(runtime/src/opencl) on the machine's OpenCL driver through the ICD loader
+(PoCL here: OpenCL on the CPU), on the digits models:
+
+- every model compiled for tests/conformance/opencl-only.xml (an OpenCL
+  device and no CPU to fall back on, so every node runs as an OpenCL
+  kernel), on the 450 test digits in one batch:
+  - the float models (MLP, CNN, the 90 %-pruned MLP) match torch's logits
+    within DESIGN.md's float tolerance, and reach torch's accuracy;
+  - the int8 QDQ models (per-tensor and per-channel) give the same bits
+    as the CPU's int8 kernels, both the LLVM backend's (host) and the C
+    backend's (c99) (DESIGN.md "Numerics"), and torch's integers within
+    one step, as the CPU backends do;
+- the CNN compiled for targets/opencl-gpu.xml (the OpenCL device and the
+  host CPU through the C backend): the same logits, the plan's transfers;
+- clear errors: no device by MOSS_DEVICE's name, no ICD loader, a graph
+  output no node writes on a target with no CPU code to copy it (a bundle
+  whose blob is malformed: tests/unit/test_bundle.c);
+- valgrind's memcheck finds nothing on a run of that path.
+
+  test_opencl.py --moss build/moss
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DIG = os.path.join(HERE, "digits")
+ONLY = os.path.join(HERE, "..", "conformance", "opencl-only.xml")
+ap = argparse.ArgumentParser()
+ap.add_argument("--moss", required=True)
+A = ap.parse_args()
+W = tempfile.mkdtemp(prefix="moss-opencl-")
+ENV = dict(os.environ, POCL_CACHE_DIR=os.path.join(W, "pocl"))
+fails = 0
+
+
+def fail(msg):
+    global fails
+    print("FAIL " + msg)
+    fails += 1
+
+
+def compile_run(model, target, x, tag, env=None, ok=True):
+    art = os.path.join(W, tag + ".moss")
+    shape = "input=" + "x".join(str(d) for d in x.shape)
+    subprocess.run([A.moss, "compile", os.path.join(DIG, model + ".onnx"), "--input-shape", shape, "--target",
+                    target, "-o", art, "-q"], check=True, env=ENV)
+    xp = os.path.join(W, tag + "_x.npy")
+    np.save(xp, x)
+    out = os.path.join(W, tag + "_out")
+    p = subprocess.run([A.moss, "run", art, xp, "-o", out], capture_output=True, text=True, env=env or ENV)
+    if not ok:
+        return p
+    if p.returncode != 0:
+        fail("%s: moss run failed: %s" % (tag, p.stderr.strip()[:400]))
+        return None
+    return np.load(os.path.join(out, "output_0.npy"))
+
+
+y_test = np.load(os.path.join(DIG, "y_test.npy"))
+acc_torch = dict(l.split() for l in open(os.path.join(DIG, "accuracy.txt")) if l.strip())
+xs = {"mlp": np.load(os.path.join(DIG, "x_test_mlp.npy")), "cnn": np.load(os.path.join(DIG, "x_test_cnn.npy"))}
+
+for m in ("mlp", "cnn", "mlp_pruned90"):
+    x = xs[m.split("_")[0]]
+    y = compile_run(m, ONLY, x, m)
+    if y is None:
+        continue
+    ref = np.load(os.path.join(DIG, m + "_ref.npy"))
+    err = np.abs(y.astype(np.float64) - ref)
+    if not np.all(err <= 1e-5 + 1e-4 * np.abs(ref)):
+        fail("%s: logits differ from torch's by up to %g" % (m, err.max()))
+    acc = float(np.mean(np.argmax(y, axis=1) == y_test))
+    if m in acc_torch and abs(acc - float(acc_torch[m])) > 1e-6:
+        fail("%s: accuracy %.6f, torch %.6f" % (m, acc, float(acc_torch[m])))
+    print("%s on OpenCL: max |moss - torch| %.3g, accuracy %.6f" % (m, err.max(), acc))
+
+for m in ("mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
+    x = xs[m.split("_")[0]]
+    y = compile_run(m, ONLY, x, m)
+    if y is None:
+        continue
+    for cpu in ("host", "c99"):
+        yc = compile_run(m, cpu, x, m + "_" + cpu)
+        if yc is not None and y.tobytes() != yc.tobytes():
+            fail("%s: OpenCL and %s differ (max %g)" % (m, cpu, np.abs(y - yc).max()))
+    scale, zp = [float(l.split()[1]) for l in open(os.path.join(DIG, m + "_qparams.txt"))]
+    q = np.round(y / scale + zp)
+    dq = np.abs(q - np.load(os.path.join(DIG, m + "_ref_q.npy")).astype(np.float64))
+    if dq.max() > 1:
+        fail("%s: %d logits more than one integer step from torch's" % (m, int((dq > 1).sum())))
+    print("%s on OpenCL: the same bits as host and c99; max %d steps from torch" % (m, int(dq.max())))
+
+# The GPU with the host CPU beside it: placement, transfers, the same logits.
+x = xs["cnn"][:7]
+y = compile_run("cnn", "opencl-gpu", x, "cnn_mixed")
+y1 = compile_run("cnn", ONLY, x, "cnn_only7")
+if y is not None and y1 is not None and not np.allclose(y, y1, rtol=1e-4, atol=1e-5):
+    fail("cnn on opencl-gpu differs from opencl-only")
+ex = subprocess.run([A.moss, "compile", os.path.join(DIG, "cnn.onnx"), "--input-shape", "input=7x1x8x8", "--target",
+                     "opencl-gpu", "-o", os.path.join(W, "ex.moss"), "--explain"], capture_output=True, text=True,
+                    check=True, env=ENV).stdout
+if "-> gpu" not in ex or "transfer 'input'" not in ex:
+    fail("opencl-gpu: --explain shows no node on the gpu or no transfer:\n" + ex)
+
+# Errors, each with its cause named.
+p = compile_run("mlp", ONLY, xs["mlp"][:2], "nodev", env=dict(ENV, MOSS_DEVICE="no-such-device-xyz"), ok=False)
+if p.returncode == 0 or "no OpenCL device whose name contains MOSS_DEVICE='no-such-device-xyz'" not in p.stderr:
+    fail("MOSS_DEVICE naming no device: status %d, %r" % (p.returncode, p.stderr))
+p = compile_run("mlp", ONLY, xs["mlp"][:2], "nolib", env=dict(ENV, MOSS_OPENCL_LIBRARY=os.path.join(W, "none.so")),
+                ok=False)
+if p.returncode == 0 or "cannot load the OpenCL ICD loader" not in p.stderr:
+    fail("no ICD loader: status %d, %r" % (p.returncode, p.stderr))
+
+# A graph output that no node writes (here a Constant's), on a target with
+# no CPU code to copy it: refused, not left unwritten.
+const = "/usr/share/libonnx-testdata/data/node/test_constant/model.onnx"
+if os.path.exists(const):
+    p = subprocess.run([A.moss, "compile", const, "--target", ONLY, "-o", os.path.join(W, "c.moss")],
+                       capture_output=True, text=True, env=ENV)
+    if p.returncode == 0 or "output 'values' is a copy of a constant or an input, and no segment" not in p.stderr:
+        fail("a constant output with no CPU code: status %d, %r" % (p.returncode, p.stderr))
+
+# valgrind's memcheck on a run of the OpenCL path (moss, libmossrt, the ICD
+# loader and PoCL): no invalid read, write or use of uninitialized memory.
+# A sanitized moss is checked by its sanitizers instead (valgrind cannot
+# run it).
+sanitized = b"__asan_init" in open(A.moss, "rb").read()
+if not sanitized:
+    art = os.path.join(W, "mlp.moss")
+    p = subprocess.run(["valgrind", "--error-exitcode=9", "-q", A.moss, "run", art, os.path.join(W, "mlp_x.npy"), "-o",
+                        os.path.join(W, "vg_out")], capture_output=True, text=True, env=ENV)
+    if p.returncode != 0:
+        fail("valgrind on the OpenCL path: status %d\n%s" % (p.returncode, p.stderr[-3000:]))
+    else:
+        print("valgrind: a run on the OpenCL path is clean")
+
+print("opencl: %d failures" % fails)
+sys.exit(1 if fails else 0)
