@@ -17,6 +17,8 @@
 - clear errors: no device by MOSS_DEVICE's name, no ICD loader, a graph
   output no node writes on a target with no CPU code to copy it (a bundle
   whose blob is malformed: tests/unit/test_bundle.c);
+- the program cache (MOSS_CACHE_DIR): stored, loaded, a damaged file
+  rebuilt, the same results;
 - valgrind's memcheck finds nothing on a run of that path.
 
   test_opencl.py --moss build/moss
@@ -36,7 +38,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
 A = ap.parse_args()
 W = tempfile.mkdtemp(prefix="moss-opencl-")
-ENV = dict(os.environ, POCL_CACHE_DIR=os.path.join(W, "pocl"))
+ENV = dict(os.environ, POCL_CACHE_DIR=os.path.join(W, "pocl"), MOSS_CACHE_DIR="off")
 fails = 0
 
 
@@ -117,6 +119,36 @@ p = compile_run("mlp", ONLY, xs["mlp"][:2], "nolib", env=dict(ENV, MOSS_OPENCL_L
                 ok=False)
 if p.returncode == 0 or "cannot load the OpenCL ICD loader" not in p.stderr:
     fail("no ICD loader: status %d, %r" % (p.returncode, p.stderr))
+
+# The program cache: a run stores the built program under MOSS_CACHE_DIR; the
+# next one loads it (a load that fails stores the file again, so an
+# untouched file means it was used); a damaged file is not given to the
+# driver but rebuilt and stored again, with the same results.
+cache = os.path.join(W, "cache")
+cenv = dict(ENV, MOSS_CACHE_DIR=cache)
+x = xs["mlp"][:5]
+y0 = compile_run("mlp", ONLY, x, "cache0", env=dict(ENV))
+y1 = compile_run("mlp", ONLY, x, "cache1", env=cenv)
+files = sorted(os.listdir(cache)) if os.path.isdir(cache) else []
+if len(files) != 1 or not files[0].startswith("opencl-") or not files[0].endswith(".bin"):
+    fail("program cache: files %s after one run" % files)
+else:
+    f = os.path.join(cache, files[0])
+    st1, good = os.stat(f).st_mtime_ns, open(f, "rb").read()
+    y2 = compile_run("mlp", ONLY, x, "cache2", env=cenv)
+    if os.stat(f).st_mtime_ns != st1 or open(f, "rb").read() != good:
+        fail("program cache: the second run did not use the stored program")
+    bad = bytearray(good)
+    for i in range(len(bad) // 2, len(bad), 5):
+        bad[i] ^= 0x5A
+    open(f, "wb").write(bytes(bad))
+    y3 = compile_run("mlp", ONLY, x, "cache3", env=cenv)
+    if open(f, "rb").read() != good:
+        fail("program cache: a damaged file was not rebuilt and stored again")
+    for name, y in (("cached", y1), ("loaded", y2), ("rebuilt", y3)):
+        if y is None or y0 is None or y.tobytes() != y0.tobytes():
+            fail("program cache: the %s program's results differ" % name)
+    print("program cache: stored, loaded, a damaged file rebuilt; the same bits each time")
 
 # A graph output that no node writes (here a Constant's), on a target with
 # no CPU code to copy it: refused, not left unwritten.

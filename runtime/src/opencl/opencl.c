@@ -11,14 +11,18 @@
  * the first GPU, else the first device of the first platform that has
  * one), a context and an in-order queue, and per blob its program built
  * from source, its kernels, its buffers (the step's tensors, the segment's
- * arena, the weights uploaded once) and every kernel argument set. A run
+ * arena, the weights uploaded once) and every kernel argument set; built
+ * programs are cached on disk (see "The program cache" below). A run
  * writes the step's inputs, enqueues the kernels in order, reads its
  * outputs and waits: no allocation, no host round trip between kernels.
  * Every failure names the OpenCL call and its error code. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/mossrt_internal.h"
 
@@ -44,6 +48,10 @@ typedef struct _cl_event *cl_event;
 #define CL_MEM_READ_ONLY ((cl_bitfield)1 << 2)
 #define CL_MEM_COPY_HOST_PTR ((cl_bitfield)1 << 5)
 #define CL_PROGRAM_BUILD_LOG 0x1183
+#define CL_PROGRAM_BINARY_SIZES 0x1165
+#define CL_PROGRAM_BINARIES 0x1166
+#define CL_DRIVER_VERSION 0x102D
+#define CL_DEVICE_VERSION 0x102F
 #define CL_TRUE 1
 #define CL_FALSE 0
 
@@ -56,6 +64,9 @@ typedef struct _cl_event *cl_event;
   X(clCreateCommandQueue, cl_command_queue, (cl_context, cl_device_id, cl_bitfield, cl_int *))       \
   X(clCreateProgramWithSource, cl_program, (cl_context, cl_uint, const char **, const size_t *,     \
                                             cl_int *))                                               \
+  X(clCreateProgramWithBinary, cl_program, (cl_context, cl_uint, const cl_device_id *, const size_t *,  \
+                                            const unsigned char **, cl_int *, cl_int *))             \
+  X(clGetProgramInfo, cl_int, (cl_program, cl_uint, size_t, void *, size_t *))                       \
   X(clBuildProgram, cl_int, (cl_program, cl_uint, const cl_device_id *, const char *, void *, void *)) \
   X(clGetProgramBuildInfo, cl_int, (cl_program, cl_device_id, cl_uint, size_t, void *, size_t *))   \
   X(clCreateKernel, cl_kernel, (cl_program, const char *, cl_int *))                                 \
@@ -269,6 +280,138 @@ static void release_prog(const ocl_api *api, const mossrt_allocator *a, ocl_prog
   memset(p, 0, sizeof *p);
 }
 
+/* ---- The program cache ---------------------------------------------------
+ * A program built from source is kept as the driver's binary in
+ * $MOSS_CACHE_DIR (else $XDG_CACHE_HOME/moss, else $HOME/.cache/moss; none
+ * of them set, or "off": no cache), in opencl-<16 hex digits>.bin, the
+ * digits a 64-bit FNV-1a hash of the key: the device's name, its driver's
+ * version, its OpenCL version, and the program source's length and FNV-1a
+ * hash. The file holds the key in full, which must match, then the
+ * binary's length and FNV-1a hash, then the binary: a file damaged since
+ * it was written is never given to the driver (PoCL crashes on a damaged
+ * binary). A file that does not match, or a binary the driver refuses, is
+ * ignored
+ * and the program built from source again and stored anew (written to a
+ * temporary file, then renamed into place). */
+#define CACHE_MAGIC "MOSSCLB2"
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  size_t i;
+  for (i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+/* mkdir -p |dir| (modified in place and restored). */
+static void mkdirs(char *dir) {
+  char *p;
+  for (p = dir + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        *p = '/';
+        return;
+      }
+      *p = '/';
+    }
+  mkdir(dir, 0777);
+}
+
+/* The cache file's path and key for |src|, or 0 when there is no cache. */
+static int cache_key(const ocl_api *api, cl_device_id dev, const char *src, size_t len, char *path, size_t pcap,
+                     char *key, size_t kcap) {
+  const char *dir = getenv("MOSS_CACHE_DIR"), *base = NULL, *sub = "";
+  char name[256], drv[128], ver[128];
+  int n;
+  if (dir && !strcmp(dir, "off")) return 0;
+  if (!dir || !*dir) {
+    if ((base = getenv("XDG_CACHE_HOME")) && *base) sub = "/moss";
+    else if ((base = getenv("HOME")) && *base) sub = "/.cache/moss";
+    else return 0;
+  }
+  name[0] = drv[0] = ver[0] = 0;
+  if (api->clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name, name, NULL) != CL_SUCCESS ||
+      api->clGetDeviceInfo(dev, CL_DRIVER_VERSION, sizeof drv, drv, NULL) != CL_SUCCESS ||
+      api->clGetDeviceInfo(dev, CL_DEVICE_VERSION, sizeof ver, ver, NULL) != CL_SUCCESS)
+    return 0;
+  name[sizeof name - 1] = drv[sizeof drv - 1] = ver[sizeof ver - 1] = 0;
+  n = snprintf(key, kcap, "%s\n%s\n%s\n%zu\n%016llx", name, drv, ver, len,
+               (unsigned long long)fnv1a(0xcbf29ce484222325ULL, src, len));
+  if (n < 0 || (size_t)n >= kcap) return 0;
+  if (dir && *dir) n = snprintf(path, pcap, "%s/opencl-%016llx.bin", dir,
+                                (unsigned long long)fnv1a(0xcbf29ce484222325ULL, key, strlen(key)));
+  else n = snprintf(path, pcap, "%s%s/opencl-%016llx.bin", base, sub,
+                    (unsigned long long)fnv1a(0xcbf29ce484222325ULL, key, strlen(key)));
+  return n > 0 && (size_t)n < pcap;
+}
+
+/* The program from the cache file at |path| if it holds |key| and the
+ * driver builds its binary; NULL otherwise. */
+static cl_program cache_load(const mossrt_bundle *b, const ocl_api *api, const ocl_session *os, const char *path,
+                             const char *key) {
+  FILE *f = fopen(path, "rb");
+  char magic[8];
+  uint32_t klen = 0;
+  uint64_t blen = 0, sum = 0;
+  char *k = NULL;
+  unsigned char *bin = NULL;
+  cl_program prog = NULL;
+  cl_int rc = CL_SUCCESS, st = CL_SUCCESS;
+  size_t bl;
+  if (!f) return NULL;
+  if (fread(magic, 1, 8, f) != 8 || memcmp(magic, CACHE_MAGIC, 8) || fread(&klen, 4, 1, f) != 1 ||
+      klen != strlen(key) || !(k = mossrt_mem_alloc(&b->alloc, klen + 1)) || fread(k, 1, klen, f) != klen ||
+      memcmp(k, key, klen) || fread(&blen, 8, 1, f) != 1 || fread(&sum, 8, 1, f) != 1 || blen == 0 ||
+      blen > ((uint64_t)1 << 31) || !(bin = mossrt_mem_alloc(&b->alloc, (size_t)blen)) ||
+      fread(bin, 1, (size_t)blen, f) != blen || fgetc(f) != EOF ||
+      fnv1a(0xcbf29ce484222325ULL, bin, (size_t)blen) != sum)
+    goto done;
+  bl = (size_t)blen;
+  prog = api->clCreateProgramWithBinary(os->ctx, 1, &os->dev, &bl, (const unsigned char **)&bin, &st, &rc);
+  if (prog && (rc != CL_SUCCESS || st != CL_SUCCESS ||
+               api->clBuildProgram(prog, 1, &os->dev, "-cl-std=CL1.2", NULL, NULL) != CL_SUCCESS)) {
+    api->clReleaseProgram(prog);
+    prog = NULL;
+  }
+done:
+  fclose(f);
+  if (k) mossrt_mem_free(&b->alloc, k, klen + 1);
+  if (bin) mossrt_mem_free(&b->alloc, bin, (size_t)blen);
+  return prog;
+}
+
+/* Stores |prog|'s binary under |key| at |path| (the folder made if
+ * missing); a failure only leaves the cache without it. */
+static void cache_store(const mossrt_bundle *b, const ocl_api *api, cl_program prog, const char *path,
+                        const char *key) {
+  size_t blen = 0;
+  unsigned char *bin;
+  char tmp[4200], dir[4096];
+  char *slash;
+  FILE *f;
+  uint32_t klen = (uint32_t)strlen(key);
+  uint64_t b64;
+  if (api->clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof blen, &blen, NULL) != CL_SUCCESS || !blen)
+    return;
+  if (!(bin = mossrt_mem_alloc(&b->alloc, blen))) return;
+  if (api->clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS &&
+      snprintf(dir, sizeof dir, "%s", path) < (int)sizeof dir && (slash = strrchr(dir, '/')) != NULL) {
+    *slash = 0;
+    mkdirs(dir);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    if ((f = fopen(tmp, "wb")) != NULL) {
+      uint64_t sum = fnv1a(0xcbf29ce484222325ULL, bin, blen);
+      int ok;
+      b64 = blen;
+      ok = fwrite(CACHE_MAGIC, 1, 8, f) == 8 && fwrite(&klen, 4, 1, f) == 1 && fwrite(key, 1, klen, f) == klen &&
+           fwrite(&b64, 8, 1, f) == 1 && fwrite(&sum, 8, 1, f) == 1 && fwrite(bin, 1, blen, f) == blen;
+      ok = fclose(f) == 0 && ok;
+      if (!ok || rename(tmp, path) != 0) remove(tmp);
+    }
+  }
+  mossrt_mem_free(&b->alloc, bin, blen);
+}
+
 /* Builds blob |i|'s program, kernels and buffers for the session. */
 static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api *api, uint32_t i,
                                mossrt_error *err) {
@@ -279,6 +422,8 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   size_t len;
   cl_int rc = CL_SUCCESS;
   uint32_t k, t;
+  int cached;
+  char path[4096], key[600];
   if (read_blob(b, i, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
   p->nkernels = ob.h.nkernels;
   p->ntensors = ob.h.ntensors;
@@ -292,6 +437,8 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   memset(p->tensors, 0, (p->ntensors + 1) * sizeof *p->tensors);
   src = ob.source;
   len = (size_t)ob.h.source_len;
+  cached = cache_key(api, os->dev, src, len, path, sizeof path, key, sizeof key);
+  if (cached && (p->prog = cache_load(b, api, os, path, key)) != NULL) goto built;
   p->prog = api->clCreateProgramWithSource(os->ctx, 1, &src, &len, &rc);
   if (!p->prog || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateProgramWithSource: %d", (int)rc);
   rc = api->clBuildProgram(p->prog, 1, &os->dev, "-cl-std=CL1.2", NULL, NULL);
@@ -302,6 +449,8 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
     log[sizeof log - 1] = 0;
     return FAIL(MOSSRT_E_DEVICE, "clBuildProgram of blob %u: %d: %s", i, (int)rc, log);
   }
+  if (cached) cache_store(b, api, p->prog, path, key);
+built:
   p->arena = api->clCreateBuffer(os->ctx, CL_MEM_READ_WRITE, ob.h.arena_bytes ? (size_t)ob.h.arena_bytes : 1,
                                  NULL, &rc);
   if (!p->arena || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateBuffer (arena): %d", (int)rc);
