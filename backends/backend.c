@@ -1,8 +1,8 @@
 /* backend.c - the backend table (backend.h): the only place that lists
  * moss's backends. Each entry adapts its backend's own functions to the
  * table's shape; the code itself stays in backends/c, backends/llvm,
- * backends/opencl and the plugin adapter (compiler/plugin/plugin.c). A
- * backend this build lacks (vulkan, ptx) has no entry: moss_backend_find
+ * backends/opencl, backends/ptx and the plugin adapter (compiler/plugin/plugin.c). A
+ * backend this build lacks (vulkan) has no entry: moss_backend_find
  * says NULL, and the pipeline says so for a device that got nodes. */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +15,7 @@
 #include "c/cgen.h"
 #include "llvm/llvm.h"
 #include "opencl/opencl.h"
+#include "ptx/ptx.h"
 
 /* --- c: C99 for the host C compiler (backends/c) --- */
 
@@ -101,6 +102,11 @@ static const moss_backend backends[] = {
      .opaque = 1, /* its segment's values live on the device until the segment ends */
      .takes = moss_opencl_takes,
      .emit_segment = moss_opencl_emit_segment}, /* backends/opencl/opencl.c */
+    {.name = "ptx",
+     .code = MOSS_CODE_PTX,
+     .opaque = 1,
+     .takes = moss_ptx_takes,
+     .emit_segment = moss_ptx_emit_segment}, /* backends/ptx/ptx.c */
     /* The plugin adapter stays last (plugin_adapter()). */
     {.name = "plugin:",
      .code = MOSS_CODE_PLUGIN_BLOB,

@@ -157,7 +157,7 @@ void moss_backend_code_deinit(moss_ctx *ctx, moss_backend_code *c);
 
 /* The backend a device's backend= names: "c", "llvm", or "plugin:NAME"
  * (NAME not empty) for the plugin adapter; NULL when this build has none
- * ("opencl", "vulkan", "ptx" today). The result lives for the process. */
+ * ("vulkan" today). The result lives for the process. */
 const moss_backend *moss_backend_find(const char *name);
 
 /* The backend whose standalone form `--emit |flag|` asks for ("c", "obj");

@@ -492,33 +492,12 @@ static void tables(printer *p) {
 }
 
 /* The first statement of |s| on that is not a comment, or NULL. */
-static const moss_kstmt *skip_comments(const moss_kstmt *s) {
-  while (s && s->kind == MOSS_KS_COMMENT) s = s->next;
-  return s;
-}
-
-/* OpenCL (cg->opencl): the body as work-items. The loop nest that is the
- * body's only statement, parallel with constant bounds, and up to two such
- * loops that are each the only statement of the one before, become one
- * flat work-item index; the rest of the body runs as is. */
-#define GPU_MAX_LOOPS 3
+/* OpenCL (cg->opencl): the body as work-items, one flat index over the
+ * loops of moss_kernel_grid; the rest of the body runs as is. */
 static void gpu_body(printer *p, const moss_kstmt *body) {
-  const moss_kstmt *loops[GPU_MAX_LOOPS], *s = body;
-  int64_t ext[GPU_MAX_LOOPS], total = 1, inner;
-  int n = 0, i;
-  while (n < GPU_MAX_LOOPS) {
-    const moss_kstmt *t = skip_comments(s);
-    int64_t e;
-    if (!t || skip_comments(t->next) || t->kind != MOSS_KS_LOOP || t->role != MOSS_KL_PARALLEL ||
-        t->lo->op != MOSS_KX_CONST || t->hi->op != MOSS_KX_CONST || t->step < 1)
-      break;
-    e = t->hi->i > t->lo->i ? (t->hi->i - t->lo->i + t->step - 1) / t->step : 0;
-    if (e > 0 && total > ((int64_t)1 << 31) / e) break; /* one 32-bit NDRange */
-    loops[n] = t;
-    ext[n++] = e;
-    total *= e;
-    s = t->body;
-  }
+  const moss_kstmt *loops[MOSS_GRID_MAX_LOOPS];
+  int64_t ext[MOSS_GRID_MAX_LOOPS], total, inner;
+  int n = moss_kernel_grid(body, loops, ext, &total), i;
   p->cg->work_items = n ? total : 1;
   if (!n) {
     stmts(p, body);

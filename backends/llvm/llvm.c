@@ -48,6 +48,8 @@ typedef struct gen {
   LLVMValueRef par;     /* the kernel's moss_bundle_par pointer (NULL in the standalone object) */
   LLVMBasicBlockRef top; /* the kernel function's entry block (where allocas go) */
   int noalias;          /* the kernel's inputs and outputs are noalias (shares_storage) */
+  int nvptx;            /* the module is for NVPTX (moss_llvm_emit_gpu): math from the PTX
+                         * special-function unit, no C library */
   int ncut;             /* the kernel's cut loops so far (their functions' names) */
   LLVMValueRef *globals; /* per value id: its weight global, or NULL */
   LLVMValueRef requant;  /* the requantization helper, made on first use */
@@ -333,12 +335,127 @@ static LLVMValueRef tbl128(gen *G, LLVMValueRef *a) {
                         args, 3, "");
 }
 
+/* ---- exp, log and pow on NVPTX, which has no C library ---------------------------------
+ * From the special-function unit's ex2.approx.f32 and lg2.approx.f32
+ * (relative and absolute error about 2^-22), so float results stay within
+ * DESIGN.md's tolerance:
+ * - exp32(x) = 2^t with t = x log2(e) rounded, corrected by t's rounding
+ *   error d = fma(x, L, -t) + x L_lo: 2^t + 2^t d ln 2;
+ * - log32(x) = lg2(x) ln 2;
+ * - exp64(x) = 2^k exp32(x - k ln 2), k = rint(x log2 e) clamped to
+ *   +-1100 and applied as two exact powers of two;
+ * - log64(x) = e ln 2 + log32(m) for x = m 2^e, m in [1, 2), on positive
+ *   normal x; log32 of x rounded to float otherwise (0, inf, NaN, < 0);
+ * - pow(x, y) = exp64(y log64 |x|) in double, with C's signs and cases
+ *   (y = 0 or x = 1: 1; x < 0: the sign of an odd integer y, NaN for a
+ *   y that is not an integer). */
+static LLVMValueRef sfu(gen *G, const char *name, LLVMValueRef v) {
+  LLVMTypeRef ft = LLVMFunctionType(G->f32, &G->f32, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(G->m, name);
+  if (!f) f = LLVMAddFunction(G->m, name, ft);
+  return LLVMBuildCall2(G->b, ft, f, &v, 1, "");
+}
+
+static LLVMValueRef fma3(gen *G, LLVMTypeRef t, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+  LLVMValueRef args[3] = {a, b, c};
+  return intrinsic(G, "llvm.fma", t, args, 3);
+}
+
+static LLVMValueRef exp32(gen *G, LLVMValueRef v) {
+  LLVMValueRef l2e = LLVMConstReal(G->f32, 1.44269502162933349609375); /* log2(e) in float */
+  LLVMValueRef ln2 = LLVMConstReal(G->f32, 0.693147180559945309);
+  LLVMValueRef t = LLVMBuildFMul(G->b, v, l2e, ""), d, p, r;
+  d = fma3(G, G->f32, v, l2e, LLVMBuildFNeg(G->b, t, "")); /* x L - t, exactly */
+  d = LLVMBuildFAdd(G->b, d, LLVMBuildFMul(G->b, v, LLVMConstReal(G->f32, 1.92596298909109e-08), ""), "");
+  p = sfu(G, "llvm.nvvm.ex2.approx.f", t);
+  r = fma3(G, G->f32, LLVMBuildFMul(G->b, p, ln2, ""), d, p);
+  /* 2^t is exactly 0 or inf at the ends: the correction must not make it NaN */
+  return LLVMBuildSelect(G->b, LLVMBuildFCmp(G->b, LLVMRealONE, p, LLVMConstReal(G->f32, 1.0 / 0.0), ""), r, p, "");
+}
+
+static LLVMValueRef log32(gen *G, LLVMValueRef v) {
+  return LLVMBuildFMul(G->b, sfu(G, "llvm.nvvm.lg2.approx.f", v), LLVMConstReal(G->f32, 0.693147180559945309), "");
+}
+
+/* 2^k for integer |k| <= 1022, as a double built from its bits. */
+static LLVMValueRef pow2_64(gen *G, LLVMValueRef k) {
+  LLVMValueRef bits = LLVMBuildShl(G->b, LLVMBuildAdd(G->b, k, LLVMConstInt(G->i64, 1023, 0), ""),
+                                   LLVMConstInt(G->i64, 52, 0), "");
+  return LLVMBuildBitCast(G->b, bits, G->f64, "");
+}
+
+static LLVMValueRef exp64(gen *G, LLVMValueRef x) {
+  LLVMValueRef k = intrinsic(G, "llvm.rint", G->f64, (LLVMValueRef[]){LLVMBuildFMul(G->b, x,
+                             LLVMConstReal(G->f64, 1.4426950408889634), "")}, 1);
+  LLVMValueRef lim = LLVMConstReal(G->f64, 1100.0), r, e, ki, k1;
+  k = intrinsic(G, "llvm.minnum", G->f64, (LLVMValueRef[]){k, lim}, 2);
+  k = intrinsic(G, "llvm.maxnum", G->f64, (LLVMValueRef[]){k, LLVMConstReal(G->f64, -1100.0)}, 2);
+  r = fma3(G, G->f64, LLVMBuildFNeg(G->b, k, ""), LLVMConstReal(G->f64, 0.6931471805599453), x);
+  e = LLVMBuildFPExt(G->b, exp32(G, LLVMBuildFPTrunc(G->b, r, G->f32, "")), G->f64, "");
+  ki = LLVMBuildFPToSI(G->b, k, G->i64, "");
+  k1 = LLVMBuildAShr(G->b, ki, LLVMConstInt(G->i64, 1, 0), "");
+  e = LLVMBuildFMul(G->b, LLVMBuildFMul(G->b, e, pow2_64(G, k1), ""), pow2_64(G, LLVMBuildSub(G->b, ki, k1, "")), "");
+  return LLVMBuildSelect(G->b, LLVMBuildFCmp(G->b, LLVMRealUNO, x, x, ""), x, e, "");
+}
+
+static LLVMValueRef log64(gen *G, LLVMValueRef x) {
+  LLVMValueRef bits = LLVMBuildBitCast(G->b, x, G->i64, ""), eb, m, normal, rn, ro;
+  LLVMValueRef ln2 = LLVMConstReal(G->f64, 0.6931471805599453);
+  eb = LLVMBuildAnd(G->b, LLVMBuildLShr(G->b, bits, LLVMConstInt(G->i64, 52, 0), ""), LLVMConstInt(G->i64, 0x7ff, 0), "");
+  m = LLVMBuildOr(G->b, LLVMBuildAnd(G->b, bits, LLVMConstInt(G->i64, 0x000FFFFFFFFFFFFFULL, 0), ""),
+                  LLVMConstInt(G->i64, 0x3FF0000000000000ULL, 0), "");
+  m = LLVMBuildBitCast(G->b, m, G->f64, "");
+  normal = LLVMBuildAnd(G->b, LLVMBuildICmp(G->b, LLVMIntNE, eb, LLVMConstInt(G->i64, 0, 0), ""),
+                        LLVMBuildICmp(G->b, LLVMIntNE, eb, LLVMConstInt(G->i64, 0x7ff, 0), ""), "");
+  normal = LLVMBuildAnd(G->b, normal, LLVMBuildFCmp(G->b, LLVMRealOGT, x, LLVMConstReal(G->f64, 0.0), ""), "");
+  rn = LLVMBuildSIToFP(G->b, LLVMBuildSub(G->b, eb, LLVMConstInt(G->i64, 1023, 0), ""), G->f64, "");
+  rn = fma3(G, G->f64, rn, ln2, LLVMBuildFPExt(G->b, log32(G, LLVMBuildFPTrunc(G->b, m, G->f32, "")), G->f64, ""));
+  ro = LLVMBuildFPExt(G->b, log32(G, LLVMBuildFPTrunc(G->b, x, G->f32, "")), G->f64, "");
+  return LLVMBuildSelect(G->b, normal, rn, ro, "");
+}
+
+static LLVMValueRef pow64(gen *G, LLVMValueRef x, LLVMValueRef y) {
+  LLVMValueRef ax = intrinsic(G, "llvm.fabs", G->f64, &x, 1), r, yint, yodd, neg, one = LLVMConstReal(G->f64, 1.0);
+  LLVMValueRef half;
+  r = exp64(G, LLVMBuildFMul(G->b, y, log64(G, ax), ""));
+  yint = LLVMBuildFCmp(G->b, LLVMRealOEQ, intrinsic(G, "llvm.rint", G->f64, &y, 1), y, "");
+  half = LLVMBuildFMul(G->b, y, LLVMConstReal(G->f64, 0.5), "");
+  yodd = LLVMBuildAnd(G->b, yint,
+                      LLVMBuildFCmp(G->b, LLVMRealONE, intrinsic(G, "llvm.rint", G->f64, &half, 1), half, ""), "");
+  neg = LLVMBuildFCmp(G->b, LLVMRealOLT, x, LLVMConstReal(G->f64, 0.0), "");
+  r = LLVMBuildSelect(G->b, LLVMBuildAnd(G->b, neg, yodd, ""), LLVMBuildFNeg(G->b, r, ""), r, "");
+  r = LLVMBuildSelect(G->b, LLVMBuildAnd(G->b, neg, LLVMBuildNot(G->b, yint, ""), ""), LLVMConstReal(G->f64, 0.0 / 0.0),
+                      r, "");
+  return LLVMBuildSelect(G->b,
+                         LLVMBuildOr(G->b, LLVMBuildFCmp(G->b, LLVMRealOEQ, y, LLVMConstReal(G->f64, 0.0), ""),
+                                     LLVMBuildFCmp(G->b, LLVMRealOEQ, x, one, ""), ""),
+                         one, r, "");
+}
+
+static LLVMValueRef nvptx_math(gen *G, const moss_kx *x, LLVMValueRef *a) {
+  int f64 = x->a[0]->dt == MOSS_DT_F64;
+  if (x->lanes != 1 || (x->a[0]->dt != MOSS_DT_F32 && !f64)) {
+    fail(G, MOSS_E_INTERNAL, "NVPTX: exp, log or pow of other than one f32 or f64");
+    return LLVMGetPoison(G->f32);
+  }
+  switch (x->fn) {
+  case MOSS_KFN_EXP: return f64 ? exp64(G, a[0]) : exp32(G, a[0]);
+  case MOSS_KFN_LOG: return f64 ? log64(G, a[0]) : log32(G, a[0]);
+  default:
+    if (f64) return pow64(G, a[0], a[1]);
+    return LLVMBuildFPTrunc(G->b, pow64(G, LLVMBuildFPExt(G->b, a[0], G->f64, ""), LLVMBuildFPExt(G->b, a[1], G->f64, "")),
+                            G->f32, "");
+  }
+}
+
 static LLVMValueRef call(gen *G, const moss_kx *x) {
   LLVMValueRef a[3];
   LLVMTypeRef t = vtype(scalar_type(G, x->a[0]->dt), x->lanes);
   int i;
   const char *llvm_name = NULL;
   for (i = 0; i < x->nargs; i++) a[i] = expr(G, x->a[i]);
+  if (G->nvptx && (x->fn == MOSS_KFN_EXP || x->fn == MOSS_KFN_LOG || x->fn == MOSS_KFN_POW))
+    return nvptx_math(G, x, a);
   switch (x->fn) {
   case MOSS_KFN_SQRT: llvm_name = "llvm.sqrt"; break;
   case MOSS_KFN_EXP: llvm_name = "llvm.exp"; break;
@@ -832,6 +949,8 @@ static int shared_kernel(gen *G, const moss_kernel *k, int noalias, int idx) {
  * storage; the pointers are noalias when the planner keeps the outputs
  * apart from the inputs (as the C backend's restrict), which lets the
  * vectorizer run without run-time overlap checks. */
+static void inner_bufs(gen *G, const moss_kernel *k, LLVMValueRef arena);
+
 static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef *kfns) {
   const moss_node *n = k->node;
   LLVMValueRef *out_fn = &kfns[idx];
@@ -890,10 +1009,30 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
   G->top = entry;
   G->noalias = noalias;
   G->ncut = 0;
-  for (i = 0, nio = 0; i < k->nbufs; i++) {
+  for (i = 0, nio = 0; i < k->nbufs; i++)
+    if (k->bufs[i].kind == MOSS_KB_INPUT || k->bufs[i].kind == MOSS_KB_OUTPUT)
+      G->bufs[i] = LLVMGetParam(f, (unsigned)(++nio + 1));
+  inner_bufs(G, k, arena);
+  stmts(G, k->body);
+  LLVMBuildRetVoid(G->b);
+  moss_free(G->ctx, G->bufs, nb);
+  moss_free(G->ctx, G->vars, nv);
+  G->bufs = G->vars = NULL;
+  G->k = NULL;
+  *out_fn = f;
+  return G->st;
+}
+
+/* The buffers of |k| that are not its inputs and outputs (its tables, its
+ * arena scratch from |arena|, its locals) and its variables, from the
+ * entry block the builder is in. */
+static void inner_bufs(gen *G, const moss_kernel *k, LLVMValueRef arena) {
+  const moss_node *n = k->node;
+  int i;
+  for (i = 0; i < k->nbufs; i++) {
     const moss_kbuf *bf = &k->bufs[i];
     if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT) {
-      G->bufs[i] = LLVMGetParam(f, (unsigned)(++nio + 1));
+      continue;
     } else if (bf->kind == MOSS_KB_TABLE) {
       size_t bytes = (size_t)bf->numel * moss_dtype_size(bf->dt);
       LLVMValueRef init = LLVMConstStringInContext(G->c, (const char *)bf->data, (unsigned)bytes, 1), gv;
@@ -917,14 +1056,6 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
   }
   for (i = 0; i < k->nvars; i++)
     G->vars[i] = LLVMBuildAlloca(G->b, vtype(scalar_type(G, k->vars[i].dt), k->vars[i].lanes), k->vars[i].name);
-  stmts(G, k->body);
-  LLVMBuildRetVoid(G->b);
-  moss_free(G->ctx, G->bufs, nb);
-  moss_free(G->ctx, G->vars, nv);
-  G->bufs = G->vars = NULL;
-  G->k = NULL;
-  *out_fn = f;
-  return G->st;
 }
 
 /* Calls node |i|'s kernel with the storage of its buffers, from the
@@ -1124,6 +1255,10 @@ static void init_targets(void) {
   LLVMInitializeARMTarget();
   LLVMInitializeARMTargetMC();
   LLVMInitializeARMAsmPrinter();
+  LLVMInitializeNVPTXTargetInfo();
+  LLVMInitializeNVPTXTarget();
+  LLVMInitializeNVPTXTargetMC();
+  LLVMInitializeNVPTXAsmPrinter();
 }
 
 static double now(void) {
@@ -1324,6 +1459,261 @@ done:
   moss_free(ctx, G.ktypes, sizeof *G.ktypes * (size_t)(g->nnodes + 1));
   moss_free(ctx, G.kio, sizeof *G.kio * (size_t)(g->nnodes + 1));
   moss_free(ctx, G.nkio, sizeof *G.nkio * (size_t)(g->nnodes + 1));
+  if (G.b) LLVMDisposeBuilder(G.b);
+  if (G.m) LLVMDisposeModule(G.m);
+  if (G.c) LLVMContextDispose(G.c);
+  if (tm) LLVMDisposeTargetMachine(tm);
+  return G.st;
+}
+
+/* ---- GPU kernels (moss_llvm_emit_gpu) ------------------------------------------------- */
+
+/* The calls NVPTX code has (call() and nvptx_exp_log): none of the C
+ * library's, whose functions a PTX module cannot link. */
+static int nvptx_has(const moss_kx *x, char *why, size_t cap) {
+  int i;
+  if (!x) return 1;
+  if (x->op == MOSS_KX_CALL) {
+    switch (x->fn) {
+    case MOSS_KFN_EXP: case MOSS_KFN_LOG: case MOSS_KFN_POW:
+      if ((x->a[0]->dt != MOSS_DT_F32 && x->a[0]->dt != MOSS_DT_F64) || x->lanes != 1) {
+        snprintf(why, cap, "%s of %s on the PTX backend (float32 and float64 only)", moss_kfn_name(x->fn),
+                 moss_dtype_name(x->a[0]->dt));
+        return 0;
+      }
+      break;
+    case MOSS_KFN_SQRT: case MOSS_KFN_FLOOR: case MOSS_KFN_CEIL: case MOSS_KFN_RINT: case MOSS_KFN_TRUNC:
+    case MOSS_KFN_FABS: case MOSS_KFN_FMIN: case MOSS_KFN_FMAX: case MOSS_KFN_FMA: case MOSS_KFN_ISNAN:
+    case MOSS_KFN_ISINF: case MOSS_KFN_ABS: case MOSS_KFN_SAT: case MOSS_KFN_REQUANT: case MOSS_KFN_BITS:
+      break;
+    default:
+      snprintf(why, cap, "the PTX backend has no %s yet (no C library on the GPU)", moss_kfn_name(x->fn));
+      return 0;
+    }
+  }
+  for (i = 0; i < 3; i++)
+    if (!nvptx_has(x->a[i], why, cap)) return 0;
+  return 1;
+}
+
+static int nvptx_stmts_have(const moss_kstmt *s, char *why, size_t cap) {
+  for (; s; s = s->next)
+    if (!nvptx_has(s->lo, why, cap) || !nvptx_has(s->hi, why, cap) || !nvptx_has(s->index, why, cap) ||
+        !nvptx_has(s->value, why, cap) || !nvptx_has(s->cond, why, cap) ||
+        !nvptx_stmts_have(s->body, why, cap) || !nvptx_stmts_have(s->orelse, why, cap))
+      return 0;
+  return 1;
+}
+
+int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap) {
+  moss_ctx quiet;
+  moss_arena *arena = NULL;
+  moss_kernel *k;
+  int ok = 0, i;
+  if (!moss_kernel_can_lower(n)) {
+    snprintf(why, cap, "no kernel description for %s", n->op_type);
+    return 0;
+  }
+  moss_ctx_init(&quiet, ctx->alloc); /* a node it cannot lower is refused here, not reported */
+  if (moss_arena_create(ctx->alloc, 1 << 16, &arena) != MOSS_OK) {
+    snprintf(why, cap, "out of memory");
+    return 0;
+  }
+  if (moss_kernel_lower(&quiet, arena, n, NULL, &k) != MOSS_OK) {
+    snprintf(why, cap, "its kernel description failed: %s", quiet.last);
+  } else {
+    ok = nvptx_stmts_have(k->body, why, cap);
+    for (i = 0; ok && i < k->nbufs; i++)
+      if (k->bufs[i].kind == MOSS_KB_SCRATCH) {
+        snprintf(why, cap, "its kernel uses arena scratch, which GPU work-items cannot share");
+        ok = 0;
+      }
+  }
+  moss_arena_destroy(arena);
+  return ok;
+}
+
+/* A special register of NVPTX (llvm.nvvm.read.ptx.sreg.*) as i64. */
+static LLVMValueRef sreg(gen *G, const char *name) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(G->m, id, NULL, 0);
+  LLVMTypeRef ft = LLVMIntrinsicGetType(G->c, id, NULL, 0);
+  return LLVMBuildZExt(G->b, LLVMBuildCall2(G->b, ft, f, NULL, 0, ""), G->i64, "");
+}
+
+#define MOSS_PTX_KERNEL_CC 71 /* LLVM's CallingConv::PTX_Kernel: an .entry */
+
+/* Node |idx| of the segment as the kernel moss_k<idx>(ptr param...): its
+ * inputs and outputs at their places in the parameters (t->where), the
+ * loops of moss_kernel_grid as threads, one per work-item: thread
+ * ctaid.x * ntid.x + tid.x, none past the last. */
+static moss_status gpu_kernel(gen *G, const moss_kernel *k, int idx, const moss_llvm_gpu *t, int64_t *items) {
+  const moss_kstmt *loops[MOSS_GRID_MAX_LOOPS];
+  int64_t ext[MOSS_GRID_MAX_LOOPS], total, inner;
+  int n = moss_kernel_grid(k->body, loops, ext, &total), i;
+  size_t nb = sizeof *G->bufs * (size_t)(k->nbufs + 1), nv = sizeof *G->vars * (size_t)(k->nvars + 1);
+  size_t np = sizeof(LLVMTypeRef) * (size_t)t->nparams;
+  LLVMTypeRef *params = moss_alloc(G->ctx, np);
+  LLVMValueRef f, gid;
+  LLVMBasicBlockRef run, out;
+  char name[32];
+  G->bufs = moss_alloc(G->ctx, nb);
+  G->vars = moss_alloc(G->ctx, nv);
+  if (!params || !G->bufs || !G->vars) {
+    moss_free(G->ctx, params, np);
+    moss_free(G->ctx, G->bufs, nb);
+    moss_free(G->ctx, G->vars, nv);
+    G->bufs = G->vars = NULL;
+    return fail(G, MOSS_E_NOMEM, "GPU kernel");
+  }
+  for (i = 0; i < t->nparams; i++) params[i] = G->ptr;
+  snprintf(name, sizeof name, "moss_k%d", idx);
+  f = LLVMAddFunction(G->m, name, LLVMFunctionType(G->voidt, params, (unsigned)t->nparams, 0));
+  moss_free(G->ctx, params, np);
+  LLVMSetFunctionCallConv(f, MOSS_PTX_KERNEL_CC);
+  G->fn = f;
+  G->k = k;
+  G->par = NULL;
+  G->top = LLVMAppendBasicBlockInContext(G->c, f, "entry");
+  LLVMPositionBuilderAtEnd(G->b, G->top);
+  for (i = 0; i < k->nbufs; i++)
+    if (k->bufs[i].kind == MOSS_KB_INPUT || k->bufs[i].kind == MOSS_KB_OUTPUT) {
+      int param;
+      int64_t off;
+      LLVMValueRef at;
+      t->where(t->user, k->bufs[i].value, &param, &off);
+      at = LLVMConstInt(G->i64, (unsigned long long)off, 0);
+      G->bufs[i] = LLVMBuildGEP2(G->b, G->i8, LLVMGetParam(f, (unsigned)param), &at, 1, k->bufs[i].name);
+    }
+  inner_bufs(G, k, NULL);
+  gid = LLVMBuildAdd(G->b,
+                     LLVMBuildMul(G->b, sreg(G, "llvm.nvvm.read.ptx.sreg.ctaid.x"),
+                                  sreg(G, "llvm.nvvm.read.ptx.sreg.ntid.x"), ""),
+                     sreg(G, "llvm.nvvm.read.ptx.sreg.tid.x"), "gid");
+  run = LLVMAppendBasicBlockInContext(G->c, f, "run");
+  out = LLVMAppendBasicBlockInContext(G->c, f, "out");
+  LLVMBuildCondBr(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, gid, LLVMConstInt(G->i64, (unsigned long long)total, 0), ""),
+                  run, out);
+  LLVMPositionBuilderAtEnd(G->b, run);
+  for (i = 0, inner = total; i < n; i++) {
+    LLVMValueRef v;
+    inner /= ext[i] ? ext[i] : 1;
+    v = LLVMBuildSDiv(G->b, gid, LLVMConstInt(G->i64, (unsigned long long)(inner ? inner : 1), 0), "");
+    v = LLVMBuildSRem(G->b, v, LLVMConstInt(G->i64, (unsigned long long)(ext[i] ? ext[i] : 1), 0), "");
+    v = LLVMBuildMul(G->b, v, LLVMConstInt(G->i64, (unsigned long long)loops[i]->step, 0), "");
+    v = LLVMBuildAdd(G->b, v, LLVMConstInt(G->i64, (unsigned long long)loops[i]->lo->i, 1), "");
+    LLVMBuildStore(G->b, v, G->vars[loops[i]->var]);
+  }
+  stmts(G, n ? loops[n - 1]->body : k->body);
+  LLVMBuildBr(G->b, out);
+  LLVMPositionBuilderAtEnd(G->b, out);
+  LLVMBuildRetVoid(G->b);
+  moss_free(G->ctx, G->bufs, nb);
+  moss_free(G->ctx, G->vars, nv);
+  G->bufs = G->vars = NULL;
+  G->k = NULL;
+  *items = total > 0 ? total : 1;
+  return G->st;
+}
+
+moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *const *nodes, int nnodes,
+                               const moss_llvm_gpu *t, int64_t *items, char **out_text, size_t *out_len) {
+  gen G;
+  moss_arena *karena = NULL;
+  LLVMTargetMachineRef tm = NULL;
+  LLVMMemoryBufferRef mb = NULL;
+  LLVMTargetDataRef td;
+  moss_llvm_target lt;
+  char *err = NULL;
+  size_t gbytes = sizeof *G.globals * (size_t)(g->nvalues + 1);
+  int i;
+  *out_text = NULL;
+  *out_len = 0;
+  memset(&G, 0, sizeof G);
+  memset(&lt, 0, sizeof lt);
+  G.ctx = ctx;
+  G.g = (moss_graph *)g;
+  G.nvptx = 1;
+  lt.triple = t->triple;
+  lt.cpu = t->cpu;
+  lt.features = t->features;
+  tm = machine(&G, &lt);
+  if (!tm) return ctx->nerrors ? MOSS_E_TARGET : MOSS_E_INTERNAL;
+  G.c = LLVMContextCreate();
+  G.m = LLVMModuleCreateWithNameInContext("moss_gpu", G.c);
+  G.b = LLVMCreateBuilderInContext(G.c);
+  LLVMSetTarget(G.m, t->triple);
+  td = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(G.m, td);
+  LLVMDisposeTargetData(td);
+  G.ptr = LLVMPointerTypeInContext(G.c, 0);
+  G.i1 = LLVMInt1TypeInContext(G.c);
+  G.i8 = LLVMInt8TypeInContext(G.c);
+  G.i16 = LLVMInt16TypeInContext(G.c);
+  G.i32 = LLVMInt32TypeInContext(G.c);
+  G.i64 = LLVMInt64TypeInContext(G.c);
+  G.f32 = LLVMFloatTypeInContext(G.c);
+  G.f64 = LLVMDoubleTypeInContext(G.c);
+  G.voidt = LLVMVoidTypeInContext(G.c);
+  G.globals = moss_alloc(ctx, gbytes);
+  if (!G.globals || moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK) {
+    G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "GPU backend");
+    goto done;
+  }
+  memset(G.globals, 0, gbytes);
+  for (i = 0; i < nnodes && G.st == MOSS_OK; i++) {
+    moss_kernel *k;
+    char why[200];
+    if (!moss_llvm_nvptx_takes(ctx, nodes[i], why, sizeof why)) {
+      G.st = moss_fail(ctx, MOSS_E_UNSUPPORTED, nodes[i], "%s", why);
+      break;
+    }
+    moss_arena_reset(karena);
+    G.st = moss_kernel_lower(ctx, karena, nodes[i], NULL, &k);
+    if (G.st == MOSS_OK) gpu_kernel(&G, k, i, t, &items[i]);
+  }
+  if (G.st != MOSS_OK) goto done;
+  if (LLVMVerifyModule(G.m, LLVMReturnStatusAction, &err)) {
+    G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "GPU backend: the module does not verify: %.600s", err ? err : "?");
+    goto done;
+  }
+  LLVMDisposeMessage(err);
+  err = NULL;
+  {
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e;
+    e = LLVMRunPasses(G.m, "default<O3>", tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    if (e) {
+      char *msg = LLVMGetErrorMessage(e);
+      G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "GPU backend: optimization failed: %s", msg);
+      LLVMDisposeErrorMessage(msg);
+      goto done;
+    }
+  }
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, G.m, LLVMAssemblyFile, &err, &mb)) {
+    G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "GPU backend: emitting the code failed: %s", err ? err : "?");
+    goto done;
+  }
+  {
+    size_t n = LLVMGetBufferSize(mb);
+    const char *start = LLVMGetBufferStart(mb);
+    char *text;
+    while (n && !start[n - 1]) n--; /* the assembly buffer may end in a NUL */
+    if (!(text = moss_alloc(ctx, n + 1))) {
+      G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "GPU backend: code");
+      goto done;
+    }
+    memcpy(text, start, n);
+    text[n] = 0;
+    *out_text = text;
+    *out_len = n;
+  }
+done:
+  if (err) LLVMDisposeMessage(err);
+  if (mb) LLVMDisposeMemoryBuffer(mb);
+  if (karena) moss_arena_destroy(karena);
+  moss_free(ctx, G.globals, gbytes);
   if (G.b) LLVMDisposeBuilder(G.b);
   if (G.m) LLVMDisposeModule(G.m);
   if (G.c) LLVMContextDispose(G.c);

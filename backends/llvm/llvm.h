@@ -67,4 +67,32 @@ moss_status moss_llvm_emit_code(const moss_backend_device *d, moss_graph *g, con
                                 const uint8_t *figures, size_t nfigures, int timings,
                                 moss_backend_code *out_code);
 
+/* A segment of a GPU device as one module of kernels, for NVPTX (the PTX
+ * backend): kernel moss_k<j> runs nodes[j], taking |nparams| pointers
+ * (backends/gpu/segment.h: moss_a, moss_w, moss_t0, ...) and finding each
+ * of its inputs and outputs at |where|'s parameter and byte offset; the
+ * loops of moss_kernel_grid become threads. */
+typedef struct moss_llvm_gpu {
+  const char *triple;   /* "nvptx64-nvidia-cuda" */
+  const char *cpu;      /* "sm_90" */
+  const char *features; /* "+ptx78", NULL: the CPU's default PTX version */
+  int nparams;
+  void (*where)(void *user, const moss_value *v, int *param, int64_t *offset);
+  void *user;
+} moss_llvm_gpu;
+
+/* Whether the NVPTX code has |n|: a kernel description using only
+ * functions PTX has (exp and log of f32 from the special-function unit;
+ * none of the C library's) and no arena scratch; else the reason in |why|.
+ * Reports nothing through |ctx| (its allocator is used). */
+int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap);
+
+/* Builds the module of |nodes| (|nnodes| >= 1), optimized, as PTX text:
+ * |*out_text| (|*out_len| characters, NUL-terminated; the caller's, freed
+ * with moss_free(ctx, text, len + 1)); items[j] gets kernel j's thread
+ * count. Errors: unsupported (a node moss_llvm_nvptx_takes refuses), target
+ * (a cpu or feature LLVM does not know), internal, out-of-memory. */
+moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *const *nodes, int nnodes,
+                               const moss_llvm_gpu *t, int64_t *items, char **out_text, size_t *out_len);
+
 #endif

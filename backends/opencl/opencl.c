@@ -19,6 +19,7 @@
 
 #include "../../compiler/kernel/kernel.h"
 #include "../c/cgen.h"
+#include "../gpu/segment.h"
 #include "moss_bundle.h"
 #include "opencl.h"
 
@@ -66,59 +67,15 @@ int moss_opencl_takes(const moss_backend_device *d, const moss_node *n, char *wh
   return 1;
 }
 
-static const moss_value *root_of(const moss_value *v) {
-  while (v->alias) v = v->alias;
-  return v;
-}
-
-static void put_u32(moss_buf *b, uint32_t v) {
-  unsigned char c[4];
-  int i;
-  for (i = 0; i < 4; i++) c[i] = (unsigned char)(v >> (8 * i));
-  moss_buf_put(b, c, 4);
-}
-
-static void put_u64(moss_buf *b, uint64_t v) {
-  put_u32(b, (uint32_t)v);
-  put_u32(b, (uint32_t)(v >> 32));
-}
-
-static int in_list(moss_node *const *nodes, int nnodes, const moss_node *n) {
-  int k;
-  for (k = 0; k < nnodes; k++)
-    if (nodes[k] == n) return 1;
-  return 0;
-}
-
-/* The state of one segment's emission. */
-typedef struct seg {
-  moss_ctx *ctx;
-  const moss_graph *g;
-  int *tensor;           /* per value id: its step tensor index k (buffer t<k>), -1: none */
-  int64_t *woff;         /* per value id: offset of a constant in w, -1: not placed */
-  moss_buf weights;      /* w's bytes */
-  int64_t arena_end;     /* the bytes of a the segment touches */
-} seg;
-
 /* The OpenCL C expression of |v|'s storage, a pointer to its element type. */
-static void storage(seg *s, const moss_value *v, int writable, char *buf, size_t cap) {
-  const moss_value *r = root_of(v);
+static void storage(moss_gpu_seg *s, const moss_value *v, int writable, char *buf, size_t cap) {
   const char *ct = moss_dtype_ctype(v->dtype), *cq = writable ? "" : "const ";
-  if (s->tensor[r->id] >= 0) {
-    snprintf(buf, cap, "(__global %s%s *)moss_t%d", cq, ct, s->tensor[r->id]);
-  } else if (r->data) {
-    if (s->woff[r->id] < 0) {
-      static const unsigned char zero[64];
-      size_t pad = (64 - s->weights.len % 64) % 64;
-      moss_buf_put(&s->weights, zero, pad);
-      s->woff[r->id] = (int64_t)s->weights.len;
-      moss_buf_put(&s->weights, r->data, moss_value_nbytes(r));
-    }
-    snprintf(buf, cap, "(__global const %s *)(moss_w + %lld)", ct, (long long)s->woff[r->id]);
-  } else {
-    int64_t end = r->offset + (int64_t)moss_value_nbytes(r);
-    if (end > s->arena_end) s->arena_end = end;
-    snprintf(buf, cap, "(__global %s%s *)(moss_a + %lld)", cq, ct, (long long)r->offset);
+  int t;
+  int64_t off;
+  switch (moss_gpu_seg_where(s, v, &t, &off)) {
+  case MOSS_GPU_TENSOR: snprintf(buf, cap, "(__global %s%s *)moss_t%d", cq, ct, t); break;
+  case MOSS_GPU_WEIGHTS: snprintf(buf, cap, "(__global const %s *)(moss_w + %lld)", ct, (long long)off); break;
+  case MOSS_GPU_ARENA: snprintf(buf, cap, "(__global %s%s *)(moss_a + %lld)", cq, ct, (long long)off); break;
   }
 }
 
@@ -139,7 +96,7 @@ static int uses(const char *t, const char *id) {
 
 /* One node as __kernel void moss_k<k>(a, w, t0..): its bindings, then its
  * kernel description's body; its work-item count into |*out_items|. */
-static moss_status emit_node(seg *s, moss_cgen *cg, moss_buf *src, const moss_node *n, int k, int ntensors,
+static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, const moss_node *n, int k, int ntensors,
                              int64_t *out_items) {
   moss_buf body;
   moss_status st;
@@ -180,69 +137,27 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
                                      int **out_in_ids, int *out_nin, int **out_out_ids, int *out_nout) {
   moss_ctx *ctx = d->ctx;
   size_t nv = (size_t)g->nvalues + 1;
-  seg s;
+  moss_gpu_seg s;
   moss_cgen cg;
-  moss_buf src, decls, launch;
+  moss_buf src, decls;
   moss_arena *karena = NULL;
-  char *produced = NULL, *needed = NULL;
-  int *ins = NULL, *outs = NULL, ni = 0, no = 0, i, k;
   int64_t *items = NULL;
   unsigned char *emitted = NULL;
-  moss_status st = MOSS_OK;
+  int k;
+  moss_status st;
   *out_in_ids = *out_out_ids = NULL;
   *out_nin = *out_nout = 0;
-  memset(&s, 0, sizeof s);
-  s.ctx = ctx;
-  s.g = g;
-  moss_buf_init(&s.weights, ctx);
+  MOSS_TRY(moss_gpu_seg_init(&s, ctx, g, nodes, nnodes, "OpenCL backend"));
   moss_buf_init(&src, ctx);
   moss_buf_init(&decls, ctx);
-  moss_buf_init(&launch, ctx);
-  produced = moss_alloc(ctx, nv);
-  needed = moss_alloc(ctx, nv);
   emitted = moss_alloc(ctx, nv);
-  s.tensor = moss_alloc(ctx, sizeof(int) * nv);
-  s.woff = moss_alloc(ctx, sizeof(int64_t) * nv);
-  ins = moss_alloc(ctx, sizeof(int) * nv);
-  outs = moss_alloc(ctx, sizeof(int) * nv);
   items = moss_alloc(ctx, sizeof(int64_t) * (size_t)(nnodes + 1));
   if (moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK) karena = NULL;
-  if (!produced || !needed || !emitted || !s.tensor || !s.woff || !ins || !outs || !items || !karena) {
+  if (!emitted || !items || !karena) {
     st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "OpenCL backend");
     goto done;
   }
-  memset(produced, 0, nv);
-  memset(needed, 0, nv);
   memset(emitted, 0, nv);
-  for (i = 0; i < (int)nv; i++) s.tensor[i] = -1, s.woff[i] = -1;
-  /* The step's tensors: the non-constant values read from outside, in
-   * order of first use, then the values produced for outside (graph
-   * outputs, reads by other nodes), in order of production. */
-  for (k = 0; k < nnodes; k++)
-    for (i = 0; i < nodes[k]->noutputs; i++)
-      if (nodes[k]->outputs[i]) produced[nodes[k]->outputs[i]->id] = 1;
-  for (i = 0; i < g->noutputs; i++) needed[g->outputs[i]->id] = 1;
-  for (k = 0; k < g->nnodes; k++) {
-    const moss_node *n = g->nodes[k];
-    if (n->dead || in_list(nodes, nnodes, n)) continue;
-    for (i = 0; i < n->ninputs; i++)
-      if (n->inputs[i]) needed[n->inputs[i]->id] = 1;
-  }
-  for (k = 0; k < nnodes; k++)
-    for (i = 0; i < nodes[k]->ninputs; i++) {
-      const moss_value *v = nodes[k]->inputs[i];
-      if (!v || v->data || produced[v->id] || s.tensor[root_of(v)->id] >= 0) continue;
-      s.tensor[root_of(v)->id] = ni;
-      ins[ni++] = v->id;
-    }
-  for (k = 0; k < nnodes; k++)
-    for (i = 0; i < nodes[k]->noutputs; i++) {
-      const moss_value *v = nodes[k]->outputs[i];
-      if (!v || !needed[v->id] || s.tensor[root_of(v)->id] >= 0) continue;
-      s.tensor[root_of(v)->id] = ni + no;
-      outs[no++] = v->id;
-    }
-  /* The kernels. */
   memset(&cg, 0, sizeof cg);
   cg.ctx = ctx;
   cg.g = (moss_graph *)g;
@@ -251,61 +166,31 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   cg.emitted = emitted;
   cg.karena = karena;
   cg.opencl = 1;
+  st = MOSS_OK;
   for (k = 0; k < nnodes && st == MOSS_OK; k++) {
     if (nodes[k]->scratch_bytes > 0) {
       st = moss_fail(ctx, MOSS_E_INTERNAL, nodes[k], "OpenCL backend: a kernel with arena scratch");
       break;
     }
-    st = emit_node(&s, &cg, &src, nodes[k], k, ni + no, &items[k]);
+    st = emit_node(&s, &cg, &src, nodes[k], k, s.nin + s.nout, &items[k]);
   }
   if (st != MOSS_OK) goto done;
-  if (src.failed || decls.failed || s.weights.failed) {
+  if (src.failed || decls.failed) {
     st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "OpenCL backend");
     goto done;
   }
-  /* The blob (moss_bundle.h, "OpenCL segment blob"). */
-  moss_buf_put(blob, "MOCL", 4);
-  put_u32(blob, MOSS_OPENCL_BLOB_VERSION);
-  put_u32(blob, (uint32_t)(ni + no));
-  put_u32(blob, (uint32_t)nnodes);
-  put_u64(blob, (uint64_t)s.arena_end);
-  put_u64(blob, (uint64_t)s.weights.len);
-  put_u64(blob, (uint64_t)(strlen(prelude) + decls.len + src.len));
-  for (i = 0; i < ni + no; i++) put_u64(blob, moss_value_nbytes(g->values[i < ni ? ins[i] : outs[i - ni]]));
-  for (k = 0; k < nnodes; k++) put_u64(blob, (uint64_t)items[k]);
-  moss_buf_put(blob, prelude, strlen(prelude));
-  if (decls.len) moss_buf_put(blob, decls.data, decls.len);
-  if (src.len) moss_buf_put(blob, src.data, src.len);
-  if (s.weights.len) moss_buf_put(blob, s.weights.data, s.weights.len);
-  if (blob->failed) {
-    st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "OpenCL backend");
-    goto done;
+  {
+    const char *parts[3] = {prelude, decls.data, src.data};
+    size_t lens[3] = {strlen(prelude), decls.len, src.len};
+    st = moss_gpu_seg_blob(&s, MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, items, nnodes, parts, lens, 3,
+                           blob, nodes[0], out_in_ids, out_nin, out_out_ids, out_nout);
   }
-  if (ni && !(*out_in_ids = moss_alloc(ctx, sizeof(int) * (size_t)ni))) st = MOSS_E_NOMEM;
-  if (no && !(*out_out_ids = moss_alloc(ctx, sizeof(int) * (size_t)no))) st = MOSS_E_NOMEM;
-  if (st != MOSS_OK) {
-    moss_free(ctx, *out_in_ids, sizeof(int) * (size_t)ni);
-    *out_in_ids = NULL;
-    st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "OpenCL backend");
-    goto done;
-  }
-  if (ni) memcpy(*out_in_ids, ins, sizeof(int) * (size_t)ni);
-  if (no) memcpy(*out_out_ids, outs, sizeof(int) * (size_t)no);
-  *out_nin = ni;
-  *out_nout = no;
 done:
-  moss_free(ctx, produced, nv);
-  moss_free(ctx, needed, nv);
   moss_free(ctx, emitted, nv);
-  moss_free(ctx, s.tensor, sizeof(int) * nv);
-  moss_free(ctx, s.woff, sizeof(int64_t) * nv);
-  moss_free(ctx, ins, sizeof(int) * nv);
-  moss_free(ctx, outs, sizeof(int) * nv);
   moss_free(ctx, items, sizeof(int64_t) * (size_t)(nnodes + 1));
   if (karena) moss_arena_destroy(karena);
-  moss_buf_deinit(&s.weights);
   moss_buf_deinit(&src);
   moss_buf_deinit(&decls);
-  moss_buf_deinit(&launch);
+  moss_gpu_seg_deinit(&s);
   return st;
 }

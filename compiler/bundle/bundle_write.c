@@ -50,10 +50,11 @@ static int is_cpu_backend(const moss_bundle_device *d) {
   return d->backend && (!strcmp(d->backend, "c") || !strcmp(d->backend, "llvm"));
 }
 
-/* The backends whose steps each run a blob: a plugin's, and the OpenCL
- * backend's programs (moss_bundle.h, "OpenCL segment blob"). */
+/* The backends whose steps each run a blob: a plugin's, the OpenCL
+ * backend's programs and the PTX backend's modules (moss_bundle.h, "OpenCL
+ * segment blob", "PTX segment blob"). */
 static int runs_blobs(const moss_bundle_device *d) {
-  return is_plugin(d) || (d->backend && !strcmp(d->backend, "opencl"));
+  return is_plugin(d) || (d->backend && (!strcmp(d->backend, "opencl") || !strcmp(d->backend, "ptx")));
 }
 
 static moss_status check_tensor(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t i) {

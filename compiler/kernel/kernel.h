@@ -336,6 +336,19 @@ int moss_kfn_nargs(moss_kfn fn);
 #define MOSS_PART_WORK 16384
 void moss_kernel_plan_parts(moss_kernel *k, int threads);
 
+/* The work-item grid of |body| for a GPU backend (parts.c): the loop nest
+ * that is the body's only statement (comments aside), parallel with
+ * constant bounds, and up to MOSS_GRID_MAX_LOOPS - 1 such loops nested each
+ * as the only statement of the one before, while their trip counts
+ * multiply to at most 2^31 (one 32-bit range). Fills loops[0..n) and their
+ * trip counts ext[0..n), outermost first, and |*total| (their product; 1
+ * when n is 0); returns n. Work-item i runs, for each loop j, the
+ * iteration lo_j + (i / inner_j % ext_j) * step_j, inner_j the product of
+ * the trip counts inside loop j; the body of loops[n-1] is what it runs
+ * (the whole body when n is 0: one work-item). */
+#define MOSS_GRID_MAX_LOOPS 3
+int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *ext, int64_t *total);
+
 /* A readable text of |k| (`moss compile --dump-kernels`). */
 void moss_kernel_print(const moss_kernel *k, moss_buf *out);
 

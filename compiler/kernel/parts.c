@@ -141,3 +141,28 @@ void moss_kernel_plan_parts(moss_kernel *k, int threads) {
   scan(k->body, 1, all, decl);
   plan(&P, k->body);
 }
+
+static const moss_kstmt *skip_comments(const moss_kstmt *s) {
+  while (s && s->kind == MOSS_KS_COMMENT) s = s->next;
+  return s;
+}
+
+int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *ext, int64_t *total) {
+  const moss_kstmt *s = body;
+  int n = 0;
+  *total = 1;
+  while (n < MOSS_GRID_MAX_LOOPS) {
+    const moss_kstmt *t = skip_comments(s);
+    int64_t e;
+    if (!t || skip_comments(t->next) || t->kind != MOSS_KS_LOOP || t->role != MOSS_KL_PARALLEL ||
+        t->lo->op != MOSS_KX_CONST || t->hi->op != MOSS_KX_CONST || t->step < 1)
+      break;
+    e = t->hi->i > t->lo->i ? (t->hi->i - t->lo->i + t->step - 1) / t->step : 0;
+    if (e > 0 && *total > ((int64_t)1 << 31) / e) break;
+    loops[n] = t;
+    ext[n++] = e;
+    *total *= e;
+    s = t->body;
+  }
+  return n;
+}

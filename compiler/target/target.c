@@ -828,7 +828,7 @@ static moss_status check_target(loader *L, const moss_target *t) {
       fail(L, MOSS_E_TARGET, "%s:%d: device '%s' has no kind (cpu, gpu or npu)", d->file,
            d->line, d->id);
     if (!d->backend)
-      fail(L, MOSS_E_TARGET, "%s:%d: device '%s' has no backend (c, llvm, opencl, vulkan or "
+      fail(L, MOSS_E_TARGET, "%s:%d: device '%s' has no backend (c, llvm, opencl, ptx, vulkan or "
            "plugin:NAME)", d->file, d->line, d->id);
     else if (d->plugin && strncmp(d->backend, "plugin:", 7) != 0)
       fail(L, MOSS_E_TARGET, "%s:%d: device '%s': plugin= is given but its backend is '%s' "

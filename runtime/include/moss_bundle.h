@@ -57,8 +57,9 @@
  *             from the LLVM backend (loaded by libmossrt's own loader) or an
  *             ELF shared object built from the C backend's code; later
  *             OpenCL C, SPIR-V, PTX.
- *   BLOB      a plugin blob, or an OpenCL segment blob (below) on a device
- *             whose backend is "opencl"; the entry's |param| is the index of
+ *   BLOB      a plugin blob, an OpenCL segment blob (below) on a device
+ *             whose backend is "opencl", or a PTX segment blob on one whose
+ *             backend is "ptx"; the entry's |param| is the index of
  *             the device that loads it. Blob i is the i-th BLOB section in
  *             table order; an EXEC step on such a device names its blob.
  *   REPORT    the cost and energy report, JSON text followed by one NUL
@@ -354,6 +355,18 @@ typedef struct moss_opencl_blob_header {
   uint64_t weights_bytes;        /* 24 */
   uint64_t source_len;           /* 32 */
 } moss_opencl_blob_header;       /* 40 */
+
+/* PTX segment blob: the BLOB of one EXEC step on a device whose backend is
+ * "ptx" (backends/ptx), run by libmossrt's CUDA executor (runtime/src/cuda).
+ * The layout of the OpenCL segment blob above, header included (magic
+ * MOSS_PTX_BLOB_MAGIC), with |source| the PTX text of one module (ASCII, no
+ * NUL) whose entries moss_k0 .. moss_k<nkernels-1> each take (u64 moss_a,
+ * u64 moss_w, u64 moss_t0, .. moss_t<ntensors-1>), the device addresses of
+ * the arena, the weights and the step's tensors, and run in order; kernel k
+ * runs items[k] threads in one dimension (blocks of any size: each thread
+ * with global index >= items[k] does nothing). */
+#define MOSS_PTX_BLOB_MAGIC "MPTX"
+#define MOSS_PTX_BLOB_VERSION 1u
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(moss_bundle_header) == 320, "moss_bundle_header layout");

@@ -10,12 +10,20 @@ Graph inputs that decide shapes are frozen with --constant from the test data,
 as DESIGN.md says a user must do. Float outputs pass within
 |a-b| <= 1e-5 + 1e-4*|b| (DESIGN.md "Numerics"); other types must be equal.
 
-  run_node_tests.py --moss build/moss [--update] [--only SUBSTR] [-j N] [--emit c|obj | --opencl]
+  run_node_tests.py --moss build/moss [--update] [--only SUBSTR] [-j N] [--emit c|obj | --opencl | --ptx]
 
 --opencl compiles for tests/conformance/opencl-only.xml, an OpenCL device
 with no CPU to fall back on, and runs the bundles through libmossrt's
 OpenCL executor on the machine's OpenCL driver (PoCL here), against
 expected-opencl.txt.
+
+--ptx compiles for tests/conformance/ptx-only.xml, an NVIDIA GPU through the
+PTX backend with no CPU to fall back on, and checks every PTX module of the
+bundle with NVIDIA's assembler (ptxas -arch sm_90, CUDA toolkit): a test
+passes when it compiles and ptxas accepts its code; it does not run here
+(no CUDA driver), against expected-ptx.txt. With --export DIR it also writes
+each bundle with its inputs and expected outputs to DIR for
+tests/e2e/check_gpu.py, which runs them on a machine with a GPU.
 
 Exit status: 1 if a test listed as passing fails (a regression) or a test
 listed as failing passes (the file must be updated), else 0.
@@ -39,6 +47,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EXPECTED = os.path.join(HERE, "expected.txt")
 EXPECTED_LLVM = os.path.join(HERE, "expected-llvm.txt")
 EXPECTED_OPENCL = os.path.join(HERE, "expected-opencl.txt")
+EXPECTED_PTX = os.path.join(HERE, "expected-ptx.txt")
+PTX = False  # --ptx: ptx-only.xml; compile, then ptxas instead of a run
+EXPORT = None  # --export DIR (with --ptx)
+PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
 TARGET = None  # --opencl: opencl-only.xml, every node on the OpenCL backend
 ATOL, RTOL = 1e-5, 1e-4
 
@@ -120,6 +132,8 @@ def run_one(moss, test, workdir):
         frozen += want
     else:
         return "fail", first_line(p.stderr)
+    if PTX:
+        return check_ptx(test, art, sets, in_names, frozen)
     for s in sets:
         nin = len(glob.glob(os.path.join(s, "input_*.pb")))
         if nin != len(in_names):
@@ -148,6 +162,53 @@ def run_one(moss, test, workdir):
             if why:
                 return "fail", "output %d: %s" % (i, why)
     shutil.rmtree(out, ignore_errors=True)
+    return "pass", ""
+
+
+def check_ptx(test, art, sets, in_names, frozen):
+    """--ptx: every PTX module of the bundle through ptxas; with --export, the
+    bundle, its inputs as raw bytes and the expected outputs into EXPORT."""
+    sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+    import gpu_blobs
+    for k, b in enumerate(gpu_blobs.blobs(art)):
+        if b["magic"] != b"MPTX":
+            return "fail", "blob %d is not a PTX segment blob" % k
+        ptx = art + ".%d.ptx" % k
+        with open(ptx, "wb") as f:
+            f.write(b["source"])
+        try:
+            q = subprocess.run([PTXAS, "-arch", "sm_90", ptx, "-o", ptx + ".cubin"], capture_output=True,
+                               text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return "fail", "ptxas: %s" % e
+        if q.returncode != 0:
+            return "fail", "ptxas refuses the PTX: %s" % first_line(q.stderr)
+    if EXPORT:
+        name = test
+        d = os.path.join(EXPORT, name)
+        os.makedirs(d, exist_ok=True)
+        shutil.copy(art, os.path.join(d, "model.moss"))
+        lines = []
+        for s in sets:
+            sn = os.path.basename(s)
+            ins = []
+            for i, n in enumerate(in_names):
+                if n in frozen:
+                    continue
+                path = os.path.join(d, "%s_in%d.bin" % (sn, i))
+                load_pb(os.path.join(s, "input_%d.pb" % i)).tofile(path)
+                ins.append(os.path.relpath(path, EXPORT))
+            outs = sorted(glob.glob(os.path.join(s, "output_*.pb")),
+                          key=lambda x: int(re.findall(r"(\d+)\.pb$", x)[0]))
+            wants = []
+            for i, o in enumerate(outs):
+                path = os.path.join(d, "%s_want%d.npy" % (sn, i))
+                np.save(path, load_pb(o))
+                wants.append(os.path.relpath(path, EXPORT))
+            lines.append("%s/%s\tfloat\t%s\t%s\t%s\n" % (name, sn, os.path.join(name, "model.moss"),
+                                                            ",".join(ins), ",".join(wants)))
+        with open(os.path.join(d, "manifest.part"), "w") as f:
+            f.writelines(lines)
     return "pass", ""
 
 
@@ -197,8 +258,17 @@ def main():
     ap.add_argument("--opencl", action="store_true",
                     help="every node on the OpenCL backend (opencl-only.xml), run through the OpenCL "
                          "executor (its own expected-opencl.txt)")
+    ap.add_argument("--ptx", action="store_true",
+                    help="every node on the PTX backend (ptx-only.xml), each module checked with ptxas "
+                         "(its own expected-ptx.txt)")
+    ap.add_argument("--export", default=None, help="with --ptx: write the runs for check_gpu.py here")
     a = ap.parse_args()
-    global EMIT, EXPECTED, TARGET
+    global EMIT, EXPECTED, TARGET, PTX, EXPORT
+    if a.ptx:
+        PTX = True
+        EXPECTED = EXPECTED_PTX
+        TARGET = os.path.join(HERE, "ptx-only.xml")
+        EXPORT = os.path.abspath(a.export) if a.export else None
     EMIT = a.emit
     if EMIT == "obj":
         EXPECTED = EXPECTED_LLVM
@@ -225,6 +295,12 @@ def main():
                 results[futs[f]] = ("fail", "runner error: %s" % e)
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
+    if EXPORT:
+        with open(os.path.join(EXPORT, "manifest.tsv"), "w") as f:
+            for t in tests:
+                part = os.path.join(EXPORT, t, "manifest.part")
+                if results[t][0] == "pass" and os.path.exists(part):
+                    f.write(open(part).read())
     npass = sum(1 for t in tests if results[t][0] == "pass")
     if a.update:
         exp = read_expected() if a.only else {}
@@ -234,10 +310,11 @@ def main():
         with open(EXPECTED, "w") as f:
             llvm = EMIT == "obj"
             f.write("# ONNX node tests (libonnx-testdata) through moss's %s backend.\n"
-                    % ("OpenCL" if a.opencl else "LLVM" if llvm else "C"))
+                    % ("OpenCL" if a.opencl else "PTX (compiled and checked with ptxas, not run)" if a.ptx
+                       else "LLVM" if llvm else "C"))
             f.write("# test<TAB>pass, or test<TAB>fail<TAB>reason. Regenerate with\n")
             f.write("# tests/conformance/run_node_tests.py --moss build/moss%s --update\n"
-                    % (" --opencl" if a.opencl else " --emit obj" if llvm else ""))
+                    % (" --opencl" if a.opencl else " --ptx" if a.ptx else " --emit obj" if llvm else ""))
             for t in sorted(exp):
                 st, why = exp[t]
                 f.write("%s\t%s%s\n" % (t, st, "\t" + why if st != "pass" else ""))

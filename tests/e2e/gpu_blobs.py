@@ -1,0 +1,29 @@
+"""Reads the GPU segment blobs of a moss bundle (runtime/include/moss_bundle.h:
+the section table, then the "OpenCL segment blob" layout, which the PTX
+segment blob shares) for the tests that check the code a GPU backend wrote.
+
+  blobs(path) -> [dict(magic, tensors=[bytes...], items=[...], source=bytes,
+                       arena_bytes, weights_bytes)]
+"""
+import struct
+
+
+def blobs(path):
+    b = open(path, "rb").read()
+    if b[:8] != b"MOSSBNDL":
+        raise ValueError("%s: not a moss bundle" % path)
+    table, count, esize = struct.unpack_from("<QII", b, 24)
+    out = []
+    for k in range(count):
+        kind, param, off, size, align, crc = struct.unpack_from("<IIQQII", b, table + k * esize)
+        if kind != 6:  # MOSS_BUNDLE_SEC_BLOB
+            continue
+        magic, ver, nt, nk, arena, wb, sl = struct.unpack_from("<4sIIIQQQ", b, off)
+        p = off + 40
+        tensors = list(struct.unpack_from("<%dQ" % nt, b, p))
+        p += 8 * nt
+        items = list(struct.unpack_from("<%dQ" % nk, b, p))
+        p += 8 * nk
+        out.append(dict(magic=magic, version=ver, device=param, tensors=tensors, items=items,
+                        source=b[p:p + sl], arena_bytes=arena, weights_bytes=wb))
+    return out
