@@ -50,6 +50,20 @@ def host_simd():
 HOST_SIMD = host_simd()
 
 
+def host_f32_lanes():
+    """float32 lanes of the host's vectors: 16 with AVX-512F, 8 with AVX, 4 on AArch64."""
+    if os.uname().machine == "aarch64":
+        return 4
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    return 16 if " avx512f" in flags else 8 if " avx" in flags else 4
+
+
+# A strided depthwise Conv whose output rows hold whole vectors keeps the
+# direct loops (lower_conv.c, ig_scratch): the two s2 cases' rows are 8 wide.
+DW_S2 = "depthwise:" if host_f32_lanes() > 8 else None
+
+
 def have_avx2():
     with open("/proc/cpuinfo") as f:
         flags = f.read()
@@ -207,7 +221,8 @@ case("conv1x1_stride2", [H.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2])]
 # the rest keep the direct loops (groups, grids too small for a tile).
 KERNEL = {"conv3x3_s1_p1_bias_relu": "implicit product, transposed", "conv7x7_s2_p3": "transposed",
           "conv3x3_chunked": "for chunk in", "conv7x7_s2_chunked": "for chunk in",
-          "conv3x3_tiny": None, "conv3x3_group2": None, "depthwise_multiplier2": None}
+          "conv3x3_tiny": None, "conv3x3_group2": None, "depthwise_multiplier2": None,
+          "depthwise3x3_s2": DW_S2, "depthwise3x3_dil2_s2": DW_S2}
 
 
 def conv_case(name, node, x, w, bias, relu, y, bd, k):
