@@ -79,6 +79,13 @@ static const char *plugin_library(const moss_backend_device *d) {
   return d->state ? moss_plugin_path(d->state) : NULL;
 }
 
+/* The GPU backends' machine facts: the GPU's kernel shapes, nothing else. */
+static void gpu_facts(const char *triple, const char *cpu, const char *features, moss_kernel_cpu *out) {
+  (void)triple, (void)cpu, (void)features;
+  memset(out, 0, sizeof *out);
+  out->gpu = 1;
+}
+
 static const moss_backend backends[] = {
     {.name = "c",
      .emit_flag = "c",
@@ -99,11 +106,13 @@ static const moss_backend backends[] = {
      .emit_code = moss_llvm_emit_code},
     {.name = "opencl",
      .code = MOSS_CODE_OPENCL_C,
+     .machine_facts = gpu_facts,
      .opaque = 1, /* its segment's values live on the device until the segment ends */
      .takes = moss_opencl_takes,
      .emit_segment = moss_opencl_emit_segment}, /* backends/opencl/opencl.c */
     {.name = "ptx",
      .code = MOSS_CODE_PTX,
+     .machine_facts = gpu_facts,
      .opaque = 1,
      .takes = moss_ptx_takes,
      .emit_segment = moss_ptx_emit_segment}, /* backends/ptx/ptx.c */

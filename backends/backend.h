@@ -81,9 +81,10 @@ struct moss_backend {
    * describes it (vector width, FMA: moss_backend_device_kernel_cpu), so
    * its code uses the register-tiled fast paths, and this gives those
    * facts from the <codegen> triple, cpu and features exactly as the
-   * backend reads them (cpu="native": the machine moss runs on); NULL: it
-   * lowers portable loops (the C backend, whose code any C compiler
-   * builds). */
+   * backend reads them (cpu="native": the machine moss runs on); the GPU
+   * backends (opencl, ptx) give only moss_kernel_cpu.gpu, for the GPU's
+   * kernel shapes; NULL: it lowers portable loops (the C backend, whose
+   * code any C compiler builds). */
   void (*machine_facts)(const char *triple, const char *cpu, const char *features,
                         moss_kernel_cpu *out);
   /* 1: a segment on its device runs as one opaque unit (the planner keeps

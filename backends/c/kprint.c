@@ -383,9 +383,12 @@ static const char *text(printer *p, const moss_kx *x) {
   return p->e->data ? p->e->data : "";
 }
 
-static void stmts(printer *p, const moss_kstmt *s) {
+static void stmts(printer *p, const moss_kstmt *s);
+
+/* The statements from |s| up to |stop| (NULL: all). */
+static void stmts_until(printer *p, const moss_kstmt *s, const moss_kstmt *stop) {
   const moss_kernel *k = p->k;
-  for (; s && p->st == MOSS_OK; s = s->next) {
+  for (; s && s != stop && p->st == MOSS_OK; s = s->next) {
     switch (s->kind) {
     case MOSS_KS_LOOP: {
       const char *v = p->vname[s->var];
@@ -442,6 +445,8 @@ static void stmts(printer *p, const moss_kstmt *s) {
     }
   }
 }
+
+static void stmts(printer *p, const moss_kstmt *s) { stmts_until(p, s, NULL); }
 
 /* Unique C names: the description's, with a suffix where one repeats. */
 static void names(printer *p) {
@@ -511,18 +516,23 @@ static void gpu_body(printer *p, const moss_kstmt *body) {
                 (long long)loops[i]->lo->i, (long long)inner, (long long)(ext[i] ? ext[i] : 1),
                 (long long)loops[i]->step);
   }
+  for (i = 0; i < n; i++) stmts_until(p, i ? loops[i - 1]->body : body, loops[i]); /* the LETs */
   stmts(p, loops[n - 1]->body);
 }
 
 moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
+  moss_kernel_cpu gpu;
   moss_kernel *k;
   printer p;
   moss_buf e;
   int i;
   size_t vbytes, bbytes;
   moss_arena_reset(cg->karena);
-  /* Portable C: no machine facts, so the scalar loops any C compiler takes. */
-  MOSS_TRY(moss_kernel_lower(cg->ctx, cg->karena, n, NULL, &k));
+  /* Portable C: no machine facts, so the scalar loops any C compiler takes;
+   * OpenCL: the GPU's shapes (moss_kernel_cpu.gpu). */
+  memset(&gpu, 0, sizeof gpu);
+  gpu.gpu = 1;
+  MOSS_TRY(moss_kernel_lower(cg->ctx, cg->karena, n, cg->opencl ? &gpu : NULL, &k));
   memset(&p, 0, sizeof p);
   p.cg = cg;
   p.k = k;

@@ -594,8 +594,9 @@ static void loop(gen *G, const moss_kstmt *s, LLVMValueRef lo, LLVMValueRef hi) 
 
 static void cut_loop(gen *G, const moss_kstmt *s);
 
-static void stmts(gen *G, const moss_kstmt *s) {
-  for (; s && G->st == MOSS_OK; s = s->next) {
+/* The statements from |s| up to |stop| (NULL: all). */
+static void stmts_until(gen *G, const moss_kstmt *s, const moss_kstmt *stop) {
+  for (; s && s != stop && G->st == MOSS_OK; s = s->next) {
     switch (s->kind) {
     case MOSS_KS_LOOP:
       if (s->parts > 1 && G->par) cut_loop(G, s);
@@ -621,6 +622,8 @@ static void stmts(gen *G, const moss_kstmt *s) {
     }
   }
 }
+
+static void stmts(gen *G, const moss_kstmt *s) { stmts_until(G, s, NULL); }
 
 /* ---- parts of a cut loop (moss_kernel_plan_parts) -------------------------------------- */
 
@@ -1506,6 +1509,7 @@ static int nvptx_stmts_have(const moss_kstmt *s, char *why, size_t cap) {
 }
 
 int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap) {
+  moss_kernel_cpu gpu;
   moss_ctx quiet;
   moss_arena *arena = NULL;
   moss_kernel *k;
@@ -1519,7 +1523,9 @@ int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t c
     snprintf(why, cap, "out of memory");
     return 0;
   }
-  if (moss_kernel_lower(&quiet, arena, n, NULL, &k) != MOSS_OK) {
+  memset(&gpu, 0, sizeof gpu);
+  gpu.gpu = 1;
+  if (moss_kernel_lower(&quiet, arena, n, &gpu, &k) != MOSS_OK) {
     snprintf(why, cap, "its kernel description failed: %s", quiet.last);
   } else {
     ok = nvptx_stmts_have(k->body, why, cap);
@@ -1604,6 +1610,7 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, int idx, const moss_
     v = LLVMBuildAdd(G->b, v, LLVMConstInt(G->i64, (unsigned long long)loops[i]->lo->i, 1), "");
     LLVMBuildStore(G->b, v, G->vars[loops[i]->var]);
   }
+  for (i = 0; i < n; i++) stmts_until(G, i ? loops[i - 1]->body : k->body, loops[i]); /* the LETs */
   stmts(G, n ? loops[n - 1]->body : k->body);
   LLVMBuildBr(G->b, out);
   LLVMPositionBuilderAtEnd(G->b, out);
@@ -1624,9 +1631,12 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   LLVMMemoryBufferRef mb = NULL;
   LLVMTargetDataRef td;
   moss_llvm_target lt;
+  moss_kernel_cpu gpu;
   char *err = NULL;
   size_t gbytes = sizeof *G.globals * (size_t)(g->nvalues + 1);
   int i;
+  memset(&gpu, 0, sizeof gpu);
+  gpu.gpu = 1; /* the GPU's kernel shapes */
   *out_text = NULL;
   *out_len = 0;
   memset(&G, 0, sizeof G);
@@ -1669,7 +1679,7 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
       break;
     }
     moss_arena_reset(karena);
-    G.st = moss_kernel_lower(ctx, karena, nodes[i], NULL, &k);
+    G.st = moss_kernel_lower(ctx, karena, nodes[i], &gpu, &k);
     if (G.st == MOSS_OK) gpu_kernel(&G, k, i, t, &items[i]);
   }
   if (G.st != MOSS_OK) goto done;

@@ -203,6 +203,11 @@ typedef struct moss_kernel_cpu {
   int threads;      /* the most threads the code may run on (the device's cores, from
                      * the target's units), for the split of parallel loops into
                      * parts; 0 or 1: one thread, no parts */
+  int gpu;          /* the code runs on a GPU, one work-item per iteration of the
+                     * outer parallel loops (moss_kernel_grid): the lowerings that
+                     * have a GPU shape put every output element in those loops,
+                     * each work-item with a reduction of its own (Gemm, MatMul,
+                     * Conv); the other facts are zero */
 } moss_kernel_cpu;
 
 /* The facts of a CPU named as LLVM names it: the target triple's
@@ -336,16 +341,18 @@ int moss_kfn_nargs(moss_kfn fn);
 #define MOSS_PART_WORK 16384
 void moss_kernel_plan_parts(moss_kernel *k, int threads);
 
-/* The work-item grid of |body| for a GPU backend (parts.c): the loop nest
- * that is the body's only statement (comments aside), parallel with
- * constant bounds, and up to MOSS_GRID_MAX_LOOPS - 1 such loops nested each
- * as the only statement of the one before, while their trip counts
+/* The work-item grid of |body| for a GPU backend (parts.c): a loop nest
+ * of up to MOSS_GRID_MAX_LOOPS parallel loops with constant bounds, each
+ * (the first: in |body|) the only loop of the statements it is in, after
+ * nothing but LET statements and comments, while their trip counts
  * multiply to at most 2^31 (one 32-bit range). Fills loops[0..n) and their
  * trip counts ext[0..n), outermost first, and |*total| (their product; 1
  * when n is 0); returns n. Work-item i runs, for each loop j, the
  * iteration lo_j + (i / inner_j % ext_j) * step_j, inner_j the product of
- * the trip counts inside loop j; the body of loops[n-1] is what it runs
- * (the whole body when n is 0: one work-item). */
+ * the trip counts inside loop j; then the LETs before each loop, in
+ * order; then the body of loops[n-1] (the whole body when n is 0: one
+ * work-item). The LETs read only the loop variables outside them, so each
+ * work-item may compute them itself. */
 #define MOSS_GRID_MAX_LOOPS 3
 int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *ext, int64_t *total);
 

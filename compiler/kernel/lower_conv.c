@@ -1425,6 +1425,59 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
   moss_k_end(b); /* b */
 }
 
+/* The GPU's Conv (moss_kernel_cpu.gpu): one work-item per output element,
+ * over two parallel loops (image and channel; position), each summing its
+ * bias and products in the CPU loops' order: input channel, then the taps
+ * of each dimension, those outside the input skipped. */
+static moss_status lower_conv_gpu(moss_kb *b, const moss_node *n, const geom *g) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1];
+  moss_dtype dt = n->outputs[0]->dtype;
+  int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], Cg = w->dims[1];
+  int64_t group = Cg ? C / Cg : 1, Mg = group ? M / group : M;
+  int64_t XS = prod(g->in, 0, g->nsp), YS = prod(g->out, 0, g->nsp), KS = prod(g->k, 0, g->nsp);
+  int k, depth = 0, xin = moss_k_input(b, 0), win = moss_k_input(b, 1), yout = moss_k_output(b, 0);
+  moss_kx *bm, *bb, *m, *pos, *acc, *c, *xo, *wo, *at, *o[MOSS_MAX_RANK], *kk[MOSS_MAX_RANK];
+  char name[16];
+  if (group < 1 || Mg * group != M)
+    return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "group count does not divide the channels");
+  bm = moss_k_range(b, "bm", N * M, MOSS_KL_PARALLEL);
+  bb = moss_k_let(b, "b", moss_k_bin(b, MOSS_KX_DIV, bm, moss_k_idx(b, M)));
+  m = moss_k_let(b, "m", moss_k_bin(b, MOSS_KX_REM, bm, moss_k_idx(b, M)));
+  /* the first input channel of m's group, in image b */
+  xo = moss_k_let(b, "xg", moss_k_add(b, moss_k_mulc(b, bb, C * XS),
+                                      moss_k_mulc(b, moss_k_bin(b, MOSS_KX_DIV, m, moss_k_idx(b, Mg)), Cg * XS)));
+  pos = moss_k_range(b, "p", YS, MOSS_KL_PARALLEL);
+  for (k = 0; k < g->nsp; k++) {
+    snprintf(name, sizeof name, "o%d", k);
+    o[k] = moss_k_let(b, name, moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, pos, moss_k_idx(b, prod(g->out, k + 1, g->nsp))),
+                                          moss_k_idx(b, g->out[k])));
+  }
+  acc = moss_k_let(b, "acc", moss_node_input(n, 2) ? moss_k_load(b, moss_k_input(b, 2), m) : moss_k_flt(b, dt, 0));
+  c = moss_k_range(b, "c", Cg, MOSS_KL_REDUCE);
+  xo = moss_k_let(b, "xc", moss_k_add(b, xo, moss_k_mulc(b, c, XS)));
+  wo = moss_k_let(b, "wc", moss_k_add(b, moss_k_mulc(b, m, Cg * KS), moss_k_mulc(b, c, KS)));
+  for (k = 0; k < g->nsp; k++) {
+    moss_kx *i;
+    int64_t hi = (g->out[k] - 1) * g->s[k] + (g->k[k] - 1) * g->d[k] - g->p[k];
+    snprintf(name, sizeof name, "k%d", k);
+    kk[k] = moss_k_range(b, name, g->k[k], MOSS_KL_REDUCE);
+    snprintf(name, sizeof name, "i%d", k);
+    i = moss_k_let(b, name, tap_pos(b, o[k], kk[k], g->s[k], g->d[k], g->p[k]));
+    depth += 1 + open_inside(b, i, -g->p[k], hi, g->in[k]);
+    xo = moss_k_add(b, xo, moss_k_mulc(b, i, prod(g->in, k + 1, g->nsp)));
+    wo = moss_k_add(b, wo, moss_k_mulc(b, kk[k], prod(g->k, k + 1, g->nsp)));
+  }
+  moss_k_set(b, acc, moss_k_bin(b, MOSS_KX_ADD, acc,
+                                moss_k_bin(b, MOSS_KX_MUL, moss_k_load(b, win, wo), moss_k_load(b, xin, xo))));
+  while (depth--) moss_k_end(b);
+  moss_k_end(b); /* c */
+  at = moss_k_let(b, "at", moss_k_add(b, moss_k_mulc(b, bm, YS), pos));
+  moss_k_store(b, yout, at, moss_lower_conv_out(b, n, acc, at, "v"));
+  moss_k_end(b); /* p */
+  moss_k_end(b); /* bm */
+  return b->st;
+}
+
 static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
   const moss_value *x = n->inputs[0], *w = n->inputs[1];
   int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], Cg = w->dims[1];
@@ -1434,6 +1487,7 @@ static moss_status lower_conv(moss_kb *b, const moss_node *n, const geom *g) {
   moss_kx *bb, *m, *gr, *mm, *xb, *wm, *ym, *yr, *c, *xc, *wc, *xr, *wr;
   moss_kx *o[MOSS_MAX_RANK] = {NULL}, *kk[MOSS_MAX_RANK] = {NULL}, *i[MOSS_MAX_RANK] = {NULL};
   char name[16];
+  if (b->cpu.gpu) return lower_conv_gpu(b, n, g);
   if (group < 1 || Mg * group != M)
     return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "group count does not divide the channels");
   if (group == 1 && pointwise_tiled(b, n, g)) return b->st;

@@ -192,14 +192,16 @@ static void product(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, mo
     tiled(b, n, p, ao, bo, yo);
     return;
   }
-  if (!p->dot) {
+  if (!p->dot && !b->cpu.gpu) {
     rows_kernel(b, n, p, ao, bo, yo, 0, m4, 4);
     rows_kernel(b, n, p, ao, bo, yo, m4, p->M, 1);
     return;
   }
+  /* Dot products, one per output element (B stored [N, K], or on a GPU
+   * [K, N]): each sums in k order, as rows_kernel does. */
   i = moss_k_range(b, "i", p->M, MOSS_KL_PARALLEL);
   j = moss_k_range(b, "j", p->N, MOSS_KL_PARALLEL);
-  bj = moss_k_let(b, "bj", moss_k_add(b, bo, moss_k_mulc(b, j, p->K)));
+  bj = p->dot ? moss_k_let(b, "bj", moss_k_add(b, bo, moss_k_mulc(b, j, p->K))) : moss_k_let(b, "bj", moss_k_add(b, bo, j));
   s = moss_k_let(b, "s", zero(b, p->dt));
   k = moss_k_range(b, "k", p->K, MOSS_KL_REDUCE);
   at = p->ta ? moss_k_add(b, moss_k_add(b, ao, moss_k_mulc(b, k, p->M)), i)
@@ -207,7 +209,8 @@ static void product(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, mo
   moss_k_set(b, s,
              moss_k_bin(b, MOSS_KX_ADD, s,
                         moss_k_bin(b, MOSS_KX_MUL, moss_k_load(b, p->xa, at),
-                                   moss_k_load(b, p->xb, moss_k_add(b, bj, k)))));
+                                   moss_k_load(b, p->xb, p->dot ? moss_k_add(b, bj, k)
+                                                                : moss_k_add(b, bj, moss_k_mulc(b, k, p->N))))));
   moss_k_end(b);
   moss_k_store(b, p->y, moss_k_add(b, yo, moss_k_add(b, moss_k_mulc(b, i, p->N), j)),
                epilogue(b, n, p, s, i, j, 0));

@@ -142,8 +142,13 @@ void moss_kernel_plan_parts(moss_kernel *k, int threads) {
   plan(&P, k->body);
 }
 
-static const moss_kstmt *skip_comments(const moss_kstmt *s) {
-  while (s && s->kind == MOSS_KS_COMMENT) s = s->next;
+/* The loop that |s| is, after LET statements and comments, when nothing
+ * but comments follows it; else NULL. */
+static const moss_kstmt *sole_loop(const moss_kstmt *s) {
+  while (s && (s->kind == MOSS_KS_LET || s->kind == MOSS_KS_COMMENT)) s = s->next;
+  if (!s || s->kind != MOSS_KS_LOOP) return NULL;
+  for (const moss_kstmt *t = s->next; t; t = t->next)
+    if (t->kind != MOSS_KS_COMMENT) return NULL;
   return s;
 }
 
@@ -152,10 +157,10 @@ int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *
   int n = 0;
   *total = 1;
   while (n < MOSS_GRID_MAX_LOOPS) {
-    const moss_kstmt *t = skip_comments(s);
+    const moss_kstmt *t = sole_loop(s);
     int64_t e;
-    if (!t || skip_comments(t->next) || t->kind != MOSS_KS_LOOP || t->role != MOSS_KL_PARALLEL ||
-        t->lo->op != MOSS_KX_CONST || t->hi->op != MOSS_KX_CONST || t->step < 1)
+    if (!t || t->role != MOSS_KL_PARALLEL || t->lo->op != MOSS_KX_CONST || t->hi->op != MOSS_KX_CONST ||
+        t->step < 1)
       break;
     e = t->hi->i > t->lo->i ? (t->hi->i - t->lo->i + t->step - 1) / t->step : 0;
     if (e > 0 && *total > ((int64_t)1 << 31) / e) break;
