@@ -369,8 +369,10 @@ static LLVMValueRef exp32(gen *G, LLVMValueRef v) {
   d = LLVMBuildFAdd(G->b, d, LLVMBuildFMul(G->b, v, LLVMConstReal(G->f32, 1.92596298909109e-08), ""), "");
   p = sfu(G, "llvm.nvvm.ex2.approx.f", t);
   r = fma3(G, G->f32, LLVMBuildFMul(G->b, p, ln2, ""), d, p);
-  /* 2^t is exactly 0 or inf at the ends: the correction must not make it NaN */
-  return LLVMBuildSelect(G->b, LLVMBuildFCmp(G->b, LLVMRealONE, p, LLVMConstReal(G->f32, 1.0 / 0.0), ""), r, p, "");
+  /* At t = +-inf (x infinite, or beyond float's range) d is NaN and 2^t
+   * exactly 0 or inf; at NaN, 2^t is NaN: then 2^t itself. */
+  return LLVMBuildSelect(G->b, LLVMBuildFCmp(G->b, LLVMRealOLT, intrinsic(G, "llvm.fabs", G->f32, &t, 1),
+                                             LLVMConstReal(G->f32, 1.0 / 0.0), ""), r, p, "");
 }
 
 static LLVMValueRef log32(gen *G, LLVMValueRef v) {

@@ -14,7 +14,9 @@
 - running: on a machine with a CUDA driver the float models match torch's
   logits within DESIGN.md's float tolerance and the int8 ones give the CPU's
   bits (host, LLVM backend); on one without (this one), `moss run` fails with
-  a clear error naming libcuda.so.1, or the file MOSS_CUDA_LIBRARY names.
+  a clear error naming libcuda.so.1, or the file MOSS_CUDA_LIBRARY names, and
+  with the toolkit's stub driver the first call's error (cuInit:
+  CUDA_ERROR_STUB_LIBRARY).
 
   test_ptx.py --moss build/moss [--export DIR]
 
@@ -155,6 +157,18 @@ if not CUDA:
         fail("MOSS_CUDA_LIBRARY naming no file: status %d, %r" % (r.returncode, r.stderr[:300]))
     else:
         print("no CUDA driver here: moss run says %r" % r.stderr.strip().splitlines()[-1][:200])
+    # The toolkit's stub driver loads, and every call fails: a failing driver
+    # call is named with its error.
+    stub = os.path.join(os.path.dirname(os.path.dirname(PTXAS or "/")), "lib64", "stubs", "libcuda.so")
+    if os.path.exists(stub):
+        r = subprocess.run([A.moss, "run", art, xp, "-o", os.path.join(W, "stub")], capture_output=True, text=True,
+                           env=dict(os.environ, MOSS_CUDA_LIBRARY=stub))
+        if r.returncode == 0 or "cuInit: CUDA_ERROR_STUB_LIBRARY (34)" not in r.stderr:
+            fail("the stub driver: status %d, %r" % (r.returncode, r.stderr[:300]))
+        else:
+            print("the toolkit's stub driver: %r" % r.stderr.strip()[:200])
+    else:
+        print("no stub driver at %s: the failing-call check needs the CUDA toolkit's" % stub)
 
 # The GPU beside the host CPU: the transfers in the plan.
 art, p = compile_model(os.path.join(DIG, "cnn.onnx"), "nvidia-h200", "7x1x8x8", "cnn_mixed")

@@ -1163,16 +1163,18 @@ TEST(plugin_device) {
                                 "runtime cannot run");
 }
 
-/* An OpenCL segment blob (moss_bundle.h) for the plugin bundle's step 2
- * (one input, one output, 16 bytes each) in |buf|: |nk| kernels of
+/* A GPU segment blob (moss_bundle.h, "OpenCL segment blob"; the PTX one
+ * shares its layout) with |magic| and |version| for the plugin bundle's
+ * step 2 (one input, one output, 16 bytes each) in |buf|: |nk| kernels of
  * |items| work-items, |src| as source; its length. */
-static size_t ocl_blob(uint8_t *buf, uint32_t nk, uint64_t items, uint64_t tbytes, const char *src) {
+static size_t gpu_blob(uint8_t *buf, const char *magic, uint32_t version, uint32_t nk, uint64_t items,
+                       uint64_t tbytes, const char *src) {
   moss_opencl_blob_header h;
   size_t n = 0;
   uint64_t v;
   uint32_t k;
-  memcpy(h.magic, MOSS_OPENCL_BLOB_MAGIC, 4);
-  h.version = MOSS_OPENCL_BLOB_VERSION;
+  memcpy(h.magic, magic, 4);
+  h.version = version;
   h.ntensors = 2;
   h.nkernels = nk;
   h.arena_bytes = 64;
@@ -1186,19 +1188,20 @@ static size_t ocl_blob(uint8_t *buf, uint32_t nk, uint64_t items, uint64_t tbyte
   return n + strlen(src);
 }
 
-/* The OpenCL executor (runtime/src/opencl) reads every field of its blobs
- * before it loads anything, and names what is wrong; without an ICD loader
- * it says so. */
-TEST(opencl_blob_checks) {
-  static const char src[] = "__kernel void moss_k0(__global uchar *a) {}";
-  static const struct {
+/* A GPU executor reads every field of its blobs before it loads anything,
+ * and names what is wrong (each message starting "|prefix|: "); without
+ * its driver (the file the variable |libenv| names) it says so: |nolib|. */
+static void gpu_blob_checks(int *failed_, const char *backend, const char *magic, uint32_t version,
+                            const char *prefix, const char *kind, const char *src, const char *libenv,
+                            const char *nolib) {
+  const struct {
     const char *what;
     uint32_t nk;
     uint64_t items, tbytes;
     int cut, magic;
   } cases[] = {
       {"shorter than its header", 1, 1, 16, 30, 0},
-      {"not an OpenCL segment blob", 1, 1, 16, 0, 1},
+      {kind, 1, 1, 16, 0, 1},
       {"are not the rest of it", 1, 1, 16, 3, 0},
       {"kernel 0 has 0 work-items", 1, 0, 16, 0, 0},
       {"tensor 0 is 16 bytes, its blob says 8", 1, 1, 8, 0, 0},
@@ -1212,29 +1215,44 @@ TEST(opencl_blob_checks) {
   size_t i, n;
   for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     plug_init(&p, "");
-    p.devices[1].backend = "opencl";
+    p.devices[1].backend = backend;
     p.devices[1].plugin_path = NULL;
-    n = ocl_blob(buf, cases[i].nk, cases[i].items, cases[i].tbytes, src);
+    n = gpu_blob(buf, magic, version, cases[i].nk, cases[i].items, cases[i].tbytes, src);
     if (cases[i].cut) n = cases[i].cut >= 10 ? (size_t)cases[i].cut : n - (size_t)cases[i].cut;
     if (cases[i].magic) buf[0] = 'X';
     p.blobs[0] = buf;
     p.blob_bytes[0] = n;
-    ASSERT_EQ(write_bundle(&p.d, "opencl_bad.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+    ASSERT_EQ(write_bundle(&p.d, "gpu_bad.moss", NULL, NULL, path, sizeof path), MOSS_OK);
     ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_FORMAT);
-    ASSERT_STR_CONTAINS(err.text, "opencl: ");
+    ASSERT_STR_CONTAINS(err.text, prefix);
     ASSERT_STR_CONTAINS(err.text, cases[i].what);
   }
-  /* A well-formed blob, and no ICD loader where MOSS_OPENCL_LIBRARY points. */
+  /* A well-formed blob, and no driver where |libenv| points. */
   plug_init(&p, "");
-  p.devices[1].backend = "opencl";
+  p.devices[1].backend = backend;
   p.devices[1].plugin_path = NULL;
   p.blobs[0] = buf;
-  p.blob_bytes[0] = ocl_blob(buf, 1, 4, 16, src);
-  ASSERT_EQ(write_bundle(&p.d, "opencl_good.moss", NULL, NULL, path, sizeof path), MOSS_OK);
-  setenv("MOSS_OPENCL_LIBRARY", "/nonexistent/libOpenCL.so.1", 1);
+  p.blob_bytes[0] = gpu_blob(buf, magic, version, 1, 4, 16, src);
+  ASSERT_EQ(write_bundle(&p.d, "gpu_good.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  setenv(libenv, "/nonexistent/libdriver.so.1", 1);
   ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
-  ASSERT_STR_CONTAINS(err.text, "device 'npu': cannot load the OpenCL ICD loader /nonexistent/libOpenCL.so.1");
-  unsetenv("MOSS_OPENCL_LIBRARY");
+  ASSERT_STR_CONTAINS(err.text, nolib);
+  ASSERT_STR_CONTAINS(err.text, "/nonexistent/libdriver.so.1");
+  unsetenv(libenv);
+}
+
+/* The OpenCL executor (runtime/src/opencl). */
+TEST(opencl_blob_checks) {
+  gpu_blob_checks(failed_, "opencl", MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, "opencl: ",
+                  "not an OpenCL segment blob", "__kernel void moss_k0(__global uchar *a) {}",
+                  "MOSS_OPENCL_LIBRARY", "device 'npu': cannot load the OpenCL ICD loader");
+}
+
+/* The CUDA executor (runtime/src/cuda), on a "ptx" device. */
+TEST(ptx_blob_checks) {
+  gpu_blob_checks(failed_, "ptx", MOSS_PTX_BLOB_MAGIC, MOSS_PTX_BLOB_VERSION, "cuda: ", "not a PTX segment blob",
+                  ".version 7.8\n.target sm_90\n.address_size 64\n", "MOSS_CUDA_LIBRARY",
+                  "device 'npu': cannot load the CUDA driver");
 }
 
 /* Profiling (runtime/src/profile): the steps as the plan has them, and a

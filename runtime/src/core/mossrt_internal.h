@@ -40,7 +40,8 @@ typedef struct mossrt_device {
   int used;                         /* an EXEC step runs on it */
   void *lib;                        /* plugin: dlopen handle */
   const moss_plugin_device *api;    /* plugin: its runtime side */
-  void *xstate;                     /* opencl: the OpenCL functions (opencl/opencl.c) */
+  void *xstate;                     /* opencl, ptx: the driver's functions (opencl/opencl.c,
+                                     * cuda/cuda.c) */
 } mossrt_device;
 
 typedef struct mossrt_step {
@@ -102,6 +103,8 @@ struct mossrt_session {
   struct mossrt_pool *pool;
   /* The OpenCL executor's (opencl/opencl.c): context, queue, programs. */
   void *ocl;
+  /* The CUDA executor's (cuda/cuda.c): context, stream, modules. */
+  void *cuda;
 };
 
 /* core/session.c: the two halves of mossrt_run(), which
@@ -170,9 +173,35 @@ const mossrt_executor *mossrt_executor_find(const mossrt_device *d);
 mossrt_status mossrt_pool_session_open(mossrt_session *s, mossrt_error *err);
 void mossrt_pool_session_close(mossrt_session *s);
 
-/* The executors (cpu/cpu.c, plugin/plugin.c, opencl/opencl.c). */
+/* gpu/blob.c: the GPU segment blobs (moss_bundle.h, "OpenCL segment blob",
+ * whose layout the PTX one shares), as the GPU executors read them. */
+typedef struct mossrt_gpu_format {
+  const char *magic;    /* MOSS_OPENCL_BLOB_MAGIC, MOSS_PTX_BLOB_MAGIC */
+  uint32_t version;
+  const char *prefix;   /* the messages' first word: "opencl", "cuda" */
+  const char *kind;     /* "an OpenCL segment blob" */
+} mossrt_gpu_format;
+typedef struct mossrt_gpu_blob {
+  moss_opencl_blob_header h;
+  const uint8_t *bytes;  /* u64[ntensors] */
+  const uint8_t *items;  /* u64[nkernels] */
+  const char *source;    /* source_len bytes, no NUL */
+  const uint8_t *weights;
+} mossrt_gpu_blob;
+/* A little-endian u64. */
+uint64_t mossrt_rd64(const uint8_t *p);
+/* Reads and checks blob |i| of format |f| into |out|: every count and size
+ * against the blob's bytes, each kernel's 1 .. 2^31 work-items. */
+mossrt_status mossrt_gpu_blob_read(const mossrt_bundle *b, uint32_t i, const mossrt_gpu_format *f,
+                                   mossrt_gpu_blob *out, mossrt_error *err);
+/* An executor's check_step: step |i|'s blob is one of its device's, of
+ * format |f|, with the step's tensors and their sizes. */
+mossrt_status mossrt_gpu_check_step(mossrt_bundle *b, uint32_t i, const mossrt_gpu_format *f, mossrt_error *err);
+
+/* The executors (cpu/cpu.c, plugin/plugin.c, opencl/opencl.c, cuda/cuda.c). */
 extern const mossrt_executor mossrt_cpu_executor;
 extern const mossrt_executor mossrt_plugin_executor;
 extern const mossrt_executor mossrt_opencl_executor;
+extern const mossrt_executor mossrt_cuda_executor;
 
 #endif

@@ -93,15 +93,6 @@ typedef struct ocl_api {
 #undef OCL_FIELD
 } ocl_api;
 
-/* One blob as read at open: pointers into the bundle's bytes. */
-typedef struct ocl_blob {
-  moss_opencl_blob_header h;
-  const uint8_t *bytes;          /* u64[ntensors] */
-  const uint8_t *items;          /* u64[nkernels] */
-  const char *source;
-  const uint8_t *weights;
-} ocl_blob;
-
 /* A session's objects for one blob. */
 typedef struct ocl_prog {
   cl_program prog;
@@ -123,69 +114,14 @@ typedef struct ocl_session {
 
 #define FAIL(st, fmt, ...) mossrt_fail(err, b->name, st, "opencl: " fmt, ##__VA_ARGS__)
 
-static uint64_t rd64(const uint8_t *p) {
-  uint64_t v = 0;
-  int i;
-  for (i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
-
-/* Reads and checks blob |i| into |out|. */
-static mossrt_status read_blob(const mossrt_bundle *b, uint32_t i, ocl_blob *out, mossrt_error *err) {
-  const mossrt_blob *bl = &b->blobs[i];
-  uint64_t need, left, k;
-  memset(out, 0, sizeof *out);
-  if (bl->size < sizeof out->h) return FAIL(MOSSRT_E_FORMAT, "blob %u: %llu bytes, shorter than its header", i,
-                                           (unsigned long long)bl->size);
-  memcpy(&out->h, bl->data, sizeof out->h);
-  if (memcmp(out->h.magic, MOSS_OPENCL_BLOB_MAGIC, 4) || out->h.version != MOSS_OPENCL_BLOB_VERSION)
-    return FAIL(MOSSRT_E_FORMAT, "blob %u: not an OpenCL segment blob of version %u", i,
-                MOSS_OPENCL_BLOB_VERSION);
-  left = bl->size - sizeof out->h;
-  if (out->h.ntensors > left / 8 || out->h.nkernels > left / 8 ||
-      (uint64_t)out->h.ntensors + out->h.nkernels > left / 8 || out->h.nkernels == 0)
-    return FAIL(MOSSRT_E_FORMAT, "blob %u: %u tensors and %u kernels do not fit its %llu bytes", i,
-                out->h.ntensors, out->h.nkernels, (unsigned long long)bl->size);
-  need = 8 * ((uint64_t)out->h.ntensors + out->h.nkernels);
-  left -= need;
-  if (out->h.source_len > left || out->h.weights_bytes > left - out->h.source_len ||
-      out->h.source_len + out->h.weights_bytes != left || out->h.source_len == 0)
-    return FAIL(MOSSRT_E_FORMAT, "blob %u: its source (%llu bytes) and weights (%llu) are not the rest of it",
-                i, (unsigned long long)out->h.source_len, (unsigned long long)out->h.weights_bytes);
-  out->bytes = bl->data + sizeof out->h;
-  out->items = out->bytes + 8 * (uint64_t)out->h.ntensors;
-  out->source = (const char *)(out->items + 8 * (uint64_t)out->h.nkernels);
-  out->weights = (const uint8_t *)out->source + out->h.source_len;
-  for (k = 0; k < out->h.nkernels; k++) {
-    uint64_t n = rd64(out->items + 8 * k);
-    if (n == 0 || n > ((uint64_t)1 << 31))
-      return FAIL(MOSSRT_E_FORMAT, "blob %u: kernel %llu has %llu work-items", i, (unsigned long long)k,
-                  (unsigned long long)n);
-  }
-  if (out->h.arena_bytes > ((uint64_t)1 << 40))
-    return FAIL(MOSSRT_E_FORMAT, "blob %u: an arena of %llu bytes", i, (unsigned long long)out->h.arena_bytes);
-  return MOSSRT_OK;
-}
+static const mossrt_gpu_format format = {MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, "opencl",
+                                         "an OpenCL segment blob"};
 
 static int opencl_serves(const mossrt_device *d) { return strcmp(d->backend, "opencl") == 0; }
 
 /* The step's tensors are the blob's, of the same sizes. */
 static mossrt_status opencl_check_step(mossrt_bundle *b, uint32_t i, mossrt_error *err) {
-  const mossrt_step *s = &b->steps[i];
-  ocl_blob ob;
-  uint32_t k;
-  if (s->blob >= b->nblobs || b->blobs[s->blob].device != s->device)
-    return FAIL(MOSSRT_E_FORMAT, "step %u: blob index %u is not a blob of device %u", i, s->blob, s->device);
-  if (read_blob(b, s->blob, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
-  if (ob.h.ntensors != s->nin + s->nout)
-    return FAIL(MOSSRT_E_FORMAT, "step %u: %u tensors, its blob %u has %u", i, s->nin + s->nout, s->blob,
-                ob.h.ntensors);
-  for (k = 0; k < ob.h.ntensors; k++)
-    if (rd64(ob.bytes + 8 * k) != b->tensors[b->refs[s->first + k]].nbytes)
-      return FAIL(MOSSRT_E_FORMAT, "step %u: tensor %u is %llu bytes, its blob says %llu", i, k,
-                  (unsigned long long)b->tensors[b->refs[s->first + k]].nbytes,
-                  (unsigned long long)rd64(ob.bytes + 8 * k));
-  return MOSSRT_OK;
+  return mossrt_gpu_check_step(b, i, &format, err);
 }
 
 static void opencl_close(mossrt_bundle *b) {
@@ -417,14 +353,14 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
                                mossrt_error *err) {
   const mossrt_bundle *b = s->b;
   ocl_prog *p = &os->progs[i];
-  ocl_blob ob;
+  mossrt_gpu_blob ob;
   const char *src;
   size_t len;
   cl_int rc = CL_SUCCESS;
   uint32_t k, t;
   int cached;
   char path[4096], key[600];
-  if (read_blob(b, i, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
+  if (mossrt_gpu_blob_read(b, i, &format, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
   p->nkernels = ob.h.nkernels;
   p->ntensors = ob.h.ntensors;
   p->kernels = mossrt_mem_alloc(&b->alloc, p->nkernels * sizeof *p->kernels);
@@ -461,7 +397,7 @@ built:
     p->weights = api->clCreateBuffer(os->ctx, CL_MEM_READ_ONLY, 1, NULL, &rc);
   if (!p->weights || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateBuffer (weights): %d", (int)rc);
   for (t = 0; t < p->ntensors; t++) {
-    p->tbytes[t] = (size_t)rd64(ob.bytes + 8 * t);
+    p->tbytes[t] = (size_t)mossrt_rd64(ob.bytes + 8 * t);
     p->tensors[t] = api->clCreateBuffer(os->ctx, CL_MEM_READ_WRITE, p->tbytes[t] ? p->tbytes[t] : 1, NULL, &rc);
     if (!p->tensors[t] || rc != CL_SUCCESS)
       return FAIL(MOSSRT_E_DEVICE, "clCreateBuffer (tensor %u, %zu bytes): %d", t, p->tbytes[t], (int)rc);
@@ -469,7 +405,7 @@ built:
   for (k = 0; k < p->nkernels; k++) {
     char name[32];
     snprintf(name, sizeof name, "moss_k%u", k);
-    p->items[k] = (size_t)rd64(ob.items + 8 * k);
+    p->items[k] = (size_t)mossrt_rd64(ob.items + 8 * k);
     p->kernels[k] = api->clCreateKernel(p->prog, name, &rc);
     if (!p->kernels[k] || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateKernel %s: %d", name, (int)rc);
     rc = api->clSetKernelArg(p->kernels[k], 0, sizeof(cl_mem), &p->arena);
