@@ -24,6 +24,11 @@ typedef struct moss_cgen {
    * their count (1: one work-item runs the whole body). */
   int opencl;
   int64_t work_items;
+  /* OpenCL: where a kernel's constant table goes in the constants buffer
+   * moss_w (its byte offset there); the kernel reads it through a __global
+   * pointer, since a GPU's __constant memory is small (64 KiB on NVIDIA's). */
+  int64_t (*table_at)(void *user, const void *data, size_t bytes);
+  void *table_user;
 } moss_cgen;
 
 /* Above this many bytes of weights, they go to their own <name>_weights.c

@@ -479,6 +479,12 @@ static void tables(printer *p) {
     const moss_kbuf *bf = &k->bufs[i];
     moss_value v;
     if (bf->kind != MOSS_KB_TABLE) continue;
+    if (p->cg->opencl && p->cg->table_at) {
+      int64_t at = p->cg->table_at(p->cg->table_user, bf->data, (size_t)bf->numel * moss_dtype_size(bf->dt));
+      moss_c_line(p->cg, "__global const %s *%s = (__global const %s *)(moss_w + %lld); /* %s */", ctype(bf->dt),
+                  p->bname[i], ctype(bf->dt), (long long)at, bf->name);
+      continue;
+    }
     memset(&v, 0, sizeof v);
     v.dtype = bf->dt;
     v.data = (void *)bf->data;

@@ -87,13 +87,7 @@ moss_gpu_base moss_gpu_seg_where(moss_gpu_seg *s, const moss_value *v, int *tens
     return MOSS_GPU_TENSOR;
   }
   if (r->data) {
-    if (s->woff[r->id] < 0) {
-      static const unsigned char zero[64];
-      size_t pad = (64 - s->weights.len % 64) % 64;
-      moss_buf_put(&s->weights, zero, pad);
-      s->woff[r->id] = (int64_t)s->weights.len;
-      moss_buf_put(&s->weights, r->data, moss_value_nbytes(r));
-    }
+    if (s->woff[r->id] < 0) s->woff[r->id] = moss_gpu_seg_table(s, r->data, moss_value_nbytes(r));
     *offset = s->woff[r->id];
     return MOSS_GPU_WEIGHTS;
   }
@@ -101,6 +95,15 @@ moss_gpu_base moss_gpu_seg_where(moss_gpu_seg *s, const moss_value *v, int *tens
     s->arena_end = r->offset + (int64_t)moss_value_nbytes(r);
   *offset = r->offset;
   return MOSS_GPU_ARENA;
+}
+
+int64_t moss_gpu_seg_table(moss_gpu_seg *s, const void *data, size_t bytes) {
+  static const unsigned char zero[64];
+  int64_t at;
+  moss_buf_put(&s->weights, zero, (64 - s->weights.len % 64) % 64);
+  at = (int64_t)s->weights.len;
+  if (bytes) moss_buf_put(&s->weights, data, bytes);
+  return at;
 }
 
 static void put_u32(moss_buf *b, uint32_t v) {

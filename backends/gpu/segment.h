@@ -45,6 +45,10 @@ void moss_gpu_seg_deinit(moss_gpu_seg *s);
  * aligned) on first use; an arena value extends arena_end. */
 moss_gpu_base moss_gpu_seg_where(moss_gpu_seg *s, const moss_value *v, int *tensor, int64_t *offset);
 
+/* Places |bytes| bytes of a kernel's constant table in w (64-byte
+ * aligned); returns their offset there. */
+int64_t moss_gpu_seg_table(moss_gpu_seg *s, const void *data, size_t bytes);
+
 /* Appends the segment's blob to |blob|: the header (|magic|, |version|),
  * the tensors' sizes, |items|[0..nkernels), the code (the concatenation of
  * |nparts| texts), the weights; and hands the step's tensor ids to the

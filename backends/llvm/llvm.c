@@ -1007,6 +1007,7 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
     moss_free(G->ctx, G->vars, nv);
     return fail(G, MOSS_E_NOMEM, "kernel");
   }
+  memset(G->bufs, 0, nb);
   entry = LLVMAppendBasicBlockInContext(G->c, f, "entry");
   LLVMPositionBuilderAtEnd(G->b, entry);
   arena = LLVMGetParam(f, 0);
@@ -1036,8 +1037,8 @@ static void inner_bufs(gen *G, const moss_kernel *k, LLVMValueRef arena) {
   int i;
   for (i = 0; i < k->nbufs; i++) {
     const moss_kbuf *bf = &k->bufs[i];
-    if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT) {
-      continue;
+    if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT || G->bufs[i]) {
+      continue; /* the caller's */
     } else if (bf->kind == MOSS_KB_TABLE) {
       size_t bytes = (size_t)bf->numel * moss_dtype_size(bf->dt);
       LLVMValueRef init = LLVMConstStringInContext(G->c, (const char *)bf->data, (unsigned)bytes, 1), gv;
@@ -1574,6 +1575,7 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, int idx, const moss_
     G->bufs = G->vars = NULL;
     return fail(G, MOSS_E_NOMEM, "GPU kernel");
   }
+  memset(G->bufs, 0, nb);
   for (i = 0; i < t->nparams; i++) params[i] = G->ptr;
   snprintf(name, sizeof name, "moss_k%d", idx);
   f = LLVMAddFunction(G->m, name, LLVMFunctionType(G->voidt, params, (unsigned)t->nparams, 0));
@@ -1592,6 +1594,11 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, int idx, const moss_
       t->where(t->user, k->bufs[i].value, &param, &off);
       at = LLVMConstInt(G->i64, (unsigned long long)off, 0);
       G->bufs[i] = LLVMBuildGEP2(G->b, G->i8, LLVMGetParam(f, (unsigned)param), &at, 1, k->bufs[i].name);
+    } else if (k->bufs[i].kind == MOSS_KB_TABLE && t->table) {
+      LLVMValueRef at = LLVMConstInt(
+          G->i64, (unsigned long long)t->table(t->user, k->bufs[i].data,
+                                               (size_t)k->bufs[i].numel * moss_dtype_size(k->bufs[i].dt)), 0);
+      G->bufs[i] = LLVMBuildGEP2(G->b, G->i8, LLVMGetParam(f, 1), &at, 1, k->bufs[i].name);
     }
   inner_bufs(G, k, NULL);
   gid = LLVMBuildAdd(G->b,

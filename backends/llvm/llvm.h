@@ -78,6 +78,9 @@ typedef struct moss_llvm_gpu {
   const char *features; /* "+ptx78", NULL: the CPU's default PTX version */
   int nparams;
   void (*where)(void *user, const moss_value *v, int *param, int64_t *offset);
+  /* a kernel's constant table: its bytes placed in the constants
+   * (parameter 1), at the offset returned */
+  int64_t (*table)(void *user, const void *data, size_t bytes);
   void *user;
 } moss_llvm_gpu;
 

@@ -132,6 +132,9 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
   return MOSS_OK;
 }
 
+/* moss_cgen.table_at: in the segment's constants. */
+static int64_t table_at(void *user, const void *data, size_t bytes) { return moss_gpu_seg_table(user, data, bytes); }
+
 moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_graph *g,
                                      moss_node *const *nodes, int nnodes, moss_buf *blob,
                                      int **out_in_ids, int *out_nin, int **out_out_ids, int *out_nout) {
@@ -166,6 +169,8 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   cg.emitted = emitted;
   cg.karena = karena;
   cg.opencl = 1;
+  cg.table_at = table_at;
+  cg.table_user = &s;
   st = MOSS_OK;
   for (k = 0; k < nnodes && st == MOSS_OK; k++) {
     if (nodes[k]->scratch_bytes > 0) {

@@ -39,6 +39,9 @@ static void where(void *user, const moss_value *v, int *param, int64_t *offset) 
   }
 }
 
+/* moss_llvm_gpu.table: in the segment's constants, not the PTX text. */
+static int64_t table(void *user, const void *data, size_t bytes) { return moss_gpu_seg_table(user, data, bytes); }
+
 moss_status moss_ptx_emit_segment(const moss_backend_device *d, const moss_graph *g, moss_node *const *nodes,
                                   int nnodes, moss_buf *blob, int **out_in_ids, int *out_nin,
                                   int **out_out_ids, int *out_nout) {
@@ -67,6 +70,7 @@ moss_status moss_ptx_emit_segment(const moss_backend_device *d, const moss_graph
   }
   lg.nparams = 2 + s.nin + s.nout;
   lg.where = where;
+  lg.table = table;
   lg.user = &s;
   st = moss_llvm_emit_gpu(ctx, g, nodes, nnodes, &lg, items, &text, &len);
   if (st == MOSS_OK) {

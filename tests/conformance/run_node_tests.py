@@ -23,7 +23,8 @@ bundle with NVIDIA's assembler (ptxas -arch sm_90, CUDA toolkit): a test
 passes when it compiles and ptxas accepts its code; it does not run here
 (no CUDA driver), against expected-ptx.txt. With --export DIR it also writes
 each bundle with its inputs and expected outputs to DIR for
-tests/e2e/check_gpu.py, which runs them on a machine with a GPU.
+tests/e2e/check_gpu.py, which runs them on a machine with a GPU (--export
+works with --opencl too: the tests that pass here).
 
 Exit status: 1 if a test listed as passing fails (a regression) or a test
 listed as failing passes (the file must be updated), else 0.
@@ -49,7 +50,7 @@ EXPECTED_LLVM = os.path.join(HERE, "expected-llvm.txt")
 EXPECTED_OPENCL = os.path.join(HERE, "expected-opencl.txt")
 EXPECTED_PTX = os.path.join(HERE, "expected-ptx.txt")
 PTX = False  # --ptx: ptx-only.xml; compile, then ptxas instead of a run
-EXPORT = None  # --export DIR (with --ptx)
+EXPORT = None  # --export DIR (bundles, with --ptx or --opencl)
 PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
 TARGET = None  # --opencl: opencl-only.xml, every node on the OpenCL backend
 ATOL, RTOL = 1e-5, 1e-4
@@ -161,6 +162,7 @@ def run_one(moss, test, workdir):
             why = compare(np.load(path), want)
             if why:
                 return "fail", "output %d: %s" % (i, why)
+    export(test, art, sets, in_names, frozen)
     shutil.rmtree(out, ignore_errors=True)
     return "pass", ""
 
@@ -183,6 +185,13 @@ def check_ptx(test, art, sets, in_names, frozen):
             return "fail", "ptxas: %s" % e
         if q.returncode != 0:
             return "fail", "ptxas refuses the PTX: %s" % first_line(q.stderr)
+    export(test, art, sets, in_names, frozen)
+    return "pass", ""
+
+
+def export(test, art, sets, in_names, frozen):
+    """--export: the bundle, its inputs as raw bytes and the expected outputs
+    into EXPORT, for check_gpu.py."""
     if EXPORT:
         name = test
         d = os.path.join(EXPORT, name)
@@ -209,7 +218,6 @@ def check_ptx(test, art, sets, in_names, frozen):
                                                             ",".join(ins), ",".join(wants)))
         with open(os.path.join(d, "manifest.part"), "w") as f:
             f.writelines(lines)
-    return "pass", ""
 
 
 # Failures whose cause was traced to the test data, kept out of the code on
@@ -261,14 +269,14 @@ def main():
     ap.add_argument("--ptx", action="store_true",
                     help="every node on the PTX backend (ptx-only.xml), each module checked with ptxas "
                          "(its own expected-ptx.txt)")
-    ap.add_argument("--export", default=None, help="with --ptx: write the runs for check_gpu.py here")
+    ap.add_argument("--export", default=None, help="write the passing runs for check_gpu.py here")
     a = ap.parse_args()
     global EMIT, EXPECTED, TARGET, PTX, EXPORT
     if a.ptx:
         PTX = True
         EXPECTED = EXPECTED_PTX
         TARGET = os.path.join(HERE, "ptx-only.xml")
-        EXPORT = os.path.abspath(a.export) if a.export else None
+    EXPORT = os.path.abspath(a.export) if a.export else None
     EMIT = a.emit
     if EMIT == "obj":
         EXPECTED = EXPECTED_LLVM

@@ -52,6 +52,8 @@ typedef struct _cl_event *cl_event;
 #define CL_PROGRAM_BINARIES 0x1166
 #define CL_DRIVER_VERSION 0x102D
 #define CL_DEVICE_VERSION 0x102F
+#define CL_DEVICE_SINGLE_FP_CONFIG 0x101B
+#define CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT ((cl_bitfield)1 << 7)
 #define CL_TRUE 1
 #define CL_FALSE 0
 
@@ -110,6 +112,11 @@ typedef struct ocl_session {
   cl_device_id dev;
   ocl_prog *progs;               /* per blob; unused entries zero */
   uint32_t nprogs;
+  const char *options;           /* clBuildProgram's: OpenCL C 1.2, and float division and square
+                                  * root correctly rounded where the device can (OpenCL allows
+                                  * 2.5 and 3 ulp by default, and NVIDIA's driver takes that:
+                                  * DynamicQuantizeLinear's x / scale then rounds to other
+                                  * integers than the CPU's) */
 } ocl_session;
 
 #define FAIL(st, fmt, ...) mossrt_fail(err, b->name, st, "opencl: " fmt, ##__VA_ARGS__)
@@ -253,9 +260,10 @@ static void mkdirs(char *dir) {
   mkdir(dir, 0777);
 }
 
-/* The cache file's path and key for |src|, or 0 when there is no cache. */
-static int cache_key(const ocl_api *api, cl_device_id dev, const char *src, size_t len, char *path, size_t pcap,
-                     char *key, size_t kcap) {
+/* The cache file's path and key for |src| built with |options|, or 0 when
+ * there is no cache. */
+static int cache_key(const ocl_api *api, cl_device_id dev, const char *options, const char *src, size_t len,
+                     char *path, size_t pcap, char *key, size_t kcap) {
   const char *dir = getenv("MOSS_CACHE_DIR"), *base = NULL, *sub = "";
   char name[256], drv[128], ver[128];
   int n;
@@ -271,7 +279,7 @@ static int cache_key(const ocl_api *api, cl_device_id dev, const char *src, size
       api->clGetDeviceInfo(dev, CL_DEVICE_VERSION, sizeof ver, ver, NULL) != CL_SUCCESS)
     return 0;
   name[sizeof name - 1] = drv[sizeof drv - 1] = ver[sizeof ver - 1] = 0;
-  n = snprintf(key, kcap, "%s\n%s\n%s\n%zu\n%016llx", name, drv, ver, len,
+  n = snprintf(key, kcap, "%s\n%s\n%s\n%s\n%zu\n%016llx", name, drv, ver, options, len,
                (unsigned long long)fnv1a(0xcbf29ce484222325ULL, src, len));
   if (n < 0 || (size_t)n >= kcap) return 0;
   if (dir && *dir) n = snprintf(path, pcap, "%s/opencl-%016llx.bin", dir,
@@ -305,7 +313,7 @@ static cl_program cache_load(const mossrt_bundle *b, const ocl_api *api, const o
   bl = (size_t)blen;
   prog = api->clCreateProgramWithBinary(os->ctx, 1, &os->dev, &bl, (const unsigned char **)&bin, &st, &rc);
   if (prog && (rc != CL_SUCCESS || st != CL_SUCCESS ||
-               api->clBuildProgram(prog, 1, &os->dev, "-cl-std=CL1.2", NULL, NULL) != CL_SUCCESS)) {
+               api->clBuildProgram(prog, 1, &os->dev, os->options, NULL, NULL) != CL_SUCCESS)) {
     api->clReleaseProgram(prog);
     prog = NULL;
   }
@@ -359,7 +367,7 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   cl_int rc = CL_SUCCESS;
   uint32_t k, t;
   int cached;
-  char path[4096], key[600];
+  char path[4096], key[800];
   if (mossrt_gpu_blob_read(b, i, &format, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
   p->nkernels = ob.h.nkernels;
   p->ntensors = ob.h.ntensors;
@@ -373,11 +381,11 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   memset(p->tensors, 0, (p->ntensors + 1) * sizeof *p->tensors);
   src = ob.source;
   len = (size_t)ob.h.source_len;
-  cached = cache_key(api, os->dev, src, len, path, sizeof path, key, sizeof key);
+  cached = cache_key(api, os->dev, os->options, src, len, path, sizeof path, key, sizeof key);
   if (cached && (p->prog = cache_load(b, api, os, path, key)) != NULL) goto built;
   p->prog = api->clCreateProgramWithSource(os->ctx, 1, &src, &len, &rc);
   if (!p->prog || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateProgramWithSource: %d", (int)rc);
-  rc = api->clBuildProgram(p->prog, 1, &os->dev, "-cl-std=CL1.2", NULL, NULL);
+  rc = api->clBuildProgram(p->prog, 1, &os->dev, os->options, NULL, NULL);
   if (rc != CL_SUCCESS) {
     char log[1024];
     log[0] = 0;
@@ -454,6 +462,13 @@ static mossrt_status opencl_session_open(mossrt_session *s, mossrt_error *err) {
     return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
   memset(os->progs, 0, (os->nprogs + 1) * sizeof *os->progs);
   if ((st = pick_device(b, api, &os->dev, err)) != MOSSRT_OK) return st;
+  {
+    cl_bitfield fp = 0;
+    os->options = api->clGetDeviceInfo(os->dev, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) == CL_SUCCESS &&
+                          (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT)
+                      ? "-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt"
+                      : "-cl-std=CL1.2";
+  }
   os->ctx = api->clCreateContext(NULL, 1, &os->dev, NULL, NULL, &rc);
   if (!os->ctx || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateContext: %d", (int)rc);
   os->q = api->clCreateCommandQueue(os->ctx, os->dev, 0, &rc);
