@@ -29,6 +29,9 @@ typedef struct moss_cgen {
    * pointer, since a GPU's __constant memory is small (64 KiB on NVIDIA's). */
   int64_t (*table_at)(void *user, const void *data, size_t bytes);
   void *table_user;
+  /* OpenCL: which launch of the node moss_c_emit_kernel prints
+   * (moss_kernel_launches), and their number, which it sets. */
+  int launch, launches;
 } moss_cgen;
 
 /* Above this many bytes of weights, they go to their own <name>_weights.c

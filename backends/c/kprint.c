@@ -509,7 +509,7 @@ static void gpu_body(printer *p, const moss_kstmt *body) {
   const moss_kstmt *loops[MOSS_GRID_MAX_LOOPS];
   int64_t ext[MOSS_GRID_MAX_LOOPS], total, inner;
   int n = moss_kernel_grid(body, loops, ext, &total), i;
-  p->cg->work_items = n ? total : 1;
+  p->cg->work_items = n && total ? total : 1;
   if (!n) {
     stmts(p, body);
     return;
@@ -558,8 +558,13 @@ moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
                   ctype(k->bufs[i].dt), (long long)(n->scratch_offset + k->bufs[i].offset));
   moss_buf_init(&e, cg->ctx);
   p.e = &e;
-  if (cg->opencl) gpu_body(&p, k->body);
-  else stmts(&p, k->body);
+  if (cg->opencl) {
+    const moss_kstmt *bodies[MOSS_KERNEL_MAX_LAUNCHES];
+    cg->launches = moss_kernel_launches(cg->karena, k, bodies, MOSS_KERNEL_MAX_LAUNCHES);
+    gpu_body(&p, bodies[cg->launch < cg->launches ? cg->launch : 0]);
+  } else {
+    stmts(&p, k->body);
+  }
   moss_buf_deinit(&e);
   return p.st;
 }

@@ -1552,14 +1552,16 @@ static LLVMValueRef sreg(gen *G, const char *name) {
 
 #define MOSS_PTX_KERNEL_CC 71 /* LLVM's CallingConv::PTX_Kernel: an .entry */
 
-/* Node |idx| of the segment as the kernel moss_k<idx>(ptr param...): its
- * inputs and outputs at their places in the parameters (t->where), the
- * loops of moss_kernel_grid as threads, one per work-item: thread
- * ctaid.x * ntid.x + tid.x, none past the last. */
-static moss_status gpu_kernel(gen *G, const moss_kernel *k, int idx, const moss_llvm_gpu *t, int64_t *items) {
+/* One launch of |k| (moss_kernel_launches: |body|, the kernel's or a part
+ * of it) as the kernel moss_k<idx>(ptr param...): its inputs and outputs
+ * at their places in the parameters (t->where), its tables in the
+ * constants (t->table), the loops of moss_kernel_grid as threads, one per
+ * work-item: thread ctaid.x * ntid.x + tid.x, none past the last. */
+static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *body, int idx, const moss_llvm_gpu *t,
+                              int64_t *items) {
   const moss_kstmt *loops[MOSS_GRID_MAX_LOOPS];
   int64_t ext[MOSS_GRID_MAX_LOOPS], total, inner;
-  int n = moss_kernel_grid(k->body, loops, ext, &total), i;
+  int n = moss_kernel_grid(body, loops, ext, &total), i;
   size_t nb = sizeof *G->bufs * (size_t)(k->nbufs + 1), nv = sizeof *G->vars * (size_t)(k->nvars + 1);
   size_t np = sizeof(LLVMTypeRef) * (size_t)t->nparams;
   LLVMTypeRef *params = moss_alloc(G->ctx, np);
@@ -1619,8 +1621,8 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, int idx, const moss_
     v = LLVMBuildAdd(G->b, v, LLVMConstInt(G->i64, (unsigned long long)loops[i]->lo->i, 1), "");
     LLVMBuildStore(G->b, v, G->vars[loops[i]->var]);
   }
-  for (i = 0; i < n; i++) stmts_until(G, i ? loops[i - 1]->body : k->body, loops[i]); /* the LETs */
-  stmts(G, n ? loops[n - 1]->body : k->body);
+  for (i = 0; i < n; i++) stmts_until(G, i ? loops[i - 1]->body : body, loops[i]); /* the LETs */
+  stmts(G, n ? loops[n - 1]->body : body);
   LLVMBuildBr(G->b, out);
   LLVMPositionBuilderAtEnd(G->b, out);
   LLVMBuildRetVoid(G->b);
@@ -1633,7 +1635,7 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, int idx, const moss_
 }
 
 moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *const *nodes, int nnodes,
-                               const moss_llvm_gpu *t, int64_t *items, char **out_text, size_t *out_len) {
+                               const moss_llvm_gpu *t, moss_buf *items, char **out_text, size_t *out_len) {
   gen G;
   moss_arena *karena = NULL;
   LLVMTargetMachineRef tm = NULL;
@@ -1682,15 +1684,24 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   memset(G.globals, 0, gbytes);
   for (i = 0; i < nnodes && G.st == MOSS_OK; i++) {
     moss_kernel *k;
+    const moss_kstmt *bodies[MOSS_KERNEL_MAX_LAUNCHES];
     char why[200];
+    int nb, j;
     if (!moss_llvm_nvptx_takes(ctx, nodes[i], why, sizeof why)) {
       G.st = moss_fail(ctx, MOSS_E_UNSUPPORTED, nodes[i], "%s", why);
       break;
     }
     moss_arena_reset(karena);
     G.st = moss_kernel_lower(ctx, karena, nodes[i], &gpu, &k);
-    if (G.st == MOSS_OK) gpu_kernel(&G, k, i, t, &items[i]);
+    if (G.st != MOSS_OK) break;
+    nb = moss_kernel_launches(karena, k, bodies, MOSS_KERNEL_MAX_LAUNCHES);
+    for (j = 0; j < nb && G.st == MOSS_OK; j++) {
+      int64_t n1 = 0;
+      gpu_kernel(&G, k, bodies[j], (int)(items->len / sizeof n1), t, &n1);
+      moss_buf_put(items, &n1, sizeof n1);
+    }
   }
+  if (G.st == MOSS_OK && items->failed) G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "GPU backend");
   if (G.st != MOSS_OK) goto done;
   if (LLVMVerifyModule(G.m, LLVMReturnStatusAction, &err)) {
     G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "GPU backend: the module does not verify: %.600s", err ? err : "?");

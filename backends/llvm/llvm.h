@@ -92,10 +92,12 @@ int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t c
 
 /* Builds the module of |nodes| (|nnodes| >= 1), optimized, as PTX text:
  * |*out_text| (|*out_len| characters, NUL-terminated; the caller's, freed
- * with moss_free(ctx, text, len + 1)); items[j] gets kernel j's thread
- * count. Errors: unsupported (a node moss_llvm_nvptx_takes refuses), target
- * (a cpu or feature LLVM does not know), internal, out-of-memory. */
+ * with moss_free(ctx, text, len + 1)). Each node is one kernel or several
+ * (moss_kernel_launches), numbered in order; |items| gets each kernel's
+ * thread count, an int64_t each. Errors: unsupported (a node
+ * moss_llvm_nvptx_takes refuses), target (a cpu or feature LLVM does not
+ * know), internal, out-of-memory. */
 moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *const *nodes, int nnodes,
-                               const moss_llvm_gpu *t, int64_t *items, char **out_text, size_t *out_len);
+                               const moss_llvm_gpu *t, moss_buf *items, char **out_text, size_t *out_len);
 
 #endif

@@ -94,8 +94,9 @@ static int uses(const char *t, const char *id) {
   return 0;
 }
 
-/* One node as __kernel void moss_k<k>(a, w, t0..): its bindings, then its
- * kernel description's body; its work-item count into |*out_items|. */
+/* One launch of a node (cg->launch) as __kernel void moss_k<k>(a, w,
+ * t0..): its bindings, then its kernel description's body; its work-item
+ * count into |*out_items|. */
 static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, const moss_node *n, int k, int ntensors,
                              int64_t *out_items) {
   moss_buf body;
@@ -142,9 +143,8 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   size_t nv = (size_t)g->nvalues + 1;
   moss_gpu_seg s;
   moss_cgen cg;
-  moss_buf src, decls;
+  moss_buf src, decls, items;
   moss_arena *karena = NULL;
-  int64_t *items = NULL;
   unsigned char *emitted = NULL;
   int k;
   moss_status st;
@@ -153,10 +153,10 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   MOSS_TRY(moss_gpu_seg_init(&s, ctx, g, nodes, nnodes, "OpenCL backend"));
   moss_buf_init(&src, ctx);
   moss_buf_init(&decls, ctx);
+  moss_buf_init(&items, ctx);
   emitted = moss_alloc(ctx, nv);
-  items = moss_alloc(ctx, sizeof(int64_t) * (size_t)(nnodes + 1));
   if (moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK) karena = NULL;
-  if (!emitted || !items || !karena) {
+  if (!emitted || !karena) {
     st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "OpenCL backend");
     goto done;
   }
@@ -177,22 +177,29 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
       st = moss_fail(ctx, MOSS_E_INTERNAL, nodes[k], "OpenCL backend: a kernel with arena scratch");
       break;
     }
-    st = emit_node(&s, &cg, &src, nodes[k], k, s.nin + s.nout, &items[k]);
+    cg.launch = 0;
+    cg.launches = 1;
+    do { /* each launch of the node a kernel */
+      int64_t n1 = 0;
+      st = emit_node(&s, &cg, &src, nodes[k], (int)(items.len / sizeof n1), s.nin + s.nout, &n1);
+      moss_buf_put(&items, &n1, sizeof n1);
+    } while (st == MOSS_OK && ++cg.launch < cg.launches);
   }
   if (st != MOSS_OK) goto done;
-  if (src.failed || decls.failed) {
+  if (src.failed || decls.failed || items.failed) {
     st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "OpenCL backend");
     goto done;
   }
   {
     const char *parts[3] = {prelude, decls.data, src.data};
     size_t lens[3] = {strlen(prelude), decls.len, src.len};
-    st = moss_gpu_seg_blob(&s, MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, items, nnodes, parts, lens, 3,
-                           blob, nodes[0], out_in_ids, out_nin, out_out_ids, out_nout);
+    st = moss_gpu_seg_blob(&s, MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, (const int64_t *)items.data,
+                           (int)(items.len / sizeof(int64_t)), parts, lens, 3, blob, nodes[0], out_in_ids, out_nin,
+                           out_out_ids, out_nout);
   }
 done:
   moss_free(ctx, emitted, nv);
-  moss_free(ctx, items, sizeof(int64_t) * (size_t)(nnodes + 1));
+  moss_buf_deinit(&items);
   if (karena) moss_arena_destroy(karena);
   moss_buf_deinit(&src);
   moss_buf_deinit(&decls);

@@ -48,9 +48,9 @@ moss_status moss_ptx_emit_segment(const moss_backend_device *d, const moss_graph
   moss_ctx *ctx = d->ctx;
   moss_gpu_seg s;
   moss_llvm_gpu lg;
-  int64_t *items;
+  moss_buf items;
   char *text = NULL;
-  size_t len = 0, ib = sizeof(int64_t) * (size_t)(nnodes + 1);
+  size_t len = 0;
   moss_status st;
   *out_in_ids = *out_out_ids = NULL;
   *out_nin = *out_nout = 0;
@@ -64,22 +64,20 @@ moss_status moss_ptx_emit_segment(const moss_backend_device *d, const moss_graph
                      "(<codegen triple=\"nvptx64-nvidia-cuda\" cpu=\"sm_NN\">)",
                      moss_target_name(d->target), moss_target_device_id(d->target, d->device));
   MOSS_TRY(moss_gpu_seg_init(&s, ctx, g, nodes, nnodes, "PTX backend"));
-  if (!(items = moss_alloc(ctx, ib))) {
-    moss_gpu_seg_deinit(&s);
-    return moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "PTX backend");
-  }
+  moss_buf_init(&items, ctx);
   lg.nparams = 2 + s.nin + s.nout;
   lg.where = where;
   lg.table = table;
   lg.user = &s;
-  st = moss_llvm_emit_gpu(ctx, g, nodes, nnodes, &lg, items, &text, &len);
+  st = moss_llvm_emit_gpu(ctx, g, nodes, nnodes, &lg, &items, &text, &len);
   if (st == MOSS_OK) {
     const char *parts[1] = {text};
-    st = moss_gpu_seg_blob(&s, MOSS_PTX_BLOB_MAGIC, MOSS_PTX_BLOB_VERSION, items, nnodes, parts, &len, 1, blob,
-                           nodes[0], out_in_ids, out_nin, out_out_ids, out_nout);
+    st = moss_gpu_seg_blob(&s, MOSS_PTX_BLOB_MAGIC, MOSS_PTX_BLOB_VERSION, (const int64_t *)items.data,
+                           (int)(items.len / sizeof(int64_t)), parts, &len, 1, blob, nodes[0], out_in_ids, out_nin,
+                           out_out_ids, out_nout);
   }
   if (text) moss_free(ctx, text, len + 1);
-  moss_free(ctx, items, ib);
+  moss_buf_deinit(&items);
   moss_gpu_seg_deinit(&s);
   return st;
 }

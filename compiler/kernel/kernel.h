@@ -356,6 +356,18 @@ void moss_kernel_plan_parts(moss_kernel *k, int threads);
 #define MOSS_GRID_MAX_LOOPS 3
 int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *ext, int64_t *total);
 
+/* The launches of |k| on a GPU (parts.c): where its body is nothing but
+ * LETs, comments and two or more parallel loops, and it has no local
+ * buffer, each loop becomes a launch of its own, run after the one before
+ * (a launch's end is a barrier for every work-item), whose body, built in
+ * |arena|, is the top-level LETs before that loop and the loop; so each
+ * launch has a grid (moss_kernel_grid) of its own (Concat: one per input;
+ * a copy, then an update). Otherwise one launch, the body itself. Fills
+ * bodies[0..n) and returns n (1 .. |max|; 1 when there would be more, or
+ * on no memory). */
+#define MOSS_KERNEL_MAX_LAUNCHES 64
+int moss_kernel_launches(moss_arena *arena, const moss_kernel *k, const moss_kstmt **bodies, int max);
+
 /* A readable text of |k| (`moss compile --dump-kernels`). */
 void moss_kernel_print(const moss_kernel *k, moss_buf *out);
 

@@ -1633,6 +1633,64 @@ static void lower_ct_gemm(moss_kb *b, const moss_node *n, const geom *g) {
   moss_k_end(b); /* b */
 }
 
+/* The GPU's ConvTranspose (moss_kernel_cpu.gpu): one work-item per output
+ * element, gathering instead of scattering: output position o takes tap kk
+ * of input position i where i s + kk d - p = o, in input channel order,
+ * then tap order. */
+static moss_status lower_convtranspose_gpu(moss_kb *b, const moss_node *n, const geom *g) {
+  const moss_value *x = n->inputs[0], *w = n->inputs[1];
+  moss_dtype dt = n->outputs[0]->dtype;
+  int64_t N = x->dims[0], C = x->dims[1], Mg = w->dims[1];
+  int64_t group = moss_attr_int(n, "group", 1), Cg = group > 0 ? C / group : C, M = Mg * group;
+  int64_t XS = prod(g->in, 0, g->nsp), YS = prod(g->out, 0, g->nsp), KS = prod(g->k, 0, g->nsp);
+  int k, depth = 0, xin = moss_k_input(b, 0), win = moss_k_input(b, 1), yout = moss_k_output(b, 0);
+  moss_kx *bm, *bb, *m, *gr, *pos, *acc, *c, *xo, *wo, *at, *o[MOSS_MAX_RANK];
+  char name[16];
+  if (group < 1 || Cg * group != C)
+    return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "group count does not divide the channels");
+  bm = moss_k_range(b, "bm", N * M, MOSS_KL_PARALLEL);
+  bb = moss_k_let(b, "b", moss_k_bin(b, MOSS_KX_DIV, bm, moss_k_idx(b, M)));
+  m = moss_k_let(b, "m", moss_k_bin(b, MOSS_KX_REM, bm, moss_k_idx(b, M)));
+  gr = moss_k_let(b, "gr", moss_k_bin(b, MOSS_KX_DIV, m, moss_k_idx(b, Mg)));
+  pos = moss_k_range(b, "p", YS, MOSS_KL_PARALLEL);
+  for (k = 0; k < g->nsp; k++) {
+    snprintf(name, sizeof name, "o%d", k);
+    o[k] = moss_k_let(b, name, moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, pos, moss_k_idx(b, prod(g->out, k + 1, g->nsp))),
+                                          moss_k_idx(b, g->out[k])));
+  }
+  acc = moss_k_let(b, "acc", moss_node_input(n, 2) ? moss_k_load(b, moss_k_input(b, 2), m) : moss_k_flt(b, dt, 0));
+  c = moss_k_range(b, "c", Cg, MOSS_KL_REDUCE);
+  /* input channel gr*Cg + c of image b; weight row gr*Cg + c [C, M/group, k...], column m % Mg */
+  xo = moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_add(b, moss_k_mulc(b, bb, C), moss_k_mulc(b, gr, Cg)), c), XS));
+  wo = moss_k_let(b, "wc", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, gr, Cg), c), Mg),
+                                                      moss_k_bin(b, MOSS_KX_REM, m, moss_k_idx(b, Mg))), KS));
+  for (k = 0; k < g->nsp; k++) {
+    moss_kx *kk, *t, *ok;
+    snprintf(name, sizeof name, "k%d", k);
+    kk = moss_k_range(b, name, g->k[k], MOSS_KL_REDUCE);
+    snprintf(name, sizeof name, "t%d", k);
+    t = moss_k_let(b, name, moss_k_bin(b, MOSS_KX_SUB, moss_k_addc(b, o[k], g->p[k]), moss_k_mulc(b, kk, g->d[k])));
+    ok = moss_k_bin(b, MOSS_KX_LAND, moss_k_bin(b, MOSS_KX_GE, t, moss_k_idx(b, 0)),
+                    moss_k_bin(b, MOSS_KX_LT, t, moss_k_idx(b, g->in[k] * g->s[k])));
+    if (g->s[k] > 1)
+      ok = moss_k_bin(b, MOSS_KX_LAND, ok, moss_k_bin(b, MOSS_KX_EQ, moss_k_bin(b, MOSS_KX_REM, t, moss_k_idx(b, g->s[k])),
+                                                        moss_k_idx(b, 0)));
+    moss_k_if(b, ok);
+    depth += 2;
+    xo = moss_k_add(b, xo, moss_k_mulc(b, moss_k_bin(b, MOSS_KX_DIV, t, moss_k_idx(b, g->s[k])), prod(g->in, k + 1, g->nsp)));
+    wo = moss_k_add(b, wo, moss_k_mulc(b, kk, prod(g->k, k + 1, g->nsp)));
+  }
+  moss_k_set(b, acc, moss_k_bin(b, MOSS_KX_ADD, acc,
+                                moss_k_bin(b, MOSS_KX_MUL, moss_k_load(b, xin, xo), moss_k_load(b, win, wo))));
+  while (depth--) moss_k_end(b);
+  moss_k_end(b); /* c */
+  at = moss_k_let(b, "at", moss_k_add(b, moss_k_mulc(b, bm, YS), pos));
+  moss_k_store(b, yout, at, moss_lower_conv_out(b, n, acc, at, "v"));
+  moss_k_end(b); /* p */
+  moss_k_end(b); /* bm */
+  return b->st;
+}
+
 static moss_status lower_convtranspose(moss_kb *b, const moss_node *n, const geom *g) {
   const moss_value *x = n->inputs[0], *w = n->inputs[1];
   int64_t N = x->dims[0], C = x->dims[1], Mg = w->dims[1];
@@ -1642,6 +1700,7 @@ static moss_status lower_convtranspose(moss_kb *b, const moss_node *n, const geo
   moss_kx *bb, *m, *gr, *mm, *xb, *wm, *ym, *yr, *c, *xc, *wc, *xr, *wr;
   moss_kx *o[MOSS_MAX_RANK] = {NULL}, *kk[MOSS_MAX_RANK] = {NULL}, *i[MOSS_MAX_RANK] = {NULL};
   char name[16];
+  if (b->cpu.gpu) return lower_convtranspose_gpu(b, n, g);
   if (group < 1 || Cg * group != C)
     return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "group count does not divide the channels");
   bb = moss_k_range(b, "b", N, MOSS_KL_PARALLEL);

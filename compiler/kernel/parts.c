@@ -171,3 +171,39 @@ int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *
   }
   return n;
 }
+
+int moss_kernel_launches(moss_arena *arena, const moss_kernel *k, const moss_kstmt **bodies, int max) {
+  const moss_kstmt *s;
+  int n = 0, i;
+  bodies[0] = k->body;
+  for (i = 0; i < k->nbufs; i++)
+    if (k->bufs[i].kind == MOSS_KB_LOCAL) return 1;
+  for (s = k->body; s; s = s->next) {
+    if (s->kind == MOSS_KS_LOOP) {
+      if (s->role != MOSS_KL_PARALLEL) return 1;
+      n++;
+    } else if (s->kind != MOSS_KS_LET && s->kind != MOSS_KS_COMMENT) {
+      return 1;
+    }
+  }
+  if (n < 2 || n > max) return 1;
+  for (i = 0, s = k->body; s; s = s->next) {
+    const moss_kstmt *t;
+    moss_kstmt *head = NULL, **tail = &head, *c;
+    if (s->kind != MOSS_KS_LOOP) continue;
+    for (t = k->body; t != s; t = t->next) /* the LETs before it */
+      if (t->kind == MOSS_KS_LET) {
+        if (!(c = moss_arena_alloc(arena, sizeof *c, 16))) return bodies[0] = k->body, 1;
+        *c = *t;
+        c->next = NULL;
+        *tail = c;
+        tail = &c->next;
+      }
+    if (!(c = moss_arena_alloc(arena, sizeof *c, 16))) return bodies[0] = k->body, 1;
+    *c = *s;
+    c->next = NULL;
+    *tail = c;
+    bodies[i++] = head;
+  }
+  return n;
+}
