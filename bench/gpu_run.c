@@ -19,13 +19,26 @@ static int die(const char *what, const mossrt_error *err) {
   return 1;
 }
 
-static void *read_file(const char *path, size_t want) {
+/* Input |i| ('name', |want| bytes) from |path| into a 64-byte aligned
+ * buffer; NULL (and a message) when it cannot be read or is another size. */
+static void *read_input(const char *path, uint32_t i, const char *name, size_t want) {
   FILE *f = fopen(path, "rb");
   void *p = NULL;
-  long n;
-  if (!f) return NULL;
-  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && (size_t)n == want && fseek(f, 0, SEEK_SET) == 0 &&
-      (p = aligned_alloc(64, (want + 63) / 64 * 64 + 64)) != NULL && fread(p, 1, want, f) != want) {
+  long n = -1;
+  if (!f) {
+    fprintf(stderr, "gpu_run: %s: cannot open input %u ('%s')\n", path, i, name);
+    return NULL;
+  }
+  if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+  if (n < 0 || fseek(f, 0, SEEK_SET) != 0)
+    fprintf(stderr, "gpu_run: %s: cannot read input %u ('%s')\n", path, i, name);
+  else if ((size_t)n != want)
+    fprintf(stderr, "gpu_run: %s: %ld bytes, input %u ('%s') is %zu bytes\n", path, n, i, name,
+            want);
+  else if (!(p = aligned_alloc(64, (want + 63) / 64 * 64 + 64)))
+    fprintf(stderr, "gpu_run: out of memory\n");
+  else if (fread(p, 1, want, f) != want) {
+    fprintf(stderr, "gpu_run: %s: cannot read input %u ('%s')\n", path, i, name);
     free(p);
     p = NULL;
   }
@@ -46,12 +59,17 @@ int main(int argc, char **argv) {
   double *t = NULL;
   uint32_t ni, no, i;
   long iters;
+  char *end;
   int rc = 1;
   if (argc < 4) {
     fprintf(stderr, "usage: gpu_run BUNDLE OUT_DIR ITERATIONS IN0.bin [IN1.bin ...]\n");
     return 2;
   }
-  iters = strtol(argv[3], NULL, 10);
+  iters = strtol(argv[3], &end, 10);
+  if (end == argv[3] || *end || iters < 0 || iters > 100000000) {
+    fprintf(stderr, "gpu_run: ITERATIONS '%s' is not a count (0 .. 100000000)\n", argv[3]);
+    return 2;
+  }
   if (mossrt_open_file(argv[1], &b, &err) != MOSSRT_OK) return die("open", &err);
   ni = mossrt_input_count(b);
   no = mossrt_output_count(b);
@@ -62,20 +80,23 @@ int main(int argc, char **argv) {
   in = calloc(ni + 1, sizeof *in);
   out = calloc(no + 1, sizeof *out);
   t = calloc((size_t)(iters > 0 ? iters : 1), sizeof *t);
-  if (!in || !out || !t) goto done;
+  if (!in || !out || !t) {
+    fprintf(stderr, "gpu_run: out of memory\n");
+    goto done;
+  }
   for (i = 0; i < ni; i++) {
     mossrt_tensor_info ti;
-    if (mossrt_input_info(b, i, &ti) != MOSSRT_OK) goto done;
-    if (!(in[i] = read_file(argv[4 + i], (size_t)ti.nbytes))) {
-      fprintf(stderr, "gpu_run: %s: cannot read, or not the %llu bytes of input '%s'\n", argv[4 + i],
-              (unsigned long long)ti.nbytes, ti.name);
+    if (mossrt_input_info(b, i, &ti) != MOSSRT_OK ||
+        !(in[i] = read_input(argv[4 + i], i, ti.name, (size_t)ti.nbytes)))
       goto done;
-    }
   }
   for (i = 0; i < no; i++) {
     mossrt_tensor_info ti;
-    if (mossrt_output_info(b, i, &ti) != MOSSRT_OK || !(out[i] = aligned_alloc(64, (ti.nbytes + 63) / 64 * 64 + 64)))
+    if (mossrt_output_info(b, i, &ti) != MOSSRT_OK ||
+        !(out[i] = aligned_alloc(64, (ti.nbytes + 63) / 64 * 64 + 64))) {
+      fprintf(stderr, "gpu_run: out of memory\n");
       goto done;
+    }
   }
   if (mossrt_session_create(b, NULL, 0, &s, &err) != MOSSRT_OK) {
     rc = die("session", &err);
@@ -98,7 +119,7 @@ int main(int argc, char **argv) {
     }
     fclose(f);
   }
-  for (i = 0; i < (uint32_t)iters; i++) {
+  for (i = 0; i < (uint64_t)iters; i++) {
     struct timespec a, z;
     clock_gettime(CLOCK_MONOTONIC, &a);
     if (mossrt_run(s, (const void *const *)in, out, &err) != MOSSRT_OK) {
@@ -110,7 +131,7 @@ int main(int argc, char **argv) {
   }
   if (iters > 0) {
     qsort(t, (size_t)iters, sizeof *t, cmp);
-    printf("median_us %.2f\n", t[iters / 2]);
+    printf("median_us %.2f\n", iters % 2 ? t[iters / 2] : (t[iters / 2 - 1] + t[iters / 2]) / 2);
   }
   rc = 0;
 done:

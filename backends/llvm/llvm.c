@@ -1315,6 +1315,28 @@ static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {
   return tm;
 }
 
+/* A context, an empty module |name| for |triple| with |tm|'s data layout,
+ * a builder, and the types G keeps. */
+static void module_init(gen *G, LLVMTargetMachineRef tm, const char *name, const char *triple) {
+  LLVMTargetDataRef td;
+  G->c = LLVMContextCreate();
+  G->m = LLVMModuleCreateWithNameInContext(name, G->c);
+  G->b = LLVMCreateBuilderInContext(G->c);
+  LLVMSetTarget(G->m, triple);
+  td = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(G->m, td);
+  LLVMDisposeTargetData(td);
+  G->ptr = LLVMPointerTypeInContext(G->c, 0);
+  G->i1 = LLVMInt1TypeInContext(G->c);
+  G->i8 = LLVMInt8TypeInContext(G->c);
+  G->i16 = LLVMInt16TypeInContext(G->c);
+  G->i32 = LLVMInt32TypeInContext(G->c);
+  G->i64 = LLVMInt64TypeInContext(G->c);
+  G->f32 = LLVMFloatTypeInContext(G->c);
+  G->f64 = LLVMDoubleTypeInContext(G->c);
+  G->voidt = LLVMVoidTypeInContext(G->c);
+}
+
 /* Whether node |n| belongs in this object. */
 static int wanted(const moss_node *n, const unsigned char *segs, int nseg) {
   return !segs || (n->segment >= 0 && n->segment < nseg && segs[n->segment]);
@@ -1329,7 +1351,6 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
   LLVMTargetMachineRef tm = NULL;
   LLVMValueRef *kfns = NULL;
   LLVMMemoryBufferRef mb = NULL;
-  LLVMTargetDataRef td;
   LLVMTypeRef params[3];
   char *err = NULL;
   double t0 = now(), t1, t2;
@@ -1350,22 +1371,7 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
   if (G.st != MOSS_OK) return G.st;
   tm = machine(&G, t);
   if (!tm) return ctx->nerrors ? MOSS_E_TARGET : MOSS_E_INTERNAL;
-  G.c = LLVMContextCreate();
-  G.m = LLVMModuleCreateWithNameInContext(prefix, G.c);
-  G.b = LLVMCreateBuilderInContext(G.c);
-  LLVMSetTarget(G.m, t->triple);
-  td = LLVMCreateTargetDataLayout(tm);
-  LLVMSetModuleDataLayout(G.m, td);
-  LLVMDisposeTargetData(td);
-  G.ptr = LLVMPointerTypeInContext(G.c, 0);
-  G.i1 = LLVMInt1TypeInContext(G.c);
-  G.i8 = LLVMInt8TypeInContext(G.c);
-  G.i16 = LLVMInt16TypeInContext(G.c);
-  G.i32 = LLVMInt32TypeInContext(G.c);
-  G.i64 = LLVMInt64TypeInContext(G.c);
-  G.f32 = LLVMFloatTypeInContext(G.c);
-  G.f64 = LLVMDoubleTypeInContext(G.c);
-  G.voidt = LLVMVoidTypeInContext(G.c);
+  module_init(&G, tm, prefix, t->triple);
   params[0] = params[1] = params[2] = G.ptr;
   G.kfn_type = LLVMFunctionType(G.voidt, params, 3, 0);
   G.globals = moss_alloc(ctx, gbytes);
@@ -1640,7 +1646,6 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   moss_arena *karena = NULL;
   LLVMTargetMachineRef tm = NULL;
   LLVMMemoryBufferRef mb = NULL;
-  LLVMTargetDataRef td;
   moss_llvm_target lt;
   moss_kernel_cpu gpu;
   char *err = NULL;
@@ -1660,22 +1665,7 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   lt.features = t->features;
   tm = machine(&G, &lt);
   if (!tm) return ctx->nerrors ? MOSS_E_TARGET : MOSS_E_INTERNAL;
-  G.c = LLVMContextCreate();
-  G.m = LLVMModuleCreateWithNameInContext("moss_gpu", G.c);
-  G.b = LLVMCreateBuilderInContext(G.c);
-  LLVMSetTarget(G.m, t->triple);
-  td = LLVMCreateTargetDataLayout(tm);
-  LLVMSetModuleDataLayout(G.m, td);
-  LLVMDisposeTargetData(td);
-  G.ptr = LLVMPointerTypeInContext(G.c, 0);
-  G.i1 = LLVMInt1TypeInContext(G.c);
-  G.i8 = LLVMInt8TypeInContext(G.c);
-  G.i16 = LLVMInt16TypeInContext(G.c);
-  G.i32 = LLVMInt32TypeInContext(G.c);
-  G.i64 = LLVMInt64TypeInContext(G.c);
-  G.f32 = LLVMFloatTypeInContext(G.c);
-  G.f64 = LLVMDoubleTypeInContext(G.c);
-  G.voidt = LLVMVoidTypeInContext(G.c);
+  module_init(&G, tm, "moss_gpu", t->triple);
   G.globals = moss_alloc(ctx, gbytes);
   if (!G.globals || moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK) {
     G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "GPU backend");

@@ -1425,6 +1425,41 @@ static void lower_depthwise(moss_kb *b, const moss_node *n, const igemm *ig) {
   moss_k_end(b); /* b */
 }
 
+/* The GPU shapes' loops (moss_kernel_cpu.gpu): bm over images x output
+ * channels and p over output positions, both parallel, with b = bm / M,
+ * m = bm % M and the position's coordinates o[0..nsp). */
+static void gpu_open(moss_kb *b, const geom *g, int64_t N, int64_t M, moss_kx **bm, moss_kx **bb, moss_kx **m,
+                     moss_kx **pos, moss_kx **o) {
+  int k;
+  char name[16];
+  *bm = moss_k_range(b, "bm", N * M, MOSS_KL_PARALLEL);
+  *bb = moss_k_let(b, "b", moss_k_bin(b, MOSS_KX_DIV, *bm, moss_k_idx(b, M)));
+  *m = moss_k_let(b, "m", moss_k_bin(b, MOSS_KX_REM, *bm, moss_k_idx(b, M)));
+  *pos = moss_k_range(b, "p", prod(g->out, 0, g->nsp), MOSS_KL_PARALLEL);
+  for (k = 0; k < g->nsp; k++) {
+    snprintf(name, sizeof name, "o%d", k);
+    o[k] = moss_k_let(b, name, moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, *pos, moss_k_idx(b, prod(g->out, k + 1, g->nsp))),
+                                          moss_k_idx(b, g->out[k])));
+  }
+}
+
+/* acc += x[xo] * w[wo]; closes |depth| inner loops and branches and the
+ * channel loop; stores the output element (bias in acc, the residual and
+ * activation added here) and closes gpu_open's loops. */
+static void gpu_close(moss_kb *b, const moss_node *n, const geom *g, moss_kx *acc, moss_kx *xo, moss_kx *wo,
+                      int depth, moss_kx *bm, moss_kx *pos) {
+  moss_kx *at;
+  moss_k_set(b, acc, moss_k_bin(b, MOSS_KX_ADD, acc,
+                                moss_k_bin(b, MOSS_KX_MUL, moss_k_load(b, moss_k_input(b, 1), wo),
+                                           moss_k_load(b, moss_k_input(b, 0), xo))));
+  while (depth--) moss_k_end(b);
+  moss_k_end(b); /* c */
+  at = moss_k_let(b, "at", moss_k_add(b, moss_k_mulc(b, bm, prod(g->out, 0, g->nsp)), pos));
+  moss_k_store(b, moss_k_output(b, 0), at, moss_lower_conv_out(b, n, acc, at, "v"));
+  moss_k_end(b); /* p */
+  moss_k_end(b); /* bm */
+}
+
 /* The GPU's Conv (moss_kernel_cpu.gpu): one work-item per output element,
  * over two parallel loops (image and channel; position), each summing its
  * bias and products in the CPU loops' order: input channel, then the taps
@@ -1434,47 +1469,32 @@ static moss_status lower_conv_gpu(moss_kb *b, const moss_node *n, const geom *g)
   moss_dtype dt = n->outputs[0]->dtype;
   int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], Cg = w->dims[1];
   int64_t group = Cg ? C / Cg : 1, Mg = group ? M / group : M;
-  int64_t XS = prod(g->in, 0, g->nsp), YS = prod(g->out, 0, g->nsp), KS = prod(g->k, 0, g->nsp);
-  int k, depth = 0, xin = moss_k_input(b, 0), win = moss_k_input(b, 1), yout = moss_k_output(b, 0);
-  moss_kx *bm, *bb, *m, *pos, *acc, *c, *xo, *wo, *at, *o[MOSS_MAX_RANK], *kk[MOSS_MAX_RANK];
+  int64_t XS = prod(g->in, 0, g->nsp), KS = prod(g->k, 0, g->nsp);
+  int k, depth = 0;
+  moss_kx *bm, *bb, *m, *pos, *acc, *c, *xo, *wo, *o[MOSS_MAX_RANK], *kk;
   char name[16];
   if (group < 1 || Mg * group != M)
     return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "group count does not divide the channels");
-  bm = moss_k_range(b, "bm", N * M, MOSS_KL_PARALLEL);
-  bb = moss_k_let(b, "b", moss_k_bin(b, MOSS_KX_DIV, bm, moss_k_idx(b, M)));
-  m = moss_k_let(b, "m", moss_k_bin(b, MOSS_KX_REM, bm, moss_k_idx(b, M)));
-  /* the first input channel of m's group, in image b */
-  xo = moss_k_let(b, "xg", moss_k_add(b, moss_k_mulc(b, bb, C * XS),
-                                      moss_k_mulc(b, moss_k_bin(b, MOSS_KX_DIV, m, moss_k_idx(b, Mg)), Cg * XS)));
-  pos = moss_k_range(b, "p", YS, MOSS_KL_PARALLEL);
-  for (k = 0; k < g->nsp; k++) {
-    snprintf(name, sizeof name, "o%d", k);
-    o[k] = moss_k_let(b, name, moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, pos, moss_k_idx(b, prod(g->out, k + 1, g->nsp))),
-                                          moss_k_idx(b, g->out[k])));
-  }
+  gpu_open(b, g, N, M, &bm, &bb, &m, &pos, o);
   acc = moss_k_let(b, "acc", moss_node_input(n, 2) ? moss_k_load(b, moss_k_input(b, 2), m) : moss_k_flt(b, dt, 0));
   c = moss_k_range(b, "c", Cg, MOSS_KL_REDUCE);
-  xo = moss_k_let(b, "xc", moss_k_add(b, xo, moss_k_mulc(b, c, XS)));
+  /* input channel (m / Mg) Cg + c of image b */
+  xo = moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_add(b, moss_k_mulc(b, bb, C),
+                                                                     moss_k_mulc(b, moss_k_bin(b, MOSS_KX_DIV, m, moss_k_idx(b, Mg)), Cg)),
+                                                      c), XS));
   wo = moss_k_let(b, "wc", moss_k_add(b, moss_k_mulc(b, m, Cg * KS), moss_k_mulc(b, c, KS)));
   for (k = 0; k < g->nsp; k++) {
     moss_kx *i;
     int64_t hi = (g->out[k] - 1) * g->s[k] + (g->k[k] - 1) * g->d[k] - g->p[k];
     snprintf(name, sizeof name, "k%d", k);
-    kk[k] = moss_k_range(b, name, g->k[k], MOSS_KL_REDUCE);
+    kk = moss_k_range(b, name, g->k[k], MOSS_KL_REDUCE);
     snprintf(name, sizeof name, "i%d", k);
-    i = moss_k_let(b, name, tap_pos(b, o[k], kk[k], g->s[k], g->d[k], g->p[k]));
+    i = moss_k_let(b, name, tap_pos(b, o[k], kk, g->s[k], g->d[k], g->p[k]));
     depth += 1 + open_inside(b, i, -g->p[k], hi, g->in[k]);
     xo = moss_k_add(b, xo, moss_k_mulc(b, i, prod(g->in, k + 1, g->nsp)));
-    wo = moss_k_add(b, wo, moss_k_mulc(b, kk[k], prod(g->k, k + 1, g->nsp)));
+    wo = moss_k_add(b, wo, moss_k_mulc(b, kk, prod(g->k, k + 1, g->nsp)));
   }
-  moss_k_set(b, acc, moss_k_bin(b, MOSS_KX_ADD, acc,
-                                moss_k_bin(b, MOSS_KX_MUL, moss_k_load(b, win, wo), moss_k_load(b, xin, xo))));
-  while (depth--) moss_k_end(b);
-  moss_k_end(b); /* c */
-  at = moss_k_let(b, "at", moss_k_add(b, moss_k_mulc(b, bm, YS), pos));
-  moss_k_store(b, yout, at, moss_lower_conv_out(b, n, acc, at, "v"));
-  moss_k_end(b); /* p */
-  moss_k_end(b); /* bm */
+  gpu_close(b, n, g, acc, xo, wo, depth, bm, pos);
   return b->st;
 }
 
@@ -1642,25 +1662,17 @@ static moss_status lower_convtranspose_gpu(moss_kb *b, const moss_node *n, const
   moss_dtype dt = n->outputs[0]->dtype;
   int64_t N = x->dims[0], C = x->dims[1], Mg = w->dims[1];
   int64_t group = moss_attr_int(n, "group", 1), Cg = group > 0 ? C / group : C, M = Mg * group;
-  int64_t XS = prod(g->in, 0, g->nsp), YS = prod(g->out, 0, g->nsp), KS = prod(g->k, 0, g->nsp);
-  int k, depth = 0, xin = moss_k_input(b, 0), win = moss_k_input(b, 1), yout = moss_k_output(b, 0);
-  moss_kx *bm, *bb, *m, *gr, *pos, *acc, *c, *xo, *wo, *at, *o[MOSS_MAX_RANK];
+  int64_t XS = prod(g->in, 0, g->nsp), KS = prod(g->k, 0, g->nsp);
+  int k, depth = 0;
+  moss_kx *bm, *bb, *m, *gr, *pos, *acc, *c, *xo, *wo, *o[MOSS_MAX_RANK];
   char name[16];
   if (group < 1 || Cg * group != C)
     return moss_kb_fail(b, MOSS_E_INVALID_MODEL, "group count does not divide the channels");
-  bm = moss_k_range(b, "bm", N * M, MOSS_KL_PARALLEL);
-  bb = moss_k_let(b, "b", moss_k_bin(b, MOSS_KX_DIV, bm, moss_k_idx(b, M)));
-  m = moss_k_let(b, "m", moss_k_bin(b, MOSS_KX_REM, bm, moss_k_idx(b, M)));
+  gpu_open(b, g, N, M, &bm, &bb, &m, &pos, o);
   gr = moss_k_let(b, "gr", moss_k_bin(b, MOSS_KX_DIV, m, moss_k_idx(b, Mg)));
-  pos = moss_k_range(b, "p", YS, MOSS_KL_PARALLEL);
-  for (k = 0; k < g->nsp; k++) {
-    snprintf(name, sizeof name, "o%d", k);
-    o[k] = moss_k_let(b, name, moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, pos, moss_k_idx(b, prod(g->out, k + 1, g->nsp))),
-                                          moss_k_idx(b, g->out[k])));
-  }
   acc = moss_k_let(b, "acc", moss_node_input(n, 2) ? moss_k_load(b, moss_k_input(b, 2), m) : moss_k_flt(b, dt, 0));
   c = moss_k_range(b, "c", Cg, MOSS_KL_REDUCE);
-  /* input channel gr*Cg + c of image b; weight row gr*Cg + c [C, M/group, k...], column m % Mg */
+  /* input channel gr Cg + c of image b; weight row gr Cg + c of [C, M/group, k...], column m % Mg */
   xo = moss_k_let(b, "xc", moss_k_mulc(b, moss_k_add(b, moss_k_add(b, moss_k_mulc(b, bb, C), moss_k_mulc(b, gr, Cg)), c), XS));
   wo = moss_k_let(b, "wc", moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, gr, Cg), c), Mg),
                                                       moss_k_bin(b, MOSS_KX_REM, m, moss_k_idx(b, Mg))), KS));
@@ -1680,14 +1692,7 @@ static moss_status lower_convtranspose_gpu(moss_kb *b, const moss_node *n, const
     xo = moss_k_add(b, xo, moss_k_mulc(b, moss_k_bin(b, MOSS_KX_DIV, t, moss_k_idx(b, g->s[k])), prod(g->in, k + 1, g->nsp)));
     wo = moss_k_add(b, wo, moss_k_mulc(b, kk, prod(g->k, k + 1, g->nsp)));
   }
-  moss_k_set(b, acc, moss_k_bin(b, MOSS_KX_ADD, acc,
-                                moss_k_bin(b, MOSS_KX_MUL, moss_k_load(b, xin, xo), moss_k_load(b, win, wo))));
-  while (depth--) moss_k_end(b);
-  moss_k_end(b); /* c */
-  at = moss_k_let(b, "at", moss_k_add(b, moss_k_mulc(b, bm, YS), pos));
-  moss_k_store(b, yout, at, moss_lower_conv_out(b, n, acc, at, "v"));
-  moss_k_end(b); /* p */
-  moss_k_end(b); /* bm */
+  gpu_close(b, n, g, acc, xo, wo, depth, bm, pos);
   return b->st;
 }
 

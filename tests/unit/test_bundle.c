@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1253,6 +1254,361 @@ TEST(ptx_blob_checks) {
   gpu_blob_checks(failed_, "ptx", MOSS_PTX_BLOB_MAGIC, MOSS_PTX_BLOB_VERSION, "cuda: ", "not a PTX segment blob",
                   ".version 7.8\n.target sm_90\n.address_size 64\n", "MOSS_CUDA_LIBRARY",
                   "device 'npu': cannot load the CUDA driver");
+  if (*failed_) return;
+  /* No MOSS_CUDA_LIBRARY: the driver's own name, libcuda.so.1, which this
+   * test needs to be absent (a machine without NVIDIA's driver). */
+  {
+    void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    plug_desc p;
+    char path[1024];
+    uint8_t buf[512];
+    mossrt_bundle *b = NULL;
+    mossrt_error err;
+    if (cuda) {
+      dlclose(cuda);
+      return;
+    }
+    plug_init(&p, "");
+    p.devices[1].backend = "ptx";
+    p.devices[1].plugin_path = NULL;
+    p.blobs[0] = buf;
+    p.blob_bytes[0] =
+        gpu_blob(buf, MOSS_PTX_BLOB_MAGIC, MOSS_PTX_BLOB_VERSION, 1, 4, 16, ".version 7.8\n");
+    ASSERT_EQ(write_bundle(&p.d, "ptx_nodriver.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+    unsetenv("MOSS_CUDA_LIBRARY");
+    ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+    ASSERT_STR_CONTAINS(err.text, "ptx_nodriver.moss: target: cuda: device 'npu': cannot load the "
+                                  "CUDA driver libcuda.so.1 (libcuda.so.1: cannot open shared "
+                                  "object file");
+    ASSERT_TRUE(b == NULL);
+  }
+}
+
+/* A fake CUDA driver, for the CUDA executor without a GPU: the entry points
+ * runtime/src/cuda/cuda.c looks up, "device memory" in host memory, two
+ * devices ("Fake A100", "Fake H200"). moss_k0 computes y = w[0] * t over 4
+ * floats (t, y: the step's tensors, w: the weights), other kernels do
+ * nothing; a t[0] above 500 makes the next cuStreamSynchronize fail with
+ * CUDA_ERROR_ILLEGAL_ADDRESS, as a kernel's fault does. The entry point
+ * FAKE_CUDA_FAIL names returns FAKE_CUDA_CODE (default 700). fake_live
+ * counts what is held (buffers, modules, streams, retained contexts),
+ * fake_pushed the contexts pushed and not popped, fake_bad the calls made
+ * without the context current. -DNO_V2 leaves out
+ * cuDevicePrimaryCtxRelease_v2 (a driver older than CUDA 11),
+ * -DNO_LAUNCH cuLaunchKernel. */
+static const char fake_cuda_src[] =
+    "#include <stdint.h>\n"
+    "#include <stdio.h>\n"
+    "#include <stdlib.h>\n"
+    "#include <string.h>\n"
+    "typedef int CUresult;\n"
+    "typedef unsigned long long dptr;\n"
+    "int fake_live, fake_pushed, fake_bad, fake_old_release, fake_ctx_dev = -1;\n"
+    "unsigned fake_grid[4], fake_block[4];\n"
+    "static int ctx, stream, fault;\n"
+    "static int fail(const char *name) {\n"
+    "  const char *f = getenv(\"FAKE_CUDA_FAIL\");\n"
+    "  return f && !strcmp(f, name);\n"
+    "}\n"
+    "static CUresult code(void) {\n"
+    "  const char *c = getenv(\"FAKE_CUDA_CODE\");\n"
+    "  return c ? atoi(c) : 700;\n"
+    "}\n"
+    "#define FAIL(name) if (fail(name)) return code()\n"
+    "#define CTX if (fake_pushed < 1) return fake_bad++, 201\n"
+    "CUresult cuInit(unsigned f) { FAIL(\"cuInit\"); return f ? 1 : 0; }\n"
+    "CUresult cuDeviceGetCount(int *n) { FAIL(\"cuDeviceGetCount\"); *n = 2; return 0; }\n"
+    "CUresult cuDeviceGet(int *d, int k) {\n"
+    "  FAIL(\"cuDeviceGet\"); if (k < 0 || k > 1) return 101; *d = k; return 0;\n"
+    "}\n"
+    "CUresult cuDeviceGetName(char *s, int cap, int d) {\n"
+    "  snprintf(s, (size_t)cap, d ? \"Fake H200\" : \"Fake A100\"); return 0;\n"
+    "}\n"
+    "CUresult cuDevicePrimaryCtxRetain(void **c, int d) {\n"
+    "  FAIL(\"cuDevicePrimaryCtxRetain\"); *c = &ctx; fake_ctx_dev = d; fake_live++; return 0;\n"
+    "}\n"
+    "#ifndef NO_V2\n"
+    "CUresult cuDevicePrimaryCtxRelease_v2(int d) {\n"
+    "  if (d != fake_ctx_dev) return 101; fake_live--; return 0;\n"
+    "}\n"
+    "#endif\n"
+    "CUresult cuDevicePrimaryCtxRelease(int d) {\n"
+    "  if (d != fake_ctx_dev) return 101; fake_live--; fake_old_release++; return 0;\n"
+    "}\n"
+    "CUresult cuCtxPushCurrent_v2(void *c) {\n"
+    "  FAIL(\"cuCtxPushCurrent_v2\"); if (c != &ctx) return 201; fake_pushed++; return 0;\n"
+    "}\n"
+    "CUresult cuCtxPopCurrent_v2(void **c) {\n"
+    "  CTX; fake_pushed--; if (c) *c = &ctx; return 0;\n"
+    "}\n"
+    "CUresult cuModuleLoadDataEx(void **m, const void *ptx, unsigned n, int *o, void **v) {\n"
+    "  CTX; FAIL(\"cuModuleLoadDataEx\");\n"
+    "  if (n != 2 || o[0] != 5 || o[1] != 6 || !v[0] || (uintptr_t)v[1] < 100) return 1;\n"
+    "  if (strstr(ptx, \"BADPTX\")) {\n"
+    "    snprintf(v[0], (uintptr_t)v[1], \"ptxas application ptx input, line 4; error   : \"\n"
+    "             \"Unknown symbol 'BADPTX'\\nptxas fatal   : Ptx assembly aborted\\n\");\n"
+    "    return 218;\n"
+    "  }\n"
+    "  *m = malloc(1); fake_live++; return 0;\n"
+    "}\n"
+    "CUresult cuModuleGetFunction(void **f, void *m, const char *name) {\n"
+    "  unsigned k; CTX; FAIL(\"cuModuleGetFunction\");\n"
+    "  if (!m || sscanf(name, \"moss_k%u\", &k) != 1 || k > 3) return 500;\n"
+    "  *f = (void *)(uintptr_t)(k + 1); return 0;\n"
+    "}\n"
+    "CUresult cuModuleUnload(void *m) { CTX; free(m); fake_live--; return 0; }\n"
+    "CUresult cuMemAlloc_v2(dptr *p, size_t n) {\n"
+    "  CTX; FAIL(\"cuMemAlloc_v2\"); if (!n) return 1;\n"
+    "  *p = (uintptr_t)calloc(1, n); fake_live++; return 0;\n"
+    "}\n"
+    "CUresult cuMemFree_v2(dptr p) { CTX; free((void *)(uintptr_t)p); fake_live--; return 0; }\n"
+    "CUresult cuMemcpyHtoDAsync_v2(dptr d, const void *h, size_t n, void *s) {\n"
+    "  CTX; FAIL(\"cuMemcpyHtoDAsync_v2\"); if (s != &stream) return 400;\n"
+    "  memcpy((void *)(uintptr_t)d, h, n); return 0;\n"
+    "}\n"
+    "CUresult cuMemcpyDtoHAsync_v2(void *h, dptr d, size_t n, void *s) {\n"
+    "  CTX; FAIL(\"cuMemcpyDtoHAsync_v2\"); if (s != &stream) return 400;\n"
+    "  memcpy(h, (void *)(uintptr_t)d, n); return 0;\n"
+    "}\n"
+    "CUresult cuStreamCreate(void **s, unsigned f) {\n"
+    "  CTX; FAIL(\"cuStreamCreate\"); if (f != 1) return 1; *s = &stream; fake_live++; return 0;\n"
+    "}\n"
+    "CUresult cuStreamDestroy_v2(void *s) {\n"
+    "  CTX; if (s != &stream) return 400; fake_live--; return 0;\n"
+    "}\n"
+    "CUresult cuStreamSynchronize(void *s) {\n"
+    "  CTX; FAIL(\"cuStreamSynchronize\"); if (s != &stream) return 400;\n"
+    "  if (fault) { fault = 0; return 700; }\n"
+    "  return 0;\n"
+    "}\n"
+    "#ifndef NO_LAUNCH\n"
+    "CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz,\n"
+    "                        unsigned bx, unsigned by, unsigned bz, unsigned shm,\n"
+    "                        void *s, void **p, void **x) {\n"
+    "  unsigned k = (unsigned)(uintptr_t)f - 1;\n"
+    "  CTX; FAIL(\"cuLaunchKernel\");\n"
+    "  if (k > 3 || gy != 1 || gz != 1 || by != 1 || bz != 1 || shm || x) return 1;\n"
+    "  if (s != &stream) return 400;\n"
+    "  fake_grid[k] = gx; fake_block[k] = bx;\n"
+    "  if (k == 0) {\n"
+    "    const float *w = (const float *)(uintptr_t)*(dptr *)p[1];\n"
+    "    const float *t = (const float *)(uintptr_t)*(dptr *)p[2];\n"
+    "    float *y = (float *)(uintptr_t)*(dptr *)p[3];\n"
+    "    int i;\n"
+    "    if (!*(dptr *)p[0]) return 1;\n"
+    "    for (i = 0; i < 4; i++) y[i] = w[0] * t[i];\n"
+    "    if (t[0] > 500) fault = 1;\n"
+    "  }\n"
+    "  return 0;\n"
+    "}\n"
+    "#endif\n"
+    "CUresult cuGetErrorName(CUresult rc, const char **name) {\n"
+    "  if (rc == 700) *name = \"CUDA_ERROR_ILLEGAL_ADDRESS\";\n"
+    "  else if (rc == 218) *name = \"CUDA_ERROR_INVALID_PTX\";\n"
+    "  else return 1;\n"
+    "  return 0;\n"
+    "}\n";
+
+/* The PTX blob of the plugin bundle's step 2 for the fake driver: kernel 0
+ * of 4 threads, kernel 1 of 513 (3 blocks of 256), weights {-1.0f}. */
+static size_t fake_ptx_blob(uint8_t *buf, const char *src) {
+  size_t n = gpu_blob(buf, MOSS_PTX_BLOB_MAGIC, MOSS_PTX_BLOB_VERSION, 2, 4, 16, src);
+  uint64_t items = 513, wbytes = 4;
+  float w = -1;
+  memcpy(buf + sizeof(moss_opencl_blob_header) + 3 * 8, &items, 8);
+  memcpy(buf + offsetof(moss_opencl_blob_header, weights_bytes), &wbytes, 8);
+  memcpy(buf + n, &w, 4);
+  return n + 4;
+}
+
+/* The fake driver |variant| (a folder of OUT), built once; the handle the
+ * runtime gets too (dlopen gives the one library for one path). */
+static void *fake_cuda(const char *variant, const char *flags) {
+  char dir[1024], so[1100];
+  snprintf(dir, sizeof dir, "%s/%s", OUT, variant);
+  snprintf(so, sizeof so, "%s/libfakecuda.so", variant);
+  mkdir(OUT, 0755);
+  mkdir(dir, 0755);
+  if (!compile_so(fake_cuda_src, so, flags)) return NULL;
+  snprintf(so, sizeof so, "%s/libfakecuda.so", dir);
+  return dlopen(so, RTLD_NOW | RTLD_LOCAL);
+}
+
+/* The CUDA executor end to end on the fake driver: the session's objects,
+ * a run and its result, the launch shapes, MOSS_DEVICE, each driver call
+ * failing (named with its error, and nothing left held), the JIT log, the
+ * driver without cuDevicePrimaryCtxRelease_v2 or without cuLaunchKernel,
+ * no allocation in a run, and every allocation failing in turn. */
+TEST(cuda_fake_driver) {
+  static const struct {
+    const char *call, *text;
+    int at_run;
+  } fails[] = {
+      {"cuInit", "cuda: cuInit: CUDA_ERROR_ILLEGAL_ADDRESS (700)", 0},
+      {"cuDeviceGetCount", "cuda: cuDeviceGetCount: CUDA_ERROR_ILLEGAL_ADDRESS (700)", 0},
+      {"cuDeviceGet", "cuda: cuDeviceGet 0: CUDA_ERROR_ILLEGAL_ADDRESS (700)", 0},
+      {"cuDevicePrimaryCtxRetain", "cuda: cuDevicePrimaryCtxRetain: CUDA_ERROR_ILLEGAL", 0},
+      {"cuCtxPushCurrent_v2", "cuda: cuCtxPushCurrent: CUDA_ERROR_ILLEGAL_ADDRESS (700)", 0},
+      {"cuStreamCreate", "cuda: cuStreamCreate: CUDA_ERROR_ILLEGAL_ADDRESS (700)", 0},
+      {"cuModuleLoadDataEx", "cuda: cuModuleLoadDataEx of blob 0: CUDA_ERROR_ILLEGAL_ADDRESS (700)",
+       0},
+      {"cuModuleGetFunction", "cuda: cuModuleGetFunction moss_k0 of blob 0: CUDA_ERROR_ILLEGAL", 0},
+      {"cuMemAlloc_v2", "cuda: cuMemAlloc (blob 0's arena, 64 bytes): CUDA_ERROR_ILLEGAL", 0},
+      {"cuMemcpyHtoDAsync_v2", "cuda: cuMemcpyHtoDAsync (blob 0's weights): CUDA_ERROR_ILLEGAL", 0},
+      {"cuStreamSynchronize", "cuda: cuStreamSynchronize (weights): CUDA_ERROR_ILLEGAL", 0},
+      {"cuCtxPushCurrent_v2", "cuda: cuCtxPushCurrent (step 2): CUDA_ERROR_ILLEGAL_ADDRESS", 1},
+      {"cuMemcpyHtoDAsync_v2", "cuda: cuMemcpyHtoDAsync (step 2, input 0): CUDA_ERROR_ILLEGAL", 1},
+      {"cuLaunchKernel", "cuda: cuLaunchKernel moss_k0 (step 2): CUDA_ERROR_ILLEGAL_ADDRESS (700)",
+       1},
+      {"cuMemcpyDtoHAsync_v2", "cuda: cuMemcpyDtoHAsync (step 2, output 0): CUDA_ERROR_ILLEGAL", 1},
+      {"cuStreamSynchronize", "cuda: cuStreamSynchronize (step 2): CUDA_ERROR_ILLEGAL_ADDRESS", 1},
+  };
+  plug_desc p;
+  char path[1024];
+  uint8_t blob[512], *bytes = NULL;
+  size_t n = 0, i;
+  counter c = {0, 0, 0, 0};
+  mossrt_options o;
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  mossrt_status st;
+  _Alignas(64) float x[4] = {1, 2, 3, 4}, y[4] = {0};
+  const void *in[1] = {x};
+  void *out[1] = {y};
+  void *h = fake_cuda("cuda_fake", ""), *h_old = fake_cuda("cuda_fake_nov2", "-DNO_V2"),
+       *h_nolaunch = fake_cuda("cuda_fake_nolaunch", "-DNO_LAUNCH");
+  int *live, *pushed, *bad, *ctx_dev, *old_release;
+  unsigned *grid, *block;
+  long before;
+  ASSERT_TRUE(h && h_old && h_nolaunch);
+  live = dlsym(h, "fake_live");
+  pushed = dlsym(h, "fake_pushed");
+  bad = dlsym(h, "fake_bad");
+  ctx_dev = dlsym(h, "fake_ctx_dev");
+  grid = dlsym(h, "fake_grid");
+  block = dlsym(h, "fake_block");
+  ASSERT_TRUE(live && pushed && bad && ctx_dev && grid && block);
+  unsetenv("MOSS_DEVICE");
+  unsetenv("FAKE_CUDA_FAIL");
+  unsetenv("FAKE_CUDA_CODE");
+  setenv("MOSS_CUDA_LIBRARY", OUT "/cuda_fake/libfakecuda.so", 1);
+  plug_init(&p, "");
+  p.devices[1].backend = "ptx";
+  p.devices[1].plugin_path = NULL;
+  p.blobs[0] = blob;
+  p.blob_bytes[0] = fake_ptx_blob(blob, ".version 7.8\n.target sm_90\n.address_size 64\n");
+  ASSERT_EQ(write_bundle(&p.d, "cuda_fake.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  /* A session: context, stream, module, arena, weights, two tensors. */
+  memset(&o, 0, sizeof o);
+  o.alloc.fn = count_realloc;
+  o.alloc.user = &c;
+  ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(*live, 7);
+  ASSERT_EQ(*ctx_dev, 0);
+  ASSERT_EQ(*pushed, 0); /* the caller's context left as it was */
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[0], -2, 0); /* t = x + 1 on the CPU, y = -t on the "GPU" */
+  ASSERT_NEAR(y[3], -5, 0);
+  ASSERT_EQ(grid[0], 1);
+  ASSERT_EQ(block[0], 256);
+  ASSERT_EQ(grid[1], 3);
+  ASSERT_EQ(block[1], 256);
+  before = c.allocs + c.frees;
+  for (i = 0; i < 100; i++) ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_EQ(c.allocs + c.frees, before);
+  ASSERT_EQ(*pushed, 0);
+  /* A kernel's fault shows when the stream is waited for. */
+  x[0] = 600;
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "cuda_fake.moss: target: cuda: cuStreamSynchronize (step 2): "
+                                "CUDA_ERROR_ILLEGAL_ADDRESS (700)");
+  x[0] = 1;
+  ASSERT_EQ(*pushed, 0);
+  mossrt_session_destroy(s);
+  ASSERT_EQ(*live, 0);
+  mossrt_close(b);
+  ASSERT_EQ(c.live_bytes, 0);
+  ASSERT_EQ(*bad, 0);
+  /* MOSS_DEVICE: a part of the name. */
+  setenv("MOSS_DEVICE", "H200", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(*ctx_dev, 1);
+  mossrt_session_destroy(s);
+  setenv("MOSS_DEVICE", "V100", 1);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "cuda: no CUDA device whose name contains MOSS_DEVICE='V100' (2 "
+                                "devices)");
+  unsetenv("MOSS_DEVICE");
+  ASSERT_EQ(*live, 0);
+  /* Each call failing: named with its error, and nothing left held. */
+  for (i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+    if (!fails[i].at_run) setenv("FAKE_CUDA_FAIL", fails[i].call, 1);
+    st = mossrt_session_create(b, NULL, 0, &s, &err);
+    if (fails[i].at_run) {
+      ASSERT_EQ(st, MOSSRT_OK);
+      setenv("FAKE_CUDA_FAIL", fails[i].call, 1);
+      st = mossrt_run(s, in, out, &err);
+    }
+    unsetenv("FAKE_CUDA_FAIL");
+    if (st != MOSSRT_E_DEVICE) FAIL_("%s failing: status %d", fails[i].call, st);
+    ASSERT_STR_CONTAINS(err.text, fails[i].text);
+    mossrt_session_destroy(s);
+    s = NULL;
+    if (*live || *pushed || *bad) FAIL_("%s failing: %d held, %d pushed, %d calls outside the "
+                                        "context", fails[i].call, *live, *pushed, *bad);
+  }
+  /* An error the driver has no name for: cuda.h's, else the number. */
+  setenv("FAKE_CUDA_FAIL", "cuInit", 1);
+  setenv("FAKE_CUDA_CODE", "34", 1);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "cuda: cuInit: CUDA_ERROR_STUB_LIBRARY (34)");
+  setenv("FAKE_CUDA_CODE", "12345", 1);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "cuda: cuInit: CUDA error (12345)");
+  unsetenv("FAKE_CUDA_FAIL");
+  unsetenv("FAKE_CUDA_CODE");
+  mossrt_close(b);
+  /* Every allocation of open and session creation failing in turn. */
+  alloc_failures(failed_, bytes, n, NULL);
+  free(bytes);
+  if (*failed_) return;
+  ASSERT_EQ(*live, 0);
+  ASSERT_EQ(*bad, 0);
+  /* PTX the JIT compiler refuses: the error, then its log on one line. */
+  p.blob_bytes[0] = fake_ptx_blob(blob, ".version 7.8\n.target sm_90\nBADPTX\n");
+  ASSERT_EQ(write_bundle(&p.d, "cuda_badptx.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "cuda: cuModuleLoadDataEx of blob 0: CUDA_ERROR_INVALID_PTX (218): "
+                                "ptxas application ptx input, line 4; error   : Unknown symbol "
+                                "'BADPTX' ptxas fatal");
+  ASSERT_TRUE(strchr(err.text, '\n') == NULL);
+  mossrt_close(b);
+  ASSERT_EQ(*live, 0);
+  /* A driver without cuDevicePrimaryCtxRelease_v2 releases with the first. */
+  p.blob_bytes[0] = fake_ptx_blob(blob, ".version 7.8\n.target sm_90\n.address_size 64\n");
+  ASSERT_EQ(write_bundle(&p.d, "cuda_fake.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  setenv("MOSS_CUDA_LIBRARY", OUT "/cuda_fake_nov2/libfakecuda.so", 1);
+  live = dlsym(h_old, "fake_live");
+  old_release = dlsym(h_old, "fake_old_release");
+  ASSERT_TRUE(live && old_release);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[1], -3, 0);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  ASSERT_EQ(*live, 0);
+  ASSERT_EQ(*old_release, 1);
+  /* A driver without an entry point this executor needs. */
+  setenv("MOSS_CUDA_LIBRARY", OUT "/cuda_fake_nolaunch/libfakecuda.so", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "cuda: device 'npu': " OUT "/cuda_fake_nolaunch/libfakecuda.so has "
+                                "no cuLaunchKernel");
+  unsetenv("MOSS_CUDA_LIBRARY");
 }
 
 /* Profiling (runtime/src/profile): the steps as the plan has them, and a

@@ -758,7 +758,7 @@ TEST(shipped_targets_load) {
   static const char *const names[] = {
       "c99",          "host",       "x86_64-avx2",      "x86_64-avx512",
       "rpi4",         "rpi5",       "riscv64-rvv", "jetson-orin-nano", "jetson-agx-orin",
-      "opencl-gpu",   "vulkan-gpu", "npu-systolic",     "cortex-m7"};
+      "opencl-gpu",   "nvidia-h200", "vulkan-gpu", "npu-systolic",   "cortex-m7"};
   const int count = (int)(sizeof names / sizeof names[0]);
   const char *dir = getenv("MOSS_TARGETS_DIR");
   DIR *d;

@@ -218,8 +218,8 @@ static void release_prog(const ocl_api *api, const mossrt_allocator *a, ocl_prog
   if (p->prog) api->clReleaseProgram(p->prog);
   if (p->kernels) mossrt_mem_free(a, p->kernels, p->nkernels * sizeof *p->kernels);
   if (p->items) mossrt_mem_free(a, p->items, p->nkernels * sizeof *p->items);
-  if (p->tensors) mossrt_mem_free(a, p->tensors, p->ntensors * sizeof *p->tensors);
-  if (p->tbytes) mossrt_mem_free(a, p->tbytes, p->ntensors * sizeof *p->tbytes);
+  if (p->tensors) mossrt_mem_free(a, p->tensors, (p->ntensors + 1) * sizeof *p->tensors);
+  if (p->tbytes) mossrt_mem_free(a, p->tbytes, (p->ntensors + 1) * sizeof *p->tbytes);
   memset(p, 0, sizeof *p);
 }
 
@@ -375,10 +375,11 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   p->items = mossrt_mem_alloc(&b->alloc, p->nkernels * sizeof *p->items);
   p->tensors = mossrt_mem_alloc(&b->alloc, (p->ntensors + 1) * sizeof *p->tensors);
   p->tbytes = mossrt_mem_alloc(&b->alloc, (p->ntensors + 1) * sizeof *p->tbytes);
+  /* Zeroed before any return: release_prog() releases what is not NULL. */
+  if (p->kernels) memset(p->kernels, 0, p->nkernels * sizeof *p->kernels);
+  if (p->tensors) memset(p->tensors, 0, (p->ntensors + 1) * sizeof *p->tensors);
   if (!p->kernels || !p->items || !p->tensors || !p->tbytes)
     return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's objects", i);
-  memset(p->kernels, 0, p->nkernels * sizeof *p->kernels);
-  memset(p->tensors, 0, (p->ntensors + 1) * sizeof *p->tensors);
   src = ob.source;
   len = (size_t)ob.h.source_len;
   cached = cache_key(api, os->dev, os->options, src, len, path, sizeof path, key, sizeof key);
@@ -439,7 +440,7 @@ static void opencl_session_close(mossrt_session *s) {
   uint32_t i;
   if (!os) return;
   for (i = 0; api && os->progs && i < os->nprogs; i++) release_prog(api, &b->alloc, &os->progs[i]);
-  if (os->progs) mossrt_mem_free(&b->alloc, os->progs, os->nprogs * sizeof *os->progs);
+  if (os->progs) mossrt_mem_free(&b->alloc, os->progs, (os->nprogs + 1) * sizeof *os->progs);
   if (api && os->q) api->clReleaseCommandQueue(os->q);
   if (api && os->ctx) api->clReleaseContext(os->ctx);
   mossrt_mem_free(&b->alloc, os, sizeof *os);
