@@ -956,6 +956,16 @@ static int shared_kernel(gen *G, const moss_kernel *k, int noalias, int idx) {
  * vectorizer run without run-time overlap checks. */
 static void inner_bufs(gen *G, const moss_kernel *k, LLVMValueRef arena);
 
+/* Ends the kernel function being built, and frees its buffers' (|nb|
+ * bytes) and variables' (|nv|) tables. */
+static void kernel_done(gen *G, size_t nb, size_t nv) {
+  LLVMBuildRetVoid(G->b);
+  moss_free(G->ctx, G->bufs, nb);
+  moss_free(G->ctx, G->vars, nv);
+  G->bufs = G->vars = NULL;
+  G->k = NULL;
+}
+
 static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef *kfns) {
   const moss_node *n = k->node;
   LLVMValueRef *out_fn = &kfns[idx];
@@ -1020,11 +1030,7 @@ static moss_status kernel_fn(gen *G, const moss_kernel *k, int idx, LLVMValueRef
       G->bufs[i] = LLVMGetParam(f, (unsigned)(++nio + 1));
   inner_bufs(G, k, arena);
   stmts(G, k->body);
-  LLVMBuildRetVoid(G->b);
-  moss_free(G->ctx, G->bufs, nb);
-  moss_free(G->ctx, G->vars, nv);
-  G->bufs = G->vars = NULL;
-  G->k = NULL;
+  kernel_done(G, nb, nv);
   *out_fn = f;
   return G->st;
 }
@@ -1631,11 +1637,7 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *bo
   stmts(G, n ? loops[n - 1]->body : body);
   LLVMBuildBr(G->b, out);
   LLVMPositionBuilderAtEnd(G->b, out);
-  LLVMBuildRetVoid(G->b);
-  moss_free(G->ctx, G->bufs, nb);
-  moss_free(G->ctx, G->vars, nv);
-  G->bufs = G->vars = NULL;
-  G->k = NULL;
+  kernel_done(G, nb, nv);
   *items = total > 0 ? total : 1;
   return G->st;
 }
