@@ -14,12 +14,18 @@
 # own clang-15) and ocl-icd-libopencl1 (the ICD loader, libOpenCL.so.1, which
 # libmossrt's OpenCL executor dlopen()s) run the OpenCL backend's tests;
 # valgrind checks that path's memory accesses (tests/e2e/test_opencl.py).
+# The SPIR-V backends: spirv-headers (the opcode enums, spirv/unified1) and
+# spirv-tools (libSPIRV-Tools.a, linked into the compiler, validates every
+# module it makes; spirv-val and spirv-dis for the tests); llvm-spirv-15
+# translates the OpenCL backend's spir64 bitcode into SPIR-V. Vulkan:
+# libvulkan-dev (vulkan/vulkan.h), libvulkan1 (the loader libmossrt's Vulkan
+# executor dlopen()s) and mesa-vulkan-drivers (lavapipe: Vulkan on the CPU).
 set -eu
 pkgs="build-essential cmake pkg-config clang-14 libclang-rt-14-dev libprotobuf-c-dev protobuf-c-compiler
       libxml2-dev python3-onnx python3-numpy libonnx-testdata llvm-19-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
       qemu-user chromium libsodium-dev python3-cryptography pocl-opencl-icd ocl-icd-libopencl1
-      valgrind"
+      valgrind spirv-headers spirv-tools llvm-spirv-15 libvulkan-dev libvulkan1 mesa-vulkan-drivers"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

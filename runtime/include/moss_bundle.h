@@ -58,8 +58,9 @@
  *             ELF shared object built from the C backend's code; later
  *             OpenCL C, SPIR-V, PTX.
  *   BLOB      a plugin blob, an OpenCL segment blob (below) on a device
- *             whose backend is "opencl", or a PTX segment blob on one whose
- *             backend is "ptx"; the entry's |param| is the index of
+ *             whose backend is "opencl", a PTX segment blob on one whose
+ *             backend is "ptx", or a Vulkan segment blob on one whose
+ *             backend is "vulkan"; the entry's |param| is the index of
  *             the device that loads it. Blob i is the i-th BLOB section in
  *             table order; an EXEC step on such a device names its blob.
  *   REPORT    the cost and energy report, JSON text followed by one NUL
@@ -367,6 +368,33 @@ typedef struct moss_opencl_blob_header {
  * with global index >= items[k] does nothing). */
 #define MOSS_PTX_BLOB_MAGIC "MPTX"
 #define MOSS_PTX_BLOB_VERSION 1u
+
+/* Vulkan segment blob: the BLOB of one EXEC step on a device whose backend
+ * is "vulkan" (backends/vulkan), run by libmossrt's Vulkan executor
+ * (runtime/src/vulkan). The layout of the OpenCL segment blob above, header
+ * included (magic MOSS_VULKAN_BLOB_MAGIC), with |source| one SPIR-V 1.3
+ * module (little-endian words, |source_len| a multiple of 4) for Vulkan 1.1
+ * compute: GLCompute entry points moss_k0 .. moss_k<nkernels-1>, run in
+ * order, each seeing
+ *   descriptor set 0, storage buffers: binding 0 the arena moss_a, binding
+ *     1 the weights moss_w (read only), binding 2 + k the step's tensor
+ *     moss_t<k>; a module may declare one binding several times with
+ *     different element types (aliases of the same buffer);
+ *   a push-constant block of two u32 at offsets 0 and 4: |items| (the
+ *     kernel's items[k]) and |row|: the invocation whose
+ *     GlobalInvocationId is (x, y, 0) runs work-item y * row + x, and none
+ *     at or past |items|;
+ *   its workgroup size in x as specialization constant 0 (y = z = 1).
+ * The executor picks the workgroup size w for the device, dispatches
+ * (gx, gy, 1) workgroups with gx * w * gy >= items and passes row = gx * w,
+ * with a compute-to-compute barrier between dispatches. The module's
+ * OpCapability instructions (at its start) name the device features it
+ * needs: Int8 (shaderInt8), Int16, Int64, Float64, StorageBuffer8BitAccess
+ * (storageBuffer8BitAccess), StorageBuffer16BitAccess; a device without one
+ * is refused at session creation. Buffers of 0 bytes are allocated with
+ * at least 4. */
+#define MOSS_VULKAN_BLOB_MAGIC "MVKS"
+#define MOSS_VULKAN_BLOB_VERSION 1u
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(moss_bundle_header) == 320, "moss_bundle_header layout");
