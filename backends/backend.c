@@ -1,8 +1,8 @@
 /* backend.c - the backend table (backend.h): the only place that lists
  * moss's backends. Each entry adapts its backend's own functions to the
  * table's shape; the code itself stays in backends/c, backends/llvm,
- * backends/opencl, backends/ptx and the plugin adapter (compiler/plugin/plugin.c). A
- * backend this build lacks (vulkan) has no entry: moss_backend_find
+ * backends/opencl, backends/ptx, backends/vulkan and the plugin adapter
+ * (compiler/plugin/plugin.c). A backend name with no entry: moss_backend_find
  * says NULL, and the pipeline says so for a device that got nodes. */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 #include "llvm/llvm.h"
 #include "opencl/opencl.h"
 #include "ptx/ptx.h"
+#include "vulkan/vulkan.h"
 
 /* --- c: C99 for the host C compiler (backends/c) --- */
 
@@ -116,6 +117,12 @@ static const moss_backend backends[] = {
      .opaque = 1,
      .takes = moss_ptx_takes,
      .emit_segment = moss_ptx_emit_segment}, /* backends/ptx/ptx.c */
+    {.name = "vulkan",
+     .code = MOSS_CODE_SPIRV,
+     .machine_facts = gpu_facts,
+     .opaque = 1,
+     .takes = moss_vulkan_takes,
+     .emit_segment = moss_vulkan_emit_segment}, /* backends/vulkan/vulkan.c */
     /* The plugin adapter stays last (plugin_adapter()). */
     {.name = "plugin:",
      .code = MOSS_CODE_PLUGIN_BLOB,

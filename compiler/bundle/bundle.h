@@ -33,6 +33,9 @@ typedef struct moss_bundle_device {
   const char *kind;        /* "cpu", "gpu", "npu" */
   const char *backend;     /* "c", "plugin:NAME" ... */
   const char *plugin_path; /* plugins: the library path the compiler used; else NULL */
+  int runs_blobs;          /* 1: each EXEC step on it runs a blob of its own (a plugin's, a GPU
+                            * segment's); 0: its code is in the CPU code section (C, LLVM) or
+                            * it has none. The driver fills it from the backend table. */
 } moss_bundle_device;
 
 typedef enum moss_bundle_step_kind {

@@ -50,12 +50,10 @@ static int is_cpu_backend(const moss_bundle_device *d) {
   return d->backend && (!strcmp(d->backend, "c") || !strcmp(d->backend, "llvm"));
 }
 
-/* The backends whose steps each run a blob: a plugin's, the OpenCL
- * backend's programs and the PTX backend's modules (moss_bundle.h, "OpenCL
- * segment blob", "PTX segment blob"). */
-static int runs_blobs(const moss_bundle_device *d) {
-  return is_plugin(d) || (d->backend && (!strcmp(d->backend, "opencl") || !strcmp(d->backend, "ptx")));
-}
+/* The devices whose steps each run a blob: a plugin's, or a GPU
+ * backend's segment (moss_bundle.h, "OpenCL segment blob" and the ones
+ * after it). */
+static int runs_blobs(const moss_bundle_device *d) { return is_plugin(d) || d->runs_blobs; }
 
 static moss_status check_tensor(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t i) {
   const moss_bundle_tensor *t = &d->tensors[i];

@@ -337,6 +337,7 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
     devs[i].kind = moss_target_device_kind(t, i);
     devs[i].backend = moss_target_device_backend(t, i);
     devs[i].plugin_path = be && be->library ? be->library(&a->devices[i]) : NULL;
+    devs[i].runs_blobs = be && !be->in_process && be->emit_segment;
   }
   d.target = moss_target_name(t);
   d.arena_bytes = (uint64_t)a->arena_bytes;

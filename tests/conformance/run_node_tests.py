@@ -10,12 +10,17 @@ Graph inputs that decide shapes are frozen with --constant from the test data,
 as DESIGN.md says a user must do. Float outputs pass within
 |a-b| <= 1e-5 + 1e-4*|b| (DESIGN.md "Numerics"); other types must be equal.
 
-  run_node_tests.py --moss build/moss [--update] [--only SUBSTR] [-j N] [--emit c|obj | --opencl | --ptx]
+  run_node_tests.py --moss build/moss [--update] [--only SUBSTR] [-j N] [--emit c|obj | --opencl | --vulkan | --ptx]
 
 --opencl compiles for tests/conformance/opencl-only.xml, an OpenCL device
 with no CPU to fall back on, and runs the bundles through libmossrt's
 OpenCL executor on the machine's OpenCL driver (PoCL here), against
 expected-opencl.txt.
+
+--vulkan compiles for tests/conformance/vulkan-only.xml, a Vulkan device
+with no CPU to fall back on, and runs the bundles through libmossrt's
+Vulkan executor on the machine's Vulkan driver (lavapipe here), against
+expected-vulkan.txt.
 
 --ptx compiles for tests/conformance/ptx-only.xml, an NVIDIA GPU through the
 PTX backend with no CPU to fall back on, and checks every PTX module of the
@@ -49,6 +54,7 @@ EXPECTED = os.path.join(HERE, "expected.txt")
 EXPECTED_LLVM = os.path.join(HERE, "expected-llvm.txt")
 EXPECTED_OPENCL = os.path.join(HERE, "expected-opencl.txt")
 EXPECTED_PTX = os.path.join(HERE, "expected-ptx.txt")
+EXPECTED_VULKAN = os.path.join(HERE, "expected-vulkan.txt")
 PTX = False  # --ptx: ptx-only.xml; compile, then ptxas instead of a run
 EXPORT = None  # --export DIR (bundles, with --ptx or --opencl)
 PTXAS = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
@@ -269,6 +275,9 @@ def main():
     ap.add_argument("--ptx", action="store_true",
                     help="every node on the PTX backend (ptx-only.xml), each module checked with ptxas "
                          "(its own expected-ptx.txt)")
+    ap.add_argument("--vulkan", action="store_true",
+                    help="every node on the Vulkan backend (vulkan-only.xml), run through the Vulkan "
+                         "executor (its own expected-vulkan.txt)")
     ap.add_argument("--export", default=None, help="write the passing runs for check_gpu.py here")
     a = ap.parse_args()
     global EMIT, EXPECTED, TARGET, PTX, EXPORT
@@ -283,6 +292,9 @@ def main():
     if a.opencl:
         EXPECTED = EXPECTED_OPENCL
         TARGET = os.path.join(HERE, "opencl-only.xml")
+    if a.vulkan:
+        EXPECTED = EXPECTED_VULKAN
+        TARGET = os.path.join(HERE, "vulkan-only.xml")
     moss = os.path.abspath(a.moss)
     tests = sorted(d for d in os.listdir(DATA) if os.path.isdir(os.path.join(DATA, d)))
     if not tests:
@@ -318,11 +330,11 @@ def main():
         with open(EXPECTED, "w") as f:
             llvm = EMIT == "obj"
             f.write("# ONNX node tests (libonnx-testdata) through moss's %s backend.\n"
-                    % ("OpenCL" if a.opencl else "PTX (compiled and checked with ptxas, not run)" if a.ptx
+                    % ("OpenCL" if a.opencl else "Vulkan" if a.vulkan else "PTX (compiled and checked with ptxas, not run)" if a.ptx
                        else "LLVM" if llvm else "C"))
             f.write("# test<TAB>pass, or test<TAB>fail<TAB>reason. Regenerate with\n")
             f.write("# tests/conformance/run_node_tests.py --moss build/moss%s --update\n"
-                    % (" --opencl" if a.opencl else " --ptx" if a.ptx else " --emit obj" if llvm else ""))
+                    % (" --opencl" if a.opencl else " --vulkan" if a.vulkan else " --ptx" if a.ptx else " --emit obj" if llvm else ""))
             for t in sorted(exp):
                 st, why = exp[t]
                 f.write("%s\t%s%s\n" % (t, st, "\t" + why if st != "pass" else ""))

@@ -89,7 +89,7 @@ def main():
         expect(p.stdout, "-> acc [segment 0]: first device that takes Conv f32", "explain")
         expect(p.stdout, "acc declined: no MaxPool for f32", "explain reason")
         expect(p.stdout, "transfer 'input' (256 bytes): cpu -> acc", "explain transfer")
-        expect(p.stderr, "device 'acc' wants backend 'vulkan'", "missing backend message")
+        expect(p.stderr, "device 'acc' wants backend 'metal'", "missing backend message")
 
         # cortex-m7: bare metal, so standalone C by default.
         m7 = os.path.join(w, "m7")

@@ -2,7 +2,7 @@
  * names a target gives, the bindings of a target's devices, and the two
  * passes that ask it: the partitioner (takes, opaque) and the sparse pass
  * (sparse_formats). The fixture data/backend/jit_cpu.xml puts an LLVM cpu
- * first, a C cpu second (the fallback), a vulkan npu third and a plugin
+ * first, a C cpu second (the fallback), a metal npu third (a backend moss lacks) and a plugin
  * npu without a library fourth. The partitioner runs with allocation N
  * failing, N = 1, 2, ... (oom.h). */
 #define _POSIX_C_SOURCE 200809L
@@ -43,7 +43,7 @@ TEST(find_by_the_names_a_target_gives) {
   ASSERT_EQ(pl->opaque, 1);
   ASSERT_TRUE(moss_backend_find("plugin:other") == pl); /* one adapter for every plugin */
   ASSERT_TRUE(moss_backend_find("plugin:") == NULL);
-  ASSERT_TRUE(moss_backend_find("vulkan") == NULL);
+  ASSERT_TRUE(moss_backend_find("metal") == NULL);
   {
     const moss_backend *cl = moss_backend_find("opencl");
     ASSERT_TRUE(cl != NULL);
@@ -51,6 +51,14 @@ TEST(find_by_the_names_a_target_gives) {
     ASSERT_EQ(cl->in_process, 0);
     ASSERT_EQ(cl->opaque, 1);
     ASSERT_TRUE(cl->emit_segment != NULL && cl->emit_standalone == NULL && cl->emit_code == NULL);
+  }
+  {
+    const moss_backend *vk = moss_backend_find("vulkan");
+    ASSERT_TRUE(vk != NULL);
+    ASSERT_EQ(vk->code, MOSS_CODE_SPIRV);
+    ASSERT_EQ(vk->in_process, 0);
+    ASSERT_EQ(vk->opaque, 1);
+    ASSERT_TRUE(vk->emit_segment != NULL && vk->emit_standalone == NULL && vk->emit_code == NULL);
   }
   ASSERT_TRUE(moss_backend_find("C") == NULL);
   ASSERT_TRUE(moss_backend_find(NULL) == NULL);
@@ -155,7 +163,7 @@ TEST(partition_asks_the_backend) {
 
 /* The sparse pass offers a node only the formats its device's backend
  * encodes: on the C cpu the cost rule's pick (a 4x1 block), on the LLVM
- * cpu and on the vulkan npu (no backend) dense; a backend with CSR alone gets
+ * cpu and on the metal npu (no backend) dense; a backend with CSR alone gets
  * CSR; MOSS_SPARSE=block falls back to CSR, then dense. */
 TEST(sparse_formats_of_the_device_backend) {
   moss_ctx ctx;

@@ -242,7 +242,7 @@ static void add_init(add_desc *a) {
   a->inputs[0] = 0;
   a->inputs[1] = 1;
   a->outputs[0] = 3;
-  a->devices[0] = (moss_bundle_device){"cpu", "cpu", "c", NULL};
+  a->devices[0] = (moss_bundle_device){"cpu", "cpu", "c", NULL, 0};
   a->steps[0] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_add", 0, 2, 1, add_in,
                                    add_out};
   a->steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_twice", 0, 2, 1, add_in,
@@ -300,8 +300,8 @@ static void plug_init(plug_desc *p, const char *blob) {
   p->tensors[2].place = MOSS_BUNDLE_OUTPUT;
   p->inputs[0] = 0;
   p->outputs[0] = 2;
-  p->devices[0] = (moss_bundle_device){"cpu", "cpu", "c", NULL};
-  p->devices[1] = (moss_bundle_device){"npu", "npu", "plugin:neg", "/nonexistent/libneg.so"};
+  p->devices[0] = (moss_bundle_device){"cpu", "cpu", "c", NULL, 0};
+  p->devices[1] = (moss_bundle_device){"npu", "npu", "plugin:neg", "/nonexistent/libneg.so", 1};
   p->steps[0] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_inc", 0, 1, 1, p_step0_in,
                                    p_step0_out};
   p->steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_TRANSFER, 1, 0, NULL, 0, 1, 0, p_xfer_in, NULL};
@@ -1153,14 +1153,15 @@ TEST(plugin_device) {
   mossrt_close(b);
   /* An EXEC on a backend this runtime has no executor for. */
   plug_init(&p, "NEG1");
-  p.devices[1].backend = "vulkan";
+  p.devices[1].backend = "metal";
+  p.devices[1].runs_blobs = 1;
   p.d.nblobs = 0;
   p.d.nsteps = 2;
   p.steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 1, 0, NULL, 0, 1, 1, p_step2_in,
                                   p_step2_out};
   ASSERT_EQ(write_bundle(&p.d, "opencl.moss", NULL, NULL, path, sizeof path), MOSS_OK);
   ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
-  ASSERT_STR_CONTAINS(err.text, "step 1: device 1 ('npu') has backend 'vulkan', which this "
+  ASSERT_STR_CONTAINS(err.text, "step 1: device 1 ('npu') has backend 'metal', which this "
                                 "runtime cannot run");
 }
 
@@ -1217,6 +1218,7 @@ static void gpu_blob_checks(int *failed_, const char *backend, const char *magic
   for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     plug_init(&p, "");
     p.devices[1].backend = backend;
+    p.devices[1].runs_blobs = 1;
     p.devices[1].plugin_path = NULL;
     n = gpu_blob(buf, magic, version, cases[i].nk, cases[i].items, cases[i].tbytes, src);
     if (cases[i].cut) n = cases[i].cut >= 10 ? (size_t)cases[i].cut : n - (size_t)cases[i].cut;
@@ -1231,6 +1233,7 @@ static void gpu_blob_checks(int *failed_, const char *backend, const char *magic
   /* A well-formed blob, and no driver where |libenv| points. */
   plug_init(&p, "");
   p.devices[1].backend = backend;
+  p.devices[1].runs_blobs = 1;
   p.devices[1].plugin_path = NULL;
   p.blobs[0] = buf;
   p.blob_bytes[0] = gpu_blob(buf, magic, version, 1, 4, 16, src);
@@ -1270,6 +1273,7 @@ TEST(ptx_blob_checks) {
     }
     plug_init(&p, "");
     p.devices[1].backend = "ptx";
+    p.devices[1].runs_blobs = 1;
     p.devices[1].plugin_path = NULL;
     p.blobs[0] = buf;
     p.blob_bytes[0] =
@@ -1495,6 +1499,7 @@ TEST(cuda_fake_driver) {
   setenv("MOSS_CUDA_LIBRARY", OUT "/cuda_fake/libfakecuda.so", 1);
   plug_init(&p, "");
   p.devices[1].backend = "ptx";
+  p.devices[1].runs_blobs = 1;
   p.devices[1].plugin_path = NULL;
   p.blobs[0] = blob;
   p.blob_bytes[0] = fake_ptx_blob(blob, ".version 7.8\n.target sm_90\n.address_size 64\n");

@@ -1,0 +1,52 @@
+/* check.c - a node's GPU kernel description against a backend's test. */
+#include <stdio.h>
+
+#include "check.h"
+
+static int expr_ok(const moss_kx *x, moss_gpu_expr_ok ok, char *why, size_t cap) {
+  int i;
+  if (!x) return 1;
+  if (!ok(x, why, cap)) return 0;
+  for (i = 0; i < 3; i++)
+    if (!expr_ok(x->a[i], ok, why, cap)) return 0;
+  return 1;
+}
+
+static int stmts_ok(const moss_kstmt *s, moss_gpu_expr_ok ok, char *why, size_t cap) {
+  for (; s; s = s->next)
+    if (!expr_ok(s->lo, ok, why, cap) || !expr_ok(s->hi, ok, why, cap) || !expr_ok(s->index, ok, why, cap) ||
+        !expr_ok(s->value, ok, why, cap) || !expr_ok(s->cond, ok, why, cap) || !stmts_ok(s->body, ok, why, cap) ||
+        !stmts_ok(s->orelse, ok, why, cap))
+      return 0;
+  return 1;
+}
+
+int moss_gpu_kernel_check(moss_ctx *ctx, const moss_node *n, moss_gpu_expr_ok ok, char *why, size_t cap) {
+  moss_kernel_cpu gpu = {0};
+  moss_ctx quiet;
+  moss_arena *arena = NULL;
+  moss_kernel *k;
+  int good = 0, i;
+  if (!moss_kernel_can_lower(n)) {
+    snprintf(why, cap, "no kernel description for %s", n->op_type);
+    return 0;
+  }
+  moss_ctx_init(&quiet, ctx->alloc);
+  if (moss_arena_create(ctx->alloc, 1 << 16, &arena) != MOSS_OK) {
+    snprintf(why, cap, "out of memory");
+    return 0;
+  }
+  gpu.gpu = 1;
+  if (moss_kernel_lower(&quiet, arena, n, &gpu, &k) != MOSS_OK) {
+    snprintf(why, cap, "its kernel description failed: %s", quiet.last);
+  } else {
+    good = stmts_ok(k->body, ok, why, cap);
+    for (i = 0; good && i < k->nbufs; i++)
+      if (k->bufs[i].kind == MOSS_KB_SCRATCH) {
+        snprintf(why, cap, "its kernel uses arena scratch, which GPU work-items cannot share");
+        good = 0;
+      }
+  }
+  moss_arena_destroy(arena);
+  return good;
+}

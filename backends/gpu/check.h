@@ -1,0 +1,22 @@
+/* check.h - what the GPU backends share when they decide whether they
+ * take a node: its kernel description as a GPU lowers it
+ * (moss_kernel_cpu.gpu), walked expression by expression through the
+ * backend's own test of what its code can compute. */
+#ifndef MOSS_GPU_CHECK_H
+#define MOSS_GPU_CHECK_H
+
+#include <stddef.h>
+
+#include "../backend.h"
+
+/* A backend's test of one expression (never NULL): 1 when it has code for
+ * it (its operands are tested on their own), 0 with the reason in |why|. */
+typedef int (*moss_gpu_expr_ok)(const moss_kx *x, char *why, size_t cap);
+
+/* 1 when |n| has a kernel description for a GPU whose every expression
+ * passes |ok| and which uses no arena scratch (work-items cannot share
+ * it); 0 with the reason in |why|. Lowers the node quietly: a lowering
+ * failure is a reason, not a diagnostic. */
+int moss_gpu_kernel_check(moss_ctx *ctx, const moss_node *n, moss_gpu_expr_ok ok, char *why, size_t cap);
+
+#endif
