@@ -609,6 +609,7 @@ static uint32_t call(sg *S, const moss_kx *x) {
   case MOSS_KFN_SAT: {
     int64_t lo, hi;
     uint32_t w;
+    moss_dtype wt;
     switch (x->dt) {
     case MOSS_DT_I8: lo = -128, hi = 127; break;
     case MOSS_DT_U8: lo = 0, hi = 255; break;
@@ -618,10 +619,14 @@ static uint32_t call(sg *S, const moss_kx *x) {
     case MOSS_DT_U32: lo = 0, hi = 4294967295; break;
     default: return cast(S, a[0], at, x->dt);
     }
-    w = cast(S, a[0], at, MOSS_DT_I64);
-    w = sel(S, MOSS_DT_I64, cmp(S, MOSS_KX_LT, MOSS_DT_I64, w, c_int(S, MOSS_DT_I64, lo)), c_int(S, MOSS_DT_I64, lo), w);
-    w = sel(S, MOSS_DT_I64, cmp(S, MOSS_KX_GT, MOSS_DT_I64, w, c_int(S, MOSS_DT_I64, hi)), c_int(S, MOSS_DT_I64, hi), w);
-    return cast(S, w, MOSS_DT_I64, x->dt);
+    /* clamped in int32 where the value and the range fit it, else int64
+     * (also: lavapipe of Mesa 22.3 got the int64 clamp of an int32 value
+     * narrowed to 8 bits wrong: 252 for -4) */
+    wt = moss_dtype_size(at) < 4 || at == MOSS_DT_I32 ? (x->dt == MOSS_DT_U32 ? MOSS_DT_I64 : MOSS_DT_I32) : MOSS_DT_I64;
+    w = cast(S, a[0], at, wt);
+    w = sel(S, wt, cmp(S, MOSS_KX_LT, wt, w, c_int(S, wt, lo)), c_int(S, wt, lo), w);
+    w = sel(S, wt, cmp(S, MOSS_KX_GT, wt, w, c_int(S, wt, hi)), c_int(S, wt, hi), w);
+    return cast(S, w, wt, x->dt);
   }
   case MOSS_KFN_REQUANT: return requant(S, a[0], a[1], a[2]);
   case MOSS_KFN_BITS: return op1(S, SpvOpBitcast, ty(S, x->dt), a[0]);
