@@ -21,6 +21,7 @@ void moss_gpu_seg_deinit(moss_gpu_seg *s) {
   moss_free(s->ctx, s->ins, sizeof(int) * s->nv);
   moss_free(s->ctx, s->outs, sizeof(int) * s->nv);
   moss_buf_deinit(&s->weights);
+  moss_buf_deinit(&s->placed);
   memset(s, 0, sizeof *s);
 }
 
@@ -34,6 +35,7 @@ moss_status moss_gpu_seg_init(moss_gpu_seg *s, moss_ctx *ctx, const moss_graph *
   s->g = g;
   s->nv = nv;
   moss_buf_init(&s->weights, ctx);
+  moss_buf_init(&s->placed, ctx);
   produced = moss_alloc(ctx, nv);
   needed = moss_alloc(ctx, nv);
   s->tensor = moss_alloc(ctx, sizeof(int) * nv);
@@ -99,10 +101,20 @@ moss_gpu_base moss_gpu_seg_where(moss_gpu_seg *s, const moss_value *v, int *tens
 
 int64_t moss_gpu_seg_table(moss_gpu_seg *s, const void *data, size_t bytes) {
   static const unsigned char zero[64];
-  int64_t at;
+  int64_t at, pair[2];
+  size_t i;
+  if (!s->weights.failed && !s->placed.failed)
+    for (i = 0; i + 2 * sizeof(int64_t) <= s->placed.len; i += 2 * sizeof(int64_t)) {
+      memcpy(pair, (const char *)s->placed.data + i, sizeof pair);
+      if ((size_t)pair[1] == bytes && (!bytes || !memcmp((const char *)s->weights.data + pair[0], data, bytes)))
+        return pair[0];
+    }
   moss_buf_put(&s->weights, zero, (64 - s->weights.len % 64) % 64);
   at = (int64_t)s->weights.len;
   if (bytes) moss_buf_put(&s->weights, data, bytes);
+  pair[0] = at;
+  pair[1] = (int64_t)bytes;
+  moss_buf_put(&s->placed, pair, sizeof pair);
   return at;
 }
 
@@ -128,7 +140,7 @@ moss_status moss_gpu_seg_blob(moss_gpu_seg *s, const char *magic, uint32_t versi
   *out_in_ids = *out_out_ids = NULL;
   *out_nin = *out_nout = 0;
   for (i = 0; i < nparts; i++) code += lens[i];
-  if (s->weights.failed) return moss_fail(ctx, MOSS_E_NOMEM, at, "GPU segment weights");
+  if (s->weights.failed || s->placed.failed) return moss_fail(ctx, MOSS_E_NOMEM, at, "GPU segment weights");
   moss_buf_put(blob, magic, 4);
   put_u32(blob, version);
   put_u32(blob, (uint32_t)(ni + no));

@@ -30,6 +30,8 @@ typedef struct moss_gpu_seg {
                           * produced for outside */
   int nin, nout;
   size_t nv;
+  moss_buf placed;       /* (offset, bytes) int64_t pairs of what w holds: a table placed
+                          * again (the same bytes) is found there */
 } moss_gpu_seg;
 
 /* The step's tensors of |nodes| (|nnodes| >= 1, consecutive, on one
@@ -46,13 +48,16 @@ void moss_gpu_seg_deinit(moss_gpu_seg *s);
 moss_gpu_base moss_gpu_seg_where(moss_gpu_seg *s, const moss_value *v, int *tensor, int64_t *offset);
 
 /* Places |bytes| bytes of a kernel's constant table in w (64-byte
- * aligned); returns their offset there. */
+ * aligned); returns their offset there. Bytes already in w (a table of
+ * another kernel, or of the segment's other code form: the OpenCL
+ * backend builds each kernel twice) are placed once. */
 int64_t moss_gpu_seg_table(moss_gpu_seg *s, const void *data, size_t bytes);
 
 /* Appends the segment's blob to |blob|: the header (|magic|, |version|),
  * the tensors' sizes, |items|[0..nkernels), the code (the concatenation of
- * |nparts| texts), the weights; and hands the step's tensor ids to the
- * caller as moss_backend.emit_segment does (backend.h). */
+ * |nparts| parts of |lens| bytes, its |source_len|), the weights; and hands
+ * the step's tensor ids to the caller as moss_backend.emit_segment does
+ * (backend.h). */
 moss_status moss_gpu_seg_blob(moss_gpu_seg *s, const char *magic, uint32_t version, const int64_t *items,
                               int nkernels, const char *const *parts, const size_t *lens, int nparts,
                               moss_buf *blob, const moss_node *at, int **out_in_ids, int *out_nin,

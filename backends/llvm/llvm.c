@@ -10,10 +10,12 @@
  * for bit, float within the DESIGN.md tolerance (only libm calls and
  * contraction choices differ; no fast-math flags are set). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
@@ -50,6 +52,8 @@ typedef struct gen {
   int noalias;          /* the kernel's inputs and outputs are noalias (shares_storage) */
   int nvptx;            /* the module is for NVPTX (moss_llvm_emit_gpu): math from the PTX
                          * special-function unit, no C library */
+  int spir;             /* the module is for spir64 (moss_llvm_emit_gpu): math from OpenCL C's
+                         * builtins, global pointers in addrspace(1) */
   int ncut;             /* the kernel's cut loops so far (their functions' names) */
   LLVMValueRef *globals; /* per value id: its weight global, or NULL */
   LLVMValueRef requant;  /* the requantization helper, made on first use */
@@ -97,15 +101,14 @@ static LLVMValueRef intrinsic(gen *G, const char *name, LLVMTypeRef overload, LL
   return LLVMBuildCall2(G->b, ft, f, args, nargs, "");
 }
 
-/* A call of the C library's |name| (float: name"f") on each lane. */
-static LLVMValueRef libm(gen *G, const char *base, moss_dtype dt, LLVMValueRef *args, unsigned nargs,
-                         int lanes) {
-  char name[32];
+/* A call of the external function |name| of |nargs| arguments of |dt|,
+ * returning |dt|, on each lane. */
+static LLVMValueRef lib_call(gen *G, const char *name, moss_dtype dt, LLVMValueRef *args, unsigned nargs,
+                             int lanes) {
   LLVMTypeRef st = scalar_type(G, dt), params[3] = {st, st, st}, ft;
   LLVMValueRef f, out;
   int l;
   unsigned i;
-  snprintf(name, sizeof name, "%s%s", base, dt == MOSS_DT_F32 ? "f" : "");
   ft = LLVMFunctionType(st, params, nargs, 0);
   f = LLVMGetNamedFunction(G->m, name);
   if (!f) {
@@ -120,6 +123,28 @@ static LLVMValueRef libm(gen *G, const char *base, moss_dtype dt, LLVMValueRef *
     out = LLVMBuildInsertElement(G->b, out, LLVMBuildCall2(G->b, ft, f, a, nargs, ""), li, "");
   }
   return out;
+}
+
+/* A call of the C library's |base| (float: base"f") on each lane. */
+static LLVMValueRef libm(gen *G, const char *base, moss_dtype dt, LLVMValueRef *args, unsigned nargs,
+                         int lanes) {
+  char name[32];
+  snprintf(name, sizeof name, "%s%s", base, dt == MOSS_DT_F32 ? "f" : "");
+  return lib_call(G, name, dt, args, nargs, lanes);
+}
+
+/* A call of OpenCL C's builtin |base| of |nargs| float (or double)
+ * arguments on each lane, by its Itanium-mangled name as OpenCL C's
+ * compilers write it (_Z3expf: exp(float), _Z3powdd: pow(double,
+ * double)), which llvm-spirv turns into the OpenCL.std instruction. */
+static LLVMValueRef ocl_builtin(gen *G, const char *base, moss_dtype dt, LLVMValueRef *args, unsigned nargs,
+                                int lanes) {
+  char name[48];
+  unsigned i;
+  int n = snprintf(name, sizeof name, "_Z%u%s", (unsigned)strlen(base), base);
+  for (i = 0; i < nargs && n < (int)sizeof name - 1; i++) name[n++] = dt == MOSS_DT_F64 ? 'd' : 'f';
+  name[n] = 0;
+  return lib_call(G, name, dt, args, nargs, lanes);
 }
 
 static LLVMValueRef const_int(gen *G, moss_dtype dt, int64_t v, int lanes);
@@ -458,6 +483,23 @@ static LLVMValueRef call(gen *G, const moss_kx *x) {
   for (i = 0; i < x->nargs; i++) a[i] = expr(G, x->a[i]);
   if (G->nvptx && (x->fn == MOSS_KFN_EXP || x->fn == MOSS_KFN_LOG || x->fn == MOSS_KFN_POW))
     return nvptx_math(G, x, a);
+  if (G->spir) {
+    switch (x->fn) {
+    case MOSS_KFN_FMOD: case MOSS_KFN_ISNAN: case MOSS_KFN_SAT: case MOSS_KFN_REQUANT: case MOSS_KFN_BITS:
+    case MOSS_KFN_DOT4: case MOSS_KFN_DOT4S: case MOSS_KFN_TBL128:
+      break; /* as below (spir_has refuses the last three) */
+    case MOSS_KFN_ISINF: {
+      LLVMValueRef inf = LLVMConstReal(scalar_type(G, x->a[0]->dt), 1.0 / 0.0);
+      LLVMValueRef av = ocl_builtin(G, "fabs", x->a[0]->dt, a, 1, x->lanes);
+      return LLVMBuildFCmp(G->b, LLVMRealOEQ, av, x->lanes > 1 ? splat(G, inf, x->lanes) : inf, "");
+    }
+    case MOSS_KFN_ABS:
+      if (is_float(x->dt)) return ocl_builtin(G, "fabs", x->dt, a, 1, x->lanes);
+      break;
+    default: /* the float functions (spir_has took them) */
+      return ocl_builtin(G, moss_kfn_name(x->fn), x->a[0]->dt, a, (unsigned)x->nargs, x->lanes);
+    }
+  }
   switch (x->fn) {
   case MOSS_KFN_SQRT: llvm_name = "llvm.sqrt"; break;
   case MOSS_KFN_EXP: llvm_name = "llvm.exp"; break;
@@ -545,6 +587,15 @@ static LLVMValueRef expr(gen *G, const moss_kx *x) {
   case MOSS_KX_HSUM: {
     LLVMValueRef args[2];
     a = expr(G, x->a[0]);
+    if (G->spir) { /* lane by lane, in lane order: llvm-spirv-15 has no llvm.vector.reduce */
+      LLVMValueRef sum = is_float(x->dt) ? LLVMConstReal(scalar_type(G, x->dt), -0.0) : const_int(G, x->dt, 0, 1);
+      int l;
+      for (l = 0; l < x->a[0]->lanes; l++) {
+        LLVMValueRef e = LLVMBuildExtractElement(G->b, a, LLVMConstInt(G->i32, (unsigned)l, 0), "");
+        sum = is_float(x->dt) ? LLVMBuildFAdd(G->b, sum, e, "") : LLVMBuildAdd(G->b, sum, e, "");
+      }
+      return sum;
+    }
     if (!is_float(x->dt)) return intrinsic(G, "llvm.vector.reduce.add", LLVMTypeOf(a), &a, 1);
     args[0] = LLVMConstReal(scalar_type(G, x->dt), -0.0); /* ordered: lane order, as the C */
     args[1] = a;
@@ -1321,17 +1372,26 @@ static LLVMTargetMachineRef machine(gen *G, const moss_llvm_target *t) {
   return tm;
 }
 
-/* A context, an empty module |name| for |triple| with |tm|'s data layout,
- * a builder, and the types G keeps. */
+/* The data layout of spir64 (clang's SPIR64 target, whose module LLVM
+ * builds without a target machine): little-endian, 64-bit pointers in
+ * every address space, vectors aligned to their size. */
+static const char spir64_layout[] =
+    "e-i64:64-v16:16-v24:32-v32:32-v48:64-v96:128-v192:256-v256:256-v512:512-v1024:1024";
+
+/* A context, an empty module |name| for |triple| with |tm|'s data layout
+ * (NULL: spir64's), a builder, and the types G keeps. */
 static void module_init(gen *G, LLVMTargetMachineRef tm, const char *name, const char *triple) {
-  LLVMTargetDataRef td;
   G->c = LLVMContextCreate();
   G->m = LLVMModuleCreateWithNameInContext(name, G->c);
   G->b = LLVMCreateBuilderInContext(G->c);
   LLVMSetTarget(G->m, triple);
-  td = LLVMCreateTargetDataLayout(tm);
-  LLVMSetModuleDataLayout(G->m, td);
-  LLVMDisposeTargetData(td);
+  if (tm) {
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(G->m, td);
+    LLVMDisposeTargetData(td);
+  } else {
+    LLVMSetDataLayout(G->m, spir64_layout);
+  }
   G->ptr = LLVMPointerTypeInContext(G->c, 0);
   G->i1 = LLVMInt1TypeInContext(G->c);
   G->i8 = LLVMInt8TypeInContext(G->c);
@@ -1341,6 +1401,61 @@ static void module_init(gen *G, LLVMTargetMachineRef tm, const char *name, const
   G->f32 = LLVMFloatTypeInContext(G->c);
   G->f64 = LLVMDoubleTypeInContext(G->c);
   G->voidt = LLVMVoidTypeInContext(G->c);
+}
+
+/* How verify_optimize() sets the vectorizers. */
+enum {
+  VEC_CPU,    /* loop and SLP vectorizers and loop unrolling on */
+  VEC_NVPTX,  /* the pass builder's defaults (NVPTX's cost model keeps code scalar) */
+  VEC_NONE    /* scalar code (spir64): no target machine, so no cost model to bound the
+               * vector widths, SPIR-V 1.0 has vectors of 2, 3, 4, 8 and 16 elements only
+               * and llvm-spirv-15 no llvm.vector.reduce.*; and LLVM 19 runs its SLP
+               * vectorizer whatever the options say (at O2 too), which made <32 x i32>
+               * reductions of int8 dot products and <4 x i8> ones of MaxPool windows.
+               * Both vectorizers leave a function with the attribute noimplicitfloat
+               * alone: every function gets it (the OpenCL driver vectorizes for its
+               * device) */
+};
+
+/* Checks the module (a module that fails is our bug) and optimizes it
+ * with "default<O3>" for |tm| (NULL: no target machine, the middle end's
+ * target-independent passes), the vectorizers as |vec| says. |what| names
+ * the backend in errors. */
+static moss_status verify_optimize(gen *G, LLVMTargetMachineRef tm, int vec, const char *what) {
+  LLVMPassBuilderOptionsRef po;
+  LLVMErrorRef e;
+  char *err = NULL;
+  if (LLVMVerifyModule(G->m, LLVMReturnStatusAction, &err)) {
+    G->st = moss_fail(G->ctx, MOSS_E_INTERNAL, NULL, "%s: the module does not verify: %.600s", what, err ? err : "?");
+    LLVMDisposeMessage(err);
+    return G->st;
+  }
+  LLVMDisposeMessage(err);
+  po = LLVMCreatePassBuilderOptions();
+  if (vec == VEC_CPU) {
+    LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+    LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
+  } else if (vec == VEC_NONE) {
+    LLVMPassBuilderOptionsSetLoopVectorization(po, 0);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, 0);
+  }
+  moss_progress(G->ctx, "LLVM optimization", 0, 0);
+  if (vec == VEC_NONE) {
+    LLVMValueRef f;
+    unsigned kind = LLVMGetEnumAttributeKindForName("noimplicitfloat", 15);
+    for (f = LLVMGetFirstFunction(G->m); f; f = LLVMGetNextFunction(f))
+      if (LLVMGetFirstBasicBlock(f))
+        LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(G->c, kind, 0));
+  }
+  e = LLVMRunPasses(G->m, "default<O3>", tm, po);
+  LLVMDisposePassBuilderOptions(po);
+  if (e) {
+    char *msg = LLVMGetErrorMessage(e);
+    G->st = moss_fail(G->ctx, MOSS_E_INTERNAL, NULL, "%s: optimization failed: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+  }
+  return G->st;
 }
 
 /* Whether node |n| belongs in this object. */
@@ -1418,29 +1533,8 @@ moss_status moss_llvm_emit_object(moss_ctx *ctx, moss_graph *g, const moss_llvm_
     else entry_points(&G, kfns, prefix);
   }
   if (G.st != MOSS_OK) goto done;
-  if (LLVMVerifyModule(G.m, LLVMReturnStatusAction, &err)) {
-    G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "LLVM backend: the module does not verify: %.600s", err ? err : "?");
-    goto done;
-  }
-  LLVMDisposeMessage(err);
-  err = NULL;
   t1 = now();
-  {
-    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e;
-    LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
-    LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
-    LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
-    moss_progress(ctx, "LLVM optimization", 0, 0);
-    e = LLVMRunPasses(G.m, "default<O3>", tm, po);
-    LLVMDisposePassBuilderOptions(po);
-    if (e) {
-      char *msg = LLVMGetErrorMessage(e);
-      G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "LLVM backend: optimization failed: %s", msg);
-      LLVMDisposeErrorMessage(msg);
-      goto done;
-    }
-  }
+  if (verify_optimize(&G, tm, VEC_CPU, "LLVM backend") != MOSS_OK) goto done;
   t2 = now();
   moss_progress(ctx, "LLVM code generation", 0, 0);
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, G.m, LLVMObjectFile, &err, &mb)) {
@@ -1486,44 +1580,66 @@ done:
 
 /* ---- GPU kernels (moss_llvm_emit_gpu) ------------------------------------------------- */
 
-/* The calls NVPTX code has (call() and nvptx_exp_log): none of the C
- * library's, whose functions a PTX module cannot link. */
-static int nvptx_has(const moss_kx *x, char *why, size_t cap) {
+/* The calls GPU code has (call(), nvptx_math(), ocl_builtin()): on NVPTX
+ * none of the C library's, whose functions a PTX module cannot link; on
+ * spir64 the float math of OpenCL C's builtins; on neither the CPU's
+ * byte dot products and table lookups. */
+static int gpu_has(const moss_kx *x, int spir, char *why, size_t cap) {
   int i;
   if (!x) return 1;
   if (x->op == MOSS_KX_CALL) {
     switch (x->fn) {
     case MOSS_KFN_EXP: case MOSS_KFN_LOG: case MOSS_KFN_POW:
-      if ((x->a[0]->dt != MOSS_DT_F32 && x->a[0]->dt != MOSS_DT_F64) || x->lanes != 1) {
-        snprintf(why, cap, "%s of %s on the PTX backend (float32 and float64 only)", moss_kfn_name(x->fn),
-                 moss_dtype_name(x->a[0]->dt));
+      if ((x->a[0]->dt != MOSS_DT_F32 && x->a[0]->dt != MOSS_DT_F64) || (!spir && x->lanes != 1)) {
+        snprintf(why, cap, "%s of %s on the %s backend (float32 and float64 only)", moss_kfn_name(x->fn),
+                 moss_dtype_name(x->a[0]->dt), spir ? "OpenCL SPIR-V" : "PTX");
         return 0;
       }
       break;
     case MOSS_KFN_SQRT: case MOSS_KFN_FLOOR: case MOSS_KFN_CEIL: case MOSS_KFN_RINT: case MOSS_KFN_TRUNC:
-    case MOSS_KFN_FABS: case MOSS_KFN_FMIN: case MOSS_KFN_FMAX: case MOSS_KFN_FMA: case MOSS_KFN_ISNAN:
-    case MOSS_KFN_ISINF: case MOSS_KFN_ABS: case MOSS_KFN_SAT: case MOSS_KFN_REQUANT: case MOSS_KFN_BITS:
+    case MOSS_KFN_FABS: case MOSS_KFN_FMIN: case MOSS_KFN_FMAX: case MOSS_KFN_FMA: case MOSS_KFN_ISINF:
+      if (spir && x->a[0]->dt != MOSS_DT_F32 && x->a[0]->dt != MOSS_DT_F64) {
+        snprintf(why, cap, "%s of %s on the OpenCL SPIR-V backend (float32 and float64 only)", moss_kfn_name(x->fn),
+                 moss_dtype_name(x->a[0]->dt));
+        return 0;
+      }
       break;
-    default:
-      snprintf(why, cap, "the PTX backend has no %s yet (no C library on the GPU)", moss_kfn_name(x->fn));
+    case MOSS_KFN_ISNAN: case MOSS_KFN_ABS: case MOSS_KFN_SAT: case MOSS_KFN_REQUANT: case MOSS_KFN_BITS:
+    case MOSS_KFN_FMOD:
+      if (!spir && x->fn == MOSS_KFN_FMOD) {
+        snprintf(why, cap, "the PTX backend has no fmod yet (no C library on the GPU)");
+        return 0;
+      }
+      break;
+    case MOSS_KFN_DOT4: case MOSS_KFN_DOT4S: case MOSS_KFN_TBL128:
+      snprintf(why, cap, "%s is a CPU instruction (the %s backend has none)", moss_kfn_name(x->fn),
+               spir ? "OpenCL SPIR-V" : "PTX");
+      return 0;
+    default: /* tanh, erf, the trigonometric and hyperbolic functions, log1p */
+      if (spir && (x->a[0]->dt == MOSS_DT_F32 || x->a[0]->dt == MOSS_DT_F64)) break;
+      if (spir)
+        snprintf(why, cap, "%s of %s on the OpenCL SPIR-V backend (float32 and float64 only)", moss_kfn_name(x->fn),
+                 moss_dtype_name(x->a[0]->dt));
+      else
+        snprintf(why, cap, "the PTX backend has no %s yet (no C library on the GPU)", moss_kfn_name(x->fn));
       return 0;
     }
   }
   for (i = 0; i < 3; i++)
-    if (!nvptx_has(x->a[i], why, cap)) return 0;
+    if (!gpu_has(x->a[i], spir, why, cap)) return 0;
   return 1;
 }
 
-static int nvptx_stmts_have(const moss_kstmt *s, char *why, size_t cap) {
+static int gpu_stmts_have(const moss_kstmt *s, int spir, char *why, size_t cap) {
   for (; s; s = s->next)
-    if (!nvptx_has(s->lo, why, cap) || !nvptx_has(s->hi, why, cap) || !nvptx_has(s->index, why, cap) ||
-        !nvptx_has(s->value, why, cap) || !nvptx_has(s->cond, why, cap) ||
-        !nvptx_stmts_have(s->body, why, cap) || !nvptx_stmts_have(s->orelse, why, cap))
+    if (!gpu_has(s->lo, spir, why, cap) || !gpu_has(s->hi, spir, why, cap) || !gpu_has(s->index, spir, why, cap) ||
+        !gpu_has(s->value, spir, why, cap) || !gpu_has(s->cond, spir, why, cap) ||
+        !gpu_stmts_have(s->body, spir, why, cap) || !gpu_stmts_have(s->orelse, spir, why, cap))
       return 0;
   return 1;
 }
 
-int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap) {
+static int gpu_takes(moss_ctx *ctx, const moss_node *n, int spir, char *why, size_t cap) {
   moss_kernel_cpu gpu;
   moss_ctx quiet;
   moss_arena *arena = NULL;
@@ -1543,7 +1659,7 @@ int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t c
   if (moss_kernel_lower(&quiet, arena, n, &gpu, &k) != MOSS_OK) {
     snprintf(why, cap, "its kernel description failed: %s", quiet.last);
   } else {
-    ok = nvptx_stmts_have(k->body, why, cap);
+    ok = gpu_stmts_have(k->body, spir, why, cap);
     for (i = 0; ok && i < k->nbufs; i++)
       if (k->bufs[i].kind == MOSS_KB_SCRATCH) {
         snprintf(why, cap, "its kernel uses arena scratch, which GPU work-items cannot share");
@@ -1554,6 +1670,14 @@ int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t c
   return ok;
 }
 
+int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap) {
+  return gpu_takes(ctx, n, 0, why, cap);
+}
+
+int moss_llvm_spir_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap) {
+  return gpu_takes(ctx, n, 1, why, cap);
+}
+
 /* A special register of NVPTX (llvm.nvvm.read.ptx.sreg.*) as i64. */
 static LLVMValueRef sreg(gen *G, const char *name) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
@@ -1562,13 +1686,51 @@ static LLVMValueRef sreg(gen *G, const char *name) {
   return LLVMBuildZExt(G->b, LLVMBuildCall2(G->b, ft, f, NULL, 0, ""), G->i64, "");
 }
 
-#define MOSS_PTX_KERNEL_CC 71 /* LLVM's CallingConv::PTX_Kernel: an .entry */
+/* The work-item's index in one dimension: on NVPTX ctaid.x * ntid.x +
+ * tid.x, on spir64 OpenCL's get_global_id(0) (size_t: i64 on spir64). */
+static LLVMValueRef global_id(gen *G) {
+  LLVMTypeRef ft;
+  LLVMValueRef f, zero = LLVMConstInt(G->i32, 0, 0);
+  if (!G->spir)
+    return LLVMBuildAdd(G->b,
+                        LLVMBuildMul(G->b, sreg(G, "llvm.nvvm.read.ptx.sreg.ctaid.x"),
+                                     sreg(G, "llvm.nvvm.read.ptx.sreg.ntid.x"), ""),
+                        sreg(G, "llvm.nvvm.read.ptx.sreg.tid.x"), "gid");
+  ft = LLVMFunctionType(G->i64, &G->i32, 1, 0);
+  if (!(f = LLVMGetNamedFunction(G->m, "_Z13get_global_idj"))) f = LLVMAddFunction(G->m, "_Z13get_global_idj", ft);
+  return LLVMBuildCall2(G->b, ft, f, &zero, 1, "gid");
+}
+
+/* The kernel argument metadata of OpenCL C 1.2 on the spir64 kernel |f|
+ * of |n| parameters, all "__global uchar *" (as the OpenCL C source's
+ * kernels take them): what a SPIR consumer reads for each argument. */
+static void spir_kernel_args(gen *G, LLVMValueRef f, int n) {
+  static const char *const kinds[5] = {"kernel_arg_addr_space", "kernel_arg_access_qual", "kernel_arg_type",
+                                       "kernel_arg_base_type", "kernel_arg_type_qual"};
+  LLVMMetadataRef ops[256];
+  int k, i;
+  if (n > 256) n = 256; /* the OpenCL backend's segments have far fewer tensors */
+  for (k = 0; k < 5; k++) {
+    for (i = 0; i < n; i++)
+      switch (k) {
+      case 0: ops[i] = LLVMValueAsMetadata(LLVMConstInt(G->i32, 1, 0)); break; /* global */
+      case 1: ops[i] = LLVMMDStringInContext2(G->c, "none", 4); break;
+      case 2: case 3: ops[i] = LLVMMDStringInContext2(G->c, "uchar*", 6); break;
+      default: ops[i] = LLVMMDStringInContext2(G->c, "", 0); break;
+      }
+    LLVMGlobalSetMetadata(f, LLVMGetMDKindIDInContext(G->c, kinds[k], (unsigned)strlen(kinds[k])),
+                          LLVMMDNodeInContext2(G->c, ops, (size_t)n));
+  }
+}
+
+#define MOSS_PTX_KERNEL_CC 71  /* LLVM's CallingConv::PTX_Kernel: an .entry */
+#define MOSS_SPIR_KERNEL_CC 76 /* LLVM's CallingConv::SPIR_KERNEL: an OpenCL __kernel */
 
 /* One launch of |k| (moss_kernel_launches: |body|, the kernel's or a part
  * of it) as the kernel moss_k<idx>(ptr param...): its inputs and outputs
  * at their places in the parameters (t->where), its tables in the
- * constants (t->table), the loops of moss_kernel_grid as threads, one per
- * work-item: thread ctaid.x * ntid.x + tid.x, none past the last. */
+ * constants (t->table), the loops of moss_kernel_grid as work-items, one
+ * per index (global_id), none past the last. */
 static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *body, int idx, const moss_llvm_gpu *t,
                               int64_t *items) {
   const moss_kstmt *loops[MOSS_GRID_MAX_LOOPS];
@@ -1576,7 +1738,7 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *bo
   int n = moss_kernel_grid(body, loops, ext, &total), i;
   size_t nb = sizeof *G->bufs * (size_t)(k->nbufs + 1), nv = sizeof *G->vars * (size_t)(k->nvars + 1);
   size_t np = sizeof(LLVMTypeRef) * (size_t)t->nparams;
-  LLVMTypeRef *params = moss_alloc(G->ctx, np);
+  LLVMTypeRef *params = moss_alloc(G->ctx, np), gptr = LLVMPointerTypeInContext(G->c, G->spir ? 1 : 0);
   LLVMValueRef f, gid;
   LLVMBasicBlockRef run, out;
   char name[32];
@@ -1590,11 +1752,12 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *bo
     return fail(G, MOSS_E_NOMEM, "GPU kernel");
   }
   memset(G->bufs, 0, nb);
-  for (i = 0; i < t->nparams; i++) params[i] = G->ptr;
+  for (i = 0; i < t->nparams; i++) params[i] = gptr;
   snprintf(name, sizeof name, "moss_k%d", idx);
   f = LLVMAddFunction(G->m, name, LLVMFunctionType(G->voidt, params, (unsigned)t->nparams, 0));
   moss_free(G->ctx, params, np);
-  LLVMSetFunctionCallConv(f, MOSS_PTX_KERNEL_CC);
+  LLVMSetFunctionCallConv(f, G->spir ? MOSS_SPIR_KERNEL_CC : MOSS_PTX_KERNEL_CC);
+  if (G->spir) spir_kernel_args(G, f, t->nparams);
   G->fn = f;
   G->k = k;
   G->par = NULL;
@@ -1615,10 +1778,7 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *bo
       G->bufs[i] = LLVMBuildGEP2(G->b, G->i8, LLVMGetParam(f, 1), &at, 1, k->bufs[i].name);
     }
   inner_bufs(G, k, NULL);
-  gid = LLVMBuildAdd(G->b,
-                     LLVMBuildMul(G->b, sreg(G, "llvm.nvvm.read.ptx.sreg.ctaid.x"),
-                                  sreg(G, "llvm.nvvm.read.ptx.sreg.ntid.x"), ""),
-                     sreg(G, "llvm.nvvm.read.ptx.sreg.tid.x"), "gid");
+  gid = global_id(G);
   run = LLVMAppendBasicBlockInContext(G->c, f, "run");
   out = LLVMAppendBasicBlockInContext(G->c, f, "out");
   LLVMBuildCondBr(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, gid, LLVMConstInt(G->i64, (unsigned long long)total, 0), ""),
@@ -1642,8 +1802,145 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *bo
   return G->st;
 }
 
+static int ptr_cmp(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Puts the blocks of |f| in an order where each comes after every block
+ * that dominates it (depth first from the entry, each block before its
+ * successors: the path the search took to a block passes through all its
+ * dominators), as SPIR-V requires of a function's blocks; llvm-spirv-15
+ * keeps LLVM's order, which the optimizer leaves wherever it made the
+ * blocks. Blocks no path reaches stay after the others. */
+static void dominance_order(gen *G, LLVMValueRef f) {
+  size_t n = LLVMCountBasicBlocks(f), bytes = sizeof(LLVMBasicBlockRef) * (n + 1), no = 0, depth = 0, i;
+  LLVMBasicBlockRef *all = moss_alloc(G->ctx, bytes), *sorted = moss_alloc(G->ctx, bytes);
+  LLVMBasicBlockRef *order = moss_alloc(G->ctx, bytes), *stack = moss_alloc(G->ctx, bytes);
+  unsigned *next = moss_alloc(G->ctx, sizeof(unsigned) * (n + 1));
+  unsigned char *seen = moss_alloc(G->ctx, n + 1);
+  if (n < 2 || !all || !sorted || !order || !stack || !next || !seen) {
+    if (n >= 2) fail(G, MOSS_E_NOMEM, "block order");
+    goto out;
+  }
+  LLVMGetBasicBlocks(f, all);
+  memcpy(sorted, all, sizeof(LLVMBasicBlockRef) * n);
+  qsort(sorted, n, sizeof *sorted, ptr_cmp);
+  memset(seen, 0, n);
+#define SEEN(bb) (seen[(LLVMBasicBlockRef *)bsearch(&(bb), sorted, n, sizeof *sorted, ptr_cmp) - sorted])
+  stack[depth] = all[0];
+  next[depth++] = 0;
+  SEEN(all[0]) = 1;
+  order[no++] = all[0];
+  while (depth) {
+    LLVMValueRef term = LLVMGetBasicBlockTerminator(stack[depth - 1]);
+    unsigned k = next[depth - 1]++;
+    LLVMBasicBlockRef s;
+    if (!term || k >= LLVMGetNumSuccessors(term)) {
+      depth--;
+      continue;
+    }
+    s = LLVMGetSuccessor(term, k);
+    if (SEEN(s)) continue;
+    SEEN(s) = 1;
+    order[no++] = s;
+    stack[depth] = s;
+    next[depth++] = 0;
+  }
+#undef SEEN
+  for (i = 1; i < no; i++) LLVMMoveBasicBlockAfter(order[i], order[i - 1]);
+out:
+  moss_free(G->ctx, all, bytes);
+  moss_free(G->ctx, sorted, bytes);
+  moss_free(G->ctx, order, bytes);
+  moss_free(G->ctx, stack, bytes);
+  moss_free(G->ctx, next, sizeof(unsigned) * (n + 1));
+  moss_free(G->ctx, seen, n + 1);
+}
+
+/* What LLVM 15's bitcode reader (inside llvm-spirv-15) refuses in LLVM
+ * 19's bitcode, taken out of the spir64 module before it is written: the
+ * attribute kinds LLVM 16 to 19 added ("Unknown attribute kind" at
+ * reading), which the optimizer and the intrinsics' declarations put on
+ * functions, parameters and calls; and the flags LLVM 18 and 19 added to
+ * casts (zext nneg, uitofp nneg, trunc nuw/nsw: LLVM 15 reads a cast
+ * record with one more field as invalid); and the freeze instructions
+ * (LLVM 10) that llvm-spirv-15 cannot translate, which become their
+ * operand: on a value that is not poison, freeze is that value, and the
+ * code never computes poison (a freeze only stops the optimizer from
+ * assuming more of a value, and it has run). None of the rest changes what
+ * the code computes either: they are facts for the optimizer. And what
+ * SPIR-V requires of a function that LLVM does not, and llvm-spirv-15
+ * leaves to its input: the blocks in dominance order (dominance_order),
+ * the variables (allocas: the kernels' local arrays the optimizer kept in
+ * memory) first in the first block. */
+static void for_llvm_spirv15(gen *G) {
+  static const char *const newer[] = {"memory", "nofpclass", "writable", "dead_on_unwind", "range", "initializes",
+                                      "hybrid_patchable", "optimize_for_debugging", "coro_only_destroy_when_complete",
+                                      "nocallback"};
+  unsigned kinds[sizeof newer / sizeof newer[0]];
+  size_t nk = 0, i;
+  LLVMValueRef f, inst, next;
+  LLVMBasicBlockRef bb;
+  for (i = 0; i < sizeof newer / sizeof newer[0]; i++) {
+    unsigned kind = LLVMGetEnumAttributeKindForName(newer[i], strlen(newer[i]));
+    if (kind) kinds[nk++] = kind;
+  }
+  for (f = LLVMGetFirstFunction(G->m); f; f = LLVMGetNextFunction(f)) {
+    int np = (int)LLVMCountParams(f), a;
+    LLVMValueRef anchor = NULL;
+    dominance_order(G, f);
+    for (bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+      for (inst = LLVMGetFirstInstruction(bb); inst; inst = next) {
+        next = LLVMGetNextInstruction(inst);
+        if (!anchor && LLVMGetInstructionOpcode(inst) != LLVMAlloca) {
+          anchor = inst; /* the first that is not a variable: the variables go before it */
+          LLVMPositionBuilderBefore(G->b, anchor);
+        } else if (anchor && LLVMGetInstructionOpcode(inst) == LLVMAlloca) {
+          LLVMInstructionRemoveFromParent(inst);
+          LLVMInsertIntoBuilder(G->b, inst);
+        }
+      }
+    for (a = -1; a <= np; a++)
+      for (i = 0; i < nk; i++)
+        LLVMRemoveEnumAttributeAtIndex(f, a < 0 ? (LLVMAttributeIndex)LLVMAttributeFunctionIndex : (LLVMAttributeIndex)a, kinds[i]);
+    for (bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+      for (inst = LLVMGetFirstInstruction(bb); inst; inst = next) {
+        next = LLVMGetNextInstruction(inst);
+        switch (LLVMGetInstructionOpcode(inst)) {
+        case LLVMCall: {
+          int nargs = (int)LLVMGetNumArgOperands(inst);
+          for (a = -1; a <= nargs; a++)
+            for (i = 0; i < nk; i++)
+              LLVMRemoveCallSiteEnumAttribute(inst, a < 0 ? (LLVMAttributeIndex)LLVMAttributeFunctionIndex : (LLVMAttributeIndex)a,
+                                              kinds[i]);
+          break;
+        }
+        case LLVMZExt: case LLVMUIToFP: LLVMSetNNeg(inst, 0); break;
+        case LLVMTrunc: LLVMSetNUW(inst, 0), LLVMSetNSW(inst, 0); break;
+        case LLVMFreeze:
+          LLVMReplaceAllUsesWith(inst, LLVMGetOperand(inst, 0));
+          LLVMInstructionEraseFromParent(inst);
+          break;
+        default: break;
+        }
+      }
+  }
+}
+
+/* |n| bytes at |data| as the caller's copy (NUL after them). */
+static moss_status copy_out(gen *G, const char *data, size_t n, char **out, size_t *out_len) {
+  char *c = moss_alloc(G->ctx, n + 1);
+  if (!c) return fail(G, MOSS_E_NOMEM, "GPU code");
+  memcpy(c, data, n);
+  c[n] = 0;
+  *out = c;
+  *out_len = n;
+  return MOSS_OK;
+}
+
 moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *const *nodes, int nnodes,
-                               const moss_llvm_gpu *t, moss_buf *items, char **out_text, size_t *out_len) {
+                               const moss_llvm_gpu *t, moss_buf *items, char **out_code, size_t *out_len) {
   gen G;
   moss_arena *karena = NULL;
   LLVMTargetMachineRef tm = NULL;
@@ -1651,26 +1948,31 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   moss_llvm_target lt;
   moss_kernel_cpu gpu;
   char *err = NULL;
+  const char *what;
   size_t gbytes = sizeof *G.globals * (size_t)(g->nvalues + 1);
   int i;
   memset(&gpu, 0, sizeof gpu);
   gpu.gpu = 1; /* the GPU's kernel shapes */
-  *out_text = NULL;
+  *out_code = NULL;
   *out_len = 0;
   memset(&G, 0, sizeof G);
   memset(&lt, 0, sizeof lt);
   G.ctx = ctx;
   G.g = (moss_graph *)g;
-  G.nvptx = 1;
-  lt.triple = t->triple;
-  lt.cpu = t->cpu;
-  lt.features = t->features;
-  tm = machine(&G, &lt);
-  if (!tm) return ctx->nerrors ? MOSS_E_TARGET : MOSS_E_INTERNAL;
+  G.spir = t->triple && !strncmp(t->triple, "spir64", 6);
+  G.nvptx = !G.spir;
+  what = G.spir ? "OpenCL SPIR-V" : "GPU backend";
+  if (!G.spir) { /* spir64: no target machine in this LLVM (nor needed) */
+    lt.triple = t->triple;
+    lt.cpu = t->cpu;
+    lt.features = t->features;
+    tm = machine(&G, &lt);
+    if (!tm) return ctx->nerrors ? MOSS_E_TARGET : MOSS_E_INTERNAL;
+  }
   module_init(&G, tm, "moss_gpu", t->triple);
   G.globals = moss_alloc(ctx, gbytes);
   if (!G.globals || moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK) {
-    G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "GPU backend");
+    G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "%s", what);
     goto done;
   }
   memset(G.globals, 0, gbytes);
@@ -1679,7 +1981,7 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
     const moss_kstmt *bodies[MOSS_KERNEL_MAX_LAUNCHES];
     char why[200];
     int nb, j;
-    if (!moss_llvm_nvptx_takes(ctx, nodes[i], why, sizeof why)) {
+    if (!gpu_takes(ctx, nodes[i], G.spir, why, sizeof why)) {
       G.st = moss_fail(ctx, MOSS_E_UNSUPPORTED, nodes[i], "%s", why);
       break;
     }
@@ -1693,43 +1995,34 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
       moss_buf_put(items, &n1, sizeof n1);
     }
   }
-  if (G.st == MOSS_OK && items->failed) G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "GPU backend");
+  if (G.st == MOSS_OK && items->failed) G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "%s", what);
   if (G.st != MOSS_OK) goto done;
-  if (LLVMVerifyModule(G.m, LLVMReturnStatusAction, &err)) {
-    G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "GPU backend: the module does not verify: %.600s", err ? err : "?");
-    goto done;
+  if (G.spir) { /* OpenCL C 1.2, as the source form (what llvm-spirv takes as the source language) */
+    LLVMMetadataRef v[2] = {LLVMValueAsMetadata(LLVMConstInt(G.i32, 1, 0)),
+                            LLVMValueAsMetadata(LLVMConstInt(G.i32, 2, 0))};
+    LLVMAddNamedMetadataOperand(G.m, "opencl.ocl.version", LLVMMetadataAsValue(G.c, LLVMMDNodeInContext2(G.c, v, 2)));
+    LLVMAddNamedMetadataOperand(G.m, "opencl.spir.version", LLVMMetadataAsValue(G.c, LLVMMDNodeInContext2(G.c, v, 2)));
   }
-  LLVMDisposeMessage(err);
-  err = NULL;
-  {
-    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e;
-    e = LLVMRunPasses(G.m, "default<O3>", tm, po);
-    LLVMDisposePassBuilderOptions(po);
-    if (e) {
-      char *msg = LLVMGetErrorMessage(e);
-      G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "GPU backend: optimization failed: %s", msg);
-      LLVMDisposeErrorMessage(msg);
+  if (verify_optimize(&G, tm, G.spir ? VEC_NONE : VEC_NVPTX, what) != MOSS_OK) goto done;
+  if (G.spir) {
+    for_llvm_spirv15(&G);
+    mb = LLVMWriteBitcodeToMemoryBuffer(G.m);
+    if (!mb) {
+      G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "%s: bitcode", what);
       goto done;
     }
-  }
-  if (LLVMTargetMachineEmitToMemoryBuffer(tm, G.m, LLVMAssemblyFile, &err, &mb)) {
-    G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "GPU backend: emitting the code failed: %s", err ? err : "?");
-    goto done;
-  }
-  {
-    size_t n = LLVMGetBufferSize(mb);
-    const char *start = LLVMGetBufferStart(mb);
-    char *text;
+    copy_out(&G, LLVMGetBufferStart(mb), LLVMGetBufferSize(mb), out_code, out_len);
+  } else {
+    size_t n;
+    const char *start;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, G.m, LLVMAssemblyFile, &err, &mb)) {
+      G.st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "GPU backend: emitting the code failed: %s", err ? err : "?");
+      goto done;
+    }
+    n = LLVMGetBufferSize(mb);
+    start = LLVMGetBufferStart(mb);
     while (n && !start[n - 1]) n--; /* the assembly buffer may end in a NUL */
-    if (!(text = moss_alloc(ctx, n + 1))) {
-      G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "GPU backend: code");
-      goto done;
-    }
-    memcpy(text, start, n);
-    text[n] = 0;
-    *out_text = text;
-    *out_len = n;
+    copy_out(&G, start, n, out_code, out_len);
   }
 done:
   if (err) LLVMDisposeMessage(err);

@@ -68,13 +68,24 @@ moss_status moss_llvm_emit_code(const moss_backend_device *d, moss_graph *g, con
                                 moss_backend_code *out_code);
 
 /* A segment of a GPU device as one module of kernels, for NVPTX (the PTX
- * backend): kernel moss_k<j> runs nodes[j], taking |nparams| pointers
- * (backends/gpu/segment.h: moss_a, moss_w, moss_t0, ...) and finding each
- * of its inputs and outputs at |where|'s parameter and byte offset; the
- * loops of moss_kernel_grid become threads. */
+ * backend) or for spir64 (the OpenCL backend's SPIR-V form): kernel
+ * moss_k<j> runs nodes[j], taking |nparams| pointers (backends/gpu/
+ * segment.h: moss_a, moss_w, moss_t0, ...) and finding each of its inputs
+ * and outputs at |where|'s parameter and byte offset; the loops of
+ * moss_kernel_grid become work-items. The triple says which:
+ * - "nvptx64-nvidia-cuda": PTX kernels (calling convention PTX_Kernel),
+ *   the thread index from the special registers, exp and log from the
+ *   special-function unit, the module emitted by LLVM's NVPTX target;
+ * - "spir64-unknown-unknown": SPIR kernels (calling convention
+ *   SPIR_KERNEL) on addrspace(1) (global) pointers with the kernel_arg_*
+ *   metadata of OpenCL C 1.2, the work-item index from get_global_id(0),
+ *   math through the OpenCL C builtins by their mangled names (_Z3expf);
+ *   LLVM 19 has no target for it: the module gets a spir64 data layout,
+ *   is optimized without a target machine, and written as bitcode that
+ *   LLVM 15's reader takes (what llvm-spirv-15 reads). */
 typedef struct moss_llvm_gpu {
-  const char *triple;   /* "nvptx64-nvidia-cuda" */
-  const char *cpu;      /* "sm_90" */
+  const char *triple;   /* "nvptx64-nvidia-cuda", "spir64-unknown-unknown" */
+  const char *cpu;      /* "sm_90"; NULL for spir64 */
   const char *features; /* "+ptx78", NULL: the CPU's default PTX version */
   int nparams;
   void (*where)(void *user, const moss_value *v, int *param, int64_t *offset);
@@ -90,14 +101,20 @@ typedef struct moss_llvm_gpu {
  * Reports nothing through |ctx| (its allocator is used). */
 int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap);
 
-/* Builds the module of |nodes| (|nnodes| >= 1), optimized, as PTX text:
- * |*out_text| (|*out_len| characters, NUL-terminated; the caller's, freed
- * with moss_free(ctx, text, len + 1)). Each node is one kernel or several
- * (moss_kernel_launches), numbered in order; |items| gets each kernel's
- * thread count, an int64_t each. Errors: unsupported (a node
- * moss_llvm_nvptx_takes refuses), target (a cpu or feature LLVM does not
+/* The same for spir64: the math of OpenCL C's builtins on float32 and
+ * float64 (exp, log, pow, tanh, erf, fmod, ...), no DOT4, DOT4S or TBL128
+ * (CPU instructions), no arena scratch. */
+int moss_llvm_spir_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap);
+
+/* Builds the module of |nodes| (|nnodes| >= 1), optimized: for NVPTX the
+ * PTX text (NUL-terminated), for spir64 the bitcode; |*out_code|
+ * (|*out_len| bytes, the caller's, freed with moss_free(ctx, code, len +
+ * 1)). Each node is one kernel or several (moss_kernel_launches), numbered
+ * in order; |items| gets each kernel's work-item count, an int64_t each.
+ * Errors: unsupported (a node moss_llvm_nvptx_takes or
+ * moss_llvm_spir_takes refuses), target (a cpu or feature LLVM does not
  * know), internal, out-of-memory. */
 moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *const *nodes, int nnodes,
-                               const moss_llvm_gpu *t, moss_buf *items, char **out_text, size_t *out_len);
+                               const moss_llvm_gpu *t, moss_buf *items, char **out_code, size_t *out_len);
 
 #endif

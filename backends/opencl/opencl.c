@@ -1,11 +1,22 @@
 /* opencl.c - the OpenCL backend: each segment of nodes on an OpenCL device
  * becomes one blob (runtime/include/moss_bundle.h, "OpenCL segment blob")
- * holding an OpenCL C 1.2 program printed from the nodes' kernel
- * descriptions, the launch of each kernel, and the constant weights they
- * read. The printer is the C backend's (backends/c/kprint.c, in its OpenCL
- * dialect: types from a prelude of typedefs, tables in __constant memory,
- * the outermost parallel loops as work-items), so an operator is still
- * described once.
+ * holding the program in two forms, the launch of each kernel, and the
+ * constant weights they read:
+ * - OpenCL C 1.2 printed from the nodes' kernel descriptions by the C
+ *   backend's printer (backends/c/kprint.c, in its OpenCL dialect: types
+ *   from a prelude of typedefs, tables in __constant memory, the outermost
+ *   parallel loops as work-items), for every OpenCL device;
+ * - the same kernels as SPIR-V 1.0 (Kernel capability), for devices with
+ *   cl_khr_il_program: the LLVM backend builds them as a spir64 module
+ *   from the same descriptions (backends/llvm, moss_llvm_emit_gpu: the
+ *   same launches and work-item counts, the same places in the buffers
+ *   below), llvm-spirv-15 translates it and SPIRV-Tools validates it
+ *   (translate.c).
+ * So an operator is still described once. A segment with a node the SPIR-V
+ * form cannot build (moss_llvm_spir_takes: none today, on the GPU's
+ * kernel shapes) still compiles: its blob carries no SPIR-V, its OpenCL C
+ * starts with a comment naming the node and why, and every device builds
+ * it from source.
  *
  * Memory on the device: each tensor the segment reads from or writes for
  * the rest of the plan (its step's tensors, in the order of the step) is a
@@ -20,6 +31,7 @@
 #include "../../compiler/kernel/kernel.h"
 #include "../c/cgen.h"
 #include "../gpu/segment.h"
+#include "../llvm/llvm.h"
 #include "moss_bundle.h"
 #include "opencl.h"
 
@@ -133,8 +145,58 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
   return MOSS_OK;
 }
 
-/* moss_cgen.table_at: in the segment's constants. */
+/* moss_cgen.table_at, moss_llvm_gpu.table: in the segment's constants. */
 static int64_t table_at(void *user, const void *data, size_t bytes) { return moss_gpu_seg_table(user, data, bytes); }
+
+/* moss_llvm_gpu.where: the parameters are (moss_a, moss_w, moss_t0, ...),
+ * as the OpenCL C kernels'. */
+static void where(void *user, const moss_value *v, int *param, int64_t *offset) {
+  int t;
+  switch (moss_gpu_seg_where(user, v, &t, offset)) {
+  case MOSS_GPU_ARENA: *param = 0; break;
+  case MOSS_GPU_WEIGHTS: *param = 1; break;
+  case MOSS_GPU_TENSOR: *param = 2 + t; break;
+  }
+}
+
+/* The SPIR-V form of |nodes| (|*out_words|, |*out_nwords| words; none,
+ * with the reason in |note|, when a node is one it cannot build), whose
+ * kernels must be the OpenCL C's: the same count and work-items as
+ * |items| (|nk| kernels). */
+static moss_status spirv_form(moss_gpu_seg *s, moss_node *const *nodes, int nnodes, const int64_t *items, int nk,
+                              uint32_t **out_words, size_t *out_nwords, char *note, size_t cap) {
+  moss_ctx *ctx = s->ctx;
+  moss_llvm_gpu lg;
+  moss_buf sitems;
+  char *bc = NULL, why[200];
+  size_t len = 0;
+  int k;
+  moss_status st;
+  *out_words = NULL;
+  *out_nwords = 0;
+  note[0] = 0;
+  for (k = 0; k < nnodes; k++)
+    if (!moss_llvm_spir_takes(ctx, nodes[k], why, sizeof why)) {
+      snprintf(note, cap, "/* moss: no SPIR-V form (every device builds this source): node '%s' (%s): %s */\n",
+               nodes[k]->name, nodes[k]->op_type, why);
+      return MOSS_OK;
+    }
+  memset(&lg, 0, sizeof lg);
+  lg.triple = "spir64-unknown-unknown";
+  lg.nparams = 2 + s->nin + s->nout;
+  lg.where = where;
+  lg.table = table_at;
+  lg.user = s;
+  moss_buf_init(&sitems, ctx);
+  st = moss_llvm_emit_gpu(ctx, s->g, nodes, nnodes, &lg, &sitems, &bc, &len);
+  if (st == MOSS_OK && (sitems.len != (size_t)nk * sizeof(int64_t) || memcmp(sitems.data, items, sitems.len)))
+    st = moss_fail(ctx, MOSS_E_INTERNAL, nodes[0], "OpenCL backend: the SPIR-V form has other kernels (%zu) than "
+                   "the OpenCL C (%d)", sitems.len / sizeof(int64_t), nk);
+  if (st == MOSS_OK) st = moss_opencl_spirv(ctx, bc, len, nodes[0], out_words, out_nwords);
+  if (bc) moss_free(ctx, bc, len + 1);
+  moss_buf_deinit(&sitems);
+  return st;
+}
 
 moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_graph *g,
                                      moss_node *const *nodes, int nnodes, moss_buf *blob,
@@ -146,6 +208,9 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   moss_buf src, decls, items;
   moss_arena *karena = NULL;
   unsigned char *emitted = NULL;
+  uint32_t *words = NULL;
+  size_t nwords = 0;
+  char note[400];
   int k;
   moss_status st;
   *out_in_ids = *out_out_ids = NULL;
@@ -190,14 +255,24 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
     st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "OpenCL backend");
     goto done;
   }
-  {
-    const char *parts[3] = {prelude, decls.data, src.data};
-    size_t lens[3] = {strlen(prelude), decls.len, src.len};
+  st = spirv_form(&s, nodes, nnodes, (const int64_t *)items.data, (int)(items.len / sizeof(int64_t)), &words,
+                  &nwords, note, sizeof note);
+  if (st != MOSS_OK) goto done;
+  { /* the code: u64 text length, the text, zeros to a multiple of 4 bytes, the SPIR-V words */
+    static const char zeros[4];
+    unsigned char tl[8];
+    uint64_t text = (uint64_t)(strlen(note) + strlen(prelude) + decls.len + src.len);
+    const char *parts[7] = {(const char *)tl, note, prelude, decls.data, src.data, zeros, (const char *)words};
+    size_t lens[7] = {8, strlen(note), strlen(prelude), decls.len, src.len, (4 - (size_t)(8 + text) % 4) % 4,
+                      4 * nwords};
+    int i;
+    for (i = 0; i < 8; i++) tl[i] = (unsigned char)(text >> (8 * i));
     st = moss_gpu_seg_blob(&s, MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, (const int64_t *)items.data,
-                           (int)(items.len / sizeof(int64_t)), parts, lens, 3, blob, nodes[0], out_in_ids, out_nin,
+                           (int)(items.len / sizeof(int64_t)), parts, lens, 7, blob, nodes[0], out_in_ids, out_nin,
                            out_out_ids, out_nout);
   }
 done:
+  if (words) moss_free(ctx, words, 4 * nwords);
   moss_free(ctx, emitted, nv);
   moss_buf_deinit(&items);
   if (karena) moss_arena_destroy(karena);

@@ -337,16 +337,31 @@ static inline uint32_t moss_bundle_crc32(uint32_t crc, const void *data, size_t 
  *   u64 bytes[ntensors]     each tensor of the step (its inputs, then its
  *                           outputs), its own device buffer moss_t<k>
  *   u64 items[nkernels]     the work-items of kernel moss_k<k> (>= 1)
- *   char source[source_len] the OpenCL C 1.2 program: kernels moss_k0 ..
+ *   u8 source[source_len]   the program, in two forms (version 2):
+ *     u64 text_len          (>= 1)
+ *     char text[text_len]   the OpenCL C 1.2 program: kernels moss_k0 ..
  *                           moss_k<nkernels-1>, each taking (__global uchar
  *                           *moss_a, __global const uchar *moss_w, __global
  *                           uchar *moss_t0, .. moss_t<ntensors-1>), run in
  *                           order, one work-item dimension each
+ *     u8 zero[]             0 to 3 zeros: to a multiple of 4 bytes from the
+ *                           start of |source|
+ *     u32 spirv[]           the rest of |source|: the same kernels as one
+ *                           SPIR-V 1.0 module (little-endian words, Kernel
+ *                           capability, OpenCL.std math; entry points
+ *                           moss_k<k> taking the same buffers as CrossWorkgroup
+ *                           pointers), for devices with cl_khr_il_program or
+ *                           OpenCL 2.1's IL support; or nothing, when the
+ *                           compiler could not build that form (the text then
+ *                           starts with a comment saying why), and every
+ *                           device builds the text
  *   u8 weights[weights_bytes] the constants the kernels read (buffer moss_w)
  * and moss_a: |arena_bytes| of device memory for the values that live inside
- * the segment, at their planned offsets. */
+ * the segment, at their planned offsets. Version 1 had the text alone as
+ * |source|; the blobs that share this layout below keep theirs as they
+ * describe it. */
 #define MOSS_OPENCL_BLOB_MAGIC "MOCL"
-#define MOSS_OPENCL_BLOB_VERSION 1u
+#define MOSS_OPENCL_BLOB_VERSION 2u
 typedef struct moss_opencl_blob_header {
   char magic[4];                 /*  0: MOSS_OPENCL_BLOB_MAGIC */
   uint32_t version;              /*  4: MOSS_OPENCL_BLOB_VERSION */

@@ -1168,13 +1168,24 @@ TEST(plugin_device) {
 /* A GPU segment blob (moss_bundle.h, "OpenCL segment blob"; the PTX one
  * shares its layout) with |magic| and |version| for the plugin bundle's
  * step 2 (one input, one output, 16 bytes each) in |buf|: |nk| kernels of
- * |items| work-items, |src| as source; its length. */
+ * |items| work-items, |src| as source (an OpenCL blob's code: its length
+ * as a u64, |src|, zeros to 4 bytes, and no SPIR-V); its length. */
 static size_t gpu_blob(uint8_t *buf, const char *magic, uint32_t version, uint32_t nk, uint64_t items,
                        uint64_t tbytes, const char *src) {
   moss_opencl_blob_header h;
   size_t n = 0;
-  uint64_t v;
+  uint64_t v, tl = strlen(src);
   uint32_t k;
+  if (!memcmp(magic, MOSS_OPENCL_BLOB_MAGIC, 4)) {
+    size_t m = gpu_blob(buf, "TEMP", version, nk, items, tbytes, src), at = m - tl, pad = (4 - (8 + tl) % 4) % 4;
+    memcpy(buf, magic, 4);
+    memmove(buf + at + 8, buf + at, tl);
+    memcpy(buf + at, &tl, 8);
+    memset(buf + at + 8 + tl, 0, pad);
+    tl += 8 + pad;
+    memcpy(buf + offsetof(moss_opencl_blob_header, source_len), &tl, 8);
+    return at + tl;
+  }
   memcpy(h.magic, magic, 4);
   h.version = version;
   h.ntensors = 2;
@@ -1247,9 +1258,41 @@ static void gpu_blob_checks(int *failed_, const char *backend, const char *magic
 
 /* The OpenCL executor (runtime/src/opencl). */
 TEST(opencl_blob_checks) {
+  static const char src[] = "__kernel void moss_k0(__global uchar *a) {}";
+  plug_desc p;
+  char path[1024];
+  uint8_t buf[512];
+  mossrt_bundle *b = NULL;
+  mossrt_error err;
+  size_t n, at;
+  int c;
   gpu_blob_checks(failed_, "opencl", MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, "opencl: ",
-                  "not an OpenCL segment blob", "__kernel void moss_k0(__global uchar *a) {}",
-                  "MOSS_OPENCL_LIBRARY", "device 'npu': cannot load the OpenCL ICD loader");
+                  "not an OpenCL segment blob", src, "MOSS_OPENCL_LIBRARY",
+                  "device 'npu': cannot load the OpenCL ICD loader");
+  if (*failed_) return;
+  /* Its code, the source and the SPIR-V (moss_bundle.h): a source longer
+   * than the code; a SPIR-V module of 4 bytes; one without the magic. */
+  for (c = 0; c < 3; c++) {
+    plug_init(&p, "");
+    p.devices[1].backend = "opencl";
+    p.devices[1].plugin_path = NULL;
+    n = gpu_blob(buf, MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, 1, 4, 16, src);
+    at = sizeof(moss_opencl_blob_header) + 3 * 8; /* the code: after 2 tensors and 1 kernel */
+    if (c == 0) {
+      buf[at] = 45;
+    } else {
+      uint64_t sl = n - at + (c == 1 ? 4 : 20);
+      memset(buf + n, 0, 20);
+      if (c == 1) buf[n] = 0x03, buf[n + 1] = 0x02, buf[n + 2] = 0x23, buf[n + 3] = 0x07;
+      memcpy(buf + offsetof(moss_opencl_blob_header, source_len), &sl, 8);
+      n += c == 1 ? 4 : 20;
+    }
+    p.blobs[0] = buf;
+    p.blob_bytes[0] = n;
+    ASSERT_EQ(write_bundle(&p.d, "gpu_code.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+    ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_FORMAT);
+    ASSERT_STR_CONTAINS(err.text, "opencl: blob 0: its code");
+  }
 }
 
 /* The CUDA executor (runtime/src/cuda), on a "ptx" device. */

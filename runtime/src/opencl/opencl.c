@@ -9,10 +9,16 @@
  * field by field against its size and its step. At session creation: the
  * device (the first whose name contains MOSS_DEVICE when that is set, else
  * the first GPU, else the first device of the first platform that has
- * one), a context and an in-order queue, and per blob its program built
- * from source, its kernels, its buffers (the step's tensors, the segment's
- * arena, the weights uploaded once) and every kernel argument set; built
- * programs are cached on disk (see "The program cache" below). A run
+ * one), a context and an in-order queue, and per blob its program, its
+ * kernels, its buffers (the step's tensors, the segment's arena, the
+ * weights uploaded once) and every kernel argument set; built programs are
+ * cached on disk (see "The program cache" below). A blob carries its
+ * program twice (moss_bundle.h): a device that takes SPIR-V (OpenCL 2.1's
+ * CL_DEVICE_IL_VERSION, or cl_khr_il_program, naming SPIR-V) gets the
+ * SPIR-V module (clCreateProgramWithIL, or clCreateProgramWithILKHR), the
+ * others the OpenCL C source; MOSS_OPENCL_CODE=source or spirv forces one
+ * form (spirv on a device that takes none, or a blob without it: an
+ * error), auto (or unset) chooses so. A run
  * writes the step's inputs, enqueues the kernels in order, reads its
  * outputs and waits: no allocation, no host round trip between kernels.
  * Every failure names the OpenCL call and its error code. */
@@ -53,6 +59,9 @@ typedef struct _cl_event *cl_event;
 #define CL_DRIVER_VERSION 0x102D
 #define CL_DEVICE_VERSION 0x102F
 #define CL_DEVICE_SINGLE_FP_CONFIG 0x101B
+#define CL_DEVICE_EXTENSIONS 0x1030
+#define CL_DEVICE_PLATFORM 0x1031
+#define CL_DEVICE_IL_VERSION 0x105B /* = CL_DEVICE_IL_VERSION_KHR */
 #define CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT ((cl_bitfield)1 << 7)
 #define CL_TRUE 1
 #define CL_FALSE 0
@@ -88,11 +97,17 @@ typedef struct _cl_event *cl_event;
   X(clReleaseCommandQueue, cl_int, (cl_command_queue))                                               \
   X(clReleaseContext, cl_int, (cl_context))
 
+/* What an OpenCL 2.1 ICD loader has besides (NULL where it lacks them). */
+typedef cl_program (*ocl_il_fn)(cl_context, const void *, size_t, cl_int *);
+typedef void *(*ocl_ext_fn)(cl_platform_id, const char *);
+
 typedef struct ocl_api {
   void *lib;
 #define OCL_FIELD(name, ret, args) ret(*name) args;
   OCL_FUNCTIONS(OCL_FIELD)
 #undef OCL_FIELD
+  ocl_il_fn clCreateProgramWithIL;                     /* OpenCL 2.1 */
+  ocl_ext_fn clGetExtensionFunctionAddressForPlatform; /* OpenCL 1.2 */
 } ocl_api;
 
 /* A session's objects for one blob. */
@@ -117,7 +132,12 @@ typedef struct ocl_session {
                                   * 2.5 and 3 ulp by default, and NVIDIA's driver takes that:
                                   * DynamicQuantizeLinear's x / scale then rounds to other
                                   * integers than the CPU's) */
+  const char *il_options;        /* the same for a program from SPIR-V (no language to name) */
+  ocl_il_fn create_il;           /* how the device takes SPIR-V; NULL: it does not */
+  int code;                      /* MOSS_OPENCL_CODE: CODE_AUTO, CODE_SOURCE or CODE_SPIRV */
 } ocl_session;
+
+enum { CODE_AUTO, CODE_SOURCE, CODE_SPIRV };
 
 #define FAIL(st, fmt, ...) mossrt_fail(err, b->name, st, "opencl: " fmt, ##__VA_ARGS__)
 
@@ -126,9 +146,44 @@ static const mossrt_gpu_format format = {MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLO
 
 static int opencl_serves(const mossrt_device *d) { return strcmp(d->backend, "opencl") == 0; }
 
-/* The step's tensors are the blob's, of the same sizes. */
+/* The two forms in the code of a blob (moss_bundle.h: u64 text_len, the
+ * OpenCL C text, zeros to a multiple of 4 bytes, the SPIR-V words): 0 when
+ * they do not fit its |source_len| bytes or the SPIR-V is no module. */
+static int split_code(const mossrt_gpu_blob *ob, const char **text, size_t *tlen, const unsigned char **il,
+                      size_t *ilen) {
+  const unsigned char *c = (const unsigned char *)ob->source;
+  uint64_t n = ob->h.source_len, tl, at;
+  *text = NULL;
+  *il = NULL;
+  *tlen = *ilen = 0;
+  if (n < 8) return 0;
+  tl = mossrt_rd64(c);
+  if (tl == 0 || tl > n - 8) return 0;
+  at = 8 + tl + (4 - (8 + tl) % 4) % 4;
+  if (at > n || (n - at) % 4) return 0;
+  for (; 8 + tl + *ilen < at; (*ilen)++)
+    if (c[8 + tl + *ilen]) return 0; /* the padding is zeros */
+  *text = (const char *)c + 8;
+  *tlen = (size_t)tl;
+  *ilen = (size_t)(n - at);
+  *il = *ilen ? c + at : NULL;
+  /* A module: its magic number (little-endian) and a header of 5 words. */
+  return !*ilen || (*ilen >= 20 && c[at] == 0x03 && c[at + 1] == 0x02 && c[at + 2] == 0x23 && c[at + 3] == 0x07);
+}
+
+/* The step's tensors are the blob's, of the same sizes; its code holds
+ * the source and, if any, a SPIR-V module. */
 static mossrt_status opencl_check_step(mossrt_bundle *b, uint32_t i, mossrt_error *err) {
-  return mossrt_gpu_check_step(b, i, &format, err);
+  mossrt_gpu_blob ob;
+  const char *text;
+  const unsigned char *il;
+  size_t tlen, ilen;
+  if (mossrt_gpu_check_step(b, i, &format, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
+  if (mossrt_gpu_blob_read(b, b->steps[i].blob, &format, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
+  if (!split_code(&ob, &text, &tlen, &il, &ilen))
+    return FAIL(MOSSRT_E_FORMAT, "blob %u: its code (%llu bytes) is not a source of u64 length, zeros to 4 bytes "
+                "and a SPIR-V module or nothing", b->steps[i].blob, (unsigned long long)ob.h.source_len);
+  return MOSSRT_OK;
 }
 
 static void opencl_close(mossrt_bundle *b) {
@@ -167,6 +222,9 @@ static mossrt_status opencl_open(mossrt_bundle *b, mossrt_error *err) {
     return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no %s", d->id, path, #name);
     OCL_FUNCTIONS(OCL_LOAD)
 #undef OCL_LOAD
+    *(void **)&api->clCreateProgramWithIL = dlsym(api->lib, "clCreateProgramWithIL");
+    *(void **)&api->clGetExtensionFunctionAddressForPlatform =
+        dlsym(api->lib, "clGetExtensionFunctionAddressForPlatform");
   }
   return MOSSRT_OK;
 }
@@ -224,12 +282,14 @@ static void release_prog(const ocl_api *api, const mossrt_allocator *a, ocl_prog
 }
 
 /* ---- The program cache ---------------------------------------------------
- * A program built from source is kept as the driver's binary in
- * $MOSS_CACHE_DIR (else $XDG_CACHE_HOME/moss, else $HOME/.cache/moss; none
- * of them set, or "off": no cache), in opencl-<16 hex digits>.bin, the
- * digits a 64-bit FNV-1a hash of the key: the device's name, its driver's
- * version, its OpenCL version, and the program source's length and FNV-1a
- * hash. The file holds the key in full, which must match, then the
+ * A built program is kept as the driver's binary in $MOSS_CACHE_DIR (else
+ * $XDG_CACHE_HOME/moss, else $HOME/.cache/moss; none of them set, or
+ * "off": no cache), in opencl-<form>-<16 hex digits>.bin, the form the one
+ * it was built from ("source" or "spirv"), the digits a 64-bit FNV-1a hash
+ * of the key: the form, the device's name, its driver's version, its
+ * OpenCL version, the build options, and the length and FNV-1a hash of the
+ * code (the OpenCL C source or the SPIR-V module: the kernels' hash). The
+ * file holds the key in full, which must match, then the
  * binary's length and FNV-1a hash, then the binary: a file damaged since
  * it was written is never given to the driver (PoCL crashes on a damaged
  * binary). A file that does not match, or a binary the driver refuses, is
@@ -260,10 +320,10 @@ static void mkdirs(char *dir) {
   mkdir(dir, 0777);
 }
 
-/* The cache file's path and key for |src| built with |options|, or 0 when
- * there is no cache. */
-static int cache_key(const ocl_api *api, cl_device_id dev, const char *options, const char *src, size_t len,
-                     char *path, size_t pcap, char *key, size_t kcap) {
+/* The cache file's path and key for the code |src| of |form| built with
+ * |options|, or 0 when there is no cache. */
+static int cache_key(const ocl_api *api, cl_device_id dev, const char *form, const char *options, const void *src,
+                     size_t len, char *path, size_t pcap, char *key, size_t kcap) {
   const char *dir = getenv("MOSS_CACHE_DIR"), *base = NULL, *sub = "";
   char name[256], drv[128], ver[128];
   int n;
@@ -279,20 +339,20 @@ static int cache_key(const ocl_api *api, cl_device_id dev, const char *options, 
       api->clGetDeviceInfo(dev, CL_DEVICE_VERSION, sizeof ver, ver, NULL) != CL_SUCCESS)
     return 0;
   name[sizeof name - 1] = drv[sizeof drv - 1] = ver[sizeof ver - 1] = 0;
-  n = snprintf(key, kcap, "%s\n%s\n%s\n%s\n%zu\n%016llx", name, drv, ver, options, len,
+  n = snprintf(key, kcap, "%s\n%s\n%s\n%s\n%s\n%zu\n%016llx", form, name, drv, ver, options, len,
                (unsigned long long)fnv1a(0xcbf29ce484222325ULL, src, len));
   if (n < 0 || (size_t)n >= kcap) return 0;
-  if (dir && *dir) n = snprintf(path, pcap, "%s/opencl-%016llx.bin", dir,
+  if (dir && *dir) n = snprintf(path, pcap, "%s/opencl-%s-%016llx.bin", dir, form,
                                 (unsigned long long)fnv1a(0xcbf29ce484222325ULL, key, strlen(key)));
-  else n = snprintf(path, pcap, "%s%s/opencl-%016llx.bin", base, sub,
+  else n = snprintf(path, pcap, "%s%s/opencl-%s-%016llx.bin", base, sub, form,
                     (unsigned long long)fnv1a(0xcbf29ce484222325ULL, key, strlen(key)));
   return n > 0 && (size_t)n < pcap;
 }
 
 /* The program from the cache file at |path| if it holds |key| and the
- * driver builds its binary; NULL otherwise. */
+ * driver builds its binary with |options|; NULL otherwise. */
 static cl_program cache_load(const mossrt_bundle *b, const ocl_api *api, const ocl_session *os, const char *path,
-                             const char *key) {
+                             const char *key, const char *options) {
   FILE *f = fopen(path, "rb");
   char magic[8];
   uint32_t klen = 0;
@@ -313,7 +373,7 @@ static cl_program cache_load(const mossrt_bundle *b, const ocl_api *api, const o
   bl = (size_t)blen;
   prog = api->clCreateProgramWithBinary(os->ctx, 1, &os->dev, &bl, (const unsigned char **)&bin, &st, &rc);
   if (prog && (rc != CL_SUCCESS || st != CL_SUCCESS ||
-               api->clBuildProgram(prog, 1, &os->dev, os->options, NULL, NULL) != CL_SUCCESS)) {
+               api->clBuildProgram(prog, 1, &os->dev, options, NULL, NULL) != CL_SUCCESS)) {
     api->clReleaseProgram(prog);
     prog = NULL;
   }
@@ -362,13 +422,15 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   const mossrt_bundle *b = s->b;
   ocl_prog *p = &os->progs[i];
   mossrt_gpu_blob ob;
-  const char *src;
-  size_t len;
+  const char *src, *options;
+  const unsigned char *il;
+  size_t len, ilen;
   cl_int rc = CL_SUCCESS;
   uint32_t k, t;
-  int cached;
+  int cached, spirv;
   char path[4096], key[800];
   if (mossrt_gpu_blob_read(b, i, &format, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
+  if (!split_code(&ob, &src, &len, &il, &ilen)) return FAIL(MOSSRT_E_FORMAT, "blob %u: its code is malformed", i);
   p->nkernels = ob.h.nkernels;
   p->ntensors = ob.h.ntensors;
   p->kernels = mossrt_mem_alloc(&b->alloc, p->nkernels * sizeof *p->kernels);
@@ -380,19 +442,31 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   if (p->tensors) memset(p->tensors, 0, (p->ntensors + 1) * sizeof *p->tensors);
   if (!p->kernels || !p->items || !p->tensors || !p->tbytes)
     return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's objects", i);
-  src = ob.source;
-  len = (size_t)ob.h.source_len;
-  cached = cache_key(api, os->dev, os->options, src, len, path, sizeof path, key, sizeof key);
-  if (cached && (p->prog = cache_load(b, api, os, path, key)) != NULL) goto built;
-  p->prog = api->clCreateProgramWithSource(os->ctx, 1, &src, &len, &rc);
-  if (!p->prog || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateProgramWithSource: %d", (int)rc);
-  rc = api->clBuildProgram(p->prog, 1, &os->dev, os->options, NULL, NULL);
+  /* The form: SPIR-V where the device takes it (and the blob has it), or
+   * as MOSS_OPENCL_CODE says; else the source. */
+  spirv = os->code == CODE_SPIRV || (os->code == CODE_AUTO && os->create_il && ilen);
+  if (spirv && !ilen)
+    return FAIL(MOSSRT_E_DEVICE, "MOSS_OPENCL_CODE=spirv: blob %u carries no SPIR-V (the compiler could not build "
+                "it: the first line of its OpenCL C says why)", i);
+  options = spirv ? os->il_options : os->options;
+  cached = spirv ? cache_key(api, os->dev, "spirv", options, il, ilen, path, sizeof path, key, sizeof key)
+                 : cache_key(api, os->dev, "source", options, src, len, path, sizeof path, key, sizeof key);
+  if (cached && (p->prog = cache_load(b, api, os, path, key, options)) != NULL) goto built;
+  if (spirv) {
+    p->prog = os->create_il(os->ctx, il, ilen, &rc);
+    if (!p->prog || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateProgramWithIL of blob %u: %d", i, (int)rc);
+  } else {
+    p->prog = api->clCreateProgramWithSource(os->ctx, 1, &src, &len, &rc);
+    if (!p->prog || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateProgramWithSource: %d", (int)rc);
+  }
+  rc = api->clBuildProgram(p->prog, 1, &os->dev, options, NULL, NULL);
   if (rc != CL_SUCCESS) {
     char log[1024];
     log[0] = 0;
     api->clGetProgramBuildInfo(p->prog, os->dev, CL_PROGRAM_BUILD_LOG, sizeof log, log, NULL);
     log[sizeof log - 1] = 0;
-    return FAIL(MOSSRT_E_DEVICE, "clBuildProgram of blob %u: %d: %s", i, (int)rc, log);
+    return FAIL(MOSSRT_E_DEVICE, "clBuildProgram of blob %u (%s): %d: %s", i, spirv ? "SPIR-V" : "source", (int)rc,
+                log);
   }
   if (cached) cache_store(b, api, p->prog, path, key);
 built:
@@ -424,6 +498,45 @@ built:
     if (rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clSetKernelArg of %s: %d", name, (int)rc);
   }
   return MOSSRT_OK;
+}
+
+/* How |dev| takes a SPIR-V module: OpenCL 2.1's clCreateProgramWithIL on
+ * a device of OpenCL 2.1 or later whose CL_DEVICE_IL_VERSION names SPIR-V
+ * (any version: each takes the 1.0 modules moss writes), else
+ * clCreateProgramWithILKHR from the device's platform where it has
+ * cl_khr_il_program; NULL: neither. |ilv| gets the IL versions it
+ * reports (for messages). */
+static ocl_il_fn il_entry(const mossrt_bundle *b, const ocl_api *api, cl_device_id dev, char *ilv, size_t cap) {
+  char ver[128];
+  size_t n = 0;
+  int major = 0, minor = 0, khr = 0;
+  cl_platform_id plat = NULL;
+  ilv[0] = ver[0] = 0;
+  if (api->clGetDeviceInfo(dev, CL_DEVICE_IL_VERSION, cap, ilv, NULL) != CL_SUCCESS) ilv[0] = 0;
+  ilv[cap - 1] = 0;
+  if (!strstr(ilv, "SPIR-V")) return NULL;
+  if (api->clGetDeviceInfo(dev, CL_DEVICE_VERSION, sizeof ver, ver, NULL) == CL_SUCCESS) {
+    ver[sizeof ver - 1] = 0;
+    if (sscanf(ver, "OpenCL %d.%d", &major, &minor) != 2) major = minor = 0;
+  }
+  if ((major > 2 || (major == 2 && minor >= 1)) && api->clCreateProgramWithIL) return api->clCreateProgramWithIL;
+  if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, 0, NULL, &n) == CL_SUCCESS && n > 0) {
+    char *ext = mossrt_mem_alloc(&b->alloc, n + 1);
+    if (ext) {
+      if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, n, ext, NULL) == CL_SUCCESS) {
+        ext[n] = 0;
+        khr = strstr(ext, "cl_khr_il_program") != NULL;
+      }
+      mossrt_mem_free(&b->alloc, ext, n + 1);
+    }
+  }
+  if (khr && api->clGetExtensionFunctionAddressForPlatform &&
+      api->clGetDeviceInfo(dev, CL_DEVICE_PLATFORM, sizeof plat, &plat, NULL) == CL_SUCCESS) {
+    ocl_il_fn f;
+    *(void **)&f = api->clGetExtensionFunctionAddressForPlatform(plat, "clCreateProgramWithILKHR");
+    return f;
+  }
+  return NULL;
 }
 
 static const ocl_api *session_api(const mossrt_bundle *b) {
@@ -465,10 +578,26 @@ static mossrt_status opencl_session_open(mossrt_session *s, mossrt_error *err) {
   if ((st = pick_device(b, api, &os->dev, err)) != MOSSRT_OK) return st;
   {
     cl_bitfield fp = 0;
-    os->options = api->clGetDeviceInfo(os->dev, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) == CL_SUCCESS &&
-                          (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT)
-                      ? "-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt"
-                      : "-cl-std=CL1.2";
+    int exact = api->clGetDeviceInfo(os->dev, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) == CL_SUCCESS &&
+                (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT);
+    os->options = exact ? "-cl-std=CL1.2 -cl-fp32-correctly-rounded-divide-sqrt" : "-cl-std=CL1.2";
+    os->il_options = exact ? "-cl-fp32-correctly-rounded-divide-sqrt" : "";
+  }
+  {
+    const char *code = getenv("MOSS_OPENCL_CODE");
+    char ilv[256], name[256];
+    if (!code || !*code || !strcmp(code, "auto")) os->code = CODE_AUTO;
+    else if (!strcmp(code, "source")) os->code = CODE_SOURCE;
+    else if (!strcmp(code, "spirv")) os->code = CODE_SPIRV;
+    else return FAIL(MOSSRT_E_DEVICE, "MOSS_OPENCL_CODE='%s': source, spirv or auto", code);
+    os->create_il = il_entry(b, api, os->dev, ilv, sizeof ilv);
+    if (os->code == CODE_SPIRV && !os->create_il) {
+      name[0] = 0;
+      api->clGetDeviceInfo(os->dev, CL_DEVICE_NAME, sizeof name, name, NULL);
+      name[sizeof name - 1] = 0;
+      return FAIL(MOSSRT_E_DEVICE, "MOSS_OPENCL_CODE=spirv: device '%s' takes no SPIR-V (CL_DEVICE_IL_VERSION '%s', "
+                  "and no cl_khr_il_program); unset it, or set it to source", name, ilv);
+    }
   }
   os->ctx = api->clCreateContext(NULL, 1, &os->dev, NULL, NULL, &rc);
   if (!os->ctx || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateContext: %d", (int)rc);
