@@ -14,17 +14,27 @@
     one step, as the CPU backends do;
 - the CNN compiled for targets/opencl-gpu.xml (the OpenCL device and the
   host CPU through the C backend): the same logits, the plan's transfers;
+- the SPIR-V form each of those blobs carries beside the OpenCL C (blob
+  version 2, runtime/include/moss_bundle.h), checked apart from moss:
+  `spirv-val --target-env opencl1.2` takes it and `spirv-dis` shows one
+  OpenCL kernel entry point per kernel (moss_k0 ..); PoCL takes no SPIR-V,
+  so every run here builds the source (the same bits with
+  MOSS_OPENCL_CODE=source), and MOSS_OPENCL_CODE=spirv says the device
+  takes none; no translator (MOSS_LLVM_SPIRV naming none): a clear error;
 - clear errors: no device by MOSS_DEVICE's name, no ICD loader, a graph
   output no node writes on a target with no CPU code to copy it (a bundle
   whose blob is malformed: tests/unit/test_bundle.c);
-- the program cache (MOSS_CACHE_DIR): stored, loaded, a damaged file
-  rebuilt, the same results;
+- the program cache (MOSS_CACHE_DIR): stored under the form it was built
+  from (opencl-source-*.bin), loaded, a damaged file rebuilt, the same
+  results; a run forced to SPIR-V does not take the source's program;
 - valgrind's memcheck finds nothing on a run of that path.
 
   test_opencl.py --moss build/moss
 """
 import argparse
 import os
+import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,6 +42,8 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gpu_blobs  # noqa: E402
 DIG = os.path.join(HERE, "digits")
 ONLY = os.path.join(HERE, "..", "conformance", "opencl-only.xml")
 ap = argparse.ArgumentParser()
@@ -99,6 +111,66 @@ for m in ("mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
         fail("%s: %d logits more than one integer step from torch's" % (m, int((dq > 1).sum())))
     print("%s on OpenCL: the same bits as host and c99; max %d steps from torch" % (m, int(dq.max())))
 
+# The SPIR-V form of every blob of those bundles, checked by SPIRV-Tools'
+# own command-line tools: each blob's code is u64 text length, the OpenCL C,
+# zeros to 4 bytes, then the SPIR-V module's words.
+def forms(blob):
+    code = blob["source"]
+    (tl,) = struct.unpack_from("<Q", code, 0)
+    at = 8 + tl + (-(8 + tl)) % 4
+    return code[8:8 + tl], code[at:]
+
+
+nspv = 0
+for m in ("mlp", "cnn", "mlp_pruned90", "mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
+    art = os.path.join(W, m + ".moss")
+    if not os.path.exists(art):
+        continue
+    for k, b in enumerate(gpu_blobs.blobs(art)):
+        if b["magic"] != b"MOCL" or b["version"] != 2:
+            fail("%s: blob %d is %r version %d, not an OpenCL blob of version 2" % (m, k, b["magic"], b["version"]))
+            continue
+        text, spv = forms(b)
+        if not text.startswith(b"/* moss: OpenCL C 1.2 program */") or b"__kernel void moss_k0(" not in text:
+            fail("%s: blob %d: its text is no OpenCL C program: %r" % (m, k, text[:80]))
+        if len(spv) < 20 or struct.unpack_from("<I", spv, 0)[0] != 0x07230203:
+            fail("%s: blob %d carries no SPIR-V module (%d bytes)" % (m, k, len(spv)))
+            continue
+        f = os.path.join(W, "%s_%d.spv" % (m, k))
+        open(f, "wb").write(spv)
+        p = subprocess.run(["spirv-val", "--target-env", "opencl1.2", f], capture_output=True, text=True)
+        if p.returncode != 0:
+            fail("%s: blob %d: spirv-val: %s" % (m, k, (p.stdout + p.stderr).strip()[:600]))
+        dis = subprocess.run(["spirv-dis", f], capture_output=True, text=True).stdout
+        names = re.findall(r'OpEntryPoint Kernel %\w+ "(moss_k\d+)"', dis)
+        want = ["moss_k%d" % i for i in range(len(b["items"]))]
+        if sorted(names) != sorted(want):
+            fail("%s: blob %d: kernel entry points %s, the blob has %d kernels" % (m, k, names, len(b["items"])))
+        if "OpMemoryModel Physical64 OpenCL" not in dis or "; Version: 1.0" not in dis:
+            fail("%s: blob %d: not a SPIR-V 1.0 module for OpenCL (Physical64)" % (m, k))
+        nspv += 1
+print("SPIR-V: %d modules pass spirv-val --target-env opencl1.2, each with its kernels' entry points" % nspv)
+
+# PoCL takes no SPIR-V: the source is built (the same bits when forced),
+# and a run forced to SPIR-V says why it cannot.
+x = xs["mlp"][:5]
+ya = compile_run("mlp", ONLY, x, "form_auto")
+ys = compile_run("mlp", ONLY, x, "form_source", env=dict(ENV, MOSS_OPENCL_CODE="source"))
+if ya is None or ys is None or ya.tobytes() != ys.tobytes():
+    fail("MOSS_OPENCL_CODE=source: other results than the default's")
+p = compile_run("mlp", ONLY, x, "form_spirv", env=dict(ENV, MOSS_OPENCL_CODE="spirv"), ok=False)
+if p.returncode == 0 or "MOSS_OPENCL_CODE=spirv: device" not in p.stderr or "takes no SPIR-V" not in p.stderr:
+    fail("MOSS_OPENCL_CODE=spirv on a device without IL: status %d, %r" % (p.returncode, p.stderr))
+p = compile_run("mlp", ONLY, x, "form_bad", env=dict(ENV, MOSS_OPENCL_CODE="ptx"), ok=False)
+if p.returncode == 0 or "MOSS_OPENCL_CODE='ptx': source, spirv or auto" not in p.stderr:
+    fail("MOSS_OPENCL_CODE=ptx: status %d, %r" % (p.returncode, p.stderr))
+# No translator: the compile names the package.
+p = subprocess.run([A.moss, "compile", os.path.join(DIG, "mlp.onnx"), "--input-shape", "input=2x64", "--target", ONLY,
+                    "-o", os.path.join(W, "notool.moss")], capture_output=True, text=True,
+                   env=dict(ENV, MOSS_LLVM_SPIRV=os.path.join(W, "llvm-spirv-15")))
+if p.returncode == 0 or "llvm-spirv-15 not found: install Debian's llvm-spirv-15" not in p.stderr:
+    fail("no llvm-spirv-15: status %d, %r" % (p.returncode, p.stderr))
+
 # The GPU with the host CPU beside it: placement, transfers, the same logits.
 x = xs["cnn"][:7]
 y = compile_run("cnn", "opencl-gpu", x, "cnn_mixed")
@@ -130,7 +202,7 @@ x = xs["mlp"][:5]
 y0 = compile_run("mlp", ONLY, x, "cache0", env=dict(ENV))
 y1 = compile_run("mlp", ONLY, x, "cache1", env=cenv)
 files = sorted(os.listdir(cache)) if os.path.isdir(cache) else []
-if len(files) != 1 or not files[0].startswith("opencl-") or not files[0].endswith(".bin"):
+if len(files) != 1 or not files[0].startswith("opencl-source-") or not files[0].endswith(".bin"):
     fail("program cache: files %s after one run" % files)
 else:
     f = os.path.join(cache, files[0])
@@ -148,7 +220,13 @@ else:
     for name, y in (("cached", y1), ("loaded", y2), ("rebuilt", y3)):
         if y is None or y0 is None or y.tobytes() != y0.tobytes():
             fail("program cache: the %s program's results differ" % name)
-    print("program cache: stored, loaded, a damaged file rebuilt; the same bits each time")
+    # The key has the form: a run forced to SPIR-V finds no program of its
+    # own (it fails on PoCL, which takes none) and leaves the source's.
+    p = compile_run("mlp", ONLY, x, "cache4", env=dict(cenv, MOSS_OPENCL_CODE="spirv"), ok=False)
+    if p.returncode == 0 or sorted(os.listdir(cache)) != files or open(f, "rb").read() != good:
+        fail("program cache: a run forced to SPIR-V used or changed the source's program (status %d, files %s)"
+             % (p.returncode, sorted(os.listdir(cache))))
+    print("program cache: stored by form, loaded, a damaged file rebuilt; the same bits each time")
 
 # A graph output that no node writes (here a Constant's), on a target with
 # no CPU code to copy it: refused, not left unwritten.
