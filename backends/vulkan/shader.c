@@ -515,6 +515,29 @@ static uint32_t c_pow(sg *S, moss_dtype F, uint32_t x, uint32_t y) {
              r);
 }
 
+/* rint (ties to even), exactly, from trunc: the fraction d = x - t is
+ * exact, a whole step away from t beyond a half, at a half only to an even
+ * neighbour (lavapipe's RoundEven on float64 was not). */
+static uint32_t c_rint(sg *S, moss_dtype F, uint32_t x) {
+  uint32_t tf = ty(S, F), tb = S->t_bool, t = glsl1(S, F, GLSLstd450Trunc, x), d = op2(S, SpvOpFSub, tf, x, t);
+  uint32_t ad = glsl1(S, F, GLSLstd450FAbs, d), half = c_float(S, F, 0.5), step = glsl1(S, F, GLSLstd450FSign, d);
+  uint32_t odd = op2(S, SpvOpFOrdNotEqual, tb, op2(S, SpvOpFRem, tf, t, c_float(S, F, 2)), c_float(S, F, 0));
+  uint32_t away = op2(S, SpvOpLogicalOr, tb, op2(S, SpvOpFOrdGreaterThan, tb, ad, half),
+                      op2(S, SpvOpLogicalAnd, tb, op2(S, SpvOpFOrdEqual, tb, ad, half), odd));
+  return sel(S, F, away, op2(S, SpvOpFAdd, tf, t, step), t);
+}
+
+/* asin and acos from atan and sqrt (lavapipe's own are off by 2e-4):
+ * asin x = atan(x / sqrt((1 - x)(1 + x))), acos x = 2 atan(sqrt((1 - x) /
+ * (1 + x))); NaN outside [-1, 1]. */
+static uint32_t c_asin_acos(sg *S, moss_dtype F, moss_kfn fn, uint32_t x) {
+  uint32_t tf = ty(S, F), one = c_float(S, F, 1), a = op2(S, SpvOpFSub, tf, one, x), b = op2(S, SpvOpFAdd, tf, one, x);
+  if (fn == MOSS_KFN_ASIN)
+    return glsl1(S, F, GLSLstd450Atan, op2(S, SpvOpFDiv, tf, x, glsl1(S, F, GLSLstd450Sqrt, op2(S, SpvOpFMul, tf, a, b))));
+  return op2(S, SpvOpFMul, tf, c_float(S, F, 2),
+             glsl1(S, F, GLSLstd450Atan, glsl1(S, F, GLSLstd450Sqrt, op2(S, SpvOpFDiv, tf, a, b))));
+}
+
 /* erf: Abramowitz and Stegun 7.1.26. */
 static uint32_t c_erf(sg *S, moss_dtype F, uint32_t x) {
   static const double a[5] = {0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429};
@@ -564,7 +587,6 @@ static uint32_t glsl_any(moss_kfn fn) {
   case MOSS_KFN_SQRT: return GLSLstd450Sqrt;
   case MOSS_KFN_FLOOR: return GLSLstd450Floor;
   case MOSS_KFN_CEIL: return GLSLstd450Ceil;
-  case MOSS_KFN_RINT: return GLSLstd450RoundEven;
   case MOSS_KFN_TRUNC: return GLSLstd450Trunc;
   case MOSS_KFN_FABS: return GLSLstd450FAbs;
   case MOSS_KFN_FMIN: return GLSLstd450NMin;
@@ -578,6 +600,11 @@ static uint32_t call(sg *S, const moss_kx *x) {
   moss_dtype at = x->a[0]->dt;
   int i;
   for (i = 0; i < x->nargs; i++) a[i] = expr(S, x->a[i]);
+  if (x->fn == MOSS_KFN_ASIN || x->fn == MOSS_KFN_ACOS) {
+    if (x->dt == MOSS_DT_F32) return c_asin_acos(S, x->dt, x->fn, a[0]);
+    return op1(S, SpvOpFConvert, ty(S, x->dt),
+               c_asin_acos(S, MOSS_DT_F32, x->fn, op1(S, SpvOpFConvert, ty(S, MOSS_DT_F32), a[0])));
+  }
   if ((g = glsl_f32(x->fn)) != 0) {
     if (x->dt != MOSS_DT_F64) return glsl1(S, x->dt, g, a[0]);
     /* float64: in float32 (expr_has takes only functions whose results
@@ -588,6 +615,7 @@ static uint32_t call(sg *S, const moss_kx *x) {
   if ((g = glsl_any(x->fn)) != 0)
     return x->nargs == 2 ? glsl2(S, x->dt, g, a[0], a[1]) : glsl1(S, x->dt, g, a[0]);
   switch (x->fn) {
+  case MOSS_KFN_RINT: return c_rint(S, x->dt, a[0]);
   case MOSS_KFN_EXP: return c_exp(S, x->dt, a[0]);
   case MOSS_KFN_LOG: return c_log(S, x->dt, a[0]);
   case MOSS_KFN_ERF: return c_erf(S, x->dt, a[0]);
