@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "c/cbuild.h"
 #include "c/cgen.h"
+#include "gpu/forms.h"
 #include "llvm/llvm.h"
 #include "opencl/opencl.h"
 #include "ptx/ptx.h"
@@ -123,6 +124,12 @@ static const moss_backend backends[] = {
      .opaque = 1,
      .takes = moss_vulkan_takes,
      .emit_segment = moss_vulkan_emit_segment}, /* backends/vulkan/vulkan.c */
+    {.name = "ptx+vulkan", /* a GPU with both code forms (a Jetson's) */
+     .code = MOSS_CODE_PTX,
+     .machine_facts = gpu_facts,
+     .opaque = 1,
+     .takes = moss_forms_takes,
+     .emit_segment = moss_forms_emit_segment}, /* backends/gpu/forms.c */
     /* The plugin adapter stays last (plugin_adapter()). */
     {.name = "plugin:",
      .code = MOSS_CODE_PLUGIN_BLOB,

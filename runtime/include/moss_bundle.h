@@ -411,6 +411,20 @@ typedef struct moss_opencl_blob_header {
 #define MOSS_VULKAN_BLOB_MAGIC "MVKS"
 #define MOSS_VULKAN_BLOB_VERSION 1u
 
+/* GPU code-forms blob: the BLOB of one EXEC step on a device whose backend
+ * is "ptx+vulkan" (backends/gpu/forms.c: a GPU that runs either form, as a
+ * Jetson's does). Little-endian: the header (magic MOSS_FORMS_BLOB_MAGIC,
+ * u32 version, u32 nforms in 1..4, u32 0), then per form a 32-byte entry
+ * {char backend[16], NUL-padded: "ptx" or "vulkan"; u64 offset; u64 size},
+ * then the forms' blobs (each that backend's segment blob above, at its
+ * offset from the blob's start, 8-aligned, within the blob). libmossrt
+ * runs the device with the first form whose executor finds its driver and
+ * a device on this machine (MOSS_DEVICE applies to each), in order. */
+#define MOSS_FORMS_BLOB_MAGIC "MGFM"
+#define MOSS_FORMS_BLOB_VERSION 1u
+#define MOSS_FORMS_BLOB_HEADER_BYTES 16u
+#define MOSS_FORMS_BLOB_ENTRY_BYTES 32u
+
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(moss_bundle_header) == 320, "moss_bundle_header layout");
 _Static_assert(sizeof(moss_opencl_blob_header) == 40, "moss_opencl_blob_header layout");
