@@ -485,9 +485,9 @@ static LLVMValueRef call(gen *G, const moss_kx *x) {
     return nvptx_math(G, x, a);
   if (G->spir) {
     switch (x->fn) {
-    case MOSS_KFN_FMOD: case MOSS_KFN_ISNAN: case MOSS_KFN_SAT: case MOSS_KFN_REQUANT: case MOSS_KFN_BITS:
+    case MOSS_KFN_ISNAN: case MOSS_KFN_SAT: case MOSS_KFN_REQUANT: case MOSS_KFN_BITS:
     case MOSS_KFN_DOT4: case MOSS_KFN_DOT4S: case MOSS_KFN_TBL128:
-      break; /* as below (spir_has refuses the last three) */
+      break; /* as below (gpu_has refuses the last three) */
     case MOSS_KFN_ISINF: {
       LLVMValueRef inf = LLVMConstReal(scalar_type(G, x->a[0]->dt), 1.0 / 0.0);
       LLVMValueRef av = ocl_builtin(G, "fabs", x->a[0]->dt, a, 1, x->lanes);
@@ -496,7 +496,7 @@ static LLVMValueRef call(gen *G, const moss_kx *x) {
     case MOSS_KFN_ABS:
       if (is_float(x->dt)) return ocl_builtin(G, "fabs", x->dt, a, 1, x->lanes);
       break;
-    default: /* the float functions (spir_has took them) */
+    default: /* the float functions, fmod too (OpenCL C's, as the source form's) */
       return ocl_builtin(G, moss_kfn_name(x->fn), x->a[0]->dt, a, (unsigned)x->nargs, x->lanes);
     }
   }
@@ -1448,7 +1448,10 @@ static moss_status verify_optimize(gen *G, LLVMTargetMachineRef tm, int vec, con
       if (LLVMGetFirstBasicBlock(f))
         LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(G->c, kind, 0));
   }
-  e = LLVMRunPasses(G->m, "default<O3>", tm, po);
+  /* spir64: loops in simplified form at the end (a preheader, one latch,
+   * exits of their own), else llvm-spirv-15 makes the exit blocks itself,
+   * placed before the loop that dominates them */
+  e = LLVMRunPasses(G->m, vec == VEC_NONE ? "default<O3>,function(loop-simplify)" : "default<O3>", tm, po);
   LLVMDisposePassBuilderOptions(po);
   if (e) {
     char *msg = LLVMGetErrorMessage(e);
@@ -1876,8 +1879,7 @@ out:
  * memory) first in the first block. */
 static void for_llvm_spirv15(gen *G) {
   static const char *const newer[] = {"memory", "nofpclass", "writable", "dead_on_unwind", "range", "initializes",
-                                      "hybrid_patchable", "optimize_for_debugging", "coro_only_destroy_when_complete",
-                                      "nocallback"};
+                                      "hybrid_patchable", "optimize_for_debugging", "coro_only_destroy_when_complete"};
   unsigned kinds[sizeof newer / sizeof newer[0]];
   size_t nk = 0, i;
   LLVMValueRef f, inst, next;

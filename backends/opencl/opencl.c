@@ -177,8 +177,12 @@ static moss_status spirv_form(moss_gpu_seg *s, moss_node *const *nodes, int nnod
   note[0] = 0;
   for (k = 0; k < nnodes; k++)
     if (!moss_llvm_spir_takes(ctx, nodes[k], why, sizeof why)) {
-      snprintf(note, cap, "/* moss: no SPIR-V form (every device builds this source): node '%s' (%s): %s */\n",
+      size_t i;
+      snprintf(note, cap, "/* moss: no SPIR-V form (every device builds this source): node '%s' (%s): %s",
                nodes[k]->name, nodes[k]->op_type, why);
+      for (i = 0; note[i] && note[i + 1]; i++)
+        if (note[i] == '*' && note[i + 1] == '/' && i > 0) note[i + 1] = '|'; /* no end of the comment in a name */
+      if (strlen(note) + 4 < cap) strcat(note, " */\n");
       return MOSS_OK;
     }
   memset(&lg, 0, sizeof lg);

@@ -152,7 +152,7 @@ static int opencl_serves(const mossrt_device *d) { return strcmp(d->backend, "op
 static int split_code(const mossrt_gpu_blob *ob, const char **text, size_t *tlen, const unsigned char **il,
                       size_t *ilen) {
   const unsigned char *c = (const unsigned char *)ob->source;
-  uint64_t n = ob->h.source_len, tl, at;
+  uint64_t n = ob->h.source_len, tl, at, z;
   *text = NULL;
   *il = NULL;
   *tlen = *ilen = 0;
@@ -161,8 +161,8 @@ static int split_code(const mossrt_gpu_blob *ob, const char **text, size_t *tlen
   if (tl == 0 || tl > n - 8) return 0;
   at = 8 + tl + (4 - (8 + tl) % 4) % 4;
   if (at > n || (n - at) % 4) return 0;
-  for (; 8 + tl + *ilen < at; (*ilen)++)
-    if (c[8 + tl + *ilen]) return 0; /* the padding is zeros */
+  for (z = 8 + tl; z < at; z++)
+    if (c[z]) return 0; /* the padding is zeros */
   *text = (const char *)c + 8;
   *tlen = (size_t)tl;
   *ilen = (size_t)(n - at);
