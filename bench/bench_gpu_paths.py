@@ -102,10 +102,10 @@ def main():
                 if path != "host":
                     diffs.append("-")
                 continue
-            cells.append("%.2f" % (t / 1e3))
+            cells.append("%.3g" % (t / 1e3))
             if path != "host":
                 diffs.append("%.2g" % float(np.abs(y.reshape(yref.shape) - yref).max()))
-        print("| %s | %s | %.2f | %s |" % (name, " | ".join(cells), ort_ms, ", ".join(diffs)))
+        print("| %s | %s | %.3g | %s |" % (name, " | ".join(cells), ort_ms, ", ".join(diffs)))
         sys.stdout.flush()
     return 0
 

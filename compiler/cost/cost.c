@@ -749,6 +749,21 @@ static void cost_transfer(costing *c, const moss_value *v, int from, int to,
                                    a.has_energy ? b.name : a.name));
 }
 
+double moss_cost_transfer_seconds(const moss_target *t, int from, int to, double bytes) {
+  int ls = pick_level(t, from, HUGE_VAL, 0), ld = pick_level(t, to, HUGE_VAL, 0);
+  moss_target_level a, b;
+  double bw, lat;
+  if (ls < 0 || ld < 0) return -1;
+  moss_target_device_level(t, from, ls, &a);
+  moss_target_device_level(t, to, ld, &b);
+  bw = a.bandwidth_gbps > 0 && b.bandwidth_gbps > 0
+           ? (a.bandwidth_gbps < b.bandwidth_gbps ? a.bandwidth_gbps : b.bandwidth_gbps)
+           : a.bandwidth_gbps + b.bandwidth_gbps; /* the one given: a lower bound on the time */
+  lat = (a.latency_ns > b.latency_ns ? a.latency_ns : b.latency_ns) * 1e-9;
+  if (bw <= 0 && lat <= 0) return -1;
+  return lat + (bw > 0 ? bytes / (bw * 1e9) : 0);
+}
+
 /* ------------------------------------------------------------- totals */
 
 static void grid_carbon(moss_cost_report *r, const moss_cost_figure *e, moss_cost_figure *g1,

@@ -214,6 +214,13 @@ typedef struct moss_cost_report {
  * not-modeled. */
 moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_target *t,
                               const moss_cost_opts *opts, moss_cost_report **out);
+/* Seconds to move |bytes| from device |from| to device |to| of |t|, for
+ * placement by cost before planning (compiler/driver/pipeline.c): the
+ * larger latency of the two devices' outermost writable levels, where data
+ * that crosses devices lives, plus bytes / the slower of their bandwidths
+ * (the one given where only one is: a lower bound); < 0 when neither
+ * level gives a bandwidth or a latency. */
+double moss_cost_transfer_seconds(const moss_target *t, int from, int to, double bytes);
 /* Names the model in the reports (project_name; by default the graph's
  * name): the pipeline passes the model file's stem. Copies |name| and
  * recomputes run_id. MOSS_E_NOMEM leaves the report as it was. */

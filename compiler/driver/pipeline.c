@@ -302,13 +302,73 @@ static moss_status quantize(stage *s) {
   return MOSS_OK;
 }
 
+/* The table of placement by cost (moss_partition_opts.node_s): each
+ * node's time on each device from the cost model, the graph costed once
+ * per device with every node on it (a node the device cannot run is not
+ * modeled there, and the partitioner never asks), before planning; a time
+ * that leaves out a level without a bandwidth (partial) still counts. */
+static moss_status cost_table(stage *s, double **out) {
+  moss_graph *g = s->g;
+  int nd = moss_target_device_count(s->target), d, i, k;
+  size_t nn = (size_t)g->nnodes * (size_t)nd;
+  double *node_s = moss_alloc(s->ctx, (nn + 1) * sizeof *node_s);
+  moss_cost_opts co;
+  moss_status st = MOSS_OK;
+  *out = NULL;
+  if (!node_s) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "placement by cost");
+  memset(&co, 0, sizeof co);
+  for (i = 0; i < (int)nn; i++) node_s[i] = -1;
+  for (d = 0; d < nd && st == MOSS_OK; d++) {
+    moss_cost_report *r = NULL;
+    for (i = 0; i < g->nnodes; i++) {
+      g->nodes[i]->device = d;
+      g->nodes[i]->segment = 0;
+    }
+    st = moss_cost_compute(s->ctx, g, s->target, &co, &r);
+    for (i = 0, k = 0; st == MOSS_OK && i < g->nnodes && k < r->nnodes; i++) {
+      const moss_cost_figure *f;
+      if (g->nodes[i]->dead) continue;
+      f = &r->nodes[k++].time_s;
+      if (f->label && strcmp(f->label, "not-modeled")) node_s[(size_t)i * (size_t)nd + (size_t)d] = f->value;
+    }
+    moss_cost_destroy(s->ctx, r);
+  }
+  for (i = 0; i < g->nnodes; i++) g->nodes[i]->device = -1;
+  if (st != MOSS_OK) {
+    moss_free(s->ctx, node_s, (nn + 1) * sizeof *node_s);
+    return st;
+  }
+  *out = node_s;
+  return MOSS_OK;
+}
+
+/* moss_partition_opts.xfer_s: the cost model's transfer time. */
+static double xfer_s(void *user, int from, int to, double bytes) {
+  return moss_cost_transfer_seconds(user, from, to, bytes);
+}
+
 /* "partition": each node onto the first device whose <ops> list and
- * backend take it (passes/partition.c); n->opaque from the backend. */
+ * backend take it, or with the target's placement="cost" the one of them
+ * at the least estimated time (passes/partition.c); n->opaque from the
+ * backend. */
 static moss_status partition(stage *s) {
   moss_partition_opts po;
+  int nd = moss_target_device_count(s->target);
+  size_t nn = (size_t)s->g->nnodes * (size_t)nd;
+  double *node_s = NULL;
+  moss_status st;
+  memset(&po, 0, sizeof po);
   po.target = s->target;
   po.devices = s->devices;
-  return moss_partition(s->ctx, s->g, &po, &s->nsegments);
+  if (moss_target_placement_cost(s->target) && nd > 1) {
+    MOSS_TRY(cost_table(s, &node_s));
+    po.node_s = node_s;
+    po.xfer_s = xfer_s;
+    po.xfer_user = (void *)s->target;
+  }
+  st = moss_partition(s->ctx, s->g, &po, &s->nsegments);
+  moss_free(s->ctx, node_s, (nn + 1) * sizeof *node_s);
+  return st;
 }
 
 /* "residual": a residual Add into the Conv before it (passes/fuse.c), on

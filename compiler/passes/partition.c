@@ -3,8 +3,10 @@
  * the target file, that takes it: the device's <ops> list must accept the
  * op, its compute dtype and the list's constraints, and the device's
  * backend must have code for it (its takes() in the backend table,
- * backends/backend.h; a plugin's supports() behind the plugin adapter). A
- * node no device takes goes to the fallback device. Devices whose backend
+ * backends/backend.h; a plugin's supports() behind the plugin adapter);
+ * with placement by cost (moss_partition_opts.node_s), to the device that
+ * takes it at the least estimated time, transfers included. A node no
+ * device takes goes to the fallback device. Devices whose backend
  * this build does not have are still placed on by their <ops> list, so
  * the target can be costed; the pipeline then refuses to emit for them,
  * naming the device. Consecutive nodes on one device form a segment; a
@@ -107,44 +109,100 @@ static moss_status keep(moss_ctx *ctx, moss_graph *g, moss_node *n, const char *
   return n->placement ? MOSS_OK : moss_fail(ctx, MOSS_E_NOMEM, n, "placement note");
 }
 
+/* The estimated seconds of node |i| on device |d|: its own (< 0: not
+ * modeled, then the whole is) plus the moves of its non-constant inputs
+ * from the devices that made them (|made_on|, by value id; graph inputs:
+ * |host|) and of its graph outputs to |host|. */
+static double placed_s(const moss_partition_opts *o, const moss_graph *g, int i, int d, const int *made_on,
+                       int host) {
+  int nd = moss_target_device_count(o->target), k;
+  const moss_node *n = g->nodes[i];
+  double s = o->node_s[(size_t)i * (size_t)nd + (size_t)d], x;
+  if (s < 0) return -1;
+  for (k = 0; k < n->ninputs + n->noutputs; k++) {
+    const moss_value *v = k < n->ninputs ? n->inputs[k] : n->outputs[k - n->ninputs];
+    int from = host, to = d;
+    if (!v || v->data) continue;
+    if (k < n->ninputs) {
+      if (v->id >= 0 && v->id < g->nvalues && made_on[v->id] >= 0) from = made_on[v->id];
+    } else {
+      if (v->output_index < 0) continue;
+      from = d, to = host;
+    }
+    if (from == to) continue;
+    x = o->xfer_s(o->xfer_user, from, to, (double)moss_value_nbytes(v));
+    if (x > 0) s += x;
+  }
+  return s;
+}
+
 moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_opts *o,
                            int *out_nsegments) {
   int ndev = moss_target_device_count(o->target);
-  int fb = moss_target_fallback(o->target);
-  int i, d, seg = -1, prev = -1;
+  int fb = moss_target_fallback(o->target), host = moss_target_host_device(o->target);
+  int i, d, k, seg = -1, prev = -1;
+  int *made_on = NULL;
+  size_t nv = (size_t)g->nvalues + 1;
   moss_status st = MOSS_OK;
-  char why[256], text[1024];
+  char why[256], text[1024], costs[512];
 
+  if (o->node_s) {
+    if (!(made_on = moss_alloc(ctx, nv * sizeof *made_on))) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "partition");
+    for (i = 0; i < (int)nv; i++) made_on[i] = -1;
+  }
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
-    size_t len = 0;
-    int placed = -1;
-    text[0] = 0;
-    for (d = 0; d < ndev && placed < 0; d++) {
+    size_t len = 0, clen = 0;
+    int placed = -1, first = -1;
+    double best = -1;
+    text[0] = costs[0] = 0;
+    for (d = 0; d < ndev && (o->node_s || placed < 0); d++) {
       if (device_takes(o, d, n, why, sizeof why)) {
-        placed = d;
+        double c;
+        if (first < 0) first = d;
+        if (!o->node_s) {
+          placed = d;
+          continue;
+        }
+        c = placed_s(o, g, i, d, made_on, host);
+        if (clen < sizeof costs && c < 0)
+          clen += (size_t)snprintf(costs + clen, sizeof costs - clen, "%s%s not modeled", clen ? ", " : "",
+                                   moss_target_device_id(o->target, d));
+        else if (clen < sizeof costs)
+          clen += (size_t)snprintf(costs + clen, sizeof costs - clen, "%s%s %.3g s", clen ? ", " : "",
+                                   moss_target_device_id(o->target, d), c);
+        if (c >= 0 && (best < 0 || c < best)) {
+          best = c;
+          placed = d;
+        }
       } else if (len < sizeof text) {
         len += (size_t)snprintf(text + len, sizeof text - len, "%s%s declined: %s",
                                 len ? "; " : "", moss_target_device_id(o->target, d),
                                 why[0] ? why : "not supported");
       }
     }
+    if (o->node_s && placed < 0) placed = first;
     if (placed >= 0) {
-      char head[256];
-      snprintf(head, sizeof head, "first device that takes %s %s",
-               n->op_type, moss_dtype_short(compute_dtype(n)));
+      char head[800];
+      if (o->node_s && first >= 0 && strchr(costs, ','))
+        snprintf(head, sizeof head, "least time of the devices that take %s %s (%s; transfers included)",
+                 n->op_type, moss_dtype_short(compute_dtype(n)), costs);
+      else
+        snprintf(head, sizeof head, "first device that takes %s %s",
+                 n->op_type, moss_dtype_short(compute_dtype(n)));
       if (len) {
-        char full[1400];
+        char full[1900];
         snprintf(full, sizeof full, "%s (%s)", head, text);
-        MOSS_TRY(keep(ctx, g, n, full));
+        st = keep(ctx, g, n, full);
       } else {
-        MOSS_TRY(keep(ctx, g, n, head));
+        st = keep(ctx, g, n, head);
       }
+      if (st != MOSS_OK) break;
     } else if (fb >= 0) {
       char full[1400];
       placed = fb;
       snprintf(full, sizeof full, "fallback: %s", text);
-      MOSS_TRY(keep(ctx, g, n, full));
+      if ((st = keep(ctx, g, n, full)) != MOSS_OK) break;
     } else {
       st = moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
                      "no device of target '%s' takes it and the target names no fallback: %s",
@@ -156,7 +214,12 @@ moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_op
     if (placed != prev) seg++;
     prev = placed;
     n->segment = seg;
+    if (made_on)
+      for (k = 0; k < n->noutputs; k++)
+        if (n->outputs[k] && n->outputs[k]->id >= 0 && n->outputs[k]->id < g->nvalues)
+          made_on[n->outputs[k]->id] = placed;
   }
+  if (made_on) moss_free(ctx, made_on, nv * sizeof *made_on);
   *out_nsegments = seg + 1;
   return st;
 }

@@ -13,6 +13,18 @@ typedef struct moss_partition_opts {
    * NULL, or a binding without a backend: the <ops> list alone decides
    * (the device is placed on for costing; the pipeline refuses to emit). */
   const moss_backend_device *devices;
+  /* Placement by cost (the target's placement="cost"): node_s[i * D + d],
+   * the estimated seconds of node i (g->nodes order) on device d of the D
+   * devices (< 0: not modeled), and xfer_s(xfer_user, a, b, bytes) the
+   * seconds to move |bytes| from device a to device b (< 0: not modeled). A
+   * node then goes to the device that takes it at the least time, the
+   * moves of its non-constant inputs from where they were made (graph
+   * inputs: the host device) and of its graph outputs to the host
+   * included; a node without an estimate on any device that takes it goes
+   * to the first. NULL: the first device that takes it. */
+  const double *node_s;
+  double (*xfer_s)(void *xfer_user, int from, int to, double bytes);
+  void *xfer_user;
 } moss_partition_opts;
 
 /* Sets n->device, n->segment, n->placement and n->opaque (the backend's

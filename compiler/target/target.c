@@ -121,6 +121,7 @@ struct moss_target {
   const char *name, *vendor, *description, *inherit, *path;
   int line;                    /* of <target> */
   const char *fallback;        /* a device id, or NULL */
+  const char *placement;       /* "first" or "cost"; NULL: "first" */
   const char *fallback_file;   /* where fallback= was given */
   int fallback_line;
   device *devices;
@@ -569,6 +570,7 @@ static void parse_target(loader *L, xmlNodePtr root, const char *file, moss_targ
   t->vendor = attr(L, root, "vendor");
   t->inherit = attr(L, root, "inherit");
   t->fallback = attr(L, root, "fallback");
+  t->placement = attr(L, root, "placement");
   t->path = file;
   t->line = (int)xmlGetLineNo(root);
   if (t->fallback) {
@@ -670,6 +672,7 @@ static void merge_target(loader *L, const moss_target *parent, moss_target *chil
   }
   child->devices = r;
   child->ndevices = n;
+  if (!child->placement) child->placement = parent->placement;
   if (!child->fallback) {
     child->fallback = parent->fallback;
     child->fallback_file = parent->fallback_file;
@@ -1144,6 +1147,10 @@ int moss_target_fallback(const moss_target *t) {
   return t->fallback ? moss_target_device_find(t, t->fallback) : -1;
 }
 
+int moss_target_placement_cost(const moss_target *t) {
+  return t->placement && !strcmp(t->placement, "cost");
+}
+
 int moss_target_host_device(const moss_target *t) {
   int fb = moss_target_fallback(t), i;
   if (fb >= 0) return fb;
@@ -1476,6 +1483,8 @@ static void print_target(const moss_target *t) {
   printf("  description: %s\n", t->description);
   if (t->inherit) printf("  inherits: %s\n", t->inherit);
   if (t->fallback) printf("  fallback device: %s\n", t->fallback);
+  printf("  placement: %s\n", moss_target_placement_cost(t) ? "cost (the cheapest device that takes a node)"
+                                                            : "first (the first device that takes a node)");
   for (i = 0; i < t->ndevices; i++) print_device(t, i);
 }
 

@@ -53,6 +53,11 @@ const char *moss_target_path(const moss_target *t);
 const char *moss_target_inherit(const moss_target *t);
 /* Index of the device that takes what no other device supports; -1: none. */
 int moss_target_fallback(const moss_target *t);
+/* 1 when the target's placement="cost": each node goes to the device that
+ * takes it at the least estimated time, transfers included
+ * (passes/partition.c); 0 ("first", the default): to the first device, in
+ * file order, that takes it. */
+int moss_target_placement_cost(const moss_target *t);
 /* The device graph inputs and outputs live on (the host of the other
  * devices): the fallback device, else the first cpu, else device 0. */
 int moss_target_host_device(const moss_target *t);
