@@ -11,6 +11,7 @@ const mossrt_executor *const mossrt_executors[] = {
     &mossrt_cpu_executor,    /* ELF code (cpu/cpu.c): before plugin, which takes any format */
     &mossrt_opencl_executor, /* "opencl" devices (opencl/opencl.c) */
     &mossrt_cuda_executor,   /* "ptx" devices (cuda/cuda.c) */
+    &mossrt_vulkan_executor, /* "vulkan" devices (vulkan/vulkan.c) */
     &mossrt_plugin_executor, /* "plugin:NAME" devices (plugin/plugin.c) */
     NULL,
 };

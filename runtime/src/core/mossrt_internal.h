@@ -40,8 +40,8 @@ typedef struct mossrt_device {
   int used;                         /* an EXEC step runs on it */
   void *lib;                        /* plugin: dlopen handle */
   const moss_plugin_device *api;    /* plugin: its runtime side */
-  void *xstate;                     /* opencl, ptx: the driver's functions (opencl/opencl.c,
-                                     * cuda/cuda.c) */
+  void *xstate;                     /* opencl, ptx, vulkan: the driver's functions
+                                     * (opencl/opencl.c, cuda/cuda.c, vulkan/vulkan.c) */
 } mossrt_device;
 
 typedef struct mossrt_step {
@@ -105,6 +105,8 @@ struct mossrt_session {
   void *ocl;
   /* The CUDA executor's (cuda/cuda.c): context, stream, modules. */
   void *cuda;
+  /* The Vulkan executor's (vulkan/vulkan.c): instance, device, pipelines. */
+  void *vk;
 };
 
 /* core/session.c: the two halves of mossrt_run(), which
@@ -174,11 +176,11 @@ mossrt_status mossrt_pool_session_open(mossrt_session *s, mossrt_error *err);
 void mossrt_pool_session_close(mossrt_session *s);
 
 /* gpu/blob.c: the GPU segment blobs (moss_bundle.h, "OpenCL segment blob",
- * whose layout the PTX one shares), as the GPU executors read them. */
+ * whose layout the PTX and Vulkan ones share), as the GPU executors read them. */
 typedef struct mossrt_gpu_format {
-  const char *magic;    /* MOSS_OPENCL_BLOB_MAGIC, MOSS_PTX_BLOB_MAGIC */
+  const char *magic;    /* MOSS_OPENCL_BLOB_MAGIC, MOSS_PTX_BLOB_MAGIC, MOSS_VULKAN_BLOB_MAGIC */
   uint32_t version;
-  const char *prefix;   /* the messages' first word: "opencl", "cuda" */
+  const char *prefix;   /* the messages' first word: "opencl", "cuda", "vulkan" */
   const char *kind;     /* "an OpenCL segment blob" */
 } mossrt_gpu_format;
 typedef struct mossrt_gpu_blob {
@@ -198,10 +200,11 @@ mossrt_status mossrt_gpu_blob_read(const mossrt_bundle *b, uint32_t i, const mos
  * format |f|, with the step's tensors and their sizes. */
 mossrt_status mossrt_gpu_check_step(mossrt_bundle *b, uint32_t i, const mossrt_gpu_format *f, mossrt_error *err);
 
-/* The executors (cpu/cpu.c, plugin/plugin.c, opencl/opencl.c, cuda/cuda.c). */
+/* The executors (cpu/cpu.c, plugin/plugin.c, opencl/opencl.c, cuda/cuda.c, vulkan/vulkan.c). */
 extern const mossrt_executor mossrt_cpu_executor;
 extern const mossrt_executor mossrt_plugin_executor;
 extern const mossrt_executor mossrt_opencl_executor;
 extern const mossrt_executor mossrt_cuda_executor;
+extern const mossrt_executor mossrt_vulkan_executor;
 
 #endif
