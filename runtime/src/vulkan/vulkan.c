@@ -56,56 +56,56 @@
 #include "../core/mossrt_internal.h"
 
 /* The functions, by the level vkGetInstanceProcAddr gives them at. */
-#define VK_INSTANCE_FUNCTIONS(X)                                                           \
-  X(vkDestroyInstance)                                                                     \
-  X(vkEnumeratePhysicalDevices)                                                            \
-  X(vkGetPhysicalDeviceProperties)                                                         \
-  X(vkGetPhysicalDeviceProperties2)                                                        \
-  X(vkGetPhysicalDeviceFeatures2)                                                          \
-  X(vkGetPhysicalDeviceQueueFamilyProperties)                                              \
-  X(vkGetPhysicalDeviceMemoryProperties)                                                   \
-  X(vkEnumerateDeviceExtensionProperties)                                                  \
-  X(vkCreateDevice)                                                                        \
+#define VK_INSTANCE_FUNCTIONS(X)                                                                   \
+  X(vkDestroyInstance)                                                                             \
+  X(vkEnumeratePhysicalDevices)                                                                    \
+  X(vkGetPhysicalDeviceProperties)                                                                 \
+  X(vkGetPhysicalDeviceProperties2)                                                                \
+  X(vkGetPhysicalDeviceFeatures2)                                                                  \
+  X(vkGetPhysicalDeviceQueueFamilyProperties)                                                      \
+  X(vkGetPhysicalDeviceMemoryProperties)                                                           \
+  X(vkEnumerateDeviceExtensionProperties)                                                          \
+  X(vkCreateDevice)                                                                                \
   X(vkGetDeviceProcAddr)
-#define VK_DEVICE_FUNCTIONS(X)                                                             \
-  X(vkDestroyDevice)                                                                       \
-  X(vkGetDeviceQueue)                                                                      \
-  X(vkDeviceWaitIdle)                                                                      \
-  X(vkCreateBuffer)                                                                        \
-  X(vkDestroyBuffer)                                                                       \
-  X(vkGetBufferMemoryRequirements)                                                         \
-  X(vkAllocateMemory)                                                                      \
-  X(vkFreeMemory)                                                                          \
-  X(vkBindBufferMemory)                                                                    \
-  X(vkMapMemory)                                                                           \
-  X(vkCreateShaderModule)                                                                  \
-  X(vkDestroyShaderModule)                                                                 \
-  X(vkCreateDescriptorSetLayout)                                                           \
-  X(vkDestroyDescriptorSetLayout)                                                          \
-  X(vkCreatePipelineLayout)                                                                \
-  X(vkDestroyPipelineLayout)                                                               \
-  X(vkCreateComputePipelines)                                                              \
-  X(vkDestroyPipeline)                                                                     \
-  X(vkCreateDescriptorPool)                                                                \
-  X(vkDestroyDescriptorPool)                                                               \
-  X(vkAllocateDescriptorSets)                                                              \
-  X(vkUpdateDescriptorSets)                                                                \
-  X(vkCreateCommandPool)                                                                   \
-  X(vkDestroyCommandPool)                                                                  \
-  X(vkAllocateCommandBuffers)                                                              \
-  X(vkFreeCommandBuffers)                                                                  \
-  X(vkBeginCommandBuffer)                                                                  \
-  X(vkEndCommandBuffer)                                                                    \
-  X(vkCmdBindPipeline)                                                                     \
-  X(vkCmdBindDescriptorSets)                                                               \
-  X(vkCmdPushConstants)                                                                    \
-  X(vkCmdDispatch)                                                                         \
-  X(vkCmdPipelineBarrier)                                                                  \
-  X(vkCmdCopyBuffer)                                                                       \
-  X(vkCreateFence)                                                                         \
-  X(vkDestroyFence)                                                                        \
-  X(vkResetFences)                                                                         \
-  X(vkWaitForFences)                                                                       \
+#define VK_DEVICE_FUNCTIONS(X)                                                                     \
+  X(vkDestroyDevice)                                                                               \
+  X(vkGetDeviceQueue)                                                                              \
+  X(vkDeviceWaitIdle)                                                                              \
+  X(vkCreateBuffer)                                                                                \
+  X(vkDestroyBuffer)                                                                               \
+  X(vkGetBufferMemoryRequirements)                                                                 \
+  X(vkAllocateMemory)                                                                              \
+  X(vkFreeMemory)                                                                                  \
+  X(vkBindBufferMemory)                                                                            \
+  X(vkMapMemory)                                                                                   \
+  X(vkCreateShaderModule)                                                                          \
+  X(vkDestroyShaderModule)                                                                         \
+  X(vkCreateDescriptorSetLayout)                                                                   \
+  X(vkDestroyDescriptorSetLayout)                                                                  \
+  X(vkCreatePipelineLayout)                                                                        \
+  X(vkDestroyPipelineLayout)                                                                       \
+  X(vkCreateComputePipelines)                                                                      \
+  X(vkDestroyPipeline)                                                                             \
+  X(vkCreateDescriptorPool)                                                                        \
+  X(vkDestroyDescriptorPool)                                                                       \
+  X(vkAllocateDescriptorSets)                                                                      \
+  X(vkUpdateDescriptorSets)                                                                        \
+  X(vkCreateCommandPool)                                                                           \
+  X(vkDestroyCommandPool)                                                                          \
+  X(vkAllocateCommandBuffers)                                                                      \
+  X(vkFreeCommandBuffers)                                                                          \
+  X(vkBeginCommandBuffer)                                                                          \
+  X(vkEndCommandBuffer)                                                                            \
+  X(vkCmdBindPipeline)                                                                             \
+  X(vkCmdBindDescriptorSets)                                                                       \
+  X(vkCmdPushConstants)                                                                            \
+  X(vkCmdDispatch)                                                                                 \
+  X(vkCmdPipelineBarrier)                                                                          \
+  X(vkCmdCopyBuffer)                                                                               \
+  X(vkCreateFence)                                                                                 \
+  X(vkDestroyFence)                                                                                \
+  X(vkResetFences)                                                                                 \
+  X(vkWaitForFences)                                                                               \
   X(vkQueueSubmit)
 
 /* The bundle's, per device served: the loader. */
@@ -119,14 +119,14 @@ typedef struct vk_api {
 typedef struct vk_buf {
   VkBuffer buf, stage;
   VkDeviceMemory mem, stage_mem;
-  uint8_t *map;                  /* NULL: the host never touches it (the arena) */
-  VkDeviceSize size;             /* bytes allocated: the tensor's, rounded up to 4 (>= 4) */
-  size_t bytes;                  /* the tensor's */
+  uint8_t *map;      /* NULL: the host never touches it (the arena) */
+  VkDeviceSize size; /* bytes allocated: the tensor's, rounded up to 4 (>= 4) */
+  size_t bytes;      /* the tensor's */
 } vk_buf;
 
 typedef struct vk_kernel {
   VkPipeline pipe;
-  uint32_t push[2];              /* items, row */
+  uint32_t push[2]; /* items, row */
   uint32_t gx, gy;
 } vk_kernel;
 
@@ -136,10 +136,10 @@ typedef struct vk_prog {
   VkDescriptorSetLayout dsl;
   VkPipelineLayout layout;
   VkDescriptorPool pool;
-  VkDescriptorSet set;           /* freed with |pool| */
-  VkCommandBuffer cmd;           /* freed with the session's command pool */
-  vk_kernel *kernels;            /* nkernels */
-  vk_buf *bufs;                  /* 2 + ntensors: arena, weights, tensors */
+  VkDescriptorSet set; /* freed with |pool| */
+  VkCommandBuffer cmd; /* freed with the session's command pool */
+  vk_kernel *kernels;  /* nkernels */
+  vk_buf *bufs;        /* 2 + ntensors: arena, weights, tensors */
   uint32_t nkernels, ntensors;
 } vk_prog;
 
@@ -150,14 +150,14 @@ typedef struct vk_session {
   VkQueue queue;
   VkCommandPool cpool;
   VkFence fence;
-  uint32_t family;               /* the compute queue's family */
-  uint32_t wg;                   /* the workgroup size */
-  uint32_t version;              /* the instance's apiVersion: the loader's, at most 1.3 */
-  uint32_t api;                  /* the Vulkan the device is used at: min(|version|, its own) */
-  int staging;                   /* MOSS_VULKAN_STAGING=1: every host buffer staged */
+  uint32_t family;  /* the compute queue's family */
+  uint32_t wg;      /* the workgroup size */
+  uint32_t version; /* the instance's apiVersion: the loader's, at most 1.3 */
+  uint32_t api;     /* the Vulkan the device is used at: min(|version|, its own) */
+  int staging;      /* MOSS_VULKAN_STAGING=1: every host buffer staged */
   VkPhysicalDeviceProperties props;
   VkPhysicalDeviceMemoryProperties mem;
-  vk_prog *progs;                /* per blob (+ 1); other executors' entries stay zero */
+  vk_prog *progs; /* per blob (+ 1); other executors' entries stay zero */
   uint32_t nprogs;
 #define VK_FIELD(name) PFN_##name name;
   VK_INSTANCE_FUNCTIONS(VK_FIELD)
@@ -170,7 +170,7 @@ static const mossrt_gpu_format format = {MOSS_VULKAN_BLOB_MAGIC, MOSS_VULKAN_BLO
 
 #define FAIL(st, fmt, ...) mossrt_fail(err, b->name, st, "vulkan: " fmt, ##__VA_ARGS__)
 /* "vulkan: <call><what>: VK_ERROR_... (<n>)". */
-#define VK_FAIL(call, rc, fmt, ...)                                                        \
+#define VK_FAIL(call, rc, fmt, ...)                                                                \
   FAIL(MOSSRT_E_DEVICE, "%s" fmt ": %s (%d)", call, ##__VA_ARGS__, vk_result_name(rc), (int)(rc))
 
 static const char *vk_result_name(VkResult rc) {
@@ -302,33 +302,39 @@ typedef struct spv_needs {
   uint8_t declared[NCAPS];
 } spv_needs;
 
-static mossrt_status spv_read(const mossrt_bundle *b, uint32_t i, const mossrt_gpu_blob *ob, spv_needs *out,
-                              mossrt_error *err) {
+static mossrt_status spv_read(const mossrt_bundle *b, uint32_t i, const mossrt_gpu_blob *ob,
+                              spv_needs *out, mossrt_error *err) {
   const char *w = ob->source;
   uint64_t n = ob->h.source_len / 4, k;
   uint32_t ver;
   memset(out, 0, sizeof *out);
   if (ob->h.source_len % 4 || n < 5)
-    return FAIL(MOSSRT_E_FORMAT, "blob %u: its SPIR-V module is %llu bytes, not a header and whole words", i,
+    return FAIL(MOSSRT_E_FORMAT,
+                "blob %u: its SPIR-V module is %llu bytes, not a header and whole words", i,
                 (unsigned long long)ob->h.source_len);
   if (rd32(w) != SPV_MAGIC)
-    return FAIL(MOSSRT_E_FORMAT, "blob %u: its module does not start with the SPIR-V magic number "
-                "(0x%08x, expected 0x%08x)", i, rd32(w), SPV_MAGIC);
+    return FAIL(MOSSRT_E_FORMAT,
+                "blob %u: its module does not start with the SPIR-V magic number "
+                "(0x%08x, expected 0x%08x)",
+                i, rd32(w), SPV_MAGIC);
   ver = rd32(w + 4);
   if ((ver & 0xff0000ffu) || (ver >> 16 & 0xff) != 1 || (ver >> 8 & 0xff) > 6)
-    return FAIL(MOSSRT_E_FORMAT, "blob %u: SPIR-V version word 0x%08x, expected 1.0 to 1.6", i, ver);
+    return FAIL(MOSSRT_E_FORMAT, "blob %u: SPIR-V version word 0x%08x, expected 1.0 to 1.6", i,
+                ver);
   out->version = ver;
   for (k = 5; k < n; k++) {
     uint32_t word = rd32(w + 4 * k), cap, c;
     if ((word & 0xffffu) != SPV_OP_CAPABILITY) break;
     if (word >> 16 != 2 || k + 1 >= n)
-      return FAIL(MOSSRT_E_FORMAT, "blob %u: a malformed OpCapability at word %llu of its SPIR-V", i,
-                  (unsigned long long)k);
+      return FAIL(MOSSRT_E_FORMAT, "blob %u: a malformed OpCapability at word %llu of its SPIR-V",
+                  i, (unsigned long long)k);
     cap = rd32(w + 4 * ++k);
     for (c = 0; c < NCAPS && capabilities[c].cap != cap; c++) continue;
     if (c == NCAPS)
-      return FAIL(MOSSRT_E_FORMAT, "blob %u: its SPIR-V declares capability %u, which this executor "
-                  "cannot enable", i, cap);
+      return FAIL(MOSSRT_E_FORMAT,
+                  "blob %u: its SPIR-V declares capability %u, which this executor "
+                  "cannot enable",
+                  i, cap);
     out->declared[c] = 1;
     out->features |= capabilities[c].feature;
     out->subgroup |= capabilities[c].subgroup;
@@ -344,7 +350,8 @@ static mossrt_status vulkan_check_step(mossrt_bundle *b, uint32_t i, mossrt_erro
   mossrt_gpu_blob ob;
   spv_needs nd;
   if (mossrt_gpu_check_step(b, i, &format, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
-  if (mossrt_gpu_blob_read(b, b->steps[i].blob, &format, &ob, err) != MOSSRT_OK) return MOSSRT_E_FORMAT;
+  if (mossrt_gpu_blob_read(b, b->steps[i].blob, &format, &ob, err) != MOSSRT_OK)
+    return MOSSRT_E_FORMAT;
   return spv_read(b, b->steps[i].blob, &ob, &nd, err);
 }
 
@@ -375,8 +382,8 @@ static mossrt_status vulkan_open(mossrt_bundle *b, mossrt_error *err) {
     if (!path || !*path) path = "libvulkan.so.1";
     if (!(api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
       const char *why = dlerror();
-      return FAIL(MOSSRT_E_DEVICE, "device '%s': cannot load the Vulkan loader %s (%s)", d->id, path,
-                  why ? why : "not found");
+      return FAIL(MOSSRT_E_DEVICE, "device '%s': cannot load the Vulkan loader %s (%s)", d->id,
+                  path, why ? why : "not found");
     }
     if (!(*(void **)&api->gipa = dlsym(api->lib, "vkGetInstanceProcAddr")))
       return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no vkGetInstanceProcAddr", d->id, path);
@@ -387,7 +394,8 @@ static mossrt_status vulkan_open(mossrt_bundle *b, mossrt_error *err) {
 static const vk_api *session_api(const mossrt_bundle *b) {
   uint32_t i;
   for (i = 0; i < b->ndevices; i++)
-    if (b->devices[i].exec == &mossrt_vulkan_executor && b->devices[i].xstate) return b->devices[i].xstate;
+    if (b->devices[i].exec == &mossrt_vulkan_executor && b->devices[i].xstate)
+      return b->devices[i].xstate;
   return NULL;
 }
 
@@ -411,12 +419,14 @@ static mossrt_status pick_device(const mossrt_bundle *b, vk_session *vs, mossrt_
   const char *want = getenv("MOSS_DEVICE");
   VkResult rc = vs->vkEnumeratePhysicalDevices(vs->inst, &n, devs);
   if (rc < 0) return VK_FAIL("vkEnumeratePhysicalDevices", rc, "");
-  if (n == 0) return FAIL(MOSSRT_E_DEVICE, "no Vulkan device (vkEnumeratePhysicalDevices: 0 devices)");
+  if (n == 0)
+    return FAIL(MOSSRT_E_DEVICE, "no Vulkan device (vkEnumeratePhysicalDevices: 0 devices)");
   if (n > 64) n = 64;
   if (want && *want && strspn(want, "0123456789") == strlen(want)) {
     unsigned long idx = strtoul(want, NULL, 10);
     if (idx >= n)
-      return FAIL(MOSSRT_E_DEVICE, "no Vulkan device of index MOSS_DEVICE=%s (%u devices)", want, n);
+      return FAIL(MOSSRT_E_DEVICE, "no Vulkan device of index MOSS_DEVICE=%s (%u devices)", want,
+                  n);
     pick = (uint32_t)idx;
   } else if (want && *want) {
     char names[200];
@@ -425,15 +435,17 @@ static mossrt_status pick_device(const mossrt_bundle *b, vk_session *vs, mossrt_
     for (k = 0; k < n && pick == UINT32_MAX; k++) {
       vs->vkGetPhysicalDeviceProperties(devs[k], &pr);
       pr.deviceName[sizeof pr.deviceName - 1] = 0;
-      if (strstr(pr.deviceName, want)) pick = k;
+      if (strstr(pr.deviceName, want))
+        pick = k;
       else if (used < sizeof names) {
         int m = snprintf(names + used, sizeof names - used, "%s'%s'", k ? ", " : "", pr.deviceName);
         if (m > 0) used += (size_t)m;
       }
     }
     if (pick == UINT32_MAX)
-      return FAIL(MOSSRT_E_DEVICE, "no Vulkan device whose name contains MOSS_DEVICE='%s' (%u devices: %s)",
-                  want, n, names);
+      return FAIL(MOSSRT_E_DEVICE,
+                  "no Vulkan device whose name contains MOSS_DEVICE='%s' (%u devices: %s)", want, n,
+                  names);
   } else {
     for (k = 0; k < n && pick == UINT32_MAX; k++) {
       vs->vkGetPhysicalDeviceProperties(devs[k], &pr);
@@ -447,8 +459,9 @@ static mossrt_status pick_device(const mossrt_bundle *b, vk_session *vs, mossrt_
   vs->vkGetPhysicalDeviceProperties(vs->phys, &vs->props);
   vs->props.deviceName[sizeof vs->props.deviceName - 1] = 0;
   if (vs->props.apiVersion < VK_API_VERSION_1_1)
-    return FAIL(MOSSRT_E_DEVICE, "device '%s' supports Vulkan %u.%u, moss needs 1.1", vs->props.deviceName,
-                VK_API_VERSION_MAJOR(vs->props.apiVersion), VK_API_VERSION_MINOR(vs->props.apiVersion));
+    return FAIL(MOSSRT_E_DEVICE, "device '%s' supports Vulkan %u.%u, moss needs 1.1",
+                vs->props.deviceName, VK_API_VERSION_MAJOR(vs->props.apiVersion),
+                VK_API_VERSION_MINOR(vs->props.apiVersion));
   vs->api = vs->props.apiVersion < vs->version ? vs->props.apiVersion : vs->version;
   {
     VkQueueFamilyProperties fam[32];
@@ -457,7 +470,8 @@ static mossrt_status pick_device(const mossrt_bundle *b, vk_session *vs, mossrt_
     if (nf > 32) nf = 32;
     for (k = 0; k < nf; k++)
       if ((fam[k].queueFlags & VK_QUEUE_COMPUTE_BIT) && fam[k].queueCount > 0) break;
-    if (k == nf) return FAIL(MOSSRT_E_DEVICE, "device '%s' has no compute queue", vs->props.deviceName);
+    if (k == nf)
+      return FAIL(MOSSRT_E_DEVICE, "device '%s' has no compute queue", vs->props.deviceName);
     vs->family = k;
   }
   vs->vkGetPhysicalDeviceMemoryProperties(vs->phys, &vs->mem);
@@ -479,7 +493,9 @@ static int has_ext(const VkExtensionProperties *exts, uint32_t n, const char *na
  * fence. Also the workgroup size. */
 static mossrt_status create_device(const mossrt_bundle *b, vk_session *vs, mossrt_error *err) {
   uint32_t api = vs->api, need = 0, have = 0, next_ext = 0, nexts = 0, i, k;
-  uint32_t max_spv = api >= VK_API_VERSION_1_3 ? 0x10600u : api >= VK_API_VERSION_1_2 ? 0x10500u : 0x10300u;
+  uint32_t max_spv = api >= VK_API_VERSION_1_3   ? 0x10600u
+                     : api >= VK_API_VERSION_1_2 ? 0x10500u
+                                                 : 0x10300u;
   VkPhysicalDeviceShaderFloat16Int8Features f16i8 = {0}, e_f16i8 = {0};
   VkPhysicalDevice8BitStorageFeatures s8 = {0}, e_s8 = {0};
   VkPhysicalDevice16BitStorageFeatures s16 = {0}, e_s16 = {0};
@@ -557,25 +573,31 @@ static mossrt_status create_device(const mossrt_bundle *b, vk_session *vs, mossr
     mossrt_gpu_blob ob;
     spv_needs nd;
     if (b->devices[b->blobs[i].device].exec != &mossrt_vulkan_executor) continue;
-    if (mossrt_gpu_blob_read(b, i, &format, &ob, err) != MOSSRT_OK || spv_read(b, i, &ob, &nd, err) != MOSSRT_OK)
+    if (mossrt_gpu_blob_read(b, i, &format, &ob, err) != MOSSRT_OK ||
+        spv_read(b, i, &ob, &nd, err) != MOSSRT_OK)
       return MOSSRT_E_FORMAT;
     if (nd.version > max_spv)
-      return FAIL(MOSSRT_E_DEVICE, "blob %u is SPIR-V %u.%u, device '%s' (Vulkan %u.%u) takes up to %u.%u", i,
-                  nd.version >> 16 & 0xff, nd.version >> 8 & 0xff, vs->props.deviceName,
-                  VK_API_VERSION_MAJOR(api), VK_API_VERSION_MINOR(api), max_spv >> 16, max_spv >> 8 & 0xff);
+      return FAIL(
+          MOSSRT_E_DEVICE, "blob %u is SPIR-V %u.%u, device '%s' (Vulkan %u.%u) takes up to %u.%u",
+          i, nd.version >> 16 & 0xff, nd.version >> 8 & 0xff, vs->props.deviceName,
+          VK_API_VERSION_MAJOR(api), VK_API_VERSION_MINOR(api), max_spv >> 16, max_spv >> 8 & 0xff);
     for (k = 0; k < NCAPS; k++) {
       uint32_t miss = capabilities[k].feature & ~have, f;
       if (!nd.declared[k]) continue;
       if (miss) {
         for (f = 0; features[f].bit != miss; f++) continue;
-        return FAIL(MOSSRT_E_DEVICE, "device '%s' lacks the feature %s, which blob %u's SPIR-V capability %s "
-                    "needs", vs->props.deviceName, features[f].name, i, capabilities[k].name);
+        return FAIL(MOSSRT_E_DEVICE,
+                    "device '%s' lacks the feature %s, which blob %u's SPIR-V capability %s "
+                    "needs",
+                    vs->props.deviceName, features[f].name, i, capabilities[k].name);
       }
       if (capabilities[k].subgroup &&
           (!(sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ||
            (sub.supportedOperations & capabilities[k].subgroup) != capabilities[k].subgroup))
-        return FAIL(MOSSRT_E_DEVICE, "device '%s' lacks the compute subgroup operations that blob %u's SPIR-V "
-                    "capability %s needs", vs->props.deviceName, i, capabilities[k].name);
+        return FAIL(MOSSRT_E_DEVICE,
+                    "device '%s' lacks the compute subgroup operations that blob %u's SPIR-V "
+                    "capability %s needs",
+                    vs->props.deviceName, i, capabilities[k].name);
     }
     need |= nd.features;
   }
@@ -640,8 +662,8 @@ static mossrt_status create_device(const mossrt_bundle *b, vk_session *vs, mossr
       return VK_FAIL("vkCreateDevice", rc, " ('%s')", vs->props.deviceName);
     }
   }
-#define VK_LOAD_DEVICE(name)                                                               \
-  if (!(vs->name = (PFN_##name)vs->vkGetDeviceProcAddr(vs->dev, #name)))                   \
+#define VK_LOAD_DEVICE(name)                                                                       \
+  if (!(vs->name = (PFN_##name)vs->vkGetDeviceProcAddr(vs->dev, #name)))                           \
     return FAIL(MOSSRT_E_DEVICE, "vkGetDeviceProcAddr gives no %s", #name);
   VK_DEVICE_FUNCTIONS(VK_LOAD_DEVICE)
 #undef VK_LOAD_DEVICE
@@ -689,8 +711,8 @@ static int mem_type(const vk_session *vs, uint32_t bits, VkMemoryPropertyFlags w
 /* A buffer of |bytes| and its memory, bound: |host| 0 for one only the
  * device sees, else one the host reaches at bf->map (see "Memory" in the
  * opening comment); |what| names it in messages. */
-static mossrt_status make_buf(const mossrt_bundle *b, vk_session *vs, vk_buf *bf, uint64_t bytes, int host,
-                              const char *what, uint32_t blob, mossrt_error *err) {
+static mossrt_status make_buf(const mossrt_bundle *b, vk_session *vs, vk_buf *bf, uint64_t bytes,
+                              int host, const char *what, uint32_t blob, mossrt_error *err) {
   VkBufferCreateInfo bi = {0};
   VkMemoryAllocateInfo ai = {0};
   VkMemoryRequirements req;
@@ -700,8 +722,10 @@ static mossrt_status make_buf(const mossrt_bundle *b, vk_session *vs, vk_buf *bf
   bf->size = (bytes + 3) / 4 * 4;
   if (bf->size == 0) bf->size = 4;
   if (bf->size > vs->props.limits.maxStorageBufferRange)
-    return FAIL(MOSSRT_E_DEVICE, "blob %u's %s is %llu bytes, more than device '%s' binds "
-                "(maxStorageBufferRange %u)", blob, what, (unsigned long long)bytes, vs->props.deviceName,
+    return FAIL(MOSSRT_E_DEVICE,
+                "blob %u's %s is %llu bytes, more than device '%s' binds "
+                "(maxStorageBufferRange %u)",
+                blob, what, (unsigned long long)bytes, vs->props.deviceName,
                 vs->props.limits.maxStorageBufferRange);
   bi.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
   bi.size = bf->size;
@@ -716,12 +740,15 @@ static mossrt_status make_buf(const mossrt_bundle *b, vk_session *vs, vk_buf *bf
   vs->vkGetBufferMemoryRequirements(vs->dev, bf->buf, &req);
   ai.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
   ai.allocationSize = req.size;
-  if (host && !vs->staging && (t = mem_type(vs, req.memoryTypeBits,
-                                            VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | HOST_COHERENT)) >= 0) {
+  if (host && !vs->staging &&
+      (t = mem_type(vs, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | HOST_COHERENT)) >=
+          0) {
     ai.memoryTypeIndex = (uint32_t)t;
     rc = vs->vkAllocateMemory(vs->dev, &ai, NULL, &bf->mem);
-    if (rc == VK_SUCCESS) direct = 1;
-    else bf->mem = VK_NULL_HANDLE;
+    if (rc == VK_SUCCESS)
+      direct = 1;
+    else
+      bf->mem = VK_NULL_HANDLE;
     if (rc != VK_SUCCESS && rc != VK_ERROR_OUT_OF_DEVICE_MEMORY) /* that heap full: staged below */
       return VK_FAIL("vkAllocateMemory", rc, " (blob %u's %s, %llu bytes)", blob, what,
                      (unsigned long long)req.size);
@@ -737,7 +764,8 @@ static mossrt_status make_buf(const mossrt_bundle *b, vk_session *vs, vk_buf *bf
                      (unsigned long long)req.size);
     }
     /* Not staged after all where this memory is the host's anyway. */
-    direct = host && !vs->staging && (vs->mem.memoryTypes[t].propertyFlags & HOST_COHERENT) == HOST_COHERENT;
+    direct = host && !vs->staging &&
+             (vs->mem.memoryTypes[t].propertyFlags & HOST_COHERENT) == HOST_COHERENT;
   }
   if ((rc = vs->vkBindBufferMemory(vs->dev, bf->buf, bf->mem, 0)) != VK_SUCCESS)
     return VK_FAIL("vkBindBufferMemory", rc, " (blob %u's %s)", blob, what);
@@ -756,9 +784,11 @@ static mossrt_status make_buf(const mossrt_bundle *b, vk_session *vs, vk_buf *bf
     return VK_FAIL("vkCreateBuffer", rc, " (blob %u's %s, staging)", blob, what);
   }
   vs->vkGetBufferMemoryRequirements(vs->dev, bf->stage, &req);
-  if ((t = mem_type(vs, req.memoryTypeBits, HOST_COHERENT | VK_MEMORY_PROPERTY_HOST_CACHED_BIT)) < 0 &&
+  if ((t = mem_type(vs, req.memoryTypeBits, HOST_COHERENT | VK_MEMORY_PROPERTY_HOST_CACHED_BIT)) <
+          0 &&
       (t = mem_type(vs, req.memoryTypeBits, HOST_COHERENT)) < 0)
-    return FAIL(MOSSRT_E_DEVICE, "no host-visible, host-coherent memory type for blob %u's %s", blob, what);
+    return FAIL(MOSSRT_E_DEVICE, "no host-visible, host-coherent memory type for blob %u's %s",
+                blob, what);
   ai.allocationSize = req.size;
   ai.memoryTypeIndex = (uint32_t)t;
   if ((rc = vs->vkAllocateMemory(vs->dev, &ai, NULL, &bf->stage_mem)) != VK_SUCCESS) {
@@ -797,7 +827,8 @@ static VkResult submit_wait(vk_session *vs, VkCommandBuffer cmd, const char **ou
   *out_call = "vkQueueSubmit";
   if ((rc = vs->vkQueueSubmit(vs->queue, 1, &si, vs->fence)) != VK_SUCCESS) return rc;
   *out_call = "vkWaitForFences";
-  if ((rc = vs->vkWaitForFences(vs->dev, 1, &vs->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS) return rc;
+  if ((rc = vs->vkWaitForFences(vs->dev, 1, &vs->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS)
+    return rc;
   *out_call = "vkResetFences";
   return vs->vkResetFences(vs->dev, 1, &vs->fence);
 }
@@ -813,8 +844,8 @@ static void barrier(const vk_session *vs, VkCommandBuffer cmd, VkPipelineStageFl
 
 /* The weights into blob |i|'s weights buffer, once: straight into its
  * mapped memory, or through its staging buffer, which is then freed. */
-static mossrt_status upload_weights(const mossrt_bundle *b, vk_session *vs, vk_buf *bf, const uint8_t *w,
-                                    uint32_t i, mossrt_error *err) {
+static mossrt_status upload_weights(const mossrt_bundle *b, vk_session *vs, vk_buf *bf,
+                                    const uint8_t *w, uint32_t i, mossrt_error *err) {
   VkCommandBufferAllocateInfo ai = {0};
   VkCommandBufferBeginInfo bi = {0};
   VkCommandBuffer cmd = VK_NULL_HANDLE;
@@ -865,9 +896,10 @@ static void release_prog(const vk_session *vs, const mossrt_allocator *a, vk_pro
 /* The step's command buffer: staged inputs copied in, the kernels
  * dispatched in order, staged outputs copied out; |nin| of the tensors are
  * inputs. */
-static mossrt_status record(const mossrt_bundle *b, vk_session *vs, vk_prog *p, uint32_t i, uint32_t nin,
-                            mossrt_error *err) {
-  const VkPipelineStageFlags CT = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+static mossrt_status record(const mossrt_bundle *b, vk_session *vs, vk_prog *p, uint32_t i,
+                            uint32_t nin, mossrt_error *err) {
+  const VkPipelineStageFlags CT =
+      VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
   const VkAccessFlags RW = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
                            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
   VkCommandBufferAllocateInfo ai = {0};
@@ -898,15 +930,19 @@ static mossrt_status record(const mossrt_bundle *b, vk_session *vs, vk_prog *p, 
   }
   if (staged_in)
     barrier(vs, p->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
-            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
-  vs->vkCmdBindDescriptorSets(p->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &p->set, 0, NULL);
+            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+  vs->vkCmdBindDescriptorSets(p->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &p->set, 0,
+                              NULL);
   for (k = 0; k < p->nkernels; k++) {
     const vk_kernel *kn = &p->kernels[k];
     if (k)
       barrier(vs, p->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
-              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+              VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
     vs->vkCmdBindPipeline(p->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, kn->pipe);
-    vs->vkCmdPushConstants(p->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof kn->push, kn->push);
+    vs->vkCmdPushConstants(p->cmd, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof kn->push,
+                           kn->push);
     vs->vkCmdDispatch(p->cmd, kn->gx, kn->gy, 1);
   }
   for (k = nin; k < p->ntensors; k++) staged_out |= p->bufs[2 + k].stage != VK_NULL_HANDLE;
@@ -922,9 +958,10 @@ static mossrt_status record(const mossrt_bundle *b, vk_session *vs, vk_prog *p, 
     }
   }
   /* The outputs, written by the kernels or the copies, for the host. */
-  barrier(vs, p->cmd, CT, VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
-          VK_ACCESS_HOST_READ_BIT);
-  if ((rc = vs->vkEndCommandBuffer(p->cmd)) != VK_SUCCESS) return VK_FAIL("vkEndCommandBuffer", rc, " (blob %u)", i);
+  barrier(vs, p->cmd, CT, VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+          VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+  if ((rc = vs->vkEndCommandBuffer(p->cmd)) != VK_SUCCESS)
+    return VK_FAIL("vkEndCommandBuffer", rc, " (blob %u)", i);
   return MOSSRT_OK;
 }
 
@@ -951,19 +988,25 @@ static mossrt_status load_prog(const mossrt_bundle *b, vk_session *vs, uint32_t 
   p->bufs = zalloc(&b->alloc, (size_t)nb * sizeof *p->bufs);
   if (!p->kernels || !p->bufs) return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's objects", i);
   if (nb > l->maxPerStageDescriptorStorageBuffers || nb > l->maxDescriptorSetStorageBuffers)
-    return FAIL(MOSSRT_E_DEVICE, "blob %u binds %u storage buffers (the arena, the weights and %u tensors), "
-                "device '%s' takes %u", i, nb, p->ntensors, vs->props.deviceName,
+    return FAIL(MOSSRT_E_DEVICE,
+                "blob %u binds %u storage buffers (the arena, the weights and %u tensors), "
+                "device '%s' takes %u",
+                i, nb, p->ntensors, vs->props.deviceName,
                 l->maxPerStageDescriptorStorageBuffers < l->maxDescriptorSetStorageBuffers
-                    ? l->maxPerStageDescriptorStorageBuffers : l->maxDescriptorSetStorageBuffers);
+                    ? l->maxPerStageDescriptorStorageBuffers
+                    : l->maxDescriptorSetStorageBuffers);
 
   /* Buffers; the weights uploaded now. */
-  if ((st = make_buf(b, vs, &p->bufs[0], ob.h.arena_bytes, 0, "arena", i, err)) != MOSSRT_OK) return st;
-  if ((st = make_buf(b, vs, &p->bufs[1], ob.h.weights_bytes, 1, "weights", i, err)) != MOSSRT_OK) return st;
+  if ((st = make_buf(b, vs, &p->bufs[0], ob.h.arena_bytes, 0, "arena", i, err)) != MOSSRT_OK)
+    return st;
+  if ((st = make_buf(b, vs, &p->bufs[1], ob.h.weights_bytes, 1, "weights", i, err)) != MOSSRT_OK)
+    return st;
   if ((st = upload_weights(b, vs, &p->bufs[1], ob.weights, i, err)) != MOSSRT_OK) return st;
   for (k = 0; k < p->ntensors; k++) {
     char what[32];
     snprintf(what, sizeof what, "tensor %u", k);
-    if ((st = make_buf(b, vs, &p->bufs[2 + k], mossrt_rd64(ob.bytes + 8 * k), 1, what, i, err)) != MOSSRT_OK)
+    if ((st = make_buf(b, vs, &p->bufs[2 + k], mossrt_rd64(ob.bytes + 8 * k), 1, what, i, err)) !=
+        MOSSRT_OK)
       return st;
   }
 
@@ -992,7 +1035,8 @@ static mossrt_status load_prog(const mossrt_bundle *b, vk_session *vs, uint32_t 
 
   /* Descriptor set layout, pool, set; pipeline layout. */
   tmp_size = (size_t)nb * (sizeof *binds + sizeof *infos + sizeof *writes);
-  if (!(tmp = zalloc(&b->alloc, tmp_size))) return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's bindings", i);
+  if (!(tmp = zalloc(&b->alloc, tmp_size)))
+    return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's bindings", i);
   writes = (VkWriteDescriptorSet *)(void *)tmp;
   infos = (VkDescriptorBufferInfo *)(void *)(writes + nb);
   binds = (VkDescriptorSetLayoutBinding *)(void *)(infos + nb);
@@ -1071,13 +1115,16 @@ done:
     VkSpecializationMapEntry me = {0, 0, sizeof(uint32_t)};
     VkSpecializationInfo si = {1, &me, sizeof(uint32_t), &vs->wg};
     VkComputePipelineCreateInfo ci = {0};
-    uint64_t items = mossrt_rd64(ob.items + 8 * k), groups = (items + vs->wg - 1) / vs->wg; /* 1 .. 2^31 */
+    uint64_t items = mossrt_rd64(ob.items + 8 * k),
+             groups = (items + vs->wg - 1) / vs->wg; /* 1 .. 2^31 */
     uint64_t gx = groups < l->maxComputeWorkGroupCount[0] ? groups : l->maxComputeWorkGroupCount[0];
     uint64_t gy = (groups + gx - 1) / gx;
     snprintf(name, sizeof name, "moss_k%u", k);
     if (gy > l->maxComputeWorkGroupCount[1])
-      return FAIL(MOSSRT_E_DEVICE, "%s of blob %u: %llu workgroups of %u, more than device '%s' dispatches "
-                  "(%u x %u)", name, i, (unsigned long long)groups, vs->wg, vs->props.deviceName,
+      return FAIL(MOSSRT_E_DEVICE,
+                  "%s of blob %u: %llu workgroups of %u, more than device '%s' dispatches "
+                  "(%u x %u)",
+                  name, i, (unsigned long long)groups, vs->wg, vs->props.deviceName,
                   l->maxComputeWorkGroupCount[0], l->maxComputeWorkGroupCount[1]);
     kn->push[0] = (uint32_t)items;
     kn->push[1] = (uint32_t)(gx * vs->wg);
@@ -1090,7 +1137,8 @@ done:
     ci.stage.pName = name;
     ci.stage.pSpecializationInfo = &si;
     ci.layout = p->layout;
-    if ((rc = vs->vkCreateComputePipelines(vs->dev, VK_NULL_HANDLE, 1, &ci, NULL, &kn->pipe)) != VK_SUCCESS) {
+    if ((rc = vs->vkCreateComputePipelines(vs->dev, VK_NULL_HANDLE, 1, &ci, NULL, &kn->pipe)) !=
+        VK_SUCCESS) {
       kn->pipe = VK_NULL_HANDLE;
       return VK_FAIL("vkCreateComputePipelines", rc, " (%s of blob %u)", name, i);
     }
@@ -1128,7 +1176,8 @@ static mossrt_status vulkan_session_open(mossrt_session *s, mossrt_error *err) {
   VkResult rc;
   mossrt_status st;
   if (!api) return MOSSRT_OK; /* no Vulkan device runs a step */
-  if (!(vs = zalloc(&b->alloc, sizeof *vs))) return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
+  if (!(vs = zalloc(&b->alloc, sizeof *vs)))
+    return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
   s->vk = vs;
   vs->nprogs = b->nblobs;
   vs->staging = staging && !strcmp(staging, "1");
@@ -1136,7 +1185,8 @@ static mossrt_status vulkan_session_open(mossrt_session *s, mossrt_error *err) {
     return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
 
   /* The instance, Vulkan 1.1 (a loader without vkEnumerateInstanceVersion is 1.0). */
-  version_fn = (PFN_vkEnumerateInstanceVersion)api->gipa(VK_NULL_HANDLE, "vkEnumerateInstanceVersion");
+  version_fn =
+      (PFN_vkEnumerateInstanceVersion)api->gipa(VK_NULL_HANDLE, "vkEnumerateInstanceVersion");
   create_fn = (PFN_vkCreateInstance)api->gipa(VK_NULL_HANDLE, "vkCreateInstance");
   if (!create_fn) return FAIL(MOSSRT_E_DEVICE, "the Vulkan loader gives no vkCreateInstance");
   if (version_fn && (rc = version_fn(&version)) != VK_SUCCESS)
@@ -1147,8 +1197,9 @@ static mossrt_status vulkan_session_open(mossrt_session *s, mossrt_error *err) {
   /* A device is used at the lower of this and its own version: a Vulkan
    * 1.2 device has 8-bit storage and shaderInt8 as core only when the
    * instance asks for 1.2 or later; asked for 1.1, they need the extensions. */
-  vs->version = version > VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : VK_MAKE_API_VERSION(0, 1,
-                VK_API_VERSION_MINOR(version), 0);
+  vs->version = version > VK_API_VERSION_1_3
+                    ? VK_API_VERSION_1_3
+                    : VK_MAKE_API_VERSION(0, 1, VK_API_VERSION_MINOR(version), 0);
   {
     VkApplicationInfo app = {0};
     VkInstanceCreateInfo ii = {0};
@@ -1163,8 +1214,8 @@ static mossrt_status vulkan_session_open(mossrt_session *s, mossrt_error *err) {
       return VK_FAIL("vkCreateInstance", rc, "");
     }
   }
-#define VK_LOAD_INSTANCE(name)                                                             \
-  if (!(vs->name = (PFN_##name)api->gipa(vs->inst, #name)))                                \
+#define VK_LOAD_INSTANCE(name)                                                                     \
+  if (!(vs->name = (PFN_##name)api->gipa(vs->inst, #name)))                                        \
     return FAIL(MOSSRT_E_DEVICE, "vkGetInstanceProcAddr gives no %s", #name);
   VK_INSTANCE_FUNCTIONS(VK_LOAD_INSTANCE)
 #undef VK_LOAD_INSTANCE
@@ -1172,8 +1223,8 @@ static mossrt_status vulkan_session_open(mossrt_session *s, mossrt_error *err) {
   if ((st = create_device(b, vs, err)) != MOSSRT_OK) return st;
   for (i = 0; i < b->nsteps; i++) {
     const mossrt_step *sp = &b->steps[i];
-    if (sp->kind != MOSS_BUNDLE_STEP_KIND_EXEC || b->devices[sp->device].exec != &mossrt_vulkan_executor ||
-        vs->progs[sp->blob].module)
+    if (sp->kind != MOSS_BUNDLE_STEP_KIND_EXEC ||
+        b->devices[sp->device].exec != &mossrt_vulkan_executor || vs->progs[sp->blob].module)
       continue; /* another device's, or a blob an earlier step runs (then with its buffers) */
     if ((st = load_prog(b, vs, sp->blob, sp->nin, err)) != MOSSRT_OK) return st;
   }
@@ -1189,7 +1240,8 @@ static mossrt_status vulkan_run(mossrt_session *s, uint32_t i, mossrt_error *err
   VkResult rc;
   uint32_t k;
   for (k = 0; k < st->nin; k++)
-    if (p->bufs[2 + k].bytes) memcpy(p->bufs[2 + k].map, s->bufs[st->first + k], p->bufs[2 + k].bytes);
+    if (p->bufs[2 + k].bytes)
+      memcpy(p->bufs[2 + k].map, s->bufs[st->first + k], p->bufs[2 + k].bytes);
   si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
   si.commandBufferCount = 1;
   si.pCommandBuffers = &p->cmd;
@@ -1201,7 +1253,8 @@ static mossrt_status vulkan_run(mossrt_session *s, uint32_t i, mossrt_error *err
   if ((rc = vs->vkResetFences(vs->dev, 1, &vs->fence)) != VK_SUCCESS)
     return VK_FAIL("vkResetFences", rc, " (step %u)", i);
   for (k = st->nin; k < st->nin + st->nout; k++)
-    if (p->bufs[2 + k].bytes) memcpy(s->bufs[st->first + k], p->bufs[2 + k].map, p->bufs[2 + k].bytes);
+    if (p->bufs[2 + k].bytes)
+      memcpy(s->bufs[st->first + k], p->bufs[2 + k].map, p->bufs[2 + k].bytes);
   return MOSSRT_OK;
 }
 
