@@ -137,6 +137,7 @@ TEST(partition_asks_the_backend) {
     mm = node2(&ctx, g, "MatMul", "mm", a, sparse_weight(&ctx, g), b);
     mms = node2(&ctx, g, "MatMul", "mms", b, sparse_weight(&ctx, g), y);
     mms->sparse = MOSS_SPARSE_CSR;
+    memset(&o, 0, sizeof o);
     o.target = t;
     o.devices = devs;
     OOM_CHECK(&ctx, moss_partition(&ctx, g, &o, &nseg), MOSS_OK, done);

@@ -70,6 +70,7 @@ TEST(first_device_that_takes_it_else_fallback) {
     n[4] = node2(&ctx, g, "Conv", "conv_wide", e, weight(&ctx, g, "ww", 128, 16, 1), f);
     n[5] = node2(&ctx, g, "Softmax", "softmax", f, NULL, h);
     n[6] = node2(&ctx, g, "Add", "add", h, h, y);
+    memset(&o, 0, sizeof o);
     o.target = t;
     o.devices = NULL;
     OOM_CHECK(&ctx, moss_partition(&ctx, g, &o, &nseg), MOSS_OK, done);
@@ -113,6 +114,7 @@ TEST(no_device_and_no_fallback_fails) {
     x = val(&ctx, g, "x", 1, d);
     y = val(&ctx, g, "y", 1, d);
     node2(&ctx, g, "Softmax", "sm", x, NULL, y);
+    memset(&o, 0, sizeof o);
     o.target = t;
     o.devices = NULL;
     OOM_CHECK(&ctx, moss_partition(&ctx, g, &o, &nseg), MOSS_E_UNSUPPORTED, done);
@@ -145,6 +147,7 @@ TEST(fallback_when_no_device_takes_it) {
     y = val(&ctx, g, "y", 1, d);
     relu = node2(&ctx, g, "Relu", "relu", x, NULL, a);
     sm = node2(&ctx, g, "Softmax", "sm", a, NULL, y);
+    memset(&o, 0, sizeof o);
     o.target = t;
     o.devices = NULL;
     OOM_CHECK(&ctx, moss_partition(&ctx, g, &o, &nseg), MOSS_OK, done);
@@ -182,6 +185,7 @@ TEST(mac_op_needs_a_rate_for_its_dtype) {
     y = val(&ctx, g, "y", 2, d);
     mm = node2(&ctx, g, "MatMul", "mm", x, w, a);
     relu = node2(&ctx, g, "Relu", "relu", a, NULL, y);
+    memset(&o, 0, sizeof o);
     o.target = t;
     o.devices = NULL;
     OOM_CHECK(&ctx, moss_partition(&ctx, g, &o, &nseg), MOSS_OK, done);
