@@ -449,7 +449,8 @@ static mossrt_status check_devices(mossrt_bundle *b, const layout *L, mossrt_err
              "header's '%s' and '%s'", i, d->id, d->triple, d->features, b->triple, b->features);
       b->cpu_format = r.code_format;
     }
-    d->exec = mossrt_executor_find(d); /* what else it needs is checked where a step uses it */
+    TRY(mossrt_forms_device(b, i, err)); /* its executor; what else it needs is checked where a
+                                          * step uses it */
   }
   TRY(check_code(b, L, err));
   for (i = 0; i < b->nblobs; i++) {
@@ -457,6 +458,7 @@ static mossrt_status check_devices(mossrt_bundle *b, const layout *L, mossrt_err
     if (dev >= b->ndevices || !b->devices[dev].exec || !b->devices[dev].exec->blobs)
       FAIL(MOSSRT_E_FORMAT, "blob %u: device %u is not a plugin device of the %u devices", i, dev,
            b->ndevices);
+    TRY(mossrt_forms_blob(b, i, err));
   }
   return MOSSRT_OK;
 }
@@ -501,7 +503,7 @@ static mossrt_status check_step(mossrt_bundle *b, const layout *L, uint32_t i,
   if (!d->exec)
     FAIL(MOSSRT_E_DEVICE, "step %u: device %u ('%s') has backend '%s', which this runtime cannot run",
          i, r->device, d->id, d->backend);
-  return d->exec->check_step(b, i, err);
+  return mossrt_forms_check_step(b, i, err);
 }
 
 static mossrt_status check_plan(mossrt_bundle *b, const layout *L, mossrt_error *err) {
@@ -555,7 +557,7 @@ static mossrt_status verify(mossrt_bundle *b, mossrt_error *err) {
   TRY(check_meta(b, &L, err));
   TRY(check_devices(b, &L, err));
   TRY(check_plan(b, &L, err));
-  return MOSSRT_OK;
+  return mossrt_forms_pick(b, err); /* the code form of each device with several */
 }
 
 void mossrt_close(mossrt_bundle *b) {

@@ -38,6 +38,8 @@ typedef struct mossrt_device {
   const uint8_t *code;              /* its CODE section; NULL: none */
   uint64_t code_size;
   int used;                         /* an EXEC step runs on it */
+  uint32_t form;                    /* 0: one code form; k + 1: form k of a backend with several
+                                     * ("ptx+vulkan", gpu/forms.c), the one |exec| runs */
   void *lib;                        /* plugin: dlopen handle */
   const moss_plugin_device *api;    /* plugin: its runtime side */
   void *xstate;                     /* opencl, ptx, vulkan: the driver's functions
@@ -51,7 +53,7 @@ typedef struct mossrt_step {
 } mossrt_step;
 
 typedef struct mossrt_blob {
-  const uint8_t *data;
+  const uint8_t *data;              /* a device with several forms: its form's blob (gpu/forms.c) */
   uint64_t size;
   uint32_t device;
 } mossrt_blob;
@@ -146,6 +148,13 @@ struct mossrt_executor {
   /* At open, before the devices are read: the header's triple and features
    * against this machine. May be NULL. */
   mossrt_status (*check_target)(const mossrt_bundle *b, mossrt_error *err);
+  /* At open, for a device with several code forms (gpu/forms.c), unless
+   * MOSSRT_OPEN_VERIFY_ONLY: MOSSRT_OK when this machine can run device
+   * |d| (its driver loads and has a device MOSS_DEVICE names), else why
+   * not, in |err| as open() or session_open() would say it. Releases all it
+   * made; a driver it initialised may stay loaded, as open() leaves it.
+   * May be NULL: always available. */
+  mossrt_status (*available)(const mossrt_bundle *b, const mossrt_device *d, mossrt_error *err);
   /* At open, as the plan is read: EXEC step |i| (decoded into b->steps[i])
    * has what this executor needs (an entry, a plugin path, a blob). */
   mossrt_status (*check_step)(mossrt_bundle *b, uint32_t i, mossrt_error *err);
@@ -168,6 +177,23 @@ struct mossrt_executor {
 extern const mossrt_executor *const mossrt_executors[];
 /* The executor that serves |d|, or NULL when none does. */
 const mossrt_executor *mossrt_executor_find(const mossrt_device *d);
+
+/* gpu/forms.c: devices whose backend names several code forms joined by
+ * '+' ("ptx+vulkan"), their blobs GPU code-forms blobs (moss_bundle.h), as
+ * core/bundle.c reads them. Each passes other devices through unchanged.
+ * mossrt_forms_device: device |i|'s executor (mossrt_executor_find, or
+ * for several forms the first form this runtime has an executor for).
+ * mossrt_forms_blob: blob |i| of such a device is a well-formed code-forms
+ * blob holding exactly its forms, and becomes a view of its form's blob.
+ * mossrt_forms_check_step: EXEC step |i| checked by its device's executor;
+ * on such a device, every form's blob by that form's executor.
+ * mossrt_forms_pick: after the plan, each such device that runs a step
+ * runs the first form whose executor is available() here, or the one
+ * MOSS_GPU_FORM names (MOSSRT_OPEN_VERIFY_ONLY: no driver is asked). */
+mossrt_status mossrt_forms_device(mossrt_bundle *b, uint32_t i, mossrt_error *err);
+mossrt_status mossrt_forms_blob(mossrt_bundle *b, uint32_t i, mossrt_error *err);
+mossrt_status mossrt_forms_check_step(mossrt_bundle *b, uint32_t i, mossrt_error *err);
+mossrt_status mossrt_forms_pick(mossrt_bundle *b, mossrt_error *err);
 
 /* pool/pool.c: the CPU executor's session_open() and session_close(): the
  * session's threads (mossrt_session_set_threads), as many as the process

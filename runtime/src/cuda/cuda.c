@@ -144,32 +144,41 @@ static void cuda_close(mossrt_bundle *b) {
   }
 }
 
+/* The driver (MOSS_CUDA_LIBRARY, else libcuda.so.1) and its functions,
+ * into |api|; |api->lib| is set once it is loaded, also on a failure. */
+static mossrt_status load_driver(const mossrt_bundle *b, const mossrt_device *d, cu_api *api,
+                                 mossrt_error *err) {
+  const char *path = getenv("MOSS_CUDA_LIBRARY");
+  if (!path || !*path) path = "libcuda.so.1";
+  if (!(api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
+    const char *why = dlerror();
+    return FAIL(MOSSRT_E_DEVICE, "device '%s': cannot load the CUDA driver %s (%s)", d->id, path,
+                why ? why : "not found");
+  }
+#define CU_LOAD(name, args)                                                                \
+  if (!(*(void **)&api->name = dlsym(api->lib, #name)))                                    \
+    return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no %s", d->id, path, #name);
+  CU_FUNCTIONS(CU_LOAD)
+#undef CU_LOAD
+  if (!(*(void **)&api->release = dlsym(api->lib, "cuDevicePrimaryCtxRelease_v2")) &&
+      !(*(void **)&api->release = dlsym(api->lib, "cuDevicePrimaryCtxRelease")))
+    return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no cuDevicePrimaryCtxRelease_v2", d->id,
+                path);
+  return MOSSRT_OK;
+}
+
 static mossrt_status cuda_open(mossrt_bundle *b, mossrt_error *err) {
   uint32_t i;
+  mossrt_status st;
   for (i = 0; i < b->ndevices; i++) {
     mossrt_device *d = &b->devices[i];
-    const char *path = getenv("MOSS_CUDA_LIBRARY");
     cu_api *api;
     if (d->exec != &mossrt_cuda_executor || !d->used) continue;
     if (!(api = mossrt_mem_alloc(&b->alloc, sizeof *api)))
       return FAIL(MOSSRT_E_NOMEM, "cannot allocate the CUDA functions");
     memset(api, 0, sizeof *api);
     d->xstate = api;
-    if (!path || !*path) path = "libcuda.so.1";
-    if (!(api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
-      const char *why = dlerror();
-      return FAIL(MOSSRT_E_DEVICE, "device '%s': cannot load the CUDA driver %s (%s)", d->id,
-                  path, why ? why : "not found");
-    }
-#define CU_LOAD(name, args)                                                                \
-  if (!(*(void **)&api->name = dlsym(api->lib, #name)))                                    \
-    return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no %s", d->id, path, #name);
-    CU_FUNCTIONS(CU_LOAD)
-#undef CU_LOAD
-    if (!(*(void **)&api->release = dlsym(api->lib, "cuDevicePrimaryCtxRelease_v2")) &&
-        !(*(void **)&api->release = dlsym(api->lib, "cuDevicePrimaryCtxRelease")))
-      return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no cuDevicePrimaryCtxRelease_v2", d->id,
-                  path);
+    if ((st = load_driver(b, d, api, err)) != MOSSRT_OK) return st;
   }
   return MOSSRT_OK;
 }
@@ -207,6 +216,27 @@ static mossrt_status pick_device(const mossrt_bundle *b, const cu_api *api, CUde
   }
   return FAIL(MOSSRT_E_DEVICE, "no CUDA device whose name contains MOSS_DEVICE='%s' (%d devices)",
               want, n);
+}
+
+/* For a device with several code forms (gpu/forms.c): the driver loads,
+ * cuInit succeeds and there is the device MOSS_DEVICE names. A driver
+ * whose cuInit failed is closed again; one that initialised stays loaded,
+ * as cuda_close leaves it (cuda_open loads it next). */
+static mossrt_status cuda_available(const mossrt_bundle *b, const mossrt_device *d,
+                                    mossrt_error *err) {
+  cu_api apis, *api = &apis;
+  CUdevice dev;
+  char ebuf[96];
+  CUresult rc;
+  mossrt_status st;
+  memset(api, 0, sizeof *api);
+  st = load_driver(b, d, api, err);
+  if (st == MOSSRT_OK && (rc = api->cuInit(0)) != CUDA_SUCCESS) st = CU_FAIL("cuInit", rc, "");
+  if (st != MOSSRT_OK) {
+    if (api->lib) dlclose(api->lib);
+    return st;
+  }
+  return pick_device(b, api, &dev, err);
 }
 
 /* |n| bytes from |a|, zeroed (so that a partial session can be undone). */
@@ -428,6 +458,7 @@ const mossrt_executor mossrt_cuda_executor = {
     .name = "cuda",
     .serves = cuda_serves,
     .blobs = 1,
+    .available = cuda_available,
     .check_step = cuda_check_step,
     .open = cuda_open,
     .close = cuda_close,

@@ -368,25 +368,34 @@ static void vulkan_close(mossrt_bundle *b) {
   }
 }
 
+/* The loader (MOSS_VULKAN_LIBRARY, else libvulkan.so.1) and its
+ * vkGetInstanceProcAddr, into |api|; |api->lib| is set once it is loaded. */
+static mossrt_status load_loader(const mossrt_bundle *b, const mossrt_device *d, vk_api *api,
+                                 mossrt_error *err) {
+  const char *path = getenv("MOSS_VULKAN_LIBRARY");
+  if (!path || !*path) path = "libvulkan.so.1";
+  if (!(api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
+    const char *why = dlerror();
+    return FAIL(MOSSRT_E_DEVICE, "device '%s': cannot load the Vulkan loader %s (%s)", d->id, path,
+                why ? why : "not found");
+  }
+  if (!(*(void **)&api->gipa = dlsym(api->lib, "vkGetInstanceProcAddr")))
+    return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no vkGetInstanceProcAddr", d->id, path);
+  return MOSSRT_OK;
+}
+
 static mossrt_status vulkan_open(mossrt_bundle *b, mossrt_error *err) {
   uint32_t i;
+  mossrt_status st;
   for (i = 0; i < b->ndevices; i++) {
     mossrt_device *d = &b->devices[i];
-    const char *path = getenv("MOSS_VULKAN_LIBRARY");
     vk_api *api;
     if (d->exec != &mossrt_vulkan_executor || !d->used) continue;
     if (!(api = mossrt_mem_alloc(&b->alloc, sizeof *api)))
       return FAIL(MOSSRT_E_NOMEM, "cannot allocate the Vulkan functions");
     memset(api, 0, sizeof *api);
     d->xstate = api;
-    if (!path || !*path) path = "libvulkan.so.1";
-    if (!(api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
-      const char *why = dlerror();
-      return FAIL(MOSSRT_E_DEVICE, "device '%s': cannot load the Vulkan loader %s (%s)", d->id,
-                  path, why ? why : "not found");
-    }
-    if (!(*(void **)&api->gipa = dlsym(api->lib, "vkGetInstanceProcAddr")))
-      return FAIL(MOSSRT_E_DEVICE, "device '%s': %s has no vkGetInstanceProcAddr", d->id, path);
+    if ((st = load_loader(b, d, api, err)) != MOSSRT_OK) return st;
   }
   return MOSSRT_OK;
 }
@@ -1146,45 +1155,14 @@ done:
   return record(b, vs, p, i, nin, err);
 }
 
-static void vulkan_session_close(mossrt_session *s) {
-  const mossrt_bundle *b = s->b;
-  vk_session *vs = s->vk;
-  uint32_t i;
-  if (!vs) return;
-  /* (A device whose functions did not all load has no buffers yet.) */
-  if (vs->dev && vs->vkDestroyDevice) {
-    if (vs->vkDeviceWaitIdle) vs->vkDeviceWaitIdle(vs->dev);
-    for (i = 0; vs->progs && i < vs->nprogs; i++) release_prog(vs, &b->alloc, &vs->progs[i]);
-    if (vs->fence) vs->vkDestroyFence(vs->dev, vs->fence, NULL);
-    if (vs->cpool) vs->vkDestroyCommandPool(vs->dev, vs->cpool, NULL); /* and its command buffers */
-    vs->vkDestroyDevice(vs->dev, NULL);
-  }
-  if (vs->inst && vs->vkDestroyInstance) vs->vkDestroyInstance(vs->inst, NULL);
-  if (vs->progs) mossrt_mem_free(&b->alloc, vs->progs, (vs->nprogs + 1) * sizeof *vs->progs);
-  mossrt_mem_free(&b->alloc, vs, sizeof *vs);
-  s->vk = NULL;
-}
-
-static mossrt_status vulkan_session_open(mossrt_session *s, mossrt_error *err) {
-  const mossrt_bundle *b = s->b;
-  const vk_api *api = session_api(b);
-  const char *staging = getenv("MOSS_VULKAN_STAGING");
+/* The instance (Vulkan 1.1 at least; a loader without
+ * vkEnumerateInstanceVersion is 1.0) and its functions, into |vs|. */
+static mossrt_status make_instance(const mossrt_bundle *b, const vk_api *api, vk_session *vs,
+                                   mossrt_error *err) {
   PFN_vkEnumerateInstanceVersion version_fn;
   PFN_vkCreateInstance create_fn;
-  uint32_t version = VK_API_VERSION_1_0, i;
-  vk_session *vs;
+  uint32_t version = VK_API_VERSION_1_0;
   VkResult rc;
-  mossrt_status st;
-  if (!api) return MOSSRT_OK; /* no Vulkan device runs a step */
-  if (!(vs = zalloc(&b->alloc, sizeof *vs)))
-    return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
-  s->vk = vs;
-  vs->nprogs = b->nblobs;
-  vs->staging = staging && !strcmp(staging, "1");
-  if (!(vs->progs = zalloc(&b->alloc, (vs->nprogs + 1) * sizeof *vs->progs)))
-    return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
-
-  /* The instance, Vulkan 1.1 (a loader without vkEnumerateInstanceVersion is 1.0). */
   version_fn =
       (PFN_vkEnumerateInstanceVersion)api->gipa(VK_NULL_HANDLE, "vkEnumerateInstanceVersion");
   create_fn = (PFN_vkCreateInstance)api->gipa(VK_NULL_HANDLE, "vkCreateInstance");
@@ -1219,6 +1197,63 @@ static mossrt_status vulkan_session_open(mossrt_session *s, mossrt_error *err) {
     return FAIL(MOSSRT_E_DEVICE, "vkGetInstanceProcAddr gives no %s", #name);
   VK_INSTANCE_FUNCTIONS(VK_LOAD_INSTANCE)
 #undef VK_LOAD_INSTANCE
+  return MOSSRT_OK;
+}
+
+/* For a device with several code forms (gpu/forms.c): the loader loads,
+ * an instance is made and has the physical device MOSS_DEVICE names (as
+ * pick_device takes it: Vulkan 1.1, a compute queue). The instance is
+ * destroyed and the loader closed again. */
+static mossrt_status vulkan_available(const mossrt_bundle *b, const mossrt_device *d,
+                                      mossrt_error *err) {
+  vk_api api;
+  vk_session vs;
+  mossrt_status st;
+  memset(&api, 0, sizeof api);
+  memset(&vs, 0, sizeof vs);
+  st = load_loader(b, d, &api, err);
+  if (st == MOSSRT_OK) st = make_instance(b, &api, &vs, err);
+  if (st == MOSSRT_OK) st = pick_device(b, &vs, err);
+  if (vs.inst && vs.vkDestroyInstance) vs.vkDestroyInstance(vs.inst, NULL);
+  if (api.lib) dlclose(api.lib);
+  return st;
+}
+
+static void vulkan_session_close(mossrt_session *s) {
+  const mossrt_bundle *b = s->b;
+  vk_session *vs = s->vk;
+  uint32_t i;
+  if (!vs) return;
+  /* (A device whose functions did not all load has no buffers yet.) */
+  if (vs->dev && vs->vkDestroyDevice) {
+    if (vs->vkDeviceWaitIdle) vs->vkDeviceWaitIdle(vs->dev);
+    for (i = 0; vs->progs && i < vs->nprogs; i++) release_prog(vs, &b->alloc, &vs->progs[i]);
+    if (vs->fence) vs->vkDestroyFence(vs->dev, vs->fence, NULL);
+    if (vs->cpool) vs->vkDestroyCommandPool(vs->dev, vs->cpool, NULL); /* and its command buffers */
+    vs->vkDestroyDevice(vs->dev, NULL);
+  }
+  if (vs->inst && vs->vkDestroyInstance) vs->vkDestroyInstance(vs->inst, NULL);
+  if (vs->progs) mossrt_mem_free(&b->alloc, vs->progs, (vs->nprogs + 1) * sizeof *vs->progs);
+  mossrt_mem_free(&b->alloc, vs, sizeof *vs);
+  s->vk = NULL;
+}
+
+static mossrt_status vulkan_session_open(mossrt_session *s, mossrt_error *err) {
+  const mossrt_bundle *b = s->b;
+  const vk_api *api = session_api(b);
+  const char *staging = getenv("MOSS_VULKAN_STAGING");
+  uint32_t i;
+  vk_session *vs;
+  mossrt_status st;
+  if (!api) return MOSSRT_OK; /* no Vulkan device runs a step */
+  if (!(vs = zalloc(&b->alloc, sizeof *vs)))
+    return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
+  s->vk = vs;
+  vs->nprogs = b->nblobs;
+  vs->staging = staging && !strcmp(staging, "1");
+  if (!(vs->progs = zalloc(&b->alloc, (vs->nprogs + 1) * sizeof *vs->progs)))
+    return FAIL(MOSSRT_E_NOMEM, "cannot allocate a session");
+  if ((st = make_instance(b, api, vs, err)) != MOSSRT_OK) return st;
   if ((st = pick_device(b, vs, err)) != MOSSRT_OK) return st;
   if ((st = create_device(b, vs, err)) != MOSSRT_OK) return st;
   for (i = 0; i < b->nsteps; i++) {
@@ -1262,6 +1297,7 @@ const mossrt_executor mossrt_vulkan_executor = {
     .name = "vulkan",
     .serves = vulkan_serves,
     .blobs = 1,
+    .available = vulkan_available,
     .check_step = vulkan_check_step,
     .open = vulkan_open,
     .close = vulkan_close,
