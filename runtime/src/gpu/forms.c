@@ -154,9 +154,8 @@ mossrt_status mossrt_forms_blob(mossrt_bundle *b, uint32_t i, mossrt_error *err)
     return BAD("GPU code-forms blob version %u, this runtime reads %u", rd32(p + 4),
                MOSS_FORMS_BLOB_VERSION);
   nf = rd32(p + 8);
-  if (nf < 1 || nf > MAX_FORMS || rd32(p + 12) != 0)
-    return BAD("%u code forms (reserved field %u), expected 1 to %u (0)", nf, rd32(p + 12),
-               MAX_FORMS);
+  if (nf < 1 || nf > MAX_FORMS) return BAD("%u code forms, expected 1 to %u", nf, MAX_FORMS);
+  if (rd32(p + 12) != 0) return BAD("its reserved field is %u, expected 0", rd32(p + 12));
   head = MOSS_FORMS_BLOB_HEADER_BYTES + (uint64_t)nf * MOSS_FORMS_BLOB_ENTRY_BYTES;
   if (n < head)
     return BAD("%u form entries do not fit in its %llu bytes", nf, (unsigned long long)n);
