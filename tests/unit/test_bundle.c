@@ -1658,6 +1658,162 @@ TEST(cuda_fake_driver) {
   unsetenv("MOSS_CUDA_LIBRARY");
 }
 
+/* A GPU code-forms blob (moss_bundle.h) with the forms |names| (n of them,
+ * each |parts[k]| of |sizes[k]| bytes, 8-aligned one after the other) in
+ * |buf|; its length. */
+static size_t forms_blob(uint8_t *buf, uint32_t n, const char *const *names,
+                         const uint8_t *const *parts, const size_t *sizes) {
+  uint32_t v[4] = {0, MOSS_FORMS_BLOB_VERSION, n, 0}, k;
+  uint64_t at = MOSS_FORMS_BLOB_HEADER_BYTES + (uint64_t)n * MOSS_FORMS_BLOB_ENTRY_BYTES;
+  memcpy(v, MOSS_FORMS_BLOB_MAGIC, 4);
+  memcpy(buf, v, sizeof v);
+  for (k = 0; k < n; k++) {
+    uint8_t *e = buf + MOSS_FORMS_BLOB_HEADER_BYTES + k * MOSS_FORMS_BLOB_ENTRY_BYTES;
+    uint64_t size = sizes[k];
+    memset(e, 0, 16);
+    memcpy(e, names[k], strlen(names[k]));
+    memcpy(e + 16, &at, 8);
+    memcpy(e + 24, &size, 8);
+    memcpy(buf + at, parts[k], sizes[k]);
+    memset(buf + at + sizes[k], 0, (8 - sizes[k] % 8) % 8);
+    at += (size + 7) / 8 * 8;
+  }
+  return (size_t)at;
+}
+
+/* A device with two code forms, "ptx+vulkan" (runtime/src/gpu/forms.c):
+ * with a working CUDA driver (the fake one) the PTX form runs, whatever
+ * Vulkan has; MOSS_GPU_FORM forces a form; no driver for either names
+ * both reasons; a verify-only open asks no driver; the code-forms blob and
+ * both forms' blobs are checked; every allocation failing in turn. */
+TEST(gpu_forms) {
+  static const uint32_t spv[5] = {0x07230203u, 0x00010300u, 0, 1, 0}; /* SPIR-V 1.3, no code */
+  static const char *const names[2] = {"ptx", "vulkan"}, *const dup[2] = {"ptx", "ptx"};
+  plug_desc p;
+  char path[1024];
+  uint8_t ptx[512], vk[512], blob[1200], *bytes = NULL;
+  const uint8_t *parts[2] = {ptx, vk};
+  size_t sizes[2], n = 0;
+  mossrt_options o;
+  mossrt_bundle *b = NULL;
+  mossrt_session *s = NULL;
+  mossrt_error err;
+  _Alignas(64) float x[4] = {1, 2, 3, 4}, y[4] = {0};
+  const void *in[1] = {x};
+  void *out[1] = {y};
+  void *h = fake_cuda("cuda_fake", "");
+  int *live, *ctx_dev;
+  ASSERT_TRUE(h != NULL);
+  live = dlsym(h, "fake_live");
+  ctx_dev = dlsym(h, "fake_ctx_dev");
+  ASSERT_TRUE(live && ctx_dev);
+  unsetenv("MOSS_DEVICE");
+  unsetenv("MOSS_GPU_FORM");
+  unsetenv("FAKE_CUDA_FAIL");
+  setenv("MOSS_CUDA_LIBRARY", OUT "/cuda_fake/libfakecuda.so", 1);
+  setenv("MOSS_VULKAN_LIBRARY", "/nonexistent/libvulkan.so.1", 1);
+  sizes[0] = fake_ptx_blob(ptx, ".version 7.8\n.target sm_87\n.address_size 64\n");
+  sizes[1] = gpu_blob(vk, MOSS_VULKAN_BLOB_MAGIC, MOSS_VULKAN_BLOB_VERSION, 1, 4, 16,
+                      "01234567890123456789");
+  memcpy(vk + sizes[1] - sizeof spv, spv, sizeof spv);
+  plug_init(&p, "");
+  p.devices[1].backend = "ptx+vulkan";
+  p.devices[1].runs_blobs = 1;
+  p.devices[1].plugin_path = NULL;
+  p.blobs[0] = blob;
+  p.blob_bytes[0] = forms_blob(blob, 2, names, parts, sizes);
+  ASSERT_EQ(write_bundle(&p.d, "gpu_forms.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  /* The CUDA driver works: the PTX form runs (Vulkan has no loader). */
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(*live, 7);
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[0], -2, 0); /* y = -(x + 1): the fake kernel on the PTX form's weights */
+  ASSERT_NEAR(y[3], -5, 0);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  ASSERT_EQ(*live, 0);
+  /* MOSS_DEVICE applies to the probe: the second fake device. */
+  setenv("MOSS_DEVICE", "H200", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(*ctx_dev, 1);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  /* No CUDA device of that name and no Vulkan loader: both reasons. */
+  setenv("MOSS_DEVICE", "V100", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "gpu_forms.moss: target: device 1 ('npu', ptx+vulkan): no driver "
+                                "for any code form: ptx: no CUDA device whose name contains "
+                                "MOSS_DEVICE='V100' (2 devices); vulkan: cannot load the Vulkan "
+                                "loader /nonexistent/libvulkan.so.1 (");
+  ASSERT_TRUE(b == NULL);
+  unsetenv("MOSS_DEVICE");
+  setenv("FAKE_CUDA_FAIL", "cuInit", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "no driver for any code form: ptx: cuInit: "
+                                "CUDA_ERROR_ILLEGAL_ADDRESS (700); vulkan: cannot load");
+  /* A verify-only open asks no driver. */
+  memset(&o, 0, sizeof o);
+  o.flags = MOSSRT_OPEN_VERIFY_ONLY;
+  ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_OK);
+  mossrt_close(b);
+  unsetenv("FAKE_CUDA_FAIL");
+  ASSERT_EQ(*live, 0);
+  /* MOSS_GPU_FORM: a form without its driver, a form the device lacks. */
+  setenv("MOSS_GPU_FORM", "vulkan", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "device 1 ('npu', ptx+vulkan): no driver for the code form "
+                                "MOSS_GPU_FORM names: vulkan: cannot load the Vulkan loader");
+  setenv("MOSS_GPU_FORM", "opencl", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "MOSS_GPU_FORM='opencl' is not one of its code forms");
+  setenv("MOSS_GPU_FORM", "ptx", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  mossrt_close(b);
+  unsetenv("MOSS_GPU_FORM");
+  /* Every allocation of open and session creation failing in turn. */
+  alloc_failures(failed_, bytes, n, NULL);
+  free(bytes);
+  if (*failed_) return;
+  ASSERT_EQ(*live, 0);
+  /* Malformed: a form missing, one twice, an entry inside the header, the
+   * Vulkan form's blob damaged (checked though the PTX form runs), a
+   * backend naming a form twice or an empty one. */
+  {
+    const struct {
+      uint32_t nforms;
+      const char *const *names;
+      const char *backend;
+      int poke;
+      const char *what;
+    } cases[] = {
+        {1, names, "ptx+vulkan", 0, "blob 0 (device 1 'npu', ptx+vulkan): it has no 'vulkan' form"},
+        {2, dup, "ptx+vulkan", 0, "form 1 ('ptx'): a second 'ptx' form"},
+        {2, names, "ptx+vulkan", 1, "form 0 ('ptx'): offset 8 + size"},
+        {2, names, "ptx+vulkan", 2, "vulkan: blob 0: its module does not start with the SPIR-V"},
+        {2, names, "ptx+ptx", 0, "device 1 ('npu'): backend 'ptx+ptx' names code form 'ptx' twice"},
+        {2, names, "ptx+", 0, "backend 'ptx+': code form 1 is empty"},
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      uint64_t eight = 8;
+      p.devices[1].backend = cases[i].backend;
+      p.blob_bytes[0] = forms_blob(blob, cases[i].nforms, cases[i].names, parts, sizes);
+      if (cases[i].poke == 1) memcpy(blob + MOSS_FORMS_BLOB_HEADER_BYTES + 16, &eight, 8);
+      if (cases[i].poke == 2) /* the SPIR-V magic: the last 20 bytes of the second form */
+        blob[MOSS_FORMS_BLOB_HEADER_BYTES + 2 * MOSS_FORMS_BLOB_ENTRY_BYTES + (sizes[0] + 7) / 8 * 8 +
+             sizes[1] - sizeof spv] ^= 1;
+      ASSERT_EQ(write_bundle(&p.d, "gpu_forms_bad.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+      ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_FORMAT);
+      ASSERT_STR_CONTAINS(err.text, "gpu_forms_bad.moss: invalid-model: ");
+      ASSERT_STR_CONTAINS(err.text, cases[i].what);
+    }
+  }
+  unsetenv("MOSS_CUDA_LIBRARY");
+  unsetenv("MOSS_VULKAN_LIBRARY");
+}
+
 /* Profiling (runtime/src/profile): the steps as the plan has them, and a
  * profiled run that computes what mossrt_run computes, times every step
  * and allocates nothing. */
