@@ -145,8 +145,8 @@ mossrt_status mossrt_forms_blob(mossrt_bundle *b, uint32_t i, mossrt_error *err)
   char name[NAME_BYTES];
   if (!d->form) return MOSSRT_OK;
   if (n < MOSS_FORMS_BLOB_HEADER_BYTES)
-    return BAD("%llu bytes, shorter than a GPU code-forms blob's header (%u)", (unsigned long long)n,
-               MOSS_FORMS_BLOB_HEADER_BYTES);
+    return BAD("%llu bytes, shorter than a GPU code-forms blob's header (%u)",
+               (unsigned long long)n, MOSS_FORMS_BLOB_HEADER_BYTES);
   if (memcmp(p, MOSS_FORMS_BLOB_MAGIC, 4) != 0)
     return BAD("not a GPU code-forms blob (magic %02x %02x %02x %02x, expected '%s')", p[0], p[1],
                p[2], p[3], MOSS_FORMS_BLOB_MAGIC);
@@ -170,8 +170,8 @@ mossrt_status mossrt_forms_blob(mossrt_bundle *b, uint32_t i, mossrt_error *err)
       return BAD("form %u ('%s'): offset %llu is not 8-byte aligned", k, nm,
                  (unsigned long long)off);
     if (off < head || off > n || size > n - off)
-      return BAD("form %u ('%s'): offset %llu + size %llu is outside the blob's data (bytes %llu to "
-                 "%llu)", k, nm, (unsigned long long)off, (unsigned long long)size,
+      return BAD("form %u ('%s'): offset %llu + size %llu is outside the blob's data (bytes %llu "
+                 "to %llu)", k, nm, (unsigned long long)off, (unsigned long long)size,
                  (unsigned long long)head, (unsigned long long)n);
     for (j = 0; j < k; j++)
       if (strcmp(nm, (const char *)(p + MOSS_FORMS_BLOB_HEADER_BYTES +
@@ -232,7 +232,8 @@ static const char *reason(const mossrt_bundle *b, const mossrt_device *d, const 
   const char *t = r->text, *c;
   char dev[80];
   size_t n = strlen(b->name);
-  if (strncmp(t, b->name, n) == 0 && t[n] == ':' && (c = strstr(t + n + 1, ": ")) != NULL) t = c + 2;
+  if (strncmp(t, b->name, n) == 0 && t[n] == ':' && (c = strstr(t + n + 1, ": ")) != NULL)
+    t = c + 2;
   t = skip(t, e->name, strlen(e->name));
   n = (size_t)snprintf(dev, sizeof dev, "device '%s'", d->id);
   return n < sizeof dev ? skip(t, dev, n) : t;
