@@ -1,4 +1,5 @@
-/* check.c - a node's GPU kernel description against a backend's test. */
+/* check.c - a node's GPU kernel description against a backend's test,
+ * and the walk over a segment's launches. */
 #include <stdio.h>
 
 #include "check.h"
@@ -49,4 +50,36 @@ int moss_gpu_kernel_check(moss_ctx *ctx, const moss_node *n, moss_gpu_expr_ok ok
   }
   moss_arena_destroy(arena);
   return good;
+}
+
+moss_status moss_gpu_each_launch(moss_ctx *ctx, moss_node *const *nodes, int nnodes, moss_gpu_takes_fn takes,
+                                 moss_gpu_launch_fn launch, void *user, moss_buf *items) {
+  moss_kernel_cpu gpu = {0};
+  moss_arena *karena = NULL;
+  moss_status st = MOSS_OK;
+  int i;
+  gpu.gpu = 1;
+  if (moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK)
+    return moss_fail(ctx, MOSS_E_NOMEM, nnodes ? nodes[0] : NULL, "GPU kernels");
+  for (i = 0; i < nnodes && st == MOSS_OK; i++) {
+    moss_kernel *k;
+    const moss_kstmt *bodies[MOSS_KERNEL_MAX_LAUNCHES];
+    char why[200];
+    int nb, j;
+    if (!takes(ctx, nodes[i], why, sizeof why)) {
+      st = moss_fail(ctx, MOSS_E_UNSUPPORTED, nodes[i], "%s", why);
+      break;
+    }
+    moss_arena_reset(karena);
+    if ((st = moss_kernel_lower(ctx, karena, nodes[i], &gpu, &k)) != MOSS_OK) break;
+    nb = moss_kernel_launches(karena, k, bodies, MOSS_KERNEL_MAX_LAUNCHES);
+    for (j = 0; j < nb && st == MOSS_OK; j++) {
+      int64_t n1 = 0;
+      st = launch(user, k, bodies[j], (int)(items->len / sizeof n1), &n1);
+      moss_buf_put(items, &n1, sizeof n1);
+    }
+  }
+  if (st == MOSS_OK && items->failed) st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "GPU kernels");
+  moss_arena_destroy(karena);
+  return st;
 }

@@ -19,4 +19,16 @@ typedef int (*moss_gpu_expr_ok)(const moss_kx *x, char *why, size_t cap);
  * failure is a reason, not a diagnostic. */
 int moss_gpu_kernel_check(moss_ctx *ctx, const moss_node *n, moss_gpu_expr_ok ok, char *why, size_t cap);
 
+/* The launches of a segment's nodes, as every GPU code generator walks
+ * them: each node that |takes| (else the whole fails, unsupported, with
+ * its reason) lowered for a GPU, each of its launches
+ * (moss_kernel_launches) handed to |launch| with its index among the
+ * segment's launches; the work-items |launch| gives are appended to
+ * |items| (int64 each). Stops at the first failure and returns it. */
+typedef int (*moss_gpu_takes_fn)(moss_ctx *ctx, const moss_node *n, char *why, size_t cap);
+typedef moss_status (*moss_gpu_launch_fn)(void *user, const moss_kernel *k, const moss_kstmt *body, int idx,
+                                          int64_t *items);
+moss_status moss_gpu_each_launch(moss_ctx *ctx, moss_node *const *nodes, int nnodes, moss_gpu_takes_fn takes,
+                                 moss_gpu_launch_fn launch, void *user, moss_buf *items);
+
 #endif

@@ -167,3 +167,16 @@ moss_status moss_gpu_seg_blob(moss_gpu_seg *s, const char *magic, uint32_t versi
   *out_nout = no;
   return MOSS_OK;
 }
+
+void moss_gpu_seg_param(void *user, const moss_value *v, int *param, int64_t *offset) {
+  int t;
+  switch (moss_gpu_seg_where(user, v, &t, offset)) {
+  case MOSS_GPU_ARENA: *param = 0; break;
+  case MOSS_GPU_WEIGHTS: *param = 1; break;
+  case MOSS_GPU_TENSOR: *param = 2 + t; break;
+  }
+}
+
+int64_t moss_gpu_seg_table_at(void *user, const void *data, size_t bytes) {
+  return moss_gpu_seg_table(user, data, bytes);
+}

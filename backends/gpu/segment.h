@@ -53,6 +53,14 @@ moss_gpu_base moss_gpu_seg_where(moss_gpu_seg *s, const moss_value *v, int *tens
  * backend builds each kernel twice) are placed once. */
 int64_t moss_gpu_seg_table(moss_gpu_seg *s, const void *data, size_t bytes);
 
+/* The two above in the shape the code generators call back (|user| the
+ * segment: moss_llvm_gpu.where and .table, moss_shader_layout, moss_cgen's
+ * table_at): where |v| lives as a kernel parameter or descriptor binding,
+ * 0 the arena, 1 the weights, 2 + k the step's tensor k, and its offset;
+ * a table's offset in the weights. */
+void moss_gpu_seg_param(void *user, const moss_value *v, int *param, int64_t *offset);
+int64_t moss_gpu_seg_table_at(void *user, const void *data, size_t bytes);
+
 /* Appends the segment's blob to |blob|: the header (|magic|, |version|),
  * the tensors' sizes, |items|[0..nkernels), the code (the concatenation of
  * |nparts| parts of |lens| bytes, its |source_len|), the weights; and hands

@@ -22,10 +22,12 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "../../compiler/kernel/kernel.h"
+#include "../gpu/check.h"
 #include "llvm.h"
 #include "moss_bundle.h"
 
 typedef struct gen {
+  const moss_llvm_gpu *gpu_t; /* moss_llvm_emit_gpu: the segment's layout */
   moss_ctx *ctx;
   moss_graph *g;
   LLVMContextRef c;
@@ -1588,7 +1590,6 @@ done:
  * spir64 the float math of OpenCL C's builtins; on neither the CPU's
  * byte dot products and table lookups. */
 static int gpu_has(const moss_kx *x, int spir, char *why, size_t cap) {
-  int i;
   if (!x) return 1;
   if (x->op == MOSS_KX_CALL) {
     switch (x->fn) {
@@ -1628,57 +1629,18 @@ static int gpu_has(const moss_kx *x, int spir, char *why, size_t cap) {
       return 0;
     }
   }
-  for (i = 0; i < 3; i++)
-    if (!gpu_has(x->a[i], spir, why, cap)) return 0;
   return 1;
 }
 
-static int gpu_stmts_have(const moss_kstmt *s, int spir, char *why, size_t cap) {
-  for (; s; s = s->next)
-    if (!gpu_has(s->lo, spir, why, cap) || !gpu_has(s->hi, spir, why, cap) || !gpu_has(s->index, spir, why, cap) ||
-        !gpu_has(s->value, spir, why, cap) || !gpu_has(s->cond, spir, why, cap) ||
-        !gpu_stmts_have(s->body, spir, why, cap) || !gpu_stmts_have(s->orelse, spir, why, cap))
-      return 0;
-  return 1;
-}
-
-static int gpu_takes(moss_ctx *ctx, const moss_node *n, int spir, char *why, size_t cap) {
-  moss_kernel_cpu gpu;
-  moss_ctx quiet;
-  moss_arena *arena = NULL;
-  moss_kernel *k;
-  int ok = 0, i;
-  if (!moss_kernel_can_lower(n)) {
-    snprintf(why, cap, "no kernel description for %s", n->op_type);
-    return 0;
-  }
-  moss_ctx_init(&quiet, ctx->alloc); /* a node it cannot lower is refused here, not reported */
-  if (moss_arena_create(ctx->alloc, 1 << 16, &arena) != MOSS_OK) {
-    snprintf(why, cap, "out of memory");
-    return 0;
-  }
-  memset(&gpu, 0, sizeof gpu);
-  gpu.gpu = 1;
-  if (moss_kernel_lower(&quiet, arena, n, &gpu, &k) != MOSS_OK) {
-    snprintf(why, cap, "its kernel description failed: %s", quiet.last);
-  } else {
-    ok = gpu_stmts_have(k->body, spir, why, cap);
-    for (i = 0; ok && i < k->nbufs; i++)
-      if (k->bufs[i].kind == MOSS_KB_SCRATCH) {
-        snprintf(why, cap, "its kernel uses arena scratch, which GPU work-items cannot share");
-        ok = 0;
-      }
-  }
-  moss_arena_destroy(arena);
-  return ok;
-}
+static int nvptx_has(const moss_kx *x, char *why, size_t cap) { return gpu_has(x, 0, why, cap); }
+static int spir_has(const moss_kx *x, char *why, size_t cap) { return gpu_has(x, 1, why, cap); }
 
 int moss_llvm_nvptx_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap) {
-  return gpu_takes(ctx, n, 0, why, cap);
+  return moss_gpu_kernel_check(ctx, n, nvptx_has, why, cap);
 }
 
 int moss_llvm_spir_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap) {
-  return gpu_takes(ctx, n, 1, why, cap);
+  return moss_gpu_kernel_check(ctx, n, spir_has, why, cap);
 }
 
 /* A special register of NVPTX (llvm.nvvm.read.ptx.sreg.*) as i64. */
@@ -1941,20 +1903,21 @@ static moss_status copy_out(gen *G, const char *data, size_t n, char **out, size
   return MOSS_OK;
 }
 
+/* moss_gpu_launch_fn: one launch as a kernel function of the module. */
+static moss_status gpu_launch(void *user, const moss_kernel *k, const moss_kstmt *body, int idx, int64_t *items) {
+  gen *G = user;
+  return gpu_kernel(G, k, body, idx, G->gpu_t, items);
+}
+
 moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *const *nodes, int nnodes,
                                const moss_llvm_gpu *t, moss_buf *items, char **out_code, size_t *out_len) {
   gen G;
-  moss_arena *karena = NULL;
   LLVMTargetMachineRef tm = NULL;
   LLVMMemoryBufferRef mb = NULL;
   moss_llvm_target lt;
-  moss_kernel_cpu gpu;
   char *err = NULL;
   const char *what;
   size_t gbytes = sizeof *G.globals * (size_t)(g->nvalues + 1);
-  int i;
-  memset(&gpu, 0, sizeof gpu);
-  gpu.gpu = 1; /* the GPU's kernel shapes */
   *out_code = NULL;
   *out_len = 0;
   memset(&G, 0, sizeof G);
@@ -1973,31 +1936,14 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   }
   module_init(&G, tm, "moss_gpu", t->triple);
   G.globals = moss_alloc(ctx, gbytes);
-  if (!G.globals || moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK) {
+  if (!G.globals) {
     G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "%s", what);
     goto done;
   }
   memset(G.globals, 0, gbytes);
-  for (i = 0; i < nnodes && G.st == MOSS_OK; i++) {
-    moss_kernel *k;
-    const moss_kstmt *bodies[MOSS_KERNEL_MAX_LAUNCHES];
-    char why[200];
-    int nb, j;
-    if (!gpu_takes(ctx, nodes[i], G.spir, why, sizeof why)) {
-      G.st = moss_fail(ctx, MOSS_E_UNSUPPORTED, nodes[i], "%s", why);
-      break;
-    }
-    moss_arena_reset(karena);
-    G.st = moss_kernel_lower(ctx, karena, nodes[i], &gpu, &k);
-    if (G.st != MOSS_OK) break;
-    nb = moss_kernel_launches(karena, k, bodies, MOSS_KERNEL_MAX_LAUNCHES);
-    for (j = 0; j < nb && G.st == MOSS_OK; j++) {
-      int64_t n1 = 0;
-      gpu_kernel(&G, k, bodies[j], (int)(items->len / sizeof n1), t, &n1);
-      moss_buf_put(items, &n1, sizeof n1);
-    }
-  }
-  if (G.st == MOSS_OK && items->failed) G.st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "%s", what);
+  G.gpu_t = t;
+  G.st = moss_gpu_each_launch(ctx, nodes, nnodes, G.spir ? moss_llvm_spir_takes : moss_llvm_nvptx_takes, gpu_launch,
+                              &G, items);
   if (G.st != MOSS_OK) goto done;
   if (G.spir) { /* OpenCL C 1.2, as the source form (what llvm-spirv takes as the source language) */
     LLVMMetadataRef v[2] = {LLVMValueAsMetadata(LLVMConstInt(G.i32, 1, 0)),
@@ -2029,7 +1975,6 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
 done:
   if (err) LLVMDisposeMessage(err);
   if (mb) LLVMDisposeMemoryBuffer(mb);
-  if (karena) moss_arena_destroy(karena);
   moss_free(ctx, G.globals, gbytes);
   if (G.b) LLVMDisposeBuilder(G.b);
   if (G.m) LLVMDisposeModule(G.m);

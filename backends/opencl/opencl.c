@@ -145,20 +145,6 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
   return MOSS_OK;
 }
 
-/* moss_cgen.table_at, moss_llvm_gpu.table: in the segment's constants. */
-static int64_t table_at(void *user, const void *data, size_t bytes) { return moss_gpu_seg_table(user, data, bytes); }
-
-/* moss_llvm_gpu.where: the parameters are (moss_a, moss_w, moss_t0, ...),
- * as the OpenCL C kernels'. */
-static void where(void *user, const moss_value *v, int *param, int64_t *offset) {
-  int t;
-  switch (moss_gpu_seg_where(user, v, &t, offset)) {
-  case MOSS_GPU_ARENA: *param = 0; break;
-  case MOSS_GPU_WEIGHTS: *param = 1; break;
-  case MOSS_GPU_TENSOR: *param = 2 + t; break;
-  }
-}
-
 /* The SPIR-V form of |nodes| (|*out_words|, |*out_nwords| words; none,
  * with the reason in |note|, when a node is one it cannot build), whose
  * kernels must be the OpenCL C's: the same count and work-items as
@@ -188,8 +174,8 @@ static moss_status spirv_form(moss_gpu_seg *s, moss_node *const *nodes, int nnod
   memset(&lg, 0, sizeof lg);
   lg.triple = "spir64-unknown-unknown";
   lg.nparams = 2 + s->nin + s->nout;
-  lg.where = where;
-  lg.table = table_at;
+  lg.where = moss_gpu_seg_param;
+  lg.table = moss_gpu_seg_table_at;
   lg.user = s;
   moss_buf_init(&sitems, ctx);
   st = moss_llvm_emit_gpu(ctx, s->g, nodes, nnodes, &lg, &sitems, &bc, &len);
@@ -238,7 +224,7 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   cg.emitted = emitted;
   cg.karena = karena;
   cg.opencl = 1;
-  cg.table_at = table_at;
+  cg.table_at = moss_gpu_seg_table_at;
   cg.table_user = &s;
   st = MOSS_OK;
   for (k = 0; k < nnodes && st == MOSS_OK; k++) {

@@ -29,19 +29,6 @@ int moss_ptx_takes(const moss_backend_device *d, const moss_node *n, char *why, 
   return moss_llvm_nvptx_takes(d->ctx, n, why, cap);
 }
 
-/* moss_llvm_gpu.where: the parameters are (moss_a, moss_w, moss_t0, ...). */
-static void where(void *user, const moss_value *v, int *param, int64_t *offset) {
-  int t;
-  switch (moss_gpu_seg_where(user, v, &t, offset)) {
-  case MOSS_GPU_ARENA: *param = 0; break;
-  case MOSS_GPU_WEIGHTS: *param = 1; break;
-  case MOSS_GPU_TENSOR: *param = 2 + t; break;
-  }
-}
-
-/* moss_llvm_gpu.table: in the segment's constants, not the PTX text. */
-static int64_t table(void *user, const void *data, size_t bytes) { return moss_gpu_seg_table(user, data, bytes); }
-
 moss_status moss_ptx_emit_segment(const moss_backend_device *d, const moss_graph *g, moss_node *const *nodes,
                                   int nnodes, moss_buf *blob, int **out_in_ids, int *out_nin,
                                   int **out_out_ids, int *out_nout) {
@@ -66,8 +53,8 @@ moss_status moss_ptx_emit_segment(const moss_backend_device *d, const moss_graph
   MOSS_TRY(moss_gpu_seg_init(&s, ctx, g, nodes, nnodes, "PTX backend"));
   moss_buf_init(&items, ctx);
   lg.nparams = 2 + s.nin + s.nout;
-  lg.where = where;
-  lg.table = table;
+  lg.where = moss_gpu_seg_param;
+  lg.table = moss_gpu_seg_table_at;
   lg.user = &s;
   st = moss_llvm_emit_gpu(ctx, g, nodes, nnodes, &lg, &items, &text, &len);
   if (st == MOSS_OK) {

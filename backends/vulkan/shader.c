@@ -749,8 +749,10 @@ static void stmts_until(sg *S, const moss_kstmt *s, const moss_kstmt *stop) {
 
 /* ---- kernels ---------------------------------------------------------------------------- */
 
-/* One launch of |k| (|body|) as the entry point moss_k<idx>. */
-static void kernel(sg *S, const moss_kernel *k, const moss_kstmt *body, int idx, int64_t *items) {
+/* One launch of |k| (|body|) as the entry point moss_k<idx>
+ * (moss_gpu_launch_fn; |user| the emitter). */
+static moss_status kernel(void *user, const moss_kernel *k, const moss_kstmt *body, int idx, int64_t *items) {
+  sg *S = user;
   const moss_kstmt *loops[MOSS_GRID_MAX_LOOPS];
   int64_t ext[MOSS_GRID_MAX_LOOPS], total, inner;
   int n = moss_kernel_grid(body, loops, ext, &total), i, nw;
@@ -758,6 +760,7 @@ static void kernel(sg *S, const moss_kernel *k, const moss_kstmt *body, int idx,
   uint32_t fn = fresh(S), name[16], w[20], v3, gx, gy, items_v, row, g, ok, run, end, g64;
   char nm[32];
   S->k = k;
+  S->at = k->node;
   S->bvar = moss_alloc(S->ctx, nb * sizeof *S->bvar);
   S->bbase = moss_alloc(S->ctx, nb * sizeof *S->bbase);
   S->vvar = moss_alloc(S->ctx, nv * sizeof *S->vvar);
@@ -858,6 +861,7 @@ done:
   S->bvar = NULL;
   S->bbase = NULL;
   S->vvar = NULL;
+  return S->st;
 }
 
 /* The module's fixed parts: the basic types, the work-item's input, the
@@ -977,48 +981,21 @@ int moss_shader_takes(moss_ctx *ctx, const moss_node *n, char *why, size_t cap) 
 moss_status moss_shader_emit(moss_ctx *ctx, const moss_graph *g, moss_node *const *nodes, int nnodes,
                              const moss_shader_layout *lay, moss_buf *items, moss_buf *words) {
   sg S;
-  moss_arena *karena = NULL;
-  moss_kernel_cpu gpu = {0};
-  int i;
   (void)g;
   memset(&S, 0, sizeof S);
   S.ctx = ctx;
   S.lay = lay;
-  gpu.gpu = 1;
   moss_buf_init(&S.entries, ctx);
   moss_buf_init(&S.modes, ctx);
   moss_buf_init(&S.decos, ctx);
   moss_buf_init(&S.globals, ctx);
   moss_buf_init(&S.funcs, ctx);
   moss_buf_init(&S.keys, ctx);
-  if (moss_arena_create(ctx->alloc, 1 << 16, &karena) != MOSS_OK) {
-    S.st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "Vulkan backend");
-    goto done;
-  }
   module_init(&S);
-  for (i = 0; i < nnodes && S.st == MOSS_OK; i++) {
-    moss_kernel *k;
-    const moss_kstmt *bodies[MOSS_KERNEL_MAX_LAUNCHES];
-    char why[200];
-    int nb, j;
-    S.at = nodes[i];
-    if (!moss_shader_takes(ctx, nodes[i], why, sizeof why)) {
-      S.st = moss_fail(ctx, MOSS_E_UNSUPPORTED, nodes[i], "%s", why);
-      break;
-    }
-    moss_arena_reset(karena);
-    S.st = moss_kernel_lower(ctx, karena, nodes[i], &gpu, &k);
-    if (S.st != MOSS_OK) break;
-    nb = moss_kernel_launches(karena, k, bodies, MOSS_KERNEL_MAX_LAUNCHES);
-    for (j = 0; j < nb && S.st == MOSS_OK; j++) {
-      int64_t n1 = 0;
-      kernel(&S, k, bodies[j], (int)(items->len / sizeof n1), &n1);
-      moss_buf_put(items, &n1, sizeof n1);
-    }
-  }
+  if (S.st == MOSS_OK) S.st = moss_gpu_each_launch(ctx, nodes, nnodes, moss_shader_takes, kernel, &S, items);
   S.at = nodes[0];
   if (S.st == MOSS_OK && (S.entries.failed || S.modes.failed || S.decos.failed || S.globals.failed ||
-                          S.funcs.failed || S.keys.failed || items->failed))
+                          S.funcs.failed || S.keys.failed))
     S.st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "Vulkan backend");
   if (S.st == MOSS_OK) {
     size_t start = words->len;
@@ -1028,8 +1005,6 @@ moss_status moss_shader_emit(moss_ctx *ctx, const moss_graph *g, moss_node *cons
       S.st = moss_spirv_validate(ctx, (const uint32_t *)(words->data + start), (words->len - start) / 4,
                                  MOSS_SPIRV_VULKAN_1_1, nodes[0], "Vulkan backend");
   }
-done:
-  if (karena) moss_arena_destroy(karena);
   moss_free(ctx, S.ut, S.utcap * sizeof *S.ut);
   moss_free(ctx, S.views, (size_t)S.cviews * sizeof *S.views);
   moss_buf_deinit(&S.entries);

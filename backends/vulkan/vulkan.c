@@ -27,18 +27,6 @@ int moss_vulkan_takes(const moss_backend_device *d, const moss_node *n, char *wh
   return moss_shader_takes(d->ctx, n, why, cap);
 }
 
-/* moss_shader_layout.where: the bindings are (moss_a, moss_w, moss_t0, ...). */
-static void where(void *user, const moss_value *v, int *binding, int64_t *offset) {
-  int t;
-  switch (moss_gpu_seg_where(user, v, &t, offset)) {
-  case MOSS_GPU_ARENA: *binding = 0; break;
-  case MOSS_GPU_WEIGHTS: *binding = 1; break;
-  case MOSS_GPU_TENSOR: *binding = 2 + t; break;
-  }
-}
-
-static int64_t table(void *user, const void *data, size_t bytes) { return moss_gpu_seg_table(user, data, bytes); }
-
 moss_status moss_vulkan_emit_segment(const moss_backend_device *d, const moss_graph *g, moss_node *const *nodes,
                                      int nnodes, moss_buf *blob, int **out_in_ids, int *out_nin,
                                      int **out_out_ids, int *out_nout) {
@@ -52,8 +40,8 @@ moss_status moss_vulkan_emit_segment(const moss_backend_device *d, const moss_gr
   MOSS_TRY(moss_gpu_seg_init(&s, ctx, g, nodes, nnodes, "Vulkan backend"));
   moss_buf_init(&items, ctx);
   moss_buf_init(&words, ctx);
-  lay.where = where;
-  lay.table = table;
+  lay.where = moss_gpu_seg_param;
+  lay.table = moss_gpu_seg_table_at;
   lay.user = &s;
   st = moss_shader_emit(ctx, g, nodes, nnodes, &lay, &items, &words);
   if (st == MOSS_OK) {

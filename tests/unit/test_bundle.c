@@ -1154,6 +1154,7 @@ TEST(plugin_device) {
   /* An EXEC on a backend this runtime has no executor for. */
   plug_init(&p, "NEG1");
   p.devices[1].backend = "metal";
+  p.devices[1].runs_blobs = 0;
   p.d.nblobs = 0;
   p.d.nsteps = 2;
   p.steps[1] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 1, 0, NULL, 0, 1, 1, p_step2_in,
