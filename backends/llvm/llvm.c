@@ -535,15 +535,7 @@ static LLVMValueRef call(gen *G, const moss_kx *x) {
     moss_dtype from = x->a[0]->dt;
     int64_t lo, hi;
     LLVMValueRef w = cast(G, a[0], from, MOSS_DT_I64, x->lanes);
-    switch (x->dt) {
-    case MOSS_DT_I8: lo = -128, hi = 127; break;
-    case MOSS_DT_U8: lo = 0, hi = 255; break;
-    case MOSS_DT_I16: lo = -32768, hi = 32767; break;
-    case MOSS_DT_U16: lo = 0, hi = 65535; break;
-    case MOSS_DT_I32: lo = INT32_MIN, hi = INT32_MAX; break;
-    case MOSS_DT_U32: lo = 0, hi = 4294967295; break;
-    default: return cast(G, a[0], from, x->dt, x->lanes);
-    }
+    if (!moss_dtype_int_range(x->dt, &lo, &hi)) return cast(G, a[0], from, x->dt, x->lanes);
     w = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, w, const_int(G, MOSS_DT_I64, lo, x->lanes), ""),
                         const_int(G, MOSS_DT_I64, lo, x->lanes), w, "");
     w = LLVMBuildSelect(G->b, LLVMBuildICmp(G->b, LLVMIntSGT, w, const_int(G, MOSS_DT_I64, hi, x->lanes), ""),

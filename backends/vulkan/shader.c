@@ -638,15 +638,7 @@ static uint32_t call(sg *S, const moss_kx *x) {
     int64_t lo, hi;
     uint32_t w;
     moss_dtype wt;
-    switch (x->dt) {
-    case MOSS_DT_I8: lo = -128, hi = 127; break;
-    case MOSS_DT_U8: lo = 0, hi = 255; break;
-    case MOSS_DT_I16: lo = -32768, hi = 32767; break;
-    case MOSS_DT_U16: lo = 0, hi = 65535; break;
-    case MOSS_DT_I32: lo = INT32_MIN, hi = INT32_MAX; break;
-    case MOSS_DT_U32: lo = 0, hi = 4294967295; break;
-    default: return cast(S, a[0], at, x->dt);
-    }
+    if (!moss_dtype_int_range(x->dt, &lo, &hi)) return cast(S, a[0], at, x->dt);
     /* clamped in int32 where the value and the range fit it, else int64
      * (also: lavapipe of Mesa 22.3 got the int64 clamp of an int32 value
      * narrowed to 8 bits wrong: 252 for -4) */

@@ -2,6 +2,7 @@
  * attributes, topological order, use counts. The importer builds graphs
  * with these calls and every pass rewrites them. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -94,6 +95,18 @@ int moss_dtype_is_float(moss_dtype dt) {
 
 int moss_dtype_is_signed(moss_dtype dt) {
   return dt == MOSS_DT_I8 || dt == MOSS_DT_I16 || dt == MOSS_DT_I32 || dt == MOSS_DT_I64;
+}
+
+int moss_dtype_int_range(moss_dtype dt, int64_t *lo, int64_t *hi) {
+  switch (dt) {
+  case MOSS_DT_I8: *lo = -128, *hi = 127; return 1;
+  case MOSS_DT_U8: *lo = 0, *hi = 255; return 1;
+  case MOSS_DT_I16: *lo = -32768, *hi = 32767; return 1;
+  case MOSS_DT_U16: *lo = 0, *hi = 65535; return 1;
+  case MOSS_DT_I32: *lo = INT32_MIN, *hi = INT32_MAX; return 1;
+  case MOSS_DT_U32: *lo = 0, *hi = 4294967295; return 1;
+  default: return 0;
+  }
 }
 
 moss_status moss_graph_create(moss_ctx *ctx, moss_graph **out_graph) {

@@ -39,6 +39,9 @@ const char *moss_dtype_short(moss_dtype dt);
 const char *moss_dtype_ctype(moss_dtype dt);
 int moss_dtype_is_float(moss_dtype dt);   /* f32, f64 (and f16/bf16) */
 int moss_dtype_is_signed(moss_dtype dt);  /* signed integers */
+/* The range of an integer type of at most 32 bits in |*lo|, |*hi|: 1; 0
+ * for any other type (what a saturating conversion to it clamps to). */
+int moss_dtype_int_range(moss_dtype dt, int64_t *lo, int64_t *hi);
 
 /* Operators: one enumerator per line of ops.def. */
 typedef enum moss_op {

@@ -4,8 +4,30 @@ segment blob shares) for the tests that check the code a GPU backend wrote.
 
   blobs(path) -> [dict(magic, tensors=[bytes...], items=[...], source=bytes,
                        arena_bytes, weights_bytes)]
+  find_ptxas() -> NVIDIA's assembler (PATH, else /usr/local/cuda), or None
+  have_cuda(lib) -> whether a CUDA driver loads (|lib|, else MOSS_CUDA_LIBRARY
+                    or libcuda.so.1)
 """
+import ctypes
+import os
+import shutil
 import struct
+
+
+def find_ptxas():
+    p = shutil.which("ptxas")
+    if p:
+        return p
+    p = "/usr/local/cuda/bin/ptxas"
+    return p if os.path.exists(p) else None
+
+
+def have_cuda(lib=None):
+    try:
+        ctypes.CDLL(lib or os.environ.get("MOSS_CUDA_LIBRARY") or "libcuda.so.1")
+        return True
+    except OSError:
+        return False
 
 
 def blobs(path):

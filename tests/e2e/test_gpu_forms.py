@@ -26,7 +26,6 @@ back on):
   test_gpu_forms.py --moss build/moss
 """
 import argparse
-import ctypes
 import os
 import shutil
 import struct
@@ -39,6 +38,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from gpu_blobs import find_ptxas, have_cuda  # noqa: E402
 from gpu_digits import DIG, Digits  # noqa: E402
 
 XML = os.path.join(HERE, "data", "forms-only.xml")
@@ -56,22 +56,6 @@ def fail(msg):
     global fails
     print("FAIL " + msg)
     fails += 1
-
-
-def find_ptxas():
-    p = shutil.which("ptxas")
-    if p:
-        return p
-    p = "/usr/local/cuda/bin/ptxas"
-    return p if os.path.exists(p) else None
-
-
-def have_cuda():
-    try:
-        ctypes.CDLL("libcuda.so.1")
-        return True
-    except OSError:
-        return False
 
 
 # ---- the bundle's bytes (runtime/include/moss_bundle.h) ----
@@ -128,7 +112,7 @@ def fix_crcs(data):
 
 
 PTXAS = find_ptxas()
-CUDA = have_cuda()
+CUDA = have_cuda("libcuda.so.1")
 STUB = "/usr/local/cuda/lib64/stubs/libcuda.so"
 if PTXAS:
     STUB = os.path.join(os.path.dirname(os.path.dirname(PTXAS)), "lib64", "stubs", "libcuda.so")

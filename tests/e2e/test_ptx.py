@@ -25,7 +25,6 @@ needs to check the runs (tests/e2e/check_gpu.py, DIR/manifest.tsv): each
 bundle, its input as raw bytes, the expected output and how to compare it.
 """
 import argparse
-import ctypes
 import os
 import shutil
 import subprocess
@@ -54,22 +53,6 @@ def fail(msg):
     fails += 1
 
 
-def find_ptxas():
-    p = shutil.which("ptxas")
-    if p:
-        return p
-    p = "/usr/local/cuda/bin/ptxas"
-    return p if os.path.exists(p) else None
-
-
-def have_cuda():
-    try:
-        ctypes.CDLL(os.environ.get("MOSS_CUDA_LIBRARY") or "libcuda.so.1")
-        return True
-    except OSError:
-        return False
-
-
 def compile_model(model, target, shape, tag, extra=()):
     art = os.path.join(W, tag + ".moss")
     p = subprocess.run([A.moss, "compile", model, "--input-shape", "input=" + shape, "--target", target, "-o", art,
@@ -77,10 +60,10 @@ def compile_model(model, target, shape, tag, extra=()):
     return art, p
 
 
-PTXAS = find_ptxas()
+PTXAS = gpu_blobs.find_ptxas()
 if not PTXAS:
     fail("no ptxas on PATH or in /usr/local/cuda/bin: the CUDA toolkit is needed to check the PTX")
-CUDA = have_cuda()
+CUDA = gpu_blobs.have_cuda()
 y_test = np.load(os.path.join(DIG, "y_test.npy"))
 xs = {"mlp": np.load(os.path.join(DIG, "x_test_mlp.npy")), "cnn": np.load(os.path.join(DIG, "x_test_cnn.npy"))}
 export = []
