@@ -234,4 +234,9 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
                             moss_target_device_codegen(d->target, d->device, "cpu"),
                             moss_target_device_codegen(d->target, d->device, "features"), out);
   out->threads = moss_target_device_units(d->target, d->device);
+  if (out->gpu) { /* the work-group limits the GPU lowerings tile for */
+    out->group_max = moss_target_device_max_workgroup_size(d->target, d->device);
+    out->group_bytes = (int64_t)moss_target_device_local_memory_bytes(d->target, d->device);
+    out->subgroup = moss_target_device_subgroup_size(d->target, d->device);
+  }
 }

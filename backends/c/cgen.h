@@ -4,6 +4,7 @@
 #ifndef MOSS_CGEN_H
 #define MOSS_CGEN_H
 
+#include "../../compiler/kernel/kernel.h"
 #include "../../compiler/ops/ops.h"
 
 typedef struct moss_cgen {
@@ -24,6 +25,11 @@ typedef struct moss_cgen {
    * their count (1: one work-item runs the whole body). */
   int opencl;
   int64_t work_items;
+  int work_group;          /* OpenCL: the work-group size the kernel needs (moss_kernel_group; 0: any) */
+  moss_buf *kscope;        /* OpenCL: the kernel function's outermost scope, where moss_c_emit_kernel
+                            * declares the work-group's __local (SHARED) buffers */
+  moss_kernel_cpu gpu;     /* OpenCL: the GPU lowered for (its work-group limits; .gpu is set whatever
+                            * it holds) */
   /* OpenCL: where a kernel's constant table goes in the constants buffer
    * moss_w (its byte offset there); the kernel reads it through a __global
    * pointer, since a GPU's __constant memory is small (64 KiB on NVIDIA's). */

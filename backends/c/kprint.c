@@ -393,6 +393,10 @@ static void stmts_until(printer *p, const moss_kstmt *s, const moss_kstmt *stop)
     case MOSS_KS_LOOP: {
       const char *v = p->vname[s->var];
       char lo[256], hi[256];
+      if (s->role == MOSS_KL_GROUP) { /* only as the grid's innermost loop (gpu_body) */
+        p->st = moss_fail(p->cg->ctx, MOSS_E_INTERNAL, k->node, "C backend: a work-group loop outside a GPU's grid");
+        return;
+      }
       snprintf(lo, sizeof lo, "%s", text(p, s->lo));
       snprintf(hi, sizeof hi, "%s", text(p, s->hi));
       if (s->step == 1)
@@ -442,6 +446,13 @@ static void stmts_until(printer *p, const moss_kstmt *s, const moss_kstmt *stop)
       moss_c_close(p->cg);
       break;
     case MOSS_KS_COMMENT: moss_c_line(p->cg, "/* %s */", s->text); break;
+    case MOSS_KS_BARRIER:
+      if (!p->cg->opencl) {
+        p->st = moss_fail(p->cg->ctx, MOSS_E_INTERNAL, k->node, "C backend: a work-group barrier on a CPU");
+        return;
+      }
+      moss_c_line(p->cg, "barrier(CLK_LOCAL_MEM_FENCE);");
+      break;
     }
   }
 }
@@ -510,6 +521,7 @@ static void gpu_body(printer *p, const moss_kstmt *body) {
   int64_t ext[MOSS_GRID_MAX_LOOPS], total, inner;
   int n = moss_kernel_grid(body, loops, ext, &total), i;
   p->cg->work_items = n && total ? total : 1;
+  p->cg->work_group = moss_kernel_group(body);
   if (!n) {
     stmts(p, body);
     return;
@@ -536,7 +548,7 @@ moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
   moss_arena_reset(cg->karena);
   /* Portable C: no machine facts, so the scalar loops any C compiler takes;
    * OpenCL: the GPU's shapes (moss_kernel_cpu.gpu). */
-  memset(&gpu, 0, sizeof gpu);
+  gpu = cg->gpu;
   gpu.gpu = 1;
   MOSS_TRY(moss_kernel_lower(cg->ctx, cg->karena, n, cg->opencl ? &gpu : NULL, &k));
   memset(&p, 0, sizeof p);
@@ -553,6 +565,11 @@ moss_status moss_c_emit_kernel(moss_cgen *cg, const moss_node *n) {
     if (k->bufs[i].kind == MOSS_KB_LOCAL)
       moss_c_line(cg, "%s %s[%lld];", ctype(k->bufs[i].dt), p.bname[i],
                   (long long)(k->bufs[i].numel > 0 ? k->bufs[i].numel : 1));
+    else if (k->bufs[i].kind == MOSS_KB_SHARED && cg->opencl && cg->kscope) /* at the kernel's outermost scope */
+      moss_buf_printf(cg->kscope, "  __local %s %s[%lld];\n", ctype(k->bufs[i].dt), p.bname[i],
+                      (long long)k->bufs[i].numel);
+    else if (k->bufs[i].kind == MOSS_KB_SHARED)
+      return moss_fail(cg->ctx, MOSS_E_INTERNAL, n, "C backend: a work-group's shared buffer on a CPU");
     else if (k->bufs[i].kind == MOSS_KB_SCRATCH) /* |a|: the segment function's arena */
       moss_c_line(cg, "%s *%s = (%s *)(a + %lld);", ctype(k->bufs[i].dt), p.bname[i],
                   ctype(k->bufs[i].dt), (long long)(n->scratch_offset + k->bufs[i].offset));

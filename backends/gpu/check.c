@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "check.h"
+#include "moss_bundle.h"
 
 static int expr_ok(const moss_kx *x, moss_gpu_expr_ok ok, char *why, size_t cap) {
   int i;
@@ -52,9 +53,9 @@ int moss_gpu_kernel_check(moss_ctx *ctx, const moss_node *n, moss_gpu_expr_ok ok
   return good;
 }
 
-moss_status moss_gpu_each_launch(moss_ctx *ctx, moss_node *const *nodes, int nnodes, moss_gpu_takes_fn takes,
-                                 moss_gpu_launch_fn launch, void *user, moss_buf *items) {
-  moss_kernel_cpu gpu = {0};
+moss_status moss_gpu_each_launch(moss_ctx *ctx, const moss_kernel_cpu *facts, moss_node *const *nodes, int nnodes,
+                                 moss_gpu_takes_fn takes, moss_gpu_launch_fn launch, void *user, moss_buf *items) {
+  moss_kernel_cpu gpu = *facts;
   moss_arena *karena = NULL;
   moss_status st = MOSS_OK;
   int i;
@@ -76,6 +77,7 @@ moss_status moss_gpu_each_launch(moss_ctx *ctx, moss_node *const *nodes, int nno
     for (j = 0; j < nb && st == MOSS_OK; j++) {
       int64_t n1 = 0;
       st = launch(user, k, bodies[j], (int)(items->len / sizeof n1), &n1);
+      n1 = (int64_t)MOSS_GPU_LAUNCH(n1, moss_kernel_group(bodies[j]));
       moss_buf_put(items, &n1, sizeof n1);
     }
   }

@@ -651,6 +651,7 @@ static void stmts_until(gen *G, const moss_kstmt *s, const moss_kstmt *stop) {
       break;
     case MOSS_KS_STORE: store(G, s->buf, expr(G, s->index), expr(G, s->value), s->value->lanes); break;
     case MOSS_KS_LET: case MOSS_KS_SET: LLVMBuildStore(G->b, expr(G, s->value), G->vars[s->var]); break;
+    case MOSS_KS_BARRIER: fail(G, MOSS_E_INTERNAL, "a work-group barrier (not built yet)"); break;
     case MOSS_KS_IF: {
       LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(G->c, G->fn, "then");
       LLVMBasicBlockRef els = LLVMAppendBasicBlockInContext(G->c, G->fn, "else");
@@ -1934,8 +1935,8 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   }
   memset(G.globals, 0, gbytes);
   G.gpu_t = t;
-  G.st = moss_gpu_each_launch(ctx, nodes, nnodes, G.spir ? moss_llvm_spir_takes : moss_llvm_nvptx_takes, gpu_launch,
-                              &G, items);
+  G.st = moss_gpu_each_launch(ctx, &t->facts, nodes, nnodes, G.spir ? moss_llvm_spir_takes : moss_llvm_nvptx_takes,
+                              gpu_launch, &G, items);
   if (G.st != MOSS_OK) goto done;
   if (G.spir) { /* OpenCL C 1.2, as the source form (what llvm-spirv takes as the source language) */
     LLVMMetadataRef v[2] = {LLVMValueAsMetadata(LLVMConstInt(G.i32, 1, 0)),

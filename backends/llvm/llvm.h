@@ -93,6 +93,9 @@ typedef struct moss_llvm_gpu {
    * (parameter 1), at the offset returned */
   int64_t (*table)(void *user, const void *data, size_t bytes);
   void *user;
+  /* the GPU the kernels are lowered for (moss_backend_device_kernel_cpu of
+   * its device: the work-group limits); .gpu is set whatever it holds */
+  moss_kernel_cpu facts;
 } moss_llvm_gpu;
 
 /* Whether the NVPTX code has |n|: a kernel description using only

@@ -111,18 +111,23 @@ static int uses(const char *t, const char *id) {
  * count into |*out_items|. */
 static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, const moss_node *n, int k, int ntensors,
                              int64_t *out_items) {
-  moss_buf body;
+  moss_buf body, kscope;
   moss_status st;
   int i;
   char e[160], id[16];
   moss_buf_init(&body, s->ctx);
+  moss_buf_init(&kscope, s->ctx);
   cg->out = &body;
+  cg->kscope = &kscope;
   cg->indent = 0;
   cg->work_items = 1;
+  cg->work_group = 0;
   st = moss_c_emit_kernel(cg, n);
-  if (st == MOSS_OK && body.failed) st = moss_fail(s->ctx, MOSS_E_NOMEM, n, "OpenCL backend");
+  cg->kscope = NULL;
+  if (st == MOSS_OK && (body.failed || kscope.failed)) st = moss_fail(s->ctx, MOSS_E_NOMEM, n, "OpenCL backend");
   if (st != MOSS_OK) {
     moss_buf_deinit(&body);
+    moss_buf_deinit(&kscope);
     return st;
   }
   moss_buf_printf(src, "/* node %d '%s' (%s) */\n__kernel void moss_k%d(__global uchar *moss_a, __global const uchar *moss_w",
@@ -137,11 +142,13 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
     storage(s, v, out, e, sizeof e);
     moss_buf_printf(src, "  __global %s%s *%s = %s;\n", out ? "" : "const ", moss_dtype_ctype(v->dtype), id, e);
   }
+  if (kscope.len) moss_buf_put(src, kscope.data, kscope.len);
   moss_buf_printf(src, "  {\n"); /* the body's names may be the parameters' */
   if (body.data) moss_buf_put(src, body.data, body.len);
   moss_buf_printf(src, "  }\n}\n\n");
   moss_buf_deinit(&body);
-  *out_items = cg->work_items;
+  moss_buf_deinit(&kscope);
+  *out_items = (int64_t)MOSS_GPU_LAUNCH(cg->work_items, cg->work_group);
   return MOSS_OK;
 }
 
@@ -149,8 +156,9 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
  * with the reason in |note|, when a node is one it cannot build), whose
  * kernels must be the OpenCL C's: the same count and work-items as
  * |items| (|nk| kernels). */
-static moss_status spirv_form(moss_gpu_seg *s, moss_node *const *nodes, int nnodes, const int64_t *items, int nk,
-                              uint32_t **out_words, size_t *out_nwords, char *note, size_t cap) {
+static moss_status spirv_form(moss_gpu_seg *s, const moss_kernel_cpu *facts, moss_node *const *nodes, int nnodes,
+                              const int64_t *items, int nk, uint32_t **out_words, size_t *out_nwords, char *note,
+                              size_t cap) {
   moss_ctx *ctx = s->ctx;
   moss_llvm_gpu lg;
   moss_buf sitems;
@@ -177,6 +185,7 @@ static moss_status spirv_form(moss_gpu_seg *s, moss_node *const *nodes, int nnod
   lg.where = moss_gpu_seg_param;
   lg.table = moss_gpu_seg_table_at;
   lg.user = s;
+  lg.facts = *facts;
   moss_buf_init(&sitems, ctx);
   st = moss_llvm_emit_gpu(ctx, s->g, nodes, nnodes, &lg, &sitems, &bc, &len);
   if (st == MOSS_OK && (sitems.len != (size_t)nk * sizeof(int64_t) || memcmp(sitems.data, items, sitems.len)))
@@ -226,6 +235,7 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   cg.opencl = 1;
   cg.table_at = moss_gpu_seg_table_at;
   cg.table_user = &s;
+  moss_backend_device_kernel_cpu(d, &cg.gpu);
   st = MOSS_OK;
   for (k = 0; k < nnodes && st == MOSS_OK; k++) {
     if (nodes[k]->scratch_bytes > 0) {
@@ -245,7 +255,7 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
     st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "OpenCL backend");
     goto done;
   }
-  st = spirv_form(&s, nodes, nnodes, (const int64_t *)items.data, (int)(items.len / sizeof(int64_t)), &words,
+  st = spirv_form(&s, &cg.gpu, nodes, nnodes, (const int64_t *)items.data, (int)(items.len / sizeof(int64_t)), &words,
                   &nwords, note, sizeof note);
   if (st != MOSS_OK) goto done;
   { /* the code: u64 text length, the text, zeros to a multiple of 4 bytes, the SPIR-V words */

@@ -56,6 +56,7 @@ moss_status moss_ptx_emit_segment(const moss_backend_device *d, const moss_graph
   lg.where = moss_gpu_seg_param;
   lg.table = moss_gpu_seg_table_at;
   lg.user = &s;
+  moss_backend_device_kernel_cpu(d, &lg.facts);
   st = moss_llvm_emit_gpu(ctx, g, nodes, nnodes, &lg, &items, &text, &len);
   if (st == MOSS_OK) {
     const char *parts[1] = {text};

@@ -719,6 +719,7 @@ static void stmts_until(sg *S, const moss_kstmt *s, const moss_kstmt *stop) {
       break;
     }
     case MOSS_KS_LET: case MOSS_KS_SET: E(&S->funcs, SpvOpStore, S->vvar[s->var], expr(S, s->value)); break;
+    case MOSS_KS_BARRIER: fail(S, MOSS_E_INTERNAL, "a work-group barrier (not built yet)"); break;
     case MOSS_KS_IF: {
       uint32_t c = expr(S, s->cond), then = fresh(S), els = s->orelse ? fresh(S) : 0, merge = fresh(S);
       E(&S->funcs, SpvOpSelectionMerge, merge, SpvSelectionControlMaskNone);
@@ -984,7 +985,7 @@ moss_status moss_shader_emit(moss_ctx *ctx, const moss_graph *g, moss_node *cons
   moss_buf_init(&S.funcs, ctx);
   moss_buf_init(&S.keys, ctx);
   module_init(&S);
-  if (S.st == MOSS_OK) S.st = moss_gpu_each_launch(ctx, nodes, nnodes, moss_shader_takes, kernel, &S, items);
+  if (S.st == MOSS_OK) S.st = moss_gpu_each_launch(ctx, &lay->facts, nodes, nnodes, moss_shader_takes, kernel, &S, items);
   S.at = nodes[0];
   if (S.st == MOSS_OK && (S.entries.failed || S.modes.failed || S.decos.failed || S.globals.failed ||
                           S.funcs.failed || S.keys.failed))

@@ -29,6 +29,7 @@ typedef struct moss_shader_layout {
   void (*where)(void *user, const moss_value *v, int *binding, int64_t *offset);
   int64_t (*table)(void *user, const void *data, size_t bytes);
   void *user;
+  moss_kernel_cpu facts; /* the GPU lowered for (moss_backend_device_kernel_cpu of its device) */
 } moss_shader_layout;
 
 /* 1 when the emitter has code for |n|'s kernel description (lowered for a

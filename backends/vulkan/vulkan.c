@@ -43,6 +43,7 @@ moss_status moss_vulkan_emit_segment(const moss_backend_device *d, const moss_gr
   lay.where = moss_gpu_seg_param;
   lay.table = moss_gpu_seg_table_at;
   lay.user = &s;
+  moss_backend_device_kernel_cpu(d, &lay.facts);
   st = moss_shader_emit(ctx, g, nodes, nnodes, &lay, &items, &words);
   if (st == MOSS_OK) {
     const char *parts[1] = {words.data};

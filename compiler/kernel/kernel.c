@@ -206,6 +206,15 @@ int moss_k_local(moss_kb *b, const char *name, moss_dtype dt, int64_t numel) {
   return add_buf(b, MOSS_KB_LOCAL, name, dt, numel);
 }
 
+int moss_k_shared(moss_kb *b, const char *name, moss_dtype dt, int64_t numel) {
+  if (b->st == MOSS_OK && (b->cpu.group_max <= 0 || numel < 1 || numel * (int64_t)moss_dtype_size(dt) > b->cpu.group_bytes)) {
+    moss_kb_fail(b, MOSS_E_INTERNAL, "shared buffer '%s' of %lld elements: not within the GPU's %lld bytes", name,
+                 (long long)numel, (long long)b->cpu.group_bytes);
+    return 0;
+  }
+  return add_buf(b, MOSS_KB_SHARED, name, dt, numel);
+}
+
 int moss_k_arena_scratch(moss_kb *b, const char *name, moss_dtype dt, int64_t numel, int64_t offset) {
   const moss_node *n = b->k->node;
   int64_t bytes, end;
@@ -561,6 +570,14 @@ static moss_kstmt *stmt(moss_kb *b, moss_ks_kind kind) {
   return s;
 }
 
+/* Whether a GROUP loop is open. */
+static int in_group(const moss_kb *b) {
+  int d;
+  for (d = 1; d <= b->depth; d++)
+    if (b->open[d]->kind == MOSS_KS_LOOP && b->open[d]->role == MOSS_KL_GROUP) return 1;
+  return 0;
+}
+
 static void push(moss_kb *b, moss_kstmt *s, moss_kstmt **inner) {
   if (b->depth + 1 >= (int)(sizeof b->tail / sizeof b->tail[0])) {
     moss_kb_fail(b, MOSS_E_INTERNAL, "kernel description: loops nested too deep");
@@ -577,6 +594,10 @@ moss_kx *moss_k_for(moss_kb *b, const char *name, moss_kx *lo, moss_kx *hi, int6
   int var;
   if (bad(b, lo) || bad(b, hi)) return &poison;
   if (!is_index(lo) || !is_index(hi) || step < 1) return ill(b, "loop bounds", lo, hi);
+  if (role == MOSS_KL_GROUP &&
+      (lo->op != MOSS_KX_CONST || lo->i != 0 || hi->op != MOSS_KX_CONST || hi->i < 1 || step != 1 ||
+       hi->i > (b->cpu.group_max > 0 ? b->cpu.group_max : 0) || in_group(b)))
+    return ill(b, "work-group loop (constant [0, T), T within the GPU's work-group limit, not nested)", lo, hi);
   var = add_var(b, name, MOSS_DT_I64, 1, 1);
   s = stmt(b, MOSS_KS_LOOP);
   if (!s) return &poison;
@@ -682,6 +703,15 @@ void moss_k_comment(moss_kb *b, const char *fmt, ...) {
   if (!s) return;
   s->text = moss_arena_strdup(b->arena, tmp);
   if (!s->text) moss_kb_fail(b, MOSS_E_NOMEM, "kernel description");
+}
+
+void moss_k_barrier(moss_kb *b) {
+  if (b->st != MOSS_OK) return;
+  if (!in_group(b)) {
+    moss_kb_fail(b, MOSS_E_INTERNAL, "kernel description: barrier outside a work-group loop");
+    return;
+  }
+  stmt(b, MOSS_KS_BARRIER);
 }
 
 /* ---- helpers for the lowerings --------------------------------------------------------- */
@@ -834,7 +864,7 @@ static void expr_text(const moss_kernel *k, const moss_kx *x, moss_buf *o) {
   moss_buf_printf(o, ")");
 }
 
-static const char *const role_names[] = {"serial", "parallel", "reduce", "vector", "unroll"};
+static const char *const role_names[] = {"serial", "parallel", "reduce", "vector", "unroll", "group"};
 
 static void stmts_text(const moss_kernel *k, const moss_kstmt *s, int depth, moss_buf *o) {
   for (; s; s = s->next) {
@@ -882,12 +912,13 @@ static void stmts_text(const moss_kernel *k, const moss_kstmt *s, int depth, mos
       }
       break;
     case MOSS_KS_COMMENT: moss_buf_printf(o, "# %s\n", s->text); break;
+    case MOSS_KS_BARRIER: moss_buf_printf(o, "barrier\n"); break;
     }
   }
 }
 
 void moss_kernel_print(const moss_kernel *k, moss_buf *out) {
-  static const char *const kinds[] = {"?", "input", "output", "table", "local", "scratch"};
+  static const char *const kinds[] = {"?", "input", "output", "table", "local", "scratch", "shared"};
   int i;
   moss_buf_printf(out, "kernel node %d '%s' (%s)\n", k->node->id, k->node->name, k->node->op_type);
   for (i = 0; i < k->nbufs; i++) {

@@ -116,7 +116,17 @@ typedef enum moss_kloop_role {
   MOSS_KL_PARALLEL,     /* independent iterations: threads, GPU work-items */
   MOSS_KL_REDUCE,       /* accumulates into a variable declared outside */
   MOSS_KL_VECTOR,       /* independent, contiguous: vectorize by |width| lanes */
-  MOSS_KL_UNROLL        /* unroll fully (|width| 0) or by |width| */
+  MOSS_KL_UNROLL,       /* unroll fully (|width| 0) or by |width| */
+  MOSS_KL_GROUP         /* the lanes of one GPU work-group: the iterations [0, T) run at once,
+                         * each in a work-item of its own with its own variables (those
+                         * declared inside the loop, and copies of those outside), all of one
+                         * work-group, which shares the kernel's SHARED buffers and meets at
+                         * BARRIERs. Only on a GPU (moss_kernel_cpu.group_max >= T), only as the
+                         * innermost loop of moss_kernel_grid, bounds the constants 0 and T,
+                         * step 1: the work-group is T work-items, and lane t is the work-item
+                         * of local index t. A BARRIER in it must be reached by every lane
+                         * alike: not inside a branch or a loop whose condition or trip count
+                         * differs between lanes. The CPU backends refuse it. */
 } moss_kloop_role;
 
 typedef enum moss_ks_kind {
@@ -125,7 +135,10 @@ typedef enum moss_ks_kind {
   MOSS_KS_LET,      /* declares variable |var| with the initial value |value| */
   MOSS_KS_SET,      /* var = value */
   MOSS_KS_IF,       /* if (cond) body else orelse */
-  MOSS_KS_COMMENT   /* a line of text for readers of the generated code */
+  MOSS_KS_COMMENT,  /* a line of text for readers of the generated code */
+  MOSS_KS_BARRIER   /* inside a GROUP loop: every lane of the work-group reaches this point
+                     * before any goes on, and the lanes' stores to SHARED buffers before it
+                     * are seen by every lane's loads after it */
 } moss_ks_kind;
 
 typedef struct moss_kstmt {
@@ -152,9 +165,12 @@ typedef enum moss_kbuf_kind {
   MOSS_KB_OUTPUT,    /* the node's output |index| */
   MOSS_KB_TABLE,     /* constant data the lowering made: |data|, |numel| elements */
   MOSS_KB_LOCAL,     /* private scratch of |numel| elements, uninitialized */
-  MOSS_KB_SCRATCH    /* |numel| elements of the node's arena scratch from byte |offset|
+  MOSS_KB_SCRATCH,   /* |numel| elements of the node's arena scratch from byte |offset|
                       * on (node->scratch_offset + offset in the arena), uninitialized:
                       * for scratch too large for a stack */
+  MOSS_KB_SHARED     /* |numel| elements shared by the lanes of one GPU work-group (OpenCL's
+                      * __local, CUDA's __shared__, Vulkan's Workgroup storage),
+                      * uninitialized; only in kernels with a GROUP loop */
 } moss_kbuf_kind;
 
 typedef struct moss_kbuf {
@@ -207,7 +223,14 @@ typedef struct moss_kernel_cpu {
                      * outer parallel loops (moss_kernel_grid): the lowerings that
                      * have a GPU shape put every output element in those loops,
                      * each work-item with a reduction of its own (Gemm, MatMul,
-                     * Conv); the other facts are zero */
+                     * Conv); the CPU facts above are zero */
+  /* The GPU's work-group limits, from the target's <codegen> (0: unknown).
+   * With group_max and group_bytes both known, large matrix products and
+   * convolutions are lowered as work-group tiles (GROUP loops, SHARED
+   * buffers: lower_gputile.c) that fit them. */
+  int group_max;         /* max-workgroup-size: the most work-items of one work-group */
+  int64_t group_bytes;   /* local-memory-bytes: SHARED bytes one work-group may use */
+  int subgroup;          /* subgroup-size: the work-items that run in lockstep (a warp) */
 } moss_kernel_cpu;
 
 /* The facts of a CPU named as LLVM names it: the target triple's
@@ -254,6 +277,8 @@ int moss_k_input(moss_kb *b, int i);
 int moss_k_output(moss_kb *b, int i);
 int moss_k_table(moss_kb *b, const char *name, moss_dtype dt, int64_t numel, const void *data);
 int moss_k_local(moss_kb *b, const char *name, moss_dtype dt, int64_t numel);
+/* A SHARED buffer of the work-group (kernels with a GROUP loop). */
+int moss_k_shared(moss_kb *b, const char *name, moss_dtype dt, int64_t numel);
 /* |numel| elements of the node's arena scratch from byte |offset| (a
  * multiple of 64) on; they must lie within the n->scratch_bytes that
  * moss_kernel_scratch asked the planner for. */
@@ -304,6 +329,8 @@ void moss_k_comment(moss_kb *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* A work-group barrier (MOSS_KS_BARRIER); only inside a GROUP loop. */
+void moss_k_barrier(moss_kb *b);
 
 /* Helpers shared by the lowerings. */
 /* |n|'s fused activation (n->act) applied to the float expression |v|. */
@@ -354,6 +381,9 @@ void moss_kernel_plan_parts(moss_kernel *k, int threads);
  * work-item). The LETs read only the loop variables outside them, so each
  * work-item may compute them itself. */
 #define MOSS_GRID_MAX_LOOPS 3
+/* A GROUP loop is taken as the innermost loop of the nest (a nest with one
+ * ends there): the work-group size is then ext[n-1], and the launch runs
+ * |*total| / ext[n-1] work-groups of that size (moss_kernel_group). */
 int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *ext, int64_t *total);
 
 /* The launches of |k| on a GPU (parts.c): where its body is nothing but
@@ -366,6 +396,10 @@ int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *
  * bodies[0..n) and returns n (1 .. |max|; 1 when there would be more, or
  * on no memory). */
 #define MOSS_KERNEL_MAX_LAUNCHES 64
+/* The work-group size a launch of |body| needs: T when its grid
+ * (moss_kernel_grid) ends in a GROUP loop of T lanes; 0: any size (the
+ * executor picks). */
+int moss_kernel_group(const moss_kstmt *body);
 int moss_kernel_launches(moss_arena *arena, const moss_kernel *k, const moss_kstmt **bodies, int max);
 
 /* A readable text of |k| (`moss compile --dump-kernels`). */

@@ -40,7 +40,7 @@ static double work(const moss_kstmt *s) {
       w += expr_work(s->cond) + (a > b ? a : b);
       break;
     }
-    case MOSS_KS_COMMENT: break;
+    case MOSS_KS_COMMENT: case MOSS_KS_BARRIER: break;
     }
   return w;
 }
@@ -79,7 +79,7 @@ static int scan(const moss_kstmt *s, int all, int *refs, unsigned char *decl) {
       outer_set |= scan(s->body, 1, refs, decl);
       outer_set |= scan(s->orelse, 1, refs, decl);
       break;
-    case MOSS_KS_COMMENT: break;
+    case MOSS_KS_COMMENT: case MOSS_KS_BARRIER: break;
     }
   }
   return outer_set;
@@ -159,17 +159,25 @@ int moss_kernel_grid(const moss_kstmt *body, const moss_kstmt **loops, int64_t *
   while (n < MOSS_GRID_MAX_LOOPS) {
     const moss_kstmt *t = sole_loop(s);
     int64_t e;
-    if (!t || t->role != MOSS_KL_PARALLEL || t->lo->op != MOSS_KX_CONST || t->hi->op != MOSS_KX_CONST ||
-        t->step < 1)
+    if (!t || (t->role != MOSS_KL_PARALLEL && t->role != MOSS_KL_GROUP) || t->lo->op != MOSS_KX_CONST ||
+        t->hi->op != MOSS_KX_CONST || t->step < 1)
       break;
     e = t->hi->i > t->lo->i ? (t->hi->i - t->lo->i + t->step - 1) / t->step : 0;
     if (e > 0 && *total > ((int64_t)1 << 31) / e) break;
     loops[n] = t;
     ext[n++] = e;
     *total *= e;
+    if (t->role == MOSS_KL_GROUP) break; /* the work-group's lanes: innermost */
     s = t->body;
   }
   return n;
+}
+
+int moss_kernel_group(const moss_kstmt *body) {
+  const moss_kstmt *loops[MOSS_GRID_MAX_LOOPS];
+  int64_t ext[MOSS_GRID_MAX_LOOPS], total;
+  int n = moss_kernel_grid(body, loops, ext, &total);
+  return n && loops[n - 1]->role == MOSS_KL_GROUP ? (int)ext[n - 1] : 0;
 }
 
 int moss_kernel_launches(moss_arena *arena, const moss_kernel *k, const moss_kstmt **bodies, int max) {
@@ -177,7 +185,7 @@ int moss_kernel_launches(moss_arena *arena, const moss_kernel *k, const moss_kst
   int n = 0, i;
   bodies[0] = k->body;
   for (i = 0; i < k->nbufs; i++)
-    if (k->bufs[i].kind == MOSS_KB_LOCAL) return 1;
+    if (k->bufs[i].kind == MOSS_KB_LOCAL || k->bufs[i].kind == MOSS_KB_SHARED) return 1;
   for (s = k->body; s; s = s->next) {
     if (s->kind == MOSS_KS_LOOP) {
       if (s->role != MOSS_KL_PARALLEL) return 1;

@@ -336,7 +336,14 @@ static inline uint32_t moss_bundle_crc32(uint32_t crc, const void *data, size_t 
  * (runtime/src/opencl). Little-endian; after the header, in order:
  *   u64 bytes[ntensors]     each tensor of the step (its inputs, then its
  *                           outputs), its own device buffer moss_t<k>
- *   u64 items[nkernels]     the work-items of kernel moss_k<k> (>= 1)
+ *   u64 launch[nkernels]    the launch of kernel moss_k<k>: bits 0..31 its
+ *                           work-items (1 .. 2^31), bits 32..47 the
+ *                           work-group size it needs (version 3; 0: any
+ *                           size, the executor picks; else the work-items
+ *                           are a multiple of it, and work-item i is lane
+ *                           i % size of work-group i / size: the kernel
+ *                           shares memory within its work-groups and
+ *                           meets at barriers), bits 48..63 zero
  *   u8 source[source_len]   the program, in two forms (version 2):
  *     u64 text_len          (>= 1)
  *     char text[text_len]   the OpenCL C 1.2 program: kernels moss_k0 ..
@@ -358,10 +365,15 @@ static inline uint32_t moss_bundle_crc32(uint32_t crc, const void *data, size_t 
  *   u8 weights[weights_bytes] the constants the kernels read (buffer moss_w)
  * and moss_a: |arena_bytes| of device memory for the values that live inside
  * the segment, at their planned offsets. Version 1 had the text alone as
- * |source|; the blobs that share this layout below keep theirs as they
- * describe it. */
+ * |source|; version 2 had no work-group sizes in |launch|. The blobs that
+ * share this layout below have the same launch words, and keep their
+ * |source| as they describe it. */
 #define MOSS_OPENCL_BLOB_MAGIC "MOCL"
-#define MOSS_OPENCL_BLOB_VERSION 2u
+#define MOSS_OPENCL_BLOB_VERSION 3u
+/* A kernel's launch word, and its two fields. */
+#define MOSS_GPU_LAUNCH(items, group) ((uint64_t)(items) | ((uint64_t)(group) << 32))
+#define MOSS_GPU_LAUNCH_ITEMS(l) ((uint64_t)(l) & 0xffffffffu)
+#define MOSS_GPU_LAUNCH_GROUP(l) (((uint64_t)(l) >> 32) & 0xffffu)
 typedef struct moss_opencl_blob_header {
   char magic[4];                 /*  0: MOSS_OPENCL_BLOB_MAGIC */
   uint32_t version;              /*  4: MOSS_OPENCL_BLOB_VERSION */
@@ -379,10 +391,12 @@ typedef struct moss_opencl_blob_header {
  * NUL) whose entries moss_k0 .. moss_k<nkernels-1> each take (u64 moss_a,
  * u64 moss_w, u64 moss_t0, .. moss_t<ntensors-1>), the device addresses of
  * the arena, the weights and the step's tensors, and run in order; kernel k
- * runs items[k] threads in one dimension (blocks of any size: each thread
- * with global index >= items[k] does nothing). */
+ * runs the work-items of launch[k] as threads in one dimension, in blocks of
+ * its work-group size (any size where that is 0: each thread with global
+ * index at or past the work-items does nothing). Version 1 had no
+ * work-group sizes. */
 #define MOSS_PTX_BLOB_MAGIC "MPTX"
-#define MOSS_PTX_BLOB_VERSION 1u
+#define MOSS_PTX_BLOB_VERSION 2u
 
 /* Vulkan segment blob: the BLOB of one EXEC step on a device whose backend
  * is "vulkan" (backends/vulkan), run by libmossrt's Vulkan executor
@@ -396,20 +410,21 @@ typedef struct moss_opencl_blob_header {
  *     moss_t<k>; a module may declare one binding several times with
  *     different element types (aliases of the same buffer);
  *   a push-constant block of two u32 at offsets 0 and 4: |items| (the
- *     kernel's items[k]) and |row|: the invocation whose
+ *     work-items of launch[k]) and |row|: the invocation whose
  *     GlobalInvocationId is (x, y, 0) runs work-item y * row + x, and none
  *     at or past |items|;
  *   its workgroup size in x as specialization constant 0 (y = z = 1).
- * The executor picks the workgroup size w for the device, dispatches
+ * The executor sets the workgroup size w to the launch's work-group size
+ * where it has one, else picks it for the device, dispatches
  * (gx, gy, 1) workgroups with gx * w * gy >= items and passes row = gx * w,
  * with a compute-to-compute barrier between dispatches. The module's
  * OpCapability instructions (at its start) name the device features it
  * needs: Int8 (shaderInt8), Int16, Int64, Float64, StorageBuffer8BitAccess
  * (storageBuffer8BitAccess), StorageBuffer16BitAccess; a device without one
  * is refused at session creation. Buffers of 0 bytes are allocated with
- * at least 4. */
+ * at least 4. Version 1 had no work-group sizes. */
 #define MOSS_VULKAN_BLOB_MAGIC "MVKS"
-#define MOSS_VULKAN_BLOB_VERSION 1u
+#define MOSS_VULKAN_BLOB_VERSION 2u
 
 /* GPU code-forms blob: the BLOB of one EXEC step on a device whose backend
  * is "ptx+vulkan" (backends/gpu/forms.c: a GPU that runs either form, as a

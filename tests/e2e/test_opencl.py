@@ -127,7 +127,7 @@ for m in ("mlp", "cnn", "mlp_pruned90", "mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
     if not os.path.exists(art):
         continue
     for k, b in enumerate(gpu_blobs.blobs(art)):
-        if b["magic"] != b"MOCL" or b["version"] != 2:
+        if b["magic"] != b"MOCL" or b["version"] != 3:
             fail("%s: blob %d is %r version %d, not an OpenCL blob of version 2" % (m, k, b["magic"], b["version"]))
             continue
         text, spv = forms(b)

@@ -79,7 +79,7 @@ for m in ("mlp", "cnn", "mlp_pruned90", "mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
     if not nodes or any("-> gpu" not in l for l in nodes):
         fail("%s: not every node on the gpu:\n%s" % (m, p.stdout))
     bl = gpu_blobs.blobs(art)
-    if not bl or any(b["magic"] != b"MPTX" or b["version"] != 1 for b in bl):
+    if not bl or any(b["magic"] != b"MPTX" or b["version"] != 2 for b in bl):
         fail("%s: %d blobs, not all PTX segment blobs of version 1" % (m, len(bl)))
         continue
     for k, b in enumerate(bl):

@@ -225,7 +225,7 @@ def assemble(d, name, text):
 
 def blob(spirv, tensors, items, arena_bytes, weights=b""):
     """A Vulkan segment blob: the OpenCL segment blob's layout, magic MVKS."""
-    h = struct.pack("<4sIIIQQQ", b"MVKS", 1, len(tensors), len(items), arena_bytes, len(weights),
+    h = struct.pack("<4sIIIQQQ", b"MVKS", 2, len(tensors), len(items), arena_bytes, len(weights),
                     len(spirv))
     return (h + struct.pack("<%dQ" % len(tensors), *tensors) +
             struct.pack("<%dQ" % len(items), *items) + spirv + weights)

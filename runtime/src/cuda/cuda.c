@@ -77,7 +77,8 @@ typedef struct cu_api {
 typedef struct cu_prog {
   CUmodule mod;
   CUfunction *fns;               /* nkernels */
-  unsigned *blocks;              /* nkernels: blocks of THREADS_PER_BLOCK threads */
+  unsigned *blocks;              /* nkernels: blocks of threads[k] threads */
+  unsigned *threads;             /* nkernels: the kernel's work-group size, else THREADS_PER_BLOCK */
   CUdeviceptr *ptrs;             /* 2 + ntensors: arena, weights, tensors (0: not made) */
   void **argv;                   /* 2 + ntensors: &ptrs[k], as cuLaunchKernel takes them */
   size_t *tbytes;                /* ntensors (+ 1, never 0 bytes) */
@@ -255,6 +256,7 @@ static void release_prog(const cu_api *api, const mossrt_allocator *a, cu_prog *
   if (p->mod) api->cuModuleUnload(p->mod);
   if (p->fns) mossrt_mem_free(a, p->fns, p->nkernels * sizeof *p->fns);
   if (p->blocks) mossrt_mem_free(a, p->blocks, p->nkernels * sizeof *p->blocks);
+  if (p->threads) mossrt_mem_free(a, p->threads, p->nkernels * sizeof *p->threads);
   if (p->ptrs) mossrt_mem_free(a, p->ptrs, np * sizeof *p->ptrs);
   if (p->argv) mossrt_mem_free(a, p->argv, np * sizeof *p->argv);
   if (p->tbytes) mossrt_mem_free(a, p->tbytes, (p->ntensors + 1) * sizeof *p->tbytes);
@@ -280,10 +282,11 @@ static mossrt_status load_prog(mossrt_session *s, cu_session *cs, const cu_api *
   np = 2 + (size_t)p->ntensors;
   p->fns = zalloc(&b->alloc, p->nkernels * sizeof *p->fns);
   p->blocks = zalloc(&b->alloc, p->nkernels * sizeof *p->blocks);
+  p->threads = zalloc(&b->alloc, p->nkernels * sizeof *p->threads);
   p->ptrs = zalloc(&b->alloc, np * sizeof *p->ptrs);
   p->argv = zalloc(&b->alloc, np * sizeof *p->argv);
   p->tbytes = zalloc(&b->alloc, (p->ntensors + 1) * sizeof *p->tbytes);
-  if (!p->fns || !p->blocks || !p->ptrs || !p->argv || !p->tbytes)
+  if (!p->fns || !p->blocks || !p->threads || !p->ptrs || !p->argv || !p->tbytes)
     return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's objects", i);
   /* The module: the driver wants the PTX NUL-terminated, and gives its
    * JIT compiler's complaints in |log|. */
@@ -308,11 +311,13 @@ static mossrt_status load_prog(mossrt_session *s, cu_session *cs, const cu_api *
   }
   for (k = 0; k < p->nkernels; k++) {
     char name[32];
-    uint64_t items = mossrt_rd64(ob.items + 8 * k); /* 1 .. 2^31: checked */
+    uint64_t l = mossrt_rd64(ob.items + 8 * k), items = MOSS_GPU_LAUNCH_ITEMS(l); /* 1 .. 2^31: checked */
+    unsigned group = (unsigned)MOSS_GPU_LAUNCH_GROUP(l);
     snprintf(name, sizeof name, "moss_k%u", k);
     if ((rc = api->cuModuleGetFunction(&p->fns[k], p->mod, name)) != CUDA_SUCCESS)
       return CU_FAIL("cuModuleGetFunction", rc, " %s of blob %u", name, i);
-    p->blocks[k] = (unsigned)((items + THREADS_PER_BLOCK - 1) / THREADS_PER_BLOCK);
+    p->threads[k] = group ? group : THREADS_PER_BLOCK; /* a work-group size divides the items */
+    p->blocks[k] = (unsigned)((items + p->threads[k] - 1) / p->threads[k]);
   }
   if ((rc = api->cuMemAlloc_v2(&p->ptrs[0], ob.h.arena_bytes ? (size_t)ob.h.arena_bytes : 1)) !=
       CUDA_SUCCESS)
@@ -424,7 +429,7 @@ static mossrt_status run_in_context(mossrt_session *s, uint32_t i, const cu_api 
                                                          p->tbytes[k], cs->stream)) != CUDA_SUCCESS)
       return CU_FAIL("cuMemcpyHtoDAsync", rc, " (step %u, input %u)", i, k);
   for (k = 0; k < p->nkernels; k++)
-    if ((rc = api->cuLaunchKernel(p->fns[k], p->blocks[k], 1, 1, THREADS_PER_BLOCK, 1, 1, 0,
+    if ((rc = api->cuLaunchKernel(p->fns[k], p->blocks[k], 1, 1, p->threads[k], 1, 1, 0,
                                   cs->stream, p->argv, NULL)) != CUDA_SUCCESS)
       return CU_FAIL("cuLaunchKernel", rc, " moss_k%u (step %u)", k, i);
   for (k = st->nin; k < st->nin + st->nout; k++)

@@ -40,10 +40,10 @@ mossrt_status mossrt_gpu_blob_read(const mossrt_bundle *b, uint32_t i, const mos
   out->source = (const char *)(out->items + 8 * (uint64_t)out->h.nkernels);
   out->weights = (const uint8_t *)out->source + out->h.source_len;
   for (k = 0; k < out->h.nkernels; k++) {
-    uint64_t n = mossrt_rd64(out->items + 8 * k);
-    if (n == 0 || n > ((uint64_t)1 << 31))
-      return FAIL(MOSSRT_E_FORMAT, "blob %u: kernel %llu has %llu work-items", i, (unsigned long long)k,
-                  (unsigned long long)n);
+    uint64_t l = mossrt_rd64(out->items + 8 * k), n = MOSS_GPU_LAUNCH_ITEMS(l), g = MOSS_GPU_LAUNCH_GROUP(l);
+    if (n == 0 || n > ((uint64_t)1 << 31) || (l >> 48) || (g && n % g))
+      return FAIL(MOSSRT_E_FORMAT, "blob %u: kernel %llu has %llu work-items in work-groups of %llu", i,
+                  (unsigned long long)k, (unsigned long long)n, (unsigned long long)g);
   }
   if (out->h.arena_bytes > ((uint64_t)1 << 40))
     return FAIL(MOSSRT_E_FORMAT, "blob %u: an arena of %llu bytes", i, (unsigned long long)out->h.arena_bytes);

@@ -114,7 +114,8 @@ typedef struct ocl_api {
 typedef struct ocl_prog {
   cl_program prog;
   cl_kernel *kernels;            /* nkernels */
-  size_t *items;                 /* nkernels */
+  size_t *items;                 /* nkernels: work-items */
+  size_t *group;                 /* nkernels: the work-group size a kernel needs (0: any) */
   cl_mem arena, weights;
   cl_mem *tensors;               /* ntensors */
   size_t *tbytes;                /* ntensors */
@@ -276,6 +277,7 @@ static void release_prog(const ocl_api *api, const mossrt_allocator *a, ocl_prog
   if (p->prog) api->clReleaseProgram(p->prog);
   if (p->kernels) mossrt_mem_free(a, p->kernels, p->nkernels * sizeof *p->kernels);
   if (p->items) mossrt_mem_free(a, p->items, p->nkernels * sizeof *p->items);
+  if (p->group) mossrt_mem_free(a, p->group, p->nkernels * sizeof *p->group);
   if (p->tensors) mossrt_mem_free(a, p->tensors, (p->ntensors + 1) * sizeof *p->tensors);
   if (p->tbytes) mossrt_mem_free(a, p->tbytes, (p->ntensors + 1) * sizeof *p->tbytes);
   memset(p, 0, sizeof *p);
@@ -435,12 +437,13 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   p->ntensors = ob.h.ntensors;
   p->kernels = mossrt_mem_alloc(&b->alloc, p->nkernels * sizeof *p->kernels);
   p->items = mossrt_mem_alloc(&b->alloc, p->nkernels * sizeof *p->items);
+  p->group = mossrt_mem_alloc(&b->alloc, p->nkernels * sizeof *p->group);
   p->tensors = mossrt_mem_alloc(&b->alloc, (p->ntensors + 1) * sizeof *p->tensors);
   p->tbytes = mossrt_mem_alloc(&b->alloc, (p->ntensors + 1) * sizeof *p->tbytes);
   /* Zeroed before any return: release_prog() releases what is not NULL. */
   if (p->kernels) memset(p->kernels, 0, p->nkernels * sizeof *p->kernels);
   if (p->tensors) memset(p->tensors, 0, (p->ntensors + 1) * sizeof *p->tensors);
-  if (!p->kernels || !p->items || !p->tensors || !p->tbytes)
+  if (!p->kernels || !p->items || !p->group || !p->tensors || !p->tbytes)
     return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's objects", i);
   /* The form: SPIR-V where the device takes it (and the blob has it), or
    * as MOSS_OPENCL_CODE says; else the source. */
@@ -488,7 +491,8 @@ built:
   for (k = 0; k < p->nkernels; k++) {
     char name[32];
     snprintf(name, sizeof name, "moss_k%u", k);
-    p->items[k] = (size_t)mossrt_rd64(ob.items + 8 * k);
+    p->items[k] = (size_t)MOSS_GPU_LAUNCH_ITEMS(mossrt_rd64(ob.items + 8 * k));
+    p->group[k] = (size_t)MOSS_GPU_LAUNCH_GROUP(mossrt_rd64(ob.items + 8 * k));
     p->kernels[k] = api->clCreateKernel(p->prog, name, &rc);
     if (!p->kernels[k] || rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "clCreateKernel %s: %d", name, (int)rc);
     rc = api->clSetKernelArg(p->kernels[k], 0, sizeof(cl_mem), &p->arena);
@@ -623,7 +627,8 @@ static mossrt_status opencl_run(mossrt_session *s, uint32_t i, mossrt_error *err
                                    NULL, NULL);
   if (rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "step %u: clEnqueueWriteBuffer: %d", i, (int)rc);
   for (k = 0; k < p->nkernels && rc == CL_SUCCESS; k++)
-    rc = api->clEnqueueNDRangeKernel(os->q, p->kernels[k], 1, NULL, &p->items[k], NULL, 0, NULL, NULL);
+    rc = api->clEnqueueNDRangeKernel(os->q, p->kernels[k], 1, NULL, &p->items[k], p->group[k] ? &p->group[k] : NULL,
+                                     0, NULL, NULL);
   if (rc != CL_SUCCESS) return FAIL(MOSSRT_E_DEVICE, "step %u: clEnqueueNDRangeKernel moss_k%u: %d", i, k - 1, (int)rc);
   for (k = st->nin; k < st->nin + st->nout && rc == CL_SUCCESS; k++)
     rc = api->clEnqueueReadBuffer(os->q, p->tensors[k], CL_FALSE, 0, p->tbytes[k], s->bufs[st->first + k], 0,

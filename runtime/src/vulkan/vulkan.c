@@ -128,6 +128,7 @@ typedef struct vk_kernel {
   VkPipeline pipe;
   uint32_t push[2]; /* items, row */
   uint32_t gx, gy;
+  uint32_t wg;      /* its workgroup size (specialization constant 0) */
 } vk_kernel;
 
 /* A session's objects for one blob. */
@@ -1121,22 +1122,28 @@ done:
   for (k = 0; k < p->nkernels; k++) {
     vk_kernel *kn = &p->kernels[k];
     char name[32];
+    uint64_t launch = mossrt_rd64(ob.items + 8 * k), items = MOSS_GPU_LAUNCH_ITEMS(launch);
+    uint32_t wg = MOSS_GPU_LAUNCH_GROUP(launch) ? (uint32_t)MOSS_GPU_LAUNCH_GROUP(launch) : vs->wg; /* the kernel's, else ours */
     VkSpecializationMapEntry me = {0, 0, sizeof(uint32_t)};
-    VkSpecializationInfo si = {1, &me, sizeof(uint32_t), &vs->wg};
+    VkSpecializationInfo si = {1, &me, sizeof(uint32_t), NULL};
     VkComputePipelineCreateInfo ci = {0};
-    uint64_t items = mossrt_rd64(ob.items + 8 * k),
-             groups = (items + vs->wg - 1) / vs->wg; /* 1 .. 2^31 */
+    uint64_t groups = (items + wg - 1) / wg; /* 1 .. 2^31 */
     uint64_t gx = groups < l->maxComputeWorkGroupCount[0] ? groups : l->maxComputeWorkGroupCount[0];
     uint64_t gy = (groups + gx - 1) / gx;
     snprintf(name, sizeof name, "moss_k%u", k);
+    if (wg > l->maxComputeWorkGroupSize[0] || wg > l->maxComputeWorkGroupInvocations)
+      return FAIL(MOSSRT_E_DEVICE, "%s of blob %u: workgroups of %u, more than device '%s' runs (%u)", name, i, wg,
+                  vs->props.deviceName, l->maxComputeWorkGroupInvocations);
     if (gy > l->maxComputeWorkGroupCount[1])
       return FAIL(MOSSRT_E_DEVICE,
                   "%s of blob %u: %llu workgroups of %u, more than device '%s' dispatches "
                   "(%u x %u)",
-                  name, i, (unsigned long long)groups, vs->wg, vs->props.deviceName,
+                  name, i, (unsigned long long)groups, wg, vs->props.deviceName,
                   l->maxComputeWorkGroupCount[0], l->maxComputeWorkGroupCount[1]);
     kn->push[0] = (uint32_t)items;
-    kn->push[1] = (uint32_t)(gx * vs->wg);
+    kn->push[1] = (uint32_t)(gx * wg);
+    kn->wg = wg;
+    si.pData = &kn->wg;
     kn->gx = (uint32_t)gx;
     kn->gy = (uint32_t)gy;
     ci.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO;
