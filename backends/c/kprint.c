@@ -527,7 +527,10 @@ static void gpu_body(printer *p, const moss_kstmt *body) {
     return;
   }
   moss_c_line(p->cg, "const long gid_ = (long)get_global_id(0);");
-  moss_c_line(p->cg, "if (gid_ >= %lldL) return;", (long long)total);
+  if (!p->cg->work_group) /* a launch of exactly the work-items: no work-item is past them, and a
+                           * kernel with barriers has no early return (PoCL's work-group compiler
+                           * then writes past its buffers) */
+    moss_c_line(p->cg, "if (gid_ >= %lldL) return;", (long long)total);
   for (i = 0, inner = total; i < n; i++) {
     inner /= ext[i] ? ext[i] : 1;
     moss_c_line(p->cg, "const long %s = %lldL + (gid_ / %lldL %% %lldL) * %lldL;", p->vname[loops[i]->var],

@@ -45,6 +45,32 @@ typedef struct moss_pool_geom {
 } moss_pool_geom;
 void moss_lower_pool_geom(const moss_node *n, moss_pool_geom *out_g);
 
+/* A float matrix product Y = A B for a GPU as work-group tiles through
+ * SHARED memory (lower_gputile.c's header): opens the grid's loop over
+ * the blocks of Y and the work-group's GROUP loop (the caller may open one
+ * parallel loop around it, and LETs), and closes them. Y is M x N, A is
+ * M x K, B is K x N, each reached through the caller's functions: */
+typedef struct moss_gtile {
+  moss_dtype dt;
+  int64_t M, N, K;
+  int a_k_contig; /* A(m, k) and A(m, k + 1) are neighbours in memory (else A(m + 1, k)) */
+  int b_n_contig; /* B(k, n) and B(k, n + 1) are neighbours (else B(k + 1, n)) */
+  /* A(m, k), B(k, n): 0 outside the matrix (m >= M, k >= K, n >= N), read
+   * only inside it (load_or) */
+  moss_kx *(*load_a)(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k);
+  moss_kx *(*load_b)(moss_kb *b, const void *arg, moss_kx *k, moss_kx *n);
+  /* the initial value of row m's sums (NULL: 0); m may be >= M, where
+   * nothing may be read */
+  moss_kx *(*init)(moss_kb *b, const void *arg, moss_kx *m);
+  /* stores the sum |v| of output (m, n), m < M and n < N: the epilogue */
+  void (*store)(moss_kb *b, const void *arg, moss_kx *m, moss_kx *n, moss_kx *v);
+  const void *arg;
+} moss_gtile;
+/* Whether the product |t| takes the tiles on |cpu|: a GPU with work-group
+ * limits, float32, and a product large enough to gain from them. */
+int moss_gtile_takes(const moss_kernel_cpu *cpu, const moss_gtile *t);
+void moss_gtile_product(moss_kb *b, const moss_gtile *t);
+
 /* A register-tiled matrix product Y = S V + epilogue (lower_tile.c), the
  * fast path of Gemm, MatMul and the pointwise Conv on a machine with SIMD
  * registers (b->cpu). Y is M x N, S is M x K, V is K x N. The product

@@ -30,6 +30,7 @@ typedef struct mm {
   int64_t cm, cn;    /* C's dims padded to rank 2 */
   int xa, xb, xc, y; /* buffers */
   int b_packed;      /* xb is B packed for the register tile (moss_tile_pack) */
+  int outer;         /* parallel loops around the product (the GPU's tiles take at most one) */
 } mm;
 
 static moss_kx *zero(moss_kb *b, moss_dtype dt) {
@@ -183,11 +184,71 @@ static void tiled(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, moss
   moss_tile_product(b, &t);
 }
 
+/* The GPU's work-group tiles (lower_gputile.c): the product and where its
+ * operands are. */
+typedef struct gpu_arg {
+  const moss_node *n;
+  const mm *p;
+  moss_kx *ao, *bo, *yo;
+} gpu_arg;
+
+static moss_kx *in_range(moss_kb *b, moss_kx *i, int64_t ni, moss_kx *j, int64_t nj) {
+  return moss_k_bin(b, MOSS_KX_LAND, moss_k_bin(b, MOSS_KX_LT, i, moss_k_idx(b, ni)),
+                    moss_k_bin(b, MOSS_KX_LT, j, moss_k_idx(b, nj)));
+}
+
+static moss_kx *gpu_a(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
+  const gpu_arg *g = arg;
+  const mm *p = g->p;
+  moss_kx *at = p->ta ? moss_k_add(b, moss_k_mulc(b, k, p->M), m) : moss_k_add(b, moss_k_mulc(b, m, p->K), k);
+  return moss_k_load_or(b, p->xa, moss_k_add(b, g->ao, at), in_range(b, m, p->M, k, p->K), zero(b, p->dt));
+}
+
+static moss_kx *gpu_b(moss_kb *b, const void *arg, moss_kx *k, moss_kx *j) {
+  const gpu_arg *g = arg;
+  const mm *p = g->p;
+  moss_kx *at = p->dot ? moss_k_add(b, moss_k_mulc(b, j, p->K), k) : moss_k_add(b, moss_k_mulc(b, k, p->N), j);
+  return moss_k_load_or(b, p->xb, moss_k_add(b, g->bo, at), in_range(b, k, p->K, j, p->N), zero(b, p->dt));
+}
+
+static void gpu_store(moss_kb *b, const void *arg, moss_kx *i, moss_kx *j, moss_kx *v) {
+  const gpu_arg *g = arg;
+  moss_k_store(b, g->p->y, moss_k_add(b, g->yo, moss_k_add(b, moss_k_mulc(b, i, g->p->N), j)),
+               epilogue(b, g->n, g->p, v, i, j, 0));
+}
+
+/* The product as work-group tiles, where the GPU's limits and its size
+ * take them; returns 0 (nothing appended) where they do not. */
+static int gpu_tiled(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, moss_kx *bo, moss_kx *yo) {
+  moss_gtile t;
+  gpu_arg g;
+  memset(&t, 0, sizeof t);
+  t.dt = p->dt;
+  t.M = p->M;
+  t.N = p->N;
+  t.K = p->K;
+  t.a_k_contig = !p->ta;
+  t.b_n_contig = !p->dot;
+  t.load_a = gpu_a;
+  t.load_b = gpu_b;
+  t.store = gpu_store;
+  g.n = n;
+  g.p = p;
+  g.ao = ao;
+  g.bo = bo;
+  g.yo = yo;
+  t.arg = &g;
+  if (p->outer > 1 || p->b_packed || !moss_gtile_takes(&b->cpu, &t)) return 0;
+  moss_gtile_product(b, &t);
+  return 1;
+}
+
 /* One matrix product at the offsets |ao|, |bo|, |yo|. */
 static void product(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, moss_kx *bo,
                     moss_kx *yo) {
   moss_kx *i, *j, *k, *bj, *s, *at;
   int64_t m4 = p->M / 4 * 4;
+  if (b->cpu.gpu && gpu_tiled(b, n, p, ao, bo, yo)) return;
   if (use_tile(b, p)) {
     tiled(b, n, p, ao, bo, yo);
     return;
@@ -312,6 +373,7 @@ static moss_status lower_matmul(moss_kb *b, const moss_node *n) {
     /* Each operand is either one matrix or one per batch: one flat loop. */
     moss_kx *bt = moss_k_range(b, "bt", nb, MOSS_KL_PARALLEL);
     loops = 1;
+    p.outer = 1;
     ao = na == 1 ? moss_k_idx(b, 0) : moss_k_let(b, "ao", moss_k_mulc(b, bt, p.M * p.K));
     bo = nbb == 1 ? moss_k_idx(b, 0) : moss_k_let(b, "bo", moss_k_mulc(b, bt, p.K * p.N));
     yo = moss_k_let(b, "yo", moss_k_mulc(b, bt, p.M * p.N));
@@ -323,6 +385,7 @@ static moss_status lower_matmul(moss_kb *b, const moss_node *n) {
       idx[k] = moss_k_range(b, name, bd[k], MOSS_KL_PARALLEL);
     }
     loops = r;
+    p.outer = r;
     ao = moss_k_let(b, "ao",
                     moss_k_mulc(b, moss_k_bcast_index(b, r, bd, idx, ra, a->dims), p.M * p.K));
     bo = moss_k_let(b, "bo",

@@ -1,0 +1,161 @@
+/* lower_gputile.c - a float matrix product as GPU work-group tiles
+ * (lower.h, moss_gtile): the fast path of Gemm, MatMul and Conv on a GPU
+ * whose work-group limits the target gives (moss_kernel_cpu.group_max,
+ * group_bytes).
+ *
+ * Each work-group computes a BM x BN block of Y with T = LM x LN lanes,
+ * each lane TM x TN outputs held in variables (registers). The K axis is
+ * walked in steps of BK: the lanes copy A's BM x BK and B's BK x BN
+ * blocks into SHARED memory together (each lane a few elements, with
+ * consecutive lanes on the operand's contiguous axis, so the reads of a
+ * warp are coalesced; outside the matrices the copy is 0), meet at a
+ * barrier, then each lane multiplies-and-adds from SHARED memory, and they
+ * meet again before the next copy. A lane's outputs are the rows
+ * tm + r LM and the columns tn + c LN of the block (r < TM, c < TN), so
+ * consecutive lanes read consecutive SHARED words (no bank conflicts; the
+ * blocks' rows are padded by one word for the copy) and store consecutive
+ * columns of Y. Each output sums its products in k order, from its
+ * initial value (0, or a Conv's bias), with one fused multiply-add per
+ * product; then the caller's epilogue stores it.
+ *
+ * The block shape comes from the target: T is the largest power of two
+ * of at most 256 lanes within max-workgroup-size (LN = 16 lanes along N:
+ * 64 bytes of Y per row of lanes), BM and BN the candidates whose padding
+ * and copies cost least for the product's M and N, BK = 16 (8 where
+ * local-memory-bytes is small). */
+#include <stdio.h>
+
+#include "lower.h"
+
+#define LN 16 /* lanes along N */
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* The block shape for |t| on |cpu|; 0 when the GPU's limits leave none. */
+static int shape(const moss_kernel_cpu *cpu, const moss_gtile *t, int *bm, int *bn, int *bk, int *lanes) {
+  int T = 256, lm, i, j, best = 0;
+  double cost = 0;
+  if (cpu->group_max < 64 || cpu->group_bytes <= 0) return 0;
+  while (T > cpu->group_max) T /= 2;
+  lm = T / LN;
+  for (i = 0; i < 3; i++)
+    for (j = 0; j < 2; j++) {
+      int m = lm << (2 - i), n = 64 >> j, k = 16;
+      double c;
+      while (k >= 8 && (int64_t)k * (m + 1 + n + 1) * 4 > cpu->group_bytes) k /= 2;
+      if (k < 8) continue;
+      /* the padded work, and the copies per product: (1/BM + 1/BN) */
+      c = (double)(cdiv(t->M, m) * m) * (double)(cdiv(t->N, n) * n) * (1.0 + 16.0 / m + 16.0 / n);
+      if (!best || c < cost) {
+        best = 1;
+        cost = c;
+        *bm = m;
+        *bn = n;
+        *bk = k;
+      }
+    }
+  *lanes = T;
+  return best;
+}
+
+int moss_gtile_takes(const moss_kernel_cpu *cpu, const moss_gtile *t) {
+  int bm, bn, bk, T;
+  /* Small products gain nothing from the copies: one work-item per output does. */
+  return cpu->gpu && t->dt == MOSS_DT_F32 && t->M * t->N * t->K >= ((int64_t)1 << 18) && t->K >= 16 &&
+         t->M * t->N >= 4096 && shape(cpu, t, &bm, &bn, &bk, &T);
+}
+
+/* The lanes' copy of one operand block into SHARED |sbuf|: |rows| (k) x
+ * |cols| words (m of A, n of B), each row padded by one word. Lane t
+ * copies the elements e = l T + t; with |across| consecutive e walk the
+ * columns, else the rows (the operand's contiguous axis). */
+static void copy_block(moss_kb *b, const moss_gtile *t, int sbuf, int rows, int cols, int T, int across,
+                       moss_kx *lane, moss_kx *k0, moss_kx *c0, int a_operand) {
+  int64_t total = (int64_t)rows * cols;
+  int l;
+  for (l = 0; (int64_t)l * T < total; l++) {
+    moss_kx *e = moss_k_addc(b, lane, (int64_t)l * T), *r, *c, *gk, *gc, *v;
+    int guard = (int64_t)(l + 1) * T > total;
+    if (guard) moss_k_if(b, moss_k_bin(b, MOSS_KX_LT, e, moss_k_idx(b, total)));
+    if (across) {
+      r = moss_k_bin(b, MOSS_KX_DIV, e, moss_k_idx(b, cols));
+      c = moss_k_bin(b, MOSS_KX_REM, e, moss_k_idx(b, cols));
+    } else {
+      c = moss_k_bin(b, MOSS_KX_DIV, e, moss_k_idx(b, rows));
+      r = moss_k_bin(b, MOSS_KX_REM, e, moss_k_idx(b, rows));
+    }
+    gk = moss_k_add(b, k0, r);
+    gc = moss_k_add(b, c0, c);
+    v = a_operand ? t->load_a(b, t->arg, gc, gk) : t->load_b(b, t->arg, gk, gc);
+    moss_k_store(b, sbuf, moss_k_add(b, moss_k_mulc(b, r, cols + 1), c), v);
+    if (guard) moss_k_end(b);
+  }
+}
+
+void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
+  int BM = 0, BN = 0, BK = 0, T = 0, LM, TM, TN, r, c;
+  int64_t GN;
+  int sa, sb;
+  moss_kx *g, *m0, *n0, *lane, *tm, *tn, *k0, *kk, *acc[16], *av[4], *bv[4];
+  char name[24];
+  if (!shape(&b->cpu, t, &BM, &BN, &BK, &T)) {
+    moss_kb_fail(b, MOSS_E_INTERNAL, "GPU tile: no block shape within the work-group limits");
+    return;
+  }
+  LM = T / LN;
+  TM = BM / LM;
+  TN = BN / LN;
+  GN = cdiv(t->N, BN);
+  moss_k_comment(b, "work-group tiles of %dx%d outputs, %d lanes of %dx%d, k in steps of %d through shared memory",
+                 BM, BN, T, TM, TN, BK);
+  /* A's block transposed: sa[k][m] (BK rows of BM + 1), B's: sb[k][n] (BK rows of BN + 1). */
+  sa = moss_k_shared(b, "sa", t->dt, (int64_t)BK * (BM + 1));
+  sb = moss_k_shared(b, "sb", t->dt, (int64_t)BK * (BN + 1));
+  g = moss_k_range(b, "g", cdiv(t->M, BM) * GN, MOSS_KL_PARALLEL);
+  m0 = moss_k_let(b, "m0", moss_k_mulc(b, moss_k_bin(b, MOSS_KX_DIV, g, moss_k_idx(b, GN)), BM));
+  n0 = moss_k_let(b, "n0", moss_k_mulc(b, moss_k_bin(b, MOSS_KX_REM, g, moss_k_idx(b, GN)), BN));
+  lane = moss_k_range(b, "t", T, MOSS_KL_GROUP);
+  tm = moss_k_let(b, "tm", moss_k_bin(b, MOSS_KX_DIV, lane, moss_k_idx(b, LN)));
+  tn = moss_k_let(b, "tn", moss_k_bin(b, MOSS_KX_REM, lane, moss_k_idx(b, LN)));
+  for (r = 0; r < TM; r++) {
+    moss_kx *init = t->init ? t->init(b, t->arg, moss_k_add(b, m0, moss_k_addc(b, tm, (int64_t)r * LM)))
+                            : moss_k_flt(b, t->dt, 0.0);
+    for (c = 0; c < TN; c++) {
+      snprintf(name, sizeof name, "acc%d_%d", r, c);
+      acc[r * TN + c] = moss_k_let(b, name, init);
+    }
+  }
+  k0 = moss_k_for(b, "k0", moss_k_idx(b, 0), moss_k_idx(b, t->K), BK, MOSS_KL_SERIAL, 0);
+  /* sa[k][m] = A(m0 + m, k0 + k), sb[k][n] = B(k0 + k, n0 + n) */
+  copy_block(b, t, sa, BK, BM, T, !t->a_k_contig, lane, k0, m0, 1);
+  copy_block(b, t, sb, BK, BN, T, t->b_n_contig, lane, k0, n0, 0);
+  moss_k_barrier(b);
+  kk = moss_k_range(b, "kk", BK, MOSS_KL_SERIAL);
+  for (r = 0; r < TM; r++) {
+    snprintf(name, sizeof name, "a%d", r);
+    av[r] = moss_k_let(b, name, moss_k_load(b, sa, moss_k_add(b, moss_k_mulc(b, kk, BM + 1),
+                                                              moss_k_addc(b, tm, (int64_t)r * LM))));
+  }
+  for (c = 0; c < TN; c++) {
+    snprintf(name, sizeof name, "b%d", c);
+    bv[c] = moss_k_let(b, name, moss_k_load(b, sb, moss_k_add(b, moss_k_mulc(b, kk, BN + 1),
+                                                              moss_k_addc(b, tn, (int64_t)c * LN))));
+  }
+  for (r = 0; r < TM; r++)
+    for (c = 0; c < TN; c++)
+      moss_k_set(b, acc[r * TN + c], moss_k_call(b, MOSS_KFN_FMA, av[r], bv[c], acc[r * TN + c]));
+  moss_k_end(b); /* kk */
+  moss_k_barrier(b);
+  moss_k_end(b); /* k0 */
+  for (r = 0; r < TM; r++)
+    for (c = 0; c < TN; c++) {
+      moss_kx *m = moss_k_add(b, m0, moss_k_addc(b, tm, (int64_t)r * LM));
+      moss_kx *n = moss_k_add(b, n0, moss_k_addc(b, tn, (int64_t)c * LN));
+      moss_k_if(b, moss_k_bin(b, MOSS_KX_LAND, moss_k_bin(b, MOSS_KX_LT, m, moss_k_idx(b, t->M)),
+                              moss_k_bin(b, MOSS_KX_LT, n, moss_k_idx(b, t->N))));
+      t->store(b, t->arg, m, n, acc[r * TN + c]);
+      moss_k_end(b);
+    }
+  moss_k_end(b); /* t */
+  moss_k_end(b); /* g */
+}
