@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""The GPU's work-group tiles (compiler/kernel/lower_gputile.c): Gemm, MatMul
+and Conv lowered as blocks of outputs per work-group, their operands copied
+through shared memory between barriers, on every GPU backend:
+
+- OpenCL C on PoCL (tests/conformance/opencl-only.xml) and Vulkan SPIR-V on
+  lavapipe (vulkan-only.xml), through libmossrt: each model's kernel
+  description has the work-group loop and the barriers (--dump-kernels),
+  and its outputs are numpy's exactly. The operands are multiples of 1/4
+  and 1/8 small enough that every product and every partial sum is exact
+  in float32, so any order of summation gives the same bits and a wrong
+  index cannot hide in a tolerance;
+- PTX (ptx-only.xml): every module through NVIDIA's ptxas, with the
+  shared-memory arrays and the barrier instruction in it (no CUDA driver
+  here; --export writes the bundles for tests/e2e/check_gpu.py on a GPU);
+- the rule that reads the target: without local-memory-bytes (or with a
+  work-group limit under 64) the same nodes take one work-item per output,
+  with the same bits; a product too small for tiles takes that too.
+
+The shapes are not multiples of the blocks (the edges are guarded), the
+Gemm transposes both operands and scales them, the Convs have a bias, a
+fused ReLU, a fused residual Add, strides, dilations, asymmetric pads,
+and a batch of two images; a MatMul has a batch of three matrix pairs.
+
+  test_gpu_tiles.py --moss build/moss [--export DIR]
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto as TP
+from onnx import helper as H
+from onnx import numpy_helper as NH
+
+from gpu_blobs import blobs, find_ptxas
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONF = os.path.join(HERE, "..", "conformance")
+ap = argparse.ArgumentParser()
+ap.add_argument("--moss", required=True)
+ap.add_argument("--export", default=None, help="write the PTX bundles and their inputs for check_gpu.py here")
+A = ap.parse_args()
+W = tempfile.mkdtemp(prefix="moss-tiles-")
+ENV = dict(os.environ, XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", W), MOSS_CACHE_DIR="off",
+           POCL_CACHE_DIR=os.environ.get("POCL_CACHE_DIR", os.path.join(W, "pocl")))
+rng = np.random.default_rng(7)
+fails = 0
+
+
+def fail(msg):
+    global fails
+    print("FAIL " + msg)
+    fails += 1
+
+
+def q(shape, step=0.25, lim=2):
+    """Multiples of |step| in [-lim, lim]: exact in float32, as are their
+    products and the sums of a few hundred of them."""
+    return (rng.integers(-int(lim / step), int(lim / step) + 1, size=shape) * step).astype(np.float32)
+
+
+def save(name, nodes, inputs, outputs, inits):
+    g = H.make_graph(nodes, name, [H.make_tensor_value_info(n, TP.FLOAT, s) for n, s in inputs],
+                     [H.make_tensor_value_info(n, TP.FLOAT, s) for n, s in outputs],
+                     [NH.from_array(v, k) for k, v in inits.items()])
+    path = os.path.join(W, name + ".onnx")
+    onnx.save(H.make_model(g, opset_imports=[H.make_opsetid("", 13)]), path)
+    return path
+
+
+def conv_ref(x, w, stride, dil, pads):
+    """Conv of NCHW |x| by |w| (float64: exact here), pads (top, left, bottom, right)."""
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    n, c, hh, ww = x.shape
+    m, _, kh, kw = w.shape
+    oh = (hh - (kh - 1) * dil[0] - 1) // stride[0] + 1
+    ow = (ww - (kw - 1) * dil[1] - 1) // stride[1] + 1
+    y = np.zeros((n, m, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, :, i * dil[0]:i * dil[0] + stride[0] * (oh - 1) + 1:stride[0],
+                      j * dil[1]:j * dil[1] + stride[1] * (ow - 1) + 1:stride[1]]
+            y += np.einsum("nchw,mc->nmhw", patch, w[:, :, i, j].astype(np.float64))
+    return y
+
+
+CASES = []  # (name, model path, {input: array}, expected output)
+
+b = q((300, 150))
+x = q((1, 200, 300))
+CASES.append(("matmul", save("matmul", [H.make_node("MatMul", ["x", "b"], ["y"])], [("x", [1, 200, 300])],
+                             [("y", [1, 200, 150])], {"b": b}), {"x": x}, x.astype(np.float64) @ b))
+a, b = q((3, 70, 130)), q((3, 130, 90))
+CASES.append(("matmul_batch", save("matmul_batch", [H.make_node("MatMul", ["a", "b"], ["y"])],
+                                   [("a", [3, 70, 130]), ("b", [3, 130, 90])], [("y", [3, 70, 90])], {}),
+              {"a": a, "b": b}, a.astype(np.float64) @ b))
+a, b, c = q((100, 90)), q((110, 100)), q((110,))
+CASES.append(("gemm_t", save("gemm_t", [H.make_node("Gemm", ["a", "b", "c"], ["y"], transA=1, transB=1, alpha=0.5,
+                                                     beta=2.0)],
+                             [("a", [100, 90]), ("b", [110, 100])], [("y", [90, 110])], {"c": c}),
+              {"a": a, "b": b}, 0.5 * (a.T.astype(np.float64) @ b.T) + 2.0 * c))
+x, w, bias = q((2, 20, 30, 30)), q((48, 20, 3, 3), 0.125, 1), q((48,))
+CASES.append(("conv_relu", save("conv_relu", [H.make_node("Conv", ["x", "w", "bias"], ["c"], pads=[1, 1, 1, 1]),
+                                              H.make_node("Relu", ["c"], ["y"])],
+                                [("x", [2, 20, 30, 30])], [("y", [2, 48, 30, 30])], {"w": w, "bias": bias}),
+              {"x": x}, np.maximum(conv_ref(x, w, (1, 1), (1, 1), (1, 1, 1, 1)) + bias[None, :, None, None], 0)))
+x, w = q((1, 24, 33, 29)), q((64, 24, 3, 3), 0.125, 1)
+CASES.append(("conv_strided", save("conv_strided", [H.make_node("Conv", ["x", "w"], ["y"], pads=[0, 1, 1, 0],
+                                                                strides=[2, 2], dilations=[1, 2])],
+                                   [("x", [1, 24, 33, 29])], [("y", [1, 64, 16, 13])], {"w": w}),
+              {"x": x}, conv_ref(x, w, (2, 2), (1, 2), (0, 1, 1, 0))))
+x, w, r = q((1, 64, 28, 28)), q((96, 64, 1, 1), 0.125, 1), q((1, 96, 28, 28))
+CASES.append(("conv_pointwise_residual",
+              save("conv_pointwise_residual", [H.make_node("Conv", ["x", "w"], ["c"]),
+                                               H.make_node("Add", ["c", "r"], ["s"]), H.make_node("Relu", ["s"], ["y"])],
+                   [("x", [1, 64, 28, 28]), ("r", [1, 96, 28, 28])], [("y", [1, 96, 28, 28])], {"w": w}),
+              {"x": x, "r": r}, np.maximum(conv_ref(x, w, (1, 1), (1, 1), (0, 0, 0, 0)) + r, 0)))
+a, b = q((4, 8)), q((8, 6))
+SMALL = ("matmul_small", save("matmul_small", [H.make_node("MatMul", ["a", "b"], ["y"])], [("a", [4, 8])],
+                              [("y", [4, 6])], {"b": b}), {"a": a}, a.astype(np.float64) @ b)
+
+
+def variant(src, name, drop_local=False, group_max=None):
+    """A copy of target |src| without local-memory-bytes, or with another
+    max-workgroup-size."""
+    text = open(src).read()
+    if drop_local:
+        text = re.sub(r'\s*local-memory-bytes="\d+"', "", text)
+    if group_max is not None:
+        text = re.sub(r'max-workgroup-size="\d+"', 'max-workgroup-size="%d"' % group_max, text)
+    path = os.path.join(W, name + ".xml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def compile_model(path, target, art):
+    p = subprocess.run([A.moss, "compile", path, "--target", target, "-o", art], capture_output=True, text=True,
+                       env=ENV)
+    if p.returncode != 0:
+        fail("%s for %s: compile failed: %s" % (os.path.basename(path), target, p.stderr.strip()[-400:]))
+        return False
+    return True
+
+
+def tiled(path, target):
+    """Whether |path|'s kernels for |target| have work-group tiles."""
+    p = subprocess.run([A.moss, "compile", path, "--target", target, "--dump-kernels", "-o",
+                        os.path.join(W, "dump.moss")], capture_output=True, text=True, env=ENV)
+    return " group:" in p.stdout and "barrier" in p.stdout and "shared f32" in p.stdout
+
+
+def run_case(case, target, tag, want_tiles):
+    name, path, feeds, want = case
+    art = os.path.join(W, "%s.%s.moss" % (name, tag))
+    if tiled(path, target) != want_tiles:
+        fail("%s on %s: work-group tiles %s, expected %s" % (name, tag, not want_tiles, want_tiles))
+    if not compile_model(path, target, art):
+        return
+    args = []
+    for k, v in feeds.items():
+        np.save(os.path.join(W, "%s_%s.npy" % (name, k)), v)
+        args += ["--input", "%s=%s" % (k, os.path.join(W, "%s_%s.npy" % (name, k)))]
+    out = os.path.join(W, "out_%s_%s" % (name, tag))
+    p = subprocess.run([A.moss, "run", art] + args + ["-o", out], capture_output=True, text=True, env=ENV)
+    if p.returncode != 0:
+        fail("%s on %s: run failed: %s" % (name, tag, p.stderr.strip()[-400:]))
+        return
+    y = np.load(os.path.join(out, "output_0.npy"))
+    if y.shape != want.shape or not np.array_equal(y.astype(np.float64), want):
+        err = np.abs(y.astype(np.float64) - want).max() if y.shape == want.shape else "shape %s" % (y.shape,)
+        fail("%s on %s: not numpy's exact result (largest difference %s)" % (name, tag, err))
+    else:
+        print("ok %s on %s%s: numpy's exact result" % (name, tag, " (tiles)" if want_tiles else ""))
+
+
+for tag, target in (("opencl", os.path.join(CONF, "opencl-only.xml")), ("vulkan", os.path.join(CONF, "vulkan-only.xml"))):
+    naive = variant(target, tag + "-naive", drop_local=True)
+    narrow = variant(target, tag + "-narrow", group_max=32)
+    for case in CASES:
+        run_case(case, target, tag, True)
+    for case in CASES[:2] + CASES[3:4]:
+        run_case(case, naive, tag + "-naive", False)
+    run_case(CASES[0], narrow, tag + "-narrow", False)
+    run_case(SMALL, target, tag, False)
+
+# PTX: every module through ptxas, with shared memory and barriers.
+ptxas = find_ptxas()
+PTX_ONLY = os.path.join(CONF, "ptx-only.xml")
+if not ptxas:
+    fail("no ptxas (the CUDA toolkit in /usr/local/cuda)")
+else:
+    for name, path, feeds, want in CASES:
+        art = os.path.join(W, "%s.ptx.moss" % name)
+        if not tiled(path, PTX_ONLY):
+            fail("%s on ptx: no work-group tiles" % name)
+        if not compile_model(path, PTX_ONLY, art):
+            continue
+        for k, bl in enumerate(blobs(art)):
+            src = os.path.join(W, "%s.%d.ptx" % (name, k))
+            with open(src, "wb") as f:
+                f.write(bl["source"])
+            text = bl["source"].decode()
+            if ".shared" not in text or "bar.sync" not in text and "barrier.sync" not in text:
+                fail("%s: PTX module %d has no shared memory or no barrier" % (name, k))
+            groups = set(it >> 32 for it in bl["items"])  # 0: any size (an Add, say)
+            if 256 not in groups or groups - {0, 256}:
+                fail("%s: PTX launches in work-groups of %s, expected 256 for the product (ptx-only.xml: 1024 "
+                     "lanes, 48 KiB)" % (name, sorted(groups)))
+            p = subprocess.run([ptxas, "-arch", "sm_90", src, "-o", src + ".cubin"], capture_output=True, text=True)
+            if p.returncode != 0:
+                fail("%s: ptxas refuses module %d: %s" % (name, k, p.stderr.strip()[:300]))
+        if A.export:
+            d = os.path.join(A.export, name)
+            os.makedirs(d, exist_ok=True)
+            shutil.copy(art, os.path.join(d, "model.moss"))
+            ins = []
+            for i, (k, v) in enumerate(feeds.items()):
+                v.tofile(os.path.join(d, "in%d.bin" % i))
+                ins.append(os.path.join(name, "in%d.bin" % i))
+            np.save(os.path.join(d, "want.npy"), want.astype(np.float32))
+            with open(os.path.join(A.export, "manifest.tsv"), "a") as f:
+                f.write("%s\tfloat\t%s\t%s\t%s\n" % (name, os.path.join(name, "model.moss"), ",".join(ins),
+                                                   os.path.join(name, "want.npy")))
+    print("ptx: %d models through ptxas" % len(CASES))
+
+shutil.rmtree(W, ignore_errors=True)
+print("test_gpu_tiles: %s" % ("FAIL (%d)" % fails if fails else "ok"))
+sys.exit(1 if fails else 0)
