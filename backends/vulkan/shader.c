@@ -7,13 +7,21 @@
  *   push constants {items, row}); past |items| it does nothing. The
  *   work-item is cut into the iterations of the grid loops as the PTX
  *   backend does (moss_kernel_grid). The workgroup size is specialization
- *   constant 0, so the executor sizes it for the device.
+ *   constant 0, so the executor sizes it for the device, or sets it to T
+ *   where the grid ends in a GROUP loop of T lanes (moss_kernel_group, in
+ *   the launch word): that loop is then the last cut of the work-item, so
+ *   lane g % T is the invocation's local index and the outer loops come
+ *   from g / T, the work-group. The items are a multiple of T and the row
+ *   a multiple of the workgroup size, so a work-group is wholly in or out
+ *   of the `g < items` test and its barriers (OpControlBarrier, GLSL's
+ *   barrier()) are reached by all its invocations.
  * - Buffers: a node's input or output is a typed view of its descriptor
  *   binding (set 0; the arena, the weights, a tensor of the step): one
  *   storage-buffer variable per binding and element type (aliases of one
  *   buffer, decorated Aliased), indexed from the value's offset in
  *   elements; kernel tables sit in the weights; local arrays are Function
- *   variables. BOOL is a byte in memory.
+ *   variables, a work-group's shared arrays Workgroup variables of the
+ *   entry point. BOOL is a byte in memory.
  * - Control flow is structured: a loop is header (OpLoopMerge), test, body,
  *   continue; an IF a selection with its merge block. Variables are
  *   Function variables (the driver's compiler promotes them to registers).
@@ -65,6 +73,7 @@ typedef struct sg {
   int nviews, cviews;
   /* the kernel being emitted */
   const moss_kernel *k;
+  int group;       /* the launch's work-group size (moss_kernel_group; 0: none) */
   uint32_t *bvar;  /* per buffer: its variable */
   int64_t *bbase;  /* per buffer: its first element in the variable (storage buffers) */
   uint32_t *vvar;  /* per variable: its Function variable */
@@ -303,8 +312,9 @@ static uint32_t elem_ptr(sg *S, int buf, uint32_t index) {
   const moss_kbuf *b = &S->k->bufs[buf];
   moss_dtype mt = mem_dt(b->dt);
   uint32_t i32 = op1(S, SpvOpSConvert, S->t_i32, index), id = fresh(S); /* indices fit 31 bits */
-  if (b->kind == MOSS_KB_LOCAL) {
-    E(&S->funcs, SpvOpAccessChain, t_ptr(S, SpvStorageClassFunction, ty(S, mt)), id, S->bvar[buf], i32);
+  if (b->kind == MOSS_KB_LOCAL || b->kind == MOSS_KB_SHARED) {
+    SpvStorageClass sc = b->kind == MOSS_KB_LOCAL ? SpvStorageClassFunction : SpvStorageClassWorkgroup;
+    E(&S->funcs, SpvOpAccessChain, t_ptr(S, sc, ty(S, mt)), id, S->bvar[buf], i32);
     return id;
   }
   if (S->bbase[buf]) i32 = op2(S, SpvOpIAdd, S->t_i32, i32, c_int(S, MOSS_DT_I32, S->bbase[buf]));
@@ -689,8 +699,17 @@ static uint32_t expr(sg *S, const moss_kx *x) {
 static void stmts_until(sg *S, const moss_kstmt *s, const moss_kstmt *stop);
 
 static void loop(sg *S, const moss_kstmt *s) {
-  uint32_t head = fresh(S), test = fresh(S), body = fresh(S), cont = fresh(S), merge = fresh(S), var = S->vvar[s->var];
-  uint32_t iv;
+  uint32_t head, test, body, cont, merge, var = S->vvar[s->var], iv;
+  if (s->role == MOSS_KL_GROUP) { /* the grid's innermost loop is never emitted as a loop */
+    fail(S, MOSS_E_INTERNAL, "a work-group loop '%s' that is not the innermost loop of the grid",
+         S->k->vars[s->var].name);
+    return;
+  }
+  head = fresh(S);
+  test = fresh(S);
+  body = fresh(S);
+  cont = fresh(S);
+  merge = fresh(S);
   E(&S->funcs, SpvOpStore, var, expr(S, s->lo));
   E(&S->funcs, SpvOpBranch, head);
   label(S, head);
@@ -719,7 +738,18 @@ static void stmts_until(sg *S, const moss_kstmt *s, const moss_kstmt *stop) {
       break;
     }
     case MOSS_KS_LET: case MOSS_KS_SET: E(&S->funcs, SpvOpStore, S->vvar[s->var], expr(S, s->value)); break;
-    case MOSS_KS_BARRIER: fail(S, MOSS_E_INTERNAL, "a work-group barrier (not built yet)"); break;
+    case MOSS_KS_BARRIER: /* GLSL's barrier(): every lane of the work-group meets here (items is a
+                           * multiple of the work-group size, so all of them take the same path) */
+      if (!S->group) {
+        fail(S, MOSS_E_INTERNAL, "a work-group barrier in a launch without a work-group loop");
+        break;
+      }
+      {
+        uint32_t wg = c_int(S, MOSS_DT_U32, SpvScopeWorkgroup);
+        E(&S->funcs, SpvOpControlBarrier, wg, wg,
+          c_int(S, MOSS_DT_U32, SpvMemorySemanticsAcquireReleaseMask | SpvMemorySemanticsWorkgroupMemoryMask));
+      }
+      break;
     case MOSS_KS_IF: {
       uint32_t c = expr(S, s->cond), then = fresh(S), els = s->orelse ? fresh(S) : 0, merge = fresh(S);
       E(&S->funcs, SpvOpSelectionMerge, merge, SpvSelectionControlMaskNone);
@@ -763,6 +793,13 @@ static moss_status kernel(void *user, const moss_kernel *k, const moss_kstmt *bo
   }
   memset(S->bvar, 0, nb * sizeof *S->bvar);
   memset(S->bbase, 0, nb * sizeof *S->bbase);
+  /* the work-group: the grid's innermost loop when that is a GROUP loop, whose lane is then
+   * g % T with the workgroup size (specialization constant 0) set to T by the executor */
+  S->group = n && loops[n - 1]->role == MOSS_KL_GROUP ? (int)ext[n - 1] : 0;
+  if (S->group && total <= 0) {
+    fail(S, MOSS_E_INTERNAL, "an empty grid of work-groups");
+    goto done;
+  }
   /* the entry point */
   snprintf(nm, sizeof nm, "moss_k%d", idx);
   nw = str_words(nm, name, 16);
@@ -780,7 +817,16 @@ static moss_status kernel(void *user, const moss_kernel *k, const moss_kstmt *bo
     if (b->kind == MOSS_KB_INPUT || b->kind == MOSS_KB_OUTPUT) S->lay->where(S->lay->user, b->value, &binding, &off);
     else if (b->kind == MOSS_KB_TABLE) off = S->lay->table(S->lay->user, b->data, (size_t)b->numel * (size_t)es);
     else if (b->kind == MOSS_KB_LOCAL) continue;
-    else {
+    else if (b->kind == MOSS_KB_SHARED && S->group) { /* a Workgroup array (not in the interface: SPIR-V 1.3) */
+      uint32_t at[2] = {ty(S, mem_dt(b->dt)), c_int(S, MOSS_DT_U32, b->numel)};
+      uint32_t arr = unique(S, SpvOpTypeArray, 0, at, 2, NULL), pt = t_ptr(S, SpvStorageClassWorkgroup, arr);
+      S->bvar[i] = fresh(S);
+      E(&S->globals, SpvOpVariable, pt, S->bvar[i], SpvStorageClassWorkgroup);
+      continue;
+    } else if (b->kind == MOSS_KB_SHARED) {
+      fail(S, MOSS_E_INTERNAL, "shared buffer '%s' in a launch without a work-group loop", b->name);
+      goto done;
+    } else {
       fail(S, MOSS_E_INTERNAL, "buffer '%s' of kind %d", b->name, (int)b->kind);
       goto done;
     }
