@@ -641,17 +641,58 @@ static void loop(gen *G, const moss_kstmt *s, LLVMValueRef lo, LLVMValueRef hi) 
 
 static void cut_loop(gen *G, const moss_kstmt *s);
 
+#define MOSS_SPIR_FUNC_CC 75   /* LLVM's CallingConv::SPIR_FUNC: an OpenCL C function */
+#define MOSS_SPIR_LOCAL_FENCE 1 /* OpenCL C's CLK_LOCAL_MEM_FENCE */
+
+/* A work-group barrier (MOSS_KS_BARRIER) with the fence on the group's
+ * shared memory: NVPTX's bar.sync 0 (llvm.nvvm.barrier0, __syncthreads),
+ * spir64's OpenCL C barrier(CLK_LOCAL_MEM_FENCE), which llvm-spirv turns
+ * into OpControlBarrier. Both are convergent: the optimizer adds no
+ * condition around them, so every lane keeps reaching them alike. */
+static void barrier(gen *G) {
+  LLVMValueRef f, c, arg = LLVMConstInt(G->i32, MOSS_SPIR_LOCAL_FENCE, 0);
+  LLVMTypeRef ft;
+  if (G->nvptx) {
+    unsigned id = LLVMLookupIntrinsicID("llvm.nvvm.barrier0", 18);
+    if (!id) {
+      fail(G, MOSS_E_INTERNAL, "NVPTX: this LLVM has no llvm.nvvm.barrier0");
+      return;
+    }
+    LLVMBuildCall2(G->b, LLVMIntrinsicGetType(G->c, id, NULL, 0), LLVMGetIntrinsicDeclaration(G->m, id, NULL, 0),
+                   NULL, 0, "");
+    return;
+  }
+  if (!G->spir) {
+    fail(G, MOSS_E_INTERNAL, "a work-group barrier on a CPU");
+    return;
+  }
+  ft = LLVMFunctionType(G->voidt, &G->i32, 1, 0);
+  if (!(f = LLVMGetNamedFunction(G->m, "_Z7barrierj"))) {
+    f = LLVMAddFunction(G->m, "_Z7barrierj", ft);
+    LLVMSetFunctionCallConv(f, MOSS_SPIR_FUNC_CC);
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("convergent", 10), 0));
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(G->c, LLVMGetEnumAttributeKindForName("nounwind", 8), 0));
+  }
+  c = LLVMBuildCall2(G->b, ft, f, &arg, 1, "");
+  LLVMSetInstructionCallConv(c, MOSS_SPIR_FUNC_CC);
+}
+
 /* The statements from |s| up to |stop| (NULL: all). */
 static void stmts_until(gen *G, const moss_kstmt *s, const moss_kstmt *stop) {
   for (; s && s != stop && G->st == MOSS_OK; s = s->next) {
     switch (s->kind) {
     case MOSS_KS_LOOP:
-      if (s->parts > 1 && G->par) cut_loop(G, s);
+      /* A work-group's lanes are work-items of their own: only gpu_kernel's
+       * grid runs them (its innermost loop), never one lane after the other. */
+      if (s->role == MOSS_KL_GROUP) fail(G, MOSS_E_INTERNAL, "a work-group loop outside a GPU's grid");
+      else if (s->parts > 1 && G->par) cut_loop(G, s);
       else loop(G, s, expr(G, s->lo), expr(G, s->hi));
       break;
     case MOSS_KS_STORE: store(G, s->buf, expr(G, s->index), expr(G, s->value), s->value->lanes); break;
     case MOSS_KS_LET: case MOSS_KS_SET: LLVMBuildStore(G->b, expr(G, s->value), G->vars[s->var]); break;
-    case MOSS_KS_BARRIER: fail(G, MOSS_E_INTERNAL, "a work-group barrier (not built yet)"); break;
+    case MOSS_KS_BARRIER: barrier(G); break;
     case MOSS_KS_IF: {
       LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(G->c, G->fn, "then");
       LLVMBasicBlockRef els = LLVMAppendBasicBlockInContext(G->c, G->fn, "else");
@@ -1105,6 +1146,27 @@ static void inner_bufs(gen *G, const moss_kernel *k, LLVMValueRef arena) {
     } else if (bf->kind == MOSS_KB_SCRATCH) {
       LLVMValueRef at = LLVMConstInt(G->i64, (unsigned long long)(n->scratch_offset + bf->offset), 0);
       G->bufs[i] = LLVMBuildGEP2(G->b, G->i8, arena, &at, 1, bf->name);
+    } else if (bf->kind == MOSS_KB_SHARED) {
+      /* The work-group's memory: a global of the module in addrspace(3)
+       * (NVPTX's .shared, SPIR's Workgroup storage: OpenCL C's __local), one
+       * per buffer of each kernel function, named after it. Uninitialized:
+       * neither has initial values for it. */
+      LLVMTypeRef at;
+      LLVMValueRef gv;
+      char sname[64];
+      size_t len = 0;
+      const char *fname = G->fn ? LLVMGetValueName2(G->fn, &len) : "";
+      if (!G->nvptx && !G->spir) {
+        fail(G, MOSS_E_INTERNAL, "a work-group's shared buffer on a CPU");
+        continue;
+      }
+      at = LLVMArrayType2(mem_type(G, bf->dt), (uint64_t)(bf->numel > 0 ? bf->numel : 1));
+      snprintf(sname, sizeof sname, "%.*s_s%d", (int)(len < 40 ? len : 40), fname, i);
+      gv = LLVMAddGlobalInAddressSpace(G->m, at, sname, 3);
+      LLVMSetInitializer(gv, LLVMGetUndef(at));
+      LLVMSetLinkage(gv, LLVMInternalLinkage);
+      LLVMSetAlignment(gv, 16);
+      G->bufs[i] = gv;
     } else {
       LLVMTypeRef at = LLVMArrayType2(mem_type(G, bf->dt), (uint64_t)(bf->numel > 0 ? bf->numel : 1));
       LLVMValueRef a = LLVMBuildAlloca(G->b, at, bf->name);
@@ -1684,16 +1746,40 @@ static void spir_kernel_args(gen *G, LLVMValueRef f, int n) {
 #define MOSS_PTX_KERNEL_CC 71  /* LLVM's CallingConv::PTX_Kernel: an .entry */
 #define MOSS_SPIR_KERNEL_CC 76 /* LLVM's CallingConv::SPIR_KERNEL: an OpenCL __kernel */
 
+/* The work-group size |group| that kernel |f| is launched with, for the
+ * GPU's compiler: NVPTX's .reqntid (ptxas then fits the registers to that
+ * many threads; it takes no .maxntid beside it), spir64's
+ * reqd_work_group_size (SPIR-V's LocalSize execution mode). */
+static void group_size(gen *G, LLVMValueRef f, int group) {
+  LLVMMetadataRef md[3];
+  if (G->spir) {
+    md[0] = LLVMValueAsMetadata(LLVMConstInt(G->i32, (unsigned long long)group, 0));
+    md[1] = md[2] = LLVMValueAsMetadata(LLVMConstInt(G->i32, 1, 0));
+    LLVMGlobalSetMetadata(f, LLVMGetMDKindIDInContext(G->c, "reqd_work_group_size", 20),
+                          LLVMMDNodeInContext2(G->c, md, 3));
+    return;
+  }
+  md[0] = LLVMValueAsMetadata(f); /* !nvvm.annotations = !{!{ptr @f, !"reqntidx", i32 T}} */
+  md[1] = LLVMMDStringInContext2(G->c, "reqntidx", 8);
+  md[2] = LLVMValueAsMetadata(LLVMConstInt(G->i32, (unsigned long long)group, 0));
+  LLVMAddNamedMetadataOperand(G->m, "nvvm.annotations", LLVMMetadataAsValue(G->c, LLVMMDNodeInContext2(G->c, md, 3)));
+}
+
 /* One launch of |k| (moss_kernel_launches: |body|, the kernel's or a part
  * of it) as the kernel moss_k<idx>(ptr param...): its inputs and outputs
  * at their places in the parameters (t->where), its tables in the
- * constants (t->table), the loops of moss_kernel_grid as work-items, one
- * per index (global_id), none past the last. */
+ * constants (t->table), its SHARED buffers in the work-group's memory
+ * (inner_bufs), the loops of moss_kernel_grid as work-items, one per
+ * index (global_id), none past the last. A grid ending in a GROUP loop of
+ * T lanes is launched in work-groups of T (moss_kernel_group), so its
+ * decomposition of the global index gives the lane as the local index
+ * (gid % T) and the outer loops' values from the work-group's (gid / T). */
 static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *body, int idx, const moss_llvm_gpu *t,
                               int64_t *items) {
   const moss_kstmt *loops[MOSS_GRID_MAX_LOOPS];
   int64_t ext[MOSS_GRID_MAX_LOOPS], total, inner;
   int n = moss_kernel_grid(body, loops, ext, &total), i;
+  int group = n && loops[n - 1]->role == MOSS_KL_GROUP ? (int)ext[n - 1] : 0;
   size_t nb = sizeof *G->bufs * (size_t)(k->nbufs + 1), nv = sizeof *G->vars * (size_t)(k->nvars + 1);
   size_t np = sizeof(LLVMTypeRef) * (size_t)t->nparams;
   LLVMTypeRef *params = moss_alloc(G->ctx, np), gptr = LLVMPointerTypeInContext(G->c, G->spir ? 1 : 0);
@@ -1716,9 +1802,13 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *bo
   moss_free(G->ctx, params, np);
   LLVMSetFunctionCallConv(f, G->spir ? MOSS_SPIR_KERNEL_CC : MOSS_PTX_KERNEL_CC);
   if (G->spir) spir_kernel_args(G, f, t->nparams);
+  if (group) group_size(G, f, group);
   G->fn = f;
   G->k = k;
   G->par = NULL;
+  for (i = 0; i < k->nbufs && !group; i++)
+    if (k->bufs[i].kind == MOSS_KB_SHARED) /* shared by lanes the grid does not make */
+      fail(G, MOSS_E_INTERNAL, "a work-group's shared buffer in a kernel whose grid has no work-group loop");
   G->top = LLVMAppendBasicBlockInContext(G->c, f, "entry");
   LLVMPositionBuilderAtEnd(G->b, G->top);
   for (i = 0; i < k->nbufs; i++)
@@ -1739,8 +1829,11 @@ static moss_status gpu_kernel(gen *G, const moss_kernel *k, const moss_kstmt *bo
   gid = global_id(G);
   run = LLVMAppendBasicBlockInContext(G->c, f, "run");
   out = LLVMAppendBasicBlockInContext(G->c, f, "out");
-  LLVMBuildCondBr(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, gid, LLVMConstInt(G->i64, (unsigned long long)total, 0), ""),
-                  run, out);
+  if (group) /* launched as exactly |total| work-items: none past them, and no lane leaves before a barrier */
+    LLVMBuildBr(G->b, run);
+  else
+    LLVMBuildCondBr(G->b, LLVMBuildICmp(G->b, LLVMIntSLT, gid, LLVMConstInt(G->i64, (unsigned long long)total, 0), ""),
+                    run, out);
   LLVMPositionBuilderAtEnd(G->b, run);
   for (i = 0, inner = total; i < n; i++) {
     LLVMValueRef v;
