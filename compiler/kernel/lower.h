@@ -67,9 +67,15 @@ typedef struct moss_gtile {
   const void *arg;
 } moss_gtile;
 /* Whether the product |t| takes the tiles on |cpu|: a GPU with work-group
- * limits, float32, and a product large enough to gain from them. */
+ * limits, float32 (fma) or int32 (multiply and add: the int8 products),
+ * and a product large enough to gain from them. */
 int moss_gtile_takes(const moss_kernel_cpu *cpu, const moss_gtile *t);
 void moss_gtile_product(moss_kb *b, const moss_gtile *t);
+/* A one-group QLinearConv or ConvInteger (x's zero point per tensor) as
+ * work-group tiles in int32 on a GPU (lower_quant.c), where they take it;
+ * returns 0 (nothing appended) where not. The quant and sparse lowerings
+ * (its dense twin) both try it first. */
+int moss_lower_qconv_gpu_tiles(moss_kb *b, const moss_node *n);
 
 /* A register-tiled matrix product Y = S V + epilogue (lower_tile.c), the
  * fast path of Gemm, MatMul and the pointwise Conv on a machine with SIMD

@@ -16,7 +16,10 @@
  * blocks' rows are padded by one word for the copy) and store consecutive
  * columns of Y. Each output sums its products in k order, from its
  * initial value (0, or a Conv's bias), with one fused multiply-add per
- * product; then the caller's epilogue stores it.
+ * product (float32), or an int32 multiply and add (the int8 products,
+ * their operands widened and centered on their zero points as they are
+ * copied: integer sums wrap, so any order gives the CPU's bits); then the
+ * caller's epilogue stores it.
  *
  * The block shape comes from the target: T is the largest power of two
  * of at most 256 lanes within max-workgroup-size (LN = 16 lanes along N:
@@ -61,7 +64,8 @@ static int shape(const moss_kernel_cpu *cpu, const moss_gtile *t, int *bm, int *
 int moss_gtile_takes(const moss_kernel_cpu *cpu, const moss_gtile *t) {
   int bm, bn, bk, T;
   /* Small products gain nothing from the copies: one work-item per output does. */
-  return cpu->gpu && t->dt == MOSS_DT_F32 && t->M * t->N * t->K >= ((int64_t)1 << 18) && t->K >= 16 &&
+  return cpu->gpu && (t->dt == MOSS_DT_F32 || t->dt == MOSS_DT_I32) && t->M * t->N * t->K >= ((int64_t)1 << 18) &&
+         t->K >= 16 &&
          t->M * t->N >= 4096 && shape(cpu, t, &bm, &bn, &bk, &T);
 }
 
@@ -119,7 +123,7 @@ void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
   tn = moss_k_let(b, "tn", moss_k_bin(b, MOSS_KX_REM, lane, moss_k_idx(b, LN)));
   for (r = 0; r < TM; r++) {
     moss_kx *init = t->init ? t->init(b, t->arg, moss_k_add(b, m0, moss_k_addc(b, tm, (int64_t)r * LM)))
-                            : moss_k_flt(b, t->dt, 0.0);
+                  : t->dt == MOSS_DT_F32 ? moss_k_flt(b, t->dt, 0.0) : moss_k_int(b, t->dt, 0);
     for (c = 0; c < TN; c++) {
       snprintf(name, sizeof name, "acc%d_%d", r, c);
       acc[r * TN + c] = moss_k_let(b, name, init);
@@ -143,7 +147,9 @@ void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
   }
   for (r = 0; r < TM; r++)
     for (c = 0; c < TN; c++)
-      moss_k_set(b, acc[r * TN + c], moss_k_call(b, MOSS_KFN_FMA, av[r], bv[c], acc[r * TN + c]));
+      moss_k_set(b, acc[r * TN + c],
+                 t->dt == MOSS_DT_F32 ? moss_k_call(b, MOSS_KFN_FMA, av[r], bv[c], acc[r * TN + c])
+                                      : moss_k_bin(b, MOSS_KX_ADD, acc[r * TN + c], moss_k_bin(b, MOSS_KX_MUL, av[r], bv[c])));
   moss_k_end(b); /* kk */
   moss_k_barrier(b);
   moss_k_end(b); /* k0 */

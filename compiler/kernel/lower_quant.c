@@ -282,6 +282,126 @@ static moss_status lower_matmul(moss_kb *b, const moss_node *n) {
   return b->st;
 }
 
+/* A one-group ConvInteger or QLinearConv on a GPU as work-group tiles
+ * (lower_gputile.c) of the implicit product in int32: A(m, k) = w - w_zp,
+ * B(k, p) = x - x_zp at tap k of position p (0 in the padding, where the
+ * input is its zero point), each sum from the bias (integer sums wrap: the
+ * CPU's bits in any order), then the node's requantization. */
+typedef struct qconv_tile {
+  const moss_node *n;
+  const moss_quant_conv *c;
+  int xi, wi, izw;
+  int64_t C, M, K, KS, P, XS;
+  moss_kx *zx, *zw, *zy, *img; /* zw: NULL when per channel (loaded per row) */
+  const moss_kreq *q;
+  int64_t na, nb;
+} qconv_tile;
+
+static moss_kx *lt(moss_kb *b, moss_kx *v, int64_t hi) { return bin(b, MOSS_KX_LT, v, moss_k_idx(b, hi)); }
+
+/* (int32)buf[at] - zp where |in|, else 0 (nothing read). */
+static moss_kx *centered_or_0(moss_kb *b, int buf, moss_kx *at, moss_kx *in, moss_kx *zp) {
+  moss_dtype dt = b->k->bufs[buf].dt;
+  return moss_k_select(b, in, centered(b, moss_k_load_or(b, buf, at, in, moss_k_int(b, dt, 0)), zp), i32(b, 0));
+}
+
+static moss_kx *qtile_w(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
+  const qconv_tile *t = arg;
+  moss_kx *in = bin(b, MOSS_KX_LAND, lt(b, m, t->M), lt(b, k, t->K)), *zw = t->zw;
+  if (!zw && per_axis(t->n, t->izw)) /* per output channel: read only for rows inside */
+    zw = moss_k_cast(b, MOSS_DT_I32, moss_k_load_or(b, moss_k_input(b, t->izw), m, lt(b, m, t->M),
+                                                     moss_k_int(b, t->n->inputs[t->izw]->dtype, 0)));
+  return centered_or_0(b, t->wi, moss_k_add(b, moss_k_mulc(b, m, t->K), k), in, zw);
+}
+
+static moss_kx *qtile_x(moss_kb *b, const void *arg, moss_kx *k, moss_kx *pos) {
+  const qconv_tile *t = arg;
+  const moss_quant_conv *c = t->c;
+  moss_kx *in = bin(b, MOSS_KX_LAND, lt(b, k, t->K), lt(b, pos, t->P));
+  moss_kx *ch = t->KS > 1 ? bin(b, MOSS_KX_DIV, k, moss_k_idx(b, t->KS)) : k;
+  moss_kx *at = moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, t->img, t->C), ch), t->XS);
+  moss_kx *q = bin(b, MOSS_KX_REM, k, moss_k_idx(b, t->KS));
+  int64_t ko = 1, oo = 1, io = 1;
+  int d;
+  for (d = c->nsp - 1; d >= 0; d--) {
+    moss_kx *o = bin(b, MOSS_KX_REM, bin(b, MOSS_KX_DIV, pos, moss_k_idx(b, oo)), moss_k_idx(b, c->out[d]));
+    moss_kx *kd = bin(b, MOSS_KX_REM, bin(b, MOSS_KX_DIV, q, moss_k_idx(b, ko)), moss_k_idx(b, c->k[d]));
+    moss_kx *i = moss_k_add(b, moss_k_mulc(b, o, c->s[d]), moss_k_mulc(b, kd, c->d[d]));
+    if (c->p[d]) i = bin(b, MOSS_KX_SUB, i, moss_k_idx(b, c->p[d]));
+    in = bin(b, MOSS_KX_LAND, in, bin(b, MOSS_KX_LAND, bin(b, MOSS_KX_GE, i, moss_k_idx(b, 0)), lt(b, i, c->in[d])));
+    at = moss_k_add(b, at, moss_k_mulc(b, i, io));
+    ko *= c->k[d];
+    oo *= c->out[d];
+    io *= c->in[d];
+  }
+  return centered_or_0(b, t->xi, at, in, t->zx);
+}
+
+static moss_kx *qtile_bias(moss_kb *b, const void *arg, moss_kx *m) {
+  const qconv_tile *t = arg;
+  return moss_k_cast(b, MOSS_DT_I32, moss_k_load_or(b, moss_k_input(b, 8), m, lt(b, m, t->M),
+                                                    moss_k_int(b, t->n->inputs[8]->dtype, 0)));
+}
+
+static void qtile_store(moss_kb *b, const void *arg, moss_kx *m, moss_kx *pos, moss_kx *acc) {
+  const qconv_tile *t = arg;
+  moss_kx *at = moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, t->img, t->M), m), t->P), pos);
+  store(b, t->n, at, acc, t->q, mult_index(b, t->na, t->nb, moss_k_idx(b, 0), m), t->zy);
+}
+
+int moss_lower_qconv_gpu_tiles(moss_kb *b, const moss_node *n) {
+  int ql = n->op == MOSS_OP_QLinearConv, iw = ql ? 3 : 1, d;
+  const moss_value *x = n->inputs[0], *w = n->inputs[iw], *y = n->outputs[0];
+  moss_quant_conv c;
+  moss_kreq q;
+  qconv_tile t;
+  moss_gtile gt;
+  if (!b->cpu.gpu || (n->op != MOSS_OP_QLinearConv && n->op != MOSS_OP_ConvInteger) || per_axis(n, 2) ||
+      moss_value_numel(y) <= 0)
+    return 0;
+  memset(&q, 0, sizeof q);
+  memset(&t, 0, sizeof t);
+  memset(&gt, 0, sizeof gt);
+  q.cnt = 1;
+  if (moss_quant_conv_compute(b->ctx, n, x, w, &c) != MOSS_OK || c.group != 1) return 0;
+  t.n = n;
+  t.c = &c;
+  t.izw = ql ? 5 : 3;
+  t.C = x->dims[1];
+  t.M = w->dims[0];
+  t.KS = t.XS = t.P = 1;
+  for (d = 0; d < c.nsp; d++) {
+    t.KS *= c.k[d];
+    t.XS *= c.in[d];
+    t.P *= c.out[d];
+  }
+  t.K = t.C * t.KS;
+  t.q = &q;
+  t.na = t.nb = 1;
+  gt.dt = MOSS_DT_I32;
+  gt.M = t.M;
+  gt.N = t.P;
+  gt.K = t.K;
+  gt.a_k_contig = 1;
+  gt.b_n_contig = 1;
+  gt.load_a = qtile_w;
+  gt.load_b = qtile_x;
+  gt.init = ql && moss_node_input(n, 8) ? qtile_bias : NULL;
+  gt.store = qtile_store;
+  gt.arg = &t;
+  if (!moss_gtile_takes(&b->cpu, &gt)) return 0;
+  if (ql && multipliers(b, n, &q, &t.na, &t.nb) != MOSS_OK) return 1; /* b->st holds the failure */
+  t.xi = moss_k_input(b, 0);
+  t.wi = moss_k_input(b, iw);
+  t.zx = zero_point_at(b, n, 2, moss_k_idx(b, 0), "zx");
+  if (!per_axis(n, t.izw)) t.zw = zero_point_at(b, n, t.izw, moss_k_idx(b, 0), "zw");
+  if (ql) t.zy = zero_point_at(b, n, 7, moss_k_idx(b, 0), "zy");
+  t.img = moss_k_range(b, "img", x->dims[0], MOSS_KL_PARALLEL);
+  moss_gtile_product(b, &gt);
+  moss_k_end(b);
+  return 1;
+}
+
 /* ConvInteger, QLinearConv: a direct loop nest over (batch, group, output
  * channel, output position) summing (x - x_zp) * (w - w_zp[o]) over the
  * group's input channels and the kernel taps; padding contributes nothing
@@ -300,6 +420,7 @@ static moss_status lower_conv(moss_kb *b, const moss_node *n) {
   moss_kx *zx, *zw = NULL, *zy = NULL;
   memset(&q, 0, sizeof q);
   q.cnt = 1;
+  if (moss_lower_qconv_gpu_tiles(b, n)) return b->st;
   MOSS_TRY(moss_quant_conv_compute(b->ctx, n, x, w, &c));
   if (moss_value_numel(y) <= 0) return MOSS_OK;
   cpg = ic / c.group;

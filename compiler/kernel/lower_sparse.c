@@ -834,6 +834,7 @@ moss_status moss_lower_sparse(moss_kb *b, const moss_node *n) {
   moss_sparse_view v;
   moss_sparse_stats s;
   if (dense_twin(n, &v)) {
+    if (moss_lower_qconv_gpu_tiles(b, n)) return b->st; /* lower_quant.c: a GPU's work-group tiles */
     if (moss_lower_qconv_igemm(b, n)) return b->st; /* lower_conv.c, with DOT4 */
     return lower_qconv(b, n, &v);
   }

@@ -13,6 +13,8 @@ through shared memory between barriers, on every GPU backend:
 - PTX (ptx-only.xml): every module through NVIDIA's ptxas, with the
   shared-memory arrays and the barrier instruction in it (no CUDA driver
   here; --export writes the bundles for tests/e2e/check_gpu.py on a GPU);
+- int8: a QLinearConv (per-channel weight scales, zero points, bias,
+  padding, a stride) tiled in int32 gives the CPU's bits;
 - the rule that reads the target: without local-memory-bytes (or with a
   work-group limit under 64) the same nodes take one work-item per output,
   with the same bits; a product too small for tiles takes that too.
@@ -121,6 +123,25 @@ CASES.append(("conv_pointwise_residual",
                                                H.make_node("Add", ["c", "r"], ["s"]), H.make_node("Relu", ["s"], ["y"])],
                    [("x", [1, 64, 28, 28]), ("r", [1, 96, 28, 28])], [("y", [1, 96, 28, 28])], {"w": w}),
               {"x": x, "r": r}, np.maximum(conv_ref(x, w, (1, 1), (1, 1), (0, 0, 0, 0)) + r, 0)))
+# int8: QLinearConv (uint8 input with its zero point, int8 weights with
+# per-channel scales, an int32 bias, padding): the expected output is the
+# CPU's bits (moss's host target: DESIGN.md's int8 numerics are bit-exact
+# across backends), made in INT8_WANT below.
+x8 = rng.integers(0, 256, size=(2, 24, 21, 19)).astype(np.uint8)
+w8 = rng.integers(-127, 128, size=(40, 24, 3, 3)).astype(np.int8)
+b32 = rng.integers(-2000, 2000, size=(40,)).astype(np.int32)
+qinits = {"xs": np.array(0.02, np.float32), "xz": np.array(117, np.uint8),
+          "ws": (rng.random(40) * 0.01 + 0.002).astype(np.float32), "wz": np.zeros(40, np.int8),
+          "ys": np.array(0.5, np.float32), "yz": np.array(121, np.uint8), "bias": b32, "w8": w8}
+qg = H.make_graph([H.make_node("QLinearConv", ["x", "xs", "xz", "w8", "ws", "wz", "ys", "yz", "bias"], ["y"],
+                               pads=[1, 2, 1, 0], strides=[1, 2])], "qconv",
+                  [H.make_tensor_value_info("x", TP.UINT8, [2, 24, 21, 19])],
+                  [H.make_tensor_value_info("y", TP.UINT8, [2, 40, 21, 10])],
+                  [NH.from_array(v, k) for k, v in qinits.items()])
+QCONV = os.path.join(W, "qconv.onnx")
+onnx.save(H.make_model(qg, opset_imports=[H.make_opsetid("", 13)]), QCONV)
+INT8 = [("qlinearconv", QCONV, {"x": x8}, None)]
+
 a, b = q((4, 8)), q((8, 6))
 SMALL = ("matmul_small", save("matmul_small", [H.make_node("MatMul", ["a", "b"], ["y"])], [("a", [4, 8])],
                               [("y", [4, 6])], {"b": b}), {"a": a}, a.astype(np.float64) @ b)
@@ -153,7 +174,7 @@ def tiled(path, target):
     """Whether |path|'s kernels for |target| have work-group tiles."""
     p = subprocess.run([A.moss, "compile", path, "--target", target, "--dump-kernels", "-o",
                         os.path.join(W, "dump.moss")], capture_output=True, text=True, env=ENV)
-    return " group:" in p.stdout and "barrier" in p.stdout and "shared f32" in p.stdout
+    return " group:" in p.stdout and "barrier" in p.stdout and ": shared " in p.stdout
 
 
 def run_case(case, target, tag, want_tiles):
@@ -173,12 +194,40 @@ def run_case(case, target, tag, want_tiles):
         fail("%s on %s: run failed: %s" % (name, tag, p.stderr.strip()[-400:]))
         return
     y = np.load(os.path.join(out, "output_0.npy"))
+    if want.dtype != np.float64:  # int8: the CPU's bits
+        if y.dtype != want.dtype or not np.array_equal(y, want):
+            fail("%s on %s: not the CPU's bits (%d of %d differ)" % (name, tag, int(np.sum(y != want)), want.size))
+        else:
+            print("ok %s on %s%s: the CPU's bits" % (name, tag, " (tiles)" if want_tiles else ""))
+        return
     if y.shape != want.shape or not np.array_equal(y.astype(np.float64), want):
         err = np.abs(y.astype(np.float64) - want).max() if y.shape == want.shape else "shape %s" % (y.shape,)
         fail("%s on %s: not numpy's exact result (largest difference %s)" % (name, tag, err))
     else:
         print("ok %s on %s%s: numpy's exact result" % (name, tag, " (tiles)" if want_tiles else ""))
 
+
+def cpu_bits(case):
+    """|case| with its expected output: the model's output on the host CPU."""
+    name, path, feeds, _ = case
+    art = os.path.join(W, name + ".host.moss")
+    if not compile_model(path, "host", art):
+        return None
+    args = []
+    for k, v in feeds.items():
+        np.save(os.path.join(W, "%s_%s.npy" % (name, k)), v)
+        args += ["--input", "%s=%s" % (k, os.path.join(W, "%s_%s.npy" % (name, k)))]
+    subprocess.run([A.moss, "run", art] + args + ["-o", os.path.join(W, name + "_host")], check=True,
+                   capture_output=True, env=ENV)
+    want = np.load(os.path.join(W, name + "_host", "output_0.npy"))
+    if len(np.unique(want)) < 50:
+        fail("%s: the CPU's output has %d distinct values: the test's scales leave too little to compare"
+             % (name, len(np.unique(want))))
+    return name, path, feeds, want
+
+
+INT8 = [c for c in map(cpu_bits, INT8) if c]
+CASES += INT8
 
 for tag, target in (("opencl", os.path.join(CONF, "opencl-only.xml")), ("vulkan", os.path.join(CONF, "vulkan-only.xml"))):
     naive = variant(target, tag + "-naive", drop_local=True)
@@ -224,9 +273,10 @@ else:
             for i, (k, v) in enumerate(feeds.items()):
                 v.tofile(os.path.join(d, "in%d.bin" % i))
                 ins.append(os.path.join(name, "in%d.bin" % i))
-            np.save(os.path.join(d, "want.npy"), want.astype(np.float32))
+            np.save(os.path.join(d, "want.npy"), want.astype(np.float32) if want.dtype == np.float64 else want)
             with open(os.path.join(A.export, "manifest.tsv"), "a") as f:
-                f.write("%s\tfloat\t%s\t%s\t%s\n" % (name, os.path.join(name, "model.moss"), ",".join(ins),
+                f.write("%s\t%s\t%s\t%s\t%s\n" % (name, "float" if want.dtype == np.float64 else "bits",
+                                                   os.path.join(name, "model.moss"), ",".join(ins),
                                                    os.path.join(name, "want.npy")))
     print("ptx: %d models through ptxas" % len(CASES))
 
