@@ -40,6 +40,41 @@ static moss_kx *centered(moss_kb *b, moss_kx *v, int64_t zp) {
 /* zp + r, r int32. */
 static moss_kx *plus_zp(moss_kb *b, int64_t zp, moss_kx *r) { return plus(b, r, zp); }
 
+/* MossQGemm's product on a GPU as work-group tiles (lower_gputile.c), in
+ * int32: A = x [M, K], B(k, j) = w'[j, k], each sum from bias'[j] (integer
+ * sums wrap: the CPU's bits in any order). */
+typedef struct qgemm_tile {
+  const moss_node *n;
+  int xi, wi, qb, yi;
+  int64_t M, N, K, yz;
+  const moss_kreq *q;
+} qgemm_tile;
+
+static moss_kx *inside(moss_kb *b, moss_kx *i, int64_t ni, moss_kx *j, int64_t nj) {
+  return bin(b, MOSS_KX_LAND, bin(b, MOSS_KX_LT, i, moss_k_idx(b, ni)), bin(b, MOSS_KX_LT, j, moss_k_idx(b, nj)));
+}
+
+static moss_kx *load_i32_or_0(moss_kb *b, int buf, moss_kx *at, moss_kx *in) {
+  return moss_k_cast(b, MOSS_DT_I32, moss_k_load_or(b, buf, at, in, moss_k_int(b, b->k->bufs[buf].dt, 0)));
+}
+
+static moss_kx *qgemm_a(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
+  const qgemm_tile *t = arg;
+  return load_i32_or_0(b, t->xi, moss_k_add(b, moss_k_mulc(b, m, t->K), k), inside(b, m, t->M, k, t->K));
+}
+
+static moss_kx *qgemm_b(moss_kb *b, const void *arg, moss_kx *k, moss_kx *j) {
+  const qgemm_tile *t = arg;
+  return load_i32_or_0(b, t->wi, moss_k_add(b, moss_k_mulc(b, j, t->K), k), inside(b, k, t->K, j, t->N));
+}
+
+static void qgemm_store(moss_kb *b, const void *arg, moss_kx *m, moss_kx *j, moss_kx *acc) {
+  const qgemm_tile *t = arg;
+  moss_kx *r = moss_k_requant(b, t->q, bin(b, MOSS_KX_ADD, acc, moss_k_load(b, t->qb, j)), j);
+  moss_k_store(b, t->yi, moss_k_add(b, moss_k_mulc(b, m, t->N), j),
+               moss_k_qclamp(b, t->n, t->n->outputs[0]->dtype, plus_zp(b, t->yz, r)));
+}
+
 /* MossQGemm: y[m, n] = requant(bias'[n] + sum_k x[m, k] * w'[n, k]) with
  * w' = w - w_zp[n] and bias' = bias - x_zp * sum_k w'[n, k] folded at
  * compile time (tables), so the inner loop is a plain 8-bit dot product. */
@@ -81,6 +116,35 @@ static moss_status lower_gemm(moss_kb *b, const moss_node *n) {
   qb = moss_k_table(b, "qb", MOSS_DT_I32, N, bt);
   for (j = 0; j < (per ? N : 1); j++) ms[j] = sx * f32_at(ws, j) / sy;
   moss_k_requant_init(b, &q, ms, per ? N : 1);
+  if (b->cpu.gpu) {
+    qgemm_tile t;
+    moss_gtile gt;
+    memset(&gt, 0, sizeof gt);
+    t.n = n;
+    t.xi = xi;
+    t.wi = wi;
+    t.qb = qb;
+    t.yi = moss_k_output(b, 0);
+    t.M = M;
+    t.N = N;
+    t.K = K;
+    t.yz = yz;
+    t.q = &q;
+    gt.dt = MOSS_DT_I32;
+    gt.M = M;
+    gt.N = N;
+    gt.K = K;
+    gt.a_k_contig = 1;
+    gt.b_n_contig = 0; /* w' is [N, K] */
+    gt.load_a = qgemm_a;
+    gt.load_b = qgemm_b;
+    gt.store = qgemm_store;
+    gt.arg = &t;
+    if (moss_gtile_takes(&b->cpu, &gt)) {
+      moss_gtile_product(b, &gt);
+      return b->st;
+    }
+  }
   m = moss_k_range(b, "m", M, MOSS_KL_PARALLEL);
   jj = moss_k_range(b, "j", N, MOSS_KL_PARALLEL);
   acc = moss_k_let(b, "acc", i32(b, 0));

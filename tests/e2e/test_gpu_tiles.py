@@ -14,7 +14,8 @@ through shared memory between barriers, on every GPU backend:
   shared-memory arrays and the barrier instruction in it (no CUDA driver
   here; --export writes the bundles for tests/e2e/check_gpu.py on a GPU);
 - int8: a QLinearConv (per-channel weight scales, zero points, bias,
-  padding, a stride) tiled in int32 gives the CPU's bits;
+  padding, a stride) and a QDQ MatMul (folded into moss's int8 Gemm),
+  tiled in int32, give the CPU's bits;
 - the rule that reads the target: without local-memory-bytes (or with a
   work-group limit under 64) the same nodes take one work-item per output,
   with the same bits; a product too small for tiles takes that too.
@@ -140,7 +141,24 @@ qg = H.make_graph([H.make_node("QLinearConv", ["x", "xs", "xz", "w8", "ws", "wz"
                   [NH.from_array(v, k) for k, v in qinits.items()])
 QCONV = os.path.join(W, "qconv.onnx")
 onnx.save(H.make_model(qg, opset_imports=[H.make_opsetid("", 13)]), QCONV)
-INT8 = [("qlinearconv", QCONV, {"x": x8}, None)]
+# int8: a QDQ MatMul (ONNX Runtime's quantizer's format), which moss folds
+# into its int8 Gemm (MossQGemm): float in and out, the int8 product inside.
+wq = rng.integers(-127, 128, size=(128, 72)).astype(np.int8)
+qd = H.make_graph([H.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                   H.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+                   H.make_node("DequantizeLinear", ["wq", "ws2"], ["wd"]),
+                   H.make_node("MatMul", ["xd", "wd"], ["m"]),
+                   H.make_node("QuantizeLinear", ["m", "ys2", "yz2"], ["mq"]),
+                   H.make_node("DequantizeLinear", ["mq", "ys2", "yz2"], ["y"])], "qdq_gemm",
+                  [H.make_tensor_value_info("x", TP.FLOAT, [260, 128])],
+                  [H.make_tensor_value_info("y", TP.FLOAT, [260, 72])],
+                  [NH.from_array(np.array(0.05, np.float32), "s"), NH.from_array(np.array(128, np.uint8), "z"),
+                   NH.from_array(wq, "wq"), NH.from_array(np.array(0.004, np.float32), "ws2"),
+                   NH.from_array(np.array(0.25, np.float32), "ys2"), NH.from_array(np.array(120, np.uint8), "yz2")])
+QGEMM = os.path.join(W, "qdq_gemm.onnx")
+onnx.save(H.make_model(qd, opset_imports=[H.make_opsetid("", 13)]), QGEMM)
+INT8 = [("qlinearconv", QCONV, {"x": x8}, None),
+        ("qdq_gemm", QGEMM, {"x": rng.standard_normal((260, 128)).astype(np.float32) * 2}, None)]
 
 a, b = q((4, 8)), q((8, 6))
 SMALL = ("matmul_small", save("matmul_small", [H.make_node("MatMul", ["a", "b"], ["y"])], [("a", [4, 8])],
