@@ -23,8 +23,13 @@
  *   variables, a work-group's shared arrays Workgroup variables of the
  *   entry point. BOOL is a byte in memory.
  * - Control flow is structured: a loop is header (OpLoopMerge), test, body,
- *   continue; an IF a selection with its merge block. Variables are
- *   Function variables (the driver's compiler promotes them to registers).
+ *   continue; an IF a selection with its merge block. A variable with one
+ *   LET and no SET, and a grid loop's variable, is the SSA value itself;
+ *   the others are Function variables (the driver's compiler promotes them
+ *   to registers).
+ * - Index arithmetic (I64 in the description) is computed in 32 bits where
+ *   a range analysis of the launch proves every value fits int32 ("index
+ *   ranges" below), so a module whose indices fit needs no Int64.
  * - Math from GLSL.std.450, with C's special cases where GLSL leaves them
  *   undefined (pow) and what GLSL lacks built here: erf (Abramowitz and
  *   Stegun 7.1.26, absolute error under 1.5e-7), log1p, and exp, log and
@@ -58,6 +63,18 @@ typedef struct bview {
   uint32_t var;
 } bview;
 
+/* A range of values [lo, hi] of an I64 expression or variable; lo > hi:
+ * none (not reached yet). */
+typedef struct rng {
+  int64_t lo, hi;
+} rng;
+
+typedef struct vinfo {
+  rng r;          /* I64 variables: every value the launch gives it */
+  int lets, sets; /* LET statements; SET statements and loops */
+  int ssa;        /* one LET, no SET: the value's id, no Function variable */
+} vinfo;
+
 typedef struct sg {
   moss_ctx *ctx;
   moss_status st;
@@ -68,7 +85,7 @@ typedef struct sg {
   uentry *ut;
   size_t utcap, utn;
   unsigned caps;
-  uint32_t glsl, t_void, t_bool, t_u32, t_i32, t_i64, t_fn, gid_var, pc_var, wgsize;
+  uint32_t glsl, t_void, t_bool, t_u32, t_i32, t_fn, gid_var, pc_var, wgsize;
   bview *views;
   int nviews, cviews;
   /* the kernel being emitted */
@@ -76,7 +93,11 @@ typedef struct sg {
   int group;       /* the launch's work-group size (moss_kernel_group; 0: none) */
   uint32_t *bvar;  /* per buffer: its variable */
   int64_t *bbase;  /* per buffer: its first element in the variable (storage buffers) */
-  uint32_t *vvar;  /* per variable: its Function variable */
+  uint32_t *vvar;  /* per variable: its Function variable, or its value (vinfo.ssa) */
+  vinfo *vi;       /* per variable */
+  rng *br;         /* per buffer: the values of an I64 table (else all) */
+  int n32;         /* the launch's ranges are known: I64 values that fit int32 are computed
+                    * in 32 bits (nar) */
 } sg;
 
 /* ---- words ------------------------------------------------------------------------------ */
@@ -228,6 +249,224 @@ static uint32_t c_of(sg *S, moss_dtype dt, double v) {
   return is_float(dt) ? c_float(S, dt, v) : c_int(S, dt, (int64_t)v);
 }
 
+/* ---- index ranges ----------------------------------------------------------------------- */
+
+/* Index arithmetic is I64 in the description; in SPIR-V 64-bit integers
+ * need Int64, and lavapipe (and many GPUs) emulate their multiplies and
+ * divisions. So each launch's I64 values get ranges, and an I64
+ * expression whose value and operands provably fit int32 is computed in
+ * 32 bits: the same values, as nothing leaves int32. A variable's range
+ * holds every value the launch gives it (its loop's bounds and the value
+ * after the last step, its LET and SETs), found by iterating to a fixed
+ * point; a value the analysis does not follow (an int64 tensor's element,
+ * a float cast) is "all", and what depends on it stays 64-bit. */
+
+#define RNG_BIG ((int64_t)1 << 40) /* beyond this, arithmetic gives up: no overflow checks */
+
+static const rng r_none = {1, 0}, r_all = {INT64_MIN, INT64_MAX};
+
+static int r_empty(rng r) { return r.lo > r.hi; }
+static int r_big(rng r) { return r.lo < -RNG_BIG || r.hi > RNG_BIG; }
+static rng r_of(int64_t lo, int64_t hi) {
+  rng r;
+  r.lo = lo;
+  r.hi = hi;
+  return r;
+}
+static rng r_join(rng a, rng b) {
+  if (r_empty(a)) return b;
+  if (r_empty(b)) return a;
+  return r_of(a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi);
+}
+/* Whether every value of |r| fits int32 (none: trivially). */
+static int r_fits(rng r) { return r_empty(r) || (r.lo >= INT32_MIN && r.hi <= INT32_MAX); }
+
+/* The products of the corners, or all where one may leave 2^60. */
+static rng r_mul(rng a, rng b) {
+  int64_t c[4], lo, hi;
+  int i;
+  if (r_big(a) || r_big(b) ||
+      fmax(fabs((double)a.lo), fabs((double)a.hi)) * fmax(fabs((double)b.lo), fabs((double)b.hi)) > 0x1p60)
+    return r_all;
+  c[0] = a.lo * b.lo;
+  c[1] = a.lo * b.hi;
+  c[2] = a.hi * b.lo;
+  c[3] = a.hi * b.hi;
+  for (lo = hi = c[0], i = 1; i < 4; i++) {
+    lo = c[i] < lo ? c[i] : lo;
+    hi = c[i] > hi ? c[i] : hi;
+  }
+  return r_of(lo, hi);
+}
+
+/* The values of an I64 table buffer (all for any other). */
+static rng buf_range(sg *S, int buf) {
+  const moss_kbuf *b = &S->k->bufs[buf];
+  rng *r = &S->br[buf];
+  if (r->lo == 0 && r->hi == -1) { /* not computed yet */
+    *r = r_all;
+    if (b->kind == MOSS_KB_TABLE && b->dt == MOSS_DT_I64 && b->data && b->numel > 0) {
+      const int64_t *d = b->data;
+      int64_t i;
+      *r = r_of(d[0], d[0]);
+      for (i = 1; i < b->numel; i++) *r = r_join(*r, r_of(d[i], d[i]));
+    }
+  }
+  return *r;
+}
+
+/* The values of the I64 expression |x| (all for any other type). */
+static rng xr(sg *S, const moss_kx *x) {
+  rng a, b, c;
+  int64_t lo, hi;
+  if (x->dt != MOSS_DT_I64 || x->lanes != 1) return r_all;
+  switch (x->op) {
+  case MOSS_KX_CONST: return r_of(x->i, x->i);
+  case MOSS_KX_VAR: return S->vi[x->var].r;
+  case MOSS_KX_LOAD: return buf_range(S, x->buf);
+  case MOSS_KX_LOAD_OR: return r_join(buf_range(S, x->buf), xr(S, x->a[2]));
+  case MOSS_KX_CAST:
+    if (x->a[0]->dt == MOSS_DT_BOOL) return r_of(0, 1);
+    return moss_dtype_int_range(x->a[0]->dt, &lo, &hi) ? r_of(lo, hi) : r_all;
+  case MOSS_KX_CALL:
+    if (x->fn != MOSS_KFN_ABS) return r_all;
+    a = xr(S, x->a[0]);
+    if (r_empty(a)) return a;
+    if (r_big(a)) return r_all;
+    if (a.lo >= 0) return a;
+    if (a.hi <= 0) return r_of(-a.hi, -a.lo);
+    return r_of(0, -a.lo > a.hi ? -a.lo : a.hi);
+  case MOSS_KX_SELECT: return r_join(xr(S, x->a[1]), xr(S, x->a[2]));
+  case MOSS_KX_NEG: case MOSS_KX_BNOT:
+    a = xr(S, x->a[0]);
+    if (r_empty(a)) return a;
+    if (r_big(a)) return r_all;
+    return x->op == MOSS_KX_NEG ? r_of(-a.hi, -a.lo) : r_of(-a.hi - 1, -a.lo - 1);
+  default: break;
+  }
+  if (x->nargs != 2) return r_all;
+  a = xr(S, x->a[0]);
+  b = xr(S, x->a[1]);
+  if (r_empty(a) || r_empty(b)) return r_none;
+  switch (x->op) {
+  case MOSS_KX_ADD: return r_big(a) || r_big(b) ? r_all : r_of(a.lo + b.lo, a.hi + b.hi);
+  case MOSS_KX_SUB: return r_big(a) || r_big(b) ? r_all : r_of(a.lo - b.hi, a.hi - b.lo);
+  case MOSS_KX_MUL: return r_mul(a, b);
+  case MOSS_KX_DIV: /* by a positive divisor: monotone in each operand */
+    if (b.lo < 1) return r_all;
+    lo = a.lo / b.lo < a.lo / b.hi ? a.lo / b.lo : a.lo / b.hi;
+    hi = a.hi / b.lo > a.hi / b.hi ? a.hi / b.lo : a.hi / b.hi;
+    return r_of(lo, hi);
+  case MOSS_KX_REM: /* by a positive divisor: |a % b| < b, with a's sign */
+    if (b.lo < 1) return r_all;
+    c = r_of(a.lo < 0 ? (a.lo > 1 - b.hi ? a.lo : 1 - b.hi) : 0, a.hi > 0 ? (a.hi < b.hi - 1 ? a.hi : b.hi - 1) : 0);
+    return c;
+  case MOSS_KX_MIN: return r_of(a.lo < b.lo ? a.lo : b.lo, a.hi < b.hi ? a.hi : b.hi);
+  case MOSS_KX_MAX: return r_of(a.lo > b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi);
+  case MOSS_KX_BAND:
+    if (a.lo >= 0 && b.lo >= 0) return r_of(0, a.hi < b.hi ? a.hi : b.hi);
+    if (a.lo >= 0 || b.lo >= 0) return r_of(0, a.lo >= 0 ? a.hi : b.hi);
+    return r_all;
+  case MOSS_KX_BOR: case MOSS_KX_BXOR:
+    if (a.lo < 0 || b.lo < 0 || r_big(a) || r_big(b)) return r_all;
+    for (hi = 1; hi <= a.hi || hi <= b.hi; hi *= 2) {
+    }
+    return r_of(0, hi - 1);
+  case MOSS_KX_SHL: case MOSS_KX_SHR: /* a >= 0 shifted by 0 .. 31 */
+    if (a.lo < 0 || b.lo < 0 || b.hi > 31) return r_all;
+    if (x->op == MOSS_KX_SHR) return r_of(a.lo >> b.hi, a.hi >> b.lo);
+    return a.hi >= ((int64_t)1 << 31) ? r_all : r_of(a.lo << b.lo, a.hi << b.hi);
+  default: return r_all;
+  }
+}
+
+/* Whether the I64 expression |x| is computed in 32 bits: its value and
+ * those of its I64 operands fit int32 (then 32-bit operations give the
+ * same values). A load, a cast or a variable is converted where it fits. */
+static int nar(sg *S, const moss_kx *x) {
+  int i;
+  if (!S->n32 || x->dt != MOSS_DT_I64 || x->lanes != 1 || !r_fits(xr(S, x))) return 0;
+  switch (x->op) {
+  case MOSS_KX_CONST: case MOSS_KX_VAR: case MOSS_KX_LOAD: case MOSS_KX_LOAD_OR: case MOSS_KX_CAST: return 1;
+  case MOSS_KX_CALL: return x->fn == MOSS_KFN_ABS && r_fits(xr(S, x->a[0]));
+  default:
+    for (i = 0; i < x->nargs; i++)
+      if (x->a[i]->dt == MOSS_DT_I64 && !r_fits(xr(S, x->a[i]))) return 0;
+    return 1;
+  }
+}
+
+/* The type |x| is computed in: I32 for an I64 expression in 32 bits. */
+static moss_dtype cdt(sg *S, const moss_kx *x) { return nar(S, x) ? MOSS_DT_I32 : x->dt; }
+
+/* The type variable |v| is held in. */
+static moss_dtype vdt(sg *S, int v) {
+  moss_dtype dt = S->k->vars[v].dt;
+  return dt == MOSS_DT_I64 && S->n32 && r_fits(S->vi[v].r) ? MOSS_DT_I32 : dt;
+}
+
+/* Joins |r| into variable |v|'s range; from round 4 on a range that still
+ * grows becomes all (so the rounds end). Returns whether it changed. */
+static int var_join(sg *S, int v, rng r, int round) {
+  rng o = S->vi[v].r, n = r_join(o, r);
+  if (n.lo == o.lo && n.hi == o.hi) return 0;
+  S->vi[v].r = round >= 4 ? r_all : n;
+  return 1;
+}
+
+/* One round over the statements |s|: joins the values each statement gives
+ * its variable (counting the LETs and SETs in round 0); returns whether a
+ * range changed. */
+static int walk(sg *S, const moss_kstmt *s, int round) {
+  int ch = 0;
+  for (; s; s = s->next) {
+    switch (s->kind) {
+    case MOSS_KS_LOOP: {
+      rng lo = xr(S, s->lo), hi = xr(S, s->hi), r = r_none;
+      if (round == 0) S->vi[s->var].sets++;
+      if (S->k->vars[s->var].dt == MOSS_DT_I64 && !r_empty(lo)) {
+        /* lo, then lo + k step below hi, and the first value past it: below hi + step */
+        if (r_big(lo) || r_big(hi) || s->step < 1 || s->step > RNG_BIG) r = r_all;
+        else if (r_empty(hi)) r = lo;
+        else r = r_of(lo.lo, lo.hi > hi.hi - 1 + s->step ? lo.hi : hi.hi - 1 + s->step);
+        ch |= var_join(S, s->var, r, round);
+      }
+      ch |= walk(S, s->body, round);
+      break;
+    }
+    case MOSS_KS_LET: case MOSS_KS_SET:
+      if (round == 0) {
+        if (s->kind == MOSS_KS_LET) S->vi[s->var].lets++;
+        else S->vi[s->var].sets++;
+      }
+      if (S->k->vars[s->var].dt == MOSS_DT_I64) ch |= var_join(S, s->var, xr(S, s->value), round);
+      break;
+    case MOSS_KS_IF:
+      ch |= walk(S, s->body, round);
+      ch |= walk(S, s->orelse, round);
+      break;
+    default: break;
+    }
+  }
+  return ch;
+}
+
+/* The ranges of the launch |body|'s variables; S->n32 when they settle. */
+static void ranges(sg *S, const moss_kstmt *body) {
+  int round, i, rounds = S->k->nvars + 8; /* past round 4 a change makes a range all */
+  for (i = 0; i < S->k->nvars; i++) {
+    S->vi[i].r = r_none;
+    S->vi[i].lets = S->vi[i].sets = S->vi[i].ssa = 0;
+  }
+  for (i = 0; i < S->k->nbufs; i++) S->br[i] = r_of(0, -1);
+  S->n32 = 0;
+  for (round = 0; round < rounds; round++)
+    if (!walk(S, body, round)) {
+      S->n32 = 1;
+      break;
+    }
+}
+
 /* ---- instructions in the function ------------------------------------------------------- */
 
 static uint32_t op1(sg *S, uint32_t op, uint32_t t, uint32_t a) {
@@ -307,11 +546,12 @@ static uint32_t view(sg *S, int binding, moss_dtype mt) {
   return var;
 }
 
-/* A pointer to element |index| (an I64 id) of buffer |buf|. */
-static uint32_t elem_ptr(sg *S, int buf, uint32_t index) {
+/* A pointer to element |i32| (an I32 id: indices fit 31 bits) of buffer
+ * |buf|. */
+static uint32_t elem_ptr(sg *S, int buf, uint32_t i32) {
   const moss_kbuf *b = &S->k->bufs[buf];
   moss_dtype mt = mem_dt(b->dt);
-  uint32_t i32 = op1(S, SpvOpSConvert, S->t_i32, index), id = fresh(S); /* indices fit 31 bits */
+  uint32_t id = fresh(S);
   if (b->kind == MOSS_KB_LOCAL || b->kind == MOSS_KB_SHARED) {
     SpvStorageClass sc = b->kind == MOSS_KB_LOCAL ? SpvStorageClassFunction : SpvStorageClassWorkgroup;
     E(&S->funcs, SpvOpAccessChain, t_ptr(S, sc, ty(S, mt)), id, S->bvar[buf], i32);
@@ -340,6 +580,15 @@ static void store(sg *S, int buf, uint32_t index, uint32_t v) {
 /* ---- expressions ------------------------------------------------------------------------ */
 
 static uint32_t expr(sg *S, const moss_kx *x);
+
+/* |x| as the type |want|: the type it is computed in (cdt), or for an I64
+ * expression I32 (where its value fits, or as an index, which fits 31
+ * bits) or I64. */
+static uint32_t opnd(sg *S, const moss_kx *x, moss_dtype want) {
+  moss_dtype have = cdt(S, x);
+  uint32_t v = expr(S, x);
+  return have == want ? v : op1(S, SpvOpSConvert, ty(S, want), v);
+}
 
 static uint32_t cast(sg *S, uint32_t v, moss_dtype from, moss_dtype to) {
   uint32_t t = ty(S, to);
@@ -389,28 +638,38 @@ static uint32_t cmp(sg *S, moss_kx_op op, moss_dtype dt, uint32_t a, uint32_t b)
   return op2(S, o, S->t_bool, a, b);
 }
 
-/* a / b or a % b on integers, 0 where b is 0. */
-static uint32_t int_div(sg *S, moss_kx_op op, moss_dtype dt, uint32_t a, uint32_t b) {
-  uint32_t zero = c_int(S, dt, 0), isz = op2(S, SpvOpIEqual, S->t_bool, b, zero), q;
-  uint32_t safe = sel(S, dt, isz, c_int(S, dt, 1), b), o;
+/* a / b or a % b on integers, 0 where b is 0 (unless |nonzero|: b never is). */
+static uint32_t int_div(sg *S, moss_kx_op op, moss_dtype dt, uint32_t a, uint32_t b, int nonzero) {
+  uint32_t zero = c_int(S, dt, 0), isz = 0, q, safe = b, o;
+  if (!nonzero) {
+    isz = op2(S, SpvOpIEqual, S->t_bool, b, zero);
+    safe = sel(S, dt, isz, c_int(S, dt, 1), b);
+  }
   if (op == MOSS_KX_DIV) o = is_signed(dt) ? SpvOpSDiv : SpvOpUDiv;
   else o = is_signed(dt) ? SpvOpSRem : SpvOpUMod;
   q = op2(S, o, ty(S, dt), a, safe);
-  return sel(S, dt, isz, zero, q);
+  return nonzero ? q : sel(S, dt, isz, zero, q);
 }
 
 static uint32_t binary(sg *S, const moss_kx *x) {
   moss_dtype dt = x->a[0]->dt;
-  uint32_t a = expr(S, x->a[0]), b = expr(S, x->a[1]), t = ty(S, x->dt);
-  int f = is_float(dt), bl = dt == MOSS_DT_BOOL;
+  uint32_t a, b, t = ty(S, cdt(S, x));
+  int f = is_float(dt), bl = dt == MOSS_DT_BOOL, nz;
+  if (dt == MOSS_DT_I64) /* the result's width, or for a comparison 32 bits where both fit */
+    dt = x->dt == MOSS_DT_I64                                          ? cdt(S, x)
+         : S->n32 && r_fits(xr(S, x->a[0])) && r_fits(xr(S, x->a[1])) ? MOSS_DT_I32
+                                                                        : MOSS_DT_I64;
+  a = opnd(S, x->a[0], dt);
+  b = opnd(S, x->a[1], dt);
+  nz = (x->a[1]->op == MOSS_KX_CONST && x->a[1]->i != 0) || xr(S, x->a[1]).lo >= 1;
   switch (x->op) {
   case MOSS_KX_ADD: return op2(S, f ? SpvOpFAdd : SpvOpIAdd, t, a, b);
   case MOSS_KX_SUB: return op2(S, f ? SpvOpFSub : SpvOpISub, t, a, b);
   case MOSS_KX_MUL: return op2(S, f ? SpvOpFMul : SpvOpIMul, t, a, b);
-  case MOSS_KX_DIV: return f ? op2(S, SpvOpFDiv, t, a, b) : int_div(S, x->op, dt, a, b);
-  case MOSS_KX_REM: return f ? op2(S, SpvOpFRem, t, a, b) : int_div(S, x->op, dt, a, b);
-  case MOSS_KX_MIN: return sel(S, x->dt, cmp(S, MOSS_KX_LT, dt, a, b), a, b);
-  case MOSS_KX_MAX: return sel(S, x->dt, cmp(S, MOSS_KX_GT, dt, a, b), a, b);
+  case MOSS_KX_DIV: return f ? op2(S, SpvOpFDiv, t, a, b) : int_div(S, x->op, dt, a, b, nz);
+  case MOSS_KX_REM: return f ? op2(S, SpvOpFRem, t, a, b) : int_div(S, x->op, dt, a, b, nz);
+  case MOSS_KX_MIN: return sel(S, dt, cmp(S, MOSS_KX_LT, dt, a, b), a, b);
+  case MOSS_KX_MAX: return sel(S, dt, cmp(S, MOSS_KX_GT, dt, a, b), a, b);
   case MOSS_KX_BAND: return op2(S, bl ? SpvOpLogicalAnd : SpvOpBitwiseAnd, t, a, b);
   case MOSS_KX_BOR: return op2(S, bl ? SpvOpLogicalOr : SpvOpBitwiseOr, t, a, b);
   case MOSS_KX_BXOR: return op2(S, bl ? SpvOpLogicalNotEqual : SpvOpBitwiseXor, t, a, b);
@@ -430,7 +689,7 @@ static uint32_t binary(sg *S, const moss_kx *x) {
  * (requant_build): one arithmetic shift with ties to even, clamped to
  * int32. */
 static uint32_t requant(sg *S, uint32_t acc, uint32_t mult, uint32_t shift) {
-  uint32_t L = S->t_i64, p, s, sh, fl, odd, half, r, lo, hi;
+  uint32_t L = t_int(S, 64, 1), p, s, sh, fl, odd, half, r, lo, hi;
 #define K(v) c_int(S, MOSS_DT_I64, (v))
 #define LT(a, b) op2(S, SpvOpSLessThan, S->t_bool, (a), (b))
 #define GT(a, b) op2(S, SpvOpSGreaterThan, S->t_bool, (a), (b))
@@ -457,7 +716,8 @@ static uint32_t requant(sg *S, uint32_t acc, uint32_t mult, uint32_t shift) {
 
 /* 2^k for an I64 id |k| with |k| <= 1022, as a double built from its bits. */
 static uint32_t pow2_64(sg *S, uint32_t k) {
-  uint32_t b = op2(S, SpvOpShiftLeftLogical, S->t_i64, op2(S, SpvOpIAdd, S->t_i64, k, c_int(S, MOSS_DT_I64, 1023)),
+  uint32_t tl = t_int(S, 64, 1);
+  uint32_t b = op2(S, SpvOpShiftLeftLogical, tl, op2(S, SpvOpIAdd, tl, k, c_int(S, MOSS_DT_I64, 1023)),
                    c_int(S, MOSS_DT_I64, 52));
   return op1(S, SpvOpBitcast, ty(S, MOSS_DT_F64), b);
 }
@@ -467,16 +727,18 @@ static uint32_t pow2_64(sg *S, uint32_t k) {
  * backend does (float32's accuracy, float64's range). */
 static uint32_t c_exp(sg *S, moss_dtype dt, uint32_t x) {
   const moss_dtype D = MOSS_DT_F64;
-  uint32_t td = ty(S, D), k, r, e, ki, k1;
+  uint32_t td, tl, k, r, e, ki, k1;
   if (dt != D) return glsl1(S, dt, GLSLstd450Exp, x);
+  td = ty(S, D);
+  tl = t_int(S, 64, 1);
   k = glsl1(S, D, GLSLstd450RoundEven, op2(S, SpvOpFMul, td, x, c_float(S, D, 1.4426950408889634)));
   k = glsl2(S, D, GLSLstd450NMin, k, c_float(S, D, 1100));
   k = glsl2(S, D, GLSLstd450NMax, k, c_float(S, D, -1100));
   r = op2(S, SpvOpFSub, td, x, op2(S, SpvOpFMul, td, k, c_float(S, D, 0.6931471805599453)));
   e = op1(S, SpvOpFConvert, td, glsl1(S, MOSS_DT_F32, GLSLstd450Exp, op1(S, SpvOpFConvert, ty(S, MOSS_DT_F32), r)));
-  ki = op1(S, SpvOpConvertFToS, S->t_i64, k);
-  k1 = op2(S, SpvOpShiftRightArithmetic, S->t_i64, ki, c_int(S, MOSS_DT_I64, 1));
-  e = op2(S, SpvOpFMul, td, op2(S, SpvOpFMul, td, e, pow2_64(S, k1)), pow2_64(S, op2(S, SpvOpISub, S->t_i64, ki, k1)));
+  ki = op1(S, SpvOpConvertFToS, tl, k);
+  k1 = op2(S, SpvOpShiftRightArithmetic, tl, ki, c_int(S, MOSS_DT_I64, 1));
+  e = op2(S, SpvOpFMul, td, op2(S, SpvOpFMul, td, e, pow2_64(S, k1)), pow2_64(S, op2(S, SpvOpISub, tl, ki, k1)));
   return sel(S, D, op1(S, SpvOpIsNan, S->t_bool, x), x, e);
 }
 
@@ -485,18 +747,21 @@ static uint32_t c_exp(sg *S, moss_dtype dt, uint32_t x) {
  * negatives, infinities and NaN through float32's log). */
 static uint32_t c_log(sg *S, moss_dtype dt, uint32_t x) {
   const moss_dtype D = MOSS_DT_F64, L = MOSS_DT_I64;
-  uint32_t td = ty(S, D), tf = ty(S, MOSS_DT_F32), tb = S->t_bool, bits, eb, m, normal, rn, ro;
+  uint32_t td, tf, tb = S->t_bool, tl, bits, eb, m, normal, rn, ro;
   if (dt != D) return glsl1(S, dt, GLSLstd450Log, x);
-  bits = op1(S, SpvOpBitcast, S->t_i64, x);
-  eb = op2(S, SpvOpBitwiseAnd, S->t_i64, op2(S, SpvOpShiftRightLogical, S->t_i64, bits, c_int(S, L, 52)),
+  td = ty(S, D);
+  tf = ty(S, MOSS_DT_F32);
+  tl = t_int(S, 64, 1);
+  bits = op1(S, SpvOpBitcast, tl, x);
+  eb = op2(S, SpvOpBitwiseAnd, tl, op2(S, SpvOpShiftRightLogical, tl, bits, c_int(S, L, 52)),
            c_int(S, L, 0x7ff));
-  m = op2(S, SpvOpBitwiseOr, S->t_i64, op2(S, SpvOpBitwiseAnd, S->t_i64, bits, c_int(S, L, 0x000FFFFFFFFFFFFFLL)),
+  m = op2(S, SpvOpBitwiseOr, tl, op2(S, SpvOpBitwiseAnd, tl, bits, c_int(S, L, 0x000FFFFFFFFFFFFFLL)),
           c_int(S, L, 0x3FF0000000000000LL));
   m = op1(S, SpvOpBitcast, td, m);
   normal = op2(S, SpvOpLogicalAnd, tb, op2(S, SpvOpINotEqual, tb, eb, c_int(S, L, 0)),
                op2(S, SpvOpINotEqual, tb, eb, c_int(S, L, 0x7ff)));
   normal = op2(S, SpvOpLogicalAnd, tb, normal, op2(S, SpvOpFOrdGreaterThan, tb, x, c_float(S, D, 0)));
-  rn = op1(S, SpvOpConvertSToF, td, op2(S, SpvOpISub, S->t_i64, eb, c_int(S, L, 1023)));
+  rn = op1(S, SpvOpConvertSToF, td, op2(S, SpvOpISub, tl, eb, c_int(S, L, 1023)));
   rn = op2(S, SpvOpFAdd, td, op2(S, SpvOpFMul, td, rn, c_float(S, D, 0.6931471805599453)),
            op1(S, SpvOpFConvert, td, glsl1(S, MOSS_DT_F32, GLSLstd450Log, op1(S, SpvOpFConvert, tf, m))));
   ro = op1(S, SpvOpFConvert, td, glsl1(S, MOSS_DT_F32, GLSLstd450Log, op1(S, SpvOpFConvert, tf, x)));
@@ -607,9 +872,11 @@ static uint32_t glsl_any(moss_kfn fn) {
 
 static uint32_t call(sg *S, const moss_kx *x) {
   uint32_t a[3] = {0, 0, 0}, g;
-  moss_dtype at = x->a[0]->dt;
+  moss_dtype at = cdt(S, x->a[0]), rt = cdt(S, x);
   int i;
-  for (i = 0; i < x->nargs; i++) a[i] = expr(S, x->a[i]);
+  if (x->fn == MOSS_KFN_BITS) at = x->a[0]->dt; /* the bits of the type */
+  if (x->fn == MOSS_KFN_ABS) at = rt;
+  for (i = 0; i < x->nargs; i++) a[i] = opnd(S, x->a[i], i ? cdt(S, x->a[i]) : at);
   if (x->fn == MOSS_KFN_ASIN || x->fn == MOSS_KFN_ACOS) {
     if (x->dt == MOSS_DT_F32) return c_asin_acos(S, x->dt, x->fn, a[0]);
     return op1(S, SpvOpFConvert, ty(S, x->dt),
@@ -640,10 +907,9 @@ static uint32_t call(sg *S, const moss_kx *x) {
   case MOSS_KFN_ISNAN: return op1(S, SpvOpIsNan, S->t_bool, a[0]);
   case MOSS_KFN_ISINF: return op1(S, SpvOpIsInf, S->t_bool, a[0]);
   case MOSS_KFN_ABS:
-    if (is_float(x->dt)) return glsl1(S, x->dt, GLSLstd450FAbs, a[0]);
-    if (!is_signed(x->dt)) return a[0];
-    return sel(S, x->dt, cmp(S, MOSS_KX_LT, x->dt, a[0], c_int(S, x->dt, 0)), op1(S, SpvOpSNegate, ty(S, x->dt), a[0]),
-               a[0]);
+    if (is_float(rt)) return glsl1(S, rt, GLSLstd450FAbs, a[0]);
+    if (!is_signed(rt)) return a[0];
+    return sel(S, rt, cmp(S, MOSS_KX_LT, rt, a[0], c_int(S, rt, 0)), op1(S, SpvOpSNegate, ty(S, rt), a[0]), a[0]);
   case MOSS_KFN_SAT: {
     int64_t lo, hi;
     uint32_t w;
@@ -669,25 +935,38 @@ static uint32_t call(sg *S, const moss_kx *x) {
 static uint32_t expr(sg *S, const moss_kx *x) {
   if (S->st != MOSS_OK) return 1;
   switch (x->op) {
-  case MOSS_KX_CONST: return is_float(x->dt) ? c_float(S, x->dt, x->f) : c_int(S, x->dt, x->i);
-  case MOSS_KX_VAR: return op1(S, SpvOpLoad, ty(S, x->dt), S->vvar[x->var]);
-  case MOSS_KX_LOAD: return load(S, x->buf, expr(S, x->a[0]));
+  case MOSS_KX_CONST: return is_float(x->dt) ? c_float(S, x->dt, x->f) : c_int(S, cdt(S, x), x->i);
+  case MOSS_KX_VAR:
+    return S->vi[x->var].ssa ? S->vvar[x->var] : op1(S, SpvOpLoad, ty(S, vdt(S, x->var)), S->vvar[x->var]);
+  case MOSS_KX_LOAD: {
+    uint32_t v = load(S, x->buf, opnd(S, x->a[0], MOSS_DT_I32));
+    return cdt(S, x) != x->dt ? op1(S, SpvOpSConvert, S->t_i32, v) : v; /* an int64 element that fits */
+  }
   case MOSS_KX_LOAD_OR: {
     /* Never reads when the condition is false: the index becomes 0 there
      * (a valid element), and the default is selected. */
-    uint32_t c = expr(S, x->a[1]), d = expr(S, x->a[2]), idx = expr(S, x->a[0]);
+    moss_dtype t = cdt(S, x);
+    uint32_t c = expr(S, x->a[1]), d = opnd(S, x->a[2], t), idx = opnd(S, x->a[0], MOSS_DT_I32), v;
     if (S->k->bufs[x->buf].numel <= 0) return d;
-    idx = sel(S, MOSS_DT_I64, c, idx, c_int(S, MOSS_DT_I64, 0));
-    return sel(S, x->dt, c, load(S, x->buf, idx), d);
+    idx = sel(S, MOSS_DT_I32, c, idx, c_int(S, MOSS_DT_I32, 0));
+    v = load(S, x->buf, idx);
+    if (t != x->dt) v = op1(S, SpvOpSConvert, S->t_i32, v);
+    return sel(S, t, c, v, d);
   }
-  case MOSS_KX_CAST: return cast(S, expr(S, x->a[0]), x->a[0]->dt, x->dt);
-  case MOSS_KX_NEG: return op1(S, is_float(x->dt) ? SpvOpFNegate : SpvOpSNegate, ty(S, x->dt), expr(S, x->a[0]));
+  case MOSS_KX_CAST: return cast(S, expr(S, x->a[0]), cdt(S, x->a[0]), cdt(S, x));
+  case MOSS_KX_NEG: {
+    moss_dtype t = cdt(S, x);
+    return op1(S, is_float(t) ? SpvOpFNegate : SpvOpSNegate, ty(S, t), opnd(S, x->a[0], t));
+  }
   case MOSS_KX_NOT: return op1(S, SpvOpLogicalNot, S->t_bool, expr(S, x->a[0]));
-  case MOSS_KX_BNOT:
-    return op1(S, x->dt == MOSS_DT_BOOL ? SpvOpLogicalNot : SpvOpNot, ty(S, x->dt), expr(S, x->a[0]));
+  case MOSS_KX_BNOT: {
+    moss_dtype t = cdt(S, x);
+    return op1(S, t == MOSS_DT_BOOL ? SpvOpLogicalNot : SpvOpNot, ty(S, t), opnd(S, x->a[0], t));
+  }
   case MOSS_KX_SELECT: {
-    uint32_t c = expr(S, x->a[0]), t = expr(S, x->a[1]), e = expr(S, x->a[2]);
-    return sel(S, x->dt, c, t, e);
+    moss_dtype t = cdt(S, x);
+    uint32_t c = expr(S, x->a[0]), a = opnd(S, x->a[1], t), b = opnd(S, x->a[2], t);
+    return sel(S, t, c, a, b);
   }
   case MOSS_KX_CALL: return call(S, x);
   default: return binary(S, x);
@@ -700,6 +979,7 @@ static void stmts_until(sg *S, const moss_kstmt *s, const moss_kstmt *stop);
 
 static void loop(sg *S, const moss_kstmt *s) {
   uint32_t head, test, body, cont, merge, var = S->vvar[s->var], iv;
+  moss_dtype vt = vdt(S, s->var), ct;
   if (s->role == MOSS_KL_GROUP) { /* the grid's innermost loop is never emitted as a loop */
     fail(S, MOSS_E_INTERNAL, "a work-group loop '%s' that is not the innermost loop of the grid",
          S->k->vars[s->var].name);
@@ -710,20 +990,23 @@ static void loop(sg *S, const moss_kstmt *s) {
   body = fresh(S);
   cont = fresh(S);
   merge = fresh(S);
-  E(&S->funcs, SpvOpStore, var, expr(S, s->lo));
+  E(&S->funcs, SpvOpStore, var, opnd(S, s->lo, vt));
+  /* the test in 32 bits where the variable and the bound fit */
+  ct = vt == MOSS_DT_I32 && r_fits(xr(S, s->hi)) ? MOSS_DT_I32 : MOSS_DT_I64;
   E(&S->funcs, SpvOpBranch, head);
   label(S, head);
   E(&S->funcs, SpvOpLoopMerge, merge, cont, SpvLoopControlMaskNone);
   E(&S->funcs, SpvOpBranch, test);
   label(S, test);
-  iv = op1(S, SpvOpLoad, S->t_i64, var);
-  E(&S->funcs, SpvOpBranchConditional, op2(S, SpvOpSLessThan, S->t_bool, iv, expr(S, s->hi)), body, merge);
+  iv = op1(S, SpvOpLoad, ty(S, vt), var);
+  if (ct != vt) iv = op1(S, SpvOpSConvert, ty(S, ct), iv);
+  E(&S->funcs, SpvOpBranchConditional, op2(S, SpvOpSLessThan, S->t_bool, iv, opnd(S, s->hi, ct)), body, merge);
   label(S, body);
   stmts_until(S, s->body, NULL);
   E(&S->funcs, SpvOpBranch, cont);
   label(S, cont);
-  iv = op1(S, SpvOpLoad, S->t_i64, var);
-  E(&S->funcs, SpvOpStore, var, op2(S, SpvOpIAdd, S->t_i64, iv, c_int(S, MOSS_DT_I64, s->step)));
+  iv = op1(S, SpvOpLoad, ty(S, vt), var);
+  E(&S->funcs, SpvOpStore, var, op2(S, SpvOpIAdd, ty(S, vt), iv, c_int(S, vt, s->step)));
   E(&S->funcs, SpvOpBranch, head);
   label(S, merge);
 }
@@ -733,11 +1016,16 @@ static void stmts_until(sg *S, const moss_kstmt *s, const moss_kstmt *stop) {
     switch (s->kind) {
     case MOSS_KS_LOOP: loop(S, s); break;
     case MOSS_KS_STORE: {
-      uint32_t i = expr(S, s->index);
-      store(S, s->buf, i, expr(S, s->value));
+      uint32_t i = opnd(S, s->index, MOSS_DT_I32);
+      store(S, s->buf, i, opnd(S, s->value, s->value->dt));
       break;
     }
-    case MOSS_KS_LET: case MOSS_KS_SET: E(&S->funcs, SpvOpStore, S->vvar[s->var], expr(S, s->value)); break;
+    case MOSS_KS_LET: case MOSS_KS_SET: {
+      uint32_t v = opnd(S, s->value, vdt(S, s->var));
+      if (S->vi[s->var].ssa) S->vvar[s->var] = v; /* its only LET: the value itself */
+      else E(&S->funcs, SpvOpStore, S->vvar[s->var], v);
+      break;
+    }
     case MOSS_KS_BARRIER: /* GLSL's barrier(): every lane of the work-group meets here (items is a
                            * multiple of the work-group size, so all of them take the same path) */
       if (!S->group) {
@@ -780,19 +1068,27 @@ static moss_status kernel(void *user, const moss_kernel *k, const moss_kstmt *bo
   int64_t ext[MOSS_GRID_MAX_LOOPS], total, inner;
   int n = moss_kernel_grid(body, loops, ext, &total), i, nw;
   size_t nb = (size_t)(k->nbufs + 1), nv = (size_t)(k->nvars + 1);
-  uint32_t fn = fresh(S), name[16], w[20], v3, gx, gy, items_v, row, g, ok, run, end, g64;
+  uint32_t fn = fresh(S), name[16], w[20], v3, gx, gy, items_v, row, g, ok, run, end;
   char nm[32];
   S->k = k;
   S->at = k->node;
   S->bvar = moss_alloc(S->ctx, nb * sizeof *S->bvar);
   S->bbase = moss_alloc(S->ctx, nb * sizeof *S->bbase);
   S->vvar = moss_alloc(S->ctx, nv * sizeof *S->vvar);
-  if (!S->bvar || !S->bbase || !S->vvar) {
+  S->vi = moss_alloc(S->ctx, nv * sizeof *S->vi);
+  S->br = moss_alloc(S->ctx, nb * sizeof *S->br);
+  if (!S->bvar || !S->bbase || !S->vvar || !S->vi || !S->br) {
     fail(S, MOSS_E_NOMEM, "kernel");
     goto done;
   }
   memset(S->bvar, 0, nb * sizeof *S->bvar);
   memset(S->bbase, 0, nb * sizeof *S->bbase);
+  memset(S->vvar, 0, nv * sizeof *S->vvar);
+  /* the ranges of the index values; a variable with one LET and no SET is that LET's value, and
+   * so is a grid loop's variable its iteration (assigned once, before the body) */
+  ranges(S, body);
+  for (i = 0; i < k->nvars; i++) S->vi[i].ssa = S->vi[i].lets == 1 && S->vi[i].sets == 0;
+  for (i = 0; i < n; i++) S->vi[loops[i]->var].ssa = 1;
   /* the work-group: the grid's innermost loop when that is a GROUP loop, whose lane is then
    * g % T with the workgroup size (specialization constant 0) set to T by the executor */
   S->group = n && loops[n - 1]->role == MOSS_KL_GROUP ? (int)ext[n - 1] : 0;
@@ -852,8 +1148,9 @@ static moss_status kernel(void *user, const moss_kernel *k, const moss_kstmt *bo
       fail(S, MOSS_E_INTERNAL, "vector variable '%s'", k->vars[i].name);
       goto done;
     }
+    if (S->vi[i].ssa) continue;
     S->vvar[i] = fresh(S);
-    E(&S->funcs, SpvOpVariable, t_ptr(S, SpvStorageClassFunction, ty(S, k->vars[i].dt)), S->vvar[i],
+    E(&S->funcs, SpvOpVariable, t_ptr(S, SpvStorageClassFunction, ty(S, vdt(S, i))), S->vvar[i],
       SpvStorageClassFunction);
   }
   /* the work-item */
@@ -876,15 +1173,19 @@ static moss_status kernel(void *user, const moss_kernel *k, const moss_kstmt *bo
   E(&S->funcs, SpvOpSelectionMerge, end, SpvSelectionControlMaskNone);
   E(&S->funcs, SpvOpBranchConditional, ok, run, end);
   label(S, run);
-  g64 = op1(S, SpvOpBitcast, S->t_i64, op1(S, SpvOpUConvert, t_int(S, 64, 0), g));
+  /* loop j's iteration: g / inner_j % ext_j in 32 bits (g < items <= 2^31), the variable in
+   * its type (the outermost needs no remainder: g / inner_0 < ext_0) */
   for (i = 0, inner = total; i < n; i++) {
+    moss_dtype vt = vdt(S, loops[i]->var);
     uint32_t v;
     inner /= ext[i] ? ext[i] : 1;
-    v = op2(S, SpvOpSDiv, S->t_i64, g64, c_int(S, MOSS_DT_I64, inner ? inner : 1));
-    v = op2(S, SpvOpSRem, S->t_i64, v, c_int(S, MOSS_DT_I64, ext[i] ? ext[i] : 1));
-    v = op2(S, SpvOpIMul, S->t_i64, v, c_int(S, MOSS_DT_I64, loops[i]->step));
-    v = op2(S, SpvOpIAdd, S->t_i64, v, c_int(S, MOSS_DT_I64, loops[i]->lo->i));
-    E(&S->funcs, SpvOpStore, S->vvar[loops[i]->var], v);
+    v = inner > 1 ? op2(S, SpvOpUDiv, S->t_u32, g, c_int(S, MOSS_DT_U32, inner)) : g;
+    if (i) v = op2(S, SpvOpUMod, S->t_u32, v, c_int(S, MOSS_DT_U32, ext[i] ? ext[i] : 1));
+    v = vt == MOSS_DT_I32 ? op1(S, SpvOpBitcast, S->t_i32, v)
+                          : op1(S, SpvOpBitcast, ty(S, vt), op1(S, SpvOpUConvert, t_int(S, 64, 0), v));
+    if (loops[i]->step != 1) v = op2(S, SpvOpIMul, ty(S, vt), v, c_int(S, vt, loops[i]->step));
+    if (loops[i]->lo->i) v = op2(S, SpvOpIAdd, ty(S, vt), v, c_int(S, vt, loops[i]->lo->i));
+    S->vvar[loops[i]->var] = v;
   }
   for (i = 0; i < n; i++) stmts_until(S, i ? loops[i - 1]->body : body, loops[i]); /* the LETs */
   stmts_until(S, n ? loops[n - 1]->body : body, NULL);
@@ -897,6 +1198,10 @@ done:
   moss_free(S->ctx, S->bvar, nb * sizeof *S->bvar);
   moss_free(S->ctx, S->bbase, nb * sizeof *S->bbase);
   moss_free(S->ctx, S->vvar, nv * sizeof *S->vvar);
+  moss_free(S->ctx, S->vi, nv * sizeof *S->vi);
+  moss_free(S->ctx, S->br, nb * sizeof *S->br);
+  S->vi = NULL;
+  S->br = NULL;
   S->bvar = NULL;
   S->bbase = NULL;
   S->vvar = NULL;
@@ -914,7 +1219,6 @@ static void module_init(sg *S) {
   S->t_bool = unique(S, SpvOpTypeBool, 0, NULL, 0, NULL);
   S->t_u32 = t_int(S, 32, 0);
   S->t_i32 = t_int(S, 32, 1);
-  S->t_i64 = t_int(S, 64, 1);
   S->t_fn = unique(S, SpvOpTypeFunction, 0, &S->t_void, 1, NULL);
   v3 = unique(S, SpvOpTypeVector, 0, (const uint32_t[]){S->t_u32, 3}, 2, NULL);
   S->gid_var = fresh(S);

@@ -75,8 +75,12 @@ for tag in ("mlp", "cnn", "mlp_pruned90", "mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
         for want in ("OpCapability Shader", "SpecId 0", "BuiltIn WorkgroupSize", "PushConstant", "DescriptorSet 0"):
             if want not in dis:
                 fail("%s: module %d lacks %r" % (tag, k, want))
+        # the float models' indices fit int32: no 64-bit integers (shaderInt64 not needed)
+        if tag in ("mlp", "cnn", "mlp_pruned90") and ("OpCapability Int64" in dis or "OpTypeInt 64" in dis):
+            fail("%s: module %d declares 64-bit integers, though its indices fit int32" % (tag, k))
         nmod += 1
-print("spirv-val (vulkan1.1) accepts all %d modules; one GLCompute entry point per kernel" % nmod)
+print("spirv-val (vulkan1.1) accepts all %d modules; one GLCompute entry point per kernel; the float ones "
+      "without Int64" % nmod)
 
 # The GPU with the host CPU beside it: placement, transfers, the same logits.
 x = D.xs["cnn"][:7]
