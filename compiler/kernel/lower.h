@@ -66,6 +66,30 @@ typedef struct moss_gtile {
   void (*store)(moss_kb *b, const void *arg, moss_kx *m, moss_kx *n, moss_kx *v);
   const void *arg;
 } moss_gtile;
+/* |t| for a product of |dt| with A's rows and B's columns contiguous in
+ * k and in n, reached through |load_a|, |load_b|, |store| and |arg| (the
+ * other fields zero). */
+void moss_gtile_set(moss_gtile *t, moss_dtype dt, int64_t M, int64_t N, int64_t K,
+                    moss_kx *(*load_a)(moss_kb *, const void *, moss_kx *, moss_kx *),
+                    moss_kx *(*load_b)(moss_kb *, const void *, moss_kx *, moss_kx *),
+                    void (*store)(moss_kb *, const void *, moss_kx *, moss_kx *, moss_kx *), const void *arg);
+/* A convolution's implicit product, as the Conv lowerings give it to the
+ * tiles: its input of C channels of spatial size in[], a window of k[]
+ * taps with strides s[], dilations d[] and leading pads p[], over nsp
+ * dimensions, giving out[] positions. */
+typedef struct moss_gtile_conv {
+  int nsp;
+  int64_t C;
+  int64_t in[MOSS_MAX_RANK], out[MOSS_MAX_RANK], k[MOSS_MAX_RANK];
+  int64_t s[MOSS_MAX_RANK], d[MOSS_MAX_RANK], p[MOSS_MAX_RANK];
+} moss_gtile_conv;
+/* The flat input index that tap k (channel k / taps, tap k % taps) of
+ * output position |pos| of image |img| reads, and in |*in| whether it is
+ * inside the input and k and pos inside the product (K = C taps, P the
+ * positions); a 1x1 window of stride 1 without padding reads x[c][pos]. */
+moss_kx *moss_gtile_patch(moss_kb *b, const moss_gtile_conv *c, moss_kx *img, moss_kx *k, moss_kx *pos,
+                          moss_kx **in);
+
 /* Whether the product |t| takes the tiles on |cpu|: a GPU with work-group
  * limits, float32 (fma) or int32 (multiply and add: the int8 products),
  * and a product large enough to gain from them. */

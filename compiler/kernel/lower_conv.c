@@ -1465,10 +1465,9 @@ static void gpu_close(moss_kb *b, const moss_node *n, const geom *g, moss_kx *ac
  * X(k, p) the input element tap k of position p reads (0 in the padding). */
 typedef struct conv_tile {
   const moss_node *n;
-  const geom *g;
-  int64_t C, M, K, KS, P, XS;
-  int pointwise; /* 1x1, stride 1, no padding: X(k, p) = x[c][p] */
-  moss_kx *img;  /* the image's loop variable */
+  moss_gtile_conv cv;
+  int64_t M, K, P;
+  moss_kx *img; /* the image's loop variable */
 } conv_tile;
 
 static moss_kx *tile_w(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
@@ -1481,28 +1480,7 @@ static moss_kx *tile_w(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
 
 static moss_kx *tile_x(moss_kb *b, const void *arg, moss_kx *k, moss_kx *pos) {
   const conv_tile *c = arg;
-  const geom *g = c->g;
-  moss_kx *in = moss_k_bin(b, MOSS_KX_LAND, moss_k_bin(b, MOSS_KX_LT, k, moss_k_idx(b, c->K)),
-                           moss_k_bin(b, MOSS_KX_LT, pos, moss_k_idx(b, c->P)));
-  moss_kx *ch = c->KS > 1 ? moss_k_bin(b, MOSS_KX_DIV, k, moss_k_idx(b, c->KS)) : k;
-  moss_kx *at = moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, c->img, c->C), ch), c->XS);
-  int d;
-  if (c->pointwise) {
-    at = moss_k_add(b, at, pos);
-  } else {
-    moss_kx *q = moss_k_bin(b, MOSS_KX_REM, k, moss_k_idx(b, c->KS));
-    for (d = 0; d < g->nsp; d++) {
-      moss_kx *o = moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, pos, moss_k_idx(b, prod(g->out, d + 1, g->nsp))),
-                              moss_k_idx(b, g->out[d]));
-      moss_kx *kd = moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, q, moss_k_idx(b, prod(g->k, d + 1, g->nsp))),
-                               moss_k_idx(b, g->k[d]));
-      moss_kx *i = tap_pos(b, o, kd, g->s[d], g->d[d], g->p[d]);
-      in = moss_k_bin(b, MOSS_KX_LAND, in,
-                      moss_k_bin(b, MOSS_KX_LAND, moss_k_bin(b, MOSS_KX_GE, i, moss_k_idx(b, 0)),
-                                 moss_k_bin(b, MOSS_KX_LT, i, moss_k_idx(b, g->in[d]))));
-      at = moss_k_add(b, at, moss_k_mulc(b, i, prod(g->in, d + 1, g->nsp)));
-    }
-  }
+  moss_kx *in, *at = moss_gtile_patch(b, &c->cv, c->img, k, pos, &in);
   return moss_k_load_or(b, moss_k_input(b, 0), at, in, moss_k_flt(b, c->n->outputs[0]->dtype, 0.0));
 }
 
@@ -1524,32 +1502,22 @@ static int conv_gpu_tiled(moss_kb *b, const moss_node *n, const geom *g) {
   const moss_value *x = n->inputs[0], *w = n->inputs[1];
   conv_tile c;
   moss_gtile t;
-  int d;
   memset(&c, 0, sizeof c);
-  memset(&t, 0, sizeof t);
   c.n = n;
-  c.g = g;
-  c.C = x->dims[1];
+  c.cv.nsp = g->nsp;
+  c.cv.C = x->dims[1];
+  memcpy(c.cv.in, g->in, sizeof g->in);
+  memcpy(c.cv.out, g->out, sizeof g->out);
+  memcpy(c.cv.k, g->k, sizeof g->k);
+  memcpy(c.cv.s, g->s, sizeof g->s);
+  memcpy(c.cv.d, g->d, sizeof g->d);
+  memcpy(c.cv.p, g->p, sizeof g->p);
   c.M = w->dims[0];
-  c.KS = prod(g->k, 0, g->nsp);
-  c.K = w->dims[1] * c.KS;
+  c.K = w->dims[1] * prod(g->k, 0, g->nsp);
   c.P = prod(g->out, 0, g->nsp);
-  c.XS = prod(g->in, 0, g->nsp);
-  c.pointwise = c.KS == 1;
-  for (d = 0; d < g->nsp; d++)
-    if (g->s[d] != 1 || g->p[d] != 0 || g->in[d] != g->out[d]) c.pointwise = 0;
-  t.dt = n->outputs[0]->dtype;
-  t.M = c.M;
-  t.N = c.P;
-  t.K = c.K;
-  t.a_k_contig = 1;
-  t.b_n_contig = 1;
-  t.load_a = tile_w;
-  t.load_b = tile_x;
+  moss_gtile_set(&t, n->outputs[0]->dtype, c.M, c.P, c.K, tile_w, tile_x, tile_store, &c);
   t.init = moss_node_input(n, 2) ? tile_bias : NULL;
-  t.store = tile_store;
-  t.arg = &c;
-  if (w->dims[1] != c.C || !moss_gtile_takes(&b->cpu, &t)) return 0;
+  if (w->dims[1] != c.cv.C || !moss_gtile_takes(&b->cpu, &t)) return 0;
   c.img = moss_k_range(b, "img", x->dims[0], MOSS_KL_PARALLEL);
   moss_gtile_product(b, &t);
   moss_k_end(b);

@@ -27,6 +27,7 @@
  * and copies cost least for the product's M and N, BK = 16 (8 where
  * local-memory-bytes is small). */
 #include <stdio.h>
+#include <string.h>
 
 #include "lower.h"
 
@@ -94,6 +95,55 @@ static void copy_block(moss_kb *b, const moss_gtile *t, int sbuf, int rows, int 
     moss_k_store(b, sbuf, moss_k_add(b, moss_k_mulc(b, r, cols + 1), c), v);
     if (guard) moss_k_end(b);
   }
+}
+
+void moss_gtile_set(moss_gtile *t, moss_dtype dt, int64_t M, int64_t N, int64_t K,
+                    moss_kx *(*load_a)(moss_kb *, const void *, moss_kx *, moss_kx *),
+                    moss_kx *(*load_b)(moss_kb *, const void *, moss_kx *, moss_kx *),
+                    void (*store)(moss_kb *, const void *, moss_kx *, moss_kx *, moss_kx *), const void *arg) {
+  memset(t, 0, sizeof *t);
+  t->dt = dt;
+  t->M = M;
+  t->N = N;
+  t->K = K;
+  t->a_k_contig = 1;
+  t->b_n_contig = 1;
+  t->load_a = load_a;
+  t->load_b = load_b;
+  t->store = store;
+  t->arg = arg;
+}
+
+static moss_kx *below(moss_kb *b, moss_kx *v, int64_t hi) { return moss_k_bin(b, MOSS_KX_LT, v, moss_k_idx(b, hi)); }
+
+moss_kx *moss_gtile_patch(moss_kb *b, const moss_gtile_conv *c, moss_kx *img, moss_kx *k, moss_kx *pos,
+                          moss_kx **in) {
+  int64_t taps = 1, outs = 1, ins = 1, ko = 1, oo = 1, io = 1;
+  int d, pointwise = 1;
+  moss_kx *at, *q;
+  for (d = 0; d < c->nsp; d++) {
+    taps *= c->k[d];
+    outs *= c->out[d];
+    ins *= c->in[d];
+    if (c->k[d] != 1 || c->s[d] != 1 || c->p[d] != 0 || c->in[d] != c->out[d]) pointwise = 0;
+  }
+  *in = moss_k_bin(b, MOSS_KX_LAND, below(b, k, c->C * taps), below(b, pos, outs));
+  at = moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, img, c->C),
+                                 taps > 1 ? moss_k_bin(b, MOSS_KX_DIV, k, moss_k_idx(b, taps)) : k), ins);
+  if (pointwise) return moss_k_add(b, at, pos);
+  q = moss_k_bin(b, MOSS_KX_REM, k, moss_k_idx(b, taps));
+  for (d = c->nsp - 1; d >= 0; d--) { /* innermost dimension first */
+    moss_kx *o = moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, pos, moss_k_idx(b, oo)), moss_k_idx(b, c->out[d]));
+    moss_kx *kd = moss_k_bin(b, MOSS_KX_REM, moss_k_bin(b, MOSS_KX_DIV, q, moss_k_idx(b, ko)), moss_k_idx(b, c->k[d]));
+    moss_kx *i = moss_k_addc(b, moss_k_add(b, moss_k_mulc(b, o, c->s[d]), moss_k_mulc(b, kd, c->d[d])), -c->p[d]);
+    *in = moss_k_bin(b, MOSS_KX_LAND, *in,
+                     moss_k_bin(b, MOSS_KX_LAND, moss_k_bin(b, MOSS_KX_GE, i, moss_k_idx(b, 0)), below(b, i, c->in[d])));
+    at = moss_k_add(b, at, moss_k_mulc(b, i, io));
+    ko *= c->k[d];
+    oo *= c->out[d];
+    io *= c->in[d];
+  }
+  return at;
 }
 
 void moss_gtile_product(moss_kb *b, const moss_gtile *t) {

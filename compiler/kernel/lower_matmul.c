@@ -222,22 +222,14 @@ static void gpu_store(moss_kb *b, const void *arg, moss_kx *i, moss_kx *j, moss_
 static int gpu_tiled(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, moss_kx *bo, moss_kx *yo) {
   moss_gtile t;
   gpu_arg g;
-  memset(&t, 0, sizeof t);
-  t.dt = p->dt;
-  t.M = p->M;
-  t.N = p->N;
-  t.K = p->K;
-  t.a_k_contig = !p->ta;
-  t.b_n_contig = !p->dot;
-  t.load_a = gpu_a;
-  t.load_b = gpu_b;
-  t.store = gpu_store;
   g.n = n;
   g.p = p;
   g.ao = ao;
   g.bo = bo;
   g.yo = yo;
-  t.arg = &g;
+  moss_gtile_set(&t, p->dt, p->M, p->N, p->K, gpu_a, gpu_b, gpu_store, &g);
+  t.a_k_contig = !p->ta;
+  t.b_n_contig = !p->dot;
   if (p->outer > 1 || p->b_packed || !moss_gtile_takes(&b->cpu, &t)) return 0;
   moss_gtile_product(b, &t);
   return 1;

@@ -119,7 +119,6 @@ static moss_status lower_gemm(moss_kb *b, const moss_node *n) {
   if (b->cpu.gpu) {
     qgemm_tile t;
     moss_gtile gt;
-    memset(&gt, 0, sizeof gt);
     t.n = n;
     t.xi = xi;
     t.wi = wi;
@@ -130,16 +129,8 @@ static moss_status lower_gemm(moss_kb *b, const moss_node *n) {
     t.K = K;
     t.yz = yz;
     t.q = &q;
-    gt.dt = MOSS_DT_I32;
-    gt.M = M;
-    gt.N = N;
-    gt.K = K;
-    gt.a_k_contig = 1;
+    moss_gtile_set(&gt, MOSS_DT_I32, M, N, K, qgemm_a, qgemm_b, qgemm_store, &t);
     gt.b_n_contig = 0; /* w' is [N, K] */
-    gt.load_a = qgemm_a;
-    gt.load_b = qgemm_b;
-    gt.store = qgemm_store;
-    gt.arg = &t;
     if (moss_gtile_takes(&b->cpu, &gt)) {
       moss_gtile_product(b, &gt);
       return b->st;

@@ -289,9 +289,9 @@ static moss_status lower_matmul(moss_kb *b, const moss_node *n) {
  * CPU's bits in any order), then the node's requantization. */
 typedef struct qconv_tile {
   const moss_node *n;
-  const moss_quant_conv *c;
+  moss_gtile_conv cv;
   int xi, wi, izw;
-  int64_t C, M, K, KS, P, XS;
+  int64_t M, K, P;
   moss_kx *zx, *zw, *zy, *img; /* zw: NULL when per channel (loaded per row) */
   const moss_kreq *q;
   int64_t na, nb;
@@ -316,24 +316,7 @@ static moss_kx *qtile_w(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
 
 static moss_kx *qtile_x(moss_kb *b, const void *arg, moss_kx *k, moss_kx *pos) {
   const qconv_tile *t = arg;
-  const moss_quant_conv *c = t->c;
-  moss_kx *in = bin(b, MOSS_KX_LAND, lt(b, k, t->K), lt(b, pos, t->P));
-  moss_kx *ch = t->KS > 1 ? bin(b, MOSS_KX_DIV, k, moss_k_idx(b, t->KS)) : k;
-  moss_kx *at = moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, t->img, t->C), ch), t->XS);
-  moss_kx *q = bin(b, MOSS_KX_REM, k, moss_k_idx(b, t->KS));
-  int64_t ko = 1, oo = 1, io = 1;
-  int d;
-  for (d = c->nsp - 1; d >= 0; d--) {
-    moss_kx *o = bin(b, MOSS_KX_REM, bin(b, MOSS_KX_DIV, pos, moss_k_idx(b, oo)), moss_k_idx(b, c->out[d]));
-    moss_kx *kd = bin(b, MOSS_KX_REM, bin(b, MOSS_KX_DIV, q, moss_k_idx(b, ko)), moss_k_idx(b, c->k[d]));
-    moss_kx *i = moss_k_add(b, moss_k_mulc(b, o, c->s[d]), moss_k_mulc(b, kd, c->d[d]));
-    if (c->p[d]) i = bin(b, MOSS_KX_SUB, i, moss_k_idx(b, c->p[d]));
-    in = bin(b, MOSS_KX_LAND, in, bin(b, MOSS_KX_LAND, bin(b, MOSS_KX_GE, i, moss_k_idx(b, 0)), lt(b, i, c->in[d])));
-    at = moss_k_add(b, at, moss_k_mulc(b, i, io));
-    ko *= c->k[d];
-    oo *= c->out[d];
-    io *= c->in[d];
-  }
+  moss_kx *in, *at = moss_gtile_patch(b, &t->cv, t->img, k, pos, &in);
   return centered_or_0(b, t->xi, at, in, t->zx);
 }
 
@@ -356,39 +339,35 @@ int moss_lower_qconv_gpu_tiles(moss_kb *b, const moss_node *n) {
   moss_kreq q;
   qconv_tile t;
   moss_gtile gt;
+  int64_t taps = 1;
   if (!b->cpu.gpu || (n->op != MOSS_OP_QLinearConv && n->op != MOSS_OP_ConvInteger) || per_axis(n, 2) ||
       moss_value_numel(y) <= 0)
     return 0;
   memset(&q, 0, sizeof q);
   memset(&t, 0, sizeof t);
-  memset(&gt, 0, sizeof gt);
   q.cnt = 1;
   if (moss_quant_conv_compute(b->ctx, n, x, w, &c) != MOSS_OK || c.group != 1) return 0;
   t.n = n;
-  t.c = &c;
   t.izw = ql ? 5 : 3;
-  t.C = x->dims[1];
-  t.M = w->dims[0];
-  t.KS = t.XS = t.P = 1;
+  t.cv.nsp = c.nsp;
+  t.cv.C = x->dims[1];
+  t.P = 1;
   for (d = 0; d < c.nsp; d++) {
-    t.KS *= c.k[d];
-    t.XS *= c.in[d];
+    t.cv.in[d] = c.in[d];
+    t.cv.out[d] = c.out[d];
+    t.cv.k[d] = c.k[d];
+    t.cv.s[d] = c.s[d];
+    t.cv.d[d] = c.d[d];
+    t.cv.p[d] = c.p[d];
+    taps *= c.k[d];
     t.P *= c.out[d];
   }
-  t.K = t.C * t.KS;
+  t.M = w->dims[0];
+  t.K = t.cv.C * taps;
   t.q = &q;
   t.na = t.nb = 1;
-  gt.dt = MOSS_DT_I32;
-  gt.M = t.M;
-  gt.N = t.P;
-  gt.K = t.K;
-  gt.a_k_contig = 1;
-  gt.b_n_contig = 1;
-  gt.load_a = qtile_w;
-  gt.load_b = qtile_x;
+  moss_gtile_set(&gt, MOSS_DT_I32, t.M, t.P, t.K, qtile_w, qtile_x, qtile_store, &t);
   gt.init = ql && moss_node_input(n, 8) ? qtile_bias : NULL;
-  gt.store = qtile_store;
-  gt.arg = &t;
   if (!moss_gtile_takes(&b->cpu, &gt)) return 0;
   if (ql && multipliers(b, n, &q, &t.na, &t.nb) != MOSS_OK) return 1; /* b->st holds the failure */
   t.xi = moss_k_input(b, 0);
