@@ -12,6 +12,10 @@ its CPU path and ONNX Runtime, in one run:
   Vulkan executor on the Vulkan driver (lavapipe here: Vulkan on the CPU);
 - ONNX Runtime's CPU provider at one thread.
 
+With --naive also the OpenCL and Vulkan paths without work-group tiles
+(the targets without local-memory-bytes: one work-item per output element
+of every Gemm, MatMul and Conv), to compare the two kernel shapes.
+
 Each column is the median of N runs of `moss bench` (the whole bundle:
 uploads, kernels, downloads); the last column is the largest difference of
 each GPU path's output from ONNX Runtime's on the same input. On this
@@ -20,7 +24,7 @@ models and what they cost there, not what a GPU would do (bench_gpu.py
 runs the PTX path on a real NVIDIA GPU). Nothing here is a test.
 
   python3 -m pip install onnxruntime numpy onnx    # the python3 first on PATH
-  python3 bench/bench_gpu_paths.py --moss build/moss [--iterations 10] [--only cnn,mobilenetv2]
+  python3 bench/bench_gpu_paths.py --moss build/moss [--iterations 10] [--only cnn,mobilenetv2] [--naive]
 """
 import argparse
 import os
@@ -39,8 +43,20 @@ from bench_mlp import ort_median  # noqa: E402
 from bench_models import make  # noqa: E402
 
 CONF = os.path.join(ROOT, "tests", "conformance")
-PATHS = [("host", "host"), ("opencl", os.path.join(CONF, "opencl-only.xml")),
-         ("vulkan", os.path.join(CONF, "vulkan-only.xml"))]
+PATHS = [("host", "host", "host CPU"), ("opencl", os.path.join(CONF, "opencl-only.xml"), "OpenCL on PoCL"),
+         ("vulkan", os.path.join(CONF, "vulkan-only.xml"), "Vulkan on lavapipe")]
+
+
+def naive_paths(work):
+    """The OpenCL and Vulkan paths without work-group tiles: their targets
+    without local-memory-bytes."""
+    out = []
+    for path, target, label in PATHS[1:]:
+        t = os.path.join(work, path + "-naive.xml")
+        with open(t, "w") as f:
+            f.write(re.sub(r'\s*local-memory-bytes="\d+"', "", open(target).read()))
+        out.append((path + "-naive", t, label + ", no tiles"))
+    return out
 
 
 def moss_path(moss, model, shape, target, x, iters, work, tag, env):
@@ -73,8 +89,10 @@ def main():
     ap.add_argument("--moss", default=os.path.join(ROOT, "build", "moss"))
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--only", default="")
+    ap.add_argument("--naive", action="store_true", help="also the GPU paths without work-group tiles")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="moss-bench-gpu-")
+    paths = PATHS + (naive_paths(work) if a.naive else [])
     env = dict(os.environ, POCL_CACHE_DIR=os.path.join(work, "pocl"), XDG_RUNTIME_DIR=os.environ.get(
         "XDG_RUNTIME_DIR", work))
     models = [("cnn", "digits CNN", os.path.join(ROOT, "tests", "e2e", "digits", "cnn.onnx"), "1x1x8x8"),
@@ -85,9 +103,9 @@ def main():
                "1x128x128")]
     if a.only:
         models = [m for m in models if m[0] in a.only.split(",")]
-    print("| model | host CPU (ms) | OpenCL on %s (ms) | Vulkan on %s (ms) | ONNX Runtime 1 thread (ms) | "
-          "max diff from ONNX Runtime (OpenCL, Vulkan) |" % ("PoCL", "lavapipe"))
-    print("|---|---|---|---|---|---|")
+    print("| model | %s | ONNX Runtime 1 thread (ms) | max diff from ONNX Runtime (%s) |" %
+          (" | ".join(label + " (ms)" for _, _, label in paths), ", ".join(p for p, _, _ in paths[1:])))
+    print("|---|%s---|---|" % ("---|" * len(paths)))
     for tag, name, model, shape in models:
         x = np.random.default_rng(1).standard_normal([int(d) for d in shape.split("x")]).astype(np.float32)
         import onnxruntime as ort
@@ -95,7 +113,7 @@ def main():
         yref = s.run(None, {s.get_inputs()[0].name: x})[0]
         ort_ms = ort_median(model, x, max(a.iterations, 20)) / 1e3
         cells, diffs = [], []
-        for path, target in PATHS:
+        for path, target, _ in paths:
             t, y = moss_path(a.moss, model, shape, target, x, a.iterations, work, "%s_%s" % (tag, path), env)
             if t is None:
                 cells.append("fails: %s" % y)
