@@ -20,18 +20,17 @@ typedef int (*moss_gpu_expr_ok)(const moss_kx *x, char *why, size_t cap);
 int moss_gpu_kernel_check(moss_ctx *ctx, const moss_node *n, moss_gpu_expr_ok ok, char *why, size_t cap);
 
 /* The launches of a segment's nodes, as every GPU code generator walks
- * them: each node that |takes| (else the whole fails, unsupported, with
- * its reason) lowered for a GPU, each of its launches
- * (moss_kernel_launches) handed to |launch| with its index among the
- * segment's launches; the work-items |launch| gives, with the launch's
- * work-group size (moss_kernel_group), are appended to |items| as launch
- * words (MOSS_GPU_LAUNCH of moss_bundle.h, int64 each). The nodes are
- * lowered for |gpu| (moss_backend_device_kernel_cpu of the device: its
- * work-group limits). Stops at the first failure and returns it. */
-typedef int (*moss_gpu_takes_fn)(moss_ctx *ctx, const moss_node *n, char *why, size_t cap);
+ * them: each node lowered once for |gpu| (moss_backend_device_kernel_cpu
+ * of the device: its work-group limits), its kernel checked with |ok| as
+ * moss_gpu_kernel_check does (else the whole fails, unsupported, with the
+ * reason), each of its launches (moss_kernel_launches) handed to |launch|
+ * with its index among the segment's launches; the work-items |launch|
+ * gives, with the launch's work-group size (moss_kernel_group), are
+ * appended to |items| as launch words (MOSS_GPU_LAUNCH of moss_bundle.h,
+ * int64 each). Stops at the first failure and returns it. */
 typedef moss_status (*moss_gpu_launch_fn)(void *user, const moss_kernel *k, const moss_kstmt *body, int idx,
                                           int64_t *items);
 moss_status moss_gpu_each_launch(moss_ctx *ctx, const moss_kernel_cpu *gpu, moss_node *const *nodes, int nnodes,
-                                 moss_gpu_takes_fn takes, moss_gpu_launch_fn launch, void *user, moss_buf *items);
+                                 moss_gpu_expr_ok ok, moss_gpu_launch_fn launch, void *user, moss_buf *items);
 
 #endif

@@ -2028,7 +2028,7 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   }
   memset(G.globals, 0, gbytes);
   G.gpu_t = t;
-  G.st = moss_gpu_each_launch(ctx, &t->facts, nodes, nnodes, G.spir ? moss_llvm_spir_takes : moss_llvm_nvptx_takes,
+  G.st = moss_gpu_each_launch(ctx, &t->facts, nodes, nnodes, G.spir ? spir_has : nvptx_has,
                               gpu_launch, &G, items);
   if (G.st != MOSS_OK) goto done;
   if (G.spir) { /* OpenCL C 1.2, as the source form (what llvm-spirv takes as the source language) */

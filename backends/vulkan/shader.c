@@ -1335,7 +1335,7 @@ moss_status moss_shader_emit(moss_ctx *ctx, const moss_graph *g, moss_node *cons
   moss_buf_init(&S.funcs, ctx);
   moss_buf_init(&S.keys, ctx);
   module_init(&S);
-  if (S.st == MOSS_OK) S.st = moss_gpu_each_launch(ctx, &lay->facts, nodes, nnodes, moss_shader_takes, kernel, &S, items);
+  if (S.st == MOSS_OK) S.st = moss_gpu_each_launch(ctx, &lay->facts, nodes, nnodes, expr_has, kernel, &S, items);
   S.at = nodes[0];
   if (S.st == MOSS_OK && (S.entries.failed || S.modes.failed || S.decos.failed || S.globals.failed ||
                           S.funcs.failed || S.keys.failed))
