@@ -97,6 +97,12 @@ struct moss_backend {
    * <name>_seg<k>. 0: it runs on a device of its own, one blob per segment
    * (emit_segment). */
   int in_process;
+  /* 1: it lowers every node through the kernel descriptions
+   * (compiler/kernel), so it takes moss's own forms of nodes that passes
+   * after partition make on its devices: a Conv's residual input and the
+   * MossFused chains (compiler/passes/fuse.c). 0: a plugin's, which sees
+   * the nodes the model has. */
+  int kernels;
   /* 1 when it has code for |n| on device d->device; 0 when not, with the
    * reason in |why| (NUL-terminated, at most |cap| bytes). A binding whose
    * state its backend needs but lacks (a plugin device without a library)

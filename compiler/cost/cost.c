@@ -572,7 +572,8 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
       moss_value *v = moss_node_input(n, k);
       if (v && !v->data && numel(v) > most) most = numel(v);
     }
-    cn->ops = most;
+    /* A MossFused chain: each of its nodes' operations, in one pass. */
+    cn->ops = n->op == MOSS_OP_MossFused ? most * n->nbody : most;
     dt = n->noutputs && n->outputs[0] ? n->outputs[0]->dtype : MOSS_DT_F32;
     cn->dtype = moss_dtype_short(dt);
   } else {

@@ -46,6 +46,7 @@ static moss_status calibrate(stage *s);
 static moss_status quantize(stage *s);
 static moss_status partition(stage *s);
 static moss_status residual(stage *s);
+static moss_status chains(stage *s);
 static moss_status sparse(stage *s);
 
 static const pass_entry passes[] = {
@@ -61,6 +62,7 @@ static const pass_entry passes[] = {
     {"dce", moss_pass_dce, NULL},           /* nodes no output needs */
     {"partition", NULL, partition},         /* every node onto a device whose backend takes it */
     {"residual", NULL, residual},           /* residual Add and its activation into the Conv */
+    {"chains", NULL, chains},               /* elementwise chains into one MossFused node */
     {"sparse", NULL, sparse},               /* dense or a format the device's backend encodes */
 };
 #define NPASSES (sizeof passes / sizeof passes[0])
@@ -173,6 +175,16 @@ static void explain(const moss_graph *g, const moss_target *t, const moss_backen
                                 ? moss_target_device_id(t, moss_target_fallback(t)) : "none");
   for (i = 0; i < g->nnodes; i++) {
     const moss_node *n = g->nodes[i];
+    if (n->nbody) { /* a MossFused chain: its nodes' placements under it */
+      printf("node %d '%s' (%s) -> %s [segment %d]: a chain of %d elementwise nodes in one kernel "
+             "(the chains pass)\n", n->id, n->name, n->op_type, moss_target_device_id(t, n->device),
+             n->segment, n->nbody);
+      for (j = 0; j < n->nbody; j++)
+        printf("  | '%s' (%s) -> %s: %s\n", n->body[j]->name, n->body[j]->op_type,
+               moss_target_device_id(t, n->body[j]->device),
+               n->body[j]->placement ? n->body[j]->placement : "");
+      continue;
+    }
     printf("node %d '%s' (%s) -> %s [segment %d]: %s\n", n->id, n->name, n->op_type,
            moss_target_device_id(t, n->device), n->segment, n->placement ? n->placement : "");
   }
@@ -371,17 +383,44 @@ static moss_status partition(stage *s) {
   return st;
 }
 
-/* "residual": a residual Add into the Conv before it (passes/fuse.c), on
- * the devices whose code runs in moss's process: their backends lower
- * kernel descriptions, whose Conv takes the residual as input 3. A
- * plugin's device sees the nodes the model has. */
-static moss_status residual(stage *s) {
+/* The devices whose backends lower kernel descriptions (moss_backend.kernels),
+ * one flag each, for the passes after partition; NULL on no memory. */
+static unsigned char *kernel_devices(stage *s) {
   int nd = moss_target_device_count(s->target), d;
   unsigned char *kd = moss_alloc(s->ctx, (size_t)nd + 1);
+  if (!kd) return NULL;
+  for (d = 0; d < nd; d++) kd[d] = s->devices[d].backend && s->devices[d].backend->kernels;
+  return kd;
+}
+
+/* "residual": a residual Add into the Conv before it (passes/fuse.c), on
+ * the devices whose backends lower kernel descriptions, whose Conv takes
+ * the residual as input 3. A plugin's device sees the nodes the model has. */
+static moss_status residual(stage *s) {
+  int nd = moss_target_device_count(s->target);
+  unsigned char *kd = kernel_devices(s);
   moss_status st;
   if (!kd) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "residual fusion");
-  for (d = 0; d < nd; d++) kd[d] = s->devices[d].backend && s->devices[d].backend->in_process;
   st = moss_pass_fuse_residual(s->ctx, s->g, kd);
+  moss_free(s->ctx, kd, (size_t)nd + 1);
+  return st;
+}
+
+/* The chains pass's question: whether the backend of |n|'s device takes it. */
+static int chain_takes(void *user, const moss_node *n) {
+  const moss_backend_device *d = &((stage *)user)->devices[n->device];
+  char why[256];
+  return d->backend && d->backend->takes(d, n, why, sizeof why);
+}
+
+/* "chains": elementwise chains into one MossFused node each (passes/fuse.c),
+ * on the same devices as "residual". */
+static moss_status chains(stage *s) {
+  int nd = moss_target_device_count(s->target);
+  unsigned char *kd = kernel_devices(s);
+  moss_status st;
+  if (!kd) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "chain fusion");
+  st = moss_pass_fuse_chains(s->ctx, s->g, kd, chain_takes, s);
   moss_free(s->ctx, kd, (size_t)nd + 1);
   return st;
 }

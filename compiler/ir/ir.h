@@ -161,6 +161,12 @@ struct moss_node {
    * planner gave them (valid when scratch_bytes > 0). */
   int64_t scratch_bytes;
   int64_t scratch_offset;
+  /* MossFused (made by the chains pass, compiler/passes/fuse.c): the
+   * elementwise nodes it computes, in order, each dead and out of the node
+   * list. Their inputs are this node's inputs or earlier body nodes'
+   * outputs, and the last one's output is this node's. NULL otherwise. */
+  moss_node **body;
+  int nbody;
 };
 
 typedef struct moss_graph {

@@ -35,8 +35,37 @@ static void print_attr(moss_buf *out, const moss_attr *a) {
   }
 }
 
-void moss_ir_print(moss_graph *g, moss_buf *out) {
+static void print_node(moss_buf *out, const moss_node *n, const char *indent) {
   static const char *acts[] = {"", "relu", "clip", "leaky_relu", "sigmoid", "tanh"};
+  int j;
+  moss_buf_printf(out, "%s", indent);
+  for (j = 0; j < n->noutputs; j++) {
+    if (j) moss_buf_printf(out, ", ");
+    if (n->outputs[j]) print_value(out, n->outputs[j]);
+    else moss_buf_printf(out, "_");
+  }
+  moss_buf_printf(out, " = %s", n->op_type);
+  if (n->nattrs || n->act.kind) {
+    moss_buf_printf(out, "[");
+    for (j = 0; j < n->nattrs; j++) {
+      if (j) moss_buf_printf(out, " ");
+      print_attr(out, &n->attrs[j]);
+    }
+    if (n->act.kind)
+      moss_buf_printf(out, "%sfused=%s(%g,%g)", n->nattrs ? " " : "", acts[n->act.kind], n->act.alpha,
+                      n->act.beta);
+    moss_buf_printf(out, "]");
+  }
+  moss_buf_printf(out, "(");
+  for (j = 0; j < n->ninputs; j++) {
+    if (j) moss_buf_printf(out, ", ");
+    if (n->inputs[j]) moss_buf_printf(out, "%%%s", n->inputs[j]->name);
+    else moss_buf_printf(out, "_");
+  }
+  moss_buf_printf(out, ")  # '%s'\n", n->name);
+}
+
+void moss_ir_print(moss_graph *g, moss_buf *out) {
   int i, j;
   moss_buf_printf(out, "graph %s (opset %lld)\n", g->name, (long long)g->opset);
   for (i = 0; i < g->ninputs; i++) {
@@ -46,31 +75,9 @@ void moss_ir_print(moss_graph *g, moss_buf *out) {
   }
   for (i = 0; i < g->nnodes; i++) {
     const moss_node *n = g->nodes[i];
-    moss_buf_printf(out, "  ");
-    for (j = 0; j < n->noutputs; j++) {
-      if (j) moss_buf_printf(out, ", ");
-      if (n->outputs[j]) print_value(out, n->outputs[j]);
-      else moss_buf_printf(out, "_");
-    }
-    moss_buf_printf(out, " = %s", n->op_type);
-    if (n->nattrs || n->act.kind) {
-      moss_buf_printf(out, "[");
-      for (j = 0; j < n->nattrs; j++) {
-        if (j) moss_buf_printf(out, " ");
-        print_attr(out, &n->attrs[j]);
-      }
-      if (n->act.kind)
-        moss_buf_printf(out, "%sfused=%s(%g,%g)", n->nattrs ? " " : "", acts[n->act.kind],
-                        n->act.alpha, n->act.beta);
-      moss_buf_printf(out, "]");
-    }
-    moss_buf_printf(out, "(");
-    for (j = 0; j < n->ninputs; j++) {
-      if (j) moss_buf_printf(out, ", ");
-      if (n->inputs[j]) moss_buf_printf(out, "%%%s", n->inputs[j]->name);
-      else moss_buf_printf(out, "_");
-    }
-    moss_buf_printf(out, ")  # '%s'\n", n->name);
+    print_node(out, n, "  ");
+    /* A fused chain's nodes, one a line under it, marked '|'. */
+    for (j = 0; j < n->nbody; j++) print_node(out, n->body[j], "    | ");
   }
   for (i = 0; i < g->noutputs; i++) {
     moss_buf_printf(out, "  output ");

@@ -33,6 +33,7 @@ typedef moss_status (*moss_lower_fn)(moss_kb *b, const moss_node *n);
   X(softmax, NULL)               \
   X(reduce, NULL)                \
   X(norm, NULL)                  \
+  X(fused, NULL)                 \
   /* end */
 
 /* The window of a pooling node over its spatial dimensions: kernel_shape,
@@ -189,6 +190,14 @@ typedef struct moss_wino {
 int64_t moss_winograd_plan(const moss_node *n, const moss_kernel_cpu *cpu, int64_t pt, int64_t pl,
                            moss_wino *p);
 void moss_lower_winograd(moss_kb *b, const moss_node *n, const moss_wino *p);
+
+/* The element expressions of the elementwise families, for their own
+ * lowerings and MossFused's (lower_fused.c). A unary node |n| of the
+ * element in[0] (in[1], in[2]: Clip's bounds, or NULL where it has none);
+ * a binary node of the elements |x| and |y|. |*out| is in the element
+ * type, before the cast to the output's. */
+moss_status moss_lower_unary_expr(moss_kb *b, const moss_node *n, moss_kx *const *in, moss_kx **out);
+moss_status moss_lower_binary_expr(moss_kb *b, const moss_node *n, moss_kx *x, moss_kx *y, moss_kx **out);
 
 #define MOSS_LOWER_DECL(f, takes) moss_status moss_lower_##f(moss_kb *b, const moss_node *n);
 MOSS_LOWERED_FAMILIES(MOSS_LOWER_DECL)

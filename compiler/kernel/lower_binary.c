@@ -14,7 +14,7 @@ static int all_const(const moss_value *v, double x) {
   return 1;
 }
 
-static moss_status expr(moss_kb *b, const moss_node *n, moss_kx *x, moss_kx *y, moss_kx **out) {
+moss_status moss_lower_binary_expr(moss_kb *b, const moss_node *n, moss_kx *x, moss_kx *y, moss_kx **out) {
   moss_dtype dt = n->inputs[0]->dtype;
   int isf = moss_dtype_is_float(dt);
   moss_kx_op op = 0;
@@ -86,7 +86,7 @@ moss_status moss_lower_binary(moss_kb *b, const moss_node *n) {
   memcpy(dims[0], a->dims, sizeof dims[0]);
   memcpy(dims[1], c->dims, sizeof dims[1]);
   loops = moss_k_bcast_open(b, y->rank, y->dims, 2, rk, (const int64_t(*)[MOSS_MAX_RANK])dims, &o, idx);
-  MOSS_TRY(expr(b, n, moss_k_load(b, xa, idx[0]), moss_k_load(b, xc, idx[1]), &e));
+  MOSS_TRY(moss_lower_binary_expr(b, n, moss_k_load(b, xa, idx[0]), moss_k_load(b, xc, idx[1]), &e));
   moss_k_store(b, yo, o, moss_k_cast(b, y->dtype, e));
   while (loops--) moss_k_end(b);
   return b->st;

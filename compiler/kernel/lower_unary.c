@@ -33,9 +33,9 @@ static int math_fn(moss_op op, moss_kfn *out_fn) {
   return 0;
 }
 
-/* |n| applied to the element |v|. */
-static moss_status expr(moss_kb *b, const moss_node *n, moss_kx *v, moss_kx **out) {
+moss_status moss_lower_unary_expr(moss_kb *b, const moss_node *n, moss_kx *const *in, moss_kx **out) {
   moss_dtype dt = n->inputs[0]->dtype;
+  moss_kx *v = in[0];
   int isf = moss_dtype_is_float(dt);
   moss_kfn fn;
   double alpha, beta;
@@ -84,13 +84,10 @@ static moss_status expr(moss_kb *b, const moss_node *n, moss_kx *v, moss_kx **ou
                moss_k_cast(b, dt, bin(b, MOSS_KX_LT, v, isf ? flt(b, dt, 0) : moss_k_int(b, dt, 0))));
     return MOSS_OK;
   case MOSS_OP_Clip: {
-    moss_value *lo = moss_node_input(n, 1), *hi = moss_node_input(n, 2);
-    moss_kx *a = NULL, *c = NULL;
+    moss_kx *a = in[1], *c = in[2];
     /* Before opset 11 the bounds are attributes. */
-    if (lo) a = moss_k_load(b, moss_k_input(b, 1), moss_k_idx(b, 0));
-    else if (moss_node_find_attr(n, "min")) a = flt(b, dt, moss_attr_float(n, "min", 0));
-    if (hi) c = moss_k_load(b, moss_k_input(b, 2), moss_k_idx(b, 0));
-    else if (moss_node_find_attr(n, "max")) c = flt(b, dt, moss_attr_float(n, "max", 0));
+    if (!a && moss_node_find_attr(n, "min")) a = flt(b, dt, moss_attr_float(n, "min", 0));
+    if (!c && moss_node_find_attr(n, "max")) c = flt(b, dt, moss_attr_float(n, "max", 0));
     if (c) *out = sel(b, bin(b, MOSS_KX_GT, v, c), c, v);
     if (a) *out = sel(b, bin(b, MOSS_KX_LT, v, a), a, *out);
     return MOSS_OK;
@@ -182,10 +179,13 @@ static moss_status expr(moss_kb *b, const moss_node *n, moss_kx *v, moss_kx **ou
 }
 
 moss_status moss_lower_unary(moss_kb *b, const moss_node *n) {
-  int x = moss_k_input(b, 0), y = moss_k_output(b, 0);
-  moss_kx *i, *e = NULL;
+  int x = moss_k_input(b, 0), y = moss_k_output(b, 0), k;
+  moss_kx *i, *e = NULL, *in[3] = {NULL, NULL, NULL};
   i = moss_k_range(b, "i", moss_value_numel(n->outputs[0]), MOSS_KL_PARALLEL);
-  MOSS_TRY(expr(b, n, moss_k_load(b, x, i), &e));
+  in[0] = moss_k_load(b, x, i);
+  for (k = 1; k < 3; k++) /* Clip's bounds, one element each */
+    if (moss_node_input(n, k)) in[k] = moss_k_load(b, moss_k_input(b, k), moss_k_idx(b, 0));
+  MOSS_TRY(moss_lower_unary_expr(b, n, in, &e));
   moss_k_store(b, y, i, moss_k_cast(b, n->outputs[0]->dtype, e));
   moss_k_end(b);
   return b->st;

@@ -181,7 +181,8 @@ moss_status moss_pass_check(moss_ctx *ctx, moss_graph *g) {
                 n->domain, MOSS_OPSET_MIN, MOSS_OPSET_MAX);
       continue;
     }
-    if (n->op == MOSS_OP_UNKNOWN_ || !strcmp(info->family, "qfold")) { /* qfold: internal */
+    if (n->op == MOSS_OP_UNKNOWN_ || !strcmp(info->family, "qfold") ||
+        !strcmp(info->family, "fused")) { /* moss's own, internal */
       if (!first) first = MOSS_E_UNSUPPORTED;
       moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "operator '%s' is not supported", n->op_type);
       continue;

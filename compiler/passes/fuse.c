@@ -6,8 +6,11 @@
  *
  * After partitioning, moss_pass_fuse_residual moves a residual Add (a
  * Conv's output plus another tensor of its shape, a ResNet block's end)
- * and the activation after it into the Conv: its input 3. */
+ * and the activation after it into the Conv: its input 3; then
+ * moss_pass_fuse_chains makes each chain of elementwise nodes one
+ * MossFused node. */
 #include <math.h>
+#include <string.h>
 
 #include "passes.h"
 
@@ -172,6 +175,115 @@ moss_status moss_pass_fuse(moss_ctx *ctx, moss_graph *g) {
     if (n->op == MOSS_OP_Add) MOSS_TRY(fuse_bias(ctx, g, n));
     else MOSS_TRY(fuse_act(ctx, n));
   }
+  moss_graph_compact(g);
+  return MOSS_OK;
+}
+
+/* ---- elementwise chains ------------------------------------------------------------- */
+
+/* A chain's bounds: its inputs are kernel arguments (a GPU's bindings),
+ * and its body one expression each in one loop. */
+#define CHAIN_MAX_IN 8
+#define CHAIN_MAX_BODY 16
+
+static int chain_family(const moss_node *n) {
+  const char *f = moss_op_infos[n->op].family;
+  return !strcmp(f, "unary") || !strcmp(f, "binary");
+}
+
+/* Whether |n| (a live node, or a MossFused) may be a chain's link. */
+static int chainable(const moss_node *n) {
+  return (n->op == MOSS_OP_MossFused || chain_family(n)) && n->noutputs == 1 && n->outputs[0] &&
+         !n->act.kind && !n->sparse && moss_value_shape_known(n->outputs[0]);
+}
+
+/* The producer of |c|'s input |v| that may join |c|'s chain, or NULL. */
+static moss_node *link_of(const moss_node *c, const moss_value *v, const unsigned char *devices) {
+  moss_node *p = v ? v->producer : NULL;
+  if (!p || p->dead || !chainable(p) || v->nuses != 1 || v->output_index >= 0 || p->outputs[0] != v ||
+      p->device != c->device || p->segment != c->segment || !devices[p->device] ||
+      !same_shape(v, c->outputs[0]))
+    return NULL;
+  return p;
+}
+
+/* Appends |v| to |in| (|*nin| so far) unless it is there. */
+static int add_input(moss_value **in, int *nin, moss_value *v) {
+  int k;
+  for (k = 0; k < *nin; k++)
+    if (in[k] == v) return 1;
+  if (*nin == CHAIN_MAX_IN) return 0;
+  in[(*nin)++] = v;
+  return 1;
+}
+
+/* |c| with the producers of its inputs that may join it, as one MossFused
+ * node in |c|'s place, if the chain stays within bounds and the device's
+ * backend takes it. */
+static moss_status fuse_chain(moss_ctx *ctx, moss_graph *g, moss_node *c, const unsigned char *devices,
+                              int (*takes)(void *user, const moss_node *n), void *user) {
+  moss_node *links[3], *body[CHAIN_MAX_BODY], cand, *copy;
+  moss_value *in[CHAIN_MAX_IN];
+  int nlinks = 0, nbody = 0, nin = 0, a, k, fits = 1;
+  if (!chain_family(c) || !chainable(c) || !devices[c->device]) return MOSS_OK;
+  for (a = 0; a < c->ninputs && a < 3; a++) {
+    moss_node *p = link_of(c, c->inputs[a], devices);
+    links[a] = p;
+    nlinks += p != NULL;
+  }
+  if (!nlinks || c->ninputs > 3) return MOSS_OK;
+  /* The body: each link's nodes, in the order of c's inputs, then c; the
+   * inputs: each link's, then c's own, each once. */
+  for (a = 0; a < c->ninputs && fits; a++) {
+    moss_node *p = links[a];
+    if (!p) {
+      if (c->inputs[a]) fits = add_input(in, &nin, c->inputs[a]);
+      continue;
+    }
+    for (k = 0; k < p->ninputs && fits; k++)
+      if (p->inputs[k]) fits = add_input(in, &nin, p->inputs[k]);
+    if (nbody + (p->nbody ? p->nbody : 1) >= CHAIN_MAX_BODY) fits = 0;
+    else if (p->nbody) {
+      memcpy(body + nbody, p->body, sizeof *body * (size_t)p->nbody);
+      nbody += p->nbody;
+    } else {
+      body[nbody++] = p;
+    }
+  }
+  if (!fits) return MOSS_OK;
+  copy = moss_graph_alloc(g, sizeof *copy);
+  if (!copy) return moss_fail(ctx, MOSS_E_NOMEM, c, "chain fusion");
+  *copy = *c;
+  copy->dead = 1;
+  body[nbody++] = copy;
+  cand = *c;
+  cand.op = MOSS_OP_MossFused;
+  cand.op_type = "MossFused";
+  cand.domain = "";
+  cand.nattrs = 0;
+  cand.attrs = NULL;
+  cand.inputs = in;
+  cand.ninputs = nin;
+  cand.body = body;
+  cand.nbody = nbody;
+  if (!takes(user, &cand)) return MOSS_OK;
+  cand.inputs = moss_graph_alloc(g, sizeof *in * (size_t)nin);
+  cand.body = moss_graph_alloc(g, sizeof *body * (size_t)nbody);
+  if (!cand.inputs || !cand.body) return moss_fail(ctx, MOSS_E_NOMEM, c, "chain fusion");
+  memcpy(cand.inputs, in, sizeof *in * (size_t)nin);
+  memcpy(cand.body, body, sizeof *body * (size_t)nbody);
+  for (a = 0; a < c->ninputs; a++)
+    if (links[a]) links[a]->dead = 1;
+  *c = cand;
+  return MOSS_OK;
+}
+
+moss_status moss_pass_fuse_chains(moss_ctx *ctx, moss_graph *g, const unsigned char *devices,
+                                  int (*takes)(void *user, const moss_node *n), void *user) {
+  int i;
+  moss_graph_compute_uses(g);
+  for (i = 0; i < g->nnodes; i++)
+    if (!g->nodes[i]->dead) MOSS_TRY(fuse_chain(ctx, g, g->nodes[i], devices, takes, user));
   moss_graph_compact(g);
   return MOSS_OK;
 }

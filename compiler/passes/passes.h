@@ -28,6 +28,16 @@ moss_status moss_pass_fuse(moss_ctx *ctx, moss_graph *g);
  * Add and the activation share one segment of a device whose backend lowers
  * kernel descriptions (|devices|[d] set: the kernels take input 3). */
 moss_status moss_pass_fuse_residual(moss_ctx *ctx, moss_graph *g, const unsigned char *devices);
+/* After the residual pass: chains of elementwise nodes (the unary and
+ * binary families) on one segment of a device whose backend lowers kernel
+ * descriptions (|devices|[d] set) become one MossFused node, computed in
+ * one loop (compiler/kernel/lower_fused.c) that writes only the chain's
+ * end. A node joins the node that reads its output when that output has
+ * no other reader, is not a graph output and has the reader's output
+ * shape. |takes|(|user|, n) is the device's backend's answer for a
+ * candidate (a chain it cannot lower stays apart). docs/kernel.md. */
+moss_status moss_pass_fuse_chains(moss_ctx *ctx, moss_graph *g, const unsigned char *devices,
+                                  int (*takes)(void *user, const moss_node *n), void *user);
 /* Quantized regions: DequantizeLinear -> float op -> QuantizeLinear (the
  * QDQ form exporters write) becomes one integer-only op (QLinearConv,
  * MossQGemm, MossQAdd, MossQMul, MossQAvgPool, MossQLookup, or the op itself

@@ -61,7 +61,9 @@ def compile_explain(model, target, tag, shape=None):
     if p.returncode != 0:
         fail("%s: compile failed: %s" % (tag, p.stderr.strip()[:300]))
         return None, {}, ""
-    places = dict(re.findall(r"^node \d+ '([^']*)' \(\w+\) -> (\w+)", p.stdout, re.M))
+    # A MossFused chain (the chains pass, after placement) lists its nodes
+    # under it, each "  | 'name' (Op) -> device: why".
+    places = dict(re.findall(r"^(?:node \d+|  \|) '([^']*)' \(\w+\) -> (\w+)", p.stdout, re.M))
     return art, places, p.stdout
 
 

@@ -179,9 +179,11 @@ def main():
 
     # Past 2,048 CPU layers, runs of consecutive layers share a step: every
     # layer is still listed once, in order, under the step that runs it.
+    # Each elementwise node has a Softmax on either side, so that none of
+    # them joins another in a MossFused chain (the chains pass).
     n = 3000
-    ops = ["Relu", "Neg", "Abs"]
-    nodes = [onnx.helper.make_node(ops[i % 3], ["x" if i == 0 else "t%d" % (i - 1)],
+    ops = ["Relu", "Softmax", "Neg", "Softmax", "Abs", "Softmax"]
+    nodes = [onnx.helper.make_node(ops[i % 6], ["x" if i == 0 else "t%d" % (i - 1)],
                                    ["t%d" % i if i < n - 1 else "y"], name="n%d" % i)
              for i in range(n)]
     vi = onnx.helper.make_tensor_value_info

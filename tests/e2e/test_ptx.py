@@ -8,7 +8,7 @@
   holds a PTX module for sm_90 that NVIDIA's assembler, ptxas (CUDA
   toolkit), accepts, with one entry per node and no external calls;
 - the CNN on targets/nvidia-h200.xml (the GPU and the host CPU): the plan's
-  transfers; an operator the PTX backend has no code for (Erf: no C library
+  transfers; an operator the PTX backend has no code for (Sin: no C library
   on the GPU) goes to the CPU, --explain saying why, and on ptx-only.xml the
   compile fails naming it;
 - running: on a machine with a CUDA driver the float models match torch's
@@ -158,22 +158,71 @@ art, p = compile_model(os.path.join(DIG, "cnn.onnx"), "nvidia-h200", "7x1x8x8", 
 if p.returncode != 0 or "-> gpu" not in p.stdout or "transfer 'input'" not in p.stdout:
     fail("nvidia-h200: --explain shows no node on the gpu or no transfer:\n" + p.stdout + p.stderr)
 
-# An operator the PTX backend lacks: Erf (no C library on the GPU).
+# An operator the PTX backend lacks: Sin (no C library on the GPU; erf and
+# tanh it computes itself, backends/llvm/llvm.c).
 import onnx  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
-g = helper.make_graph([helper.make_node("Relu", ["input"], ["r"]), helper.make_node("Erf", ["r"], ["y"])], "erf",
+g = helper.make_graph([helper.make_node("Relu", ["input"], ["r"]), helper.make_node("Sin", ["r"], ["y"])], "sin",
                       [helper.make_tensor_value_info("input", TensorProto.FLOAT, [4, 8])],
                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])])
-erf = os.path.join(W, "erf.onnx")
-onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), erf)
-art, p = compile_model(erf, "nvidia-h200", "4x8", "erf_mixed")
-lines = [l for l in p.stdout.splitlines() if "(Erf)" in l]
-if p.returncode != 0 or not lines or "-> cpu" not in lines[0] or "no erf" not in p.stdout:
-    fail("Erf on nvidia-h200: not on the cpu with the reason:\n" + p.stdout + p.stderr)
-art, p = compile_model(erf, ONLY, "4x8", "erf_only")
-if p.returncode == 0 or "Erf" not in p.stderr or "no erf" not in p.stderr:
-    fail("Erf on ptx-only: status %d, %r" % (p.returncode, p.stderr[:400]))
+sin = os.path.join(W, "sin.onnx")
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sin)
+art, p = compile_model(sin, "nvidia-h200", "4x8", "sin_mixed")
+lines = [l for l in p.stdout.splitlines() if "(Sin)" in l]
+if p.returncode != 0 or not lines or "-> cpu" not in lines[0] or "no sin" not in p.stdout:
+    fail("Sin on nvidia-h200: not on the cpu with the reason:\n" + p.stdout + p.stderr)
+art, p = compile_model(sin, ONLY, "4x8", "sin_only")
+if p.returncode == 0 or "Sin" not in p.stderr or "no sin" not in p.stderr:
+    fail("Sin on ptx-only: status %d, %r" % (p.returncode, p.stderr[:400]))
+
+# erf and tanh, which the PTX backend computes itself (erf32 and tanh32 in
+# backends/llvm/llvm.c), cannot run here (no CUDA driver): their formulas,
+# evaluated step by step in float32 as the PTX does (fma through float64,
+# exp as float32's), must be within DESIGN.md's float tolerance of
+# Python's math.erf and math.tanh on a grid over [-12, 12] and near 0.
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+f32 = np.float32
+
+
+def horner(x, c):
+    p = f32(c[-1])
+    for k in c[-2::-1]:
+        p = f32(np.float64(p) * np.float64(x) + np.float64(f32(k)))
+    return p
+
+
+def erf32(x):
+    ax, x2 = f32(abs(x)), f32(x * x)
+    if ax < 0.5:
+        return f32(f32(x * horner(x2, [1, -1 / 3, 1 / 10, -1 / 42, 1 / 216, -1 / 1320])) * f32(1.1283791670955126))
+    t = f32(f32(1) / f32(np.float64(ax) * np.float64(f32(0.3275911)) + 1))
+    y = f32(1) - f32(horner(t, [0, 0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429]) *
+                     f32(np.exp(-x2, dtype=np.float32)))
+    return f32(math.copysign(y, x))
+
+
+def tanh32(x):
+    ax, x2 = f32(abs(x)), f32(x * x)
+    if ax < 0.0625:
+        return f32(np.float64(f32(x * x2)) * np.float64(horner(x2, [-1 / 3, 2 / 15, -17 / 315, 62 / 2835])) + x)
+    e = f32(np.exp(f32(-2 * ax), dtype=np.float32))
+    return f32(math.copysign(f32(f32(1 - e) / f32(1 + e)), x))
+
+
+grid = [f32(v) for v in np.concatenate([np.linspace(-12, 12, 24001), np.geomspace(1e-30, 1, 300),
+                                        -np.geomspace(1e-30, 1, 300), [0.0, 0.5, -0.5, 0.0625, -0.0625]])]
+for name, fn, ref in (("erf", erf32, math.erf), ("tanh", tanh32, math.tanh)):
+    worst = max((abs(float(fn(v)) - ref(float(v))) - (1e-5 + 1e-4 * abs(ref(float(v)))), float(v)) for v in grid)
+    if worst[0] > 0:
+        fail("%s32: beyond the float tolerance at x = %r" % (name, worst[1]))
+    rel = max(abs(float(fn(v)) - ref(float(v))) / max(abs(ref(float(v))), 1e-30) for v in grid if v != 0)
+    print("%s32 (PTX): within the float tolerance on %d points; largest relative error %.2g" % (name, len(grid), rel))
+    if not (math.isnan(fn(f32("nan"))) and fn(f32("inf")) == 1 and fn(f32("-inf")) == -1):
+        fail("%s32: NaN or infinity mishandled" % name)
 
 if A.export:
     os.makedirs(A.export, exist_ok=True)

@@ -83,8 +83,10 @@ def main():
     moss = sys.argv[sys.argv.index("--moss") + 1]
     with tempfile.TemporaryDirectory() as d:
         relu = os.path.join(d, "relu.onnx")
+        # A Softmax after the Relu, not a second Relu: two elementwise nodes
+        # would be one MossFused node (the chains pass), with no buffer 'y'.
         save(relu, [helper.make_node("Relu", ["input"], ["y"], name="relu0"),
-                    helper.make_node("Relu", ["y"], ["z"], name="relu1")],
+                    helper.make_node("Softmax", ["y"], ["z"], name="soft1")],
              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 64])],
              [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 64])])
         relu2 = os.path.join(d, "relu2.onnx")
@@ -107,7 +109,7 @@ def main():
                        "in memory level 'dram' of device 'cpu', which holds ",
                        "target 'host', ", "host.xml)",
                        "node 'relu0' (Relu): target: buffer 'y': 25599999999744 bytes",
-                       "node 'relu1' (Relu): target: graph output 'z': 25599999999744 bytes",
+                       "node 'soft1' (Softmax): target: graph output 'z': 25599999999744 bytes",
                        "target: the arena: 25599999999744 bytes")
 
         # MatMul [100000,1] x [1,100000]: the 100000 x 100000 float32 output

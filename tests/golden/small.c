@@ -21,33 +21,26 @@ int small_run_v(const void *const *in, void *const *out, void *arena) {
   (void)in;
   (void)out;
   (void)a;
-  /* node 0 'scale' (Mul): float32[2,3] in0, float32[1,3] const -> float32[2,3] a+0 */
+  /* node 0 'gate' (MossFused): float32[2,3] in0, float32[1,3] const -> float32[2,3] a+0 */
   {
     const float *x0 = (const float *)in[0];
     const float *x1 = w0_c;
     float *restrict y0 = (float *)(a + 0);
     for (long i0 = 0; i0 < 2; i0++) {
       for (long i1 = 0; i1 < 3; i1++) {
-        y0[i1 + i0 * 3] = x0[i1 + i0 * 3] * x1[i1];
+        float t = x0[i1 + i0 * 3] * x1[i1];
+        y0[i1 + i0 * 3] = 1.0f / (1.0f + expf((-t)));
       }
     }
   }
-  /* node 1 'gate' (Sigmoid): float32[2,3] a+0 -> float32[2,3] a+64 */
-  {
-    const float *x0 = (float *)(a + 0);
-    float *restrict y0 = (float *)(a + 64);
-    for (long i = 0; i < 6; i++) {
-      y0[i] = 1.0f / (1.0f + expf((-x0[i])));
-    }
-  }
-  /* node 2 'flat' (Reshape): float32[2,3] a+64, int64[1] const -> float32[6] a+64 */
+  /* node 1 'flat' (Reshape): float32[2,3] a+0, int64[1] const -> float32[6] a+0 */
   {
     /* in place: the output aliases the input */
   }
-  /* node 3 'double' (Add): float32[6] a+64, float32[6] a+64 -> float32[6] out0 */
+  /* node 2 'double' (Add): float32[6] a+0, float32[6] a+0 -> float32[6] out0 */
   {
-    const float *x0 = (float *)(a + 64);
-    const float *x1 = (float *)(a + 64);
+    const float *x0 = (float *)(a + 0);
+    const float *x1 = (float *)(a + 0);
     float *restrict y0 = (float *)out[0];
     for (long i = 0; i < 6; i++) {
       y0[i] = x0[i] + x1[i];

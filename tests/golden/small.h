@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 /* Scratch memory for small_run(): caller-owned, 64-byte aligned. */
-#define SMALL_ARENA_BYTES 128u
+#define SMALL_ARENA_BYTES 64u
 #define SMALL_NUM_INPUTS 1
 #define SMALL_NUM_OUTPUTS 1
 
