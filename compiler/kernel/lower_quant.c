@@ -381,6 +381,92 @@ int moss_lower_qconv_gpu_tiles(moss_kb *b, const moss_node *n) {
   return 1;
 }
 
+/* MatMulInteger or QLinearMatMul on a GPU as work-group tiles
+ * (lower_gputile.c) in int32: A(m, k) = a - a_zp (per tensor, or per row
+ * m), B(k, n) = b - b_zp (per tensor, or per column n), the batch one grid
+ * loop whose index is cut into the batch dimensions (each operand's
+ * broadcast from them), then the node's requantization. */
+typedef struct qmm_tile {
+  const moss_node *n;
+  int xa, xb, iza, izb;
+  int64_t M, N, K, na, nb;
+  moss_kx *ao, *bo, *yo, *za, *zb, *zy; /* za, zb: NULL when per axis (loaded per row, column) */
+  const moss_kreq *q;
+} qmm_tile;
+
+/* Input |i|'s zero point at |idx| where |in|, as int32 (per axis). */
+static moss_kx *zero_point_or_0(moss_kb *b, const moss_node *n, int i, moss_kx *idx, moss_kx *in) {
+  return moss_k_cast(b, MOSS_DT_I32,
+                     moss_k_load_or(b, moss_k_input(b, i), idx, in, moss_k_int(b, n->inputs[i]->dtype, 0)));
+}
+
+static moss_kx *qmm_a(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
+  const qmm_tile *t = arg;
+  moss_kx *in = bin(b, MOSS_KX_LAND, lt(b, m, t->M), lt(b, k, t->K)), *za = t->za;
+  if (!za && per_axis(t->n, t->iza)) za = zero_point_or_0(b, t->n, t->iza, m, lt(b, m, t->M));
+  return centered_or_0(b, t->xa, moss_k_add(b, t->ao, moss_k_add(b, moss_k_mulc(b, m, t->K), k)), in, za);
+}
+
+static moss_kx *qmm_b(moss_kb *b, const void *arg, moss_kx *k, moss_kx *j) {
+  const qmm_tile *t = arg;
+  moss_kx *in = bin(b, MOSS_KX_LAND, lt(b, k, t->K), lt(b, j, t->N)), *zb = t->zb;
+  if (!zb && per_axis(t->n, t->izb)) zb = zero_point_or_0(b, t->n, t->izb, j, lt(b, j, t->N));
+  return centered_or_0(b, t->xb, moss_k_add(b, t->bo, moss_k_add(b, moss_k_mulc(b, k, t->N), j)), in, zb);
+}
+
+static void qmm_store(moss_kb *b, const void *arg, moss_kx *m, moss_kx *j, moss_kx *acc) {
+  const qmm_tile *t = arg;
+  store(b, t->n, moss_k_add(b, t->yo, moss_k_add(b, moss_k_mulc(b, m, t->N), j)), acc, t->q,
+        mult_index(b, t->na, t->nb, m, j), t->zy);
+}
+
+/* Returns 1 when it appended the tiled kernel (or failed: b->st), 0 when
+ * the node keeps lower_matmul's loops. */
+static int qmatmul_gpu_tiles(moss_kb *b, const moss_node *n) {
+  int ql = n->op == MOSS_OP_QLinearMatMul, k;
+  moss_quant_matmul p;
+  moss_kreq q;
+  qmm_tile t;
+  moss_gtile gt;
+  moss_kx *idx[MOSS_MAX_RANK], *f = NULL;
+  int64_t total = 1, stride;
+  if (!b->cpu.gpu || moss_value_numel(n->outputs[0]) <= 0) return 0;
+  if (moss_quant_matmul_compute(b->ctx, n, n->inputs[0], n->inputs[ql ? 3 : 1], &p) != MOSS_OK) return 0;
+  memset(&q, 0, sizeof q);
+  memset(&t, 0, sizeof t);
+  q.cnt = 1;
+  t.n = n;
+  t.iza = 2;
+  t.izb = ql ? 5 : 3;
+  t.M = p.M;
+  t.N = p.N;
+  t.K = p.K;
+  t.na = t.nb = 1;
+  t.q = &q;
+  moss_gtile_set(&gt, MOSS_DT_I32, p.M, p.N, p.K, qmm_a, qmm_b, qmm_store, &t);
+  if (!moss_gtile_takes(&b->cpu, &gt)) return 0;
+  if (ql && multipliers(b, n, &q, &t.na, &t.nb) != MOSS_OK) return 1; /* b->st holds the failure */
+  t.xa = moss_k_input(b, 0);
+  t.xb = moss_k_input(b, ql ? 3 : 1);
+  if (!per_axis(n, t.iza)) t.za = zero_point_at(b, n, t.iza, moss_k_idx(b, 0), "za");
+  if (!per_axis(n, t.izb)) t.zb = zero_point_at(b, n, t.izb, moss_k_idx(b, 0), "zb");
+  if (ql) t.zy = zero_point_at(b, n, 7, moss_k_idx(b, 0), "zy");
+  for (k = 0; k < p.rank; k++) total *= p.dims[k];
+  if (p.rank > 0) f = moss_k_range(b, "bt", total, MOSS_KL_PARALLEL);
+  for (k = p.rank - 1, stride = 1; k >= 0; stride *= p.dims[k], k--) { /* (f / stride) % dims[k] */
+    idx[k] = stride > 1 ? bin(b, MOSS_KX_DIV, f, moss_k_idx(b, stride)) : f;
+    if (k > 0) idx[k] = bin(b, MOSS_KX_REM, idx[k], moss_k_idx(b, p.dims[k]));
+  }
+  t.ao = p.rank ? moss_k_mulc(b, moss_k_bcast_index(b, p.rank, p.dims, idx, p.arank, p.adims), p.M * p.K)
+                : moss_k_idx(b, 0);
+  t.bo = p.rank ? moss_k_mulc(b, moss_k_bcast_index(b, p.rank, p.dims, idx, p.brank, p.bdims), p.K * p.N)
+                : moss_k_idx(b, 0);
+  t.yo = p.rank ? moss_k_mulc(b, f, p.M * p.N) : moss_k_idx(b, 0);
+  moss_gtile_product(b, &gt);
+  if (p.rank > 0) moss_k_end(b);
+  return 1;
+}
+
 /* ConvInteger, QLinearConv: a direct loop nest over (batch, group, output
  * channel, output position) summing (x - x_zp) * (w - w_zp[o]) over the
  * group's input channels and the kernel taps; padding contributes nothing
@@ -490,7 +576,9 @@ moss_status moss_lower_quant(moss_kb *b, const moss_node *n) {
   case MOSS_OP_DequantizeLinear: return lower_qdq(b, n);
   case MOSS_OP_DynamicQuantizeLinear: return lower_dynamic(b, n);
   case MOSS_OP_MatMulInteger:
-  case MOSS_OP_QLinearMatMul: return lower_matmul(b, n);
+  case MOSS_OP_QLinearMatMul:
+    if (qmatmul_gpu_tiles(b, n)) return b->st; /* on a GPU, where the tiles take it */
+    return lower_matmul(b, n);
   case MOSS_OP_ConvInteger: return lower_conv(b, n);
   case MOSS_OP_QLinearConv:
     if (moss_lower_qconv_igemm(b, n)) return b->st; /* depthwise on int32 planes, lower_conv.c */

@@ -14,8 +14,10 @@ through shared memory between barriers, on every GPU backend:
   shared-memory arrays and the barrier instruction in it (no CUDA driver
   here; --export writes the bundles for tests/e2e/check_gpu.py on a GPU);
 - int8: a QLinearConv (per-channel weight scales, zero points, bias,
-  padding, a stride) and a QDQ MatMul (folded into moss's int8 Gemm),
-  tiled in int32, give the CPU's bits;
+  padding, a stride), a QDQ MatMul (folded into moss's int8 Gemm) and a
+  batched QLinearMatMul (B broadcast over a batch dimension), tiled in
+  int32, give the CPU's bits; a MatMulInteger with zero points per row of
+  A and per column of B gives numpy's exact int32 product;
 - the rule that reads the target: without local-memory-bytes (or with a
   work-group limit under 64) the same nodes take one work-item per output,
   with the same bits; a product too small for tiles takes that too.
@@ -68,9 +70,11 @@ def q(shape, step=0.25, lim=2):
     return (rng.integers(-int(lim / step), int(lim / step) + 1, size=shape) * step).astype(np.float32)
 
 
-def save(name, nodes, inputs, outputs, inits):
-    g = H.make_graph(nodes, name, [H.make_tensor_value_info(n, TP.FLOAT, s) for n, s in inputs],
-                     [H.make_tensor_value_info(n, TP.FLOAT, s) for n, s in outputs],
+def save(name, nodes, inputs, outputs, inits, types=None):
+    """|types|: the element type of an input or output other than float."""
+    types = types or {}
+    g = H.make_graph(nodes, name, [H.make_tensor_value_info(n, types.get(n, TP.FLOAT), s) for n, s in inputs],
+                     [H.make_tensor_value_info(n, types.get(n, TP.FLOAT), s) for n, s in outputs],
                      [NH.from_array(v, k) for k, v in inits.items()])
     path = os.path.join(W, name + ".onnx")
     onnx.save(H.make_model(g, opset_imports=[H.make_opsetid("", 13)]), path)
@@ -157,8 +161,34 @@ qd = H.make_graph([H.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
                    NH.from_array(np.array(0.25, np.float32), "ys2"), NH.from_array(np.array(120, np.uint8), "yz2")])
 QGEMM = os.path.join(W, "qdq_gemm.onnx")
 onnx.save(H.make_model(qd, opset_imports=[H.make_opsetid("", 13)]), QGEMM)
+# int8: ONNX's own QLinearMatMul, a batch of [2, 3] products with B
+# (a graph input) broadcast over the first batch dimension, per-tensor
+# zero points; its expected output is the CPU's bits too.
+qm = H.make_graph([H.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])], "qmatmul",
+                  [H.make_tensor_value_info("a", TP.UINT8, [2, 3, 40, 64]),
+                   H.make_tensor_value_info("b", TP.INT8, [3, 64, 120])],
+                  [H.make_tensor_value_info("y", TP.UINT8, [2, 3, 40, 120])],
+                  [NH.from_array(np.array(0.03, np.float32), "as"), NH.from_array(np.array(131, np.uint8), "az"),
+                   NH.from_array(np.array(0.011, np.float32), "bs"), NH.from_array(np.array(3, np.int8), "bz"),
+                   NH.from_array(np.array(0.6, np.float32), "ys"), NH.from_array(np.array(125, np.uint8), "yz")])
+QMATMUL = os.path.join(W, "qmatmul.onnx")
+onnx.save(H.make_model(qm, opset_imports=[H.make_opsetid("", 13)]), QMATMUL)
 INT8 = [("qlinearconv", QCONV, {"x": x8}, None),
-        ("qdq_gemm", QGEMM, {"x": rng.standard_normal((260, 128)).astype(np.float32) * 2}, None)]
+        ("qdq_gemm", QGEMM, {"x": rng.standard_normal((260, 128)).astype(np.float32) * 2}, None),
+        ("qlinearmatmul", QMATMUL, {"a": rng.integers(0, 256, (2, 3, 40, 64)).astype(np.uint8),
+                                    "b": rng.integers(-128, 128, (3, 64, 120)).astype(np.int8)}, None)]
+# MatMulInteger with a zero point per row of A and one per column of B
+# (a graph input): int32 out, numpy's exact product.
+a8 = rng.integers(0, 256, (150, 130)).astype(np.uint8)
+b8 = rng.integers(-128, 128, (130, 90)).astype(np.int8)
+az8 = rng.integers(100, 156, (150,)).astype(np.uint8)
+bz8 = rng.integers(-5, 6, (90,)).astype(np.int8)
+CASES.append(("matmulinteger", save("matmulinteger", [H.make_node("MatMulInteger", ["a", "b", "az", "bz"], ["y"])],
+                                    [("a", [150, 130]), ("b", [130, 90])], [("y", [150, 90])], {"az": az8, "bz": bz8},
+                                    types={"a": TP.UINT8, "b": TP.INT8, "y": TP.INT32}),
+              {"a": a8, "b": b8},
+              (a8.astype(np.int64) - az8[:, None]) @ (b8.astype(np.int64) - bz8[None, :].astype(np.int64))))
+CASES[-1] = CASES[-1][:3] + (CASES[-1][3].astype(np.int32),)
 
 a, b = q((4, 8)), q((8, 6))
 SMALL = ("matmul_small", save("matmul_small", [H.make_node("MatMul", ["a", "b"], ["y"])], [("a", [4, 8])],
@@ -214,9 +244,9 @@ def run_case(case, target, tag, want_tiles):
     y = np.load(os.path.join(out, "output_0.npy"))
     if want.dtype != np.float64:  # int8: the CPU's bits
         if y.dtype != want.dtype or not np.array_equal(y, want):
-            fail("%s on %s: not the CPU's bits (%d of %d differ)" % (name, tag, int(np.sum(y != want)), want.size))
+            fail("%s on %s: not the expected bits (%d of %d differ)" % (name, tag, int(np.sum(y != want)), want.size))
         else:
-            print("ok %s on %s%s: the CPU's bits" % (name, tag, " (tiles)" if want_tiles else ""))
+            print("ok %s on %s%s: the expected bits" % (name, tag, " (tiles)" if want_tiles else ""))
         return
     if y.shape != want.shape or not np.array_equal(y.astype(np.float64), want):
         err = np.abs(y.astype(np.float64) - want).max() if y.shape == want.shape else "shape %s" % (y.shape,)
