@@ -365,14 +365,20 @@ static double xfer_s(void *user, int from, int to, double bytes) {
  * backend. */
 static moss_status partition(stage *s) {
   moss_partition_opts po;
-  int nd = moss_target_device_count(s->target);
+  int nd = moss_target_device_count(s->target), cost = moss_target_placement_cost(s->target) && nd > 1;
   size_t nn = (size_t)s->g->nnodes * (size_t)nd;
+  const char *emit = s->opts->emit;
   double *node_s = NULL;
+  char only[160];
   moss_status st;
   memset(&po, 0, sizeof po);
   po.target = s->target;
   po.devices = s->devices;
-  if (moss_target_placement_cost(s->target) && nd > 1) {
+  if (cost && emit && strcmp(emit, "bundle")) {
+    /* A standalone form holds the host's code alone: every node there. */
+    snprintf(only, sizeof only, "--emit %s holds the host device's code alone", emit);
+    po.host_only = only;
+  } else if (cost) {
     MOSS_TRY(cost_table(s, &node_s));
     po.node_s = node_s;
     po.xfer_s = xfer_s;

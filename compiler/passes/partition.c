@@ -157,6 +157,7 @@ moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_op
     double best = -1;
     text[0] = costs[0] = 0;
     for (d = 0; d < ndev && (o->node_s || placed < 0); d++) {
+      if (o->host_only && d != host) continue;
       if (device_takes(o, d, n, why, sizeof why)) {
         double c;
         if (first < 0) first = d;
@@ -187,6 +188,9 @@ moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_op
       if (o->node_s && first >= 0 && strchr(costs, ','))
         snprintf(head, sizeof head, "least time of the devices that take %s %s (%s; transfers included)",
                  n->op_type, moss_dtype_short(compute_dtype(n)), costs);
+      else if (o->host_only)
+        snprintf(head, sizeof head, "%s; it takes %s %s", o->host_only, n->op_type,
+                 moss_dtype_short(compute_dtype(n)));
       else
         snprintf(head, sizeof head, "first device that takes %s %s",
                  n->op_type, moss_dtype_short(compute_dtype(n)));

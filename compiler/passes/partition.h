@@ -25,6 +25,11 @@ typedef struct moss_partition_opts {
   const double *node_s;
   double (*xfer_s)(void *xfer_user, int from, int to, double bytes);
   void *xfer_user;
+  /* Non-NULL: every node on the target's host device only (or the fallback
+   * where the host declines it), |host_only| saying why in each placement
+   * note: `--emit c` or `obj` of a target placed by cost, whose standalone
+   * form holds the host's code alone. */
+  const char *host_only;
 } moss_partition_opts;
 
 /* Sets n->device, n->segment, n->placement and n->opaque (the backend's

@@ -20,6 +20,8 @@ The decisions, worked out by hand from the target's figures:
   the GPU), no transfer; with the first device that takes each node
   (targets/vulkan-gpu.xml, the GPU first) Mul and Add go to the GPU and the
   values cross twice.
+- --emit c and --emit obj of the batch-450 CNN: a standalone form holds the
+  host's code alone, so every node goes to the CPU, --explain saying so.
 The results are torch's logits and numpy's values in every case.
 
   test_placement_cost.py --moss build/moss
@@ -104,6 +106,26 @@ for batch in (1, 450):
     if y is not None and not np.all(np.abs(y - ref) <= 1e-5 + 1e-4 * np.abs(ref)):
         fail("%s: logits differ from torch's by up to %g" % (tag, np.abs(y - ref).max()))
     print("batch %d: %s; torch's logits" % (batch, ", ".join("%s -> %s" % kv for kv in places.items())))
+
+# A standalone form (--emit c, --emit obj) holds the host's code alone: on a
+# target placed by cost, the batch-450 CNN whose Convs a bundle puts on the
+# GPU then has every node on the CPU, --explain saying why, and it runs.
+for emit in ("c", "obj"):
+    tag = "cnn450_%s" % emit
+    out = os.path.join(W, tag + ".d")
+    p = subprocess.run([A.moss, "compile", os.path.join(DIG, "cnn.onnx"), "--target", TARGET, "--emit", emit,
+                        "-o", out, "--input-shape", "input=450x1x8x8", "--explain"], capture_output=True, text=True,
+                       env=ENV)
+    places = dict(re.findall(r"^(?:node \d+|  \|) '([^']*)' \(\w+\) -> (\w+)", p.stdout, re.M))
+    if p.returncode != 0 or set(places.values()) != {"cpu"} or transfers(p.stdout) or \
+            "--emit %s holds the host device's code alone" % emit not in p.stdout:
+        fail("%s: every node on the cpu expected, with the reason: exit %d\n%s%s" % (tag, p.returncode, p.stdout,
+                                                                                    p.stderr[-300:]))
+        continue
+    y = run(out, {"input": x_all}, tag)
+    if y is not None and not np.all(np.abs(y - ref_all) <= 1e-5 + 1e-4 * np.abs(ref_all)):
+        fail("%s: logits differ from torch's by up to %g" % (tag, np.abs(y - ref_all).max()))
+    print("%s: every node on the cpu; torch's logits" % tag)
 
 g = helper.make_graph(
     [helper.make_node("Mul", ["x", "x"], ["a"], name="mul"), helper.make_node("Sinh", ["a"], ["b"], name="sinh"),
