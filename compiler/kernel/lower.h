@@ -192,12 +192,15 @@ int64_t moss_winograd_plan(const moss_node *n, const moss_kernel_cpu *cpu, int64
 void moss_lower_winograd(moss_kb *b, const moss_node *n, const moss_wino *p);
 
 /* The element expressions of the elementwise families, for their own
- * lowerings and MossFused's (lower_fused.c). A unary node |n| of the
+ * lowerings and MossFused's (lower_fused.c; Where is its select there). A unary node |n| of the
  * element in[0] (in[1], in[2]: Clip's bounds, or NULL where it has none);
  * a binary node of the elements |x| and |y|. |*out| is in the element
  * type, before the cast to the output's. */
 moss_status moss_lower_unary_expr(moss_kb *b, const moss_node *n, moss_kx *const *in, moss_kx **out);
 moss_status moss_lower_binary_expr(moss_kb *b, const moss_node *n, moss_kx *x, moss_kx *y, moss_kx **out);
+/* Cast (CastLike's type from its second input) of the element |v|, in the
+ * output's type (lower_cast.c). */
+moss_status moss_lower_cast_expr(moss_kb *b, const moss_node *n, moss_kx *v, moss_kx **out);
 
 #define MOSS_LOWER_DECL(f, takes) moss_status moss_lower_##f(moss_kb *b, const moss_node *n);
 MOSS_LOWERED_FAMILIES(MOSS_LOWER_DECL)

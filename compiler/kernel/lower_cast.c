@@ -43,23 +43,29 @@ static moss_kx *to_int(moss_kb *b, moss_dtype dt, moss_kx *v) {
   return moss_k_select(b, inside, moss_k_cast(b, dt, d), outside);
 }
 
-moss_status moss_lower_cast(moss_kb *b, const moss_node *n) {
-  const moss_value *x = n->inputs[0], *y = n->outputs[0];
-  moss_dtype xt = x->dtype, yt = y->dtype;
-  int64_t ne = moss_value_numel(y);
-  int xb, yb;
-  moss_kx *i, *v;
+moss_status moss_lower_cast_expr(moss_kb *b, const moss_node *n, moss_kx *v, moss_kx **out) {
+  moss_dtype xt = n->inputs[0]->dtype, yt = n->outputs[0]->dtype;
+  *out = v;
   if (!moss_kernel_dtype_ok(xt) || !moss_kernel_dtype_ok(yt))
-    return moss_kb_fail(b, MOSS_E_UNSUPPORTED, "cast from %s to %s", moss_dtype_name(xt),
-                        moss_dtype_name(yt));
+    return moss_kb_fail(b, MOSS_E_UNSUPPORTED, "cast from %s to %s", moss_dtype_name(xt), moss_dtype_name(yt));
+  if (moss_dtype_is_float(xt) && !moss_dtype_is_float(yt) && yt != MOSS_DT_BOOL)
+    *out = to_int(b, yt, v);
+  else
+    *out = moss_k_cast(b, yt, v); /* to BOOL: v != 0 */
+  return b->st;
+}
+
+moss_status moss_lower_cast(moss_kb *b, const moss_node *n) {
+  int64_t ne = moss_value_numel(n->outputs[0]);
+  int xb, yb;
+  moss_kx *i, *v = NULL;
+  if (!moss_kernel_dtype_ok(n->inputs[0]->dtype) || !moss_kernel_dtype_ok(n->outputs[0]->dtype))
+    return moss_lower_cast_expr(b, n, NULL, &v); /* the failure */
   if (ne <= 0) return b->st;
   xb = moss_k_input(b, 0);
   yb = moss_k_output(b, 0);
   i = moss_k_range(b, "i", ne, MOSS_KL_PARALLEL);
-  v = moss_k_load(b, xb, i);
-  if (moss_dtype_is_float(xt) && !moss_dtype_is_float(yt) && yt != MOSS_DT_BOOL)
-    v = to_int(b, yt, v);
-  else v = moss_k_cast(b, yt, v); /* to BOOL: v != 0 */
+  MOSS_TRY(moss_lower_cast_expr(b, n, moss_k_load(b, xb, i), &v));
   moss_k_store(b, yb, i, v);
   moss_k_end(b);
   return b->st;

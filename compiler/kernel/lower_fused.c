@@ -1,7 +1,8 @@
 /* lower_fused.c - MossFused, an elementwise chain (compiler/passes/fuse.c):
  * one loop over the output, its inputs broadcast to it as a binary node's
  * are, and in its body each chained node's element expression in order
- * (moss_lower_unary_expr, moss_lower_binary_expr), each result cast to that
+ * (moss_lower_unary_expr, moss_lower_binary_expr, moss_lower_cast_expr,
+ * Where's select), each result cast to that
  * node's output type and held in a local, so a value is computed once and
  * rounded as the node apart would round it. Every body node's output has
  * the chain's shape (the pass's rule), so a body value needs no index of
@@ -39,7 +40,11 @@ moss_status moss_lower_fused(moss_kb *b, const moss_node *n) {
       if (v == nin + k) return moss_kb_fail(b, MOSS_E_INTERNAL, "MossFused: an operand of '%s' is unbound", m->name);
       in[a] = xs[v];
     }
-    if (!strcmp(moss_op_infos[m->op].family, "unary"))
+    if (m->op == MOSS_OP_Cast && in[0])
+      MOSS_TRY(moss_lower_cast_expr(b, m, in[0], &e));
+    else if (m->op == MOSS_OP_Where && in[0] && in[1] && in[2])
+      e = moss_k_select(b, in[0], in[1], in[2]);
+    else if (!strcmp(moss_op_infos[m->op].family, "unary"))
       MOSS_TRY(moss_lower_unary_expr(b, m, in, &e));
     else if (!strcmp(moss_op_infos[m->op].family, "binary") && in[0] && in[1])
       MOSS_TRY(moss_lower_binary_expr(b, m, in[0], in[1], &e));

@@ -186,9 +186,11 @@ moss_status moss_pass_fuse(moss_ctx *ctx, moss_graph *g) {
 #define CHAIN_MAX_IN 8
 #define CHAIN_MAX_BODY 16
 
+/* The nodes a chain may hold: the unary and binary families, Cast and
+ * Where (elementwise, one output element from one element of each input). */
 static int chain_family(const moss_node *n) {
   const char *f = moss_op_infos[n->op].family;
-  return !strcmp(f, "unary") || !strcmp(f, "binary");
+  return !strcmp(f, "unary") || !strcmp(f, "binary") || n->op == MOSS_OP_Cast || n->op == MOSS_OP_Where;
 }
 
 /* Whether |n| (a live node, or a MossFused) may be a chain's link. */

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Elementwise chains fused into one kernel (compiler/passes/fuse.c,
 moss_pass_fuse_chains; compiler/kernel/lower_fused.c; docs/kernel.md
-"Elementwise chains"): a run of unary and binary nodes becomes one MossFused
-node whose kernel reads the chain's inputs once and writes only its end.
+"Elementwise chains"): a run of unary and binary nodes, Casts and Wheres,
+becomes one MossFused node whose kernel reads the chain's inputs once and writes only its end.
 
 Each case is a small graph with its float64 (or exact integer) numpy result
 computed here, independently of moss:
@@ -142,11 +142,11 @@ def close(name, tag, y, ref):
 REF64 = {}
 
 
-def case(name, nodes, inputs, inits, ref, fused, exact=False, links=None):
+def case(name, nodes, inputs, inits, ref, fused, exact=False, links=None, link_types=None):
     """|ref|: the float64 (or integer) result; |fused|: the MossFused body
     sizes expected; |exact|: correctly rounded ops only, so the fused output
     must be the apart graph's bits on the CPU; |links|: the values made graph
-    outputs in the apart graph."""
+    outputs in the apart graph (|link_types|: those not of the output's type)."""
     global count
     before = fails
     out = nodes[-1].output[0]
@@ -166,7 +166,7 @@ def case(name, nodes, inputs, inits, ref, fused, exact=False, links=None):
     if exact:
         vals = links or [n.output[0] for n in nodes[:-1]]
         apart = save(name + "-apart", nodes, inputs, inits,
-                     [(out, want)] + [(v, np.zeros(want.shape, want.dtype)) for v in vals])
+                     [(out, want)] + [(v, np.zeros(want.shape, (link_types or {}).get(v, want.dtype))) for v in vals])
         if chains_after(apart) != []:
             fail("%s: fused a chain whose links are graph outputs" % name)
         for target, emit in CPU:
@@ -254,6 +254,15 @@ x, t = rn(5, 40), rn(40)
 case("bool", [N("Greater", ["x", "zero"], ["p"]), N("Greater", ["x", "t"], ["q"]), N("Not", ["q"], ["nq"]),
               N("And", ["p", "nq"], ["y"])],
      {"x": x, "t": t}, {"zero": np.array(0, np.float32)}, (x > 0) & ~(x > t), [4])
+
+# Cast and Where join chains too: -where(x > 0, 2x, float(k)), k int32.
+x = rn(4, 30)
+k = rng.integers(-50, 50, (4, 30)).astype(np.int32)
+case("cast_where", [N("Greater", ["x", "zero"], ["g"]), N("Mul", ["x", "two"], ["s"]),
+                    N("Cast", ["k"], ["kf"], to=TP.FLOAT), N("Where", ["g", "s", "kf"], ["w"]), N("Neg", ["w"], ["y"])],
+     {"x": x, "k": k}, {"zero": np.array(0, np.float32), "two": np.array(2, np.float32)},
+     -np.where(x > 0, x.astype(np.float64) * 2, k.astype(np.float64)), [5], exact=True,
+     link_types={"g": np.bool_})
 
 # The rule's edges.
 # A link with a second reader stays apart: n = -x feeds the Abs and the Mul,
