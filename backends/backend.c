@@ -233,6 +233,19 @@ struct moss_plugin *moss_backend_device_plugin(const moss_backend_device *d) {
   return d->backend == plugin_adapter() ? d->state : NULL;
 }
 
+/* Whether the space-separated list |list| holds |word|. */
+static int has_word(const char *list, const char *word) {
+  size_t n = strlen(word);
+  while (list && *list) {
+    size_t l;
+    while (*list == ' ' || *list == '\t' || *list == '\n' || *list == '\r') list++;
+    l = strcspn(list, " \t\n\r");
+    if (l == n && !strncmp(list, word, n)) return 1;
+    list += l;
+  }
+  return 0;
+}
+
 void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cpu *out) {
   memset(out, 0, sizeof *out);
   if (!d || !d->backend || !d->backend->machine_facts) return;
@@ -244,5 +257,9 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
     out->group_max = moss_target_device_max_workgroup_size(d->target, d->device);
     out->group_bytes = (int64_t)moss_target_device_local_memory_bytes(d->target, d->device);
     out->subgroup = moss_target_device_subgroup_size(d->target, d->device);
+    /* The Vulkan backend writes DOT4S as OpSDot where the device has it. */
+    out->gpu_dot4 = !strcmp(d->backend->name, "vulkan") &&
+                    has_word(moss_target_device_codegen(d->target, d->device, "spirv-capabilities"),
+                             "DotProductInput4x8BitPacked");
   }
 }

@@ -50,7 +50,7 @@
 #include "../gpu/spirv.h"
 #include "shader.h"
 
-enum { CAP_INT8 = 1, CAP_INT16 = 2, CAP_INT64 = 4, CAP_FLOAT64 = 8, CAP_SB8 = 16, CAP_SB16 = 32 };
+enum { CAP_INT8 = 1, CAP_INT16 = 2, CAP_INT64 = 4, CAP_FLOAT64 = 8, CAP_SB8 = 16, CAP_SB16 = 32, CAP_DOT = 64 };
 
 typedef struct uentry {
   uint32_t hash, id, nw;
@@ -926,6 +926,17 @@ static uint32_t call(sg *S, const moss_kx *x) {
   }
   case MOSS_KFN_REQUANT: return requant(S, a[0], a[1], a[2]);
   case MOSS_KFN_BITS: return op1(S, SpvOpBitcast, ty(S, x->dt), a[0]);
+  case MOSS_KFN_DOT4:
+  case MOSS_KFN_DOT4S: { /* acc + the packed byte dot product (SPV_KHR_integer_dot_product):
+                          * OpSDot of two signed words, OpSUDot of the signed w and the unsigned a */
+    uint32_t ti = ty(S, MOSS_DT_I32), id = fresh(S);
+    S->caps |= CAP_DOT;
+    if (x->fn == MOSS_KFN_DOT4S)
+      E(&S->funcs, SpvOpSDotKHR, ti, id, a[1], a[2], SpvPackedVectorFormatPackedVectorFormat4x8BitKHR);
+    else
+      E(&S->funcs, SpvOpSUDotKHR, ti, id, a[2], a[1], SpvPackedVectorFormatPackedVectorFormat4x8BitKHR);
+    return op2(S, SpvOpIAdd, ti, a[0], id);
+  }
   default:
     fail(S, MOSS_E_INTERNAL, "intrinsic %s", moss_kfn_name(x->fn));
     return a[0];
@@ -1249,7 +1260,9 @@ static void module_words(sg *S, moss_buf *out) {
   } caps[] = {{CAP_INT64, SpvCapabilityInt64},     {CAP_INT16, SpvCapabilityInt16},
               {CAP_INT8, SpvCapabilityInt8},       {CAP_FLOAT64, SpvCapabilityFloat64},
               {CAP_SB8, SpvCapabilityStorageBuffer8BitAccess},
-              {CAP_SB16, SpvCapabilityStorageBuffer16BitAccess}};
+              {CAP_SB16, SpvCapabilityStorageBuffer16BitAccess},
+              {CAP_DOT, SpvCapabilityDotProductInput4x8BitPackedKHR},
+              {CAP_DOT, SpvCapabilityDotProductKHR}};
   uint32_t hdr[5] = {SpvMagicNumber, 0x00010300u, 0, S->bound, 0}, w[16];
   size_t i;
   int nw;
@@ -1259,6 +1272,10 @@ static void module_words(sg *S, moss_buf *out) {
     if (S->caps & caps[i].bit) E(out, SpvOpCapability, caps[i].cap);
   if (S->caps & CAP_SB8) {
     nw = str_words("SPV_KHR_8bit_storage", w, 16);
+    emit(out, SpvOpExtension, w, nw);
+  }
+  if (S->caps & CAP_DOT) {
+    nw = str_words("SPV_KHR_integer_dot_product", w, 16);
     emit(out, SpvOpExtension, w, nw);
   }
   w[0] = S->glsl;
@@ -1310,6 +1327,7 @@ static int expr_has(const moss_kx *x, char *why, size_t cap) {
   case MOSS_KFN_FABS: case MOSS_KFN_FMIN: case MOSS_KFN_FMAX: case MOSS_KFN_FMA: case MOSS_KFN_FMOD:
   case MOSS_KFN_ISNAN: case MOSS_KFN_ISINF: case MOSS_KFN_ABS: case MOSS_KFN_SAT: case MOSS_KFN_REQUANT:
   case MOSS_KFN_BITS:
+  case MOSS_KFN_DOT4: case MOSS_KFN_DOT4S: /* only where the target says the device has them (cpu.gpu_dot4) */
     return 1;
   default:
     snprintf(why, cap, "the Vulkan backend has no %s", moss_kfn_name(x->fn));

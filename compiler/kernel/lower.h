@@ -60,6 +60,14 @@ typedef struct moss_gtile {
    * only inside it (load_or) */
   moss_kx *(*load_a)(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k);
   moss_kx *(*load_b)(moss_kb *b, const void *arg, moss_kx *k, moss_kx *n);
+  /* int32 products only, on a GPU with cpu.gpu_dot4: 1 when every A(m, k)
+   * + a_off and B(k, n) + b_off fits a signed byte (an 8-bit operand less
+   * its zero point, plus the zero point less 128 for uint8: the raw byte,
+   * shifted). The lanes then copy four k's of each operand, so shifted,
+   * into one word, sum with DOT4S and take the shifts' terms off at the
+   * end (moss_gtile_dot4_off gives an operand's shift). */
+  int dot4;
+  int64_t a_off, b_off;
   /* the initial value of row m's sums (NULL: 0); m may be >= M, where
    * nothing may be read */
   moss_kx *(*init)(moss_kb *b, const void *arg, moss_kx *m);
@@ -95,6 +103,11 @@ moss_kx *moss_gtile_patch(moss_kb *b, const moss_gtile_conv *c, moss_kx *img, mo
  * limits, float32 (fma) or int32 (multiply and add: the int8 products),
  * and a product large enough to gain from them. */
 int moss_gtile_takes(const moss_kernel_cpu *cpu, const moss_gtile *t);
+/* The shift into a signed byte of |n|'s 8-bit input |raw| less its zero
+ * point, input |zp| (absent: 0): the zero point less 128 for uint8, the
+ * zero point for int8, in |*off|; 0 when it cannot be one shift (not 8-bit,
+ * or a zero point that is not one constant value). */
+int moss_gtile_dot4_off(const moss_node *n, int raw, int zp, int64_t *off);
 void moss_gtile_product(moss_kb *b, const moss_gtile *t);
 /* A one-group QLinearConv or ConvInteger (x's zero point per tensor) as
  * work-group tiles in int32 on a GPU (lower_quant.c), where they take it;

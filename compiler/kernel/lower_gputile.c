@@ -19,7 +19,10 @@
  * product (float32), or an int32 multiply and add (the int8 products,
  * their operands widened and centered on their zero points as they are
  * copied: integer sums wrap, so any order gives the CPU's bits); then the
- * caller's epilogue stores it.
+ * caller's epilogue stores it. On a GPU with a packed byte dot product
+ * (cpu.gpu_dot4) an int8 product whose operands shift into signed bytes
+ * (moss_gtile.dot4) copies four k's a word and sums with DOT4S, four
+ * products an instruction, then takes the shifts' terms off.
  *
  * The block shape comes from the target: T is the largest power of two
  * of at most 256 lanes within max-workgroup-size (LN = 16 lanes along N:
@@ -74,6 +77,24 @@ int moss_gtile_takes(const moss_kernel_cpu *cpu, const moss_gtile *t) {
  * |cols| words (m of A, n of B), each row padded by one word. Lane t
  * copies the elements e = l T + t; with |across| consecutive e walk the
  * columns, else the rows (the operand's contiguous axis). */
+/* Four k's of one operand from k = 4 |r| on, shifted by |off| into signed
+ * bytes, packed low k first into an int32 word (through uint32: the bytes'
+ * shifts are bit operations). */
+static moss_kx *packed(moss_kb *b, const moss_gtile *t, moss_kx *k0, moss_kx *r, moss_kx *gc, int a_operand) {
+  moss_kx *w = NULL;
+  int j;
+  for (j = 0; j < 4; j++) {
+    moss_kx *gk = moss_k_add(b, k0, moss_k_addc(b, moss_k_mulc(b, r, 4), j)), *v, *byte;
+    int64_t off = a_operand ? t->a_off : t->b_off;
+    v = a_operand ? t->load_a(b, t->arg, gc, gk) : t->load_b(b, t->arg, gk, gc);
+    if (off) v = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_int(b, MOSS_DT_I32, off));
+    byte = moss_k_cast(b, MOSS_DT_U32, moss_k_bin(b, MOSS_KX_BAND, v, moss_k_int(b, MOSS_DT_I32, 255)));
+    if (j) byte = moss_k_bin(b, MOSS_KX_SHL, byte, moss_k_int(b, MOSS_DT_U32, 8 * j));
+    w = w ? moss_k_bin(b, MOSS_KX_BOR, w, byte) : byte;
+  }
+  return moss_k_cast(b, MOSS_DT_I32, w);
+}
+
 static void copy_block(moss_kb *b, const moss_gtile *t, int sbuf, int rows, int cols, int T, int across,
                        moss_kx *lane, moss_kx *k0, moss_kx *c0, int a_operand) {
   int64_t total = (int64_t)rows * cols;
@@ -89,9 +110,13 @@ static void copy_block(moss_kb *b, const moss_gtile *t, int sbuf, int rows, int 
       c = moss_k_bin(b, MOSS_KX_DIV, e, moss_k_idx(b, rows));
       r = moss_k_bin(b, MOSS_KX_REM, e, moss_k_idx(b, rows));
     }
-    gk = moss_k_add(b, k0, r);
     gc = moss_k_add(b, c0, c);
-    v = a_operand ? t->load_a(b, t->arg, gc, gk) : t->load_b(b, t->arg, gk, gc);
+    if (t->dot4) { /* row r holds k = 4r .. 4r + 3 */
+      v = packed(b, t, k0, r, gc, a_operand);
+    } else {
+      gk = moss_k_add(b, k0, r);
+      v = a_operand ? t->load_a(b, t->arg, gc, gk) : t->load_b(b, t->arg, gk, gc);
+    }
     moss_k_store(b, sbuf, moss_k_add(b, moss_k_mulc(b, r, cols + 1), c), v);
     if (guard) moss_k_end(b);
   }
@@ -112,6 +137,20 @@ void moss_gtile_set(moss_gtile *t, moss_dtype dt, int64_t M, int64_t N, int64_t 
   t->load_b = load_b;
   t->store = store;
   t->arg = arg;
+}
+
+int moss_gtile_dot4_off(const moss_node *n, int raw, int zp, int64_t *off) {
+  const moss_value *x = moss_node_input(n, raw), *z = moss_node_input(n, zp);
+  int64_t v = 0, i, cnt;
+  if (!x || (x->dtype != MOSS_DT_I8 && x->dtype != MOSS_DT_U8)) return 0;
+  if (z) {
+    if (!z->data || (cnt = moss_value_numel(z)) < 1) return 0;
+    v = moss_value_get_i64(z, 0);
+    for (i = 1; i < cnt; i++)
+      if (moss_value_get_i64(z, i) != v) return 0;
+  }
+  *off = x->dtype == MOSS_DT_U8 ? v - 128 : v;
+  return 1;
 }
 
 static moss_kx *below(moss_kb *b, moss_kx *v, int64_t hi) { return moss_k_bin(b, MOSS_KX_LT, v, moss_k_idx(b, hi)); }
@@ -147,10 +186,10 @@ moss_kx *moss_gtile_patch(moss_kb *b, const moss_gtile_conv *c, moss_kx *img, mo
 }
 
 void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
-  int BM = 0, BN = 0, BK = 0, T = 0, LM, TM, TN, r, c;
+  int BM = 0, BN = 0, BK = 0, T = 0, LM, TM, TN, r, c, KR, dot4 = t->dot4 && b->cpu.gpu_dot4 && t->dt == MOSS_DT_I32;
   int64_t GN;
   int sa, sb;
-  moss_kx *g, *m0, *n0, *lane, *tm, *tn, *k0, *kk, *acc[16], *av[4], *bv[4];
+  moss_kx *g, *m0, *n0, *lane, *tm, *tn, *k0, *kk, *acc[16], *av[4], *bv[4], *sum_a[4], *sum_b[4], *ones = NULL;
   char name[24];
   if (!shape(&b->cpu, t, &BM, &BN, &BK, &T)) {
     moss_kb_fail(b, MOSS_E_INTERNAL, "GPU tile: no block shape within the work-group limits");
@@ -160,11 +199,12 @@ void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
   TM = BM / LM;
   TN = BN / LN;
   GN = cdiv(t->N, BN);
-  moss_k_comment(b, "work-group tiles of %dx%d outputs, %d lanes of %dx%d, k in steps of %d through shared memory",
-                 BM, BN, T, TM, TN, BK);
-  /* A's block transposed: sa[k][m] (BK rows of BM + 1), B's: sb[k][n] (BK rows of BN + 1). */
-  sa = moss_k_shared(b, "sa", t->dt, (int64_t)BK * (BM + 1));
-  sb = moss_k_shared(b, "sb", t->dt, (int64_t)BK * (BN + 1));
+  KR = dot4 ? BK / 4 : BK; /* shared rows: k's, or words of four k's */
+  moss_k_comment(b, "work-group tiles of %dx%d outputs, %d lanes of %dx%d, k in steps of %d through shared memory%s",
+                 BM, BN, T, TM, TN, BK, dot4 ? ", four signed bytes a word (DOT4S)" : "");
+  /* A's block transposed: sa[k][m] (KR rows of BM + 1), B's: sb[k][n] (KR rows of BN + 1). */
+  sa = moss_k_shared(b, "sa", t->dt, (int64_t)KR * (BM + 1));
+  sb = moss_k_shared(b, "sb", t->dt, (int64_t)KR * (BN + 1));
   g = moss_k_range(b, "g", cdiv(t->M, BM) * GN, MOSS_KL_PARALLEL);
   m0 = moss_k_let(b, "m0", moss_k_mulc(b, moss_k_bin(b, MOSS_KX_DIV, g, moss_k_idx(b, GN)), BM));
   n0 = moss_k_let(b, "n0", moss_k_mulc(b, moss_k_bin(b, MOSS_KX_REM, g, moss_k_idx(b, GN)), BN));
@@ -179,12 +219,23 @@ void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
       acc[r * TN + c] = moss_k_let(b, name, init);
     }
   }
+  if (dot4) { /* the sums of each lane's shifted A rows and B columns, for the shifts' terms */
+    ones = moss_k_int(b, MOSS_DT_I32, 0x01010101);
+    for (r = 0; r < TM && t->b_off; r++) {
+      snprintf(name, sizeof name, "sa%d", r);
+      sum_a[r] = moss_k_let(b, name, moss_k_int(b, MOSS_DT_I32, 0));
+    }
+    for (c = 0; c < TN && t->a_off; c++) {
+      snprintf(name, sizeof name, "sb%d", c);
+      sum_b[c] = moss_k_let(b, name, moss_k_int(b, MOSS_DT_I32, 0));
+    }
+  }
   k0 = moss_k_for(b, "k0", moss_k_idx(b, 0), moss_k_idx(b, t->K), BK, MOSS_KL_SERIAL, 0);
   /* sa[k][m] = A(m0 + m, k0 + k), sb[k][n] = B(k0 + k, n0 + n) */
-  copy_block(b, t, sa, BK, BM, T, !t->a_k_contig, lane, k0, m0, 1);
-  copy_block(b, t, sb, BK, BN, T, t->b_n_contig, lane, k0, n0, 0);
+  copy_block(b, t, sa, KR, BM, T, !t->a_k_contig, lane, k0, m0, 1);
+  copy_block(b, t, sb, KR, BN, T, t->b_n_contig, lane, k0, n0, 0);
   moss_k_barrier(b);
-  kk = moss_k_range(b, "kk", BK, MOSS_KL_SERIAL);
+  kk = moss_k_range(b, "kk", KR, MOSS_KL_SERIAL);
   for (r = 0; r < TM; r++) {
     snprintf(name, sizeof name, "a%d", r);
     av[r] = moss_k_let(b, name, moss_k_load(b, sa, moss_k_add(b, moss_k_mulc(b, kk, BM + 1),
@@ -198,8 +249,13 @@ void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
   for (r = 0; r < TM; r++)
     for (c = 0; c < TN; c++)
       moss_k_set(b, acc[r * TN + c],
-                 t->dt == MOSS_DT_F32 ? moss_k_call(b, MOSS_KFN_FMA, av[r], bv[c], acc[r * TN + c])
-                                      : moss_k_bin(b, MOSS_KX_ADD, acc[r * TN + c], moss_k_bin(b, MOSS_KX_MUL, av[r], bv[c])));
+                 dot4                   ? moss_k_call(b, MOSS_KFN_DOT4S, acc[r * TN + c], bv[c], av[r])
+                 : t->dt == MOSS_DT_F32 ? moss_k_call(b, MOSS_KFN_FMA, av[r], bv[c], acc[r * TN + c])
+                                        : moss_k_bin(b, MOSS_KX_ADD, acc[r * TN + c], moss_k_bin(b, MOSS_KX_MUL, av[r], bv[c])));
+  for (r = 0; dot4 && t->b_off && r < TM; r++)
+    moss_k_set(b, sum_a[r], moss_k_call(b, MOSS_KFN_DOT4S, sum_a[r], ones, av[r]));
+  for (c = 0; dot4 && t->a_off && c < TN; c++)
+    moss_k_set(b, sum_b[c], moss_k_call(b, MOSS_KFN_DOT4S, sum_b[c], bv[c], ones));
   moss_k_end(b); /* kk */
   moss_k_barrier(b);
   moss_k_end(b); /* k0 */
@@ -207,9 +263,16 @@ void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
     for (c = 0; c < TN; c++) {
       moss_kx *m = moss_k_add(b, m0, moss_k_addc(b, tm, (int64_t)r * LM));
       moss_kx *n = moss_k_add(b, n0, moss_k_addc(b, tn, (int64_t)c * LN));
+      moss_kx *v = acc[r * TN + c];
       moss_k_if(b, moss_k_bin(b, MOSS_KX_LAND, moss_k_bin(b, MOSS_KX_LT, m, moss_k_idx(b, t->M)),
                               moss_k_bin(b, MOSS_KX_LT, n, moss_k_idx(b, t->N))));
-      t->store(b, t->arg, m, n, acc[r * TN + c]);
+      if (dot4) { /* sum AB = sum A'B' - b_off sum A' - a_off sum B' + Kp a_off b_off, over Kp k's */
+        int64_t kp = cdiv(t->K, BK) * BK;
+        if (t->b_off) v = moss_k_bin(b, MOSS_KX_SUB, v, moss_k_bin(b, MOSS_KX_MUL, sum_a[r], moss_k_int(b, MOSS_DT_I32, t->b_off)));
+        if (t->a_off) v = moss_k_bin(b, MOSS_KX_SUB, v, moss_k_bin(b, MOSS_KX_MUL, sum_b[c], moss_k_int(b, MOSS_DT_I32, t->a_off)));
+        if (t->a_off && t->b_off) v = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_int(b, MOSS_DT_I32, (int32_t)(kp * t->a_off * t->b_off)));
+      }
+      t->store(b, t->arg, m, n, v);
       moss_k_end(b);
     }
   moss_k_end(b); /* t */

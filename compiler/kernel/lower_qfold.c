@@ -131,6 +131,9 @@ static moss_status lower_gemm(moss_kb *b, const moss_node *n) {
     t.q = &q;
     moss_gtile_set(&gt, MOSS_DT_I32, M, N, K, qgemm_a, qgemm_b, qgemm_store, &t);
     gt.b_n_contig = 0; /* w' is [N, K] */
+    /* x as it is (its zero point is in bias'), w' = w - w_zp: bytes once shifted */
+    gt.a_off = x->dtype == MOSS_DT_U8 ? -128 : 0;
+    gt.dot4 = b->cpu.gpu_dot4 && moss_gtile_dot4_off(n, 3, 5, &gt.b_off);
     if (moss_gtile_takes(&b->cpu, &gt)) {
       moss_gtile_product(b, &gt);
       return b->st;

@@ -368,6 +368,7 @@ int moss_lower_qconv_gpu_tiles(moss_kb *b, const moss_node *n) {
   t.na = t.nb = 1;
   moss_gtile_set(&gt, MOSS_DT_I32, t.M, t.P, t.K, qtile_w, qtile_x, qtile_store, &t);
   gt.init = ql && moss_node_input(n, 8) ? qtile_bias : NULL;
+  gt.dot4 = b->cpu.gpu_dot4 && moss_gtile_dot4_off(n, iw, t.izw, &gt.a_off) && moss_gtile_dot4_off(n, 0, 2, &gt.b_off);
   if (!moss_gtile_takes(&b->cpu, &gt)) return 0;
   if (ql && multipliers(b, n, &q, &t.na, &t.nb) != MOSS_OK) return 1; /* b->st holds the failure */
   t.xi = moss_k_input(b, 0);
@@ -444,6 +445,8 @@ static int qmatmul_gpu_tiles(moss_kb *b, const moss_node *n) {
   t.na = t.nb = 1;
   t.q = &q;
   moss_gtile_set(&gt, MOSS_DT_I32, p.M, p.N, p.K, qmm_a, qmm_b, qmm_store, &t);
+  gt.dot4 = b->cpu.gpu_dot4 && moss_gtile_dot4_off(n, 0, t.iza, &gt.a_off) &&
+            moss_gtile_dot4_off(n, ql ? 3 : 1, t.izb, &gt.b_off);
   if (!moss_gtile_takes(&b->cpu, &gt)) return 0;
   if (ql && multipliers(b, n, &q, &t.na, &t.nb) != MOSS_OK) return 1; /* b->st holds the failure */
   t.xa = moss_k_input(b, 0);

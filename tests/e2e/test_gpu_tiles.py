@@ -20,7 +20,11 @@ through shared memory between barriers, on every GPU backend:
   A and per column of B gives numpy's exact int32 product;
 - the rule that reads the target: without local-memory-bytes (or with a
   work-group limit under 64) the same nodes take one work-item per output,
-  with the same bits; a product too small for tiles takes that too.
+  with the same bits; a product too small for tiles takes that too;
+- on a Vulkan target that lists the packed 8-bit dot product
+  (DotProductInput4x8BitPacked), the int8 tiles sum four byte products an
+  instruction (OpSDot) where each operand has one zero point, with the
+  same bits.
 
 The shapes are not multiples of the blocks (the edges are guarded), the
 Gemm transposes both operands and scales them, the Convs have a bias, a
@@ -195,10 +199,12 @@ SMALL = ("matmul_small", save("matmul_small", [H.make_node("MatMul", ["a", "b"],
                               [("y", [4, 6])], {"b": b}), {"a": a}, a.astype(np.float64) @ b)
 
 
-def variant(src, name, drop_local=False, group_max=None):
+def variant(src, name, drop_local=False, group_max=None, caps=None):
     """A copy of target |src| without local-memory-bytes, or with another
-    max-workgroup-size."""
+    max-workgroup-size, or other spirv-capabilities."""
     text = open(src).read()
+    if caps is not None:
+        text = re.sub(r'spirv-capabilities="[^"]*"', 'spirv-capabilities="%s"' % caps, text)
     if drop_local:
         text = re.sub(r'\s*local-memory-bytes="\d+"', "", text)
     if group_max is not None:
@@ -286,6 +292,21 @@ for tag, target in (("opencl", os.path.join(CONF, "opencl-only.xml")), ("vulkan"
         run_case(case, naive, tag + "-naive", False)
     run_case(CASES[0], narrow, tag + "-narrow", False)
     run_case(SMALL, target, tag, False)
+
+# Vulkan with the packed 8-bit dot product (the target lists
+# DotProductInput4x8BitPacked; lavapipe has VK_KHR_shader_integer_dot_product):
+# the int8 tiles whose operands shift into signed bytes (one zero point per
+# operand) sum four products an instruction (DOT4S: OpSDot) and give the
+# same bits; the MatMulInteger, whose A has a zero point per row, keeps
+# int32 products.
+DOT = variant(os.path.join(CONF, "vulkan-only.xml"), "vulkan-dot", caps="Shader DotProductInput4x8BitPacked")
+for case in [c for c in CASES if c[3].dtype != np.float64]:
+    p = subprocess.run([A.moss, "compile", case[1], "--target", DOT, "--dump-kernels", "-o",
+                        os.path.join(W, "dump.moss")], capture_output=True, text=True, env=ENV)
+    want_dot = case[0] != "matmulinteger"
+    if ("dot4s(" in p.stdout) != want_dot:
+        fail("%s on vulkan-dot: DOT4S %s, expected %s" % (case[0], not want_dot, want_dot))
+    run_case(case, DOT, "vulkan-dot", True)
 
 # PTX: every module through ptxas, with shared memory and barriers.
 ptxas = find_ptxas()
