@@ -5,6 +5,7 @@
  * (compiler/plugin/plugin.c). A backend name with no entry: moss_backend_find
  * says NULL, and the pipeline says so for a device that got nodes. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -257,9 +258,17 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
     out->group_max = moss_target_device_max_workgroup_size(d->target, d->device);
     out->group_bytes = (int64_t)moss_target_device_local_memory_bytes(d->target, d->device);
     out->subgroup = moss_target_device_subgroup_size(d->target, d->device);
-    /* The Vulkan backend writes DOT4S as OpSDot where the device has it. */
-    out->gpu_dot4 = !strcmp(d->backend->name, "vulkan") &&
-                    has_word(moss_target_device_codegen(d->target, d->device, "spirv-capabilities"),
-                             "DotProductInput4x8BitPacked");
+    /* DOT4S as the Vulkan backend's OpSDot where the target lists it, and
+     * as PTX's dp4a on NVIDIA GPUs from sm_61 (both forms, for a GPU with
+     * both). */
+    {
+      const char *caps = moss_target_device_codegen(d->target, d->device, "spirv-capabilities");
+      const char *sm = moss_target_device_codegen(d->target, d->device, "cpu");
+      int spv = has_word(caps, "DotProductInput4x8BitPacked");
+      int ptx = sm && !strncmp(sm, "sm_", 3) && atoi(sm + 3) >= 61;
+      const char *be = d->backend->name;
+      out->gpu_dot4 = (!strcmp(be, "vulkan") && spv) || (!strcmp(be, "ptx") && ptx) ||
+                      (!strcmp(be, "ptx+vulkan") && spv && ptx);
+    }
   }
 }

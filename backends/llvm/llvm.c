@@ -527,6 +527,18 @@ static LLVMValueRef nvptx_math(gen *G, const moss_kx *x, LLVMValueRef *a) {
   }
 }
 
+/* DOT4 (a unsigned, w signed) and DOT4S (both signed) of one int32 lane on
+ * NVPTX: PTX's dp4a (sm_61 on), acc + the four byte products, as inline
+ * assembly (LLVM 19 has no intrinsic for it). */
+static LLVMValueRef nvptx_dp4a(gen *G, const moss_kx *x, LLVMValueRef *a) {
+  static const char dp4a_ss[] = "dp4a.s32.s32 $0, $1, $2, $3;", dp4a_us[] = "dp4a.u32.s32 $0, $1, $2, $3;";
+  const char *text = x->fn == MOSS_KFN_DOT4S ? dp4a_ss : dp4a_us;
+  LLVMTypeRef params[3] = {G->i32, G->i32, G->i32}, ft = LLVMFunctionType(G->i32, params, 3, 0);
+  LLVMValueRef asm_fn = LLVMGetInlineAsm(ft, text, strlen(text), "=r,r,r,r", 8, 0, 0, LLVMInlineAsmDialectATT, 0);
+  LLVMValueRef args[3] = {a[1], a[2], a[0]};
+  return LLVMBuildCall2(G->b, ft, asm_fn, args, 3, "");
+}
+
 static LLVMValueRef call(gen *G, const moss_kx *x) {
   LLVMValueRef a[3];
   LLVMTypeRef t = vtype(scalar_type(G, x->a[0]->dt), x->lanes);
@@ -536,6 +548,7 @@ static LLVMValueRef call(gen *G, const moss_kx *x) {
   if (G->nvptx && (x->fn == MOSS_KFN_EXP || x->fn == MOSS_KFN_LOG || x->fn == MOSS_KFN_POW ||
                    x->fn == MOSS_KFN_ERF || x->fn == MOSS_KFN_TANH))
     return nvptx_math(G, x, a);
+  if (G->nvptx && (x->fn == MOSS_KFN_DOT4 || x->fn == MOSS_KFN_DOT4S) && x->lanes == 1) return nvptx_dp4a(G, x, a);
   if (G->spir) {
     switch (x->fn) {
     case MOSS_KFN_ISNAN: case MOSS_KFN_SAT: case MOSS_KFN_REQUANT: case MOSS_KFN_BITS:
@@ -1722,6 +1735,7 @@ static int gpu_has(const moss_kx *x, int spir, char *why, size_t cap) {
       }
       break;
     case MOSS_KFN_DOT4: case MOSS_KFN_DOT4S: case MOSS_KFN_TBL128:
+      if (!spir && x->fn != MOSS_KFN_TBL128 && x->lanes == 1) break; /* dp4a (nvptx_dp4a) */
       snprintf(why, cap, "%s is a CPU instruction (the %s backend has none)", moss_kfn_name(x->fn),
                spir ? "OpenCL SPIR-V" : "PTX");
       return 0;

@@ -233,8 +233,9 @@ typedef struct moss_kernel_cpu {
   int subgroup;          /* subgroup-size: the work-items that run in lockstep (a warp) */
   int gpu_dot4;          /* the GPU multiplies four signed bytes packed in a word and
                           * adds them in one instruction (Vulkan's OpSDot, where the
-                          * target lists DotProductInput4x8BitPacked): the int8
-                          * work-group tiles then use DOT4S (lower_gputile.c) */
+                          * target lists DotProductInput4x8BitPacked; PTX's dp4a from
+                          * sm_61): the int8 work-group tiles then use DOT4S
+                          * (lower_gputile.c) */
 } moss_kernel_cpu;
 
 /* The facts of a CPU named as LLVM names it: the target triple's

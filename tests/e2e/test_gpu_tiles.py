@@ -11,7 +11,8 @@ through shared memory between barriers, on every GPU backend:
   in float32, so any order of summation gives the same bits and a wrong
   index cannot hide in a tolerance;
 - PTX (ptx-only.xml): every module through NVIDIA's ptxas, with the
-  shared-memory arrays and the barrier instruction in it (no CUDA driver
+  shared-memory arrays and the barrier instruction in it, and dp4a in the
+  int8 tiles whose operands each have one zero point (no CUDA driver
   here; --export writes the bundles for tests/e2e/check_gpu.py on a GPU);
 - int8: a QLinearConv (per-channel weight scales, zero points, bias,
   padding, a stride), a QDQ MatMul (folded into moss's int8 Gemm) and a
@@ -331,6 +332,11 @@ else:
             if 256 not in groups or groups - {0, 256}:
                 fail("%s: PTX launches in work-groups of %s, expected 256 for the product (ptx-only.xml: 1024 "
                      "lanes, 48 KiB)" % (name, sorted(groups)))
+            # sm_90 has dp4a: the int8 tiles whose operands each have one zero
+            # point sum four byte products an instruction (DOT4S).
+            want_dp4a = want.dtype != np.float64 and name != "matmulinteger" and k == 0
+            if want_dp4a and "dp4a.s32.s32" not in text:
+                fail("%s: PTX module %d has no dp4a" % (name, k))
             p = subprocess.run([ptxas, "-arch", "sm_90", src, "-o", src + ".cubin"], capture_output=True, text=True)
             if p.returncode != 0:
                 fail("%s: ptxas refuses module %d: %s" % (name, k, p.stderr.strip()[:300]))
