@@ -512,7 +512,8 @@ static LLVMValueRef nvptx_math(gen *G, const moss_kx *x, LLVMValueRef *a) {
   int f64 = x->a[0]->dt == MOSS_DT_F64;
   if (x->lanes != 1 || (x->a[0]->dt != MOSS_DT_F32 && !f64) ||
       (f64 && (x->fn == MOSS_KFN_ERF || x->fn == MOSS_KFN_TANH))) {
-    fail(G, MOSS_E_INTERNAL, "NVPTX: exp, log or pow of other than one f32 or f64, or erf or tanh of other than one f32");
+    fail(G, MOSS_E_INTERNAL, "NVPTX: exp, log or pow of other than one f32 or f64, or erf or tanh of "
+                             "other than one f32");
     return LLVMGetPoison(G->f32);
   }
   switch (x->fn) {

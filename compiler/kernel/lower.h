@@ -105,9 +105,9 @@ moss_kx *moss_gtile_patch(moss_kb *b, const moss_gtile_conv *c, moss_kx *img, mo
 int moss_gtile_takes(const moss_kernel_cpu *cpu, const moss_gtile *t);
 /* The shift into a signed byte of |n|'s 8-bit input |raw| less its zero
  * point, input |zp| (absent: 0): the zero point less 128 for uint8, the
- * zero point for int8, in |*off|; 0 when it cannot be one shift (not 8-bit,
+ * zero point for int8, in |*out_off|; 0 when it cannot be one shift (not 8-bit,
  * or a zero point that is not one constant value). */
-int moss_gtile_dot4_off(const moss_node *n, int raw, int zp, int64_t *off);
+int moss_gtile_dot4_off(const moss_node *n, int raw, int zp, int64_t *out_off);
 void moss_gtile_product(moss_kb *b, const moss_gtile *t);
 /* A one-group QLinearConv or ConvInteger (x's zero point per tensor) as
  * work-group tiles in int32 on a GPU (lower_quant.c), where they take it;

@@ -139,9 +139,10 @@ void moss_gtile_set(moss_gtile *t, moss_dtype dt, int64_t M, int64_t N, int64_t 
   t->arg = arg;
 }
 
-int moss_gtile_dot4_off(const moss_node *n, int raw, int zp, int64_t *off) {
+int moss_gtile_dot4_off(const moss_node *n, int raw, int zp, int64_t *out_off) {
   const moss_value *x = moss_node_input(n, raw), *z = moss_node_input(n, zp);
   int64_t v = 0, i, cnt;
+  *out_off = 0;
   if (!x || (x->dtype != MOSS_DT_I8 && x->dtype != MOSS_DT_U8)) return 0;
   if (z) {
     if (!z->data || (cnt = moss_value_numel(z)) < 1) return 0;
@@ -149,7 +150,7 @@ int moss_gtile_dot4_off(const moss_node *n, int raw, int zp, int64_t *off) {
     for (i = 1; i < cnt; i++)
       if (moss_value_get_i64(z, i) != v) return 0;
   }
-  *off = x->dtype == MOSS_DT_U8 ? v - 128 : v;
+  *out_off = x->dtype == MOSS_DT_U8 ? v - 128 : v;
   return 1;
 }
 
@@ -183,6 +184,11 @@ moss_kx *moss_gtile_patch(moss_kb *b, const moss_gtile_conv *c, moss_kx *img, mo
     io *= c->in[d];
   }
   return at;
+}
+
+/* v - s c, in int32. */
+static moss_kx *minus_times(moss_kb *b, moss_kx *v, moss_kx *s, int64_t c) {
+  return moss_k_bin(b, MOSS_KX_SUB, v, moss_k_bin(b, MOSS_KX_MUL, s, moss_k_int(b, MOSS_DT_I32, c)));
 }
 
 void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
@@ -249,9 +255,10 @@ void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
   for (r = 0; r < TM; r++)
     for (c = 0; c < TN; c++)
       moss_k_set(b, acc[r * TN + c],
-                 dot4                   ? moss_k_call(b, MOSS_KFN_DOT4S, acc[r * TN + c], bv[c], av[r])
-                 : t->dt == MOSS_DT_F32 ? moss_k_call(b, MOSS_KFN_FMA, av[r], bv[c], acc[r * TN + c])
-                                        : moss_k_bin(b, MOSS_KX_ADD, acc[r * TN + c], moss_k_bin(b, MOSS_KX_MUL, av[r], bv[c])));
+                 dot4 ? moss_k_call(b, MOSS_KFN_DOT4S, acc[r * TN + c], bv[c], av[r])
+                 : t->dt == MOSS_DT_F32
+                     ? moss_k_call(b, MOSS_KFN_FMA, av[r], bv[c], acc[r * TN + c])
+                     : moss_k_bin(b, MOSS_KX_ADD, acc[r * TN + c], moss_k_bin(b, MOSS_KX_MUL, av[r], bv[c])));
   for (r = 0; dot4 && t->b_off && r < TM; r++)
     moss_k_set(b, sum_a[r], moss_k_call(b, MOSS_KFN_DOT4S, sum_a[r], ones, av[r]));
   for (c = 0; dot4 && t->a_off && c < TN; c++)
@@ -268,9 +275,10 @@ void moss_gtile_product(moss_kb *b, const moss_gtile *t) {
                               moss_k_bin(b, MOSS_KX_LT, n, moss_k_idx(b, t->N))));
       if (dot4) { /* sum AB = sum A'B' - b_off sum A' - a_off sum B' + Kp a_off b_off, over Kp k's */
         int64_t kp = cdiv(t->K, BK) * BK;
-        if (t->b_off) v = moss_k_bin(b, MOSS_KX_SUB, v, moss_k_bin(b, MOSS_KX_MUL, sum_a[r], moss_k_int(b, MOSS_DT_I32, t->b_off)));
-        if (t->a_off) v = moss_k_bin(b, MOSS_KX_SUB, v, moss_k_bin(b, MOSS_KX_MUL, sum_b[c], moss_k_int(b, MOSS_DT_I32, t->a_off)));
-        if (t->a_off && t->b_off) v = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_int(b, MOSS_DT_I32, (int32_t)(kp * t->a_off * t->b_off)));
+        if (t->b_off) v = minus_times(b, v, sum_a[r], t->b_off);
+        if (t->a_off) v = minus_times(b, v, sum_b[c], t->a_off);
+        if (t->a_off && t->b_off)
+          v = moss_k_bin(b, MOSS_KX_ADD, v, moss_k_int(b, MOSS_DT_I32, (int32_t)(kp * t->a_off * t->b_off)));
       }
       t->store(b, t->arg, m, n, v);
       moss_k_end(b);
