@@ -26,19 +26,17 @@ inputs (split into several MossFused nodes), all with numpy's results.
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
-import onnx
 from onnx import TensorProto as TP
 from onnx import helper as H
-from onnx import numpy_helper as NH
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpu_blobs import blobs, find_ptxas  # noqa: E402
+from model_dir import ELEM, save_model_dir  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONF = os.path.join(HERE, "..", "conformance")
@@ -62,7 +60,6 @@ count = 0
 CPU = [("host", "bundle"), ("c99", "c")]
 GPU = [("opencl", os.path.join(CONF, "opencl-only.xml")), ("vulkan", os.path.join(CONF, "vulkan-only.xml"))]
 PTX = os.path.join(CONF, "ptx-only.xml")
-ELEM = {np.dtype(np.float32): TP.FLOAT, np.dtype(np.int32): TP.INT32, np.dtype(np.bool_): TP.BOOL}
 
 
 def fail(msg):
@@ -73,17 +70,8 @@ def fail(msg):
 
 def save(name, nodes, inputs, inits, outputs):
     """|outputs|: [(name, numpy array of the expected value's dtype and shape)]."""
-    g = H.make_graph(nodes, name, [H.make_tensor_value_info(k, ELEM[v.dtype], v.shape) for k, v in inputs.items()],
-                     [H.make_tensor_value_info(k, ELEM[v.dtype], v.shape) for k, v in outputs],
-                     [NH.from_array(v, k) for k, v in inits.items()])
-    m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
-    m.ir_version = 8
-    d = os.path.join(W, name)
-    os.makedirs(d, exist_ok=True)
-    onnx.save(m, d + "/model.onnx")
-    for k, v in inputs.items():
-        np.save("%s/%s.npy" % (d, k), v)
-    return d
+    return save_model_dir(W, name, nodes, inputs, inits,
+                          [H.make_tensor_value_info(k, ELEM[v.dtype], v.shape) for k, v in outputs])
 
 
 def chains_after(d, target="host"):

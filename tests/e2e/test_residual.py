@@ -29,12 +29,11 @@ import sys
 import tempfile
 
 import numpy as np
-import onnx
 from onnx import TensorProto as TP
 from onnx import helper as H
-from onnx import numpy_helper as NH
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_dir import save_model_dir  # noqa: E402
 from npref import conv_ref  # noqa: E402
 
 ap = argparse.ArgumentParser()
@@ -63,17 +62,8 @@ def fail(msg):
 
 
 def save(name, nodes, inputs, inits, outputs):
-    g = H.make_graph(nodes, name, [H.make_tensor_value_info(k, TP.FLOAT, v.shape) for k, v in inputs.items()],
-                     [H.make_tensor_value_info(k, TP.FLOAT, s) for k, s in outputs],
-                     [NH.from_array(v, k) for k, v in inits.items()])
-    m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
-    m.ir_version = 8
-    d = os.path.join(W, name)
-    os.makedirs(d, exist_ok=True)
-    onnx.save(m, d + "/model.onnx")
-    for k, v in inputs.items():
-        onnx.save_tensor(NH.from_array(v, k), "%s/%s.pb" % (d, k))
-    return d
+    return save_model_dir(W, name, nodes, inputs, inits, [H.make_tensor_value_info(k, TP.FLOAT, s) for k, s in outputs],
+                          fmt="pb")
 
 
 def graph_after(d, target):
