@@ -118,6 +118,7 @@ static const moss_backend backends[] = {
      .emit_segment = moss_opencl_emit_segment}, /* backends/opencl/opencl.c */
     {.name = "ptx",
      .kernels = 1,
+     .dot4_forms = MOSS_DOT4_PTX, /* DOT4S as dp4a */
      .code = MOSS_CODE_PTX,
      .machine_facts = gpu_facts,
      .opaque = 1,
@@ -125,6 +126,7 @@ static const moss_backend backends[] = {
      .emit_segment = moss_ptx_emit_segment}, /* backends/ptx/ptx.c */
     {.name = "vulkan",
      .kernels = 1,
+     .dot4_forms = MOSS_DOT4_SPIRV, /* DOT4S as OpSDot */
      .code = MOSS_CODE_SPIRV,
      .machine_facts = gpu_facts,
      .opaque = 1,
@@ -132,6 +134,7 @@ static const moss_backend backends[] = {
      .emit_segment = moss_vulkan_emit_segment}, /* backends/vulkan/vulkan.c */
     {.name = "ptx+vulkan", /* a GPU with both code forms (a Jetson's) */
      .kernels = 1,
+     .dot4_forms = MOSS_DOT4_PTX | MOSS_DOT4_SPIRV,
      .code = MOSS_CODE_PTX,
      .machine_facts = gpu_facts,
      .opaque = 1,
@@ -258,17 +261,13 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
     out->group_max = moss_target_device_max_workgroup_size(d->target, d->device);
     out->group_bytes = (int64_t)moss_target_device_local_memory_bytes(d->target, d->device);
     out->subgroup = moss_target_device_subgroup_size(d->target, d->device);
-    /* DOT4S as the Vulkan backend's OpSDot where the target lists it, and
-     * as PTX's dp4a on NVIDIA GPUs from sm_61 (both forms, for a GPU with
-     * both). */
-    {
+    /* DOT4S where every code form the backend writes has it. */
+    if (d->backend->dot4_forms) {
       const char *caps = moss_target_device_codegen(d->target, d->device, "spirv-capabilities");
       const char *sm = moss_target_device_codegen(d->target, d->device, "cpu");
-      int spv = has_word(caps, "DotProductInput4x8BitPacked");
-      int ptx = sm && !strncmp(sm, "sm_", 3) && atoi(sm + 3) >= 61;
-      const char *be = d->backend->name;
-      out->gpu_dot4 = (!strcmp(be, "vulkan") && spv) || (!strcmp(be, "ptx") && ptx) ||
-                      (!strcmp(be, "ptx+vulkan") && spv && ptx);
+      unsigned has = (has_word(caps, "DotProductInput4x8BitPacked") ? MOSS_DOT4_SPIRV : 0) |
+                     (sm && !strncmp(sm, "sm_", 3) && atoi(sm + 3) >= 61 ? MOSS_DOT4_PTX : 0);
+      out->gpu_dot4 = (d->backend->dot4_forms & ~has) == 0;
     }
   }
 }

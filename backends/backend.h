@@ -66,6 +66,9 @@ typedef struct moss_backend_device {
                                 * names no library, the device then placed for costing only) */
 } moss_backend_device;
 
+/* The code forms of moss_backend.dot4_forms. */
+enum { MOSS_DOT4_SPIRV = 1, MOSS_DOT4_PTX = 2 };
+
 struct moss_backend {
   /* As a device's backend= names it; "plugin:" is the plugin adapter, which
    * serves every "plugin:NAME". */
@@ -103,6 +106,12 @@ struct moss_backend {
    * MossFused chains (compiler/passes/fuse.c). 0: a plugin's, which sees
    * the nodes the model has. */
   int kernels;
+  /* The code forms whose byte dot product DOT4S needs (MOSS_DOT4_*, or'ed):
+   * SPIRV, Vulkan's OpSDot, where the target's spirv-capabilities list
+   * DotProductInput4x8BitPacked; PTX, dp4a, from sm_61. The GPU has DOT4S
+   * (moss_kernel_cpu.gpu_dot4) when every form the backend writes has it;
+   * 0: none. */
+  unsigned dot4_forms;
   /* 1 when it has code for |n| on device d->device; 0 when not, with the
    * reason in |why| (NUL-terminated, at most |cap| bytes). A binding whose
    * state its backend needs but lacks (a plugin device without a library)
