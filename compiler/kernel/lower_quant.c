@@ -305,12 +305,17 @@ static moss_kx *centered_or_0(moss_kb *b, int buf, moss_kx *at, moss_kx *in, mos
   return moss_k_select(b, in, centered(b, moss_k_load_or(b, buf, at, in, moss_k_int(b, dt, 0)), zp), i32(b, 0));
 }
 
+/* Input |i|'s zero point at |idx| where |in|, as int32 (per axis). */
+static moss_kx *zero_point_or_0(moss_kb *b, const moss_node *n, int i, moss_kx *idx, moss_kx *in) {
+  return moss_k_cast(b, MOSS_DT_I32,
+                     moss_k_load_or(b, moss_k_input(b, i), idx, in, moss_k_int(b, n->inputs[i]->dtype, 0)));
+}
+
 static moss_kx *qtile_w(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
   const qconv_tile *t = arg;
   moss_kx *in = bin(b, MOSS_KX_LAND, lt(b, m, t->M), lt(b, k, t->K)), *zw = t->zw;
   if (!zw && per_axis(t->n, t->izw)) /* per output channel: read only for rows inside */
-    zw = moss_k_cast(b, MOSS_DT_I32, moss_k_load_or(b, moss_k_input(b, t->izw), m, lt(b, m, t->M),
-                                                     moss_k_int(b, t->n->inputs[t->izw]->dtype, 0)));
+    zw = zero_point_or_0(b, t->n, t->izw, m, lt(b, m, t->M));
   return centered_or_0(b, t->wi, moss_k_add(b, moss_k_mulc(b, m, t->K), k), in, zw);
 }
 
@@ -394,12 +399,6 @@ typedef struct qmm_tile {
   moss_kx *ao, *bo, *yo, *za, *zb, *zy; /* za, zb: NULL when per axis (loaded per row, column) */
   const moss_kreq *q;
 } qmm_tile;
-
-/* Input |i|'s zero point at |idx| where |in|, as int32 (per axis). */
-static moss_kx *zero_point_or_0(moss_kb *b, const moss_node *n, int i, moss_kx *idx, moss_kx *in) {
-  return moss_k_cast(b, MOSS_DT_I32,
-                     moss_k_load_or(b, moss_k_input(b, i), idx, in, moss_k_int(b, n->inputs[i]->dtype, 0)));
-}
 
 static moss_kx *qmm_a(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
   const qmm_tile *t = arg;
