@@ -1,7 +1,8 @@
 /* forms.c - the backend "ptx+vulkan": both code forms of a segment in one
  * blob. The two backends lay the segment out the same way
- * (backends/gpu/segment.c), so the step's tensors are the same for both;
- * the blob says which form is which by the backend's name. */
+ * (backends/gpu/segment.c), so the step's tensors are the same for both,
+ * and so, as a rule, are the weights, which the blob then holds once; the
+ * blob says which form is which by the backend's name. */
 #include <string.h>
 
 #include "../ptx/ptx.h"
@@ -14,6 +15,22 @@ int moss_forms_takes(const moss_backend_device *d, const moss_node *n, char *why
 }
 
 static void put32(moss_buf *b, uint32_t v) { moss_buf_put(b, &v, 4); }
+
+/* The weights' bytes at the end of segment blobs |a| and |b| (their
+ * headers' weights_bytes) when both have the same, byte for byte; else 0. */
+static uint64_t shared_weights(const moss_buf *a, const moss_buf *b) {
+  moss_opencl_blob_header ha, hb;
+  if (a->len < sizeof ha || b->len < sizeof hb) return 0;
+  memcpy(&ha, a->data, sizeof ha);
+  memcpy(&hb, b->data, sizeof hb);
+  if (ha.weights_bytes != hb.weights_bytes || ha.weights_bytes == 0 ||
+      ha.weights_bytes > a->len - sizeof ha || hb.weights_bytes > b->len - sizeof hb)
+    return 0;
+  return memcmp(a->data + a->len - ha.weights_bytes, b->data + b->len - hb.weights_bytes,
+                (size_t)ha.weights_bytes) == 0
+             ? ha.weights_bytes
+             : 0;
+}
 static void put64(moss_buf *b, uint64_t v) { moss_buf_put(b, &v, 8); }
 
 moss_status moss_forms_emit_segment(const moss_backend_device *d, const moss_graph *g, moss_node *const *nodes,
@@ -35,23 +52,31 @@ moss_status moss_forms_emit_segment(const moss_backend_device *d, const moss_gra
                         (nout[0] && memcmp(out[0], out[1], (size_t)nout[0] * sizeof(int)))))
     st = moss_fail(ctx, MOSS_E_INTERNAL, nodes[0], "ptx+vulkan: the two forms' steps have different tensors");
   if (st == MOSS_OK) {
-    uint64_t at = MOSS_FORMS_BLOB_HEADER_BYTES + 2 * MOSS_FORMS_BLOB_ENTRY_BYTES;
+    /* The weights end each form's segment blob; when the two forms placed
+     * the same bytes (they lay the segment out alike), the blob keeps them
+     * once, after the forms, which then end after their |source|. */
+    uint64_t w = shared_weights(&parts[0], &parts[1]), at;
+    int shared = w > 0;
+    at = MOSS_FORMS_BLOB_HEADER_BYTES + (uint64_t)(2 + shared) * MOSS_FORMS_BLOB_ENTRY_BYTES;
     moss_buf_put(blob, MOSS_FORMS_BLOB_MAGIC, 4);
     put32(blob, MOSS_FORMS_BLOB_VERSION);
     put32(blob, 2);
-    put32(blob, 0);
-    for (k = 0; k < 2; k++) {
+    put32(blob, (uint32_t)shared);
+    for (k = 0; k < 2 + shared; k++) {
       char name[16] = {0};
-      memcpy(name, names[k], strlen(names[k]));
+      uint64_t len = k < 2 ? (uint64_t)parts[k].len - w : w;
+      memcpy(name, k < 2 ? names[k] : "weights", strlen(k < 2 ? names[k] : "weights"));
       moss_buf_put(blob, name, sizeof name);
       put64(blob, at);
-      put64(blob, (uint64_t)parts[k].len);
-      at += ((uint64_t)parts[k].len + 7) / 8 * 8;
+      put64(blob, len);
+      at += (len + 7) / 8 * 8;
     }
-    for (k = 0; k < 2; k++) {
+    for (k = 0; k < 2 + shared; k++) {
       static const unsigned char zero[8];
-      moss_buf_put(blob, parts[k].data, parts[k].len);
-      moss_buf_put(blob, zero, (8 - parts[k].len % 8) % 8);
+      const char *data = k < 2 ? parts[k].data : parts[0].data + parts[0].len - w;
+      size_t len = k < 2 ? parts[k].len - (size_t)w : (size_t)w;
+      moss_buf_put(blob, data, len);
+      moss_buf_put(blob, zero, (8 - len % 8) % 8);
     }
     if (blob->failed) st = moss_fail(ctx, MOSS_E_NOMEM, nodes[0], "ptx+vulkan blob");
   }

@@ -28,6 +28,10 @@ typedef struct costing {
   int baseline;            /* every tensor f32, every weight dense */
   int steps;               /* n->segment numbers the bundle's EXEC steps (moss_cost_opts) */
   int new_step;            /* the node being costed starts a step (each does without steps) */
+  /* The fp32 twin's placement (place_twin), by node id, and its steps; NULL:
+   * the nodes' own. |force| >= 0: every node on that device. */
+  const int *place, *place_seg;
+  int force;
   double arena_bytes, weight_bytes; /* of this costing, for the level rule */
   moss_cost_totals *tot;
 } costing;
@@ -124,6 +128,26 @@ static int is8(const moss_value *v) {
 
 static double numel(const moss_value *v);
 
+/* The device |n| is costed on: the forced one, the twin's, or its own. */
+static int node_dev(const costing *c, const moss_node *n) {
+  if (c->force >= 0) return c->force;
+  if (c->place && n->id >= 0 && n->id < c->g->nnodes && c->g->nodes[n->id] == n)
+    return c->place[n->id];
+  return n->device;
+}
+
+/* The step |n| belongs to, with the same choice. */
+static int node_seg(const costing *c, const moss_node *n) {
+  if (c->place_seg && n->id >= 0 && n->id < c->g->nnodes && c->g->nodes[n->id] == n)
+    return c->place_seg[n->id];
+  return n->segment;
+}
+
+/* The device |v| is made on in this costing (a graph input: |host|). */
+static int value_dev(const costing *c, const moss_value *v, int host) {
+  return v->producer ? node_dev(c, v->producer) : host;
+}
+
 /* Threads device |d|'s code runs on, what compute time divides by
  * (docs/report.md): the estimate is of one thread on a cpu device whatever
  * its `units` (the parts the code runs on the session's threads are not
@@ -135,24 +159,6 @@ static int device_threads(const moss_target *t, int d) {
   int units = moss_target_device_units(t, d);
   if (!kind || !strcmp(kind, "cpu")) return 1;
   return units > 0 ? units : 1;
-}
-
-/* MACs per cycle per unit for |dtype| on |d|; an unsigned type without a
- * figure of its own takes its signed twin's (same width, same lanes), named
- * in |*out_as|. 0: no rate. */
-static double mac_rate(const moss_target *t, int d, const char *dtype, const char **out_as) {
-  static const char *const twin[][2] = {{"u8", "i8"}, {"u16", "i16"}, {"u32", "i32"},
-                                        {"u64", "i64"}};
-  double r = moss_target_device_macs_per_cycle(t, d, dtype);
-  size_t k;
-  *out_as = dtype;
-  if (r > 0) return r;
-  for (k = 0; k < sizeof twin / sizeof twin[0]; k++)
-    if (!strcmp(dtype, twin[k][0])) {
-      *out_as = twin[k][1];
-      return moss_target_device_macs_per_cycle(t, d, twin[k][1]);
-    }
-  return 0;
 }
 
 /* Input |k| of |n| is a scale or zero point of a quantized op. */
@@ -516,7 +522,7 @@ static const char *kernel_class(const moss_node *n) {
 static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn) {
   const moss_target *t = c->t;
   moss_cost_report *r = c->r;
-  int d = n->device, k, nl, have_clock, threads;
+  int d = node_dev(c, n), k, nl, have_clock, threads;
   const moss_value *w = NULL;
   double clock = moss_target_device_clock_mhz(t, d), rate, work;
   moss_dtype dt;
@@ -526,7 +532,7 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
   wformat wf;
 
   memset(cn, 0, sizeof *cn);
-  cn->step = c->steps ? n->segment : -1;
+  cn->step = c->steps ? node_seg(c, n) : -1;
   memset(&wf, 0, sizeof wf);
   cn->name = dup(r, n->name ? n->name : "");
   cn->op_type = dup(r, n->op_type ? n->op_type : "?");
@@ -605,7 +611,7 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
   /* Roofline: compute cycles (the timed MACs + ops at the dtype's peak rate
    * on the threads the code runs with) against each level's transfer cycles. */
   threads = device_threads(t, d);
-  rate = mac_rate(t, d, cn->dtype, &rate_as) * threads;
+  rate = moss_target_device_mac_rate(t, d, cn->dtype, &rate_as) * threads;
   have_clock = clock > 0;
   work = cn->macs_timed + cn->ops;
   if (work <= 0)
@@ -836,12 +842,14 @@ static moss_status cost_all(costing *c, moss_cost_node *nodes, moss_cost_transfe
   for (i = 0; i < g->nnodes; i++) {
     const moss_node *n = g->nodes[i];
     moss_cost_node *cn;
+    int d;
     if (n->dead || (c->baseline && !has_fp32_twin(n))) continue;
-    if (n->device < 0 || n->device >= nd)
+    d = node_dev(c, n);
+    if (d < 0 || d >= nd)
       return moss_fail(c->ctx, MOSS_E_INTERNAL, n, "node placed on device %d; target '%s' has %d",
-                       n->device, moss_target_name(t), nd);
+                       d, moss_target_name(t), nd);
     cn = &nodes[nn++];
-    c->new_step = !c->steps || nn == 1 || n->segment != nodes[nn - 2].step;
+    c->new_step = !c->steps || nn == 1 || node_seg(c, n) != nodes[nn - 2].step;
     MOSS_TRY(cost_node(c, n, cn));
     tot->macs_dense += cn->macs_dense;
     tot->macs_effective += cn->macs_effective;
@@ -852,25 +860,24 @@ static moss_status cost_all(costing *c, moss_cost_node *nodes, moss_cost_transfe
     add(&tot->time_s, &cn->time_s);
     add(&busy[cn->device], &cn->time_s);
     add(&tot->compute_j, &cn->compute_j);
-    for (k = 0; k < moss_target_device_level_count(t, n->device); k++)
+    for (k = 0; k < moss_target_device_level_count(t, d); k++)
       add(&tot->mem_j, &cn->mem_j[k]);
     add(&tot->static_j, &cn->static_j);
     add(&tot->energy_j, &cn->energy_j);
-    add(&dev_e[n->device], &cn->energy_j);
+    add(&dev_e[d], &cn->energy_j);
 
     /* Values this node reads that live on another device (a graph input
      * lives on the host), once per (value, reading device). */
     for (k = 0; k < n->ninputs; k++) {
       moss_value *v = moss_node_input(n, k);
       if (!v || v->data) continue;
-      MOSS_TRY(add_transfer(c, v, moss_value_device(v, host), n->device, &trs, &ntr, &cap));
+      MOSS_TRY(add_transfer(c, v, value_dev(c, v, host), d, &trs, &ntr, &cap));
     }
   }
   /* Graph outputs made away from the host go back to it. */
   for (i = 0; i < g->noutputs; i++) {
     moss_value *v = g->outputs[i];
-    if (v && !v->data) MOSS_TRY(add_transfer(c, v, moss_value_device(v, host), host, &trs, &ntr,
-                                             &cap));
+    if (v && !v->data) MOSS_TRY(add_transfer(c, v, value_dev(c, v, host), host, &trs, &ntr, &cap));
   }
   empty_sum_is_zero(&tot->time_s);
   if (!is_nm(&tot->time_s)) tot->time_s.label = "estimate";
@@ -1095,6 +1102,103 @@ moss_status moss_cost_set_model(moss_ctx *ctx, moss_cost_report *r, const char *
   return MOSS_OK;
 }
 
+/* The fp32 twin's placement, into |place| and |seg| (by node id, g->nodes
+ * order; docs/report.md, "The baseline"). With |choose| (the partition
+ * stage, through moss_cost_opts.twin_device), the twins are placed as
+ * moss_partition places a float model, so that the baseline of a quantized
+ * model is what its float model costs on the same target: node after
+ * node, each twin goes to a device that accepts it in f32
+ * (moss_cost_opts.twin_accepts); with the target's placement="cost" to the
+ * one at the least time, the moves of its inputs from the devices the twin
+ * made them on (graph inputs: the host) and of its graph outputs to the
+ * host included, its times costed as the partitioner's table costs them
+ * (each node a step of its own); else to the first in file order; none: the
+ * fallback; with moss_cost_opts.host_only, to the host. Without |choose|,
+ * each twin is where the partition stage put it (moss_node.twin_device),
+ * or on its node's device. Either way a node without a twin (a Quantize, a
+ * requantizing lookup) passes on the device of its first non-constant
+ * input, and the steps are the runs of twins on one device. */
+static moss_status place_twin(costing *c, double weight_bytes, const moss_cost_opts *o,
+                              int choose, int *place, int *seg) {
+  const moss_graph *g = c->g;
+  const moss_target *t = c->t;
+  int nd = moss_target_device_count(t), host = moss_target_host_device(t);
+  int host_only = o && o->host_only;
+  int bycost = choose && moss_target_placement_cost(t) && nd > 1 && !host_only;
+  int fb = moss_target_fallback(t), i, d, k, prev = -1, s = -1;
+  double *times = NULL;
+  moss_cost_node tmp;
+
+  for (i = 0; i < g->nnodes; i++) place[i] = g->nodes[i]->device, seg[i] = 0;
+  if (bycost) {
+    times = moss_arena_alloc(c->r->arena, sizeof *times * ((size_t)g->nnodes * (size_t)nd + 1), 8);
+    if (!times) return moss_fail(c->ctx, MOSS_E_NOMEM, NULL, "cost report");
+    c->baseline = 1;
+    c->weight_bytes = weight_bytes;
+    c->new_step = 1;
+    for (d = 0; d < nd; d++) {
+      c->force = d;
+      for (i = 0; i < g->nnodes; i++) {
+        const moss_node *n = g->nodes[i];
+        double *ts = &times[(size_t)i * (size_t)nd + (size_t)d];
+        *ts = -1;
+        if (n->dead || !has_fp32_twin(n)) continue;
+        MOSS_TRY(cost_node(c, n, &tmp));
+        if (!is_nm(&tmp.time_s)) *ts = tmp.time_s.value;
+      }
+    }
+    c->force = -1;
+    c->baseline = 0;
+  }
+  c->place = place; /* value_dev reads the twins' devices as they are placed */
+  for (i = 0; i < g->nnodes; i++) {
+    const moss_node *n = g->nodes[i];
+    int placed = -1, first = -1;
+    double best = -1;
+    if (n->dead) continue;
+    if (!has_fp32_twin(n)) {
+      place[i] = host;
+      for (k = 0; k < n->ninputs; k++)
+        if (n->inputs[k] && !n->inputs[k]->data) {
+          place[i] = value_dev(c, n->inputs[k], host);
+          break;
+        }
+      seg[i] = s < 0 ? 0 : s;
+      continue;
+    }
+    for (d = 0; d < nd && choose && (bycost || placed < 0); d++) {
+      double x, ts;
+      if (host_only && d != host) continue;
+      if (o && o->twin_accepts && !o->twin_accepts(o->twin_user, d, n)) continue;
+      if (first < 0) first = d;
+      if (!bycost) {
+        placed = d;
+        continue;
+      }
+      if ((ts = times[(size_t)i * (size_t)nd + (size_t)d]) < 0) continue;
+      for (k = 0; k < n->ninputs + n->noutputs; k++) {
+        const moss_value *v = k < n->ninputs ? n->inputs[k] : n->outputs[k - n->ninputs];
+        int from = d, to = d;
+        if (!v || v->data) continue;
+        if (k < n->ninputs) from = value_dev(c, v, host);
+        else if (v->output_index >= 0) to = host;
+        if (from == to) continue;
+        x = moss_cost_transfer_seconds(t, from, to, numel(v) * 4);
+        if (x > 0) ts += x;
+      }
+      if (best < 0 || ts < best) best = ts, placed = d;
+    }
+    if (!choose) placed = n->twin_device >= 0 && n->twin_device < nd ? n->twin_device : n->device;
+    else if (placed < 0) placed = first >= 0 ? first : fb >= 0 ? fb : n->device;
+    place[i] = placed;
+    if (placed != prev) s++;
+    prev = placed;
+    seg[i] = s;
+  }
+  c->place = NULL;
+  return MOSS_OK;
+}
+
 moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_target *t,
                               const moss_cost_opts *opts, moss_cost_report **out) {
   moss_cost_report *r;
@@ -1104,6 +1208,7 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
   moss_cost_node *scratch;
   int i, k, nlive = 0, nd = moss_target_device_count(t);
   unsigned char *seen;
+  int *place = NULL, *seg = NULL;
   double arena = 0, weights = 0, base_weights = 0, scale = 1;
 
   *out = NULL;
@@ -1175,6 +1280,7 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
   /* The weights as the code stores them, each constant once (a sparse
    * encoding belongs to its node); those of the fp32 dense twin. */
   memset(&c, 0, sizeof c);
+  c.force = -1;
   c.ctx = ctx;
   c.g = g;
   c.t = t;
@@ -1222,6 +1328,16 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
     r->total.arena_bytes = total_bytes(arena);
     r->total.weight_bytes = total_bytes(weights);
     device_sums(r, t);
+    place = moss_arena_alloc(ar, sizeof *place * (size_t)(g->nnodes + 1), 8);
+    seg = moss_arena_alloc(ar, sizeof *seg * (size_t)(g->nnodes + 1), 8);
+    if (!place || !seg) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "cost report");
+    else if (opts && opts->twin_device)
+      st = place_twin(&c, base_weights, opts, 1, opts->twin_device, seg);
+  }
+  if (st == MOSS_OK) st = place_twin(&c, base_weights, opts, 0, place, seg);
+  if (st == MOSS_OK) {
+    c.place = place;
+    c.place_seg = seg;
     c.baseline = 1;
     c.arena_bytes = arena * scale;
     c.weight_bytes = base_weights;

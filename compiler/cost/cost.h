@@ -31,6 +31,17 @@ typedef struct moss_cost_opts {
   double grid_g_per_kwh;  /* <= 0: 475, flagged as the world-average fallback */
   int steps;              /* 1: n->segment numbers the EXEC steps of the bundle to be written
                            * (moss_bundle_steps), which moss_cost_node.step records */
+  /* Non-NULL (the partition stage, right after placing): where the fp32
+   * twin of each node goes (docs/report.md, "The baseline"), by g->nodes
+   * index, for moss_node.twin_device; the partitioner's rule on the twins'
+   * own times, with: */
+  int *twin_device;
+  int host_only;          /* 1: every node was placed on the host alone
+                           * (moss_partition_opts.host_only): so is every twin */
+  /* whether device |d| may run the twin of |n| (the partitioner's rule for
+   * a node computing in f32); NULL: every device */
+  int (*twin_accepts)(void *user, int d, const moss_node *n);
+  void *twin_user;
 } moss_cost_opts;
 
 /* A number and where it came from. |label| is one of "op-model",

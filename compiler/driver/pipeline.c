@@ -359,10 +359,46 @@ static double xfer_s(void *user, int from, int to, double bytes) {
   return moss_cost_transfer_seconds(user, from, to, bytes);
 }
 
+/* Whether a target placed by cost has every node on its host device: a
+ * standalone form (--emit c or obj) holds the host's code alone. */
+static int host_only(const moss_target *t, const char *emit) {
+  return moss_target_placement_cost(t) && moss_target_device_count(t) > 1 && emit &&
+         strcmp(emit, "bundle");
+}
+
+/* moss_cost_opts.twin_accepts: the partitioner's rule for an f32 node. */
+static int twin_accepts(void *user, int d, const moss_node *n) {
+  char why[256];
+  return moss_partition_device_accepts(user, d, n, "f32", why, sizeof why);
+}
+
+/* Where each node's fp32 dense twin goes (moss_node.twin_device), placed
+ * now, on the graph the partitioner saw, as it would place the float
+ * model: the cost report's baseline is costed there (docs/report.md). */
+static moss_status place_twins(stage *s) {
+  moss_graph *g = s->g;
+  size_t nn = (size_t)g->nnodes + 1;
+  int *tw = moss_alloc(s->ctx, nn * sizeof *tw), i;
+  moss_cost_report *r = NULL;
+  moss_cost_opts co;
+  moss_status st;
+  if (!tw) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "placement of the fp32 twin");
+  memset(&co, 0, sizeof co);
+  co.twin_device = tw;
+  co.host_only = host_only(s->target, s->opts->emit);
+  co.twin_accepts = twin_accepts;
+  co.twin_user = (void *)s->target;
+  st = moss_cost_compute(s->ctx, g, s->target, &co, &r);
+  for (i = 0; st == MOSS_OK && i < g->nnodes; i++) g->nodes[i]->twin_device = tw[i];
+  moss_cost_destroy(s->ctx, r);
+  moss_free(s->ctx, tw, nn * sizeof *tw);
+  return st;
+}
+
 /* "partition": each node onto the first device whose <ops> list and
  * backend take it, or with the target's placement="cost" the one of them
  * at the least estimated time (passes/partition.c); n->opaque from the
- * backend. */
+ * backend; then the fp32 twins (place_twins). */
 static moss_status partition(stage *s) {
   moss_partition_opts po;
   int nd = moss_target_device_count(s->target), cost = moss_target_placement_cost(s->target) && nd > 1;
@@ -374,7 +410,7 @@ static moss_status partition(stage *s) {
   memset(&po, 0, sizeof po);
   po.target = s->target;
   po.devices = s->devices;
-  if (cost && emit && strcmp(emit, "bundle")) {
+  if (host_only(s->target, emit)) {
     /* A standalone form holds the host's code alone: every node there. */
     snprintf(only, sizeof only, "--emit %s holds the host device's code alone", emit);
     po.host_only = only;
@@ -386,6 +422,7 @@ static moss_status partition(stage *s) {
   }
   st = moss_partition(s->ctx, s->g, &po, &s->nsegments);
   moss_free(s->ctx, node_s, (nn + 1) * sizeof *node_s);
+  if (st == MOSS_OK && nd > 1) st = place_twins(s);
   return st;
 }
 

@@ -252,6 +252,7 @@ moss_node *moss_graph_add_node(moss_ctx *ctx, moss_graph *g, const char *op_type
   n->domain = "";
   n->op = moss_op_find(op_type);
   n->opset = g->opset;
+  n->twin_device = -1;
   n->ninputs = nin;
   n->noutputs = nout;
   n->inputs = moss_arena_alloc(g->arena, sizeof(moss_value *) * (size_t)(nin + 1), 16);

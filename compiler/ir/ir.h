@@ -147,6 +147,8 @@ struct moss_node {
   int device;             /* index of the target device that runs the node */
   int segment;            /* index of the run of consecutive nodes on one device */
   const char *placement;  /* why it went there, one line (graph arena) */
+  int twin_device;        /* the device its fp32 dense twin goes to, the cost report's
+                           * baseline (moss_cost_opts.twin_device); -1: |device| */
   int sparse;             /* weight format chosen by the sparse pass (MOSS_SPARSE_*); 0: dense */
   int sparse_rule;        /* the kernels the pass priced the formats for (MOSS_SPARSE_RULE_MAKE) */
   const char *qnote;      /* set by the qdq pass: why the node stays float in a quantized

@@ -65,7 +65,7 @@ static void node_facts(const moss_node *n, moss_target_node_facts *f) {
 static int is_mac_op(const moss_node *n) {
   static const char *const ops[] = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum",
                                     "ConvInteger", "MatMulInteger", "QLinearConv",
-                                    "QLinearMatMul"};
+                                    "QLinearMatMul", "MossQGemm"};
   size_t i;
   for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (!strcmp(n->op_type, ops[i])) return 1;
@@ -82,22 +82,27 @@ static int has_mac_rates(const moss_target *t, int d) {
   return 0;
 }
 
-/* Whether device |d| takes |n|: 1 yes, 0 no with |why|. */
-static int device_takes(const moss_partition_opts *o, int d, const moss_node *n, char *why,
-                        size_t cap) {
+int moss_partition_device_accepts(const moss_target *t, int d, const moss_node *n,
+                                  const char *dtype, char *why, size_t cap) {
   moss_target_node_facts f;
-  const moss_backend_device *bd = o->devices ? &o->devices[d] : NULL;
-  int xml;
+  const char *as;
   node_facts(n, &f);
+  if (dtype) f.dtype = dtype;
   why[0] = 0;
-  xml = moss_target_device_accepts(o->target, d, &f, why, cap);
-  if (xml == 0) return 0;
-  if (is_mac_op(n) && has_mac_rates(o->target, d) &&
-      moss_target_device_macs_per_cycle(o->target, d, f.dtype) <= 0) {
+  if (moss_target_device_accepts(t, d, &f, why, cap) == 0) return 0;
+  if (is_mac_op(n) && has_mac_rates(t, d) && moss_target_device_mac_rate(t, d, f.dtype, &as) <= 0) {
     /* The cost model has no rate for it: the device has no such MAC unit. */
     snprintf(why, cap, "no %s MAC rate in its <compute>", f.dtype);
     return 0;
   }
+  return 1;
+}
+
+/* Whether device |d| takes |n|: 1 yes, 0 no with |why|. */
+static int device_takes(const moss_partition_opts *o, int d, const moss_node *n, char *why,
+                        size_t cap) {
+  const moss_backend_device *bd = o->devices ? &o->devices[d] : NULL;
+  if (!moss_partition_device_accepts(o->target, d, n, NULL, why, cap)) return 0;
   /* No backend in this build: the <ops> list decides, for costing. */
   if (!bd || !bd->backend) return 1;
   return bd->backend->takes(bd, n, why, cap);

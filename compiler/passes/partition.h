@@ -37,6 +37,15 @@ typedef struct moss_partition_opts {
  * number the runs of consecutive nodes on one device, 0 ..
  * *out_nsegments-1. Fails (unsupported, every such node reported) only when
  * a node has no device and the target has no fallback. */
+/* Whether device |d| of |t| may run |n| as the target file says, before its
+ * backend is asked: the device's <ops> list accepts it, and a MAC op finds
+ * a MAC rate for its compute dtype where the device gives rates (a dtype
+ * without one is a MAC unit it does not have). |dtype| non-NULL stands for
+ * the node's compute dtype (the cost model's fp32 twin asks with "f32").
+ * 1 yes; 0 no, |why| (|cap| bytes) saying why. */
+int moss_partition_device_accepts(const moss_target *t, int d, const moss_node *n,
+                                  const char *dtype, char *why, size_t cap);
+
 moss_status moss_partition(moss_ctx *ctx, moss_graph *g, const moss_partition_opts *o,
                            int *out_nsegments);
 

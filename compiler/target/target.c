@@ -1218,6 +1218,22 @@ double moss_target_device_macs_per_cycle(const moss_target *t, int i, const char
   return f ? f->value : 0;
 }
 
+double moss_target_device_mac_rate(const moss_target *t, int i, const char *dtype,
+                                   const char **out_as) {
+  static const char *const twin[][2] = {{"u8", "i8"}, {"u16", "i16"}, {"u32", "i32"},
+                                        {"u64", "i64"}};
+  double r = moss_target_device_macs_per_cycle(t, i, dtype);
+  size_t k;
+  *out_as = dtype;
+  if (r > 0) return r;
+  for (k = 0; k < sizeof twin / sizeof twin[0]; k++)
+    if (!strcmp(dtype, twin[k][0])) {
+      *out_as = twin[k][1];
+      return moss_target_device_macs_per_cycle(t, i, twin[k][1]);
+    }
+  return 0;
+}
+
 double moss_target_device_achieved(const moss_target *t, int i, const char *kernel,
                                    const char **out_source) {
   const figure *f = find_figure(t->devices[i].achieved, t->devices[i].nachieved, kernel);

@@ -89,6 +89,12 @@ double moss_target_device_clock_mhz(const moss_target *t, int i);
 int moss_target_device_units(const moss_target *t, int i);
 /* Peak MACs per cycle per unit for |dtype| ("f32", "i8", ...); 0: not given. */
 double moss_target_device_macs_per_cycle(const moss_target *t, int i, const char *dtype);
+/* The rate the cost model and the partitioner use for |dtype|: its own
+ * figure, or, for an unsigned type without one, its signed twin's (same
+ * width, same lanes: "u8" takes "i8"'s), the type whose figure it is in
+ * |*out_as|. 0: no rate. */
+double moss_target_device_mac_rate(const moss_target *t, int i, const char *dtype,
+                                   const char **out_as);
 /* The share of that peak the generated code achieves on a kernel class
  * (<achieved kernel="gemm|conv|conv-strided|other" share=...>: "gemm" the
  * register-tiled products of Gemm, MatMul and pointwise Conv, "conv" other

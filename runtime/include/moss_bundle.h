@@ -429,14 +429,19 @@ typedef struct moss_opencl_blob_header {
 /* GPU code-forms blob: the BLOB of one EXEC step on a device whose backend
  * is "ptx+vulkan" (backends/gpu/forms.c: a GPU that runs either form, as a
  * Jetson's does). Little-endian: the header (magic MOSS_FORMS_BLOB_MAGIC,
- * u32 version, u32 nforms in 1..4, u32 0), then per form a 32-byte entry
- * {char backend[16], NUL-padded: "ptx" or "vulkan"; u64 offset; u64 size},
+ * u32 version, u32 nforms in 1..4, u32 shared: 0 or 1), then per form a
+ * 32-byte entry {char backend[16], NUL-padded: "ptx" or "vulkan"; u64
+ * offset; u64 size}, and with |shared| one more entry, named "weights",
  * then the forms' blobs (each that backend's segment blob above, at its
- * offset from the blob's start, 8-aligned, within the blob). libmossrt
- * runs the device with the first form whose executor finds its driver and
- * a device on this machine (MOSS_DEVICE applies to each), in order. */
+ * offset from the blob's start, 8-aligned, within the blob). With
+ * |shared|, the forms' weights are the bytes of the "weights" entry, kept
+ * once: each form's segment blob ends after its |source|, its header's
+ * weights_bytes the entry's size. libmossrt runs the device with the first
+ * form whose executor finds its driver and a device on this machine
+ * (MOSS_DEVICE applies to each), in order. Version 1 had no |shared| (the
+ * field was 0), and libmossrt still reads it. */
 #define MOSS_FORMS_BLOB_MAGIC "MGFM"
-#define MOSS_FORMS_BLOB_VERSION 1u
+#define MOSS_FORMS_BLOB_VERSION 2u
 #define MOSS_FORMS_BLOB_HEADER_BYTES 16u
 #define MOSS_FORMS_BLOB_ENTRY_BYTES 32u
 

@@ -9,6 +9,11 @@ scripts/make_digits_models.py), against what numpy and the other models say
     compiled dense (MOSS_SPARSE=off), energy, platform energy, time and weight
     bytes alike, on rpi4, jetson-orin-nano and cortex-m7 (it used to keep the
     Quantize/Dequantize nodes and the requantizing lookups: 1 to 3 % high);
+    and on the targets placed by cost at batch 256, where the twin must be
+    placed as the float model is, not where the int8 layers went:
+    jetson-orin-nano (float layers on its GPU) and tests/e2e/data/int8-gpu.xml
+    (a GPU with int8 MACs only: the int8 layers go there, the float ones
+    cannot; the baseline used to cost the float layers on the GPU);
   - the 90 %-pruned MLP (mlp_pruned90.onnx) is costed in the format each
     layer is compiled with, CSR: each Gemm's weight bytes are its CSR arrays
     plus its bias, counted here with numpy from the ONNX weights (row_ptr
@@ -35,18 +40,20 @@ import onnx.numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "digits")
-TARGETS = ("rpi4", "jetson-orin-nano", "cortex-m7")
+CASES = (("rpi4", 1), ("jetson-orin-nano", 1), ("cortex-m7", 1), ("jetson-orin-nano", 256),
+         (os.path.join(HERE, "data", "int8-gpu.xml"), 256))
 SHAPES = {"mlp": "input=1x64", "cnn": "input=1x1x8x8"}
 PAIRS = (("mlp", "mlp_qdq"), ("cnn", "cnn_qdq"), ("cnn", "cnn_qdq_pc"))
 REL = 1e-9
 
 
-def report(moss, work, model, target, dense=False, sparse=None):
+def report(moss, work, model, target, dense=False, sparse=None, batch=1):
     """The JSON report of `moss compile MODEL --target TARGET` (MOSS_SPARSE=off
-    with |dense|, else MOSS_SPARSE=|sparse| when given)."""
+    with |dense|, else MOSS_SPARSE=|sparse| when given), the input's first
+    dimension |batch|."""
     stem = os.path.splitext(os.path.basename(model))[0]
-    shape = SHAPES["cnn" if stem.startswith("cnn") else "mlp"]
-    out = os.path.join(work, "%s-%s" % (stem, target))
+    shape = SHAPES["cnn" if stem.startswith("cnn") else "mlp"].replace("=1x", "=%dx" % batch)
+    out = os.path.join(work, "%s-%s-%d" % (stem, os.path.basename(target), batch))
     rep = out + ".json"
     env = dict(os.environ)
     if dense:
@@ -60,6 +67,10 @@ def report(moss, work, model, target, dense=False, sparse=None):
 
 
 def same(a, b):
+    """Equal to within rounding; a figure not modeled (None) equals only
+    another one not modeled."""
+    if a is None or b is None:
+        return a is None and b is None
     return abs(a - b) <= REL * max(abs(a), abs(b))
 
 
@@ -84,17 +95,42 @@ def main():
     a = ap.parse_args()
     fails = 0
     with tempfile.TemporaryDirectory() as work:
-        # 1. The baseline of a quantized model is its float model's cost.
-        for target in TARGETS:
+        # 1. The baseline of a quantized model is its float model's cost,
+        # placed as the float model is: on the targets placed by cost, at a
+        # batch where the GPU wins, the float models run partly there
+        # (jetson-orin-nano), or the int8 layers run where the float ones
+        # cannot (int8-gpu.xml, whose GPU has no f32 MAC rate).
+        for target, batch in CASES:
             for fp32, q in PAIRS:
-                f = report(a.moss, work, os.path.join(DATA, fp32 + ".onnx"), target, dense=True)
-                r = report(a.moss, work, os.path.join(DATA, q + ".onnx"), target)
+                f = report(a.moss, work, os.path.join(DATA, fp32 + ".onnx"), target, dense=True,
+                           batch=batch)
+                r = report(a.moss, work, os.path.join(DATA, q + ".onnx"), target, batch=batch)
+                fdev = {n["device"] for n in f["nodes"] if n["mac_op"]}
+                qdev = {n["device"] for n in r["nodes"] if n["mac_op"]}
+                print("%s batch %d: %s.onnx's MAC layers on %s, %s.onnx's on %s" % (
+                    os.path.basename(target), batch, fp32, sorted(fdev), q, sorted(qdev)))
+                if target.endswith("int8-gpu.xml") and (fdev != {"cpu"} or "gpu" not in qdev):
+                    print("FAIL int8-gpu: the float layers must stay on the cpu and the int8 "
+                          "ones reach the gpu")
+                    fails += 1
+                if target == "jetson-orin-nano" and batch > 1 and "gpu" not in fdev:
+                    print("FAIL jetson-orin-nano batch %d: no float layer on the gpu" % batch)
+                    fails += 1
                 base, want = r["baseline_fp32_dense"], f["total"]
-                for key in ("energy_j", "platform_j", "time_s"):
-                    ok = same(value(base[key]), value(want[key]))
-                    print("%s %s: baseline %s %.9g, %s.onnx dense %.9g%s" % (
-                        target, q, key, value(base[key]), fp32, value(want[key]),
-                        "" if ok else "  FAIL"))
+                # At batch 256 the twin's arena, which is estimated (the
+                # quantized arena x 4, docs/report.md) and not planned, may
+                # fall in another memory level than the float model's
+                # planned one, and so may the bytes' energy: there the
+                # figures that do not depend on the level are compared,
+                # the times and the MAC and static energies, which differ
+                # from device to device.
+                keys = ("energy_j", "platform_j", "time_s") if batch == 1 else \
+                    ("compute_j", "static_j", "platform_j", "time_s")
+                for key in keys:
+                    b, w = value(base[key]), value(want[key])
+                    ok = same(b, w)
+                    print("%s %s batch %d: baseline %s %s, %s.onnx dense %s%s" % (
+                        os.path.basename(target), q, batch, key, b, fp32, w, "" if ok else "  FAIL"))
                     fails += not ok
                 for key in ("weight_bytes", "macs_dense", "ops"):
                     if base[key] != want[key]:

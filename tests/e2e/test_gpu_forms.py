@@ -72,21 +72,25 @@ def blob_sections(data):
 
 
 def forms_of(blob):
-    """A GPU code-forms blob's entries: [(name, offset, size)]; None when not one."""
+    """A GPU code-forms blob's form entries [(name, offset, size)] and its
+    shared "weights" entry (offset, size) or None; None when not one."""
     if len(blob) < 16 or blob[:4] != b"MGFM":
         return None
-    _magic, ver, n, res = struct.unpack_from("<4sIII", blob, 0)
-    if ver != 1 or res != 0 or not 1 <= n <= 4:
+    _magic, ver, n, shared = struct.unpack_from("<4sIII", blob, 0)
+    if ver != 2 or shared not in (0, 1) or not 1 <= n <= 4:
         return None
     out = []
-    for k in range(n):
+    for k in range(n + shared):
         name, off, size = struct.unpack_from("<16sQQ", blob, 16 + 32 * k)
         out.append((name.rstrip(b"\0").decode(), off, size))
-    return out
+    if shared and out[-1][0] != "weights":
+        return None
+    return out[:n], (out[n][1:] if shared else None)
 
 
-def segment(b):
-    """A PTX or Vulkan segment blob (the OpenCL segment blob's layout)."""
+def segment(b, shared=False):
+    """A PTX or Vulkan segment blob (the OpenCL segment blob's layout); with
+    |shared| its weights are kept apart, in the code-forms blob."""
     magic, ver, nt, nk, arena, wb, sl = struct.unpack_from("<4sIIIQQQ", b, 0)
     p = 40
     tensors = list(struct.unpack_from("<%dQ" % nt, b, p))
@@ -94,7 +98,7 @@ def segment(b):
     items = list(struct.unpack_from("<%dQ" % nk, b, p))
     p += 8 * nk
     return dict(magic=magic, version=ver, tensors=tensors, items=items, source=b[p:p + sl], size=len(b),
-                end=p + sl + wb)
+                end=p + sl + (0 if shared else wb), weights=wb)
 
 
 def fix_crcs(data):
@@ -135,17 +139,28 @@ def check_blobs(tag, art):
         fail("%s: no blobs" % tag)
     for k, (off, size) in enumerate(secs):
         blob = data[off:off + size]
-        fs = forms_of(blob)
+        got = forms_of(blob)
+        fs, shared = got if got else (None, None)
         if fs is None or [f[0] for f in fs] != ["ptx", "vulkan"]:
-            fail("%s: blob %d is not a GPU code-forms blob with forms ptx and vulkan: %r" % (tag, k, fs))
+            fail("%s: blob %d is not a GPU code-forms blob with forms ptx and vulkan: %r" % (tag, k, got))
             continue
         seg = {}
-        for name, o, n in fs:
+        for name, o, n in fs + ([("weights",) + shared] if shared else []):
             if o % 8 or o + n > size:
                 fail("%s: blob %d: form %s at %d + %d is outside its %d bytes or not 8-aligned" % (tag, k, name, o, n,
                                                                                                  size))
                 continue
-            seg[name] = segment(blob[o:o + n])
+            if name != "weights":
+                seg[name] = segment(blob[o:o + n], shared is not None)
+        if len(seg) != 2:
+            continue
+        # The two forms lay the segment out alike, so their weights are the
+        # same bytes, which the blob keeps once.
+        if shared is None and seg["ptx"]["weights"]:
+            fail("%s: blob %d: the forms' %d bytes of weights are kept twice" % (tag, k, seg["ptx"]["weights"]))
+        elif shared is not None and not seg["ptx"]["weights"] == seg["vulkan"]["weights"] == shared[1]:
+            fail("%s: blob %d: the forms' weights (%d, %d bytes) are not the %d the blob keeps" %
+                 (tag, k, seg["ptx"]["weights"], seg["vulkan"]["weights"], shared[1]))
         if len(seg) != 2:
             continue
         if seg["ptx"]["magic"] != b"MPTX" or seg["vulkan"]["magic"] != b"MVKS":
@@ -266,7 +281,17 @@ if chk != good:
     fail("fix_crcs does not reproduce the bundle's own checksums")
 damaged("magic flipped", lambda d: d.__setitem__(off, d[off] ^ 0x20),
         "blob 0 (device 0 'gpu', ptx+vulkan): not a GPU code-forms blob")
-damaged("version 2", poke("<I", off + 4, 2), "GPU code-forms blob version 2, this runtime reads 1")
+damaged("version 3", poke("<I", off + 4, 3), "GPU code-forms blob version 3, this runtime reads 1 and 2")
+w_entry = off + 16 + 64
+if forms_of(good[off:off + size])[1] is None:
+    fail("the MLP's blob keeps no shared weights: the damaged-weights cases cannot run")
+damaged("shared 2", poke("<I", off + 12, 2), "its shared-weights field is 2, expected 0 or 1")
+damaged("weights renamed", lambda d: d.__setitem__(slice(w_entry, w_entry + 7), b"weighty"),
+        "entry 2: named 'weighty', expected 'weights'")
+damaged("weights past the end", add64(w_entry + 24, 1 << 20), "its weights: offset")
+damaged("weights cut", add64(w_entry + 24, -8),
+        "cuda: blob 0: its source")
+damaged("version 1 with shared", poke("<I", off + 4, 1), "its reserved field is 1, expected 0")
 damaged("no forms", poke("<I", off + 8, 0), "0 code forms")
 damaged("five forms", poke("<I", off + 8, 5), "5 code forms")
 damaged("name unterminated", lambda d: d.__setitem__(slice(ptx_entry, ptx_entry + 16), b"p" * 16),

@@ -246,6 +246,8 @@ static mossrt_status check_sections(mossrt_bundle *b, const moss_bundle_header *
     b->blobs[j].data = b->data + s.offset;
     b->blobs[j].size = s.size;
     b->blobs[j].device = s.param; /* checked against the devices later */
+    b->blobs[j].weights = NULL;
+    b->blobs[j].nweights = 0;
     j++;
   }
   return MOSSRT_OK;

@@ -56,6 +56,10 @@ typedef struct mossrt_blob {
   const uint8_t *data;              /* a device with several forms: its form's blob (gpu/forms.c) */
   uint64_t size;
   uint32_t device;
+  /* A form's blob whose weights the code-forms blob keeps once (its
+   * "weights" entry): they are here, not at the end of |data|. */
+  const uint8_t *weights;           /* NULL: none kept apart */
+  uint64_t nweights;
 } mossrt_blob;
 
 struct mossrt_bundle {

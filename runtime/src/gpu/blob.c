@@ -31,14 +31,20 @@ mossrt_status mossrt_gpu_blob_read(const mossrt_bundle *b, uint32_t i, const mos
                 out->h.ntensors, out->h.nkernels, (unsigned long long)bl->size);
   need = 8 * ((uint64_t)out->h.ntensors + out->h.nkernels);
   left -= need;
-  if (out->h.source_len > left || out->h.weights_bytes > left - out->h.source_len ||
-      out->h.source_len + out->h.weights_bytes != left || out->h.source_len == 0)
+  if (bl->weights) { /* its code-forms blob keeps the weights apart (gpu/forms.c) */
+    if (out->h.source_len != left || out->h.source_len == 0 || out->h.weights_bytes != bl->nweights)
+      return FAIL(MOSSRT_E_FORMAT, "blob %u: its source (%llu bytes) is not the rest of it, or its "
+                  "weights (%llu bytes) are not the %llu its code-forms blob keeps", i,
+                  (unsigned long long)out->h.source_len, (unsigned long long)out->h.weights_bytes,
+                  (unsigned long long)bl->nweights);
+  } else if (out->h.source_len > left || out->h.weights_bytes > left - out->h.source_len ||
+             out->h.source_len + out->h.weights_bytes != left || out->h.source_len == 0)
     return FAIL(MOSSRT_E_FORMAT, "blob %u: its source (%llu bytes) and weights (%llu) are not the rest of it",
                 i, (unsigned long long)out->h.source_len, (unsigned long long)out->h.weights_bytes);
   out->bytes = bl->data + sizeof out->h;
   out->items = out->bytes + 8 * (uint64_t)out->h.ntensors;
   out->source = (const char *)(out->items + 8 * (uint64_t)out->h.nkernels);
-  out->weights = (const uint8_t *)out->source + out->h.source_len;
+  out->weights = bl->weights ? bl->weights : (const uint8_t *)out->source + out->h.source_len;
   for (k = 0; k < out->h.nkernels; k++) {
     uint64_t l = mossrt_rd64(out->items + 8 * k), n = MOSS_GPU_LAUNCH_ITEMS(l), g = MOSS_GPU_LAUNCH_GROUP(l);
     if (n == 0 || n > ((uint64_t)1 << 31) || (l >> 48) || (g && n % g))

@@ -90,15 +90,18 @@ static const uint8_t *whole(const mossrt_bundle *b, uint32_t i, uint64_t *out_si
   return NULL;
 }
 
-/* Points blob |bl| at form |name| of the checked code-forms blob |p|; 0
- * when it has no such form. */
+/* Points blob |bl| at form |name| of the checked code-forms blob |p|, and
+ * at the weights it keeps apart where it does; 0 when it has no such form. */
 static int view(mossrt_blob *bl, const uint8_t *p, const char *name) {
-  uint32_t k, nf = rd32(p + 8);
+  uint32_t k, nf = rd32(p + 8), shared = rd32(p + 12);
+  const uint8_t *w = p + MOSS_FORMS_BLOB_HEADER_BYTES + (size_t)nf * MOSS_FORMS_BLOB_ENTRY_BYTES;
   for (k = 0; k < nf; k++) {
     const uint8_t *e = p + MOSS_FORMS_BLOB_HEADER_BYTES + (size_t)k * MOSS_FORMS_BLOB_ENTRY_BYTES;
     if (strcmp((const char *)e, name) == 0) {
       bl->data = p + mossrt_rd64(e + NAME_BYTES);
       bl->size = mossrt_rd64(e + NAME_BYTES + 8);
+      bl->weights = shared ? p + mossrt_rd64(w + NAME_BYTES) : NULL;
+      bl->nweights = shared ? mossrt_rd64(w + NAME_BYTES + 8) : 0;
       return 1;
     }
   }
@@ -141,7 +144,7 @@ mossrt_status mossrt_forms_blob(mossrt_bundle *b, uint32_t i, mossrt_error *err)
   const mossrt_device *d = &b->devices[bl->device]; /* the caller checked the index */
   const uint8_t *p = bl->data;
   uint64_t n = bl->size, head;
-  uint32_t nf, k, j;
+  uint32_t nf, k, j, ver, shared;
   char name[NAME_BYTES];
   if (!d->form) return MOSSRT_OK;
   if (n < MOSS_FORMS_BLOB_HEADER_BYTES)
@@ -150,19 +153,31 @@ mossrt_status mossrt_forms_blob(mossrt_bundle *b, uint32_t i, mossrt_error *err)
   if (memcmp(p, MOSS_FORMS_BLOB_MAGIC, 4) != 0)
     return BAD("not a GPU code-forms blob (magic %02x %02x %02x %02x, expected '%s')", p[0], p[1],
                p[2], p[3], MOSS_FORMS_BLOB_MAGIC);
-  if (rd32(p + 4) != MOSS_FORMS_BLOB_VERSION)
-    return BAD("GPU code-forms blob version %u, this runtime reads %u", rd32(p + 4),
+  if ((ver = rd32(p + 4)) != MOSS_FORMS_BLOB_VERSION && ver != 1)
+    return BAD("GPU code-forms blob version %u, this runtime reads 1 and %u", ver,
                MOSS_FORMS_BLOB_VERSION);
   nf = rd32(p + 8);
   if (nf < 1 || nf > MAX_FORMS) return BAD("%u code forms, expected 1 to %u", nf, MAX_FORMS);
-  if (rd32(p + 12) != 0) return BAD("its reserved field is %u, expected 0", rd32(p + 12));
-  head = MOSS_FORMS_BLOB_HEADER_BYTES + (uint64_t)nf * MOSS_FORMS_BLOB_ENTRY_BYTES;
+  if ((shared = rd32(p + 12)) > (ver == 1 ? 0u : 1u))
+    return BAD("its %s field is %u, expected 0%s", ver == 1 ? "reserved" : "shared-weights",
+               shared, ver == 1 ? "" : " or 1");
+  head = MOSS_FORMS_BLOB_HEADER_BYTES + (uint64_t)(nf + shared) * MOSS_FORMS_BLOB_ENTRY_BYTES;
   if (n < head)
-    return BAD("%u form entries do not fit in its %llu bytes", nf, (unsigned long long)n);
-  for (k = 0; k < nf; k++) {
+    return BAD("%u entries do not fit in its %llu bytes", nf + shared, (unsigned long long)n);
+  for (k = 0; k < nf + shared; k++) {
     const uint8_t *e = p + MOSS_FORMS_BLOB_HEADER_BYTES + (size_t)k * MOSS_FORMS_BLOB_ENTRY_BYTES;
     const char *nm = (const char *)e, *z = memchr(e, 0, NAME_BYTES);
     uint64_t off = mossrt_rd64(e + NAME_BYTES), size = mossrt_rd64(e + NAME_BYTES + 8);
+    if (k == nf) { /* the weights the forms share */
+      if (strncmp(nm, "weights", NAME_BYTES) != 0 || memcmp(e + 7, "\0\0\0\0\0\0\0\0\0", 9) != 0)
+        return BAD("entry %u: named '%.16s', expected 'weights' (NUL-padded)", k,
+                   z ? nm : "(not NUL-terminated)");
+      if (off % 8 || off < head || off > n || size > n - off)
+        return BAD("its weights: offset %llu + size %llu is not 8-aligned within the blob's data "
+                   "(bytes %llu to %llu)", (unsigned long long)off, (unsigned long long)size,
+                   (unsigned long long)head, (unsigned long long)n);
+      continue;
+    }
     if (!z || z == nm) return BAD("form %u: its name is %s", k, z ? "empty" : "not NUL-terminated");
     for (; z < nm + NAME_BYTES; z++)
       if (*z) return BAD("form %u ('%s'): its name is not NUL-padded", k, nm);
@@ -192,8 +207,8 @@ mossrt_status mossrt_forms_check_step(mossrt_bundle *b, uint32_t i, mossrt_error
   const mossrt_step *s = &b->steps[i];
   mossrt_device *d = &b->devices[s->device];
   const mossrt_executor *keep = d->exec, *e;
-  const uint8_t *data, *p;
-  uint64_t size, n;
+  const uint8_t *data, *p, *w;
+  uint64_t size, n, nw;
   uint32_t form = d->form, k;
   mossrt_blob *bl;
   mossrt_status st = MOSSRT_OK;
@@ -204,6 +219,8 @@ mossrt_status mossrt_forms_check_step(mossrt_bundle *b, uint32_t i, mossrt_error
   bl = &b->blobs[s->blob];
   data = bl->data;
   size = bl->size;
+  w = bl->weights;
+  nw = bl->nweights;
   p = whole(b, s->blob, &n);
   for (k = 0; st == MOSSRT_OK && form_name(d->backend, k, name); k++) {
     if (!(e = form_exec(d, name))) continue;
@@ -216,6 +233,8 @@ mossrt_status mossrt_forms_check_step(mossrt_bundle *b, uint32_t i, mossrt_error
   d->form = form;
   bl->data = data;
   bl->size = size;
+  bl->weights = w;
+  bl->nweights = nw;
   return st;
 }
 
