@@ -87,6 +87,8 @@ const char *moss_c_lit_i64(moss_dtype dt, int64_t v, char *buf, size_t cap) {
 }
 
 const char *moss_c_lit_elem(const moss_value *v, int64_t i, char *buf, size_t cap) {
+  if (moss_dtype_is_half(v->dtype)) /* stored as its bits */
+    return snprintf(buf, cap, "%u", (unsigned)((const uint16_t *)v->data)[i]), buf;
   if (moss_dtype_is_float(v->dtype)) return moss_c_lit_f64(v->dtype, moss_value_get_f64(v, i), buf, cap);
   if (v->dtype == MOSS_DT_U64)
     return snprintf(buf, cap, "UINT64_C(%llu)", (unsigned long long)((const uint64_t *)v->data)[i]), buf;
@@ -118,7 +120,7 @@ static void weight_name(const moss_cgen *cg, char *buf, size_t cap, const moss_v
 static void emit_weight(moss_cgen *cg, const moss_value *v) {
   char name[64], lit[64];
   int64_t i, n = moss_value_numel(v);
-  const char *ct = moss_dtype_ctype(v->dtype);
+  const char *ct = moss_dtype_ctype(moss_dtype_storage(v->dtype));
   if (cg->emitted[v->id]) return;
   cg->emitted[v->id] = 1;
   moss_buf *out = cg->wfile ? cg->wfile : cg->decls;
@@ -139,7 +141,7 @@ static void emit_weight(moss_cgen *cg, const moss_value *v) {
 /* The C expression of |v|'s storage, typed as a pointer to its element. */
 static void storage_expr(moss_cgen *cg, const moss_value *v, int writable, char *buf, size_t cap) {
   const moss_value *r = root_of(v);
-  const char *ct = moss_dtype_ctype(v->dtype);
+  const char *ct = moss_dtype_ctype(moss_dtype_storage(v->dtype));
   if (r->input_index >= 0)
     snprintf(buf, cap, "(const %s *)in[%d]", ct, r->input_index);
   else if (r->output_index >= 0)
@@ -227,25 +229,25 @@ static moss_status emit_node(moss_cgen *cg, moss_buf *fn, const moss_node *n) {
     const moss_value *v = n->inputs[i];
     snprintf(id, sizeof id, "x%d", i);
     if (!v || !body.data || !uses_ident(body.data, id)) continue;
-    if (!moss_dtype_ctype(v->dtype)) {
+    if (!moss_dtype_ctype(moss_dtype_storage(v->dtype))) {
       moss_buf_deinit(&body);
       return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "input '%s' has type %s", v->name,
                        moss_dtype_name(v->dtype));
     }
     storage_expr(cg, v, 0, e, sizeof e);
-    moss_buf_printf(fn, "    const %s *x%d = %s;\n", moss_dtype_ctype(v->dtype), i, e);
+    moss_buf_printf(fn, "    const %s *x%d = %s;\n", moss_dtype_ctype(moss_dtype_storage(v->dtype)), i, e);
   }
   for (i = 0; i < n->noutputs; i++) {
     const moss_value *v = n->outputs[i];
     snprintf(id, sizeof id, "y%d", i);
     if (!v || !body.data || !uses_ident(body.data, id)) continue;
-    if (!moss_dtype_ctype(v->dtype)) {
+    if (!moss_dtype_ctype(moss_dtype_storage(v->dtype))) {
       moss_buf_deinit(&body);
       return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, n, "output '%s' has type %s", v->name,
                        moss_dtype_name(v->dtype));
     }
     storage_expr(cg, v, 1, e, sizeof e);
-    moss_buf_printf(fn, "    %s *%sy%d = %s;\n", moss_dtype_ctype(v->dtype),
+    moss_buf_printf(fn, "    %s *%sy%d = %s;\n", moss_dtype_ctype(moss_dtype_storage(v->dtype)),
                     shares_storage(n, v) ? "" : "restrict ", i, e);
   }
   if (body.data) moss_buf_put(fn, body.data, body.len);
@@ -342,7 +344,7 @@ static moss_status output_copies(moss_cgen *cg, moss_buf *fn) {
     const moss_value *v = g->outputs[i];
     char e[256];
     if (v->producer) continue;
-    if (!moss_dtype_ctype(v->dtype))
+    if (!moss_dtype_ctype(moss_dtype_storage(v->dtype)))
       return moss_fail(cg->ctx, MOSS_E_UNSUPPORTED, NULL, "output '%s' has type %s", v->name,
                        moss_dtype_name(v->dtype));
     if (v->data) {
@@ -402,9 +404,9 @@ static void header_text(const moss_graph *g, const char *p, const char *src_name
   moss_buf_printf(hdr_, "/* Runs one inference. Not reentrant on the same arena; no allocation.\n"
                         " * Returns 0. */\nint %s_run(", p);
   for (i = 0; i < g->ninputs; i++)
-    moss_buf_printf(hdr_, "const %s *in%d, ", moss_dtype_ctype(g->inputs[i]->dtype), i);
+    moss_buf_printf(hdr_, "const %s *in%d, ", moss_dtype_ctype(moss_dtype_storage(g->inputs[i]->dtype)), i);
   for (i = 0; i < g->noutputs; i++)
-    moss_buf_printf(hdr_, "%s *out%d, ", moss_dtype_ctype(g->outputs[i]->dtype), i);
+    moss_buf_printf(hdr_, "%s *out%d, ", moss_dtype_ctype(moss_dtype_storage(g->outputs[i]->dtype)), i);
   moss_buf_printf(hdr_,
                   "void *arena);\n\n/* The same, with inputs and outputs in arrays (in graph order). */\n"
                   "int %s_run_v(const void *const *in, void *const *out, void *arena);\n\n"
@@ -544,9 +546,9 @@ moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefi
   if (fn.data) moss_buf_put(&file, fn.data, fn.len);
   moss_buf_printf(&file, "  return 0;\n}\n\nint %s_run(", p);
   for (i = 0; i < g->ninputs; i++)
-    moss_buf_printf(&file, "const %s *in%d, ", moss_dtype_ctype(g->inputs[i]->dtype), i);
+    moss_buf_printf(&file, "const %s *in%d, ", moss_dtype_ctype(moss_dtype_storage(g->inputs[i]->dtype)), i);
   for (i = 0; i < g->noutputs; i++)
-    moss_buf_printf(&file, "%s *out%d, ", moss_dtype_ctype(g->outputs[i]->dtype), i);
+    moss_buf_printf(&file, "%s *out%d, ", moss_dtype_ctype(moss_dtype_storage(g->outputs[i]->dtype)), i);
   moss_buf_printf(&file, "void *arena) {\n  const void *in[%d];\n  void *out[%d];\n",
                   g->ninputs ? g->ninputs : 1, g->noutputs ? g->noutputs : 1);
   if (!g->ninputs) moss_buf_printf(&file, "  in[0] = 0;\n");

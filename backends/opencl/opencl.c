@@ -70,8 +70,8 @@ int moss_opencl_takes(const moss_backend_device *d, const moss_node *n, char *wh
   }
   for (i = 0; i < n->ninputs + n->noutputs; i++) {
     const moss_value *v = i < n->ninputs ? n->inputs[i] : n->outputs[i - n->ninputs];
-    if (v && !supported_type(v->dtype)) {
-      snprintf(why, cap, "%s has type %s (OpenCL C 1.2 here: no float64 or float16)", v->name,
+    if (v && !supported_type(v->dtype) && !(moss_dtype_is_half(v->dtype) && moss_kernel_half_ok(n))) {
+      snprintf(why, cap, "%s has type %s (OpenCL C 1.2 here: no float64; float16 only in a Cast)", v->name,
                moss_dtype_name(v->dtype));
       return 0;
     }
@@ -81,7 +81,7 @@ int moss_opencl_takes(const moss_backend_device *d, const moss_node *n, char *wh
 
 /* The OpenCL C expression of |v|'s storage, a pointer to its element type. */
 static void storage(moss_gpu_seg *s, const moss_value *v, int writable, char *buf, size_t cap) {
-  const char *ct = moss_dtype_ctype(v->dtype), *cq = writable ? "" : "const ";
+  const char *ct = moss_dtype_ctype(moss_dtype_storage(v->dtype)), *cq = writable ? "" : "const ";
   int t;
   int64_t off;
   switch (moss_gpu_seg_where(s, v, &t, &off)) {
@@ -140,7 +140,7 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
     snprintf(id, sizeof id, "%c%d", out ? 'y' : 'x', out ? i - n->ninputs : i);
     if (!v || !body.data || !uses(body.data, id)) continue;
     storage(s, v, out, e, sizeof e);
-    moss_buf_printf(src, "  __global %s%s *%s = %s;\n", out ? "" : "const ", moss_dtype_ctype(v->dtype), id, e);
+    moss_buf_printf(src, "  __global %s%s *%s = %s;\n", out ? "" : "const ", moss_dtype_ctype(moss_dtype_storage(v->dtype)), id, e);
   }
   if (kscope.len) moss_buf_put(src, kscope.data, kscope.len);
   moss_buf_printf(src, "  {\n"); /* the body's names may be the parameters' */

@@ -20,9 +20,10 @@ int moss_ptx_takes(const moss_backend_device *d, const moss_node *n, char *why, 
   int i;
   for (i = 0; i < n->ninputs + n->noutputs; i++) {
     const moss_value *v = i < n->ninputs ? n->inputs[i] : n->outputs[i - n->ninputs];
-    if (v && (v->dtype == MOSS_DT_F16 || v->dtype == MOSS_DT_BF16 || moss_dtype_size(v->dtype) == 0 ||
+    if (v && ((moss_dtype_is_half(v->dtype) && !moss_kernel_half_ok(n)) || moss_dtype_size(v->dtype) == 0 ||
               v->dtype == MOSS_DT_STRING)) {
-      snprintf(why, cap, "%s has type %s (the PTX backend: no float16 yet)", v->name, moss_dtype_name(v->dtype));
+      snprintf(why, cap, "%s has type %s (the PTX backend computes float16 in float32, after a Cast)",
+               v->name, moss_dtype_name(v->dtype));
       return 0;
     }
   }

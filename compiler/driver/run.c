@@ -193,6 +193,8 @@ static moss_status read_input(moss_ctx *ctx, moss_graph *scratch, const char *pa
   moss_status st;
   ctx->file = path;
   st = moss_tensor_file_read(ctx, scratch, path, &v);
+  /* numpy has no bfloat16: a bfloat16 input's .npy holds its bits */
+  if (st == MOSS_OK && io->dtype == MOSS_DT_BF16 && v->dtype == MOSS_DT_U16) v->dtype = MOSS_DT_BF16;
   if (st == MOSS_OK && (v->dtype != io->dtype || v->rank != io->rank ||
                         memcmp(v->dims, io->dims, sizeof(int64_t) * (size_t)io->rank)))
     st = moss_fail(ctx, MOSS_E_IO, NULL, "holds %s; the input '%s' of '%s' is %s",

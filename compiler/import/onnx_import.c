@@ -838,7 +838,8 @@ moss_status moss_npy_write(moss_ctx *ctx, const char *path, moss_dtype dt, int r
   static const struct { moss_dtype t; const char *d; } map[] = {
       {MOSS_DT_F32, "<f4"}, {MOSS_DT_F64, "<f8"}, {MOSS_DT_I64, "<i8"}, {MOSS_DT_I32, "<i4"},
       {MOSS_DT_I16, "<i2"}, {MOSS_DT_I8, "|i1"},  {MOSS_DT_U8, "|u1"},  {MOSS_DT_U16, "<u2"},
-      {MOSS_DT_U32, "<u4"}, {MOSS_DT_U64, "<u8"}, {MOSS_DT_BOOL, "|b1"}, {MOSS_DT_F16, "<f2"}};
+      {MOSS_DT_U32, "<u4"}, {MOSS_DT_U64, "<u8"}, {MOSS_DT_BOOL, "|b1"}, {MOSS_DT_F16, "<f2"},
+      {MOSS_DT_BF16, "<u2"}}; /* numpy has no bfloat16: its bits, as onnx's numpy_helper gives them */
   const char *descr = NULL;
   char hdr[512];
   size_t n, i, nbytes = moss_dtype_size(dt);

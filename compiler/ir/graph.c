@@ -89,6 +89,42 @@ const char *moss_dtype_ctype(moss_dtype dt) {
   }
 }
 
+int moss_dtype_is_half(moss_dtype dt) { return dt == MOSS_DT_F16 || dt == MOSS_DT_BF16; }
+
+moss_dtype moss_dtype_storage(moss_dtype dt) { return moss_dtype_is_half(dt) ? MOSS_DT_U16 : dt; }
+
+double moss_half_to_f64(moss_dtype dt, uint16_t h) {
+  double s = h & 0x8000u ? -1.0 : 1.0;
+  if (dt == MOSS_DT_BF16) { /* float32's top half */
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+  } else {
+    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e == 0) return s * ldexp(m, -24);
+    if (e == 31) return m ? NAN : s * HUGE_VAL;
+    return s * ldexp(1024 + m, e - 25);
+  }
+}
+
+uint16_t moss_half_from_f64(moss_dtype dt, double v) {
+  /* float16: 5 exponent bits (bias 15), 10 fraction bits; bfloat16: 8
+   * (bias 127), 7. */
+  int bf = dt == MOSS_DT_BF16, mbits = bf ? 7 : 10, bias = bf ? 127 : 15, emax = bf ? 255 : 31, e;
+  uint16_t sign = signbit(v) ? 0x8000u : 0, inf = (uint16_t)(emax << mbits);
+  double a = fabs(v), m;
+  if (v != v) return (uint16_t)(sign | inf | (1u << (mbits - 1)));
+  if (a == 0) return sign;
+  frexp(a, &e); /* a in [2^(e-1), 2^e) */
+  if (e - 1 + bias <= 0) /* subnormal: multiples of 2^(1 - bias - mbits) */
+    return (uint16_t)(sign | (uint16_t)nearbyint(ldexp(a, bias - 1 + mbits)));
+  m = nearbyint(ldexp(a, mbits + 1 - e)); /* in [2^mbits, 2^(mbits+1)] */
+  if (m == ldexp(1, mbits + 1)) m /= 2, e++;
+  if (e - 1 + bias >= emax) return (uint16_t)(sign | inf);
+  return (uint16_t)(sign | (uint16_t)((e - 1 + bias) << mbits) | (uint16_t)(m - ldexp(1, mbits)));
+}
+
 int moss_dtype_is_float(moss_dtype dt) {
   return dt == MOSS_DT_F32 || dt == MOSS_DT_F64 || dt == MOSS_DT_F16 || dt == MOSS_DT_BF16;
 }
@@ -340,6 +376,8 @@ double moss_value_get_f64(const moss_value *v, int64_t i) {
   case MOSS_DT_F32: return ((const float *)v->data)[i];
   case MOSS_DT_F64: return ((const double *)v->data)[i];
   case MOSS_DT_U64: return (double)((const uint64_t *)v->data)[i];
+  case MOSS_DT_F16:
+  case MOSS_DT_BF16: return moss_half_to_f64(v->dtype, ((const uint16_t *)v->data)[i]);
   default: return (double)moss_value_get_i64(v, i);
   }
 }

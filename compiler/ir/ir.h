@@ -38,6 +38,16 @@ const char *moss_dtype_short(moss_dtype dt);
  * NULL when moss cannot compute on the type (string, float16, bfloat16). */
 const char *moss_dtype_ctype(moss_dtype dt);
 int moss_dtype_is_float(moss_dtype dt);   /* f32, f64 (and f16/bf16) */
+/* float16 and bfloat16 are stored as their 16 bits: the type a buffer of
+ * |dt| holds (U16 for those two, |dt| itself otherwise). Arithmetic on them
+ * is float32's (passes/half.c); Cast converts (kernel/lower_cast.c). */
+int moss_dtype_is_half(moss_dtype dt);     /* f16 or bf16 */
+moss_dtype moss_dtype_storage(moss_dtype dt);
+/* The value of float16 (|dt| F16) or bfloat16 (BF16) bits |h|, exactly. */
+double moss_half_to_f64(moss_dtype dt, uint16_t h);
+/* |v| as float16 or bfloat16 bits, rounded to nearest even in one step
+ * (overflow: infinity; NaN: a quiet NaN). */
+uint16_t moss_half_from_f64(moss_dtype dt, double v);
 int moss_dtype_is_signed(moss_dtype dt);  /* signed integers */
 /* The range of an integer type of at most 32 bits in |*lo|, |*hi|: 1; 0
  * for any other type (what a saturating conversion to it clamps to). */

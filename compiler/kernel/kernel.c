@@ -41,6 +41,8 @@ int moss_kernel_dtype_ok(moss_dtype dt) {
   }
 }
 
+int moss_kernel_half_ok(const moss_node *n) { return n->op == MOSS_OP_Cast || n->op == MOSS_OP_CastLike; }
+
 static int is_int(moss_dtype dt) { return moss_kernel_dtype_ok(dt) && !moss_dtype_is_float(dt) && dt != MOSS_DT_BOOL; }
 
 moss_status moss_kb_fail(moss_kb *b, moss_status st, const char *fmt, ...) {
@@ -176,7 +178,8 @@ static int io_buf(moss_kb *b, int i, int output) {
     if (b->k->bufs[j].kind == (output ? MOSS_KB_OUTPUT : MOSS_KB_INPUT) && b->k->bufs[j].index == i)
       return j;
   snprintf(name, sizeof name, "%c%d", output ? 'y' : 'x', i);
-  id = add_buf(b, output ? MOSS_KB_OUTPUT : MOSS_KB_INPUT, name, v->dtype, moss_value_numel(v));
+  id = add_buf(b, output ? MOSS_KB_OUTPUT : MOSS_KB_INPUT, name, moss_dtype_storage(v->dtype),
+               moss_value_numel(v));
   if (b->st != MOSS_OK) return 0;
   b->k->bufs[id].index = i;
   b->k->bufs[id].value = v;

@@ -355,8 +355,13 @@ int moss_k_bcast_open(moss_kb *b, int rank, const int64_t *dims, int nin, const 
 /* The row-major flat index of |idx|[0..rank) in |dims|. */
 moss_kx *moss_k_flat_index(moss_kb *b, int rank, const int64_t *dims, moss_kx *const *idx);
 
-/* Whether |dt| can be computed on in a kernel (no strings or 16-bit floats yet). */
+/* Whether |dt| can be computed on in a kernel (no strings; float16 and
+ * bfloat16 are held as their bits, moss_dtype_storage). */
 int moss_kernel_dtype_ok(moss_dtype dt);
+/* Whether |n| may read or write float16 and bfloat16 tensors, stored as
+ * their bits: Cast and CastLike, which convert them; every other node
+ * computes in float32 (passes/half.c puts the Casts around it). */
+int moss_kernel_half_ok(const moss_node *n);
 const char *moss_kx_op_name(moss_kx_op op);
 const char *moss_kfn_name(moss_kfn fn);
 int moss_kfn_nargs(moss_kfn fn);

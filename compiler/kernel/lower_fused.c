@@ -51,9 +51,9 @@ moss_status moss_lower_fused(moss_kb *b, const moss_node *n) {
     else
       return moss_kb_fail(b, MOSS_E_INTERNAL, "MossFused: '%s' (%s) is not elementwise", m->name, m->op_type);
     vals[nin + k] = m->outputs[0];
-    xs[nin + k] = k + 1 < n->nbody ? moss_k_let(b, "t", moss_k_cast(b, m->outputs[0]->dtype, e)) : e;
+    xs[nin + k] = k + 1 < n->nbody ? moss_k_let(b, "t", moss_k_cast(b, moss_dtype_storage(m->outputs[0]->dtype), e)) : e;
   }
-  moss_k_store(b, moss_k_output(b, 0), o, moss_k_cast(b, y->dtype, e));
+  moss_k_store(b, moss_k_output(b, 0), o, moss_k_cast(b, moss_dtype_storage(y->dtype), e));
   while (loops--) moss_k_end(b);
   return b->st;
 }

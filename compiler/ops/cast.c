@@ -1,5 +1,6 @@
 /* cast.c - Cast (target type from the `to` attribute) and CastLike (target
- * type from the second input's dtype), between every numeric type and bool.
+ * type from the second input's dtype), between every numeric type and bool,
+ * float16 and bfloat16 included (rounded to nearest even in one step).
  * Float to integer truncates toward zero like C; NaN gives 0 and values out
  * of the target's range saturate, so neither the folder nor the generated
  * code (emit_cast.c) ever performs an undefined conversion. */
@@ -35,10 +36,10 @@ moss_status moss_infer_cast(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   (void)g;
   MOSS_TRY(moss_need_input(ctx, n, 0));
   MOSS_TRY(target_type(ctx, n, &to));
-  if (!moss_dtype_ctype(x->dtype))
+  if (!moss_dtype_ctype(moss_dtype_storage(x->dtype)))
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "cast from %s is not supported",
                      moss_dtype_name(x->dtype));
-  if (!moss_dtype_ctype(to))
+  if (!moss_dtype_ctype(moss_dtype_storage(to)))
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "cast to %s is not supported", moss_dtype_name(to));
   moss_set_output(n, 0, to, x->rank, x->dims);
   return MOSS_OK;
@@ -65,7 +66,8 @@ moss_status moss_eval_cast(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   int64_t i, ne = moss_value_numel(x);
   (void)ctx;
   (void)g;
-  if (!moss_dtype_ctype(xt) || !moss_dtype_ctype(yt)) return MOSS_E_UNSUPPORTED;
+  if (!moss_dtype_ctype(moss_dtype_storage(xt)) || !moss_dtype_ctype(moss_dtype_storage(yt)))
+    return MOSS_E_UNSUPPORTED;
   for (i = 0; i < ne; i++) {
     if (yt == MOSS_DT_BOOL) {
       ((uint8_t *)y->data)[i] = moss_dtype_is_float(xt) ? moss_load_f64(xt, x->data, i) != 0

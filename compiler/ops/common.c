@@ -94,6 +94,8 @@ void moss_store_f64(moss_dtype dt, void *p, int64_t i, double v) {
   switch (dt) {
   case MOSS_DT_F32: ((float *)p)[i] = (float)v; break;
   case MOSS_DT_F64: ((double *)p)[i] = v; break;
+  case MOSS_DT_F16:
+  case MOSS_DT_BF16: ((uint16_t *)p)[i] = moss_half_from_f64(dt, v); break;
   case MOSS_DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
   default: moss_store_i64(dt, p, i, isfinite(v) && fabs(v) < 9.2e18 ? (int64_t)v : 0); break;
   }
@@ -112,6 +114,8 @@ void moss_store_i64(moss_dtype dt, void *p, int64_t i, int64_t v) {
   case MOSS_DT_U64: ((uint64_t *)p)[i] = (uint64_t)v; break;
   case MOSS_DT_F32: ((float *)p)[i] = (float)v; break;
   case MOSS_DT_F64: ((double *)p)[i] = (double)v; break;
+  case MOSS_DT_F16:
+  case MOSS_DT_BF16: ((uint16_t *)p)[i] = moss_half_from_f64(dt, (double)v); break;
   default: break;
   }
 }

@@ -68,22 +68,36 @@ static moss_status check_declared(moss_ctx *ctx, const moss_graph *g) {
 }
 
 moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
-  int i, j, failed = 0;
+  int i, j, failed = 0, nv = g->nvalues, halves = 0;
   moss_status first = MOSS_OK;
   unsigned char *poisoned;
+  moss_value **as_f32; /* passes/half.c: each 16-bit float value's Cast to float32 */
   for (i = 0; i < g->ninputs; i++)
     if (too_large(g->inputs[i])) first = fail_too_large(ctx, NULL, "graph input", g->inputs[i]);
   if (first != MOSS_OK) return first;
-  poisoned = moss_alloc(ctx, (size_t)g->nvalues + 1);
-  if (!poisoned) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inference");
+  poisoned = moss_alloc(ctx, (size_t)nv + 1);
+  as_f32 = moss_alloc(ctx, sizeof *as_f32 * ((size_t)nv + 1));
+  if (!poisoned || !as_f32) {
+    moss_free(ctx, poisoned, (size_t)nv + 1);
+    moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inference");
+  }
+  /* The Casts passes/half.c adds go to the end of the list and are visited
+   * there again; the values they make (ids from |nv| on) are never poisoned. */
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
     int skip = 0, folded;
+    moss_dtype half = MOSS_DT_UNDEF;
     moss_status st;
+    if (n->dead) continue; /* folded on the way (a Cast of a constant, passes/half.c) */
     for (j = 0; j < n->ninputs; j++)
-      if (n->inputs[j] && (n->inputs[j]->id >= g->nvalues || poisoned[n->inputs[j]->id])) skip = 1;
+      if (n->inputs[j] && n->inputs[j]->id >= 0 && n->inputs[j]->id < nv && poisoned[n->inputs[j]->id])
+        skip = 1;
     if (!skip) {
-      st = moss_infer_table[n->op](ctx, g, n);
+      st = moss_half_inputs(ctx, g, n, as_f32, nv, &half);
+      halves |= half != MOSS_DT_UNDEF;
+      if (st == MOSS_OK) st = moss_infer_table[n->op](ctx, g, n);
+      if (st == MOSS_OK && half != MOSS_DT_UNDEF) st = moss_half_outputs(ctx, g, n, half);
       if (st == MOSS_OK) {
         for (j = 0; j < n->noutputs && st == MOSS_OK; j++) {
           moss_value *v = n->outputs[j];
@@ -97,18 +111,21 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       if (st == MOSS_OK && n->op != MOSS_OP_DequantizeLinear) st = moss_fold_node(ctx, g, n, &folded);
       if (st == MOSS_OK) continue;
       if (st == MOSS_E_NOMEM || st == MOSS_E_INTERNAL) {
-        moss_free(ctx, poisoned, (size_t)g->nvalues + 1);
+        moss_free(ctx, poisoned, (size_t)nv + 1);
+        moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
         return st;
       }
       failed++;
       if (first == MOSS_OK) first = st;
     }
     for (j = 0; j < n->noutputs; j++)
-      if (n->outputs[j] && n->outputs[j]->id < g->nvalues) poisoned[n->outputs[j]->id] = 1;
+      if (n->outputs[j] && n->outputs[j]->id >= 0 && n->outputs[j]->id < nv) poisoned[n->outputs[j]->id] = 1;
   }
-  moss_free(ctx, poisoned, (size_t)g->nvalues + 1);
+  moss_free(ctx, poisoned, (size_t)nv + 1);
+  moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
   if (failed) return first;
   MOSS_TRY(check_declared(ctx, g));
   moss_graph_compact(g);
+  if (halves) MOSS_TRY(moss_graph_sort(ctx, g));
   return MOSS_OK;
 }

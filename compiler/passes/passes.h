@@ -14,6 +14,15 @@ moss_status moss_pass_check(moss_ctx *ctx, moss_graph *g);
  * all constant is evaluated on the spot (constant folding), so shapes that
  * depend on computed constants resolve. Reports every unsupported node. */
 moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g);
+/* float16 and bfloat16 computed in float32 (passes/half.c), as inference
+ * meets each node: moss_half_inputs reads |n|'s 16-bit float inputs through
+ * Casts to float32 (|as_f32|, |nv| entries by value id: the Cast of each
+ * value, made once), setting |*out_half| to their type (MOSS_DT_UNDEF:
+ * none, or |n| is a Cast or CastLike); after |n| is inferred,
+ * moss_half_outputs rounds each float32 output back to |half| by a Cast. */
+moss_status moss_half_inputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_value **as_f32, int nv,
+                             moss_dtype *out_half);
+moss_status moss_half_outputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_dtype half);
 /* Constant folding of any node whose inputs became constant later. */
 moss_status moss_pass_fold(moss_ctx *ctx, moss_graph *g);
 /* BatchNormalization after a Conv/Gemm with constant weights folds into

@@ -5,6 +5,8 @@ segment blob shares) for the tests that check the code a GPU backend wrote.
   blobs(path) -> [dict(magic, tensors=[bytes...], items=[...], source=bytes,
                        arena_bytes, weights_bytes)]
   find_ptxas() -> NVIDIA's assembler (PATH, else /usr/local/cuda), or None
+  ptxas_refusals(ptxas, path, work, arch) -> [(k, ptxas's message)] for each
+                    PTX module of the bundle |path| that ptxas refuses
   have_cuda(lib) -> whether a CUDA driver loads (|lib|, else MOSS_CUDA_LIBRARY
                     or libcuda.so.1)
 """
@@ -12,6 +14,7 @@ import ctypes
 import os
 import shutil
 import struct
+import subprocess
 
 
 def find_ptxas():
@@ -20,6 +23,18 @@ def find_ptxas():
         return p
     p = "/usr/local/cuda/bin/ptxas"
     return p if os.path.exists(p) else None
+
+
+def ptxas_refusals(ptxas, path, work, arch="sm_90"):
+    out = []
+    for k, bl in enumerate(blobs(path)):
+        src = os.path.join(work, "ptx%d.ptx" % k)
+        with open(src, "wb") as f:
+            f.write(bl["source"])
+        q = subprocess.run([ptxas, "-arch", arch, src, "-o", src + ".cubin"], capture_output=True, text=True)
+        if q.returncode != 0:
+            out.append((k, q.stderr.strip()))
+    return out
 
 
 def have_cuda(lib=None):

@@ -1,5 +1,13 @@
 """A test case's folder, for the e2e tests: imported, not run.
 
+compile_run(moss, d, target, emit, names, tag, env) compiles and runs a
+case's folder, giving its output 0.
+
+work_env(prefix) makes a fresh work folder and the environments the moss
+runs in: (WORK, ENV, ENV_CL), ENV with the Vulkan runtime folder, PoCL's
+cache and moss's cache off, ENV_CL the same without LD_PRELOAD for the
+OpenCL runs (below).
+
 save_model_dir(work, name, nodes, inputs, inits, outputs, fmt) writes
 WORK/NAME/model.onnx (opset 13, IR version 8) from ONNX |nodes|, the graph
 inputs |inputs| ({name: numpy array}: their types and shapes are the
@@ -8,6 +16,8 @@ arrays'; ELEM maps numpy's types to ONNX's), the initializers |inits| ({name: ar
 "npy") or as an ONNX TensorProto NAME.pb ("pb"); returns the folder.
 """
 import os
+import subprocess
+import tempfile
 
 import numpy as np
 import onnx
@@ -18,6 +28,40 @@ from onnx import numpy_helper as NH
 ELEM = {np.dtype(np.float32): TP.FLOAT, np.dtype(np.float64): TP.DOUBLE, np.dtype(np.int32): TP.INT32,
         np.dtype(np.int64): TP.INT64, np.dtype(np.int8): TP.INT8, np.dtype(np.uint8): TP.UINT8,
         np.dtype(np.bool_): TP.BOOL}
+
+
+def compile_run(moss, d, target, emit, names, tag, env, run_env=None):
+    """Compiles D/model.onnx for |target| (--emit |emit|) into D/TAG.moss
+    (or .c) and runs it on the inputs D/NAME.npy for each of |names|, with
+    |env| (|run_env| for the run when given). (output 0 as an array, None)
+    or (None, what failed)."""
+    art = "%s/%s.%s" % (d, tag, "c" if emit == "c" else "moss")
+    p = subprocess.run([moss, "compile", d + "/model.onnx", "--target", target, "--emit", emit, "-o", art,
+                        "-q"], capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        return None, "compile failed: " + p.stderr.strip()[-400:]
+    args = []
+    for k in names:
+        args += ["--input", "%s=%s/%s.npy" % (k, d, k)]
+    out = "%s/out-%s" % (d, tag)
+    p = subprocess.run([moss, "run", art] + args + ["-o", out], capture_output=True, text=True,
+                       env=run_env or env)
+    if p.returncode != 0:
+        return None, "run failed: " + p.stderr.strip()[-400:]
+    return np.load(out + "/output_0.npy"), None
+
+
+def work_env(prefix):
+    w = tempfile.mkdtemp(prefix=prefix)
+    env = dict(os.environ, XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", w), MOSS_CACHE_DIR="off",
+               POCL_CACHE_DIR=os.environ.get("POCL_CACHE_DIR", os.path.join(w, "pocl")))
+    # Under AddressSanitizer ctest preloads lavapipe (LD_PRELOAD, for the
+    # Vulkan runs: tests/CMakeLists.txt says why). An OpenCL run needs no
+    # Vulkan driver, and with lavapipe preloaded beside PoCL,
+    # LeakSanitizer's own thread ("Tracer caught signal 11") crashed at exit
+    # in two runs of test_chains.py, before it checked anything: so the
+    # OpenCL runs go without it, leak checks and all.
+    return w, env, {k: v for k, v in env.items() if k != "LD_PRELOAD"}
 
 
 def save_model_dir(work, name, nodes, inputs, inits, outputs, fmt="npy"):

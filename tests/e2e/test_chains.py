@@ -28,31 +28,21 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from onnx import TensorProto as TP
 from onnx import helper as H
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_blobs import blobs, find_ptxas  # noqa: E402
-from model_dir import ELEM, save_model_dir  # noqa: E402
+from gpu_blobs import find_ptxas, ptxas_refusals  # noqa: E402
+from model_dir import ELEM, compile_run, save_model_dir, work_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONF = os.path.join(HERE, "..", "conformance")
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
 A = ap.parse_args()
-W = tempfile.mkdtemp(prefix="moss-chains-")
-ENV = dict(os.environ, XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", W), MOSS_CACHE_DIR="off",
-           POCL_CACHE_DIR=os.environ.get("POCL_CACHE_DIR", os.path.join(W, "pocl")))
-# Under AddressSanitizer ctest preloads lavapipe (LD_PRELOAD, for the Vulkan
-# runs: tests/CMakeLists.txt says why). An OpenCL run needs no Vulkan
-# driver, and with lavapipe preloaded beside PoCL, LeakSanitizer's own
-# thread ("Tracer caught signal 11") crashed at exit in two of these runs,
-# before it checked anything: so the OpenCL runs go without it, leak checks
-# and all.
-ENV_CL = {k: v for k, v in ENV.items() if k != "LD_PRELOAD"}
+W, ENV, ENV_CL = work_env("moss-chains-")
 rng = np.random.default_rng(11)
 fails = 0
 count = 0
@@ -91,22 +81,10 @@ def chains_after(d, target="host"):
 
 
 def run(d, target, emit, inputs, tag):
-    art = "%s/%s.%s" % (d, tag, "c" if emit == "c" else "moss")
-    p = subprocess.run([A.moss, "compile", d + "/model.onnx", "--target", target, "--emit", emit, "-o", art, "-q"],
-                       capture_output=True, text=True, env=ENV)
-    if p.returncode != 0:
-        fail("%s on %s: compile failed: %s" % (os.path.basename(d), tag, p.stderr.strip()[-300:]))
-        return None
-    args = []
-    for k in inputs:
-        args += ["--input", "%s=%s/%s.npy" % (k, d, k)]
-    out = "%s/out-%s" % (d, tag)
-    p = subprocess.run([A.moss, "run", art] + args + ["-o", out], capture_output=True, text=True,
-                       env=ENV_CL if tag == "opencl" else ENV)
-    if p.returncode != 0:
-        fail("%s on %s: run failed: %s" % (os.path.basename(d), tag, p.stderr.strip()[-300:]))
-        return None
-    return np.load(out + "/output_0.npy")
+    y, why = compile_run(A.moss, d, target, emit, inputs, tag, ENV, ENV_CL if tag == "opencl" else ENV)
+    if why:
+        fail("%s on %s: %s" % (os.path.basename(d), tag, why))
+    return y
 
 
 def close(name, tag, y, ref):
@@ -169,14 +147,8 @@ def case(name, nodes, inputs, inits, ref, fused, exact=False, links=None, link_t
         if p.returncode != 0:
             fail("%s on ptx: compile failed: %s" % (name, p.stderr.strip()[-300:]))
         else:
-            for k, bl in enumerate(blobs(art)):
-                src = "%s/ptx%d.ptx" % (d, k)
-                with open(src, "wb") as f:
-                    f.write(bl["source"])
-                q = subprocess.run([PTXAS, "-arch", "sm_90", src, "-o", src + ".cubin"], capture_output=True,
-                                   text=True)
-                if q.returncode != 0:
-                    fail("%s: ptxas refuses module %d: %s" % (name, k, q.stderr.strip()[:300]))
+            for k, why in ptxas_refusals(PTXAS, art, d):
+                fail("%s: ptxas refuses module %d: %s" % (name, k, why[:300]))
     if fails == before:
         print("ok   %s" % name)
 
