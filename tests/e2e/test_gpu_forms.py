@@ -6,7 +6,8 @@ tests/e2e/data/forms-only.xml (the Jetson Orin's GPU with no CPU to fall
 back on):
 
 - each blob is a GPU code-forms blob (moss_bundle.h) holding a PTX and a
-  Vulkan segment blob for the same tensors; the PTX passes NVIDIA's
+  Vulkan segment blob for the same tensors and, once, the weights both
+  read; the PTX passes NVIDIA's
   assembler for sm_87 (ptxas, CUDA toolkit), the SPIR-V SPIRV-Tools'
   validator for Vulkan 1.1;
 - run with `moss run`: where there is no CUDA driver (this machine;
@@ -16,10 +17,14 @@ back on):
   int8 QDQ MLP the same bits as --target host; MOSS_GPU_FORM=vulkan gives
   the same bits; where there is a CUDA driver the PTX form runs, with the
   same checks;
+- the jetson-orin-nano target itself, placed by cost: the float CNN at
+  the test set's batch (450) has every node on the GPU, so the bundle
+  holds no AArch64 code and runs here, with torch's logits;
 - clear errors: no driver for either form (the stub CUDA driver and no
   Vulkan loader) names both reasons; MOSS_GPU_FORM=ptx without a CUDA
   driver, or naming a form the device lacks; a damaged code-forms blob
-  (magic, version, form count, an entry's offset or size) is refused when
+  (magic, version, form count, the shared-weights field and entry, an
+  entry's offset or size) is refused when
   the bundle is opened, as a malformed bundle (category invalid-model),
   before any driver is asked.
 
@@ -212,6 +217,28 @@ for m in ("mlp", "cnn"):
         fail("%s: with MOSS_CUDA_LIBRARY=%s (cuInit fails) not the Vulkan form's bits" % (m, STUB))
     if not same(D.run(art, x, m + "_forced", env=dict(ENV, MOSS_GPU_FORM=form)), y):
         fail("%s: MOSS_GPU_FORM=%s does not give the same bits" % (m, form))
+
+# The Jetson target itself, placed by cost: at the test set's batch (450)
+# every node of the float CNN goes to its GPU, so the bundle, whose CPU code
+# would be AArch64, has none and runs here, on lavapipe, with torch's logits.
+x = D.x_of("cnn")
+art = os.path.join(W, "jetson.moss")
+ex = subprocess.run([A.moss, "compile", os.path.join(DIG, "cnn.onnx"), "--input-shape",
+                     "input=" + "x".join(str(d) for d in x.shape), "--target", "jetson-orin-nano",
+                     "-o", art, "--explain", "-q"], capture_output=True, text=True, env=ENV)
+placed = [ln for ln in ex.stdout.splitlines() if ln.startswith("node ")]
+if ex.returncode != 0 or not placed or any(" -> gpu " not in ln for ln in placed):
+    fail("cnn on jetson-orin-nano at batch %d: not every node on the gpu: %s" % (
+        x.shape[0], (ex.stderr.strip() or "\n".join(placed))[:600]))
+else:
+    y = D.run(art, x, "jetson")
+    ref = np.load(os.path.join(DIG, "cnn_ref.npy"))
+    if y is not None:
+        err = np.abs(y.astype(np.float64) - ref)
+        if not np.all(err <= 1e-5 + 1e-4 * np.abs(ref)):
+            fail("cnn on jetson-orin-nano: logits differ from torch's by up to %g" % err.max())
+        print("cnn on jetson-orin-nano (%d nodes, all on the gpu; %s): max |moss - torch| %.3g" % (
+            len(placed), form, err.max()))
 
 # The int8 QDQ MLP: the host CPU's bits.
 m = "mlp_qdq"

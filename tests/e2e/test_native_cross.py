@@ -298,6 +298,15 @@ def int8_convs(moss, arch, harness, runner, work, cases):
     return fails
 
 
+# Node tests a given qemu-user cannot run, with the reason; they run on the
+# other architectures. Debian 12's qemu-riscv64 (7.2) aborts translating
+# the RVV code of this one ("decode_save_opc: Assertion `ctx->insn_start !=
+# NULL' failed", before any of it runs: QEMU's issue 1441 on vector
+# instructions, fixed in QEMU 8.1).
+QEMU_CANNOT = {("riscv64", "test_gridsample_reflection_padding"): "qemu-riscv64 7.2 aborts translating "
+                                                                  "its RVV code (QEMU issue 1441)"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moss", required=True)
@@ -345,8 +354,12 @@ def main():
                [os.path.join(NATIVE, "bundle_runner.c"), "-ldl", "-lm", "-o", runner])
         if p.returncode != 0:
             raise SystemExit("FAIL: libmossrt does not build for %s: %s" % (arch, p.stderr))
+        for t in chosen:
+            if (arch, t) in QEMU_CANNOT:
+                print("%s %s: not run: %s" % (arch, t, QEMU_CANNOT[(arch, t)]))
         with cf.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
-            futs = {ex.submit(node_test, moss, arch, hobj, runner, t, work): t for t in chosen}
+            futs = {ex.submit(node_test, moss, arch, hobj, runner, t, work): t for t in chosen
+                    if (arch, t) not in QEMU_CANNOT}
             for f in cf.as_completed(futs):
                 why = f.result()
                 if why:
@@ -359,7 +372,7 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     for f in sorted(failures):
         print("FAIL", f)
-    n = len(chosen) * len(arches)
+    n = len(chosen) * len(arches) - len([1 for arch in arches for t in chosen if (arch, t) in QEMU_CANNOT])
     print("%d passed, %d failed" % (n - len([f for f in failures if "digits" not in f and "int8 conv" not in f]),
                                     len(failures)))
     return 1 if failures else 0
