@@ -30,14 +30,14 @@ ELEM = {np.dtype(np.float32): TP.FLOAT, np.dtype(np.float64): TP.DOUBLE, np.dtyp
         np.dtype(np.bool_): TP.BOOL}
 
 
-def compile_run(moss, d, target, emit, names, tag, env, run_env=None):
-    """Compiles D/model.onnx for |target| (--emit |emit|) into D/TAG.moss
-    (or .c) and runs it on the inputs D/NAME.npy for each of |names|, with
-    |env| (|run_env| for the run when given). (output 0 as an array, None)
-    or (None, what failed)."""
+def compile_run(moss, d, target, emit, names, tag, env, run_env=None, extra=()):
+    """Compiles D/model.onnx for |target| (--emit |emit|, and the options
+    |extra|) into D/TAG.moss (or .c) and runs it on the inputs D/NAME.npy
+    for each of |names|, with |env| (|run_env| for the run when given).
+    (output 0 as an array, None) or (None, what failed)."""
     art = "%s/%s.%s" % (d, tag, "c" if emit == "c" else "moss")
     p = subprocess.run([moss, "compile", d + "/model.onnx", "--target", target, "--emit", emit, "-o", art,
-                        "-q"], capture_output=True, text=True, env=env)
+                        "-q"] + list(extra), capture_output=True, text=True, env=env)
     if p.returncode != 0:
         return None, "compile failed: " + p.stderr.strip()[-400:]
     args = []
