@@ -165,4 +165,32 @@ typedef struct moss_quant_conv {
 moss_status moss_quant_conv_compute(moss_ctx *ctx, const moss_node *n, const moss_value *x,
                                     const moss_value *w, moss_quant_conv *out_c);
 
+/* RNN, GRU and LSTM (ops/recurrent.c): the node's sizes and attributes,
+ * checked; passes/recurrent.c rewrites the node from them. */
+typedef enum moss_rnn_kind { MOSS_RNN_KIND_RNN, MOSS_RNN_KIND_GRU, MOSS_RNN_KIND_LSTM } moss_rnn_kind;
+typedef enum moss_rnn_act_kind {
+  MOSS_RNN_RELU, MOSS_RNN_TANH, MOSS_RNN_SIGMOID, MOSS_RNN_AFFINE, MOSS_RNN_LEAKY_RELU,
+  MOSS_RNN_THRESHOLDED_RELU, MOSS_RNN_SCALED_TANH, MOSS_RNN_HARD_SIGMOID, MOSS_RNN_ELU,
+  MOSS_RNN_SOFTSIGN, MOSS_RNN_SOFTPLUS
+} moss_rnn_act_kind;
+typedef struct moss_rnn_act {
+  moss_rnn_act_kind kind;
+  float alpha, beta; /* the ones the activation takes; its defaults where the model gives none */
+} moss_rnn_act;
+typedef struct moss_rnn {
+  moss_rnn_kind kind;
+  int gates;                     /* 1, 3 (z, r, h) or 4 (i, o, f, c): rows of W per direction / H */
+  int dirs, reverse;             /* 1 or 2 directions; a single one may run backwards */
+  int layout;                    /* 0: X [T, B, I]; 1: X [B, T, I] (and the outputs alike) */
+  int64_t T, B, I, H;
+  int has_clip;
+  float clip;                    /* gate inputs clipped to [-clip, clip] */
+  int input_forget;              /* LSTM: f = 1 - i */
+  int linear_before_reset;       /* GRU */
+  int nact;                      /* activations per direction: 1, 2 (f, g) or 3 (f, g, h) */
+  moss_rnn_act act[2][3];        /* [direction][f, g, h] */
+} moss_rnn;
+moss_status moss_rnn_read(moss_ctx *ctx, const moss_node *n, moss_rnn *out_r);
+const char *moss_rnn_act_name(moss_rnn_act_kind k);
+
 #endif

@@ -50,6 +50,9 @@ static const char *type_name(int t) {
  * expected_type(). Every attribute name moss reads must be here (moss's own
  * operators' qmin, qmax and global never reach this pass). */
 static const struct { const char *name; int type; } attr_types[] = {
+    {"activation_alpha", A_FLOATS}, {"activation_beta", A_FLOATS}, {"activations", A_STRINGS},
+    {"clip", A_FLOAT}, {"hidden_size", A_INT}, {"input_forget", A_INT}, {"layout", A_INT},
+    {"linear_before_reset", A_INT},
     {"align_corners", A_INT}, {"allowzero", A_INT}, {"alpha", A_FLOAT}, {"antialias", A_INT},
     {"approximate", A_STRING}, {"auto_pad", A_STRING}, {"axes", A_INTS}, {"axis", A_INT},
     {"batch_axis", A_INT}, {"batch_dims", A_INT}, {"beta", A_FLOAT}, {"bias", A_FLOAT},
@@ -79,11 +82,12 @@ static const struct { const char *name; int type; } attr_types[] = {
 };
 
 /* Sizes of convolution and pooling windows: strides, dilations and kernel
- * sizes are at least 1, pads and group at least 0 and 1; none is above
+ * sizes are at least 1, pads and group at least 0 and 1, a recurrent
+ * layer's hidden_size at least 1; none is above
  * INT32_MAX, which keeps the window arithmetic of every backend in range.
  * Pad's own pads may be negative (they crop). */
 static const struct { const char *name; int64_t lo; } attr_ranges[] = {
-    {"dilations", 1}, {"group", 1}, {"kernel_shape", 1}, {"output_padding", 0},
+    {"dilations", 1}, {"group", 1}, {"hidden_size", 1}, {"kernel_shape", 1}, {"output_padding", 0},
     {"paddings", 0}, {"pads", 0}, {"strides", 1},
 };
 

@@ -68,7 +68,7 @@ static moss_status check_declared(moss_ctx *ctx, const moss_graph *g) {
 }
 
 moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
-  int i, j, failed = 0, nv = g->nvalues, halves = 0;
+  int i, j, failed = 0, nv = g->nvalues, grown = 0;
   moss_status first = MOSS_OK;
   unsigned char *poisoned;
   moss_value **as_f32; /* passes/half.c: each 16-bit float value's Cast to float32 */
@@ -82,8 +82,9 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
     moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
     return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inference");
   }
-  /* The Casts passes/half.c adds go to the end of the list and are visited
-   * there again; the values they make (ids from |nv| on) are never poisoned. */
+  /* The Casts passes/half.c adds and the time steps of passes/recurrent.c
+   * go to the end of the list and are visited there; the values they make
+   * (ids from |nv| on) are never poisoned. */
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
     int skip = 0, folded;
@@ -95,9 +96,14 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
         skip = 1;
     if (!skip) {
       st = moss_half_inputs(ctx, g, n, as_f32, nv, &half);
-      halves |= half != MOSS_DT_UNDEF;
+      grown |= half != MOSS_DT_UNDEF;
       if (st == MOSS_OK) st = moss_infer_table[n->op](ctx, g, n);
       if (st == MOSS_OK && half != MOSS_DT_UNDEF) st = moss_half_outputs(ctx, g, n, half);
+      if (st == MOSS_OK && !strcmp(moss_op_infos[n->op].family, "recurrent")) {
+        st = moss_recurrent_expand(ctx, g, n); /* its time steps go to the end of the list */
+        grown = 1;
+        if (st == MOSS_OK) continue;
+      }
       if (st == MOSS_OK) {
         for (j = 0; j < n->noutputs && st == MOSS_OK; j++) {
           moss_value *v = n->outputs[j];
@@ -126,6 +132,6 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
   if (failed) return first;
   MOSS_TRY(check_declared(ctx, g));
   moss_graph_compact(g);
-  if (halves) MOSS_TRY(moss_graph_sort(ctx, g));
+  if (grown) MOSS_TRY(moss_graph_sort(ctx, g));
   return MOSS_OK;
 }

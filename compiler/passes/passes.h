@@ -23,6 +23,10 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g);
 moss_status moss_half_inputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_value **as_f32, int nv,
                              moss_dtype *out_half);
 moss_status moss_half_outputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_dtype half);
+/* RNN, GRU and LSTM node |n|, inferred, becomes the nodes of its time
+ * steps (passes/recurrent.c), appended to the node list for inference to
+ * visit; |n| is marked dead and its outputs keep their values. */
+moss_status moss_recurrent_expand(moss_ctx *ctx, moss_graph *g, moss_node *n);
 /* Constant folding of any node whose inputs became constant later. */
 moss_status moss_pass_fold(moss_ctx *ctx, moss_graph *g);
 /* BatchNormalization after a Conv/Gemm with constant weights folds into
