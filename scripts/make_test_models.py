@@ -90,6 +90,26 @@ def main():
          os.path.join(BAD, "shape_input.onnx"))
     np.save(os.path.join(BAD, "shape_3x4.npy"), np.array([3, 4], np.int64))
 
+    # An If with a constant condition whose chosen branch holds an LSTM (the
+    # other a Relu): the importer's subgraphs, passes/control.c and
+    # passes/recurrent.c under the failing allocator.
+    r = np.random.RandomState(1)
+    lstm = helper.make_node("LSTM", ["x", "lw", "lr", "lb"], ["ly"], name="lstm0", hidden_size=3,
+                            direction="bidirectional")
+    then_b = helper.make_graph([lstm, helper.make_node("Reshape", ["ly", "lshape"], ["t"], name="flat")], "then",
+                               [], [vi("t", None)],
+                               [numpy_helper.from_array(np.array([2, 6], np.int64), "lshape")])
+    else_b = helper.make_graph([helper.make_node("Relu", ["x2"], ["e"], name="relu")], "else", [], [vi("e", None)])
+    save(model([helper.make_node("Reshape", ["x", "xshape"], ["x2"], name="x2"),
+                helper.make_node("If", ["cond"], ["y"], name="if0", then_branch=then_b, else_branch=else_b)],
+               [vi("x", [2, 1, 4])], [vi("y", None)],
+               [numpy_helper.from_array(np.array(True), "cond"),
+                numpy_helper.from_array(np.array([2, 4], np.int64), "xshape"),
+                numpy_helper.from_array(r.randn(2, 12, 4).astype(np.float32), "lw"),
+                numpy_helper.from_array(r.randn(2, 12, 3).astype(np.float32), "lr"),
+                numpy_helper.from_array(r.randn(2, 24).astype(np.float32), "lb")], opset=14),
+         os.path.join(BAD, "if_lstm.onnx"))
+
     # External data: the weights in a file beside the model.
     wext = numpy_helper.from_array(np.arange(4, dtype=np.float32), "wext")
     ext = model([helper.make_node("Add", ["x", "wext"], ["y"], name="add0")],

@@ -54,13 +54,24 @@ static void pb_alloc_init(pb_alloc *pa, moss_ctx *ctx) {
   pa->failed = 0;
 }
 
+/* The subgraphs being imported, innermost first: each names its values
+ * "<prefix><name>" (the owner node's name, the attribute, a slash). */
+typedef struct scope {
+  const struct scope *up;
+  const char *prefix;
+} scope;
+
 typedef struct importer {
   moss_ctx *ctx;
   moss_graph *g;
   const char *path;
   const Onnx__ModelProto *m; /* for its opset imports */
   int errors;
+  const scope *sc;           /* NULL: the main graph */
 } importer;
+
+static moss_status import_subgraph(importer *im, moss_node *owner, const char *attr,
+                                   const Onnx__GraphProto *gp, moss_subgraph **out);
 
 /* The ONNX IR versions moss reads: up to ONNX 1.16's (IR 10), the release
  * of opset 21 (MOSS_OPSET_MAX). */
@@ -311,8 +322,11 @@ static moss_status copy_attr(importer *im, moss_node *n, moss_attr *a,
       return moss_fail(im->ctx, MOSS_E_INVALID_MODEL, n, "tensor attribute '%s' is empty", a->name);
     return tensor_to_value(im->ctx, g, im->path, p->t, n->name, &a->t);
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
+    /* If's branches are imported; the other owners' graphs (Loop, Scan)
+     * stay markers, and the check pass names their operators. */
+    if (n->op == MOSS_OP_If) return import_subgraph(im, n, a->name, p->g, &a->graph);
+    break;
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
-    /* Kept as a marker; the op's family rejects subgraphs it cannot run. */
     break;
   default:
     if (p->type == 0) {
@@ -349,12 +363,27 @@ static moss_status copy_attr(importer *im, moss_node *n, moss_attr *a,
   return MOSS_OK;
 }
 
-/* A value named |name| for use as a node input: existing or a placeholder
- * that a later node must produce (the graph may be listed out of order). */
+/* A value named |name| for use as a node input: the innermost subgraph's
+ * that has it, else the main graph's, existing or a placeholder that a
+ * later node must produce (the graph may be listed out of order). */
 static moss_value *use_value(importer *im, const char *name) {
-  moss_value *v = moss_graph_find_value(im->g, name);
+  const scope *s;
+  moss_value *v;
+  char buf[1024];
+  for (s = im->sc; s; s = s->up) {
+    snprintf(buf, sizeof buf, "%s%s", s->prefix, name);
+    if ((v = moss_graph_find_value(im->g, buf))) return v;
+  }
+  v = moss_graph_find_value(im->g, name);
   if (!v) v = moss_graph_add_value(im->ctx, im->g, name);
   return v;
+}
+
+/* |name| as the current scope names what it makes. */
+static const char *scoped(const importer *im, const char *name, char *buf, size_t cap) {
+  if (!im->sc) return name;
+  snprintf(buf, cap, "%s%s", im->sc->prefix, name);
+  return buf;
 }
 
 static int is_default_domain(const char *d) { return !d || !*d || !strcmp(d, "ai.onnx"); }
@@ -408,6 +437,177 @@ static const moss_onnx_binding *find_binding(const moss_onnx_binding *b, int nb,
     if (!strcmp(b[i].name, name) && (want_file ? b[i].file != NULL : b[i].shape != NULL))
       return &b[i];
   return NULL;
+}
+
+/* One node of the current scope, its inputs resolved through the scopes
+ * (use_value), its name and outputs named by the scope. Errors in the
+ * model are counted in im->errors; only out-of-memory returns. */
+static moss_status import_node(importer *im, const Onnx__NodeProto *np) {
+  moss_ctx *ctx = im->ctx;
+  moss_graph *g = im->g;
+  char buf[1024];
+  size_t j;
+  const char *op = np->op_type ? np->op_type : "", *name = NULL;
+  moss_node *n;
+  if (np->name && *np->name) {
+    name = scoped(im, np->name, buf, sizeof buf);
+  } else if (im->sc) { /* unnamed in a subgraph: named in its scope, unique with it */
+    snprintf(buf, sizeof buf, "%s%s_%d", im->sc->prefix, op, g->nnodes);
+    name = buf;
+  }
+  n = moss_graph_add_node(ctx, g, op, name, (int)np->n_input, (int)np->n_output);
+  if (!n) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "node");
+  if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx")) {
+    if (!(n->domain = moss_arena_strdup(g->arena, np->domain)))
+      return moss_fail(ctx, MOSS_E_NOMEM, n, "domain");
+    if (!domain_imported(im->m, np->domain)) {
+      im->errors++;
+      moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+                "operator domain '%s' is not among the model's opset imports (opset_import)",
+                np->domain);
+    }
+  }
+  for (j = 0; j < np->n_input; j++) {
+    if (!np->input[j] || !*np->input[j]) continue;
+    n->inputs[j] = use_value(im, np->input[j]);
+    if (!n->inputs[j]) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "value");
+  }
+  for (j = 0; j < np->n_output; j++) {
+    moss_value *v;
+    const char *nm;
+    if (!np->output[j] || !*np->output[j]) continue;
+    nm = scoped(im, np->output[j], buf, sizeof buf);
+    v = moss_graph_find_value(g, nm);
+    if (v && (v->producer || v->data || v->input_index >= 0)) {
+      im->errors++;
+      moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "value '%s' is defined twice", np->output[j]);
+      continue;
+    }
+    if (!v) v = moss_graph_add_value(ctx, g, nm);
+    if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "value");
+    v->producer = n;
+    n->outputs[j] = v;
+  }
+  n->nattrs = (int)np->n_attribute;
+  n->attrs = moss_graph_alloc(g, sizeof(moss_attr) * (np->n_attribute + 1));
+  if (!n->attrs) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "attributes");
+  for (j = 0; j < np->n_attribute; j++) {
+    moss_status st = copy_attr(im, n, &n->attrs[j], np->attribute[j]);
+    if (st == MOSS_E_NOMEM) return moss_fail(ctx, st, n, "attributes");
+    if (st != MOSS_OK) im->errors++;
+  }
+  return MOSS_OK;
+}
+
+/* Whether |v| belongs to the scope named by |prefix| (or one inside it). */
+static int in_scope(const moss_value *v, const char *prefix) {
+  return v->name && !strncmp(v->name, prefix, strlen(prefix));
+}
+
+/* Adds |v| to |owner|'s inputs unless it is there (the caller made room). */
+static void add_outer_input(moss_node *owner, moss_value *v) {
+  int k;
+  for (k = 0; k < owner->ninputs; k++)
+    if (owner->inputs[k] == v) return;
+  owner->inputs[owner->ninputs++] = v;
+}
+
+/* GRAPH attribute |attr| of |owner| (an If's branch): its initializers
+ * and nodes become the graph's, named in a scope of their own
+ * ("<owner>/<attr>/"), its nodes are moved out of the node list into
+ * |*out|, and each value it reads from outside becomes an input of
+ * |owner|, so that sorting, liveness and dead-code removal see it. */
+static moss_status import_subgraph(importer *im, moss_node *owner, const char *attr,
+                                   const Onnx__GraphProto *gp, moss_subgraph **out) {
+  moss_ctx *ctx = im->ctx;
+  moss_graph *g = im->g;
+  moss_subgraph *sg;
+  scope sc;
+  char buf[1024], *prefix;
+  size_t i, j;
+  int k, k0 = g->nnodes, nouter = 0, errors = im->errors;
+  moss_value **in;
+  if (!gp) return moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "attribute '%s' holds no graph", attr);
+  if (gp->n_input)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "%s's '%s' has %zu inputs; an If branch has none",
+                     owner->op_type, attr, gp->n_input);
+  snprintf(buf, sizeof buf, "%s/%s/", owner->name, attr);
+  if (!(prefix = moss_arena_strdup(g->arena, buf)) || !(sg = moss_graph_alloc(g, sizeof *sg)))
+    return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
+  memset(sg, 0, sizeof *sg);
+  *out = sg;
+  sc.up = im->sc;
+  sc.prefix = prefix;
+  im->sc = &sc;
+  for (i = 0; i < gp->n_initializer; i++) {
+    moss_value *v;
+    const Onnx__TensorProto *t = gp->initializer[i];
+    if (!t->name || !*t->name) {
+      im->sc = sc.up;
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "an initializer of '%s' has no name", attr);
+    }
+    moss_status st = tensor_to_value(ctx, g, im->path, t, scoped(im, t->name, buf, sizeof buf), &v);
+    if (st != MOSS_OK) {
+      im->sc = sc.up;
+      return st;
+    }
+  }
+  /* Its values first, so that a name it makes hides an outer one from
+   * every node of it, wherever the node stands. */
+  for (i = 0; i < gp->n_node; i++)
+    for (j = 0; j < gp->node[i]->n_output; j++) {
+      const char *o = gp->node[i]->output[j];
+      if (o && *o && !moss_graph_find_value(g, scoped(im, o, buf, sizeof buf)) &&
+          !moss_graph_add_value(ctx, g, buf)) {
+        im->sc = sc.up;
+        return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
+      }
+    }
+  for (i = 0; i < gp->n_node; i++) {
+    moss_status st = import_node(im, gp->node[i]);
+    if (st != MOSS_OK) {
+      im->sc = sc.up;
+      return st;
+    }
+  }
+  sg->nnodes = g->nnodes - k0;
+  sg->nodes = moss_graph_alloc(g, sizeof(moss_node *) * ((size_t)sg->nnodes + 1));
+  sg->outputs = moss_graph_alloc(g, sizeof(moss_value *) * (gp->n_output + 1));
+  if (!sg->nodes || !sg->outputs) {
+    im->sc = sc.up;
+    return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
+  }
+  memcpy(sg->nodes, g->nodes + k0, sizeof(moss_node *) * (size_t)sg->nnodes);
+  g->nnodes = k0;
+  for (i = 0; i < gp->n_output; i++) {
+    const char *nm = gp->output[i]->name ? gp->output[i]->name : "";
+    moss_value *v = use_value(im, nm);
+    if (!v) {
+      im->sc = sc.up;
+      return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
+    }
+    if (in_scope(v, prefix) && !v->producer && !v->data) {
+      im->errors++;
+      moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "output '%s' of '%s' is never produced", nm, attr);
+    }
+    sg->outputs[sg->noutputs++] = v;
+  }
+  im->sc = sc.up;
+  /* What it reads from outside: inputs of |owner| after its own. */
+  for (k = 0; k < sg->nnodes; k++) nouter += sg->nodes[k]->ninputs;
+  nouter += sg->noutputs;
+  in = moss_graph_alloc(g, sizeof(moss_value *) * ((size_t)(owner->ninputs + nouter) + 1));
+  if (!in) return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
+  memcpy(in, owner->inputs, sizeof(moss_value *) * (size_t)owner->ninputs);
+  owner->inputs = in;
+  for (k = 0; k < sg->nnodes; k++)
+    for (j = 0; j < (size_t)sg->nodes[k]->ninputs; j++) {
+      moss_value *v = sg->nodes[k]->inputs[j];
+      if (v && !in_scope(v, prefix)) add_outer_input(owner, v);
+    }
+  for (k = 0; k < sg->noutputs; k++)
+    if (!in_scope(sg->outputs[k], prefix)) add_outer_input(owner, sg->outputs[k]);
+  return im->errors > errors ? MOSS_E_INVALID_MODEL : MOSS_OK;
 }
 
 static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
@@ -528,49 +728,7 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
   }
 
   nbefore = g->nvalues;
-  for (i = 0; i < gp->n_node; i++) {
-    const Onnx__NodeProto *np = gp->node[i];
-    moss_node *n = moss_graph_add_node(ctx, g, np->op_type ? np->op_type : "", np->name,
-                                       (int)np->n_input, (int)np->n_output);
-    if (!n) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "node");
-    if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx")) {
-      if (!(n->domain = moss_arena_strdup(g->arena, np->domain)))
-        return moss_fail(ctx, MOSS_E_NOMEM, n, "domain");
-      if (!domain_imported(im->m, np->domain)) {
-        im->errors++;
-        moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
-                  "operator domain '%s' is not among the model's opset imports (opset_import)",
-                  np->domain);
-      }
-    }
-    for (j = 0; j < np->n_input; j++) {
-      if (!np->input[j] || !*np->input[j]) continue;
-      n->inputs[j] = use_value(im, np->input[j]);
-      if (!n->inputs[j]) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "value");
-    }
-    for (j = 0; j < np->n_output; j++) {
-      moss_value *v;
-      if (!np->output[j] || !*np->output[j]) continue;
-      v = moss_graph_find_value(g, np->output[j]);
-      if (v && (v->producer || v->data || v->input_index >= 0)) {
-        im->errors++;
-        moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "value '%s' is defined twice", np->output[j]);
-        continue;
-      }
-      if (!v) v = moss_graph_add_value(ctx, g, np->output[j]);
-      if (!v) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "value");
-      v->producer = n;
-      n->outputs[j] = v;
-    }
-    n->nattrs = (int)np->n_attribute;
-    n->attrs = moss_graph_alloc(g, sizeof(moss_attr) * (np->n_attribute + 1));
-    if (!n->attrs) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "attributes");
-    for (j = 0; j < np->n_attribute; j++) {
-      moss_status st = copy_attr(im, n, &n->attrs[j], np->attribute[j]);
-      if (st == MOSS_E_NOMEM) return moss_fail(ctx, st, n, "attributes");
-      if (st != MOSS_OK) im->errors++;
-    }
-  }
+  for (i = 0; i < gp->n_node; i++) MOSS_TRY(import_node(im, gp->node[i]));
   /* Every value a node reads must be an input, a constant or produced. */
   placeholder = NULL;
   (void)placeholder;
@@ -718,6 +876,7 @@ moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8
   im.path = path;
   im.m = m;
   im.errors = 0;
+  im.sc = NULL;
   st = import_graph(&im, m->graph, bindings, nbindings);
   onnx__model_proto__free_unpacked(m, &pa.a);
   if (st != MOSS_OK) {

@@ -299,6 +299,20 @@ moss_node *moss_graph_add_node(moss_ctx *ctx, moss_graph *g, const char *op_type
   return n;
 }
 
+moss_status moss_graph_insert_nodes(moss_ctx *ctx, moss_graph *g, int at, moss_node *const *nodes,
+                                   int count) {
+  int i;
+  if (at < 0 || at > g->nnodes) return moss_fail(ctx, MOSS_E_INTERNAL, NULL, "node insertion at %d", at);
+  while (g->nnodes + count > g->cap_nodes) /* grow() doubles once per call */
+    if (!grow(ctx, (void **)&g->nodes, &g->cap_nodes, g->cap_nodes, sizeof *g->nodes))
+      return moss_fail(ctx, MOSS_E_NOMEM, NULL, "nodes");
+  memmove(g->nodes + at + count, g->nodes + at, sizeof *g->nodes * (size_t)(g->nnodes - at));
+  memcpy(g->nodes + at, nodes, sizeof *g->nodes * (size_t)count);
+  g->nnodes += count;
+  for (i = at; i < g->nnodes; i++) g->nodes[i]->id = i;
+  return MOSS_OK;
+}
+
 moss_value *moss_graph_add_constant(moss_ctx *ctx, moss_graph *g, const char *name,
                                     moss_dtype dt, int rank, const int64_t *dims,
                                     const void *data) {

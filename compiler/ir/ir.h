@@ -111,6 +111,19 @@ typedef enum moss_attr_type {
   MOSS_ATTR_STRINGS = 8
 } moss_attr_type;
 
+/* A GRAPH attribute's graph (If's then_branch and else_branch): its nodes,
+ * in the order the model lists them, kept out of the graph's node list
+ * until inference puts the branch that runs there (passes/control.c); its
+ * values are the graph's, named "<node>/<attribute>/<name>" where the
+ * subgraph makes them. Values it reads from outside are inputs of the
+ * node that owns it, after the node's own (the importer adds them). */
+typedef struct moss_subgraph {
+  moss_node **nodes;
+  int nnodes;
+  moss_value **outputs;
+  int noutputs;
+} moss_subgraph;
+
 typedef struct moss_attr {
   const char *name;
   moss_attr_type type;
@@ -123,6 +136,7 @@ typedef struct moss_attr {
   const char **strings;
   int n;                /* count of ints / floats / strings */
   moss_value *t;        /* tensor attribute, a constant value not in the graph */
+  moss_subgraph *graph; /* GRAPH attribute */
 } moss_attr;
 
 /* Activation fused into a producing Conv/Gemm/MatMul by the fusion pass. */
@@ -222,6 +236,11 @@ const char *moss_graph_rename_value(moss_graph *g, moss_value *v, const char *na
 /* New node with room for |nin| inputs and |nout| outputs (filled by caller). */
 moss_node *moss_graph_add_node(moss_ctx *ctx, moss_graph *g, const char *op_type,
                                const char *name, int nin, int nout);
+/* Puts the |count| nodes |nodes| (made by moss_graph_add_node and taken
+ * out of the list, or a subgraph's) into the node list at position |at|,
+ * the nodes from there on after them; renumbers the ids. */
+moss_status moss_graph_insert_nodes(moss_ctx *ctx, moss_graph *g, int at, moss_node *const *nodes,
+                                   int count);
 /* A constant value holding a copy of |data| (numel * size bytes). */
 moss_value *moss_graph_add_constant(moss_ctx *ctx, moss_graph *g, const char *name,
                                     moss_dtype dt, int rank, const int64_t *dims,

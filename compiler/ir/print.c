@@ -31,6 +31,9 @@ static void print_attr(moss_buf *out, const moss_attr *a) {
     moss_buf_printf(out, "]");
     break;
   case MOSS_ATTR_TENSOR: moss_buf_printf(out, "<tensor>"); break;
+  case MOSS_ATTR_GRAPH:
+    moss_buf_printf(out, "<graph of %d nodes>", a->graph ? a->graph->nnodes : 0);
+    break;
   default: moss_buf_printf(out, "<%d>", (int)a->type); break;
   }
 }

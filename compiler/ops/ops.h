@@ -193,4 +193,8 @@ typedef struct moss_rnn {
 moss_status moss_rnn_read(moss_ctx *ctx, const moss_node *n, moss_rnn *out_r);
 const char *moss_rnn_act_name(moss_rnn_act_kind k);
 
+/* If (ops/control.c): the subgraph of GRAPH attribute |name| ("then_branch",
+ * "else_branch"), or NULL. */
+const moss_subgraph *moss_if_branch(const moss_node *n, const char *name);
+
 #endif

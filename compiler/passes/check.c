@@ -50,7 +50,8 @@ static const char *type_name(int t) {
  * expected_type(). Every attribute name moss reads must be here (moss's own
  * operators' qmin, qmax and global never reach this pass). */
 static const struct { const char *name; int type; } attr_types[] = {
-    {"activation_alpha", A_FLOATS}, {"activation_beta", A_FLOATS}, {"activations", A_STRINGS},
+    {"activation_alpha", A_FLOATS}, {"body", A_GRAPH}, {"else_branch", A_GRAPH},
+    {"then_branch", A_GRAPH}, {"activation_beta", A_FLOATS}, {"activations", A_STRINGS},
     {"clip", A_FLOAT}, {"hidden_size", A_INT}, {"input_forget", A_INT}, {"layout", A_INT},
     {"linear_before_reset", A_INT},
     {"align_corners", A_INT}, {"allowzero", A_INT}, {"alpha", A_FLOAT}, {"antialias", A_INT},
@@ -169,50 +170,60 @@ static moss_status check_attrs(moss_ctx *ctx, const moss_node *n) {
   return st;
 }
 
+/* The checks of one node, and of the nodes of its subgraphs (If's
+ * branches), every offence reported; the first one's status. */
+static moss_status check_node(moss_ctx *ctx, moss_node *n) {
+  const moss_op_info *info = &moss_op_infos[n->op];
+  int nin = n->ninputs, nout = n->noutputs, k, j;
+  moss_status st, first = MOSS_OK;
+  if (n->domain && *n->domain) {
+    moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+              "operator domain '%s' is not supported (moss compiles the default ONNX domain, "
+              "opsets %d to %d)",
+              n->domain, MOSS_OPSET_MIN, MOSS_OPSET_MAX);
+    return MOSS_E_UNSUPPORTED;
+  }
+  if (n->op == MOSS_OP_UNKNOWN_ || !strcmp(info->family, "qfold") ||
+      !strcmp(info->family, "fused")) { /* moss's own, internal */
+    moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "operator '%s' is not supported", n->op_type);
+    return MOSS_E_UNSUPPORTED;
+  }
+  if (n->opset > 0 && n->opset < since(info->name)) { /* opset 0: a graph built by hand */
+    moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+              "operator %s is in the default ONNX domain from opset %d; the model imports "
+              "opset %lld",
+              info->name, since(info->name), (long long)n->opset);
+    return MOSS_E_INVALID_MODEL;
+  }
+  first = check_attrs(ctx, n);
+  while (nin > 0 && !n->inputs[nin - 1]) nin--;
+  while (nout > 0 && !n->outputs[nout - 1]) nout--;
+  if (nin < info->min_in || (info->max_in >= 0 && nin > info->max_in)) {
+    if (!first) first = MOSS_E_INVALID_MODEL;
+    moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "has %d inputs; %s takes %d to %d", nin, info->name,
+              info->min_in, info->max_in);
+  } else if (nout < 1 || (info->max_out >= 0 && nout > info->max_out)) {
+    if (!first) first = MOSS_E_INVALID_MODEL;
+    moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "has %d outputs; %s gives %d to %d", nout,
+              info->name, info->min_out, info->max_out);
+  }
+  n->ninputs = nin;
+  for (k = 0; k < n->nattrs; k++) {
+    const moss_subgraph *sg = n->attrs[k].type == MOSS_ATTR_GRAPH ? n->attrs[k].graph : NULL;
+    for (j = 0; sg && j < sg->nnodes; j++) {
+      st = check_node(ctx, sg->nodes[j]);
+      if (st != MOSS_OK && !first) first = st;
+    }
+  }
+  return first;
+}
+
 moss_status moss_pass_check(moss_ctx *ctx, moss_graph *g) {
   int i;
   moss_status first = MOSS_OK;
   for (i = 0; i < g->nnodes; i++) {
-    moss_node *n = g->nodes[i];
-    const moss_op_info *info = &moss_op_infos[n->op];
-    int nin = n->ninputs, nout = n->noutputs;
-    moss_status st;
-    if (n->domain && *n->domain) {
-      if (!first) first = MOSS_E_UNSUPPORTED;
-      moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
-                "operator domain '%s' is not supported (moss compiles the default ONNX domain, "
-                "opsets %d to %d)",
-                n->domain, MOSS_OPSET_MIN, MOSS_OPSET_MAX);
-      continue;
-    }
-    if (n->op == MOSS_OP_UNKNOWN_ || !strcmp(info->family, "qfold") ||
-        !strcmp(info->family, "fused")) { /* moss's own, internal */
-      if (!first) first = MOSS_E_UNSUPPORTED;
-      moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "operator '%s' is not supported", n->op_type);
-      continue;
-    }
-    if (n->opset > 0 && n->opset < since(info->name)) { /* opset 0: a graph built by hand */
-      if (!first) first = MOSS_E_INVALID_MODEL;
-      moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
-                "operator %s is in the default ONNX domain from opset %d; the model imports "
-                "opset %lld",
-                info->name, since(info->name), (long long)n->opset);
-      continue;
-    }
-    st = check_attrs(ctx, n);
+    moss_status st = check_node(ctx, g->nodes[i]);
     if (st != MOSS_OK && !first) first = st;
-    while (nin > 0 && !n->inputs[nin - 1]) nin--;
-    while (nout > 0 && !n->outputs[nout - 1]) nout--;
-    if (nin < info->min_in || (info->max_in >= 0 && nin > info->max_in)) {
-      if (!first) first = MOSS_E_INVALID_MODEL;
-      moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "has %d inputs; %s takes %d to %d", nin, info->name,
-                info->min_in, info->max_in);
-    } else if (nout < 1 || (info->max_out >= 0 && nout > info->max_out)) {
-      if (!first) first = MOSS_E_INVALID_MODEL;
-      moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "has %d outputs; %s gives %d to %d", nout,
-                info->name, info->min_out, info->max_out);
-    }
-    n->ninputs = nin;
   }
   return first;
 }

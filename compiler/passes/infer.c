@@ -99,6 +99,11 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       grown |= half != MOSS_DT_UNDEF;
       if (st == MOSS_OK) st = moss_infer_table[n->op](ctx, g, n);
       if (st == MOSS_OK && half != MOSS_DT_UNDEF) st = moss_half_outputs(ctx, g, n, half);
+      if (st == MOSS_OK && n->op == MOSS_OP_If) {
+        st = moss_control_expand(ctx, g, i); /* its branch comes next in the list */
+        grown = 1;
+        if (st == MOSS_OK) continue;
+      }
       if (st == MOSS_OK && !strcmp(moss_op_infos[n->op].family, "recurrent")) {
         st = moss_recurrent_expand(ctx, g, n); /* its time steps go to the end of the list */
         grown = 1;

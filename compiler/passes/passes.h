@@ -27,6 +27,11 @@ moss_status moss_half_outputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_d
  * steps (passes/recurrent.c), appended to the node list for inference to
  * visit; |n| is marked dead and its outputs keep their values. */
 moss_status moss_recurrent_expand(moss_ctx *ctx, moss_graph *g, moss_node *n);
+/* If node |at| of the list, inferred, becomes the branch its condition
+ * picks (passes/control.c), or both and a Where per output when the
+ * condition is known only at run time; their nodes go into the list
+ * right after it, and it is marked dead. */
+moss_status moss_control_expand(moss_ctx *ctx, moss_graph *g, int at);
 /* Constant folding of any node whose inputs became constant later. */
 moss_status moss_pass_fold(moss_ctx *ctx, moss_graph *g);
 /* BatchNormalization after a Conv/Gemm with constant weights folds into

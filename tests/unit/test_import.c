@@ -63,6 +63,18 @@ TEST(good_model_compiles) {
   }
 }
 
+/* An If whose constant condition picks a branch holding an LSTM: the
+ * subgraph import, the branch put in the If's place and the LSTM's time
+ * steps, every allocation of them failed in turn. */
+TEST(if_with_lstm_compiles) {
+  OOM_LOOP {
+    moss_status st = compile("if_lstm.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_OK);
+    ASSERT_EQ(g_nmsgs, 0);
+  }
+}
+
 TEST(truncated) {
   OOM_LOOP {
     moss_status st = compile("truncated.onnx", NULL, 0);
