@@ -20,12 +20,15 @@
 # translates the OpenCL backend's spir64 bitcode into SPIR-V. Vulkan:
 # libvulkan-dev (vulkan/vulkan.h), libvulkan1 (the loader libmossrt's Vulkan
 # executor dlopen()s) and mesa-vulkan-drivers (lavapipe: Vulkan on the CPU).
+# espeak-ng speaks the sentences the voice-activity example listens to
+# (examples/vad/check.py).
 set -eu
 pkgs="build-essential cmake pkg-config clang-14 libclang-rt-14-dev libprotobuf-c-dev protobuf-c-compiler
       libxml2-dev python3-onnx python3-numpy libonnx-testdata llvm-19-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
       qemu-user chromium libsodium-dev python3-cryptography pocl-opencl-icd ocl-icd-libopencl1
-      valgrind spirv-headers spirv-tools llvm-spirv-15 libvulkan-dev libvulkan1 mesa-vulkan-drivers"
+      valgrind spirv-headers spirv-tools llvm-spirv-15 libvulkan-dev libvulkan1 mesa-vulkan-drivers
+      espeak-ng"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -62,6 +62,14 @@ typedef struct moss_run_opts {
                                * timed); otherwise every graph input needs its file */
   int threads;                /* --threads N: a bundle's session runs on N threads
                                * (mossrt_session_set_threads); 0: the cores moss may use */
+  int stream;                 /* --stream: each input file that is not a state holds chunks
+                               * along a new first axis, run one after another; the outputs
+                               * are stacked the same way */
+  const char **states;        /* --state IN=OUT (implies --stream): input IN is kept in the
+                               * session, fed by output OUT of the chunk before
+                               * (mossrt_session_keep_state); its file, if given, is the
+                               * first chunk's state, else zeros */
+  int nstates;
 } moss_run_opts;
 moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts);
 

@@ -30,6 +30,7 @@ static const char usage[] =
     "               [--profile] [--winograd]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
     "               [--threads N] [--profile] [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
+    "               [--stream] [--state INPUT=OUTPUT ...]\n"
     "  moss bench ARTIFACT [--iterations N] [--threads N] [IN0 ...] [--profile]\n"
     "               [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
     "  moss eval ARTIFACT.moss X.npy Y.npy\n"
@@ -73,6 +74,11 @@ static const char usage[] =
     "run: runs a bundle through libmossrt, or builds a C artifact with the system C compiler\n"
     "  ($CC, $MOSS_CFLAGS), on the inputs (one tensor file for every graph input), and writes\n"
     "  OUTDIR/output_<i>.npy (default '.'). No output replaces an input, a device or a folder.\n"
+    "--stream, --state IN=OUT (run): runs a bundle chunk after chunk: each input file that is\n"
+    "  not a state holds the chunks along a new first axis, and output_<i>.npy stacks each\n"
+    "  chunk's output the same way. --state keeps input IN in the session, fed by output OUT of\n"
+    "  the chunk before (an LSTM's h and c, a detector's state); IN's file, if given, is the\n"
+    "  first chunk's state, else zeros (runtime/README.md \"Streaming\").\n"
     "bench: runs N times (default 100, at most 10000000) and prints the median time; without\n"
     "  input files it times zeros.\n"
     "--winograd (compile): stride-1 3x3 Conv layers of whole 4x4 output blocks as Winograd\n"
@@ -307,8 +313,13 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
 static int cmd_run(moss_ctx *ctx, int argc, char **argv, int bench) {
   moss_run_opts o;
   const char **ins = calloc((size_t)argc + 1, sizeof *ins);
+  const char **states = calloc((size_t)argc + 1, sizeof *states);
   int i, ok = 1, rc;
-  if (!ins) return 1;
+  if (!ins || !states) {
+    free(ins);
+    free(states);
+    return 1;
+  }
   memset(&o, 0, sizeof o);
   o.outdir = bench ? NULL : ".";
   o.iterations = bench ? 100 : 1;
@@ -326,15 +337,22 @@ static int cmd_run(moss_ctx *ctx, int argc, char **argv, int bench) {
     else if (!strcmp(a, "--profile-csv") && (ok = need_arg(i, argc, a)))
       o.profile_csv = argv[++i], o.profile = 1;
     else if (!strcmp(a, "--public-key") && (ok = need_arg(i, argc, a))) o.public_key = argv[++i];
-    else if (!ok) break; /* said by need_arg */
+    else if (!strcmp(a, "--stream") && !bench) o.stream = 1;
+    else if (!strcmp(a, "--state") && !bench && (ok = need_arg(i, argc, a))) {
+      if (!strchr(argv[i + 1], '=')) ok = USAGE("%s: --state takes INPUT=OUTPUT, not '%s'", argv[1], argv[i + 1]);
+      states[o.nstates++] = argv[++i];
+      o.stream = 1;
+    } else if (!ok) break; /* said by need_arg */
     else if (a[0] == '-' && a[1]) ok = USAGE("%s: unknown option '%s'", argv[1], a);
     else if (!o.artifact) o.artifact = a;
     else ins[o.ninputs++] = a;
   }
   if (ok && !o.artifact) ok = USAGE("%s: no artifact given", argv[1]);
   o.inputs = ins;
+  o.states = states;
   rc = ok ? (moss_run_artifact(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
   free(ins);
+  free(states);
   return rc;
 }
 

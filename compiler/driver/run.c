@@ -184,25 +184,52 @@ static const char *io_type_str(const io_desc *io, char *buf, size_t cap) {
 }
 
 /* Reads the tensor file |path| for the input |io|; its problems are
- * reported under its own name. */
+ * reported under its own name. |chunks| not NULL (--stream): the file
+ * holds chunks of the input along a new first axis, counted in |*chunks|. */
 static moss_status read_input(moss_ctx *ctx, moss_graph *scratch, const char *path,
-                              const io_desc *io, const void **out) {
+                              const io_desc *io, const void **out, int64_t *chunks) {
   const char *artifact = ctx->file;
   char a[160], b[160];
   moss_value *v;
   moss_status st;
+  int lead = chunks ? 1 : 0;
   ctx->file = path;
   st = moss_tensor_file_read(ctx, scratch, path, &v);
   /* numpy has no bfloat16: a bfloat16 input's .npy holds its bits */
   if (st == MOSS_OK && io->dtype == MOSS_DT_BF16 && v->dtype == MOSS_DT_U16) v->dtype = MOSS_DT_BF16;
-  if (st == MOSS_OK && (v->dtype != io->dtype || v->rank != io->rank ||
-                        memcmp(v->dims, io->dims, sizeof(int64_t) * (size_t)io->rank)))
-    st = moss_fail(ctx, MOSS_E_IO, NULL, "holds %s; the input '%s' of '%s' is %s",
+  if (st == MOSS_OK && (v->dtype != io->dtype || v->rank != io->rank + lead ||
+                        memcmp(v->dims + lead, io->dims, sizeof(int64_t) * (size_t)io->rank) ||
+                        (lead && v->dims[0] < 1)))
+    st = moss_fail(ctx, MOSS_E_IO, NULL, "holds %s; the input '%s' of '%s' is %s%s",
                    moss_value_type_str(v, a, sizeof a), io->name, artifact,
-                   io_type_str(io, b, sizeof b));
+                   io_type_str(io, b, sizeof b),
+                   lead ? ", and --stream reads one or more of it along a new first axis" : "");
   ctx->file = artifact;
   if (st == MOSS_OK) *out = v->data;
+  if (st == MOSS_OK && chunks) *chunks = v->dims[0];
   return st;
+}
+
+/* --state IN=OUT: |state_out|[i] is the output that feeds input i, or -1. */
+static moss_status parse_states(moss_ctx *ctx, const moss_run_opts *o, const manifest *m, int *state_out) {
+  int i, k, j;
+  for (i = 0; i < m->nin; i++) state_out[i] = -1;
+  for (k = 0; k < o->nstates; k++) {
+    const char *arg = o->states[k], *eq = strchr(arg, '=');
+    int in = -1, out = -1;
+    for (j = 0; eq && j < m->nin; j++)
+      if (strlen(m->in[j].name) == (size_t)(eq - arg) && !strncmp(m->in[j].name, arg, (size_t)(eq - arg))) in = j;
+    for (j = 0; eq && j < m->nout; j++)
+      if (!strcmp(m->out[j].name, eq + 1)) out = j;
+    if (in < 0 || out < 0)
+      return moss_fail(ctx, MOSS_E_IO, NULL, "--state %s: the model has no %s named '%.*s'", arg,
+                       in < 0 ? "input" : "output", in < 0 ? (int)(eq - arg) : (int)strlen(eq + 1),
+                       in < 0 ? arg : eq + 1);
+    if (state_out[in] >= 0)
+      return moss_fail(ctx, MOSS_E_IO, NULL, "--state: input '%s' is given twice", m->in[in].name);
+    state_out[in] = out;
+  }
+  return MOSS_OK;
 }
 
 static size_t io_bytes(const io_desc *io) {
@@ -227,6 +254,8 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   moss_status st;
   struct stat sb;
   int i, k, iters = opts->iterations > 0 ? opts->iterations : 1;
+  int state_out[64];
+  int64_t len[64], chunks = -1;
   double *times = NULL;
 
   ctx->file = opts->artifact;
@@ -272,6 +301,14 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     goto done;
   }
   for (i = 0; i < m->nin; i++) ins[i] = NULL;
+  st = parse_states(ctx, opts, m, state_out);
+  if (st != MOSS_OK) goto done;
+  if (opts->stream && (!bundle || opts->profile)) {
+    st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--stream runs a bundle, whose session keeps the "
+                   "state (libmossrt), %s", bundle ? "without --profile" : "and this is a folder of "
+                   "--emit c or obj code: compile a bundle (the default --emit)");
+    goto done;
+  }
   for (i = 0; i < opts->ninputs; i++) {
     const char *arg = opts->inputs[i], *eq = strchr(arg, '=');
     int slot = i;
@@ -290,15 +327,24 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
       st = moss_fail(ctx, MOSS_E_IO, NULL, "input %d '%s' given twice", slot, m->in[slot].name);
       goto done;
     }
-    st = read_input(ctx, scratch, arg, &m->in[slot], &ins[slot]);
+    st = read_input(ctx, scratch, arg, &m->in[slot], &ins[slot],
+                    opts->stream && state_out[slot] < 0 ? &len[slot] : NULL);
     if (st != MOSS_OK) goto done;
+    if (opts->stream && state_out[slot] < 0) {
+      if (chunks >= 0 && len[slot] != chunks) {
+        st = moss_fail(ctx, MOSS_E_IO, NULL, "--stream: the input files hold %lld and %lld chunks",
+                       (long long)chunks, (long long)len[slot]);
+        goto done;
+      }
+      chunks = len[slot];
+    }
   }
   if (opts->ninputs > 0 || !opts->zeros) { /* every input has its file: never made-up data */
     char missing[600];
     size_t n = 0;
     int nmissing = 0;
     for (i = 0; i < m->nin; i++)
-      if (!ins[i] && n < sizeof missing) {
+      if (!ins[i] && state_out[i] < 0 && n < sizeof missing) {
         n += (size_t)snprintf(missing + n, sizeof missing - n, "%s%d '%s'", nmissing ? ", " : "",
                               i, m->in[i].name);
         nmissing++;
@@ -310,7 +356,14 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
       goto done;
     }
   }
+  if (opts->stream && chunks < 0) {
+    st = moss_fail(ctx, MOSS_E_IO, NULL, "--stream: every input is a state; give the chunks of one "
+                   "that is not");
+    goto done;
+  }
+  if (chunks < 0) chunks = 1;
   for (i = 0; i < m->nin; i++) {
+    if (!ins[i] && state_out[i] >= 0) continue; /* a state from zeros */
     if (!ins[i]) { /* moss bench without input files: zeros, only timed */
       ins[i] = moss_graph_alloc(scratch, io_bytes(&m->in[i]) + 1);
       if (!ins[i]) {
@@ -320,7 +373,7 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     }
   }
   for (i = 0; i < m->nout; i++) {
-    outs[i] = moss_graph_alloc(scratch, io_bytes(&m->out[i]) + 1);
+    outs[i] = moss_graph_alloc(scratch, io_bytes(&m->out[i]) * (size_t)chunks + 1);
     if (!outs[i]) {
       st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
       goto done;
@@ -331,6 +384,28 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
         (opts->threads && mossrt_session_set_threads(session, (uint32_t)opts->threads, &rerr) != MOSSRT_OK)) {
       st = runtime_fail(ctx, &rerr);
       goto done;
+    }
+    for (i = 0; i < m->nin; i++)
+      if (state_out[i] >= 0 &&
+          (mossrt_session_keep_state(session, (uint32_t)i, (uint32_t)state_out[i], &rerr) != MOSSRT_OK ||
+           (ins[i] && mossrt_session_set_state(session, (uint32_t)i, ins[i], &rerr) != MOSSRT_OK))) {
+        st = runtime_fail(ctx, &rerr);
+        goto done;
+      }
+    if (opts->stream) { /* chunk after chunk, the states kept by the session */
+      const void *cin[64];
+      void *cout[64];
+      int64_t c;
+      for (c = 0; c < chunks; c++) {
+        for (i = 0; i < m->nin; i++)
+          cin[i] = state_out[i] >= 0 ? NULL : (const char *)ins[i] + (size_t)c * io_bytes(&m->in[i]);
+        for (i = 0; i < m->nout; i++) cout[i] = (char *)outs[i] + (size_t)c * io_bytes(&m->out[i]);
+        if (mossrt_run(session, cin, cout, &rerr) != MOSSRT_OK) {
+          st = runtime_fail(ctx, &rerr);
+          goto done;
+        }
+      }
+      goto write;
     }
     goto execute;
   }
@@ -421,7 +496,14 @@ write:
     for (i = 0; i < m->nout && st == MOSS_OK; i++) {
       char path[4096];
       snprintf(path, sizeof path, "%s/output_%d.npy", opts->outdir, i);
-      st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank, m->out[i].dims, outs[i]);
+      if (opts->stream) { /* the chunks' outputs along a new first axis */
+        int64_t d[MOSS_MAX_RANK + 1];
+        d[0] = chunks;
+        memcpy(d + 1, m->out[i].dims, sizeof(int64_t) * (size_t)m->out[i].rank);
+        st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank + 1, d, outs[i]);
+      } else {
+        st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank, m->out[i].dims, outs[i]);
+      }
     }
   }
 done:

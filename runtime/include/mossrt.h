@@ -182,6 +182,29 @@ MOSSRT_API uint32_t mossrt_session_threads(const mossrt_session *s);
 MOSSRT_API mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs,
                                     void *const *outputs, mossrt_error *err);
 
+/* Streaming state (runtime/README.md "Streaming"): a model whose state
+ * inputs feed its state outputs (a recurrent net's h and c, a voice
+ * detector's state) runs chunk after chunk with the state kept in the
+ * session. mossrt_session_keep_state() makes graph input |in| such a
+ * state, fed by graph output |out| (the same element type and shape): from
+ * then on mossrt_run() and mossrt_run_profile() read input |in| from the
+ * session (inputs[in] may be NULL, and is not read) and, after a run that
+ * succeeded, keep output |out| for the next run (outputs[out] still
+ * receives it; it may be NULL). The state starts as zeros. Allocates two
+ * copies of the tensor; call it before running, not while the session
+ * runs. Errors: MOSSRT_E_ARG (an index out of range, types or shapes that
+ * differ, an input kept already), MOSSRT_E_NOMEM. */
+MOSSRT_API mossrt_status mossrt_session_keep_state(mossrt_session *s, uint32_t in, uint32_t out,
+                                                   mossrt_error *err);
+/* Sets kept state |in| to the tensor at |data| (mossrt_input_info's
+ * nbytes), or to zeros when |data| is NULL: a new stream. MOSSRT_E_ARG
+ * when input |in| is not kept. Never allocates. */
+MOSSRT_API mossrt_status mossrt_session_set_state(mossrt_session *s, uint32_t in, const void *data,
+                                                  mossrt_error *err);
+/* Copies kept state |in| (what the next run will read) to |data|.
+ * MOSSRT_E_ARG when input |in| is not kept or |data| is NULL. */
+MOSSRT_API mossrt_status mossrt_session_get_state(const mossrt_session *s, uint32_t in, void *data,
+                                                  mossrt_error *err);
 /* Profiling (runtime/src/profile): the plan is a list of steps, run in
  * order. An EXEC step on a CPU device runs one layer of the model (one node
  * of the compiled graph) through the CPU code's entry function; an EXEC

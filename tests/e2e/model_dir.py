@@ -3,6 +3,9 @@
 compile_run(moss, d, target, emit, names, tag, env) compiles and runs a
 case's folder, giving its output 0.
 
+RUN_TARGETS: the four (tag, target, emit) an e2e test runs a model on;
+Failures(): a callable that prints and counts failures.
+
 work_env(prefix) makes a fresh work folder and the environments the moss
 runs in: (WORK, ENV, ENV_CL), ENV with the Vulkan runtime folder, PoCL's
 cache and moss's cache off, ENV_CL the same without LD_PRELOAD for the
@@ -24,6 +27,26 @@ import onnx
 from onnx import TensorProto as TP
 from onnx import helper as H
 from onnx import numpy_helper as NH
+
+# The four ways an e2e test runs a model here, (tag, --target, --emit):
+# native code for this machine, C, OpenCL on PoCL and Vulkan on lavapipe
+# (devices with no CPU to fall back on, tests/conformance/*-only.xml).
+CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance")
+RUN_TARGETS = [("host", "host", "bundle"), ("c99", "c99", "c"),
+               ("opencl", os.path.join(CONF, "opencl-only.xml"), "bundle"),
+               ("vulkan", os.path.join(CONF, "vulkan-only.xml"), "bundle")]
+
+
+class Failures:
+    """Counts and prints the failures of a test script."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, msg):
+        print("FAIL " + msg)
+        self.count += 1
+
 
 ELEM = {np.dtype(np.float32): TP.FLOAT, np.dtype(np.float64): TP.DOUBLE, np.dtype(np.int32): TP.INT32,
         np.dtype(np.int64): TP.INT64, np.dtype(np.int8): TP.INT8, np.dtype(np.uint8): TP.UINT8,

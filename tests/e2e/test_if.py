@@ -33,24 +33,15 @@ from onnx import helper as H
 from onnx import numpy_helper as NH
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_dir import ELEM, compile_run, work_env  # noqa: E402
+from model_dir import ELEM, Failures, RUN_TARGETS, compile_run, work_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONF = os.path.join(HERE, "..", "conformance")
-TARGETS = [("host", "host", "bundle"), ("c99", "c99", "c"),
-           ("opencl", os.path.join(CONF, "opencl-only.xml"), "bundle"),
-           ("vulkan", os.path.join(CONF, "vulkan-only.xml"), "bundle")]
+TARGETS = RUN_TARGETS
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
 A = ap.parse_args()
 W, ENV, ENV_CL = work_env("moss-if-")
-fails = 0
-
-
-def fail(msg):
-    global fails
-    print("FAIL " + msg)
-    fails += 1
+fail = Failures()
 
 
 def vi(name, a=None, dt=TP.FLOAT):
@@ -192,5 +183,5 @@ if (p.returncode == 0 or "node 'ifu/then_branch/foo' (FooBar): unsupported" not 
     fail("if_unsupported: exit %d, %r" % (p.returncode, p.stderr[-400:]))
 else:
     print("%-28s refused: %s" % ("if_unsupported", " | ".join(p.stderr.strip().splitlines()[:2])))
-print("if: %d failure(s)" % fails)
-sys.exit(1 if fails else 0)
+print("if: %d failure(s)" % fail.count)
+sys.exit(1 if fail.count else 0)

@@ -26,26 +26,17 @@ import onnx
 from onnx import numpy_helper as NH
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_dir import compile_run, work_env  # noqa: E402
+from model_dir import Failures, RUN_TARGETS, compile_run, work_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "ort_quant")
 DIGITS = os.path.join(HERE, "digits")
-CONF = os.path.join(HERE, "..", "conformance")
-TARGETS = [("host", "host", "bundle"), ("c99", "c99", "c"),
-           ("opencl", os.path.join(CONF, "opencl-only.xml"), "bundle"),
-           ("vulkan", os.path.join(CONF, "vulkan-only.xml"), "bundle")]
+TARGETS = RUN_TARGETS
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
 A = ap.parse_args()
 W, ENV, ENV_CL = work_env("moss-ortq-")
-fails = 0
-
-
-def fail(msg):
-    global fails
-    print("FAIL " + msg)
-    fails += 1
+fail = Failures()
 
 
 def output_step(path):
@@ -98,5 +89,5 @@ for path in models:
         elif y.tobytes() != first.tobytes():
             fail("%s: %s and %s differ (int8 must be bit-identical across backends)" % (stem, TARGETS[0][0], tag))
 
-print("test_ort_quant: %s" % ("FAILED (%d)" % fails if fails else "ok"))
-sys.exit(1 if fails else 0)
+print("test_ort_quant: %s" % ("FAILED (%d)" % fail.count if fail.count else "ok"))
+sys.exit(1 if fail.count else 0)

@@ -30,26 +30,17 @@ from onnx import TensorProto as TP
 from onnx import helper as H
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_dir import compile_run, save_model_dir, work_env  # noqa: E402
+from model_dir import Failures, RUN_TARGETS, compile_run, save_model_dir, work_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "rnn")
-CONF = os.path.join(HERE, "..", "conformance")
-TARGETS = [("host", "host", "bundle"), ("c99", "c99", "c"),
-           ("opencl", os.path.join(CONF, "opencl-only.xml"), "bundle"),
-           ("vulkan", os.path.join(CONF, "vulkan-only.xml"), "bundle")]
+TARGETS = RUN_TARGETS
 EXPECT = 10  # models scripts/make_rnn_models.py makes
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
 A = ap.parse_args()
 W, ENV, ENV_CL = work_env("moss-rnn-")
-fails = 0
-
-
-def fail(msg):
-    global fails
-    print("FAIL " + msg)
-    fails += 1
+fail = Failures()
 
 
 def graph_inputs(m):
@@ -117,5 +108,5 @@ bad("bad_activation", H.make_node("RNN", ["X", "W", "R"], ["Y"], name="r0", hidd
 bad("bad_sequence_lens", H.make_node("GRU", ["X", "W", "R", "", "L"], ["Y"], name="r0", hidden_size=2),
     {"W": np.zeros((1, 6, 4), np.float32), "R": np.zeros((1, 6, 2), np.float32), "L": np.array([4], np.int32)},
     "sequence_lens[0] is 4, outside [0, 3]")
-print("rnn: %d failure(s)" % fails)
-sys.exit(1 if fails else 0)
+print("rnn: %d failure(s)" % fail.count)
+sys.exit(1 if fail.count else 0)

@@ -660,6 +660,79 @@ TEST(run_allocates_nothing) {
   ASSERT_EQ(c.allocs, c.frees);
 }
 
+/* Streaming state (mossrt_session_keep_state): the add bundle's y = 2 (a +
+ * b) with b kept, fed by y: b starts as zeros, so y = 2a, then 2 (a + 2a);
+ * set_state restarts; the errors; no allocation in run; and every
+ * allocation of keep_state failed in turn leaks nothing. */
+TEST(streaming_state) {
+  counter c = {0, 0, 0, 0};
+  mossrt_options o;
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  float a[4] = {1, 2, 3, 4}, y[4], st[4], seven[4] = {7, 7, 7, 7};
+  const void *in[2] = {a, NULL};
+  void *out[1] = {y};
+  long before, k;
+  ASSERT_TRUE(load_add());
+  memset(&o, 0, sizeof o);
+  o.alloc.fn = count_realloc;
+  o.alloc.user = &c;
+  ASSERT_EQ(mossrt_open_memory_ex(g_add, g_add_n, &o, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_set_state(s, 1, NULL, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "input 1 is not kept");
+  ASSERT_EQ(mossrt_session_keep_state(s, 2, 0, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "out of range");
+  ASSERT_EQ(mossrt_session_keep_state(s, 1, 1, &err), MOSSRT_E_ARG);
+  ASSERT_EQ(mossrt_session_keep_state(s, 1, 0, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_keep_state(s, 1, 0, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "input 1 ('b') is kept already");
+  before = c.allocs + c.frees;
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[3], 8, 0);
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[0], 6, 0);
+  ASSERT_NEAR(y[3], 24, 0);
+  ASSERT_EQ(mossrt_session_get_state(s, 1, st, &err), MOSSRT_OK);
+  ASSERT_NEAR(st[2], 18, 0);
+  out[0] = NULL; /* the state alone */
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_session_get_state(s, 1, st, &err), MOSSRT_OK);
+  ASSERT_NEAR(st[3], 2 * (4 + 24), 0);
+  ASSERT_EQ(mossrt_session_set_state(s, 1, seven, &err), MOSSRT_OK);
+  out[0] = y;
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[0], 16, 0);
+  ASSERT_EQ(mossrt_session_set_state(s, 1, NULL, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_NEAR(y[1], 4, 0);
+  ASSERT_EQ(c.allocs + c.frees, before); /* runs and states allocate nothing */
+  in[0] = NULL; /* only the kept input may be NULL */
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "input 0 ('a') is NULL");
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  ASSERT_EQ(c.live_bytes, 0);
+  for (k = 1; k < 100; k++) {
+    counter f = {0, 0, 0, 0};
+    mossrt_status r;
+    o.alloc.user = &f;
+    ASSERT_EQ(mossrt_open_memory_ex(g_add, g_add_n, &o, &b, &err), MOSSRT_OK);
+    ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+    f.fail_at = f.allocs + k;
+    r = mossrt_session_keep_state(s, 1, 0, &err);
+    f.fail_at = 0;
+    if (r == MOSSRT_OK) ASSERT_EQ(mossrt_session_keep_state(s, 0, 0, &err), MOSSRT_OK);
+    else ASSERT_EQ(r, MOSSRT_E_NOMEM);
+    mossrt_session_destroy(s);
+    mossrt_close(b);
+    ASSERT_EQ(f.live_bytes, 0);
+    if (r == MOSSRT_OK) break;
+  }
+  ASSERT_TRUE(k > 1 && k < 100);
+}
+
 /* Every allocation of open and session creation fails in turn: each gives
  * out-of-memory with a message and leaks nothing. */
 static void alloc_failures(int *failed_, const uint8_t *bytes, size_t n, const char *plugin_dir) {

@@ -113,14 +113,34 @@ struct mossrt_session {
   void *cuda;
   /* The Vulkan executor's (vulkan/vulkan.c): instance, device, pipelines. */
   void *vk;
+  /* Streaming state (stream/stream.c): the kept inputs, and room for the
+   * pointer lists a run hands the steps in their place. */
+  struct mossrt_state {
+    uint32_t in, out;
+    size_t nbytes;
+    void *cur;  /* what the next run reads as input |in| */
+    void *next; /* output |out| when the caller gives no buffer for it */
+  } *states;
+  uint32_t nstates;
+  const void **run_in;  /* per graph input */
+  void **run_out;       /* per graph output */
 };
 
 /* core/session.c: the two halves of mossrt_run(), which
  * mossrt_run_profile() (profile/profile.c) also calls, a clock read around
  * each step: the checks of the arguments, and step |i| (nothing to do for
- * a TRANSFER on shared memory). Neither allocates. */
+ * a TRANSFER on shared memory). Neither allocates. Both callers put a
+ * session's kept states in place first (stream/stream.c). */
 mossrt_status mossrt_run_check(const mossrt_session *s, const void *const *inputs,
                                void *const *outputs, mossrt_error *err);
+/* stream/stream.c: where session |s| (NULL: nothing) keeps states,
+ * |*inputs| and |*outputs| become the session's lists with the states in
+ * place; after a run that succeeded, each state takes its output; and the
+ * states freed when the session is. None allocates; each does nothing for
+ * a session without states. */
+void mossrt_stream_args(mossrt_session *s, const void *const **inputs, void *const **outputs);
+void mossrt_stream_done(mossrt_session *s, void *const *outputs);
+void mossrt_stream_free(mossrt_session *s);
 mossrt_status mossrt_step_run(mossrt_session *s, uint32_t i, const void *const *inputs,
                               void *const *outputs, mossrt_error *err);
 

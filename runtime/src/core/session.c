@@ -19,6 +19,7 @@ void mossrt_session_destroy(mossrt_session *s) {
   for (e = mossrt_executors; *e; e++)
     if ((*e)->session_close) (*e)->session_close(s);
   mossrt_mem_free(&a, s->bufs, (size_t)s->b->nrefs * sizeof *s->bufs);
+  mossrt_stream_free(s);
   mossrt_mem_free(&a, s->arena_mem, s->arena_mem_size);
   mossrt_mem_free(&a, s, sizeof *s);
 }
@@ -105,8 +106,11 @@ mossrt_status mossrt_step_run(mossrt_session *s, uint32_t i, const void *const *
 mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs, void *const *outputs,
                          mossrt_error *err) {
   uint32_t i;
-  mossrt_status st = mossrt_run_check(s, inputs, outputs, err);
+  mossrt_status st;
+  mossrt_stream_args(s, &inputs, &outputs); /* the kept states in place, if any */
+  st = mossrt_run_check(s, inputs, outputs, err);
   for (i = 0; st == MOSSRT_OK && i < s->b->nsteps; i++)
     st = mossrt_step_run(s, i, inputs, outputs, err);
+  if (st == MOSSRT_OK) mossrt_stream_done(s, outputs);
   return st;
 }

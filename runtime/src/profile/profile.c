@@ -40,7 +40,9 @@ mossrt_status mossrt_run_profile(mossrt_session *s, const void *const *inputs,
                                  void *const *outputs, uint64_t *step_ns, mossrt_error *err) {
   uint32_t i;
   uint64_t t0;
-  mossrt_status st = mossrt_run_check(s, inputs, outputs, err);
+  mossrt_status st;
+  mossrt_stream_args(s, &inputs, &outputs); /* the kept states in place, if any */
+  st = mossrt_run_check(s, inputs, outputs, err);
   if (st == MOSSRT_OK && !step_ns)
     st = mossrt_fail(err, s->b->name, MOSSRT_E_ARG, "mossrt_run_profile: NULL step_ns");
   for (i = 0; st == MOSSRT_OK && i < s->b->nsteps; i++) {
@@ -48,5 +50,6 @@ mossrt_status mossrt_run_profile(mossrt_session *s, const void *const *inputs,
     st = mossrt_step_run(s, i, inputs, outputs, err);
     step_ns[i] = now_ns() - t0;
   }
+  if (st == MOSSRT_OK) mossrt_stream_done(s, outputs);
   return st;
 }
