@@ -10,6 +10,9 @@
   - `moss run` needs a file for every graph input (bundle, --emit c and
     --emit obj folders alike) and writes nothing otherwise; a bad input file
     is reported under its own name;
+  - `moss run --stream --state IN=OUT` keeps a state between chunks (running
+    sums through z = x + y), and refuses chunk counts that differ, an input
+    not in chunks, unknown names, every input a state, a C folder;
   - NaN or Inf in --calibration data is refused naming the file and index;
   - command-line mistakes: `compare --targets a,,b`, every compare target
     failing, `bench --iterations abc` / 20 digits / 0, --input-shape or
@@ -252,6 +255,41 @@ def run_inputs(a, w, add, addm, x, y):
                   "run %s on %s: reported under the input's name" % (kind, name), p.stderr)
 
 
+def streaming(a, w, add, addm, x, y):
+    """moss run --stream on z = x + y: with --state y=z the bundle's session
+    keeps y, fed by z, so z after chunk k is x_0 + ... + x_k (plus y's file,
+    the first state); and the mistakes."""
+    j = lambda *p: os.path.join(w, *p)
+    xs = np.stack([x * (k + 1) for k in range(4)])
+    np.save(j("xs.npy"), xs)
+    np.save(j("ys3.npy"), np.stack([y] * 3))
+    for init, base in ((None, 0), (j("y.npy"), y)):
+        od = j("o_stream_%s" % ("zeros" if init is None else "y"))
+        args = ["run", addm, "--stream", "--state", "y=z", "--input", "x=" + j("xs.npy"), "-o", od]
+        if init:
+            args += ["--input", "y=" + init]
+        p = moss(a, *args)
+        ok = p.returncode == 0 and np.allclose(np.load(os.path.join(od, "output_0.npy")),
+                                               np.cumsum(xs, 0) + base, rtol=0, atol=0)
+        check(ok, "run --stream --state y=z (first state %s): running sums" % ("zeros" if init is None else "y.npy"),
+              p.stderr)
+    p = moss(a, "run", addm, "--stream", "--input", "x=" + j("xs.npy"), "--input", "y=" + j("ys3.npy"), "-o", j("o"))
+    expect_fail("--stream with 4 and 3 chunks", p, 1, addm, "io", "hold 4 and 3 chunks")
+    p = moss(a, "run", addm, "--stream", "--state", "y=z", "--input", "x=" + j("x.npy"), "-o", j("o"))
+    expect_fail("--stream with an input that is not chunked", p, 1, j("x.npy"), "io",
+                "--stream reads one or more of it along a new first axis")
+    p = moss(a, "run", addm, "--state", "y=nope", "--input", "x=" + j("xs.npy"), "-o", j("o"))
+    expect_fail("--state naming no output", p, 1, addm, "io", "no output named 'nope'")
+    p = moss(a, "run", addm, "--state", "x=z", "--state", "y=z", "-o", j("o"))
+    expect_fail("--stream with every input a state", p, 1, addm, "io", "every input is a state")
+    d = j("add_c_stream")
+    check(moss(a, "compile", "-q", add, "--emit", "c", "-o", d).returncode == 0, "compile --emit c")
+    p = moss(a, "run", d, "--stream", "--input", "x=" + j("xs.npy"), "--input", "y=" + j("ys3.npy"), "-o", j("o"))
+    expect_fail("--stream on an --emit c folder", p, 1, d, "unsupported", "--stream runs a bundle")
+    usage("--state without '='", moss(a, "run", addm, "--state", "y", "-o", j("o")), "--state takes INPUT=OUTPUT")
+    usage("bench --stream", moss(a, "bench", addm, "--stream"), "unknown option '--stream'")
+
+
 def calibration(a, w):
     j = lambda *p: os.path.join(w, *p)
     model = j("fc.onnx")
@@ -372,6 +410,7 @@ def main():
             raise SystemExit("FAIL: cannot compile the test model: " + p.stderr)
         outputs(a, w, add, addm, x, y)
         run_inputs(a, w, add, addm, x, y)
+        streaming(a, w, add, addm, x, y)
         calibration(a, w)
         command_line(a, w, add, addm)
     if FAILS:
