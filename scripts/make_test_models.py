@@ -110,6 +110,23 @@ def main():
                 numpy_helper.from_array(r.randn(2, 24).astype(np.float32), "lb")], opset=14),
          os.path.join(BAD, "if_lstm.onnx"))
 
+    # A Loop of 3 iterations (a carried value, a scan output, an outer value)
+    # feeding a Scan: passes/control.c's unrolling under the failing allocator.
+    body = helper.make_graph([helper.make_node("Identity", ["c"], ["c2"], name="keep"),
+                              helper.make_node("Add", ["v", "w"], ["v2"], name="add"),
+                              helper.make_node("Identity", ["v2"], ["out"], name="out")], "body",
+                             [vi("i", [], TensorProto.INT64), vi("c", [], TensorProto.BOOL), vi("v", [4])],
+                             [vi("c2", [], TensorProto.BOOL), vi("v2", [4]), vi("out", [4])])
+    sbody = helper.make_graph([helper.make_node("Mul", ["s", "row"], ["s2"], name="mul"),
+                               helper.make_node("Relu", ["s2"], ["o"], name="relu")], "sbody",
+                              [vi("s", [4]), vi("row", [4])], [vi("s2", [4]), vi("o", [4])])
+    save(model([helper.make_node("Loop", ["m", "", "x"], ["last", "rows"], name="loop0", body=body),
+                helper.make_node("Scan", ["last", "rows"], ["y", "ys"], name="scan0", body=sbody, num_scan_inputs=1)],
+               [vi("x", [4])], [vi("y", None), vi("ys", None)],
+               [numpy_helper.from_array(np.array(3, np.int64), "m"),
+                numpy_helper.from_array(r.randn(4).astype(np.float32), "w")], opset=16),
+         os.path.join(BAD, "loop_scan.onnx"))
+
     # External data: the weights in a file beside the model.
     wext = numpy_helper.from_array(np.arange(4, dtype=np.float32), "wext")
     ext = model([helper.make_node("Add", ["x", "wext"], ["y"], name="add0")],

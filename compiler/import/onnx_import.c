@@ -324,7 +324,8 @@ static moss_status copy_attr(importer *im, moss_node *n, moss_attr *a,
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
     /* If's branches are imported; the other owners' graphs (Loop, Scan)
      * stay markers, and the check pass names their operators. */
-    if (n->op == MOSS_OP_If) return import_subgraph(im, n, a->name, p->g, &a->graph);
+    if (n->op == MOSS_OP_If || n->op == MOSS_OP_Loop || n->op == MOSS_OP_Scan)
+      return import_subgraph(im, n, a->name, p->g, &a->graph);
     break;
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
     break;
@@ -504,6 +505,13 @@ static int in_scope(const moss_value *v, const char *prefix) {
   return v->name && !strncmp(v->name, prefix, strlen(prefix));
 }
 
+static int is_body_input(const moss_subgraph *sg, const moss_value *v) {
+  int k;
+  for (k = 0; k < sg->ninputs; k++)
+    if (sg->inputs[k] == v) return 1;
+  return 0;
+}
+
 /* Adds |v| to |owner|'s inputs unless it is there (the caller made room). */
 static void add_outer_input(moss_node *owner, moss_value *v) {
   int k;
@@ -528,7 +536,7 @@ static moss_status import_subgraph(importer *im, moss_node *owner, const char *a
   int k, k0 = g->nnodes, nouter = 0, errors = im->errors;
   moss_value **in;
   if (!gp) return moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "attribute '%s' holds no graph", attr);
-  if (gp->n_input)
+  if (gp->n_input && owner->op == MOSS_OP_If)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "%s's '%s' has %zu inputs; an If branch has none",
                      owner->op_type, attr, gp->n_input);
   snprintf(buf, sizeof buf, "%s/%s/", owner->name, attr);
@@ -551,6 +559,28 @@ static moss_status import_subgraph(importer *im, moss_node *owner, const char *a
       im->sc = sc.up;
       return st;
     }
+  }
+  /* A body's inputs (Loop's iteration number, condition and carried
+   * values; Scan's states and slices): values of its scope that no node
+   * makes, bound to each iteration's values when the loop is unrolled. */
+  sg->inputs = moss_graph_alloc(g, sizeof(moss_value *) * (gp->n_input + 1));
+  if (!sg->inputs) {
+    im->sc = sc.up;
+    return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
+  }
+  for (i = 0; i < gp->n_input; i++) {
+    const char *nm = gp->input[i]->name ? gp->input[i]->name : "";
+    moss_value *v;
+    if (moss_graph_find_value(g, scoped(im, nm, buf, sizeof buf))) {
+      im->errors++;
+      moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "input '%s' of '%s' is named twice", nm, attr);
+      continue;
+    }
+    if (!(v = moss_graph_add_value(ctx, g, buf))) {
+      im->sc = sc.up;
+      return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
+    }
+    sg->inputs[sg->ninputs++] = v;
   }
   /* Its values first, so that a name it makes hides an outer one from
    * every node of it, wherever the node stands. */
@@ -586,7 +616,7 @@ static moss_status import_subgraph(importer *im, moss_node *owner, const char *a
       im->sc = sc.up;
       return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
     }
-    if (in_scope(v, prefix) && !v->producer && !v->data) {
+    if (in_scope(v, prefix) && !v->producer && !v->data && !is_body_input(sg, v)) {
       im->errors++;
       moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "output '%s' of '%s' is never produced", nm, attr);
     }

@@ -111,13 +111,16 @@ typedef enum moss_attr_type {
   MOSS_ATTR_STRINGS = 8
 } moss_attr_type;
 
-/* A GRAPH attribute's graph (If's then_branch and else_branch): its nodes,
+/* A GRAPH attribute's graph (If's then_branch and else_branch, Loop's and
+ * Scan's body): its nodes,
  * in the order the model lists them, kept out of the graph's node list
  * until inference puts the branch that runs there (passes/control.c); its
  * values are the graph's, named "<node>/<attribute>/<name>" where the
  * subgraph makes them. Values it reads from outside are inputs of the
  * node that owns it, after the node's own (the importer adds them). */
 typedef struct moss_subgraph {
+  moss_value **inputs; /* a Loop's or Scan's body: its inputs, values no node makes */
+  int ninputs;
   moss_node **nodes;
   int nnodes;
   moss_value **outputs;

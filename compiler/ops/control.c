@@ -1,27 +1,43 @@
-/* control.c - If: the condition (one bool), the two branches, each giving
- * as many outputs as the node has. The output types come from the branch
- * that runs, which inference puts in the node's place right after this
- * check (passes/control.c); nothing is set here. */
+/* control.c - If, Loop and Scan: their inputs and subgraphs checked
+ * (moss_control_read). The output types come from the subgraph that runs,
+ * which inference puts in the node's place right after this check
+ * (passes/control.c: the branch an If picks; a Loop's or Scan's body once
+ * per iteration); nothing is set here. */
+#include <string.h>
+
 #include "ops.h"
 
-/* The subgraph of GRAPH attribute |name| of |n|, or NULL. */
-const moss_subgraph *moss_if_branch(const moss_node *n, const char *name) {
+const moss_subgraph *moss_node_subgraph(const moss_node *n, const char *name) {
   const moss_attr *a = moss_node_find_attr(n, name);
   return a && a->type == MOSS_ATTR_GRAPH ? a->graph : NULL;
 }
 
-moss_status moss_infer_control(moss_ctx *ctx, moss_graph *g, moss_node *n) {
+/* Whether |v| is a bool true, as a constant. */
+static int const_true(const moss_value *v) {
+  return v && v->data && v->dtype == MOSS_DT_BOOL && moss_value_numel(v) == 1 && moss_value_get_i64(v, 0);
+}
+
+static moss_status no_nested(moss_ctx *ctx, const moss_node *n, const moss_subgraph *body) {
+  int k, j;
+  for (k = 0; k < body->nnodes; k++)
+    for (j = 0; j < body->nodes[k]->nattrs; j++)
+      if (body->nodes[k]->attrs[j].type == MOSS_ATTR_GRAPH)
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "node '%s' (%s) in the body has a subgraph of its own; "
+                         "moss unrolls bodies without one", body->nodes[k]->name, body->nodes[k]->op_type);
+  return MOSS_OK;
+}
+
+static moss_status read_if(moss_ctx *ctx, const moss_node *n) {
   static const char *const names[2] = {"then_branch", "else_branch"};
-  const moss_value *c;
+  const moss_value *cond;
   int k;
-  (void)g;
   MOSS_TRY(moss_need_input(ctx, n, 0));
-  c = n->inputs[0];
-  if (c->dtype != MOSS_DT_BOOL || moss_value_numel(c) != 1)
+  cond = n->inputs[0];
+  if (cond->dtype != MOSS_DT_BOOL || moss_value_numel(cond) != 1)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the condition '%s' must be one bool, not %lld of %s",
-                     c->name, (long long)moss_value_numel(c), moss_dtype_name(c->dtype));
+                     cond->name, (long long)moss_value_numel(cond), moss_dtype_name(cond->dtype));
   for (k = 0; k < 2; k++) {
-    const moss_subgraph *b = moss_if_branch(n, names[k]);
+    const moss_subgraph *b = moss_node_subgraph(n, names[k]);
     if (!b) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "no %s graph", names[k]);
     if (b->noutputs != n->noutputs)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "%s gives %d outputs; the node has %d", names[k],
@@ -30,9 +46,120 @@ moss_status moss_infer_control(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   return MOSS_OK;
 }
 
+/* Loop: a trip count known at compile time, a condition that is true
+ * (absent, or a constant) and that the body passes on unchanged. */
+static moss_status read_loop(moss_ctx *ctx, const moss_node *n, const moss_subgraph *b, moss_control *c) {
+  const moss_value *m = moss_node_input(n, 0), *cond = moss_node_input(n, 1), *out;
+  int k;
+  if (b->ninputs < 2 || b->noutputs < b->ninputs - 1)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the body has %d inputs and %d outputs; a Loop's body takes "
+                     "the iteration, the condition and the carried values, and gives the condition, the "
+                     "carried values and any scan outputs", b->ninputs, b->noutputs);
+  c->nstate = b->ninputs - 2;
+  c->nscan_out = b->noutputs - 1 - c->nstate;
+  c->first_state = 2;
+  if (n->noutputs > c->nstate + c->nscan_out)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "%d outputs; its body gives %d", n->noutputs,
+                     c->nstate + c->nscan_out);
+  for (k = 0; k < c->nstate; k++) MOSS_TRY(moss_need_input(ctx, n, 2 + k));
+  if (!m)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "a Loop without a trip count runs until its condition "
+                     "turns false; moss unrolls loops whose trip count is known at compile time");
+  MOSS_TRY(moss_need_constant(ctx, n, 0, "trip count"));
+  if (moss_value_numel(m) != 1 || (m->dtype != MOSS_DT_I64 && m->dtype != MOSS_DT_I32))
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the trip count must be one int64");
+  c->trips = moss_value_get_i64(m, 0);
+  if (cond) {
+    MOSS_TRY(moss_need_constant(ctx, n, 1, "condition"));
+    if (cond->dtype != MOSS_DT_BOOL || moss_value_numel(cond) != 1)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the condition must be one bool");
+    if (!moss_value_get_i64(cond, 0)) c->trips = 0;
+  }
+  out = b->outputs[0];
+  if (!(out == b->inputs[1] || const_true(out) ||
+        (out->producer && out->producer->op == MOSS_OP_Identity && out->producer->inputs[0] == b->inputs[1])))
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the body computes its condition '%s' (a while loop); moss "
+                     "unrolls loops that run their trip count, whose body passes the condition on",
+                     out->name);
+  return MOSS_OK;
+}
+
+/* Scan (opset 9 on): num_scan_inputs of the node's inputs cut along their
+ * axes, every one as long; the states before them. */
+static moss_status read_scan(moss_ctx *ctx, const moss_node *n, const moss_subgraph *b, moss_control *c) {
+  const int64_t *ax = NULL, *dir = NULL, *oax = NULL, *odir = NULL;
+  int nax = moss_attr_ints(n, "scan_input_axes", &ax), ndir = moss_attr_ints(n, "scan_input_directions", &dir);
+  int noax = moss_attr_ints(n, "scan_output_axes", &oax), nodir = moss_attr_ints(n, "scan_output_directions", &odir);
+  int64_t m = moss_attr_int(n, "num_scan_inputs", -1);
+  int k, j;
+  if (n->opset > 0 && n->opset < 9)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "Scan before opset 9 (a batch axis and sequence_lens) is not "
+                     "supported; opset 9's Scan is");
+  if (m < 1 || m > b->ninputs || m > MOSS_CONTROL_MAX)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "num_scan_inputs %lld for a body of %d inputs", (long long)m,
+                     b->ninputs);
+  c->nscan_in = (int)m;
+  c->nstate = b->ninputs - c->nscan_in;
+  c->first_state = 0;
+  c->nscan_out = b->noutputs - c->nstate;
+  if (c->nscan_out < 0 || c->nscan_out > MOSS_CONTROL_MAX || n->noutputs > b->noutputs)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the body gives %d outputs for %d states", b->noutputs,
+                     c->nstate);
+  if ((ax && nax != c->nscan_in) || (dir && ndir != c->nscan_in) || (oax && noax != c->nscan_out) ||
+      (odir && nodir != c->nscan_out))
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scan axes or directions of another count than the scan "
+                     "inputs (%d) and outputs (%d)", c->nscan_in, c->nscan_out);
+  c->trips = -1;
+  for (k = 0; k < c->nstate + c->nscan_in; k++) MOSS_TRY(moss_need_input(ctx, n, k));
+  for (j = 0; j < c->nscan_in; j++) {
+    const moss_value *x = n->inputs[c->nstate + j];
+    int axis;
+    MOSS_TRY(moss_norm_axis(ctx, n, ax ? ax[j] : 0, x->rank, &axis));
+    c->in_axis[j] = axis;
+    c->in_reverse[j] = dir && dir[j];
+    if (c->trips >= 0 && x->dims[axis] != c->trips)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scan inputs of lengths %lld and %lld",
+                       (long long)c->trips, (long long)x->dims[axis]);
+    c->trips = x->dims[axis];
+  }
+  for (j = 0; j < c->nscan_out; j++) {
+    c->out_axis[j] = oax ? (int)oax[j] : 0; /* normalized against the output's rank when it is known */
+    c->out_reverse[j] = odir && odir[j];
+  }
+  return MOSS_OK;
+}
+
+moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, moss_control *c) {
+  const moss_subgraph *b;
+  memset(c, 0, sizeof *c);
+  if (n->op == MOSS_OP_If) return read_if(ctx, n);
+  if (!(b = moss_node_subgraph(n, "body"))) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "no body graph");
+  MOSS_TRY(no_nested(ctx, n, b));
+  MOSS_TRY(n->op == MOSS_OP_Loop ? read_loop(ctx, n, b, c) : read_scan(ctx, n, b, c));
+  if (c->nscan_out > MOSS_CONTROL_MAX)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%d scan outputs (moss takes %d)", c->nscan_out, MOSS_CONTROL_MAX);
+  if (c->trips < 1) { /* an empty scan output has no shape to plan; the states pass through */
+    int k;
+    for (k = c->nstate; k < n->noutputs; k++)
+      if (n->outputs[k])
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%lld iterations: its scan output '%s' would be empty",
+                         (long long)c->trips, n->outputs[k]->name);
+  }
+  if (c->trips > 0 && (double)c->trips * (b->nnodes + 2) > 200000)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%lld iterations of a body of %d nodes: moss unrolls loops, "
+                     "to 200000 nodes", (long long)c->trips, b->nnodes);
+  return MOSS_OK;
+}
+
+moss_status moss_infer_control(moss_ctx *ctx, moss_graph *g, moss_node *n) {
+  moss_control c;
+  (void)g;
+  return moss_control_read(ctx, n, &c);
+}
+
 moss_status moss_eval_control(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   (void)ctx;
   (void)g;
   (void)n;
-  return MOSS_E_UNSUPPORTED; /* replaced by a branch (passes/control.c) */
+  return MOSS_E_UNSUPPORTED; /* replaced by what runs (passes/control.c) */
 }

@@ -193,8 +193,21 @@ typedef struct moss_rnn {
 moss_status moss_rnn_read(moss_ctx *ctx, const moss_node *n, moss_rnn *out_r);
 const char *moss_rnn_act_name(moss_rnn_act_kind k);
 
-/* If (ops/control.c): the subgraph of GRAPH attribute |name| ("then_branch",
- * "else_branch"), or NULL. */
-const moss_subgraph *moss_if_branch(const moss_node *n, const char *name);
+/* If, Loop and Scan (ops/control.c). moss_node_subgraph: the subgraph of
+ * GRAPH attribute |name| ("then_branch", "else_branch", "body"), or NULL.
+ * moss_control_read: the node checked, and for a Loop or Scan its
+ * iterations and the parts of its inputs and outputs. */
+const moss_subgraph *moss_node_subgraph(const moss_node *n, const char *name);
+#define MOSS_CONTROL_MAX 64
+typedef struct moss_control {
+  int64_t trips;        /* iterations (a Loop's trip count, a Scan's length) */
+  int nstate;           /* carried values (Loop) or states (Scan) */
+  int first_state;      /* the node's input holding the first: 2 (Loop), 0 (Scan) */
+  int nscan_in;         /* Scan: the inputs cut into slices, after the states */
+  int nscan_out;        /* outputs stacked from every iteration, after the states */
+  int in_axis[MOSS_CONTROL_MAX], in_reverse[MOSS_CONTROL_MAX];   /* Scan */
+  int out_axis[MOSS_CONTROL_MAX], out_reverse[MOSS_CONTROL_MAX]; /* Scan; a Loop's are 0 */
+} moss_control;
+moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, moss_control *out_c);
 
 #endif

@@ -23,7 +23,7 @@ static const struct { const char *op; int since; } op_since[] = {
     {"MatMulInteger", 10}, {"MaxUnpool", 9}, {"MeanVarianceNormalization", 9}, {"Mish", 18},
     {"Mod", 10}, {"NegativeLogLikelihoodLoss", 12}, {"OneHot", 9}, {"QLinearConv", 10},
     {"QLinearMatMul", 10}, {"QuantizeLinear", 10}, {"Range", 11}, {"Resize", 10},
-    {"ReverseSequence", 10}, {"Round", 11}, {"Scatter", 9}, {"ScatterElements", 11},
+    {"ReverseSequence", 10}, {"Round", 11}, {"Scan", 8}, {"Scatter", 9}, {"ScatterElements", 11},
     {"ScatterND", 11}, {"Shrink", 9}, {"Sign", 9}, {"Sin", 7}, {"Sinh", 9},
     {"SoftmaxCrossEntropyLoss", 12}, {"Tan", 7}, {"ThresholdedRelu", 10}, {"Trilu", 14},
     {"Where", 9},
@@ -51,7 +51,9 @@ static const char *type_name(int t) {
  * operators' qmin, qmax and global never reach this pass). */
 static const struct { const char *name; int type; } attr_types[] = {
     {"activation_alpha", A_FLOATS}, {"body", A_GRAPH}, {"else_branch", A_GRAPH},
-    {"then_branch", A_GRAPH}, {"activation_beta", A_FLOATS}, {"activations", A_STRINGS},
+    {"then_branch", A_GRAPH}, {"num_scan_inputs", A_INT}, {"scan_input_axes", A_INTS},
+    {"scan_input_directions", A_INTS}, {"scan_output_axes", A_INTS},
+    {"scan_output_directions", A_INTS}, {"directions", A_INTS}, {"activation_beta", A_FLOATS}, {"activations", A_STRINGS},
     {"clip", A_FLOAT}, {"hidden_size", A_INT}, {"input_forget", A_INT}, {"layout", A_INT},
     {"linear_before_reset", A_INT},
     {"align_corners", A_INT}, {"allowzero", A_INT}, {"alpha", A_FLOAT}, {"antialias", A_INT},

@@ -1,4 +1,5 @@
-/* control.c - If becomes the branch that runs (docs/control-flow.md).
+/* control.c - If becomes the branch that runs, and Loop and Scan their
+ * bodies once per iteration (docs/control-flow.md).
  * Inference (passes/infer.c) calls in here when it meets an If, whose
  * condition it has inferred, and folded where it could: computed from
  * constants, --constant inputs and shapes, it is known, and the branch it
@@ -9,7 +10,13 @@
  * run time puts both branches there, and a Where per output, flagged
  * "moss.if_output" so that its inference insists the two branches give
  * one type and shape, picks the output: both branches run, and the one
- * the condition names is kept. */
+ * the condition names is kept. A Loop (a trip count known at compile
+ * time) or a Scan is unrolled: its body's nodes are copied once per
+ * iteration, each copy reading the values the iteration before made
+ * (Loop's carried values, Scan's states), its iteration number (a
+ * constant) and, for Scan, its slices of the scan inputs (Gather); the
+ * last iteration's values are the node's first outputs, and each scan
+ * output stacks every iteration's (Unsqueeze, Concat). */
 #include <stdio.h>
 #include <string.h>
 
@@ -29,9 +36,9 @@ static moss_node *make(moss_ctx *ctx, moss_graph *g, const moss_node *n, const c
   return m;
 }
 
-moss_status moss_control_expand(moss_ctx *ctx, moss_graph *g, int at) {
+static moss_status expand_if(moss_ctx *ctx, moss_graph *g, int at) {
   moss_node *n = g->nodes[at];
-  const moss_subgraph *th = moss_if_branch(n, "then_branch"), *el = moss_if_branch(n, "else_branch");
+  const moss_subgraph *th = moss_node_subgraph(n, "then_branch"), *el = moss_node_subgraph(n, "else_branch");
   const moss_subgraph *run[2];
   moss_value *cond = n->inputs[0], *c0 = NULL;
   moss_node **list;
@@ -102,4 +109,243 @@ moss_status moss_control_expand(moss_ctx *ctx, moss_graph *g, int at) {
   st = moss_graph_insert_nodes(ctx, g, at + 1, list, cnt);
   moss_free(ctx, list, cap);
   return st;
+}
+
+/* A Loop or Scan being unrolled: |bound|[id] is what body value |id|
+ * stands for in the iteration |stamp|[id] (1-based), |made|[id] whether
+ * a body node makes it. */
+typedef struct unroll {
+  moss_ctx *ctx;
+  moss_graph *g;
+  moss_node *n;
+  const moss_subgraph *body;
+  moss_value **bound;
+  int *stamp;
+  unsigned char *made;
+  int cap;
+  int failed;   /* out of memory */
+  int disorder; /* a body node reads a body value no earlier node made */
+} unroll;
+
+static moss_value *lookup(unroll *u, moss_value *v, int it) {
+  if (!v || v->id >= u->cap) return v;
+  if (u->stamp[v->id] == it + 1) return u->bound[v->id];
+  if (u->made[v->id]) u->disorder = 1;
+  return v; /* a value from outside, or a constant of the body */
+}
+
+static void bind(unroll *u, const moss_value *v, moss_value *to, int it) {
+  if (v && v->id < u->cap) {
+    u->bound[v->id] = to;
+    u->stamp[v->id] = it + 1;
+  }
+}
+
+static moss_node *node(unroll *u, const char *op, const char *name, int nin, int nout) {
+  moss_node *m;
+  if (u->failed) return NULL;
+  m = moss_graph_add_node(u->ctx, u->g, op, name, nin, nout);
+  if (!m) u->failed = 1;
+  else m->opset = 17; /* the input forms: Unsqueeze's axes */
+  return m;
+}
+
+static moss_value *value(unroll *u, const char *name) {
+  moss_value *v = u->failed ? NULL : moss_graph_add_value(u->ctx, u->g, name);
+  if (!v) u->failed = 1;
+  return v;
+}
+
+static moss_value *ints(unroll *u, int64_t x, int rank) {
+  int64_t one = 1;
+  moss_value *v = u->failed ? NULL : moss_graph_add_constant(u->ctx, u->g, NULL, MOSS_DT_I64, rank, &one, &x);
+  if (!v) u->failed = 1;
+  return v;
+}
+
+/* A node |op| of one output (|into|, or a new value named |name|). */
+static moss_value *make1(unroll *u, const char *op, const char *name, int nin, moss_value *const *in,
+                         moss_value *into, int64_t axis, int has_axis) {
+  moss_node *m = node(u, op, name, nin, 1);
+  int k;
+  if (!m) return NULL;
+  for (k = 0; k < nin; k++) m->inputs[k] = in[k];
+  if (has_axis) {
+    if (!(m->attrs = moss_graph_alloc(u->g, sizeof *m->attrs))) {
+      u->failed = 1;
+      return NULL;
+    }
+    m->nattrs = 1;
+    m->attrs[0].name = "axis";
+    m->attrs[0].type = MOSS_ATTR_INT;
+    m->attrs[0].i = axis;
+  }
+  if (!into) into = value(u, name);
+  if (!into) return NULL;
+  m->outputs[0] = into;
+  into->producer = m;
+  return into;
+}
+
+/* The body's nodes for iteration |it|, reading what |lookup| binds. */
+static void iteration(unroll *u, int it) {
+  char name[600];
+  int k, j;
+  for (k = 0; k < u->body->nnodes && !u->failed; k++) {
+    const moss_node *b = u->body->nodes[k];
+    moss_node *c;
+    snprintf(name, sizeof name, "%s#%d", b->name, it);
+    if (!(c = node(u, b->op_type, name, b->ninputs, b->noutputs))) return;
+    c->opset = b->opset;
+    c->domain = b->domain;
+    c->attrs = b->attrs; /* read only; a body holds no subgraph (ops/control.c) */
+    c->nattrs = b->nattrs;
+    for (j = 0; j < b->ninputs; j++) c->inputs[j] = lookup(u, b->inputs[j], it);
+    for (j = 0; j < b->noutputs; j++) {
+      moss_value *v;
+      if (!b->outputs[j]) continue;
+      snprintf(name, sizeof name, "%s#%d", b->outputs[j]->name, it);
+      if (!(v = value(u, name))) return;
+      v->producer = c;
+      c->outputs[j] = v;
+      bind(u, b->outputs[j], v, it);
+    }
+  }
+}
+
+static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
+  moss_node *n = g->nodes[at];
+  const moss_subgraph *body = moss_node_subgraph(n, "body");
+  moss_control c;
+  unroll u;
+  moss_value **state = NULL, **scans = NULL, *truth = NULL;
+  moss_node **list = NULL;
+  char name[600];
+  int before = g->nnodes, k, j, cnt;
+  int64_t it, T;
+  size_t ssz, csz;
+  moss_status st = MOSS_OK;
+  MOSS_TRY(moss_control_read(ctx, n, &c));
+  T = c.trips;
+  memset(&u, 0, sizeof u);
+  u.ctx = ctx;
+  u.g = g;
+  u.n = n;
+  u.body = body;
+  u.cap = g->nvalues;
+  u.bound = moss_alloc(ctx, sizeof *u.bound * (size_t)u.cap);
+  u.stamp = moss_alloc(ctx, sizeof *u.stamp * (size_t)u.cap);
+  u.made = moss_alloc(ctx, (size_t)u.cap);
+  ssz = sizeof *state * (size_t)(c.nstate + 1);
+  csz = sizeof *scans * (size_t)(c.nscan_out * T + 1);
+  state = moss_alloc(ctx, ssz);
+  scans = moss_alloc(ctx, csz);
+  if (!u.bound || !u.stamp || !u.made || !state || !scans) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
+    goto done;
+  }
+  memset(u.stamp, 0, sizeof *u.stamp * (size_t)u.cap);
+  memset(u.made, 0, (size_t)u.cap);
+  for (k = 0; k < body->nnodes; k++)
+    for (j = 0; j < body->nodes[k]->noutputs; j++)
+      if (body->nodes[k]->outputs[j] && body->nodes[k]->outputs[j]->id < u.cap) u.made[body->nodes[k]->outputs[j]->id] = 1;
+  for (k = 0; k < c.nstate; k++) state[k] = n->inputs[c.first_state + k];
+  if (n->op == MOSS_OP_Loop) {
+    uint8_t one = 1;
+    truth = moss_graph_add_constant(ctx, g, NULL, MOSS_DT_BOOL, 0, NULL, &one);
+    if (!truth) u.failed = 1;
+  }
+  for (it = 0; it < T && !u.failed; it++) {
+    int i = (int)it;
+    if (n->op == MOSS_OP_Loop) { /* iteration number, condition, carried values */
+      bind(&u, body->inputs[0], ints(&u, it, 0), i);
+      bind(&u, body->inputs[1], truth, i);
+      for (k = 0; k < c.nstate; k++) bind(&u, body->inputs[2 + k], state[k], i);
+    } else { /* states, then each scan input's slice */
+      for (k = 0; k < c.nstate; k++) bind(&u, body->inputs[k], state[k], i);
+      for (j = 0; j < c.nscan_in; j++) {
+        moss_value *in[2];
+        in[0] = n->inputs[c.nstate + j];
+        in[1] = ints(&u, c.in_reverse[j] ? T - 1 - it : it, 0);
+        snprintf(name, sizeof name, "%s/slice%d#%d", n->name, j, i);
+        bind(&u, body->inputs[c.nstate + j], make1(&u, "Gather", name, 2, in, NULL, c.in_axis[j], 1), i);
+      }
+    }
+    iteration(&u, i);
+    for (k = 0; k < c.nstate; k++) state[k] = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + k], i);
+    for (j = 0; j < c.nscan_out; j++)
+      scans[j * T + it] = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + c.nstate + j], i);
+  }
+  if (u.failed) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
+    goto done;
+  }
+  if (u.disorder) {
+    st = moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the body's nodes are not in topological order");
+    goto done;
+  }
+  /* the node's outputs: the last states, then each scan output stacked */
+  for (k = 0; k < c.nstate && k < n->noutputs && !u.failed; k++)
+    if (n->outputs[k]) {
+      snprintf(name, sizeof name, "%s/out%d", n->name, k);
+      make1(&u, "Identity", name, 1, &state[k], n->outputs[k], 0, 0);
+    }
+  for (j = 0; j < c.nscan_out && c.nstate + j < n->noutputs && !u.failed; j++) {
+    moss_value *y = n->outputs[c.nstate + j], **col = scans + j * T;
+    int64_t axis = c.out_axis[j], m;
+    if (!y) continue;
+    for (it = 0; it < T; it++) { /* each iteration's output with the new axis */
+      moss_value *in[2];
+      in[0] = col[it];
+      in[1] = ints(&u, axis, 1);
+      snprintf(name, sizeof name, "%s/stack%d#%d", n->name, j, (int)it);
+      col[it] = make1(&u, "Unsqueeze", name, 2, in, NULL, 0, 0);
+    }
+    if (c.out_reverse[j]) /* the last iteration's first */
+      for (it = 0; it < T / 2; it++) {
+        moss_value *t = col[it];
+        col[it] = col[T - 1 - it];
+        col[T - 1 - it] = t;
+      }
+    for (m = T; m > 1 && !u.failed;) { /* Concats of at most 32 inputs, a tree */
+      int64_t out_n = 0;
+      for (it = 0; it < m; it += 32) {
+        int cnt2 = (int)(m - it < 32 ? m - it : 32);
+        snprintf(name, sizeof name, "%s/concat%d_%d#%d", n->name, j, (int)m, (int)it);
+        col[out_n++] = make1(&u, "Concat", name, cnt2, col + it, m <= 32 ? y : NULL, axis, 1);
+      }
+      m = out_n;
+    }
+    if (T == 1) {
+      snprintf(name, sizeof name, "%s/stack%d", n->name, j);
+      make1(&u, "Identity", name, 1, col, y, 0, 0);
+    }
+  }
+  if (u.failed) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
+    goto done;
+  }
+  cnt = g->nnodes - before;
+  list = moss_alloc(ctx, sizeof *list * (size_t)(cnt + 1));
+  if (!list) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
+    goto done;
+  }
+  memcpy(list, g->nodes + before, sizeof *list * (size_t)cnt);
+  g->nnodes = before;
+  n->dead = 1;
+  st = moss_graph_insert_nodes(ctx, g, at + 1, list, cnt);
+  moss_free(ctx, list, sizeof *list * (size_t)(cnt + 1));
+done:
+  moss_free(ctx, u.bound, sizeof *u.bound * (size_t)u.cap);
+  moss_free(ctx, u.stamp, sizeof *u.stamp * (size_t)u.cap);
+  moss_free(ctx, u.made, (size_t)u.cap);
+  moss_free(ctx, state, ssz);
+  moss_free(ctx, scans, csz);
+  if (st != MOSS_OK && g->nnodes > before) g->nnodes = before; /* what was made stays out of the list */
+  return st;
+}
+
+moss_status moss_control_expand(moss_ctx *ctx, moss_graph *g, int at) {
+  return g->nodes[at]->op == MOSS_OP_If ? expand_if(ctx, g, at) : expand_loop(ctx, g, at);
 }

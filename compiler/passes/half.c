@@ -50,7 +50,8 @@ moss_status moss_half_inputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_va
   char name[512];
   int k, folded;
   *out_half = MOSS_DT_UNDEF;
-  if (n->op == MOSS_OP_Cast || n->op == MOSS_OP_CastLike || n->op == MOSS_OP_If) return MOSS_OK;
+  if (n->op == MOSS_OP_Cast || n->op == MOSS_OP_CastLike || !strcmp(moss_op_infos[n->op].family, "control"))
+    return MOSS_OK;
   for (k = 0; k < n->ninputs; k++) {
     moss_value *v = n->inputs[k];
     moss_node *c;

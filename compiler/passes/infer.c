@@ -99,8 +99,8 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       grown |= half != MOSS_DT_UNDEF;
       if (st == MOSS_OK) st = moss_infer_table[n->op](ctx, g, n);
       if (st == MOSS_OK && half != MOSS_DT_UNDEF) st = moss_half_outputs(ctx, g, n, half);
-      if (st == MOSS_OK && n->op == MOSS_OP_If) {
-        st = moss_control_expand(ctx, g, i); /* its branch comes next in the list */
+      if (st == MOSS_OK && (n->op == MOSS_OP_If || n->op == MOSS_OP_Loop || n->op == MOSS_OP_Scan)) {
+        st = moss_control_expand(ctx, g, i); /* what runs comes next in the list */
         grown = 1;
         if (st == MOSS_OK) continue;
       }

@@ -27,9 +27,10 @@ moss_status moss_half_outputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_d
  * steps (passes/recurrent.c), appended to the node list for inference to
  * visit; |n| is marked dead and its outputs keep their values. */
 moss_status moss_recurrent_expand(moss_ctx *ctx, moss_graph *g, moss_node *n);
-/* If node |at| of the list, inferred, becomes the branch its condition
- * picks (passes/control.c), or both and a Where per output when the
- * condition is known only at run time; their nodes go into the list
+/* If, Loop or Scan node |at| of the list, inferred, becomes what runs
+ * (passes/control.c): the branch an If's condition picks (or both and a
+ * Where per output when the condition is known only at run time), a
+ * Loop's or Scan's body once per iteration; their nodes go into the list
  * right after it, and it is marked dead. */
 moss_status moss_control_expand(moss_ctx *ctx, moss_graph *g, int at);
 /* Constant folding of any node whose inputs became constant later. */

@@ -75,6 +75,16 @@ TEST(if_with_lstm_compiles) {
   }
 }
 
+/* A Loop feeding a Scan, both unrolled, every allocation failed in turn. */
+TEST(loop_and_scan_compile) {
+  OOM_LOOP {
+    moss_status st = compile("loop_scan.onnx", NULL, 0);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_OK);
+    ASSERT_EQ(g_nmsgs, 0);
+  }
+}
+
 TEST(truncated) {
   OOM_LOOP {
     moss_status st = compile("truncated.onnx", NULL, 0);
