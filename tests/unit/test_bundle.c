@@ -632,6 +632,19 @@ static void *count_realloc(void *user, void *ptr, size_t old_size, size_t new_si
   return ptr;
 }
 
+/* The add bundle opened, and a session made on it, through the counting
+ * allocator |c| (|o| keeps the options). */
+static mossrt_status open_counted(counter *c, mossrt_options *o, mossrt_bundle **b, mossrt_session **s,
+                                  mossrt_error *err) {
+  mossrt_status st;
+  if (!load_add()) return MOSSRT_E_IO;
+  memset(o, 0, sizeof *o);
+  o->alloc.fn = count_realloc;
+  o->alloc.user = c;
+  st = mossrt_open_memory_ex(g_add, g_add_n, o, b, err);
+  return st == MOSSRT_OK ? mossrt_session_create(*b, NULL, 0, s, err) : st;
+}
+
 TEST(run_allocates_nothing) {
   counter c = {0, 0, 0, 0};
   mossrt_options o;
@@ -643,12 +656,7 @@ TEST(run_allocates_nothing) {
   void *out[1] = {y};
   long before;
   int i;
-  ASSERT_TRUE(load_add());
-  memset(&o, 0, sizeof o);
-  o.alloc.fn = count_realloc;
-  o.alloc.user = &c;
-  ASSERT_EQ(mossrt_open_memory_ex(g_add, g_add_n, &o, &b, &err), MOSSRT_OK);
-  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(open_counted(&c, &o, &b, &s, &err), MOSSRT_OK);
   ASSERT_TRUE(c.allocs > 0); /* open and session did go through the allocator */
   before = c.allocs + c.frees;
   for (i = 0; i < 100; i++) ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
@@ -674,12 +682,7 @@ TEST(streaming_state) {
   const void *in[2] = {a, NULL};
   void *out[1] = {y};
   long before, k;
-  ASSERT_TRUE(load_add());
-  memset(&o, 0, sizeof o);
-  o.alloc.fn = count_realloc;
-  o.alloc.user = &c;
-  ASSERT_EQ(mossrt_open_memory_ex(g_add, g_add_n, &o, &b, &err), MOSSRT_OK);
-  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(open_counted(&c, &o, &b, &s, &err), MOSSRT_OK);
   ASSERT_EQ(mossrt_session_set_state(s, 1, NULL, &err), MOSSRT_E_ARG);
   ASSERT_STR_CONTAINS(err.text, "input 1 is not kept");
   ASSERT_EQ(mossrt_session_keep_state(s, 2, 0, &err), MOSSRT_E_ARG);
