@@ -50,6 +50,7 @@ static moss_status chains(stage *s);
 static moss_status sparse(stage *s);
 
 static const pass_entry passes[] = {
+    {"contrib", moss_pass_contrib, NULL},   /* ONNX Runtime's QGemm, QLinearAdd... as Q/DQ */
     {"check", moss_pass_check, NULL},       /* unknown ops, domains, arity: all reported */
     {"infer", moss_pass_infer, NULL},       /* shapes and dtypes, folding constants on the way */
     {"bn-fold", moss_pass_bn_fold, NULL},   /* BatchNormalization into Conv/Gemm weights */

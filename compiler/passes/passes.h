@@ -7,6 +7,12 @@
 
 typedef moss_status (*moss_pass_fn)(moss_ctx *ctx, moss_graph *g);
 
+/* ONNX Runtime's quantized com.microsoft operators (QGemm, QLinearAdd,
+ * QLinearMul, QLinearSigmoid, QLinearLeakyRelu, QLinearAveragePool,
+ * QLinearGlobalAveragePool, QLinearConcat: its quantizer's QOperator
+ * format) rewritten as DequantizeLinear -> float op -> QuantizeLinear,
+ * for the qdq pass to fold (passes/contrib.c). */
+moss_status moss_pass_contrib(moss_ctx *ctx, moss_graph *g);
 /* Rejects what cannot be compiled before any work: unknown operators,
  * foreign domains, wrong arity. Reports every such node, then fails. */
 moss_status moss_pass_check(moss_ctx *ctx, moss_graph *g);

@@ -1,8 +1,16 @@
 #!/usr/bin/python3
 """int8 models made by ONNX Runtime's own quantizer (issue 16, item 6): the
 digits MLP and CNN through onnxruntime.quantization.quantize_static in QDQ
-format, per-tensor and per-channel weights, uint8 and int8 activations
-(tests/e2e/ort_quant/, made by scripts/make_ort_quant_models.py).
+and QOperator formats (QLinearConv, com.microsoft's QGemm: rewritten by
+passes/contrib.c), per-tensor and per-channel weights, uint8 and int8
+activations, and a small CNN whose QOperator form holds every
+com.microsoft operator passes/contrib.c rewrites (QLinearAdd, QLinearMul,
+QLinearSigmoid, QLinearLeakyRelu, QLinearAveragePool,
+QLinearGlobalAveragePool, QLinearConcat, QGemm) (tests/e2e/ort_quant/, made
+by scripts/make_ort_quant_models.py). A QOperator model's reference is ONNX Runtime on the same model with each
+QGemm and QLinearConv written out as its definition (DequantizeLinear,
+the float op, QuantizeLinear), since its own int8 kernels round their own
+way (up to several steps off after three layers: printed).
 
 Against ONNX Runtime's outputs with its graph optimizations off, where
 each node runs as the ONNX spec defines it (the reference; committed as
@@ -49,15 +57,18 @@ def output_step(path):
     return float(inits[last.input[1]])
 
 
-models = sorted(glob.glob(os.path.join(DATA, "*_qdq_*.onnx")))
-if len(models) != 8:
-    fail("%d models in %s, expected 8 (scripts/make_ort_quant_models.py)" % (len(models), DATA))
+models = sorted(glob.glob(os.path.join(DATA, "*_qdq_*.onnx")) + glob.glob(os.path.join(DATA, "*_qop_*.onnx")))
+if len(models) != 17:
+    fail("%d models in %s, expected 17 (scripts/make_ort_quant_models.py)" % (len(models), DATA))
 for path in models:
     stem = os.path.splitext(os.path.basename(path))[0]
     kind = stem.split("_")[0]
     ref = np.load(os.path.join(DATA, stem + "_ref.npy"))
     ort_opt = np.load(os.path.join(DATA, stem + "_ort.npy"))
-    x = np.load(os.path.join(DIGITS, "x_test_%s.npy" % kind)).astype(np.float32)[:ref.shape[0]]
+    if kind == "ops":  # the com.microsoft operators' model: random inputs the script saved
+        x = np.load(os.path.join(DATA, "ops_x.npy"))
+    else:
+        x = np.load(os.path.join(DIGITS, "x_test_%s.npy" % kind)).astype(np.float32)[:ref.shape[0]]
     d = os.path.join(W, stem)
     os.makedirs(d)
     os.symlink(path, os.path.join(d, "model.onnx"))
