@@ -229,15 +229,18 @@ TEST(external_data) {
   }
 }
 
-/* Two digits models of tests/e2e/digits through every stage but the C
+/* Three digits models of tests/e2e through every stage but the C
  * compiler: the QDQ CNN through the qdq pass (Conv, MaxPool, Flatten and
- * Gemm folded), the float MLP through --prune and the sparse pass; both
+ * Gemm folded), the float MLP through --prune and the sparse pass, the MLP
+ * in ONNX Runtime's QOperator form through the contrib pass (QGemm); all
  * through partition, plan, cost and the C backend. The target is loaded
  * once (the tests above fail its allocations too). */
 TEST(digits_models_through_every_stage) {
   static const struct {
     const char *file, *shape, *prune;
-  } models[] = {{"cnn_qdq_pc.onnx", "2x1x8x8", NULL}, {"mlp.onnx", "2x64", "magnitude:0.9"}};
+  } models[] = {{"cnn_qdq_pc.onnx", "2x1x8x8", NULL},
+                {"mlp.onnx", "2x64", "magnitude:0.9"},
+                {"../ort_quant/mlp_qop_pc_u8.onnx", "2x64", NULL}};
   size_t m;
   moss_ctx tctx;
   moss_target *t;
