@@ -68,7 +68,10 @@ typedef struct importer {
   const Onnx__ModelProto *m; /* for its opset imports */
   int errors;
   const scope *sc;           /* NULL: the main graph */
+  int depth;                 /* subgraphs open: at most MAX_DEPTH */
 } importer;
+
+#define MAX_DEPTH 32
 
 static moss_status import_subgraph(importer *im, moss_node *owner, const char *attr,
                                    const Onnx__GraphProto *gp, moss_subgraph **out);
@@ -536,6 +539,8 @@ static moss_status import_subgraph(importer *im, moss_node *owner, const char *a
   int k, k0 = g->nnodes, nouter = 0, errors = im->errors;
   moss_value **in;
   if (!gp) return moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "attribute '%s' holds no graph", attr);
+  if (im->depth >= MAX_DEPTH)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, owner, "subgraphs nested more than %d deep", MAX_DEPTH);
   if (gp->n_input && owner->op == MOSS_OP_If)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "%s's '%s' has %zu inputs; an If branch has none",
                      owner->op_type, attr, gp->n_input);
@@ -593,13 +598,16 @@ static moss_status import_subgraph(importer *im, moss_node *owner, const char *a
         return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
       }
     }
+  im->depth++;
   for (i = 0; i < gp->n_node; i++) {
     moss_status st = import_node(im, gp->node[i]);
     if (st != MOSS_OK) {
       im->sc = sc.up;
+      im->depth--;
       return st;
     }
   }
+  im->depth--;
   sg->nnodes = g->nnodes - k0;
   sg->nodes = moss_graph_alloc(g, sizeof(moss_node *) * ((size_t)sg->nnodes + 1));
   sg->outputs = moss_graph_alloc(g, sizeof(moss_value *) * (gp->n_output + 1));
@@ -907,6 +915,7 @@ moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8
   im.m = m;
   im.errors = 0;
   im.sc = NULL;
+  im.depth = 0;
   st = import_graph(&im, m->graph, bindings, nbindings);
   onnx__model_proto__free_unpacked(m, &pa.a);
   if (st != MOSS_OK) {

@@ -137,7 +137,7 @@ static void lifted(cx *c, const char *op, int first, int ntriples) {
   for (k = 0; k < ntriples; k++) x[nx++] = dq(c, in(n, first + 3 * k), in(n, first + 3 * k + 1),
                                                in(n, first + 3 * k + 2), -1);
   m = make(c, op, nx, x, NULL, n->nattrs);
-  if (m) {
+  if (m && n->nattrs) {
     memcpy(m->attrs, n->attrs, sizeof *m->attrs * (size_t)n->nattrs);
     m->nattrs = n->nattrs;
   }

@@ -316,5 +316,13 @@ d = model("loop_disorder", [H.make_node("Loop", ["m", "", "acc0", "count0"], ["a
                                         body=rev)],
           {"xs": xs}, {"m": np.array(2, np.int64), "k": k, "acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
 refused("loop_body_out_of_order", d, "not in topological order")
+# Ifs nested 40 deep: refused past 32, not a stack overflow.
+g_ = branch("leaf", [H.make_node("Neg", ["x"], ["y0"], name="n")], ["y0"])
+for depth in range(40):
+    g_ = branch("b%d" % depth, [H.make_node("If", ["c"], ["y%d" % (depth + 1)], name="if%d" % depth, then_branch=g_,
+                                            else_branch=branch("s", [H.make_node("Abs", ["x"], ["z"], name="z")],
+                                                               ["z"]))], ["y%d" % (depth + 1)])
+d = model("if_deep", list(g_.node), {"x": x, "c": np.array(True)}, {}, ["y40"])
+refused("if_nested_40_deep", d, "subgraphs nested more than 32 deep")
 print("control: %d failure(s)" % fail.count)
 sys.exit(1 if fail.count else 0)
