@@ -37,6 +37,9 @@ typedef struct moss_compile_opts {
                                * measurement beside the estimate (profile.h) */
   const char *sign_key;       /* --sign KEY: the secret key file the bundle is signed with
                                * (keys.c); NULL: unsigned */
+  int max_trip_count;         /* --max-trip-count N: a Loop whose trip count or condition is
+                               * known only at run time runs at most N iterations (unrolled,
+                               * docs/control-flow.md); 0: such Loops are refused */
 } moss_compile_opts;
 
 /* import -> passes -> plan -> emit, one stage per line (pipeline.c). */

@@ -216,6 +216,10 @@ typedef struct moss_graph {
    * UNDEF: none declared; rank -1: no shape; a dimension left open has a
    * dim_param. The infer pass holds the inferred types to them. */
   moss_value **output_decl;
+  /* --max-trip-count: the iterations a Loop whose trip count or condition
+   * is known only at run time is unrolled to (passes/control.c); 0: such
+   * a Loop is refused. */
+  int64_t max_trip_count;
   /* The name index of moss_graph_find_value (graph.c): open addressing,
    * |name_slots| entries (a power of two, or 0) of a name's hash and the
    * value id, the latest value of each name. */

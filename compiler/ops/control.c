@@ -47,10 +47,13 @@ static moss_status read_if(moss_ctx *ctx, const moss_node *n) {
 }
 
 /* Loop: a trip count known at compile time, a condition that is true
- * (absent, or a constant) and that the body passes on unchanged. */
-static moss_status read_loop(moss_ctx *ctx, const moss_node *n, const moss_subgraph *b, moss_control *c) {
+ * (absent, or a constant) and that the body passes on unchanged; or,
+ * with a bound (--max-trip-count), any of them known only at run time
+ * (c->dynamic: the iterations past the loop's end keep its values). */
+static moss_status read_loop(moss_ctx *ctx, const moss_node *n, const moss_subgraph *b, int64_t bound,
+                             moss_control *c) {
   const moss_value *m = moss_node_input(n, 0), *cond = moss_node_input(n, 1), *out;
-  int k;
+  int k, dyn = 0;
   if (b->ninputs < 2 || b->noutputs < b->ninputs - 1)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the body has %d inputs and %d outputs; a Loop's body takes "
                      "the iteration, the condition and the carried values, and gives the condition, the "
@@ -62,25 +65,47 @@ static moss_status read_loop(moss_ctx *ctx, const moss_node *n, const moss_subgr
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "%d outputs; its body gives %d", n->noutputs,
                      c->nstate + c->nscan_out);
   for (k = 0; k < c->nstate; k++) MOSS_TRY(moss_need_input(ctx, n, 2 + k));
-  if (!m)
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "a Loop without a trip count runs until its condition "
-                     "turns false; moss unrolls loops whose trip count is known at compile time");
-  MOSS_TRY(moss_need_constant(ctx, n, 0, "trip count"));
-  if (moss_value_numel(m) != 1 || (m->dtype != MOSS_DT_I64 && m->dtype != MOSS_DT_I32))
+  if (m && (moss_value_numel(m) != 1 || m->dtype != MOSS_DT_I64))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the trip count must be one int64");
-  c->trips = moss_value_get_i64(m, 0);
-  if (cond) {
-    MOSS_TRY(moss_need_constant(ctx, n, 1, "condition"));
-    if (cond->dtype != MOSS_DT_BOOL || moss_value_numel(cond) != 1)
-      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the condition must be one bool");
-    if (!moss_value_get_i64(cond, 0)) c->trips = 0;
+  if (cond && (cond->dtype != MOSS_DT_BOOL || moss_value_numel(cond) != 1))
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the condition must be one bool");
+  if (!m && !bound)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "a Loop without a trip count runs until its condition "
+                     "turns false; moss unrolls loops whose trip count is known at compile time, or up to "
+                     "--max-trip-count N");
+  if (m && !m->data) {
+    if (!bound)
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the trip count '%s' is known only at run time: fix it at "
+                       "compile time with --constant %s=FILE, or bound the loop with --max-trip-count N",
+                       m->name, m->name);
+    dyn = 1;
+  }
+  if (cond && !cond->data) {
+    if (!bound)
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the condition '%s' is known only at run time: fix it at "
+                       "compile time with --constant %s=FILE, or bound the loop with --max-trip-count N",
+                       cond->name, cond->name);
+    dyn = 1;
   }
   out = b->outputs[0];
   if (!(out == b->inputs[1] || const_true(out) ||
-        (out->producer && out->producer->op == MOSS_OP_Identity && out->producer->inputs[0] == b->inputs[1])))
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the body computes its condition '%s' (a while loop); moss "
-                     "unrolls loops that run their trip count, whose body passes the condition on",
-                     out->name);
+        (out->producer && out->producer->op == MOSS_OP_Identity && out->producer->inputs[0] == b->inputs[1]))) {
+    if (!bound)
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the body computes its condition '%s' (a while loop), which "
+                       "only the run knows: bound the loop with --max-trip-count N", out->name);
+    dyn = 1;
+  }
+  if (!m) dyn = 1;
+  c->trips = m && m->data ? moss_value_get_i64(m, 0) : bound;
+  if (cond && cond->data && !moss_value_get_i64(cond, 0)) c->trips = 0, dyn = 0;
+  if (dyn) {
+    if (m && m->data && c->trips > bound) c->trips = bound; /* the bound is a promise */
+    for (k = c->nstate; k < n->noutputs; k++)
+      if (n->outputs[k])
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "scan output '%s' of a Loop that ends at run time: "
+                         "its length only the run knows", n->outputs[k]->name);
+    c->dynamic = 1;
+  }
   return MOSS_OK;
 }
 
@@ -129,13 +154,13 @@ static moss_status read_scan(moss_ctx *ctx, const moss_node *n, const moss_subgr
   return MOSS_OK;
 }
 
-moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, moss_control *c) {
+moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, int64_t bound, moss_control *c) {
   const moss_subgraph *b;
   memset(c, 0, sizeof *c);
   if (n->op == MOSS_OP_If) return read_if(ctx, n);
   if (!(b = moss_node_subgraph(n, "body"))) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "no body graph");
   MOSS_TRY(no_nested(ctx, n, b));
-  MOSS_TRY(n->op == MOSS_OP_Loop ? read_loop(ctx, n, b, c) : read_scan(ctx, n, b, c));
+  MOSS_TRY(n->op == MOSS_OP_Loop ? read_loop(ctx, n, b, bound, c) : read_scan(ctx, n, b, c));
   if (c->nscan_out > MOSS_CONTROL_MAX)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%d scan outputs (moss takes %d)", c->nscan_out, MOSS_CONTROL_MAX);
   if (c->trips < 1) { /* an empty scan output has no shape to plan; the states pass through */
@@ -153,8 +178,7 @@ moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, moss_control *c
 
 moss_status moss_infer_control(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   moss_control c;
-  (void)g;
-  return moss_control_read(ctx, n, &c);
+  return moss_control_read(ctx, n, g->max_trip_count, &c);
 }
 
 moss_status moss_eval_control(moss_ctx *ctx, moss_graph *g, moss_node *n) {

@@ -207,7 +207,9 @@ typedef struct moss_control {
   int nscan_out;        /* outputs stacked from every iteration, after the states */
   int in_axis[MOSS_CONTROL_MAX], in_reverse[MOSS_CONTROL_MAX];   /* Scan */
   int out_axis[MOSS_CONTROL_MAX], out_reverse[MOSS_CONTROL_MAX]; /* Scan; a Loop's are 0 */
+  int dynamic;          /* Loop: its end is known only at run time; |trips| is the bound */
 } moss_control;
-moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, moss_control *out_c);
+/* |bound|: the graph's max_trip_count (--max-trip-count; 0: none). */
+moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, int64_t bound, moss_control *out_c);
 
 #endif

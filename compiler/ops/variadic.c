@@ -8,19 +8,24 @@ moss_status moss_infer_variadic(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   int rank = 0, i, first = n->op == MOSS_OP_Where ? 1 : 0;
   int64_t dims[MOSS_MAX_RANK];
   (void)g;
-  if (n->op == MOSS_OP_Where && moss_node_find_attr(n, "moss.if_output")) {
-    /* an If's output chosen at run time (passes/control.c): both branches must give it alike */
+  if (n->op == MOSS_OP_Where &&
+      (moss_node_find_attr(n, "moss.if_output") || moss_node_find_attr(n, "moss.loop_carried"))) {
+    /* passes/control.c: an If's output chosen at run time, or a Loop's carried value kept once
+     * the loop has ended: the two sides must be alike */
     const moss_value *a = n->inputs[1], *b = n->inputs[2];
     char ta[128], tb[128];
+    int loop = moss_node_find_attr(n, "moss.loop_carried") != NULL;
     MOSS_TRY(moss_need_input(ctx, n, 1));
     MOSS_TRY(moss_need_input(ctx, n, 2));
     if (a->dtype != b->dtype || a->rank != b->rank ||
         memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)(a->rank > 0 ? a->rank : 0)))
       return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
-                       "the If's output %lld is %s from then_branch and %s from else_branch; with a "
-                       "condition known only at run time both branches must give one type and shape",
-                       (long long)moss_attr_int(n, "moss.if_output", 0), moss_value_type_str(a, ta, sizeof ta),
-                       moss_value_type_str(b, tb, sizeof tb));
+                       loop ? "the Loop's carried value %lld is %s after an iteration and %s before it; a "
+                              "loop that ends at run time keeps one type and shape"
+                            : "the If's output %lld is %s from then_branch and %s from else_branch; with a "
+                              "condition known only at run time both branches must give one type and shape",
+                       (long long)moss_attr_int(n, loop ? "moss.loop_carried" : "moss.if_output", 0),
+                       moss_value_type_str(a, ta, sizeof ta), moss_value_type_str(b, tb, sizeof tb));
   }
   for (i = 0; i < n->ninputs; i++) {
     moss_value *v = n->inputs[i];

@@ -16,7 +16,12 @@
  * (Loop's carried values, Scan's states), its iteration number (a
  * constant) and, for Scan, its slices of the scan inputs (Gather); the
  * last iteration's values are the node's first outputs, and each scan
- * output stacks every iteration's (Unsqueeze, Concat). */
+ * output stacks every iteration's (Unsqueeze, Concat). A Loop whose end
+ * only the run knows (a trip count or condition from an input, a body that
+ * computes its condition) is unrolled to --max-trip-count iterations with
+ * a running flag: each iteration's carried values are taken only while
+ * the flag holds (Where), and the flag is the condition the body gives
+ * and the iteration under the trip count. */
 #include <stdio.h>
 #include <string.h>
 
@@ -187,6 +192,40 @@ static moss_value *make1(unroll *u, const char *op, const char *name, int nin, m
   return into;
 }
 
+/* |x| as a scalar (a Reshape to shape []). */
+static moss_value *scalar(unroll *u, moss_value *x, const char *name) {
+  int64_t zero = 0;
+  moss_value *in[2];
+  in[0] = x;
+  in[1] = u->failed ? NULL : moss_graph_add_constant(u->ctx, u->g, NULL, MOSS_DT_I64, 1, &zero, NULL);
+  if (!in[1]) u->failed = 1;
+  return make1(u, "Reshape", name, 2, in, NULL, 0, 0);
+}
+
+/* Where(|active|, |now|, |before|): a carried value that stops changing
+ * when the loop has ended (flagged, so that inference insists the two
+ * have one type and shape). */
+static moss_value *keep(unroll *u, moss_value *active, moss_value *now, moss_value *before, int k, int it) {
+  char name[600];
+  moss_value *in[3];
+  moss_node *m;
+  in[0] = active;
+  in[1] = now;
+  in[2] = before;
+  snprintf(name, sizeof name, "%s/keep%d#%d", u->n->name, k, it);
+  if (!make1(u, "Where", name, 3, in, NULL, 0, 0)) return NULL;
+  m = u->g->nodes[u->g->nnodes - 1];
+  if (!(m->attrs = moss_graph_alloc(u->g, sizeof *m->attrs))) {
+    u->failed = 1;
+    return NULL;
+  }
+  m->nattrs = 1;
+  m->attrs[0].name = "moss.loop_carried";
+  m->attrs[0].type = MOSS_ATTR_INT;
+  m->attrs[0].i = k;
+  return m->outputs[0];
+}
+
 /* The body's nodes for iteration |it|, reading what |lookup| binds. */
 static void iteration(unroll *u, int it) {
   char name[600];
@@ -218,14 +257,14 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
   const moss_subgraph *body = moss_node_subgraph(n, "body");
   moss_control c;
   unroll u;
-  moss_value **state = NULL, **scans = NULL, *truth = NULL;
+  moss_value **state = NULL, **scans = NULL, *truth = NULL, *active = NULL, *count = NULL;
   moss_node **list = NULL;
   char name[600];
   int before = g->nnodes, k, j, cnt;
   int64_t it, T;
   size_t ssz, csz;
   moss_status st = MOSS_OK;
-  MOSS_TRY(moss_control_read(ctx, n, &c));
+  MOSS_TRY(moss_control_read(ctx, n, g->max_trip_count, &c));
   T = c.trips;
   memset(&u, 0, sizeof u);
   u.ctx = ctx;
@@ -255,11 +294,26 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
     truth = moss_graph_add_constant(ctx, g, NULL, MOSS_DT_BOOL, 0, NULL, &one);
     if (!truth) u.failed = 1;
   }
+  if (c.dynamic) { /* running: the condition, and the iteration under the trip count */
+    moss_value *in[2];
+    active = moss_node_input(n, 1) ? scalar(&u, n->inputs[1], "cond") : truth;
+    if (moss_node_input(n, 0)) {
+      snprintf(name, sizeof name, "%s/count", n->name);
+      count = scalar(&u, n->inputs[0], name);
+      in[0] = ints(&u, 0, 0);
+      in[1] = count;
+      snprintf(name, sizeof name, "%s/runs#0", n->name);
+      in[1] = make1(&u, "Less", name, 2, in, NULL, 0, 0);
+      in[0] = active;
+      snprintf(name, sizeof name, "%s/active#0", n->name);
+      active = make1(&u, "And", name, 2, in, NULL, 0, 0);
+    }
+  }
   for (it = 0; it < T && !u.failed; it++) {
     int i = (int)it;
     if (n->op == MOSS_OP_Loop) { /* iteration number, condition, carried values */
       bind(&u, body->inputs[0], ints(&u, it, 0), i);
-      bind(&u, body->inputs[1], truth, i);
+      bind(&u, body->inputs[1], c.dynamic ? active : truth, i);
       for (k = 0; k < c.nstate; k++) bind(&u, body->inputs[2 + k], state[k], i);
     } else { /* states, then each scan input's slice */
       for (k = 0; k < c.nstate; k++) bind(&u, body->inputs[k], state[k], i);
@@ -272,7 +326,27 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
       }
     }
     iteration(&u, i);
-    for (k = 0; k < c.nstate; k++) state[k] = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + k], i);
+    for (k = 0; k < c.nstate; k++) {
+      moss_value *now = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + k], i);
+      state[k] = c.dynamic ? keep(&u, active, now, state[k], k, i) : now;
+    }
+    if (c.dynamic) { /* still running after this iteration: it was, the body says so, and under the count */
+      moss_value *in[2];
+      snprintf(name, sizeof name, "%s/cond#%d", n->name, i);
+      in[0] = active;
+      in[1] = scalar(&u, lookup(&u, body->outputs[0], i), name);
+      snprintf(name, sizeof name, "%s/active#%d", n->name, i + 1);
+      active = make1(&u, "And", name, 2, in, NULL, 0, 0);
+      if (count) {
+        in[0] = ints(&u, it + 1, 0);
+        in[1] = count;
+        snprintf(name, sizeof name, "%s/runs#%d", n->name, i + 1);
+        in[1] = make1(&u, "Less", name, 2, in, NULL, 0, 0);
+        in[0] = active;
+        snprintf(name, sizeof name, "%s/active#%d'", n->name, i + 1);
+        active = make1(&u, "And", name, 2, in, NULL, 0, 0);
+      }
+    }
     for (j = 0; j < c.nscan_out; j++)
       scans[j * T + it] = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + c.nstate + j], i);
   }

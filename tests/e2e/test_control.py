@@ -26,9 +26,12 @@ Loop and Scan (unrolled):
   count is an input frozen with --constant; one whose condition is false;
 - a Scan with two scan inputs (one along axis 1, one backwards), a state,
   and scan outputs along axis 1 and backwards;
-- the errors: a while loop (the body computes its condition), no trip
-  count, a trip count known only at run time (named for --constant), a
-  body holding an If.
+- with --max-trip-count, a trip count that is an input (run with 3, 8
+  and 0) and a while loop (the body computes its condition);
+- the errors: a while loop without the bound, and one with a scan
+  output; no trip count; a trip count known only at run time (named for
+  --constant); a body holding an If; bodies out of order; Ifs nested 40
+  deep.
 
 Each compiled for the host (LLVM), as C, for OpenCL (PoCL) and Vulkan
 (lavapipe) where it runs.
@@ -256,6 +259,41 @@ d2 = model("loop_false", [H.make_node("Loop", ["m", "go", "acc0", "count0"], ["a
                         "count0": np.float32(0)}, ["acc", "count"])
 run_case("loop_false_condition", d2, {"xs": xs}, [acc0, np.array(0, np.float32)])
 
+# Loops whose end only the run knows, unrolled to --max-trip-count: a
+# trip count that is an input (run with 3 and with 8), and a while loop
+# (the body computes its condition: go on while count < 7).
+xs8 = (np.arange(32, dtype=np.float32).reshape(8, 4) - 9) / 4
+nodes = [H.make_node("Loop", ["m", "", "acc0", "count0"], ["acc", "count"], name="loopr", body=loop_body())]
+d = model("loop_runtime_bound", nodes, {"xs": xs8, "m": np.array(3, np.int64)},
+          {"k": k, "acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
+for trips in (3, 8, 0):
+    want = loop_want(xs8, k, acc0, trips)
+    run_case("loop_runtime_count_%d" % trips, d, {"xs": xs8, "m": np.array(trips, np.int64)}, [want[0], want[1]],
+             extra=("--max-trip-count", "8"))
+wbody = H.make_graph([H.make_node("Mul", ["acc_in", "half"], ["a1"], name="halve"),
+                      H.make_node("Add", ["a1", "k"], ["acc_out"], name="acc"),
+                      H.make_node("Cast", ["i"], ["fi"], name="fi", to=TP.FLOAT),
+                      H.make_node("Add", ["count_in", "fi"], ["count_out"], name="count"),
+                      H.make_node("Less", ["count_out", "seven"], ["more"], name="more")], "wbody",
+                     [H.make_tensor_value_info("i", TP.INT64, []), H.make_tensor_value_info("cond_in", TP.BOOL, []),
+                      H.make_tensor_value_info("acc_in", TP.FLOAT, [4]),
+                      H.make_tensor_value_info("count_in", TP.FLOAT, [])],
+                     [H.make_tensor_value_info(o, TP.BOOL if o == "more" else TP.FLOAT, None)
+                      for o in ("more", "acc_out", "count_out")],
+                     [NH.from_array(np.float32(0.5), "half"), NH.from_array(np.float32(7), "seven")])
+d = model("loop_while_bounded", [H.make_node("Loop", ["", "", "acc0", "count0"], ["acc", "count"], name="lwb",
+                                             body=wbody)],
+          {"k": np.full(4, 2.0, np.float32)}, {"acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
+acc_, count_, i_ = acc0.copy(), np.float32(0), 0
+while True:  # ONNX: run iteration i while the condition holds; the body gives the next one
+    acc_ = acc_ * np.float32(0.5) + np.float32(2)
+    count_ += np.float32(i_)
+    i_ += 1
+    if not count_ < 7:
+        break
+run_case("loop_while_bounded_%d_iterations" % i_, d, {"k": np.full(4, 2.0, np.float32)},
+         [acc_, np.array(count_, np.float32)], extra=("--max-trip-count", "10"))
+
 # 7. Scan: states s (sum of a-row + b-row), inputs a along axis 0 and b
 #    along axis 1 backwards; outputs s along axis 1 and -s backwards.
 a = np.arange(12, dtype=np.float32).reshape(3, 4)
@@ -293,6 +331,11 @@ wbody = loop_body([H.make_node("ReduceSum", ["acc_out"], ["tot"], name="tot", ke
 d = model("loop_while", [H.make_node("Loop", ["m", "", "acc0", "count0"], ["acc", "count"], name="lw", body=wbody)],
           {"xs": xs}, {"m": np.array(3, np.int64), "k": k, "acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
 refused("loop_while", d, "the body computes its condition")
+refused("loop_while_scan_output", model("lws", [H.make_node("Loop", ["m", "", "acc0", "count0"],
+                                                            ["acc", "count", "rows"], name="lws", body=wbody)],
+                                        {"xs": xs}, {"m": np.array(3, np.int64), "k": k, "acc0": acc0,
+                                                     "count0": np.float32(0)}, ["acc", "count", "rows"]),
+        "its length only the run knows", extra=("--max-trip-count", "4"))
 d = model("loop_no_count", [H.make_node("Loop", ["", "go", "acc0", "count0"], ["acc", "count"], name="ln",
                                         body=loop_body())],
           {"xs": xs}, {"go": np.array(True), "k": k, "acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
@@ -300,7 +343,7 @@ refused("loop_no_trip_count", d, "a Loop without a trip count")
 d = model("loop_runtime_count", [H.make_node("Loop", ["m", "", "acc0", "count0"], ["acc", "count"], name="lr",
                                              body=loop_body())],
           {"xs": xs, "m": np.array(3, np.int64)}, {"k": k, "acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
-refused("loop_runtime_trip_count", d, "--constant m=FILE")
+refused("loop_runtime_trip_count", d, "--constant m=FILE, or bound the loop with --max-trip-count N")
 nested = loop_body([H.make_node("If", ["cond_in"], ["iy"], name="inner",
                                 then_branch=branch("t", [H.make_node("Neg", ["acc_in"], ["q"], name="q")], ["q"]),
                                 else_branch=branch("e", [H.make_node("Abs", ["acc_in"], ["r"], name="r")], ["r"]))])
