@@ -17,6 +17,20 @@ static int const_true(const moss_value *v) {
   return v && v->data && v->dtype == MOSS_DT_BOOL && moss_value_numel(v) == 1 && moss_value_get_i64(v, 0);
 }
 
+/* Whether a Loop body's condition output |v| is true whenever the loop
+ * runs: the condition input passed on, a constant true (outside, or a
+ * Constant node of the body), through Identity nodes (torch writes
+ * Identity of the graph's constant true). */
+static int stays_true(const moss_subgraph *b, const moss_value *v, int depth) {
+  const moss_attr *t;
+  if (!v || depth > 16) return 0;
+  if (v == b->inputs[1] || const_true(v)) return 1;
+  if (!v->producer) return 0;
+  if (v->producer->op == MOSS_OP_Identity) return stays_true(b, v->producer->inputs[0], depth + 1);
+  t = v->producer->op == MOSS_OP_Constant ? moss_node_find_attr(v->producer, "value") : NULL;
+  return t && t->type == MOSS_ATTR_TENSOR && const_true(t->t);
+}
+
 static moss_status no_nested(moss_ctx *ctx, const moss_node *n, const moss_subgraph *body) {
   int k, j;
   for (k = 0; k < body->nnodes; k++)
@@ -88,8 +102,7 @@ static moss_status read_loop(moss_ctx *ctx, const moss_node *n, const moss_subgr
     dyn = 1;
   }
   out = b->outputs[0];
-  if (!(out == b->inputs[1] || const_true(out) ||
-        (out->producer && out->producer->op == MOSS_OP_Identity && out->producer->inputs[0] == b->inputs[1]))) {
+  if (!stays_true(b, out, 0)) {
     if (!bound)
       return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the body computes its condition '%s' (a while loop), which "
                        "only the run knows: bound the loop with --max-trip-count N", out->name);

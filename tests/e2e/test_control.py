@@ -28,6 +28,9 @@ Loop and Scan (unrolled):
   and scan outputs along axis 1 and backwards;
 - with --max-trip-count, a trip count that is an input (run with 3, 8
   and 0) and a while loop (the body computes its condition);
+- torch's exports of a scripted `for i in range(x.size(0))` and `while`
+  loop (tests/e2e/control, scripts/make_control_models.py), against
+  torch's outputs;
 - the errors: a while loop without the bound, and one with a scan
   output; no trip count; a trip count known only at run time (named for
   --constant); a body holding an If; bodies out of order; Ifs nested 40
@@ -293,6 +296,19 @@ while True:  # ONNX: run iteration i while the condition holds; the body gives t
         break
 run_case("loop_while_bounded_%d_iterations" % i_, d, {"k": np.full(4, 2.0, np.float32)},
          [acc_, np.array(count_, np.float32)], extra=("--max-trip-count", "10"))
+
+# torch's own exports of scripted loops (scripts/make_control_models.py,
+# tests/e2e/control): `for i in range(x.size(0))` (the trip count from a
+# shape, the body's condition Identity of the graph's constant true) and a
+# `while` (the body computes its condition; 32 iterations, bound 40).
+CONTROL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "control")
+for name, extra in (("loop_range", ("--input-shape", "x=6x4")), ("loop_while", ("--max-trip-count", "40"))):
+    d = os.path.join(W, "torch_" + name)
+    os.makedirs(d)
+    os.symlink(os.path.join(CONTROL, name + ".onnx"), os.path.join(d, "model.onnx"))
+    refs = sorted(f for f in os.listdir(CONTROL) if f.startswith(name + ".ref"))
+    run_case("torch_" + name, d, {"x": np.load(os.path.join(CONTROL, name + ".x.npy"))},
+             [np.load(os.path.join(CONTROL, f)) for f in refs], extra=extra)
 
 # 7. Scan: states s (sum of a-row + b-row), inputs a along axis 0 and b
 #    along axis 1 backwards; outputs s along axis 1 and -s backwards.
