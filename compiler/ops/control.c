@@ -183,9 +183,9 @@ moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, int64_t bound, 
         return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%lld iterations: its scan output '%s' would be empty",
                          (long long)c->trips, n->outputs[k]->name);
   }
-  if (c->trips > 0 && (double)c->trips * (b->nnodes + 2) > 200000)
+  if (c->trips > 0 && (double)c->trips * (b->nnodes + 2) > MOSS_UNROLL_MAX_NODES)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%lld iterations of a body of %d nodes: moss unrolls loops, "
-                     "to 200000 nodes", (long long)c->trips, b->nnodes);
+                     "to %d nodes", (long long)c->trips, b->nnodes, MOSS_UNROLL_MAX_NODES);
   return MOSS_OK;
 }
 

@@ -199,6 +199,9 @@ const char *moss_rnn_act_name(moss_rnn_act_kind k);
  * iterations and the parts of its inputs and outputs. */
 const moss_subgraph *moss_node_subgraph(const moss_node *n, const char *name);
 #define MOSS_CONTROL_MAX 64
+/* The most nodes a Loop, Scan or recurrent layer is unrolled into: past
+ * it the node is refused (compile time and code grow with the count). */
+#define MOSS_UNROLL_MAX_NODES 20000
 typedef struct moss_control {
   int64_t trips;        /* iterations (a Loop's trip count, a Scan's length) */
   int nstate;           /* carried values (Loop) or states (Scan) */

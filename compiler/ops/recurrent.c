@@ -151,6 +151,10 @@ moss_status moss_rnn_read(moss_ctx *ctx, const moss_node *n, moss_rnn *r) {
   if (r->H <= 0 || (hs < 0 && w->dims[1] % r->gates))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "W's second dimension %lld is not %d x hidden_size",
                      (long long)w->dims[1], r->gates);
+  if ((double)r->T * r->dirs * (4 * r->gates + 8) > MOSS_UNROLL_MAX_NODES)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%lld time steps in %d direction%s: moss unrolls recurrent "
+                     "layers, to %d nodes (about %d per step)", (long long)r->T, r->dirs, r->dirs > 1 ? "s" : "",
+                     MOSS_UNROLL_MAX_NODES, 4 * r->gates + 8);
   if (r->T <= 0 || r->B <= 0 || r->I <= 0)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
                      "an empty sequence, batch or input (X is %lldx%lldx%lld)", (long long)x->dims[0],

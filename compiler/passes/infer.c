@@ -70,29 +70,42 @@ static moss_status check_declared(moss_ctx *ctx, const moss_graph *g) {
 moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
   int i, j, failed = 0, nv = g->nvalues, grown = 0;
   moss_status first = MOSS_OK;
-  unsigned char *poisoned;
+  unsigned char *poisoned; /* per value id: its producer failed; grows with the graph */
+  size_t pcap = (size_t)nv + 1;
   moss_value **as_f32; /* passes/half.c: each 16-bit float value's Cast to float32 */
   for (i = 0; i < g->ninputs; i++)
     if (too_large(g->inputs[i])) first = fail_too_large(ctx, NULL, "graph input", g->inputs[i]);
   if (first != MOSS_OK) return first;
-  poisoned = moss_alloc(ctx, (size_t)nv + 1);
+  poisoned = moss_alloc(ctx, pcap);
   as_f32 = moss_alloc(ctx, sizeof *as_f32 * ((size_t)nv + 1));
   if (!poisoned || !as_f32) {
-    moss_free(ctx, poisoned, (size_t)nv + 1);
+    moss_free(ctx, poisoned, pcap);
     moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
     return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inference");
   }
   /* The Casts passes/half.c adds and the time steps of passes/recurrent.c
-   * go to the end of the list and are visited there; the values they make
-   * (ids from |nv| on) are never poisoned. */
+   * go to the end of the list, and the nodes passes/control.c makes right
+   * after their If, Loop or Scan; inference visits them there. */
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];
     int skip = 0, folded;
     moss_dtype half = MOSS_DT_UNDEF;
     moss_status st;
     if (n->dead) continue; /* folded on the way (a Cast of a constant, passes/half.c) */
+    if ((size_t)g->nvalues + 1 > pcap) { /* values made on the way: room to poison them too */
+      size_t ncap = (size_t)g->nvalues * 2 + 1;
+      unsigned char *p = moss_realloc(ctx, poisoned, pcap, ncap);
+      if (!p) {
+        moss_free(ctx, poisoned, pcap);
+        moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
+        return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inference");
+      }
+      memset(p + pcap, 0, ncap - pcap);
+      poisoned = p;
+      pcap = ncap;
+    }
     for (j = 0; j < n->ninputs; j++)
-      if (n->inputs[j] && n->inputs[j]->id >= 0 && n->inputs[j]->id < nv && poisoned[n->inputs[j]->id])
+      if (n->inputs[j] && n->inputs[j]->id >= 0 && (size_t)n->inputs[j]->id < pcap && poisoned[n->inputs[j]->id])
         skip = 1;
     if (!skip) {
       st = moss_half_inputs(ctx, g, n, as_f32, nv, &half);
@@ -122,7 +135,7 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       if (st == MOSS_OK && n->op != MOSS_OP_DequantizeLinear) st = moss_fold_node(ctx, g, n, &folded);
       if (st == MOSS_OK) continue;
       if (st == MOSS_E_NOMEM || st == MOSS_E_INTERNAL) {
-        moss_free(ctx, poisoned, (size_t)nv + 1);
+        moss_free(ctx, poisoned, pcap);
         moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
         return st;
       }
@@ -130,9 +143,10 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       if (first == MOSS_OK) first = st;
     }
     for (j = 0; j < n->noutputs; j++)
-      if (n->outputs[j] && n->outputs[j]->id >= 0 && n->outputs[j]->id < nv) poisoned[n->outputs[j]->id] = 1;
+      if (n->outputs[j] && n->outputs[j]->id >= 0 && (size_t)n->outputs[j]->id < pcap)
+        poisoned[n->outputs[j]->id] = 1;
   }
-  moss_free(ctx, poisoned, (size_t)nv + 1);
+  moss_free(ctx, poisoned, pcap);
   moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
   if (failed) return first;
   MOSS_TRY(check_declared(ctx, g));
