@@ -390,6 +390,15 @@ static void header_text(const moss_graph *g, const char *p, const char *src_name
     dims_text(hdr_, v);
     moss_buf_printf(hdr_, "\n#define %s_%s%d_NUMEL %lldu\n\n", P, kind, k,
                     (long long)moss_value_numel(v));
+    if (i >= g->ninputs && v->bounded && v->length)
+      moss_buf_printf(hdr_,
+                      "/* The run decides the length of axis %d of output %d\n"
+                      " * (docs/dynamic-shapes.md): _DIMS holds its bound there. After a run it\n"
+                      " * is the int64_t at arena + %s_OUT%d_LENGTH_OFFSET, and the output's\n"
+                      " * data is compact: a tensor of that shape at the start of the buffer. */\n"
+                      "#define %s_OUT%d_BOUNDED_AXIS %d\n#define %s_OUT%d_LENGTH_OFFSET %lldu\n\n",
+                      v->bounded - 1, k, P, k, P, k, v->bounded - 1, P, k,
+                      (long long)v->length->offset);
   }
   if (seg_is_c) {
     moss_buf_printf(hdr_, "/* The parts of one inference that run on the CPU, in the order the plan\n"
@@ -432,6 +441,10 @@ static void manifest_text(const moss_graph *g, const char *p, const char *extra,
     for (k = 0; k < v->rank; k++) moss_buf_printf(man_, " %lld", (long long)v->dims[k]);
     moss_buf_printf(man_, " %s\n", v->name);
   }
+  for (i = 0; i < g->noutputs; i++) /* bound <output> <axis> <arena offset of its length> */
+    if (g->outputs[i]->bounded && g->outputs[i]->length)
+      moss_buf_printf(man_, "bound %d %d %lld\n", i, g->outputs[i]->bounded - 1,
+                      (long long)g->outputs[i]->length->offset);
 
 }
 

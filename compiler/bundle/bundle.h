@@ -59,6 +59,17 @@ typedef struct moss_bundle_step {
   const uint32_t *out;
 } moss_bundle_step;
 
+/* A graph output with a bounded dynamic axis (moss_bundle.h, SHAPES): its
+ * tensor's dims[|axis|] is the upper bound the arena and the caller's
+ * buffer are planned for; the code writes the output compact at the start
+ * of its buffer and the axis's actual length, an int64, at arena +
+ * |offset| (a multiple of 8, inside the arena). */
+typedef struct moss_bundle_bound {
+  uint32_t output;         /* graph output index */
+  uint32_t axis;           /* < that output tensor's rank */
+  uint64_t offset;         /* arena byte offset of the int64 length */
+} moss_bundle_bound;
+
 typedef struct moss_bundle_desc {
   const char *target;      /* target name */
   const char *triple;      /* the CPU code's triple, e.g. "x86_64-pc-linux-gnu"; NULL: none */
@@ -78,6 +89,10 @@ typedef struct moss_bundle_desc {
   const uint64_t *blob_bytes;
   const uint32_t *blob_device; /* device index each blob is for */
   const char *report_json; /* the cost and energy report; NULL: none */
+  /* The outputs with a bounded dynamic axis, each output at most once: the
+   * SHAPES section. 0: none, and no section (the bundle is as before it). */
+  uint32_t nbounds;
+  const moss_bundle_bound *bounds;
   /* An Ed25519 secret key (64 bytes, libsodium's layout: seed, then public
    * key; runtime/include/mossrt_sign.h): the bundle is signed with it
    * (header flag MOSS_BUNDLE_FLAG_SIGNED and the signature trailer). NULL:
@@ -87,8 +102,9 @@ typedef struct moss_bundle_desc {
 
 /* Writes |d| to |path| (atomically: a temporary file renamed into place).
  * Checks the description (indices in range, offsets aligned and inside the
- * arena, a CPU step's tensors the graph's inputs then outputs) and fails
- * with MOSS_E_INTERNAL naming the bad field; MOSS_E_IO when |sign_key| is
+ * arena, a CPU step's tensors the graph's inputs then outputs, each bound's
+ * output, axis and offset, no output bound twice) and fails with
+ * MOSS_E_INTERNAL naming the bad field; MOSS_E_IO when |sign_key| is
  * damaged (its public half is not its seed's). */
 moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const char *path);
 

@@ -137,6 +137,28 @@ static moss_status check_step(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t
   return MOSS_OK;
 }
 
+/* Bound |i|: its output exists, the axis is inside the output's rank, the
+ * int64 length lies 8-aligned inside the arena, no other bound names the
+ * output (the runtime checks the same at open). */
+static moss_status check_bound(moss_ctx *ctx, const moss_bundle_desc *d, uint32_t i) {
+  const moss_bundle_bound *r = &d->bounds[i];
+  const moss_bundle_tensor *t;
+  uint32_t k;
+  if (r->output >= d->noutputs)
+    return BAD("bounds[%u].output = %u, there are %u outputs", i, r->output, d->noutputs);
+  t = &d->tensors[d->outputs[r->output]];
+  if (t->rank < 0 || r->axis >= (uint32_t)t->rank)
+    return BAD("bounds[%u].axis = %u, output %u ('%s') has rank %d", i, r->axis, r->output,
+               t->name ? t->name : "", t->rank);
+  if (r->offset % 8 || r->offset > d->arena_bytes || d->arena_bytes - r->offset < 8)
+    return BAD("bounds[%u].offset = %llu is not 8-aligned or its 8 bytes are past arena_bytes %llu",
+               i, (unsigned long long)r->offset, (unsigned long long)d->arena_bytes);
+  for (k = 0; k < i; k++)
+    if (d->bounds[k].output == r->output)
+      return BAD("bounds[%u].output = %u is bounds[%u]'s too", i, r->output, k);
+  return MOSS_OK;
+}
+
 static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
   uint32_t i;
   if (!d->target || strlen(d->target) >= 64) return BAD("target is NULL or 64 bytes or longer");
@@ -145,7 +167,7 @@ static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
   if ((d->ntensors && !d->tensors) || (d->ninputs && !d->inputs) ||
       (d->noutputs && !d->outputs) || (d->ndevices && !d->devices) || (d->nsteps && !d->steps) ||
       (d->nblobs && (!d->blobs || !d->blob_bytes || !d->blob_device)) ||
-      (d->cpu_code_bytes && !d->cpu_code))
+      (d->cpu_code_bytes && !d->cpu_code) || (d->nbounds && !d->bounds))
     return BAD("a count is non-zero but its array is NULL");
   if (d->nblobs > MOSS_BUNDLE_MAX_SECTIONS - 7) return BAD("nblobs = %u", d->nblobs);
   for (i = 0; i < d->ninputs; i++)
@@ -168,6 +190,7 @@ static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
     if (d->blob_device[i] >= d->ndevices || !runs_blobs(&d->devices[d->blob_device[i]]))
       return BAD("blob_device[%u] = %u is not a device that runs blobs", i, d->blob_device[i]);
   for (i = 0; i < d->nsteps; i++) MOSS_TRY(check_step(ctx, d, i));
+  for (i = 0; i < d->nbounds; i++) MOSS_TRY(check_bound(ctx, d, i));
   if (d->cpu_code && d->cpu_code_bytes < 4) return BAD("cpu_code is %llu bytes",
                                                        (unsigned long long)d->cpu_code_bytes);
   if (d->cpu_code && (d->cpu_device >= d->ndevices || runs_blobs(&d->devices[d->cpu_device])))
@@ -300,19 +323,20 @@ static moss_status write_atomic(moss_ctx *ctx, const char *path, const void *dat
 }
 
 moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const char *path) {
-  moss_buf strs, meta, devs, plan, out;
+  moss_buf strs, meta, devs, plan, shapes, out;
   pending *sec;
   moss_bundle_header h;
   uint32_t nsec = 0, i, k, nrefs = 0;
   moss_status st = MOSS_OK;
   if (!d || !path) return BAD("NULL description or path");
   MOSS_TRY(check_desc(ctx, d));
-  sec = moss_alloc(ctx, (size_t)(d->nblobs + 7) * sizeof *sec);
+  sec = moss_alloc(ctx, (size_t)(d->nblobs + 7) * sizeof *sec); /* + the 7 other kinds */
   if (!sec) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle: out of memory");
   moss_buf_init(&strs, ctx);
   moss_buf_init(&meta, ctx);
   moss_buf_init(&devs, ctx);
   moss_buf_init(&plan, ctx);
+  moss_buf_init(&shapes, ctx);
   moss_buf_init(&out, ctx);
   moss_buf_put(&strs, "", 1);
 
@@ -370,7 +394,20 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
       put(&plan, d->steps[i].out, (size_t)d->steps[i].nout * 4);
     }
   }
-  if (strs.failed || meta.failed || devs.failed || plan.failed || strs.len > UINT32_MAX) {
+  if (d->nbounds) { /* SHAPES */
+    moss_bundle_shapes hd = {d->nbounds, 0};
+    moss_buf_put(&shapes, &hd, sizeof hd);
+    for (i = 0; i < d->nbounds; i++) {
+      moss_bundle_bound_rec r;
+      memset(&r, 0, sizeof r);
+      r.output = d->bounds[i].output;
+      r.axis = d->bounds[i].axis;
+      r.offset = d->bounds[i].offset;
+      moss_buf_put(&shapes, &r, sizeof r);
+    }
+  }
+  if (strs.failed || meta.failed || devs.failed || plan.failed || shapes.failed ||
+      strs.len > UINT32_MAX) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle: out of memory laying out '%s'", path);
     goto done;
   }
@@ -387,6 +424,8 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
     sec[nsec++] = (pending){MOSS_BUNDLE_SEC_BLOB, d->blob_device[i], d->blobs[i], d->blob_bytes[i]};
   if (d->report_json)
     sec[nsec++] = (pending){MOSS_BUNDLE_SEC_REPORT, 0, d->report_json, strlen(d->report_json) + 1};
+  if (d->nbounds) /* last: the other sections keep their numbers */
+    sec[nsec++] = (pending){MOSS_BUNDLE_SEC_SHAPES, 0, shapes.data, shapes.len};
 
   memset(&h, 0, sizeof h);
   moss_buf_put(&out, &h, sizeof h);
@@ -450,6 +489,7 @@ done:
   moss_buf_deinit(&meta);
   moss_buf_deinit(&devs);
   moss_buf_deinit(&plan);
+  moss_buf_deinit(&shapes);
   moss_buf_deinit(&out);
   moss_free(ctx, sec, (size_t)(d->nblobs + 7) * sizeof *sec);
   return st;

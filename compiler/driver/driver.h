@@ -40,6 +40,8 @@ typedef struct moss_compile_opts {
   int max_trip_count;         /* --max-trip-count N: a Loop whose trip count or condition is
                                * known only at run time runs at most N iterations (unrolled,
                                * docs/control-flow.md); 0: such Loops are refused */
+  int max_length;             /* --max-length N: the bound of a Range whose inputs are known only
+                               * at run time (docs/dynamic-shapes.md); 0: such a Range is refused */
 } moss_compile_opts;
 
 /* import -> passes -> plan -> emit, one stage per line (pipeline.c). */

@@ -360,6 +360,20 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   d.blob_bytes = blob_len;
   d.blob_device = blob_dev;
   d.report_json = a->report_json;
+  { /* the bounded outputs: where their lengths lie (docs/dynamic-shapes.md) */
+    moss_bundle_bound *bd = moss_graph_alloc(g, sizeof *bd * (size_t)(g->noutputs + 1));
+    if (!bd) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle");
+      goto done;
+    }
+    for (i = 0; i < g->noutputs; i++)
+      if (g->outputs[i]->bounded && g->outputs[i]->length) {
+        bd[d.nbounds].output = (uint32_t)i;
+        bd[d.nbounds].axis = (uint32_t)(g->outputs[i]->bounded - 1);
+        bd[d.nbounds++].offset = (uint64_t)g->outputs[i]->length->offset;
+      }
+    d.bounds = bd;
+  }
   if (any_c) {
     if (!host_be || !host_be->emit_code) {
       st = moss_fail(ctx, MOSS_E_TARGET, NULL,

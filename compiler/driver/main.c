@@ -27,7 +27,7 @@ static const char usage[] =
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
     "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v] [--sign KEY]\n"
-    "               [--profile] [--winograd] [--max-trip-count N]\n"
+    "               [--profile] [--winograd] [--max-trip-count N] [--max-length N]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
     "               [--threads N] [--profile] [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
     "               [--stream] [--state INPUT=OUTPUT ...]\n"
@@ -84,6 +84,10 @@ static const char usage[] =
     "--max-trip-count N (compile): a Loop whose trip count or condition only the run knows\n"
     "  (a while loop) is unrolled to N iterations, those past its end keeping its values; N is\n"
     "  a promise: a run that would go on past N stops there (docs/control-flow.md).\n"
+    "--max-length N (compile): a Range whose start, limit or delta only the run knows gives\n"
+    "  at most N elements: its output is planned for N and its length is the run's\n"
+    "  (docs/dynamic-shapes.md; NonZero, Unique, NonMaxSuppression, Compress and TopK are\n"
+    "  bounded by their inputs' sizes without it).\n"
     "--winograd (compile): stride-1 3x3 Conv layers of whole 4x4 output blocks as Winograd\n"
     "  F(4x4, 3x3), a quarter of the multiplies, with about 6x the rounding error of the direct\n"
     "  sum, which exceeds the float tolerance on some outputs; without it, such layers with\n"
@@ -260,6 +264,8 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     else if (!strcmp(a, "--explain")) o.explain = 1;
     else if (!strcmp(a, "--max-trip-count") && (ok = need_arg(i, argc, a)))
       ok = parse_count(a, argv[++i], 100000, &o.max_trip_count);
+    else if (!strcmp(a, "--max-length") && (ok = need_arg(i, argc, a)))
+      ok = parse_count(a, argv[++i], 100000000, &o.max_length);
     else if (!strcmp(a, "--profile")) o.profile = 1;
     else if (!strcmp(a, "--prune") && (ok = need_arg(i, argc, a))) o.prune = argv[++i];
     else if (!strcmp(a, "--report") && (ok = need_arg(i, argc, a))) o.report = argv[++i];

@@ -592,6 +592,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   st = moss_graph_sort(ctx, g);
   if (st != MOSS_OK) goto done;
   g->max_trip_count = opts->max_trip_count;
+  g->max_length = opts->max_length;
   stage_done(opts, "import", &t0);
   if (opts->dump_after && !strcmp(opts->dump_after, "import")) dump(ctx, g, "import");
   sg.ctx = ctx;

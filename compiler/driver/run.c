@@ -26,6 +26,8 @@ typedef struct io_desc {
   int rank;
   int64_t dims[MOSS_MAX_RANK];
   char name[256];
+  int bounded;          /* 1 + the axis whose length the run decides (dims: its bound); 0: none */
+  int64_t len_offset;   /* C artifacts: the arena offset of that length (an int64) */
 } io_desc;
 
 typedef struct manifest {
@@ -80,6 +82,19 @@ static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
       continue;
     }
     memset(&io, 0, sizeof io);
+    {
+      int o, ax;
+      if (sscanf(line, "bound %d %d %lld", &o, &ax, &v) == 3) {
+        if (o < 0 || o >= m->nout || ax < 0 || ax >= m->out[o].rank || v < 0 || v % 8 ||
+            v + 8 > m->arena) {
+          fclose(f);
+          return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': bad line '%s'", path, line);
+        }
+        m->out[o].bounded = ax + 1;
+        m->out[o].len_offset = v;
+        continue;
+      }
+    }
     if (sscanf(line, "%15s %d %d %d%n", kind, &io.index, (int *)&io.dtype, &io.rank, &pos) == 4 &&
         io.rank >= 0 && io.rank <= MOSS_MAX_RANK && io.index >= 0 && io.index < 64) {
       char *p = line + pos;
@@ -121,6 +136,7 @@ static moss_status bundle_manifest(moss_ctx *ctx, const mossrt_bundle *b, manife
     io->rank = info.rank;
     for (k = 0; k < info.rank; k++) io->dims[k] = info.dims[k];
     snprintf(io->name, sizeof io->name, "%s", info.name ? info.name : "");
+    if (i >= n[0]) io->bounded = mossrt_output_bound_axis(b, i - n[0]) + 1;
   }
   return MOSS_OK;
 }
@@ -301,6 +317,12 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     goto done;
   }
   for (i = 0; i < m->nin; i++) ins[i] = NULL;
+  for (i = 0; opts->stream && i < m->nout; i++)
+    if (m->out[i].bounded) {
+      st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--stream: output '%s' has a length that each "
+                     "run decides (docs/dynamic-shapes.md); run the chunks one by one", m->out[i].name);
+      goto done;
+    }
   st = parse_states(ctx, opts, m, state_out);
   if (st != MOSS_OK) goto done;
   if (opts->stream && (!bundle || opts->profile)) {
@@ -501,6 +523,25 @@ write:
         d[0] = chunks;
         memcpy(d + 1, m->out[i].dims, sizeof(int64_t) * (size_t)m->out[i].rank);
         st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank + 1, d, outs[i]);
+      } else if (m->out[i].bounded) { /* the shape this run gave (docs/dynamic-shapes.md) */
+        int64_t d[MOSS_MAX_RANK], len;
+        int a = m->out[i].bounded - 1;
+        memcpy(d, m->out[i].dims, sizeof d);
+        if (session) {
+          if (mossrt_output_dims(session, (uint32_t)i, d, &rerr) != MOSSRT_OK) {
+            st = runtime_fail(ctx, &rerr);
+            break;
+          }
+        } else {
+          memcpy(&len, (const char *)arena + m->out[i].len_offset, sizeof len);
+          if (len < 0 || len > d[a]) {
+            st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "output '%s': the code gave length %lld for "
+                           "an axis of at most %lld", m->out[i].name, (long long)len, (long long)d[a]);
+            break;
+          }
+          d[a] = len;
+        }
+        st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank, d, outs[i]);
       } else {
         st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank, m->out[i].dims, outs[i]);
       }

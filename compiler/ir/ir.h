@@ -94,6 +94,14 @@ typedef struct moss_value {
   int input_index;              /* >= 0: position among graph inputs */
   int output_index;             /* >= 0: position among graph outputs */
   int nuses;                    /* consumers, counted by moss_graph_compute_uses */
+  /* A bounded dynamic shape (docs/dynamic-shapes.md): 1 + the axis whose
+   * length only the run knows (dims[] holds its upper bound, and the data
+   * is laid out for the bound: the rows past the length are padding of no
+   * meaning); 0: the shape is static. |length| is the INT64 [1] value that
+   * holds that length at run time: the last output of the node that
+   * decides it (ops/bounded.c). */
+  int bounded;
+  struct moss_value *length;
   /* Set by the memory planner. */
   struct moss_value *alias;     /* storage is that of another value (in-place) */
   int64_t offset;               /* arena offset; -1: not in the arena */
@@ -220,6 +228,10 @@ typedef struct moss_graph {
    * is known only at run time is unrolled to (passes/control.c); 0: such
    * a Loop is refused. */
   int64_t max_trip_count;
+  /* --max-length: the bound of an output whose length only the run knows
+   * and that nothing else bounds (Range of run-time inputs,
+   * docs/dynamic-shapes.md); 0: such a node is refused. */
+  int64_t max_length;
   /* The name index of moss_graph_find_value (graph.c): open addressing,
    * |name_slots| entries (a power of two, or 0) of a name's hash and the
    * value id, the latest value of each name. */

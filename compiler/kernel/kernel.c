@@ -282,6 +282,10 @@ static moss_kx *ill(moss_kb *b, const char *what, const moss_kx *x, const moss_k
   return &poison;
 }
 
+moss_kx *moss_k_zero(moss_kb *b, moss_dtype dt) {
+  return moss_dtype_is_float(dt) ? moss_k_flt(b, dt, 0) : moss_k_int(b, dt, 0);
+}
+
 moss_kx *moss_k_int(moss_kb *b, moss_dtype dt, int64_t v) {
   moss_kx *x;
   if (!moss_kernel_dtype_ok(dt) || moss_dtype_is_float(dt))

@@ -292,6 +292,7 @@ int moss_k_arena_scratch(moss_kb *b, const char *name, moss_dtype dt, int64_t nu
 /* Expressions. */
 moss_kx *moss_k_int(moss_kb *b, moss_dtype dt, int64_t v);
 moss_kx *moss_k_idx(moss_kb *b, int64_t v);            /* an I64 constant */
+moss_kx *moss_k_zero(moss_kb *b, moss_dtype dt);       /* 0 of |dt|, integer or float */
 moss_kx *moss_k_flt(moss_kb *b, moss_dtype dt, double v);
 moss_kx *moss_k_var(moss_kb *b, int var);
 moss_kx *moss_k_load(moss_kb *b, int buf, moss_kx *index);

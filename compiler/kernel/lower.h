@@ -34,6 +34,7 @@ typedef moss_status (*moss_lower_fn)(moss_kb *b, const moss_node *n);
   X(reduce, NULL)                \
   X(norm, NULL)                  \
   X(fused, NULL)                 \
+  X(bounded, NULL)               \
   /* end */
 
 /* The window of a pooling node over its spatial dimensions: kernel_shape,

@@ -70,6 +70,44 @@ static moss_status constant(moss_kb *b, const moss_node *n) {
   return b->st;
 }
 
+/* Input |i| of a Range (a scalar) in |dt|: its constant, or a load. */
+static moss_kx *scalar_in(moss_kb *b, const moss_node *n, int i, moss_dtype dt) {
+  const moss_value *v = n->inputs[i];
+  if (v->data)
+    return moss_dtype_is_float(dt) ? moss_k_flt(b, dt, moss_value_get_f64(v, 0))
+                                   : moss_k_idx(b, moss_value_get_i64(v, 0));
+  return moss_k_cast(b, dt, moss_k_load(b, moss_k_input(b, i), moss_k_idx(b, 0)));
+}
+
+/* A Range the run decides (ops/bounded.c): its length max(ceil((limit -
+ * start) / delta), 0), clamped to the bound (0 for a zero delta), in
+ * double; the elements past it are zeros. */
+static moss_status range_run(moss_kb *b, const moss_node *n) {
+  moss_dtype dt = n->outputs[0]->dtype, wt = moss_dtype_is_float(dt) ? MOSS_DT_F64 : MOSS_DT_I64;
+  int64_t B = n->outputs[0]->dims[0];
+  int y = moss_k_output(b, 0);
+  moss_kx *s, *d, *c, *len, *i, *v, *zero = moss_k_flt(b, MOSS_DT_F64, 0);
+  s = moss_k_let(b, "start", scalar_in(b, n, 0, wt));
+  d = moss_k_let(b, "delta", scalar_in(b, n, 2, wt));
+  c = moss_k_call(b, MOSS_KFN_CEIL,
+                  moss_k_bin(b, MOSS_KX_DIV, moss_k_bin(b, MOSS_KX_SUB, moss_k_cast(b, MOSS_DT_F64, scalar_in(b, n, 1, wt)),
+                                                        moss_k_cast(b, MOSS_DT_F64, s)),
+                             moss_k_cast(b, MOSS_DT_F64, d)),
+                  NULL, NULL);
+  /* MAX(NaN, 0) is 0 (kernel.h): a NaN length is none */
+  c = moss_k_bin(b, MOSS_KX_MIN, moss_k_bin(b, MOSS_KX_MAX, c, zero), moss_k_flt(b, MOSS_DT_F64, (double)B));
+  c = moss_k_select(b, moss_k_bin(b, MOSS_KX_EQ, moss_k_cast(b, MOSS_DT_F64, d), zero), zero, c);
+  len = moss_k_let(b, "len", moss_k_cast(b, MOSS_DT_I64, c));
+  moss_k_store(b, moss_k_output(b, 1), moss_k_idx(b, 0), len);
+  if (B <= 0) return b->st;
+  i = moss_k_range(b, "i", B, MOSS_KL_SERIAL);
+  v = moss_k_bin(b, MOSS_KX_ADD, s, moss_k_bin(b, MOSS_KX_MUL, moss_k_cast(b, wt, i), d));
+  moss_k_store(b, y, i, moss_k_select(b, moss_k_bin(b, MOSS_KX_LT, i, len), moss_k_cast(b, dt, v),
+                                      moss_k_zero(b, dt)));
+  moss_k_end(b);
+  return b->st;
+}
+
 /* y0[i] = start + i * delta, in double for floats and int64 for integers,
  * converted to the output type. */
 static moss_status range(moss_kb *b, const moss_node *n) {
@@ -78,6 +116,7 @@ static moss_status range(moss_kb *b, const moss_node *n) {
   int64_t ne = moss_value_numel(n->outputs[0]);
   int y = moss_k_output(b, 0);
   moss_kx *i, *v;
+  if (n->outputs[0]->bounded) return range_run(b, n);
   if (ne <= 0) return b->st;
   if (!st->data || !de->data)
     return moss_kb_fail(b, MOSS_E_INTERNAL, "Range inputs are not constant");

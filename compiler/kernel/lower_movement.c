@@ -245,7 +245,7 @@ static void lower_trilu(moss_kb *b, const moss_node *n) {
   if (numel(x) == 0) return;
   xb = moss_k_input(b, 0);
   yb = moss_k_output(b, 0);
-  zero = moss_dtype_is_float(x->dtype) ? moss_k_flt(b, x->dtype, 0) : moss_k_int(b, x->dtype, 0);
+  zero = moss_dtype_is_float(x->dtype) ? moss_k_flt(b, x->dtype, 0) : moss_k_zero(b, x->dtype);
   if (kv && !kv->data) { /* read at run time; clamped so the sums below cannot overflow */
     kk = clamped(b, "k", moss_k_cast(b, MOSS_DT_I64, moss_k_load(b, moss_k_input(b, 1), idx(b, 0))),
                  -lim, lim, 3);
@@ -301,6 +301,52 @@ static void lower_reverse_sequence(moss_kb *b, const moss_node *n) {
   while (loops--) moss_k_end(b);
 }
 
+/* A condition that only the run knows (ops/bounded.c): the kept slices
+ * in order at the front of the padded output, zeros after them, and their
+ * count in the length output (output 1). */
+static moss_status lower_compress_run(moss_kb *b, const moss_node *n) {
+  const moss_value *x = n->inputs[0], *c = n->inputs[1], *y = n->outputs[0];
+  const moss_attr *ax = moss_node_find_attr(n, "axis");
+  int a = ax ? (int)(ax->i < 0 ? ax->i + x->rank : ax->i) : -1, k, xb, cb, yb;
+  int64_t outer = 1, inner = 1, D = a >= 0 ? x->dims[a] : numel(x), B = a >= 0 ? y->dims[a] : y->dims[0];
+  int64_t len = c->dims[0] < D ? c->dims[0] : D;
+  moss_kx *kept, *j, *s, *yo, *z;
+  for (k = 0; a >= 0 && k < x->rank; k++) {
+    if (k < a) outer *= x->dims[k];
+    if (k > a) inner *= x->dims[k];
+  }
+  xb = moss_k_input(b, 0);
+  cb = moss_k_input(b, 1);
+  yb = moss_k_output(b, 0);
+  kept = moss_k_let(b, "kept", moss_k_idx(b, 0));
+  if (len > 0 && outer * inner > 0) {
+    j = moss_k_range(b, "j", len, MOSS_KL_SERIAL);
+    moss_k_if(b, moss_k_bin(b, MOSS_KX_NE, moss_k_load(b, cb, j), moss_k_int(b, c->dtype, 0)));
+    s = moss_k_range(b, "s", outer * inner, MOSS_KL_SERIAL);
+    {
+      moss_kx *o = moss_k_bin(b, MOSS_KX_DIV, s, moss_k_idx(b, inner));
+      moss_kx *e = moss_k_bin(b, MOSS_KX_REM, s, moss_k_idx(b, inner));
+      yo = moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, o, B), kept), inner), e);
+      moss_k_store(b, yb, yo, moss_k_load(b, xb, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, o, D), j), inner), e)));
+    }
+    moss_k_end(b);
+    moss_k_set(b, kept, moss_k_addc(b, kept, 1));
+    moss_k_end(b);
+    moss_k_end(b);
+  }
+  if (outer * inner > 0) {
+    z = moss_k_for(b, "z", kept, moss_k_idx(b, B), 1, MOSS_KL_SERIAL, 0);
+    s = moss_k_range(b, "s", outer * inner, MOSS_KL_SERIAL);
+    yo = moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, moss_k_bin(b, MOSS_KX_DIV, s, moss_k_idx(b, inner)), B), z), inner),
+                    moss_k_bin(b, MOSS_KX_REM, s, moss_k_idx(b, inner)));
+    moss_k_store(b, yb, yo, moss_k_zero(b, x->dtype));
+    moss_k_end(b);
+    moss_k_end(b);
+  }
+  moss_k_store(b, moss_k_output(b, 1), moss_k_idx(b, 0), kept);
+  return b->st;
+}
+
 /* The kept indices along the axis (the condition is a constant) in a
  * table; the output gathers them. */
 static moss_status lower_compress(moss_kb *b, const moss_node *n) {
@@ -310,8 +356,8 @@ static moss_status lower_compress(moss_kb *b, const moss_node *n) {
   int64_t outer = 1, inner = 1, D = a >= 0 ? x->dims[a] : numel(x), len = c->dims[0], i, cnt = 0;
   int64_t nsel = a >= 0 ? y->dims[a] : y->dims[0], *sel;
   moss_kx *o, *j, *s, *yo, *xo;
+  if (!c->data) return lower_compress_run(b, n);
   if (numel(y) == 0) return b->st;
-  if (!c->data) return moss_kb_fail(b, MOSS_E_UNSUPPORTED, "the condition is not a constant");
   for (k = 0; a >= 0 && k < x->rank; k++) {
     if (k < a) outer *= x->dims[k];
     if (k > a) inner *= x->dims[k];

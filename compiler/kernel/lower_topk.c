@@ -4,7 +4,9 @@
  * order, O(len * k). The insertion walks down from the last lane, moving
  * strictly worse elements up by one, so equal values keep the lower index
  * first, as the ONNX reference does. The output is sorted whatever
- * |sorted| says (allowed: the unsorted order is unspecified). */
+ * |sorted| says (allowed: the unsorted order is unspecified). A k that
+ * only the run knows (ops/bounded.c) is read, clamped to [0, len], and
+ * stored as the outputs' length; the lanes past it are zeros. */
 #include "lower.h"
 
 static moss_kx *dec(moss_kb *b, moss_kx *x) {
@@ -29,7 +31,7 @@ moss_status moss_lower_topk(moss_kb *b, const moss_node *n) {
   moss_kx_op worse = largest ? MOSS_KX_LT : MOSS_KX_GT;
   int64_t outer = 1, inner = 1, len, kk;
   int xb, vb, ib, loops = 0;
-  moss_kx *o, *i, *j, *q, *xbase, *ybase, *cnt, *v, *p, *at, *from, *full, *last;
+  moss_kx *o, *i, *j, *q, *xbase, *ybase, *cnt, *v, *p, *at, *from, *full, *last, *kx;
   if (!y || n->noutputs < 2 || !n->outputs[1])
     return moss_kb_fail(b, MOSS_E_UNSUPPORTED, "TopK without both outputs");
   axis = (int)moss_attr_int(n, "axis", -1);
@@ -51,16 +53,25 @@ moss_status moss_lower_topk(moss_kb *b, const moss_node *n) {
   i = around(b, "i", inner, &loops);
   xbase = name(b, "xb", moss_k_add(b, moss_k_mulc(b, o, len * inner), i));
   ybase = name(b, "yb", moss_k_add(b, moss_k_mulc(b, o, kk * inner), i));
+  if (y->bounded) { /* k from the run, within [0, len]: the outputs' length */
+    kx = moss_k_let(b, "k", moss_k_bin(b, MOSS_KX_MAX, moss_k_idx(b, 0),
+                                       moss_k_bin(b, MOSS_KX_MIN, moss_k_load(b, moss_k_input(b, 1),
+                                                                              moss_k_idx(b, 0)),
+                                                  moss_k_idx(b, len))));
+    moss_k_store(b, moss_k_output(b, 2), moss_k_idx(b, 0), kx);
+  } else {
+    kx = moss_k_idx(b, kk);
+  }
   cnt = moss_k_let(b, "cnt", moss_k_idx(b, 0)); /* lanes filled so far */
   j = moss_k_range(b, "j", len, MOSS_KL_SERIAL);
   v = moss_k_let(b, "v", moss_k_load(b, xb, moss_k_add(b, xbase, moss_k_mulc(b, j, inner))));
   /* Take |v| unless the lanes are full and the last one is not worse
    * (the last lane is read only when they are full). */
-  full = moss_k_bin(b, MOSS_KX_EQ, cnt, moss_k_idx(b, kk));
-  last = moss_k_load_or(b, vb, moss_k_addc(b, ybase, (kk - 1) * inner), full, v);
+  full = moss_k_bin(b, MOSS_KX_EQ, cnt, kx);
+  last = moss_k_load_or(b, vb, moss_k_add(b, ybase, moss_k_mulc(b, dec(b, kx), inner)), full, v);
   moss_k_if(b, moss_k_bin(b, MOSS_KX_LOR, moss_k_un(b, MOSS_KX_NOT, full),
                           moss_k_bin(b, worse, last, v)));
-  moss_k_set(b, cnt, moss_k_bin(b, MOSS_KX_MIN, moss_k_addc(b, cnt, 1), moss_k_idx(b, kk)));
+  moss_k_set(b, cnt, moss_k_bin(b, MOSS_KX_MIN, moss_k_addc(b, cnt, 1), kx));
   p = moss_k_let(b, "p", dec(b, cnt)); /* where |v| goes */
   /* q = cnt - 1 down to 1, while the lane above is worse than |v|. */
   q = moss_k_for(b, "s", moss_k_idx(b, 0), dec(b, cnt), 1, MOSS_KL_SERIAL, 0);
@@ -79,6 +90,13 @@ moss_status moss_lower_topk(moss_kb *b, const moss_node *n) {
   moss_k_store(b, ib, at, moss_k_cast(b, n->outputs[1]->dtype, j));
   moss_k_end(b); /* if */
   moss_k_end(b); /* j */
+  if (y->bounded) { /* zeros past the k lanes */
+    q = moss_k_for(b, "z", kx, moss_k_idx(b, kk), 1, MOSS_KL_SERIAL, 0);
+    at = moss_k_add(b, ybase, moss_k_mulc(b, q, inner));
+    moss_k_store(b, vb, at, moss_k_zero(b, y->dtype));
+    moss_k_store(b, ib, at, moss_k_int(b, n->outputs[1]->dtype, 0));
+    moss_k_end(b);
+  }
   while (loops--) moss_k_end(b);
   return b->st;
 }

@@ -1,6 +1,7 @@
 /* common.c - the per-operator tables built from ir/ops.def, and helpers
  * every operator family uses for shape inference and evaluation. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ops.h"
@@ -53,6 +54,31 @@ moss_status moss_norm_axis(moss_ctx *ctx, const moss_node *n, int64_t axis, int 
   return MOSS_OK;
 }
 
+/* Appends " --constant <name>=FILE" to |buf| for each graph input |v| is
+ * computed from (within 6 producers; the string says each once). */
+static int freeze_walk(const moss_value *v, char *buf, size_t cap, int depth) {
+  int found = 0, j;
+  if (!v || depth > 6) return 0;
+  if (v->input_index >= 0 && !v->data) {
+    char opt[300];
+    size_t n = strlen(buf);
+    snprintf(opt, sizeof opt, " --constant %s=FILE", v->name);
+    if (strstr(buf, opt) || n + strlen(opt) + 1 > cap) return 0;
+    memcpy(buf + n, opt, strlen(opt) + 1);
+    return 1;
+  }
+  if (!v->producer) return 0;
+  for (j = 0; j < v->producer->ninputs; j++)
+    found += freeze_walk(v->producer->inputs[j], buf, cap, depth + 1);
+  return found;
+}
+
+const char *moss_freeze_hint(const moss_value *v, char *buf, size_t cap) {
+  if (cap) buf[0] = 0;
+  if (cap && freeze_walk(v, buf, cap, 0)) return buf + 1;
+  return NULL;
+}
+
 moss_status moss_need_constant(moss_ctx *ctx, const moss_node *n, int i, const char *what) {
   moss_value *v = moss_node_input(n, i);
   if (v && v->data) return MOSS_OK;
@@ -61,6 +87,16 @@ moss_status moss_need_constant(moss_ctx *ctx, const moss_node *n, int i, const c
                      "input '%s' (%s) decides the output shape; fix it at compile time with "
                      "--constant %s=FILE",
                      v->name, what, v->name);
+  {
+    /* Name the graph inputs it is computed from: freezing them may fold it. */
+    char buf[512];
+    const char *hint = moss_freeze_hint(v, buf, sizeof buf);
+    if (hint)
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                       "input %d (%s) decides the output shape but is computed at run time "
+                       "from graph inputs: fix them at compile time with %s",
+                       i, what, hint);
+  }
   return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
                    "input %d (%s) decides the output shape but is computed at run time", i,
                    what);

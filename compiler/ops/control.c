@@ -88,17 +88,21 @@ static moss_status read_loop(moss_ctx *ctx, const moss_node *n, const moss_subgr
                      "turns false; moss unrolls loops whose trip count is known at compile time, or up to "
                      "--max-trip-count N");
   if (m && !m->data) {
+    char buf[512];
+    const char *hint = moss_freeze_hint(m, buf, sizeof buf);
     if (!bound)
       return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the trip count '%s' is known only at run time: fix it at "
-                       "compile time with --constant %s=FILE, or bound the loop with --max-trip-count N",
-                       m->name, m->name);
+                       "compile time with %s, or bound the loop with --max-trip-count N", m->name,
+                       hint ? hint : "--constant on the inputs it comes from");
     dyn = 1;
   }
   if (cond && !cond->data) {
+    char buf[512];
+    const char *hint = moss_freeze_hint(cond, buf, sizeof buf);
     if (!bound)
       return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "the condition '%s' is known only at run time: fix it at "
-                       "compile time with --constant %s=FILE, or bound the loop with --max-trip-count N",
-                       cond->name, cond->name);
+                       "compile time with %s, or bound the loop with --max-trip-count N", cond->name,
+                       hint ? hint : "--constant on the inputs it comes from");
     dyn = 1;
   }
   out = b->outputs[0];

@@ -176,6 +176,37 @@ moss_status moss_infer_generator(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     moss_value *st = n->inputs[0];
     int64_t c;
     moss_status bad = MOSS_OK;
+    int runtime = 0;
+    for (k = 0; k < 3; k++) {
+      MOSS_TRY(moss_need_input(ctx, n, k));
+      runtime |= !n->inputs[k]->data;
+    }
+    if (runtime && !g->max_length) {
+      char buf[1024] = "";
+      const char *hint;
+      size_t len = 0;
+      for (k = 0; k < 3; k++) /* every graph input behind them, so one retry can freeze them all */
+        if (!n->inputs[k]->data && (hint = moss_freeze_hint(n->inputs[k], buf + len, sizeof buf - len)))
+          len = strlen(buf);
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "start, limit or delta is known only at run time "
+                       "and decides the output's length: fix %s at compile time%s%s, or bound the "
+                       "output with --max-length N (docs/dynamic-shapes.md)",
+                       len ? "them" : "it", len ? " with" : "", buf);
+    }
+    if (runtime) { /* bounded by --max-length (ops/bounded.c) */
+      for (k = 0; k < 3; k++) {
+        if (moss_value_numel(n->inputs[k]) != 1)
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "input %d must be a scalar", k);
+        if (n->inputs[k]->dtype != st->dtype)
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "start, limit and delta differ in type");
+      }
+      MOSS_TRY(check_ctype(ctx, n, st->dtype));
+      if (st->dtype == MOSS_DT_BOOL || st->dtype == MOSS_DT_F16 || st->dtype == MOSS_DT_BF16)
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "Range of %s", moss_dtype_name(st->dtype));
+      dims[0] = g->max_length;
+      moss_set_output(n, 0, st->dtype, 1, dims);
+      return moss_bound_output(ctx, g, n, 0, 0);
+    }
     /* Report every run-time input at once, so one retry can freeze them all. */
     for (k = 0; k < 3; k++) {
       moss_status s1 = need_scalar(ctx, n, k, k == 0 ? "start" : k == 1 ? "limit" : "delta");

@@ -240,26 +240,27 @@ static moss_status infer_pad(moss_ctx *ctx, moss_node *n, const moss_value *x) {
   return MOSS_OK;
 }
 
-static moss_status infer_compress(moss_ctx *ctx, moss_node *n, const moss_value *x) {
+static moss_status infer_compress(moss_ctx *ctx, moss_graph *g, moss_node *n,
+                                  const moss_value *x) {
   moss_value *c = n->inputs[1];
   int64_t dims[MOSS_MAX_RANK], len, lim, cnt = 0, i;
   const moss_attr *ax = moss_node_find_attr(n, "axis");
   int a = -1, k;
   MOSS_TRY(moss_need_input(ctx, n, 1));
-  MOSS_TRY(moss_need_constant(ctx, n, 1, "condition"));
   if (c->rank != 1) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "condition must be 1-D");
   if (ax) MOSS_TRY(moss_norm_axis(ctx, n, ax->i, x->rank, &a));
   len = c->dims[0];
   lim = a >= 0 ? x->dims[a] : moss_value_numel(x);
   if (len > lim) len = lim;
-  for (i = 0; i < len; i++) cnt += moss_value_get_i64(c, i) != 0;
+  if (!c->data) cnt = len; /* only the run knows: bounded (ops/bounded.c) */
+  for (i = 0; c->data && i < len; i++) cnt += moss_value_get_i64(c, i) != 0;
   if (a < 0) {
     moss_set_output(n, 0, x->dtype, 1, &cnt);
-    return MOSS_OK;
+    return c->data ? MOSS_OK : moss_bound_output(ctx, g, n, 0, 0);
   }
   for (k = 0; k < x->rank; k++) dims[k] = k == a ? cnt : x->dims[k];
   moss_set_output(n, 0, x->dtype, x->rank, dims);
-  return MOSS_OK;
+  return c->data ? MOSS_OK : moss_bound_output(ctx, g, n, 0, a);
 }
 
 static moss_status get_perm(moss_ctx *ctx, const moss_node *n, int rank, int *perm) {
@@ -420,7 +421,7 @@ moss_status moss_infer_movement(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     memcpy(dims, x->dims, sizeof dims);
     break;
   }
-  case MOSS_OP_Compress: return infer_compress(ctx, n, x);
+  case MOSS_OP_Compress: return infer_compress(ctx, g, n, x);
   default: return moss_fail(ctx, MOSS_E_INTERNAL, n, "not a movement operator");
   }
   moss_set_output(n, 0, x->dtype, rank, dims);

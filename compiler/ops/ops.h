@@ -38,6 +38,10 @@ moss_status moss_norm_axis(moss_ctx *ctx, const moss_node *n, int64_t axis, int 
 /* Fails with a message naming input |i| when it is not a constant: used by
  * ops whose output shape depends on that input's value. */
 moss_status moss_need_constant(moss_ctx *ctx, const moss_node *n, int i, const char *what);
+/* The options that would fix at compile time the graph inputs |v| is
+ * computed from ("--constant a=FILE --constant b=FILE", in |buf|), or NULL
+ * when it comes from none (it is not a graph input's function). */
+const char *moss_freeze_hint(const moss_value *v, char *buf, size_t cap);
 /* Fails unless input |i| is present and has a known shape. */
 moss_status moss_need_input(moss_ctx *ctx, const moss_node *n, int i);
 
@@ -60,6 +64,22 @@ moss_status moss_spatial_ints(moss_ctx *ctx, const moss_node *n, const char *nam
 /* 1 for the ten integer and float types the arithmetic families accept
  * (f32, f64, i8..i64, u8..u64); 0 for bool, f16, bf16 and the rest. */
 int moss_arith_type(moss_dtype dt);
+
+/* Bounded dynamic shapes (ops/bounded.c, docs/dynamic-shapes.md). */
+
+/* Makes output |i| of |n| bounded along |axis| (its dims there are the
+ * bound), its length the node's extra last output (made here the first
+ * time, an INT64 [1] value after the operator's own outputs). */
+moss_status moss_bound_output(moss_ctx *ctx, moss_graph *g, moss_node *n, int i, int axis);
+/* The length output of a node that decides a bounded shape, or NULL. */
+moss_value *moss_bound_length(const moss_node *n);
+/* After |n|'s inference: passes its inputs' bounded axes on to its
+ * outputs where the operator carries them, and refuses (unsupported,
+ * naming the input) where it does not. */
+moss_status moss_bound_carry(moss_ctx *ctx, moss_node *n);
+/* Puts a MossCompact before each bounded graph output whose padded layout
+ * is not already compact (nodes appended: sort the graph after). */
+moss_status moss_bound_outputs(moss_ctx *ctx, moss_graph *g);
 
 /* Shared with the backends: analyses a family computes for inference that
  * a backend needs again when it emits the node. */

@@ -45,7 +45,8 @@ static const char *decl_str(const moss_value *d, char *buf, size_t cap) {
 
 /* Each graph output against the type the model declares for it: an element
  * type or a fixed dimension that inference contradicts is an invalid model
- * (open dimensions and missing shapes are not checked). All are reported. */
+ * (open dimensions and missing shapes are not checked, nor a bounded axis
+ * declared within its bound). All are reported. */
 static moss_status check_declared(moss_ctx *ctx, const moss_graph *g) {
   moss_status st = MOSS_OK;
   int i, k;
@@ -57,7 +58,9 @@ static moss_status check_declared(moss_ctx *ctx, const moss_graph *g) {
     bad = d->dtype != MOSS_DT_UNDEF && d->dtype != v->dtype;
     if (d->rank >= 0) {
       bad |= d->rank != v->rank;
-      for (k = 0; k < d->rank && k < v->rank; k++) bad |= !d->dim_param[k] && d->dims[k] != v->dims[k];
+      for (k = 0; k < d->rank && k < v->rank; k++) /* a bounded axis: only the run knows */
+        bad |= !d->dim_param[k] && d->dims[k] != v->dims[k] &&
+               !(k == v->bounded - 1 && d->dims[k] >= 0 && d->dims[k] <= v->dims[k]);
     }
     if (bad)
       st = moss_fail(ctx, MOSS_E_INVALID_MODEL, v->producer,
@@ -111,6 +114,7 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       st = moss_half_inputs(ctx, g, n, as_f32, nv, &half);
       grown |= half != MOSS_DT_UNDEF;
       if (st == MOSS_OK) st = moss_infer_table[n->op](ctx, g, n);
+      if (st == MOSS_OK) st = moss_bound_carry(ctx, n);
       if (st == MOSS_OK && half != MOSS_DT_UNDEF) st = moss_half_outputs(ctx, g, n, half);
       if (st == MOSS_OK && (n->op == MOSS_OP_If || n->op == MOSS_OP_Loop || n->op == MOSS_OP_Scan)) {
         st = moss_control_expand(ctx, g, i); /* what runs comes next in the list */
@@ -150,6 +154,9 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
   moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
   if (failed) return first;
   MOSS_TRY(check_declared(ctx, g));
+  j = g->nnodes;
+  MOSS_TRY(moss_bound_outputs(ctx, g));
+  grown |= g->nnodes != j;
   moss_graph_compact(g);
   if (grown) MOSS_TRY(moss_graph_sort(ctx, g));
   return MOSS_OK;

@@ -3,7 +3,8 @@
  *    Dropout shares its input's storage unless it is a graph output (which
  *    lives in the caller's buffer).
  * 2. Liveness: a value lives from the node that defines it to the last
- *    node that reads it or any of its aliases. An opaque segment (a
+ *    node that reads it or any of its aliases (the length of a bounded
+ *    graph output, to the end: the caller reads it after the run). An opaque segment (a
  *    plugin's subgraph, run as one call) counts as one step: what it reads
  *    or writes lives from its first node to its last, so no two of its
  *    buffers overlap.
@@ -85,6 +86,11 @@ moss_status moss_plan_compute(moss_ctx *ctx, moss_graph *g, int64_t *out_arena_b
       if (end[r->id] < hi) end[r->id] = hi;
     }
   }
+  /* The length of a bounded graph output is read after the run
+   * (docs/dynamic-shapes.md): it lives to the end. */
+  for (i = 0; i < g->noutputs; i++)
+    if (g->outputs[i]->bounded && g->outputs[i]->length && g->nnodes > 0)
+      end[root(g->outputs[i]->length)->id] = g->nnodes - 1;
   /* Intervals of arena-resident roots, in definition order. */
   {
     int ni = 0;

@@ -40,8 +40,14 @@
  * otherwise unchanged; version 2 bundles are refused ("format version 2"):
  * their code states no figures. Recompile them.
  *
+ * Within version 3, the optional SHAPES section (kind 8) was added: the
+ * outputs whose length along one axis the run decides, up to a bound. A
+ * version 3 bundle without it means what it always meant; a runtime older
+ * than the section refuses a bundle that has it ("unknown kind 8"), as it
+ * must: such a runtime would read the bound as the output's shape.
+ *
  * Sections (one of each, except CODE: one per device with code, and BLOB:
- * one per plugin blob; CODE, BLOB and REPORT are optional):
+ * one per plugin blob; CODE, BLOB, REPORT and SHAPES are optional):
  *
  *   STRINGS   the string table: every string in the other sections is a
  *             moss_bundle_str (offset, length) into it, and the byte at
@@ -65,6 +71,9 @@
  *             table order; an EXEC step on such a device names its blob.
  *   REPORT    the cost and energy report, JSON text followed by one NUL
  *             (the size counts the NUL).
+ *   SHAPES    moss_bundle_shapes, then |count| moss_bundle_bound_rec: the
+ *             graph outputs with a bounded dynamic axis (below; checked by
+ *             runtime/src/shape/shape.c).
  *
  * Checksums: CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, initial
  * value and final xor 0xFFFFFFFF; the check value of "123456789" is
@@ -121,7 +130,8 @@ typedef enum moss_bundle_section_kind {
   MOSS_BUNDLE_SEC_PLAN = 4,
   MOSS_BUNDLE_SEC_CODE = 5,
   MOSS_BUNDLE_SEC_BLOB = 6,
-  MOSS_BUNDLE_SEC_REPORT = 7
+  MOSS_BUNDLE_SEC_REPORT = 7,
+  MOSS_BUNDLE_SEC_SHAPES = 8     /* within version 3 (above) */
 } moss_bundle_section_kind;
 
 /* One section table entry. */
@@ -234,6 +244,26 @@ typedef struct moss_bundle_step_rec {
   uint32_t first;                /* 32: index of the step's first tensor in refs */
   uint32_t reserved;             /* 36: zero */
 } moss_bundle_step_rec;              /* 40 */
+
+/* SHAPES section header. Bounded dynamic shapes: some graph outputs
+ * (NonZero, Unique, NonMaxSuppression, TopK with a run-time k) have one
+ * axis whose length only the run knows. META describes such an output at
+ * its upper bound (dims[axis] is the bound, nbytes the bound's size: the
+ * caller's buffer is large enough); the code writes the output compact, as
+ * a contiguous tensor of its actual shape, at the start of that buffer,
+ * and the actual length of the axis as an int64 (0 .. the bound) into the
+ * arena at |offset|. Each record names a different output. */
+typedef struct moss_bundle_shapes {
+  uint32_t count;                /*  0: moss_bundle_bound_rec that follow */
+  uint32_t reserved;             /*  4: zero */
+} moss_bundle_shapes;            /* 8 */
+
+typedef struct moss_bundle_bound_rec {
+  uint32_t output;               /*  0: graph output index */
+  uint32_t axis;                 /*  4: < that output's rank; META's dims[axis] is its bound */
+  uint64_t offset;               /*  8: arena byte offset of the int64 length: a multiple of 8,
+                                  *     offset + 8 <= META's arena_bytes */
+} moss_bundle_bound_rec;         /* 16 */
 
 /* What the CPU code states it was compiled for (version 3). A device's CPU
  * code (an ELF object or shared object) defines the global constant
@@ -456,6 +486,8 @@ _Static_assert(sizeof(moss_bundle_devices) == 8, "moss_bundle_devices layout");
 _Static_assert(sizeof(moss_bundle_device_rec) == 56, "moss_bundle_device_rec layout");
 _Static_assert(sizeof(moss_bundle_plan) == 8, "moss_bundle_plan layout");
 _Static_assert(sizeof(moss_bundle_step_rec) == 40, "moss_bundle_step_rec layout");
+_Static_assert(sizeof(moss_bundle_shapes) == 8, "moss_bundle_shapes layout");
+_Static_assert(sizeof(moss_bundle_bound_rec) == 16, "moss_bundle_bound_rec layout");
 _Static_assert(sizeof(moss_bundle_figures) == 32, "moss_bundle_figures layout");
 _Static_assert(sizeof(moss_bundle_figure_tensor) == 96, "moss_bundle_figure_tensor layout");
 _Static_assert(sizeof(moss_bundle_figure_step) == 28, "moss_bundle_figure_step layout");

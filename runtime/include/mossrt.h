@@ -205,6 +205,29 @@ MOSSRT_API mossrt_status mossrt_session_set_state(mossrt_session *s, uint32_t in
  * MOSSRT_E_ARG when input |in| is not kept or |data| is NULL. */
 MOSSRT_API mossrt_status mossrt_session_get_state(const mossrt_session *s, uint32_t in, void *data,
                                                   mossrt_error *err);
+/* Bounded dynamic shapes (runtime/README.md "Bounded dynamic shapes"):
+ * some graph outputs (NonZero, Unique, NonMaxSuppression, TopK with a
+ * run-time k) have one axis whose length only the run decides. For such an
+ * output, mossrt_output_info() gives the shape at its upper bound (its
+ * nbytes is the bound's size: the buffer the caller passes), and each run
+ * writes the output compact, as a contiguous tensor of its actual shape,
+ * at the start of that buffer; mossrt_output_dims() then says that shape.
+ *
+ * The axis of graph output |i| whose length the run decides (its dims
+ * there, from mossrt_output_info(), are the upper bound), or -1 when the
+ * output's shape is static, |i| is out of range or |b| is NULL. */
+MOSSRT_API int32_t mossrt_output_bound_axis(const mossrt_bundle *b, uint32_t i);
+/* Writes to |dims| the rank (mossrt_output_info()) dims of graph output |i|
+ * as the last successful run of |s| left it: the static dims, and at the
+ * bounded axis (mossrt_output_bound_axis()) the length that run decided.
+ * Before any run, or after a run that failed, the bounded length is
+ * unspecified (it may give MOSSRT_E_DEVICE). Never allocates. Errors:
+ * MOSSRT_E_ARG (NULL |s| or |dims|, |i| out of range), MOSSRT_E_DEVICE (the
+ * length the code left is negative or above the bound: the code broke its
+ * promise); |dims| is then unspecified. Do not call it while |s| runs. */
+MOSSRT_API mossrt_status mossrt_output_dims(const mossrt_session *s, uint32_t i, int64_t *dims,
+                                            mossrt_error *err);
+
 /* Profiling (runtime/src/profile): the plan is a list of steps, run in
  * order. An EXEC step on a CPU device runs one layer of the model (one node
  * of the compiled graph) through the CPU code's entry function; an EXEC

@@ -62,7 +62,9 @@ static void one(const uint8_t *data, size_t size) {
     for (i = 0; i < mossrt_input_count(b); i++)
       if (mossrt_input_info(b, i, &ti) != MOSSRT_OK || strlen(ti.name) > size) __builtin_trap();
     for (i = 0; i < mossrt_output_count(b); i++)
-      if (mossrt_output_info(b, i, &ti) != MOSSRT_OK || ti.rank > 8) __builtin_trap();
+      if (mossrt_output_info(b, i, &ti) != MOSSRT_OK || ti.rank > 8 ||
+          mossrt_output_bound_axis(b, i) >= ti.rank)
+        __builtin_trap();
     (void)mossrt_target(b);
     mossrt_close(b);
   } else if (b != NULL || err.status != st || err.text[0] == 0) {

@@ -31,6 +31,9 @@
 /* The CPU code. With a = {1,2,3,4} and b = {10,20,30,40}:
  * moss_add writes t = a + b = {11,22,33,44} at arena+64, moss_twice writes
  * y = 2t = {22,44,66,88}. moss_inc writes x + 1 at arena+0 (plugin bundle).
+ * moss_nonzero (shapes bundle) is NonZero of the 4 floats x: the indices of
+ * the non-zero ones, compact, as int64 into out[0] (shape [1, n], bound
+ * [1, 4]), n as an int64 at arena+8, and x itself into out[1].
  * Each takes in[] = the graph's inputs, out[] = its outputs. Each bundle's
  * code is these functions and the figures of that bundle (code_for()). */
 static const char cpu_src[] =
@@ -58,6 +61,18 @@ static const char cpu_src[] =
     "  float *t = arena;\n"
     "  (void)out; (void)par;\n"
     "  for (int i = 0; i < 4; i++) t[i] = x[i] + 1;\n"
+    "  return 0;\n"
+    "}\n"
+    "int moss_nonzero(const void *const *in, void *const *out, void *arena, const void *par) {\n"
+    "  const float *x = in[0];\n"
+    "  int64_t *idx = out[0], n = 0;\n"
+    "  float *y = out[1];\n"
+    "  (void)par;\n"
+    "  for (int i = 0; i < 4; i++) {\n"
+    "    y[i] = x[i];\n"
+    "    if (x[i] != 0) idx[n++] = i;\n"
+    "  }\n"
+    "  *(int64_t *)((char *)arena + 8) = n;\n"
     "  return 0;\n"
     "}\n";
 
@@ -2499,6 +2514,321 @@ TEST(format_v3_signed_golden) {
   free(want);
 }
 
+/* ---- bounded dynamic shapes (the SHAPES section, runtime/src/shape) ---- */
+
+static const uint32_t nz_in[] = {0}, nz_out[] = {1, 2};
+
+/* The shapes bundle: NonZero of x (4 floats) as output 0 'idx', int64 of
+ * shape [1, n] planned at its bound [1, 4], its length n at arena+8; and
+ * output 1 'y' = x, static. One CPU step (moss_nonzero). |nbounds| 1: idx
+ * is bounded; 2: y too (axis 0, length at arena+16; the code never writes
+ * it). Sections: 0 strings, 1 meta, 2 devices, 3 plan, 4 code, 5 report,
+ * 6 shapes. */
+typedef struct shape_desc {
+  moss_bundle_tensor tensors[3];
+  uint32_t inputs[1], outputs[2];
+  moss_bundle_device devices[1];
+  moss_bundle_step steps[1];
+  moss_bundle_bound bounds[2];
+  moss_bundle_desc d;
+} shape_desc;
+
+static void shape_init(shape_desc *a, uint32_t nbounds) {
+  memset(a, 0, sizeof *a);
+  a->tensors[0] = (moss_bundle_tensor){"x", 1, 1, {4}, 16, MOSS_BUNDLE_INPUT, 0, 0};
+  a->tensors[1] = (moss_bundle_tensor){"idx", 7, 2, {1, 4}, 32, MOSS_BUNDLE_OUTPUT, 0, 0};
+  a->tensors[2] = (moss_bundle_tensor){"y", 1, 1, {4}, 16, MOSS_BUNDLE_OUTPUT, 1, 0};
+  a->inputs[0] = 0;
+  a->outputs[0] = 1;
+  a->outputs[1] = 2;
+  a->devices[0] = (moss_bundle_device){"cpu", "cpu", "c", NULL, 0};
+  a->steps[0] = (moss_bundle_step){MOSS_BUNDLE_STEP_EXEC, 0, 0, "moss_nonzero", 0, 1, 2, nz_in,
+                                   nz_out};
+  a->bounds[0] = (moss_bundle_bound){0, 1, 8};
+  a->bounds[1] = (moss_bundle_bound){1, 0, 16};
+  a->d.target = "test-host";
+  a->d.triple = "x86_64-pc-linux-gnu";
+  a->d.features = "";
+  a->d.arena_bytes = 64;
+  a->d.ntensors = 3;
+  a->d.ninputs = 1;
+  a->d.noutputs = 2;
+  a->d.ndevices = 1;
+  a->d.nsteps = 1;
+  a->d.tensors = a->tensors;
+  a->d.inputs = a->inputs;
+  a->d.outputs = a->outputs;
+  a->d.devices = a->devices;
+  a->d.steps = a->steps;
+  a->d.report_json = "{}";
+  a->d.nbounds = nbounds;
+  a->d.bounds = a->bounds;
+  code_for(&a->d, "cpu_nonzero.so"); /* the figures do not cover the bounds: one code */
+}
+
+/* What mossrt_output_dims() gives for output |i| of |s| (on |b|): its
+ * dims as "d0,d1,..", or the status as "E<n>". */
+static const char *dims_of(const mossrt_bundle *b, const mossrt_session *s, uint32_t i,
+                           mossrt_error *err) {
+  static char text[128];
+  int64_t dims[MOSS_BUNDLE_MAX_RANK];
+  mossrt_tensor_info ti;
+  mossrt_status st;
+  size_t n = 0;
+  int32_t k;
+  memset(dims, 0x5a, sizeof dims);
+  st = mossrt_output_dims(s, i, dims, err);
+  if (st != MOSSRT_OK || mossrt_output_info(b, i, &ti) != MOSSRT_OK) {
+    snprintf(text, sizeof text, "E%d", (int)st);
+    return text;
+  }
+  text[0] = 0;
+  for (k = 0; k < ti.rank; k++)
+    n += (size_t)snprintf(text + n, sizeof text - n, "%s%lld", k ? "," : "", (long long)dims[k]);
+  return text;
+}
+
+/* A bounded output end to end: the writer's SHAPES section, the axis, the
+ * lengths the code leaves in the arena after each run, and a length the
+ * code had no right to leave. */
+TEST(shapes_round_trip) {
+  shape_desc a;
+  char path[1024];
+  uint8_t *bytes;
+  size_t n;
+  mossrt_bundle *b;
+  mossrt_session *s;
+  mossrt_error err;
+  mossrt_tensor_info ti;
+  _Alignas(64) uint8_t arena[64];
+  float x[4] = {0, 3, 0, 5}, y[4];
+  int64_t idx[4], len;
+  const void *in[1] = {x};
+  void *out[2] = {idx, y};
+  const moss_bundle_bound_rec *r;
+  ASSERT_TRUE(setup());
+  shape_init(&a, 1);
+  ASSERT_EQ(write_bundle(&a.d, "shapes.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  /* The section, last, as moss_bundle.h lays it out. */
+  ASSERT_EQ(hdr(bytes)->section_count, 7);
+  ASSERT_EQ(sect(bytes, 6)->kind, MOSS_BUNDLE_SEC_SHAPES);
+  ASSERT_EQ(sect(bytes, 6)->size, 8 + 16);
+  ASSERT_EQ(((moss_bundle_shapes *)(void *)payload_of(bytes, 6))->count, 1);
+  r = (const moss_bundle_bound_rec *)(const void *)(payload_of(bytes, 6) + 8);
+  ASSERT_EQ(r->output, 0);
+  ASSERT_EQ(r->axis, 1);
+  ASSERT_EQ(r->offset, 8);
+  free(bytes);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_output_bound_axis(b, 0), 1);
+  ASSERT_EQ(mossrt_output_bound_axis(b, 1), -1);
+  ASSERT_EQ(mossrt_output_bound_axis(b, 2), -1);
+  ASSERT_EQ(mossrt_output_bound_axis(NULL, 0), -1);
+  ASSERT_EQ(mossrt_output_info(b, 0, &ti), MOSSRT_OK); /* the bound's shape and size */
+  ASSERT_EQ(ti.dims[1], 4);
+  ASSERT_EQ(ti.nbytes, 32);
+  ASSERT_EQ(mossrt_session_create(b, arena, sizeof arena, &s, &err), MOSSRT_OK);
+  /* x = {0,3,0,5}: idx = [[1, 3]], compact at the start of its buffer. */
+  memset(idx, 0xee, sizeof idx);
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_STR_CONTAINS(dims_of(b, s, 0, &err), "1,2");
+  ASSERT_TRUE(strcmp(dims_of(b, s, 0, &err), "1,2") == 0);
+  ASSERT_EQ(idx[0], 1);
+  ASSERT_EQ(idx[1], 3);
+  ASSERT_TRUE(strcmp(dims_of(b, s, 1, &err), "4") == 0);
+  ASSERT_NEAR(y[3], 5, 0);
+  /* All non-zero: the bound; all zero: an empty axis. */
+  x[0] = 1, x[2] = -2;
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_TRUE(strcmp(dims_of(b, s, 0, &err), "1,4") == 0);
+  ASSERT_EQ(idx[2], 2);
+  memset(x, 0, sizeof x);
+  ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_OK);
+  ASSERT_TRUE(strcmp(dims_of(b, s, 0, &err), "1,0") == 0);
+  /* The length is read from the session's arena at the planned offset. */
+  len = 3;
+  memcpy(arena + 8, &len, 8);
+  ASSERT_TRUE(strcmp(dims_of(b, s, 0, &err), "1,3") == 0);
+  len = 5; /* above the bound: the code broke its promise */
+  memcpy(arena + 8, &len, 8);
+  ASSERT_EQ(mossrt_output_dims(s, 0, idx, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "target: output 0 ('idx'): the run left length 5 at axis 1, its "
+                      "bound is 4");
+  len = -1;
+  memcpy(arena + 8, &len, 8);
+  ASSERT_EQ(mossrt_output_dims(s, 0, idx, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "length -1 at axis 1");
+  /* The caller's mistakes. */
+  ASSERT_EQ(mossrt_output_dims(s, 2, idx, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "output 2, there are 2");
+  ASSERT_EQ(mossrt_output_dims(s, 0, NULL, &err), MOSSRT_E_ARG);
+  ASSERT_EQ(mossrt_output_dims(NULL, 0, idx, &err), MOSSRT_E_ARG);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  /* Two bounds: each output its own axis. */
+  shape_init(&a, 2);
+  ASSERT_EQ(write_bundle(&a.d, "shapes2.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_output_bound_axis(b, 0), 1);
+  ASSERT_EQ(mossrt_output_bound_axis(b, 1), 0);
+  mossrt_close(b);
+}
+
+TEST(writer_rejects_bad_bounds) {
+  shape_desc a;
+  char path[1024];
+  moss_ctx ctx;
+  ASSERT_TRUE(setup());
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  snprintf(path, sizeof path, "%s/never_shapes.moss", OUT);
+  shape_init(&a, 1);
+  a.bounds[0].axis = 2; /* idx has rank 2 */
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last,
+                      "internal: bundle: bounds[0].axis = 2, output 0 ('idx') has rank 2");
+  shape_init(&a, 1);
+  a.bounds[0].offset = 12;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "bounds[0].offset = 12 is not 8-aligned");
+  shape_init(&a, 1);
+  a.bounds[0].offset = 64; /* the arena is 64 bytes */
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "bounds[0].offset = 64 is not 8-aligned or its 8 bytes are past "
+                      "arena_bytes 64");
+  shape_init(&a, 1);
+  a.bounds[0].offset = UINT64_MAX - 7; /* aligned, and would wrap around */
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "bounds[0].offset = 18446744073709551608");
+  shape_init(&a, 1);
+  a.bounds[0].output = 2;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "bounds[0].output = 2, there are 2 outputs");
+  shape_init(&a, 2);
+  a.bounds[1].output = 0;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "bounds[1].output = 0 is bounds[0]'s too");
+  shape_init(&a, 1);
+  a.d.bounds = NULL;
+  ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+  ASSERT_STR_CONTAINS(ctx.last, "a count is non-zero but its array is NULL");
+  {
+    FILE *f = fopen(path, "rb");
+    ASSERT_TRUE(f == NULL); /* nothing was written */
+  }
+}
+
+/* SHAPES damaged inside a written bundle, checksums repaired each time so
+ * that the section's own checks must catch it. */
+TEST(shapes_corrupt) {
+  shape_desc a;
+  char path[1024];
+  uint8_t *g, *c;
+  size_t n;
+  moss_bundle_shapes *hd;
+  moss_bundle_bound_rec *r;
+  ASSERT_TRUE(setup());
+  shape_init(&a, 2);
+  ASSERT_EQ(write_bundle(&a.d, "shapes2.moss", &g, &n, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(sect(g, 6)->kind, MOSS_BUNDLE_SEC_SHAPES);
+  EXPECT_OPEN(g, n, MOSSRT_OK, "");
+#define DAMAGED(stmt, want)                                                                        \
+  do {                                                                                             \
+    c = malloc(n);                                                                                 \
+    memcpy(c, g, n);                                                                               \
+    hd = (moss_bundle_shapes *)(void *)payload_of(c, 6);                                           \
+    r = (moss_bundle_bound_rec *)(void *)(hd + 1);                                                 \
+    (void)hd, (void)r;                                                                             \
+    stmt;                                                                                          \
+    fix_crcs(c, n);                                                                                \
+    EXPECT_OPEN(c, n, MOSSRT_E_FORMAT, want);                                                      \
+    free(c);                                                                                       \
+  } while (0)
+  DAMAGED(r[0].axis = 2,
+          "<memory>: invalid-model: bound 0: output 0 ('idx'): axis 2, its rank is 2");
+  DAMAGED(r[1].axis = 1, "bound 1: output 1 ('y'): axis 1, its rank is 1");
+  DAMAGED(r[0].offset = 12, "bound 0: output 0 ('idx'): length at arena offset 12 is outside the "
+                            "arena (64 bytes) or not 8-byte aligned");
+  DAMAGED(r[0].offset = 64, "bound 0: output 0 ('idx'): length at arena offset 64 is outside");
+  DAMAGED(r[1].offset = UINT64_MAX - 7, "bound 1: output 1 ('y'): length at arena offset "
+                                        "18446744073709551608 is outside");
+  DAMAGED(r[0].output = 2, "bound 0: graph output 2, there are 2 outputs");
+  DAMAGED(r[1].output = 0, "bound 1: output 0 ('idx') is bound 0's too");
+  DAMAGED(hd->count = 3, "section 6 (shapes): 40 bytes does not match its bound count");
+  DAMAGED(hd->count = 0x10000002u, "section 6 (shapes): 40 bytes does not match its bound count");
+  DAMAGED(hd->count = 1, "section 6 (shapes): 40 bytes does not match its bound count");
+  DAMAGED(sect(c, 6)->size = 4, "section 6 (shapes): 4 bytes does not match its bound count");
+  DAMAGED(hd->reserved = 1, "section 6 (shapes): reserved is 1");
+  /* The section twice (the report made a second one), and a kind past it. */
+  DAMAGED(sect(c, 5)->kind = MOSS_BUNDLE_SEC_SHAPES,
+          "section 6 (shapes): a second shapes section (the first is section 5)");
+  DAMAGED(sect(c, 6)->kind = 9, "section 6: unknown kind 9");
+#undef DAMAGED
+  /* Without the repair, the checksum catches the damage first. */
+  c = malloc(n);
+  memcpy(c, g, n);
+  ((moss_bundle_bound_rec *)(void *)(payload_of(c, 6) + 8))->axis = 2;
+  EXPECT_OPEN(c, n, MOSSRT_E_FORMAT, "section 6 (shapes): checksum mismatch");
+  free(c);
+  free(g);
+}
+
+/* data/bundle/v3_plugin_shapes.moss: plug_only_init() with output 0 bounded
+ * along axis 1, its length at arena+16, written by this writer. A version 3
+ * bundle with the SHAPES section (added within version 3): it must keep
+ * opening, and the writer must keep writing it byte for byte. Its first
+ * six sections are v3_plugin.moss's, 64 bytes later (the table, one entry
+ * longer, ends at 544: padded to 576), then SHAPES: 8 + 16 = 24 bytes at
+ * 1408. Also in the fuzzer's seed corpus (tests/fuzz/make_corpus.py
+ * copies data/bundle). */
+TEST(format_v3_shapes_golden) {
+  static const moss_bundle_bound bound = {0, 1, 16};
+  const char *golden = MOSS_TEST_DATA_DIR "/bundle/v3_plugin_shapes.moss";
+  mossrt_options o;
+  mossrt_bundle *b;
+  mossrt_error err;
+  plug_desc p;
+  uint8_t *want, *got, *plain;
+  size_t nwant, ngot, nplain;
+  char path[1024];
+  uint32_t i;
+  ASSERT_TRUE(setup());
+  plug_only_init(&p);
+  p.d.nbounds = 1;
+  p.d.bounds = &bound;
+  ASSERT_EQ(write_bundle(&p.d, "v3_plugin_shapes.moss", &got, &ngot, path, sizeof path), MOSS_OK);
+  want = read_all(golden, &nwant);
+  ASSERT_TRUE(want != NULL);
+  ASSERT_EQ(nwant, 1472);
+  ASSERT_EQ(ngot, nwant);
+  ASSERT_TRUE(memcmp(got, want, nwant) == 0);
+  free(got);
+  ASSERT_EQ(hdr(want)->section_count, 7);
+  ASSERT_EQ(sect(want, 6)->kind, MOSS_BUNDLE_SEC_SHAPES);
+  ASSERT_EQ(sect(want, 6)->offset, 1408);
+  ASSERT_EQ(sect(want, 6)->size, 24);
+  /* The sections before it are v3_plugin.moss's, byte for byte. */
+  plain = read_all(MOSS_TEST_DATA_DIR "/bundle/v3_plugin.moss", &nplain);
+  ASSERT_TRUE(plain != NULL && nplain == 1344);
+  ASSERT_TRUE(memcmp(want + 576, plain + 512, 1344 - 512) == 0);
+  for (i = 0; i < 6; i++) {
+    moss_bundle_section ws = *sect(want, i), ps = *sect(plain, i);
+    ASSERT_EQ(ws.offset, ps.offset + 64);
+    ws.offset = ps.offset;
+    ASSERT_TRUE(memcmp(&ws, &ps, sizeof ws) == 0);
+  }
+  free(plain);
+  { /* SHAPES: count 1, reserved 0, then {output 0, axis 1, offset 16}. */
+    static const uint8_t rec[24] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 16};
+    ASSERT_TRUE(memcmp(want + 1408, rec, 24) == 0);
+  }
+  memset(&o, 0, sizeof o);
+  o.flags = MOSSRT_OPEN_VERIFY_ONLY;
+  ASSERT_EQ(mossrt_open_file_ex(golden, &o, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_output_bound_axis(b, 0), 1);
+  mossrt_close(b);
+  free(want);
+}
+
 /* Leaves a few bundles for the fuzzer's seed corpus. */
 TEST(seed_corpus) {
   char path[1024];
@@ -2512,6 +2842,11 @@ TEST(seed_corpus) {
   fclose(f);
   plug_only_init(&p);
   ASSERT_EQ(write_bundle(&p.d, "corpus/plug.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  {
+    shape_desc a;
+    shape_init(&a, 2);
+    ASSERT_EQ(write_bundle(&a.d, "corpus/shapes.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  }
 }
 
 TEST_MAIN()

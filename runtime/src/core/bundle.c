@@ -71,8 +71,8 @@ mossrt_status mossrt_fail(mossrt_error *err, const char *who, mossrt_status st,
   return st;
 }
 
-static const char *const kind_names[] = {"?",        "strings", "meta",  "devices",
-                                         "plan",     "code", "blob", "report"};
+static const char *const kind_names[] = {"?",    "strings", "meta", "devices", "plan",
+                                         "code", "blob",    "report", "shapes"};
 
 static const char *kind_name(uint32_t kind) {
   return kind < sizeof kind_names / sizeof kind_names[0] ? kind_names[kind] : "?";
@@ -98,8 +98,8 @@ static const char *str_at(const uint8_t *strings, uint64_t nstrings, moss_bundle
 typedef struct layout {
   const moss_bundle_section *table;  /* the section table */
   uint32_t nsections;
-  const moss_bundle_section *sec[8]; /* the one section of each kind (BLOB, CODE: unused) */
-  uint32_t sec_index[8];
+  const moss_bundle_section *sec[9]; /* the one section of each kind (BLOB, CODE: unused) */
+  uint32_t sec_index[9];
   const uint8_t *strings;
   uint64_t nstrings;
 } layout;
@@ -198,7 +198,7 @@ static mossrt_status check_sections(mossrt_bundle *b, const moss_bundle_header *
   for (i = 0; i < h->section_count; i++) {
     moss_bundle_section s;
     memcpy(&s, &tab[i], sizeof s);
-    if (s.kind < MOSS_BUNDLE_SEC_STRINGS || s.kind > MOSS_BUNDLE_SEC_REPORT)
+    if (s.kind < MOSS_BUNDLE_SEC_STRINGS || s.kind > MOSS_BUNDLE_SEC_SHAPES)
       FAIL(MOSSRT_E_FORMAT, "section %u: unknown kind %u", i, s.kind);
     if (s.align != MOSS_BUNDLE_ALIGN)
       FAIL(MOSSRT_E_FORMAT, "section %u (%s): alignment %u, expected %u", i, kind_name(s.kind),
@@ -614,6 +614,7 @@ static mossrt_status begin(const char *name, const mossrt_options *opt, mossrt_b
 static mossrt_status finish(mossrt_bundle *b, mossrt_bundle **out, mossrt_error *err) {
   mossrt_status st = verify(b, err);
   const mossrt_executor *const *e;
+  if (st == MOSSRT_OK) st = mossrt_shape_check(b, err); /* SHAPES, outside the core */
   for (e = mossrt_executors; *e && st == MOSSRT_OK && !(b->flags & MOSSRT_OPEN_VERIFY_ONLY); e++)
     st = (*e)->open(b, err);
   if (st != MOSSRT_OK) {

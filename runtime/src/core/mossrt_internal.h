@@ -78,6 +78,9 @@ struct mossrt_bundle {
   mossrt_blob *blobs;
   const char *report;               /* NULL: none */
   size_t report_len;
+  const moss_bundle_bound_rec *bounds; /* the SHAPES section's records, checked
+                                        * (shape/shape.c); NULL: none */
+  uint32_t nbounds;
   const uint8_t *cpu_code;          /* the code of the device with ELF code; NULL: none */
   uint64_t cpu_code_size;
   uint32_t cpu_format;              /* MOSS_BUNDLE_CODE_ELF_SHARED or _ELF_OBJECT */
@@ -143,6 +146,11 @@ void mossrt_stream_done(mossrt_session *s, void *const *outputs);
 void mossrt_stream_free(mossrt_session *s);
 mossrt_status mossrt_step_run(mossrt_session *s, uint32_t i, const void *const *inputs,
                               void *const *outputs, mossrt_error *err);
+/* shape/shape.c: at open, once core/bundle.c has checked the rest (the
+ * section table, at most one SHAPES section, META), the SHAPES section,
+ * if any, checked whole and its records kept in b->bounds. Does not
+ * allocate. */
+mossrt_status mossrt_shape_check(mossrt_bundle *b, mossrt_error *err);
 
 /* core/bundle.c: allocation through the bundle's allocator; never given 0. */
 void *mossrt_mem_alloc(const mossrt_allocator *a, size_t n);
