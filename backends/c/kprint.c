@@ -459,16 +459,11 @@ static void stmts_until(printer *p, const moss_kstmt *s, const moss_kstmt *stop)
 
 static void stmts(printer *p, const moss_kstmt *s) { stmts_until(p, s, NULL); }
 
-/* Unique C names: the description's, with a suffix where one repeats. */
+/* Unique C names: the description's, with a suffix where one repeats or
+ * where a variable would hide a buffer (a local called "y0"). */
 static void names(printer *p) {
   const moss_kernel *k = p->k;
   int i, j;
-  for (i = 0; i < k->nvars; i++) {
-    int dup = 0;
-    for (j = 0; j < i; j++) dup += !strcmp(k->vars[j].name, k->vars[i].name);
-    if (dup) snprintf(p->vname[i], sizeof p->vname[i], "%s_%d", k->vars[i].name, dup);
-    else snprintf(p->vname[i], sizeof p->vname[i], "%s", k->vars[i].name);
-  }
   for (i = 0; i < k->nbufs; i++) {
     const moss_kbuf *bf = &k->bufs[i];
     if (bf->kind == MOSS_KB_INPUT || bf->kind == MOSS_KB_OUTPUT)
@@ -477,6 +472,13 @@ static void names(printer *p) {
       snprintf(p->bname[i], sizeof p->bname[i], "t%d_%d", k->node->id, i);
     else
       snprintf(p->bname[i], sizeof p->bname[i], "%s_%d", bf->name, i);
+  }
+  for (i = 0; i < k->nvars; i++) {
+    int dup = 0;
+    for (j = 0; j < i; j++) dup += !strcmp(k->vars[j].name, k->vars[i].name);
+    for (j = 0; j < k->nbufs && !dup; j++) dup = !strcmp(p->bname[j], k->vars[i].name) ? 100 : 0;
+    if (dup) snprintf(p->vname[i], sizeof p->vname[i], "%s_%d", k->vars[i].name, dup);
+    else snprintf(p->vname[i], sizeof p->vname[i], "%s", k->vars[i].name);
   }
 }
 

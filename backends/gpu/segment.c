@@ -54,7 +54,11 @@ moss_status moss_gpu_seg_init(moss_gpu_seg *s, moss_ctx *ctx, const moss_graph *
   for (k = 0; k < nnodes; k++)
     for (i = 0; i < nodes[k]->noutputs; i++)
       if (nodes[k]->outputs[i]) produced[nodes[k]->outputs[i]->id] = 1;
-  for (i = 0; i < g->noutputs; i++) needed[g->outputs[i]->id] = 1;
+  for (i = 0; i < g->noutputs; i++) {
+    needed[g->outputs[i]->id] = 1;
+    /* the run's length of a bounded output: read on the host after the run */
+    if (g->outputs[i]->bounded && g->outputs[i]->length) needed[g->outputs[i]->length->id] = 1;
+  }
   for (k = 0; k < g->nnodes; k++) {
     const moss_node *n = g->nodes[k];
     if (n->dead || in_list(nodes, nnodes, n)) continue;

@@ -202,17 +202,17 @@ static void corners(moss_kb *b, const nms *m, moss_kx *bt, moss_kx *i, moss_kx *
   for (k = 0; k < 4; k++) v[k] = moss_k_let(b, "bx", moss_k_load(b, m->bb, moss_k_addc(b, base, k)));
   if (m->center) { /* x_center, y_center, width, height */
     moss_kx *hw = moss_k_bin(b, MOSS_KX_MUL, v[2], half), *hh = moss_k_bin(b, MOSS_KX_MUL, v[3], half);
-    c[0] = moss_k_let(b, "y0", moss_k_bin(b, MOSS_KX_SUB, v[1], hh));
-    c[1] = moss_k_let(b, "x0", moss_k_bin(b, MOSS_KX_SUB, v[0], hw));
-    c[2] = moss_k_let(b, "y1", moss_k_bin(b, MOSS_KX_ADD, v[1], hh));
-    c[3] = moss_k_let(b, "x1", moss_k_bin(b, MOSS_KX_ADD, v[0], hw));
+    c[0] = moss_k_let(b, "top", moss_k_bin(b, MOSS_KX_SUB, v[1], hh));
+    c[1] = moss_k_let(b, "left", moss_k_bin(b, MOSS_KX_SUB, v[0], hw));
+    c[2] = moss_k_let(b, "bottom", moss_k_bin(b, MOSS_KX_ADD, v[1], hh));
+    c[3] = moss_k_let(b, "right", moss_k_bin(b, MOSS_KX_ADD, v[0], hw));
     return;
   }
   /* y1, x1, y2, x2: either corner pair, in any order */
-  c[0] = moss_k_let(b, "y0", moss_k_bin(b, MOSS_KX_MIN, v[0], v[2]));
-  c[1] = moss_k_let(b, "x0", moss_k_bin(b, MOSS_KX_MIN, v[1], v[3]));
-  c[2] = moss_k_let(b, "y1", moss_k_bin(b, MOSS_KX_MAX, v[0], v[2]));
-  c[3] = moss_k_let(b, "x1", moss_k_bin(b, MOSS_KX_MAX, v[1], v[3]));
+  c[0] = moss_k_let(b, "top", moss_k_bin(b, MOSS_KX_MIN, v[0], v[2]));
+  c[1] = moss_k_let(b, "left", moss_k_bin(b, MOSS_KX_MIN, v[1], v[3]));
+  c[2] = moss_k_let(b, "bottom", moss_k_bin(b, MOSS_KX_MAX, v[0], v[2]));
+  c[3] = moss_k_let(b, "right", moss_k_bin(b, MOSS_KX_MAX, v[1], v[3]));
 }
 
 static moss_status lower_nms(moss_kb *b, const moss_node *n) {

@@ -68,9 +68,18 @@ moss_status moss_lower_topk(moss_kb *b, const moss_node *n) {
   /* Take |v| unless the lanes are full and the last one is not worse
    * (the last lane is read only when they are full). */
   full = moss_k_bin(b, MOSS_KX_EQ, cnt, kx);
-  last = moss_k_load_or(b, vb, moss_k_add(b, ybase, moss_k_mulc(b, dec(b, kx), inner)), full, v);
-  moss_k_if(b, moss_k_bin(b, MOSS_KX_LOR, moss_k_un(b, MOSS_KX_NOT, full),
-                          moss_k_bin(b, worse, last, v)));
+  if (y->bounded) { /* a k of 0 takes nothing: no lane to read or write */
+    moss_kx *some = moss_k_bin(b, MOSS_KX_GT, kx, moss_k_idx(b, 0));
+    last = moss_k_load_or(b, vb, moss_k_add(b, ybase, moss_k_mulc(b, dec(b, kx), inner)),
+                          moss_k_bin(b, MOSS_KX_LAND, full, some), v);
+    moss_k_if(b, moss_k_bin(b, MOSS_KX_LAND, some,
+                            moss_k_bin(b, MOSS_KX_LOR, moss_k_un(b, MOSS_KX_NOT, full),
+                                       moss_k_bin(b, worse, last, v))));
+  } else {
+    last = moss_k_load_or(b, vb, moss_k_add(b, ybase, moss_k_mulc(b, dec(b, kx), inner)), full, v);
+    moss_k_if(b, moss_k_bin(b, MOSS_KX_LOR, moss_k_un(b, MOSS_KX_NOT, full),
+                            moss_k_bin(b, worse, last, v)));
+  }
   moss_k_set(b, cnt, moss_k_bin(b, MOSS_KX_MIN, moss_k_addc(b, cnt, 1), kx));
   p = moss_k_let(b, "p", dec(b, cnt)); /* where |v| goes */
   /* q = cnt - 1 down to 1, while the lane above is worse than |v|. */

@@ -237,6 +237,8 @@ static int carried_axis(const moss_node *n, int j, const moss_value *x, int *out
     if (a == ga || (ix && ix->bounded)) return -1;
     return a < ga ? a : a - 1 + ix->rank;
   }
+  case MOSS_OP_GatherND: /* bounded indices (torch's x[mask]: NonZero, Transpose, GatherND) */
+    return j == 1 && moss_attr_int(n, "batch_dims", 0) == 0 && a < x->rank - 1 ? a : -1;
   case MOSS_OP_Slice:
     return j == 0 && !slice_cuts(n, x->rank, a) ? a : -1;
   case MOSS_OP_Concat: {
