@@ -37,14 +37,16 @@ split_equal_parts_1d squeeze unsqueeze_axis_0 flatten_axis1 where_example expand
 einsum_batch_matmul layer_normalization_2d_axis0 constantofshape_int_zeros
 range_float_type_positive_delta argmax_default_axis_example lrn instancenorm_example
 depthtospace_example convinteger_with_padding matmulinteger cumsum_1d lstm_with_peepholes gru_seq_length
-simple_rnn_batchwise if loop11 scan9_sum""".split()
+simple_rnn_batchwise if loop11 scan9_sum nonzero_example unique_sorted_with_axis
+nonmaxsuppression_two_classes top_k compress_0""".split()
 
 MODELS = ["tests/golden/small.onnx", "tests/golden/digits_cnn.onnx", "tests/e2e/digits/cnn_qdq.onnx",
           "tests/unit/data/cost/matmul_relu.onnx"] + [
     "tests/unit/data/models/" + m for m in
     ("good.onnx", "shape_input.onnx", "two_unsupported.onnx", "cycle.onnx", "external.onnx",
      "inconsistent_shapes.onnx", "missing_initializer.onnx", "unknown_dtype.onnx", "if_lstm.onnx",
-     "loop_scan.onnx")] + ["tests/e2e/ort_quant/ops_qop_pt_u8.onnx", "examples/vad/vad.onnx"]
+     "loop_scan.onnx")] + ["tests/e2e/ort_quant/ops_qop_pt_u8.onnx", "examples/vad/vad.onnx",
+                              "tests/e2e/dynamic/nms_tail.onnx", "tests/e2e/dynamic/masked.onnx"]
 
 PB_TESTS = ["relu", "cast_FLOAT_to_FLOAT16", "gather_0", "quantizelinear", "where_example",
             "matmulinteger", "constantofshape_int_zeros"]
