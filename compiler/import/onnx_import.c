@@ -401,6 +401,15 @@ static int domain_imported(const Onnx__ModelProto *m, const char *domain) {
   return 0;
 }
 
+/* The version of |domain| (not the default one) that the model imports. */
+static int64_t domain_version(const Onnx__ModelProto *m, const char *domain) {
+  size_t i;
+  for (i = 0; i < m->n_opset_import; i++)
+    if (m->opset_import[i]->domain && !strcmp(m->opset_import[i]->domain, domain))
+      return m->opset_import[i]->version;
+  return 0;
+}
+
 /* The type graph output |vi| declares, for the infer pass to check
  * (g->output_decl): rank -1 when it declares no shape, dtype UNDEF when no
  * element type; a dimension it leaves open has a dim_param ("?" when
@@ -469,6 +478,13 @@ static moss_status import_node(importer *im, const Onnx__NodeProto *np) {
       moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
                 "operator domain '%s' is not among the model's opset imports (opset_import)",
                 np->domain);
+    } else if (!strcmp(np->domain, "ai.onnx.preview.training") &&
+               domain_version(im->m, np->domain) != 1) {
+      im->errors++; /* the check pass takes this domain's optimizers: those of version 1 */
+      moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                "the model imports version %lld of the operator domain '%s'; moss knows "
+                "version 1",
+                (long long)domain_version(im->m, np->domain), np->domain);
     }
   }
   for (j = 0; j < np->n_input; j++) {

@@ -360,6 +360,14 @@ int64_t moss_value_nbytes_checked(const moss_value *v) {
   return moss_value_numel(v) * es;
 }
 
+int moss_value_same_shape(const moss_value *a, const moss_value *b) {
+  int k;
+  if (a->rank != b->rank) return 0;
+  for (k = 0; k < a->rank; k++)
+    if (a->dims[k] != b->dims[k]) return 0;
+  return 1;
+}
+
 int moss_value_shape_known(const moss_value *v) { return moss_value_numel(v) >= 0; }
 
 int64_t moss_value_get_i64(const moss_value *v, int64_t i) {

@@ -286,6 +286,8 @@ size_t moss_value_nbytes(const moss_value *v);
  * gives 0 on overflow, which reads as an empty tensor. */
 int64_t moss_value_nbytes_checked(const moss_value *v);
 int moss_value_shape_known(const moss_value *v);
+/* Whether |a| and |b| have the same rank and dimensions. */
+int moss_value_same_shape(const moss_value *a, const moss_value *b);
 /* Reads element |i| of a constant integer or float value as int64/double. */
 int64_t moss_value_get_i64(const moss_value *v, int64_t i);
 double moss_value_get_f64(const moss_value *v, int64_t i);

@@ -35,6 +35,9 @@ typedef moss_status (*moss_lower_fn)(moss_kb *b, const moss_node *n);
   X(norm, NULL)                  \
   X(fused, NULL)                 \
   X(bounded, NULL)               \
+  X(optimizer, NULL)             \
+  X(signal, NULL)                \
+  X(region, NULL)                \
   /* end */
 
 /* The window of a pooling node over its spatial dimensions: kernel_shape,

@@ -20,10 +20,6 @@ static int64_t prod(const int64_t *dims, int from, int to) {
   return p;
 }
 
-static moss_kx *zero(moss_kb *b, moss_dtype dt) {
-  return moss_dtype_is_float(dt) ? moss_k_flt(b, dt, 0) : moss_k_int(b, dt, 0);
-}
-
 /* A loop over [0, extent), or the constant 0 and no loop when |extent|
  * is 1; counts the loops opened in |*opened|. */
 static moss_kx *loop_as(moss_kb *b, const char *name, int64_t extent, moss_kloop_role role,
@@ -137,7 +133,7 @@ static moss_status lower_gather(moss_kb *b, const moss_node *n) {
     yo = moss_k_add(b, yo, e);
     xo = moss_k_add(b, xo, e);
   }
-  moss_k_store(b, yb, yo, moss_k_load_or(b, xb, xo, ok, zero(b, x->dtype)));
+  moss_k_store(b, yb, yo, moss_k_load_or(b, xb, xo, ok, moss_k_zero(b, x->dtype)));
   while (loops--) moss_k_end(b);
   return b->st;
 }
@@ -164,7 +160,7 @@ static moss_status lower_elements(moss_kb *b, const moss_node *n) {
   v = read_index(b, moss_k_load(b, ib, flat), "v", D);
   at = moss_k_add(b, lin(b, x->rank, i, xs, (int)axis), moss_k_mulc(b, v, xs[axis]));
   if (gather) {
-    moss_k_store(b, yb, flat, moss_k_load_or(b, xb, at, in_range(b, v, D), zero(b, x->dtype)));
+    moss_k_store(b, yb, flat, moss_k_load_or(b, xb, at, in_range(b, v, D), moss_k_zero(b, x->dtype)));
   } else {
     moss_kx *u = moss_k_load(b, moss_k_input(b, 2), flat), *e = NULL;
     moss_k_if(b, in_range(b, v, D));
@@ -217,7 +213,7 @@ static moss_status lower_gather_nd(moss_kb *b, const moss_node *n) {
   tuple_offset(b, x, ib, t, bd, m, moss_k_mulc(b, bb, DB), &off, &ok);
   e = loop(b, "e", inner, &loops);
   moss_k_store(b, yb, moss_k_add(b, moss_k_mulc(b, t, inner), e),
-               moss_k_load_or(b, xb, moss_k_add(b, off, e), ok, zero(b, x->dtype)));
+               moss_k_load_or(b, xb, moss_k_add(b, off, e), ok, moss_k_zero(b, x->dtype)));
   while (loops--) moss_k_end(b);
   return b->st;
 }

@@ -33,10 +33,6 @@ typedef struct mm {
   int outer;         /* parallel loops around the product (the GPU's tiles take at most one) */
 } mm;
 
-static moss_kx *zero(moss_kb *b, moss_dtype dt) {
-  return moss_dtype_is_float(dt) ? moss_k_flt(b, dt, 0.0) : moss_k_int(b, dt, 0);
-}
-
 static int needs_epilogue(const moss_node *n, const mm *p) {
   if (!moss_dtype_is_float(p->dt)) return p->c;
   return p->alpha != 1.0 || (p->c && p->beta != 0.0) || n->act.kind != MOSS_ACT_NONE;
@@ -84,7 +80,7 @@ static void rows_kernel(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao
     yr[r] = moss_k_let(b, name, moss_k_add(b, yo, moss_k_mulc(b, moss_k_addc(b, i, r), p->N)));
   }
   j = moss_k_range(b, "j", p->N, MOSS_KL_PARALLEL);
-  for (r = 0; r < rows; r++) moss_k_store(b, p->y, moss_k_add(b, yr[r], j), zero(b, p->dt));
+  for (r = 0; r < rows; r++) moss_k_store(b, p->y, moss_k_add(b, yr[r], j), moss_k_zero(b, p->dt));
   moss_k_end(b);
   if (!p->ta) ai = moss_k_let(b, "ai", moss_k_add(b, ao, moss_k_mulc(b, i, p->K)));
   k = moss_k_range(b, "k", p->K, MOSS_KL_REDUCE);
@@ -201,14 +197,14 @@ static moss_kx *gpu_a(moss_kb *b, const void *arg, moss_kx *m, moss_kx *k) {
   const gpu_arg *g = arg;
   const mm *p = g->p;
   moss_kx *at = p->ta ? moss_k_add(b, moss_k_mulc(b, k, p->M), m) : moss_k_add(b, moss_k_mulc(b, m, p->K), k);
-  return moss_k_load_or(b, p->xa, moss_k_add(b, g->ao, at), in_range(b, m, p->M, k, p->K), zero(b, p->dt));
+  return moss_k_load_or(b, p->xa, moss_k_add(b, g->ao, at), in_range(b, m, p->M, k, p->K), moss_k_zero(b, p->dt));
 }
 
 static moss_kx *gpu_b(moss_kb *b, const void *arg, moss_kx *k, moss_kx *j) {
   const gpu_arg *g = arg;
   const mm *p = g->p;
   moss_kx *at = p->dot ? moss_k_add(b, moss_k_mulc(b, j, p->K), k) : moss_k_add(b, moss_k_mulc(b, k, p->N), j);
-  return moss_k_load_or(b, p->xb, moss_k_add(b, g->bo, at), in_range(b, k, p->K, j, p->N), zero(b, p->dt));
+  return moss_k_load_or(b, p->xb, moss_k_add(b, g->bo, at), in_range(b, k, p->K, j, p->N), moss_k_zero(b, p->dt));
 }
 
 static void gpu_store(moss_kb *b, const void *arg, moss_kx *i, moss_kx *j, moss_kx *v) {
@@ -255,7 +251,7 @@ static void product(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, mo
   i = moss_k_range(b, "i", p->M, MOSS_KL_PARALLEL);
   j = moss_k_range(b, "j", p->N, MOSS_KL_PARALLEL);
   bj = p->dot ? moss_k_let(b, "bj", moss_k_add(b, bo, moss_k_mulc(b, j, p->K))) : moss_k_let(b, "bj", moss_k_add(b, bo, j));
-  s = moss_k_let(b, "s", zero(b, p->dt));
+  s = moss_k_let(b, "s", moss_k_zero(b, p->dt));
   k = moss_k_range(b, "k", p->K, MOSS_KL_REDUCE);
   at = p->ta ? moss_k_add(b, moss_k_add(b, ao, moss_k_mulc(b, k, p->M)), i)
              : moss_k_add(b, moss_k_add(b, ao, moss_k_mulc(b, i, p->K)), k);

@@ -139,6 +139,35 @@ moss_status moss_pad_compute(moss_ctx *ctx, const moss_node *n, int rank, int64_
  * that the opset 15 attributes select. */
 void moss_shape_range(const moss_node *n, int rank, int *out_start, int *out_end);
 
+/* DFT and STFT (ops/signal.c): the transform, checked. Output bin p (the
+ * flat index over the output less its last dimension) is bin k = p /
+ * inner % bins of a transform of length |n| whose terms t < taps are the
+ * input elements term0 + t * stride (their real parts), o = p / (inner *
+ * bins): for DFT term0 = (o * len * inner + i) * cplx, i = p % inner,
+ * stride = inner * cplx; for STFT (inner 1; o = batch * frames + frame)
+ * term0 = (batch * len + frame * step) * cplx, stride = cplx, each term
+ * weighted by the window's element t where it has one. */
+typedef struct moss_signal {
+  int64_t outer, inner; /* DFT: before and after the axis (less the last dim); STFT: batch, 1 */
+  int64_t len;          /* the input's length along the axis (DFT) or the signal's (STFT) */
+  int64_t n;            /* the transform's length: dft_length, frame_length */
+  int64_t bins;         /* n, or n / 2 + 1 when onesided */
+  int64_t taps;         /* terms summed: min(len, n), and at most the window's length (STFT) */
+  int64_t frames, step; /* STFT; frames is 0 for DFT */
+  int cplx;             /* 1: a real input, 2: complex */
+  int inverse;          /* DFT: exp(+2 pi j k t / n) and the sum divided by n; else exp(-...) */
+  int onesided;
+  int axis;             /* DFT */
+  int window;           /* STFT: input 2 is the window */
+} moss_signal;
+moss_status moss_signal_compute(moss_ctx *ctx, const moss_node *n, moss_signal *out_s);
+/* cos and sin of 2 pi m / n: the twiddle factors, alike at compile and run time. */
+void moss_signal_twiddle(int64_t n, int64_t m, double *out_cos, double *out_sin);
+/* MelWeightMatrix: the [dft_length / 2 + 1, num_mel_bins] matrix of |n|'s
+ * constant inputs, as ONNX's reference computes it, stored as |dt| into
+ * |out| (zeroed; NULL: only the inputs are checked). */
+moss_status moss_mel_compute(moss_ctx *ctx, const moss_node *n, moss_dtype dt, void *out);
+
 /* Quantized operators (ops/quant.c; docs/numerics-int8.md). */
 
 /* The one requantization scheme: a real multiplier M > 0 as a Q31

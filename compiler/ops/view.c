@@ -1,6 +1,7 @@
 /* view.c - operators whose output is the input's bytes under another shape:
- * Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout (inference). The
- * memory planner aliases them in place where legal. */
+ * Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout (inference, or
+ * training mode with ratio 0, which drops nothing). The memory planner
+ * aliases them in place where legal. */
 #include <string.h>
 
 #include "ops.h"
@@ -77,6 +78,75 @@ static moss_status infer_reshape(moss_ctx *ctx, moss_node *n, moss_value *x) {
   return MOSS_OK;
 }
 
+/* Fails unless Dropout's input |i| (|what|) is a constant: it decides
+ * whether the node drops elements, so the code moss writes depends on it.
+ * The message names the option that fixes it (a graph input), or the graph
+ * inputs it is computed from. */
+static moss_status dropout_known(moss_ctx *ctx, const moss_node *n, int i, const char *what) {
+  moss_value *v = moss_node_input(n, i);
+  char buf[512];
+  const char *hint;
+  if (v->data) return MOSS_OK;
+  if (v->input_index >= 0)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                     "input '%s' (%s) decides whether Dropout drops elements; fix it at "
+                     "compile time with --constant %s=FILE",
+                     v->name, what, v->name);
+  hint = moss_freeze_hint(v, buf, sizeof buf);
+  if (hint)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                     "input %d (%s) decides whether Dropout drops elements but is computed at "
+                     "run time from graph inputs: fix them at compile time with %s",
+                     i, what, hint);
+  return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                   "input %d (%s) decides whether Dropout drops elements but is computed at "
+                   "run time",
+                   i, what);
+}
+
+/* Dropout in training mode drops each element with probability |ratio|
+ * through a random mask, which compiled code cannot reproduce; with ratio 0
+ * it drops nothing and is the inference form (output = input, mask all
+ * true), which is what moss compiles. Training mode: is_test = 0 before
+ * opset 7, the training_mode input from opset 12 (constant: it decides
+ * the code). The ratio: an attribute before opset 12, else the input
+ * (constant; default 0.5). */
+static moss_status dropout_training(moss_ctx *ctx, const moss_graph *g, const moss_node *n) {
+  moss_value *tm = moss_node_input(n, 2), *r = moss_node_input(n, 1);
+  double ratio;
+  if (g->opset < 7 && moss_attr_int(n, "is_test", 1) == 0) {
+    ratio = moss_attr_float(n, "ratio", 0.5f);
+  } else {
+    if (!tm) return MOSS_OK;
+    MOSS_TRY(dropout_known(ctx, n, 2, "training_mode"));
+    if (tm->dtype != MOSS_DT_BOOL || moss_value_numel(tm) != 1)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+                       "training_mode holds %lld %s element%s; Dropout takes one bool",
+                       (long long)moss_value_numel(tm), moss_dtype_name(tm->dtype),
+                       moss_value_numel(tm) == 1 ? "" : "s");
+    if (!moss_value_get_i64(tm, 0)) return MOSS_OK;
+    ratio = 0.5;
+    if (r) {
+      MOSS_TRY(dropout_known(ctx, n, 1, "ratio"));
+      if (!moss_dtype_is_float(r->dtype) || moss_value_numel(r) != 1)
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+                         "ratio holds %lld %s element%s; Dropout takes one float",
+                         (long long)moss_value_numel(r), moss_dtype_name(r->dtype),
+                         moss_value_numel(r) == 1 ? "" : "s");
+      ratio = moss_value_get_f64(r, 0);
+    }
+  }
+  if (!(ratio >= 0 && ratio < 1))
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "ratio %g; Dropout takes [0, 1)", ratio);
+  if (ratio != 0)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                     "Dropout in training mode with ratio %g: it drops elements through a random "
+                     "mask, which moss cannot reproduce (it compiles training mode only with "
+                     "ratio 0, which drops nothing)",
+                     ratio);
+  return MOSS_OK;
+}
+
 moss_status moss_infer_view(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   moss_value *x = n->inputs[0];
   int64_t dims[MOSS_MAX_RANK], axes[MOSS_MAX_RANK];
@@ -134,11 +204,7 @@ moss_status moss_infer_view(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     return MOSS_OK;
   }
   case MOSS_OP_Dropout: {
-    moss_value *tm = moss_node_input(n, 2);
-    if (tm && (!tm->data || moss_value_get_i64(tm, 0)))
-      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "Dropout in training mode");
-    if (moss_attr_int(n, "is_test", 1) == 0 && g->opset < 7)
-      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "Dropout in training mode");
+    MOSS_TRY(dropout_training(ctx, g, n));
     moss_set_output(n, 0, x->dtype, x->rank, x->dims);
     moss_set_output(n, 1, MOSS_DT_BOOL, x->rank, x->dims);
     return MOSS_OK;

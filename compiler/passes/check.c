@@ -1,5 +1,6 @@
 /* check.c - the first pass: every node names an operator moss knows, in
- * the default ONNX domain, that the model's opset has, with a legal number
+ * the default ONNX domain (or one of the optimizers of
+ * ai.onnx.preview.training), that the model's opset has, with a legal number
  * of inputs and outputs, and attributes of the types ONNX gives them with
  * values in range. All offending nodes are reported, so a user sees the
  * whole list at once. A wrong attribute is never read as its default. */
@@ -7,6 +8,10 @@
 #include <string.h>
 
 #include "passes.h"
+
+/* The one domain besides the default one that moss compiles, for its
+ * optimizers (ops/optimizer.c) only; the importer takes its version 1. */
+#define MOSS_TRAINING_DOMAIN "ai.onnx.preview.training"
 
 /* The opset each operator entered the default ONNX domain in (ONNX's
  * Operators.md); those not listed are in opset 1. */
@@ -27,6 +32,9 @@ static const struct { const char *op; int since; } op_since[] = {
     {"ScatterND", 11}, {"Shrink", 9}, {"Sign", 9}, {"Sin", 7}, {"Sinh", 9},
     {"SoftmaxCrossEntropyLoss", 12}, {"Tan", 7}, {"ThresholdedRelu", 10}, {"Trilu", 14},
     {"Where", 9},
+    {"DFT", 17}, {"STFT", 17}, {"MelWeightMatrix", 17}, /* signal.c */
+    {"RoiAlign", 10}, {"TfIdfVectorizer", 9}, /* region.c */
+    {"NonZero", 9}, {"Unique", 11}, {"NonMaxSuppression", 10}, /* bounded.c */
 };
 
 /* ONNX's attribute types (AttributeProto.AttributeType); moss_attr_type
@@ -82,6 +90,15 @@ static const struct { const char *name; int type; } attr_types[] = {
     {"value", A_TENSOR}, {"value_float", A_FLOAT}, {"value_floats", A_FLOATS},
     {"value_int", A_INT}, {"value_ints", A_INTS}, {"value_string", A_STRING},
     {"value_strings", A_STRINGS}, {"width_scale", A_FLOAT},
+    {"decay_factor", A_FLOAT}, {"norm_coefficient", A_FLOAT},
+    {"norm_coefficient_post", A_FLOAT}, /* Adagrad, Adam, Momentum */
+    {"inverse", A_INT}, {"onesided", A_INT}, /* DFT, STFT */
+    {"output_height", A_INT}, {"output_width", A_INT}, {"sampling_ratio", A_INT},
+    {"spatial_scale", A_FLOAT}, /* RoiAlign */
+    {"center_point_box", A_INT}, /* NonMaxSuppression */
+    {"max_gram_length", A_INT}, {"max_skip_count", A_INT}, {"min_gram_length", A_INT},
+    {"ngram_counts", A_INTS}, {"ngram_indexes", A_INTS}, {"pool_int64s", A_INTS},
+    {"pool_strings", A_STRINGS}, {"weights", A_FLOATS}, /* TfIdfVectorizer */
 };
 
 /* Sizes of convolution and pooling windows: strides, dilations and kernel
@@ -178,15 +195,28 @@ static moss_status check_node(moss_ctx *ctx, moss_node *n) {
   const moss_op_info *info = &moss_op_infos[n->op];
   int nin = n->ninputs, nout = n->noutputs, k, j;
   moss_status st, first = MOSS_OK;
-  if (n->domain && *n->domain) {
+  if (n->domain && !strcmp(n->domain, MOSS_TRAINING_DOMAIN)) {
+    if (strcmp(info->family, "optimizer")) {
+      moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                "operator '%s' of domain '%s' is not supported (moss compiles Adagrad, Adam and "
+                "Momentum of that domain)",
+                n->op_type, n->domain);
+      return MOSS_E_UNSUPPORTED;
+    }
+  } else if (n->domain && *n->domain) {
     moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
               "operator domain '%s' is not supported (moss compiles the default ONNX domain, "
               "opsets %d to %d)",
               n->domain, MOSS_OPSET_MIN, MOSS_OPSET_MAX);
     return MOSS_E_UNSUPPORTED;
+  } else if (!strcmp(info->family, "optimizer")) {
+    moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
+              "operator '%s' is not in the default ONNX domain; ONNX defines it in '%s'",
+              n->op_type, MOSS_TRAINING_DOMAIN);
+    return MOSS_E_INVALID_MODEL;
   }
   if (n->op == MOSS_OP_UNKNOWN_ || !strcmp(info->family, "qfold") ||
-      !strcmp(info->family, "fused")) { /* moss's own, internal */
+      !strcmp(info->family, "fused") || n->op == MOSS_OP_MossCompact) { /* moss's own, internal */
     moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "operator '%s' is not supported", n->op_type);
     return MOSS_E_UNSUPPORTED;
   }

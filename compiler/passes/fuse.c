@@ -108,14 +108,6 @@ static moss_status fuse_act(moss_ctx *ctx, moss_node *n) {
   return MOSS_OK;
 }
 
-/* Whether |a| and |b| have the same shape. */
-static int same_shape(const moss_value *a, const moss_value *b) {
-  int k;
-  if (a->rank != b->rank) return 0;
-  for (k = 0; k < a->rank; k++)
-    if (a->dims[k] != b->dims[k]) return 0;
-  return 1;
-}
 
 /* z = Add(y, r) with y a float Conv's only use: the Conv takes r as input 3
  * and writes z. r must be ready before the Conv runs (a graph input, a
@@ -131,7 +123,7 @@ static moss_status fuse_residual(moss_ctx *ctx, moss_graph *g, moss_node *add, c
     moss_node *p = sole_producer(y);
     int k;
     if (!p || p->op != MOSS_OP_Conv || p->act.kind || p->ninputs > 3 || p->device != add->device ||
-        p->segment != add->segment || r == y || r->dtype != MOSS_DT_F32 || !same_shape(r, y) ||
+        p->segment != add->segment || r == y || r->dtype != MOSS_DT_F32 || !moss_value_same_shape(r, y) ||
         (r->producer && r->producer->id >= p->id))
       continue;
     in = moss_arena_alloc(g->arena, sizeof *in * 4, 16);
@@ -204,7 +196,7 @@ static moss_node *link_of(const moss_node *c, const moss_value *v, const unsigne
   moss_node *p = v ? v->producer : NULL;
   if (!p || p->dead || !chainable(p) || v->nuses != 1 || v->output_index >= 0 || p->outputs[0] != v ||
       p->device != c->device || p->segment != c->segment || !devices[p->device] ||
-      !same_shape(v, c->outputs[0]))
+      !moss_value_same_shape(v, c->outputs[0]))
     return NULL;
   return p;
 }

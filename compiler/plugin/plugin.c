@@ -355,8 +355,12 @@ static moss_status lower(moss_ctx *ctx, moss_plugin *p, const moss_graph *g,
     }
   }
   /* What is needed outside: graph outputs and reads by other live nodes. */
-  for (i = 0; i < g->noutputs; i++)
+  for (i = 0; i < g->noutputs; i++) {
     if (g->outputs[i] && known(g, g->outputs[i])) needed[g->outputs[i]->id] = 1;
+    /* a bounded output's length, read on the host after the run (docs/dynamic-shapes.md) */
+    if (g->outputs[i] && g->outputs[i]->bounded && g->outputs[i]->length && known(g, g->outputs[i]->length))
+      needed[g->outputs[i]->length->id] = 1;
+  }
   for (k = 0; k < g->nnodes; k++) {
     const moss_node *n = g->nodes[k];
     if (n->dead || in_list(nodes, nnodes, n)) continue;

@@ -92,6 +92,35 @@ def one(op, attrs=(), opset=13, domain="", imports=None, x_shape=(2, 3), ir=7,
     return m
 
 
+TRAINING = "ai.onnx.preview.training"
+
+
+def optimizer(op="Momentum", n_in=5, attrs=None, domain=TRAINING, version=1):
+    """R, T, X, G, V... -> ONNX's training optimizer op (one tensor) -> X_new, V_new."""
+    names = ["R", "T", "X", "G", "V", "H"][:n_in]
+    types = {"T": TensorProto.INT64}
+    n = helper.make_node(op, names, ["Xn", "Vn"], name="n0", domain=domain)
+    n.attribute.extend(attrs if attrs is not None else
+                       [attr("alpha", 0.9), attr("beta", 0.5), attr("mode", "standard"),
+                        attr("norm_coefficient", 0.0)])
+    ins = [vi(k, [] if k in "RT" else [2], types.get(k, TensorProto.FLOAT)) for k in names]
+    g = helper.make_graph([n], "opt", ins, [vi("Xn", None), vi("Vn", None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid(domain or "", version)])
+    m.ir_version = 7
+    return m
+
+
+def dropout_training(ratio):
+    """Dropout-13 in training mode (a constant true) with a constant ratio."""
+    n = helper.make_node("Dropout", ["x", "r", "t"], ["y"], name="n0")
+    g = helper.make_graph([n], "drop", [vi("x", [2, 3])], [vi("y", None)],
+                          [numpy_helper.from_array(np.array(ratio, np.float32), "r"),
+                           numpy_helper.from_array(np.array(True), "t")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    return m
+
+
 def with_opsets(m, imports):
     del m.opset_import[:]
     m.opset_import.extend(imports)
@@ -178,6 +207,24 @@ BAD = [
      "unsupported", ["node 'n0' (Relu)", "domain 'com.example'", OPSETS]),
     ("domain_not_imported", one("Relu", domain="com.example"), [], "invalid-model",
      ["node 'n0' (Relu)", "domain 'com.example'", "opset_import"]),
+    # ai.onnx.preview.training: its optimizers only, in version 1.
+    ("training_gradient", one("Gradient", [attr("xs", ["x"]), attr("y", "y")], domain=TRAINING,
+                              imports=[helper.make_opsetid(TRAINING, 1)]), [], "unsupported",
+     ["node 'n0' (Gradient)", "domain '%s'" % TRAINING, "Adagrad, Adam and Momentum"]),
+    ("training_op_in_default_domain", optimizer(domain="", version=13), [], "invalid-model",
+     ["node 'n0' (Momentum)", "not in the default ONNX domain", TRAINING]),
+    ("training_domain_version_2", optimizer(version=2), [], "unsupported",
+     ["node 'n0' (Momentum)", "version 2", TRAINING]),
+    ("momentum_mode", optimizer(attrs=[attr("alpha", 0.9), attr("beta", 0.5),
+                                       attr("mode", "fast"), attr("norm_coefficient", 0.0)]),
+     [], "invalid-model", ["node 'n0' (Momentum)", "mode 'fast'", "nesterov"]),
+    ("momentum_without_beta", optimizer(attrs=[attr("alpha", 0.9), attr("mode", "standard"),
+                                               attr("norm_coefficient", 0.0)]),
+     [], "invalid-model", ["node 'n0' (Momentum)", "'beta'", "missing"]),
+    ("adam_arity", optimizer("Adam", attrs=[]), [], "invalid-model",
+     ["node 'n0' (Adam)", "has 5 inputs", "4 per optimized tensor"]),
+    ("dropout_training_ratio", dropout_training(0.75), [], "unsupported",
+     ["node 'n0' (Dropout)", "ratio 0.75", "random mask"]),
     ("ir_version_0", cnn(ir=0), [], "invalid-model", ["ir_version", IR]),
     ("ir_version_99", cnn(ir=99), [], "unsupported", ["IR version 99", IR]),
     # Attributes of the wrong type: node, attribute, type found, type expected.
@@ -272,6 +319,9 @@ GOOD = [
                                                 y_type=TensorProto.DOUBLE), []),
     ("lppool_int_p_opset_2", one("GlobalLpPool", [attr("p", 3)], opset=2,
                                  x_shape=(1, 2, 3, 3)), []),
+    ("training_momentum", optimizer(), []),
+    ("training_adam", optimizer("Adam", 6, attrs=[]), []),
+    ("dropout_training_ratio_0", dropout_training(0.0), []),
 ]
 
 
