@@ -8,6 +8,8 @@ references.
   <m>.onnx              written here with onnx.helper (opset 13, IR 8)
   <m>_in<i>_<s>.npy     input i of set s
   <m>_out<k>_<s>.npy    ONNX Runtime's output k on set s (the reference)
+  reduce_carry.onnx     NonZero's output through ReduceSum, Softmax and ArgMax
+                        along the axis that is not bounded
   masked.onnx           torch's export of x[x > t] * 2 (NonZero,
                         Transpose, GatherND), with torch's outputs as
                         masked_out0_<s>.npy: made by rerunning this script
@@ -148,6 +150,16 @@ def helper_models(out):
           "c0": np.array([0], np.int64), "c1": np.array([1], np.int64), "c2": np.array([2], np.int64),
           "c3": np.array([3], np.int64)},
          [nms_set(0.2), nms_set(0.9), nms_set(1.5)])
+
+    # Reductions and a softmax along the other axis of NonZero's [2, n]
+    # (the bounded axis carried); ArgMax keeps the reduced axis.
+    save("reduce_carry",
+         [H.make_node("NonZero", ["x"], ["nz"]), H.make_node("Cast", ["nz"], ["f"], to=F),
+          H.make_node("ReduceSum", ["f", "ax0"], ["s"], keepdims=0),
+          H.make_node("Softmax", ["f"], ["sm"], axis=0),
+          H.make_node("ArgMax", ["f"], ["am"], axis=0, keepdims=1)],
+         [("x", F, [3, 4])], [("s", F, ["n"]), ("sm", F, [2, "n"]), ("am", I64, [1, "n"])],
+         {"ax0": np.array([0], np.int64)}, [nz_set(0.5), nz_set(0.0), nz_set(1.0)])
 
     with open(os.path.join(out, "versions.txt"), "w") as f:
         f.write("onnxruntime %s\nonnx %s\nnumpy %s\n" % (ort.__version__, onnx.__version__, np.__version__))

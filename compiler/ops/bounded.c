@@ -206,7 +206,7 @@ static int slice_cuts(const moss_node *n, int rank, int axis) {
 /* For |n| that is not a bounded producer: which output axis carries the
  * bounded axis of its input |j| (-1: it cannot be carried). |*out| gets
  * the output that carries it. */
-static int carried_axis(const moss_node *n, int j, const moss_value *x, int *out) {
+static int carried_axis(moss_ctx *ctx, const moss_node *n, int j, const moss_value *x, int *out) {
   int a = x->bounded - 1, k;
   const moss_value *y = n->outputs[0];
   const char *fam = moss_op_infos[n->op].family;
@@ -217,6 +217,27 @@ static int carried_axis(const moss_node *n, int j, const moss_value *x, int *out
   if (!strcmp(fam, "binary") || !strcmp(fam, "variadic")) {
     int oa = y->rank - x->rank + a;
     return y->dims[oa] == x->dims[a] ? oa : -1;
+  }
+  if (!strcmp(fam, "reduce") && j == 0) { /* over the other axes only: the padding would count */
+    int mask[MOSS_MAX_RANK], noop = 0, before = 0;
+    if (n->op == MOSS_OP_ArgMax || n->op == MOSS_OP_ArgMin) {
+      int64_t ax = moss_attr_int(n, "axis", 0);
+      memset(mask, 0, sizeof mask);
+      mask[ax < 0 ? ax + x->rank : ax] = 1;
+    } else if (moss_reduce_mask(ctx, n, x->rank, mask, &noop) != MOSS_OK) {
+      return -1;
+    }
+    if (noop) return a;
+    if (mask[a]) return -1;
+    for (k = 0; k < a; k++) before += mask[k];
+    return moss_attr_int(n, "keepdims", 1) ? a : a - before;
+  }
+  if (!strcmp(fam, "softmax") && j == 0) { /* along another axis (before opset 13: the axes from
+                                             * |axis| on are one) */
+    int64_t sa = moss_attr_int(n, "axis", n->opset > 0 && n->opset < 13 ? 1 : -1);
+    if (sa < 0) sa += x->rank;
+    if (n->opset > 0 && n->opset < 13) return a < sa ? a : -1;
+    return a != sa ? a : -1;
   }
   switch (n->op) {
   case MOSS_OP_Reshape: case MOSS_OP_Flatten: case MOSS_OP_Squeeze: case MOSS_OP_Unsqueeze:
@@ -267,7 +288,7 @@ moss_status moss_bound_carry(moss_ctx *ctx, moss_node *n) {
   for (j = 0; j < n->ninputs; j++) {
     const moss_value *x = n->inputs[j];
     if (!x || !x->bounded || (n->op == MOSS_OP_MossCompact && j == 0)) continue;
-    oa = producer ? -1 : carried_axis(n, j, x, &out);
+    oa = producer ? -1 : carried_axis(ctx, n, j, x, &out);
     /* Every other input must agree: broadcast over the axis, or carry the same length. */
     for (k = 0; oa >= 0 && k < n->ninputs; k++) {
       const moss_value *o = n->inputs[k];

@@ -65,6 +65,11 @@ moss_status moss_spatial_ints(moss_ctx *ctx, const moss_node *n, const char *nam
  * (f32, f64, i8..i64, u8..u64); 0 for bool, f16, bf16 and the rest. */
 int moss_arith_type(moss_dtype dt);
 
+/* Fills |mask| (1 = reduced) from a Reduce node's axes (attribute or
+ * constant input; none: all); *out_noop is set when the node is the
+ * identity (empty axes with noop_with_empty_axes). ops/reduce.c. */
+moss_status moss_reduce_mask(moss_ctx *ctx, const moss_node *n, int rank, int *mask, int *out_noop);
+
 /* Bounded dynamic shapes (ops/bounded.c, docs/dynamic-shapes.md). */
 
 /* Makes output |i| of |n| bounded along |axis| (its dims there are the

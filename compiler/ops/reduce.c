@@ -11,10 +11,8 @@
 
 #include "ops.h"
 
-/* Fills |mask| (1 = reduced) from the node's axes; *out_noop is set when the
- * node is the identity (empty axes with noop_with_empty_axes). */
-static moss_status reduce_mask(moss_ctx *ctx, const moss_node *n, int rank, int *mask,
-                               int *out_noop) {
+moss_status moss_reduce_mask(moss_ctx *ctx, const moss_node *n, int rank, int *mask,
+                             int *out_noop) {
   const int64_t *ax = NULL;
   int64_t nax = 0, i;
   const moss_value *av = n->ninputs > 1 ? moss_node_input(n, 1) : NULL;
@@ -83,7 +81,7 @@ moss_status moss_infer_reduce(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     moss_set_output(n, 0, MOSS_DT_I64, r, dims);
     return MOSS_OK;
   }
-  MOSS_TRY(reduce_mask(ctx, n, x->rank, mask, &noop));
+  MOSS_TRY(moss_reduce_mask(ctx, n, x->rank, mask, &noop));
   if (noop) {
     moss_set_output(n, 0, x->dtype, x->rank, x->dims);
     return MOSS_OK;
@@ -124,7 +122,7 @@ moss_status moss_eval_reduce(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     memset(mask, 0, sizeof mask);
     if (axis < 0 || axis >= x->rank) return MOSS_E_UNSUPPORTED;
     mask[axis] = 1;
-  } else if (reduce_mask(ctx, n, x->rank, mask, &noop) != MOSS_OK) {
+  } else if (moss_reduce_mask(ctx, n, x->rank, mask, &noop) != MOSS_OK) {
     return MOSS_E_UNSUPPORTED;
   }
   if (noop) {

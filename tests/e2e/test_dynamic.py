@@ -14,7 +14,9 @@ torch export), on input sets that give different lengths, zero among them:
 - unique_rows: Unique along axis 0, sorted, all four outputs;
 - nms_tail: NonMaxSuppression over three classes, then the kept boxes
   gathered through Slice, Squeeze and Gather of the selected rows;
-- masked: torch's export of x[x > t] * 2 (NonZero, Transpose, GatherND).
+- masked: torch's export of x[x > t] * 2 (NonZero, Transpose, GatherND);
+- reduce_carry: NonZero's [2, n] through ReduceSum, Softmax and ArgMax
+  along axis 0 (the bounded axis carried).
 
 Each compiled once per target (host LLVM, C, OpenCL on PoCL, Vulkan on
 lavapipe) and run on every set: each output's shape (what `moss run`
@@ -50,7 +52,7 @@ fail = Failures()
 # name: (number of inputs, number of sets, extra compile options)
 MODELS = {"nonzero_t": (1, 3, []), "compress_rt": (2, 3, []), "topk_rt": (2, 3, []),
           "range_rt": (3, 4, ["--max-length", "64"]), "unique_rows": (1, 3, []), "nms_tail": (3, 3, []),
-          "masked": (2, 3, [])}
+          "masked": (2, 3, []), "reduce_carry": (1, 3, [])}
 
 
 def close(got, want):
