@@ -126,6 +126,79 @@ static moss_status read_loop(moss_ctx *ctx, const moss_node *n, const moss_subgr
   return MOSS_OK;
 }
 
+/* Scan-8: sequence_lens (absent, or a constant of T each), the states
+ * [B, ...] and the scan inputs [B, T, ...], batch rows scanned one by one
+ * (c->batch), each along its axis 0 once its row is taken; the outputs
+ * [B, ...] and [B, T, ...]. */
+static moss_status read_scan8(moss_ctx *ctx, const moss_node *n, const moss_subgraph *b, moss_control *c) {
+  const int64_t *dir = NULL;
+  int ndir = moss_attr_ints(n, "directions", &dir);
+  int64_t m = moss_attr_int(n, "num_scan_inputs", -1), B = -1, T = -1, i;
+  const moss_value *lens = moss_node_input(n, 0);
+  int k, j;
+  if (m < 1 || m > b->ninputs || m > MOSS_CONTROL_MAX)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "num_scan_inputs %lld for a body of %d inputs", (long long)m,
+                     b->ninputs);
+  c->nscan_in = (int)m;
+  c->nstate = b->ninputs - c->nscan_in;
+  c->first_state = 1;
+  c->nscan_out = b->noutputs - c->nstate;
+  if (c->nscan_out < 0 || c->nscan_out > MOSS_CONTROL_MAX || n->noutputs > b->noutputs)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the body gives %d outputs for %d states", b->noutputs,
+                     c->nstate);
+  if (dir && ndir != c->nscan_in)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "%d directions for %d scan inputs", ndir, c->nscan_in);
+  for (k = 0; k < c->nstate + c->nscan_in; k++) MOSS_TRY(moss_need_input(ctx, n, 1 + k));
+  for (k = 0; k < c->nstate + c->nscan_in; k++) {
+    const moss_value *x = n->inputs[1 + k];
+    int scan = k >= c->nstate;
+    if (x->rank < 1 + scan)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "'%s' of rank %d: Scan-8's %s have a batch axis%s", x->name,
+                       x->rank, scan ? "scan inputs" : "states", scan ? " and a sequence axis" : "");
+    if (x->dims[0] < 0 || (scan && x->dims[1] < 0))
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "'%s' has a batch or sequence length only the run knows; "
+                       "moss unrolls Scan-8 over both", x->name);
+    if (B >= 0 && x->dims[0] != B)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "batches of %lld and %lld rows ('%s')", (long long)B,
+                       (long long)x->dims[0], x->name);
+    B = x->dims[0];
+    if (!scan) continue;
+    if (T >= 0 && x->dims[1] != T)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "scan inputs of lengths %lld and %lld", (long long)T,
+                       (long long)x->dims[1]);
+    T = x->dims[1];
+  }
+  for (j = 0; j < c->nscan_in; j++) c->in_reverse[j] = dir && dir[j]; /* in_axis 0: the row's time axis */
+  if (B < 1)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "a batch of %lld rows: its outputs would be empty", (long long)B);
+  if (lens) {
+    char buf[512];
+    const char *hint;
+    if ((lens->dtype != MOSS_DT_I64 && lens->dtype != MOSS_DT_I32) || lens->rank != 1 || lens->dims[0] != B)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "sequence_lens '%s' must be int64[%lld]", lens->name,
+                       (long long)B);
+    if (!lens->data) {
+      hint = moss_freeze_hint(lens, buf, sizeof buf);
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "sequence_lens '%s' is known only at run time; moss unrolls "
+                       "every row over all %lld steps, so it must be a constant of %lld each (fix it with %s)",
+                       lens->name, (long long)T, (long long)T, hint ? hint : "--constant on the inputs it comes from");
+    }
+    for (i = 0; i < B; i++) {
+      int64_t len = moss_value_get_i64(lens, i);
+      if (len < 0 || len > T)
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "sequence_lens '%s' gives row %lld a length of %lld; the "
+                         "scan inputs have %lld steps", lens->name, (long long)i, (long long)len, (long long)T);
+      if (len != T)
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "sequence_lens '%s' gives row %lld %lld steps, shorter than "
+                         "the scan inputs' %lld; moss unrolls every row over all the steps, so shorter sequences "
+                         "are not supported", lens->name, (long long)i, (long long)len, (long long)T);
+    }
+  }
+  c->trips = T;
+  c->batch = B;
+  return MOSS_OK;
+}
+
 /* Scan (opset 9 on): num_scan_inputs of the node's inputs cut along their
  * axes, every one as long; the states before them. */
 static moss_status read_scan(moss_ctx *ctx, const moss_node *n, const moss_subgraph *b, moss_control *c) {
@@ -134,9 +207,7 @@ static moss_status read_scan(moss_ctx *ctx, const moss_node *n, const moss_subgr
   int noax = moss_attr_ints(n, "scan_output_axes", &oax), nodir = moss_attr_ints(n, "scan_output_directions", &odir);
   int64_t m = moss_attr_int(n, "num_scan_inputs", -1);
   int k, j;
-  if (n->opset > 0 && n->opset < 9)
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "Scan before opset 9 (a batch axis and sequence_lens) is not "
-                     "supported; opset 9's Scan is");
+  if (n->opset > 0 && n->opset < 9) return read_scan8(ctx, n, b, c);
   if (m < 1 || m > b->ninputs || m > MOSS_CONTROL_MAX)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "num_scan_inputs %lld for a body of %d inputs", (long long)m,
                      b->ninputs);
@@ -173,11 +244,13 @@ static moss_status read_scan(moss_ctx *ctx, const moss_node *n, const moss_subgr
 
 moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, int64_t bound, moss_control *c) {
   const moss_subgraph *b;
+  double rows;
   memset(c, 0, sizeof *c);
   if (n->op == MOSS_OP_If) return read_if(ctx, n);
   if (!(b = moss_node_subgraph(n, "body"))) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "no body graph");
   MOSS_TRY(no_nested(ctx, n, b));
   MOSS_TRY(n->op == MOSS_OP_Loop ? read_loop(ctx, n, b, bound, c) : read_scan(ctx, n, b, c));
+  rows = c->batch ? (double)c->batch : 1; /* Scan-8 unrolls each row's T iterations */
   if (c->nscan_out > MOSS_CONTROL_MAX)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%d scan outputs (moss takes %d)", c->nscan_out, MOSS_CONTROL_MAX);
   if (c->trips < 1) { /* an empty scan output has no shape to plan; the states pass through */
@@ -187,9 +260,9 @@ moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, int64_t bound, 
         return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%lld iterations: its scan output '%s' would be empty",
                          (long long)c->trips, n->outputs[k]->name);
   }
-  if (c->trips > 0 && (double)c->trips * (b->nnodes + 2) > MOSS_UNROLL_MAX_NODES)
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%lld iterations of a body of %d nodes: moss unrolls loops, "
-                     "to %d nodes", (long long)c->trips, b->nnodes, MOSS_UNROLL_MAX_NODES);
+  if (c->trips > 0 && (double)c->trips * rows * (b->nnodes + 2) > MOSS_UNROLL_MAX_NODES)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%.0f iterations of a body of %d nodes: moss unrolls loops, "
+                     "to %d nodes", (double)c->trips * rows, b->nnodes, MOSS_UNROLL_MAX_NODES);
   return MOSS_OK;
 }
 

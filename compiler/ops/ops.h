@@ -259,12 +259,13 @@ const moss_subgraph *moss_node_subgraph(const moss_node *n, const char *name);
 typedef struct moss_control {
   int64_t trips;        /* iterations (a Loop's trip count, a Scan's length) */
   int nstate;           /* carried values (Loop) or states (Scan) */
-  int first_state;      /* the node's input holding the first: 2 (Loop), 0 (Scan) */
+  int first_state;      /* the node's input holding the first: 2 (Loop), 0 (Scan), 1 (Scan-8) */
   int nscan_in;         /* Scan: the inputs cut into slices, after the states */
   int nscan_out;        /* outputs stacked from every iteration, after the states */
   int in_axis[MOSS_CONTROL_MAX], in_reverse[MOSS_CONTROL_MAX];   /* Scan */
   int out_axis[MOSS_CONTROL_MAX], out_reverse[MOSS_CONTROL_MAX]; /* Scan; a Loop's are 0 */
   int dynamic;          /* Loop: its end is known only at run time; |trips| is the bound */
+  int64_t batch;        /* Scan-8: the rows B, each scanned |trips| times on its own; 0 otherwise */
 } moss_control;
 /* |bound|: the graph's max_trip_count (--max-trip-count; 0: none). */
 moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, int64_t bound, moss_control *out_c);

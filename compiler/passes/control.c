@@ -252,20 +252,69 @@ static void iteration(unroll *u, int it) {
   }
 }
 
+/* |col|[0..cnt) stacked along a new axis |axis| (Unsqueeze, then Concats
+ * of at most 32 inputs, a tree), the last first where |reverse| says so,
+ * into |y| (or a new value where it is NULL); |col| is overwritten. |tag|
+ * names the nodes made. */
+static moss_value *stack(unroll *u, moss_value **col, int64_t cnt, int64_t axis, int reverse, moss_value *y,
+                         const char *tag) {
+  char name[700];
+  int64_t it, m;
+  for (it = 0; it < cnt; it++) { /* each with the new axis */
+    moss_value *in[2];
+    in[0] = col[it];
+    in[1] = ints(u, axis, 1);
+    snprintf(name, sizeof name, "%s/stack%s#%d", u->n->name, tag, (int)it);
+    col[it] = make1(u, "Unsqueeze", name, 2, in, NULL, 0, 0);
+  }
+  if (reverse) /* the last iteration's first */
+    for (it = 0; it < cnt / 2; it++) {
+      moss_value *t = col[it];
+      col[it] = col[cnt - 1 - it];
+      col[cnt - 1 - it] = t;
+    }
+  for (m = cnt; m > 1 && !u->failed;) { /* Concats of at most 32 inputs, a tree */
+    int64_t out_n = 0;
+    for (it = 0; it < m; it += 32) {
+      int cnt2 = (int)(m - it < 32 ? m - it : 32);
+      snprintf(name, sizeof name, "%s/concat%s_%d#%d", u->n->name, tag, (int)m, (int)it);
+      col[out_n++] = make1(u, "Concat", name, cnt2, col + it, m <= 32 ? y : NULL, axis, 1);
+    }
+    m = out_n;
+  }
+  if (cnt == 1 && y) {
+    snprintf(name, sizeof name, "%s/stack%s", u->n->name, tag);
+    make1(u, "Identity", name, 1, col, y, 0, 0);
+  }
+  return u->failed ? NULL : y ? y : col[0];
+}
+
+/* Row |r| of |x| (Gather on axis 0): Scan-8's rows, one per batch element. */
+static moss_value *row(unroll *u, moss_value *x, int64_t r, const char *what, int k) {
+  char name[700];
+  moss_value *in[2];
+  in[0] = x;
+  in[1] = ints(u, r, 0);
+  snprintf(name, sizeof name, "%s/%s%d#row%d", u->n->name, what, k, (int)r);
+  return make1(u, "Gather", name, 2, in, NULL, 0, 1);
+}
+
 static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
   moss_node *n = g->nodes[at];
   const moss_subgraph *body = moss_node_subgraph(n, "body");
   moss_control c;
   unroll u;
-  moss_value **state = NULL, **scans = NULL, *truth = NULL, *active = NULL, *count = NULL;
+  moss_value **state = NULL, **scans = NULL, **rowout = NULL, *truth = NULL, *active = NULL, *count = NULL;
+  moss_value *src[MOSS_CONTROL_MAX];
   moss_node **list = NULL;
   char name[600];
   int before = g->nnodes, k, j, cnt;
-  int64_t it, T;
-  size_t ssz, csz;
+  int64_t it, T, r, rows;
+  size_t ssz, csz, rsz;
   moss_status st = MOSS_OK;
   MOSS_TRY(moss_control_read(ctx, n, g->max_trip_count, &c));
   T = c.trips;
+  rows = c.batch ? c.batch : 1; /* Scan-8: each row's T iterations, then the rows stacked */
   memset(&u, 0, sizeof u);
   u.ctx = ctx;
   u.g = g;
@@ -277,9 +326,11 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
   u.made = moss_alloc(ctx, (size_t)u.cap);
   ssz = sizeof *state * (size_t)(c.nstate + 1);
   csz = sizeof *scans * (size_t)(c.nscan_out * T + 1);
+  rsz = sizeof *rowout * (size_t)((c.nstate + c.nscan_out) * c.batch + 1);
   state = moss_alloc(ctx, ssz);
   scans = moss_alloc(ctx, csz);
-  if (!u.bound || !u.stamp || !u.made || !state || !scans) {
+  rowout = moss_alloc(ctx, rsz);
+  if (!u.bound || !u.stamp || !u.made || !state || !scans || !rowout) {
     st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
     goto done;
   }
@@ -288,7 +339,6 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
   for (k = 0; k < body->nnodes; k++)
     for (j = 0; j < body->nodes[k]->noutputs; j++)
       if (body->nodes[k]->outputs[j] && body->nodes[k]->outputs[j]->id < u.cap) u.made[body->nodes[k]->outputs[j]->id] = 1;
-  for (k = 0; k < c.nstate; k++) state[k] = n->inputs[c.first_state + k];
   if (n->op == MOSS_OP_Loop) {
     uint8_t one = 1;
     truth = moss_graph_add_constant(ctx, g, NULL, MOSS_DT_BOOL, 0, NULL, &one);
@@ -309,46 +359,63 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
       active = make1(&u, "And", name, 2, in, NULL, 0, 0);
     }
   }
-  for (it = 0; it < T && !u.failed; it++) {
-    int i = (int)it;
-    if (n->op == MOSS_OP_Loop) { /* iteration number, condition, carried values */
-      bind(&u, body->inputs[0], ints(&u, it, 0), i);
-      bind(&u, body->inputs[1], c.dynamic ? active : truth, i);
-      for (k = 0; k < c.nstate; k++) bind(&u, body->inputs[2 + k], state[k], i);
-    } else { /* states, then each scan input's slice */
-      for (k = 0; k < c.nstate; k++) bind(&u, body->inputs[k], state[k], i);
-      for (j = 0; j < c.nscan_in; j++) {
+  for (r = 0; r < rows && !u.failed; r++) {
+    for (k = 0; k < c.nstate; k++) /* Scan-8: row r of each state and scan input */
+      state[k] = c.batch ? row(&u, n->inputs[c.first_state + k], r, "state", k) : n->inputs[c.first_state + k];
+    for (j = 0; j < c.nscan_in; j++) {
+      moss_value *x = n->inputs[c.first_state + c.nstate + j];
+      src[j] = c.batch ? row(&u, x, r, "row", j) : x;
+    }
+    for (it = 0; it < T && !u.failed; it++) {
+      int i = (int)(r * T + it); /* the copy's number: rows after rows */
+      if (n->op == MOSS_OP_Loop) { /* iteration number, condition, carried values */
+        bind(&u, body->inputs[0], ints(&u, it, 0), i);
+        bind(&u, body->inputs[1], c.dynamic ? active : truth, i);
+        for (k = 0; k < c.nstate; k++) bind(&u, body->inputs[2 + k], state[k], i);
+      } else { /* states, then each scan input's slice */
+        for (k = 0; k < c.nstate; k++) bind(&u, body->inputs[k], state[k], i);
+        for (j = 0; j < c.nscan_in; j++) {
+          moss_value *in[2];
+          in[0] = src[j];
+          in[1] = ints(&u, c.in_reverse[j] ? T - 1 - it : it, 0);
+          snprintf(name, sizeof name, "%s/slice%d#%d", n->name, j, i);
+          bind(&u, body->inputs[c.nstate + j], make1(&u, "Gather", name, 2, in, NULL, c.in_axis[j], 1), i);
+        }
+      }
+      iteration(&u, i);
+      for (k = 0; k < c.nstate; k++) {
+        moss_value *now = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + k], i);
+        state[k] = c.dynamic ? keep(&u, active, now, state[k], k, i) : now;
+      }
+      if (c.dynamic) { /* still running after this iteration: it was, the body says so, and under the count */
         moss_value *in[2];
-        in[0] = n->inputs[c.nstate + j];
-        in[1] = ints(&u, c.in_reverse[j] ? T - 1 - it : it, 0);
-        snprintf(name, sizeof name, "%s/slice%d#%d", n->name, j, i);
-        bind(&u, body->inputs[c.nstate + j], make1(&u, "Gather", name, 2, in, NULL, c.in_axis[j], 1), i);
-      }
-    }
-    iteration(&u, i);
-    for (k = 0; k < c.nstate; k++) {
-      moss_value *now = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + k], i);
-      state[k] = c.dynamic ? keep(&u, active, now, state[k], k, i) : now;
-    }
-    if (c.dynamic) { /* still running after this iteration: it was, the body says so, and under the count */
-      moss_value *in[2];
-      snprintf(name, sizeof name, "%s/cond#%d", n->name, i);
-      in[0] = active;
-      in[1] = scalar(&u, lookup(&u, body->outputs[0], i), name);
-      snprintf(name, sizeof name, "%s/active#%d", n->name, i + 1);
-      active = make1(&u, "And", name, 2, in, NULL, 0, 0);
-      if (count) {
-        in[0] = ints(&u, it + 1, 0);
-        in[1] = count;
-        snprintf(name, sizeof name, "%s/runs#%d", n->name, i + 1);
-        in[1] = make1(&u, "Less", name, 2, in, NULL, 0, 0);
+        snprintf(name, sizeof name, "%s/cond#%d", n->name, i);
         in[0] = active;
-        snprintf(name, sizeof name, "%s/active#%d'", n->name, i + 1);
+        in[1] = scalar(&u, lookup(&u, body->outputs[0], i), name);
+        snprintf(name, sizeof name, "%s/active#%d", n->name, i + 1);
         active = make1(&u, "And", name, 2, in, NULL, 0, 0);
+        if (count) {
+          in[0] = ints(&u, it + 1, 0);
+          in[1] = count;
+          snprintf(name, sizeof name, "%s/runs#%d", n->name, i + 1);
+          in[1] = make1(&u, "Less", name, 2, in, NULL, 0, 0);
+          in[0] = active;
+          snprintf(name, sizeof name, "%s/active#%d'", n->name, i + 1);
+          active = make1(&u, "And", name, 2, in, NULL, 0, 0);
+        }
+      }
+      for (j = 0; j < c.nscan_out; j++)
+        scans[j * T + it] = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + c.nstate + j], i);
+    }
+    if (c.batch) { /* row r's last states and its scan outputs [T, ...] */
+      for (k = 0; k < c.nstate; k++) rowout[k * c.batch + r] = state[k];
+      for (j = 0; j < c.nscan_out && T > 0; j++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "%d_row%d", j, (int)r);
+        if (c.nstate + j < n->noutputs && n->outputs[c.nstate + j])
+          rowout[(c.nstate + j) * c.batch + r] = stack(&u, scans + j * T, T, 0, 0, NULL, tag);
       }
     }
-    for (j = 0; j < c.nscan_out; j++)
-      scans[j * T + it] = lookup(&u, body->outputs[(n->op == MOSS_OP_Loop) + c.nstate + j], i);
   }
   if (u.failed) {
     st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
@@ -358,42 +425,22 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
     st = moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the body's nodes are not in topological order");
     goto done;
   }
-  /* the node's outputs: the last states, then each scan output stacked */
+  /* the node's outputs: the last states, then each scan output stacked
+   * (Scan-8: each row's, stacked along the batch axis) */
   for (k = 0; k < c.nstate && k < n->noutputs && !u.failed; k++)
     if (n->outputs[k]) {
+      char tag[64];
       snprintf(name, sizeof name, "%s/out%d", n->name, k);
-      make1(&u, "Identity", name, 1, &state[k], n->outputs[k], 0, 0);
+      snprintf(tag, sizeof tag, "_out%d", k);
+      if (c.batch) stack(&u, rowout + k * c.batch, c.batch, 0, 0, n->outputs[k], tag);
+      else make1(&u, "Identity", name, 1, &state[k], n->outputs[k], 0, 0);
     }
   for (j = 0; j < c.nscan_out && c.nstate + j < n->noutputs && !u.failed; j++) {
-    moss_value *y = n->outputs[c.nstate + j], **col = scans + j * T;
-    int64_t axis = c.out_axis[j], m;
+    moss_value *y = n->outputs[c.nstate + j];
     if (!y) continue;
-    for (it = 0; it < T; it++) { /* each iteration's output with the new axis */
-      moss_value *in[2];
-      in[0] = col[it];
-      in[1] = ints(&u, axis, 1);
-      snprintf(name, sizeof name, "%s/stack%d#%d", n->name, j, (int)it);
-      col[it] = make1(&u, "Unsqueeze", name, 2, in, NULL, 0, 0);
-    }
-    if (c.out_reverse[j]) /* the last iteration's first */
-      for (it = 0; it < T / 2; it++) {
-        moss_value *t = col[it];
-        col[it] = col[T - 1 - it];
-        col[T - 1 - it] = t;
-      }
-    for (m = T; m > 1 && !u.failed;) { /* Concats of at most 32 inputs, a tree */
-      int64_t out_n = 0;
-      for (it = 0; it < m; it += 32) {
-        int cnt2 = (int)(m - it < 32 ? m - it : 32);
-        snprintf(name, sizeof name, "%s/concat%d_%d#%d", n->name, j, (int)m, (int)it);
-        col[out_n++] = make1(&u, "Concat", name, cnt2, col + it, m <= 32 ? y : NULL, axis, 1);
-      }
-      m = out_n;
-    }
-    if (T == 1) {
-      snprintf(name, sizeof name, "%s/stack%d", n->name, j);
-      make1(&u, "Identity", name, 1, col, y, 0, 0);
-    }
+    snprintf(name, sizeof name, "%d", j);
+    if (c.batch) stack(&u, rowout + (c.nstate + j) * c.batch, c.batch, 0, 0, y, name);
+    else stack(&u, scans + j * T, T, c.out_axis[j], c.out_reverse[j], y, name);
   }
   if (u.failed) {
     st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
@@ -416,6 +463,7 @@ done:
   moss_free(ctx, u.made, (size_t)u.cap);
   moss_free(ctx, state, ssz);
   moss_free(ctx, scans, csz);
+  moss_free(ctx, rowout, rsz);
   if (st != MOSS_OK && g->nnodes > before) g->nnodes = before; /* what was made stays out of the list */
   return st;
 }

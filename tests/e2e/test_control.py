@@ -26,6 +26,8 @@ Loop and Scan (unrolled):
   count is an input frozen with --constant; one whose condition is false;
 - a Scan with two scan inputs (one along axis 1, one backwards), a state,
   and scan outputs along axis 1 and backwards;
+- a Scan-8 (opset 8) of a batch of 2 rows, one scan input backwards,
+  with sequence_lens a constant of T each and without it;
 - with --max-trip-count, a trip count that is an input (run with 3, 8
   and 0) and a while loop (the body computes its condition);
 - torch's exports of a scripted `for i in range(x.size(0))` and `while`
@@ -33,8 +35,8 @@ Loop and Scan (unrolled):
   torch's outputs;
 - the errors: a while loop without the bound, and one with a scan
   output; no trip count; a trip count known only at run time (named for
-  --constant); a body holding an If; bodies out of order; Ifs nested 40
-  deep.
+  --constant); a body holding an If; bodies out of order; a Scan-8 whose
+  sequence_lens is shorter than its scan inputs; Ifs nested 40 deep.
 
 Each compiled for the host (LLVM), as C, for OpenCL (PoCL) and Vulkan
 (lavapipe) where it runs.
@@ -331,6 +333,39 @@ for t in range(3):
     outs.append(s_.copy())
 run_case("scan", d, {"a": a, "b": b}, [s_, np.stack(outs, 1), -np.stack(outs[::-1], 0)])
 
+# 7b. Scan-8 (opset 8): a batch of 2 rows, each scanned on its own; state s
+#     [2, 3], inputs a [2, 4, 3] forwards and b [2, 4] backwards
+#     (directions), sequence_lens a constant of 4 each; outputs the last
+#     states [2, 3] and each step's [2, 4, 3].
+a8 = np.arange(24, dtype=np.float32).reshape(2, 4, 3) * 0.5
+b8 = np.array([[1, 2, 3, 4], [-1, -2, -3, -4]], np.float32)
+s8 = np.array([[1, 0, -1], [2, 2, 2]], np.float32)
+body8 = H.make_graph([H.make_node("Add", ["s_in", "ra"], ["t"], name="adda"),
+                      H.make_node("Mul", ["t", "rb"], ["s_out"], name="mulb"),
+                      H.make_node("Identity", ["s_out"], ["o"], name="o")], "sbody8",
+                     [H.make_tensor_value_info(v, TP.FLOAT, None) for v in ("s_in", "ra", "rb")],
+                     [H.make_tensor_value_info(v, TP.FLOAT, None) for v in ("s_out", "o")])
+
+
+def scan8(name, lens):
+    nodes = [H.make_node("Scan", ["lens" if lens is not None else "", "s0", "a", "b"], ["s", "y"], name="scan8",
+                         body=body8, num_scan_inputs=2, directions=[0, 1])]
+    inits = {"s0": s8} if lens is None else {"s0": s8, "lens": np.array(lens, np.int64)}
+    return model(name, nodes, {"a": a8, "b": b8}, inits, ["s", "y"], opset=8)
+
+
+fin8, ys8 = [], []
+for r in range(2):
+    s_, outs = s8[r].copy(), []
+    for t in range(4):
+        s_ = (s_ + a8[r, t]) * b8[r, 3 - t]
+        outs.append(s_.copy())
+    fin8.append(s_)
+    ys8.append(np.stack(outs))
+run_case("scan8", scan8("scan8", [4, 4]), {"a": a8, "b": b8}, [np.stack(fin8), np.stack(ys8)])
+run_case("scan8_no_lens", scan8("scan8_no_lens", None), {"a": a8, "b": b8}, [np.stack(fin8), np.stack(ys8)],
+         targets=TARGETS[:1])
+
 
 # 8. Loop and Scan errors.
 def refused(name, d, want, extra=()):
@@ -375,6 +410,7 @@ d = model("loop_disorder", [H.make_node("Loop", ["m", "", "acc0", "count0"], ["a
                                         body=rev)],
           {"xs": xs}, {"m": np.array(2, np.int64), "k": k, "acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
 refused("loop_body_out_of_order", d, "not in topological order")
+refused("scan8_short_sequence", scan8("scan8_short", [4, 2]), "gives row 1 2 steps, shorter than the scan inputs' 4")
 # Ifs nested 40 deep: refused past 32, not a stack overflow.
 g_ = branch("leaf", [H.make_node("Neg", ["x"], ["y0"], name="n")], ["y0"])
 for depth in range(40):

@@ -6,7 +6,8 @@
  *   bundle_runner BUNDLE.moss IN0.bin ... -- OUT0.bin ...
  *
  * Inputs are raw tensors of the sizes the bundle states; outputs are
- * written raw. Exit 0 on success; the runtime's message on failure. */
+ * written raw, a bounded one (docs/dynamic-shapes.md) in the shape the run
+ * gave. Exit 0 on success; the runtime's message on failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +49,17 @@ int main(int argc, char **argv) {
     return fprintf(stderr, "%s\n", err.text), 1;
   for (i = 0, a++; i < nout && a < argc; i++, a++) {
     mossrt_tensor_info ti;
+    int64_t dims[8], bound = 1, run = 1;
+    size_t nbytes;
+    int32_t k;
     FILE *f = fopen(argv[a], "wb");
-    mossrt_output_info(b, i, &ti);
-    if (!f || fwrite(out[i], 1, ti.nbytes, f) != ti.nbytes) return 3;
+    /* a bounded output: the bytes of the shape this run gave (compact) */
+    if (mossrt_output_info(b, i, &ti) != MOSSRT_OK || ti.rank > 8 ||
+        mossrt_output_dims(s, i, dims, &err) != MOSSRT_OK)
+      return 3;
+    for (k = 0; k < ti.rank; k++) bound *= ti.dims[k], run *= dims[k];
+    nbytes = bound ? (size_t)(ti.nbytes / (uint64_t)bound * (uint64_t)run) : 0;
+    if (!f || fwrite(out[i], 1, nbytes, f) != nbytes) return 3;
     fclose(f);
   }
   mossrt_session_destroy(s);
