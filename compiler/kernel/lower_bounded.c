@@ -247,6 +247,8 @@ static moss_status lower_nms(moss_kb *b, const moss_node *n) {
   ps = moss_k_let(b, "ps", moss_k_flt(b, MOSS_DT_F32, 0));
   pi = moss_k_let(b, "pi", moss_k_idx(b, -1)); /* -1: no candidate taken yet */
   moss_k_range(b, "t", m.N, MOSS_KL_SERIAL);
+  /* once the class holds |limit| boxes its rounds are over: no more scans */
+  moss_k_if(b, cmp(b, MOSS_KX_LT, moss_k_bin(b, MOSS_KX_SUB, cnt, start), limit));
   best = moss_k_let(b, "best", moss_k_idx(b, -1));
   bs = moss_k_let(b, "bs", moss_k_flt(b, MOSS_DT_F32, 0));
   i = moss_k_range(b, "i", m.N, MOSS_KL_SERIAL);
@@ -296,6 +298,7 @@ static moss_status lower_nms(moss_kb *b, const moss_node *n) {
   moss_k_set(b, cnt, inc(b, cnt));
   moss_k_end(b);
   moss_k_end(b); /* if best */
+  moss_k_end(b); /* if not full */
   moss_k_end(b); /* t */
   moss_k_end(b); /* cl */
   moss_k_end(b); /* bt */
