@@ -400,6 +400,18 @@ static void header_text(const moss_graph *g, const char *p, const char *src_name
                       v->bounded - 1, k, P, k, P, k, v->bounded - 1, P, k,
                       (long long)v->length->offset);
   }
+  for (i = 0; i < g->ngroups; i++) {
+    const struct moss_group *gr = &g->groups[i];
+    moss_buf_printf(hdr_,
+                    "/* Output %d of the model, '%s', is %s%s: outputs %d to %d above hold its\n"
+                    " * %d element%s, in order (docs/sequences.md). */\n"
+                    "#define %s_GROUP%d_POSITION %d\n#define %s_GROUP%d_FIRST %d\n#define %s_GROUP%d_COUNT %d\n\n",
+                    gr->position, gr->name,
+                    gr->kind == MOSS_LIST_OPTIONAL ? (gr->absent ? "an empty optional" : "an optional") : "a sequence",
+                    gr->kind == MOSS_LIST_OPTIONAL && gr->optional_of_sequence ? " of a sequence" : "", gr->first,
+                    gr->first + gr->count - 1, gr->count, gr->count == 1 ? "" : "s", P, i, gr->position, P, i,
+                    gr->first, P, i, gr->count);
+  }
   if (seg_is_c) {
     moss_buf_printf(hdr_, "/* The parts of one inference that run on the CPU, in the order the plan\n"
                           " * of the bundle calls them with the other devices' steps between\n"
@@ -441,6 +453,11 @@ static void manifest_text(const moss_graph *g, const char *p, const char *extra,
     for (k = 0; k < v->rank; k++) moss_buf_printf(man_, " %lld", (long long)v->dims[k]);
     moss_buf_printf(man_, " %s\n", v->name);
   }
+  /* group <model output> <kind> <first output> <count> <flags> <element type> (docs/sequences.md) */
+  for (i = 0; i < g->ngroups; i++)
+    moss_buf_printf(man_, "group %d %d %d %d %d %d\n", g->groups[i].position, (int)g->groups[i].kind,
+                    g->groups[i].first, g->groups[i].count,
+                    g->groups[i].optional_of_sequence | g->groups[i].absent << 1, (int)g->groups[i].elem);
   for (i = 0; i < g->noutputs; i++) /* bound <output> <axis> <arena offset of its length> */
     if (g->outputs[i]->bounded && g->outputs[i]->length)
       moss_buf_printf(man_, "bound %d %d %lld\n", i, g->outputs[i]->bounded - 1,

@@ -70,6 +70,16 @@ typedef struct moss_bundle_bound {
   uint64_t offset;         /* arena byte offset of the int64 length */
 } moss_bundle_bound;
 
+/* A model output that is a sequence or an optional (moss_bundle.h,
+ * SHAPES' groups): its |count| elements are the graph outputs from |first| on. */
+typedef struct moss_bundle_group {
+  uint32_t position;       /* the model's output number */
+  uint32_t first, count;
+  uint32_t kind;           /* 1 a sequence, 2 an optional */
+  uint32_t flags;          /* 1: an optional of a sequence; 2: an empty optional */
+  int32_t elem;            /* the elements' ONNX data type */
+} moss_bundle_group;
+
 typedef struct moss_bundle_desc {
   const char *target;      /* target name */
   const char *triple;      /* the CPU code's triple, e.g. "x86_64-pc-linux-gnu"; NULL: none */
@@ -93,6 +103,10 @@ typedef struct moss_bundle_desc {
    * SHAPES section. 0: none, and no section (the bundle is as before it). */
   uint32_t nbounds;
   const moss_bundle_bound *bounds;
+  /* The model outputs that are sequences or optionals (docs/sequences.md),
+   * sorted by position: SHAPES' groups. 0 (and no bounds): no section. */
+  uint32_t ngroups;
+  const moss_bundle_group *groups;
   /* An Ed25519 secret key (64 bytes, libsodium's layout: seed, then public
    * key; runtime/include/mossrt_sign.h): the bundle is signed with it
    * (header flag MOSS_BUNDLE_FLAG_SIGNED and the signature trailer). NULL:

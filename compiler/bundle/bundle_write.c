@@ -159,6 +159,25 @@ static moss_status check_bound(moss_ctx *ctx, const moss_bundle_desc *d, uint32_
   return MOSS_OK;
 }
 
+/* SHAPES' groups as the runtime checks them (runtime/src/shape/shape.c). */
+static moss_status check_groups(moss_ctx *ctx, const moss_bundle_desc *d) {
+  uint32_t i;
+  uint64_t taken = 0;
+  for (i = 0; i < d->ngroups; i++) {
+    const moss_bundle_group *r = &d->groups[i];
+    if (r->kind < 1 || r->kind > 2 || r->flags > 3 || (r->kind == 1 && r->flags) ||
+        ((r->flags & MOSS_BUNDLE_GROUP_ABSENT) && r->count) || (r->kind == 2 && !r->flags && r->count != 1))
+      return BAD("groups[%u]: kind %u, flags %u, count %u", i, r->kind, r->flags, r->count);
+    if (r->first > d->noutputs || r->count > d->noutputs - r->first ||
+        (i && (r->position <= d->groups[i - 1].position || r->first < d->groups[i - 1].first + d->groups[i - 1].count)))
+      return BAD("groups[%u]: position %u, outputs %u (+%u)", i, r->position, r->first, r->count);
+    taken += r->count;
+  }
+  if (d->ngroups && d->groups[d->ngroups - 1].position >= d->noutputs - taken + d->ngroups)
+    return BAD("groups[%u].position = %u", d->ngroups - 1, d->groups[d->ngroups - 1].position);
+  return MOSS_OK;
+}
+
 static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
   uint32_t i;
   if (!d->target || strlen(d->target) >= 64) return BAD("target is NULL or 64 bytes or longer");
@@ -167,7 +186,7 @@ static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
   if ((d->ntensors && !d->tensors) || (d->ninputs && !d->inputs) ||
       (d->noutputs && !d->outputs) || (d->ndevices && !d->devices) || (d->nsteps && !d->steps) ||
       (d->nblobs && (!d->blobs || !d->blob_bytes || !d->blob_device)) ||
-      (d->cpu_code_bytes && !d->cpu_code) || (d->nbounds && !d->bounds))
+      (d->cpu_code_bytes && !d->cpu_code) || (d->nbounds && !d->bounds) || (d->ngroups && !d->groups))
     return BAD("a count is non-zero but its array is NULL");
   if (d->nblobs > MOSS_BUNDLE_MAX_SECTIONS - 7) return BAD("nblobs = %u", d->nblobs);
   for (i = 0; i < d->ninputs; i++)
@@ -191,6 +210,7 @@ static moss_status check_desc(moss_ctx *ctx, const moss_bundle_desc *d) {
       return BAD("blob_device[%u] = %u is not a device that runs blobs", i, d->blob_device[i]);
   for (i = 0; i < d->nsteps; i++) MOSS_TRY(check_step(ctx, d, i));
   for (i = 0; i < d->nbounds; i++) MOSS_TRY(check_bound(ctx, d, i));
+  MOSS_TRY(check_groups(ctx, d));
   if (d->cpu_code && d->cpu_code_bytes < 4) return BAD("cpu_code is %llu bytes",
                                                        (unsigned long long)d->cpu_code_bytes);
   if (d->cpu_code && (d->cpu_device >= d->ndevices || runs_blobs(&d->devices[d->cpu_device])))
@@ -394,8 +414,8 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
       put(&plan, d->steps[i].out, (size_t)d->steps[i].nout * 4);
     }
   }
-  if (d->nbounds) { /* SHAPES */
-    moss_bundle_shapes hd = {d->nbounds, 0};
+  if (d->nbounds || d->ngroups) { /* SHAPES: the bounds, then the groups */
+    moss_bundle_shapes hd = {d->nbounds, d->ngroups};
     moss_buf_put(&shapes, &hd, sizeof hd);
     for (i = 0; i < d->nbounds; i++) {
       moss_bundle_bound_rec r;
@@ -403,6 +423,19 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
       r.output = d->bounds[i].output;
       r.axis = d->bounds[i].axis;
       r.offset = d->bounds[i].offset;
+      moss_buf_put(&shapes, &r, sizeof r);
+    }
+  }
+  if (d->ngroups) {
+    for (i = 0; i < d->ngroups; i++) {
+      moss_bundle_group_rec r;
+      memset(&r, 0, sizeof r);
+      r.position = d->groups[i].position;
+      r.first = d->groups[i].first;
+      r.count = d->groups[i].count;
+      r.kind = d->groups[i].kind;
+      r.flags = d->groups[i].flags;
+      r.elem = d->groups[i].elem;
       moss_buf_put(&shapes, &r, sizeof r);
     }
   }
@@ -424,7 +457,7 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
     sec[nsec++] = (pending){MOSS_BUNDLE_SEC_BLOB, d->blob_device[i], d->blobs[i], d->blob_bytes[i]};
   if (d->report_json)
     sec[nsec++] = (pending){MOSS_BUNDLE_SEC_REPORT, 0, d->report_json, strlen(d->report_json) + 1};
-  if (d->nbounds) /* last: the other sections keep their numbers */
+  if (d->nbounds || d->ngroups) /* last: the other sections keep their numbers */
     sec[nsec++] = (pending){MOSS_BUNDLE_SEC_SHAPES, 0, shapes.data, shapes.len};
 
   memset(&h, 0, sizeof h);

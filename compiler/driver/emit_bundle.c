@@ -374,6 +374,24 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
       }
     d.bounds = bd;
   }
+  if (g->ngroups) { /* the outputs that are sequences or optionals (docs/sequences.md) */
+    moss_bundle_group *gr = moss_graph_alloc(g, sizeof *gr * (size_t)g->ngroups);
+    if (!gr) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle");
+      goto done;
+    }
+    for (i = 0; i < g->ngroups; i++) {
+      gr[i].position = (uint32_t)g->groups[i].position;
+      gr[i].first = (uint32_t)g->groups[i].first;
+      gr[i].count = (uint32_t)g->groups[i].count;
+      gr[i].kind = (uint32_t)g->groups[i].kind;
+      gr[i].flags = (g->groups[i].optional_of_sequence ? 1u : 0) |
+                    (g->groups[i].absent ? 2u : 0);
+      gr[i].elem = (int32_t)g->groups[i].elem;
+    }
+    d.ngroups = (uint32_t)g->ngroups;
+    d.groups = gr;
+  }
   if (any_c) {
     if (!host_be || !host_be->emit_code) {
       st = moss_fail(ctx, MOSS_E_TARGET, NULL,

@@ -36,6 +36,8 @@ typedef struct manifest {
   int64_t arena;
   int nin, nout;
   io_desc in[64], out[64];
+  int ngroups;      /* model outputs that are sequences or optionals (docs/sequences.md) */
+  mossrt_group_info groups[64];
 } manifest;
 
 static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
@@ -82,6 +84,27 @@ static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
       continue;
     }
     memset(&io, 0, sizeof io);
+    {
+      int gp, gk, gf, gc, gfl, ge;
+      if (sscanf(line, "group %d %d %d %d %d %d", &gp, &gk, &gf, &gc, &gfl, &ge) == 6) {
+        mossrt_group_info *r = &m->groups[m->ngroups];
+        if (m->ngroups == 64 || gp < 0 || gk < 1 || gk > 2 || gf < 0 || gc < 0 || gf > m->nout ||
+            gc > m->nout - gf || gfl < 0 || gfl > 3 ||
+            (m->ngroups && (gp <= (int)r[-1].position || gf < (int)(r[-1].first + r[-1].count)))) {
+          fclose(f);
+          return moss_fail(ctx, MOSS_E_IO, NULL, "'%s': bad line '%s'", path, line);
+        }
+        r->position = (uint32_t)gp;
+        r->kind = gk;
+        r->first = (uint32_t)gf;
+        r->count = (uint32_t)gc;
+        r->optional_of_sequence = gfl & 1;
+        r->absent = (gfl & 2) != 0;
+        r->elem = ge;
+        m->ngroups++;
+        continue;
+      }
+    }
     {
       int o, ax;
       if (sscanf(line, "bound %d %d %lld", &o, &ax, &v) == 3) {
@@ -138,6 +161,11 @@ static moss_status bundle_manifest(moss_ctx *ctx, const mossrt_bundle *b, manife
     snprintf(io->name, sizeof io->name, "%s", info.name ? info.name : "");
     if (i >= n[0]) io->bounded = mossrt_output_bound_axis(b, i - n[0]) + 1;
   }
+  m->ngroups = (int)mossrt_group_count(b);
+  if (m->ngroups > 64) return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "moss run handles at most 64 groups");
+  for (i = 0; i < (uint32_t)m->ngroups; i++)
+    if (mossrt_group_get(b, i, &m->groups[i], NULL) != MOSSRT_OK)
+      return moss_fail(ctx, MOSS_E_IO, NULL, "bundle group %u has no valid description", i);
   return MOSS_OK;
 }
 
@@ -317,6 +345,11 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     goto done;
   }
   for (i = 0; i < m->nin; i++) ins[i] = NULL;
+  if (opts->stream && m->ngroups) {
+    st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--stream: the model has outputs that are sequences "
+                   "or optionals (docs/sequences.md); run the chunks one by one");
+    goto done;
+  }
   for (i = 0; opts->stream && i < m->nout; i++)
     if (m->out[i].bounded) {
       st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--stream: output '%s' has a length that each "
@@ -514,38 +547,71 @@ execute:
   }
 write:
   if (opts->outdir) {
+    int64_t (*dims)[MOSS_MAX_RANK] = moss_alloc(ctx, sizeof *dims * (size_t)(m->nout + 1));
+    int p, next = 0, g = 0, models = m->nout;
+    if (!dims) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
+      goto done;
+    }
     mkdir(opts->outdir, 0777);
-    for (i = 0; i < m->nout && st == MOSS_OK; i++) {
+    for (i = 0; i < m->nout && st == MOSS_OK; i++) { /* each graph output's shape */
+      memcpy(dims[i], m->out[i].dims, sizeof dims[i]);
+      if (m->out[i].bounded && !opts->stream) { /* the shape this run gave (docs/dynamic-shapes.md) */
+        int64_t len;
+        int a = m->out[i].bounded - 1;
+        if (session) {
+          if (mossrt_output_dims(session, (uint32_t)i, dims[i], &rerr) != MOSSRT_OK) st = runtime_fail(ctx, &rerr);
+        } else {
+          memcpy(&len, (const char *)arena + m->out[i].len_offset, sizeof len);
+          if (len < 0 || len > dims[i][a])
+            st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "output '%s': the code gave length %lld for "
+                           "an axis of at most %lld", m->out[i].name, (long long)len, (long long)dims[i][a]);
+          dims[i][a] = len;
+        }
+      }
+    }
+    for (g = 0; g < m->ngroups; g++) models -= (int)m->groups[g].count - 1;
+    /* the model's outputs: a tensor as output_<p>.npy, a sequence or an
+     * optional as output_<p>.pb (docs/sequences.md) */
+    for (p = 0, g = 0; p < models && st == MOSS_OK; p++) {
       char path[4096];
-      snprintf(path, sizeof path, "%s/output_%d.npy", opts->outdir, i);
+      if (g < m->ngroups && (int)m->groups[g].position == p) {
+        const mossrt_group_info *r = &m->groups[g++];
+        moss_list_item items[64];
+        uint32_t k;
+        for (k = 0; k < r->count; k++) {
+          const io_desc *o = &m->out[r->first + k];
+          items[k].dtype = o->dtype;
+          items[k].rank = o->rank;
+          items[k].dims = dims[r->first + k];
+          items[k].data = outs[r->first + k];
+        }
+        snprintf(path, sizeof path, "%s/output_%d.pb", opts->outdir, p);
+        st = moss_list_file_write(ctx, path, r->kind == 2, r->optional_of_sequence, r->absent, items, (int)r->count);
+        continue;
+      }
+      for (; next < m->nout; next++) { /* the next graph output that no group holds */
+        int in_group = 0, q;
+        for (q = 0; q < m->ngroups; q++)
+          if ((uint32_t)next >= m->groups[q].first && (uint32_t)next < m->groups[q].first + m->groups[q].count) in_group = 1;
+        if (!in_group) break;
+      }
+      if (next >= m->nout) {
+        st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "model output %d has no graph output", p);
+        break;
+      }
+      i = next++;
+      snprintf(path, sizeof path, "%s/output_%d.npy", opts->outdir, p);
       if (opts->stream) { /* the chunks' outputs along a new first axis */
         int64_t d[MOSS_MAX_RANK + 1];
         d[0] = chunks;
         memcpy(d + 1, m->out[i].dims, sizeof(int64_t) * (size_t)m->out[i].rank);
         st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank + 1, d, outs[i]);
-      } else if (m->out[i].bounded) { /* the shape this run gave (docs/dynamic-shapes.md) */
-        int64_t d[MOSS_MAX_RANK], len;
-        int a = m->out[i].bounded - 1;
-        memcpy(d, m->out[i].dims, sizeof d);
-        if (session) {
-          if (mossrt_output_dims(session, (uint32_t)i, d, &rerr) != MOSSRT_OK) {
-            st = runtime_fail(ctx, &rerr);
-            break;
-          }
-        } else {
-          memcpy(&len, (const char *)arena + m->out[i].len_offset, sizeof len);
-          if (len < 0 || len > d[a]) {
-            st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "output '%s': the code gave length %lld for "
-                           "an axis of at most %lld", m->out[i].name, (long long)len, (long long)d[a]);
-            break;
-          }
-          d[a] = len;
-        }
-        st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank, d, outs[i]);
       } else {
-        st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank, m->out[i].dims, outs[i]);
+        st = moss_npy_write(ctx, path, m->out[i].dtype, m->out[i].rank, dims[i], outs[i]);
       }
     }
+    moss_free(ctx, dims, sizeof *dims * (size_t)(m->nout + 1));
   }
 done:
   if (times) moss_free(ctx, times, sizeof(double) * (size_t)iters);

@@ -28,6 +28,26 @@ moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8
 moss_status moss_tensor_file_read(moss_ctx *ctx, moss_graph *g, const char *path,
                                   moss_value **out_value);
 
+/* An ONNX SequenceProto (|optional| 0) or OptionalProto (1) .pb file as a
+ * list value (docs/sequences.md) named after the file. */
+moss_status moss_list_file_read(moss_ctx *ctx, moss_graph *g, const char *path, int optional,
+                                moss_value **out_value);
+
+/* One tensor of a sequence or optional that moss_list_file_write writes. */
+typedef struct moss_list_item {
+  moss_dtype dtype;
+  int rank;
+  const int64_t *dims;
+  const void *data;
+} moss_list_item;
+
+/* Writes |count| tensors as an ONNX SequenceProto .pb (|optional| 0), or
+ * an OptionalProto (1) of a tensor (|count| 1) or of a sequence
+ * (|of_sequence|), empty when |absent|: a graph output that is a list
+ * (docs/sequences.md). */
+moss_status moss_list_file_write(moss_ctx *ctx, const char *path, int optional, int of_sequence, int absent,
+                                 const moss_list_item *items, int count);
+
 /* Writes |numel| elements at |data| as a .npy file. */
 moss_status moss_npy_write(moss_ctx *ctx, const char *path, moss_dtype dt, int rank,
                            const int64_t *dims, const void *data);

@@ -327,7 +327,7 @@ static moss_status copy_attr(importer *im, moss_node *n, moss_attr *a,
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
     /* If's branches are imported; the other owners' graphs (Loop, Scan)
      * stay markers, and the check pass names their operators. */
-    if (n->op == MOSS_OP_If || n->op == MOSS_OP_Loop || n->op == MOSS_OP_Scan)
+    if (n->op == MOSS_OP_If || n->op == MOSS_OP_Loop || n->op == MOSS_OP_Scan || n->op == MOSS_OP_SequenceMap)
       return import_subgraph(im, n, a->name, p->g, &a->graph);
     break;
   case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
@@ -640,7 +640,7 @@ static moss_status import_subgraph(importer *im, moss_node *owner, const char *a
       im->sc = sc.up;
       return moss_fail(ctx, MOSS_E_NOMEM, owner, "subgraph");
     }
-    if (in_scope(v, prefix) && !v->producer && !v->data && !is_body_input(sg, v)) {
+    if (in_scope(v, prefix) && !v->producer && !v->data && !v->list && !is_body_input(sg, v)) {
       im->errors++;
       moss_fail(ctx, MOSS_E_INVALID_MODEL, owner, "output '%s' of '%s' is never produced", nm, attr);
     }
@@ -695,6 +695,20 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
     const char *nm = vi->name ? vi->name : "";
     if (moss_graph_find_value(g, nm)) continue; /* has an initializer: a constant */
     b = find_binding(bindings, nbindings, nm, 1);
+    if (vi->type && (vi->type->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE ||
+                     vi->type->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE)) {
+      /* a list known at compile time (docs/sequences.md): its data too */
+      moss_value *c;
+      int opt = vi->type->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE;
+      if (!b)
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
+                         "graph input '%s' is %s: moss compiles sequences and optionals as lists "
+                         "known at compile time; fix it with --constant %s=FILE (an ONNX %s .pb)",
+                         nm, opt ? "an optional" : "a sequence", nm, opt ? "OptionalProto" : "SequenceProto");
+      MOSS_TRY(moss_list_file_read(ctx, g, b->file, opt, &c));
+      if (!moss_graph_rename_value(g, c, nm)) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "input");
+      continue;
+    }
     if (b) {
       moss_value *c;
       MOSS_TRY(moss_tensor_file_read(ctx, g, b->file, &c));
@@ -775,7 +789,7 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
   }
   for (k = 0; k < nbindings; k++) {
     moss_value *v = moss_graph_find_value(g, bindings[k].name);
-    if (!v || (v->data == NULL && v->input_index < 0) ||
+    if (!v || (v->data == NULL && !v->list && v->input_index < 0) ||
         (bindings[k].shape && v->input_index < 0))
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "%s names '%s', which is not a graph input",
                        bindings[k].file ? "--constant" : "--input-shape", bindings[k].name);
@@ -791,7 +805,7 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
     moss_node *n = g->nodes[i];
     for (k = 0; k < n->ninputs; k++) {
       moss_value *v = n->inputs[k];
-      if (v && !v->producer && !v->data && v->input_index < 0) {
+      if (v && !v->producer && !v->data && !v->list && v->input_index < 0) {
         im->errors++;
         moss_fail(ctx, MOSS_E_INVALID_MODEL, n,
                   "input '%s' is neither a graph input, an initializer nor any node's output",
@@ -806,7 +820,7 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
   for (i = 0; i < gp->n_output; i++) {
     const char *nm = gp->output[i]->name ? gp->output[i]->name : "";
     moss_value *v = moss_graph_find_value(g, nm);
-    if (!v || (!v->producer && !v->data && v->input_index < 0)) {
+    if (!v || (!v->producer && !v->data && !v->list && v->input_index < 0)) {
       im->errors++;
       moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "graph output '%s' is never produced", nm);
       continue;
@@ -962,6 +976,97 @@ static moss_status read_pb(moss_ctx *ctx, moss_graph *g, const char *path, const
   return st;
 }
 
+/* Protobuf wire format, for the two messages onnx.proto does not hold
+ * (onnx-data.proto's SequenceProto and OptionalProto): a varint at |*p|. */
+static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
+  uint64_t x = 0;
+  int shift;
+  for (shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    x |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = x;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* A SequenceProto (|opt| 0: name 1, elem_type 2, tensor_values 3) or an
+ * OptionalProto (|opt| 1: name 1, elem_type 2, tensor_value 3,
+ * sequence_value 5) of |size| bytes at |data| as a list value in |*out|;
+ * only tensors (and an optional's sequence of tensors). */
+static moss_status read_list(moss_ctx *ctx, moss_graph *g, const char *path, const uint8_t *data,
+                             size_t size, int opt, int depth, moss_value **out) {
+  const uint8_t *p = data, *end = data + size;
+  moss_value *items[4096], *v;
+  moss_list *l;
+  int n = 0, elem_is_list = 0;
+  int64_t elem_type = 0;
+  while (p < end) {
+    uint64_t key, len;
+    if (!pb_varint(&p, end, &key)) goto bad;
+    if ((key & 7) == 0) {
+      uint64_t x;
+      if (!pb_varint(&p, end, &x)) goto bad;
+      if (key >> 3 == 2) elem_type = (int64_t)x;
+      continue;
+    }
+    if ((key & 7) != 2 || !pb_varint(&p, end, &len) || len > (uint64_t)(end - p)) goto bad;
+    if (key >> 3 == 3 || (opt && key >> 3 == 5)) {
+      moss_value *x;
+      if (n == (int)(sizeof items / sizeof items[0]) || (opt && n == 1))
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "'%s': too many elements", path);
+      if (key >> 3 == 3) MOSS_TRY(read_pb(ctx, g, path, p, (size_t)len, &x));
+      else if (depth == 0) MOSS_TRY(read_list(ctx, g, path, p, (size_t)len, 0, 1, &x));
+      else goto bad;
+      elem_is_list = key >> 3 == 5;
+      items[n++] = x;
+    } else if (key >> 3 != 1) {
+      return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "'%s': the %s holds field %d: moss reads %s of tensors", path,
+                       opt ? "OptionalProto" : "SequenceProto", (int)(key >> 3),
+                       opt ? "optionals of tensors or sequences" : "sequences");
+    }
+    p += len;
+  }
+  v = moss_graph_add_value(ctx, g, NULL);
+  l = moss_graph_alloc(g, sizeof *l);
+  if (!v || !l || !(l->items = moss_graph_alloc(g, sizeof *l->items * (size_t)(n + 1))))
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "'%s'", path);
+  l->kind = opt ? MOSS_LIST_OPTIONAL : MOSS_LIST_SEQUENCE;
+  l->n = n;
+  l->elem_is_list = elem_is_list || (opt && elem_type == 3);
+  memcpy(l->items, items, sizeof *items * (size_t)n);
+  l->elem = n ? (elem_is_list ? items[0]->list->elem : items[0]->dtype) : MOSS_DT_F32;
+  if (!opt && n) {
+    int k;
+    for (k = 1; k < n; k++)
+      if (items[k]->dtype != items[0]->dtype)
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "'%s': element %d is %s, element 0 %s", path, k,
+                         moss_dtype_name(items[k]->dtype), moss_dtype_name(items[0]->dtype));
+  }
+  v->list = l;
+  v->rank = 0;
+  v->dtype = l->elem;
+  *out = v;
+  return MOSS_OK;
+bad:
+  return moss_fail(ctx, MOSS_E_IO, NULL, "'%s' is not an ONNX %s (.pb) file", path,
+                   opt ? "OptionalProto" : "SequenceProto");
+}
+
+moss_status moss_list_file_read(moss_ctx *ctx, moss_graph *g, const char *path, int optional,
+                                moss_value **out_value) {
+  uint8_t *data;
+  size_t size;
+  moss_status st;
+  *out_value = NULL;
+  MOSS_TRY(moss_file_read(ctx, path, &data, &size));
+  st = read_list(ctx, g, path, data, size, optional, 0, out_value);
+  moss_free(ctx, data, size + 1);
+  return st;
+}
+
 /* .npy: NumPy format 1.0/2.0/3.0, little-endian, C order, numeric types. */
 static moss_status read_npy(moss_ctx *ctx, moss_graph *g, const char *path, const uint8_t *data,
                             size_t size, moss_value **out) {
@@ -1083,4 +1188,67 @@ moss_status moss_npy_write(moss_ctx *ctx, const char *path, moss_dtype dt, int r
     parts[2] = data, sizes[2] = nbytes;
     return moss_file_writev(ctx, path, parts, sizes, 3); /* never over an input or a device */
   }
+}
+
+/* Protobuf encoding for moss_list_file_write: a varint, a field's key. */
+static void pb_put_varint(moss_buf *b, uint64_t x) {
+  uint8_t c[10];
+  size_t n = 0;
+  do {
+    c[n] = (uint8_t)(x & 0x7f);
+    x >>= 7;
+    if (x) c[n] |= 0x80;
+    n++;
+  } while (x);
+  moss_buf_put(b, c, n);
+}
+
+static void pb_put_bytes(moss_buf *b, int field, const void *data, size_t n) {
+  pb_put_varint(b, (uint64_t)field << 3 | 2);
+  pb_put_varint(b, n);
+  moss_buf_put(b, data, n);
+}
+
+/* A TensorProto: dims (1), data_type (2), raw_data (9). */
+static void pb_put_tensor(moss_buf *b, int field, const moss_list_item *t) {
+  moss_buf m;
+  int64_t numel = 1;
+  int k;
+  moss_buf_init(&m, b->ctx);
+  for (k = 0; k < t->rank; k++) {
+    pb_put_varint(&m, 1 << 3);
+    pb_put_varint(&m, (uint64_t)t->dims[k]);
+    numel *= t->dims[k];
+  }
+  pb_put_varint(&m, 2 << 3);
+  pb_put_varint(&m, (uint64_t)t->dtype);
+  pb_put_bytes(&m, 9, t->data, (size_t)numel * moss_dtype_size(t->dtype));
+  pb_put_bytes(b, field, m.data, m.len);
+  moss_buf_deinit(&m);
+}
+
+moss_status moss_list_file_write(moss_ctx *ctx, const char *path, int optional, int of_sequence, int absent,
+                                 const moss_list_item *items, int count) {
+  moss_buf b, seq;
+  moss_status st;
+  int k;
+  moss_buf_init(&b, ctx);
+  moss_buf_init(&seq, ctx);
+  /* the sequence: elem_type TENSOR (1), tensor_values (3) */
+  pb_put_varint(&seq, 2 << 3);
+  pb_put_varint(&seq, 1);
+  for (k = 0; k < count && (!optional || of_sequence); k++) pb_put_tensor(&seq, 3, &items[k]);
+  if (!optional) {
+    moss_buf_put(&b, seq.data, seq.len);
+  } else { /* elem_type TENSOR (1) or SEQUENCE (3); tensor_value (3) or sequence_value (5) */
+    pb_put_varint(&b, 2 << 3);
+    pb_put_varint(&b, of_sequence ? 3 : 1);
+    if (!absent && of_sequence) pb_put_bytes(&b, 5, seq.data, seq.len);
+    else if (!absent && count == 1) pb_put_tensor(&b, 3, &items[0]);
+  }
+  st = b.failed || seq.failed ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "'%s'", path)
+                              : moss_file_write(ctx, path, b.data, b.len);
+  moss_buf_deinit(&b);
+  moss_buf_deinit(&seq);
+  return st;
 }

@@ -78,6 +78,7 @@ moss_op moss_op_find(const char *op_type); /* MOSS_OP_UNKNOWN_ if not listed */
 #define MOSS_OPSET_MAX 21
 
 typedef struct moss_node moss_node;
+typedef struct moss_list moss_list;
 
 /* A tensor-valued edge of the graph. |data| is non-NULL for constants
  * (initializers, Constant nodes, folded results). Shapes are static once
@@ -102,10 +103,31 @@ typedef struct moss_value {
    * decides it (ops/bounded.c). */
   int bounded;
   struct moss_value *length;
+  /* A sequence or an optional (docs/sequences.md): the list of tensor
+   * values it holds, known at compile time; NULL: a tensor. Such a value
+   * has no storage: inference resolves every operator on it
+   * (ops/sequence.c), and a graph output of it is returned as its
+   * elements (moss_graph.groups). */
+  moss_list *list;
   /* Set by the memory planner. */
   struct moss_value *alias;     /* storage is that of another value (in-place) */
   int64_t offset;               /* arena offset; -1: not in the arena */
 } moss_value;
+
+/* What a sequence or optional value holds. An optional holds 0 items
+ * (absent) or 1 (a tensor, or a sequence: a value with a list itself). */
+typedef enum moss_list_kind {
+  MOSS_LIST_SEQUENCE = 1,
+  MOSS_LIST_OPTIONAL = 2
+} moss_list_kind;
+
+struct moss_list {
+  moss_list_kind kind;
+  int n;
+  struct moss_value **items;
+  moss_dtype elem;   /* the elements' type (a sequence's; known when it is empty) */
+  int elem_is_list;  /* an optional of a sequence */
+};
 
 typedef enum moss_attr_type {
   MOSS_ATTR_UNDEF = 0,
@@ -224,6 +246,20 @@ typedef struct moss_graph {
    * UNDEF: none declared; rank -1: no shape; a dimension left open has a
    * dim_param. The infer pass holds the inferred types to them. */
   moss_value **output_decl;
+  /* The graph outputs of the model that are sequences or optionals,
+   * returned as their elements (ops/sequence.c, docs/sequences.md):
+   * model output |position| is the |count| graph outputs from |first| on
+   * (|kind| a moss_list_kind; |optional_of_sequence| for an optional
+   * holding a sequence; |absent| for an optional that holds nothing). The
+   * other model outputs are the remaining graph outputs, in order. */
+  struct moss_group {
+    int position, first, count;
+    moss_list_kind kind;
+    int optional_of_sequence, absent;
+    moss_dtype elem;
+    const char *name;
+  } *groups;
+  int ngroups;
   /* --max-trip-count: the iterations a Loop whose trip count or condition
    * is known only at run time is unrolled to (passes/control.c); 0: such
    * a Loop is refused. */

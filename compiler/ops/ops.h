@@ -70,6 +70,15 @@ int moss_arith_type(moss_dtype dt);
  * identity (empty axes with noop_with_empty_axes). ops/reduce.c. */
 moss_status moss_reduce_mask(moss_ctx *ctx, const moss_node *n, int rank, int *mask, int *out_noop);
 
+/* Sequences and optionals (ops/sequence.c, docs/sequences.md). Before
+ * |n|'s own inference: resolves an operator on lists, or refuses a list
+ * where a tensor is wanted; *handled: |n| is done with (dead, what it
+ * became placed right after it); else inference goes on with |n|. */
+moss_status moss_sequence_resolve(moss_ctx *ctx, moss_graph *g, moss_node *n, int *handled);
+/* After inference: each graph output that is a list becomes its elements'
+ * graph outputs (moss_graph.groups). */
+moss_status moss_sequence_outputs(moss_ctx *ctx, moss_graph *g);
+
 /* Bounded dynamic shapes (ops/bounded.c, docs/dynamic-shapes.md). */
 
 /* Makes output |i| of |n| bounded along |axis| (its dims there are the

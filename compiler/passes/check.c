@@ -35,6 +35,9 @@ static const struct { const char *op; int since; } op_since[] = {
     {"DFT", 17}, {"STFT", 17}, {"MelWeightMatrix", 17}, /* signal.c */
     {"RoiAlign", 10}, {"TfIdfVectorizer", 9}, /* region.c */
     {"NonZero", 9}, {"Unique", 11}, {"NonMaxSuppression", 10}, /* bounded.c */
+    {"SequenceEmpty", 11}, {"SequenceConstruct", 11}, {"SequenceInsert", 11}, {"SequenceErase", 11},
+    {"SequenceAt", 11}, {"SequenceLength", 11}, {"ConcatFromSequence", 11}, {"SplitToSequence", 11},
+    {"SequenceMap", 17}, {"Optional", 15}, {"OptionalHasElement", 15}, {"OptionalGetElement", 15},
 };
 
 /* ONNX's attribute types (AttributeProto.AttributeType); moss_attr_type

@@ -468,6 +468,101 @@ done:
   return st;
 }
 
+/* SequenceMap (docs/sequences.md): the body once per element of the
+ * sequences, reading element i of each sequence input and the other inputs
+ * whole; output j is the sequence of the copies' output j. */
+static moss_status expand_map(moss_ctx *ctx, moss_graph *g, int at) {
+  moss_node *n = g->nodes[at];
+  const moss_subgraph *body = moss_node_subgraph(n, "body");
+  unroll u;
+  moss_list **outs = NULL;
+  moss_node **list = NULL;
+  int before = g->nnodes, k, j, it, cnt, len = n->inputs[0]->list->n;
+  size_t osz = sizeof *outs * (size_t)(n->noutputs + 1);
+  moss_status st = MOSS_OK;
+  for (k = 0; k < body->nnodes; k++)
+    for (j = 0; j < body->nodes[k]->nattrs; j++)
+      if (body->nodes[k]->attrs[j].type == MOSS_ATTR_GRAPH)
+        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "node '%s' (%s) in the body has a subgraph of its own; "
+                         "moss unrolls bodies without one", body->nodes[k]->name, body->nodes[k]->op_type);
+  if ((double)len * (body->nnodes + 1) > MOSS_UNROLL_MAX_NODES)
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%d elements through a body of %d nodes: moss unrolls the "
+                     "body, to %d nodes", len, body->nnodes, MOSS_UNROLL_MAX_NODES);
+  memset(&u, 0, sizeof u);
+  u.ctx = ctx;
+  u.g = g;
+  u.n = n;
+  u.body = body;
+  u.cap = g->nvalues;
+  u.bound = moss_alloc(ctx, sizeof *u.bound * (size_t)u.cap);
+  u.stamp = moss_alloc(ctx, sizeof *u.stamp * (size_t)u.cap);
+  u.made = moss_alloc(ctx, (size_t)u.cap);
+  outs = moss_alloc(ctx, osz);
+  if (!u.bound || !u.stamp || !u.made || !outs) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
+    goto done;
+  }
+  memset(u.stamp, 0, sizeof *u.stamp * (size_t)u.cap);
+  memset(u.made, 0, (size_t)u.cap);
+  for (k = 0; k < body->nnodes; k++)
+    for (j = 0; j < body->nodes[k]->noutputs; j++)
+      if (body->nodes[k]->outputs[j] && body->nodes[k]->outputs[j]->id < u.cap) u.made[body->nodes[k]->outputs[j]->id] = 1;
+  for (j = 0; j < n->noutputs; j++) {
+    moss_list *l = moss_graph_alloc(g, sizeof *l);
+    if (!l || !(l->items = moss_graph_alloc(g, sizeof *l->items * (size_t)(len + 1)))) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
+      goto done;
+    }
+    l->kind = MOSS_LIST_SEQUENCE;
+    l->n = len;
+    outs[j] = l;
+  }
+  for (it = 0; it < len && !u.failed; it++) {
+    for (k = 0; k < body->ninputs; k++) {
+      moss_value *x = n->inputs[k];
+      bind(&u, body->inputs[k], x->list ? x->list->items[it] : x, it);
+    }
+    iteration(&u, it);
+    for (j = 0; j < n->noutputs; j++) outs[j]->items[it] = lookup(&u, body->outputs[j], it);
+  }
+  if (u.failed || u.disorder) {
+    st = u.failed ? moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling")
+                  : moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "the body's nodes are not in topological order");
+    goto done;
+  }
+  for (j = 0; j < n->noutputs; j++) {
+    moss_value *y = n->outputs[j];
+    const moss_value *b = body->outputs[j];
+    if (!y) continue;
+    outs[j]->elem = b->dtype; /* the body's declared type, if any: the copies' once inferred */
+    y->list = outs[j];
+    y->rank = 0;
+    y->dtype = b->dtype != MOSS_DT_UNDEF ? b->dtype : MOSS_DT_F32;
+  }
+  cnt = g->nnodes - before;
+  list = moss_alloc(ctx, sizeof *list * (size_t)(cnt + 1));
+  if (!list) {
+    st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
+    goto done;
+  }
+  memcpy(list, g->nodes + before, sizeof *list * (size_t)cnt);
+  g->nnodes = before;
+  n->dead = 1;
+  st = moss_graph_insert_nodes(ctx, g, at + 1, list, cnt);
+  moss_free(ctx, list, sizeof *list * (size_t)(cnt + 1));
+done:
+  moss_free(ctx, u.bound, sizeof *u.bound * (size_t)u.cap);
+  moss_free(ctx, u.stamp, sizeof *u.stamp * (size_t)u.cap);
+  moss_free(ctx, u.made, (size_t)u.cap);
+  moss_free(ctx, outs, osz);
+  if (st != MOSS_OK && g->nnodes > before) g->nnodes = before;
+  return st;
+}
+
 moss_status moss_control_expand(moss_ctx *ctx, moss_graph *g, int at) {
-  return g->nodes[at]->op == MOSS_OP_If ? expand_if(ctx, g, at) : expand_loop(ctx, g, at);
+  switch (g->nodes[at]->op) {
+  case MOSS_OP_If: return expand_if(ctx, g, at);
+  case MOSS_OP_SequenceMap: return expand_map(ctx, g, at);
+  default: return expand_loop(ctx, g, at);
+  }
 }

@@ -111,12 +111,19 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       if (n->inputs[j] && n->inputs[j]->id >= 0 && (size_t)n->inputs[j]->id < pcap && poisoned[n->inputs[j]->id])
         skip = 1;
     if (!skip) {
-      st = moss_half_inputs(ctx, g, n, as_f32, nv, &half);
+      int handled = 0;
+      st = moss_sequence_resolve(ctx, g, n, &handled); /* ops/sequence.c: lists */
+      if (st == MOSS_OK && handled) {
+        grown = 1;
+        continue;
+      }
+      if (st == MOSS_OK) st = moss_half_inputs(ctx, g, n, as_f32, nv, &half);
       grown |= half != MOSS_DT_UNDEF;
       if (st == MOSS_OK) st = moss_infer_table[n->op](ctx, g, n);
       if (st == MOSS_OK) st = moss_bound_carry(ctx, n);
       if (st == MOSS_OK && half != MOSS_DT_UNDEF) st = moss_half_outputs(ctx, g, n, half);
-      if (st == MOSS_OK && (n->op == MOSS_OP_If || n->op == MOSS_OP_Loop || n->op == MOSS_OP_Scan)) {
+      if (st == MOSS_OK && (n->op == MOSS_OP_If || n->op == MOSS_OP_Loop || n->op == MOSS_OP_Scan ||
+                            n->op == MOSS_OP_SequenceMap)) {
         st = moss_control_expand(ctx, g, i); /* what runs comes next in the list */
         grown = 1;
         if (st == MOSS_OK) continue;
@@ -154,6 +161,7 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
   moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
   if (failed) return first;
   MOSS_TRY(check_declared(ctx, g));
+  MOSS_TRY(moss_sequence_outputs(ctx, g));
   j = g->nnodes;
   MOSS_TRY(moss_bound_outputs(ctx, g));
   grown |= g->nnodes != j;

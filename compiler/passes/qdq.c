@@ -11,8 +11,8 @@
  *   MatMul (two activations)      -> QLinearMatMul
  *   Add, Mul                      -> MossQAdd, MossQMul
  *   AveragePool, GlobalAveragePool-> MossQAvgPool
- *   MaxPool, Concat, Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Identity
- *                                 -> the same op on the 8-bit data (plus a
+ *   MaxPool, Concat, Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Identity,
+ *   Resize (mode nearest)         -> the same op on the 8-bit data (plus a
  *                                    MossQLookup when the scales differ)
  *   Relu, Clip, Sigmoid, HardSwish, Tanh, ... (one input, elementwise)
  *                                 -> MossQLookup: a 256-entry table computed
@@ -634,7 +634,11 @@ static moss_node *fold_table(qdq_state *st, const pattern *p, char *why, size_t 
   moss_node *c = p->core, *n;
   moss_value *t;
   qact x;
-  if (!act_of(c->inputs[0], &x, why, cap)) return NULL;
+  /* A DequantizeLinear core (Q(DQ(x)): a requantization, such as the
+   * int8 <-> uint8 conversions of TFLite's QUANTIZE) is itself the
+   * dequantized activation. */
+  if (!act_of(c->op == MOSS_OP_DequantizeLinear ? c->outputs[0] : c->inputs[0], &x, why, cap))
+    return NULL;
   if (!(t = lut(st, &x, c->op == MOSS_OP_DequantizeLinear ? NULL : c, p->sy, p->zy, p->y->dtype,
                 why, cap)))
     return NULL;
@@ -767,6 +771,12 @@ static int is_retype_op(moss_op op) {
   }
 }
 
+/* A nearest-neighbour Resize only picks input elements (tf2onnx writes
+ * TFLite's RESIZE_NEAREST_NEIGHBOR so): data movement, like Reshape. */
+static int nearest_resize(const moss_node *n) {
+  return n->op == MOSS_OP_Resize && !strcmp(moss_attr_string(n, "mode", "nearest"), "nearest");
+}
+
 static int is_mac_op(const moss_node *n) {
   return n && !n->dead &&
          (n->op == MOSS_OP_Conv || n->op == MOSS_OP_Gemm || n->op == MOSS_OP_MatMul);
@@ -845,7 +855,7 @@ static moss_status try_fold(qdq_state *st, moss_node *q) {
     if (p.act.kind) break;
     if (is_table_op(p.core->op) && p.core->ninputs >= 1 && p.core->noutputs == 1)
       n = fold_table(st, &p, why, sizeof why);
-    else if (is_retype_op(p.core->op))
+    else if (is_retype_op(p.core->op) || nearest_resize(p.core))
       n = fold_retype(st, &p, why, sizeof why);
     break;
   }

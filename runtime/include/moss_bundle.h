@@ -44,7 +44,12 @@
  * outputs whose length along one axis the run decides, up to a bound. A
  * version 3 bundle without it means what it always meant; a runtime older
  * than the section refuses a bundle that has it ("unknown kind 8"), as it
- * must: such a runtime would read the bound as the output's shape.
+ * must: such a runtime would read the bound as the output's shape. Later
+ * within version 3, SHAPES also says which model outputs are sequences or
+ * optionals (|ngroups| group records after the bounds, docs/sequences.md);
+ * a runtime older than that refuses a bundle with groups ("reserved is
+ * N", the field they took), as it must: it would number the outputs
+ * otherwise than the model.
  *
  * Sections (one of each, except CODE: one per device with code, and BLOB:
  * one per plugin blob; CODE, BLOB, REPORT and SHAPES are optional):
@@ -72,8 +77,9 @@
  *   REPORT    the cost and energy report, JSON text followed by one NUL
  *             (the size counts the NUL).
  *   SHAPES    moss_bundle_shapes, then |count| moss_bundle_bound_rec: the
- *             graph outputs with a bounded dynamic axis (below; checked by
- *             runtime/src/shape/shape.c).
+ *             graph outputs with a bounded dynamic axis, then |ngroups|
+ *             moss_bundle_group_rec: the model outputs that are sequences
+ *             or optionals (below; checked by runtime/src/shape/shape.c).
  *
  * Checksums: CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, initial
  * value and final xor 0xFFFFFFFF; the check value of "123456789" is
@@ -255,7 +261,7 @@ typedef struct moss_bundle_step_rec {
  * arena at |offset|. Each record names a different output. */
 typedef struct moss_bundle_shapes {
   uint32_t count;                /*  0: moss_bundle_bound_rec that follow */
-  uint32_t reserved;             /*  4: zero */
+  uint32_t ngroups;              /*  4: moss_bundle_group_rec after those (below) */
 } moss_bundle_shapes;            /* 8 */
 
 typedef struct moss_bundle_bound_rec {
@@ -264,6 +270,25 @@ typedef struct moss_bundle_bound_rec {
   uint64_t offset;               /*  8: arena byte offset of the int64 length: a multiple of 8,
                                   *     offset + 8 <= META's arena_bytes */
 } moss_bundle_bound_rec;         /* 16 */
+
+/* SHAPES' groups: the model's outputs that are sequences or optionals (a
+ * list of tensors known at compile time, docs/sequences.md). Model output
+ * |position| is the |count| graph outputs from |first| on (META's), in
+ * order; the model's other outputs are the remaining graph outputs, in
+ * order. Records are sorted by |position|, their ranges do not overlap,
+ * and every position is below the model's output count (graph outputs
+ * - the groups' counts + the groups). */
+typedef struct moss_bundle_group_rec {
+  uint32_t position;             /*  0: the model's output number */
+  uint32_t first;                /*  4: the graph output of element 0 */
+  uint32_t count;                /*  8: elements (0: an empty sequence or optional) */
+  uint32_t kind;                 /* 12: 1 a sequence, 2 an optional */
+  uint32_t flags;                /* 16: MOSS_BUNDLE_GROUP_* */
+  int32_t elem;                  /* 20: the elements' ONNX data type */
+} moss_bundle_group_rec;         /* 24 */
+
+#define MOSS_BUNDLE_GROUP_OF_SEQUENCE 1u /* an optional that holds a sequence */
+#define MOSS_BUNDLE_GROUP_ABSENT 2u      /* an optional that holds nothing */
 
 /* What the CPU code states it was compiled for (version 3). A device's CPU
  * code (an ELF object or shared object) defines the global constant
@@ -488,6 +513,7 @@ _Static_assert(sizeof(moss_bundle_plan) == 8, "moss_bundle_plan layout");
 _Static_assert(sizeof(moss_bundle_step_rec) == 40, "moss_bundle_step_rec layout");
 _Static_assert(sizeof(moss_bundle_shapes) == 8, "moss_bundle_shapes layout");
 _Static_assert(sizeof(moss_bundle_bound_rec) == 16, "moss_bundle_bound_rec layout");
+_Static_assert(sizeof(moss_bundle_group_rec) == 24, "moss_bundle_group_rec layout");
 _Static_assert(sizeof(moss_bundle_figures) == 32, "moss_bundle_figures layout");
 _Static_assert(sizeof(moss_bundle_figure_tensor) == 96, "moss_bundle_figure_tensor layout");
 _Static_assert(sizeof(moss_bundle_figure_step) == 28, "moss_bundle_figure_step layout");

@@ -228,6 +228,26 @@ MOSSRT_API int32_t mossrt_output_bound_axis(const mossrt_bundle *b, uint32_t i);
 MOSSRT_API mossrt_status mossrt_output_dims(const mossrt_session *s, uint32_t i, int64_t *dims,
                                             mossrt_error *err);
 
+/* Sequences and optionals (docs/sequences.md): a model output that is a
+ * list of tensors known at compile time is returned as consecutive graph
+ * outputs, one per element. The model's outputs are the groups below and,
+ * in the positions no group takes, the other graph outputs in order. */
+typedef struct mossrt_group_info {
+  uint32_t position; /* the model's output number */
+  uint32_t first;    /* the graph output of element 0 */
+  uint32_t count;    /* elements (0: an empty sequence or optional) */
+  int32_t kind;      /* 1 a sequence, 2 an optional */
+  int32_t optional_of_sequence; /* an optional that holds a sequence */
+  int32_t absent;    /* an optional that holds nothing */
+  int32_t elem;      /* the elements' ONNX data type */
+} mossrt_group_info;
+/* The number of such groups in |b| (0 for NULL). */
+MOSSRT_API uint32_t mossrt_group_count(const mossrt_bundle *b);
+/* Group |k| (in the order of their positions) into |*out|. MOSSRT_E_ARG
+ * when |b| or |out| is NULL or |k| is out of range. */
+MOSSRT_API mossrt_status mossrt_group_get(const mossrt_bundle *b, uint32_t k, mossrt_group_info *out,
+                                          mossrt_error *err);
+
 /* Profiling (runtime/src/profile): the plan is a list of steps, run in
  * order. An EXEC step on a CPU device runs one layer of the model (one node
  * of the compiled graph) through the CPU code's entry function; an EXEC

@@ -80,6 +80,49 @@ def load_pb(path):
     return numpy_helper.to_array(t)
 
 
+def load_typed(path, kind):
+    """A test's input or output file: a tensor, or (kind "sequence" or
+    "optional", the model's declared type) a list, an optional's content or
+    None when it is empty."""
+    if kind == "tensor":
+        return load_pb(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    if kind == "sequence":
+        q = onnx.SequenceProto()
+        q.ParseFromString(data)
+        return [numpy_helper.to_array(t) for t in q.tensor_values]
+    q = onnx.OptionalProto()
+    q.ParseFromString(data)
+    if q.HasField("tensor_value"):
+        return numpy_helper.to_array(q.tensor_value)
+    if q.HasField("sequence_value"):
+        return [numpy_helper.to_array(t) for t in q.sequence_value.tensor_values]
+    return None
+
+
+def value_kind(vi):
+    which = vi.type.WhichOneof("value")
+    return {"sequence_type": "sequence", "optional_type": "optional"}.get(which, "tensor")
+
+
+def compare_any(got, want):
+    """compare() through lists and optionals."""
+    if isinstance(want, list) or isinstance(got, list):
+        if not (isinstance(want, list) and isinstance(got, list)):
+            return "a sequence and a tensor"
+        if len(got) != len(want):
+            return "%d elements, expected %d" % (len(got), len(want))
+        for k, (a, b) in enumerate(zip(got, want)):
+            why = compare(a, b)
+            if why:
+                return "element %d: %s" % (k, why)
+        return None
+    if want is None or got is None:
+        return None if want is None and got is None else "an empty optional and a value"
+    return compare(got, want)
+
+
 def compare(got, want):
     if got.shape != want.shape:
         return "shape %s, expected %s" % (got.shape, want.shape)
@@ -119,12 +162,15 @@ def run_one(moss, test, workdir):
     art = os.path.join(out, "model.moss") if EMIT == "bundle" else out
     frozen = []
     env = dict(os.environ)
-    for attempt in range(3):
+    shapes = {}
+    for attempt in range(6):
         shutil.rmtree(out, ignore_errors=True)
         os.makedirs(out)
         cmd = [moss, "compile", model, "--emit", EMIT, "-o", art, "-q"] + (["--target", TARGET] if TARGET else [])
         for name in frozen:
             cmd += ["--constant", "%s=%s" % (name, os.path.join(sets[0], "input_%d.pb" % in_names.index(name)))]
+        for name, shape in shapes.items():
+            cmd += ["--input-shape", "%s=%s" % (name, shape)]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
         except subprocess.TimeoutExpired:
@@ -134,7 +180,15 @@ def run_one(moss, test, workdir):
         if p.returncode == 0:
             break
         want = [n for n in re.findall(r"--constant (\S+)=FILE", p.stderr) if n in in_names and n not in frozen]
-        if not want:
+        # a symbolic dimension: the shape of the test data (every set's must agree)
+        bound = 0
+        for n in re.findall(r"bind it with --input-shape (\S+)=DxDx", p.stderr):
+            if n in in_names and n not in shapes:
+                dims = {load_pb(os.path.join(s, "input_%d.pb" % in_names.index(n))).shape for s in sets}
+                if len(dims) == 1:
+                    shapes[n] = "x".join(str(d) for d in dims.pop())
+                    bound += 1
+        if not want and not bound:
             return "fail", first_line(p.stderr)
         frozen += want
     else:
@@ -160,15 +214,17 @@ def run_one(moss, test, workdir):
             return "fail", "run failed (status %d): %s" % (p.returncode, first_line(p.stderr))
         outs = sorted(glob.glob(os.path.join(s, "output_*.pb")),
                       key=lambda x: int(re.findall(r"(\d+)\.pb$", x)[0]))
+        kinds = [value_kind(o) for o in m.graph.output]
         for i, o in enumerate(outs):
-            want = load_pb(o)
-            path = os.path.join(od, "output_%d.npy" % i)
+            kind = kinds[i] if i < len(kinds) else "tensor"
+            want = load_typed(o, kind)
+            path = os.path.join(od, "output_%d.%s" % (i, "npy" if kind == "tensor" else "pb"))
             if not os.path.exists(path):
                 return "fail", "output %d missing" % i
-            why = compare(np.load(path), want)
+            why = compare_any(np.load(path) if kind == "tensor" else load_typed(path, kind), want)
             if why:
                 return "fail", "output %d: %s" % (i, why)
-    export(test, art, sets, in_names, frozen)
+    export(test, art, sets, in_names, frozen, [value_kind(o) for o in m.graph.output])
     shutil.rmtree(out, ignore_errors=True)
     return "pass", ""
 
@@ -191,14 +247,13 @@ def check_ptx(test, art, sets, in_names, frozen):
             return "fail", "ptxas: %s" % e
         if q.returncode != 0:
             return "fail", "ptxas refuses the PTX: %s" % first_line(q.stderr)
-    export(test, art, sets, in_names, frozen)
     return "pass", ""
 
 
-def export(test, art, sets, in_names, frozen):
+def export(test, art, sets, in_names, frozen, kinds):
     """--export: the bundle, its inputs as raw bytes and the expected outputs
-    into EXPORT, for check_gpu.py."""
-    if EXPORT:
+    into EXPORT, for check_gpu.py (tensor outputs only)."""
+    if EXPORT and all(k == "tensor" for k in kinds):
         name = test
         d = os.path.join(EXPORT, name)
         os.makedirs(d, exist_ok=True)

@@ -10,7 +10,9 @@ to even); DESIGN.md "Numerics" allows 1 LSB for int8, so the check is
 |moss - numpy| <= 1 output step everywhere and exact on at least 99 % of
 the elements. Each model must also compile to integer-only code: --explain
 reports the operator as folded and no float node in the quantized region.
-A last model puts a Softmax between Dequantize and Quantize, which has no
+A bare DequantizeLinear -> QuantizeLinear to other parameters (uint8 <->
+int8, as tf2onnx writes TFLite's QUANTIZE) folds into a table too. A last
+model puts a Softmax between Dequantize and Quantize, which has no
 integer form: --explain must name it as staying float, with the reason.
 Both artifact kinds (bundle and --emit c) run and must agree bit for bit.
 
@@ -298,6 +300,28 @@ def models():
     x, xr = m.quant_input((4, 9), 0.04, 128, U8, -4, 4)
     ref = (xr * np.clip(xr / F32(6) + F32(0.5), 0, 1)).astype(F32)
     m.out(m.node("HardSwish", [x]), ref, 0.03, 20, U8)
+    ms.append(m)
+
+    # A requantization alone, QuantizeLinear(DequantizeLinear(q)) to other
+    # parameters and another 8-bit type: TFLite's QUANTIZE between uint8
+    # and int8 as tf2onnx writes it (tests/e2e/test_tflite_quant.py).
+    m = Model("requantize_u8_to_i8")
+    x, xr = m.quant_input((3, 40), 0.01, 100, U8, -1, 1.5)
+    m.out(x, xr, 0.013, -5, I8)
+    ms.append(m)
+    m = Model("requantize_i8_to_u8")
+    x, xr = m.quant_input((3, 40), 1 / 256, -128, I8, 0, 1)
+    m.out(x, xr, 1 / 255, 0, U8)
+    ms.append(m)
+
+    # A nearest-neighbour Resize only picks elements (tf2onnx's form of
+    # TFLite's RESIZE_NEAREST_NEIGHBOR): the 8-bit data moves, and a table
+    # requantizes it to the output's other parameters.
+    m = Model("resize_nearest_rescaled")
+    x, xr = m.quant_input((2, 3, 3, 5), 0.02, 3, I8)
+    y = m.node("Resize", [x, "", m.const(np.array([1, 1, 2, 2], F32))], mode="nearest",
+               coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    m.out(y, xr.repeat(2, axis=2).repeat(2, axis=3), 0.015, -10, I8)
     ms.append(m)
     return ms
 

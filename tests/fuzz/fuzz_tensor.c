@@ -6,7 +6,11 @@
  * have a sane shape and as many data bytes as that shape needs, and, where
  * moss_npy_write can write its type, read back from .npy as the same tensor
  * (a round trip through the writer; a bfloat16 one comes back as the uint16
- * of its bits, as .npy holds it). Build and run: tests/fuzz/README.md. */
+ * of its bits, as .npy holds it). The same bytes are also read as an ONNX
+ * SequenceProto and OptionalProto (moss_list_file_read, --constant of a
+ * sequence or optional input): read or refused the same way, and what it
+ * reads written back with moss_list_file_write and read again as the same
+ * list. Build and run: tests/fuzz/README.md. */
 #include "fuzz.h"
 #include "import/onnx.h"
 
@@ -34,6 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   moss_graph *g;
   moss_value *v = NULL;
   moss_status st;
+  int kind;
   fuzz_write(in, data, size);
   fuzz_ctx_init(&ctx, &heap);
   if (moss_graph_create(&ctx, &g) != MOSS_OK) return 0;
@@ -65,6 +70,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   } else if (v) {
     __builtin_trap();
+  }
+  for (kind = 0; kind < 2; kind++) { /* a sequence, an optional */
+    moss_value *l = NULL, *back = NULL;
+    moss_list_item items[64];
+    const moss_list *src;
+    int i, n;
+    char out[700];
+    st = moss_list_file_read(&ctx, g, in, kind, &l);
+    fuzz_check_failure(&ctx, st, allowed);
+    if (st != MOSS_OK) {
+      if (l) __builtin_trap();
+      continue;
+    }
+    if (!l || !l->list || l->list->n < 0 || (kind && l->list->n > 1)) __builtin_trap();
+    src = l->list->elem_is_list && l->list->n ? l->list->items[0]->list : l->list;
+    n = src->n;
+    if (n > 64) continue;
+    for (i = 0; i < n; i++) {
+      const moss_value *t = src->items[i];
+      if (!t || t->list || t->rank < 0 || t->rank > MOSS_MAX_RANK || (moss_value_nbytes(t) && !t->data))
+        __builtin_trap();
+      items[i].dtype = t->dtype;
+      items[i].rank = t->rank;
+      items[i].dims = t->dims;
+      items[i].data = t->data;
+    }
+    snprintf(out, sizeof out, "%s", fuzz_path("list.pb"));
+    st = moss_list_file_write(&ctx, out, kind, l->list->elem_is_list, kind && l->list->n == 0, items, n);
+    if (st == MOSS_E_NOMEM) continue;
+    if (st != MOSS_OK || moss_list_file_read(&ctx, g, out, kind, &back) != MOSS_OK) {
+      fprintf(stderr, "fuzz_tensor: the list written does not read back: %s\n", ctx.last);
+      __builtin_trap();
+    }
+    {
+      const moss_list *b = back->list->elem_is_list && back->list->n ? back->list->items[0]->list : back->list;
+      if (b->n != n || back->list->n != l->list->n) __builtin_trap();
+      for (i = 0; i < n; i++) same_or_trap(src->items[i], b->items[i]);
+    }
   }
   moss_graph_destroy(&ctx, g);
   fuzz_heap_check_empty(&heap);

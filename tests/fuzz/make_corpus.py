@@ -7,7 +7,7 @@ run again only to change them): small real inputs of each kind.
           that they compile all the way (a node test with its parameters as
           graph inputs would stop at the importer)
   tensor  .npy files of each dtype moss reads (numpy), .pb TensorProtos of
-          the node tests
+          the node tests, and their SequenceProtos and OptionalProtos
   target  targets/*.xml and the unit tests' target files
   bundle  bundles moss makes of small models, and the unit tests' bundles
 
@@ -117,6 +117,13 @@ def tensor_corpus():
     t.float_data.extend([0, 1, 2, 3])
     with open(os.path.join(d, "float_data.pb"), "wb") as f:
         f.write(t.SerializeToString())
+    # sequences and optionals (--constant of such an input, docs/sequences.md)
+    for t in ("sequence_insert_at_back", "optional_get_element", "optional_get_element_sequence",
+              "optional_has_element_empty", "loop16_seq_none"):
+        data = os.path.join(NODE, "test_" + t, "test_data_set_0")
+        for f in sorted(os.listdir(data)):
+            if f.startswith("input_"):
+                shutil.copy(os.path.join(data, f), os.path.join(d, "list_" + t + "_" + f))
 
 
 def target_corpus():

@@ -2753,11 +2753,11 @@ TEST(shapes_corrupt) {
                                         "18446744073709551608 is outside");
   DAMAGED(r[0].output = 2, "bound 0: graph output 2, there are 2 outputs");
   DAMAGED(r[1].output = 0, "bound 1: output 0 ('idx') is bound 0's too");
-  DAMAGED(hd->count = 3, "section 6 (shapes): 40 bytes does not match its bound count");
-  DAMAGED(hd->count = 0x10000002u, "section 6 (shapes): 40 bytes does not match its bound count");
-  DAMAGED(hd->count = 1, "section 6 (shapes): 40 bytes does not match its bound count");
-  DAMAGED(sect(c, 6)->size = 4, "section 6 (shapes): 4 bytes does not match its bound count");
-  DAMAGED(hd->reserved = 1, "section 6 (shapes): reserved is 1");
+  DAMAGED(hd->count = 3, "section 6 (shapes): 40 bytes does not match its bound and group counts");
+  DAMAGED(hd->count = 0x10000002u, "section 6 (shapes): 40 bytes does not match its bound and group counts");
+  DAMAGED(hd->count = 1, "section 6 (shapes): 40 bytes does not match its bound and group counts");
+  DAMAGED(sect(c, 6)->size = 4, "section 6 (shapes): 4 bytes does not match its bound and group counts");
+  DAMAGED(hd->ngroups = 1, "section 6 (shapes): 40 bytes does not match its bound and group counts");
   /* The section twice (the report made a second one), and a kind past it. */
   DAMAGED(sect(c, 5)->kind = MOSS_BUNDLE_SEC_SHAPES,
           "section 6 (shapes): a second shapes section (the first is section 5)");
@@ -2769,6 +2769,129 @@ TEST(shapes_corrupt) {
   ((moss_bundle_bound_rec *)(void *)(payload_of(c, 6) + 8))->axis = 2;
   EXPECT_OPEN(c, n, MOSSRT_E_FORMAT, "section 6 (shapes): checksum mismatch");
   free(c);
+  free(g);
+}
+
+/* ---- sequences and optionals (SHAPES' groups, runtime/src/shape) ---- */
+
+/* The shapes bundle with groups in SHAPES (section 6), after its bound:
+ * |ngroups| 1: the model's only output is a sequence of both graph
+ * outputs; 2: output 0 an optional of idx, output 1 a sequence of y. */
+TEST(groups_round_trip) {
+  shape_desc a;
+  moss_bundle_group gr[2] = {{0, 0, 2, 1, 0, 1}, {1, 2, 0, 1, 0, 1}};
+  char path[1024];
+  uint8_t *bytes;
+  size_t n;
+  mossrt_bundle *b;
+  mossrt_error err;
+  mossrt_group_info gi;
+  ASSERT_TRUE(setup());
+  shape_init(&a, 1);
+  a.d.ngroups = 1;
+  a.d.groups = gr;
+  ASSERT_EQ(write_bundle(&a.d, "groups.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(sect(bytes, 6)->kind, MOSS_BUNDLE_SEC_SHAPES);
+  ASSERT_EQ(sect(bytes, 6)->size, 8 + 16 + 24);
+  ASSERT_EQ(((moss_bundle_shapes *)(void *)payload_of(bytes, 6))->ngroups, 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_group_count(b), 1);
+  ASSERT_EQ(mossrt_group_get(b, 0, &gi, &err), MOSSRT_OK);
+  ASSERT_EQ(gi.position, 0);
+  ASSERT_EQ(gi.first, 0);
+  ASSERT_EQ(gi.count, 2);
+  ASSERT_EQ(gi.kind, 1);
+  ASSERT_EQ(gi.optional_of_sequence, 0);
+  ASSERT_EQ(gi.absent, 0);
+  ASSERT_EQ(gi.elem, 1);
+  ASSERT_EQ(mossrt_group_get(b, 1, &gi, &err), MOSSRT_E_ARG);
+  ASSERT_EQ(mossrt_group_count(NULL), 0);
+  mossrt_close(b);
+  free(bytes);
+  /* An optional of one element, then an empty sequence after it. */
+  gr[0] = (moss_bundle_group){0, 0, 1, 2, 0, 7};
+  gr[1] = (moss_bundle_group){1, 1, 0, 1, 0, 1};
+  a.d.ngroups = 2;
+  ASSERT_EQ(write_bundle(&a.d, "groups2.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_group_count(b), 2);
+  ASSERT_EQ(mossrt_group_get(b, 1, &gi, &err), MOSSRT_OK);
+  ASSERT_EQ(gi.position, 1);
+  ASSERT_EQ(gi.count, 0);
+  mossrt_close(b);
+}
+
+TEST(writer_rejects_bad_groups) {
+  static const struct {
+    uint32_t ngroups;
+    moss_bundle_group g[2];
+    const char *want;
+  } cases[] = {
+      {1, {{0, 0, 3, 1, 0, 1}}, "groups[0]: position 0, outputs 0 (+3)"},
+      {1, {{0, 0, 2, 3, 0, 1}}, "groups[0]: kind 3, flags 0, count 2"},
+      {1, {{0, 0, 2, 1, 1, 1}}, "groups[0]: kind 1, flags 1, count 2"},
+      {1, {{0, 0, 1, 2, 2, 1}}, "groups[0]: kind 2, flags 2, count 1"},
+      {1, {{0, 0, 2, 2, 0, 1}}, "groups[0]: kind 2, flags 0, count 2"},
+      {2, {{0, 0, 2, 1, 0, 1}, {0, 1, 1, 1, 0, 1}}, "groups[1]: position 0, outputs 1 (+1)"},
+      {2, {{0, 0, 2, 1, 0, 1}, {1, 1, 1, 1, 0, 1}}, "groups[1]: position 1, outputs 1 (+1)"},
+      {1, {{2, 0, 1, 1, 0, 1}}, "groups[0].position = 2"},
+  };
+  shape_desc a;
+  char path[1024];
+  moss_ctx ctx;
+  size_t i;
+  ASSERT_TRUE(setup());
+  moss_ctx_init(&ctx, moss_allocator_libc());
+  snprintf(path, sizeof path, "%s/never_groups.moss", OUT);
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    shape_init(&a, 1);
+    a.d.ngroups = cases[i].ngroups;
+    a.d.groups = cases[i].g;
+    ASSERT_EQ(moss_bundle_write(&ctx, &a.d, path), MOSS_E_INTERNAL);
+    ASSERT_STR_CONTAINS(ctx.last, cases[i].want);
+  }
+}
+
+/* SHAPES' groups damaged inside a written bundle, checksums repaired. */
+TEST(groups_corrupt) {
+  shape_desc a;
+  moss_bundle_group gr[2] = {{0, 0, 1, 2, 0, 7}, {1, 1, 1, 1, 0, 1}};
+  char path[1024];
+  uint8_t *g, *c;
+  size_t n;
+  moss_bundle_shapes *hd;
+  moss_bundle_group_rec *r;
+  ASSERT_TRUE(setup());
+  shape_init(&a, 1);
+  a.d.ngroups = 2;
+  a.d.groups = gr;
+  ASSERT_EQ(write_bundle(&a.d, "groups3.moss", &g, &n, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(sect(g, 6)->kind, MOSS_BUNDLE_SEC_SHAPES);
+  EXPECT_OPEN(g, n, MOSSRT_OK, "");
+#define DAMAGED(stmt, want)                                                                        \
+  do {                                                                                             \
+    c = malloc(n);                                                                                 \
+    memcpy(c, g, n);                                                                               \
+    hd = (moss_bundle_shapes *)(void *)payload_of(c, 6);                                           \
+    r = (moss_bundle_group_rec *)(void *)((moss_bundle_bound_rec *)(void *)(hd + 1) + 1);          \
+    (void)hd, (void)r;                                                                             \
+    stmt;                                                                                          \
+    fix_crcs(c, n);                                                                                \
+    EXPECT_OPEN(c, n, MOSSRT_E_FORMAT, want);                                                      \
+    free(c);                                                                                       \
+  } while (0)
+  DAMAGED(r[0].kind = 0, "group 0: kind 0, flags 0 and 1 elements disagree");
+  DAMAGED(r[1].flags = 1, "group 1: kind 1, flags 1 and 1 elements disagree");
+  DAMAGED(r[0].flags = 2, "group 0: kind 2, flags 2 and 1 elements disagree");
+  DAMAGED(r[1].first = 0, "group 1: outputs 0 (+1) at position 1: out of order, overlapping");
+  DAMAGED(r[1].position = 0, "group 1: outputs 1 (+1) at position 0: out of order");
+  DAMAGED(r[1].count = 0xffffffffu, "group 1: outputs 1 (+4294967295) at position 1");
+  DAMAGED(r[1].first = 3, "past the 2 graph outputs");
+  DAMAGED(r[1].position = 2, "group 1: position 2, the model has 2 outputs");
+  DAMAGED(hd->ngroups = 3, "section 6 (shapes): 72 bytes does not match its bound and group counts");
+  DAMAGED(hd->ngroups = 1, "section 6 (shapes): 72 bytes does not match its bound and group counts");
+  DAMAGED(hd->ngroups = 0x40000002u, "section 6 (shapes): 72 bytes does not match its bound and group counts");
+#undef DAMAGED
   free(g);
 }
 
@@ -2846,6 +2969,14 @@ TEST(seed_corpus) {
     shape_desc a;
     shape_init(&a, 2);
     ASSERT_EQ(write_bundle(&a.d, "corpus/shapes.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  }
+  {
+    shape_desc a;
+    static const moss_bundle_group gr[2] = {{0, 0, 1, 2, 0, 7}, {1, 1, 1, 1, 0, 1}};
+    shape_init(&a, 1);
+    a.d.ngroups = 2;
+    a.d.groups = gr;
+    ASSERT_EQ(write_bundle(&a.d, "corpus/groups.moss", NULL, NULL, path, sizeof path), MOSS_OK);
   }
 }
 

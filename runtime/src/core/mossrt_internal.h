@@ -81,6 +81,9 @@ struct mossrt_bundle {
   const moss_bundle_bound_rec *bounds; /* the SHAPES section's records, checked
                                         * (shape/shape.c); NULL: none */
   uint32_t nbounds;
+  const moss_bundle_group_rec *groups; /* the GROUPS section's records, checked
+                                        * (shape/shape.c); NULL: none */
+  uint32_t ngroups;
   const uint8_t *cpu_code;          /* the code of the device with ELF code; NULL: none */
   uint64_t cpu_code_size;
   uint32_t cpu_format;              /* MOSS_BUNDLE_CODE_ELF_SHARED or _ELF_OBJECT */

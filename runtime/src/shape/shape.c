@@ -10,12 +10,58 @@
 
 #include "../core/mossrt_internal.h"
 
+/* SHAPES' groups, |n| records at |r|: sorted, inside the graph outputs,
+ * not overlapping. */
+static mossrt_status group_check(mossrt_bundle *b, const moss_bundle_group_rec *r, uint32_t n,
+                                 mossrt_error *err) {
+  uint32_t i;
+  uint64_t taken = 0, models;
+  for (i = 0; i < n; i++) {
+    if (r[i].kind < 1 || r[i].kind > 2 || r[i].flags > 3 || (r[i].kind == 1 && r[i].flags) ||
+        ((r[i].flags & MOSS_BUNDLE_GROUP_ABSENT) && r[i].count) ||
+        (r[i].kind == 2 && !r[i].flags && r[i].count != 1))
+      return mossrt_fail(err, b->name, MOSSRT_E_FORMAT, "group %u: kind %u, flags %u and %u elements disagree",
+                         i, r[i].kind, r[i].flags, r[i].count);
+    if (r[i].first > b->noutputs || r[i].count > b->noutputs - r[i].first ||
+        (i && (r[i].position <= r[i - 1].position || r[i].first < r[i - 1].first + r[i - 1].count)))
+      return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
+                         "group %u: outputs %u (+%u) at position %u: out of order, overlapping or past the "
+                         "%u graph outputs", i, r[i].first, r[i].count, r[i].position, b->noutputs);
+    taken += r[i].count;
+  }
+  models = b->noutputs - taken + n;
+  if (n && r[n - 1].position >= models)
+    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT, "group %u: position %u, the model has %llu outputs",
+                       n - 1, r[n - 1].position, (unsigned long long)models);
+  b->groups = n ? r : NULL;
+  b->ngroups = n;
+  return MOSSRT_OK;
+}
+
+uint32_t mossrt_group_count(const mossrt_bundle *b) { return b ? b->ngroups : 0; }
+
+mossrt_status mossrt_group_get(const mossrt_bundle *b, uint32_t k, mossrt_group_info *out, mossrt_error *err) {
+  const moss_bundle_group_rec *r;
+  if (!b || !out || k >= b->ngroups)
+    return mossrt_fail(err, b ? b->name : NULL, MOSSRT_E_ARG, "mossrt_group_get: no group %u", k);
+  r = &b->groups[k];
+  out->position = r->position;
+  out->first = r->first;
+  out->count = r->count;
+  out->kind = (int32_t)r->kind;
+  out->optional_of_sequence = (r->flags & MOSS_BUNDLE_GROUP_OF_SEQUENCE) != 0;
+  out->absent = (r->flags & MOSS_BUNDLE_GROUP_ABSENT) != 0;
+  out->elem = r->elem;
+  return MOSSRT_OK;
+}
+
 mossrt_status mossrt_shape_check(mossrt_bundle *b, mossrt_error *err) {
   moss_bundle_header h;
   moss_bundle_section s;
   moss_bundle_shapes hd;
   const moss_bundle_bound_rec *r;
   uint32_t index, i, k;
+  mossrt_status st;
   /* The core checked the header and the table; it only accepts the kind
    * and keeps it to one section, to stay small. */
   memcpy(&h, b->data, sizeof h);
@@ -25,16 +71,16 @@ mossrt_status mossrt_shape_check(mossrt_bundle *b, mossrt_error *err) {
   }
   if (index == h.section_count) return MOSSRT_OK;
   if (s.size < sizeof hd || (memcpy(&hd, b->data + s.offset, sizeof hd),
-                             s.size != sizeof hd + (uint64_t)hd.count * sizeof *r))
+                             s.size != sizeof hd + (uint64_t)hd.count * sizeof *r +
+                                           (uint64_t)hd.ngroups * sizeof(moss_bundle_group_rec)))
     return mossrt_fail(err, b->name, MOSSRT_E_FORMAT,
-                       "section %u (shapes): %llu bytes does not match its bound count", index,
+                       "section %u (shapes): %llu bytes does not match its bound and group counts", index,
                        (unsigned long long)s.size);
-  if (hd.reserved != 0)
-    return mossrt_fail(err, b->name, MOSSRT_E_FORMAT, "section %u (shapes): reserved is %u", index,
-                       hd.reserved);
   /* The payload is 64-aligned in our copy of the file: the records are
    * 8-aligned, and are read in place. */
   r = (const moss_bundle_bound_rec *)(const void *)(b->data + s.offset + sizeof hd);
+  st = group_check(b, (const moss_bundle_group_rec *)(const void *)(r + hd.count), hd.ngroups, err);
+  if (st != MOSSRT_OK) return st;
   for (i = 0; i < hd.count; i++) {
     const mossrt_tensor *t;
     if (r[i].output >= b->noutputs)
