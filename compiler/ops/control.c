@@ -31,16 +31,6 @@ static int stays_true(const moss_subgraph *b, const moss_value *v, int depth) {
   return t && t->type == MOSS_ATTR_TENSOR && const_true(t->t);
 }
 
-static moss_status no_nested(moss_ctx *ctx, const moss_node *n, const moss_subgraph *body) {
-  int k, j;
-  for (k = 0; k < body->nnodes; k++)
-    for (j = 0; j < body->nodes[k]->nattrs; j++)
-      if (body->nodes[k]->attrs[j].type == MOSS_ATTR_GRAPH)
-        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "node '%s' (%s) in the body has a subgraph of its own; "
-                         "moss unrolls bodies without one", body->nodes[k]->name, body->nodes[k]->op_type);
-  return MOSS_OK;
-}
-
 static moss_status read_if(moss_ctx *ctx, const moss_node *n) {
   static const char *const names[2] = {"then_branch", "else_branch"};
   const moss_value *cond;
@@ -248,7 +238,6 @@ moss_status moss_control_read(moss_ctx *ctx, const moss_node *n, int64_t bound, 
   memset(c, 0, sizeof *c);
   if (n->op == MOSS_OP_If) return read_if(ctx, n);
   if (!(b = moss_node_subgraph(n, "body"))) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "no body graph");
-  MOSS_TRY(no_nested(ctx, n, b));
   MOSS_TRY(n->op == MOSS_OP_Loop ? read_loop(ctx, n, b, bound, c) : read_scan(ctx, n, b, c));
   rows = c->batch ? (double)c->batch : 1; /* Scan-8 unrolls each row's T iterations */
   if (c->nscan_out > MOSS_CONTROL_MAX)

@@ -226,30 +226,83 @@ static moss_value *keep(unroll *u, moss_value *active, moss_value *now, moss_val
   return m->outputs[0];
 }
 
+static moss_node *copy_node(unroll *u, const moss_node *b, int it);
+
+/* A copy of subgraph |sg| (an If's branch, a Loop's body inside the body
+ * being unrolled) for iteration |it|: its nodes, inputs and the values
+ * they make are new (named + "#it"), what they read from the body is that
+ * iteration's. Its nodes stay out of the node list, as a subgraph's do;
+ * nested subgraphs are copied the same way. */
+static moss_subgraph *copy_subgraph(unroll *u, const moss_subgraph *sg, int it) {
+  char name[600];
+  moss_subgraph *c = u->failed ? NULL : moss_graph_alloc(u->g, sizeof *c);
+  int k;
+  if (!c || !(c->inputs = moss_graph_alloc(u->g, sizeof *c->inputs * (size_t)(sg->ninputs + 1))) ||
+      !(c->nodes = moss_graph_alloc(u->g, sizeof *c->nodes * (size_t)(sg->nnodes + 1))) ||
+      !(c->outputs = moss_graph_alloc(u->g, sizeof *c->outputs * (size_t)(sg->noutputs + 1)))) {
+    u->failed = 1;
+    return NULL;
+  }
+  for (k = 0; k < sg->ninputs && !u->failed; k++) {
+    snprintf(name, sizeof name, "%s#%d", sg->inputs[k]->name, it);
+    if (!(c->inputs[k] = value(u, name))) return NULL;
+    bind(u, sg->inputs[k], c->inputs[k], it);
+  }
+  c->ninputs = sg->ninputs;
+  for (k = 0; k < sg->nnodes && !u->failed; k++) {
+    moss_node *m = copy_node(u, sg->nodes[k], it);
+    if (!m) return NULL;
+    u->g->nnodes--; /* the last one made: a subgraph's node is not in the list */
+    c->nodes[c->nnodes++] = m;
+  }
+  for (k = 0; k < sg->noutputs; k++) c->outputs[k] = lookup(u, sg->outputs[k], it);
+  c->noutputs = sg->noutputs;
+  return u->failed ? NULL : c;
+}
+
+/* A copy of body node |b| for iteration |it| (appended to the node list),
+ * reading what |lookup| binds; its subgraphs copied too. */
+static moss_node *copy_node(unroll *u, const moss_node *b, int it) {
+  char name[600];
+  moss_node *c;
+  int j, sub = 0;
+  snprintf(name, sizeof name, "%s#%d", b->name, it);
+  if (!(c = node(u, b->op_type, name, b->ninputs, b->noutputs))) return NULL;
+  c->opset = b->opset;
+  c->domain = b->domain;
+  c->attrs = b->attrs; /* read only, but for the subgraphs */
+  c->nattrs = b->nattrs;
+  for (j = 0; j < b->ninputs; j++) c->inputs[j] = lookup(u, b->inputs[j], it);
+  for (j = 0; j < b->noutputs; j++) {
+    moss_value *v;
+    if (!b->outputs[j]) continue;
+    snprintf(name, sizeof name, "%s#%d", b->outputs[j]->name, it);
+    if (!(v = value(u, name))) return NULL;
+    v->producer = c;
+    c->outputs[j] = v;
+  }
+  for (j = 0; j < b->nattrs; j++) sub |= b->attrs[j].type == MOSS_ATTR_GRAPH;
+  if (sub) { /* its own subgraphs, reading this iteration's values */
+    if (!(c->attrs = moss_graph_alloc(u->g, sizeof *c->attrs * (size_t)b->nattrs))) {
+      u->failed = 1;
+      return NULL;
+    }
+    memcpy(c->attrs, b->attrs, sizeof *c->attrs * (size_t)b->nattrs);
+    for (j = 0; j < b->nattrs && !u->failed; j++)
+      if (b->attrs[j].type == MOSS_ATTR_GRAPH && b->attrs[j].graph)
+        c->attrs[j].graph = copy_subgraph(u, b->attrs[j].graph, it);
+    if (u->failed) return NULL;
+  }
+  for (j = 0; j < b->noutputs; j++) /* after the subgraphs: they cannot read the node's outputs */
+    if (b->outputs[j]) bind(u, b->outputs[j], c->outputs[j], it);
+  return c;
+}
+
 /* The body's nodes for iteration |it|, reading what |lookup| binds. */
 static void iteration(unroll *u, int it) {
-  char name[600];
-  int k, j;
-  for (k = 0; k < u->body->nnodes && !u->failed; k++) {
-    const moss_node *b = u->body->nodes[k];
-    moss_node *c;
-    snprintf(name, sizeof name, "%s#%d", b->name, it);
-    if (!(c = node(u, b->op_type, name, b->ninputs, b->noutputs))) return;
-    c->opset = b->opset;
-    c->domain = b->domain;
-    c->attrs = b->attrs; /* read only; a body holds no subgraph (ops/control.c) */
-    c->nattrs = b->nattrs;
-    for (j = 0; j < b->ninputs; j++) c->inputs[j] = lookup(u, b->inputs[j], it);
-    for (j = 0; j < b->noutputs; j++) {
-      moss_value *v;
-      if (!b->outputs[j]) continue;
-      snprintf(name, sizeof name, "%s#%d", b->outputs[j]->name, it);
-      if (!(v = value(u, name))) return;
-      v->producer = c;
-      c->outputs[j] = v;
-      bind(u, b->outputs[j], v, it);
-    }
-  }
+  int k;
+  for (k = 0; k < u->body->nnodes && !u->failed; k++)
+    if (!copy_node(u, u->body->nodes[k], it)) u->failed = 1;
 }
 
 /* |col|[0..cnt) stacked along a new axis |axis| (Unsqueeze, then Concats
@@ -480,11 +533,6 @@ static moss_status expand_map(moss_ctx *ctx, moss_graph *g, int at) {
   int before = g->nnodes, k, j, it, cnt, len = n->inputs[0]->list->n;
   size_t osz = sizeof *outs * (size_t)(n->noutputs + 1);
   moss_status st = MOSS_OK;
-  for (k = 0; k < body->nnodes; k++)
-    for (j = 0; j < body->nodes[k]->nattrs; j++)
-      if (body->nodes[k]->attrs[j].type == MOSS_ATTR_GRAPH)
-        return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "node '%s' (%s) in the body has a subgraph of its own; "
-                         "moss unrolls bodies without one", body->nodes[k]->name, body->nodes[k]->op_type);
   if ((double)len * (body->nnodes + 1) > MOSS_UNROLL_MAX_NODES)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%d elements through a body of %d nodes: moss unrolls the "
                      "body, to %d nodes", len, body->nnodes, MOSS_UNROLL_MAX_NODES);

@@ -33,9 +33,12 @@ Loop and Scan (unrolled):
 - torch's exports of a scripted `for i in range(x.size(0))` and `while`
   loop (tests/e2e/control, scripts/make_control_models.py), against
   torch's outputs;
+- a Loop whose body holds an If with a condition each iteration fixes
+  and one known only at run time, and a Loop in a Loop: each iteration's
+  copy has its own subgraphs;
 - the errors: a while loop without the bound, and one with a scan
   output; no trip count; a trip count known only at run time (named for
-  --constant); a body holding an If; bodies out of order; a Scan-8 whose
+  --constant); bodies out of order; a Scan-8 whose
   sequence_lens is shorter than its scan inputs; Ifs nested 40 deep.
 
 Each compiled for the host (LLVM), as C, for OpenCL (PoCL) and Vulkan
@@ -395,13 +398,57 @@ d = model("loop_runtime_count", [H.make_node("Loop", ["m", "", "acc0", "count0"]
                                              body=loop_body())],
           {"xs": xs, "m": np.array(3, np.int64)}, {"k": k, "acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
 refused("loop_runtime_trip_count", d, "--constant m=FILE, or bound the loop with --max-trip-count N")
-nested = loop_body([H.make_node("If", ["cond_in"], ["iy"], name="inner",
-                                then_branch=branch("t", [H.make_node("Neg", ["acc_in"], ["q"], name="q")], ["q"]),
-                                else_branch=branch("e", [H.make_node("Abs", ["acc_in"], ["r"], name="r")], ["r"]))])
-d = model("loop_nested", [H.make_node("Loop", ["m", "", "acc0", "count0"], ["acc", "count"], name="lnest",
-                                      body=nested)],
-          {"xs": xs}, {"m": np.array(3, np.int64), "k": k, "acc0": acc0, "count0": np.float32(0)}, ["acc", "count"])
-refused("loop_nested_if", d, "has a subgraph of its own")
+# A body holding an If: each iteration's copy gets its own branches. The
+# inner condition i < 1 is a constant in each copy (the first iteration
+# negates, the others add that iteration's row, read inside the branch);
+# a second If on a run-time input runs both branches each iteration.
+one = NH.from_array(np.int64(1), "one")
+inner = H.make_node("If", ["first"], ["iy"], name="inner",
+                    then_branch=branch("t", [H.make_node("Neg", ["acc_in"], ["q"], name="q")], ["q"]),
+                    else_branch=branch("e", [H.make_node("Gather", ["xs", "i"], ["row"], name="row", axis=0),
+                                             H.make_node("Add", ["acc_in", "row"], ["r"], name="r")], ["r"]))
+flip = H.make_node("If", ["f"], ["fy"], name="flip",
+                   then_branch=branch("ft", [H.make_node("Abs", ["iy"], ["fa"], name="fa")], ["fa"]),
+                   else_branch=branch("fe", [H.make_node("Identity", ["iy"], ["fb"], name="fb")], ["fb"]))
+nested = H.make_graph([H.make_node("Identity", ["cond_in"], ["cond_out"], name="keep"),
+                       H.make_node("Less", ["i", "one"], ["first"], name="lt"), inner, flip,
+                       H.make_node("Mul", ["fy", "half"], ["acc_out"], name="halve"),
+                       H.make_node("Identity", ["fy"], ["scan_out"], name="scan")], "body",
+                      [H.make_tensor_value_info("i", TP.INT64, []), H.make_tensor_value_info("cond_in", TP.BOOL, []),
+                       H.make_tensor_value_info("acc_in", TP.FLOAT, [4])],
+                      [H.make_tensor_value_info("cond_out", TP.BOOL, []), H.make_tensor_value_info("acc_out", TP.FLOAT, None),
+                       H.make_tensor_value_info("scan_out", TP.FLOAT, None)],
+                      [NH.from_array(np.float32(0.5), "half"), one])
+d = model("loop_nested_if", [H.make_node("Loop", ["m", "", "acc0"], ["acc", "rows"], name="lnest", body=nested)],
+          {"xs": xs, "f": np.array(True)}, {"m": np.array(3, np.int64), "acc0": acc0}, ["acc", "rows"])
+for fv in (True, False):
+    acc_n, rows_n = acc0.copy(), []
+    for i in range(3):
+        iy = -acc_n if i < 1 else acc_n + xs[i]
+        fy = np.abs(iy) if fv else iy
+        rows_n.append(fy)
+        acc_n = fy * np.float32(0.5)
+    run_case("loop_nested_if_%s" % ("abs" if fv else "id"), d, {"xs": xs, "f": np.array(fv)},
+             [acc_n, np.stack(rows_n)])
+# A Loop in a Loop: the inner body adds the outer and inner iteration
+# numbers to the carried value; each outer iteration's inner Loop is its
+# own copy, body included.
+ib = H.make_graph([H.make_node("Identity", ["c2"], ["c2o"], name="k2"),
+                   H.make_node("Add", ["i", "j"], ["ij"], name="ij"),
+                   H.make_node("Cast", ["ij"], ["fij"], name="fij", to=TP.FLOAT),
+                   H.make_node("Add", ["a2", "fij"], ["a2o"], name="a2o")], "inner",
+                  [H.make_tensor_value_info("j", TP.INT64, []), H.make_tensor_value_info("c2", TP.BOOL, []),
+                   H.make_tensor_value_info("a2", TP.FLOAT, [4])],
+                  [H.make_tensor_value_info("c2o", TP.BOOL, []), H.make_tensor_value_info("a2o", TP.FLOAT, None)])
+ob = H.make_graph([H.make_node("Identity", ["c1"], ["c1o"], name="k1"),
+                   H.make_node("Loop", ["three", "", "a1"], ["a1o"], name="innerloop", body=ib)], "outer",
+                  [H.make_tensor_value_info("i", TP.INT64, []), H.make_tensor_value_info("c1", TP.BOOL, []),
+                   H.make_tensor_value_info("a1", TP.FLOAT, [4])],
+                  [H.make_tensor_value_info("c1o", TP.BOOL, []), H.make_tensor_value_info("a1o", TP.FLOAT, None)],
+                  [NH.from_array(np.int64(3), "three")])
+d = model("loop_in_loop", [H.make_node("Loop", ["two", "", "x0"], ["y"], name="outerloop", body=ob)],
+          {"x0": acc0}, {"two": np.array(2, np.int64)}, ["y"])
+run_case("loop_in_loop", d, {"x0": acc0}, [acc0 + np.float32(sum(i + j for i in range(2) for j in range(3)))])
 rev = loop_body()
 nodes_rev = list(rev.node)[::-1]
 del rev.node[:]

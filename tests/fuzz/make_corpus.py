@@ -38,7 +38,7 @@ einsum_batch_matmul layer_normalization_2d_axis0 constantofshape_int_zeros
 range_float_type_positive_delta argmax_default_axis_example lrn instancenorm_example
 depthtospace_example convinteger_with_padding matmulinteger cumsum_1d lstm_with_peepholes gru_seq_length
 simple_rnn_batchwise if loop11 scan9_sum nonzero_example unique_sorted_with_axis
-nonmaxsuppression_two_classes top_k compress_0""".split()
+nonmaxsuppression_two_classes top_k compress_0 if_seq""".split()
 
 MODELS = ["tests/golden/small.onnx", "tests/golden/digits_cnn.onnx", "tests/e2e/digits/cnn_qdq.onnx",
           "tests/unit/data/cost/matmul_relu.onnx"] + [
@@ -77,12 +77,36 @@ def node_model(test):
     return m
 
 
+def sequence_model():
+    """Sequences of a run-time input (docs/sequences.md): split, taken,
+    mapped, concatenated, and a sequence output."""
+    from onnx import TensorProto as TP, helper as H
+    seq = H.make_sequence_type_proto(H.make_tensor_type_proto(TP.FLOAT, None))
+    body = H.make_graph([H.make_node("Relu", ["e"], ["y"])], "body",
+                        [H.make_tensor_value_info("e", TP.FLOAT, None)], [H.make_tensor_value_info("y", TP.FLOAT, None)])
+    nodes = [H.make_node("SplitToSequence", ["x", "sizes"], ["s"], axis=0),
+             H.make_node("SequenceAt", ["s", "one"], ["a"]),
+             H.make_node("SequenceInsert", ["s", "a", "one"], ["s2"]),
+             H.make_node("SequenceMap", ["s2"], ["m"], body=body),
+             H.make_node("ConcatFromSequence", ["m"], ["c"], axis=0, new_axis=0),
+             H.make_node("SequenceLength", ["m"], ["n"])]
+    g = H.make_graph(nodes, "seq", [H.make_tensor_value_info("x", TP.FLOAT, [6, 4])],
+                     [H.make_tensor_value_info("c", TP.FLOAT, None), H.make_tensor_value_info("n", TP.INT64, []),
+                      H.make_value_info("s2", seq)],
+                     [numpy_helper.from_array(np.array([1, 2, 3], np.int64), "sizes"),
+                      numpy_helper.from_array(np.array(1, np.int64), "one")])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
 def onnx_corpus():
     d = fresh("onnx")
     for p in MODELS:
         shutil.copy(os.path.join(ROOT, p), os.path.join(d, os.path.basename(p)))
     for t in NODE_TESTS:
         onnx.save(node_model(t), os.path.join(d, "node_" + t + ".onnx"))
+    onnx.save(sequence_model(), os.path.join(d, "sequences.onnx"))
 
 
 def tensor_corpus():
