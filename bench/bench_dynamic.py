@@ -29,12 +29,14 @@ sys.path.insert(0, HERE)
 from bench_mlp import ort_median  # noqa: E402
 
 
-def nms_case(n, c, keep):
+def nms_case(n, c, keep, power=1):
+    """|power| > 1: most scores low, as a detector's class scores are (a
+    few boxes per class above the 0.2 threshold)."""
     rng = np.random.default_rng(n + c)
     xy = rng.random((1, n, 2)).astype(np.float32) * 100
     wh = rng.random((1, n, 2)).astype(np.float32) * 20 + 2
     boxes = np.concatenate([xy, xy + wh], axis=2)
-    scores = rng.random((1, c, n)).astype(np.float32)
+    scores = (rng.random((1, c, n)) ** power).astype(np.float32)
     nodes = [H.make_node("NonMaxSuppression", ["boxes", "scores", "maxb", "iou", "thr"], ["sel"])]
     inits = {"boxes": boxes, "maxb": np.array([keep], np.int64), "iou": np.array([0.5], np.float32),
              "thr": np.array([0.2], np.float32)}
@@ -52,6 +54,7 @@ def unique_case(n, hi):
 
 
 CASES = [("nms-200x3-keep20", lambda: nms_case(200, 3, 20)), ("nms-1000x1-keep100", lambda: nms_case(1000, 1, 100)),
+         ("nms-2000x20-sparse", lambda: nms_case(2000, 20, 50, power=16)),
          ("nonzero-64x64", lambda: nonzero_case(64, 64)), ("unique-1000-of-100", lambda: unique_case(1000, 100))]
 
 

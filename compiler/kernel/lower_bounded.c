@@ -187,11 +187,18 @@ static moss_status lower_unique(moss_kb *b, const moss_node *n) {
 /* NonMaxSuppression, class by class: the candidates in order of falling
  * score (equal scores: lower index first), each kept unless it overlaps a
  * box kept before in its class by more than the IoU threshold, up to
- * max_output_boxes_per_class. The order is walked without a sort: each
- * round takes the best candidate after the previous one. */
+ * max_output_boxes_per_class. Up to NMS_LIST_MAX boxes, the class's boxes
+ * above the score threshold are listed in a local array and heap-sorted
+ * into that order once (O(n log n)), then walked until the class is full.
+ * More boxes: the order is walked without a sort, each round taking the
+ * best candidate after the previous one (O(n) a round), until the class is
+ * full or no candidate is left. */
+#define NMS_LIST_MAX 16384
+
 typedef struct nms {
-  int bb, center;
-  int64_t N;
+  int bb, sb, yb, center;
+  int64_t N, C;
+  moss_kx *bt, *cl, *cnt, *start, *limit, *thr;
 } nms;
 
 /* Box |i| of batch |bt| as ymin, xmin, ymax, xmax (LET variables). */
@@ -215,66 +222,21 @@ static void corners(moss_kb *b, const nms *m, moss_kx *bt, moss_kx *i, moss_kx *
   c[3] = moss_k_let(b, "right", moss_k_bin(b, MOSS_KX_MAX, v[1], v[3]));
 }
 
-static moss_status lower_nms(moss_kb *b, const moss_node *n) {
-  const moss_value *bx = n->inputs[0], *sc = n->inputs[1], *y = n->outputs[0];
-  const moss_value *mv = moss_node_input(n, 2), *iv = moss_node_input(n, 3), *tv = moss_node_input(n, 4);
-  int64_t Bt = bx->dims[0], C = sc->dims[1], per = Bt * C > 0 ? y->dims[0] / (Bt * C) : 0;
-  nms m;
-  int sb, yb, k;
-  moss_kx *cnt, *bt, *cl, *start, *ps, *pi, *i, *s, *best, *bs, *ok, *limit, *keep, *r;
-  moss_kx *thr, *sthr = NULL, *a[4], *o[4], *iw, *ih, *inter, *aa, *ab, *uni, *z;
-  if (!y->bounded) {
-    moss_k_comment(b, "no max_output_boxes_per_class: nothing selected");
-    return b->st;
-  }
-  m.N = bx->dims[1];
-  m.center = moss_attr_int(n, "center_point_box", 0) != 0;
-  m.bb = moss_k_input(b, 0);
-  sb = moss_k_input(b, 1);
-  yb = moss_k_output(b, 0);
-  cnt = moss_k_let(b, "cnt", moss_k_idx(b, 0));
-  limit = moss_k_let(b, "limit", moss_k_idx(b, per));
-  if (mv) /* max_output_boxes_per_class, clamped to the bound */
-    moss_k_set(b, limit, moss_k_bin(b, MOSS_KX_MAX, moss_k_idx(b, 0),
-                                    moss_k_bin(b, MOSS_KX_MIN, moss_k_load(b, moss_k_input(b, 2), moss_k_idx(b, 0)),
-                                               moss_k_idx(b, per))));
-  thr = iv ? moss_k_let(b, "iou_max", moss_k_load(b, moss_k_input(b, 3), moss_k_idx(b, 0)))
-           : moss_k_flt(b, MOSS_DT_F32, 0);
-  if (tv) sthr = moss_k_let(b, "score_min", moss_k_load(b, moss_k_input(b, 4), moss_k_idx(b, 0)));
-  bt = moss_k_range(b, "bt", Bt, MOSS_KL_SERIAL);
-  cl = moss_k_range(b, "cl", C, MOSS_KL_SERIAL);
-  start = moss_k_let(b, "start", cnt);
-  ps = moss_k_let(b, "ps", moss_k_flt(b, MOSS_DT_F32, 0));
-  pi = moss_k_let(b, "pi", moss_k_idx(b, -1)); /* -1: no candidate taken yet */
-  moss_k_range(b, "t", m.N, MOSS_KL_SERIAL);
-  /* once the class holds |limit| boxes its rounds are over: no more scans */
-  moss_k_if(b, cmp(b, MOSS_KX_LT, moss_k_bin(b, MOSS_KX_SUB, cnt, start), limit));
-  best = moss_k_let(b, "best", moss_k_idx(b, -1));
-  bs = moss_k_let(b, "bs", moss_k_flt(b, MOSS_DT_F32, 0));
-  i = moss_k_range(b, "i", m.N, MOSS_KL_SERIAL);
-  s = moss_k_let(b, "s", moss_k_load(b, sb, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, bt, C), cl), m.N), i)));
-  /* after the previous pick in the order (score falling, index rising) */
-  ok = moss_k_bin(b, MOSS_KX_LOR, cmp(b, MOSS_KX_LT, pi, moss_k_idx(b, 0)),
-                  moss_k_bin(b, MOSS_KX_LOR, cmp(b, MOSS_KX_LT, s, ps),
-                             moss_k_bin(b, MOSS_KX_LAND, cmp(b, MOSS_KX_EQ, s, ps), cmp(b, MOSS_KX_GT, i, pi))));
-  if (sthr) ok = moss_k_bin(b, MOSS_KX_LAND, ok, cmp(b, MOSS_KX_GT, s, sthr));
-  ok = moss_k_bin(b, MOSS_KX_LAND, ok, moss_k_bin(b, MOSS_KX_LOR, cmp(b, MOSS_KX_LT, best, moss_k_idx(b, 0)),
-                                                  cmp(b, MOSS_KX_GT, s, bs)));
-  moss_k_if(b, ok);
-  moss_k_set(b, best, i);
-  moss_k_set(b, bs, s);
-  moss_k_end(b);
-  moss_k_end(b); /* i */
-  moss_k_if(b, moss_k_bin(b, MOSS_KX_LAND, cmp(b, MOSS_KX_GE, best, moss_k_idx(b, 0)),
-                          cmp(b, MOSS_KX_LT, moss_k_bin(b, MOSS_KX_SUB, cnt, start), limit)));
-  moss_k_set(b, ps, bs);
-  moss_k_set(b, pi, best);
-  corners(b, &m, bt, best, a);
+/* The score of box |i| in the current batch and class. */
+static moss_kx *score(moss_kb *b, const nms *m, moss_kx *i) {
+  return moss_k_load(b, m->sb, moss_k_add(b, moss_k_mulc(b, moss_k_add(b, moss_k_mulc(b, m->bt, m->C), m->cl), m->N), i));
+}
+
+/* Candidate |best| of the class: kept (stored at row cnt, cnt + 1) unless
+ * a box kept before in the class overlaps it by more than the threshold. */
+static void consider(moss_kb *b, const nms *m, moss_kx *best) {
+  moss_kx *a[4], *o[4], *aa, *keep, *r, *iw, *ih, *z, *inter, *ab, *uni;
+  corners(b, m, m->bt, best, a);
   aa = moss_k_let(b, "area", moss_k_bin(b, MOSS_KX_MUL, moss_k_bin(b, MOSS_KX_SUB, a[2], a[0]),
                                         moss_k_bin(b, MOSS_KX_SUB, a[3], a[1])));
   keep = moss_k_let(b, "keep", moss_k_int(b, MOSS_DT_BOOL, 1));
-  r = moss_k_for(b, "r", start, cnt, 1, MOSS_KL_SERIAL, 0);
-  corners(b, &m, bt, moss_k_load(b, yb, moss_k_addc(b, moss_k_mulc(b, r, 3), 2)), o);
+  r = moss_k_for(b, "r", m->start, m->cnt, 1, MOSS_KL_SERIAL, 0);
+  corners(b, m, m->bt, moss_k_load(b, m->yb, moss_k_addc(b, moss_k_mulc(b, r, 3), 2)), o);
   iw = moss_k_bin(b, MOSS_KX_SUB, moss_k_bin(b, MOSS_KX_MIN, a[3], o[3]), moss_k_bin(b, MOSS_KX_MAX, a[1], o[1]));
   ih = moss_k_bin(b, MOSS_KX_SUB, moss_k_bin(b, MOSS_KX_MIN, a[2], o[2]), moss_k_bin(b, MOSS_KX_MAX, a[0], o[0]));
   z = moss_k_flt(b, MOSS_DT_F32, 0);
@@ -287,25 +249,161 @@ static moss_status lower_nms(moss_kb *b, const moss_node *n) {
   moss_k_if(b, moss_k_bin(b, MOSS_KX_LAND,
                           moss_k_bin(b, MOSS_KX_LAND, cmp(b, MOSS_KX_GT, inter, z),
                                      moss_k_bin(b, MOSS_KX_LAND, cmp(b, MOSS_KX_GT, aa, z), cmp(b, MOSS_KX_GT, ab, z))),
-                          cmp(b, MOSS_KX_GT, moss_k_bin(b, MOSS_KX_DIV, inter, uni), thr)));
+                          cmp(b, MOSS_KX_GT, moss_k_bin(b, MOSS_KX_DIV, inter, uni), m->thr)));
   moss_k_set(b, keep, moss_k_int(b, MOSS_DT_BOOL, 0));
   moss_k_end(b);
   moss_k_end(b); /* r */
   moss_k_if(b, keep);
-  moss_k_store(b, yb, moss_k_mulc(b, cnt, 3), bt);
-  moss_k_store(b, yb, moss_k_addc(b, moss_k_mulc(b, cnt, 3), 1), cl);
-  moss_k_store(b, yb, moss_k_addc(b, moss_k_mulc(b, cnt, 3), 2), best);
-  moss_k_set(b, cnt, inc(b, cnt));
+  moss_k_store(b, m->yb, moss_k_mulc(b, m->cnt, 3), m->bt);
+  moss_k_store(b, m->yb, moss_k_addc(b, moss_k_mulc(b, m->cnt, 3), 1), m->cl);
+  moss_k_store(b, m->yb, moss_k_addc(b, moss_k_mulc(b, m->cnt, 3), 2), best);
+  moss_k_set(b, m->cnt, inc(b, m->cnt));
   moss_k_end(b);
+}
+
+/* Whether box |x| comes after box |y| in the order (a lower score, or an
+ * equal score and a higher index). */
+static moss_kx *later(moss_kb *b, const nms *m, moss_kx *x, moss_kx *y) {
+  moss_kx *sx = score(b, m, x), *sy = score(b, m, y);
+  return moss_k_bin(b, MOSS_KX_LOR, cmp(b, MOSS_KX_LT, sx, sy),
+                    moss_k_bin(b, MOSS_KX_LAND, cmp(b, MOSS_KX_EQ, sx, sy), cmp(b, MOSS_KX_GT, x, y)));
+}
+
+/* Sifts list[root] down the heap list[0, n) (the latest box at the top),
+ * in at most |depth| steps. */
+static void sift(moss_kb *b, const nms *m, int list, moss_kx *root, moss_kx *n, int depth) {
+  moss_kx *r = moss_k_let(b, "root", root), *go = moss_k_let(b, "go", moss_k_int(b, MOSS_DT_BOOL, 1));
+  moss_kx *c, *x, *y;
+  moss_k_range(b, "q", depth, MOSS_KL_SERIAL);
+  moss_k_if(b, go);
+  c = moss_k_let(b, "child", moss_k_addc(b, moss_k_mulc(b, r, 2), 1));
+  moss_k_if(b, cmp(b, MOSS_KX_LT, c, n));
+  moss_k_if(b, cmp(b, MOSS_KX_LT, inc(b, c), n));
+  moss_k_if(b, later(b, m, moss_k_load(b, list, inc(b, c)), moss_k_load(b, list, c)));
+  moss_k_set(b, c, inc(b, c));
+  moss_k_end(b);
+  moss_k_end(b);
+  x = moss_k_let(b, "at", moss_k_load(b, list, r));
+  y = moss_k_let(b, "below", moss_k_load(b, list, c));
+  moss_k_if(b, later(b, m, y, x));
+  moss_k_store(b, list, r, y);
+  moss_k_store(b, list, c, x);
+  moss_k_set(b, r, c);
+  moss_k_else(b);
+  moss_k_set(b, go, moss_k_int(b, MOSS_DT_BOOL, 0));
+  moss_k_end(b);
+  moss_k_else(b);
+  moss_k_set(b, go, moss_k_int(b, MOSS_DT_BOOL, 0));
+  moss_k_end(b);
+  moss_k_end(b); /* go */
+  moss_k_end(b); /* q */
+}
+
+/* The class's boxes above the score threshold, listed, heap-sorted into
+ * the order, then walked until the class is full. */
+static void by_list(moss_kb *b, const nms *m, int list, moss_kx *sthr) {
+  moss_kx *nc = moss_k_let(b, "nc", moss_k_idx(b, 0)), *i, *t, *e, *x;
+  int depth = 1;
+  while (((int64_t)1 << depth) <= m->N) depth++;
+  i = moss_k_range(b, "i", m->N, MOSS_KL_SERIAL);
+  if (sthr) moss_k_if(b, cmp(b, MOSS_KX_GT, score(b, m, i), sthr));
+  moss_k_store(b, list, nc, i);
+  moss_k_set(b, nc, inc(b, nc));
+  if (sthr) moss_k_end(b);
+  moss_k_end(b); /* i */
+  /* a heap with the latest box at the top, then each top swapped to the end */
+  t = moss_k_for(b, "h", moss_k_idx(b, 0), moss_k_bin(b, MOSS_KX_DIV, nc, moss_k_idx(b, 2)), 1, MOSS_KL_SERIAL, 0);
+  sift(b, m, list, moss_k_bin(b, MOSS_KX_SUB, moss_k_addc(b, moss_k_bin(b, MOSS_KX_DIV, nc, moss_k_idx(b, 2)), -1), t),
+       nc, depth);
+  moss_k_end(b);
+  t = moss_k_for(b, "h", moss_k_idx(b, 1), nc, 1, MOSS_KL_SERIAL, 0);
+  e = moss_k_let(b, "last", moss_k_bin(b, MOSS_KX_SUB, nc, t));
+  x = moss_k_let(b, "top", moss_k_load(b, list, moss_k_idx(b, 0)));
+  moss_k_store(b, list, moss_k_idx(b, 0), moss_k_load(b, list, e));
+  moss_k_store(b, list, e, x);
+  sift(b, m, list, moss_k_idx(b, 0), e, depth);
+  moss_k_end(b);
+  t = moss_k_for(b, "k", moss_k_idx(b, 0), nc, 1, MOSS_KL_SERIAL, 0);
+  moss_k_if(b, cmp(b, MOSS_KX_LT, moss_k_bin(b, MOSS_KX_SUB, m->cnt, m->start), m->limit));
+  consider(b, m, moss_k_let(b, "best", moss_k_load(b, list, t)));
+  moss_k_end(b);
+  moss_k_end(b); /* k */
+}
+
+/* More boxes than a list holds: each round scans them all for the best
+ * candidate after the previous one. */
+static void by_rounds(moss_kb *b, const nms *m, moss_kx *sthr) {
+  moss_kx *ps = moss_k_let(b, "ps", moss_k_flt(b, MOSS_DT_F32, 0));
+  moss_kx *pi = moss_k_let(b, "pi", moss_k_idx(b, -1)); /* -1: no candidate taken yet */
+  moss_kx *more = moss_k_let(b, "more", moss_k_int(b, MOSS_DT_BOOL, 1)); /* candidates are left */
+  moss_kx *best, *bs, *i, *s, *ok;
+  moss_k_range(b, "t", m->N, MOSS_KL_SERIAL);
+  moss_k_if(b, moss_k_bin(b, MOSS_KX_LAND, more,
+                          cmp(b, MOSS_KX_LT, moss_k_bin(b, MOSS_KX_SUB, m->cnt, m->start), m->limit)));
+  best = moss_k_let(b, "best", moss_k_idx(b, -1));
+  bs = moss_k_let(b, "bs", moss_k_flt(b, MOSS_DT_F32, 0));
+  i = moss_k_range(b, "i", m->N, MOSS_KL_SERIAL);
+  s = moss_k_let(b, "s", score(b, m, i));
+  /* after the previous pick in the order (score falling, index rising) */
+  ok = moss_k_bin(b, MOSS_KX_LOR, cmp(b, MOSS_KX_LT, pi, moss_k_idx(b, 0)),
+                  moss_k_bin(b, MOSS_KX_LOR, cmp(b, MOSS_KX_LT, s, ps),
+                             moss_k_bin(b, MOSS_KX_LAND, cmp(b, MOSS_KX_EQ, s, ps), cmp(b, MOSS_KX_GT, i, pi))));
+  if (sthr) ok = moss_k_bin(b, MOSS_KX_LAND, ok, cmp(b, MOSS_KX_GT, s, sthr));
+  ok = moss_k_bin(b, MOSS_KX_LAND, ok, moss_k_bin(b, MOSS_KX_LOR, cmp(b, MOSS_KX_LT, best, moss_k_idx(b, 0)),
+                                                  cmp(b, MOSS_KX_GT, s, bs)));
+  moss_k_if(b, ok);
+  moss_k_set(b, best, i);
+  moss_k_set(b, bs, s);
+  moss_k_end(b);
+  moss_k_end(b); /* i */
+  moss_k_set(b, more, cmp(b, MOSS_KX_GE, best, moss_k_idx(b, 0)));
+  moss_k_if(b, more);
+  moss_k_set(b, ps, bs);
+  moss_k_set(b, pi, best);
+  consider(b, m, best);
   moss_k_end(b); /* if best */
   moss_k_end(b); /* if not full */
   moss_k_end(b); /* t */
+}
+
+static moss_status lower_nms(moss_kb *b, const moss_node *n) {
+  const moss_value *bx = n->inputs[0], *sc = n->inputs[1], *y = n->outputs[0];
+  const moss_value *mv = moss_node_input(n, 2), *iv = moss_node_input(n, 3), *tv = moss_node_input(n, 4);
+  int64_t Bt = bx->dims[0], C = sc->dims[1], per = Bt * C > 0 ? y->dims[0] / (Bt * C) : 0;
+  nms m;
+  int k, list;
+  moss_kx *sthr = NULL, *z;
+  if (!y->bounded) {
+    moss_k_comment(b, "no max_output_boxes_per_class: nothing selected");
+    return b->st;
+  }
+  m.N = bx->dims[1];
+  m.C = C;
+  m.center = moss_attr_int(n, "center_point_box", 0) != 0;
+  m.bb = moss_k_input(b, 0);
+  m.sb = moss_k_input(b, 1);
+  m.yb = moss_k_output(b, 0);
+  list = m.N > 0 && m.N <= NMS_LIST_MAX ? moss_k_local(b, "cand", MOSS_DT_I64, m.N) : -1;
+  m.cnt = moss_k_let(b, "cnt", moss_k_idx(b, 0));
+  m.limit = moss_k_let(b, "limit", moss_k_idx(b, per));
+  if (mv) /* max_output_boxes_per_class, clamped to the bound */
+    moss_k_set(b, m.limit, moss_k_bin(b, MOSS_KX_MAX, moss_k_idx(b, 0),
+                                      moss_k_bin(b, MOSS_KX_MIN, moss_k_load(b, moss_k_input(b, 2), moss_k_idx(b, 0)),
+                                                 moss_k_idx(b, per))));
+  m.thr = iv ? moss_k_let(b, "iou_max", moss_k_load(b, moss_k_input(b, 3), moss_k_idx(b, 0)))
+             : moss_k_flt(b, MOSS_DT_F32, 0);
+  if (tv) sthr = moss_k_let(b, "score_min", moss_k_load(b, moss_k_input(b, 4), moss_k_idx(b, 0)));
+  m.bt = moss_k_range(b, "bt", Bt, MOSS_KL_SERIAL);
+  m.cl = moss_k_range(b, "cl", C, MOSS_KL_SERIAL);
+  m.start = moss_k_let(b, "start", m.cnt);
+  if (list >= 0) by_list(b, &m, list, sthr);
+  else by_rounds(b, &m, sthr);
   moss_k_end(b); /* cl */
   moss_k_end(b); /* bt */
-  z = moss_k_for(b, "z", cnt, moss_k_idx(b, y->dims[0]), 1, MOSS_KL_SERIAL, 0);
-  for (k = 0; k < 3; k++) moss_k_store(b, yb, moss_k_addc(b, moss_k_mulc(b, z, 3), k), moss_k_idx(b, 0));
+  z = moss_k_for(b, "z", m.cnt, moss_k_idx(b, y->dims[0]), 1, MOSS_KL_SERIAL, 0);
+  for (k = 0; k < 3; k++) moss_k_store(b, m.yb, moss_k_addc(b, moss_k_mulc(b, z, 3), k), moss_k_idx(b, 0));
   moss_k_end(b);
-  moss_k_store(b, length_buf(b, n), moss_k_idx(b, 0), cnt);
+  moss_k_store(b, length_buf(b, n), moss_k_idx(b, 0), m.cnt);
   return b->st;
 }
 

@@ -21,6 +21,10 @@ torch export), on input sets that give different lengths, zero among them:
 Each compiled once per target (host LLVM, C, OpenCL on PoCL, Vulkan on
 lavapipe) and run on every set: each output's shape (what `moss run`
 writes, from the run's length) and values must match. Then the C header's
+NonMaxSuppression's two paths (3000 boxes: candidates listed and
+heap-sorted; 20000: a scan per round), scores with many ties, against a
+reference written here by hand from the spec, on host and C. Then the
+C header's
 contract, in a program of its own: <name>_OUT<k>_BOUNDED_AXIS and the
 length at arena + <name>_OUT<k>_LENGTH_OFFSET after <name>_run(). And the
 errors: a bounded axis into an operator that cannot carry it (ReduceSum
@@ -92,6 +96,78 @@ for name, (nin, nsets, extra) in MODELS.items():
                     fail("%s on %s, set %d, output %d: %s" % (name, tag, s, k, why))
                 checked += 1
                 k += 1
+
+
+
+def nms_reference(boxes, scores, keep, iou, thr):
+    """The spec's NonMaxSuppression, by hand (corner boxes): per class, the
+    boxes above |thr| by falling score (equal: lower index first), each
+    kept unless its IoU with one kept before exceeds |iou|."""
+    rows = []
+    for c in range(scores.shape[1]):
+        s = scores[0, c]
+        order = sorted((i for i in range(len(s)) if s[i] > thr), key=lambda i: (-s[i], i))
+        kept = []
+        for i in order:
+            if len(kept) == keep:
+                break
+            y1, x1, y2, x2 = boxes[0, i]
+            a = (y2 - y1) * (x2 - x1)
+            ok = True
+            for j in kept:
+                v1, u1, v2, u2 = boxes[0, j]
+                inter = max(min(y2, v2) - max(y1, v1), 0) * max(min(x2, u2) - max(x1, u1), 0)
+                b = (v2 - v1) * (u2 - u1)
+                if inter > 0 and a > 0 and b > 0 and inter / (a + b - inter) > iou:
+                    ok = False
+                    break
+            if ok:
+                kept.append(i)
+        rows += [[0, c, i] for i in kept]
+    return np.array(rows, np.int64).reshape(-1, 3)
+
+
+# NonMaxSuppression's two paths (kernel/lower_bounded.c): up to 16384
+# boxes, the candidates listed and heap-sorted once; more, a scan per
+# round. Scores rounded to 1/64 so that ties are many (the order breaks
+# them by index); against the hand-written reference above.
+import onnx  # noqa: E402
+from onnx import numpy_helper as NH  # noqa: E402
+for n, thr in ((3000, 0.5), (20000, 0.997)):
+    rng = np.random.default_rng(n)
+    xy = rng.random((1, n, 2)).astype(np.float32) * 100
+    boxes = np.concatenate([xy, xy + rng.random((1, n, 2)).astype(np.float32) * 20 + 1], axis=2)
+    scores = (np.round(rng.random((1, 2, n)) * 64) / 64).astype(np.float32)
+    scores[0, 1, ::7] = 1.0  # a run of equal top scores
+    keep, iou = 40, 0.3
+    g = H.make_graph([H.make_node("NonMaxSuppression", ["boxes", "scores", "m", "iou", "thr"], ["sel"])], "nms",
+                     [H.make_tensor_value_info("scores", TP.FLOAT, [1, 2, n])],
+                     [H.make_tensor_value_info("sel", TP.INT64, None)],
+                     [NH.from_array(boxes, "boxes"), NH.from_array(np.array([keep], np.int64), "m"),
+                      NH.from_array(np.array([iou], np.float32), "iou"),
+                      NH.from_array(np.array([thr], np.float32), "thr")])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
+    m.ir_version = 8
+    d = os.path.join(W, "nms_%d" % n)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    np.save(os.path.join(d, "scores.npy"), scores)
+    want = nms_reference(boxes, scores, keep, iou, thr)
+    for tag, target, emit in RUN_TARGETS[:2]:
+        art = os.path.join(d, "%s.%s" % (tag, "c" if emit == "c" else "moss"))
+        p = subprocess.run([A.moss, "compile", os.path.join(d, "model.onnx"), "--target", target, "--emit", emit,
+                            "-o", art, "-q"], capture_output=True, text=True, env=ENV)
+        if p.returncode == 0:
+            p = subprocess.run([A.moss, "run", art, os.path.join(d, "scores.npy"), "-o", os.path.join(d, "o-" + tag)],
+                               capture_output=True, text=True, env=ENV)
+        if p.returncode != 0:
+            fail("nms %d boxes on %s: %s" % (n, tag, p.stderr.strip()[-300:]))
+            continue
+        why = close(np.load(os.path.join(d, "o-" + tag, "output_0.npy")), want)
+        if why:
+            fail("nms %d boxes on %s: %s" % (n, tag, why))
+        checked += 1
+    print("nms of %d boxes: %d kept, as the reference" % (n, len(want)))
 
 # The C header's contract, as a program that embeds the model uses it.
 cdir = os.path.join(W, "nonzero_c")
