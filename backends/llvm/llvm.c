@@ -33,7 +33,7 @@ typedef struct gen {
   LLVMContextRef c;
   LLVMModuleRef m;
   LLVMBuilderRef b;
-  LLVMTypeRef ptr, i1, i8, i16, i32, i64, f32, f64, voidt;
+  LLVMTypeRef ptr, i1, i8, i16, i32, i64, f16, f32, f64, voidt;
   LLVMTypeRef kfn_type; /* unused */
   moss_kernel_cpu cpu;  /* the machine facts kernels are lowered for (from the target machine) */
   /* Distinct kernels (shared_kernel): open addressing on their keys' hashes. */
@@ -77,6 +77,7 @@ static LLVMTypeRef scalar_type(gen *G, moss_dtype dt) {
   switch (dt) {
   case MOSS_DT_F32: return G->f32;
   case MOSS_DT_F64: return G->f64;
+  case MOSS_DT_F16: return G->f16; /* a native float16 node's (moss_node.native_half) */
   case MOSS_DT_BOOL: return G->i1;
   case MOSS_DT_I8: case MOSS_DT_U8: return G->i8;
   case MOSS_DT_I16: case MOSS_DT_U16: return G->i16;
@@ -1521,6 +1522,7 @@ static void module_init(gen *G, LLVMTargetMachineRef tm, const char *name, const
   G->i32 = LLVMInt32TypeInContext(G->c);
   G->i64 = LLVMInt64TypeInContext(G->c);
   G->f32 = LLVMFloatTypeInContext(G->c);
+  G->f16 = LLVMHalfTypeInContext(G->c);
   G->f64 = LLVMDoubleTypeInContext(G->c);
   G->voidt = LLVMVoidTypeInContext(G->c);
 }

@@ -46,6 +46,7 @@ static moss_status calibrate(stage *s);
 static moss_status quantize(stage *s);
 static moss_status partition(stage *s);
 static moss_status residual(stage *s);
+static moss_status half(stage *s);
 static moss_status chains(stage *s);
 static moss_status sparse(stage *s);
 
@@ -62,6 +63,7 @@ static const pass_entry passes[] = {
     {"fold", moss_pass_fold, NULL},         /* constants exposed by the rewrites */
     {"dce", moss_pass_dce, NULL},           /* nodes no output needs */
     {"partition", NULL, partition},         /* every node onto a device whose backend takes it */
+    {"half", NULL, half},                   /* float16 arithmetic where the device has it */
     {"residual", NULL, residual},           /* residual Add and its activation into the Conv */
     {"chains", NULL, chains},               /* elementwise chains into one MossFused node */
     {"sparse", NULL, sparse},               /* dense or a format the device's backend encodes */
@@ -447,6 +449,24 @@ static moss_status residual(stage *s) {
   if (!kd) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "residual fusion");
   st = moss_pass_fuse_residual(s->ctx, s->g, kd);
   moss_free(s->ctx, kd, (size_t)nd + 1);
+  return st;
+}
+
+/* "half": the exactly rounded elementwise float16 nodes compute in float16
+ * on the devices whose CPU has the instructions (passes/half.c). */
+static moss_status half(stage *s) {
+  int nd = moss_target_device_count(s->target), d, any = 0;
+  unsigned char *native = moss_alloc(s->ctx, (size_t)nd + 1);
+  moss_status st;
+  if (!native) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "float16 pass");
+  for (d = 0; d < nd; d++) {
+    moss_kernel_cpu kc;
+    moss_backend_device_kernel_cpu(&s->devices[d], &kc);
+    native[d] = (unsigned char)(kc.half && !kc.gpu && s->devices[d].backend && s->devices[d].backend->kernels);
+    any |= native[d];
+  }
+  st = any ? moss_pass_native_half(s->ctx, s->g, native) : MOSS_OK;
+  moss_free(s->ctx, native, (size_t)nd + 1);
   return st;
 }
 

@@ -210,6 +210,10 @@ struct moss_node {
   int sparse_rule;        /* the kernels the pass priced the formats for (MOSS_SPARSE_RULE_MAKE) */
   const char *qnote;      /* set by the qdq pass: why the node stays float in a quantized
                            * region, or which pattern it was folded from (graph arena) */
+  int native_half;        /* passes/half.c: it reads and writes its float16 values as
+                           * such and computes in float16, on a device that has the
+                           * instructions (moss_kernel_cpu.half); 0: float16 only
+                           * through Casts to float32 */
   int64_t opset;          /* the default domain's opset of the model it came from (some
                            * operators, e.g. Softmax before 13, mean another thing) */
   int opaque;             /* its segment runs as one unit (a plugin's subgraph): the

@@ -41,7 +41,15 @@ int moss_kernel_dtype_ok(moss_dtype dt) {
   }
 }
 
-int moss_kernel_half_ok(const moss_node *n) { return n->op == MOSS_OP_Cast || n->op == MOSS_OP_CastLike; }
+int moss_kernel_half_ok(const moss_node *n) {
+  return n->op == MOSS_OP_Cast || n->op == MOSS_OP_CastLike || n->native_half;
+}
+
+/* |dt| in a kernel of the node being lowered: float16 itself too where
+ * the node computes in float16 (moss_node.native_half). */
+static int dt_ok(const moss_kb *b, moss_dtype dt) {
+  return moss_kernel_dtype_ok(dt) || (dt == MOSS_DT_F16 && b->k && b->k->node && b->k->node->native_half);
+}
 
 static int is_int(moss_dtype dt) { return moss_kernel_dtype_ok(dt) && !moss_dtype_is_float(dt) && dt != MOSS_DT_BOOL; }
 
@@ -124,6 +132,7 @@ void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const cha
     out->vector_regs = 32;
     out->fma = 1;
     if (has_item(features, "+dotprod") && !has_item(features, "-neon")) out->dot4 = 4, out->dot4_signed = 1;
+    out->half = has_item(features, "+fullfp16");
   } else if (starts(triple, "riscv64")) {
     out->vector_bytes = has_item(features, "+v") ? 16 : 0;
     out->vector_regs = 32;
@@ -137,7 +146,7 @@ static int add_buf(moss_kb *b, moss_kbuf_kind kind, const char *name, moss_dtype
   moss_kernel *k = b->k;
   moss_kbuf *nb;
   if (b->st != MOSS_OK) return 0;
-  if (!moss_kernel_dtype_ok(dt)) {
+  if (!dt_ok(b, dt)) {
     moss_kb_fail(b, MOSS_E_UNSUPPORTED, "kernel buffer '%s' has type %s", name,
                  moss_dtype_name(dt));
     return 0;
@@ -178,7 +187,7 @@ static int io_buf(moss_kb *b, int i, int output) {
     if (b->k->bufs[j].kind == (output ? MOSS_KB_OUTPUT : MOSS_KB_INPUT) && b->k->bufs[j].index == i)
       return j;
   snprintf(name, sizeof name, "%c%d", output ? 'y' : 'x', i);
-  id = add_buf(b, output ? MOSS_KB_OUTPUT : MOSS_KB_INPUT, name, moss_dtype_storage(v->dtype),
+  id = add_buf(b, output ? MOSS_KB_OUTPUT : MOSS_KB_INPUT, name, n->native_half ? v->dtype : moss_dtype_storage(v->dtype),
                moss_value_numel(v));
   if (b->st != MOSS_OK) return 0;
   b->k->bufs[id].index = i;
@@ -311,7 +320,7 @@ moss_kx *moss_k_idx(moss_kb *b, int64_t v) { return moss_k_int(b, MOSS_DT_I64, v
 
 moss_kx *moss_k_flt(moss_kb *b, moss_dtype dt, double v) {
   moss_kx *x;
-  if (!moss_dtype_is_float(dt) || !moss_kernel_dtype_ok(dt)) return ill(b, "float constant", NULL, NULL);
+  if (!moss_dtype_is_float(dt) || !dt_ok(b, dt)) return ill(b, "float constant", NULL, NULL);
   x = node(b, MOSS_KX_CONST, dt, 1);
   if (bad(b, x)) return &poison;
   x->f = dt == MOSS_DT_F32 ? (double)(float)v : v;
@@ -372,7 +381,7 @@ moss_kx *moss_k_load_or(moss_kb *b, int buf, moss_kx *index, moss_kx *cond, moss
 moss_kx *moss_k_cast(moss_kb *b, moss_dtype dt, moss_kx *a) {
   moss_kx *x;
   if (bad(b, a)) return &poison;
-  if (!moss_kernel_dtype_ok(dt)) return ill(b, "cast", a, NULL);
+  if (!dt_ok(b, dt)) return ill(b, "cast", a, NULL);
   if (a->dt == dt) return a;
   if (a->op == MOSS_KX_CONST && a->lanes == 1) { /* fold */
     if (moss_dtype_is_float(dt))

@@ -216,6 +216,9 @@ typedef struct moss_kernel_cpu {
                      * (AArch64 sdot: DOT4S), not unsigned by signed (DOT4) */
   int tbl128;       /* byte lanes of one TBL128 instruction (AVX-512 VBMI's vpermi2b:
                      * 64); 0: none (the lowerings do not use TBL128) */
+  int half;         /* float16 arithmetic instructions (Armv8.2 fullfp16): the
+                     * exactly rounded elementwise operators on float16 run in
+                     * float16 there (passes/half.c, moss_node.native_half) */
   int threads;      /* the most threads the code may run on (the device's cores, from
                      * the target's units), for the split of parallel loops into
                      * parts; 0 or 1: one thread, no parts */
@@ -359,9 +362,10 @@ moss_kx *moss_k_flat_index(moss_kb *b, int rank, const int64_t *dims, moss_kx *c
 /* Whether |dt| can be computed on in a kernel (no strings; float16 and
  * bfloat16 are held as their bits, moss_dtype_storage). */
 int moss_kernel_dtype_ok(moss_dtype dt);
-/* Whether |n| may read or write float16 and bfloat16 tensors, stored as
- * their bits: Cast and CastLike, which convert them; every other node
- * computes in float32 (passes/half.c puts the Casts around it). */
+/* Whether |n| may read or write float16 and bfloat16 tensors: Cast and
+ * CastLike, which convert them (stored as their bits), and a node that
+ * computes in float16 (moss_node.native_half); every other node computes
+ * in float32 (passes/half.c puts the Casts around it). */
 int moss_kernel_half_ok(const moss_node *n);
 const char *moss_kx_op_name(moss_kx_op op);
 const char *moss_kfn_name(moss_kfn fn);

@@ -188,7 +188,7 @@ static int chain_family(const moss_node *n) {
 /* Whether |n| (a live node, or a MossFused) may be a chain's link. */
 static int chainable(const moss_node *n) {
   return (n->op == MOSS_OP_MossFused || chain_family(n)) && n->noutputs == 1 && n->outputs[0] &&
-         !n->act.kind && !n->sparse && moss_value_shape_known(n->outputs[0]);
+         !n->act.kind && !n->sparse && !n->native_half && moss_value_shape_known(n->outputs[0]);
 }
 
 /* The producer of |c|'s input |v| that may join |c|'s chain, or NULL. */

@@ -85,3 +85,94 @@ moss_status moss_half_outputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_d
   }
   return MOSS_OK;
 }
+
+/* ---- float16 computed as such (docs/kernel.md, "Half precision") ---- */
+
+/* The operators whose float16 result is the float32 one rounded once, so
+ * that computing them in float16 gives the same bits as the Casts do
+ * (float32 holds every product and quotient of two float16 exactly enough
+ * for one rounding: 24 >= 2 x 11 + 2 bits). */
+static int exact_in_half(const moss_node *n) {
+  switch (n->op) {
+  case MOSS_OP_Add: case MOSS_OP_Sub: case MOSS_OP_Mul: case MOSS_OP_Div:
+    return n->ninputs == 2;
+  case MOSS_OP_Max: case MOSS_OP_Min:
+    return n->ninputs == 2;
+  case MOSS_OP_Relu: case MOSS_OP_Neg: case MOSS_OP_Abs: case MOSS_OP_Sqrt:
+    return n->ninputs == 1;
+  default:
+    return 0;
+  }
+}
+
+/* |v| as a float16 value: the float16 value a Cast to float32 read, or a
+ * float32 constant every element of which is a float16 (made one); NULL
+ * otherwise. */
+static moss_value *half_source(moss_ctx *ctx, moss_graph *g, moss_value *v, int device) {
+  moss_node *c = v ? v->producer : NULL;
+  moss_value *h;
+  int64_t i, n;
+  uint16_t *bits;
+  if (c && !c->dead && c->op == MOSS_OP_Cast && c->inputs[0] && c->inputs[0]->dtype == MOSS_DT_F16 &&
+      v->dtype == MOSS_DT_F32)
+    return c->device == device ? c->inputs[0] : NULL;
+  if (!v || !v->data || v->dtype != MOSS_DT_F32 || (n = moss_value_numel(v)) < 0) return NULL;
+  for (i = 0; i < n; i++) {
+    double x = moss_value_get_f64(v, i);
+    if (x == x && moss_half_to_f64(MOSS_DT_F16, moss_half_from_f64(MOSS_DT_F16, x)) != x) return NULL;
+  }
+  h = moss_graph_add_constant(ctx, g, NULL, MOSS_DT_F16, v->rank, v->dims, NULL);
+  if (!h) return NULL;
+  bits = h->data;
+  for (i = 0; i < n; i++) bits[i] = moss_half_from_f64(MOSS_DT_F16, moss_value_get_f64(v, i));
+  return h;
+}
+
+moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned char *native) {
+  int i, k, changed = 0, nv = g->nvalues;
+  size_t bytes = sizeof(moss_node *) * ((size_t)nv + 1);
+  moss_node **rounds = moss_alloc(ctx, bytes); /* by value id: the Cast to float16 that reads it */
+  if (!rounds) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "float16 pass");
+  memset(rounds, 0, bytes);
+  moss_graph_compute_uses(g);
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *c = g->nodes[i];
+    if (!c->dead && c->op == MOSS_OP_Cast && c->inputs[0] && c->inputs[0]->id >= 0 && c->inputs[0]->id < nv &&
+        c->outputs[0] && c->outputs[0]->dtype == MOSS_DT_F16)
+      rounds[c->inputs[0]->id] = c;
+  }
+  for (i = 0; i < g->nnodes; i++) {
+    moss_node *n = g->nodes[i], *back;
+    moss_value *in[2], *y;
+    if (n->dead || !native[n->device] || !exact_in_half(n) || n->act.kind || n->noutputs != 1) continue;
+    y = n->outputs[0];
+    /* its float32 result rounded by a Cast into a float16 value, and read by nothing else */
+    back = y && y->dtype == MOSS_DT_F32 && y->nuses == 1 && y->output_index < 0 && y->id >= 0 && y->id < nv
+               ? rounds[y->id] : NULL;
+    if (!back || back->dead || back->device != n->device) continue;
+    for (k = 0; k < n->ninputs; k++)
+      if (!(in[k] = half_source(ctx, g, n->inputs[k], n->device))) break;
+    if (k < n->ninputs) continue;
+    for (k = 0; k < n->ninputs; k++) n->inputs[k] = in[k];
+    n->outputs[0] = back->outputs[0];
+    n->outputs[0]->producer = n;
+    back->dead = 1;
+    n->native_half = 1;
+    changed = 1;
+  }
+  moss_free(ctx, rounds, bytes);
+  if (!changed) return MOSS_OK;
+  /* the Casts to float32 nothing reads now */
+  do {
+    changed = 0;
+    moss_graph_compute_uses(g);
+    for (i = 0; i < g->nnodes; i++) {
+      moss_node *c = g->nodes[i];
+      if (!c->dead && c->op == MOSS_OP_Cast && c->outputs[0] && c->outputs[0]->nuses == 0 &&
+          c->outputs[0]->output_index < 0)
+        c->dead = changed = 1;
+    }
+  } while (changed);
+  moss_graph_compact(g);
+  return MOSS_OK;
+}

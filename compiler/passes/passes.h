@@ -29,6 +29,13 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g);
 moss_status moss_half_inputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_value **as_f32, int nv,
                              moss_dtype *out_half);
 moss_status moss_half_outputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_dtype half);
+/* After partition: the exactly rounded elementwise nodes (Add, Sub, Mul,
+ * Div, Max, Min, Relu, Neg, Abs, Sqrt) between the Casts that passes/half.c
+ * put around them, on a device |native|[d] says computes in float16
+ * (moss_kernel_cpu.half), read and write the float16 values themselves
+ * (moss_node.native_half); the Casts nothing reads then go. The results
+ * are the same bits. */
+moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned char *native);
 /* RNN, GRU and LSTM node |n|, inferred, becomes the nodes of its time
  * steps (passes/recurrent.c), appended to the node list for inference to
  * visit; |n| is marked dead and its outputs keep their values. */

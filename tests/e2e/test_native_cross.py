@@ -189,6 +189,77 @@ def node_test(moss, arch, harness, runner, test, work):
     return ""
 
 
+def half_model(work):
+    """float16 Add, Mul, Relu, Div and Sqrt, then Exp, and the inputs: the
+    special values (infinities, the largest, subnormals, signed zeros),
+    sums that overflow, and random values."""
+    import onnx
+    from onnx import TensorProto as TP, helper as H, numpy_helper as NH
+    rng = np.random.default_rng(16)
+    special = np.array([np.inf, -np.inf, 65504, -65504, 6e-8, -6e-8, 0.0, -0.0, 1e-5, 3.0e4, 4.0e4, -2.5e4],
+                       np.float16)
+    a = np.concatenate([special, (rng.standard_normal(116) * 50).astype(np.float16)])
+    b = np.concatenate([special[::-1], (rng.standard_normal(116) * 3).astype(np.float16)])
+    b[b == 0] = np.float16(0.5)
+    c = (rng.standard_normal(128) * 4).astype(np.float16)
+    nodes = [H.make_node("Add", ["a", "b"], ["s"]), H.make_node("Mul", ["s", "c"], ["m"]),
+             H.make_node("Relu", ["m"], ["r"]), H.make_node("Div", ["r", "b"], ["d"]),
+             H.make_node("Sqrt", ["r"], ["q"]), H.make_node("Sub", ["d", "q"], ["t"]),
+             H.make_node("Exp", ["q"], ["e"])]
+    g = H.make_graph(nodes, "half", [H.make_tensor_value_info("a", TP.FLOAT16, [128]),
+                                     H.make_tensor_value_info("b", TP.FLOAT16, [128])],
+                     [H.make_tensor_value_info(o, TP.FLOAT16, [128]) for o in ("t", "e")],
+                     [NH.from_array(c, "c")])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = os.path.join(work, "half.onnx")
+    onnx.save(m, path)
+    with np.errstate(all="ignore"):  # numpy's float16 arithmetic: each operation rounded once
+        s = a + b
+        r = np.maximum(s * c, np.float16(0))
+        q = np.sqrt(r)
+        want = [(r / b) - q, np.exp(q.astype(np.float32)).astype(np.float16)]
+    return path, [a, b], want
+
+
+def half_native(moss, arch, harness, runner, work, model):
+    """On a CPU with float16 instructions (the AArch64 targets list
+    +fullfp16), the exactly rounded operators compute in float16 (passes/half.c):
+    the code holds half-precision vector instructions and gives numpy's
+    float16 results, as an object and as a bundle."""
+    path, inputs, want = model
+    out = os.path.join(work, arch + "_half")
+    p = sh([moss, "compile", path, "--target", ARCHES[arch][0], "--emit", "obj", "--name", "model", "-o", out,
+            "-q", "--dump-ir"])
+    if p.returncode != 0:
+        return ["compile: " + conf.first_line(p.stderr)]
+    fails = []
+    native = re.search(r"%s:float16\[128\][^=]*= Add\(%a, %b\)", p.stdout) is not None
+    if arch == "aarch64":
+        if not native:
+            fails.append("Add does not read the float16 inputs itself: " + p.stdout[-400:])
+        dis = sh(["llvm-objdump-19", "-d", os.path.join(out, "model.o")])
+        for ins in ("fadd", "fmul", "fdiv", "fsqrt", "fsub"):
+            if not re.search(r"\b%s\s+(v\d+\.[48]h|h\d+)" % ins, dis.stdout):
+                fails.append("no float16 %s in the object" % ins)
+    elif native:
+        fails.append("float16 computed as such on a CPU without the instructions")
+    got, why = run_native(arch, harness, out, inputs, [(w.dtype, w.shape) for w in want])
+    if got is None:
+        return fails + [why]
+    fails += ["output %d: %s" % (i, w) for i, w in enumerate(conf.compare(g, r) for g, r in zip(got, want)) if w]
+    bundle = os.path.join(out, "model.moss")
+    p = sh([moss, "compile", path, "--target", ARCHES[arch][3], "-o", bundle, "-q"], env=NO_CC)
+    if p.returncode != 0:
+        return fails + ["bundle compile: " + conf.first_line(p.stderr)]
+    got, why = run_bundle(arch, runner, bundle, out, inputs, [(w.dtype, w.shape) for w in want])
+    if got is None:
+        return fails + [why]
+    fails += ["bundle output %d: %s" % (i, w) for i, w in enumerate(conf.compare(g, r) for g, r in zip(got, want))
+              if w]
+    return fails
+
+
 def c_reference(moss, model, shape, x, work):
     """moss's C backend on the host, image by image: the int8 reference the native
     code must equal bit for bit (DESIGN.md "Numerics": int8 identical across backends)."""
@@ -365,6 +436,7 @@ def main():
             x = np.load(os.path.join(dd, xs)).astype(np.float32)[:20]
             cref[model] = c_reference(moss, os.path.join(dd, model), shape, x, work)
     q8 = [q8_model(work, c) for c in Q8_CASES]
+    hm = half_model(work)
     for arch in arches:
         _, cc, _, _ = ARCHES[arch]
         hobj = os.path.join(work, "harness_%s.o" % arch)
@@ -392,13 +464,15 @@ def main():
         if not a.no_digits:
             failures += ["%s digits %s" % (arch, w) for w in digits(moss, arch, hobj, work, cref)]
         failures += ["%s int8 conv %s" % (arch, w) for w in int8_convs(moss, arch, hobj, runner, work, q8)]
-        print("%s: %d node tests%s and %d int8 convolutions run as native code (objects and bundles)"
-              % (arch, len(chosen), "" if a.no_digits else ", the digits models", len(q8)))
+        failures += ["%s float16 %s" % (arch, w) for w in half_native(moss, arch, hobj, runner, work, hm)]
+        print("%s: %d node tests%s, %d int8 convolutions and float16 arithmetic run as native code (objects and "
+              "bundles)" % (arch, len(chosen), "" if a.no_digits else ", the digits models", len(q8)))
     shutil.rmtree(work, ignore_errors=True)
     for f in sorted(failures):
         print("FAIL", f)
     n = len(chosen) * len(arches) - len([1 for arch in arches for t in chosen if (arch, t) in QEMU_CANNOT])
-    print("%d passed, %d failed" % (n - len([f for f in failures if "digits" not in f and "int8 conv" not in f]),
+    print("%d passed, %d failed" % (n - len([f for f in failures if "digits" not in f and "int8 conv" not in f
+                                             and "float16" not in f]),
                                     len(failures)))
     return 1 if failures else 0
 
