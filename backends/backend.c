@@ -106,6 +106,7 @@ static const moss_backend backends[] = {
      .machine_facts = moss_llvm_kernel_cpu, /* backends/llvm/llvm.c */
      .in_process = 1,
      .kernels = 1,
+     .native_half = 1, /* AArch64 +fullfp16 */
      .takes = llvm_takes,
      .emit_standalone = moss_llvm_emit_standalone, /* backends/llvm/native.c */
      .emit_code = moss_llvm_emit_code},
@@ -126,6 +127,7 @@ static const moss_backend backends[] = {
      .emit_segment = moss_ptx_emit_segment}, /* backends/ptx/ptx.c */
     {.name = "vulkan",
      .kernels = 1,
+     .native_half = 1, /* Float16 and StorageBuffer16BitAccess */
      .dot4_forms = MOSS_DOT4_SPIRV, /* DOT4S as OpSDot */
      .code = MOSS_CODE_SPIRV,
      .machine_facts = gpu_facts,
@@ -268,6 +270,10 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
       unsigned has = (has_word(caps, "DotProductInput4x8BitPacked") ? MOSS_DOT4_SPIRV : 0) |
                      (sm && !strncmp(sm, "sm_", 3) && atoi(sm + 3) >= 61 ? MOSS_DOT4_PTX : 0);
       out->gpu_dot4 = (d->backend->dot4_forms & ~has) == 0;
+    }
+    {
+      const char *caps = moss_target_device_codegen(d->target, d->device, "spirv-capabilities");
+      out->half = has_word(caps, "Float16") && has_word(caps, "StorageBuffer16BitAccess");
     }
   }
 }

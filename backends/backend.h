@@ -112,6 +112,12 @@ struct moss_backend {
    * (moss_kernel_cpu.gpu_dot4) when every form the backend writes has it;
    * 0: none. */
   unsigned dot4_forms;
+  /* 1: it computes float16 as such where the device has it
+   * (moss_kernel_cpu.half: an AArch64 <codegen> with +fullfp16; a SPIR-V
+   * device whose spirv-capabilities list Float16 and
+   * StorageBuffer16BitAccess), the "half" pass's nodes (passes/half.c,
+   * moss_node.native_half); 0: float16 only through Casts to float32. */
+  int native_half;
   /* 1 when it has code for |n| on device d->device; 0 when not, with the
    * reason in |why| (NUL-terminated, at most |cap| bytes). A binding whose
    * state its backend needs but lacks (a plugin device without a library)

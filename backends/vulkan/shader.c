@@ -50,7 +50,8 @@
 #include "../gpu/spirv.h"
 #include "shader.h"
 
-enum { CAP_INT8 = 1, CAP_INT16 = 2, CAP_INT64 = 4, CAP_FLOAT64 = 8, CAP_SB8 = 16, CAP_SB16 = 32, CAP_DOT = 64 };
+enum { CAP_INT8 = 1, CAP_INT16 = 2, CAP_INT64 = 4, CAP_FLOAT64 = 8, CAP_SB8 = 16, CAP_SB16 = 32, CAP_DOT = 64,
+       CAP_FLOAT16 = 128 };
 
 typedef struct uentry {
   uint32_t hash, id, nw;
@@ -189,6 +190,7 @@ static uint32_t t_int(sg *S, int bits, int sgn) {
 static uint32_t t_float(sg *S, int bits) {
   uint32_t w[1] = {(uint32_t)bits};
   if (bits == 64) S->caps |= CAP_FLOAT64;
+  if (bits == 16) S->caps |= CAP_FLOAT16; /* a native float16 node's (moss_node.native_half) */
   return unique(S, SpvOpTypeFloat, 0, w, 1, NULL);
 }
 
@@ -238,6 +240,9 @@ static uint32_t c_float(sg *S, moss_dtype dt, double f) {
     w[1] = (uint32_t)(b & 0xffffffffu);
     w[2] = (uint32_t)(b >> 32);
     return unique(S, SpvOpConstant, 1, w, 3, NULL);
+  } else if (dt == MOSS_DT_F16) { /* the low 16 bits of the word */
+    w[1] = moss_half_from_f64(MOSS_DT_F16, f);
+    return unique(S, SpvOpConstant, 1, w, 2, NULL);
   } else {
     float g = (float)f;
     memcpy(&w[1], &g, 4);
@@ -1259,6 +1264,7 @@ static void module_words(sg *S, moss_buf *out) {
     uint32_t cap;
   } caps[] = {{CAP_INT64, SpvCapabilityInt64},     {CAP_INT16, SpvCapabilityInt16},
               {CAP_INT8, SpvCapabilityInt8},       {CAP_FLOAT64, SpvCapabilityFloat64},
+              {CAP_FLOAT16, SpvCapabilityFloat16},
               {CAP_SB8, SpvCapabilityStorageBuffer8BitAccess},
               {CAP_SB16, SpvCapabilityStorageBuffer16BitAccess},
               {CAP_DOT, SpvCapabilityDotProductInput4x8BitPackedKHR},
@@ -1297,8 +1303,12 @@ static int expr_has(const moss_kx *x, char *why, size_t cap) {
     snprintf(why, cap, "a vector expression (the Vulkan backend writes scalar code)");
     return 0;
   }
-  if (x->dt == MOSS_DT_F16 || x->dt == MOSS_DT_BF16 || x->dt == MOSS_DT_STRING || x->dt == MOSS_DT_UNDEF) {
-    snprintf(why, cap, "an expression of type %s (the Vulkan backend: no float16 yet)", moss_dtype_name(x->dt));
+  /* float16 only in a native float16 node's kernel (passes/half.c: on a
+   * device that lists Float16 and StorageBuffer16BitAccess; its
+   * operators need nothing else) */
+  if (x->dt == MOSS_DT_BF16 || x->dt == MOSS_DT_STRING || x->dt == MOSS_DT_UNDEF) {
+    snprintf(why, cap, "an expression of type %s (the Vulkan backend computes 16-bit floats in float32)",
+             moss_dtype_name(x->dt));
     return 0;
   }
   if (x->op == MOSS_KX_SPLAT || x->op == MOSS_KX_HSUM) {

@@ -20,7 +20,8 @@ int moss_vulkan_takes(const moss_backend_device *d, const moss_node *n, char *wh
     const moss_value *v = i < n->ninputs ? n->inputs[i] : n->outputs[i - n->ninputs];
     if (v && ((moss_dtype_is_half(v->dtype) && !moss_kernel_half_ok(n)) || moss_dtype_size(v->dtype) == 0 ||
               v->dtype == MOSS_DT_STRING)) {
-      snprintf(why, cap, "%s has type %s (the Vulkan backend computes float16 in float32, after a Cast)",
+      snprintf(why, cap, "%s has type %s (the Vulkan backend computes float16 in float32, after a Cast, "
+               "unless the device lists Float16 and StorageBuffer16BitAccess)",
                v->name, moss_dtype_name(v->dtype));
       return 0;
     }

@@ -462,7 +462,7 @@ static moss_status half(stage *s) {
   for (d = 0; d < nd; d++) {
     moss_kernel_cpu kc;
     moss_backend_device_kernel_cpu(&s->devices[d], &kc);
-    native[d] = (unsigned char)(kc.half && !kc.gpu && s->devices[d].backend && s->devices[d].backend->kernels);
+    native[d] = (unsigned char)(kc.half && s->devices[d].backend && s->devices[d].backend->native_half);
     any |= native[d];
   }
   st = any ? moss_pass_native_half(s->ctx, s->g, native) : MOSS_OK;

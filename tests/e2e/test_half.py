@@ -25,8 +25,14 @@ from moss:
     of the float64 product rounded to float16 (moss accumulates in float32
     and rounds once; a sum near a rounding tie may land on the other side).
 
-Every case runs on host (LLVM), c99 (--emit c), OpenCL (PoCL) and Vulkan
-(lavapipe) through libmossrt, but the float64 ones on OpenCL, whose backend
+  - the same arithmetic on a Vulkan device that lists Float16 and
+    StorageBuffer16BitAccess (vulkan-f16-only.xml): computed in float16
+    itself (the IR's Mul reads the float16 inputs, the SPIR-V declares
+    16-bit floats and the Float16 capability), the same bits; without
+    them (vulkan-only.xml) through float32.
+
+Every case runs on host (LLVM), c99 (--emit c), OpenCL (PoCL), Vulkan
+and Vulkan with Float16 (lavapipe) through libmossrt, but the float64 ones on OpenCL, whose backend
 has no float64 (OpenCL C 1.2 here); the PTX of the casts passes ptxas. bfloat16
 files are uint16 .npy of the bits (numpy has no bfloat16).
 
@@ -43,7 +49,7 @@ from onnx import TensorProto as TP
 from onnx import helper as H
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_blobs import find_ptxas, ptxas_refusals  # noqa: E402
+from gpu_blobs import blobs, find_ptxas, ptxas_refusals  # noqa: E402
 from model_dir import compile_run, work_env  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,7 +60,8 @@ A = ap.parse_args()
 W, ENV, ENV_CL = work_env("moss-half-")
 TARGETS = [("host", "host", "bundle"), ("c99", "c99", "c"),
            ("opencl", os.path.join(CONF, "opencl-only.xml"), "bundle"),
-           ("vulkan", os.path.join(CONF, "vulkan-only.xml"), "bundle")]
+           ("vulkan", os.path.join(CONF, "vulkan-only.xml"), "bundle"),
+           ("vulkan-f16", os.path.join(CONF, "vulkan-f16-only.xml"), "bundle")]
 PTX = os.path.join(CONF, "ptx-only.xml")
 PTXAS = find_ptxas()
 rng = np.random.default_rng(16)
@@ -211,6 +218,31 @@ with np.errstate(all="ignore"):
     v_ = np.maximum(np.maximum(t_, np.float16(0)), b)
     want = np.where(a < b, v_, a)
 case("arith_f16", ops, [("a", "f16", [n]), ("b", "f16", [n])], ("y", "f16", [n]), {"a": a, "b": b}, want)
+
+# ---- the same computed in float16 itself, on a Vulkan device that lists
+# Float16 and StorageBuffer16BitAccess (passes/half.c, moss_node.native_half):
+# the IR's Mul reads the float16 inputs, the SPIR-V declares 16-bit floats,
+# and the bits are numpy's (checked above, target vulkan-f16); on
+# vulkan-only the Casts to float32 stay
+d = os.path.join(W, "arith_f16")
+for tag, xml, native in (("vulkan-f16", "vulkan-f16-only.xml", True), ("vulkan", "vulkan-only.xml", False)):
+    art = os.path.join(d, "native-%s.moss" % tag)
+    p = subprocess.run([A.moss, "compile", d + "/model.onnx", "--target", os.path.join(CONF, xml), "-o", art,
+                        "--dump-ir"], capture_output=True, text=True, env=ENV)
+    if p.returncode != 0:
+        fail("arith_f16 native on %s: %s" % (tag, p.stderr.strip()[-300:]))
+        continue
+    in_ir = "m:float16[4096]" in p.stdout and "= Mul(%a, %b)" in p.stdout
+    spv = b"".join(b["source"] for b in blobs(art))
+    words = np.frombuffer(spv[:len(spv) // 4 * 4], dtype="<u4")
+    # OpTypeFloat (opcode 22, 3 words) of width 16, and OpCapability Float16 (17, 2 words: 9)
+    f16_type = bool(np.any((words[:-2] == (3 << 16 | 22)) & (words[2:] == 16)))
+    f16_cap = bool(np.any((words[:-1] == (2 << 16 | 17)) & (words[1:] == 9)))
+    if (in_ir, f16_type, f16_cap) != (native, native, native):
+        fail("arith_f16 on %s: float16 computed as such %s (IR %s, OpTypeFloat 16 %s, Float16 capability %s)"
+             % (tag, "wanted" if native else "not wanted", in_ir, f16_type, f16_cap))
+    else:
+        print("arith_f16: %s float16 on %s" % ("computed in" if native else "through float32, not", tag))
 
 
 # ---- a float16 MatMul: within one unit in the last place of float16
