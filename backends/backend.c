@@ -119,6 +119,7 @@ static const moss_backend backends[] = {
      .emit_segment = moss_opencl_emit_segment}, /* backends/opencl/opencl.c */
     {.name = "ptx",
      .kernels = 1,
+     .native_half = 1, /* sm_53 and up: LLVM NVPTX's f16 */
      .dot4_forms = MOSS_DOT4_PTX, /* DOT4S as dp4a */
      .code = MOSS_CODE_PTX,
      .machine_facts = gpu_facts,
@@ -271,9 +272,13 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
                      (sm && !strncmp(sm, "sm_", 3) && atoi(sm + 3) >= 61 ? MOSS_DOT4_PTX : 0);
       out->gpu_dot4 = (d->backend->dot4_forms & ~has) == 0;
     }
-    {
+    { /* float16 arithmetic: SPIR-V's capabilities, or sm_53 and up for PTX */
       const char *caps = moss_target_device_codegen(d->target, d->device, "spirv-capabilities");
-      out->half = has_word(caps, "Float16") && has_word(caps, "StorageBuffer16BitAccess");
+      const char *sm = moss_target_device_codegen(d->target, d->device, "cpu");
+      if (d->backend->code == MOSS_CODE_SPIRV)
+        out->half = has_word(caps, "Float16") && has_word(caps, "StorageBuffer16BitAccess");
+      else if (d->backend->code == MOSS_CODE_PTX)
+        out->half = sm && !strncmp(sm, "sm_", 3) && atoi(sm + 3) >= 53;
     }
   }
 }

@@ -132,6 +132,53 @@ typedef struct unroll {
   int disorder; /* a body node reads a body value no earlier node made */
 } unroll;
 
+/* Starts unrolling |body| of |n|: the binding tables, the body's values
+ * marked as made by its nodes. 0: out of memory (reported). */
+static int unroll_open(unroll *u, moss_ctx *ctx, moss_graph *g, moss_node *n, const moss_subgraph *body) {
+  int k, j;
+  memset(u, 0, sizeof *u);
+  u->ctx = ctx;
+  u->g = g;
+  u->n = n;
+  u->body = body;
+  u->cap = g->nvalues;
+  u->bound = moss_alloc(ctx, sizeof *u->bound * (size_t)u->cap);
+  u->stamp = moss_alloc(ctx, sizeof *u->stamp * (size_t)u->cap);
+  u->made = moss_alloc(ctx, (size_t)u->cap);
+  if (!u->bound || !u->stamp || !u->made) {
+    moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
+    return 0;
+  }
+  memset(u->stamp, 0, sizeof *u->stamp * (size_t)u->cap);
+  memset(u->made, 0, (size_t)u->cap);
+  for (k = 0; k < body->nnodes; k++)
+    for (j = 0; j < body->nodes[k]->noutputs; j++)
+      if (body->nodes[k]->outputs[j] && body->nodes[k]->outputs[j]->id < u->cap)
+        u->made[body->nodes[k]->outputs[j]->id] = 1;
+  return 1;
+}
+
+static void unroll_close(unroll *u) {
+  moss_free(u->ctx, u->bound, sizeof *u->bound * (size_t)u->cap);
+  moss_free(u->ctx, u->stamp, sizeof *u->stamp * (size_t)u->cap);
+  moss_free(u->ctx, u->made, (size_t)u->cap);
+}
+
+/* The nodes made since the list held |before| go right after |u|'s node,
+ * at |at|, which dies. */
+static moss_status unroll_place(unroll *u, int at, int before) {
+  int cnt = u->g->nnodes - before;
+  moss_node **list = moss_alloc(u->ctx, sizeof *list * (size_t)(cnt + 1));
+  moss_status st;
+  if (!list) return moss_fail(u->ctx, MOSS_E_NOMEM, u->n, "unrolling");
+  memcpy(list, u->g->nodes + before, sizeof *list * (size_t)cnt);
+  u->g->nnodes = before;
+  u->n->dead = 1;
+  st = moss_graph_insert_nodes(u->ctx, u->g, at + 1, list, cnt);
+  moss_free(u->ctx, list, sizeof *list * (size_t)(cnt + 1));
+  return st;
+}
+
 static moss_value *lookup(unroll *u, moss_value *v, int it) {
   if (!v || v->id >= u->cap) return v;
   if (u->stamp[v->id] == it + 1) return u->bound[v->id];
@@ -359,39 +406,28 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
   unroll u;
   moss_value **state = NULL, **scans = NULL, **rowout = NULL, *truth = NULL, *active = NULL, *count = NULL;
   moss_value *src[MOSS_CONTROL_MAX];
-  moss_node **list = NULL;
   char name[600];
-  int before = g->nnodes, k, j, cnt;
+  int before = g->nnodes, k, j;
   int64_t it, T, r, rows;
   size_t ssz, csz, rsz;
   moss_status st = MOSS_OK;
   MOSS_TRY(moss_control_read(ctx, n, g->max_trip_count, &c));
   T = c.trips;
   rows = c.batch ? c.batch : 1; /* Scan-8: each row's T iterations, then the rows stacked */
-  memset(&u, 0, sizeof u);
-  u.ctx = ctx;
-  u.g = g;
-  u.n = n;
-  u.body = body;
-  u.cap = g->nvalues;
-  u.bound = moss_alloc(ctx, sizeof *u.bound * (size_t)u.cap);
-  u.stamp = moss_alloc(ctx, sizeof *u.stamp * (size_t)u.cap);
-  u.made = moss_alloc(ctx, (size_t)u.cap);
+  if (!unroll_open(&u, ctx, g, n, body)) {
+    unroll_close(&u);
+    return MOSS_E_NOMEM;
+  }
   ssz = sizeof *state * (size_t)(c.nstate + 1);
   csz = sizeof *scans * (size_t)(c.nscan_out * T + 1);
   rsz = sizeof *rowout * (size_t)((c.nstate + c.nscan_out) * c.batch + 1);
   state = moss_alloc(ctx, ssz);
   scans = moss_alloc(ctx, csz);
   rowout = moss_alloc(ctx, rsz);
-  if (!u.bound || !u.stamp || !u.made || !state || !scans || !rowout) {
+  if (!state || !scans || !rowout) {
     st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
     goto done;
   }
-  memset(u.stamp, 0, sizeof *u.stamp * (size_t)u.cap);
-  memset(u.made, 0, (size_t)u.cap);
-  for (k = 0; k < body->nnodes; k++)
-    for (j = 0; j < body->nodes[k]->noutputs; j++)
-      if (body->nodes[k]->outputs[j] && body->nodes[k]->outputs[j]->id < u.cap) u.made[body->nodes[k]->outputs[j]->id] = 1;
   if (n->op == MOSS_OP_Loop) {
     uint8_t one = 1;
     truth = moss_graph_add_constant(ctx, g, NULL, MOSS_DT_BOOL, 0, NULL, &one);
@@ -499,21 +535,9 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
     st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
     goto done;
   }
-  cnt = g->nnodes - before;
-  list = moss_alloc(ctx, sizeof *list * (size_t)(cnt + 1));
-  if (!list) {
-    st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
-    goto done;
-  }
-  memcpy(list, g->nodes + before, sizeof *list * (size_t)cnt);
-  g->nnodes = before;
-  n->dead = 1;
-  st = moss_graph_insert_nodes(ctx, g, at + 1, list, cnt);
-  moss_free(ctx, list, sizeof *list * (size_t)(cnt + 1));
+  st = unroll_place(&u, at, before);
 done:
-  moss_free(ctx, u.bound, sizeof *u.bound * (size_t)u.cap);
-  moss_free(ctx, u.stamp, sizeof *u.stamp * (size_t)u.cap);
-  moss_free(ctx, u.made, (size_t)u.cap);
+  unroll_close(&u);
   moss_free(ctx, state, ssz);
   moss_free(ctx, scans, csz);
   moss_free(ctx, rowout, rsz);
@@ -529,32 +553,20 @@ static moss_status expand_map(moss_ctx *ctx, moss_graph *g, int at) {
   const moss_subgraph *body = moss_node_subgraph(n, "body");
   unroll u;
   moss_list **outs = NULL;
-  moss_node **list = NULL;
-  int before = g->nnodes, k, j, it, cnt, len = n->inputs[0]->list->n;
+  int before = g->nnodes, k, j, it, len = n->inputs[0]->list->n;
   size_t osz = sizeof *outs * (size_t)(n->noutputs + 1);
   moss_status st = MOSS_OK;
   if ((double)len * (body->nnodes + 1) > MOSS_UNROLL_MAX_NODES)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%d elements through a body of %d nodes: moss unrolls the "
                      "body, to %d nodes", len, body->nnodes, MOSS_UNROLL_MAX_NODES);
-  memset(&u, 0, sizeof u);
-  u.ctx = ctx;
-  u.g = g;
-  u.n = n;
-  u.body = body;
-  u.cap = g->nvalues;
-  u.bound = moss_alloc(ctx, sizeof *u.bound * (size_t)u.cap);
-  u.stamp = moss_alloc(ctx, sizeof *u.stamp * (size_t)u.cap);
-  u.made = moss_alloc(ctx, (size_t)u.cap);
-  outs = moss_alloc(ctx, osz);
-  if (!u.bound || !u.stamp || !u.made || !outs) {
+  if (!unroll_open(&u, ctx, g, n, body)) {
+    unroll_close(&u);
+    return MOSS_E_NOMEM;
+  }
+  if (!(outs = moss_alloc(ctx, osz))) {
     st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
     goto done;
   }
-  memset(u.stamp, 0, sizeof *u.stamp * (size_t)u.cap);
-  memset(u.made, 0, (size_t)u.cap);
-  for (k = 0; k < body->nnodes; k++)
-    for (j = 0; j < body->nodes[k]->noutputs; j++)
-      if (body->nodes[k]->outputs[j] && body->nodes[k]->outputs[j]->id < u.cap) u.made[body->nodes[k]->outputs[j]->id] = 1;
   for (j = 0; j < n->noutputs; j++) {
     moss_list *l = moss_graph_alloc(g, sizeof *l);
     if (!l || !(l->items = moss_graph_alloc(g, sizeof *l->items * (size_t)(len + 1)))) {
@@ -587,21 +599,9 @@ static moss_status expand_map(moss_ctx *ctx, moss_graph *g, int at) {
     y->rank = 0;
     y->dtype = b->dtype != MOSS_DT_UNDEF ? b->dtype : MOSS_DT_F32;
   }
-  cnt = g->nnodes - before;
-  list = moss_alloc(ctx, sizeof *list * (size_t)(cnt + 1));
-  if (!list) {
-    st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
-    goto done;
-  }
-  memcpy(list, g->nodes + before, sizeof *list * (size_t)cnt);
-  g->nnodes = before;
-  n->dead = 1;
-  st = moss_graph_insert_nodes(ctx, g, at + 1, list, cnt);
-  moss_free(ctx, list, sizeof *list * (size_t)(cnt + 1));
+  st = unroll_place(&u, at, before);
 done:
-  moss_free(ctx, u.bound, sizeof *u.bound * (size_t)u.cap);
-  moss_free(ctx, u.stamp, sizeof *u.stamp * (size_t)u.cap);
-  moss_free(ctx, u.made, (size_t)u.cap);
+  unroll_close(&u);
   moss_free(ctx, outs, osz);
   if (st != MOSS_OK && g->nnodes > before) g->nnodes = before;
   return st;

@@ -29,7 +29,8 @@ from moss:
     StorageBuffer16BitAccess (vulkan-f16-only.xml): computed in float16
     itself (the IR's Mul reads the float16 inputs, the SPIR-V declares
     16-bit floats and the Float16 capability), the same bits; without
-    them (vulkan-only.xml) through float32.
+    them (vulkan-only.xml) through float32; for an NVIDIA GPU of sm_53 and
+    up, f16 instructions in the PTX, which ptxas takes.
 
 Every case runs on host (LLVM), c99 (--emit c), OpenCL (PoCL), Vulkan
 and Vulkan with Float16 (lavapipe) through libmossrt, but the float64 ones on OpenCL, whose backend
@@ -40,6 +41,7 @@ files are uint16 .npy of the bits (numpy has no bfloat16).
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -243,6 +245,23 @@ for tag, xml, native in (("vulkan-f16", "vulkan-f16-only.xml", True), ("vulkan",
              % (tag, "wanted" if native else "not wanted", in_ir, f16_type, f16_cap))
     else:
         print("arith_f16: %s float16 on %s" % ("computed in" if native else "through float32, not", tag))
+# and for an NVIDIA GPU of sm_53 and up (ptx-only.xml: sm_90): f16 instructions
+# in the PTX, which ptxas takes (nothing runs CUDA here)
+if PTXAS:
+    art = os.path.join(d, "native-ptx.moss")
+    p = subprocess.run([A.moss, "compile", d + "/model.onnx", "--target", PTX, "-o", art, "--dump-ir"],
+                       capture_output=True, text=True, env=ENV)
+    if p.returncode != 0:
+        fail("arith_f16 native for PTX: %s" % p.stderr.strip()[-300:])
+    else:
+        ptx = b"".join(b["source"] for b in blobs(art)).decode("latin-1")
+        ops16 = sorted(set(re.findall(r"\b(add|sub|mul|max|min)(?:\.rn)?\.f16\b", ptx)))
+        if "m:float16[4096]" not in p.stdout or "= Mul(%a, %b)" not in p.stdout or "mul" not in ops16:
+            fail("arith_f16 for PTX: not computed in float16 (IR %s, f16 instructions %s)"
+                 % ("m:float16[4096]" in p.stdout, ops16))
+        for k, why in ptxas_refusals(PTXAS, art, d):
+            fail("arith_f16 for PTX: ptxas refuses module %d: %s" % (k, why[:300]))
+        print("arith_f16: computed in float16 for PTX (%s.f16), ptxas takes it" % "/".join(ops16))
 
 
 # ---- a float16 MatMul: within one unit in the last place of float16
