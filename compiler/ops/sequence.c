@@ -422,6 +422,16 @@ moss_status moss_sequence_resolve(moss_ctx *ctx, moss_graph *g, moss_node *n, in
     *handled = 1;
     return select_lists(ctx, g, n);
   }
+  if (n->op == MOSS_OP_Where && moss_node_find_attr(n, "moss.loop_carried")) {
+    /* a Loop unrolled to --max-trip-count keeps each carried value from
+     * when it ended: a list's length would then be the run's */
+    char buf[512];
+    const char *hint = moss_freeze_hint(n->inputs[0], buf, sizeof buf);
+    return moss_fail(ctx, MOSS_E_UNSUPPORTED, n,
+                     "the Loop carries %s ('%s') and ends at run time: a sequence's length is known at "
+                     "compile time, so its trip count and condition must be too: fix them with %s",
+                     what(lv), lv->name, hint ? hint : "--constant on the inputs they come from");
+  }
   /* control flow passes lists on: the values its subgraphs read */
   if (n->op == MOSS_OP_If || n->op == MOSS_OP_Loop || n->op == MOSS_OP_Scan) return MOSS_OK;
   return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "input '%s' is %s; %s takes tensors", lv->name, what(lv), n->op_type);

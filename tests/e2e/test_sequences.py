@@ -19,8 +19,9 @@ hand in numpy.
 - a sequence graph input frozen with --constant (a SequenceProto file);
 - the errors: a sequence input without --constant, a run-time position, a
   tensor operator given a sequence, concatenating an empty sequence,
-  branches of different lengths under a run-time condition, a position
-  out of range, a TensorProto file where a SequenceProto is expected.
+  branches of different lengths under a run-time condition, a Loop
+  carrying a sequence unrolled to --max-trip-count, a position out of
+  range, a TensorProto file where a SequenceProto is expected.
 
 Each compiled for the host (LLVM), as C, for OpenCL (PoCL) and Vulkan
 (lavapipe).
@@ -269,6 +270,15 @@ expect_error("if_lengths_differ", d, "the branches give a sequence of 1 and a se
 np.save(d + "/c.npy", np.array(False))
 run_case("if_lengths_frozen", d, {"x": x}, ["sequence"], [[x, x]], extra=("--constant", "c=%s/c.npy" % d),
          targets=RUN_TARGETS[:2])
+
+body = H.make_graph([H.make_node("Identity", ["cin"], ["cout"]), H.make_node("SequenceInsert", ["sin", "x"], ["sout"])],
+                    "body", [tensor_vi("i", dt=TP.INT64), tensor_vi("cin", dt=TP.BOOL), seq_vi("sin")],
+                    [tensor_vi("cout", dt=TP.BOOL), seq_vi("sout")])
+d = model("loop_runtime_count", [H.make_node("SequenceEmpty", [], ["e"]), H.make_node("Loop", ["n", "", "e"], ["s"],
+                                                                                     body=body)],
+          [tensor_vi("x", x), tensor_vi("n", np.array(3, np.int64))], [seq_vi("s")])
+expect_error("loop_runtime_count", d, "ends at run time: a sequence's length is known at compile time, so its trip "
+             "count and condition must be too: fix them with --constant n=FILE", extra=("--max-trip-count", "4"))
 
 nodes = [H.make_node("SequenceConstruct", ["x", "x"], ["s"]), H.make_node("SequenceInsert", ["s", "x", "five"], ["t"])]
 d = model("position_out_of_range", nodes, [tensor_vi("x", x)], [seq_vi("t")], {"five": i64(5)})
