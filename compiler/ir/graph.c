@@ -313,6 +313,23 @@ moss_status moss_graph_insert_nodes(moss_ctx *ctx, moss_graph *g, int at, moss_n
   return MOSS_OK;
 }
 
+moss_status moss_graph_replace_by_made(moss_ctx *ctx, moss_graph *g, moss_node *n, int before) {
+  int at = n->id, cnt = g->nnodes - before;
+  size_t bytes = sizeof(moss_node *) * (size_t)(cnt + 1);
+  moss_node **made;
+  moss_status st;
+  if (at < 0 || at >= before || g->nodes[at] != n)
+    for (at = 0; at < before && g->nodes[at] != n; at++) {}
+  if (at >= before || cnt < 0) return moss_fail(ctx, MOSS_E_INTERNAL, n, "the node is not in the list");
+  if (!(made = moss_alloc(ctx, bytes))) return moss_fail(ctx, MOSS_E_NOMEM, n, "nodes");
+  memcpy(made, g->nodes + before, sizeof *made * (size_t)cnt);
+  g->nnodes = before;
+  n->dead = 1;
+  st = moss_graph_insert_nodes(ctx, g, at + 1, made, cnt);
+  moss_free(ctx, made, bytes);
+  return st;
+}
+
 moss_value *moss_graph_add_constant(moss_ctx *ctx, moss_graph *g, const char *name,
                                     moss_dtype dt, int rank, const int64_t *dims,
                                     const void *data) {

@@ -300,6 +300,10 @@ moss_node *moss_graph_add_node(moss_ctx *ctx, moss_graph *g, const char *op_type
  * the nodes from there on after them; renumbers the ids. */
 moss_status moss_graph_insert_nodes(moss_ctx *ctx, moss_graph *g, int at, moss_node *const *nodes,
                                    int count);
+/* The nodes made (moss_graph_add_node) since the list held |before|
+ * nodes, at its end, move to right after |n|, which dies: what a node is
+ * rewritten into takes its place, and inference visits it next. */
+moss_status moss_graph_replace_by_made(moss_ctx *ctx, moss_graph *g, moss_node *n, int before);
 /* A constant value holding a copy of |data| (numel * size bytes). */
 moss_value *moss_graph_add_constant(moss_ctx *ctx, moss_graph *g, const char *name,
                                     moss_dtype dt, int rank, const int64_t *dims,

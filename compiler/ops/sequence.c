@@ -103,24 +103,6 @@ static moss_value *scalar_const(moss_ctx *ctx, moss_graph *g, moss_dtype dt, int
   return moss_graph_add_constant(ctx, g, NULL, dt, 0, NULL, dt == MOSS_DT_BOOL ? (const void *)&b : (const void *)&x);
 }
 
-/* Nodes made for |n| (at the end of the list from |before| on) go right
- * after it, and |n| dies. */
-static moss_status place_after(moss_ctx *ctx, moss_graph *g, moss_node *n, int before) {
-  int at = n->id, cnt = g->nnodes - before, k;
-  moss_node **made;
-  moss_status st;
-  if (at < 0 || at >= before || g->nodes[at] != n)
-    for (at = 0; at < before && g->nodes[at] != n; at++) {}
-  if (at >= before) return moss_fail(ctx, MOSS_E_INTERNAL, n, "the node is not in the list");
-  if (!(made = moss_alloc(ctx, sizeof *made * (size_t)(cnt + 1)))) return moss_fail(ctx, MOSS_E_NOMEM, n, "nodes");
-  for (k = 0; k < cnt; k++) made[k] = g->nodes[before + k];
-  g->nnodes = before;
-  n->dead = 1;
-  st = moss_graph_insert_nodes(ctx, g, at + 1, made, cnt);
-  moss_free(ctx, made, sizeof *made * (size_t)(cnt + 1));
-  return st;
-}
-
 /* A node |op| named after |n| and |k|, opset 17 (inputs for axes and
  * sizes), with output |y| or a new value. */
 static moss_node *made_node(moss_ctx *ctx, moss_graph *g, const moss_node *n, const char *op, int k, int nin,
@@ -169,7 +151,7 @@ static moss_status concat_from(moss_ctx *ctx, moss_graph *g, moss_node *n, const
   c->attrs[0].type = MOSS_ATTR_INT;
   c->attrs[0].i = ax;
   memcpy(c->inputs, in, sizeof *in * (size_t)l->n);
-  return place_after(ctx, g, n, before);
+  return moss_graph_replace_by_made(ctx, g, n, before);
 }
 
 /* SplitToSequence: a Slice per part (Gather for keepdims 0 without split). */
@@ -239,7 +221,7 @@ static moss_status split_to(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     start += size;
   }
   set_list(n->outputs[0], l);
-  return place_after(ctx, g, n, before);
+  return moss_graph_replace_by_made(ctx, g, n, before);
 }
 
 /* The element type the 'type' attribute (a TypeProto) of Optional names is
@@ -401,7 +383,7 @@ static moss_status select_lists(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     }
   }
   set_list(n->outputs[0], l);
-  return place_after(ctx, g, n, before);
+  return moss_graph_replace_by_made(ctx, g, n, before);
 }
 
 moss_status moss_sequence_resolve(moss_ctx *ctx, moss_graph *g, moss_node *n, int *handled) {

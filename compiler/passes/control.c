@@ -164,21 +164,6 @@ static void unroll_close(unroll *u) {
   moss_free(u->ctx, u->made, (size_t)u->cap);
 }
 
-/* The nodes made since the list held |before| go right after |u|'s node,
- * at |at|, which dies. */
-static moss_status unroll_place(unroll *u, int at, int before) {
-  int cnt = u->g->nnodes - before;
-  moss_node **list = moss_alloc(u->ctx, sizeof *list * (size_t)(cnt + 1));
-  moss_status st;
-  if (!list) return moss_fail(u->ctx, MOSS_E_NOMEM, u->n, "unrolling");
-  memcpy(list, u->g->nodes + before, sizeof *list * (size_t)cnt);
-  u->g->nnodes = before;
-  u->n->dead = 1;
-  st = moss_graph_insert_nodes(u->ctx, u->g, at + 1, list, cnt);
-  moss_free(u->ctx, list, sizeof *list * (size_t)(cnt + 1));
-  return st;
-}
-
 static moss_value *lookup(unroll *u, moss_value *v, int it) {
   if (!v || v->id >= u->cap) return v;
   if (u->stamp[v->id] == it + 1) return u->bound[v->id];
@@ -535,7 +520,7 @@ static moss_status expand_loop(moss_ctx *ctx, moss_graph *g, int at) {
     st = moss_fail(ctx, MOSS_E_NOMEM, n, "unrolling");
     goto done;
   }
-  st = unroll_place(&u, at, before);
+  st = moss_graph_replace_by_made(ctx, g, n, before);
 done:
   unroll_close(&u);
   moss_free(ctx, state, ssz);
@@ -599,7 +584,7 @@ static moss_status expand_map(moss_ctx *ctx, moss_graph *g, int at) {
     y->rank = 0;
     y->dtype = b->dtype != MOSS_DT_UNDEF ? b->dtype : MOSS_DT_F32;
   }
-  st = unroll_place(&u, at, before);
+  st = moss_graph_replace_by_made(ctx, g, n, before);
 done:
   unroll_close(&u);
   moss_free(ctx, outs, osz);

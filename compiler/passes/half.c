@@ -106,9 +106,9 @@ static int exact_in_half(const moss_node *n) {
 }
 
 /* |v| as a float16 value: the float16 value a Cast to float32 read, or a
- * float32 constant every element of which is a float16 (made one); NULL
- * otherwise. */
-static moss_value *half_source(moss_ctx *ctx, moss_graph *g, moss_value *v, int device) {
+ * float32 constant every element of which is a float16 (made one, once:
+ * |made|[id], shared by its readers); NULL otherwise. */
+static moss_value *half_source(moss_ctx *ctx, moss_graph *g, moss_value *v, int device, moss_value **made, int nv) {
   moss_node *c = v ? v->producer : NULL;
   moss_value *h;
   int64_t i, n;
@@ -117,6 +117,7 @@ static moss_value *half_source(moss_ctx *ctx, moss_graph *g, moss_value *v, int 
       v->dtype == MOSS_DT_F32)
     return c->device == device ? c->inputs[0] : NULL;
   if (!v || !v->data || v->dtype != MOSS_DT_F32 || (n = moss_value_numel(v)) < 0) return NULL;
+  if (v->id >= 0 && v->id < nv && made[v->id]) return made[v->id];
   for (i = 0; i < n; i++) {
     double x = moss_value_get_f64(v, i);
     if (x == x && moss_half_to_f64(MOSS_DT_F16, moss_half_from_f64(MOSS_DT_F16, x)) != x) return NULL;
@@ -125,15 +126,22 @@ static moss_value *half_source(moss_ctx *ctx, moss_graph *g, moss_value *v, int 
   if (!h) return NULL;
   bits = h->data;
   for (i = 0; i < n; i++) bits[i] = moss_half_from_f64(MOSS_DT_F16, moss_value_get_f64(v, i));
+  if (v->id >= 0 && v->id < nv) made[v->id] = h;
   return h;
 }
 
 moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned char *native) {
   int i, k, changed = 0, nv = g->nvalues;
-  size_t bytes = sizeof(moss_node *) * ((size_t)nv + 1);
+  size_t bytes = sizeof(moss_node *) * ((size_t)nv + 1), vbytes = sizeof(moss_value *) * ((size_t)nv + 1);
   moss_node **rounds = moss_alloc(ctx, bytes); /* by value id: the Cast to float16 that reads it */
-  if (!rounds) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "float16 pass");
+  moss_value **as16 = moss_alloc(ctx, vbytes);  /* by value id: a float32 constant's float16 twin */
+  if (!rounds || !as16) {
+    moss_free(ctx, rounds, bytes);
+    moss_free(ctx, as16, vbytes);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "float16 pass");
+  }
   memset(rounds, 0, bytes);
+  memset(as16, 0, vbytes);
   moss_graph_compute_uses(g);
   for (i = 0; i < g->nnodes; i++) {
     moss_node *c = g->nodes[i];
@@ -151,7 +159,7 @@ moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned c
                ? rounds[y->id] : NULL;
     if (!back || back->dead || back->device != n->device) continue;
     for (k = 0; k < n->ninputs; k++)
-      if (!(in[k] = half_source(ctx, g, n->inputs[k], n->device))) break;
+      if (!(in[k] = half_source(ctx, g, n->inputs[k], n->device, as16, nv))) break;
     if (k < n->ninputs) continue;
     for (k = 0; k < n->ninputs; k++) n->inputs[k] = in[k];
     n->outputs[0] = back->outputs[0];
@@ -161,6 +169,7 @@ moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned c
     changed = 1;
   }
   moss_free(ctx, rounds, bytes);
+  moss_free(ctx, as16, vbytes);
   if (!changed) return MOSS_OK;
   /* the Casts to float32 nothing reads now */
   do {

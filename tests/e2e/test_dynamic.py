@@ -153,6 +153,7 @@ for n, thr in ((3000, 0.5), (20000, 0.997)):
     onnx.save(m, os.path.join(d, "model.onnx"))
     np.save(os.path.join(d, "scores.npy"), scores)
     want = nms_reference(boxes, scores, keep, iou, thr)
+    before = fail.count
     for tag, target, emit in RUN_TARGETS[:2]:
         art = os.path.join(d, "%s.%s" % (tag, "c" if emit == "c" else "moss"))
         p = subprocess.run([A.moss, "compile", os.path.join(d, "model.onnx"), "--target", target, "--emit", emit,
@@ -167,7 +168,8 @@ for n, thr in ((3000, 0.5), (20000, 0.997)):
         if why:
             fail("nms %d boxes on %s: %s" % (n, tag, why))
         checked += 1
-    print("nms of %d boxes: %d kept, as the reference" % (n, len(want)))
+    if fail.count == before:
+        print("nms of %d boxes: %d kept, as the reference, on host and C" % (n, len(want)))
 
 # The C header's contract, as a program that embeds the model uses it.
 cdir = os.path.join(W, "nonzero_c")
