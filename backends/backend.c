@@ -54,6 +54,10 @@ static moss_status plugin_open(moss_backend_device *d) {
   moss_plugin *p = NULL;
   if (!path) return MOSS_OK; /* placed on for costing only; moss_backend_device_ready says no */
   MOSS_TRY(moss_plugin_open(d->ctx, path, be + strlen("plugin:"), &p));
+  if (moss_plugin_bind(d->ctx, p, d->target, d->device) != MOSS_OK) {
+    moss_plugin_close(d->ctx, p);
+    return MOSS_E_NOMEM;
+  }
   d->state = p;
   return MOSS_OK;
 }

@@ -254,6 +254,79 @@ static void hfig(moss_buf *b, const moss_cost_figure *f, const char *unit) {
 /* The page: the ranking drawn as bars of the ranking figure, then the
  * table. Self-contained (no script, nothing external) and well-formed XML,
  * like the cost report. */
+
+/* The trade-off: one point per target with both a platform-model energy
+ * and a time (log-log axes when they span more than a factor of 10), so
+ * the faster-but-hungrier and the slower-but-frugal designs show apart;
+ * nothing when fewer than two targets have both. */
+static void trade_off(moss_buf *b, const char *const *targets, moss_cost_report *const *reps,
+                      const ranking *k) {
+  enum { W = 560, H = 300, L = 70, R = 20, T = 16, B = 40 };
+  double emin = 0, emax = 0, tmin = 0, tmax = 0;
+  int i, n = 0, le, lt;
+  for (i = 0; i < k->m; i++) {
+    const moss_cost_report *r = reps[i];
+    double e, t;
+    if (!r || is_nm(rank_figure(r)) || is_nm(&r->total.time_s)) continue;
+    e = rank_figure(r)->value;
+    t = r->total.time_s.value;
+    if (!(e > 0) || !(t > 0)) continue;
+    if (n == 0 || e < emin) emin = e;
+    if (n == 0 || e > emax) emax = e;
+    if (n == 0 || t < tmin) tmin = t;
+    if (n == 0 || t > tmax) tmax = t;
+    n++;
+  }
+  if (n < 2) return;
+  le = emax > 10 * emin;
+  lt = tmax > 10 * tmin;
+#define AX(v, lo, hi, lg) ((lg) ? (log(v) - log(lo)) / (log(hi) - log(lo) + 1e-300) \
+                                : ((hi) > (lo) ? ((v) - (lo)) / ((hi) - (lo)) : 0.5))
+  moss_buf_printf(b,
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                  "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"energy against time\" "
+                  "font-family=\"sans-serif\" font-size=\"11\">\n"
+                  "<title>Energy (platform-model) against time per inference, one point per "
+                  "target</title>\n"
+                  "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\"/>\n"
+                  "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\"/>\n"
+                  "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">time per inference%s "
+                  "(left: faster)</text>\n"
+                  "<text x=\"14\" y=\"%d\" transform=\"rotate(-90 14 %d)\" "
+                  "text-anchor=\"middle\">platform energy%s (down: less)</text>\n",
+                  W, H, W, H, L, H - B, W - R, H - B, L, T, L, H - B, (L + W - R) / 2, H - 8,
+                  lt ? ", log scale" : "", (T + H - B) / 2, (T + H - B) / 2,
+                  le ? ", log scale" : "");
+  for (i = 0; i < k->m; i++) {
+    const moss_cost_report *r = reps[i];
+    moss_cost_figure fe, ft;
+    char es[64], ts[64];
+    double e, t, x, y;
+    if (!r || is_nm(rank_figure(r)) || is_nm(&r->total.time_s)) continue;
+    e = rank_figure(r)->value;
+    t = r->total.time_s.value;
+    if (!(e > 0) || !(t > 0)) continue;
+    x = L + 12 + AX(t, tmin, tmax, lt) * (W - L - R - 24);
+    y = H - B - 12 - AX(e, emin, emax, le) * (H - B - T - 24);
+    fe = *rank_figure(r);
+    ft = r->total.time_s;
+    fe.partial = ft.partial = 0;
+    si(&fe, "J", es, sizeof es);
+    si(&ft, "s", ts, sizeof ts);
+    moss_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"><title>", x, y,
+                    rank_figure(r)->partial || r->total.time_s.partial ? "#f2c45a" : "#4e79a7");
+    hstr(b, targets[i]);
+    /* the label on the side with room: left of a point in the right half */
+    moss_buf_printf(b, ": %s, %s</title></circle>\n<text x=\"%.1f\" y=\"%.1f\"%s>", es, ts,
+                    x > (L + W - R) / 2 ? x - 8 : x + 8, y - 6,
+                    x > (L + W - R) / 2 ? " text-anchor=\"end\"" : "");
+    hstr(b, targets[i]);
+    moss_buf_printf(b, " (%s, %s)</text>\n", es, ts);
+  }
+#undef AX
+  hput(b, "</svg>\n");
+}
+
 static void compare_html(const char *model, const char *const *targets,
                          moss_cost_report *const *reps, const char *const *errors, int n,
                          moss_buf *b) {
@@ -343,6 +416,7 @@ static void compare_html(const char *model, const char *const *targets,
     y += ROW;
   }
   hput(b, "</svg>\n");
+  trade_off(b, targets, reps, &k);
 
   hput(b, "<table>\n<tr><th>rank</th><th class=\"l\">target</th>"
           "<th title=\"platform-model energy per inference: the ranking figure\">platform "

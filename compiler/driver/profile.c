@@ -405,3 +405,137 @@ done:
   if (arena) moss_arena_destroy(arena);
   return st;
 }
+
+/* ---- a plugin device's own counters ---------------------------------------- */
+
+/* The report's layer called |name| on device |device|; NULL when none. */
+static const moss_json *report_node(const moss_json *nodes, const char *name, const char *device) {
+  size_t j, n = moss_json_len(nodes);
+  for (j = 0; j < n; j++) {
+    const moss_json *v = moss_json_at(nodes, j);
+    const char *nm = moss_json_str(moss_json_find(v, "name"));
+    const char *dv = moss_json_str(moss_json_find(v, "device"));
+    if (nm && dv && !strcmp(nm, name) && !strcmp(dv, device)) return v;
+  }
+  return NULL;
+}
+
+static int figure(const moss_json *node, const char *key, double *out) {
+  return moss_json_num(moss_json_find(moss_json_find(node, key), "value"), out);
+}
+
+/* |v| bytes with a binary prefix, in 9 columns. */
+static void bytes9(FILE *out, uint64_t v) {
+  if (v < 10000) fprintf(out, " %8llu", (unsigned long long)v);
+  else if (v < 10000ull * 1024) fprintf(out, " %7.1fK", (double)v / 1024);
+  else fprintf(out, " %7.1fM", (double)v / (1024.0 * 1024));
+}
+
+moss_status moss_profile_counters(moss_ctx *ctx, mossrt_bundle *b, mossrt_session *s,
+                                  const char *report_json, size_t report_len, FILE *out) {
+  moss_arena *arena = NULL;
+  const moss_json *root = NULL, *nodes = NULL;
+  mossrt_counters *c = NULL;
+  uint32_t i, n, k, cap = 0, nsteps = mossrt_step_count(b);
+  mossrt_error e;
+  moss_status st = MOSS_OK;
+  int any = 0;
+  if (report_json && moss_arena_create(ctx->alloc, 1 << 16, &arena) == MOSS_OK) {
+    moss_diag_fn sink = ctx->sink;
+    ctx->sink = NULL;
+    if (moss_json_parse(ctx, arena, report_json, report_len, &root) == MOSS_OK)
+      nodes = moss_json_find(root, "nodes");
+    ctx->sink = sink;
+    if (moss_json_type(nodes) != MOSS_JSON_ARRAY) nodes = NULL;
+  }
+  for (i = 0; i < nsteps && st == MOSS_OK; i++) {
+    mossrt_step_desc d;
+    double tc = 0, te = 0, ec = 0, ee = 0;
+    uint64_t cyc = 0, macs = 0, dram = 0, peak = 0;
+    int est_ok = 1, e_ok = 1;
+    if (mossrt_step_counters(s, i, NULL, 0, &n, &e) != MOSSRT_OK) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "%s", e.text);
+      break;
+    }
+    if (n == 0) continue;
+    if (n > cap) {
+      moss_free(ctx, c, sizeof *c * cap);
+      cap = 0;
+      if (!(c = moss_alloc(ctx, sizeof *c * n))) {
+        st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "device counters");
+        break;
+      }
+      cap = n;
+    }
+    if (mossrt_step_counters(s, i, c, cap, &n, &e) != MOSSRT_OK) {
+      st = moss_fail(ctx, MOSS_E_IO, NULL, "%s", e.text);
+      break;
+    }
+    mossrt_step_info(b, i, &d);
+    if (!any)
+      fprintf(out, "device counters of the last run (platform-model: each plugin device's own "
+                   "count), beside the compile-time estimate (report)\n");
+    any = 1;
+    fprintf(out, "  step %u on %s, %u layers at %.0f MHz:\n", i, d.device ? d.device : "?", n,
+            c[0].clock_mhz);
+    fprintf(out, "  %-32s %-13s %10s %10s %10s %10s %5s %9s %9s %9s %10s %10s %7s %7s\n", "layer",
+            "op", "cycles", "dma", "array", "vector", "util", "dram rd", "dram wr", "sram pk",
+            "energy", "est energy", "cyc/est", "E/est");
+    for (k = 0; k < n; k++) {
+      const mossrt_counters *q = &c[k];
+      const moss_json *rn = nodes ? report_node(nodes, q->layer, d.device ? d.device : "") : NULL;
+      double t = q->clock_mhz > 0 ? (double)q->cycles / (q->clock_mhz * 1e6) : 0, et = 0, ej = 0;
+      int has_t = rn && figure(rn, "time_s", &et), has_e = rn && figure(rn, "energy_j", &ej);
+      double util = q->peak_macs_per_cycle && q->cycles
+                        ? 100.0 * (double)q->macs / ((double)q->cycles * (double)q->peak_macs_per_cycle)
+                        : 0;
+      fprintf(out, "  %-32.32s %-13.13s %10llu %10llu %10llu %10llu %4.0f%%", q->layer, q->op_type,
+              (unsigned long long)q->cycles, (unsigned long long)q->dma_cycles,
+              (unsigned long long)q->array_cycles, (unsigned long long)q->vector_cycles, util);
+      bytes9(out, q->dram_read_bytes);
+      bytes9(out, q->dram_write_bytes);
+      bytes9(out, q->sram_peak_bytes);
+      if (q->energy_pj >= 0) fprintf(out, " %7.2f uJ", q->energy_pj * 1e-6);
+      else fprintf(out, " %10s", "-");
+      if (has_e) fprintf(out, " %7.2f uJ", ej * 1e6);
+      else fprintf(out, " %10s", "-");
+      if (has_t && et > 0 && t > 0) fprintf(out, " %6.2fx", t / et);
+      else fprintf(out, " %7s", "-");
+      if (has_e && ej > 0 && q->energy_pj >= 0) fprintf(out, " %6.2fx\n", q->energy_pj * 1e-12 / ej);
+      else fprintf(out, " %7s\n", "-");
+      cyc += q->cycles;
+      macs += q->macs;
+      dram += q->dram_read_bytes + q->dram_write_bytes;
+      if (q->sram_peak_bytes > peak) peak = q->sram_peak_bytes;
+      tc += t;
+      if (has_t) te += et;
+      else est_ok = 0;
+      if (q->energy_pj >= 0 && has_e) {
+        ec += q->energy_pj * 1e-12;
+        ee += ej;
+      } else {
+        e_ok = 0;
+      }
+    }
+    fprintf(out, "  step %u total: %llu cycles (%.3f us), %llu MACs (%.1f%% of the array's peak), "
+                 "%llu DRAM bytes, SRAM peak %llu bytes\n",
+            i, (unsigned long long)cyc, tc * 1e6, (unsigned long long)macs,
+            cyc && c[0].peak_macs_per_cycle
+                ? 100.0 * (double)macs / ((double)cyc * (double)c[0].peak_macs_per_cycle)
+                : 0.0,
+            (unsigned long long)dram, (unsigned long long)peak);
+    if (est_ok && te > 0)
+      fprintf(out, "  step %u vs estimate: time %.3f us counted / %.3f us estimated = %.2fx", i,
+              tc * 1e6, te * 1e6, tc / te);
+    else
+      fprintf(out, "  step %u vs estimate: time not in the report", i);
+    if (e_ok && ee > 0)
+      fprintf(out, "; energy %.3f uJ counted / %.3f uJ estimated = %.2fx\n", ec * 1e6, ee * 1e6,
+              ec / ee);
+    else
+      fprintf(out, "; energy not comparable (a figure is not modeled)\n");
+  }
+  moss_free(ctx, c, sizeof *c * cap);
+  if (arena) moss_arena_destroy(arena);
+  return st;
+}

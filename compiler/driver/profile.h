@@ -60,4 +60,15 @@ moss_status moss_profile_print(moss_ctx *ctx, const moss_profile *p, const char 
                                const char *report_json, size_t report_len, FILE *out,
                                const char *csv_path);
 
+/* After a run of |s| (a session on |b|): for each step on a plugin device
+ * that counts (moss_plugin_device.counters), a per-layer table in the
+ * manner of Arm Vela's of what the device counted (cycles per unit,
+ * utilization of the array, DRAM bytes, SRAM peak, energy: labelled
+ * platform-model), beside each layer's estimate from |report_json| (the
+ * bundle's report, matched by layer name and device) and their ratios.
+ * Prints nothing when no step has counters. MOSS_E_IO (a failing
+ * counters()), MOSS_E_NOMEM. */
+moss_status moss_profile_counters(moss_ctx *ctx, mossrt_bundle *b, mossrt_session *s,
+                                  const char *report_json, size_t report_len, FILE *out);
+
 #endif

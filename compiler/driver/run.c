@@ -519,6 +519,7 @@ execute:
     if (st != MOSS_OK) goto done;
     st = moss_profile_print(ctx, &p, opts->artifact, json, len, stdout, opts->profile_csv);
     moss_profile_deinit(ctx, &p);
+    if (st == MOSS_OK) st = moss_profile_counters(ctx, bundle, session, json, len, stdout);
     if (st != MOSS_OK) goto done;
     goto write;
   }

@@ -197,6 +197,15 @@ void moss_requant_compute(double m, moss_requant *out_q);
  * product acc * mult rounded once by 2^(31 + shift), ties to even, then
  * saturated to int32. Backends emit the same arithmetic. */
 int32_t moss_requant_apply(int32_t acc, moss_requant q);
+/* The real multipliers an integer node requantizes by, in the order of
+ * plugins/include/moss_plugin.h (moss_plugin_node.requant): QLinearConv and
+ * MossQGemm one per weight scale, QLinearMatMul one per pair of A's and B's
+ * scales (row-major), MossQAdd three (a, b, the sum), MossQMul one,
+ * MossQAvgPool one per tap count 0 .. kernel size (global: one). Written to
+ * |out| when it has room for them (|cap|); returns their count, 0 for a node
+ * that does not requantize or whose scales are not float32 constants. The
+ * kernels compute the same products in the same order. */
+int64_t moss_requant_node(const moss_node *n, double *out, int64_t cap);
 /* round(x / scale) (ties to even, in float32 like ONNX) + zp, saturated to
  * [lo, hi]; NaN gives zp. The float<->int boundary of QuantizeLinear. */
 float moss_quant_round(float v);

@@ -420,3 +420,75 @@ moss_status moss_eval_quant(moss_ctx *ctx, moss_graph *g, moss_node *n) {
   }
   return MOSS_OK;
 }
+
+/* Element |i| of float32 constant |v|, as a double; 0 when absent. */
+static double scale_at(const moss_value *v, int64_t i) {
+  return v && v->data && v->dtype == MOSS_DT_F32 && i < moss_value_numel(v)
+             ? (double)((const float *)v->data)[i]
+             : 0.0;
+}
+
+static int f32_const(const moss_value *v) {
+  return v && v->data && v->dtype == MOSS_DT_F32 && moss_value_numel(v) >= 1;
+}
+
+int64_t moss_requant_node(const moss_node *n, double *out, int64_t cap) {
+  const moss_value *x = moss_node_input(n, 0);
+  int64_t cnt, i, j, na, nb;
+  switch (n->op) {
+  case MOSS_OP_QLinearConv:
+  case MOSS_OP_MossQGemm:
+  case MOSS_OP_QLinearMatMul:
+    if (!f32_const(moss_node_input(n, 1)) || !f32_const(moss_node_input(n, 4)) ||
+        !f32_const(moss_node_input(n, 6)))
+      return 0;
+    na = n->op == MOSS_OP_QLinearMatMul ? moss_value_numel(n->inputs[1]) : 1;
+    nb = moss_value_numel(n->inputs[4]);
+    cnt = na * nb;
+    if (cnt <= cap)
+      for (i = 0; i < na; i++)
+        for (j = 0; j < nb; j++)
+          out[i * nb + j] =
+              scale_at(n->inputs[1], i) * scale_at(n->inputs[4], j) / scale_at(n->inputs[6], 0);
+    return cnt;
+  case MOSS_OP_MossQAdd:
+  case MOSS_OP_MossQMul: {
+    double sa = scale_at(moss_node_input(n, 1), 0), sb = scale_at(moss_node_input(n, 4), 0);
+    double sy = scale_at(moss_node_input(n, 6), 0), m2 = 2.0 * (sa > sb ? sa : sb);
+    if (!f32_const(moss_node_input(n, 1)) || !f32_const(moss_node_input(n, 4)) ||
+        !f32_const(moss_node_input(n, 6)))
+      return 0;
+    if (n->op == MOSS_OP_MossQMul) {
+      if (cap >= 1) out[0] = sa * sb / sy;
+      return 1;
+    }
+    if (cap >= 3) {
+      out[0] = sa / m2;
+      out[1] = sb / m2;
+      out[2] = m2 / (sy * 1048576.0);
+    }
+    return 3;
+  }
+  case MOSS_OP_MossQAvgPool: {
+    double sx = scale_at(moss_node_input(n, 1), 0), sy = scale_at(moss_node_input(n, 3), 0);
+    const int64_t *ks = NULL;
+    int nk;
+    if (!f32_const(moss_node_input(n, 1)) || !f32_const(moss_node_input(n, 3)) || !x ||
+        x->rank < 3)
+      return 0;
+    if (moss_attr_int(n, "global", 0)) {
+      int64_t plane = 1;
+      for (i = 2; i < x->rank; i++) plane *= x->dims[i];
+      if (cap >= 1) out[0] = sx / (sy * (double)plane);
+      return 1;
+    }
+    nk = moss_attr_ints(n, "kernel_shape", &ks);
+    for (cnt = 1, i = 0; i < nk; i++) cnt *= ks[i];
+    if (nk <= 0 || cnt <= 0) return 0;
+    if (cnt + 1 <= cap)
+      for (i = 0; i <= cnt; i++) out[i] = i ? sx / (sy * (double)i) : 0.0;
+    return cnt + 1;
+  }
+  default: return 0;
+  }
+}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../ops/ops.h"
 #include "moss_plugin.h"
 #include "plugin.h"
 
@@ -19,6 +20,10 @@ struct moss_plugin {
   const moss_plugin_compiler *c;
   char *path, *name;
   size_t path_size, name_size;
+  /* The device the plugin compiles for (moss_plugin_bind), in |tarena|:
+   * its strings are copies, so the view outlives nothing it points at. */
+  moss_plugin_target target;
+  moss_arena *tarena;
 };
 
 static char *dup_str(moss_ctx *ctx, const char *s, size_t *out_size) {
@@ -31,6 +36,7 @@ static char *dup_str(moss_ctx *ctx, const char *s, size_t *out_size) {
 
 void moss_plugin_close(moss_ctx *ctx, moss_plugin *p) {
   if (!p) return;
+  if (p->tarena) moss_arena_destroy(p->tarena);
   if (p->dl) dlclose(p->dl);
   moss_free(ctx, p->path, p->path_size);
   moss_free(ctx, p->name, p->name_size);
@@ -104,6 +110,7 @@ moss_status moss_plugin_open(moss_ctx *ctx, const char *path, const char *name, 
     dlclose(dl);
     return moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugin '%s': out of memory", path);
   }
+  memset(p, 0, sizeof *p);
   p->dl = dl;
   p->c = c;
   p->path = dup_str(ctx, path, &p->path_size);
@@ -113,6 +120,68 @@ moss_status moss_plugin_open(moss_ctx *ctx, const char *path, const char *name, 
     return moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugin '%s': out of memory", path);
   }
   *out = p;
+  return MOSS_OK;
+}
+
+/* A copy of |s| in |a|; "" for NULL; NULL when out of memory. */
+static const char *arena_str(moss_arena *a, const char *s) {
+  size_t n = s ? strlen(s) + 1 : 1;
+  char *d = moss_arena_alloc(a, n, 1);
+  if (d) memcpy(d, s ? s : "", n);
+  return d;
+}
+
+moss_status moss_plugin_bind(moss_ctx *ctx, moss_plugin *p, const moss_target *t, int device) {
+  moss_plugin_target *v = &p->target;
+  moss_plugin_level *lv;
+  moss_plugin_param *pr;
+  int k, nl = moss_target_device_level_count(t, device);
+  int np = moss_target_device_param_count(t, device), ok = 1;
+  double pj;
+  const char *src;
+  if (p->tarena) moss_arena_destroy(p->tarena);
+  p->tarena = NULL;
+  memset(v, 0, sizeof *v);
+  if (moss_arena_create(ctx->alloc, 1024, &p->tarena) != MOSS_OK)
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugin '%s': out of memory", p->path);
+  lv = moss_arena_alloc(p->tarena, sizeof *lv * (size_t)(nl + 1), 8);
+  pr = moss_arena_alloc(p->tarena, sizeof *pr * (size_t)(np + 1), 8);
+  v->target = arena_str(p->tarena, moss_target_name(t));
+  v->device = arena_str(p->tarena, moss_target_device_id(t, device));
+  ok = lv && pr && v->target && v->device;
+  for (k = 0; ok && k < nl; k++) {
+    moss_target_level l;
+    moss_target_device_level(t, device, k, &l);
+    lv[k].name = arena_str(p->tarena, l.name);
+    lv[k].size_bytes = l.size_bytes;
+    lv[k].bandwidth_gbps = l.bandwidth_gbps;
+    lv[k].latency_ns = l.latency_ns;
+    lv[k].pj_per_byte = l.has_energy ? l.pj_per_byte : -1.0;
+    ok = lv[k].name != NULL;
+  }
+  for (k = 0; ok && k < np; k++) {
+    const char *name, *value;
+    moss_target_device_param(t, device, k, &name, &value);
+    pr[k].name = arena_str(p->tarena, name);
+    pr[k].value = arena_str(p->tarena, value);
+    ok = pr[k].name && pr[k].value;
+  }
+  if (!ok) {
+    moss_arena_destroy(p->tarena);
+    p->tarena = NULL;
+    memset(v, 0, sizeof *v);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugin '%s': out of memory", p->path);
+  }
+  v->clock_mhz = moss_target_device_clock_mhz(t, device);
+  v->units = moss_target_device_units(t, device);
+  v->macs_per_cycle_i8 = moss_target_device_macs_per_cycle(t, device, "i8");
+  v->pj_per_mac_i8 = moss_target_device_mac_pj(t, device, "i8", &pj, &src) ? pj : -1.0;
+  if (!moss_target_device_power(t, device, &v->idle_w, &v->active_w, &src))
+    v->idle_w = v->active_w = -1.0;
+  v->nlevels = nl;
+  v->nparams = np;
+  v->levels = lv;
+  v->params = pr;
   return MOSS_OK;
 }
 
@@ -222,6 +291,27 @@ static moss_plugin_node *node_view(views *w, const moss_node *n) {
   nv->inputs = ins;
   nv->outputs = outs;
   nv->attrs = attrs;
+  nv->nrequant = 0;
+  nv->requant = NULL;
+  {
+    int64_t cnt = moss_requant_node(n, NULL, 0), k;
+    double *ms;
+    moss_plugin_requant *rq;
+    if (cnt > 0 && cnt <= INT32_MAX) {
+      ms = moss_arena_alloc(w->arena, sizeof *ms * (size_t)cnt, 8);
+      rq = moss_arena_alloc(w->arena, sizeof *rq * (size_t)cnt, 8);
+      if (!ms || !rq) return NULL;
+      moss_requant_node(n, ms, cnt);
+      for (k = 0; k < cnt; k++) {
+        moss_requant r;
+        moss_requant_compute(ms[k], &r);
+        rq[k].mult = r.mult;
+        rq[k].shift = r.shift;
+      }
+      nv->nrequant = (int32_t)cnt;
+      nv->requant = rq;
+    }
+  }
   return nv;
 }
 
@@ -271,7 +361,7 @@ int moss_plugin_supports(moss_ctx *ctx, moss_plugin *p, const moss_node *n, char
     return 0;
   }
   buf[0] = 0;
-  yes = p->c->supports(nv, buf, sizeof buf) ? 1 : 0;
+  yes = p->c->supports(&p->target, nv, buf, sizeof buf) ? 1 : 0;
   buf[sizeof buf - 1] = 0;
   moss_arena_destroy(w.arena);
   if (!yes && whycap) {
@@ -402,7 +492,7 @@ static moss_status lower(moss_ctx *ctx, moss_plugin *p, const moss_graph *g,
   sink.user = blob;
   sink.write = sink_write;
   err[0] = 0;
-  ret = p->c->lower(&sg, &sink, err, sizeof err);
+  ret = p->c->lower(&p->target, &sg, &sink, err, sizeof err);
   err[sizeof err - 1] = 0;
   if (blob->failed) goto nomem;
   if (ret != 0) {

@@ -15,6 +15,7 @@
 
 #include "../base/base.h"
 #include "../ir/ir.h"
+#include "../target/target.h"
 
 typedef struct moss_plugin moss_plugin; /* a loaded plugin library */
 
@@ -33,6 +34,11 @@ typedef struct moss_plugin moss_plugin; /* a loaded plugin library */
  * moss_plugin_compiler_get", dlerror()'s text for a file that cannot be
  * loaded), or MOSS_E_NOMEM. */
 moss_status moss_plugin_open(moss_ctx *ctx, const char *path, const char *name, moss_plugin **out);
+/* Tells |p| the device it compiles for: device |device| of |t|, whose
+ * facts (clock, MACs, memory levels, energy, <params>) supports() and
+ * lower() receive as a moss_plugin_target; copied, so |t| may go first.
+ * Before a bind the plugin sees an empty target. MOSS_E_NOMEM. */
+moss_status moss_plugin_bind(moss_ctx *ctx, moss_plugin *p, const moss_target *t, int device);
 /* dlclose()s and frees |p|; NULL is a no-op. */
 void moss_plugin_close(moss_ctx *ctx, moss_plugin *p);
 

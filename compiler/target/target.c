@@ -71,6 +71,10 @@ typedef struct figure { /* a per-dtype number: MACs per cycle, or pJ per MAC */
   const char *source; /* NULL for MACs per cycle (the <compute> source covers them) */
 } figure;
 
+typedef struct param { /* <params><param name= value=/>: a plugin's own facts */
+  const char *name, *value;
+} param;
+
 typedef struct op {
   const char *name;
   const char *dtypes; /* space-separated, one space between names */
@@ -109,6 +113,8 @@ typedef struct device {
   const char *power_shared; /* shared="NAME": one supply for every device naming it */
   const char *power_file;   /* where <power> was last given */
   int power_line;
+  param *params;
+  int nparams;
   int has_ops;
   const char *ops_file; /* where <ops> was last given */
   int ops_line;
@@ -544,6 +550,16 @@ static void parse_device(loader *L, xmlNodePtr n, const char *file, device *d) {
       parse_figures(L, c, "achieved", "kernel", "share", 1, &d->achieved, &d->nachieved);
     } else if (is_element(c, "memory")) {
       parse_levels(L, c, d);
+    } else if (is_element(c, "params")) {
+      xmlNodePtr p;
+      int k = 0, np = count_children(c, "param");
+      d->params = arena_array(L, np, sizeof *d->params);
+      d->nparams = d->params ? np : 0;
+      for (p = c->children; p && d->params; p = p->next) {
+        if (!is_element(p, "param")) continue;
+        d->params[k].name = attr(L, p, "name");
+        d->params[k++].value = attr(L, p, "value");
+      }
     } else if (is_element(c, "energy")) {
       xmlNodePtr p;
       parse_figures(L, c, "mac", "dtype", "pj", 1, &d->mac_pj, &d->nmac_pj);
@@ -635,6 +651,8 @@ static void merge_device(loader *L, device *d, const device *c) {
                            sizeof *d->achieved, &d->nachieved);
   d->levels =
       merge_list(L, d->levels, d->nlevels, c->levels, c->nlevels, sizeof *d->levels, &d->nlevels);
+  d->params =
+      merge_list(L, d->params, d->nparams, c->params, c->nparams, sizeof *d->params, &d->nparams);
   d->mac_pj =
       merge_list(L, d->mac_pj, d->nmac_pj, c->mac_pj, c->nmac_pj, sizeof *d->mac_pj, &d->nmac_pj);
   if (c->has_power) {
@@ -1173,6 +1191,16 @@ int moss_target_device_find(const moss_target *t, const char *id) {
   return -1;
 }
 
+int moss_target_device_param_count(const moss_target *t, int i) {
+  return t->devices[i].nparams;
+}
+
+void moss_target_device_param(const moss_target *t, int i, int k, const char **out_name,
+                              const char **out_value) {
+  *out_name = t->devices[i].params[k].name;
+  *out_value = t->devices[i].params[k].value;
+}
+
 const char *moss_target_device_codegen(const moss_target *t, int i, const char *key) {
   int k;
   for (k = 0; k < CG_COUNT; k++)
@@ -1438,6 +1466,9 @@ static void print_device(const moss_target *t, int i) {
   printf("device %s: kind %s, backend %s%s  [%s:%d]\n", d->id, d->kind, d->backend,
          i == moss_target_fallback(t) ? ", fallback" : "", d->file, d->line);
   if (d->plugin) printf("  plugin: %s  [%s:%d]\n", d->plugin, d->plugin_file, d->plugin_line);
+  for (k = 0; k < d->nparams; k++)
+    printf("%s%s=%s%s", k ? ", " : "  params: ", d->params[k].name, d->params[k].value,
+           k + 1 == d->nparams ? "\n" : "");
   for (k = 0; k < CG_COUNT; k++) {
     if (!d->codegen[k]) continue;
     printf("%s%s %s", any ? ", " : "  codegen: ", cg_keys[k],

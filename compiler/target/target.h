@@ -84,6 +84,13 @@ uint64_t moss_target_device_local_memory_bytes(const moss_target *t, int i);
  * gives plugin=. The file need not exist: the plugin loader says so. */
 const char *moss_target_device_plugin(const moss_target *t, int i);
 
+/* The device's <params>: free-form name/value pairs for its plugin
+ * (plugins/include/moss_plugin.h moss_plugin_param), a child file's value
+ * replacing its parent's of the same name; |k| in [0, count). */
+int moss_target_device_param_count(const moss_target *t, int i);
+void moss_target_device_param(const moss_target *t, int i, int k, const char **out_name,
+                              const char **out_value);
+
 /* Compute: clock in MHz and number of compute units; 0 when not given. */
 double moss_target_device_clock_mhz(const moss_target *t, int i);
 int moss_target_device_units(const moss_target *t, int i);

@@ -144,7 +144,9 @@ static int check(const moss_plugin_node *n, char *why, size_t cap) {
   return 1;
 }
 
-static int ew_supports(const moss_plugin_node *node, char *why, size_t whycap) {
+static int ew_supports(const moss_plugin_target *t, const moss_plugin_node *node, char *why,
+                       size_t whycap) {
+  (void)t; /* one elementwise unit: no device facts it needs */
   char buf[256];
   int ok = check(node, buf, sizeof buf);
   if (!ok && whycap) snprintf(why, whycap, "%s", buf);
@@ -228,12 +230,13 @@ sink_failed:
   return 1;
 }
 
-static int ew_lower(const moss_plugin_subgraph *sg, const moss_plugin_sink *sink, char *err,
-                    size_t errcap) {
+static int ew_lower(const moss_plugin_target *t, const moss_plugin_subgraph *sg,
+                    const moss_plugin_sink *sink, char *err, size_t errcap) {
   lowering L;
   uint32_t cap;
   int i, k, ret = 1;
   char why[256];
+  (void)t; /* one elementwise unit: no device facts it needs */
   memset(&L, 0, sizeof L);
   if (sg->nnodes <= 0 || sg->ninputs < 0 || sg->noutputs < 0) {
     snprintf(err, errcap, "empty subgraph");

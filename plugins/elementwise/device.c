@@ -322,7 +322,7 @@ static int ew_run(void *dev, void *prog, const void *const *inputs, void *const 
 
 static const moss_plugin_device device = {
     MOSS_PLUGIN_ABI_VERSION, sizeof(moss_plugin_device), "elementwise", ew_open, ew_load, ew_run,
-    ew_unload, ew_close,
+    ew_unload, ew_close, NULL, /* counters: this device counts nothing */
 };
 
 MOSS_PLUGIN_EXPORT uint32_t moss_plugin_abi_version(void) { return MOSS_PLUGIN_ABI_VERSION; }

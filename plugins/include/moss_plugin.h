@@ -1,4 +1,4 @@
-/* moss_plugin.h - the moss backend plugin ABI, version 1.
+/* moss_plugin.h - the moss backend plugin ABI, version 2.
  *
  * A plugin is a shared library that adds a device to moss without
  * rebuilding it. A target XML names it on a device:
@@ -33,7 +33,15 @@
  *
  * Compatibility: a plugin built against ABI version N works with every moss
  * whose MOSS_PLUGIN_ABI_VERSION is N. Any change to a struct layout or a
- * function's meaning in this file bumps the version. */
+ * function's meaning in this file bumps the version.
+ *
+ * Version 2 (from 1) added what a real accelerator needs: the device's
+ * facts from the target XML (moss_plugin_target: clock, MAC rate, memory
+ * levels, energy figures and the device's free-form <params>), passed to
+ * supports() and lower(); moss's int8 requantization multipliers on each
+ * integer node (moss_plugin_node.requant), so a device can be bit-exact
+ * with moss's CPU code; and the per-layer counters of the last run
+ * (moss_plugin_device.counters, optional). */
 #ifndef MOSS_PLUGIN_H
 #define MOSS_PLUGIN_H
 
@@ -44,7 +52,7 @@
 extern "C" {
 #endif
 
-#define MOSS_PLUGIN_ABI_VERSION 1u
+#define MOSS_PLUGIN_ABI_VERSION 2u
 
 /* Put this before the three exported functions so that they stay visible
  * when the plugin is built with -fvisibility=hidden (recommended). */
@@ -107,6 +115,48 @@ typedef struct moss_plugin_attr {
   const float *floats;
 } moss_plugin_attr;
 
+/* One memory level of the device, innermost first, as the target XML gives
+ * it; a figure the XML does not give is 0 (sizes, bandwidth, latency) or
+ * negative (pj_per_byte: "not-modeled"). */
+typedef struct moss_plugin_level {
+  const char *name;
+  uint64_t size_bytes;
+  double bandwidth_gbps;         /* GB/s the whole device draws */
+  double latency_ns;
+  double pj_per_byte;
+} moss_plugin_level;
+
+/* A free-form fact of the device for its plugin: <param name=".." value=".."/>
+ * in the device's <params> in the target XML (array sizes, buffer splits...).
+ * The plugin documents its own names and checks their values. */
+typedef struct moss_plugin_param {
+  const char *name, *value;
+} moss_plugin_param;
+
+/* The device a plugin compiles for, from the target XML (after inherit=).
+ * A figure the XML does not give is 0, or negative for the energy figures. */
+typedef struct moss_plugin_target {
+  const char *target;            /* the target's name */
+  const char *device;            /* the device's id */
+  double clock_mhz;
+  int32_t units;
+  double macs_per_cycle_i8;      /* per unit */
+  double pj_per_mac_i8;
+  double idle_w, active_w;
+  int32_t nlevels, nparams;
+  const moss_plugin_level *levels;
+  const moss_plugin_param *params;
+} moss_plugin_target;
+
+/* One requantization multiplier, as moss computes it (docs/numerics-int8.md):
+ * the real multiplier M = mult * 2^-31 * 2^-shift, applied to an int32 |acc|
+ * as round(acc * mult / 2^(31 + shift)), ties to even, in exact int64
+ * arithmetic (s = 31 + shift >= 63 gives 0), saturated to int32. */
+typedef struct moss_plugin_requant {
+  int32_t mult;
+  int32_t shift;
+} moss_plugin_requant;
+
 /* Fused activations moss may have folded into a node (after its op). */
 enum {
   MOSS_PLUGIN_ACT_NONE = 0,
@@ -118,7 +168,23 @@ enum {
 };
 
 /* A node: an ONNX operator after moss's rewrites. Absent optional inputs
- * and outputs are NULL entries. */
+ * and outputs are NULL entries.
+ *
+ * Integer nodes (moss's int8 path, docs/qdq.md) carry moss's requantization
+ * multipliers in |requant| (|nrequant| entries; 0 and NULL for other
+ * nodes). acc is the exact int32 sum, y_zp the output zero point, and the
+ * int attributes qmin/qmax (when present) narrow the output's range:
+ *   QLinearConv, MossQGemm: one per output channel (or one for all):
+ *       y = clamp(y_zp + R[o](bias[o] + sum (x - x_zp)(w - w_zp[o])), qmin, qmax)
+ *   QLinearMatMul (scalar scales only): one, as above without bias.
+ *   MossQAdd: three: a' = R[0]((a - a_zp) * 2^20), b' = R[1]((b - b_zp) * 2^20),
+ *       y = clamp(y_zp + R[2](a' + b'), qmin, qmax)
+ *   MossQMul: one: y = clamp(y_zp + R[0]((a - a_zp) * (b - b_zp)), qmin, qmax)
+ *   MossQAvgPool: one per tap count c = 0 .. kernel size (global: one entry
+ *       for the whole plane): y = clamp(y_zp + R[c](sum over the c taps
+ *       inside the window of (x - x_zp)), qmin, qmax)
+ * where R(v) is the rounding of moss_plugin_requant, saturated to int32,
+ * and the final result saturates to the output type's range. */
 typedef struct moss_plugin_node {
   const char *name;
   const char *op_type;           /* ONNX op_type, e.g. "Add" */
@@ -129,6 +195,8 @@ typedef struct moss_plugin_node {
   const moss_plugin_tensor *const *inputs;
   const moss_plugin_tensor *const *outputs;
   const moss_plugin_attr *attrs;
+  int32_t nrequant;
+  const moss_plugin_requant *requant;
 } moss_plugin_node;
 
 /* A subgraph given to the plugin: its nodes in a valid execution order,
@@ -156,14 +224,38 @@ typedef struct moss_plugin_compiler {
   uint32_t abi_version;          /* MOSS_PLUGIN_ABI_VERSION */
   uint32_t struct_size;          /* sizeof(moss_plugin_compiler) */
   const char *name;              /* the NAME of backend="plugin:NAME" */
-  /* 1: the plugin takes |node|. 0: it does not, and |why| says why in a few
-   * words ("no Softmax", "rank 5 > 4"); moss shows it in --explain. */
-  int (*supports)(const moss_plugin_node *node, char *why, size_t whycap);
-  /* Lowers |sg| (only nodes supports() took) to a blob the runtime side
-   * loads; 0 on success. */
-  int (*lower)(const moss_plugin_subgraph *sg, const moss_plugin_sink *sink, char *err,
-               size_t errcap);
+  /* 1: the plugin takes |node| on device |t|. 0: it does not, and |why|
+   * says why in a few words ("no Softmax", "rank 5 > 4"); moss shows it in
+   * --explain. A device whose <params> the plugin cannot use declines every
+   * node, saying what is wrong with them. */
+  int (*supports)(const moss_plugin_target *t, const moss_plugin_node *node, char *why,
+                  size_t whycap);
+  /* Lowers |sg| (only nodes supports() took) for device |t| to a blob the
+   * runtime side loads; 0 on success. The blob must carry whatever of |t|
+   * the runtime side needs: the runtime does not read the target XML. */
+  int (*lower)(const moss_plugin_target *t, const moss_plugin_subgraph *sg,
+               const moss_plugin_sink *sink, char *err, size_t errcap);
 } moss_plugin_compiler;
+
+/* What one layer (one node of the subgraph a blob was lowered from) cost in
+ * the device's last run(), as the device counts it: a simulator's counters,
+ * or a real device's performance counters. Cycles are of the device's
+ * clock; a unit's busy cycles may overlap the others' (DMA beside compute).
+ * Figures a device does not count are 0. */
+typedef struct moss_plugin_counters {
+  const char *layer;             /* the node's name, as lower() saw it */
+  const char *op_type;
+  uint64_t cycles;               /* from the layer's first command to its last */
+  uint64_t dma_cycles, array_cycles, vector_cycles; /* busy cycles per unit */
+  uint64_t stall_cycles;         /* compute waiting on DMA or DMA on compute */
+  uint64_t macs;                 /* multiply-accumulates done */
+  uint64_t peak_macs_per_cycle;  /* the array's: utilization = macs / (cycles x this) */
+  uint64_t dram_read_bytes, dram_write_bytes;
+  uint64_t sram_read_bytes, sram_write_bytes;
+  uint64_t sram_peak_bytes;      /* the most on-chip memory the layer held at once */
+  double clock_mhz;
+  double energy_pj;              /* from the figures the blob carries; < 0: not modeled */
+} moss_plugin_counters;
 
 /* The runtime side: a device driver. Buffers are host pointers in the
  * caller's memory, 64-byte aligned, each as large as its tensor's nbytes;
@@ -185,6 +277,12 @@ typedef struct moss_plugin_device {
              size_t errcap);
   void (*unload)(void *dev, void *prog);
   void (*close)(void *dev);
+  /* Optional (NULL: the device counts nothing): the counters of |prog|'s
+   * last run(), one per layer in the subgraph's node order, in an array
+   * that |prog| owns (allocated in load()) and that stays valid until the
+   * next run() or unload(); 0 on success. Before any run the counts are 0. */
+  int (*counters)(void *dev, void *prog, const moss_plugin_counters **out, uint32_t *out_n,
+                  char *err, size_t errcap);
 } moss_plugin_device;
 
 /* The exported entry points, as function pointer types for dlsym(). */

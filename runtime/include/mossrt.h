@@ -278,6 +278,32 @@ MOSSRT_API mossrt_status mossrt_run_profile(mossrt_session *s, const void *const
                                             void *const *outputs, uint64_t *step_ns,
                                             mossrt_error *err);
 
+/* What a plugin device counted for one layer in the session's last run
+ * (plugins/include/moss_plugin.h moss_plugin_counters, copied): cycles of
+ * the device's clock, busy cycles per unit (which may overlap), stalls,
+ * MACs, bytes per memory level, the most on-chip memory held at once, and
+ * energy from the figures the plugin carries (< 0: not modeled). The
+ * strings borrow from the plugin's program, valid until the next run or
+ * the end of the session. */
+typedef struct mossrt_counters {
+  const char *layer, *op_type;
+  uint64_t cycles, dma_cycles, array_cycles, vector_cycles, stall_cycles;
+  uint64_t macs, peak_macs_per_cycle;
+  uint64_t dram_read_bytes, dram_write_bytes, sram_read_bytes, sram_write_bytes;
+  uint64_t sram_peak_bytes;
+  double clock_mhz;
+  double energy_pj;
+} mossrt_counters;
+
+/* The counters of step |i| (an EXEC step on a plugin device) from the
+ * session's last run: up to |cap| of them into |out|, one per layer the
+ * step ran, and their number in |*out_n| (which may exceed |cap|). A step
+ * on another device, or a plugin without counters, gives 0 counters.
+ * Never allocates. MOSSRT_E_ARG for a NULL |s| or |out_n|, or |i| out of
+ * range; MOSSRT_E_DEVICE when the plugin's counters() fails. */
+MOSSRT_API mossrt_status mossrt_step_counters(mossrt_session *s, uint32_t i, mossrt_counters *out,
+                                              uint32_t cap, uint32_t *out_n, mossrt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

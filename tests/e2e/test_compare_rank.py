@@ -10,7 +10,9 @@ not-modeled ones, then the failed target; a partial row's rank carries `*`,
 a not-modeled one `?` (docs/report.md). The op-model energy, which leaves
 out what a target does not price, must not decide the order.
 
-`--report FILE.html` writes the ranking as a page: well-formed XML, no
+`--report FILE.html` writes the ranking as a page (a bar chart of the
+ranking, then a chart of energy against time, one point per target):
+well-formed XML, no
 script, nothing external, the rows in the same order, one bar per ranked
 target whose length is proportional to its figure, partial bars marked.
 Any other extension is an io error, before anything is costed.
@@ -105,8 +107,8 @@ def main():
             fail("the page refers to something outside it")
         root = ET.fromstring(text[text.index("<html"):])
         svg = root.findall(".//" + SVG + "svg")
-        if len(svg) != 1:
-            fail("%d SVG charts on the page, expected 1" % len(svg))
+        if len(svg) != 2:
+            fail("%d SVG charts on the page, expected 2 (the ranking, the trade-off)" % len(svg))
         bars = {}
         labels = [t for t in svg[0].iter(SVG + "text") if t.get("text-anchor") == "end"]
         order = []
@@ -130,6 +132,25 @@ def main():
             partial = r.get("stroke-dasharray") is not None
             if partial != fig[t][0]["partial"]:
                 fail("%s's bar is %s marked partial" % (t, "" if partial else "not"))
+        # The trade-off: one point per target with an energy and a time, in
+        # the order of the figures: less time further left, less energy lower.
+        times = {}
+        for t in TARGETS:
+            with open(os.path.join(w, t + ".json")) as f:
+                times[t] = json.load(f)["total"]["time_s"]["value"]
+        both = [t for t in TARGETS if fig[t][0]["value"] and times[t]]
+        pts = {}
+        for c in svg[1].findall(SVG + "circle"):
+            name = c.find(SVG + "title").text.split(":")[0]
+            pts[name] = (float(c.get("cx")), float(c.get("cy")))
+        if sorted(pts) != sorted(both):
+            fail("the trade-off chart has points for %s, expected %s" % (sorted(pts), sorted(both)))
+        for a in both:
+            for b in both:
+                if times[a] < times[b] and not pts[a][0] < pts[b][0]:
+                    fail("%s is faster than %s but not left of it" % (a, b))
+                if fig[a][0]["value"] < fig[b][0]["value"] and not pts[a][1] > pts[b][1]:
+                    fail("%s takes less energy than %s but is not below it" % (a, b))
         table = [tr for tr in root.iter("tr")][1:]
         trows = [tr.findall("td")[1].text for tr in table]
         if trows != expect + ["no-such-target"]:

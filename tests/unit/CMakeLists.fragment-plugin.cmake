@@ -2,7 +2,8 @@
 # the elementwise example plugin (plugins/elementwise) and the deliberately
 # broken plugins built here from data/plugins/*.c; and e2e_plugin, a model
 # compiled for and run on the example plugin's target.
-set(MOSS_BROKEN_PLUGINS bad_abi no_abi no_compiler null_lower bad_table wrong_name failing_lower)
+set(MOSS_BROKEN_PLUGINS bad_abi no_abi no_compiler null_lower bad_table wrong_name failing_lower
+    probe)
 set(MOSS_BROKEN_PLUGIN_DIR ${CMAKE_CURRENT_BINARY_DIR}/test_plugin.d)
 add_executable(test_plugin ${CMAKE_CURRENT_LIST_DIR}/test_plugin.c)
 foreach(p ${MOSS_BROKEN_PLUGINS})
@@ -18,7 +19,8 @@ add_dependencies(test_plugin moss_elementwise)
 target_include_directories(test_plugin PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_compile_definitions(test_plugin PRIVATE
   MOSS_PLUGIN_GOOD="$<TARGET_FILE:moss_elementwise>"
-  MOSS_PLUGIN_BROKEN_DIR="${MOSS_BROKEN_PLUGIN_DIR}")
+  MOSS_PLUGIN_BROKEN_DIR="${MOSS_BROKEN_PLUGIN_DIR}"
+  MOSS_PROBE_XML="${CMAKE_CURRENT_LIST_DIR}/data/plugins/probe.xml")
 target_link_libraries(test_plugin PRIVATE moss_compiler ${CMAKE_DL_LIBS})
 add_test(NAME test_plugin COMMAND test_plugin)
 

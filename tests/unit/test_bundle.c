@@ -111,8 +111,14 @@ static const char plugin_src[] =
     "}\n"
     "static void d_unload(void *dev, void *prog) { (void)dev; (void)prog; neg_live--; }\n"
     "static void d_close(void *dev) { (void)dev; neg_live--; }\n"
+    "static moss_plugin_counters counted = {\"neg_layer\", \"Neg\", 40, 12, 0, 30, 2, 0, 0,\n"
+    "  16, 16, 0, 0, 32, 100.0, 3.5};\n"
+    "static int d_counters(void *dev, void *prog, const moss_plugin_counters **out,\n"
+    "                      uint32_t *n, char *err, size_t cap) {\n"
+    "  (void)dev; (void)prog; (void)err; (void)cap; *out = &counted; *n = 1; return 0;\n"
+    "}\n"
     "static const moss_plugin_device device = {ABI, sizeof(moss_plugin_device), \"neg\",\n"
-    "  d_open, d_load, d_run, d_unload, d_close};\n"
+    "  d_open, d_load, d_run, d_unload, d_close, d_counters};\n"
     "uint32_t moss_plugin_abi_version(void) { return ABI; }\n"
     "#ifndef NO_DEVICE_GET\n"
     "const moss_plugin_device *moss_plugin_device_get(void) { return &device; }\n"
@@ -163,7 +169,7 @@ static int setup(void) {
   mkdir(OUT "/plug_nosym", 0755);
   mkdir(OUT "/corpus", 0755);
   ok = compile_so(plugin_src, "plug_good/libneg.so", "") &&
-       compile_so(plugin_src, "plug_abi2/libneg.so", "-DABI=2") &&
+       compile_so(plugin_src, "plug_abi2/libneg.so", "-DABI=3") &&
        compile_so(plugin_src, "plug_nosym/libneg.so", "-DNO_DEVICE_GET");
   return ok;
 }
@@ -1204,6 +1210,25 @@ TEST(plugin_device) {
   ASSERT_NEAR(y[1], -3, 0);
   ASSERT_NEAR(y[2], -4, 0);
   ASSERT_NEAR(y[3], -5, 0);
+  { /* the plugin's counters of its step (2), none for the CPU's steps */
+    mossrt_counters c[2];
+    uint32_t n = 9, k;
+    for (k = 0; k < mossrt_step_count(b); k++) {
+      ASSERT_EQ(mossrt_step_counters(s, k, c, 2, &n, &err), MOSSRT_OK);
+      ASSERT_EQ(n, k == 2 ? 1u : 0u);
+    }
+    ASSERT_EQ(mossrt_step_counters(s, 2, c, 2, &n, &err), MOSSRT_OK);
+    ASSERT_TRUE(!strcmp(c[0].layer, "neg_layer") && !strcmp(c[0].op_type, "Neg"));
+    ASSERT_TRUE(c[0].cycles == 40 && c[0].dma_cycles == 12 && c[0].vector_cycles == 30 &&
+                c[0].stall_cycles == 2 && c[0].dram_read_bytes == 16 &&
+                c[0].dram_write_bytes == 16 && c[0].sram_peak_bytes == 32);
+    ASSERT_NEAR(c[0].clock_mhz, 100.0, 0);
+    ASSERT_NEAR(c[0].energy_pj, 3.5, 0);
+    ASSERT_EQ(mossrt_step_counters(s, 2, NULL, 0, &n, &err), MOSSRT_OK); /* count only */
+    ASSERT_EQ(n, 1u);
+    ASSERT_EQ(mossrt_step_counters(s, mossrt_step_count(b), c, 2, &n, &err), MOSSRT_E_ARG);
+    ASSERT_EQ(mossrt_step_counters(NULL, 0, c, 2, &n, &err), MOSSRT_E_ARG);
+  }
   /* run() failing: x[0] + 1 > 500. */
   x[0] = 600;
   ASSERT_EQ(mossrt_run(s, in, out, &err), MOSSRT_E_DEVICE);
@@ -1227,8 +1252,8 @@ TEST(plugin_device) {
   /* Wrong ABI version, missing symbol. */
   o.plugin_dir = OUT "/plug_abi2";
   ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_E_DEVICE);
-  ASSERT_STR_CONTAINS(err.text, "plugin 'neg' (/nonexistent/libneg.so): plugin ABI version 2, "
-                                "this runtime speaks 1");
+  ASSERT_STR_CONTAINS(err.text, "plugin 'neg' (/nonexistent/libneg.so): plugin ABI version 3, "
+                                "this runtime speaks 2");
   o.plugin_dir = OUT "/plug_nosym";
   ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_E_DEVICE);
   ASSERT_STR_CONTAINS(err.text, "plugin 'neg' (/nonexistent/libneg.so): missing symbol "

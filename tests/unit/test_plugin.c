@@ -147,7 +147,7 @@ TEST(broken_plugins_get_clear_errors) {
   ASSERT_EQ(open_fails(BROKEN("bad_abi"), "bad_abi", &b), MOSS_E_TARGET);
   ASSERT_EQ(b.count, 1);
   ASSERT_STR_CONTAINS(b.text, "model.onnx: target: plugin '" BROKEN("bad_abi") "': ");
-  ASSERT_STR_CONTAINS(b.text, "built for plugin ABI 2, this moss speaks 1");
+  ASSERT_STR_CONTAINS(b.text, "built for plugin ABI 3, this moss speaks 2");
 
   ASSERT_EQ(open_fails(BROKEN("no_abi"), "no_abi", &b), MOSS_E_TARGET);
   ASSERT_STR_CONTAINS(b.text, "plugin '" BROKEN("no_abi") "': does not export "
@@ -646,6 +646,57 @@ TEST(allocation_failures_do_not_leak) {
   }
   ASSERT_TRUE(n > 3 && n < 10000);
   moss_graph_destroy(&gctx, c.g);
+}
+
+
+/* ---- ABI 2: the device's facts and the requantization multipliers ----------- */
+
+static moss_value *f32_const(moss_ctx *ctx, moss_graph *g, const char *name, int64_t n,
+                             const float *vals) {
+  moss_value *v = f32(ctx, g, name, n, 0);
+  v->data = moss_graph_alloc(g, sizeof(float) * (size_t)n);
+  memcpy(v->data, vals, sizeof(float) * (size_t)n);
+  return v;
+}
+
+TEST(plugin_sees_the_device_and_the_multipliers) {
+  moss_ctx ctx;
+  sink_buf b;
+  moss_graph *g;
+  moss_plugin *p;
+  moss_target *t;
+  moss_node *n;
+  char why[600];
+  static const float xs = 0.5f, ws[2] = {0.25f, 0.75f}, ys = 0.125f;
+  ctx_with_sink_file(&ctx, &b);
+  ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+  n = moss_graph_add_node(&ctx, g, "QLinearConv", "conv", 8, 1);
+  n->inputs[0] = val(&ctx, g, "x", MOSS_DT_I8, 2, 1, 4);
+  n->inputs[1] = f32_const(&ctx, g, "xs", 1, &xs);
+  n->inputs[4] = f32_const(&ctx, g, "ws", 2, ws);
+  n->inputs[6] = f32_const(&ctx, g, "ys", 1, &ys);
+  n->outputs[0] = val(&ctx, g, "y", MOSS_DT_I8, 2, 1, 2);
+  ASSERT_EQ(moss_target_load(&ctx, MOSS_PROBE_XML, &t), MOSS_OK);
+  ASSERT_EQ(moss_plugin_open(&ctx, BROKEN("probe"), "probe", &p), MOSS_OK);
+  /* Before a bind: an empty target. */
+  ASSERT_EQ(moss_plugin_supports(&ctx, p, n, why, sizeof why), 0);
+  ASSERT_STR_CONTAINS(why, "-/- clock 0 units 0");
+  ASSERT_EQ(moss_plugin_bind(&ctx, p, t, moss_target_device_find(t, "acc")), MOSS_OK);
+  moss_target_destroy(&ctx, t); /* the view is a copy */
+  ASSERT_EQ(moss_plugin_supports(&ctx, p, n, why, sizeof why), 0);
+  ASSERT_STR_CONTAINS(why, "probe-npu/acc clock 750 units 2 i8 64/cycle 0.25 pJ power 0.05 0.5;");
+  ASSERT_STR_CONTAINS(why, " level sram 65536 48 3 5; level dram 0 6.4 150 -1;");
+  ASSERT_STR_CONTAINS(why, " array-rows=8; mode=weight stationary;");
+  /* x_scale * w_scale[o] / y_scale = 1 and 3: 0.5 * 2^1 and 0.75 * 2^2, as
+   * Q31 mantissas 2^30 and 0.75 * 2^31 with right shifts -1 and -2. */
+  ASSERT_STR_CONTAINS(why, " requant 2: 1073741824>>-1 1610612736>>-2");
+  /* A node that does not requantize gets none. */
+  n = node1(&ctx, g, "Relu", "relu", n->outputs[0], val(&ctx, g, "r", MOSS_DT_I8, 2, 1, 2));
+  ASSERT_EQ(moss_plugin_supports(&ctx, p, n, why, sizeof why), 0);
+  ASSERT_STR_CONTAINS(why, " requant 0:");
+  moss_plugin_close(&ctx, p);
+  moss_graph_destroy(&ctx, g);
+  ASSERT_EQ(b.count, 0);
 }
 
 TEST_MAIN()

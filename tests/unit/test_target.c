@@ -742,9 +742,9 @@ TEST(shipped_codegen_facts) {
   i = moss_target_device_find(t, "npu");
   ASSERT_TRUE(moss_target_device_plugin(t, i) == NULL);
   ASSERT_EQ(moss_target_device_accepts(t, i, &conv, why, sizeof why), 0);
-  ASSERT_STR_CONTAINS(why, "Conv kernel 11 > max-kernel 7 (npu-systolic.xml:41)");
+  ASSERT_STR_CONTAINS(why, "Conv kernel 11 > max-kernel 7 (npu-systolic.xml:45)");
   ASSERT_EQ(moss_target_device_accepts(t, i, &soft, why, sizeof why), 0);
-  ASSERT_STR_CONTAINS(why, "no Softmax for i8 in its <ops> (npu-systolic.xml:40)");
+  ASSERT_STR_CONTAINS(why, "no Softmax for i8 in its <ops> (npu-systolic.xml:44)");
   ASSERT_EQ(moss_target_device_accepts(t, moss_target_device_find(t, "cpu"), &soft, why,
                                        sizeof why), -1);
   moss_target_destroy(&ctx, t);

@@ -188,3 +188,52 @@ const mossrt_executor mossrt_plugin_executor = {
     .session_close = plugin_session_close,
     .run = plugin_run,
 };
+
+mossrt_status mossrt_step_counters(mossrt_session *s, uint32_t i, mossrt_counters *out,
+                                   uint32_t cap, uint32_t *out_n, mossrt_error *err) {
+  const mossrt_bundle *b;
+  const mossrt_step *st;
+  const mossrt_device *d;
+  const moss_plugin_counters *c = NULL;
+  uint32_t n = 0, k;
+  char msg[256];
+  if (out_n) *out_n = 0;
+  if (!s || !out_n || (cap && !out))
+    return mossrt_fail(err, NULL, MOSSRT_E_ARG, "mossrt_step_counters: NULL argument");
+  b = s->b;
+  if (i >= b->nsteps)
+    return mossrt_fail(err, b->name, MOSSRT_E_ARG, "step %u of %u", i, b->nsteps);
+  st = &b->steps[i];
+  d = &b->devices[st->device];
+  if (st->kind != MOSS_BUNDLE_STEP_KIND_EXEC || d->exec != &mossrt_plugin_executor || !d->api ||
+      !d->api->counters || !s->progs || !s->loaded || !s->loaded[st->blob])
+    return MOSSRT_OK;
+  msg[0] = 0;
+  if (d->api->counters(s->devs[st->device].handle, s->progs[st->blob], &c, &n, msg, sizeof msg) !=
+      0) {
+    msg[sizeof msg - 1] = 0;
+    return DEVFAIL(d, "step %u: counters() failed: %s", i, msg);
+  }
+  if (!c) n = 0;
+  for (k = 0; k < n && k < cap; k++) {
+    mossrt_counters *o = &out[k];
+    o->layer = c[k].layer ? c[k].layer : "";
+    o->op_type = c[k].op_type ? c[k].op_type : "";
+    o->cycles = c[k].cycles;
+    o->dma_cycles = c[k].dma_cycles;
+    o->array_cycles = c[k].array_cycles;
+    o->vector_cycles = c[k].vector_cycles;
+    o->stall_cycles = c[k].stall_cycles;
+    o->macs = c[k].macs;
+    o->peak_macs_per_cycle = c[k].peak_macs_per_cycle;
+    o->dram_read_bytes = c[k].dram_read_bytes;
+    o->dram_write_bytes = c[k].dram_write_bytes;
+    o->sram_read_bytes = c[k].sram_read_bytes;
+    o->sram_write_bytes = c[k].sram_write_bytes;
+    o->sram_peak_bytes = c[k].sram_peak_bytes;
+    o->clock_mhz = c[k].clock_mhz;
+    o->energy_pj = c[k].energy_pj;
+  }
+  *out_n = n;
+  return MOSSRT_OK;
+}

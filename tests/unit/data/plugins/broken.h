@@ -9,15 +9,18 @@
 
 #include "moss_plugin.h"
 
-static inline int take_all(const moss_plugin_node *node, char *why, size_t whycap) {
+static inline int take_all(const moss_plugin_target *t, const moss_plugin_node *node, char *why,
+                           size_t whycap) {
+  (void)t;
   (void)node;
   (void)why;
   (void)whycap;
   return 1;
 }
 
-static inline int lower_nothing(const moss_plugin_subgraph *sg, const moss_plugin_sink *sink,
-                                char *err, size_t errcap) {
+static inline int lower_nothing(const moss_plugin_target *t, const moss_plugin_subgraph *sg,
+                                const moss_plugin_sink *sink, char *err, size_t errcap) {
+  (void)t;
   (void)sg;
   (void)err;
   (void)errcap;

@@ -5,8 +5,9 @@
 
 MOSS_PLUGIN_EXPORT uint32_t moss_plugin_abi_version(void) { return MOSS_PLUGIN_ABI_VERSION; }
 
-static int lower_fails(const moss_plugin_subgraph *sg, const moss_plugin_sink *sink, char *err,
-                       size_t errcap) {
+static int lower_fails(const moss_plugin_target *t, const moss_plugin_subgraph *sg,
+                       const moss_plugin_sink *sink, char *err, size_t errcap) {
+  (void)t;
   sink->write(sink->user, "partial", 7);
   snprintf(err, errcap, "%d nodes need 3 GiB of scratchpad, the device has 1 MiB",
            (int)sg->nnodes);
