@@ -82,6 +82,12 @@ static moss_status plugin_emit_segment(const moss_backend_device *d, const moss_
                            out_out_ids, out_nout);
 }
 
+static int plugin_estimate(const moss_backend_device *d, const moss_node *n, double *out_cycles,
+                           double *out_level_bytes, int nlevels) {
+  if (!d->state) return 0; /* no library: the roofline */
+  return moss_plugin_estimate_node(d->ctx, d->state, n, out_cycles, out_level_bytes, nlevels);
+}
+
 static const char *plugin_library(const moss_backend_device *d) {
   return d->state ? moss_plugin_path(d->state) : NULL;
 }
@@ -155,6 +161,7 @@ static const moss_backend backends[] = {
      .open = plugin_open,
      .close = plugin_close,
      .emit_segment = plugin_emit_segment,
+     .estimate = plugin_estimate,
      .library = plugin_library},
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
@@ -219,6 +226,15 @@ void moss_backend_devices_destroy(moss_ctx *ctx, const moss_target *t,
     if (devices[i].backend && devices[i].backend->close && devices[i].state)
       devices[i].backend->close(&devices[i]);
   moss_free(ctx, devices, sizeof *devices * (size_t)n);
+}
+
+int moss_backend_device_estimate(const moss_backend_device *d, const moss_node *n,
+                                 double *out_cycles, double *out_level_bytes, int nlevels) {
+  int k;
+  *out_cycles = 0;
+  for (k = 0; k < nlevels; k++) out_level_bytes[k] = 0;
+  if (!d->backend || !d->backend->estimate) return 0;
+  return d->backend->estimate(d, n, out_cycles, out_level_bytes, nlevels);
 }
 
 int moss_backend_device_ready(const moss_backend_device *d, char *why, size_t cap) {

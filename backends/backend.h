@@ -168,6 +168,12 @@ struct moss_backend {
   moss_status (*emit_segment)(const moss_backend_device *d, const moss_graph *g,
                               moss_node *const *nodes, int nnodes, moss_buf *blob,
                               int **out_in_ids, int *out_nin, int **out_out_ids, int *out_nout);
+  /* The device's own estimate of |n| (the plugin adapter: the plugin's
+   * estimate()): 1 with |*out_cycles| and |out_level_bytes| (|nlevels|
+   * entries, the device's memory levels) set; 0 when it has none. NULL
+   * hook: the cost model's roofline alone. */
+  int (*estimate)(const moss_backend_device *d, const moss_node *n, double *out_cycles,
+                  double *out_level_bytes, int nlevels);
   /* The shared library the runtime loads to run d's code, recorded in the
    * bundle (the plugin adapter: plugin=, as opened); NULL: none. NULL hook:
    * never one. */
@@ -204,6 +210,10 @@ void moss_backend_devices_destroy(moss_ctx *ctx, const moss_target *t,
  * when --emit names the code the host device gets ("--emit obj": the LLVM
  * backend's, whatever backend= says). */
 moss_status moss_backend_device_bind(moss_backend_device *d, const moss_backend *b);
+/* The bound backend's estimate of |n| on its device (moss_backend.estimate);
+ * 0 when it has none. */
+int moss_backend_device_estimate(const moss_backend_device *d, const moss_node *n,
+                                 double *out_cycles, double *out_level_bytes, int nlevels);
 
 /* 1 when |d| can emit code: it has a backend, and the state its backend
  * opens (the plugin adapter: a library). 0 otherwise, with the reason in

@@ -34,6 +34,7 @@ typedef struct costing {
   int force;
   double arena_bytes, weight_bytes; /* of this costing, for the level rule */
   moss_cost_totals *tot;
+  const moss_cost_opts *opts;      /* estimate(): a device's own cost model */
 } costing;
 
 /* ------------------------------------------------------------ helpers */
@@ -527,7 +528,8 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
   double clock = moss_target_device_clock_mhz(t, d), rate, work;
   moss_dtype dt;
   const char *src, *rate_as, *basis = "dense MACs";
-  double pj, idle, active;
+  double pj, idle, active, own_cycles = 0, own_bytes[MOSS_COST_MAX_LEVELS];
+  int own = 0;
   moss_target_level lv;
   wformat wf;
 
@@ -607,6 +609,11 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
   cn->weight_level = pick_level(t, d, c->weight_bytes, 1);
   if (cn->act_level >= 0) cn->bytes[cn->act_level] += cn->act_bytes;
   if (cn->weight_level >= 0) cn->bytes[cn->weight_level] += cn->weight_bytes;
+  /* The device's own model, where it has one: its bytes per level (its
+   * tiling's DRAM traffic) and, below, its cycles. */
+  if (!c->baseline && c->opts && c->opts->estimate &&
+      c->opts->estimate(c->opts->estimate_user, d, n, &own_cycles, own_bytes, nl))
+    for (own = 1, k = 0; k < nl; k++) cn->bytes[k] = own_bytes[k];
 
   /* Roofline: compute cycles (the timed MACs + ops at the dtype's peak rate
    * on the threads the code runs with) against each level's transfer cycles. */
@@ -676,6 +683,19 @@ static moss_status cost_node(costing *c, const moss_node *n, moss_cost_node *cn)
         cn->time_s.source = fmt(r, "%s, + %g ns for its step (<compute step-ns>)",
                                 cn->time_s.source, step);
       cn->time_s.partial = partial;
+    }
+    if (own) { /* the device's cycles replace the roofline's (its overlap of DMA and compute) */
+      cn->compute_cycles =
+          fig(own_cycles, "estimate",
+              fmt(r, "device '%s''s own cost model (its backend's estimate: the plugin's tiling)",
+                  moss_target_device_id(t, d)));
+      cn->cycles = own_cycles;
+      if (have_clock) {
+        double step = c->new_step ? moss_target_device_step_ns(t, d) : 0;
+        cn->time_s = fig(own_cycles / (clock * 1e6) + step * 1e-9, "estimate",
+                         fmt(r, "device '%s''s own cost model: its cycles / clock%s",
+                             moss_target_device_id(t, d), step > 0 ? ", + its step-ns" : ""));
+      }
     }
   }
 
@@ -1286,6 +1306,7 @@ moss_status moss_cost_compute(moss_ctx *ctx, const moss_graph *g, const moss_tar
   c.t = t;
   c.r = r;
   c.steps = opts && opts->steps;
+  c.opts = opts;
   for (i = 0; i < g->nnodes; i++) {
     const moss_node *n = g->nodes[i];
     wformat wf;

@@ -42,6 +42,14 @@ typedef struct moss_cost_opts {
    * a node computing in f32); NULL: every device */
   int (*twin_accepts)(void *user, int d, const moss_node *n);
   void *twin_user;
+  /* A device's own estimate of |n| (a plugin's cost model,
+   * moss_backend_device_estimate): 1 with the cycles and the bytes at each
+   * of the device's |nlevels| memory levels, which then replace the
+   * roofline's (the bytes still priced by the target's figures); 0: the
+   * roofline. NULL: the roofline everywhere. Not asked for the baseline. */
+  int (*estimate)(void *user, int d, const moss_node *n, double *out_cycles,
+                  double *out_level_bytes, int nlevels);
+  void *estimate_user;
 } moss_cost_opts;
 
 /* A number and where it came from. |label| is one of "op-model",

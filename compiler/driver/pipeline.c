@@ -317,6 +317,14 @@ static moss_status quantize(stage *s) {
   return MOSS_OK;
 }
 
+/* moss_cost_opts.estimate: a device's own cost model, through its backend. */
+static int device_estimate(void *user, int d, const moss_node *n, double *out_cycles,
+                           double *out_level_bytes, int nlevels) {
+  const moss_backend_device *devs = user;
+  return devs ? moss_backend_device_estimate(&devs[d], n, out_cycles, out_level_bytes, nlevels)
+              : 0;
+}
+
 /* The table of placement by cost (moss_partition_opts.node_s): each
  * node's time on each device from the cost model, the graph costed once
  * per device with every node on it (a node the device cannot run is not
@@ -332,6 +340,8 @@ static moss_status cost_table(stage *s, double **out) {
   *out = NULL;
   if (!node_s) return moss_fail(s->ctx, MOSS_E_NOMEM, NULL, "placement by cost");
   memset(&co, 0, sizeof co);
+  co.estimate = device_estimate;
+  co.estimate_user = (void *)s->devices;
   for (i = 0; i < (int)nn; i++) node_s[i] = -1;
   for (d = 0; d < nd && st == MOSS_OK; d++) {
     moss_cost_report *r = NULL;
@@ -391,6 +401,8 @@ static moss_status place_twins(stage *s) {
   co.host_only = host_only(s->target, s->opts->emit);
   co.twin_accepts = twin_accepts;
   co.twin_user = (void *)s->target;
+  co.estimate = device_estimate;
+  co.estimate_user = (void *)s->devices;
   st = moss_cost_compute(s->ctx, g, s->target, &co, &r);
   for (i = 0; st == MOSS_OK && i < g->nnodes; i++) g->nodes[i]->twin_device = tw[i];
   moss_cost_destroy(s->ctx, r);
@@ -667,6 +679,8 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   memset(&copts, 0, sizeof copts);
   copts.grid_g_per_kwh = opts->grid_intensity;
   copts.steps = nsteps > 0;
+  copts.estimate = device_estimate;
+  copts.estimate_user = devs;
   moss_progress(ctx, "cost", 0, 0);
   st = moss_cost_compute(ctx, g, target, &copts, &cost); /* time, memory, energy */
   stage_done(opts, "cost", &t0);

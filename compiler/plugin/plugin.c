@@ -373,6 +373,34 @@ int moss_plugin_supports(moss_ctx *ctx, moss_plugin *p, const moss_node *n, char
   return yes;
 }
 
+int moss_plugin_estimate_node(moss_ctx *ctx, moss_plugin *p, const moss_node *n, double *out_cycles,
+                         double *out_level_bytes, int nlevels) {
+  views w;
+  moss_plugin_node *nv;
+  moss_plugin_estimate e;
+  char why[160];
+  int k, yes;
+  *out_cycles = 0;
+  for (k = 0; k < nlevels; k++) out_level_bytes[k] = 0;
+  if (!p->c->estimate || nlevels > MOSS_PLUGIN_MAX_RANK || node_unviewable(n, why, sizeof why))
+    return 0;
+  if (views_init(ctx, &w, (size_t)n->ninputs + (size_t)n->noutputs) != MOSS_OK ||
+      !(nv = node_view(&w, n))) {
+    if (w.arena) moss_arena_destroy(w.arena);
+    moss_fail(ctx, MOSS_E_NOMEM, n, "out of memory while asking plugin '%s'", p->name);
+    return 0;
+  }
+  memset(&e, 0, sizeof e);
+  yes = p->c->estimate(&p->target, nv, &e) ? 1 : 0;
+  moss_arena_destroy(w.arena);
+  if (!yes || !(e.cycles >= 0) || e.cycles > 1e18) return 0;
+  for (k = 0; k < nlevels; k++)
+    if (!(e.level_bytes[k] >= 0) || e.level_bytes[k] > 1e18) return 0;
+  *out_cycles = e.cycles;
+  for (k = 0; k < nlevels; k++) out_level_bytes[k] = e.level_bytes[k];
+  return 1;
+}
+
 /* ---- lowering ------------------------------------------------------------- */
 
 static int sink_write(void *user, const void *data, uint64_t nbytes) {

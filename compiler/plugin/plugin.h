@@ -70,6 +70,15 @@ moss_status moss_plugin_lower(moss_ctx *ctx, moss_plugin *p, const moss_graph *g
                               moss_node *const *nodes, int nnodes, moss_buf *blob, int **in_ids,
                               int *nin, int **out_ids, int *nout);
 
+/* The plugin's own estimate of |n| on the bound device (its compiler
+ * table's estimate(), optional): 1 with |*out_cycles| and |out_level_bytes|
+ * (|nlevels| entries, the bound device's memory levels; at most 8) set; 0
+ * when the plugin has no estimate() or none for |n| (the outputs are then
+ * 0), or a tensor of |n| cannot be viewed. Out of memory reports
+ * MOSS_E_NOMEM through |ctx| and returns 0. */
+int moss_plugin_estimate_node(moss_ctx *ctx, moss_plugin *p, const moss_node *n, double *out_cycles,
+                         double *out_level_bytes, int nlevels);
+
 /* The plugin's name (as asked for and as the table says) and the path it
  * was opened from; borrowed, valid until moss_plugin_close(). */
 const char *moss_plugin_name(const moss_plugin *p);

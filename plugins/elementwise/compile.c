@@ -286,6 +286,7 @@ done:
 
 static const moss_plugin_compiler compiler = {
     MOSS_PLUGIN_ABI_VERSION, sizeof(moss_plugin_compiler), "elementwise", ew_supports, ew_lower,
+    NULL, /* estimate: moss's roofline prices this device */
 };
 
 MOSS_PLUGIN_EXPORT const moss_plugin_compiler *moss_plugin_compiler_get(void) {

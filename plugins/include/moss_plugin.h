@@ -219,6 +219,15 @@ typedef struct moss_plugin_sink {
   int (*write)(void *user, const void *data, uint64_t nbytes);
 } moss_plugin_sink;
 
+/* A device's own compile-time estimate of one node run alone (its cost
+ * model): cycles of its clock, and the bytes the node moves at each memory
+ * level of moss_plugin_target.levels (same index). moss prices the bytes
+ * and the MACs with the target's figures, as for any device. */
+typedef struct moss_plugin_estimate {
+  double cycles;
+  double level_bytes[MOSS_PLUGIN_MAX_RANK];  /* levels 0 .. min(nlevels, 8) - 1 */
+} moss_plugin_estimate;
+
 /* The compile side. */
 typedef struct moss_plugin_compiler {
   uint32_t abi_version;          /* MOSS_PLUGIN_ABI_VERSION */
@@ -235,6 +244,12 @@ typedef struct moss_plugin_compiler {
    * the runtime side needs: the runtime does not read the target XML. */
   int (*lower)(const moss_plugin_target *t, const moss_plugin_subgraph *sg,
                const moss_plugin_sink *sink, char *err, size_t errcap);
+  /* Optional (NULL: moss's roofline estimates the device): 1 and |*out|
+   * (zeroed by moss first) for a node supports() takes, when the plugin
+   * can estimate it; 0 otherwise. moss's cost report, `--report`, `moss
+   * compare` and placement by cost then use these cycles and bytes. */
+  int (*estimate)(const moss_plugin_target *t, const moss_plugin_node *node,
+                  moss_plugin_estimate *out);
 } moss_plugin_compiler;
 
 /* What one layer (one node of the subgraph a blob was lowered from) cost in

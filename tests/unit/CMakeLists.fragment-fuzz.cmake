@@ -1,15 +1,22 @@
 # The libFuzzer targets (tests/fuzz/README.md): fuzz_onnx (the importer,
 # the passes, the planner and the cost model, as `moss compile` runs them
 # before emitting), fuzz_target (the target XML loader), fuzz_tensor (the
-# .npy and .pb readers) and fuzz_bundle (the bundle loader, with a custom
-# mutator that repairs the checksums). They need clang's -fsanitize=fuzzer
-# and the whole compiler built with clang and the sanitizers, whatever
-# compiler builds the rest, so they are a second build of this source tree
-# (an ExternalProject in <build>/tests/fuzz/build, configured with
-# MOSS_FUZZ_INNER) of which only the four fuzzers are built. ctest runs each
-# for MOSS_FUZZ_SECONDS from its committed corpus (tests/fuzz/corpus/<name>)
-# and replays every input that once found a bug (tests/fuzz/regress/<name>).
+# .npy and .pb readers), fuzz_bundle (the bundle loader, with a custom
+# mutator that repairs the checksums) and fuzz_npu_blob (the npu-systolic
+# plugin's blob loader and simulator, when the plugin is built). They need
+# clang's -fsanitize=fuzzer and the whole compiler built with clang and the
+# sanitizers, whatever compiler builds the rest, so they are a second build
+# of this source tree (an ExternalProject in <build>/tests/fuzz/build,
+# configured with MOSS_FUZZ_INNER) of which only the fuzzers are built.
+# ctest runs each for MOSS_FUZZ_SECONDS from its committed corpus
+# (tests/fuzz/corpus/<name>) and replays every input that once found a bug
+# (tests/fuzz/regress/<name>).
 set(MOSS_FUZZ_NAMES onnx target tensor bundle)
+# fuzz_npu_blob: the npu-systolic plugin's blob loader and simulator, its
+# sources linked in (when the plugin is part of this build).
+if(TARGET moss_npu_systolic)
+  list(APPEND MOSS_FUZZ_NAMES npu_blob)
+endif()
 
 if(MOSS_FUZZ_INNER)
   # Inside the clang build: the fuzzers themselves.
@@ -23,6 +30,18 @@ if(MOSS_FUZZ_INNER)
   target_include_directories(fuzz_tensor PRIVATE ${CMAKE_SOURCE_DIR}/compiler)
   target_link_libraries(fuzz_tensor PRIVATE moss_import)
   target_link_libraries(fuzz_bundle PRIVATE mossrt)
+  if(TARGET moss_npu_systolic)
+    get_target_property(npu_srcs moss_npu_systolic SOURCES)
+    get_target_property(npu_dir moss_npu_systolic SOURCE_DIR)
+    foreach(s ${npu_srcs})
+      if(NOT IS_ABSOLUTE ${s})
+        set(s ${npu_dir}/${s})
+      endif()
+      target_sources(fuzz_npu_blob PRIVATE ${s})
+    endforeach()
+    target_include_directories(fuzz_npu_blob PRIVATE ${npu_dir} ${CMAKE_SOURCE_DIR}/plugins/include)
+    target_link_libraries(fuzz_npu_blob PRIVATE m)
+  endif()
   target_compile_definitions(fuzz_target PRIVATE
     MOSS_FUZZ_MODEL="${CMAKE_SOURCE_DIR}/tests/golden/digits_cnn.onnx")
   return()

@@ -690,6 +690,13 @@ TEST(plugin_sees_the_device_and_the_multipliers) {
   /* x_scale * w_scale[o] / y_scale = 1 and 3: 0.5 * 2^1 and 0.75 * 2^2, as
    * Q31 mantissas 2^30 and 0.75 * 2^31 with right shifts -1 and -2. */
   ASSERT_STR_CONTAINS(why, " requant 2: 1073741824>>-1 1610612736>>-2");
+  { /* the plugin's own estimate: 100 cycles, 1 and 2 bytes per output element */
+    double cyc = -1, lb[2] = {-1, -1};
+    ASSERT_EQ(moss_plugin_estimate_node(&ctx, p, n, &cyc, lb, 2), 1);
+    ASSERT_NEAR(cyc, 200, 0);
+    ASSERT_NEAR(lb[0], 2, 0);
+    ASSERT_NEAR(lb[1], 4, 0);
+  }
   /* A node that does not requantize gets none. */
   n = node1(&ctx, g, "Relu", "relu", n->outputs[0], val(&ctx, g, "r", MOSS_DT_I8, 2, 1, 2));
   ASSERT_EQ(moss_plugin_supports(&ctx, p, n, why, sizeof why), 0);

@@ -4,5 +4,5 @@
 MOSS_PLUGIN_EXPORT uint32_t moss_plugin_abi_version(void) { return MOSS_PLUGIN_ABI_VERSION; }
 
 static const moss_plugin_compiler compiler = {MOSS_PLUGIN_ABI_VERSION, 8, "bad_table", take_all,
-                                              lower_nothing};
+                                              lower_nothing, NULL};
 MOSS_PLUGIN_EXPORT const moss_plugin_compiler *moss_plugin_compiler_get(void) { return &compiler; }

@@ -16,5 +16,5 @@ static int lower_fails(const moss_plugin_target *t, const moss_plugin_subgraph *
 
 static const moss_plugin_compiler compiler = {MOSS_PLUGIN_ABI_VERSION,
                                               sizeof(moss_plugin_compiler), "failing", take_all,
-                                              lower_fails};
+                                              lower_fails, NULL};
 MOSS_PLUGIN_EXPORT const moss_plugin_compiler *moss_plugin_compiler_get(void) { return &compiler; }

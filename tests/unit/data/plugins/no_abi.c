@@ -3,5 +3,5 @@
 
 static const moss_plugin_compiler compiler = {MOSS_PLUGIN_ABI_VERSION,
                                               sizeof(moss_plugin_compiler), "no_abi", take_all,
-                                              lower_nothing};
+                                              lower_nothing, NULL};
 MOSS_PLUGIN_EXPORT const moss_plugin_compiler *moss_plugin_compiler_get(void) { return &compiler; }

@@ -29,7 +29,21 @@ static int describe(const moss_plugin_target *t, const moss_plugin_node *node, c
   return 0;
 }
 
+/* An estimate from the node's size, so a test can check the numbers made
+ * the trip: 100 cycles per output element, 1 byte per element at level 0,
+ * 2 at level 1. */
+static int estimate(const moss_plugin_target *t, const moss_plugin_node *node,
+                    moss_plugin_estimate *out) {
+  double n = 1;
+  int k;
+  if (!node->noutputs || !node->outputs[0]) return 0;
+  for (k = 0; k < node->outputs[0]->rank; k++) n *= (double)node->outputs[0]->dims[k];
+  out->cycles = 100 * n;
+  for (k = 0; k < t->nlevels && k < 2; k++) out->level_bytes[k] = (k + 1) * n;
+  return 1;
+}
+
 static const moss_plugin_compiler compiler = {MOSS_PLUGIN_ABI_VERSION,
                                               sizeof(moss_plugin_compiler), "probe", describe,
-                                              lower_nothing};
+                                              lower_nothing, estimate};
 MOSS_PLUGIN_EXPORT const moss_plugin_compiler *moss_plugin_compiler_get(void) { return &compiler; }

@@ -6,5 +6,5 @@ MOSS_PLUGIN_EXPORT uint32_t moss_plugin_abi_version(void) { return MOSS_PLUGIN_A
 
 static const moss_plugin_compiler compiler = {MOSS_PLUGIN_ABI_VERSION,
                                               sizeof(moss_plugin_compiler), "elementwize",
-                                              take_all, lower_nothing};
+                                              take_all, lower_nothing, NULL};
 MOSS_PLUGIN_EXPORT const moss_plugin_compiler *moss_plugin_compiler_get(void) { return &compiler; }
