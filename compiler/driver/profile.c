@@ -478,9 +478,9 @@ moss_status moss_profile_counters(moss_ctx *ctx, mossrt_bundle *b, mossrt_sessio
     any = 1;
     fprintf(out, "  step %u on %s, %u layers at %.0f MHz:\n", i, d.device ? d.device : "?", n,
             c[0].clock_mhz);
-    fprintf(out, "  %-32s %-13s %10s %10s %10s %10s %5s %9s %9s %9s %10s %10s %7s %7s\n", "layer",
-            "op", "cycles", "dma", "array", "vector", "util", "dram rd", "dram wr", "sram pk",
-            "energy", "est energy", "cyc/est", "E/est");
+    fprintf(out, "  %-32s %-13s %10s %10s %10s %10s %12s %5s %9s %9s %9s %10s %10s %7s %7s\n",
+            "layer", "op", "cycles", "dma", "array", "vector", "MACs", "util", "dram rd", "dram wr",
+            "sram pk", "energy", "est energy", "cyc/est", "E/est");
     for (k = 0; k < n; k++) {
       const mossrt_counters *q = &c[k];
       const moss_json *rn = nodes ? report_node(nodes, q->layer, d.device ? d.device : "") : NULL;
@@ -489,9 +489,10 @@ moss_status moss_profile_counters(moss_ctx *ctx, mossrt_bundle *b, mossrt_sessio
       double util = q->peak_macs_per_cycle && q->cycles
                         ? 100.0 * (double)q->macs / ((double)q->cycles * (double)q->peak_macs_per_cycle)
                         : 0;
-      fprintf(out, "  %-32.32s %-13.13s %10llu %10llu %10llu %10llu %4.0f%%", q->layer, q->op_type,
-              (unsigned long long)q->cycles, (unsigned long long)q->dma_cycles,
-              (unsigned long long)q->array_cycles, (unsigned long long)q->vector_cycles, util);
+      fprintf(out, "  %-32.32s %-13.13s %10llu %10llu %10llu %10llu %12llu %4.0f%%", q->layer,
+              q->op_type, (unsigned long long)q->cycles, (unsigned long long)q->dma_cycles,
+              (unsigned long long)q->array_cycles, (unsigned long long)q->vector_cycles,
+              (unsigned long long)q->macs, util);
       bytes9(out, q->dram_read_bytes);
       bytes9(out, q->dram_write_bytes);
       bytes9(out, q->sram_peak_bytes);
