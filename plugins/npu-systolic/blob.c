@@ -19,12 +19,7 @@
 
 typedef unsigned long long ull;
 
-static int fail(char *err, size_t errcap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int fail(char *err, size_t errcap, const char *fmt, ...) {
+int npu_fail(char *err, size_t errcap, const char *fmt, ...) {
   va_list ap;
   if (errcap) {
     va_start(ap, fmt);
@@ -84,7 +79,7 @@ typedef struct checker {
   uint64_t scratch_hi; /* the end of the scratch bytes the commands reach */
 } checker;
 
-#define CFAIL(c, ...) (fail((c)->err, (c)->errcap, __VA_ARGS__), 0)
+#define CFAIL(c, ...) (npu_fail((c)->err, (c)->errcap, __VA_ARGS__), 0)
 
 /* |w|[f] within [lo, hi]. */
 static int field(checker *c, const uint32_t *w, int f, const char *name, uint64_t lo, uint64_t hi) {
@@ -409,7 +404,7 @@ static int check_stream(npu_prog *p, const range *ranges, const uint32_t *roff, 
             if (r->hi <= r->lo) continue;
             visits += hi - lo + 1;
             if (visits > ((uint64_t)1 << 28)) {
-              fail(err, errcap, "stream too large to check (%llu SRAM granules touched)",
+              npu_fail(err, errcap, "stream too large to check (%llu SRAM granules touched)",
                    (ull)visits);
               goto done;
             }
@@ -419,7 +414,7 @@ static int check_stream(npu_prog *p, const range *ranges, const uint32_t *roff, 
                                : r->write && e->r[o] > seen[q] ? e->r[o]
                                                                : 0;
               if (other) {
-                fail(err, errcap,
+                npu_fail(err, errcap,
                      "command %u (%s) and the %s queue's command %u touch %s SRAM byte %llu with "
                      "no semaphore between them",
                      ci, op_names[d->w[0]], o == NPU_Q_DMA ? "DMA" : "compute",
@@ -439,7 +434,7 @@ static int check_stream(npu_prog *p, const range *ranges, const uint32_t *roff, 
   } while (progress);
   if (pos[0] < p->qn[0] || pos[1] < p->qn[1]) {
     uint32_t q = pos[0] < p->qn[0] ? 0 : 1;
-    fail(err, errcap, "the stream deadlocks: command %u (WAIT) on the %s queue never gets a token",
+    npu_fail(err, errcap, "the stream deadlocks: command %u (WAIT) on the %s queue never gets a token",
          p->qcmd[q][pos[q]], q == NPU_Q_DMA ? "DMA" : "compute");
     goto done;
   }
@@ -450,7 +445,7 @@ static int check_stream(npu_prog *p, const range *ranges, const uint32_t *roff, 
   ret = 0;
   goto done;
 nomem:
-  fail(err, errcap, "out of memory checking the blob");
+  npu_fail(err, errcap, "out of memory checking the blob");
 done:
   for (i = 0; i < NPU_NSRAMS; i++)
     free(g[i]);
@@ -474,13 +469,13 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
   checker c;
   *out = NULL;
   if (!blob || size < NPU_HEADER_BYTES)
-    return fail(err, errcap, "blob of %llu bytes is truncated (header is %u)", (ull)size,
+    return npu_fail(err, errcap, "blob of %llu bytes is truncated (header is %u)", (ull)size,
                 NPU_HEADER_BYTES);
   if (memcmp(blob, NPU_BLOB_MAGIC, 4) != 0)
-    return fail(err, errcap, "not an npu-systolic blob (bad magic)");
+    return npu_fail(err, errcap, "not an npu-systolic blob (bad magic)");
   if ((version = npu_get_u32(blob + 4)) != NPU_BLOB_VERSION)
-    return fail(err, errcap, "blob version %u, this plugin reads %u", version, NPU_BLOB_VERSION);
-  if (!(p = calloc(1, sizeof *p))) return fail(err, errcap, "out of memory loading the blob");
+    return npu_fail(err, errcap, "blob version %u, this plugin reads %u", version, NPU_BLOB_VERSION);
+  if (!(p = calloc(1, sizeof *p))) return npu_fail(err, errcap, "out of memory loading the blob");
   p->rows = npu_get_u32(blob + 8), p->cols = npu_get_u32(blob + 12);
   p->wsram = npu_get_u32(blob + 16), p->asram = npu_get_u32(blob + 20);
   p->accsram = npu_get_u32(blob + 24), p->lanes = npu_get_u32(blob + 28);
@@ -495,7 +490,7 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
       p->lanes > 4096 || p->wsram < NPU_MIN_SRAM || p->wsram > NPU_MAX_SRAM ||
       p->asram < NPU_MIN_SRAM || p->asram > NPU_MAX_SRAM || p->accsram < NPU_MIN_SRAM ||
       p->accsram > NPU_MAX_SRAM || p->dma_latency > (1u << 20) || p->nsems > NPU_MAX_SEMS) {
-    fail(err, errcap,
+    npu_fail(err, errcap,
          "machine out of range: array %ux%u, SRAMs %u/%u/%u, %u lanes, latency %u, %u semaphores",
          p->rows, p->cols, p->wsram, p->asram, p->accsram, p->lanes, p->dma_latency, p->nsems);
     goto done;
@@ -503,36 +498,36 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
   if (!finite_in(p->clock_mhz, 1e-3, 1e6) || !finite_in(p->dram_bpc, 1e-3, 1e6) ||
       !finite_in(p->pj_mac, -1e9, 1e9) || !finite_in(p->pj_sram, -1e9, 1e9) ||
       !finite_in(p->pj_dram, -1e9, 1e9) || !finite_in(p->idle_w, -1e9, 1e9)) {
-    fail(err, errcap, "machine figures out of range (clock, bandwidth or energy)");
+    npu_fail(err, errcap, "machine figures out of range (clock, bandwidth or energy)");
     goto done;
   }
   if (npu_get_u64(blob + 120) || npu_get_u64(blob + 128)) {
-    fail(err, errcap, "reserved header fields are not 0");
+    npu_fail(err, errcap, "reserved header fields are not 0");
     goto done;
   }
   if (p->ninputs > 4096 || p->noutputs > 4096 || p->nlayers > (1u << 20) ||
       p->ncmds > NPU_MAX_CMDS || p->scratch_bytes > NPU_MAX_SCRATCH ||
       p->const_bytes > NPU_MAX_REGION) {
-    fail(err, errcap, "counts out of range: %u inputs, %u outputs, %u layers, %u commands",
+    npu_fail(err, errcap, "counts out of range: %u inputs, %u outputs, %u layers, %u commands",
          p->ninputs, p->noutputs, p->nlayers, p->ncmds);
     goto done;
   }
   pos = NPU_HEADER_BYTES;
   /* each count against what the rest of the blob can hold, before allocating for it */
   if ((uint64_t)(p->ninputs + p->noutputs) * 8 > size - pos) {
-    fail(err, errcap, "blob truncated in the buffer sizes");
+    npu_fail(err, errcap, "blob truncated in the buffer sizes");
     goto done;
   }
   if (!(p->iosize = calloc((size_t)p->ninputs + p->noutputs + 1, sizeof *p->iosize))) goto nomem;
   for (i = 0; i < p->ninputs + p->noutputs; i++, pos += 8) {
     p->iosize[i] = npu_get_u64(blob + pos);
     if (p->iosize[i] > NPU_MAX_REGION) {
-      fail(err, errcap, "buffer %u of %llu bytes (4 GiB at most)", i, (ull)p->iosize[i]);
+      npu_fail(err, errcap, "buffer %u of %llu bytes (4 GiB at most)", i, (ull)p->iosize[i]);
       goto done;
     }
   }
   if ((uint64_t)p->nlayers * 8 > size - pos) {
-    fail(err, errcap, "blob truncated in the layer table");
+    npu_fail(err, errcap, "blob truncated in the layer table");
     goto done;
   }
   {
@@ -540,12 +535,12 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
     for (i = 0; i < p->nlayers; i++) {
       uint32_t a, b;
       if (size - at < 8) {
-        fail(err, errcap, "blob truncated in layer %u", i);
+        npu_fail(err, errcap, "blob truncated in layer %u", i);
         goto done;
       }
       a = npu_get_u32(blob + at), b = npu_get_u32(blob + at + 4);
       if (a > 255 || b > 255 || a + b > size - at - 8) {
-        fail(err, errcap, "layer %u: names of %u and %u bytes (blob truncated or corrupt)", i, a,
+        npu_fail(err, errcap, "layer %u: names of %u and %u bytes (blob truncated or corrupt)", i, a,
              b);
         goto done;
       }
@@ -573,7 +568,7 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
   }
   if ((uint64_t)p->ncmds * NPU_CMD_BYTES > size - pos ||
       size - pos - (uint64_t)p->ncmds * NPU_CMD_BYTES != p->const_bytes) {
-    fail(err, errcap,
+    npu_fail(err, errcap,
          "blob of %llu bytes: %llu after the layer table, expected %u commands and %llu bytes of "
          "constants",
          (ull)size, (ull)(size - pos), p->ncmds, (ull)p->const_bytes);
@@ -602,7 +597,7 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
     nranges += (uint32_t)nr;
     work += d->macs + (d->vector ? d->vector * p->lanes : 0) + d->dram_rd + d->dram_wr;
     if (work > NPU_MAX_WORK) {
-      fail(err, errcap, "command %u: the stream's work passes %llu operations", i,
+      npu_fail(err, errcap, "command %u: the stream's work passes %llu operations", i,
            (ull)NPU_MAX_WORK);
       goto done;
     }
@@ -648,7 +643,7 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
   ret = 0;
   goto done;
 nomem:
-  fail(err, errcap, "out of memory loading the blob");
+  npu_fail(err, errcap, "out of memory loading the blob");
 done:
   free(ranges);
   free(roff);

@@ -185,6 +185,18 @@ static void out_range(const moss_plugin_node *n, int s8, int32_t *lo, int32_t *h
   *hi = (int32_t)b;
 }
 
+/* The signedness of a product layer's operands, its output range and its
+ * tensors; returns 1. */
+static int operands(const moss_plugin_node *n, npu_layer *l, const moss_plugin_tensor *x,
+                    const moss_plugin_tensor *w, const moss_plugin_tensor *y) {
+  l->xs8 = x->dtype == MOSS_PLUGIN_INT8;
+  l->ws8 = w->dtype == MOSS_PLUGIN_INT8;
+  l->ys8 = y->dtype == MOSS_PLUGIN_INT8;
+  out_range(n, l->ys8, &l->lo, &l->hi);
+  l->x = x, l->y = y;
+  return 1;
+}
+
 /* Window geometry (kernel, strides, dilations, pads) of a conv or pool
  * node over x [B, C, H, W] -> y [.., OH, OW]; checks that the output dims
  * follow from it. */
@@ -269,6 +281,23 @@ static int nchw(const moss_plugin_tensor *t, npu_layer *l, int out) {
     return 0;                                                                                      \
   } while (0)
 
+/* The per-output-column constants of a product layer of |l->N| columns:
+ * weight zero points of |w|'s type (one or one per column), an int32 bias
+ * (or none) and moss's multipliers (one or one per column). 1 when they
+ * are usable, else 0 with the reason. */
+static int per_column(const moss_plugin_node *n, const npu_layer *l, const moss_plugin_tensor *w,
+                      const moss_plugin_tensor *wz, const moss_plugin_tensor *bias, char *why,
+                      size_t cap) {
+  if (!wz || !wz->data || !is8(wz) || wz->dtype != w->dtype ||
+      (numel(wz) != 1 && numel(wz) != l->N))
+    FAIL("%s: weight zero points", n->op_type);
+  if (bias && (bias->dtype != MOSS_PLUGIN_INT32 || !bias->data || numel(bias) != l->N))
+    FAIL("%s: bias is not an int32 constant of %lld", n->op_type, (long long)l->N);
+  if (!n->requant || (n->nrequant != 1 && n->nrequant != l->N))
+    FAIL("%s: no requantization multipliers from moss", n->op_type);
+  return 1;
+}
+
 static int conv(const moss_plugin_node *n, npu_layer *l, char *why, size_t cap) {
   static const char *const known[] = {
       "auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "qmin", "qmax", NULL};
@@ -293,13 +322,7 @@ static int conv(const moss_plugin_node *n, npu_layer *l, char *why, size_t cap) 
   if (!nchw(y, l, 1) || y->dims[0] != l->B || y->dims[1] != w->dims[0])
     FAIL("QLinearConv: output shape");
   l->N = w->dims[0];
-  if (!wz || !wz->data || !is8(wz) || wz->dtype != w->dtype ||
-      (numel(wz) != 1 && numel(wz) != l->N))
-    FAIL("QLinearConv: weight zero points");
-  if (bias && (bias->dtype != MOSS_PLUGIN_INT32 || !bias->data || numel(bias) != l->N))
-    FAIL("QLinearConv: bias is not an int32 constant of %lld", (long long)l->N);
-  if (!n->requant || (n->nrequant != 1 && n->nrequant != l->N))
-    FAIL("QLinearConv: no requantization multipliers from moss");
+  if (!per_column(n, l, w, wz, bias, why, cap)) return 0;
   if (group == 1 && w->dims[1] == l->C)
     l->kind = NPU_L_CONV;
   else if (group == l->C && l->N == l->C && w->dims[1] == 1)
@@ -308,12 +331,7 @@ static int conv(const moss_plugin_node *n, npu_layer *l, char *why, size_t cap) 
     FAIL("QLinearConv: group %lld (1 and depthwise only)", (long long)group);
   ks[0] = w->dims[2], ks[1] = w->dims[3];
   if (!window(n, l, ks, why, cap)) return 0;
-  l->xs8 = x->dtype == MOSS_PLUGIN_INT8;
-  l->ws8 = w->dtype == MOSS_PLUGIN_INT8;
-  l->ys8 = y->dtype == MOSS_PLUGIN_INT8;
-  out_range(n, l->ys8, &l->lo, &l->hi);
-  l->x = x, l->y = y;
-  return 1;
+  return operands(n, l, x, w, y);
 }
 
 static int gemm(const moss_plugin_node *n, npu_layer *l, char *why, size_t cap) {
@@ -333,22 +351,11 @@ static int gemm(const moss_plugin_node *n, npu_layer *l, char *why, size_t cap) 
   if (w->dims[1] != l->C || y->rank != x->rank || y->dims[y->rank - 1] != l->N ||
       numel(y) != l->H * l->N || l->H < 1 || l->C < 1)
     FAIL("MossQGemm: shapes");
-  if (!wz || !wz->data || !is8(wz) || wz->dtype != w->dtype ||
-      (numel(wz) != 1 && numel(wz) != l->N))
-    FAIL("MossQGemm: weight zero points");
-  if (bias && (bias->dtype != MOSS_PLUGIN_INT32 || !bias->data || numel(bias) != l->N))
-    FAIL("MossQGemm: bias is not an int32 constant of %lld", (long long)l->N);
-  if (!n->requant || (n->nrequant != 1 && n->nrequant != l->N))
-    FAIL("MossQGemm: no requantization multipliers from moss");
+  if (!per_column(n, l, w, wz, bias, why, cap)) return 0;
   l->kind = NPU_L_FC;
   l->B = 1, l->W = l->H, l->OH = 1, l->OW = l->H;
   l->kh = l->kw = l->sh = l->sw = l->dh = l->dw = 1;
-  l->xs8 = x->dtype == MOSS_PLUGIN_INT8;
-  l->ws8 = w->dtype == MOSS_PLUGIN_INT8;
-  l->ys8 = y->dtype == MOSS_PLUGIN_INT8;
-  out_range(n, l->ys8, &l->lo, &l->hi);
-  l->x = x, l->y = y;
-  return 1;
+  return operands(n, l, x, w, y);
 }
 
 static int pool(const moss_plugin_node *n, npu_layer *l, char *why, size_t cap) {

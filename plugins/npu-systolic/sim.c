@@ -19,20 +19,6 @@ typedef struct npu_device {
   unsigned loaded;
 } npu_device;
 
-static int fail(char *err, size_t errcap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int fail(char *err, size_t errcap, const char *fmt, ...) {
-  va_list ap;
-  if (errcap) {
-    va_start(ap, fmt);
-    vsnprintf(err, errcap, fmt, ap);
-    va_end(ap);
-  }
-  return 1;
-}
 
 /* ---- arithmetic, as moss_requant_apply ----------------------------------- */
 
@@ -292,7 +278,7 @@ static void dma(npu_prog *p, const uint32_t *w, const void *const *inputs, void 
 static int npu_open(void **dev, char *err, size_t errcap) {
   npu_device *d = calloc(1, sizeof *d);
   *dev = d;
-  if (!d) return fail(err, errcap, "out of memory opening the device");
+  if (!d) return npu_fail(err, errcap, "out of memory opening the device");
   return 0;
 }
 
@@ -303,7 +289,7 @@ static int npu_load(void *dev, const void *blob, uint64_t nbytes, void **prog, c
   npu_device *d = dev;
   npu_prog *p;
   *prog = NULL;
-  if (!blob) return fail(err, errcap, "no blob");
+  if (!blob) return npu_fail(err, errcap, "no blob");
   if (npu_prog_load(blob, nbytes, &p, err, errcap) != 0) return 1;
   if (d) d->loaded++;
   *prog = p;
@@ -322,11 +308,11 @@ static int npu_run(void *dev, void *prog, const void *const *inputs, void *const
   uint64_t t[2] = {0, 0};
   uint32_t pos[2] = {0, 0}, head[NPU_MAX_SEMS], tail[NPU_MAX_SEMS], i;
   (void)dev;
-  if (!p) return fail(err, errcap, "no program");
+  if (!p) return npu_fail(err, errcap, "no program");
   for (i = 0; i < p->ninputs; i++)
-    if (!inputs || !inputs[i]) return fail(err, errcap, "input %u is NULL", i);
+    if (!inputs || !inputs[i]) return npu_fail(err, errcap, "input %u is NULL", i);
   for (i = 0; i < p->noutputs; i++)
-    if (!outputs || !outputs[i]) return fail(err, errcap, "output %u is NULL", i);
+    if (!outputs || !outputs[i]) return npu_fail(err, errcap, "output %u is NULL", i);
   memset(head, 0, sizeof head);
   memset(tail, 0, sizeof tail);
   for (i = 0; i < NPU_NSRAMS; i++)
@@ -358,7 +344,7 @@ static int npu_run(void *dev, void *prog, const void *const *inputs, void *const
       }
       if (pick < 0 || st < best) pick = q, best = st;
     }
-    if (pick < 0) return fail(err, errcap, "the stream deadlocked"); /* load() rules it out */
+    if (pick < 0) return npu_fail(err, errcap, "the stream deadlocked"); /* load() rules it out */
     q = pick;
     d = &p->cmds[p->qcmd[q][pos[q]]];
     c = &p->ctr[d->layer];
@@ -413,7 +399,7 @@ static int npu_counters(void *dev, void *prog, const moss_plugin_counters **out,
   (void)dev;
   if (out) *out = NULL;
   if (out_n) *out_n = 0;
-  if (!p || !out || !out_n) return fail(err, errcap, "no program");
+  if (!p || !out || !out_n) return npu_fail(err, errcap, "no program");
   *out = p->ctr;
   *out_n = p->nlayers;
   return 0;

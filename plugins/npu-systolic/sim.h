@@ -54,4 +54,12 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
                   size_t errcap);
 void npu_prog_free(npu_prog *p);
 
+/* Writes the message into |err| (at most |errcap| bytes, NUL-terminated)
+ * and returns 1: the runtime side's one way to fail (blob.c). */
+int npu_fail(char *err, size_t errcap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 #endif

@@ -493,6 +493,19 @@ static void gemm_cmd(npu_builder *b, uint32_t *w, uint64_t actlen, uint64_t wlen
   push_compute(b, w, a, na);
 }
 
+/* The weight tile (|cb|, |nb|) of |wbytes| bytes and the |nt| columns'
+ * parameters of block |nb|, each brought into the weight SRAM unless it
+ * still holds them: the parameters' address, the weights' in |*out_wa|. */
+static uint32_t fetch_weights(npu_builder *b, int L, const wtiles *wt, int64_t cb, int64_t nb,
+                              int64_t nnb, uint64_t wbytes, uint64_t nt, uint32_t *out_wa) {
+  *out_wa = need(b, R_W, mk(L, K_WT, cb, nb, 0),
+                 loc_at((npu_loc){NPU_REGION_CONST, 0}, wt ? wt->w[cb * nnb + nb] : 0), 1, wbytes,
+                 0);
+  return need(b, R_P, mk(L, K_PAR, nb, 0, 0),
+              loc_at((npu_loc){NPU_REGION_CONST, 0}, wt ? wt->p[nb] : 0), 1,
+              nt * NPU_PARAM_BYTES, 0);
+}
+
 /* Convolutions (dense and depthwise). */
 static void conv_run(npu_builder *b, const npu_layer *l, const tiling *t, npu_loc x, npu_loc y,
                      const wtiles *wt) {
@@ -517,12 +530,7 @@ static void conv_run(npu_builder *b, const npu_layer *l, const tiling *t, npu_lo
           act = need(b, R_IN, mk(L, K_ACT, img, dw ? nb : cb, band),
                      loc_at(x, (uint64_t)(((img * l->C + c0) * l->H + r0) * l->W)), (uint64_t)ct,
                      (uint64_t)(ht * l->W), (uint64_t)(l->H * l->W));
-          wa = need(b, R_W, mk(L, K_WT, cb, nb, 0),
-                    loc_at((npu_loc){NPU_REGION_CONST, 0}, wt ? wt->w[cb * nnb + nb] : 0), 1,
-                    (uint64_t)(K * nt), 0);
-          par = need(b, R_P, mk(L, K_PAR, nb, 0, 0),
-                     loc_at((npu_loc){NPU_REGION_CONST, 0}, wt ? wt->p[nb] : 0), 1,
-                     (uint64_t)nt * NPU_PARAM_BYTES, 0);
+          par = fetch_weights(b, L, wt, cb, nb, nnb, (uint64_t)(K * nt), (uint64_t)nt, &wa);
           if (last) out = alloc(b, R_OUT, (uint64_t)(nt * P));
           memset(w, 0, sizeof w);
           w[NPU_G_ACT] = act, w[NPU_G_CS] = u(ht * l->W), w[NPU_G_RS] = u(l->W), w[NPU_G_XS] = 1;
@@ -563,12 +571,7 @@ static void fc_run(npu_builder *b, const npu_layer *l, const tiling *t, npu_loc 
         uint32_t w[NPU_CMD_WORDS], act, wa;
         act = need(b, R_IN, mk(L, K_ACT, 0, cb, band), loc_at(x, (uint64_t)(m0 * K + k0)),
                    (uint64_t)mt, (uint64_t)ct, (uint64_t)K);
-        wa = need(b, R_W, mk(L, K_WT, cb, nb, 0),
-                  loc_at((npu_loc){NPU_REGION_CONST, 0}, wt ? wt->w[cb * nnb + nb] : 0), 1,
-                  (uint64_t)(ct * nt), 0);
-        par = need(b, R_P, mk(L, K_PAR, nb, 0, 0),
-                   loc_at((npu_loc){NPU_REGION_CONST, 0}, wt ? wt->p[nb] : 0), 1,
-                   (uint64_t)nt * NPU_PARAM_BYTES, 0);
+        par = fetch_weights(b, L, wt, cb, nb, nnb, (uint64_t)(ct * nt), (uint64_t)nt, &wa);
         if (last) out = alloc(b, R_OUT, (uint64_t)(nt * mt));
         memset(w, 0, sizeof w);
         w[NPU_G_ACT] = act, w[NPU_G_CS] = 1, w[NPU_G_RS] = 0, w[NPU_G_XS] = u(ct);

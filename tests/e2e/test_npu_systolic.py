@@ -27,6 +27,10 @@ be identical (np.array_equal), not merely close. Models:
   kernels and strides; bench/bench_npu.py runs 224x224).
 
 Also checked:
+- the ONNX node tests of the quantized operators (libonnx-testdata:
+  test_qlinearconv, whose QLinearConv the NPU runs, and seven whose nodes
+  it declines), every input but the first frozen with --constant: integer
+  outputs equal to the test's expected ones and to the c99 build's;
 - placement, from `moss compile --explain`: every QLinearConv and
   MossQGemm of the digits models and of MobileNetV2 (and the conv and gemm
   of the per-operator models) runs on device `npu`, and every node left on
@@ -145,6 +149,54 @@ def qdq_op_cases(work):
         need = m.name in ("conv_relu_per_channel", "gemm_transb0_per_column")
         out.append(Case("qdq_" + m.name, path, [list(m.feeds.items())], need_main=need,
                         main_ops=MAC_OPS if need else ()))
+    return out
+
+
+NODE_DATA = "/usr/share/libonnx-testdata/data/node"
+# The ONNX node tests of the quantized operators; every input but the first
+# frozen with --constant (a weight must be a constant for the NPU), as a
+# user would freeze a model's parameters. Only test_qlinearconv has a node
+# the NPU takes (QLinearMatMul of two tensors, ConvInteger and MatMulInteger
+# with their int32 outputs, and the float boundary are declined, each with
+# its reason, which check_placement requires).
+NODE_TESTS = ["test_qlinearconv", "test_qlinearmatmul_2D", "test_qlinearmatmul_3D",
+              "test_basic_convinteger", "test_convinteger_with_padding", "test_matmulinteger",
+              "test_quantizelinear", "test_dequantizelinear"]
+
+
+def node_test_cases(work):
+    """The quantized ONNX node tests, with their expected outputs in |c.expect|."""
+    from onnx import numpy_helper
+    out = []
+    if not os.path.isdir(NODE_DATA):
+        raise SystemExit("FAIL: no ONNX node tests in %s (libonnx-testdata)" % NODE_DATA)
+    for t in NODE_TESTS:
+        d = os.path.join(NODE_DATA, t)
+        m = onnx.load(os.path.join(d, "model.onnx"))
+        init = {i.name for i in m.graph.initializer}
+        names = [i.name for i in m.graph.input if i.name not in init]
+        ds = os.path.join(d, "test_data_set_0")
+        arrays = []
+        for k in range(len(names)):
+            tp = onnx.TensorProto()
+            with open(os.path.join(ds, "input_%d.pb" % k), "rb") as f:
+                tp.ParseFromString(f.read())
+            arrays.append(numpy_helper.to_array(tp))
+        extra = []
+        for k in range(1, len(names)):
+            extra += ["--constant", "%s=%s" % (names[k], os.path.join(ds, "input_%d.pb" % k))]
+        c = Case(t, os.path.join(d, "model.onnx"), [[(names[0], arrays[0])]], extra=extra,
+                 main_ops=("QLinearConv",) if t == "test_qlinearconv" else (),
+                 need_main=t == "test_qlinearconv")
+        c.expect = []
+        k = 0
+        while os.path.exists(os.path.join(ds, "output_%d.pb" % k)):
+            tp = onnx.TensorProto()
+            with open(os.path.join(ds, "output_%d.pb" % k), "rb") as f:
+                tp.ParseFromString(f.read())
+            c.expect.append(numpy_helper.to_array(tp))
+            k += 1
+        out.append(c)
     return out
 
 
@@ -661,6 +713,45 @@ def device_checks(a, work, env, items):
 # ---- main --------------------------------------------------------------------------------------
 
 
+def compare_variants(a, env, work, targets):
+    """`moss compare` over the three machines on an int8 model (ONNX
+    Runtime's quantized digits CNN, batch 16): every variant costed with
+    complete figures from the plugin's own estimate; the 8x8 array (64 MACs
+    per cycle at 800 MHz against 1024 at 1 GHz) slower than the 32x32; the
+    page's trade-off chart one point per variant."""
+    page = os.path.join(work, "compare.html")
+    model = os.path.join(HERE, "ort_quant", "cnn_qdq_pc_s8.onnx")
+    p = run([a.moss, "compare", model, "--input-shape", "input=%dx1x8x8" % BATCH, "--targets",
+             ",".join(targets[v] for v in VARIANTS), "--report", page], env)
+    rows = {}
+    for line in p.stdout.splitlines():
+        for v in VARIANTS:
+            if re.match(r"^\S+\s+%s\s" % re.escape(targets[v]), line):
+                rows[v] = line
+    if sorted(rows) != sorted(VARIANTS) or any("?" in r.split()[0] or "failed" in r for r in rows.values()):
+        fail("moss compare over the variants: rows %s\n%s" % (sorted(rows), p.stdout))
+        return
+    times = {}
+    for v in VARIANTS:
+        js = os.path.join(work, "cmp_%s.json" % v)
+        run([a.moss, "compile", model, "--input-shape", "input=%dx1x8x8" % BATCH, "--target", targets[v],
+             "-q", "-o", os.path.join(work, "cmp_%s.moss" % v), "--report", js], env)
+        with open(js) as f:
+            rep = json.load(f)
+        times[v] = rep["total"]["time_s"]["value"]
+        npu = [n for n in rep["nodes"] if n["device"] == "npu"]
+        if not npu or any("own cost model" not in n["compute_cycles"]["source"] for n in npu):
+            fail("%s: the report's NPU layers are not costed by the plugin's estimate" % v)
+    if not times["npu-systolic-8x8"] > times["npu-systolic-32x32"]:
+        fail("the 8x8 array is not slower than the 32x32 one: %s" % times)
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    points = re.findall(r"<circle [^>]*><title>([^<:]*):", text)
+    if sorted(points) != sorted(targets[v] for v in VARIANTS):
+        fail("the compare page's trade-off chart has points %s" % points)
+    print("compare over the variants: %s" % ", ".join("%s %.3g us" % (v, times[v] * 1e6) for v in VARIANTS))
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--device-child":
         return child_device_checks(sys.argv[2], sys.argv[3])
@@ -684,7 +775,8 @@ def main():
             raise SystemExit("FAIL: no target file %s" % t)
     t0 = time.time()
 
-    cases = digits_cases() + qdq_op_cases(work) + [mobilenet_case(work, a.mnv2_size)]
+    cases = (digits_cases() + node_test_cases(work) + qdq_op_cases(work) +
+             [mobilenet_case(work, a.mnv2_size)])
     device_items = []
     for c in cases:
         ref_art = os.path.join(work, c.name + "_c99.moss")
@@ -699,6 +791,10 @@ def main():
             for k, feed in enumerate(c.feeds):
                 got, _ = run_case(a, env, art, feed, work, "%s_%s_%d" % (c.name, v, k))
                 check_outputs(c, v, k, got, refs[k])
+                # a node test's integer outputs are the ONNX reference's, exactly
+                for i, (g, e) in enumerate(zip(got, getattr(c, "expect", []))):
+                    if e.dtype.kind in "iu" and (g.shape != e.shape or not np.array_equal(g, e)):
+                        fail("%s on %s output %d: not the ONNX test's expected output" % (c.name, v, i))
             summary.append("%d/%d" % (npu, total))
             if c.name in ("cnn_qdq_pc", "mlp_qdq", "ort_cnn_qdq_pc_s8") or c.name.startswith("mobilenetv2"):
                 macs = hand_macs(c.path, c.shapes)
@@ -730,6 +826,7 @@ def main():
         else:
             print("declined with a reason: %s" % re.search(r"\(npu declined: [^)]*\)", lines[0][4]).group(0))
 
+    compare_variants(a, env, work, targets)
     device_checks(a, work, env, device_items)
     print("%.1f s" % (time.time() - t0))
     if failures:
