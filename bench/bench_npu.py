@@ -20,7 +20,9 @@ library):
      energy with time and memory (only for a model that is quantized in
      its ONNX file: compare has no --quantize, so the PTQ model's trade-off
      is the table of step 1);
-  3. `moss run --profile`: the simulator's counters, totalled over the NPU
+  3. `moss run --profile`: the outputs, compared bit for bit with the
+     same model compiled for c99 (the C backend's int8 kernels); the
+     simulator's counters, totalled over the NPU
      steps: cycles, latency at the device clock, energy and DRAM bytes,
      each beside the compile-time estimate with their ratio (counted /
      estimated);
@@ -195,6 +197,11 @@ def main():
     for tag, model, extra in make_models(a, work, env):
         print("== %s: %s\n" % (tag, os.path.basename(model)))
         rows = []
+        # the reference: the same model on the C backend's int8 kernels
+        ref_art = os.path.join(work, "%s_c99.moss" % tag)
+        run([a.moss, "compile", model, "--target", "c99", "-q", "-o", ref_art] + extra, env, "compile for c99")
+        run([a.moss, "run", ref_art, x, "-o", os.path.join(work, "out_%s_c99" % tag)], env, "run on c99")
+        ref = np.load(os.path.join(work, "out_%s_c99" % tag, "output_0.npy"))
         for v, t in zip(VARIANTS, targets):
             art = os.path.join(work, "%s_%s.moss" % (tag, v))
             rep = os.path.join(work, "%s_%s.json" % (tag, v))
@@ -207,6 +214,8 @@ def main():
             prof = run([a.moss, "run", art, x, "--profile", "-o", os.path.join(work, "out_" + tag + v)], env,
                        "run --profile on " + v)
             c = counted(prof)
+            got = np.load(os.path.join(work, "out_" + tag + v, "output_0.npy"))
+            c["same"] = got.shape == ref.shape and bool(np.array_equal(got, ref))
             b = run([a.moss, "bench", art, x, "--iterations", str(a.iterations)], env, "bench on " + v)
             m = re.search(r"median ([0-9.]+) us", b)
             rows.append(dict(v=v, csec=csec, npu=nodes.count("npu"), nodes=len(nodes), est=est, c=c,
@@ -232,14 +241,14 @@ def main():
             print("(moss compare has no --quantize: the table above is this model's energy/latency trade-off)\n")
 
         print("simulator (moss run --profile: device counters, totals over the NPU steps) against the estimate:")
-        print("| variant | cycles | latency | est latency | lat/est | energy | est energy | E/est | DRAM bytes | "
-              "MACs | array util | sim wall (median of %d) |" % a.iterations)
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| variant | = c99 | cycles | latency | est latency | lat/est | energy | est energy | E/est | "
+              "DRAM bytes | MACs | array util | sim wall (median of %d) |" % a.iterations)
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             c = r["c"]
             util = 100.0 * c["macs"] / c["peak"] if c["peak"] else 0
-            print("| %s | %d | %.1f us | %.1f us | %s | %s | %s | %s | %.2f M | %.1f M | %.1f%% | %s |" % (
-                r["v"], c["cycles"], c["us"], c["est_us"], ratio(c["us"], c["est_us"]),
+            print("| %s | %s | %d | %.1f us | %.1f us | %s | %s | %s | %s | %.2f M | %.1f M | %.1f%% | %s |" % (
+                r["v"], "bit-exact" if c["same"] else "DIFFERS", c["cycles"], c["us"], c["est_us"], ratio(c["us"], c["est_us"]),
                 "%.1f uJ" % c["uj"] if c["energy"] else "?", "%.1f uJ" % c["est_uj"] if c["energy"] else "?",
                 ratio(c["uj"], c["est_uj"]) if c["energy"] else "-", c["dram"] / 1e6, c["macs"] / 1e6, util,
                 "%.1f ms" % (r["wall_us"] / 1e3) if r["wall_us"] else "?"))

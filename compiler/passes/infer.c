@@ -80,10 +80,10 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
     if (too_large(g->inputs[i])) first = fail_too_large(ctx, NULL, "graph input", g->inputs[i]);
   if (first != MOSS_OK) return first;
   poisoned = moss_alloc(ctx, pcap);
-  as_f32 = moss_alloc(ctx, sizeof *as_f32 * ((size_t)nv + 1));
+  as_f32 = moss_alloc(ctx, sizeof *as_f32 * pcap);
   if (!poisoned || !as_f32) {
     moss_free(ctx, poisoned, pcap);
-    moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
+    moss_free(ctx, as_f32, sizeof *as_f32 * pcap);
     return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inference");
   }
   /* The Casts passes/half.c adds and the time steps of passes/recurrent.c
@@ -95,16 +95,21 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
     moss_dtype half = MOSS_DT_UNDEF;
     moss_status st;
     if (n->dead) continue; /* folded on the way (a Cast of a constant, passes/half.c) */
-    if ((size_t)g->nvalues + 1 > pcap) { /* values made on the way: room to poison them too */
+    if ((size_t)g->nvalues + 1 > pcap) { /* values made on the way (a sequence's elements, a
+                                           * control body's copies): room to poison them too,
+                                           * and to give a float16 one its Cast */
       size_t ncap = (size_t)g->nvalues * 2 + 1;
       unsigned char *p = moss_realloc(ctx, poisoned, pcap, ncap);
-      if (!p) {
-        moss_free(ctx, poisoned, pcap);
-        moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
+      moss_value **a = p ? moss_realloc(ctx, as_f32, sizeof *as_f32 * pcap, sizeof *as_f32 * ncap) : NULL;
+      if (!a) {
+        moss_free(ctx, p ? p : poisoned, p ? ncap : pcap);
+        moss_free(ctx, as_f32, sizeof *as_f32 * pcap);
         return moss_fail(ctx, MOSS_E_NOMEM, NULL, "inference");
       }
       memset(p + pcap, 0, ncap - pcap);
+      memset(a + pcap, 0, sizeof *a * (ncap - pcap));
       poisoned = p;
+      as_f32 = a;
       pcap = ncap;
     }
     for (j = 0; j < n->ninputs; j++)
@@ -117,7 +122,7 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
         grown = 1;
         continue;
       }
-      if (st == MOSS_OK) st = moss_half_inputs(ctx, g, n, as_f32, nv, &half);
+      if (st == MOSS_OK) st = moss_half_inputs(ctx, g, n, as_f32, (int)pcap, &half);
       grown |= half != MOSS_DT_UNDEF;
       if (st == MOSS_OK) st = moss_infer_table[n->op](ctx, g, n);
       if (st == MOSS_OK) st = moss_bound_carry(ctx, n);
@@ -147,7 +152,7 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
       if (st == MOSS_OK) continue;
       if (st == MOSS_E_NOMEM || st == MOSS_E_INTERNAL) {
         moss_free(ctx, poisoned, pcap);
-        moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
+        moss_free(ctx, as_f32, sizeof *as_f32 * pcap);
         return st;
       }
       failed++;
@@ -158,7 +163,7 @@ moss_status moss_pass_infer(moss_ctx *ctx, moss_graph *g) {
         poisoned[n->outputs[j]->id] = 1;
   }
   moss_free(ctx, poisoned, pcap);
-  moss_free(ctx, as_f32, sizeof *as_f32 * ((size_t)nv + 1));
+  moss_free(ctx, as_f32, sizeof *as_f32 * pcap);
   if (failed) return first;
   MOSS_TRY(check_declared(ctx, g));
   MOSS_TRY(moss_sequence_outputs(ctx, g));

@@ -47,8 +47,18 @@ typedef struct state {
 } state;
 
 typedef struct stats {
-  uint64_t dram, sram, dma, comp, cmds;
+  uint64_t dram, sram, dma, comp, cmds, ccmds; /* ccmds: commands on the compute queue */
 } stats;
+
+/* The cycles of a dry run's two queues run side by side: with n compute
+ * commands double-buffered against their transfers, the longer queue's
+ * total plus one stage of the shorter one, the pipeline's fill and drain
+ * (n equal stages of d and c cycles take n max(d, c) + min(d, c)). One
+ * compute command: nothing overlaps, d + c. */
+static double pipelined(const stats *s) {
+  double d = (double)s->dma, c = (double)s->comp, n = s->ccmds ? (double)s->ccmds : 1.0;
+  return (d > c ? d : c) + (d < c ? d : c) / n;
+}
 
 struct npu_builder {
   npu_cfg cfg;
@@ -266,6 +276,7 @@ static void push(npu_builder *b, uint32_t *w, const access *a, int na) {
       b->s.dram += (uint64_t)w[NPU_D_ROWS] * w[NPU_D_RBYTES];
     } else {
       b->s.comp += c;
+      b->s.ccmds++;
     }
     for (i = 0; i < na; i++) b->s.sram += a[i].hi > a[i].lo ? a[i].hi - a[i].lo : 0;
     return;
@@ -841,9 +852,7 @@ static int choose(npu_builder *b, const npu_layer *l, tiling *best, stats *best_
           b->dry = 0;
           b->st = saved;
           if (!found || b->s.dram < best_s->dram ||
-              (b->s.dram == best_s->dram &&
-               (b->s.dma > b->s.comp ? b->s.dma : b->s.comp) <
-                   (best_s->dma > best_s->comp ? best_s->dma : best_s->comp))) {
+              (b->s.dram == best_s->dram && pipelined(&b->s) < pipelined(best_s))) {
             *best = t;
             *best_s = b->s;
             found = 1;
@@ -1023,8 +1032,9 @@ int npu_layer_estimate(const npu_cfg *cfg, const npu_layer *l, double *cycles, d
   ok = ok && !b->failed;
   npu_builder_destroy(b);
   if (!ok) return 0;
-  /* the queues overlap: the longer one, and the first transfer's latency */
-  *cycles = (double)(s.dma > s.comp ? s.dma : s.comp) + cfg->dma_latency;
+  /* the queues overlap but for the pipeline's fill and drain, and the first
+   * transfer's latency */
+  *cycles = pipelined(&s) + cfg->dma_latency;
   *dram = (double)s.dram;
   *sram = (double)s.sram;
   return 1;
