@@ -168,9 +168,9 @@ static int check_cmd(checker *c, npu_dcmd *d, range *r, int *nr) {
     t = rows * rb;
     d->cycles = npu_dma_cycles(p->dma_latency, p->dram_bpc, t);
     if (w[0] == NPU_OP_LOAD)
-      d->dram_rd = t, d->sram_wr = t;
+      d->dram_rd = t;
     else
-      d->dram_wr = t, d->sram_rd = t;
+      d->dram_wr = t;
     return 1;
   }
   case NPU_OP_GEMM: {
@@ -219,25 +219,18 @@ static int check_cmd(checker *c, npu_dcmd *d, range *r, int *nr) {
     if (!inside(c, w, NPU_SRAM_ACC, w[NPU_G_ACC], t, "accumulators")) return 0;
     if (fl & NPU_FL_ACCUM) add_range(r, nr, NPU_SRAM_ACC, 0, w[NPU_G_ACC], t);
     add_range(r, nr, NPU_SRAM_ACC, 1, w[NPU_G_ACC], t);
-    d->sram_wr += t;
-    if (fl & NPU_FL_ACCUM) d->sram_rd += t;
     if (!inside(c, w, NPU_SRAM_W, w[NPU_G_PADDR], nt * NPU_PARAM_BYTES, "column parameters"))
       return 0;
     add_range(r, nr, NPU_SRAM_W, 0, w[NPU_G_PADDR], nt * NPU_PARAM_BYTES);
-    d->sram_rd += nt * NPU_PARAM_BYTES;
     if (fl & NPU_FL_EPILOGUE) {
       ext = (nt - 1) * w[NPU_G_OCS] + (P - 1) * w[NPU_G_OPS] + 1;
       if (!inside(c, w, NPU_SRAM_ACT, w[NPU_G_OUT], ext, "output tile")) return 0;
       add_range(r, nr, NPU_SRAM_ACT, 1, w[NPU_G_OUT], ext);
-      d->sram_rd += 4 * nt * P;
-      d->sram_wr += nt * P;
       d->vector = npu_vector_cycles(p->lanes, nt * P);
     }
     d->macs = P * K * nt; /* <= 2^24 * 2^26 */
     d->array = npu_gemm_cycles(p->rows, p->cols, K, nt, P);
     d->cycles = NPU_ISSUE_CYCLES + d->array + d->vector;
-    /* each pass reads its weights once and every pixel's reduction vector */
-    d->sram_rd += K * nt + P * K * npu_ceil_div(nt, p->cols);
     return 1;
   }
   case NPU_OP_VPOOL: {
@@ -278,15 +271,12 @@ static int check_cmd(checker *c, npu_dcmd *d, range *r, int *nr) {
                      (ull)taps);
       if (!inside(c, w, NPU_SRAM_W, w[NPU_P_PADDR], nq * NPU_POOLQ_BYTES, "multipliers")) return 0;
       add_range(r, nr, NPU_SRAM_W, 0, w[NPU_P_PADDR], nq * NPU_POOLQ_BYTES);
-      d->sram_rd += nq * NPU_POOLQ_BYTES;
     }
     if (!mul_le(nch, P, (uint64_t)1 << 50, &t) || !mul_le(t, taps, (uint64_t)1 << 50, &K))
       return CFAIL(c, "command %u (VPOOL): too large", c->i);
     d->vector =
         npu_vector_cycles(p->lanes, K) + (fl & NPU_FL_AVG ? npu_vector_cycles(p->lanes, t) : 0);
     d->macs = 0;
-    d->sram_rd += K;
-    d->sram_wr += t;
     d->cycles = NPU_ISSUE_CYCLES + d->vector;
     return 1;
   }
@@ -312,7 +302,6 @@ static int check_cmd(checker *c, npu_dcmd *d, range *r, int *nr) {
     add_range(r, nr, NPU_SRAM_ACT, 0, w[NPU_A_B], n);
     add_range(r, nr, NPU_SRAM_ACT, 1, w[NPU_A_Y], n);
     d->vector = npu_vector_cycles(p->lanes, w[NPU_A_FLAGS] & NPU_FL_MUL ? n : 3 * n);
-    d->sram_rd = 2 * n, d->sram_wr = n;
     d->cycles = NPU_ISSUE_CYCLES + d->vector;
     return 1;
   }
@@ -336,7 +325,6 @@ static int check_cmd(checker *c, npu_dcmd *d, range *r, int *nr) {
     add_range(r, nr, NPU_SRAM_W, 0, w[NPU_L_T], ext);
     t = nch * cnt;
     d->vector = npu_vector_cycles(p->lanes, t);
-    d->sram_rd = 2 * t, d->sram_wr = t;
     d->cycles = NPU_ISSUE_CYCLES + d->vector;
     return 1;
   }
@@ -594,6 +582,7 @@ int npu_prog_load(const unsigned char *blob, uint64_t size, npu_prog **out, char
     c.i = i;
     roff[i] = nranges;
     if (!check_cmd(&c, d, ranges + nranges, &nr)) goto done;
+    npu_sram_traffic(p->cols, d->w, &d->sram_rd, &d->sram_wr);
     nranges += (uint32_t)nr;
     work += d->macs + (d->vector ? d->vector * p->lanes : 0) + d->dram_rd + d->dram_wr;
     if (work > NPU_MAX_WORK) {

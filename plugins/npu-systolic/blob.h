@@ -299,4 +299,45 @@ static inline uint64_t npu_vector_cycles(uint32_t lanes, uint64_t elems) {
   return npu_ceil_div(elems, lanes);
 }
 
+/* The on-chip bytes command |w| reads (|*rd|) and writes (|*wr|) on an
+ * array of |cols| columns: the simulator's count (blob.c) and the cost
+ * model's (tile.c) are this one formula. LOAD writes and STORE reads its
+ * bytes; GEMM reads each pass's weights and every pixel's reduction vector
+ * once per pass, its columns' parameters, the accumulators when it adds to
+ * them, and writes them; its epilogue reads the accumulators and writes
+ * the 8-bit outputs; VPOOL reads each tap (and its multipliers), writes
+ * each output; VADD reads two operands per output; VLUT reads the input and
+ * the table entry. The fields must have been checked (blob.c) or made by
+ * the compiler (tile.c): the products stay far below 2^64. */
+static inline void npu_sram_traffic(uint32_t cols, const uint32_t *w, uint64_t *rd, uint64_t *wr) {
+  uint64_t P, K, nt, t;
+  *rd = *wr = 0;
+  switch (w[0]) {
+  case NPU_OP_LOAD: *wr = (uint64_t)w[NPU_D_ROWS] * w[NPU_D_RBYTES]; break;
+  case NPU_OP_STORE: *rd = (uint64_t)w[NPU_D_ROWS] * w[NPU_D_RBYTES]; break;
+  case NPU_OP_GEMM:
+    P = (uint64_t)w[NPU_G_NOY] * w[NPU_G_OW];
+    nt = w[NPU_G_NT];
+    K = (uint64_t)w[NPU_G_KH] * w[NPU_G_KW] *
+        (w[NPU_G_FLAGS] & NPU_FL_DEPTHWISE ? 1u : (uint64_t)w[NPU_G_KT]);
+    t = 4 * P * nt;
+    *wr = t;
+    *rd = (w[NPU_G_FLAGS] & NPU_FL_ACCUM ? t : 0) + nt * NPU_PARAM_BYTES + K * nt +
+          P * K * npu_ceil_div(nt, cols);
+    if (w[NPU_G_FLAGS] & NPU_FL_EPILOGUE) *rd += 4 * nt * P, *wr += nt * P;
+    break;
+  case NPU_OP_VPOOL:
+    t = (uint64_t)w[NPU_P_NOY] * w[NPU_P_OW] * w[NPU_P_NCH];
+    *rd = t * w[NPU_P_KH] * w[NPU_P_KW] +
+          (w[NPU_P_FLAGS] & NPU_FL_AVG ? (uint64_t)w[NPU_P_NQ] * NPU_POOLQ_BYTES : 0);
+    *wr = t;
+    break;
+  case NPU_OP_VADD: *rd = 2 * (uint64_t)w[NPU_A_N], *wr = w[NPU_A_N]; break;
+  case NPU_OP_VLUT:
+    t = (uint64_t)w[NPU_L_NCH] * w[NPU_L_CNT];
+    *rd = 2 * t, *wr = t;
+    break;
+  }
+}
+
 #endif

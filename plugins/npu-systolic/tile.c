@@ -278,7 +278,11 @@ static void push(npu_builder *b, uint32_t *w, const access *a, int na) {
       b->s.comp += c;
       b->s.ccmds++;
     }
-    for (i = 0; i < na; i++) b->s.sram += a[i].hi > a[i].lo ? a[i].hi - a[i].lo : 0;
+    {
+      uint64_t rd, wr;
+      npu_sram_traffic(b->cfg.cols, w, &rd, &wr);
+      b->s.sram += rd + wr;
+    }
     return;
   }
   if (b->failed) return;

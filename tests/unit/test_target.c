@@ -591,7 +591,9 @@ TEST(plugin_path_through_inherit) {
       "<?xml version=\"1.0\"?>\n"
       "<target name=\"plugin-parent\" vendor=\"test\">\n"
       "  <description>parent with plugins</description>\n"
-      "  <device id=\"npu\" kind=\"npu\" backend=\"plugin:p\" plugin=\"lib/libp.so\"/>\n"
+      "  <device id=\"npu\" kind=\"npu\" backend=\"plugin:p\" plugin=\"lib/libp.so\">\n"
+      "    <params><param name=\"rows\" value=\"8\"/><param name=\"cols\" value=\"8\"/></params>\n"
+      "  </device>\n"
       "  <device id=\"npu2\" kind=\"npu\" backend=\"plugin:q\" plugin=\"lib/libq.so\"/>\n"
       "  <device id=\"npu3\" kind=\"npu\" backend=\"plugin:r\" plugin=\"/opt/r/libr.so\"/>\n"
       "</target>\n";
@@ -632,6 +634,17 @@ TEST(plugin_path_through_inherit) {
   snprintf(want, sizeof want, "%s/lib/libp.so", tmp);
   ASSERT_TRUE(strcmp(moss_target_device_plugin(t, moss_target_device_find(t, "npu")), want) == 0);
   ASSERT_NEAR(moss_target_device_clock_mhz(t, moss_target_device_find(t, "npu")), 500, 0);
+  { /* <params>: the child's rows replaces the parent's, cols kept, lanes added */
+    int d = moss_target_device_find(t, "npu"), k;
+    const char *name, *value, *want_vals[3] = {"32", "8", "16"}, *want_names[3] = {"rows", "cols",
+                                                                                  "lanes"};
+    ASSERT_EQ(moss_target_device_param_count(t, d), 3);
+    for (k = 0; k < 3; k++) {
+      moss_target_device_param(t, d, k, &name, &value);
+      ASSERT_TRUE(strcmp(name, want_names[k]) == 0 && strcmp(value, want_vals[k]) == 0);
+    }
+    ASSERT_EQ(moss_target_device_param_count(t, moss_target_device_find(t, "npu2")), 0);
+  }
   ASSERT_TRUE(strcmp(moss_target_device_plugin(t, moss_target_device_find(t, "npu2")),
                      MOSS_TEST_DATA_DIR "/targets/child-lib/libq.so") == 0);
   ASSERT_TRUE(strcmp(moss_target_device_plugin(t, moss_target_device_find(t, "npu3")),
