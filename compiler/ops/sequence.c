@@ -174,7 +174,7 @@ static moss_status split_to(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     if (s->rank == 0) { /* parts of that size, the last one smaller */
       int64_t each = moss_value_get_i64(s, 0);
       if (each < 1) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "split size %lld (at least 1)", (long long)each);
-      parts = (int)((len + each - 1) / each);
+      parts = (int)(len / each + (len % each != 0)); /* no len + each: |each| may be near 2^63 */
       if (len > 1 << 16) return moss_fail(ctx, MOSS_E_UNSUPPORTED, n, "%lld parts", (long long)len);
       if (!(sizes = moss_graph_alloc(g, sizeof *sizes * (size_t)(parts + 1)))) return MOSS_E_NOMEM;
       for (i = 0; i < parts; i++) sizes[i] = i + 1 < parts ? each : len - each * i;
@@ -185,7 +185,9 @@ static moss_status split_to(moss_ctx *ctx, moss_graph *g, moss_node *n) {
       if (!(sizes = moss_graph_alloc(g, sizeof *sizes * (size_t)(parts + 1)))) return MOSS_E_NOMEM;
       for (i = 0; i < m; i++) {
         sizes[i] = moss_value_get_i64(s, i);
-        if (sizes[i] < 0) return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "split size %lld", (long long)sizes[i]);
+        if (sizes[i] < 0 || sizes[i] > len) /* each at most the axis: the sum cannot overflow */
+          return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "split size %lld (axis %d has %lld)",
+                           (long long)sizes[i], ax, (long long)len);
         sum += sizes[i];
       }
       if (sum != len)
