@@ -190,6 +190,9 @@ def main():
     os.makedirs(work, exist_ok=True)
     env = dict(os.environ, MOSS_CACHE_DIR="off")
     env.setdefault("MOSS_TARGETS_DIR", os.path.join(ROOT, "targets"))
+    # Bundles name the plugin library by file name: moss finds it in its own
+    # build tree; a --plugin-dir elsewhere is found through MOSS_PLUGIN_PATH.
+    env["MOSS_PLUGIN_PATH"] = pdir + (":" + env["MOSS_PLUGIN_PATH"] if env.get("MOSS_PLUGIN_PATH") else "")
     x = os.path.join(work, "x_%d.npy" % a.size)
     np.save(x, np.random.default_rng(4).standard_normal((1, 3, a.size, a.size)).astype(np.float32))
     print("MobileNetV2 %dx%d int8 on the npu-systolic plugin's machines (work folder %s)\n" % (a.size, a.size, work))

@@ -21,14 +21,21 @@
 # libvulkan-dev (vulkan/vulkan.h), libvulkan1 (the loader libmossrt's Vulkan
 # executor dlopen()s) and mesa-vulkan-drivers (lavapipe: Vulkan on the CPU).
 # espeak-ng speaks the sentences the voice-activity example listens to
-# (examples/vad/check.py).
+# (examples/vad/check.py). python3-pytest and python3-venv test the Python
+# package (python/, tests/python: pytest, and an offline pip install into a
+# venv). gcc-arm-none-eabi with libnewlib-arm-none-eabi (its C library, only
+# recommended) builds the Cortex-M7 firmware example, which qemu-system-arm
+# runs on its mps2-an500 board (examples/firmware-m7/check.py). ninja-build:
+# the installed CMake package's test builds the examples with Ninja as well as
+# Makefiles (tests/e2e/test_package.py).
 set -eu
 pkgs="build-essential cmake pkg-config clang-14 libclang-rt-14-dev libprotobuf-c-dev protobuf-c-compiler
       libxml2-dev python3-onnx python3-numpy libonnx-testdata llvm-19-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross
       qemu-user chromium libsodium-dev python3-cryptography pocl-opencl-icd ocl-icd-libopencl1
       valgrind spirv-headers spirv-tools llvm-spirv-15 libvulkan-dev libvulkan1 mesa-vulkan-drivers
-      espeak-ng"
+      espeak-ng python3-pytest python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+      ninja-build"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -381,6 +381,13 @@ static void header_text(const moss_graph *g, const char *p, const char *src_name
                   "#define %s_NUM_OUTPUTS %d\n\n",
                   p, MOSS_VERSION, src_name, source_hash, target_name, P, P, p,
                   P, (long long)arena, P, g->ninputs, P, g->noutputs);
+  if (g->batch)
+    moss_buf_printf(hdr_,
+                    "/* Batched: the model's only open dimension was its batch axis, and this\n"
+                    " * code is for batch 1 (axis 0 of every input and output below is 1). A\n"
+                    " * batch of N is N calls, call j on slice j of that axis of every input\n"
+                    " * and output (_NUMEL elements apart). */\n"
+                    "#define %s_BATCH_AXIS 0\n\n", P);
   for (i = 0; i < g->ninputs + g->noutputs; i++) {
     const moss_value *v = i < g->ninputs ? g->inputs[i] : g->outputs[i - g->ninputs];
     const char *kind = i < g->ninputs ? "IN" : "OUT";
@@ -445,6 +452,7 @@ static void manifest_text(const moss_graph *g, const char *p, const char *extra,
   /* <name>.manifest: what `moss run` needs, one fact per line. */
   moss_buf_printf(man_, "moss-c 1\nname %s\narena %lld\n", p, (long long)arena);
   if (extra) moss_buf_printf(man_, "%s\n", extra);
+  if (g->batch) moss_buf_printf(man_, "batch 0\n"); /* runs over slices of axis 0 */
   for (i = 0; i < g->ninputs + g->noutputs; i++) {
     const moss_value *v = i < g->ninputs ? g->inputs[i] : g->outputs[i - g->ninputs];
     int k;
@@ -533,6 +541,7 @@ moss_status moss_c_emit_segments(moss_ctx *ctx, moss_graph *g, const char *prefi
   for (i = 0; i < g->nnodes && st == MOSS_OK; i++) {
     const moss_node *n = g->nodes[i];
     if (seg_is_c && (n->segment < 0 || n->segment >= nseg || !seg_is_c[n->segment])) continue;
+    moss_progress(ctx, "C code", i, g->nnodes);
     if (seg_is_c && n->segment != cur_seg) {
       if (cur_seg >= 0) {
         segment_fn(&segs, p, cur_seg, &fn);

@@ -148,6 +148,9 @@ typedef struct moss_file_set {
   size_t n, cap;
 } moss_file_set;
 void moss_file_set_deinit(moss_ctx *ctx, moss_file_set *set);
+/* The path of entry |i| of |set| (in the order the files were first
+ * noted) when that file was read, NULL when it was written; |i| < set->n. */
+const char *moss_file_set_read_path(const moss_file_set *set, size_t i);
 
 /* Notes |path| as read by this command, when ctx->files is set. No
  * diagnostic: MOSS_E_NOMEM when out of memory, for the caller to report;

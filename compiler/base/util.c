@@ -90,6 +90,10 @@ void moss_file_set_deinit(moss_ctx *ctx, moss_file_set *set) {
   memset(set, 0, sizeof *set);
 }
 
+const char *moss_file_set_read_path(const moss_file_set *set, size_t i) {
+  return set->ids[i].written ? NULL : set->ids[i].path;
+}
+
 static moss_status note(moss_ctx *ctx, const char *path, int written) {
   moss_file_set *s = ctx->files;
   struct stat sb;

@@ -32,7 +32,7 @@ typedef struct moss_bundle_device {
   const char *id;          /* the target's device id, e.g. "cpu", "npu" */
   const char *kind;        /* "cpu", "gpu", "npu" */
   const char *backend;     /* "c", "plugin:NAME" ... */
-  const char *plugin_path; /* plugins: the library path the compiler used; else NULL */
+  const char *plugin_path; /* plugins: the library's file name (moss_bundle.h); else NULL */
   int runs_blobs;          /* 1: each EXEC step on it runs a blob of its own (a plugin's, a GPU
                             * segment's); 0: its code is in the CPU code section (C, LLVM) or
                             * it has none. The driver fills it from the backend table. */
@@ -112,6 +112,9 @@ typedef struct moss_bundle_desc {
    * (header flag MOSS_BUNDLE_FLAG_SIGNED and the signature trailer). NULL:
    * unsigned. */
   const uint8_t *sign_key;
+  /* Planned for batch 1 and run over slices of axis 0 of every input and
+   * output (header flag MOSS_BUNDLE_FLAG_BATCHED; moss_graph.batch). */
+  int batched;
 } moss_bundle_desc;
 
 /* Writes |d| to |path| (atomically: a temporary file renamed into place).

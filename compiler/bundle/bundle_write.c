@@ -489,6 +489,7 @@ moss_status moss_bundle_write(moss_ctx *ctx, const moss_bundle_desc *d, const ch
     moss_buf_put(&out, &t, sizeof t);
     h.flags = MOSS_BUNDLE_FLAG_SIGNED;
   }
+  if (d->batched) h.flags |= MOSS_BUNDLE_FLAG_BATCHED;
   if (out.failed) {
     st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "bundle: out of memory laying out '%s'", path);
     goto done;

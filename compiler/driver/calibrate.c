@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "mossrt.h"
+#include "progress.h"
 #include "ptq.h"
 
 #define NBINS 2048
@@ -221,27 +222,33 @@ static void hist_clip(const uint64_t *h, moss_ptq_range *r, double p) {
   r->lo = (float)(r->lo + w * lo);
 }
 
-/* One pass over every batch: ranges (pass 0) or histograms (pass 1). */
+/* One pass over every batch: ranges (pass 0) or histograms (pass 1),
+ * the samples done on the progress line (the compile's "calibrate" step). */
 static moss_status sweep(calib *c, moss_ptq_range *ranges, int pass, int64_t *out_n) {
   int f, i;
   size_t row = moss_dtype_size(c->in.dtype);
-  int64_t in_numel = 1;
+  int64_t in_numel = 1, total = 0;
   int k;
   for (k = 1; k < c->in.rank; k++) row *= (size_t)c->in.dims[k];
   for (k = 0; k < c->in.rank; k++) in_numel *= c->in.dims[k];
+  for (f = 0; f < c->nfiles; f++) total += c->data[f]->dims[0] / c->batch * c->batch;
+  moss_progress_stage(pass ? "calibrating (histograms)" : "calibrating", 0, total, "samples");
   *out_n = 0;
   for (f = 0; f < c->nfiles; f++) {
     const moss_value *d = c->data[f];
     int64_t n = d->dims[0], b;
-    if (pass == 0 && n % c->batch)
+    if (pass == 0 && n % c->batch) {
+      moss_progress_clear();
       fprintf(stderr, "moss: quantize: %s: the last %lld of %lld samples are dropped (the model "
               "runs batches of %lld)\n", c->paths[f], (long long)(n % c->batch), (long long)n,
               (long long)c->batch);
+    }
     for (b = 0; b + c->batch <= n; b += c->batch) {
       mossrt_error err;
       c->ins[0] = (const char *)d->data + (size_t)b * row;
       if (mossrt_run(c->session, c->ins, c->outs, &err) != MOSSRT_OK) return rt_fail(c, &err);
       *out_n += c->batch;
+      moss_progress_step(*out_n);
       for (i = -1; i < c->nout; i++) {
         const calib_io *o = i < 0 ? NULL : &c->out[i];
         int id = o ? o->value : c->input_value;
@@ -302,6 +309,8 @@ static moss_status measure(moss_ctx *ctx, const moss_graph *g, const moss_compil
   made = 1;
   co = *opts;
   co.observe = 1;
+  co.inputs = NULL; /* the compile's own inputs were listed before this build */
+  co.depfile = NULL;
   co.quantize = NULL;
   co.target = NULL; /* the machine moss runs on */
   co.loaded_target = NULL;

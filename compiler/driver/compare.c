@@ -1,8 +1,9 @@
-/* compare.c - `moss compare MODEL --targets a,b,c [--report FILE.html]`:
+/* compare.c - `moss compare MODEL --targets a,b,c [--report FILE.html|.json]`:
  * runs the compile pipeline once per target, stopping after the cost model
  * (no code is emitted), and prints one table ranked by platform-model energy
  * with time and memory columns and the rank by each; --report also writes
- * the ranking as a self-contained HTML page with a bar chart. Rows whose
+ * the ranking as a self-contained HTML page with a bar chart, or as JSON
+ * rows for programs (FILE.json). Rows whose
  * figure is partial or not-modeled are marked and rank after the complete
  * ones (docs/report.md). A target that fails does not stop the others: its
  * row says why. */
@@ -13,6 +14,7 @@
 
 #include "../cost/cost.h"
 #include "driver.h"
+#include "progress.h"
 
 #define MAX_TARGETS 64
 #define ERR_CAP 600
@@ -469,6 +471,75 @@ static void compare_html(const char *model, const char *const *targets,
   hput(b, "</body>\n</html>\n");
 }
 
+/* ------------------------------------------------------- the JSON rows */
+
+static void jstr(moss_buf *b, const char *s) {
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  moss_buf_put(b, "\"", 1);
+  for (; *p; p++) {
+    if (*p == '"' || *p == '\\') moss_buf_printf(b, "\\%c", *p);
+    else if (*p < 0x20) moss_buf_printf(b, "\\u%04x", *p);
+    else moss_buf_put(b, p, 1);
+  }
+  moss_buf_put(b, "\"", 1);
+}
+
+/* "key": value, "key_partial": bool; the value null when not-modeled (a
+ * missing figure, not a zero) or not finite. */
+static void jfig(moss_buf *b, const char *key, const moss_cost_figure *f) {
+  if (is_nm(f) || !isfinite(f->value)) moss_buf_printf(b, ", \"%s\": null", key);
+  else moss_buf_printf(b, ", \"%s\": %.15g", key, f->value);
+  moss_buf_printf(b, ", \"%s_partial\": %s", key, f->partial ? "true" : "false");
+}
+
+/* The ranking as JSON for programs (the Python package's moss.compare):
+ * {"model", "ranked_by", "grid_g_per_kwh", "grid_fallback", "rows": [...]},
+ * one row per target in rank order, failed targets last with "error".
+ * A rank is null for a failed target; rank_text is the table's ("4*"). */
+static void compare_json(const char *model, const char *const *targets,
+                         moss_cost_report *const *reps, const char *const *errors, int n,
+                         moss_buf *b) {
+  ranking k;
+  int i;
+  const moss_cost_report *any = NULL;
+  rank_all(targets, reps, n, &k);
+  for (i = 0; i < k.m && !any; i++) any = reps[i];
+  hput(b, "{\"model\": ");
+  jstr(b, model);
+  hput(b, ", \"ranked_by\": \"energy_j\"");
+  if (any)
+    moss_buf_printf(b, ", \"grid_g_per_kwh\": %.15g, \"grid_fallback\": %s", any->grid_g_per_kwh,
+                    any->grid_fallback ? "true" : "false");
+  hput(b, ", \"rows\": [");
+  for (i = 0; i < k.m; i++) {
+    int x = k.order[i];
+    const moss_cost_report *r = reps[x];
+    char rk[16];
+    moss_cost_figure cm;
+    hput(b, i ? ",\n  {\"target\": " : "\n  {\"target\": ");
+    jstr(b, targets[x]);
+    if (!r) {
+      hput(b, ", \"rank\": null, \"error\": ");
+      jstr(b, errors && errors[x] ? errors[x] : "unknown error");
+      hput(b, "}");
+      continue;
+    }
+    rank_text(rk, sizeof rk, k.re[x], k.te[x]);
+    moss_buf_printf(b, ", \"rank\": %d, \"rank_text\": \"%s\", \"rank_time\": %d, "
+                       "\"rank_memory\": %d", k.re[x], rk, k.rt[x], k.rm[x]);
+    jfig(b, "energy_j", rank_figure(r));
+    jfig(b, "op_energy_j", &r->total.energy_j);
+    jfig(b, "time_s", &r->total.time_s);
+    moss_buf_printf(b, ", \"memory_bytes\": %lld, \"arena_bytes\": %lld, \"weight_bytes\": %lld",
+                    (long long)mem_of(r), (long long)r->total.arena_bytes,
+                    (long long)r->total.weight_bytes);
+    cm = carbon_million(r);
+    jfig(b, "carbon_g_per_million", &cm);
+    hput(b, ", \"error\": null}");
+  }
+  hput(b, "\n]}\n");
+}
+
 /* Copies of the NAME part of NAME=VALUE arguments, freed together. */
 typedef struct args {
   moss_onnx_binding b[256];
@@ -478,7 +549,8 @@ typedef struct args {
   size_t tlen;
   const char *targets[MAX_TARGETS];
   int nt;
-  const char *report;           /* --report FILE.html: the ranking as a page; or NULL */
+  const char *report;           /* --report FILE.html|.json: the ranking as a page or as
+                                 * JSON rows; or NULL */
 } args;
 
 static moss_status add_binding(moss_ctx *ctx, args *a, const char *arg, int is_file) {
@@ -556,13 +628,14 @@ static moss_status parse(moss_ctx *ctx, int argc, char **argv, args *a, const ch
     } else if (!strcmp(s, "--report")) {
       const char *dot = strrchr(argv[++i], '.');
       if (a->report) return moss_fail(ctx, MOSS_E_IO, NULL, "compare: --report given twice");
-      if (!dot || strcmp(dot, ".html"))
+      if (!dot || (strcmp(dot, ".html") && strcmp(dot, ".json")))
         return moss_fail(ctx, MOSS_E_IO, NULL,
                          "compare: --report %s: the file name must end in .html (the ranking "
-                         "as a page; each target's own report comes from moss compile "
-                         "--report)", argv[i]);
+                         "as a page) or .json (as rows); each target's own report comes from "
+                         "moss compile --report", argv[i]);
       a->report = argv[i];
-    } else if (s[0] == '-')
+    } else if (!strcmp(s, "-q")) moss_progress_enable(0); /* the table alone */
+    else if (s[0] == '-')
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "compare: unknown option '%s'", s);
     else if (*model)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
@@ -588,6 +661,7 @@ moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv) {
   ctx->file = NULL; /* "moss: <category>: compare: ..." */
   st = parse(ctx, argc, argv, a, &model, &grid);
   ctx->file = file;
+  if (st == MOSS_OK) moss_progress_begin("comparing", a->nt, "targets");
   for (i = 0; st == MOSS_OK && i < a->nt; i++) {
     moss_compile_opts o;
     capture cap;
@@ -605,7 +679,9 @@ moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv) {
     o.cost_out = &reps[i];
     ctx->sink = capture_diag;
     ctx->sink_user = &cap;
+    moss_progress_item(a->targets[i]);
     ts = moss_compile(ctx, &o);
+    moss_progress_step(i + 1);
     ctx->sink = sink;
     ctx->sink_user = user;
     ctx->file = file;
@@ -625,16 +701,21 @@ moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv) {
     } else ok++;
   }
   if (st == MOSS_OK) {
+    moss_progress_end(); /* the line is cleared before the table */
     moss_buf_init(&out, ctx);
     moss_compare_table(a->targets, reps, (const char *const *)errs, a->nt, &out);
     if (out.failed) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "compare table");
     else fputs(out.data ? out.data : "", stdout);
     moss_buf_deinit(&out);
-    if (st == MOSS_OK && a->report) { /* the page shows failed targets too */
+    if (st == MOSS_OK && a->report) { /* the page and the rows show failed targets too */
       const char *base = strrchr(model, '/');
       moss_buf_init(&out, ctx);
-      compare_html(base ? base + 1 : model, a->targets, reps, (const char *const *)errs, a->nt,
-                   &out);
+      if (!strcmp(strrchr(a->report, '.'), ".json"))
+        compare_json(base ? base + 1 : model, a->targets, reps, (const char *const *)errs, a->nt,
+                     &out);
+      else
+        compare_html(base ? base + 1 : model, a->targets, reps, (const char *const *)errs,
+                     a->nt, &out);
       if (out.failed) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "compare page");
       else st = moss_file_write(ctx, a->report, out.data, out.len);
       moss_buf_deinit(&out);

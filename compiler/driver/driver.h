@@ -42,7 +42,35 @@ typedef struct moss_compile_opts {
                                * docs/control-flow.md); 0: such Loops are refused */
   int max_length;             /* --max-length N: the bound of a Range whose inputs are known only
                                * at run time (docs/dynamic-shapes.md); 0: such a Range is refused */
+  struct moss_compile_inputs *inputs; /* non-NULL: receives what the compile read (cachekey.c) */
+  const char *depfile;        /* --depfile FILE: after the compile, a Make rule "OUTPUT: every
+                               * file read" (cachekey.c); NULL: none */
 } moss_compile_opts;
+
+/* The files one compile read, as the loaders opened them (ctx->files must
+ * be set): the --sign key, the target schema, the target file and every
+ * file its inherit= chain reached, the plugin libraries, the model, its
+ * external data, the --constant files, the calibration files and, with
+ * --quantize, the host target the calibration runs on. The cache key and
+ * the depfile are both made from this one list. */
+typedef struct moss_compile_inputs {
+  int only;          /* 1: moss_compile stops once they are read, with |key| set (--cache-key) */
+  size_t first, n;   /* set by moss_compile: entries [first, first + n) of ctx->files */
+  char key[65];      /* the cache key, hex SHA-256, when |only| */
+} moss_compile_inputs;
+
+/* Called by moss_compile once the model is imported (cachekey.c): notes
+ * the calibration files and, with --quantize, the host target's files,
+ * sets |in|->first and |in|->n, and with |in|->only computes the key from
+ * |target| (resolved), |emit| and |name| as the compile will use them. */
+moss_status moss_compile_inputs_done(moss_ctx *ctx, const moss_compile_opts *opts,
+                                     const struct moss_target *target, const char *emit,
+                                     const char *name, size_t first, moss_compile_inputs *in);
+/* Writes |depfile|: "OUTPUT: FILE ..." naming every file of |in| (absolute,
+ * escaped for GNU make and Ninja); OUTPUT is the main output, |out| itself
+ * for a bundle, |out|/|ident|.c for --emit c, |out|/|ident|.o for obj. */
+moss_status moss_depfile_write(moss_ctx *ctx, const char *depfile, const char *emit,
+                               const char *out, const char *ident, const moss_compile_inputs *in);
 
 /* import -> passes -> plan -> emit, one stage per line (pipeline.c). */
 moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts);
@@ -96,6 +124,26 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
  * file, and says so on stderr. */
 moss_status moss_key_read(moss_ctx *ctx, const char *path, int secret, uint8_t *out);
 moss_status moss_keygen(moss_ctx *ctx, const char *out);
+
+/* `moss compile MODEL --budget ACC --eval X Y` (budget.c, docs/budget.md):
+ * per layer precision and sparsity searched for the least estimated energy
+ * on opts->target whose top-1 accuracy on X drops at most |budget| below
+ * the fp32 dense model's; writes the artifact (opts->out), the plan and a
+ * JSON report. opts->quantize, keep_float and prune are the search's. */
+typedef struct moss_budget_opts {
+  double budget;              /* largest accepted drop in top-1 accuracy, 0 <= budget < 1 */
+  const char *eval_x, *eval_y;
+  const char *plan_out;       /* --plan-out FILE; NULL: OUT.plan */
+  const char *report;         /* --budget-report FILE.json; NULL: OUT.budget.json */
+  int max_evals;              /* --max-evals N; 0: 60 */
+} moss_budget_opts;
+/* "0.5%" or "0.005" into |*out| (0.005); rel-l2:R is refused as not yet there. */
+moss_status moss_budget_parse(moss_ctx *ctx, const char *s, double *out);
+moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
+                               const moss_budget_opts *b);
+/* `moss compile MODEL --plan FILE`: the configuration of |plan| compiled
+ * with |opts| (the same artifact the search wrote). */
+moss_status moss_plan_compile(moss_ctx *ctx, const moss_compile_opts *opts, const char *plan);
 
 /* `moss compare MODEL --targets a,b,c ...` (compare.c). */
 moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv);

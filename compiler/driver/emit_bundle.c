@@ -337,6 +337,11 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
     devs[i].kind = moss_target_device_kind(t, i);
     devs[i].backend = moss_target_device_backend(t, i);
     devs[i].plugin_path = be && be->library ? be->library(&a->devices[i]) : NULL;
+    /* Only the library's file name: no folder of this machine leaks into the
+     * bundle (hermetic), and libmossrt finds it where it is deployed
+     * (runtime/README.md "Plugin libraries"). */
+    if (devs[i].plugin_path && strrchr(devs[i].plugin_path, '/'))
+      devs[i].plugin_path = strrchr(devs[i].plugin_path, '/') + 1;
     devs[i].runs_blobs = be && !be->in_process && be->emit_segment;
   }
   d.target = moss_target_name(t);
@@ -412,6 +417,7 @@ moss_status moss_emit_bundle(moss_ctx *ctx, const moss_emit_args *a) {
   d.features = code.features;
   d.cpu_code = code.bytes;
   d.cpu_code_bytes = code.size;
+  d.batched = g->batch > 0;
   if (a->sign_key) {
     st = moss_key_read(ctx, a->sign_key, 1, sign_key);
     if (st != MOSS_OK) goto done;

@@ -3,7 +3,8 @@
  * takes the argmax over the last axis of output 0 and counts the rows that
  * match the labels Y (for an output [B, ..., C], the first C scores of
  * each sample). A last partial batch is padded with zeros, and only its
- * real rows are counted. */
+ * real rows are counted. A batched bundle (compiled without --input-shape,
+ * mossrt_bundle_batched) runs all of X in one mossrt_run_batch. */
 #include <stdio.h>
 #include <string.h>
 
@@ -30,8 +31,9 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
   const void *ins[1];
   void *outs[64];
   moss_status st;
-  int64_t batch, n, r, row = 1, classes, i;
+  int64_t batch, n, r, row = 1, classes, i, stride;
   uint32_t k, nout;
+  int batched = mossrt_bundle_batched(b) && mossrt_input_count(b) == 1;
   char a[160];
   memset(out, 0, sizeof *out);
   ctx->file = artifact;
@@ -83,11 +85,13 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
                    moss_value_type_str(y, a, sizeof a), (long long)n);
     goto done;
   }
+  stride = (int64_t)(o.nbytes / 4) / batch; /* scores per row */
+  if (batched) batch = n > 0 ? n : 1;      /* every row in one run of the batch */
   nout = mossrt_output_count(b);
   for (k = 0; k < nout; k++) {
     mossrt_tensor_info t;
     mossrt_output_info(b, k, &t);
-    outs[k] = moss_graph_alloc(scratch, (size_t)t.nbytes + 1);
+    outs[k] = moss_graph_alloc(scratch, (size_t)t.nbytes * (size_t)(batched ? batch : 1) + 1);
     if (!outs[k]) {
       st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
       goto done;
@@ -107,14 +111,22 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
   for (r = 0; r < n; r += batch) {
     int64_t m = n - r < batch ? n - r : batch;
     size_t esz = moss_dtype_size(x->dtype);
-    memset(inbuf, 0, (size_t)in.nbytes);
-    memcpy(inbuf, (const char *)x->data + (size_t)(r * row) * esz, (size_t)(m * row) * esz);
-    if (mossrt_run(s, ins, outs, &err) != MOSSRT_OK) {
-      st = rt_fail(ctx, &err);
-      goto done;
+    if (batched) {
+      ins[0] = x->data;
+      if (mossrt_run_batch(s, (uint64_t)n, ins, outs, &err) != MOSSRT_OK) {
+        st = rt_fail(ctx, &err);
+        goto done;
+      }
+    } else {
+      memset(inbuf, 0, (size_t)in.nbytes);
+      memcpy(inbuf, (const char *)x->data + (size_t)(r * row) * esz, (size_t)(m * row) * esz);
+      if (mossrt_run(s, ins, outs, &err) != MOSSRT_OK) {
+        st = rt_fail(ctx, &err);
+        goto done;
+      }
     }
     for (i = 0; i < m; i++) {
-      const float *sc = (const float *)outbuf + (size_t)(i * (int64_t)(o.nbytes / 4) / batch);
+      const float *sc = (const float *)outbuf + (size_t)(i * stride);
       int64_t best = 0, c;
       for (c = 1; c < classes; c++)
         if (sc[c] > sc[best]) best = c;

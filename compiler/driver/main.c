@@ -10,11 +10,13 @@
 
 #include "../target/target.h"
 #include "driver.h"
+#include "progress.h"
 #include "ptq.h"
 
 static void print_diag(void *user, moss_status code, const char *msg) {
   (void)user;
   (void)code;
+  moss_progress_clear(); /* a diagnostic never shares the progress line */
   fprintf(stderr, "%s\n", msg);
 }
 
@@ -26,8 +28,11 @@ static const char usage[] =
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R|nm:N:M]\n"
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
+    "               [--budget DROP --eval X.npy Y.npy [--calibration DATA] [--plan-out FILE]\n"
+    "                [--budget-report FILE.json] [--max-evals N]] [--plan FILE]\n"
     "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v] [--sign KEY]\n"
     "               [--profile] [--winograd] [--max-trip-count N] [--max-length N]\n"
+    "               [--cache-key] [--depfile FILE]\n"
     "  moss run ARTIFACT [IN0 IN1 ... | --input NAME=FILE ...] [-o OUTDIR] [--time]\n"
     "               [--threads N] [--profile] [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
     "               [--stream] [--state INPUT=OUTPUT ...]\n"
@@ -35,7 +40,7 @@ static const char usage[] =
     "               [--profile-csv FILE.csv] [--public-key KEY.pub]\n"
     "  moss eval ARTIFACT.moss X.npy Y.npy\n"
     "  moss compare MODEL.onnx --targets A,B,C [--input-shape ...] [--constant ...]\n"
-    "               [--grid-intensity G] [--report FILE.html]\n"
+    "               [--grid-intensity G] [--report FILE.html|.json] [-q]\n"
     "  moss targets [list | show NAME | validate FILE.xml]\n"
     "  moss keygen KEY\n"
     "\n"
@@ -49,6 +54,10 @@ static const char usage[] =
     "    --emit obj: native code from the LLVM backend for the target's CPU, no C compiler\n"
     "      (OUT/<name>.o, the same <name>.h, <name>.manifest; link the .o into your program).\n"
     "  --explain prints each node's device and why, and every transfer between devices.\n"
+    "  -q prints no summary and no progress line. Without it, on a terminal, long work\n"
+    "  (calibration, a large compile, compare over many targets) shows one line on standard\n"
+    "  error, stage, done/total and seconds, redrawn in place and cleared at the end; never\n"
+    "  when standard error is a file or a pipe, nor with -v (each stage's time instead).\n"
     "  --grid-intensity G: grid carbon intensity in gCO2e/kWh for the report; without it the\n"
     "  world average 475 is used and flagged as a fallback.\n"
     "  --prune SPEC zeroes Conv/Gemm/MatMul weights at compile time, R (0 <= R < 1) the share:\n"
@@ -67,7 +76,10 @@ static const char usage[] =
     "    changes: measure it (--eval). See docs/quantization.md.\n"
     "  --eval X.npy Y.npy: after writing the bundle, runs it on X and prints the accuracy of\n"
     "    the argmax of output 0 against the labels Y; with --quantize also the float model's.\n"
-    "  Symbolic input dimensions must be bound with --input-shape; graph inputs that decide\n"
+    "  Symbolic input dimensions must be bound with --input-shape, except a batch axis: when\n"
+    "  every input's only open dimension is axis 0, the model is compiled for batch 1 and run\n"
+    "  over any batch N, slice by slice, if no node mixes rows (else the error names the node).\n"
+    "  Graph inputs that decide\n"
     "  shapes (a Reshape's shape, a Slice's starts...) must be frozen with --constant, and\n"
     "  so must inputs that are sequences or optionals (an ONNX SequenceProto or OptionalProto\n"
     "  .pb; docs/sequences.md). Tensor files are .npy or ONNX TensorProto .pb. Every output goes to a temporary file\n"
@@ -77,6 +89,12 @@ static const char usage[] =
     "  OUTDIR/output_<i>.npy (default '.'; output_<i>.pb, an ONNX SequenceProto or\n"
     "  OptionalProto, for an output that is one). No output replaces an input, a device or a\n"
     "  folder.\n"
+    "--budget DROP --eval X.npy Y.npy (compile): searches, per Conv/Gemm/MatMul layer, fp32 or\n"
+    "  int8 (with --calibration DATA) and magnitude sparsity 0.2 to 0.9, for the least estimated\n"
+    "  energy on the target whose top-1 accuracy on X is at most DROP (0.5% or 0.005) below the\n"
+    "  fp32 dense model's; writes the artifact, OUT.plan (--plan-out) and OUT.budget.json\n"
+    "  (--budget-report); at most --max-evals N compiles (default 60). --plan FILE compiles a\n"
+    "  plan again, the same bytes (docs/budget.md).\n"
     "--stream, --state IN=OUT (run): runs a bundle chunk after chunk: each input file that is\n"
     "  not a state holds the chunks along a new first axis, and output_<i>.npy stacks each\n"
     "  chunk's output the same way. --state keeps input IN in the session, fed by output OUT of\n"
@@ -105,6 +123,23 @@ static const char usage[] =
     "  --profile-csv FILE.csv writes the table as CSV too, one row per layer.\n"
     "  compile --profile runs the new bundle here (100 runs, on zeros) and puts the measured\n"
     "  time per layer, and the platform energy from it (measured:clock), in the --report.\n"
+    "--cache-key (compile): prints the compile's cache key, a SHA-256 in hex, and writes\n"
+    "  nothing. It covers moss's version and the build IDs of the moss binary and the\n"
+    "  libraries it loaded; the bytes of every file the compile reads (the model and its\n"
+    "  external data, the target XML, every file its inherit= chain reaches, the schema,\n"
+    "  plugin libraries, --constant files, the --calibration file or each .npy of its folder\n"
+    "  in name order, the --sign key); the target as resolved (host: this machine's\n"
+    "  figures); the model's file name, --name, --emit, --input-shape, --prune, --quantize,\n"
+    "  --calibration-method, --keep-float, --grid-intensity, --report's extension,\n"
+    "  --max-trip-count, --max-length, --profile, --sign, --winograd (MOSS_WINOGRAD) and\n"
+    "  MOSS_SPARSE; with --quantize the host target (calibration runs here); where $CC builds\n"
+    "  code (a bundle's C backend code, calibration) $CC, MOSS_CFLAGS and `$CC --version`.\n"
+    "  Not -o, -q, -v, --explain, --dump-*, --eval, nor any path or time: the same inputs in\n"
+    "  another folder give the same key and byte-identical outputs (--profile's measured\n"
+    "  times excepted). MOSS_CACHE_KEY_TEXT=1 prints the text hashed on stderr.\n"
+    "--depfile FILE (compile): also writes FILE, a Make rule 'OUTPUT: FILE...' (GNU make and\n"
+    "  Ninja escapes) naming, as absolute paths, every file the key hashes; OUTPUT is -o for\n"
+    "  a bundle, OUT/<name>.c for --emit c, OUT/<name>.o for --emit obj, as given.\n"
     "--sign KEY: signs the bundle with the Ed25519 secret key in KEY (moss keygen); then\n"
     "  run --public-key KEY.pub, or an application giving libmossrt the public key, refuses\n"
     "  it if one byte changes, and refuses unsigned bundles (runtime/README.md).\n"
@@ -114,7 +149,7 @@ static const char usage[] =
     "  axis of output 0 with the labels Y.npy (int64 or int32) and prints the accuracy.\n"
     "compare: costs the model on each target and ranks them by platform-model energy (complete\n"
     "  figures first; partial ones marked *, not-modeled ?), with time and memory; --report\n"
-    "  FILE.html draws the ranking.\n";
+    "  FILE.html draws the ranking; --report FILE.json writes it as rows, one per target.\n";
 
 /* The context and the name of the command being run, for the messages
  * about its command line. */
@@ -230,6 +265,8 @@ static int eval_after(moss_ctx *ctx, const moss_compile_opts *o, const char *x, 
   }
   snprintf(out, sizeof out, "%s/float.moss", dir);
   fo.quantize = NULL;
+  fo.depfile = NULL;
+  fo.inputs = NULL;
   fo.out = out;
   fo.verbose = 0;
   fo.report = NULL;
@@ -249,9 +286,13 @@ static int eval_after(moss_ctx *ctx, const moss_compile_opts *o, const char *x, 
 
 static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
   moss_compile_opts o;
-  const char *eval_x = NULL, *eval_y = NULL;
+  const char *eval_x = NULL, *eval_y = NULL, *budget = NULL, *plan = NULL;
+  moss_budget_opts bo;
   int i, ok = 1, rc;
+  moss_compile_inputs key; /* --cache-key */
+  memset(&key, 0, sizeof key);
   memset(&o, 0, sizeof o);
+  memset(&bo, 0, sizeof bo);
   o.verbose = 1;
   for (i = 2; i < argc && ok; i++) {
     const char *a = argv[i];
@@ -300,25 +341,56 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
         eval_y = argv[++i];
       }
     }
+    else if (!strcmp(a, "--budget") && (ok = need_arg(i, argc, a))) budget = argv[++i];
+    else if (!strcmp(a, "--plan") && (ok = need_arg(i, argc, a))) plan = argv[++i];
+    else if (!strcmp(a, "--plan-out") && (ok = need_arg(i, argc, a))) bo.plan_out = argv[++i];
+    else if (!strcmp(a, "--budget-report") && (ok = need_arg(i, argc, a))) bo.report = argv[++i];
+    else if (!strcmp(a, "--max-evals") && (ok = need_arg(i, argc, a)))
+      ok = parse_count(a, argv[++i], 10000, &bo.max_evals); /* each point holds its plan */
     else if (!strncmp(a, "--dump-after=", 13)) o.dump_after = a + 13;
     else if (!strcmp(a, "-q")) o.verbose = 0;
     else if (!strcmp(a, "-v")) o.timings = 1;
     else if (!strcmp(a, "--sign") && (ok = need_arg(i, argc, a))) o.sign_key = argv[++i];
+    else if (!strcmp(a, "--cache-key")) o.inputs = &key, key.only = 1;
+    else if (!strcmp(a, "--depfile") && (ok = need_arg(i, argc, a))) o.depfile = argv[++i];
     else if (!ok) break; /* said by need_arg */
     else if (a[0] == '-') ok = USAGE("compile: unknown option '%s'", a);
     else if (!o.model) o.model = a;
     else ok = USAGE("compile: more than one model given ('%s', '%s')", o.model, a);
   }
+  if (!o.verbose || o.timings) moss_progress_enable(0); /* -q, or -v's lines instead */
   if (ok && !o.model) ok = USAGE("compile: no model given");
-  if (ok && !!o.quantize != !!o.calibration)
+  if (ok && (budget || plan)) { /* the search or the plan decides these (budget.c) */
+    if (budget && plan) ok = USAGE("--budget searches a plan and --plan replays one: give one");
+    else if (o.quantize || o.keep_float || o.prune)
+      ok = USAGE("%s sets each layer's precision and sparsity: drop --quantize, --keep-float "
+                 "and --prune", budget ? "--budget" : "--plan");
+    else if (o.inputs || o.depfile)
+      ok = USAGE("--cache-key and --depfile do not cover %s yet", budget ? "--budget" : "--plan");
+    else if (budget && !eval_x)
+      ok = USAGE("--budget %s needs --eval X.npy Y.npy: the accuracy it bounds is measured "
+                 "there", budget);
+    else if (budget)
+      ok = moss_budget_parse(ctx, budget, &bo.budget) == MOSS_OK;
+  }
+  if (ok && !budget && (bo.plan_out || bo.report || bo.max_evals))
+    ok = USAGE("--plan-out, --budget-report and --max-evals need --budget");
+  if (ok && !!o.quantize != !!o.calibration && !budget && !plan)
     ok = USAGE("%s", o.quantize ? "--quantize int8 needs --calibration DATA (a .npy batch of "
                "typical inputs, or a folder of them)" : "--calibration needs --quantize int8");
-  if (ok && (o.calib_method || o.keep_float) && !o.quantize)
+  if (ok && (o.calib_method || o.keep_float) && !o.quantize && !budget && !plan)
     ok = USAGE("--calibration-method and --keep-float need --quantize int8");
-  if (ok && eval_x && o.emit && strcmp(o.emit, "bundle"))
+  if (ok && eval_x && !budget && o.emit && strcmp(o.emit, "bundle"))
     ok = USAGE("--eval runs a bundle; drop --emit %s", o.emit);
-  rc = ok ? (moss_compile(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
-  if (rc == 0 && eval_x) rc = eval_after(ctx, &o, eval_x, eval_y);
+  if (ok && budget) {
+    bo.eval_x = eval_x;
+    bo.eval_y = eval_y;
+    eval_x = NULL; /* the search prints the accuracies */
+    rc = moss_budget_search(ctx, &o, &bo) == MOSS_OK ? 0 : 1;
+  } else if (ok && plan) rc = moss_plan_compile(ctx, &o, plan) == MOSS_OK ? 0 : 1;
+  else rc = ok ? (moss_compile(ctx, &o) == MOSS_OK ? 0 : 1) : 2;
+  if (rc == 0 && key.only) printf("%s\n", key.key); /* and nothing else is written */
+  else if (rc == 0 && eval_x) rc = eval_after(ctx, &o, eval_x, eval_y);
   for (i = 0; i < o.nbindings; i++) free((char *)o.bindings[i].name);
   free(o.bindings);
   return rc;
@@ -414,16 +486,40 @@ static int dispatch(moss_ctx *ctx, int argc, char **argv) {
   return 2;
 }
 
+/* An installed moss (cmake --install) keeps its targets in
+ * <prefix>/share/moss/targets, next to <prefix>/bin/moss: use them unless
+ * MOSS_TARGETS_DIR says otherwise. A moss run from its build tree has none
+ * there and keeps the folder compiled in (the source tree's targets/). */
+static void find_installed_targets(void) {
+  static const char rel[] = "/../share/moss/targets";
+  char exe[4096], dir[4096 + sizeof rel + 32];
+  ssize_t n;
+  char *slash;
+  const char *env = getenv("MOSS_TARGETS_DIR");
+  if (env && *env) return;
+  n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return;
+  exe[n] = '\0';
+  if (!(slash = strrchr(exe, '/'))) return;
+  *slash = '\0';
+  snprintf(dir, sizeof dir, "%s%s/moss-target.xsd", exe, rel);
+  if (access(dir, R_OK) != 0) return;
+  dir[strlen(dir) - strlen("/moss-target.xsd")] = '\0';
+  if (realpath(dir, exe)) setenv("MOSS_TARGETS_DIR", exe, 1); /* no bin/.. in messages */
+}
+
 int main(int argc, char **argv) {
   moss_ctx ctx;
   moss_file_set files;
   int rc;
+  find_installed_targets();
   moss_ctx_init(&ctx, moss_allocator_libc());
   ctx.sink = print_diag;
   if (getenv("MOSS_VERIFY")) ctx.debug = 1;
   memset(&files, 0, sizeof files);
   ctx.files = &files; /* what the command reads and writes: no output replaces an input */
   cli = &ctx;
+  moss_progress_enable(isatty(2)); /* compile -q and compare -q turn it off */
   rc = dispatch(&ctx, argc, argv);
   moss_file_set_deinit(&ctx, &files);
   return rc;

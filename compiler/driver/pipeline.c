@@ -22,6 +22,7 @@
 #include "driver.h"
 #include "emit.h"
 #include "profile.h"
+#include "progress.h"
 #include "ptq.h"
 
 /* What the steps that need more than the graph see. */
@@ -49,11 +50,13 @@ static moss_status residual(stage *s);
 static moss_status half(stage *s);
 static moss_status chains(stage *s);
 static moss_status sparse(stage *s);
+static moss_status batch(stage *s);
 
 static const pass_entry passes[] = {
     {"contrib", moss_pass_contrib, NULL},   /* ONNX Runtime's QGemm, QLinearAdd... as Q/DQ */
     {"check", moss_pass_check, NULL},       /* unknown ops, domains, arity: all reported */
     {"infer", moss_pass_infer, NULL},       /* shapes and dtypes, folding constants on the way */
+    {"batch", NULL, batch},                 /* an open batch axis: no node mixes its rows */
     {"bn-fold", moss_pass_bn_fold, NULL},   /* BatchNormalization into Conv/Gemm weights */
     {"fuse", moss_pass_fuse, NULL},         /* bias Add and activation into Conv/Gemm/MatMul */
     {"prune", NULL, prune},                 /* --prune: weights zeroed (docs/pruning.md) */
@@ -76,41 +79,6 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Progress on a terminal (moss_ctx.progress): after the first second, one
- * line rewritten in place at most five times a second, cleared at the end. */
-typedef struct progress {
-  double t0, last;
-  int shown;
-  moss_diag_fn sink; /* the caller's, which diagnostics still reach */
-  void *sink_user;
-} progress;
-
-static void show_progress(void *user, const char *what, int64_t done, int64_t total) {
-  progress *p = user;
-  double t = now_s();
-  if (t - p->t0 < 1.0 || t - p->last < 0.2) return;
-  p->last = t;
-  p->shown = 1;
-  if (total > 0)
-    fprintf(stderr, "\rmoss: %s %lld/%lld\033[K", what, (long long)done, (long long)total);
-  else
-    fprintf(stderr, "\rmoss: %s ...\033[K", what);
-  fflush(stderr);
-}
-
-/* Clears the progress line before a line of its own goes to stderr. */
-static void progress_clear(progress *p) {
-  if (p->shown) fprintf(stderr, "\r\033[K");
-  p->shown = 0;
-}
-
-/* Diagnostics while the progress line shows: cleared first. */
-static void progress_sink(void *user, moss_status code, const char *msg) {
-  progress *p = user;
-  progress_clear(p);
-  if (p->sink) p->sink(p->sink_user, code, msg);
-}
-
 /* -v: the time since |*t0| for stage |name|; restarts the clock. */
 static void stage_done(const moss_compile_opts *opts, const char *name, double *t0) {
   double t = now_s();
@@ -120,6 +88,7 @@ static void stage_done(const moss_compile_opts *opts, const char *name, double *
 
 static void dump(moss_ctx *ctx, moss_graph *g, const char *title) {
   moss_buf b;
+  moss_progress_clear(); /* stdout may be the same terminal */
   moss_buf_init(&b, ctx);
   moss_ir_print(g, &b);
   printf("# IR after %s\n%s", title, b.data ? b.data : "");
@@ -286,6 +255,7 @@ static moss_status prune(stage *s) {
     moss_buf pb;
     moss_buf_init(&pb, s->ctx);
     moss_prune_emit_text(&pr, &pb);
+    moss_progress_clear();
     if (pb.data) fprintf(stderr, "%s", pb.data);
     moss_buf_deinit(&pb);
   }
@@ -311,6 +281,7 @@ static moss_status quantize(stage *s) {
   MOSS_TRY(moss_ptq_insert(s->ctx, s->g, c->ranges, c->nranges, s->opts->keep_float, &nq, &nk));
   if (c->percentile > 0) snprintf(method, sizeof method, "percentile %g", c->percentile);
   else snprintf(method, sizeof method, "minmax");
+  if (s->opts->verbose) moss_progress_clear();
   if (s->opts->verbose)
     fprintf(stderr, "moss: quantize: %d layers int8 (per-channel weights), %d kept float, "
             "calibration %lld samples (%s)\n", nq, nk, (long long)c->nsamples, method);
@@ -524,6 +495,49 @@ static moss_status sparse(stage *s) {
   return st;
 }
 
+/* Keeps the first diagnostic of the batch-2 compile of moss_pass_batch's check. */
+static void keep_first(void *user, moss_status code, const char *msg) {
+  char *first = user;
+  (void)code;
+  if (!*first) snprintf(first, 512, "%s", msg);
+}
+
+/* The model was imported with its open batch axis bound to 1 (g->batch):
+ * it is imported and inferred again at batch 2, and the two compared. */
+static moss_status batch(stage *s) {
+  moss_ctx *ctx = s->ctx;
+  moss_graph *g2 = NULL;
+  moss_diag_fn sink = ctx->sink;
+  void *sink_user = ctx->sink_user;
+  int nerrors = ctx->nerrors;
+  char first[512] = "", hint[512];
+  moss_status st;
+  if (!s->g->batch) return MOSS_OK;
+  moss_batch_hint(s->g, hint, sizeof hint);
+  ctx->sink = keep_first; /* its messages would repeat the batch-1 compile's */
+  ctx->sink_user = first;
+  st = moss_onnx_import_batch(ctx, s->opts->model, s->opts->bindings, s->opts->nbindings, 2, &g2);
+  if (st == MOSS_OK) st = moss_graph_sort(ctx, g2);
+  if (st == MOSS_OK) {
+    g2->max_trip_count = s->opts->max_trip_count;
+    g2->max_length = s->opts->max_length;
+    st = moss_pass_contrib(ctx, g2);
+  }
+  if (st == MOSS_OK) st = moss_pass_check(ctx, g2);
+  if (st == MOSS_OK) st = moss_pass_infer(ctx, g2);
+  ctx->sink = sink;
+  ctx->sink_user = sink_user;
+  ctx->nerrors = nerrors;
+  if (st == MOSS_E_NOMEM) st = moss_fail(ctx, st, NULL, "%s", first);
+  else if (st != MOSS_OK)
+    st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                   "the model compiles at batch 1 but not at batch 2 (%s): it is not "
+                   "batch-independent; %s", first, hint);
+  else st = moss_pass_batch(ctx, s->g, g2);
+  moss_graph_destroy(ctx, g2);
+  return st;
+}
+
 /* A step for an option not given is not run, verified, timed or dumped:
  * "prune" without --prune, "calibrate" and "quantize" without --quantize;
  * the calibration build (opts->observe) runs "quantize" but no "calibrate". */
@@ -547,15 +561,14 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   size_t i;
   int host, nsteps = 0;
   int64_t arena = 0;
+  size_t nread0 = ctx->files ? ctx->files->n : 0; /* the files read before this compile */
+  moss_compile_inputs inputs;
   char name[256], ident[256], hash[65], outbuf[4096], line[512];
   uint8_t *bytes;
   size_t nbytes;
   const char *emit = opts->emit, *out = opts->out;
   void (*saved_progress)(void *, const char *, int64_t, int64_t) = NULL;
-  void *saved_progress_user = NULL;
-  progress prog;
 
-  memset(&prog, 0, sizeof prog);
   moss_buf_init(&json, ctx);
   ctx->file = opts->model;
   if (opts->dump_after && strcmp(opts->dump_after, "import") && strcmp(opts->dump_after, "all")) {
@@ -580,19 +593,12 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   if (opts->sign_key) MOSS_TRY(moss_key_read(ctx, opts->sign_key, 1, NULL)); /* --sign: early */
   if (opts->loaded_target) target = (moss_target *)opts->loaded_target;
   else MOSS_TRY(moss_target_load(ctx, opts->target, &target));
-  /* From here on every exit goes through |done|, which restores these. */
+  /* From here on every exit goes through |done|, which ends the progress
+   * level (progress.h: drawn only where main.c enabled it) and puts back
+   * ctx->progress; the steps below the driver report through it. */
+  moss_progress_begin("import", 0, NULL);
   saved_progress = ctx->progress;
-  saved_progress_user = ctx->progress_user;
-  memset(&prog, 0, sizeof prog);
-  prog.t0 = now_s();
-  prog.sink = ctx->sink;
-  prog.sink_user = ctx->sink_user;
-  if (opts->verbose && !opts->timings && isatty(2)) {
-    ctx->progress = show_progress;
-    ctx->progress_user = &prog;
-    ctx->sink = progress_sink;
-    ctx->sink_user = &prog;
-  }
+  if (!saved_progress) ctx->progress = moss_progress_report;
   ctx->file = opts->model;
   host = moss_target_host_device(target);
   if (!emit) emit = default_emit(target);
@@ -619,12 +625,23 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   moss_free(ctx, bytes, nbytes + 1);
 
   t0 = now_s();
-  st = moss_onnx_import(ctx, opts->model, opts->bindings, opts->nbindings, &g);
+  for (i = 0; i < (size_t)opts->nbindings && !opts->bindings[i].shape; i++) continue;
+  /* No --input-shape: an open axis 0 of every input is bound to batch 1 (the "batch" pass). */
+  st = moss_onnx_import_batch(ctx, opts->model, opts->bindings, opts->nbindings,
+                              i == (size_t)opts->nbindings, &g);
   if (st != MOSS_OK) goto done;
   st = moss_graph_sort(ctx, g);
   if (st != MOSS_OK) goto done;
   g->max_trip_count = opts->max_trip_count;
   g->max_length = opts->max_length;
+  memset(&inputs, 0, sizeof inputs);
+  if (opts->inputs || opts->depfile) { /* every input read: the cache key, the depfile */
+    if (opts->name) snprintf(name, sizeof name, "%s", opts->name);
+    else model_name(opts->model, name, sizeof name);
+    st = moss_compile_inputs_done(ctx, opts, target, emit, name, nread0,
+                                  opts->inputs ? opts->inputs : &inputs);
+    if (st != MOSS_OK || (opts->inputs && opts->inputs->only)) goto done;
+  }
   stage_done(opts, "import", &t0);
   if (opts->dump_after && !strcmp(opts->dump_after, "import")) dump(ctx, g, "import");
   sg.ctx = ctx;
@@ -657,6 +674,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   if (st != MOSS_OK) goto done;
   stage_done(opts, "plan", &t0);
   if (opts->dump_ir) dump(ctx, g, "plan");
+  if (opts->dump_kernels || opts->explain) moss_progress_clear(); /* stdout: the terminal too */
   if (opts->dump_kernels) {
     st = dump_kernels(ctx, g, devs);
     if (st != MOSS_OK) goto done;
@@ -665,10 +683,10 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     explain(g, target, devs, host);
     explain_qdq(g);
   }
-  progress_clear(&prog);
   if (opts->verbose) {
     int ni, nf;
     qdq_counts(g, &ni, &nf);
+    if (nf) moss_progress_clear();
     if (nf) /* never silent: a float node in an int8 model is worth a line */
       fprintf(stderr, "moss: %s: %d nodes run in int8, %d stay float in quantized regions "
               "(--explain says why)\n", opts->model, ni, nf);
@@ -690,7 +708,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   st = moss_cost_set_model(ctx, cost, name);
   if (st != MOSS_OK) goto done;
   if (opts->verbose) {
-    progress_clear(&prog);
+    moss_progress_clear();
     moss_cost_summary(cost, line, sizeof line);
     fprintf(stderr, "%s\n", line);
   }
@@ -707,6 +725,7 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     snprintf(outbuf, sizeof outbuf, "%s%s", name, !strcmp(emit, "bundle") ? ".moss" : ".moss.d");
     out = outbuf;
   }
+  moss_progress(ctx, "emit", 0, 0);
   if (strcmp(emit, "bundle")) {
     for (i = 0; i < (size_t)g->nnodes; i++)
       if (g->nodes[i]->device != host) {
@@ -738,12 +757,15 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     st = moss_emit_bundle(ctx, &a);
   }
   if (st == MOSS_OK) stage_done(opts, "emit", &t0);
+  if (st == MOSS_OK && opts->depfile)
+    st = moss_depfile_write(ctx, opts->depfile, emit, out, ident,
+                            opts->inputs ? opts->inputs : &inputs);
   if (st == MOSS_OK && opts->profile) { /* the bundle runs here: measured beside estimated */
     moss_progress(ctx, "profile", 0, 0);
     st = moss_profile_bundle_file(ctx, out, 100, cost);
     if (st == MOSS_OK) stage_done(opts, "profile", &t0);
     if (st == MOSS_OK && opts->verbose) {
-      progress_clear(&prog);
+      moss_progress_clear();
       fprintf(stderr, "moss: measured here: %.3f us per run (estimate %.3f us), platform "
               "energy from measured time %.4g J (measured:clock%s)\n",
               cost->measured_time_s.value * 1e6, cost->total.time_s.value * 1e6,
@@ -751,17 +773,14 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
     }
     if (st == MOSS_OK && opts->report) st = moss_report_write(ctx, cost, opts->report);
   }
-  progress_clear(&prog);
+  if (st == MOSS_OK && opts->verbose) moss_progress_clear();
   if (st == MOSS_OK && opts->verbose)
     fprintf(stderr, "moss: %s: %d nodes, arena %lld bytes, target %s -> %s%s\n", opts->model,
             g->nnodes, (long long)arena, moss_target_name(target), out, strcmp(emit, "bundle") ? "/" : "");
 done:
-  progress_clear(&prog); /* the progress line goes away */
-  ctx->progress = saved_progress;
-  ctx->progress_user = saved_progress_user;
-  if (ctx->sink == progress_sink) {
-    ctx->sink = prog.sink;
-    ctx->sink_user = prog.sink_user;
+  if (target) { /* the level begun after the target loaded */
+    moss_progress_end();
+    ctx->progress = saved_progress;
   }
   if (cost) {
     if (opts->cost_out && st == MOSS_OK) *opts->cost_out = cost;

@@ -38,6 +38,7 @@ typedef struct manifest {
   io_desc in[64], out[64];
   int ngroups;      /* model outputs that are sequences or optionals (docs/sequences.md) */
   mossrt_group_info groups[64];
+  int batched;      /* planned for batch 1, run over slices of axis 0 (mossrt_run_batch) */
 } manifest;
 
 static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
@@ -81,6 +82,10 @@ static moss_status read_manifest(moss_ctx *ctx, const char *dir, manifest *m) {
     if (sscanf(line, "object %127s", m->object) == 1) continue;
     if (sscanf(line, "arena %lld", &v) == 1) {
       m->arena = v;
+      continue;
+    }
+    if (!strcmp(line, "batch 0")) {
+      m->batched = 1;
       continue;
     }
     memset(&io, 0, sizeof io);
@@ -161,6 +166,7 @@ static moss_status bundle_manifest(moss_ctx *ctx, const mossrt_bundle *b, manife
     snprintf(io->name, sizeof io->name, "%s", info.name ? info.name : "");
     if (i >= n[0]) io->bounded = mossrt_output_bound_axis(b, i - n[0]) + 1;
   }
+  m->batched = mossrt_bundle_batched(b);
   m->ngroups = (int)mossrt_group_count(b);
   if (m->ngroups > 64) return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "moss run handles at most 64 groups");
   for (i = 0; i < (uint32_t)m->ngroups; i++)
@@ -229,25 +235,40 @@ static const char *io_type_str(const io_desc *io, char *buf, size_t cap) {
 
 /* Reads the tensor file |path| for the input |io|; its problems are
  * reported under its own name. |chunks| not NULL (--stream): the file
- * holds chunks of the input along a new first axis, counted in |*chunks|. */
+ * holds chunks of the input along a new first axis, counted in |*chunks|.
+ * |batch| not NULL (a batched artifact): axis 0 may have any length, which
+ * must be |*batch| when that is not -1, and is left there. */
 static moss_status read_input(moss_ctx *ctx, moss_graph *scratch, const char *path,
-                              const io_desc *io, const void **out, int64_t *chunks) {
+                              const io_desc *io, const void **out, int64_t *chunks,
+                              int64_t *batch) {
   const char *artifact = ctx->file;
   char a[160], b[160];
   moss_value *v;
   moss_status st;
   int lead = chunks ? 1 : 0;
+  const io_desc *want = io; /* as the message shows it */
+  io_desc any = *io;
   ctx->file = path;
   st = moss_tensor_file_read(ctx, scratch, path, &v);
   /* numpy has no bfloat16: a bfloat16 input's .npy holds its bits */
   if (st == MOSS_OK && io->dtype == MOSS_DT_BF16 && v->dtype == MOSS_DT_U16) v->dtype = MOSS_DT_BF16;
+  if (st == MOSS_OK && batch && v->rank == io->rank && io->rank > 0 && v->dims[0] > 0) {
+    any.dims[0] = v->dims[0]; /* the batch this file holds; the other axes must match */
+    io = &any;
+  }
   if (st == MOSS_OK && (v->dtype != io->dtype || v->rank != io->rank + lead ||
                         memcmp(v->dims + lead, io->dims, sizeof(int64_t) * (size_t)io->rank) ||
                         (lead && v->dims[0] < 1)))
     st = moss_fail(ctx, MOSS_E_IO, NULL, "holds %s; the input '%s' of '%s' is %s%s",
                    moss_value_type_str(v, a, sizeof a), io->name, artifact,
-                   io_type_str(io, b, sizeof b),
-                   lead ? ", and --stream reads one or more of it along a new first axis" : "");
+                   io_type_str(want, b, sizeof b),
+                   lead ? ", and --stream reads one or more of it along a new first axis"
+                   : batch ? " with any length N >= 1 of axis 0 (a batch of N)" : "");
+  if (st == MOSS_OK && batch && *batch >= 0 && v->dims[0] != *batch)
+    st = moss_fail(ctx, MOSS_E_IO, NULL, "holds a batch of %lld, and another input file one of "
+                   "%lld: every input of a batch has the same length of axis 0",
+                   (long long)v->dims[0], (long long)*batch);
+  if (st == MOSS_OK && batch) *batch = v->dims[0];
   ctx->file = artifact;
   if (st == MOSS_OK) *out = v->data;
   if (st == MOSS_OK && chunks) *chunks = v->dims[0];
@@ -299,7 +320,7 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
   struct stat sb;
   int i, k, iters = opts->iterations > 0 ? opts->iterations : 1;
   int state_out[64];
-  int64_t len[64], chunks = -1;
+  int64_t len[64], chunks = -1, nbatch = -1;
   double *times = NULL;
 
   ctx->file = opts->artifact;
@@ -358,6 +379,12 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     }
   st = parse_states(ctx, opts, m, state_out);
   if (st != MOSS_OK) goto done;
+  if (m->batched && (opts->stream || opts->nstates)) {
+    st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "%s: the artifact runs over slices of a batch "
+                   "(compiled without --input-shape), not as a stream with states; compile it with "
+                   "--input-shape", opts->stream ? "--stream" : "--state");
+    goto done;
+  }
   if (opts->stream && (!bundle || opts->profile)) {
     st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--stream runs a bundle, whose session keeps the "
                    "state (libmossrt), %s", bundle ? "without --profile" : "and this is a folder of "
@@ -383,7 +410,8 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
       goto done;
     }
     st = read_input(ctx, scratch, arg, &m->in[slot], &ins[slot],
-                    opts->stream && state_out[slot] < 0 ? &len[slot] : NULL);
+                    opts->stream && state_out[slot] < 0 ? &len[slot] : NULL,
+                    m->batched ? &nbatch : NULL);
     if (st != MOSS_OK) goto done;
     if (opts->stream && state_out[slot] < 0) {
       if (chunks >= 0 && len[slot] != chunks) {
@@ -417,6 +445,12 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     goto done;
   }
   if (chunks < 0) chunks = 1;
+  if (nbatch < 0) nbatch = 1; /* no files (moss bench): one slice */
+  if (nbatch != 1 && opts->profile) {
+    st = moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--profile times one run of the plan: give it "
+                   "a batch of 1, not %lld", (long long)nbatch);
+    goto done;
+  }
   for (i = 0; i < m->nin; i++) {
     if (!ins[i] && state_out[i] >= 0) continue; /* a state from zeros */
     if (!ins[i]) { /* moss bench without input files: zeros, only timed */
@@ -428,7 +462,7 @@ moss_status moss_run_artifact(moss_ctx *ctx, const moss_run_opts *opts) {
     }
   }
   for (i = 0; i < m->nout; i++) {
-    outs[i] = moss_graph_alloc(scratch, io_bytes(&m->out[i]) * (size_t)chunks + 1);
+    outs[i] = moss_graph_alloc(scratch, io_bytes(&m->out[i]) * (size_t)chunks * (size_t)nbatch + 1);
     if (!outs[i]) {
       st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
       goto done;
@@ -531,13 +565,24 @@ execute:
   for (i = 0; i < iters; i++) {
     double t0 = now_s();
     if (session) {
-      if (mossrt_run(session, ins, outs, &rerr) != MOSSRT_OK) {
+      if ((m->batched ? mossrt_run_batch(session, (uint64_t)nbatch, ins, outs, &rerr)
+                      : mossrt_run(session, ins, outs, &rerr)) != MOSSRT_OK) {
         st = runtime_fail(ctx, &rerr);
         goto done;
       }
-    } else if (run(ins, outs, arena) != 0) {
-      st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "the generated code returned an error");
-      goto done;
+    } else {
+      const void *bin[64];
+      void *bout[64];
+      int64_t j;
+      for (j = 0; j < nbatch; j++) { /* a batched C artifact: one call per slice */
+        for (k = 0; k < m->nin; k++)
+          bin[k] = (const char *)ins[k] + (size_t)j * io_bytes(&m->in[k]);
+        for (k = 0; k < m->nout; k++) bout[k] = (char *)outs[k] + (size_t)j * io_bytes(&m->out[k]);
+        if (run(bin, bout, arena) != 0) {
+          st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "the generated code returned an error");
+          goto done;
+        }
+      }
     }
     times[i] = now_s() - t0;
   }
@@ -557,6 +602,7 @@ write:
     mkdir(opts->outdir, 0777);
     for (i = 0; i < m->nout && st == MOSS_OK; i++) { /* each graph output's shape */
       memcpy(dims[i], m->out[i].dims, sizeof dims[i]);
+      if (m->batched) dims[i][0] = nbatch;
       if (m->out[i].bounded && !opts->stream) { /* the shape this run gave (docs/dynamic-shapes.md) */
         int64_t len;
         int a = m->out[i].bounded - 1;

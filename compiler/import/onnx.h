@@ -17,6 +17,16 @@ typedef struct moss_onnx_binding {
 moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_binding *bindings,
                              int nbindings, moss_graph **out_graph);
 
+/* The same, and with |batch| > 0 an input's open axis 0 that no binding
+ * fixes (a dim_param or an unnamed dimension) is bound to |batch| and
+ * g->batch is set to it: the model is compiled for that batch and run over
+ * slices of axis 0 (passes/batch.c checks that this is sound). Every input
+ * must then have such an axis; another open dimension is an error as in
+ * moss_onnx_import. */
+moss_status moss_onnx_import_batch(moss_ctx *ctx, const char *path,
+                                   const moss_onnx_binding *bindings, int nbindings, int batch,
+                                   moss_graph **out_graph);
+
 /* The same from |size| bytes in memory; |path| names the model in messages
  * and locates external data (may be NULL: no external data). */
 moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8_t *data,

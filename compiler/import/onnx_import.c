@@ -69,6 +69,7 @@ typedef struct importer {
   int errors;
   const scope *sc;           /* NULL: the main graph */
   int depth;                 /* subgraphs open: at most MAX_DEPTH */
+  int batch;                 /* > 0: an open axis 0 of an input is bound to it (g->batch) */
 } importer;
 
 #define MAX_DEPTH 32
@@ -671,7 +672,9 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
   size_t i, j;
   int k;
   unsigned char *placeholder;
-  int nbefore;
+  int nbefore, nbatched = 0;
+  const char *fixed = NULL;      /* the first input with no open axis 0 */
+  const moss_value *batched0 = NULL; /* the first with one */
 
   if (gp->name && *gp->name && !(g->name = moss_arena_strdup(g->arena, gp->name)))
     return moss_fail(ctx, MOSS_E_NOMEM, NULL, "graph name");
@@ -774,6 +777,13 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
       }
       v->rank = rank;
     }
+    if (im->batch > 0 && !b && v->rank >= 1 && v->dims[0] < 0) {
+      v->dims[0] = im->batch; /* the batch axis: planned at |batch|, run over slices */
+      g->batch = im->batch;
+      if (!nbatched++) batched0 = v;
+    } else if (!fixed) {
+      fixed = nm;
+    }
     if (v->rank < 0)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                        "graph input '%s' has no shape; give one with --input-shape %s=DxDx...",
@@ -787,6 +797,14 @@ static moss_status import_graph(importer *im, const Onnx__GraphProto *gp,
     v->input_index = g->ninputs;
     g->inputs[g->ninputs++] = v;
   }
+  /* The run slices every input and output along axis 0, so all inputs carry it. */
+  if (nbatched && nbatched < g->ninputs)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "graph input '%s' has symbolic dimension 0 ('%s'); bind it with "
+                     "--input-shape %s=DxDx... (moss runs a model over slices of its batch "
+                     "only when every input has an open axis 0, and '%s' has none)",
+                     batched0->name, batched0->dim_param[0] ? batched0->dim_param[0] : "?",
+                     batched0->name, fixed ? fixed : "?");
   for (k = 0; k < nbindings; k++) {
     moss_value *v = moss_graph_find_value(g, bindings[k].name);
     if (!v || (v->data == NULL && !v->list && v->input_index < 0) ||
@@ -899,21 +917,37 @@ static moss_status model_opset(moss_ctx *ctx, const Onnx__ModelProto *m, int64_t
   return MOSS_OK;
 }
 
-moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_binding *bindings,
-                             int nbindings, moss_graph **out_graph) {
+static moss_status import_memory(moss_ctx *ctx, const char *path, const uint8_t *data, size_t size,
+                                 const moss_onnx_binding *bindings, int nbindings, int batch,
+                                 moss_graph **out_graph);
+
+moss_status moss_onnx_import_batch(moss_ctx *ctx, const char *path,
+                                   const moss_onnx_binding *bindings, int nbindings, int batch,
+                                   moss_graph **out_graph) {
   uint8_t *data;
   size_t size;
   moss_status st;
   *out_graph = NULL;
   MOSS_TRY(moss_file_read(ctx, path, &data, &size));
-  st = moss_onnx_import_memory(ctx, path, data, size, bindings, nbindings, out_graph);
+  st = import_memory(ctx, path, data, size, bindings, nbindings, batch, out_graph);
   moss_free(ctx, data, size + 1);
   return st;
+}
+
+moss_status moss_onnx_import(moss_ctx *ctx, const char *path, const moss_onnx_binding *bindings,
+                             int nbindings, moss_graph **out_graph) {
+  return moss_onnx_import_batch(ctx, path, bindings, nbindings, 0, out_graph);
 }
 
 moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8_t *data,
                                     size_t size, const moss_onnx_binding *bindings, int nbindings,
                                     moss_graph **out_graph) {
+  return import_memory(ctx, path, data, size, bindings, nbindings, 0, out_graph);
+}
+
+static moss_status import_memory(moss_ctx *ctx, const char *path, const uint8_t *data, size_t size,
+                                 const moss_onnx_binding *bindings, int nbindings, int batch,
+                                 moss_graph **out_graph) {
   Onnx__ModelProto *m;
   moss_graph *g;
   importer im;
@@ -946,6 +980,7 @@ moss_status moss_onnx_import_memory(moss_ctx *ctx, const char *path, const uint8
   im.errors = 0;
   im.sc = NULL;
   im.depth = 0;
+  im.batch = batch;
   st = import_graph(&im, m->graph, bindings, nbindings);
   onnx__model_proto__free_unpacked(m, &pa.a);
   if (st != MOSS_OK) {

@@ -272,6 +272,10 @@ typedef struct moss_graph {
    * and that nothing else bounds (Range of run-time inputs,
    * docs/dynamic-shapes.md); 0: such a node is refused. */
   int64_t max_length;
+  /* > 0: every graph input's axis 0 was open and is bound to this batch
+   * (moss_onnx_import_batch); the artifact runs over slices of axis 0 of
+   * every input and output (passes/batch.c). 0: shapes are as bound. */
+  int64_t batch;
   /* The name index of moss_graph_find_value (graph.c): open addressing,
    * |name_slots| entries (a power of two, or 0) of a name's hash and the
    * value id, the latest value of each name. */

@@ -46,6 +46,13 @@ moss_status moss_recurrent_expand(moss_ctx *ctx, moss_graph *g, moss_node *n);
  * Loop's or Scan's body once per iteration; their nodes go into the list
  * right after it, and it is marked dead. */
 moss_status moss_control_expand(moss_ctx *ctx, moss_graph *g, int at);
+/* Whether |g1|, imported with moss_onnx_import_batch at batch 1 and
+ * inferred, may run over slices of axis 0: |g2| is the same model at batch
+ * 2, inferred. Reports every node that mixes rows (passes/batch.c). */
+moss_status moss_pass_batch(moss_ctx *ctx, const moss_graph *g1, const moss_graph *g2);
+/* "bind the batch with --input-shape x=Nx64 ..." for every input of |g|
+ * (N: the user's batch), NUL-terminated in |buf|. */
+void moss_batch_hint(const moss_graph *g, char *buf, size_t cap);
 /* Constant folding of any node whose inputs became constant later. */
 moss_status moss_pass_fold(moss_ctx *ctx, moss_graph *g);
 /* BatchNormalization after a Conv/Gemm with constant weights folds into

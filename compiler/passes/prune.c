@@ -74,7 +74,62 @@ static int parse_side(const char *s, size_t len, int *out) {
   return 1;
 }
 
+static moss_status parse_one(moss_ctx *ctx, const char *spec, moss_prune_spec *out_spec);
+
+/* One item of a per-layer spec, "layer=NODE:SPEC" at |p|, up to ',' or the
+ * end: NODE is cut before the last ':' that a kind and ':' follow (so NODE
+ * may hold ':'). Sets |*name|, |*name_len|, parses SPEC into |*s| and
+ * returns the end of the item; NULL after a diagnostic. */
+static const char *layer_item(moss_ctx *ctx, const char *whole, const char *p, const char **name,
+                              size_t *name_len, moss_prune_spec *s) {
+  static const char *const kinds[] = {"magnitude:", "magnitude-layer:", "block:", "nm:"};
+  size_t len = strcspn(p, ","), k, cut = 0;
+  char one[128];
+  if (strncmp(p, "layer=", 6) || len < 6) {
+    moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+              "--prune '%s': item '%.*s' is not layer=NODE:SPEC (a per-layer spec lists only "
+              "layer= items, separated by ',')", whole, (int)len, p);
+    return NULL;
+  }
+  for (k = 6; k < len; k++) {
+    size_t j;
+    if (p[k] != ':') continue;
+    for (j = 0; j < sizeof kinds / sizeof kinds[0]; j++)
+      if (len - k - 1 >= strlen(kinds[j]) && !strncmp(p + k + 1, kinds[j], strlen(kinds[j])))
+        cut = k;
+  }
+  if (cut <= 6 || len - cut - 1 >= sizeof one) {
+    moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+              "--prune '%s': item '%.*s' is not layer=NODE:SPEC with a node name and SPEC one of "
+              "magnitude:R, magnitude-layer:R, block:HxW:R or nm:N:M", whole, (int)len, p);
+    return NULL;
+  }
+  memcpy(one, p + cut + 1, len - cut - 1);
+  one[len - cut - 1] = 0;
+  if (parse_one(ctx, one, s) != MOSS_OK) return NULL;
+  *name = p + 6;
+  *name_len = cut - 6;
+  return p + len;
+}
+
 moss_status moss_prune_parse(moss_ctx *ctx, const char *spec, moss_prune_spec *out_spec) {
+  memset(out_spec, 0, sizeof *out_spec);
+  if (spec && !strncmp(spec, "layer=", 6)) { /* per layer: every item checked */
+    const char *p = spec, *name;
+    size_t nlen;
+    moss_prune_spec one;
+    for (;;) {
+      if (!(p = layer_item(ctx, spec, p, &name, &nlen, &one))) return MOSS_E_INVALID_MODEL;
+      if (!*p) break;
+      p++;
+    }
+    out_spec->kind = MOSS_PRUNE_PER_LAYER;
+    return MOSS_OK;
+  }
+  return parse_one(ctx, spec, out_spec);
+}
+
+static moss_status parse_one(moss_ctx *ctx, const char *spec, moss_prune_spec *out_spec) {
   const char *kind, *colon, *rest, *end;
   size_t klen;
   int rc;
@@ -411,6 +466,43 @@ static moss_status prune_layers(moss_ctx *ctx, const moss_prune_spec *s, const l
   return MOSS_OK;
 }
 
+/* layer=NODE:SPEC,...: each named layer alone by its SPEC (the spec was
+ * checked by moss_prune_parse); a name that is no prunable layer, or one
+ * named twice, is an error. */
+static moss_status prune_per_layer(moss_ctx *ctx, const char *spec, const layer *ls, int nl) {
+  const char *p = spec, *name;
+  size_t nlen;
+  moss_prune_spec one;
+  unsigned char *done = moss_alloc(ctx, (size_t)nl + 1);
+  moss_status st = MOSS_OK;
+  if (!done) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "pruning: layer list");
+  memset(done, 0, (size_t)nl + 1);
+  while (st == MOSS_OK) {
+    int i, found = -1;
+    if (!(p = layer_item(ctx, spec, p, &name, &nlen, &one))) {
+      st = MOSS_E_INVALID_MODEL;
+      break;
+    }
+    for (i = 0; i < nl && found < 0; i++)
+      if (strlen(ls[i].n->name) == nlen && !strncmp(ls[i].n->name, name, nlen)) found = i;
+    if (found < 0 || done[found]) {
+      st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     found < 0 ? "--prune: layer=%.*s: the model has no Conv, Gemm or MatMul node "
+                                 "of that name with a float32 constant weight (names after "
+                                 "fusion; see --dump-after=fuse)"
+                               : "--prune: layer=%.*s is named twice", (int)nlen, name);
+      break;
+    }
+    done[found] = 1;
+    if (one.kind == MOSS_PRUNE_MAGNITUDE) one.kind = MOSS_PRUNE_MAGNITUDE_LAYER; /* one layer */
+    st = prune_layers(ctx, &one, &ls[found], 1);
+    if (!*p) break;
+    p++;
+  }
+  moss_free(ctx, done, (size_t)nl + 1);
+  return st;
+}
+
 moss_status moss_prune(moss_ctx *ctx, moss_graph *g, const char *spec, moss_prune_result *out) {
   layer *ls = NULL;
   int nl = 0, i;
@@ -419,9 +511,10 @@ moss_status moss_prune(moss_ctx *ctx, moss_graph *g, const char *spec, moss_prun
   memset(out, 0, sizeof *out);
   MOSS_TRY(moss_prune_parse(ctx, spec, &out->spec));
   MOSS_TRY(collect(ctx, g, &ls, &nl, &lbytes));
-  if (nl == 0) {
+  if (nl == 0) { /* a per-layer spec names layers that are not there */
+    st = out->spec.kind == MOSS_PRUNE_PER_LAYER ? prune_per_layer(ctx, spec, ls, 0) : MOSS_OK;
     moss_free(ctx, ls, lbytes);
-    return MOSS_OK;
+    return st;
   }
   if (!moss_size_mul((size_t)nl, sizeof *out->layers, &bytes) ||
       !(out->layers = moss_graph_alloc(g, bytes))) {
@@ -437,7 +530,8 @@ moss_status moss_prune(moss_ctx *ctx, moss_graph *g, const char *spec, moss_prun
     r->zeros_before = count_zeros(ls[i].v, ls[i].numel);
   }
   out->nlayers = nl;
-  st = prune_layers(ctx, &out->spec, ls, nl);
+  if (out->spec.kind == MOSS_PRUNE_PER_LAYER) st = prune_per_layer(ctx, spec, ls, nl);
+  else st = prune_layers(ctx, &out->spec, ls, nl);
   for (i = 0; i < nl; i++) {
     moss_prune_layer *r = &out->layers[i];
     r->zeros_after = count_zeros(ls[i].v, ls[i].numel);

@@ -16,6 +16,15 @@
  *                      the N largest |w| are zeroed (nm:2:4: exactly half
  *                      when in % 4 == 0; a shorter last group keeps N too)
  *
+ *   layer=NODE:SPEC,layer=NODE:SPEC,...
+ *                      per layer (moss compile --budget and --plan write it,
+ *                      docs/budget.md): the weight of node NODE (its name
+ *                      after fusion, as --keep-float) is pruned by SPEC, one
+ *                      of the forms above taken within that layer alone
+ *                      (magnitude:R as magnitude-layer:R); other layers are
+ *                      untouched. NODE may hold ':' but not ','; a NODE with
+ *                      no prunable weight, or named twice, is an error.
+ *
  * Prunable weights: float32 constants in the weight slot of Conv (input 1,
  * W), Gemm (input 1, B) and MatMul (input 1, a constant B of rank >= 2).
  * Biases and every other input are never touched. */
@@ -28,7 +37,8 @@ typedef enum moss_prune_kind {
   MOSS_PRUNE_MAGNITUDE = 1,   /* magnitude:R, global */
   MOSS_PRUNE_MAGNITUDE_LAYER, /* magnitude-layer:R */
   MOSS_PRUNE_BLOCK,           /* block:HxW:R */
-  MOSS_PRUNE_NM               /* nm:N:M */
+  MOSS_PRUNE_NM,              /* nm:N:M */
+  MOSS_PRUNE_PER_LAYER        /* layer=NODE:SPEC,... (each SPEC one of the above, per layer) */
 } moss_prune_kind;
 
 /* A parsed spec. |ratio| == ratio_num / ratio_den exactly (ratio_den is a

@@ -119,6 +119,10 @@ moss_status moss_plugin_open(moss_ctx *ctx, const char *path, const char *name, 
     moss_plugin_close(ctx, p);
     return moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugin '%s': out of memory", path);
   }
+  if (moss_file_note_input(ctx, path) != MOSS_OK) { /* a compile input: cache key, depfile */
+    moss_plugin_close(ctx, p);
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "plugin '%s': out of memory", path);
+  }
   *out = p;
   return MOSS_OK;
 }

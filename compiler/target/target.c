@@ -714,6 +714,10 @@ static moss_status load_schema(loader *L) {
     return fail(L, MOSS_E_TARGET, "%s: cannot read the target schema: %s (is MOSS_TARGETS_DIR "
                 "right?)", path, strerror(e));
   }
+  if (moss_file_note_input(L->ctx, path) != MOSS_OK) { /* the cache key hashes it */
+    moss_free(L->ctx, data, size + 1);
+    return fail(L, MOSS_E_NOMEM, "%s: no memory", path);
+  }
   xml_report_to(L, path, "malformed XML: ", 1);
   L->schema_doc = xmlReadMemory(data, (int)size, path, NULL, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
   moss_free(L->ctx, data, size + 1);
@@ -1460,80 +1464,94 @@ static moss_status cli_list(moss_ctx *ctx) {
   return st;
 }
 
-static void print_device(const moss_target *t, int i) {
+static void print_device(const moss_target *t, int i, int paths, moss_buf *b) {
   const device *d = &t->devices[i];
   int k, any = 0;
-  printf("device %s: kind %s, backend %s%s  [%s:%d]\n", d->id, d->kind, d->backend,
-         i == moss_target_fallback(t) ? ", fallback" : "", d->file, d->line);
-  if (d->plugin) printf("  plugin: %s  [%s:%d]\n", d->plugin, d->plugin_file, d->plugin_line);
+  const char *base = d->plugin ? strrchr(d->plugin, '/') : NULL;
+  moss_buf_printf(b, "device %s: kind %s, backend %s%s", d->id, d->kind, d->backend,
+                  i == moss_target_fallback(t) ? ", fallback" : "");
+  if (paths) moss_buf_printf(b, "  [%s:%d]", d->file, d->line);
+  moss_buf_printf(b, "\n");
+  if (d->plugin && paths)
+    moss_buf_printf(b, "  plugin: %s  [%s:%d]\n", d->plugin, d->plugin_file, d->plugin_line);
+  else if (d->plugin) /* the library's bytes are in the cache key, its folder is not */
+    moss_buf_printf(b, "  plugin: %s\n", base ? base + 1 : d->plugin);
   for (k = 0; k < d->nparams; k++)
-    printf("%s%s=%s%s", k ? ", " : "  params: ", d->params[k].name, d->params[k].value,
-           k + 1 == d->nparams ? "\n" : "");
+    moss_buf_printf(b, "%s%s=%s%s", k ? ", " : "  params: ", d->params[k].name,
+                    d->params[k].value, k + 1 == d->nparams ? "\n" : "");
   for (k = 0; k < CG_COUNT; k++) {
     if (!d->codegen[k]) continue;
-    printf("%s%s %s", any ? ", " : "  codegen: ", cg_keys[k],
-           *d->codegen[k] ? d->codegen[k] : "(empty)");
+    moss_buf_printf(b, "%s%s %s", any ? ", " : "  codegen: ", cg_keys[k],
+                    *d->codegen[k] ? d->codegen[k] : "(empty)");
     any = 1;
   }
-  if (any) printf("\n");
-  if (d->codegen_source) printf("    source: %s\n", d->codegen_source);
+  if (any) moss_buf_printf(b, "\n");
+  if (d->codegen_source) moss_buf_printf(b, "    source: %s\n", d->codegen_source);
   if (d->clock_mhz > 0 || d->units > 0 || d->nmacs) {
-    printf("  compute:");
-    if (d->units > 0) printf(" %d unit%s", d->units, d->units == 1 ? "" : "s");
-    if (d->clock_mhz > 0) printf(" at %g MHz", d->clock_mhz);
+    moss_buf_printf(b, "  compute:");
+    if (d->units > 0) moss_buf_printf(b, " %d unit%s", d->units, d->units == 1 ? "" : "s");
+    if (d->clock_mhz > 0) moss_buf_printf(b, " at %g MHz", d->clock_mhz);
     for (k = 0; k < d->nmacs; k++)
-      printf("%s %s %g", k ? "," : "; MACs/cycle/unit:", d->macs[k].dtype, d->macs[k].value);
-    printf("\n");
-    if (d->compute_source) printf("    source: %s\n", d->compute_source);
+      moss_buf_printf(b, "%s %s %g", k ? "," : "; MACs/cycle/unit:", d->macs[k].dtype,
+                      d->macs[k].value);
+    moss_buf_printf(b, "\n");
+    if (d->compute_source) moss_buf_printf(b, "    source: %s\n", d->compute_source);
   }
   for (k = 0; k < d->nlevels; k++) {
     const moss_target_level *lv = &d->levels[k];
     int nf = 0;
-    printf("  memory %s:", lv->name);
+    moss_buf_printf(b, "  memory %s:", lv->name);
     if (lv->size_bytes)
-      printf("%s %llu bytes", nf++ ? "," : "", (unsigned long long)lv->size_bytes);
-    if (lv->bandwidth_gbps > 0) printf("%s %g GB/s", nf++ ? "," : "", lv->bandwidth_gbps);
-    if (lv->latency_ns > 0) printf("%s %g ns", nf++ ? "," : "", lv->latency_ns);
-    if (lv->has_energy) printf("%s %g pJ/byte", nf++ ? "," : "", lv->pj_per_byte);
-    if (lv->read_only) printf("%s read-only", nf++ ? "," : "");
-    printf("%s\n    energy source: %s\n", nf ? "" : " no figures", lv->source);
-    if (lv->perf_source) printf("    size/speed source: %s\n", lv->perf_source);
+      moss_buf_printf(b, "%s %llu bytes", nf++ ? "," : "", (unsigned long long)lv->size_bytes);
+    if (lv->bandwidth_gbps > 0)
+      moss_buf_printf(b, "%s %g GB/s", nf++ ? "," : "", lv->bandwidth_gbps);
+    if (lv->latency_ns > 0) moss_buf_printf(b, "%s %g ns", nf++ ? "," : "", lv->latency_ns);
+    if (lv->has_energy) moss_buf_printf(b, "%s %g pJ/byte", nf++ ? "," : "", lv->pj_per_byte);
+    if (lv->read_only) moss_buf_printf(b, "%s read-only", nf++ ? "," : "");
+    moss_buf_printf(b, "%s\n    energy source: %s\n", nf ? "" : " no figures", lv->source);
+    if (lv->perf_source) moss_buf_printf(b, "    size/speed source: %s\n", lv->perf_source);
   }
   for (k = 0; k < d->nmac_pj; k++)
-    printf("  energy per %s MAC: %g pJ\n    source: %s\n", d->mac_pj[k].dtype, d->mac_pj[k].value,
-           d->mac_pj[k].source);
+    moss_buf_printf(b, "  energy per %s MAC: %g pJ\n    source: %s\n", d->mac_pj[k].dtype,
+                    d->mac_pj[k].value, d->mac_pj[k].source);
   if (d->has_power)
-    printf("  power: idle %g W, active %g W%s%s%s\n    source: %s\n", d->idle_w, d->active_w,
-           d->power_shared ? ", shared supply '" : "", d->power_shared ? d->power_shared : "",
-           d->power_shared ? "' (counted once)" : "", d->power_source);
+    moss_buf_printf(b, "  power: idle %g W, active %g W%s%s%s\n    source: %s\n", d->idle_w,
+                    d->active_w, d->power_shared ? ", shared supply '" : "",
+                    d->power_shared ? d->power_shared : "",
+                    d->power_shared ? "' (counted once)" : "", d->power_source);
   if (!d->has_ops) {
-    printf("  ops: not listed (the backend decides)\n");
+    moss_buf_printf(b, "  ops: not listed (the backend decides)\n");
   } else {
-    printf("  ops:%s\n", d->nops ? "" : " none");
+    moss_buf_printf(b, "  ops:%s\n", d->nops ? "" : " none");
     for (k = 0; k < d->nops; k++) {
       const op *o = &d->ops[k];
-      printf("    %s: %s", o->name, o->dtypes);
-      if (o->max_kernel) printf("; max-kernel %d", o->max_kernel);
-      if (o->kernels) printf("; kernels %s", o->kernels);
-      if (o->strides) printf("; strides %s", o->strides);
-      if (o->max_channels) printf("; max-channels %lld", (long long)o->max_channels);
-      if (o->max_rank) printf("; max-rank %d", o->max_rank);
-      printf("\n");
+      moss_buf_printf(b, "    %s: %s", o->name, o->dtypes);
+      if (o->max_kernel) moss_buf_printf(b, "; max-kernel %d", o->max_kernel);
+      if (o->kernels) moss_buf_printf(b, "; kernels %s", o->kernels);
+      if (o->strides) moss_buf_printf(b, "; strides %s", o->strides);
+      if (o->max_channels) moss_buf_printf(b, "; max-channels %lld", (long long)o->max_channels);
+      if (o->max_rank) moss_buf_printf(b, "; max-rank %d", o->max_rank);
+      moss_buf_printf(b, "\n");
     }
   }
 }
 
-static void print_target(const moss_target *t) {
+static void print_target(const moss_target *t, int paths, moss_buf *b) {
   int i;
-  printf("target %s  [%s]\n", t->name, t->path);
-  printf("  vendor: %s\n", t->vendor);
-  printf("  description: %s\n", t->description);
-  if (t->inherit) printf("  inherits: %s\n", t->inherit);
-  if (t->fallback) printf("  fallback device: %s\n", t->fallback);
-  printf("  placement: %s\n", moss_target_placement_cost(t) ? "cost (the cheapest device that takes a node)"
-                                                            : "first (the first device that takes a node)");
-  for (i = 0; i < t->ndevices; i++) print_device(t, i);
+  moss_buf_printf(b, "target %s", t->name);
+  if (paths) moss_buf_printf(b, "  [%s]", t->path);
+  moss_buf_printf(b, "\n");
+  moss_buf_printf(b, "  vendor: %s\n", t->vendor);
+  moss_buf_printf(b, "  description: %s\n", t->description);
+  if (t->inherit) moss_buf_printf(b, "  inherits: %s\n", t->inherit);
+  if (t->fallback) moss_buf_printf(b, "  fallback device: %s\n", t->fallback);
+  moss_buf_printf(b, "  placement: %s\n", moss_target_placement_cost(t)
+                                                ? "cost (the cheapest device that takes a node)"
+                                                : "first (the first device that takes a node)");
+  for (i = 0; i < t->ndevices; i++) print_device(t, i, paths, b);
 }
+
+void moss_target_describe(const moss_target *t, moss_buf *b) { print_target(t, 0, b); }
 
 moss_status moss_targets_cli(moss_ctx *ctx, int argc, char **argv) {
   const char *usage = "usage: moss targets [list | show NAME | validate FILE.xml]";
@@ -1542,10 +1560,15 @@ moss_status moss_targets_cli(moss_ctx *ctx, int argc, char **argv) {
   const char *cmd = argc > 1 ? argv[1] : "list";
   if (strcmp(cmd, "list") == 0 && argc <= 2) return cli_list(ctx);
   if (strcmp(cmd, "show") == 0 && argc == 3) {
+    moss_buf b;
     if ((st = moss_target_load(ctx, argv[2], &t)) != MOSS_OK) return st;
-    print_target(t);
+    moss_buf_init(&b, ctx);
+    print_target(t, 1, &b);
     moss_target_destroy(ctx, t);
-    return MOSS_OK;
+    if (b.failed) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "%s: no memory to show it", argv[2]);
+    else fputs(b.data ? b.data : "", stdout);
+    moss_buf_deinit(&b);
+    return st;
   }
   if (strcmp(cmd, "validate") == 0 && argc == 3) {
     if ((st = load(ctx, argv[2], 1, &t)) != MOSS_OK) return st;

@@ -40,6 +40,10 @@ typedef struct moss_target moss_target; /* immutable once loaded */
  * inherit=, a device without kind or backend, an unknown fallback device.
  * Returns MOSS_OK, MOSS_E_TARGET, or MOSS_E_NOMEM. */
 moss_status moss_target_load(moss_ctx *ctx, const char *name_or_path, moss_target **out_target);
+/* Appends every fact of |t| as `moss targets show` prints them, without the
+ * paths of its files (a plugin library by its file name): the resolved
+ * description the cache key hashes (for "host", what this machine said). */
+void moss_target_describe(const moss_target *t, moss_buf *out);
 /* Frees |t| and everything borrowed from it; NULL is a no-op. |ctx| must use
  * the allocator |t| was loaded with. */
 void moss_target_destroy(moss_ctx *ctx, moss_target *t);

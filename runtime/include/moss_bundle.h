@@ -49,7 +49,12 @@
  * optionals (|ngroups| group records after the bounds, docs/sequences.md);
  * a runtime older than that refuses a bundle with groups ("reserved is
  * N", the field they took), as it must: it would number the outputs
- * otherwise than the model.
+ * otherwise than the model. Later within version 3, header flag
+ * MOSS_BUNDLE_FLAG_BATCHED (2) was added: a batched bundle is, to a
+ * runtime older than the flag, a batch-1 bundle that it could run as
+ * such, but such a runtime refuses it ("header flags 0x2"), since readers
+ * refuse flag bits they do not know; no field changes layout or meaning,
+ * so the version stays 3 (as for SHAPES).
  *
  * Sections (one of each, except CODE: one per device with code, and BLOB:
  * one per plugin blob; CODE, BLOB, REPORT and SHAPES are optional):
@@ -126,8 +131,14 @@ typedef struct moss_bundle_header {
   uint8_t reserved[16];          /* 304: zero */
 } moss_bundle_header;            /* 320 */
 
-/* Header flags. SIGNED: the file ends with a moss_bundle_signature. */
+/* Header flags. SIGNED: the file ends with a moss_bundle_signature.
+ * BATCHED (within version 3, below): the model's only open dimension was
+ * its batch axis; it is planned for batch 1, and a batch of N is N runs,
+ * run i reading slice i of axis 0 of every input and writing slice i of
+ * every output (mossrt_run_batch; every input and output has axis 0 of
+ * length 1 in META). */
 #define MOSS_BUNDLE_FLAG_SIGNED 1u
+#define MOSS_BUNDLE_FLAG_BATCHED 2u
 
 typedef enum moss_bundle_section_kind {
   MOSS_BUNDLE_SEC_STRINGS = 1,
@@ -205,15 +216,21 @@ typedef enum moss_bundle_code_format {
 
 /* A device of the target. |backend| names the backend that emitted its
  * code ("c", "llvm", ...) or "plugin:NAME" for a plugin device, whose
- * library the compiler used is |plugin_path| (length 0 for non-plugin
- * devices). A device with |code_format| != NONE has exactly one CODE
- * section (param = its index), for |triple| with |features| (lengths 0
- * where they do not apply). */
+ * library is |plugin_path| (length 0 for non-plugin devices): its file
+ * name only, no folder (e.g. "libmoss-npu-systolic.so"), which the
+ * runtime searches for (mossrt.h mossrt_options.plugin_dir); bundles
+ * written before this rule hold the path the compiler opened, which is
+ * read as before: its file name is searched, then the path. The rule
+ * needs no version of its own: the layout is the same, and an older
+ * runtime finds a bare file name through plugin_dir, MOSS_PLUGIN_PATH or
+ * dlopen()'s own search. A device with |code_format| != NONE
+ * has exactly one CODE section (param = its index), for |triple| with
+ * |features| (lengths 0 where they do not apply). */
 typedef struct moss_bundle_device_rec {
   moss_bundle_str id;            /*  0: e.g. "cpu", "npu" */
   moss_bundle_str kind;          /*  8: "cpu", "gpu", "npu" */
   moss_bundle_str backend;       /* 16 */
-  moss_bundle_str plugin_path;   /* 24 */
+  moss_bundle_str plugin_path;   /* 24: a file name (above) */
   moss_bundle_str triple;        /* 32: e.g. "x86_64-pc-linux-gnu" */
   moss_bundle_str features;      /* 40: comma-separated, e.g. "avx2,fma" */
   uint32_t code_format;          /* 48: moss_bundle_code_format */

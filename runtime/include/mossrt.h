@@ -97,9 +97,15 @@ typedef mossrt_status (*mossrt_verify_fn)(const uint8_t *public_key, const void 
 
 typedef struct mossrt_options {
   mossrt_allocator alloc; /* every allocation of the bundle and its sessions */
-  /* Plugin libraries are looked up by the file name of their recorded path
+  /* A bundle names each plugin library by its file name. It is looked for
    * in |plugin_dir| (if not NULL), then in each folder of the environment
-   * variable MOSS_PLUGIN_PATH (colon-separated), then at the recorded path. */
+   * variable MOSS_PLUGIN_PATH (colon-separated), then in the bundle's own
+   * folder (mossrt_open_file*), then in moss's plugin folders beside
+   * libmossrt (build/plugins/NAME, PREFIX/lib/moss/plugins/NAME), then by
+   * the system's search (dlopen of the bare name). A path recorded by an
+   * older moss: its file name as above, then the path itself. None found:
+   * MOSSRT_E_DEVICE, the message lists where it looked
+   * (runtime/README.md "Plugin libraries"). */
   const char *plugin_dir;
   uint32_t flags;         /* MOSSRT_OPEN_* */
   /* Signed bundles (runtime/README.md "Signed bundles"). When |public_key|
@@ -181,6 +187,24 @@ MOSSRT_API uint32_t mossrt_session_threads(const mossrt_session *s);
  * outputs are then unspecified). */
 MOSSRT_API mossrt_status mossrt_run(mossrt_session *s, const void *const *inputs,
                                     void *const *outputs, mossrt_error *err);
+
+/* Batches (runtime/README.md "Batches"): a model whose only open dimension
+ * was its batch axis, compiled without --input-shape, is planned for batch
+ * 1 (every input and output has axis 0 of length 1 in mossrt_input_info()
+ * and mossrt_output_info()) and runs a batch of N as N runs of that plan.
+ * 1 when |b| is such a bundle, 0 otherwise (or NULL). */
+MOSSRT_API int mossrt_bundle_batched(const mossrt_bundle *b);
+/* Runs a batched bundle on |n| slices: |inputs[i]| holds |n| times graph
+ * input i's nbytes (mossrt_input_info()), slice j at j times nbytes, and
+ * |outputs[i]| receives |n| times graph output i's nbytes likewise; run j
+ * reads slice j of every input and writes slice j of every output, so the
+ * result is that of the model at batch |n|. |n| 0 runs nothing. Never
+ * allocates. Errors: MOSSRT_E_ARG (NULL buffers, a bundle that is not
+ * batched, a session that keeps states, |n| times a size past SIZE_MAX),
+ * MOSSRT_E_DEVICE (a step failed; the outputs are then unspecified).
+ * Not thread-safe on one session, as mossrt_run(). */
+MOSSRT_API mossrt_status mossrt_run_batch(mossrt_session *s, uint64_t n, const void *const *inputs,
+                                          void *const *outputs, mossrt_error *err);
 
 /* Streaming state (runtime/README.md "Streaming"): a model whose state
  * inputs feed its state outputs (a recurrent net's h and c, a voice

@@ -182,7 +182,8 @@ def run_one(moss, test, workdir):
         want = [n for n in re.findall(r"--constant (\S+)=FILE", p.stderr) if n in in_names and n not in frozen]
         # a symbolic dimension: the shape of the test data (every set's must agree)
         bound = 0
-        for n in re.findall(r"bind it with --input-shape (\S+)=DxDx", p.stderr):
+        # (or a batch axis moss cannot run over slices of: "bind the batch with --input-shape x=Nx4")
+        for n in re.findall(r"--input-shape (\S+?)=(?:DxDx|N\b|Nx)", p.stderr):
             if n in in_names and n not in shapes:
                 dims = {load_pb(os.path.join(s, "input_%d.pb" % in_names.index(n))).shape for s in sets}
                 if len(dims) == 1:

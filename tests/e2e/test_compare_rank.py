@@ -15,7 +15,10 @@ ranking, then a chart of energy against time, one point per target):
 well-formed XML, no
 script, nothing external, the rows in the same order, one bar per ranked
 target whose length is proportional to its figure, partial bars marked.
-Any other extension is an io error, before anything is costed.
+`--report FILE.json` writes the same ranking as rows for programs: the
+same order, each row's energy_j, time_s and memory equal to its target's own
+JSON report, the failed target last with its diagnostic. Any other
+extension is an io error, before anything is costed.
 
   test_compare_rank.py --moss build/moss
 """
@@ -156,12 +159,38 @@ def main():
         if trows != expect + ["no-such-target"]:
             fail("the page's table order %s" % trows)
 
+        rj = os.path.join(w, "rank.json")
+        run([moss, "compare", CNN] + SHAPE +
+            ["--targets", ",".join(TARGETS + ["no-such-target"]), "--report", rj])
+        with open(rj) as f:
+            doc = json.load(f)
+        jrows = doc["rows"]
+        if [r["target"] for r in jrows] != expect + ["no-such-target"]:
+            fail("the JSON rows' order %s, expected %s" % ([r["target"] for r in jrows], expect))
+        for i, r in enumerate(jrows[:-1]):
+            t = r["target"]
+            with open(os.path.join(w, t + ".json")) as f:
+                own = json.load(f)["total"]
+            if r["rank"] != i + 1 or r["rank_text"] != "%d%s" % (i + 1, marks[t]):
+                fail("%s's JSON rank %r %r, expected %d%s" % (t, r["rank"], r["rank_text"],
+                                                             i + 1, marks[t]))
+            for key, f in (("energy_j", own["platform_j"]), ("time_s", own["time_s"])):
+                if (r[key] is None) != (f["value"] is None) or r[key + "_partial"] != f["partial"]:
+                    fail("%s's JSON %s %r, its report %r" % (t, key, r[key], f))
+                if f["value"] is not None and abs(r[key] - f["value"]) > 1e-9 * abs(f["value"]):
+                    fail("%s's JSON %s %r, its report %r" % (t, key, r[key], f["value"]))
+            if r["memory_bytes"] != own["arena_bytes"] + own["weight_bytes"]:
+                fail("%s's JSON memory %r" % (t, r["memory_bytes"]))
+        last = jrows[-1]
+        if last["rank"] is not None or "unknown target" not in (last["error"] or ""):
+            fail("the failed target's JSON row: %r" % last)
+
         p = run([moss, "compare", CNN] + SHAPE + ["--targets", "host", "--report",
-                                                  os.path.join(w, "rank.json")], ok=False)
+                                                  os.path.join(w, "rank.csv")], ok=False)
         if "io:" not in p.stderr or "must end in .html" not in p.stderr:
-            fail("--report rank.json: %r" % p.stderr)
+            fail("--report rank.csv: %r" % p.stderr)
         if p.stdout:
-            fail("--report rank.json printed a table before refusing: %r" % p.stdout)
+            fail("--report rank.csv printed a table before refusing: %r" % p.stdout)
     print("ok: compare ranks %s by platform energy, complete first; the page draws it" %
           ",".join(expect))
     return 0

@@ -4,7 +4,8 @@
 #                        marks, ratio and chart labels, the compare order and
 #                        page (tests/unit/test_report.c);
 #   e2e_compare_rank     compare on the digits CNN over five targets against
-#                        each target's own JSON report, and its HTML page;
+#                        each target's own JSON report, its HTML page and
+#                        its JSON rows (--report FILE.json);
 #   e2e_report_browser   the HTML reports and the compare page laid out by
 #                        headless Chromium at 1200 pixels: nothing overflows,
 #                        nothing is clipped; screenshots kept in

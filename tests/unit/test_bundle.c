@@ -457,6 +457,35 @@ TEST(crc32_check_value) {
   ASSERT_EQ(moss_bundle_crc32(0, "", 0), 0);
 }
 
+/* Header flag BATCHED (within version 3) opens; a bit no version defines
+ * is refused. The add bundle's tensors have axis 0 of 4, not the batch of
+ * 1 the flag promises: mossrt_bundle_batched says no, and mossrt_run_batch
+ * refuses (the e2e test e2e_batch runs real batched bundles). */
+TEST(batched_flag) {
+  uint8_t *c;
+  mossrt_error err;
+  mossrt_bundle *b = NULL;
+  mossrt_session *s = NULL;
+  ASSERT_TRUE(load_add());
+  c = copy_add();
+  ASSERT_EQ(hdr(c)->flags, 0);
+  hdr(c)->flags = MOSS_BUNDLE_FLAG_BATCHED;
+  fix_crcs(c, g_add_n);
+  ASSERT_EQ(mossrt_open_memory(c, g_add_n, &b, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_bundle_batched(b), 0);
+  ASSERT_EQ(mossrt_bundle_batched(NULL), 0);
+  ASSERT_EQ(mossrt_session_create(b, NULL, 0, &s, &err), MOSSRT_OK);
+  ASSERT_EQ(mossrt_run_batch(s, 2, NULL, NULL, &err), MOSSRT_E_ARG);
+  ASSERT_STR_CONTAINS(err.text, "not batched");
+  ASSERT_EQ(mossrt_run_batch(NULL, 2, NULL, NULL, &err), MOSSRT_E_ARG);
+  mossrt_session_destroy(s);
+  mossrt_close(b);
+  hdr(c)->flags = 4;
+  fix_crcs(c, g_add_n);
+  EXPECT_OPEN(c, g_add_n, MOSSRT_E_FORMAT, "header flags 0x4, version 3 defines 0x3");
+  free(c);
+}
+
 TEST(layout_written) {
   moss_bundle_header h;
   uint32_t i;
@@ -1370,6 +1399,75 @@ static void gpu_blob_checks(int *failed_, const char *backend, const char *magic
   ASSERT_STR_CONTAINS(err.text, nolib);
   ASSERT_STR_CONTAINS(err.text, "/nonexistent/libdriver.so.1");
   unsetenv(libenv);
+}
+
+/* A plugin library recorded by file name, as moss writes it, is looked for
+ * in the caller's plugin_dir, then MOSS_PLUGIN_PATH, then the folder of a
+ * bundle opened from its file (runtime/README.md "Plugin libraries"). The
+ * copy beside the bundle is built for ABI 3, so its refusal tells which
+ * copy was taken. Nowhere: the message lists where it looked and what to
+ * set. A path recorded by an older moss: its file name first, then the
+ * path itself. */
+TEST(plugin_search_order) {
+  plug_desc p;
+  char path[1024];
+  mossrt_options o;
+  mossrt_bundle *b;
+  mossrt_error err;
+  uint8_t *bytes;
+  size_t n;
+  ASSERT_TRUE(setup());
+  unsetenv("MOSS_PLUGIN_PATH");
+  memset(&o, 0, sizeof o);
+  mkdir(OUT "/side", 0755);
+  remove(OUT "/side/libneg.so");
+  plug_init(&p, "NEG1");
+  p.devices[1].plugin_path = "libneg.so";
+  ASSERT_EQ(write_bundle(&p.d, "side/plug.moss", &bytes, &n, path, sizeof path), MOSS_OK);
+  /* Nowhere. */
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "side/plug.moss: target: plugin 'neg' (libneg.so): not found (set "
+                                "MOSS_PLUGIN_PATH or mossrt_options.plugin_dir to its folder); "
+                                "looked in: " OUT "/side, ");
+  ASSERT_STR_CONTAINS(err.text, ", the system's library path");
+  ASSERT_TRUE(strstr(err.text, ", then ") == NULL); /* no recorded path to try */
+  setenv("MOSS_PLUGIN_PATH", "/nonexistent-b:/nonexistent-c", 1);
+  o.plugin_dir = "/nonexistent-a";
+  ASSERT_EQ(mossrt_open_memory_ex(bytes, n, &o, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "<memory>: target: plugin 'neg' (libneg.so): not found");
+  ASSERT_STR_CONTAINS(err.text, "looked in: /nonexistent-a, /nonexistent-b, /nonexistent-c, ");
+  ASSERT_TRUE(strstr(err.text, OUT "/side") == NULL); /* from memory: no bundle folder */
+  /* Beside the bundle (the ABI 3 copy, refused) ... */
+  unsetenv("MOSS_PLUGIN_PATH");
+  ASSERT_TRUE(compile_so(plugin_src, "side/libneg.so", "-DABI=3"));
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "plugin 'neg' (libneg.so): plugin ABI version 3");
+  /* ... but the caller's folder and MOSS_PLUGIN_PATH come first. */
+  o.plugin_dir = OUT "/plug_good";
+  ASSERT_EQ(mossrt_open_file_ex(path, &o, &b, &err), MOSSRT_OK);
+  mossrt_close(b);
+  setenv("MOSS_PLUGIN_PATH", "/nonexistent-b:" OUT "/plug_good", 1);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  mossrt_close(b);
+  unsetenv("MOSS_PLUGIN_PATH");
+  /* From memory the bundle has no folder: the copy there is not taken. */
+  ASSERT_EQ(mossrt_open_memory(bytes, n, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "(libneg.so): not found");
+  free(bytes);
+  /* An older bundle's path: its file name is searched first ... */
+  plug_init(&p, "NEG1");
+  p.devices[1].plugin_path = OUT "/plug_good/libneg.so";
+  ASSERT_EQ(write_bundle(&p.d, "side/old.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE); /* side/libneg.so, ABI 3 */
+  ASSERT_STR_CONTAINS(err.text, "plugin ABI version 3");
+  /* ... then the path itself. */
+  ASSERT_EQ(remove(OUT "/side/libneg.so"), 0);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_OK);
+  mossrt_close(b);
+  p.devices[1].plugin_path = "/nonexistent/libneg.so";
+  ASSERT_EQ(write_bundle(&p.d, "side/old.moss", NULL, NULL, path, sizeof path), MOSS_OK);
+  ASSERT_EQ(mossrt_open_file(path, &b, &err), MOSSRT_E_DEVICE);
+  ASSERT_STR_CONTAINS(err.text, "the system's library path, then /nonexistent/libneg.so");
 }
 
 /* The OpenCL executor (runtime/src/opencl). */

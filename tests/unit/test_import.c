@@ -259,4 +259,46 @@ TEST(digits_models_through_every_stage) {
   moss_target_destroy(&tctx, t);
 }
 
+/* No --input-shape on a model whose only open dimension is its batch axis
+ * (passes/batch.c): the digits MLP compiles for batch 1, and its header
+ * says it runs over slices of axis 0; a Loop whose body reads rows of the
+ * input (tests/e2e/control) is refused. Both through the second import
+ * and inference at batch 2, with allocation N failing. */
+TEST(batch_axis_without_input_shape) {
+  moss_ctx tctx;
+  moss_target *t;
+  moss_ctx_init(&tctx, moss_allocator_libc());
+  ASSERT_EQ(moss_target_load(&tctx, "c99", &t), MOSS_OK);
+  OOM_LOOP {
+    char path[1024];
+    moss_status st;
+    snprintf(path, sizeof path, "%s/mlp.onnx", MOSS_E2E_DIR);
+    st = compile_path(path, NULL, 0, NULL, t);
+    if (OOM_STOPPED()) continue;
+    if (st != MOSS_OK) FAIL_("mlp.onnx: %s", g_msgs);
+  }
+  {
+    char hdr[4096];
+    FILE *f = fopen(MOSS_TEST_OUT_DIR "/mlp.h", "r");
+    size_t n;
+    ASSERT_TRUE(f != NULL);
+    n = fread(hdr, 1, sizeof hdr - 1, f);
+    fclose(f);
+    hdr[n] = 0;
+    ASSERT_STR_CONTAINS(hdr, "#define MLP_BATCH_AXIS 0");
+    ASSERT_STR_CONTAINS(hdr, "#define MLP_IN0_DIMS 1, 64");
+  }
+  OOM_LOOP {
+    char path[1024];
+    moss_status st;
+    snprintf(path, sizeof path, "%s/../control/loop_range.onnx", MOSS_E2E_DIR);
+    st = compile_path(path, NULL, 0, NULL, t);
+    if (OOM_STOPPED()) continue;
+    ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+    ASSERT_STR_CONTAINS(g_msgs, "not batch-independent");
+    ASSERT_STR_CONTAINS(g_msgs, "bind the batch with --input-shape ");
+  }
+  moss_target_destroy(&tctx, t);
+}
+
 TEST_MAIN()

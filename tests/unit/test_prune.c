@@ -144,6 +144,52 @@ TEST(magnitude_per_layer) {
   }
 }
 
+/* layer=NODE:SPEC (--budget's plans): only the layers named, each by its
+ * own spec; magnitude:R within the layer. fc2 at magnitude:0.5: floor(2)
+ * smallest of wb (b2, b1); fc1 untouched. Then fc1 by nm:1:3 (keep the
+ * largest |w| of each row of 3: -0.5, 0.9), and the errors: a name that is
+ * no layer, a layer named twice, an item that is not layer=NODE:SPEC. */
+TEST(per_layer_specs) {
+  static const float eb[4] = {2, 0, 0, 3}, ea[6] = {0, -0.5f, 0, 0.9f, 0, 0};
+  static const char *const bad[][2] = {
+      {"layer=fc3:magnitude:0.5", "layer=fc3: the model has no Conv, Gemm or MatMul node"},
+      {"layer=fc1:nm:1:3,layer=fc1:magnitude:0.5", "layer=fc1 is named twice"},
+      {"layer=fc1:magnitude:0.5,nm:2:4", "item 'nm:2:4' is not layer=NODE:SPEC"},
+      {"layer=fc1:magnitude:1.5", "ratio '1.5' is outside [0, 1)"},
+      {"layer=:magnitude:0.5", "is not layer=NODE:SPEC with a node name"}};
+  moss_ctx ctx;
+  sink_buf sb;
+  moss_graph *g;
+  moss_value *wa, *wb;
+  moss_prune_result r;
+  moss_prune_spec ps;
+  size_t i;
+  ctx_with_sink(&ctx, &sb);
+  two_layers(&ctx, &g, &wa, &wb);
+  ASSERT_EQ(moss_prune(&ctx, g, "layer=fc2:magnitude:0.5", &r), MOSS_OK);
+  ASSERT_TRUE(same(wa, WA, 6));
+  ASSERT_TRUE(same(wb, eb, 4));
+  ASSERT_EQ(r.spec.kind, MOSS_PRUNE_PER_LAYER);
+  ASSERT_EQ(r.zeros_after, 2);
+  moss_graph_destroy(&ctx, g);
+  two_layers(&ctx, &g, &wa, &wb);
+  ASSERT_EQ(moss_prune(&ctx, g, "layer=fc2:magnitude:0.5,layer=fc1:nm:1:3", &r), MOSS_OK);
+  ASSERT_TRUE(same(wa, ea, 6));
+  ASSERT_TRUE(same(wb, eb, 4));
+  moss_graph_destroy(&ctx, g);
+  ASSERT_EQ(sb.count, 0);
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    two_layers(&ctx, &g, &wa, &wb);
+    sb.count = 0, sb.len = 0, sb.text[0] = 0;
+    ASSERT_EQ(moss_prune(&ctx, g, bad[i][0], &r), MOSS_E_INVALID_MODEL);
+    ASSERT_EQ(sb.count, 1);
+    if (!strstr(sb.text, bad[i][1])) FAIL_("spec '%s': got %s", bad[i][0], sb.text);
+    moss_graph_destroy(&ctx, g);
+  }
+  ASSERT_EQ(moss_prune_parse(&ctx, "layer=a:b:block:2x2:0.5", &ps), MOSS_OK); /* NODE "a:b" */
+  ASSERT_EQ(ps.kind, MOSS_PRUNE_PER_LAYER);
+}
+
 /* Ties go by position. w [1,6] = 0.5 -0.5 0.5 0.25 -0.25 1, magnitude:0.5
  * -> floor(3) smallest: 0.25 at 3, -0.25 at 4 (a tie: 3 first), then the
  * three 0.5s tie and position 0 wins. */

@@ -171,8 +171,8 @@ static mossrt_status check_header(mossrt_bundle *b, moss_bundle_header *h, mossr
   if (crc != h->header_crc)
     FAIL(MOSSRT_E_FORMAT, "header checksum mismatch (stored 0x%08x, computed 0x%08x)",
          h->header_crc, crc);
-  if (h->flags & ~MOSS_BUNDLE_FLAG_SIGNED)
-    FAIL(MOSSRT_E_FORMAT, "header flags 0x%x, version 3 defines 0x1", h->flags);
+  if (h->flags & ~(MOSS_BUNDLE_FLAG_SIGNED | MOSS_BUNDLE_FLAG_BATCHED))
+    FAIL(MOSSRT_E_FORMAT, "header flags 0x%x, version 3 defines 0x3", h->flags);
   if (!text_field_ok(h->target, sizeof h->target) || !text_field_ok(h->triple, sizeof h->triple) ||
       !text_field_ok(h->features, sizeof h->features))
     FAIL(MOSSRT_E_FORMAT, "header: target, triple or features is not NUL-terminated");

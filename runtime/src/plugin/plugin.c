@@ -2,15 +2,17 @@
  * the plugin executor (mossrt_plugin_executor, an entry of core/executor.c's
  * table), serving devices whose backend is "plugin:NAME" and owning the
  * BLOB sections. While the plan is checked: each step's device has a
- * library path and the step's blob is one of that device's.
+ * library name and the step's blob is one of that device's.
  * At open: dlopen() the library the compiler recorded for each plugin
- * device that runs a step (looked up by file name in the caller's plugin
- * folder and in MOSS_PLUGIN_PATH first), refuse any ABI version but ours,
- * and take its runtime side. At session creation: open() the device and
- * load() each of its blobs. In a run: run() a blob with its tensors'
- * buffers. At the end: unload(), close(), dlclose(). Every failure names
- * the plugin, the library and what went wrong. */
+ * device that runs a step (found by file name: open_library), refuse any
+ * ABI version but ours, and take its runtime side. At session creation:
+ * open() the device and load() each of its blobs. In a run: run() a blob
+ * with its tensors' buffers. At the end: unload(), close(), dlclose().
+ * Every failure names the plugin, the library and what went wrong. */
+#define _GNU_SOURCE /* dladdr1, realpath */
 #include <dlfcn.h>
+#include <limits.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +20,112 @@
 
 #include "../core/mossrt_internal.h"
 
-/* Tries |dir|/|base|; the handle, or NULL. */
-static void *try_dir(const char *dir, size_t dirlen, const char *base) {
-  char path[4096];
-  if (dirlen == 0 || dirlen + strlen(base) + 2 > sizeof path) return NULL;
-  memcpy(path, dir, dirlen);
-  path[dirlen] = '/';
-  strcpy(path + dirlen + 1, base);
-  if (access(path, F_OK) != 0) return NULL;
-  return dlopen(path, RTLD_NOW | RTLD_LOCAL);
-}
-
-static void *open_library(const mossrt_bundle *b, const char *recorded) {
-  const char *base = strrchr(recorded, '/');
-  const char *env = getenv("MOSS_PLUGIN_PATH");
-  void *h = NULL;
-  base = base ? base + 1 : recorded;
-  if (b->plugin_dir) h = try_dir(b->plugin_dir, strlen(b->plugin_dir), base);
-  while (!h && env && *env) {
-    size_t n = strcspn(env, ":");
-    h = try_dir(env, n, base);
-    env += n;
-    if (*env == ':') env++;
-  }
-  return h ? h : dlopen(recorded, RTLD_NOW | RTLD_LOCAL);
-}
-
 #define DEVFAIL(d, fmt, ...)                                                                       \
   mossrt_fail(err, b->name, MOSSRT_E_DEVICE, "plugin '%s' (%s): " fmt, (d)->backend + 7,          \
               (d)->plugin_path, ##__VA_ARGS__)
+
+/* One search for a plugin library: its file name, the folders looked in so
+ * far (for the message when none holds it), and why a file that was there
+ * did not load. */
+typedef struct lookup {
+  const char *base;
+  char looked[400];
+  size_t n;
+  char why[224];
+} lookup;
+
+/* Tries folder |dir| (|dirlen| bytes) followed by |sub|; the handle, or NULL. */
+static void *try_dir(lookup *L, const char *dir, size_t dirlen, const char *sub) {
+  char path[PATH_MAX];
+  size_t n = dirlen + strlen(sub);
+  void *h;
+  if (dirlen == 0 || n + strlen(L->base) + 2 > sizeof path) return NULL;
+  memcpy(path, dir, dirlen);
+  strcpy(path + dirlen, sub);
+  if (L->n < sizeof L->looked)
+    L->n += (size_t)snprintf(L->looked + L->n, sizeof L->looked - L->n, "%s, ", path);
+  path[n] = '/';
+  strcpy(path + n + 1, L->base);
+  if (access(path, F_OK) != 0) return NULL;
+  h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!h && !L->why[0]) snprintf(L->why, sizeof L->why, "%s", dlerror());
+  return h;
+}
+
+/* The folder of the object holding libmossrt's code into |out| (PATH_MAX
+ * bytes): libmossrt.so, or the executable libmossrt.a is linked into (the
+ * one object whose link map has no name). 0 when it cannot be told. */
+static int self_dir(char *out) {
+  Dl_info info;
+  struct link_map *lm = NULL;
+  char *slash;
+  if (!dladdr1((void *)mossrt_open_file, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm) return 0;
+  if (lm->l_name && lm->l_name[0]) {
+    if (!realpath(lm->l_name, out)) return 0;
+  } else {
+    ssize_t n = readlink("/proc/self/exe", out, PATH_MAX - 1);
+    if (n <= 0) return 0;
+    out[n] = '\0';
+  }
+  slash = strrchr(out, '/');
+  if (!slash) return 0;
+  *slash = '\0';
+  return 1;
+}
+
+/* dlopen()s plugin |d|'s library, recorded as a file name (an older
+ * bundle: a path, whose file name is searched first). The order
+ * (runtime/README.md "Plugin libraries"): the caller's plugin_dir; each
+ * folder of MOSS_PLUGIN_PATH; the bundle's own folder (opened from a file:
+ * an application shipped with its model and plugin side by side); the
+ * plugin folders of moss's build tree and install, relative to libmossrt
+ * itself; the system's search (LD_LIBRARY_PATH, ld.so.cache). */
+static mossrt_status open_library(mossrt_bundle *b, mossrt_device *d, mossrt_error *err) {
+  const char *recorded = d->plugin_path, *plugin = d->backend + 7;
+  const char *env = getenv("MOSS_PLUGIN_PATH");
+  const char *slash = strrchr(recorded, '/');
+  char self[PATH_MAX], sub[PATH_MAX];
+  lookup L;
+  void *h = NULL;
+  memset(&L, 0, sizeof L);
+  L.base = slash ? slash + 1 : recorded;
+  if (b->plugin_dir) h = try_dir(&L, b->plugin_dir, strlen(b->plugin_dir), "");
+  while (!h && env && *env) {
+    size_t n = strcspn(env, ":");
+    h = try_dir(&L, env, n, "");
+    env += n;
+    if (*env == ':') env++;
+  }
+  /* mossrt_open_memory names its bundles "<memory>": no folder. */
+  if (!h && strcmp(b->name, "<memory>") != 0) {
+    const char *s = strrchr(b->name, '/');
+    h = s ? try_dir(&L, b->name, s == b->name ? 1 : (size_t)(s - b->name), "")
+          : try_dir(&L, ".", 1, "");
+  }
+  if (!h && plugin[0] != '.' && !strchr(plugin, '/') && strlen(plugin) < 256 && self_dir(self)) {
+    /* (NAME a folder name, never "..": a bundle cannot steer this elsewhere)
+     * build/moss, build/runtime/libmossrt.so: build/plugins/NAME;
+     * PREFIX/bin/moss, PREFIX/lib/libmossrt.so: PREFIX/lib/moss/plugins/NAME
+     * (from PREFIX/lib both of the last two name it: looked in once). */
+    char *up = strrchr(self, '/');
+    size_t parent = up ? (size_t)(up - self) : 0;
+    snprintf(sub, sizeof sub, "/plugins/%s", plugin);
+    h = try_dir(&L, self, strlen(self), sub);
+    if (!h) h = try_dir(&L, self, parent, sub);
+    snprintf(sub, sizeof sub, "/lib/moss/plugins/%s", plugin);
+    if (!h && strcmp(self + parent, "/lib") != 0) h = try_dir(&L, self, parent, sub);
+    snprintf(sub, sizeof sub, "/moss/plugins/%s", plugin);
+    if (!h) h = try_dir(&L, self, strlen(self), sub);
+  }
+  if (!h && L.base[0]) h = dlopen(L.base, RTLD_NOW | RTLD_LOCAL);
+  if (!h && slash) h = dlopen(recorded, RTLD_NOW | RTLD_LOCAL);
+  d->lib = h;
+  if (h) return MOSSRT_OK;
+  if (L.why[0]) return DEVFAIL(d, "%s", L.why); /* there, but did not load */
+  return DEVFAIL(d, "not found (set MOSS_PLUGIN_PATH or mossrt_options.plugin_dir to its "
+                    "folder); looked in: %sthe system's library path%s%s",
+                 L.looked, slash ? ", then " : "", slash ? recorded : "");
+}
 
 static int plugin_serves(const mossrt_device *d) {
   return strncmp(d->backend, "plugin:", 7) == 0 && d->backend[7];
@@ -75,11 +154,7 @@ static mossrt_status plugin_open(mossrt_bundle *b, mossrt_error *err) {
     const moss_plugin_device *api;
     uint32_t v;
     if (d->exec != &mossrt_plugin_executor || !d->used) continue;
-    d->lib = open_library(b, d->plugin_path);
-    if (!d->lib) {
-      const char *why = dlerror();
-      return DEVFAIL(d, "%s", why ? why : "cannot load");
-    }
+    if (open_library(b, d, err) != MOSSRT_OK) return MOSSRT_E_DEVICE;
     version = (moss_plugin_abi_version_fn)dlsym(d->lib, "moss_plugin_abi_version");
     get = (moss_plugin_device_get_fn)dlsym(d->lib, "moss_plugin_device_get");
     if (!version || !get)

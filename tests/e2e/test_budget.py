@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""`moss compile --budget DROP --eval X Y` and `--plan FILE` (docs/budget.md)
+on the digits MLP and CNN, for host, cortex-m7 and rpi4 (rpi4 and
+cortex-m7 as standalone C, which `moss run` builds and runs here). Checks:
+  - on cortex-m7 the CNN's answer (a sparse int8 Conv) costs less energy
+    than uniform int8;
+  - the chosen artifact's top-1 accuracy on X, recomputed here from
+    `moss run`'s logits (numpy argmax against y_test.npy), is at most the
+    budget below torch's fp32 accuracy (accuracy.txt), and equals the
+    accuracy the report gives for it;
+  - its energy, from its own cost report (`--plan ... --report`), is what
+    the search reports, and no higher than fp32 dense's nor uniform int8's
+    (compiled here with --quantize int8) where that meets the budget;
+  - `met` is true exactly when a point cheaper than fp32 dense was within
+    the budget; with no int8 to try (no --calibration) the CNN on
+    cortex-m7 cannot meet 0.5%: met false, the artifact is fp32 dense and
+    the closest point is reported with its drop;
+  - --plan replays the plan to byte-identical files;
+  - the per-layer --prune form zeroes floor(R * n) of the named layer only;
+  - bad flags (no --eval, bad syntax, rel-l2, --budget with --quantize,
+    a plan naming an unknown layer, an int8 plan without --calibration)
+    fail with a clear message.
+  test_budget.py --moss build/moss
+"""
+import argparse
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "digits")
+BUDGET = 0.005
+failures = []
+
+
+def check(cond, what):
+    print("%s %s" % ("ok  " if cond else "FAIL", what))
+    if not cond:
+        failures.append(what)
+
+
+def moss(a, *args):
+    return subprocess.run([a.moss] + list(args), capture_output=True, text=True)
+
+
+def torch_accuracy():
+    acc = {}
+    with open(os.path.join(DATA, "accuracy.txt")) as f:
+        for line in f:
+            k, v = line.split()
+            acc[k] = float(v)
+    return acc
+
+
+def run_accuracy(a, artifact, m, work):
+    """Top-1 accuracy of |artifact| on the test set, from moss run's logits."""
+    out = os.path.join(work, "run-" + os.path.basename(artifact))
+    os.makedirs(out, exist_ok=True)
+    r = moss(a, "run", artifact, os.path.join(DATA, "x_test_%s.npy" % m), "-o", out)
+    if r.returncode:
+        print(r.stderr)
+        return None
+    logits = np.load(os.path.join(out, "output_0.npy"))
+    y = np.load(os.path.join(DATA, "y_test.npy"))
+    return float(np.mean(np.argmax(logits.reshape(len(y), -1), axis=1) == y))
+
+
+def platform_j(path):
+    with open(path) as f:
+        return json.load(f)["total"]["platform_j"]["value"]
+
+
+def same_files(p, q):
+    if os.path.isdir(p):
+        names = sorted(os.listdir(p))
+        return names == sorted(os.listdir(q)) and all(
+            filecmp.cmp(os.path.join(p, n), os.path.join(q, n), shallow=False) for n in names)
+    return filecmp.cmp(p, q, shallow=False)
+
+
+def search(a, m, target, work):
+    x = os.path.join(DATA, "x_test_%s.npy" % m)
+    y = os.path.join(DATA, "y_test.npy")
+    cal = os.path.join(DATA, "x_calib_%s.npy" % m)
+    emit = ["--emit", "c"] if target == "rpi4" else []  # runnable here
+    out = os.path.join(work, "%s-%s%s" % (m, target, ".moss" if target == "host" else ".d"))
+    r = moss(a, "compile", os.path.join(DATA, m + ".onnx"), "--target", target, *emit, "-o", out,
+             "-q", "--budget", "0.5%", "--calibration", cal, "--eval", x, y)
+    check(r.returncode == 0, "%s %s: --budget 0.5%% compiles (%s)" % (m, target, r.stderr.strip()[-300:]))
+    if r.returncode:
+        return
+    print(r.stdout, end="")
+    rep = json.load(open(out + ".budget.json"))
+    # The artifact's own energy, and the plan replayed.
+    again = out + ".again"
+    r2 = moss(a, "compile", os.path.join(DATA, m + ".onnx"), "--target", target, *emit, "-o",
+              again, "-q", "--plan", out + ".plan", "--calibration", cal, "--report",
+              again + ".json")
+    check(r2.returncode == 0 and same_files(out, again),
+          "%s %s: --plan replays to byte-identical output (%s)" % (m, target, r2.stderr.strip()))
+    if r2.returncode:
+        return
+    # moss run builds a C artifact in its folder: only after the comparison.
+    fp32_acc = torch_accuracy()[m]
+    acc = run_accuracy(a, out, m, work)
+    check(acc is not None and acc >= fp32_acc - BUDGET - 1e-9,
+          "%s %s: accuracy %s recomputed from moss run is within 0.5%% of torch's %.6f"
+          % (m, target, acc, fp32_acc))
+    check(acc is not None and abs(acc - rep["chosen"]["accuracy"]) < 1e-6,
+          "%s %s: the report's accuracy %.6f is moss run's" % (m, target, rep["chosen"]["accuracy"]))
+    check(abs(rep["fp32_dense"]["accuracy"] - fp32_acc) < 1e-6,
+          "%s %s: the search's fp32 dense accuracy is torch's" % (m, target))
+    e = platform_j(again + ".json")
+    check(abs(e - rep["chosen"]["energy_j"]) <= 1e-6 * e,
+          "%s %s: the artifact's energy %.4g J is the report's" % (m, target, e))
+    check(e <= rep["fp32_dense"]["energy_j"] * (1 + 1e-6), "%s %s: energy no higher than fp32 dense"
+          % (m, target))
+    u = os.path.join(work, "%s-%s-int8" % (m, target))
+    r3 = moss(a, "compile", os.path.join(DATA, m + ".onnx"), "--target", target, *emit, "-o", u,
+              "-q", "--quantize", "int8", "--calibration", cal, "--report", u + ".json")
+    check(r3.returncode == 0, "%s %s: uniform int8 compiles" % (m, target))
+    if r3.returncode == 0:
+        ue, ua = platform_j(u + ".json"), run_accuracy(a, u, m, work)
+        if ua is not None and ua >= fp32_acc - BUDGET - 1e-9:
+            check(e <= ue * (1 + 1e-6), "%s %s: energy %.4g J no higher than uniform int8's %.4g J "
+                  "(which meets the budget)" % (m, target, e, ue))
+    with open(out + ".plan") as f:
+        plan = [" ".join(l.split()[:2]) for l in f.read().splitlines()[2:]]
+    check(plan == rep["chosen"]["config"], "%s %s: the plan is the chosen configuration %s"
+          % (m, target, plan))
+    cheaper = [p for p in rep["points"] if p["within_budget"] and p["energy_j"] is not None
+               and p["energy_j"] < rep["fp32_dense"]["energy_j"]]
+    check(rep["met"] == bool(cheaper), "%s %s: met is %s as the points say" % (m, target, rep["met"]))
+    check(len(rep["layers"]) == 3 and all("accuracy_cost_alone" in l for l in rep["layers"]),
+          "%s %s: the report has the three layers with their accuracy cost" % (m, target))
+    return rep
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--moss", required=True)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="moss-test-budget-")
+    chosen, chosen_reports = {}, {}
+    for m in ("mlp", "cnn"):
+        for t in ("host", "cortex-m7", "rpi4"):
+            rep = search(a, m, t, work)
+            if rep:
+                chosen_reports[(m, t)] = rep
+                chosen[(m, t)] = [(l["precision"], l["sparsity"]) for l in rep["layers"]]
+    # On cortex-m7 the CNN's sparse int8 Conv pays: below uniform int8.
+    rep = chosen_reports.get(("cnn", "cortex-m7"))
+    check(rep and rep["uniform_int8"] and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"]
+          and any(l["sparsity"] != "dense" for l in rep["layers"]),
+          "cnn cortex-m7: a sparse int8 layer makes it cheaper than uniform int8")
+    # cortex-m7 prices int8 below fp32: the search must find it.
+    for m in ("mlp", "cnn"):
+        check(chosen.get((m, "cortex-m7")) and any(p == "int8" for p, _ in chosen[(m, "cortex-m7")]),
+              "%s cortex-m7: int8 layers chosen" % m)
+
+    # No int8 to try: nothing cheaper than fp32 dense meets 0.5% on the CNN.
+    x = os.path.join(DATA, "x_test_cnn.npy")
+    y = os.path.join(DATA, "y_test.npy")
+    cnn = os.path.join(DATA, "cnn.onnx")
+    out = os.path.join(work, "unmet")
+    r = moss(a, "compile", cnn, "--target", "cortex-m7", "-o", out, "-q", "--budget", "0.5%",
+             "--eval", x, y)
+    check(r.returncode == 0 and "not met" in r.stdout, "unmet budget: says so (%s)" % r.stdout)
+    if r.returncode == 0:
+        rep = json.load(open(out + ".budget.json"))
+        check(rep["met"] is False and rep["chosen"]["what"] == "fp32 dense",
+              "unmet budget: met false, fp32 dense kept")
+        c = rep["closest"]
+        check(c is not None and c["drop"] > BUDGET and c["energy_j"] < rep["fp32_dense"]["energy_j"],
+              "unmet budget: the closest cheaper point and its drop %s" % (c and c["drop"]))
+        with open(out + ".plan") as f:
+            check(all(l.startswith("fp32 dense ") for l in f.read().splitlines()[2:]),
+                  "unmet budget: the plan is fp32 dense")
+
+    # The per-layer prune form: floor(0.5 * 2048) zeros in net.2 only.
+    mlp = os.path.join(DATA, "mlp.onnx")
+    r = moss(a, "compile", mlp, "-o", os.path.join(work, "pl.moss"), "--prune",
+             "layer=/net/net.2/Gemm:magnitude:0.5")
+    lines = [l for l in r.stderr.splitlines() if l.startswith("prune /net/")]
+    check(r.returncode == 0 and len(lines) == 3 and "2048 weights, 0 zero before, 1024 after" in lines[1]
+          and " 0 after" in lines[0] and " 0 after" in lines[2],
+          "--prune layer=NODE:magnitude:0.5 prunes that layer alone")
+
+    # Bad input: clear messages.
+    xm = os.path.join(DATA, "x_test_mlp.npy")
+    cases = [
+        (["--budget", "0.5%"], "needs --eval"),
+        (["--budget", "5x", "--eval", xm, y], "--budget '5x': expected"),
+        (["--budget", "150%", "--eval", xm, y], "expected the largest accepted drop"),
+        (["--budget", "rel-l2:0.02", "--eval", xm, y], "not implemented yet"),
+        (["--budget", "0.5%", "--eval", xm, y, "--quantize", "int8", "--calibration", xm],
+         "drop --quantize"),
+        (["--plan-out", "p"], "need --budget"),
+        (["--prune", "layer=/nope:magnitude:0.5"], "no Conv, Gemm or MatMul node"),
+    ]
+    plan = os.path.join(work, "bad.plan")
+    with open(plan, "w") as f:
+        f.write("moss-plan 1\nint8 dense /net/net.9/Gemm\n")
+    cases.append((["--plan", plan], "line 2: the model has no Conv, Gemm or MatMul layer named"))
+    plan8 = os.path.join(work, "int8.plan")
+    with open(plan8, "w") as f:
+        f.write("moss-plan 1\nint8 dense /net/net.0/Gemm\n")
+    cases.append((["--plan", plan8], "give --calibration"))
+    for args, want in cases:
+        r = moss(a, "compile", mlp, "-o", os.path.join(work, "bad.moss"), *args)
+        check(r.returncode != 0 and want in r.stderr and "Traceback" not in r.stderr,
+              "%s: fails with '%s' (%s)" % (" ".join(args)[:60], want, r.stderr.strip()[:200]))
+    shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print("%d failure(s)" % len(failures))
+        return 1
+    print("all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
