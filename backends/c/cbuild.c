@@ -84,8 +84,8 @@ moss_status moss_c_emit_code(const moss_backend_device *d, moss_graph *g, const 
                              const uint8_t *figures, size_t nfigures, int timings,
                              moss_backend_code *out_code) {
   moss_ctx *ctx = d->ctx;
-  char dir[4096], src[4200], wsrc[4200], so[4200], cc[160], flags[2][128], cwd[4096];
-  char map_dir[4200], map_cwd[4200];
+  char dir[4096], src[4200], wsrc[4200], so[4200], cc[160], flags[2][128];
+  char map_dir[4200];
   const char *extra[4], *srcs[2];
   const char *tmp = getenv("TMPDIR");
   int nflags = 0, nsrc = 0;
@@ -101,26 +101,26 @@ moss_status moss_c_emit_code(const moss_backend_device *d, moss_graph *g, const 
   st = moss_c_emit_segments(ctx, g, name, dir, source_hash, moss_target_name(d->target), segs,
                             nseg, figures, nfigures);
   if (st == MOSS_OK) {
-    snprintf(src, sizeof src, "%s/%s.c", dir, name);
+    /* The compiler runs in the temporary folder on names relative to it:
+     * what it writes into the code of a source's name (ASan's globals name
+     * their module, debug information its file) is then the same from any
+     * folder and any temporary name. Debug information also names the
+     * working folder, which maps to '.' (gcc 8, clang 10; gcc keeps the
+     * option itself out of the command line it records). */
+    snprintf(src, sizeof src, "%s.c", name);
     snprintf(wsrc, sizeof wsrc, "%s/%s_weights.c", dir, name);
     snprintf(so, sizeof so, "%s/%s.so", dir, name);
     srcs[nsrc++] = src;
-    if (access(wsrc, R_OK) == 0) srcs[nsrc++] = wsrc;
+    if (access(wsrc, R_OK) == 0) {
+      snprintf(wsrc, sizeof wsrc, "%s_weights.c", name);
+      srcs[nsrc++] = wsrc;
+    }
     extra[0] = flags[0];
     extra[1] = flags[1];
-    /* Debug information (MOSS_CFLAGS=-g) names the source and the working
-     * folder: both map to '.', so the code is the same from any folder and
-     * any temporary name (gcc 8, clang 10; gcc keeps the option itself out
-     * of the command line it records). The last map that matches wins, and
-     * the temporary folder may lie inside the working one: it goes last. */
-    if (getcwd(cwd, sizeof cwd)) {
-      snprintf(map_cwd, sizeof map_cwd, "-ffile-prefix-map=%s=.", cwd);
-      extra[nflags++] = map_cwd;
-    }
     snprintf(map_dir, sizeof map_dir, "-ffile-prefix-map=%s=.", dir);
     extra[nflags++] = map_dir;
     moss_progress(ctx, "C compiler", 0, 0);
-    st = moss_cc_shared(ctx, cc[0] ? cc : NULL, extra, nflags, srcs, nsrc, so);
+    st = moss_cc_shared(ctx, cc[0] ? cc : NULL, extra, nflags, dir, srcs, nsrc, so);
   }
   if (st == MOSS_OK) {
     st = moss_file_read(ctx, so, &out_code->bytes, &out_code->size);

@@ -180,9 +180,12 @@ void moss_file_remove_stale(moss_ctx *ctx, const char *path, const char *banner)
 
 /* Builds the shared object |out_so| from |srcs| with |cc| (NULL: $CC, else
  * cc), the flags in $MOSS_CFLAGS (default -O3), then |extra|, then
- * -std=c99 -fPIC -shared ... -lm. Writes through a temporary file (proc.c). */
+ * -std=c99 -fPIC -shared ... -lm, run in the folder |dir| (NULL: this one;
+ * relative |srcs| are then relative to |dir|). Writes through a temporary
+ * file (proc.c). */
 moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *extra, int nextra,
-                           const char *const *srcs, int nsrcs, const char *out_so);
+                           const char *dir, const char *const *srcs, int nsrcs,
+                           const char *out_so);
 /* Removes the files of the folder |dir| (not recursive), then the folder. */
 void moss_remove_dir(const char *dir);
 

@@ -12,7 +12,8 @@
 #include "base.h"
 
 moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *extra, int nextra,
-                           const char *const *srcs, int nsrcs, const char *out_so) {
+                           const char *dir, const char *const *srcs, int nsrcs,
+                           const char *out_so) {
   char tmp[4300], flags[1024]; /* |out_so| (< 4200) + ".<pid>.tmp" */
   const char *cf = getenv("MOSS_CFLAGS");
   char *argv[96];
@@ -39,6 +40,7 @@ moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *ext
   pid = fork();
   if (pid < 0) return moss_fail(ctx, MOSS_E_IO, NULL, "fork: %s", strerror(errno));
   if (pid == 0) {
+    if (dir && chdir(dir) != 0) _exit(126);
     execvp(argv[0], argv);
     _exit(127);
   }
@@ -46,6 +48,8 @@ moss_status moss_cc_shared(moss_ctx *ctx, const char *cc, const char *const *ext
     unlink(tmp);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
       return moss_fail(ctx, MOSS_E_IO, NULL, "cannot run the C compiler '%s' (set $CC)", cc);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 126)
+      return moss_fail(ctx, MOSS_E_IO, NULL, "cannot enter the folder '%s' to build in", dir);
     return moss_fail(ctx, MOSS_E_IO, NULL, "building '%s' with %s failed (exit %d)", srcs[0], cc,
                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   }

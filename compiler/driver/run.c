@@ -209,7 +209,7 @@ static moss_status build(moss_ctx *ctx, const char *dir, const char *name, char 
   if (mtime(so) && mtime(so) >= mtime(src) && mtime(so) >= mtime(wsrc)) return MOSS_OK;
   srcs[nsrc++] = src;
   if (mtime(wsrc)) srcs[nsrc++] = wsrc;
-  return moss_cc_shared(ctx, NULL, NULL, 0, srcs, nsrc, so);
+  return moss_cc_shared(ctx, NULL, NULL, 0, NULL, srcs, nsrc, so);
 }
 
 static double now_s(void) {

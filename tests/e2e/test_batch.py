@@ -101,30 +101,34 @@ C_PROG = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include "mossrt.h"
-/* argv: bundle, x.f32 (N rows), N, out.f32 */
+/* argv: bundle, x.f32 (N rows), N, out.f32. Frees everything on every
+ * path (the sanitizers' leak check runs it too). */
 int main(int argc, char **argv) {
-  mossrt_bundle *b; mossrt_session *s; mossrt_error e;
+  mossrt_bundle *b = NULL; mossrt_session *s = NULL; mossrt_error e;
   mossrt_tensor_info ti, to;
   long n = argc > 3 ? atol(argv[3]) : 0;
-  float *x, *y; FILE *f;
+  float *x = NULL, *y = NULL; FILE *f;
+  int rc = 0;
   if (argc != 5 || mossrt_open_file(argv[1], &b, &e) != MOSSRT_OK) { puts(argc == 5 ? e.text : "usage"); return 2; }
   mossrt_input_info(b, 0, &ti); mossrt_output_info(b, 0, &to);
   printf("batched %d in0 dim0 %lld\n", mossrt_bundle_batched(b), (long long)ti.dims[0]);
-  if (mossrt_session_create(b, NULL, 0, &s, &e) != MOSSRT_OK) { puts(e.text); return 2; }
+  if (mossrt_session_create(b, NULL, 0, &s, &e) != MOSSRT_OK) { puts(e.text); rc = 2; goto done; }
   x = malloc(ti.nbytes * n); y = malloc(to.nbytes * n);
   f = fopen(argv[2], "rb");
-  if (!f || fread(x, ti.nbytes, n, f) != (size_t)n) return 3;
+  if (!f || !x || !y || fread(x, ti.nbytes, n, f) != (size_t)n) { if (f) fclose(f); rc = 3; goto done; }
   fclose(f);
   {
     const void *in[1]; void *out[1];
     in[0] = x; out[0] = y;
-    if (mossrt_run_batch(s, (uint64_t)n, in, out, &e) != MOSSRT_OK) { printf("run_batch: %s\n", e.text); return 1; }
+    if (mossrt_run_batch(s, (uint64_t)n, in, out, &e) != MOSSRT_OK) { printf("run_batch: %s\n", e.text); rc = 1; goto done; }
   }
   f = fopen(argv[4], "wb");
+  if (!f) { rc = 3; goto done; }
   fwrite(y, to.nbytes, n, f);
   fclose(f);
+done:
   mossrt_session_destroy(s); mossrt_close(b); free(x); free(y);
-  return 0;
+  return rc;
 }
 """
 
@@ -133,8 +137,11 @@ def c_program(a, work):
     src = os.path.join(work, "batch.c")
     exe = os.path.join(work, "batch")
     open(src, "w").write(C_PROG)
-    subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-I", os.path.join(SRC, "runtime", "include"),
-                    src, a.mossrt, "-o", exe, "-ldl", "-lm", "-lpthread"], check=True)
+    # A libmossrt built with the sanitizers (the ASan+UBSan suite) links
+    # only into a program built with them: take them from MOSS_CFLAGS.
+    san = [f for f in os.environ.get("MOSS_CFLAGS", "").split() if f.startswith("-fsanitize")]
+    subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-I", os.path.join(SRC, "runtime", "include")]
+                   + san + [src, a.mossrt, "-o", exe, "-ldl", "-lm", "-lpthread"], check=True)
     x = np.load(os.path.join(DATA, "x_test_cnn.npy"))[:7]
     ref = np.load(os.path.join(DATA, "cnn_ref.npy"))[:7]
     xf = os.path.join(work, "x7.f32")

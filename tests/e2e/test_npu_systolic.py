@@ -66,6 +66,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+
+from sanitize import sanitizer_preload
 import time
 
 import numpy as np
@@ -668,26 +670,6 @@ def child_device_checks(lib, spec_path):
     pl.close()
     print("device checks: %d failure(s)" % bad)
     return 1 if bad else 0
-
-
-def sanitizer_preload(lib):
-    """LD_PRELOAD for a library built with -fsanitize=address: python is
-    not, so the sanitizer's runtime must be loaded first. '' when not
-    needed; None when needed but not found."""
-    data = open(lib, "rb").read()
-    if b"__asan_init" not in data:
-        return ""
-    for cc in (os.environ.get("CC", ""), "cc", "gcc", "clang"):
-        if not cc:
-            continue
-        try:
-            p = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True, text=True)
-        except OSError:
-            continue
-        path = p.stdout.strip()
-        if p.returncode == 0 and os.path.isabs(path) and os.path.exists(path):
-            return path
-    return None
 
 
 def device_checks(a, work, env, items):

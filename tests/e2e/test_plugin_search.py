@@ -40,6 +40,8 @@ import tempfile
 
 import numpy as np
 
+from sanitize import sanitized_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.normpath(os.path.join(HERE, "..", ".."))
 DIGITS = os.path.join(HERE, "digits")
@@ -125,6 +127,7 @@ def open_in_child(runtime, bundle, memory=False, env_extra=None):
     env = {k: v for k, v in os.environ.items()
            if k not in ("MOSS_PLUGIN_PATH", "LD_LIBRARY_PATH")}
     env.update(env_extra or {})
+    env = sanitized_env(runtime, env)
     r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", runtime, bundle] +
                        (["--memory"] if memory else []), env=env, capture_output=True,
                        text=True, cwd=tempfile.gettempdir())

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import python_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "python"))
@@ -277,14 +278,14 @@ def test_pip_install_offline(tmp_path):
             "print(a.run(np.load(sys.argv[2])).argmax(1)[:5].tolist())")
     p = subprocess.run([py, "-c", code, os.path.join(DIGITS, "mlp.onnx"),
                         os.path.join(DIGITS, "x_test_mlp.npy")], capture_output=True, text=True,
-                       env=env, cwd=str(tmp_path), timeout=300)
+                       env=python_env(env), cwd=str(tmp_path), timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == data("mlp_ref.npy")[:5].argmax(1).tolist()
 
 
 def test_example_runs():
     targets = ["host", "rpi4", "cortex-m7"]
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = python_env(dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python")))
     p = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python",
                                                      "digits_targets.py"),
                         "--targets", ",".join(targets)], capture_output=True, text=True,
