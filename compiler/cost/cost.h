@@ -280,6 +280,16 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
 moss_status moss_report_csv(moss_ctx *ctx, const moss_cost_report *r, moss_buf *out);
 moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf *out);
 
+/* The HTML pieces of the cost report, for the other pages moss writes
+ * (`--budget`'s, compiler/driver/budget.c): |s| escaped for text and
+ * attributes; a node name with break opportunities after its separators;
+ * |v| in three digits with an SI prefix ("1.08 µJ"; "?" when not finite);
+ * the report's style sheet (the rules inside <style>). */
+void moss_report_html_text(moss_buf *b, const char *s);
+void moss_report_html_name(moss_buf *b, const char *s);
+void moss_report_html_si(char *buf, size_t cap, double v, const char *unit);
+extern const char moss_report_html_style[];
+
 /* The table printed by `moss compare` (compiler/driver/compare.c, whose
  * moss_compare_cli is declared in driver.h), for |n| targets into |out|; |reports[i]| NULL
  * means target |i| failed for the reason |errors[i]|. */

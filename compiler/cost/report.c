@@ -945,7 +945,7 @@ static void html_chart(moss_buf *b, const moss_cost_report *r) {
   put(b, "</svg>\n");
 }
 
-static const char html_style[] =
+const char moss_report_html_style[] =
     "body{font-family:sans-serif;margin:16px;color:#222}\n"
     "h1{font-size:1.6em;margin:0.3em 0}\n"
     "h2{font-size:1.25em;margin:1.2em 0 0.4em}\n"
@@ -970,6 +970,10 @@ static const char html_style[] =
     ".wide{max-width:100%;overflow-x:auto}\n"
     "svg{max-width:100%;height:auto}\n";
 
+void moss_report_html_text(moss_buf *b, const char *s) { hstr(b, s); }
+void moss_report_html_name(moss_buf *b, const char *s) { hname(b, s); }
+void moss_report_html_si(char *buf, size_t cap, double v, const char *unit) { si3(buf, cap, v, unit, 0); }
+
 static void html_legend(moss_buf *b) {
   put(b, "<p class=\"legend\"><span class=\"p\">" GE "1.2 " MICRO "J</span> partial: a lower "
          "bound, some of its parts are not-modeled &#160; <span class=\"nm\">n/m</span> "
@@ -987,7 +991,7 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
   put(b, " on ");
   hstr(b, r->target);
   put(b, "</title>\n<style>\n");
-  put(b, html_style);
+  put(b, moss_report_html_style);
   put(b, "</style>\n</head>\n<body>\n<h1>");
   hstr(b, r->model);
   put(b, " on ");

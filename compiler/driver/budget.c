@@ -20,12 +20,14 @@
  * within the budget at less energy. The answer is the cheapest point
  * measured within the budget, so never worse than fp32 dense or uniform
  * int8 where those are within it. Every compile counts against --max-evals. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../cost/cost.h"
+#include "../target/target.h"
 #include "driver.h"
 #include "progress.h"
 
@@ -264,14 +266,21 @@ moss_status moss_plan_compile(moss_ctx *ctx, const moss_compile_opts *opts, cons
 
 /* ---- the search ---- */
 
-moss_status moss_budget_parse(moss_ctx *ctx, const char *s, double *out) {
+moss_status moss_budget_parse(moss_ctx *ctx, const char *s, double *out, int *rel_l2) {
   char *end;
   double v = strtod(s, &end);
   int pct = *end == '%';
-  if (!strncmp(s, "rel-l2:", 7))
-    return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL, "--budget %s: the relative output error "
-                     "budget is not implemented yet; give a top-1 accuracy drop (0.5%% or 0.005) "
-                     "with --eval X.npy Y.npy", s);
+  *rel_l2 = 0;
+  if (!strncmp(s, "rel-l2:", 7)) {
+    v = strtod(s + 7, &end);
+    if (end == s + 7 || s[7] == '-' || s[7] == '+' || *end || !(v >= 0) || v > 1e6)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "--budget '%s': expected rel-l2:R, the "
+                       "largest accepted relative L2 error of output 0 against the fp32 model "
+                       "on X, a number such as 0.02 (0 <= R <= 1e6)", s);
+    *out = v;
+    *rel_l2 = 1;
+    return MOSS_OK;
+  }
   if (end == s || s[0] == '-' || s[0] == '+' || (pct ? end[1] != 0 : *end != 0) || !(v >= 0) ||
       (pct ? v >= 100 : v >= 1))
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "--budget '%s': expected the largest "
@@ -287,6 +296,7 @@ typedef struct point {
   layer_cfg cfg[MAX_LAYERS];
   int64_t right;
   double acc, energy;
+  double loss; /* what the budget bounds: the top-1 drop, or the relative L2 error */
   int ok;     /* compiled and measured */
   int within; /* the drop is within the budget */
 } point;
@@ -296,8 +306,12 @@ typedef struct search {
   const moss_compile_opts *opts;
   const layers *ls;
   char dir[4096];          /* temporary folder of the accuracy bundles */
-  const char *x, *y;
+  const char *x, *y;        /* y NULL: the relative L2 error against fp32 dense */
+  float *ref;              /* rel-l2: fp32 dense's output 0 on X */
+  int64_t nref;
+  double ref_norm;
   int host_target;         /* the target is this machine: one compile measures both */
+  int on_target;           /* accuracy measured on the target's own bundle (it runs here) */
   int platform;            /* 1: platform-model energy; 0: op-model (no power figures) */
   int evals, max_evals;
   double budget;
@@ -308,6 +322,49 @@ typedef struct search {
 
 static double energy_of(const search *s, const moss_cost_report *r) {
   return s->platform ? r->total.platform_j.value : r->total.energy_j.value;
+}
+
+/* Measures the artifact |art| into |p|: its top-1 answers on X and their
+ * drop below fp32 dense's (the first point), or the relative L2 error of
+ * its output 0 against fp32 dense's, ||y - y0|| / ||y0|| over all of X. */
+static moss_status score(search *s, const char *art, point *p) {
+  moss_ctx *ctx = s->ctx;
+  moss_eval_result er;
+  float *rows = NULL;
+  int64_t count = 0, n = 0, i;
+  double d = 0;
+  moss_status st;
+  if (s->y) {
+    MOSS_TRY(moss_eval_artifact(ctx, art, s->x, s->y, &er));
+    p->right = er.right;
+    p->acc = er.accuracy;
+    if (s->npts == 1) s->right0 = er.right, s->n = er.n;
+    p->loss = s->n ? (double)(s->right0 - p->right) / (double)s->n : 0;
+    /* within: in whole samples, so no rounding decides it */
+    p->within = (double)(s->right0 - p->right) <= s->budget * (double)s->n + 1e-9;
+    return MOSS_OK;
+  }
+  MOSS_TRY(moss_eval_outputs(ctx, art, s->x, &rows, &count, &n));
+  if (!s->ref) { /* fp32 dense: the reference */
+    s->ref = rows, s->nref = count, s->n = n;
+    for (i = 0; i < count; i++) s->ref_norm += (double)rows[i] * rows[i];
+    s->ref_norm = sqrt(s->ref_norm);
+    p->loss = 0;
+    p->within = 1;
+    return MOSS_OK;
+  }
+  st = count == s->nref ? MOSS_OK : moss_fail(ctx, MOSS_E_INTERNAL, NULL, "output 0 has %lld "
+                                              "values, fp32 dense's %lld", (long long)count,
+                                              (long long)s->nref);
+  for (i = 0; st == MOSS_OK && i < count; i++) {
+    double e = (double)rows[i] - s->ref[i];
+    d += e * e;
+  }
+  /* a zero reference: any difference is an infinite relative error */
+  p->loss = s->ref_norm > 0 ? sqrt(d) / s->ref_norm : d > 0 ? HUGE_VAL : 0;
+  p->within = p->loss <= s->budget;
+  moss_free(ctx, rows, (size_t)count * sizeof(float) + 1);
+  return st;
 }
 
 /* Compiles and measures |cfg| as point |what|; a configuration that fails
@@ -324,7 +381,6 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   void *user = ctx->sink_user;
   int nerrors = ctx->nerrors;
   char out[4200];
-  moss_eval_result er;
   moss_status st;
   if (s->evals >= s->max_evals) return NULL;
   p = &s->pts[s->npts++];
@@ -342,7 +398,7 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   cfg_opts(s->opts, s->ls, cfg, &kf, &pr, &o);
   quiet(&o);
   o.cost_out = &r;
-  if (s->host_target) {
+  if (s->host_target || s->on_target) { /* the artifact itself runs here */
     o.emit = "bundle";
     o.out = out;
     st = moss_compile(ctx, &o);
@@ -359,7 +415,7 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
       st = moss_compile(ctx, &o);
     }
   }
-  if (st == MOSS_OK) st = moss_eval_artifact(ctx, out, s->x, s->y, &er);
+  if (st == MOSS_OK) st = score(s, out, p);
   remove(out);
   ctx->sink = sink;
   ctx->sink_user = user;
@@ -368,12 +424,7 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   moss_buf_deinit(&pr);
   if (st == MOSS_OK) {
     p->ok = 1;
-    p->right = er.right;
-    p->acc = er.accuracy;
     p->energy = energy_of(s, r);
-    if (s->npts == 1) s->right0 = er.right, s->n = er.n;
-    /* within: in whole samples, so no rounding decides it */
-    p->within = (double)(s->right0 - p->right) <= s->budget * (double)s->n + 1e-9;
   } else {
     snprintf(p->what + strlen(p->what), sizeof p->what - strlen(p->what), " (failed: %.200s)",
              cap.first);
@@ -403,11 +454,41 @@ static void jpoint(moss_buf *b, const search *s, const point *p) {
     moss_buf_printf(b, "%s\"%s %s\"", i ? ", " : "", p->cfg[i].int8 ? "int8" : "fp32",
                     p->cfg[i].sparsity ? p->cfg[i].sparsity : "dense");
   moss_buf_put(b, "]", 1);
-  if (p->ok)
+  if (p->ok && s->y)
     moss_buf_printf(b, ", \"accuracy\": %.6f, \"drop\": %.6f, \"energy_j\": %.9g, "
-                    "\"within_budget\": %s}", p->acc, (double)(s->right0 - p->right) / (double)s->n,
-                    p->energy, p->within ? "true" : "false");
-  else moss_buf_printf(b, ", \"accuracy\": null, \"energy_j\": null, \"within_budget\": false}");
+                    "\"within_budget\": %s}", p->acc, p->loss, p->energy,
+                    p->within ? "true" : "false");
+  else if (p->ok)
+    moss_buf_printf(b, ", \"rel_l2\": %.9g, \"energy_j\": %.9g, \"within_budget\": %s}",
+                    p->loss < 1e300 ? p->loss : 1e300, p->energy, p->within ? "true" : "false");
+  else moss_buf_printf(b, ", \"%s\": null, \"energy_j\": null, \"within_budget\": false}",
+                       s->y ? "accuracy" : "rel_l2");
+}
+
+/* Whether the artifact is a bundle: --emit, else the target's default. */
+static int emits_bundle(moss_ctx *ctx, const moss_compile_opts *opts) {
+  moss_target *t = (moss_target *)opts->loaded_target;
+  int bundle;
+  if (opts->emit) return !strcmp(opts->emit, "bundle");
+  if (!t && moss_target_load(ctx, opts->target, &t) != MOSS_OK) return 0;
+  bundle = !strcmp(moss_default_emit(t), "bundle");
+  if (t != opts->loaded_target) moss_target_destroy(ctx, t);
+  return bundle;
+}
+
+/* Layer |name|'s node in the artifact's cost report, or NULL. */
+static const moss_cost_node *report_node(const moss_cost_report *r, const char *name) {
+  int k;
+  for (k = 0; r && k < r->nnodes; k++)
+    if (!strcmp(r->nodes[k].name, name)) return &r->nodes[k];
+  return NULL;
+}
+
+/* Where the points' accuracy was measured: the target's own bundle (it
+ * runs here: the host, or a plugin device's simulator), or the same
+ * configuration compiled for this machine. */
+static const char *measured_on(const search *s) {
+  return s->host_target ? "host" : s->on_target ? "target" : "host bundle";
 }
 
 /* The search's report (docs/budget.md). |final_r|: the cost report of the
@@ -415,16 +496,17 @@ static void jpoint(moss_buf *b, const search *s, const point *p) {
 static void report_json(moss_buf *b, const search *s, const point *fp32, const point *int8,
                         const point *best, const point *closest, const double *layer_drop,
                         const moss_cost_report *final_r) {
-  int i, k;
+  int i;
   moss_buf_printf(b, "{\n  \"model\": ");
   jstr(b, s->opts->model);
   moss_buf_printf(b, ",\n  \"target\": ");
   jstr(b, s->opts->target ? s->opts->target : "host");
-  moss_buf_printf(b, ",\n  \"budget\": %.6g,\n  \"samples\": %lld,\n  \"energy_figure\": \"%s\","
-                  "\n  \"accuracy_measured_on\": \"host\",\n  \"evaluations\": %d,\n  "
-                  "\"max_evals\": %d,\n  \"met\": %s,\n", s->budget, (long long)s->n,
-                  s->platform ? "platform-model" : "op-model", s->evals, s->max_evals,
-                  best != fp32 ? "true" : "false");
+  moss_buf_printf(b, ",\n  \"metric\": \"%s\",\n  \"budget\": %.6g,\n  \"samples\": %lld,\n  "
+                  "\"energy_figure\": \"%s\",\n  \"accuracy_measured_on\": \"%s\",\n  "
+                  "\"evaluations\": %d,\n  \"max_evals\": %d,\n  \"met\": %s,\n",
+                  s->y ? "top1-drop" : "rel-l2", s->budget, (long long)s->n,
+                  s->platform ? "platform-model" : "op-model", measured_on(s), s->evals,
+                  s->max_evals, best != fp32 ? "true" : "false");
   moss_buf_printf(b, "  \"chosen\": ");
   jpoint(b, s, best);
   moss_buf_printf(b, ",\n  \"fp32_dense\": ");
@@ -437,9 +519,7 @@ static void report_json(moss_buf *b, const search *s, const point *fp32, const p
   else moss_buf_printf(b, "null");
   moss_buf_printf(b, ",\n  \"layers\": [");
   for (i = 0; i < s->ls->n; i++) {
-    const moss_cost_node *n = NULL;
-    for (k = 0; final_r && k < final_r->nnodes && !n; k++)
-      if (!strcmp(final_r->nodes[k].name, s->ls->name[i])) n = &final_r->nodes[k];
+    const moss_cost_node *n = report_node(final_r, s->ls->name[i]);
     moss_buf_printf(b, "%s\n    {\"node\": ", i ? "," : "");
     jstr(b, s->ls->name[i]);
     moss_buf_printf(b, ", \"precision\": \"%s\", \"sparsity\": \"%s\"",
@@ -449,7 +529,7 @@ static void report_json(moss_buf *b, const search *s, const point *fp32, const p
       moss_buf_printf(b, ", \"format\": \"%s\", \"dtype\": \"%s\", \"energy_j_op_model\": %.6g, "
                       "\"time_s\": %.6g", n->sparse_format ? n->sparse_format : "dense", n->dtype,
                       n->energy_j.value, n->time_s.value);
-    moss_buf_printf(b, ", \"accuracy_cost_alone\": ");
+    moss_buf_printf(b, ", \"%s_cost_alone\": ", s->y ? "accuracy" : "rel_l2");
     if (layer_drop[i] > -2) moss_buf_printf(b, "%.6f}", layer_drop[i]);
     else moss_buf_printf(b, "null}");
   }
@@ -459,6 +539,216 @@ static void report_json(moss_buf *b, const search *s, const point *fp32, const p
     jpoint(b, s, &s->pts[i]);
   }
   moss_buf_printf(b, "\n  ]\n}\n");
+}
+
+/* A point's measure as the summary prints it. */
+static const char *quality(char *buf, size_t cap, const search *s, const point *p) {
+  if (s->y) snprintf(buf, cap, "accuracy %.6f (drop %.6f)", p->acc, p->loss);
+  else snprintf(buf, cap, "rel-l2 %.6g", p->loss);
+  return buf;
+}
+
+/* ---- the HTML page of the search (docs/budget.md): the points tried,
+ * measure against energy, in an inline SVG, then the chosen layers and
+ * every point in tables. Self-contained and well-formed XML, with the cost
+ * report's style (compiler/cost/report.c). */
+
+static void hput(moss_buf *b, const char *s) { moss_buf_put(b, s, strlen(s)); }
+
+static void hcfg(moss_buf *b, const search *s, const point *p) {
+  int i;
+  for (i = 0; i < s->ls->n; i++) {
+    moss_buf_printf(b, "%s%s %s ", i ? "; " : "", p->cfg[i].int8 ? "int8" : "fp32",
+                    p->cfg[i].sparsity ? p->cfg[i].sparsity : "dense");
+    moss_report_html_text(b, s->ls->name[i]);
+  }
+}
+
+/* The measure of |p| as the page shows it: accuracy, or rel-l2. */
+static double shown(const search *s, const point *p) {
+  return s->y ? p->acc : p->loss < 1e300 ? p->loss : 1e300;
+}
+
+static void report_html(moss_buf *b, const search *s, const point *fp32, const point *int8,
+                        const point *best, const point *closest, const double *layer_drop,
+                        const moss_cost_report *final_r) {
+  enum { W = 720, H = 380, L = 80, R = 20, T = 16, B = 44 };
+  double emin = 0, emax = 0, vmin = 0, vmax = 0, line;
+  int i, k, n = 0, le, int8_up;
+  char t[64], u[64];
+  const char *what = s->y ? "top-1 accuracy" : "relative L2 error of output 0";
+  hput(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
+          "<title>moss --budget: ");
+  moss_report_html_text(b, s->opts->model);
+  hput(b, "</title>\n<style>\n");
+  hput(b, moss_report_html_style);
+  hput(b, "</style>\n</head>\n<body>\n<h1>");
+  moss_report_html_text(b, s->opts->model);
+  hput(b, " on ");
+  moss_report_html_text(b, s->opts->target ? s->opts->target : "host");
+  hput(b, ": the least energy within the budget</h1>\n<p>");
+  if (s->y) moss_buf_printf(b, "Budget: a top-1 accuracy drop of at most %.4g%% below fp32 dense "
+                            "on %lld samples.", s->budget * 100, (long long)s->n);
+  else moss_buf_printf(b, "Budget: a relative L2 error of output 0 against fp32 dense of at "
+                       "most %.6g over %lld samples.", s->budget, (long long)s->n);
+  moss_buf_printf(b, " Energy: %s, per inference. Accuracy measured on the %s. %d compiles "
+                  "(at most %d).</p>\n<p>", s->platform ? "platform-model" : "op-model",
+                  measured_on(s), s->evals, s->max_evals);
+  moss_report_html_si(t, sizeof t, best->energy, "J");
+  if (best != fp32) {
+    hput(b, "<b>Chosen</b>: ");
+    moss_report_html_text(b, best->what);
+    moss_buf_printf(b, ", %s %.6g, %s (%.1f%% of fp32 dense", s->y ? "accuracy" : "rel-l2",
+                    shown(s, best), t, 100.0 * best->energy / fp32->energy);
+    if (int8) moss_buf_printf(b, ", %.1f%% of uniform int8", 100.0 * best->energy / int8->energy);
+    hput(b, ").");
+  } else {
+    hput(b, "<b>Not met</b>: no configuration tried that costs less than fp32 dense was within "
+            "the budget; the artifact is fp32 dense.");
+    if (closest) {
+      hput(b, " The closest: ");
+      moss_report_html_text(b, closest->what);
+      moss_buf_printf(b, ", %s %.6g.", s->y ? "drop" : "rel-l2", closest->loss);
+    }
+  }
+  hput(b, "</p>\n");
+
+  /* The chart: energy across (log when it spans more than 10x), the
+   * measure up, the budget's limit as a dashed line. */
+  line = s->y ? fp32->acc - s->budget : s->budget;
+  for (i = 0; i < s->npts; i++) {
+    const point *p = &s->pts[i];
+    if (!p->ok || !(p->energy > 0)) continue;
+    if (n == 0 || p->energy < emin) emin = p->energy;
+    if (n == 0 || p->energy > emax) emax = p->energy;
+    if (n == 0 || shown(s, p) < vmin) vmin = shown(s, p);
+    if (n == 0 || shown(s, p) > vmax) vmax = shown(s, p);
+    n++;
+  }
+  if (line < vmin) vmin = line;
+  if (line > vmax) vmax = line;
+  /* The band that matters around the budget's limit: a point far beyond it
+   * (a layer pruned to 90 %) is drawn on the axis' edge, its value in its title. */
+  if (s->y && vmin < line - 4 * (vmax - line + s->budget))
+    vmin = line - 4 * (vmax - line + s->budget);
+  if (!s->y) vmin = 0;
+  if (!s->y && s->budget > 0 && vmax > 5 * s->budget) vmax = 5 * s->budget;
+  le = emax > 10 * emin;
+#define AX(v, lo, hi, lg) ((lg) ? (log(v) - log(lo)) / (log(hi) - log(lo) + 1e-300) \
+                                : ((hi) > (lo) ? ((v) - (lo)) / ((hi) - (lo)) : 0.5))
+#define PX(e) (L + 12 + AX(e, emin, emax, le) * (W - L - R - 24))
+#define PY(v) (H - B - 12 - AX(v, vmin, vmax, 0) * (H - B - T - 24))
+  moss_buf_printf(b,
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                  "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"%s against energy\" "
+                  "font-family=\"sans-serif\" font-size=\"11\">\n"
+                  "<title>%s against energy per inference, one point per configuration "
+                  "tried</title>\n"
+                  "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\"/>\n"
+                  "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888\"/>\n"
+                  "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s energy per inference%s "
+                  "(left: less)</text>\n"
+                  "<text x=\"14\" y=\"%d\" transform=\"rotate(-90 14 %d)\" "
+                  "text-anchor=\"middle\">%s (%s: better)</text>\n",
+                  W, H, W, H, what, what, L, H - B, W - R, H - B, L, T, L, H - B,
+                  (L + W - R) / 2, H - 8, s->platform ? "platform-model" : "op-model",
+                  le ? ", log scale" : "", (T + H - B) / 2, (T + H - B) / 2, what,
+                  s->y ? "up" : "down");
+  if (n) {
+    moss_report_html_si(t, sizeof t, emin, "J");
+    moss_report_html_si(u, sizeof u, emax, "J");
+    moss_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n"
+                    "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n"
+                    "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n"
+                    "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n",
+                    PX(emin), H - B + 14, t, PX(emax), H - B + 14, u, L - 4, PY(vmin) + 4, vmin,
+                    L - 4, PY(vmax) + 4, vmax);
+    moss_buf_printf(b, "<line class=\"budget\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" "
+                    "stroke=\"#e15759\" stroke-dasharray=\"5 3\"><title>the budget: %s %.6g"
+                    "</title></line>\n", L, PY(line), W - R, PY(line),
+                    s->y ? "accuracy at least" : "rel-l2 at most", line);
+  }
+#define YOF(p) PY(shown(s, p) < vmin ? vmin : shown(s, p) > vmax ? vmax : shown(s, p))
+  /* the chosen point's label away from uniform int8's, which is often near */
+  int8_up = int8 && int8 != best && YOF(int8) < YOF(best);
+  for (k = 0; k < 2 * s->npts; k++) { /* the marked points last, on top */
+    const point *p = &s->pts[k % s->npts];
+    int marked = p == fp32 || p == int8 || p == best;
+    double x, y;
+    i = k % s->npts;
+    if (!p->ok || !(p->energy > 0) || marked != (k >= s->npts)) continue;
+    x = PX(p->energy);
+    y = YOF(p);
+    moss_report_html_si(t, sizeof t, p->energy, "J");
+    /* one circle a point; the marked ones carry their role in the class */
+    moss_buf_printf(b, "<circle class=\"pt%s%s%s\" data-point=\"%d\" cx=\"%.1f\" cy=\"%.1f\" "
+                    "r=\"%d\" fill=\"%s\" stroke=\"%s\" stroke-width=\"%d\"><title>",
+                    p == fp32 ? " fp32" : "", p == int8 ? " int8" : "", p == best ? " chosen" : "",
+                    i, x, y, p == best ? 7 : 4,
+                    p == fp32 ? "#222" : p == int8 ? "#f28e2b" : p->within ? "#4e79a7" : "#bbb",
+                    p == best ? "#e15759" : "none", p == best ? 3 : 0);
+    moss_report_html_text(b, p->what);
+    moss_buf_printf(b, ": %s %.6g, %s%s; ", s->y ? "accuracy" : "rel-l2", shown(s, p), t,
+                    p->within ? "" : " (over the budget)");
+    hcfg(b, s, p);
+    hput(b, "</title></circle>\n");
+    if (p == fp32 || p == int8 || p == best)
+      moss_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\"%s>%s</text>\n",
+                      x > (L + W - R) / 2 ? x - 10 : x + 10,
+                      y + (p == best ? (int8_up ? 20 : -12) : p == int8 ? (int8_up ? -8 : 18) : -8),
+                      x > (L + W - R) / 2 ? " text-anchor=\"end\"" : "",
+                      p == best ? "chosen" : p == fp32 ? "fp32 dense" : "uniform int8");
+  }
+#undef YOF
+#undef PY
+#undef PX
+#undef AX
+  hput(b, "</svg>\n<p class=\"legend\">black: fp32 dense &#160; orange: uniform int8 &#160; "
+          "red ring: chosen &#160; blue: within the budget &#160; grey: over it &#160; dashed: "
+          "the budget's limit &#160; a point beyond the axis' range is drawn on its edge &#160; "
+          "hover a point for its configuration</p>\n");
+
+  hput(b, "<h2>The chosen configuration, layer by layer</h2>\n<table>\n<tr><th class=\"l\">"
+          "layer</th><th class=\"l\">precision</th><th class=\"l\">sparsity</th>"
+          "<th class=\"l\">format</th><th class=\"l\">dtype</th>"
+          "<th title=\"the layer's own op-model energy in the artifact's cost report\">energy "
+          "(op-model)</th><th>time</th>");
+  moss_buf_printf(b, "<th title=\"measured with this layer alone in its option, the rest fp32 "
+                  "dense\">%s alone</th></tr>\n", s->y ? "accuracy drop" : "rel-l2");
+  for (i = 0; i < s->ls->n; i++) {
+    const moss_cost_node *nd = report_node(final_r, s->ls->name[i]);
+    hput(b, "<tr><td class=\"name\">");
+    moss_report_html_name(b, s->ls->name[i]);
+    moss_buf_printf(b, "</td><td class=\"l\">%s</td><td class=\"l\">%s</td>",
+                    best->cfg[i].int8 ? "int8" : "fp32",
+                    best->cfg[i].sparsity ? best->cfg[i].sparsity : "dense");
+    if (nd) {
+      moss_report_html_si(t, sizeof t, nd->energy_j.value, "J");
+      moss_report_html_si(u, sizeof u, nd->time_s.value, "s");
+      moss_buf_printf(b, "<td class=\"l\">%s</td><td class=\"l\">%s</td><td>%s</td><td>%s</td>",
+                      nd->sparse_format ? nd->sparse_format : "dense", nd->dtype, t, u);
+    } else hput(b, "<td></td><td></td><td></td><td></td>");
+    if (layer_drop[i] > -2) moss_buf_printf(b, "<td>%.6g</td></tr>\n", layer_drop[i]);
+    else hput(b, "<td>-</td></tr>\n");
+  }
+  hput(b, "</table>\n<h2>Every configuration tried</h2>\n<table>\n<tr><th>#</th>"
+          "<th class=\"l\">configuration</th>");
+  moss_buf_printf(b, "<th>%s</th><th>energy</th><th>within</th></tr>\n",
+                  s->y ? "accuracy" : "rel-l2");
+  for (i = 0; i < s->npts; i++) {
+    const point *p = &s->pts[i];
+    moss_buf_printf(b, "<tr%s><td>%d</td><td class=\"note\">", p == best ? " class=\"p\"" : "", i);
+    moss_report_html_text(b, p->what);
+    if (p == best) hput(b, " <b>(chosen)</b>");
+    if (p->ok) {
+      moss_report_html_si(t, sizeof t, p->energy, "J");
+      moss_buf_printf(b, "</td><td>%.6g</td><td>%s</td><td>%s</td></tr>\n", shown(s, p), t,
+                      p->within ? "yes" : "no");
+    } else hput(b, "</td><td>-</td><td>-</td><td>failed</td></tr>\n");
+  }
+  hput(b, "</table>\n<p>The plan replays the chosen configuration: <code>moss compile MODEL "
+          "--plan FILE</code> (docs/budget.md). Generated by moss.</p>\n</body>\n</html>\n");
 }
 
 static void cfg_text(char *buf, size_t cap, const char *layer, int o) {
@@ -488,12 +778,12 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   double saved_alone[MAX_LAYERS][NOPTS], layer_drop[MAX_LAYERS];
   int cur_opt[MAX_LAYERS];
   move *moves = NULL;
-  int nmoves = 0, i, o, nopts = opts->calibration ? NOPTS : NRATIOS + 1;
+  int nmoves = 0, html, i, o, nopts = opts->calibration ? NOPTS : NRATIOS + 1;
   point *fp32, *int8 = NULL, *best, *closest = NULL, *p;
   moss_status st = MOSS_OK;
   const char *tmp = getenv("TMPDIR");
-  char what[600], plan_path[4200], json_path[4200], out[4096];
-  double cur_e;
+  char what[600], q[80], plan_path[4200], json_path[4200], out[4096];
+  double cur_e, free_loss;
   size_t pts_bytes, moves_bytes;
   moss_cost_report *final_r = NULL;
   moss_compile_opts fo;
@@ -504,7 +794,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   s.opts = opts;
   s.ls = &ls;
   s.x = bo->eval_x;
-  s.y = bo->eval_y;
+  s.y = bo->rel_l2 ? NULL : bo->eval_y;
   s.budget = bo->budget;
   s.max_evals = bo->max_evals > 0 ? bo->max_evals : 60;
   /* The target is this machine and the artifact a bundle: one compile measures both. */
@@ -538,7 +828,17 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   memset(cur, 0, sizeof cur);
   memset(cur_opt, 0, sizeof cur_opt);
   for (i = 0; i < ls.n; i++) layer_drop[i] = -3; /* not measured */
+  /* A bundle for the target that runs here (a plugin device's simulator)
+   * is measured itself; else (another machine's code, or C) the same
+   * configuration compiled for this machine is. */
+  s.on_target = !s.host_target && emits_bundle(ctx, opts);
   fp32 = st == MOSS_OK ? measure(&s, cur, "fp32 dense") : NULL;
+  if (fp32 && !fp32->ok && s.on_target) {
+    s.on_target = 0;
+    s.npts = 0;
+    s.evals = 0;
+    fp32 = measure(&s, cur, "fp32 dense");
+  }
   if (st == MOSS_OK && (!fp32 || !fp32->ok)) {
     st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "--budget: the fp32 dense model does not "
                    "compile and evaluate: %s", fp32 ? fp32->what : "no evaluation allowed");
@@ -548,6 +848,9 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
     int8 = measure(&s, cfg, "uniform int8");
     if (int8 && !int8->ok) int8 = NULL;
   }
+  /* What a move that loses nothing counts as losing, so free moves rank by
+   * their saving: half a sample, or a hundredth of the rel-l2 budget. */
+  free_loss = s.y ? 0.5 / (double)(s.n > 0 ? s.n : 1) : s.budget > 0 ? s.budget / 100 : 1e-9;
   /* Sensitivity: each layer alone in each option. */
   for (i = 0; st == MOSS_OK && i < ls.n; i++)
     for (o = 1; o < nopts; o++) {
@@ -564,8 +867,8 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
         m->l = i;
         m->o = o;
         m->saved = saved_alone[i][o];
-        m->lost = (double)(fp32->right - p->right) / (double)s.n;
-        m->score = m->saved / ((m->lost > 0 ? m->lost : 0) + 0.5 / (double)s.n);
+        m->lost = p->loss;
+        m->score = m->saved / ((m->lost > 0 ? m->lost : 0) + free_loss);
       }
     }
   /* Greedy: the best ratio of energy saved to accuracy lost first, each
@@ -595,7 +898,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
     if (s.pts[i].ok && s.pts[i].within && s.pts[i].energy < best->energy) best = &s.pts[i];
   for (i = 0; i < s.npts; i++) /* the nearest miss, for a budget nothing cheaper met */
     if (best == fp32 && s.pts[i].ok && s.pts[i].energy < fp32->energy &&
-        (!closest || s.pts[i].right > closest->right))
+        (!closest || s.pts[i].loss < closest->loss))
       closest = &s.pts[i];
   for (i = 0; i < ls.n; i++) { /* each chosen layer's accuracy cost, measured alone */
     int k;
@@ -607,7 +910,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
                              s.pts[k].cfg[j].sparsity == best->cfg[i].sparsity
                        : !s.pts[k].cfg[j].int8 && !s.pts[k].cfg[j].sparsity;
       if (alone && s.pts[k].ok && layer_drop[i] < -2)
-        layer_drop[i] = (double)(fp32->right - s.pts[k].right) / (double)s.n;
+        layer_drop[i] = s.pts[k].loss;
     }
   }
   /* The artifact: the chosen configuration compiled as --plan replays it. */
@@ -623,7 +926,10 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   }
   snprintf(plan_path, sizeof plan_path, "%s", bo->plan_out ? bo->plan_out : "");
   if (!bo->plan_out) snprintf(plan_path, sizeof plan_path, "%s.plan", out);
-  if (bo->report) snprintf(json_path, sizeof json_path, "%s", bo->report);
+  /* --budget-report FILE.html: the page there, the JSON at its default place */
+  html = bo->report && strlen(bo->report) > 5 &&
+         !strcmp(bo->report + strlen(bo->report) - 5, ".html");
+  if (bo->report && !html) snprintf(json_path, sizeof json_path, "%s", bo->report);
   else snprintf(json_path, sizeof json_path, "%s.budget.json", out);
   if (st == MOSS_OK) st = plan_write(ctx, plan_path, &ls, best->cfg);
   moss_buf_init(&js, ctx);
@@ -632,31 +938,41 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
     st = js.failed ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "budget report")
                    : moss_file_write(ctx, json_path, js.data, js.len);
   }
+  if (st == MOSS_OK && html) {
+    js.len = 0;
+    report_html(&js, &s, fp32, int8, best, closest, layer_drop, final_r);
+    st = js.failed ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "budget report")
+                   : moss_file_write(ctx, bo->report, js.data, js.len);
+  }
   moss_buf_deinit(&js);
   if (st == MOSS_OK) {
     moss_progress_clear();
-    printf("budget %.4g%% on %s, %s energy, %d compiles: fp32 dense %.6f %.4g J", s.budget * 100,
+    if (s.y) printf("budget %.4g%% top-1 drop", s.budget * 100);
+    else printf("budget rel-l2 %.4g", s.budget);
+    printf(" on %s, %s energy, accuracy measured on the %s, %d compiles: fp32 dense %s %.4g J",
            opts->target ? opts->target : "host", s.platform ? "platform-model" : "op-model",
-           s.evals, fp32->acc, fp32->energy);
-    if (int8) printf("; uniform int8 %.6f %.4g J%s", int8->acc, int8->energy,
+           s.host_target ? "host" : s.on_target ? "target's own bundle" : "host bundle", s.evals,
+           quality(q, sizeof q, &s, fp32), fp32->energy);
+    if (int8) printf("; uniform int8 %s %.4g J%s", quality(q, sizeof q, &s, int8), int8->energy,
                      int8->within ? "" : " (over budget)");
-    printf("\nchosen: %s%s%s, accuracy %.6f (drop %.6f), energy %.4g J (%.1f%% of fp32 dense)\n",
+    printf("\nchosen: %s%s%s, %s, energy %.4g J (%.1f%% of fp32 dense)\n",
            best == fp32 ? "fp32 dense (nothing cheaper met the budget)" : "point '",
-           best == fp32 ? "" : best->what, best == fp32 ? "" : "'", best->acc,
-           (double)(fp32->right - best->right) / (double)s.n, best->energy,
-           100.0 * best->energy / fp32->energy);
+           best == fp32 ? "" : best->what, best == fp32 ? "" : "'",
+           quality(q, sizeof q, &s, best), best->energy, 100.0 * best->energy / fp32->energy);
     for (i = 0; i < ls.n; i++)
       printf("  %s %s %s\n", best->cfg[i].int8 ? "int8" : "fp32",
              best->cfg[i].sparsity ? best->cfg[i].sparsity : "dense", ls.name[i]);
     if (best == fp32 && !closest)
       printf("not met: no configuration tried costs less energy than fp32 dense on this target\n");
     if (closest)
-      printf("not met: the closest cheaper configuration, %s, has accuracy %.6f (drop %.6f)\n",
-             closest->what, closest->acc, (double)(fp32->right - closest->right) / (double)s.n);
-    printf("plan %s, report %s\n", plan_path, json_path);
+      printf("not met: the closest cheaper configuration, %s, has %s\n", closest->what,
+             quality(q, sizeof q, &s, closest));
+    printf("plan %s, report %s%s%s\n", plan_path, json_path, html ? ", " : "",
+           html ? bo->report : "");
   }
 done:
   moss_cost_destroy(ctx, final_r);
+  if (s.ref) moss_free(ctx, s.ref, (size_t)s.nref * sizeof(float) + 1);
   rmdir(s.dir);
   moss_free(ctx, s.pts, pts_bytes);
   moss_free(ctx, moves, moves_bytes);

@@ -115,6 +115,11 @@ typedef struct moss_eval_result {
 } moss_eval_result;
 moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *x, const char *y,
                                moss_eval_result *out);
+/* Output 0 of every sample of X, in order: |*out_count| floats (|*out_n|
+ * samples x the floats of one), moss_alloc'd (free |*out_count| * 4 + 1
+ * bytes; NULL on failure). */
+moss_status moss_eval_outputs(moss_ctx *ctx, const char *artifact, const char *x,
+                              float **out_rows, int64_t *out_count, int64_t *out_n);
 
 /* Key files of signed bundles (keys.c): the raw bytes of an Ed25519 key,
  * 64 for a secret key (|secret| 1), 32 for a public key. moss_key_read
@@ -125,20 +130,26 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
 moss_status moss_key_read(moss_ctx *ctx, const char *path, int secret, uint8_t *out);
 moss_status moss_keygen(moss_ctx *ctx, const char *out);
 
+/* What a compile for |t| emits without --emit: "bundle", or "c" for
+ * bare-metal targets (no libmossrt) (pipeline.c). */
+const char *moss_default_emit(const struct moss_target *t);
+
 /* `moss compile MODEL --budget ACC --eval X Y` (budget.c, docs/budget.md):
  * per layer precision and sparsity searched for the least estimated energy
  * on opts->target whose top-1 accuracy on X drops at most |budget| below
  * the fp32 dense model's; writes the artifact (opts->out), the plan and a
  * JSON report. opts->quantize, keep_float and prune are the search's. */
 typedef struct moss_budget_opts {
-  double budget;              /* largest accepted drop in top-1 accuracy, 0 <= budget < 1 */
-  const char *eval_x, *eval_y;
+  double budget;              /* largest accepted drop in top-1 accuracy, 0 <= budget < 1;
+                                 with rel_l2, the largest relative L2 error of output 0 */
+  int rel_l2;                 /* --budget rel-l2:R: against the fp32 model's output on X */
+  const char *eval_x, *eval_y; /* eval_y NULL with rel_l2 */
   const char *plan_out;       /* --plan-out FILE; NULL: OUT.plan */
   const char *report;         /* --budget-report FILE.json; NULL: OUT.budget.json */
   int max_evals;              /* --max-evals N; 0: 60 */
 } moss_budget_opts;
-/* "0.5%" or "0.005" into |*out| (0.005); rel-l2:R is refused as not yet there. */
-moss_status moss_budget_parse(moss_ctx *ctx, const char *s, double *out);
+/* "0.5%" or "0.005" into |*out| (0.005), |*rel_l2| 0; "rel-l2:R" into R, |*rel_l2| 1. */
+moss_status moss_budget_parse(moss_ctx *ctx, const char *s, double *out, int *rel_l2);
 moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
                                const moss_budget_opts *b);
 /* `moss compile MODEL --plan FILE`: the configuration of |plan| compiled

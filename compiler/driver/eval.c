@@ -19,8 +19,12 @@ static moss_status rt_fail(moss_ctx *ctx, const mossrt_error *e) {
   return moss_fail(ctx, e->status == MOSSRT_E_NOMEM ? MOSS_E_NOMEM : MOSS_E_IO, NULL, "%s", reason);
 }
 
-moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *xpath,
-                               const char *ypath, moss_eval_result *out) {
+/* Runs |artifact| on X; with |ypath|, counts the right answers into |out|;
+ * with |rows|, hands back output 0 of every sample (|*count| floats,
+ * moss_alloc'd) for moss_eval_outputs. */
+static moss_status eval_run(moss_ctx *ctx, const char *artifact, const char *xpath,
+                            const char *ypath, moss_eval_result *out, float **rows,
+                            int64_t *count) {
   mossrt_bundle *b = NULL;
   mossrt_session *s = NULL;
   mossrt_error err;
@@ -33,11 +37,12 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
   moss_status st;
   int64_t batch, n, r, row = 1, classes, i, stride;
   uint32_t k, nout;
-  int batched = mossrt_bundle_batched(b) && mossrt_input_count(b) == 1;
+  int batched;
   char a[160];
   memset(out, 0, sizeof *out);
   ctx->file = artifact;
   if (mossrt_open_file(artifact, &b, &err) != MOSSRT_OK) return rt_fail(ctx, &err);
+  batched = mossrt_bundle_batched(b) && mossrt_input_count(b) == 1;
   if (moss_file_note_input(ctx, artifact) != MOSS_OK) { /* no output may replace it */
     mossrt_close(b);
     return moss_fail(ctx, MOSS_E_NOMEM, NULL, "the list of files read");
@@ -63,7 +68,7 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
   ctx->file = xpath; /* a bad file is reported under its own name */
   st = moss_tensor_file_read(ctx, scratch, xpath, &x);
   ctx->file = ypath;
-  if (st == MOSS_OK) st = moss_tensor_file_read(ctx, scratch, ypath, &y);
+  if (st == MOSS_OK && ypath) st = moss_tensor_file_read(ctx, scratch, ypath, &y);
   ctx->file = artifact;
   if (st != MOSS_OK) goto done;
   {
@@ -79,7 +84,7 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
     }
   }
   n = x->dims[0];
-  if ((y->dtype != MOSS_DT_I64 && y->dtype != MOSS_DT_I32) || moss_value_numel(y) != n) {
+  if (y && ((y->dtype != MOSS_DT_I64 && y->dtype != MOSS_DT_I32) || moss_value_numel(y) != n)) {
     ctx->file = ypath;
     st = moss_fail(ctx, MOSS_E_IO, NULL, "labels of type %s; expected int64 or int32 [%lld]",
                    moss_value_type_str(y, a, sizeof a), (long long)n);
@@ -87,6 +92,13 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
   }
   stride = (int64_t)(o.nbytes / 4) / batch; /* scores per row */
   if (batched) batch = n > 0 ? n : 1;      /* every row in one run of the batch */
+  if (rows) {
+    *count = n * stride;
+    if (!(*rows = moss_alloc(ctx, (size_t)*count * sizeof(float) + 1))) {
+      st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "outputs");
+      goto done;
+    }
+  }
   nout = mossrt_output_count(b);
   for (k = 0; k < nout; k++) {
     mossrt_tensor_info t;
@@ -125,7 +137,8 @@ moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *
         goto done;
       }
     }
-    for (i = 0; i < m; i++) {
+    if (rows) memcpy(*rows + r * stride, outbuf, (size_t)(m * stride) * sizeof(float));
+    for (i = 0; y && i < m; i++) {
       const float *sc = (const float *)outbuf + (size_t)(i * stride);
       int64_t best = 0, c;
       for (c = 1; c < classes; c++)
@@ -139,5 +152,25 @@ done:
   if (s) mossrt_session_destroy(s);
   mossrt_close(b);
   if (scratch) moss_graph_destroy(ctx, scratch);
+  if (st != MOSS_OK && rows && *rows) {
+    moss_free(ctx, *rows, (size_t)*count * sizeof(float) + 1);
+    *rows = NULL;
+  }
+  return st;
+}
+
+moss_status moss_eval_artifact(moss_ctx *ctx, const char *artifact, const char *xpath,
+                               const char *ypath, moss_eval_result *out) {
+  return eval_run(ctx, artifact, xpath, ypath, out, NULL, NULL);
+}
+
+moss_status moss_eval_outputs(moss_ctx *ctx, const char *artifact, const char *xpath,
+                              float **out_rows, int64_t *out_count, int64_t *out_n) {
+  moss_eval_result r;
+  moss_status st;
+  *out_rows = NULL;
+  *out_count = 0;
+  st = eval_run(ctx, artifact, xpath, NULL, &r, out_rows, out_count);
+  *out_n = r.n;
   return st;
 }

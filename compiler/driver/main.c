@@ -28,8 +28,9 @@ static const char usage[] =
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R|nm:N:M]\n"
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
-    "               [--budget DROP --eval X.npy Y.npy [--calibration DATA] [--plan-out FILE]\n"
-    "                [--budget-report FILE.json] [--max-evals N]] [--plan FILE]\n"
+    "               [--budget DROP --eval X.npy Y.npy | --budget rel-l2:R --eval X.npy\n"
+    "                [--calibration DATA] [--plan-out FILE] [--budget-report FILE.json|.html]\n"
+    "                [--max-evals N]] [--plan FILE]\n"
     "               [--dump-ir] [--dump-kernels] [--dump-after=PASS|all] [-q] [-v] [--sign KEY]\n"
     "               [--profile] [--winograd] [--max-trip-count N] [--max-length N]\n"
     "               [--cache-key] [--depfile FILE]\n"
@@ -92,9 +93,11 @@ static const char usage[] =
     "--budget DROP --eval X.npy Y.npy (compile): searches, per Conv/Gemm/MatMul layer, fp32 or\n"
     "  int8 (with --calibration DATA) and magnitude sparsity 0.2 to 0.9, for the least estimated\n"
     "  energy on the target whose top-1 accuracy on X is at most DROP (0.5% or 0.005) below the\n"
-    "  fp32 dense model's; writes the artifact, OUT.plan (--plan-out) and OUT.budget.json\n"
-    "  (--budget-report); at most --max-evals N compiles (default 60). --plan FILE compiles a\n"
-    "  plan again, the same bytes (docs/budget.md).\n"
+    "  fp32 dense model's (--budget rel-l2:R --eval X.npy: output 0's relative L2 error against\n"
+    "  the fp32 model's on X at most R, no labels); writes the artifact, OUT.plan (--plan-out)\n"
+    "  and OUT.budget.json (--budget-report; a FILE.html there draws the points); at most\n"
+    "  --max-evals N compiles (default 60). --plan FILE compiles a plan again, the same bytes\n"
+    "  (docs/budget.md).\n"
     "--stream, --state IN=OUT (run): runs a bundle chunk after chunk: each input file that is\n"
     "  not a state holds the chunks along a new first axis, and output_<i>.npy stacks each\n"
     "  chunk's output the same way. --state keeps input IN in the session, fed by output OUT of\n"
@@ -334,12 +337,13 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
       ok = moss_ptq_parse_method(ctx, o.calib_method, &p) == MOSS_OK;
     } else if (!strcmp(a, "--keep-float") && (ok = need_arg(i, argc, a))) o.keep_float = argv[++i];
     else if (!strcmp(a, "--eval") && (ok = need_arg(i, argc, a))) {
-      if (i + 2 >= argc) {
-        ok = USAGE("--eval needs two files, X.npy and Y.npy");
-      } else {
-        eval_x = argv[++i];
+      size_t l;
+      eval_x = argv[++i];
+      /* Y is optional for --budget rel-l2:R: the next argument is Y unless it is an option
+       * or the model (.onnx) */
+      l = i + 1 < argc ? strlen(argv[i + 1]) : 0;
+      if (l && argv[i + 1][0] != '-' && !(l > 5 && !strcmp(argv[i + 1] + l - 5, ".onnx")))
         eval_y = argv[++i];
-      }
     }
     else if (!strcmp(a, "--budget") && (ok = need_arg(i, argc, a))) budget = argv[++i];
     else if (!strcmp(a, "--plan") && (ok = need_arg(i, argc, a))) plan = argv[++i];
@@ -371,8 +375,13 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
       ok = USAGE("--budget %s needs --eval X.npy Y.npy: the accuracy it bounds is measured "
                  "there", budget);
     else if (budget)
-      ok = moss_budget_parse(ctx, budget, &bo.budget) == MOSS_OK;
+      ok = moss_budget_parse(ctx, budget, &bo.budget, &bo.rel_l2) == MOSS_OK;
+    if (ok && budget && !bo.rel_l2 && !eval_y)
+      ok = USAGE("--budget %s needs --eval X.npy Y.npy: top-1 accuracy needs the labels Y "
+                 "(or give --budget rel-l2:R, which needs X only)", budget);
   }
+  if (ok && eval_x && !eval_y && !budget)
+    ok = USAGE("--eval needs two files, X.npy and Y.npy");
   if (ok && !budget && (bo.plan_out || bo.report || bo.max_evals))
     ok = USAGE("--plan-out, --budget-report and --max-evals need --budget");
   if (ok && !!o.quantize != !!o.calibration && !budget && !plan)

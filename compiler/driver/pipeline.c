@@ -245,6 +245,8 @@ static const char *default_emit(const moss_target *t) {
   return tr && strstr(tr, "-none") ? "c" : "bundle";
 }
 
+const char *moss_default_emit(const struct moss_target *t) { return default_emit(t); }
+
 /* "prune": --prune zeroes float weights, so that calibration and
  * quantization see the pruned model (the calibration build prunes the same
  * way) and the sparse pass at the end measures the zeros. */

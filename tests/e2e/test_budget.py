@@ -16,14 +16,28 @@ cortex-m7 as standalone C, which `moss run` builds and runs here). Checks:
     cortex-m7 cannot meet 0.5%: met false, the artifact is fp32 dense and
     the closest point is reported with its drop;
   - --plan replays the plan to byte-identical files;
+  - on npu-systolic-32x32 (the plugin's bundles, run here on its
+    simulator; skipped when the plugin is not built) the same checks, with
+    the accuracy measured on the target's own bundle;
+  - rpi4's bundle (AArch64) does not run here: the search falls back to
+    the host bundle and says so;
+  - --budget rel-l2:0.02 without labels (CNN, cortex-m7): the chosen
+    artifact's relative L2 error of output 0, recomputed from moss run's
+    outputs of it and of the fp32 model, is within 0.02 and is the
+    report's, at no more energy than uniform int8;
+  - --budget-report FILE.html: the page parses (html.parser), draws one
+    point per configuration measured, marks the chosen one, fp32 dense and
+    uniform int8, and names every layer in its table;
   - the per-layer --prune form zeroes floor(R * n) of the named layer only;
-  - bad flags (no --eval, bad syntax, rel-l2, --budget with --quantize,
+  - bad flags (no --eval, no labels for a top-1 budget, bad syntax,
+    --budget with --quantize,
     a plan naming an unknown layer, an int8 plan without --calibration)
     fail with a clear message.
   test_budget.py --moss build/moss
 """
 import argparse
 import filecmp
+import html.parser
 import json
 import os
 import shutil
@@ -84,26 +98,31 @@ def same_files(p, q):
     return filecmp.cmp(p, q, shallow=False)
 
 
-def search(a, m, target, work):
+def search(a, m, target, work, label=None, bundle=False):
+    """|label|: the target's name in messages (|target| may be a file);
+    |bundle|: the target's artifact is a bundle that runs here."""
+    label = label or target
     x = os.path.join(DATA, "x_test_%s.npy" % m)
     y = os.path.join(DATA, "y_test.npy")
     cal = os.path.join(DATA, "x_calib_%s.npy" % m)
     emit = ["--emit", "c"] if target == "rpi4" else []  # runnable here
-    out = os.path.join(work, "%s-%s%s" % (m, target, ".moss" if target == "host" else ".d"))
+    out = os.path.join(work, "%s-%s%s" % (m, label, ".moss" if target == "host" or bundle else ".d"))
     r = moss(a, "compile", os.path.join(DATA, m + ".onnx"), "--target", target, *emit, "-o", out,
-             "-q", "--budget", "0.5%", "--calibration", cal, "--eval", x, y)
-    check(r.returncode == 0, "%s %s: --budget 0.5%% compiles (%s)" % (m, target, r.stderr.strip()[-300:]))
+             "-q", "--budget", "0.5%", "--calibration", cal, "--eval", x, y, "--budget-report",
+             out + ".html")
+    check(r.returncode == 0, "%s %s: --budget 0.5%% compiles (%s)" % (m, label, r.stderr.strip()[-300:]))
     if r.returncode:
         return
     print(r.stdout, end="")
     rep = json.load(open(out + ".budget.json"))
+    check_html(out + ".html", rep, "%s %s" % (m, label))
     # The artifact's own energy, and the plan replayed.
     again = out + ".again"
     r2 = moss(a, "compile", os.path.join(DATA, m + ".onnx"), "--target", target, *emit, "-o",
               again, "-q", "--plan", out + ".plan", "--calibration", cal, "--report",
               again + ".json")
     check(r2.returncode == 0 and same_files(out, again),
-          "%s %s: --plan replays to byte-identical output (%s)" % (m, target, r2.stderr.strip()))
+          "%s %s: --plan replays to byte-identical output (%s)" % (m, label, r2.stderr.strip()))
     if r2.returncode:
         return
     # moss run builds a C artifact in its folder: only after the comparison.
@@ -111,35 +130,127 @@ def search(a, m, target, work):
     acc = run_accuracy(a, out, m, work)
     check(acc is not None and acc >= fp32_acc - BUDGET - 1e-9,
           "%s %s: accuracy %s recomputed from moss run is within 0.5%% of torch's %.6f"
-          % (m, target, acc, fp32_acc))
+          % (m, label, acc, fp32_acc))
     check(acc is not None and abs(acc - rep["chosen"]["accuracy"]) < 1e-6,
-          "%s %s: the report's accuracy %.6f is moss run's" % (m, target, rep["chosen"]["accuracy"]))
+          "%s %s: the report's accuracy %.6f is moss run's" % (m, label, rep["chosen"]["accuracy"]))
     check(abs(rep["fp32_dense"]["accuracy"] - fp32_acc) < 1e-6,
-          "%s %s: the search's fp32 dense accuracy is torch's" % (m, target))
+          "%s %s: the search's fp32 dense accuracy is torch's" % (m, label))
     e = platform_j(again + ".json")
     check(abs(e - rep["chosen"]["energy_j"]) <= 1e-6 * e,
-          "%s %s: the artifact's energy %.4g J is the report's" % (m, target, e))
+          "%s %s: the artifact's energy %.4g J is the report's" % (m, label, e))
     check(e <= rep["fp32_dense"]["energy_j"] * (1 + 1e-6), "%s %s: energy no higher than fp32 dense"
-          % (m, target))
-    u = os.path.join(work, "%s-%s-int8" % (m, target))
+          % (m, label))
+    u = os.path.join(work, "%s-%s-int8%s" % (m, label, ".moss" if bundle else ""))
     r3 = moss(a, "compile", os.path.join(DATA, m + ".onnx"), "--target", target, *emit, "-o", u,
               "-q", "--quantize", "int8", "--calibration", cal, "--report", u + ".json")
-    check(r3.returncode == 0, "%s %s: uniform int8 compiles" % (m, target))
+    check(r3.returncode == 0, "%s %s: uniform int8 compiles" % (m, label))
     if r3.returncode == 0:
         ue, ua = platform_j(u + ".json"), run_accuracy(a, u, m, work)
         if ua is not None and ua >= fp32_acc - BUDGET - 1e-9:
             check(e <= ue * (1 + 1e-6), "%s %s: energy %.4g J no higher than uniform int8's %.4g J "
-                  "(which meets the budget)" % (m, target, e, ue))
+                  "(which meets the budget)" % (m, label, e, ue))
     with open(out + ".plan") as f:
         plan = [" ".join(l.split()[:2]) for l in f.read().splitlines()[2:]]
     check(plan == rep["chosen"]["config"], "%s %s: the plan is the chosen configuration %s"
-          % (m, target, plan))
+          % (m, label, plan))
     cheaper = [p for p in rep["points"] if p["within_budget"] and p["energy_j"] is not None
                and p["energy_j"] < rep["fp32_dense"]["energy_j"]]
-    check(rep["met"] == bool(cheaper), "%s %s: met is %s as the points say" % (m, target, rep["met"]))
+    check(rep["met"] == bool(cheaper), "%s %s: met is %s as the points say" % (m, label, rep["met"]))
     check(len(rep["layers"]) == 3 and all("accuracy_cost_alone" in l for l in rep["layers"]),
-          "%s %s: the report has the three layers with their accuracy cost" % (m, target))
+          "%s %s: the report has the three layers with their accuracy cost" % (m, label))
+    where = "host" if target == "host" else "target" if bundle else "host bundle"
+    check(rep["accuracy_measured_on"] == where, "%s %s: accuracy measured on the %s (%s)"
+          % (m, label, where, rep["accuracy_measured_on"]))
     return rep
+
+
+class Circles(html.parser.HTMLParser):
+    """The page's points: each <circle> with its class and data-point."""
+    def __init__(self):
+        super().__init__()
+        self.points = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "circle" and "pt" in attrs.get("class", "").split():
+            self.points.append((int(attrs["data-point"]), attrs["class"].split()))
+
+
+def check_html(path, rep, what):
+    """The --budget-report FILE.html page: it parses, has one point per
+    configuration tried that was measured, the chosen one marked (and fp32
+    dense, uniform int8), and the per-layer table names every layer."""
+    try:
+        text = open(path, encoding="utf-8").read()
+        c = Circles()
+        c.feed(text)
+        c.close()
+    except (OSError, ValueError) as e:
+        check(False, "%s: the HTML report parses (%s)" % (what, e))
+        return
+    measured = [i for i, p in enumerate(rep["points"]) if p["energy_j"] is not None]
+    check(sorted(i for i, _ in c.points) == measured,
+          "%s: the HTML draws one point per configuration measured (%d)" % (what, len(measured)))
+    chosen = [i for i, cls in c.points if "chosen" in cls]
+    want = [i for i, p in enumerate(rep["points"])
+            if p["what"] == rep["chosen"]["what"] and p["config"] == rep["chosen"]["config"]]
+    check(len(chosen) == 1 and chosen[0] in want, "%s: the chosen point is marked (%s)"
+          % (what, chosen))
+    check([i for i, cls in c.points if "fp32" in cls] == [0] and
+          (rep["uniform_int8"] is None or [i for i, cls in c.points if "int8" in cls] == [1]),
+          "%s: fp32 dense and uniform int8 are marked" % what)
+    check(all(l["node"] in text.replace("<wbr/>", "") for l in rep["layers"]),
+          "%s: the HTML's layer table names every layer" % what)
+
+
+def run_output(a, artifact, x, work):
+    """Output 0 of |artifact| on |x|, from moss run."""
+    out = os.path.join(work, "run-" + os.path.basename(artifact))
+    os.makedirs(out, exist_ok=True)
+    r = moss(a, "run", artifact, x, "-o", out)
+    if r.returncode:
+        print(r.stderr)
+        return None
+    return np.load(os.path.join(out, "output_0.npy")).astype(np.float64)
+
+
+def rel_l2(a, work):
+    """--budget rel-l2:0.02 on the CNN for cortex-m7 (C, run here), X only:
+    the chosen artifact's relative L2 error of output 0, recomputed from
+    moss run's outputs of it and of the fp32 model compiled for the same
+    target, is within 0.02 and is the report's; its energy is no higher than
+    uniform int8's, which is within the budget too."""
+    x = os.path.join(DATA, "x_test_cnn.npy")
+    cal = os.path.join(DATA, "x_calib_cnn.npy")
+    cnn = os.path.join(DATA, "cnn.onnx")
+    out = os.path.join(work, "rel.d")
+    r = moss(a, "compile", cnn, "--target", "cortex-m7", "-o", out, "-q", "--budget", "rel-l2:0.02",
+             "--calibration", cal, "--eval", x, "--budget-report", out + ".html")
+    check(r.returncode == 0 and "rel-l2" in r.stdout, "rel-l2: the search runs without labels (%s)"
+          % (r.stderr.strip()[-300:]))
+    if r.returncode:
+        return
+    print(r.stdout, end="")
+    rep = json.load(open(out + ".budget.json"))
+    check(rep["metric"] == "rel-l2" and "rel_l2" in rep["chosen"] and "accuracy" not in rep["chosen"]
+          and all("rel_l2_cost_alone" in l for l in rep["layers"]),
+          "rel-l2: the report names the metric and gives each point's rel_l2")
+    check_html(out + ".html", rep, "rel-l2")
+    ref = os.path.join(work, "rel-fp32.d")
+    r = moss(a, "compile", cnn, "--target", "cortex-m7", "-o", ref, "-q")
+    y0, y = run_output(a, ref, x, work), run_output(a, out, x, work)
+    if y0 is None or y is None:
+        check(False, "rel-l2: moss run of the fp32 model and of the chosen one")
+        return
+    err = float(np.linalg.norm(y - y0) / np.linalg.norm(y0))
+    check(err <= 0.02, "rel-l2: the chosen artifact's error %.6f from moss run is within 0.02" % err)
+    check(abs(err - rep["chosen"]["rel_l2"]) <= 1e-4 + 1e-3 * err,
+          "rel-l2: the report's %.6f is moss run's %.6f" % (rep["chosen"]["rel_l2"], err))
+    check(any(l["precision"] == "int8" for l in rep["layers"]), "rel-l2: int8 layers chosen on cortex-m7")
+    u = rep["uniform_int8"]
+    check(u and u["within_budget"] and rep["chosen"]["energy_j"] <= u["energy_j"] * (1 + 1e-9),
+          "rel-l2: energy %.4g J no higher than uniform int8's (within the budget)"
+          % rep["chosen"]["energy_j"])
 
 
 def main():
@@ -154,6 +265,27 @@ def main():
             if rep:
                 chosen_reports[(m, t)] = rep
                 chosen[(m, t)] = [(l["precision"], l["sparsity"]) for l in rep["layers"]]
+    # The npu-systolic plugin's bundles run here, on its simulator: the
+    # search measures them themselves.
+    npu = os.path.join(os.path.dirname(os.path.abspath(a.moss)), "plugins", "npu-systolic",
+                       "npu-systolic-32x32.xml")
+    if os.path.exists(npu):
+        for m in ("mlp", "cnn"):
+            search(a, m, npu, work, label="npu-systolic-32x32", bundle=True)
+    else:
+        print("skip npu-systolic-32x32: %s not built" % npu)
+    rel_l2(a, work)
+    # rpi4's bundle is AArch64 code: the search tries it, falls back to the
+    # host bundle, and says so; the failed try is not a point.
+    out = os.path.join(work, "mlp-rpi4-bundle.moss")
+    r = moss(a, "compile", os.path.join(DATA, "mlp.onnx"), "--target", "rpi4", "-o", out, "-q",
+             "--budget", "0.5%", "--calibration", os.path.join(DATA, "x_calib_mlp.npy"), "--eval",
+             os.path.join(DATA, "x_test_mlp.npy"), os.path.join(DATA, "y_test.npy"))
+    rep = json.load(open(out + ".budget.json")) if r.returncode == 0 else None
+    check(rep and rep["accuracy_measured_on"] == "host bundle" and "host bundle" in r.stdout
+          and [p["what"] for p in rep["points"]].count("fp32 dense") == 1
+          and rep["evaluations"] == len(rep["points"]),
+          "mlp rpi4 bundle: measured on the host bundle, fp32 dense once (%s)" % r.stderr.strip())
     # On cortex-m7 the CNN's sparse int8 Conv pays: below uniform int8.
     rep = chosen_reports.get(("cnn", "cortex-m7"))
     check(rep and rep["uniform_int8"] and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"]
@@ -198,7 +330,10 @@ def main():
         (["--budget", "0.5%"], "needs --eval"),
         (["--budget", "5x", "--eval", xm, y], "--budget '5x': expected"),
         (["--budget", "150%", "--eval", xm, y], "expected the largest accepted drop"),
-        (["--budget", "rel-l2:0.02", "--eval", xm, y], "not implemented yet"),
+        (["--budget", "rel-l2:x", "--eval", xm], "expected rel-l2:R"),
+        (["--budget", "rel-l2:-1", "--eval", xm], "expected rel-l2:R"),
+        (["--budget", "0.5%", "--eval", xm], "needs the labels Y"),
+        (["--eval", xm], "--eval needs two files"),
         (["--budget", "0.5%", "--eval", xm, y, "--quantize", "int8", "--calibration", xm],
          "drop --quantize"),
         (["--plan-out", "p"], "need --budget"),
