@@ -61,18 +61,6 @@ static const char *opt_sparsity(int o) {
   return o % (NRATIOS + 1) ? ratios[o % (NRATIOS + 1) - 1] : NULL;
 }
 
-/* Keeps the first diagnostic of a compile the search tries. */
-typedef struct capture {
-  char first[512];
-  int n;
-} capture;
-
-static void capture_diag(void *user, moss_status code, const char *msg) {
-  capture *c = user;
-  (void)code;
-  if (c->n++ == 0) snprintf(c->first, sizeof c->first, "%s", msg);
-}
-
 /* |o| made quiet: no summary, report, dump or side file. */
 static void quiet(moss_compile_opts *o) {
   o->verbose = 0;
@@ -376,7 +364,7 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   moss_compile_opts o;
   moss_cost_report *r = NULL;
   moss_buf kf, pr;
-  capture cap;
+  moss_diag_capture cap;
   moss_diag_fn sink = ctx->sink;
   void *user = ctx->sink_user;
   int nerrors = ctx->nerrors;
@@ -392,7 +380,7 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   moss_buf_init(&kf, ctx);
   moss_buf_init(&pr, ctx);
   memset(&cap, 0, sizeof cap);
-  ctx->sink = capture_diag;
+  ctx->sink = moss_diag_capture_sink;
   ctx->sink_user = &cap;
   snprintf(out, sizeof out, "%s/e%d.moss", s->dir, s->evals); /* a new name: eval notes it read */
   cfg_opts(s->opts, s->ls, cfg, &kf, &pr, &o);

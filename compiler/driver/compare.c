@@ -19,14 +19,8 @@
 #define MAX_TARGETS 64
 #define ERR_CAP 600
 
-/* Keeps the first diagnostic of a target's compile for its row. */
-typedef struct capture {
-  char first[512];
-  int n;
-} capture;
-
-static void capture_diag(void *user, moss_status code, const char *msg) {
-  capture *c = user;
+void moss_diag_capture_sink(void *user, moss_status code, const char *msg) {
+  moss_diag_capture *c = user;
   (void)code;
   if (c->n++ == 0) snprintf(c->first, sizeof c->first, "%s", msg);
 }
@@ -664,7 +658,7 @@ moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv) {
   if (st == MOSS_OK) moss_progress_begin("comparing", a->nt, "targets");
   for (i = 0; st == MOSS_OK && i < a->nt; i++) {
     moss_compile_opts o;
-    capture cap;
+    moss_diag_capture cap;
     moss_diag_fn sink = ctx->sink;
     void *user = ctx->sink_user;
     moss_status ts;
@@ -677,7 +671,7 @@ moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv) {
     o.grid_intensity = grid;
     o.no_emit = 1;
     o.cost_out = &reps[i];
-    ctx->sink = capture_diag;
+    ctx->sink = moss_diag_capture_sink;
     ctx->sink_user = &cap;
     moss_progress_item(a->targets[i]);
     ts = moss_compile(ctx, &o);

@@ -159,4 +159,13 @@ moss_status moss_plan_compile(moss_ctx *ctx, const moss_compile_opts *opts, cons
 /* `moss compare MODEL --targets a,b,c ...` (compare.c). */
 moss_status moss_compare_cli(moss_ctx *ctx, int argc, char **argv);
 
+/* A moss_ctx sink that keeps the first diagnostic (and counts them) of a
+ * compile run on behalf of another command: moss compare's rows, the budget
+ * search's points (compare.c). */
+typedef struct moss_diag_capture {
+  char first[512];
+  int n;
+} moss_diag_capture;
+void moss_diag_capture_sink(void *user, moss_status code, const char *msg);
+
 #endif
