@@ -220,11 +220,13 @@ def main():
     check(text.startswith(app_bundle + ": target: plugin 'npu-systolic' (%s): not found" % LIB),
           "the message names the bundle, the plugin and its library: %s" % text)
     for want in ("(set MOSS_PLUGIN_PATH or mossrt_options.plugin_dir to its folder)",
-                 os.path.join(prefix, "app") + ",",
-                 os.path.join(prefix, "lib", "moss", "plugins", "npu-systolic") + ",",
-                 os.path.join(prefix, "plugins", "npu-systolic") + ",",
-                 "the system's library path"):
+                 "looked in the system's library path and in: "):
         check(want in text, "the message says %r" % want)
+    folders = text.split(" and in: ", 1)[-1].split(", ")
+    for want in (os.path.join(prefix, "app"),
+                 os.path.join(prefix, "lib", "moss", "plugins", "npu-systolic"),
+                 os.path.join(prefix, "plugins", "npu-systolic")):
+        check(want in folders, "the message names the folder %s" % want)
     res = open_in_child(rt, app_bundle, memory=True)
     check(res["status"] == 7 and os.path.join(prefix, "app") + "," not in res["text"] and
           res["text"].startswith("<memory>: target: "),

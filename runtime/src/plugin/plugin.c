@@ -122,9 +122,12 @@ static mossrt_status open_library(mossrt_bundle *b, mossrt_device *d, mossrt_err
   d->lib = h;
   if (h) return MOSSRT_OK;
   if (L.why[0]) return DEVFAIL(d, "%s", L.why); /* there, but did not load */
+  /* The folders last: a long list is what mossrt_error's 512 bytes cut. */
+  if (L.n >= 2 && L.n <= sizeof L.looked) L.looked[L.n - 2] = '\0'; /* the last ", " */
   return DEVFAIL(d, "not found (set MOSS_PLUGIN_PATH or mossrt_options.plugin_dir to its "
-                    "folder); looked in: %sthe system's library path%s%s",
-                 L.looked, slash ? ", then " : "", slash ? recorded : "");
+                    "folder); looked in the system's library path%s%s%s%s",
+                 slash ? ", then " : "", slash ? recorded : "", L.looked[0] ? " and in: " : "",
+                 L.looked);
 }
 
 static int plugin_serves(const mossrt_device *d) {
