@@ -447,3 +447,15 @@ int moss_json_bool(const moss_json *v, int *out_bool) {
   *out_bool = v->u.b;
   return 1;
 }
+
+void moss_json_put_str(moss_buf *b, const char *s) {
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  moss_buf_put(b, "\"", 1);
+  for (; *p; p++) {
+    if (*p == '"' || *p == '\\') moss_buf_printf(b, "\\%c", *p);
+    else if (*p == '\n') moss_buf_put(b, "\\n", 2);
+    else if (*p < 0x20) moss_buf_printf(b, "\\u%04x", *p);
+    else moss_buf_put(b, p, 1);
+  }
+  moss_buf_put(b, "\"", 1);
+}

@@ -84,4 +84,8 @@ int moss_json_num(const moss_json *v, double *out_num);
  * otherwise 0 and *|out_bool| is 0. */
 int moss_json_bool(const moss_json *v, int *out_bool);
 
+/* Appends |s| (NULL: "") to |b| as a JSON string: quoted, with '"', '\\'
+ * and control characters escaped. For the reports moss writes. */
+void moss_json_put_str(moss_buf *b, const char *s);
+
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../ops/sparse.h"
+#include "../base/json.h"
 #include "cost.h"
 
 #define NM "not-modeled"
@@ -27,17 +28,6 @@ static void num(char *buf, size_t cap, double v) { snprintf(buf, cap, "%.15g", v
 
 /* ---------------------------------------------------------------- JSON */
 
-static void jstr(moss_buf *b, const char *s) {
-  const unsigned char *p = (const unsigned char *)(s ? s : "");
-  moss_buf_put(b, "\"", 1);
-  for (; *p; p++) {
-    if (*p == '"' || *p == '\\') moss_buf_printf(b, "\\%c", *p);
-    else if (*p == '\n') moss_buf_put(b, "\\n", 2);
-    else if (*p < 0x20) moss_buf_printf(b, "\\u%04x", *p);
-    else moss_buf_put(b, p, 1);
-  }
-  moss_buf_put(b, "\"", 1);
-}
 
 static void jnum(moss_buf *b, double v) {
   char t[40];
@@ -52,7 +42,7 @@ static void jnum(moss_buf *b, double v) {
 static void jkey(moss_buf *b, const char *k, int *first) {
   if (!*first) moss_buf_put(b, ", ", 2);
   *first = 0;
-  jstr(b, k);
+  moss_json_put_str(b, k);
   moss_buf_put(b, ": ", 2);
 }
 
@@ -63,7 +53,7 @@ static void jkv_num(moss_buf *b, const char *k, double v, int *first) {
 
 static void jkv_str(moss_buf *b, const char *k, const char *v, int *first) {
   jkey(b, k, first);
-  jstr(b, v);
+  moss_json_put_str(b, v);
 }
 
 /* "sparse_format": "csr", "sparse_costs": {"dense": 64, "csr": 13, ...,
@@ -100,9 +90,9 @@ static void jfig(moss_buf *b, const char *k, const moss_cost_figure *f, int *fir
   if (is_nm(f)) moss_buf_put(b, "null", 4);
   else jnum(b, f->value);
   moss_buf_put(b, ", \"label\": ", 11);
-  jstr(b, f->label);
+  moss_json_put_str(b, f->label);
   moss_buf_printf(b, ", \"partial\": %s, \"source\": ", f->partial ? "true" : "false");
-  jstr(b, f->source);
+  moss_json_put_str(b, f->source);
   moss_buf_put(b, "}", 1);
 }
 
@@ -172,7 +162,7 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
   moss_buf_put(b, "{\"g_per_kwh\": ", 14);
   jnum(b, r->grid_g_per_kwh);
   moss_buf_printf(b, ", \"fallback\": %s, \"source\": ", r->grid_fallback ? "true" : "false");
-  jstr(b, r->grid_fallback ? "IEA 2019 world average (CodeCarbon's fallback); give "
+  moss_json_put_str(b, r->grid_fallback ? "IEA 2019 world average (CodeCarbon's fallback); give "
                              "--grid-intensity"
                            : "--grid-intensity");
   moss_buf_put(b, "}", 1);
@@ -189,7 +179,7 @@ moss_status moss_report_json(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
     jkv_str(b, "model", d->model, &g);
     jkv_num(b, "threads", d->threads, &g);
     jkey(b, "power_shared", &g);
-    if (d->power_shared) jstr(b, d->power_shared);
+    if (d->power_shared) moss_json_put_str(b, d->power_shared);
     else moss_buf_put(b, "null", 4);
     jkey(b, "levels", &g);
     moss_buf_put(b, "[", 1);

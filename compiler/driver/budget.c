@@ -28,6 +28,7 @@
 
 #include "../cost/cost.h"
 #include "../target/target.h"
+#include "../base/json.h"
 #include "driver.h"
 #include "progress.h"
 
@@ -422,21 +423,11 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   return p;
 }
 
-/* A JSON string. */
-static void jstr(moss_buf *b, const char *s) {
-  moss_buf_put(b, "\"", 1);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') moss_buf_printf(b, "\\%c", *s);
-    else if ((unsigned char)*s < 0x20) moss_buf_printf(b, "\\u%04x", (unsigned char)*s);
-    else moss_buf_put(b, s, 1);
-  }
-  moss_buf_put(b, "\"", 1);
-}
 
 static void jpoint(moss_buf *b, const search *s, const point *p) {
   int i;
   moss_buf_printf(b, "{\"what\": ");
-  jstr(b, p->what);
+  moss_json_put_str(b, p->what);
   moss_buf_printf(b, ", \"config\": [");
   for (i = 0; i < s->ls->n; i++)
     moss_buf_printf(b, "%s\"%s %s\"", i ? ", " : "", p->cfg[i].int8 ? "int8" : "fp32",
@@ -486,9 +477,9 @@ static void report_json(moss_buf *b, const search *s, const point *fp32, const p
                         const moss_cost_report *final_r) {
   int i;
   moss_buf_printf(b, "{\n  \"model\": ");
-  jstr(b, s->opts->model);
+  moss_json_put_str(b, s->opts->model);
   moss_buf_printf(b, ",\n  \"target\": ");
-  jstr(b, s->opts->target ? s->opts->target : "host");
+  moss_json_put_str(b, s->opts->target ? s->opts->target : "host");
   moss_buf_printf(b, ",\n  \"metric\": \"%s\",\n  \"budget\": %.6g,\n  \"samples\": %lld,\n  "
                   "\"energy_figure\": \"%s\",\n  \"accuracy_measured_on\": \"%s\",\n  "
                   "\"evaluations\": %d,\n  \"max_evals\": %d,\n  \"met\": %s,\n",
@@ -509,7 +500,7 @@ static void report_json(moss_buf *b, const search *s, const point *fp32, const p
   for (i = 0; i < s->ls->n; i++) {
     const moss_cost_node *n = report_node(final_r, s->ls->name[i]);
     moss_buf_printf(b, "%s\n    {\"node\": ", i ? "," : "");
-    jstr(b, s->ls->name[i]);
+    moss_json_put_str(b, s->ls->name[i]);
     moss_buf_printf(b, ", \"precision\": \"%s\", \"sparsity\": \"%s\"",
                     best->cfg[i].int8 ? "int8" : "fp32",
                     best->cfg[i].sparsity ? best->cfg[i].sparsity : "dense");

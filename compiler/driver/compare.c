@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../cost/cost.h"
+#include "../base/json.h"
 #include "driver.h"
 #include "progress.h"
 
@@ -467,16 +468,6 @@ static void compare_html(const char *model, const char *const *targets,
 
 /* ------------------------------------------------------- the JSON rows */
 
-static void jstr(moss_buf *b, const char *s) {
-  const unsigned char *p = (const unsigned char *)(s ? s : "");
-  moss_buf_put(b, "\"", 1);
-  for (; *p; p++) {
-    if (*p == '"' || *p == '\\') moss_buf_printf(b, "\\%c", *p);
-    else if (*p < 0x20) moss_buf_printf(b, "\\u%04x", *p);
-    else moss_buf_put(b, p, 1);
-  }
-  moss_buf_put(b, "\"", 1);
-}
 
 /* "key": value, "key_partial": bool; the value null when not-modeled (a
  * missing figure, not a zero) or not finite. */
@@ -499,7 +490,7 @@ static void compare_json(const char *model, const char *const *targets,
   rank_all(targets, reps, n, &k);
   for (i = 0; i < k.m && !any; i++) any = reps[i];
   hput(b, "{\"model\": ");
-  jstr(b, model);
+  moss_json_put_str(b, model);
   hput(b, ", \"ranked_by\": \"energy_j\"");
   if (any)
     moss_buf_printf(b, ", \"grid_g_per_kwh\": %.15g, \"grid_fallback\": %s", any->grid_g_per_kwh,
@@ -511,10 +502,10 @@ static void compare_json(const char *model, const char *const *targets,
     char rk[16];
     moss_cost_figure cm;
     hput(b, i ? ",\n  {\"target\": " : "\n  {\"target\": ");
-    jstr(b, targets[x]);
+    moss_json_put_str(b, targets[x]);
     if (!r) {
       hput(b, ", \"rank\": null, \"error\": ");
-      jstr(b, errors && errors[x] ? errors[x] : "unknown error");
+      moss_json_put_str(b, errors && errors[x] ? errors[x] : "unknown error");
       hput(b, "}");
       continue;
     }
