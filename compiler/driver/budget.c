@@ -13,13 +13,17 @@
  * and run on X (the integer kernels compute the same on every target; float
  * ones differ by rounding only).
  *
- * The search: fp32 dense and uniform int8 first; then each layer alone in
- * each of its options (the sensitivity: accuracy lost, energy saved); then,
- * greedily, the options by energy saved per accuracy lost, each tried on top
- * of the moves kept so far and kept when the combined model is measured
- * within the budget at less energy. The answer is the cheapest point
- * measured within the budget, so never worse than fp32 dense or uniform
- * int8 where those are within it. Every compile counts against --max-evals. */
+ * The search: fp32 dense and uniform int8 first, the cheaper of them
+ * within the budget the base; then each layer alone in each of its options
+ * on the base (the sensitivity: accuracy lost, energy saved), every option
+ * where they fit in --max-evals, else those an energy screen (one compile
+ * per option with every layer in it) says save, as ladders of rising
+ * zeros; then, greedily, the options by energy saved per accuracy lost,
+ * each tried on top of the moves kept so far and kept when the combined
+ * model is measured within the budget at less energy. The answer is the
+ * cheapest point measured within the budget, so never worse than fp32
+ * dense or uniform int8 where those are within it. Every compile but the
+ * screen's counts against --max-evals. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +39,12 @@
 #define MAX_LAYERS 256
 /* Low ratios too: without retraining a layer often keeps its accuracy only
  * at 0.2-0.3, and its sparse kernel already saves there on some targets. */
-#define NRATIOS 5
+#define NRATIOS 6
+/* In rising zeros, so a layer's ladder (the screened search) can stop at
+ * its first miss; 2:4 is the pattern with a kernel format of its own
+ * (docs/sparse.md). */
 static const char *const ratios[NRATIOS] = {"magnitude:0.2", "magnitude:0.3", "magnitude:0.5",
-                                            "magnitude:0.75", "magnitude:0.9"};
+                                            "nm:2:4", "magnitude:0.75", "magnitude:0.9"};
 #define NOPTS (2 * (NRATIOS + 1)) /* option o: int8 = o / (NRATIOS + 1), ratio o % (NRATIOS + 1) */
 
 /* One layer's configuration: int8 or fp32, and its --prune spec (NULL: dense). */
@@ -279,6 +286,14 @@ moss_status moss_budget_parse(moss_ctx *ctx, const char *s, double *out, int *re
   return MOSS_OK;
 }
 
+/* Layer |name|'s node in cost report |r|, or NULL. */
+static const moss_cost_node *report_node_of(const moss_cost_report *r, const char *name) {
+  int k;
+  for (k = 0; r && k < r->nnodes; k++)
+    if (!strcmp(r->nodes[k].name, name)) return &r->nodes[k];
+  return NULL;
+}
+
 /* One configuration measured. */
 typedef struct point {
   char what[300];
@@ -303,6 +318,9 @@ typedef struct search {
   int on_target;           /* accuracy measured on the target's own bundle (it runs here) */
   int platform;            /* 1: platform-model energy; 0: op-model (no power figures) */
   int evals, max_evals;
+  int screens;             /* energy-only compiles of the screen (not evaluations) */
+  int screened;            /* the sensitivity was screened (too many options to measure all) */
+  const struct point *base; /* the configuration the moves start from */
   double budget;
   int64_t n, right0;       /* samples of X; right answers of fp32 dense */
   point *pts;
@@ -423,6 +441,70 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   return p;
 }
 
+/* Layer node |n|'s own share of the energy figure the search minimizes:
+ * its op-model energy, or for the platform model its time with its
+ * device's supply active and every other supply idle (the nodes run one
+ * after another). A screen's estimate: quantize and transfer steps a
+ * change of precision adds or removes are not in it. */
+static double node_j(const search *s, const moss_cost_report *r, const moss_cost_node *n) {
+  double w = 0;
+  int d, sup;
+  if (!s->platform) return n->energy_j.value;
+  sup = n->device >= 0 && n->device < r->ndevices ? r->devices[n->device].supply : -1;
+  for (d = 0; d < r->ndevices; d++) /* each supply once: where it is carried */
+    if (r->devices[d].has_power && r->devices[d].supply == d)
+      w += d == sup ? r->devices[d].active_w : r->devices[d].idle_w;
+  return n->time_s.value * w;
+}
+
+/* The energy screen of a model whose every option cannot be measured
+ * within --max-evals: for each option, one compile with every layer in it,
+ * no artifact and no accuracy, gives each layer's estimate in that option
+ * (|est|[layer][option]; HUGE_VAL where it did not compile). These
+ * compiles are not evaluations (s->screens counts them). */
+static moss_status screen(search *s, int nopts, double (*est)[NOPTS]) {
+  moss_ctx *ctx = s->ctx;
+  layer_cfg cfg[MAX_LAYERS];
+  moss_buf kf, pr;
+  moss_diag_capture cap;
+  moss_diag_fn sink = ctx->sink;
+  void *user = ctx->sink_user;
+  int nerrors = ctx->nerrors, o, i;
+  char what[120];
+  moss_status st = MOSS_OK;
+  moss_buf_init(&kf, ctx);
+  moss_buf_init(&pr, ctx);
+  for (o = 0; o < nopts && st == MOSS_OK; o++) {
+    moss_compile_opts co;
+    moss_cost_report *r = NULL;
+    moss_status cs;
+    for (i = 0; i < s->ls->n; i++) cfg[i].int8 = o / (NRATIOS + 1), cfg[i].sparsity = opt_sparsity(o);
+    snprintf(what, sizeof what, "energy screen: every layer %s %s", cfg[0].int8 ? "int8" : "fp32",
+             cfg[0].sparsity ? cfg[0].sparsity : "dense");
+    moss_progress_item(what);
+    cfg_opts(s->opts, s->ls, cfg, &kf, &pr, &co);
+    quiet(&co);
+    co.no_emit = 1;
+    co.cost_out = &r;
+    memset(&cap, 0, sizeof cap);
+    ctx->sink = moss_diag_capture_sink;
+    ctx->sink_user = &cap;
+    cs = kf.failed || pr.failed ? MOSS_E_NOMEM : moss_compile(ctx, &co);
+    ctx->sink = sink;
+    ctx->sink_user = user;
+    ctx->nerrors = nerrors;
+    if (cs == MOSS_E_NOMEM) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "--budget: the energy screen");
+    s->screens++;
+    for (i = 0; i < s->ls->n; i++) {
+      const moss_cost_node *n = cs == MOSS_OK ? report_node_of(r, s->ls->name[i]) : NULL;
+      est[i][o] = n ? node_j(s, r, n) : HUGE_VAL;
+    }
+    moss_cost_destroy(ctx, r);
+  }
+  moss_buf_deinit(&kf);
+  moss_buf_deinit(&pr);
+  return st;
+}
 
 static void jpoint(moss_buf *b, const search *s, const point *p) {
   int i;
@@ -455,13 +537,6 @@ static int emits_bundle(moss_ctx *ctx, const moss_compile_opts *opts) {
   return bundle;
 }
 
-/* Layer |name|'s node in the artifact's cost report, or NULL. */
-static const moss_cost_node *report_node(const moss_cost_report *r, const char *name) {
-  int k;
-  for (k = 0; r && k < r->nnodes; k++)
-    if (!strcmp(r->nodes[k].name, name)) return &r->nodes[k];
-  return NULL;
-}
 
 /* Where the points' accuracy was measured: the target's own bundle (it
  * runs here: the host, or a plugin device's simulator), or the same
@@ -482,10 +557,13 @@ static void report_json(moss_buf *b, const search *s, const point *fp32, const p
   moss_json_put_str(b, s->opts->target ? s->opts->target : "host");
   moss_buf_printf(b, ",\n  \"metric\": \"%s\",\n  \"budget\": %.6g,\n  \"samples\": %lld,\n  "
                   "\"energy_figure\": \"%s\",\n  \"accuracy_measured_on\": \"%s\",\n  "
-                  "\"evaluations\": %d,\n  \"max_evals\": %d,\n  \"met\": %s,\n",
+                  "\"evaluations\": %d,\n  \"max_evals\": %d,\n  \"screen_compiles\": %d,\n  "
+                  "\"sensitivity\": \"%s\",\n  \"base\": \"%s\",\n  \"met\": %s,\n",
                   s->y ? "top1-drop" : "rel-l2", s->budget, (long long)s->n,
                   s->platform ? "platform-model" : "op-model", measured_on(s), s->evals,
-                  s->max_evals, best != fp32 ? "true" : "false");
+                  s->max_evals, s->screens, s->screened ? "screened" : "every option",
+                  s->base == int8 && int8 ? "uniform int8" : "fp32 dense",
+                  best != fp32 ? "true" : "false");
   moss_buf_printf(b, "  \"chosen\": ");
   jpoint(b, s, best);
   moss_buf_printf(b, ",\n  \"fp32_dense\": ");
@@ -498,7 +576,7 @@ static void report_json(moss_buf *b, const search *s, const point *fp32, const p
   else moss_buf_printf(b, "null");
   moss_buf_printf(b, ",\n  \"layers\": [");
   for (i = 0; i < s->ls->n; i++) {
-    const moss_cost_node *n = report_node(final_r, s->ls->name[i]);
+    const moss_cost_node *n = report_node_of(final_r, s->ls->name[i]);
     moss_buf_printf(b, "%s\n    {\"node\": ", i ? "," : "");
     moss_json_put_str(b, s->ls->name[i]);
     moss_buf_printf(b, ", \"precision\": \"%s\", \"sparsity\": \"%s\"",
@@ -572,8 +650,12 @@ static void report_html(moss_buf *b, const search *s, const point *fp32, const p
   else moss_buf_printf(b, "Budget: a relative L2 error of output 0 against fp32 dense of at "
                        "most %.6g over %lld samples.", s->budget, (long long)s->n);
   moss_buf_printf(b, " Energy: %s, per inference. Accuracy measured on the %s. %d compiles "
-                  "(at most %d).</p>\n<p>", s->platform ? "platform-model" : "op-model",
-                  measured_on(s), s->evals, s->max_evals);
+                  "(at most %d). Moves from %s; %s",
+                  s->platform ? "platform-model" : "op-model", measured_on(s), s->evals,
+                  s->max_evals, s->base == int8 && int8 ? "uniform int8" : "fp32 dense",
+                  s->screened ? "sensitivity screened by energy estimates" : "every option measured");
+  if (s->screens) moss_buf_printf(b, " (%d more compiles)", s->screens);
+  hput(b, ".</p>\n<p>");
   moss_report_html_si(t, sizeof t, best->energy, "J");
   if (best != fp32) {
     hput(b, "<b>Chosen</b>: ");
@@ -693,10 +775,10 @@ static void report_html(moss_buf *b, const search *s, const point *fp32, const p
           "<th class=\"l\">format</th><th class=\"l\">dtype</th>"
           "<th title=\"the layer's own op-model energy in the artifact's cost report\">energy "
           "(op-model)</th><th>time</th>");
-  moss_buf_printf(b, "<th title=\"measured with this layer alone in its option, the rest fp32 "
-                  "dense\">%s alone</th></tr>\n", s->y ? "accuracy drop" : "rel-l2");
+  moss_buf_printf(b, "<th title=\"measured with this layer alone in its option, the rest as the "
+                  "base\">%s alone</th></tr>\n", s->y ? "accuracy drop" : "rel-l2");
   for (i = 0; i < s->ls->n; i++) {
-    const moss_cost_node *nd = report_node(final_r, s->ls->name[i]);
+    const moss_cost_node *nd = report_node_of(final_r, s->ls->name[i]);
     hput(b, "<tr><td class=\"name\">");
     moss_report_html_name(b, s->ls->name[i]);
     moss_buf_printf(b, "</td><td class=\"l\">%s</td><td class=\"l\">%s</td>",
@@ -749,6 +831,13 @@ static int move_cmp(const void *pa, const void *pb) {
   return a->o - b->o;
 }
 
+/* Layers by the most the screen says one of their options saves. */
+static int ladder_cmp(const void *pa, const void *pb) {
+  const move *a = pa, *b = pb;
+  if (a->saved != b->saved) return a->saved > b->saved ? -1 : 1;
+  return a->l - b->l;
+}
+
 moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
                                const moss_budget_opts *bo) {
   search s;
@@ -758,7 +847,11 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   int cur_opt[MAX_LAYERS];
   move *moves = NULL;
   int nmoves = 0, html, i, o, nopts = opts->calibration ? NOPTS : NRATIOS + 1;
-  point *fp32, *int8 = NULL, *best, *closest = NULL, *p;
+  point *fp32, *int8 = NULL, *best, *closest = NULL, *p, *base;
+  /* the screen's estimates, and the layers in the order their ladders run */
+  double est[MAX_LAYERS][NOPTS];
+  move ladder[MAX_LAYERS];
+  int base_o, screened, nlad = 0, k, limit, spent = 0;
   moss_status st = MOSS_OK;
   const char *tmp = getenv("TMPDIR");
   char what[600], q[80], plan_path[4200], json_path[4200], out[4096];
@@ -827,46 +920,94 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
     int8 = measure(&s, cfg, "uniform int8");
     if (int8 && !int8->ok) int8 = NULL;
   }
+  /* The base the moves start from: uniform int8 where it is within the
+   * budget and cheaper than fp32 dense, else fp32 dense. */
+  base = int8 && int8->within && fp32 && int8->energy < fp32->energy ? int8 : fp32;
+  base_o = base == int8 ? NRATIOS + 1 : 0;
+  if (base) memcpy(cur, base->cfg, sizeof *cur * (size_t)ls.n);
+  for (i = 0; i < ls.n; i++) cur_opt[i] = base_o;
+  memset(saved_alone, 0, sizeof saved_alone);
   /* What a move that loses nothing counts as losing, so free moves rank by
    * their saving: half a sample, or a hundredth of the rel-l2 budget. */
   free_loss = s.y ? 0.5 / (double)(s.n > 0 ? s.n : 1) : s.budget > 0 ? s.budget / 100 : 1e-9;
-  /* Sensitivity: each layer alone in each option. */
-  for (i = 0; st == MOSS_OK && i < ls.n; i++)
-    for (o = 1; o < nopts; o++) {
-      memcpy(cfg, cur, sizeof cfg);
-      cfg[i].int8 = o / (NRATIOS + 1);
-      cfg[i].sparsity = opt_sparsity(o);
-      cfg_text(what, sizeof what, ls.name[i], o);
-      saved_alone[i][o] = 0;
-      if (!(p = measure(&s, cfg, what))) break;
-      if (!p->ok) continue;
-      saved_alone[i][o] = fp32->energy - p->energy;
-      if (saved_alone[i][o] > 0 && p->within) {
-        move *m = &moves[nmoves++];
-        m->l = i;
-        m->o = o;
-        m->saved = saved_alone[i][o];
-        m->lost = p->loss;
-        m->score = m->saved / ((m->lost > 0 ? m->lost : 0) + free_loss);
+  /* Sensitivity: each layer alone in its options, the rest as the base.
+   * Every option of every layer where that fits in half the evaluations;
+   * else the screened ladder. */
+  screened = 2 + (nopts - 1) * ls.n > s.max_evals;
+  s.screened = screened;
+  s.base = base;
+  if (st == MOSS_OK && base && screened) {
+    st = screen(&s, nopts, est);
+    /* layers by the most their estimate says any option saves */
+    for (i = 0; st == MOSS_OK && i < ls.n; i++) {
+      double g = 0;
+      for (o = 0; o < nopts; o++)
+        if (est[i][base_o] - est[i][o] > g) g = est[i][base_o] - est[i][o];
+      if (g > 0) ladder[nlad].l = i, ladder[nlad].o = 0, ladder[nlad].saved = g, nlad++;
+    }
+    qsort(ladder, (size_t)nlad, sizeof *ladder, ladder_cmp);
+  }
+  /* Rounds (one when every option is measured): ladders until half the
+   * evaluations left are spent, then the greedy steps over their moves. */
+  cur_e = base ? base->energy : 0;
+  k = 0;
+  while (st == MOSS_OK && base && !spent && k < (screened ? nlad : ls.n)) {
+    int first = nmoves;
+    limit = s.evals + (s.max_evals - s.evals + 1) / 2; /* the rest for the greedy steps */
+    for (; !spent && k < (screened ? nlad : ls.n); k++) {
+      int pass;
+      i = screened ? ladder[k].l : k;
+      if (screened && s.evals >= limit) break;
+      /* the base's precision first; each precision's sparsities in rising zeros */
+      for (pass = 0; pass < 2 && !spent; pass++) {
+        int prec = pass ? !(base_o / (NRATIOS + 1)) : base_o / (NRATIOS + 1), r;
+        if (prec && nopts <= NRATIOS + 1) continue; /* no int8 without --calibration */
+        for (r = 0; r <= NRATIOS; r++) {
+          o = prec * (NRATIOS + 1) + r;
+          if (o == base_o || (screened && !(est[i][base_o] - est[i][o] > 0))) continue;
+          memcpy(cfg, base->cfg, sizeof *cfg * (size_t)ls.n);
+          cfg[i].int8 = prec;
+          cfg[i].sparsity = opt_sparsity(o);
+          cfg_text(what, sizeof what, ls.name[i], o);
+          if (!(p = measure(&s, cfg, what))) {
+            spent = 1;
+            break;
+          }
+          if (!p->ok) continue;
+          saved_alone[i][o] = base->energy - p->energy;
+          if (saved_alone[i][o] > 0 && p->within) {
+            move *m = &moves[nmoves++];
+            m->l = i;
+            m->o = o;
+            m->saved = saved_alone[i][o];
+            m->lost = p->loss;
+            m->score = m->saved / ((m->lost > 0 ? m->lost : 0) + free_loss);
+          }
+          /* the ladder: more zeros in this precision would lose more */
+          if (screened && !p->within) break;
+        }
       }
     }
-  /* Greedy: the best ratio of energy saved to accuracy lost first, each
-   * move kept when the combined model stays within the budget. */
-  qsort(moves, (size_t)nmoves, sizeof *moves, move_cmp);
-  cur_e = fp32 ? fp32->energy : 0;
-  for (i = 0; st == MOSS_OK && i < nmoves; i++) {
-    const move *m = &moves[i];
-    if (m->saved <= (cur_opt[m->l] ? saved_alone[m->l][cur_opt[m->l]] : 0)) continue;
-    memcpy(cfg, cur, sizeof cfg);
-    cfg[m->l].int8 = m->o / (NRATIOS + 1);
-    cfg[m->l].sparsity = opt_sparsity(m->o);
-    cfg_text(what + 8, sizeof what - 8, ls.name[m->l], m->o);
-    memcpy(what, "greedy: ", 8);
-    if (!(p = measure(&s, cfg, what))) break;
-    if (p->ok && p->within && p->energy < cur_e) {
-      memcpy(cur, cfg, sizeof cur);
-      cur_opt[m->l] = m->o;
-      cur_e = p->energy;
+    /* Greedy: the best ratio of energy saved to accuracy lost first, each
+     * move kept when the combined model stays within the budget. */
+    qsort(moves + first, (size_t)(nmoves - first), sizeof *moves, move_cmp);
+    for (i = first; st == MOSS_OK && i < nmoves; i++) {
+      const move *m = &moves[i];
+      if (m->saved <= (cur_opt[m->l] != base_o ? saved_alone[m->l][cur_opt[m->l]] : 0)) continue;
+      memcpy(cfg, cur, sizeof cfg);
+      cfg[m->l].int8 = m->o / (NRATIOS + 1);
+      cfg[m->l].sparsity = opt_sparsity(m->o);
+      cfg_text(what + 8, sizeof what - 8, ls.name[m->l], m->o);
+      memcpy(what, "greedy: ", 8);
+      if (!(p = measure(&s, cfg, what))) {
+        spent = 1;
+        break;
+      }
+      if (p->ok && p->within && p->energy < cur_e) {
+        memcpy(cur, cfg, sizeof cur);
+        cur_opt[m->l] = m->o;
+        cur_e = p->energy;
+      }
     }
   }
   moss_progress_end();
@@ -879,15 +1020,17 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
     if (best == fp32 && s.pts[i].ok && s.pts[i].energy < fp32->energy &&
         (!closest || s.pts[i].loss < closest->loss))
       closest = &s.pts[i];
-  for (i = 0; i < ls.n; i++) { /* each chosen layer's accuracy cost, measured alone */
-    int k;
-    layer_drop[i] = best->cfg[i].int8 || best->cfg[i].sparsity ? -3 : 0;
+  /* each chosen layer's accuracy cost: its option alone on the base (the
+   * base's own drop for a layer the base's option was chosen for) */
+  for (i = 0; i < ls.n; i++) {
+    layer_drop[i] = -3;
     for (k = 0; k < s.npts; k++) {
+      const layer_cfg *want;
       int j, alone = 1;
-      for (j = 0; j < ls.n && alone; j++)
-        alone = j == i ? s.pts[k].cfg[j].int8 == best->cfg[i].int8 &&
-                             s.pts[k].cfg[j].sparsity == best->cfg[i].sparsity
-                       : !s.pts[k].cfg[j].int8 && !s.pts[k].cfg[j].sparsity;
+      for (j = 0; j < ls.n && alone; j++) {
+        want = j == i ? &best->cfg[i] : &base->cfg[j];
+        alone = s.pts[k].cfg[j].int8 == want->int8 && s.pts[k].cfg[j].sparsity == want->sparsity;
+      }
       if (alone && s.pts[k].ok && layer_drop[i] < -2)
         layer_drop[i] = s.pts[k].loss;
     }
@@ -928,10 +1071,11 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
     moss_progress_clear();
     if (s.y) printf("budget %.4g%% top-1 drop", s.budget * 100);
     else printf("budget rel-l2 %.4g", s.budget);
-    printf(" on %s, %s energy, accuracy measured on the %s, %d compiles: fp32 dense %s %.4g J",
-           opts->target ? opts->target : "host", s.platform ? "platform-model" : "op-model",
-           s.host_target ? "host" : s.on_target ? "target's own bundle" : "host bundle", s.evals,
-           quality(q, sizeof q, &s, fp32), fp32->energy);
+    printf(" on %s, %s energy, accuracy measured on the %s, %d compiles", opts->target ? opts->target : "host",
+           s.platform ? "platform-model" : "op-model",
+           s.host_target ? "host" : s.on_target ? "target's own bundle" : "host bundle", s.evals);
+    if (s.screens) printf(" (+%d for the energy screen)", s.screens);
+    printf(": fp32 dense %s %.4g J", quality(q, sizeof q, &s, fp32), fp32->energy);
     if (int8) printf("; uniform int8 %s %.4g J%s", quality(q, sizeof q, &s, int8), int8->energy,
                      int8->within ? "" : " (over budget)");
     printf("\nchosen: %s%s%s, %s, energy %.4g J (%.1f%% of fp32 dense)\n",

@@ -219,6 +219,10 @@ typedef struct moss_kernel_cpu {
   int half;         /* float16 arithmetic instructions (Armv8.2 fullfp16): the
                      * exactly rounded elementwise operators on float16 run in
                      * float16 there (passes/half.c, moss_node.native_half) */
+  int no_simd;      /* the device's CPU is known to have no SIMD registers at all (its
+                     * codegen triple says so: thumbv7em, riscv64 without +v), so plain
+                     * loops stay scalar whatever compiles them; 0: it has them, or
+                     * nothing is known */
   int threads;      /* the most threads the code may run on (the device's cores, from
                      * the target's units), for the split of parallel loops into
                      * parts; 0 or 1: one thread, no parts */

@@ -221,8 +221,12 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
     if (rule == MOSS_SPARSE_RULE_Q8_DOT4) out_stats->cost_dense *= MOSS_SPARSE_Q8CONV_DOT4;
     if (rule == MOSS_SPARSE_RULE_Q8_WIDE) out_stats->cost_dense *= MOSS_SPARSE_Q8CONV_WIDE;
   } else if (v.dtype != MOSS_DT_F32) {
-    /* int8 Gemm and MatMul: CSR only, at the measured handicap */
-    out_stats->cost_csr *= MOSS_SPARSE_INT8_CSR_FACTOR;
+    /* int8 Gemm and MatMul: CSR only, at the measured handicap where the
+     * dense dot product has vectors, else about one dense term a nonzero */
+    if (rule == MOSS_SPARSE_RULE_Q8_NOVEC)
+      out_stats->cost_csr = MOSS_SPARSE_Q8LIN_NOVEC_NZ * (double)out_stats->nnz +
+                            MOSS_SPARSE_COST_CSR_ROW * (double)v.rows;
+    else out_stats->cost_csr *= MOSS_SPARSE_INT8_CSR_FACTOR;
     out_stats->cost_block4x1 = out_stats->cost_block1x4 = out_stats->cost_nm24 = -1.0;
   } else if (rule == MOSS_SPARSE_RULE_TILE_CONV || rule == MOSS_SPARSE_RULE_TILE_WINO) {
     if (rule == MOSS_SPARSE_RULE_TILE_WINO) out_stats->cost_dense *= MOSS_SPARSE_TILE_WINO;
@@ -260,6 +264,7 @@ const char *moss_sparse_rule_name(int rule) {
   case MOSS_SPARSE_RULE_TILE_DENSE: return "tile-dense";
   case MOSS_SPARSE_RULE_TILE_WINO: return "tile-winograd";
   case MOSS_SPARSE_RULE_TILE_LIN: return "tile-linear";
+  case MOSS_SPARSE_RULE_Q8_NOVEC: return "int8-no-vector";
   default: return "?";
   }
 }

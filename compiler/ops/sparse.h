@@ -45,6 +45,14 @@ enum {
  * int8 CSR was still 1.35x slower than dense int8 at 95 % zeros on the
  * 256-4096-256 MLP and 1.4x slower at 90 % on digits. */
 #define MOSS_SPARSE_INT8_CSR_FACTOR 8.0
+/* Where the device has no SIMD (MOSS_SPARSE_RULE_Q8_NOVEC) nothing makes the
+ * dense int8 dot product faster than the CSR one: per nonzero 1.06 dense
+ * terms, measured on the C backend's code for cortex-m7 (a 1024 x 1024
+ * MossQGemm, 75 % zeros, built here with gcc -O2 -fno-tree-vectorize
+ * -fno-tree-slp-vectorize: dense 406 us, CSR 108 us, medians; built
+ * -O3 -march=native instead: 54 us and 108 us, the factor above), plus the
+ * row bounds (2026-12-05). */
+#define MOSS_SPARSE_Q8LIN_NOVEC_NZ 1.1
 
 /* int8 Conv (QLinearConv, ConvInteger) has estimates of its own. Its
  * kernels, dense and sparse alike, run a whole output row per weight term,
@@ -110,8 +118,10 @@ enum {
   MOSS_SPARSE_RULE_TILE_CONV,  /* float Conv, dense and sparse on the register tile */
   MOSS_SPARSE_RULE_TILE_DENSE, /* float Gemm/MatMul, dense on the tile, sparse scalar */
   MOSS_SPARSE_RULE_TILE_WINO,  /* TILE_CONV, the dense layer on Winograd */
-  MOSS_SPARSE_RULE_TILE_LIN    /* float Gemm/MatMul of a vector of rows or more, dense and sparse
+  MOSS_SPARSE_RULE_TILE_LIN,   /* float Gemm/MatMul of a vector of rows or more, dense and sparse
                                 * on the tile */
+  MOSS_SPARSE_RULE_Q8_NOVEC    /* int8 Gemm/MatMul on a device without SIMD (cortex-m7): the
+                                * dense dot product is a scalar loop too */
 };
 /* moss_node.sparse_rule: the rule, and the float32 lanes of the tile's
  * vectors (for MOSS_SPARSE_RULE_TILE_DENSE). */

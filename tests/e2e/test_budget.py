@@ -28,6 +28,10 @@ cortex-m7 as standalone C, which `moss run` builds and runs here). Checks:
   - --budget-report FILE.html: the page parses (html.parser), draws one
     point per configuration measured, marks the chosen one, fp32 dense and
     uniform int8, and names every layer in its table;
+  - --max-evals below every option's count: the screened search
+    (docs/budget.md), with the same checks; with --mnv2, MobileNetV2
+    (scripts/make_digits_mobilenetv2.py) on cortex-m7 in 40 evaluations,
+    cheaper than uniform int8;
   - the per-layer --prune form zeroes floor(R * n) of the named layer only;
   - bad flags (no --eval, no labels for a top-1 budget, bad syntax,
     --budget with --quantize,
@@ -65,18 +69,24 @@ def moss(a, *args):
 
 def torch_accuracy():
     acc = {}
-    with open(os.path.join(DATA, "accuracy.txt")) as f:
-        for line in f:
-            k, v = line.split()
-            acc[k] = float(v)
+    for name in ("accuracy.txt", "mnv2_accuracy.txt"):
+        with open(os.path.join(DATA, name)) as f:
+            for line in f:
+                k, v = line.split()
+                acc[k] = float(v)
     return acc
+
+
+def xname(m):
+    """The inputs' name: MobileNetV2 reads the CNN's 8x8 images."""
+    return "cnn" if m == "mnv2" else m
 
 
 def run_accuracy(a, artifact, m, work):
     """Top-1 accuracy of |artifact| on the test set, from moss run's logits."""
     out = os.path.join(work, "run-" + os.path.basename(artifact))
     os.makedirs(out, exist_ok=True)
-    r = moss(a, "run", artifact, os.path.join(DATA, "x_test_%s.npy" % m), "-o", out)
+    r = moss(a, "run", artifact, os.path.join(DATA, "x_test_%s.npy" % xname(m)), "-o", out)
     if r.returncode:
         print(r.stderr)
         return None
@@ -98,18 +108,19 @@ def same_files(p, q):
     return filecmp.cmp(p, q, shallow=False)
 
 
-def search(a, m, target, work, label=None, bundle=False):
+def search(a, m, target, work, label=None, bundle=False, extra=(), nlayers=3):
     """|label|: the target's name in messages (|target| may be a file);
-    |bundle|: the target's artifact is a bundle that runs here."""
+    |bundle|: the target's artifact is a bundle that runs here; |extra|:
+    more flags of the search; |nlayers|: the model's Conv/Gemm layers."""
     label = label or target
-    x = os.path.join(DATA, "x_test_%s.npy" % m)
+    x = os.path.join(DATA, "x_test_%s.npy" % xname(m))
     y = os.path.join(DATA, "y_test.npy")
-    cal = os.path.join(DATA, "x_calib_%s.npy" % m)
+    cal = os.path.join(DATA, "x_calib_%s.npy" % xname(m))
     emit = ["--emit", "c"] if target == "rpi4" else []  # runnable here
     out = os.path.join(work, "%s-%s%s" % (m, label, ".moss" if target == "host" or bundle else ".d"))
     r = moss(a, "compile", os.path.join(DATA, m + ".onnx"), "--target", target, *emit, "-o", out,
              "-q", "--budget", "0.5%", "--calibration", cal, "--eval", x, y, "--budget-report",
-             out + ".html")
+             out + ".html", *extra)
     check(r.returncode == 0, "%s %s: --budget 0.5%% compiles (%s)" % (m, label, r.stderr.strip()[-300:]))
     if r.returncode:
         return
@@ -156,8 +167,14 @@ def search(a, m, target, work, label=None, bundle=False):
     cheaper = [p for p in rep["points"] if p["within_budget"] and p["energy_j"] is not None
                and p["energy_j"] < rep["fp32_dense"]["energy_j"]]
     check(rep["met"] == bool(cheaper), "%s %s: met is %s as the points say" % (m, label, rep["met"]))
-    check(len(rep["layers"]) == 3 and all("accuracy_cost_alone" in l for l in rep["layers"]),
-          "%s %s: the report has the three layers with their accuracy cost" % (m, label))
+    check(len(rep["layers"]) == nlayers and all("accuracy_cost_alone" in l for l in rep["layers"]),
+          "%s %s: the report has the %d layers with their accuracy cost" % (m, label, nlayers))
+    check(rep["evaluations"] == len(rep["points"]) <= rep["max_evals"],
+          "%s %s: %d evaluations, one a point, at most --max-evals" % (m, label, rep["evaluations"]))
+    ui = rep["uniform_int8"]
+    base = "uniform int8" if ui and ui["within_budget"] and ui["energy_j"] < rep["fp32_dense"]["energy_j"] \
+        else "fp32 dense"
+    check(rep["base"] == base, "%s %s: the base is %s (%s)" % (m, label, base, rep["base"]))
     where = "host" if target == "host" else "target" if bundle else "host bundle"
     check(rep["accuracy_measured_on"] == where, "%s %s: accuracy measured on the %s (%s)"
           % (m, label, where, rep["accuracy_measured_on"]))
@@ -253,11 +270,32 @@ def rel_l2(a, work):
           % rep["chosen"]["energy_j"])
 
 
+def mobilenet(a, work):
+    """The screened search on MobileNetV2 (53 layers): cortex-m7 below
+    uniform int8 within 0.5 %, in at most 40 evaluations."""
+    rep = search(a, "mnv2", "cortex-m7", work, extra=["--max-evals", "40"], nlayers=53)
+    check(rep and rep["sensitivity"] == "screened" and rep["screen_compiles"] == 14,
+          "mnv2 cortex-m7: the sensitivity is screened, 14 energy-screen compiles")
+    check(rep and rep["uniform_int8"] and rep["uniform_int8"]["within_budget"]
+          and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"],
+          "mnv2 cortex-m7: cheaper than uniform int8 (%s against %s J)"
+          % (rep and rep["chosen"]["energy_j"], rep and rep["uniform_int8"] and rep["uniform_int8"]["energy_j"]))
+    shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print("%d failure(s)" % len(failures))
+        return 1
+    print("all passed")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moss", required=True)
+    ap.add_argument("--mnv2", action="store_true", help="the MobileNetV2 search only")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="moss-test-budget-")
+    if a.mnv2:
+        return mobilenet(a, work)
     chosen, chosen_reports = {}, {}
     for m in ("mlp", "cnn"):
         for t in ("host", "cortex-m7", "rpi4"):
@@ -275,6 +313,11 @@ def main():
     else:
         print("skip npu-systolic-32x32: %s not built" % npu)
     rel_l2(a, work)
+    # Too few evaluations for every option of the MLP's layers (2 + 13 x 3):
+    # the screened search, within the budget all the same.
+    rep = search(a, "mlp", "cortex-m7", work, label="cortex-m7-screened", extra=["--max-evals", "16"])
+    check(rep and rep["sensitivity"] == "screened" and rep["screen_compiles"] == 14
+          and rep["evaluations"] <= 16, "mlp cortex-m7 --max-evals 16: screened, at most 16 evaluations")
     # rpi4's bundle is AArch64 code: the search tries it, falls back to the
     # host bundle, and says so; the failed try is not a point.
     out = os.path.join(work, "mlp-rpi4-bundle.moss")

@@ -314,7 +314,7 @@ TEST(checkerboard_takes_2_4) {
 /* MossQGemm: the int8 weight w [N 4, K 8] (input 3) is Wt as it is. With
  * every w_zp 0 the pass measures it: 2 nonzeros in row 0, columns 0 and 1,
  * so CSR is (2.5 * 2 + 4) * MOSS_SPARSE_INT8_CSR_FACTOR 8 = 72, above
- * dense 32, and the block formats are -1 (int8 Gemm takes CSR only). A
+ * dense 32 (1.1 * 2 + 4 = 6.2 under the no-vector rule), and the block formats are -1 (int8 Gemm takes CSR only). A
  * nonzero w_zp makes a zero weight a nonzero product: no view at all. */
 TEST(qgemm_int8_csr_forced_dense_auto) {
   OOM_LOOP {
@@ -361,6 +361,15 @@ TEST(qgemm_int8_csr_forced_dense_auto) {
     ASSERT_NEAR(s.cost_block1x4, -1.0, 0.0);
     ASSERT_NEAR(s.cost_nm24, -1.0, 0.0);
     ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_DENSE);
+    /* On a device without SIMD (cortex-m7) the dense dot product is scalar
+     * too: CSR is 1.1 * 2 + 4 = 6.2, below dense 32. */
+    q->sparse_rule = MOSS_SPARSE_RULE_Q8_NOVEC;
+    ASSERT_EQ(moss_sparse_stats_compute(q, &s), 1);
+    ASSERT_NEAR(s.cost_csr, 6.2, 1e-12);
+    ASSERT_NEAR(s.cost_block4x1, -1.0, 0.0);
+    ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_CSR);
+    ASSERT_EQ(strcmp(moss_sparse_rule_name(q->sparse_rule), "int8-no-vector"), 0);
+    q->sparse_rule = MOSS_SPARSE_RULE_SCALAR;
     ASSERT_EQ(moss_sparse_stats_compute(z, &s), 0);
     /* int8 takes CSR when forced; a nonzero weight zero point has no sparse
      * view, so z stays dense. */
