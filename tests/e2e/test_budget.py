@@ -270,6 +270,15 @@ def rel_l2(a, work):
           % rep["chosen"]["energy_j"])
 
 
+def finish(work):
+    shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print("%d failure(s)" % len(failures))
+        return 1
+    print("all passed")
+    return 0
+
+
 def mobilenet(a, work):
     """The screened search on MobileNetV2 (53 layers): cortex-m7 below
     uniform int8 within 0.5 %, in at most 40 evaluations."""
@@ -280,12 +289,7 @@ def mobilenet(a, work):
           and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"],
           "mnv2 cortex-m7: cheaper than uniform int8 (%s against %s J)"
           % (rep and rep["chosen"]["energy_j"], rep and rep["uniform_int8"] and rep["uniform_int8"]["energy_j"]))
-    shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print("%d failure(s)" % len(failures))
-        return 1
-    print("all passed")
-    return 0
+    return finish(work)
 
 
 def main():
@@ -394,12 +398,7 @@ def main():
         r = moss(a, "compile", mlp, "-o", os.path.join(work, "bad.moss"), *args)
         check(r.returncode != 0 and want in r.stderr and "Traceback" not in r.stderr,
               "%s: fails with '%s' (%s)" % (" ".join(args)[:60], want, r.stderr.strip()[:200]))
-    shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        print("%d failure(s)" % len(failures))
-        return 1
-    print("all passed")
-    return 0
+    return finish(work)
 
 
 if __name__ == "__main__":
