@@ -252,9 +252,19 @@ moss_status moss_plan_compile(moss_ctx *ctx, const moss_compile_opts *opts, cons
   uint8_t *text = NULL;
   size_t size = 0;
   moss_status st;
-  MOSS_TRY(find_layers(ctx, opts, &ls));
-  st = plan_read(ctx, plan, &ls, cfg, &text, &size);
-  if (st == MOSS_OK) st = compile_cfg(ctx, opts, &ls, cfg);
+  moss_compile_opts po = *opts;
+  /* What the layers' probe and the plan read is noted by the compile
+   * itself (--cache-key, --depfile: cachekey.c), the plan as its input. */
+  moss_file_set *files = ctx->files;
+  ctx->files = NULL;
+  st = find_layers(ctx, opts, &ls);
+  if (st == MOSS_OK) {
+    st = plan_read(ctx, plan, &ls, cfg, &text, &size);
+    ctx->files = files;
+    po.plan_file = plan;
+    if (st == MOSS_OK) st = compile_cfg(ctx, &po, &ls, cfg);
+  }
+  ctx->files = files;
   if (text) moss_free(ctx, text, size + 1);
   layers_free(ctx, &ls);
   return st;
@@ -936,7 +946,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   screened = 2 + (nopts - 1) * ls.n > s.max_evals;
   s.screened = screened;
   s.base = base;
-  if (st == MOSS_OK && base && screened) {
+  if (st == MOSS_OK && base && screened && s.evals < s.max_evals) {
     st = screen(&s, nopts, est);
     /* layers by the most their estimate says any option saves */
     for (i = 0; st == MOSS_OK && i < ls.n; i++) {

@@ -207,6 +207,8 @@ moss_status moss_compile_inputs_done(moss_ctx *ctx, const moss_compile_opts *opt
   if (!ctx->files)
     return moss_fail(ctx, MOSS_E_INTERNAL, NULL, "the files a compile reads are not kept");
   if (opts->calibration) MOSS_TRY(note_calibration(ctx, opts->calibration));
+  if (opts->plan_file && moss_file_note_input(ctx, opts->plan_file) != MOSS_OK)
+    return moss_fail(ctx, MOSS_E_NOMEM, NULL, "the list of files read");
   if (opts->quantize) { /* calibrate.c builds the float model for the host: its files count */
     const char *file = ctx->file;
     st = moss_target_load(ctx, NULL, &host);

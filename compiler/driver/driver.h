@@ -45,13 +45,15 @@ typedef struct moss_compile_opts {
   struct moss_compile_inputs *inputs; /* non-NULL: receives what the compile read (cachekey.c) */
   const char *depfile;        /* --depfile FILE: after the compile, a Make rule "OUTPUT: every
                                * file read" (cachekey.c); NULL: none */
+  const char *plan_file;      /* internal: the --plan file the per-layer options came from
+                               * (budget.c), an input of the compile like the calibration */
 } moss_compile_opts;
 
 /* The files one compile read, as the loaders opened them (ctx->files must
  * be set): the --sign key, the target schema, the target file and every
  * file its inherit= chain reached, the plugin libraries, the model, its
- * external data, the --constant files, the calibration files and, with
- * --quantize, the host target the calibration runs on. The cache key and
+ * external data, the --constant files, the calibration files, the --plan
+ * file and, with --quantize, the host target the calibration runs on. The cache key and
  * the depfile are both made from this one list. */
 typedef struct moss_compile_inputs {
   int only;          /* 1: moss_compile stops once they are read, with |key| set (--cache-key) */

@@ -369,8 +369,8 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     else if (o.quantize || o.keep_float || o.prune)
       ok = USAGE("%s sets each layer's precision and sparsity: drop --quantize, --keep-float "
                  "and --prune", budget ? "--budget" : "--plan");
-    else if (o.inputs || o.depfile)
-      ok = USAGE("--cache-key and --depfile do not cover %s yet", budget ? "--budget" : "--plan");
+    else if (budget && (o.inputs || o.depfile))
+      ok = USAGE("--cache-key and --depfile do not cover --budget yet (they cover --plan)");
     else if (budget && !eval_x)
       ok = USAGE("--budget %s needs --eval X.npy Y.npy: the accuracy it bounds is measured "
                  "there", budget);

@@ -32,6 +32,8 @@ cortex-m7 as standalone C, which `moss run` builds and runs here). Checks:
     (docs/budget.md), with the same checks; with --mnv2, MobileNetV2
     (scripts/make_digits_mobilenetv2.py) on cortex-m7 in 40 evaluations,
     cheaper than uniform int8;
+  - --plan with --depfile names the plan among the files read, and
+    --cache-key follows the plan's bytes, not its path;
   - the per-layer --prune form zeroes floor(R * n) of the named layer only;
   - bad flags (no --eval, no labels for a top-1 budget, bad syntax,
     --budget with --quantize,
@@ -270,6 +272,36 @@ def rel_l2(a, work):
           % rep["chosen"]["energy_j"])
 
 
+def plan_inputs(a, work):
+    """--plan with --depfile and --cache-key: the plan is one of the files
+    read; the key follows its bytes, not its path."""
+    cnn, cal = os.path.join(DATA, "cnn.onnx"), os.path.join(DATA, "x_calib_cnn.npy")
+    plan = os.path.join(work, "keyed.plan")
+    with open(plan, "w") as f:
+        f.write("moss-plan 1\nint8 dense /features/features.0/Conv\n"
+                "int8 magnitude:0.3 /features/features.4/Conv\nint8 dense /fc/Gemm\n")
+    out, dep = os.path.join(work, "keyed.d"), os.path.join(work, "keyed.dep")
+    r = moss(a, "compile", cnn, "--target", "cortex-m7", "--plan", plan, "--calibration", cal, "-o", out,
+             "-q", "--depfile", dep)
+    text = open(dep).read() if r.returncode == 0 and os.path.exists(dep) else ""
+    check(r.returncode == 0 and all(p in text for p in (plan, cnn, cal)),
+          "--plan --depfile: the rule names the plan, the model and the calibration (%s)"
+          % (r.stderr.strip() or text[:300]))
+
+    def key(path):
+        k = moss(a, "compile", cnn, "--target", "cortex-m7", "--plan", path, "--calibration", cal, "-o",
+                 out, "--cache-key")
+        return k.stdout.strip() if k.returncode == 0 else "failed: " + k.stderr.strip()
+    copy = os.path.join(work, "copy.plan")
+    shutil.copy(plan, copy)
+    with open(os.path.join(work, "other.plan"), "w") as f:
+        f.write(open(plan).read().replace("magnitude:0.3", "magnitude:0.5"))
+    k1, k2, k3 = key(plan), key(copy), key(os.path.join(work, "other.plan"))
+    check(len(k1) == 64 and k1 == k2 and k3 != k1 and len(k3) == 64,
+          "--plan --cache-key: one key for the same plan bytes at another path, another for "
+          "another plan (%s %s %s)" % (k1, k2, k3))
+
+
 def finish(work):
     shutil.rmtree(work, ignore_errors=True)
     if failures:
@@ -317,6 +349,7 @@ def main():
     else:
         print("skip npu-systolic-32x32: %s not built" % npu)
     rel_l2(a, work)
+    plan_inputs(a, work)
     # Too few evaluations for every option of the MLP's layers (2 + 13 x 3):
     # the screened search, within the budget all the same.
     rep = search(a, "mlp", "cortex-m7", work, label="cortex-m7-screened", extra=["--max-evals", "16"])
@@ -384,6 +417,7 @@ def main():
         (["--budget", "0.5%", "--eval", xm, y, "--quantize", "int8", "--calibration", xm],
          "drop --quantize"),
         (["--plan-out", "p"], "need --budget"),
+        (["--budget", "0.5%", "--eval", xm, y, "--depfile", "d"], "do not cover --budget"),
         (["--prune", "layer=/nope:magnitude:0.5"], "no Conv, Gemm or MatMul node"),
     ]
     plan = os.path.join(work, "bad.plan")
