@@ -46,13 +46,13 @@ enum {
  * 256-4096-256 MLP and 1.4x slower at 90 % on digits. */
 #define MOSS_SPARSE_INT8_CSR_FACTOR 8.0
 /* Where the device has no SIMD (MOSS_SPARSE_RULE_Q8_NOVEC) nothing makes the
- * dense int8 dot product faster than the CSR one: per nonzero 1.06 dense
- * terms, measured on the C backend's code for cortex-m7 (a 1024 x 1024
- * MossQGemm, 75 % zeros, built here with gcc -O2 -fno-tree-vectorize
- * -fno-tree-slp-vectorize: dense 406 us, CSR 108 us, medians; built
- * -O3 -march=native instead: 54 us and 108 us, the factor above), plus the
- * row bounds (2026-12-05). */
-#define MOSS_SPARSE_Q8LIN_NOVEC_NZ 1.1
+ * dense int8 dot product faster than the CSR one: per nonzero 1.5 dense
+ * terms, plus the row bounds, measured by bench/bench_q8_novec.py on the C
+ * backend's code for cortex-m7 (a 1024 x 1024 MossQGemm, 75 % zeros,
+ * built here with gcc -O2 -fno-tree-vectorize -fno-tree-slp-vectorize:
+ * dense 367 us, CSR 138 us, medians; built -O3 -march=native instead:
+ * 50 us and 107-111 us, the factor above; 2026-12-06). */
+#define MOSS_SPARSE_Q8LIN_NOVEC_NZ 1.5
 
 /* int8 Conv (QLinearConv, ConvInteger) has estimates of its own. Its
  * kernels, dense and sparse alike, run a whole output row per weight term,
