@@ -15,8 +15,8 @@ drawn before the delay.
 import argparse
 import fcntl
 import os
-import pty
 import re
+import select
 import struct
 import subprocess
 import sys
@@ -53,23 +53,24 @@ def env_with(delay):
 
 def on_pty(args, delay="0", cols=0):
     """Runs moss with stdout and stderr on a pseudo-terminal (|cols| wide;
-    0: no width known): (exit, text)."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        fcntl.ioctl(2, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
-        os.execve(a.moss, [a.moss] + args, env_with(delay))
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+    0: no width known): (exit, text). This side keeps the terminal's slave
+    end open until moss has exited and its output has stopped coming, so
+    no read fails early (EIO) while the kernel still moves the last bytes
+    to the master."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    p = subprocess.Popen([a.moss] + args, stdin=slave, stdout=slave, stderr=slave, env=env_with(delay),
+                         start_new_session=True)
+    chunks, quiet = [], 0
+    while quiet < 4:  # after the exit: 4 x 50 ms without a byte
+        if select.select([master], [], [], 0.05)[0]:
+            chunks.append(os.read(master, 65536))
+            quiet = 0
+        elif p.poll() is not None:
+            quiet += 1
+    os.close(slave)
+    os.close(master)
+    return p.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 
 def screen(text):
