@@ -14,7 +14,6 @@ longer grows linearly (issue 11: 100,000 nodes took minutes before).
 """
 import argparse
 import os
-import pty
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto as TP
 from onnx import helper as H
+
+from ptyrun import run_on_pty  # noqa: E402  (beside this file)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
@@ -52,22 +53,9 @@ fails = 0
 
 # Compile on a pseudo-terminal: the progress line appears and is cleared.
 out = os.path.join(W, "chain.moss")
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(a.moss, [a.moss, "compile", model, "-o", out])
-chunks = []
-while True:
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    chunks.append(data)
-_, status = os.waitpid(pid, 0)
-text = b"".join(chunks).decode("utf-8", "replace")
-if os.waitstatus_to_exitcode(status) != 0:
-    print("FAIL: compile on a terminal exited %d:\n%s" % (os.waitstatus_to_exitcode(status), text[-2000:]))
+rc, text = run_on_pty([a.moss, "compile", model, "-o", out])
+if rc != 0:
+    print("FAIL: compile on a terminal exited %d:\n%s" % (rc, text[-2000:]))
     sys.exit(1)
 if "moss: kernels" not in text or "\r\x1b[K" not in text:
     print("FAIL: no progress line (or not cleared) on a terminal:\n%r" % text[-2000:])

@@ -13,17 +13,15 @@ drawn before the delay.
   test_progress.py --moss build/moss
 """
 import argparse
-import fcntl
 import os
 import re
-import select
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 
 import numpy as np
+
+from ptyrun import run_on_pty  # noqa: E402  (beside this file)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
@@ -53,24 +51,8 @@ def env_with(delay):
 
 def on_pty(args, delay="0", cols=0):
     """Runs moss with stdout and stderr on a pseudo-terminal (|cols| wide;
-    0: no width known): (exit, text). This side keeps the terminal's slave
-    end open until moss has exited and its output has stopped coming, so
-    no read fails early (EIO) while the kernel still moves the last bytes
-    to the master."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
-    p = subprocess.Popen([a.moss] + args, stdin=slave, stdout=slave, stderr=slave, env=env_with(delay),
-                         start_new_session=True)
-    chunks, quiet = [], 0
-    while quiet < 4:  # after the exit: 4 x 50 ms without a byte
-        if select.select([master], [], [], 0.05)[0]:
-            chunks.append(os.read(master, 65536))
-            quiet = 0
-        elif p.poll() is not None:
-            quiet += 1
-    os.close(slave)
-    os.close(master)
-    return p.returncode, b"".join(chunks).decode("utf-8", "replace")
+    0: no width known): (exit, text)."""
+    return run_on_pty([a.moss] + args, env_with(delay), cols)
 
 
 def screen(text):
