@@ -273,18 +273,6 @@ static int has_word(const char *list, const char *word) {
   return 0;
 }
 
-/* Whether the comma-separated |features| list holds |item| exactly. */
-static int has_feature(const char *features, const char *item) {
-  size_t n = strlen(item);
-  const char *p = features;
-  while (p && *p) {
-    size_t len = strcspn(p, ",");
-    if (len == n && !strncmp(p, item, n)) return 1;
-    p += len + (p[len] == ',');
-  }
-  return 0;
-}
-
 void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cpu *out) {
   const char *triple, *cpu, *features;
   memset(out, 0, sizeof *out);
@@ -295,13 +283,12 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
   if (!d->backend) return;
   if (d->backend->machine_facts) d->backend->machine_facts(triple, cpu, features, out);
   /* What the machine has, whatever this backend writes (the C backend
-   * writes plain loops, which a C compiler vectorizes where it can):
-   * M-profile Arm without MVE, and RISC-V without V, have no SIMD. */
-  if (triple && !strcmp(moss_target_device_kind(d->target, d->device), "cpu"))
-    out->no_simd = ((!strncmp(triple, "thumbv6m", 8) || !strncmp(triple, "thumbv7m", 8) ||
-                     !strncmp(triple, "thumbv7em", 9) || !strncmp(triple, "thumbv8m", 8)) &&
-                    !has_feature(features, "+mve") && !has_feature(features, "+mve.fp")) ||
-                   (!strncmp(triple, "riscv", 5) && !has_feature(features, "+v"));
+   * writes plain loops, which a C compiler vectorizes where it can). */
+  if (triple && !strcmp(moss_target_device_kind(d->target, d->device), "cpu")) {
+    moss_kernel_cpu isa;
+    moss_kernel_cpu_from_codegen(triple, cpu, features, &isa);
+    out->no_simd = isa.no_simd;
+  }
   out->threads = moss_target_device_units(d->target, d->device);
   if (out->gpu) { /* the work-group limits the GPU lowerings tile for */
     out->group_max = moss_target_device_max_workgroup_size(d->target, d->device);

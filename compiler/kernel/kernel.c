@@ -138,6 +138,11 @@ void moss_kernel_cpu_from_codegen(const char *triple, const char *cpu, const cha
     out->vector_regs = 32;
     out->fma = 1;
   }
+  /* No SIMD registers at all: M-profile Arm without MVE, RISC-V without V. */
+  out->no_simd = ((starts(triple, "thumbv6m") || starts(triple, "thumbv7m") || starts(triple, "thumbv7em") ||
+                   starts(triple, "thumbv8m")) &&
+                  !has_item(features, "+mve") && !has_item(features, "+mve.fp")) ||
+                 (starts(triple, "riscv") && !has_item(features, "+v"));
 }
 
 /* ---- buffers and variables ---------------------------------------------------------- */
