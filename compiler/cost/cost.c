@@ -479,15 +479,25 @@ static void sparse_macs(const moss_node *n, const wformat *wf, double dense, dou
   double cells = (double)s->rows * (double)s->cols, pos = cells > 0 ? dense / cells : 0;
   double stored = (double)s->nnz;
   int conv = n->op == MOSS_OP_Conv || n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger;
+  int rule = MOSS_SPARSE_RULE_KIND(n->sparse_rule);
   switch (wf->fmt) {
   case MOSS_SPARSE_BLOCK_4x1: stored = 4.0 * (double)s->nblocks4x1; break;
   case MOSS_SPARSE_BLOCK_1x4: stored = conv ? stored : 4.0 * (double)s->nblocks1x4; break;
   case MOSS_SPARSE_NM_2_4:
     stored = conv ? stored : 2.0 * (double)s->rows * (double)((s->cols + 3) / 4);
     break;
+  case MOSS_SPARSE_COLUMNS: stored = (double)s->rows * (double)s->cols_nz; break;
   default: break;
   }
+  if (s->q8tile && wf->fmt == MOSS_SPARSE_CSR) stored = 4.0 * (double)s->words_nz; /* whole words */
+  if (s->q8tile && wf->fmt == MOSS_SPARSE_BLOCK_4x1) stored = 16.0 * (double)s->wblocks_nz;
   *timed = pos * moss_sparse_cost(s, wf->fmt);
+  /* An int8 Conv whose dense kernel is the byte dot products' (rules
+   * int8-dot, int8-widened): the rule's estimates count in scalar terms,
+   * the dense kernel's MACs at the device's int8 rate are its vector ones,
+   * so the format takes the dense time times its estimate over dense's. */
+  if (conv && (rule == MOSS_SPARSE_RULE_Q8_DOT4 || rule == MOSS_SPARSE_RULE_Q8_WIDE) && s->cost_dense > 0)
+    *timed = dense * moss_sparse_cost(s, wf->fmt) / s->cost_dense;
   *eff = pos * stored;
 }
 

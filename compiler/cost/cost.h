@@ -70,7 +70,7 @@ typedef struct moss_cost_figure {
 /* Sparse weight formats the report lists, in the order of their codes
  * (MOSS_SPARSE_* of compiler/ops/sparse.h): dense, csr, block4x1,
  * block1x4, 2:4. */
-#define MOSS_COST_SPARSE_FORMATS 5
+#define MOSS_COST_SPARSE_FORMATS 6
 
 /* One node, in execution order. Energies in joules, times in seconds. */
 typedef struct moss_cost_node {
@@ -98,7 +98,7 @@ typedef struct moss_cost_node {
    * format, in dense multiply-adds per output row or position, indexed by
    * format code; negative where the weight cannot take the format. */
   int sparse_layer;
-  const char *sparse_format;    /* "dense", "csr", "block4x1", "block1x4", "2:4" */
+  const char *sparse_format;    /* "dense", "csr", "block4x1", "block1x4", "2:4", "columns" */
   const char *sparse_rule;      /* the kernels the estimates are for (moss_sparse_rule_name) */
   double sparse_cost[MOSS_COST_SPARSE_FORMATS];
   double ops;                   /* non-MAC element operations; their energy is not-modeled */

@@ -297,8 +297,8 @@ static const char *const csv_columns[] = {
     "emissions_lower_bound", "emissions_rate", "cpu_energy", "gpu_energy", "npu_energy",
     "platform_energy_j", "platform_label", "cpu_model", "gpu_model", "grid_intensity",
     "grid_fallback", "sparse_format", "sparse_cost_dense", "sparse_cost_csr",
-    "sparse_cost_block4x1", "sparse_cost_block1x4", "sparse_cost_2_4", "measured_duration",
-    "measured_energy_consumed", "measured_label"};
+    "sparse_cost_block4x1", "sparse_cost_block1x4", "sparse_cost_2_4", "sparse_cost_columns",
+    "measured_duration", "measured_energy_consumed", "measured_label"};
 #define NCOLS (sizeof csv_columns / sizeof csv_columns[0])
 
 static void cstr(moss_buf *b, const char *s) {

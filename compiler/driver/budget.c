@@ -39,12 +39,17 @@
 #define MAX_LAYERS 256
 /* Low ratios too: without retraining a layer often keeps its accuracy only
  * at 0.2-0.3, and its sparse kernel already saves there on some targets. */
-#define NRATIOS 6
-/* In rising zeros, so a layer's ladder (the screened search) can stop at
- * its first miss; 2:4 is the pattern with a kernel format of its own
- * (docs/sparse.md). */
+#define NRATIOS 8
+/* Two families, each in rising zeros, so a layer's ladder (the screened
+ * search) can stop a family at its first miss: elements by magnitude (2:4
+ * among them, the pattern with a kernel format of its own), and the words
+ * of four input channels at one kernel position that an int8 Conv's byte
+ * dot products skip on the tile (docs/sparse.md; for a Gemm or MatMul
+ * these are 1x4 blocks). */
 static const char *const ratios[NRATIOS] = {"magnitude:0.2", "magnitude:0.3", "magnitude:0.5",
-                                            "nm:2:4", "magnitude:0.75", "magnitude:0.9"};
+                                            "nm:2:4", "magnitude:0.75", "magnitude:0.9",
+                                            "channels:1x4:0.3", "channels:1x4:0.5"};
+static const unsigned char family[NRATIOS] = {0, 0, 0, 0, 0, 0, 1, 1};
 #define NOPTS (2 * (NRATIOS + 1)) /* option o: int8 = o / (NRATIOS + 1), ratio o % (NRATIOS + 1) */
 
 /* One layer's configuration: int8 or fp32, and its --prune spec (NULL: dense). */
@@ -212,7 +217,7 @@ static moss_status plan_read(moss_ctx *ctx, const char *path, const layers *ls, 
                      "int8", lineno, prec);
     else if (strchr(sp, ',') || !*sp)
       st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "line %d: sparsity '%s': expected dense or "
-                     "one --prune spec (magnitude:R, block:HxW:R, nm:N:M)", lineno, sp);
+                     "one --prune spec (magnitude:R, block:HxW:R, channels:HxC:R, nm:N:M)", lineno, sp);
     else {
       seen[i] = 1;
       cfg[i].int8 = !strcmp(prec, "int8");
@@ -971,10 +976,12 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
       /* the base's precision first; each precision's sparsities in rising zeros */
       for (pass = 0; pass < 2 && !spent; pass++) {
         int prec = pass ? !(base_o / (NRATIOS + 1)) : base_o / (NRATIOS + 1), r;
+        unsigned stopped = 0; /* the families whose ladder missed */
         if (prec && nopts <= NRATIOS + 1) continue; /* no int8 without --calibration */
         for (r = 0; r <= NRATIOS; r++) {
           o = prec * (NRATIOS + 1) + r;
           if (o == base_o || (screened && !(est[i][base_o] - est[i][o] > 0))) continue;
+          if (r > 0 && (stopped >> family[r - 1] & 1)) continue;
           memcpy(cfg, base->cfg, sizeof *cfg * (size_t)ls.n);
           cfg[i].int8 = prec;
           cfg[i].sparsity = opt_sparsity(o);
@@ -993,8 +1000,8 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
             m->lost = p->loss;
             m->score = m->saved / ((m->lost > 0 ? m->lost : 0) + free_loss);
           }
-          /* the ladder: more zeros in this precision would lose more */
-          if (screened && !p->within) break;
+          /* the ladder: more zeros of this family in this precision would lose more */
+          if (screened && !p->within && r > 0) stopped |= 1u << family[r - 1];
         }
       }
     }

@@ -176,13 +176,14 @@ int moss_tile_shape_bytes(const moss_kb *b, int *out_mr, int *out_nr, int *out_l
  * table's buffer. */
 int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data, int64_t K,
                    int64_t X, int64_t ks, int64_t xs, int64_t blk);
-/* Starts |t| (zeroed first) with S a pruned float32 weight kept by its
- * nonzero terms (s_sparse): S(i, k) = |w|[i*is + k*ks], i < M, k < K, in
+/* Starts |t| (zeroed first) with S a pruned weight kept by its nonzero
+ * terms (s_sparse): S(i, k) = |w|[i*is + k*ks] of type |dt| (F32, or I32:
+ * words of four int8 channels for DOT4), i < M, k < K, in
  * rows of |blk| (M a multiple of it; a term is kept where any of the blk
  * weights is nonzero, 4x1 blocks for blk 4), the term of column k reading
  * V's row at rows[k]. The caller sets N, V, Y and the epilogue. */
-void moss_tile_sparse_s(moss_kb *b, moss_tile *t, const float *w, int64_t is, int64_t ks, int64_t M, int64_t K,
-                        int blk, const int64_t *rows);
+void moss_tile_sparse_s(moss_kb *b, moss_tile *t, moss_dtype dt, const void *w, int64_t is, int64_t ks,
+                        int64_t M, int64_t K, int blk, const int64_t *rows);
 /* Appends the product |t| (whose shape came from moss_tile_shape). */
 void moss_tile_product(moss_kb *b, const moss_tile *t);
 
@@ -259,7 +260,8 @@ int moss_lower_conv_sparse_takes(const moss_node *n, const moss_kernel_cpu *cpu)
  * gather loops (no tile; fewer input rows than a vector). */
 int64_t moss_lower_linear_sparse_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
 /* QLinearConv as an implicit product of DOT4s (lower_conv.c), where the
- * planner gave it the scratch: returns 1 when it appended the kernel, 0
+ * planner gave it the scratch, a pruned one (CSR, 4x1) by its words of four
+ * channels that hold a nonzero: returns 1 when it appended the kernel, 0
  * when the node keeps lower_sparse.c's loops. */
 int moss_lower_qconv_igemm(moss_kb *b, const moss_node *n);
 

@@ -18,6 +18,7 @@
 
 #include "lower.h"
 #include "lower_quant.h"
+#include "../ops/sparse.h"
 
 /* The geometry of one node, spatial dimensions only. */
 typedef struct geom {
@@ -446,7 +447,7 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
   geom g = *g0;
   int t, kk;
   memset(ig, 0, sizeof *ig);
-  if (q8 ? n->sparse || !w->data || w->dtype != MOSS_DT_I8 ||
+  if (q8 ? (n->sparse && n->sparse != MOSS_SPARSE_CSR && n->sparse != MOSS_SPARSE_BLOCK_4x1) || !w->data || w->dtype != MOSS_DT_I8 ||
                (x->dtype != MOSS_DT_U8 && x->dtype != MOSS_DT_I8) ||
                (y->dtype != MOSS_DT_U8 && y->dtype != MOSS_DT_I8)
          : n->op != MOSS_OP_Conv || !w->data || w->dtype != x->dtype || y->dtype != x->dtype ||
@@ -455,6 +456,8 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
   if (x->rank < 3 || x->rank > 4 || x->dims[0] < 1) return 0;
   ig->int8 = q8;
   ig->depthwise = moss_attr_int(n, "group", 1) != 1;
+  /* A pruned int8 weight: its nonzero words on the tile (one group). */
+  if (q8 && n->sparse && (ig->depthwise || (n->sparse == MOSS_SPARSE_BLOCK_4x1 && w->dims[0] % 4))) return 0;
   if (ig->depthwise ? w->dims[1] != 1 || w->dims[0] != x->dims[1] ||
                           moss_attr_int(n, "group", 1) != x->dims[1]
                     : w->dims[1] != x->dims[1])
@@ -1039,7 +1042,7 @@ static void q8_copy_groups(moss_kb *b, const igemm *ig, int xin, int x8, int x32
  * output's sum is the exact integer sum of w * x, corrected at compile time
  * by bias - x_zp * sum(w): the same integers the scalar kernel sums,
  * requantized the same way. */
-static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
+static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig, int blk) {
   const moss_value *x = n->inputs[0], *w = n->inputs[3], *xzv = moss_node_input(n, 2);
   int64_t N = x->dims[0], Cg = (ig->C + 3) / 4, KK = ig->k[0] * ig->k[1], *rows, m, c, kh, kw;
   int shift = q8_shift(x, &b->cpu);
@@ -1092,7 +1095,14 @@ static void lower_qigemm(moss_kb *b, const moss_node *n, const igemm *ig) {
   x32 = moss_k_arena_scratch(b, "xq4", MOSS_DT_I32, ig->xelems, 0);
   if (ig->yelems) ys = moss_k_arena_scratch(b, "grid", n->outputs[0]->dtype, ig->yelems, ig->xbytes);
   snprintf(name, sizeof name, "'%s' as int32s of four channels", w->name);
-  ig_tile(b, ig, &t, MOSS_DT_I32, name, w4, x32, rows);
+  if (blk > 0) { /* pruned: the words holding a nonzero byte, in rows of |blk| channels */
+    moss_tile_sparse_s(b, &t, MOSS_DT_I32, w4, ig->K, 1, ig->M, ig->K, blk, rows);
+    t.N = ig->grid;
+    t.v = x32;
+    t.v_at = moss_k_idx(b, 0);
+  } else {
+    ig_tile(b, ig, &t, MOSS_DT_I32, name, w4, x32, rows);
+  }
   t.epilogue = q8_epilogue;
   t.arg = &ep;
   moss_k_comment(b, "int8 implicit product: %lld x %lld x %lld int32s of four bytes (%s) on a grid "
@@ -1168,11 +1178,12 @@ int moss_lower_conv_sparse(moss_kb *b, const moss_node *n, int blk) {
 int moss_lower_qconv_igemm(moss_kb *b, const moss_node *n) {
   igemm ig;
   int64_t need;
-  if (n->op != MOSS_OP_QLinearConv || n->scratch_bytes <= 0) return 0;
+  int blk = n->sparse == MOSS_SPARSE_CSR ? 1 : n->sparse == MOSS_SPARSE_BLOCK_4x1 ? 4 : 0;
+  if (n->op != MOSS_OP_QLinearConv || n->scratch_bytes <= 0 || (n->sparse && !blk)) return 0;
   need = ig_scratch(n, &b->cpu, &ig);
-  if (need <= 0 || need > n->scratch_bytes || !ig.int8) return 0;
+  if (need <= 0 || need > n->scratch_bytes || !ig.int8 || (blk && ig.depthwise)) return 0;
   if (ig.depthwise) lower_depthwise(b, n, &ig);
-  else lower_qigemm(b, n, &ig);
+  else lower_qigemm(b, n, &ig, blk);
   return 1;
 }
 
@@ -1207,7 +1218,7 @@ static void lower_igemm(moss_kb *b, const moss_node *n, const igemm *ig, int blk
   }
   snprintf(name, sizeof name, "'%s'", w->name);
   if (blk > 0) {
-    moss_tile_sparse_s(b, &t, w->data, ig->K, 1, ig->M, ig->K, blk, rows);
+    moss_tile_sparse_s(b, &t, MOSS_DT_F32, w->data, ig->K, 1, ig->M, ig->K, blk, rows);
     t.N = grid;
     t.v = xs;
     t.v_at = moss_k_idx(b, 0);

@@ -242,7 +242,7 @@ static int lower_linear_tile(moss_kb *b, const moss_node *n, const moss_sparse_v
   for (k = 0; k < p->K; k++) rows[k] = k * mb;
   xt = moss_k_arena_scratch(b, "xt", MOSS_DT_F32, p->K * mb, 0);
   yt = moss_k_arena_scratch(b, "yt", MOSS_DT_F32, p->N * mb, lin_xt_bytes(p->K, mb));
-  moss_tile_sparse_s(b, &t, v->w, v->rs, v->cs, p->N, p->K, blk, rows);
+  moss_tile_sparse_s(b, &t, MOSS_DT_F32, v->w, v->rs, v->cs, p->N, p->K, blk, rows);
   t.N = mb;
   t.v = xt;
   t.v_at = moss_k_idx(b, 0);
@@ -754,22 +754,54 @@ static moss_status lower_qconv(moss_kb *b, const moss_node *n, const moss_sparse
   return MOSS_OK;
 }
 
-/* Gemm and MatMul, int8 (CSR): each output is the dot product of the row's
- * stored weights with the input row at their columns, less x_zp times the
- * row's weight sum (a table), plus the bias. */
+/* By columns: the columns of |v| that hold a nonzero (|*kept| of them,
+ * their indices the table |*ci|) and the weight on them, [rows, kept] (the
+ * table |*wv|). */
+static void encode_columns(moss_kb *b, const moss_node *n, const moss_sparse_view *v, int *ci, int *wv,
+                           int64_t *kept) {
+  int64_t r, c, k = 0;
+  int32_t *idx = moss_k_scratch(b, v->cols, sizeof *idx);
+  void *val;
+  *kept = 0;
+  if (!idx) return;
+  for (c = 0; c < v->cols; c++) {
+    for (r = 0; r < v->rows && moss_sparse_at(v, r, c) == 0.0f; r++) {}
+    if (r < v->rows) idx[k++] = (int32_t)c;
+  }
+  if (k == 0) idx[k++] = 0; /* an all-zero weight: one column of zeros */
+  val = moss_k_scratch(b, v->rows * k, moss_dtype_size(v->dtype));
+  if (!val) return;
+  for (r = 0; r < v->rows; r++)
+    for (c = 0; c < k; c++) put_value(val, v, r * k + c, r, idx[c]);
+  moss_k_comment(b, "node '%s' (%s): weight '%s' as columns, %lld of %lld columns kept, %lld x %lld",
+                 n->name, n->op_type, n->inputs[v->winput]->name, (long long)k, (long long)v->cols,
+                 (long long)v->rows, (long long)k);
+  *ci = moss_k_table(b, "col_idx", MOSS_DT_I32, k, idx);
+  *wv = moss_k_table(b, "values", v->dtype, v->rows * k, val);
+  *kept = k;
+}
+
+/* Gemm and MatMul, int8 (CSR, or by columns): each output is the dot
+ * product of the row's stored weights with the input row at their
+ * columns, less x_zp times the row's weight sum (a table), plus the bias.
+ * By columns, the input row is first gathered at the kept columns into a
+ * private array, and the dot products are dense loops over it (vectors,
+ * as the dense kernel's). */
 static moss_status lower_qlinear(moss_kb *b, const moss_node *n, const moss_sparse_view *v) {
   const moss_value *x = n->inputs[0], *xzv = moss_node_input(n, 2);
-  int64_t K = v->cols, N = v->rows, M = moss_value_numel(n->outputs[0]) / N, r, c;
+  int64_t K = v->cols, N = v->rows, M = moss_value_numel(n->outputs[0]) / N, r, c, kept = 0;
   int64_t rowsM = x->rank >= 2 ? x->dims[x->rank - 2] : 1;
   int32_t *rsum;
-  int rs, xb, yb;
+  int rs, xb, yb, cols = n->sparse == MOSS_SPARSE_COLUMNS, ci = -1, wv = -1, xs = -1;
   enc e;
   qio q;
   moss_kx *i, *ri, *xr, *xz, *s, *p, *a;
-  if (n->sparse != MOSS_SPARSE_CSR)
-    return moss_kb_fail(b, MOSS_E_INTERNAL, "int8 %s weights take CSR only, not %s", n->op_type,
+  if (n->sparse != MOSS_SPARSE_CSR && !cols)
+    return moss_kb_fail(b, MOSS_E_INTERNAL, "int8 %s weights take CSR or columns only, not %s", n->op_type,
                         moss_sparse_format_name(n->sparse));
-  encode(b, n, v, n->sparse, &e);
+  if (cols) encode_columns(b, n, v, &ci, &wv, &kept);
+  else encode(b, n, v, n->sparse, &e);
+  if (b->st != MOSS_OK) return b->st;
   rsum = moss_k_scratch(b, N, sizeof *rsum);
   if (!rsum) return b->st;
   for (r = 0; r < N; r++) {
@@ -785,17 +817,29 @@ static moss_status lower_qlinear(moss_kb *b, const moss_node *n, const moss_spar
   }
   xb = moss_k_input(b, 0);
   yb = moss_k_output(b, 0);
+  if (cols) xs = moss_k_local(b, "xs", x->dtype, kept);
   i = moss_k_range(b, "i", M, MOSS_KL_PARALLEL);
   xr = moss_k_let(b, "xr", moss_k_mulc(b, i, K));
   if (xzv && moss_value_numel(xzv) > 1) /* MatMulInteger: a zero point per row of A */
     xz = moss_k_let(b, "xz", moss_k_cast(b, MOSS_DT_I64, moss_k_load(b, q.xzp, bin(b, MOSS_KX_REM, i, I(b, rowsM)))));
   else
     xz = moss_k_let(b, "xz", q.xzp >= 0 ? moss_k_cast(b, MOSS_DT_I64, moss_k_load(b, q.xzp, I(b, 0))) : I(b, 0));
+  if (cols) { /* the row at the kept columns */
+    p = moss_k_range(b, "c", kept, MOSS_KL_PARALLEL);
+    moss_k_store(b, xs, p, moss_k_load(b, xb, sum(b, xr, ldi(b, ci, p))));
+    moss_k_end(b);
+  }
   ri = moss_k_range(b, "r", N, MOSS_KL_PARALLEL);
   s = moss_k_let(b, "s", i32(b, 0));
-  p = moss_k_for(b, "p", ldi(b, e.rp, ri), ldi(b, e.rp, moss_k_addc(b, ri, 1)), 1, MOSS_KL_REDUCE, 0);
-  acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, xb, sum(b, xr, ldi(b, e.ci, p)))),
-                    moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, e.v, p))));
+  if (cols) {
+    p = moss_k_range(b, "k", kept, MOSS_KL_REDUCE);
+    acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, xs, p)),
+                      moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, wv, sum(b, moss_k_mulc(b, ri, kept), p)))));
+  } else {
+    p = moss_k_for(b, "p", ldi(b, e.rp, ri), ldi(b, e.rp, moss_k_addc(b, ri, 1)), 1, MOSS_KL_REDUCE, 0);
+    acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, xb, sum(b, xr, ldi(b, e.ci, p)))),
+                      moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, e.v, p))));
+  }
   moss_k_end(b);
   /* (int64) s - xz * row_sum[r] + bias[r], back to int32 */
   a = bin(b, MOSS_KX_SUB, moss_k_cast(b, MOSS_DT_I64, s), bin(b, MOSS_KX_MUL, xz, ldi(b, rs, ri)));
@@ -824,7 +868,7 @@ int moss_lower_takes_sparse(const moss_node *n) {
   case MOSS_OP_QLinearConv: case MOSS_OP_ConvInteger:
     return 1;
   case MOSS_OP_QLinearMatMul: case MOSS_OP_MatMulInteger: case MOSS_OP_MossQGemm:
-    return n->sparse == MOSS_SPARSE_CSR;
+    return n->sparse == MOSS_SPARSE_CSR || n->sparse == MOSS_SPARSE_COLUMNS;
   default:
     return 0;
   }
@@ -844,6 +888,7 @@ moss_status moss_lower_sparse(moss_kb *b, const moss_node *n) {
       moss_sparse_cost(&s, n->sparse) < 0.0)
     return moss_kb_fail(b, MOSS_E_INTERNAL, "sparse format %s on a weight that cannot take it",
                         moss_sparse_format_name(n->sparse));
+  if (n->op == MOSS_OP_QLinearConv && moss_lower_qconv_igemm(b, n)) return b->st; /* its words on the tile */
   if (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger) return lower_qconv(b, n, &v);
   if (v.dtype != MOSS_DT_F32) return lower_qlinear(b, n, &v);
   if (n->op == MOSS_OP_Conv) {

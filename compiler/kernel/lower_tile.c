@@ -222,41 +222,54 @@ static void cols(moss_kb *b, const moss_tile *t, at p, int nr, int lanes) {
   }
 }
 
-void moss_tile_sparse_s(moss_kb *b, moss_tile *t, const float *w, int64_t is, int64_t ks, int64_t M, int64_t K,
-                        int blk, const int64_t *rows) {
+/* Whether S's element |i| of type |dt| (F32 or I32) is zero (-0.0 too). */
+static int s_zero(const void *w, moss_dtype dt, int64_t i) {
+  return dt == MOSS_DT_I32 ? ((const int32_t *)w)[i] == 0 : ((const float *)w)[i] == 0.0f;
+}
+
+void moss_tile_sparse_s(moss_kb *b, moss_tile *t, moss_dtype dt, const void *w, int64_t is, int64_t ks,
+                        int64_t M, int64_t K, int blk, const int64_t *rows) {
   int64_t nb = M / blk, r, k, q, cnt = 0, put = 0;
+  size_t es = moss_dtype_size(dt);
   int32_t *rp = moss_k_scratch(b, nb + 1, sizeof *rp), *voff;
-  float *val;
+  unsigned char *val;
   if (!rp) return;
+  if (dt != MOSS_DT_F32 && dt != MOSS_DT_I32) {
+    moss_kb_fail(b, MOSS_E_INTERNAL, "sparse tile of %s", moss_dtype_name(dt));
+    return;
+  }
   for (r = 0; r < nb; r++) {
     rp[r] = (int32_t)cnt;
     for (k = 0; k < K; k++) {
-      for (q = 0; q < blk && w[(r * blk + q) * is + k * ks] == 0.0f; q++) {}
+      for (q = 0; q < blk && s_zero(w, dt, (r * blk + q) * is + k * ks); q++) {}
       cnt += q < blk;
     }
   }
   rp[nb] = (int32_t)cnt;
   voff = moss_k_scratch(b, cnt ? cnt : 1, sizeof *voff);
-  val = moss_k_scratch(b, cnt ? cnt * blk : 1, sizeof *val);
+  val = moss_k_scratch(b, cnt ? cnt * blk : 1, es);
   if (!voff || !val) return;
-  voff[0] = 0, val[0] = 0.0f;
+  voff[0] = 0;
+  memset(val, 0, es);
   for (r = 0; r < nb; r++)
     for (k = 0; k < K; k++) {
-      for (q = 0; q < blk && w[(r * blk + q) * is + k * ks] == 0.0f; q++) {}
+      for (q = 0; q < blk && s_zero(w, dt, (r * blk + q) * is + k * ks); q++) {}
       if (q == blk) continue;
       voff[put] = (int32_t)rows[k]; /* the callers keep V under 2^31 elements */
-      for (q = 0; q < blk; q++) val[put * blk + q] = w[(r * blk + q) * is + k * ks];
+      for (q = 0; q < blk; q++)
+        memcpy(val + (size_t)(put * blk + q) * es, (const unsigned char *)w + (size_t)((r * blk + q) * is + k * ks) * es,
+               es);
       put++;
     }
   memset(t, 0, sizeof *t);
-  t->dt = MOSS_DT_F32;
+  t->dt = dt;
   t->M = M;
   t->K = K;
   t->s_sparse = 1;
   t->s_blk = blk;
   t->s_rp = moss_k_table(b, "row_ptr", MOSS_DT_I32, nb + 1, rp);
   t->s_voff = moss_k_table(b, "term_rows", MOSS_DT_I32, cnt ? cnt : 1, voff);
-  t->s = moss_k_table(b, "values", MOSS_DT_F32, cnt ? cnt * blk : 1, val);
+  t->s = moss_k_table(b, "values", dt, cnt ? cnt * blk : 1, val);
   t->s_at = moss_k_idx(b, 0);
   moss_k_comment(b, "sparse weight on the tile: %lld terms in rows of %d (of %lld x %lld)", (long long)cnt, blk,
                  (long long)M, (long long)K);

@@ -161,6 +161,31 @@ int moss_sparse_view_get(const moss_node *n, moss_sparse_view *out_view) {
   return 1;
 }
 
+/* The words of an int8 Conv's weight (moss_sparse_stats.q8tile): Wt is
+ * [M, C x taps], channel-major; a word is 4 channels at one tap. */
+static void q8_words(const moss_node *n, const moss_sparse_view *v, moss_sparse_stats *s) {
+  const moss_value *w = n->inputs[v->winput];
+  int64_t C = w->rank >= 2 ? w->dims[1] : 0, taps, cg, r, t, q, r4;
+  if (C < 1 || v->cols % C) return;
+  taps = v->cols / C;
+  cg = (C + 3) / 4;
+  s->q8tile = 1;
+  s->words = v->rows * cg * taps;
+  s->wblocks = v->rows % 4 == 0 ? v->rows / 4 * cg * taps : 0;
+  for (r4 = 0; r4 < v->rows; r4 += 4)
+    for (t = 0; t < cg * taps; t++) {
+      int any4 = 0;
+      for (r = r4; r < r4 + 4 && r < v->rows; r++) {
+        int any = 0;
+        for (q = 4 * (t / taps); q < 4 * (t / taps) + 4 && q < C; q++)
+          any |= moss_sparse_at(v, r, q * taps + t % taps) != 0.0f;
+        s->words_nz += any;
+        any4 |= any;
+      }
+      s->wblocks_nz += any4 && s->wblocks;
+    }
+}
+
 int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) {
   moss_sparse_view v;
   int64_t r, c, k, groups;
@@ -188,6 +213,13 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
             break;
           }
   }
+  for (c = 0; c < v.cols; c++)
+    for (r = 0; r < v.rows; r++)
+      if (moss_sparse_at(&v, r, c) != 0.0f) {
+        out_stats->cols_nz++;
+        break;
+      }
+  out_stats->cost_columns = -1.0;
   groups = (v.cols + 3) / 4;
   out_stats->cost_dense = (double)v.rows * (double)v.cols;
   out_stats->cost_csr =
@@ -206,6 +238,8 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
     out_stats->cost_nm24 = MOSS_SPARSE_COST_NM24 * (double)v.rows * (double)groups;
   else
     out_stats->cost_nm24 = -1.0;
+  if (n->op == MOSS_OP_QLinearConv && (rule == MOSS_SPARSE_RULE_Q8_DOT4 || rule == MOSS_SPARSE_RULE_Q8_WIDE))
+    q8_words(n, &v, out_stats);
   if (v.dtype != MOSS_DT_F32 && (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger)) {
     /* int8 Conv: its own measured weights (sparse.h) */
     double nz = (double)out_stats->nnz;
@@ -220,6 +254,20 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
                              MOSS_SPARSE_Q8CONV_SLOT * (2.0 * (double)v.rows * (double)groups - nz);
     if (rule == MOSS_SPARSE_RULE_Q8_DOT4) out_stats->cost_dense *= MOSS_SPARSE_Q8CONV_DOT4;
     if (rule == MOSS_SPARSE_RULE_Q8_WIDE) out_stats->cost_dense *= MOSS_SPARSE_Q8CONV_WIDE;
+    if (out_stats->q8tile) { /* CSR and 4x1 as the tile's words */
+      int dot = rule == MOSS_SPARSE_RULE_Q8_DOT4;
+      out_stats->cost_csr =
+          out_stats->cost_dense *
+          ((dot ? MOSS_SPARSE_Q8TILE_FIXED_CSR_DOT4 : MOSS_SPARSE_Q8TILE_FIXED_CSR_WIDE) +
+           (dot ? MOSS_SPARSE_Q8TILE_SLOPE_CSR_DOT4 : MOSS_SPARSE_Q8TILE_SLOPE_CSR_WIDE) *
+               (double)out_stats->words_nz / (double)out_stats->words);
+      if (out_stats->cost_block4x1 >= 0.0 && out_stats->wblocks > 0)
+        out_stats->cost_block4x1 =
+            out_stats->cost_dense *
+            ((dot ? MOSS_SPARSE_Q8TILE_FIXED_BLOCK_DOT4 : MOSS_SPARSE_Q8TILE_FIXED_BLOCK_WIDE) +
+             (dot ? MOSS_SPARSE_Q8TILE_SLOPE_BLOCK_DOT4 : MOSS_SPARSE_Q8TILE_SLOPE_BLOCK_WIDE) *
+                 (double)out_stats->wblocks_nz / (double)out_stats->wblocks);
+    }
   } else if (v.dtype != MOSS_DT_F32) {
     /* int8 Gemm and MatMul: CSR only, at the measured handicap where the
      * dense dot product has vectors, else about one dense term a nonzero */
@@ -228,6 +276,11 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
                             MOSS_SPARSE_COST_CSR_ROW * (double)v.rows;
     else out_stats->cost_csr *= MOSS_SPARSE_INT8_CSR_FACTOR;
     out_stats->cost_block4x1 = out_stats->cost_block1x4 = out_stats->cost_nm24 = -1.0;
+    /* by columns: the dense kernel's loop over fewer columns, after a
+     * gather into a private array (on the stack: at most 16 KiB) */
+    if (out_stats->cols_nz <= MOSS_SPARSE_COLUMNS_MAX)
+      out_stats->cost_columns = (double)v.rows * (double)out_stats->cols_nz +
+                                MOSS_SPARSE_Q8COLS_GATHER * (double)out_stats->cols_nz;
   } else if (rule == MOSS_SPARSE_RULE_TILE_CONV || rule == MOSS_SPARSE_RULE_TILE_WINO) {
     if (rule == MOSS_SPARSE_RULE_TILE_WINO) out_stats->cost_dense *= MOSS_SPARSE_TILE_WINO;
     /* every format is the tile's terms: CSR's price, so CSR wins the ties */
@@ -276,6 +329,7 @@ double moss_sparse_cost(const moss_sparse_stats *s, int fmt) {
   case MOSS_SPARSE_BLOCK_4x1: return s->cost_block4x1;
   case MOSS_SPARSE_BLOCK_1x4: return s->cost_block1x4;
   case MOSS_SPARSE_NM_2_4: return s->cost_nm24;
+  case MOSS_SPARSE_COLUMNS: return s->cost_columns;
   default: return -1.0;
   }
 }
@@ -284,6 +338,10 @@ double moss_sparse_bytes(const moss_sparse_stats *s, int fmt) {
   double esz = (double)moss_dtype_size(s->dtype), idx = s->cols > 65536 ? 4.0 : 2.0;
   double rows = (double)s->rows, n;
   if (moss_sparse_cost(s, fmt) < 0) return -1.0;
+  if (s->q8tile && fmt == MOSS_SPARSE_CSR) /* row_ptr, a V offset and a word a kept word */
+    return (rows + 1) * 4 + (double)(s->words_nz > 0 ? s->words_nz : 1) * 8;
+  if (s->q8tile && fmt == MOSS_SPARSE_BLOCK_4x1) /* row_ptr, an offset and 4 words a block */
+    return (rows / 4 + 1) * 4 + (double)(s->wblocks_nz > 0 ? s->wblocks_nz : 1) * 20;
   switch (fmt) {
   case MOSS_SPARSE_DENSE: return rows * (double)s->cols * esz;
   case MOSS_SPARSE_CSR: /* row_ptr[rows + 1], col_idx[nnz], values[nnz] */
@@ -298,6 +356,9 @@ double moss_sparse_bytes(const moss_sparse_stats *s, int fmt) {
   case MOSS_SPARSE_NM_2_4: /* col_idx and values: 2 per group of 4 columns, row by row */
     n = rows * (double)((s->cols + 3) / 4) * 2;
     return n * (1 + esz);
+  case MOSS_SPARSE_COLUMNS: /* col_idx[kept] (int32), values[rows x kept] */
+    n = s->cols_nz > 0 ? (double)s->cols_nz : 1.0;
+    return n * 4 + rows * n * esz;
   default: return -1.0;
   }
 }
@@ -326,6 +387,7 @@ const char *moss_sparse_format_name(int code) {
   case MOSS_SPARSE_BLOCK_4x1: return "block4x1";
   case MOSS_SPARSE_BLOCK_1x4: return "block1x4";
   case MOSS_SPARSE_NM_2_4: return "2:4";
+  case MOSS_SPARSE_COLUMNS: return "columns";
   default: return "?";
   }
 }

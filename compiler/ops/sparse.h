@@ -15,16 +15,19 @@ enum {
   MOSS_SPARSE_CSR = 1,       /* compressed sparse rows, one value per nonzero */
   MOSS_SPARSE_BLOCK_4x1 = 2, /* CSR of 4x1 blocks: 4 consecutive output rows, one column */
   MOSS_SPARSE_BLOCK_1x4 = 3, /* CSR of 1x4 blocks: one output row, 4 consecutive columns */
-  MOSS_SPARSE_NM_2_4 = 4     /* 2:4: 2 values and 2 uint8 offsets per group of 4 columns */
+  MOSS_SPARSE_NM_2_4 = 4,    /* 2:4: 2 values and 2 uint8 offsets per group of 4 columns */
+  MOSS_SPARSE_COLUMNS = 5    /* the columns holding a nonzero, kept dense (int8 Gemm/MatMul):
+                              * the input gathered at them, then dense dot products */
 };
-#define MOSS_SPARSE_NFORMATS 5
+#define MOSS_SPARSE_NFORMATS 6
 /* A set of formats, one bit per code: what a backend can emit
  * (backends/backend.h, moss_backend.sparse_formats). Dense is always
  * possible and needs no bit. */
 #define MOSS_SPARSE_BIT(fmt) (1u << (fmt))
 #define MOSS_SPARSE_ALL                                                                   \
   (MOSS_SPARSE_BIT(MOSS_SPARSE_CSR) | MOSS_SPARSE_BIT(MOSS_SPARSE_BLOCK_4x1) |            \
-   MOSS_SPARSE_BIT(MOSS_SPARSE_BLOCK_1x4) | MOSS_SPARSE_BIT(MOSS_SPARSE_NM_2_4))
+   MOSS_SPARSE_BIT(MOSS_SPARSE_BLOCK_1x4) | MOSS_SPARSE_BIT(MOSS_SPARSE_NM_2_4) |               \
+   MOSS_SPARSE_BIT(MOSS_SPARSE_COLUMNS))
 
 /* The cost rule's weights, in units of one dense multiply-add; a format's
  * estimated work is the sum over what it stores (docs/sparse.md). */
@@ -53,6 +56,19 @@ enum {
  * dense 367 us, CSR 138 us, medians; built -O3 -march=native instead:
  * 50 us and 107-111 us, the factor above; 2026-12-06). */
 #define MOSS_SPARSE_Q8LIN_NOVEC_NZ 1.5
+/* int8 Gemm and MatMul by columns (MOSS_SPARSE_COLUMNS): per input row,
+ * the dense dot products over the kept columns, at a dense term each, and
+ * GATHER dense terms a kept column: the gather of the input, and the
+ * vector loop's ragged end, which the dense loop over all columns (often a
+ * multiple of the vector) does not have. Measured by
+ * bench/bench_q8_columns.py: Gemm 64x64, 32x64, 256x256 and 1024x1024 at
+ * 20, 50 and 75 % of the columns zeroed, the median of 12 points each on
+ * host (AVX-512) 59 and on x86_64-avx2 61 (from -350 to 520: the small
+ * layers pay the most, and the large ones save what they drop), this
+ * 2-core x86-64, 2026-12-06. */
+#define MOSS_SPARSE_Q8COLS_GATHER 60.0
+/* The most columns kept by columns: the gathered row is a private array. */
+#define MOSS_SPARSE_COLUMNS_MAX 16384
 
 /* int8 Conv (QLinearConv, ConvInteger) has estimates of its own. Its
  * kernels, dense and sparse alike, run a whole output row per weight term,
@@ -74,6 +90,31 @@ enum {
  * the backend widens the bytes (pmaddwd on x86_64-avx2): 4.1 ms on that
  * layer against the same 38.4 ms (and 11.1 ms in 4x1 blocks), 2026-12-04. */
 #define MOSS_SPARSE_Q8CONV_WIDE 0.11
+
+/* Where the dense int8 Conv runs on the tile (rules int8-dot and
+ * int8-widened), CSR and 4x1 blocks run there too, over the words of four
+ * input channels at one kernel position that hold a nonzero byte (CSR: of
+ * one output channel; 4x1: of four, lower_conv.c), and cost
+ *   dense estimate x (FIXED + SLOPE x kept / all)
+ * of words (CSR) or 4x1 blocks of words; FIXED is what the kernel pays
+ * whatever its weights (the copy of the input into phases, the
+ * requantization). Measured by bench/bench_q8_words.py (which prints
+ * these medians): four layers (3x3 64 -> 64 on 28x28, 1x1 128 -> 128 on
+ * 14x14, 3x3 32 -> 32 on 8x8, 3x3 8 -> 16 on 4x4) pruned by
+ * channels:1x4:R and channels:4x4:R at R 0, 0.5, 0.75 and 0.9, the
+ * least-squares line of t_sparse / t_dense against kept / all per layer,
+ * the medians over the layers; this 2-core x86-64, targets host (AVX-512
+ * VNNI, int8-dot) and x86_64-avx2 (int8-widened, the rule of rpi4's
+ * NEON), 2026-12-06. At full density each costs more than dense (1.04 to
+ * 1.92 of it). */
+#define MOSS_SPARSE_Q8TILE_FIXED_CSR_DOT4 0.36
+#define MOSS_SPARSE_Q8TILE_SLOPE_CSR_DOT4 1.56
+#define MOSS_SPARSE_Q8TILE_FIXED_BLOCK_DOT4 0.41
+#define MOSS_SPARSE_Q8TILE_SLOPE_BLOCK_DOT4 0.63
+#define MOSS_SPARSE_Q8TILE_FIXED_CSR_WIDE 0.17
+#define MOSS_SPARSE_Q8TILE_SLOPE_CSR_WIDE 1.03
+#define MOSS_SPARSE_Q8TILE_FIXED_BLOCK_WIDE 0.15
+#define MOSS_SPARSE_Q8TILE_SLOPE_BLOCK_WIDE 0.90
 
 /* The float kernels of the LLVM backend where the machine has the register
  * tile (lower_tile.c), in its dense multiply-adds, which are 10-20 times
@@ -171,6 +212,14 @@ typedef struct moss_sparse_stats {
   int64_t nblocks1x4;  /* 1x4 blocks holding a nonzero; 0 when cols % 4 != 0 */
   int nm24;            /* 1: no group of 4 columns of a row (the tail group
                         * included) holds more than 2 nonzeros */
+  /* An int8 Conv whose CSR and 4x1 run on the tile (rules int8-dot and
+   * int8-widened): its words of four input channels at one kernel
+   * position, all and those holding a nonzero; its 4x1 blocks of words
+   * (rows % 4 == 0), all and those holding a nonzero. q8tile 0: none. */
+  int q8tile;
+  int64_t words, words_nz, wblocks, wblocks_nz;
+  int64_t cols_nz;   /* columns holding a nonzero */
+  double cost_columns; /* negative when not possible (all but int8 Gemm/MatMul) */
   double cost_dense, cost_csr, cost_block4x1; /* block: negative when not possible */
   double cost_block1x4, cost_nm24;            /* negative when not possible */
 } moss_sparse_stats;
@@ -199,7 +248,7 @@ int moss_sparse_choose(const moss_sparse_stats *s);
 /* The same among dense and the formats in |formats| (MOSS_SPARSE_BIT set). */
 int moss_sparse_choose_among(const moss_sparse_stats *s, unsigned formats);
 
-/* "dense", "csr", "block4x1", "block1x4", "2:4"; "?" for an unknown code. */
+/* "dense", "csr", "block4x1", "block1x4", "2:4", "columns"; "?" for an unknown code. */
 const char *moss_sparse_format_name(int code);
 
 /* Fraction of nonzero weight elements of |n|, in [0, 1]; -1 when |n| has

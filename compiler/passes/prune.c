@@ -2,7 +2,8 @@
  * driver right after the standard passes, before placement and planning,
  * so the cost model and the emitters see the zeros. It finds the prunable
  * weights (float32 constants in the weight slot of Conv, Gemm and MatMul),
- * ranks elements by |w| or H x W blocks by their mean square, and zeroes
+ * ranks elements by |w| or blocks (H x W, or H outputs x C channels at
+ * one kernel position) by their mean square, and zeroes
  * the lowest-ranked share, or keeps the N largest of every M consecutive
  * elements of a row (nm:N:M). Every tie is broken by position, so the result
  * depends only on the model and the spec. The rules are in prune.h and
@@ -15,8 +16,8 @@
 #include "prune.h"
 
 #define SPEC_FORMS                                                                          \
-  "expected magnitude:R, magnitude-layer:R or block:HxW:R with 0 <= R < 1, or nm:N:M with " \
-  "1 <= N < M <= 64"
+  "expected magnitude:R, magnitude-layer:R, block:HxW:R, channels:HxC:R or columns:R with " \
+  "0 <= R < 1, or nm:N:M with 1 <= N < M <= 64"
 #define MAX_NM 64
 #define MAX_BLOCK 4096
 #define MAX_DECIMALS 9
@@ -82,7 +83,8 @@ static moss_status parse_one(moss_ctx *ctx, const char *spec, moss_prune_spec *o
  * returns the end of the item; NULL after a diagnostic. */
 static const char *layer_item(moss_ctx *ctx, const char *whole, const char *p, const char **name,
                               size_t *name_len, moss_prune_spec *s) {
-  static const char *const kinds[] = {"magnitude:", "magnitude-layer:", "block:", "nm:"};
+  static const char *const kinds[] = {"magnitude:", "magnitude-layer:", "block:", "channels:",
+                                      "columns:", "nm:"};
   size_t len = strcspn(p, ","), k, cut = 0;
   char one[128];
   if (strncmp(p, "layer=", 6) || len < 6) {
@@ -101,7 +103,8 @@ static const char *layer_item(moss_ctx *ctx, const char *whole, const char *p, c
   if (cut <= 6 || len - cut - 1 >= sizeof one) {
     moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
               "--prune '%s': item '%.*s' is not layer=NODE:SPEC with a node name and SPEC one of "
-              "magnitude:R, magnitude-layer:R, block:HxW:R or nm:N:M", whole, (int)len, p);
+              "magnitude:R, magnitude-layer:R, block:HxW:R, channels:HxC:R, columns:R or nm:N:M", whole,
+              (int)len, p);
     return NULL;
   }
   memcpy(one, p + cut + 1, len - cut - 1);
@@ -144,6 +147,10 @@ static moss_status parse_one(moss_ctx *ctx, const char *spec, moss_prune_spec *o
     out_spec->kind = MOSS_PRUNE_MAGNITUDE_LAYER;
   } else if (klen == 5 && !strncmp(kind, "block", 5)) {
     out_spec->kind = MOSS_PRUNE_BLOCK;
+  } else if (klen == 8 && !strncmp(kind, "channels", 8)) {
+    out_spec->kind = MOSS_PRUNE_CHANNELS;
+  } else if (klen == 7 && !strncmp(kind, "columns", 7)) {
+    out_spec->kind = MOSS_PRUNE_COLUMNS;
   } else if (klen == 2 && !strncmp(kind, "nm", 2)) {
     out_spec->kind = MOSS_PRUNE_NM;
   } else {
@@ -151,7 +158,8 @@ static moss_status parse_one(moss_ctx *ctx, const char *spec, moss_prune_spec *o
   }
   if (!colon) {
     return bad_spec(ctx, spec, "missing %s",
-                    out_spec->kind == MOSS_PRUNE_BLOCK ? ":HxW:R"
+                    out_spec->kind == MOSS_PRUNE_BLOCK      ? ":HxW:R"
+                    : out_spec->kind == MOSS_PRUNE_CHANNELS ? ":HxC:R"
                     : out_spec->kind == MOSS_PRUNE_NM  ? ":N:M"
                                                        : ":R");
   }
@@ -170,15 +178,16 @@ static moss_status parse_one(moss_ctx *ctx, const char *spec, moss_prune_spec *o
     out_spec->ratio = (double)(mm - nn) / (double)mm;
     return MOSS_OK;
   }
-  if (out_spec->kind == MOSS_PRUNE_BLOCK) {
+  if (out_spec->kind == MOSS_PRUNE_BLOCK || out_spec->kind == MOSS_PRUNE_CHANNELS) {
     const char *x, *shape_end = strchr(rest, ':');
     size_t slen = shape_end ? (size_t)(shape_end - rest) : strlen(rest);
     x = memchr(rest, 'x', slen);
     if (!shape_end) return bad_spec(ctx, spec, "missing ':R' after the block shape");
     if (!x || !parse_side(rest, (size_t)(x - rest), &out_spec->block_h) ||
         !parse_side(x + 1, (size_t)(rest + slen - x - 1), &out_spec->block_w))
-      return bad_spec(ctx, spec, "block shape '%.*s' is not HxW with whole numbers 1 <= H, W <= %d",
-                      (int)slen, rest, MAX_BLOCK);
+      return bad_spec(ctx, spec, "block shape '%.*s' is not %s with whole numbers 1 <= H, %s <= %d",
+                      (int)slen, rest, out_spec->kind == MOSS_PRUNE_BLOCK ? "HxW" : "HxC",
+                      out_spec->kind == MOSS_PRUNE_BLOCK ? "W" : "C", MAX_BLOCK);
     rest = shape_end + 1;
   }
   end = strchr(rest, ':');
@@ -201,6 +210,7 @@ typedef struct layer {
   moss_node *n;
   int64_t out, in, numel;
   int out_last;
+  int64_t taps; /* Conv: the kernel positions (in = channels x taps); else 1 */
 } layer;
 
 /* Is input |j| of |n| a prunable weight? Fills the matrix view. */
@@ -212,10 +222,13 @@ static int weight_slot(const moss_node *n, int j, layer *view) {
   numel = moss_value_numel(v);
   if (numel <= 0) return 0;
   view->numel = numel;
+  view->taps = 1;
   if (n->op == MOSS_OP_Conv) {
+    int k;
     if (v->rank < 3) return 0;
     view->out = v->dims[0];
     view->out_last = 0;
+    for (k = 2; k < v->rank; k++) view->taps *= v->dims[k];
   } else if (n->op == MOSS_OP_Gemm) {
     if (v->rank != 2) return 0;
     view->out_last = moss_attr_int(n, "transB", 0) == 0;
@@ -350,24 +363,53 @@ static int64_t count_zeros(const moss_value *v, int64_t numel) {
   return z;
 }
 
-static void zero_block(const layer *l, int64_t br, int64_t bc, int h, int w) {
-  float *d = l->v->data;
-  int64_t o, i, o1 = br * h + h, i1 = bc * w + w;
-  if (o1 > l->out) o1 = l->out;
-  if (i1 > l->in) i1 = l->in;
-  for (o = br * h; o < o1; o++)
-    for (i = bc * w; i < i1; i++) d[l->out_last ? i * l->out + o : o * l->in + i] = 0.0f;
+/* The blocks of a layer: block:HxW cuts [out, in] into h x w blocks;
+ * channels:HxC cuts it into h outputs x w input channels at one kernel
+ * position (for a Conv, in = channels x taps, channel-major; elsewhere the
+ * same as block:HxC). |cols| blocks per row of blocks, |step| the distance
+ * in |in| of consecutive elements of a block, |cw| the extent they step
+ * over (in, or the channels). */
+typedef struct blocks {
+  int h, w;
+  int64_t cols, step, cw;
+} blocks;
+
+static blocks block_shape(const layer *l, const moss_prune_spec *s) {
+  blocks b;
+  int chan = s->kind == MOSS_PRUNE_CHANNELS && l->taps > 1;
+  b.h = s->block_h, b.w = s->block_w;
+  if (s->kind == MOSS_PRUNE_COLUMNS) b.h = (int)l->out, b.w = 1; /* every output, one column */
+  b.step = chan ? l->taps : 1;
+  b.cw = chan ? l->in / l->taps : l->in;
+  b.cols = (b.cw + b.w - 1) / b.w * (chan ? l->taps : 1);
+  return b;
 }
 
-static double block_score(const layer *l, int64_t br, int64_t bc, int h, int w) {
+/* The element (o, q-th of block column |bc|) of |l| as an index of its
+ * data, or -1 past the edge. */
+static int64_t block_elem(const layer *l, const blocks *b, int64_t o, int64_t bc, int64_t q) {
+  int64_t c = (bc / b->step) * b->w + q, i = c * b->step + bc % b->step;
+  if (o >= l->out || c >= b->cw) return -1;
+  return l->out_last ? i * l->out + o : o * l->in + i;
+}
+
+static void zero_block(const layer *l, const blocks *b, int64_t br, int64_t bc) {
+  float *d = l->v->data;
+  int64_t o, q, e;
+  for (o = br * b->h; o < br * b->h + b->h; o++)
+    for (q = 0; q < b->w; q++)
+      if ((e = block_elem(l, b, o, bc, q)) >= 0) d[e] = 0.0f;
+}
+
+static double block_score(const layer *l, const blocks *b, int64_t br, int64_t bc) {
   const float *d = l->v->data;
-  int64_t o, i, o1 = br * h + h, i1 = bc * w + w, cnt = 0;
+  int64_t o, q, e, cnt = 0;
   double sum = 0.0;
-  if (o1 > l->out) o1 = l->out;
-  if (i1 > l->in) i1 = l->in;
-  for (o = br * h; o < o1; o++)
-    for (i = bc * w; i < i1; i++) {
-      double x = d[l->out_last ? i * l->out + o : o * l->in + i];
+  for (o = br * b->h; o < br * b->h + b->h; o++)
+    for (q = 0; q < b->w; q++) {
+      double x;
+      if ((e = block_elem(l, b, o, bc, q)) < 0) continue;
+      x = d[e];
       sum += isnan(x) ? INFINITY : x * x;
       cnt++;
     }
@@ -413,9 +455,10 @@ static moss_status prune_layers(moss_ctx *ctx, const moss_prune_spec *s, const l
   } else {
     for (i = 0; i < nl; i++) {
       size_t n = (size_t)ls[i].numel;
-      if (s->kind == MOSS_PRUNE_BLOCK)
-        n = (size_t)((ls[i].out + s->block_h - 1) / s->block_h) *
-            (size_t)((ls[i].in + s->block_w - 1) / s->block_w);
+      if (s->kind == MOSS_PRUNE_BLOCK || s->kind == MOSS_PRUNE_CHANNELS || s->kind == MOSS_PRUNE_COLUMNS) {
+        blocks bs = block_shape(&ls[i], s);
+        n = (size_t)((ls[i].out + bs.h - 1) / bs.h) * (size_t)bs.cols;
+      }
       if (n > nitems) nitems = n;
     }
   }
@@ -449,17 +492,17 @@ static moss_status prune_layers(moss_ctx *ctx, const moss_prune_spec *s, const l
     }
   } else {
     for (i = 0; i < nl; i++) {
-      int64_t bcols = (ls[i].in + s->block_w - 1) / s->block_w;
-      int64_t nb = (ls[i].out + s->block_h - 1) / s->block_h * bcols;
+      blocks bs = block_shape(&ls[i], s);
+      int64_t bcols = bs.cols, nb = (ls[i].out + bs.h - 1) / bs.h * bcols;
       for (j = 0; j < nb; j++) {
-        it[j].key = block_score(&ls[i], j / bcols, j % bcols, s->block_h, s->block_w);
+        it[j].key = block_score(&ls[i], &bs, j / bcols, j % bcols);
         it[j].layer = i;
         it[j].idx = j;
       }
       qsort(it, (size_t)nb, sizeof *it, item_cmp);
       k = share(s, nb);
       for (j = 0; j < k; j++)
-        zero_block(&ls[i], it[j].idx / bcols, it[j].idx % bcols, s->block_h, s->block_w);
+        zero_block(&ls[i], &bs, it[j].idx / bcols, it[j].idx % bcols);
     }
   }
   moss_free(ctx, it, bytes);

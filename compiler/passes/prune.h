@@ -11,6 +11,15 @@
  *   block:HxW:R        structured, per layer: the weight seen as a matrix
  *                      [out, in] is cut into H x W blocks (H along out); the
  *                      R share of blocks with the lowest mean square is zeroed
+ *   channels:HxC:R     the same with blocks of H outputs x C consecutive input
+ *                      channels at one kernel position (a Conv's [out, in] is
+ *                      [out, channels x taps]; for Gemm and MatMul it is
+ *                      block:HxC:R): the words of four channels an int8
+ *                      Conv's byte dot products read (docs/sparse.md)
+ *   columns:R          structured, per layer: the R share of the columns of
+ *                      [out, in] (one `in` element for every output) with
+ *                      the lowest mean square: the inputs an int8 Gemm or
+ *                      MatMul then skips by columns (docs/sparse.md)
  *   nm:N:M             N:M structured, per layer: in every group of M
  *                      consecutive `in` elements of each `out` row, all but
  *                      the N largest |w| are zeroed (nm:2:4: exactly half
@@ -37,6 +46,8 @@ typedef enum moss_prune_kind {
   MOSS_PRUNE_MAGNITUDE = 1,   /* magnitude:R, global */
   MOSS_PRUNE_MAGNITUDE_LAYER, /* magnitude-layer:R */
   MOSS_PRUNE_BLOCK,           /* block:HxW:R */
+  MOSS_PRUNE_CHANNELS,        /* channels:HxC:R */
+  MOSS_PRUNE_COLUMNS,         /* columns:R */
   MOSS_PRUNE_NM,              /* nm:N:M */
   MOSS_PRUNE_PER_LAYER        /* layer=NODE:SPEC,... (each SPEC one of the above, per layer) */
 } moss_prune_kind;
@@ -48,7 +59,7 @@ typedef struct moss_prune_spec {
   moss_prune_kind kind;
   double ratio;
   int64_t ratio_num, ratio_den;
-  int block_h, block_w; /* block only; 1..4096 each */
+  int block_h, block_w; /* block and channels only; 1..4096 each */
   int nm_n, nm_m;       /* nm only; 1 <= N < M <= 64 */
 } moss_prune_spec;
 

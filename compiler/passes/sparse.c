@@ -25,7 +25,8 @@ static const struct {
              {"block", MOSS_SPARSE_BLOCK_4x1},
              {"block4x1", MOSS_SPARSE_BLOCK_4x1},
              {"block1x4", MOSS_SPARSE_BLOCK_1x4},
-             {"2:4", MOSS_SPARSE_NM_2_4}};
+             {"2:4", MOSS_SPARSE_NM_2_4},
+             {"columns", MOSS_SPARSE_COLUMNS}};
 
 moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g, const moss_sparse_opts *o) {
   const char *mode = getenv("MOSS_SPARSE");
@@ -35,7 +36,8 @@ moss_status moss_pass_sparse(moss_ctx *ctx, moss_graph *g, const moss_sparse_opt
     if (!strcmp(mode, modes[i].name)) fmt = modes[i].fmt;
   if (fmt == -3)
     return moss_fail(ctx, MOSS_E_UNSUPPORTED, NULL,
-                     "MOSS_SPARSE=%s: expected auto, off, csr, block (= block4x1), block1x4 or 2:4",
+                     "MOSS_SPARSE=%s: expected auto, off, csr, block (= block4x1), block1x4, 2:4 or "
+                     "columns",
                      mode);
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i];

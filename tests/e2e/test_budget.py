@@ -3,7 +3,8 @@
 on the digits MLP and CNN, for host, cortex-m7 and rpi4 (rpi4 and
 cortex-m7 as standalone C, which `moss run` builds and runs here). Checks:
   - on cortex-m7 the CNN's answer (a sparse int8 Conv) costs less energy
-    than uniform int8;
+    than uniform int8, and so does its answer for rpi4's bundle (an int8
+    Conv pruned by words of four channels, on NEON's tile);
   - the chosen artifact's top-1 accuracy on X, recomputed here from
     `moss run`'s logits (numpy argmax against y_test.npy), is at most the
     budget below torch's fp32 accuracy (accuracy.txt), and equals the
@@ -350,10 +351,11 @@ def main():
         print("skip npu-systolic-32x32: %s not built" % npu)
     rel_l2(a, work)
     plan_inputs(a, work)
-    # Too few evaluations for every option of the MLP's layers (2 + 13 x 3):
-    # the screened search, within the budget all the same.
+    # Too few evaluations for every option of the MLP's layers (2 + 17 x 3):
+    # the screened search, within the budget all the same; one screen
+    # compile per option (2 precisions x 9 sparsities).
     rep = search(a, "mlp", "cortex-m7", work, label="cortex-m7-screened", extra=["--max-evals", "16"])
-    check(rep and rep["sensitivity"] == "screened" and rep["screen_compiles"] == 14
+    check(rep and rep["sensitivity"] == "screened" and rep["screen_compiles"] == 18
           and rep["evaluations"] <= 16, "mlp cortex-m7 --max-evals 16: screened, at most 16 evaluations")
     # rpi4's bundle is AArch64 code: the search tries it, falls back to the
     # host bundle, and says so; the failed try is not a point.
@@ -371,6 +373,19 @@ def main():
     check(rep and rep["uniform_int8"] and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"]
           and any(l["sparsity"] != "dense" for l in rep["layers"]),
           "cnn cortex-m7: a sparse int8 layer makes it cheaper than uniform int8")
+    # rpi4's bundle (the LLVM backend's NEON code: the int8 Conv on the
+    # tile, rule int8-widened): the CNN's words of four channels pruned on
+    # the tile pay, below uniform int8.
+    out = os.path.join(work, "cnn-rpi4-bundle.moss")
+    r = moss(a, "compile", os.path.join(DATA, "cnn.onnx"), "--target", "rpi4", "-o", out, "-q",
+             "--budget", "0.5%", "--calibration", os.path.join(DATA, "x_calib_cnn.npy"), "--eval",
+             os.path.join(DATA, "x_test_cnn.npy"), os.path.join(DATA, "y_test.npy"))
+    rep = json.load(open(out + ".budget.json")) if r.returncode == 0 else None
+    check(rep and rep["uniform_int8"] and rep["chosen"]["within_budget"]
+          and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"]
+          and any(l["sparsity"].startswith("channels:") and l["format"] != "dense" for l in rep["layers"]),
+          "cnn rpi4 bundle: an int8 Conv pruned by words makes it cheaper than uniform int8 (%s)"
+          % (rep and [(l["sparsity"], l["format"]) for l in rep["layers"]]))
     # cortex-m7 prices int8 below fp32: the search must find it.
     for m in ("mlp", "cnn"):
         check(chosen.get((m, "cortex-m7")) and any(p == "int8" for p, _ in chosen[(m, "cortex-m7")]),

@@ -2,8 +2,8 @@
 """int8 sparse kernels against their dense twins and numpy.
 
 One ONNX model per weight pattern (random zeros at 50 and 90 %, 4x1 blocks
-at 90 %, 1x4 blocks at 80 %, and 2:4: 2 zeros in every group of 4
-reduction terms), each holding independent integer layers whose weight is a
+at 90 %, 1x4 blocks at 80 %, 2:4: 2 zeros in every group of 4 reduction
+terms, and half the reduction terms zero for every output: columns), each holding independent integer layers whose weight is a
 constant with zero points 0:
   - QLinearConv 3x3, pads 1, stride 2, uint8 input with zero point 121,
     per-channel weight scales, int32 bias, batch 2;
@@ -16,7 +16,7 @@ constant with zero points 0:
   - QLinearMatMul of a 3-D uint8 A by a constant B with per-column scales;
   - MatMulInteger with a zero point per row of A (int32 output).
 Every model is compiled with --emit c under MOSS_SPARSE=off, csr, block,
-block1x4, 2:4 and auto and run with `moss run` on the same inputs, and
+block1x4, 2:4, columns and auto and run with `moss run` on the same inputs, and
 again with --emit obj (the LLVM backend, which builds the same kernel
 descriptions: the same formats, outputs equal to the dense C build's bit
 for bit). Checks:
@@ -25,7 +25,8 @@ for bit). Checks:
   - the int32 outputs equal numpy's exactly and the 8-bit ones are within
     1 LSB of numpy's float requantization of the exact integer sums;
   - the C took the format the mode asks for (the "sparse <fmt>" comment):
-    forced formats where the weight allows them for Conv, CSR for MatMul,
+    forced formats where the weight allows them for Conv, CSR and columns
+    for MatMul (the rest become CSR),
     and under auto the cheapest by docs/sparse.md's int8 estimates,
     recomputed here from the weights;
   - the --report JSON names the same format for each layer, and the same
@@ -92,6 +93,8 @@ def make_weight(rng, op, wshape, pattern):
         nb = (r // 4) * c
         for i in rng.permutation(nb)[: int(round(sparsity * nb))]:
             blocks[i // c, :, i % c] = 0
+    elif style == "columns":  # whole columns of Wt: one reduction term of every output
+        wt[:, rng.permutation(c)[: int(round(sparsity * c))]] = 0
     elif style == "nm":
         for i in range(r):
             for g in range(0, c, 4):
@@ -124,14 +127,17 @@ def possible(wt):
 def q8_costs(op, wt):
     """docs/sparse.md's int8 estimates of each format for Wt: Conv per
     nonzero 1, per 4x1 block 3.5, per stored zero slot (1x4, 2:4) 0.1;
-    Gemm/MatMul CSR only, the float rule's (2.5 per nonzero, 1 per row)
-    times 8. "-" where the weight cannot take the format."""
+    Gemm/MatMul CSR, the float rule's (2.5 per nonzero, 1 per row) times
+    8, and columns, rows x kept + 60 x kept (the columns holding a
+    nonzero). "-" where the weight cannot take the format."""
     r, c = wt.shape
     nz = wt != 0
     nnz = float(nz.sum())
     costs = {"dense": float(r * c)}
     if not is_conv(op):
         costs["csr"] = (2.5 * nnz + r) * 8.0
+        kept = float(nz.any(axis=0).sum())
+        costs["columns"] = r * kept + 60.0 * kept
         return costs
     costs["csr"] = nnz
     ok = possible(wt)
@@ -142,6 +148,26 @@ def q8_costs(op, wt):
     if "2:4" in ok:
         costs["2:4"] = nnz + 0.1 * (2.0 * r * ((c + 3) // 4) - nnz)
     return costs
+
+
+def q8_tile_costs(wt, cin, dense, dot):
+    """docs/sparse.md's estimates of CSR and 4x1 for an int8 Conv whose
+    dense kernel is on the register tile (rules int8-dot, int8-widened):
+    dense x (FIXED + SLOPE x kept / all) of its words of four input channels
+    at one kernel position (CSR) or 4x1 blocks of them, from
+    bench/bench_q8_words.py's medians."""
+    m, c = wt.shape
+    taps = c // cin
+    cg = (cin + 3) // 4
+    w = np.zeros((m, cg * 4, taps), bool)
+    w[:, :cin] = (wt != 0).reshape(m, cin, taps)
+    words = w.reshape(m, cg, 4, taps).any(axis=2)
+    fc, sc, fb, sb = (0.36, 1.56, 0.41, 0.63) if dot else (0.17, 1.03, 0.15, 0.90)
+    out = {"csr": dense * (fc + sc * words.sum() / words.size)}
+    if m % 4 == 0:
+        blocks = words.reshape(m // 4, 4, cg, taps).any(axis=1)
+        out["block4x1"] = dense * (fb + sb * blocks.sum() / blocks.size)
+    return out
 
 
 def conv_acc(x, xz, w, attrs):
@@ -237,9 +263,10 @@ def build(rng, pattern):
 def main():
     moss = sys.argv[sys.argv.index("--moss") + 1]
     rng = np.random.RandomState(11)
-    patterns = [("random", 0.5), ("random", 0.9), ("block", 0.9), ("block1x4", 0.8), ("nm", 0.0)]
-    modes = ("off", "csr", "block", "block1x4", "2:4", "auto")
-    forced = {"csr": "csr", "block": "block4x1", "block1x4": "block1x4", "2:4": "2:4"}
+    patterns = [("random", 0.5), ("random", 0.9), ("block", 0.9), ("block1x4", 0.8), ("nm", 0.0),
+                ("columns", 0.5)]
+    modes = ("off", "csr", "block", "block1x4", "2:4", "columns", "auto")
+    forced = {"csr": "csr", "block": "block4x1", "block1x4": "block1x4", "2:4": "2:4", "columns": "columns"}
     seen = set()
     fails = 0
     with tempfile.TemporaryDirectory() as d:
@@ -264,12 +291,13 @@ def main():
                     want = {}
                     for (name, op, *_), (_, wt) in zip(LAYERS, refs):
                         f = forced[mode]
-                        want[name] = f if f == "csr" or (is_conv(op) and f in possible(wt)) else "csr"
+                        want[name] = f if f == "csr" or (is_conv(op) and f in possible(wt)) or \
+                            (not is_conv(op) and f == "columns") else "csr"
                 if mode == "auto":  # the cheapest estimate; dense first on ties
                     want = {}
                     for (name, op, *_), (_, wt) in zip(LAYERS, refs):
                         costs = q8_costs(op, wt)
-                        order = ["dense", "csr", "block4x1", "block1x4", "2:4"]
+                        order = ["dense", "csr", "block4x1", "block1x4", "2:4", "columns"]
                         best = min((costs[f], order.index(f), f) for f in costs)[2]
                         if best != "dense":
                             want[name] = best
@@ -280,7 +308,7 @@ def main():
                 for (name, op, *_), (_, wt) in zip(LAYERS, refs):
                     costs = q8_costs(op, wt)
                     have = nodes[name].get("sparse_costs") or {}
-                    for f in ("dense", "csr", "block4x1", "block1x4", "2:4"):
+                    for f in ("dense", "csr", "block4x1", "block1x4", "2:4", "columns"):
                         w_ = costs.get(f, "-")
                         h_ = have.get(f)
                         if (w_ == "-") != (h_ == "-") or (w_ != "-" and abs(h_ - w_) > 1e-9 * w_):
@@ -311,15 +339,18 @@ def main():
                 # byte dot products, its dense estimate scaled by 0.02 on a
                 # machine with AVX-512 VNNI (MOSS_SPARSE_Q8CONV_DOT4,
                 # docs/sparse.md), else by 0.11 (widened bytes,
-                # MOSS_SPARSE_Q8CONV_WIDE): the cheapest format can differ.
+                # MOSS_SPARSE_Q8CONV_WIDE), and its CSR and 4x1 run there
+                # by words: the cheapest format can differ.
                 want_obj = dict(got)
                 if mode == "auto":
                     want_obj = {}
-                    for (name, op, *_), (_, wt) in zip(LAYERS, refs):
+                    for (name, op, _, _, _, wshape, *_), (_, wt) in zip(LAYERS, refs):
                         costs = q8_costs(op, wt)
                         if op == "QLinearConv":
                             costs["dense"] *= 0.02 if VNNI else 0.11
-                        order = ["dense", "csr", "block4x1", "block1x4", "2:4"]
+                            # CSR and 4x1 on the tile too, by their words
+                            costs.update(q8_tile_costs(wt, wshape[1], costs["dense"], VNNI))
+                        order = ["dense", "csr", "block4x1", "block1x4", "2:4", "columns"]
                         best = min((costs[f], order.index(f), f) for f in costs)[2]
                         if best != "dense":
                             want_obj[name] = best
@@ -341,7 +372,7 @@ def main():
                         fails += 1
             print("%-9s auto: %s" % (tag, " ".join(
                 "%s=%s" % (name, dict(got).get(name, "dense")) for name, *_ in LAYERS)))
-    for fmt in ("csr", "block4x1", "block1x4", "2:4"):
+    for fmt in ("csr", "block4x1", "block1x4", "2:4", "columns"):
         if fmt not in seen:
             print("FAIL: no layer took format %s" % fmt)
             fails += 1

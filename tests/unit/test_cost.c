@@ -424,7 +424,7 @@ static const char csv_header[] =
     "energy_label,energy_consumed,energy_consumed_lower_bound,emissions,emissions_lower_bound,"
     "emissions_rate,cpu_energy,gpu_energy,npu_energy,platform_energy_j,platform_label,cpu_model,"
     "gpu_model,grid_intensity,grid_fallback,sparse_format,sparse_cost_dense,sparse_cost_csr,"
-    "sparse_cost_block4x1,sparse_cost_block1x4,sparse_cost_2_4,measured_duration,"
+    "sparse_cost_block4x1,sparse_cost_block1x4,sparse_cost_2_4,sparse_cost_columns,measured_duration,"
     "measured_energy_consumed,measured_label\n";
 
 /* Writes the three reports for the python checker (check_reports.py, run by
@@ -460,18 +460,18 @@ TEST(reports) {
   ASSERT_STR_CONTAINS(b.data, "{\"format\": \"moss-cost-report\", \"version\": 1, ");
   ASSERT_STR_CONTAINS(b.data, "\"grid\": {\"g_per_kwh\": 475, \"fallback\": true");
   ASSERT_STR_CONTAINS(b.data, "\"sparse_format\": \"dense\", \"sparse_costs\": {\"dense\": 32, "
-                              "\"csr\": 64, \"block4x1\": 41, \"block1x4\": 34, \"2:4\": \"-\"}");
+                              "\"csr\": 64, \"block4x1\": 41, \"block1x4\": 34, \"2:4\": \"-\", \"columns\": \"-\"}");
   ASSERT_STR_CONTAINS(b.data, "\"sparse_format\": null, \"sparse_costs\": null");
   moss_buf_deinit(&b);
   moss_buf_init(&b, &ctx);
   ASSERT_EQ(moss_report_csv(&ctx, r, &b), MOSS_OK);
-  ASSERT_STR_CONTAINS(b.data, ",dense,32,64,41,34,-,,,\n"); /* no measurement: empty cells */
+  ASSERT_STR_CONTAINS(b.data, ",dense,32,64,41,34,-,-,,,\n"); /* no measurement: empty cells */
   moss_buf_deinit(&b);
   moss_buf_init(&b, &ctx);
   ASSERT_EQ(moss_report_html(&ctx, r, &b), MOSS_OK);
   ASSERT_STR_CONTAINS(b.data, "<td class=\"fmt\"><span><b>dense 32</b></span>, <span>csr 64</span>, "
                               "<span><abbr title=\"block4x1\">4x1</abbr> 41</span>, <span><abbr "
-                              "title=\"block1x4\">1x4</abbr> 34</span>, <span>2:4 -</span></td>");
+                              "title=\"block1x4\">1x4</abbr> 34</span>, <span>2:4 -</span>, <span>columns -</span></td>");
   moss_buf_deinit(&b);
   moss_cost_destroy(&ctx, r);
 

@@ -463,6 +463,77 @@ TEST(block_matmul_columns) {
   }
 }
 
+/* channels:1x2:0.5 on a Conv W [2 out, 3 channels, 1, 2 taps]: blocks of
+ * one output x channels {0,1} or {2} at one tap, mean squares
+ *   o0: t0 {1, 1} 1    t1 {0.1, 0.1} 0.01   {3} 9    {0.2} 0.04
+ *   o1: t0 {.5, .5} .25  t1 {2, 2} 4        {0.3} 0.09  {4} 16
+ * floor(0.5 * 8) = 4 go: 0.01, 0.04, 0.09, 0.25. The same spec on a MatMul
+ * is block:1x2 (block_matmul_columns). */
+TEST(channels_conv_words_and_matmul) {
+  static const float w[12] = {1, 0.1f, 1, 0.1f, 3, 0.2f, 0.5f, 2, 0.5f, 2, 0.3f, 4};
+  static const float e[12] = {1, 0, 1, 0, 3, 0, 0, 2, 0, 2, 0, 4};
+  static const float wm[6] = {1, 2, 3, 4, 5, 6}, em[6] = {0, 2, 3, 0, 5, 6};
+  static const int64_t d[4] = {2, 3, 1, 2}, dm[2] = {2, 3};
+  OOM_LOOP {
+    moss_ctx ctx;
+    sink_buf sb;
+    moss_graph *g;
+    moss_value *v, *vm;
+    moss_prune_result r;
+    moss_status st;
+    oom_ctx_with_sink(&ctx, &sb);
+    moss_graph_create(&ctx, &g);
+    v = weight(&ctx, g, "w", 4, d, w);
+    layer_node(&ctx, g, "Conv", "conv", act(&ctx, g, NULL), v, NULL, NULL, 0);
+    vm = weight(&ctx, g, "b", 2, dm, wm);
+    layer_node(&ctx, g, "MatMul", "mm", act(&ctx, g, NULL), vm, NULL, NULL, 0);
+    st = OOM_CALL(&ctx, moss_prune(&ctx, g, "layer=conv:channels:1x2:0.5,layer=mm:channels:1x2:0.34", &r));
+    if (OOM_STOPPED()) goto done;
+    ASSERT_EQ(st, MOSS_OK);
+    ASSERT_TRUE(same(v, e, 12));
+    ASSERT_TRUE(same(vm, em, 6));
+    ASSERT_EQ(r.nlayers, 2);
+  done:
+    moss_graph_destroy(&ctx, g);
+  }
+}
+
+/* columns:R on a Gemm, transB=1, B [N 3, K 4] (out = rows of B):
+ *   1  0.1  2  -3
+ *   1 -0.1  2   3      column mean squares 1, 0.01, 4, 9
+ *   1  0.1  2   3
+ * columns:0.5: floor(2) = 2 go, columns 1 and 0. On a Conv W [2, 1, 1, 2]
+ * = 1 2 / 3 0.5, [out 2, in 2]: mean squares 5, 2.125; columns:0.5 drops
+ * column 1 (one tap of every output). */
+TEST(columns_gemm_and_conv) {
+  static const float w[12] = {1, 0.1f, 2, -3, 1, -0.1f, 2, 3, 1, 0.1f, 2, 3};
+  static const float e[12] = {0, 0, 2, -3, 0, 0, 2, 3, 0, 0, 2, 3};
+  static const float wc[4] = {1, 2, 3, 0.5f}, ec[4] = {1, 0, 3, 0};
+  static const int64_t d[2] = {3, 4}, dc[4] = {2, 1, 1, 2};
+  OOM_LOOP {
+    moss_ctx ctx;
+    sink_buf sb;
+    moss_graph *g;
+    moss_value *v, *vc;
+    moss_prune_result r;
+    moss_status st;
+    oom_ctx_with_sink(&ctx, &sb);
+    moss_graph_create(&ctx, &g);
+    v = weight(&ctx, g, "w", 2, d, w);
+    gemm_t(&ctx, g, "fc", v);
+    vc = weight(&ctx, g, "wc", 4, dc, wc);
+    layer_node(&ctx, g, "Conv", "conv", act(&ctx, g, NULL), vc, NULL, NULL, 0);
+    st = OOM_CALL(&ctx, moss_prune(&ctx, g, "columns:0.5", &r));
+    if (OOM_STOPPED()) goto done;
+    ASSERT_EQ(st, MOSS_OK);
+    ASSERT_TRUE(same(v, e, 12));
+    ASSERT_TRUE(same(vc, ec, 4));
+    ASSERT_EQ(r.spec.kind, MOSS_PRUNE_COLUMNS);
+  done:
+    moss_graph_destroy(&ctx, g);
+  }
+}
+
 /* nm:2:4 on MatMul B [K 6, N 2] (the out axis is B's last): output 0 reads
  * 1 -4 3 2 | 5 0.5, output 1 reads 2 2 -2 1 | 7 8. Group 0 of output 0
  * keeps -4 and 3; of output 1, 1 goes and of the three |2| the earliest
@@ -672,6 +743,13 @@ TEST(bad_specs) {
        "--prune 'block:4X1:0.5': block shape '4X1' is not HxW with whole numbers "
        "1 <= H, W <= 4096"},
       {"block:4x1:1", "--prune 'block:4x1:1': ratio '1' is outside [0, 1)"},
+      {"channels", "--prune 'channels': missing :HxC:R"},
+      {"channels:4x4", "--prune 'channels:4x4': missing ':R' after the block shape"},
+      {"channels:4:0.5",
+       "--prune 'channels:4:0.5': block shape '4' is not HxC with whole numbers 1 <= H, C <= 4096"},
+      {"channels:1x4:1", "--prune 'channels:1x4:1': ratio '1' is outside [0, 1)"},
+      {"columns", "--prune 'columns': missing :R"},
+      {"columns:1x4:0.5", "--prune 'columns:1x4:0.5': trailing ':0.5' after the ratio"},
       {"nm", "--prune 'nm': missing :N:M"},
       {"nm:2", "--prune 'nm:2': '2' is not N:M with whole numbers 1 <= N < M <= 64"},
       {"nm:4:4", "--prune 'nm:4:4': '4:4' is not N:M with whole numbers 1 <= N < M <= 64"},
@@ -699,8 +777,9 @@ TEST(bad_specs) {
     v = weight(&ctx, g, "w", 2, d, w);
     gemm_t(&ctx, g, "fc", v);
     snprintf(want, sizeof want,
-             "net.onnx: invalid-model: %s; expected magnitude:R, magnitude-layer:R or "
-             "block:HxW:R with 0 <= R < 1, or nm:N:M with 1 <= N < M <= 64 [prune.c:",
+             "net.onnx: invalid-model: %s; expected magnitude:R, magnitude-layer:R, "
+             "block:HxW:R, channels:HxC:R or columns:R with 0 <= R < 1, or nm:N:M with "
+             "1 <= N < M <= 64 [prune.c:",
              cases[i].reason);
     st = OOM_CALL(&ctx, moss_prune(&ctx, g, cases[i].spec, &r));
     if (OOM_STOPPED()) goto done;

@@ -662,7 +662,7 @@ TEST(measured_shared_step_splits_by_estimate) {
  * energy in kWh, the label; empty without a measurement. */
 TEST(csv_measured_columns) {
   static const char tail[] =
-      ",sparse_cost_2_4,measured_duration,measured_energy_consumed,measured_label\n";
+      ",sparse_cost_2_4,sparse_cost_columns,measured_duration,measured_energy_consumed,measured_label\n";
   moss_ctx ctx;
   moss_cost_report *r;
   const int steps[2] = {0, 1};

@@ -18,7 +18,7 @@ CSV = ("project_name,run_id,row,name,op_type,device,device_kind,dtype,macs_dense
        "energy_label,energy_consumed,energy_consumed_lower_bound,emissions,emissions_lower_bound,"
        "emissions_rate,cpu_energy,gpu_energy,npu_energy,platform_energy_j,platform_label,cpu_model,"
        "gpu_model,grid_intensity,grid_fallback,sparse_format,sparse_cost_dense,sparse_cost_csr,"
-       "sparse_cost_block4x1,sparse_cost_block1x4,sparse_cost_2_4,measured_duration,"
+       "sparse_cost_block4x1,sparse_cost_block1x4,sparse_cost_2_4,sparse_cost_columns,measured_duration,"
        "measured_energy_consumed,measured_label").split(",")
 VOID = {"meta", "br", "hr", "img", "link", "input"}
 
