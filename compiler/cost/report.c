@@ -1102,11 +1102,11 @@ moss_status moss_report_html(moss_ctx *ctx, const moss_cost_report *r, moss_buf 
         int chosen = !strcmp(n->sparse_format, name);
         put(b, f ? ", <span>" : "<span>");
         if (chosen) put(b, "<b>");
-        if (!strncmp(name, "block", 5)) {
+        if (!strncmp(name, "block", 5) || f == MOSS_SPARSE_COLUMNS) { /* 4x1, 1x4, cols */
           put(b, "<abbr title=\"");
           hstr(b, name);
           put(b, "\">");
-          hstr(b, name + 5);
+          hstr(b, f == MOSS_SPARSE_COLUMNS ? "cols" : name + 5);
           put(b, "</abbr>");
         } else hstr(b, name);
         if (n->sparse_cost[f] < 0) put(b, " -");

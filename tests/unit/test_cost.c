@@ -471,7 +471,7 @@ TEST(reports) {
   ASSERT_EQ(moss_report_html(&ctx, r, &b), MOSS_OK);
   ASSERT_STR_CONTAINS(b.data, "<td class=\"fmt\"><span><b>dense 32</b></span>, <span>csr 64</span>, "
                               "<span><abbr title=\"block4x1\">4x1</abbr> 41</span>, <span><abbr "
-                              "title=\"block1x4\">1x4</abbr> 34</span>, <span>2:4 -</span>, <span>columns -</span></td>");
+                              "title=\"block1x4\">1x4</abbr> 34</span>, <span>2:4 -</span>, <span><abbr title=\"columns\">cols</abbr> -</span></td>");
   moss_buf_deinit(&b);
   moss_cost_destroy(&ctx, r);
 
