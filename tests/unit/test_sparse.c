@@ -360,6 +360,9 @@ TEST(qgemm_int8_csr_forced_dense_auto) {
     ASSERT_NEAR(s.cost_block4x1, -1.0, 0.0);
     ASSERT_NEAR(s.cost_block1x4, -1.0, 0.0);
     ASSERT_NEAR(s.cost_nm24, -1.0, 0.0);
+    /* By columns: 2 columns hold a nonzero, 4 * 2 + 60 * 2 = 128 */
+    ASSERT_EQ(s.cols_nz, 2);
+    ASSERT_NEAR(s.cost_columns, 128.0, 0.0);
     ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_DENSE);
     /* On a device without SIMD (cortex-m7) the dense dot product is scalar
      * too: CSR is 1.5 * 2 + 4 = 7, below dense 32. */
@@ -381,11 +384,85 @@ TEST(qgemm_int8_csr_forced_dense_auto) {
     setenv("MOSS_SPARSE", "block", 1);
     OOM_CHECK(&ctx, moss_pass_sparse(&ctx, g, NULL), MOSS_OK, done);
     ASSERT_EQ(q->sparse, MOSS_SPARSE_CSR);
+    /* Forced columns: int8 Gemm takes it. */
+    setenv("MOSS_SPARSE", "columns", 1);
+    OOM_CHECK(&ctx, moss_pass_sparse(&ctx, g, NULL), MOSS_OK, done);
+    ASSERT_EQ(q->sparse, MOSS_SPARSE_COLUMNS);
     /* auto: CSR 72 is not below dense 32. */
     setenv("MOSS_SPARSE", "auto", 1);
     OOM_CHECK(&ctx, moss_pass_sparse(&ctx, g, NULL), MOSS_OK, done);
     ASSERT_EQ(q->sparse, MOSS_SPARSE_DENSE);
     unsetenv("MOSS_SPARSE");
+  done:
+    moss_graph_destroy(&ctx, g);
+  }
+}
+
+/* QLinearConv, W [4, 5, 1, 2] (5 channels: words {0..3} and {4}, 2 taps),
+ * nonzero at (m0, c0, t0), (m0, c4, t1), (m1, c1, t0), (m1, c2, t0),
+ * (m3, c3, t1): of 4 x 2 x 2 = 16 words 4 hold a nonzero (m0: 2, m1: 1,
+ * m3: 1); of the 4 blocks of 4 rows x a word, 3 ((c0-3, t0), (c0-3, t1),
+ * (c4, t1)). On the int8-widened rule (docs/sparse.md) dense = 4 x 10 x
+ * 0.11 = 4.4, csr = 4.4 x (0.17 + 1.03 x 4/16) = 1.881, block4x1 = 4.4 x
+ * (0.15 + 0.90 x 3/4) = 3.63: csr. On the scalar rule no words are
+ * counted and csr is 5 nonzeros x 1.0. */
+TEST(qconv_words_on_the_tile) {
+  OOM_LOOP {
+    moss_ctx ctx;
+    moss_graph *g;
+    moss_sparse_stats s;
+    int64_t dx[4] = {1, 5, 3, 3}, dw[4] = {4, 5, 1, 2}, dy[4] = {1, 4, 3, 2}, one[1] = {1};
+    static const int nz[5][3] = {{0, 0, 0}, {0, 4, 1}, {1, 1, 0}, {1, 2, 0}, {3, 3, 1}};
+    moss_node *q;
+    moss_value *x, *w, *y, *sx, *sw, *sy;
+    int8_t *wd;
+    float *f;
+    int k;
+    oom_ctx_init(&ctx);
+    ASSERT_EQ(moss_graph_create(&ctx, &g), MOSS_OK);
+    q = moss_graph_add_node(&ctx, g, "QLinearConv", "qc", 8, 1);
+    x = val(&ctx, g, "x", 4, dx);
+    w = val(&ctx, g, "w", 4, dw);
+    y = val(&ctx, g, "y", 4, dy);
+    sx = val(&ctx, g, "sx", 1, one);
+    sw = val(&ctx, g, "sw", 1, one);
+    sy = val(&ctx, g, "sy", 1, one);
+    x->dtype = y->dtype = MOSS_DT_U8;
+    w->dtype = MOSS_DT_I8;
+    wd = moss_graph_alloc(g, 40);
+    f = moss_graph_alloc(g, 3 * sizeof *f);
+    if (!wd || !f) goto done;
+    memset(wd, 0, 40);
+    for (k = 0; k < 5; k++) wd[(nz[k][0] * 5 + nz[k][1]) * 2 + nz[k][2]] = (int8_t)(k + 1);
+    f[0] = f[1] = f[2] = 0.5f;
+    w->data = wd;
+    sx->data = &f[0];
+    sw->data = &f[1];
+    sy->data = &f[2];
+    q->inputs[0] = x;
+    q->inputs[1] = sx;
+    q->inputs[3] = w;
+    q->inputs[4] = sw;
+    q->inputs[6] = sy;
+    q->outputs[0] = y;
+    y->producer = q;
+    q->sparse_rule = MOSS_SPARSE_RULE_Q8_WIDE;
+    ASSERT_EQ(moss_sparse_stats_compute(q, &s), 1);
+    ASSERT_EQ(s.q8tile, 1);
+    ASSERT_EQ(s.words, 16);
+    ASSERT_EQ(s.words_nz, 4);
+    ASSERT_EQ(s.wblocks, 4);
+    ASSERT_EQ(s.wblocks_nz, 3);
+    ASSERT_NEAR(s.cost_dense, 4.4, 1e-12);
+    ASSERT_NEAR(s.cost_csr, 1.881, 1e-12);
+    ASSERT_NEAR(s.cost_block4x1, 3.63, 1e-12);
+    ASSERT_NEAR(s.cost_columns, -1.0, 0.0);
+    ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_CSR);
+    q->sparse_rule = MOSS_SPARSE_RULE_SCALAR;
+    ASSERT_EQ(moss_sparse_stats_compute(q, &s), 1);
+    ASSERT_EQ(s.q8tile, 0);
+    ASSERT_NEAR(s.cost_dense, 40.0, 0.0);
+    ASSERT_NEAR(s.cost_csr, 5.0, 0.0);
   done:
     moss_graph_destroy(&ctx, g);
   }
