@@ -496,7 +496,8 @@ static void sparse_macs(const moss_node *n, const wformat *wf, double dense, dou
    * int8-dot, int8-widened): the rule's estimates count in scalar terms,
    * the dense kernel's MACs at the device's int8 rate are its vector ones,
    * so the format takes the dense time times its estimate over dense's. */
-  if (conv && (rule == MOSS_SPARSE_RULE_Q8_DOT4 || rule == MOSS_SPARSE_RULE_Q8_WIDE) && s->cost_dense > 0)
+  if (conv && (rule == MOSS_SPARSE_RULE_Q8_DOT4 || rule == MOSS_SPARSE_RULE_Q8_WIDE) &&
+      s->cost_dense > 0)
     *timed = dense * moss_sparse_cost(s, wf->fmt) / s->cost_dense;
   *eff = pos * stored;
 }

@@ -217,7 +217,8 @@ static moss_status plan_read(moss_ctx *ctx, const char *path, const layers *ls, 
                      "int8", lineno, prec);
     else if (strchr(sp, ',') || !*sp)
       st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "line %d: sparsity '%s': expected dense or "
-                     "one --prune spec (magnitude:R, block:HxW:R, channels:HxC:R, nm:N:M)", lineno, sp);
+                     "one --prune spec (magnitude:R, block:HxW:R, channels:HxC:R, nm:N:M)", lineno,
+                     sp);
     else {
       seen[i] = 1;
       cfg[i].int8 = !strcmp(prec, "int8");

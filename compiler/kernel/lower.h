@@ -182,8 +182,8 @@ int moss_tile_pack(moss_kb *b, const char *name, moss_dtype dt, const void *data
  * rows of |blk| (M a multiple of it; a term is kept where any of the blk
  * weights is nonzero, 4x1 blocks for blk 4), the term of column k reading
  * V's row at rows[k]. The caller sets N, V, Y and the epilogue. */
-void moss_tile_sparse_s(moss_kb *b, moss_tile *t, moss_dtype dt, const void *w, int64_t is, int64_t ks,
-                        int64_t M, int64_t K, int blk, const int64_t *rows);
+void moss_tile_sparse_s(moss_kb *b, moss_tile *t, moss_dtype dt, const void *w, int64_t is,
+                        int64_t ks, int64_t M, int64_t K, int blk, const int64_t *rows);
 /* Appends the product |t| (whose shape came from moss_tile_shape). */
 void moss_tile_product(moss_kb *b, const moss_tile *t);
 

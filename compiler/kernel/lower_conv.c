@@ -447,7 +447,8 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
   geom g = *g0;
   int t, kk;
   memset(ig, 0, sizeof *ig);
-  if (q8 ? (n->sparse && n->sparse != MOSS_SPARSE_CSR && n->sparse != MOSS_SPARSE_BLOCK_4x1) || !w->data || w->dtype != MOSS_DT_I8 ||
+  if (q8 ? (n->sparse && n->sparse != MOSS_SPARSE_CSR && n->sparse != MOSS_SPARSE_BLOCK_4x1) ||
+               !w->data || w->dtype != MOSS_DT_I8 ||
                (x->dtype != MOSS_DT_U8 && x->dtype != MOSS_DT_I8) ||
                (y->dtype != MOSS_DT_U8 && y->dtype != MOSS_DT_I8)
          : n->op != MOSS_OP_Conv || !w->data || w->dtype != x->dtype || y->dtype != x->dtype ||
@@ -457,7 +458,8 @@ static int64_t ig_plan(const moss_node *n, const geom *g0, igemm *ig) {
   ig->int8 = q8;
   ig->depthwise = moss_attr_int(n, "group", 1) != 1;
   /* A pruned int8 weight: its nonzero words on the tile (one group). */
-  if (q8 && n->sparse && (ig->depthwise || (n->sparse == MOSS_SPARSE_BLOCK_4x1 && w->dims[0] % 4))) return 0;
+  if (q8 && n->sparse && (ig->depthwise || (n->sparse == MOSS_SPARSE_BLOCK_4x1 && w->dims[0] % 4)))
+    return 0;
   if (ig->depthwise ? w->dims[1] != 1 || w->dims[0] != x->dims[1] ||
                           moss_attr_int(n, "group", 1) != x->dims[1]
                     : w->dims[1] != x->dims[1])

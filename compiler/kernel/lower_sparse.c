@@ -757,8 +757,8 @@ static moss_status lower_qconv(moss_kb *b, const moss_node *n, const moss_sparse
 /* By columns: the columns of |v| that hold a nonzero (|*kept| of them,
  * their indices the table |*ci|) and the weight on them, [rows, kept] (the
  * table |*wv|). */
-static void encode_columns(moss_kb *b, const moss_node *n, const moss_sparse_view *v, int *ci, int *wv,
-                           int64_t *kept) {
+static void encode_columns(moss_kb *b, const moss_node *n, const moss_sparse_view *v, int *ci,
+                           int *wv, int64_t *kept) {
   int64_t r, c, k = 0;
   int32_t *idx = moss_k_scratch(b, v->cols, sizeof *idx);
   void *val;
@@ -773,7 +773,8 @@ static void encode_columns(moss_kb *b, const moss_node *n, const moss_sparse_vie
   if (!val) return;
   for (r = 0; r < v->rows; r++)
     for (c = 0; c < k; c++) put_value(val, v, r * k + c, r, idx[c]);
-  moss_k_comment(b, "node '%s' (%s): weight '%s' as columns, %lld of %lld columns kept, %lld x %lld",
+  moss_k_comment(b,
+                 "node '%s' (%s): weight '%s' as columns, %lld of %lld columns kept, %lld x %lld",
                  n->name, n->op_type, n->inputs[v->winput]->name, (long long)k, (long long)v->cols,
                  (long long)v->rows, (long long)k);
   *ci = moss_k_table(b, "col_idx", MOSS_DT_I32, k, idx);
@@ -797,8 +798,8 @@ static moss_status lower_qlinear(moss_kb *b, const moss_node *n, const moss_spar
   qio q;
   moss_kx *i, *ri, *xr, *xz, *s, *p, *a;
   if (n->sparse != MOSS_SPARSE_CSR && !cols)
-    return moss_kb_fail(b, MOSS_E_INTERNAL, "int8 %s weights take CSR or columns only, not %s", n->op_type,
-                        moss_sparse_format_name(n->sparse));
+    return moss_kb_fail(b, MOSS_E_INTERNAL, "int8 %s weights take CSR or columns only, not %s",
+                        n->op_type, moss_sparse_format_name(n->sparse));
   if (cols) encode_columns(b, n, v, &ci, &wv, &kept);
   else encode(b, n, v, n->sparse, &e);
   if (b->st != MOSS_OK) return b->st;
@@ -832,12 +833,17 @@ static moss_status lower_qlinear(moss_kb *b, const moss_node *n, const moss_spar
   ri = moss_k_range(b, "r", N, MOSS_KL_PARALLEL);
   s = moss_k_let(b, "s", i32(b, 0));
   if (cols) {
+    moss_kx *wk;
     p = moss_k_range(b, "k", kept, MOSS_KL_REDUCE);
+    wk = moss_k_load(b, wv, sum(b, moss_k_mulc(b, ri, kept), p));
     acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, xs, p)),
-                      moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, wv, sum(b, moss_k_mulc(b, ri, kept), p)))));
+                      moss_k_cast(b, MOSS_DT_I32, wk)));
   } else {
-    p = moss_k_for(b, "p", ldi(b, e.rp, ri), ldi(b, e.rp, moss_k_addc(b, ri, 1)), 1, MOSS_KL_REDUCE, 0);
-    acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, xb, sum(b, xr, ldi(b, e.ci, p)))),
+    moss_kx *xk;
+    p = moss_k_for(b, "p", ldi(b, e.rp, ri), ldi(b, e.rp, moss_k_addc(b, ri, 1)), 1,
+                   MOSS_KL_REDUCE, 0);
+    xk = moss_k_load(b, xb, sum(b, xr, ldi(b, e.ci, p)));
+    acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, xk),
                       moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, e.v, p))));
   }
   moss_k_end(b);
@@ -888,7 +894,8 @@ moss_status moss_lower_sparse(moss_kb *b, const moss_node *n) {
       moss_sparse_cost(&s, n->sparse) < 0.0)
     return moss_kb_fail(b, MOSS_E_INTERNAL, "sparse format %s on a weight that cannot take it",
                         moss_sparse_format_name(n->sparse));
-  if (n->op == MOSS_OP_QLinearConv && moss_lower_qconv_igemm(b, n)) return b->st; /* its words on the tile */
+  /* an int8 Conv on the tile: its kept words (lower_conv.c) */
+  if (n->op == MOSS_OP_QLinearConv && moss_lower_qconv_igemm(b, n)) return b->st;
   if (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger) return lower_qconv(b, n, &v);
   if (v.dtype != MOSS_DT_F32) return lower_qlinear(b, n, &v);
   if (n->op == MOSS_OP_Conv) {

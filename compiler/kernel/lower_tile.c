@@ -227,8 +227,8 @@ static int s_zero(const void *w, moss_dtype dt, int64_t i) {
   return dt == MOSS_DT_I32 ? ((const int32_t *)w)[i] == 0 : ((const float *)w)[i] == 0.0f;
 }
 
-void moss_tile_sparse_s(moss_kb *b, moss_tile *t, moss_dtype dt, const void *w, int64_t is, int64_t ks,
-                        int64_t M, int64_t K, int blk, const int64_t *rows) {
+void moss_tile_sparse_s(moss_kb *b, moss_tile *t, moss_dtype dt, const void *w, int64_t is,
+                        int64_t ks, int64_t M, int64_t K, int blk, const int64_t *rows) {
   int64_t nb = M / blk, r, k, q, cnt = 0, put = 0;
   size_t es = moss_dtype_size(dt);
   int32_t *rp = moss_k_scratch(b, nb + 1, sizeof *rp), *voff;
@@ -257,8 +257,8 @@ void moss_tile_sparse_s(moss_kb *b, moss_tile *t, moss_dtype dt, const void *w, 
       if (q == blk) continue;
       voff[put] = (int32_t)rows[k]; /* the callers keep V under 2^31 elements */
       for (q = 0; q < blk; q++)
-        memcpy(val + (size_t)(put * blk + q) * es, (const unsigned char *)w + (size_t)((r * blk + q) * is + k * ks) * es,
-               es);
+        memcpy(val + (size_t)(put * blk + q) * es,
+               (const unsigned char *)w + (size_t)((r * blk + q) * is + k * ks) * es, es);
       put++;
     }
   memset(t, 0, sizeof *t);

@@ -238,7 +238,8 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
     out_stats->cost_nm24 = MOSS_SPARSE_COST_NM24 * (double)v.rows * (double)groups;
   else
     out_stats->cost_nm24 = -1.0;
-  if (n->op == MOSS_OP_QLinearConv && (rule == MOSS_SPARSE_RULE_Q8_DOT4 || rule == MOSS_SPARSE_RULE_Q8_WIDE))
+  if (n->op == MOSS_OP_QLinearConv &&
+      (rule == MOSS_SPARSE_RULE_Q8_DOT4 || rule == MOSS_SPARSE_RULE_Q8_WIDE))
     q8_words(n, &v, out_stats);
   if (v.dtype != MOSS_DT_F32 && (n->op == MOSS_OP_QLinearConv || n->op == MOSS_OP_ConvInteger)) {
     /* int8 Conv: its own measured weights (sparse.h) */

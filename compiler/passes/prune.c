@@ -103,8 +103,8 @@ static const char *layer_item(moss_ctx *ctx, const char *whole, const char *p, c
   if (cut <= 6 || len - cut - 1 >= sizeof one) {
     moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
               "--prune '%s': item '%.*s' is not layer=NODE:SPEC with a node name and SPEC one of "
-              "magnitude:R, magnitude-layer:R, block:HxW:R, channels:HxC:R, columns:R or nm:N:M", whole,
-              (int)len, p);
+              "magnitude:R, magnitude-layer:R, block:HxW:R, channels:HxC:R, columns:R or "
+              "nm:N:M", whole, (int)len, p);
     return NULL;
   }
   memcpy(one, p + cut + 1, len - cut - 1);
@@ -455,7 +455,8 @@ static moss_status prune_layers(moss_ctx *ctx, const moss_prune_spec *s, const l
   } else {
     for (i = 0; i < nl; i++) {
       size_t n = (size_t)ls[i].numel;
-      if (s->kind == MOSS_PRUNE_BLOCK || s->kind == MOSS_PRUNE_CHANNELS || s->kind == MOSS_PRUNE_COLUMNS) {
+      if (s->kind == MOSS_PRUNE_BLOCK || s->kind == MOSS_PRUNE_CHANNELS ||
+          s->kind == MOSS_PRUNE_COLUMNS) {
         blocks bs = block_shape(&ls[i], s);
         n = (size_t)((ls[i].out + bs.h - 1) / bs.h) * (size_t)bs.cols;
       }
