@@ -213,12 +213,6 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
             break;
           }
   }
-  for (c = 0; c < v.cols; c++)
-    for (r = 0; r < v.rows; r++)
-      if (moss_sparse_at(&v, r, c) != 0.0f) {
-        out_stats->cols_nz++;
-        break;
-      }
   out_stats->cost_columns = -1.0;
   groups = (v.cols + 3) / 4;
   out_stats->cost_dense = (double)v.rows * (double)v.cols;
@@ -279,6 +273,12 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
     out_stats->cost_block4x1 = out_stats->cost_block1x4 = out_stats->cost_nm24 = -1.0;
     /* by columns: the dense kernel's loop over fewer columns, after a
      * gather into a private array (on the stack: at most 16 KiB) */
+    for (c = 0; c < v.cols; c++)
+      for (r = 0; r < v.rows; r++)
+        if (moss_sparse_at(&v, r, c) != 0.0f) {
+          out_stats->cols_nz++;
+          break;
+        }
     if (out_stats->cols_nz <= MOSS_SPARSE_COLUMNS_MAX)
       out_stats->cost_columns = (double)v.rows * (double)out_stats->cols_nz +
                                 MOSS_SPARSE_Q8COLS_GATHER * (double)out_stats->cols_nz;

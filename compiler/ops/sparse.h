@@ -218,7 +218,7 @@ typedef struct moss_sparse_stats {
    * (rows % 4 == 0), all and those holding a nonzero. q8tile 0: none. */
   int q8tile;
   int64_t words, words_nz, wblocks, wblocks_nz;
-  int64_t cols_nz;   /* columns holding a nonzero */
+  int64_t cols_nz;   /* int8 Gemm/MatMul: columns holding a nonzero; 0 for the rest */
   double cost_columns; /* negative when not possible (all but int8 Gemm/MatMul) */
   double cost_dense, cost_csr, cost_block4x1; /* block: negative when not possible */
   double cost_block1x4, cost_nm24;            /* negative when not possible */
