@@ -8,13 +8,17 @@ Each layer below is one Gemm (transB=1, batch 1, random weights), the R
 share of its input columns with the lowest mean square zeroed (moss's
 `--prune columns:R`), quantized by moss's PTQ (MossQGemm), compiled for a
 target with MOSS_SPARSE=off (dense) and columns, and timed with `moss
-bench` (median of N runs, one thread). The cost rule prices columns at
-rows x kept + GATHER x kept dense terms against dense's rows x all; for
-each point this prints the GATHER that makes the rule's ratio the measured
-one, rows x ((t_columns / t_dense) x all / kept - 1), and at the end the
-median over the layers and ratios of each target. Targets: `host`
-(AVX-512) and `x86_64-avx2` (16-byte integer vectors widened in pairs, the
-nearest stand-in here for NEON's; no Arm core runs here). Nothing here is
+bench --profile` (the Gemm step's median of N runs, one thread; the
+steps that quantize its input and dequantize its output left out). The kernel pads the kept columns
+to whole vectors of one register's bytes (64 on `host`, 32 on
+`x86_64-avx2`, 16 on NEON; the "padded" column, read from
+--dump-kernels). The cost rule prices columns at rows x padded + GATHER x
+kept dense terms against dense's rows x all; for each point this prints
+the GATHER that makes the rule's ratio the measured one, (rows x all x
+t_columns / t_dense - rows x padded) / kept, and at the end the median
+over the layers and ratios of each target. Targets: `host` (AVX-512) and
+`x86_64-avx2` (integer vectors widened from bytes, the nearest stand-in
+here for NEON's; no Arm core runs here). Nothing here is
 a test; run it with Debian's interpreter (numpy, onnx):
 
   /usr/bin/python3 bench/bench_q8_columns.py --moss build/moss
@@ -46,12 +50,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moss", default=os.path.join(os.path.dirname(__file__), "..", "build", "moss"))
     ap.add_argument("--targets", default="host,x86_64-avx2")
-    ap.add_argument("--iterations", type=int, default=2000)
+    ap.add_argument("--iterations", type=int, default=20000)
     ap.add_argument("--ratios", default="0.2,0.5,0.75")
     a = ap.parse_args()
     moss = os.path.abspath(a.moss)
     rng = np.random.default_rng(0)
-    print("target        layer      ratio  kept  dense us  columns us  columns/dense  GATHER")
+    print("target        layer      ratio  kept  padded  dense us  columns us  columns/dense  GATHER")
     with tempfile.TemporaryDirectory() as work:
         for target in a.targets.split(","):
             gathers = []
@@ -72,16 +76,23 @@ def main():
                     for mode in ("off", "columns"):
                         art = os.path.join(work, "g_%s.moss" % mode)
                         env = dict(os.environ, MOSS_SPARSE=mode)
-                        subprocess.run([moss, "compile", model, "-q", "-o", art, "--target", target, "--quantize",
-                                        "int8", "--calibration", calib], check=True, env=env)
+                        dump = subprocess.run([moss, "compile", model, "-q", "-o", art, "--target", target,
+                                               "--quantize", "int8", "--calibration", calib, "--dump-kernels"],
+                                              check=True, env=env, capture_output=True, text=True)
+                        m = re.search(r"as columns, \d+ of \d+ columns kept, \d+ x (\d+)",
+                                      dump.stdout + dump.stderr)
+                        if mode == "columns":
+                            padded = int(m.group(1)) if m else kept
                         out = subprocess.run([moss, "bench", art, "--iterations", str(a.iterations), "--threads",
-                                              "1"], check=True, capture_output=True, text=True).stdout
-                        t[mode] = float(re.search(r"median ([0-9.]+) us", out).group(1))
+                                              "1", "--profile"], check=True, capture_output=True, text=True)
+                        prof = re.search(r"([0-9.]+) us\s+[0-9.]+ us\s+[0-9.]+x\s+\S+ \(MossQGemm\)",
+                                         out.stdout + out.stderr)
+                        t[mode] = float(prof.group(1))
                     ratio = t["columns"] / t["off"]
-                    gather = n * (ratio * k / kept - 1)
+                    gather = n * (ratio * k - padded) / kept
                     gathers.append(gather)
-                    print("%-13s %4dx%-5d %5.2f  %4d  %8.3f  %10.3f  %13.3f  %6.1f" %
-                          (target, n, k, r, kept, t["off"], t["columns"], ratio, gather))
+                    print("%-13s %4dx%-5d %5.2f  %4d  %6d  %8.3f  %10.3f  %13.3f  %6.1f" %
+                          (target, n, k, r, kept, padded, t["off"], t["columns"], ratio, gather))
                     sys.stdout.flush()
             print("%s: median GATHER %.1f dense terms a kept column" % (target, float(np.median(gathers))))
     return 0

@@ -259,6 +259,10 @@ int moss_lower_conv_sparse_takes(const moss_node *n, const moss_kernel_cpu *cpu)
  * its input transposed and the transposed sums; 0 where it keeps the
  * gather loops (no tile; fewer input rows than a vector). */
 int64_t moss_lower_linear_sparse_scratch(const moss_node *n, const moss_kernel_cpu *cpu);
+/* The byte lanes of the vectors of the int8 Gemm/MatMul kernel by columns
+ * (MOSS_SPARSE_COLUMNS) on |cpu|, which pads the kept columns to a multiple
+ * of them; 1: scalar loops, no padding. */
+int moss_lower_columns_lanes(const moss_kernel_cpu *cpu);
 /* QLinearConv as an implicit product of DOT4s (lower_conv.c), where the
  * planner gave it the scratch, a pruned one (CSR, 4x1) by its words of four
  * channels that hold a nonzero: returns 1 when it appended the kernel, 0

@@ -756,11 +756,12 @@ static moss_status lower_qconv(moss_kb *b, const moss_node *n, const moss_sparse
 
 /* By columns: the columns of |v| that hold a nonzero (|*kept| of them,
  * their indices the table |*ci|) and the weight on them, [rows, kept] (the
- * table |*wv|). */
-static void encode_columns(moss_kb *b, const moss_node *n, const moss_sparse_view *v, int *ci,
-                           int *wv, int64_t *kept) {
-  int64_t r, c, k = 0;
-  int32_t *idx = moss_k_scratch(b, v->cols, sizeof *idx);
+ * table |*wv|), |kept| rounded up to a multiple of |lanes| with columns of
+ * zeros (their index 0) so that the dot products are whole vectors. */
+static void encode_columns(moss_kb *b, const moss_node *n, const moss_sparse_view *v, int lanes,
+                           int *ci, int *wv, int64_t *kept) {
+  int64_t r, c, k = 0, kp;
+  int32_t *idx = moss_k_scratch(b, v->cols + lanes, sizeof *idx);
   void *val;
   *kept = 0;
   if (!idx) return;
@@ -769,38 +770,52 @@ static void encode_columns(moss_kb *b, const moss_node *n, const moss_sparse_vie
     if (r < v->rows) idx[k++] = (int32_t)c;
   }
   if (k == 0) idx[k++] = 0; /* an all-zero weight: one column of zeros */
-  val = moss_k_scratch(b, v->rows * k, moss_dtype_size(v->dtype));
+  kp = (k + lanes - 1) / lanes * lanes;
+  val = moss_k_scratch(b, v->rows * kp, moss_dtype_size(v->dtype));
   if (!val) return;
+  for (c = k; c < kp; c++) idx[c] = 0;
   for (r = 0; r < v->rows; r++)
-    for (c = 0; c < k; c++) put_value(val, v, r * k + c, r, idx[c]);
+    for (c = 0; c < kp; c++) put_value(val, v, r * kp + c, r, c < k ? idx[c] : v->cols);
   moss_k_comment(b,
                  "node '%s' (%s): weight '%s' as columns, %lld of %lld columns kept, %lld x %lld",
                  n->name, n->op_type, n->inputs[v->winput]->name, (long long)k, (long long)v->cols,
-                 (long long)v->rows, (long long)k);
-  *ci = moss_k_table(b, "col_idx", MOSS_DT_I32, k, idx);
-  *wv = moss_k_table(b, "values", v->dtype, v->rows * k, val);
-  *kept = k;
+                 (long long)v->rows, (long long)kp);
+  *ci = moss_k_table(b, "col_idx", MOSS_DT_I32, kp, idx);
+  *wv = moss_k_table(b, "values", v->dtype, v->rows * kp, val);
+  *kept = kp;
+}
+
+/* The byte lanes of the columns kernel's vectors on |cpu|: one SIMD
+ * register of bytes; 1 (scalar loops) without SIMD, on a GPU, or where
+ * nothing is known (the C backend). */
+int moss_lower_columns_lanes(const moss_kernel_cpu *cpu) {
+  if (!cpu || cpu->gpu || cpu->no_simd || cpu->vector_bytes < 2) return 1;
+  return cpu->vector_bytes;
 }
 
 /* Gemm and MatMul, int8 (CSR, or by columns): each output is the dot
  * product of the row's stored weights with the input row at their
  * columns, less x_zp times the row's weight sum (a table), plus the bias.
  * By columns, the input row is first gathered at the kept columns into a
- * private array, and the dot products are dense loops over it (vectors,
- * as the dense kernel's). */
+ * private array, and the dot products run over it in explicit vectors of
+ * one register's bytes, widened to int32 lanes and summed across at the
+ * end (the kept columns padded to whole vectors): left to the loop
+ * vectorizer, a short loop of kept columns was unrolled whole and the rows
+ * vectorized instead, by gathers. */
 static moss_status lower_qlinear(moss_kb *b, const moss_node *n, const moss_sparse_view *v) {
   const moss_value *x = n->inputs[0], *xzv = moss_node_input(n, 2);
   int64_t K = v->cols, N = v->rows, M = moss_value_numel(n->outputs[0]) / N, r, c, kept = 0;
   int64_t rowsM = x->rank >= 2 ? x->dims[x->rank - 2] : 1;
   int32_t *rsum;
   int rs, xb, yb, cols = n->sparse == MOSS_SPARSE_COLUMNS, ci = -1, wv = -1, xs = -1;
+  int L = cols ? moss_lower_columns_lanes(&b->cpu) : 1;
   enc e;
   qio q;
   moss_kx *i, *ri, *xr, *xz, *s, *p, *a;
   if (n->sparse != MOSS_SPARSE_CSR && !cols)
     return moss_kb_fail(b, MOSS_E_INTERNAL, "int8 %s weights take CSR or columns only, not %s",
                         n->op_type, moss_sparse_format_name(n->sparse));
-  if (cols) encode_columns(b, n, v, &ci, &wv, &kept);
+  if (cols) encode_columns(b, n, v, L, &ci, &wv, &kept);
   else encode(b, n, v, n->sparse, &e);
   if (b->st != MOSS_OK) return b->st;
   rsum = moss_k_scratch(b, N, sizeof *rsum);
@@ -834,10 +849,22 @@ static moss_status lower_qlinear(moss_kb *b, const moss_node *n, const moss_spar
   s = moss_k_let(b, "s", i32(b, 0));
   if (cols) {
     moss_kx *wk;
-    p = moss_k_range(b, "k", kept, MOSS_KL_REDUCE);
-    wk = moss_k_load(b, wv, sum(b, moss_k_mulc(b, ri, kept), p));
-    acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, xs, p)),
-                      moss_k_cast(b, MOSS_DT_I32, wk)));
+    if (L > 1) {
+      moss_kx *vs = moss_k_let(b, "vs", moss_k_splat(b, i32(b, 0), L)), *at;
+      p = moss_k_range(b, "k", kept / L, MOSS_KL_REDUCE);
+      at = moss_k_mulc(b, p, L);
+      wk = moss_k_vload(b, wv, sum(b, moss_k_mulc(b, ri, kept), at), L);
+      acc_add(b, vs, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, moss_k_vload(b, xs, at, L)),
+                         moss_k_cast(b, MOSS_DT_I32, wk)));
+      moss_k_end(b);
+      moss_k_set(b, s, moss_k_hsum(b, vs));
+    } else {
+      p = moss_k_range(b, "k", kept, MOSS_KL_REDUCE);
+      wk = moss_k_load(b, wv, sum(b, moss_k_mulc(b, ri, kept), p));
+      acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, xs, p)),
+                        moss_k_cast(b, MOSS_DT_I32, wk)));
+      moss_k_end(b);
+    }
   } else {
     moss_kx *xk;
     p = moss_k_for(b, "p", ldi(b, e.rp, ri), ldi(b, e.rp, moss_k_addc(b, ri, 1)), 1,
@@ -845,8 +872,8 @@ static moss_status lower_qlinear(moss_kb *b, const moss_node *n, const moss_spar
     xk = moss_k_load(b, xb, sum(b, xr, ldi(b, e.ci, p)));
     acc_add(b, s, bin(b, MOSS_KX_MUL, moss_k_cast(b, MOSS_DT_I32, xk),
                       moss_k_cast(b, MOSS_DT_I32, moss_k_load(b, e.v, p))));
+    moss_k_end(b);
   }
-  moss_k_end(b);
   /* (int64) s - xz * row_sum[r] + bias[r], back to int32 */
   a = bin(b, MOSS_KX_SUB, moss_k_cast(b, MOSS_DT_I64, s), bin(b, MOSS_KX_MUL, xz, ldi(b, rs, ri)));
   if (q.bias >= 0) a = bin(b, MOSS_KX_ADD, a, ldi(b, q.bias, ri));

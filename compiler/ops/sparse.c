@@ -279,9 +279,14 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
           out_stats->cols_nz++;
           break;
         }
-    if (out_stats->cols_nz <= MOSS_SPARSE_COLUMNS_MAX)
-      out_stats->cost_columns = (double)v.rows * (double)out_stats->cols_nz +
+    if (out_stats->cols_nz <= MOSS_SPARSE_COLUMNS_MAX) {
+      /* the kept columns padded to whole vectors of the kernel's lanes */
+      int64_t L = MOSS_SPARSE_RULE_LANES(n->sparse_rule) > 1 ? MOSS_SPARSE_RULE_LANES(n->sparse_rule)
+                                                              : 1;
+      int64_t kp = (out_stats->cols_nz + L - 1) / L * L;
+      out_stats->cost_columns = (double)v.rows * (double)kp +
                                 MOSS_SPARSE_Q8COLS_GATHER * (double)out_stats->cols_nz;
+    }
   } else if (rule == MOSS_SPARSE_RULE_TILE_CONV || rule == MOSS_SPARSE_RULE_TILE_WINO) {
     if (rule == MOSS_SPARSE_RULE_TILE_WINO) out_stats->cost_dense *= MOSS_SPARSE_TILE_WINO;
     /* every format is the tile's terms: CSR's price, so CSR wins the ties */

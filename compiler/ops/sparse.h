@@ -57,16 +57,22 @@ enum {
  * 50 us and 107-111 us, the factor above; 2026-12-06). */
 #define MOSS_SPARSE_Q8LIN_NOVEC_NZ 1.5
 /* int8 Gemm and MatMul by columns (MOSS_SPARSE_COLUMNS): per input row,
- * the dense dot products over the kept columns, at a dense term each, and
- * GATHER dense terms a kept column: the gather of the input, and the
- * vector loop's ragged end, which the dense loop over all columns (often a
- * multiple of the vector) does not have. Measured by
- * bench/bench_q8_columns.py: Gemm 64x64, 32x64, 256x256 and 1024x1024 at
- * 20, 50 and 75 % of the columns zeroed, the median of 12 points each on
- * host (AVX-512) 59 and on x86_64-avx2 61 (from -350 to 520: the small
- * layers pay the most, and the large ones save what they drop), this
- * 2-core x86-64, 2026-12-06. */
-#define MOSS_SPARSE_Q8COLS_GATHER 60.0
+ * the dot products over the kept columns padded to whole vectors of the
+ * kernel's byte lanes (moss_lower_columns_lanes: one SIMD register, the
+ * rule's MOSS_SPARSE_RULE_LANES; 64 on AVX-512, 32 on AVX2, 16 on NEON),
+ * at a dense term each, and GATHER dense terms a kept column (the gather
+ * of the input, the sum across the vector at the end). Measured by
+ * bench/bench_q8_columns.py (the Gemm step alone, moss bench --profile):
+ * Gemm 64x64, 32x64, 256x256 and 1024x1024 at 25, 50 and 75 % of the
+ * columns zeroed, the median of 12 points each: host (AVX-512) 8.7,
+ * x86_64-avx2 -21.7 (from -620 to 510: the large layers by columns beat
+ * the dense kernel's loop per term, and the small ones are mostly the
+ * step's fixed 0.1-0.16 us, which dense pays too and the cost model
+ * leaves out of every layer), this 2-core x86-64, 2026-12-06; the larger
+ * median, rounded up. Before the kernel's explicit vectors (the loop
+ * vectorizer unrolled a short loop of kept columns whole and vectorized
+ * the rows by gathers) it was 59 and 61. */
+#define MOSS_SPARSE_Q8COLS_GATHER 9.0
 /* The most columns kept by columns: the gathered row is a private array. */
 #define MOSS_SPARSE_COLUMNS_MAX 16384
 
@@ -165,7 +171,8 @@ enum {
                                 * dense dot product is a scalar loop too */
 };
 /* moss_node.sparse_rule: the rule, and the float32 lanes of the tile's
- * vectors (for MOSS_SPARSE_RULE_TILE_DENSE). */
+ * vectors (for MOSS_SPARSE_RULE_TILE_DENSE) or the byte lanes of the
+ * columns kernel (int8 Gemm/MatMul, rule SCALAR; 0 or 1: no vectors). */
 #define MOSS_SPARSE_RULE_MAKE(rule, lanes) ((rule) + 8 * (lanes))
 #define MOSS_SPARSE_RULE_KIND(r) ((r) % 8)
 #define MOSS_SPARSE_RULE_LANES(r) ((r) / 8)

@@ -49,7 +49,11 @@ TP = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8
 # name, op, x shape, x dtype, x zero point, weight shape, attrs, per-channel
 # scales, bias, output dtype (None: int32, no requantization)
 with open("/proc/cpuinfo") as _f:
-    VNNI = " avx512_vnni" in _f.read()
+    _flags = _f.read()
+    VNNI = " avx512_vnni" in _flags
+    # the byte lanes of one vector register of the host target's LLVM code
+    # (compiler/kernel/kernel.c): the columns kernel's padding
+    HOST_LANES = 64 if " avx512f" in _flags else 32 if " avx" in _flags else 16
 
 LAYERS = [
     ("qconv3", "QLinearConv", (2, 8, 9, 9), np.uint8, 121, (16, 8, 3, 3),
@@ -124,12 +128,14 @@ def possible(wt):
     return ok
 
 
-def q8_costs(op, wt):
+def q8_costs(op, wt, lanes=1):
     """docs/sparse.md's int8 estimates of each format for Wt: Conv per
     nonzero 1, per 4x1 block 3.5, per stored zero slot (1x4, 2:4) 0.1;
     Gemm/MatMul CSR, the float rule's (2.5 per nonzero, 1 per row) times
-    8, and columns, rows x kept + 60 x kept (the columns holding a
-    nonzero). "-" where the weight cannot take the format."""
+    8, and columns, rows x padded + 9 x kept (kept: the columns holding a
+    nonzero; padded: kept rounded up to a multiple of the kernel's byte
+    lanes, 1 in the C backend's code). "-" where the weight cannot take the
+    format."""
     r, c = wt.shape
     nz = wt != 0
     nnz = float(nz.sum())
@@ -137,7 +143,8 @@ def q8_costs(op, wt):
     if not is_conv(op):
         costs["csr"] = (2.5 * nnz + r) * 8.0
         kept = float(nz.any(axis=0).sum())
-        costs["columns"] = r * kept + 60.0 * kept
+        padded = -(-kept // lanes) * lanes
+        costs["columns"] = r * padded + 9.0 * kept
         return costs
     costs["csr"] = nnz
     ok = possible(wt)
@@ -345,7 +352,7 @@ def main():
                 if mode == "auto":
                     want_obj = {}
                     for (name, op, _, _, _, wshape, *_), (_, wt) in zip(LAYERS, refs):
-                        costs = q8_costs(op, wt)
+                        costs = q8_costs(op, wt, HOST_LANES)
                         if op == "QLinearConv":
                             costs["dense"] *= 0.02 if VNNI else 0.11
                             # CSR and 4x1 on the tile too, by their words

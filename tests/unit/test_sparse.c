@@ -360,9 +360,16 @@ TEST(qgemm_int8_csr_forced_dense_auto) {
     ASSERT_NEAR(s.cost_block4x1, -1.0, 0.0);
     ASSERT_NEAR(s.cost_block1x4, -1.0, 0.0);
     ASSERT_NEAR(s.cost_nm24, -1.0, 0.0);
-    /* By columns: 2 columns hold a nonzero, 4 * 2 + 60 * 2 = 128 */
+    /* By columns: 2 columns hold a nonzero, 4 * 2 + 9 * 2 = 26 in scalar
+     * loops (no lanes), below dense 32 */
     ASSERT_EQ(s.cols_nz, 2);
-    ASSERT_NEAR(s.cost_columns, 128.0, 0.0);
+    ASSERT_NEAR(s.cost_columns, 26.0, 0.0);
+    ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_COLUMNS);
+    /* In vectors of 16 bytes (NEON) the 2 columns pad to 16: 4 * 16 + 9 * 2
+     * = 82, above dense 32 */
+    q->sparse_rule = MOSS_SPARSE_RULE_MAKE(MOSS_SPARSE_RULE_SCALAR, 16);
+    ASSERT_EQ(moss_sparse_stats_compute(q, &s), 1);
+    ASSERT_NEAR(s.cost_columns, 82.0, 0.0);
     ASSERT_EQ(moss_sparse_choose(&s), MOSS_SPARSE_DENSE);
     /* On a device without SIMD (cortex-m7) the dense dot product is scalar
      * too: CSR is 1.5 * 2 + 4 = 7, below dense 32. */
@@ -388,10 +395,10 @@ TEST(qgemm_int8_csr_forced_dense_auto) {
     setenv("MOSS_SPARSE", "columns", 1);
     OOM_CHECK(&ctx, moss_pass_sparse(&ctx, g, NULL), MOSS_OK, done);
     ASSERT_EQ(q->sparse, MOSS_SPARSE_COLUMNS);
-    /* auto: CSR 72 is not below dense 32. */
+    /* auto: CSR 72 is not below dense 32; columns 26 (no lanes) is. */
     setenv("MOSS_SPARSE", "auto", 1);
     OOM_CHECK(&ctx, moss_pass_sparse(&ctx, g, NULL), MOSS_OK, done);
-    ASSERT_EQ(q->sparse, MOSS_SPARSE_DENSE);
+    ASSERT_EQ(q->sparse, MOSS_SPARSE_COLUMNS);
     unsetenv("MOSS_SPARSE");
   done:
     moss_graph_destroy(&ctx, g);
