@@ -33,23 +33,27 @@
 #include "../cost/cost.h"
 #include "../target/target.h"
 #include "../base/json.h"
+#include "../passes/prune.h"
 #include "driver.h"
 #include "progress.h"
 
 #define MAX_LAYERS 256
 /* Low ratios too: without retraining a layer often keeps its accuracy only
  * at 0.2-0.3, and its sparse kernel already saves there on some targets. */
-#define NRATIOS 8
-/* Two families, each in rising zeros, so a layer's ladder (the screened
+#define NRATIOS 9
+/* Three families, each in rising zeros, so a layer's ladder (the screened
  * search) can stop a family at its first miss: elements by magnitude (2:4
- * among them, the pattern with a kernel format of its own), and the words
- * of four input channels at one kernel position that an int8 Conv's byte
- * dot products skip on the tile (docs/sparse.md; for a Gemm or MatMul
- * these are 1x4 blocks). */
+ * among them, the pattern with a kernel format of its own); the words of
+ * four input channels at one kernel position that an int8 Conv's byte dot
+ * products skip on the tile (docs/sparse.md; for a Gemm or MatMul these
+ * are 1x4 blocks); and whole input columns ranked with the calibration
+ * data (columns-act: an input that is always 0 goes first), which an int8
+ * Gemm or MatMul skips by columns; only with --calibration. */
 static const char *const ratios[NRATIOS] = {"magnitude:0.2", "magnitude:0.3", "magnitude:0.5",
                                             "nm:2:4", "magnitude:0.75", "magnitude:0.9",
-                                            "channels:1x4:0.3", "channels:1x4:0.5"};
-static const unsigned char family[NRATIOS] = {0, 0, 0, 0, 0, 0, 1, 1};
+                                            "channels:1x4:0.3", "channels:1x4:0.5",
+                                            "columns-act:0.25"};
+static const unsigned char family[NRATIOS] = {0, 0, 0, 0, 0, 0, 1, 1, 2};
 #define NOPTS (2 * (NRATIOS + 1)) /* option o: int8 = o / (NRATIOS + 1), ratio o % (NRATIOS + 1) */
 
 /* One layer's configuration: int8 or fp32, and its --prune spec (NULL: dense). */
@@ -72,6 +76,11 @@ static void layers_free(moss_ctx *ctx, layers *ls) {
 
 static const char *opt_sparsity(int o) {
   return o % (NRATIOS + 1) ? ratios[o % (NRATIOS + 1) - 1] : NULL;
+}
+
+/* Whether option |o| can be compiled: columns-act needs --calibration. */
+static int opt_usable(const moss_compile_opts *opts, int o) {
+  return opts->calibration || !moss_prune_needs_power(opt_sparsity(o));
 }
 
 /* |o| made quiet: no summary, report, dump or side file. */
@@ -238,11 +247,12 @@ static moss_status compile_cfg(moss_ctx *ctx, const moss_compile_opts *opts, con
   moss_buf kf, pr;
   moss_compile_opts o;
   moss_status st;
-  int i, any8 = 0;
-  for (i = 0; i < ls->n; i++) any8 |= cfg[i].int8;
-  if (any8 && !opts->calibration)
-    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "the plan has int8 layers: give "
-                     "--calibration DATA (the data the search calibrated on)");
+  int i, any8 = 0, anyact = 0;
+  for (i = 0; i < ls->n; i++) any8 |= cfg[i].int8, anyact |= moss_prune_needs_power(cfg[i].sparsity);
+  if ((any8 || anyact) && !opts->calibration)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "the plan has %s layers: give "
+                     "--calibration DATA (the data the search calibrated on)",
+                     any8 ? "int8" : "columns-act");
   moss_buf_init(&kf, ctx);
   moss_buf_init(&pr, ctx);
   cfg_opts(opts, ls, cfg, &kf, &pr, &o);
@@ -494,6 +504,10 @@ static moss_status screen(search *s, int nopts, double (*est)[NOPTS]) {
     moss_compile_opts co;
     moss_cost_report *r = NULL;
     moss_status cs;
+    if (!opt_usable(s->opts, o)) {
+      for (i = 0; i < s->ls->n; i++) est[i][o] = HUGE_VAL;
+      continue;
+    }
     for (i = 0; i < s->ls->n; i++) cfg[i].int8 = o / (NRATIOS + 1), cfg[i].sparsity = opt_sparsity(o);
     snprintf(what, sizeof what, "energy screen: every layer %s %s", cfg[0].int8 ? "int8" : "fp32",
              cfg[0].sparsity ? cfg[0].sparsity : "dense");
@@ -862,7 +876,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   double saved_alone[MAX_LAYERS][NOPTS], layer_drop[MAX_LAYERS];
   int cur_opt[MAX_LAYERS];
   move *moves = NULL;
-  int nmoves = 0, html, i, o, nopts = opts->calibration ? NOPTS : NRATIOS + 1;
+  int nmoves = 0, html, i, o, nopts = opts->calibration ? NOPTS : NRATIOS + 1, nusable;
   point *fp32, *int8 = NULL, *best, *closest = NULL, *p, *base;
   /* the screen's estimates, and the layers in the order their ladders run */
   double est[MAX_LAYERS][NOPTS];
@@ -949,7 +963,8 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   /* Sensitivity: each layer alone in its options, the rest as the base.
    * Every option of every layer where that fits in half the evaluations;
    * else the screened ladder. */
-  screened = 2 + (nopts - 1) * ls.n > s.max_evals;
+  for (o = 0, nusable = 0; o < nopts; o++) nusable += opt_usable(opts, o);
+  screened = 2 + (nusable - 1) * ls.n > s.max_evals;
   s.screened = screened;
   s.base = base;
   if (st == MOSS_OK && base && screened && s.evals < s.max_evals) {
@@ -981,7 +996,9 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
         if (prec && nopts <= NRATIOS + 1) continue; /* no int8 without --calibration */
         for (r = 0; r <= NRATIOS; r++) {
           o = prec * (NRATIOS + 1) + r;
-          if (o == base_o || (screened && !(est[i][base_o] - est[i][o] > 0))) continue;
+          if (o == base_o || !opt_usable(opts, o) ||
+              (screened && !(est[i][base_o] - est[i][o] > 0)))
+            continue;
           if (r > 0 && (stopped >> family[r - 1] & 1)) continue;
           memcpy(cfg, base->cfg, sizeof *cfg * (size_t)ls.n);
           cfg[i].int8 = prec;

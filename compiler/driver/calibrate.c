@@ -222,9 +222,50 @@ static void hist_clip(const uint64_t *h, moss_ptq_range *r, double p) {
   r->lo = (float)(r->lo + w * lo);
 }
 
-/* One pass over every batch: ranges (pass 0) or histograms (pass 1),
- * the samples done on the progress line (the compile's "calibrate" step). */
-static moss_status sweep(calib *c, moss_ptq_range *ranges, int pass, int64_t *out_n) {
+/* Adds the squares of |x| (|rank|, |dims|) into |p|'s sums along the last
+ * axis and axis 1, their counts into |cnt|[0] and |cnt|[1]; the arrays are
+ * made on first sight, in |g|'s arena (0 on failure: out of memory). */
+static int power_update(moss_graph *g, moss_act_power *p, int64_t *cnt, const float *x, int rank,
+                        const int64_t *dims) {
+  int64_t n = 1, L, C = 0, inner = 1, i;
+  int k;
+  if (rank < 1) return 1;
+  for (k = 0; k < rank; k++) n *= dims[k];
+  L = dims[rank - 1];
+  if (rank >= 3) {
+    C = dims[1];
+    for (k = 2; k < rank; k++) inner *= dims[k];
+  }
+  if (L <= 0 || n <= 0) return 1;
+  if (!p->last) {
+    p->last = moss_graph_alloc(g, sizeof *p->last * (size_t)L);
+    if (!p->last) return 0;
+    memset(p->last, 0, sizeof *p->last * (size_t)L);
+    p->nlast = L;
+    if (C > 0) {
+      p->chan = moss_graph_alloc(g, sizeof *p->chan * (size_t)C);
+      if (!p->chan) return 0;
+      memset(p->chan, 0, sizeof *p->chan * (size_t)C);
+      p->nchan = C;
+    }
+  }
+  if (p->nlast != L || (p->chan && p->nchan != C)) return 1; /* not one shape: left as it was */
+  for (i = 0; i < n; i++) {
+    double v = (double)x[i] * (double)x[i];
+    p->last[i % L] += v;
+    if (p->chan) p->chan[(i / inner) % C] += v;
+  }
+  cnt[0] += n / L;
+  if (p->chan) cnt[1] += n / C;
+  return 1;
+}
+
+/* One pass over every batch: ranges (pass 0), histograms (pass 1) or the
+ * mean squares' sums (pass 2: |power| and |cnt|, two counts a value, made
+ * in |pg|), the samples done on the progress line (the compile's
+ * "calibrate" step). */
+static moss_status sweep_power(calib *c, moss_ptq_range *ranges, int pass, moss_graph *pg,
+                               moss_act_power *power, int64_t *cnt, int64_t *out_n) {
   int f, i;
   size_t row = moss_dtype_size(c->in.dtype);
   int64_t in_numel = 1, total = 0;
@@ -232,12 +273,15 @@ static moss_status sweep(calib *c, moss_ptq_range *ranges, int pass, int64_t *ou
   for (k = 1; k < c->in.rank; k++) row *= (size_t)c->in.dims[k];
   for (k = 0; k < c->in.rank; k++) in_numel *= c->in.dims[k];
   for (f = 0; f < c->nfiles; f++) total += c->data[f]->dims[0] / c->batch * c->batch;
-  moss_progress_stage(pass ? "calibrating (histograms)" : "calibrating", 0, total, "samples");
+  moss_progress_stage(pass == 1   ? "calibrating (histograms)"
+                      : pass == 2 ? "calibrating (input mean squares)"
+                                  : "calibrating",
+                      0, total, "samples");
   *out_n = 0;
   for (f = 0; f < c->nfiles; f++) {
     const moss_value *d = c->data[f];
     int64_t n = d->dims[0], b;
-    if (pass == 0 && n % c->batch) {
+    if (pass != 1 && n % c->batch) {
       moss_progress_clear();
       fprintf(stderr, "moss: quantize: %s: the last %lld of %lld samples are dropped (the model "
               "runs batches of %lld)\n", c->paths[f], (long long)(n % c->batch), (long long)n,
@@ -257,12 +301,23 @@ static moss_status sweep(calib *c, moss_ptq_range *ranges, int pass, int64_t *ou
         if (id < 0) continue;
         if (o) for (k = 0; k < o->rank; k++) ne *= o->dims[k];
         else ne = in_numel;
-        if (pass == 0) range_update(&ranges[id], x, ne);
-        else if (ranges[id].seen) hist_update(c->hist + (size_t)id * NBINS, &ranges[id], x, ne);
+        if (pass == 2) {
+          if (!power_update(pg, &power[id], cnt + 2 * id, x, o ? o->rank : c->in.rank,
+                            o ? o->dims : c->in.dims))
+            return moss_fail(c->ctx, MOSS_E_NOMEM, NULL, "calibration mean squares");
+        } else if (pass == 0) {
+          range_update(&ranges[id], x, ne);
+        } else if (ranges[id].seen) {
+          hist_update(c->hist + (size_t)id * NBINS, &ranges[id], x, ne);
+        }
       }
     }
   }
   return MOSS_OK;
+}
+
+static moss_status sweep(calib *c, moss_ptq_range *ranges, int pass, int64_t *out_n) {
+  return sweep_power(c, ranges, pass, NULL, NULL, NULL, out_n);
 }
 
 /* Compiles |opts|'s model with observe set into a temporary folder, runs it
@@ -270,7 +325,8 @@ static moss_status sweep(calib *c, moss_ptq_range *ranges, int pass, int64_t *ou
  * of |g|) with minmax or percentile-|p| ranges. |out_nsamples|: the
  * samples seen. */
 static moss_status measure(moss_ctx *ctx, const moss_graph *g, const moss_compile_opts *opts,
-                           double p, moss_ptq_range *ranges, int nranges, int64_t *out_nsamples) {
+                           double p, moss_ptq_range *ranges, int nranges, moss_graph *pg,
+                           moss_act_power *power, int64_t *out_nsamples) {
   calib *c;
   moss_compile_opts co;
   const moss_value *in = NULL;
@@ -279,7 +335,7 @@ static moss_status measure(moss_ctx *ctx, const moss_graph *g, const moss_compil
   int i, made = 0;
   char path[4400];
   *out_nsamples = 0;
-  memset(ranges, 0, sizeof *ranges * (size_t)nranges);
+  if (ranges) memset(ranges, 0, sizeof *ranges * (size_t)nranges);
   for (i = 0; i < g->ninputs; i++) {
     if (g->inputs[i]->data) continue;
     if (in)
@@ -326,6 +382,7 @@ static moss_status measure(moss_ctx *ctx, const moss_graph *g, const moss_compil
   co.dump_ir = 0;
   co.dump_kernels = 0;
   co.dump_after = NULL;
+  if (power) co.prune = NULL; /* the mean squares columns-act ranks by: the unpruned model's */
   st = moss_compile(ctx, &co);
   ctx->file = opts->model;
   if (st == MOSS_OK) st = load(c, g, path);
@@ -334,14 +391,32 @@ static moss_status measure(moss_ctx *ctx, const moss_graph *g, const moss_compil
   for (i = 1; st == MOSS_OK && i < c->in.rank; i++)
     if (c->in.dims[i] != in->dims[i])
       st = moss_fail(ctx, MOSS_E_INTERNAL, NULL, "the calibration model's input shape differs");
-  if (st == MOSS_OK) st = sweep(c, ranges, 0, out_nsamples);
+  if (st == MOSS_OK && power) {
+    size_t cb = sizeof(int64_t) * 2 * (size_t)nranges + 1;
+    int64_t *cnt = moss_alloc(ctx, cb);
+    if (!cnt) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "calibration mean squares");
+    if (st == MOSS_OK) {
+      memset(cnt, 0, cb);
+      st = sweep_power(c, NULL, 2, pg, power, cnt, out_nsamples);
+    }
+    for (i = 0; st == MOSS_OK && i < nranges; i++) {
+      int64_t k;
+      for (k = 0; power[i].last && k < power[i].nlast; k++)
+        power[i].last[k] /= cnt[2 * i] > 0 ? (double)cnt[2 * i] : 1.0;
+      for (k = 0; power[i].chan && k < power[i].nchan; k++)
+        power[i].chan[k] /= cnt[2 * i + 1] > 0 ? (double)cnt[2 * i + 1] : 1.0;
+    }
+    if (cnt) moss_free(ctx, cnt, cb);
+  } else if (st == MOSS_OK) {
+    st = sweep(c, ranges, 0, out_nsamples);
+  }
   if (st == MOSS_OK && !*out_nsamples) {
     ctx->file = opts->calibration;
     st = moss_fail(ctx, MOSS_E_IO, NULL,
                    "no calibration sample: every file holds fewer than the %lld rows of one batch",
                    (long long)c->batch);
   }
-  if (st == MOSS_OK && p > 0) {
+  if (st == MOSS_OK && p > 0 && !power) {
     int64_t n2;
     c->hist = moss_graph_alloc(c->scratch, sizeof *c->hist * NBINS * (size_t)nranges);
     if (!c->hist) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "calibration histograms");
@@ -395,8 +470,30 @@ moss_status moss_ptq_calibrate(moss_ctx *ctx, moss_graph *g, const moss_compile_
   c.nranges = g->nvalues;
   c.ranges = moss_graph_alloc(g, sizeof *c.ranges * (size_t)(c.nranges + 1));
   if (!c.ranges) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "calibration ranges");
-  st = measure(ctx, g, opts, c.percentile, c.ranges, c.nranges, &c.nsamples);
+  st = measure(ctx, g, opts, c.percentile, c.ranges, c.nranges, NULL, NULL, &c.nsamples);
   ctx->file = opts->model;
   if (st == MOSS_OK) *out_calib = c;
   return st;
+}
+
+moss_status moss_ptq_power(moss_ctx *ctx, moss_graph *g, const moss_compile_opts *opts,
+                           moss_act_power **out_power, int *out_n) {
+  moss_act_power *pw;
+  int64_t n = 0;
+  moss_status st;
+  *out_power = NULL;
+  *out_n = 0;
+  if (!opts->calibration)
+    return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
+                     "--prune columns-act:R needs --calibration DATA (a .npy batch of typical "
+                     "inputs: the columns are ranked by the mean square of the input they read)");
+  pw = moss_graph_alloc(g, sizeof *pw * (size_t)(g->nvalues + 1));
+  if (!pw) return moss_fail(ctx, MOSS_E_NOMEM, NULL, "calibration mean squares");
+  memset(pw, 0, sizeof *pw * (size_t)(g->nvalues + 1));
+  st = measure(ctx, g, opts, 0, NULL, g->nvalues, g, pw, &n);
+  ctx->file = opts->model;
+  if (st != MOSS_OK) return st;
+  *out_power = pw;
+  *out_n = g->nvalues;
+  return MOSS_OK;
 }

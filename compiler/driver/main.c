@@ -26,7 +26,7 @@ static const char usage[] =
     "               [--input-shape NAME=1x3x224x224 ...] [--constant NAME=FILE ...]\n"
     "               [--explain] [--report FILE.json|.csv|.html] [--grid-intensity G]\n"
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R|channels:HxC:R|columns:R|\n"
-    "                nm:N:M]\n"
+    "                columns-act:R|nm:N:M]\n"
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
     "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
     "               [--budget DROP --eval X.npy Y.npy | --budget rel-l2:R --eval X.npy\n"
@@ -68,6 +68,8 @@ static const char usage[] =
     "    channels:HxC:R (the same, blocks of H outputs x C input channels at one kernel\n"
     "    position: channels:1x4 empties the words an int8 Conv's byte dot products skip),\n"
     "    columns:R (per layer, the columns of [out, in] with the lowest mean square),\n"
+    "    columns-act:R (the same, each column's mean square times its input's over\n"
+    "    --calibration DATA: inputs that are always 0 go first; needs --calibration),\n"
     "    nm:N:M (keep the N largest |w| of every M along each row; nm:2:4 is 2:4 sparsity).\n"
     "    There is no retraining, so accuracy drops (digits MLP: -1.6 points at magnitude:0.5,\n"
     "    -19 at magnitude:0.8); measure it on your data. See docs/pruning.md.\n"
@@ -388,9 +390,11 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
     ok = USAGE("--eval needs two files, X.npy and Y.npy");
   if (ok && !budget && (bo.plan_out || bo.report || bo.max_evals))
     ok = USAGE("--plan-out, --budget-report and --max-evals need --budget");
-  if (ok && !!o.quantize != !!o.calibration && !budget && !plan)
+  if (ok && !!o.quantize != !!o.calibration && !budget && !plan &&
+      !(o.calibration && moss_prune_needs_power(o.prune)))
     ok = USAGE("%s", o.quantize ? "--quantize int8 needs --calibration DATA (a .npy batch of "
-               "typical inputs, or a folder of them)" : "--calibration needs --quantize int8");
+               "typical inputs, or a folder of them)"
+               : "--calibration needs --quantize int8 (or --prune columns-act:R)");
   if (ok && (o.calib_method || o.keep_float) && !o.quantize && !budget && !plan)
     ok = USAGE("--calibration-method and --keep-float need --quantize int8");
   if (ok && eval_x && !budget && o.emit && strcmp(o.emit, "bundle"))

@@ -252,7 +252,15 @@ const char *moss_default_emit(const struct moss_target *t) { return default_emit
  * way) and the sparse pass at the end measures the zeros. */
 static moss_status prune(stage *s) {
   moss_prune_result pr;
-  MOSS_TRY(moss_prune(s->ctx, s->g, s->opts->prune, &pr));
+  moss_act_power *pw = NULL;
+  int npw = 0;
+  /* columns-act: the inputs' mean squares over --calibration, measured on
+   * the unpruned model */
+  if (moss_prune_needs_power(s->opts->prune)) {
+    MOSS_TRY(moss_prune_parse(s->ctx, s->opts->prune, &pr.spec)); /* before the long part */
+    MOSS_TRY(moss_ptq_power(s->ctx, s->g, s->opts, &pw, &npw));
+  }
+  MOSS_TRY(moss_prune_act(s->ctx, s->g, s->opts->prune, pw, npw, &pr));
   if (s->opts->verbose) {
     moss_buf pb;
     moss_buf_init(&pb, s->ctx);

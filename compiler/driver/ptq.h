@@ -7,6 +7,7 @@
 #ifndef MOSS_DRIVER_PTQ_H
 #define MOSS_DRIVER_PTQ_H
 
+#include "../passes/prune.h"
 #include "../passes/ptq.h"
 #include "driver.h"
 
@@ -32,5 +33,14 @@ moss_status moss_ptq_parse_method(moss_ctx *ctx, const char *method, double *out
  * those of the options, of the data (io), of the calibration build. */
 moss_status moss_ptq_calibrate(moss_ctx *ctx, moss_graph *g, const moss_compile_opts *opts,
                                moss_ptq_calibration *out_calib);
+
+/* The mean squares --prune columns-act ranks by (passes/prune.h): like
+ * moss_ptq_calibrate, opts->model compiled again with observers, but
+ * without --prune, and run on opts->calibration; |*out_power| gets
+ * |*out_n| = g->nvalues entries by value id of |g| (in |g|'s arena).
+ * Errors: no opts->calibration (invalid-model), those of the data (io) and
+ * of the build. */
+moss_status moss_ptq_power(moss_ctx *ctx, moss_graph *g, const moss_compile_opts *opts,
+                           moss_act_power **out_power, int *out_n);
 
 #endif

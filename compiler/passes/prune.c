@@ -3,7 +3,8 @@
  * so the cost model and the emitters see the zeros. It finds the prunable
  * weights (float32 constants in the weight slot of Conv, Gemm and MatMul),
  * ranks elements by |w| or blocks (H x W, or H outputs x C channels at
- * one kernel position) by their mean square, and zeroes
+ * one kernel position) by their mean square (columns-act: times the mean
+ * square of the input they read), and zeroes
  * the lowest-ranked share, or keeps the N largest of every M consecutive
  * elements of a row (nm:N:M). Every tie is broken by position, so the result
  * depends only on the model and the spec. The rules are in prune.h and
@@ -16,8 +17,8 @@
 #include "prune.h"
 
 #define SPEC_FORMS                                                                          \
-  "expected magnitude:R, magnitude-layer:R, block:HxW:R, channels:HxC:R or columns:R with " \
-  "0 <= R < 1, or nm:N:M with 1 <= N < M <= 64"
+  "expected magnitude:R, magnitude-layer:R, block:HxW:R, channels:HxC:R, columns:R or "     \
+  "columns-act:R with 0 <= R < 1, or nm:N:M with 1 <= N < M <= 64"
 #define MAX_NM 64
 #define MAX_BLOCK 4096
 #define MAX_DECIMALS 9
@@ -84,7 +85,7 @@ static moss_status parse_one(moss_ctx *ctx, const char *spec, moss_prune_spec *o
 static const char *layer_item(moss_ctx *ctx, const char *whole, const char *p, const char **name,
                               size_t *name_len, moss_prune_spec *s) {
   static const char *const kinds[] = {"magnitude:", "magnitude-layer:", "block:", "channels:",
-                                      "columns:", "nm:"};
+                                      "columns:", "columns-act:", "nm:"};
   size_t len = strcspn(p, ","), k, cut = 0;
   char one[128];
   if (strncmp(p, "layer=", 6) || len < 6) {
@@ -103,8 +104,8 @@ static const char *layer_item(moss_ctx *ctx, const char *whole, const char *p, c
   if (cut <= 6 || len - cut - 1 >= sizeof one) {
     moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
               "--prune '%s': item '%.*s' is not layer=NODE:SPEC with a node name and SPEC one of "
-              "magnitude:R, magnitude-layer:R, block:HxW:R, channels:HxC:R, columns:R or "
-              "nm:N:M", whole, (int)len, p);
+              "magnitude:R, magnitude-layer:R, block:HxW:R, channels:HxC:R, columns:R, "
+              "columns-act:R or nm:N:M", whole, (int)len, p);
     return NULL;
   }
   memcpy(one, p + cut + 1, len - cut - 1);
@@ -151,6 +152,8 @@ static moss_status parse_one(moss_ctx *ctx, const char *spec, moss_prune_spec *o
     out_spec->kind = MOSS_PRUNE_CHANNELS;
   } else if (klen == 7 && !strncmp(kind, "columns", 7)) {
     out_spec->kind = MOSS_PRUNE_COLUMNS;
+  } else if (klen == 11 && !strncmp(kind, "columns-act", 11)) {
+    out_spec->kind = MOSS_PRUNE_COLUMNS_ACT;
   } else if (klen == 2 && !strncmp(kind, "nm", 2)) {
     out_spec->kind = MOSS_PRUNE_NM;
   } else {
@@ -211,6 +214,8 @@ typedef struct layer {
   int64_t out, in, numel;
   int out_last;
   int64_t taps; /* Conv: the kernel positions (in = channels x taps); else 1 */
+  const double *act; /* columns-act: the input's mean square per column (Conv: per channel,
+                      * in / taps of them); NULL: not known */
 } layer;
 
 /* Is input |j| of |n| a prunable weight? Fills the matrix view. */
@@ -378,7 +383,8 @@ static blocks block_shape(const layer *l, const moss_prune_spec *s) {
   blocks b;
   int chan = s->kind == MOSS_PRUNE_CHANNELS && l->taps > 1;
   b.h = s->block_h, b.w = s->block_w;
-  if (s->kind == MOSS_PRUNE_COLUMNS) b.h = (int)l->out, b.w = 1; /* every output, one column */
+  if (s->kind == MOSS_PRUNE_COLUMNS || s->kind == MOSS_PRUNE_COLUMNS_ACT)
+    b.h = (int)l->out, b.w = 1; /* every output, one column */
   b.step = chan ? l->taps : 1;
   b.cw = chan ? l->in / l->taps : l->in;
   b.cols = (b.cw + b.w - 1) / b.w * (chan ? l->taps : 1);
@@ -456,7 +462,7 @@ static moss_status prune_layers(moss_ctx *ctx, const moss_prune_spec *s, const l
     for (i = 0; i < nl; i++) {
       size_t n = (size_t)ls[i].numel;
       if (s->kind == MOSS_PRUNE_BLOCK || s->kind == MOSS_PRUNE_CHANNELS ||
-          s->kind == MOSS_PRUNE_COLUMNS) {
+          s->kind == MOSS_PRUNE_COLUMNS || s->kind == MOSS_PRUNE_COLUMNS_ACT) {
         blocks bs = block_shape(&ls[i], s);
         n = (size_t)((ls[i].out + bs.h - 1) / bs.h) * (size_t)bs.cols;
       }
@@ -495,8 +501,21 @@ static moss_status prune_layers(moss_ctx *ctx, const moss_prune_spec *s, const l
     for (i = 0; i < nl; i++) {
       blocks bs = block_shape(&ls[i], s);
       int64_t bcols = bs.cols, nb = (ls[i].out + bs.h - 1) / bs.h * bcols;
+      if (s->kind == MOSS_PRUNE_COLUMNS_ACT && !ls[i].act) {
+        moss_free(ctx, it, bytes);
+        return moss_fail(ctx, MOSS_E_INVALID_MODEL, ls[i].n,
+                         "--prune columns-act: no mean square of the input '%s' over "
+                         "calibration data (columns-act needs --calibration DATA, and a "
+                         "Gemm without transA, a MatMul or a Conv)",
+                         ls[i].n->inputs[0] ? ls[i].n->inputs[0]->name : "?");
+      }
       for (j = 0; j < nb; j++) {
         it[j].key = block_score(&ls[i], &bs, j / bcols, j % bcols);
+        /* one column: times the mean square of the input it reads */
+        if (s->kind == MOSS_PRUNE_COLUMNS_ACT && !isinf(it[j].key)) { /* a NaN stays last */
+          double a = ls[i].act[(j % bcols) / ls[i].taps];
+          it[j].key = isnan(a) ? INFINITY : it[j].key * a;
+        }
         it[j].layer = i;
         it[j].idx = j;
       }
@@ -547,7 +566,30 @@ static moss_status prune_per_layer(moss_ctx *ctx, const char *spec, const layer 
   return st;
 }
 
+int moss_prune_needs_power(const char *spec) {
+  return spec && (!strncmp(spec, "columns-act:", 12) || strstr(spec, ":columns-act:"));
+}
+
+/* The input mean squares a columns-act ranking weighs |l|'s columns by:
+ * per column of a Gemm (no transA) or MatMul (the input's last axis), per
+ * input channel of a Conv (axis 1); NULL where |power| has none of the
+ * length the weight reads. */
+static const double *layer_power(const layer *l, const moss_act_power *power, int npower) {
+  const moss_value *x = l->n->ninputs > 0 ? l->n->inputs[0] : NULL;
+  const moss_act_power *p;
+  if (!power || !x || x->id < 0 || x->id >= npower) return NULL;
+  p = &power[x->id];
+  if (l->n->op == MOSS_OP_Conv) return p->chan && p->nchan * l->taps == l->in ? p->chan : NULL;
+  if (l->n->op == MOSS_OP_Gemm && moss_attr_int(l->n, "transA", 0)) return NULL;
+  return p->last && p->nlast == l->in ? p->last : NULL;
+}
+
 moss_status moss_prune(moss_ctx *ctx, moss_graph *g, const char *spec, moss_prune_result *out) {
+  return moss_prune_act(ctx, g, spec, NULL, 0, out);
+}
+
+moss_status moss_prune_act(moss_ctx *ctx, moss_graph *g, const char *spec,
+                           const moss_act_power *power, int npower, moss_prune_result *out) {
   layer *ls = NULL;
   int nl = 0, i;
   moss_status st;
@@ -555,6 +597,7 @@ moss_status moss_prune(moss_ctx *ctx, moss_graph *g, const char *spec, moss_prun
   memset(out, 0, sizeof *out);
   MOSS_TRY(moss_prune_parse(ctx, spec, &out->spec));
   MOSS_TRY(collect(ctx, g, &ls, &nl, &lbytes));
+  for (i = 0; i < nl; i++) ls[i].act = layer_power(&ls[i], power, npower);
   if (nl == 0) { /* a per-layer spec names layers that are not there */
     st = out->spec.kind == MOSS_PRUNE_PER_LAYER ? prune_per_layer(ctx, spec, ls, 0) : MOSS_OK;
     moss_free(ctx, ls, lbytes);

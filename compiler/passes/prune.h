@@ -20,6 +20,11 @@
  *                      [out, in] (one `in` element for every output) with
  *                      the lowest mean square: the inputs an int8 Gemm or
  *                      MatMul then skips by columns (docs/sparse.md)
+ *   columns-act:R      columns:R ranked by the column's weight mean square
+ *                      times its input's mean square over the calibration
+ *                      data (activation-aware: an input that is always 0,
+ *                      such as a border pixel, goes first; a Conv's column
+ *                      takes its input channel's): needs --calibration
  *   nm:N:M             N:M structured, per layer: in every group of M
  *                      consecutive `in` elements of each `out` row, all but
  *                      the N largest |w| are zeroed (nm:2:4: exactly half
@@ -48,6 +53,7 @@ typedef enum moss_prune_kind {
   MOSS_PRUNE_BLOCK,           /* block:HxW:R */
   MOSS_PRUNE_CHANNELS,        /* channels:HxC:R */
   MOSS_PRUNE_COLUMNS,         /* columns:R */
+  MOSS_PRUNE_COLUMNS_ACT,     /* columns-act:R */
   MOSS_PRUNE_NM,              /* nm:N:M */
   MOSS_PRUNE_PER_LAYER        /* layer=NODE:SPEC,... (each SPEC one of the above, per layer) */
 } moss_prune_kind;
@@ -88,6 +94,19 @@ typedef struct moss_prune_result {
  * allocation. */
 moss_status moss_prune_parse(moss_ctx *ctx, const char *spec, moss_prune_spec *out_spec);
 
+/* The mean square of a value's elements along its last axis (|last|,
+ * |nlast| entries) and along axis 1 (|chan|, |nchan|; rank >= 3 only), over
+ * the calibration data: what columns-act:R weighs a column by (a Gemm's or
+ * MatMul's input features, a Conv's input channels). By value id. */
+typedef struct moss_act_power {
+  int64_t nlast, nchan;
+  double *last, *chan; /* NULL: not measured */
+} moss_act_power;
+
+/* Whether |spec| names columns-act (then moss_prune_act needs the inputs'
+ * mean squares). */
+int moss_prune_needs_power(const char *spec);
+
 /* Parses |spec| and prunes the prunable weights of |g| in place. A weight
  * constant that is also read elsewhere (as a non-weight input, or as a graph
  * output) is copied first, and only the weight slots are pointed at the
@@ -96,6 +115,13 @@ moss_status moss_prune_parse(moss_ctx *ctx, const char *spec, moss_prune_spec *o
  * MOSS_E_NOMEM. Scratch memory goes through |ctx|'s allocator and is freed
  * before returning. Not thread-safe (one ctx and graph per thread). */
 moss_status moss_prune(moss_ctx *ctx, moss_graph *g, const char *spec, moss_prune_result *out);
+
+/* moss_prune with the mean squares of |g|'s values (|npower| entries by
+ * value id; NULL: none), which columns-act needs: a columns-act layer whose
+ * input has none (no --calibration, or an input of another shape than the
+ * weight reads) fails with MOSS_E_INVALID_MODEL. */
+moss_status moss_prune_act(moss_ctx *ctx, moss_graph *g, const char *spec,
+                           const moss_act_power *power, int npower, moss_prune_result *out);
 
 /* One line per pruned layer, then a total, as plain text into |b|:
  * "prune <node> (<op>) <weight>: <n> weights, <z0> zero before, <z1> after (<pct>% sparse)". */

@@ -4,7 +4,9 @@ on the digits MLP and CNN, for host, cortex-m7 and rpi4 (rpi4 and
 cortex-m7 as standalone C, which `moss run` builds and runs here). Checks:
   - on cortex-m7 the CNN's answer (a sparse int8 Conv) costs less energy
     than uniform int8, and so does its answer for rpi4's bundle (an int8
-    Conv pruned by words of four channels, on NEON's tile);
+    Conv pruned by words of four channels, on NEON's tile), and the MLP's
+    for rpi4's bundle (an int8 Gemm's input columns pruned by columns-act,
+    run by columns in NEON's vectors);
   - the chosen artifact's top-1 accuracy on X, recomputed here from
     `moss run`'s logits (numpy argmax against y_test.npy), is at most the
     budget below torch's fp32 accuracy (accuracy.txt), and equals the
@@ -316,8 +318,8 @@ def mobilenet(a, work):
     """The screened search on MobileNetV2 (53 layers): cortex-m7 below
     uniform int8 within 0.5 %, in at most 40 evaluations."""
     rep = search(a, "mnv2", "cortex-m7", work, extra=["--max-evals", "40"], nlayers=53)
-    check(rep and rep["sensitivity"] == "screened" and rep["screen_compiles"] == 18,
-          "mnv2 cortex-m7: the sensitivity is screened, 18 energy-screen compiles (2 precisions x 9 sparsities)")
+    check(rep and rep["sensitivity"] == "screened" and rep["screen_compiles"] == 20,
+          "mnv2 cortex-m7: the sensitivity is screened, 20 energy-screen compiles (2 precisions x 10 sparsities)")
     check(rep and rep["uniform_int8"] and rep["uniform_int8"]["within_budget"]
           and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"],
           "mnv2 cortex-m7: cheaper than uniform int8 (%s against %s J)"
@@ -351,11 +353,11 @@ def main():
         print("skip npu-systolic-32x32: %s not built" % npu)
     rel_l2(a, work)
     plan_inputs(a, work)
-    # Too few evaluations for every option of the MLP's layers (2 + 17 x 3):
+    # Too few evaluations for every option of the MLP's layers (2 + 19 x 3):
     # the screened search, within the budget all the same; one screen
-    # compile per option (2 precisions x 9 sparsities).
+    # compile per option (2 precisions x 10 sparsities).
     rep = search(a, "mlp", "cortex-m7", work, label="cortex-m7-screened", extra=["--max-evals", "16"])
-    check(rep and rep["sensitivity"] == "screened" and rep["screen_compiles"] == 18
+    check(rep and rep["sensitivity"] == "screened" and rep["screen_compiles"] == 20
           and rep["evaluations"] <= 16, "mlp cortex-m7 --max-evals 16: screened, at most 16 evaluations")
     # rpi4's bundle is AArch64 code: the search tries it, falls back to the
     # host bundle, and says so; the failed try is not a point.
@@ -368,6 +370,16 @@ def main():
           and [p["what"] for p in rep["points"]].count("fp32 dense") == 1
           and rep["evaluations"] == len(rep["points"]),
           "mlp rpi4 bundle: measured on the host bundle, fp32 dense once (%s)" % r.stderr.strip())
+    # ... and below uniform int8: the first Gemm's input columns that the
+    # calibration data shows always 0 (the digits' border pixels) pruned
+    # by columns-act, the layer run by columns (48 of 64 kept: three of
+    # NEON's 16-byte vectors).
+    check(rep and rep["uniform_int8"] and rep["chosen"]["within_budget"]
+          and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"]
+          and any(l["sparsity"].startswith("columns-act:") and l["format"] == "columns"
+                  for l in rep["layers"]),
+          "mlp rpi4 bundle: an int8 Gemm by columns makes it cheaper than uniform int8 (%s)"
+          % (rep and [(l["sparsity"], l["format"]) for l in rep["layers"]]))
     # On cortex-m7 the CNN's sparse int8 Conv pays: below uniform int8.
     rep = chosen_reports.get(("cnn", "cortex-m7"))
     check(rep and rep["uniform_int8"] and rep["chosen"]["energy_j"] < rep["uniform_int8"]["energy_j"]

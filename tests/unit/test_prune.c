@@ -4,6 +4,7 @@
  * has its whole message checked. Every test runs with allocation N failing,
  * N = 1, 2, ... (oom.h): out-of-memory and nothing leaked, until the run that
  * completes, whose results are checked. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -534,6 +535,69 @@ TEST(columns_gemm_and_conv) {
   }
 }
 
+/* columns-act:R weighs each column's weight mean square by its input's
+ * mean square. The Gemm of columns_gemm_and_conv (column mean squares 1,
+ * 0.01, 4, 9) reading inputs of mean squares 4, 200, 0, 1: scores 4, 2, 0,
+ * 9, so columns:0.5 drops columns 2 and 1 (plain columns:0.5 drops 1 and
+ * 0). A Conv W [1, 2, 1, 1] = 1 3 (channel mean squares 1, 9) reading
+ * channels of mean squares 10 and 0.1: scores 10, 0.9, channel 1 goes (by
+ * the weight alone channel 0 would). A NaN input mean square ranks last.
+ * Without the inputs' mean squares, or with ones of another length, the
+ * spec fails and names the input. */
+TEST(columns_act_weighs_inputs) {
+  static const float w[12] = {1, 0.1f, 2, -3, 1, -0.1f, 2, 3, 1, 0.1f, 2, 3};
+  static const float e[12] = {1, 0, 0, -3, 1, 0, 0, 3, 1, 0, 0, 3};
+  static const float wc[2] = {1, 3}, ec[2] = {1, 0};
+  static const float en[12] = {0, 0, 2, -3, 0, 0, 2, 3, 0, 0, 2, 3};
+  static const int64_t d[2] = {3, 4}, dc[4] = {1, 2, 1, 1};
+  static double last[4] = {4, 200, 0, 1}, chan[2] = {10, 0.1};
+  int k;
+  for (k = 0; k < 4; k++) OOM_LOOP {
+    moss_ctx ctx;
+    sink_buf sb;
+    moss_graph *g;
+    moss_value *v, *vc;
+    moss_node *fc, *conv;
+    moss_prune_result r;
+    moss_status st;
+    moss_act_power pw[16];
+    double nanlast[4] = {4, 200, NAN, 1};
+    oom_ctx_with_sink(&ctx, &sb);
+    moss_graph_create(&ctx, &g);
+    v = weight(&ctx, g, "w", 2, d, w);
+    fc = gemm_t(&ctx, g, "fc", v);
+    vc = weight(&ctx, g, "wc", 4, dc, wc);
+    conv = layer_node(&ctx, g, "Conv", "conv", act(&ctx, g, "xc"), vc, NULL, NULL, 0);
+    if (OOM_STOPPED()) goto done;
+    ASSERT_TRUE(g->nvalues <= 16);
+    memset(pw, 0, sizeof pw);
+    pw[fc->inputs[0]->id].last = k == 2 ? nanlast : last;
+    pw[fc->inputs[0]->id].nlast = k == 3 ? 3 : 4;
+    pw[conv->inputs[0]->id].chan = chan;
+    pw[conv->inputs[0]->id].nchan = 2;
+    ASSERT_EQ(moss_prune_needs_power("columns-act:0.5"), 1);
+    ASSERT_EQ(moss_prune_needs_power("layer=fc:columns-act:0.5"), 1);
+    ASSERT_EQ(moss_prune_needs_power("columns:0.5"), 0);
+    st = OOM_CALL(&ctx, moss_prune_act(&ctx, g, "columns-act:0.5", k == 1 ? NULL : pw,
+                                       k == 1 ? 0 : g->nvalues, &r));
+    if (OOM_STOPPED()) goto done;
+    if (k == 1 || k == 3) { /* no mean squares; the Gemm's of 3, not 4 */
+      ASSERT_EQ(st, MOSS_E_INVALID_MODEL);
+      ASSERT_TRUE(strstr(sb.text, "columns-act needs --calibration DATA") != NULL);
+      ASSERT_TRUE(strstr(sb.text, "no mean square of the input") != NULL);
+      ASSERT_TRUE(same(v, w, 12));
+      goto done;
+    }
+    ASSERT_EQ(st, MOSS_OK);
+    ASSERT_EQ(r.spec.kind, MOSS_PRUNE_COLUMNS_ACT);
+    /* k 2: column 2's NaN ranks last: columns 1 (score 2) and 0 (4) go */
+    ASSERT_TRUE(same(v, k == 2 ? en : e, 12));
+    ASSERT_TRUE(same(vc, ec, 2));
+  done:
+    moss_graph_destroy(&ctx, g);
+  }
+}
+
 /* nm:2:4 on MatMul B [K 6, N 2] (the out axis is B's last): output 0 reads
  * 1 -4 3 2 | 5 0.5, output 1 reads 2 2 -2 1 | 7 8. Group 0 of output 0
  * keeps -4 and 3; of output 1, 1 goes and of the three |2| the earliest
@@ -750,6 +814,9 @@ TEST(bad_specs) {
       {"channels:1x4:1", "--prune 'channels:1x4:1': ratio '1' is outside [0, 1)"},
       {"columns", "--prune 'columns': missing :R"},
       {"columns:1x4:0.5", "--prune 'columns:1x4:0.5': trailing ':0.5' after the ratio"},
+      {"columns-act", "--prune 'columns-act': missing :R"},
+      {"columns-act:1", "--prune 'columns-act:1': ratio '1' is outside [0, 1)"},
+      {"columns-actx:0.5", "--prune 'columns-actx:0.5': unknown kind 'columns-actx'"},
       {"nm", "--prune 'nm': missing :N:M"},
       {"nm:2", "--prune 'nm:2': '2' is not N:M with whole numbers 1 <= N < M <= 64"},
       {"nm:4:4", "--prune 'nm:4:4': '4:4' is not N:M with whole numbers 1 <= N < M <= 64"},
@@ -778,8 +845,8 @@ TEST(bad_specs) {
     gemm_t(&ctx, g, "fc", v);
     snprintf(want, sizeof want,
              "net.onnx: invalid-model: %s; expected magnitude:R, magnitude-layer:R, "
-             "block:HxW:R, channels:HxC:R or columns:R with 0 <= R < 1, or nm:N:M with "
-             "1 <= N < M <= 64 [prune.c:",
+             "block:HxW:R, channels:HxC:R, columns:R or columns-act:R with 0 <= R < 1, or "
+             "nm:N:M with 1 <= N < M <= 64 [prune.c:",
              cases[i].reason);
     st = OOM_CALL(&ctx, moss_prune(&ctx, g, cases[i].spec, &r));
     if (OOM_STOPPED()) goto done;
