@@ -898,7 +898,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   s.x = bo->eval_x;
   s.y = bo->rel_l2 ? NULL : bo->eval_y;
   s.budget = bo->budget;
-  s.max_evals = bo->max_evals > 0 ? bo->max_evals : 60;
+  s.max_evals = bo->max_evals > 0 ? bo->max_evals : 80;
   /* The target is this machine and the artifact a bundle: one compile measures both. */
   s.host_target = (!opts->target || !strcmp(opts->target, "host")) &&
                   (!opts->emit || !strcmp(opts->emit, "bundle"));

@@ -283,9 +283,9 @@ static moss_status sweep_power(calib *c, moss_ptq_range *ranges, int pass, moss_
     int64_t n = d->dims[0], b;
     if (pass != 1 && n % c->batch) {
       moss_progress_clear();
-      fprintf(stderr, "moss: quantize: %s: the last %lld of %lld samples are dropped (the model "
-              "runs batches of %lld)\n", c->paths[f], (long long)(n % c->batch), (long long)n,
-              (long long)c->batch);
+      fprintf(stderr, "moss: %s: %s: the last %lld of %lld samples are dropped (the model "
+              "runs batches of %lld)\n", pass == 2 ? "prune columns-act" : "quantize", c->paths[f],
+              (long long)(n % c->batch), (long long)n, (long long)c->batch);
     }
     for (b = 0; b + c->batch <= n; b += c->batch) {
       mossrt_error err;

@@ -151,6 +151,58 @@ def expected_masks(model, spec):
     return exp
 
 
+def columns_act(moss, work):
+    """--prune layer=/net/net.0/Gemm:columns-act:0.25 --calibration
+    x_calib_mlp.npy (no quantization) against numpy: column c of the first
+    Gemm's [out, in] scores mean_o(w[o, c]^2) x mean_n(x[n, c]^2) over the
+    calibration rows; the floor(0.25 x 64) = 16 lowest (ties to the lower
+    column) go. The MLP with numpy's columns zeroed in its ONNX weight,
+    compiled without --prune, must give the same outputs as moss's pruned
+    compile on random inputs (every pixel nonzero, so another set of
+    columns would differ)."""
+    name = "/net/net.0/Gemm"
+    calib = os.path.join(mp.DATA, "x_calib_mlp.npy")
+    x = np.load(calib).astype(np.float64).reshape(-1, 64)
+    _, _, w, view, transposed = [l for l in onnx_weights("mlp") if l[0] == name][0]
+    score = (view.astype(np.float64) ** 2).mean(axis=0) * (x ** 2).mean(axis=0)
+    order = np.lexsort((np.arange(score.size), score))
+    k = share("columns-act:0.25", score.size)
+    # a clear margin at the cut: rounding cannot reorder it
+    check(score[order[k]] > score[order[k - 1]] * (1 + 1e-9) + 1e-300,
+          "columns-act: numpy's scores tie at the cut")
+    mask = np.zeros(view.shape, bool)
+    mask[:, order[:k]] = True
+    layers = [dict(node=name, mask=view_to_flat(mask, transposed))]
+    masked = os.path.join(work, "mlp_colsact.onnx")
+    mp.apply_masks("mlp", layers, masked)
+    # batches of 16: the 256 calibration rows all count, as in numpy's means
+    xr = np.random.default_rng(5).uniform(0.5, 16, (16, 64)).astype(np.float32)
+    np.save(os.path.join(work, "xr.npy"), xr)
+    outs = []
+    for model, extra in ((masked, []), (os.path.join(mp.DATA, "mlp.onnx"),
+                                        ["--prune", "layer=%s:columns-act:0.25" % name,
+                                         "--calibration", calib])):
+        art = os.path.join(work, "colsact.moss")
+        subprocess.run([moss, "compile", model, "--input-shape", "input=16x64", "-o", art, "-q"]
+                       + extra, check=True)
+        d = os.path.join(work, "colsact_out")
+        subprocess.run([moss, "run", art, os.path.join(work, "xr.npy"), "-o", d], check=True)
+        outs.append(np.load(os.path.join(d, "output_0.npy")))
+    diff = float(np.abs(outs[0] - outs[1]).max())
+    check(diff <= 1e-5 * (1 + float(np.abs(outs[0]).max())),
+          "columns-act: outputs differ from numpy's columns zeroed by %g" % diff)
+    zero_px = int((score[order[:k]] == 0).sum())
+    print("mlp %s columns-act:0.25: the 16 columns numpy ranks lowest (%d of them inputs always 0 "
+          "in the calibration data), outputs equal (max diff %g)" % (name, zero_px, diff))
+    # without calibration data: a clear error, no artifact
+    r = subprocess.run([moss, "compile", os.path.join(mp.DATA, "mlp.onnx"), "--prune",
+                        "columns-act:0.25", "-o", os.path.join(work, "no.moss")],
+                       capture_output=True, text=True)
+    check(r.returncode != 0 and "columns-act" in r.stderr and "--calibration" in r.stderr
+          and not os.path.exists(os.path.join(work, "no.moss")),
+          "columns-act without --calibration: %d %s" % (r.returncode, r.stderr.strip()))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moss", required=True)
@@ -198,6 +250,7 @@ def main():
                   % (model, spec, acc, dense, z, n))
             if spec.endswith(":0"):
                 check(acc == dense, "%s %s: accuracy changed with nothing pruned" % (model, spec))
+        columns_act(a.moss, work)
         # The structured specs give weights the matching sparse formats take
         # (docs/sparse.md): every layer of the MLP under auto.
         for spec, fmt in (("nm:2:4", "2:4"), ("block:1x4:0.9", "block1x4")):
