@@ -248,7 +248,10 @@ static moss_status compile_cfg(moss_ctx *ctx, const moss_compile_opts *opts, con
   moss_compile_opts o;
   moss_status st;
   int i, any8 = 0, anyact = 0;
-  for (i = 0; i < ls->n; i++) any8 |= cfg[i].int8, anyact |= moss_prune_needs_power(cfg[i].sparsity);
+  for (i = 0; i < ls->n; i++) {
+    any8 |= cfg[i].int8;
+    anyact |= moss_prune_needs_power(cfg[i].sparsity);
+  }
   if ((any8 || anyact) && !opts->calibration)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "the plan has %s layers: give "
                      "--calibration DATA (the data the search calibrated on)",

@@ -50,8 +50,9 @@ int moss_kernel_sparse_rule(const moss_node *n, const moss_kernel_cpu *cpu) {
     return MOSS_SPARSE_RULE_SCALAR;
   }
   if (v.dtype != MOSS_DT_F32)
-    return cpu->no_simd ? MOSS_SPARSE_RULE_Q8_NOVEC
-                        : MOSS_SPARSE_RULE_MAKE(MOSS_SPARSE_RULE_SCALAR, moss_lower_columns_lanes(cpu));
+    return cpu->no_simd
+               ? MOSS_SPARSE_RULE_Q8_NOVEC
+               : MOSS_SPARSE_RULE_MAKE(MOSS_SPARSE_RULE_SCALAR, moss_lower_columns_lanes(cpu));
   if (n->op == MOSS_OP_Conv) {
     moss_node dense = *n;
     t.sparse = MOSS_SPARSE_CSR;

@@ -281,8 +281,8 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
         }
     if (out_stats->cols_nz <= MOSS_SPARSE_COLUMNS_MAX) {
       /* the kept columns padded to whole vectors of the kernel's lanes */
-      int64_t L = MOSS_SPARSE_RULE_LANES(n->sparse_rule) > 1 ? MOSS_SPARSE_RULE_LANES(n->sparse_rule)
-                                                              : 1;
+      int64_t L = MOSS_SPARSE_RULE_LANES(n->sparse_rule);
+      if (L < 1) L = 1;
       int64_t kp = (out_stats->cols_nz + L - 1) / L * L;
       out_stats->cost_columns = (double)v.rows * (double)kp +
                                 MOSS_SPARSE_Q8COLS_GATHER * (double)out_stats->cols_nz;
