@@ -371,7 +371,7 @@ def main():
           and rep["evaluations"] == len(rep["points"]),
           "mlp rpi4 bundle: measured on the host bundle, fp32 dense once (%s)" % r.stderr.strip())
     # ... and below uniform int8: the first Gemm's input columns that the
-    # calibration data shows always 0 (the digits' border pixels) pruned
+    # calibration data shows (nearly) always 0 (the digits' border pixels) pruned
     # by columns-act, the layer run by columns (48 of 64 kept: three of
     # NEON's 16-byte vectors).
     check(rep and rep["uniform_int8"] and rep["chosen"]["within_budget"]
