@@ -82,7 +82,10 @@ def main():
                         m = re.search(r"as columns, \d+ of \d+ columns kept, \d+ x (\d+)",
                                       dump.stdout + dump.stderr)
                         if mode == "columns":
-                            padded = int(m.group(1)) if m else kept
+                            if not m:
+                                raise SystemExit("%s %dx%d at %s: not compiled by columns"
+                                                 % (target, n, k, r))
+                            padded = int(m.group(1))
                         out = subprocess.run([moss, "bench", art, "--iterations", str(a.iterations), "--threads",
                                               "1", "--profile"], check=True, capture_output=True, text=True)
                         prof = re.search(r"([0-9.]+) us\s+[0-9.]+ us\s+[0-9.]+x\s+\S+ \(MossQGemm\)",

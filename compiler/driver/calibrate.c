@@ -383,6 +383,7 @@ static moss_status measure(moss_ctx *ctx, const moss_graph *g, const moss_compil
   co.dump_kernels = 0;
   co.dump_after = NULL;
   if (power) co.prune = NULL; /* the mean squares columns-act ranks by: the unpruned model's */
+  if (power) co.act_power = NULL, co.act_npower = 0;
   st = moss_compile(ctx, &co);
   ctx->file = opts->model;
   if (st == MOSS_OK) st = load(c, g, path);
@@ -481,6 +482,7 @@ moss_status moss_ptq_power(moss_ctx *ctx, moss_graph *g, const moss_compile_opts
   moss_act_power *pw;
   int64_t n = 0;
   moss_status st;
+  int i;
   *out_power = NULL;
   *out_n = 0;
   if (!opts->calibration)
@@ -493,6 +495,7 @@ moss_status moss_ptq_power(moss_ctx *ctx, moss_graph *g, const moss_compile_opts
   st = measure(ctx, g, opts, 0, NULL, g->nvalues, g, pw, &n);
   ctx->file = opts->model;
   if (st != MOSS_OK) return st;
+  for (i = 0; i < g->nvalues; i++) pw[i].name = g->values[i] ? g->values[i]->name : NULL;
   *out_power = pw;
   *out_n = g->nvalues;
   return MOSS_OK;

@@ -33,6 +33,11 @@ typedef struct moss_compile_opts {
   const char *keep_float;     /* --keep-float NODE,NODE...; NULL: none */
   int observe;                /* internal: every float activation becomes a graph output
                                * after 'fuse' (the calibration run); no quantization */
+  const struct moss_act_power *act_power; /* internal: the inputs' mean squares --prune
+                               * columns-act ranks by, already measured (the calibration
+                               * build of a columns-act compile takes its parent's, by value
+                               * id and name of the same graph); NULL: measured when needed */
+  int act_npower;             /* entries of act_power */
   int profile;                /* --profile: run the bundle here, each layer timed, and put the
                                * measurement beside the estimate (profile.h) */
   const char *sign_key;       /* --sign KEY: the secret key file the bundle is signed with

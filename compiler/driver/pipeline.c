@@ -34,6 +34,9 @@ typedef struct stage {
   const moss_backend_device *devices; /* per device of |target|: its backend binding */
   int nsegments;                      /* set by "partition" */
   moss_ptq_calibration calib;         /* set by "calibrate" (--quantize) */
+  const moss_act_power *act_power;    /* set by "prune" for columns-act: the inputs' mean
+                                       * squares, which the calibration build reuses */
+  int act_npower;
 } stage;
 
 typedef struct pass_entry {
@@ -255,12 +258,17 @@ static moss_status prune(stage *s) {
   moss_act_power *pw = NULL;
   int npw = 0;
   /* columns-act: the inputs' mean squares over --calibration, measured on
-   * the unpruned model */
-  if (moss_prune_needs_power(s->opts->prune)) {
+   * the unpruned model, once: a calibration build gets its parent's */
+  if (s->opts->act_power) {
+    s->act_power = s->opts->act_power;
+    s->act_npower = s->opts->act_npower;
+  } else if (moss_prune_needs_power(s->opts->prune)) {
     MOSS_TRY(moss_prune_parse(s->ctx, s->opts->prune, &pr.spec)); /* before the long part */
     MOSS_TRY(moss_ptq_power(s->ctx, s->g, s->opts, &pw, &npw));
+    s->act_power = pw;
+    s->act_npower = npw;
   }
-  MOSS_TRY(moss_prune_act(s->ctx, s->g, s->opts->prune, pw, npw, &pr));
+  MOSS_TRY(moss_prune_act(s->ctx, s->g, s->opts->prune, s->act_power, s->act_npower, &pr));
   if (s->opts->verbose) {
     moss_buf pb;
     moss_buf_init(&pb, s->ctx);
@@ -276,7 +284,10 @@ static moss_status prune(stage *s) {
  * libmossrt, of the model compiled again with observers (calibrate.c);
  * the range of each value of the graph goes to "quantize". */
 static moss_status calibrate(stage *s) {
-  return moss_ptq_calibrate(s->ctx, s->g, s->opts, &s->calib);
+  moss_compile_opts o = *s->opts;
+  o.act_power = s->act_power; /* the calibration build prunes as this one did */
+  o.act_npower = s->act_npower;
+  return moss_ptq_calibrate(s->ctx, s->g, &o, &s->calib);
 }
 
 /* "quantize": Quantize/Dequantize pairs around the layers, from the ranges
@@ -661,6 +672,8 @@ moss_status moss_compile(moss_ctx *ctx, const moss_compile_opts *opts) {
   sg.devices = devs;
   sg.nsegments = 0;
   memset(&sg.calib, 0, sizeof sg.calib);
+  sg.act_power = NULL;
+  sg.act_npower = 0;
   for (i = 0; i < NPASSES; i++) {
     if (skipped(&passes[i], opts)) continue;
     moss_progress(ctx, passes[i].name, 0, 0);

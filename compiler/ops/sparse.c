@@ -264,6 +264,7 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
                  (double)out_stats->wblocks_nz / (double)out_stats->wblocks);
     }
   } else if (v.dtype != MOSS_DT_F32) {
+    int64_t lanes = MOSS_SPARSE_RULE_LANES(n->sparse_rule), padded;
     /* int8 Gemm and MatMul: CSR only, at the measured handicap where the
      * dense dot product has vectors, else about one dense term a nonzero */
     if (rule == MOSS_SPARSE_RULE_Q8_NOVEC)
@@ -271,22 +272,20 @@ int moss_sparse_stats_compute(const moss_node *n, moss_sparse_stats *out_stats) 
                             MOSS_SPARSE_COST_CSR_ROW * (double)v.rows;
     else out_stats->cost_csr *= MOSS_SPARSE_INT8_CSR_FACTOR;
     out_stats->cost_block4x1 = out_stats->cost_block1x4 = out_stats->cost_nm24 = -1.0;
-    /* by columns: the dense kernel's loop over fewer columns, after a
-     * gather into a private array (on the stack: at most 16 KiB) */
+    /* by columns: the input gathered at the kept columns into a private
+     * array (on the stack: at most 16 KiB), padded to whole vectors of the
+     * kernel's lanes, then the dot products over it */
+    if (lanes < 1) lanes = 1;
     for (c = 0; c < v.cols; c++)
       for (r = 0; r < v.rows; r++)
         if (moss_sparse_at(&v, r, c) != 0.0f) {
           out_stats->cols_nz++;
           break;
         }
-    if (out_stats->cols_nz <= MOSS_SPARSE_COLUMNS_MAX) {
-      /* the kept columns padded to whole vectors of the kernel's lanes */
-      int64_t L = MOSS_SPARSE_RULE_LANES(n->sparse_rule);
-      if (L < 1) L = 1;
-      int64_t kp = (out_stats->cols_nz + L - 1) / L * L;
-      out_stats->cost_columns = (double)v.rows * (double)kp +
+    padded = (out_stats->cols_nz + lanes - 1) / lanes * lanes;
+    if (padded <= MOSS_SPARSE_COLUMNS_MAX)
+      out_stats->cost_columns = (double)v.rows * (double)padded +
                                 MOSS_SPARSE_Q8COLS_GATHER * (double)out_stats->cols_nz;
-    }
   } else if (rule == MOSS_SPARSE_RULE_TILE_CONV || rule == MOSS_SPARSE_RULE_TILE_WINO) {
     if (rule == MOSS_SPARSE_RULE_TILE_WINO) out_stats->cost_dense *= MOSS_SPARSE_TILE_WINO;
     /* every format is the tile's terms: CSR's price, so CSR wins the ties */

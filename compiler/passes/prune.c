@@ -579,6 +579,7 @@ static const double *layer_power(const layer *l, const moss_act_power *power, in
   const moss_act_power *p;
   if (!power || !x || x->id < 0 || x->id >= npower) return NULL;
   p = &power[x->id];
+  if (p->name && (!x->name || strcmp(p->name, x->name))) return NULL;
   if (l->n->op == MOSS_OP_Conv) return p->chan && p->nchan * l->taps == l->in ? p->chan : NULL;
   if (l->n->op == MOSS_OP_Gemm && moss_attr_int(l->n, "transA", 0)) return NULL;
   return p->last && p->nlast == l->in ? p->last : NULL;

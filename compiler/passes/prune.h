@@ -101,6 +101,8 @@ moss_status moss_prune_parse(moss_ctx *ctx, const char *spec, moss_prune_spec *o
 typedef struct moss_act_power {
   int64_t nlast, nchan;
   double *last, *chan; /* NULL: not measured */
+  const char *name;    /* the value's name (a graph's other than the one pruned may hold the
+                        * same id for another value: such an entry is not used); NULL: any */
 } moss_act_power;
 
 /* Whether |spec| names columns-act (then moss_prune_act needs the inputs'
