@@ -54,11 +54,16 @@ static const char *const ratios[NRATIOS] = {"magnitude:0.2", "magnitude:0.3", "m
                                             "channels:1x4:0.3", "channels:1x4:0.5",
                                             "columns-act:0.25"};
 static const unsigned char family[NRATIOS] = {0, 0, 0, 0, 0, 0, 1, 1, 2};
-#define NOPTS (2 * (NRATIOS + 1)) /* option o: int8 = o / (NRATIOS + 1), ratio o % (NRATIOS + 1) */
+/* Option o: precision o / (NRATIOS + 1) (PREC_*), sparsity ratio o % (NRATIOS + 1); fp16 is
+ * dense only (no sparse kernel reads float16 weights), the last option. */
+#define NOPTS (2 * (NRATIOS + 1) + 1)
+#define FP16_O (2 * (NRATIOS + 1))
+enum { PREC_FP32, PREC_INT8, PREC_FP16 };
+static const char *const prec_name[3] = {"fp32", "int8", "fp16"};
 
-/* One layer's configuration: int8 or fp32, and its --prune spec (NULL: dense). */
+/* One layer's configuration: its precision (PREC_*), and its --prune spec (NULL: dense). */
 typedef struct layer_cfg {
-  int int8;
+  int prec;
   const char *sparsity;
 } layer_cfg;
 
@@ -78,8 +83,10 @@ static const char *opt_sparsity(int o) {
   return o % (NRATIOS + 1) ? ratios[o % (NRATIOS + 1) - 1] : NULL;
 }
 
-/* Whether option |o| can be compiled: columns-act needs --calibration. */
+/* Whether option |o| can be compiled: int8 and columns-act need
+ * --calibration (fp16 also needs a layer that computes in it: usable()). */
 static int opt_usable(const moss_compile_opts *opts, int o) {
+  if (o / (NRATIOS + 1) == PREC_INT8 && !opts->calibration) return 0;
   return opts->calibration || !moss_prune_needs_power(opt_sparsity(o));
 }
 
@@ -135,26 +142,49 @@ static moss_status find_layers(moss_ctx *ctx, const moss_compile_opts *opts, lay
   return st;
 }
 
-/* The compile options of configuration |cfg|: --quantize int8 and
- * --keep-float for the precision, a per-layer --prune for the sparsity
- * (strings in |kf| and |pr|). */
+/* The option strings of one configuration. */
+typedef struct cfg_bufs {
+  moss_buf kf, pr, h16; /* --keep-float, --prune, --float16 */
+} cfg_bufs;
+
+static void bufs_init(cfg_bufs *c, moss_ctx *ctx) {
+  moss_buf_init(&c->kf, ctx);
+  moss_buf_init(&c->pr, ctx);
+  moss_buf_init(&c->h16, ctx);
+}
+
+static void bufs_deinit(cfg_bufs *c) {
+  moss_buf_deinit(&c->kf);
+  moss_buf_deinit(&c->pr);
+  moss_buf_deinit(&c->h16);
+}
+
+static int bufs_failed(const cfg_bufs *c) { return c->kf.failed || c->pr.failed || c->h16.failed; }
+
+/* The compile options of configuration |cfg|: --quantize int8,
+ * --keep-float and --float16 for the precision, a per-layer --prune for
+ * the sparsity (strings in |cb|). */
 static void cfg_opts(const moss_compile_opts *base, const layers *ls, const layer_cfg *cfg,
-                     moss_buf *kf, moss_buf *pr, moss_compile_opts *o) {
+                     cfg_bufs *cb, moss_compile_opts *o) {
+  moss_buf *kf = &cb->kf, *pr = &cb->pr, *h16 = &cb->h16;
   int i, any8 = 0;
   *o = *base;
-  kf->len = pr->len = 0;
+  kf->len = pr->len = h16->len = 0;
   moss_buf_put(kf, "", 1);
   moss_buf_put(pr, "", 1);
-  kf->len = pr->len = 0;
+  moss_buf_put(h16, "", 1);
+  kf->len = pr->len = h16->len = 0;
   for (i = 0; i < ls->n; i++) {
-    any8 |= cfg[i].int8;
-    if (!cfg[i].int8) moss_buf_printf(kf, "%s%s", kf->len ? "," : "", ls->name[i]);
+    any8 |= cfg[i].prec == PREC_INT8;
+    if (cfg[i].prec != PREC_INT8) moss_buf_printf(kf, "%s%s", kf->len ? "," : "", ls->name[i]);
+    if (cfg[i].prec == PREC_FP16) moss_buf_printf(h16, "%s%s", h16->len ? "," : "", ls->name[i]);
     if (cfg[i].sparsity)
       moss_buf_printf(pr, "%slayer=%s:%s", pr->len ? "," : "", ls->name[i], cfg[i].sparsity);
   }
   o->quantize = any8 ? "int8" : NULL;
   o->keep_float = any8 && kf->len ? kf->data : NULL;
   o->prune = pr->len ? pr->data : NULL;
+  o->float16 = h16->len ? h16->data : NULL;
 }
 
 /* ---- the plan file ---- */
@@ -167,7 +197,7 @@ static moss_status plan_write(moss_ctx *ctx, const char *path, const layers *ls,
   moss_buf_printf(&b, "# moss plan: per layer, precision, sparsity, node (docs/budget.md)\n"
                       "moss-plan 1\n");
   for (i = 0; i < ls->n; i++)
-    moss_buf_printf(&b, "%s %s %s\n", cfg[i].int8 ? "int8" : "fp32",
+    moss_buf_printf(&b, "%s %s %s\n", prec_name[cfg[i].prec],
                     cfg[i].sparsity ? cfg[i].sparsity : "dense",
                     ls->name[i]);
   st = b.failed ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "plan") : moss_file_write(ctx, path, b.data, b.len);
@@ -208,7 +238,7 @@ static moss_status plan_read(moss_ctx *ctx, const char *path, const layers *ls, 
     name = sp ? strchr(sp + 1, ' ') : NULL;
     if (!name || !name[1]) {
       st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "line %d: expected 'PRECISION SPARSITY "
-                     "NODE' (fp32|int8, dense|SPEC, a node name), got '%s'", lineno, p);
+                     "NODE' (fp32|int8|fp16, dense|SPEC, a node name), got '%s'", lineno, p);
       break;
     }
     *sp++ = 0;
@@ -221,16 +251,20 @@ static moss_status plan_read(moss_ctx *ctx, const char *path, const layers *ls, 
     else if (seen[i])
       st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "line %d: layer '%s' is named twice", lineno,
                      name);
-    else if (strcmp(prec, "fp32") && strcmp(prec, "int8"))
-      st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "line %d: precision '%s': expected fp32 or "
-                     "int8", lineno, prec);
+    else if (strcmp(prec, "fp32") && strcmp(prec, "int8") && strcmp(prec, "fp16"))
+      st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "line %d: precision '%s': expected fp32, "
+                     "int8 or fp16", lineno, prec);
+    else if (!strcmp(prec, "fp16") && strcmp(sp, "dense"))
+      st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "line %d: fp16 layer '%s' with sparsity "
+                     "'%s': fp16 layers are dense (no sparse kernel reads float16 weights)",
+                     lineno, name, sp);
     else if (strchr(sp, ',') || !*sp)
       st = moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "line %d: sparsity '%s': expected dense or "
                      "one --prune spec (magnitude:R, block:HxW:R, channels:HxC:R, nm:N:M)", lineno,
                      sp);
     else {
       seen[i] = 1;
-      cfg[i].int8 = !strcmp(prec, "int8");
+      cfg[i].prec = !strcmp(prec, "int8") ? PREC_INT8 : !strcmp(prec, "fp16") ? PREC_FP16 : PREC_FP32;
       cfg[i].sparsity = strcmp(sp, "dense") ? sp : NULL;
     }
   }
@@ -244,24 +278,22 @@ static moss_status plan_read(moss_ctx *ctx, const char *path, const layers *ls, 
  * (the plan replayed, or the search's answer). */
 static moss_status compile_cfg(moss_ctx *ctx, const moss_compile_opts *opts, const layers *ls,
                                const layer_cfg *cfg) {
-  moss_buf kf, pr;
+  cfg_bufs cb;
   moss_compile_opts o;
   moss_status st;
   int i, any8 = 0, anyact = 0;
   for (i = 0; i < ls->n; i++) {
-    any8 |= cfg[i].int8;
+    any8 |= cfg[i].prec == PREC_INT8;
     anyact |= moss_prune_needs_power(cfg[i].sparsity);
   }
   if ((any8 || anyact) && !opts->calibration)
     return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "the plan has %s layers: give "
                      "--calibration DATA (the data the search calibrated on)",
                      any8 ? "int8" : "columns-act");
-  moss_buf_init(&kf, ctx);
-  moss_buf_init(&pr, ctx);
-  cfg_opts(opts, ls, cfg, &kf, &pr, &o);
-  st = kf.failed || pr.failed ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "plan") : moss_compile(ctx, &o);
-  moss_buf_deinit(&kf);
-  moss_buf_deinit(&pr);
+  bufs_init(&cb, ctx);
+  cfg_opts(opts, ls, cfg, &cb, &o);
+  st = bufs_failed(&cb) ? moss_fail(ctx, MOSS_E_NOMEM, NULL, "plan") : moss_compile(ctx, &o);
+  bufs_deinit(&cb);
   return st;
 }
 
@@ -352,9 +384,55 @@ typedef struct search {
   const struct point *base; /* the configuration the moves start from */
   double budget;
   int64_t n, right0;       /* samples of X; right answers of fp32 dense */
+  unsigned char fp16[MAX_LAYERS]; /* the layer computes in float16 on the target (fp16_probe) */
+  int nfp16;
   point *pts;
   int npts;
 } search;
+
+/* Whether layer |i| can take option |o| (|i| < 0: some layer can). */
+static int usable(const search *s, int i, int o) {
+  if (!opt_usable(s->opts, o)) return 0;
+  return o != FP16_O || (i < 0 ? s->nfp16 > 0 : s->fp16[i]);
+}
+
+/* Which layers compute in float16 on the target when --float16 names them:
+ * one compile with every layer so, no artifact; a layer whose cost-report
+ * node computes in f16 (its device has the instructions and its backend
+ * emits them: docs/kernel.md, "Half precision"). Elsewhere fp16 would
+ * only round, at float32's rate, so it is not offered. */
+static void fp16_probe(search *s) {
+  moss_ctx *ctx = s->ctx;
+  layer_cfg cfg[MAX_LAYERS];
+  cfg_bufs cb;
+  moss_diag_capture cap;
+  moss_diag_fn sink = ctx->sink;
+  void *user = ctx->sink_user;
+  int nerrors = ctx->nerrors, i;
+  moss_compile_opts co;
+  moss_cost_report *r = NULL;
+  moss_status cs;
+  for (i = 0; i < s->ls->n; i++) cfg[i].prec = PREC_FP16, cfg[i].sparsity = NULL;
+  bufs_init(&cb, ctx);
+  cfg_opts(s->opts, s->ls, cfg, &cb, &co);
+  quiet(&co);
+  co.no_emit = 1;
+  co.cost_out = &r;
+  memset(&cap, 0, sizeof cap);
+  ctx->sink = moss_diag_capture_sink;
+  ctx->sink_user = &cap;
+  cs = bufs_failed(&cb) ? MOSS_E_NOMEM : moss_compile(ctx, &co);
+  ctx->sink = sink;
+  ctx->sink_user = user;
+  ctx->nerrors = nerrors;
+  for (i = 0; i < s->ls->n; i++) {
+    const moss_cost_node *n = cs == MOSS_OK ? report_node_of(r, s->ls->name[i]) : NULL;
+    s->fp16[i] = n && !strcmp(n->dtype, "f16");
+    s->nfp16 += s->fp16[i];
+  }
+  moss_cost_destroy(ctx, r);
+  bufs_deinit(&cb);
+}
 
 static double energy_of(const search *s, const moss_cost_report *r) {
   return s->platform ? r->total.platform_j.value : r->total.energy_j.value;
@@ -411,7 +489,7 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   point *p;
   moss_compile_opts o;
   moss_cost_report *r = NULL;
-  moss_buf kf, pr;
+  cfg_bufs cb;
   moss_diag_capture cap;
   moss_diag_fn sink = ctx->sink;
   void *user = ctx->sink_user;
@@ -425,13 +503,12 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   memcpy(p->cfg, cfg, sizeof *cfg * (size_t)s->ls->n);
   s->evals++;
   moss_progress_item(what);
-  moss_buf_init(&kf, ctx);
-  moss_buf_init(&pr, ctx);
+  bufs_init(&cb, ctx);
   memset(&cap, 0, sizeof cap);
   ctx->sink = moss_diag_capture_sink;
   ctx->sink_user = &cap;
   snprintf(out, sizeof out, "%s/e%d.moss", s->dir, s->evals); /* a new name: eval notes it read */
-  cfg_opts(s->opts, s->ls, cfg, &kf, &pr, &o);
+  cfg_opts(s->opts, s->ls, cfg, &cb, &o);
   quiet(&o);
   o.cost_out = &r;
   if (s->host_target || s->on_target) { /* the artifact itself runs here */
@@ -448,6 +525,7 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
       o.loaded_target = NULL;
       o.emit = "bundle";
       o.out = out;
+      o.host_half = 1; /* fp16 layers in float16 here too, as on the target */
       st = moss_compile(ctx, &o);
     }
   }
@@ -456,8 +534,7 @@ static point *measure(search *s, const layer_cfg *cfg, const char *what) {
   ctx->sink = sink;
   ctx->sink_user = user;
   ctx->nerrors = nerrors;
-  moss_buf_deinit(&kf);
-  moss_buf_deinit(&pr);
+  bufs_deinit(&cb);
   if (st == MOSS_OK) {
     p->ok = 1;
     p->energy = energy_of(s, r);
@@ -494,35 +571,34 @@ static double node_j(const search *s, const moss_cost_report *r, const moss_cost
 static moss_status screen(search *s, int nopts, double (*est)[NOPTS]) {
   moss_ctx *ctx = s->ctx;
   layer_cfg cfg[MAX_LAYERS];
-  moss_buf kf, pr;
+  cfg_bufs cb;
   moss_diag_capture cap;
   moss_diag_fn sink = ctx->sink;
   void *user = ctx->sink_user;
   int nerrors = ctx->nerrors, o, i;
   char what[120];
   moss_status st = MOSS_OK;
-  moss_buf_init(&kf, ctx);
-  moss_buf_init(&pr, ctx);
+  bufs_init(&cb, ctx);
   for (o = 0; o < nopts && st == MOSS_OK; o++) {
     moss_compile_opts co;
     moss_cost_report *r = NULL;
     moss_status cs;
-    if (!opt_usable(s->opts, o)) {
+    if (!usable(s, -1, o)) {
       for (i = 0; i < s->ls->n; i++) est[i][o] = HUGE_VAL;
       continue;
     }
-    for (i = 0; i < s->ls->n; i++) cfg[i].int8 = o / (NRATIOS + 1), cfg[i].sparsity = opt_sparsity(o);
-    snprintf(what, sizeof what, "energy screen: every layer %s %s", cfg[0].int8 ? "int8" : "fp32",
+    for (i = 0; i < s->ls->n; i++) cfg[i].prec = o / (NRATIOS + 1), cfg[i].sparsity = opt_sparsity(o);
+    snprintf(what, sizeof what, "energy screen: every layer %s %s", prec_name[cfg[0].prec],
              cfg[0].sparsity ? cfg[0].sparsity : "dense");
     moss_progress_item(what);
-    cfg_opts(s->opts, s->ls, cfg, &kf, &pr, &co);
+    cfg_opts(s->opts, s->ls, cfg, &cb, &co);
     quiet(&co);
     co.no_emit = 1;
     co.cost_out = &r;
     memset(&cap, 0, sizeof cap);
     ctx->sink = moss_diag_capture_sink;
     ctx->sink_user = &cap;
-    cs = kf.failed || pr.failed ? MOSS_E_NOMEM : moss_compile(ctx, &co);
+    cs = bufs_failed(&cb) ? MOSS_E_NOMEM : moss_compile(ctx, &co);
     ctx->sink = sink;
     ctx->sink_user = user;
     ctx->nerrors = nerrors;
@@ -530,12 +606,11 @@ static moss_status screen(search *s, int nopts, double (*est)[NOPTS]) {
     s->screens++;
     for (i = 0; i < s->ls->n; i++) {
       const moss_cost_node *n = cs == MOSS_OK ? report_node_of(r, s->ls->name[i]) : NULL;
-      est[i][o] = n ? node_j(s, r, n) : HUGE_VAL;
+      est[i][o] = n && usable(s, i, o) ? node_j(s, r, n) : HUGE_VAL;
     }
     moss_cost_destroy(ctx, r);
   }
-  moss_buf_deinit(&kf);
-  moss_buf_deinit(&pr);
+  bufs_deinit(&cb);
   return st;
 }
 
@@ -545,7 +620,7 @@ static void jpoint(moss_buf *b, const search *s, const point *p) {
   moss_json_put_str(b, p->what);
   moss_buf_printf(b, ", \"config\": [");
   for (i = 0; i < s->ls->n; i++)
-    moss_buf_printf(b, "%s\"%s %s\"", i ? ", " : "", p->cfg[i].int8 ? "int8" : "fp32",
+    moss_buf_printf(b, "%s\"%s %s\"", i ? ", " : "", prec_name[p->cfg[i].prec],
                     p->cfg[i].sparsity ? p->cfg[i].sparsity : "dense");
   moss_buf_put(b, "]", 1);
   if (p->ok && s->y)
@@ -613,7 +688,7 @@ static void report_json(moss_buf *b, const search *s, const point *fp32, const p
     moss_buf_printf(b, "%s\n    {\"node\": ", i ? "," : "");
     moss_json_put_str(b, s->ls->name[i]);
     moss_buf_printf(b, ", \"precision\": \"%s\", \"sparsity\": \"%s\"",
-                    best->cfg[i].int8 ? "int8" : "fp32",
+                    prec_name[best->cfg[i].prec],
                     best->cfg[i].sparsity ? best->cfg[i].sparsity : "dense");
     if (n)
       moss_buf_printf(b, ", \"format\": \"%s\", \"dtype\": \"%s\", \"energy_j_op_model\": %.6g, "
@@ -648,7 +723,7 @@ static void hput(moss_buf *b, const char *s) { moss_buf_put(b, s, strlen(s)); }
 static void hcfg(moss_buf *b, const search *s, const point *p) {
   int i;
   for (i = 0; i < s->ls->n; i++) {
-    moss_buf_printf(b, "%s%s %s ", i ? "; " : "", p->cfg[i].int8 ? "int8" : "fp32",
+    moss_buf_printf(b, "%s%s %s ", i ? "; " : "", prec_name[p->cfg[i].prec],
                     p->cfg[i].sparsity ? p->cfg[i].sparsity : "dense");
     moss_report_html_text(b, s->ls->name[i]);
   }
@@ -815,7 +890,7 @@ static void report_html(moss_buf *b, const search *s, const point *fp32, const p
     hput(b, "<tr><td class=\"name\">");
     moss_report_html_name(b, s->ls->name[i]);
     moss_buf_printf(b, "</td><td class=\"l\">%s</td><td class=\"l\">%s</td>",
-                    best->cfg[i].int8 ? "int8" : "fp32",
+                    prec_name[best->cfg[i].prec],
                     best->cfg[i].sparsity ? best->cfg[i].sparsity : "dense");
     if (nd) {
       moss_report_html_si(t, sizeof t, nd->energy_j.value, "J");
@@ -846,7 +921,7 @@ static void report_html(moss_buf *b, const search *s, const point *fp32, const p
 }
 
 static void cfg_text(char *buf, size_t cap, const char *layer, int o) {
-  snprintf(buf, cap, "%s %s %s", layer, o / (NRATIOS + 1) ? "int8" : "fp32",
+  snprintf(buf, cap, "%s %s %s", layer, prec_name[o / (NRATIOS + 1)],
            opt_sparsity(o) ? opt_sparsity(o) : "dense");
 }
 
@@ -879,7 +954,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   double saved_alone[MAX_LAYERS][NOPTS], layer_drop[MAX_LAYERS];
   int cur_opt[MAX_LAYERS];
   move *moves = NULL;
-  int nmoves = 0, html, i, o, nopts = opts->calibration ? NOPTS : NRATIOS + 1, nusable;
+  int nmoves = 0, html, i, o, nopts = NOPTS, nusable;
   point *fp32, *int8 = NULL, *best, *closest = NULL, *p, *base;
   /* the screen's estimates, and the layers in the order their ladders run */
   double est[MAX_LAYERS][NOPTS];
@@ -929,6 +1004,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
     if (st == MOSS_OK) s.platform = strcmp(r->total.platform_j.label, "not-modeled") != 0;
     moss_cost_destroy(ctx, r);
   }
+  if (st == MOSS_OK) fp16_probe(&s); /* like the figure above, not an evaluation */
   moss_progress_begin("budget search", s.max_evals, "compiles");
   memset(cur, 0, sizeof cur);
   memset(cur_opt, 0, sizeof cur_opt);
@@ -949,7 +1025,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
                    "compile and evaluate: %s", fp32 ? fp32->what : "no evaluation allowed");
   }
   if (st == MOSS_OK && opts->calibration) {
-    for (i = 0; i < ls.n; i++) cfg[i].int8 = 1, cfg[i].sparsity = NULL;
+    for (i = 0; i < ls.n; i++) cfg[i].prec = PREC_INT8, cfg[i].sparsity = NULL;
     int8 = measure(&s, cfg, "uniform int8");
     if (int8 && !int8->ok) int8 = NULL;
   }
@@ -966,7 +1042,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   /* Sensitivity: each layer alone in its options, the rest as the base.
    * Every option of every layer where that fits in half the evaluations;
    * else the screened ladder. */
-  for (o = 0, nusable = 0; o < nopts; o++) nusable += opt_usable(opts, o);
+  for (o = 0, nusable = 0; o < nopts; o++) nusable += usable(&s, -1, o);
   screened = 2 + (nusable - 1) * ls.n > s.max_evals;
   s.screened = screened;
   s.base = base;
@@ -992,19 +1068,20 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
       int pass;
       i = screened ? ladder[k].l : k;
       if (screened && s.evals >= limit) break;
-      /* the base's precision first; each precision's sparsities in rising zeros */
-      for (pass = 0; pass < 2 && !spent; pass++) {
-        int prec = pass ? !(base_o / (NRATIOS + 1)) : base_o / (NRATIOS + 1), r;
+      /* the base's precision first, then the other of fp32 and int8, then
+       * fp16 (dense only); each precision's sparsities in rising zeros */
+      for (pass = 0; pass < 3 && !spent; pass++) {
+        int prec = pass == 2 ? PREC_FP16 : pass ? !(base_o / (NRATIOS + 1)) : base_o / (NRATIOS + 1);
+        int r;
         unsigned stopped = 0; /* the families whose ladder missed */
-        if (prec && nopts <= NRATIOS + 1) continue; /* no int8 without --calibration */
-        for (r = 0; r <= NRATIOS; r++) {
+        for (r = 0; r <= (prec == PREC_FP16 ? 0 : NRATIOS); r++) {
           o = prec * (NRATIOS + 1) + r;
-          if (o == base_o || !opt_usable(opts, o) ||
+          if (o == base_o || !usable(&s, i, o) ||
               (screened && !(est[i][base_o] - est[i][o] > 0)))
             continue;
           if (r > 0 && (stopped >> family[r - 1] & 1)) continue;
           memcpy(cfg, base->cfg, sizeof *cfg * (size_t)ls.n);
-          cfg[i].int8 = prec;
+          cfg[i].prec = prec;
           cfg[i].sparsity = opt_sparsity(o);
           cfg_text(what, sizeof what, ls.name[i], o);
           if (!(p = measure(&s, cfg, what))) {
@@ -1033,7 +1110,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
       const move *m = &moves[i];
       if (m->saved <= (cur_opt[m->l] != base_o ? saved_alone[m->l][cur_opt[m->l]] : 0)) continue;
       memcpy(cfg, cur, sizeof cfg);
-      cfg[m->l].int8 = m->o / (NRATIOS + 1);
+      cfg[m->l].prec = m->o / (NRATIOS + 1);
       cfg[m->l].sparsity = opt_sparsity(m->o);
       cfg_text(what + 8, sizeof what - 8, ls.name[m->l], m->o);
       memcpy(what, "greedy: ", 8);
@@ -1067,7 +1144,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
       int j, alone = 1;
       for (j = 0; j < ls.n && alone; j++) {
         want = j == i ? &best->cfg[i] : &base->cfg[j];
-        alone = s.pts[k].cfg[j].int8 == want->int8 && s.pts[k].cfg[j].sparsity == want->sparsity;
+        alone = s.pts[k].cfg[j].prec == want->prec && s.pts[k].cfg[j].sparsity == want->sparsity;
       }
       if (alone && s.pts[k].ok && layer_drop[i] < -2)
         layer_drop[i] = s.pts[k].loss;
@@ -1121,7 +1198,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
            best == fp32 ? "" : best->what, best == fp32 ? "" : "'",
            quality(q, sizeof q, &s, best), best->energy, 100.0 * best->energy / fp32->energy);
     for (i = 0; i < ls.n; i++)
-      printf("  %s %s %s\n", best->cfg[i].int8 ? "int8" : "fp32",
+      printf("  %s %s %s\n", prec_name[best->cfg[i].prec],
              best->cfg[i].sparsity ? best->cfg[i].sparsity : "dense", ls.name[i]);
     if (best == fp32 && !closest)
       printf("not met: no configuration tried costs less energy than fp32 dense on this target\n");

@@ -154,6 +154,7 @@ static moss_status key_text(moss_ctx *ctx, const moss_compile_opts *o, const mos
                     o->bindings[k].name, o->bindings[k].file ? "" : "=",
                     o->bindings[k].file ? "" : o->bindings[k].shape);
   if (o->prune) moss_buf_printf(b, "--prune %s\n", o->prune);
+  if (o->float16) moss_buf_printf(b, "--float16 %s\n", o->float16);
   if (o->quantize) {
     struct stat sb;
     int dir = stat(o->calibration, &sb) == 0 && S_ISDIR(sb.st_mode);

@@ -31,6 +31,13 @@ typedef struct moss_compile_opts {
   const char *calibration;    /* --calibration DATA (.npy batch or folder of .npy) */
   const char *calib_method;   /* --calibration-method minmax|percentile[:P]; NULL: minmax */
   const char *keep_float;     /* --keep-float NODE,NODE...; NULL: none */
+  const char *float16;        /* --float16 NODE,NODE...: Conv/Gemm/MatMul layers rounded to and,
+                               * where the device can, computed in float16 (passes/half.c);
+                               * NULL: none */
+  int host_half;              /* internal: this machine's LLVM code computes the float16 layers
+                               * in float16 too (LLVM legalizes it where the CPU has no such
+                               * instructions), so that --budget measures the accuracy of the
+                               * target's float16 arithmetic here */
   int observe;                /* internal: every float activation becomes a graph output
                                * after 'fuse' (the calibration run); no quantization */
   const struct moss_act_power *act_power; /* internal: the inputs' mean squares --prune

@@ -28,7 +28,7 @@ static const char usage[] =
     "               [--prune magnitude:R|magnitude-layer:R|block:HxW:R|channels:HxC:R|columns:R|\n"
     "                columns-act:R|nm:N:M]\n"
     "               [--quantize int8 --calibration DATA [--calibration-method minmax|percentile[:P]]\n"
-    "                [--keep-float NODE,...]] [--eval X.npy Y.npy]\n"
+    "                [--keep-float NODE,...]] [--float16 NODE,...] [--eval X.npy Y.npy]\n"
     "               [--budget DROP --eval X.npy Y.npy | --budget rel-l2:R --eval X.npy\n"
     "                [--calibration DATA] [--plan-out FILE] [--budget-report FILE.json|.html]\n"
     "                [--max-evals N]] [--plan FILE]\n"
@@ -81,6 +81,10 @@ static const char usage[] =
     "    uint8 activations (ONNX Quantize/DequantizeLinear, folded into integer-only kernels).\n"
     "    --keep-float NODE,... leaves those layers float. There is no retraining, so accuracy\n"
     "    changes: measure it (--eval). See docs/quantization.md.\n"
+    "  --float16 NODE,...: those Conv/Gemm/MatMul layers read their inputs and weights rounded\n"
+    "    to float16 and compute and accumulate in float16 where the target's CPU has the\n"
+    "    instructions (Armv8.2 +fullfp16: rpi5, jetson-orin-nano); elsewhere they compute in\n"
+    "    float32 between the roundings. See docs/kernel.md, \"Half precision\".\n"
     "  --eval X.npy Y.npy: after writing the bundle, runs it on X and prints the accuracy of\n"
     "    the argmax of output 0 against the labels Y; with --quantize also the float model's.\n"
     "  Symbolic input dimensions must be bound with --input-shape, except a batch axis: when\n"
@@ -140,7 +144,7 @@ static const char usage[] =
     "  plugin libraries, --constant files, the --calibration file or each .npy of its folder\n"
     "  in name order, the --sign key); the target as resolved (host: this machine's\n"
     "  figures); the model's file name, --name, --emit, --input-shape, --prune, --quantize,\n"
-    "  --calibration-method, --keep-float, --grid-intensity, --report's extension,\n"
+    "  --calibration-method, --keep-float, --float16, --grid-intensity, --report's extension,\n"
     "  --max-trip-count, --max-length, --profile, --sign, --winograd (MOSS_WINOGRAD) and\n"
     "  MOSS_SPARSE; with --quantize the host target (calibration runs here); where $CC builds\n"
     "  code (a bundle's C backend code, calibration) $CC, MOSS_CFLAGS and `$CC --version`.\n"
@@ -343,6 +347,7 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
       o.calib_method = argv[++i];
       ok = moss_ptq_parse_method(ctx, o.calib_method, &p) == MOSS_OK;
     } else if (!strcmp(a, "--keep-float") && (ok = need_arg(i, argc, a))) o.keep_float = argv[++i];
+    else if (!strcmp(a, "--float16") && (ok = need_arg(i, argc, a))) o.float16 = argv[++i];
     else if (!strcmp(a, "--eval") && (ok = need_arg(i, argc, a))) {
       size_t l;
       eval_x = argv[++i];
@@ -373,9 +378,9 @@ static int cmd_compile(moss_ctx *ctx, int argc, char **argv) {
   if (ok && !o.model) ok = USAGE("compile: no model given");
   if (ok && (budget || plan)) { /* the search or the plan decides these (budget.c) */
     if (budget && plan) ok = USAGE("--budget searches a plan and --plan replays one: give one");
-    else if (o.quantize || o.keep_float || o.prune)
-      ok = USAGE("%s sets each layer's precision and sparsity: drop --quantize, --keep-float "
-                 "and --prune", budget ? "--budget" : "--plan");
+    else if (o.quantize || o.keep_float || o.float16 || o.prune)
+      ok = USAGE("%s sets each layer's precision and sparsity: drop --quantize, --keep-float, "
+                 "--float16 and --prune", budget ? "--budget" : "--plan");
     else if (budget && (o.inputs || o.depfile))
       ok = USAGE("--cache-key and --depfile do not cover --budget yet (they cover --plan)");
     else if (budget && !eval_x)

@@ -46,6 +46,7 @@ typedef struct pass_entry {
 } pass_entry;
 
 static moss_status prune(stage *s);
+static moss_status float16(stage *s);
 static moss_status calibrate(stage *s);
 static moss_status quantize(stage *s);
 static moss_status partition(stage *s);
@@ -63,6 +64,7 @@ static const pass_entry passes[] = {
     {"bn-fold", moss_pass_bn_fold, NULL},   /* BatchNormalization into Conv/Gemm weights */
     {"fuse", moss_pass_fuse, NULL},         /* bias Add and activation into Conv/Gemm/MatMul */
     {"prune", NULL, prune},                 /* --prune: weights zeroed (docs/pruning.md) */
+    {"float16", NULL, float16},             /* --float16: layers rounded to float16 */
     {"calibrate", NULL, calibrate},         /* --quantize: run the float model, measure ranges */
     {"quantize", NULL, quantize},           /* --quantize: Q/DQ pairs from those ranges */
     {"qdq", moss_pass_qdq, NULL},           /* Dequantize -> op -> Quantize into integer ops */
@@ -280,6 +282,12 @@ static moss_status prune(stage *s) {
   return MOSS_OK;
 }
 
+/* "float16": the --float16 layers read and give float16 (passes/half.c);
+ * "half" makes them compute in it where the device can. */
+static moss_status float16(stage *s) {
+  return s->opts->float16 ? moss_pass_half_layers(s->ctx, s->g, s->opts->float16) : MOSS_OK;
+}
+
 /* "calibrate": --quantize's float runs on the calibration data, through
  * libmossrt, of the model compiled again with observers (calibrate.c);
  * the range of each value of the graph goes to "quantize". */
@@ -466,7 +474,8 @@ static moss_status half(stage *s) {
   for (d = 0; d < nd; d++) {
     moss_kernel_cpu kc;
     moss_backend_device_kernel_cpu(&s->devices[d], &kc);
-    native[d] = (unsigned char)(kc.half && s->devices[d].backend && s->devices[d].backend->native_half);
+    native[d] = (unsigned char)((kc.half || (s->opts->host_half && !s->opts->target)) &&
+                                s->devices[d].backend && s->devices[d].backend->native_half);
     any |= native[d];
   }
   st = any ? moss_pass_native_half(s->ctx, s->g, native) : MOSS_OK;

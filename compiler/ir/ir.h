@@ -214,6 +214,9 @@ struct moss_node {
                            * such and computes in float16, on a device that has the
                            * instructions (moss_kernel_cpu.half); 0: float16 only
                            * through Casts to float32 */
+  int half_layer;         /* --float16 named it (passes/half.c): a Conv/Gemm/MatMul whose
+                           * inputs and result are rounded to float16; it computes in
+                           * float16 where its device can (native_half) */
   int64_t opset;          /* the default domain's opset of the model it came from (some
                            * operators, e.g. Softmax before 13, mean another thing) */
   int opaque;             /* its segment runs as one unit (a plugin's subgraph): the

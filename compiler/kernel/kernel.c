@@ -47,7 +47,7 @@ int moss_kernel_half_ok(const moss_node *n) {
 
 /* |dt| in a kernel of the node being lowered: float16 itself too where
  * the node computes in float16 (moss_node.native_half). */
-static int dt_ok(const moss_kb *b, moss_dtype dt) {
+int moss_kb_dtype_ok(const moss_kb *b, moss_dtype dt) {
   return moss_kernel_dtype_ok(dt) || (dt == MOSS_DT_F16 && b->k && b->k->node && b->k->node->native_half);
 }
 
@@ -151,7 +151,7 @@ static int add_buf(moss_kb *b, moss_kbuf_kind kind, const char *name, moss_dtype
   moss_kernel *k = b->k;
   moss_kbuf *nb;
   if (b->st != MOSS_OK) return 0;
-  if (!dt_ok(b, dt)) {
+  if (!moss_kb_dtype_ok(b, dt)) {
     moss_kb_fail(b, MOSS_E_UNSUPPORTED, "kernel buffer '%s' has type %s", name,
                  moss_dtype_name(dt));
     return 0;
@@ -325,7 +325,7 @@ moss_kx *moss_k_idx(moss_kb *b, int64_t v) { return moss_k_int(b, MOSS_DT_I64, v
 
 moss_kx *moss_k_flt(moss_kb *b, moss_dtype dt, double v) {
   moss_kx *x;
-  if (!moss_dtype_is_float(dt) || !dt_ok(b, dt)) return ill(b, "float constant", NULL, NULL);
+  if (!moss_dtype_is_float(dt) || !moss_kb_dtype_ok(b, dt)) return ill(b, "float constant", NULL, NULL);
   x = node(b, MOSS_KX_CONST, dt, 1);
   if (bad(b, x)) return &poison;
   x->f = dt == MOSS_DT_F32 ? (double)(float)v : v;
@@ -386,7 +386,7 @@ moss_kx *moss_k_load_or(moss_kb *b, int buf, moss_kx *index, moss_kx *cond, moss
 moss_kx *moss_k_cast(moss_kb *b, moss_dtype dt, moss_kx *a) {
   moss_kx *x;
   if (bad(b, a)) return &poison;
-  if (!dt_ok(b, dt)) return ill(b, "cast", a, NULL);
+  if (!moss_kb_dtype_ok(b, dt)) return ill(b, "cast", a, NULL);
   if (a->dt == dt) return a;
   if (a->op == MOSS_KX_CONST && a->lanes == 1) { /* fold */
     if (moss_dtype_is_float(dt))

@@ -1831,7 +1831,7 @@ moss_status moss_lower_conv(moss_kb *b, const moss_node *n) {
   moss_dtype dt = n->outputs[0]->dtype;
   if (n->sparse)
     return moss_kb_fail(b, MOSS_E_UNSUPPORTED, "no kernel description for a sparse weight yet");
-  if (dt != MOSS_DT_F32 && dt != MOSS_DT_F64)
+  if (dt != MOSS_DT_F32 && dt != MOSS_DT_F64 && !(dt == MOSS_DT_F16 && moss_kb_dtype_ok(b, dt)))
     return moss_kb_fail(b, MOSS_E_UNSUPPORTED, "type %s (float32 and float64 only)",
                         moss_dtype_name(dt));
   if (n->inputs[0]->rank < 3 || n->inputs[1]->rank != n->inputs[0]->rank)

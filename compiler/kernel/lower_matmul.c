@@ -268,7 +268,7 @@ static void product(moss_kb *b, const moss_node *n, const mm *p, moss_kx *ao, mo
 }
 
 static moss_status check_type(moss_kb *b, moss_dtype dt) {
-  if (!moss_kernel_dtype_ok(dt) || dt == MOSS_DT_BOOL)
+  if (!moss_kb_dtype_ok(b, dt) || dt == MOSS_DT_BOOL)
     return moss_kb_fail(b, MOSS_E_UNSUPPORTED, "type %s", moss_dtype_name(dt));
   return MOSS_OK;
 }

@@ -114,15 +114,30 @@ static moss_value *half_source(moss_ctx *ctx, moss_graph *g, moss_value *v, int 
   int64_t i, n;
   uint16_t *bits;
   if (c && !c->dead && c->op == MOSS_OP_Cast && c->inputs[0] && c->inputs[0]->dtype == MOSS_DT_F16 &&
-      v->dtype == MOSS_DT_F32)
-    return c->device == device ? c->inputs[0] : NULL;
+      v->dtype == MOSS_DT_F32) {
+    moss_value *h16 = c->inputs[0];
+    moss_node *r;
+    /* a float16 value rounded from a float32 one that came from float16 is that value */
+    while ((r = h16->producer) && !r->dead && r->op == MOSS_OP_Cast && r->inputs[0] &&
+           r->inputs[0]->dtype == MOSS_DT_F32 && (c = r->inputs[0]->producer) && !c->dead &&
+           c->op == MOSS_OP_Cast && c->inputs[0] && c->inputs[0]->dtype == MOSS_DT_F16 &&
+           c->device == device)
+      h16 = c->inputs[0];
+    return v->producer->device == device ? h16 : NULL;
+  }
   if (!v || !v->data || v->dtype != MOSS_DT_F32 || (n = moss_value_numel(v)) < 0) return NULL;
   if (v->id >= 0 && v->id < nv && made[v->id]) return made[v->id];
   for (i = 0; i < n; i++) {
     double x = moss_value_get_f64(v, i);
     if (x == x && moss_half_to_f64(MOSS_DT_F16, moss_half_from_f64(MOSS_DT_F16, x)) != x) return NULL;
   }
-  h = moss_graph_add_constant(ctx, g, NULL, MOSS_DT_F16, v->rank, v->dims, NULL);
+  { /* named as the Casts name theirs: w.f16 for a constant w.f16.f32 (--float16), else w.f16 */
+    char name[512];
+    size_t len = v->name ? strlen(v->name) : 0;
+    if (len > 4 && !strcmp(v->name + len - 4, ".f32")) snprintf(name, sizeof name, "%.*s", (int)(len - 4), v->name);
+    else snprintf(name, sizeof name, "%s.f16", v->name ? v->name : "w");
+    h = moss_graph_add_constant(ctx, g, name, MOSS_DT_F16, v->rank, v->dims, NULL);
+  }
   if (!h) return NULL;
   bits = h->data;
   for (i = 0; i < n; i++) bits[i] = moss_half_from_f64(MOSS_DT_F16, moss_value_get_f64(v, i));
@@ -151,8 +166,10 @@ moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned c
   }
   for (i = 0; i < g->nnodes; i++) {
     moss_node *n = g->nodes[i], *back;
-    moss_value *in[2], *y;
-    if (n->dead || !native[n->device] || !exact_in_half(n) || n->act.kind || n->noutputs != 1) continue;
+    moss_value *in[8], *y;
+    if (n->dead || !native[n->device] || n->noutputs != 1 || n->ninputs > 8 ||
+        !(n->half_layer || (exact_in_half(n) && !n->act.kind)))
+      continue;
     y = n->outputs[0];
     /* its float32 result rounded by a Cast into a float16 value, and read by nothing else */
     back = y && y->dtype == MOSS_DT_F32 && y->nuses == 1 && y->output_index < 0 && y->id >= 0 && y->id < nv
@@ -184,4 +201,84 @@ moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned c
   } while (changed);
   moss_graph_compact(g);
   return MOSS_OK;
+}
+
+/* ---- --float16: layers the user asked for in float16 ---- */
+
+/* A float32 constant with |v|'s values rounded to float16. */
+static moss_value *rounded_constant(moss_ctx *ctx, moss_graph *g, const moss_value *v) {
+  char name[512];
+  int64_t i, n = moss_value_numel(v);
+  moss_value *r;
+  float *d;
+  snprintf(name, sizeof name, "%s.f16.f32", v->name ? v->name : "w");
+  if (n < 0 || !(r = moss_graph_add_constant(ctx, g, name, MOSS_DT_F32, v->rank, v->dims, NULL)))
+    return NULL;
+  d = r->data;
+  for (i = 0; i < n; i++)
+    d[i] = (float)moss_half_to_f64(MOSS_DT_F16, moss_half_from_f64(MOSS_DT_F16, moss_value_get_f64(v, i)));
+  return r;
+}
+
+/* |n|'s inputs read rounded to float16 and its result rounded so. */
+static moss_status half_layer(moss_ctx *ctx, moss_graph *g, moss_node *n) {
+  char name[512];
+  moss_value *y = n->outputs[0], *t, *h;
+  int k;
+  for (k = 0; k < n->ninputs; k++) {
+    moss_value *v = n->inputs[k], *f;
+    if (!v) continue;
+    if (v->data) {
+      if (!(n->inputs[k] = rounded_constant(ctx, g, v))) return moss_fail(ctx, MOSS_E_NOMEM, n, "--float16");
+      continue;
+    }
+    snprintf(name, sizeof name, "%s.to_f16.%d", n->name, k);
+    /* named apart from the rounding of the layer that made |v| (v.f16) */
+    if (!(h = like(ctx, g, v, ".in_f16", MOSS_DT_F16)) || !cast(ctx, g, n, v, h, name) ||
+        !(f = like(ctx, g, v, ".in_f16.f32", MOSS_DT_F32)))
+      return moss_fail(ctx, MOSS_E_NOMEM, n, "--float16");
+    snprintf(name, sizeof name, "%s.from_f16.%d", n->name, k);
+    if (!cast(ctx, g, n, h, f, name)) return moss_fail(ctx, MOSS_E_NOMEM, n, "--float16");
+    n->inputs[k] = f;
+  }
+  if (!(t = like(ctx, g, y, ".f32", MOSS_DT_F32)) || !(h = like(ctx, g, y, ".f16", MOSS_DT_F16)))
+    return moss_fail(ctx, MOSS_E_NOMEM, n, "--float16");
+  t->producer = n;
+  n->outputs[0] = t;
+  snprintf(name, sizeof name, "%s.to_f16", n->name);
+  if (!cast(ctx, g, n, t, h, name)) return moss_fail(ctx, MOSS_E_NOMEM, n, "--float16");
+  snprintf(name, sizeof name, "%s.from_f16", n->name);
+  if (!cast(ctx, g, n, h, y, name)) return moss_fail(ctx, MOSS_E_NOMEM, n, "--float16");
+  n->half_layer = 1;
+  return MOSS_OK;
+}
+
+moss_status moss_pass_half_layers(moss_ctx *ctx, moss_graph *g, const char *names) {
+  const char *p = names;
+  int i, k, count = g->nnodes;
+  while (p && *p) { /* every name one float32 Conv, Gemm or MatMul */
+    size_t len = strcspn(p, ",");
+    moss_node *n = NULL;
+    for (i = 0; i < count && !n; i++)
+      if (!g->nodes[i]->dead && strlen(g->nodes[i]->name) == len && !strncmp(g->nodes[i]->name, p, len))
+        n = g->nodes[i];
+    if (!n)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "--float16: the model has no node named "
+                       "'%.*s' (after fusion; see --dump-after=fuse for the names)", (int)len, p);
+    if (n->op != MOSS_OP_Conv && n->op != MOSS_OP_Gemm && n->op != MOSS_OP_MatMul)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "--float16: '%s' is a %s; only Conv, Gemm "
+                       "and MatMul layers compute in float16", n->name, moss_op_infos[n->op].name);
+    for (k = 0; k < n->ninputs; k++)
+      if (n->inputs[k] && n->inputs[k]->dtype != MOSS_DT_F32) break;
+    if (k < n->ninputs || n->noutputs != 1 || !n->outputs[0] || n->outputs[0]->dtype != MOSS_DT_F32)
+      return moss_fail(ctx, MOSS_E_INVALID_MODEL, n, "--float16: '%s' is not a float32 layer "
+                       "(only float32 layers are rounded to float16)", n->name);
+    p += len;
+    if (*p) p++;
+  }
+  for (i = 0; i < count; i++) {
+    moss_node *n = g->nodes[i];
+    if (!n->dead && !n->half_layer && moss_name_listed(names, n->name)) MOSS_TRY(half_layer(ctx, g, n));
+  }
+  return moss_graph_sort(ctx, g);
 }

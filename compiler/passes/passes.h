@@ -36,6 +36,17 @@ moss_status moss_half_outputs(moss_ctx *ctx, moss_graph *g, moss_node *n, moss_d
  * (moss_node.native_half); the Casts nothing reads then go. The results
  * are the same bits. */
 moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned char *native);
+/* --float16 NODE,NODE... (docs/kernel.md, "Half precision"): each named
+ * float32 Conv, Gemm or MatMul (names after fusion) reads its inputs and
+ * weights rounded to float16 (a Cast to float16 and back; constants
+ * rounded in place of a copy) and its result is rounded to float16 the
+ * same way (moss_node.half_layer). On a device that computes in float16,
+ * moss_pass_native_half then makes it read and write float16 and
+ * accumulate in it; elsewhere it computes in float32 between the
+ * roundings. A name that is not such a node is an invalid-model error. */
+moss_status moss_pass_half_layers(moss_ctx *ctx, moss_graph *g, const char *names);
+/* Whether |name| is one of the comma-separated |list| (passes/ptq.c). */
+int moss_name_listed(const char *list, const char *name);
 /* RNN, GRU and LSTM node |n|, inferred, becomes the nodes of its time
  * steps (passes/recurrent.c), appended to the node list for inference to
  * visit; |n| is marked dead and its outputs keep their values. */

@@ -45,8 +45,7 @@ void moss_ptq_act_params(float lo, float hi, float *out_scale, uint8_t *out_zp) 
   *out_zp = (uint8_t)(z < 0.0f ? 0 : z > 255.0f ? 255 : (int)z);
 }
 
-/* Whether |name| is one of the comma-separated |list|. */
-static int listed(const char *list, const char *name) {
+int moss_name_listed(const char *list, const char *name) {
   size_t n = strlen(name);
   while (list && *list) {
     size_t k = strcspn(list, ",");
@@ -359,7 +358,7 @@ moss_status moss_ptq_insert(moss_ctx *ctx, moss_graph *g, const moss_ptq_range *
     int axis, done;
     if (n->dead) continue;
     axis = layer_axis(n);
-    if (listed(keep_float, n->name)) {
+    if (moss_name_listed(keep_float, n->name) || n->half_layer) { /* --float16's too */
       *out_nkept += axis >= 0;
       continue;
     }
