@@ -38,14 +38,26 @@ cortex-m7 as standalone C, which `moss run` builds and runs here). Checks:
   - --plan with --depfile names the plan among the files read, and
     --cache-key follows the plan's bytes, not its path;
   - the per-layer --prune form zeroes floor(R * n) of the named layer only;
+  - fp16 where the target computes in it (rpi5: Armv8.2 +fullfp16): with
+    --budget rel-l2:0.005 on the MLP, which uniform int8 misses, the answer
+    keeps int8 layers and computes one in float16, at less energy than fp32
+    dense; its rpi5 bundle, run here under qemu-aarch64 through libmossrt
+    built for AArch64, gives a relative L2 error against numpy's float64
+    forward pass of the ONNX weights within the budget and equal to the
+    report's (so the search measured the target's float16 arithmetic); the
+    plan replays it byte for byte; rpi4 (no float16 arithmetic) gets no
+    fp16 point;
   - bad flags (no --eval, no labels for a top-1 budget, bad syntax,
-    --budget with --quantize,
-    a plan naming an unknown layer, an int8 plan without --calibration)
+    --budget with --quantize or --float16, a plan naming an unknown layer,
+    an int8 plan without --calibration, a sparse fp16 plan line, --float16
+    naming a missing node or one that is not a layer)
     fail with a clear message.
   test_budget.py --moss build/moss
 """
 import argparse
+import concurrent.futures as cf
 import filecmp
+import glob
 import html.parser
 import json
 import os
@@ -305,6 +317,71 @@ def plan_inputs(a, work):
           "another plan (%s %s %s)" % (k1, k2, k3))
 
 
+def aarch64_runner(work):
+    """libmossrt and tests/e2e/native/bundle_runner.c built for AArch64."""
+    root = os.path.dirname(os.path.dirname(HERE))
+    runner = os.path.join(work, "runner-aarch64")
+    rt = sorted(glob.glob(os.path.join(root, "runtime", "src", "*", "*.c")))
+    r = subprocess.run(["aarch64-linux-gnu-gcc", "-O1", "-std=gnu11", "-I" + os.path.join(root, "runtime", "include"),
+                        "-I" + os.path.join(root, "plugins", "include")] + rt +
+                       [os.path.join(HERE, "native", "bundle_runner.c"), "-ldl", "-lm", "-o", runner],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "libmossrt builds for AArch64 (%s)" % r.stderr.strip()[-300:])
+    return runner if r.returncode == 0 else None
+
+
+def fp16_rpi5(a, work):
+    """fp16 on rpi5: see the module's docstring."""
+    import onnx
+    from onnx import numpy_helper
+    mlp, x = os.path.join(DATA, "mlp.onnx"), os.path.join(DATA, "x_test_mlp.npy")
+    out, plan = os.path.join(work, "fp16-rpi5.moss"), os.path.join(work, "fp16-rpi5.plan")
+    r = moss(a, "compile", mlp, "--target", "rpi5", "-o", out, "-q", "--budget", "rel-l2:0.005",
+             "--calibration", os.path.join(DATA, "x_calib_mlp.npy"), "--eval", x, "--plan-out", plan)
+    check(r.returncode == 0, "fp16 rpi5: the search runs (%s)" % r.stderr.strip()[-300:])
+    if r.returncode:
+        return
+    print(r.stdout, end="")
+    rep = json.load(open(out + ".budget.json"))
+    precs = [l["precision"] for l in rep["layers"]]
+    u, f32 = rep["uniform_int8"], rep["fp32_dense"]
+    check(u and not u["within_budget"] and "fp16" in precs and "int8" in precs
+          and rep["chosen"]["energy_j"] < f32["energy_j"],
+          "fp16 rpi5: uniform int8 misses rel-l2 0.005; the answer mixes int8 and fp16 layers %s, "
+          "at %.4g J below fp32 dense's %.4g J" % (precs, rep["chosen"]["energy_j"], f32["energy_j"]))
+    runner = aarch64_runner(work)
+    if runner is None:
+        return
+    # numpy's forward pass of the ONNX weights, in float64
+    w = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in onnx.load(mlp).graph.initializer}
+    xs = np.load(x).astype(np.float32)
+    ref = xs.astype(np.float64)
+    for i in (0, 2, 4):
+        ref = ref @ w["net.%d.weight" % i].T + w["net.%d.bias" % i]
+        ref = np.maximum(ref, 0) if i < 4 else ref
+
+    def one(i):
+        pin, pout = os.path.join(work, "q%d.in" % i), os.path.join(work, "q%d.out" % i)
+        xs[i:i + 1].tofile(pin)
+        p = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", runner, out, pin, "--", pout],
+                           capture_output=True, text=True)
+        return np.fromfile(pout, dtype=np.float32) if p.returncode == 0 else None
+    with cf.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+        ys = list(ex.map(one, range(len(xs))))
+    if any(y is None for y in ys):
+        check(False, "fp16 rpi5: the chosen bundle runs under qemu-aarch64")
+        return
+    err = float(np.linalg.norm(np.array(ys, np.float64) - ref) / np.linalg.norm(ref))
+    check(err <= 0.005 and abs(err - rep["chosen"]["rel_l2"]) <= 1e-4 * err,
+          "fp16 rpi5: the bundle's error under qemu-aarch64, %.7f, is within 0.005 and is the "
+          "report's %.7f" % (err, rep["chosen"]["rel_l2"]))
+    again = os.path.join(work, "fp16-rpi5-plan.moss")
+    r = moss(a, "compile", mlp, "--target", "rpi5", "-o", again, "-q", "--plan", plan, "--calibration",
+             os.path.join(DATA, "x_calib_mlp.npy"))
+    check(r.returncode == 0 and same_files(out, again), "fp16 rpi5: the plan replays the bundle byte for "
+          "byte (%s)" % r.stderr.strip()[-200:])
+
+
 def finish(work):
     shutil.rmtree(work, ignore_errors=True)
     if failures:
@@ -353,6 +430,7 @@ def main():
         print("skip npu-systolic-32x32: %s not built" % npu)
     rel_l2(a, work)
     plan_inputs(a, work)
+    fp16_rpi5(a, work)
     # Too few evaluations for every option of the MLP's layers (2 + 19 x 3):
     # the screened search, within the budget all the same; one screen
     # compile per option (2 precisions x 10 sparsities).
@@ -368,8 +446,10 @@ def main():
     rep = json.load(open(out + ".budget.json")) if r.returncode == 0 else None
     check(rep and rep["accuracy_measured_on"] == "host bundle" and "host bundle" in r.stdout
           and [p["what"] for p in rep["points"]].count("fp32 dense") == 1
-          and rep["evaluations"] == len(rep["points"]),
-          "mlp rpi4 bundle: measured on the host bundle, fp32 dense once (%s)" % r.stderr.strip())
+          and rep["evaluations"] == len(rep["points"])
+          and not any("fp16" in p["what"] for p in rep["points"]),
+          "mlp rpi4 bundle: measured on the host bundle, fp32 dense once, no fp16 point (no float16 "
+          "arithmetic) (%s)" % r.stderr.strip())
     # ... and below uniform int8: the first Gemm's input columns that the
     # calibration data shows (nearly) always 0 (the digits' border pixels) pruned
     # by columns-act, the layer run by columns (48 of 64 kept: three of
@@ -446,6 +526,8 @@ def main():
         (["--plan-out", "p"], "need --budget"),
         (["--budget", "0.5%", "--eval", xm, y, "--depfile", "d"], "do not cover --budget"),
         (["--prune", "layer=/nope:magnitude:0.5"], "no Conv, Gemm or MatMul node"),
+        (["--budget", "0.5%", "--eval", xm, y, "--float16", "/net/net.0/Gemm"], "drop --quantize"),
+        (["--float16", "/net/nope"], "--float16: the model has no node named '/net/nope'"),
     ]
     plan = os.path.join(work, "bad.plan")
     with open(plan, "w") as f:
@@ -455,10 +537,18 @@ def main():
     with open(plan8, "w") as f:
         f.write("moss-plan 1\nint8 dense /net/net.0/Gemm\n")
     cases.append((["--plan", plan8], "give --calibration"))
+    plan16 = os.path.join(work, "fp16.plan")
+    with open(plan16, "w") as f:
+        f.write("moss-plan 1\nfp16 magnitude:0.5 /net/net.0/Gemm\n")
+    cases.append((["--plan", plan16], "fp16 layers are dense"))
     for args, want in cases:
         r = moss(a, "compile", mlp, "-o", os.path.join(work, "bad.moss"), *args)
         check(r.returncode != 0 and want in r.stderr and "Traceback" not in r.stderr,
               "%s: fails with '%s' (%s)" % (" ".join(args)[:60], want, r.stderr.strip()[:200]))
+    r = moss(a, "compile", os.path.join(DATA, "cnn.onnx"), "-o", os.path.join(work, "bad.moss"), "--float16",
+             "/features/features.3/MaxPool")
+    check(r.returncode != 0 and "only Conv, Gemm and MatMul layers compute in float16" in r.stderr,
+          "--float16 on a MaxPool fails clearly (%s)" % r.stderr.strip()[:200])
     return finish(work)
 
 

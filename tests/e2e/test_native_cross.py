@@ -260,6 +260,123 @@ def half_native(moss, arch, harness, runner, work, model):
     return fails
 
 
+def half_layers_model(work):
+    """A Conv (3x3, pads 1, Relu) and a Gemm (transB, bias) for --float16,
+    and what each gives (numpy, from the weights):
+    - computed in float16 (AArch64 +fullfp16): each product and each sum
+      rounded to float16, in the kernels' order (docs/kernel.md, "Half
+      precision"): the Conv from its bias, input channel by channel, row by
+      row of the window, a row whose taps are all inside the image summed
+      first and then added, a border position's taps added one by one, the
+      taps outside the image skipped; the Gemm from 0 along k, then its
+      bias;
+    - elsewhere: inputs and weights rounded to float16, the sums in float32
+      (the reference in float64), the result rounded to float16."""
+    import onnx
+    from onnx import TensorProto as TP, helper as H, numpy_helper as NH
+    rng = np.random.default_rng(61)
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    w = (rng.standard_normal((4, 3, 3, 3)) * 0.5).astype(np.float32)
+    b = (rng.standard_normal(4) * 0.1).astype(np.float32)
+    w2 = (rng.standard_normal((5, 144)) * 0.2).astype(np.float32)
+    b2 = (rng.standard_normal(5) * 0.1).astype(np.float32)
+    nodes = [H.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             H.make_node("Relu", ["c"], ["r"]), H.make_node("Flatten", ["r"], ["f"]),
+             H.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1, name="fc")]
+    g = H.make_graph(nodes, "half_layers", [H.make_tensor_value_info("x", TP.FLOAT, [1, 3, 6, 6])],
+                     [H.make_tensor_value_info("y", TP.FLOAT, [1, 5])],
+                     [NH.from_array(w, "w"), NH.from_array(b, "b"), NH.from_array(w2, "w2"),
+                      NH.from_array(b2, "b2")])
+    m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = os.path.join(work, "half_layers.onnx")
+    onnx.save(m, path)
+    h = np.float16
+    x16, w16, b16, w216, b216 = (a.astype(h) for a in (x, w, b, w2, b2))
+    # in float16, in the kernels' order
+    c = np.zeros((4, 6, 6), h)
+    for m_ in range(4):
+        for oy in range(6):
+            for ox in range(6):
+                acc = b16[m_]
+                for ci in range(3):
+                    for ky in range(3):
+                        iy = oy + ky - 1
+                        if not 0 <= iy < 6:
+                            continue
+                        t = [h(x16[0, ci, iy, ox + kx - 1] * w16[m_, ci, ky, kx]) for kx in range(3)
+                             if 0 <= ox + kx - 1 < 6]
+                        if len(t) == 3:  # all of the window's row inside: its sum, then added
+                            acc = h(acc + h(h(t[0] + t[1]) + t[2]))
+                        else:  # at the border: tap by tap
+                            for v in t:
+                                acc = h(acc + v)
+                c[m_, oy, ox] = max(acc, h(0))
+    f = c.reshape(-1)
+    y16 = np.zeros(5, h)
+    for j in range(5):
+        acc = h(0)
+        for k in range(144):
+            acc = h(acc + h(f[k] * w216[j, k]))
+        y16[j] = h(acc + b216[j])
+    # in float32 between the roundings (float64 here)
+    d = lambda a: a.astype(np.float64)
+    xp = np.pad(d(x16)[0], ((0, 0), (1, 1), (1, 1)))
+    c32 = np.zeros((4, 6, 6))
+    for ky in range(3):
+        for kx in range(3):
+            c32 += np.einsum("mc,cyx->myx", d(w16)[:, :, ky, kx], xp[:, ky:ky + 6, kx:kx + 6])
+    c32 = np.maximum(c32 + d(b16)[:, None, None], 0).astype(h)
+    y32 = (d(c32).reshape(-1) @ d(w216).T + d(b216)).astype(h)
+    return path, [x], y16.astype(np.float32).reshape(1, 5), y32.astype(np.float32).reshape(1, 5)
+
+
+def half_layers(moss, arch, harness, runner, work, model):
+    """--float16 conv,fc: on AArch64 +fullfp16 the two layers read float16
+    and compute in it, bit for bit the float16 order above, as an object
+    and as a bundle; on x86-64 and RISC-V they compute in float32 between
+    the roundings, within one float16 rounding of that reference."""
+    path, inputs, want16, want32 = model
+    out = os.path.join(work, arch + "_half_layers")
+    p = sh([moss, "compile", path, "--target", ARCHES[arch][0], "--emit", "obj", "--name", "model", "-o", out,
+            "-q", "--dump-ir", "--float16", "conv,fc"])
+    if p.returncode != 0:
+        return ["compile: " + conf.first_line(p.stderr)]
+    fails = []
+    native = [re.search(r":float16\[[0-9,]*\][^=]*= %s\[[^\n]*# '%s'" % (op, name), p.stdout) is not None
+              for op, name in (("Conv", "conv"), ("Gemm", "fc"))]
+    if arch == "aarch64":
+        if not all(native):
+            fails.append("Conv and Gemm do not compute in float16: " + p.stdout[-600:])
+        dis = sh(["llvm-objdump-19", "-d", os.path.join(out, "model.o")])
+        for ins in ("fadd", "fmul"):
+            if not re.search(r"\b%s\s+(v\d+\.[48]h|h\d+)" % ins, dis.stdout):
+                fails.append("no float16 %s in the object" % ins)
+    elif any(native):
+        fails.append("float16 layers computed as such on a CPU without the instructions")
+
+    def check(got, what):
+        if arch == "aarch64":
+            if not np.array_equal(got, want16):
+                fails.append("%s: %s, want numpy's float16 order %s" % (what, got.ravel(), want16.ravel()))
+        elif not np.all(np.abs(got - want32) <= np.abs(want32) * 2.0 ** -10 + 2.0 ** -24):
+            fails.append("%s: %s, want %s within one float16 rounding" % (what, got.ravel(), want32.ravel()))
+    got, why = run_native(arch, harness, out, inputs, [(np.float32, (1, 5))])
+    if got is None:
+        return fails + [why]
+    check(got[0], "object")
+    bundle = os.path.join(out, "model.moss")
+    p = sh([moss, "compile", path, "--target", ARCHES[arch][3], "-o", bundle, "-q", "--float16", "conv,fc"],
+           env=NO_CC)
+    if p.returncode != 0:
+        return fails + ["bundle compile: " + conf.first_line(p.stderr)]
+    got, why = run_bundle(arch, runner, bundle, out, inputs, [(np.float32, (1, 5))])
+    if got is None:
+        return fails + [why]
+    check(got[0], "bundle")
+    return fails
+
+
 def c_reference(moss, model, shape, x, work):
     """moss's C backend on the host, image by image: the int8 reference the native
     code must equal bit for bit (DESIGN.md "Numerics": int8 identical across backends)."""
@@ -505,6 +622,7 @@ def main():
     q8 = [q8_model(work, c) for c in Q8_CASES]
     qc = q8_columns_model(work)
     hm = half_model(work)
+    hl = half_layers_model(work)
     for arch in arches:
         _, cc, _, _ = ARCHES[arch]
         hobj = os.path.join(work, "harness_%s.o" % arch)
@@ -533,8 +651,9 @@ def main():
             failures += ["%s digits %s" % (arch, w) for w in digits(moss, arch, hobj, work, cref)]
         failures += ["%s int8 conv %s" % (arch, w) for w in int8_convs(moss, arch, hobj, runner, work, q8)]
         failures += ["%s float16 %s" % (arch, w) for w in half_native(moss, arch, hobj, runner, work, hm)]
+        failures += ["%s float16 layers %s" % (arch, w) for w in half_layers(moss, arch, hobj, runner, work, hl)]
         failures += ["%s int8 columns: %s" % (arch, w) for w in q8_columns(moss, arch, hobj, runner, work, qc)]
-        print("%s: %d node tests%s, %d int8 convolutions, an int8 MatMul by columns and float16 arithmetic run as "
+        print("%s: %d node tests%s, %d int8 convolutions, an int8 MatMul by columns, float16 arithmetic and float16 layers run as "
               "native code (objects and bundles)" % (arch, len(chosen), "" if a.no_digits else ", the digits models", len(q8)))
     shutil.rmtree(work, ignore_errors=True)
     for f in sorted(failures):
