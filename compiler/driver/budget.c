@@ -396,41 +396,50 @@ static int usable(const search *s, int i, int o) {
   return o != FP16_O || (i < 0 ? s->nfp16 > 0 : s->fp16[i]);
 }
 
+/* Compiles |cfg| for its cost report only (|*r|; no artifact, no
+ * accuracy), its diagnostics kept quiet; the compile's status. */
+static moss_status cost_only(const search *s, const layer_cfg *cfg, cfg_bufs *cb, moss_cost_report **r) {
+  moss_ctx *ctx = s->ctx;
+  moss_diag_capture cap;
+  moss_diag_fn sink = ctx->sink;
+  void *user = ctx->sink_user;
+  int nerrors = ctx->nerrors;
+  moss_compile_opts co;
+  moss_status cs;
+  cfg_opts(s->opts, s->ls, cfg, cb, &co);
+  quiet(&co);
+  co.no_emit = 1;
+  co.cost_out = r;
+  memset(&cap, 0, sizeof cap);
+  ctx->sink = moss_diag_capture_sink;
+  ctx->sink_user = &cap;
+  cs = bufs_failed(cb) ? MOSS_E_NOMEM : moss_compile(ctx, &co);
+  ctx->sink = sink;
+  ctx->sink_user = user;
+  ctx->nerrors = nerrors;
+  return cs;
+}
+
 /* Which layers compute in float16 on the target when --float16 names them:
  * one compile with every layer so, no artifact; a layer whose cost-report
  * node computes in f16 (its device has the instructions and its backend
  * emits them: docs/kernel.md, "Half precision"). Elsewhere fp16 would
  * only round, at float32's rate, so it is not offered. */
 static void fp16_probe(search *s) {
-  moss_ctx *ctx = s->ctx;
   layer_cfg cfg[MAX_LAYERS];
   cfg_bufs cb;
-  moss_diag_capture cap;
-  moss_diag_fn sink = ctx->sink;
-  void *user = ctx->sink_user;
-  int nerrors = ctx->nerrors, i;
-  moss_compile_opts co;
   moss_cost_report *r = NULL;
   moss_status cs;
+  int i;
   for (i = 0; i < s->ls->n; i++) cfg[i].prec = PREC_FP16, cfg[i].sparsity = NULL;
-  bufs_init(&cb, ctx);
-  cfg_opts(s->opts, s->ls, cfg, &cb, &co);
-  quiet(&co);
-  co.no_emit = 1;
-  co.cost_out = &r;
-  memset(&cap, 0, sizeof cap);
-  ctx->sink = moss_diag_capture_sink;
-  ctx->sink_user = &cap;
-  cs = bufs_failed(&cb) ? MOSS_E_NOMEM : moss_compile(ctx, &co);
-  ctx->sink = sink;
-  ctx->sink_user = user;
-  ctx->nerrors = nerrors;
+  bufs_init(&cb, s->ctx);
+  cs = cost_only(s, cfg, &cb, &r);
   for (i = 0; i < s->ls->n; i++) {
     const moss_cost_node *n = cs == MOSS_OK ? report_node_of(r, s->ls->name[i]) : NULL;
     s->fp16[i] = n && !strcmp(n->dtype, "f16");
     s->nfp16 += s->fp16[i];
   }
-  moss_cost_destroy(ctx, r);
+  moss_cost_destroy(s->ctx, r);
   bufs_deinit(&cb);
 }
 
@@ -572,15 +581,11 @@ static moss_status screen(search *s, int nopts, double (*est)[NOPTS]) {
   moss_ctx *ctx = s->ctx;
   layer_cfg cfg[MAX_LAYERS];
   cfg_bufs cb;
-  moss_diag_capture cap;
-  moss_diag_fn sink = ctx->sink;
-  void *user = ctx->sink_user;
-  int nerrors = ctx->nerrors, o, i;
+  int o, i;
   char what[120];
   moss_status st = MOSS_OK;
   bufs_init(&cb, ctx);
   for (o = 0; o < nopts && st == MOSS_OK; o++) {
-    moss_compile_opts co;
     moss_cost_report *r = NULL;
     moss_status cs;
     if (!usable(s, -1, o)) {
@@ -591,17 +596,7 @@ static moss_status screen(search *s, int nopts, double (*est)[NOPTS]) {
     snprintf(what, sizeof what, "energy screen: every layer %s %s", prec_name[cfg[0].prec],
              cfg[0].sparsity ? cfg[0].sparsity : "dense");
     moss_progress_item(what);
-    cfg_opts(s->opts, s->ls, cfg, &cb, &co);
-    quiet(&co);
-    co.no_emit = 1;
-    co.cost_out = &r;
-    memset(&cap, 0, sizeof cap);
-    ctx->sink = moss_diag_capture_sink;
-    ctx->sink_user = &cap;
-    cs = bufs_failed(&cb) ? MOSS_E_NOMEM : moss_compile(ctx, &co);
-    ctx->sink = sink;
-    ctx->sink_user = user;
-    ctx->nerrors = nerrors;
+    cs = cost_only(s, cfg, &cb, &r);
     if (cs == MOSS_E_NOMEM) st = moss_fail(ctx, MOSS_E_NOMEM, NULL, "--budget: the energy screen");
     s->screens++;
     for (i = 0; i < s->ls->n; i++) {
@@ -1063,6 +1058,7 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
   k = 0;
   while (st == MOSS_OK && base && !spent && k < (screened ? nlad : ls.n)) {
     int first = nmoves;
+    if (s.evals >= s.max_evals) break; /* spent by the last greedy step: no ladder can start */
     limit = s.evals + (s.max_evals - s.evals + 1) / 2; /* the rest for the greedy steps */
     for (; !spent && k < (screened ? nlad : ls.n); k++) {
       int pass;
