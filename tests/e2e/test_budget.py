@@ -38,15 +38,15 @@ cortex-m7 as standalone C, which `moss run` builds and runs here). Checks:
   - --plan with --depfile names the plan among the files read, and
     --cache-key follows the plan's bytes, not its path;
   - the per-layer --prune form zeroes floor(R * n) of the named layer only;
-  - fp16 where the target computes in it (rpi5: Armv8.2 +fullfp16): with
+  - with --fp16, fp16 where the target computes in it (rpi5: Armv8.2 +fullfp16): with
     --budget rel-l2:0.005 on the MLP, which uniform int8 misses, the answer
     keeps int8 layers and computes one in float16, at less energy than fp32
     dense; its rpi5 bundle, run here under qemu-aarch64 through libmossrt
     built for AArch64, gives a relative L2 error against numpy's float64
     forward pass of the ONNX weights within the budget and equal to the
     report's (so the search measured the target's float16 arithmetic); the
-    plan replays it byte for byte; rpi4 (no float16 arithmetic) gets no
-    fp16 point;
+    plan replays it byte for byte; with --max-evals 20 the screened search
+    ends within them; rpi4 (no float16 arithmetic) gets no fp16 point;
   - bad flags (no --eval, no labels for a top-1 budget, bad syntax,
     --budget with --quantize or --float16, a plan naming an unknown layer,
     an int8 plan without --calibration, a sparse fp16 plan line, --float16
@@ -422,10 +422,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moss", required=True)
     ap.add_argument("--mnv2", action="store_true", help="the MobileNetV2 search only")
+    ap.add_argument("--fp16", action="store_true", help="fp16 on rpi5 only (its bundles run under qemu-aarch64)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="moss-test-budget-")
     if a.mnv2:
         return mobilenet(a, work)
+    if a.fp16:
+        fp16_rpi5(a, work)
+        return finish(work)
     chosen, chosen_reports = {}, {}
     for m in ("mlp", "cnn"):
         for t in ("host", "cortex-m7", "rpi4"):
@@ -444,7 +448,6 @@ def main():
         print("skip npu-systolic-32x32: %s not built" % npu)
     rel_l2(a, work)
     plan_inputs(a, work)
-    fp16_rpi5(a, work)
     # Too few evaluations for every option of the MLP's layers (2 + 19 x 3):
     # the screened search, within the budget all the same; one screen
     # compile per option (2 precisions x 10 sparsities).
