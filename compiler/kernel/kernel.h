@@ -368,8 +368,7 @@ moss_kx *moss_k_flat_index(moss_kb *b, int rank, const int64_t *dims, moss_kx *c
 int moss_kernel_dtype_ok(moss_dtype dt);
 /* |dt| in a kernel of the node |b| lowers: moss_kernel_dtype_ok, or
  * float16 where the node computes in it (moss_node.native_half). */
-struct moss_kb;
-int moss_kb_dtype_ok(const struct moss_kb *b, moss_dtype dt);
+int moss_kb_dtype_ok(const moss_kb *b, moss_dtype dt);
 /* Whether |n| may read or write float16 and bfloat16 tensors: Cast and
  * CastLike, which convert them (stored as their bits), and a node that
  * computes in float16 (moss_node.native_half); every other node computes
