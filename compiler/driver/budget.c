@@ -264,7 +264,9 @@ static moss_status plan_read(moss_ctx *ctx, const char *path, const layers *ls, 
                      sp);
     else {
       seen[i] = 1;
-      cfg[i].prec = !strcmp(prec, "int8") ? PREC_INT8 : !strcmp(prec, "fp16") ? PREC_FP16 : PREC_FP32;
+      cfg[i].prec = !strcmp(prec, "int8")   ? PREC_INT8
+                    : !strcmp(prec, "fp16") ? PREC_FP16
+                                            : PREC_FP32;
       cfg[i].sparsity = strcmp(sp, "dense") ? sp : NULL;
     }
   }
@@ -398,7 +400,8 @@ static int usable(const search *s, int i, int o) {
 
 /* Compiles |cfg| for its cost report only (|*r|; no artifact, no
  * accuracy), its diagnostics kept quiet; the compile's status. */
-static moss_status cost_only(const search *s, const layer_cfg *cfg, cfg_bufs *cb, moss_cost_report **r) {
+static moss_status cost_only(const search *s, const layer_cfg *cfg, cfg_bufs *cb,
+                             moss_cost_report **r) {
   moss_ctx *ctx = s->ctx;
   moss_diag_capture cap;
   moss_diag_fn sink = ctx->sink;
@@ -592,7 +595,8 @@ static moss_status screen(search *s, int nopts, double (*est)[NOPTS]) {
       for (i = 0; i < s->ls->n; i++) est[i][o] = HUGE_VAL;
       continue;
     }
-    for (i = 0; i < s->ls->n; i++) cfg[i].prec = o / (NRATIOS + 1), cfg[i].sparsity = opt_sparsity(o);
+    for (i = 0; i < s->ls->n; i++)
+      cfg[i].prec = o / (NRATIOS + 1), cfg[i].sparsity = opt_sparsity(o);
     snprintf(what, sizeof what, "energy screen: every layer %s %s", prec_name[cfg[0].prec],
              cfg[0].sparsity ? cfg[0].sparsity : "dense");
     moss_progress_item(what);
@@ -1067,8 +1071,8 @@ moss_status moss_budget_search(moss_ctx *ctx, const moss_compile_opts *opts,
       /* the base's precision first, then the other of fp32 and int8, then
        * fp16 (dense only); each precision's sparsities in rising zeros */
       for (pass = 0; pass < 3 && !spent; pass++) {
-        int prec = pass == 2 ? PREC_FP16 : pass ? !(base_o / (NRATIOS + 1)) : base_o / (NRATIOS + 1);
-        int r;
+        int base_prec = base_o / (NRATIOS + 1), r;
+        int prec = pass == 2 ? PREC_FP16 : pass ? !base_prec : base_prec;
         unsigned stopped = 0; /* the families whose ladder missed */
         for (r = 0; r <= (prec == PREC_FP16 ? 0 : NRATIOS); r++) {
           o = prec * (NRATIOS + 1) + r;

@@ -325,7 +325,8 @@ moss_kx *moss_k_idx(moss_kb *b, int64_t v) { return moss_k_int(b, MOSS_DT_I64, v
 
 moss_kx *moss_k_flt(moss_kb *b, moss_dtype dt, double v) {
   moss_kx *x;
-  if (!moss_dtype_is_float(dt) || !moss_kb_dtype_ok(b, dt)) return ill(b, "float constant", NULL, NULL);
+  if (!moss_dtype_is_float(dt) || !moss_kb_dtype_ok(b, dt))
+    return ill(b, "float constant", NULL, NULL);
   x = node(b, MOSS_KX_CONST, dt, 1);
   if (bad(b, x)) return &poison;
   x->f = dt == MOSS_DT_F32 ? (double)(float)v : v;

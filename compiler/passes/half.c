@@ -134,7 +134,8 @@ static moss_value *half_source(moss_ctx *ctx, moss_graph *g, moss_value *v, int 
   { /* named as the Casts name theirs: w.f16 for a constant w.f16.f32 (--float16), else w.f16 */
     char name[512];
     size_t len = v->name ? strlen(v->name) : 0;
-    if (len > 4 && !strcmp(v->name + len - 4, ".f32")) snprintf(name, sizeof name, "%.*s", (int)(len - 4), v->name);
+    if (len > 4 && !strcmp(v->name + len - 4, ".f32"))
+      snprintf(name, sizeof name, "%.*s", (int)(len - 4), v->name);
     else snprintf(name, sizeof name, "%s.f16", v->name ? v->name : "w");
     h = moss_graph_add_constant(ctx, g, name, MOSS_DT_F16, v->rank, v->dims, NULL);
   }
@@ -216,7 +217,8 @@ static moss_value *rounded_constant(moss_ctx *ctx, moss_graph *g, const moss_val
     return NULL;
   d = r->data;
   for (i = 0; i < n; i++)
-    d[i] = (float)moss_half_to_f64(MOSS_DT_F16, moss_half_from_f64(MOSS_DT_F16, moss_value_get_f64(v, i)));
+    d[i] = (float)moss_half_to_f64(MOSS_DT_F16,
+                                   moss_half_from_f64(MOSS_DT_F16, moss_value_get_f64(v, i)));
   return r;
 }
 
@@ -229,7 +231,8 @@ static moss_status half_layer(moss_ctx *ctx, moss_graph *g, moss_node *n) {
     moss_value *v = n->inputs[k], *f;
     if (!v) continue;
     if (v->data) {
-      if (!(n->inputs[k] = rounded_constant(ctx, g, v))) return moss_fail(ctx, MOSS_E_NOMEM, n, "--float16");
+      if (!(n->inputs[k] = rounded_constant(ctx, g, v)))
+        return moss_fail(ctx, MOSS_E_NOMEM, n, "--float16");
       continue;
     }
     snprintf(name, sizeof name, "%s.to_f16.%d", n->name, k);
@@ -260,7 +263,8 @@ moss_status moss_pass_half_layers(moss_ctx *ctx, moss_graph *g, const char *name
     size_t len = strcspn(p, ",");
     moss_node *n = NULL;
     for (i = 0; i < count && !n; i++)
-      if (!g->nodes[i]->dead && strlen(g->nodes[i]->name) == len && !strncmp(g->nodes[i]->name, p, len))
+      if (!g->nodes[i]->dead && strlen(g->nodes[i]->name) == len &&
+          !strncmp(g->nodes[i]->name, p, len))
         n = g->nodes[i];
     if (!n)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "--float16: the model has no node named "
@@ -278,7 +282,8 @@ moss_status moss_pass_half_layers(moss_ctx *ctx, moss_graph *g, const char *name
   }
   for (i = 0; i < count; i++) {
     moss_node *n = g->nodes[i];
-    if (!n->dead && !n->half_layer && moss_name_listed(names, n->name)) MOSS_TRY(half_layer(ctx, g, n));
+    if (!n->dead && !n->half_layer && moss_name_listed(names, n->name))
+      MOSS_TRY(half_layer(ctx, g, n));
   }
   return moss_graph_sort(ctx, g);
 }
