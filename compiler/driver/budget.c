@@ -387,6 +387,7 @@ typedef struct search {
   double budget;
   int64_t n, right0;       /* samples of X; right answers of fp32 dense */
   unsigned char fp16[MAX_LAYERS]; /* the layer computes in float16 on the target (fp16_probe) */
+  double fp16_j[MAX_LAYERS];       /* its estimate there (node_j), the screen's fp16 column */
   int nfp16;
   point *pts;
   int npts;
@@ -423,11 +424,14 @@ static moss_status cost_only(const search *s, const layer_cfg *cfg, cfg_bufs *cb
   return cs;
 }
 
+static double node_j(const search *s, const moss_cost_report *r, const moss_cost_node *n);
+
 /* Which layers compute in float16 on the target when --float16 names them:
  * one compile with every layer so, no artifact; a layer whose cost-report
  * node computes in f16 (its device has the instructions and its backend
  * emits them: docs/kernel.md, "Half precision"). Elsewhere fp16 would
- * only round, at float32's rate, so it is not offered. */
+ * only round, at float32's rate, so it is not offered. Its per-layer
+ * estimates are the energy screen's fp16 column (the same compile). */
 static void fp16_probe(search *s) {
   layer_cfg cfg[MAX_LAYERS];
   cfg_bufs cb;
@@ -440,6 +444,7 @@ static void fp16_probe(search *s) {
   for (i = 0; i < s->ls->n; i++) {
     const moss_cost_node *n = cs == MOSS_OK ? report_node_of(r, s->ls->name[i]) : NULL;
     s->fp16[i] = n && !strcmp(n->dtype, "f16");
+    s->fp16_j[i] = s->fp16[i] ? node_j(s, r, n) : HUGE_VAL;
     s->nfp16 += s->fp16[i];
   }
   moss_cost_destroy(s->ctx, r);
@@ -593,6 +598,11 @@ static moss_status screen(search *s, int nopts, double (*est)[NOPTS]) {
     moss_status cs;
     if (!usable(s, -1, o)) {
       for (i = 0; i < s->ls->n; i++) est[i][o] = HUGE_VAL;
+      continue;
+    }
+    if (o == FP16_O) { /* the probe compiled every layer in fp16 already: its estimates */
+      for (i = 0; i < s->ls->n; i++) est[i][o] = s->fp16_j[i];
+      s->screens++;
       continue;
     }
     for (i = 0; i < s->ls->n; i++)
