@@ -122,6 +122,7 @@ static const moss_backend backends[] = {
      .emit_code = moss_llvm_emit_code},
     {.name = "opencl",
      .kernels = 1,
+     .native_half = 1, /* cl_khr_fp16 in the target's opencl-extensions */
      .code = MOSS_CODE_OPENCL_C,
      .machine_facts = gpu_facts,
      .opaque = 1, /* its segment's values live on the device until the segment ends */
@@ -302,10 +303,13 @@ void moss_backend_device_kernel_cpu(const moss_backend_device *d, moss_kernel_cp
                      (sm && !strncmp(sm, "sm_", 3) && atoi(sm + 3) >= 61 ? MOSS_DOT4_PTX : 0);
       out->gpu_dot4 = (d->backend->dot4_forms & ~has) == 0;
     }
-    { /* float16 arithmetic: SPIR-V's capabilities, or sm_53 and up for PTX */
+    { /* float16 arithmetic: SPIR-V's capabilities, sm_53 and up for PTX, cl_khr_fp16 for OpenCL */
       const char *caps = moss_target_device_codegen(d->target, d->device, "spirv-capabilities");
       const char *sm = moss_target_device_codegen(d->target, d->device, "cpu");
-      if (d->backend->code == MOSS_CODE_SPIRV)
+      const char *ext = moss_target_device_codegen(d->target, d->device, "opencl-extensions");
+      if (d->backend->code == MOSS_CODE_OPENCL_C)
+        out->half = has_word(ext, "cl_khr_fp16");
+      else if (d->backend->code == MOSS_CODE_SPIRV)
         out->half = has_word(caps, "Float16") && has_word(caps, "StorageBuffer16BitAccess");
       else if (d->backend->code == MOSS_CODE_PTX)
         out->half = sm && !strncmp(sm, "sm_", 3) && atoi(sm + 3) >= 53;

@@ -115,7 +115,8 @@ struct moss_backend {
   /* 1: it computes float16 as such where the device has it
    * (moss_kernel_cpu.half: an AArch64 <codegen> with +fullfp16; a SPIR-V
    * device whose spirv-capabilities list Float16 and
-   * StorageBuffer16BitAccess), the "half" pass's nodes (passes/half.c,
+   * StorageBuffer16BitAccess; PTX from sm_53; an OpenCL device whose
+   * opencl-extensions list cl_khr_fp16), the "half" pass's nodes (passes/half.c,
    * moss_node.native_half); 0: float16 only through Casts to float32. */
   int native_half;
   /* 1 when it has code for |n| on device d->device; 0 when not, with the

@@ -24,7 +24,10 @@ typedef struct printer {
   moss_status st;
 } printer;
 
-static const char *ctype(moss_dtype dt) { return moss_dtype_ctype(dt); }
+/* float16 appears in a description only where the node computes in it
+ * (moss_node.native_half), which only the OpenCL dialect prints: its
+ * prelude makes moss_f16 OpenCL C's half (backends/opencl/opencl.c). */
+static const char *ctype(moss_dtype dt) { return dt == MOSS_DT_F16 ? "moss_f16" : moss_dtype_ctype(dt); }
 
 /* The requantization of docs/numerics-int8.md, the function REQUANT prints
  * as: the same integer formula as moss_requant_apply (compiler/ops/quant.c),
@@ -127,13 +130,14 @@ static void call(printer *p, const moss_kx *x) {
   const char *suffix = x->dt == MOSS_DT_F32 ? "f" : "";
   int i;
   switch (x->fn) {
-  case MOSS_KFN_ISNAN: case MOSS_KFN_ISINF:
-    moss_buf_printf(p->e, "%s(", moss_kfn_name(x->fn));
-    expr(p, x->a[0]);
+  case MOSS_KFN_ISNAN: case MOSS_KFN_ISINF: /* a float16 one as float32 (below) */
+    moss_buf_printf(p->e, "%s(%s", moss_kfn_name(x->fn), x->a[0]->dt == MOSS_DT_F16 ? "(float)" : "");
+    if (x->a[0]->dt == MOSS_DT_F16) sub(p, x->a[0]);
+    else expr(p, x->a[0]);
     moss_buf_printf(p->e, ")");
     return;
   case MOSS_KFN_ABS:
-    if (moss_dtype_is_float(x->dt)) break;
+    if (moss_dtype_is_float(x->dt)) break; /* fabs */
     moss_buf_printf(p->e, "(%s)(", ctype(x->dt));
     sub(p, x->a[0]);
     moss_buf_printf(p->e, " < 0 ? -");
@@ -207,6 +211,18 @@ static void call(printer *p, const moss_kx *x) {
     return;
   default: break;
   }
+  if (x->dt == MOSS_DT_F16) {
+    /* OpenCL's half functions need not round correctly (sqrt); float32's
+     * result rounded once to float16 is the correctly rounded one, and
+     * needs no half builtins from the driver's library */
+    moss_buf_printf(p->e, "(moss_f16)%sf(", moss_kfn_name(x->fn));
+    for (i = 0; i < x->nargs; i++) {
+      moss_buf_printf(p->e, i ? ", (float)" : "(float)");
+      sub(p, x->a[i]);
+    }
+    moss_buf_printf(p->e, ")");
+    return;
+  }
   moss_buf_printf(p->e, "%s%s(", moss_kfn_name(x->fn), suffix);
   for (i = 0; i < x->nargs; i++) {
     if (i) moss_buf_printf(p->e, ", ");
@@ -220,7 +236,9 @@ static void expr(printer *p, const moss_kx *x) {
   char t[64];
   switch (x->op) {
   case MOSS_KX_CONST:
-    if (moss_dtype_is_float(x->dt)) moss_buf_printf(p->e, "%s", moss_c_lit_f64(x->dt, x->f, t, sizeof t));
+    if (x->dt == MOSS_DT_F16) /* a float16 value, so exact as float32 */
+      moss_buf_printf(p->e, "((moss_f16)%s)", moss_c_lit_f64(MOSS_DT_F32, x->f, t, sizeof t));
+    else if (moss_dtype_is_float(x->dt)) moss_buf_printf(p->e, "%s", moss_c_lit_f64(x->dt, x->f, t, sizeof t));
     else int_const(p, x->dt, x->i);
     return;
   case MOSS_KX_VAR:
@@ -277,6 +295,14 @@ static void expr(printer *p, const moss_kx *x) {
     sub(p, x->a[0]);
     return;
   case MOSS_KX_DIV: case MOSS_KX_REM:
+    if (x->dt == MOSS_DT_F16) { /* as sqrt above: OpenCL's half division need not round correctly */
+      moss_buf_printf(p->e, "(moss_f16)((float)");
+      sub(p, x->a[0]);
+      moss_buf_printf(p->e, " / (float)");
+      sub(p, x->a[1]);
+      moss_buf_printf(p->e, ")");
+      return;
+    }
     if (moss_dtype_is_float(x->dt)) {
       sub(p, x->a[0]);
       moss_buf_printf(p->e, " / ");

@@ -144,7 +144,13 @@ static LLVMValueRef ocl_builtin(gen *G, const char *base, moss_dtype dt, LLVMVal
                                 int lanes) {
   char name[48];
   unsigned i;
-  int n = snprintf(name, sizeof name, "_Z%u%s", (unsigned)strlen(base), base);
+  int n;
+  if (dt == MOSS_DT_F16) { /* float32's, rounded once: the OpenCL C form's (backends/c/kprint.c) */
+    LLVMValueRef wide[3];
+    for (i = 0; i < nargs && i < 3; i++) wide[i] = LLVMBuildFPExt(G->b, args[i], vtype(G->f32, lanes), "");
+    return LLVMBuildFPTrunc(G->b, ocl_builtin(G, base, MOSS_DT_F32, wide, i, lanes), vtype(G->f16, lanes), "");
+  }
+  n = snprintf(name, sizeof name, "_Z%u%s", (unsigned)strlen(base), base);
   for (i = 0; i < nargs && n < (int)sizeof name - 1; i++) name[n++] = dt == MOSS_DT_F64 ? 'd' : 'f';
   name[n] = 0;
   return lib_call(G, name, dt, args, nargs, lanes);
@@ -294,6 +300,11 @@ static LLVMValueRef binary(gen *G, const moss_kx *x) {
   case MOSS_KX_MUL: return f ? LLVMBuildFMul(G->b, a, b, "") : LLVMBuildMul(G->b, a, b, "");
   case MOSS_KX_DIV: case MOSS_KX_REM: {
     LLVMValueRef z, safe, q;
+    if (f && G->spir && dt == MOSS_DT_F16 && x->op == MOSS_KX_DIV) { /* as ocl_builtin's float16 */
+      LLVMTypeRef wt = vtype(G->f32, x->lanes);
+      return LLVMBuildFPTrunc(G->b, LLVMBuildFDiv(G->b, LLVMBuildFPExt(G->b, a, wt, ""),
+                                                  LLVMBuildFPExt(G->b, b, wt, ""), ""), LLVMTypeOf(a), "");
+    }
     if (f) return x->op == MOSS_KX_DIV ? LLVMBuildFDiv(G->b, a, b, "") : LLVMBuildFRem(G->b, a, b, "");
     z = LLVMBuildICmp(G->b, LLVMIntEQ, b, zero_of(G, dt, x->lanes), "");
     safe = LLVMBuildSelect(G->b, z, const_int(G, dt, 1, x->lanes), b, "");
@@ -1724,8 +1735,8 @@ static int gpu_has(const moss_kx *x, int spir, char *why, size_t cap) {
       break;
     case MOSS_KFN_SQRT: case MOSS_KFN_FLOOR: case MOSS_KFN_CEIL: case MOSS_KFN_RINT: case MOSS_KFN_TRUNC:
     case MOSS_KFN_FABS: case MOSS_KFN_FMIN: case MOSS_KFN_FMAX: case MOSS_KFN_FMA: case MOSS_KFN_ISINF:
-      if (spir && x->a[0]->dt != MOSS_DT_F32 && x->a[0]->dt != MOSS_DT_F64) {
-        snprintf(why, cap, "%s of %s on the OpenCL SPIR-V backend (float32 and float64 only)", moss_kfn_name(x->fn),
+      if (spir && !is_float(x->a[0]->dt)) {
+        snprintf(why, cap, "%s of %s on the OpenCL SPIR-V backend (float16, 32 and 64 only)", moss_kfn_name(x->fn),
                  moss_dtype_name(x->a[0]->dt));
         return 0;
       }
@@ -2078,6 +2089,7 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
   char *err = NULL;
   const char *what;
   size_t gbytes = sizeof *G.globals * (size_t)(g->nvalues + 1);
+  int i;
   *out_code = NULL;
   *out_len = 0;
   memset(&G, 0, sizeof G);
@@ -2110,6 +2122,12 @@ moss_status moss_llvm_emit_gpu(moss_ctx *ctx, const moss_graph *g, moss_node *co
                             LLVMValueAsMetadata(LLVMConstInt(G.i32, 2, 0))};
     LLVMAddNamedMetadataOperand(G.m, "opencl.ocl.version", LLVMMetadataAsValue(G.c, LLVMMDNodeInContext2(G.c, v, 2)));
     LLVMAddNamedMetadataOperand(G.m, "opencl.spir.version", LLVMMetadataAsValue(G.c, LLVMMDNodeInContext2(G.c, v, 2)));
+    for (i = 0; i < nnodes && !nodes[i]->native_half; i++) {}
+    if (i < nnodes) { /* float16 arithmetic: llvm-spirv then declares the Float16 capability */
+      LLVMMetadataRef e = LLVMMDStringInContext2(G.c, "cl_khr_fp16", 11);
+      LLVMAddNamedMetadataOperand(G.m, "opencl.used.extensions",
+                                  LLVMMetadataAsValue(G.c, LLVMMDNodeInContext2(G.c, &e, 1)));
+    }
   }
   if (verify_optimize(&G, tm, G.spir ? VEC_NONE : VEC_NVPTX, what) != MOSS_OK) goto done;
   if (G.spir) {

@@ -71,7 +71,7 @@ int moss_opencl_takes(const moss_backend_device *d, const moss_node *n, char *wh
   for (i = 0; i < n->ninputs + n->noutputs; i++) {
     const moss_value *v = i < n->ninputs ? n->inputs[i] : n->outputs[i - n->ninputs];
     if (v && !supported_type(v->dtype) && !(moss_dtype_is_half(v->dtype) && moss_kernel_half_ok(n))) {
-      snprintf(why, cap, "%s has type %s (OpenCL C 1.2 here: no float64; float16 only in a Cast)", v->name,
+      snprintf(why, cap, "%s has type %s (OpenCL C 1.2 here: no float64; float16 only in a Cast, or computed as such where the target lists cl_khr_fp16)", v->name,
                moss_dtype_name(v->dtype));
       return 0;
     }
@@ -79,9 +79,24 @@ int moss_opencl_takes(const moss_backend_device *d, const moss_node *n, char *wh
   return 1;
 }
 
+/* A float16 segment's program starts with this, before the prelude (whose
+ * #define hides the name half): float16 arithmetic where the device has
+ * cl_khr_fp16 (the target lists it: passes/half.c, moss_node.native_half).
+ * libmossrt refuses such a program on a device without the extension. */
+static const char half_prelude[] = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\ntypedef half moss_f16;\n";
+
+/* The OpenCL C type of |v|'s elements as |n| reads or writes them:
+ * float16 itself where |n| computes in it, else the storage type (float16
+ * and bfloat16 as their bits). */
+static const char *elem_ctype(const moss_node *n, const moss_value *v) {
+  if (n->native_half && v->dtype == MOSS_DT_F16) return "moss_f16";
+  return moss_dtype_ctype(moss_dtype_storage(v->dtype));
+}
+
 /* The OpenCL C expression of |v|'s storage, a pointer to its element type. */
-static void storage(moss_gpu_seg *s, const moss_value *v, int writable, char *buf, size_t cap) {
-  const char *ct = moss_dtype_ctype(moss_dtype_storage(v->dtype)), *cq = writable ? "" : "const ";
+static void storage(moss_gpu_seg *s, const moss_node *n, const moss_value *v, int writable, char *buf,
+                    size_t cap) {
+  const char *ct = elem_ctype(n, v), *cq = writable ? "" : "const ";
   int t;
   int64_t off;
   switch (moss_gpu_seg_where(s, v, &t, &off)) {
@@ -134,13 +149,15 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
                   n->id, n->name, n->op_type, k);
   for (i = 0; i < ntensors; i++) moss_buf_printf(src, ", __global uchar *moss_t%d", i);
   moss_buf_printf(src, ") {\n");
+  if (n->native_half) /* each float16 product and sum rounded by itself, as on the CPUs (docs/kernel.md) */
+    moss_buf_printf(src, "#pragma OPENCL FP_CONTRACT OFF\n");
   for (i = 0; i < n->ninputs + n->noutputs; i++) {
     int out = i >= n->ninputs;
     const moss_value *v = out ? n->outputs[i - n->ninputs] : n->inputs[i];
     snprintf(id, sizeof id, "%c%d", out ? 'y' : 'x', out ? i - n->ninputs : i);
     if (!v || !body.data || !uses(body.data, id)) continue;
-    storage(s, v, out, e, sizeof e);
-    moss_buf_printf(src, "  __global %s%s *%s = %s;\n", out ? "" : "const ", moss_dtype_ctype(moss_dtype_storage(v->dtype)), id, e);
+    storage(s, n, v, out, e, sizeof e);
+    moss_buf_printf(src, "  __global %s%s *%s = %s;\n", out ? "" : "const ", elem_ctype(n, v), id, e);
   }
   if (kscope.len) moss_buf_put(src, kscope.data, kscope.len);
   moss_buf_printf(src, "  {\n"); /* the body's names may be the parameters' */
@@ -210,7 +227,7 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   uint32_t *words = NULL;
   size_t nwords = 0;
   char note[400];
-  int k;
+  int k, half = 0;
   moss_status st;
   *out_in_ids = *out_out_ids = NULL;
   *out_nin = *out_nout = 0;
@@ -238,6 +255,7 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   moss_backend_device_kernel_cpu(d, &cg.gpu);
   st = MOSS_OK;
   for (k = 0; k < nnodes && st == MOSS_OK; k++) {
+    half |= nodes[k]->native_half;
     if (nodes[k]->scratch_bytes > 0) {
       st = moss_fail(ctx, MOSS_E_INTERNAL, nodes[k], "OpenCL backend: a kernel with arena scratch");
       break;
@@ -261,14 +279,16 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
   { /* the code: u64 text length, the text, zeros to a multiple of 4 bytes, the SPIR-V words */
     static const char zeros[4];
     unsigned char tl[8];
-    uint64_t text = (uint64_t)(strlen(note) + strlen(prelude) + decls.len + src.len);
-    const char *parts[7] = {(const char *)tl, note, prelude, decls.data, src.data, zeros, (const char *)words};
-    size_t lens[7] = {8, strlen(note), strlen(prelude), decls.len, src.len, (4 - (size_t)(8 + text) % 4) % 4,
-                      4 * nwords};
+    const char *hp = half ? half_prelude : "";
+    uint64_t text = (uint64_t)(strlen(note) + strlen(hp) + strlen(prelude) + decls.len + src.len);
+    const char *parts[8] = {(const char *)tl, note, hp, prelude, decls.data, src.data, zeros,
+                            (const char *)words};
+    size_t lens[8] = {8, strlen(note), strlen(hp), strlen(prelude), decls.len, src.len,
+                      (4 - (size_t)(8 + text) % 4) % 4, 4 * nwords};
     int i;
     for (i = 0; i < 8; i++) tl[i] = (unsigned char)(text >> (8 * i));
     st = moss_gpu_seg_blob(&s, MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, (const int64_t *)items.data,
-                           (int)(items.len / sizeof(int64_t)), parts, lens, 7, blob, nodes[0], out_in_ids, out_nin,
+                           (int)(items.len / sizeof(int64_t)), parts, lens, 8, blob, nodes[0], out_in_ids, out_nin,
                            out_out_ids, out_nout);
   }
 done:

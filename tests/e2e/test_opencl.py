@@ -114,13 +114,6 @@ for m in ("mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
 # The SPIR-V form of every blob of those bundles, checked by SPIRV-Tools'
 # own command-line tools: each blob's code is u64 text length, the OpenCL C,
 # zeros to 4 bytes, then the SPIR-V module's words.
-def forms(blob):
-    code = blob["source"]
-    (tl,) = struct.unpack_from("<Q", code, 0)
-    at = 8 + tl + (-(8 + tl)) % 4
-    return code[8:8 + tl], code[at:]
-
-
 nspv = 0
 for m in ("mlp", "cnn", "mlp_pruned90", "mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
     art = os.path.join(W, m + ".moss")
@@ -130,7 +123,7 @@ for m in ("mlp", "cnn", "mlp_pruned90", "mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
         if b["magic"] != b"MOCL" or b["version"] != 3:
             fail("%s: blob %d is %r version %d, not an OpenCL blob of version 2" % (m, k, b["magic"], b["version"]))
             continue
-        text, spv = forms(b)
+        text, spv = gpu_blobs.opencl_forms(b)
         if not text.startswith(b"/* moss: OpenCL C 1.2 program */") or b"__kernel void moss_k0(" not in text:
             fail("%s: blob %d: its text is no OpenCL C program: %r" % (m, k, text[:80]))
         if len(spv) < 20 or struct.unpack_from("<I", spv, 0)[0] != 0x07230203:

@@ -135,6 +135,7 @@ typedef struct ocl_session {
                                   * integers than the CPU's) */
   const char *il_options;        /* the same for a program from SPIR-V (no language to name) */
   ocl_il_fn create_il;           /* how the device takes SPIR-V; NULL: it does not */
+  int fp16;                      /* the device reports cl_khr_fp16 */
   int code;                      /* MOSS_OPENCL_CODE: CODE_AUTO, CODE_SOURCE or CODE_SPIRV */
 } ocl_session;
 
@@ -170,6 +171,34 @@ static int split_code(const mossrt_gpu_blob *ob, const char **text, size_t *tlen
   *il = *ilen ? c + at : NULL;
   /* A module: its magic number (little-endian) and a header of 5 words. */
   return !*ilen || (*ilen >= 20 && c[at] == 0x03 && c[at + 1] == 0x02 && c[at + 2] == 0x23 && c[at + 3] == 0x07);
+}
+
+/* The line a program that computes in float16 starts with (after the
+ * compiler's note, if any): backends/opencl/opencl.c, half_prelude. */
+static const char fp16_pragma[] = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n";
+
+/* Whether the |len| bytes at |text| hold |line| at the start of a line. */
+static int has_line(const char *text, size_t len, const char *line) {
+  size_t n = strlen(line), i;
+  for (i = 0; i + n <= len; i++)
+    if ((i == 0 || text[i - 1] == '\n') && !memcmp(text + i, line, n)) return 1;
+  return 0;
+}
+
+/* Whether |dev|'s CL_DEVICE_EXTENSIONS list |name|. */
+static int has_extension(const mossrt_bundle *b, const ocl_api *api, cl_device_id dev, const char *name) {
+  size_t n = 0, len = strlen(name);
+  int has = 0;
+  char *ext, *p;
+  if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, 0, NULL, &n) != CL_SUCCESS || n == 0) return 0;
+  if (!(ext = mossrt_mem_alloc(&b->alloc, n + 1))) return 0;
+  if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, n, ext, NULL) == CL_SUCCESS) {
+    ext[n] = 0;
+    for (p = ext; (p = strstr(p, name)) != NULL; p += len) /* a whole word of the list */
+      if ((p == ext || p[-1] == ' ') && (p[len] == 0 || p[len] == ' ')) has = 1;
+  }
+  mossrt_mem_free(&b->alloc, ext, n + 1);
+  return has;
 }
 
 /* The step's tensors are the blob's, of the same sizes; its code holds
@@ -445,6 +474,15 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   if (p->tensors) memset(p->tensors, 0, (p->ntensors + 1) * sizeof *p->tensors);
   if (!p->kernels || !p->items || !p->group || !p->tensors || !p->tbytes)
     return FAIL(MOSSRT_E_NOMEM, "cannot allocate blob %u's objects", i);
+  if (has_line(src, len, fp16_pragma) && !os->fp16) {
+    char name[256];
+    name[0] = 0;
+    api->clGetDeviceInfo(os->dev, CL_DEVICE_NAME, sizeof name, name, NULL);
+    name[sizeof name - 1] = 0;
+    return FAIL(MOSSRT_E_DEVICE, "blob %u computes in float16 (its target lists cl_khr_fp16), and device '%s' "
+                "does not report cl_khr_fp16: compile for a target without it, or pick a device with it "
+                "(MOSS_DEVICE)", i, name);
+  }
   /* The form: SPIR-V where the device takes it (and the blob has it), or
    * as MOSS_OPENCL_CODE says; else the source. */
   spirv = os->code == CODE_SPIRV || (os->code == CODE_AUTO && os->create_il && ilen);
@@ -512,8 +550,7 @@ built:
  * reports (for messages). */
 static ocl_il_fn il_entry(const mossrt_bundle *b, const ocl_api *api, cl_device_id dev, char *ilv, size_t cap) {
   char ver[128];
-  size_t n = 0;
-  int major = 0, minor = 0, khr = 0;
+  int major = 0, minor = 0;
   cl_platform_id plat = NULL;
   ilv[0] = ver[0] = 0;
   if (api->clGetDeviceInfo(dev, CL_DEVICE_IL_VERSION, cap, ilv, NULL) != CL_SUCCESS) ilv[0] = 0;
@@ -524,17 +561,7 @@ static ocl_il_fn il_entry(const mossrt_bundle *b, const ocl_api *api, cl_device_
     if (sscanf(ver, "OpenCL %d.%d", &major, &minor) != 2) major = minor = 0;
   }
   if ((major > 2 || (major == 2 && minor >= 1)) && api->clCreateProgramWithIL) return api->clCreateProgramWithIL;
-  if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, 0, NULL, &n) == CL_SUCCESS && n > 0) {
-    char *ext = mossrt_mem_alloc(&b->alloc, n + 1);
-    if (ext) {
-      if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, n, ext, NULL) == CL_SUCCESS) {
-        ext[n] = 0;
-        khr = strstr(ext, "cl_khr_il_program") != NULL;
-      }
-      mossrt_mem_free(&b->alloc, ext, n + 1);
-    }
-  }
-  if (khr && api->clGetExtensionFunctionAddressForPlatform &&
+  if (has_extension(b, api, dev, "cl_khr_il_program") && api->clGetExtensionFunctionAddressForPlatform &&
       api->clGetDeviceInfo(dev, CL_DEVICE_PLATFORM, sizeof plat, &plat, NULL) == CL_SUCCESS) {
     ocl_il_fn f;
     *(void **)&f = api->clGetExtensionFunctionAddressForPlatform(plat, "clCreateProgramWithILKHR");
@@ -595,6 +622,7 @@ static mossrt_status opencl_session_open(mossrt_session *s, mossrt_error *err) {
     else if (!strcmp(code, "spirv")) os->code = CODE_SPIRV;
     else return FAIL(MOSSRT_E_DEVICE, "MOSS_OPENCL_CODE='%s': source, spirv or auto", code);
     os->create_il = il_entry(b, api, os->dev, ilv, sizeof ilv);
+    os->fp16 = has_extension(b, api, os->dev, "cl_khr_fp16");
     if (os->code == CODE_SPIRV && !os->create_il) {
       name[0] = 0;
       api->clGetDeviceInfo(os->dev, CL_DEVICE_NAME, sizeof name, name, NULL);

@@ -1,0 +1,274 @@
+#!/usr/bin/python3
+"""float16 arithmetic on the OpenCL backend (backends/opencl, passes/half.c)
+for a device whose target lists cl_khr_fp16
+(tests/conformance/opencl-f16-only.xml):
+
+- a Conv (3x3, pads 1, Relu) and a Gemm named by --float16, and a graph
+  of float16 tensors (Add, Sub, Mul, Div, Sqrt, Max, Min, Neg, Abs, Relu),
+  compute in float16 itself: the IR's nodes read float16, the OpenCL C
+  enables cl_khr_fp16 and declares half, and the float16 kernels turn off
+  contraction (no fused multiply-add, so the bits do not depend on the
+  driver);
+- the OpenCL C compiles with clang (Debian's clang-14, an OpenCL C
+  compiler) for spir64 with cl_khr_fp16, and clang refuses it without;
+- the SPIR-V form declares Float16 and passes spirv-val (SPIR-V's core
+  rules: SPIRV-Tools' OpenCL environments do not know that cl_khr_fp16
+  allows Float16; moss checks the rest against OpenCL 1.2's);
+- the results, bit for bit, are numpy's float16 arithmetic in the GPU
+  kernels' order (docs/kernel.md: the Conv from its bias, channel by
+  channel, tap by tap, the taps outside the image skipped; the Gemm from 0
+  along k, then its bias; Div and Sqrt in float32, rounded once). No
+  device here reports cl_khr_fp16 (PoCL 3.1 does not), so the two forms
+  run on PoCL as SPIR 1.2 bitcode outside libmossrt: the OpenCL C compiled
+  by clang-14, and the SPIR-V module read back by llvm-spirv-15 -r. PoCL's
+  LLVM rounds each half operation to float16;
+- libmossrt refuses the bundle on PoCL, naming cl_khr_fp16;
+- the same model for opencl-only.xml (no cl_khr_fp16) runs through
+  libmossrt on PoCL, in float32 between the float16 roundings: within one
+  float16 rounding of that reference.
+
+  test_opencl_f16.py --moss build/moss
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gpu_blobs  # noqa: E402
+CONF = os.path.join(HERE, "..", "conformance")
+F16 = os.path.join(CONF, "opencl-f16-only.xml")
+ONLY = os.path.join(CONF, "opencl-only.xml")
+ap = argparse.ArgumentParser()
+ap.add_argument("--moss", required=True)
+A = ap.parse_args()
+W = tempfile.mkdtemp(prefix="moss-opencl-f16-")
+ENV = dict(os.environ, POCL_CACHE_DIR=os.path.join(W, "pocl"), MOSS_CACHE_DIR="off")
+h = np.float16
+fails = 0
+
+
+def fail(msg):
+    global fails
+    print("FAIL " + msg)
+    fails += 1
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kw)
+
+
+def save(graph, name):
+    import onnx
+    from onnx import helper as H
+    m = H.make_model(graph, opset_imports=[H.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = os.path.join(W, name + ".onnx")
+    onnx.save(m, path)
+    return path
+
+
+def layers_model():
+    """Conv 2->3 channels (3x3, pads 1) + Relu + Flatten + Gemm (transB) to 4,
+    and numpy's float16 result in the GPU kernels' order."""
+    from onnx import TensorProto as TP, helper as H, numpy_helper as NH
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    w = (rng.standard_normal((3, 2, 3, 3)) * 0.5).astype(np.float32)
+    b = (rng.standard_normal(3) * 0.1).astype(np.float32)
+    w2 = (rng.standard_normal((4, 75)) * 0.2).astype(np.float32)
+    b2 = (rng.standard_normal(4) * 0.1).astype(np.float32)
+    nodes = [H.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             H.make_node("Relu", ["c"], ["r"]), H.make_node("Flatten", ["r"], ["f"]),
+             H.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1, name="fc")]
+    g = H.make_graph(nodes, "layers_f16", [H.make_tensor_value_info("x", TP.FLOAT, [1, 2, 5, 5])],
+                     [H.make_tensor_value_info("y", TP.FLOAT, [1, 4])],
+                     [NH.from_array(a, n) for a, n in ((w, "w"), (b, "b"), (w2, "w2"), (b2, "b2"))])
+    x16, w16, b16, w216, b216 = (a.astype(h) for a in (x, w, b, w2, b2))
+    c = np.zeros((3, 5, 5), h)
+    for m in range(3):
+        for oy in range(5):
+            for ox in range(5):
+                acc = b16[m]
+                for ci in range(2):
+                    for ky in range(3):
+                        for kx in range(3):
+                            iy, ix = oy + ky - 1, ox + kx - 1
+                            if 0 <= iy < 5 and 0 <= ix < 5:
+                                acc = h(acc + h(w16[m, ci, ky, kx] * x16[0, ci, iy, ix]))
+                c[m, oy, ox] = max(acc, h(0))
+    f = c.reshape(-1)
+    y16 = np.zeros(4, h)
+    for j in range(4):
+        acc = h(0)
+        for k in range(75):
+            acc = h(acc + h(f[k] * w216[j, k]))
+        y16[j] = h(acc + b216[j])
+    # float32 between the roundings (float64 here), for the device without cl_khr_fp16
+    d = lambda a: a.astype(np.float64)  # noqa: E731
+    xp = np.pad(d(x16)[0], ((0, 0), (1, 1), (1, 1)))
+    c64 = sum(np.einsum("mc,cyx->myx", d(w16)[:, :, ky, kx], xp[:, ky:ky + 5, kx:kx + 5])
+              for ky in range(3) for kx in range(3))
+    c64 = np.maximum(c64 + d(b16)[:, None, None], 0).astype(h)
+    y64 = (d(c64).reshape(-1) @ d(w216).T + d(b216)).astype(h)
+    return save(g, "layers"), [x], y16.astype(np.float32), y64.astype(np.float32)
+
+
+def arith_model():
+    """float16 tensors in and out: Add, Sub, Mul, Div, Sqrt, Max, Min, Neg,
+    Abs, Relu, and numpy's float16 ufuncs (each result rounded once)."""
+    from onnx import TensorProto as TP, helper as H
+    n = 2048
+    rng = np.random.default_rng(11)
+    a = (rng.standard_normal(n) * 20).astype(h)
+    b = (rng.standard_normal(n) * 3).astype(h)
+    b[b == 0] = h(0.25)
+    nodes = [H.make_node("Mul", ["a", "b"], ["m"]), H.make_node("Div", ["m", "b2"], ["q"]),
+             H.make_node("Add", ["q", "a"], ["s"]), H.make_node("Sub", ["s", "b"], ["t"]),
+             H.make_node("Abs", ["t"], ["u"]), H.make_node("Sqrt", ["u"], ["r"]),
+             H.make_node("Neg", ["r"], ["v"]), H.make_node("Max", ["v", "b"], ["w"]),
+             H.make_node("Min", ["w", "a"], ["z"]), H.make_node("Relu", ["z"], ["y"]),
+             H.make_node("Mul", ["b", "b"], ["b2"])]
+    vi = lambda nm: H.make_tensor_value_info(nm, TP.FLOAT16, [n])  # noqa: E731
+    g = H.make_graph(nodes, "arith_f16", [vi("a"), vi("b")], [vi("y")])
+    with np.errstate(all="ignore"):
+        b2 = b * b
+        q = (a * b).astype(np.float32) / b2.astype(np.float32)
+        t = (q.astype(h) + a) - b
+        r = np.sqrt(np.abs(t).astype(np.float32)).astype(h)
+        y = np.maximum(np.minimum(np.maximum(-r, b), a), h(0))
+    return save(g, "arith"), [a, b], y
+
+
+def compile_for(path, target, name, extra=()):
+    out = os.path.join(W, name + ".moss")
+    p = sh([A.moss, "compile", path, "--target", target, "-o", out, "-q", "--dump-ir"] + list(extra))
+    if p.returncode != 0:
+        fail("%s: compile: %s" % (name, p.stderr.strip()[-600:]))
+        return None, ""
+    return out, p.stdout
+
+
+def clang_spir(text, name, fp16=True):
+    """clang-14's SPIR 1.2 bitcode of the OpenCL C |text| (None, and its
+    message, when clang refuses it)."""
+    src, bc = os.path.join(W, name + ".cl"), os.path.join(W, name + ".bc")
+    open(src, "wb").write(text)
+    p = sh(["clang-14", "-x", "cl", "-cl-std=CL1.2", "-target", "spir64", "-Xclang", "-finclude-default-header",
+            "-Xclang", "-cl-ext=%scl_khr_fp16" % ("+" if fp16 else "-"), "-O0", "-c", "-emit-llvm", "-o", bc, src])
+    return (open(bc, "rb").read(), "") if p.returncode == 0 else (None, p.stderr)
+
+
+def spirv_back(spv, name):
+    """The SPIR-V module |spv| checked (spirv-val, SPIR-V 1.0's core rules)
+    and read back to SPIR 1.2 bitcode by llvm-spirv-15 -r; (bitcode, its
+    disassembly) or (None, why)."""
+    f, bc = os.path.join(W, name + ".spv"), os.path.join(W, name + "_spv.bc")
+    open(f, "wb").write(spv)
+    p = sh(["spirv-val", "--target-env", "spv1.0", f])
+    if p.returncode != 0:
+        return None, "spirv-val: " + (p.stdout + p.stderr).strip()[:600]
+    dis = sh(["spirv-dis", f]).stdout
+    p = sh(["llvm-spirv-15", "-r", f, "-o", bc])
+    if p.returncode != 0:
+        return None, "llvm-spirv-15 -r: " + p.stderr.strip()[:600]
+    return open(bc, "rb").read(), dis
+
+
+def check_native(name, art, ir, ops, inputs, want, out_dtype):
+    """The float16 program of |art| (compiled for opencl-f16-only): in the
+    IR, the OpenCL C and the SPIR-V, then run in both forms on PoCL."""
+    for op in ops:
+        if not re.search(r":float16\[[0-9,]*\][^=]*= %s[\[(]" % op, ir):
+            fail("%s: %s does not compute in float16 in the IR" % (name, op))
+    blobs = gpu_blobs.blobs(art)
+    if len(blobs) != 1:
+        fail("%s: %d GPU blobs, want 1" % (name, len(blobs)))
+        return
+    text, spv = gpu_blobs.opencl_forms(blobs[0])
+    body = text.split(b"*/\n", 1)[1] if text.startswith(b"/* moss: no SPIR-V") else text
+    if not body.startswith(b"#pragma OPENCL EXTENSION cl_khr_fp16 : enable\ntypedef half moss_f16;\n"):
+        fail("%s: the OpenCL C does not start by enabling cl_khr_fp16: %r" % (name, text[:120]))
+    if b"#pragma OPENCL FP_CONTRACT OFF" not in text or b"__global const moss_f16 *x0" not in text:
+        fail("%s: no float16 kernel without contraction in the OpenCL C" % name)
+    runs = []
+    bc, why = clang_spir(text, name)
+    if bc is None:
+        fail("%s: clang-14 refuses the OpenCL C with cl_khr_fp16: %s" % (name, why.strip()[:600]))
+    else:
+        runs.append(("OpenCL C (clang-14)", bc))
+    refused, why = clang_spir(text, name + "_nofp16", fp16=False)
+    if refused is not None or "half" not in why:
+        fail("%s: clang-14 takes the OpenCL C without cl_khr_fp16 (so it computes in no half)" % name)
+    if not spv:
+        fail("%s: no SPIR-V form: %r" % (name, text[:300]))
+    else:
+        bc, dis = spirv_back(spv, name)
+        if bc is None:
+            fail("%s: %s" % (name, dis))
+        else:
+            if "OpCapability Float16\n" not in dis or not re.search(r"OpF(Mul|Add) %half", dis):
+                fail("%s: the SPIR-V form computes in no float16 (Float16 capability, OpFMul/OpFAdd on half)"
+                     % name)
+            runs.append(("SPIR-V (read back)", bc))
+    for form, bc in runs:
+        try:
+            got = gpu_blobs.run_spir(bc, blobs[0], inputs, [out_dtype])[0].reshape(want.shape)
+        except RuntimeError as e:
+            fail("%s, %s form on PoCL: %s" % (name, form, e))
+            continue
+        same = np.array_equal(got.view(np.uint16 if out_dtype == h else np.uint32),
+                              want.astype(out_dtype).view(np.uint16 if out_dtype == h else np.uint32))
+        if not same:
+            bad = np.flatnonzero(got.ravel() != want.ravel())
+            fail("%s, %s form on PoCL: %d of %d differ from numpy's float16 (first %s: %r, want %r)"
+                 % (name, form, len(bad), got.size, bad[:3], got.ravel()[bad[:3]], want.ravel()[bad[:3]]))
+        else:
+            print("%s: %s form, %d values: numpy's float16 bits" % (name, form, got.size))
+
+
+# ---- the two layers named by --float16
+path, xs, want16, want64 = layers_model()
+np.save(os.path.join(W, "x.npy"), xs[0])
+art, ir = compile_for(path, F16, "layers", ["--float16", "conv,fc"])
+if art:
+    check_native("layers", art, ir, ("Conv", "Gemm"), xs, want16.reshape(1, 4), np.float32)
+    p = sh([A.moss, "run", art, os.path.join(W, "x.npy"), "-o", os.path.join(W, "r_f16")])
+    if p.returncode == 0 or "does not report cl_khr_fp16" not in p.stderr or "blob 0 computes in float16" not in p.stderr:
+        fail("libmossrt on a device without cl_khr_fp16: status %d, %r" % (p.returncode, p.stderr.strip()))
+    else:
+        print("libmossrt on PoCL: " + p.stderr.strip().split("opencl: ", 1)[-1])
+art, ir = compile_for(path, ONLY, "layers32", ["--float16", "conv,fc"])
+if art:
+    if re.search(r":float16\[[0-9,]*\][^=]*= (Conv|Gemm)[\[(]", ir):
+        fail("layers32: float16 computed as such for a target without cl_khr_fp16")
+    p = sh([A.moss, "run", art, os.path.join(W, "x.npy"), "-o", os.path.join(W, "r32")])
+    if p.returncode != 0:
+        fail("layers32: moss run: %s" % p.stderr.strip())
+    else:
+        got = np.load(os.path.join(W, "r32", "output_0.npy")).ravel()
+        if not np.all(np.abs(got - want64) <= np.abs(want64) * 2.0 ** -10 + 2.0 ** -24):
+            fail("layers32: %s, want %s within one float16 rounding" % (got, want64))
+        else:
+            print("layers for opencl-only (libmossrt, PoCL): float32 between the roundings, within one "
+                  "float16 rounding")
+
+# ---- float16 tensors: elementwise arithmetic
+path, xs, want = arith_model()
+art, ir = compile_for(path, F16, "arith")
+if art:
+    check_native("arith", art, ir, ("Add", "Sub", "Mul", "Div", "Sqrt", "Max", "Min", "Neg", "Abs", "Relu"), xs,
+                 want, h)
+    text = gpu_blobs.opencl_forms(gpu_blobs.blobs(art)[0])[0]
+    if b"(moss_f16)((float)" not in text or b"(moss_f16)sqrtf((float)" not in text:
+        fail("arith: Div and Sqrt not through float32 in the OpenCL C")
+
+if fails:
+    print("%d failure(s)" % fails)
+    sys.exit(1)
+print("OK")
