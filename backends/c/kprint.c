@@ -27,7 +27,9 @@ typedef struct printer {
 /* float16 appears in a description only where the node computes in it
  * (moss_node.native_half), which only the OpenCL dialect prints: its
  * prelude makes moss_f16 OpenCL C's half (backends/opencl/opencl.c). */
-static const char *ctype(moss_dtype dt) { return dt == MOSS_DT_F16 ? "moss_f16" : moss_dtype_ctype(dt); }
+static const char *ctype(moss_dtype dt) {
+  return dt == MOSS_DT_F16 ? "moss_f16" : moss_dtype_ctype(dt);
+}
 
 /* The requantization of docs/numerics-int8.md, the function REQUANT prints
  * as: the same integer formula as moss_requant_apply (compiler/ops/quant.c),
@@ -131,7 +133,8 @@ static void call(printer *p, const moss_kx *x) {
   int i;
   switch (x->fn) {
   case MOSS_KFN_ISNAN: case MOSS_KFN_ISINF: /* a float16 one as float32 (below) */
-    moss_buf_printf(p->e, "%s(%s", moss_kfn_name(x->fn), x->a[0]->dt == MOSS_DT_F16 ? "(float)" : "");
+    moss_buf_printf(p->e, "%s(%s", moss_kfn_name(x->fn),
+                    x->a[0]->dt == MOSS_DT_F16 ? "(float)" : "");
     if (x->a[0]->dt == MOSS_DT_F16) sub(p, x->a[0]);
     else expr(p, x->a[0]);
     moss_buf_printf(p->e, ")");
@@ -238,7 +241,8 @@ static void expr(printer *p, const moss_kx *x) {
   case MOSS_KX_CONST:
     if (x->dt == MOSS_DT_F16) /* a float16 value, so exact as float32 */
       moss_buf_printf(p->e, "((moss_f16)%s)", moss_c_lit_f64(MOSS_DT_F32, x->f, t, sizeof t));
-    else if (moss_dtype_is_float(x->dt)) moss_buf_printf(p->e, "%s", moss_c_lit_f64(x->dt, x->f, t, sizeof t));
+    else if (moss_dtype_is_float(x->dt))
+      moss_buf_printf(p->e, "%s", moss_c_lit_f64(x->dt, x->f, t, sizeof t));
     else int_const(p, x->dt, x->i);
     return;
   case MOSS_KX_VAR:

@@ -147,8 +147,10 @@ static LLVMValueRef ocl_builtin(gen *G, const char *base, moss_dtype dt, LLVMVal
   int n;
   if (dt == MOSS_DT_F16) { /* float32's, rounded once: the OpenCL C form's (backends/c/kprint.c) */
     LLVMValueRef wide[3];
-    for (i = 0; i < nargs && i < 3; i++) wide[i] = LLVMBuildFPExt(G->b, args[i], vtype(G->f32, lanes), "");
-    return LLVMBuildFPTrunc(G->b, ocl_builtin(G, base, MOSS_DT_F32, wide, i, lanes), vtype(G->f16, lanes), "");
+    for (i = 0; i < nargs && i < 3; i++)
+      wide[i] = LLVMBuildFPExt(G->b, args[i], vtype(G->f32, lanes), "");
+    return LLVMBuildFPTrunc(G->b, ocl_builtin(G, base, MOSS_DT_F32, wide, i, lanes),
+                            vtype(G->f16, lanes), "");
   }
   n = snprintf(name, sizeof name, "_Z%u%s", (unsigned)strlen(base), base);
   for (i = 0; i < nargs && n < (int)sizeof name - 1; i++) name[n++] = dt == MOSS_DT_F64 ? 'd' : 'f';
@@ -302,8 +304,9 @@ static LLVMValueRef binary(gen *G, const moss_kx *x) {
     LLVMValueRef z, safe, q;
     if (f && G->spir && dt == MOSS_DT_F16 && x->op == MOSS_KX_DIV) { /* as ocl_builtin's float16 */
       LLVMTypeRef wt = vtype(G->f32, x->lanes);
-      return LLVMBuildFPTrunc(G->b, LLVMBuildFDiv(G->b, LLVMBuildFPExt(G->b, a, wt, ""),
-                                                  LLVMBuildFPExt(G->b, b, wt, ""), ""), LLVMTypeOf(a), "");
+      LLVMValueRef q = LLVMBuildFDiv(G->b, LLVMBuildFPExt(G->b, a, wt, ""),
+                                     LLVMBuildFPExt(G->b, b, wt, ""), "");
+      return LLVMBuildFPTrunc(G->b, q, LLVMTypeOf(a), "");
     }
     if (f) return x->op == MOSS_KX_DIV ? LLVMBuildFDiv(G->b, a, b, "") : LLVMBuildFRem(G->b, a, b, "");
     z = LLVMBuildICmp(G->b, LLVMIntEQ, b, zero_of(G, dt, x->lanes), "");
@@ -1736,7 +1739,8 @@ static int gpu_has(const moss_kx *x, int spir, char *why, size_t cap) {
     case MOSS_KFN_SQRT: case MOSS_KFN_FLOOR: case MOSS_KFN_CEIL: case MOSS_KFN_RINT: case MOSS_KFN_TRUNC:
     case MOSS_KFN_FABS: case MOSS_KFN_FMIN: case MOSS_KFN_FMAX: case MOSS_KFN_FMA: case MOSS_KFN_ISINF:
       if (spir && !is_float(x->a[0]->dt)) {
-        snprintf(why, cap, "%s of %s on the OpenCL SPIR-V backend (float16, 32 and 64 only)", moss_kfn_name(x->fn),
+        snprintf(why, cap, "%s of %s on the OpenCL SPIR-V backend (float16, 32 and 64 only)",
+                 moss_kfn_name(x->fn),
                  moss_dtype_name(x->a[0]->dt));
         return 0;
       }

@@ -71,7 +71,9 @@ int moss_opencl_takes(const moss_backend_device *d, const moss_node *n, char *wh
   for (i = 0; i < n->ninputs + n->noutputs; i++) {
     const moss_value *v = i < n->ninputs ? n->inputs[i] : n->outputs[i - n->ninputs];
     if (v && !supported_type(v->dtype) && !(moss_dtype_is_half(v->dtype) && moss_kernel_half_ok(n))) {
-      snprintf(why, cap, "%s has type %s (OpenCL C 1.2 here: no float64; float16 only in a Cast, or computed as such where the target lists cl_khr_fp16)", v->name,
+      snprintf(why, cap,
+               "%s has type %s (OpenCL C 1.2 here: no float64; float16 only in a Cast, or "
+               "computed as such where the target lists cl_khr_fp16)", v->name,
                moss_dtype_name(v->dtype));
       return 0;
     }
@@ -83,7 +85,8 @@ int moss_opencl_takes(const moss_backend_device *d, const moss_node *n, char *wh
  * #define hides the name half): float16 arithmetic where the device has
  * cl_khr_fp16 (the target lists it: passes/half.c, moss_node.native_half).
  * libmossrt refuses such a program on a device without the extension. */
-static const char half_prelude[] = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\ntypedef half moss_f16;\n";
+static const char half_prelude[] =
+    "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\ntypedef half moss_f16;\n";
 
 /* The OpenCL C type of |v|'s elements as |n| reads or writes them:
  * float16 itself where |n| computes in it, else the storage type (float16
@@ -94,8 +97,8 @@ static const char *elem_ctype(const moss_node *n, const moss_value *v) {
 }
 
 /* The OpenCL C expression of |v|'s storage, a pointer to its element type. */
-static void storage(moss_gpu_seg *s, const moss_node *n, const moss_value *v, int writable, char *buf,
-                    size_t cap) {
+static void storage(moss_gpu_seg *s, const moss_node *n, const moss_value *v, int writable,
+                    char *buf, size_t cap) {
   const char *ct = elem_ctype(n, v), *cq = writable ? "" : "const ";
   int t;
   int64_t off;
@@ -149,7 +152,7 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
                   n->id, n->name, n->op_type, k);
   for (i = 0; i < ntensors; i++) moss_buf_printf(src, ", __global uchar *moss_t%d", i);
   moss_buf_printf(src, ") {\n");
-  if (n->native_half) /* each float16 product and sum rounded by itself, as on the CPUs (docs/kernel.md) */
+  if (n->native_half) /* each float16 product and sum rounded by itself (docs/kernel.md) */
     moss_buf_printf(src, "#pragma OPENCL FP_CONTRACT OFF\n");
   for (i = 0; i < n->ninputs + n->noutputs; i++) {
     int out = i >= n->ninputs;
@@ -157,7 +160,8 @@ static moss_status emit_node(moss_gpu_seg *s, moss_cgen *cg, moss_buf *src, cons
     snprintf(id, sizeof id, "%c%d", out ? 'y' : 'x', out ? i - n->ninputs : i);
     if (!v || !body.data || !uses(body.data, id)) continue;
     storage(s, n, v, out, e, sizeof e);
-    moss_buf_printf(src, "  __global %s%s *%s = %s;\n", out ? "" : "const ", elem_ctype(n, v), id, e);
+    moss_buf_printf(src, "  __global %s%s *%s = %s;\n", out ? "" : "const ", elem_ctype(n, v), id,
+                    e);
   }
   if (kscope.len) moss_buf_put(src, kscope.data, kscope.len);
   moss_buf_printf(src, "  {\n"); /* the body's names may be the parameters' */
@@ -288,8 +292,8 @@ moss_status moss_opencl_emit_segment(const moss_backend_device *d, const moss_gr
     int i;
     for (i = 0; i < 8; i++) tl[i] = (unsigned char)(text >> (8 * i));
     st = moss_gpu_seg_blob(&s, MOSS_OPENCL_BLOB_MAGIC, MOSS_OPENCL_BLOB_VERSION, (const int64_t *)items.data,
-                           (int)(items.len / sizeof(int64_t)), parts, lens, 8, blob, nodes[0], out_in_ids, out_nin,
-                           out_out_ids, out_nout);
+                           (int)(items.len / sizeof(int64_t)), parts, lens, 8, blob, nodes[0],
+                           out_in_ids, out_nin, out_out_ids, out_nout);
   }
 done:
   if (words) moss_free(ctx, words, 4 * nwords);

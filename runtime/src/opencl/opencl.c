@@ -186,11 +186,13 @@ static int has_line(const char *text, size_t len, const char *line) {
 }
 
 /* Whether |dev|'s CL_DEVICE_EXTENSIONS list |name|. */
-static int has_extension(const mossrt_bundle *b, const ocl_api *api, cl_device_id dev, const char *name) {
+static int has_extension(const mossrt_bundle *b, const ocl_api *api, cl_device_id dev,
+                         const char *name) {
   size_t n = 0, len = strlen(name);
   int has = 0;
   char *ext, *p;
-  if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, 0, NULL, &n) != CL_SUCCESS || n == 0) return 0;
+  if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, 0, NULL, &n) != CL_SUCCESS || n == 0)
+    return 0;
   if (!(ext = mossrt_mem_alloc(&b->alloc, n + 1))) return 0;
   if (api->clGetDeviceInfo(dev, CL_DEVICE_EXTENSIONS, n, ext, NULL) == CL_SUCCESS) {
     ext[n] = 0;
@@ -479,9 +481,10 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
     name[0] = 0;
     api->clGetDeviceInfo(os->dev, CL_DEVICE_NAME, sizeof name, name, NULL);
     name[sizeof name - 1] = 0;
-    return FAIL(MOSSRT_E_DEVICE, "blob %u computes in float16 (its target lists cl_khr_fp16), and device '%s' "
-                "does not report cl_khr_fp16: compile for a target without it, or pick a device with it "
-                "(MOSS_DEVICE)", i, name);
+    return FAIL(MOSSRT_E_DEVICE,
+                "blob %u computes in float16 (its target lists cl_khr_fp16), and device '%s' does "
+                "not report cl_khr_fp16: compile for a target without it, or pick a device with "
+                "it (MOSS_DEVICE)", i, name);
   }
   /* The form: SPIR-V where the device takes it (and the blob has it), or
    * as MOSS_OPENCL_CODE says; else the source. */
@@ -561,7 +564,8 @@ static ocl_il_fn il_entry(const mossrt_bundle *b, const ocl_api *api, cl_device_
     if (sscanf(ver, "OpenCL %d.%d", &major, &minor) != 2) major = minor = 0;
   }
   if ((major > 2 || (major == 2 && minor >= 1)) && api->clCreateProgramWithIL) return api->clCreateProgramWithIL;
-  if (has_extension(b, api, dev, "cl_khr_il_program") && api->clGetExtensionFunctionAddressForPlatform &&
+  if (has_extension(b, api, dev, "cl_khr_il_program") &&
+      api->clGetExtensionFunctionAddressForPlatform &&
       api->clGetDeviceInfo(dev, CL_DEVICE_PLATFORM, sizeof plat, &plat, NULL) == CL_SUCCESS) {
     ocl_il_fn f;
     *(void **)&f = api->clGetExtensionFunctionAddressForPlatform(plat, "clCreateProgramWithILKHR");
