@@ -21,6 +21,11 @@
   so every run here builds the source (the same bits with
   MOSS_OPENCL_CODE=source), and MOSS_OPENCL_CODE=spirv says the device
   takes none; no translator (MOSS_LLVM_SPIRV naming none): a clear error;
+- with --il-shim (tests/e2e/ocl_il_shim.c: PoCL behind a front end that
+  takes SPIR-V, reading it back to SPIR bitcode with llvm-spirv-15 -r),
+  libmossrt picks the SPIR-V form by itself and runs every digits bundle
+  from it: torch's logits, the CPU's int8 bits, and its programs cached
+  under the SPIR-V form and reloaded;
 - clear errors: no device by MOSS_DEVICE's name, no ICD loader, a graph
   output no node writes on a target with no CPU code to copy it (a bundle
   whose blob is malformed: tests/unit/test_bundle.c);
@@ -29,7 +34,7 @@
   results; a run forced to SPIR-V does not take the source's program;
 - valgrind's memcheck finds nothing on a run of that path.
 
-  test_opencl.py --moss build/moss
+  test_opencl.py --moss build/moss [--il-shim build/tests/libmoss_ocl_il_shim.so]
 """
 import argparse
 import os
@@ -48,6 +53,7 @@ DIG = os.path.join(HERE, "digits")
 ONLY = os.path.join(HERE, "..", "conformance", "opencl-only.xml")
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
+ap.add_argument("--il-shim", help="tests/e2e/ocl_il_shim.c built: a driver that takes SPIR-V")
 A = ap.parse_args()
 W = tempfile.mkdtemp(prefix="moss-opencl-")
 ENV = dict(os.environ, POCL_CACHE_DIR=os.path.join(W, "pocl"), MOSS_CACHE_DIR="off")
@@ -220,6 +226,45 @@ else:
         fail("program cache: a run forced to SPIR-V used or changed the source's program (status %d, files %s)"
              % (p.returncode, sorted(os.listdir(cache))))
     print("program cache: stored by form, loaded, a damaged file rebuilt; the same bits each time")
+
+# The SPIR-V form through libmossrt, on a device that takes SPIR-V: PoCL
+# behind ocl_il_shim (cl_khr_il_program; the module read back to SPIR
+# bitcode by llvm-spirv-15 -r). The executor picks the SPIR-V by itself;
+# the float models give torch's logits, the int8 ones the CPU's bits, and
+# the program cache stores and reloads the SPIR-V's program.
+if A.il_shim:
+    cache = os.path.join(W, "il_cache")
+    il_env = dict(ENV, MOSS_OPENCL_LIBRARY=A.il_shim, MOSS_CACHE_DIR=cache)
+    for m in ("mlp", "cnn", "mlp_pruned90", "mlp_qdq", "cnn_qdq", "cnn_qdq_pc"):
+        art, xp = os.path.join(W, m + ".moss"), os.path.join(W, m + "_x.npy")
+        if not os.path.exists(art):
+            continue
+        ys = []
+        for k in range(2):  # built from the SPIR-V, then from the cache
+            out = os.path.join(W, "%s_il%d" % (m, k))
+            p = subprocess.run([A.moss, "run", art, xp, "-o", out], capture_output=True, text=True, env=il_env)
+            if p.returncode != 0:
+                fail("%s, SPIR-V form (run %d): %s" % (m, k, p.stderr.strip()[:600]))
+                break
+            ys.append(np.load(os.path.join(out, "output_0.npy")))
+        if len(ys) < 2:
+            continue
+        if ys[0].tobytes() != ys[1].tobytes():
+            fail("%s, SPIR-V form: the cached program gives other results" % m)
+        if "qdq" in m:
+            yc = np.load(os.path.join(W, m + "_host_out", "output_0.npy"))
+            if ys[0].tobytes() != yc.tobytes():
+                fail("%s, SPIR-V form: other bits than host's (max %g)" % (m, np.abs(ys[0] - yc).max()))
+        else:
+            ref = np.load(os.path.join(DIG, m + "_ref.npy"))
+            err = np.abs(ys[0].astype(np.float64) - ref)
+            if not np.all(err <= 1e-5 + 1e-4 * np.abs(ref)):
+                fail("%s, SPIR-V form: logits differ from torch's by up to %g" % (m, err.max()))
+    files = sorted(os.listdir(cache)) if os.path.isdir(cache) else []
+    if not files or not all(f.startswith("opencl-spirv-") for f in files):
+        fail("SPIR-V form: the program cache holds %s, not SPIR-V programs" % files)
+    print("SPIR-V form through libmossrt (PoCL behind a SPIR-V front end): torch's logits, the CPU's int8 "
+          "bits, %d programs cached and reloaded" % len(files))
 
 # A graph output that no node writes (here a Constant's), on a target with
 # no CPU code to copy it: refused, not left unwritten.

@@ -23,11 +23,16 @@ for a device whose target lists cl_khr_fp16
   by clang-14, and the SPIR-V module read back by llvm-spirv-15 -r. PoCL's
   LLVM rounds each half operation to float16;
 - libmossrt refuses the bundle on PoCL, naming cl_khr_fp16;
+- with --il-shim (tests/e2e/ocl_il_shim.c: PoCL behind a front end that
+  takes SPIR-V and, with MOSS_SHIM_FP16=1, reports cl_khr_fp16), libmossrt
+  runs the bundles from their SPIR-V form: numpy's float16 bits again;
+  forced to the source, PoCL's OpenCL C compiler refuses half, and the
+  error carries the driver's build log;
 - the same model for opencl-only.xml (no cl_khr_fp16) runs through
   libmossrt on PoCL, in float32 between the float16 roundings: within one
   float16 rounding of that reference.
 
-  test_opencl_f16.py --moss build/moss
+  test_opencl_f16.py --moss build/moss [--il-shim build/tests/libmoss_ocl_il_shim.so]
 """
 import argparse
 import os
@@ -46,6 +51,7 @@ F16 = os.path.join(CONF, "opencl-f16-only.xml")
 ONLY = os.path.join(CONF, "opencl-only.xml")
 ap = argparse.ArgumentParser()
 ap.add_argument("--moss", required=True)
+ap.add_argument("--il-shim", help="tests/e2e/ocl_il_shim.c built: a driver that takes SPIR-V")
 A = ap.parse_args()
 W = tempfile.mkdtemp(prefix="moss-opencl-f16-")
 ENV = dict(os.environ, POCL_CACHE_DIR=os.path.join(W, "pocl"), MOSS_CACHE_DIR="off")
@@ -59,8 +65,8 @@ def fail(msg):
     fails += 1
 
 
-def sh(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kw)
+def sh(cmd, env=None):
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or ENV)
 
 
 def save(graph, name):
@@ -180,6 +186,38 @@ def spirv_back(spv, name):
     return open(bc, "rb").read(), dis
 
 
+def bits_equal(got, want, dt):
+    u = np.uint16 if dt == h else np.uint32
+    return got.shape == want.shape and np.array_equal(got.astype(dt).view(u), want.astype(dt).view(u))
+
+
+def via_shim(name, art, inputs, want, out_dtype):
+    """|art| through libmossrt on PoCL behind ocl_il_shim, reporting
+    cl_khr_fp16: the SPIR-V form, numpy's bits; the source form refused by
+    PoCL's compiler, with its build log."""
+    if not A.il_shim:
+        return
+    env = dict(ENV, MOSS_OPENCL_LIBRARY=A.il_shim, MOSS_SHIM_FP16="1")
+    names = []
+    for k, x in enumerate(inputs):
+        names.append(os.path.join(W, "%s_in%d.npy" % (name, k)))
+        np.save(names[-1], x)
+    out = os.path.join(W, name + "_shim")
+    p = sh([A.moss, "run", art] + names + ["-o", out], env=env)
+    if p.returncode != 0:
+        fail("%s through libmossrt (SPIR-V form, cl_khr_fp16 reported): %s" % (name, p.stderr.strip()[:600]))
+    else:
+        got = np.load(os.path.join(out, "output_0.npy"))
+        if not bits_equal(got, want, out_dtype):
+            fail("%s through libmossrt (SPIR-V form): %r, want numpy's float16 %r"
+                 % (name, got.ravel()[:6], want.ravel()[:6]))
+        else:
+            print("%s through libmossrt (SPIR-V form, cl_khr_fp16 reported): numpy's float16 bits" % name)
+    p = sh([A.moss, "run", art] + names + ["-o", out + "_src"], env=dict(env, MOSS_OPENCL_CODE="source"))
+    if p.returncode == 0 or "clBuildProgram of blob 0 (source): -11:" not in p.stderr or "half" not in p.stderr:
+        fail("%s, source form on PoCL's compiler: status %d, %r" % (name, p.returncode, p.stderr.strip()[:600]))
+
+
 def check_native(name, art, ir, ops, inputs, want, out_dtype):
     """The float16 program of |art| (compiled for opencl-f16-only): in the
     IR, the OpenCL C and the SPIR-V, then run in both forms on PoCL."""
@@ -222,9 +260,7 @@ def check_native(name, art, ir, ops, inputs, want, out_dtype):
         except RuntimeError as e:
             fail("%s, %s form on PoCL: %s" % (name, form, e))
             continue
-        same = np.array_equal(got.view(np.uint16 if out_dtype == h else np.uint32),
-                              want.astype(out_dtype).view(np.uint16 if out_dtype == h else np.uint32))
-        if not same:
+        if not bits_equal(got, want, out_dtype):
             bad = np.flatnonzero(got.ravel() != want.ravel())
             fail("%s, %s form on PoCL: %d of %d differ from numpy's float16 (first %s: %r, want %r)"
                  % (name, form, len(bad), got.size, bad[:3], got.ravel()[bad[:3]], want.ravel()[bad[:3]]))
@@ -238,6 +274,7 @@ np.save(os.path.join(W, "x.npy"), xs[0])
 art, ir = compile_for(path, F16, "layers", ["--float16", "conv,fc"])
 if art:
     check_native("layers", art, ir, ("Conv", "Gemm"), xs, want16.reshape(1, 4), np.float32)
+    via_shim("layers", art, xs, want16.reshape(1, 4), np.float32)
     p = sh([A.moss, "run", art, os.path.join(W, "x.npy"), "-o", os.path.join(W, "r_f16")])
     if p.returncode == 0 or "does not report cl_khr_fp16" not in p.stderr or "blob 0 computes in float16" not in p.stderr:
         fail("libmossrt on a device without cl_khr_fp16: status %d, %r" % (p.returncode, p.stderr.strip()))
@@ -264,6 +301,7 @@ art, ir = compile_for(path, F16, "arith")
 if art:
     check_native("arith", art, ir, ("Add", "Sub", "Mul", "Div", "Sqrt", "Max", "Min", "Neg", "Abs", "Relu"), xs,
                  want, h)
+    via_shim("arith", art, xs, want, h)
     text = gpu_blobs.opencl_forms(gpu_blobs.blobs(art)[0])[0]
     if b"(moss_f16)((float)" not in text or b"(moss_f16)sqrtf((float)" not in text:
         fail("arith: Div and Sqrt not through float32 in the OpenCL C")

@@ -505,12 +505,21 @@ static mossrt_status load_prog(mossrt_session *s, ocl_session *os, const ocl_api
   }
   rc = api->clBuildProgram(p->prog, 1, &os->dev, options, NULL, NULL);
   if (rc != CL_SUCCESS) {
-    char log[1024];
-    log[0] = 0;
-    api->clGetProgramBuildInfo(p->prog, os->dev, CL_PROGRAM_BUILD_LOG, sizeof log, log, NULL);
-    log[sizeof log - 1] = 0;
-    return FAIL(MOSSRT_E_DEVICE, "clBuildProgram of blob %u (%s): %d: %s", i, spirv ? "SPIR-V" : "source", (int)rc,
-                log);
+    /* The log's start (a driver writes nothing into a buffer the whole log does not fit) */
+    size_t n = 0;
+    char *log = NULL;
+    mossrt_status st;
+    if (api->clGetProgramBuildInfo(p->prog, os->dev, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) != CL_SUCCESS)
+      n = 0;
+    if (n > 0 && (log = mossrt_mem_alloc(&b->alloc, n + 1)) != NULL) {
+      if (api->clGetProgramBuildInfo(p->prog, os->dev, CL_PROGRAM_BUILD_LOG, n, log, NULL) != CL_SUCCESS)
+        log[0] = 0;
+      log[n] = 0;
+    }
+    st = FAIL(MOSSRT_E_DEVICE, "clBuildProgram of blob %u (%s): %d: %.900s", i,
+              spirv ? "SPIR-V" : "source", (int)rc, log ? log : "");
+    if (log) mossrt_mem_free(&b->alloc, log, n + 1);
+    return st;
   }
   if (cached) cache_store(b, api, p->prog, path, key);
 built:
