@@ -40,6 +40,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 spec = importlib.util.spec_from_file_location("conf", os.path.join(ROOT, "tests", "conformance", "run_node_tests.py"))
 conf = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(conf)
+sys.path.insert(0, HERE)
+import npref  # noqa: E402
 
 NATIVE = os.path.join(HERE, "native")
 # arch: (target for --emit obj, cross compiler, how to run, target whose CPU is on the LLVM backend
@@ -261,74 +263,14 @@ def half_native(moss, arch, harness, runner, work, model):
 
 
 def half_layers_model(work):
-    """A Conv (3x3, pads 1, Relu) and a Gemm (transB, bias) for --float16,
-    and what each gives (numpy, from the weights):
-    - computed in float16 (AArch64 +fullfp16): each product and each sum
-      rounded to float16, in the kernels' order (docs/kernel.md, "Half
-      precision"): the Conv from its bias, input channel by channel, row by
-      row of the window, a row whose taps are all inside the image summed
-      first and then added, a border position's taps added one by one, the
-      taps outside the image skipped; the Gemm from 0 along k, then its
-      bias;
-    - elsewhere: inputs and weights rounded to float16, the sums in float32
-      (the reference in float64), the result rounded to float16."""
-    import onnx
-    from onnx import TensorProto as TP, helper as H, numpy_helper as NH
-    rng = np.random.default_rng(61)
-    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
-    w = (rng.standard_normal((4, 3, 3, 3)) * 0.5).astype(np.float32)
-    b = (rng.standard_normal(4) * 0.1).astype(np.float32)
-    w2 = (rng.standard_normal((5, 144)) * 0.2).astype(np.float32)
-    b2 = (rng.standard_normal(5) * 0.1).astype(np.float32)
-    nodes = [H.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             H.make_node("Relu", ["c"], ["r"]), H.make_node("Flatten", ["r"], ["f"]),
-             H.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1, name="fc")]
-    g = H.make_graph(nodes, "half_layers", [H.make_tensor_value_info("x", TP.FLOAT, [1, 3, 6, 6])],
-                     [H.make_tensor_value_info("y", TP.FLOAT, [1, 5])],
-                     [NH.from_array(w, "w"), NH.from_array(b, "b"), NH.from_array(w2, "w2"),
-                      NH.from_array(b2, "b2")])
-    m = H.make_model(g, opset_imports=[H.make_opsetid("", 13)])
-    m.ir_version = 8
+    """npref's Conv (3x3, pads 1, Relu) and Gemm (transB, bias) for
+    --float16, and what each gives: computed in float16 (AArch64
+    +fullfp16), numpy's float16 in the kernels' order (docs/kernel.md,
+    "Half precision": the direct loops sum a row whose taps are all inside
+    the image first); elsewhere in float32 between the roundings."""
     path = os.path.join(work, "half_layers.onnx")
-    onnx.save(m, path)
-    h = np.float16
-    x16, w16, b16, w216, b216 = (a.astype(h) for a in (x, w, b, w2, b2))
-    # in float16, in the kernels' order
-    c = np.zeros((4, 6, 6), h)
-    for m_ in range(4):
-        for oy in range(6):
-            for ox in range(6):
-                acc = b16[m_]
-                for ci in range(3):
-                    for ky in range(3):
-                        iy = oy + ky - 1
-                        if not 0 <= iy < 6:
-                            continue
-                        t = [h(x16[0, ci, iy, ox + kx - 1] * w16[m_, ci, ky, kx]) for kx in range(3)
-                             if 0 <= ox + kx - 1 < 6]
-                        if len(t) == 3:  # all of the window's row inside: its sum, then added
-                            acc = h(acc + h(h(t[0] + t[1]) + t[2]))
-                        else:  # at the border: tap by tap
-                            for v in t:
-                                acc = h(acc + v)
-                c[m_, oy, ox] = max(acc, h(0))
-    f = c.reshape(-1)
-    y16 = np.zeros(5, h)
-    for j in range(5):
-        acc = h(0)
-        for k in range(144):
-            acc = h(acc + h(f[k] * w216[j, k]))
-        y16[j] = h(acc + b216[j])
-    # in float32 between the roundings (float64 here)
-    d = lambda a: a.astype(np.float64)
-    xp = np.pad(d(x16)[0], ((0, 0), (1, 1), (1, 1)))
-    c32 = np.zeros((4, 6, 6))
-    for ky in range(3):
-        for kx in range(3):
-            c32 += np.einsum("mc,cyx->myx", d(w16)[:, :, ky, kx], xp[:, ky:ky + 6, kx:kx + 6])
-    c32 = np.maximum(c32 + d(b16)[:, None, None], 0).astype(h)
-    y32 = (d(c32).reshape(-1) @ d(w216).T + d(b216)).astype(h)
-    return path, [x], y16.astype(np.float32).reshape(1, 5), y32.astype(np.float32).reshape(1, 5)
+    x, p16 = npref.half_layers_model(path, 61, 3, 6, 4, 5)
+    return path, [x], npref.half_layers_f16(p16, row_sums=True), npref.half_layers_f32(p16)
 
 
 def half_layers(moss, arch, harness, runner, work, model):

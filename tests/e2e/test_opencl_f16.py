@@ -46,6 +46,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gpu_blobs  # noqa: E402
+import npref  # noqa: E402
 CONF = os.path.join(HERE, "..", "conformance")
 F16 = os.path.join(CONF, "opencl-f16-only.xml")
 ONLY = os.path.join(CONF, "opencl-only.xml")
@@ -80,49 +81,12 @@ def save(graph, name):
 
 
 def layers_model():
-    """Conv 2->3 channels (3x3, pads 1) + Relu + Flatten + Gemm (transB) to 4,
-    and numpy's float16 result in the GPU kernels' order."""
-    from onnx import TensorProto as TP, helper as H, numpy_helper as NH
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
-    w = (rng.standard_normal((3, 2, 3, 3)) * 0.5).astype(np.float32)
-    b = (rng.standard_normal(3) * 0.1).astype(np.float32)
-    w2 = (rng.standard_normal((4, 75)) * 0.2).astype(np.float32)
-    b2 = (rng.standard_normal(4) * 0.1).astype(np.float32)
-    nodes = [H.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             H.make_node("Relu", ["c"], ["r"]), H.make_node("Flatten", ["r"], ["f"]),
-             H.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1, name="fc")]
-    g = H.make_graph(nodes, "layers_f16", [H.make_tensor_value_info("x", TP.FLOAT, [1, 2, 5, 5])],
-                     [H.make_tensor_value_info("y", TP.FLOAT, [1, 4])],
-                     [NH.from_array(a, n) for a, n in ((w, "w"), (b, "b"), (w2, "w2"), (b2, "b2"))])
-    x16, w16, b16, w216, b216 = (a.astype(h) for a in (x, w, b, w2, b2))
-    c = np.zeros((3, 5, 5), h)
-    for m in range(3):
-        for oy in range(5):
-            for ox in range(5):
-                acc = b16[m]
-                for ci in range(2):
-                    for ky in range(3):
-                        for kx in range(3):
-                            iy, ix = oy + ky - 1, ox + kx - 1
-                            if 0 <= iy < 5 and 0 <= ix < 5:
-                                acc = h(acc + h(w16[m, ci, ky, kx] * x16[0, ci, iy, ix]))
-                c[m, oy, ox] = max(acc, h(0))
-    f = c.reshape(-1)
-    y16 = np.zeros(4, h)
-    for j in range(4):
-        acc = h(0)
-        for k in range(75):
-            acc = h(acc + h(f[k] * w216[j, k]))
-        y16[j] = h(acc + b216[j])
-    # float32 between the roundings (float64 here), for the device without cl_khr_fp16
-    d = lambda a: a.astype(np.float64)  # noqa: E731
-    xp = np.pad(d(x16)[0], ((0, 0), (1, 1), (1, 1)))
-    c64 = sum(np.einsum("mc,cyx->myx", d(w16)[:, :, ky, kx], xp[:, ky:ky + 5, kx:kx + 5])
-              for ky in range(3) for kx in range(3))
-    c64 = np.maximum(c64 + d(b16)[:, None, None], 0).astype(h)
-    y64 = (d(c64).reshape(-1) @ d(w216).T + d(b216)).astype(h)
-    return save(g, "layers"), [x], y16.astype(np.float32), y64.astype(np.float32)
+    """npref's Conv 2->3 channels (3x3, pads 1, Relu) and Gemm to 4, and
+    numpy's float16 result in the GPU kernels' order (tap by tap), and in
+    float32 between the roundings."""
+    path = os.path.join(W, "layers.onnx")
+    x, p16 = npref.half_layers_model(path, 7, 2, 5, 3, 4)
+    return path, [x], npref.half_layers_f16(p16, row_sums=False), npref.half_layers_f32(p16)
 
 
 def arith_model():
@@ -273,8 +237,8 @@ path, xs, want16, want64 = layers_model()
 np.save(os.path.join(W, "x.npy"), xs[0])
 art, ir = compile_for(path, F16, "layers", ["--float16", "conv,fc"])
 if art:
-    check_native("layers", art, ir, ("Conv", "Gemm"), xs, want16.reshape(1, 4), np.float32)
-    via_shim("layers", art, xs, want16.reshape(1, 4), np.float32)
+    check_native("layers", art, ir, ("Conv", "Gemm"), xs, want16, np.float32)
+    via_shim("layers", art, xs, want16, np.float32)
     p = sh([A.moss, "run", art, os.path.join(W, "x.npy"), "-o", os.path.join(W, "r_f16")])
     if p.returncode == 0 or "does not report cl_khr_fp16" not in p.stderr or "blob 0 computes in float16" not in p.stderr:
         fail("libmossrt on a device without cl_khr_fp16: status %d, %r" % (p.returncode, p.stderr.strip()))
@@ -288,7 +252,7 @@ if art:
     if p.returncode != 0:
         fail("layers32: moss run: %s" % p.stderr.strip())
     else:
-        got = np.load(os.path.join(W, "r32", "output_0.npy")).ravel()
+        got = np.load(os.path.join(W, "r32", "output_0.npy"))
         if not np.all(np.abs(got - want64) <= np.abs(want64) * 2.0 ** -10 + 2.0 ** -24):
             fail("layers32: %s, want %s within one float16 rounding" % (got, want64))
         else:
