@@ -422,7 +422,11 @@ static inline uint32_t moss_bundle_crc32(uint32_t crc, const void *data, size_t 
  *                           moss_k<nkernels-1>, each taking (__global uchar
  *                           *moss_a, __global const uchar *moss_w, __global
  *                           uchar *moss_t0, .. moss_t<ntensors-1>), run in
- *                           order, one work-item dimension each
+ *                           order, one work-item dimension each; one
+ *                           that computes in float16 has the line
+ *                           "#pragma OPENCL EXTENSION cl_khr_fp16 : enable"
+ *                           (before any kernel), and runs only where the
+ *                           device reports cl_khr_fp16
  *     u8 zero[]             0 to 3 zeros: to a multiple of 4 bytes from the
  *                           start of |source|
  *     u32 spirv[]           the rest of |source|: the same kernels as one
