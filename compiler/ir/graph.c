@@ -242,6 +242,15 @@ moss_value *moss_graph_find_value(moss_graph *g, const char *name) {
   return NULL;
 }
 
+moss_node *moss_graph_find_node(const moss_graph *g, const char *name, size_t len) {
+  int i;
+  for (i = 0; i < g->nnodes; i++)
+    if (!g->nodes[i]->dead && strlen(g->nodes[i]->name) == len &&
+        !strncmp(g->nodes[i]->name, name, len))
+      return g->nodes[i];
+  return NULL;
+}
+
 const char *moss_graph_rename_value(moss_graph *g, moss_value *v, const char *name) {
   const char *copy = moss_arena_strdup(g->arena, name);
   if (!copy) return NULL;

@@ -297,6 +297,10 @@ moss_value *moss_graph_add_value(moss_ctx *ctx, moss_graph *g, const char *name)
 /* The latest value called |name|, or NULL; a hash lookup. Values are
  * renamed only through moss_graph_rename_value, which keeps the index. */
 moss_value *moss_graph_find_value(moss_graph *g, const char *name);
+/* The live node whose name is the |len| bytes at |name| (a name in a
+ * comma-separated option, --keep-float or --float16), or NULL; a scan:
+ * nodes have no index, and the options name few. */
+moss_node *moss_graph_find_node(const moss_graph *g, const char *name, size_t len);
 /* Gives |v| the name |name| (copied; NULL: out of memory). */
 const char *moss_graph_rename_value(moss_graph *g, moss_value *v, const char *name);
 /* New node with room for |nin| inputs and |nout| outputs (filled by caller). */

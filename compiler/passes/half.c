@@ -261,7 +261,7 @@ moss_status moss_pass_half_layers(moss_ctx *ctx, moss_graph *g, const char *name
   int i, k, count = g->nnodes;
   while (p && *p) { /* every name one float32 Conv, Gemm or MatMul */
     size_t len = strcspn(p, ",");
-    moss_node *n = moss_node_named(g, p, len);
+    moss_node *n = moss_graph_find_node(g, p, len);
     if (!n)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL, "--float16: the model has no node named "
                        "'%.*s' (after fusion; see --dump-after=fuse for the names)", (int)len, p);

@@ -47,8 +47,6 @@ moss_status moss_pass_native_half(moss_ctx *ctx, moss_graph *g, const unsigned c
 moss_status moss_pass_half_layers(moss_ctx *ctx, moss_graph *g, const char *names);
 /* Whether |name| is one of the comma-separated |list| (passes/ptq.c). */
 int moss_name_listed(const char *list, const char *name);
-/* The live node whose name is the |len| bytes at |name|, or NULL (passes/ptq.c). */
-moss_node *moss_node_named(const moss_graph *g, const char *name, size_t len);
 /* RNN, GRU and LSTM node |n|, inferred, becomes the nodes of its time
  * steps (passes/recurrent.c), appended to the node list for inference to
  * visit; |n| is marked dead and its outputs keep their values. */

@@ -45,15 +45,6 @@ void moss_ptq_act_params(float lo, float hi, float *out_scale, uint8_t *out_zp) 
   *out_zp = (uint8_t)(z < 0.0f ? 0 : z > 255.0f ? 255 : (int)z);
 }
 
-moss_node *moss_node_named(const moss_graph *g, const char *name, size_t len) {
-  int i;
-  for (i = 0; i < g->nnodes; i++)
-    if (!g->nodes[i]->dead && strlen(g->nodes[i]->name) == len &&
-        !strncmp(g->nodes[i]->name, name, len))
-      return g->nodes[i];
-  return NULL;
-}
-
 int moss_name_listed(const char *list, const char *name) {
   size_t n = strlen(name);
   while (list && *list) {
@@ -69,7 +60,7 @@ moss_status moss_ptq_check_keep_float(moss_ctx *ctx, const moss_graph *g, const 
   const char *p = keep_float;
   while (p && *p) {
     size_t k = strcspn(p, ",");
-    if (!moss_node_named(g, p, k) && k)
+    if (!moss_graph_find_node(g, p, k) && k)
       return moss_fail(ctx, MOSS_E_INVALID_MODEL, NULL,
                        "--keep-float: the model has no node named '%.*s' (after fusion; see "
                        "--dump-after=fuse for the names)", (int)k, p);

@@ -190,10 +190,11 @@ cl_int clGetDeviceInfo(cl_handle dev, cl_uint what, size_t n, void *v, size_t *r
 }
 
 /* The |len| bytes of SPIR-V at |il| as a SPIR binary of the context's
- * first device, through llvm-spirv -r on files in a temporary folder. */
+ * first device, through llvm-spirv -r on files in a temporary folder
+ * (under TMPDIR, else /tmp), removed afterwards. */
 static cl_handle create_with_il(cl_handle ctx, const void *il, size_t len, cl_int *err) {
-  char dir[] = "/tmp/moss-il-shim-XXXXXX", in[64] = "", out[64] = "";
-  const char *tool = getenv("MOSS_LLVM_SPIRV");
+  char dir[4096], in[4200] = "", out[4200] = "";
+  const char *tool = getenv("MOSS_LLVM_SPIRV"), *tmp = getenv("TMPDIR");
   char *argv[6];
   pid_t pid;
   int status = -1;
@@ -202,6 +203,8 @@ static cl_handle create_with_il(cl_handle ctx, const void *il, size_t len, cl_in
   long n = -1;
   cl_handle dev, prog = NULL;
   cl_int e = CL_INVALID_BINARY;
+  /* a private folder: mkdtemp() puts six random characters for the Xs */
+  snprintf(dir, sizeof dir, "%s/moss-il-shim-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   if (!mkdtemp(dir)) goto done;
   snprintf(in, sizeof in, "%s/m.spv", dir);
   snprintf(out, sizeof out, "%s/m.bc", dir);
